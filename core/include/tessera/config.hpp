@@ -1,0 +1,75 @@
+// Run configuration: TOML files (toml++) with `include = "base.toml"` composition and
+// `--set section.key=value` overrides, validated in one place before any work starts.
+//
+// Consumers read keys through ConfigSection's typed getters; each read marks the key as known.
+// After every plugin has been built, Config::check_no_unknown_keys() turns any key that nobody
+// read into an error naming the key, the file it came from and the keys that section accepts.
+// Type and range errors name the file, the key and what was expected.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+class ConfigData;  // pimpl over toml++ (toml++ stays out of public headers)
+
+class ConfigSection {
+ public:
+  ConfigSection(std::shared_ptr<ConfigData> data, std::string name);
+  const std::string& name() const { return name_; }
+  bool has(const std::string& key) const;
+
+  // Required (throw ConfigError when missing) and defaulted forms. Integers accept TOML
+  // integers only; floats accept integers and floats. Ranges are inclusive.
+  std::int64_t get_int(const std::string& key) const;
+  std::int64_t get_int(const std::string& key, std::int64_t fallback,
+                       std::int64_t min = INT64_MIN, std::int64_t max = INT64_MAX) const;
+  double get_float(const std::string& key) const;
+  double get_float(const std::string& key, double fallback,
+                   double min = -1e308, double max = 1e308) const;
+  bool get_bool(const std::string& key, bool fallback) const;
+  std::string get_string(const std::string& key) const;
+  std::string get_string(const std::string& key, const std::string& fallback) const;
+  // A string that must be one of `allowed` (the error lists them).
+  std::string get_choice(const std::string& key, const std::string& fallback,
+                         const std::vector<std::string>& allowed) const;
+  std::vector<std::string> get_string_list(const std::string& key,
+                                           const std::vector<std::string>& fallback) const;
+  // Marks a key as known without reading it (for keys read by another component).
+  void declare(const std::string& key) const;
+
+  // "file.toml" or "--set" — where a key's value came from (for messages).
+  std::string origin(const std::string& key) const;
+
+ private:
+  std::shared_ptr<ConfigData> data_;
+  std::string name_;
+};
+
+class Config {
+ public:
+  // Parses `path` (following `include`), then applies overrides "section.key=value" whose value is
+  // parsed as a TOML value (42, 1e-3, true, "text"; a bare word is taken as a string).
+  static Config load(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+  static Config from_string(const std::string& toml_text, const std::string& source_name = "<string>",
+                            const std::vector<std::string>& overrides = {});
+
+  ConfigSection section(const std::string& name) const;
+  std::vector<std::string> section_names() const;
+  // Throws ConfigError for any section or key that no consumer declared.
+  void check_no_unknown_keys() const;
+  // The resolved configuration as TOML text (printed at start, saved beside outputs).
+  std::string dump() const;
+  const std::string& source() const;
+
+ private:
+  std::shared_ptr<ConfigData> data_;
+};
+
+}  // namespace tessera

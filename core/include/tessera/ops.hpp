@@ -1,0 +1,110 @@
+// The ops modules are written in. Each op is declared here once and implemented per device
+// (kernels/cpu now; kernels/cuda later), dispatched by the tensors' device. Shapes use the llm.c
+// letters: N rows (= B·T), C channels, B batch, T time, Hq query heads, Hkv key/value heads
+// (query groups), D head size, V vocabulary.
+//
+// Conventions (as llm.c): outputs named `out`/`dx` are overwritten; parameter gradients (`dw`,
+// `db`, `dtable`) are accumulated with +=, so microbatches add up without extra passes. All
+// floating-point tensors are f32 and contiguous; ids are i32.
+#pragma once
+#include <cstdint>
+
+#include "tessera/tensor.hpp"
+
+namespace tessera::ops {
+
+// Threads used by the kernels of this process (OpenMP and the BLAS). Decided once, at start:
+// cores / ranks on the node. See docs/architecture.md "Who owns the cores".
+void set_num_threads(int n);
+int num_threads();
+
+// ---- matmul ---------------------------------------------------------------------------------
+// out[M,N] = alpha · op(a) · op(b) + beta · out, op(x) = x or xᵀ. a is [M,K] ([K,M] if trans_a),
+// b is [K,N] ([N,K] if trans_b). Leading dims of a and out may be flattened views.
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out,
+            float alpha = 1.0f, float beta = 0.0f);
+
+// Linear layer, weight in PyTorch layout: y[N,out] = x[N,in] · w[out,in]ᵀ (+ bias[out]).
+// x and y may have any leading dims (flattened to N).
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+// dx[N,in] = dy · w (overwritten; skipped when dx is null), dw += dyᵀ · x, db += Σ_rows dy.
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                     Tensor* db);
+
+// ---- normalisation --------------------------------------------------------------------------
+// y = (x − mean)·rstd·w + b over the last dim C; x, y [N,C]; mean, rstd [N] are saved for backward.
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y,
+                        Tensor& mean, Tensor& rstd);
+// dx overwritten; dw, db accumulated.
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                         const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db);
+
+// ---- activations ----------------------------------------------------------------------------
+// GELU with the tanh approximation (GPT-2, Megatron-LM's default): 0.5x(1+tanh(√(2/π)(x+0.044715x³))).
+void gelu_forward(const Tensor& x, Tensor& y);
+void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+
+// Dropout without a stored mask: element i is kept iff hash(seed, i) ≥ p, scaled by 1/(1−p).
+// The same seed in backward reproduces the mask. p = 0 copies.
+void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y);
+void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx);
+
+// ---- attention ------------------------------------------------------------------------------
+// Scaled dot-product attention core, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1):
+// query head h uses key/value head h / (Hq/Hkv).
+//   q    [B,T,Hq·D]              (as a column-parallel query projection produces it)
+//   kv   [B,T,2·Hkv·D]           keys for all groups, then values for all groups
+//   out  [B,T,Hq·D]
+//   probs[B,Hq,T,T]              softmax(q·kᵀ/√D) saved for backward (zero above the diagonal)
+struct AttentionShape {
+  std::int64_t B, T, Hq, Hkv, D;
+  bool causal = true;
+};
+void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
+                       Tensor& probs);
+// dq, dkv overwritten.
+void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q,
+                        const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv);
+
+// ---- embedding ------------------------------------------------------------------------------
+// out[N,C] = table[ids[N]] (ids i32 in [0, rows)); with `accumulate`, out += instead of =.
+void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate = false);
+// dtable[ids[i]] += dout[i].
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
+
+// ---- loss -----------------------------------------------------------------------------------
+// Fused softmax cross-entropy on a block of logits [N,V] (one chunk of rows at a time, so the
+// full probability matrix never exists twice). For each row n:
+//   losses[n] = logsumexp(logits[n]) − logits[n, targets[n]]
+// and, when `grad_scale` is not null-op (compute_grad), logits is overwritten in place with
+//   grad_scale · mask[n] · (softmax(logits[n]) − onehot(targets[n])).
+// mask may be undefined (all ones). targets i32 [N]; losses f32 [N].
+void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask,
+                           Tensor& losses, bool compute_grad, float grad_scale);
+
+// Row-wise softmax over the last dim (sampling), out may alias x.
+void softmax(const Tensor& x, Tensor& out);
+
+// ---- elementwise and reductions -------------------------------------------------------------
+void add(const Tensor& a, const Tensor& b, Tensor& out);  // out may alias a or b
+void axpy(float alpha, const Tensor& x, Tensor& y);        // y += alpha·x
+void scale(Tensor& x, float s);                            // x *= s
+void copy(const Tensor& src, Tensor& dst);
+double sum(const Tensor& x);                               // accumulated in double
+double sum_squares(const Tensor& x);                       // accumulated in double
+
+// ---- optimizer ------------------------------------------------------------------------------
+// One fused pass of Adam over a parameter (torch.optim.Adam / AdamW semantics):
+//   g = grad·grad_scale (+ weight_decay·param unless decoupled)
+//   m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²
+//   param −= lr·(m/(1−β1^step)) / (√(v/(1−β2^step)) + eps)
+//   decoupled (AdamW): param *= 1 − lr·weight_decay first.
+struct AdamParams {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  float grad_scale = 1.0f;  // e.g. the gradient-clipping coefficient, fused into the pass
+  std::int64_t step = 1;    // 1-based, for bias correction
+  bool decoupled = true;
+};
+void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p);
+
+}  // namespace tessera::ops

@@ -1,0 +1,33 @@
+// Tokenizer interface and the built-in tokenizers: GPT-2 byte-level BPE (vocab.json + merges.txt,
+// or GPT-2's original encoder.json + vocab.bpe) and a byte-level tokenizer (ids 0..255, then EOD).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tessera {
+
+class ConfigSection;
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<std::int32_t> encode(std::string_view text) const = 0;
+  virtual std::string decode(const std::vector<std::int32_t>& ids) const = 0;
+  // Number of ids the tokenizer can produce (before padding to a multiple for the model).
+  virtual std::int64_t vocab_size() const = 0;
+  // End-of-document id (GPT-2: <|endoftext|> = 50256).
+  virtual std::int32_t eod() const = 0;
+  // Id of a special token by its text, if the tokenizer has it.
+  virtual std::optional<std::int32_t> special_token(std::string_view text) const = 0;
+  virtual std::string name() const = 0;
+};
+
+// [tokenizer] type = "gpt2_bpe" (vocab_file, merges_file) | "byte". Relative file paths are
+// resolved against `base_dir` (the config file's folder).
+std::unique_ptr<Tokenizer> make_tokenizer(const ConfigSection& section, const std::string& base_dir = ".");
+
+}  // namespace tessera

@@ -1,0 +1,162 @@
+#include "tessera/tensor.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+namespace {
+std::atomic<std::int64_t> g_current{0};
+std::atomic<std::int64_t> g_peak{0};
+
+void count_alloc(std::int64_t bytes) {
+  std::int64_t now = g_current.fetch_add(bytes) + bytes;
+  std::int64_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+}  // namespace
+
+std::size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::f32: case DType::i32: return 4;
+    case DType::bf16: case DType::f16: return 2;
+    case DType::i64: return 8;
+    case DType::u8: return 1;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::bf16: return "bf16";
+    case DType::f16: return "f16";
+    case DType::i32: return "i32";
+    case DType::i64: return "i64";
+    case DType::u8: return "u8";
+  }
+  return "?";
+}
+
+std::string Device::str() const { return kind == Kind::cpu ? "cpu" : fmt::format("cuda:{}", index); }
+
+std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+std::int64_t shape_numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) {
+    if (d < 0) throw ShapeError(fmt::format("negative dimension in shape {}", shape_str(s)));
+    n *= d;
+  }
+  return n;
+}
+
+Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  if (!device.is_cpu())
+    throw Error(fmt::format("no allocator for device {} in this build (the CUDA backend is not loaded)", device.str()));
+  std::size_t rounded = (bytes + 63) / 64 * 64;
+  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!data_) throw Error(fmt::format("out of memory allocating {} bytes on the CPU", bytes));
+  count_alloc(static_cast<std::int64_t>(bytes));
+}
+
+Storage::~Storage() {
+  std::free(data_);
+  g_current.fetch_sub(static_cast<std::int64_t>(bytes_));
+}
+
+MemoryStats memory_stats() { return {g_current.load(), g_peak.load()}; }
+void reset_peak_memory() { g_peak.store(g_current.load()); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  Tensor t;
+  t.shape_ = shape;
+  t.numel_ = shape_numel(shape);
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(static_cast<std::size_t>(t.numel_) * dtype_size(dtype), device);
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape);
+  t.fill_(value);
+  return t;
+}
+
+void Tensor::check_dtype(DType expected) const {
+  if (expected != dtype_)
+    throw ShapeError(fmt::format("tensor {} accessed as {}", str(), dtype_name(expected)));
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) throw ShapeError("reshape: more than one -1 in " + shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0 && known > 0) shape[infer] = numel_ / known;
+  if (shape_numel(shape) != numel_)
+    throw ShapeError(fmt::format("reshape: cannot view {} as {}", str(), shape_str(shape)));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
+  if (dim() == 0 || begin < 0 || end < begin || end > shape_[0])
+    throw ShapeError(fmt::format("rows [{}, {}) out of range for {}", begin, end, str()));
+  Tensor t = *this;
+  std::int64_t row = shape_[0] == 0 ? 0 : numel_ / shape_[0];
+  t.offset_ += static_cast<std::size_t>(begin * row) * dtype_size(dtype_);
+  t.shape_[0] = end - begin;
+  t.numel_ = row * (end - begin);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_, device());
+  if (numel_) std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+void Tensor::zero_() {
+  if (numel_) std::memset(raw(), 0, nbytes());
+}
+
+void Tensor::fill_(float value) {
+  float* p = data<float>();
+  for (std::int64_t i = 0; i < numel_; ++i) p[i] = value;
+}
+
+double Tensor::item(std::int64_t i) const {
+  if (i < 0 || i >= numel_) throw ShapeError(fmt::format("item({}) out of range for {}", i, str()));
+  switch (dtype_) {
+    case DType::f32: return static_cast<const float*>(raw())[i];
+    case DType::i32: return static_cast<const std::int32_t*>(raw())[i];
+    case DType::i64: return static_cast<double>(static_cast<const std::int64_t*>(raw())[i]);
+    case DType::u8: return static_cast<const std::uint8_t*>(raw())[i];
+    default: throw ShapeError(fmt::format("item() not supported for {}", dtype_name(dtype_)));
+  }
+}
+
+std::string Tensor::str() const { return fmt::format("{}{}", dtype_name(dtype_), shape_str(shape_)); }
+
+}  // namespace tessera
