@@ -10,8 +10,6 @@
 
 namespace tessera {
 
-class ConfigSection;
-
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -26,8 +24,13 @@ class Tokenizer {
   virtual std::string name() const = 0;
 };
 
-// [tokenizer] type = "gpt2_bpe" (vocab_file, merges_file) | "byte". Relative file paths are
-// resolved against `base_dir` (the config file's folder).
-std::unique_ptr<Tokenizer> make_tokenizer(const ConfigSection& section, const std::string& base_dir = ".");
+// What [tokenizer] in a config (or `tessera preprocess --tokenizer ...`) asks for.
+struct TokenizerOptions {
+  std::string type = "gpt2_bpe";  // "gpt2_bpe" | "byte"
+  std::string vocab_file;         // vocab.json / encoder.json (gpt2_bpe)
+  std::string merges_file;        // merges.txt / vocab.bpe (gpt2_bpe)
+};
+// Throws ConfigError for an unknown type, FormatError naming the file for files that do not parse.
+std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerOptions& options);
 
 }  // namespace tessera
