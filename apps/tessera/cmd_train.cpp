@@ -1,0 +1,28 @@
+// tessera train CONFIG.toml [--set section.key=value ...]
+#include "command.hpp"
+#include "tessera/config.hpp"
+#include "tessera/train/trainer.hpp"
+
+namespace tessera::app {
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+};
+
+RegisterCommand reg{{"train",
+                     [](CLI::App& sub) -> std::function<int()> {
+                       auto args = std::make_shared<TrainArgs>();
+                       sub.add_option("config", args->config, "TOML run configuration")->required()->check(CLI::ExistingFile);
+                       sub.add_option("--set", args->overrides, "override a key: section.key=value (repeatable)");
+                       return [args] {
+                         Trainer trainer(Config::load(args->config, args->overrides));
+                         trainer.train();
+                         return 0;
+                       };
+                     },
+                     "train a model from a TOML config"}};
+
+}  // namespace
+}  // namespace tessera::app

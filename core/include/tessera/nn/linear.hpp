@@ -1,0 +1,26 @@
+// Linear: y[N,out] = x[N,in] · Wᵀ + b, weight in PyTorch layout [out, in].
+#pragma once
+#include "tessera/nn/module.hpp"
+
+namespace tessera {
+
+struct LinearOptions {
+  std::int64_t in = 0, out = 0;
+  bool bias = true;
+  float init_std = 0.02f;
+};
+
+class Linear : public Module {
+ public:
+  Linear(std::string name, const LinearOptions& o, std::uint64_t seed);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Parameter& weight() { return weight_; }
+
+ private:
+  Parameter weight_;
+  std::unique_ptr<Parameter> bias_;
+};
+
+}  // namespace tessera

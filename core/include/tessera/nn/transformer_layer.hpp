@@ -1,0 +1,35 @@
+// Pre-LayerNorm transformer decoder layer (GPT-2 / Megatron-LM):
+//   h = x + dropout(attention(ln1(x)));  y = h + dropout(mlp(ln2(h)))
+#pragma once
+#include "tessera/nn/dropout.hpp"
+#include "tessera/nn/layer_norm.hpp"
+#include "tessera/nn/mlp.hpp"
+#include "tessera/nn/self_attention.hpp"
+
+namespace tessera {
+
+struct TransformerLayerOptions {
+  AttentionOptions attention;
+  std::int64_t ffn_hidden = 0;
+  float layernorm_epsilon = 1e-5f;
+  float hidden_dropout = 0.0f;
+};
+
+class TransformerLayer : public Module {
+ public:
+  TransformerLayer(const std::string& name, const TransformerLayerOptions& o, std::uint64_t seed,
+                   std::int64_t layer_index);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+
+ private:
+  LayerNorm ln1_;
+  SelfAttention attention_;
+  Dropout attention_dropout_;
+  LayerNorm ln2_;
+  Mlp mlp_;
+  Dropout mlp_dropout_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,17 @@
+// Next-token sampling from logits: greedy (temperature 0), temperature, top-k and top-p (nucleus).
+#pragma once
+#include <cstdint>
+#include <random>
+
+namespace tessera {
+
+struct SamplingOptions {
+  double temperature = 1.0;  // 0: greedy
+  std::int64_t top_k = 0;    // 0: off
+  double top_p = 1.0;        // 1: off
+};
+
+// logits: `vocab` floats. Returns the chosen id.
+std::int32_t sample_token(const float* logits, std::int64_t vocab, const SamplingOptions& o, std::mt19937_64& rng);
+
+}  // namespace tessera

@@ -1,0 +1,24 @@
+// Building a run's pieces from a config: the tokenizer (built in), and the plugins named by
+// [model] plugin, [optimizer] plugin and [data] plugin. Shared by train, generate and bench.
+#pragma once
+#include <memory>
+
+#include "tessera/config.hpp"
+#include "tessera/dataset.hpp"
+#include "tessera/model.hpp"
+#include "tessera/optimizer.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/tokenizer.hpp"
+
+namespace tessera {
+
+std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
+// seed: [training] seed (initialisation and data order).
+PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed);
+PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
+PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
+
+// Stacks samples [first, first + count) of a dataset into one microbatch.
+Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count);
+
+}  // namespace tessera

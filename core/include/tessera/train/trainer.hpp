@@ -1,0 +1,58 @@
+// The training loop every model shares: microbatches with gradient accumulation up to
+// global_batch_size, LR warmup and decay, gradient clipping by global norm, periodic validation,
+// Megatron-style iteration lines, a run summary, and the final weights saved for `generate`.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tessera/config.hpp"
+#include "tessera/train/components.hpp"
+#include "tessera/train/lr_schedule.hpp"
+
+namespace tessera {
+
+struct TrainingOptions {
+  std::int64_t micro_batch_size = 4, global_batch_size = 4, train_iters = 10;
+  std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
+  std::uint64_t seed = 1234;
+  double clip_grad = 1.0;
+  std::string save_dir;  // empty: do not save
+};
+
+struct TrainingRecord {
+  std::vector<double> losses, grad_norms, learning_rates;   // one per iteration
+  std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
+  double seconds = 0, tokens = 0, flops = 0;
+  std::int64_t peak_bytes = 0;
+};
+
+class Trainer {
+ public:
+  // Builds tokenizer, data, model and optimizer from the config and rejects unknown keys before
+  // any work. `num_threads` 0: the config's [training] num_threads, else all cores.
+  explicit Trainer(Config config);
+  TrainingRecord train();
+  double evaluate(Split split, std::int64_t iterations);
+
+  Model& model() { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const TrainingOptions& options() const { return options_; }
+  // Runs one iteration (all microbatches and the update); returns (loss, grad norm).
+  std::pair<double, double> train_step(std::int64_t iteration);
+
+ private:
+  void save_final() const;
+
+  Config config_;
+  TrainingOptions options_;
+  LrSchedule lr_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  PluginPtr<DataSource> data_;
+  PluginPtr<Model> model_;
+  std::vector<Parameter*> params_;
+  PluginPtr<Optimizer> optimizer_;
+  std::int64_t consumed_samples_ = 0;
+};
+
+}  // namespace tessera

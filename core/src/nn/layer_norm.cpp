@@ -1,0 +1,33 @@
+#include "tessera/nn/layer_norm.hpp"
+
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+LayerNorm::LayerNorm(std::string name, std::int64_t channels, float eps)
+    : weight_(name + ".weight", {channels}, false), bias_(name + ".bias", {channels}, false), eps_(eps) {
+  weight_.value.fill_(1.0f);
+}
+
+void LayerNorm::collect_parameters(std::vector<Parameter*>& out) {
+  out.push_back(&weight_);
+  out.push_back(&bias_);
+}
+
+Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
+  const std::int64_t rows = x.numel() / x.size(-1);
+  Tensor y = Tensor::empty(x.shape());
+  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+  ops::layer_norm_forward(x, weight_.value, bias_.value, eps_, y, mean, rstd);
+  if (ctx.training) ctx.store.save(this, {x, mean, rstd});
+  return y;
+}
+
+Tensor LayerNorm::backward(StepContext& ctx, const Tensor& dy) {
+  auto saved = ctx.store.take(this);
+  Tensor dx = Tensor::empty(saved[0].shape());
+  ops::layer_norm_backward(dy, saved[0], weight_.value, saved[1], saved[2], dx, weight_.grad, bias_.grad);
+  return dx;
+}
+
+}  // namespace tessera

@@ -1,0 +1,35 @@
+#include "tessera/nn/linear.hpp"
+
+#include "tessera/nn/init.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+Linear::Linear(std::string name, const LinearOptions& o, std::uint64_t seed)
+    : weight_(name + ".weight", {o.out, o.in}) {
+  init_normal(weight_.value, o.init_std, seed, weight_.name);
+  if (o.bias) bias_ = std::make_unique<Parameter>(name + ".bias", Shape{o.out}, /*decay=*/false);
+}
+
+void Linear::collect_parameters(std::vector<Parameter*>& out) {
+  out.push_back(&weight_);
+  if (bias_) out.push_back(bias_.get());
+}
+
+Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
+  Shape shape = x.shape();
+  shape.back() = weight_.value.size(0);
+  Tensor y = Tensor::empty(shape);
+  ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+  if (ctx.training) ctx.store.save(this, {x});
+  return y;
+}
+
+Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
+  Tensor x = ctx.store.take(this)[0];
+  Tensor dx = Tensor::empty(x.shape());
+  ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  return dx;
+}
+
+}  // namespace tessera

@@ -1,0 +1,47 @@
+#include "tessera/train/components.hpp"
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
+  ConfigSection s = config.section("tokenizer");
+  TokenizerOptions o;
+  o.type = s.get_choice("type", "gpt2_bpe", {"gpt2_bpe", "byte"});
+  if (o.type == "gpt2_bpe") {
+    o.vocab_file = s.get_string("vocab_file");
+    o.merges_file = s.get_string("merges_file");
+  }
+  return make_tokenizer(o);
+}
+
+PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed) {
+  ConfigSection s = config.section("model");
+  ModelContext context{vocab_size, seed};
+  return create_plugin<Model>("model", s.get_string("plugin", "gpt"), s, context);
+}
+
+PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params) {
+  ConfigSection s = config.section("optimizer");
+  return create_plugin<Optimizer>("optimizer", s.get_string("plugin", "adam"), s, params);
+}
+
+PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request) {
+  ConfigSection s = config.section("data");
+  return create_plugin<DataSource>("data", s.get_string("plugin", "gpt_indexed"), s, request);
+}
+
+Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {
+  const std::int64_t T = dataset.seq_length();
+  if (first < 0 || first + count > dataset.size())
+    throw Error(fmt::format("samples [{}, {}) requested from a dataset of {} samples", first, first + count, dataset.size()));
+  Batch b{Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T})};
+  for (std::int64_t i = 0; i < count; ++i)
+    dataset.sample(first + i, b.tokens.data<std::int32_t>() + i * T, b.labels.data<std::int32_t>() + i * T,
+                   b.loss_mask.data<float>() + i * T);
+  return b;
+}
+
+}  // namespace tessera

@@ -1,0 +1,192 @@
+#include "tessera/train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/io/safetensors.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/ops.hpp"
+#include "tessera/train/iteration.hpp"
+
+namespace tessera {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+TrainingOptions read_training(const Config& config) {
+  ConfigSection t = config.section("training");
+  TrainingOptions o;
+  o.micro_batch_size = t.get_int("micro_batch_size", 4, 1, 1 << 20);
+  o.global_batch_size = t.get_int("global_batch_size", o.micro_batch_size, 1, 1 << 30);
+  if (o.global_batch_size % o.micro_batch_size != 0)
+    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({})",
+                                  o.global_batch_size, t.origin("global_batch_size"), o.micro_batch_size));
+  o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
+  o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
+  o.eval_iters = t.get_int("eval_iters", 1, 0, 1 << 20);
+  o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, INT64_MAX));
+  std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  ops::set_num_threads(static_cast<int>(threads));
+
+  ConfigSection opt = config.section("optimizer");
+  o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
+  o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
+  o.save_dir = config.section("checkpoint").get_string("save", "");
+  return o;
+}
+
+LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
+  ConfigSection s = config.section("optimizer");
+  LrSchedule lr;
+  lr.lr = s.get_float("lr", 1e-4, 0.0, 10.0);
+  lr.min_lr = s.get_float("min_lr", 0.0, 0.0, lr.lr);
+  lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root"});
+  lr.warmup_iters = s.get_int("lr_warmup_iters", 0, 0, INT64_MAX / 2);
+  lr.decay_iters = s.get_int("lr_decay_iters", train_iters, 1, INT64_MAX / 2);
+  if (lr.decay_iters < lr.warmup_iters)
+    throw ConfigError(fmt::format("optimizer.lr_decay_iters ({}) must be at least optimizer.lr_warmup_iters ({})",
+                                  lr.decay_iters, lr.warmup_iters));
+  return lr;
+}
+
+}  // namespace
+
+Trainer::Trainer(Config config) : config_(std::move(config)) {
+  options_ = read_training(config_);
+  lr_ = read_lr(config_, options_.train_iters);
+  tokenizer_ = build_tokenizer(config_);
+  model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed);
+  model_->collect_parameters(params_);
+  optimizer_ = build_optimizer(config_, params_);
+
+  DataRequest request;
+  request.seq_length = model_->seq_length();
+  request.seed = options_.seed;
+  request.eod_token = tokenizer_->eod();
+  // As Megatron-LM: enough training samples for every iteration; the validation set is the
+  // eval_iters global batches every evaluation reads (the same ones, so values compare).
+  request.num_samples[0] = options_.train_iters * options_.global_batch_size;
+  request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
+  request.num_samples[2] = 0;
+  data_ = build_data(config_, request);
+
+  // Everything that reads the config has run: any key nobody read is a typo.
+  config_.check_no_unknown_keys();
+
+  log_info("config {}:\n{}", config_.source(), config_.dump());
+  log_info("{}", model_->describe());
+  log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
+  log_info("optimizer: {}", optimizer_->describe());
+  log_info("data: {}", data_->describe());
+  log_info("threads: {}", ops::num_threads());
+}
+
+std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
+  const std::int64_t micro = options_.micro_batch_size;
+  const Dataset& train = data_->split(Split::train);
+  IterationSettings s;
+  s.iteration = iteration;
+  s.num_microbatches = options_.global_batch_size / micro;
+  s.lr = lr_.at(iteration);
+  s.clip_grad = options_.clip_grad;
+  s.seed = options_.seed;
+  const std::int64_t first = consumed_samples_;
+  IterationResult r = run_iteration(*model_, params_, *optimizer_,
+                                    [&](std::int64_t m) { return make_batch(train, first + m * micro, micro); }, s);
+  consumed_samples_ += options_.global_batch_size;
+  return {r.loss, r.grad_norm};
+}
+
+double Trainer::evaluate(Split split, std::int64_t iterations) {
+  const Dataset& ds = data_->split(split);
+  const std::int64_t micro = options_.micro_batch_size;
+  const std::int64_t batches = iterations * (options_.global_batch_size / micro);
+  if (batches == 0 || ds.size() < batches * micro) return std::nan("");
+  double total = 0;
+  for (std::int64_t i = 0; i < batches; ++i) {
+    ActivationStore store;
+    StepContext ctx{store};
+    ctx.training = false;
+    total += model_->forward_loss(ctx, make_batch(ds, i * micro, micro));
+  }
+  return total / static_cast<double>(batches);
+}
+
+TrainingRecord Trainer::train() {
+  TrainingRecord rec;
+  reset_peak_memory();
+  const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
+  const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
+  const auto start = Clock::now();
+  double window_seconds = 0;
+  std::int64_t window_iters = 0;
+  for (std::int64_t it = 1; it <= options_.train_iters; ++it) {
+    const auto t0 = Clock::now();
+    auto [loss, norm] = train_step(it);
+    const double dt = seconds_since(t0);
+    window_seconds += dt;
+    ++window_iters;
+    rec.losses.push_back(loss);
+    rec.grad_norms.push_back(norm);
+    rec.learning_rates.push_back(lr_.at(it));
+    if (it % options_.log_interval == 0 || it == options_.train_iters) {
+      const double ms = 1000.0 * window_seconds / static_cast<double>(window_iters);
+      log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
+               "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.3f} | "
+               "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
+               it, options_.train_iters, consumed_samples_, ms, lr_.at(it), options_.global_batch_size, loss, norm,
+               tokens_per_iter / (ms / 1000.0), flops_per_iter / (ms / 1000.0) / 1e9);
+      window_seconds = 0;
+      window_iters = 0;
+    }
+    if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
+      const double v = evaluate(Split::valid, options_.eval_iters);
+      if (!std::isnan(v)) {
+        rec.valid_losses.emplace_back(it, v);
+        log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", it, v, std::exp(v));
+      }
+    }
+  }
+  rec.seconds = seconds_since(start);
+  rec.tokens = tokens_per_iter * static_cast<double>(options_.train_iters);
+  rec.flops = flops_per_iter * static_cast<double>(options_.train_iters);
+  rec.peak_bytes = memory_stats().peak_bytes;
+  log_info("run summary: {} iterations, {:.1f} s, {:.0f} tokens/s, {:.1f} GFLOP/s, first loss {:.4f}, last loss {:.4f}{}, "
+           "peak tensor memory {:.1f} MiB",
+           options_.train_iters, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9,
+           rec.losses.front(), rec.losses.back(),
+           rec.valid_losses.empty() ? std::string()
+                                    : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
+                                                  rec.valid_losses.back().second),
+           static_cast<double>(rec.peak_bytes) / (1 << 20));
+  if (!options_.save_dir.empty()) save_final();
+  return rec;
+}
+
+void Trainer::save_final() const {
+  std::filesystem::create_directories(options_.save_dir);
+  NamedTensors tensors;
+  for (const Parameter* p : params_) tensors.emplace_back(p->name, p->value);
+  const std::filesystem::path dir(options_.save_dir);
+  save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});
+  const std::filesystem::path cfg = dir / "config.toml";
+  {
+    std::ofstream out(cfg.string() + ".tmp");
+    out << config_.dump();
+    if (!out) throw Error(fmt::format("writing {} failed", cfg.string()));
+  }
+  std::filesystem::rename(cfg.string() + ".tmp", cfg);
+  log_info("saved final weights to {} (model.safetensors, config.toml)", dir.string());
+}
+
+}  // namespace tessera

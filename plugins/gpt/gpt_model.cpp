@@ -1,0 +1,160 @@
+#include "gpt_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/nn/init.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::gpt {
+
+namespace {
+// Rows of logits computed at once by the fused LM head: about 4M floats (16 MB) per chunk, enough
+// rows for an efficient GEMM and small enough to stay out of the memory peak.
+std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (4 << 20) / vocab); }
+
+Tensor position_ids(std::int64_t B, std::int64_t T) {
+  Tensor pos = Tensor::empty({B * T}, DType::i32);
+  auto* p = pos.data<std::int32_t>();
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) p[b * T + t] = static_cast<std::int32_t>(t);
+  return pos;
+}
+}  // namespace
+
+GptModel::GptModel(const GptOptions& o)
+    : o_(o),
+      word_embeddings_("embedding.word_embeddings.weight", {o.padded_vocab_size, o.hidden_size}),
+      position_embeddings_("embedding.position_embeddings.weight", {o.max_position_embeddings, o.hidden_size}),
+      embedding_dropout_(o.hidden_dropout, 0),
+      final_norm_("final_layernorm", o.hidden_size, o.layernorm_epsilon) {
+  init_normal(word_embeddings_.value, o.init_method_std, o.seed, word_embeddings_.name);
+  init_normal(position_embeddings_.value, o.init_method_std, o.seed, position_embeddings_.name);
+  TransformerLayerOptions lo;
+  lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
+                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers))};
+  lo.ffn_hidden = o.ffn_hidden_size;
+  lo.layernorm_epsilon = o.layernorm_epsilon;
+  lo.hidden_dropout = o.hidden_dropout;
+  for (std::int64_t i = 0; i < o.num_layers; ++i)
+    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+}
+
+void GptModel::collect_parameters(std::vector<Parameter*>& out) {
+  out.push_back(&word_embeddings_);
+  out.push_back(&position_embeddings_);
+  for (auto& l : layers_) l->collect_parameters(out);
+  final_norm_.collect_parameters(out);
+}
+
+Tensor GptModel::hidden_states(StepContext& ctx, const Tensor& tokens) {
+  TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
+  const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
+  if (T > o_.max_position_embeddings)
+    throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
+  Tensor ids = tokens.reshape({B * T});
+  Tensor pos = position_ids(B, T);
+  Tensor x = Tensor::empty({B * T, C});
+  ops::embedding_forward(ids, word_embeddings_.value, x);
+  ops::embedding_forward(pos, position_embeddings_.value, x, /*accumulate=*/true);
+  if (ctx.training) ctx.store.save(&word_embeddings_, {ids, pos});
+  x = embedding_dropout_.forward(ctx, x).reshape({B, T, C});
+  for (auto& l : layers_) x = l->forward(ctx, x);
+  return final_norm_.forward(ctx, x);
+}
+
+double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
+  Tensor h = hidden_states(ctx, batch.tokens);
+  const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size, V = o_.padded_vocab_size;
+  Tensor h2 = h.reshape({N, C});  // ln_f's saved input keeps its own shape; this is a view
+  Tensor labels = batch.labels.reshape({N});
+  Tensor mask = batch.loss_mask.reshape({N});
+  const double mask_sum = ops::sum(mask);
+  // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
+  const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
+
+  Tensor losses = Tensor::empty({N});
+  Tensor dh = ctx.training ? Tensor::empty({N, C}) : Tensor();
+  const std::int64_t chunk = head_chunk_rows(V);
+  Tensor logits_buffer = Tensor::empty({std::min(chunk, N), V});
+  for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
+    const std::int64_t r1 = std::min(N, r0 + chunk);
+    Tensor hc = h2.rows(r0, r1);
+    Tensor logits = logits_buffer.rows(0, r1 - r0);
+    Tensor chunk_losses = losses.rows(r0, r1);
+    ops::matmul(hc, false, word_embeddings_.value, true, logits);  // [n,C]·[V,C]ᵀ
+    ops::softmax_cross_entropy(logits, labels.rows(r0, r1), mask.rows(r0, r1), chunk_losses,
+                               ctx.training, grad_scale);
+    if (ctx.training) {
+      Tensor dhc = dh.rows(r0, r1);
+      ops::matmul(logits, false, word_embeddings_.value, false, dhc);                // [n,V]·[V,C]
+      ops::matmul(logits, true, hc, false, word_embeddings_.grad, 1.0f, 1.0f);     // += [n,V]ᵀ·[n,C]
+    }
+  }
+  if (ctx.training) ctx.store.save(this, {dh.reshape(h.shape())});
+  // Σ loss·mask / Σ mask
+  double total = 0;
+  const float* l = losses.data<float>();
+  const float* m = mask.data<float>();
+  for (std::int64_t i = 0; i < N; ++i) total += static_cast<double>(l[i]) * m[i];
+  return mask_sum > 0 ? total / mask_sum : 0.0;
+}
+
+void GptModel::backward(StepContext& ctx) {
+  Tensor dh = ctx.store.take(this)[0];
+  auto ids = ctx.store.take(&word_embeddings_);
+  const std::int64_t N = ids[0].numel();
+  Tensor dx = final_norm_.backward(ctx, dh);
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(ctx, dx);
+  dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
+  ops::embedding_backward(ids[0], dx, word_embeddings_.grad);
+  ops::embedding_backward(ids[1], dx, position_embeddings_.grad);
+}
+
+Tensor GptModel::next_token_logits(const Tensor& tokens) {
+  ActivationStore store;
+  StepContext ctx{store};
+  ctx.training = false;
+  Tensor h = hidden_states(ctx, tokens);
+  const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
+  Tensor last = Tensor::empty({B, C});
+  Tensor rows = h.reshape({B * T, C});
+  for (std::int64_t b = 0; b < B; ++b) {
+    Tensor dst = last.rows(b, b + 1);
+    ops::copy(rows.rows(b * T + T - 1, b * T + T), dst);
+  }
+  Tensor logits = Tensor::empty({B, o_.padded_vocab_size});
+  ops::matmul(last, false, word_embeddings_.value, true, logits);
+  Tensor out = Tensor::empty({B, o_.vocab_size});
+  for (std::int64_t b = 0; b < B; ++b) {
+    const float* src = logits.data<float>() + b * o_.padded_vocab_size;
+    std::copy(src, src + o_.vocab_size, out.data<float>() + b * o_.vocab_size);
+  }
+  return out;
+}
+
+double GptModel::flops_per_iteration(std::int64_t sequences) const {
+  // Megatron-LM: 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3 (forward + backward);
+  // the K/V projections shrink with query groups: 4·B·s·l·h·(h + h_kv)·f replaces 8·f·B·s·l·h².
+  const double B = static_cast<double>(sequences), s = static_cast<double>(o_.seq_length);
+  const double l = static_cast<double>(o_.num_layers), h = static_cast<double>(o_.hidden_size);
+  const double groups = static_cast<double>(o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads);
+  const double h_kv = h * groups / static_cast<double>(o_.num_attention_heads);
+  const double ffn = static_cast<double>(o_.ffn_hidden_size);
+  const double f = 3.0;
+  const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h * h /*out*/ +
+                           4.0 * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
+  return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o_.padded_vocab_size);
+}
+
+std::string GptModel::describe() const {
+  return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {})",
+                     o_.num_layers, o_.hidden_size, o_.num_attention_heads,
+                     o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
+                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size);
+}
+
+}  // namespace tessera::gpt
