@@ -1,4 +1,4 @@
-// Config: loading entry points, the unknown-key check and the resolved dump.
+// Config: loading entry points, declared-key bookkeeping and the unknown-key check.
 #include "tessera/config.hpp"
 
 #include <sstream>
@@ -56,10 +56,34 @@ std::string toml_type_phrase(const toml::node& node) {
   }
 }
 
+std::string toml_quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          out += fmt::format("\\u{:04X}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        else
+          out += c;
+    }
+  }
+  return out + "\"";
+}
+
 std::string toml_value_text(const toml::node& node) {
-  std::ostringstream os;
-  node.visit([&](auto&& concrete) { os << concrete; });
-  std::string s = os.str();
+  std::string s;
+  if (const auto* str = node.as_string()) {
+    s = toml_quoted(str->get());  // as users write strings (toml++ would print 'literal' strings)
+  } else {
+    std::ostringstream os;
+    node.visit([&](auto&& concrete) { os << concrete; });
+    s = os.str();
+  }
   for (char& c : s)
     if (c == '\n') c = ' ';
   if (s.size() > 80) s = s.substr(0, 77) + "...";
@@ -132,12 +156,6 @@ void Config::check_no_unknown_keys() const {
   std::string msg = problems.front();
   for (std::size_t i = 1; i < problems.size(); ++i) msg += "\n" + problems[i];
   throw ConfigError(msg);
-}
-
-std::string Config::dump() const {
-  std::ostringstream os;
-  os << data_->root << "\n";
-  return os.str();
 }
 
 const std::string& Config::source() const { return data_->source; }

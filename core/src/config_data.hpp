@@ -45,6 +45,8 @@ void resolve_config_file(ConfigData& data, const std::filesystem::path& path,
 
 // "an integer", "a string", ... for type errors.
 std::string toml_type_phrase(const toml::node& node);
+// A TOML basic string: double quotes, escapes for quotes, backslashes and control characters.
+std::string toml_quoted(std::string_view text);
 // The value as TOML writes it ("twelve" quoted, 1e-3 as 0.001), shortened for messages.
 std::string toml_value_text(const toml::node& node);
 
