@@ -1,5 +1,7 @@
 // `tessera plugins`: where the registry looks and what it finds there (libraries are not loaded).
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -28,8 +30,12 @@ std::function<int()> setup_plugins(CLI::App& sub) {
       kind_width = std::max(kind_width, p.kind.size());
       name_width = std::max(name_width, p.name.size());
     }
+    if (plugins.empty()) {
+      fmt::print("\nNo {}plugins found.\n", opts->kind.empty() ? "" : opts->kind + " ");
+      return 0;
+    }
     fmt::print("\n{} plugin{} found:\n", plugins.size(), plugins.size() == 1 ? "" : "s");
-    if (!plugins.empty()) fmt::print("  {:<{}}  {:<{}}  {}\n", "kind", kind_width, "name", name_width, "library");
+    fmt::print("  {:<{}}  {:<{}}  {}\n", "kind", kind_width, "name", name_width, "library");
     for (const auto& p : plugins)
       fmt::print("  {:<{}}  {:<{}}  {}\n", p.kind, kind_width, p.name, name_width, p.library.string());
     return 0;

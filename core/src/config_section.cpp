@@ -30,8 +30,7 @@ template <typename T>
 std::string bound_text(T v) {
   // The getters' default bounds mean "no bound".
   if constexpr (std::is_floating_point_v<T>) {
-    if (v <= -1e308) return "-inf";
-    if (v >= 1e308) return "inf";
+    if (std::isinf(v) || v <= -1e308 || v >= 1e308) return v < 0 ? "-inf" : "inf";
   } else {
     if (v == std::numeric_limits<T>::min()) return "-inf";
     if (v == std::numeric_limits<T>::max()) return "inf";
@@ -41,6 +40,11 @@ std::string bound_text(T v) {
 
 template <typename T>
 void check_range(const ConfigData& d, const std::string& section, const std::string& key, T v, T min, T max) {
+  if constexpr (std::is_floating_point_v<T>) {
+    // The default bounds (±1e308) stand for "none": `x = inf` in a file is then accepted.
+    if (min <= -1e308) min = -std::numeric_limits<T>::infinity();
+    if (max >= 1e308) max = std::numeric_limits<T>::infinity();
+  }
   if (!(v >= min && v <= max))  // written so that NaN is out of range
     throw ConfigError(fmt::format("{}: {} is out of range [{}, {}]", where(d, section, key), v, bound_text(min),
                                   bound_text(max)));

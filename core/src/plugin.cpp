@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <vector>  // boost/dll/library_info.hpp (1.74) uses std::vector without including it
 
 #include <boost/dll/library_info.hpp>
@@ -147,6 +148,9 @@ std::vector<PluginInfo> available_plugins(const std::string& kind) {
       }
     }
   }
+  std::sort(out.begin(), out.end(), [](const PluginInfo& a, const PluginInfo& b) {
+    return std::tie(a.kind, a.name) < std::tie(b.kind, b.name);
+  });
   return out;
 }
 

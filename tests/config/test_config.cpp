@@ -1,4 +1,6 @@
 // Config loading: includes and override precedence, --set value parsing, declared keys, dump.
+#include <cmath>
+
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
@@ -154,6 +156,7 @@ TEST_CASE("dump keeps awkward values exact", "[unit]") {
   REQUIRE(b.get_float("tiny") == 1e-5);
   REQUIRE(b.get_float("third") == a.get_float("third"));
   REQUIRE(b.get_float("big") == a.get_float("big"));
+  REQUIRE(std::isinf(b.get_float("big", 0.0)));  // the default range has no bounds
   REQUIRE(b.get_int("quoted key") == 1);
   REQUIRE(back.dump() == dumped);
   REQUIRE_THAT(dumped, Catch::Contains("tiny = 1e-05"));

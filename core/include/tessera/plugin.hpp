@@ -69,8 +69,8 @@ FactoryHandle find_factory(const std::string& kind, const std::string& name);
 }  // namespace detail
 
 std::vector<std::filesystem::path> plugin_search_path();
-// Every plugin found on the search path (optionally only one kind), without loading any. Where two
-// libraries export the same (kind, name), only the first on the search path is listed.
+// Every plugin found on the search path (optionally only one kind), sorted by kind and name, without
+// loading any. Where two libraries export the same (kind, name), only the first on the path counts.
 std::vector<PluginInfo> available_plugins(const std::string& kind = "");
 
 // Creates an object of interface T through the factory registered as (kind, name). T declares
