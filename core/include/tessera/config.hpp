@@ -19,11 +19,16 @@ namespace tessera {
 
 class ConfigData;  // pimpl over toml++ (toml++ stays out of public headers)
 
+// A view of one [section]. Copies share the Config's state, so keys a plugin reads through its copy
+// count as declared for Config::check_no_unknown_keys().
 class ConfigSection {
  public:
   ConfigSection(std::shared_ptr<ConfigData> data, std::string name);
   const std::string& name() const { return name_; }
+  // Whether the key is set; asking counts as declaring it.
   bool has(const std::string& key) const;
+  // Keys present in this section (sorted), declared or not.
+  std::vector<std::string> keys() const;
 
   // Required (throw ConfigError when missing) and defaulted forms. Integers accept TOML
   // integers only; floats accept integers and floats. Ranges are inclusive.
@@ -33,6 +38,7 @@ class ConfigSection {
   double get_float(const std::string& key) const;
   double get_float(const std::string& key, double fallback,
                    double min = -1e308, double max = 1e308) const;
+  bool get_bool(const std::string& key) const;
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
@@ -44,7 +50,8 @@ class ConfigSection {
   // Marks a key as known without reading it (for keys read by another component).
   void declare(const std::string& key) const;
 
-  // "file.toml" or "--set" — where a key's value came from (for messages).
+  // "file.toml" or "--set" — where a key's value came from (for messages); for a key that is not
+  // set, the top-level config file.
   std::string origin(const std::string& key) const;
 
  private:
@@ -54,21 +61,29 @@ class ConfigSection {
 
 class Config {
  public:
+  // An empty configuration (every getter returns its fallback); source() is "<empty>".
+  Config();
   // Parses `path` (following `include`), then applies overrides "section.key=value" whose value is
   // parsed as a TOML value (42, 1e-3, true, "text"; a bare word is taken as a string).
   static Config load(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
   static Config from_string(const std::string& toml_text, const std::string& source_name = "<string>",
                             const std::vector<std::string>& overrides = {});
 
+  // Asking for a section declares it (an empty or absent section is then not an error).
   ConfigSection section(const std::string& name) const;
+  bool has_section(const std::string& name) const;
   std::vector<std::string> section_names() const;
   // Throws ConfigError for any section or key that no consumer declared.
   void check_no_unknown_keys() const;
   // The resolved configuration as TOML text (printed at start, saved beside outputs).
   std::string dump() const;
+  // The top-level file as given to load() (or from_string's source_name).
   const std::string& source() const;
+  // The top-level file's folder, against which relative paths in the config are resolved.
+  std::filesystem::path directory() const;
 
  private:
+  explicit Config(std::shared_ptr<ConfigData> data);
   std::shared_ptr<ConfigData> data_;
 };
 

@@ -1,0 +1,165 @@
+// Config loading: includes and override precedence, --set value parsing, declared keys, dump.
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include "expect_error.hpp"
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+
+using namespace tessera;
+using Catch::Contains;
+using Catch::EndsWith;
+
+namespace {
+const std::string kData = TESSERA_TESTS_DIR "/config/data/";
+}
+
+TEST_CASE("include: included values are defaults, the including file overrides them", "[unit]") {
+  Config c = Config::load(kData + "gpt/tiny.toml");
+  ConfigSection m = c.section("model");
+  REQUIRE(m.get_int("num_layers") == 2);             // tiny.toml overrides base.toml
+  REQUIRE(m.get_int("hidden_size") == 768);          // only in base.toml
+  REQUIRE(c.section("optimizer").get_float("lr") == Approx(3e-4));
+  REQUIRE(c.section("training").get_int("micro_batch_size") == 4);
+  REQUIRE_THAT(m.origin("num_layers"), EndsWith("gpt/tiny.toml"));
+  REQUIRE_THAT(m.origin("hidden_size"), EndsWith("base.toml"));
+  REQUIRE_THAT(m.origin("hidden_size"), !Contains(".."));  // shown normalised
+  REQUIRE(c.source() == kData + "gpt/tiny.toml");
+  REQUIRE(c.directory() == std::filesystem::path(kData + "gpt"));
+  REQUIRE(c.section_names() == std::vector<std::string>{"model", "optimizer", "training"});
+}
+
+TEST_CASE("include: nested includes, each level overriding the one it includes", "[unit]") {
+  Config c = Config::load(kData + "gpt/nested.toml");
+  ConfigSection m = c.section("model");
+  REQUIRE(m.get_int("hidden_size") == 64);  // nested.toml
+  REQUIRE(m.get_int("num_layers") == 2);    // tiny.toml
+  REQUIRE(m.get_int("num_attention_heads") == 12);  // base.toml
+  REQUIRE_THAT(m.origin("hidden_size"), EndsWith("nested.toml"));
+  REQUIRE_THAT(m.origin("num_layers"), EndsWith("tiny.toml"));
+}
+
+TEST_CASE("--set overrides every file and may add keys and sections", "[unit]") {
+  Config c = Config::load(kData + "gpt/tiny.toml",
+                          {"model.num_layers=24", "model.hidden_size = 1024", "logging.log_interval=5"});
+  ConfigSection m = c.section("model");
+  REQUIRE(m.get_int("num_layers") == 24);
+  REQUIRE(m.get_int("hidden_size") == 1024);
+  REQUIRE(m.origin("num_layers") == "--set");
+  REQUIRE_THAT(m.origin("num_attention_heads"), EndsWith("base.toml"));
+  REQUIRE(c.has_section("logging"));
+  REQUIRE(c.section("logging").get_int("log_interval") == 5);
+  REQUIRE(c.section("logging").origin("log_interval") == "--set");
+}
+
+TEST_CASE("--set values are parsed as TOML", "[unit]") {
+  Config c = Config::from_string("[x]\n", "<test>",
+                                 {"x.i=42", "x.neg=-7", "x.e=1e-3", "x.f=0.5", "x.t=true", "x.fa=false",
+                                  "x.q=\"quoted text\"", "x.bare=rope", "x.path=/data/my corpus.bin",
+                                  "x.ints=[1, 2, 3]", "x.strs=[\"a\", \"b\"]", "x.eq=a=b"});
+  ConfigSection x = c.section("x");
+  REQUIRE(x.get_int("i") == 42);
+  REQUIRE(x.get_int("neg") == -7);
+  REQUIRE(x.get_float("e") == Approx(1e-3));
+  REQUIRE(x.get_float("f") == 0.5);
+  REQUIRE(x.get_bool("t") == true);
+  REQUIRE(x.get_bool("fa") == false);
+  REQUIRE(x.get_string("q") == "quoted text");
+  REQUIRE(x.get_string("bare") == "rope");
+  REQUIRE(x.get_string("path") == "/data/my corpus.bin");
+  REQUIRE(x.get_string("eq") == "a=b");
+  REQUIRE(x.get_string_list("strs", {}) == std::vector<std::string>{"a", "b"});
+  // 42 is an integer, not a string; 1e-3 is a float, not an integer.
+  REQUIRE_THROWS_AS(x.get_string("i"), ConfigError);
+  REQUIRE_THROWS_AS(x.get_int("e"), ConfigError);
+  REQUIRE_THROWS_AS(x.get_string_list("ints", {}), ConfigError);
+}
+
+TEST_CASE("typed getters: fallbacks, inclusive ranges, integers accepted as floats", "[unit]") {
+  Config c = Config::from_string("[t]\nlr = 1\nn = 8\nname = \"gpt\"\nfiles = [\"a\", \"b\"]\nlo = 0\n");
+  ConfigSection t = c.section("t");
+  REQUIRE(t.get_float("lr") == 1.0);
+  REQUIRE(t.get_float("lr", 0.1, 0.0, 1.0) == 1.0);  // upper bound inclusive
+  REQUIRE(t.get_int("lo", 5, 0, 10) == 0);           // lower bound inclusive
+  REQUIRE(t.get_int("n", 1, 1) == 8);
+  REQUIRE(t.get_int("absent", 3, 1, 10) == 3);
+  REQUIRE(t.get_float("absent_f", 0.25) == 0.25);
+  REQUIRE(t.get_bool("absent_b", true) == true);
+  REQUIRE(t.get_string("absent_s", "dflt") == "dflt");
+  REQUIRE(t.get_choice("name", "bert", {"gpt", "bert", "t5"}) == "gpt");
+  REQUIRE(t.get_choice("absent_c", "bert", {"gpt", "bert"}) == "bert");
+  REQUIRE(t.get_string_list("files", {}) == std::vector<std::string>{"a", "b"});
+  REQUIRE(t.get_string_list("absent_l", {"x"}) == std::vector<std::string>{"x"});
+  REQUIRE(t.has("n"));
+  REQUIRE_FALSE(t.has("nope"));
+  REQUIRE(t.keys() == std::vector<std::string>{"files", "lo", "lr", "n", "name"});
+}
+
+TEST_CASE("sections handed out share the config's declared keys", "[unit]") {
+  Config c = Config::from_string("[model]\nnum_layers = 2\nhidden_size = 8\n");
+  Config copy = c;  // copies share state
+  ConfigSection given_to_plugin = copy.section("model");
+  ConfigSection later_copy = given_to_plugin;
+  REQUIRE(later_copy.get_int("num_layers") == 2);
+  REQUIRE_THROWS_AS(c.check_no_unknown_keys(), ConfigError);  // hidden_size is still unknown
+  given_to_plugin.declare("hidden_size");
+  REQUIRE_NOTHROW(c.check_no_unknown_keys());
+}
+
+TEST_CASE("dump gives the resolved config, which loads back to the same values", "[unit]") {
+  Config c = Config::load(kData + "gpt/nested.toml", {"optimizer.lr=0.01", "model.act=\"gelu\""});
+  const std::string text = c.dump();
+  REQUIRE_THAT(text, !Contains("include"));
+  REQUIRE_THAT(text, Contains("[model]"));
+  Config back = Config::from_string(text, "dump");
+  for (const char* section : {"model", "optimizer", "training"}) {
+    ConfigSection a = c.section(section), b = back.section(section);
+    REQUIRE(a.keys() == b.keys());
+  }
+  REQUIRE(back.section("model").get_int("hidden_size") == 64);
+  REQUIRE(back.section("model").get_int("num_layers") == 2);
+  REQUIRE(back.section("model").get_int("num_attention_heads") == 12);
+  REQUIRE(back.section("model").get_string("act") == "gelu");
+  REQUIRE(back.section("optimizer").get_float("lr") == 0.01);
+  REQUIRE(back.section("training").get_int("micro_batch_size") == 4);
+  REQUIRE(back.dump() == text);
+}
+
+TEST_CASE("an empty config returns fallbacks", "[unit]") {
+  Config c;
+  REQUIRE(c.source() == "<empty>");
+  REQUIRE(c.section("model").get_int("num_layers", 3) == 3);
+  REQUIRE_NOTHROW(c.check_no_unknown_keys());
+}
+
+TEST_CASE("dump keeps awkward values exact", "[unit]") {
+  const std::string text =
+      "[odd]\n"
+      "s = \"say \\\"hi\\\"\\n\\tC:\\\\path\"\n"
+      "whole = 5.0\n"
+      "tiny = 1e-5\n"
+      "third = 0.3333333333333333\n"
+      "big = inf\n"
+      "when = 2024-05-01\n"
+      "\"quoted key\" = 1\n"
+      "nested = { a = [1, 2], b = { c = \"d\" } }\n"
+      "mixed = [[1, 2], [\"x\"]]\n";
+  Config c = Config::from_string(text, "odd.toml");
+  const std::string dumped = c.dump();
+  Config back = Config::from_string(dumped, "dump");
+  ConfigSection a = c.section("odd"), b = back.section("odd");
+  REQUIRE(b.keys() == a.keys());
+  REQUIRE(b.get_string("s") == "say \"hi\"\n\tC:\\path");
+  REQUIRE(b.get_float("whole") == 5.0);
+  REQUIRE_THROWS_AS(b.get_int("whole"), ConfigError);  // still a float
+  REQUIRE(b.get_float("tiny") == 1e-5);
+  REQUIRE(b.get_float("third") == a.get_float("third"));
+  REQUIRE(b.get_float("big") == a.get_float("big"));
+  REQUIRE(std::isinf(b.get_float("big", 0.0)));  // the default range has no bounds
+  REQUIRE(b.get_int("quoted key") == 1);
+  REQUIRE(back.dump() == dumped);
+  REQUIRE_THAT(dumped, Catch::Contains("tiny = 1e-05"));
+  REQUIRE_THAT(dumped, Catch::Contains("when = 2024-05-01"));
+  REQUIRE_THAT(dumped, Catch::Contains("nested = { a = [1, 2], b = { c = \"d\" } }"));
+}
