@@ -8,19 +8,39 @@
 
 namespace tessera {
 
+// The destructors are defined in core (error.cpp): that makes core the one home of these types'
+// type information, so a plugin built with hidden visibility throws exceptions that core catches
+// by type without relying on name comparison.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}
+  ~Error() override;
 };
 
 // A configuration value that is unknown, of the wrong type or out of range.
-class ConfigError : public Error { using Error::Error; };
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+  ~ConfigError() override;
+};
 // A file (dataset, checkpoint, tokenizer) that is missing, truncated or corrupt.
-class FormatError : public Error { using Error::Error; };
+class FormatError : public Error {
+ public:
+  using Error::Error;
+  ~FormatError() override;
+};
 // A plugin that cannot be found, loaded or created.
-class PluginError : public Error { using Error::Error; };
+class PluginError : public Error {
+ public:
+  using Error::Error;
+  ~PluginError() override;
+};
 // Tensors of the wrong shape, dtype or device handed to an op or module.
-class ShapeError : public Error { using Error::Error; };
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+  ~ShapeError() override;
+};
 
 }  // namespace tessera
 
