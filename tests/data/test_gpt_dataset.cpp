@@ -99,10 +99,16 @@ TEST_CASE("GPT indices equal Megatron-LM's (numpy reimplementation)", "[referenc
                                   c.samples, c.seq, c.seed);
   // Chosen to land the last epoch on both sides of the 80% rule: 100 docs × 10 tokens, seq 10.
   const std::vector<std::int32_t> tens(100, 10);
-  run(tens, 0, 100, 99 + 50, 10, 3);  // last epoch supplies ~50% → separate
-  run(tens, 0, 100, 99 + 90, 10, 3);  // ~90% → joint
+  // 99 samples per epoch; int(0.8 · 99) = 79: 78 samples from the last epoch → separate, 79 → joint.
+  run(tens, 0, 100, 99 + 50, 10, 3);
   REQUIRE(saw_separate);
+  run(tens, 0, 100, 99 + 90, 10, 3);
   REQUIRE(saw_joint_multi);
+  const std::vector<std::pair<std::int64_t, bool>> boundary = {{99 + 78, true}, {99 + 79, false}};
+  for (const auto& [samples, separate] : boundary) {
+    run(tens, 0, 100, samples, 10, 3);
+    REQUIRE(build_gpt_indices(tens, 0, 100, samples, 10, 3).separate_last_epoch == separate);
+  }
 }
 
 TEST_CASE("GPT samples are seq+1 windows of the shuffled document stream", "[unit]") {

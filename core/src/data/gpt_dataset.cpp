@@ -52,7 +52,8 @@ void GptDataset::window(std::int64_t index, std::int32_t* out) const {
 
 void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const {
   const std::int64_t s = options_.seq_length;
-  std::vector<std::int32_t> w(static_cast<std::size_t>(s + 1));
+  thread_local std::vector<std::int32_t> w;  // one buffer per loader thread, not one per sample
+  w.resize(static_cast<std::size_t>(s + 1));
   window(index, w.data());
   for (std::int64_t k = 0; k < s; ++k) {
     tokens[k] = w[static_cast<std::size_t>(k)];
