@@ -1,0 +1,84 @@
+// `tessera preprocess`: text files, folders of source files or JSONL → a Megatron indexed dataset.
+//
+//   tessera preprocess --input corpus.jsonl --json-key text --tokenizer gpt2_bpe
+//       --vocab-file vocab.json --merges-file merges.txt --output-prefix data/corpus --workers 8
+//   tessera preprocess --input src/ --include-ext .py,.pyi --tokenizer byte --output-prefix data/code
+//
+// Output: exactly <output-prefix>.bin and <output-prefix>.idx (Megatron's preprocess_data.py would
+// write <prefix>_<key>_document.*; give Megatron <output-prefix> as its data path). See
+// tessera/data/preprocess.hpp for what a document is.
+#include <algorithm>
+#include <thread>
+
+#include "command.hpp"
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/data/preprocess.hpp"
+#include "tessera/data/progress_bar.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/tokenizer.hpp"
+
+namespace tessera::app {
+namespace {
+
+struct PreprocessArgs {
+  PreprocessOptions options;
+  TokenizerOptions tokenizer;
+  bool no_append_eod = false;
+  bool no_progress = false;
+};
+
+std::function<int()> setup_preprocess(CLI::App& sub) {
+  auto args = std::make_shared<PreprocessArgs>();
+  auto& o = args->options;
+  o.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  sub.add_option("-i,--input", o.inputs,
+                 "Input files or folders (folders are walked recursively, in sorted order)")
+      ->required()
+      ->expected(1, -1);
+  sub.add_option("--include-ext", o.include_ext,
+                 "For folders: only files ending in these extensions, e.g. .py,.md (default: all files)")
+      ->delimiter(',');
+  sub.add_option("--json-key", o.json_key,
+                 "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
+  sub.add_option("--tokenizer", args->tokenizer.type, "Tokenizer: gpt2_bpe or byte")
+      ->check(CLI::IsMember({"gpt2_bpe", "byte"}))
+      ->capture_default_str();
+  sub.add_option("--vocab-file", args->tokenizer.vocab_file, "gpt2_bpe: vocab.json or encoder.json");
+  sub.add_option("--merges-file", args->tokenizer.merges_file, "gpt2_bpe: merges.txt or vocab.bpe");
+  sub.add_option("-o,--output-prefix", o.output_prefix,
+                 "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
+      ->required();
+  sub.add_flag("--no-append-eod", args->no_append_eod, "Do not append the end-of-document token to each document");
+  sub.add_option("--workers", o.workers, "Tokenizer threads (output is identical for any number)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub.add_flag("--no-progress", args->no_progress, "No progress bar");
+
+  return [args]() {
+    auto& opt = args->options;
+    opt.append_eod = !args->no_append_eod;
+    opt.progress = !args->no_progress;
+    for (auto& ext : opt.include_ext)
+      if (!ext.empty() && ext.front() != '.') ext.insert(ext.begin(), '.');
+    const auto tokenizer = make_tokenizer(args->tokenizer);
+    log_info("preprocess: tokenizer {} (vocab {}, EOD {}), {} worker(s), {} input(s){}", tokenizer->name(),
+             tokenizer->vocab_size(), tokenizer->eod(), opt.workers, opt.inputs.size(),
+             opt.json_key.empty() ? std::string(", one document per file") : fmt::format(", JSONL key \"{}\"", opt.json_key));
+    const PreprocessStats s = preprocess(*tokenizer, opt);
+    const double secs = std::max(s.seconds, 1e-9);
+    log_info("preprocess: {} files, {} documents ({} empty skipped), {} tokens from {:.1f} MB in {:.2f} s", s.files,
+             s.documents, s.empty_skipped, s.tokens, static_cast<double>(s.input_bytes) / 1e6, s.seconds);
+    log_info("preprocess: {} documents/s, {} tokens/s, {:.1f} MB/s", human_count(static_cast<double>(s.documents) / secs),
+             human_count(static_cast<double>(s.tokens) / secs), static_cast<double>(s.input_bytes) / 1e6 / secs);
+    log_info("preprocess: wrote {}.bin and {}.idx ({} tokens)", opt.output_prefix, opt.output_prefix,
+             index_dtype_name(index_dtype_for_vocab(tokenizer->vocab_size())));
+    if (s.documents == 0) log_warn("preprocess: no documents were written (empty inputs, or no file matched --include-ext)");
+    return 0;
+  };
+}
+
+const RegisterCommand registered{{"preprocess", setup_preprocess,
+                                  "Tokenize text files, source folders or JSONL into a Megatron .bin/.idx dataset"}};
+
+}  // namespace
+}  // namespace tessera::app

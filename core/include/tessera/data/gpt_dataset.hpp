@@ -1,0 +1,57 @@
+// GPT samples over a range of an indexed dataset's documents, indexed like Megatron-LM's GPTDataset
+// (see gpt_indices.hpp): sample i is the seq_length + 1 token window at shuffle_idx[i];
+// tokens = window[:-1], labels = window[1:], loss_mask = 1 (0 where tokens == eod with
+// eod_mask_loss, as Megatron's get_ltor_masks_and_position_ids does).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tessera/data/gpt_indices.hpp"
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/dataset.hpp"
+
+namespace tessera {
+
+struct GptDatasetOptions {
+  std::int64_t seq_length = 1024;
+  std::uint32_t seed = 1234;
+  std::int64_t num_samples = 0;  // wanted; size() may be larger (Megatron keeps the whole last epoch)
+  std::int32_t eod_token = 0;
+  bool eod_mask_loss = false;
+};
+
+class GptDataset : public Dataset {
+ public:
+  // Documents [doc_begin, doc_end) of data. An empty range makes an empty dataset (size 0), which is
+  // an error only if samples are wanted from it.
+  GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
+             const GptDatasetOptions& options);
+
+  std::int64_t size() const override { return indices_.num_samples(); }
+  std::int64_t seq_length() const override { return options_.seq_length; }
+  void sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const override;
+  // The seq_length + 1 tokens of sample `index` (after the shuffle).
+  void window(std::int64_t index, std::int32_t* out) const;
+
+  const GptIndices& indices() const { return indices_; }
+  std::int64_t doc_begin() const { return doc_begin_; }
+  std::int64_t doc_end() const { return doc_end_; }
+
+ private:
+  std::shared_ptr<const IndexedDataset> data_;
+  std::int64_t doc_begin_, doc_end_;
+  GptDatasetOptions options_;
+  GptIndices indices_;
+};
+
+// Builds train/valid/test datasets from a split string ("969,30,1", see document_split.hpp);
+// options.num_samples is ignored in favour of num_samples[split]. Every split shares the seed, as in
+// Megatron. Throws ConfigError when a split with no documents is asked for samples.
+std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const IndexedDataset> data,
+                                                            const std::string& split,
+                                                            const std::array<std::int64_t, 3>& num_samples,
+                                                            const GptDatasetOptions& options);
+
+}  // namespace tessera

@@ -1,0 +1,61 @@
+// GPT-2's byte-level BPE (OpenAI's encoder.py, Hugging Face's GPT2Tokenizer): ids equal theirs.
+//
+// encode: split out special tokens (<|endoftext|> and any other "<|...|>" entry of the vocab) so
+// they become their ids; pre-tokenise the rest (gpt2_pretokenizer.hpp); map each piece's bytes to
+// GPT-2's printable "byte unicode" symbols; then repeatedly merge the adjacent pair of lowest merge
+// rank (all its left-to-right occurrences at once) until no pair has a rank. Symbols are vocab ids
+// throughout (every GPT-2 merge result is a vocab entry), and pieces seen before come from a cache
+// shared by the threads that encode with one tokenizer.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tessera/tokenizer.hpp"
+
+namespace tessera {
+
+class Gpt2BpeTokenizer : public Tokenizer {
+ public:
+  // vocab_file: vocab.json / encoder.json ({"token": id, ...}); merges_file: merges.txt / vocab.bpe
+  // ("a b" per line, an optional leading "#version" line). FormatError naming file and line/what.
+  Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file);
+  ~Gpt2BpeTokenizer() override;
+
+  std::vector<std::int32_t> encode(std::string_view text) const override;
+  // Appends to out (avoids a copy per document in preprocess).
+  void encode_into(std::string_view text, std::vector<std::int32_t>& out) const;
+  std::string decode(const std::vector<std::int32_t>& ids) const override;
+  std::int64_t vocab_size() const override { return vocab_size_; }
+  std::int32_t eod() const override { return eod_; }
+  std::optional<std::int32_t> special_token(std::string_view text) const override;
+  std::string name() const override { return "gpt2_bpe"; }
+
+  std::int64_t num_merges() const { return static_cast<std::int64_t>(merges_.size()); }
+  // The vocab entry of an id (in GPT-2's byte-unicode spelling, e.g. "Ġthe").
+  const std::string& id_to_token(std::int32_t id) const;
+
+ private:
+  struct Cache;
+  void encode_ordinary(std::string_view text, std::vector<std::int32_t>& out) const;
+  void bpe(std::string_view piece, std::vector<std::int32_t>& out) const;
+
+  std::string vocab_file_;
+  std::vector<std::string> tokens_;       // id -> vocab entry
+  std::vector<std::string> bytes_of_id_;  // id -> the bytes it decodes to
+  std::array<std::int32_t, 256> byte_id_{};
+  // (left id << 32 | right id) -> (rank, merged id)
+  std::unordered_map<std::uint64_t, std::pair<std::int32_t, std::int32_t>> merges_;
+  std::vector<std::pair<std::string, std::int32_t>> specials_;
+  std::int64_t vocab_size_ = 0;
+  std::int32_t eod_ = -1;
+  std::unique_ptr<Cache> cache_;
+};
+
+// GPT-2's bytes_to_unicode(): the printable code point each byte is spelled with in the vocab.
+std::array<char32_t, 256> gpt2_byte_to_unicode();
+
+}  // namespace tessera

@@ -1,0 +1,85 @@
+#include "tessera/data/gpt_dataset.hpp"
+
+#include <vector>
+
+#include "tessera/data/document_split.hpp"
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
+                       const GptDatasetOptions& options)
+    : data_(std::move(data)), doc_begin_(doc_begin), doc_end_(doc_end), options_(options) {
+  if (!data_) throw Error("GptDataset: no indexed dataset");
+  if (doc_begin < 0 || doc_end < doc_begin || doc_end > data_->num_sequences())
+    throw Error(fmt::format("{}: document range [{}, {}) outside [0, {})", data_->idx_path(), doc_begin, doc_end,
+                            data_->num_sequences()));
+  if (doc_begin == doc_end) {
+    if (options.num_samples > 0)
+      throw ConfigError(fmt::format("{}: {} samples wanted from an empty document range", data_->idx_path(),
+                                    options.num_samples));
+    return;
+  }
+  const std::vector<std::int32_t> sizes = data_->sizes();
+  try {
+    indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", data_->idx_path(), e.what()));
+  }
+}
+
+void GptDataset::window(std::int64_t index, std::int32_t* out) const {
+  if (index < 0 || index >= size())
+    throw Error(fmt::format("{}: sample {} out of range [0, {})", data_->idx_path(), index, size()));
+  const auto& sidx = indices_.sample_idx;
+  const auto& doc_idx = indices_.doc_idx;
+  const auto i = static_cast<std::size_t>(indices_.shuffle_idx[static_cast<std::size_t>(index)]);
+  const std::int64_t doc_f = sidx[2 * i], off_f = sidx[2 * i + 1];
+  const std::int64_t doc_l = sidx[2 * i + 2], off_l = sidx[2 * i + 3];
+  if (doc_f == doc_l) {
+    data_->read(doc_idx[static_cast<std::size_t>(doc_f)], off_f, off_l - off_f + 1, out);
+    return;
+  }
+  std::int64_t n = 0;
+  for (std::int64_t p = doc_f; p <= doc_l; ++p) {
+    const std::int64_t seq = doc_idx[static_cast<std::size_t>(p)];
+    const std::int64_t begin = p == doc_f ? off_f : 0;
+    const std::int64_t end = p == doc_l ? off_l + 1 : data_->sequence_length(seq);
+    data_->read(seq, begin, end - begin, out + n);
+    n += end - begin;
+  }
+}
+
+void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const {
+  const std::int64_t s = options_.seq_length;
+  thread_local std::vector<std::int32_t> w;  // one buffer per loader thread, not one per sample
+  w.resize(static_cast<std::size_t>(s + 1));
+  window(index, w.data());
+  for (std::int64_t k = 0; k < s; ++k) {
+    tokens[k] = w[static_cast<std::size_t>(k)];
+    labels[k] = w[static_cast<std::size_t>(k + 1)];
+    loss_mask[k] = options_.eod_mask_loss && tokens[k] == options_.eod_token ? 0.0f : 1.0f;
+  }
+}
+
+std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const IndexedDataset> data,
+                                                            const std::string& split,
+                                                            const std::array<std::int64_t, 3>& num_samples,
+                                                            const GptDatasetOptions& options) {
+  if (!data) throw Error("build_gpt_splits: no indexed dataset");
+  const auto r = parse_document_split(split, data->num_sequences());
+  std::array<std::unique_ptr<GptDataset>, 3> out;
+  for (int s = 0; s < 3; ++s) {
+    if (r[s] == r[s + 1] && num_samples[s] > 0)
+      throw ConfigError(fmt::format("{}: split \"{}\" gives the {} split no documents (of {}), but {} samples "
+                                    "were asked of it; change the split or ask for 0 {} samples",
+                                    data->idx_path(), split, split_name(static_cast<Split>(s)),
+                                    data->num_sequences(), num_samples[s], split_name(static_cast<Split>(s))));
+    GptDatasetOptions o = options;
+    o.num_samples = num_samples[s];
+    out[s] = std::make_unique<GptDataset>(data, r[s], r[s + 1], o);
+  }
+  return out;
+}
+
+}  // namespace tessera

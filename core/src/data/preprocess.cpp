@@ -1,0 +1,291 @@
+// The preprocess pipeline: one reader thread cuts the input into batches of documents, `workers`
+// threads parse (JSON) and tokenise them, and the calling thread writes the results strictly in
+// batch order. The number of batches in flight is bounded, so memory stays flat on any input size.
+// A failure anywhere (unreadable file, bad JSON line) stops the pipeline; errors are reported for
+// the first failing batch in input order, so the message does not depend on thread timing.
+#include "tessera/data/preprocess.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/data/progress_bar.hpp"
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options) {
+  if (options.inputs.empty()) throw ConfigError("preprocess: no inputs given");
+  auto keep = [&](const fs::path& p) {
+    if (options.include_ext.empty()) return true;
+    const std::string name = p.filename().string();
+    return std::any_of(options.include_ext.begin(), options.include_ext.end(),
+                       [&](const std::string& ext) { return name.size() >= ext.size() && name.ends_with(ext); });
+  };
+  std::vector<std::string> files;
+  for (const auto& in : options.inputs) {
+    std::error_code ec;
+    const auto st = fs::status(in, ec);
+    if (ec || !fs::exists(st)) throw FormatError(fmt::format("{}: no such file or folder", in));
+    if (fs::is_directory(st)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(in, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file() && keep(it->path())) found.push_back(it->path().string());
+      if (ec) throw FormatError(fmt::format("{}: cannot list folder: {}", in, ec.message()));
+      std::sort(found.begin(), found.end());  // directory order is arbitrary; output must not be
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(in);  // a file named explicitly is used whatever its extension
+    }
+  }
+  return files;
+}
+
+namespace {
+
+struct RawDoc {
+  std::string text;
+  std::size_t file = 0;
+  std::int64_t line = 0;  // 1-based JSONL line; 0 for a whole file
+};
+
+struct Batch {
+  std::vector<RawDoc> docs;
+  std::int64_t bytes = 0;
+};
+
+struct Result {
+  std::vector<std::vector<std::int32_t>> tokens;
+  std::int64_t bytes = 0;
+  std::exception_ptr error;
+};
+
+std::string document_text(const RawDoc& d, const std::vector<std::string>& files, const std::string& key) {
+  if (key.empty()) return d.text;
+  const std::string& file = files[d.file];
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(d.text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError(fmt::format("{}:{}: invalid JSON: {}", file, d.line, e.what()));
+  }
+  if (!j.is_object()) throw FormatError(fmt::format("{}:{}: expected a JSON object, got {}", file, d.line, j.type_name()));
+  auto it = j.find(key);
+  if (it == j.end()) {
+    std::string keys;
+    for (auto& [k, v] : j.items()) keys += (keys.empty() ? "" : ", ") + k;
+    throw FormatError(fmt::format("{}:{}: no key \"{}\" in the JSON object (its keys: {})", file, d.line, key,
+                                  keys.empty() ? "none" : keys));
+  }
+  if (!it->is_string())
+    throw FormatError(fmt::format("{}:{}: \"{}\" is a {}, expected a string", file, d.line, key, it->type_name()));
+  return it->get<std::string>();
+}
+
+class Pipeline {
+ public:
+  Pipeline(const Tokenizer& tok, const PreprocessOptions& o, std::vector<std::string> files)
+      : tok_(tok), opt_(o), files_(std::move(files)), max_in_flight_(4 * std::max(1, o.workers)) {}
+
+  PreprocessStats run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    PreprocessStats stats;
+    stats.files = static_cast<std::int64_t>(files_.size());
+    std::int64_t total_bytes = 0;
+    for (const auto& f : files_) {
+      std::error_code ec;
+      const auto sz = fs::file_size(f, ec);
+      if (!ec) total_bytes += static_cast<std::int64_t>(sz);
+    }
+    const fs::path parent = fs::path(opt_.output_prefix).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    IndexedDatasetWriter writer(opt_.output_prefix, index_dtype_for_vocab(tok_.vocab_size()));
+    ProgressBar bar("preprocess", total_bytes, opt_.progress);
+
+    std::thread reader([this] { read_all(); });
+    std::vector<std::thread> workers;
+    for (int w = 0; w < std::max(1, opt_.workers); ++w) workers.emplace_back([this] { work(); });
+    std::exception_ptr error;
+    try {
+      for (std::int64_t next = 0;; ++next) {
+        Result r;
+        {
+          std::unique_lock<std::mutex> lock(m_);
+          cv_result_.wait(lock, [&] { return results_.count(next) || (reading_done_ && next == batches_read_) || stop_; });
+          if (stop_ && !results_.count(next)) break;
+          if (!results_.count(next)) break;  // all batches written
+          r = std::move(results_[next]);
+          results_.erase(next);
+          --in_flight_;
+        }
+        cv_space_.notify_one();
+        if (r.error) std::rethrow_exception(r.error);
+        for (auto& t : r.tokens) {
+          if (t.empty()) {
+            ++stats.empty_skipped;
+            continue;
+          }
+          if (opt_.append_eod) t.push_back(tok_.eod());
+          writer.add_document(t);
+          ++stats.documents;
+          stats.tokens += static_cast<std::int64_t>(t.size());
+        }
+        stats.input_bytes += r.bytes;
+        bar.update(stats.input_bytes, stats.documents, stats.tokens);
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = stop_ || error != nullptr;
+      if (!error) error = reader_error_;
+    }
+    cv_work_.notify_all();
+    cv_space_.notify_all();
+    reader.join();
+    for (auto& w : workers) w.join();
+    if (!error && reader_error_) error = reader_error_;
+    if (error) {
+      std::error_code ec;
+      fs::remove(opt_.output_prefix + ".bin", ec);  // the .idx was never written
+      std::rethrow_exception(error);
+    }
+    writer.finalize();
+    bar.finish(stats.input_bytes, stats.documents, stats.tokens);
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return stats;
+  }
+
+ private:
+  // Reader thread: files → batches of raw documents.
+  void read_all() {
+    try {
+      Batch batch;
+      auto flush = [&] {
+        if (batch.docs.empty()) return true;
+        std::unique_lock<std::mutex> lock(m_);
+        cv_space_.wait(lock, [&] { return in_flight_ < max_in_flight_ || stop_; });
+        if (stop_) return false;
+        work_.emplace_back(batches_read_++, std::move(batch));
+        ++in_flight_;
+        batch = Batch{};
+        cv_work_.notify_one();
+        return true;
+      };
+      auto add = [&](RawDoc d, std::int64_t bytes) {
+        batch.bytes += bytes;
+        batch.docs.push_back(std::move(d));
+        if (batch.docs.size() >= kBatchDocs || batch.bytes >= kBatchBytes) return flush();
+        return true;
+      };
+      for (std::size_t f = 0; f < files_.size(); ++f) {
+        std::ifstream in(files_[f], std::ios::binary);
+        if (!in) throw FormatError(fmt::format("{}: cannot open: {}", files_[f], std::strerror(errno)));
+        if (opt_.json_key.empty()) {
+          std::ostringstream ss;
+          ss << in.rdbuf();
+          if (in.bad()) throw FormatError(fmt::format("{}: read error", files_[f]));
+          std::string text = ss.str();
+          const auto bytes = static_cast<std::int64_t>(text.size());
+          if (!add(RawDoc{std::move(text), f, 0}, bytes)) return;
+        } else {
+          std::string line;
+          std::int64_t line_no = 0;
+          while (std::getline(in, line)) {
+            ++line_no;
+            const auto bytes = static_cast<std::int64_t>(line.size()) + 1;
+            if (line.find_first_not_of(" \t\r") == std::string::npos) {
+              batch.bytes += bytes;  // blank lines carry no document
+              continue;
+            }
+            if (!add(RawDoc{std::move(line), f, line_no}, bytes)) return;
+            line.clear();
+          }
+          if (in.bad()) throw FormatError(fmt::format("{}:{}: read error", files_[f], line_no + 1));
+        }
+      }
+      if (!flush()) return;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      reader_error_ = std::current_exception();
+      stop_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      reading_done_ = true;
+    }
+    cv_work_.notify_all();
+    cv_result_.notify_all();
+  }
+
+  // Worker threads: batches → token lists (or the batch's first error).
+  void work() {
+    while (true) {
+      std::pair<std::int64_t, Batch> job;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_work_.wait(lock, [&] { return !work_.empty() || reading_done_ || stop_; });
+        if (stop_ || work_.empty()) return;
+        job = std::move(work_.front());
+        work_.pop_front();
+      }
+      Result r;
+      r.bytes = job.second.bytes;
+      try {
+        r.tokens.reserve(job.second.docs.size());
+        for (const RawDoc& d : job.second.docs) r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        results_[job.first] = std::move(r);
+      }
+      cv_result_.notify_all();
+    }
+  }
+
+  static constexpr std::size_t kBatchDocs = 256;
+  static constexpr std::int64_t kBatchBytes = 1 << 20;
+
+  const Tokenizer& tok_;
+  const PreprocessOptions& opt_;
+  const std::vector<std::string> files_;
+  const std::int64_t max_in_flight_;
+
+  std::mutex m_;
+  std::condition_variable cv_work_, cv_result_, cv_space_;
+  std::deque<std::pair<std::int64_t, Batch>> work_;
+  std::map<std::int64_t, Result> results_;
+  std::int64_t batches_read_ = 0, in_flight_ = 0;
+  bool reading_done_ = false, stop_ = false;
+  std::exception_ptr reader_error_;
+};
+
+}  // namespace
+
+PreprocessStats preprocess(const Tokenizer& tokenizer, const PreprocessOptions& options) {
+  if (options.output_prefix.empty()) throw ConfigError("preprocess: no output prefix given");
+  if (options.workers < 1) throw ConfigError(fmt::format("preprocess: workers must be >= 1, got {}", options.workers));
+  Pipeline p(tokenizer, options, list_preprocess_inputs(options));
+  return p.run();
+}
+
+}  // namespace tessera

