@@ -33,7 +33,7 @@ TrainingOptions read_training(const Config& config) {
   o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
   o.eval_iters = t.get_int("eval_iters", 1, 0, 1 << 20);
-  o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, INT64_MAX));
+  o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   ops::set_num_threads(static_cast<int>(threads));
