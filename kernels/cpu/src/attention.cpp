@@ -21,14 +21,14 @@ namespace {
 void softmax_row(float* p, std::int64_t n) {
   float mx = p[0];
   for (std::int64_t j = 1; j < n; ++j) mx = std::max(mx, p[j]);
-  float s = 0.0f;
+  double s = 0.0;  // short rows, but the same summation as the 50k-vocabulary softmax
 #pragma omp simd reduction(+ : s)
   for (std::int64_t j = 0; j < n; ++j) {
     const float e = detail::exp_fast(p[j] - mx);
     p[j] = e;
     s += e;
   }
-  const float inv = 1.0f / s;
+  const float inv = static_cast<float>(1.0 / s);
 #pragma omp simd
   for (std::int64_t j = 0; j < n; ++j) p[j] *= inv;
 }

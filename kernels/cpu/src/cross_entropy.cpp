@@ -18,7 +18,7 @@ void softmax_cross_entropy(float* logits, const std::int32_t* targets, const flo
     float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
     for (std::int64_t j = 0; j < V; ++j) mx = x[j] > mx ? x[j] : mx;
-    float s = 0.0f;
+    double s = 0.0;  // 50k terms far below the running sum: float would drift by ~1e-4
     if (compute_grad) {
 #pragma omp simd reduction(+ : s)
       for (std::int64_t j = 0; j < V; ++j) {
@@ -30,10 +30,10 @@ void softmax_cross_entropy(float* logits, const std::int32_t* targets, const flo
 #pragma omp simd reduction(+ : s)
       for (std::int64_t j = 0; j < V; ++j) s += detail::exp_fast(x[j] - mx);
     }
-    losses[i] = mx + std::log(s) - xt;
+    losses[i] = static_cast<float>(static_cast<double>(mx) + std::log(s) - xt);
     if (compute_grad) {
       const float w = grad_scale * (mask ? mask[i] : 1.0f);
-      const float c = w / s;
+      const float c = static_cast<float>(w / s);
 #pragma omp simd
       for (std::int64_t j = 0; j < V; ++j) x[j] *= c;
       x[tgt] -= w;
