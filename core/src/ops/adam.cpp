@@ -1,0 +1,26 @@
+#include "op_checks.hpp"
+#include "tessera/kernels/cpu/adam.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::ops {
+
+using detail::require;
+using detail::require_numel;
+
+void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p) {
+  const char* op = "adam_step";
+  require(op, "param", param);
+  require(op, "grad", grad);
+  require(op, "m", m);
+  require(op, "v", v);
+  const std::string like = "param " + shape_str(param.shape());
+  require_numel(op, "grad", grad, param.numel(), like);
+  require_numel(op, "m", m, param.numel(), like);
+  require_numel(op, "v", v, param.numel(), like);
+  if (p.step < 1) throw Error(fmt::format("adam_step: step = {} must be ≥ 1 (it is 1-based)", p.step));
+  cpu::adam_step(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
+                 param.numel(),
+                 {p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.grad_scale, p.step, p.decoupled});
+}
+
+}  // namespace tessera::ops

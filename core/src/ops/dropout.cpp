@@ -1,0 +1,34 @@
+#include "op_checks.hpp"
+#include "tessera/kernels/cpu/dropout.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::ops {
+
+using detail::require;
+using detail::require_numel;
+
+namespace {
+void check_p(const char* op, float p) {
+  if (!(p >= 0.0f && p <= 1.0f)) throw Error(fmt::format("{}: p = {} is not in [0, 1]", op, p));
+}
+}  // namespace
+
+void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y) {
+  const char* op = "dropout_forward";
+  require(op, "x", x);
+  require(op, "y", y);
+  require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
+  check_p(op, p);
+  cpu::dropout_apply(x.data<float>(), y.data<float>(), x.numel(), p, seed);
+}
+
+void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx) {
+  const char* op = "dropout_backward";
+  require(op, "dy", dy);
+  require(op, "dx", dx);
+  require_numel(op, "dx", dx, dy.numel(), "dy " + shape_str(dy.shape()));
+  check_p(op, p);
+  cpu::dropout_apply(dy.data<float>(), dx.data<float>(), dy.numel(), p, seed);
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,50 @@
+#include "op_checks.hpp"
+#include "tessera/kernels/cpu/layer_norm.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::ops {
+
+using detail::last_dim;
+using detail::require;
+using detail::require_numel;
+using detail::require_rows_cols;
+using detail::require_shape;
+
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y,
+                        Tensor& mean, Tensor& rstd) {
+  const char* op = "layer_norm_forward";
+  for (auto [name, t] : {std::pair{"x", &x}, {"w", &w}, {"b", &b}, {"y", &y}, {"mean", &mean}, {"rstd", &rstd}})
+    require(op, name, *t);
+  TESSERA_CHECK_SHAPE(x.dim() >= 1, "x must have a channel dim, got {}", shape_str(x.shape()));
+  const std::int64_t C = last_dim(x), N = x.numel() / C;
+  require_shape(op, "w", w, {C});
+  require_shape(op, "b", b, {C});
+  require_rows_cols(op, "y", y, N, C);
+  require_numel(op, "mean", mean, N, "the rows of x");
+  require_numel(op, "rstd", rstd, N, "the rows of x");
+  TESSERA_CHECK_SHAPE(eps >= 0.0f, "eps must be ≥ 0, got {}", eps);
+  cpu::layer_norm_forward(x.data<float>(), w.data<float>(), b.data<float>(), eps, y.data<float>(),
+                          mean.data<float>(), rstd.data<float>(), N, C);
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                         const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) {
+  const char* op = "layer_norm_backward";
+  for (auto [name, t] : {std::pair{"dy", &dy}, {"x", &x}, {"w", &w}, {"mean", &mean}, {"rstd", &rstd},
+                         {"dx", &dx}, {"dw", &dw}, {"db", &db}})
+    require(op, name, *t);
+  TESSERA_CHECK_SHAPE(x.dim() >= 1, "x must have a channel dim, got {}", shape_str(x.shape()));
+  const std::int64_t C = last_dim(x), N = x.numel() / C;
+  require_rows_cols(op, "dy", dy, N, C);
+  require_rows_cols(op, "dx", dx, N, C);
+  require_shape(op, "w", w, {C});
+  require_shape(op, "dw", dw, {C});
+  require_shape(op, "db", db, {C});
+  require_numel(op, "mean", mean, N, "the rows of x");
+  require_numel(op, "rstd", rstd, N, "the rows of x");
+  cpu::layer_norm_backward(dy.data<float>(), x.data<float>(), w.data<float>(), mean.data<float>(),
+                           rstd.data<float>(), dx.data<float>(), dw.data<float>(), db.data<float>(),
+                           N, C);
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,85 @@
+// matmul and the Linear layer: shape checks here, the GEMMs in kernels/cpu/src/gemm.cpp.
+#include "op_checks.hpp"
+#include "tessera/kernels/cpu/gemm.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::ops {
+
+using detail::last_dim;
+using detail::require;
+using detail::require_rows_cols;
+using detail::require_shape;
+
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
+            float beta) {
+  const char* op = "matmul";
+  require(op, "a", a);
+  require(op, "b", b);
+  require(op, "out", out);
+  if (a.dim() < 2 || b.dim() != 2 || out.dim() < 2)
+    throw ShapeError(fmt::format("matmul: a {} and out {} need ≥ 2 dims and b {} exactly 2",
+                                 shape_str(a.shape()), shape_str(out.shape()), shape_str(b.shape())));
+  // a as stored is [ra, ca] with leading dims flattened.
+  const std::int64_t ca = last_dim(a), ra = a.numel() / ca;
+  const std::int64_t M = trans_a ? ca : ra, K = trans_a ? ra : ca;
+  const std::int64_t kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
+  TESSERA_CHECK_SHAPE(kb == K, "inner dims differ: op(a) is [{}, {}] (a {}{}), op(b) is [{}, {}] (b {}{})",
+                      M, K, shape_str(a.shape()), trans_a ? "ᵀ" : "", kb, N, shape_str(b.shape()),
+                      trans_b ? "ᵀ" : "");
+  require_rows_cols(op, "out", out, M, N);
+  TESSERA_CHECK_SHAPE(out.raw() != a.raw() && out.raw() != b.raw(), "out must not alias a or b");
+  cpu::sgemm(trans_a, trans_b, M, N, K, alpha, a.data<float>(), ca, b.data<float>(), b.size(1),
+             beta, out.data<float>(), N);
+}
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const char* op = "linear_forward";
+  require(op, "x", x);
+  require(op, "w", w);
+  require(op, "y", y);
+  TESSERA_CHECK_SHAPE(w.dim() == 2, "w must be [out, in], got {}", shape_str(w.shape()));
+  const std::int64_t out_f = w.size(0), in_f = w.size(1);
+  TESSERA_CHECK_SHAPE(x.dim() >= 1 && last_dim(x) == in_f,
+                      "x {} does not end in in_features = {} of w {}", shape_str(x.shape()), in_f,
+                      shape_str(w.shape()));
+  const std::int64_t N = x.numel() / in_f;
+  require_rows_cols(op, "y", y, N, out_f);
+  if (bias) {
+    require(op, "bias", *bias);
+    require_shape(op, "bias", *bias, {out_f});
+  }
+  cpu::linear_forward(x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
+                      y.data<float>(), N, in_f, out_f);
+}
+
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                     Tensor* db) {
+  const char* op = "linear_backward";
+  require(op, "dy", dy);
+  require(op, "x", x);
+  require(op, "w", w);
+  TESSERA_CHECK_SHAPE(w.dim() == 2, "w must be [out, in], got {}", shape_str(w.shape()));
+  const std::int64_t out_f = w.size(0), in_f = w.size(1);
+  TESSERA_CHECK_SHAPE(x.dim() >= 1 && last_dim(x) == in_f,
+                      "x {} does not end in in_features = {} of w {}", shape_str(x.shape()), in_f,
+                      shape_str(w.shape()));
+  const std::int64_t N = x.numel() / in_f;
+  require_rows_cols(op, "dy", dy, N, out_f);
+  if (dx) {
+    require(op, "dx", *dx);
+    require_rows_cols(op, "dx", *dx, N, in_f);
+  }
+  if (dw) {
+    require(op, "dw", *dw);
+    require_shape(op, "dw", *dw, w.shape());
+  }
+  if (db) {
+    require(op, "db", *db);
+    require_shape(op, "db", *db, {out_f});
+  }
+  cpu::linear_backward(dy.data<float>(), x.data<float>(), w.data<float>(),
+                       dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+                       db ? db->data<float>() : nullptr, N, in_f, out_f);
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,16 @@
+// Embedding lookup.
+//   ids [N] (int32, each in [0, rows));  table, dtable [rows,C];  out, dout [N,C]
+// forward: out[n] = table[ids[n]] (or += with accumulate, e.g. position + token embeddings).
+// backward: dtable[ids[n]] += dout[n]; repeated ids add up (threads split the C columns, so no
+// two threads ever touch the same element).
+#pragma once
+#include <cstdint>
+
+namespace tessera::cpu {
+
+void embedding_forward(const std::int32_t* ids, const float* table, float* out, std::int64_t N,
+                       std::int64_t C, bool accumulate);
+void embedding_backward(const std::int32_t* ids, const float* dout, float* dtable, std::int64_t N,
+                        std::int64_t C);
+
+}  // namespace tessera::cpu

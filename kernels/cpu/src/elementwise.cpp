@@ -1,0 +1,53 @@
+#include "tessera/kernels/cpu/elementwise.hpp"
+
+#include <cstring>
+
+namespace tessera::cpu {
+
+namespace {
+// Below this, thread start-up costs more than the loop.
+constexpr std::int64_t kParallelMin = 1 << 15;
+}  // namespace
+
+void add(const float* a, const float* b, float* out, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void axpy(float alpha, const float* x, float* y, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scale(float* x, float s, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void copy(const float* src, float* dst, std::int64_t n) {
+  if (src == dst || n == 0) return;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (std::int64_t blk = 0; blk < (n + 4095) / 4096; ++blk) {
+    const std::int64_t i0 = blk * 4096, len = (n - i0 < 4096) ? n - i0 : 4096;
+    std::memmove(dst + i0, src + i0, static_cast<std::size_t>(len) * sizeof(float));
+  }
+}
+
+double sum(const float* x, std::int64_t n) {
+  double s = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
+  return s;
+}
+
+double sum_squares(const float* x, std::int64_t n) {
+  double s = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    s += v * v;
+  }
+  return s;
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""PyTorch reference data for tests/ops/test_ops.cpp.
+
+Usage: /usr/bin/python3 reference_ops.py OUTDIR
+
+For every case: random float32 inputs from a fixed seed, the reference outputs and gradients
+(autograd with a random upstream gradient), written as raw little-endian float32/int32 files, plus
+OUTDIR/manifest.json listing each case's op, parameters and arrays (file, dtype, shape).
+
+References are computed in float64 from the float32 inputs (so the C++ test measures our float32
+error against the exact result, not against another float32 implementation), except Adam, which
+runs torch.optim.Adam/AdamW itself in float32 because the point there is its exact semantics.
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+OUT = sys.argv[1]
+os.makedirs(OUT, exist_ok=True)
+torch.manual_seed(1234)
+torch.set_num_threads(2)
+cases = []
+
+
+def case(op, name, params, **arrays):
+    entry = {"op": op, "name": name, "params": params, "arrays": {}}
+    for key, t in arrays.items():
+        t = t.detach().contiguous()
+        if t.dtype in (torch.float64, torch.float32):
+            t, dtype = t.to(torch.float32), "f32"
+        else:
+            t, dtype = t.to(torch.int32), "i32"
+        fname = f"{len(cases):03d}_{key}.bin"
+        t.numpy().tofile(os.path.join(OUT, fname))  # native order: little-endian on x86/ARM
+        entry["arrays"][key] = {"file": fname, "dtype": dtype, "shape": list(t.shape)}
+    cases.append(entry)
+
+
+def randn(*shape, scale=1.0):
+    return torch.randn(*shape, dtype=torch.float32) * scale
+
+
+def d(t):  # float64 leaf for autograd
+    return t.double().requires_grad_(True)
+
+
+# ---- matmul ----------------------------------------------------------------------------------
+for (M, K, N) in [(1, 5, 7), (7, 33, 5), (33, 67, 24), (64, 24, 67)]:
+    for ta in (False, True):
+        for tb in (False, True):
+            alpha, beta = (1.0, 0.0) if not (ta and tb) else (1.5, 0.5)
+            a = randn(K, M) if ta else randn(M, K)
+            b = randn(N, K) if tb else randn(K, N)
+            out0 = randn(M, N)
+            opa = a.double().t() if ta else a.double()
+            opb = b.double().t() if tb else b.double()
+            ref = alpha * opa @ opb + beta * out0.double()
+            case("matmul", f"M{M} K{K} N{N} ta{int(ta)} tb{int(tb)}",
+                 {"trans_a": ta, "trans_b": tb, "alpha": alpha, "beta": beta},
+                 a=a, b=b, out0=out0, out=ref)
+# a with flattened leading dims: [2, 3, K] · [K, N]
+a, b = randn(2, 3, 24), randn(24, 5)
+case("matmul", "a [2,3,24] flattened", {"trans_a": False, "trans_b": False, "alpha": 1.0, "beta": 0.0},
+     a=a, b=b, out0=torch.zeros(2, 3, 5), out=(a.double() @ b.double()))
+
+# ---- linear ----------------------------------------------------------------------------------
+lin_shapes = [(N, i, o) for N in (1, 7, 33) for (i, o) in ((5, 24), (24, 67), (67, 5))] + [(64, 256, 300)]
+for k, (N, fin, fout) in enumerate(lin_shapes):
+    has_bias = k % 3 != 2
+    lead = (N,) if k % 2 == 0 or N == 1 else (1, N)  # some with an extra leading dim
+    x, w, bias = randn(*lead, fin), randn(fout, fin, scale=fin ** -0.5), randn(fout)
+    dy, dw0, db0 = randn(*lead, fout), randn(fout, fin), randn(fout)
+    xd, wd, bd = d(x), d(w), d(bias)
+    y = xd @ wd.t() + (bd if has_bias else 0)
+    y.backward(dy.double())
+    arrays = dict(x=x, w=w, dy=dy, dw0=dw0, y=y, dx=xd.grad, dw=dw0.double() + wd.grad)
+    if has_bias:
+        arrays.update(b=bias, db0=db0, db=db0.double() + bd.grad)
+    case("linear", f"N{N} in{fin} out{fout} bias{int(has_bias)}", {"bias": has_bias}, **arrays)
+
+# ---- layer_norm ------------------------------------------------------------------------------
+for N in (1, 7, 33):
+    for C in (5, 24, 67, 768):
+        x = randn(N, C, scale=2.0) + 3.0  # offset mean: the variance must be computed stably
+        w, b, dy = 1.0 + randn(C, scale=0.1), randn(C, scale=0.1), randn(N, C)
+        dw0, db0 = randn(C), randn(C)
+        xd, wd, bd = d(x), d(w), d(b)
+        y = F.layer_norm(xd, (C,), wd, bd, eps=1e-5)
+        y.backward(dy.double())
+        xx = x.double()
+        mean = xx.mean(-1)
+        rstd = 1.0 / torch.sqrt(xx.var(-1, unbiased=False) + 1e-5)
+        case("layer_norm", f"N{N} C{C}", {"eps": 1e-5}, x=x, w=w, b=b, dy=dy, dw0=dw0, db0=db0, y=y,
+             mean=mean, rstd=rstd, dx=xd.grad, dw=dw0.double() + wd.grad, db=db0.double() + bd.grad)
+
+# ---- gelu ------------------------------------------------------------------------------------
+for n in (1, 7, 33 * 67, 100003):
+    x = randn(n, scale=3.0)
+    if n > 16:  # the tails, where a careless tanh(x) = 1 − 2/(e^{2x}+1) loses digits
+        x[:8] = torch.tensor([-30.0, -10.0, -5.0, -1e-4, 0.0, 1e-4, 10.0, 30.0])
+    dy = randn(n)
+    xd = d(x)
+    y = F.gelu(xd, approximate="tanh")
+    y.backward(dy.double())
+    case("gelu", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
+
+# ---- attention -------------------------------------------------------------------------------
+def attention_ref(q, kv, B, T, Hq, Hkv, D, causal):
+    qh = q.view(B, T, Hq, D).transpose(1, 2)
+    k = kv[..., : Hkv * D].reshape(B, T, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+    v = kv[..., Hkv * D:].reshape(B, T, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+    att = (qh @ k.transpose(-1, -2)) / math.sqrt(D)
+    if causal:
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        att = att.masked_fill(~mask, float("-inf"))
+    p = torch.softmax(att, dim=-1)
+    out = (p @ v).transpose(1, 2).reshape(B, T, Hq * D)
+    return out, p
+
+
+for (B, T, Hq, Hkv, D, causal, kind) in [
+        (1, 1, 2, 2, 8, True, "MHA"), (2, 13, 4, 4, 16, True, "MHA"), (2, 13, 4, 2, 16, True, "GQA"),
+        (1, 33, 4, 1, 8, True, "MQA"), (2, 64, 4, 2, 64, True, "GQA"), (1, 7, 3, 3, 5, True, "MHA"),
+        (2, 64, 6, 6, 64, True, "MHA"), (1, 33, 6, 3, 24, True, "GQA"), (2, 13, 4, 1, 16, True, "MQA"),
+        (2, 13, 4, 2, 16, False, "GQA non-causal")]:
+    q, kv, dout = randn(B, T, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, T, Hq * D)
+    qd, kvd = d(q), d(kv)
+    out, p = attention_ref(qd, kvd, B, T, Hq, Hkv, D, causal)
+    out.backward(dout.double())
+    case("attention", f"{kind} B{B} T{T} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "T": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal},
+         q=q, kv=kv, dout=dout, out=out, probs=p, dq=qd.grad, dkv=kvd.grad)
+
+# ---- embedding -------------------------------------------------------------------------------
+for N in (1, 7, 33):
+    for C in (5, 24, 67):
+        rows = 11  # few rows: ids repeat, so the backward's += of colliding rows is exercised
+        accumulate = (N + C) % 2 == 0
+        ids = torch.randint(0, rows, (N,), dtype=torch.int64)
+        table, out0, dout, dtable0 = randn(rows, C), randn(N, C), randn(N, C), randn(rows, C)
+        td = d(table)
+        out = F.embedding(ids, td)
+        out.backward(dout.double())
+        if accumulate:
+            out = out + out0.double()
+        case("embedding", f"N{N} C{C} acc{int(accumulate)}", {"accumulate": accumulate}, ids=ids,
+             table=table, out0=out0, dout=dout, dtable0=dtable0, out=out,
+             dtable=dtable0.double() + td.grad)
+
+# ---- softmax cross-entropy -------------------------------------------------------------------
+for (N, V, masked) in [(1, 5, False), (7, 5, True), (33, 67, True), (7, 1000, False), (33, 1000, True),
+                       (7, 50304, True), (1, 50304, False)]:
+    logits, targets = randn(N, V, scale=3.0), torch.randint(0, V, (N,), dtype=torch.int64)
+    mask = (torch.rand(N) > 0.3).float() if masked else torch.ones(N)
+    grad_scale = 0.7 / N
+    ld = d(logits)
+    losses = F.cross_entropy(ld, targets, reduction="none")
+    ((losses * mask.double()).sum() * grad_scale).backward()
+    arrays = dict(logits=logits, targets=targets, losses=losses, grad=ld.grad)
+    if masked:
+        arrays["mask"] = mask
+    case("cross_entropy", f"N{N} V{V} mask{int(masked)}", {"grad_scale": grad_scale, "masked": masked},
+         **arrays)
+
+# ---- softmax ---------------------------------------------------------------------------------
+for (N, C) in [(1, 1), (1, 7), (7, 33), (33, 67), (5, 50304)]:
+    x = randn(N, C, scale=4.0)
+    case("softmax", f"N{N} C{C}", {}, x=x, out=torch.softmax(x.double(), -1))
+
+# ---- elementwise and reductions --------------------------------------------------------------
+for n in (1, 7, 33 * 67, 100003):
+    a, b = randn(n), randn(n)
+    alpha, s = -0.37, 1.7
+    case("elementwise", f"n{n}", {"alpha": alpha, "scale": s}, a=a, b=b,
+         add=a.double() + b.double(), axpy=b.double() + alpha * a.double(), scale=a.double() * s,
+         sum=a.double().sum().reshape(1), sum_squares=(a.double() ** 2).sum().reshape(1))
+
+# ---- Adam / AdamW: 10 steps of torch.optim in float32 ----------------------------------------
+for (n, opt, lr, wd, gs) in [(7, "adam", 1e-3, 0.0, 1.0), (1000, "adam", 3e-2, 0.01, 1.0),
+                             (33 * 67, "adamw", 1e-3, 0.1, 0.5), (100003, "adamw", 3e-2, 0.01, 0.25),
+                             (1000, "adam", 1e-3, 0.1, 0.5)]:
+    steps, betas, eps = 10, (0.9, 0.95), 1e-8
+    p0, grads = randn(n), randn(steps, n)
+    p = p0.clone().requires_grad_(True)
+    cls = torch.optim.AdamW if opt == "adamw" else torch.optim.Adam
+    o = cls([p], lr=lr, betas=betas, eps=eps, weight_decay=wd)
+    for k in range(steps):
+        p.grad = grads[k] * gs  # grad_scale is applied to the gradient before the step
+        o.step()
+    st = o.state[p]
+    case("adam", f"{opt} n{n} lr{lr} wd{wd} gs{gs}",
+         {"decoupled": opt == "adamw", "lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
+          "weight_decay": wd, "grad_scale": gs, "steps": steps},
+         param0=p0, grads=grads, param=p, m=st["exp_avg"], v=st["exp_avg_sq"])
+
+with open(os.path.join(OUT, "manifest.json"), "w") as f:
+    json.dump({"torch": torch.__version__, "cases": cases}, f, indent=1)
+print(f"reference_ops.py: wrote {len(cases)} cases to {OUT}")

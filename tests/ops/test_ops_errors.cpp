@@ -1,0 +1,60 @@
+// Wrong shapes, dtypes and arguments are reported as tessera errors naming the op and the shapes.
+#include <catch2/catch.hpp>
+
+#include "tessera/error.hpp"
+#include "tessera/ops.hpp"
+
+using namespace tessera;
+using Catch::Matchers::Contains;
+
+TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
+  Tensor x = Tensor::zeros({4, 8}), w = Tensor::zeros({16, 8}), y = Tensor::zeros({4, 16});
+  Tensor bad_w = Tensor::zeros({16, 7});
+  REQUIRE_THROWS_WITH(ops::linear_forward(x, bad_w, nullptr, y),
+                      Contains("linear_forward") && Contains("[4, 8]") && Contains("[16, 7]"));
+  REQUIRE_THROWS_AS(ops::linear_forward(x, bad_w, nullptr, y), ShapeError);
+  Tensor bad_y = Tensor::zeros({4, 15});
+  REQUIRE_THROWS_WITH(ops::linear_forward(x, w, nullptr, bad_y), Contains("'y'") && Contains("[4, 15]"));
+  Tensor bias = Tensor::zeros({15});
+  REQUIRE_THROWS_AS(ops::linear_forward(x, w, &bias, y), ShapeError);
+  Tensor dw = Tensor::zeros({8, 16});
+  REQUIRE_THROWS_WITH(ops::linear_backward(y, x, w, nullptr, &dw, nullptr),
+                      Contains("linear_backward") && Contains("'dw'"));
+
+  Tensor out = Tensor::zeros({4, 4});
+  REQUIRE_THROWS_WITH(ops::matmul(x, false, x, false, out), Contains("matmul") && Contains("inner dims"));
+  REQUIRE_NOTHROW(ops::matmul(x, false, x, true, out));
+
+  Tensor ids_f = Tensor::zeros({4});
+  Tensor table = Tensor::zeros({10, 8}), emb = Tensor::zeros({4, 8});
+  REQUIRE_THROWS_WITH(ops::embedding_forward(ids_f, table, emb), Contains("i32"));
+  Tensor ids = Tensor::from<std::int32_t>({4}, {0, 3, 10, 1});
+  REQUIRE_THROWS_WITH(ops::embedding_forward(ids, table, emb), Contains("ids[2] = 10"));
+
+  Tensor logits = Tensor::zeros({4, 5}), losses = Tensor::zeros({4});
+  Tensor targets = Tensor::from<std::int32_t>({4}, {0, 1, 5, 2});
+  REQUIRE_THROWS_WITH(ops::softmax_cross_entropy(logits, targets, Tensor(), losses, true, 1.0f),
+                      Contains("softmax_cross_entropy") && Contains("out of range"));
+  Tensor short_losses = Tensor::zeros({3});
+  Tensor ok_targets = Tensor::from<std::int32_t>({4}, {0, 1, 4, 2});
+  REQUIRE_THROWS_AS(ops::softmax_cross_entropy(logits, ok_targets, Tensor(), short_losses, true, 1.0f), ShapeError);
+
+  ops::AttentionShape s{1, 4, 4, 3, 8, true};  // Hq not a multiple of Hkv
+  Tensor q = Tensor::zeros({1, 4, 32}), kv = Tensor::zeros({1, 4, 48}), o = Tensor::zeros({1, 4, 32});
+  Tensor probs = Tensor::zeros({1, 4, 4, 4});
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, o, probs), Contains("multiple of Hkv"));
+  s.Hkv = 2;
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, o, probs), Contains("'kv'") && Contains("[1, 4, 48]"));
+
+  Tensor ln_w = Tensor::zeros({7}), mean = Tensor::zeros({4}), rstd = Tensor::zeros({4}), yy = Tensor::zeros({4, 8});
+  REQUIRE_THROWS_WITH(ops::layer_norm_forward(x, ln_w, ln_w, 1e-5f, yy, mean, rstd),
+                      Contains("layer_norm_forward") && Contains("'w'"));
+  REQUIRE_THROWS_AS(ops::dropout_forward(x, 1.5f, 0, yy), Error);
+  REQUIRE_THROWS_AS(ops::gelu_forward(x, bad_y), ShapeError);
+  REQUIRE_THROWS_AS(ops::add(x, w, y), ShapeError);
+  REQUIRE_THROWS_AS(ops::linear_forward(Tensor(), w, nullptr, y), ShapeError);
+  Tensor m = Tensor::zeros({4, 8}), v = Tensor::zeros({4, 8});
+  ops::AdamParams ap;
+  ap.step = 0;
+  REQUIRE_THROWS_WITH(ops::adam_step(x, x, m, v, ap), Contains("1-based"));
+}

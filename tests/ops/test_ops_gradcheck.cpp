@@ -1,0 +1,129 @@
+// Finite-difference gradient checks, independent of PyTorch: the backward of layer_norm,
+// attention, gelu and cross-entropy against central differences of the forward.
+//
+// The objective is L = Σ r·y in double for a fixed random r, so dL/dy = r is what backward gets.
+// Forward runs in float: with step h the rounding noise in L is ~1e-7·‖y‖·‖r‖/h, and the
+// truncation error ~h², so h = 1e-2·scale gives ~1e-3 relative agreement; the tolerance below is
+// a few times the error measured, and a wrong formula (sign, missing term) is off by O(1).
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <functional>
+#include <random>
+
+#include "tessera/ops.hpp"
+
+using namespace tessera;
+
+namespace {
+
+Tensor random(const Shape& shape, std::mt19937& rng, float scale = 1.0f, float offset = 0.0f) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data<float>();
+  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = offset + scale * nd(rng);
+  return t;
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+  double s = 0.0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a.data<float>()[i]) * b.data<float>()[i];
+  return s;
+}
+
+// ‖numeric − analytic‖/‖analytic‖ over every element of `x`, with L = f() re-evaluated per element.
+double fd_rel_err(Tensor& x, const Tensor& analytic, const std::function<double()>& f, float h) {
+  double num = 0.0, den = 0.0;
+  float* p = x.data<float>();
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    const float x0 = p[i];
+    p[i] = x0 + h;
+    const double lp = f();
+    p[i] = x0 - h;
+    const double lm = f();
+    p[i] = x0;
+    const double numeric = (lp - lm) / (2.0 * h);
+    const double diff = numeric - analytic.data<float>()[i];
+    num += diff * diff;
+    den += static_cast<double>(analytic.data<float>()[i]) * analytic.data<float>()[i];
+  }
+  return std::sqrt(num / den);
+}
+
+constexpr double kFdTol = 3e-3;
+
+}  // namespace
+
+TEST_CASE("layer_norm backward matches finite differences", "[unit]") {
+  std::mt19937 rng(7);
+  for (auto [N, C] : {std::pair<std::int64_t, std::int64_t>{1, 5}, {3, 7}, {4, 24}}) {
+    Tensor x = random({N, C}, rng, 1.0f, 0.5f), w = random({C}, rng, 0.3f, 1.0f), b = random({C}, rng);
+    Tensor r = random({N, C}, rng);
+    Tensor y = Tensor::empty({N, C}), mean = Tensor::empty({N}), rstd = Tensor::empty({N});
+    auto L = [&] {
+      ops::layer_norm_forward(x, w, b, 1e-5f, y, mean, rstd);
+      return dot(y, r);
+    };
+    L();
+    Tensor dx = Tensor::empty({N, C}), dw = Tensor::zeros({C}), db = Tensor::zeros({C});
+    ops::layer_norm_backward(r, x, w, mean, rstd, dx, dw, db);
+    const double ex = fd_rel_err(x, dx, L, 1e-2f), ew = fd_rel_err(w, dw, L, 1e-2f),
+                 eb = fd_rel_err(b, db, L, 1e-2f);
+    std::printf("finite differences layer_norm N%ld C%ld: dx %.2e dw %.2e db %.2e\n", long(N), long(C), ex, ew, eb);
+    CHECK(ex < kFdTol);
+    CHECK(ew < kFdTol);
+    CHECK(eb < kFdTol);
+  }
+}
+
+TEST_CASE("attention backward matches finite differences (MHA, GQA, MQA)", "[unit]") {
+  std::mt19937 rng(11);
+  for (auto s : {ops::AttentionShape{1, 5, 2, 2, 3, true}, ops::AttentionShape{2, 4, 4, 2, 3, true},
+                 ops::AttentionShape{1, 6, 3, 1, 4, true}, ops::AttentionShape{1, 4, 2, 1, 3, false}}) {
+    Tensor q = random({s.B, s.T, s.Hq * s.D}, rng), kv = random({s.B, s.T, 2 * s.Hkv * s.D}, rng);
+    Tensor r = random({s.B, s.T, s.Hq * s.D}, rng);
+    Tensor out = Tensor::empty(q.shape()), probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
+    auto L = [&] {
+      ops::attention_forward(s, q, kv, out, probs);
+      return dot(out, r);
+    };
+    L();
+    Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
+    ops::attention_backward(s, r, q, kv, probs, dq, dkv);
+    const double eq = fd_rel_err(q, dq, L, 1e-2f), ekv = fd_rel_err(kv, dkv, L, 1e-2f);
+    std::printf("finite differences attention B%ld T%ld Hq%ld Hkv%ld D%ld causal%d: dq %.2e dkv %.2e\n",
+                long(s.B), long(s.T), long(s.Hq), long(s.Hkv), long(s.D), int(s.causal), eq, ekv);
+    CHECK(eq < kFdTol);
+    CHECK(ekv < kFdTol);
+  }
+}
+
+TEST_CASE("gelu and cross-entropy backward match finite differences", "[unit]") {
+  std::mt19937 rng(13);
+  Tensor x = random({37}, rng, 2.0f), r = random({37}, rng), y = Tensor::empty({37});
+  auto Lg = [&] {
+    ops::gelu_forward(x, y);
+    return dot(y, r);
+  };
+  Tensor dx = Tensor::empty({37});
+  ops::gelu_backward(r, x, dx);
+  const double eg = fd_rel_err(x, dx, Lg, 1e-2f);
+  CHECK(eg < kFdTol);
+
+  const std::int64_t N = 3, V = 11;
+  Tensor logits = random({N, V}, rng, 2.0f);
+  Tensor targets = Tensor::from<std::int32_t>({N}, {0, 10, 4});
+  Tensor mask = Tensor::from<float>({N}, {1.0f, 0.0f, 1.0f});
+  Tensor losses = Tensor::empty({N});
+  const float gs = 0.5f;
+  auto Lc = [&] {
+    Tensor l = logits.clone();
+    ops::softmax_cross_entropy(l, targets, mask, losses, false, 1.0f);
+    return gs * dot(losses, mask);
+  };
+  Tensor grad = logits.clone();
+  ops::softmax_cross_entropy(grad, targets, mask, losses, true, gs);
+  const double ec = fd_rel_err(logits, grad, Lc, 1e-2f);
+  std::printf("finite differences gelu: dx %.2e; cross_entropy: dlogits %.2e\n", eg, ec);
+  CHECK(ec < kFdTol);
+}
