@@ -88,8 +88,8 @@ TEST_CASE("a missing plugin lists what was found and where", "[unit]") {
   REQUIRE_THAT(msg, Contains("set TESSERA_PLUGIN_PATH"));
 
   const std::string none =
-      message_of<PluginError>([] { create_plugin<Greeter>("model", "gpt", Config().section("model")); });
-  REQUIRE_THAT(none, Contains("no plugin 'gpt' of kind 'model'; no model plugins were found"));
+      message_of<PluginError>([] { create_plugin<Greeter>("teapot", "earl_grey", Config().section("teapot")); });
+  REQUIRE_THAT(none, Contains("no plugin 'earl_grey' of kind 'teapot'; no teapot plugins were found"));
 }
 
 TEST_CASE("exceptions from a factory arrive as core copies of the same category, tagged", "[unit]") {
