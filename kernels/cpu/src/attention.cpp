@@ -19,16 +19,8 @@ namespace {
 
 // Row-wise softmax of p[0, n), in place.
 void softmax_row(float* p, std::int64_t n) {
-  float mx = p[0];
-  for (std::int64_t j = 1; j < n; ++j) mx = std::max(mx, p[j]);
-  double s = 0.0;  // short rows, but the same summation as the 50k-vocabulary softmax
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t j = 0; j < n; ++j) {
-    const float e = detail::exp_fast(p[j] - mx);
-    p[j] = e;
-    s += e;
-  }
-  const float inv = static_cast<float>(1.0 / s);
+  const float mx = detail::row_max(p, n);
+  const float inv = static_cast<float>(1.0 / detail::exp_shift_sum(p, p, n, mx));
 #pragma omp simd
   for (std::int64_t j = 0; j < n; ++j) p[j] *= inv;
 }
