@@ -100,15 +100,35 @@ int bench_child(const BenchArgs& a) {
   return 0;
 }
 
+// The machine's single-precision GEMM rate (median of 5 × 2048³ sgemm), the peak that model-FLOPs
+// utilisation (MFU) is quoted against on a CPU.
+double gemm_peak_gflops(std::int64_t threads) {
+  ops::set_num_threads(static_cast<int>(threads));
+  const std::int64_t n = 2048;
+  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::empty({n, n});
+  std::vector<double> rates;
+  for (int i = 0; i < 6; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ops::matmul(a, false, b, false, c);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i > 0) rates.push_back(2.0 * n * n * n / s / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
 int bench_parent(const BenchArgs& a) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  fmt::print("{:<28} {:>10} {:>10} {:>9} {:>10} {:>10} {:>10}\n", "config / implementation", "ms/step", "tokens/s",
-             "GFLOP/s", "peak RSS", "tensors", "vs torch");
+  const double peak = gemm_peak_gflops(a.threads);
+  fmt::print("sgemm 2048³ with {} threads: {:.1f} GFLOP/s (median) — MFU below is relative to it\n", a.threads, peak);
+  fmt::print("{:<28} {:>10} {:>10} {:>9} {:>6} {:>10} {:>10} {:>10}\n", "config / implementation", "ms/step", "tokens/s",
+             "GFLOP/s", "MFU", "peak RSS", "tensors", "vs torch");
   for (const std::string& cfg : a.configs) {
     auto ours = nlohmann::json::parse(run_capture(fmt::format("'{}' bench --child --iters {} --warmup {} --threads {} '{}'",
                                                               self, a.iters, a.warmup, a.threads, cfg)));
-    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>8.0f}Mi {:>8.0f}Mi", std::filesystem::path(cfg).stem().string() + " / tessera",
-               ours["ms_per_step"].get<double>(), ours["tokens_per_s"].get<double>(), ours["gflops"].get<double>(),
+    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>8.0f}Mi",
+               std::filesystem::path(cfg).stem().string() + " / tessera", ours["ms_per_step"].get<double>(),
+               ours["tokens_per_s"].get<double>(), ours["gflops"].get<double>(), 100.0 * ours["gflops"].get<double>() / peak,
                ours["peak_rss_mib"].get<double>(), ours["peak_tensor_mib"].get<double>());
     if (a.no_pytorch) {
       fmt::print("\n");
@@ -122,10 +142,10 @@ int bench_parent(const BenchArgs& a) {
         ours["groups"].get<int>(), ours["vocab"].get<int>(), ours["seq"].get<int>(), ours["batch"].get<int>(), a.iters,
         a.warmup, a.threads, ours["flops"].get<double>())));
     fmt::print(" {:>9.2f}x\n", torch["ms_per_step"].get<double>() / ours["ms_per_step"].get<double>());
-    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>8.0f}Mi {:>10}\n",
+    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>10}\n",
                std::filesystem::path(cfg).stem().string() + " / pytorch " + torch["torch"].get<std::string>(),
                torch["ms_per_step"].get<double>(), torch["tokens_per_s"].get<double>(), torch["gflops"].get<double>(),
-               torch["peak_rss_mib"].get<double>(), "-");
+               100.0 * torch["gflops"].get<double>() / peak, torch["peak_rss_mib"].get<double>(), "-");
   }
   return 0;
 }

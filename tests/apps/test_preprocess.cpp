@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "data/test_util.hpp"
+#include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/tokenizer.hpp"
 

@@ -10,7 +10,7 @@
 #include <numeric>
 #include <random>
 
-#include "data/test_util.hpp"
+#include "test_util.hpp"
 #include "tessera/data/document_split.hpp"
 #include "tessera/data/gpt_dataset.hpp"
 #include "tessera/data/numpy_random.hpp"

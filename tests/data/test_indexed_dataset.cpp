@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "data/test_util.hpp"
+#include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/error.hpp"
 

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "data/test_util.hpp"
+#include "test_util.hpp"
 #include "tessera/error.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/tokenizer/byte_tokenizer.hpp"

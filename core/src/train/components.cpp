@@ -13,6 +13,11 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
   if (o.type == "gpt2_bpe") {
     o.vocab_file = s.get_string("vocab_file");
     o.merges_file = s.get_string("merges_file");
+  } else {
+    // Valid [tokenizer] keys that only gpt2_bpe uses: a config that switches type by include or
+    // --set keeps them without error.
+    s.declare("vocab_file");
+    s.declare("merges_file");
   }
   return make_tokenizer(o);
 }

@@ -1,0 +1,75 @@
+// Inference path and sampling: next_token_logits agrees with the training path's loss, and the
+// samplers choose what they promise.
+#include <cmath>
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "tessera/config.hpp"
+#include "tessera/model.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/sampling.hpp"
+
+using namespace tessera;
+
+TEST_CASE("next_token_logits matches the training forward at the last position", "[unit]") {
+  Config config = Config::from_string(R"(
+[model]
+plugin = "gpt"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+num_query_groups = 2
+seq_length = 16
+make_vocab_size_divisible_by = 8
+init_method_std = 0.2
+)");
+  const std::int64_t vocab = 37, B = 2, T = 11;
+  auto model = create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{vocab, 5});
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int> tok(0, vocab - 1);
+  Tensor tokens = Tensor::empty({B, T}, DType::i32);
+  for (std::int64_t i = 0; i < B * T; ++i) tokens.data<std::int32_t>()[i] = tok(rng);
+  Tensor logits = model->next_token_logits(tokens);
+  REQUIRE(logits.shape() == Shape{B, vocab});
+  for (std::int64_t b = 0; b < B; ++b) {
+    // The training path's loss of one sequence, masked to its last position, for a few labels:
+    // loss = logsumexp(padded logits) − logit[label]. Differences between labels cancel the
+    // logsumexp, so they must equal differences of next_token_logits.
+    Tensor row = Tensor::empty({1, T}, DType::i32);
+    for (std::int64_t t = 0; t < T; ++t) row.data<std::int32_t>()[t] = tokens.data<std::int32_t>()[b * T + t];
+    auto loss_for = [&](int label) {
+      Batch batch{row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T})};
+      batch.labels.data<std::int32_t>()[T - 1] = label;
+      batch.loss_mask.data<float>()[T - 1] = 1.0f;
+      ActivationStore store;
+      StepContext ctx{store};
+      ctx.training = false;
+      return model->forward_loss(ctx, batch);
+    };
+    const double l0 = loss_for(0);
+    for (int label : {1, 7, 36}) {
+      const double expected = logits.data<float>()[b * vocab + label] - logits.data<float>()[b * vocab];
+      CHECK(l0 - loss_for(label) == Approx(expected).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("sampling: greedy, top-k, top-p and temperature", "[unit]") {
+  std::vector<float> logits{0.1f, 2.0f, 1.0f, -1.0f, 1.9f};
+  std::mt19937_64 rng(7);
+  CHECK(sample_token(logits.data(), 5, {0.0, 0, 1.0}, rng) == 1);  // greedy
+  for (int i = 0; i < 50; ++i) {
+    CHECK(sample_token(logits.data(), 5, {1.0, 1, 1.0}, rng) == 1);  // top-k 1
+    const auto t = sample_token(logits.data(), 5, {1.0, 2, 1.0}, rng);
+    CHECK((t == 1 || t == 4));                                         // top-k 2
+    CHECK(sample_token(logits.data(), 5, {1.0, 0, 0.01}, rng) == 1);  // tiny nucleus
+  }
+  // Temperature 1 draws follow the softmax.
+  std::vector<int> counts(5, 0);
+  const int draws = 40000;
+  for (int i = 0; i < draws; ++i) ++counts[static_cast<std::size_t>(sample_token(logits.data(), 5, {1.0, 0, 1.0}, rng))];
+  double z = 0;
+  for (float l : logits) z += std::exp(l);
+  for (int i = 0; i < 5; ++i) CHECK(counts[i] / double(draws) == Approx(std::exp(logits[i]) / z).margin(0.01));
+}

@@ -1,0 +1,23 @@
+# Configure + build the example plugin against the build tree, then check that `tessera plugins`
+# lists it and that a run with [optimizer] plugin = "sgd" trains.
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGV}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}${err}" PARENT_SCOPE)
+endfunction()
+
+file(REMOVE_RECURSE ${WORK})
+run(${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK} -G ${GENERATOR} -DTessera_DIR=${TESSERA_DIR} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${WORK})
+set(ENV{TESSERA_PLUGIN_PATH} ${WORK})
+run(${TESSERA} plugins --kind optimizer)
+if(NOT last_output MATCHES "sgd")
+  message(FATAL_ERROR "tessera plugins does not list the out-of-tree sgd plugin:\n${last_output}")
+endif()
+run(${TESSERA} preprocess --input ${SOURCE} --tokenizer byte --output-prefix ${WORK}/corpus --no-progress)
+run(${TESSERA} train ${CONFIG} --set data.data_path=${WORK}/corpus)
+if(NOT last_output MATCHES "SGD \\(momentum 0.5\\)" OR NOT last_output MATCHES "run summary")
+  message(FATAL_ERROR "the run did not use the sgd plugin:\n${last_output}")
+endif()
