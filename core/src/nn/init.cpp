@@ -21,19 +21,37 @@ std::uint64_t hash_name(std::uint64_t seed, const std::string& name) {
   return mix(h);
 }
 
+namespace {
+// Box–Muller on the pair of uniforms of counter pair j gives the normals of elements 2j and 2j+1.
+inline void normal_pair(std::uint64_t key, std::uint64_t j, double& even, double& odd) {
+  const double r = std::sqrt(-2.0 * std::log(unit_open(mix(key ^ mix(2 * j)))));
+  const double a = 6.283185307179586 * unit_open(mix(key ^ mix(2 * j + 1)));
+  even = r * std::cos(a);
+  odd = r * std::sin(a);
+}
+}  // namespace
+
 double counter_normal(std::uint64_t key, std::uint64_t i) {
-  double u1 = unit_open(mix(key ^ mix(2 * i)));
-  double u2 = unit_open(mix(key ^ mix(2 * i + 1)));
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  double even, odd;
+  normal_pair(key, i / 2, even, odd);
+  return (i % 2 == 0) ? even : odd;
 }
 
 void init_normal(Tensor& t, float std, std::uint64_t seed, const std::string& name, std::int64_t offset) {
   const std::uint64_t key = hash_name(seed, name);
   float* p = t.data<float>();
   const std::int64_t n = t.numel();
+  // Whole pairs of the full tensor's counters, so each log/sqrt/sincos serves two elements and a
+  // shard starting at an odd offset still gets exactly the full tensor's values.
+  const std::int64_t first_pair = offset / 2, last_pair = (offset + n + 1) / 2;
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i)
-    p[i] = static_cast<float>(std * counter_normal(key, static_cast<std::uint64_t>(offset + i)));
+  for (std::int64_t j = first_pair; j < last_pair; ++j) {
+    double even, odd;
+    normal_pair(key, static_cast<std::uint64_t>(j), even, odd);
+    const std::int64_t i0 = 2 * j - offset;
+    if (i0 >= 0 && i0 < n) p[i0] = static_cast<float>(std * even);
+    if (i0 + 1 >= 0 && i0 + 1 < n) p[i0 + 1] = static_cast<float>(std * odd);
+  }
 }
 
 }  // namespace tessera
