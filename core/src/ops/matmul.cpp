@@ -32,17 +32,30 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
              beta, out.data<float>(), N);
 }
 
-void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  const char* op = "linear_forward";
+namespace {
+
+struct LinearDims {
+  std::int64_t rows, in_features, out_features;
+};
+
+// Checks x [..., in] and w [out, in] (PyTorch layout) and returns N = rows of x flattened.
+LinearDims linear_dims(const char* op, const Tensor& x, const Tensor& w) {
   require(op, "x", x);
   require(op, "w", w);
-  require(op, "y", y);
-  TESSERA_CHECK_SHAPE(w.dim() == 2, "w must be [out, in], got {}", shape_str(w.shape()));
+  if (w.dim() != 2) throw ShapeError(fmt::format("{}: w must be [out, in], got {}", op, shape_str(w.shape())));
   const std::int64_t out_f = w.size(0), in_f = w.size(1);
-  TESSERA_CHECK_SHAPE(x.dim() >= 1 && last_dim(x) == in_f,
-                      "x {} does not end in in_features = {} of w {}", shape_str(x.shape()), in_f,
-                      shape_str(w.shape()));
-  const std::int64_t N = x.numel() / in_f;
+  if (x.dim() < 1 || last_dim(x) != in_f)
+    throw ShapeError(fmt::format("{}: x {} does not end in in_features = {} of w {}", op, shape_str(x.shape()), in_f,
+                                 shape_str(w.shape())));
+  return {x.numel() / in_f, in_f, out_f};
+}
+
+}  // namespace
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const char* op = "linear_forward";
+  require(op, "y", y);
+  const auto [N, in_f, out_f] = linear_dims(op, x, w);
   require_rows_cols(op, "y", y, N, out_f);
   if (bias) {
     require(op, "bias", *bias);
@@ -56,14 +69,7 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
                      Tensor* db) {
   const char* op = "linear_backward";
   require(op, "dy", dy);
-  require(op, "x", x);
-  require(op, "w", w);
-  TESSERA_CHECK_SHAPE(w.dim() == 2, "w must be [out, in], got {}", shape_str(w.shape()));
-  const std::int64_t out_f = w.size(0), in_f = w.size(1);
-  TESSERA_CHECK_SHAPE(x.dim() >= 1 && last_dim(x) == in_f,
-                      "x {} does not end in in_features = {} of w {}", shape_str(x.shape()), in_f,
-                      shape_str(w.shape()));
-  const std::int64_t N = x.numel() / in_f;
+  const auto [N, in_f, out_f] = linear_dims(op, x, w);
   require_rows_cols(op, "dy", dy, N, out_f);
   if (dx) {
     require(op, "dx", *dx);
