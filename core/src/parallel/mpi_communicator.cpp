@@ -45,10 +45,12 @@ class MpiRequest final : public CommRequest::Impl {
     return flag != 0;
   }
 
-  // Polls until done or the deadline. Spinning first keeps short operations fast (and MPI only
-  // progresses inside calls); after that, short sleeps leave the core to ranks and threads that
-  // share it, which matters when ranks oversubscribe a machine.
+  // Polls until done or the deadline; MPI progresses a non-blocking operation only inside calls,
+  // so the loop keeps calling. A pure spin first keeps small operations at MPI_Allreduce's latency;
+  // then yielding lets oversubscribed ranks share a core without slowing transfers that need many
+  // progress calls; only a wait past a second (a straggler, not data movement) sleeps between polls.
   void wait() override {
+    using namespace std::chrono_literals;
     const Clock::time_point start = Clock::now();
     const Clock::time_point deadline = start + timeout_;
     while (!test()) {
@@ -58,10 +60,11 @@ class MpiRequest final : public CommRequest::Impl {
             "{} on {} did not complete within {:.1f} s (TESSERA_COMM_TIMEOUT_S); another rank of the "
             "group has failed, is stuck, or called a different collective",
             op_, group_, std::chrono::duration<double>(timeout_).count()));
-      if (now - start < std::chrono::milliseconds(20))
+      if (now - start < 50us) continue;
+      if (now - start < 1s)
         std::this_thread::yield();
       else
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        std::this_thread::sleep_for(100us);
     }
   }
 
