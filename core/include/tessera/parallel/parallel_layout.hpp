@@ -1,0 +1,71 @@
+// ParallelLayout: where one rank sits in the tp × dp × pp grid, computed from sizes alone.
+//
+// Rank order is Megatron-LM's "tp-dp-pp": tensor-parallel rank varies fastest, then data-parallel,
+// then pipeline, i.e.  rank = tp_rank + tp · (dp_rank + dp · pp_rank). Ranks of one tensor-parallel
+// group are therefore neighbours (on one node), and a pipeline group strides by tp·dp. Example, 16
+// ranks with tp 2, pp 4 (dp 2): tp groups [0,1] [2,3] …, dp groups [0,2] [1,3] [4,6] …, pp groups
+// [0,4,8,12] [1,5,9,13] …. docs/parallelism.md has a worked table.
+//
+// Everything here is a pure function of (world rank, world size, tp, pp, vpp), so it is tested
+// without MPI; process_groups.hpp turns the rank lists into communicators.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+enum class GroupKind { tp, dp, pp, embedding };
+const char* group_kind_name(GroupKind kind);
+
+struct ParallelSizes {
+  int tp = 1;   // tensor_model_parallel_size
+  int pp = 1;   // pipeline_model_parallel_size
+  int vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
+  bool sequence_parallel = false;
+};
+
+class ParallelLayout {
+ public:
+  // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
+  // tp·pp, world_rank is outside [0, world_size), or vpp > 1 without pipeline parallelism.
+  static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
+
+  int world_size() const { return world_; }
+  int rank() const { return rank_; }
+  int tp() const { return sizes_.tp; }
+  int pp() const { return sizes_.pp; }
+  int dp() const { return dp_; }
+  int vpp() const { return sizes_.vpp; }
+  bool sequence_parallel() const { return sizes_.sequence_parallel; }
+
+  int tp_rank() const { return tp_rank_; }
+  int dp_rank() const { return dp_rank_; }
+  int pp_rank() const { return pp_rank_; }
+  bool is_first_stage() const { return pp_rank_ == 0; }
+  bool is_last_stage() const { return pp_rank_ == sizes_.pp - 1; }
+  // World ranks of the neighbouring stages; they wrap around as in Megatron-LM.
+  int next_pipeline_rank() const;
+  int prev_pipeline_rank() const;
+
+  // The world rank at a grid position.
+  int world_rank_of(int tp_rank, int dp_rank, int pp_rank) const;
+
+  // World ranks of the group of `kind` that contains this rank, in group-rank order. The embedding
+  // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1),
+  // used to reduce tied embedding grads; it is empty for middle stages, which are in none.
+  std::vector<int> group_ranks(GroupKind kind) const;
+  // Every group of `kind` in the world, ordered by their first rank.
+  std::vector<std::vector<int>> all_groups(GroupKind kind) const;
+
+  // "world 8 = tp 2 × dp 2 × pp 2 (vpp 1, sequence parallel off); rank 5 = (tp 1, dp 0, pp 1)"
+  std::string str() const;
+
+ private:
+  ParallelLayout() = default;
+  std::vector<int> group_at(GroupKind kind, int tp_rank, int dp_rank, int pp_rank) const;
+  ParallelSizes sizes_;
+  int world_ = 1, rank_ = 0, dp_ = 1;
+  int tp_rank_ = 0, dp_rank_ = 0, pp_rank_ = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,61 @@
+#include "tessera/parallel/abort.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include <mpi.h>
+
+#include "tessera/logging.hpp"
+
+namespace tessera {
+
+namespace {
+struct World {
+  bool mpi = false;
+  int rank = 0, size = 1;
+};
+
+World world() {
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  World w;
+  w.mpi = initialised && !finalised;
+  if (w.mpi) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+  }
+  return w;
+}
+}  // namespace
+
+void abort_job(const std::string& reason, int exit_code) {
+  if (exit_code == 0) exit_code = 1;  // an abort is never a success
+  const auto [mpi, rank, size] = world();
+  log_error("rank {} of {} aborts the job: {}", rank, size, reason);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // MPI_Abort makes the launcher kill every rank; its return code is irrelevant as _Exit follows.
+  if (mpi) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // no destructors or atexit handlers: MPI_Finalize would wait for the other ranks
+}
+
+int run_or_abort(const std::function<int()>& body) {
+  int code = 0;
+  try {
+    code = body();
+  } catch (const std::exception& e) {
+    abort_job(e.what());
+  } catch (...) {
+    abort_job("an exception of unknown type escaped");
+  }
+  if (code != 0) {
+    World w = world();
+    if (w.mpi && w.size > 1)
+      abort_job(fmt::format("exit code {} while the other ranks may still be communicating", code), code);
+  }
+  return code;
+}
+
+}  // namespace tessera

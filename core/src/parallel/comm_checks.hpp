@@ -1,0 +1,16 @@
+// Argument checks shared by every Communicator, so that the one-rank group rejects exactly what
+// MPI (and later NCCL) would, with the same messages. All of them are local: a bad call throws on
+// the calling rank before any transfer starts.
+#pragma once
+#include "tessera/parallel/communicator.hpp"
+
+namespace tessera::comm_checks {
+
+// t is defined, on the CPU when cpu_only.
+void tensor(const Communicator& c, const char* op, const Tensor& t, bool cpu_only);
+void reduce_scatter(const Communicator& c, const Tensor& in, const Tensor& out);
+void all_gather(const Communicator& c, const Tensor& in, const Tensor& out);
+void root(const Communicator& c, const char* op, int root);
+void peer(const Communicator& c, const char* op, int peer, int tag);
+
+}  // namespace tessera::comm_checks

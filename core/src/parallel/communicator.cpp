@@ -1,0 +1,30 @@
+#include "tessera/parallel/communicator.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace tessera {
+
+CommError::~CommError() = default;
+Communicator::~Communicator() = default;
+
+const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "max"; }
+
+std::string Communicator::describe() const {
+  return fmt::format("group '{}' (rank {} of {})", name_, rank(), size());
+}
+
+std::chrono::milliseconds default_comm_timeout() {
+  const char* text = std::getenv("TESSERA_COMM_TIMEOUT_S");
+  if (text == nullptr || *text == '\0') return std::chrono::milliseconds(300'000);
+  char* end = nullptr;
+  errno = 0;
+  double seconds = std::strtod(text, &end);
+  if (errno != 0 || *end != '\0' || !std::isfinite(seconds) || seconds <= 0 || seconds > 1e9)
+    throw ConfigError(fmt::format(
+        "TESSERA_COMM_TIMEOUT_S='{}': expected a number of seconds > 0 (the collective deadline)", text));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000)));
+}
+
+}  // namespace tessera

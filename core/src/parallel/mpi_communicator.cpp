@@ -1,0 +1,214 @@
+#include "tessera/parallel/mpi_communicator.hpp"
+
+#include <climits>
+#include <thread>
+#include <vector>
+
+#include "comm_checks.hpp"
+#include "mpi_check.hpp"
+#include "tessera/parallel/abort.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
+
+namespace tessera {
+
+struct MpiCommunicator::Impl {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One MPI request. It holds the tensors it touches so that their storage outlives the transfer.
+class MpiRequest final : public CommRequest::Impl {
+ public:
+  MpiRequest(const Communicator& c, const char* op, std::vector<Tensor> keep)
+      : op_(op), group_(c.describe()), timeout_(c.timeout()), keep_(std::move(keep)) {}
+
+  MPI_Request* handle() { return &request_; }
+  // For a recv: the element count the message must have, checked on completion.
+  void expect_count(std::int64_t count, MPI_Datatype type, int peer, int tag) {
+    expected_ = count;
+    type_ = type;
+    peer_ = peer;
+    tag_ = tag;
+  }
+
+  bool test() override {
+    int flag = 0;
+    MPI_Status status;
+    int rc = MPI_Test(&request_, &flag, &status);
+    if (rc != MPI_SUCCESS) on_error(rc);
+    if (flag && expected_ >= 0) check_count(status);
+    return flag != 0;
+  }
+
+  // Polls until done or the deadline; MPI progresses a non-blocking operation only inside calls,
+  // so the loop keeps calling. A pure spin first keeps small operations at MPI_Allreduce's latency;
+  // then yielding lets oversubscribed ranks share a core without slowing transfers that need many
+  // progress calls; only a wait past a second (a straggler, not data movement) sleeps between polls.
+  void wait() override {
+    using namespace std::chrono_literals;
+    const Clock::time_point start = Clock::now();
+    const Clock::time_point deadline = start + timeout_;
+    while (!test()) {
+      Clock::time_point now = Clock::now();
+      if (now >= deadline)
+        abort_job(fmt::format(
+            "{} on {} did not complete within {:.1f} s (TESSERA_COMM_TIMEOUT_S); another rank of the "
+            "group has failed, is stuck, or called a different collective",
+            op_, group_, std::chrono::duration<double>(timeout_).count()));
+      if (now - start < 50us) continue;
+      if (now - start < 1s)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(100us);
+    }
+  }
+
+ private:
+  void on_error(int rc) {
+    int error_class = rc;
+    MPI_Error_class(rc, &error_class);
+    if (error_class == MPI_ERR_TRUNCATE)
+      throw ShapeError(fmt::format("{} on {}: the message from rank {} (tag {}) has more than the {} "
+                                   "elements of the receiving tensor", op_, group_, peer_, tag_, expected_));
+    mpi::throw_error(rc, "MPI_Test", __FILE__, __LINE__);
+  }
+  void check_count(const MPI_Status& status) {
+    int count = 0;
+    TESSERA_MPI_CHECK(MPI_Get_count(&status, type_, &count));
+    if (count != expected_)
+      throw ShapeError(fmt::format("{} on {}: the message from rank {} (tag {}) has {} elements, the "
+                                   "receiving tensor has {}", op_, group_, peer_, tag_, count, expected_));
+  }
+
+  const char* op_;
+  std::string group_;
+  std::chrono::milliseconds timeout_;
+  std::vector<Tensor> keep_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::int64_t expected_ = -1;
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+  int peer_ = -1, tag_ = -1;
+};
+
+int count_of(const Communicator& c, const char* op, std::int64_t n) {
+  if (n > INT_MAX)
+    throw ShapeError(fmt::format("{} on {}: {} elements exceed MPI's int count; split the tensor", op,
+                                 c.describe(), n));
+  return static_cast<int>(n);
+}
+
+MPI_Datatype reduce_type(const Communicator& c, const char* op, const Tensor& t) {
+  if (!mpi::reducible(t.dtype()))
+    throw ShapeError(fmt::format("{} on {}: {} cannot be reduced by MPI (f32, i32, i64 and u8 can)", op,
+                                 c.describe(), t.str()));
+  return mpi::datatype(t.dtype());
+}
+
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(std::string name, std::unique_ptr<Impl> impl)
+    : Communicator(std::move(name)), impl_(std::move(impl)) {}
+
+std::unique_ptr<MpiCommunicator> MpiCommunicator::world() {
+  MpiRuntime::init();
+  auto impl = std::make_unique<Impl>();
+  TESSERA_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &impl->comm));
+  TESSERA_MPI_CHECK(MPI_Comm_set_errhandler(impl->comm, MPI_ERRORS_RETURN));
+  TESSERA_MPI_CHECK(MPI_Comm_rank(impl->comm, &impl->rank));
+  TESSERA_MPI_CHECK(MPI_Comm_size(impl->comm, &impl->size));
+  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator("world", std::move(impl)));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  // A communicator outliving MPI_Finalize (a static destroyed late) has nothing left to free.
+  if (impl_->comm != MPI_COMM_NULL && MpiRuntime::active()) MPI_Comm_free(&impl_->comm);
+}
+
+int MpiCommunicator::rank() const { return impl_->rank; }
+int MpiCommunicator::size() const { return impl_->size; }
+
+CommRequest MpiCommunicator::start_all_reduce(Tensor& t, ReduceOp op) {
+  comm_checks::tensor(*this, "all_reduce", t, true);
+  MPI_Datatype type = reduce_type(*this, "all_reduce", t);
+  auto r = std::make_unique<MpiRequest>(*this, "all_reduce", std::vector<Tensor>{t});
+  TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), count_of(*this, "all_reduce", t.numel()), type,
+                                   mpi_op(op), impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  comm_checks::reduce_scatter(*this, in, out);
+  MPI_Datatype type = reduce_type(*this, "reduce_scatter", in);
+  auto r = std::make_unique<MpiRequest>(*this, "reduce_scatter", std::vector<Tensor>{in, out});
+  TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.raw(), out.raw(), count_of(*this, "reduce_scatter", out.numel()),
+                                              type, mpi_op(op), impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_all_gather(const Tensor& in, Tensor& out) {
+  comm_checks::all_gather(*this, in, out);
+  MPI_Datatype type = mpi::datatype(in.dtype());
+  int n = count_of(*this, "all_gather", in.numel());
+  auto r = std::make_unique<MpiRequest>(*this, "all_gather", std::vector<Tensor>{in, out});
+  TESSERA_MPI_CHECK(MPI_Iallgather(in.raw(), n, type, out.raw(), n, type, impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_broadcast(Tensor& t, int root) {
+  comm_checks::tensor(*this, "broadcast", t, true);
+  comm_checks::root(*this, "broadcast", root);
+  auto r = std::make_unique<MpiRequest>(*this, "broadcast", std::vector<Tensor>{t});
+  TESSERA_MPI_CHECK(MPI_Ibcast(t.raw(), count_of(*this, "broadcast", t.numel()), mpi::datatype(t.dtype()), root,
+                               impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_send(const Tensor& t, int peer, int tag) {
+  comm_checks::tensor(*this, "send", t, true);
+  comm_checks::peer(*this, "send", peer, tag);
+  auto r = std::make_unique<MpiRequest>(*this, "send", std::vector<Tensor>{t});
+  TESSERA_MPI_CHECK(MPI_Isend(t.raw(), count_of(*this, "send", t.numel()), mpi::datatype(t.dtype()), peer, tag,
+                              impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_recv(Tensor& t, int peer, int tag) {
+  comm_checks::tensor(*this, "recv", t, true);
+  comm_checks::peer(*this, "recv", peer, tag);
+  MPI_Datatype type = mpi::datatype(t.dtype());
+  auto r = std::make_unique<MpiRequest>(*this, "recv", std::vector<Tensor>{t});
+  r->expect_count(t.numel(), type, peer, tag);
+  TESSERA_MPI_CHECK(MPI_Irecv(t.raw(), count_of(*this, "recv", t.numel()), type, peer, tag, impl_->comm,
+                              r->handle()));
+  return CommRequest(std::move(r));
+}
+
+CommRequest MpiCommunicator::start_barrier() {
+  auto r = std::make_unique<MpiRequest>(*this, "barrier", std::vector<Tensor>{});
+  TESSERA_MPI_CHECK(MPI_Ibarrier(impl_->comm, r->handle()));
+  return CommRequest(std::move(r));
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const std::string& name) {
+  // MPI_Comm_split blocks with no deadline; a barrier first (which has one) makes sure every rank
+  // arrived, so a failed rank ends the job instead of hanging it here.
+  barrier();
+  auto impl = std::make_unique<Impl>();
+  TESSERA_MPI_CHECK(MPI_Comm_split(impl_->comm, color < 0 ? MPI_UNDEFINED : color, key, &impl->comm));
+  if (impl->comm == MPI_COMM_NULL) return nullptr;
+  TESSERA_MPI_CHECK(MPI_Comm_set_errhandler(impl->comm, MPI_ERRORS_RETURN));
+  TESSERA_MPI_CHECK(MPI_Comm_rank(impl->comm, &impl->rank));
+  TESSERA_MPI_CHECK(MPI_Comm_size(impl->comm, &impl->size));
+  auto c = std::unique_ptr<MpiCommunicator>(new MpiCommunicator(name, std::move(impl)));
+  c->set_timeout(timeout());
+  return c;
+}
+
+}  // namespace tessera

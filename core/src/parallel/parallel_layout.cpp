@@ -1,0 +1,110 @@
+#include "tessera/parallel/parallel_layout.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+const char* group_kind_name(GroupKind kind) {
+  switch (kind) {
+    case GroupKind::tp: return "tp";
+    case GroupKind::dp: return "dp";
+    case GroupKind::pp: return "pp";
+    case GroupKind::embedding: return "embedding";
+  }
+  return "?";
+}
+
+ParallelLayout ParallelLayout::make(int world_rank, int world_size, const ParallelSizes& sizes) {
+  auto at_least_one = [](const char* what, int value) {
+    if (value < 1) throw ConfigError(fmt::format("{} must be at least 1, got {}", what, value));
+  };
+  at_least_one("world size", world_size);
+  at_least_one("tensor_model_parallel_size", sizes.tp);
+  at_least_one("pipeline_model_parallel_size", sizes.pp);
+  at_least_one("virtual_pipeline_model_parallel_size", sizes.vpp);
+  const long long model = static_cast<long long>(sizes.tp) * sizes.pp;
+  if (world_size % model != 0)
+    throw ConfigError(fmt::format(
+        "world size {} is not divisible by tensor_model_parallel_size ({}) × pipeline_model_parallel_size "
+        "({}) = {}: the data-parallel size would not be a whole number",
+        world_size, sizes.tp, sizes.pp, model));
+  if (sizes.vpp > 1 && sizes.pp == 1)
+    throw ConfigError(fmt::format(
+        "virtual_pipeline_model_parallel_size {} needs pipeline_model_parallel_size > 1, got 1", sizes.vpp));
+  if (world_rank < 0 || world_rank >= world_size)
+    throw ConfigError(fmt::format("rank {} is outside the world of {} ranks", world_rank, world_size));
+
+  ParallelLayout l;
+  l.sizes_ = sizes;
+  l.world_ = world_size;
+  l.rank_ = world_rank;
+  l.dp_ = static_cast<int>(world_size / model);
+  l.tp_rank_ = world_rank % sizes.tp;
+  l.dp_rank_ = (world_rank / sizes.tp) % l.dp_;
+  l.pp_rank_ = world_rank / (sizes.tp * l.dp_);
+  return l;
+}
+
+int ParallelLayout::world_rank_of(int tp_rank, int dp_rank, int pp_rank) const {
+  return tp_rank + sizes_.tp * (dp_rank + dp_ * pp_rank);
+}
+
+int ParallelLayout::next_pipeline_rank() const {
+  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + 1) % sizes_.pp);
+}
+
+int ParallelLayout::prev_pipeline_rank() const {
+  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + sizes_.pp - 1) % sizes_.pp);
+}
+
+std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) const {
+  std::vector<int> ranks;
+  switch (kind) {
+    case GroupKind::tp:
+      for (int i = 0; i < sizes_.tp; ++i) ranks.push_back(world_rank_of(i, d, p));
+      break;
+    case GroupKind::dp:
+      for (int i = 0; i < dp_; ++i) ranks.push_back(world_rank_of(t, i, p));
+      break;
+    case GroupKind::pp:
+      for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(world_rank_of(t, d, i));
+      break;
+    case GroupKind::embedding:
+      if (sizes_.pp == 1)
+        ranks.push_back(world_rank_of(t, d, 0));
+      else if (p == 0 || p == sizes_.pp - 1)
+        ranks = {world_rank_of(t, d, 0), world_rank_of(t, d, sizes_.pp - 1)};
+      break;
+  }
+  return ranks;
+}
+
+std::vector<int> ParallelLayout::group_ranks(GroupKind kind) const {
+  return group_at(kind, tp_rank_, dp_rank_, pp_rank_);
+}
+
+std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
+  // One representative position per group: coordinate 0 along the group's own dimension(s).
+  std::vector<std::vector<int>> groups;
+  for (int p = 0; p < sizes_.pp; ++p)
+    for (int d = 0; d < dp_; ++d)
+      for (int t = 0; t < sizes_.tp; ++t) {
+        bool representative = (kind == GroupKind::tp && t == 0) || (kind == GroupKind::dp && d == 0) ||
+                              ((kind == GroupKind::pp || kind == GroupKind::embedding) && p == 0);
+        if (representative) groups.push_back(group_at(kind, t, d, p));
+      }
+  std::sort(groups.begin(), groups.end());
+  return groups;
+}
+
+std::string ParallelLayout::str() const {
+  return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}); rank {} = (tp {}, dp {}, pp {})",
+                     world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
+                     rank_, tp_rank_, dp_rank_, pp_rank_);
+}
+
+}  // namespace tessera

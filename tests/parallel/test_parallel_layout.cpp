@@ -1,0 +1,158 @@
+// ParallelLayout rank math against hand-written tables (Megatron-LM's documented 16-rank example and
+// an 8-rank tp2·pp2·dp2 grid), invariants over many layouts, and the errors for bad sizes.
+#include <algorithm>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "expect_error.hpp"
+#include "tessera/error.hpp"
+#include "tessera/parallel/parallel_layout.hpp"
+
+using namespace tessera;
+using Groups = std::vector<std::vector<int>>;
+
+TEST_CASE("layout: 8 ranks as tp2 · pp2 · dp2", "[unit]") {
+  // rank → (tp_rank, dp_rank, pp_rank), written out by hand from rank = tp + 2·(dp + 2·pp).
+  const int expected[8][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {1, 1, 0},
+                              {0, 0, 1}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}};
+  for (int r = 0; r < 8; ++r) {
+    CAPTURE(r);
+    auto l = ParallelLayout::make(r, 8, {.tp = 2, .pp = 2});
+    REQUIRE(l.dp() == 2);
+    REQUIRE(l.tp_rank() == expected[r][0]);
+    REQUIRE(l.dp_rank() == expected[r][1]);
+    REQUIRE(l.pp_rank() == expected[r][2]);
+    REQUIRE(l.is_first_stage() == (r < 4));
+    REQUIRE(l.is_last_stage() == (r >= 4));
+    REQUIRE(l.next_pipeline_rank() == (r + 4) % 8);
+    REQUIRE(l.prev_pipeline_rank() == (r + 4) % 8);
+    REQUIRE(l.world_rank_of(l.tp_rank(), l.dp_rank(), l.pp_rank()) == r);
+  }
+  auto l = ParallelLayout::make(5, 8, {.tp = 2, .pp = 2});
+  REQUIRE(l.all_groups(GroupKind::tp) == Groups{{0, 1}, {2, 3}, {4, 5}, {6, 7}});
+  REQUIRE(l.all_groups(GroupKind::dp) == Groups{{0, 2}, {1, 3}, {4, 6}, {5, 7}});
+  REQUIRE(l.all_groups(GroupKind::pp) == Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}});
+  REQUIRE(l.all_groups(GroupKind::embedding) == Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}});
+  REQUIRE(l.group_ranks(GroupKind::tp) == std::vector<int>{4, 5});
+  REQUIRE(l.group_ranks(GroupKind::dp) == std::vector<int>{5, 7});
+  REQUIRE(l.group_ranks(GroupKind::pp) == std::vector<int>{1, 5});
+  REQUIRE(l.group_ranks(GroupKind::embedding) == std::vector<int>{1, 5});
+  REQUIRE(l.str() == "world 8 = tp 2 × dp 2 × pp 2 (vpp 1, sequence parallel off); rank 5 = (tp 1, dp 0, pp 1)");
+}
+
+TEST_CASE("layout: Megatron-LM's example, 16 ranks as tp2 · pp4", "[unit]") {
+  // From megatron/core/parallel_state.py, initialize_model_parallel's docstring.
+  auto l = ParallelLayout::make(9, 16, {.tp = 2, .pp = 4});
+  REQUIRE(l.dp() == 2);
+  REQUIRE(l.all_groups(GroupKind::dp) ==
+          Groups{{0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {13, 15}});
+  REQUIRE(l.all_groups(GroupKind::tp) ==
+          Groups{{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {14, 15}});
+  REQUIRE(l.all_groups(GroupKind::pp) == Groups{{0, 4, 8, 12}, {1, 5, 9, 13}, {2, 6, 10, 14}, {3, 7, 11, 15}});
+  REQUIRE(l.all_groups(GroupKind::embedding) == Groups{{0, 12}, {1, 13}, {2, 14}, {3, 15}});
+  // Rank 9 is a middle stage: in no embedding group.
+  REQUIRE(l.tp_rank() == 1);
+  REQUIRE(l.dp_rank() == 0);
+  REQUIRE(l.pp_rank() == 2);
+  REQUIRE_FALSE(l.is_first_stage());
+  REQUIRE_FALSE(l.is_last_stage());
+  REQUIRE(l.next_pipeline_rank() == 13);
+  REQUIRE(l.prev_pipeline_rank() == 5);
+  REQUIRE(l.group_ranks(GroupKind::embedding).empty());
+  auto last = ParallelLayout::make(15, 16, {.tp = 2, .pp = 4});
+  REQUIRE(last.is_last_stage());
+  REQUIRE(last.next_pipeline_rank() == 3);  // wraps around, as in Megatron-LM
+  REQUIRE(last.group_ranks(GroupKind::embedding) == std::vector<int>{3, 15});
+}
+
+TEST_CASE("layout: tensor-only, pipeline-only and data-only worlds", "[unit]") {
+  auto tp3 = ParallelLayout::make(4, 6, {.tp = 3});
+  REQUIRE(tp3.dp() == 2);
+  REQUIRE(tp3.all_groups(GroupKind::tp) == Groups{{0, 1, 2}, {3, 4, 5}});
+  REQUIRE(tp3.all_groups(GroupKind::dp) == Groups{{0, 3}, {1, 4}, {2, 5}});
+  REQUIRE(tp3.all_groups(GroupKind::pp) == Groups{{0}, {1}, {2}, {3}, {4}, {5}});
+  REQUIRE(tp3.group_ranks(GroupKind::embedding) == std::vector<int>{4});  // pp 1: first = last stage
+  REQUIRE(tp3.is_first_stage());
+  REQUIRE(tp3.is_last_stage());
+  REQUIRE(tp3.next_pipeline_rank() == 4);
+
+  auto pp3 = ParallelLayout::make(7, 12, {.pp = 3});
+  REQUIRE(pp3.dp() == 4);
+  REQUIRE(pp3.all_groups(GroupKind::pp) == Groups{{0, 4, 8}, {1, 5, 9}, {2, 6, 10}, {3, 7, 11}});
+  REQUIRE(pp3.all_groups(GroupKind::dp) == Groups{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9, 10, 11}});
+  REQUIRE(pp3.all_groups(GroupKind::embedding) == Groups{{0, 8}, {1, 9}, {2, 10}, {3, 11}});
+  REQUIRE(pp3.pp_rank() == 1);
+  REQUIRE(pp3.dp_rank() == 3);
+
+  auto dp = ParallelLayout::make(2, 3, {});
+  REQUIRE(dp.dp() == 3);
+  REQUIRE(dp.group_ranks(GroupKind::dp) == std::vector<int>{0, 1, 2});
+  REQUIRE(dp.group_ranks(GroupKind::tp) == std::vector<int>{2});
+
+  auto single = ParallelLayout::make(0, 1, {});
+  REQUIRE(single.dp() == 1);
+  for (GroupKind k : {GroupKind::tp, GroupKind::dp, GroupKind::pp, GroupKind::embedding})
+    REQUIRE(single.group_ranks(k) == std::vector<int>{0});
+}
+
+TEST_CASE("layout: invariants for every divisible (world, tp, pp) up to 24 ranks", "[unit]") {
+  for (int world = 1; world <= 24; ++world)
+    for (int tp = 1; tp <= world; ++tp)
+      for (int pp = 1; tp * pp <= world; ++pp) {
+        if (world % (tp * pp) != 0) continue;
+        CAPTURE(world, tp, pp);
+        for (GroupKind kind : {GroupKind::tp, GroupKind::dp, GroupKind::pp, GroupKind::embedding}) {
+          CAPTURE(group_kind_name(kind));
+          auto groups = ParallelLayout::make(0, world, {.tp = tp, .pp = pp}).all_groups(kind);
+          // Groups of one kind are disjoint, and (but for embedding) cover the world.
+          std::multiset<int> seen;
+          for (const auto& g : groups) seen.insert(g.begin(), g.end());
+          REQUIRE(std::set<int>(seen.begin(), seen.end()).size() == seen.size());
+          if (kind != GroupKind::embedding) REQUIRE(static_cast<int>(seen.size()) == world);
+        }
+        for (int r = 0; r < world; ++r) {
+          auto l = ParallelLayout::make(r, world, {.tp = tp, .pp = pp});
+          REQUIRE(l.tp() * l.dp() * l.pp() == world);
+          REQUIRE(l.world_rank_of(l.tp_rank(), l.dp_rank(), l.pp_rank()) == r);
+          REQUIRE(ParallelLayout::make(l.next_pipeline_rank(), world, {.tp = tp, .pp = pp}).prev_pipeline_rank() == r);
+          auto sizes = std::vector<std::size_t>{size_t(tp), size_t(l.dp()), size_t(pp)};
+          const GroupKind kinds[] = {GroupKind::tp, GroupKind::dp, GroupKind::pp};
+          for (int k = 0; k < 3; ++k) {
+            auto g = l.group_ranks(kinds[k]);
+            REQUIRE(g.size() == sizes[k]);
+            REQUIRE(std::find(g.begin(), g.end(), r) != g.end());
+            auto all = l.all_groups(kinds[k]);
+            REQUIRE(std::find(all.begin(), all.end(), g) != all.end());
+          }
+          // This rank's index in each group is its coordinate along that dimension.
+          REQUIRE(l.group_ranks(GroupKind::tp)[l.tp_rank()] == r);
+          REQUIRE(l.group_ranks(GroupKind::dp)[l.dp_rank()] == r);
+          REQUIRE(l.group_ranks(GroupKind::pp)[l.pp_rank()] == r);
+          auto emb = l.group_ranks(GroupKind::embedding);
+          REQUIRE(emb.empty() == (!l.is_first_stage() && !l.is_last_stage()));
+        }
+      }
+}
+
+TEST_CASE("layout: bad sizes are ConfigErrors naming the sizes", "[unit]") {
+  auto msg = message_of<ConfigError>([] { ParallelLayout::make(0, 6, {.tp = 2, .pp = 2}); });
+  REQUIRE_THAT(msg, Catch::Contains("world size 6 is not divisible by tensor_model_parallel_size (2) × "
+                                    "pipeline_model_parallel_size (2) = 4"));
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.tp = 0}); });
+  REQUIRE(msg == "tensor_model_parallel_size must be at least 1, got 0");
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.pp = -2}); });
+  REQUIRE(msg == "pipeline_model_parallel_size must be at least 1, got -2");
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.vpp = 0}); });
+  REQUIRE(msg == "virtual_pipeline_model_parallel_size must be at least 1, got 0");
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 0, {}); });
+  REQUIRE(msg == "world size must be at least 1, got 0");
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.tp = 2, .vpp = 2}); });
+  REQUIRE_THAT(msg, Catch::Contains("virtual_pipeline_model_parallel_size 2 needs pipeline_model_parallel_size > 1"));
+  msg = message_of<ConfigError>([] { ParallelLayout::make(8, 8, {.tp = 2}); });
+  REQUIRE(msg == "rank 8 is outside the world of 8 ranks");
+  // vpp and sequence parallel are carried as given.
+  auto l = ParallelLayout::make(3, 8, {.tp = 2, .pp = 4, .vpp = 3, .sequence_parallel = true});
+  REQUIRE(l.vpp() == 3);
+  REQUIRE(l.sequence_parallel());
+}
