@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tessera/nn/parameter.hpp"
+#include "tessera/parallel/parallel.hpp"
 #include "tessera/nn/step_context.hpp"
 
 namespace tessera {
@@ -20,6 +21,9 @@ struct Batch {
 struct ModelContext {
   std::int64_t vocab_size = 0;  // from the tokenizer; the model pads it (make_vocab_size_divisible_by)
   std::uint64_t seed = 1234;    // initialisation seed
+  // How the run is split; null means one process. A model splits its layers over the tensor- and
+  // pipeline-parallel groups; data parallelism is the trainer's business.
+  std::shared_ptr<const Parallel> parallel;
 };
 
 class Model {

@@ -12,6 +12,11 @@ struct Parameter {
   Tensor value;        // f32
   Tensor grad;         // f32, same shape; accumulated (+=) over microbatches
   bool weight_decay = true;  // false for biases and norm weights (Megatron's default)
+  // Tensor parallelism: the dim of the full tensor split across the tp group (-1: every tp rank
+  // holds the whole tensor). A replicated tensor whose gradient each tp rank computes from its own
+  // part of the work (MQA's K/V, norms under sequence parallelism) sets reduce_grad_over_tp.
+  int tp_split_dim = -1;
+  bool reduce_grad_over_tp = false;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

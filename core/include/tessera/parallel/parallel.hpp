@@ -1,0 +1,21 @@
+// Everything a component needs to know about how the run is split: the layout (sizes and this
+// rank's position) and the communicators of its groups. Passed explicitly, never global.
+#pragma once
+#include <memory>
+
+#include "tessera/parallel/parallel_layout.hpp"
+#include "tessera/parallel/process_groups.hpp"
+
+namespace tessera {
+
+struct Parallel {
+  ParallelLayout layout;
+  ProcessGroups groups;
+
+  // One process: every group is the trivial one-rank communicator.
+  static std::shared_ptr<const Parallel> single();
+  // The world communicator (MPI under a launcher, else one rank) split by `sizes`.
+  static std::shared_ptr<const Parallel> create(const ParallelSizes& sizes);
+};
+
+}  // namespace tessera
