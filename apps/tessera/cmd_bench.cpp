@@ -66,13 +66,14 @@ int bench_child(const BenchArgs& a) {
     batch.tokens.data<std::int32_t>()[i] = tok(rng);
     batch.labels.data<std::int32_t>()[i] = tok(rng);
   }
+  const auto single = Parallel::single();
   std::vector<double> ms;
   reset_peak_memory();
   for (std::int64_t i = 0; i < a.warmup + a.iters; ++i) {
     IterationSettings s;
     s.iteration = i + 1;
     const auto t0 = std::chrono::steady_clock::now();
-    run_iteration(*model, params, *optimizer, [&](std::int64_t) { return batch; }, s);
+    run_iteration(*model, params, *optimizer, [&](std::int64_t) { return batch; }, s, *single);
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= a.warmup) ms.push_back(dt);
   }

@@ -1,6 +1,8 @@
 // tessera train CONFIG.toml [--set section.key=value ...]
 #include "command.hpp"
 #include "tessera/config.hpp"
+#include "tessera/parallel/abort.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
 #include "tessera/train/trainer.hpp"
 
 namespace tessera::app {
@@ -17,9 +19,13 @@ RegisterCommand reg{{"train",
                        sub.add_option("config", args->config, "TOML run configuration")->required()->check(CLI::ExistingFile);
                        sub.add_option("--set", args->overrides, "override a key: section.key=value (repeatable)");
                        return [args] {
-                         Trainer trainer(Config::load(args->config, args->overrides));
-                         trainer.train();
-                         return 0;
+                         auto train = [&] {
+                           Trainer trainer(Config::load(args->config, args->overrides));
+                           trainer.train();
+                           return 0;
+                         };
+                         // Under a launcher, a rank that fails ends the whole job (never a hang).
+                         return detect_launch().under_launcher ? run_or_abort(train) : train();
                        };
                      },
                      "train a model from a TOML config"}};

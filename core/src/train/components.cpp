@@ -22,9 +22,10 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
   return make_tokenizer(o);
 }
 
-PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed) {
+PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
+                             std::shared_ptr<const Parallel> parallel) {
   ConfigSection s = config.section("model");
-  ModelContext context{vocab_size, seed};
+  ModelContext context{vocab_size, seed, std::move(parallel)};
   return create_plugin<Model>("model", s.get_string("plugin", "gpt"), s, context);
 }
 

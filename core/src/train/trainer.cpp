@@ -1,6 +1,7 @@
 #include "tessera/train/trainer.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -22,20 +23,48 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-TrainingOptions read_training(const Config& config) {
+// Ranks of this job on this machine, from the launcher (1 without one): the cores are shared.
+int local_ranks() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n >= 1) return n;
+    }
+  return 1;
+}
+
+std::shared_ptr<const Parallel> read_parallel(const Config& config) {
+  ConfigSection p = config.section("parallel");
+  ParallelSizes sizes;
+  sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
+  sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
+  sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
+  // Data parallelism is complete; the model-parallel dimensions land with issue 3's next steps.
+  // Until then a layout that needs them is refused before any work rather than run wrongly.
+  if (sizes.tp > 1 || sizes.pp > 1 || sizes.sequence_parallel)
+    throw ConfigError(fmt::format("[parallel] in {}: tensor_model_parallel_size = {}, pipeline_model_parallel_size = {}, "
+                                  "sequence_parallel = {}: this build supports data parallelism only (tp = pp = 1)",
+                                  config.source(), sizes.tp, sizes.pp, sizes.sequence_parallel));
+  auto parallel = Parallel::create(sizes);
+  log_state().rank = parallel->layout.rank();
+  return parallel;
+}
+
+TrainingOptions read_training(const Config& config, const ParallelLayout& layout) {
   ConfigSection t = config.section("training");
   TrainingOptions o;
   o.micro_batch_size = t.get_int("micro_batch_size", 4, 1, 1 << 20);
-  o.global_batch_size = t.get_int("global_batch_size", o.micro_batch_size, 1, 1 << 30);
-  if (o.global_batch_size % o.micro_batch_size != 0)
-    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({})",
-                                  o.global_batch_size, t.origin("global_batch_size"), o.micro_batch_size));
+  o.global_batch_size = t.get_int("global_batch_size", o.micro_batch_size * layout.dp(), 1, 1 << 30);
+  if (o.global_batch_size % (o.micro_batch_size * layout.dp()) != 0)
+    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({}) "
+                                  "× data-parallel size ({})",
+                                  o.global_batch_size, t.origin("global_batch_size"), o.micro_batch_size, layout.dp()));
   o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
   o.eval_iters = t.get_int("eval_iters", 1, 0, 1 << 20);
   o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
   ops::set_num_threads(static_cast<int>(threads));
 
   ConfigSection opt = config.section("optimizer");
@@ -62,10 +91,11 @@ LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
 }  // namespace
 
 Trainer::Trainer(Config config) : config_(std::move(config)) {
-  options_ = read_training(config_);
+  parallel_ = read_parallel(config_);
+  options_ = read_training(config_, parallel_->layout);
   lr_ = read_lr(config_, options_.train_iters);
   tokenizer_ = build_tokenizer(config_);
-  model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed);
+  model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
   optimizer_ = build_optimizer(config_, params_);
 
@@ -88,21 +118,25 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
   log_info("optimizer: {}", optimizer_->describe());
   log_info("data: {}", data_->describe());
-  log_info("threads: {}", ops::num_threads());
+  log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
 }
 
 std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   const std::int64_t micro = options_.micro_batch_size;
   const Dataset& train = data_->split(Split::train);
+  const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
   IterationSettings s;
   s.iteration = iteration;
-  s.num_microbatches = options_.global_batch_size / micro;
+  s.num_microbatches = options_.global_batch_size / (micro * dp);
   s.lr = lr_.at(iteration);
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
   const std::int64_t first = consumed_samples_;
-  IterationResult r = run_iteration(*model_, params_, *optimizer_,
-                                    [&](std::int64_t m) { return make_batch(train, first + m * micro, micro); }, s);
+  // As Megatron-LM's sampler: step m reads a block of micro·dp consecutive samples and dp rank r
+  // takes the r-th micro-sized slice, so all ranks together read what one process would.
+  IterationResult r = run_iteration(
+      *model_, params_, *optimizer_,
+      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_);
   consumed_samples_ += options_.global_batch_size;
   return {r.loss, r.grad_norm};
 }
@@ -112,12 +146,19 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   const std::int64_t micro = options_.micro_batch_size;
   const std::int64_t batches = iterations * (options_.global_batch_size / micro);
   if (batches == 0 || ds.size() < batches * micro) return std::nan("");
+  // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum.
+  const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
   double total = 0;
-  for (std::int64_t i = 0; i < batches; ++i) {
+  for (std::int64_t i = dp_rank; i < batches; i += dp) {
     ActivationStore store;
     StepContext ctx{store};
     ctx.training = false;
     total += model_->forward_loss(ctx, make_batch(ds, i * micro, micro));
+  }
+  if (dp > 1) {
+    Tensor t = Tensor::full({1}, static_cast<float>(total));
+    parallel_->groups.dp->all_reduce(t);
+    total = t.data<float>()[0];
   }
   return total / static_cast<double>(batches);
 }
@@ -169,7 +210,8 @@ TrainingRecord Trainer::train() {
                                     : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
                                                   rec.valid_losses.back().second),
            static_cast<double>(rec.peak_bytes) / (1 << 20));
-  if (!options_.save_dir.empty()) save_final();
+  // Data-parallel replicas hold identical weights: one rank writes them.
+  if (!options_.save_dir.empty() && parallel_->layout.rank() == 0) save_final();
   return rec;
 }
 

@@ -7,6 +7,7 @@
 #include "tessera/dataset.hpp"
 #include "tessera/model.hpp"
 #include "tessera/optimizer.hpp"
+#include "tessera/parallel/parallel.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/tokenizer.hpp"
 
@@ -14,7 +15,8 @@ namespace tessera {
 
 std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
 // seed: [training] seed (initialisation and data order).
-PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed);
+PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
+                             std::shared_ptr<const Parallel> parallel = nullptr);
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
 

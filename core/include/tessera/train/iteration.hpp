@@ -1,5 +1,6 @@
-// One training iteration, shared by the trainer and the benchmark: forward and backward over the
-// microbatches (gradients accumulate), global grad norm, clipping fused into the optimizer step.
+// One training iteration, shared by the trainer and the benchmark: forward and backward over this
+// rank's microbatches (gradients accumulate), gradients all-reduced over the data-parallel group,
+// the global grad norm across all ranks, clipping fused into the optimizer step.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -7,26 +8,29 @@
 
 #include "tessera/model.hpp"
 #include "tessera/optimizer.hpp"
+#include "tessera/parallel/parallel.hpp"
 
 namespace tessera {
 
 struct IterationSettings {
   std::int64_t iteration = 1;
-  std::int64_t num_microbatches = 1;
+  std::int64_t num_microbatches = 1;  // on this rank: global batch / (micro batch · dp)
   double lr = 1e-4;
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
 };
 
 struct IterationResult {
-  double loss = 0;       // mean of the microbatches' losses
-  double grad_norm = 0;  // before clipping
+  double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
+  double grad_norm = 0;  // of the whole model, before clipping
 };
 
-// `microbatch(m)` supplies microbatch m of the iteration.
+// `microbatch(m)` supplies this rank's microbatch m of the iteration.
 IterationResult run_iteration(Model& model, const std::vector<Parameter*>& params, Optimizer& optimizer,
-                              const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s);
+                              const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s,
+                              const Parallel& parallel);
 
-double global_grad_norm(const std::vector<Parameter*>& params);
+// ‖grad‖ of the whole model: tensor-parallel shards summed across tp, replicated tensors counted once.
+double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& parallel);
 
 }  // namespace tessera

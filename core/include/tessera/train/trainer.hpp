@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tessera/config.hpp"
+#include "tessera/parallel/parallel.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/lr_schedule.hpp"
 
@@ -38,6 +39,7 @@ class Trainer {
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const TrainingOptions& options() const { return options_; }
+  const Parallel& parallel() const { return *parallel_; }
   // Runs one iteration (all microbatches and the update); returns (loss, grad norm).
   std::pair<double, double> train_step(std::int64_t iteration);
 
@@ -45,6 +47,7 @@ class Trainer {
   void save_final() const;
 
   Config config_;
+  std::shared_ptr<const Parallel> parallel_;
   TrainingOptions options_;
   LrSchedule lr_;
   std::unique_ptr<Tokenizer> tokenizer_;
