@@ -25,7 +25,7 @@ make_vocab_size_divisible_by = 8
 init_method_std = 0.2
 )");
   const std::int64_t vocab = 37, B = 2, T = 11;
-  auto model = create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{vocab, 5});
+  auto model = create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{vocab, 5, nullptr});
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> tok(0, vocab - 1);
   Tensor tokens = Tensor::empty({B, T}, DType::i32);

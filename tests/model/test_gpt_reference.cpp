@@ -42,7 +42,7 @@ make_vocab_size_divisible_by = 16
 init_method_std = 0.1
 )", L, C, heads, groups, T));
   ConfigSection s = config.section("model");
-  auto model = create_plugin<Model>("model", s.get_string("plugin"), s, ModelContext{vocab, 7});
+  auto model = create_plugin<Model>("model", s.get_string("plugin"), s, ModelContext{vocab, 7, nullptr});
   config.check_no_unknown_keys();
   std::vector<Parameter*> params;
   model->collect_parameters(params);

@@ -3,7 +3,8 @@ layout's per-iteration loss and grad norm (and validation loss) to equal the sin
 within a relative tolerance.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp) — tp/pp map to [parallel] overrides.
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp, ov) — tp/pp map to [parallel] overrides,
+sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward.
 """
 import re
 import subprocess
@@ -25,6 +26,8 @@ def run(cmd):
         values[f"valid@{m.group(1)}"] = float(m.group(2))
     if not values:
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
+    overlapped = re.search(r"data parallel: (\d+) of \d+ gradient all-reduces started while backward ran", p.stdout)
+    values["overlapped"] = int(overlapped.group(1)) if overlapped else None
     return values
 
 
@@ -34,6 +37,7 @@ def main():
     split = rest.index("--")
     mpiexec, layouts = rest[:split], rest[split + 1:]
     base = run([tessera, "train", config])
+    base.pop("overlapped")
     worst = 0.0
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
@@ -43,7 +47,12 @@ def main():
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if opts.get("sp") == "1":
             sets += ["--set", "parallel.sequence_parallel=true"]
+        if opts.get("ov") == "1":
+            sets += ["--set", "parallel.overlap_grad_reduce=true"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets)
+        overlapped = got.pop("overlapped")
+        if opts.get("ov") == "1" and not overlapped:
+            sys.exit(f"{layout}: no gradient all-reduce started during backward ({overlapped})")
         if got.keys() != base.keys():
             sys.exit(f"{layout}: logged {sorted(got)} but one process logged {sorted(base)}")
         for k, v in base.items():

@@ -27,6 +27,8 @@ Tensor LayerNorm::backward(StepContext& ctx, const Tensor& dy) {
   auto saved = ctx.store.take(this);
   Tensor dx = Tensor::empty(saved[0].shape());
   ops::layer_norm_backward(dy, saved[0], weight_.value, saved[1], saved[2], dx, weight_.grad, bias_.grad);
+  ctx.grad_ready(weight_);
+  ctx.grad_ready(bias_);
   return dx;
 }
 

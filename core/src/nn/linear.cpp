@@ -29,6 +29,8 @@ Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor x = ctx.store.take(this)[0];
   Tensor dx = Tensor::empty(x.shape());
   ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  ctx.grad_ready(weight_);
+  if (bias_) ctx.grad_ready(*bias_);
   return dx;
 }
 

@@ -6,6 +6,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/train/gradient_reducer.hpp"
 
 namespace tessera {
 
@@ -18,17 +19,6 @@ double all_reduce_sum(Communicator& group, double value) {
   Tensor v = Tensor::full({1}, static_cast<float>(value));
   group.all_reduce(v);
   return v.data<float>()[0];
-}
-
-// Sums every parameter's gradient over the data-parallel group. All reductions are started before
-// any is waited for, last layers first (the order backward finishes them), so they overlap each
-// other; overlap with backward itself comes with bucketing.
-void all_reduce_grads(const std::vector<Parameter*>& params, Communicator& dp) {
-  if (dp.size() == 1) return;
-  std::vector<CommRequest> pending;
-  pending.reserve(params.size());
-  for (auto it = params.rbegin(); it != params.rend(); ++it) pending.push_back(dp.start_all_reduce((*it)->grad));
-  for (CommRequest& r : pending) r.wait();
 }
 
 }  // namespace
@@ -51,8 +41,10 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   const std::int64_t total_microbatches = s.num_microbatches * dp.size();
   IterationResult r;
   ActivationStore store;
+  GradientReducer reducer(params, dp, s.overlap_grad_reduce);
   for (std::int64_t m = 0; m < s.num_microbatches; ++m) {
     StepContext ctx{store};
+    if (m == s.num_microbatches - 1) ctx.grad_listener = &reducer;
     ctx.seed = s.seed;
     ctx.iteration = s.iteration;
     ctx.microbatch = m * dp.size() + dp.rank();  // the global microbatch index: dropout masks as one process
@@ -61,7 +53,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     model.backward(ctx);
     if (!store.empty()) throw Error("model backward left saved activations behind (a module saved but never took)");
   }
-  all_reduce_grads(params, dp);
+  reducer.finish();
+  r.reductions_overlapped = reducer.started_during_backward();
   r.loss = all_reduce_sum(dp, r.loss);
   r.grad_norm = global_grad_norm(params, parallel);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))

@@ -71,6 +71,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
   o.save_dir = config.section("checkpoint").get_string("save", "");
+  o.overlap_grad_reduce = config.section("parallel").get_bool("overlap_grad_reduce", false);
   return o;
 }
 
@@ -81,7 +82,7 @@ LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
   lr.min_lr = s.get_float("min_lr", 0.0, 0.0, lr.lr);
   lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root"});
   lr.warmup_iters = s.get_int("lr_warmup_iters", 0, 0, INT64_MAX / 2);
-  lr.decay_iters = s.get_int("lr_decay_iters", train_iters, 1, INT64_MAX / 2);
+  lr.decay_iters = s.get_int("lr_decay_iters", std::max(train_iters, lr.warmup_iters), 1, INT64_MAX / 2);
   if (lr.decay_iters < lr.warmup_iters)
     throw ConfigError(fmt::format("optimizer.lr_decay_iters ({}) must be at least optimizer.lr_warmup_iters ({})",
                                   lr.decay_iters, lr.warmup_iters));
@@ -131,6 +132,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.lr = lr_.at(iteration);
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
+  s.overlap_grad_reduce = options_.overlap_grad_reduce;
   const std::int64_t first = consumed_samples_;
   // As Megatron-LM's sampler: step m reads a block of micro·dp consecutive samples and dp rank r
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
@@ -138,6 +140,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
       *model_, params_, *optimizer_,
       [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_);
   consumed_samples_ += options_.global_batch_size;
+  reductions_overlapped_ = r.reductions_overlapped;
   return {r.loss, r.grad_norm};
 }
 
@@ -211,6 +214,9 @@ TrainingRecord Trainer::train() {
                                                   rec.valid_losses.back().second),
            static_cast<double>(rec.peak_bytes) / (1 << 20));
   // Data-parallel replicas hold identical weights: one rank writes them.
+  if (parallel_->layout.dp() > 1)
+    log_info("data parallel: {} of {} gradient all-reduces started while backward ran (parallel.overlap_grad_reduce = {})",
+             reductions_overlapped_, params_.size(), options_.overlap_grad_reduce);
   if (!options_.save_dir.empty() && parallel_->layout.rank() == 0) save_final();
   return rec;
 }

@@ -6,6 +6,17 @@
 
 namespace tessera {
 
+struct Parameter;
+
+// Told when a parameter's gradient is final for the iteration (its module's backward ran on the
+// last microbatch), so the data-parallel reduction of that gradient can start while backward
+// still runs on earlier layers.
+class GradReadyListener {
+ public:
+  virtual ~GradReadyListener() = default;
+  virtual void grad_ready(Parameter& p) = 0;
+};
+
 struct StepContext {
   ActivationStore& store;
   bool training = true;           // false: no activations saved, no dropout
@@ -16,8 +27,15 @@ struct StepContext {
   // that fuse their backward into forward (the LM head) need it at forward time.
   float loss_grad_scale = 1.0f;
 
+  // Set on the last microbatch of an iteration when gradients are reduced across ranks.
+  GradReadyListener* grad_listener = nullptr;
+
   // A dropout seed unique to (run seed, iteration, microbatch, site).
   std::uint64_t dropout_seed(std::uint64_t site) const;
+  // Modules call this after the last += into p's gradient in backward.
+  void grad_ready(Parameter& p) const {
+    if (grad_listener) grad_listener->grad_ready(p);
+  }
 };
 
 }  // namespace tessera

@@ -18,11 +18,13 @@ struct IterationSettings {
   double lr = 1e-4;
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
+  bool overlap_grad_reduce = false;  // start each gradient's dp all-reduce during the last backward
 };
 
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
   double grad_norm = 0;  // of the whole model, before clipping
+  std::int64_t reductions_overlapped = 0;  // gradient all-reduces started while backward ran
 };
 
 // `microbatch(m)` supplies this rank's microbatch m of the iteration.

@@ -18,6 +18,7 @@ struct TrainingOptions {
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
   std::uint64_t seed = 1234;
   double clip_grad = 1.0;
+  bool overlap_grad_reduce = false;
   std::string save_dir;  // empty: do not save
 };
 
@@ -56,6 +57,7 @@ class Trainer {
   std::vector<Parameter*> params_;
   PluginPtr<Optimizer> optimizer_;
   std::int64_t consumed_samples_ = 0;
+  std::int64_t reductions_overlapped_ = 0;
 };
 
 }  // namespace tessera
