@@ -11,7 +11,7 @@ namespace tessera::test {
 
 namespace {
 
-const std::string kDir = "ops_reference";  // under the test's working dir (the build tree)
+const std::string kDir = TESSERA_BINARY_DIR "/tests/ops/ops_reference";  // in the build tree, wherever the test runs from
 
 const nlohmann::json& manifest() {
   static const nlohmann::json m = [] {
