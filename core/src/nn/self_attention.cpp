@@ -1,5 +1,7 @@
 #include "tessera/nn/self_attention.hpp"
 
+#include <algorithm>
+
 #include "tessera/error.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/ops.hpp"
