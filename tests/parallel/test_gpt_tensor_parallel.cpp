@@ -4,7 +4,7 @@
 // 1e-5 relative, every gradient gathered into its full shape matches within 1e-5 relative (after
 // the trainer's all-reduce of reduce_grad_over_tp grads), the global grad norm computed the way the
 // trainer must compute it matches, the losses of a few Adam steps match, and next_token_logits
-// returns the full vocabulary on every rank.
+// returns the full vocabulary on every rank; sizes tp does not divide are ConfigErrors naming the keys.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -174,3 +174,12 @@ TEST_CASE("GPT tp2 equals one process: multi-query attention", "[mpi]") { check_
 TEST_CASE("GPT tp4 equals one process: multi-head attention", "[mpi]") { check_tensor_parallel(8, 8, 4); }
 TEST_CASE("GPT tp4 equals one process: grouped-query attention", "[mpi]") { check_tensor_parallel(8, 4, 4); }
 TEST_CASE("GPT tp4 equals one process: multi-query attention", "[mpi]") { check_tensor_parallel(4, 1, 4); }
+
+TEST_CASE("GPT sizes that tp does not divide are config errors naming the keys", "[mpi]") {
+  if (test_world()->size() % 2 != 0) return;
+  auto parallel = Parallel::create(ParallelSizes{2, 1, 1, false});
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(build(5, 5, 1, parallel), Contains("model.num_attention_heads (5)") &&
+                                                  Contains("parallel.tensor_model_parallel_size (2)"));
+  CHECK_THROWS_WITH(build(10, 5, 1, parallel), Contains("model.num_query_groups (5)"));
+}
