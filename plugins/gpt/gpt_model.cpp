@@ -7,6 +7,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
+#include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::gpt {
@@ -26,17 +27,19 @@ Tensor position_ids(std::int64_t B, std::int64_t T) {
 }
 }  // namespace
 
-GptModel::GptModel(const GptOptions& o)
+GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel)
     : o_(o),
-      word_embeddings_("embedding.word_embeddings.weight", {o.padded_vocab_size, o.hidden_size}),
+      parallel_(std::move(parallel)),
+      tp_(tp_group(parallel_)),
+      word_embeddings_("embedding.word_embeddings.weight", o.padded_vocab_size, o.hidden_size, o.init_method_std,
+                       o.seed, tp_),
       position_embeddings_("embedding.position_embeddings.weight", {o.max_position_embeddings, o.hidden_size}),
       embedding_dropout_(o.hidden_dropout, 0),
       final_norm_("final_layernorm", o.hidden_size, o.layernorm_epsilon) {
-  init_normal(word_embeddings_.value, o.init_method_std, o.seed, word_embeddings_.name);
   init_normal(position_embeddings_.value, o.init_method_std, o.seed, position_embeddings_.name);
   TransformerLayerOptions lo;
   lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
-                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers))};
+                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_};
   lo.ffn_hidden = o.ffn_hidden_size;
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
@@ -45,7 +48,7 @@ GptModel::GptModel(const GptOptions& o)
 }
 
 void GptModel::collect_parameters(std::vector<Parameter*>& out) {
-  out.push_back(&word_embeddings_);
+  word_embeddings_.collect_parameters(out);
   out.push_back(&position_embeddings_);
   for (auto& l : layers_) l->collect_parameters(out);
   final_norm_.collect_parameters(out);
@@ -58,10 +61,9 @@ Tensor GptModel::hidden_states(StepContext& ctx, const Tensor& tokens) {
     throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
   Tensor ids = tokens.reshape({B * T});
   Tensor pos = position_ids(B, T);
-  Tensor x = Tensor::empty({B * T, C});
-  ops::embedding_forward(ids, word_embeddings_.value, x);
+  Tensor x = word_embeddings_.forward(ctx, ids);
   ops::embedding_forward(pos, position_embeddings_.value, x, /*accumulate=*/true);
-  if (ctx.training) ctx.store.save(&word_embeddings_, {ids, pos});
+  if (ctx.training) ctx.store.save(&position_embeddings_, {pos});
   x = embedding_dropout_.forward(ctx, x).reshape({B, T, C});
   for (auto& l : layers_) x = l->forward(ctx, x);
   return final_norm_.forward(ctx, x);
@@ -69,7 +71,11 @@ Tensor GptModel::hidden_states(StepContext& ctx, const Tensor& tokens) {
 
 double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
   Tensor h = hidden_states(ctx, batch.tokens);
-  const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size, V = o_.padded_vocab_size;
+  // V: this rank's vocabulary shard, ids [first, first + V).
+  const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size;
+  const Tensor& table = word_embeddings_.weight().value;
+  Tensor& table_grad = word_embeddings_.weight().grad;
+  const std::int64_t V = table.size(0), first = word_embeddings_.first_id();
   Tensor h2 = h.reshape({N, C});  // ln_f's saved input keeps its own shape; this is a view
   Tensor labels = batch.labels.reshape({N});
   Tensor mask = batch.loss_mask.reshape({N});
@@ -86,16 +92,19 @@ double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
     Tensor hc = h2.rows(r0, r1);
     Tensor logits = logits_buffer.rows(0, r1 - r0);
     Tensor chunk_losses = losses.rows(r0, r1);
-    ops::matmul(hc, false, word_embeddings_.value, true, logits);  // [n,C]·[V,C]ᵀ
-    ops::softmax_cross_entropy(logits, labels.rows(r0, r1), mask.rows(r0, r1), chunk_losses,
-                               ctx.training, grad_scale);
+    ops::matmul(hc, false, table, true, logits);  // [n,C]·[V,C]ᵀ
+    vocab_parallel_cross_entropy(logits, labels.rows(r0, r1), mask.rows(r0, r1), chunk_losses, ctx.training,
+                                 grad_scale, first, tp_);
     if (ctx.training) {
       Tensor dhc = dh.rows(r0, r1);
-      ops::matmul(logits, false, word_embeddings_.value, false, dhc);                // [n,V]·[V,C]
-      ops::matmul(logits, true, hc, false, word_embeddings_.grad, 1.0f, 1.0f);     // += [n,V]ᵀ·[n,C]
+      ops::matmul(logits, false, table, false, dhc);                // [n,V]·[V,C]
+      ops::matmul(logits, true, hc, false, table_grad, 1.0f, 1.0f);  // += [n,V]ᵀ·[n,C]
     }
   }
-  if (ctx.training) ctx.store.save(this, {dh.reshape(h.shape())});
+  if (ctx.training) {
+    copy_to_tp_backward(dh, tp_);  // each rank's dh covers its vocabulary columns only
+    ctx.store.save(this, {dh.reshape(h.shape())});
+  }
   // Σ loss·mask / Σ mask
   double total = 0;
   const float* l = losses.data<float>();
@@ -106,13 +115,13 @@ double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
 
 void GptModel::backward(StepContext& ctx) {
   Tensor dh = ctx.store.take(this)[0];
-  auto ids = ctx.store.take(&word_embeddings_);
-  const std::int64_t N = ids[0].numel();
+  Tensor pos = ctx.store.take(&position_embeddings_)[0];
+  const std::int64_t N = pos.numel();
   Tensor dx = final_norm_.backward(ctx, dh);
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(ctx, dx);
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
-  ops::embedding_backward(ids[0], dx, word_embeddings_.grad);
-  ops::embedding_backward(ids[1], dx, position_embeddings_.grad);
+  word_embeddings_.backward(ctx, dx);
+  ops::embedding_backward(pos, dx, position_embeddings_.grad);
 }
 
 Tensor GptModel::next_token_logits(const Tensor& tokens) {
@@ -127,13 +136,24 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
     Tensor dst = last.rows(b, b + 1);
     ops::copy(rows.rows(b * T + T - 1, b * T + T), dst);
   }
-  Tensor logits = Tensor::empty({B, o_.padded_vocab_size});
-  ops::matmul(last, false, word_embeddings_.value, true, logits);
-  Tensor out = Tensor::empty({B, o_.vocab_size});
-  for (std::int64_t b = 0; b < B; ++b) {
-    const float* src = logits.data<float>() + b * o_.padded_vocab_size;
-    std::copy(src, src + o_.vocab_size, out.data<float>() + b * o_.vocab_size);
+  const Tensor& table = word_embeddings_.weight().value;
+  const std::int64_t V = table.size(0);  // this rank's vocabulary shard
+  Tensor logits = Tensor::empty({B, V});
+  ops::matmul(last, false, table, true, logits);
+  // Every rank returns the full vocabulary: gather the shards ([tp, B, V] in rank order).
+  const int tp = tp_size(tp_);
+  Tensor gathered = logits;
+  if (tp > 1) {
+    gathered = Tensor::empty({tp * B * V});
+    tp_->all_gather(logits.reshape({B * V}), gathered);
   }
+  Tensor out = Tensor::empty({B, o_.vocab_size});
+  for (int r = 0; r < tp; ++r)
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::int64_t first = r * V, count = std::clamp<std::int64_t>(o_.vocab_size - first, 0, V);
+      const float* src = gathered.data<float>() + (r * B + b) * V;
+      std::copy(src, src + count, out.data<float>() + b * o_.vocab_size + first);
+    }
   return out;
 }
 
@@ -152,10 +172,11 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const {
 }
 
 std::string GptModel::describe() const {
-  return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {})",
+  return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
+                     "tensor parallel {}",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
-                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size);
+                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_));
 }
 
 }  // namespace tessera::gpt

@@ -5,6 +5,12 @@
 // computed, turned into their gradient in place and consumed at once (dx and dW of the head), so
 // the [B·T, V] logits never exist whole and are written once. That needs the loss gradient scale
 // at forward time (StepContext::loss_grad_scale), which the schedule knows.
+//
+// Tensor parallelism (ModelContext::parallel's tp group): attention heads, the MLP's ffn and the
+// vocabulary are split across the group (see docs/parallelism.md); the embedding table is
+// vocab-parallel, so the tied head computes only this rank's vocabulary columns of each chunk of
+// logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
+// the head's input gradient, partial per rank, is all-reduced once after the last chunk.
 #pragma once
 #include <memory>
 #include <vector>
@@ -13,6 +19,7 @@
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/layer_norm.hpp"
 #include "tessera/nn/transformer_layer.hpp"
+#include "tessera/nn/vocab_parallel_embedding.hpp"
 
 namespace tessera::gpt {
 
@@ -27,7 +34,8 @@ struct GptOptions {
 
 class GptModel : public Model {
  public:
-  explicit GptModel(const GptOptions& o);
+  // parallel null: one process.
+  GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
   void collect_parameters(std::vector<Parameter*>& out) override;
   double forward_loss(StepContext& ctx, const Batch& batch) override;
   void backward(StepContext& ctx) override;
@@ -41,7 +49,10 @@ class GptModel : public Model {
   Tensor hidden_states(StepContext& ctx, const Tensor& tokens);
 
   GptOptions o_;
-  Parameter word_embeddings_, position_embeddings_;
+  std::shared_ptr<const Parallel> parallel_;
+  TpGroup tp_;
+  VocabParallelEmbedding word_embeddings_;
+  Parameter position_embeddings_;
   Dropout embedding_dropout_;
   std::vector<std::unique_ptr<TransformerLayer>> layers_;
   LayerNorm final_norm_;

@@ -31,13 +31,30 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
     throw ConfigError(fmt::format("model.num_attention_heads ({}) in {} must be a multiple of model.num_query_groups ({}); "
                                   "1 gives multi-query attention, num_attention_heads gives multi-head",
                                   o.num_attention_heads, s.origin("num_attention_heads"), o.num_query_groups));
+  const std::int64_t tp = context.parallel ? context.parallel->layout.tp() : 1;
+  const auto require_tp_divides = [&](const char* key, std::int64_t value) {
+    if (value % tp != 0)
+      throw ConfigError(fmt::format("model.{} ({}) in {} must be a multiple of parallel.tensor_model_parallel_size ({})",
+                                    key, value, s.origin(key), tp));
+  };
+  require_tp_divides("hidden_size", o.hidden_size);
+  require_tp_divides("num_attention_heads", o.num_attention_heads);
+  require_tp_divides("ffn_hidden_size", o.ffn_hidden_size);
+  if (o.num_query_groups >= tp ? o.num_query_groups % tp != 0 : o.num_query_groups != 1)
+    throw ConfigError(fmt::format("model.num_query_groups ({}) in {} must be a multiple of "
+                                  "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
+                                  "single K/V head is replicated on every tensor-parallel rank)",
+                                  o.num_query_groups, s.origin("num_query_groups"), tp));
+  if (context.parallel && context.parallel->layout.pp() > 1)
+    throw ConfigError("gpt: parallel.pipeline_model_parallel_size > 1 is not supported by the gpt plugin yet");
   if (context.vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
   o.vocab_size = context.vocab_size;
-  // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by (× tp) so that
+  // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that
   // the embedding splits evenly and GEMMs get friendly sizes.
-  o.padded_vocab_size = (o.vocab_size + divisible_by - 1) / divisible_by * divisible_by;
+  const std::int64_t multiple = divisible_by * tp;
+  o.padded_vocab_size = (o.vocab_size + multiple - 1) / multiple * multiple;
   o.seed = context.seed;
-  return std::make_unique<GptModel>(o);
+  return std::make_unique<GptModel>(o, context.parallel);
 }
 
 }  // namespace

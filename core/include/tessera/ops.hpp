@@ -71,6 +71,11 @@ void attention_backward(const AttentionShape& s, const Tensor& dout, const Tenso
 void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate = false);
 // dtable[ids[i]] += dout[i].
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
+// Vocab-parallel embedding: `table` holds rows [first_id, first_id + rows) of the full table. Ids
+// outside that range give a zero row (the tensor-parallel all-reduce adds the owner's row) and
+// are skipped by backward. Ids must be ≥ 0.
+void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out);
+void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id, Tensor& dtable);
 
 // ---- loss -----------------------------------------------------------------------------------
 // Fused softmax cross-entropy on a block of logits [N,V] (one chunk of rows at a time, so the
@@ -82,12 +87,28 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
 void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask,
                            Tensor& losses, bool compute_grad, float grad_scale);
 
+// The same loss with the vocabulary split across ranks (no rank holds whole rows of logits), in
+// two passes around the tensor-parallel reduction of per-row statistics. logits [N,V] is this
+// rank's shard, vocabulary ids [first_id, first_id + V); targets i32 [N] (≥ 0, possibly outside
+// the shard); row_max, sum_exp, target_logit f32 [N].
+// Pass 1: row_max = max_j logits, sum_exp = Σ_j exp(logits − row_max), target_logit = the
+// target's logit if in the shard, else 0. With keep_exp, logits becomes exp(logits − row_max).
+void cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64_t first_id,
+                               Tensor& row_max, Tensor& sum_exp, Tensor& target_logit, bool keep_exp);
+// Pass 2 on pass 1's kept exp, given the global max M and the global Σ exp(logits − M) of every
+// row: exp_logits becomes grad_scale·mask·(softmax − onehot) restricted to the shard. The loss of
+// row n is M + log(S) − (Σ over shards of target_logit).
+void cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
+                              const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
+                              const Tensor& global_sum, float grad_scale);
+
 // Row-wise softmax over the last dim (sampling), out may alias x.
 void softmax(const Tensor& x, Tensor& out);
 
 // ---- elementwise and reductions -------------------------------------------------------------
 void add(const Tensor& a, const Tensor& b, Tensor& out);  // out may alias a or b
 void axpy(float alpha, const Tensor& x, Tensor& y);        // y += alpha·x
+void add_bias(Tensor& y, const Tensor& bias);              // y[N,C] += bias[C] on every row
 void scale(Tensor& x, float s);                            // x *= s
 void copy(const Tensor& src, Tensor& dst);
 double sum(const Tensor& x);                               // accumulated in double

@@ -5,9 +5,9 @@
 namespace tessera {
 
 Mlp::Mlp(const std::string& name, std::int64_t hidden, std::int64_t ffn_hidden, float init_std,
-         float output_init_std, std::uint64_t seed)
-    : fc1_(name + ".fc1", {hidden, ffn_hidden, true, init_std}, seed),
-      fc2_(name + ".fc2", {ffn_hidden, hidden, true, output_init_std}, seed) {}
+         float output_init_std, std::uint64_t seed, TpGroup tp)
+    : fc1_(name + ".fc1", {hidden, ffn_hidden, true, init_std}, seed, tp),
+      fc2_(name + ".fc2", {ffn_hidden, hidden, true, output_init_std}, seed, tp) {}
 
 void Mlp::collect_parameters(std::vector<Parameter*>& out) {
   fc1_.collect_parameters(out);

@@ -1,38 +1,75 @@
 #include "tessera/nn/self_attention.hpp"
 
+#include <algorithm>
+
 #include "tessera/error.hpp"
+#include "tessera/nn/linear.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
 
 namespace {
 std::int64_t groups_or_heads(const AttentionOptions& o) { return o.query_groups > 0 ? o.query_groups : o.heads; }
+
+// Checked before any member is built, so a bad shape is a ConfigError rather than a division error.
+std::int64_t checked_head_dim(const AttentionOptions& o) {
+  const std::int64_t groups = groups_or_heads(o), tp = tp_size(o.tp);
+  if (o.heads <= 0 || o.hidden % o.heads != 0)
+    throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {}", o.hidden, o.heads));
+  if (groups <= 0 || o.heads % groups != 0)
+    throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of num_query_groups {}", o.heads, groups));
+  if (o.heads % tp != 0)
+    throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of the tensor-parallel size {}", o.heads, tp));
+  if (groups >= tp ? groups % tp != 0 : groups != 1)
+    throw ConfigError(fmt::format("num_query_groups {} must be a multiple of the tensor-parallel size {}, or 1 "
+                                  "(multi-query attention, K/V replicated)", groups, tp));
+  return o.hidden / o.heads;
+}
+
+std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionOptions& o, std::int64_t head_dim,
+                                       std::uint64_t seed) {
+  const std::int64_t groups = groups_or_heads(o), out = 2 * groups * head_dim;
+  if (groups >= tp_size(o.tp)) {
+    ColumnParallelOptions c{o.hidden, out, true, o.init_std};
+    c.blocks = 2;
+    c.reduce_input_grad = false;
+    return std::make_unique<ColumnParallelLinear>(name, c, seed, o.tp);
+  }
+  auto kv = std::make_unique<Linear>(name, LinearOptions{o.hidden, out, true, o.init_std}, seed);
+  std::vector<Parameter*> params;
+  kv->collect_parameters(params);
+  for (Parameter* p : params) p->reduce_grad_over_tp = true;
+  return kv;
+}
+
+ColumnParallelOptions query_options(const AttentionOptions& o) {
+  ColumnParallelOptions c{o.hidden, o.hidden, true, o.init_std};
+  c.reduce_input_grad = false;
+  return c;
+}
 }  // namespace
 
 SelfAttention::SelfAttention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
-    : heads_(o.heads),
-      groups_(groups_or_heads(o)),
-      head_dim_(o.hidden / o.heads),
-      query_(name + ".query", {o.hidden, o.heads * (o.hidden / o.heads), true, o.init_std}, seed),
-      key_value_(name + ".key_value", {o.hidden, 2 * groups_or_heads(o) * (o.hidden / o.heads), true, o.init_std}, seed),
-      output_(name + ".output", {o.heads * (o.hidden / o.heads), o.hidden, true, o.output_init_std}, seed) {
-  if (o.heads <= 0 || o.hidden % o.heads != 0)
-    throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {}", o.hidden, o.heads));
-  if (groups_ <= 0 || heads_ % groups_ != 0)
-    throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of num_query_groups {}", heads_, groups_));
-}
+    : tp_(o.tp),
+      heads_(o.heads / tp_size(o.tp)),
+      groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
+      head_dim_(checked_head_dim(o)),
+      query_(name + ".query", query_options(o), seed, o.tp),
+      key_value_(make_key_value(name + ".key_value", o, head_dim_, seed)),
+      output_(name + ".output", {o.hidden, o.hidden, true, o.output_init_std}, seed, o.tp) {}
 
 void SelfAttention::collect_parameters(std::vector<Parameter*>& out) {
   query_.collect_parameters(out);
-  key_value_.collect_parameters(out);
+  key_value_->collect_parameters(out);
   output_.collect_parameters(out);
 }
 
-Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x) {
-  TESSERA_CHECK_SHAPE(x.dim() == 3, "SelfAttention expects x [B,T,C], got {}", x.str());
+Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
+  TESSERA_CHECK_SHAPE(x_in.dim() == 3, "SelfAttention expects x [B,T,C], got {}", x_in.str());
+  const Tensor& x = copy_to_tp_forward(x_in);
   ops::AttentionShape s{x.size(0), x.size(1), heads_, groups_, head_dim_, true};
   Tensor q = query_.forward(ctx, x);
-  Tensor kv = key_value_.forward(ctx, x);
+  Tensor kv = key_value_->forward(ctx, x);
   Tensor context = Tensor::empty({s.B, s.T, s.Hq * s.D});
   Tensor probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
   ops::attention_forward(s, q, kv, context, probs);
@@ -49,8 +86,9 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, saved[2], dq, dkv);
   Tensor dx = query_.backward(ctx, dq);
-  Tensor dx_kv = key_value_.backward(ctx, dkv);
+  Tensor dx_kv = key_value_->backward(ctx, dkv);
   ops::axpy(1.0f, dx_kv, dx);
+  copy_to_tp_backward(dx, tp_);  // both projections' partial input gradients, reduced once
   return dx;
 }
 

@@ -11,7 +11,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
       attention_dropout_(o.hidden_dropout, static_cast<std::uint64_t>(2 * layer_index + 1)),
       ln2_(name + ".ln2", o.attention.hidden, o.layernorm_epsilon),
       mlp_(name + ".mlp", o.attention.hidden, o.ffn_hidden, o.attention.init_std,
-           o.attention.output_init_std, seed),
+           o.attention.output_init_std, seed, o.attention.tp),
       mlp_dropout_(o.hidden_dropout, static_cast<std::uint64_t>(2 * layer_index + 2)) {}
 
 void TransformerLayer::collect_parameters(std::vector<Parameter*>& out) {

@@ -27,6 +27,15 @@ void axpy(float alpha, const Tensor& x, Tensor& y) {
   cpu::axpy(alpha, x.data<float>(), y.data<float>(), x.numel());
 }
 
+void add_bias(Tensor& y, const Tensor& bias) {
+  const char* op = "add_bias";
+  require(op, "y", y);
+  require(op, "bias", bias);
+  TESSERA_CHECK_SHAPE(bias.dim() == 1 && y.dim() >= 1 && y.size(-1) == bias.size(0),
+                      "add_bias: y {} must end in the size of bias {}", shape_str(y.shape()), shape_str(bias.shape()));
+  cpu::add_bias(y.data<float>(), bias.data<float>(), y.numel() / bias.size(0), bias.size(0));
+}
+
 void scale(Tensor& x, float s) {
   require("scale", "x", x);
   cpu::scale(x.data<float>(), s, x.numel());

@@ -19,6 +19,15 @@ void axpy(float alpha, const float* x, float* y, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
+void add_bias(float* y, const float* bias, std::int64_t N, std::int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (std::int64_t i = 0; i < N; ++i) {
+    float* row = y + i * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c) row[c] += bias[c];
+  }
+}
+
 void scale(float* x, float s, std::int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (std::int64_t i = 0; i < n; ++i) x[i] *= s;

@@ -17,6 +17,10 @@ struct Parameter {
   // part of the work (MQA's K/V, norms under sequence parallelism) sets reduce_grad_over_tp.
   int tp_split_dim = -1;
   bool reduce_grad_over_tp = false;
+  // The split dim is this many equal blocks, each split across tp (Megatron's partition stride):
+  // 2 for the fused [K | V] projection, whose shard on tp rank r is [K_r | V_r]. To gather the full
+  // tensor, view every shard's split dim as blocks × (size / blocks) and concatenate per block.
+  int tp_split_blocks = 1;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

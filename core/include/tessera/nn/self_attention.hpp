@@ -2,14 +2,25 @@
 // one code path. Query and key/value projections are separate linears (as BigCode's MQA has them,
 // so that tensor parallelism can split Q by heads while replicating a single K/V head).
 //   x [B,T,C] → q [B,T,Hq·D], kv [B,T,2·Hkv·D] → attention → [B,T,Hq·D] → out_proj → [B,T,C]
+//
+// Tensor parallelism splits the heads: rank r computes heads [r·Hq/tp, (r+1)·Hq/tp).
+// - query: column-parallel (its heads' rows).
+// - key_value, groups ≥ tp: column-parallel by groups; the weight is [K of all groups | V of all
+//   groups], so a rank's shard is two row ranges, [K_r | V_r] (blocks = 2).
+// - key_value, groups < tp (MQA, groups = 1): a replicated Linear on every rank (BigCode's MQA); each
+//   rank's gradient covers only its heads, so its parameters set reduce_grad_over_tp.
+// - output: row-parallel (all-reduce of the partial sums; bias added once).
+// The input gradients of query and key_value are summed locally and all-reduced once (copy_to_tp).
 #pragma once
-#include "tessera/nn/linear.hpp"
+#include "tessera/nn/column_parallel_linear.hpp"
+#include "tessera/nn/row_parallel_linear.hpp"
 
 namespace tessera {
 
 struct AttentionOptions {
   std::int64_t hidden = 0, heads = 0, query_groups = 0;  // query_groups 0 → heads (MHA)
   float init_std = 0.02f, output_init_std = 0.02f;
+  TpGroup tp;  // null: one process
 };
 
 class SelfAttention : public Module {
@@ -21,8 +32,11 @@ class SelfAttention : public Module {
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
 
  private:
-  std::int64_t heads_, groups_, head_dim_;
-  Linear query_, key_value_, output_;
+  TpGroup tp_;
+  std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
+  ColumnParallelLinear query_;
+  std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp
+  RowParallelLinear output_;
 };
 
 }  // namespace tessera

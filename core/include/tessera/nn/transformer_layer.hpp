@@ -1,5 +1,8 @@
 // Pre-LayerNorm transformer decoder layer (GPT-2 / Megatron-LM):
 //   h = x + dropout(attention(ln1(x)));  y = h + dropout(mlp(ln2(h)))
+// Under tensor parallelism (o.attention.tp) attention and MLP split across the group while the
+// residual stream, the norms and the dropouts act on replicated activations: the same seed on every
+// rank gives the same dropout mask, so nothing depends on tp.
 #pragma once
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/layer_norm.hpp"

@@ -14,4 +14,19 @@ void softmax_cross_entropy(float* logits, const std::int32_t* targets, const flo
                            float* losses, std::int64_t N, std::int64_t V, bool compute_grad,
                            float grad_scale);
 
+// Vocab-parallel cross-entropy on one rank's shard of the vocabulary, ids [first_id, first_id+V).
+// Pass 1, per row: row_max[n] = max_j logits[n,j], sum_exp[n] = Σ_j exp(logits[n,j] − row_max[n])
+// (in double, stored as float), target_logit[n] = logits[n, targets[n] − first_id] when the target
+// is in the shard, else 0; with keep_exp, logits[n,j] becomes exp(logits[n,j] − row_max[n]).
+void cross_entropy_shard_stats(float* logits, const std::int32_t* targets, std::int64_t first_id,
+                               float* row_max, float* sum_exp, float* target_logit, std::int64_t N,
+                               std::int64_t V, bool keep_exp);
+// Pass 2, after the shards' stats are combined (global max M[n], global sum S[n] of exp(x − M)):
+// exp_logits (pass 1's kept exp) becomes grad_scale·mask[n]·(exp(x − M)/S − onehot(target)), by
+// one rescale per row: exp(x − M) = exp(x − row_max)·exp(row_max − M). mask may be null.
+void cross_entropy_shard_grad(float* exp_logits, const std::int32_t* targets, std::int64_t first_id,
+                              const float* mask, const float* row_max, const float* global_max,
+                              const float* global_sum, float grad_scale, std::int64_t N,
+                              std::int64_t V);
+
 }  // namespace tessera::cpu

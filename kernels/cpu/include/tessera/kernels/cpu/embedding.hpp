@@ -13,4 +13,11 @@ void embedding_forward(const std::int32_t* ids, const float* table, float* out, 
 void embedding_backward(const std::int32_t* ids, const float* dout, float* dtable, std::int64_t N,
                         std::int64_t C);
 
+// Vocab-parallel embedding on a shard holding rows [first_id, first_id + rows) of the full table:
+// ids outside the shard give a zero row in forward and are skipped in backward.
+void embedding_shard_forward(const std::int32_t* ids, const float* table, std::int64_t first_id,
+                             std::int64_t rows, float* out, std::int64_t N, std::int64_t C);
+void embedding_shard_backward(const std::int32_t* ids, const float* dout, std::int64_t first_id,
+                              std::int64_t rows, float* dtable, std::int64_t N, std::int64_t C);
+
 }  // namespace tessera::cpu

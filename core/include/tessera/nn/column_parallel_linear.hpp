@@ -1,0 +1,45 @@
+// ColumnParallelLinear: y = x·Wᵀ + b with W [out, in] split by output rows across the tp group.
+// Rank r holds W rows and b entries of its slice of the output ([out/tp, in], tp_split_dim 0), so
+// it turns the replicated input x into its slice of y, with no communication in forward.
+// Backward: the input gradient is each rank's partial dy_r·W_r, summed by copy_to_tp's all-reduce
+// (unless the caller sums several branches first and reduces once, reduce_input_grad = false).
+//
+// blocks > 1: the output is that many equal blocks each split across tp (the fused [K | V]
+// projection: rank r gets [K_r | V_r], the layout attention expects for its own query groups).
+// gather_output: all-gather the slices so every rank gets the full y (blocks must be 1).
+// Parameter names and values are the full model's (counter-based init at the shard's offsets).
+// With tp = 1 this is exactly Linear.
+#pragma once
+#include <memory>
+
+#include "tessera/nn/module.hpp"
+#include "tessera/nn/tensor_parallel_region.hpp"
+
+namespace tessera {
+
+struct ColumnParallelOptions {
+  std::int64_t in = 0, out = 0;  // full sizes
+  bool bias = true;
+  float init_std = 0.02f;
+  int blocks = 1;
+  bool gather_output = false;
+  bool reduce_input_grad = true;
+};
+
+class ColumnParallelLinear : public Module {
+ public:
+  ColumnParallelLinear(std::string name, const ColumnParallelOptions& o, std::uint64_t seed, TpGroup tp);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  // x [..., in] replicated → y [..., out/tp] (or [..., out] with gather_output).
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Parameter& weight() { return weight_; }
+
+ private:
+  ColumnParallelOptions o_;
+  TpGroup tp_;
+  Parameter weight_;
+  std::unique_ptr<Parameter> bias_;
+};
+
+}  // namespace tessera

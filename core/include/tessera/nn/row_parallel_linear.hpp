@@ -1,0 +1,36 @@
+// RowParallelLinear: y = x·Wᵀ + b with W [out, in] split by input columns across the tp group.
+// Rank r holds W[:, its slice of in] ([out, in/tp], tp_split_dim 1) and receives x already split
+// the same way (a column-parallel layer's output), so its x_r·W_rᵀ is a partial sum of y; the
+// reduce_from_tp all-reduce completes it and the bias, replicated, is added once after it. In
+// backward nothing is communicated: dy is replicated, dx_r = dy·W_r is this rank's slice, and every
+// rank computes the same full bias gradient. With tp = 1 this is exactly Linear.
+#pragma once
+#include <memory>
+
+#include "tessera/nn/module.hpp"
+#include "tessera/nn/tensor_parallel_region.hpp"
+
+namespace tessera {
+
+struct RowParallelOptions {
+  std::int64_t in = 0, out = 0;  // full sizes
+  bool bias = true;
+  float init_std = 0.02f;
+};
+
+class RowParallelLinear : public Module {
+ public:
+  RowParallelLinear(std::string name, const RowParallelOptions& o, std::uint64_t seed, TpGroup tp);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  // x [..., in/tp] (this rank's slice) → y [..., out], the same on every rank.
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Parameter& weight() { return weight_; }
+
+ private:
+  TpGroup tp_;
+  Parameter weight_;
+  std::unique_ptr<Parameter> bias_;
+};
+
+}  // namespace tessera

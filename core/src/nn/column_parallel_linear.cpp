@@ -1,0 +1,89 @@
+#include "tessera/nn/column_parallel_linear.hpp"
+
+#include <algorithm>
+
+#include "tessera/error.hpp"
+#include "tessera/nn/init.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+namespace {
+// Rows [0, out) of a [out, in] tensor split into `blocks` blocks, each split across tp: the local
+// row count, checked for divisibility.
+std::int64_t local_rows(const ColumnParallelOptions& o, const TpGroup& tp, const std::string& name) {
+  if (o.blocks < 1 || o.out % o.blocks != 0)
+    throw ConfigError(fmt::format("{}: output size {} is not {} equal blocks", name, o.out, o.blocks));
+  return o.blocks * tp_shard_size(o.out / o.blocks, tp, (name + " output size per block").c_str());
+}
+}  // namespace
+
+ColumnParallelLinear::ColumnParallelLinear(std::string name, const ColumnParallelOptions& o,
+                                           std::uint64_t seed, TpGroup tp)
+    : o_(o), tp_(std::move(tp)), weight_(name + ".weight", {local_rows(o, tp_, name), o.in}) {
+  if (o.gather_output && o.blocks != 1)
+    throw ConfigError(fmt::format("{}: gather_output needs blocks = 1", name));
+  const std::int64_t block_rows = weight_.value.size(0) / o.blocks;  // local rows per block
+  const std::int64_t full_block_rows = o.out / o.blocks;
+  for (int b = 0; b < o.blocks; ++b) {
+    Tensor part = weight_.value.rows(b * block_rows, (b + 1) * block_rows);
+    init_normal(part, o.init_std, seed, weight_.name,
+                (b * full_block_rows + tp_rank(tp_) * block_rows) * o.in);
+  }
+  weight_.tp_split_dim = 0;
+  weight_.tp_split_blocks = o.blocks;
+  if (o.bias) {
+    bias_ = std::make_unique<Parameter>(name + ".bias", Shape{weight_.value.size(0)}, /*decay=*/false);
+    bias_->tp_split_dim = 0;
+    bias_->tp_split_blocks = o.blocks;
+  }
+}
+
+void ColumnParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
+  out.push_back(&weight_);
+  if (bias_) out.push_back(bias_.get());
+}
+
+Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
+  const Tensor& x = copy_to_tp_forward(x_in);
+  Shape shape = x.shape();
+  shape.back() = weight_.value.size(0);
+  Tensor y = Tensor::empty(shape);
+  ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+  if (ctx.training) ctx.store.save(this, {x});
+  const int n = tp_size(tp_);
+  if (!o_.gather_output || n == 1) return y;
+  // all_gather concatenates whole tensors: [tp, rows, out/tp] → interleave into [rows, out].
+  const std::int64_t cols = y.size(-1), rows = y.numel() / cols;
+  Tensor gathered = Tensor::empty({n * rows * cols});
+  tp_->all_gather(y.reshape({rows * cols}), gathered);
+  shape.back() = o_.out;
+  Tensor full = Tensor::empty(shape);
+  const float* g = gathered.data<float>();
+  float* f = full.data<float>();
+  for (int r = 0; r < n; ++r)
+    for (std::int64_t i = 0; i < rows; ++i)
+      std::copy(g + (r * rows + i) * cols, g + (r * rows + i + 1) * cols, f + i * o_.out + r * cols);
+  return full;
+}
+
+Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
+  Tensor x = ctx.store.take(this)[0];
+  Tensor dy = dy_in;
+  if (o_.gather_output && tp_size(tp_) > 1) {
+    // The gradient of the gather is this rank's columns of dy.
+    const std::int64_t cols = weight_.value.size(0), rows = dy_in.numel() / o_.out;
+    Shape shape = dy_in.shape();
+    shape.back() = cols;
+    dy = Tensor::empty(shape);
+    const float* src = dy_in.data<float>() + tp_rank(tp_) * cols;
+    float* dst = dy.data<float>();
+    for (std::int64_t i = 0; i < rows; ++i) std::copy(src + i * o_.out, src + i * o_.out + cols, dst + i * cols);
+  }
+  Tensor dx = Tensor::empty(x.shape());
+  ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  if (o_.reduce_input_grad) copy_to_tp_backward(dx, tp_);
+  return dx;
+}
+
+}  // namespace tessera

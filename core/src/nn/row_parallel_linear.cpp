@@ -1,0 +1,53 @@
+#include "tessera/nn/row_parallel_linear.hpp"
+
+#include "tessera/nn/init.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions& o, std::uint64_t seed, TpGroup tp)
+    : tp_(std::move(tp)),
+      weight_(name + ".weight", {o.out, tp_shard_size(o.in, tp_, (name + " input size").c_str())}) {
+  const std::int64_t cols = weight_.value.size(1);
+  if (tp_size(tp_) == 1) {
+    init_normal(weight_.value, o.init_std, seed, weight_.name);
+  } else {
+    // A shard of columns is not contiguous in the full tensor: one row at a time, at its offset.
+    for (std::int64_t i = 0; i < o.out; ++i) {
+      Tensor row = weight_.value.rows(i, i + 1);
+      init_normal(row, o.init_std, seed, weight_.name, i * o.in + tp_rank(tp_) * cols);
+    }
+  }
+  weight_.tp_split_dim = 1;
+  if (o.bias) bias_ = std::make_unique<Parameter>(name + ".bias", Shape{o.out}, /*decay=*/false);
+}
+
+void RowParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
+  out.push_back(&weight_);
+  if (bias_) out.push_back(bias_.get());
+}
+
+Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
+  Shape shape = x.shape();
+  shape.back() = weight_.value.size(0);
+  Tensor y = Tensor::empty(shape);
+  if (tp_size(tp_) == 1) {
+    ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+  } else {
+    ops::linear_forward(x, weight_.value, nullptr, y);
+    reduce_from_tp_forward(y, tp_);
+    if (bias_) ops::add_bias(y, bias_->value);
+  }
+  if (ctx.training) ctx.store.save(this, {x});
+  return y;
+}
+
+Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
+  Tensor x = ctx.store.take(this)[0];
+  Tensor dx = Tensor::empty(x.shape());
+  ops::linear_backward(reduce_from_tp_backward(dy), x, weight_.value, &dx, &weight_.grad,
+                       bias_ ? &bias_->grad : nullptr);
+  return dx;
+}
+
+}  // namespace tessera

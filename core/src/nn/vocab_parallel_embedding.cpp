@@ -1,0 +1,40 @@
+#include "tessera/nn/vocab_parallel_embedding.hpp"
+
+#include "tessera/nn/init.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+VocabParallelEmbedding::VocabParallelEmbedding(std::string name, std::int64_t vocab, std::int64_t hidden,
+                                               float init_std, std::uint64_t seed, TpGroup tp)
+    : tp_(std::move(tp)),
+      weight_(std::move(name), {tp_shard_size(vocab, tp_, "padded vocabulary size"), hidden}),
+      first_id_(tp_rank(tp_) * weight_.value.size(0)) {
+  init_normal(weight_.value, init_std, seed, weight_.name, first_id_ * hidden);
+  weight_.tp_split_dim = 0;
+}
+
+void VocabParallelEmbedding::collect_parameters(std::vector<Parameter*>& out) { out.push_back(&weight_); }
+
+Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {
+  Tensor out = Tensor::empty({ids.numel(), weight_.value.size(1)});
+  if (tp_size(tp_) == 1) {
+    ops::embedding_forward(ids, weight_.value, out);
+  } else {
+    ops::embedding_shard_forward(ids, weight_.value, first_id_, out);
+    reduce_from_tp_forward(out, tp_);
+  }
+  if (ctx.training) ctx.store.save(this, {ids});
+  return out;
+}
+
+Tensor VocabParallelEmbedding::backward(StepContext& ctx, const Tensor& dout) {
+  Tensor ids = ctx.store.take(this)[0];
+  if (tp_size(tp_) == 1)
+    ops::embedding_backward(ids, dout, weight_.grad);
+  else
+    ops::embedding_shard_backward(ids, reduce_from_tp_backward(dout), first_id_, weight_.grad);
+  return Tensor();
+}
+
+}  // namespace tessera
