@@ -29,7 +29,7 @@ struct DataRequest {
   std::uint64_t seed = 1234;
   std::int64_t num_samples[3] = {0, 0, 0};  // train, valid, test
   std::int32_t eod_token = 0;
-  std::string base_dir = ".";  // config file's folder, for relative data paths
+  std::int64_t vocab_size = 0;  // the tokenizer's; a token id at or past it means mismatched data
 };
 
 class DataSource {

@@ -104,6 +104,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   request.seq_length = model_->seq_length();
   request.seed = options_.seed;
   request.eod_token = tokenizer_->eod();
+  request.vocab_size = tokenizer_->vocab_size();
   // As Megatron-LM: enough training samples for every iteration; the validation set is the
   // eval_iters global batches every evaluation reads (the same ones, so values compare).
   request.num_samples[0] = options_.train_iters * options_.global_batch_size;
