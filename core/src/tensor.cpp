@@ -1,6 +1,7 @@
 #include "tessera/tensor.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -53,7 +54,9 @@ std::int64_t shape_numel(const Shape& s) {
   std::int64_t n = 1;
   for (auto d : s) {
     if (d < 0) throw ShapeError(fmt::format("negative dimension in shape {}", shape_str(s)));
-    n *= d;
+    // Signed overflow would be undefined and could wrap to a small, wrongly allocated size.
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeError(fmt::format("shape {} has more elements than fit in 64 bits", shape_str(s)));
   }
   return n;
 }
@@ -61,8 +64,9 @@ std::int64_t shape_numel(const Shape& s) {
 Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (!device.is_cpu())
     throw Error(fmt::format("no allocator for device {} in this build (the CUDA backend is not loaded)", device.str()));
-  std::size_t rounded = (bytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  // Rounding a size within 63 bytes of SIZE_MAX up would wrap to 0 and allocate 64 bytes.
+  const std::size_t rounded = (bytes + 63) / 64 * 64;
+  data_ = bytes > SIZE_MAX - 63 ? nullptr : std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
   if (!data_) throw Error(fmt::format("out of memory allocating {} bytes on the CPU", bytes));
   count_alloc(static_cast<std::int64_t>(bytes));
 }
@@ -80,7 +84,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   t.shape_ = shape;
   t.numel_ = shape_numel(shape);
   t.dtype_ = dtype;
-  t.storage_ = std::make_shared<Storage>(static_cast<std::size_t>(t.numel_) * dtype_size(dtype), device);
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(t.numel_), dtype_size(dtype), &bytes))
+    throw ShapeError(fmt::format("shape {} is too large: its size in bytes overflows", shape_str(shape)));
+  t.storage_ = std::make_shared<Storage>(bytes, device);
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "tessera/io/safetensors.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 
@@ -62,35 +64,94 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   if (file_size < 8 || !in.read(reinterpret_cast<char*>(&n), 8) || n > file_size - 8)
     throw FormatError(fmt::format("{}: truncated safetensors header ({} bytes in file)", path.string(), file_size));
   std::string text(n, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(n));
+  if (!in.read(text.data(), static_cast<std::streamsize>(n)))
+    throw FormatError(fmt::format("{}: could not read the safetensors header", path.string()));
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     throw FormatError(fmt::format("{}: safetensors header is not valid JSON: {}", path.string(), e.what()));
   }
+  if (!header.is_object())
+    throw FormatError(fmt::format("{}: safetensors header is not a JSON object", path.string()));
+
+  // Everything is validated before anything is allocated: a corrupt or hostile header must give a
+  // FormatError, never a huge allocation or a read past the end of the file.
+  struct Entry {
+    std::string name;
+    Shape shape;
+    DType dtype;
+    std::uint64_t begin, end;
+  };
   SafetensorsFile out;
-  const std::uint64_t data_start = 8 + n;
+  std::vector<Entry> entries;
+  const std::uint64_t data_size = file_size - 8 - n;
   for (auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
-      for (auto& [k, v] : entry.items()) out.metadata[k] = v.get<std::string>();
+      if (!entry.is_object())
+        throw FormatError(fmt::format("{}: __metadata__ is not a JSON object of strings", path.string()));
+      for (auto& [k, v] : entry.items()) {
+        if (!v.is_string())
+          throw FormatError(fmt::format("{}: __metadata__ value for '{}' is {}, not a string", path.string(), k, v.type_name()));
+        out.metadata[k] = v.get<std::string>();
+      }
       continue;
     }
-    try {
-      Shape shape = entry.at("shape").get<Shape>();
-      DType dtype = parse_dtype(entry.at("dtype").get<std::string>(), path);
-      auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
-      Tensor t = Tensor::empty(shape, dtype);
-      if (offsets.size() != 2 || offsets[1] - offsets[0] != t.nbytes() || data_start + offsets[1] > file_size)
-        throw FormatError(fmt::format("{}: tensor '{}' has data offsets inconsistent with its shape or the file size",
-                                      path.string(), name));
-      in.seekg(static_cast<std::streamoff>(data_start + offsets[0]));
-      in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-      if (!in) throw FormatError(fmt::format("{}: could not read tensor '{}'", path.string(), name));
-      out.tensors.emplace(name, std::move(t));
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(fmt::format("{}: bad header entry for '{}': {}", path.string(), name, e.what()));
+    const auto bad = [&](const std::string& why) {
+      return FormatError(fmt::format("{}: tensor '{}': {}", path.string(), name, why));
+    };
+    if (!entry.is_object()) throw bad("header entry is not a JSON object");
+    if (!entry.contains("shape") || !entry.contains("dtype") || !entry.contains("data_offsets"))
+      throw bad("header entry needs 'shape', 'dtype' and 'data_offsets'");
+    const auto& jshape = entry["shape"];
+    const auto& jdtype = entry["dtype"];
+    const auto& joffsets = entry["data_offsets"];
+    if (!jshape.is_array()) throw bad("'shape' is not an array");
+    if (!jdtype.is_string()) throw bad("'dtype' is not a string");
+    Entry e{name, {}, parse_dtype(jdtype.get<std::string>(), path), 0, 0};
+    std::uint64_t numel = 1;
+    for (const auto& d : jshape) {
+      // Non-negative integers parse as unsigned; negatives and fractions are rejected here.
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        throw bad(fmt::format("shape {} has a dimension that is not a non-negative 64-bit integer", jshape.dump()));
+      const std::uint64_t dim = d.get<std::uint64_t>();
+      if (__builtin_mul_overflow(numel, dim, &numel) || numel > static_cast<std::uint64_t>(INT64_MAX))
+        throw bad(fmt::format("shape {} has more elements than fit in 64 bits", jshape.dump()));
+      e.shape.push_back(static_cast<std::int64_t>(dim));
     }
+    std::uint64_t bytes = 0;
+    if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(dtype_size(e.dtype)), &bytes))
+      throw bad(fmt::format("shape {} is too large: its size in bytes overflows", jshape.dump()));
+    if (!joffsets.is_array() || joffsets.size() != 2 || !joffsets[0].is_number_unsigned() ||
+        !joffsets[1].is_number_unsigned())
+      throw bad(fmt::format("'data_offsets' {} is not two non-negative integers", joffsets.dump()));
+    e.begin = joffsets[0].get<std::uint64_t>();
+    e.end = joffsets[1].get<std::uint64_t>();
+    if (e.end < e.begin) throw bad(fmt::format("data_offsets [{}, {}] end before they begin", e.begin, e.end));
+    if (e.end > data_size)
+      throw bad(fmt::format("data_offsets [{}, {}] reach past the end of the data ({} bytes)", e.begin, e.end, data_size));
+    if (e.end - e.begin != bytes)
+      throw bad(fmt::format("data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}", e.begin, e.end,
+                            e.end - e.begin, jshape.dump(), jdtype.get<std::string>(), bytes));
+    entries.push_back(std::move(e));
+  }
+  // Tensors must not share bytes (empty tensors take none).
+  std::vector<const Entry*> by_offset;
+  for (const Entry& e : entries)
+    if (e.end > e.begin) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
+  for (std::size_t i = 1; i < by_offset.size(); ++i)
+    if (by_offset[i]->begin < by_offset[i - 1]->end)
+      throw FormatError(fmt::format("{}: tensors '{}' and '{}' have overlapping data_offsets", path.string(),
+                                    by_offset[i - 1]->name, by_offset[i]->name));
+
+  const std::uint64_t data_start = 8 + n;
+  for (const Entry& e : entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    in.seekg(static_cast<std::streamoff>(data_start + e.begin));
+    in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+    if (!in) throw FormatError(fmt::format("{}: could not read tensor '{}'", path.string(), e.name));
+    out.tensors.emplace(e.name, std::move(t));
   }
   return out;
 }
