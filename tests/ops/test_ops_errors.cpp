@@ -58,3 +58,18 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
   ap.step = 0;
   REQUIRE_THROWS_WITH(ops::adam_step(x, x, m, v, ap), Contains("1-based"));
 }
+
+// A zero-sized last dim used to divide by zero (SIGFPE) before any shape check ran.
+TEST_CASE("ops reject a zero-sized last dim instead of dividing by it", "[unit]") {
+  Tensor x0 = Tensor::zeros({4, 0}), w0 = Tensor::zeros({3, 0}), y = Tensor::zeros({4, 3});
+  REQUIRE_THROWS_WITH(ops::linear_forward(x0, w0, nullptr, y), Contains("linear_forward") && Contains("[4, 0]"));
+  REQUIRE_THROWS_AS(ops::linear_backward(y, x0, w0, nullptr, nullptr, nullptr), ShapeError);
+  Tensor b = Tensor::zeros({0, 3}), out = Tensor::zeros({4, 3});
+  REQUIRE_THROWS_WITH(ops::matmul(x0, false, b, false, out), Contains("matmul") && Contains("'a'"));
+  Tensor none = Tensor::zeros({0}), mean = Tensor::zeros({4}), rstd = Tensor::zeros({4}), x0c = Tensor::zeros({4, 0});
+  REQUIRE_THROWS_WITH(ops::layer_norm_forward(x0, none, none, 1e-5f, x0c, mean, rstd),
+                      Contains("layer_norm_forward") && Contains("[4, 0]"));
+  Tensor dw = Tensor::zeros({0}), db = Tensor::zeros({0});
+  REQUIRE_THROWS_AS(ops::layer_norm_backward(x0, x0, none, mean, rstd, x0c, dw, db), ShapeError);
+  REQUIRE_THROWS_AS(ops::add_bias(x0c, none), ShapeError);
+}

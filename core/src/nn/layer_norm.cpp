@@ -1,5 +1,6 @@
 #include "tessera/nn/layer_norm.hpp"
 
+#include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -15,6 +16,10 @@ void LayerNorm::collect_parameters(std::vector<Parameter*>& out) {
 }
 
 Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
+  // Checked here because the row count below divides by the channel dim.
+  TESSERA_CHECK_SHAPE(x.dim() >= 1 && x.size(-1) == weight_.value.size(0) && x.size(-1) > 0,
+                      "LayerNorm with weight {} expects x [..., {}] with a non-zero channel dim, got {}", weight_.name,
+                      weight_.value.size(0), x.str());
   const std::int64_t rows = x.numel() / x.size(-1);
   Tensor y = Tensor::empty(x.shape());
   Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});

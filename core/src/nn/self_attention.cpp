@@ -11,10 +11,11 @@ namespace tessera {
 namespace {
 std::int64_t groups_or_heads(const AttentionOptions& o) { return o.query_groups > 0 ? o.query_groups : o.heads; }
 
-// Checked before any member is built, so a bad shape is a ConfigError rather than a division error.
-std::int64_t checked_head_dim(const AttentionOptions& o) {
+// Called from the first member initialiser, so that no member is computed or built from options
+// that are not valid: a bad shape is a ConfigError rather than a division error.
+const AttentionOptions& checked(const AttentionOptions& o) {
   const std::int64_t groups = groups_or_heads(o), tp = tp_size(o.tp);
-  if (o.heads <= 0 || o.hidden % o.heads != 0)
+  if (o.hidden <= 0 || o.heads <= 0 || o.hidden % o.heads != 0)
     throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {}", o.hidden, o.heads));
   if (groups <= 0 || o.heads % groups != 0)
     throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of num_query_groups {}", o.heads, groups));
@@ -23,7 +24,7 @@ std::int64_t checked_head_dim(const AttentionOptions& o) {
   if (groups >= tp ? groups % tp != 0 : groups != 1)
     throw ConfigError(fmt::format("num_query_groups {} must be a multiple of the tensor-parallel size {}, or 1 "
                                   "(multi-query attention, K/V replicated)", groups, tp));
-  return o.hidden / o.heads;
+  return o;
 }
 
 std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionOptions& o, std::int64_t head_dim,
@@ -50,10 +51,10 @@ ColumnParallelOptions query_options(const AttentionOptions& o) {
 }  // namespace
 
 SelfAttention::SelfAttention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
-    : tp_(o.tp),
+    : tp_(checked(o).tp),
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
-      head_dim_(checked_head_dim(o)),
+      head_dim_(o.hidden / o.heads),
       query_(name + ".query", query_options(o), seed, o.tp),
       key_value_(make_key_value(name + ".key_value", o, head_dim_, seed)),
       output_(name + ".output", {o.hidden, o.hidden, true, o.output_init_std}, seed, o.tp) {}

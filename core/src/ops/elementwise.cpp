@@ -33,7 +33,7 @@ void add_bias(Tensor& y, const Tensor& bias) {
   require(op, "bias", bias);
   TESSERA_CHECK_SHAPE(bias.dim() == 1 && y.dim() >= 1 && y.size(-1) == bias.size(0),
                       "add_bias: y {} must end in the size of bias {}", shape_str(y.shape()), shape_str(bias.shape()));
-  cpu::add_bias(y.data<float>(), bias.data<float>(), y.numel() / bias.size(0), bias.size(0));
+  cpu::add_bias(y.data<float>(), bias.data<float>(), detail::rows_of(op, "y", y), bias.size(0));
 }
 
 void scale(Tensor& x, float s) {

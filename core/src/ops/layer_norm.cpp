@@ -16,7 +16,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float
   for (auto [name, t] : {std::pair{"x", &x}, {"w", &w}, {"b", &b}, {"y", &y}, {"mean", &mean}, {"rstd", &rstd}})
     require(op, name, *t);
   TESSERA_CHECK_SHAPE(x.dim() >= 1, "x must have a channel dim, got {}", shape_str(x.shape()));
-  const std::int64_t C = last_dim(x), N = x.numel() / C;
+  const std::int64_t C = last_dim(x), N = detail::rows_of(op, "x", x);
   require_shape(op, "w", w, {C});
   require_shape(op, "b", b, {C});
   require_rows_cols(op, "y", y, N, C);
@@ -34,7 +34,7 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
                          {"dx", &dx}, {"dw", &dw}, {"db", &db}})
     require(op, name, *t);
   TESSERA_CHECK_SHAPE(x.dim() >= 1, "x must have a channel dim, got {}", shape_str(x.shape()));
-  const std::int64_t C = last_dim(x), N = x.numel() / C;
+  const std::int64_t C = last_dim(x), N = detail::rows_of(op, "x", x);
   require_rows_cols(op, "dy", dy, N, C);
   require_rows_cols(op, "dx", dx, N, C);
   require_shape(op, "w", w, {C});

@@ -20,7 +20,7 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
     throw ShapeError(fmt::format("matmul: a {} and out {} need ≥ 2 dims and b {} exactly 2",
                                  shape_str(a.shape()), shape_str(out.shape()), shape_str(b.shape())));
   // a as stored is [ra, ca] with leading dims flattened.
-  const std::int64_t ca = last_dim(a), ra = a.numel() / ca;
+  const std::int64_t ca = last_dim(a), ra = detail::rows_of(op, "a", a);
   const std::int64_t M = trans_a ? ca : ra, K = trans_a ? ra : ca;
   const std::int64_t kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
   TESSERA_CHECK_SHAPE(kb == K, "inner dims differ: op(a) is [{}, {}] (a {}{}), op(b) is [{}, {}] (b {}{})",
@@ -47,7 +47,7 @@ LinearDims linear_dims(const char* op, const Tensor& x, const Tensor& w) {
   if (x.dim() < 1 || last_dim(x) != in_f)
     throw ShapeError(fmt::format("{}: x {} does not end in in_features = {} of w {}", op, shape_str(x.shape()), in_f,
                                  shape_str(w.shape())));
-  return {x.numel() / in_f, in_f, out_f};
+  return {detail::rows_of(op, "x", x), in_f, out_f};
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ inline void require(const char* op, std::string_view name, const Tensor& t, DTyp
   if (!t.device().is_cpu())
     throw Error(fmt::format(
         "{}: tensor '{}' is on {}, but the CUDA backend is not available in this build "
-        "(only the CPU kernels are); move the tensors to the CPU or build with TESSERA_CUDA=ON",
+        "(only the CPU kernels are); move the tensors to the CPU",
         op, name, t.device().str()));
   if (t.dtype() != dtype)
     throw ShapeError(fmt::format("{}: tensor '{}' is {}, expected dtype {}", op, name, t.str(),
@@ -27,6 +27,16 @@ inline void require(const char* op, std::string_view name, const Tensor& t, DTyp
 
 // Size of the last dim (the channel dim of a row-major [rows, cols] view); 0 for a scalar.
 inline std::int64_t last_dim(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
+
+// Rows of `t` viewed as [rows, last dim]. A zero-sized last dim leaves the rows undetermined (and
+// dividing by it would raise SIGFPE), so it is a ShapeError.
+inline std::int64_t rows_of(const char* op, std::string_view name, const Tensor& t) {
+  const std::int64_t cols = last_dim(t);
+  if (cols == 0)
+    throw ShapeError(fmt::format("{}: tensor '{}' has shape {}; its last dim must not be 0", op, name,
+                                 shape_str(t.shape())));
+  return t.numel() / cols;
+}
 
 // `t` viewed as [rows, cols]: cols must be the last dim and rows·cols the element count.
 inline void require_rows_cols(const char* op, std::string_view name, const Tensor& t,
