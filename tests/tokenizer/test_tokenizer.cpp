@@ -209,6 +209,12 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
   expect("{\"a\": \n  1 2}", "", dir / "v.json", "line 2");  // nlohmann names line and column
   expect("[1, 2]", "", dir / "v.json", "JSON object");
   expect("{\"a\": \"x\"}", "", dir / "v.json", "non-negative integer");
+  expect("{\"a\": -3}", "", dir / "v.json", "non-negative integer");
+  // Ids size the tables: one far beyond the entry count is a corrupt file, not a 2e9-entry table.
+  expect("{\"a\": 2000000000}", "", dir / "v.json", "far beyond");
+  nlohmann::json huge_id = vocab;
+  huge_id["Ġb"] = 5000;
+  expect(huge_id.dump(), "", dir / "v.json", "\"Ġb\" has id 5000");
   expect(good_vocab, "#version: 0.2\nĠ a\nab\n", dir / "m.txt:3", "two symbols");
   expect(good_vocab, "Ġ a\nĠa b c\n", dir / "m.txt:2", "two symbols");
   expect(good_vocab, "Ġ b\n", dir / "m.txt:1", "\"Ġb\" (from merge \"Ġ b\") is not in the vocab");

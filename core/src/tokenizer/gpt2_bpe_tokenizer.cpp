@@ -84,12 +84,18 @@ Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::str
   }
   if (!vocab.is_object() || vocab.empty())
     throw FormatError(fmt::format("{}: the vocab file must be a non-empty JSON object {{\"token\": id, ...}}", vocab_file));
+  // Tables are sized by the largest id, so an id far beyond the number of entries (a corrupt file)
+  // would allocate gigabytes for nothing; a few gaps are fine.
+  const std::int64_t id_limit = 4 * static_cast<std::int64_t>(vocab.size()) + 1024;
   std::int64_t max_id = -1;
   for (const auto& [tok, id] : vocab.items()) {
     if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
         id.get<std::int64_t>() >= std::numeric_limits<std::int32_t>::max())
       throw FormatError(fmt::format("{}: entry \"{}\" has value {}; expected a non-negative integer id", vocab_file,
                                     tok, id.dump()));
+    if (id.get<std::int64_t>() >= id_limit)
+      throw FormatError(fmt::format("{}: entry \"{}\" has id {}, far beyond the {} entries of the vocab (ids must be "
+                                    "below {})", vocab_file, tok, id.dump(), vocab.size(), id_limit));
     max_id = std::max(max_id, id.get<std::int64_t>());
   }
   vocab_size_ = max_id + 1;
