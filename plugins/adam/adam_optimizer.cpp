@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "tessera/config.hpp"
+#include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/optimizer.hpp"
 #include "tessera/plugin.hpp"
@@ -60,10 +61,19 @@ class Adam : public Optimizer {
   std::int64_t step_ = 0;
 };
 
+// A beta in [0, 1). get_float's ranges are inclusive, and beta = 1 makes the bias correction
+// 1 - beta^t zero, so every update is NaN.
+float get_beta(const ConfigSection& s, const std::string& key, double fallback) {
+  const double v = s.get_float(key, fallback);
+  if (!(v >= 0.0 && v < 1.0))  // written so that NaN is out of range
+    throw ConfigError(fmt::format("{}: {}.{} = {} is out of range [0, 1)", s.origin(key), s.name(), key, v));
+  return static_cast<float>(v);
+}
+
 std::unique_ptr<Optimizer> make_adam(const ConfigSection& s, const std::vector<Parameter*>& params) {
   AdamSettings a;
-  a.beta1 = static_cast<float>(s.get_float("adam_beta1", 0.9, 0.0, 1.0));
-  a.beta2 = static_cast<float>(s.get_float("adam_beta2", 0.999, 0.0, 1.0));
+  a.beta1 = get_beta(s, "adam_beta1", 0.9);
+  a.beta2 = get_beta(s, "adam_beta2", 0.999);
   a.eps = static_cast<float>(s.get_float("adam_eps", 1e-8, 0.0, 1.0));
   a.weight_decay = static_cast<float>(s.get_float("weight_decay", 0.01, 0.0, 10.0));
   a.decoupled = s.get_bool("decoupled_weight_decay", true);

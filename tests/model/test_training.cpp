@@ -157,6 +157,28 @@ TEST_CASE("config mistakes are clear errors before any work", "[unit]") {
     CHECK(m.find("adam") != std::string::npos);  // what exists is listed
   }
   CHECK_THROWS_AS(Trainer(Config::from_string(config_text(3, 8, 2), "batch.toml")), ConfigError);
+  // Adam's betas must be below 1 (beta = 1 zeroes the bias correction: NaN updates), which the
+  // inclusive config ranges alone would let through.
+  for (const std::string set : {"optimizer.adam_beta1=1.0", "optimizer.adam_beta2=1", "optimizer.adam_beta1=-0.5"}) {
+    INFO(set);
+    try {
+      Trainer t(Config::from_string(config_text(4, 8, 2), "adam.toml", {set}));
+      FAIL("no error for " << set);
+    } catch (const ConfigError& e) {
+      const std::string m = e.what();
+      CHECK(m.find(set.substr(0, set.find('='))) != std::string::npos);
+      CHECK(m.find("[0, 1)") != std::string::npos);
+      CHECK(m.find("--set") != std::string::npos);  // where the value came from
+    }
+  }
+  try {
+    std::string text = config_text(4, 8, 2);
+    text.insert(text.find("[logging]"), "adam_beta2 = 1.0\n");
+    Trainer t(Config::from_string(text, "adam.toml"));
+    FAIL("no error for adam_beta2 = 1.0 in the file");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("adam.toml") != std::string::npos);
+  }
   std::string missing = config_text(4, 8, 2);
   missing.replace(missing.find(corpus()), corpus().size(), "no_such_dataset");
   CHECK_THROWS_AS(Trainer(Config::from_string(missing, "data.toml")), FormatError);
