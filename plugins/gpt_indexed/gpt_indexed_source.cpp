@@ -22,6 +22,7 @@ class GptIndexedSource : public DataSource {
     o.seed = static_cast<std::uint32_t>(r.seed);
     o.eod_token = r.eod_token;
     o.eod_mask_loss = eod_mask_loss;
+    o.vocab_size = r.vocab_size;
     splits_ = build_gpt_splits(data_, split, {r.num_samples[0], r.num_samples[1], r.num_samples[2]}, o);
   }
 

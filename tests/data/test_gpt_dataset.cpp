@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "expect_error.hpp"
 #include "test_util.hpp"
 #include "tessera/data/document_split.hpp"
 #include "tessera/data/gpt_dataset.hpp"
@@ -229,4 +230,34 @@ TEST_CASE("index building on ~1M documents is fast", "[unit][bench]") {
   REQUIRE(ix.num_epochs == 3);
   REQUIRE(ix.separate_last_epoch);
   REQUIRE(s < 10.0);
+}
+
+TEST_CASE("token ids past the tokenizer's vocabulary are a FormatError naming the data", "[unit]") {
+  TempDir dir;
+  {
+    // Documents 0..9 are byte ids; document 7 holds a GPT-2 id (300) that the byte tokenizer lacks.
+    IndexedDatasetWriter w(dir / "gpt2data", IndexDtype::u16);
+    for (int d = 0; d < 10; ++d) {
+      std::vector<std::int32_t> t(70000, 'a');  // longer than one 65536-token read
+      if (d == 7) t[69999] = 300;
+      t.push_back(256);
+      w.add_document(t);
+    }
+    w.finalize();
+  }
+  auto data = std::make_shared<const IndexedDataset>(dir / "gpt2data");
+  GptDatasetOptions o;
+  o.seq_length = 8;
+  o.vocab_size = 257;
+  const std::string msg = message_of<FormatError>([&] { build_gpt_splits(data, "90,10,0", {10, 1, 0}, o); });
+  CHECK(msg.find("gpt2data.bin") != std::string::npos);
+  CHECK(msg.find("300") != std::string::npos);
+  CHECK(msg.find("another tokenizer") != std::string::npos);
+  // Only the documents a split uses are checked: 0..6 are all byte ids.
+  CHECK_NOTHROW(GptDataset(data, 0, 7, o));
+  // The tokenizer the data was made with, or no vocabulary given: no error.
+  o.vocab_size = 50257;
+  CHECK_NOTHROW(build_gpt_splits(data, "90,10,0", {10, 1, 0}, o));
+  o.vocab_size = 0;
+  CHECK_NOTHROW(build_gpt_splits(data, "90,10,0", {10, 1, 0}, o));
 }

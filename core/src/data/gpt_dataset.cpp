@@ -1,11 +1,32 @@
 #include "tessera/data/gpt_dataset.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "tessera/data/document_split.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera {
+
+namespace {
+// Ids past the vocabulary would otherwise go unnoticed when they land in the padded rows of the
+// embedding, and be an op error mid-run when they do not; one linear scan at open is cheap.
+void check_token_range(const IndexedDataset& data, std::int64_t begin, std::int64_t end, std::int64_t vocab) {
+  std::vector<std::int32_t> buf(std::size_t{1} << 16);
+  for (std::int64_t s = begin; s < end; ++s) {
+    const std::int64_t len = data.sequence_length(s);
+    for (std::int64_t off = 0; off < len; off += static_cast<std::int64_t>(buf.size())) {
+      const std::int64_t n = std::min<std::int64_t>(len - off, static_cast<std::int64_t>(buf.size()));
+      data.read(s, off, n, buf.data());
+      const auto [lo, hi] = std::minmax_element(buf.begin(), buf.begin() + n);
+      if (*lo < 0 || *hi >= vocab)
+        throw FormatError(fmt::format("{}: token id {} in sequence {} is outside the tokenizer's vocabulary of {} ids "
+                                      "(preprocessed with another tokenizer?)",
+                                      data.bin_path(), *lo < 0 ? *lo : *hi, s, vocab));
+    }
+  }
+}
+}  // namespace
 
 GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
                        const GptDatasetOptions& options)
@@ -20,6 +41,7 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
                                     options.num_samples));
     return;
   }
+  if (options.vocab_size > 0) check_token_range(*data_, doc_begin, doc_end, options.vocab_size);
   const std::vector<std::int32_t> sizes = data_->sizes();
   try {
     indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);

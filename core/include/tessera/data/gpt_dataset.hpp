@@ -20,6 +20,9 @@ struct GptDatasetOptions {
   std::int64_t num_samples = 0;  // wanted; size() may be larger (Megatron keeps the whole last epoch)
   std::int32_t eod_token = 0;
   bool eod_mask_loss = false;
+  // The tokenizer's vocabulary size; when > 0, every token of the range is checked to be below it
+  // once, at construction (a FormatError: the data was preprocessed with another tokenizer).
+  std::int64_t vocab_size = 0;
 };
 
 class GptDataset : public Dataset {
