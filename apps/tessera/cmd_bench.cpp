@@ -155,9 +155,13 @@ RegisterCommand reg{{"bench",
                      [](CLI::App& sub) -> std::function<int()> {
                        auto a = std::make_shared<BenchArgs>();
                        sub.add_option("configs", a->configs, "model configs to time")->capture_default_str();
-                       sub.add_option("--iters", a->iters, "timed steps (the median is reported)")->capture_default_str();
-                       sub.add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
-                       sub.add_option("--threads", a->threads, "threads for both Tessera and PyTorch")->capture_default_str();
+                       sub.add_option("--iters", a->iters, "timed steps (the median is reported)")
+                           ->capture_default_str()
+                           ->check(in_range(1));
+                       sub.add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str()->check(in_range(0));
+                       sub.add_option("--threads", a->threads, "threads for both Tessera and PyTorch")
+                           ->capture_default_str()
+                           ->check(in_range(1));
                        sub.add_option("--python", a->python, "python with torch")->capture_default_str();
                        sub.add_flag("--no-pytorch", a->no_pytorch, "skip the PyTorch baseline");
                        sub.add_flag("--child", a->child, "internal: measure one config in this process");

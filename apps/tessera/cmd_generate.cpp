@@ -69,10 +69,14 @@ RegisterCommand reg{{"generate",
                        auto a = std::make_shared<GenerateArgs>();
                        sub.add_option("--load", a->load, "folder written by `tessera train` ([checkpoint] save)")->required();
                        sub.add_option("--prompt", a->prompt, "text to continue");
-                       sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to sample")->capture_default_str();
-                       sub.add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str();
-                       sub.add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-                       sub.add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1 = off)")->capture_default_str();
+                       sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to sample")->capture_default_str()->check(in_range(0));
+                       sub.add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str()->check(in_range(0));
+                       sub.add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)")
+                           ->capture_default_str()
+                           ->check(in_range(0));
+                       sub.add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1 = off)")
+                           ->capture_default_str()
+                           ->check(in_range(0, 1, /*open_lo=*/true));
                        sub.add_option("--seed", a->seed, "sampling seed")->capture_default_str();
                        sub.add_option("--threads", a->threads, "CPU threads (0 = all)");
                        return [a] { return run_generate(*a); };

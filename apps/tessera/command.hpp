@@ -2,6 +2,7 @@
 // adding a subcommand touches no shared file.
 #pragma once
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,22 @@ struct Command {
 };
 
 std::vector<Command>& commands();
+
+// A numeric option check with a readable message: CLI11's PositiveNumber says "not in range
+// 2.22507e-308 to 1.79769e+308". `lo`/`hi` are the bounds, `open_lo` excludes `lo` itself.
+inline CLI::Validator in_range(double lo, double hi = std::numeric_limits<double>::infinity(), bool open_lo = false) {
+  std::string what = hi == std::numeric_limits<double>::infinity()
+                         ? (open_lo ? "> " : ">= ") + CLI::detail::to_string(lo)
+                         : (open_lo ? "in (" : "in [") + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& in) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(in, v) || v < lo || v > hi || (open_lo && v == lo))
+          return "must be " + what + ", got " + in;
+        return {};
+      },
+      what);
+}
 
 struct RegisterCommand {
   RegisterCommand(Command c) { commands().push_back(std::move(c)); }

@@ -1,6 +1,8 @@
 // `tessera train` and `tessera generate` end to end through the binary, and the clear errors (with
 // a non-zero exit code, never a crash) for bad configs, missing plugins, corrupt data and
 // tokenizer files, and a missing saved model.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -8,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "tessera/data/indexed_dataset.hpp"
 #include "test_util.hpp"
 
 using tessera::test::TempDir;
@@ -20,6 +23,11 @@ const std::string kTessera = TESSERA_BINARY_DIR "/bin/tessera";
 struct Run {
   int status = 0;
   std::string output;
+  // A clean exit with `code`: a crash (a signal, e.g. SIGSEGV) is also a non-zero status, so
+  // `status != 0` alone would let one pass. main returns 1 for a tessera::Error; CLI11 returns 105
+  // for an option that fails its check.
+  bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+  bool clean_error() const { return exited_with(1); }
 };
 
 Run run_tessera(const std::string& args) {
@@ -91,32 +99,32 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
   Workspace w;
   SECTION("unknown config key names the key, the file and the allowed keys") {
     const Run r = run_tessera("train " + w.config + " --set model.num_layer=2");
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("num_layer") != std::string::npos);
     CHECK(r.output.find("num_layers") != std::string::npos);
   }
   SECTION("wrong type names the key and the file") {
     const Run r = run_tessera("train " + w.config + " --set model.hidden_size=wide");
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("model.hidden_size") != std::string::npos);
     CHECK(r.output.find("integer") != std::string::npos);
   }
   SECTION("missing plugin lists the available ones") {
     const Run r = run_tessera("train " + w.config + " --set model.plugin=gtp");
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("gtp") != std::string::npos);
     CHECK(r.output.find("gpt") != std::string::npos);
   }
   SECTION("truncated .idx names the file") {
     std::filesystem::resize_file(w.dir / "corpus.idx", 40);
     const Run r = run_tessera("train " + w.config);
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("corpus.idx") != std::string::npos);
   }
   SECTION("missing .idx names the file") {
     std::filesystem::remove(w.dir / "corpus.idx");
     const Run r = run_tessera("train " + w.config);
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("corpus.idx") != std::string::npos);
   }
   SECTION("a tokenizer file that does not parse names the file") {
@@ -124,17 +132,56 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     std::ofstream(w.dir / "merges.txt") << "#version: 0.2\n";
     const Run r = run_tessera(fmt::format("train {} --set tokenizer.type=gpt2_bpe --set tokenizer.vocab_file={} "
                                       "--set tokenizer.merges_file={}", w.config, w.dir / "vocab.json", w.dir / "merges.txt"));
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("vocab.json") != std::string::npos);
   }
   SECTION("generate without a saved model says what it expected") {
     const Run r = run_tessera("generate --load " + (w.dir / "nothing"));
-    CHECK(r.status != 0);
+    CHECK(r.clean_error());
     CHECK(r.output.find("model.safetensors") != std::string::npos);
   }
   SECTION("a config file that does not exist") {
     const Run r = run_tessera("train " + (w.dir / "missing.toml"));
-    CHECK(r.status != 0);
+    CHECK(r.exited_with(105));  // CLI11's ExistingFile check
     CHECK(r.output.find("missing.toml") != std::string::npos);
   }
+}
+
+TEST_CASE("data made with another tokenizer is a clear error", "[unit]") {
+  Workspace w;
+  {
+    // Ids of a GPT-2-sized vocabulary where the byte tokenizer (257 ids) is configured.
+    tessera::IndexedDatasetWriter out(w.dir / "gpt2", tessera::IndexDtype::u16);
+    for (int d = 0; d < 20; ++d) {
+      std::vector<std::int32_t> ids(200);
+      for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((d * 997 + i * 31) % 50257);
+      out.add_document(ids);
+    }
+    out.finalize();
+  }
+  const Run r = run_tessera("train " + w.config + " --set data.data_path=" + (w.dir / "gpt2"));
+  INFO(r.output);
+  CHECK(r.clean_error());
+  CHECK(r.output.find("gpt2.bin") != std::string::npos);
+  CHECK(r.output.find("another tokenizer") != std::string::npos);
+}
+
+TEST_CASE("numeric options out of range are rejected before anything runs", "[unit]") {
+  const auto check = [](const std::string& args, const std::string& option) {
+    const Run r = run_tessera(args);
+    INFO(args << "\n" << r.output);
+    CHECK(r.exited_with(105));  // CLI11's ValidationError
+    CHECK(r.output.find(option) != std::string::npos);
+  };
+  // --iters 0 used to take the median of no timings (a segfault in the child).
+  const std::string tiny = TESSERA_SOURCE_DIR "/configs/gpt/tiny.toml";
+  check("bench --child --no-pytorch --iters 0 " + tiny, "--iters");
+  check("bench --child --no-pytorch --warmup -1 " + tiny, "--warmup");
+  check("bench --child --no-pytorch --threads 0 " + tiny, "--threads");
+  // generate checks its options before looking for the model.
+  check("generate --load nowhere --temperature -0.5", "--temperature");
+  check("generate --load nowhere --top-p 0", "--top-p");
+  check("generate --load nowhere --top-p 1.5", "--top-p");
+  check("generate --load nowhere --top-k -1", "--top-k");
+  check("generate --load nowhere --max-new-tokens -3", "--max-new-tokens");
 }
