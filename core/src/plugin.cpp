@@ -18,6 +18,7 @@
 #include "closest_match.hpp"
 #include "elf_symbols.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/parallel/communicator.hpp"
 
 namespace tessera {
 namespace fs = std::filesystem;
@@ -189,8 +190,12 @@ void rethrow_from_plugin(const std::string& kind, const std::string& name) {
     throw FormatError(tag + e.what());
   } catch (const ShapeError& e) {
     throw ShapeError(tag + e.what());
+  } catch (const CommError& e) {
+    throw CommError(tag + e.what());
   } catch (const PluginError& e) {
     throw PluginError(tag + e.what());
+  } catch (const Error& e) {  // a category without its own case above stays a tessera::Error
+    throw Error(tag + e.what());
   } catch (const std::exception& e) {
     throw PluginError(tag + e.what());
   } catch (...) {

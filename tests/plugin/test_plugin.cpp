@@ -5,12 +5,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <typeinfo>
 
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
 #include "greeter.hpp"
 #include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/parallel/communicator.hpp"
 #include "tessera/plugin.hpp"
 
 using namespace tessera;
@@ -101,6 +104,20 @@ TEST_CASE("exceptions from a factory arrive as core copies of the same category,
   REQUIRE(msg == "greeter plugin 'corrupt': greetings.bin is truncated");
   msg = message_of<PluginError>([&] { create_plugin<Greeter>("greeter", "crash", s); });
   REQUIRE(msg == "greeter plugin 'crash': out of greetings");
+  msg = message_of<ShapeError>([&] { create_plugin<Greeter>("greeter", "misshapen", s); });
+  REQUIRE(msg == "greeter plugin 'misshapen': greeting table is [0, 3]");
+  msg = message_of<CommError>([&] { create_plugin<Greeter>("greeter", "lonely", s); });
+  REQUIRE(msg == "greeter plugin 'lonely': no rank 1 to greet");
+  // A plain tessera::Error stays one: not promoted to any category, nor demoted to PluginError.
+  try {
+    create_plugin<Greeter>("greeter", "vague", s);
+    FAIL("no exception");
+  } catch (const PluginError&) {
+    FAIL("a plain Error became a PluginError");
+  } catch (const Error& e) {
+    REQUIRE(typeid(e) == typeid(Error));
+    REQUIRE(std::string(e.what()) == "greeter plugin 'vague': something went wrong");
+  }
 }
 
 TEST_CASE("a plugin built against another ABI is refused", "[unit]") {
