@@ -1,5 +1,6 @@
-// One fmt-based logger. Rank 0 prints by default (set_log_rank); every line can be prefixed by the
-// rank so that multi-process logs stay readable.
+// One fmt-based logger. Only rank 0 prints info and warnings by default (set log_state().rank, or
+// all_ranks to hear every rank); lines from other ranks are prefixed by the rank so that
+// multi-process logs stay readable.
 #pragma once
 #include <cstdio>
 #include <string>
