@@ -28,7 +28,7 @@ inline CLI::Validator in_range(double lo, double hi = std::numeric_limits<double
   return CLI::Validator(
       [=](std::string& in) -> std::string {
         double v = 0;
-        if (!CLI::detail::lexical_cast(in, v) || v < lo || v > hi || (open_lo && v == lo))
+        if (!CLI::detail::lexical_cast(in, v) || !(v >= lo && v <= hi) || (open_lo && v == lo))  // NaN fails
           return "must be " + what + ", got " + in;
         return {};
       },

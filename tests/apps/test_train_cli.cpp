@@ -183,5 +183,6 @@ TEST_CASE("numeric options out of range are rejected before anything runs", "[un
   check("generate --load nowhere --top-p 0", "--top-p");
   check("generate --load nowhere --top-p 1.5", "--top-p");
   check("generate --load nowhere --top-k -1", "--top-k");
+  check("generate --load nowhere --top-p nan", "--top-p");
   check("generate --load nowhere --max-new-tokens -3", "--max-new-tokens");
 }
