@@ -37,10 +37,15 @@ int run_generate(const GenerateArgs& a) {
     auto it = weights.tensors.find(p->name);
     if (it == weights.tensors.end())
       throw FormatError(fmt::format("{}: no tensor '{}' for this model", (dir / "model.safetensors").string(), p->name));
-    if (it->second.shape() != p->value.shape())
+    const Tensor& saved = it->second;
+    // Saved files hold no vocabulary padding (Parameter::unpadded_rows): those rows stay zero.
+    const bool unpadded = p->unpadded_rows >= 0 && saved.dim() == p->value.dim() && saved.size(0) == p->unpadded_rows;
+    Tensor target = unpadded ? p->value.rows(0, p->unpadded_rows) : p->value;
+    if (saved.shape() != target.shape())
       throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {}", (dir / "model.safetensors").string(),
-                                    p->name, it->second.str(), p->value.str()));
-    ops::copy(it->second, p->value);
+                                    p->name, saved.str(), target.str()));
+    if (unpadded) p->value.zero_();
+    ops::copy(saved, target);
   }
   std::string prompt = a.prompt;
   std::vector<std::int32_t> ids = tokenizer->encode(prompt);

@@ -37,6 +37,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
       embedding_dropout_(o.hidden_dropout, 0),
       final_norm_("final_layernorm", o.hidden_size, o.layernorm_epsilon) {
   init_normal(position_embeddings_.value, o.init_method_std, o.seed, position_embeddings_.name);
+  word_embeddings_.weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
   TransformerLayerOptions lo;
   lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
                   static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_};

@@ -1,5 +1,7 @@
 #include "tessera/nn/activation_store.hpp"
 
+#include <unordered_set>
+
 #include "tessera/error.hpp"
 
 namespace tessera {
@@ -19,9 +21,12 @@ std::vector<Tensor> ActivationStore::take(const void* owner) {
 }
 
 std::int64_t ActivationStore::held_elements() const {
+  // A tensor saved by two modules (ln1's output is the input of both Q and K/V) is held once.
+  std::unordered_set<const void*> seen;
   std::int64_t n = 0;
   for (const auto& [owner, tensors] : saved_)
-    for (const Tensor& t : tensors) n += t.defined() ? t.numel() : 0;
+    for (const Tensor& t : tensors)
+      if (t.defined() && seen.insert(t.raw()).second) n += t.numel();
   return n;
 }
 

@@ -53,6 +53,12 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     model.backward(ctx);
     if (!store.empty()) throw Error("model backward left saved activations behind (a module saved but never took)");
   }
+  // Replicated tensors whose gradient each tp rank computed from its own heads (MQA's K/V) are
+  // summed over tp once per iteration, after all microbatches (inside backward they would be
+  // re-summed with every microbatch's +=), and before the data-parallel sum.
+  if (parallel.layout.tp() > 1)
+    for (Parameter* p : params)
+      if (p->reduce_grad_over_tp) parallel.groups.tp->all_reduce(p->grad);
   reducer.finish();
   r.reductions_overlapped = reducer.started_during_backward();
   r.loss = all_reduce_sum(dp, r.loss);

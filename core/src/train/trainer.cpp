@@ -12,6 +12,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/train/iteration.hpp"
 
@@ -39,12 +40,12 @@ std::shared_ptr<const Parallel> read_parallel(const Config& config) {
   sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
   sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Data parallelism is complete; the model-parallel dimensions land with issue 3's next steps.
-  // Until then a layout that needs them is refused before any work rather than run wrongly.
-  if (sizes.tp > 1 || sizes.pp > 1 || sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: tensor_model_parallel_size = {}, pipeline_model_parallel_size = {}, "
-                                  "sequence_parallel = {}: this build supports data parallelism only (tp = pp = 1)",
-                                  config.source(), sizes.tp, sizes.pp, sizes.sequence_parallel));
+  // Data and tensor parallelism are complete; pipeline and sequence parallelism land with issue 3's
+  // next steps. Until then a layout that needs them is refused before any work, not run wrongly.
+  if (sizes.pp > 1 || sizes.sequence_parallel)
+    throw ConfigError(fmt::format("[parallel] in {}: pipeline_model_parallel_size = {}, sequence_parallel = {}: "
+                                  "this build supports data and tensor parallelism only (pp = 1, no sequence parallelism)",
+                                  config.source(), sizes.pp, sizes.sequence_parallel));
   auto parallel = Parallel::create(sizes);
   log_state().rank = parallel->layout.rank();
   return parallel;
@@ -61,7 +62,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
                                   o.global_batch_size, t.origin("global_batch_size"), o.micro_batch_size, layout.dp()));
   o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
-  o.eval_iters = t.get_int("eval_iters", 1, 0, 1 << 20);
+  o.eval_iters = t.get_int("eval_iters", 1, o.eval_interval > 0 ? 1 : 0, 1 << 20);
   o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
@@ -149,7 +150,9 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   const Dataset& ds = data_->split(split);
   const std::int64_t micro = options_.micro_batch_size;
   const std::int64_t batches = iterations * (options_.global_batch_size / micro);
-  if (batches == 0 || ds.size() < batches * micro) return std::nan("");
+  if (batches == 0 || ds.size() < batches * micro)
+    throw Error(fmt::format("evaluation needs {} {} samples, the {} split has {}", batches * micro, split_name(split),
+                            split_name(split), ds.size()));
   // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum.
   const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
   double total = 0;
@@ -187,7 +190,7 @@ TrainingRecord Trainer::train() {
     if (it % options_.log_interval == 0 || it == options_.train_iters) {
       const double ms = 1000.0 * window_seconds / static_cast<double>(window_iters);
       log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
-               "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.3f} | "
+               "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} | "
                "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
                it, options_.train_iters, consumed_samples_, ms, lr_.at(it), options_.global_batch_size, loss, norm,
                tokens_per_iter / (ms / 1000.0), flops_per_iter / (ms / 1000.0) / 1e9);
@@ -196,10 +199,8 @@ TrainingRecord Trainer::train() {
     }
     if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
       const double v = evaluate(Split::valid, options_.eval_iters);
-      if (!std::isnan(v)) {
-        rec.valid_losses.emplace_back(it, v);
-        log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", it, v, std::exp(v));
-      }
+      rec.valid_losses.emplace_back(it, v);
+      log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", it, v, std::exp(v));
     }
   }
   rec.seconds = seconds_since(start);
@@ -218,14 +219,18 @@ TrainingRecord Trainer::train() {
   if (parallel_->layout.dp() > 1)
     log_info("data parallel: {} of {} gradient all-reduces started while backward ran (parallel.overlap_grad_reduce = {})",
              reductions_overlapped_, params_.size(), options_.overlap_grad_reduce);
-  if (!options_.save_dir.empty() && parallel_->layout.rank() == 0) save_final();
+  if (!options_.save_dir.empty()) save_final();
   return rec;
 }
 
 void Trainer::save_final() const {
-  std::filesystem::create_directories(options_.save_dir);
+  // The full tensors, whatever the layout: tensor-parallel shards are gathered (a collective over
+  // tp, so every rank takes part) and the vocabulary padding dropped; data-parallel replicas are
+  // identical, so world rank 0 writes.
   NamedTensors tensors;
-  for (const Parameter* p : params_) tensors.emplace_back(p->name, p->value);
+  for (const Parameter* p : params_) tensors.emplace_back(p->name, gather_saved_tensor(*p, p->value, parallel_->groups.tp));
+  if (parallel_->layout.rank() != 0) return;
+  std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});
   const std::filesystem::path cfg = dir / "config.toml";

@@ -19,7 +19,7 @@ class ActivationStore {
   std::vector<Tensor> take(const void* owner);
   bool empty() const { return saved_.empty(); }
   void clear() { saved_.clear(); }
-  // Elements held by the saved tensors (views count their own extent).
+  // Elements held by the saved tensors, each distinct tensor (by its data address) once.
   std::int64_t held_elements() const;
 
  private:

@@ -21,6 +21,10 @@ struct Parameter {
   // 2 for the fused [K | V] projection, whose shard on tp rank r is [K_r | V_r]. To gather the full
   // tensor, view every shard's split dim as blocks × (size / blocks) and concatenate per block.
   int tp_split_blocks = 1;
+  // Rows of the full tensor past this are padding whose count depends on the layout (Megatron pads
+  // the vocabulary to a multiple of make_vocab_size_divisible_by × tp); saved weights keep only the
+  // first `unpadded_rows` so that a file does not depend on the layout that wrote it. -1: no padding.
+  std::int64_t unpadded_rows = -1;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

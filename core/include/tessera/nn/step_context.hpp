@@ -32,7 +32,8 @@ struct StepContext {
 
   // A dropout seed unique to (run seed, iteration, microbatch, site).
   std::uint64_t dropout_seed(std::uint64_t site) const;
-  // Modules call this after the last += into p's gradient in backward.
+  // Modules call this after the last += into p's gradient in backward. A parameter shared by two
+  // modules (a tied weight) must not report: the second += would land after its reduction began.
   void grad_ready(Parameter& p) const {
     if (grad_listener) grad_listener->grad_ready(p);
   }

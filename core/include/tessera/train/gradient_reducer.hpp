@@ -18,13 +18,14 @@ class GradientReducer : public GradReadyListener {
  public:
   // overlap = false: everything is reduced in finish() (Megatron's --overlap-grad-reduce off).
   GradientReducer(const std::vector<Parameter*>& params, Communicator& dp, bool overlap);
+  ~GradientReducer() override;
   void grad_ready(Parameter& p) override;
   void finish();
   // Reductions started before finish() in the last iteration: > 0 means backward overlapped them.
   std::int64_t started_during_backward() const { return started_early_; }
 
  private:
-  void start(Parameter& p);
+  bool start(Parameter& p);  // false when p's reduction had started already
 
   std::vector<Parameter*> params_;
   Communicator& dp_;
