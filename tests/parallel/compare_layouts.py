@@ -4,8 +4,9 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp, ov) — tp/pp map to [parallel] overrides,
-sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward.
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp, ov, bs) — tp/pp map to [parallel] overrides,
+sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward, bs=N sets
+parallel.bucket_size (elements per gradient bucket) to N.
 """
 import json
 import math
@@ -31,8 +32,8 @@ def run(cmd):
         values[f"valid@{m.group(1)}"] = float(m.group(2))
     if not values:
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
-    overlapped = re.search(r"data parallel: (\d+) of \d+ gradient all-reduces started while backward ran", p.stdout)
-    values["overlapped"] = int(overlapped.group(1)) if overlapped else None
+    overlapped = re.search(r"data parallel: (\d+) of (\d+) gradient all-reduces started while backward ran", p.stdout)
+    values["overlapped"] = (int(overlapped.group(1)), int(overlapped.group(2))) if overlapped else None
     return values
 
 
@@ -90,10 +91,16 @@ def main():
             sets += ["--set", "parallel.sequence_parallel=true"]
         if opts.get("ov") == "1":
             sets += ["--set", "parallel.overlap_grad_reduce=true"]
+        if "bs" in opts:
+            sets += ["--set", f"parallel.bucket_size={opts['bs']}"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
-        if opts.get("ov") == "1" and not overlapped:
+        # One bucket holds the tied embedding, whose gradient is final only after backward: with
+        # overlap, every other bucket can start early, so any second bucket must have.
+        if opts.get("ov") == "1" and (not overlapped or (overlapped[1] > 1 and overlapped[0] == 0)):
             sys.exit(f"{layout}: no gradient all-reduce started during backward ({overlapped})")
+        if "bs" in opts and (not overlapped or overlapped[1] < 2):
+            sys.exit(f"{layout}: expected several gradient buckets, the log says {overlapped} (overlapped, buckets)")
         if got.keys() != base.keys():
             sys.exit(f"{layout}: logged {sorted(got)} but one process logged {sorted(base)}")
         for k, v in base.items():
@@ -106,7 +113,8 @@ def main():
         # (measured: 3e-4 on the key bias, 2e-7 elsewhere).
         compare_weights(layout, os.path.join(workdir, f"weights_{layout}"), os.path.join(workdir, "weights_one_process"),
                         100 * tol)
-        print(f"{layout}: {len(base)} values equal to one process within {tol}")
+        buckets = f" ({overlapped[0]} of {overlapped[1]} bucket all-reduces overlapped)" if overlapped else ""
+        print(f"{layout}: {len(base)} values equal to one process within {tol}{buckets}")
     print(f"worst relative difference {worst:.2e}")
 
 

@@ -82,6 +82,9 @@ Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
   }
   Tensor dx = Tensor::empty(x.shape());
   ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  // Final for the iteration on the last microbatch: the dp all-reduce may start before the tp one below.
+  ctx.grad_ready(weight_);
+  if (bias_) ctx.grad_ready(*bias_);
   if (o_.reduce_input_grad) copy_to_tp_backward(dx, tp_);
   return dx;
 }

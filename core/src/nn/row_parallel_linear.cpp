@@ -47,6 +47,8 @@ Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor dx = Tensor::empty(x.shape());
   ops::linear_backward(reduce_from_tp_backward(dy), x, weight_.value, &dx, &weight_.grad,
                        bias_ ? &bias_->grad : nullptr);
+  ctx.grad_ready(weight_);
+  if (bias_) ctx.grad_ready(*bias_);
   return dx;
 }
 

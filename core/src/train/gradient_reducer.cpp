@@ -9,8 +9,13 @@
 
 namespace tessera {
 
-GradientReducer::GradientReducer(const std::vector<Parameter*>& params, Communicator& dp, bool overlap)
-    : params_(params), dp_(dp), overlap_(overlap && dp.size() > 1) {}
+GradientReducer::GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap)
+    : buckets_(buckets),
+      dp_(dp),
+      overlap_(overlap),
+      reported_(buckets.num_params(), false),
+      ready_(buckets.size(), 0),
+      started_(buckets.size(), false) {}
 
 GradientReducer::~GradientReducer() {
   // Unwinding with reductions in flight: waiting for them would wait for ranks that may never join
@@ -20,30 +25,38 @@ GradientReducer::~GradientReducer() {
     abort_job("an error was thrown during backward while gradient all-reduces were in flight");
 }
 
-bool GradientReducer::start(Parameter& p) {
-  if (!started_.insert(&p).second) return false;
-  pending_.push_back(dp_.start_all_reduce(p.grad));
-  return true;
+void GradientReducer::start(std::size_t bucket) {
+  started_[bucket] = true;
+  pending_.push_back(dp_.start_all_reduce(buckets_.data(bucket)));
 }
 
-void GradientReducer::grad_ready(Parameter& p) {
-  // A replicated tensor whose gradient the model still reduces over tp is not final yet.
-  if (!overlap_ || p.reduce_grad_over_tp) return;
-  // A second report means more was added after the reduction started (a shared parameter).
-  if (!start(p))
-    throw Error(fmt::format("gradient of '{}' reported final twice in one backward: a parameter shared by two "
-                            "modules must not report (StepContext::grad_ready)", p.name));
-  ++started_early_;
+void GradientReducer::poll() {
   for (CommRequest& r : pending_) r.test();
 }
 
-void GradientReducer::finish() {
-  if (dp_.size() > 1) {
-    for (auto it = params_.rbegin(); it != params_.rend(); ++it) start(**it);
-    for (CommRequest& r : pending_) r.wait();
+void GradientReducer::grad_ready(Parameter& p) {
+  if (!overlap_) return;
+  const std::size_t i = buckets_.index_of(p);
+  // A second report means more was added after the reduction may have started (a shared parameter).
+  if (reported_[i])
+    throw Error(fmt::format("gradient of '{}' reported final twice in one backward: a parameter shared by two "
+                            "modules must not report (StepContext::grad_ready)", p.name));
+  reported_[i] = true;
+  const std::size_t b = buckets_.bucket_of(p);
+  const GradBuckets::Bucket& bucket = buckets_.buckets()[b];
+  // A bucket summed over tp first is not final yet: it starts in finish().
+  if (!bucket.after_tp_reduce && ++ready_[b] == bucket.params.size()) {
+    start(b);
+    ++started_early_;
   }
+  poll();
+}
+
+void GradientReducer::finish() {
+  for (std::size_t b = 0; b < buckets_.size(); ++b)
+    if (!started_[b]) start(b);
+  for (CommRequest& r : pending_) r.wait();
   pending_.clear();
-  started_.clear();
 }
 
 }  // namespace tessera

@@ -1,6 +1,7 @@
 #include "tessera/train/iteration.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -34,17 +35,25 @@ double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& p
 
 IterationResult run_iteration(Model& model, const std::vector<Parameter*>& params, Optimizer& optimizer,
                               const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s,
-                              const Parallel& parallel) {
-  for (Parameter* p : params) p->grad.zero_();
+                              const Parallel& parallel, GradBuckets* buckets) {
   Communicator& dp = *parallel.groups.dp;
+  if (dp.size() > 1 && (!buckets || buckets->num_params() != params.size()))
+    throw Error(fmt::format("run_iteration: data parallelism ({}) needs the parameters' gradient buckets ({} "
+                            "parameters, buckets hold {})",
+                            dp.describe(), params.size(), buckets ? buckets->num_params() : 0));
+  if (buckets)
+    buckets->zero_grads();
+  else
+    for (Parameter* p : params) p->grad.zero_();
   // The objective is the mean loss over every microbatch of the global batch, on all dp ranks.
   const std::int64_t total_microbatches = s.num_microbatches * dp.size();
   IterationResult r;
   ActivationStore store;
-  GradientReducer reducer(params, dp, s.overlap_grad_reduce);
+  std::optional<GradientReducer> reducer;
+  if (dp.size() > 1) reducer.emplace(*buckets, dp, s.overlap_grad_reduce);
   for (std::int64_t m = 0; m < s.num_microbatches; ++m) {
     StepContext ctx{store};
-    if (m == s.num_microbatches - 1) ctx.grad_listener = &reducer;
+    if (m == s.num_microbatches - 1 && reducer) ctx.grad_listener = &*reducer;
     ctx.seed = s.seed;
     ctx.iteration = s.iteration;
     ctx.microbatch = m * dp.size() + dp.rank();  // the global microbatch index: dropout masks as one process
@@ -59,8 +68,11 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   if (parallel.layout.tp() > 1)
     for (Parameter* p : params)
       if (p->reduce_grad_over_tp) parallel.groups.tp->all_reduce(p->grad);
-  reducer.finish();
-  r.reductions_overlapped = reducer.started_during_backward();
+  if (reducer) {
+    reducer->finish();
+    r.reductions = static_cast<std::int64_t>(buckets->size());
+    r.reductions_overlapped = reducer->started_during_backward();
+  }
   r.loss = all_reduce_sum(dp, r.loss);
   r.grad_norm = global_grad_norm(params, parallel);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))

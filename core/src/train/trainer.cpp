@@ -72,7 +72,9 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
   o.save_dir = config.section("checkpoint").get_string("save", "");
-  o.overlap_grad_reduce = config.section("parallel").get_bool("overlap_grad_reduce", false);
+  ConfigSection par = config.section("parallel");
+  o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
+  o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
   return o;
 }
 
@@ -99,6 +101,9 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
+  // Before the optimizer sees the parameters: their grads move into the bucket buffer.
+  if (parallel_->layout.dp() > 1)
+    grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1);
   optimizer_ = build_optimizer(config_, params_);
 
   DataRequest request;
@@ -122,6 +127,11 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("optimizer: {}", optimizer_->describe());
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
+  if (grad_buckets_)
+    log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), all-reduce {}",
+             grad_buckets_->size(), options_.bucket_size,
+             options_.overlap_grad_reduce ? "started per bucket during backward (parallel.overlap_grad_reduce)"
+                                          : "after backward");
 }
 
 std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
@@ -140,7 +150,8 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
-      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_);
+      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_,
+      grad_buckets_.get());
   consumed_samples_ += options_.global_batch_size;
   reductions_overlapped_ = r.reductions_overlapped;
   return {r.loss, r.grad_norm};
@@ -215,10 +226,11 @@ TrainingRecord Trainer::train() {
                                     : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
                                                   rec.valid_losses.back().second),
            static_cast<double>(rec.peak_bytes) / (1 << 20));
-  // Data-parallel replicas hold identical weights: one rank writes them.
   if (parallel_->layout.dp() > 1)
-    log_info("data parallel: {} of {} gradient all-reduces started while backward ran (parallel.overlap_grad_reduce = {})",
-             reductions_overlapped_, params_.size(), options_.overlap_grad_reduce);
+    log_info("data parallel: {} of {} gradient all-reduces started while backward ran (last iteration; one per "
+             "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {})",
+             reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce);
+  // Data-parallel replicas hold identical weights: one rank writes them.
   if (!options_.save_dir.empty()) save_final();
   return rec;
 }

@@ -9,6 +9,7 @@
 #include "tessera/config.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/components.hpp"
+#include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/lr_schedule.hpp"
 
 namespace tessera {
@@ -19,6 +20,7 @@ struct TrainingOptions {
   std::uint64_t seed = 1234;
   double clip_grad = 1.0;
   bool overlap_grad_reduce = false;
+  std::int64_t bucket_size = kDefaultGradBucketSize;  // elements per data-parallel gradient bucket
   std::string save_dir;  // empty: do not save
 };
 
@@ -32,7 +34,8 @@ struct TrainingRecord {
 class Trainer {
  public:
   // Builds tokenizer, data, model and optimizer from the config and rejects unknown keys before
-  // any work. `num_threads` 0: the config's [training] num_threads, else all cores.
+  // any work. Threads per rank: [training] num_threads, or with 0 (the default) the machine's cores
+  // divided by the ranks the launcher put on it.
   explicit Trainer(Config config);
   TrainingRecord train();
   double evaluate(Split split, std::int64_t iterations);
@@ -55,9 +58,10 @@ class Trainer {
   PluginPtr<DataSource> data_;
   PluginPtr<Model> model_;
   std::vector<Parameter*> params_;
+  std::unique_ptr<GradBuckets> grad_buckets_;  // with dp > 1: every grad is a view into it
   PluginPtr<Optimizer> optimizer_;
   std::int64_t consumed_samples_ = 0;
-  std::int64_t reductions_overlapped_ = 0;
+  std::int64_t reductions_overlapped_ = 0;  // in the last iteration
 };
 
 }  // namespace tessera

@@ -1,0 +1,93 @@
+#include "tessera/train/grad_buckets.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+namespace {
+
+constexpr std::int64_t kAlign = 16;  // elements: 64 bytes of f32, the CPU allocator's alignment
+
+std::int64_t align_up(std::int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& params, std::int64_t bucket_size,
+                                              bool separate_tp_reduced) {
+  if (bucket_size < 1) throw Error(fmt::format("gradient bucket size must be at least 1, got {}", bucket_size));
+  std::vector<GradBucketPlan> plans;
+  // Two passes when separating: first every parameter summed over dp only, then those summed over
+  // tp first. Each pass walks the parameters in backward order.
+  for (const bool late : {false, true}) {
+    if (late && !separate_tp_reduced) break;
+    GradBucketPlan cur;
+    cur.after_tp_reduce = late;
+    auto close = [&] {
+      if (cur.params.empty()) return;
+      cur.numel = align_up(cur.numel);
+      plans.push_back(std::move(cur));
+      cur = GradBucketPlan{};
+      cur.after_tp_reduce = late;
+    };
+    for (std::size_t k = params.size(); k-- > 0;) {
+      const Parameter& p = *params[k];
+      if (separate_tp_reduced && p.reduce_grad_over_tp != late) continue;
+      const std::int64_t n = p.grad.numel();
+      const std::int64_t offset = align_up(cur.numel);
+      if (!cur.params.empty() && offset + n > bucket_size) close();
+      const std::int64_t start = align_up(cur.numel);
+      cur.params.push_back(k);
+      cur.offsets.push_back(start);
+      cur.numel = start + n;
+      if (cur.numel >= bucket_size) close();
+    }
+    close();
+  }
+  return plans;
+}
+
+GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced)
+    : bucket_size_(bucket_size) {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (params[i]->grad.dtype() != DType::f32 || params[i]->grad.numel() != params[i]->value.numel())
+      throw Error(fmt::format("gradient buckets: '{}' has gradient {} for value {}; expected f32 of the same size",
+                              params[i]->name, params[i]->grad.str(), params[i]->value.str()));
+    if (!index_.emplace(params[i], i).second)
+      throw Error(fmt::format("gradient buckets: parameter '{}' is listed twice", params[i]->name));
+  }
+  const std::vector<GradBucketPlan> plans = plan_grad_buckets(params, bucket_size, separate_tp_reduced);
+  std::int64_t total = 0;
+  for (const GradBucketPlan& b : plans) total += b.numel;  // each numel is a multiple of 16
+  buffer_ = Tensor::zeros({total});
+  bucket_of_.assign(params.size(), 0);
+  std::int64_t begin = 0;
+  for (const GradBucketPlan& plan : plans) {
+    Bucket b;
+    b.data = buffer_.rows(begin, begin + plan.numel);
+    b.after_tp_reduce = plan.after_tp_reduce;
+    for (std::size_t j = 0; j < plan.params.size(); ++j) {
+      Parameter& p = *params[plan.params[j]];
+      const std::int64_t n = p.grad.numel();
+      Tensor view = b.data.rows(plan.offsets[j], plan.offsets[j] + n).reshape(p.grad.shape());
+      std::copy(p.grad.data<float>(), p.grad.data<float>() + n, view.data<float>());
+      p.grad = view;
+      b.params.push_back(&p);
+      bucket_of_[plan.params[j]] = buckets_.size();
+    }
+    buckets_.push_back(std::move(b));
+    begin += plan.numel;
+  }
+}
+
+std::size_t GradBuckets::index_of(const Parameter& p) const {
+  auto it = index_.find(&p);
+  if (it == index_.end())
+    throw Error(fmt::format("gradient buckets: parameter '{}' is not one of the bucketed parameters", p.name));
+  return it->second;
+}
+
+}  // namespace tessera
