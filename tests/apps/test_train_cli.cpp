@@ -109,6 +109,12 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.output.find("model.hidden_size") != std::string::npos);
     CHECK(r.output.find("integer") != std::string::npos);
   }
+  SECTION("a gradient bucket size below 1 is out of range, even in one process") {
+    const Run r = run_tessera("train " + w.config + " --set parallel.bucket_size=0");
+    CHECK(r.clean_error());
+    CHECK(r.output.find("parallel.bucket_size") != std::string::npos);
+    CHECK(r.output.find("out of range") != std::string::npos);
+  }
   SECTION("missing plugin lists the available ones") {
     const Run r = run_tessera("train " + w.config + " --set model.plugin=gtp");
     CHECK(r.clean_error());

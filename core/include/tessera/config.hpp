@@ -79,7 +79,10 @@ class Config {
   std::string dump() const;
   // The top-level file as given to load() (or from_string's source_name).
   const std::string& source() const;
-  // The top-level file's folder, against which relative paths in the config are resolved.
+  // The top-level file's folder ("." for from_string and an empty config). Only `include` names
+  // are resolved against a folder (the including file's); paths given as values (data.data_path,
+  // tokenizer.vocab_file, checkpoint.save, …) are used as written, i.e. relative to the working
+  // directory, as Megatron-LM's arguments (docs/configs.md).
   std::filesystem::path directory() const;
 
  private:

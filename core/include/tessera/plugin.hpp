@@ -7,8 +7,9 @@
 // read from the libraries' "tessera" section without loading them. Loaded libraries stay cached;
 // objects a plugin creates also keep their library loaded (PluginPtr's deleter holds the handle),
 // and exceptions thrown by a factory are rethrown as copies made in core, tagged with the plugin's
-// kind and name, with the same category (ConfigError, FormatError, ShapeError, PluginError; any
-// other exception becomes a PluginError).
+// kind and name, with the same category (ConfigError, FormatError, ShapeError, CommError,
+// PluginError; another tessera::Error stays an Error; any other exception becomes a PluginError).
+// Exceptions from the created object's methods are not intercepted.
 //
 // A plugin author writes:
 //   std::unique_ptr<Greeter> make_hello(const ConfigSection& s) { ... }

@@ -1,5 +1,6 @@
 #include "tessera/train/iteration.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -69,7 +70,9 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     for (Parameter* p : params)
       if (p->reduce_grad_over_tp) parallel.groups.tp->all_reduce(p->grad);
   if (reducer) {
+    const auto t0 = std::chrono::steady_clock::now();
     reducer->finish();
+    r.reduce_wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.reductions = static_cast<std::int64_t>(buckets->size());
     r.reductions_overlapped = reducer->started_during_backward();
   }

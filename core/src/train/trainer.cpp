@@ -154,6 +154,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
       grad_buckets_.get());
   consumed_samples_ += options_.global_batch_size;
   reductions_overlapped_ = r.reductions_overlapped;
+  reduce_wait_seconds_ += r.reduce_wait_seconds;
   return {r.loss, r.grad_norm};
 }
 
@@ -228,8 +229,10 @@ TrainingRecord Trainer::train() {
            static_cast<double>(rec.peak_bytes) / (1 << 20));
   if (parallel_->layout.dp() > 1)
     log_info("data parallel: {} of {} gradient all-reduces started while backward ran (last iteration; one per "
-             "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {})",
-             reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce);
+             "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {}); waiting for them after "
+             "backward: {:.1f} ms per iteration (mean)",
+             reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce,
+             1000.0 * reduce_wait_seconds_ / static_cast<double>(options_.train_iters));
   // Data-parallel replicas hold identical weights: one rank writes them.
   if (!options_.save_dir.empty()) save_final();
   return rec;

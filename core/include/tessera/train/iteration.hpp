@@ -27,6 +27,7 @@ struct IterationResult {
   double grad_norm = 0;  // of the whole model, before clipping
   std::int64_t reductions = 0;             // gradient all-reduces over dp (one per bucket; 0 without dp)
   std::int64_t reductions_overlapped = 0;  // of those, started while backward ran
+  double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
 };
 
 // `microbatch(m)` supplies this rank's microbatch m of the iteration. With data parallelism

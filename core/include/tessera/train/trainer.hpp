@@ -62,6 +62,7 @@ class Trainer {
   PluginPtr<Optimizer> optimizer_;
   std::int64_t consumed_samples_ = 0;
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
+  double reduce_wait_seconds_ = 0;          // summed over iterations
 };
 
 }  // namespace tessera
