@@ -51,7 +51,7 @@ std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& par
 }
 
 GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced)
-    : bucket_size_(bucket_size) {
+    : bucket_size_(bucket_size), separate_tp_reduced_(separate_tp_reduced) {
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (params[i]->grad.dtype() != DType::f32 || params[i]->grad.numel() != params[i]->value.numel())
       throw Error(fmt::format("gradient buckets: '{}' has gradient {} for value {}; expected f32 of the same size",

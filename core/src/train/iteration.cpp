@@ -42,6 +42,10 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     throw Error(fmt::format("run_iteration: data parallelism ({}) needs the parameters' gradient buckets ({} "
                             "parameters, buckets hold {})",
                             dp.describe(), params.size(), buckets ? buckets->num_params() : 0));
+  // Mixed into ordinary buckets, a gradient still to be summed over tp could be sent over dp early.
+  if (dp.size() > 1 && parallel.layout.tp() > 1 && !buckets->separates_tp_reduced())
+    throw Error("run_iteration: under tensor parallelism the gradient buckets must keep reduce_grad_over_tp "
+                "parameters apart (GradBuckets with separate_tp_reduced)");
   if (buckets)
     buckets->zero_grads();
   else

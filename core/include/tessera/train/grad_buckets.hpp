@@ -61,6 +61,7 @@ class GradBuckets {
   std::size_t size() const { return buckets_.size(); }
   std::int64_t bucket_size() const { return bucket_size_; }
   std::size_t num_params() const { return bucket_of_.size(); }
+  bool separates_tp_reduced() const { return separate_tp_reduced_; }
   // The bucket holding p's gradient and p's position among all bucketed parameters (dense, from
   // 0); throws Error for a parameter that is not in any bucket.
   std::size_t bucket_of(const Parameter& p) const { return bucket_of_[index_of(p)]; }
@@ -70,6 +71,7 @@ class GradBuckets {
 
  private:
   std::int64_t bucket_size_;
+  bool separate_tp_reduced_;
   Tensor buffer_;
   std::vector<Bucket> buckets_;
   std::unordered_map<const Parameter*, std::size_t> index_;
