@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
@@ -31,52 +32,86 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     : o_(o),
       parallel_(std::move(parallel)),
       tp_(tp_group(parallel_)),
-      word_embeddings_("embedding.word_embeddings.weight", o.padded_vocab_size, o.hidden_size, o.init_method_std,
-                       o.seed, tp_),
-      position_embeddings_("embedding.position_embeddings.weight", {o.max_position_embeddings, o.hidden_size}),
-      embedding_dropout_(o.hidden_dropout, 0),
-      final_norm_("final_layernorm", o.hidden_size, o.layernorm_epsilon) {
-  init_normal(position_embeddings_.value, o.init_method_std, o.seed, position_embeddings_.name);
-  word_embeddings_.weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
+      embedding_dropout_(o.hidden_dropout, 0) {
+  const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
+  first_stage_ = stage == 0;
+  last_stage_ = stage == pp - 1;
+  const std::int64_t per_stage = o.num_layers / pp;  // the plugin checked that pp divides num_layers
+  first_layer_ = stage * per_stage;
+  if (first_stage_ || last_stage_) {
+    word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
+                                                                o.hidden_size, o.init_method_std, o.seed, tp_);
+    word_embeddings_->weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
+    if (!(first_stage_ && last_stage_))
+      word_embeddings_->weight().stage_tie = first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy;
+  }
+  if (first_stage_) {
+    position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",
+                                                       Shape{o.max_position_embeddings, o.hidden_size});
+    init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
+  }
   TransformerLayerOptions lo;
   lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
                   static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_};
   lo.ffn_hidden = o.ffn_hidden_size;
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
-  for (std::int64_t i = 0; i < o.num_layers; ++i)
+  // Global layer indices: names, initialisation and dropout masks do not depend on the split.
+  for (std::int64_t i = first_layer_; i < first_layer_ + per_stage; ++i)
     layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+  if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
 }
 
 void GptModel::collect_parameters(std::vector<Parameter*>& out) {
-  word_embeddings_.collect_parameters(out);
-  out.push_back(&position_embeddings_);
+  if (first_stage_) {
+    word_embeddings_->collect_parameters(out);
+    out.push_back(position_embeddings_.get());
+  }
   for (auto& l : layers_) l->collect_parameters(out);
-  final_norm_.collect_parameters(out);
+  if (last_stage_) {
+    final_norm_->collect_parameters(out);
+    if (!first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
+  }
 }
 
-Tensor GptModel::hidden_states(StepContext& ctx, const Tensor& tokens) {
+Shape GptModel::stage_activation_shape(std::int64_t micro_batch_size) const {
+  return {micro_batch_size, o_.seq_length, o_.hidden_size};
+}
+
+Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   if (T > o_.max_position_embeddings)
     throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
   Tensor ids = tokens.reshape({B * T});
   Tensor pos = position_ids(B, T);
-  Tensor x = word_embeddings_.forward(ctx, ids);
-  ops::embedding_forward(pos, position_embeddings_.value, x, /*accumulate=*/true);
-  if (ctx.training) ctx.store.save(&position_embeddings_, {pos});
-  x = embedding_dropout_.forward(ctx, x).reshape({B, T, C});
-  for (auto& l : layers_) x = l->forward(ctx, x);
-  return final_norm_.forward(ctx, x);
+  Tensor x = word_embeddings_->forward(ctx, ids);
+  ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
+  if (ctx.training) ctx.store.save(position_embeddings_.get(), {pos});
+  return embedding_dropout_.forward(ctx, x).reshape({B, T, C});
 }
 
-double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
-  Tensor h = hidden_states(ctx, batch.tokens);
+StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input) {
+  Tensor x;
+  if (first_stage_) {
+    x = embed(ctx, batch.tokens);
+  } else {
+    const Shape expected = stage_activation_shape(batch.tokens.size(0));
+    TESSERA_CHECK_SHAPE(input.defined() && input.shape() == expected, "GPT stage input must be f32[{}], got {}",
+                        fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
+    x = input;
+  }
+  for (auto& l : layers_) x = l->forward(ctx, x);
+  if (!last_stage_) return {x, 0.0};
+  return {Tensor(), head_loss(ctx, final_norm_->forward(ctx, x), batch)};
+}
+
+double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size;
-  const Tensor& table = word_embeddings_.weight().value;
-  Tensor& table_grad = word_embeddings_.weight().grad;
-  const std::int64_t V = table.size(0), first = word_embeddings_.first_id();
+  const Tensor& table = word_embeddings_->weight().value;
+  Tensor& table_grad = word_embeddings_->weight().grad;
+  const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
   Tensor h2 = h.reshape({N, C});  // ln_f's saved input keeps its own shape; this is a view
   Tensor labels = batch.labels.reshape({N});
   Tensor mask = batch.loss_mask.reshape({N});
@@ -114,22 +149,28 @@ double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
   return mask_sum > 0 ? total / mask_sum : 0.0;
 }
 
-void GptModel::backward(StepContext& ctx) {
-  Tensor dh = ctx.store.take(this)[0];
-  Tensor pos = ctx.store.take(&position_embeddings_)[0];
-  const std::int64_t N = pos.numel();
-  Tensor dx = final_norm_.backward(ctx, dh);
+Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad) {
+  TESSERA_CHECK_SHAPE(last_stage_ || output_grad.defined(), "a GPT stage before the last needs its output's {}",
+                      "gradient");
+  Tensor dx = last_stage_ ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(ctx, dx);
+  if (!first_stage_) return dx;
+  Tensor pos = ctx.store.take(position_embeddings_.get())[0];
+  const std::int64_t N = pos.numel();
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
-  word_embeddings_.backward(ctx, dx);
-  ops::embedding_backward(pos, dx, position_embeddings_.grad);
+  word_embeddings_->backward(ctx, dx);
+  ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  return Tensor();
 }
 
 Tensor GptModel::next_token_logits(const Tensor& tokens) {
   ActivationStore store;
   StepContext ctx{store};
   ctx.training = false;
-  Tensor h = hidden_states(ctx, tokens);
+  if (!first_stage_ || !last_stage_) throw Error("GPT inference needs the whole model in one process (pp = 1)");
+  Tensor x = embed(ctx, tokens);
+  for (auto& l : layers_) x = l->forward(ctx, x);
+  Tensor h = final_norm_->forward(ctx, x);
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = Tensor::empty({B, C});
   Tensor rows = h.reshape({B * T, C});
@@ -137,7 +178,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
     Tensor dst = last.rows(b, b + 1);
     ops::copy(rows.rows(b * T + T - 1, b * T + T), dst);
   }
-  const Tensor& table = word_embeddings_.weight().value;
+  const Tensor& table = word_embeddings_->weight().value;
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
   Tensor logits = Tensor::empty({B, V});
   ops::matmul(last, false, table, true, logits);
@@ -174,10 +215,12 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const {
 
 std::string GptModel::describe() const {
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
-                     "tensor parallel {}",
+                     "tensor parallel {}, pipeline stage {} of {} (layers {}–{})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
-                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_));
+                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),
+                     parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, first_layer_,
+                     first_layer_ + static_cast<std::int64_t>(layers_.size()) - 1);
 }
 
 }  // namespace tessera::gpt

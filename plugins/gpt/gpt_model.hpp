@@ -11,6 +11,12 @@
 // vocab-parallel, so the tied head computes only this rank's vocabulary columns of each chunk of
 // logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
 // the head's input gradient, partial per rank, is all-reduced once after the last chunk.
+//
+// Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); the first
+// stage also holds the embeddings, the last the final LayerNorm and the LM head. The head is tied
+// to the token embedding, so the last stage keeps its own copy of the table (Parameter::stage_tie),
+// initialised identically (initialisation is counter-based); the trainer sums the two copies'
+// gradients over the embedding group, so they stay equal.
 #pragma once
 #include <memory>
 #include <vector>
@@ -37,25 +43,31 @@ class GptModel : public Model {
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  double forward_loss(StepContext& ctx, const Batch& batch) override;
-  void backward(StepContext& ctx) override;
+  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input) override;
+  Tensor backward_stage(StepContext& ctx, const Tensor& output_grad) override;
+  Shape stage_activation_shape(std::int64_t micro_batch_size) const override;
   Tensor next_token_logits(const Tensor& tokens) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
   double flops_per_iteration(std::int64_t sequences) const override;
   std::string describe() const override;
 
  private:
-  // tokens [B,T] → final hidden states [B,T,C] (after ln_f).
-  Tensor hidden_states(StepContext& ctx, const Tensor& tokens);
+  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied).
+  Tensor embed(StepContext& ctx, const Tensor& tokens);
+  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C].
+  double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);
 
   GptOptions o_;
   std::shared_ptr<const Parallel> parallel_;
   TpGroup tp_;
-  VocabParallelEmbedding word_embeddings_;
-  Parameter position_embeddings_;
+  bool first_stage_ = true, last_stage_ = true;
+  std::int64_t first_layer_ = 0;  // global index of layers_[0]
+  // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
+  std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
+  std::unique_ptr<Parameter> position_embeddings_;  // first stage
   Dropout embedding_dropout_;
-  std::vector<std::unique_ptr<TransformerLayer>> layers_;
-  LayerNorm final_norm_;
+  std::vector<std::unique_ptr<TransformerLayer>> layers_;  // this stage's
+  std::unique_ptr<LayerNorm> final_norm_;                  // last stage
 };
 
 }  // namespace tessera::gpt

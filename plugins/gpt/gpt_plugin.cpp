@@ -45,8 +45,11 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
                                   "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
                                   "single K/V head is replicated on every tensor-parallel rank)",
                                   o.num_query_groups, s.origin("num_query_groups"), tp));
-  if (context.parallel && context.parallel->layout.pp() > 1)
-    throw ConfigError("gpt: parallel.pipeline_model_parallel_size > 1 is not supported by the gpt plugin yet");
+  const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
+  if (o.num_layers % pp != 0)
+    throw ConfigError(fmt::format("model.num_layers ({}) in {} must be a multiple of parallel.pipeline_model_parallel_size "
+                                  "({}): every pipeline stage holds the same number of layers",
+                                  o.num_layers, s.origin("num_layers"), pp));
   if (context.vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
   o.vocab_size = context.vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

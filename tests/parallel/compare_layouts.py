@@ -33,6 +33,8 @@ def run(cmd):
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
     overlapped = re.search(r"data parallel: (\d+) of \d+ gradient all-reduces started while backward ran", p.stdout)
     values["overlapped"] = int(overlapped.group(1)) if overlapped else None
+    held = re.search(r"pipeline: stage 0 of (\d+) held at most (\d+) microbatches", p.stdout)
+    values["held"] = (int(held.group(1)), int(held.group(2))) if held else None
     return values
 
 
@@ -75,6 +77,7 @@ def main():
     save = lambda name: ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
     base = run([tessera, "train", config] + save("weights_one_process"))
     base.pop("overlapped")
+    base.pop("held")
     worst = 0.0
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
@@ -92,6 +95,11 @@ def main():
             sets += ["--set", "parallel.overlap_grad_reduce=true"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
+        held = got.pop("held")
+        if "pp" in opts and int(opts["pp"]) > 1:
+            # 1F1B: the first stage holds at most pp microbatches' activations at once.
+            if held is None or held[0] != int(opts["pp"]) or not 1 <= held[1] <= held[0]:
+                sys.exit(f"{layout}: first stage held {held} (pp, microbatches); 1F1B allows at most pp")
         if opts.get("ov") == "1" and not overlapped:
             sys.exit(f"{layout}: no gradient all-reduce started during backward ({overlapped})")
         if got.keys() != base.keys():

@@ -39,6 +39,12 @@ PluginPtr<DataSource> build_data(const Config& config, const DataRequest& reques
   return create_plugin<DataSource>("data", s.get_string("plugin", "gpt_indexed"), s, request);
 }
 
+PluginPtr<Schedule> build_schedule(const Config& config, int pipeline_size) {
+  ConfigSection s = config.section("schedule");
+  if (pipeline_size == 1 && !s.has("plugin")) return nullptr;
+  return create_plugin<Schedule>("schedule", s.get_string("plugin", "1f1b"), s);
+}
+
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {
   const std::int64_t T = dataset.seq_length();
   if (first < 0 || first + count > dataset.size())

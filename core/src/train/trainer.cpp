@@ -14,7 +14,9 @@
 #include "tessera/logging.hpp"
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/parallel/gather_stages.hpp"
 #include "tessera/train/iteration.hpp"
+#include "tessera/train/pipeline_executor.hpp"
 
 namespace tessera {
 
@@ -40,12 +42,11 @@ std::shared_ptr<const Parallel> read_parallel(const Config& config) {
   sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
   sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Data and tensor parallelism are complete; pipeline and sequence parallelism land with issue 3's
-  // next steps. Until then a layout that needs them is refused before any work, not run wrongly.
-  if (sizes.pp > 1 || sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: pipeline_model_parallel_size = {}, sequence_parallel = {}: "
-                                  "this build supports data and tensor parallelism only (pp = 1, no sequence parallelism)",
-                                  config.source(), sizes.pp, sizes.sequence_parallel));
+  // Sequence parallelism lands with issue 3's next step. Until then it is refused before any work,
+  // not run wrongly.
+  if (sizes.sequence_parallel)
+    throw ConfigError(fmt::format("[parallel] in {}: sequence_parallel = true: this build does not have sequence "
+                                  "parallelism yet", config.source()));
   auto parallel = Parallel::create(sizes);
   log_state().rank = parallel->layout.rank();
   return parallel;
@@ -100,6 +101,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
   optimizer_ = build_optimizer(config_, params_);
+  schedule_ = build_schedule(config_, parallel_->layout.pp());
 
   DataRequest request;
   request.seq_length = model_->seq_length();
@@ -120,6 +122,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("{}", model_->describe());
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
   log_info("optimizer: {}", optimizer_->describe());
+  log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
 }
@@ -131,6 +134,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   IterationSettings s;
   s.iteration = iteration;
   s.num_microbatches = options_.global_batch_size / (micro * dp);
+  s.micro_batch_size = micro;
   s.lr = lr_.at(iteration);
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
@@ -140,9 +144,12 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
-      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_);
+      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_,
+      schedule_.get());
   consumed_samples_ += options_.global_batch_size;
   reductions_overlapped_ = r.reductions_overlapped;
+  peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
+  peak_held_elements_ = std::max(peak_held_elements_, r.peak_held_elements);
   return {r.loss, r.grad_norm};
 }
 
@@ -153,20 +160,17 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   if (batches == 0 || ds.size() < batches * micro)
     throw Error(fmt::format("evaluation needs {} {} samples, the {} split has {}", batches * micro, split_name(split),
                             split_name(split), ds.size()));
-  // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum.
+  // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum. The
+  // batches flow through the pipeline stages forward only; the last stage has the losses.
   const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
-  double total = 0;
-  for (std::int64_t i = dp_rank; i < batches; i += dp) {
-    ActivationStore store;
-    StepContext ctx{store};
-    ctx.training = false;
-    total += model_->forward_loss(ctx, make_batch(ds, i * micro, micro));
-  }
-  if (dp > 1) {
-    Tensor t = Tensor::full({1}, static_cast<float>(total));
-    parallel_->groups.dp->all_reduce(t);
-    total = t.data<float>()[0];
-  }
+  const ScheduleSpec spec{parallel_->layout.pp(), parallel_->layout.pp_rank(), (batches - dp_rank + dp - 1) / dp};
+  PipelinePass pass;
+  pass.training = false;
+  pass.micro_batch_size = micro;
+  const PipelineRun run = run_pipeline_steps(
+      *model_, forward_only_steps(spec), [&](std::int64_t k) { return make_batch(ds, (dp_rank + k * dp) * micro, micro); },
+      pass, *parallel_);
+  const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
   return total / static_cast<double>(batches);
 }
 
@@ -219,17 +223,29 @@ TrainingRecord Trainer::train() {
   if (parallel_->layout.dp() > 1)
     log_info("data parallel: {} of {} gradient all-reduces started while backward ran (parallel.overlap_grad_reduce = {})",
              reductions_overlapped_, params_.size(), options_.overlap_grad_reduce);
+  rec.peak_microbatches_held = peak_microbatches_held_;
+  rec.peak_held_elements = peak_held_elements_;
+  if (parallel_->layout.pp() > 1)
+    log_info("pipeline: stage {} of {} held at most {} microbatches' activations at once ({} elements)",
+             parallel_->layout.pp_rank(), parallel_->layout.pp(), peak_microbatches_held_, peak_held_elements_);
   if (!options_.save_dir.empty()) save_final();
   return rec;
 }
 
 void Trainer::save_final() const {
   // The full tensors, whatever the layout: tensor-parallel shards are gathered (a collective over
-  // tp, so every rank takes part) and the vocabulary padding dropped; data-parallel replicas are
-  // identical, so world rank 0 writes.
+  // tp, so every rank takes part) and the vocabulary padding dropped; the pipeline stages' tensors
+  // (each once: the LM head's copy of the embedding stays behind) are collected on the first
+  // stage; data-parallel replicas are identical, so world rank 0 writes.
   NamedTensors tensors;
-  for (const Parameter* p : params_) tensors.emplace_back(p->name, gather_saved_tensor(*p, p->value, parallel_->groups.tp));
-  if (parallel_->layout.rank() != 0) return;
+  for (const Parameter* p : params_) {
+    Tensor full = gather_saved_tensor(*p, p->value, parallel_->groups.tp);
+    if (p->stage_tie != Parameter::StageTie::copy) tensors.emplace_back(p->name, full);
+  }
+  const ParallelLayout& layout = parallel_->layout;
+  if (layout.tp_rank() != 0 || layout.dp_rank() != 0) return;
+  tensors = gather_to_first_stage(tensors, *parallel_->groups.pp);
+  if (layout.rank() != 0) return;
   std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});

@@ -1,5 +1,5 @@
 // Building a run's pieces from a config: the tokenizer (built in), and the plugins named by
-// [model] plugin, [optimizer] plugin and [data] plugin. Shared by train, generate and bench.
+// [model] plugin, [optimizer] plugin, [data] plugin and [schedule] plugin. Shared by train, generate and bench.
 #pragma once
 #include <memory>
 
@@ -9,6 +9,7 @@
 #include "tessera/optimizer.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/schedule.hpp"
 #include "tessera/tokenizer.hpp"
 
 namespace tessera {
@@ -19,6 +20,9 @@ PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std:
                              std::shared_ptr<const Parallel> parallel = nullptr);
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
+// [schedule] plugin (default "1f1b") when pp > 1 or when the config names one; otherwise null,
+// which runs plain gradient accumulation.
+PluginPtr<Schedule> build_schedule(const Config& config, int pipeline_size);
 
 // Stacks samples [first, first + count) of a dataset into one microbatch.
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count);

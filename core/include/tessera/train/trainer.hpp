@@ -27,6 +27,8 @@ struct TrainingRecord {
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
   double seconds = 0, tokens = 0, flops = 0;
   std::int64_t peak_bytes = 0;
+  // This rank's most microbatches with saved activations at once, and their elements.
+  std::int64_t peak_microbatches_held = 0, peak_held_elements = 0;
 };
 
 class Trainer {
@@ -56,8 +58,10 @@ class Trainer {
   PluginPtr<Model> model_;
   std::vector<Parameter*> params_;
   PluginPtr<Optimizer> optimizer_;
+  PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
   std::int64_t reductions_overlapped_ = 0;
+  std::int64_t peak_microbatches_held_ = 0, peak_held_elements_ = 0;
 };
 
 }  // namespace tessera

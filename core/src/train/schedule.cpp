@@ -1,0 +1,108 @@
+#include "tessera/schedule.hpp"
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+const char* step_kind_name(PipelineStep::Kind kind) {
+  switch (kind) {
+    case PipelineStep::Kind::recv_activation: return "recv_act";
+    case PipelineStep::Kind::forward: return "F";
+    case PipelineStep::Kind::send_activation: return "send_act";
+    case PipelineStep::Kind::recv_grad: return "recv_grad";
+    case PipelineStep::Kind::backward: return "B";
+    case PipelineStep::Kind::send_grad: return "send_grad";
+  }
+  return "?";
+}
+
+std::string describe(const PipelineStep& step) {
+  const bool pass = step.kind == PipelineStep::Kind::forward || step.kind == PipelineStep::Kind::backward;
+  std::string s = pass ? fmt::format("{}{}", step_kind_name(step.kind), step.microbatch)
+                       : fmt::format("{} {}", step_kind_name(step.kind), step.microbatch);
+  if (step.chunk != 0) s += fmt::format(" (chunk {})", step.chunk);
+  return s;
+}
+
+std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec) {
+  using K = PipelineStep::Kind;
+  const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
+  std::vector<PipelineStep> steps;
+  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
+    if (!first) steps.push_back({K::recv_activation, m});
+    steps.push_back({K::forward, m});
+    if (!last) steps.push_back({K::send_activation, m});
+  }
+  return steps;
+}
+
+void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& spec, bool with_backward,
+                    const std::string& schedule_name) {
+  using K = PipelineStep::Kind;
+  const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
+  struct Progress {
+    bool received_act = false, forwarded = false, sent_act = false;
+    bool received_grad = false, backwarded = false, sent_grad = false;
+  };
+  std::vector<Progress> mb(static_cast<std::size_t>(spec.num_microbatches));
+  auto fail = [&](std::size_t i, const std::string& why) {
+    throw Error(fmt::format("schedule '{}' (stage {} of {}, {} microbatches): step {} ({}): {}", schedule_name,
+                            spec.stage, spec.pipeline_size, spec.num_microbatches, i, describe(steps[i]), why));
+  };
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const PipelineStep& s = steps[i];
+    if (s.microbatch < 0 || s.microbatch >= spec.num_microbatches) fail(i, "no such microbatch");
+    if (s.chunk != 0) fail(i, "model chunks need a virtual pipeline, which this executor does not have");
+    Progress& p = mb[static_cast<std::size_t>(s.microbatch)];
+    auto once = [&](bool& flag) {
+      if (flag) fail(i, "repeated");
+      flag = true;
+    };
+    switch (s.kind) {
+      case K::recv_activation:
+        if (first) fail(i, "the first stage has no previous stage");
+        once(p.received_act);
+        break;
+      case K::forward:
+        if (!first && !p.received_act) fail(i, "forward before its activation was received");
+        once(p.forwarded);
+        break;
+      case K::send_activation:
+        if (last) fail(i, "the last stage has no next stage");
+        if (!p.forwarded) fail(i, "sent before its forward");
+        once(p.sent_act);
+        break;
+      case K::recv_grad:
+        if (!with_backward) fail(i, "a forward-only schedule has no gradients");
+        if (last) fail(i, "the last stage has no next stage");
+        if (!p.sent_act) fail(i, "gradient received before the activation was sent");
+        once(p.received_grad);
+        break;
+      case K::backward:
+        if (!with_backward) fail(i, "a forward-only schedule has no backward");
+        if (!p.forwarded) fail(i, "backward before forward");
+        if (!last && !p.received_grad) fail(i, "backward before its output gradient was received");
+        once(p.backwarded);
+        break;
+      case K::send_grad:
+        if (first) fail(i, "the first stage has no previous stage");
+        if (!p.backwarded) fail(i, "sent before its backward");
+        once(p.sent_grad);
+        break;
+    }
+  }
+  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
+    const Progress& p = mb[static_cast<std::size_t>(m)];
+    const bool complete = p.forwarded && (last || p.sent_act) &&
+                          (!with_backward || (p.backwarded && (first || p.sent_grad)));
+    if (!complete)
+      throw Error(fmt::format("schedule '{}' (stage {} of {}, {} microbatches): microbatch {} is never {}",
+                              schedule_name, spec.stage, spec.pipeline_size, spec.num_microbatches, m,
+                              !p.forwarded ? "forwarded" : (!last && !p.sent_act) ? "sent on"
+                              : !p.backwarded ? "backwarded" : "sent back"));
+  }
+}
+
+}  // namespace tessera

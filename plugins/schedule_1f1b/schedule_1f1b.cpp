@@ -1,0 +1,58 @@
+// The "1f1b" pipeline schedule (PipeDream-Flush, Megatron-LM's non-interleaved schedule).
+//
+// Stage s of p runs min(p − s − 1, m) warm-up forwards, then alternates one forward with one
+// backward (steady state), then drains the remaining backwards (cool-down). A microbatch's
+// activations are freed by its backward, so stage s never holds more than min(p − s, m)
+// microbatches — the first stage at most p, however many microbatches the batch has (GPipe's
+// all-forwards-then-all-backwards would hold m). The bubble is (p − 1) / (m + p − 1) of the time.
+// With p = 1 the list is F0 B0 F1 B1 …: plain gradient accumulation.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/config.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/schedule.hpp"
+
+namespace tessera::schedule_1f1b {
+
+namespace {
+
+using K = PipelineStep::Kind;
+
+class OneForwardOneBackward : public Schedule {
+ public:
+  std::vector<PipelineStep> training_steps(const ScheduleSpec& spec) const override {
+    const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
+    const std::int64_t m = spec.num_microbatches;
+    const std::int64_t warmup = std::min<std::int64_t>(spec.pipeline_size - spec.stage - 1, m);
+    std::vector<PipelineStep> steps;
+    auto forward = [&](std::int64_t i) {
+      if (!first) steps.push_back({K::recv_activation, i});
+      steps.push_back({K::forward, i});
+      if (!last) steps.push_back({K::send_activation, i});
+    };
+    auto backward = [&](std::int64_t i) {
+      if (!last) steps.push_back({K::recv_grad, i});
+      steps.push_back({K::backward, i});
+      if (!first) steps.push_back({K::send_grad, i});
+    };
+    for (std::int64_t i = 0; i < warmup; ++i) forward(i);
+    for (std::int64_t i = 0; i < m - warmup; ++i) {  // steady state
+      forward(warmup + i);
+      backward(i);
+    }
+    for (std::int64_t i = m - warmup; i < m; ++i) backward(i);  // cool-down
+    return steps;
+  }
+
+  std::string describe() const override { return "1f1b (one forward, one backward; PipeDream-Flush)"; }
+};
+
+std::unique_ptr<Schedule> make_1f1b(const ConfigSection&) { return std::make_unique<OneForwardOneBackward>(); }
+
+}  // namespace
+
+}  // namespace tessera::schedule_1f1b
+
+TESSERA_PLUGIN(schedule, 1f1b, tessera::schedule_1f1b::make_1f1b)
