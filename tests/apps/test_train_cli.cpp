@@ -135,6 +135,18 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.clean_error());
     CHECK(r.output.find("vocab.json") != std::string::npos);
   }
+  SECTION("a layout the world size does not divide names the sizes") {
+    const Run r = run_tessera("train " + w.config + " --set parallel.pipeline_model_parallel_size=2");
+    CHECK(r.clean_error());
+    CHECK(r.output.find("world size 1 is not divisible") != std::string::npos);
+    CHECK(r.output.find("pipeline_model_parallel_size (2)") != std::string::npos);
+  }
+  SECTION("a schedule that is not installed lists the available ones") {
+    const Run r = run_tessera("train " + w.config + " --set schedule.plugin=gpipe");
+    CHECK(r.clean_error());
+    CHECK(r.output.find("gpipe") != std::string::npos);
+    CHECK(r.output.find("1f1b") != std::string::npos);
+  }
   SECTION("generate without a saved model says what it expected") {
     const Run r = run_tessera("generate --load " + (w.dir / "nothing"));
     CHECK(r.clean_error());

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "tessera/config.hpp"
+#include "tessera/error.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/schedule.hpp"
@@ -77,5 +78,18 @@ seq_length = {}
     CHECK(a.loss_sum == Approx(g.loss_sum).epsilon(1e-6));
   } else {
     CHECK(a.loss_sum == 0);
+  }
+}
+
+TEST_CASE("a pipeline size that does not divide the layers is a ConfigError naming both keys", "[mpi]") {
+  const int pp = Parallel::create(ParallelSizes{1, 1, 1, false})->layout.world_size();
+  auto parallel = Parallel::create(ParallelSizes{1, pp, 1, false});
+  const Config config = Config::from_string(fmt::format("[model]\nnum_layers = {}\n", pp + 1));
+  try {
+    create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{kVocab, 3, parallel});
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains(fmt::format("model.num_layers ({})", pp + 1)) &&
+                             Catch::Contains(fmt::format("parallel.pipeline_model_parallel_size ({})", pp)));
   }
 }
