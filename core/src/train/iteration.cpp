@@ -76,6 +76,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.reductions_overlapped = reducer.started_during_backward();
   r.peak_microbatches_held = run.peak_microbatches_held;
   r.peak_held_elements = run.peak_held_elements;
+  r.pipeline_seconds = run.seconds;
+  r.pipeline_seconds_receiving = run.seconds_receiving;
   // Only the last stage has losses; the sum over pp hands them to every rank.
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
   r.grad_norm = global_grad_norm(params, parallel);

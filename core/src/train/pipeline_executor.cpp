@@ -1,5 +1,6 @@
 #include "tessera/train/pipeline_executor.hpp"
 
+#include <chrono>
 #include <map>
 
 #include <fmt/format.h>
@@ -52,9 +53,14 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     from.erase(it);
     return t;
   };
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const auto start = Clock::now();
   auto receive = [&](std::int64_t m, int peer, bool grad) {
     Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size));
+    const auto t0 = Clock::now();
     pp.recv(t, peer, tag_for(m, grad));
+    run.seconds_receiving += seconds_since(t0);
     return t;
   };
 
@@ -105,6 +111,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     for (CommRequest& r : sends) r.test();  // OpenMPI moves a send on only inside MPI calls
   }
   for (CommRequest& r : sends) r.wait();
+  run.seconds = seconds_since(start);
   return run;
 }
 

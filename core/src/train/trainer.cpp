@@ -150,6 +150,10 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   reductions_overlapped_ = r.reductions_overlapped;
   peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
   peak_held_elements_ = std::max(peak_held_elements_, r.peak_held_elements);
+  if (iteration > 1) {  // the first iteration pays one-time costs (page faults, MPI connections)
+    pipeline_seconds_ += r.pipeline_seconds;
+    pipeline_seconds_receiving_ += r.pipeline_seconds_receiving;
+  }
   return {r.loss, r.grad_norm};
 }
 
@@ -225,9 +229,19 @@ TrainingRecord Trainer::train() {
              reductions_overlapped_, params_.size(), options_.overlap_grad_reduce);
   rec.peak_microbatches_held = peak_microbatches_held_;
   rec.peak_held_elements = peak_held_elements_;
-  if (parallel_->layout.pp() > 1)
+  if (parallel_->layout.pp() > 1) {
+    const double p = parallel_->layout.pp();
+    const double m = static_cast<double>(options_.global_batch_size / (options_.micro_batch_size * parallel_->layout.dp()));
+    Communicator& pp = *parallel_->groups.pp;
+    const double waited = all_reduce_sum(pp, pipeline_seconds_receiving_), total = all_reduce_sum(pp, pipeline_seconds_);
+    rec.bubble_fraction = total > 0 ? waited / total : 0.0;
+    rec.bubble_theory = (p - 1) / (m + p - 1);
     log_info("pipeline: stage {} of {} held at most {} microbatches' activations at once ({} elements)",
              parallel_->layout.pp_rank(), parallel_->layout.pp(), peak_microbatches_held_, peak_held_elements_);
+    log_info("pipeline bubble: stages spent {:.1f}% of the step blocked receiving (mean over stages); "
+             "1F1B theory (p−1)/(m+p−1) = {:.1f}% for p = {}, m = {}",
+             100 * rec.bubble_fraction, 100 * rec.bubble_theory, p, m);
+  }
   if (!options_.save_dir.empty()) save_final();
   return rec;
 }

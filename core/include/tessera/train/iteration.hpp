@@ -31,6 +31,7 @@ struct IterationResult {
   std::int64_t reductions_overlapped = 0;  // gradient all-reduces started while backward ran
   std::int64_t peak_microbatches_held = 0;  // on this rank (pipeline_executor.hpp)
   std::int64_t peak_held_elements = 0;
+  double pipeline_seconds = 0, pipeline_seconds_receiving = 0;  // forward/backward steps; blocked receiving
 };
 
 // `microbatch(m)` supplies this rank's microbatch m of the iteration. `schedule` null: plain

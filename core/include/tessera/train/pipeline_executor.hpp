@@ -36,6 +36,9 @@ struct PipelineRun {
   double loss_sum = 0;  // Σ of this stage's microbatch losses (non-zero on the last stage only)
   std::int64_t peak_microbatches_held = 0;  // most microbatches with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once
+  // Wall time of the whole step list and the part spent blocked in receives: waiting for a
+  // neighbour is the pipeline bubble (plus any imbalance between stages).
+  double seconds = 0, seconds_receiving = 0;
 };
 
 // `microbatch(m)` supplies this rank's microbatch m. Throws Error if the model leaves activations

@@ -29,6 +29,9 @@ struct TrainingRecord {
   std::int64_t peak_bytes = 0;
   // This rank's most microbatches with saved activations at once, and their elements.
   std::int64_t peak_microbatches_held = 0, peak_held_elements = 0;
+  // Pipeline bubble: the share of the forward/backward time that stages spent blocked receiving,
+  // averaged over the stages (every iteration but the first), and the 1F1B theory (p−1)/(m+p−1).
+  double bubble_fraction = 0, bubble_theory = 0;
 };
 
 class Trainer {
@@ -62,6 +65,7 @@ class Trainer {
   std::int64_t consumed_samples_ = 0;
   std::int64_t reductions_overlapped_ = 0;
   std::int64_t peak_microbatches_held_ = 0, peak_held_elements_ = 0;
+  double pipeline_seconds_ = 0, pipeline_seconds_receiving_ = 0;  // summed over iterations after the first
 };
 
 }  // namespace tessera
