@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "tessera/config.hpp"
+#include "tessera/error.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/schedule.hpp"
 
@@ -23,6 +24,10 @@ using K = PipelineStep::Kind;
 class OneForwardOneBackward : public Schedule {
  public:
   std::vector<PipelineStep> training_steps(const ScheduleSpec& spec) const override {
+    if (spec.virtual_size != 1)
+      throw ConfigError(fmt::format("the 1f1b schedule runs one model chunk per rank, but "
+                                    "parallel.virtual_pipeline_model_parallel_size is {}; use [schedule] plugin = "
+                                    "\"interleaved\"", spec.virtual_size));
     const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
     const std::int64_t m = spec.num_microbatches;
     const std::int64_t warmup = std::min<std::int64_t>(spec.pipeline_size - spec.stage - 1, m);

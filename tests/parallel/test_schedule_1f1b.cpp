@@ -30,7 +30,10 @@ PluginPtr<Schedule> one_f_one_b() {
 std::string passes(const std::vector<PipelineStep>& steps) {
   std::string s;
   for (const PipelineStep& p : steps)
-    if (p.kind == K::forward || p.kind == K::backward) s += (s.empty() ? "" : " ") + describe(p);
+    if (p.kind == K::forward || p.kind == K::backward) {
+      if (!s.empty()) s += ' ';
+      s += describe(p);
+    }
   return s;
 }
 

@@ -37,6 +37,13 @@ struct ScheduleSpec {
   int pipeline_size = 1;             // pp
   int stage = 0;                     // this rank's pp rank
   std::int64_t num_microbatches = 1;  // m: microbatches per iteration on this data-parallel rank
+  int virtual_size = 1;              // v: model chunks per rank (virtual pipeline stages)
+
+  // Chunk c of stage s is virtual stage c·pp + s. The first virtual stage reads the tokens, the
+  // last computes the loss; the others receive from and send to the neighbouring virtual stages
+  // (from stage pp − 1 chunk c − 1 to stage 0 chunk c, wrapping around).
+  bool has_previous(int chunk) const { return stage > 0 || chunk > 0; }
+  bool has_next(int chunk) const { return stage < pipeline_size - 1 || chunk < virtual_size - 1; }
 };
 
 class Schedule {
@@ -48,12 +55,13 @@ class Schedule {
   virtual std::string describe() const = 0;
 };
 
-// The steps without backward (evaluation): every microbatch received, forwarded and sent on.
+// The steps without backward (evaluation): every microbatch received, forwarded and sent on, chunk
+// by chunk.
 std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec);
 
-// Checks that `steps` is a well-formed schedule for `spec`: every microbatch forwarded once and
-// (when `with_backward`) backwarded once after its forward, transfers present exactly where the
-// stage has a neighbour and in the right place around their pass. Throws Error naming the schedule
+// Checks that `steps` is a well-formed schedule for `spec`: every (microbatch, chunk) forwarded
+// once and (when `with_backward`) backwarded once after its forward, transfers present exactly
+// where the virtual stage has a neighbour and in the right place around their pass. Throws Error naming the schedule
 // and the first offending step.
 void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& spec, bool with_backward,
                     const std::string& schedule_name);

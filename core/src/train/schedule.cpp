@@ -28,34 +28,37 @@ std::string describe(const PipelineStep& step) {
 
 std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec) {
   using K = PipelineStep::Kind;
-  const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
   std::vector<PipelineStep> steps;
-  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
-    if (!first) steps.push_back({K::recv_activation, m});
-    steps.push_back({K::forward, m});
-    if (!last) steps.push_back({K::send_activation, m});
-  }
+  for (int c = 0; c < spec.virtual_size; ++c)
+    for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
+      if (spec.has_previous(c)) steps.push_back({K::recv_activation, m, c});
+      steps.push_back({K::forward, m, c});
+      if (spec.has_next(c)) steps.push_back({K::send_activation, m, c});
+    }
   return steps;
 }
 
 void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& spec, bool with_backward,
                     const std::string& schedule_name) {
   using K = PipelineStep::Kind;
-  const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
   struct Progress {
     bool received_act = false, forwarded = false, sent_act = false;
     bool received_grad = false, backwarded = false, sent_grad = false;
   };
-  std::vector<Progress> mb(static_cast<std::size_t>(spec.num_microbatches));
+  const std::int64_t v = spec.virtual_size;
+  std::vector<Progress> mb(static_cast<std::size_t>(spec.num_microbatches * v));
+  const std::string where = fmt::format("schedule '{}' (stage {} of {}, {} microbatches{})", schedule_name, spec.stage,
+                                        spec.pipeline_size, spec.num_microbatches,
+                                        v > 1 ? fmt::format(", {} chunks", v) : "");
   auto fail = [&](std::size_t i, const std::string& why) {
-    throw Error(fmt::format("schedule '{}' (stage {} of {}, {} microbatches): step {} ({}): {}", schedule_name,
-                            spec.stage, spec.pipeline_size, spec.num_microbatches, i, describe(steps[i]), why));
+    throw Error(fmt::format("{}: step {} ({}): {}", where, i, describe(steps[i]), why));
   };
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const PipelineStep& s = steps[i];
     if (s.microbatch < 0 || s.microbatch >= spec.num_microbatches) fail(i, "no such microbatch");
-    if (s.chunk != 0) fail(i, "model chunks need a virtual pipeline, which this executor does not have");
-    Progress& p = mb[static_cast<std::size_t>(s.microbatch)];
+    if (s.chunk < 0 || s.chunk >= v) fail(i, "no such model chunk");
+    const bool first = !spec.has_previous(s.chunk), last = !spec.has_next(s.chunk);
+    Progress& p = mb[static_cast<std::size_t>(s.microbatch * v + s.chunk)];
     auto once = [&](bool& flag) {
       if (flag) fail(i, "repeated");
       flag = true;
@@ -93,16 +96,19 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
         break;
     }
   }
-  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
-    const Progress& p = mb[static_cast<std::size_t>(m)];
-    const bool complete = p.forwarded && (last || p.sent_act) &&
-                          (!with_backward || (p.backwarded && (first || p.sent_grad)));
-    if (!complete)
-      throw Error(fmt::format("schedule '{}' (stage {} of {}, {} microbatches): microbatch {} is never {}",
-                              schedule_name, spec.stage, spec.pipeline_size, spec.num_microbatches, m,
-                              !p.forwarded ? "forwarded" : (!last && !p.sent_act) ? "sent on"
-                              : !p.backwarded ? "backwarded" : "sent back"));
-  }
+  for (std::int64_t m = 0; m < spec.num_microbatches; ++m)
+    for (int c = 0; c < v; ++c) {
+      const Progress& p = mb[static_cast<std::size_t>(m * v + c)];
+      const bool first = !spec.has_previous(c), last = !spec.has_next(c);
+      const bool complete = p.forwarded && (last || p.sent_act) &&
+                            (!with_backward || (p.backwarded && (first || p.sent_grad)));
+      if (!complete)
+        throw Error(fmt::format("{}: microbatch {}{} is never {}", where, m, v > 1 ? fmt::format(" of chunk {}", c) : "",
+                                !p.forwarded                 ? "forwarded"
+                                : (!last && !p.sent_act)     ? "sent on"
+                                : !p.backwarded              ? "backwarded"
+                                                             : "sent back"));
+    }
 }
 
 }  // namespace tessera
