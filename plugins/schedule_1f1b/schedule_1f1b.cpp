@@ -19,8 +19,6 @@ namespace tessera::schedule_1f1b {
 
 namespace {
 
-using K = PipelineStep::Kind;
-
 class OneForwardOneBackward : public Schedule {
  public:
   std::vector<PipelineStep> training_steps(const ScheduleSpec& spec) const override {
@@ -28,20 +26,11 @@ class OneForwardOneBackward : public Schedule {
       throw ConfigError(fmt::format("the 1f1b schedule runs one model chunk per rank, but "
                                     "parallel.virtual_pipeline_model_parallel_size is {}; use [schedule] plugin = "
                                     "\"interleaved\"", spec.virtual_size));
-    const bool first = spec.stage == 0, last = spec.stage == spec.pipeline_size - 1;
     const std::int64_t m = spec.num_microbatches;
     const std::int64_t warmup = std::min<std::int64_t>(spec.pipeline_size - spec.stage - 1, m);
     std::vector<PipelineStep> steps;
-    auto forward = [&](std::int64_t i) {
-      if (!first) steps.push_back({K::recv_activation, i});
-      steps.push_back({K::forward, i});
-      if (!last) steps.push_back({K::send_activation, i});
-    };
-    auto backward = [&](std::int64_t i) {
-      if (!last) steps.push_back({K::recv_grad, i});
-      steps.push_back({K::backward, i});
-      if (!first) steps.push_back({K::send_grad, i});
-    };
+    auto forward = [&](std::int64_t i) { append_forward(steps, spec, i); };
+    auto backward = [&](std::int64_t i) { append_backward(steps, spec, i); };
     for (std::int64_t i = 0; i < warmup; ++i) forward(i);
     for (std::int64_t i = 0; i < m - warmup; ++i) {  // steady state
       forward(warmup + i);

@@ -23,8 +23,6 @@ namespace tessera::schedule_interleaved {
 
 namespace {
 
-using K = PipelineStep::Kind;
-
 class Interleaved : public Schedule {
  public:
   std::vector<PipelineStep> training_steps(const ScheduleSpec& spec) const override {
@@ -44,20 +42,8 @@ class Interleaved : public Schedule {
       return forward ? c : static_cast<int>(v) - 1 - c;
     };
     std::vector<PipelineStep> steps;
-    auto forward = [&](std::int64_t k) {
-      const std::int64_t mb = microbatch(k);
-      const int c = chunk(k, true);
-      if (spec.has_previous(c)) steps.push_back({K::recv_activation, mb, c});
-      steps.push_back({K::forward, mb, c});
-      if (spec.has_next(c)) steps.push_back({K::send_activation, mb, c});
-    };
-    auto backward = [&](std::int64_t k) {
-      const std::int64_t mb = microbatch(k);
-      const int c = chunk(k, false);
-      if (spec.has_next(c)) steps.push_back({K::recv_grad, mb, c});
-      steps.push_back({K::backward, mb, c});
-      if (spec.has_previous(c)) steps.push_back({K::send_grad, mb, c});
-    };
+    auto forward = [&](std::int64_t k) { append_forward(steps, spec, microbatch(k), chunk(k, true)); };
+    auto backward = [&](std::int64_t k) { append_backward(steps, spec, microbatch(k), chunk(k, false)); };
     for (std::int64_t k = 0; k < warmup; ++k) forward(k);
     for (std::int64_t i = 0; i < total - warmup; ++i) {  // steady state
       forward(warmup + i);

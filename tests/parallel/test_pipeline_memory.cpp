@@ -30,13 +30,8 @@ Batch fixed_batch(std::int64_t m) {
 
 // GPipe: all forwards (with their transfers), then all backwards.
 std::vector<PipelineStep> gpipe_steps(const ScheduleSpec& spec) {
-  using K = PipelineStep::Kind;
   std::vector<PipelineStep> steps = forward_only_steps(spec);
-  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
-    if (spec.stage != spec.pipeline_size - 1) steps.push_back({K::recv_grad, m});
-    steps.push_back({K::backward, m});
-    if (spec.stage != 0) steps.push_back({K::send_grad, m});
-  }
+  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) append_backward(steps, spec, m);
   return steps;
 }
 

@@ -55,6 +55,12 @@ class Schedule {
   virtual std::string describe() const = 0;
 };
 
+// Append one pass of (microbatch, chunk) with the transfers around it that spec's stage needs:
+// receive the input, forward, send the output (forward); receive the output's gradient, backward,
+// send the input's gradient (backward). The building blocks of every schedule.
+void append_forward(std::vector<PipelineStep>& steps, const ScheduleSpec& spec, std::int64_t microbatch, int chunk = 0);
+void append_backward(std::vector<PipelineStep>& steps, const ScheduleSpec& spec, std::int64_t microbatch, int chunk = 0);
+
 // The steps without backward (evaluation): every microbatch received, forwarded and sent on, chunk
 // by chunk.
 std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec);

@@ -26,15 +26,24 @@ std::string describe(const PipelineStep& step) {
   return s;
 }
 
-std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec) {
+void append_forward(std::vector<PipelineStep>& steps, const ScheduleSpec& spec, std::int64_t microbatch, int chunk) {
   using K = PipelineStep::Kind;
+  if (spec.has_previous(chunk)) steps.push_back({K::recv_activation, microbatch, chunk});
+  steps.push_back({K::forward, microbatch, chunk});
+  if (spec.has_next(chunk)) steps.push_back({K::send_activation, microbatch, chunk});
+}
+
+void append_backward(std::vector<PipelineStep>& steps, const ScheduleSpec& spec, std::int64_t microbatch, int chunk) {
+  using K = PipelineStep::Kind;
+  if (spec.has_next(chunk)) steps.push_back({K::recv_grad, microbatch, chunk});
+  steps.push_back({K::backward, microbatch, chunk});
+  if (spec.has_previous(chunk)) steps.push_back({K::send_grad, microbatch, chunk});
+}
+
+std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec) {
   std::vector<PipelineStep> steps;
   for (int c = 0; c < spec.virtual_size; ++c)
-    for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
-      if (spec.has_previous(c)) steps.push_back({K::recv_activation, m, c});
-      steps.push_back({K::forward, m, c});
-      if (spec.has_next(c)) steps.push_back({K::send_activation, m, c});
-    }
+    for (std::int64_t m = 0; m < spec.num_microbatches; ++m) append_forward(steps, spec, m, c);
   return steps;
 }
 
