@@ -24,7 +24,7 @@ TESSERA = os.path.join(ROOT, "build", "bin", "tessera")
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 ITER = re.compile(r"iteration\s+(\d+)/.*elapsed time per iteration \(ms\): (\S+) .*tokens/s: (\S+) \| GFLOP/s: (\S+) \|")
-BUBBLE = re.compile(r"pipeline bubble: stages spent (\S+)% .* = (\S+)% for p = (\d+), m = (\d+)")
+BUBBLE = re.compile(r"pipeline bubble: stages spent (\S+)% .* = (\S+)% for p = (\d+), v = (\d+), m = (\d+)")
 HELD = re.compile(r"pipeline: stage 0 of \d+ held at most (\d+) microbatches")
 MODEL = re.compile(r"GPT: (\d+) layers, hidden (\d+), (\d+) heads \((\d+) query groups\), ffn \d+, seq (\d+), "
                    r"vocab \d+ \(padded (\d+)\)")
@@ -56,7 +56,7 @@ def run_layout(config, name, global_batch, iters):
               "tokens_per_s": statistics.median(r[2] for r in steady),
               "gflops": statistics.median(r[3] for r in steady), "model": MODEL.search(p.stdout).groups()}
     if (b := BUBBLE.search(p.stdout)):
-        result.update(bubble=float(b.group(1)), theory=float(b.group(2)), m=int(b.group(4)))
+        result.update(bubble=float(b.group(1)), theory=float(b.group(2)), m=int(b.group(5)))
     if (h := HELD.search(p.stdout)):
         result["held"] = int(h.group(1))
     return result

@@ -34,10 +34,10 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
       tp_(tp_group(parallel_)),
       embedding_dropout_(o.hidden_dropout, 0) {
   const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
+  const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
   first_stage_ = stage == 0;
   last_stage_ = stage == pp - 1;
-  const std::int64_t per_stage = o.num_layers / pp;  // the plugin checked that pp divides num_layers
-  first_layer_ = stage * per_stage;
+  const std::int64_t per_chunk = o.num_layers / (pp * vpp);  // the plugin checked that pp·vpp divides it
   if (first_stage_ || last_stage_) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
                                                                 o.hidden_size, o.init_method_std, o.seed, tp_);
@@ -57,8 +57,12 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
   // Global layer indices: names, initialisation and dropout masks do not depend on the split.
-  for (std::int64_t i = first_layer_; i < first_layer_ + per_stage; ++i)
-    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+  for (int c = 0; c < vpp; ++c) {
+    Chunk& chunk = chunks_.emplace_back();
+    chunk.first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
+    for (std::int64_t i = chunk.first_layer; i < chunk.first_layer + per_chunk; ++i)
+      chunk.layers.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+  }
   if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
 }
 
@@ -67,7 +71,8 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
     word_embeddings_->collect_parameters(out);
     out.push_back(position_embeddings_.get());
   }
-  for (auto& l : layers_) l->collect_parameters(out);
+  for (Chunk& c : chunks_)
+    for (auto& l : c.layers) l->collect_parameters(out);
   if (last_stage_) {
     final_norm_->collect_parameters(out);
     if (!first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
@@ -91,9 +96,16 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   return embedding_dropout_.forward(ctx, x).reshape({B, T, C});
 }
 
-StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input) {
+GptModel::Chunk& GptModel::chunk(int c) {
+  if (c < 0 || c >= static_cast<int>(chunks_.size()))
+    throw Error(fmt::format("GPT: no model chunk {} on this rank (it holds {})", c, chunks_.size()));
+  return chunks_[static_cast<std::size_t>(c)];
+}
+
+StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int c) {
+  Chunk& ch = chunk(c);
   Tensor x;
-  if (first_stage_) {
+  if (starts_model(c)) {
     x = embed(ctx, batch.tokens);
   } else {
     const Shape expected = stage_activation_shape(batch.tokens.size(0));
@@ -101,8 +113,8 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
                         fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
     x = input;
   }
-  for (auto& l : layers_) x = l->forward(ctx, x);
-  if (!last_stage_) return {x, 0.0};
+  for (auto& l : ch.layers) x = l->forward(ctx, x);
+  if (!ends_model(c)) return {x, 0.0};
   return {Tensor(), head_loss(ctx, final_norm_->forward(ctx, x), batch)};
 }
 
@@ -149,12 +161,13 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   return mask_sum > 0 ? total / mask_sum : 0.0;
 }
 
-Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad) {
-  TESSERA_CHECK_SHAPE(last_stage_ || output_grad.defined(), "a GPT stage before the last needs its output's {}",
+Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int c) {
+  Chunk& ch = chunk(c);
+  TESSERA_CHECK_SHAPE(ends_model(c) || output_grad.defined(), "a GPT stage before the last needs its output's {}",
                       "gradient");
-  Tensor dx = last_stage_ ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(ctx, dx);
-  if (!first_stage_) return dx;
+  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
+  for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) dx = (*it)->backward(ctx, dx);
+  if (!starts_model(c)) return dx;
   Tensor pos = ctx.store.take(position_embeddings_.get())[0];
   const std::int64_t N = pos.numel();
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
@@ -167,9 +180,10 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   ActivationStore store;
   StepContext ctx{store};
   ctx.training = false;
-  if (!first_stage_ || !last_stage_) throw Error("GPT inference needs the whole model in one process (pp = 1)");
+  if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
+    throw Error("GPT inference needs the whole model in one process (pp = 1)");
   Tensor x = embed(ctx, tokens);
-  for (auto& l : layers_) x = l->forward(ctx, x);
+  for (auto& l : chunks_[0].layers) x = l->forward(ctx, x);
   Tensor h = final_norm_->forward(ctx, x);
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = Tensor::empty({B, C});
@@ -214,13 +228,16 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const {
 }
 
 std::string GptModel::describe() const {
+  std::string layers;
+  for (const Chunk& c : chunks_)
+    layers += fmt::format("{}{}–{}", layers.empty() ? "" : ", ", c.first_layer,
+                          c.first_layer + static_cast<std::int64_t>(c.layers.size()) - 1);
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
-                     "tensor parallel {}, pipeline stage {} of {} (layers {}–{})",
+                     "tensor parallel {}, pipeline stage {} of {} (layers {})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
                      o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),
-                     parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, first_layer_,
-                     first_layer_ + static_cast<std::int64_t>(layers_.size()) - 1);
+                     parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, layers);
 }
 
 }  // namespace tessera::gpt

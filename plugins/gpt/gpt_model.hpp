@@ -12,8 +12,11 @@
 // logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
 // the head's input gradient, partial per rank, is all-reduced once after the last chunk.
 //
-// Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); the first
-// stage also holds the embeddings, the last the final LayerNorm and the LM head. The head is tied
+// Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
+// virtual pipeline of v chunks per rank, chunk c of stage s is virtual stage c·p + s and holds
+// layers [(c·p + s)·L/(p·v), (c·p + s + 1)·L/(p·v)) (Megatron-LM's assignment). The first stage
+// also holds the embeddings (run by its chunk 0), the last the final LayerNorm and the LM head
+// (run by its last chunk). The head is tied
 // to the token embedding, so the last stage keeps its own copy of the table (Parameter::stage_tie),
 // initialised identically (initialisation is counter-based); the trainer sums the two copies'
 // gradients over the embedding group, so they stay equal.
@@ -43,8 +46,8 @@ class GptModel : public Model {
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input) override;
-  Tensor backward_stage(StepContext& ctx, const Tensor& output_grad) override;
+  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) override;
+  Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) override;
   Shape stage_activation_shape(std::int64_t micro_batch_size) const override;
   Tensor next_token_logits(const Tensor& tokens) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
@@ -61,12 +64,20 @@ class GptModel : public Model {
   std::shared_ptr<const Parallel> parallel_;
   TpGroup tp_;
   bool first_stage_ = true, last_stage_ = true;
-  std::int64_t first_layer_ = 0;  // global index of layers_[0]
+  // Model chunks (one without a virtual pipeline): each a run of consecutive layers.
+  struct Chunk {
+    std::int64_t first_layer = 0;  // global index of layers[0]
+    std::vector<std::unique_ptr<TransformerLayer>> layers;
+  };
+  std::vector<Chunk> chunks_;
+  // Chunk `c` starts the whole model (embeddings) / ends it (final norm, head, loss).
+  bool starts_model(int c) const { return first_stage_ && c == 0; }
+  bool ends_model(int c) const { return last_stage_ && c == static_cast<int>(chunks_.size()) - 1; }
+  Chunk& chunk(int c);
   // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
   std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
   std::unique_ptr<Parameter> position_embeddings_;  // first stage
   Dropout embedding_dropout_;
-  std::vector<std::unique_ptr<TransformerLayer>> layers_;  // this stage's
   std::unique_ptr<LayerNorm> final_norm_;                  // last stage
 };
 

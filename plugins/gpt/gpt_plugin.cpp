@@ -46,10 +46,13 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
                                   "single K/V head is replicated on every tensor-parallel rank)",
                                   o.num_query_groups, s.origin("num_query_groups"), tp));
   const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
-  if (o.num_layers % pp != 0)
+  const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
+  if (o.num_layers % (pp * vpp) != 0)
     throw ConfigError(fmt::format("model.num_layers ({}) in {} must be a multiple of parallel.pipeline_model_parallel_size "
-                                  "({}): every pipeline stage holds the same number of layers",
-                                  o.num_layers, s.origin("num_layers"), pp));
+                                  "({}){}: every pipeline stage{} holds the same number of layers",
+                                  o.num_layers, s.origin("num_layers"), pp,
+                                  vpp > 1 ? fmt::format(" × parallel.virtual_pipeline_model_parallel_size ({})", vpp) : "",
+                                  vpp > 1 ? " chunk" : ""));
   if (context.vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
   o.vocab_size = context.vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

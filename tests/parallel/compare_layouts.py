@@ -4,7 +4,7 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp, ov) — tp/pp map to [parallel] overrides,
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov) — tp/pp/vp map to [parallel] overrides,
 sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward.
 """
 import json
@@ -82,7 +82,8 @@ def main():
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
         sets = []
-        for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size")):
+        for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
+                          ("vp", "virtual_pipeline_model_parallel_size")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:
@@ -96,7 +97,7 @@ def main():
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
         held = got.pop("held")
-        if "pp" in opts and int(opts["pp"]) > 1:
+        if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:
             # 1F1B: the first stage holds at most pp microbatches' activations at once.
             if held is None or held[0] != int(opts["pp"]) or not 1 <= held[1] <= held[0]:
                 sys.exit(f"{layout}: first stage held {held} (pp, microbatches); 1F1B allows at most pp")

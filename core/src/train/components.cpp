@@ -39,10 +39,11 @@ PluginPtr<DataSource> build_data(const Config& config, const DataRequest& reques
   return create_plugin<DataSource>("data", s.get_string("plugin", "gpt_indexed"), s, request);
 }
 
-PluginPtr<Schedule> build_schedule(const Config& config, int pipeline_size) {
+PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout) {
   ConfigSection s = config.section("schedule");
-  if (pipeline_size == 1 && !s.has("plugin")) return nullptr;
-  return create_plugin<Schedule>("schedule", s.get_string("plugin", "1f1b"), s);
+  if (layout.pp() == 1 && !s.has("plugin")) return nullptr;
+  // Megatron-LM: a virtual pipeline means the interleaved schedule.
+  return create_plugin<Schedule>("schedule", s.get_string("plugin", layout.vpp() > 1 ? "interleaved" : "1f1b"), s);
 }
 
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {

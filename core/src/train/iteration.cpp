@@ -59,7 +59,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   pass.micro_batch_size = s.micro_batch_size;
   pass.global_microbatch = [&](std::int64_t m) { return m * dp.size() + dp.rank(); };  // dropout as one process
   pass.grad_listener = &reducer;
-  const ScheduleSpec spec{parallel.layout.pp(), parallel.layout.pp_rank(), s.num_microbatches};
+  const ScheduleSpec spec{parallel.layout.pp(), parallel.layout.pp_rank(), s.num_microbatches, parallel.layout.vpp()};
   const PipelineRun run = run_pipeline_steps(model, iteration_steps(schedule, spec), microbatch, pass, parallel);
   // Replicated tensors whose gradient each tp rank computed from its own heads (MQA's K/V) are
   // summed over tp once per iteration, after all microbatches (inside backward they would be

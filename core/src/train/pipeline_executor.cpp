@@ -11,9 +11,15 @@ namespace tessera {
 
 namespace {
 
-// Tags keep a microbatch's activation and gradient apart; MPI guarantees a tag's messages arrive in
-// send order, so reusing tags after 16384 microbatches is safe.
-int tag_for(std::int64_t microbatch, bool grad) { return static_cast<int>(microbatch % 16384) * 2 + (grad ? 1 : 0); }
+// Tags keep apart the activation and the gradient of each (microbatch, chunk). MPI delivers a tag's
+// messages between two ranks in send order and validate_steps requires every chunk's passes in
+// microbatch order, so tags may repeat every 128 microbatches (they stay below MPI's guaranteed
+// 32767 for up to 64 chunks).
+int tag_for(std::int64_t microbatch, int chunk, bool grad) {
+  return static_cast<int>(microbatch % 128) * 128 + chunk * 2 + (grad ? 1 : 0);
+}
+
+using Key = std::pair<std::int64_t, int>;  // (microbatch, chunk)
 
 struct InFlight {
   ActivationStore store;
@@ -28,13 +34,17 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
                                const Parallel& parallel) {
   using K = PipelineStep::Kind;
   Communicator& pp = *parallel.groups.pp;
-  const int stage = parallel.layout.pp_rank();
+  const int stage = parallel.layout.pp_rank(), stages = parallel.layout.pp();
+  // Virtual stage c·pp + s follows c·pp + s − 1: activations go to the next rank, from the last rank
+  // back to rank 0 (the next chunk); gradients the other way.
+  const int next_rank = (stage + 1) % stages, previous_rank = (stage + stages - 1) % stages;
+  // Gradients are final after the last backward pass (of any chunk) of the last microbatch.
   std::int64_t last_microbatch = -1;
   for (const PipelineStep& s : steps) last_microbatch = std::max(last_microbatch, s.microbatch);
 
   PipelineRun run;
-  std::map<std::int64_t, InFlight> in_flight;
-  std::map<std::int64_t, Tensor> outputs, input_grads;  // produced, until sent
+  std::map<Key, InFlight> in_flight;
+  std::map<Key, Tensor> outputs, input_grads;  // produced, until sent
   std::vector<CommRequest> sends;  // each keeps its tensor alive until it completes
   auto context = [&](std::int64_t m, ActivationStore& store) {
     StepContext ctx{store};
@@ -46,9 +56,10 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;
     return ctx;
   };
-  auto take = [&](std::map<std::int64_t, Tensor>& from, std::int64_t m) {
-    auto it = from.find(m);
-    if (it == from.end()) throw Error(fmt::format("pipeline stage {}: microbatch {} has nothing to send", stage, m));
+  auto take = [&](std::map<Key, Tensor>& from, const Key& k) {
+    auto it = from.find(k);
+    if (it == from.end())
+      throw Error(fmt::format("pipeline stage {}: microbatch {} (chunk {}) has nothing to send", stage, k.first, k.second));
     Tensor t = std::move(it->second);
     from.erase(it);
     return t;
@@ -56,27 +67,28 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const auto start = Clock::now();
-  auto receive = [&](std::int64_t m, int peer, bool grad) {
+  auto receive = [&](const Key& k, int peer, bool grad) {
     Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size));
     const auto t0 = Clock::now();
-    pp.recv(t, peer, tag_for(m, grad));
+    pp.recv(t, peer, tag_for(k.first, k.second, grad));
     run.seconds_receiving += seconds_since(t0);
     return t;
   };
 
   for (const PipelineStep& s : steps) {
     const std::int64_t m = s.microbatch;
+    const Key key{m, s.chunk};
     switch (s.kind) {
       case K::recv_activation:
-        in_flight[m].input = receive(m, stage - 1, false);
+        in_flight[key].input = receive(key, previous_rank, false);
         break;
       case K::forward: {
-        InFlight& f = in_flight[m];
+        InFlight& f = in_flight[key];
         StepContext ctx = context(m, f.store);
-        StageOutput out = model.forward_stage(ctx, microbatch(m), f.input);
+        StageOutput out = model.forward_stage(ctx, microbatch(m), f.input, s.chunk);
         f.input = Tensor();
         run.loss_sum += out.loss;
-        if (out.activation.defined()) outputs[m] = out.activation;
+        if (out.activation.defined()) outputs[key] = out.activation;
         std::int64_t held = 0, held_microbatches = 0;
         for (const auto& [_, g] : in_flight) {
           held += g.store.held_elements();
@@ -84,28 +96,33 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         }
         run.peak_held_elements = std::max(run.peak_held_elements, held);
         run.peak_microbatches_held = std::max(run.peak_microbatches_held, held_microbatches);
-        if (!pass.training) in_flight.erase(m);
+        if (!pass.training) in_flight.erase(key);
         break;
       }
       case K::send_activation:
-        sends.push_back(pp.start_send(take(outputs, m), stage + 1, tag_for(m, false)));
+        // Tagged with the receiver's chunk: from the last rank the next chunk's first layers read it.
+        sends.push_back(pp.start_send(take(outputs, key), next_rank,
+                                      tag_for(m, stage == stages - 1 ? s.chunk + 1 : s.chunk, false)));
         break;
       case K::recv_grad:
-        in_flight[m].output_grad = receive(m, stage + 1, true);
+        in_flight[key].output_grad = receive(key, next_rank, true);
         break;
       case K::backward: {
-        auto it = in_flight.find(m);
-        if (it == in_flight.end()) throw Error(fmt::format("pipeline stage {}: backward of microbatch {} before its forward", stage, m));
+        auto it = in_flight.find(key);
+        if (it == in_flight.end())
+          throw Error(fmt::format("pipeline stage {}: backward of microbatch {} (chunk {}) before its forward", stage, m,
+                                  s.chunk));
         StepContext ctx = context(m, it->second.store);
-        Tensor dx = model.backward_stage(ctx, it->second.output_grad);
+        Tensor dx = model.backward_stage(ctx, it->second.output_grad, s.chunk);
         if (!it->second.store.empty())
           throw Error("model backward left saved activations behind (a module saved but never took)");
         in_flight.erase(it);
-        if (dx.defined()) input_grads[m] = dx;
+        if (dx.defined()) input_grads[key] = dx;
         break;
       }
       case K::send_grad:
-        sends.push_back(pp.start_send(take(input_grads, m), stage - 1, tag_for(m, true)));
+        sends.push_back(pp.start_send(take(input_grads, key), previous_rank,
+                                      tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true)));
         break;
     }
     for (CommRequest& r : sends) r.test();  // OpenMPI moves a send on only inside MPI calls

@@ -62,6 +62,9 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
   auto fail = [&](std::size_t i, const std::string& why) {
     throw Error(fmt::format("{}: step {} ({}): {}", where, i, describe(steps[i]), why));
   };
+  // The executor's message tags repeat every 128 microbatches, which is safe only if each chunk's
+  // passes (and so its transfers) come in microbatch order.
+  std::vector<std::int64_t> last_forward(static_cast<std::size_t>(v), -1), last_backward(static_cast<std::size_t>(v), -1);
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const PipelineStep& s = steps[i];
     if (s.microbatch < 0 || s.microbatch >= spec.num_microbatches) fail(i, "no such microbatch");
@@ -80,6 +83,8 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
       case K::forward:
         if (!first && !p.received_act) fail(i, "forward before its activation was received");
         once(p.forwarded);
+        if (s.microbatch < last_forward[static_cast<std::size_t>(s.chunk)]) fail(i, "a chunk's forwards must run in microbatch order");
+        last_forward[static_cast<std::size_t>(s.chunk)] = s.microbatch;
         break;
       case K::send_activation:
         if (last) fail(i, "the last stage has no next stage");
@@ -97,6 +102,8 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
         if (!p.forwarded) fail(i, "backward before forward");
         if (!last && !p.received_grad) fail(i, "backward before its output gradient was received");
         once(p.backwarded);
+        if (s.microbatch < last_backward[static_cast<std::size_t>(s.chunk)]) fail(i, "a chunk's backwards must run in microbatch order");
+        last_backward[static_cast<std::size_t>(s.chunk)] = s.microbatch;
         break;
       case K::send_grad:
         if (first) fail(i, "the first stage has no previous stage");

@@ -20,9 +20,9 @@ PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std:
                              std::shared_ptr<const Parallel> parallel = nullptr);
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
-// [schedule] plugin (default "1f1b") when pp > 1 or when the config names one; otherwise null,
-// which runs plain gradient accumulation.
-PluginPtr<Schedule> build_schedule(const Config& config, int pipeline_size);
+// [schedule] plugin (default "1f1b", "interleaved" with a virtual pipeline) when pp > 1 or when
+// the config names one; otherwise null, which runs plain gradient accumulation.
+PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout);
 
 // Stacks samples [first, first + count) of a dataset into one microbatch.
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count);

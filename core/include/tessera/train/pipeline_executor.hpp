@@ -2,7 +2,7 @@
 // forwards and backwards through Model::forward_stage / backward_stage, activations and their
 // gradients sent to and received from the neighbouring stages over the pp group.
 //
-// Every microbatch in flight has its own ActivationStore, freed by its backward; the executor
+// Every (microbatch, model chunk) in flight has its own ActivationStore, freed by its backward; the executor
 // measures how many are held at once and how many elements they hold, which is what the 1F1B
 // memory claim (≤ p microbatches on the first stage) is tested on. Sends are non-blocking and
 // receives blocking: with the sends never waiting for their receiver, any schedule whose receives
@@ -34,7 +34,7 @@ struct PipelinePass {
 
 struct PipelineRun {
   double loss_sum = 0;  // Σ of this stage's microbatch losses (non-zero on the last stage only)
-  std::int64_t peak_microbatches_held = 0;  // most microbatches with saved activations at once
+  std::int64_t peak_microbatches_held = 0;  // most (microbatch, chunk) pairs with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once
   // Wall time of the whole step list and the part spent blocked in receives: waiting for a
   // neighbour is the pipeline bubble (plus any imbalance between stages).
