@@ -14,10 +14,6 @@
 namespace tessera::gpt {
 
 namespace {
-// Rows of logits computed at once by the fused LM head: about 8M floats (32 MB) per chunk. Measured
-// on GPT-2 shapes: 4M-float chunks (~80 rows) make the head's GEMMs 10-20% slower, 16M+ gain nothing
-// and only raise the memory peak.
-std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (8 << 20) / vocab); }
 
 Tensor position_ids(std::int64_t B, std::int64_t T) {
   Tensor pos = Tensor::empty({B * T}, DType::i32);

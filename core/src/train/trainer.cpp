@@ -37,17 +37,7 @@ int local_ranks() {
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
-  ConfigSection p = config.section("parallel");
-  ParallelSizes sizes;
-  sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
-  sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
-  sizes.vpp = static_cast<int>(p.get_int("virtual_pipeline_model_parallel_size", 1, 1, 64));  // tags allow 64 chunks
-  sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Sequence parallelism lands with issue 3's next step. Until then it is refused before any work,
-  // not run wrongly.
-  if (sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: sequence_parallel = true: this build does not have sequence "
-                                  "parallelism yet", config.source()));
+  const ParallelSizes sizes = read_parallel_sizes(config);
   auto parallel = Parallel::create(sizes);
   log_state().rank = parallel->layout.rank();
   return parallel;

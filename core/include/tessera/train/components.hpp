@@ -15,6 +15,9 @@
 namespace tessera {
 
 std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
+// [parallel]'s sizes (tp, pp, vpp, sequence_parallel), range-checked; the layout checks them
+// against the world size. Shared by train and plan so that both accept the same configs.
+ParallelSizes read_parallel_sizes(const Config& config);
 // seed: [training] seed (initialisation and data order).
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel = nullptr);
