@@ -261,6 +261,18 @@ TEST_CASE("TransformerLayer with sequence parallelism equals the one-process lay
     const std::int64_t N = B * T;
     CHECK(replicated.held_elements - got.held_elements == (N - N / n) * (3 * C + 4));
     if (n > 1) CHECK(got.held_elements < replicated.held_elements);
+    // Forward-only steps: evaluation keeps the shards; with allow_sequence_parallel off (generation)
+    // the same layer takes replicated [B,T,C] input whose B·T tp need not divide.
+    ActivationStore unused;
+    StepContext eval{unused}, generate{unused};
+    eval.training = generate.training = false;
+    eval.seq_length = T;
+    generate.allow_sequence_parallel = false;
+    CHECK(rel_diff(all_rows(sp.forward(eval, token_shard(x, tp)), tp).reshape(x.shape()), ref.forward(eval, x)) < 1e-5);
+    const Tensor odd = random_tensor({1, 3, C}, 43);
+    CHECK(rel_diff(sp.forward(generate, odd), ref.forward(generate, odd)) < 1e-5);
+    CHECK(unused.empty());
+
     if (test_world()->rank() == 0)
       std::printf("TransformerLayer (query groups %lld, B %lld, T %lld, C %lld, ffn 24) held activation elements, "
                   "tp %d: %lld without sequence parallelism, %lld with (%.1f%%)\n",

@@ -1,7 +1,7 @@
 // Transformer MLP: fc1 (C → ffn) → GELU → fc2 (ffn → C). Under tensor parallelism fc1 is
 // column-parallel and fc2 row-parallel, so GELU acts on this rank's slice of ffn and the only
 // communication is fc2's all-reduce in forward and fc1's (copy_to_tp) in backward. With
-// sequence_parallel the input and output are this rank's token rows [N/tp, C] (training steps):
+// sequence_parallel the input and output are this rank's token rows [N/tp, C]:
 // fc1 all-gathers them, fc2 reduce-scatters (see column/row_parallel_linear.hpp).
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"

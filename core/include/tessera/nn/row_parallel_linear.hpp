@@ -5,7 +5,7 @@
 // backward nothing is communicated: dy is replicated, dx_r = dy·W_r is this rank's slice, and every
 // rank computes the same full bias gradient. With tp = 1 this is exactly Linear.
 //
-// sequence_parallel (training steps, tp > 1; tensor_parallel_region.hpp): g becomes a
+// sequence_parallel (tp > 1; tensor_parallel_region.hpp): g becomes a
 // reduce-scatter, so y is this rank's token rows [N/tp, out] and the bias is added to the shard.
 // Backward all-gathers dy; the bias gradient is then taken from the full dy, so it is complete and
 // equal on every rank and needs no reduction over tp (Megatron-LM sums per-shard bias gradients

@@ -12,7 +12,7 @@
 // - output: row-parallel (all-reduce of the partial sums; bias added once).
 // The input gradients of query and key_value are summed locally and all-reduced once (copy_to_tp).
 //
-// sequence_parallel (training steps, tp > 1; tensor_parallel_region.hpp): x is this rank's token
+// sequence_parallel (tp > 1; tensor_parallel_region.hpp): x is this rank's token
 // rows [B·T/tp, C]. They are all-gathered once for all projections and seen as [B,T,C] with
 // T = ctx.seq_length; the output projection reduce-scatters back to [B·T/tp, C], and the summed
 // input gradient is reduce-scattered instead of all-reduced. The projections keep the gathered

@@ -30,6 +30,10 @@ struct StepContext {
   // activations between tensor-parallel regions are flattened token rows [B·T/tp, C], and blocks
   // that need whole sequences (attention) gather them and need T to see [B,T,C] again.
   std::int64_t seq_length = 0;
+  // false: blocks built with sequence parallelism keep replicated activations in this step, as
+  // without it. Generation turns it off: its B·T need not divide tp, and it saves no activations
+  // that sharding could shrink. Training and evaluation steps leave it on.
+  bool allow_sequence_parallel = true;
 
   // Set on the last microbatch of an iteration when gradients are reduced across ranks.
   GradReadyListener* grad_listener = nullptr;

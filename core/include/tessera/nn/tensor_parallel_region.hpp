@@ -43,11 +43,10 @@ inline const Tensor& reduce_from_tp_backward(const Tensor& dy) { return dy; }
 // ---- sequence parallelism ---------------------------------------------------------------------
 
 // Whether a block built with sequence parallelism runs on token shards in this step: only with
-// more than one tp rank, and only in training steps. Forward-only passes (evaluation, generation)
-// save no activations, so sharding would save nothing there; they keep the replicated layout,
-// which is exact and needs no B·T divisible by tp (generation's batches are arbitrary).
+// more than one tp rank, and not when the step turns it off (StepContext::allow_sequence_parallel:
+// generation, whose B·T need not divide tp, runs the replicated layout, which is exact too).
 inline bool sequence_parallel_applies(bool built_with, const TpGroup& tp, const StepContext& ctx) {
-  return built_with && ctx.training && tp_size(tp) > 1;
+  return built_with && ctx.allow_sequence_parallel && tp_size(tp) > 1;
 }
 
 // This rank's token rows of `tokens` rows: [first, first + rows). A ShapeError when tp does not

@@ -4,7 +4,7 @@
 // residual stream, the norms and the dropouts act on replicated activations: the same seed on every
 // rank gives the same dropout mask, so nothing depends on tp.
 //
-// With o.attention.sequence_parallel (and tp > 1, in training steps) the residual stream, norms and
+// With o.attention.sequence_parallel (and tp > 1) the residual stream, norms and
 // dropouts act on this rank's token rows only: x and y are [B·T/tp, C], rows [r·B·T/tp, …) of the
 // flattened [B·T, C] (tensor_parallel_region.hpp). Attention and MLP gather the rows on entry and
 // reduce-scatter on exit. Each dropout passes its shard's element offset, so its mask is that part
