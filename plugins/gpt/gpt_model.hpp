@@ -12,6 +12,16 @@
 // logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
 // the head's input gradient, partial per rank, is all-reduced once after the last chunk.
 //
+// Sequence parallelism (the layout's sequence_parallel, with tp > 1): between the tensor-parallel
+// regions every rank holds only its 1/tp of the B·T token rows ([B·T/tp, C], also what pipeline
+// stages pass on). The embedding's all-reduce becomes a reduce-scatter; position embeddings and
+// embedding dropout act on the shard (the dropout at the shard's offset, so the mask is the
+// one-process one); the layers and the final LayerNorm run on shards; the LM head needs whole rows,
+// so the final hidden states are all-gathered before it and its input gradient is reduce-scattered
+// instead of all-reduced. The position embedding and the final LayerNorm then get gradients from
+// this rank's tokens only and are summed over tp by the trainer (reduce_grad_over_tp).
+// Generation (next_token_logits) runs without it: its B·T need not divide tp.
+//
 // Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); the first
 // stage also holds the embeddings, the last the final LayerNorm and the LM head. The head is tied
 // to the token embedding, so the last stage keeps its own copy of the table (Parameter::stage_tie),
@@ -52,14 +62,20 @@ class GptModel : public Model {
   std::string describe() const override;
 
  private:
-  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied).
+  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
+  // parallelism this rank's token rows [B·T/tp, C].
   Tensor embed(StepContext& ctx, const Tensor& tokens);
-  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C].
+  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C] (under
+  // sequence parallelism this rank's rows [B·T/tp, C]).
   double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);
+  // Whether this step runs on sequence-parallel token shards.
+  bool sequence_parallel(const StepContext& ctx) const;
+  void mark_token_shard_grads();
 
   GptOptions o_;
   std::shared_ptr<const Parallel> parallel_;
   TpGroup tp_;
+  bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   bool first_stage_ = true, last_stage_ = true;
   std::int64_t first_layer_ = 0;  // global index of layers_[0]
   // On the first stage the embedding, on the last the tied LM head (a copy unless also first).

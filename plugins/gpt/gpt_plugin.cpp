@@ -45,6 +45,13 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
                                   "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
                                   "single K/V head is replicated on every tensor-parallel rank)",
                                   o.num_query_groups, s.origin("num_query_groups"), tp));
+  // Sequence parallelism splits each microbatch's B·T token rows evenly over tp; like Megatron-LM,
+  // require tp to divide the sequence length, which covers every micro batch size.
+  if (context.parallel && context.parallel->layout.sequence_parallel() && o.seq_length % tp != 0)
+    throw ConfigError(fmt::format("model.seq_length ({}) in {} must be a multiple of parallel.tensor_model_parallel_size "
+                                  "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
+                                  "equal share of every microbatch's tokens",
+                                  o.seq_length, s.origin("seq_length"), tp));
   const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
   if (o.num_layers % pp != 0)
     throw ConfigError(fmt::format("model.num_layers ({}) in {} must be a multiple of parallel.pipeline_model_parallel_size "

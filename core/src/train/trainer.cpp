@@ -41,12 +41,9 @@ std::shared_ptr<const Parallel> read_parallel(const Config& config) {
   ParallelSizes sizes;
   sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
   sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
+  // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
+  // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Sequence parallelism lands with issue 3's next step. Until then it is refused before any work,
-  // not run wrongly.
-  if (sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: sequence_parallel = true: this build does not have sequence "
-                                  "parallelism yet", config.source()));
   auto parallel = Parallel::create(sizes);
   log_state().rank = parallel->layout.rank();
   return parallel;
