@@ -28,6 +28,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     : o_(o),
       parallel_(std::move(parallel)),
       tp_(tp_group(parallel_)),
+      sequence_parallel_(parallel_ && parallel_->layout.sequence_parallel()),
       embedding_dropout_(o.hidden_dropout, 0) {
   const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
@@ -36,7 +37,8 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   const std::int64_t per_chunk = o.num_layers / (pp * vpp);  // the plugin checked that pp·vpp divides it
   if (first_stage_ || last_stage_) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
-                                                                o.hidden_size, o.init_method_std, o.seed, tp_);
+                                                                o.hidden_size, o.init_method_std, o.seed, tp_,
+                                                                sequence_parallel_);
     word_embeddings_->weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
     if (!(first_stage_ && last_stage_))
       word_embeddings_->weight().stage_tie = first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy;
@@ -48,7 +50,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   }
   TransformerLayerOptions lo;
   lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
-                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_};
+                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_, sequence_parallel_};
   lo.ffn_hidden = o.ffn_hidden_size;
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
@@ -60,6 +62,22 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
       chunk.layers.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
   }
   if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
+  mark_token_shard_grads();
+}
+
+// Under sequence parallelism the replicated parameters applied to token shards (position
+// embedding, final LayerNorm; the layers mark their own norms) get gradients from this rank's
+// tokens only: the trainer sums them over tp once per iteration.
+void GptModel::mark_token_shard_grads() {
+  if (!sequence_parallel_ || tp_size(tp_) == 1) return;
+  std::vector<Parameter*> params;
+  if (position_embeddings_) params.push_back(position_embeddings_.get());
+  if (final_norm_) final_norm_->collect_parameters(params);
+  for (Parameter* p : params) p->reduce_grad_over_tp = true;
+}
+
+bool GptModel::sequence_parallel(const StepContext& ctx) const {
+  return sequence_parallel_applies(sequence_parallel_, tp_, ctx);
 }
 
 void GptModel::collect_parameters(std::vector<Parameter*>& out) {
@@ -76,6 +94,9 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
 }
 
 Shape GptModel::stage_activation_shape(std::int64_t micro_batch_size) const {
+  // Sequence parallelism: stages pass their token shards (the plugin checked that tp divides T).
+  if (sequence_parallel_ && tp_size(tp_) > 1)
+    return {micro_batch_size * o_.seq_length / tp_size(tp_), o_.hidden_size};
   return {micro_batch_size, o_.seq_length, o_.hidden_size};
 }
 
@@ -85,11 +106,16 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   if (T > o_.max_position_embeddings)
     throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
   Tensor ids = tokens.reshape({B * T});
-  Tensor pos = position_ids(B, T);
   Tensor x = word_embeddings_->forward(ctx, ids);
+  // Under sequence parallelism x is this rank's token rows: add their positions, and drop out with
+  // their part of the one-process mask.
+  const bool sp = sequence_parallel(ctx);
+  const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
+  Tensor pos = position_ids(B, T).rows(rows.first, rows.first + rows.rows);
   ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
   if (ctx.training) ctx.store.save(position_embeddings_.get(), {pos});
-  return embedding_dropout_.forward(ctx, x).reshape({B, T, C});
+  Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
+  return sp ? y : y.reshape({B, T, C});
 }
 
 GptModel::Chunk& GptModel::chunk(int c) {
@@ -100,6 +126,7 @@ GptModel::Chunk& GptModel::chunk(int c) {
 
 StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int c) {
   Chunk& ch = chunk(c);
+  ctx.seq_length = batch.tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
   if (starts_model(c)) {
     x = embed(ctx, batch.tokens);
@@ -120,7 +147,9 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   const Tensor& table = word_embeddings_->weight().value;
   Tensor& table_grad = word_embeddings_->weight().grad;
   const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
-  Tensor h2 = h.reshape({N, C});  // ln_f's saved input keeps its own shape; this is a view
+  // The head needs whole rows: under sequence parallelism gather every rank's rows first.
+  const bool sp = sequence_parallel(ctx);
+  Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
   Tensor labels = batch.labels.reshape({N});
   Tensor mask = batch.loss_mask.reshape({N});
   const double mask_sum = ops::sum(mask);
@@ -146,7 +175,12 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
     }
   }
   if (ctx.training) {
-    copy_to_tp_backward(dh, tp_);  // each rank's dh covers its vocabulary columns only
+    // Each rank's dh covers its vocabulary columns only: summed over tp, and under sequence
+    // parallelism only this rank's rows are kept (the gather's backward).
+    if (sp)
+      dh = gather_from_sequence_parallel_backward(dh, tp_);
+    else
+      copy_to_tp_backward(dh, tp_);
     ctx.store.save(this, {dh.reshape(h.shape())});
   }
   // Σ loss·mask / Σ mask
@@ -165,8 +199,8 @@ Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int
   for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) dx = (*it)->backward(ctx, dx);
   if (!starts_model(c)) return dx;
   Tensor pos = ctx.store.take(position_embeddings_.get())[0];
-  const std::int64_t N = pos.numel();
-  dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
+  const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
+  dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
   word_embeddings_->backward(ctx, dx);
   ops::embedding_backward(pos, dx, position_embeddings_->grad);
   return Tensor();
@@ -176,6 +210,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   ActivationStore store;
   StepContext ctx{store};
   ctx.training = false;
+  ctx.allow_sequence_parallel = false;  // any B·T; nothing saved that sharding could shrink
   if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
     throw Error("GPT inference needs the whole model in one process (pp = 1)");
   Tensor x = embed(ctx, tokens);
@@ -229,10 +264,11 @@ std::string GptModel::describe() const {
     layers += fmt::format("{}{}–{}", layers.empty() ? "" : ", ", c.first_layer,
                           c.first_layer + static_cast<std::int64_t>(c.layers.size()) - 1);
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
-                     "tensor parallel {}, pipeline stage {} of {} (layers {})",
+                     "tensor parallel {}{}, pipeline stage {} of {} (layers {})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
                      o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),
+                     sequence_parallel_ && tp_size(tp_) > 1 ? " with sequence parallelism" : "",
                      parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, layers);
 }
 

@@ -12,6 +12,16 @@
 // logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
 // the head's input gradient, partial per rank, is all-reduced once after the last chunk.
 //
+// Sequence parallelism (the layout's sequence_parallel, with tp > 1): between the tensor-parallel
+// regions every rank holds only its 1/tp of the B·T token rows ([B·T/tp, C], also what pipeline
+// stages pass on). The embedding's all-reduce becomes a reduce-scatter; position embeddings and
+// embedding dropout act on the shard (the dropout at the shard's offset, so the mask is the
+// one-process one); the layers and the final LayerNorm run on shards; the LM head needs whole rows,
+// so the final hidden states are all-gathered before it and its input gradient is reduce-scattered
+// instead of all-reduced. The position embedding and the final LayerNorm then get gradients from
+// this rank's tokens only and are summed over tp by the trainer (reduce_grad_over_tp).
+// Generation (next_token_logits) runs without it: its B·T need not divide tp.
+//
 // Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
 // virtual pipeline of v chunks per rank, chunk c of stage s is virtual stage c·p + s and holds
 // layers [(c·p + s)·L/(p·v), (c·p + s + 1)·L/(p·v)) (Megatron-LM's assignment). The first stage
@@ -61,14 +71,20 @@ class GptModel : public Model {
   std::string describe() const override;
 
  private:
-  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied).
+  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
+  // parallelism this rank's token rows [B·T/tp, C].
   Tensor embed(StepContext& ctx, const Tensor& tokens);
-  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C].
+  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C] (under
+  // sequence parallelism this rank's rows [B·T/tp, C]).
   double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);
+  // Whether this step runs on sequence-parallel token shards.
+  bool sequence_parallel(const StepContext& ctx) const;
+  void mark_token_shard_grads();
 
   GptOptions o_;
   std::shared_ptr<const Parallel> parallel_;
   TpGroup tp_;
+  bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   bool first_stage_ = true, last_stage_ = true;
   // Model chunks (one without a virtual pipeline): each a run of consecutive layers.
   struct Chunk {

@@ -8,7 +8,7 @@
 namespace tessera::gpt {
 
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
-                            std::int64_t pp, std::int64_t vpp) {
+                            std::int64_t pp, std::int64_t vpp, bool sequence_parallel) {
   GptOptions o;
   o.num_layers = s.get_int("num_layers", 2, 1, 100000);
   o.hidden_size = s.get_int("hidden_size", 64, 1, 1 << 20);
@@ -47,6 +47,13 @@ GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std
                                   o.num_layers, s.origin("num_layers"), pp,
                                   vpp > 1 ? fmt::format(" × parallel.virtual_pipeline_model_parallel_size ({})", vpp) : "",
                                   vpp > 1 ? " chunk" : ""));
+  // Sequence parallelism splits each microbatch's B·T token rows evenly over tp; like Megatron-LM,
+  // require tp to divide the sequence length, which covers every micro batch size.
+  if (sequence_parallel && o.seq_length % tp != 0)
+    throw ConfigError(fmt::format("model.seq_length ({}) in {} must be a multiple of parallel.tensor_model_parallel_size "
+                                  "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
+                                  "equal share of every microbatch's tokens",
+                                  o.seq_length, s.origin("seq_length"), tp));
   if (vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

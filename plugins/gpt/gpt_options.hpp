@@ -15,6 +15,6 @@ namespace tessera::gpt {
 // sizes: ConfigError naming the key and its origin for anything the model cannot be built with.
 // The vocabulary is padded to a multiple of make_vocab_size_divisible_by × tp (Megatron-LM).
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
-                            std::int64_t pp, std::int64_t vpp);
+                            std::int64_t pp, std::int64_t vpp, bool sequence_parallel);
 
 }  // namespace tessera::gpt

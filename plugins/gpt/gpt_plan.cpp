@@ -47,10 +47,10 @@ namespace {
 class GptPlanner : public ModelPlanner {
  public:
   GptPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
-    o_ = read_gpt_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp);
+    o_ = read_gpt_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
     if (sizes_.sequence_parallel)
-      throw ConfigError("gpt: sequence parallelism is not in this build's GPT model, so there is nothing to plan for "
-                        "parallel.sequence_parallel = true");
+      throw ConfigError("gpt: the plan does not model sequence parallelism yet (parallel.sequence_parallel = true); "
+                        "plan without it for an upper bound on activation memory");
   }
 
   ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {

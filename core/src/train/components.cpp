@@ -28,12 +28,9 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
   sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
   sizes.vpp = static_cast<int>(p.get_int("virtual_pipeline_model_parallel_size", 1, 1, 64));  // message tags allow 64
+  // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
+  // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Sequence parallelism lands with issue 3's next step. Until then it is refused before any work,
-  // not run wrongly.
-  if (sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: sequence_parallel = true: this build does not have sequence "
-                                  "parallelism yet", config.source()));
   return sizes;
 }
 
