@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
@@ -13,10 +14,6 @@
 namespace tessera::gpt {
 
 namespace {
-// Rows of logits computed at once by the fused LM head: about 8M floats (32 MB) per chunk. Measured
-// on GPT-2 shapes: 4M-float chunks (~80 rows) make the head's GEMMs 10-20% slower, 16M+ gain nothing
-// and only raise the memory peak.
-std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (8 << 20) / vocab); }
 
 Tensor position_ids(std::int64_t B, std::int64_t T) {
   Tensor pos = Tensor::empty({B * T}, DType::i32);
@@ -31,53 +28,128 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     : o_(o),
       parallel_(std::move(parallel)),
       tp_(tp_group(parallel_)),
-      word_embeddings_("embedding.word_embeddings.weight", o.padded_vocab_size, o.hidden_size, o.init_method_std,
-                       o.seed, tp_),
-      position_embeddings_("embedding.position_embeddings.weight", {o.max_position_embeddings, o.hidden_size}),
-      embedding_dropout_(o.hidden_dropout, 0),
-      final_norm_("final_layernorm", o.hidden_size, o.layernorm_epsilon) {
-  init_normal(position_embeddings_.value, o.init_method_std, o.seed, position_embeddings_.name);
-  word_embeddings_.weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
+      sequence_parallel_(parallel_ && parallel_->layout.sequence_parallel()),
+      embedding_dropout_(o.hidden_dropout, 0) {
+  const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
+  const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
+  first_stage_ = stage == 0;
+  last_stage_ = stage == pp - 1;
+  const std::int64_t per_chunk = o.num_layers / (pp * vpp);  // the plugin checked that pp·vpp divides it
+  if (first_stage_ || last_stage_) {
+    word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
+                                                                o.hidden_size, o.init_method_std, o.seed, tp_,
+                                                                sequence_parallel_);
+    word_embeddings_->weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
+    if (!(first_stage_ && last_stage_))
+      word_embeddings_->weight().stage_tie = first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy;
+  }
+  if (first_stage_) {
+    position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",
+                                                       Shape{o.max_position_embeddings, o.hidden_size});
+    init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
+  }
   TransformerLayerOptions lo;
   lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
-                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_};
+                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_, sequence_parallel_};
   lo.ffn_hidden = o.ffn_hidden_size;
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
-  for (std::int64_t i = 0; i < o.num_layers; ++i)
-    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+  // Global layer indices: names, initialisation and dropout masks do not depend on the split.
+  for (int c = 0; c < vpp; ++c) {
+    Chunk& chunk = chunks_.emplace_back();
+    chunk.first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
+    for (std::int64_t i = chunk.first_layer; i < chunk.first_layer + per_chunk; ++i)
+      chunk.layers.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+  }
+  if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
+  mark_token_shard_grads();
+}
+
+// Under sequence parallelism the replicated parameters applied to token shards (position
+// embedding, final LayerNorm; the layers mark their own norms) get gradients from this rank's
+// tokens only: the trainer sums them over tp once per iteration.
+void GptModel::mark_token_shard_grads() {
+  if (!sequence_parallel_ || tp_size(tp_) == 1) return;
+  std::vector<Parameter*> params;
+  if (position_embeddings_) params.push_back(position_embeddings_.get());
+  if (final_norm_) final_norm_->collect_parameters(params);
+  for (Parameter* p : params) p->reduce_grad_over_tp = true;
+}
+
+bool GptModel::sequence_parallel(const StepContext& ctx) const {
+  return sequence_parallel_applies(sequence_parallel_, tp_, ctx);
 }
 
 void GptModel::collect_parameters(std::vector<Parameter*>& out) {
-  word_embeddings_.collect_parameters(out);
-  out.push_back(&position_embeddings_);
-  for (auto& l : layers_) l->collect_parameters(out);
-  final_norm_.collect_parameters(out);
+  if (first_stage_) {
+    word_embeddings_->collect_parameters(out);
+    out.push_back(position_embeddings_.get());
+  }
+  for (Chunk& c : chunks_)
+    for (auto& l : c.layers) l->collect_parameters(out);
+  if (last_stage_) {
+    final_norm_->collect_parameters(out);
+    if (!first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
+  }
 }
 
-Tensor GptModel::hidden_states(StepContext& ctx, const Tensor& tokens) {
+Shape GptModel::stage_activation_shape(std::int64_t micro_batch_size) const {
+  // Sequence parallelism: stages pass their token shards (the plugin checked that tp divides T).
+  if (sequence_parallel_ && tp_size(tp_) > 1)
+    return {micro_batch_size * o_.seq_length / tp_size(tp_), o_.hidden_size};
+  return {micro_batch_size, o_.seq_length, o_.hidden_size};
+}
+
+Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   if (T > o_.max_position_embeddings)
     throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
   Tensor ids = tokens.reshape({B * T});
-  Tensor pos = position_ids(B, T);
-  Tensor x = word_embeddings_.forward(ctx, ids);
-  ops::embedding_forward(pos, position_embeddings_.value, x, /*accumulate=*/true);
-  if (ctx.training) ctx.store.save(&position_embeddings_, {pos});
-  x = embedding_dropout_.forward(ctx, x).reshape({B, T, C});
-  for (auto& l : layers_) x = l->forward(ctx, x);
-  return final_norm_.forward(ctx, x);
+  Tensor x = word_embeddings_->forward(ctx, ids);
+  // Under sequence parallelism x is this rank's token rows: add their positions, and drop out with
+  // their part of the one-process mask.
+  const bool sp = sequence_parallel(ctx);
+  const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
+  Tensor pos = position_ids(B, T).rows(rows.first, rows.first + rows.rows);
+  ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
+  if (ctx.training) ctx.store.save(position_embeddings_.get(), {pos});
+  Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
+  return sp ? y : y.reshape({B, T, C});
 }
 
-double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
-  Tensor h = hidden_states(ctx, batch.tokens);
+GptModel::Chunk& GptModel::chunk(int c) {
+  if (c < 0 || c >= static_cast<int>(chunks_.size()))
+    throw Error(fmt::format("GPT: no model chunk {} on this rank (it holds {})", c, chunks_.size()));
+  return chunks_[static_cast<std::size_t>(c)];
+}
+
+StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int c) {
+  Chunk& ch = chunk(c);
+  ctx.seq_length = batch.tokens.size(1);  // sequence-parallel attention regroups rows into sequences
+  Tensor x;
+  if (starts_model(c)) {
+    x = embed(ctx, batch.tokens);
+  } else {
+    const Shape expected = stage_activation_shape(batch.tokens.size(0));
+    TESSERA_CHECK_SHAPE(input.defined() && input.shape() == expected, "GPT stage input must be f32[{}], got {}",
+                        fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
+    x = input;
+  }
+  for (auto& l : ch.layers) x = l->forward(ctx, x);
+  if (!ends_model(c)) return {x, 0.0};
+  return {Tensor(), head_loss(ctx, final_norm_->forward(ctx, x), batch)};
+}
+
+double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size;
-  const Tensor& table = word_embeddings_.weight().value;
-  Tensor& table_grad = word_embeddings_.weight().grad;
-  const std::int64_t V = table.size(0), first = word_embeddings_.first_id();
-  Tensor h2 = h.reshape({N, C});  // ln_f's saved input keeps its own shape; this is a view
+  const Tensor& table = word_embeddings_->weight().value;
+  Tensor& table_grad = word_embeddings_->weight().grad;
+  const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
+  // The head needs whole rows: under sequence parallelism gather every rank's rows first.
+  const bool sp = sequence_parallel(ctx);
+  Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
   Tensor labels = batch.labels.reshape({N});
   Tensor mask = batch.loss_mask.reshape({N});
   const double mask_sum = ops::sum(mask);
@@ -103,7 +175,12 @@ double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
     }
   }
   if (ctx.training) {
-    copy_to_tp_backward(dh, tp_);  // each rank's dh covers its vocabulary columns only
+    // Each rank's dh covers its vocabulary columns only: summed over tp, and under sequence
+    // parallelism only this rank's rows are kept (the gather's backward).
+    if (sp)
+      dh = gather_from_sequence_parallel_backward(dh, tp_);
+    else
+      copy_to_tp_backward(dh, tp_);
     ctx.store.save(this, {dh.reshape(h.shape())});
   }
   // Σ loss·mask / Σ mask
@@ -114,22 +191,31 @@ double GptModel::forward_loss(StepContext& ctx, const Batch& batch) {
   return mask_sum > 0 ? total / mask_sum : 0.0;
 }
 
-void GptModel::backward(StepContext& ctx) {
-  Tensor dh = ctx.store.take(this)[0];
-  Tensor pos = ctx.store.take(&position_embeddings_)[0];
-  const std::int64_t N = pos.numel();
-  Tensor dx = final_norm_.backward(ctx, dh);
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) dx = (*it)->backward(ctx, dx);
-  dx = embedding_dropout_.backward(ctx, dx.reshape({N, o_.hidden_size}));
-  word_embeddings_.backward(ctx, dx);
-  ops::embedding_backward(pos, dx, position_embeddings_.grad);
+Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int c) {
+  Chunk& ch = chunk(c);
+  TESSERA_CHECK_SHAPE(ends_model(c) || output_grad.defined(), "a GPT stage before the last needs its output's {}",
+                      "gradient");
+  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
+  for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) dx = (*it)->backward(ctx, dx);
+  if (!starts_model(c)) return dx;
+  Tensor pos = ctx.store.take(position_embeddings_.get())[0];
+  const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
+  dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
+  word_embeddings_->backward(ctx, dx);
+  ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  return Tensor();
 }
 
 Tensor GptModel::next_token_logits(const Tensor& tokens) {
   ActivationStore store;
   StepContext ctx{store};
   ctx.training = false;
-  Tensor h = hidden_states(ctx, tokens);
+  ctx.allow_sequence_parallel = false;  // any B·T; nothing saved that sharding could shrink
+  if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
+    throw Error("GPT inference needs the whole model in one process (pp = 1)");
+  Tensor x = embed(ctx, tokens);
+  for (auto& l : chunks_[0].layers) x = l->forward(ctx, x);
+  Tensor h = final_norm_->forward(ctx, x);
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = Tensor::empty({B, C});
   Tensor rows = h.reshape({B * T, C});
@@ -137,7 +223,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
     Tensor dst = last.rows(b, b + 1);
     ops::copy(rows.rows(b * T + T - 1, b * T + T), dst);
   }
-  const Tensor& table = word_embeddings_.weight().value;
+  const Tensor& table = word_embeddings_->weight().value;
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
   Tensor logits = Tensor::empty({B, V});
   ops::matmul(last, false, table, true, logits);
@@ -173,11 +259,17 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const {
 }
 
 std::string GptModel::describe() const {
+  std::string layers;
+  for (const Chunk& c : chunks_)
+    layers += fmt::format("{}{}–{}", layers.empty() ? "" : ", ", c.first_layer,
+                          c.first_layer + static_cast<std::int64_t>(c.layers.size()) - 1);
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
-                     "tensor parallel {}",
+                     "tensor parallel {}{}, pipeline stage {} of {} (layers {})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
-                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_));
+                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),
+                     sequence_parallel_ && tp_size(tp_) > 1 ? " with sequence parallelism" : "",
+                     parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, layers);
 }
 
 }  // namespace tessera::gpt

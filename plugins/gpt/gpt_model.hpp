@@ -11,7 +11,27 @@
 // vocab-parallel, so the tied head computes only this rank's vocabulary columns of each chunk of
 // logits, the cross-entropy combines per-row statistics over tp (vocab_parallel_cross_entropy) and
 // the head's input gradient, partial per rank, is all-reduced once after the last chunk.
+//
+// Sequence parallelism (the layout's sequence_parallel, with tp > 1): between the tensor-parallel
+// regions every rank holds only its 1/tp of the B·T token rows ([B·T/tp, C], also what pipeline
+// stages pass on). The embedding's all-reduce becomes a reduce-scatter; position embeddings and
+// embedding dropout act on the shard (the dropout at the shard's offset, so the mask is the
+// one-process one); the layers and the final LayerNorm run on shards; the LM head needs whole rows,
+// so the final hidden states are all-gathered before it and its input gradient is reduce-scattered
+// instead of all-reduced. The position embedding and the final LayerNorm then get gradients from
+// this rank's tokens only and are summed over tp by the trainer (reduce_grad_over_tp).
+// Generation (next_token_logits) runs without it: its B·T need not divide tp.
+//
+// Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
+// virtual pipeline of v chunks per rank, chunk c of stage s is virtual stage c·p + s and holds
+// layers [(c·p + s)·L/(p·v), (c·p + s + 1)·L/(p·v)) (Megatron-LM's assignment). The first stage
+// also holds the embeddings (run by its chunk 0), the last the final LayerNorm and the LM head
+// (run by its last chunk). The head is tied
+// to the token embedding, so the last stage keeps its own copy of the table (Parameter::stage_tie),
+// initialised identically (initialisation is counter-based); the trainer sums the two copies'
+// gradients over the embedding group, so they stay equal.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -32,30 +52,55 @@ struct GptOptions {
   std::uint64_t seed = 1234;
 };
 
+// Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`: about
+// 8M floats (32 MB) per chunk. Measured on GPT-2 shapes: 4M-float chunks (~80 rows) make the
+// head's GEMMs 10-20% slower, 16M+ gain nothing and only raise the memory peak.
+inline std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (8 << 20) / vocab); }
+
 class GptModel : public Model {
  public:
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  double forward_loss(StepContext& ctx, const Batch& batch) override;
-  void backward(StepContext& ctx) override;
+  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) override;
+  Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) override;
+  Shape stage_activation_shape(std::int64_t micro_batch_size) const override;
   Tensor next_token_logits(const Tensor& tokens) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
   double flops_per_iteration(std::int64_t sequences) const override;
   std::string describe() const override;
 
  private:
-  // tokens [B,T] → final hidden states [B,T,C] (after ln_f).
-  Tensor hidden_states(StepContext& ctx, const Tensor& tokens);
+  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
+  // parallelism this rank's token rows [B·T/tp, C].
+  Tensor embed(StepContext& ctx, const Tensor& tokens);
+  // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C] (under
+  // sequence parallelism this rank's rows [B·T/tp, C]).
+  double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);
+  // Whether this step runs on sequence-parallel token shards.
+  bool sequence_parallel(const StepContext& ctx) const;
+  void mark_token_shard_grads();
 
   GptOptions o_;
   std::shared_ptr<const Parallel> parallel_;
   TpGroup tp_;
-  VocabParallelEmbedding word_embeddings_;
-  Parameter position_embeddings_;
+  bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
+  bool first_stage_ = true, last_stage_ = true;
+  // Model chunks (one without a virtual pipeline): each a run of consecutive layers.
+  struct Chunk {
+    std::int64_t first_layer = 0;  // global index of layers[0]
+    std::vector<std::unique_ptr<TransformerLayer>> layers;
+  };
+  std::vector<Chunk> chunks_;
+  // Chunk `c` starts the whole model (embeddings) / ends it (final norm, head, loss).
+  bool starts_model(int c) const { return first_stage_ && c == 0; }
+  bool ends_model(int c) const { return last_stage_ && c == static_cast<int>(chunks_.size()) - 1; }
+  Chunk& chunk(int c);
+  // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
+  std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
+  std::unique_ptr<Parameter> position_embeddings_;  // first stage
   Dropout embedding_dropout_;
-  std::vector<std::unique_ptr<TransformerLayer>> layers_;
-  LayerNorm final_norm_;
+  std::unique_ptr<LayerNorm> final_norm_;                  // last stage
 };
 
 }  // namespace tessera::gpt

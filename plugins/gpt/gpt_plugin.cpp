@@ -1,10 +1,9 @@
-// The "gpt" model plugin: reads [model] and builds a GptModel. Key names follow Megatron-LM's
-// arguments (docs/configs.md lists them all).
-#include <fmt/format.h>
-
+// The "gpt" model plugin: reads [model] (gpt_options.cpp) and builds a GptModel. Key names follow
+// Megatron-LM's arguments (docs/configs.md lists them all). gpt_plan.cpp exports the same model's
+// costs (kind "model_plan") for `tessera plan`.
 #include "gpt_model.hpp"
+#include "gpt_options.hpp"
 #include "tessera/config.hpp"
-#include "tessera/error.hpp"
 #include "tessera/plugin.hpp"
 
 namespace tessera::gpt {
@@ -12,49 +11,12 @@ namespace tessera::gpt {
 namespace {
 
 std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext& context) {
-  GptOptions o;
-  o.num_layers = s.get_int("num_layers", 2, 1, 100000);
-  o.hidden_size = s.get_int("hidden_size", 64, 1, 1 << 20);
-  o.num_attention_heads = s.get_int("num_attention_heads", 4, 1, 1 << 16);
-  o.num_query_groups = s.get_int("num_query_groups", o.num_attention_heads, 1, o.num_attention_heads);
-  o.ffn_hidden_size = s.get_int("ffn_hidden_size", 4 * o.hidden_size, 1, 1 << 24);
-  o.seq_length = s.get_int("seq_length", 64, 1, 1 << 20);
-  o.max_position_embeddings = s.get_int("max_position_embeddings", o.seq_length, o.seq_length, 1 << 20);
-  o.hidden_dropout = static_cast<float>(s.get_float("hidden_dropout", 0.0, 0.0, 0.99));
-  o.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
-  o.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
-  const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
-  if (o.hidden_size % o.num_attention_heads != 0)
-    throw ConfigError(fmt::format("model.hidden_size ({}) in {} must be a multiple of model.num_attention_heads ({})",
-                                  o.hidden_size, s.origin("hidden_size"), o.num_attention_heads));
-  if (o.num_attention_heads % o.num_query_groups != 0)
-    throw ConfigError(fmt::format("model.num_attention_heads ({}) in {} must be a multiple of model.num_query_groups ({}); "
-                                  "1 gives multi-query attention, num_attention_heads gives multi-head",
-                                  o.num_attention_heads, s.origin("num_attention_heads"), o.num_query_groups));
   const std::int64_t tp = context.parallel ? context.parallel->layout.tp() : 1;
-  const auto require_tp_divides = [&](const char* key, std::int64_t value) {
-    if (value % tp != 0)
-      throw ConfigError(fmt::format("model.{} ({}) in {} must be a multiple of parallel.tensor_model_parallel_size ({})",
-                                    key, value, s.origin(key), tp));
-  };
-  require_tp_divides("hidden_size", o.hidden_size);
-  require_tp_divides("num_attention_heads", o.num_attention_heads);
-  require_tp_divides("ffn_hidden_size", o.ffn_hidden_size);
-  if (o.num_query_groups >= tp ? o.num_query_groups % tp != 0 : o.num_query_groups != 1)
-    throw ConfigError(fmt::format("model.num_query_groups ({}) in {} must be a multiple of "
-                                  "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
-                                  "single K/V head is replicated on every tensor-parallel rank)",
-                                  o.num_query_groups, s.origin("num_query_groups"), tp));
-  if (context.parallel && context.parallel->layout.pp() > 1)
-    throw ConfigError("gpt: parallel.pipeline_model_parallel_size > 1 is not supported by the gpt plugin yet");
-  if (context.vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
-  o.vocab_size = context.vocab_size;
-  // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that
-  // the embedding splits evenly and GEMMs get friendly sizes.
-  const std::int64_t multiple = divisible_by * tp;
-  o.padded_vocab_size = (o.vocab_size + multiple - 1) / multiple * multiple;
-  o.seed = context.seed;
-  return std::make_unique<GptModel>(o, context.parallel);
+  const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
+  const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
+  const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
+  return std::make_unique<GptModel>(read_gpt_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
+                                    context.parallel);
 }
 
 }  // namespace

@@ -95,6 +95,26 @@ TEST_CASE("train then generate through the command line", "[unit]") {
   CHECK(run_tessera(greedy).output == run_tessera(greedy).output);
 }
 
+TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
+  // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
+  // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.
+  Workspace w;
+  const auto losses = [](const std::string& output) {  // every iteration's loss and grad norm
+    std::string out;
+    for (std::size_t at = output.find("lm loss:"); at != std::string::npos; at = output.find("lm loss:", at + 1))
+      out += output.substr(at, 47) + "\n";  // "lm loss: 5.961711E+00 | grad norm: 1.949985E+00"
+    return out;
+  };
+  const Run plain = run_tessera("train " + w.config + " --set training.train_iters=3");
+  const Run sp = run_tessera("train " + w.config + " --set training.train_iters=3 --set parallel.sequence_parallel=true");
+  INFO(sp.output);
+  REQUIRE(plain.status == 0);
+  REQUIRE(sp.status == 0);
+  CHECK(sp.output.find("sequence parallel on") != std::string::npos);
+  CHECK(!losses(plain.output).empty());
+  CHECK(losses(sp.output) == losses(plain.output));
+}
+
 TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
   Workspace w;
   SECTION("unknown config key names the key, the file and the allowed keys") {
@@ -140,6 +160,18 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
                                       "--set tokenizer.merges_file={}", w.config, w.dir / "vocab.json", w.dir / "merges.txt"));
     CHECK(r.clean_error());
     CHECK(r.output.find("vocab.json") != std::string::npos);
+  }
+  SECTION("a layout the world size does not divide names the sizes") {
+    const Run r = run_tessera("train " + w.config + " --set parallel.pipeline_model_parallel_size=2");
+    CHECK(r.clean_error());
+    CHECK(r.output.find("world size 1 is not divisible") != std::string::npos);
+    CHECK(r.output.find("pipeline_model_parallel_size (2)") != std::string::npos);
+  }
+  SECTION("a schedule that is not installed lists the available ones") {
+    const Run r = run_tessera("train " + w.config + " --set schedule.plugin=gpipe");
+    CHECK(r.clean_error());
+    CHECK(r.output.find("gpipe") != std::string::npos);
+    CHECK(r.output.find("1f1b") != std::string::npos);
   }
   SECTION("generate without a saved model says what it expected") {
     const Run r = run_tessera("generate --load " + (w.dir / "nothing"));

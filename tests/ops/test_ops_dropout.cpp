@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 
 using namespace tessera;
@@ -73,4 +74,31 @@ TEST_CASE("dropout: kept fraction is 1-p, masks depend on the seed, not on the t
   // p = 1 drops everything.
   ops::dropout_forward(x, 1.0f, 1, y);
   CHECK(ops::sum_squares(y) == 0.0);
+}
+
+TEST_CASE("dropout: a slice with its offset draws the whole tensor's mask there", "[unit]") {
+  // Sequence parallelism drops out each rank's rows of a [N, C] tensor separately; with the slice's
+  // element offset each rank's mask must be that part of the one-process mask (forward and backward).
+  // The offset 2³² − 5 crosses the counter's 32-bit halves.
+  for (std::int64_t base : {std::int64_t{0}, (std::int64_t{1} << 32) - 5}) {
+    const std::int64_t n = 100003, first = 40001, count = 30011;
+    Tensor x = iota(n), y = Tensor::empty({n}), dx = Tensor::empty({n});
+    ops::dropout_forward(x, 0.3f, 7, y, base);
+    ops::dropout_backward(x, 0.3f, 7, dx, base);
+    Tensor part = x.rows(first, first + count), y_part = Tensor::empty({count}), dx_part = Tensor::empty({count});
+    ops::dropout_forward(part, 0.3f, 7, y_part, base + first);
+    ops::dropout_backward(part, 0.3f, 7, dx_part, base + first);
+    bool same = true;
+    for (std::int64_t i = 0; i < count; ++i)
+      same &= y_part.data<float>()[i] == y.data<float>()[first + i] && dx_part.data<float>()[i] == dx.data<float>()[first + i];
+    INFO("base " << base);
+    CHECK(same);
+    // Without the offset the slice gets another mask.
+    ops::dropout_forward(part, 0.3f, 7, y_part);
+    std::int64_t differ = 0;
+    for (std::int64_t i = 0; i < count; ++i) differ += (y_part.data<float>()[i] != 0.0f) != (y.data<float>()[first + i] != 0.0f);
+    CHECK(differ > count / 10);
+  }
+  Tensor x = iota(4), y = Tensor::empty({4});
+  REQUIRE_THROWS_AS(ops::dropout_forward(x, 0.5f, 1, y, -1), Error);
 }

@@ -4,9 +4,9 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, sp, ov, bs) — tp/pp map to [parallel] overrides,
-sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward, bs=N sets
-parallel.bucket_size (elements per gradient bucket) to N.
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs) — tp/pp/vp map to [parallel]
+overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward,
+bs=N sets parallel.bucket_size (elements per gradient bucket) to N.
 """
 import json
 import math
@@ -34,6 +34,8 @@ def run(cmd):
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
     overlapped = re.search(r"data parallel: (\d+) of (\d+) gradient all-reduces started while backward ran", p.stdout)
     values["overlapped"] = (int(overlapped.group(1)), int(overlapped.group(2))) if overlapped else None
+    held = re.search(r"pipeline: stage 0 of (\d+) held at most (\d+) microbatches", p.stdout)
+    values["held"] = (int(held.group(1)), int(held.group(2))) if held else None
     return values
 
 
@@ -76,11 +78,13 @@ def main():
     save = lambda name: ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
     base = run([tessera, "train", config] + save("weights_one_process"))
     base.pop("overlapped")
+    base.pop("held")
     worst = 0.0
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
         sets = []
-        for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size")):
+        for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
+                          ("vp", "virtual_pipeline_model_parallel_size")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:
@@ -95,9 +99,15 @@ def main():
             sets += ["--set", f"parallel.bucket_size={opts['bs']}"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
-        # One bucket holds the tied embedding, whose gradient is final only after backward: with
-        # overlap, every other bucket can start early, so any second bucket must have.
-        if opts.get("ov") == "1" and (not overlapped or (overlapped[1] > 1 and overlapped[0] == 0)):
+        held = got.pop("held")
+        if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:
+            # 1F1B: the first stage holds at most pp microbatches' activations at once.
+            if held is None or held[0] != int(opts["pp"]) or not 1 <= held[1] <= held[0]:
+                sys.exit(f"{layout}: first stage held {held} (pp, microbatches); 1F1B allows at most pp")
+        # The bucket holding the tied embedding (final only after backward) and those of gradients
+        # still to be summed over tp start after backward; with many small buckets (bs=N) and
+        # overlap, others must have started during it.
+        if opts.get("ov") == "1" and (not overlapped or ("bs" in opts and overlapped[0] == 0)):
             sys.exit(f"{layout}: no gradient all-reduce started during backward ({overlapped})")
         if "bs" in opts and (not overlapped or overlapped[1] < 2):
             sys.exit(f"{layout}: expected several gradient buckets, the log says {overlapped} (overlapped, buckets)")

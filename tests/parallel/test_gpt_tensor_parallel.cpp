@@ -5,6 +5,8 @@
 // the trainer's all-reduce of reduce_grad_over_tp grads), the global grad norm computed the way the
 // trainer must compute it matches, the losses of a few Adam steps match, and next_token_logits
 // returns the full vocabulary on every rank; sizes tp does not divide are ConfigErrors naming the keys.
+// With sequence parallelism (T = 12, so that tp 4's shards of the 36 token rows straddle sequences)
+// the same, and generation on a batch whose B·T tp does not divide.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -26,7 +28,7 @@ using test::rel_diff;
 
 namespace {
 
-constexpr std::int64_t kVocab = 101, kB = 3, kT = 13;
+constexpr std::int64_t kVocab = 101, kB = 3, kT = 13, kTsp = 12;
 
 struct Built {
   Config config;
@@ -38,7 +40,8 @@ struct Built {
 // make_vocab_size_divisible_by × tp (as Megatron-LM does), and the padded rows' logits take part in
 // the softmax, so runs compare only when their padded vocabularies agree: the one-process model is
 // built with make_vocab_size_divisible_by = 8 × pad_tp, the tensor-parallel one with 8.
-Built build(std::int64_t heads, std::int64_t groups, int pad_tp, std::shared_ptr<const Parallel> parallel) {
+Built build(std::int64_t heads, std::int64_t groups, int pad_tp, std::shared_ptr<const Parallel> parallel,
+            std::int64_t T = kT) {
   Built b{Config::from_string(fmt::format(R"(
 [model]
 plugin = "gpt"
@@ -53,17 +56,17 @@ init_method_std = 0.1
 make_vocab_size_divisible_by = {}
 [optimizer]
 plugin = "adam"
-)", heads, groups, kT, 8 * pad_tp)), nullptr, {}};
+)", heads, groups, T, 8 * pad_tp)), nullptr, {}};
   b.model = create_plugin<Model>("model", "gpt", b.config.section("model"), ModelContext{kVocab, 11, parallel});
   b.model->collect_parameters(b.params);
   return b;
 }
 
-Batch make_batch(int seed) {
+Batch make_batch(int seed, std::int64_t T = kT) {
   std::mt19937 rng(static_cast<unsigned>(seed));
   std::uniform_int_distribution<int> token(0, kVocab - 1);
-  Batch batch{Tensor::empty({kB, kT}, DType::i32), Tensor::empty({kB, kT}, DType::i32), Tensor::empty({kB, kT})};
-  for (std::int64_t i = 0; i < kB * kT; ++i) {
+  Batch batch{Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T})};
+  for (std::int64_t i = 0; i < kB * T; ++i) {
     batch.tokens.data<std::int32_t>()[i] = token(rng);
     batch.labels.data<std::int32_t>()[i] = token(rng);
     batch.loss_mask.data<float>()[i] = (i % 7 == 2) ? 0.0f : 1.0f;
@@ -100,14 +103,15 @@ double grad_norm(const std::vector<Parameter*>& params, const TpGroup& tp) {
   return std::sqrt(static_cast<double>(t.item(0)));
 }
 
-void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp) {
+void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool sp = false) {
   const int world = test_world()->size();
   if (world % tp != 0) return;  // this world cannot hold the layout; another CTest run covers it
-  auto parallel = Parallel::create(ParallelSizes{tp, 1, 1, false});
+  auto parallel = Parallel::create(ParallelSizes{tp, 1, 1, sp});
   const TpGroup group = parallel->groups.tp;
   REQUIRE(group->size() == tp);
-  Built ref = build(heads, groups, tp, Parallel::single());
-  Built par = build(heads, groups, 1, parallel);
+  const std::int64_t T = sp ? kTsp : kT;
+  Built ref = build(heads, groups, tp, Parallel::single(), T);
+  Built par = build(heads, groups, 1, parallel, T);
   REQUIRE(ref.params.size() == par.params.size());
 
   // Weights: bitwise the full model's, whatever the shard.
@@ -119,7 +123,7 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp) {
   }
 
   // Loss and every gradient.
-  const Batch batch = make_batch(3);
+  const Batch batch = make_batch(3, T);
   const double loss_ref = train_step(ref, batch, 1, nullptr);
   const double loss_par = train_step(par, batch, 1, group);
   const double loss_diff = std::abs(loss_par - loss_ref) / std::abs(loss_ref);
@@ -138,6 +142,18 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp) {
   const double norm_diff = std::abs(norm_par - norm_ref) / norm_ref;
   CHECK(norm_diff < 1e-5);
 
+  // Inference: full-vocabulary logits on every rank, on the same weights. (After Adam steps the
+  // weights differ by more than rounding: Adam's first step is ±lr whatever a gradient's size, so an
+  // entry whose gradient is ~0 turns rounding noise into a full step; see compare_layouts.py.)
+  Tensor tokens = batch.tokens;
+  Tensor logits_ref = ref.model->next_token_logits(tokens), logits_par = par.model->next_token_logits(tokens);
+  REQUIRE(logits_par.shape() == Shape{kB, kVocab});
+  double logits_diff = rel_diff(logits_par, logits_ref);
+  // One sequence of 5 tokens: B·T that tp does not divide (generation runs without sequence parallelism).
+  Tensor odd = batch.tokens.reshape({kB * T}).rows(0, 5).reshape({1, 5});
+  logits_diff = std::max(logits_diff, rel_diff(par.model->next_token_logits(odd), ref.model->next_token_logits(odd)));
+  CHECK(logits_diff < 1e-5);
+
   // A few Adam steps with clipping: the losses stay equal.
   auto opt_ref = create_plugin<Optimizer>("optimizer", "adam", ref.config.section("optimizer"), ref.params);
   auto opt_par = create_plugin<Optimizer>("optimizer", "adam", par.config.section("optimizer"), par.params);
@@ -146,24 +162,17 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp) {
     const double nr = grad_norm(ref.params, nullptr), np = grad_norm(par.params, group);
     opt_ref->step(3e-3f, static_cast<float>(std::min(1.0, 0.5 / nr)));
     opt_par->step(3e-3f, static_cast<float>(std::min(1.0, 0.5 / np)));
-    const Batch next = make_batch(10 + it);
+    const Batch next = make_batch(10 + it, T);
     const double lr = train_step(ref, next, it + 1, nullptr), lp = train_step(par, next, it + 1, group);
     INFO("step " << it << ": loss tp1 " << lr << ", tp" << tp << " " << lp);
     CHECK(std::abs(lp - lr) / std::abs(lr) < 1e-5);
     step_diff = std::max(step_diff, std::abs(lp - lr) / std::abs(lr));
   }
 
-  // Inference: full-vocabulary logits on every rank.
-  Tensor tokens = batch.tokens;
-  Tensor logits_ref = ref.model->next_token_logits(tokens), logits_par = par.model->next_token_logits(tokens);
-  REQUIRE(logits_par.shape() == Shape{kB, kVocab});
-  const double logits_diff = rel_diff(logits_par, logits_ref);
-  CHECK(logits_diff < 1e-5);
-
   if (test_world()->rank() == 0)
-    fmt::print("tp {} heads {} groups {}: loss rel diff {:.2e}, max grad rel diff {:.2e} ({}), grad norm {:.2e}, "
+    fmt::print("tp {}{} heads {} groups {}: loss rel diff {:.2e}, max grad rel diff {:.2e} ({}), grad norm {:.2e}, "
                "after 4 Adam steps {:.2e}, next-token logits {:.2e}\n",
-               tp, heads, groups, loss_diff, worst, worst_name, norm_diff, step_diff, logits_diff);
+               tp, sp ? " sp" : "", heads, groups, loss_diff, worst, worst_name, norm_diff, step_diff, logits_diff);
 }
 
 }  // namespace
@@ -175,6 +184,19 @@ TEST_CASE("GPT tp4 equals one process: multi-head attention", "[mpi]") { check_t
 TEST_CASE("GPT tp4 equals one process: grouped-query attention", "[mpi]") { check_tensor_parallel(8, 4, 4); }
 TEST_CASE("GPT tp4 equals one process: multi-query attention", "[mpi]") { check_tensor_parallel(4, 1, 4); }
 
+TEST_CASE("GPT tp2 with sequence parallelism equals one process: multi-head attention", "[mpi]") {
+  check_tensor_parallel(4, 4, 2, true);
+}
+TEST_CASE("GPT tp2 with sequence parallelism equals one process: multi-query attention", "[mpi]") {
+  check_tensor_parallel(4, 1, 2, true);
+}
+TEST_CASE("GPT tp4 with sequence parallelism equals one process: grouped-query attention", "[mpi]") {
+  check_tensor_parallel(8, 4, 4, true);
+}
+TEST_CASE("GPT tp4 with sequence parallelism equals one process: multi-query attention", "[mpi]") {
+  check_tensor_parallel(4, 1, 4, true);
+}
+
 TEST_CASE("GPT sizes that tp does not divide are config errors naming the keys", "[mpi]") {
   if (test_world()->size() % 2 != 0) return;
   auto parallel = Parallel::create(ParallelSizes{2, 1, 1, false});
@@ -182,4 +204,10 @@ TEST_CASE("GPT sizes that tp does not divide are config errors naming the keys",
   CHECK_THROWS_WITH(build(5, 5, 1, parallel), Contains("model.num_attention_heads (5)") &&
                                                   Contains("parallel.tensor_model_parallel_size (2)"));
   CHECK_THROWS_WITH(build(10, 5, 1, parallel), Contains("model.num_query_groups (5)"));
+  // Sequence parallelism splits every microbatch's tokens: tp must divide seq_length (13).
+  auto sp = Parallel::create(ParallelSizes{2, 1, 1, true});
+  CHECK_THROWS_WITH(build(4, 4, 1, sp), Contains("model.seq_length (13)") &&
+                                            Contains("parallel.tensor_model_parallel_size (2)") &&
+                                            Contains("parallel.sequence_parallel = true"));
+  CHECK_NOTHROW(build(4, 4, 1, sp, kTsp));
 }

@@ -1,6 +1,9 @@
 // The tensor-parallel building blocks over a tp group of the whole world, against their one-process
 // counterparts on the same full weights and inputs: outputs and input gradients within 1e-5
 // relative, parameter gradients gathered into their full shape likewise. Sizes are odd on purpose.
+// Sequence parallelism: the row gather / reduce-scatter region ops against sums computed locally,
+// and whole transformer layers on token shards against the one-process layer.
+#include <cstdio>
 #include <random>
 
 #include <catch2/catch.hpp>
@@ -9,6 +12,7 @@
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
+#include "tessera/nn/transformer_layer.hpp"
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 #include "tessera/ops.hpp"
@@ -132,4 +136,149 @@ TEST_CASE("vocab-parallel cross-entropy equals the fused op", "[mpi]") {
   vocab_parallel_cross_entropy(shard, targets, mask, losses, true, 0.25f, first, tp);
   CHECK(rel_diff(losses, losses_ref) < 1e-6);
   CHECK(rel_diff(gather_full(shard, 1, 1, tp), full) < 1e-6);
+}
+
+namespace {
+
+// Rank r's token rows of x [..., C] (a copy), as sequence parallelism holds them: [N/tp, C].
+Tensor token_shard(const Tensor& x, const TpGroup& tp) {
+  const std::int64_t C = x.size(-1), N = x.numel() / C;
+  const SequenceShard s = sequence_shard(N, tp);
+  return x.reshape({N, C}).rows(s.first, s.first + s.rows).clone();
+}
+
+// Every rank's shard [n, C] concatenated in rank order, gathered independently of the op under test.
+Tensor all_rows(const Tensor& shard, const TpGroup& tp) { return gather_full(shard, 0, 1, tp); }
+
+}  // namespace
+
+TEST_CASE("sequence-parallel region ops: all-gather and reduce-scatter of token rows", "[mpi]") {
+  const TpGroup tp = world_tp();
+  const int n = tp_size(tp), r = tp_rank(tp);
+  const std::int64_t B = 3, T = 2 * n, C = 5, N = B * T;
+  // Rank q's tensors are random_tensor(seed + q): every rank can compute the expected sums itself.
+  Tensor full = random_tensor({B, T, C}, 21);
+  Tensor shard = token_shard(full, tp);
+  CHECK(shard.size(0) == N / n);
+  CHECK(sequence_shard(N, tp).first == r * (N / n));
+
+  // f forward: the shards gathered are the full rows, on every rank.
+  Tensor gathered = gather_from_sequence_parallel_forward(shard, tp);
+  CHECK(gathered.shape() == Shape{N, C});
+  CHECK(test::bitwise_equal(gathered, full.reshape({N, C})));
+
+  // g forward and f backward: reduce-scatter of each rank's partial [B,T,C] → this rank's rows of the sum.
+  Tensor partial = random_tensor({B, T, C}, 30 + static_cast<unsigned>(r));
+  Tensor sum = Tensor::zeros({B, T, C});
+  for (int q = 0; q < n; ++q) ops::axpy(1.0f, random_tensor({B, T, C}, 30 + static_cast<unsigned>(q)), sum);
+  Tensor expected = token_shard(sum, tp);
+  Tensor scattered = reduce_scatter_to_sequence_parallel_forward(partial, tp);
+  CHECK(scattered.shape() == Shape{N / n, C});
+  CHECK(rel_diff(scattered, expected) < 1e-6);
+  CHECK(rel_diff(gather_from_sequence_parallel_backward(partial, tp), expected) < 1e-6);
+
+  // g backward: the shards' gradient gathered into the full rows.
+  CHECK(test::bitwise_equal(reduce_scatter_to_sequence_parallel_backward(shard, tp), full.reshape({N, C})));
+
+  // Rows that tp does not divide are a ShapeError, before any communication.
+  if (n > 1) {
+    CHECK_THROWS_AS(sequence_shard(N + 1, tp), ShapeError);
+    CHECK_THROWS_AS(reduce_scatter_to_sequence_parallel_forward(random_tensor({N + 1, C}, 1), tp), ShapeError);
+  }
+}
+
+namespace {
+
+struct LayerRun {
+  Tensor y, dx;                      // full [B,T,C] (gathered from shards under sequence parallelism)
+  std::int64_t held_elements = 0;    // ActivationStore after forward, before backward
+};
+
+TransformerLayerOptions layer_options(std::int64_t groups, const TpGroup& tp, bool sp) {
+  TransformerLayerOptions o;
+  o.attention = {20, 4, groups, 0.2f, 0.1f, tp, sp};
+  o.ffn_hidden = 24;
+  o.hidden_dropout = 0.25f;
+  return o;
+}
+
+// One training microbatch through `layer`: x, dy full [B,T,C]; under sequence parallelism the layer
+// sees this rank's rows and its results are gathered.
+LayerRun run_layer(TransformerLayer& layer, const Tensor& x, const Tensor& dy, bool sp, const TpGroup& tp) {
+  ActivationStore store;
+  StepContext ctx{store};
+  ctx.seed = 17;
+  ctx.iteration = 3;
+  ctx.microbatch = 2;
+  ctx.seq_length = x.size(1);
+  LayerRun run;
+  Tensor y = layer.forward(ctx, sp ? token_shard(x, tp) : x);
+  run.held_elements = store.held_elements();
+  Tensor dx = layer.backward(ctx, sp ? token_shard(dy, tp) : dy);
+  REQUIRE(store.empty());
+  run.y = sp ? all_rows(y, tp).reshape(x.shape()) : y;
+  run.dx = sp ? all_rows(dx, tp).reshape(x.shape()) : dx;
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("TransformerLayer with sequence parallelism equals the one-process layer", "[mpi]") {
+  const TpGroup tp = world_tp();
+  const int n = tp_size(tp);
+  // B·T = 12 rows: with tp 4 each rank's 3 rows straddle two sequences.
+  const std::int64_t B = 3, T = 4, C = 20;
+  const Tensor x = random_tensor({B, T, C}, 41), dy = random_tensor({B, T, C}, 42);
+  for (std::int64_t groups : {std::int64_t{4}, std::int64_t{1}}) {  // MHA; MQA (K/V replicated)
+    INFO("query groups " << groups << ", tp " << n);
+    TransformerLayer ref("layer", layer_options(groups, nullptr, false), 9, 1);
+    TransformerLayer sp("layer", layer_options(groups, tp, true), 9, 1);
+    TransformerLayer tp_only("layer", layer_options(groups, tp, false), 9, 1);
+    const LayerRun want = run_layer(ref, x, dy, false, nullptr);
+    const LayerRun got = run_layer(sp, x, dy, true, tp);
+    const LayerRun replicated = run_layer(tp_only, x, dy, false, tp);
+    CHECK(rel_diff(got.y, want.y) < 1e-5);
+    CHECK(rel_diff(got.dx, want.dx) < 1e-5);
+
+    // Parameter gradients after what the trainer does once per iteration: sum the replicated
+    // parameters whose gradients came from this rank's tokens (or heads) over tp.
+    std::vector<Parameter*> full, split;
+    ref.collect_parameters(full);
+    sp.collect_parameters(split);
+    for (Parameter* p : split) {
+      INFO(p->name);
+      // The norms compute from this rank's tokens; every other replicated parameter's gradient is
+      // complete on each rank, except MQA's replicated K/V (this rank's heads).
+      const bool norm = p->name.find(".ln") != std::string::npos;
+      const bool mqa_kv = groups == 1 && p->name.find("key_value") != std::string::npos;
+      CHECK(p->reduce_grad_over_tp == (n > 1 && (norm || mqa_kv)));
+      if (p->reduce_grad_over_tp) tp->all_reduce(p->grad);
+    }
+    check_grads(full, split, tp);
+
+    // Activation memory: ln1's and ln2's inputs [N, C] with their mean and rstd [N], and fc1's
+    // input [N, C], are held as this rank's N/tp rows; everything else as without it.
+    const std::int64_t N = B * T;
+    CHECK(replicated.held_elements - got.held_elements == (N - N / n) * (3 * C + 4));
+    if (n > 1) CHECK(got.held_elements < replicated.held_elements);
+    // Forward-only steps: evaluation keeps the shards; with allow_sequence_parallel off (generation)
+    // the same layer takes replicated [B,T,C] input whose B·T tp need not divide.
+    ActivationStore unused;
+    StepContext eval{unused}, generate{unused};
+    eval.training = generate.training = false;
+    eval.seq_length = T;
+    generate.allow_sequence_parallel = false;
+    CHECK(rel_diff(all_rows(sp.forward(eval, token_shard(x, tp)), tp).reshape(x.shape()), ref.forward(eval, x)) < 1e-5);
+    const Tensor odd = random_tensor({1, 3, C}, 43);
+    CHECK(rel_diff(sp.forward(generate, odd), ref.forward(generate, odd)) < 1e-5);
+    CHECK(unused.empty());
+
+    if (test_world()->rank() == 0)
+      std::printf("TransformerLayer (query groups %lld, B %lld, T %lld, C %lld, ffn 24) held activation elements, "
+                  "tp %d: %lld without sequence parallelism, %lld with (%.1f%%)\n",
+                  static_cast<long long>(groups), static_cast<long long>(B), static_cast<long long>(T),
+                  static_cast<long long>(C), n, static_cast<long long>(replicated.held_elements),
+                  static_cast<long long>(got.held_elements),
+                  100.0 * static_cast<double>(got.held_elements) / static_cast<double>(replicated.held_elements));
+  }
 }

@@ -26,18 +26,38 @@ struct ModelContext {
   std::shared_ptr<const Parallel> parallel;
 };
 
+// What one pipeline stage's forward produced for a microbatch.
+struct StageOutput {
+  Tensor activation;  // for the next stage; undefined on the last stage
+  double loss = 0;    // the last stage's mean loss over the masked tokens (Σ loss·mask / Σ mask)
+};
+
 class Model {
  public:
   using FactorySignature = std::unique_ptr<Model>(const ConfigSection& model, const ModelContext& context);
   virtual ~Model() = default;
 
+  // This rank's parameters: its pipeline stage's layers, its tensor-parallel shards.
   virtual void collect_parameters(std::vector<Parameter*>& out) = 0;
-  // Mean loss over the masked tokens of the batch (Megatron: Σ loss·mask / Σ mask). With
-  // ctx.training, saves what backward() needs; the objective's gradient w.r.t. this loss is
-  // ctx.loss_grad_scale.
-  virtual double forward_loss(StepContext& ctx, const Batch& batch) = 0;
-  // Accumulates every parameter's gradient for the last forward_loss on ctx.store.
-  virtual void backward(StepContext& ctx) = 0;
+
+  // Pipeline stages (ModelContext::parallel's pp rank; with pp = 1 the one stage is first and
+  // last). With a virtual pipeline (vpp = v) this rank holds v model chunks; chunk c is virtual
+  // stage c·pp + pp_rank. The first virtual stage reads batch.tokens; the others take `input`, the
+  // previous virtual stage's activation. The last reads batch.labels and batch.loss_mask and
+  // returns the loss. With ctx.training, saves what backward_stage() needs on ctx.store; the
+  // objective's gradient w.r.t. the loss is ctx.loss_grad_scale.
+  virtual StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) = 0;
+  // Consumes what forward_stage saved on ctx.store for `chunk`, accumulates that chunk's parameter
+  // gradients and returns the gradient w.r.t. its `input` (undefined on the first virtual stage).
+  // `output_grad` is the gradient w.r.t. the activation the chunk sent (undefined on the last).
+  virtual Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) = 0;
+  // Shape of the activation passed between stages for a microbatch of `micro_batch_size` sequences.
+  virtual Shape stage_activation_shape(std::int64_t micro_batch_size) const = 0;
+
+  // One stage only (pp = 1): the loss of a microbatch, and its backward.
+  double forward_loss(StepContext& ctx, const Batch& batch) { return forward_stage(ctx, batch, Tensor(), 0).loss; }
+  void backward(StepContext& ctx) { backward_stage(ctx, Tensor(), 0); }
+
   // Logits [B, vocab_size] for the next token after each row of tokens [B,T] (inference).
   virtual Tensor next_token_logits(const Tensor& tokens) = 0;
 

@@ -44,10 +44,11 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
 void gelu_forward(const Tensor& x, Tensor& y);
 void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
 
-// Dropout without a stored mask: element i is kept iff hash(seed, i) ≥ p, scaled by 1/(1−p).
-// The same seed in backward reproduces the mask. p = 0 copies.
-void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y);
-void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx);
+// Dropout without a stored mask: element i is kept iff hash(seed, offset + i) ≥ p, scaled by
+// 1/(1−p). The same seed and offset in backward reproduce the mask. p = 0 copies. offset: where x
+// starts in the tensor whose mask it shares (a sequence-parallel shard: its first row × C).
+void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset = 0);
+void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset = 0);
 
 // ---- attention ------------------------------------------------------------------------------
 // Scaled dot-product attention core, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1):

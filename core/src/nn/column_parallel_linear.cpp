@@ -23,6 +23,8 @@ ColumnParallelLinear::ColumnParallelLinear(std::string name, const ColumnParalle
     : o_(o), tp_(std::move(tp)), weight_(name + ".weight", {local_rows(o, tp_, name), o.in}) {
   if (o.gather_output && o.blocks != 1)
     throw ConfigError(fmt::format("{}: gather_output needs blocks = 1", name));
+  if (o.gather_output && o.sequence_parallel)
+    throw ConfigError(fmt::format("{}: gather_output and sequence_parallel cannot be combined", name));
   const std::int64_t block_rows = weight_.value.size(0) / o.blocks;  // local rows per block
   const std::int64_t full_block_rows = o.out / o.blocks;
   for (int b = 0; b < o.blocks; ++b) {
@@ -45,12 +47,13 @@ void ColumnParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
 }
 
 Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
-  const Tensor& x = copy_to_tp_forward(x_in);
+  const bool sp = sequence_parallel_applies(o_.sequence_parallel, tp_, ctx);
+  const Tensor x = sp ? gather_from_sequence_parallel_forward(x_in, tp_) : copy_to_tp_forward(x_in);
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
   Tensor y = Tensor::empty(shape);
   ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
-  if (ctx.training) ctx.store.save(this, {x});
+  if (ctx.training) ctx.store.save(this, {x_in});  // under sequence parallelism: the shard only
   const int n = tp_size(tp_);
   if (!o_.gather_output || n == 1) return y;
   // all_gather concatenates whole tensors: [tp, rows, out/tp] → interleave into [rows, out].
@@ -68,7 +71,9 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
 }
 
 Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
-  Tensor x = ctx.store.take(this)[0];
+  const bool sp = sequence_parallel_applies(o_.sequence_parallel, tp_, ctx);
+  Tensor saved = ctx.store.take(this)[0];
+  const Tensor x = sp ? gather_from_sequence_parallel_forward(saved, tp_) : saved;
   Tensor dy = dy_in;
   if (o_.gather_output && tp_size(tp_) > 1) {
     // The gradient of the gather is this rank's columns of dy.
@@ -85,7 +90,9 @@ Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
   // Final for the iteration on the last microbatch: the dp all-reduce may start before the tp one below.
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);
-  if (o_.reduce_input_grad) copy_to_tp_backward(dx, tp_);
+  if (!o_.reduce_input_grad) return dx;
+  if (sp) return gather_from_sequence_parallel_backward(dx, tp_);
+  copy_to_tp_backward(dx, tp_);
   return dx;
 }
 

@@ -4,10 +4,18 @@
 
 namespace tessera {
 
+namespace {
+ColumnParallelOptions fc1_options(std::int64_t hidden, std::int64_t ffn_hidden, float init_std, bool sequence_parallel) {
+  ColumnParallelOptions o{hidden, ffn_hidden, true, init_std};
+  o.sequence_parallel = sequence_parallel;
+  return o;
+}
+}  // namespace
+
 Mlp::Mlp(const std::string& name, std::int64_t hidden, std::int64_t ffn_hidden, float init_std,
-         float output_init_std, std::uint64_t seed, TpGroup tp)
-    : fc1_(name + ".fc1", {hidden, ffn_hidden, true, init_std}, seed, tp),
-      fc2_(name + ".fc2", {ffn_hidden, hidden, true, output_init_std}, seed, tp) {}
+         float output_init_std, std::uint64_t seed, TpGroup tp, bool sequence_parallel)
+    : fc1_(name + ".fc1", fc1_options(hidden, ffn_hidden, init_std, sequence_parallel), seed, tp),
+      fc2_(name + ".fc2", {ffn_hidden, hidden, true, output_init_std, sequence_parallel}, seed, tp) {}
 
 void Mlp::collect_parameters(std::vector<Parameter*>& out) {
   fc1_.collect_parameters(out);

@@ -7,6 +7,7 @@ namespace tessera {
 
 RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions& o, std::uint64_t seed, TpGroup tp)
     : tp_(std::move(tp)),
+      sequence_parallel_(o.sequence_parallel),
       weight_(name + ".weight", {o.out, tp_shard_size(o.in, tp_, (name + " input size").c_str())}) {
   const std::int64_t cols = weight_.value.size(1);
   if (tp_size(tp_) == 1) {
@@ -35,7 +36,10 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
     ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
   } else {
     ops::linear_forward(x, weight_.value, nullptr, y);
-    reduce_from_tp_forward(y, tp_);
+    if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))
+      y = reduce_scatter_to_sequence_parallel_forward(y, tp_);
+    else
+      reduce_from_tp_forward(y, tp_);
     if (bias_) ops::add_bias(y, bias_->value);
   }
   if (ctx.training) ctx.store.save(this, {x});
@@ -45,8 +49,10 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
 Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor x = ctx.store.take(this)[0];
   Tensor dx = Tensor::empty(x.shape());
-  ops::linear_backward(reduce_from_tp_backward(dy), x, weight_.value, &dx, &weight_.grad,
-                       bias_ ? &bias_->grad : nullptr);
+  const Tensor dy_full = sequence_parallel_applies(sequence_parallel_, tp_, ctx)
+                             ? reduce_scatter_to_sequence_parallel_backward(dy, tp_)
+                             : reduce_from_tp_backward(dy);
+  ops::linear_backward(dy_full, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);
   return dx;

@@ -52,12 +52,13 @@ ColumnParallelOptions query_options(const AttentionOptions& o) {
 
 SelfAttention::SelfAttention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
     : tp_(checked(o).tp),
+      sequence_parallel_(o.sequence_parallel),
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(o.hidden / o.heads),
       query_(name + ".query", query_options(o), seed, o.tp),
       key_value_(make_key_value(name + ".key_value", o, head_dim_, seed)),
-      output_(name + ".output", {o.hidden, o.hidden, true, o.output_init_std}, seed, o.tp) {}
+      output_(name + ".output", {o.hidden, o.hidden, true, o.output_init_std, o.sequence_parallel}, seed, o.tp) {}
 
 void SelfAttention::collect_parameters(std::vector<Parameter*>& out) {
   query_.collect_parameters(out);
@@ -66,8 +67,18 @@ void SelfAttention::collect_parameters(std::vector<Parameter*>& out) {
 }
 
 Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
-  TESSERA_CHECK_SHAPE(x_in.dim() == 3, "SelfAttention expects x [B,T,C], got {}", x_in.str());
-  const Tensor& x = copy_to_tp_forward(x_in);
+  Tensor x;
+  if (sequence_parallel_applies(sequence_parallel_, tp_, ctx)) {
+    Tensor rows = gather_from_sequence_parallel_forward(x_in, tp_);  // [B·T, C]
+    const std::int64_t T = ctx.seq_length, N = rows.size(0);
+    TESSERA_CHECK_SHAPE(T > 0 && N % T == 0,
+                        "sequence-parallel SelfAttention needs ctx.seq_length (T = {}) to divide the {} gathered token rows",
+                        T, N);
+    x = rows.reshape({N / T, T, rows.size(1)});
+  } else {
+    TESSERA_CHECK_SHAPE(x_in.dim() == 3, "SelfAttention expects x [B,T,C], got {}", x_in.str());
+    x = copy_to_tp_forward(x_in);
+  }
   ops::AttentionShape s{x.size(0), x.size(1), heads_, groups_, head_dim_, true};
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, x);
@@ -89,7 +100,9 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   Tensor dx = query_.backward(ctx, dq);
   Tensor dx_kv = key_value_->backward(ctx, dkv);
   ops::axpy(1.0f, dx_kv, dx);
-  copy_to_tp_backward(dx, tp_);  // both projections' partial input gradients, reduced once
+  // Both projections' partial input gradients, reduced once.
+  if (sequence_parallel_applies(sequence_parallel_, tp_, ctx)) return gather_from_sequence_parallel_backward(dx, tp_);
+  copy_to_tp_backward(dx, tp_);
   return dx;
 }
 

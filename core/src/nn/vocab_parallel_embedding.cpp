@@ -6,8 +6,10 @@
 namespace tessera {
 
 VocabParallelEmbedding::VocabParallelEmbedding(std::string name, std::int64_t vocab, std::int64_t hidden,
-                                               float init_std, std::uint64_t seed, TpGroup tp)
+                                               float init_std, std::uint64_t seed, TpGroup tp,
+                                               bool sequence_parallel)
     : tp_(std::move(tp)),
+      sequence_parallel_(sequence_parallel),
       weight_(std::move(name), {tp_shard_size(vocab, tp_, "padded vocabulary size"), hidden}),
       first_id_(tp_rank(tp_) * weight_.value.size(0)) {
   init_normal(weight_.value, init_std, seed, weight_.name, first_id_ * hidden);
@@ -22,7 +24,10 @@ Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {
     ops::embedding_forward(ids, weight_.value, out);
   } else {
     ops::embedding_shard_forward(ids, weight_.value, first_id_, out);
-    reduce_from_tp_forward(out, tp_);
+    if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))
+      out = reduce_scatter_to_sequence_parallel_forward(out, tp_);
+    else
+      reduce_from_tp_forward(out, tp_);
   }
   if (ctx.training) ctx.store.save(this, {ids});
   return out;
@@ -32,6 +37,8 @@ Tensor VocabParallelEmbedding::backward(StepContext& ctx, const Tensor& dout) {
   Tensor ids = ctx.store.take(this)[0];
   if (tp_size(tp_) == 1)
     ops::embedding_backward(ids, dout, weight_.grad);
+  else if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))
+    ops::embedding_shard_backward(ids, reduce_scatter_to_sequence_parallel_backward(dout, tp_), first_id_, weight_.grad);
   else
     ops::embedding_shard_backward(ids, reduce_from_tp_backward(dout), first_id_, weight_.grad);
   return Tensor();

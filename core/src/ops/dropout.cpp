@@ -11,24 +11,29 @@ namespace {
 void check_p(const char* op, float p) {
   if (!(p >= 0.0f && p <= 1.0f)) throw Error(fmt::format("{}: p = {} is not in [0, 1]", op, p));
 }
+void check_offset(const char* op, std::int64_t offset) {
+  if (offset < 0) throw Error(fmt::format("{}: offset = {} is negative", op, offset));
+}
 }  // namespace
 
-void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y) {
+void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
   const char* op = "dropout_forward";
   require(op, "x", x);
   require(op, "y", y);
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
   check_p(op, p);
-  cpu::dropout_apply(x.data<float>(), y.data<float>(), x.numel(), p, seed);
+  check_offset(op, offset);
+  cpu::dropout_apply(x.data<float>(), y.data<float>(), x.numel(), p, seed, offset);
 }
 
-void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx) {
+void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset) {
   const char* op = "dropout_backward";
   require(op, "dy", dy);
   require(op, "dx", dx);
   require_numel(op, "dx", dx, dy.numel(), "dy " + shape_str(dy.shape()));
   check_p(op, p);
-  cpu::dropout_apply(dy.data<float>(), dx.data<float>(), dy.numel(), p, seed);
+  check_offset(op, offset);
+  cpu::dropout_apply(dy.data<float>(), dx.data<float>(), dy.numel(), p, seed, offset);
 }
 
 }  // namespace tessera::ops

@@ -22,6 +22,18 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
   return make_tokenizer(o);
 }
 
+ParallelSizes read_parallel_sizes(const Config& config) {
+  ConfigSection p = config.section("parallel");
+  ParallelSizes sizes;
+  sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
+  sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
+  sizes.vpp = static_cast<int>(p.get_int("virtual_pipeline_model_parallel_size", 1, 1, 64));  // message tags allow 64
+  // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
+  // and with tp = 1 it changes nothing.
+  sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
+  return sizes;
+}
+
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel) {
   ConfigSection s = config.section("model");
@@ -37,6 +49,13 @@ PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Par
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request) {
   ConfigSection s = config.section("data");
   return create_plugin<DataSource>("data", s.get_string("plugin", "gpt_indexed"), s, request);
+}
+
+PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout) {
+  ConfigSection s = config.section("schedule");
+  if (layout.pp() == 1 && !s.has("plugin")) return nullptr;
+  // Megatron-LM: a virtual pipeline means the interleaved schedule.
+  return create_plugin<Schedule>("schedule", s.get_string("plugin", layout.vpp() > 1 ? "interleaved" : "1f1b"), s);
 }
 
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {

@@ -9,13 +9,10 @@
 #include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/train/gradient_reducer.hpp"
+#include "tessera/train/pipeline_executor.hpp"
 
 namespace tessera {
 
-namespace {
-
-// A scalar summed over a group in f32 (relative error ~1e-7, far below the 1e-5 that layouts are
-// compared at).
 double all_reduce_sum(Communicator& group, double value) {
   if (group.size() == 1) return value;
   Tensor v = Tensor::full({1}, static_cast<float>(value));
@@ -23,20 +20,35 @@ double all_reduce_sum(Communicator& group, double value) {
   return v.data<float>()[0];
 }
 
-}  // namespace
-
 double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& parallel) {
   const bool first_tp_rank = parallel.layout.tp_rank() == 0;
   double sq = 0;
   for (const Parameter* p : params)
-    if (p->tp_split_dim >= 0 || first_tp_rank) sq += ops::sum_squares(p->grad);
+    if (p->stage_tie != Parameter::StageTie::copy && (p->tp_split_dim >= 0 || first_tp_rank))
+      sq += ops::sum_squares(p->grad);
   sq = all_reduce_sum(*parallel.groups.tp, sq);
+  sq = all_reduce_sum(*parallel.groups.pp, sq);
   return std::sqrt(sq);
+}
+
+std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {
+  if (schedule) {
+    std::vector<PipelineStep> steps = schedule->training_steps(spec);
+    validate_steps(steps, spec, /*with_backward=*/true, schedule->describe());
+    return steps;
+  }
+  if (spec.pipeline_size != 1) throw Error("pipeline parallelism needs a schedule ([schedule] plugin)");
+  std::vector<PipelineStep> steps;
+  for (std::int64_t m = 0; m < spec.num_microbatches; ++m) {
+    steps.push_back({PipelineStep::Kind::forward, m});
+    steps.push_back({PipelineStep::Kind::backward, m});
+  }
+  return steps;
 }
 
 IterationResult run_iteration(Model& model, const std::vector<Parameter*>& params, Optimizer& optimizer,
                               const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s,
-                              const Parallel& parallel, GradBuckets* buckets) {
+                              const Parallel& parallel, const Schedule* schedule, GradBuckets* buckets) {
   Communicator& dp = *parallel.groups.dp;
   if (dp.size() > 1 && (!buckets || buckets->num_params() != params.size()))
     throw Error(fmt::format("run_iteration: data parallelism ({}) needs the parameters' gradient buckets ({} "
@@ -52,27 +64,28 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     for (Parameter* p : params) p->grad.zero_();
   // The objective is the mean loss over every microbatch of the global batch, on all dp ranks.
   const std::int64_t total_microbatches = s.num_microbatches * dp.size();
-  IterationResult r;
-  ActivationStore store;
   std::optional<GradientReducer> reducer;
   if (dp.size() > 1) reducer.emplace(*buckets, dp, s.overlap_grad_reduce);
-  for (std::int64_t m = 0; m < s.num_microbatches; ++m) {
-    StepContext ctx{store};
-    if (m == s.num_microbatches - 1 && reducer) ctx.grad_listener = &*reducer;
-    ctx.seed = s.seed;
-    ctx.iteration = s.iteration;
-    ctx.microbatch = m * dp.size() + dp.rank();  // the global microbatch index: dropout masks as one process
-    ctx.loss_grad_scale = 1.0f / static_cast<float>(total_microbatches);
-    r.loss += model.forward_loss(ctx, microbatch(m)) / static_cast<double>(total_microbatches);
-    model.backward(ctx);
-    if (!store.empty()) throw Error("model backward left saved activations behind (a module saved but never took)");
-  }
+  PipelinePass pass;
+  pass.seed = s.seed;
+  pass.iteration = s.iteration;
+  pass.loss_grad_scale = 1.0f / static_cast<float>(total_microbatches);
+  pass.micro_batch_size = s.micro_batch_size;
+  pass.global_microbatch = [&](std::int64_t m) { return m * dp.size() + dp.rank(); };  // dropout as one process
+  if (reducer) pass.grad_listener = &*reducer;
+  const ScheduleSpec spec{parallel.layout.pp(), parallel.layout.pp_rank(), s.num_microbatches, parallel.layout.vpp()};
+  const PipelineRun run = run_pipeline_steps(model, iteration_steps(schedule, spec), microbatch, pass, parallel);
   // Replicated tensors whose gradient each tp rank computed from its own heads (MQA's K/V) are
   // summed over tp once per iteration, after all microbatches (inside backward they would be
-  // re-summed with every microbatch's +=), and before the data-parallel sum.
+  // re-summed with every microbatch's +=), and before the data-parallel sum. Likewise the tied
+  // embedding's two pipeline copies over the embedding group.
   if (parallel.layout.tp() > 1)
     for (Parameter* p : params)
       if (p->reduce_grad_over_tp) parallel.groups.tp->all_reduce(p->grad);
+  if (parallel.layout.pp() > 1)
+    for (Parameter* p : params)
+      if (p->stage_tie != Parameter::StageTie::none) parallel.groups.embedding->all_reduce(p->grad);
+  IterationResult r;
   if (reducer) {
     const auto t0 = std::chrono::steady_clock::now();
     reducer->finish();
@@ -80,7 +93,12 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     r.reductions = static_cast<std::int64_t>(buckets->size());
     r.reductions_overlapped = reducer->started_during_backward();
   }
-  r.loss = all_reduce_sum(dp, r.loss);
+  r.peak_microbatches_held = run.peak_microbatches_held;
+  r.peak_held_elements = run.peak_held_elements;
+  r.pipeline_seconds = run.seconds;
+  r.pipeline_seconds_receiving = run.seconds_receiving;
+  // Only the last stage has losses; the sum over pp hands them to every rank.
+  r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
   r.grad_norm = global_grad_norm(params, parallel);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw Error(fmt::format("iteration {}: loss {} / grad norm {} is not finite; lower optimizer.lr or check the data",

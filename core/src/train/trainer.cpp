@@ -14,7 +14,9 @@
 #include "tessera/logging.hpp"
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/parallel/gather_stages.hpp"
 #include "tessera/train/iteration.hpp"
+#include "tessera/train/pipeline_executor.hpp"
 
 namespace tessera {
 
@@ -35,17 +37,7 @@ int local_ranks() {
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
-  ConfigSection p = config.section("parallel");
-  ParallelSizes sizes;
-  sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
-  sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
-  sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
-  // Data and tensor parallelism are complete; pipeline and sequence parallelism land with issue 3's
-  // next steps. Until then a layout that needs them is refused before any work, not run wrongly.
-  if (sizes.pp > 1 || sizes.sequence_parallel)
-    throw ConfigError(fmt::format("[parallel] in {}: pipeline_model_parallel_size = {}, sequence_parallel = {}: "
-                                  "this build supports data and tensor parallelism only (pp = 1, no sequence parallelism)",
-                                  config.source(), sizes.pp, sizes.sequence_parallel));
+  const ParallelSizes sizes = read_parallel_sizes(config);
   auto parallel = Parallel::create(sizes);
   log_state().rank = parallel->layout.rank();
   return parallel;
@@ -105,6 +97,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   if (parallel_->layout.dp() > 1)
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1);
   optimizer_ = build_optimizer(config_, params_);
+  schedule_ = build_schedule(config_, parallel_->layout);
 
   DataRequest request;
   request.seq_length = model_->seq_length();
@@ -125,6 +118,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("{}", model_->describe());
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
   log_info("optimizer: {}", optimizer_->describe());
+  log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
   if (grad_buckets_)
@@ -141,6 +135,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   IterationSettings s;
   s.iteration = iteration;
   s.num_microbatches = options_.global_batch_size / (micro * dp);
+  s.micro_batch_size = micro;
   s.lr = lr_.at(iteration);
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
@@ -151,9 +146,15 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
       [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_,
-      grad_buckets_.get());
+      schedule_.get(), grad_buckets_.get());
   consumed_samples_ += options_.global_batch_size;
   reductions_overlapped_ = r.reductions_overlapped;
+  peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
+  peak_held_elements_ = std::max(peak_held_elements_, r.peak_held_elements);
+  if (iteration > 1) {  // the first iteration pays one-time costs (page faults, MPI connections)
+    pipeline_seconds_ += r.pipeline_seconds;
+    pipeline_seconds_receiving_ += r.pipeline_seconds_receiving;
+  }
   reduce_wait_seconds_ += r.reduce_wait_seconds;
   return {r.loss, r.grad_norm};
 }
@@ -165,20 +166,18 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   if (batches == 0 || ds.size() < batches * micro)
     throw Error(fmt::format("evaluation needs {} {} samples, the {} split has {}", batches * micro, split_name(split),
                             split_name(split), ds.size()));
-  // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum.
+  // Batch i is evaluated by dp rank i % dp; the sum over ranks is the single-process sum. The
+  // batches flow through the pipeline stages forward only; the last stage has the losses.
   const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
-  double total = 0;
-  for (std::int64_t i = dp_rank; i < batches; i += dp) {
-    ActivationStore store;
-    StepContext ctx{store};
-    ctx.training = false;
-    total += model_->forward_loss(ctx, make_batch(ds, i * micro, micro));
-  }
-  if (dp > 1) {
-    Tensor t = Tensor::full({1}, static_cast<float>(total));
-    parallel_->groups.dp->all_reduce(t);
-    total = t.data<float>()[0];
-  }
+  const ScheduleSpec spec{parallel_->layout.pp(), parallel_->layout.pp_rank(), (batches - dp_rank + dp - 1) / dp,
+                          parallel_->layout.vpp()};
+  PipelinePass pass;
+  pass.training = false;
+  pass.micro_batch_size = micro;
+  const PipelineRun run = run_pipeline_steps(
+      *model_, forward_only_steps(spec), [&](std::int64_t k) { return make_batch(ds, (dp_rank + k * dp) * micro, micro); },
+      pass, *parallel_);
+  const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
   return total / static_cast<double>(batches);
 }
 
@@ -233,18 +232,41 @@ TrainingRecord Trainer::train() {
              "backward: {:.1f} ms per iteration (mean)",
              reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce,
              1000.0 * reduce_wait_seconds_ / static_cast<double>(options_.train_iters));
-  // Data-parallel replicas hold identical weights: one rank writes them.
+  rec.peak_microbatches_held = peak_microbatches_held_;
+  rec.peak_held_elements = peak_held_elements_;
+  if (parallel_->layout.pp() > 1) {
+    const double p = parallel_->layout.pp(), v = parallel_->layout.vpp();
+    const double m = static_cast<double>(options_.global_batch_size / (options_.micro_batch_size * parallel_->layout.dp()));
+    Communicator& pp = *parallel_->groups.pp;
+    const double waited = all_reduce_sum(pp, pipeline_seconds_receiving_), total = all_reduce_sum(pp, pipeline_seconds_);
+    rec.bubble_fraction = total > 0 ? waited / total : 0.0;
+    // Idle over total time: 1F1B (p−1)/(m+p−1); interleaving divides the idle part by v.
+    rec.bubble_theory = (p - 1) / (v * m + p - 1);
+    log_info("pipeline: stage {} of {} held at most {} {}' activations at once ({} elements)", parallel_->layout.pp_rank(),
+             parallel_->layout.pp(), peak_microbatches_held_, v > 1 ? "(microbatch, chunk) pairs" : "microbatches",
+             peak_held_elements_);
+    log_info("pipeline bubble: stages spent {:.1f}% of the step blocked receiving (mean over stages); theory "
+             "(p−1)/(v·m+p−1) = {:.1f}% for p = {}, v = {}, m = {}",
+             100 * rec.bubble_fraction, 100 * rec.bubble_theory, p, v, m);
+  }
   if (!options_.save_dir.empty()) save_final();
   return rec;
 }
 
 void Trainer::save_final() const {
   // The full tensors, whatever the layout: tensor-parallel shards are gathered (a collective over
-  // tp, so every rank takes part) and the vocabulary padding dropped; data-parallel replicas are
-  // identical, so world rank 0 writes.
+  // tp, so every rank takes part) and the vocabulary padding dropped; the pipeline stages' tensors
+  // (each once: the LM head's copy of the embedding stays behind) are collected on the first
+  // stage; data-parallel replicas are identical, so world rank 0 writes.
   NamedTensors tensors;
-  for (const Parameter* p : params_) tensors.emplace_back(p->name, gather_saved_tensor(*p, p->value, parallel_->groups.tp));
-  if (parallel_->layout.rank() != 0) return;
+  for (const Parameter* p : params_) {
+    Tensor full = gather_saved_tensor(*p, p->value, parallel_->groups.tp);
+    if (p->stage_tie != Parameter::StageTie::copy) tensors.emplace_back(p->name, full);
+  }
+  const ParallelLayout& layout = parallel_->layout;
+  if (layout.tp_rank() != 0 || layout.dp_rank() != 0) return;
+  tensors = gather_to_first_stage(tensors, *parallel_->groups.pp);
+  if (layout.rank() != 0) return;
   std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});

@@ -29,7 +29,7 @@ inline std::uint32_t lowbias32(std::uint32_t h) {
 
 }  // namespace
 
-void dropout_apply(const float* x, float* y, std::int64_t n, float p, std::uint64_t seed) {
+void dropout_apply(const float* x, float* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset) {
   const std::uint64_t key = splitmix64(seed);
   const auto k1 = static_cast<std::uint32_t>(key), k2 = static_cast<std::uint32_t>(key >> 32);
   // keep iff u ≥ p with u = h/2²⁴, i.e. h ≥ ceil(p·2²⁴) (exact for p with ≤ 24 fraction bits).
@@ -38,7 +38,8 @@ void dropout_apply(const float* x, float* y, std::int64_t n, float p, std::uint6
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 #pragma omp parallel for simd schedule(static) if (n > (1 << 15))
   for (std::int64_t i = 0; i < n; ++i) {
-    const auto lo = static_cast<std::uint32_t>(i), hi = static_cast<std::uint32_t>(i >> 32);
+    const std::int64_t c = offset + i;  // the element's counter
+    const auto lo = static_cast<std::uint32_t>(c), hi = static_cast<std::uint32_t>(c >> 32);
     const std::uint32_t h = lowbias32(lowbias32(lo ^ k1) + (hi ^ k2)) >> 8;  // 24 bits
     y[i] = h >= threshold ? x[i] * scale : 0.0f;
   }

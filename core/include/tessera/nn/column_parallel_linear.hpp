@@ -7,6 +7,11 @@
 // blocks > 1: the output is that many equal blocks each split across tp (the fused [K | V]
 // projection: rank r gets [K_r | V_r], the layout attention expects for its own query groups).
 // gather_output: all-gather the slices so every rank gets the full y (blocks must be 1).
+// sequence_parallel (tp > 1; tensor_parallel_region.hpp): x is this rank's token
+// rows [N/tp, in]. Forward all-gathers the rows (f becomes all_gather) and saves only the shard;
+// backward all-gathers it again (as Megatron-LM does: an extra all-gather buys 1/tp of the memory)
+// and reduce-scatters the input gradient back to the shard (or, with reduce_input_grad = false,
+// returns the partial [N, in] gradient for the caller to sum and reduce-scatter).
 // Parameter names and values are the full model's (counter-based init at the shard's offsets).
 // With tp = 1 this is exactly Linear.
 #pragma once
@@ -24,13 +29,15 @@ struct ColumnParallelOptions {
   int blocks = 1;
   bool gather_output = false;
   bool reduce_input_grad = true;
+  bool sequence_parallel = false;
 };
 
 class ColumnParallelLinear : public Module {
  public:
   ColumnParallelLinear(std::string name, const ColumnParallelOptions& o, std::uint64_t seed, TpGroup tp);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  // x [..., in] replicated → y [..., out/tp] (or [..., out] with gather_output).
+  // x [..., in] replicated → y [..., out/tp] (or [..., out] with gather_output);
+  // sequence parallel: x [N/tp, in] → y [N, out/tp].
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   Parameter& weight() { return weight_; }

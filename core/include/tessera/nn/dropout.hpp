@@ -1,5 +1,9 @@
 // Dropout with a counter-based mask: nothing is stored, backward regenerates the mask from the
 // same (seed, iteration, microbatch, site) key.
+//
+// element_offset: where x starts in the activation the mask is defined over. Under sequence
+// parallelism a rank drops out only its token rows [first, first + n) of [N, C], and passes
+// first·C, so that every rank's mask is its part of the one-process mask.
 #pragma once
 #include "tessera/nn/module.hpp"
 
@@ -9,8 +13,10 @@ class Dropout : public Module {
  public:
   Dropout(float p, std::uint64_t site) : p_(p), site_(site) {}
   void collect_parameters(std::vector<Parameter*>&) override {}
-  Tensor forward(StepContext& ctx, const Tensor& x) override;
-  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Tensor forward(StepContext& ctx, const Tensor& x) override { return forward(ctx, x, 0); }
+  Tensor backward(StepContext& ctx, const Tensor& dy) override { return backward(ctx, dy, 0); }
+  Tensor forward(StepContext& ctx, const Tensor& x, std::int64_t element_offset);
+  Tensor backward(StepContext& ctx, const Tensor& dy, std::int64_t element_offset);
   bool active(const StepContext& ctx) const { return ctx.training && p_ > 0.0f; }
 
  private:

@@ -1,6 +1,8 @@
 // Transformer MLP: fc1 (C → ffn) → GELU → fc2 (ffn → C). Under tensor parallelism fc1 is
 // column-parallel and fc2 row-parallel, so GELU acts on this rank's slice of ffn and the only
-// communication is fc2's all-reduce in forward and fc1's (copy_to_tp) in backward.
+// communication is fc2's all-reduce in forward and fc1's (copy_to_tp) in backward. With
+// sequence_parallel the input and output are this rank's token rows [N/tp, C]:
+// fc1 all-gathers them, fc2 reduce-scatters (see column/row_parallel_linear.hpp).
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
@@ -10,7 +12,7 @@ namespace tessera {
 class Mlp : public Module {
  public:
   Mlp(const std::string& name, std::int64_t hidden, std::int64_t ffn_hidden, float init_std,
-      float output_init_std, std::uint64_t seed, TpGroup tp = nullptr);
+      float output_init_std, std::uint64_t seed, TpGroup tp = nullptr, bool sequence_parallel = false);
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;

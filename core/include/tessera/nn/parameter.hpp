@@ -25,6 +25,11 @@ struct Parameter {
   // the vocabulary to a multiple of make_vocab_size_divisible_by × tp); saved weights keep only the
   // first `unpadded_rows` so that a file does not depend on the layout that wrote it. -1: no padding.
   std::int64_t unpadded_rows = -1;
+  // Pipeline parallelism: a parameter that two stages both hold (the token embedding, tied to the
+  // LM head on the last stage). The trainer sums the two gradients over the embedding group so the
+  // copies stay equal; the owner alone counts in the grad norm and in saved files.
+  enum class StageTie { none, owner, copy };
+  StageTie stage_tie = StageTie::none;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

@@ -4,6 +4,12 @@
 // reduce_from_tp all-reduce completes it and the bias, replicated, is added once after it. In
 // backward nothing is communicated: dy is replicated, dx_r = dy·W_r is this rank's slice, and every
 // rank computes the same full bias gradient. With tp = 1 this is exactly Linear.
+//
+// sequence_parallel (tp > 1; tensor_parallel_region.hpp): g becomes a
+// reduce-scatter, so y is this rank's token rows [N/tp, out] and the bias is added to the shard.
+// Backward all-gathers dy; the bias gradient is then taken from the full dy, so it is complete and
+// equal on every rank and needs no reduction over tp (Megatron-LM sums per-shard bias gradients
+// over tp instead; same result, one all-reduce more).
 #pragma once
 #include <memory>
 
@@ -16,19 +22,22 @@ struct RowParallelOptions {
   std::int64_t in = 0, out = 0;  // full sizes
   bool bias = true;
   float init_std = 0.02f;
+  bool sequence_parallel = false;
 };
 
 class RowParallelLinear : public Module {
  public:
   RowParallelLinear(std::string name, const RowParallelOptions& o, std::uint64_t seed, TpGroup tp);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  // x [..., in/tp] (this rank's slice) → y [..., out], the same on every rank.
+  // x [..., in/tp] (this rank's slice) → y [..., out], the same on every rank;
+  // sequence parallel: x [N..., in/tp] → y [N/tp, out], this rank's token rows.
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   Parameter& weight() { return weight_; }
 
  private:
   TpGroup tp_;
+  bool sequence_parallel_;
   Parameter weight_;
   std::unique_ptr<Parameter> bias_;
 };

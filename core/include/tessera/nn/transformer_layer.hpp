@@ -3,6 +3,13 @@
 // Under tensor parallelism (o.attention.tp) attention and MLP split across the group while the
 // residual stream, the norms and the dropouts act on replicated activations: the same seed on every
 // rank gives the same dropout mask, so nothing depends on tp.
+//
+// With o.attention.sequence_parallel (and tp > 1) the residual stream, norms and
+// dropouts act on this rank's token rows only: x and y are [B·T/tp, C], rows [r·B·T/tp, …) of the
+// flattened [B·T, C] (tensor_parallel_region.hpp). Attention and MLP gather the rows on entry and
+// reduce-scatter on exit. Each dropout passes its shard's element offset, so its mask is that part
+// of the one-process mask; the norms' weight and bias gradients cover only this rank's tokens, so
+// they are marked reduce_grad_over_tp (summed over tp by the trainer once per iteration).
 #pragma once
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/layer_norm.hpp"
@@ -27,6 +34,10 @@ class TransformerLayer : public Module {
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
 
  private:
+  std::int64_t element_offset(const StepContext& ctx, const Tensor& t) const;
+
+  TpGroup tp_;
+  bool sequence_parallel_;
   LayerNorm ln1_;
   SelfAttention attention_;
   Dropout attention_dropout_;

@@ -3,6 +3,10 @@
 // a zero row, and the all-reduce over tp (exact: one non-zero term per row) yields table[id] on
 // every rank. Backward needs no communication: each rank adds into the rows it holds. The table
 // doubles as a tied LM head (weight(), first_id()). With tp = 1 this is a plain embedding.
+//
+// sequence_parallel (tp > 1; tensor_parallel_region.hpp): the all-reduce becomes a reduce-scatter,
+// so each rank gets only its token rows [N/tp, C]; backward all-gathers the rows' gradient, so each
+// rank's table gradient is complete for the rows it holds, as without it.
 #pragma once
 #include "tessera/nn/module.hpp"
 #include "tessera/nn/tensor_parallel_region.hpp"
@@ -13,9 +17,9 @@ class VocabParallelEmbedding : public Module {
  public:
   // `vocab` is the full (padded) vocabulary; tp must divide it.
   VocabParallelEmbedding(std::string name, std::int64_t vocab, std::int64_t hidden, float init_std,
-                         std::uint64_t seed, TpGroup tp);
+                         std::uint64_t seed, TpGroup tp, bool sequence_parallel = false);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  // ids i32 [N] → [N, C], the same on every rank.
+  // ids i32 [N] → [N, C], the same on every rank (sequence parallel: [N/tp, C], this rank's rows).
   Tensor forward(StepContext& ctx, const Tensor& ids) override;
   // Accumulates the table's gradient; returns an undefined tensor (ids have no gradient).
   Tensor backward(StepContext& ctx, const Tensor& dout) override;
@@ -25,6 +29,7 @@ class VocabParallelEmbedding : public Module {
 
  private:
   TpGroup tp_;
+  bool sequence_parallel_;
   Parameter weight_;
   std::int64_t first_id_;
 };

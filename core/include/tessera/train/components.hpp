@@ -1,5 +1,5 @@
 // Building a run's pieces from a config: the tokenizer (built in), and the plugins named by
-// [model] plugin, [optimizer] plugin and [data] plugin. Shared by train, generate and bench.
+// [model] plugin, [optimizer] plugin, [data] plugin and [schedule] plugin. Shared by train, generate and bench.
 #pragma once
 #include <memory>
 
@@ -9,16 +9,23 @@
 #include "tessera/optimizer.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/schedule.hpp"
 #include "tessera/tokenizer.hpp"
 
 namespace tessera {
 
 std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
+// [parallel]'s sizes (tp, pp, vpp, sequence_parallel), range-checked; the layout checks them
+// against the world size. Shared by train and plan so that both accept the same configs.
+ParallelSizes read_parallel_sizes(const Config& config);
 // seed: [training] seed (initialisation and data order).
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel = nullptr);
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
+// [schedule] plugin (default "1f1b", "interleaved" with a virtual pipeline) when pp > 1 or when
+// the config names one; otherwise null, which runs plain gradient accumulation.
+PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout);
 
 // Stacks samples [first, first + count) of a dataset into one microbatch.
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count);

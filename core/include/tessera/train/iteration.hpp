@@ -1,6 +1,8 @@
 // One training iteration, shared by the trainer and the benchmark: forward and backward over this
-// rank's microbatches (gradients accumulate), gradients all-reduced over the data-parallel group,
-// the global grad norm across all ranks, clipping fused into the optimizer step.
+// rank's microbatches in the order of a pipeline schedule (gradients accumulate), gradients summed
+// where the layout replicates them (tp for replicated tensors, the embedding group for the tied
+// embedding, dp for everything), the global grad norm across all ranks, clipping fused into the
+// optimizer step.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -10,12 +12,14 @@
 #include "tessera/optimizer.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/grad_buckets.hpp"
+#include "tessera/schedule.hpp"
 
 namespace tessera {
 
 struct IterationSettings {
   std::int64_t iteration = 1;
   std::int64_t num_microbatches = 1;  // on this rank: global batch / (micro batch · dp)
+  std::int64_t micro_batch_size = 1;  // sequences per microbatch (the size of what stages exchange)
   double lr = 1e-4;
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
@@ -28,16 +32,29 @@ struct IterationResult {
   std::int64_t reductions = 0;             // gradient all-reduces over dp (one per bucket; 0 without dp)
   std::int64_t reductions_overlapped = 0;  // of those, started while backward ran
   double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
+  std::int64_t peak_microbatches_held = 0;  // on this rank (pipeline_executor.hpp)
+  std::int64_t peak_held_elements = 0;
+  double pipeline_seconds = 0, pipeline_seconds_receiving = 0;  // forward/backward steps; blocked receiving
 };
 
-// `microbatch(m)` supplies this rank's microbatch m of the iteration. With data parallelism
-// (dp > 1) `buckets` must hold exactly `params` (their grads re-pointed into it, built with
+// `microbatch(m)` supplies this rank's microbatch m of the iteration. `schedule` null: plain
+// gradient accumulation (F0 B0 F1 B1 …), which needs pp = 1. With data parallelism (dp > 1)
+// `buckets` must hold exactly `params` (their grads re-pointed into it, built with
 // separate_tp_reduced = tp > 1); with dp = 1 it may be null.
 IterationResult run_iteration(Model& model, const std::vector<Parameter*>& params, Optimizer& optimizer,
                               const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s,
-                              const Parallel& parallel, GradBuckets* buckets = nullptr);
+                              const Parallel& parallel, const Schedule* schedule = nullptr,
+                              GradBuckets* buckets = nullptr);
 
-// ‖grad‖ of the whole model: tensor-parallel shards summed across tp, replicated tensors counted once.
+// The steps of one iteration on this rank: the schedule's (validated), or gradient accumulation.
+std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec);
+
+// A scalar summed over a group (in f32: relative error ~1e-7, far below the 1e-5 that layouts are
+// compared at).
+double all_reduce_sum(Communicator& group, double value);
+
+// ‖grad‖ of the whole model: tensor-parallel shards summed across tp, replicated tensors counted
+// once, every pipeline stage's parameters (a tied copy not again).
 double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& parallel);
 
 }  // namespace tessera

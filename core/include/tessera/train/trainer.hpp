@@ -29,6 +29,11 @@ struct TrainingRecord {
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
   double seconds = 0, tokens = 0, flops = 0;
   std::int64_t peak_bytes = 0;
+  // This rank's most microbatches with saved activations at once, and their elements.
+  std::int64_t peak_microbatches_held = 0, peak_held_elements = 0;
+  // Pipeline bubble: the share of the forward/backward time that stages spent blocked receiving,
+  // averaged over the stages (every iteration but the first), and the 1F1B theory (p−1)/(m+p−1).
+  double bubble_fraction = 0, bubble_theory = 0;
 };
 
 class Trainer {
@@ -60,9 +65,12 @@ class Trainer {
   std::vector<Parameter*> params_;
   std::unique_ptr<GradBuckets> grad_buckets_;  // with dp > 1: every grad is a view into it
   PluginPtr<Optimizer> optimizer_;
+  PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations
+  std::int64_t peak_microbatches_held_ = 0, peak_held_elements_ = 0;
+  double pipeline_seconds_ = 0, pipeline_seconds_receiving_ = 0;  // summed over iterations after the first
 };
 
 }  // namespace tessera

@@ -1,0 +1,82 @@
+// What a model costs on one rank, computed from its config alone: parameters, saved activations,
+// tensor-parallel communication. Implemented by model plugins next to the model (the shape math is
+// the model's business), exported under kind "model_plan" with the model plugin's name, and used by
+// `tessera plan` (train/plan.hpp) before any run — nothing is allocated, no communicator exists, so
+// a 175B-parameter layout on 1,024 ranks is planned on a laptop.
+//
+// The figures describe THIS implementation, not an idealised transformer: activations are exactly
+// what the model's modules save on their ActivationStore for backward (each distinct tensor once,
+// as ActivationStore::held_elements() counts them), parameters exactly the tensors the model
+// would build on that rank. Tests build the model for every stage and compare.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tessera/parallel/parallel_layout.hpp"
+
+namespace tessera {
+
+class ConfigSection;
+
+struct ModelPlanContext {
+  std::int64_t vocab_size = 0;  // from the tokenizer; the model pads it as it would when built
+  ParallelSizes sizes;          // tp, pp, vpp (model chunks per pipeline rank), sequence_parallel
+};
+
+// Collective calls and the elements they carry (summed over calls; each call's tensor counted
+// once, as passed to the communicator).
+struct CollectiveCount {
+  std::int64_t calls = 0;
+  std::int64_t elements = 0;
+  CollectiveCount& operator+=(const CollectiveCount& o) {
+    calls += o.calls;
+    elements += o.elements;
+    return *this;
+  }
+};
+
+// One model chunk (virtual pipeline stage chunk·pp + stage) on one rank of a pipeline stage. Without
+// interleaving (vpp = 1) the chunk is the whole stage.
+struct ModelChunkCost {
+  std::string contents;  // for the plan's table: "layers 0–5, embeddings"
+
+  // Parameters on this rank (its tensor-parallel shards), a pipeline copy of a tied tensor included.
+  std::int64_t parameters = 0;
+  std::int64_t parameter_tensors = 0;  // how many Parameter objects (one dp all-reduce each today)
+  // Of those, elements whose gradient is summed over the embedding group once per iteration (the
+  // tied input/output embedding when its two users sit on different ranks), and elements of
+  // replicated tensors whose gradient is summed over tp once per iteration (MQA's K/V), with the
+  // number of tensors for each.
+  CollectiveCount tied_embedding_grads, tp_replicated_grads;
+
+  // Elements saved for backward by one microbatch's forward through this chunk.
+  std::int64_t activation_elements = 0;
+  // Elements of the activation sent to the next virtual stage per microbatch (its gradient comes
+  // back with the same size); 0 on the last virtual stage.
+  std::int64_t output_elements = 0;
+
+  // Tensor-parallel collectives per microbatch (all zero when tp = 1): all-reduces of activations in
+  // forward, of input gradients in backward, and the vocabulary-parallel loss statistics.
+  CollectiveCount tp_forward, tp_backward, tp_loss_statistics;
+};
+
+class ModelPlanner {
+ public:
+  // Reads [model] as the model plugin does and raises the same ConfigErrors for sizes the layout
+  // cannot hold.
+  using FactorySignature = std::unique_ptr<ModelPlanner>(const ConfigSection& model, const ModelPlanContext& context);
+  virtual ~ModelPlanner() = default;
+
+  // Chunk `chunk` (0 ≤ chunk < vpp) of the stage that `layout` places this rank on, for
+  // microbatches of `micro_batch_size` sequences.
+  virtual ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t micro_batch_size) const = 0;
+  // The whole model in one process: every tensor once (no tensor-parallel split, no tied copy).
+  virtual std::int64_t total_parameters() const = 0;
+  virtual std::int64_t seq_length() const = 0;
+  // Model FLOPs of one iteration over `sequences` sequences: Model::flops_per_iteration's formula.
+  virtual double flops_per_iteration(std::int64_t sequences) const = 0;
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace tessera

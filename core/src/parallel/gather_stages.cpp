@@ -1,0 +1,85 @@
+#include "tessera/parallel/gather_stages.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+namespace {
+
+// "name\tdim,dim,…\n" per tensor: the receiver rebuilds the shapes, then splits one flat buffer.
+std::string describe_tensors(const NamedTensors& tensors) {
+  std::string header;
+  for (const auto& [name, t] : tensors) {
+    header += name + '\t';
+    for (std::int64_t d = 0; d < t.dim(); ++d) {
+      if (d > 0) header += ',';
+      header += std::to_string(t.size(d));
+    }
+    header += '\n';
+  }
+  return header;
+}
+
+NamedTensors receive_tensors(Communicator& pp, int stage) {
+  Tensor header_size = Tensor::empty({1}, DType::i64);
+  pp.recv(header_size, stage, 0);
+  Tensor header = Tensor::empty({header_size.data<std::int64_t>()[0]}, DType::u8);
+  pp.recv(header, stage, 1);
+  std::istringstream lines(std::string(header.data<std::uint8_t>(), header.data<std::uint8_t>() + header.numel()));
+  NamedTensors out;
+  std::int64_t total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto tab = line.find('\t');
+    if (tab == std::string::npos) throw CommError(fmt::format("stage {} sent a malformed tensor list", stage));
+    Shape shape;
+    std::istringstream dims(line.substr(tab + 1));
+    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
+    out.emplace_back(line.substr(0, tab), Tensor::empty(shape));
+    total += out.back().second.numel();
+  }
+  Tensor data = Tensor::empty({total});
+  pp.recv(data, stage, 2);
+  std::int64_t offset = 0;
+  for (auto& [_, t] : out) {
+    std::copy_n(data.data<float>() + offset, t.numel(), t.data<float>());
+    offset += t.numel();
+  }
+  return out;
+}
+
+void send_tensors(const NamedTensors& tensors, Communicator& pp) {
+  const std::string text = describe_tensors(tensors);
+  Tensor header = Tensor::empty({static_cast<std::int64_t>(text.size())}, DType::u8);
+  std::copy(text.begin(), text.end(), header.data<std::uint8_t>());
+  std::int64_t total = 0;
+  for (const auto& [_, t] : tensors) total += t.numel();
+  Tensor data = Tensor::empty({total});
+  std::int64_t offset = 0;
+  for (const auto& [_, t] : tensors) {
+    std::copy_n(t.data<float>(), t.numel(), data.data<float>() + offset);
+    offset += t.numel();
+  }
+  pp.send(Tensor::from<std::int64_t>({1}, {header.numel()}), 0, 0);
+  pp.send(header, 0, 1);
+  pp.send(data, 0, 2);
+}
+
+}  // namespace
+
+NamedTensors gather_to_first_stage(const NamedTensors& local, Communicator& pp) {
+  if (pp.rank() != 0) {
+    send_tensors(local, pp);
+    return {};
+  }
+  NamedTensors all = local;
+  for (int stage = 1; stage < pp.size(); ++stage)
+    for (auto& named : receive_tensors(pp, stage)) all.push_back(std::move(named));
+  return all;
+}
+
+}  // namespace tessera

@@ -1,0 +1,135 @@
+#include "tessera/train/pipeline_executor.hpp"
+
+#include <chrono>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+namespace {
+
+// Tags keep apart the activation and the gradient of each (microbatch, chunk). MPI delivers a tag's
+// messages between two ranks in send order and validate_steps requires every chunk's passes in
+// microbatch order, so tags may repeat every 128 microbatches (they stay below MPI's guaranteed
+// 32767 for up to 64 chunks).
+int tag_for(std::int64_t microbatch, int chunk, bool grad) {
+  return static_cast<int>(microbatch % 128) * 128 + chunk * 2 + (grad ? 1 : 0);
+}
+
+using Key = std::pair<std::int64_t, int>;  // (microbatch, chunk)
+
+struct InFlight {
+  ActivationStore store;
+  Tensor input;        // received activation, until its forward
+  Tensor output_grad;  // received gradient, until its backward
+};
+
+}  // namespace
+
+PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& steps,
+                               const std::function<Batch(std::int64_t)>& microbatch, const PipelinePass& pass,
+                               const Parallel& parallel) {
+  using K = PipelineStep::Kind;
+  Communicator& pp = *parallel.groups.pp;
+  const int stage = parallel.layout.pp_rank(), stages = parallel.layout.pp();
+  // Virtual stage c·pp + s follows c·pp + s − 1: activations go to the next rank, from the last rank
+  // back to rank 0 (the next chunk); gradients the other way.
+  const int next_rank = (stage + 1) % stages, previous_rank = (stage + stages - 1) % stages;
+  // Gradients are final after the last backward pass (of any chunk) of the last microbatch.
+  std::int64_t last_microbatch = -1;
+  for (const PipelineStep& s : steps) last_microbatch = std::max(last_microbatch, s.microbatch);
+
+  PipelineRun run;
+  std::map<Key, InFlight> in_flight;
+  std::map<Key, Tensor> outputs, input_grads;  // produced, until sent
+  std::vector<CommRequest> sends;  // each keeps its tensor alive until it completes
+  auto context = [&](std::int64_t m, ActivationStore& store) {
+    StepContext ctx{store};
+    ctx.training = pass.training;
+    ctx.seed = pass.seed;
+    ctx.iteration = pass.iteration;
+    ctx.microbatch = pass.global_microbatch(m);
+    ctx.loss_grad_scale = pass.loss_grad_scale;
+    if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;
+    return ctx;
+  };
+  auto take = [&](std::map<Key, Tensor>& from, const Key& k) {
+    auto it = from.find(k);
+    if (it == from.end())
+      throw Error(fmt::format("pipeline stage {}: microbatch {} (chunk {}) has nothing to send", stage, k.first, k.second));
+    Tensor t = std::move(it->second);
+    from.erase(it);
+    return t;
+  };
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const auto start = Clock::now();
+  auto receive = [&](const Key& k, int peer, bool grad) {
+    Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size));
+    const auto t0 = Clock::now();
+    pp.recv(t, peer, tag_for(k.first, k.second, grad));
+    run.seconds_receiving += seconds_since(t0);
+    return t;
+  };
+
+  for (const PipelineStep& s : steps) {
+    const std::int64_t m = s.microbatch;
+    const Key key{m, s.chunk};
+    switch (s.kind) {
+      case K::recv_activation:
+        in_flight[key].input = receive(key, previous_rank, false);
+        break;
+      case K::forward: {
+        InFlight& f = in_flight[key];
+        StepContext ctx = context(m, f.store);
+        StageOutput out = model.forward_stage(ctx, microbatch(m), f.input, s.chunk);
+        f.input = Tensor();
+        run.loss_sum += out.loss;
+        if (out.activation.defined()) outputs[key] = out.activation;
+        std::int64_t held = 0, held_microbatches = 0;
+        for (const auto& [_, g] : in_flight) {
+          held += g.store.held_elements();
+          held_microbatches += g.store.empty() ? 0 : 1;
+        }
+        run.peak_held_elements = std::max(run.peak_held_elements, held);
+        run.peak_microbatches_held = std::max(run.peak_microbatches_held, held_microbatches);
+        if (!pass.training) in_flight.erase(key);
+        break;
+      }
+      case K::send_activation:
+        // Tagged with the receiver's chunk: from the last rank the next chunk's first layers read it.
+        sends.push_back(pp.start_send(take(outputs, key), next_rank,
+                                      tag_for(m, stage == stages - 1 ? s.chunk + 1 : s.chunk, false)));
+        break;
+      case K::recv_grad:
+        in_flight[key].output_grad = receive(key, next_rank, true);
+        break;
+      case K::backward: {
+        auto it = in_flight.find(key);
+        if (it == in_flight.end())
+          throw Error(fmt::format("pipeline stage {}: backward of microbatch {} (chunk {}) before its forward", stage, m,
+                                  s.chunk));
+        StepContext ctx = context(m, it->second.store);
+        Tensor dx = model.backward_stage(ctx, it->second.output_grad, s.chunk);
+        if (!it->second.store.empty())
+          throw Error("model backward left saved activations behind (a module saved but never took)");
+        in_flight.erase(it);
+        if (dx.defined()) input_grads[key] = dx;
+        break;
+      }
+      case K::send_grad:
+        sends.push_back(pp.start_send(take(input_grads, key), previous_rank,
+                                      tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true)));
+        break;
+    }
+    for (CommRequest& r : sends) r.test();  // OpenMPI moves a send on only inside MPI calls
+  }
+  for (CommRequest& r : sends) r.wait();
+  run.seconds = seconds_since(start);
+  return run;
+}
+
+}  // namespace tessera

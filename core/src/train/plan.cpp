@@ -1,0 +1,235 @@
+#include "tessera/train/plan.hpp"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "../closest_match.hpp"
+#include "tessera/error.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/schedule.hpp"
+#include "tessera/train/components.hpp"
+#include "tessera/train/iteration.hpp"
+
+namespace tessera {
+
+namespace {
+
+// [parallel] as the trainer reads it, noting keys the plan does not model.
+ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) {
+  const ParallelSizes sizes = read_parallel_sizes(config);
+  ConfigSection p = config.section("parallel");
+  p.get_bool("overlap_grad_reduce", false);  // when, not how much, is communicated
+  // A key the plan does not know is noted (a newer trainer may read it); one that looks like a
+  // misspelt known key stays undeclared, so check_no_unknown_keys() rejects it as `train` would.
+  const std::vector<std::string> known = {"tensor_model_parallel_size", "pipeline_model_parallel_size",
+                                          "virtual_pipeline_model_parallel_size", "sequence_parallel",
+                                          "overlap_grad_reduce"};
+  for (const std::string& key : p.keys())
+    if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
+      p.declare(key);
+      notes.push_back(fmt::format("parallel.{} is not modelled by the plan", key));
+    }
+  return sizes;
+}
+
+// Bytes one rank sends for `count` with ring algorithms in a group of n.
+double ring_bytes(const std::string& op, int n, const CollectiveCount& count) {
+  const double bytes = 4.0 * static_cast<double>(count.elements);
+  if (op == "send") return bytes;
+  if (n <= 1) return 0;
+  const double share = static_cast<double>(n - 1) / n;
+  return op == "all_reduce" ? 2 * share * bytes : share * bytes;
+}
+
+void add_traffic(StagePlan& s, const std::string& group, int group_size, const std::string& op,
+                 const std::string& what, CollectiveCount count) {
+  if (group_size <= 1 || count.calls == 0) return;
+  s.traffic.push_back({group, op, what, group_size, count, ring_bytes(op, group_size, count)});
+}
+
+CollectiveCount times(CollectiveCount c, std::int64_t k) { return {c.calls * k, c.elements * k}; }
+
+}  // namespace
+
+Plan make_plan(const Config& config, const PlanRequest& request) {
+  Plan plan;
+  plan.config = config.source();
+  plan.world_size = request.world_size;
+  plan.sizes = read_sizes(config, plan.notes);
+  // The trainer's layout checks and messages (world not a multiple of tp·pp, sizes < 1, vpp without pp).
+  const ParallelLayout layout = ParallelLayout::make(0, request.world_size, plan.sizes);
+  plan.dp = layout.dp();
+
+  // [training] as the trainer reads it (trainer.cpp's read_training).
+  ConfigSection t = config.section("training");
+  plan.micro_batch_size = t.get_int("micro_batch_size", 4, 1, 1 << 20);
+  plan.global_batch_size = t.get_int("global_batch_size", plan.micro_batch_size * layout.dp(), 1, 1 << 30);
+  if (plan.global_batch_size % (plan.micro_batch_size * layout.dp()) != 0)
+    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({}) "
+                                  "× data-parallel size ({})",
+                                  plan.global_batch_size, t.origin("global_batch_size"), plan.micro_batch_size, layout.dp()));
+  plan.num_microbatches = plan.global_batch_size / (plan.micro_batch_size * layout.dp());
+
+  if (request.vocab_size > 0) {
+    plan.vocab_size = request.vocab_size;
+  } else {
+    try {
+      plan.vocab_size = build_tokenizer(config)->vocab_size();
+    } catch (const FormatError& e) {
+      throw FormatError(fmt::format("{} (without the tokenizer's files, give the vocabulary size: tessera plan "
+                                    "--vocab-size)", e.what()));
+    }
+  }
+
+  ConfigSection model_section = config.section("model");
+  const std::string model_plugin = model_section.get_string("plugin", "gpt");
+  PluginPtr<ModelPlanner> planner =
+      create_plugin<ModelPlanner>("model_plan", model_plugin, model_section, ModelPlanContext{plan.vocab_size, plan.sizes});
+  plan.model = planner->describe();
+  plan.seq_length = planner->seq_length();
+  plan.total_parameters = planner->total_parameters();
+  plan.flops_per_iteration = planner->flops_per_iteration(plan.global_batch_size);
+
+  PluginPtr<Schedule> schedule = build_schedule(config, layout);
+  plan.schedule = schedule ? schedule->describe() : "gradient accumulation (pp = 1)";
+
+  ConfigSection opt = config.section("optimizer");
+  plan.optimizer = opt.get_string("plugin", "adam");
+  if (plan.optimizer == "adam") {
+    plan.optimizer_state_rule = "2 × parameters (Adam's two moments, f32)";
+  } else if (plan.optimizer == "distributed_adam") {
+    plan.optimizer_state_rule = "2 × ⌈parameters / dp⌉ (both moments sharded over dp; predicted)";
+    plan.notes.push_back("optimizer plugin 'distributed_adam' is not in this build: its state (2 × parameters / dp) "
+                         "and traffic (gradient reduce-scatter + parameter all-gather over dp) are predictions. "
+                         "Tessera trains in f32, so there are no master weights to shard");
+  } else {
+    plan.optimizer_state_rule = "not predicted";
+    plan.notes.push_back(fmt::format("optimizer plugin '{}': its state is not predicted (shown as 0)", plan.optimizer));
+  }
+
+  // Every cost first: a stage's gradients travel back with the size of its predecessor's output.
+  const int pp = layout.pp(), vpp = layout.vpp(), tp = layout.tp(), dp = layout.dp();
+  std::vector<ParallelLayout> stage_layouts;
+  std::vector<std::vector<ModelChunkCost>> costs(pp);
+  for (int s = 0; s < pp; ++s) {
+    stage_layouts.push_back(ParallelLayout::make(layout.world_rank_of(0, 0, s), request.world_size, plan.sizes));
+    for (int c = 0; c < vpp; ++c) costs[s].push_back(planner->chunk_cost(stage_layouts[s], c, plan.micro_batch_size));
+  }
+  const auto cost_of_virtual_stage = [&](std::int64_t vs) -> const ModelChunkCost& {
+    return costs[vs % pp][vs / pp];
+  };
+
+  const std::int64_t m = plan.num_microbatches;
+  for (int s = 0; s < pp; ++s) {
+    StagePlan st;
+    st.stage = s;
+    st.chunks = costs[s];
+    CollectiveCount tensors, tp_forward, tp_backward, tp_loss, tp_replicated, tied;
+    for (const ModelChunkCost& c : st.chunks) {
+      st.parameters += c.parameters;
+      st.activation_elements += c.activation_elements;
+      tensors += {c.parameter_tensors, c.parameters};
+      tp_forward += c.tp_forward;
+      tp_backward += c.tp_backward;
+      tp_loss += c.tp_loss_statistics;
+      tp_replicated += c.tp_replicated_grads;
+      tied += c.tied_embedding_grads;
+    }
+    st.gradients = st.parameters;  // every parameter carries a gradient of its shape
+    if (plan.optimizer == "adam")
+      st.optimizer_state = 2 * st.parameters;
+    else if (plan.optimizer == "distributed_adam")
+      st.optimizer_state = 2 * ((st.parameters + dp - 1) / dp);
+
+    // The schedule's steps for this stage, walked as the pipeline executor walks them: a pass's
+    // activations are held from its forward to its backward, and the peak is taken after forwards.
+    const ScheduleSpec spec{pp, s, m, vpp};
+    const std::vector<PipelineStep> steps = iteration_steps(schedule.get(), spec);
+    std::map<std::pair<std::int64_t, int>, std::int64_t> held;
+    std::int64_t held_elements = 0;
+    CollectiveCount sent_activations, sent_grads;
+    for (const PipelineStep& step : steps) {
+      const std::int64_t vs = static_cast<std::int64_t>(step.chunk) * pp + s;
+      switch (step.kind) {
+        case PipelineStep::Kind::forward: {
+          const std::int64_t e = st.chunks.at(step.chunk).activation_elements;
+          held[{step.microbatch, step.chunk}] = e;
+          held_elements += e;
+          st.peak_passes_held = std::max<std::int64_t>(st.peak_passes_held, static_cast<std::int64_t>(held.size()));
+          st.peak_held_elements = std::max(st.peak_held_elements, held_elements);
+          break;
+        }
+        case PipelineStep::Kind::backward: {
+          auto it = held.find({step.microbatch, step.chunk});
+          if (it != held.end()) {
+            held_elements -= it->second;
+            held.erase(it);
+          }
+          break;
+        }
+        case PipelineStep::Kind::send_activation:
+          sent_activations += {1, cost_of_virtual_stage(vs).output_elements};
+          break;
+        case PipelineStep::Kind::send_grad:
+          sent_grads += {1, cost_of_virtual_stage(vs - 1).output_elements};
+          break;
+        default:
+          break;
+      }
+    }
+
+    add_traffic(st, "tp", tp, "all_reduce", "activations in forward (the model's tensor-parallel regions)", times(tp_forward, m));
+    add_traffic(st, "tp", tp, "all_reduce", "activation gradients in backward", times(tp_backward, m));
+    add_traffic(st, "tp", tp, "all_reduce", "vocabulary-parallel loss statistics", times(tp_loss, m));
+    add_traffic(st, "tp", tp, "all_reduce", "gradients of replicated K/V (multi-query attention)", tp_replicated);
+    add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
+    add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
+    add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);
+    add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});
+    if (plan.optimizer == "distributed_adam") {
+      add_traffic(st, "dp", dp, "reduce_scatter", "gradients into each rank's shard (predicted)", {1, st.parameters});
+      add_traffic(st, "dp", dp, "all_gather", "updated parameters from every shard (predicted)", {1, st.parameters});
+    } else {
+      add_traffic(st, "dp", dp, "all_reduce", "gradients, one all-reduce per parameter tensor", tensors);
+    }
+    add_traffic(st, "dp", dp, "all_reduce", "loss (a scalar)", {1, 1});
+    add_traffic(st, "embedding", 2, "all_reduce", "tied embedding gradient (first and last stage)", tied);
+    plan.stages.push_back(std::move(st));
+  }
+
+  // Bubble: Narayanan et al. 2021, §2.2.1 (1F1B: (p − 1)/m of the ideal time) and §2.2.2
+  // (interleaved: (p − 1)/(v·m)); as a share of the whole iteration, bubble / (ideal + bubble).
+  const double p = pp, v = vpp, mm = static_cast<double>(m);
+  const std::string schedule_name = config.section("schedule").get_string("plugin", "1f1b");
+  if (pp == 1) {
+    plan.bubble_formula = "none (one stage)";
+  } else if (vpp > 1) {
+    plan.bubble_of_ideal = (p - 1) / (v * mm);
+    plan.bubble_of_iteration = (p - 1) / (v * mm + p - 1);
+    plan.bubble_formula = "interleaved: (p−1)/(v·m) of the ideal time, (p−1)/(v·m+p−1) of the iteration";
+  } else {
+    plan.bubble_of_ideal = (p - 1) / mm;
+    plan.bubble_of_iteration = (p - 1) / (mm + p - 1);
+    plan.bubble_formula = "1F1B: (p−1)/m of the ideal time, (p−1)/(m+p−1) of the iteration";
+    if (schedule_name != "1f1b")
+      plan.notes.push_back(fmt::format("schedule '{}': bubble shown with 1F1B's formula", schedule_name));
+  }
+  plan.notes.push_back("no activation recompute (Tessera has none yet); everything is f32, so bytes = 4 × elements; "
+                       "temporaries (a layer's workspace, the LM head's logits chunk) are not included");
+
+  // Sections the plan does not interpret belong to plugins it does not build (data, the optimizer's
+  // hyper-parameters) or are not about sizes: their keys are accepted as they are. [model] is
+  // checked as strictly as by `tessera train`, [parallel] for misspelt keys (read_sizes).
+  for (const std::string& name : config.section_names())
+    if (name != "model" && name != "parallel") {
+      ConfigSection sec = config.section(name);
+      for (const std::string& key : sec.keys()) sec.declare(key);
+    }
+  config.check_no_unknown_keys();
+  return plan;
+}
+
+}  // namespace tessera

@@ -1,0 +1,157 @@
+// The GPT model's costs for `tessera plan` (kind "model_plan", name "gpt"): what GptModel builds and
+// saves on one rank, from [model] and the layout alone, so that huge layouts are planned without
+// allocating anything.
+//
+// Every count below mirrors a line of code; tests/model/test_model_plan.cpp builds the model for
+// each stage and tensor-parallel rank and requires exact equality. Symbols: b micro batch, T seq,
+// N = b·T token rows, h hidden, H heads, g query groups, D = h/H head dim, F ffn, t tp, V_t = padded
+// vocabulary / t, P max positions, per = layers in the chunk.
+//
+// Parameters per layer on a rank (14 tensors): ln1 2h; query (h/t)·h + h/t; key_value
+// kv·h + kv with kv = 2·g_t·D, g_t = g/t (g ≥ t) or 1 (MQA, replicated); output h·(h/t) + h;
+// ln2 2h; fc1 (F/t)·h + F/t; fc2 h·(F/t) + h. First virtual stage: + V_t·h + P·h (2 tensors); last:
+// final norm 2h (2 tensors) and, when it is not also the first, the LM head's copy of the tied
+// embedding V_t·h (1 tensor).
+//
+// Saved for backward per microbatch (nn/*.cpp, each distinct tensor once as ActivationStore counts):
+//   per layer  ln1: input N·h, mean N, rstd N · ln1's output N·h (saved by query AND key_value:
+//              once) · attention: q N·h/t, kv N·kv, probs b·(H/t)·T² · output proj.: context N·h/t ·
+//              ln2: input N·h, mean, rstd 2N · fc1: ln2's output N·h · mlp: fc1 output N·F/t ·
+//              fc2: gelu output N·F/t                 = 4Nh + 4N + 2Nh/t + N·kv + b(H/t)T² + 2NF/t
+//   first      token ids N (embedding), position ids N (GPT)
+//   last       final norm: input N·h, mean, rstd 2N · the fused head's input gradient N·h
+// Dropout saves nothing (its mask is regenerated from the seed).
+//
+// Tensor-parallel all-reduces per microbatch (t > 1): forward — the embedding's output [N, h] on
+// the first stage, two per layer (attention and MLP outputs, [N, h]), and on the last stage the
+// head's input gradient [N, h] (the head's backward is fused into its forward); backward — two per
+// layer (inputs of attention and of the MLP); loss statistics — per head chunk of rows, the row
+// max [n] and [Σexp | target logit] [2n] (3N in all). Once per iteration: MQA's replicated K/V
+// gradients (2 tensors per layer).
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "gpt_options.hpp"
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/model_plan.hpp"
+#include "tessera/plugin.hpp"
+
+namespace tessera::gpt {
+
+namespace {
+
+
+class GptPlanner : public ModelPlanner {
+ public:
+  GptPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
+    o_ = read_gpt_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
+    if (sizes_.sequence_parallel)
+      throw ConfigError("gpt: the plan does not model sequence parallelism yet (parallel.sequence_parallel = true); "
+                        "plan without it for an upper bound on activation memory");
+  }
+
+  ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {
+    if (layout.tp() != sizes_.tp || layout.pp() != sizes_.pp || layout.vpp() != sizes_.vpp)
+      throw Error(fmt::format("gpt plan: layout {} is not the one the planner was made for (tp {}, pp {}, vpp {})",
+                              layout.str(), sizes_.tp, sizes_.pp, sizes_.vpp));
+    if (chunk < 0 || chunk >= layout.vpp())
+      throw Error(fmt::format("gpt plan: chunk {} outside [0, {})", chunk, layout.vpp()));
+    if (b < 1) throw Error(fmt::format("gpt plan: micro batch size {} < 1", b));
+    const std::int64_t t = layout.tp(), p = layout.pp(), v = layout.vpp();
+    const std::int64_t virtual_stage = chunk * p + layout.pp_rank(), virtual_stages = p * v;
+    const std::int64_t per = o_.num_layers / virtual_stages, first_layer = virtual_stage * per;
+    const bool first = virtual_stage == 0, last = virtual_stage == virtual_stages - 1;
+
+    const std::int64_t h = o_.hidden_size, H = o_.num_attention_heads, D = h / H, F = o_.ffn_hidden_size;
+    const std::int64_t g = query_groups(), T = o_.seq_length, N = b * T, Vt = o_.padded_vocab_size / t;
+    const bool replicated_kv = g < t;  // MQA under tp: one K/V head on every rank
+    const std::int64_t kv = 2 * (replicated_kv ? 1 : g / t) * D;
+
+    ModelChunkCost c;
+    c.contents = per == 1 ? fmt::format("layer {}", first_layer)
+                          : fmt::format("layers {}–{}", first_layer, first_layer + per - 1);
+    if (first) c.contents += ", embeddings";
+    if (last) c.contents += first ? ", final norm, LM head" : ", final norm, LM head (tied copy)";
+
+    const std::int64_t layer_params = 2 * h + (h / t) * h + h / t + kv * h + kv + h * (h / t) + h + 2 * h +
+                                      (F / t) * h + F / t + h * (F / t) + h;
+    c.parameters = per * layer_params;
+    c.parameter_tensors = 14 * per;
+    if (first) {
+      c.parameters += Vt * h + o_.max_position_embeddings * h;
+      c.parameter_tensors += 2;
+    }
+    if (last) {
+      c.parameters += 2 * h;
+      c.parameter_tensors += 2;
+      if (!first) {
+        c.parameters += Vt * h;
+        c.parameter_tensors += 1;
+      }
+    }
+    if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, Vt * h};
+    if (t > 1 && replicated_kv) c.tp_replicated_grads = {2 * per, per * (kv * h + kv)};
+
+    const std::int64_t layer_saved =
+        4 * N * h + 4 * N + 2 * N * h / t + N * kv + b * (H / t) * T * T + 2 * N * F / t;
+    c.activation_elements = per * layer_saved + (first ? 2 * N : 0) + (last ? 2 * N * h + 2 * N : 0);
+    c.output_elements = last ? 0 : N * h;
+
+    if (t > 1) {
+      c.tp_forward = {2 * per, 2 * per * N * h};
+      c.tp_backward = {2 * per, 2 * per * N * h};
+      if (first) c.tp_forward += {1, N * h};
+      if (last) {
+        c.tp_forward += {1, N * h};
+        const std::int64_t chunks = (N + head_chunk_rows(Vt) - 1) / head_chunk_rows(Vt);
+        c.tp_loss_statistics = {2 * chunks, 3 * N};
+      }
+    }
+    return c;
+  }
+
+  std::int64_t total_parameters() const override {
+    const std::int64_t h = o_.hidden_size, F = o_.ffn_hidden_size, D = h / o_.num_attention_heads;
+    const std::int64_t kv = 2 * query_groups() * D;
+    const std::int64_t layer = 2 * h + h * h + h + kv * h + kv + h * h + h + 2 * h + F * h + F + h * F + h;
+    return o_.num_layers * layer + o_.padded_vocab_size * h + o_.max_position_embeddings * h + 2 * h;
+  }
+
+  std::int64_t seq_length() const override { return o_.seq_length; }
+
+  double flops_per_iteration(std::int64_t sequences) const override {
+    // GptModel::flops_per_iteration (Megatron-LM's accounting, f = 3: forward + backward, no recompute).
+    const double B = static_cast<double>(sequences), s = static_cast<double>(o_.seq_length);
+    const double l = static_cast<double>(o_.num_layers), h = static_cast<double>(o_.hidden_size);
+    const double h_kv = h * static_cast<double>(query_groups()) / static_cast<double>(o_.num_attention_heads);
+    const double ffn = static_cast<double>(o_.ffn_hidden_size);
+    const double f = 3.0;
+    const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) + 2.0 * B * s * h * h + 4.0 * B * s * h * ffn +
+                             4.0 * B * s * s * h;
+    return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o_.padded_vocab_size);
+  }
+
+  std::string describe() const override {
+    return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {})",
+                       o_.num_layers, o_.hidden_size, o_.num_attention_heads, query_groups(), o_.ffn_hidden_size,
+                       o_.seq_length, o_.vocab_size, o_.padded_vocab_size);
+  }
+
+ private:
+  std::int64_t query_groups() const { return o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads; }
+
+  GptOptions o_;
+  ParallelSizes sizes_;
+};
+
+std::unique_ptr<ModelPlanner> make_gpt_plan(const ConfigSection& s, const ModelPlanContext& context) {
+  return std::make_unique<GptPlanner>(s, context);
+}
+
+}  // namespace
+}  // namespace tessera::gpt
+
+TESSERA_PLUGIN(model_plan, gpt, tessera::gpt::make_gpt_plan)

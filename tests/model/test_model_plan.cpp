@@ -1,0 +1,300 @@
+// `tessera plan`'s figures (train/plan.hpp, plugins/gpt/gpt_plan.cpp) against the implementation
+// itself, exactly, for every pipeline stage and tensor-parallel rank of several layouts — in one
+// process, without MPI:
+//
+// Each (stage, tp rank) of a layout gets the real GPT model, built through the plugin with a
+// Parallel whose groups are shape-only communicators: they have the layout's sizes and ranks, do
+// nothing to the data (reductions are identities, receives give zeros) and count every call and
+// element. One real iteration (run_iteration: the schedule's steps through the pipeline executor,
+// the tp/embedding/dp reductions, the grad norm, an Adam step) then measures on that rank what the
+// plan predicts: parameters and optimizer state, the executor's peak held microbatches and
+// elements, and the calls and elements of every collective per group. The values computed are
+// wrong (nothing is summed), the sizes and counts are exactly a real run's.
+//
+// Also: the plan's whole-model parameter count and FLOPs equal the one-process model's, and for
+// pp = 1 the trainer's TrainingRecord::peak_held_elements equals the prediction. The stage-0
+// figures against `tessera train`'s log lines under mpirun: tests/parallel/check_plan.py.
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "expect_error.hpp"
+#include "tessera/config.hpp"
+#include "tessera/data/indexed_dataset.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/model.hpp"
+#include "tessera/optimizer.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/schedule.hpp"
+#include "tessera/train/components.hpp"
+#include "tessera/train/grad_buckets.hpp"
+#include "tessera/train/iteration.hpp"
+#include "tessera/train/plan.hpp"
+#include "tessera/train/trainer.hpp"
+
+using namespace tessera;
+
+namespace {
+
+// (group, op) → calls and elements seen on this rank.
+using Tally = std::map<std::pair<std::string, std::string>, CollectiveCount>;
+
+class ShapeOnlyCommunicator final : public Communicator {
+ public:
+  ShapeOnlyCommunicator(std::string name, int rank, int size, std::shared_ptr<Tally> tally)
+      : Communicator(std::move(name)), rank_(rank), size_(size), tally_(std::move(tally)) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  CommRequest start_all_reduce(Tensor& t, ReduceOp) override { return count("all_reduce", t.numel()); }
+  CommRequest start_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override {
+    out.zero_();
+    return count("reduce_scatter", in.numel());
+  }
+  CommRequest start_all_gather(const Tensor&, Tensor& out) override {
+    out.zero_();
+    return count("all_gather", out.numel());
+  }
+  CommRequest start_broadcast(Tensor& t, int) override { return count("broadcast", t.numel()); }
+  CommRequest start_send(const Tensor& t, int, int) override { return count("send", t.numel()); }
+  CommRequest start_recv(Tensor& t, int, int) override {
+    t.zero_();
+    return count("recv", t.numel());
+  }
+  CommRequest start_barrier() override { return {}; }
+  std::unique_ptr<Communicator> split(int, int, const std::string&) override {
+    throw Error("ShapeOnlyCommunicator cannot split");
+  }
+
+ private:
+  CommRequest count(const std::string& op, std::int64_t n) {
+    (*tally_)[{name(), op}] += {1, n};
+    return {};  // already complete
+  }
+  int rank_, size_;
+  std::shared_ptr<Tally> tally_;
+};
+
+std::shared_ptr<const Parallel> shape_only_parallel(const ParallelLayout& layout, const std::shared_ptr<Tally>& tally) {
+  auto make = [&](const char* name, GroupKind kind) -> std::shared_ptr<Communicator> {
+    const std::vector<int> ranks = layout.group_ranks(kind);
+    if (ranks.empty()) return nullptr;  // middle stages are in no embedding group
+    const int rank = static_cast<int>(std::find(ranks.begin(), ranks.end(), layout.rank()) - ranks.begin());
+    return std::make_shared<ShapeOnlyCommunicator>(name, rank, static_cast<int>(ranks.size()), tally);
+  };
+  ProcessGroups groups;
+  groups.world = std::make_shared<ShapeOnlyCommunicator>("world", layout.rank(), layout.world_size(), tally);
+  groups.tp = make("tp", GroupKind::tp);
+  groups.dp = make("dp", GroupKind::dp);
+  groups.pp = make("pp", GroupKind::pp);
+  groups.embedding = make("embedding", GroupKind::embedding);
+  return std::make_shared<const Parallel>(Parallel{layout, groups});
+}
+
+constexpr std::int64_t kVocab = 301;
+
+std::string config_text(std::int64_t heads, std::int64_t groups, int tp, int pp, std::int64_t micro,
+                        std::int64_t global) {
+  return fmt::format(R"(
+[model]
+plugin = "gpt"
+num_layers = 4
+hidden_size = 32
+num_attention_heads = {}
+num_query_groups = {}
+ffn_hidden_size = 48
+seq_length = 12
+max_position_embeddings = 20
+hidden_dropout = 0.1
+make_vocab_size_divisible_by = 16
+[parallel]
+tensor_model_parallel_size = {}
+pipeline_model_parallel_size = {}
+[training]
+micro_batch_size = {}
+global_batch_size = {}
+[optimizer]
+plugin = "adam"
+)", heads, groups, tp, pp, micro, global);
+}
+
+Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> token(0, kVocab - 1);
+  Batch b{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::full({B, T}, 1.0f)};
+  for (std::int64_t i = 0; i < B * T; ++i) {
+    b.tokens.data<std::int32_t>()[i] = token(rng);
+    b.labels.data<std::int32_t>()[i] = token(rng);
+  }
+  return b;
+}
+
+// Every (stage, tp rank) of tp × pp × dp against the plan.
+void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int dp, std::int64_t micro,
+                  std::int64_t global) {
+  INFO(fmt::format("heads {} groups {} tp {} pp {} dp {} micro {} global {}", heads, groups, tp, pp, dp, micro, global));
+  const std::string text = config_text(heads, groups, tp, pp, micro, global);
+  const int world = tp * pp * dp;
+  const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
+  REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
+  const std::int64_t m = plan.num_microbatches;
+  REQUIRE(m == global / (micro * dp));
+  const ParallelSizes sizes{tp, pp, 1, false};
+  const ParallelLayout any = ParallelLayout::make(0, world, sizes);
+
+  for (int stage = 0; stage < pp; ++stage)
+    for (int r = 0; r < tp; ++r) {
+      INFO(fmt::format("stage {} tp rank {}", stage, r));
+      const StagePlan& sp = plan.stages[stage];
+      const Config config = Config::from_string(text);
+      const ParallelLayout layout = ParallelLayout::make(any.world_rank_of(r, 0, stage), world, sizes);
+      auto tally = std::make_shared<Tally>();
+      auto parallel = shape_only_parallel(layout, tally);
+      PluginPtr<Model> model = build_model(config, kVocab, 7, parallel);
+      std::vector<Parameter*> params;
+      model->collect_parameters(params);
+      // As the trainer: with dp > 1 the grads become views into the bucket buffer before the optimizer is built.
+      std::unique_ptr<GradBuckets> buckets;
+      if (layout.dp() > 1) buckets = std::make_unique<GradBuckets>(params, 40000000, layout.tp() > 1);
+      PluginPtr<Optimizer> optimizer = build_optimizer(config, params);
+      PluginPtr<Schedule> schedule = build_schedule(config, layout);
+
+      // Memory: parameters (and their tensors, tied copies, tp-replicated grads), optimizer state.
+      CHECK(count_elements(params) == sp.parameters);
+      CHECK(optimizer->state_elements() == sp.optimizer_state);
+      std::int64_t tensors = 0, tied = 0, replicated = 0;
+      for (const ModelChunkCost& c : sp.chunks) {
+        tensors += c.parameter_tensors;
+        tied += c.tied_embedding_grads.elements;
+        replicated += c.tp_replicated_grads.elements;
+      }
+      std::int64_t measured_tied = 0, measured_replicated = 0;
+      for (const Parameter* p : params) {
+        if (p->stage_tie != Parameter::StageTie::none) measured_tied += p->value.numel();
+        if (p->reduce_grad_over_tp && tp > 1) measured_replicated += p->value.numel();
+      }
+      CHECK(static_cast<std::int64_t>(params.size()) == tensors);
+      CHECK(measured_tied == tied);
+      CHECK(measured_replicated == replicated);
+      CHECK(model->stage_activation_shape(micro) ==
+            Shape{micro, plan.seq_length, 32});  // what the plan's pp sends carry
+
+      // One iteration: held activations and every collective.
+      IterationSettings s;
+      s.num_microbatches = m;
+      s.micro_batch_size = micro;
+      s.lr = 1e-3;
+      const IterationResult result = run_iteration(
+          *model, params, *optimizer,
+          [&](std::int64_t k) { return random_batch(micro, plan.seq_length, static_cast<unsigned>(k)); }, s, *parallel,
+          schedule.get(), buckets.get());
+      CHECK(result.peak_microbatches_held == sp.peak_passes_held);
+      CHECK(result.peak_held_elements == sp.peak_held_elements);
+      CHECK(result.peak_held_elements == sp.peak_passes_held * sp.activation_elements);
+
+      Tally predicted;
+      for (const PlanTraffic& t : sp.traffic) predicted[{t.group, t.op}] += t.count;
+      // Receives mirror the neighbours' sends; the world group is not used by an iteration.
+      Tally measured;
+      for (const auto& [key, count] : *tally)
+        if (key.second != "recv" && key.first != "world") measured[key] = count;
+      for (const auto& [key, count] : predicted) {
+        INFO(key.first << " " << key.second);
+        if (key.first == "dp") {
+          // The plan counts gradient elements; buckets send each gradient padded to a 16-element
+          // (64-byte) boundary, and group them into fewer calls.
+          CHECK(measured[key].elements >= count.elements);
+          CHECK(measured[key].elements - count.elements < 16 * tensors);
+        } else {
+          CHECK(measured[key].elements == count.elements);
+          CHECK(measured[key].calls == count.calls);
+        }
+      }
+      for (const auto& [key, count] : measured) {
+        INFO("measured but not predicted: " << key.first << " " << key.second);
+        CHECK(predicted.count(key) == 1);
+      }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the plan equals every stage and tp rank of the model, measured in one process", "[unit]") {
+  log_state().level = LogLevel::warn;
+  SECTION("one process, gradient accumulation") { check_layout(4, 4, 1, 1, 1, 2, 6); }
+  SECTION("dp 2") { check_layout(4, 2, 1, 1, 2, 2, 8); }
+  SECTION("pp 2, MQA") { check_layout(4, 1, 1, 2, 1, 2, 8); }
+  SECTION("pp 4, fewer microbatches than stages") { check_layout(4, 4, 1, 4, 1, 1, 3); }
+  SECTION("tp 2, MHA") { check_layout(4, 4, 2, 1, 1, 2, 4); }
+  SECTION("tp 2 · pp 2 · dp 2, MQA (K/V replicated over tp)") { check_layout(4, 1, 2, 2, 2, 1, 8); }
+  SECTION("tp 4 · pp 2, GQA 8 heads / 4 groups") { check_layout(8, 4, 4, 2, 1, 2, 6); }
+  SECTION("tp 2 · pp 4, GQA 4 heads / 2 groups, micro 3") { check_layout(4, 2, 2, 4, 1, 3, 15); }
+}
+
+TEST_CASE("the plan's whole-model parameters and FLOPs are the one-process model's", "[unit]") {
+  for (auto [heads, groups] : {std::pair{4, 4}, std::pair{4, 1}, std::pair{8, 2}}) {
+    const std::string text = config_text(heads, groups, 1, 1, 2, 6);
+    const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
+    PluginPtr<Model> model = build_model(Config::from_string(text), kVocab, 7);
+    std::vector<Parameter*> params;
+    model->collect_parameters(params);
+    CHECK(plan.total_parameters == count_elements(params));
+    CHECK(plan.stages.at(0).parameters == count_elements(params));
+    CHECK(plan.flops_per_iteration == model->flops_per_iteration(6));
+  }
+}
+
+TEST_CASE("the plan of a pp = 1 run equals the trainer's TrainingRecord::peak_held_elements", "[unit]") {
+  log_state().level = LogLevel::warn;
+  const std::string prefix = "plan_corpus";
+  {
+    IndexedDatasetWriter w(prefix, IndexDtype::u16);
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(TESSERA_SOURCE_DIR) / "core/src/nn")) {
+      std::ifstream in(e.path());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::vector<std::int32_t> ids;
+      for (unsigned char c : ss.str()) ids.push_back(c);
+      ids.push_back(256);
+      w.add_document(ids);
+    }
+    w.finalize();
+  }
+  const std::string text = fmt::format(R"(
+[model]
+plugin = "gpt"
+num_layers = 3
+hidden_size = 32
+num_attention_heads = 4
+num_query_groups = 2
+seq_length = 24
+hidden_dropout = 0.1
+[tokenizer]
+type = "byte"
+[data]
+plugin = "gpt_indexed"
+data_path = "{}"
+split = "90,10,0"
+[training]
+micro_batch_size = 3
+global_batch_size = 9
+train_iters = 2
+num_threads = 1
+[optimizer]
+plugin = "adam"
+)", prefix);
+  const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, 0});  // vocabulary from the byte tokenizer
+  CHECK(plan.vocab_size == 257);
+  Trainer trainer(Config::from_string(text));
+  std::vector<Parameter*> params;
+  trainer.model().collect_parameters(params);
+  CHECK(count_elements(params) == plan.stages.at(0).parameters);
+  const TrainingRecord rec = trainer.train();
+  CHECK(rec.peak_microbatches_held == 1);
+  CHECK(rec.peak_held_elements == plan.stages.at(0).peak_held_elements);
+  CHECK(rec.flops == plan.flops_per_iteration * 2);
+}
