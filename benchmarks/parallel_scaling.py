@@ -25,18 +25,24 @@ MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none
 
 ITER = re.compile(r"iteration\s+(\d+)/.*elapsed time per iteration \(ms\): (\S+) .*tokens/s: (\S+) \| GFLOP/s: (\S+) \|")
 BUBBLE = re.compile(r"pipeline bubble: stages spent (\S+)% .* = (\S+)% for p = (\d+), v = (\d+), m = (\d+)")
-HELD = re.compile(r"pipeline: stage 0 of \d+ held at most (\d+) microbatches")
+HELD = re.compile(r"pipeline: stage 0 of \d+ held at most (\d+) ")
 MODEL = re.compile(r"GPT: (\d+) layers, hidden (\d+), (\d+) heads \((\d+) query groups\), ffn \d+, seq (\d+), "
                    r"vocab \d+ \(padded (\d+)\)")
 
 
 def layout_of(name):
-    """'tp2' → (ranks, overrides)."""
+    """'tp2' → (ranks, overrides); 'pp2v3': pp 2 with 3 model chunks per rank (interleaved)."""
     if name == "1":
         return 1, {}
-    kind, n = name[:2], int(name[2:])
+    m = re.fullmatch(r"(tp|pp|dp)(\d+)(?:v(\d+))?", name)
+    if not m:
+        sys.exit(f"unknown layout {name!r}: use 1, tpN, ppN, ppNvV or dpN")
+    kind, n = m.group(1), int(m.group(2))
     key = {"tp": "tensor_model_parallel_size", "pp": "pipeline_model_parallel_size", "dp": None}[kind]
-    return n, ({f"parallel.{key}": n} if key else {})
+    overrides = {f"parallel.{key}": n} if key else {}
+    if m.group(3):
+        overrides["parallel.virtual_pipeline_model_parallel_size"] = int(m.group(3))
+    return n, overrides
 
 
 def run_layout(config, name, global_batch, iters):
@@ -79,7 +85,7 @@ def main():
     a.add_argument("--config", default=os.path.join(ROOT, "configs", "gpt", "gpt2-124m.toml"))
     a.add_argument("--global-batch", type=int, default=16)
     a.add_argument("--iters", type=int, default=3)
-    a.add_argument("--layouts", nargs="+", default=["1", "tp2", "tp4", "pp2", "pp4", "dp2", "dp4"])
+    a.add_argument("--layouts", nargs="+", default=["1", "tp2", "tp4", "pp2", "pp4", "dp2", "dp4", "pp2v2", "pp2v3"])
     a.add_argument("--no-pytorch", action="store_true")
     args = a.parse_args()
     results = []
@@ -89,12 +95,12 @@ def main():
         results.append(r)
     base = next((r for r in results if r["layout"] == "1"), results[0])
     print()
-    print("| layout | ranks | ms/iteration | tokens/s | GFLOP/s (all ranks) | vs 1 rank | bubble measured | 1F1B theory | first stage held |")
+    print("| layout | ranks | ms/iteration | tokens/s | GFLOP/s (all ranks) | vs 1 rank | bubble measured | theory (p−1)/(v·m+p−1) | first stage held |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         bubble = f"{r['bubble']:.1f}%" if "bubble" in r else ""
-        theory = f"{r['theory']:.1f}% (m = {r['m']})" if "theory" in r else ""
-        held = f"{r['held']} microbatches" if "held" in r else ""
+        theory = f"{r['theory']:.1f}% (m = {r['m']})" if "theory" in r else ""  # (p−1)/(v·m+p−1)
+        held = f"{r['held']} microbatches" + (" × chunks" if "v" in r["layout"] else "") if "held" in r else ""
         print(f"| {r['layout']} | {r['ranks']} | {r['ms']:.0f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
               f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}× | {bubble} | {theory} | {held} |")
     if not args.no_pytorch:
