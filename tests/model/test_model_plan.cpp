@@ -159,8 +159,8 @@ void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int d
       model->collect_parameters(params);
       // As the trainer: with dp > 1 the grads become views into the bucket buffer before the optimizer is built.
       std::unique_ptr<GradBuckets> buckets;
-      if (layout.dp() > 1) buckets = std::make_unique<GradBuckets>(params, 40000000, layout.tp() > 1);
-      PluginPtr<Optimizer> optimizer = build_optimizer(config, params);
+      if (layout.dp() > 1) buckets = std::make_unique<GradBuckets>(params, 40000000, layout.tp() > 1, layout.dp());
+      PluginPtr<Optimizer> optimizer = build_optimizer(config, params, OptimizerContext{parallel, buckets.get()});
       PluginPtr<Schedule> schedule = build_schedule(config, layout);
 
       // Memory: parameters (and their tensors, tied copies, tp-replicated grads), optimizer state.

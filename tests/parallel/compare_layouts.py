@@ -4,9 +4,10 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs) — tp/pp/vp map to [parallel]
-overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with backward,
-bs=N sets parallel.bucket_size (elements per gradient bucket) to N.
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt) — tp/pp/vp map to
+[parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
+backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
+distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's).
 """
 import json
 import math
@@ -34,6 +35,10 @@ def run(cmd):
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
     overlapped = re.search(r"data parallel: (\d+) of (\d+) gradient all-reduces started while backward ran", p.stdout)
     values["overlapped"] = (int(overlapped.group(1)), int(overlapped.group(2))) if overlapped else None
+    state = re.search(r"optimizer state: (\d+) elements on this rank", p.stdout)
+    values["state"] = int(state.group(1)) if state else None
+    buckets = re.search(r"data parallel: gradients in (\d+) bucket", p.stdout)
+    values["buckets"] = int(buckets.group(1)) if buckets else None
     held = re.search(r"pipeline: stage 0 of (\d+) held at most (\d+) microbatches", p.stdout)
     values["held"] = (int(held.group(1)), int(held.group(2))) if held else None
     return values
@@ -78,6 +83,8 @@ def main():
     save = lambda name: ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
     base = run([tessera, "train", config] + save("weights_one_process"))
     base.pop("overlapped")
+    base.pop("buckets")
+    base_state = base.pop("state")
     base.pop("held")
     worst = 0.0
     for layout in layouts:
@@ -97,8 +104,19 @@ def main():
             sets += ["--set", "parallel.overlap_grad_reduce=true"]
         if "bs" in opts:
             sets += ["--set", f"parallel.bucket_size={opts['bs']}"]
+        if opts.get("opt") == "dist":
+            sets += ["--set", "optimizer.plugin=distributed_adam"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
+        state, buckets = got.pop("state"), got.pop("buckets")
+        if opts.get("opt") == "dist" and set(opts) <= {"np", "opt", "ov", "bs"}:
+            # ZeRO-1: each of the dp ranks holds 1/dp of Adam's moments, plus at most 16 padding
+            # elements per bucket and rank for each moment.
+            dp = int(opts["np"])
+            buckets = buckets or 0  # dp = 1: no buckets, the state is Adam's
+            if state is None or not 0 <= state * dp - base_state <= 2 * 16 * dp * buckets:
+                sys.exit(f"{layout}: optimizer state {state} elements per rank with {buckets} buckets; "
+                         f"one process's Adam holds {base_state}, so about {base_state / dp:.0f} expected")
         held = got.pop("held")
         if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:
             # 1F1B: the first stage holds at most pp microbatches' activations at once.

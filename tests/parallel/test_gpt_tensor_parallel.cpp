@@ -155,8 +155,10 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool
   CHECK(logits_diff < 1e-5);
 
   // A few Adam steps with clipping: the losses stay equal.
-  auto opt_ref = create_plugin<Optimizer>("optimizer", "adam", ref.config.section("optimizer"), ref.params);
-  auto opt_par = create_plugin<Optimizer>("optimizer", "adam", par.config.section("optimizer"), par.params);
+  auto opt_ref = create_plugin<Optimizer>("optimizer", "adam", ref.config.section("optimizer"), ref.params,
+                                           OptimizerContext{});
+  auto opt_par = create_plugin<Optimizer>("optimizer", "adam", par.config.section("optimizer"), par.params,
+                                           OptimizerContext{});
   double step_diff = 0;
   for (int it = 1; it <= 4; ++it) {
     const double nr = grad_norm(ref.params, nullptr), np = grad_norm(par.params, group);

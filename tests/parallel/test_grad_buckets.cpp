@@ -1,6 +1,7 @@
 // Data-parallel gradient buckets: which parameters land in which bucket for a given size, in
 // backward order; grads as views of the flat buffer; when the GradientReducer starts each bucket
 // (run on the one-rank group, where the all-reduces are no-ops but the bookkeeping is the same).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -160,5 +161,32 @@ TEST_CASE("gradient reducer: a bucket starts when all its parameters reported, t
     CHECK_FALSE(r.started(0));
     r.finish();
     for (std::size_t b = 0; b < buckets.size(); ++b) CHECK(r.started(b));
+  }
+}
+
+TEST_CASE("gradient buckets split into dp shards: padded to 16·dp, pieces cover every element once", "[unit]") {
+  for (int shards : {1, 2, 3, 4}) {
+    Params p;
+    GradBuckets buckets(p.list, 64, false, shards);
+    INFO("shards " << shards);
+    CHECK(buckets.shards() == shards);
+    std::vector<std::vector<int>> covered(p.list.size());
+    for (std::size_t i = 0; i < p.list.size(); ++i) covered[i].assign(static_cast<std::size_t>(p[i].grad.numel()), 0);
+    for (std::size_t b = 0; b < buckets.size(); ++b) {
+      const std::int64_t numel = buckets.buckets()[b].data.numel();
+      CHECK(numel % (16 * shards) == 0);
+      for (int r = 0; r < shards; ++r)
+        for (const ShardPiece& sp : buckets.shard_pieces(b, r)) {
+          CHECK(sp.shard_offset >= 0);
+          CHECK(sp.shard_offset + sp.count <= numel / shards);
+          // The piece's place in the shard is the gradient's place in the bucket.
+          const float* shard_start = buckets.buckets()[b].data.data<float>() + r * (numel / shards);
+          CHECK(shard_start + sp.shard_offset == sp.param->grad.data<float>() + sp.param_offset);
+          std::size_t i = 0;
+          while (p.list[i] != sp.param) ++i;
+          for (std::int64_t k = 0; k < sp.count; ++k) ++covered[i][static_cast<std::size_t>(sp.param_offset + k)];
+        }
+    }
+    for (const auto& c : covered) CHECK(std::all_of(c.begin(), c.end(), [](int n) { return n == 1; }));
   }
 }

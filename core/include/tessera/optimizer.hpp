@@ -6,19 +6,40 @@
 #include <vector>
 
 #include "tessera/nn/parameter.hpp"
+#include "tessera/parallel/parallel.hpp"
 
 namespace tessera {
 
 class ConfigSection;
+class GradBuckets;
+
+// What an optimizer may need besides its parameters.
+struct OptimizerContext {
+  std::shared_ptr<const Parallel> parallel;  // null: one process
+  // With data parallelism (dp > 1): the flat gradient buffer, each bucket split into dp equal
+  // shards (GradBuckets::shard_pieces); null with dp = 1.
+  GradBuckets* buckets = nullptr;
+};
 
 class Optimizer {
  public:
   using FactorySignature = std::unique_ptr<Optimizer>(const ConfigSection& optimizer,
-                                                      const std::vector<Parameter*>& params);
+                                                      const std::vector<Parameter*>& params,
+                                                      const OptimizerContext& context);
   virtual ~Optimizer() = default;
   // One update from the accumulated grads. grad_scale multiplies every grad first (the clipping
   // coefficient, fused into the update pass).
   virtual void step(float lr, float grad_scale) = 0;
+
+  // ZeRO (a distributed optimizer): one tensor per gradient bucket, numel / dp each, into which the
+  // trainer reduce-scatters that bucket over dp instead of all-reducing it; the optimizer updates
+  // the parameters of its shard and all-gathers them in step(). nullptr (the default): gradients
+  // are all-reduced and every rank updates every parameter.
+  virtual std::vector<Tensor>* gradient_shards() { return nullptr; }
+  // With gradient_shards: Σ g² over this rank's reduced shards, each element counted as the global
+  // grad norm counts it (tensor-parallel replicas on tp rank 0 only, pipeline tied copies never).
+  // The trainer sums it over dp, tp and pp.
+  virtual double shard_grad_sum_squares() const { return 0.0; }
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
   virtual std::string describe() const = 0;

@@ -41,9 +41,10 @@ PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std:
   return create_plugin<Model>("model", s.get_string("plugin", "gpt"), s, context);
 }
 
-PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params) {
+PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params,
+                                     const OptimizerContext& context) {
   ConfigSection s = config.section("optimizer");
-  return create_plugin<Optimizer>("optimizer", s.get_string("plugin", "adam"), s, params);
+  return create_plugin<Optimizer>("optimizer", s.get_string("plugin", "adam"), s, params, context);
 }
 
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request) {

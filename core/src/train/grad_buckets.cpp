@@ -17,8 +17,10 @@ std::int64_t align_up(std::int64_t n) { return (n + kAlign - 1) / kAlign * kAlig
 }  // namespace
 
 std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& params, std::int64_t bucket_size,
-                                              bool separate_tp_reduced) {
+                                              bool separate_tp_reduced, int shards) {
   if (bucket_size < 1) throw Error(fmt::format("gradient bucket size must be at least 1, got {}", bucket_size));
+  if (shards < 1) throw Error(fmt::format("gradient buckets need at least 1 shard, got {}", shards));
+  const std::int64_t bucket_multiple = kAlign * shards;  // dp equal, aligned shards
   std::vector<GradBucketPlan> plans;
   // Two passes when separating: first every parameter summed over dp only, then those summed over
   // tp first. Each pass walks the parameters in backward order.
@@ -28,7 +30,7 @@ std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& par
     cur.after_tp_reduce = late;
     auto close = [&] {
       if (cur.params.empty()) return;
-      cur.numel = align_up(cur.numel);
+      cur.numel = (cur.numel + bucket_multiple - 1) / bucket_multiple * bucket_multiple;
       plans.push_back(std::move(cur));
       cur = GradBucketPlan{};
       cur.after_tp_reduce = late;
@@ -50,8 +52,9 @@ std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& par
   return plans;
 }
 
-GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced)
-    : bucket_size_(bucket_size), separate_tp_reduced_(separate_tp_reduced) {
+GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced,
+                         int shards)
+    : bucket_size_(bucket_size), separate_tp_reduced_(separate_tp_reduced), shards_(shards) {
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (params[i]->grad.dtype() != DType::f32 || params[i]->grad.numel() != params[i]->value.numel())
       throw Error(fmt::format("gradient buckets: '{}' has gradient {} for value {}; expected f32 of the same size",
@@ -59,7 +62,7 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
     if (!index_.emplace(params[i], i).second)
       throw Error(fmt::format("gradient buckets: parameter '{}' is listed twice", params[i]->name));
   }
-  const std::vector<GradBucketPlan> plans = plan_grad_buckets(params, bucket_size, separate_tp_reduced);
+  const std::vector<GradBucketPlan> plans = plan_grad_buckets(params, bucket_size, separate_tp_reduced, shards);
   std::int64_t total = 0;
   for (const GradBucketPlan& b : plans) total += b.numel;  // each numel is a multiple of 16
   buffer_ = Tensor::zeros({total});
@@ -76,11 +79,24 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
       std::copy(p.grad.data<float>(), p.grad.data<float>() + n, view.data<float>());
       p.grad = view;
       b.params.push_back(&p);
+      b.offsets.push_back(plan.offsets[j]);
       bucket_of_[plan.params[j]] = buckets_.size();
     }
     buckets_.push_back(std::move(b));
     begin += plan.numel;
   }
+}
+
+std::vector<ShardPiece> GradBuckets::shard_pieces(std::size_t b, int shard) const {
+  const Bucket& bucket = buckets_.at(b);
+  const std::int64_t n = bucket.data.numel() / shards_, begin = shard * n, end = begin + n;
+  std::vector<ShardPiece> pieces;
+  for (std::size_t j = 0; j < bucket.params.size(); ++j) {
+    const std::int64_t lo = std::max(begin, bucket.offsets[j]);
+    const std::int64_t hi = std::min(end, bucket.offsets[j] + bucket.params[j]->grad.numel());
+    if (lo < hi) pieces.push_back({bucket.params[j], lo - bucket.offsets[j], lo - begin, hi - lo});
+  }
+  return pieces;
 }
 
 std::size_t GradBuckets::index_of(const Parameter& p) const {

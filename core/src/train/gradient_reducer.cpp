@@ -9,13 +9,18 @@
 
 namespace tessera {
 
-GradientReducer::GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap)
+GradientReducer::GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap,
+                                 std::vector<Tensor>* scatter_into)
     : buckets_(buckets),
       dp_(dp),
       overlap_(overlap),
+      scatter_into_(scatter_into),
       reported_(buckets.num_params(), false),
       ready_(buckets.size(), 0),
-      started_(buckets.size(), false) {}
+      started_(buckets.size(), false) {
+  if (scatter_into_ && scatter_into_->size() != buckets.size())
+    throw Error(fmt::format("gradient reducer: {} gradient shards for {} buckets", scatter_into_->size(), buckets.size()));
+}
 
 GradientReducer::~GradientReducer() {
   // Unwinding with reductions in flight: waiting for them would wait for ranks that may never join
@@ -27,7 +32,10 @@ GradientReducer::~GradientReducer() {
 
 void GradientReducer::start(std::size_t bucket) {
   started_[bucket] = true;
-  pending_.push_back(dp_.start_all_reduce(buckets_.data(bucket)));
+  if (scatter_into_)
+    pending_.push_back(dp_.start_reduce_scatter(buckets_.data(bucket), scatter_into_->at(bucket)));
+  else
+    pending_.push_back(dp_.start_all_reduce(buckets_.data(bucket)));
 }
 
 void GradientReducer::poll() {

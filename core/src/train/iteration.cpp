@@ -65,7 +65,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   // The objective is the mean loss over every microbatch of the global batch, on all dp ranks.
   const std::int64_t total_microbatches = s.num_microbatches * dp.size();
   std::optional<GradientReducer> reducer;
-  if (dp.size() > 1) reducer.emplace(*buckets, dp, s.overlap_grad_reduce);
+  // A distributed optimizer (ZeRO) takes its gradient shards by reduce-scatter instead.
+  if (dp.size() > 1) reducer.emplace(*buckets, dp, s.overlap_grad_reduce, optimizer.gradient_shards());
   PipelinePass pass;
   pass.seed = s.seed;
   pass.iteration = s.iteration;
@@ -99,7 +100,11 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.pipeline_seconds_receiving = run.seconds_receiving;
   // Only the last stage has losses; the sum over pp hands them to every rank.
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
-  r.grad_norm = global_grad_norm(params, parallel);
+  r.grad_norm = optimizer.gradient_shards()
+                    ? std::sqrt(all_reduce_sum(
+                          dp, all_reduce_sum(*parallel.groups.pp,
+                                             all_reduce_sum(*parallel.groups.tp, optimizer.shard_grad_sum_squares()))))
+                    : global_grad_norm(params, parallel);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw Error(fmt::format("iteration {}: loss {} / grad norm {} is not finite; lower optimizer.lr or check the data",
                             s.iteration, r.loss, r.grad_norm));

@@ -95,8 +95,9 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   model_->collect_parameters(params_);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
   if (parallel_->layout.dp() > 1)
-    grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1);
-  optimizer_ = build_optimizer(config_, params_);
+    grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
+                                                  parallel_->layout.dp());
+  optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
   schedule_ = build_schedule(config_, parallel_->layout);
 
   DataRequest request;
@@ -118,12 +119,14 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("{}", model_->describe());
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
   log_info("optimizer: {}", optimizer_->describe());
+  log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
   if (grad_buckets_)
-    log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), all-reduce {}",
+    log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), {} {}",
              grad_buckets_->size(), options_.bucket_size,
+             optimizer_->gradient_shards() ? "reduce-scatter into the optimizer's shards" : "all-reduce",
              options_.overlap_grad_reduce ? "started per bucket during backward (parallel.overlap_grad_reduce)"
                                           : "after backward");
 }

@@ -33,7 +33,8 @@ class Sgd : public tessera::Optimizer {
 };
 
 std::unique_ptr<tessera::Optimizer> make_sgd(const tessera::ConfigSection& s,
-                                             const std::vector<tessera::Parameter*>& params) {
+                                             const std::vector<tessera::Parameter*>& params,
+                                             const tessera::OptimizerContext&) {  // layout, gradient buckets
   return std::make_unique<Sgd>(static_cast<float>(s.get_float("momentum", 0.9, 0.0, 1.0)), params);
 }
 

@@ -21,7 +21,8 @@ ParallelSizes read_parallel_sizes(const Config& config);
 // seed: [training] seed (initialisation and data order).
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel = nullptr);
-PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params);
+PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params,
+                                     const OptimizerContext& context = {});
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
 // [schedule] plugin (default "1f1b", "interleaved" with a virtual pipeline) when pp > 1 or when
 // the config names one; otherwise null, which runs plain gradient accumulation.

@@ -15,6 +15,10 @@
 // (Megatron closes a bucket once it reaches bucket_size, so its buckets can exceed it by one
 // parameter; here a bucket exceeds it only when it holds a single larger parameter.)
 //
+// With `shards` = dp > 1 every bucket's length is padded to a multiple of 16·shards, so that it
+// splits into dp equal shards: a distributed optimizer reduce-scatters a bucket and rank r owns
+// shard r (shard_pieces says which parameter elements that is).
+//
 // With separate_tp_reduced (tensor parallelism: tp > 1), parameters with reduce_grad_over_tp are
 // bucketed apart, after all others, in buckets marked after_tp_reduce: their gradient is complete
 // only once the trainer has summed it over tp after the last microbatch, so those buckets can start
@@ -40,20 +44,34 @@ struct GradBucketPlan {
   bool after_tp_reduce = false;       // holds reduce_grad_over_tp parameters only
 };
 
-// Pure planning (no allocation), for GradBuckets and for tests. bucket_size >= 1.
+// Pure planning (no allocation), for GradBuckets and for tests. bucket_size >= 1, shards >= 1.
 std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& params, std::int64_t bucket_size,
-                                              bool separate_tp_reduced);
+                                              bool separate_tp_reduced, int shards = 1);
+
+// The part of one parameter inside one bucket shard: elements [param_offset, param_offset + count)
+// of the flattened parameter sit at [shard_offset, shard_offset + count) of the shard.
+struct ShardPiece {
+  Parameter* param = nullptr;
+  std::int64_t param_offset = 0, shard_offset = 0, count = 0;
+};
 
 class GradBuckets {
  public:
   struct Bucket {
-    std::vector<Parameter*> params;  // backward order
-    Tensor data;                     // f32 [numel]: a view of the flat buffer; the params' grads are views of it
+    std::vector<Parameter*> params;     // backward order
+    std::vector<std::int64_t> offsets;  // each one's gradient's offset in `data`
+    Tensor data;                        // f32 [numel]: a view of the flat buffer; the params' grads are views of it
     bool after_tp_reduce = false;
   };
 
   // Allocates the buffer and re-points every parameter's grad into it (current values kept).
-  GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced);
+  GradBuckets(const std::vector<Parameter*>& params, std::int64_t bucket_size, bool separate_tp_reduced,
+              int shards = 1);
+
+  int shards() const { return shards_; }
+  // The parameter pieces in shard `shard` of bucket b (elements [shard·n, (shard+1)·n) of its
+  // data, n = numel / shards), in bucket order; padding belongs to no piece.
+  std::vector<ShardPiece> shard_pieces(std::size_t b, int shard) const;
 
   const std::vector<Bucket>& buckets() const { return buckets_; }
   // Bucket b's flat gradients, for the all-reduce that sums them in place.
@@ -72,6 +90,7 @@ class GradBuckets {
  private:
   std::int64_t bucket_size_;
   bool separate_tp_reduced_;
+  int shards_;
   Tensor buffer_;
   std::vector<Bucket> buckets_;
   std::unordered_map<const Parameter*, std::size_t> index_;

@@ -1,4 +1,5 @@
-// Sums gradients over the data-parallel group, one all-reduce per gradient bucket (GradBuckets:
+// Sums gradients over the data-parallel group, one all-reduce (or, for a distributed optimizer, one
+// reduce-scatter) per gradient bucket (GradBuckets:
 // the grads of a bucket are one contiguous range of a flat buffer), overlapped with backward.
 //
 // With overlap on, modules report each gradient final (GradReadyListener) during the last
@@ -27,7 +28,9 @@ class GradientReducer : public GradReadyListener {
   // overlap = false: everything is reduced in finish() (Megatron's --overlap-grad-reduce off).
   // One iteration's reducer: it counts reports from construction. On a one-rank group it still
   // keeps the books (the all-reduces are no-ops), which is what tests observe.
-  GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap);
+  // `scatter_into` (a distributed optimizer's gradient shards, one per bucket, numel / dp each):
+  // reduce-scatter each bucket into it instead of all-reducing (ZeRO); null: all-reduce.
+  GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap, std::vector<Tensor>* scatter_into = nullptr);
   ~GradientReducer() override;
   void grad_ready(Parameter& p) override;
   void finish();
@@ -42,6 +45,7 @@ class GradientReducer : public GradReadyListener {
   GradBuckets& buckets_;
   Communicator& dp_;
   bool overlap_;
+  std::vector<Tensor>* scatter_into_;
   std::vector<CommRequest> pending_;
   std::vector<bool> reported_;            // per parameter (GradBuckets::index_of)
   std::vector<std::size_t> ready_;        // per bucket: parameters reported

@@ -1,0 +1,141 @@
+// The "distributed_adam" optimizer plugin: Adam/AdamW with its state sharded over the
+// data-parallel group, as Megatron-LM's distributed optimizer (ZeRO stage 1) does it.
+//
+// The trainer's gradient buckets (GradBuckets) are flat ranges split into dp equal shards. Each
+// iteration the trainer reduce-scatters every bucket over dp (instead of all-reducing it), so rank r
+// holds the summed gradients of shard r of every bucket, and only those (gradient_shards()). step()
+// then updates the parameter elements of its shards with its 1/dp of Adam's moments — the same
+// element-wise update plain Adam applies — and all-gathers every bucket's updated shards back into
+// the parameters, so every rank ends the step with the whole model, as with plain Adam. The grad
+// norm comes from the shards (shard_grad_sum_squares). Tessera trains in f32, so there is no
+// separate f32 master copy of the weights to shard: the moments are the state.
+//
+// With dp = 1 there are no buckets and this is plain Adam over whole tensors.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/ops.hpp"
+#include "tessera/optim/adam_settings.hpp"
+#include "tessera/optimizer.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/train/grad_buckets.hpp"
+
+namespace tessera::distributed_adam {
+
+namespace {
+
+// What one update touches: a run of one parameter's elements, the summed gradient of that run,
+// and its moments.
+struct Piece {
+  Parameter* param;
+  Tensor value, grad, m, v;  // 1-D views
+};
+
+Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
+
+class DistributedAdam : public Optimizer {
+ public:
+  DistributedAdam(const AdamSettings& s, const std::vector<Parameter*>& params, const OptimizerContext& context)
+      : s_(s), buckets_(context.buckets) {
+    if (!buckets_) {  // one data-parallel rank: every parameter whole, gradients where backward left them
+      for (Parameter* p : params) {
+        state_.push_back(Tensor::zeros({2, p->value.numel()}));
+        pieces_.push_back({p, flat(p->value), flat(p->grad), state_.back().rows(0, 1).reshape({p->value.numel()}),
+                           state_.back().rows(1, 2).reshape({p->value.numel()})});
+      }
+      return;
+    }
+    if (!context.parallel) throw Error("distributed_adam: gradient buckets without a parallel layout");
+    dp_ = context.parallel->groups.dp;
+    tp_rank_ = context.parallel->layout.tp_rank();
+    if (buckets_->shards() != dp_->size())
+      throw Error(fmt::format("distributed_adam: gradient buckets split into {} shards for {} data-parallel ranks",
+                              buckets_->shards(), dp_->size()));
+    for (std::size_t b = 0; b < buckets_->size(); ++b) {
+      const std::int64_t n = buckets_->buckets()[b].data.numel() / dp_->size();
+      shards_.push_back(Tensor::zeros({n}));
+      state_.push_back(Tensor::zeros({2, n}));  // m and v of this rank's shard, padding included
+      const Tensor m = state_.back().rows(0, 1).reshape({n}), v = state_.back().rows(1, 2).reshape({n});
+      for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
+        const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
+        pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
+                           shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi)});
+      }
+    }
+  }
+
+  std::vector<Tensor>* gradient_shards() override { return buckets_ ? &shards_ : nullptr; }
+
+  double shard_grad_sum_squares() const override {
+    double sq = 0;
+    for (const Piece& p : pieces_)
+      if (p.param->stage_tie != Parameter::StageTie::copy && (p.param->tp_split_dim >= 0 || tp_rank_ == 0))
+        sq += ops::sum_squares(p.grad);
+    return sq;
+  }
+
+  void step(float lr, float grad_scale) override {
+    ops::AdamParams a = adam_params(s_, lr, grad_scale, ++step_);
+    for (Piece& p : pieces_) {
+      a.weight_decay = p.param->weight_decay ? s_.weight_decay : 0.0f;
+      ops::adam_step(p.value, p.grad, p.m, p.v, a);
+    }
+    if (buckets_) gather_parameters();
+  }
+
+  std::int64_t state_elements() const override {
+    std::int64_t n = 0;
+    for (const Tensor& t : state_) n += t.numel();
+    return n;
+  }
+
+  std::string describe() const override {
+    return fmt::format("{}), state sharded over {} data-parallel ranks (ZeRO-1): {} moment elements on this rank",
+                       describe_adam(s_), dp_ ? dp_->size() : 1, state_elements());
+  }
+
+ private:
+  // Every bucket's updated shards, all-gathered into its full layout and copied into the parameters.
+  void gather_parameters() {
+    const int n_ranks = dp_->size();
+    std::size_t piece = 0;
+    for (std::size_t b = 0; b < buckets_->size(); ++b) {
+      const GradBuckets::Bucket& bucket = buckets_->buckets()[b];
+      const std::int64_t n = bucket.data.numel() / n_ranks;
+      Tensor mine = Tensor::zeros({n});
+      for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
+        Tensor dst = mine.rows(sp.shard_offset, sp.shard_offset + sp.count);
+        ops::copy(pieces_[piece++].value, dst);
+      }
+      Tensor all = Tensor::empty({n * n_ranks});
+      dp_->all_gather(mine, all);
+      for (std::size_t j = 0; j < bucket.params.size(); ++j) {
+        Parameter& p = *bucket.params[j];
+        Tensor dst = flat(p.value);
+        ops::copy(all.rows(bucket.offsets[j], bucket.offsets[j] + p.value.numel()), dst);  // whole, own shard too
+      }
+    }
+  }
+
+  AdamSettings s_;
+  GradBuckets* buckets_;
+  std::shared_ptr<Communicator> dp_;
+  int tp_rank_ = 0;
+  std::vector<Tensor> shards_;  // per bucket: this rank's reduce-scattered gradients
+  std::vector<Tensor> state_;   // per bucket (or per parameter without buckets): [2, n] = m, v
+  std::vector<Piece> pieces_;
+  std::int64_t step_ = 0;
+};
+
+std::unique_ptr<Optimizer> make_distributed_adam(const ConfigSection& s, const std::vector<Parameter*>& params,
+                                                 const OptimizerContext& context) {
+  return std::make_unique<DistributedAdam>(read_adam_settings(s), params, context);
+}
+
+}  // namespace
+}  // namespace tessera::distributed_adam
+
+TESSERA_PLUGIN(optimizer, distributed_adam, tessera::distributed_adam::make_distributed_adam)
