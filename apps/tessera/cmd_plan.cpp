@@ -162,6 +162,7 @@ void print_json(const Plan& p) {
                               {"output_elements", c.output_elements},
                               {"tp_forward", to_json(c.tp_forward)},
                               {"tp_backward", to_json(c.tp_backward)},
+                              {"tp_recompute", to_json(c.tp_recompute)},
                               {"tp_loss_statistics", to_json(c.tp_loss_statistics)}});
     js["traffic"] = nlohmann::json::array();
     for (const PlanTraffic& t : s.traffic)
