@@ -156,7 +156,12 @@ Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg
     for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = ch.layers[i]->forward(ctx, x);
     return x;
   }
-  ctx.store.save(&seg, {x});
+  // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
+  // sequence-parallel attention needs and the backward pass's context does not carry.
+  const std::int64_t shards = sequence_parallel(ctx) ? tp_size(tp_) : 1;
+  TESSERA_CHECK_SHAPE(ctx.seq_length > 0 && ctx.seq_length % shards == 0 && x.numel() % (ctx.seq_length / shards * o_.hidden_size) == 0,
+                      "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(), ctx.seq_length);
+  ctx.store.save(&seg, {x.reshape({-1, ctx.seq_length / shards, o_.hidden_size})});
   // The same step (dropout masks) into a store dropped after each layer: only x stays.
   for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
     ActivationStore scratch;
@@ -177,6 +182,12 @@ Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& se
   Tensor x = ctx.store.take(&seg)[0];
   ActivationStore scratch;
   StepContext scratch_ctx = ctx.with_store(scratch);
+  if (sequence_parallel(ctx)) {
+    scratch_ctx.seq_length = x.size(1) * tp_size(tp_);
+    x = x.reshape({x.size(0) * x.size(1), o_.hidden_size});
+  } else {
+    scratch_ctx.seq_length = x.size(1);
+  }
   {
     StepContext recompute_ctx = scratch_ctx;
     recompute_ctx.grad_listener = nullptr;
