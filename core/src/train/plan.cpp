@@ -219,8 +219,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     if (schedule_name != "1f1b")
       plan.notes.push_back(fmt::format("schedule '{}': bubble shown with 1F1B's formula", schedule_name));
   }
-  plan.notes.push_back("no activation recompute (Tessera has none yet); everything is f32, so bytes = 4 × elements; "
-                       "temporaries (a layer's workspace, the LM head's logits chunk) are not included");
+  plan.notes.push_back("everything is f32, so bytes = 4 × elements; activations are what each microbatch keeps "
+                       "from its forward to its backward (with [model] recompute_granularity, what recompute keeps); "
+                       "temporaries (a layer's workspace, the LM head's logits chunk, a recomputed layer group's "
+                       "saves refilled during its backward) are not included");
 
   // Sections the plan does not interpret belong to plugins it does not build (data, the optimizer's
   // hyper-parameters) or are not about sizes: their keys are accepted as they are. [model] is
