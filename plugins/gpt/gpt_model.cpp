@@ -159,9 +159,11 @@ Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg
   // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
   // sequence-parallel attention needs and the backward pass's context does not carry.
   const std::int64_t shards = sequence_parallel(ctx) ? tp_size(tp_) : 1;
-  TESSERA_CHECK_SHAPE(ctx.seq_length > 0 && ctx.seq_length % shards == 0 && x.numel() % (ctx.seq_length / shards * o_.hidden_size) == 0,
-                      "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(), ctx.seq_length);
-  ctx.store.save(&seg, {x.reshape({-1, ctx.seq_length / shards, o_.hidden_size})});
+  const std::int64_t rows = ctx.seq_length / shards;
+  TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * o_.hidden_size) == 0,
+                      "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(),
+                      ctx.seq_length);
+  ctx.store.save(&seg, {x.reshape({-1, rows, o_.hidden_size})});
   // The same step (dropout masks) into a store dropped after each layer: only x stays.
   for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
     ActivationStore scratch;
