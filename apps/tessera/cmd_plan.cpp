@@ -112,7 +112,7 @@ void print_text(const Plan& p) {
   fmt::print("pipeline bubble  {:.2f}% of the ideal time, {:.2f}% of the iteration — {}\n", 100 * p.bubble_of_ideal,
              100 * p.bubble_of_iteration, p.bubble_formula);
   fmt::print("model FLOPs      {:.4g} per iteration ({:.4g} per rank), Megatron-LM's accounting (forward + backward, "
-             "no recompute)\n",
+             "the recompute forward not counted)\n",
              p.flops_per_iteration, p.flops_per_iteration / p.world_size);
   for (const std::string& n : p.notes) fmt::print("note: {}\n", n);
 }
@@ -162,6 +162,7 @@ void print_json(const Plan& p) {
                               {"output_elements", c.output_elements},
                               {"tp_forward", to_json(c.tp_forward)},
                               {"tp_backward", to_json(c.tp_backward)},
+                              {"tp_recompute", to_json(c.tp_recompute)},
                               {"tp_loss_statistics", to_json(c.tp_loss_statistics)}});
     js["traffic"] = nlohmann::json::array();
     for (const PlanTraffic& t : s.traffic)

@@ -54,12 +54,22 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   lo.ffn_hidden = o.ffn_hidden_size;
   lo.layernorm_epsilon = o.layernorm_epsilon;
   lo.hidden_dropout = o.hidden_dropout;
+  lo.attention.recompute_core = o.recompute_granularity == "selective";
   // Global layer indices: names, initialisation and dropout masks do not depend on the split.
   for (int c = 0; c < vpp; ++c) {
     Chunk& chunk = chunks_.emplace_back();
     chunk.first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
     for (std::int64_t i = chunk.first_layer; i < chunk.first_layer + per_chunk; ++i)
       chunk.layers.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
+    // Megatron-LM: "uniform" checkpoints groups of recompute_num_layers layers (each group's input),
+    // "block" checkpoints the first recompute_num_layers layers of the chunk one by one.
+    const auto n = static_cast<std::size_t>(per_chunk), k = static_cast<std::size_t>(o.recompute_num_layers);
+    if (o.recompute_granularity != "full")
+      chunk.segments.push_back({0, n, false});
+    else if (o.recompute_method == "uniform")
+      for (std::size_t i = 0; i < n; i += k) chunk.segments.push_back({i, std::min(k, n - i), true});
+    else
+      for (std::size_t i = 0; i < n; ++i) chunk.segments.push_back({i, 1, i < k});
   }
   if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
   mark_token_shard_grads();
@@ -136,9 +146,58 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
                         fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
     x = input;
   }
-  for (auto& l : ch.layers) x = l->forward(ctx, x);
+  for (const Segment& seg : ch.segments) x = forward_segment(ctx, ch, seg, x);
   if (!ends_model(c)) return {x, 0.0};
   return {Tensor(), head_loss(ctx, final_norm_->forward(ctx, x), batch)};
+}
+
+Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor x) {
+  if (!seg.recompute || !ctx.training) {
+    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = ch.layers[i]->forward(ctx, x);
+    return x;
+  }
+  // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
+  // sequence-parallel attention needs and the backward pass's context does not carry.
+  const std::int64_t shards = sequence_parallel(ctx) ? tp_size(tp_) : 1;
+  const std::int64_t rows = ctx.seq_length / shards;
+  TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * o_.hidden_size) == 0,
+                      "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(),
+                      ctx.seq_length);
+  ctx.store.save(&seg, {x.reshape({-1, rows, o_.hidden_size})});
+  // The same step (dropout masks) into a store dropped after each layer: only x stays.
+  for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
+    ActivationStore scratch;
+    StepContext scratch_ctx = ctx.with_store(scratch);
+    x = ch.layers[i]->forward(scratch_ctx, x);
+  }
+  return x;
+}
+
+Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor dy) {
+  if (!seg.recompute) {
+    for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = ch.layers[i]->backward(ctx, dy);
+    return dy;
+  }
+  // Rebuild the segment's saved tensors with the same ops on the same input (so the gradients are
+  // bit-identical to keeping them), then the real backward from the scratch store. The recompute
+  // forward reports no gradient (it computes none) and saves nothing into the microbatch's store.
+  Tensor x = ctx.store.take(&seg)[0];
+  ActivationStore scratch;
+  StepContext scratch_ctx = ctx.with_store(scratch);
+  if (sequence_parallel(ctx)) {
+    scratch_ctx.seq_length = x.size(1) * tp_size(tp_);
+    x = x.reshape({x.size(0) * x.size(1), o_.hidden_size});
+  } else {
+    scratch_ctx.seq_length = x.size(1);
+  }
+  {
+    StepContext recompute_ctx = scratch_ctx;
+    recompute_ctx.grad_listener = nullptr;
+    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = ch.layers[i]->forward(recompute_ctx, x);
+  }
+  for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = ch.layers[i]->backward(scratch_ctx, dy);
+  if (!scratch.empty()) throw Error("GPT recompute: a layer's backward left saved activations behind");
+  return dy;
 }
 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
@@ -196,7 +255,7 @@ Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int
   TESSERA_CHECK_SHAPE(ends_model(c) || output_grad.defined(), "a GPT stage before the last needs its output's {}",
                       "gradient");
   Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
-  for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) dx = (*it)->backward(ctx, dx);
+  for (auto it = ch.segments.rbegin(); it != ch.segments.rend(); ++it) dx = backward_segment(ctx, ch, *it, dx);
   if (!starts_model(c)) return dx;
   Tensor pos = ctx.store.take(position_embeddings_.get())[0];
   const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows

@@ -50,6 +50,10 @@ struct GptOptions {
   std::int64_t vocab_size = 0, padded_vocab_size = 0;
   float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
   std::uint64_t seed = 1234;
+  // Activation recompute (Megatron-LM's arguments; read_gpt_options validates them):
+  // granularity "" (none), "full" or "selective"; method "uniform" or "block" (full only).
+  std::string recompute_granularity, recompute_method;
+  std::int64_t recompute_num_layers = 1;
 };
 
 // Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`: about
@@ -86,11 +90,21 @@ class GptModel : public Model {
   TpGroup tp_;
   bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   bool first_stage_ = true, last_stage_ = true;
+  // Full activation recompute splits a chunk's layers into segments: a recomputed segment keeps
+  // only its input in forward (saved under the segment's address) and in backward runs its layers'
+  // forward again into a scratch store, then their backward. Without it, one plain segment.
+  struct Segment {
+    std::size_t first = 0, count = 0;  // layers[first, first + count) of the chunk
+    bool recompute = false;
+  };
   // Model chunks (one without a virtual pipeline): each a run of consecutive layers.
   struct Chunk {
     std::int64_t first_layer = 0;  // global index of layers[0]
     std::vector<std::unique_ptr<TransformerLayer>> layers;
+    std::vector<Segment> segments;
   };
+  Tensor forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor x);
+  Tensor backward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor dy);
   std::vector<Chunk> chunks_;
   // Chunk `c` starts the whole model (embeddings) / ends it (final norm, head, loss).
   bool starts_model(int c) const { return first_stage_ && c == 0; }

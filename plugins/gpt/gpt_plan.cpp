@@ -21,6 +21,9 @@
 //   first      token ids N (embedding), position ids N (GPT)
 //   last       final norm: input N·h, mean, rstd 2N · the fused head's input gradient N·h
 // Dropout saves nothing (its mask is regenerated from the seed).
+// Activation recompute: "selective" drops probs b·(H/t)·T² from every layer; "full" keeps of each
+// recomputed group of layers (GptModel::Segment) only its input N·h, and its 2 forward all-reduces
+// per layer run again in backward. The scratch store a group refills in backward is not counted.
 //
 // Tensor-parallel all-reduces per microbatch (t > 1): forward — the embedding's output [N, h] on
 // the first stage, two per layer (attention and MLP outputs, [N, h]), and on the last stage the
@@ -95,14 +98,24 @@ class GptPlanner : public ModelPlanner {
     if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, Vt * h};
     if (t > 1 && replicated_kv) c.tp_replicated_grads = {2 * per, per * (kv * h + kv)};
 
+    const bool selective = o_.recompute_granularity == "selective";
     const std::int64_t layer_saved =
-        4 * N * h + 4 * N + 2 * N * h / t + N * kv + b * (H / t) * T * T + 2 * N * F / t;
-    c.activation_elements = per * layer_saved + (first ? 2 * N : 0) + (last ? 2 * N * h + 2 * N : 0);
+        4 * N * h + 4 * N + 2 * N * h / t + N * kv + (selective ? 0 : b * (H / t) * T * T) + 2 * N * F / t;
+    // Full recompute: groups checkpointed (each keeps its input) and layers recomputed.
+    std::int64_t groups = 0, recomputed = 0;
+    if (o_.recompute_granularity == "full") {
+      const std::int64_t k = o_.recompute_num_layers;
+      groups = o_.recompute_method == "uniform" ? per / k : k;
+      recomputed = o_.recompute_method == "uniform" ? per : k;
+    }
+    c.activation_elements = (per - recomputed) * layer_saved + groups * N * h + (first ? 2 * N : 0) +
+                            (last ? 2 * N * h + 2 * N : 0);
     c.output_elements = last ? 0 : N * h;
 
     if (t > 1) {
       c.tp_forward = {2 * per, 2 * per * N * h};
       c.tp_backward = {2 * per, 2 * per * N * h};
+      c.tp_recompute = {2 * recomputed, 2 * recomputed * N * h};
       if (first) c.tp_forward += {1, N * h};
       if (last) {
         c.tp_forward += {1, N * h};

@@ -98,7 +98,7 @@ std::shared_ptr<const Parallel> shape_only_parallel(const ParallelLayout& layout
 constexpr std::int64_t kVocab = 301;
 
 std::string config_text(std::int64_t heads, std::int64_t groups, int tp, int pp, std::int64_t micro,
-                        std::int64_t global) {
+                        std::int64_t global, const std::string& recompute = "") {
   return fmt::format(R"(
 [model]
 plugin = "gpt"
@@ -111,6 +111,7 @@ seq_length = 12
 max_position_embeddings = 20
 hidden_dropout = 0.1
 make_vocab_size_divisible_by = 16
+{}
 [parallel]
 tensor_model_parallel_size = {}
 pipeline_model_parallel_size = {}
@@ -119,7 +120,7 @@ micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
-)", heads, groups, tp, pp, micro, global);
+)", heads, groups, recompute, tp, pp, micro, global);
 }
 
 Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
@@ -135,9 +136,10 @@ Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
 
 // Every (stage, tp rank) of tp × pp × dp against the plan.
 void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int dp, std::int64_t micro,
-                  std::int64_t global) {
-  INFO(fmt::format("heads {} groups {} tp {} pp {} dp {} micro {} global {}", heads, groups, tp, pp, dp, micro, global));
-  const std::string text = config_text(heads, groups, tp, pp, micro, global);
+                  std::int64_t global, const std::string& recompute = "") {
+  INFO(fmt::format("heads {} groups {} tp {} pp {} dp {} micro {} global {} {}", heads, groups, tp, pp, dp, micro,
+                   global, recompute));
+  const std::string text = config_text(heads, groups, tp, pp, micro, global, recompute);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
@@ -235,6 +237,19 @@ TEST_CASE("the plan equals every stage and tp rank of the model, measured in one
   SECTION("tp 2 · pp 4, GQA 4 heads / 2 groups, micro 3") { check_layout(4, 2, 2, 4, 1, 3, 15); }
 }
 
+TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
+  log_state().level = LogLevel::warn;
+  const std::string full = "recompute_granularity = \"full\"\nrecompute_method = ";
+  SECTION("selective, tp 2 · pp 2") { check_layout(4, 4, 2, 2, 1, 2, 6, "recompute_granularity = \"selective\""); }
+  SECTION("full uniform 1, one process") { check_layout(4, 4, 1, 1, 1, 2, 6, full + "\"uniform\""); }
+  SECTION("full uniform 2, tp 2 · pp 2, MQA") {
+    check_layout(4, 1, 2, 2, 1, 2, 8, full + "\"uniform\"\nrecompute_num_layers = 2");
+  }
+  SECTION("full uniform 2, tp 2, GQA") { check_layout(4, 2, 2, 1, 1, 1, 3, full + "\"uniform\"\nrecompute_num_layers = 2"); }
+  SECTION("full block 1, tp 2 · pp 2") { check_layout(4, 4, 2, 2, 1, 2, 8, full + "\"block\"\nrecompute_num_layers = 1"); }
+  SECTION("full block 3, pp 1") { check_layout(4, 4, 1, 1, 1, 1, 3, full + "\"block\"\nrecompute_num_layers = 3"); }
+}
+
 TEST_CASE("the plan's whole-model parameters and FLOPs are the one-process model's", "[unit]") {
   for (auto [heads, groups] : {std::pair{4, 4}, std::pair{4, 1}, std::pair{8, 2}}) {
     const std::string text = config_text(heads, groups, 1, 1, 2, 6);
@@ -250,6 +265,9 @@ TEST_CASE("the plan's whole-model parameters and FLOPs are the one-process model
 
 TEST_CASE("the plan of a pp = 1 run equals the trainer's TrainingRecord::peak_held_elements", "[unit]") {
   log_state().level = LogLevel::warn;
+  const std::string recompute = GENERATE(std::string(""), std::string("recompute_granularity = \"selective\""),
+                                         std::string("recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 2"));
+  INFO(recompute);
   const std::string prefix = "plan_corpus";
   {
     IndexedDatasetWriter w(prefix, IndexDtype::u16);
@@ -273,6 +291,7 @@ num_attention_heads = 4
 num_query_groups = 2
 seq_length = 24
 hidden_dropout = 0.1
+{}
 [tokenizer]
 type = "byte"
 [data]
@@ -286,7 +305,7 @@ train_iters = 2
 num_threads = 1
 [optimizer]
 plugin = "adam"
-)", prefix);
+)", recompute, prefix);
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, 0});  // vocabulary from the byte tokenizer
   CHECK(plan.vocab_size == 257);
   Trainer trainer(Config::from_string(text));

@@ -4,10 +4,12 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt) — tp/pp/vp map to
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc) — tp/pp/vp map to
 [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
-distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's).
+distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
+recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
+layer), rc=sel (selective); the one-process run it is compared with recomputes nothing.
 """
 import json
 import math
@@ -19,6 +21,18 @@ import sys
 
 LINE = re.compile(r"iteration\s+(\d+)/.*lm loss: (\S+) \| grad norm: (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
+
+
+def model_sets(**keys):
+    return [a for k, v in keys.items() for a in ("--set", f"model.{k}={v}")]
+
+
+RECOMPUTE = {
+    "full": model_sets(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=1),
+    "full2": model_sets(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=2),
+    "block": model_sets(recompute_granularity="full", recompute_method="block", recompute_num_layers=1),
+    "sel": model_sets(recompute_granularity="selective"),
+}
 
 
 def run(cmd):
@@ -106,6 +120,8 @@ def main():
             sets += ["--set", f"parallel.bucket_size={opts['bs']}"]
         if opts.get("opt") == "dist":
             sets += ["--set", "optimizer.plugin=distributed_adam"]
+        if "rc" in opts:
+            sets += RECOMPUTE[opts["rc"]]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
         state, buckets = got.pop("state"), got.pop("buckets")

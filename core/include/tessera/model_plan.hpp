@@ -50,7 +50,9 @@ struct ModelChunkCost {
   // number of tensors for each.
   CollectiveCount tied_embedding_grads, tp_replicated_grads;
 
-  // Elements saved for backward by one microbatch's forward through this chunk.
+  // Elements saved for backward by one microbatch's forward through this chunk (with activation
+  // recompute: what stays on the microbatch's store; the scratch store a recomputed layer group
+  // fills during backward is transient and not counted).
   std::int64_t activation_elements = 0;
   // Elements of the activation sent to the next virtual stage per microbatch (its gradient comes
   // back with the same size); 0 on the last virtual stage.
@@ -59,6 +61,8 @@ struct ModelChunkCost {
   // Tensor-parallel collectives per microbatch (all zero when tp = 1): all-reduces of activations in
   // forward, of input gradients in backward, and the vocabulary-parallel loss statistics.
   CollectiveCount tp_forward, tp_backward, tp_loss_statistics;
+  // Full activation recompute: the forward all-reduces of the recomputed layers again, in backward.
+  CollectiveCount tp_recompute;
 };
 
 class ModelPlanner {

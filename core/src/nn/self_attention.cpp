@@ -53,6 +53,7 @@ ColumnParallelOptions query_options(const AttentionOptions& o) {
 SelfAttention::SelfAttention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
     : tp_(checked(o).tp),
       sequence_parallel_(o.sequence_parallel),
+      recompute_core_(o.recompute_core),
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(o.hidden / o.heads),
@@ -85,7 +86,7 @@ Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
   Tensor context = Tensor::empty({s.B, s.T, s.Hq * s.D});
   Tensor probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
   ops::attention_forward(s, q, kv, context, probs);
-  if (ctx.training) ctx.store.save(this, {q, kv, probs});
+  if (ctx.training) ctx.store.save(this, recompute_core_ ? std::vector<Tensor>{q, kv} : std::vector<Tensor>{q, kv, probs});
   return output_.forward(ctx, context);
 }
 
@@ -95,8 +96,16 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   const Tensor& q = saved[0];
   const Tensor& kv = saved[1];
   ops::AttentionShape s{q.size(0), q.size(1), heads_, groups_, head_dim_, true};
+  Tensor probs;
+  if (recompute_core_) {  // selective recompute: the forward's probabilities again
+    probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
+    Tensor context = Tensor::empty({s.B, s.T, s.Hq * s.D});
+    ops::attention_forward(s, q, kv, context, probs);
+  } else {
+    probs = saved[2];
+  }
   Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
-  ops::attention_backward(s, dcontext, q, kv, saved[2], dq, dkv);
+  ops::attention_backward(s, dcontext, q, kv, probs, dq, dkv);
   Tensor dx = query_.backward(ctx, dq);
   Tensor dx_kv = key_value_->backward(ctx, dkv);
   ops::axpy(1.0f, dx_kv, dx);

@@ -127,13 +127,14 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     StagePlan st;
     st.stage = s;
     st.chunks = costs[s];
-    CollectiveCount tensors, tp_forward, tp_backward, tp_loss, tp_replicated, tied;
+    CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied;
     for (const ModelChunkCost& c : st.chunks) {
       st.parameters += c.parameters;
       st.activation_elements += c.activation_elements;
       tensors += {c.parameter_tensors, c.parameters};
       tp_forward += c.tp_forward;
       tp_backward += c.tp_backward;
+      tp_recompute += c.tp_recompute;
       tp_loss += c.tp_loss_statistics;
       tp_replicated += c.tp_replicated_grads;
       tied += c.tied_embedding_grads;
@@ -183,6 +184,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
 
     add_traffic(st, "tp", tp, "all_reduce", "activations in forward (the model's tensor-parallel regions)", times(tp_forward, m));
     add_traffic(st, "tp", tp, "all_reduce", "activation gradients in backward", times(tp_backward, m));
+    add_traffic(st, "tp", tp, "all_reduce", "activations in the recompute forward (in backward)", times(tp_recompute, m));
     add_traffic(st, "tp", tp, "all_reduce", "vocabulary-parallel loss statistics", times(tp_loss, m));
     add_traffic(st, "tp", tp, "all_reduce", "gradients of replicated K/V (multi-query attention)", tp_replicated);
     add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
@@ -217,8 +219,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     if (schedule_name != "1f1b")
       plan.notes.push_back(fmt::format("schedule '{}': bubble shown with 1F1B's formula", schedule_name));
   }
-  plan.notes.push_back("no activation recompute (Tessera has none yet); everything is f32, so bytes = 4 × elements; "
-                       "temporaries (a layer's workspace, the LM head's logits chunk) are not included");
+  plan.notes.push_back("everything is f32, so bytes = 4 × elements; activations are what each microbatch keeps "
+                       "from its forward to its backward (with [model] recompute_granularity, what recompute keeps); "
+                       "temporaries (a layer's workspace, the LM head's logits chunk, a recomputed layer group's "
+                       "saves refilled during its backward) are not included");
 
   // Sections the plan does not interpret belong to plugins it does not build (data, the optimizer's
   // hyper-parameters) or are not about sizes: their keys are accepted as they are. [model] is

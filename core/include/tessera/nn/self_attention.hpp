@@ -30,6 +30,10 @@ struct AttentionOptions {
   TpGroup tp;  // null: one process
   // Megatron-LM's sequence parallelism (no effect with one tp rank); whole layers use it together.
   bool sequence_parallel = false;
+  // Selective activation recompute (Megatron-LM's "selective"): forward does not keep the attention
+  // probabilities [B,H/tp,T,T]; backward recomputes them from the saved q and kv (the same op on the
+  // same inputs, so the gradients are bit-identical).
+  bool recompute_core = false;
 };
 
 class SelfAttention : public Module {
@@ -42,7 +46,7 @@ class SelfAttention : public Module {
 
  private:
   TpGroup tp_;
-  bool sequence_parallel_;
+  bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   ColumnParallelLinear query_;
   std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp

@@ -38,6 +38,21 @@ struct StepContext {
   // Set on the last microbatch of an iteration when gradients are reduced across ranks.
   GradReadyListener* grad_listener = nullptr;
 
+  // The same step (seed, iteration, microbatch, …: the same dropout masks) saving into `other`:
+  // activation recompute runs a layer's forward again into a scratch store.
+  StepContext with_store(ActivationStore& other) const {
+    StepContext c{other};
+    c.training = training;
+    c.seed = seed;
+    c.iteration = iteration;
+    c.microbatch = microbatch;
+    c.loss_grad_scale = loss_grad_scale;
+    c.seq_length = seq_length;
+    c.allow_sequence_parallel = allow_sequence_parallel;
+    c.grad_listener = grad_listener;
+    return c;
+  }
+
   // A dropout seed unique to (run seed, iteration, microbatch, site).
   std::uint64_t dropout_seed(std::uint64_t site) const;
   // Modules call this after the last += into p's gradient in backward. A parameter shared by two
