@@ -5,7 +5,8 @@ Runs `mpirun -np N tessera train CONFIG` for each layout for a few iterations on
 and reports the median ms/iteration (iterations after the first), tokens/s, achieved GFLOP/s
 (Megatron-LM's model-FLOPs accounting, summed over all ranks), the pipeline bubble Tessera measured
 (share of step time the stages spent blocked receiving) against 1F1B's theory (p−1)/(m+p−1), and
-the peak microbatches the first stage held. Prints a Markdown table for docs/benchmarks.md.
+the peak microbatches the first stage held, and rank 0's optimizer state (dpNz: distributed_adam,
+1/dp of Adam's). Prints a Markdown table for docs/benchmarks.md.
 
 usage: /usr/bin/python3 benchmarks/parallel_scaling.py [--config configs/gpt/gpt2-124m.toml]
            [--global-batch 16] [--iters 3] [--layouts 1 tp2 tp4 pp2 pp4 dp2 dp4] [--no-pytorch]
@@ -25,6 +26,7 @@ MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none
 
 ITER = re.compile(r"iteration\s+(\d+)/.*elapsed time per iteration \(ms\): (\S+) .*tokens/s: (\S+) \| GFLOP/s: (\S+) \|")
 BUBBLE = re.compile(r"pipeline bubble: stages spent (\S+)% .* = (\S+)% for p = (\d+), v = (\d+), m = (\d+)")
+STATE = re.compile(r"optimizer state: (\d+) elements on this rank")
 HELD = re.compile(r"pipeline: stage 0 of \d+ held at most (\d+) ")
 MODEL = re.compile(r"GPT: (\d+) layers, hidden (\d+), (\d+) heads \((\d+) query groups\), ffn \d+, seq (\d+), "
                    r"vocab \d+ \(padded (\d+)\)")
@@ -34,14 +36,16 @@ def layout_of(name):
     """'tp2' → (ranks, overrides); 'pp2v3': pp 2 with 3 model chunks per rank (interleaved)."""
     if name == "1":
         return 1, {}
-    m = re.fullmatch(r"(tp|pp|dp)(\d+)(?:v(\d+))?", name)
+    m = re.fullmatch(r"(tp|pp|dp)(\d+)(?:v(\d+))?(z?)", name)
     if not m:
-        sys.exit(f"unknown layout {name!r}: use 1, tpN, ppN, ppNvV or dpN")
+        sys.exit(f"unknown layout {name!r}: use 1, tpN, ppN, ppNvV, dpN or dpNz (distributed_adam)")
     kind, n = m.group(1), int(m.group(2))
     key = {"tp": "tensor_model_parallel_size", "pp": "pipeline_model_parallel_size", "dp": None}[kind]
     overrides = {f"parallel.{key}": n} if key else {}
     if m.group(3):
         overrides["parallel.virtual_pipeline_model_parallel_size"] = int(m.group(3))
+    if m.group(4):
+        overrides["optimizer.plugin"] = "distributed_adam"
     return n, overrides
 
 
@@ -63,6 +67,8 @@ def run_layout(config, name, global_batch, iters):
               "gflops": statistics.median(r[3] for r in steady), "model": MODEL.search(p.stdout).groups()}
     if (b := BUBBLE.search(p.stdout)):
         result.update(bubble=float(b.group(1)), theory=float(b.group(2)), m=int(b.group(5)))
+    if (st := STATE.search(p.stdout)):
+        result["state"] = int(st.group(1))
     if (h := HELD.search(p.stdout)):
         result["held"] = int(h.group(1))
     return result
@@ -85,7 +91,8 @@ def main():
     a.add_argument("--config", default=os.path.join(ROOT, "configs", "gpt", "gpt2-124m.toml"))
     a.add_argument("--global-batch", type=int, default=16)
     a.add_argument("--iters", type=int, default=3)
-    a.add_argument("--layouts", nargs="+", default=["1", "tp2", "tp4", "pp2", "pp4", "dp2", "dp4", "pp2v2", "pp2v3"])
+    a.add_argument("--layouts", nargs="+",
+                   default=["1", "tp2", "tp4", "pp2", "pp4", "dp2", "dp4", "pp2v2", "pp2v3", "dp2z", "dp4z"])
     a.add_argument("--no-pytorch", action="store_true")
     args = a.parse_args()
     results = []
@@ -95,14 +102,15 @@ def main():
         results.append(r)
     base = next((r for r in results if r["layout"] == "1"), results[0])
     print()
-    print("| layout | ranks | ms/iteration | tokens/s | GFLOP/s (all ranks) | vs 1 rank | bubble measured | theory (p−1)/(v·m+p−1) | first stage held |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| layout | ranks | ms/iteration | tokens/s | GFLOP/s (all ranks) | vs 1 rank | bubble measured | theory (p−1)/(v·m+p−1) | first stage held | optimizer state, rank 0 (M elements) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         bubble = f"{r['bubble']:.1f}%" if "bubble" in r else ""
         theory = f"{r['theory']:.1f}% (m = {r['m']})" if "theory" in r else ""  # (p−1)/(v·m+p−1)
         held = f"{r['held']} microbatches" + (" × chunks" if "v" in r["layout"] else "") if "held" in r else ""
         print(f"| {r['layout']} | {r['ranks']} | {r['ms']:.0f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
-              f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}× | {bubble} | {theory} | {held} |")
+              f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}× | {bubble} | {theory} | {held} | "
+              f"{r.get('state', 0) / 1e6:.1f} |")
     if not args.no_pytorch:
         layers, hidden, heads, groups, seq, vocab = base["model"]
         micro = 4
@@ -113,7 +121,7 @@ def main():
         pt = pytorch_row(base["model"], micro, args.global_batch, flops, args.iters)
         if pt:
             print(f"| PyTorch 1 process (micro batch {micro}) | 1 | {pt['ms_per_step'] * args.global_batch / micro:.0f} | "
-                  f"{pt['tokens_per_s']:.0f} | {pt['gflops']:.1f} | {pt['tokens_per_s'] / base['tokens_per_s']:.2f}× | | | |")
+                  f"{pt['tokens_per_s']:.0f} | {pt['gflops']:.1f} | {pt['tokens_per_s'] / base['tokens_per_s']:.2f}× | | | | |")
 
 
 if __name__ == "__main__":
