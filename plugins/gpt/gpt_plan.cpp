@@ -21,6 +21,9 @@
 //   first      token ids N (embedding), position ids N (GPT)
 //   last       final norm: input N·h, mean, rstd 2N · the fused head's input gradient N·h
 // Dropout saves nothing (its mask is regenerated from the seed).
+// Sequence parallelism (tp > 1) keeps Ns = N/t rows where the code holds a token shard: ln1 and ln2
+// inputs and statistics, fc1's input, a recomputed group's input, the position ids, the final
+// norm's input and the head's input gradient; attention still keeps the gathered ln1 output.
 // Activation recompute: "selective" drops probs b·(H/t)·T² from every layer; "full" keeps of each
 // recomputed group of layers (GptModel::Segment) only its input N·h, and its 2 forward all-reduces
 // per layer run again in backward. The scratch store a group refills in backward is not counted.
@@ -46,14 +49,12 @@ namespace tessera::gpt {
 
 namespace {
 
+CollectiveCount times(CollectiveCount c, std::int64_t k) { return {c.calls * k, c.elements * k}; }
 
 class GptPlanner : public ModelPlanner {
  public:
   GptPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
     o_ = read_gpt_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
-    if (sizes_.sequence_parallel)
-      throw ConfigError("gpt: the plan does not model sequence parallelism yet (parallel.sequence_parallel = true); "
-                        "plan without it for an upper bound on activation memory");
   }
 
   ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {
@@ -71,6 +72,8 @@ class GptPlanner : public ModelPlanner {
     const std::int64_t h = o_.hidden_size, H = o_.num_attention_heads, D = h / H, F = o_.ffn_hidden_size;
     const std::int64_t g = query_groups(), T = o_.seq_length, N = b * T, Vt = o_.padded_vocab_size / t;
     const bool replicated_kv = g < t;  // MQA under tp: one K/V head on every rank
+    const bool sp = sizes_.sequence_parallel && t > 1;
+    const std::int64_t Ns = sp ? N / t : N;  // token rows held between tensor-parallel regions
     const std::int64_t kv = 2 * (replicated_kv ? 1 : g / t) * D;
 
     ModelChunkCost c;
@@ -97,10 +100,17 @@ class GptPlanner : public ModelPlanner {
     }
     if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, Vt * h};
     if (t > 1 && replicated_kv) c.tp_replicated_grads = {2 * per, per * (kv * h + kv)};
+    if (sp) {  // norms (and the position embedding) see only this rank's tokens
+      c.tp_replicated_grads += {4 * per, per * 4 * h};
+      if (first) c.tp_replicated_grads += {1, o_.max_position_embeddings * h};
+      if (last) c.tp_replicated_grads += {2, 2 * h};
+    }
 
     const bool selective = o_.recompute_granularity == "selective";
-    const std::int64_t layer_saved =
-        4 * N * h + 4 * N + 2 * N * h / t + N * kv + (selective ? 0 : b * (H / t) * T * T) + 2 * N * F / t;
+    // Under sequence parallelism ln1, ln2 and fc1 keep only this rank's Ns rows; attention keeps the
+    // gathered N rows it projects.
+    const std::int64_t layer_saved = 2 * (Ns * h + 2 * Ns) + N * h + Ns * h + 2 * N * h / t + N * kv +
+                                     (selective ? 0 : b * (H / t) * T * T) + 2 * N * F / t;
     // Full recompute: groups checkpointed (each keeps its input) and layers recomputed.
     std::int64_t groups = 0, recomputed = 0;
     if (o_.recompute_granularity == "full") {
@@ -108,11 +118,23 @@ class GptPlanner : public ModelPlanner {
       groups = o_.recompute_method == "uniform" ? per / k : k;
       recomputed = o_.recompute_method == "uniform" ? per : k;
     }
-    c.activation_elements = (per - recomputed) * layer_saved + groups * N * h + (first ? 2 * N : 0) +
-                            (last ? 2 * N * h + 2 * N : 0);
-    c.output_elements = last ? 0 : N * h;
+    c.activation_elements = (per - recomputed) * layer_saved + groups * Ns * h + (first ? N + Ns : 0) +
+                            (last ? 2 * Ns * h + 2 * Ns : 0);
+    c.output_elements = last ? 0 : Ns * h;
 
-    if (t > 1) {
+    if (sp) {
+      // Per layer: forward gathers attention's and fc1's input and reduce-scatters the outputs of
+      // attention and MLP; backward mirrors that and gathers fc1's saved input shard again. The
+      // embedding reduce-scatters its output and gathers its output gradient (every vocabulary
+      // shard needs every row's); the head gathers its input and reduce-scatters its gradient.
+      const CollectiveCount rows{1, N * h};
+      c.tp_all_gather = times(rows, 5 * per + 2 * recomputed + (first ? 1 : 0) + (last ? 1 : 0));
+      c.tp_reduce_scatter = times(rows, 4 * per + 2 * recomputed + (first ? 1 : 0) + (last ? 1 : 0));
+      if (last) {
+        const std::int64_t chunks = (N + head_chunk_rows(Vt) - 1) / head_chunk_rows(Vt);
+        c.tp_loss_statistics = {2 * chunks, 3 * N};
+      }
+    } else if (t > 1) {
       c.tp_forward = {2 * per, 2 * per * N * h};
       c.tp_backward = {2 * per, 2 * per * N * h};
       c.tp_recompute = {2 * recomputed, 2 * recomputed * N * h};

@@ -111,10 +111,11 @@ global_batch_size = 8
     REQUIRE(plan.exited_with(1));
     CHECK(error_of(plan) == error_of(train));
   }
-  // The plan does not model sequence parallelism yet: it says so instead of printing wrong figures.
-  const Run sp = run_tessera(fmt::format("plan {} --ranks 1 --set parallel.sequence_parallel=true", config));
-  CHECK(sp.exited_with(1));
-  CHECK_THAT(sp.output, Catch::Contains("sequence parallelism"));
+  // Sequence parallelism: all-gathers and reduce-scatters over tp instead of activation all-reduces.
+  const Run sp = run_tessera(fmt::format("plan {} --ranks 2 --set parallel.tensor_model_parallel_size=2 "
+                                         "--set parallel.sequence_parallel=true", config));
+  CHECK(sp.exited_with(0));
+  CHECK_THAT(sp.output, Catch::Contains("reduce_scatter") && Catch::Contains("all_gather"));
   // A misspelt key is an error too (train finds it after building the data, so not compared here).
   const Run typo = run_tessera(fmt::format("plan {} --ranks 1 --set model.num_layer=3", config));
   CHECK(typo.exited_with(1));

@@ -98,7 +98,7 @@ std::shared_ptr<const Parallel> shape_only_parallel(const ParallelLayout& layout
 constexpr std::int64_t kVocab = 301;
 
 std::string config_text(std::int64_t heads, std::int64_t groups, int tp, int pp, std::int64_t micro,
-                        std::int64_t global, const std::string& recompute = "") {
+                        std::int64_t global, const std::string& recompute = "", bool sp = false) {
   return fmt::format(R"(
 [model]
 plugin = "gpt"
@@ -115,12 +115,13 @@ make_vocab_size_divisible_by = 16
 [parallel]
 tensor_model_parallel_size = {}
 pipeline_model_parallel_size = {}
+sequence_parallel = {}
 [training]
 micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
-)", heads, groups, recompute, tp, pp, micro, global);
+)", heads, groups, recompute, tp, pp, sp, micro, global);
 }
 
 Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
@@ -136,16 +137,16 @@ Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
 
 // Every (stage, tp rank) of tp × pp × dp against the plan.
 void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int dp, std::int64_t micro,
-                  std::int64_t global, const std::string& recompute = "") {
-  INFO(fmt::format("heads {} groups {} tp {} pp {} dp {} micro {} global {} {}", heads, groups, tp, pp, dp, micro,
-                   global, recompute));
-  const std::string text = config_text(heads, groups, tp, pp, micro, global, recompute);
+                  std::int64_t global, const std::string& recompute = "", bool sp = false) {
+  INFO(fmt::format("heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {}", heads, groups, tp, pp, dp,
+                   micro, global, recompute, sp));
+  const std::string text = config_text(heads, groups, tp, pp, micro, global, recompute, sp);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
   const std::int64_t m = plan.num_microbatches;
   REQUIRE(m == global / (micro * dp));
-  const ParallelSizes sizes{tp, pp, 1, false};
+  const ParallelSizes sizes{tp, pp, 1, sp};
   const ParallelLayout any = ParallelLayout::make(0, world, sizes);
 
   for (int stage = 0; stage < pp; ++stage)
@@ -182,8 +183,9 @@ void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int d
       CHECK(static_cast<std::int64_t>(params.size()) == tensors);
       CHECK(measured_tied == tied);
       CHECK(measured_replicated == replicated);
+      // What the plan's pp sends carry: under sequence parallelism this rank's token rows.
       CHECK(model->stage_activation_shape(micro) ==
-            Shape{micro, plan.seq_length, 32});  // what the plan's pp sends carry
+            (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32} : Shape{micro, plan.seq_length, 32}));
 
       // One iteration: held activations and every collective.
       IterationSettings s;
@@ -235,6 +237,15 @@ TEST_CASE("the plan equals every stage and tp rank of the model, measured in one
   SECTION("tp 2 · pp 2 · dp 2, MQA (K/V replicated over tp)") { check_layout(4, 1, 2, 2, 2, 1, 8); }
   SECTION("tp 4 · pp 2, GQA 8 heads / 4 groups") { check_layout(8, 4, 4, 2, 1, 2, 6); }
   SECTION("tp 2 · pp 4, GQA 4 heads / 2 groups, micro 3") { check_layout(4, 2, 2, 4, 1, 3, 15); }
+  SECTION("sequence parallel: tp 2, MHA") { check_layout(4, 4, 2, 1, 1, 2, 4, "", true); }
+  SECTION("sequence parallel: tp 2 · pp 2 · dp 2, MQA") { check_layout(4, 1, 2, 2, 2, 1, 8, "", true); }
+  SECTION("sequence parallel: tp 4 · pp 2, GQA") { check_layout(8, 4, 4, 2, 1, 2, 6, "", true); }
+  SECTION("sequence parallel with full recompute, tp 2 · pp 2") {
+    check_layout(4, 4, 2, 2, 1, 2, 8, "recompute_granularity = \"full\"\nrecompute_method = \"uniform\"", true);
+  }
+  SECTION("sequence parallel with selective recompute, tp 2") {
+    check_layout(4, 2, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\"", true);
+  }
 }
 
 TEST_CASE("the plan equals the model with activation recompute", "[unit]") {

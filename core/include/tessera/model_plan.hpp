@@ -63,6 +63,9 @@ struct ModelChunkCost {
   CollectiveCount tp_forward, tp_backward, tp_loss_statistics;
   // Full activation recompute: the forward all-reduces of the recomputed layers again, in backward.
   CollectiveCount tp_recompute;
+  // Sequence parallelism: the all-gathers and reduce-scatters that replace the all-reduces above
+  // (elements: the gathered output, the scattered input), forward, backward and recompute together.
+  CollectiveCount tp_all_gather, tp_reduce_scatter;
 };
 
 class ModelPlanner {

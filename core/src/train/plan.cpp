@@ -126,7 +126,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     StagePlan st;
     st.stage = s;
     st.chunks = costs[s];
-    CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied;
+    CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied, tp_gather, tp_scatter;
     for (const ModelChunkCost& c : st.chunks) {
       st.parameters += c.parameters;
       st.activation_elements += c.activation_elements;
@@ -134,6 +134,8 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
       tp_forward += c.tp_forward;
       tp_backward += c.tp_backward;
       tp_recompute += c.tp_recompute;
+      tp_gather += c.tp_all_gather;
+      tp_scatter += c.tp_reduce_scatter;
       tp_loss += c.tp_loss_statistics;
       tp_replicated += c.tp_replicated_grads;
       tied += c.tied_embedding_grads;
@@ -184,6 +186,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     add_traffic(st, "tp", tp, "all_reduce", "activations in forward (the model's tensor-parallel regions)", times(tp_forward, m));
     add_traffic(st, "tp", tp, "all_reduce", "activation gradients in backward", times(tp_backward, m));
     add_traffic(st, "tp", tp, "all_reduce", "activations in the recompute forward (in backward)", times(tp_recompute, m));
+    add_traffic(st, "tp", tp, "all_gather", "sequence-parallel token rows (forward, backward, recompute)",
+                times(tp_gather, m));
+    add_traffic(st, "tp", tp, "reduce_scatter", "sequence-parallel token rows (forward, backward, recompute)",
+                times(tp_scatter, m));
     add_traffic(st, "tp", tp, "all_reduce", "vocabulary-parallel loss statistics", times(tp_loss, m));
     add_traffic(st, "tp", tp, "all_reduce", "gradients of replicated K/V (multi-query attention)", tp_replicated);
     add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
