@@ -34,6 +34,18 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   return sizes;
 }
 
+BatchSizes read_batch_sizes(const Config& config, int dp) {
+  ConfigSection t = config.section("training");
+  BatchSizes b;
+  b.micro = t.get_int("micro_batch_size", 4, 1, 1 << 20);
+  b.global = t.get_int("global_batch_size", b.micro * dp, 1, 1 << 30);
+  if (b.global % (b.micro * dp) != 0)
+    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({}) "
+                                  "× data-parallel size ({})",
+                                  b.global, t.origin("global_batch_size"), b.micro, dp));
+  return b;
+}
+
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel) {
   ConfigSection s = config.section("model");

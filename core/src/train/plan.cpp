@@ -64,13 +64,9 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   plan.dp = layout.dp();
 
   // [training] as the trainer reads it (trainer.cpp's read_training).
-  ConfigSection t = config.section("training");
-  plan.micro_batch_size = t.get_int("micro_batch_size", 4, 1, 1 << 20);
-  plan.global_batch_size = t.get_int("global_batch_size", plan.micro_batch_size * layout.dp(), 1, 1 << 30);
-  if (plan.global_batch_size % (plan.micro_batch_size * layout.dp()) != 0)
-    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({}) "
-                                  "× data-parallel size ({})",
-                                  plan.global_batch_size, t.origin("global_batch_size"), plan.micro_batch_size, layout.dp()));
+  const BatchSizes batch = read_batch_sizes(config, layout.dp());
+  plan.micro_batch_size = batch.micro;
+  plan.global_batch_size = batch.global;
   plan.num_microbatches = plan.global_batch_size / (plan.micro_batch_size * layout.dp());
 
   if (request.vocab_size > 0) {

@@ -46,12 +46,9 @@ std::shared_ptr<const Parallel> read_parallel(const Config& config) {
 TrainingOptions read_training(const Config& config, const ParallelLayout& layout) {
   ConfigSection t = config.section("training");
   TrainingOptions o;
-  o.micro_batch_size = t.get_int("micro_batch_size", 4, 1, 1 << 20);
-  o.global_batch_size = t.get_int("global_batch_size", o.micro_batch_size * layout.dp(), 1, 1 << 30);
-  if (o.global_batch_size % (o.micro_batch_size * layout.dp()) != 0)
-    throw ConfigError(fmt::format("training.global_batch_size ({}) in {} must be a multiple of training.micro_batch_size ({}) "
-                                  "× data-parallel size ({})",
-                                  o.global_batch_size, t.origin("global_batch_size"), o.micro_batch_size, layout.dp()));
+  const BatchSizes batch = read_batch_sizes(config, layout.dp());
+  o.micro_batch_size = batch.micro;
+  o.global_batch_size = batch.global;
   o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
   o.eval_iters = t.get_int("eval_iters", 1, o.eval_interval > 0 ? 1 : 0, 1 << 20);

@@ -18,6 +18,12 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
 // [parallel]'s sizes (tp, pp, vpp, sequence_parallel), range-checked; the layout checks them
 // against the world size. Shared by train and plan so that both accept the same configs.
 ParallelSizes read_parallel_sizes(const Config& config);
+// [training] micro_batch_size and global_batch_size (default micro × dp), the global batch checked
+// to be a multiple of micro × dp. Shared by train and plan.
+struct BatchSizes {
+  std::int64_t micro = 4, global = 4;
+};
+BatchSizes read_batch_sizes(const Config& config, int dp);
 // seed: [training] seed (initialisation and data order).
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
                              std::shared_ptr<const Parallel> parallel = nullptr);
