@@ -389,7 +389,8 @@ void Trainer::load_checkpoint() {
     } catch (const std::exception&) {
     }
     if (it < 0 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
-      throw FormatError(fmt::format("{}: expected an iteration number, found '{}'", latest.string(), text));
+      throw FormatError(fmt::format("{}: expected an iteration number, found '{}'", latest.string(),
+                                    text.substr(0, std::min<std::size_t>(text.find_last_not_of(" \t\r\n") + 1, 80))));
     dir = load / checkpoint_dir_name(it);
   }
   const fs::path meta_path = dir / "metadata.json";
