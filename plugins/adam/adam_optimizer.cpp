@@ -11,6 +11,7 @@
 #include "tessera/optim/adam_settings.hpp"
 #include "tessera/optimizer.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/train/checkpoint.hpp"
 
 namespace tessera::adam {
 
@@ -34,6 +35,25 @@ class Adam : public Optimizer {
   }
 
   std::int64_t state_elements() const override { return 2 * count_elements(params_); }
+
+  // PyTorch's names: exp_avg (m) and exp_avg_sq (v) per parameter, and the step count.
+  NamedTensors state() const override {
+    NamedTensors out;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      out.emplace_back(params_[i]->name + ".exp_avg", m_[i]);
+      out.emplace_back(params_[i]->name + ".exp_avg_sq", v_[i]);
+    }
+    out.emplace_back("step", step_tensor(step_));
+    return out;
+  }
+
+  void load_state(const std::map<std::string, Tensor>& saved) override {
+    NamedTensors targets = state();
+    targets.pop_back();  // step
+    const std::int64_t step = read_step_tensor(saved, "adam");
+    restore_tensors(saved, targets, "adam");
+    step_ = step;
+  }
 
   std::string describe() const override {
     return fmt::format("{} on {} of {} tensors)", describe_adam(s_),

@@ -21,6 +21,7 @@
 #include "tessera/optim/adam_settings.hpp"
 #include "tessera/optimizer.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/grad_buckets.hpp"
 
 namespace tessera::distributed_adam {
@@ -90,6 +91,27 @@ class DistributedAdam : public Optimizer {
     std::int64_t n = 0;
     for (const Tensor& t : state_) n += t.numel();
     return n;
+  }
+
+  // This rank's shard state: per gradient bucket b, "bucket.{b}.moments" = [2, n] (m, v of the
+  // shard, padding included); without buckets (dp = 1), "{parameter}.moments" per parameter.
+  NamedTensors state() const override {
+    NamedTensors out;
+    for (std::size_t i = 0; i < state_.size(); ++i)
+      out.emplace_back(buckets_ ? fmt::format("bucket.{}.moments", i) : pieces_[i].param->name + ".moments", state_[i]);
+    out.emplace_back("step", step_tensor(step_));
+    return out;
+  }
+
+  void load_state(const std::map<std::string, Tensor>& saved) override {
+    NamedTensors targets = state();
+    targets.pop_back();  // step
+    const std::int64_t step = read_step_tensor(saved, "distributed_adam");
+    restore_tensors(saved, targets, "distributed_adam",
+                    fmt::format(" (this rank's shards with data-parallel size {} and this run's parallel.bucket_size: "
+                                "a different data-parallel size or bucket size changes the shards' number and shapes)",
+                                dp_ ? dp_->size() : 1));
+    step_ = step;
   }
 
   std::string describe() const override {

@@ -1,10 +1,13 @@
 // Optimizer interface that optimizer plugins (adam, later distributed_adam) implement.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "tessera/error.hpp"
+#include "tessera/io/safetensors.hpp"
 #include "tessera/nn/parameter.hpp"
 #include "tessera/parallel/parallel.hpp"
 
@@ -42,6 +45,18 @@ class Optimizer {
   virtual double shard_grad_sum_squares() const { return 0.0; }
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
+  // Checkpoints: this rank's state as named tensors (views are fine; the trainer writes them to
+  // optimizer_tp{t}_pp{p}_dp{d}.safetensors), and its restore from what such a file holds. Names
+  // must be stable across runs of the same layout; load_state checks names and shapes and throws
+  // FormatError naming what mismatched. The defaults keep no state: an optimizer without any
+  // (plain SGD) needs nothing more, one with state must override both or resume wrongly.
+  virtual NamedTensors state() const { return {}; }
+  virtual void load_state(const std::map<std::string, Tensor>& saved) {
+    if (!saved.empty())
+      throw FormatError("the checkpoint holds " + std::to_string(saved.size()) +
+                        " optimizer state tensor(s) (first: '" + saved.begin()->first +
+                        "'), but this optimizer keeps no state");
+  }
   virtual std::string describe() const = 0;
 };
 

@@ -32,7 +32,7 @@
 #include "tessera/error.hpp"
 
 // Bumped whenever an interface header in core/include/tessera changes incompatibly.
-#define TESSERA_PLUGIN_ABI_VERSION 4
+#define TESSERA_PLUGIN_ABI_VERSION 5
 
 namespace tessera {
 

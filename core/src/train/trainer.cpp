@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -15,6 +16,7 @@
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/parallel/gather_stages.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/pipeline_executor.hpp"
 
@@ -60,7 +62,13 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
-  o.save_dir = config.section("checkpoint").get_string("save", "");
+  ConfigSection ck = config.section("checkpoint");
+  o.save_dir = ck.get_string("save", "");
+  o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
+  o.load_dir = ck.get_string("load", "");
+  if (o.save_interval > 0 && o.save_dir.empty())
+    throw ConfigError(fmt::format("checkpoint.save_interval ({}) in {} needs checkpoint.save (the folder to write to)",
+                                  o.save_interval, ck.origin("save_interval")));
   ConfigSection par = config.section("parallel");
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
@@ -95,6 +103,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
                                                   parallel_->layout.dp());
   optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
+  optimizer_plugin_ = config_.section("optimizer").get_string("plugin", "adam");
   schedule_ = build_schedule(config_, parallel_->layout);
 
   DataRequest request;
@@ -111,6 +120,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
 
   // Everything that reads the config has run: any key nobody read is a typo.
   config_.check_no_unknown_keys();
+  if (!options_.load_dir.empty()) load_checkpoint();
 
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
@@ -151,7 +161,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   reductions_overlapped_ = r.reductions_overlapped;
   peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
   peak_held_elements_ = std::max(peak_held_elements_, r.peak_held_elements);
-  if (iteration > 1) {  // the first iteration pays one-time costs (page faults, MPI connections)
+  if (iteration > start_iteration_ + 1) {  // the first iteration pays one-time costs (page faults, MPI connections)
     pipeline_seconds_ += r.pipeline_seconds;
     pipeline_seconds_receiving_ += r.pipeline_seconds_receiving;
   }
@@ -189,7 +199,8 @@ TrainingRecord Trainer::train() {
   const auto start = Clock::now();
   double window_seconds = 0;
   std::int64_t window_iters = 0;
-  for (std::int64_t it = 1; it <= options_.train_iters; ++it) {
+  const std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
+  for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
     auto [loss, norm] = train_step(it);
     const double dt = seconds_since(t0);
@@ -213,14 +224,16 @@ TrainingRecord Trainer::train() {
       rec.valid_losses.emplace_back(it, v);
       log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", it, v, std::exp(v));
     }
+    if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters))
+      save_checkpoint(it);
   }
   rec.seconds = seconds_since(start);
-  rec.tokens = tokens_per_iter * static_cast<double>(options_.train_iters);
-  rec.flops = flops_per_iter * static_cast<double>(options_.train_iters);
+  rec.tokens = tokens_per_iter * static_cast<double>(iterations);
+  rec.flops = flops_per_iter * static_cast<double>(iterations);
   rec.peak_bytes = memory_stats().peak_bytes;
   log_info("run summary: {} iterations, {:.1f} s, {:.0f} tokens/s, {:.1f} GFLOP/s, first loss {:.4f}, last loss {:.4f}{}, "
            "peak tensor memory {:.1f} MiB",
-           options_.train_iters, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9,
+           iterations, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9,
            rec.losses.front(), rec.losses.back(),
            rec.valid_losses.empty() ? std::string()
                                     : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
@@ -231,7 +244,7 @@ TrainingRecord Trainer::train() {
              "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {}); waiting for them after "
              "backward: {:.1f} ms per iteration (mean)",
              reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce,
-             1000.0 * reduce_wait_seconds_ / static_cast<double>(options_.train_iters));
+             1000.0 * reduce_wait_seconds_ / static_cast<double>(iterations));
   rec.peak_microbatches_held = peak_microbatches_held_;
   rec.peak_held_elements = peak_held_elements_;
   if (parallel_->layout.pp() > 1) {
@@ -278,6 +291,171 @@ void Trainer::save_final() const {
   }
   std::filesystem::rename(cfg.string() + ".tmp", cfg);
   log_info("saved final weights to {} (model.safetensors, config.toml)", dir.string());
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Text file contents written to path.tmp and renamed into place.
+void write_file_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out) throw Error(fmt::format("writing {} failed", tmp.string()));
+  }
+  fs::rename(tmp, path);
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(fmt::format("{}: cannot be opened (missing or unreadable)", path.string()));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+void Trainer::save_checkpoint(std::int64_t iteration) const {
+  const ParallelLayout& layout = parallel_->layout;
+  Communicator& world = *parallel_->groups.world;
+  const fs::path root(options_.save_dir), final_dir = root / checkpoint_dir_name(iteration);
+  const fs::path tmp = root / (checkpoint_dir_name(iteration) + ".tmp");
+  // Every rank writes into the temporary folder (one file system seen by all ranks); world rank 0
+  // renames it into place once all have written, so iter_XXXXXXX/ is complete or absent.
+  if (world.rank() == 0) {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  }
+  world.barrier();
+  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
+    NamedTensors tensors;
+    for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
+    save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
+                     {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
+  }
+  // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
+  // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
+  save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
+                   {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
+  if (world.rank() == 0) {
+    nlohmann::json meta;
+    meta["format"] = "tessera-checkpoint";
+    meta["version"] = 1;
+    meta["iteration"] = iteration;
+    meta["consumed_samples"] = consumed_samples_;
+    meta["optimizer"] = optimizer_plugin_;
+    meta["optimizer_steps"] = iteration;  // one optimizer step per iteration
+    meta["layout"] = {{"world_size", world.size()}, {"tensor_model_parallel_size", layout.tp()},
+                      {"pipeline_model_parallel_size", layout.pp()}, {"data_parallel_size", layout.dp()},
+                      {"virtual_pipeline_model_parallel_size", layout.vpp()},
+                      {"sequence_parallel", layout.sequence_parallel()}};
+    meta["bucket_size"] = options_.bucket_size;
+    meta["global_batch_size"] = options_.global_batch_size;
+    meta["seed"] = options_.seed;
+    meta["config"] = config_.dump();
+    write_file_atomically(tmp / "metadata.json", meta.dump(2) + "\n");
+  }
+  world.barrier();
+  if (world.rank() == 0) {
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+    write_file_atomically(root / kLatestCheckpointFile, std::to_string(iteration) + "\n");
+    log_info("saved checkpoint at iteration {} to {}", iteration, final_dir.string());
+  }
+  world.barrier();
+}
+
+void Trainer::load_checkpoint() {
+  const ParallelLayout& layout = parallel_->layout;
+  const fs::path load(options_.load_dir);
+  fs::path dir = load;
+  if (!fs::exists(load / "metadata.json")) {  // the save folder: its latest checkpoint
+    const fs::path latest = load / kLatestCheckpointFile;
+    if (!fs::exists(latest))
+      throw FormatError(fmt::format("checkpoint.load = {}: neither {} nor metadata.json there (not a save folder or a "
+                                    "checkpoint folder)",
+                                    load.string(), kLatestCheckpointFile));
+    const std::string text = read_text(latest);
+    std::size_t used = 0;
+    std::int64_t it = -1;
+    try {
+      it = std::stoll(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (it < 0 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
+      throw FormatError(fmt::format("{}: expected an iteration number, found '{}'", latest.string(),
+                                    text.substr(0, std::min<std::size_t>(text.find_last_not_of(" \t\r\n") + 1, 80))));
+    dir = load / checkpoint_dir_name(it);
+  }
+  const fs::path meta_path = dir / "metadata.json";
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_text(meta_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}: not valid JSON ({})", meta_path.string(), e.what()));
+  }
+  auto field = [&](const nlohmann::json& j, const char* key) -> const nlohmann::json& {
+    if (!j.is_object() || !j.contains(key)) throw FormatError(fmt::format("{}: no '{}'", meta_path.string(), key));
+    return j[key];
+  };
+  std::int64_t iteration = 0, consumed = 0;
+  std::string optimizer;
+  std::int64_t tp = 0, pp = 0, dp = 0, vpp = 0, bucket_size = 0;
+  try {
+    iteration = field(meta, "iteration").get<std::int64_t>();
+    consumed = field(meta, "consumed_samples").get<std::int64_t>();
+    optimizer = field(meta, "optimizer").get<std::string>();
+    const nlohmann::json& l = field(meta, "layout");
+    tp = field(l, "tensor_model_parallel_size").get<std::int64_t>();
+    pp = field(l, "pipeline_model_parallel_size").get<std::int64_t>();
+    dp = field(l, "data_parallel_size").get<std::int64_t>();
+    vpp = field(l, "virtual_pipeline_model_parallel_size").get<std::int64_t>();
+    bucket_size = field(meta, "bucket_size").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}: a field has the wrong type ({})", meta_path.string(), e.what()));
+  }
+  if (iteration < 1 || consumed < 0)
+    throw FormatError(fmt::format("{}: iteration {} / consumed samples {} out of range", meta_path.string(), iteration,
+                                  consumed));
+  if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
+    throw ConfigError(fmt::format(
+        "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
+        "{}/{}/{}/{}: resuming needs the same layout (resharding a checkpoint is `tessera checkpoint`, not there yet)",
+        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp()));
+  if (optimizer != optimizer_plugin_)
+    throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
+                                  dir.string(), optimizer, optimizer_plugin_));
+  if (optimizer_->gradient_shards() && bucket_size != options_.bucket_size)
+    throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
+                                  "is sharded by gradient bucket, so it must be the same",
+                                  dir.string(), bucket_size, options_.bucket_size, optimizer_plugin_));
+  if (iteration >= options_.train_iters)
+    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train",
+                                  dir.string(), iteration, options_.train_iters));
+
+  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  {
+    const fs::path path = dir / checkpoint_model_file(t, p);
+    NamedTensors targets;
+    for (Parameter* param : params_) targets.emplace_back(param->name, param->value);
+    restore_tensors(load_safetensors(path).tensors, targets, path.string());
+  }
+  {
+    const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
+    SafetensorsFile file = load_safetensors(path);
+    try {
+      optimizer_->load_state(file.tensors);
+    } catch (const FormatError& e) {
+      throw FormatError(fmt::format("{}: {}", path.string(), e.what()));
+    }
+  }
+  consumed_samples_ = consumed;
+  start_iteration_ = iteration;
+  log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
+           dir.string(), iteration, consumed, iteration + 1);
 }
 
 }  // namespace tessera

@@ -1,5 +1,7 @@
 // Plain SGD with momentum as a Tessera optimizer plugin: `[optimizer] plugin = "sgd"`.
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 #include "tessera/ops.hpp"
 #include "tessera/optimizer.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/train/checkpoint.hpp"
 
 namespace {
 
@@ -25,6 +28,15 @@ class Sgd : public tessera::Optimizer {
   }
   std::int64_t state_elements() const override { return tessera::count_elements(params_); }
   std::string describe() const override { return fmt::format("SGD (momentum {})", momentum_); }
+  // Resumable checkpoints: the velocities by parameter name; restore_tensors checks names and shapes.
+  tessera::NamedTensors state() const override {
+    tessera::NamedTensors out;
+    for (std::size_t i = 0; i < params_.size(); ++i) out.emplace_back(params_[i]->name + ".momentum_buffer", velocity_[i]);
+    return out;
+  }
+  void load_state(const std::map<std::string, tessera::Tensor>& saved) override {
+    tessera::restore_tensors(saved, state(), "sgd");
+  }
 
  private:
   float momentum_;

@@ -21,7 +21,9 @@ struct TrainingOptions {
   double clip_grad = 1.0;
   bool overlap_grad_reduce = false;
   std::int64_t bucket_size = kDefaultGradBucketSize;  // elements per data-parallel gradient bucket
-  std::string save_dir;  // empty: do not save
+  std::string save_dir;         // empty: do not save
+  std::int64_t save_interval = 0;  // > 0: a resumable checkpoint every this many iterations (and at the end)
+  std::string load_dir;         // empty: start from scratch; else resume from this checkpoint
 };
 
 struct TrainingRecord {
@@ -54,6 +56,10 @@ class Trainer {
 
  private:
   void save_final() const;
+  // Resumable checkpoints (docs/checkpoints.md): <save>/iter_XXXXXXX/ written by every rank, renamed
+  // into place after a barrier; and the resume from [checkpoint] load (same layout only).
+  void save_checkpoint(std::int64_t iteration) const;
+  void load_checkpoint();
 
   Config config_;
   std::shared_ptr<const Parallel> parallel_;
@@ -65,8 +71,10 @@ class Trainer {
   std::vector<Parameter*> params_;
   std::unique_ptr<GradBuckets> grad_buckets_;  // with dp > 1: every grad is a view into it
   PluginPtr<Optimizer> optimizer_;
+  std::string optimizer_plugin_;  // [optimizer] plugin, recorded in checkpoints
   PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
+  std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations
   std::int64_t peak_microbatches_held_ = 0, peak_held_elements_ = 0;

@@ -1,0 +1,158 @@
+"""Resumable checkpoints through `tessera train`: for each layout, 10 iterations uninterrupted; then
+5 iterations saving a checkpoint (checkpoint.save_interval = 5); then a resume from it
+(checkpoint.load) to iteration 10. The resumed run's logged loss and grad norm of iterations 6-10
+(and its validation loss) must equal the uninterrupted run's as strings, the checkpoint folder must
+be complete (no .tmp left, latest_checkpointed_iteration.txt = 5). With --errors, resuming the
+first layout's checkpoint with a different data-parallel size, another optimizer, another bucket
+size, a truncated optimizer file and a bucket size that changes distributed_adam's shard shapes
+must each fail with a message naming the mismatch or the file.
+
+usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors] LAYOUT...
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt)
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+LINE = re.compile(r"iteration\s+(\d+)/.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
+VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
+# Same LR schedule for the 5-iteration run as for the 10-iteration ones (its default follows train_iters).
+COMMON = ["--set", "optimizer.lr_decay_iters=10"]
+
+
+def command(tessera, config, mpiexec, opts, sets):
+    args = [tessera, "train", config] + COMMON + sets
+    for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size")):
+        if key in opts:
+            args += ["--set", f"parallel.{name}={opts[key]}"]
+    if opts.get("opt") == "dist":
+        args += ["--set", "optimizer.plugin=distributed_adam"]
+    return args if opts["np"] == "1" else mpiexec + ["-np", opts["np"]] + args
+
+
+def run(cmd, expect_ok=True):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    if expect_ok and p.returncode != 0:
+        sys.exit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{p.stdout}")
+    if not expect_ok and p.returncode == 0:
+        sys.exit(f"expected a failure: {' '.join(cmd)}\n{p.stdout}")
+    return p
+
+
+def values(out):
+    v = {}
+    for m in LINE.finditer(out):
+        v[f"loss@{m.group(1)}"] = m.group(2)
+        v[f"grad_norm@{m.group(1)}"] = m.group(3)
+    for m in VALID.finditer(out):
+        v[f"valid@{m.group(1)}"] = m.group(2)
+    return v
+
+
+def expect_error(cmd, needles, what):
+    p = run(cmd, expect_ok=False)
+    if p.returncode < 0 or "Segmentation fault" in p.stdout or "signal 11" in p.stdout:
+        sys.exit(f"{what}: crashed ({p.returncode}) instead of an error:\n{p.stdout}")
+    for n in needles:
+        if n not in p.stdout:
+            sys.exit(f"{what}: the output does not name {n!r}:\n{p.stdout}")
+    print(f"{what}: fails naming {needles}")
+
+
+def main():
+    tessera, config, workdir = sys.argv[1:4]
+    rest = sys.argv[4:]
+    split = rest.index("--")
+    mpiexec, layouts = rest[:split], rest[split + 1:]
+    errors = "--errors" in layouts
+    layouts = [l for l in layouts if l != "--errors"]
+    first_ckpt = None
+    for layout in layouts:
+        opts = dict(kv.split("=") for kv in layout.split(","))
+        if "tp" in opts:  # keep the padded vocabulary of the one-process config
+            opts_sets = ["--set", f"model.make_vocab_size_divisible_by={128 // int(opts['tp'])}"]
+        else:
+            opts_sets = []
+        cmd = lambda sets, opts=opts, opts_sets=opts_sets: command(tessera, config, mpiexec, opts, opts_sets + sets)
+        ckpt = os.path.join(workdir, f"ckpt_{layout}")
+        shutil.rmtree(ckpt, ignore_errors=True)
+        full = values(run(cmd(["--set", "training.train_iters=10"])).stdout)
+        part = values(run(cmd(["--set", "training.train_iters=5", "--set", "checkpoint.save_interval=5",
+                               "--set", f"checkpoint.save={ckpt}"])).stdout)
+        entries = sorted(os.listdir(ckpt))
+        if "iter_0000005" not in entries or any(e.endswith(".tmp") for e in entries):
+            sys.exit(f"{layout}: checkpoint folder holds {entries}")
+        with open(os.path.join(ckpt, "latest_checkpointed_iteration.txt")) as f:
+            if f.read().strip() != "5":
+                sys.exit(f"{layout}: latest_checkpointed_iteration.txt is not 5")
+        with open(os.path.join(ckpt, "iter_0000005", "metadata.json")) as f:
+            meta = json.load(f)
+        if meta["iteration"] != 5 or meta["consumed_samples"] != 40:
+            sys.exit(f"{layout}: metadata {meta}")
+        for i in range(1, 6):
+            for k in (f"loss@{i}", f"grad_norm@{i}"):
+                if part.get(k) != full.get(k):
+                    sys.exit(f"{layout}: the 5-iteration run logged {k} = {part.get(k)}, the 10-iteration run {full.get(k)}")
+        resumed_out = run(cmd(["--set", "training.train_iters=10", "--set", f"checkpoint.load={ckpt}"])).stdout
+        resumed = values(resumed_out)
+        want = {k: v for k, v in full.items() if int(k.split("@")[1]) > 5}
+        if resumed != want:
+            diff = {k: (resumed.get(k), want.get(k)) for k in sorted(set(resumed) | set(want)) if resumed.get(k) != want.get(k)}
+            sys.exit(f"{layout}: resumed run differs from the uninterrupted one (resumed, uninterrupted): {diff}")
+        if "resumed from checkpoint" not in resumed_out:
+            sys.exit(f"{layout}: no 'resumed from checkpoint' line")
+        print(f"{layout}: iterations 6-10 after resuming equal the uninterrupted run ({len(want)} values)")
+        if first_ckpt is None:
+            first_ckpt = (opts, ckpt, cmd)
+
+    if not errors:
+        return
+    opts, ckpt, cmd = first_ckpt
+    if opts.get("opt") != "dist" or opts["np"] != "2":
+        sys.exit("--errors needs the first layout to be np=2,opt=dist")
+    resume = ["--set", "training.train_iters=10"]
+    # A different data-parallel size.
+    one = dict(opts, np="1")
+    expect_error(command(tessera, config, mpiexec, one, resume + ["--set", f"checkpoint.load={ckpt}"]),
+                 ["resuming needs the same layout", "1/1/2/1", "1/1/1/1"], "dp 2 checkpoint resumed with dp 1")
+    # Another optimizer.
+    adam = dict(opts)
+    adam.pop("opt")
+    expect_error(command(tessera, config, mpiexec, adam, resume + ["--set", f"checkpoint.load={ckpt}"]),
+                 ["holds the state of optimizer 'distributed_adam'", "optimizer.plugin is 'adam'"],
+                 "distributed_adam checkpoint resumed with adam")
+    # Another bucket size.
+    expect_error(cmd(resume + ["--set", f"checkpoint.load={ckpt}", "--set", "parallel.bucket_size=1000"]),
+                 ["parallel.bucket_size 40000000, this run has 1000"], "distributed_adam resumed with another bucket size")
+    # The optimizer's own check: metadata edited to agree, the shards' shapes do not.
+    edited = os.path.join(workdir, "ckpt_edited")
+    shutil.rmtree(edited, ignore_errors=True)
+    shutil.copytree(os.path.join(ckpt, "iter_0000005"), edited)
+    with open(os.path.join(edited, "metadata.json")) as f:
+        meta = json.load(f)
+    meta["bucket_size"] = 1000
+    with open(os.path.join(edited, "metadata.json"), "w") as f:
+        json.dump(meta, f)
+    expect_error(cmd(resume + ["--set", f"checkpoint.load={edited}", "--set", "parallel.bucket_size=1000"]),
+                 ["optimizer_tp0_pp0_dp", "distributed_adam", "a different data-parallel size or bucket size changes"],
+                 "distributed_adam shards of another bucket size")
+    # A truncated optimizer file.
+    truncated = os.path.join(workdir, "ckpt_truncated")
+    shutil.rmtree(truncated, ignore_errors=True)
+    shutil.copytree(os.path.join(ckpt, "iter_0000005"), truncated)
+    path = os.path.join(truncated, "optimizer_tp0_pp0_dp1.safetensors")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+    expect_error(cmd(resume + ["--set", f"checkpoint.load={truncated}"]), [path], "truncated optimizer file")
+    # A missing model file.
+    os.remove(os.path.join(truncated, "model_tp0_pp0.safetensors"))
+    expect_error(cmd(resume + ["--set", f"checkpoint.load={truncated}"]), ["model_tp0_pp0.safetensors"],
+                 "missing model file")
+
+
+if __name__ == "__main__":
+    main()
