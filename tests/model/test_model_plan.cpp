@@ -25,6 +25,7 @@
 
 #include "expect_error.hpp"
 #include "tessera/config.hpp"
+#include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/model.hpp"
@@ -279,7 +280,8 @@ TEST_CASE("the plan of a pp = 1 run equals the trainer's TrainingRecord::peak_he
   const std::string recompute = GENERATE(std::string(""), std::string("recompute_granularity = \"selective\""),
                                          std::string("recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 2"));
   INFO(recompute);
-  const std::string prefix = "plan_corpus";
+  const test::TempDir dir;
+  const std::string prefix = dir / "plan_corpus";
   {
     IndexedDatasetWriter w(prefix, IndexDtype::u16);
     for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(TESSERA_SOURCE_DIR) / "core/src/nn")) {

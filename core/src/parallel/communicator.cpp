@@ -1,5 +1,7 @@
 #include "tessera/parallel/communicator.hpp"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -25,6 +27,21 @@ std::chrono::milliseconds default_comm_timeout() {
     throw ConfigError(fmt::format(
         "TESSERA_COMM_TIMEOUT_S='{}': expected a number of seconds > 0 (the collective deadline)", text));
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000)));
+}
+
+void run_on_all_or_throw(Communicator& group, const std::string& what, const std::function<void()>& body) {
+  std::exception_ptr error;
+  try {
+    body();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  Tensor failed = Tensor::full({1}, error ? 1.0f : 0.0f);
+  group.all_reduce(failed);
+  if (error) std::rethrow_exception(error);
+  const int others = static_cast<int>(failed.data<float>()[0]);
+  if (others > 0)
+    throw Error(fmt::format("{} failed on {} other rank(s) of {} (their log says why)", what, others, group.describe()));
 }
 
 }  // namespace tessera

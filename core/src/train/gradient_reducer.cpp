@@ -44,6 +44,12 @@ void GradientReducer::poll() {
 
 void GradientReducer::grad_ready(Parameter& p) {
   if (!overlap_) return;
+  // The pipeline's tied embedding is summed over the embedding group after backward, in place in
+  // its bucket: its bucket must not start before that.
+  if (p.stage_tie != Parameter::StageTie::none)
+    throw Error(fmt::format("'{}' is tied across pipeline stages and must not report its gradient final "
+                            "(StepContext::grad_ready): the trainer sums it over the embedding group after backward",
+                            p.name));
   const std::size_t i = buckets_.index_of(p);
   // A second report means more was added after the reduction may have started (a shared parameter).
   if (reported_[i])

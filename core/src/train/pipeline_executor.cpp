@@ -53,7 +53,6 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     ctx.iteration = pass.iteration;
     ctx.microbatch = pass.global_microbatch(m);
     ctx.loss_grad_scale = pass.loss_grad_scale;
-    if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;
     return ctx;
   };
   auto take = [&](std::map<Key, Tensor>& from, const Key& k) {
@@ -113,6 +112,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
           throw Error(fmt::format("pipeline stage {}: backward of microbatch {} (chunk {}) before its forward", stage, m,
                                   s.chunk));
         StepContext ctx = context(m, it->second.store);
+        if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;  // backward only
         Tensor dx = model.backward_stage(ctx, it->second.output_grad, s.chunk);
         if (!it->second.store.empty())
           throw Error("model backward left saved activations behind (a module saved but never took)");

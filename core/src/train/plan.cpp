@@ -98,8 +98,8 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     plan.optimizer_state_rule = "2 × parameters (Adam's two moments, f32)";
   } else if (plan.optimizer == "distributed_adam") {
     plan.optimizer_state_rule = "2 × ⌈parameters / dp⌉ (both moments sharded over dp)";
-    plan.notes.push_back("distributed_adam: the state also holds its shards' padding, at most 16 elements per moment "
-                         "and gradient bucket. Tessera trains in f32, so there are no master weights to shard");
+    plan.notes.push_back("distributed_adam: the state also holds its shards' share of the gradient buckets' padding "
+                         "(under 16 elements per parameter and 16·dp per bucket, over the dp shards). Tessera trains in f32, so there are no master weights to shard");
   } else {
     plan.optimizer_state_rule = "not predicted";
     plan.notes.push_back(fmt::format("optimizer plugin '{}': its state is not predicted (shown as 0)", plan.optimizer));

@@ -120,7 +120,9 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
 
   // Everything that reads the config has run: any key nobody read is a typo.
   config_.check_no_unknown_keys();
-  if (!options_.load_dir.empty()) load_checkpoint();
+  if (!options_.load_dir.empty())
+    run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
+                        [&] { load_checkpoint(); });
 
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
@@ -324,48 +326,54 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
   const fs::path tmp = root / (checkpoint_dir_name(iteration) + ".tmp");
   // Every rank writes into the temporary folder (one file system seen by all ranks); world rank 0
   // renames it into place once all have written, so iter_XXXXXXX/ is complete or absent.
-  if (world.rank() == 0) {
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (world.rank() != 0) return;
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-  }
-  world.barrier();
+  });
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
-  if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
-    NamedTensors tensors;
-    for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
-    save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
-                     {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
-  }
-  // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
-  // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
-  save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
-                   {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
-  if (world.rank() == 0) {
-    nlohmann::json meta;
-    meta["format"] = "tessera-checkpoint";
-    meta["version"] = 1;
-    meta["iteration"] = iteration;
-    meta["consumed_samples"] = consumed_samples_;
-    meta["optimizer"] = optimizer_plugin_;
-    meta["optimizer_steps"] = iteration;  // one optimizer step per iteration
-    meta["layout"] = {{"world_size", world.size()}, {"tensor_model_parallel_size", layout.tp()},
-                      {"pipeline_model_parallel_size", layout.pp()}, {"data_parallel_size", layout.dp()},
-                      {"virtual_pipeline_model_parallel_size", layout.vpp()},
-                      {"sequence_parallel", layout.sequence_parallel()}};
-    meta["bucket_size"] = options_.bucket_size;
-    meta["global_batch_size"] = options_.global_batch_size;
-    meta["seed"] = options_.seed;
-    meta["config"] = config_.dump();
-    write_file_atomically(tmp / "metadata.json", meta.dump(2) + "\n");
-  }
-  world.barrier();
-  if (world.rank() == 0) {
-    fs::remove_all(final_dir);
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
+      NamedTensors tensors;
+      for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
+      save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
+                       {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
+    }
+    // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
+    // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
+    save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
+                     {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
+    if (world.rank() == 0) {
+      nlohmann::json meta;
+      meta["format"] = "tessera-checkpoint";
+      meta["version"] = 1;
+      meta["iteration"] = iteration;
+      meta["consumed_samples"] = consumed_samples_;
+      meta["optimizer"] = optimizer_plugin_;
+      meta["optimizer_steps"] = iteration;  // one optimizer step per iteration
+      meta["layout"] = {{"world_size", world.size()}, {"tensor_model_parallel_size", layout.tp()},
+                        {"pipeline_model_parallel_size", layout.pp()}, {"data_parallel_size", layout.dp()},
+                        {"virtual_pipeline_model_parallel_size", layout.vpp()},
+                        {"sequence_parallel", layout.sequence_parallel()}};
+      meta["bucket_size"] = options_.bucket_size;
+      meta["global_batch_size"] = options_.global_batch_size;
+      meta["seed"] = options_.seed;
+      meta["config"] = config_.dump();
+      write_file_atomically(tmp / "metadata.json", meta.dump(2) + "\n");
+    }
+  });
+  // Put in place without a moment where neither the old iter_XXXXXXX (which "latest" may name:
+  // a run resumed into its own save folder) nor the new one exists.
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (world.rank() != 0) return;
+    const fs::path old = root / (checkpoint_dir_name(iteration) + ".old");
+    fs::remove_all(old);
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
     fs::rename(tmp, final_dir);
     write_file_atomically(root / kLatestCheckpointFile, std::to_string(iteration) + "\n");
+    fs::remove_all(old);
     log_info("saved checkpoint at iteration {} to {}", iteration, final_dir.string());
-  }
-  world.barrier();
+  });
 }
 
 void Trainer::load_checkpoint() {
@@ -403,7 +411,8 @@ void Trainer::load_checkpoint() {
   };
   std::int64_t iteration = 0, consumed = 0;
   std::string optimizer;
-  std::int64_t tp = 0, pp = 0, dp = 0, vpp = 0, bucket_size = 0;
+  std::int64_t tp = 0, pp = 0, dp = 0, vpp = 0, bucket_size = 0, saved_global_batch = 0;
+  std::uint64_t saved_seed = 0;
   try {
     iteration = field(meta, "iteration").get<std::int64_t>();
     consumed = field(meta, "consumed_samples").get<std::int64_t>();
@@ -414,6 +423,8 @@ void Trainer::load_checkpoint() {
     dp = field(l, "data_parallel_size").get<std::int64_t>();
     vpp = field(l, "virtual_pipeline_model_parallel_size").get<std::int64_t>();
     bucket_size = field(meta, "bucket_size").get<std::int64_t>();
+    saved_seed = field(meta, "seed").get<std::uint64_t>();
+    saved_global_batch = field(meta, "global_batch_size").get<std::int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("{}: a field has the wrong type ({})", meta_path.string(), e.what()));
   }
@@ -432,8 +443,17 @@ void Trainer::load_checkpoint() {
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
                                   "is sharded by gradient bucket, so it must be the same",
                                   dir.string(), bucket_size, options_.bucket_size, optimizer_plugin_));
+  // The data order and dropout masks are functions of the seed and of consumed samples in blocks of
+  // the global batch: a different one would not continue the run.
+  if (saved_seed != options_.seed || saved_global_batch != options_.global_batch_size)
+    throw ConfigError(fmt::format("checkpoint {} was saved with training.seed {} and global_batch_size {}, this run has "
+                                  "{} and {}: resuming needs the same, or the data order and dropout masks change",
+                                  dir.string(), saved_seed, saved_global_batch, options_.seed,
+                                  options_.global_batch_size));
   if (iteration >= options_.train_iters)
-    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train",
+    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train "
+                                  "(raising train_iters keeps the learning-rate schedule only if "
+                                  "optimizer.lr_decay_iters is set)",
                                   dir.string(), iteration, options_.train_iters));
 
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();

@@ -12,6 +12,7 @@
 // starts and thrown as ShapeError / CommError naming the op and the group.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -85,5 +86,10 @@ class Communicator {
   std::string name_;
   std::chrono::milliseconds timeout_;
 };
+
+// Runs `body` on every rank of `group`, then agrees: if it threw on any rank, every rank throws —
+// the failing ranks their own error, the others an Error saying `what` failed elsewhere — instead
+// of the healthy ranks waiting in their next collective for a rank that has left. Collective.
+void run_on_all_or_throw(Communicator& group, const std::string& what, const std::function<void()>& body);
 
 }  // namespace tessera
