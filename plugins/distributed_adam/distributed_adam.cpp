@@ -73,8 +73,7 @@ class DistributedAdam : public Optimizer {
   double shard_grad_sum_squares() const override {
     double sq = 0;
     for (const Piece& p : pieces_)
-      if (p.param->stage_tie != Parameter::StageTie::copy && (p.param->tp_split_dim >= 0 || tp_rank_ == 0))
-        sq += ops::sum_squares(p.grad);
+      if (counts_in_grad_norm(*p.param, tp_rank_)) sq += ops::sum_squares(p.grad);
     return sq;
   }
 

@@ -303,19 +303,21 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   return out;
 }
 
-double GptModel::flops_per_iteration(std::int64_t sequences) const {
+double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences) {
   // Megatron-LM: 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3 (forward + backward);
   // the K/V projections shrink with query groups: 4·B·s·l·h·(h + h_kv)·f replaces 8·f·B·s·l·h².
-  const double B = static_cast<double>(sequences), s = static_cast<double>(o_.seq_length);
-  const double l = static_cast<double>(o_.num_layers), h = static_cast<double>(o_.hidden_size);
-  const double groups = static_cast<double>(o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads);
-  const double h_kv = h * groups / static_cast<double>(o_.num_attention_heads);
-  const double ffn = static_cast<double>(o_.ffn_hidden_size);
+  const double B = static_cast<double>(sequences), s = static_cast<double>(o.seq_length);
+  const double l = static_cast<double>(o.num_layers), h = static_cast<double>(o.hidden_size);
+  const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
+  const double h_kv = h * groups / static_cast<double>(o.num_attention_heads);
+  const double ffn = static_cast<double>(o.ffn_hidden_size);
   const double f = 3.0;
   const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h * h /*out*/ +
                            4.0 * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
-  return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o_.padded_vocab_size);
+  return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
 }
+
+double GptModel::flops_per_iteration(std::int64_t sequences) const { return gpt_flops_per_iteration(o_, sequences); }
 
 std::string GptModel::describe() const {
   std::string layers;

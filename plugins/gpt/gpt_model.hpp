@@ -61,6 +61,10 @@ struct GptOptions {
 // head's GEMMs 10-20% slower, 16M+ gain nothing and only raise the memory peak.
 inline std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (8 << 20) / vocab); }
 
+// Model FLOPs of one training iteration over `sequences` sequences (Megatron-LM's accounting:
+// forward + backward, no recompute) — the model's and the plan's figure.
+double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences);
+
 class GptModel : public Model {
  public:
   // parallel null: one process.

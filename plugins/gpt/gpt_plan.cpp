@@ -157,17 +157,7 @@ class GptPlanner : public ModelPlanner {
 
   std::int64_t seq_length() const override { return o_.seq_length; }
 
-  double flops_per_iteration(std::int64_t sequences) const override {
-    // GptModel::flops_per_iteration (Megatron-LM's accounting, f = 3: forward + backward, no recompute).
-    const double B = static_cast<double>(sequences), s = static_cast<double>(o_.seq_length);
-    const double l = static_cast<double>(o_.num_layers), h = static_cast<double>(o_.hidden_size);
-    const double h_kv = h * static_cast<double>(query_groups()) / static_cast<double>(o_.num_attention_heads);
-    const double ffn = static_cast<double>(o_.ffn_hidden_size);
-    const double f = 3.0;
-    const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) + 2.0 * B * s * h * h + 4.0 * B * s * h * ffn +
-                             4.0 * B * s * s * h;
-    return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o_.padded_vocab_size);
-  }
+  double flops_per_iteration(std::int64_t sequences) const override { return gpt_flops_per_iteration(o_, sequences); }
 
   std::string describe() const override {
     return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {})",

@@ -1,5 +1,7 @@
 #include "tessera/train/checkpoint.hpp"
 
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
@@ -8,6 +10,23 @@
 #include "tessera/ops.hpp"
 
 namespace tessera {
+
+void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out) throw Error(fmt::format("writing {} failed", tmp.string()));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(fmt::format("{}: cannot be opened (missing or unreadable)", path.string()));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 std::string checkpoint_dir_name(std::int64_t iteration) { return fmt::format("iter_{:07d}", iteration); }
 

@@ -20,12 +20,15 @@ double all_reduce_sum(Communicator& group, double value) {
   return v.data<float>()[0];
 }
 
-double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& parallel) {
-  const bool first_tp_rank = parallel.layout.tp_rank() == 0;
+double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
   double sq = 0;
-  for (const Parameter* p : params)
-    if (p->stage_tie != Parameter::StageTie::copy && (p->tp_split_dim >= 0 || first_tp_rank))
-      sq += ops::sum_squares(p->grad);
+  if (optimizer.gradient_shards()) {
+    // Each dp rank holds the reduced gradients of its shards only: the sum runs over dp too.
+    sq = all_reduce_sum(*parallel.groups.dp, optimizer.shard_grad_sum_squares());
+  } else {
+    for (const Parameter* p : params)
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) sq += ops::sum_squares(p->grad);
+  }
   sq = all_reduce_sum(*parallel.groups.tp, sq);
   sq = all_reduce_sum(*parallel.groups.pp, sq);
   return std::sqrt(sq);
@@ -91,7 +94,6 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     const auto t0 = std::chrono::steady_clock::now();
     reducer->finish();
     r.reduce_wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.reductions = static_cast<std::int64_t>(buckets->size());
     r.reductions_overlapped = reducer->started_during_backward();
   }
   r.peak_microbatches_held = run.peak_microbatches_held;
@@ -100,11 +102,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.pipeline_seconds_receiving = run.seconds_receiving;
   // Only the last stage has losses; the sum over pp hands them to every rank.
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
-  r.grad_norm = optimizer.gradient_shards()
-                    ? std::sqrt(all_reduce_sum(
-                          dp, all_reduce_sum(*parallel.groups.pp,
-                                             all_reduce_sum(*parallel.groups.tp, optimizer.shard_grad_sum_squares()))))
-                    : global_grad_norm(params, parallel);
+  r.grad_norm = global_grad_norm(params, optimizer, parallel);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw Error(fmt::format("iteration {}: loss {} / grad norm {} is not finite; lower optimizer.lr or check the data",
                             s.iteration, r.loss, r.grad_norm));

@@ -45,7 +45,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
   PipelineRun run;
   std::map<Key, InFlight> in_flight;
   std::map<Key, Tensor> outputs, input_grads;  // produced, until sent
-  std::vector<CommRequest> sends;  // each keeps its tensor alive until it completes
+  std::vector<CommRequest> sends;  // in flight; each keeps its tensor alive until it completes
   auto context = [&](std::int64_t m, ActivationStore& store) {
     StepContext ctx{store};
     ctx.training = pass.training;
@@ -125,7 +125,8 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
                                       tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true)));
         break;
     }
-    for (CommRequest& r : sends) r.test();  // OpenMPI moves a send on only inside MPI calls
+    // OpenMPI moves a send on only inside MPI calls; finished ones are dropped (their tensors freed).
+    std::erase_if(sends, [](CommRequest& r) { return r.test(); });
   }
   for (CommRequest& r : sends) r.wait();
   run.seconds = seconds_since(start);

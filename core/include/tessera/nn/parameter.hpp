@@ -37,4 +37,11 @@ struct Parameter {
 
 std::int64_t count_elements(const std::vector<Parameter*>& params);
 
+// Whether p's gradient enters the global gradient norm on tensor-parallel rank `tp_rank`: a shard
+// on every rank, a tensor replicated over tp on rank 0 only, a pipeline stage's tied copy never —
+// so that the sum over tp and pp counts every element of the model once.
+inline bool counts_in_grad_norm(const Parameter& p, int tp_rank) {
+  return p.stage_tie != Parameter::StageTie::copy && (p.tp_split_dim >= 0 || tp_rank == 0);
+}
+
 }  // namespace tessera

@@ -1,5 +1,6 @@
 // Resumable checkpoints (DESIGN.md §6, docs/checkpoints.md): the file names of a checkpoint folder
-// and the name- and shape-checked restore that the trainer and the optimizer plugins share.
+// the name- and shape-checked restore that the trainer and the optimizer plugins share, and atomic
+// text files (metadata, the latest-iteration pointer, the saved config).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,11 @@ inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iterat
 // differs; `hint` (may be empty) is appended to shape mismatches to say what changes shapes.
 void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTensors& targets, const std::string& what,
                      const std::string& hint = "");
+
+// `text` written to path.tmp and renamed into place: the file is whole or absent, never partial.
+void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+// A whole text file; FormatError naming it when it cannot be read.
+std::string read_text(const std::filesystem::path& path);
 
 // The "step" tensor optimizers keep: one i64.
 Tensor step_tensor(std::int64_t step);

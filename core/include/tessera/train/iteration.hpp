@@ -29,8 +29,7 @@ struct IterationSettings {
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
   double grad_norm = 0;  // of the whole model, before clipping
-  std::int64_t reductions = 0;             // gradient all-reduces over dp (one per bucket; 0 without dp)
-  std::int64_t reductions_overlapped = 0;  // of those, started while backward ran
+  std::int64_t reductions_overlapped = 0;  // gradient buckets whose dp reduction started while backward ran
   double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
   std::int64_t peak_microbatches_held = 0;  // on this rank (pipeline_executor.hpp)
   std::int64_t peak_held_elements = 0;
@@ -53,8 +52,8 @@ std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const Schedu
 // compared at).
 double all_reduce_sum(Communicator& group, double value);
 
-// ‖grad‖ of the whole model: tensor-parallel shards summed across tp, replicated tensors counted
-// once, every pipeline stage's parameters (a tied copy not again).
-double global_grad_norm(const std::vector<Parameter*>& params, const Parallel& parallel);
+// ‖grad‖ of the whole model (counts_in_grad_norm on each rank, summed over tp and pp), from the
+// optimizer's reduced shards when it takes its gradients by reduce-scatter (ZeRO). Collective.
+double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel);
 
 }  // namespace tessera

@@ -1,0 +1,176 @@
+// Trainer's resumable checkpoints (docs/checkpoints.md): save_checkpoint and load_checkpoint.
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tessera/error.hpp"
+#include "tessera/io/safetensors.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/train/checkpoint.hpp"
+#include "tessera/train/trainer.hpp"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+void Trainer::save_checkpoint(std::int64_t iteration) const {
+  const ParallelLayout& layout = parallel_->layout;
+  Communicator& world = *parallel_->groups.world;
+  const fs::path root(options_.save_dir), final_dir = root / checkpoint_dir_name(iteration);
+  const fs::path tmp = root / (checkpoint_dir_name(iteration) + ".tmp");
+  // Every rank writes into the temporary folder (one file system seen by all ranks); world rank 0
+  // renames it into place once all have written, so iter_XXXXXXX/ is complete or absent.
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (world.rank() != 0) return;
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  });
+  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
+      NamedTensors tensors;
+      for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
+      save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
+                       {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
+    }
+    // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
+    // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
+    save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
+                     {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
+    if (world.rank() == 0) {
+      nlohmann::json meta;
+      meta["format"] = "tessera-checkpoint";
+      meta["version"] = 1;
+      meta["iteration"] = iteration;
+      meta["consumed_samples"] = consumed_samples_;
+      meta["optimizer"] = optimizer_plugin_;
+      meta["optimizer_steps"] = iteration;  // one optimizer step per iteration
+      meta["layout"] = {{"world_size", world.size()}, {"tensor_model_parallel_size", layout.tp()},
+                        {"pipeline_model_parallel_size", layout.pp()}, {"data_parallel_size", layout.dp()},
+                        {"virtual_pipeline_model_parallel_size", layout.vpp()},
+                        {"sequence_parallel", layout.sequence_parallel()}};
+      meta["bucket_size"] = options_.bucket_size;
+      meta["global_batch_size"] = options_.global_batch_size;
+      meta["seed"] = options_.seed;
+      meta["config"] = config_.dump();
+      write_file_atomically(tmp / "metadata.json", meta.dump(2) + "\n");
+    }
+  });
+  // Put in place without a moment where neither the old iter_XXXXXXX (which "latest" may name:
+  // a run resumed into its own save folder) nor the new one exists.
+  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+    if (world.rank() != 0) return;
+    const fs::path old = root / (checkpoint_dir_name(iteration) + ".old");
+    fs::remove_all(old);
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    write_file_atomically(root / kLatestCheckpointFile, std::to_string(iteration) + "\n");
+    fs::remove_all(old);
+    log_info("saved checkpoint at iteration {} to {}", iteration, final_dir.string());
+  });
+}
+
+void Trainer::load_checkpoint() {
+  const ParallelLayout& layout = parallel_->layout;
+  const fs::path load(options_.load_dir);
+  fs::path dir = load;
+  if (!fs::exists(load / "metadata.json")) {  // the save folder: its latest checkpoint
+    const fs::path latest = load / kLatestCheckpointFile;
+    if (!fs::exists(latest))
+      throw FormatError(fmt::format("checkpoint.load = {}: neither {} nor metadata.json there (not a save folder or a "
+                                    "checkpoint folder)",
+                                    load.string(), kLatestCheckpointFile));
+    const std::string text = read_text(latest);
+    std::size_t used = 0;
+    std::int64_t it = -1;
+    try {
+      it = std::stoll(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (it < 0 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
+      throw FormatError(fmt::format("{}: expected an iteration number, found '{}'", latest.string(),
+                                    text.substr(0, std::min<std::size_t>(text.find_last_not_of(" \t\r\n") + 1, 80))));
+    dir = load / checkpoint_dir_name(it);
+  }
+  const fs::path meta_path = dir / "metadata.json";
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_text(meta_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}: not valid JSON ({})", meta_path.string(), e.what()));
+  }
+  auto field = [&](const nlohmann::json& j, const char* key) -> const nlohmann::json& {
+    if (!j.is_object() || !j.contains(key)) throw FormatError(fmt::format("{}: no '{}'", meta_path.string(), key));
+    return j[key];
+  };
+  std::int64_t iteration = 0, consumed = 0;
+  std::string optimizer;
+  std::int64_t tp = 0, pp = 0, dp = 0, vpp = 0, bucket_size = 0, saved_global_batch = 0;
+  std::uint64_t saved_seed = 0;
+  try {
+    iteration = field(meta, "iteration").get<std::int64_t>();
+    consumed = field(meta, "consumed_samples").get<std::int64_t>();
+    optimizer = field(meta, "optimizer").get<std::string>();
+    const nlohmann::json& l = field(meta, "layout");
+    tp = field(l, "tensor_model_parallel_size").get<std::int64_t>();
+    pp = field(l, "pipeline_model_parallel_size").get<std::int64_t>();
+    dp = field(l, "data_parallel_size").get<std::int64_t>();
+    vpp = field(l, "virtual_pipeline_model_parallel_size").get<std::int64_t>();
+    bucket_size = field(meta, "bucket_size").get<std::int64_t>();
+    saved_seed = field(meta, "seed").get<std::uint64_t>();
+    saved_global_batch = field(meta, "global_batch_size").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}: a field has the wrong type ({})", meta_path.string(), e.what()));
+  }
+  if (iteration < 1 || consumed < 0)
+    throw FormatError(fmt::format("{}: iteration {} / consumed samples {} out of range", meta_path.string(), iteration,
+                                  consumed));
+  if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
+    throw ConfigError(fmt::format(
+        "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
+        "{}/{}/{}/{}: resuming needs the same layout (resharding a checkpoint is `tessera checkpoint`, not there yet)",
+        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp()));
+  if (optimizer != optimizer_plugin_)
+    throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
+                                  dir.string(), optimizer, optimizer_plugin_));
+  if (optimizer_->gradient_shards() && bucket_size != options_.bucket_size)
+    throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
+                                  "is sharded by gradient bucket, so it must be the same",
+                                  dir.string(), bucket_size, options_.bucket_size, optimizer_plugin_));
+  // The data order and dropout masks are functions of the seed and of consumed samples in blocks of
+  // the global batch: a different one would not continue the run.
+  if (saved_seed != options_.seed || saved_global_batch != options_.global_batch_size)
+    throw ConfigError(fmt::format("checkpoint {} was saved with training.seed {} and global_batch_size {}, this run has "
+                                  "{} and {}: resuming needs the same, or the data order and dropout masks change",
+                                  dir.string(), saved_seed, saved_global_batch, options_.seed,
+                                  options_.global_batch_size));
+  if (iteration >= options_.train_iters)
+    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train "
+                                  "(raising train_iters keeps the learning-rate schedule only if "
+                                  "optimizer.lr_decay_iters is set)",
+                                  dir.string(), iteration, options_.train_iters));
+
+  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  {
+    const fs::path path = dir / checkpoint_model_file(t, p);
+    NamedTensors targets;
+    for (Parameter* param : params_) targets.emplace_back(param->name, param->value);
+    restore_tensors(load_safetensors(path).tensors, targets, path.string());
+  }
+  {
+    const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
+    SafetensorsFile file = load_safetensors(path);
+    try {
+      optimizer_->load_state(file.tensors);
+    } catch (const FormatError& e) {
+      throw FormatError(fmt::format("{}: {}", path.string(), e.what()));
+    }
+  }
+  consumed_samples_ = consumed;
+  start_iteration_ = iteration;
+  log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
+           dir.string(), iteration, consumed, iteration + 1);
+}
+
+}  // namespace tessera
