@@ -33,6 +33,7 @@ namespace {
 struct Piece {
   Parameter* param;
   Tensor value, grad, m, v;  // 1-D views
+  Tensor staged;             // its place in the bucket's all-gather input (ZeRO only)
 };
 
 Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
@@ -58,12 +59,13 @@ class DistributedAdam : public Optimizer {
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
       const std::int64_t n = buckets_->buckets()[b].data.numel() / dp_->size();
       shards_.push_back(Tensor::zeros({n}));
+      staged_.push_back(Tensor::zeros({n}));    // updated parameters of this shard, padding zero
       state_.push_back(Tensor::zeros({2, n}));  // m and v of this rank's shard, padding included
       const Tensor m = state_.back().rows(0, 1).reshape({n}), v = state_.back().rows(1, 2).reshape({n});
       for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
         pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
-                           shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi)});
+                           shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi)});
       }
     }
   }
@@ -120,19 +122,15 @@ class DistributedAdam : public Optimizer {
 
  private:
   // Every bucket's updated shards, all-gathered into its full layout and copied into the parameters.
+  // The gather lands in the bucket's gradient buffer: the gradients are spent once step() runs
+  // (the norm was taken, the shards updated) and are zeroed before the next backward, so no
+  // full-size buffer is allocated per step.
   void gather_parameters() {
-    const int n_ranks = dp_->size();
-    std::size_t piece = 0;
+    for (Piece& p : pieces_) ops::copy(p.value, p.staged);
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
+      Tensor& all = buckets_->data(b);
+      dp_->all_gather(staged_[b], all);
       const GradBuckets::Bucket& bucket = buckets_->buckets()[b];
-      const std::int64_t n = bucket.data.numel() / n_ranks;
-      Tensor mine = Tensor::zeros({n});
-      for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
-        Tensor dst = mine.rows(sp.shard_offset, sp.shard_offset + sp.count);
-        ops::copy(pieces_[piece++].value, dst);
-      }
-      Tensor all = Tensor::empty({n * n_ranks});
-      dp_->all_gather(mine, all);
       for (std::size_t j = 0; j < bucket.params.size(); ++j) {
         Parameter& p = *bucket.params[j];
         Tensor dst = flat(p.value);
@@ -146,6 +144,7 @@ class DistributedAdam : public Optimizer {
   std::shared_ptr<Communicator> dp_;
   int tp_rank_ = 0;
   std::vector<Tensor> shards_;  // per bucket: this rank's reduce-scattered gradients
+  std::vector<Tensor> staged_;  // per bucket: this rank's updated parameters, the all-gather's input
   std::vector<Tensor> state_;   // per bucket (or per parameter without buckets): [2, n] = m, v
   std::vector<Piece> pieces_;
   std::int64_t step_ = 0;
