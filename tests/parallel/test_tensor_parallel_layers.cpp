@@ -135,7 +135,7 @@ TEST_CASE("vocab-parallel cross-entropy equals the fused op", "[mpi]") {
   ops::softmax_cross_entropy(full, targets, mask, losses_ref, true, 0.25f);
   vocab_parallel_cross_entropy(shard, targets, mask, losses, true, 0.25f, first, tp);
   CHECK(rel_diff(losses, losses_ref) < 1e-6);
-  CHECK(rel_diff(gather_full(shard, 1, 1, tp), full) < 1e-6);
+  CHECK(rel_diff(gather_full_tensor(shard, 1, 1, tp), full) < 1e-6);
 }
 
 namespace {
@@ -148,7 +148,7 @@ Tensor token_shard(const Tensor& x, const TpGroup& tp) {
 }
 
 // Every rank's shard [n, C] concatenated in rank order, gathered independently of the op under test.
-Tensor all_rows(const Tensor& shard, const TpGroup& tp) { return gather_full(shard, 0, 1, tp); }
+Tensor all_rows(const Tensor& shard, const TpGroup& tp) { return gather_full_tensor(shard, 0, 1, tp); }
 
 }  // namespace
 

@@ -9,10 +9,8 @@
 
 namespace tessera::test {
 
-inline Tensor gather_full(const Tensor& shard, int dim, int blocks, const TpGroup& tp) {
-  return gather_full_tensor(shard, dim, blocks, tp);
-}
-
+// The full tensor of parameter p (value or grad shard), padding included: what the one-process
+// model's tensor is compared with.
 inline Tensor gather_full(const Parameter& p, const Tensor& shard, const TpGroup& tp) {
   return gather_full_tensor(shard, p.tp_split_dim, p.tp_split_blocks, tp);
 }
