@@ -90,7 +90,7 @@ TEST_CASE("corrupt safetensors headers are FormatErrors naming the file", "[unit
   }
   SECTION("an entry that is not an object") {
     msg = load_error(write_file(dir, R"({"w": 3})", 0));
-    CHECK(msg.find("'w'") != std::string::npos);
+    CHECK(msg.find("\"w\"") != std::string::npos);
   }
   SECTION("metadata with a value that is not a string") {
     msg = load_error(write_file(dir, R"({"__metadata__":{"step":3}})", 0));

@@ -8,11 +8,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
 namespace {
+constexpr std::uint64_t kMaxSafetensorsHeader = 100'000'000;
+
 const char* st_dtype(DType t) {
   switch (t) {
     case DType::f32: return "F32";
@@ -27,7 +32,7 @@ const char* st_dtype(DType t) {
 DType parse_dtype(const std::string& s, const std::filesystem::path& path) {
   for (DType t : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8})
     if (s == st_dtype(t)) return t;
-  throw FormatError(fmt::format("{}: unsupported safetensors dtype '{}'", path.string(), s));
+  throw FormatError(fmt::format("{}: unsupported safetensors dtype {}", path.string(), quote_untrusted(s)));
 }
 }  // namespace
 
@@ -57,21 +62,21 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
 }
 
 SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  require_regular_file(path, "safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(fmt::format("{}: cannot open safetensors file", path.string()));
   const auto file_size = std::filesystem::file_size(path);
   std::uint64_t n = 0;
   if (file_size < 8 || !in.read(reinterpret_cast<char*>(&n), 8) || n > file_size - 8)
     throw FormatError(fmt::format("{}: truncated safetensors header ({} bytes in file)", path.string(), file_size));
+  // The safetensors format caps its JSON header at 100 MB (as its reference reader does).
+  if (n > kMaxSafetensorsHeader)
+    throw FormatError(fmt::format("{}: safetensors header of {} bytes is larger than the format's limit of {}",
+                                  path.string(), n, kMaxSafetensorsHeader));
   std::string text(n, '\0');
   if (!in.read(text.data(), static_cast<std::streamsize>(n)))
     throw FormatError(fmt::format("{}: could not read the safetensors header", path.string()));
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    throw FormatError(fmt::format("{}: safetensors header is not valid JSON: {}", path.string(), e.what()));
-  }
+  const nlohmann::json header = detail::parse_untrusted_json(text, path.string() + ": safetensors header");
   if (!header.is_object())
     throw FormatError(fmt::format("{}: safetensors header is not a JSON object", path.string()));
 
@@ -92,13 +97,14 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
         throw FormatError(fmt::format("{}: __metadata__ is not a JSON object of strings", path.string()));
       for (auto& [k, v] : entry.items()) {
         if (!v.is_string())
-          throw FormatError(fmt::format("{}: __metadata__ value for '{}' is {}, not a string", path.string(), k, v.type_name()));
+          throw FormatError(fmt::format("{}: __metadata__ value for {} is {}, not a string", path.string(),
+                                        quote_untrusted(k), v.type_name()));
         out.metadata[k] = v.get<std::string>();
       }
       continue;
     }
     const auto bad = [&](const std::string& why) {
-      return FormatError(fmt::format("{}: tensor '{}': {}", path.string(), name, why));
+      return FormatError(fmt::format("{}: tensor {}: {}", path.string(), quote_untrusted(name), why));
     };
     if (!entry.is_object()) throw bad("header entry is not a JSON object");
     if (!entry.contains("shape") || !entry.contains("dtype") || !entry.contains("data_offsets"))
@@ -113,18 +119,18 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
     for (const auto& d : jshape) {
       // Non-negative integers parse as unsigned; negatives and fractions are rejected here.
       if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-        throw bad(fmt::format("shape {} has a dimension that is not a non-negative 64-bit integer", jshape.dump()));
+        throw bad(fmt::format("shape {} has a dimension that is not a non-negative 64-bit integer", detail::describe_json(jshape)));
       const std::uint64_t dim = d.get<std::uint64_t>();
       if (__builtin_mul_overflow(numel, dim, &numel) || numel > static_cast<std::uint64_t>(INT64_MAX))
-        throw bad(fmt::format("shape {} has more elements than fit in 64 bits", jshape.dump()));
+        throw bad(fmt::format("shape {} has more elements than fit in 64 bits", detail::describe_json(jshape)));
       e.shape.push_back(static_cast<std::int64_t>(dim));
     }
     std::uint64_t bytes = 0;
     if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(dtype_size(e.dtype)), &bytes))
-      throw bad(fmt::format("shape {} is too large: its size in bytes overflows", jshape.dump()));
+      throw bad(fmt::format("shape {} is too large: its size in bytes overflows", detail::describe_json(jshape)));
     if (!joffsets.is_array() || joffsets.size() != 2 || !joffsets[0].is_number_unsigned() ||
         !joffsets[1].is_number_unsigned())
-      throw bad(fmt::format("'data_offsets' {} is not two non-negative integers", joffsets.dump()));
+      throw bad(fmt::format("'data_offsets' {} is not two non-negative integers", detail::describe_json(joffsets)));
     e.begin = joffsets[0].get<std::uint64_t>();
     e.end = joffsets[1].get<std::uint64_t>();
     if (e.end < e.begin) throw bad(fmt::format("data_offsets [{}, {}] end before they begin", e.begin, e.end));
@@ -132,7 +138,7 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
       throw bad(fmt::format("data_offsets [{}, {}] reach past the end of the data ({} bytes)", e.begin, e.end, data_size));
     if (e.end - e.begin != bytes)
       throw bad(fmt::format("data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}", e.begin, e.end,
-                            e.end - e.begin, jshape.dump(), jdtype.get<std::string>(), bytes));
+                            e.end - e.begin, detail::describe_json(jshape), jdtype.get<std::string>(), bytes));
     entries.push_back(std::move(e));
   }
   // Tensors must not share bytes (empty tensors take none).
@@ -142,15 +148,15 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
   for (std::size_t i = 1; i < by_offset.size(); ++i)
     if (by_offset[i]->begin < by_offset[i - 1]->end)
-      throw FormatError(fmt::format("{}: tensors '{}' and '{}' have overlapping data_offsets", path.string(),
-                                    by_offset[i - 1]->name, by_offset[i]->name));
+      throw FormatError(fmt::format("{}: tensors {} and {} have overlapping data_offsets", path.string(),
+                                    quote_untrusted(by_offset[i - 1]->name), quote_untrusted(by_offset[i]->name)));
 
   const std::uint64_t data_start = 8 + n;
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     in.seekg(static_cast<std::streamoff>(data_start + e.begin));
     in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-    if (!in) throw FormatError(fmt::format("{}: could not read tensor '{}'", path.string(), e.name));
+    if (!in) throw FormatError(fmt::format("{}: could not read tensor {}", path.string(), quote_untrusted(e.name)));
     out.tensors.emplace(e.name, std::move(t));
   }
   return out;

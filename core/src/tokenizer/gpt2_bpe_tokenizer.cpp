@@ -9,7 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
+#include "tessera/quote.hpp"
 #include "tessera/tokenizer/gpt2_pretokenizer.hpp"
 #include "unicode_classes.hpp"
 
@@ -38,11 +41,7 @@ void append_utf8(std::string& s, char32_t cp) {
 }
 
 std::string read_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FormatError(fmt::format("{}: cannot open {}: {}", path, what, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_whole_file(path, what, kMaxVocabularyBytes);
 }
 
 std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
@@ -76,12 +75,8 @@ struct Gpt2BpeTokenizer::Cache {
 Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file)
     : vocab_file_(vocab_file), cache_(std::make_unique<Cache>()) {
   // --- vocab.json: {"token": id}
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(read_file(vocab_file, "the vocab file"));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(fmt::format("{}: invalid JSON in the vocab file: {}", vocab_file, e.what()));
-  }
+  const nlohmann::json vocab =
+      detail::parse_untrusted_json(read_file(vocab_file, "the vocab file"), vocab_file + ": the vocab file");
   if (!vocab.is_object() || vocab.empty())
     throw FormatError(fmt::format("{}: the vocab file must be a non-empty JSON object {{\"token\": id, ...}}", vocab_file));
   // Tables are sized by the largest id, so an id far beyond the number of entries (a corrupt file)
@@ -91,11 +86,12 @@ Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::str
   for (const auto& [tok, id] : vocab.items()) {
     if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
         id.get<std::int64_t>() >= std::numeric_limits<std::int32_t>::max())
-      throw FormatError(fmt::format("{}: entry \"{}\" has value {}; expected a non-negative integer id", vocab_file,
-                                    tok, id.dump()));
+      throw FormatError(fmt::format("{}: entry {} has value {}; expected a non-negative integer id", vocab_file,
+                                    quote_untrusted(tok), detail::describe_json(id)));
     if (id.get<std::int64_t>() >= id_limit)
-      throw FormatError(fmt::format("{}: entry \"{}\" has id {}, far beyond the {} entries of the vocab (ids must be "
-                                    "below {})", vocab_file, tok, id.dump(), vocab.size(), id_limit));
+      throw FormatError(fmt::format("{}: entry {} has id {}, far beyond the {} entries of the vocab (ids must be "
+                                    "below {})", vocab_file, quote_untrusted(tok), id.get<std::int64_t>(), vocab.size(),
+                                    id_limit));
     max_id = std::max(max_id, id.get<std::int64_t>());
   }
   vocab_size_ = max_id + 1;
@@ -106,7 +102,8 @@ Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::str
   for (const auto& [tok, id_json] : vocab.items()) {
     const auto id = static_cast<std::size_t>(id_json.get<std::int64_t>());
     if (used[id])
-      throw FormatError(fmt::format("{}: id {} is given to both \"{}\" and \"{}\"", vocab_file, id, tokens_[id], tok));
+      throw FormatError(fmt::format("{}: id {} is given to both {} and {}", vocab_file, id, quote_untrusted(tokens_[id]),
+                                    quote_untrusted(tok)));
     used[id] = true;
     tokens_[id] = tok;
     token_id.emplace(tok, static_cast<std::int32_t>(id));
@@ -163,13 +160,13 @@ Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::str
     const std::string_view left = line.substr(0, sp == std::string_view::npos ? line.size() : sp);
     const std::string_view right = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
     if (left.empty() || right.empty() || right.find_first_of(" \t") != std::string_view::npos)
-      throw FormatError(fmt::format("{}:{}: expected two symbols separated by one space, got \"{}\"", merges_file,
-                                    line_no, line));
+      throw FormatError(fmt::format("{}:{}: expected two symbols separated by one space, got {}", merges_file,
+                                    line_no, quote_untrusted(line)));
     auto id_of = [&](std::string_view s) {
       auto it = token_id.find(std::string(s));
       if (it == token_id.end())
-        throw FormatError(fmt::format("{}:{}: \"{}\" (from merge \"{}\") is not in the vocab {}", merges_file, line_no,
-                                      s, line, vocab_file));
+        throw FormatError(fmt::format("{}:{}: {} (from merge {}) is not in the vocab {}", merges_file, line_no,
+                                      quote_untrusted(s), quote_untrusted(line), vocab_file));
       return it->second;
     };
     const std::int32_t a = id_of(left), b = id_of(right);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -23,9 +24,7 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 }
 
 std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(fmt::format("{}: cannot be opened (missing or unreadable)", path.string()));
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  return read_whole_file(path, "checkpoint file", kMaxMetadataBytes);
 }
 
 std::string checkpoint_dir_name(std::int64_t iteration) { return fmt::format("iter_{:07d}", iteration); }
