@@ -6,17 +6,18 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/subprocess.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/iteration.hpp"
 
@@ -36,15 +37,14 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (!p) throw Error(fmt::format("cannot run: {}", cmd));
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  if (pclose(p) != 0) throw Error(fmt::format("benchmark command failed: {}\n{}", cmd, out));
-  auto pos = out.rfind("\n{");  // the JSON line is the last one
-  return out.substr(pos == std::string::npos ? 0 : pos + 1);
+// Runs argv (no shell: config paths and --python are arguments, never command text) and returns
+// its last stdout line, the JSON result.
+std::string run_capture(const std::vector<std::string>& argv) {
+  const ProcessResult r = run_process(argv);
+  if (!r.ok())
+    throw Error(fmt::format("benchmark command failed ({}): {}\n{}", r.describe(), fmt::join(argv, " "), r.output));
+  auto pos = r.output.rfind("\n{");  // the JSON line is the last one
+  return r.output.substr(pos == std::string::npos ? 0 : pos + 1);
 }
 
 // In-process measurement of one config; prints one JSON line.
@@ -125,8 +125,9 @@ int bench_parent(const BenchArgs& a) {
   fmt::print("{:<28} {:>10} {:>10} {:>9} {:>6} {:>10} {:>10} {:>10}\n", "config / implementation", "ms/step", "tokens/s",
              "GFLOP/s", "MFU", "peak RSS", "tensors", "vs torch");
   for (const std::string& cfg : a.configs) {
-    auto ours = nlohmann::json::parse(run_capture(fmt::format("'{}' bench --child --iters {} --warmup {} --threads {} '{}'",
-                                                              self, a.iters, a.warmup, a.threads, cfg)));
+    auto ours = nlohmann::json::parse(run_capture({self, "bench", "--child", "--iters", std::to_string(a.iters), "--warmup",
+                                                   std::to_string(a.warmup), "--threads", std::to_string(a.threads),
+                                                   "--", cfg}));
     fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>8.0f}Mi",
                std::filesystem::path(cfg).stem().string() + " / tessera", ours["ms_per_step"].get<double>(),
                ours["tokens_per_s"].get<double>(), ours["gflops"].get<double>(), 100.0 * ours["gflops"].get<double>() / peak,
@@ -136,12 +137,12 @@ int bench_parent(const BenchArgs& a) {
       continue;
     }
     const std::string script = (std::filesystem::path(TESSERA_SOURCE_DIR) / "benchmarks/pytorch_gpt.py").string();
-    auto torch = nlohmann::json::parse(run_capture(fmt::format(
-        "'{}' '{}' --layers {} --hidden {} --heads {} --groups {} --vocab {} --seq {} --batch {} --iters {} --warmup {} "
-        "--threads {} --flops {}",
-        a.python, script, ours["layers"].get<int>(), ours["hidden"].get<int>(), ours["heads"].get<int>(),
-        ours["groups"].get<int>(), ours["vocab"].get<int>(), ours["seq"].get<int>(), ours["batch"].get<int>(), a.iters,
-        a.warmup, a.threads, ours["flops"].get<double>())));
+    const auto arg = [&](const char* key) { return std::to_string(ours[key].get<std::int64_t>()); };
+    auto torch = nlohmann::json::parse(run_capture(
+        {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",
+         arg("groups"), "--vocab", arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters",
+         std::to_string(a.iters), "--warmup", std::to_string(a.warmup), "--threads", std::to_string(a.threads),
+         "--flops", fmt::format("{:.17g}", ours["flops"].get<double>())}));
     fmt::print(" {:>9.2f}x\n", torch["ms_per_step"].get<double>() / ours["ms_per_step"].get<double>());
     fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>10}\n",
                std::filesystem::path(cfg).stem().string() + " / pytorch " + torch["torch"].get<std::string>(),

@@ -204,6 +204,29 @@ TEST_CASE("data made with another tokenizer is a clear error", "[unit]") {
   CHECK(r.output.find("another tokenizer") != std::string::npos);
 }
 
+TEST_CASE("bench takes a config path as a path, never as shell text", "[unit]") {
+  // A config named like a shell command must be read as a file: bench starts its children with an
+  // argument vector (posix_spawn), so nothing in the name is ever interpreted.
+  Workspace w;
+  const std::string evil = w.dir / "a';touch PWNED;'$(touch PWNED2)`touch PWNED3`.toml";
+  std::filesystem::copy_file(w.config, evil);
+  const tessera::ProcessResult r = test::run_argv(
+      {kTessera, "bench", "--no-pytorch", "--iters", "1", "--warmup", "0", "--threads", "1", evil});
+  INFO(r.output);
+  CHECK(r.ok());
+  CHECK(r.output.find("/ tessera") != std::string::npos);
+  for (const char* f : {"PWNED", "PWNED2", "PWNED3"}) {
+    CHECK_FALSE(std::filesystem::exists(f));
+    CHECK_FALSE(std::filesystem::exists(w.dir.path / f));
+  }
+  // --python is a program path too: a command line there is just a program that does not exist.
+  const tessera::ProcessResult p = test::run_argv(
+      {kTessera, "bench", "--iters", "1", "--warmup", "0", "--threads", "1", "--python", "touch PWNED4; python3", evil});
+  CHECK_FALSE(p.ok());
+  CHECK(p.output.find("touch PWNED4; python3") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists("PWNED4"));
+}
+
 TEST_CASE("numeric options out of range are rejected before anything runs", "[unit]") {
   const auto check = [](const std::string& args, const std::string& option) {
     const Run r = run_tessera(args);
