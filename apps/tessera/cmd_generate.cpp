@@ -1,16 +1,18 @@
-// tessera generate --load DIR --prompt TEXT: samples from weights saved by `tessera train`.
-#include <filesystem>
+// tessera generate --load DIR --prompt TEXT: samples from weights saved by `tessera train` (final
+// weights or any resumable checkpoint, whatever its layout).
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include <fmt/format.h>
 
 #include "command.hpp"
 #include "tessera/error.hpp"
-#include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/sampling.hpp"
 #include "tessera/train/components.hpp"
+#include "tessera/train/saved_model.hpp"
 
 namespace tessera::app {
 namespace {
@@ -21,32 +23,26 @@ struct GenerateArgs {
   SamplingOptions sampling{0.8, 40, 0.95};
 };
 
+// Sections a saved model's config has for training only: generate declares them wholesale, and
+// checks [model] and [tokenizer] key by key as train does.
+void check_model_keys(const Config& config) {
+  for (const std::string& name : config.section_names())
+    if (name != "model" && name != "tokenizer") {
+      ConfigSection s = config.section(name);
+      for (const std::string& key : s.keys()) s.declare(key);
+    }
+  config.check_no_unknown_keys();
+}
+
 int run_generate(const GenerateArgs& a) {
-  const std::filesystem::path dir(a.load);
-  if (!std::filesystem::exists(dir / "config.toml") || !std::filesystem::exists(dir / "model.safetensors"))
-    throw Error(fmt::format("{} does not hold a saved model (expected config.toml and model.safetensors, "
-                            "written by `tessera train` with [checkpoint] save = \"{}\")", dir.string(), dir.string()));
   if (a.threads > 0) ops::set_num_threads(static_cast<int>(a.threads));
-  Config config = Config::load(dir / "config.toml");
-  auto tokenizer = build_tokenizer(config);
-  auto model = build_model(config, tokenizer->vocab_size(), 0);
+  const SavedModel saved = open_saved_model(a.load);
+  auto tokenizer = build_tokenizer(saved.config);
+  auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
+  check_model_keys(saved.config);
   std::vector<Parameter*> params;
   model->collect_parameters(params);
-  SafetensorsFile weights = load_safetensors(dir / "model.safetensors");
-  for (Parameter* p : params) {
-    auto it = weights.tensors.find(p->name);
-    if (it == weights.tensors.end())
-      throw FormatError(fmt::format("{}: no tensor '{}' for this model", (dir / "model.safetensors").string(), p->name));
-    const Tensor& saved = it->second;
-    // Saved files hold no vocabulary padding (Parameter::unpadded_rows): those rows stay zero.
-    const bool unpadded = p->unpadded_rows >= 0 && saved.dim() == p->value.dim() && saved.size(0) == p->unpadded_rows;
-    Tensor target = unpadded ? p->value.rows(0, p->unpadded_rows) : p->value;
-    if (saved.shape() != target.shape())
-      throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {}", (dir / "model.safetensors").string(),
-                                    p->name, saved.str(), target.str()));
-    if (unpadded) p->value.zero_();
-    ops::copy(saved, target);
-  }
+  load_saved_weights(saved, params);
   std::string prompt = a.prompt;
   std::vector<std::int32_t> ids = tokenizer->encode(prompt);
   if (ids.empty()) ids.push_back(tokenizer->eod());
@@ -59,6 +55,11 @@ int run_generate(const GenerateArgs& a) {
     std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
     Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
     Tensor logits = model->next_token_logits(tokens);
+    const float* row = logits.data<float>();
+    if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
+      throw Error(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output: the "
+                              "weights in {} do not make a usable model",
+                              i + 1, saved.describe()));
     const std::int32_t next = sample_token(logits.data<float>(), logits.size(1), a.sampling, rng);
     if (next == tokenizer->eod()) break;
     ids.push_back(next);
@@ -72,7 +73,7 @@ int run_generate(const GenerateArgs& a) {
 RegisterCommand reg{{"generate",
                      [](CLI::App& sub) -> std::function<int()> {
                        auto a = std::make_shared<GenerateArgs>();
-                       sub.add_option("--load", a->load, "folder written by `tessera train` ([checkpoint] save)")->required();
+                       sub.add_option("--load", a->load, "a saved model: the [checkpoint] save folder of `tessera train` (its final weights, else its latest checkpoint) or a checkpoint folder iter_XXXXXXX")->required();
                        sub.add_option("--prompt", a->prompt, "text to continue");
                        sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to sample")->capture_default_str()->check(in_range(0));
                        sub.add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str()->check(in_range(0));

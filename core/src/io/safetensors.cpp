@@ -56,7 +56,12 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const auto& [name, t] : tensors) out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
     out.flush();
-    if (!out) throw Error(fmt::format("writing {} failed (disk full?)", tmp.string()));
+    if (!out) {
+      out.close();
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);  // a partial file helps nobody and fills the disk further
+      throw Error(fmt::format("writing {} failed (disk full?); {} is unchanged", tmp.string(), path.string()));
+    }
   }
   std::filesystem::rename(tmp, path);
 }

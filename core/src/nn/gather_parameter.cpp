@@ -2,14 +2,20 @@
 
 #include <algorithm>
 
+#include "tessera/error.hpp"
+
 namespace tessera {
 
-Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGroup& tp) {
-  const int n = tp_size(tp);
-  if (dim < 0 || n == 1) return shard;
-  Tensor gathered = Tensor::empty({n * shard.numel()});
-  tp->all_gather(shard.reshape({shard.numel()}), gathered);
-  // The shard viewed as [outer, blocks, sb, inner]; the full tensor as [outer, blocks, tp, sb, inner].
+Tensor assemble_tp_shards(const std::vector<Tensor>& shards, int dim, int blocks) {
+  const auto n = static_cast<std::int64_t>(shards.size());
+  if (dim < 0 || n == 1) return shards.at(0);
+  const Tensor& shard = shards[0];
+  for (const Tensor& s : shards)
+    TESSERA_CHECK_SHAPE(s.shape() == shard.shape() && s.dtype() == DType::f32,
+                        "tensor-parallel shards differ: {} and {}", shard.str(), s.str());
+  TESSERA_CHECK_SHAPE(dim < shard.dim() && shard.size(dim) % blocks == 0, "shard {} cannot be split on dim {} into {} blocks",
+                      shard.str(), dim, blocks);
+  // Each shard viewed as [outer, blocks, sb, inner]; the full tensor as [outer, blocks, tp, sb, inner].
   std::int64_t outer = 1, inner = 1;
   for (int d = 0; d < dim; ++d) outer *= shard.size(d);
   for (std::int64_t d = dim + 1; d < shard.dim(); ++d) inner *= shard.size(d);
@@ -17,17 +23,28 @@ Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGrou
   Shape full_shape = shard.shape();
   full_shape[static_cast<std::size_t>(dim)] *= n;
   Tensor full = Tensor::empty(full_shape);
-  const float* g = gathered.data<float>();
   float* f = full.data<float>();
-  for (int r = 0; r < n; ++r)
+  for (std::int64_t r = 0; r < n; ++r) {
+    const float* g = shards[static_cast<std::size_t>(r)].data<float>();
     for (std::int64_t o = 0; o < outer; ++o)
       for (std::int64_t b = 0; b < blocks; ++b)
         for (std::int64_t j = 0; j < sb; ++j) {
-          const float* src = g + r * shard.numel() + ((o * blocks + b) * sb + j) * inner;
+          const float* src = g + ((o * blocks + b) * sb + j) * inner;
           float* dst = f + (((o * blocks + b) * n + r) * sb + j) * inner;
           std::copy(src, src + inner, dst);
         }
+  }
   return full;
+}
+
+Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGroup& tp) {
+  const int n = tp_size(tp);
+  if (dim < 0 || n == 1) return shard;
+  Tensor gathered = Tensor::empty({n * shard.numel()});
+  tp->all_gather(shard.reshape({shard.numel()}), gathered);
+  std::vector<Tensor> shards;
+  for (int r = 0; r < n; ++r) shards.push_back(gathered.rows(r * shard.numel(), (r + 1) * shard.numel()).reshape(shard.shape()));
+  return assemble_tp_shards(shards, dim, blocks);
 }
 
 Tensor gather_saved_tensor(const Parameter& p, const Tensor& shard, const TpGroup& tp) {

@@ -6,7 +6,11 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
+#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
+#include "tessera/quote.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/ops.hpp"
 
@@ -18,7 +22,12 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     std::ofstream out(tmp, std::ios::binary);
     out << text;
     out.flush();
-    if (!out) throw Error(fmt::format("writing {} failed", tmp.string()));
+    if (!out) {
+      out.close();
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw Error(fmt::format("writing {} failed (disk full?); {} is unchanged", tmp.string(), path.string()));
+    }
   }
   std::filesystem::rename(tmp, path);
 }
@@ -73,6 +82,94 @@ std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const 
   const std::int64_t step = it->second.data<std::int64_t>()[0];
   if (step < 0) throw FormatError(fmt::format("{}: negative step {}", what, step));
   return step;
+}
+
+std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
+  nlohmann::json j;
+  j["format"] = kCheckpointFormat;
+  j["version"] = kCheckpointVersion;
+  j["iteration"] = m.iteration;
+  j["consumed_samples"] = m.consumed_samples;
+  j["optimizer"] = m.optimizer;
+  j["optimizer_steps"] = m.optimizer_steps;
+  j["layout"] = {{"world_size", m.world_size},
+                 {"tensor_model_parallel_size", m.tensor_parallel},
+                 {"pipeline_model_parallel_size", m.pipeline_parallel},
+                 {"data_parallel_size", m.data_parallel},
+                 {"virtual_pipeline_model_parallel_size", m.virtual_pipeline},
+                 {"sequence_parallel", m.sequence_parallel}};
+  j["bucket_size"] = m.bucket_size;
+  j["global_batch_size"] = m.global_batch_size;
+  j["seed"] = m.seed;
+  j["config"] = m.config;
+  return j.dump(2) + "\n";
+}
+
+CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::string& where) {
+  const nlohmann::json j = detail::parse_untrusted_json(text, where);
+  const auto bad = [&](const std::string& why) { return FormatError(fmt::format("{}: {}", where, why)); };
+  const auto field = [&](const nlohmann::json& obj, const char* key, const char* prefix) -> const nlohmann::json& {
+    if (!obj.is_object()) throw bad(fmt::format("'{}' is {}, not a JSON object", prefix, obj.type_name()));
+    auto it = obj.find(key);
+    if (it == obj.end()) throw bad(fmt::format("no '{}{}'", prefix, key));
+    return *it;
+  };
+  // An integer field in [lo, INT64_MAX].
+  const auto integer = [&](const nlohmann::json& obj, const char* key, std::int64_t lo, const char* prefix = "") {
+    const nlohmann::json& v = field(obj, key, prefix);
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX) ||
+        v.get<std::int64_t>() < lo)
+      throw bad(fmt::format("'{}{}' is {}; expected an integer of at least {}", prefix, key, detail::describe_json(v), lo));
+    return v.get<std::int64_t>();
+  };
+  const auto string = [&](const nlohmann::json& obj, const char* key) {
+    const nlohmann::json& v = field(obj, key, "");
+    if (!v.is_string()) throw bad(fmt::format("'{}' is {}; expected a string", key, detail::describe_json(v)));
+    return v.get<std::string>();
+  };
+  if (!j.is_object()) throw bad(fmt::format("expected a JSON object, found {}", detail::describe_json(j)));
+  const std::string format = string(j, "format");
+  if (format != kCheckpointFormat)
+    throw bad(fmt::format("format is {}, not \"{}\"", quote_untrusted(format), kCheckpointFormat));
+  const std::int64_t version = integer(j, "version", 0);
+  if (version != kCheckpointVersion)
+    throw bad(fmt::format("version {} is not one this Tessera reads (it reads version {})", version, kCheckpointVersion));
+
+  CheckpointMetadata m;
+  m.iteration = integer(j, "iteration", 1);
+  m.consumed_samples = integer(j, "consumed_samples", 0);
+  m.optimizer_steps = integer(j, "optimizer_steps", 0);
+  m.optimizer = string(j, "optimizer");
+  const nlohmann::json& l = field(j, "layout", "");
+  m.world_size = integer(l, "world_size", 1, "layout.");
+  m.tensor_parallel = integer(l, "tensor_model_parallel_size", 1, "layout.");
+  m.pipeline_parallel = integer(l, "pipeline_model_parallel_size", 1, "layout.");
+  m.data_parallel = integer(l, "data_parallel_size", 1, "layout.");
+  m.virtual_pipeline = integer(l, "virtual_pipeline_model_parallel_size", 1, "layout.");
+  const nlohmann::json& sp = field(l, "sequence_parallel", "layout.");
+  if (!sp.is_boolean()) throw bad(fmt::format("'layout.sequence_parallel' is {}; expected true or false", detail::describe_json(sp)));
+  m.sequence_parallel = sp.get<bool>();
+  m.bucket_size = integer(j, "bucket_size", 1);
+  m.global_batch_size = integer(j, "global_batch_size", 1);
+  const nlohmann::json& seed = field(j, "seed", "");
+  if (!seed.is_number_unsigned()) throw bad(fmt::format("'seed' is {}; expected a non-negative integer", detail::describe_json(seed)));
+  m.seed = seed.get<std::uint64_t>();
+  m.config = string(j, "config");
+
+  // The fields must agree with each other: a file edited by hand or damaged would otherwise resume
+  // a run at a data position or learning rate that does not match its weights.
+  std::int64_t samples = 0, world = 0;
+  if (__builtin_mul_overflow(m.iteration, m.global_batch_size, &samples) || samples != m.consumed_samples)
+    throw bad(fmt::format("consumed_samples {} is not iteration {} × global_batch_size {}", m.consumed_samples,
+                          m.iteration, m.global_batch_size));
+  if (m.optimizer_steps != m.iteration)
+    throw bad(fmt::format("optimizer_steps {} differs from iteration {} (one optimizer step per iteration)",
+                          m.optimizer_steps, m.iteration));
+  if (__builtin_mul_overflow(m.tensor_parallel, m.pipeline_parallel, &world) ||
+      __builtin_mul_overflow(world, m.data_parallel, &world) || world != m.world_size)
+    throw bad(fmt::format("layout.world_size {} is not tensor × pipeline × data parallel sizes {} × {} × {}",
+                          m.world_size, m.tensor_parallel, m.pipeline_parallel, m.data_parallel));
+  return m;
 }
 
 }  // namespace tessera

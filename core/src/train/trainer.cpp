@@ -17,6 +17,7 @@
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/pipeline_executor.hpp"
+#include "tessera/train/saved_model.hpp"
 
 namespace tessera {
 
@@ -93,6 +94,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);
   lr_ = read_lr(config_, options_.train_iters);
+  if (!options_.save_dir.empty()) claim_save_folder();
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
@@ -266,6 +268,19 @@ TrainingRecord Trainer::train() {
   return rec;
 }
 
+void Trainer::claim_save_folder() {
+  Communicator& world = *parallel_->groups.world;
+  const std::string origin = config_.section("checkpoint").origin("save");
+  const std::string what = "checking checkpoint.save = " + options_.save_dir;
+  // Every rank writes checkpoint files, so every rank proves it can before any work is done.
+  run_on_all_or_throw(world, what, [&] { probe_writable(options_.save_dir, world.rank(), origin); });
+  run_on_all_or_throw(world, what, [&] {
+    if (world.rank() != 0) return;
+    save_lock_ = std::make_unique<SaveFolderLock>(options_.save_dir);
+    clean_unfinished_saves(options_.save_dir);
+  });
+}
+
 void Trainer::save_final() const {
   // The full tensors, whatever the layout: tensor-parallel shards are gathered (a collective over
   // tp, so every rank takes part) and the vocabulary padding dropped; the pipeline stages' tensors
@@ -283,8 +298,8 @@ void Trainer::save_final() const {
   std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});
-  write_file_atomically(dir / "config.toml", config_.dump());
-  log_info("saved final weights to {} (model.safetensors, config.toml)", dir.string());
+  write_file_atomically(dir / "config.toml", config_for_saved_folder(config_, dir));
+  log_info("saved final weights to {} (model.safetensors, config.toml, tokenizer files)", dir.string());
 }
 
 }  // namespace tessera

@@ -2,12 +2,12 @@
 #include <filesystem>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/train/checkpoint.hpp"
+#include "tessera/train/saved_model.hpp"
 #include "tessera/train/trainer.hpp"
 
 namespace tessera {
@@ -26,37 +26,44 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
     fs::remove_all(tmp);
     fs::create_directories(tmp);
   });
-  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
-  run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
-    if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
-      NamedTensors tensors;
-      for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
-      save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
-                       {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
-    }
-    // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
-    // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
-    save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
-                     {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
-    if (world.rank() == 0) {
-      nlohmann::json meta;
-      meta["format"] = "tessera-checkpoint";
-      meta["version"] = 1;
-      meta["iteration"] = iteration;
-      meta["consumed_samples"] = consumed_samples_;
-      meta["optimizer"] = optimizer_plugin_;
-      meta["optimizer_steps"] = iteration;  // one optimizer step per iteration
-      meta["layout"] = {{"world_size", world.size()}, {"tensor_model_parallel_size", layout.tp()},
-                        {"pipeline_model_parallel_size", layout.pp()}, {"data_parallel_size", layout.dp()},
-                        {"virtual_pipeline_model_parallel_size", layout.vpp()},
-                        {"sequence_parallel", layout.sequence_parallel()}};
-      meta["bucket_size"] = options_.bucket_size;
-      meta["global_batch_size"] = options_.global_batch_size;
-      meta["seed"] = options_.seed;
-      meta["config"] = config_.dump();
-      write_file_atomically(tmp / "metadata.json", meta.dump(2) + "\n");
-    }
-  });
+  // A save that fails on any rank leaves no .tmp folder behind (the previous checkpoints stay).
+  try {
+    const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+    run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
+      if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
+        NamedTensors tensors;
+        for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
+        save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
+                         {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
+      }
+      // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
+      // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
+      save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
+                       {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
+      if (world.rank() == 0) {
+        CheckpointMetadata meta;
+        meta.iteration = iteration;
+        meta.consumed_samples = consumed_samples_;
+        meta.optimizer = optimizer_plugin_;
+        meta.optimizer_steps = iteration;  // one optimizer step per iteration
+        meta.world_size = world.size();
+        meta.tensor_parallel = layout.tp();
+        meta.pipeline_parallel = layout.pp();
+        meta.data_parallel = layout.dp();
+        meta.virtual_pipeline = layout.vpp();
+        meta.sequence_parallel = layout.sequence_parallel();
+        meta.bucket_size = options_.bucket_size;
+        meta.global_batch_size = options_.global_batch_size;
+        meta.seed = options_.seed;
+        meta.config = config_for_saved_folder(config_, tmp);  // tokenizer files copied beside it
+        write_file_atomically(tmp / "metadata.json", checkpoint_metadata_json(meta));
+      }
+    });
+  } catch (...) {
+    std::error_code ec;
+    if (world.rank() == 0) fs::remove_all(tmp, ec);
+    throw;
+  }
   // Put in place without a moment where neither the old iter_XXXXXXX (which "latest" may name:
   // a run resumed into its own save folder) nor the new one exists.
   run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
@@ -94,38 +101,18 @@ void Trainer::load_checkpoint() {
     dir = load / checkpoint_dir_name(it);
   }
   const fs::path meta_path = dir / "metadata.json";
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(read_text(meta_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("{}: not valid JSON ({})", meta_path.string(), e.what()));
-  }
-  auto field = [&](const nlohmann::json& j, const char* key) -> const nlohmann::json& {
-    if (!j.is_object() || !j.contains(key)) throw FormatError(fmt::format("{}: no '{}'", meta_path.string(), key));
-    return j[key];
-  };
-  std::int64_t iteration = 0, consumed = 0;
-  std::string optimizer;
-  std::int64_t tp = 0, pp = 0, dp = 0, vpp = 0, bucket_size = 0, saved_global_batch = 0;
-  std::uint64_t saved_seed = 0;
-  try {
-    iteration = field(meta, "iteration").get<std::int64_t>();
-    consumed = field(meta, "consumed_samples").get<std::int64_t>();
-    optimizer = field(meta, "optimizer").get<std::string>();
-    const nlohmann::json& l = field(meta, "layout");
-    tp = field(l, "tensor_model_parallel_size").get<std::int64_t>();
-    pp = field(l, "pipeline_model_parallel_size").get<std::int64_t>();
-    dp = field(l, "data_parallel_size").get<std::int64_t>();
-    vpp = field(l, "virtual_pipeline_model_parallel_size").get<std::int64_t>();
-    bucket_size = field(meta, "bucket_size").get<std::int64_t>();
-    saved_seed = field(meta, "seed").get<std::uint64_t>();
-    saved_global_batch = field(meta, "global_batch_size").get<std::int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("{}: a field has the wrong type ({})", meta_path.string(), e.what()));
-  }
-  if (iteration < 1 || consumed < 0)
-    throw FormatError(fmt::format("{}: iteration {} / consumed samples {} out of range", meta_path.string(), iteration,
-                                  consumed));
+  const CheckpointMetadata meta = parse_checkpoint_metadata(read_text(meta_path), meta_path.string());
+  // A checkpoint folder is named after its iteration; "latest" names one by that name too.
+  const std::string folder = dir.filename().string();
+  if (folder.rfind("iter_", 0) == 0 && folder != checkpoint_dir_name(meta.iteration))
+    throw FormatError(fmt::format("{}: iteration {} does not match the folder name {} (expected {})", meta_path.string(),
+                                  meta.iteration, folder, checkpoint_dir_name(meta.iteration)));
+  const std::int64_t iteration = meta.iteration, consumed = meta.consumed_samples;
+  const std::string& optimizer = meta.optimizer;
+  const std::int64_t tp = meta.tensor_parallel, pp = meta.pipeline_parallel, dp = meta.data_parallel,
+                     vpp = meta.virtual_pipeline, bucket_size = meta.bucket_size,
+                     saved_global_batch = meta.global_batch_size;
+  const std::uint64_t saved_seed = meta.seed;
   if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
@@ -161,6 +148,10 @@ void Trainer::load_checkpoint() {
   {
     const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
     SafetensorsFile file = load_safetensors(path);
+    if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != meta.optimizer_steps)
+      throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps",
+                                    path.string(), read_step_tensor(file.tensors, path.string()),
+                                    meta_path.string(), meta.optimizer_steps));
     try {
       optimizer_->load_state(file.tensors);
     } catch (const FormatError& e) {

@@ -11,6 +11,10 @@ namespace tessera {
 // Returns the full tensor on every rank. Collective over tp.
 Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGroup& tp);
 
+// The same from shards already at hand (in tp-rank order), e.g. read from a checkpoint's per-rank
+// files: no communication.
+Tensor assemble_tp_shards(const std::vector<Tensor>& shards, int dim, int blocks);
+
 // The full tensor of parameter `p` as a saved file holds it: gathered over tp, without the
 // layout-dependent padding rows (Parameter::unpadded_rows). Collective over tp.
 Tensor gather_saved_tensor(const Parameter& p, const Tensor& shard, const TpGroup& tp);

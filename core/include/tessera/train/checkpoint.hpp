@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "tessera/io/safetensors.hpp"
 
@@ -27,6 +28,27 @@ void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTens
 void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 // A whole text file; FormatError naming it when it cannot be read.
 std::string read_text(const std::filesystem::path& path);
+
+// metadata.json of a checkpoint folder: what resuming checks against the run's settings.
+struct CheckpointMetadata {
+  std::int64_t iteration = 0;         // iterations trained
+  std::int64_t consumed_samples = 0;  // = iteration × global_batch_size
+  std::int64_t optimizer_steps = 0;   // = iteration (each iteration is one step)
+  std::string optimizer;              // the optimizer plugin whose state the files hold
+  std::int64_t world_size = 1, tensor_parallel = 1, pipeline_parallel = 1, data_parallel = 1, virtual_pipeline = 1;
+  bool sequence_parallel = false;
+  std::int64_t bucket_size = 0, global_batch_size = 0;
+  std::uint64_t seed = 0;
+  std::string config;  // the run's resolved config (TOML), for the record
+};
+inline constexpr const char* kCheckpointFormat = "tessera-checkpoint";
+inline constexpr int kCheckpointVersion = 1;
+
+std::string checkpoint_metadata_json(const CheckpointMetadata& meta);
+// Parses metadata.json (`where` names it in errors) and checks it against itself: known format and
+// version, every field present with its type and range, consumed_samples = iteration × global batch,
+// optimizer_steps = iteration, world_size = tp × pp × dp. FormatError naming the field otherwise.
+CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::string& where);
 
 // The "step" tensor optimizers keep: one i64.
 Tensor step_tensor(std::int64_t step);

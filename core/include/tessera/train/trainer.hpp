@@ -11,6 +11,7 @@
 #include "tessera/train/components.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/lr_schedule.hpp"
+#include "tessera/train/save_folder.hpp"
 
 namespace tessera {
 
@@ -56,6 +57,9 @@ class Trainer {
 
  private:
   void save_final() const;
+  // Before any work: every rank can write checkpoint.save, rank 0 holds its lock, and what failed
+  // saves left there is cleaned up.
+  void claim_save_folder();
   // Resumable checkpoints (docs/checkpoints.md): <save>/iter_XXXXXXX/ written by every rank, renamed
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
@@ -63,6 +67,7 @@ class Trainer {
 
   Config config_;
   std::shared_ptr<const Parallel> parallel_;
+  std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
   TrainingOptions options_;
   LrSchedule lr_;
   std::unique_ptr<Tokenizer> tokenizer_;

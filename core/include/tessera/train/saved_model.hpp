@@ -1,0 +1,37 @@
+// Saved models that stand on their own: the folder `tessera train` writes with [checkpoint] save
+// (config.toml + model.safetensors) and every resumable checkpoint folder carry their tokenizer files
+// (tokenizer/ beside the config, named relative to it), so they work from any working directory and
+// after the training data or vocabulary files are gone. `tessera generate --load` reads any of them.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tessera/config.hpp"
+#include "tessera/nn/parameter.hpp"
+
+namespace tessera {
+
+// Copies the files the [tokenizer] section names (every key ending in "_file") into
+// `folder`/tokenizer/ and returns the config as TOML with those keys naming the copies relative to
+// `folder`. Other paths (data, checkpoints) are kept as they are: they are the run's, not the model's.
+std::string config_for_saved_folder(const Config& config, const std::filesystem::path& folder);
+
+// A saved model found at --load: a final-weights folder (config.toml, model.safetensors), a checkpoint
+// folder (metadata.json, model_tp{t}_pp{p}.safetensors), or a checkpoint save folder (its latest
+// checkpoint, by latest_checkpointed_iteration.txt).
+struct SavedModel {
+  std::filesystem::path folder;  // the folder holding the weights
+  Config config;                 // its config, tokenizer files resolved against `folder`
+  int tensor_parallel = 1, pipeline_parallel = 1;  // shards of a checkpoint (1, 1 for final weights)
+  std::string describe() const;
+};
+SavedModel open_saved_model(const std::filesystem::path& load);
+
+// Fills `params` (a one-process model built from saved.config) from the saved files: tensor-parallel
+// shards are joined and pipeline stages collected; vocabulary padding the files do not hold stays
+// zero. Every tensor in the files must be one of the model's, every parameter must be there with its
+// shape, and every value must be finite: FormatError naming the file and tensor otherwise.
+void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params);
+
+}  // namespace tessera

@@ -1,0 +1,192 @@
+#include "tessera/train/saved_model.hpp"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "../config_data.hpp"
+#include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
+#include "tessera/io/safetensors.hpp"
+#include "tessera/nn/gather_parameter.hpp"
+#include "tessera/ops.hpp"
+#include "tessera/quote.hpp"
+#include "tessera/train/checkpoint.hpp"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kTokenizerFolder = "tokenizer";
+
+bool names_a_file(const std::string& key) { return key.size() > 5 && key.ends_with("_file"); }
+
+// The [tokenizer] keys naming files, with their values.
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!config.has_section("tokenizer")) return out;
+  ConfigSection s = config.section("tokenizer");
+  for (const std::string& key : s.keys())
+    if (names_a_file(key)) out.emplace_back(key, s.get_string(key));
+  return out;
+}
+
+std::string override_text(const std::string& key, const std::string& value) {
+  return fmt::format("tokenizer.{}={}", key, toml_quoted(value));
+}
+
+// Tokenizer paths relative to `folder` where the file is there (saved folders); others as written.
+Config load_config_text(const std::string& text, const std::string& source, const fs::path& folder) {
+  const Config plain = Config::from_string(text, source);
+  std::vector<std::string> overrides;
+  for (const auto& [key, value] : tokenizer_files(plain)) {
+    std::error_code ec;
+    if (!value.empty() && fs::path(value).is_relative() && fs::is_regular_file(folder / value, ec))
+      overrides.push_back(override_text(key, (folder / value).string()));
+  }
+  return overrides.empty() ? plain : Config::from_string(text, source, overrides);
+}
+
+bool all_finite(const Tensor& t) {
+  if (t.dtype() != DType::f32) return true;
+  const float* v = t.data<float>();
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string config_for_saved_folder(const Config& config, const fs::path& folder) {
+  std::vector<std::string> overrides;
+  std::set<std::string> used_names;
+  for (const auto& [key, value] : tokenizer_files(config)) {
+    if (value.empty()) continue;
+    std::error_code ec;
+    if (!fs::is_regular_file(value, ec)) continue;  // the run already read it; a vanished file stays as written
+    std::string name = fs::path(value).filename().string();
+    while (!used_names.insert(name).second) name = "_" + name;  // two keys, same file name
+    const fs::path dest = folder / kTokenizerFolder / name;
+    fs::create_directories(dest.parent_path());
+    fs::copy_file(value, dest, fs::copy_options::overwrite_existing);
+    overrides.push_back(override_text(key, (fs::path(kTokenizerFolder) / name).string()));
+  }
+  return Config::from_string(config.dump(), config.source(), overrides).dump();
+}
+
+std::string SavedModel::describe() const {
+  if (tensor_parallel == 1 && pipeline_parallel == 1) return folder.string();
+  return fmt::format("{} (checkpoint of {} tensor- × {} pipeline-parallel shards)", folder.string(), tensor_parallel,
+                     pipeline_parallel);
+}
+
+SavedModel open_saved_model(const fs::path& load) {
+  std::error_code ec;
+  if (fs::is_regular_file(load / "config.toml", ec) && fs::is_regular_file(load / "model.safetensors", ec)) {
+    const std::string text = read_whole_file(load / "config.toml", "saved config", kMaxConfigBytes);
+    return {load, load_config_text(text, (load / "config.toml").string(), load), 1, 1};
+  }
+  fs::path dir = load;
+  if (!fs::exists(load / "metadata.json", ec) && fs::exists(load / kLatestCheckpointFile, ec)) {
+    const std::string text = read_text(load / kLatestCheckpointFile);
+    std::size_t used = 0;
+    long long it = -1;
+    try {
+      it = std::stoll(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (it < 1 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
+      throw FormatError(fmt::format("{}: expected an iteration number, found {}", (load / kLatestCheckpointFile).string(),
+                                    quote_untrusted(text)));
+    dir = load / checkpoint_dir_name(it);
+  }
+  if (!fs::exists(dir / "metadata.json", ec))
+    throw FormatError(fmt::format("{} does not hold a saved model: expected config.toml and model.safetensors (the "
+                                  "folder [checkpoint] save names), a checkpoint folder with metadata.json, or a save "
+                                  "folder with {}",
+                                  load.string(), kLatestCheckpointFile));
+  const fs::path meta_path = dir / "metadata.json";
+  const CheckpointMetadata meta = parse_checkpoint_metadata(read_text(meta_path), meta_path.string());
+  if (meta.tensor_parallel > 4096 || meta.pipeline_parallel > 4096)
+    throw FormatError(fmt::format("{}: {} × {} shards is more than a checkpoint of Tessera has", meta_path.string(),
+                                  meta.tensor_parallel, meta.pipeline_parallel));
+  return {dir, load_config_text(meta.config, meta_path.string() + " (config)", dir),
+          static_cast<int>(meta.tensor_parallel), static_cast<int>(meta.pipeline_parallel)};
+}
+
+void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params) {
+  // name -> (file, shard per tp rank) from the first pipeline stage that holds it (the last stage's
+  // copy of the tied embedding is the same tensor).
+  struct Found {
+    std::string file;
+    std::vector<Tensor> shards;
+  };
+  std::map<std::string, Found> found;
+  const bool checkpoint = saved.tensor_parallel > 1 || saved.pipeline_parallel > 1 ||
+                          !fs::exists(saved.folder / "model.safetensors");
+  for (int p = 0; p < saved.pipeline_parallel; ++p) {
+    std::map<std::string, Found> stage;
+    for (int t = 0; t < saved.tensor_parallel; ++t) {
+      const fs::path file = saved.folder / (checkpoint ? checkpoint_model_file(t, p) : std::string("model.safetensors"));
+      for (auto& [name, tensor] : load_safetensors(file).tensors) {
+        Found& f = stage[name];
+        if (f.shards.size() != static_cast<std::size_t>(t))
+          throw FormatError(fmt::format("{}: tensor {} is missing from the other tensor-parallel shards of stage {}",
+                                        file.string(), quote_untrusted(name), p));
+        f.file = file.string();
+        f.shards.push_back(std::move(tensor));
+      }
+    }
+    for (auto& [name, f] : stage) {
+      if (f.shards.size() != static_cast<std::size_t>(saved.tensor_parallel))
+        throw FormatError(fmt::format("{}: tensor {} is not in every tensor-parallel shard of stage {}", f.file,
+                                      quote_untrusted(name), p));
+      found.try_emplace(name, std::move(f));
+    }
+  }
+  std::set<std::string> used;
+  for (Parameter* param : params) {
+    auto it = found.find(param->name);
+    if (it == found.end())
+      throw FormatError(fmt::format("{}: no tensor '{}' for this model (the saved config and weights disagree)",
+                                    saved.describe(), param->name));
+    used.insert(param->name);
+    const Found& f = it->second;
+    for (const Tensor& s : f.shards)
+      if (s.dtype() != DType::f32)
+        throw FormatError(fmt::format("{}: tensor '{}' is {}, expected f32", f.file, param->name, dtype_name(s.dtype())));
+    const bool split = param->tp_split_dim >= 0;
+    if (!split)
+      for (const Tensor& s : f.shards)
+        if (s.shape() != f.shards[0].shape())
+          throw FormatError(fmt::format("{}: tensor '{}' differs in shape between shards", f.file, param->name));
+    if (split && (param->tp_split_dim >= f.shards[0].dim() || f.shards[0].size(param->tp_split_dim) % param->tp_split_blocks != 0))
+      throw FormatError(fmt::format("{}: tensor '{}' is {}, which cannot be a shard of {}", f.file, param->name,
+                                    f.shards[0].str(), param->value.str()));
+    Tensor full = assemble_tp_shards(f.shards, split ? param->tp_split_dim : -1, param->tp_split_blocks);
+    // Saved files hold no vocabulary padding, or a layout's own: keep the real rows, zero the rest.
+    const bool padded = param->unpadded_rows >= 0 && full.dim() == param->value.dim() && full.size(0) >= param->unpadded_rows;
+    if (padded) full = full.rows(0, param->unpadded_rows);
+    Tensor target = padded ? param->value.rows(0, param->unpadded_rows) : param->value;
+    if (full.shape() != target.shape())
+      throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {} (the saved config and weights disagree)",
+                                    f.file, param->name, full.str(), target.str()));
+    if (!all_finite(full))
+      throw FormatError(fmt::format("{}: tensor '{}' holds non-finite values (NaN or infinity): the run diverged or the "
+                                    "file is damaged",
+                                    f.file, param->name));
+    if (padded) param->value.zero_();
+    ops::copy(full, target);
+  }
+  for (const auto& [name, f] : found)
+    if (!used.count(name))
+      throw FormatError(fmt::format("{}: tensor {} is not used by the model its config describes (the saved config "
+                                    "and weights disagree; {} parameters expected)",
+                                    f.file, quote_untrusted(name), params.size()));
+}
+
+}  // namespace tessera
