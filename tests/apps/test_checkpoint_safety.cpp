@@ -1,0 +1,106 @@
+// The save folder and resumable checkpoints under bad luck: an unwritable folder is found before
+// training, two runs cannot share a folder, what a failed save left is cleaned up, and a
+// metadata.json that disagrees with itself or with its folder is refused on resume.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tessera_cli.hpp"
+
+namespace fs = std::filesystem;
+using tessera::test::CliRun;
+using tessera::test::CliWorkspace;
+using tessera::test::tessera_cli;
+
+TEST_CASE("an unwritable checkpoint.save is an error before the first iteration", "[unit]") {
+  CliWorkspace w;
+  tessera::test::write_text(w.dir / "a_file", "not a folder");
+  const CliRun r = tessera_cli({"train", w.config, "--set", "checkpoint.save=" + (w.dir / "a_file/save")});
+  INFO(r.output());
+  CHECK(r.clean_error());
+  CHECK(r.has("cannot be written on rank 0"));
+  CHECK(r.has("a_file/save"));
+  CHECK_FALSE(r.has("iteration        1/"));
+}
+
+TEST_CASE("two runs cannot save into one folder", "[unit]") {
+  CliWorkspace w;
+  fs::create_directories(w.save());
+  // Another run holds the folder (as this process holds the lock the trainer takes).
+  const int fd = ::open((w.save() + "/.tessera-save.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+  REQUIRE(::write(fd, "pid 1 on elsewhere", 18) == 18);
+  const CliRun r = tessera_cli({"train", w.config});
+  ::close(fd);
+  INFO(r.output());
+  CHECK(r.clean_error());
+  CHECK(r.has("is in use by another run"));
+  CHECK(r.has("pid 1 on elsewhere"));
+  // Once released (the other run ended, however it ended), the folder is free again.
+  CHECK(tessera_cli({"train", w.config}).ok());
+}
+
+TEST_CASE("what a failed or killed save left behind is cleaned up at start", "[unit]") {
+  CliWorkspace w("save_interval = 3");
+  REQUIRE(tessera_cli({"train", w.config}).ok());
+  const fs::path save = w.save();
+  REQUIRE(fs::is_directory(save / "iter_0000003"));
+  // A save killed between its two renames: the old folder moved aside, the new one never arrived.
+  fs::rename(save / "iter_0000003", save / "iter_0000003.old");
+  fs::create_directories(save / "iter_0000009.tmp");
+  tessera::test::write_text(save / "iter_0000009.tmp/model_tp0_pp0.safetensors", "partial");
+  tessera::test::write_text(save / "latest_checkpointed_iteration.txt.tmp", "9");
+  const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=8", "--set",
+                                "checkpoint.load=" + (save / "iter_0000003").string(), "--set",
+                                "checkpoint.save_interval=0"});
+  INFO(r.output());
+  REQUIRE(r.ok());
+  CHECK(r.has("put back"));
+  CHECK(r.has("resumed from checkpoint"));
+  CHECK(fs::is_directory(save / "iter_0000003"));
+  CHECK_FALSE(fs::exists(save / "iter_0000003.old"));
+  CHECK_FALSE(fs::exists(save / "iter_0000009.tmp"));
+  CHECK_FALSE(fs::exists(save / "latest_checkpointed_iteration.txt.tmp"));
+}
+
+TEST_CASE("resume refuses a metadata.json that disagrees with itself or its folder", "[unit]") {
+  CliWorkspace w("save_interval = 3");
+  REQUIRE(tessera_cli({"train", w.config}).ok());
+  const fs::path dir = fs::path(w.save()) / "iter_0000006", meta_path = dir / "metadata.json";
+  const std::string original = tessera::test::read_text(meta_path);
+  const auto resume_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json meta = nlohmann::json::parse(original);
+    edit(meta);
+    tessera::test::write_text(meta_path, meta.dump(2));
+    return tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set", "checkpoint.load=" + w.save(),
+                        "--set", "checkpoint.save=" + (w.dir / "save2")});
+  };
+  const auto check_refused = [&](const CliRun& r, const std::string& says) {
+    INFO(r.output());
+    CHECK(r.clean_error());
+    CHECK(r.has("metadata.json"));
+    CHECK(r.has(says));
+  };
+  check_refused(resume_with([](auto& m) { m["iteration"] = 5; m["consumed_samples"] = 20; m["optimizer_steps"] = 5; }),
+                "does not match the folder name iter_0000006");
+  check_refused(resume_with([](auto& m) { m["consumed_samples"] = 25; }), "consumed_samples 25 is not iteration 6");
+  check_refused(resume_with([](auto& m) { m["optimizer_steps"] = 5; }), "optimizer_steps 5 differs from iteration 6");
+  check_refused(resume_with([](auto& m) { m["version"] = 2; }), "version 2");
+  check_refused(resume_with([](auto& m) { m["format"] = "megatron"; }), "format is \"megatron\"");
+  check_refused(resume_with([](auto& m) { m["layout"]["world_size"] = 2; }), "layout.world_size 2");
+  check_refused(resume_with([](auto& m) { m.erase("seed"); }), "no 'seed'");
+  check_refused(resume_with([](auto& m) { m["iteration"] = "6"; }), "'iteration' is string");
+  // An optimizer file from another iteration.
+  tessera::test::write_text(meta_path, original);
+  fs::copy_file(fs::path(w.save()) / "iter_0000003/optimizer_tp0_pp0_dp0.safetensors",
+                dir / "optimizer_tp0_pp0_dp0.safetensors", fs::copy_options::overwrite_existing);
+  const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set",
+                                "checkpoint.load=" + w.save(), "--set", "checkpoint.save=" + (w.dir / "save3")});
+  INFO(r.output());
+  CHECK(r.clean_error());
+  CHECK(r.has("the optimizer state is at step 3"));
+}
