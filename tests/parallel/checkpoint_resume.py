@@ -1,6 +1,7 @@
 """Resumable checkpoints through `tessera train`: for each layout, 10 iterations uninterrupted; then
 5 iterations saving a checkpoint (checkpoint.save_interval = 5); then a resume from it
-(checkpoint.load) to iteration 10. The resumed run's logged loss and grad norm of iterations 6-10
+(checkpoint.load) to iteration 10. `tessera generate` from the checkpoint folder (shards joined
+offline) must write the same text as from the final weights the trainer gathered. The resumed run's logged loss and grad norm of iterations 6-10
 (and its validation loss) must equal the uninterrupted run's as strings, the checkpoint folder must
 be complete (no .tmp left, latest_checkpointed_iteration.txt = 5). With --errors, resuming the
 first layout's checkpoint with a different data-parallel size, another optimizer, another bucket
@@ -92,6 +93,17 @@ def main():
             meta = json.load(f)
         if meta["iteration"] != 5 or meta["consumed_samples"] != 40:
             sys.exit(f"{layout}: metadata {meta}")
+        # generate joins the checkpoint's tp shards and pipeline stages offline: the same text as from
+        # the final weights, which the trainer gathered over the ranks.
+        gen = [tessera, "generate", "--prompt", "Tensor ", "--max-new-tokens", "30", "--temperature", "1",
+               "--top-k", "0", "--top-p", "1", "--seed", "5", "--load"]
+        # Bytes: a token decoded alone may be part of a UTF-8 sequence.
+        from_final = subprocess.run(gen + [ckpt], stdout=subprocess.PIPE, check=True, timeout=600).stdout
+        from_shards = subprocess.run(gen + [os.path.join(ckpt, "iter_0000005")], stdout=subprocess.PIPE, check=True,
+                                     timeout=600).stdout
+        if from_final != from_shards:
+            sys.exit(f"{layout}: generate from the checkpoint's shards differs from the final weights:\n"
+                     f"{from_shards!r}\n{from_final!r}")
         for i in range(1, 6):
             for k in (f"loss@{i}", f"grad_norm@{i}"):
                 if part.get(k) != full.get(k):

@@ -84,6 +84,13 @@ std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const 
   return step;
 }
 
+std::string tensor_parallel_split_json(const std::vector<Parameter*>& params) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Parameter* p : params)
+    if (p->tp_split_dim >= 0) j[p->name] = {p->tp_split_dim, p->tp_split_blocks};
+  return j.dump();
+}
+
 std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   nlohmann::json j;
   j["format"] = kCheckpointFormat;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "../config_data.hpp"
+#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -124,15 +125,29 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
   struct Found {
     std::string file;
     std::vector<Tensor> shards;
+    int split_dim = -1, split_blocks = 1;  // as the layout that wrote the shards split it
   };
   std::map<std::string, Found> found;
   const bool checkpoint = saved.tensor_parallel > 1 || saved.pipeline_parallel > 1 ||
                           !fs::exists(saved.folder / "model.safetensors");
   for (int p = 0; p < saved.pipeline_parallel; ++p) {
     std::map<std::string, Found> stage;
+    nlohmann::json splits = nlohmann::json::object();
     for (int t = 0; t < saved.tensor_parallel; ++t) {
       const fs::path file = saved.folder / (checkpoint ? checkpoint_model_file(t, p) : std::string("model.safetensors"));
-      for (auto& [name, tensor] : load_safetensors(file).tensors) {
+      SafetensorsFile loaded = load_safetensors(file);
+      if (t == 0 && saved.tensor_parallel > 1) {
+        auto it = loaded.metadata.find(kTensorParallelSplitKey);
+        if (it == loaded.metadata.end())
+          throw FormatError(fmt::format("{}: no '{}' metadata, so its tensor-parallel shards cannot be joined (a "
+                                        "checkpoint from an older Tessera: resume it with its own layout instead)",
+                                        file.string(), kTensorParallelSplitKey));
+        splits = detail::parse_untrusted_json(it->second, file.string() + ": " + kTensorParallelSplitKey);
+        if (!splits.is_object())
+          throw FormatError(fmt::format("{}: '{}' is {}, not an object", file.string(), kTensorParallelSplitKey,
+                                        detail::describe_json(splits)));
+      }
+      for (auto& [name, tensor] : loaded.tensors) {
         Found& f = stage[name];
         if (f.shards.size() != static_cast<std::size_t>(t))
           throw FormatError(fmt::format("{}: tensor {} is missing from the other tensor-parallel shards of stage {}",
@@ -145,6 +160,16 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
       if (f.shards.size() != static_cast<std::size_t>(saved.tensor_parallel))
         throw FormatError(fmt::format("{}: tensor {} is not in every tensor-parallel shard of stage {}", f.file,
                                       quote_untrusted(name), p));
+      if (auto it = splits.find(name); it != splits.end()) {
+        const nlohmann::json& v = *it;
+        if (!v.is_array() || v.size() != 2 || !v[0].is_number_unsigned() || !v[1].is_number_unsigned() ||
+            v[1].get<std::uint64_t>() < 1 || v[0].get<std::uint64_t>() >= static_cast<std::uint64_t>(f.shards[0].dim()) ||
+            f.shards[0].size(v[0].get<int>()) % v[1].get<std::int64_t>() != 0)
+          throw FormatError(fmt::format("{}: the split of tensor {} is {}, which does not fit its shape {}", f.file,
+                                        quote_untrusted(name), detail::describe_json(v), f.shards[0].str()));
+        f.split_dim = v[0].get<int>();
+        f.split_blocks = v[1].get<int>();
+      }
       found.try_emplace(name, std::move(f));
     }
   }
@@ -159,15 +184,12 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
     for (const Tensor& s : f.shards)
       if (s.dtype() != DType::f32)
         throw FormatError(fmt::format("{}: tensor '{}' is {}, expected f32", f.file, param->name, dtype_name(s.dtype())));
-    const bool split = param->tp_split_dim >= 0;
+    const bool split = f.split_dim >= 0;
     if (!split)
       for (const Tensor& s : f.shards)
         if (s.shape() != f.shards[0].shape())
           throw FormatError(fmt::format("{}: tensor '{}' differs in shape between shards", f.file, param->name));
-    if (split && (param->tp_split_dim >= f.shards[0].dim() || f.shards[0].size(param->tp_split_dim) % param->tp_split_blocks != 0))
-      throw FormatError(fmt::format("{}: tensor '{}' is {}, which cannot be a shard of {}", f.file, param->name,
-                                    f.shards[0].str(), param->value.str()));
-    Tensor full = assemble_tp_shards(f.shards, split ? param->tp_split_dim : -1, param->tp_split_blocks);
+    Tensor full = assemble_tp_shards(f.shards, f.split_dim, f.split_blocks);
     // Saved files hold no vocabulary padding, or a layout's own: keep the real rows, zero the rest.
     const bool padded = param->unpadded_rows >= 0 && full.dim() == param->value.dim() && full.size(0) >= param->unpadded_rows;
     if (padded) full = full.rows(0, param->unpadded_rows);

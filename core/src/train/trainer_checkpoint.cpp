@@ -34,7 +34,9 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         NamedTensors tensors;
         for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
         save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
-                         {{"format", "tessera-checkpoint"}, {"iteration", std::to_string(iteration)}});
+                         {{"format", "tessera-checkpoint"},
+                          {"iteration", std::to_string(iteration)},
+                          {kTensorParallelSplitKey, tensor_parallel_split_json(params_)}});
       }
       // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
       // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).

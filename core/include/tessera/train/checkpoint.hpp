@@ -7,8 +7,10 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tessera/io/safetensors.hpp"
+#include "tessera/nn/parameter.hpp"
 
 namespace tessera {
 
@@ -28,6 +30,12 @@ void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTens
 void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 // A whole text file; FormatError naming it when it cannot be read.
 std::string read_text(const std::filesystem::path& path);
+
+// A checkpoint's model files say how each tensor is split over tensor-parallel ranks (the split can
+// depend on the layout: MQA's K/V is split at tp = 1 but replicated at tp = 2), so that the shards can
+// be joined without rebuilding the model in that layout: {"name": [dim, blocks], ...} for split tensors.
+inline constexpr const char* kTensorParallelSplitKey = "tensor_parallel_split";
+std::string tensor_parallel_split_json(const std::vector<Parameter*>& params);
 
 // metadata.json of a checkpoint folder: what resuming checks against the run's settings.
 struct CheckpointMetadata {
