@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "config_data.hpp"
+#include "tessera/io/input_file.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera {
@@ -27,14 +28,12 @@ toml::table parse_toml(std::string_view text, const std::string& name) {
 }
 
 std::string read_text(const fs::path& path, const std::string& display, const std::string& included_from) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (included_from.empty()) throw ConfigError(fmt::format("cannot open config file '{}'", display));
-    throw ConfigError(fmt::format("cannot open config file '{}' (included from {})", display, included_from));
+  try {
+    return read_whole_file(path, "config file", kMaxConfigBytes);
+  } catch (const FormatError& e) {  // regular files only, at most kMaxConfigBytes: never a FIFO or /dev/zero
+    if (included_from.empty()) throw ConfigError(fmt::format("cannot read config file '{}': {}", display, e.what()));
+    throw ConfigError(fmt::format("cannot read config file '{}' (included from {}): {}", display, included_from, e.what()));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Copies src over dst; tables present in both merge key by key.

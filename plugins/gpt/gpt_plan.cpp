@@ -49,7 +49,22 @@ namespace tessera::gpt {
 
 namespace {
 
-CollectiveCount times(CollectiveCount c, std::int64_t k) { return {c.calls * k, c.elements * k}; }
+CollectiveCount times(CollectiveCount c, std::int64_t k) { return c.times(k); }
+
+// The largest counts chunk_cost forms are a few times these (weights, a layer's saved activations,
+// the attention probabilities, the LM head); past 2^58 some sum or product may not fit 64 bits.
+void check_countable(const GptOptions& o, std::int64_t micro_batch) {
+  const long double h = o.hidden_size, F = o.ffn_hidden_size, T = o.seq_length, b = micro_batch;
+  const long double V = o.padded_vocab_size, H = o.num_attention_heads, L = o.num_layers;
+  const long double per_layer = 4 * h * h + 3 * F * h + b * T * (10 * h + 2 * F) + b * H * T * T;
+  const long double total = L * per_layer + V * h * (2 + b * T) + o.max_position_embeddings * h;
+  if (total > static_cast<long double>(std::int64_t{1} << 58))
+    throw ConfigError(fmt::format(
+        "gpt: model.num_layers {}, hidden_size {}, ffn_hidden_size {}, seq_length {}, num_attention_heads {} with "
+        "micro_batch_size {} need about {:.3g} elements, more than can be counted in 64 bits",
+        o.num_layers, o.hidden_size, o.ffn_hidden_size, o.seq_length, o.num_attention_heads, micro_batch,
+        static_cast<double>(total)));
+}
 
 class GptPlanner : public ModelPlanner {
  public:
@@ -64,6 +79,7 @@ class GptPlanner : public ModelPlanner {
     if (chunk < 0 || chunk >= layout.vpp())
       throw Error(fmt::format("gpt plan: chunk {} outside [0, {})", chunk, layout.vpp()));
     if (b < 1) throw Error(fmt::format("gpt plan: micro batch size {} < 1", b));
+    check_countable(o_, b);
     const std::int64_t t = layout.tp(), p = layout.pp(), v = layout.vpp();
     const std::int64_t virtual_stage = chunk * p + layout.pp_rank(), virtual_stages = p * v;
     const std::int64_t per = o_.num_layers / virtual_stages, first_layer = virtual_stage * per;
@@ -149,6 +165,7 @@ class GptPlanner : public ModelPlanner {
   }
 
   std::int64_t total_parameters() const override {
+    check_countable(o_, 1);
     const std::int64_t h = o_.hidden_size, F = o_.ffn_hidden_size, D = h / o_.num_attention_heads;
     const std::int64_t kv = 2 * query_groups() * D;
     const std::int64_t layer = 2 * h + h * h + h + kv * h + kv + h * h + h + 2 * h + F * h + F + h * F + h;

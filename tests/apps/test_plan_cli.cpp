@@ -142,3 +142,16 @@ global_batch_size = 8
   CHECK_THAT(bpe.output, Catch::Contains("--vocab-size"));
   CHECK(run_tessera(fmt::format("plan {} --ranks 0", config)).exited_with(105));
 }
+
+TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {
+  for (const std::string sets : {"--set model.hidden_size=1048576 --set model.num_attention_heads=16 --set "
+                                 "model.ffn_hidden_size=16777216 --set model.num_layers=100000",
+                                 "--set model.seq_length=1048576 --set model.num_attention_heads=65536 --set "
+                                 "model.hidden_size=65536 --set training.micro_batch_size=1048576 "
+                                 "--set training.global_batch_size=8388608 --set model.max_position_embeddings=1048576"}) {
+    const Run r = run_tessera(fmt::format("plan {} --ranks 1024 --vocab-size 50257 {}", k175b, sets));
+    INFO(r.output);
+    CHECK(r.exited_with(1));
+    CHECK_THAT(r.output, Catch::Contains("more than can be counted in 64 bits"));
+  }
+}

@@ -1,5 +1,11 @@
 // Config errors: each message names the key, the file and what was expected.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
 
 #include "expect_error.hpp"
 #include "tessera/config.hpp"
@@ -130,4 +136,25 @@ TEST_CASE("a fully declared config passes the unknown-key check", "[unit]") {
   REQUIRE_THROWS_AS(c.check_no_unknown_keys(), ConfigError);  // [training] not asked for yet
   c.section("training").has("micro_batch_size");
   REQUIRE_NOTHROW(c.check_no_unknown_keys());
+}
+
+TEST_CASE("a config that is not a regular file, or too large, is an error, never a hang", "[unit]") {
+  const std::string dir = std::filesystem::temp_directory_path() / ("tessera_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string fifo = dir + "/fifo.toml";
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  // Opening a FIFO for reading blocks until a writer comes: it must be refused before that.
+  std::string msg = message_of<ConfigError>([&] { Config::load(fifo); });
+  CHECK_THAT(msg, Contains("fifo.toml"));
+  CHECK_THAT(msg, Contains("FIFO"));
+  msg = message_of<ConfigError>([&] { Config::from_string("include = \"/dev/zero\"\n", dir + "/run.toml"); });
+  CHECK_THAT(msg, Contains("/dev/zero"));
+  CHECK_THAT(msg, Contains("character device, not a regular file"));
+  {
+    std::ofstream big(dir + "/big.toml");
+    big << "[model]\n# " << std::string(17 << 20, 'x') << "\n";
+  }
+  msg = message_of<ConfigError>([&] { Config::load(dir + "/big.toml"); });
+  CHECK_THAT(msg, Contains("more than the 16777216 bytes accepted"));
+  std::filesystem::remove_all(dir);
 }

@@ -50,9 +50,23 @@ void add_traffic(StagePlan& s, const std::string& group, int group_size, const s
   s.traffic.push_back({group, op, what, group_size, count, ring_bytes(op, group_size, count)});
 }
 
-CollectiveCount times(CollectiveCount c, std::int64_t k) { return {c.calls * k, c.elements * k}; }
+CollectiveCount times(CollectiveCount c, std::int64_t k) { return c.times(k); }
 
 }  // namespace
+
+std::int64_t plan_add(std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r))
+    throw ConfigError("tessera plan: an element count overflows 64 bits; the model, batch or layout is too large to count");
+  return r;
+}
+
+std::int64_t plan_mul(std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw ConfigError("tessera plan: an element count overflows 64 bits; the model, batch or layout is too large to count");
+  return r;
+}
 
 Plan make_plan(const Config& config, const PlanRequest& request) {
   Plan plan;
@@ -124,8 +138,8 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     st.chunks = costs[s];
     CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied, tp_gather, tp_scatter;
     for (const ModelChunkCost& c : st.chunks) {
-      st.parameters += c.parameters;
-      st.activation_elements += c.activation_elements;
+      st.parameters = plan_add(st.parameters, c.parameters);
+      st.activation_elements = plan_add(st.activation_elements, c.activation_elements);
       tensors += {c.parameter_tensors, c.parameters};
       tp_forward += c.tp_forward;
       tp_backward += c.tp_backward;
@@ -138,9 +152,9 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     }
     st.gradients = st.parameters;  // every parameter carries a gradient of its shape
     if (plan.optimizer == "adam")
-      st.optimizer_state = 2 * st.parameters;
+      st.optimizer_state = plan_mul(2, st.parameters);
     else if (plan.optimizer == "distributed_adam")
-      st.optimizer_state = 2 * ((st.parameters + dp - 1) / dp);
+      st.optimizer_state = plan_mul(2, plan_add(st.parameters, dp - 1) / dp);
 
     // The schedule's steps for this stage, walked as the pipeline executor walks them: a pass's
     // activations are held from its forward to its backward, and the peak is taken after forwards.
@@ -155,7 +169,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
         case PipelineStep::Kind::forward: {
           const std::int64_t e = st.chunks.at(step.chunk).activation_elements;
           held[{step.microbatch, step.chunk}] = e;
-          held_elements += e;
+          held_elements = plan_add(held_elements, e);
           st.peak_passes_held = std::max<std::int64_t>(st.peak_passes_held, static_cast<std::int64_t>(held.size()));
           st.peak_held_elements = std::max(st.peak_held_elements, held_elements);
           break;
