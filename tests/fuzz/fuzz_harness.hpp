@@ -103,7 +103,7 @@ inline void run_fuzz(const FuzzTarget& t) {
     } catch (const std::exception& e) {
       ++failures;
       const std::string keep = "fuzz_" + t.name + "_failure_" + std::to_string(failures) + ".bin";
-      write_file_bytes(keep, input);
+      if (failures <= 10) write_file_bytes(keep, input);  // the first ten; the rest are likely the same bug
       FAIL_CHECK(fmt::format("{} ({} bytes) threw {} instead of a tessera::Error: {} — input kept in {}", what,
                              input.size(), typeid(e).name(), e.what(), std::filesystem::absolute(keep).string()));
     } catch (...) {

@@ -1,0 +1,30 @@
+// A checkpoint's metadata.json: parse_checkpoint_metadata on mutated files. Seeds: what the trainer
+// writes, for one process and for a tp2·pp2·dp2 layout with distributed_adam.
+#include "fuzz_harness.hpp"
+#include "tessera/train/checkpoint.hpp"
+
+using namespace tessera;
+
+TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
+  fuzz::FuzzTarget t;
+  t.name = "metadata";
+  CheckpointMetadata one;
+  one.iteration = 10;
+  one.global_batch_size = 4;
+  one.consumed_samples = 40;
+  one.optimizer_steps = 10;
+  one.optimizer = "adam";
+  one.bucket_size = 40000000;
+  one.seed = 1234;
+  one.config = "[model]\nplugin = \"gpt\"\n";
+  CheckpointMetadata big = one;
+  big.world_size = 8;
+  big.tensor_parallel = big.pipeline_parallel = big.data_parallel = 2;
+  big.virtual_pipeline = 2;
+  big.sequence_parallel = true;
+  big.optimizer = "distributed_adam";
+  t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big)};
+  t.parse = [](const fuzz::Bytes& text) { parse_checkpoint_metadata(text, "fuzz/metadata.json"); };
+  t.iterations = 12000;
+  fuzz::run_fuzz(t);
+}
