@@ -10,9 +10,8 @@
 #include <mutex>
 #include <set>
 #include <tuple>
-#include <vector>  // boost/dll/library_info.hpp (1.74) uses std::vector without including it
+#include <vector>
 
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include "closest_match.hpp"
@@ -40,18 +39,18 @@ bool is_plugin_library(const fs::path& p) {
   return f.size() > 14 && f.rfind("libtessera_", 0) == 0 && f.substr(f.size() - 3) == ".so";
 }
 
-// The symbols TESSERA_PLUGIN put in the "tessera" section, read from the file (not loaded).
+// The symbols TESSERA_PLUGIN put in the "tessera" section, read from the file (not loaded) by our
+// bounds-checked reader. A malformed file is skipped with a warning (once per file and reason, as
+// the registry is asked for each plugin a run creates), so the other plugins still work.
 std::vector<std::string> exported_entries(const fs::path& library) {
-  std::vector<std::string> symbols;
-  try {
-    boost::dll::library_info info(library);
-    symbols = info.symbols("tessera");
-  } catch (const std::exception& e) {
-    log_warn("plugin registry: skipping {}: not a readable shared library ({})", library.string(), e.what());
-    return {};
-  }
-  if (symbols.empty()) symbols = detail::elf_dynamic_symbols_in_section(library, "tessera");  // stripped
-  return symbols;
+  detail::ElfSymbols read = detail::elf_dynamic_symbols_in_section(library, "tessera");
+  if (read.ok()) return std::move(read.symbols);
+  static std::mutex mutex;
+  static std::set<std::pair<fs::path, std::string>> warned;
+  std::lock_guard lock(mutex);
+  if (warned.insert({library, read.error}).second)
+    log_warn("plugin registry: skipping {}: {}", library.string(), read.error);
+  return {};
 }
 
 class LibraryCache {
