@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <vector>
@@ -98,6 +99,20 @@ std::string miss_message(const std::string& kind, const std::string& name, const
                      fmt::join(dirs, ", "));
 }
 
+// <folder of the running libtessera_core.so>/tessera: build/lib/tessera in a build tree,
+// <prefix>/lib/tessera when installed, wherever the prefix was moved. No configure-time path is
+// searched, so an installed copy never picks up plugins from the build tree it came from.
+std::optional<fs::path> plugin_folder_beside_core() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&plugin_search_path), &info) == 0 || info.dli_fname == nullptr)
+    return std::nullopt;
+  std::error_code ec;
+  const fs::path core = fs::absolute(info.dli_fname, ec);
+  if (ec) return std::nullopt;
+  const fs::path resolved = fs::weakly_canonical(core, ec);  // "bin/../lib/…" reads better resolved
+  return (ec ? core : resolved).parent_path() / "tessera";
+}
+
 }  // namespace
 
 std::vector<fs::path> plugin_search_path() {
@@ -111,8 +126,7 @@ std::vector<fs::path> plugin_search_path() {
       rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
     }
   }
-  dirs.emplace_back(TESSERA_PLUGIN_BUILD_DIR);
-  dirs.emplace_back(TESSERA_PLUGIN_INSTALL_DIR);
+  if (auto beside_core = plugin_folder_beside_core()) dirs.push_back(std::move(*beside_core));
   // The same folder twice (tests set TESSERA_PLUGIN_PATH to the build folder) is searched once.
   std::vector<fs::path> unique;
   std::set<fs::path> seen;

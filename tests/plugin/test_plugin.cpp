@@ -69,6 +69,16 @@ TEST_CASE("plugins are listed without loading their libraries", "[unit]") {
   REQUIRE(plugin_search_path().front() == kPlugins);
 }
 
+TEST_CASE("the search path is TESSERA_PLUGIN_PATH, then the folder beside libtessera_core.so", "[unit]") {
+  use_plugin_path(std::string(TEST_STRIPPED_DIR) + ":" + kPlugins);
+  // In the build tree core is build/lib/libtessera_core.so, so its plugins are build/lib/tessera;
+  // no configure-time folder (the build tree, an install prefix) is searched besides.
+  const std::vector<std::filesystem::path> expected{
+      TEST_STRIPPED_DIR, kPlugins, std::filesystem::canonical(TESSERA_BINARY_DIR "/lib/tessera")};
+  REQUIRE(plugin_search_path() == expected);
+  use_plugin_path();
+}
+
 TEST_CASE("create_plugin builds a working object that reads its config section", "[unit]") {
   use_plugin_path();
   Config config = Config::from_string("[greeter]\nplugin = \"hello\"\ngreeting = \"hi\"\n", "greet.toml");
