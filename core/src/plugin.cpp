@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <tuple>
-#include <vector>  // boost/dll/library_info.hpp (1.74) uses std::vector without including it
+#include <vector>
 
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include "closest_match.hpp"
@@ -40,18 +40,18 @@ bool is_plugin_library(const fs::path& p) {
   return f.size() > 14 && f.rfind("libtessera_", 0) == 0 && f.substr(f.size() - 3) == ".so";
 }
 
-// The symbols TESSERA_PLUGIN put in the "tessera" section, read from the file (not loaded).
+// The symbols TESSERA_PLUGIN put in the "tessera" section, read from the file (not loaded) by our
+// bounds-checked reader. A malformed file is skipped with a warning (once per file and reason, as
+// the registry is asked for each plugin a run creates), so the other plugins still work.
 std::vector<std::string> exported_entries(const fs::path& library) {
-  std::vector<std::string> symbols;
-  try {
-    boost::dll::library_info info(library);
-    symbols = info.symbols("tessera");
-  } catch (const std::exception& e) {
-    log_warn("plugin registry: skipping {}: not a readable shared library ({})", library.string(), e.what());
-    return {};
-  }
-  if (symbols.empty()) symbols = detail::elf_dynamic_symbols_in_section(library, "tessera");  // stripped
-  return symbols;
+  detail::ElfSymbols read = detail::elf_dynamic_symbols_in_section(library, "tessera");
+  if (read.ok()) return std::move(read.symbols);
+  static std::mutex mutex;
+  static std::set<std::pair<fs::path, std::string>> warned;
+  std::lock_guard lock(mutex);
+  if (warned.insert({library, read.error}).second)
+    log_warn("plugin registry: skipping {}: {}", library.string(), read.error);
+  return {};
 }
 
 class LibraryCache {
@@ -99,6 +99,20 @@ std::string miss_message(const std::string& kind, const std::string& name, const
                      fmt::join(dirs, ", "));
 }
 
+// <folder of the running libtessera_core.so>/tessera: build/lib/tessera in a build tree,
+// <prefix>/lib/tessera when installed, wherever the prefix was moved. No configure-time path is
+// searched, so an installed copy never picks up plugins from the build tree it came from.
+std::optional<fs::path> plugin_folder_beside_core() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&plugin_search_path), &info) == 0 || info.dli_fname == nullptr)
+    return std::nullopt;
+  std::error_code ec;
+  const fs::path core = fs::absolute(info.dli_fname, ec);
+  if (ec) return std::nullopt;
+  const fs::path resolved = fs::weakly_canonical(core, ec);  // "bin/../lib/…" reads better resolved
+  return (ec ? core : resolved).parent_path() / "tessera";
+}
+
 }  // namespace
 
 std::vector<fs::path> plugin_search_path() {
@@ -112,8 +126,7 @@ std::vector<fs::path> plugin_search_path() {
       rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
     }
   }
-  dirs.emplace_back(TESSERA_PLUGIN_BUILD_DIR);
-  dirs.emplace_back(TESSERA_PLUGIN_INSTALL_DIR);
+  if (auto beside_core = plugin_folder_beside_core()) dirs.push_back(std::move(*beside_core));
   // The same folder twice (tests set TESSERA_PLUGIN_PATH to the build folder) is searched once.
   std::vector<fs::path> unique;
   std::set<fs::path> seen;

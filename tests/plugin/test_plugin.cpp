@@ -1,16 +1,24 @@
 // Plugin registry: listing without loading, creating by name, miss messages, ABI and load errors,
-// exceptions from factories, and the `tessera plugins` command.
+// exceptions from factories, malformed libraries on the path, and the `tessera plugins` command.
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <typeinfo>
 
 #include <catch2/catch.hpp>
 
+#include "elf_symbols.hpp"
 #include "expect_error.hpp"
 #include "greeter.hpp"
+#include "test_util.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/parallel/communicator.hpp"
@@ -59,6 +67,16 @@ TEST_CASE("plugins are listed without loading their libraries", "[unit]") {
   if (!loaded_before) REQUIRE_FALSE(is_loaded(greeters));
   REQUIRE(available_plugins("no_such_kind").empty());
   REQUIRE(plugin_search_path().front() == kPlugins);
+}
+
+TEST_CASE("the search path is TESSERA_PLUGIN_PATH, then the folder beside libtessera_core.so", "[unit]") {
+  use_plugin_path(std::string(TEST_STRIPPED_DIR) + ":" + kPlugins);
+  // In the build tree core is build/lib/libtessera_core.so, so its plugins are build/lib/tessera;
+  // no configure-time folder (the build tree, an install prefix) is searched besides.
+  const std::vector<std::filesystem::path> expected{
+      TEST_STRIPPED_DIR, kPlugins, std::filesystem::canonical(TESSERA_BINARY_DIR "/lib/tessera")};
+  REQUIRE(plugin_search_path() == expected);
+  use_plugin_path();
 }
 
 TEST_CASE("create_plugin builds a working object that reads its config section", "[unit]") {
@@ -166,4 +184,205 @@ TEST_CASE("`tessera plugins` prints the search path and the plugins found", "[un
   REQUIRE_THAT(out, Contains("hello"));
   REQUIRE_THAT(out, Contains("libtessera_test_greeters.so"));
   REQUIRE_THAT(out, Contains("greeter"));
+}
+
+namespace {
+
+using Bytes = std::vector<unsigned char>;
+const std::string kGreeters = kPlugins + "/libtessera_test_greeters.so";
+
+template <typename T>
+T get(const Bytes& b, std::size_t at) {
+  T v;
+  std::memcpy(&v, b.data() + at, sizeof v);
+  return v;
+}
+template <typename T>
+void put(Bytes& b, std::size_t at, T v) {
+  std::memcpy(b.data() + at, &v, sizeof v);
+}
+
+// Offset of section `i`'s header inside a (valid) ELF64 file.
+std::size_t section_header(const Bytes& b, std::size_t i) {
+  return get<Elf64_Off>(b, offsetof(Elf64_Ehdr, e_shoff)) + i * sizeof(Elf64_Shdr);
+}
+std::size_t dynsym_index(const Bytes& b) {
+  const auto count = get<Elf64_Half>(b, offsetof(Elf64_Ehdr, e_shnum));
+  for (std::size_t i = 1; i < count; ++i)
+    if (get<Elf64_Word>(b, section_header(b, i) + offsetof(Elf64_Shdr, sh_type)) == SHT_DYNSYM) return i;
+  FAIL("no .dynsym in the test plugin");
+  return 0;
+}
+
+// Copies of the greeters plugin, each broken in one way, with what the reader must say about it.
+struct Corruption {
+  std::string file;    // libtessera_bad_<what>.so
+  std::string reason;  // part of the reader's error
+  Bytes bytes;
+};
+std::vector<Corruption> corruptions() {
+  const Bytes good = tessera::test::read_bytes(kGreeters);
+  std::vector<Corruption> out;
+  const auto add = [&](std::string what, std::string reason, auto&& edit) {
+    Bytes b = good;
+    edit(b);
+    out.push_back({"libtessera_bad_" + what + ".so", std::move(reason), std::move(b)});
+  };
+  // The one-byte change that crashed Boost's reader (heap-buffer-overflow, then SIGSEGV).
+  add("shstrndx", "e_shstrndx is 0 (SHN_UNDEF)",
+      [](Bytes& b) { put<Elf64_Half>(b, offsetof(Elf64_Ehdr, e_shstrndx), 0); });
+  add("shoff", "the section header table", [&](Bytes& b) {
+    put<Elf64_Off>(b, offsetof(Elf64_Ehdr, e_shoff), good.size() + 4096);
+  });
+  add("truncated", "the section header table", [](Bytes& b) { b.resize(b.size() / 2); });
+  add("tiny", "too short for an ELF header", [](Bytes& b) { b.resize(10); });
+  // offset + size wraps around to a small number: a check written as `offset + size <= file size` passes.
+  add("dynsym_overflow", "the dynamic symbol table", [](Bytes& b) {
+    const std::size_t h = section_header(b, dynsym_index(b));
+    put<Elf64_Xword>(b, h + offsetof(Elf64_Shdr, sh_offset), 0x40);
+    put<Elf64_Xword>(b, h + offsetof(Elf64_Shdr, sh_size), 0xfffffffffffffff0ull);  // a multiple of 24
+  });
+  add("shstrtab_overflow", "the section name table", [](Bytes& b) {
+    const std::size_t h = section_header(b, get<Elf64_Half>(b, offsetof(Elf64_Ehdr, e_shstrndx)));
+    put<Elf64_Xword>(b, h + offsetof(Elf64_Shdr, sh_offset), 0xfffffffffffffff8ull);
+    put<Elf64_Xword>(b, h + offsetof(Elf64_Shdr, sh_size), 16);
+  });
+  // Extended numbering: e_shnum = 0 puts the count in section 0's sh_size; count × 64 wraps to 0.
+  add("shnum_overflow", "the section header table", [](Bytes& b) {
+    put<Elf64_Half>(b, offsetof(Elf64_Ehdr, e_shnum), 0);
+    put<Elf64_Xword>(b, section_header(b, 0) + offsetof(Elf64_Shdr, sh_size), 1ull << 58);
+  });
+  add("dynstr_index", "the dynamic string table", [](Bytes& b) {
+    put<Elf64_Word>(b, section_header(b, dynsym_index(b)) + offsetof(Elf64_Shdr, sh_link), 0xffff);
+  });
+  add("section_name", "the name of section", [](Bytes& b) {
+    put<Elf64_Word>(b, section_header(b, 1) + offsetof(Elf64_Shdr, sh_name), 0xfffffff0u);
+  });
+  add("not_elf", "not an ELF file", [](Bytes& b) { b[1] = 'X'; });
+  return out;
+}
+
+// Runs f with stderr (fd 2) sent to a file, and returns what was written there.
+template <typename F>
+std::string stderr_of(F&& f) {
+  tessera::test::TempDir dir;
+  const std::string path = dir / "stderr.txt";
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE((saved >= 0 && fd >= 0));
+  ::dup2(fd, 2);
+  ::close(fd);
+  const auto restore = [&] {
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+  };
+  try {
+    f();
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  return tessera::test::read_text(path);
+}
+
+// Runs a program with these arguments (no shell), TESSERA_PLUGIN_PATH set to `plugin_path`, stdout
+// and stderr into one file; returns the wait status and the output.
+std::pair<int, std::string> run_program(const std::vector<std::string>& args, const std::string& plugin_path) {
+  tessera::test::TempDir dir;
+  const std::string out = dir / "out.txt";
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env_text{"TESSERA_PLUGIN_PATH=" + plugin_path};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "TESSERA_PLUGIN_PATH=", 20) != 0) env_text.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return {status, tessera::test::read_text(out)};
+}
+
+}  // namespace
+
+TEST_CASE("the ELF reader lists TESSERA_PLUGIN symbols from .dynsym, stripped or not", "[unit]") {
+  const std::vector<std::string> expected{"tessera_greeter__hello",  "tessera_greeter__strict",
+                                          "tessera_greeter__corrupt", "tessera_greeter__crash",
+                                          "tessera_greeter__misshapen", "tessera_greeter__lonely",
+                                          "tessera_greeter__vague"};
+  for (const std::string& library : {kGreeters, std::string(TEST_STRIPPED_DIR) + "/libtessera_test_stripped.so"}) {
+    INFO(library);
+    const detail::ElfSymbols read = detail::elf_dynamic_symbols_in_section(library, "tessera");
+    REQUIRE(read.error == "");
+    REQUIRE_THAT(read.symbols, Catch::UnorderedEquals(expected));
+    // The ABI symbols are in their own section, and nothing is in a section that does not exist.
+    const detail::ElfSymbols abi = detail::elf_dynamic_symbols_in_section(library, "tessabi");
+    REQUIRE(abi.ok());
+    REQUIRE(abi.symbols.size() == expected.size());
+    const detail::ElfSymbols none = detail::elf_dynamic_symbols_in_section(library, "nosuch");
+    REQUIRE(none.ok());
+    REQUIRE(none.symbols.empty());
+  }
+}
+
+TEST_CASE("the ELF reader names what is wrong with a malformed file", "[unit]") {
+  tessera::test::TempDir dir;
+  for (const Corruption& c : corruptions()) {
+    INFO(c.file);
+    tessera::test::write_bytes(dir / c.file, c.bytes);
+    const detail::ElfSymbols read = detail::elf_dynamic_symbols_in_section(dir / c.file, "tessera");
+    REQUIRE_FALSE(read.ok());
+    REQUIRE(read.symbols.empty());
+    REQUIRE_THAT(read.error, Contains(c.reason));
+  }
+  const detail::ElfSymbols missing = detail::elf_dynamic_symbols_in_section(dir / "absent.so", "tessera");
+  REQUIRE_THAT(missing.error, Contains("cannot open it"));
+  const detail::ElfSymbols folder = detail::elf_dynamic_symbols_in_section(dir.path, "tessera");
+  REQUIRE_THAT(folder.error, Contains("not a regular file"));
+}
+
+TEST_CASE("malformed libraries on the path are skipped with a warning; the others still work", "[unit]") {
+  tessera::test::TempDir bad;
+  const std::vector<Corruption> all = corruptions();
+  for (const Corruption& c : all) tessera::test::write_bytes(bad / c.file, c.bytes);
+  use_plugin_path(bad.path.string() + ":" + kPlugins);
+
+  std::vector<PluginInfo> plugins;
+  const std::string warnings = stderr_of([&] { plugins = available_plugins("greeter"); });
+  INFO(warnings);
+  using Catch::VectorContains;
+  REQUIRE_THAT(names(plugins), VectorContains(std::string("greeter/hello")) &&
+                                   VectorContains(std::string("greeter/old")));
+  for (const auto& p : plugins) REQUIRE(p.library.parent_path() == kPlugins);
+  for (const Corruption& c : all)
+    REQUIRE_THAT(warnings, Contains("plugin registry: skipping " + (bad / c.file) + ": ") &&
+                               Contains(c.reason));
+  PluginPtr<Greeter> g = create_plugin<Greeter>("greeter", "hello", Config().section("greeter"));
+  REQUIRE(g->greet("still") == "hello, still");
+  use_plugin_path();
+}
+
+TEST_CASE("`tessera plugins` lists the good plugins when a malformed one is on the path", "[unit]") {
+  tessera::test::TempDir bad;
+  for (const Corruption& c : corruptions()) tessera::test::write_bytes(bad / c.file, c.bytes);
+  const auto [status, out] = run_program({TESSERA_BINARY_DIR "/bin/tessera", "plugins", "--kind", "greeter"},
+                                         bad.path.string() + ":" + kPlugins);
+  INFO(out);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE_THAT(out, Contains("skipping " + (bad / "libtessera_bad_shstrndx.so") + ": the section name table index"));
+  REQUIRE_THAT(out, Contains("libtessera_test_greeters.so"));
+  REQUIRE_THAT(out, Contains("hello"));
 }

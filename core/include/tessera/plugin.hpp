@@ -1,10 +1,12 @@
 // Plugin registry: shared libraries (libtessera_<name>.so) loaded at run time by Boost.DLL and
 // asked for a factory by kind and name, e.g. ("model", "gpt") from `[model] plugin = "gpt"`.
 //
-// Search path, in order: $TESSERA_PLUGIN_PATH (colon-separated), the build's plugin folder, the
-// install prefix's lib/tessera; the first library that exports (kind, name) wins. Each entry is
-// checked for the ABI version it was built against. A miss lists every (kind, name) that was found,
-// read from the libraries' "tessera" section without loading them. Loaded libraries stay cached;
+// Search path, in order: $TESSERA_PLUGIN_PATH (colon-separated), then the folder `tessera` beside
+// the running libtessera_core.so (build/lib/tessera in a build tree, <prefix>/lib/tessera when
+// installed); the first library that exports (kind, name) wins. Each entry is checked for the ABI
+// version it was built against. A miss lists every (kind, name) that was found, read from the
+// libraries' "tessera" section without loading them; a file that is not a valid ELF shared object
+// is skipped with a warning naming it and what is wrong. Loaded libraries stay cached;
 // objects a plugin creates also keep their library loaded (PluginPtr's deleter holds the handle),
 // and exceptions thrown by a factory are rethrown as copies made in core, tagged with the plugin's
 // kind and name, with the same category (ConfigError, FormatError, ShapeError, CommError,
