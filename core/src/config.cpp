@@ -1,11 +1,13 @@
 // Config: loading entry points, declared-key bookkeeping and the unknown-key check.
 #include "tessera/config.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "closest_match.hpp"
 #include "config_data.hpp"
 #include "tessera/error.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
@@ -134,7 +136,7 @@ void Config::check_no_unknown_keys() const {
     const std::string where = data_->origin(section);
     const std::string in = where == "--set" ? "(from --set)" : "in " + where;
     if (!data_->section_declared(section)) {
-      problems.push_back(fmt::format("unknown section [{}] {}; known sections: {}{}", section, in,
+      problems.push_back(fmt::format("unknown section [{}] {}; known sections: {}{}", plain_or_quoted(section), in,
                                      sections.empty() ? "none" : fmt::format("{}", fmt::join(sections, ", ")),
                                      detail::did_you_mean(section, sections)));
       continue;
@@ -146,7 +148,7 @@ void Config::check_no_unknown_keys() const {
       if (declared.count(key)) continue;
       const std::string key_where = data_->origin(section, key);
       problems.push_back(fmt::format(
-          "unknown key '{}.{}' {}; [{}] accepts: {}{}", section, key,
+          "unknown key '{}.{}' {}; [{}] accepts: {}{}", plain_or_quoted(section), plain_or_quoted(key),
           key_where == "--set" ? "(from --set)" : "in " + key_where, section,
           accepted.empty() ? "no keys" : fmt::format("{}", fmt::join(accepted, ", ")),
           detail::did_you_mean(key, accepted)));
@@ -154,7 +156,9 @@ void Config::check_no_unknown_keys() const {
   }
   if (problems.empty()) return;
   std::string msg = problems.front();
-  for (std::size_t i = 1; i < problems.size(); ++i) msg += "\n" + problems[i];
+  constexpr std::size_t kShown = 20;  // a file of garbage keys must not make a megabyte message
+  for (std::size_t i = 1; i < std::min(problems.size(), kShown); ++i) msg += "\n" + problems[i];
+  if (problems.size() > kShown) msg += fmt::format("\n… and {} more unknown keys", problems.size() - kShown);
   throw ConfigError(msg);
 }
 

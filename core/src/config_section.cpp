@@ -8,6 +8,7 @@
 #include "config_data.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
@@ -134,7 +135,7 @@ std::string ConfigSection::get_choice(const std::string& key, const std::string&
                                       const std::vector<std::string>& allowed) const {
   const std::string v = get_string(key, fallback);
   if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
-    throw ConfigError(fmt::format("{}: '{}' is not one of: {}{}", where(*data_, name_, key), v,
+    throw ConfigError(fmt::format("{}: '{}' is not one of: {}{}", where(*data_, name_, key), plain_or_quoted(v),
                                   fmt::join(allowed, ", "), detail::did_you_mean(v, allowed)));
   return v;
 }

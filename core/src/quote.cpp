@@ -46,4 +46,19 @@ std::string quote_untrusted(std::string_view text, std::size_t max_chars) {
   return out;
 }
 
+std::string plain_or_quoted(std::string_view text, std::size_t max_chars) {
+  if (text.size() <= max_chars) {
+    bool plain = true;
+    for (std::size_t i = 0; i < text.size() && plain; ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c >= 0x20 && c < 0x7f) continue;
+      const std::size_t len = printable_utf8_length(text, i);
+      if (len == 0) plain = false;
+      else i += len - 1;
+    }
+    if (plain) return std::string(text);
+  }
+  return quote_untrusted(text, max_chars);
+}
+
 }  // namespace tessera

@@ -12,4 +12,8 @@ namespace tessera {
 // of them, and the total length when the text was cut.
 std::string quote_untrusted(std::string_view text, std::size_t max_chars = 60);
 
+// `text` itself when it is short (at most max_chars) and printable, else quote_untrusted(text): for
+// names (keys, tensors) that are almost always plain and read best unquoted.
+std::string plain_or_quoted(std::string_view text, std::size_t max_chars = 60);
+
 }  // namespace tessera
