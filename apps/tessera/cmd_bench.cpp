@@ -118,6 +118,18 @@ double gemm_peak_gflops(std::int64_t threads) {
   return rates[rates.size() / 2];
 }
 
+// benchmarks/pytorch_gpt.py: installed beside the program (<prefix>/share/tessera), else in the
+// source tree this binary was built from.
+std::string pytorch_baseline_script(const std::filesystem::path& self) {
+  const std::filesystem::path installed = self.parent_path() / "../share/tessera/benchmarks/pytorch_gpt.py";
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(installed, ec)) return installed.lexically_normal().string();
+  const std::filesystem::path source = std::filesystem::path(TESSERA_SOURCE_DIR) / "benchmarks/pytorch_gpt.py";
+  if (std::filesystem::is_regular_file(source, ec)) return source.string();
+  throw Error(fmt::format("the PyTorch baseline script is neither at {} nor at {}; use --no-pytorch",
+                          installed.lexically_normal().string(), source.string()));
+}
+
 int bench_parent(const BenchArgs& a) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const double peak = gemm_peak_gflops(a.threads);
@@ -136,7 +148,7 @@ int bench_parent(const BenchArgs& a) {
       fmt::print("\n");
       continue;
     }
-    const std::string script = (std::filesystem::path(TESSERA_SOURCE_DIR) / "benchmarks/pytorch_gpt.py").string();
+    const std::string script = pytorch_baseline_script(self);
     const auto arg = [&](const char* key) { return std::to_string(ours[key].get<std::int64_t>()); };
     auto torch = nlohmann::json::parse(run_capture(
         {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",

@@ -2,7 +2,7 @@
 # relative to the files ($ORIGIN), nothing installed names the build's lib folder, and the installed
 # `tessera`, with TESSERA_PLUGIN_PATH and LD_LIBRARY_PATH unset, searches only PREFIX's plugin
 # folder, lists every plugin from there, preprocesses a corpus and trains a few iterations.
-# Arguments: BUILD PREFIX BINDIR LIBDIR WORK CORPUS [READELF].
+# Arguments: BUILD PREFIX BINDIR LIBDIR DATADIR WORK CORPUS [READELF].
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
@@ -95,6 +95,11 @@ foreach(entry "model gpt" "optimizer adam" "optimizer distributed_adam" "data gp
     message(FATAL_ERROR "${kind} plugin '${name}' comes from ${CMAKE_MATCH_1}, not from ${plugin_dir}")
   endif()
 endforeach()
+
+# tessera bench's PyTorch baseline travels with the program.
+if(DATADIR AND NOT EXISTS ${prefix}/${DATADIR}/tessera/benchmarks/pytorch_gpt.py)
+  message(FATAL_ERROR "benchmarks/pytorch_gpt.py is not installed under ${prefix}/${DATADIR}/tessera")
+endif()
 
 # A tiny run from the installed program: byte tokens of some of Tessera's sources.
 run(${tessera} preprocess --no-progress --tokenizer byte --input ${CORPUS} --output-prefix ${WORK}/corpus)
