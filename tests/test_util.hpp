@@ -11,8 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "tessera/subprocess.hpp"
-
 namespace tessera::test {
 
 struct TempDir {
@@ -49,9 +47,6 @@ inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << text;
 }
-
-// Runs argv[0] with arguments argv[1..] (no shell); returns stdout and stderr together.
-inline tessera::ProcessResult run_argv(const std::vector<std::string>& argv) { return tessera::run_process(argv, true); }
 
 // Runs a shell command; returns its stdout, throws with the exit status if it fails.
 inline std::string run_command(const std::string& cmd, int* status_out = nullptr) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,16 +20,28 @@ namespace tessera::test {
 inline const std::string kTesseraBinary = TESSERA_BINARY_DIR "/bin/tessera";
 
 struct CliRun {
-  ProcessResult result;
-  const std::string& output() const { return result.output; }
-  bool ok() const { return result.ok(); }
-  bool clean_error() const { return result.exit_code == 1; }  // main's exit code for a tessera::Error
-  bool has(const std::string& text) const { return result.output.find(text) != std::string::npos; }
+  int status = 0;      // the exit code, or -1 when a signal ended it (a crash is never a clean exit)
+  std::string output;  // stdout and stderr
+  bool ok() const { return status == 0; }
+  bool exited_with(int code) const { return status == code; }
+  // main returns 1 for a tessera::Error; CLI11 returns 105 for an option that fails its check.
+  bool clean_error() const { return status == 1; }
+  bool has(const std::string& text) const { return output.find(text) != std::string::npos; }
 };
 
 inline CliRun tessera_cli(std::vector<std::string> args) {
   args.insert(args.begin(), kTesseraBinary);
-  return {run_process(args, true)};
+  const ProcessResult p = run_process(args, true);
+  return {p.exit_code, p.output};
+}
+
+// `args` split at spaces (no shell: nothing in them is interpreted); tessera_cli for arguments that
+// contain spaces.
+inline CliRun run_tessera(const std::string& args) {
+  std::vector<std::string> argv;
+  std::istringstream words(args);
+  for (std::string w; words >> w;) argv.push_back(w);
+  return tessera_cli(argv);
 }
 
 // A corpus and a config that trains a 1-layer GPT on it in a second or two.
@@ -38,7 +51,7 @@ struct CliWorkspace {
   explicit CliWorkspace(const std::string& extra_toml = "") {
     const CliRun p = tessera_cli({"preprocess", "--no-progress", "--tokenizer", "byte", "--input",
                                   TESSERA_SOURCE_DIR "/core/src/nn", "--output-prefix", dir / "corpus"});
-    INFO(p.output());
+    INFO(p.output);
     REQUIRE(p.ok());
     config = dir / "run.toml";
     std::ofstream(config) << fmt::format(R"(

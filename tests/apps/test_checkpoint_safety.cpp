@@ -19,7 +19,7 @@ TEST_CASE("an unwritable checkpoint.save is an error before the first iteration"
   CliWorkspace w;
   tessera::test::write_text(w.dir / "a_file", "not a folder");
   const CliRun r = tessera_cli({"train", w.config, "--set", "checkpoint.save=" + (w.dir / "a_file/save")});
-  INFO(r.output());
+  INFO(r.output);
   CHECK(r.clean_error());
   CHECK(r.has("cannot be written on rank 0"));
   CHECK(r.has("a_file/save"));
@@ -36,7 +36,7 @@ TEST_CASE("two runs cannot save into one folder", "[unit]") {
   REQUIRE(::write(fd, "pid 1 on elsewhere", 18) == 18);
   const CliRun r = tessera_cli({"train", w.config});
   ::close(fd);
-  INFO(r.output());
+  INFO(r.output);
   CHECK(r.clean_error());
   CHECK(r.has("is in use by another run"));
   CHECK(r.has("pid 1 on elsewhere"));
@@ -57,7 +57,7 @@ TEST_CASE("what a failed or killed save left behind is cleaned up at start", "[u
   const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=8", "--set",
                                 "checkpoint.load=" + (save / "iter_0000003").string(), "--set",
                                 "checkpoint.save_interval=0"});
-  INFO(r.output());
+  INFO(r.output);
   REQUIRE(r.ok());
   CHECK(r.has("put back"));
   CHECK(r.has("resumed from checkpoint"));
@@ -80,7 +80,7 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
                         "--set", "checkpoint.save=" + (w.dir / "save2")});
   };
   const auto check_refused = [&](const CliRun& r, const std::string& says) {
-    INFO(r.output());
+    INFO(r.output);
     CHECK(r.clean_error());
     CHECK(r.has("metadata.json"));
     CHECK(r.has(says));
@@ -100,7 +100,7 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
                 dir / "optimizer_tp0_pp0_dp0.safetensors", fs::copy_options::overwrite_existing);
   const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set",
                                 "checkpoint.load=" + w.save(), "--set", "checkpoint.save=" + (w.dir / "save3")});
-  INFO(r.output());
+  INFO(r.output);
   CHECK(r.clean_error());
   CHECK(r.has("the optimizer state is at step 3"));
 }

@@ -1,34 +1,25 @@
 // `tessera plan` through the binary: the GPT-3 175B layout on 1,024 ranks (nothing allocated), the
 // JSON form, and sizes a run would refuse refused with `tessera train`'s own messages.
-#include <sys/wait.h>
 
 #include <fstream>
+#include <sstream>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "test_util.hpp"
+#include "tessera_cli.hpp"
 
 using tessera::test::TempDir;
 namespace test = tessera::test;
 
 namespace {
 
-const std::string kTessera = TESSERA_BINARY_DIR "/bin/tessera";
+const std::string kTessera = tessera::test::kTesseraBinary;
 const std::string k175b = TESSERA_SOURCE_DIR "/configs/gpt/gpt3-175b.toml";
 
-struct Run {
-  int status = 0;
-  std::string output;
-  bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-};
-
-Run run_tessera(const std::string& args) {
-  Run r;
-  r.output = test::run_command(kTessera + " " + args + " 2>&1", &r.status);
-  return r;
-}
+using Run = tessera::test::CliRun;
+using tessera::test::run_tessera;
 
 // The error a command printed, without the log prefix and the plugin tag ("model plugin 'gpt': "
 // for the model, "model_plan plugin 'gpt': " for its plan: the message after it is shared code).

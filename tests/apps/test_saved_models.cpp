@@ -31,16 +31,16 @@ TEST_CASE("generate loads final weights, a checkpoint folder and a save folder a
   CliWorkspace w("save_interval = 3");
   REQUIRE(tessera_cli({"train", w.config}).ok());
   const CliRun final_weights = tessera_cli(sample(w.save()));
-  INFO(final_weights.output());
+  INFO(final_weights.output);
   REQUIRE(final_weights.ok());
   const CliRun checkpoint = tessera_cli(sample(w.save() + "/iter_0000006"));
-  INFO(checkpoint.output());
+  INFO(checkpoint.output);
   REQUIRE(checkpoint.ok());
-  CHECK(checkpoint.output() == final_weights.output());  // the same weights, the same greedy text
-  CHECK(tessera_cli(sample(w.save() + "/iter_0000003")).output() != final_weights.output());
+  CHECK(checkpoint.output == final_weights.output);  // the same weights, the same greedy text
+  CHECK(tessera_cli(sample(w.save() + "/iter_0000003")).output != final_weights.output);
   // Without final weights, the save folder means its latest checkpoint.
   fs::remove(w.save() + "/model.safetensors");
-  CHECK(tessera_cli(sample(w.save())).output() == final_weights.output());
+  CHECK(tessera_cli(sample(w.save())).output == final_weights.output);
 }
 
 TEST_CASE("a saved model needs neither the training folder nor the tokenizer files it was trained with",
@@ -58,7 +58,7 @@ merges_file = ")" + (w.dir / "vocab.bpe") + "\"\n";
                        "--output-prefix", w.dir / "corpus"})
               .ok());
   const CliRun t = tessera_cli({"train", w.config, "--set", "checkpoint.save_interval=6"});
-  INFO(t.output());
+  INFO(t.output);
   REQUIRE(t.ok());
   const CliRun before = tessera_cli(sample(w.save()));
   REQUIRE(before.ok());
@@ -70,12 +70,12 @@ merges_file = ")" + (w.dir / "vocab.bpe") + "\"\n";
   CHECK(tessera::test::read_text(elsewhere / "model/config.toml").find("vocab_file = \"tokenizer/encoder.json\"") !=
         std::string::npos);
   const CliRun after = tessera_cli(sample(elsewhere / "model"));
-  INFO(after.output());
+  INFO(after.output);
   CHECK(after.ok());
-  CHECK(after.output() == before.output());
+  CHECK(after.output == before.output);
   const CliRun from_checkpoint = tessera_cli(sample(elsewhere / "model/iter_0000006"));
-  INFO(from_checkpoint.output());
-  CHECK(from_checkpoint.output() == before.output());
+  INFO(from_checkpoint.output);
+  CHECK(from_checkpoint.output == before.output);
 }
 
 TEST_CASE("generate refuses weights its config does not describe, non-finite weights and unknown keys", "[unit]") {
@@ -86,7 +86,7 @@ TEST_CASE("generate refuses weights its config does not describe, non-finite wei
   SECTION("a 1-layer config on 2-layer weights") {
     tessera::test::write_text(config, replace_line(original, "num_layers = 2", "num_layers = 1"));
     const CliRun r = tessera_cli(sample(w.save()));
-    INFO(r.output());
+    INFO(r.output);
     CHECK(r.clean_error());
     CHECK(r.has("layers.1"));
     CHECK(r.has("not used by the model"));
@@ -111,7 +111,7 @@ TEST_CASE("generate refuses weights its config does not describe, non-finite wei
     f.tensors.at("layers.0.mlp.fc1.weight").data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
     tessera::save_safetensors(weights, tensors, f.metadata);
     const CliRun r = tessera_cli(sample(w.save()));
-    INFO(r.output());
+    INFO(r.output);
     CHECK(r.clean_error());
     CHECK(r.has("layers.0.mlp.fc1.weight"));
     CHECK(r.has("non-finite"));

@@ -1,40 +1,27 @@
 // `tessera train` and `tessera generate` end to end through the binary, and the clear errors (with
 // a non-zero exit code, never a crash) for bad configs, missing plugins, corrupt data and
 // tokenizer files, and a missing saved model.
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "tessera/data/indexed_dataset.hpp"
-#include "test_util.hpp"
+#include "tessera_cli.hpp"
 
 using tessera::test::TempDir;
 namespace test = tessera::test;
 
 namespace {
 
-const std::string kTessera = TESSERA_BINARY_DIR "/bin/tessera";
+const std::string kTessera = tessera::test::kTesseraBinary;
 
-struct Run {
-  int status = 0;
-  std::string output;
-  // A clean exit with `code`: a crash (a signal, e.g. SIGSEGV) is also a non-zero status, so
-  // `status != 0` alone would let one pass. main returns 1 for a tessera::Error; CLI11 returns 105
-  // for an option that fails its check.
-  bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-  bool clean_error() const { return exited_with(1); }
-};
-
-Run run_tessera(const std::string& args) {
-  Run r;
-  r.output = test::run_command(kTessera + " " + args + " 2>&1", &r.status);
-  return r;
-}
+using Run = tessera::test::CliRun;
+using tessera::test::run_tessera;
 
 // A byte-tokenized corpus of Tessera's own sources and a config that trains on it.
 struct Workspace {
@@ -85,13 +72,14 @@ TEST_CASE("train then generate through the command line", "[unit]") {
   CHECK(t.output.find("validation loss at iteration 12") != std::string::npos);
   CHECK(t.output.find("run summary") != std::string::npos);
   REQUIRE(std::filesystem::exists(w.dir / "model/model.safetensors"));
-  const Run g = run_tessera(fmt::format("generate --load {} --prompt 'Tensor ' --max-new-tokens 20 --seed 3", w.dir / "model"));
+  const Run g = tessera::test::tessera_cli({"generate", "--load", w.dir / "model", "--prompt", "Tensor ", "--max-new-tokens", "20",
+                                  "--seed", "3"});
   INFO(g.output);
   REQUIRE(g.status == 0);
   CHECK(g.output.rfind("Tensor ", 0) == 0);
   CHECK(g.output.size() > std::string("Tensor \n").size());
   // Greedy decoding is deterministic.
-  const std::string greedy = fmt::format("generate --load {} --prompt 'x' --max-new-tokens 10 --temperature 0", w.dir / "model");
+  const std::string greedy = fmt::format("generate --load {} --prompt x --max-new-tokens 10 --temperature 0", w.dir / "model");
   CHECK(run_tessera(greedy).output == run_tessera(greedy).output);
 }
 
@@ -210,8 +198,7 @@ TEST_CASE("bench takes a config path as a path, never as shell text", "[unit]") 
   Workspace w;
   const std::string evil = w.dir / "a';touch PWNED;'$(touch PWNED2)`touch PWNED3`.toml";
   std::filesystem::copy_file(w.config, evil);
-  const tessera::ProcessResult r = test::run_argv(
-      {kTessera, "bench", "--no-pytorch", "--iters", "1", "--warmup", "0", "--threads", "1", evil});
+  const Run r = tessera::test::tessera_cli({"bench", "--no-pytorch", "--iters", "1", "--warmup", "0", "--threads", "1", evil});
   INFO(r.output);
   CHECK(r.ok());
   CHECK(r.output.find("/ tessera") != std::string::npos);
@@ -220,8 +207,8 @@ TEST_CASE("bench takes a config path as a path, never as shell text", "[unit]") 
     CHECK_FALSE(std::filesystem::exists(w.dir.path / f));
   }
   // --python is a program path too: a command line there is just a program that does not exist.
-  const tessera::ProcessResult p = test::run_argv(
-      {kTessera, "bench", "--iters", "1", "--warmup", "0", "--threads", "1", "--python", "touch PWNED4; python3", evil});
+  const Run p = tessera::test::tessera_cli(
+      {"bench", "--iters", "1", "--warmup", "0", "--threads", "1", "--python", "touch PWNED4; python3", evil});
   CHECK_FALSE(p.ok());
   CHECK(p.output.find("touch PWNED4; python3") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists("PWNED4"));
