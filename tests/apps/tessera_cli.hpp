@@ -72,6 +72,8 @@ split = "80,20,0"
 micro_batch_size = 2
 global_batch_size = 4
 train_iters = 6
+eval_interval = 6
+eval_iters = 1
 [optimizer]
 plugin = "adam"
 lr = 3e-3

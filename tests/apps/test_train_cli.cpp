@@ -24,42 +24,7 @@ using Run = tessera::test::CliRun;
 using tessera::test::run_tessera;
 
 // A byte-tokenized corpus of Tessera's own sources and a config that trains on it.
-struct Workspace {
-  TempDir dir;
-  std::string config;
-  Workspace() {
-    const Run p = run_tessera(fmt::format("preprocess --no-progress --tokenizer byte --input {}/core/src/nn --output-prefix {}",
-                                      TESSERA_SOURCE_DIR, dir / "corpus"));
-    REQUIRE(p.status == 0);
-    config = dir / "run.toml";
-    std::ofstream(config) << fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = 1
-hidden_size = 32
-num_attention_heads = 2
-num_query_groups = 1
-seq_length = 32
-[tokenizer]
-type = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "80,20,0"
-[training]
-micro_batch_size = 2
-global_batch_size = 4
-train_iters = 12
-eval_interval = 6
-eval_iters = 1
-[optimizer]
-plugin = "adam"
-lr = 3e-3
-[checkpoint]
-save = "{}"
-)", dir / "corpus", dir / "model");
-  }
-};
+using Workspace = tessera::test::CliWorkspace;
 
 }  // namespace
 
@@ -71,15 +36,15 @@ TEST_CASE("train then generate through the command line", "[unit]") {
   CHECK(t.output.find("iteration       12/      12") != std::string::npos);
   CHECK(t.output.find("validation loss at iteration 12") != std::string::npos);
   CHECK(t.output.find("run summary") != std::string::npos);
-  REQUIRE(std::filesystem::exists(w.dir / "model/model.safetensors"));
-  const Run g = tessera::test::tessera_cli({"generate", "--load", w.dir / "model", "--prompt", "Tensor ", "--max-new-tokens", "20",
+  REQUIRE(std::filesystem::exists(w.save() + "/model.safetensors"));
+  const Run g = tessera::test::tessera_cli({"generate", "--load", w.save(), "--prompt", "Tensor ", "--max-new-tokens", "20",
                                   "--seed", "3"});
   INFO(g.output);
   REQUIRE(g.status == 0);
   CHECK(g.output.rfind("Tensor ", 0) == 0);
   CHECK(g.output.size() > std::string("Tensor \n").size());
   // Greedy decoding is deterministic.
-  const std::string greedy = fmt::format("generate --load {} --prompt x --max-new-tokens 10 --temperature 0", w.dir / "model");
+  const std::string greedy = fmt::format("generate --load {} --prompt x --max-new-tokens 10 --temperature 0", w.save());
   CHECK(run_tessera(greedy).output == run_tessera(greedy).output);
 }
 

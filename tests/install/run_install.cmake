@@ -3,13 +3,7 @@
 # `tessera`, with TESSERA_PLUGIN_PATH and LD_LIBRARY_PATH unset, searches only PREFIX's plugin
 # folder, lists every plugin from there, preprocesses a corpus and trains a few iterations.
 # Arguments: BUILD PREFIX BINDIR LIBDIR DATADIR WORK CORPUS [READELF].
-function(run)
-  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGV}\n${out}\n${err}")
-  endif()
-  set(last_output "${out}${err}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/../run_checked.cmake)
 
 function(require_contains text part why)
   string(FIND "${text}" "${part}" at)
