@@ -114,7 +114,13 @@ class Pipeline {
       if (!ec) total_bytes += static_cast<std::int64_t>(sz);
     }
     const fs::path parent = fs::path(opt_.output_prefix).parent_path();
-    if (!parent.empty()) fs::create_directories(parent);
+    if (!parent.empty()) {
+      std::error_code ec;
+      fs::create_directories(parent, ec);
+      if (ec) throw FormatError(fmt::format("{}: cannot create the output folder: {}", parent.string(), ec.message()));
+    }
+    // Writes to temporaries; <prefix>.bin/.idx are replaced only by finalize() below, so on any error
+    // an existing dataset stays as it was and the writer's destructor removes its temporaries.
     IndexedDatasetWriter writer(opt_.output_prefix, index_dtype_for_vocab(tok_.vocab_size()));
     ProgressBar bar("preprocess", total_bytes, opt_.progress);
 
@@ -162,11 +168,7 @@ class Pipeline {
     reader.join();
     for (auto& w : workers) w.join();
     if (!error && reader_error_) error = reader_error_;
-    if (error) {
-      std::error_code ec;
-      fs::remove(opt_.output_prefix + ".bin", ec);  // the .idx was never written
-      std::rethrow_exception(error);
-    }
+    if (error) std::rethrow_exception(error);
     writer.finalize();
     bar.finish(stats.input_bytes, stats.documents, stats.tokens);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

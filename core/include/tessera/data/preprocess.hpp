@@ -43,7 +43,7 @@ struct PreprocessStats {
 std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options);
 
 // Throws FormatError naming file and line for unreadable input, invalid JSON or a missing key.
-// On error no .idx is written (a half-made dataset never looks valid).
+// On error nothing is replaced: an existing <output_prefix>.bin/.idx stays as it was.
 PreprocessStats preprocess(const Tokenizer& tokenizer, const PreprocessOptions& options);
 
 }  // namespace tessera
