@@ -9,12 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "test_util.hpp"
 #include "expect_error.hpp"
+#include "tessera/data/gpt_dataset.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/error.hpp"
 
@@ -373,4 +375,63 @@ TEST_CASE("a FIFO or other non-regular file as .idx or .bin is refused at once, 
   std::filesystem::create_directories(dir / "dir.idx");
   std::filesystem::copy_file(dir / "good.bin", dir / "dir.bin");
   CHECK(message_of<FormatError>([&] { IndexedDataset ds(dir / "dir"); }).find("directory") != std::string::npos);
+}
+
+TEST_CASE("token ids that are negative or past int32 are a FormatError, never narrowed", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "wide";
+  write_dataset(prefix, {{1, 2, 3}, {4, 5, 6, 7}}, IndexDtype::i64);
+  auto bin = test::read_bytes(prefix + ".bin");
+  REQUIRE(bin.size() == 7 * 8);
+  // Sequence 1, position 2: 2^32 + 65, which a plain cast turns into 65.
+  put<std::int64_t>(bin, (3 + 2) * 8, (std::int64_t{1} << 32) + 65);
+  test::write_bytes(prefix + ".bin", bin);
+  auto data = std::make_shared<const IndexedDataset>(prefix);  // opening does not read tokens
+  REQUIRE(data->sequence_int32(0) == std::vector<std::int32_t>{1, 2, 3});
+  std::string msg = message_of<FormatError>([&] { data->sequence_int32(1); });
+  INFO(msg);
+  CHECK(msg.find(prefix + ".bin") != std::string::npos);
+  CHECK(msg.find("4294967361") != std::string::npos);
+  CHECK(msg.find("position 2 of sequence 1") != std::string::npos);
+  std::int32_t two[2];
+  data->read(1, 0, 2, two);  // the tokens before it are fine
+  CHECK(two[1] == 5);
+  // Training on it: caught by the vocabulary check when the vocabulary is known, by the reader when not.
+  GptDatasetOptions o;
+  o.seq_length = 2;
+  o.num_samples = 3;
+  o.vocab_size = 50257;
+  CHECK(message_of<FormatError>([&] { GptDataset(data, 0, 2, o); }).find("4294967361") != std::string::npos);
+  o.vocab_size = 0;
+  const GptDataset ds(data, 0, 2, o);
+  std::vector<std::int32_t> w(3);
+  bool caught = false;
+  for (std::int64_t i = 0; i < ds.size(); ++i) try {
+      ds.window(i, w.data());
+      for (auto t : w) CHECK(t != 65);
+    } catch (const FormatError& e) {
+      caught = true;
+      CHECK(std::string(e.what()).find(prefix + ".bin") != std::string::npos);
+    }
+  CHECK(caught);
+
+  // Negative ids in signed dtypes, and INT64_MIN.
+  for (IndexDtype dt : {IndexDtype::i8, IndexDtype::i16, IndexDtype::i32, IndexDtype::i64}) {
+    const std::string p = dir / fmt::format("neg{}", static_cast<int>(dt));
+    write_dataset(p, {{1, 2}}, dt);
+    auto b = test::read_bytes(p + ".bin");
+    const std::size_t item = index_dtype_size(dt);
+    std::memset(b.data() + item, 0xff, item);  // token 1 → -1
+    test::write_bytes(p + ".bin", b);
+    msg = message_of<FormatError>([&] { IndexedDataset(p).sequence_int32(0); });
+    CHECK(msg.find("token -1 at position 1 of sequence 0") != std::string::npos);
+  }
+  put<std::int64_t>(bin, (3 + 2) * 8, std::numeric_limits<std::int64_t>::min());
+  test::write_bytes(prefix + ".bin", bin);
+  CHECK(message_of<FormatError>([&] { IndexedDataset(prefix).sequence_int32(1); }).find("-9223372036854775808") !=
+        std::string::npos);
+  // The largest int32 is a valid id for the reader (a vocabulary check may still refuse it).
+  put<std::int64_t>(bin, (3 + 2) * 8, std::numeric_limits<std::int32_t>::max());
+  test::write_bytes(prefix + ".bin", bin);
+  CHECK(IndexedDataset(prefix).sequence_int32(1)[2] == std::numeric_limits<std::int32_t>::max());
 }

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "tessera/error.hpp"
 
@@ -37,10 +38,31 @@ bool known_token_dtype(std::uint8_t code) {
   return code == 1 || code == 2 || code == 3 || code == 4 || code == 5 || code == 8;
 }
 
+// Index of the first element of src[0, n) that is not a token id (negative, or past int32), or -1.
+// Token ids are non-negative int32 values; an int64 2^32 + 65 must not be narrowed to 65.
+template <typename T>
+std::int64_t first_bad_token(const unsigned char* src, std::int64_t n) {
+  if constexpr (std::is_unsigned_v<T> && sizeof(T) < sizeof(std::int32_t)) {
+    return -1;
+  } else {
+    for (std::int64_t k = 0; k < n; ++k) {
+      T v;
+      std::memcpy(&v, src + k * static_cast<std::int64_t>(sizeof(T)), sizeof v);  // .bin data is unaligned
+      if (v < 0 || static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+        return k;
+    }
+    return -1;
+  }
+}
+
 template <typename T>
 void convert(const void* src, std::int64_t n, std::int32_t* out) {
-  const T* s = static_cast<const T*>(src);
-  for (std::int64_t k = 0; k < n; ++k) out[k] = static_cast<std::int32_t>(s[k]);
+  const auto* s = static_cast<const unsigned char*>(src);
+  for (std::int64_t k = 0; k < n; ++k) {
+    T v;
+    std::memcpy(&v, s + k * static_cast<std::int64_t>(sizeof(T)), sizeof v);
+    out[k] = static_cast<std::int32_t>(v);
+  }
 }
 
 const char* file_kind(mode_t mode) {
@@ -269,12 +291,23 @@ void IndexedDataset::read(std::int64_t i, std::int64_t offset, std::int64_t leng
     throw Error(fmt::format("{}: tokens [{}, {}) out of range for sequence {} of {} tokens", idx_path_, offset,
                             offset + length, i, v.length));
   const auto* base = static_cast<const unsigned char*>(v.data) + offset * static_cast<std::int64_t>(index_dtype_size(dtype_));
+  // Checked before narrowing: an id that is negative or past int32 is corrupt data, never a token.
+  auto check = [&](auto tag) {
+    using T = decltype(tag);
+    const std::int64_t k = first_bad_token<T>(base, length);
+    if (k < 0) return;
+    T bad;
+    std::memcpy(&bad, base + k * static_cast<std::int64_t>(sizeof(T)), sizeof bad);
+    throw FormatError(fmt::format("{}: token {} at position {} of sequence {} is not a token id (ids are "
+                                  "non-negative and fit int32; dtype {}): corrupt data or not a token file",
+                                  bin_path_, static_cast<std::int64_t>(bad), offset + k, i, index_dtype_name(dtype_)));
+  };
   switch (dtype_) {
     case IndexDtype::u8: convert<std::uint8_t>(base, length, out); break;
-    case IndexDtype::i8: convert<std::int8_t>(base, length, out); break;
-    case IndexDtype::i16: convert<std::int16_t>(base, length, out); break;
-    case IndexDtype::i32: if (length) std::memcpy(out, base, static_cast<std::size_t>(length) * 4); break;
-    case IndexDtype::i64: convert<std::int64_t>(base, length, out); break;
+    case IndexDtype::i8: check(std::int8_t{}); convert<std::int8_t>(base, length, out); break;
+    case IndexDtype::i16: check(std::int16_t{}); convert<std::int16_t>(base, length, out); break;
+    case IndexDtype::i32: check(std::int32_t{}); if (length) std::memcpy(out, base, static_cast<std::size_t>(length) * 4); break;
+    case IndexDtype::i64: check(std::int64_t{}); convert<std::int64_t>(base, length, out); break;
     case IndexDtype::u16: convert<std::uint16_t>(base, length, out); break;
     default: throw Error(fmt::format("{}: dtype {} holds no tokens", idx_path_, index_dtype_name(dtype_)));
   }
