@@ -174,8 +174,22 @@ TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") 
   // 969,30,1 on 10 documents: 9.69→10, 0.3→0, 0.01→0 → [0,10,10,10].
   REQUIRE(parse_document_split("969, 30, 1", 10) == A{0, 10, 10, 10});
   REQUIRE(parse_document_split("1,1,1", 2) == A{0, 0, 1, 2});
-  for (const char* bad : {"", "a,b", "1,-1", "0,0,0", "1,2,3,4", "1,,2", "1.5x", "nan", ","})
+  for (const char* bad : {"", "a,b", "1,-1", "0,0,0", "1,2,3,4", "1,,2", "1.5x", "nan", ",", "inf", "1,-inf",
+                          "1e400", "1,nan,1", "0,0", "-0,0,0", "1e308,1e308,0", "1e308,1e308,1e308"})
     REQUIRE_THROWS_AS(parse_document_split(bad, 100), ConfigError);
+  // Each weight finite, the sum not: this gave every document to train.
+  std::string msg = message_of<ConfigError>([] { parse_document_split("1e308,1e308,0", 100); });
+  CHECK(msg.find("data.split") != std::string::npos);
+  CHECK(msg.find("1e308,1e308,0") != std::string::npos);
+  CHECK(msg.find("sum") != std::string::npos);
+  msg = message_of<ConfigError>([] { parse_document_split("1,nan,1", 100); });
+  CHECK(msg.find("data.split") != std::string::npos);
+  CHECK(msg.find("\"nan\"") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("1,inf", 100); }).find("out of range") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("5,-2", 100); }).find("negative") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("0,0,0", 100); }).find("sum to zero") != std::string::npos);
+  // Large but finite sums still split.
+  REQUIRE(parse_document_split("1e307,1e307,0", 10) == A{0, 5, 10, 10});
   try {
     parse_document_split("1,x", 10);
   } catch (const ConfigError& e) {
