@@ -111,7 +111,9 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   request.vocab_size = tokenizer_->vocab_size();
   // As Megatron-LM: enough training samples for every iteration; the validation set is the
   // eval_iters global batches every evaluation reads (the same ones, so values compare).
-  request.num_samples[0] = options_.train_iters * options_.global_batch_size;
+  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]))
+    throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
+                                  "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
   data_ = build_data(config_, request);
