@@ -49,6 +49,9 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();
   sub.add_flag("--no-append-eod", args->no_append_eod, "Do not append the end-of-document token to each document");
+  sub.add_flag("--parse-special-tokens", args->tokenizer.parse_special_tokens,
+               "Turn special-token text in the input (<|endoftext|>) into its id; by default it is ordinary text, "
+               "as in Megatron-LM");
   sub.add_option("--workers", o.workers, "Tokenizer threads (output is identical for any number)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();

@@ -29,10 +29,12 @@ std::string vocab_args() {
   return fmt::format("--tokenizer gpt2_bpe --vocab-file {0}/encoder.json --merges-file {0}/vocab.bpe", dir);
 }
 
-const Tokenizer& gpt2() {
-  static const auto tok = make_tokenizer(
-      {"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json", std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe"});
-  return *tok;
+const Tokenizer& gpt2(bool parse_special_tokens = false) {
+  static const auto plain = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                            std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", false});
+  static const auto special = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                              std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", true});
+  return parse_special_tokens ? *special : *plain;
 }
 
 // A clean error exit (main returns 1 for a tessera::Error); a crash is also a non-zero status.
@@ -124,13 +126,22 @@ TEST_CASE("preprocess JSONL with --json-key; --no-append-eod; byte tokenizer", "
   std::vector<std::vector<std::int32_t>> expected;
   for (const auto& t : all) expected.push_back(with_eod(gpt2().encode(t), 50256));
   expect_documents(dir / "j", expected);
-  REQUIRE(expected[2][1] != 50256);
-  REQUIRE(std::count(expected[2].begin(), expected[2].end(), 50256) == 2);  // in-text EOD + appended
+  // "<|endoftext|>" in the text is text (Megatron-LM's default): only the appended EOD.
+  REQUIRE(std::count(expected[2].begin(), expected[2].end(), 50256) == 1);
+  REQUIRE(expected[2].back() == 50256);
+
+  // --parse-special-tokens: the text becomes an EOD id (a document boundary inside the document).
+  out = preprocess(fmt::format("{} -i {} --json-key text --parse-special-tokens -o {}", vocab_args(), jsonl, dir / "s"), &status);
+  REQUIRE(status == 0);
+  std::vector<std::vector<std::int32_t>> special;
+  for (const auto& t : all) special.push_back(with_eod(gpt2(true).encode(t), 50256));
+  expect_documents(dir / "s", special);
+  REQUIRE(std::count(special[2].begin(), special[2].end(), 50256) == 2);
 
   out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text --no-append-eod -o {}", jsonl, dir / "b"), &status);
   REQUIRE(status == 0);
   expected.clear();
-  const auto byte = make_tokenizer({"byte", "", ""});
+  const auto byte = make_tokenizer({"byte", "", "", false});
   for (const auto& t : all) expected.push_back(byte->encode(t));
   expect_documents(dir / "b", expected);
 }

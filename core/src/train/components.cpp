@@ -10,6 +10,7 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
   ConfigSection s = config.section("tokenizer");
   TokenizerOptions o;
   o.type = s.get_choice("type", "gpt2_bpe", {"gpt2_bpe", "byte"});
+  o.parse_special_tokens = s.get_bool("parse_special_tokens", false);
   if (o.type == "gpt2_bpe") {
     o.vocab_file = s.get_string("vocab_file");
     o.merges_file = s.get_string("merges_file");
