@@ -1,6 +1,8 @@
 // Tokenizers: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node) on
 // real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer, and
 // FormatErrors naming the file for tokenizer files that do not parse.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -268,4 +270,28 @@ TEST_CASE("[tokenizer] parse_special_tokens: off by default (train and generate)
   CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = false\n").size() == 14);
   CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = true\n") == std::vector<std::int32_t>{'a', 256});
   CHECK_THROWS_AS(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = \"yes\"\n"), ConfigError);
+}
+
+TEST_CASE("tokenizer files must be regular files: a FIFO or /dev/zero is refused at once", "[unit]") {
+  TempDir dir;
+  const std::string fifo = dir / "vocab.json";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::write_text(dir / "merges.txt", "#version: 0.2\n");
+  std::string msg = message_of<FormatError>([&] { make_tokenizer({"gpt2_bpe", fifo, dir / "merges.txt", false}); });
+  CHECK(msg.find(fifo) != std::string::npos);
+  CHECK(msg.find("FIFO") != std::string::npos);
+  nlohmann::json vocab;  // the 256 byte symbols and EOD: valid, so the merges file is read next
+  const auto b2u = gpt2_byte_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    std::string sym;
+    const char32_t cp = b2u[b];
+    if (cp < 0x80) sym += static_cast<char>(cp);
+    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
+    vocab[sym] = b;
+  }
+  vocab["<|endoftext|>"] = 256;
+  test::write_text(dir / "v.json", vocab.dump());
+  REQUIRE(Gpt2BpeTokenizer(dir / "v.json", dir / "merges.txt").vocab_size() == 257);
+  msg = message_of<FormatError>([&] { Gpt2BpeTokenizer(dir / "v.json", "/dev/zero"); });
+  CHECK(msg.find("/dev/zero: the merges file is a character device, not a regular file") != std::string::npos);
 }

@@ -11,6 +11,13 @@
 //
 // Megatron names its output <prefix>_<key>_document.bin/.idx; Tessera writes exactly
 // <output_prefix>.bin and <output_prefix>.idx (pass that prefix as Megatron's data path).
+//
+// Inputs must be regular files: one named directly that is not (a FIFO, a device, a socket) is a
+// FormatError; such entries met while walking a folder are skipped with a warning. An input that is
+// one of the outputs (same file as an existing <output_prefix>.bin/.idx) is a ConfigError before
+// anything is written. The outputs are written to temporaries and renamed into place at the end, so
+// a trainer reading the old dataset keeps valid files and a failed run leaves it untouched.
+
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,6 +37,9 @@ struct PreprocessOptions {
   bool progress = true;                  // progress bar on stderr
 };
 
+// Largest plain-text input file (one document) and JSONL line accepted.
+inline constexpr std::uint64_t kMaxInputDocumentBytes = std::uint64_t{4} << 30;
+
 struct PreprocessStats {
   std::int64_t files = 0;
   std::int64_t documents = 0;      // written
@@ -39,7 +49,8 @@ struct PreprocessStats {
   double seconds = 0;
 };
 
-// Lists the input files in processing order (FormatError naming a path that does not exist).
+// Lists the input files in processing order (FormatError naming a path that does not exist or is
+// named directly and not a regular file; non-regular entries of folders are skipped with a warning).
 std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options);
 
 // Throws FormatError naming file and line for unreadable input, invalid JSON or a missing key.
