@@ -188,6 +188,32 @@ TEST_CASE("preprocess reports bad input with file and line, exits non-zero, writ
                                dir / "m.txt", dir / "bad.jsonl", dir / "o5"), &status);
   CHECK(clean_error(status));
   CHECK(out.find(dir / "v.json") != std::string::npos);
+
+  // Untrusted bytes are quoted and cut short in messages: a 100 kB line of garbage, a JSON object
+  // with a 50 kB key and an escape sequence, an array.
+  test::write_text(dir / "long.jsonl", "{\"text\": \"" + std::string(100000, 'x') + "\x1b[2J" + "\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "long.jsonl", dir / "o6"), &status);
+  INFO(out);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "long.jsonl:1: invalid JSON") != std::string::npos);
+  CHECK(out.size() < 2000);
+  CHECK(out.find('\x1b') == std::string::npos);
+  test::write_text(dir / "keys.jsonl", fmt::format("{{\"{}\\u001b\": 1, \"b\": 2}}\n", std::string(50000, 'k')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "keys.jsonl", dir / "o7"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "keys.jsonl:1: no key \"text\"") != std::string::npos);
+  CHECK(out.find("\"b\"") != std::string::npos);
+  CHECK(out.size() < 2000);
+  CHECK(out.find('\x1b') == std::string::npos);
+  test::write_text(dir / "arr.jsonl", fmt::format("[{}]\n", std::string(30000, '1')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "arr.jsonl", dir / "o8"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "arr.jsonl:1: invalid JSON") != std::string::npos);  // a number past double
+  CHECK(out.size() < 2000);
+  test::write_text(dir / "arr.jsonl", fmt::format("[{}]\n", std::string(300, '1')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "arr.jsonl", dir / "o8"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "arr.jsonl:1: expected a JSON object, got array") != std::string::npos);
 }
 
 TEST_CASE("preprocess refuses an input that is one of its outputs, before writing anything", "[unit]") {
@@ -255,6 +281,44 @@ TEST_CASE("preprocess: non-regular inputs are refused when named, skipped with a
   CHECK(out.find("skipping " + src + "/d.txt: a socket, not a regular file") != std::string::npos);
   const auto byte = make_tokenizer({"byte", "", "", false});
   expect_documents(dir / "walk", {with_eod(byte->encode("alpha\n"), 256), with_eod(byte->encode("gamma\n"), 256)});
+}
+
+TEST_CASE("preprocess: invalid UTF-8 in plain text warns once per file (bytes kept), or fails with --strict-utf8",
+          "[reference]") {
+  TempDir dir;
+  const std::string good = dir / "good.txt", latin1 = dir / "latin1.txt", binary = dir / "binary.txt";
+  test::write_text(good, "plain caf\u00e9\n");
+  test::write_text(latin1, "caf\xe9 au lait\nna\xefve\n");  // two Latin-1 bytes, the first at byte 3, line 1
+  std::string bytes = "ok\nline two\n";
+  for (int i = 0; i < 300; ++i) bytes += static_cast<char>(0x80 + i % 64);  // 300 stray continuation bytes
+  test::write_text(binary, bytes);
+  int status = 0;
+  std::string out = preprocess(fmt::format("{} -i {} {} {} -o {}", vocab_args(), good, latin1, binary, dir / "w"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK(out.find(latin1 + ": 2 byte(s) are not valid UTF-8 (the first at byte 3, line 1)") != std::string::npos);
+  CHECK(out.find(binary + ": 300 byte(s) are not valid UTF-8 (the first at byte 12, line 3)") != std::string::npos);
+  CHECK(out.find(good + ":") == std::string::npos);
+  // Once per file, however many bad bytes.
+  std::size_t warnings = 0;
+  for (std::size_t at = out.find("not valid UTF-8"); at != std::string::npos; at = out.find("not valid UTF-8", at + 1))
+    ++warnings;
+  CHECK(warnings == 2);
+  // The bytes are kept: byte-level BPE encodes them, and decoding gives the file back.
+  IndexedDataset ds(dir / "w");
+  auto ids = ds.sequence_int32(1);
+  REQUIRE(ids.back() == 50256);
+  ids.pop_back();
+  CHECK(gpt2().decode(ids) == test::read_text(latin1));
+  CHECK(ids == gpt2().encode(test::read_text(latin1)));
+
+  out = preprocess(fmt::format("{} -i {} {} --strict-utf8 -o {}", vocab_args(), good, latin1, dir / "s"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(latin1 + ": invalid UTF-8 at byte 3 (line 1; 2 invalid byte(s) in the file)") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "s.idx"));
+  CHECK(!std::filesystem::exists(dir / "s.bin"));
+  out = preprocess(fmt::format("{} -i {} --strict-utf8 -o {}", vocab_args(), good, dir / "s"), &status);
+  CHECK(status == 0);
 }
 
 TEST_CASE("preprocess replaces a dataset a reader has open without breaking it; a failed run keeps the old one",

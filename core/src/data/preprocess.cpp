@@ -25,11 +25,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../io/json_input.hpp"
+#include "../tokenizer/unicode_classes.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/data/progress_bar.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
@@ -102,31 +105,63 @@ struct Batch {
   std::int64_t bytes = 0;
 };
 
+// Invalid UTF-8 in one plain-text document (= one file).
+struct Utf8Report {
+  std::size_t file = 0;
+  std::int64_t invalid_bytes = 0;
+  std::int64_t first_offset = 0, first_line = 0;
+};
+
 struct Result {
   std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<Utf8Report> utf8;  // documents with invalid UTF-8, in order
   std::int64_t bytes = 0;
   std::exception_ptr error;
 };
 
+// Bytes of `text` that are not part of a valid UTF-8 character (0 for valid text); the first one's
+// byte offset and 1-based line.
+Utf8Report check_utf8(std::string_view text, std::size_t file) {
+  Utf8Report r;
+  r.file = file;
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const auto d = unicode::decode_utf8(text, i);
+    if (!d.valid) {
+      if (r.invalid_bytes++ == 0) {
+        r.first_offset = static_cast<std::int64_t>(i);
+        r.first_line = 1 + static_cast<std::int64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(i), '\n'));
+      }
+    }
+    i += d.len;
+  }
+  return r;
+}
+
 std::string document_text(const RawDoc& d, const std::vector<std::string>& files, const std::string& key) {
   if (key.empty()) return d.text;
-  const std::string& file = files[d.file];
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(d.text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(fmt::format("{}:{}: invalid JSON: {}", file, d.line, e.what()));
-  }
-  if (!j.is_object()) throw FormatError(fmt::format("{}:{}: expected a JSON object, got {}", file, d.line, j.type_name()));
+  const std::string where = fmt::format("{}:{}", files[d.file], d.line);
+  const nlohmann::json j = detail::parse_untrusted_json(d.text, where);
+  if (!j.is_object()) throw FormatError(fmt::format("{}: expected a JSON object, got {}", where, detail::describe_json(j)));
   auto it = j.find(key);
   if (it == j.end()) {
     std::string keys;
-    for (auto& [k, v] : j.items()) keys += (keys.empty() ? "" : ", ") + k;
-    throw FormatError(fmt::format("{}:{}: no key \"{}\" in the JSON object (its keys: {})", file, d.line, key,
+    std::size_t listed = 0;
+    for (auto k = j.begin(); k != j.end(); ++k) {
+      if (listed == 8) {
+        keys += fmt::format(", … ({} keys)", j.size());
+        break;
+      }
+      keys += (listed++ ? ", " : "") + quote_untrusted(k.key(), 40);
+    }
+    throw FormatError(fmt::format("{}: no key {} in the JSON object (its keys: {})", where, quote_untrusted(key, 40),
                                   keys.empty() ? "none" : keys));
   }
   if (!it->is_string())
-    throw FormatError(fmt::format("{}:{}: \"{}\" is a {}, expected a string", file, d.line, key, it->type_name()));
+    throw FormatError(fmt::format("{}: {} is a {}, expected a string", where, quote_untrusted(key, 40), it->type_name()));
   return it->get<std::string>();
 }
 
@@ -238,6 +273,12 @@ class Pipeline {
         }
         cv_space_.notify_one();
         if (r.error) std::rethrow_exception(r.error);
+        for (const Utf8Report& u : r.utf8) {  // one warning per file, in input order
+          ++stats.files_invalid_utf8;
+          log_warn("preprocess: {}: {} byte(s) are not valid UTF-8 (the first at byte {}, line {}); kept as "
+                   "byte-level tokens (--strict-utf8 makes this an error)",
+                   files_[u.file], u.invalid_bytes, u.first_offset, u.first_line);
+        }
         for (auto& t : r.tokens) {
           if (t.empty()) {
             ++stats.empty_skipped;
@@ -344,7 +385,18 @@ class Pipeline {
       r.bytes = job.second.bytes;
       try {
         r.tokens.reserve(job.second.docs.size());
-        for (const RawDoc& d : job.second.docs) r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+        for (const RawDoc& d : job.second.docs) {
+          if (opt_.json_key.empty()) {
+            // JSON strings are valid UTF-8 by the time they parse; plain text is checked here.
+            const Utf8Report u = check_utf8(d.text, d.file);
+            if (u.invalid_bytes > 0 && opt_.strict_utf8)
+              throw FormatError(fmt::format("{}: invalid UTF-8 at byte {} (line {}; {} invalid byte(s) in the file); "
+                                            "--strict-utf8 refuses it",
+                                            files_[d.file], u.first_offset, u.first_line, u.invalid_bytes));
+            if (u.invalid_bytes > 0) r.utf8.push_back(u);
+          }
+          r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+        }
       } catch (...) {
         r.error = std::current_exception();
       }

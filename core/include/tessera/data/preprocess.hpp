@@ -17,7 +17,11 @@
 // one of the outputs (same file as an existing <output_prefix>.bin/.idx) is a ConfigError before
 // anything is written. The outputs are written to temporaries and renamed into place at the end, so
 // a trainer reading the old dataset keeps valid files and a failed run leaves it untouched.
-
+//
+// Plain-text inputs are checked for UTF-8: invalid bytes are kept (byte-level BPE and the byte
+// tokenizer encode any byte, and decode gives them back) with one warning per file naming the file,
+// the count and the first offset; with strict_utf8 they are a FormatError. JSONL lines must be valid
+// UTF-8 JSON anyway (an error naming file:line).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -35,6 +39,7 @@ struct PreprocessOptions {
   bool append_eod = true;
   int workers = 1;
   bool progress = true;                  // progress bar on stderr
+  bool strict_utf8 = false;              // invalid UTF-8 in plain text: error instead of a warning
 };
 
 // Largest plain-text input file (one document) and JSONL line accepted.
@@ -46,6 +51,7 @@ struct PreprocessStats {
   std::int64_t empty_skipped = 0;  // documents with no tokens
   std::int64_t tokens = 0;         // written, EODs included
   std::int64_t input_bytes = 0;
+  std::int64_t files_invalid_utf8 = 0;  // plain-text files with invalid UTF-8 (kept, warned)
   double seconds = 0;
 };
 
