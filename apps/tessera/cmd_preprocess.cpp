@@ -6,7 +6,7 @@
 //
 // Output: exactly <output-prefix>.bin and <output-prefix>.idx (Megatron's preprocess_data.py would
 // write <prefix>_<key>_document.*; give Megatron <output-prefix> as its data path). See
-// tessera/data/preprocess.hpp for what a document is.
+// tessera/data/preprocess.hpp for what a document is, and docs/preprocess.md.
 #include <algorithm>
 #include <thread>
 
@@ -49,6 +49,11 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();
   sub.add_flag("--no-append-eod", args->no_append_eod, "Do not append the end-of-document token to each document");
+  sub.add_flag("--parse-special-tokens", args->tokenizer.parse_special_tokens,
+               "Turn special-token text in the input (<|endoftext|>) into its id; by default it is ordinary text, "
+               "as in Megatron-LM");
+  sub.add_flag("--strict-utf8", o.strict_utf8,
+               "Invalid UTF-8 in a plain-text input is an error (default: a warning per file; the bytes are kept)");
   sub.add_option("--workers", o.workers, "Tokenizer threads (output is identical for any number)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -72,6 +77,8 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
              human_count(static_cast<double>(s.tokens) / secs), static_cast<double>(s.input_bytes) / 1e6 / secs);
     log_info("preprocess: wrote {}.bin and {}.idx ({} tokens)", opt.output_prefix, opt.output_prefix,
              index_dtype_name(index_dtype_for_vocab(tokenizer->vocab_size())));
+    if (s.files_invalid_utf8 > 0)
+      log_warn("preprocess: {} file(s) held invalid UTF-8 (kept as bytes; see the warnings above)", s.files_invalid_utf8);
     if (s.documents == 0) log_warn("preprocess: no documents were written (empty inputs, or no file matched --include-ext)");
     return 0;
   };

@@ -1,10 +1,16 @@
 // `tessera preprocess` end to end: runs the built binary on temporary folders and JSONL files, reads
 // the dataset back with IndexedDataset and compares with tokenising the same documents directly.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -29,10 +35,19 @@ std::string vocab_args() {
   return fmt::format("--tokenizer gpt2_bpe --vocab-file {0}/encoder.json --merges-file {0}/vocab.bpe", dir);
 }
 
-const Tokenizer& gpt2() {
-  static const auto tok = make_tokenizer(
-      {"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json", std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe"});
-  return *tok;
+const Tokenizer& gpt2(bool parse_special_tokens = false) {
+  static const auto plain = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                            std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", false});
+  static const auto special = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                              std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", true});
+  return parse_special_tokens ? *special : *plain;
+}
+
+std::vector<std::string> folder_entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 // A clean error exit (main returns 1 for a tessera::Error); a crash is also a non-zero status.
@@ -124,13 +139,22 @@ TEST_CASE("preprocess JSONL with --json-key; --no-append-eod; byte tokenizer", "
   std::vector<std::vector<std::int32_t>> expected;
   for (const auto& t : all) expected.push_back(with_eod(gpt2().encode(t), 50256));
   expect_documents(dir / "j", expected);
-  REQUIRE(expected[2][1] != 50256);
-  REQUIRE(std::count(expected[2].begin(), expected[2].end(), 50256) == 2);  // in-text EOD + appended
+  // "<|endoftext|>" in the text is text (Megatron-LM's default): only the appended EOD.
+  REQUIRE(std::count(expected[2].begin(), expected[2].end(), 50256) == 1);
+  REQUIRE(expected[2].back() == 50256);
+
+  // --parse-special-tokens: the text becomes an EOD id (a document boundary inside the document).
+  out = preprocess(fmt::format("{} -i {} --json-key text --parse-special-tokens -o {}", vocab_args(), jsonl, dir / "s"), &status);
+  REQUIRE(status == 0);
+  std::vector<std::vector<std::int32_t>> special;
+  for (const auto& t : all) special.push_back(with_eod(gpt2(true).encode(t), 50256));
+  expect_documents(dir / "s", special);
+  REQUIRE(std::count(special[2].begin(), special[2].end(), 50256) == 2);
 
   out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text --no-append-eod -o {}", jsonl, dir / "b"), &status);
   REQUIRE(status == 0);
   expected.clear();
-  const auto byte = make_tokenizer({"byte", "", ""});
+  const auto byte = make_tokenizer({"byte", "", "", false});
   for (const auto& t : all) expected.push_back(byte->encode(t));
   expect_documents(dir / "b", expected);
 }
@@ -164,6 +188,165 @@ TEST_CASE("preprocess reports bad input with file and line, exits non-zero, writ
                                dir / "m.txt", dir / "bad.jsonl", dir / "o5"), &status);
   CHECK(clean_error(status));
   CHECK(out.find(dir / "v.json") != std::string::npos);
+
+  // Untrusted bytes are quoted and cut short in messages: a 100 kB line of garbage, a JSON object
+  // with a 50 kB key and an escape sequence, an array.
+  test::write_text(dir / "long.jsonl", "{\"text\": \"" + std::string(100000, 'x') + "\x1b[2J" + "\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "long.jsonl", dir / "o6"), &status);
+  INFO(out);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "long.jsonl:1: invalid JSON") != std::string::npos);
+  CHECK(out.size() < 2000);
+  CHECK(out.find('\x1b') == std::string::npos);
+  test::write_text(dir / "keys.jsonl", fmt::format("{{\"{}\\u001b\": 1, \"b\": 2}}\n", std::string(50000, 'k')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "keys.jsonl", dir / "o7"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "keys.jsonl:1: no key \"text\"") != std::string::npos);
+  CHECK(out.find("\"b\"") != std::string::npos);
+  CHECK(out.size() < 2000);
+  CHECK(out.find('\x1b') == std::string::npos);
+  test::write_text(dir / "arr.jsonl", fmt::format("[{}]\n", std::string(30000, '1')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "arr.jsonl", dir / "o8"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "arr.jsonl:1: invalid JSON") != std::string::npos);  // a number past double
+  CHECK(out.size() < 2000);
+  test::write_text(dir / "arr.jsonl", fmt::format("[{}]\n", std::string(300, '1')));
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "arr.jsonl", dir / "o8"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(dir / "arr.jsonl:1: expected a JSON object, got array") != std::string::npos);
+}
+
+TEST_CASE("preprocess refuses an input that is one of its outputs, before writing anything", "[unit]") {
+  TempDir dir;
+  test::write_text(dir / "x.txt", "some text\n");
+  int status = 0;
+  std::string out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir / "x.txt", dir / "x"), &status);
+  REQUIRE(status == 0);
+  const auto bin = test::read_bytes(dir / "x.bin"), idx = test::read_bytes(dir / "x.idx");
+  // `-i x.bin -o x` truncated its own input to 0 bytes and exited 0.
+  for (const std::string& victim : {dir / "x.bin", dir / "x.idx"}) {
+    out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", victim, dir / "x"), &status);
+    INFO(out);
+    CHECK(clean_error(status));
+    CHECK(out.find("the input " + victim + " is the output " + victim) != std::string::npos);
+  }
+  // The same file under another name (a hard link), or found by walking a folder.
+  std::filesystem::create_hard_link(dir / "x.bin", dir / "alias.dat");
+  out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir / "alias.dat", dir / "x"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("the input " + dir / "alias.dat" + " is the output " + dir / "x.bin") != std::string::npos);
+  out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir.path.string(), dir / "x"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("is the output") != std::string::npos);
+  CHECK(test::read_bytes(dir / "x.bin") == bin);
+  CHECK(test::read_bytes(dir / "x.idx") == idx);
+  CHECK(folder_entries(dir.path.string()) == std::vector<std::string>{"alias.dat", "x.bin", "x.idx", "x.txt"});
+}
+
+TEST_CASE("preprocess: non-regular inputs are refused when named, skipped with a warning in folders", "[unit]") {
+  TempDir dir;
+  const std::string fifo = dir / "pipe.txt";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  int status = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", fifo, dir / "o1"), &status);
+  INFO(out);
+  CHECK(clean_error(status));
+  CHECK(out.find(fifo + ": the input is a FIFO (named pipe), not a regular file") != std::string::npos);
+  out = preprocess(fmt::format("--tokenizer byte -i /dev/zero -o {}", dir / "o2"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("/dev/zero: the input is a character device, not a regular file") != std::string::npos);
+  out = preprocess(fmt::format("--tokenizer byte -i /dev/null --json-key text -o {}", dir / "o3"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("/dev/null") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+
+  // In a folder: the FIFO and a socket are skipped with a warning naming them; the files are used.
+  const std::string src = dir / "src";
+  std::filesystem::create_directories(src);
+  test::write_text(src + "/a.txt", "alpha\n");
+  test::write_text(src + "/c.txt", "gamma\n");
+  REQUIRE(::mkfifo((src + "/b.txt").c_str(), 0600) == 0);
+  const int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string sock_path = src + "/d.txt";
+  REQUIRE(sock_path.size() < sizeof addr.sun_path);
+  std::strcpy(addr.sun_path, sock_path.c_str());
+  REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", src, dir / "walk"), &status);
+  ::close(sock);
+  REQUIRE(status == 0);
+  CHECK(out.find("skipping " + src + "/b.txt: a FIFO (named pipe), not a regular file") != std::string::npos);
+  CHECK(out.find("skipping " + src + "/d.txt: a socket, not a regular file") != std::string::npos);
+  const auto byte = make_tokenizer({"byte", "", "", false});
+  expect_documents(dir / "walk", {with_eod(byte->encode("alpha\n"), 256), with_eod(byte->encode("gamma\n"), 256)});
+}
+
+TEST_CASE("preprocess: invalid UTF-8 in plain text warns once per file (bytes kept), or fails with --strict-utf8",
+          "[reference]") {
+  TempDir dir;
+  const std::string good = dir / "good.txt", latin1 = dir / "latin1.txt", binary = dir / "binary.txt";
+  test::write_text(good, "plain caf\u00e9\n");
+  test::write_text(latin1, "caf\xe9 au lait\nna\xefve\n");  // two Latin-1 bytes, the first at byte 3, line 1
+  std::string bytes = "ok\nline two\n";
+  for (int i = 0; i < 300; ++i) bytes += static_cast<char>(0x80 + i % 64);  // 300 stray continuation bytes
+  test::write_text(binary, bytes);
+  int status = 0;
+  std::string out = preprocess(fmt::format("{} -i {} {} {} -o {}", vocab_args(), good, latin1, binary, dir / "w"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK(out.find(latin1 + ": 2 byte(s) are not valid UTF-8 (the first at byte 3, line 1)") != std::string::npos);
+  CHECK(out.find(binary + ": 300 byte(s) are not valid UTF-8 (the first at byte 12, line 3)") != std::string::npos);
+  CHECK(out.find(good + ":") == std::string::npos);
+  // Once per file, however many bad bytes.
+  std::size_t warnings = 0;
+  for (std::size_t at = out.find("not valid UTF-8"); at != std::string::npos; at = out.find("not valid UTF-8", at + 1))
+    ++warnings;
+  CHECK(warnings == 2);
+  // The bytes are kept: byte-level BPE encodes them, and decoding gives the file back.
+  IndexedDataset ds(dir / "w");
+  auto ids = ds.sequence_int32(1);
+  REQUIRE(ids.back() == 50256);
+  ids.pop_back();
+  CHECK(gpt2().decode(ids) == test::read_text(latin1));
+  CHECK(ids == gpt2().encode(test::read_text(latin1)));
+
+  out = preprocess(fmt::format("{} -i {} {} --strict-utf8 -o {}", vocab_args(), good, latin1, dir / "s"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find(latin1 + ": invalid UTF-8 at byte 3 (line 1; 2 invalid byte(s) in the file)") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "s.idx"));
+  CHECK(!std::filesystem::exists(dir / "s.bin"));
+  out = preprocess(fmt::format("{} -i {} --strict-utf8 -o {}", vocab_args(), good, dir / "s"), &status);
+  CHECK(status == 0);
+}
+
+TEST_CASE("preprocess replaces a dataset a reader has open without breaking it; a failed run keeps the old one",
+          "[unit]") {
+  TempDir dir;
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "line " + std::to_string(i) + "\n";
+  test::write_text(dir / "big.txt", big);
+  test::write_text(dir / "small.txt", "small\n");
+  int status = 0;
+  preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir / "big.txt", dir / "d"), &status);
+  REQUIRE(status == 0);
+  const IndexedDataset reader(dir / "d");  // as a training run would have it mapped
+  const auto before = reader.sequence_int32(0);
+  // Rewriting it truncated the mapped .bin in place: the reader's next read was a SIGBUS.
+  std::string out = preprocess(fmt::format("--tokenizer byte -i {} -o {}", dir / "small.txt", dir / "d"), &status);
+  REQUIRE(status == 0);
+  CHECK(reader.sequence_int32(0) == before);
+  CHECK(IndexedDataset(dir / "d").sequence_int32(0).size() == 7);
+  const auto bin = test::read_bytes(dir / "d.bin"), idx = test::read_bytes(dir / "d.idx");
+  // A run that fails part-way leaves the existing dataset and no temporary files.
+  test::write_text(dir / "bad.jsonl", "{\"text\": \"a\"}\n{oops\n");
+  out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text -o {}", dir / "bad.jsonl", dir / "d"), &status);
+  CHECK(clean_error(status));
+  CHECK(test::read_bytes(dir / "d.bin") == bin);
+  CHECK(test::read_bytes(dir / "d.idx") == idx);
+  CHECK(folder_entries(dir.path.string()) ==
+        std::vector<std::string>{"bad.jsonl", "big.txt", "d.bin", "d.idx", "small.txt"});
 }
 
 TEST_CASE("preprocess throughput on many small JSONL documents", "[reference][bench]") {

@@ -126,6 +126,16 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.output.find("gpipe") != std::string::npos);
     CHECK(r.output.find("1f1b") != std::string::npos);
   }
+  SECTION("train_iters too large for the sample indices names training.train_iters, at once") {
+    // 2^62 − 1 × 4 samples overflowed int64 and looped for ever in the epoch count; 10^15 ran out of
+    // memory after 41 s. Both are a ConfigError before any index is built.
+    for (const char* iters : {"4611686018427387903", "1000000000000000"}) {
+      const Run r = run_tessera("train " + w.config + " --set training.train_iters=" + iters);
+      INFO(r.output);
+      CHECK(r.clean_error());
+      CHECK(r.output.find("training.train_iters") != std::string::npos);
+    }
+  }
   SECTION("generate without a saved model says what it expected") {
     const Run r = run_tessera("generate --load " + (w.dir / "nothing"));
     CHECK(r.clean_error());

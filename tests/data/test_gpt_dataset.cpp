@@ -174,8 +174,22 @@ TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") 
   // 969,30,1 on 10 documents: 9.69→10, 0.3→0, 0.01→0 → [0,10,10,10].
   REQUIRE(parse_document_split("969, 30, 1", 10) == A{0, 10, 10, 10});
   REQUIRE(parse_document_split("1,1,1", 2) == A{0, 0, 1, 2});
-  for (const char* bad : {"", "a,b", "1,-1", "0,0,0", "1,2,3,4", "1,,2", "1.5x", "nan", ","})
+  for (const char* bad : {"", "a,b", "1,-1", "0,0,0", "1,2,3,4", "1,,2", "1.5x", "nan", ",", "inf", "1,-inf",
+                          "1e400", "1,nan,1", "0,0", "-0,0,0", "1e308,1e308,0", "1e308,1e308,1e308"})
     REQUIRE_THROWS_AS(parse_document_split(bad, 100), ConfigError);
+  // Each weight finite, the sum not: this gave every document to train.
+  std::string msg = message_of<ConfigError>([] { parse_document_split("1e308,1e308,0", 100); });
+  CHECK(msg.find("data.split") != std::string::npos);
+  CHECK(msg.find("1e308,1e308,0") != std::string::npos);
+  CHECK(msg.find("sum") != std::string::npos);
+  msg = message_of<ConfigError>([] { parse_document_split("1,nan,1", 100); });
+  CHECK(msg.find("data.split") != std::string::npos);
+  CHECK(msg.find("\"nan\"") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("1,inf", 100); }).find("out of range") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("5,-2", 100); }).find("negative") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { parse_document_split("0,0,0", 100); }).find("sum to zero") != std::string::npos);
+  // Large but finite sums still split.
+  REQUIRE(parse_document_split("1e307,1e307,0", 10) == A{0, 5, 10, 10});
   try {
     parse_document_split("1,x", 10);
   } catch (const ConfigError& e) {
@@ -260,4 +274,63 @@ TEST_CASE("token ids past the tokenizer's vocabulary are a FormatError naming th
   CHECK_NOTHROW(build_gpt_splits(data, "90,10,0", {10, 1, 0}, o));
   o.vocab_size = 0;
   CHECK_NOTHROW(build_gpt_splits(data, "90,10,0", {10, 1, 0}, o));
+}
+
+TEST_CASE("epoch count: Megatron's loop in closed form, and any sample count answers at once", "[unit]") {
+  auto loop = [](std::int64_t tpe, std::int64_t seq, std::int64_t n) {  // Megatron's _num_epochs
+    std::int64_t epochs = 0, total = 0;
+    while (true) {
+      ++epochs;
+      total += tpe;
+      if ((total - 1) / seq >= n) return epochs;
+    }
+  };
+  std::mt19937_64 rng(3);
+  for (int k = 0; k < 20000; ++k) {
+    const std::int64_t tpe = 2 + static_cast<std::int64_t>(rng() % 5000), seq = 1 + static_cast<std::int64_t>(rng() % 3000);
+    const std::int64_t n = static_cast<std::int64_t>(rng() % 20000);
+    INFO(tpe << " " << seq << " " << n);
+    REQUIRE(gpt_num_epochs(tpe, seq, n) == loop(tpe, seq, n));
+  }
+  REQUIRE(gpt_num_epochs(10, 10, 0) == 1);
+  REQUIRE(gpt_num_epochs(11, 10, 1) == 1);  // (11 − 1) // 10 = 1
+  REQUIRE(gpt_num_epochs(10, 10, 1) == 2);
+  // train_iters = 2^62 − 1 looped for ever here (the token total overflowed before reaching it).
+  const std::int64_t big = (std::int64_t{1} << 62) - 1;
+  REQUIRE(gpt_num_epochs(1000, 1, big) == big / 1000 + 1);
+  REQUIRE_THROWS_AS(gpt_num_epochs(2, 1024, big), ConfigError);  // > 2^63 epochs
+}
+
+TEST_CASE("more samples than the indices can hold is a ConfigError naming training.train_iters, at once", "[unit]") {
+  TempDir dir;
+  {
+    IndexedDatasetWriter w(dir / "c", IndexDtype::u16);
+    for (int d = 0; d < 100; ++d) w.add_document(std::vector<std::int32_t>(20, d + 1));
+    w.finalize();
+  }
+  auto data = std::make_shared<const IndexedDataset>(dir / "c");
+  GptDatasetOptions o;
+  o.seq_length = 8;
+  const std::int64_t big = (std::int64_t{1} << 62) - 1;
+  for (std::int64_t samples : {big, std::int64_t{1'000'000'000'000'000}, std::int64_t{8'000'000'000'000'000},
+                               std::numeric_limits<std::int64_t>::max()}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string msg = message_of<ConfigError>([&] { build_gpt_splits(data, "90,10,0", {samples, 10, 0}, o); });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO(msg);
+    CHECK(s < 1.0);
+    CHECK(msg.find("c.idx") != std::string::npos);
+    CHECK(msg.find("train split") != std::string::npos);
+    CHECK(msg.find("training.train_iters") != std::string::npos);
+    CHECK(msg.find(std::to_string(samples) + " samples") != std::string::npos);
+    CHECK(msg.find("epoch") != std::string::npos);
+    CHECK(msg.find("GiB") != std::string::npos);
+  }
+  CHECK(message_of<ConfigError>([&] { build_gpt_splits(data, "90,10,0", {100, big, 0}, o); })
+            .find("training.eval_iters") != std::string::npos);
+  CHECK_THROWS_AS(build_gpt_indices(data->sizes(), 0, 100, big, 8, 1), ConfigError);
+  // A huge seq_length with few samples is bounded the same way.
+  CHECK_THROWS_AS(build_gpt_indices(data->sizes(), 0, 100, 3, std::int64_t{1} << 61, 1), ConfigError);
+  // Just under the cap's scale nothing changes: normal sizes build as before.
+  CHECK(build_gpt_indices(data->sizes(), 0, 100, 100'000, 8, 1).num_samples() >= 100'000);
 }

@@ -1,12 +1,22 @@
 // Megatron MMIDIDX compatibility: exact bytes of the documented example, round trips, a file written
 // independently by numpy/struct, merging, and a clear FormatError for every kind of corruption.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "test_util.hpp"
+#include "expect_error.hpp"
+#include "tessera/data/gpt_dataset.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/error.hpp"
 
@@ -264,4 +274,164 @@ TEST_CASE("every kind of corruption is a FormatError naming the file", "[unit]")
     put<std::int64_t>(i, doc_at + 24, 4);
     check(i, bin, "exceeds the number of sequences");
   }
+}
+
+namespace {
+
+std::vector<std::string> folder_entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void write_dataset(const std::string& prefix, const std::vector<std::vector<std::int32_t>>& docs,
+                   IndexDtype dtype = IndexDtype::u16) {
+  IndexedDatasetWriter w(prefix, dtype);
+  for (const auto& d : docs) w.add_document(d);
+  w.finalize();
+}
+
+}  // namespace
+
+TEST_CASE("rewriting a dataset that a reader has mapped: the reader keeps valid files", "[unit]") {
+  // A trainer maps the .bin; `tessera preprocess` then rewrites the same prefix. Truncating the file
+  // in place killed the reader with SIGBUS on its next read; the writer now renames new files into place.
+  TempDir dir;
+  const std::string prefix = dir / "corpus";
+  std::vector<std::vector<std::int32_t>> old_docs;
+  for (int d = 0; d < 64; ++d) old_docs.push_back(std::vector<std::int32_t>(2048, d + 1));  // 256 KiB: many pages
+  write_dataset(prefix, old_docs);
+  const IndexedDataset reader(prefix);
+  {
+    IndexedDatasetWriter w(prefix, IndexDtype::u16);
+    // While the new dataset is being written, the old pair is still complete and readable.
+    w.add_document(std::vector<std::int32_t>{7, 8, 9});
+    CHECK(test::read_bytes(prefix + ".bin").size() == 64 * 2048 * 2);
+    CHECK(IndexedDataset(prefix).num_documents() == 64);
+    w.finalize();
+  }
+  REQUIRE(read_all(reader) == old_docs);  // the old, unlinked files: every page still there
+  const IndexedDataset fresh(prefix);
+  REQUIRE(read_all(fresh) == std::vector<std::vector<std::int32_t>>{{7, 8, 9}});
+  REQUIRE(folder_entries(dir.path.string()) == std::vector<std::string>{"corpus.bin", "corpus.idx"});
+}
+
+TEST_CASE("a writer that does not finalize leaves the old dataset as it was and no temporary files", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "keep";
+  write_dataset(prefix, {{1, 2, 3}, {4, 5}});
+  const auto idx = test::read_bytes(prefix + ".idx"), bin = test::read_bytes(prefix + ".bin");
+  {
+    IndexedDatasetWriter w(prefix, IndexDtype::u16);
+    w.add_document(std::vector<std::int32_t>{9, 9, 9, 9});
+    REQUIRE(folder_entries(dir.path.string()).size() == 3);  // keep.bin, keep.idx and the temporary
+    REQUIRE_THROWS_AS(w.add_sequence(std::vector<std::int32_t>{70000}), Error);  // then fails
+  }
+  REQUIRE(test::read_bytes(prefix + ".idx") == idx);
+  REQUIRE(test::read_bytes(prefix + ".bin") == bin);
+  REQUIRE(folder_entries(dir.path.string()) == std::vector<std::string>{"keep.bin", "keep.idx"});
+  // A fresh prefix: nothing at all is left behind.
+  { IndexedDatasetWriter w(dir / "never", IndexDtype::u16); }
+  REQUIRE(folder_entries(dir.path.string()) == std::vector<std::string>{"keep.bin", "keep.idx"});
+  // Merging a dataset into its own prefix works too: the inputs are read before the rename.
+  merge_indexed_datasets({prefix, prefix}, prefix);
+  REQUIRE(read_all(IndexedDataset(prefix)) == std::vector<std::vector<std::int32_t>>{{1, 2, 3}, {4, 5}, {1, 2, 3}, {4, 5}});
+}
+
+TEST_CASE("a FIFO or other non-regular file as .idx or .bin is refused at once, naming it", "[unit]") {
+  TempDir dir;
+  write_dataset(dir / "good", {{1, 2, 3}});
+  for (const std::string ext : {".idx", ".bin"}) {
+    const std::string prefix = dir / ("fifo" + std::string(ext == ".idx" ? "i" : "b"));
+    std::filesystem::copy_file(dir / "good.idx", prefix + ".idx");
+    std::filesystem::copy_file(dir / "good.bin", prefix + ".bin");
+    std::filesystem::remove(prefix + ext);
+    REQUIRE(::mkfifo((prefix + ext).c_str(), 0600) == 0);
+    // Without the check, open() waits for a writer for ever; this thread plays that writer after a
+    // while, so a regression fails (it was blocked) rather than hangs the test.
+    std::atomic<bool> done{false}, was_blocked{false};
+    std::thread unblock([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (!done && std::chrono::steady_clock::now() < until) {
+        const int fd = ::open((prefix + ext).c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) {  // only succeeds while a reader is waiting in open()
+          was_blocked = true;
+          ::close(fd);
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+    const std::string msg = message_of<FormatError>([&] { IndexedDataset ds(prefix); });
+    done = true;
+    unblock.join();
+    INFO(msg);
+    CHECK(!was_blocked);
+    CHECK(msg.find(prefix + ext) != std::string::npos);
+    CHECK(msg.find("FIFO") != std::string::npos);
+    CHECK(msg.find("not a regular file") != std::string::npos);
+  }
+  std::filesystem::create_directories(dir / "dir.idx");
+  std::filesystem::copy_file(dir / "good.bin", dir / "dir.bin");
+  CHECK(message_of<FormatError>([&] { IndexedDataset ds(dir / "dir"); }).find("directory") != std::string::npos);
+}
+
+TEST_CASE("token ids that are negative or past int32 are a FormatError, never narrowed", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "wide";
+  write_dataset(prefix, {{1, 2, 3}, {4, 5, 6, 7}}, IndexDtype::i64);
+  auto bin = test::read_bytes(prefix + ".bin");
+  REQUIRE(bin.size() == 7 * 8);
+  // Sequence 1, position 2: 2^32 + 65, which a plain cast turns into 65.
+  put<std::int64_t>(bin, (3 + 2) * 8, (std::int64_t{1} << 32) + 65);
+  test::write_bytes(prefix + ".bin", bin);
+  auto data = std::make_shared<const IndexedDataset>(prefix);  // opening does not read tokens
+  REQUIRE(data->sequence_int32(0) == std::vector<std::int32_t>{1, 2, 3});
+  std::string msg = message_of<FormatError>([&] { data->sequence_int32(1); });
+  INFO(msg);
+  CHECK(msg.find(prefix + ".bin") != std::string::npos);
+  CHECK(msg.find("4294967361") != std::string::npos);
+  CHECK(msg.find("position 2 of sequence 1") != std::string::npos);
+  std::int32_t two[2];
+  data->read(1, 0, 2, two);  // the tokens before it are fine
+  CHECK(two[1] == 5);
+  // Training on it: caught by the vocabulary check when the vocabulary is known, by the reader when not.
+  GptDatasetOptions o;
+  o.seq_length = 2;
+  o.num_samples = 3;
+  o.vocab_size = 50257;
+  CHECK(message_of<FormatError>([&] { GptDataset(data, 0, 2, o); }).find("4294967361") != std::string::npos);
+  o.vocab_size = 0;
+  const GptDataset ds(data, 0, 2, o);
+  std::vector<std::int32_t> w(3);
+  bool caught = false;
+  for (std::int64_t i = 0; i < ds.size(); ++i) try {
+      ds.window(i, w.data());
+      for (auto t : w) CHECK(t != 65);
+    } catch (const FormatError& e) {
+      caught = true;
+      CHECK(std::string(e.what()).find(prefix + ".bin") != std::string::npos);
+    }
+  CHECK(caught);
+
+  // Negative ids in signed dtypes, and INT64_MIN.
+  for (IndexDtype dt : {IndexDtype::i8, IndexDtype::i16, IndexDtype::i32, IndexDtype::i64}) {
+    const std::string p = dir / fmt::format("neg{}", static_cast<int>(dt));
+    write_dataset(p, {{1, 2}}, dt);
+    auto b = test::read_bytes(p + ".bin");
+    const std::size_t item = index_dtype_size(dt);
+    std::memset(b.data() + item, 0xff, item);  // token 1 → -1
+    test::write_bytes(p + ".bin", b);
+    msg = message_of<FormatError>([&] { IndexedDataset(p).sequence_int32(0); });
+    CHECK(msg.find("token -1 at position 1 of sequence 0") != std::string::npos);
+  }
+  put<std::int64_t>(bin, (3 + 2) * 8, std::numeric_limits<std::int64_t>::min());
+  test::write_bytes(prefix + ".bin", bin);
+  CHECK(message_of<FormatError>([&] { IndexedDataset(prefix).sequence_int32(1); }).find("-9223372036854775808") !=
+        std::string::npos);
+  // The largest int32 is a valid id for the reader (a vocabulary check may still refuse it).
+  put<std::int64_t>(bin, (3 + 2) * 8, std::numeric_limits<std::int32_t>::max());
+  test::write_bytes(prefix + ".bin", bin);
+  CHECK(IndexedDataset(prefix).sequence_int32(1)[2] == std::numeric_limits<std::int32_t>::max());
 }

@@ -1,14 +1,20 @@
 // Tokenizers: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node) on
 // real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer, and
 // FormatErrors naming the file for tokenizer files that do not parse.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "expect_error.hpp"
 #include "test_util.hpp"
+#include "tessera/config.hpp"
 #include "tessera/error.hpp"
+#include "tessera/train/components.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/tokenizer/byte_tokenizer.hpp"
 #include "tessera/tokenizer/gpt2_bpe_tokenizer.hpp"
@@ -51,7 +57,10 @@ std::vector<std::string> edge_cases() {
       "$$$ ... !!! ??? --- === ***", "1234567890 3.14159 1e-9 0x1F", "Ἀθῆναι Москва Ελλάδα ქართული",
       "mixed123abc ABC123 _under_score__", "    def f(x):\n        return x  # comment\n\n\n",
       "   ", " ", "", "x", "\t", "' ", "'", "''s", "a'", "Zero\u200bwidth\u200djoiner",
-      "math 𝔸𝕓𝒸 ∑∫√∞ ≤≥", "ends with newline\n", "🙂", "\xF0\x9F\x98\x80 raw utf8 bytes"};
+      "math 𝔸𝕓𝒸 ∑∫√∞ ≤≥", "ends with newline\n", "🙂", "\xF0\x9F\x98\x80 raw utf8 bytes",
+      // Special-token text is ordinary text for the reference encoder (and Megatron-LM's GPT2BPETokenizer).
+      "<|endoftext|>", "one<|endoftext|> two<|", "a<|endoftext|><|endoftext|>b", "doc one.\n<|endoftext|>\ndoc two",
+      " <|endoftext|> <|endoftext", "<|<|endoftext|>|>", "<|fim_prefix|>x<|fim_middle|>"};
 }
 
 std::vector<std::vector<std::int32_t>> reference_ids(const std::vector<std::string>& files) {
@@ -115,18 +124,28 @@ TEST_CASE("GPT-2 BPE ids equal the reference encoder's on real text and edge cas
   REQUIRE(total_tokens > 100000);
 }
 
-TEST_CASE("GPT-2 BPE: <|endoftext|> in text is the EOD id; decode; bad ids", "[reference]") {
+TEST_CASE("GPT-2 BPE: <|endoftext|> in text is text by default, the EOD id with parse_special_tokens; decode; bad ids",
+          "[reference]") {
   const auto& tok = gpt2();
   REQUIRE(tok.special_token("<|endoftext|>") == 50256);
   REQUIRE(!tok.special_token("<|nothing|>").has_value());
   REQUIRE(tok.encode("Hello world") == std::vector<std::int32_t>{15496, 995});
+  // Default: as Megatron-LM and the reference encoder ("<|", "endoftext", "|>"), no false document end.
+  const auto plain = tok.encode("one<|endoftext|> two<|");
+  REQUIRE(std::find(plain.begin(), plain.end(), 50256) == plain.end());
+  REQUIRE(tok.encode("<|endoftext|>") == std::vector<std::int32_t>{27, 91, 437, 1659, 5239, 91, 29});
+  REQUIRE(tok.decode(plain) == "one<|endoftext|> two<|");
+  // Asked for: the text becomes the EOD id.
+  const Gpt2BpeTokenizer special(vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe", true);
   auto a = tok.encode("one");
   auto b = tok.encode(" two<|");
   std::vector<std::int32_t> joined = a;
   joined.push_back(50256);
   joined.insert(joined.end(), b.begin(), b.end());
-  REQUIRE(tok.encode("one<|endoftext|> two<|") == joined);
-  REQUIRE(tok.decode(joined) == "one<|endoftext|> two<|");
+  REQUIRE(special.encode("one<|endoftext|> two<|") == joined);
+  REQUIRE(special.decode(joined) == "one<|endoftext|> two<|");
+  REQUIRE(make_tokenizer({"gpt2_bpe", vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe", true})
+              ->encode("<|endoftext|>") == std::vector<std::int32_t>{50256});
   REQUIRE(tok.id_to_token(995) == "Ġworld");
   REQUIRE_THROWS_AS(tok.decode({50257}), Error);
   REQUIRE_THROWS_AS(tok.decode({-1}), Error);
@@ -155,20 +174,24 @@ TEST_CASE("byte tokenizer", "[unit]") {
   REQUIRE(tok.vocab_size() == 257);
   REQUIRE(tok.eod() == 256);
   REQUIRE(tok.encode("ab\xff") == std::vector<std::int32_t>{97, 98, 255});
-  REQUIRE(tok.encode("a<|endoftext|>b<|") == std::vector<std::int32_t>{97, 256, 98, 60, 124});
+  // Special-token text is bytes by default, as for gpt2_bpe; the EOD id when asked for.
+  REQUIRE(tok.encode("a<|endoftext|>b").size() == 15);
+  REQUIRE(ByteTokenizer(true).encode("a<|endoftext|>b<|") == std::vector<std::int32_t>{97, 256, 98, 60, 124});
   const std::string s = "héllo 👍\n";
   REQUIRE(tok.decode(tok.encode(s)) == s);
   REQUIRE(tok.decode({104, 256}) == "h<|endoftext|>");
   REQUIRE_THROWS_AS(tok.decode({257}), Error);
   REQUIRE(tok.special_token("<|endoftext|>") == 256);
-  auto made = make_tokenizer({"byte", "", ""});
+  auto made = make_tokenizer({"byte", "", "", false});
   REQUIRE(made->name() == "byte");
+  REQUIRE(made->encode("<|endoftext|>").size() == 13);
+  REQUIRE(make_tokenizer({"byte", "", "", true})->encode("<|endoftext|>") == std::vector<std::int32_t>{256});
 }
 
 TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
   TempDir dir;
-  REQUIRE_THROWS_AS(make_tokenizer({"sentencepiece", "", ""}), ConfigError);
-  REQUIRE_THROWS_AS(make_tokenizer({"gpt2_bpe", "", ""}), ConfigError);
+  REQUIRE_THROWS_AS(make_tokenizer({"sentencepiece", "", "", false}), ConfigError);
+  REQUIRE_THROWS_AS(make_tokenizer({"gpt2_bpe", "", "", false}), ConfigError);
   // A tiny valid byte-level vocab: the 256 byte symbols, "Ġa" (from merge "Ġ a") and EOD.
   nlohmann::json vocab;
   const auto b2u = gpt2_byte_to_unicode();
@@ -188,14 +211,16 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
     Gpt2BpeTokenizer tiny(v, m);
     REQUIRE(tiny.vocab_size() == 258);
     REQUIRE(tiny.encode("a a") == std::vector<std::int32_t>{'a', 256});
-    REQUIRE(tiny.encode("x<|endoftext|>") == std::vector<std::int32_t>{'x', 257});
+    REQUIRE(tiny.encode("x<|e") == std::vector<std::int32_t>{'x', '<', '|', 'e'});
+    REQUIRE(tiny.encode("x<|endoftext|>").size() == 14);  // text by default
+    REQUIRE(Gpt2BpeTokenizer(v, m, true).encode("x<|endoftext|>") == std::vector<std::int32_t>{'x', 257});
   }
   auto expect = [&](const std::string& vocab_text, const std::string& merges_text, const std::string& file,
                     const std::string& what) {
     test::write_text(dir / "v.json", vocab_text);
     test::write_text(dir / "m.txt", merges_text);
     try {
-      make_tokenizer({"gpt2_bpe", dir / "v.json", dir / "m.txt"});
+      make_tokenizer({"gpt2_bpe", dir / "v.json", dir / "m.txt", false});
       FAIL("no error; expected " << what);
     } catch (const FormatError& e) {
       const std::string msg = e.what();
@@ -222,15 +247,51 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
   no_eod.erase("<|endoftext|>");
   expect(no_eod.dump(), "", dir / "v.json", "<|endoftext|>");
   try {
-    make_tokenizer({"gpt2_bpe", dir / "missing.json", m});
+    make_tokenizer({"gpt2_bpe", dir / "missing.json", m, false});
     FAIL("no error for a missing file");
   } catch (const FormatError& e) {
     REQUIRE(std::string(e.what()).find(dir / "missing.json") != std::string::npos);
   }
   try {
-    make_tokenizer({"gpt2_bpe", v, dir / "missing.txt"});
+    make_tokenizer({"gpt2_bpe", v, dir / "missing.txt", false});
     FAIL("no error for a missing file");
   } catch (const FormatError& e) {
     REQUIRE(std::string(e.what()).find(dir / "missing.txt") != std::string::npos);
   }
+}
+
+TEST_CASE("[tokenizer] parse_special_tokens: off by default (train and generate), on when set", "[unit]") {
+  // tessera generate builds its tokenizer from the saved config the same way, so prompts follow it too.
+  const auto encode = [](const std::string& toml) {
+    Config c = Config::from_string(toml);
+    return build_tokenizer(c)->encode("a<|endoftext|>");
+  };
+  CHECK(encode("[tokenizer]\ntype = \"byte\"\n").size() == 14);
+  CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = false\n").size() == 14);
+  CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = true\n") == std::vector<std::int32_t>{'a', 256});
+  CHECK_THROWS_AS(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = \"yes\"\n"), ConfigError);
+}
+
+TEST_CASE("tokenizer files must be regular files: a FIFO or /dev/zero is refused at once", "[unit]") {
+  TempDir dir;
+  const std::string fifo = dir / "vocab.json";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::write_text(dir / "merges.txt", "#version: 0.2\n");
+  std::string msg = message_of<FormatError>([&] { make_tokenizer({"gpt2_bpe", fifo, dir / "merges.txt", false}); });
+  CHECK(msg.find(fifo) != std::string::npos);
+  CHECK(msg.find("FIFO") != std::string::npos);
+  nlohmann::json vocab;  // the 256 byte symbols and EOD: valid, so the merges file is read next
+  const auto b2u = gpt2_byte_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    std::string sym;
+    const char32_t cp = b2u[b];
+    if (cp < 0x80) sym += static_cast<char>(cp);
+    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
+    vocab[sym] = b;
+  }
+  vocab["<|endoftext|>"] = 256;
+  test::write_text(dir / "v.json", vocab.dump());
+  REQUIRE(Gpt2BpeTokenizer(dir / "v.json", dir / "merges.txt").vocab_size() == 257);
+  msg = message_of<FormatError>([&] { Gpt2BpeTokenizer(dir / "v.json", "/dev/zero"); });
+  CHECK(msg.find("/dev/zero: the merges file is a character device, not a regular file") != std::string::npos);
 }

@@ -45,6 +45,8 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
   const std::vector<std::int32_t> sizes = data_->sizes();
   try {
     indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);
+  } catch (const ConfigError& e) {  // too many samples asked for: keep the type, a setting is wrong
+    throw ConfigError(fmt::format("{}: {}", data_->idx_path(), e.what()));
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", data_->idx_path(), e.what()));
   }
@@ -99,7 +101,16 @@ std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<cons
                                     data->num_sequences(), num_samples[s], split_name(static_cast<Split>(s))));
     GptDatasetOptions o = options;
     o.num_samples = num_samples[s];
-    out[s] = std::make_unique<GptDataset>(data, r[s], r[s + 1], o);
+    try {
+      out[s] = std::make_unique<GptDataset>(data, r[s], r[s + 1], o);
+    } catch (const ConfigError& e) {
+      // The trainer asks train_iters × global_batch_size training samples, eval_iters × global_batch_size
+      // validation samples: name the setting to change.
+      throw ConfigError(fmt::format("{} split: {}; lower {}", split_name(static_cast<Split>(s)), e.what(),
+                                    s == 0   ? "training.train_iters (× training.global_batch_size samples)"
+                                    : s == 1 ? "training.eval_iters (× training.global_batch_size samples)"
+                                             : "the samples asked of the test split"));
+    }
   }
   return out;
 }

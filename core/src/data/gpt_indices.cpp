@@ -1,5 +1,6 @@
 #include "tessera/data/gpt_indices.hpp"
 
+#include <limits>
 #include <numeric>
 
 #include "tessera/data/numpy_random.hpp"
@@ -7,13 +8,31 @@
 
 namespace tessera {
 
+namespace {
+
+using i128 = __int128;
+
+// Megatron's _num_epochs loop in closed form: the smallest E >= 1 with (E·T − 1) // S >= N, i.e.
+// E·T − 1 >= N·S, i.e. E = max(1, ceil((N·S + 1) / T)). In 128 bits: N·S + 1 cannot overflow there.
+i128 num_epochs_wide(std::int64_t tokens_per_epoch, std::int64_t seq_length, std::int64_t num_samples) {
+  const i128 need = static_cast<i128>(num_samples) * seq_length + 1;
+  const i128 e = (need + tokens_per_epoch - 1) / tokens_per_epoch;
+  return e < 1 ? 1 : e;
+}
+
+std::string gib(double bytes) { return fmt::format("{:.3g} GiB", bytes / (1024.0 * 1024 * 1024)); }
+
+}  // namespace
+
 std::int64_t gpt_num_epochs(std::int64_t tokens_per_epoch, std::int64_t seq_length, std::int64_t num_samples) {
-  std::int64_t epochs = 0, total = 0;
-  while (true) {
-    ++epochs;
-    total += tokens_per_epoch;
-    if ((total - 1) / seq_length >= num_samples) return epochs;
-  }
+  if (tokens_per_epoch < 1 || seq_length < 1 || num_samples < 0)
+    throw Error(fmt::format("GPT dataset: cannot count epochs for {} tokens per epoch, seq_length {}, {} samples",
+                            tokens_per_epoch, seq_length, num_samples));
+  const i128 e = num_epochs_wide(tokens_per_epoch, seq_length, num_samples);
+  if (e > std::numeric_limits<std::int64_t>::max())
+    throw ConfigError(fmt::format("GPT dataset: {} samples of {} tokens need more than 2^63 epochs of {} tokens",
+                                  num_samples, seq_length, tokens_per_epoch));
+  return static_cast<std::int64_t>(e);
 }
 
 namespace {
@@ -72,11 +91,33 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
   if (num_samples < 0) throw Error(fmt::format("GPT dataset: negative number of samples {}", num_samples));
   if (doc_begin < 0 || doc_end < doc_begin || doc_end > static_cast<std::int64_t>(sizes.size()))
     throw Error(fmt::format("GPT dataset: document range [{}, {}) outside [0, {})", doc_begin, doc_end, sizes.size()));
+  // doc_idx holds sequence ids as int32, as Megatron's does.
+  if (doc_end - 1 > std::numeric_limits<std::int32_t>::max())
+    throw Error(fmt::format("GPT dataset: document range [{}, {}) has ids past int32", doc_begin, doc_end));
   GptIndices r;
   for (std::int64_t d = doc_begin; d < doc_end; ++d) r.tokens_per_epoch += sizes[static_cast<std::size_t>(d)];
   if (r.tokens_per_epoch < 2)
     throw Error(fmt::format("GPT dataset: documents [{}, {}) hold {} tokens; at least 2 are needed to make a sample",
                             doc_begin, doc_end, r.tokens_per_epoch));
+  // Size the three arrays before building anything: a huge sample count must be a clear error, not
+  // an endless epoch loop, an int64 overflow or a bad_alloc after minutes.
+  {
+    const i128 epochs = num_epochs_wide(r.tokens_per_epoch, seq_length, num_samples);  // < 2^126
+    const i128 total_samples = (epochs * r.tokens_per_epoch - 1) / seq_length;          // epochs·T < 2^127
+    // In double: epochs × documents may pass even 128 bits; only the comparison matters.
+    const double entries = static_cast<double>(epochs) * static_cast<double>(doc_end - doc_begin);
+    const double bytes = 4.0 * entries + 24.0 * static_cast<double>(total_samples) + 16.0;
+    // The bound also keeps epochs · tokens_per_epoch (the token positions below) within int64.
+    if (bytes > static_cast<double>(kMaxGptIndexBytes) ||
+        epochs * r.tokens_per_epoch > static_cast<i128>(std::numeric_limits<std::int64_t>::max()))
+      throw ConfigError(fmt::format(
+          "GPT dataset: {} samples of {} tokens need {} epoch(s) over documents [{}, {}) ({} tokens per epoch); "
+          "their indices would take {} ({} document entries, {} samples), more than the {} limit",
+          num_samples, seq_length, epochs > std::numeric_limits<std::int64_t>::max() ? std::string("> 2^63")
+                                                                                     : std::to_string(static_cast<std::int64_t>(epochs)),
+          doc_begin, doc_end, r.tokens_per_epoch, gib(bytes), fmt::format("{:.3g}", entries),
+          fmt::format("{:.3g}", static_cast<double>(total_samples)), gib(static_cast<double>(kMaxGptIndexBytes))));
+  }
   r.num_epochs = gpt_num_epochs(r.tokens_per_epoch, seq_length, num_samples);
   NumpyRandomState rng(seed);
   std::int64_t from_first_epochs = 0;

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "tessera/error.hpp"
 
@@ -36,10 +38,53 @@ bool known_token_dtype(std::uint8_t code) {
   return code == 1 || code == 2 || code == 3 || code == 4 || code == 5 || code == 8;
 }
 
+// Index of the first element of src[0, n) that is not a token id (negative, or past int32), or -1.
+// Token ids are non-negative int32 values; an int64 2^32 + 65 must not be narrowed to 65.
+template <typename T>
+std::int64_t first_bad_token(const unsigned char* src, std::int64_t n) {
+  if constexpr (std::is_unsigned_v<T> && sizeof(T) < sizeof(std::int32_t)) {
+    return -1;
+  } else {
+    for (std::int64_t k = 0; k < n; ++k) {
+      T v;
+      std::memcpy(&v, src + k * static_cast<std::int64_t>(sizeof(T)), sizeof v);  // .bin data is unaligned
+      if (v < 0 || static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+        return k;
+    }
+    return -1;
+  }
+}
+
 template <typename T>
 void convert(const void* src, std::int64_t n, std::int32_t* out) {
-  const T* s = static_cast<const T*>(src);
-  for (std::int64_t k = 0; k < n; ++k) out[k] = static_cast<std::int32_t>(s[k]);
+  const auto* s = static_cast<const unsigned char*>(src);
+  for (std::int64_t k = 0; k < n; ++k) {
+    T v;
+    std::memcpy(&v, s + k * static_cast<std::int64_t>(sizeof(T)), sizeof v);
+    out[k] = static_cast<std::int32_t>(v);
+  }
+}
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISFIFO(mode)) return "FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "character device";
+  if (S_ISBLK(mode)) return "block device";
+  if (S_ISSOCK(mode)) return "socket";
+  return "special file";
+}
+
+// A name next to `path` that no other writer uses: <path>.tmp.<pid>.<n>. Created with O_EXCL and
+// mode 0666 (less the umask), as fopen would create the file itself.
+int create_temporary(const std::string& path, std::string& tmp_out) {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    tmp_out = fmt::format("{}.tmp.{}.{}", path, static_cast<long>(::getpid()), counter++);
+    const int fd = ::open(tmp_out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST) throw FormatError(fmt::format("{}: cannot create: {}", tmp_out, std::strerror(errno)));
+  }
+  throw FormatError(fmt::format("{}: cannot create a temporary file next to it (100 names taken)", path));
 }
 
 }  // namespace
@@ -99,13 +144,19 @@ struct IndexedDataset::Mapping {
   const unsigned char* data = nullptr;
   std::size_t size = 0;
   explicit Mapping(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO named as .idx or .bin must be refused, not wait for a writer for ever.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     struct stat st{};
     if (::fstat(fd, &st) != 0) {
       int e = errno;
       ::close(fd);
       throw FormatError(fmt::format("{}: cannot stat: {}", path, std::strerror(e)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw FormatError(fmt::format("{}: is a {}, not a regular file (an indexed dataset is two regular files)",
+                                    path, file_kind(st.st_mode)));
     }
     size = static_cast<std::size_t>(st.st_size);
     if (size > 0) {
@@ -240,12 +291,23 @@ void IndexedDataset::read(std::int64_t i, std::int64_t offset, std::int64_t leng
     throw Error(fmt::format("{}: tokens [{}, {}) out of range for sequence {} of {} tokens", idx_path_, offset,
                             offset + length, i, v.length));
   const auto* base = static_cast<const unsigned char*>(v.data) + offset * static_cast<std::int64_t>(index_dtype_size(dtype_));
+  // Checked before narrowing: an id that is negative or past int32 is corrupt data, never a token.
+  auto check = [&](auto tag) {
+    using T = decltype(tag);
+    const std::int64_t k = first_bad_token<T>(base, length);
+    if (k < 0) return;
+    T bad;
+    std::memcpy(&bad, base + k * static_cast<std::int64_t>(sizeof(T)), sizeof bad);
+    throw FormatError(fmt::format("{}: token {} at position {} of sequence {} is not a token id (ids are "
+                                  "non-negative and fit int32; dtype {}): corrupt data or not a token file",
+                                  bin_path_, static_cast<std::int64_t>(bad), offset + k, i, index_dtype_name(dtype_)));
+  };
   switch (dtype_) {
     case IndexDtype::u8: convert<std::uint8_t>(base, length, out); break;
-    case IndexDtype::i8: convert<std::int8_t>(base, length, out); break;
-    case IndexDtype::i16: convert<std::int16_t>(base, length, out); break;
-    case IndexDtype::i32: if (length) std::memcpy(out, base, static_cast<std::size_t>(length) * 4); break;
-    case IndexDtype::i64: convert<std::int64_t>(base, length, out); break;
+    case IndexDtype::i8: check(std::int8_t{}); convert<std::int8_t>(base, length, out); break;
+    case IndexDtype::i16: check(std::int16_t{}); convert<std::int16_t>(base, length, out); break;
+    case IndexDtype::i32: check(std::int32_t{}); if (length) std::memcpy(out, base, static_cast<std::size_t>(length) * 4); break;
+    case IndexDtype::i64: check(std::int64_t{}); convert<std::int64_t>(base, length, out); break;
     case IndexDtype::u16: convert<std::uint16_t>(base, length, out); break;
     default: throw Error(fmt::format("{}: dtype {} holds no tokens", idx_path_, index_dtype_name(dtype_)));
   }
@@ -264,19 +326,32 @@ IndexedDatasetWriter::IndexedDatasetWriter(const std::string& prefix, IndexDtype
     : prefix_(prefix), dtype_(dtype) {
   if (!known_token_dtype(static_cast<std::uint8_t>(dtype)))
     throw Error(fmt::format("{}.bin: cannot write tokens as {}", prefix, index_dtype_name(dtype)));
-  const std::string bin = prefix + ".bin";
-  bin_ = std::fopen(bin.c_str(), "wb");
-  if (!bin_) throw FormatError(fmt::format("{}: cannot create: {}", bin, std::strerror(errno)));
-  // A stale .idx from an earlier run must not pair with the new .bin.
-  std::remove((prefix + ".idx").c_str());
+  // Tokens go to a temporary file beside <prefix>.bin, renamed into place by finalize(): an existing
+  // <prefix>.bin is never truncated, so a trainer that has it memory-mapped keeps reading a valid
+  // file (truncating a mapped file kills its reader with SIGBUS), and a failed run leaves the old
+  // dataset as it was.
+  const int fd = create_temporary(prefix + ".bin", bin_tmp_);
+  bin_ = ::fdopen(fd, "wb");
+  if (!bin_) {
+    const int e = errno;
+    ::close(fd);
+    std::remove(bin_tmp_.c_str());
+    throw FormatError(fmt::format("{}: cannot open: {}", bin_tmp_, std::strerror(e)));
+  }
 }
 
 IndexedDatasetWriter::~IndexedDatasetWriter() {
   if (bin_) std::fclose(bin_);
+  if (!finalized_) discard();
+}
+
+void IndexedDatasetWriter::discard() {
+  if (!bin_tmp_.empty()) std::remove(bin_tmp_.c_str());
+  bin_tmp_.clear();
 }
 
 void IndexedDatasetWriter::add_sequence(std::span<const std::int32_t> tokens) {
-  if (finalized_) throw Error(fmt::format("{}.bin: add_sequence after finalize", prefix_));
+  if (finalized_ || !bin_) throw Error(fmt::format("{}.bin: add_sequence after finalize", prefix_));
   if (tokens.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
     throw Error(fmt::format("{}.bin: sequence of {} tokens exceeds the int32 size field", prefix_, tokens.size()));
   buffer_.clear();
@@ -299,7 +374,7 @@ void IndexedDatasetWriter::add_sequence(std::span<const std::int32_t> tokens) {
     default: break;
   }
   if (!buffer_.empty() && std::fwrite(buffer_.data(), 1, buffer_.size(), bin_) != buffer_.size())
-    throw FormatError(fmt::format("{}.bin: write failed: {}", prefix_, std::strerror(errno)));
+    throw FormatError(fmt::format("{}: write failed: {}", bin_tmp_, std::strerror(errno)));
   bin_bytes_ += static_cast<std::int64_t>(buffer_.size());
   sizes_.push_back(static_cast<std::int32_t>(tokens.size()));
 }
@@ -312,7 +387,7 @@ void IndexedDatasetWriter::add_document(std::span<const std::int32_t> tokens) {
 }
 
 void IndexedDatasetWriter::merge(const std::string& other_prefix) {
-  if (finalized_) throw Error(fmt::format("{}.bin: merge after finalize", prefix_));
+  if (finalized_ || !bin_) throw Error(fmt::format("{}.bin: merge after finalize", prefix_));
   IndexedDataset other(other_prefix);
   if (other.dtype() != dtype_)
     throw FormatError(fmt::format("{}: dtype {} differs from {}'s dtype {}; cannot merge", other.idx_path(),
@@ -326,18 +401,28 @@ void IndexedDatasetWriter::merge(const std::string& other_prefix) {
   if (bytes > 0) {
     const void* data = other.sequence(0).data;
     if (std::fwrite(data, 1, static_cast<std::size_t>(bytes), bin_) != static_cast<std::size_t>(bytes))
-      throw FormatError(fmt::format("{}.bin: write failed: {}", prefix_, std::strerror(errno)));
+      throw FormatError(fmt::format("{}: write failed: {}", bin_tmp_, std::strerror(errno)));
   }
   bin_bytes_ += bytes;
 }
 
 void IndexedDatasetWriter::finalize() {
   if (finalized_) return;
-  if (std::fclose(bin_) != 0) {
-    bin_ = nullptr;
-    throw FormatError(fmt::format("{}.bin: close failed: {}", prefix_, std::strerror(errno)));
-  }
+  if (bin_tmp_.empty()) throw Error(fmt::format("{}.bin: finalize after a failed finalize", prefix_));
+  // Any failure from here on removes the temporaries and leaves the old dataset (if any) in place.
+  struct Cleanup {
+    IndexedDatasetWriter* w;
+    std::string idx_tmp;
+    bool armed = true;
+    ~Cleanup() {
+      if (!armed) return;
+      if (!idx_tmp.empty()) std::remove(idx_tmp.c_str());
+      w->discard();
+    }
+  } cleanup{this, {}};
+  const int close_rc = std::fclose(bin_);
   bin_ = nullptr;
+  if (close_rc != 0) throw FormatError(fmt::format("{}: close failed: {}", bin_tmp_, std::strerror(errno)));
   const std::size_t n = sizes_.size();
   std::vector<unsigned char> out;
   out.reserve(IndexedDataset::kHeaderBytes + 12 * n + 8 * doc_idx_.size());
@@ -354,14 +439,28 @@ void IndexedDatasetWriter::finalize() {
     ptr += s * item;
   }
   for (std::int64_t d : doc_idx_) append_le(out, d);
-  // Write to a temporary name and rename, so a crash never leaves a half-written index.
-  const std::string idx = prefix_ + ".idx", tmp = idx + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw FormatError(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
+  // The index too goes to a temporary name first, so a crash never leaves a half-written index.
+  const std::string idx = prefix_ + ".idx", bin = prefix_ + ".bin";
+  const int fd = create_temporary(idx, cleanup.idx_tmp);
+  std::FILE* f = ::fdopen(fd, "wb");
+  if (!f) {
+    const int e = errno;
+    ::close(fd);
+    throw FormatError(fmt::format("{}: cannot open: {}", cleanup.idx_tmp, std::strerror(e)));
+  }
   const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
-  if (std::fclose(f) != 0 || !ok) throw FormatError(fmt::format("{}: write failed: {}", tmp, std::strerror(errno)));
-  if (std::rename(tmp.c_str(), idx.c_str()) != 0)
-    throw FormatError(fmt::format("{}: cannot rename to {}: {}", tmp, idx, std::strerror(errno)));
+  if (std::fclose(f) != 0 || !ok)
+    throw FormatError(fmt::format("{}: write failed: {}", cleanup.idx_tmp, std::strerror(errno)));
+  // The old .idx goes first: between the renames a reader finds no index (a clean error), never a
+  // new .bin paired with the old .idx. Readers that mapped the old files keep them (unlinked inodes).
+  if (std::remove(idx.c_str()) != 0 && errno != ENOENT)
+    throw FormatError(fmt::format("{}: cannot replace: {}", idx, std::strerror(errno)));
+  if (std::rename(bin_tmp_.c_str(), bin.c_str()) != 0)
+    throw FormatError(fmt::format("{}: cannot rename to {}: {}", bin_tmp_, bin, std::strerror(errno)));
+  bin_tmp_.clear();  // now <prefix>.bin: not ours to remove
+  if (std::rename(cleanup.idx_tmp.c_str(), idx.c_str()) != 0)
+    throw FormatError(fmt::format("{}: cannot rename to {}: {}", cleanup.idx_tmp, idx, std::strerror(errno)));
+  cleanup.armed = false;
   finalized_ = true;
 }
 

@@ -19,15 +19,39 @@
 #include <sstream>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
+#include "../io/json_input.hpp"
+#include "../tokenizer/unicode_classes.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/data/progress_bar.hpp"
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+const char* kind_of(fs::file_type t) {
+  switch (t) {
+    case fs::file_type::fifo: return "FIFO (named pipe)";
+    case fs::file_type::socket: return "socket";
+    case fs::file_type::character: return "character device";
+    case fs::file_type::block: return "block device";
+    case fs::file_type::not_found: return "broken symbolic link";
+    default: return "special file";
+  }
+}
+
+}  // namespace
 
 std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options) {
   if (options.inputs.empty()) throw ConfigError("preprocess: no inputs given");
@@ -45,13 +69,24 @@ std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options
     if (fs::is_directory(st)) {
       std::vector<std::string> found;
       for (auto it = fs::recursive_directory_iterator(in, fs::directory_options::skip_permission_denied, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (it->is_regular_file() && keep(it->path())) found.push_back(it->path().string());
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::error_code sec;
+        const auto entry = it->status(sec);  // links followed
+        if (fs::is_directory(entry) || !keep(it->path())) continue;
+        if (fs::is_regular_file(entry)) {
+          found.push_back(it->path().string());
+        } else {
+          // A FIFO would block the reader and a device may never end: skipped, with a warning.
+          log_warn("preprocess: skipping {}: a {}, not a regular file", it->path().string(), kind_of(entry.type()));
+        }
+      }
       if (ec) throw FormatError(fmt::format("{}: cannot list folder: {}", in, ec.message()));
       std::sort(found.begin(), found.end());  // directory order is arbitrary; output must not be
       files.insert(files.end(), found.begin(), found.end());
     } else {
-      files.push_back(in);  // a file named explicitly is used whatever its extension
+      // A file named explicitly is used whatever its extension, but it must be a regular file.
+      require_regular_file(in, "the input");
+      files.push_back(in);
     }
   }
   return files;
@@ -70,33 +105,129 @@ struct Batch {
   std::int64_t bytes = 0;
 };
 
+// Invalid UTF-8 in one plain-text document (= one file).
+struct Utf8Report {
+  std::size_t file = 0;
+  std::int64_t invalid_bytes = 0;
+  std::int64_t first_offset = 0, first_line = 0;
+};
+
 struct Result {
   std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<Utf8Report> utf8;  // documents with invalid UTF-8, in order
   std::int64_t bytes = 0;
   std::exception_ptr error;
 };
 
+// Bytes of `text` that are not part of a valid UTF-8 character (0 for valid text); the first one's
+// byte offset and 1-based line.
+Utf8Report check_utf8(std::string_view text, std::size_t file) {
+  Utf8Report r;
+  r.file = file;
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const auto d = unicode::decode_utf8(text, i);
+    if (!d.valid) {
+      if (r.invalid_bytes++ == 0) {
+        r.first_offset = static_cast<std::int64_t>(i);
+        r.first_line = 1 + static_cast<std::int64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(i), '\n'));
+      }
+    }
+    i += d.len;
+  }
+  return r;
+}
+
 std::string document_text(const RawDoc& d, const std::vector<std::string>& files, const std::string& key) {
   if (key.empty()) return d.text;
-  const std::string& file = files[d.file];
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(d.text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(fmt::format("{}:{}: invalid JSON: {}", file, d.line, e.what()));
-  }
-  if (!j.is_object()) throw FormatError(fmt::format("{}:{}: expected a JSON object, got {}", file, d.line, j.type_name()));
+  const std::string where = fmt::format("{}:{}", files[d.file], d.line);
+  const nlohmann::json j = detail::parse_untrusted_json(d.text, where);
+  if (!j.is_object()) throw FormatError(fmt::format("{}: expected a JSON object, got {}", where, detail::describe_json(j)));
   auto it = j.find(key);
   if (it == j.end()) {
     std::string keys;
-    for (auto& [k, v] : j.items()) keys += (keys.empty() ? "" : ", ") + k;
-    throw FormatError(fmt::format("{}:{}: no key \"{}\" in the JSON object (its keys: {})", file, d.line, key,
+    std::size_t listed = 0;
+    for (auto k = j.begin(); k != j.end(); ++k) {
+      if (listed == 8) {
+        keys += fmt::format(", … ({} keys)", j.size());
+        break;
+      }
+      keys += (listed++ ? ", " : "") + quote_untrusted(k.key(), 40);
+    }
+    throw FormatError(fmt::format("{}: no key {} in the JSON object (its keys: {})", where, quote_untrusted(key, 40),
                                   keys.empty() ? "none" : keys));
   }
   if (!it->is_string())
-    throw FormatError(fmt::format("{}:{}: \"{}\" is a {}, expected a string", file, d.line, key, it->type_name()));
+    throw FormatError(fmt::format("{}: {} is a {}, expected a string", where, quote_untrusted(key, 40), it->type_name()));
   return it->get<std::string>();
 }
+
+// Reads a file line by line with read(2) on a descriptor opened without blocking and checked to be a
+// regular file (a FIFO or a device that took the place of a listed file is refused, not waited on),
+// and with a cap on the length of one line.
+class LineReader {
+ public:
+  LineReader(const std::string& path, std::uint64_t max_line) : path_(path), max_line_(max_line) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    struct stat st{};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      fd_ = -1;
+      require_regular_file(path, "the input");  // names what it is
+      throw FormatError(fmt::format("{}: the input is not a regular file", path));
+    }
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+  }
+  ~LineReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // The next line without its '\n' (as std::getline: a last line without '\n' counts, nothing after
+  // a final '\n' does); false at the end.
+  bool next(std::string& line, std::int64_t line_no) {
+    line.clear();
+    while (true) {
+      if (pos_ == end_) {
+        if (eof_) return !line.empty();
+        ssize_t n;
+        do n = ::read(fd_, buf_.data(), buf_.size());
+        while (n < 0 && errno == EINTR);
+        if (n < 0) throw FormatError(fmt::format("{}:{}: read error: {}", path_, line_no, std::strerror(errno)));
+        if (n == 0) {
+          eof_ = true;
+          return !line.empty();
+        }
+        pos_ = 0;
+        end_ = static_cast<std::size_t>(n);
+      }
+      const char* start = buf_.data() + pos_;
+      const auto* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - pos_));
+      const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : end_ - pos_;
+      if (line.size() + take > max_line_)
+        throw FormatError(fmt::format("{}:{}: line longer than {} bytes", path_, line_no, max_line_));
+      line.append(start, take);
+      pos_ += take;
+      if (nl) {
+        ++pos_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::string path_;
+  std::uint64_t max_line_;
+  int fd_ = -1;
+  std::vector<char> buf_ = std::vector<char>(std::size_t{1} << 20);
+  std::size_t pos_ = 0, end_ = 0;
+  bool eof_ = false;
+};
 
 class Pipeline {
  public:
@@ -114,7 +245,13 @@ class Pipeline {
       if (!ec) total_bytes += static_cast<std::int64_t>(sz);
     }
     const fs::path parent = fs::path(opt_.output_prefix).parent_path();
-    if (!parent.empty()) fs::create_directories(parent);
+    if (!parent.empty()) {
+      std::error_code ec;
+      fs::create_directories(parent, ec);
+      if (ec) throw FormatError(fmt::format("{}: cannot create the output folder: {}", parent.string(), ec.message()));
+    }
+    // Writes to temporaries; <prefix>.bin/.idx are replaced only by finalize() below, so on any error
+    // an existing dataset stays as it was and the writer's destructor removes its temporaries.
     IndexedDatasetWriter writer(opt_.output_prefix, index_dtype_for_vocab(tok_.vocab_size()));
     ProgressBar bar("preprocess", total_bytes, opt_.progress);
 
@@ -136,6 +273,12 @@ class Pipeline {
         }
         cv_space_.notify_one();
         if (r.error) std::rethrow_exception(r.error);
+        for (const Utf8Report& u : r.utf8) {  // one warning per file, in input order
+          ++stats.files_invalid_utf8;
+          log_warn("preprocess: {}: {} byte(s) are not valid UTF-8 (the first at byte {}, line {}); kept as "
+                   "byte-level tokens (--strict-utf8 makes this an error)",
+                   files_[u.file], u.invalid_bytes, u.first_offset, u.first_line);
+        }
         for (auto& t : r.tokens) {
           if (t.empty()) {
             ++stats.empty_skipped;
@@ -162,11 +305,7 @@ class Pipeline {
     reader.join();
     for (auto& w : workers) w.join();
     if (!error && reader_error_) error = reader_error_;
-    if (error) {
-      std::error_code ec;
-      fs::remove(opt_.output_prefix + ".bin", ec);  // the .idx was never written
-      std::rethrow_exception(error);
-    }
+    if (error) std::rethrow_exception(error);
     writer.finalize();
     bar.finish(stats.input_bytes, stats.documents, stats.tokens);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -196,19 +335,16 @@ class Pipeline {
         return true;
       };
       for (std::size_t f = 0; f < files_.size(); ++f) {
-        std::ifstream in(files_[f], std::ios::binary);
-        if (!in) throw FormatError(fmt::format("{}: cannot open: {}", files_[f], std::strerror(errno)));
         if (opt_.json_key.empty()) {
-          std::ostringstream ss;
-          ss << in.rdbuf();
-          if (in.bad()) throw FormatError(fmt::format("{}: read error", files_[f]));
-          std::string text = ss.str();
+          // Regular files only (read_whole_file refuses a FIFO without blocking), at most the cap.
+          std::string text = read_whole_file(files_[f], "the input", kMaxInputDocumentBytes);
           const auto bytes = static_cast<std::int64_t>(text.size());
           if (!add(RawDoc{std::move(text), f, 0}, bytes)) return;
         } else {
+          LineReader in(files_[f], kMaxInputDocumentBytes);
           std::string line;
           std::int64_t line_no = 0;
-          while (std::getline(in, line)) {
+          while (in.next(line, line_no + 1)) {
             ++line_no;
             const auto bytes = static_cast<std::int64_t>(line.size()) + 1;
             if (line.find_first_not_of(" \t\r") == std::string::npos) {
@@ -216,9 +352,8 @@ class Pipeline {
               continue;
             }
             if (!add(RawDoc{std::move(line), f, line_no}, bytes)) return;
-            line.clear();
+            line = std::string();
           }
-          if (in.bad()) throw FormatError(fmt::format("{}:{}: read error", files_[f], line_no + 1));
         }
       }
       if (!flush()) return;
@@ -250,7 +385,18 @@ class Pipeline {
       r.bytes = job.second.bytes;
       try {
         r.tokens.reserve(job.second.docs.size());
-        for (const RawDoc& d : job.second.docs) r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+        for (const RawDoc& d : job.second.docs) {
+          if (opt_.json_key.empty()) {
+            // JSON strings are valid UTF-8 by the time they parse; plain text is checked here.
+            const Utf8Report u = check_utf8(d.text, d.file);
+            if (u.invalid_bytes > 0 && opt_.strict_utf8)
+              throw FormatError(fmt::format("{}: invalid UTF-8 at byte {} (line {}; {} invalid byte(s) in the file); "
+                                            "--strict-utf8 refuses it",
+                                            files_[d.file], u.first_offset, u.first_line, u.invalid_bytes));
+            if (u.invalid_bytes > 0) r.utf8.push_back(u);
+          }
+          r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+        }
       } catch (...) {
         r.error = std::current_exception();
       }
@@ -279,12 +425,34 @@ class Pipeline {
   std::exception_ptr reader_error_;
 };
 
+// Refuses an input that is one of the outputs (same device and inode as an existing <prefix>.bin or
+// .idx, whatever the names): `-i x.bin -o x` would otherwise turn its own input into the dataset.
+void refuse_input_as_output(const std::vector<std::string>& files, const std::string& prefix) {
+  std::vector<std::pair<std::string, struct stat>> outputs;
+  for (const char* ext : {".bin", ".idx"}) {
+    struct stat st{};
+    if (::stat((prefix + ext).c_str(), &st) == 0) outputs.emplace_back(prefix + ext, st);
+  }
+  if (outputs.empty()) return;
+  for (const auto& f : files) {
+    struct stat st{};
+    if (::stat(f.c_str(), &st) != 0) continue;  // reported when it is read
+    for (const auto& [out, ost] : outputs)
+      if (st.st_dev == ost.st_dev && st.st_ino == ost.st_ino)
+        throw ConfigError(fmt::format("preprocess: the input {} is the output {} (the same file); writing the "
+                                      "dataset would replace its own input. Choose another --output-prefix",
+                                      f, out));
+  }
+}
+
 }  // namespace
 
 PreprocessStats preprocess(const Tokenizer& tokenizer, const PreprocessOptions& options) {
   if (options.output_prefix.empty()) throw ConfigError("preprocess: no output prefix given");
   if (options.workers < 1) throw ConfigError(fmt::format("preprocess: workers must be >= 1, got {}", options.workers));
-  Pipeline p(tokenizer, options, list_preprocess_inputs(options));
+  std::vector<std::string> files = list_preprocess_inputs(options);
+  refuse_input_as_output(files, options.output_prefix);
+  Pipeline p(tokenizer, options, std::move(files));
   return p.run();
 }
 

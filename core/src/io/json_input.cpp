@@ -66,7 +66,7 @@ nlohmann::json parse_untrusted_json(std::string_view text, const std::string& wh
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(fmt::format("{}: invalid JSON at byte {}: {}", what, e.byte, quote_untrusted(e.what(), 160)));
-  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+  } catch (const nlohmann::json::exception& e) {  // out_of_range 406: a number past double ("1e400")
     throw FormatError(fmt::format("{}: invalid JSON: {}", what, quote_untrusted(e.what(), 160)));
   }
 }

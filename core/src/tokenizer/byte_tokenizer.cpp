@@ -12,7 +12,7 @@ std::vector<std::int32_t> ByteTokenizer::encode(std::string_view text) const {
   std::vector<std::int32_t> out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
-    if (text[i] == '<' && text.substr(i).starts_with(kEndOfText)) {
+    if (parse_special_tokens_ && text[i] == '<' && text.substr(i).starts_with(kEndOfText)) {
       out.push_back(kEod);
       i += kEndOfText.size();
     } else {

@@ -72,8 +72,9 @@ struct Gpt2BpeTokenizer::Cache {
   std::array<Shard, kShards> shards;
 };
 
-Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file)
-    : vocab_file_(vocab_file), cache_(std::make_unique<Cache>()) {
+Gpt2BpeTokenizer::Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file,
+                                   bool parse_special_tokens)
+    : vocab_file_(vocab_file), parse_special_tokens_(parse_special_tokens), cache_(std::make_unique<Cache>()) {
   // --- vocab.json: {"token": id}
   const nlohmann::json vocab =
       detail::parse_untrusted_json(read_file(vocab_file, "the vocab file"), vocab_file + ": the vocab file");
@@ -246,10 +247,12 @@ void Gpt2BpeTokenizer::encode_ordinary(std::string_view text, std::vector<std::i
 }
 
 void Gpt2BpeTokenizer::encode_into(std::string_view text, std::vector<std::int32_t>& out) const {
-  // Special tokens are cut out first so that "<|endoftext|>" in the text becomes the EOD id.
+  // By default special tokens' text is ordinary text (Megatron-LM, OpenAI's encoder); with
+  // parse_special_tokens they are cut out first so that "<|endoftext|>" in the text becomes the EOD id.
   std::size_t start = 0, search = 0;
   while (true) {
-    const std::size_t at = specials_.empty() ? std::string_view::npos : text.find("<|", search);
+    const std::size_t at =
+        !parse_special_tokens_ || specials_.empty() ? std::string_view::npos : text.find("<|", search);
     if (at == std::string_view::npos) break;
     const std::pair<std::string, std::int32_t>* hit = nullptr;
     for (const auto& s : specials_)

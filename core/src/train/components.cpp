@@ -10,6 +10,7 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
   ConfigSection s = config.section("tokenizer");
   TokenizerOptions o;
   o.type = s.get_choice("type", "gpt2_bpe", {"gpt2_bpe", "byte"});
+  o.parse_special_tokens = s.get_bool("parse_special_tokens", false);
   if (o.type == "gpt2_bpe") {
     o.vocab_file = s.get_string("vocab_file");
     o.merges_file = s.get_string("merges_file");
@@ -73,8 +74,8 @@ PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& l
 
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {
   const std::int64_t T = dataset.seq_length();
-  if (first < 0 || first + count > dataset.size())
-    throw Error(fmt::format("samples [{}, {}) requested from a dataset of {} samples", first, first + count, dataset.size()));
+  if (first < 0 || count < 0 || count > dataset.size() - first)  // first + count could overflow
+    throw Error(fmt::format("{} samples from sample {} requested from a dataset of {} samples", count, first, dataset.size()));
   Batch b{Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T})};
   for (std::int64_t i = 0; i < count; ++i)
     dataset.sample(first + i, b.tokens.data<std::int32_t>() + i * T, b.labels.data<std::int32_t>() + i * T,

@@ -114,9 +114,8 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   // As Megatron-LM: enough training samples for every iteration; the validation set is the
   // eval_iters global batches every evaluation reads (the same ones, so values compare).
   if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]))
-    throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples do not fit in "
-                                  "64 bits: no run can read that many samples",
-                                  options_.train_iters, options_.global_batch_size));
+    throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
+                                  "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
   data_ = build_data(config_, request);

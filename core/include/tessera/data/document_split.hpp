@@ -10,8 +10,9 @@
 namespace tessera {
 
 // Returns {0, end_train, end_valid, N}: split s is documents [r[s], r[s+1]).
-// Throws ConfigError for an empty string, a non-number, a negative weight, more than three
-// weights, or weights summing to zero.
+// Throws ConfigError naming data.split and the value for an empty string, a non-number, a NaN,
+// infinite or out-of-range weight, a negative weight, more than three weights, or weights whose sum
+// is zero or not finite ("1e308,1e308,0").
 std::array<std::int64_t, 4> parse_document_split(const std::string& spec, std::int64_t num_documents);
 
 }  // namespace tessera

@@ -29,11 +29,18 @@ struct GptIndices {
   std::int64_t num_samples() const { return static_cast<std::int64_t>(shuffle_idx.size()); }
 };
 
-// Smallest E with (E · tokens_per_epoch − 1) / seq_length >= num_samples (Megatron's _num_epochs).
+// The most memory the three arrays may take (4 bytes per doc_idx entry, 24 per sample): 64 GiB is
+// ~2.8e9 samples, several trillion tokens at common sequence lengths.
+inline constexpr std::int64_t kMaxGptIndexBytes = std::int64_t{64} << 30;
+
+// Smallest E >= 1 with (E · tokens_per_epoch − 1) / seq_length >= num_samples (Megatron's
+// _num_epochs loop, in closed form).
 std::int64_t gpt_num_epochs(std::int64_t tokens_per_epoch, std::int64_t seq_length, std::int64_t num_samples);
 
 // sizes: tokens per sequence of the whole indexed dataset; documents: [doc_begin, doc_end).
-// Throws tessera::Error when the range holds fewer than 2 tokens or seq_length < 1.
+// Throws tessera::Error when the range holds fewer than 2 tokens or seq_length < 1, and ConfigError
+// when the indices for num_samples would take more than kMaxGptIndexBytes (computed first, in 128-bit
+// arithmetic, so any int64 num_samples is a quick, clear answer).
 GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
                              std::int64_t num_samples, std::int64_t seq_length, std::uint32_t seed);
 

@@ -85,9 +85,11 @@ class IndexedDataset {
   const unsigned char* doc_idx_ = nullptr;   // int64[D], unaligned
 };
 
-// Writes <prefix>.bin as sequences arrive and <prefix>.idx at finalize(), like Megatron's
-// MMapIndexedDatasetBuilder. Not finalizing leaves no .idx (so a crash never leaves a valid-looking
-// but incomplete dataset).
+// Writes tokens as sequences arrive and the index at finalize(), like Megatron's
+// MMapIndexedDatasetBuilder, but both into temporary files beside <prefix> (<prefix>.bin.tmp.<pid>.<n>)
+// that finalize() renames into place: an existing <prefix>.bin/.idx is replaced, never truncated, so
+// a reader that has the old files mapped keeps valid files, and a writer that fails or is destroyed
+// without finalize() removes its temporaries and leaves an existing dataset as it was.
 class IndexedDatasetWriter {
  public:
   IndexedDatasetWriter(const std::string& prefix, IndexDtype dtype);
@@ -104,7 +106,7 @@ class IndexedDatasetWriter {
   // Appends another dataset as Megatron's merge_file_ does: its sizes, its doc_idx[1:] shifted by
   // our sequence count, its .bin bytes. Dtypes must match (FormatError otherwise).
   void merge(const std::string& other_prefix);
-  // Writes <prefix>.idx and closes the files. Idempotent.
+  // Writes the index, then replaces <prefix>.idx and <prefix>.bin by the new files. Idempotent.
   void finalize();
 
   std::int64_t num_sequences() const { return static_cast<std::int64_t>(sizes_.size()); }
@@ -112,9 +114,12 @@ class IndexedDatasetWriter {
   std::int64_t bytes_written() const { return bin_bytes_; }
 
  private:
+  void discard();  // removes the temporary .bin
+
   std::string prefix_;
   IndexDtype dtype_;
   std::FILE* bin_ = nullptr;
+  std::string bin_tmp_;  // the .bin being written, until finalize() renames it
   std::vector<std::int32_t> sizes_;
   std::vector<std::int64_t> doc_idx_{0};
   std::vector<unsigned char> buffer_;

@@ -11,6 +11,17 @@
 //
 // Megatron names its output <prefix>_<key>_document.bin/.idx; Tessera writes exactly
 // <output_prefix>.bin and <output_prefix>.idx (pass that prefix as Megatron's data path).
+//
+// Inputs must be regular files: one named directly that is not (a FIFO, a device, a socket) is a
+// FormatError; such entries met while walking a folder are skipped with a warning. An input that is
+// one of the outputs (same file as an existing <output_prefix>.bin/.idx) is a ConfigError before
+// anything is written. The outputs are written to temporaries and renamed into place at the end, so
+// a trainer reading the old dataset keeps valid files and a failed run leaves it untouched.
+//
+// Plain-text inputs are checked for UTF-8: invalid bytes are kept (byte-level BPE and the byte
+// tokenizer encode any byte, and decode gives them back) with one warning per file naming the file,
+// the count and the first offset; with strict_utf8 they are a FormatError. JSONL lines must be valid
+// UTF-8 JSON anyway (an error naming file:line).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,7 +39,11 @@ struct PreprocessOptions {
   bool append_eod = true;
   int workers = 1;
   bool progress = true;                  // progress bar on stderr
+  bool strict_utf8 = false;              // invalid UTF-8 in plain text: error instead of a warning
 };
+
+// Largest plain-text input file (one document) and JSONL line accepted.
+inline constexpr std::uint64_t kMaxInputDocumentBytes = std::uint64_t{4} << 30;
 
 struct PreprocessStats {
   std::int64_t files = 0;
@@ -36,14 +51,16 @@ struct PreprocessStats {
   std::int64_t empty_skipped = 0;  // documents with no tokens
   std::int64_t tokens = 0;         // written, EODs included
   std::int64_t input_bytes = 0;
+  std::int64_t files_invalid_utf8 = 0;  // plain-text files with invalid UTF-8 (kept, warned)
   double seconds = 0;
 };
 
-// Lists the input files in processing order (FormatError naming a path that does not exist).
+// Lists the input files in processing order (FormatError naming a path that does not exist or is
+// named directly and not a regular file; non-regular entries of folders are skipped with a warning).
 std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options);
 
 // Throws FormatError naming file and line for unreadable input, invalid JSON or a missing key.
-// On error no .idx is written (a half-made dataset never looks valid).
+// On error nothing is replaced: an existing <output_prefix>.bin/.idx stays as it was.
 PreprocessStats preprocess(const Tokenizer& tokenizer, const PreprocessOptions& options);
 
 }  // namespace tessera

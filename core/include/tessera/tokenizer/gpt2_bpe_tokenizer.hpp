@@ -1,7 +1,8 @@
 // GPT-2's byte-level BPE (OpenAI's encoder.py, Hugging Face's GPT2Tokenizer): ids equal theirs.
 //
-// encode: split out special tokens (<|endoftext|> and any other "<|...|>" entry of the vocab) so
-// they become their ids; pre-tokenise the rest (gpt2_pretokenizer.hpp); map each piece's bytes to
+// encode: with parse_special_tokens only, split out special tokens (<|endoftext|> and any other
+// "<|...|>" entry of the vocab) so they become their ids — by default their text is ordinary text, as
+// in OpenAI's encoder and Megatron-LM's GPT2BPETokenizer; pre-tokenise the rest (gpt2_pretokenizer.hpp); map each piece's bytes to
 // GPT-2's printable "byte unicode" symbols; then repeatedly merge the adjacent pair of lowest merge
 // rank (all its left-to-right occurrences at once) until no pair has a rank. Symbols are vocab ids
 // throughout (every GPT-2 merge result is a vocab entry), and pieces seen before come from a cache
@@ -22,7 +23,8 @@ class Gpt2BpeTokenizer : public Tokenizer {
  public:
   // vocab_file: vocab.json / encoder.json ({"token": id, ...}); merges_file: merges.txt / vocab.bpe
   // ("a b" per line, an optional leading "#version" line). FormatError naming file and line/what.
-  Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file);
+  // parse_special_tokens: see TokenizerOptions.
+  Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file, bool parse_special_tokens = false);
   ~Gpt2BpeTokenizer() override;
 
   std::vector<std::int32_t> encode(std::string_view text) const override;
@@ -52,6 +54,7 @@ class Gpt2BpeTokenizer : public Tokenizer {
   std::vector<std::pair<std::string, std::int32_t>> specials_;
   std::int64_t vocab_size_ = 0;
   std::int32_t eod_ = -1;
+  bool parse_special_tokens_ = false;
   std::unique_ptr<Cache> cache_;
 };
 
