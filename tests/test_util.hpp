@@ -1,8 +1,6 @@
 // Small helpers the data and tokenizer tests share: a temporary folder, whole-file bytes, and
-// running a reference script (/usr/bin/python3, node) while capturing its stdout.
+// running a reference script (/usr/bin/python3, node) from an argument vector while capturing its stdout.
 #pragma once
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -10,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "tessera/subprocess.hpp"
 
 namespace tessera::test {
 
@@ -48,21 +48,20 @@ inline void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
-// Runs a shell command; returns its stdout, throws with the exit status if it fails.
-inline std::string run_command(const std::string& cmd, int* status_out = nullptr) {
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot run: " + cmd);
-  std::string out;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
+// Runs argv[0] with the arguments argv[1..] as they are (no shell: nothing is interpreted) and returns
+// its stdout, with its stderr too when merge_stderr. With status_out the exit code is stored there
+// (-1 when a signal ended it); without it a failure throws with the output.
+inline std::string run_command(const std::vector<std::string>& argv, int* status_out = nullptr,
+                               bool merge_stderr = false) {
+  const tessera::ProcessResult r = tessera::run_process(argv, merge_stderr);
   if (status_out) {
-    *status_out = status;
-  } else if (status != 0) {
-    throw std::runtime_error("command failed (status " + std::to_string(status) + "): " + cmd + "\n" + out);
+    *status_out = r.exit_code;
+  } else if (!r.ok()) {
+    std::string cmd;
+    for (const std::string& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    throw std::runtime_error("command failed (" + r.describe() + "): " + cmd + "\n" + r.output);
   }
-  return out;
+  return r.output;
 }
 
 }  // namespace tessera::test

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -51,11 +52,15 @@ std::vector<std::string> folder_entries(const std::string& dir) {
 }
 
 // A clean error exit (main returns 1 for a tessera::Error); a crash is also a non-zero status.
-bool clean_error(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 1; }
+bool clean_error(int status) { return status == 1; }
 
-// Runs `tessera preprocess ARGS`; returns combined output, sets status.
+// Runs `tessera preprocess ARGS` (ARGS split at spaces, no shell); returns combined output, sets
+// the exit code.
 std::string preprocess(const std::string& args, int* status) {
-  return test::run_command(kTessera + " preprocess --no-progress " + args + " 2>&1", status);
+  std::vector<std::string> argv = {kTessera, "preprocess", "--no-progress"};
+  std::istringstream words(args);
+  for (std::string w; words >> w;) argv.push_back(w);
+  return test::run_command(argv, status, true);
 }
 
 void expect_documents(const std::string& prefix, const std::vector<std::vector<std::int32_t>>& docs) {

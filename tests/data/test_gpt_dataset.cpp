@@ -45,8 +45,8 @@ TEST_CASE("numpy RandomState shuffle is reproduced bit for bit", "[reference]") 
   REQUIRE(r.next32() == 2137449171u);
   REQUIRE(r.next32() == 2671936806u);
   const std::string out = test::run_command(
-      "/usr/bin/python3 -c \"import numpy as np; a = np.arange(1000); np.random.RandomState(7).shuffle(a); "
-      "print(' '.join(map(str, a)))\"");
+      {"/usr/bin/python3", "-c",
+       "import numpy as np; a = np.arange(1000); np.random.RandomState(7).shuffle(a); print(' '.join(map(str, a)))"});
   std::vector<std::int64_t> expected;
   std::istringstream in(out);
   for (std::int64_t v; in >> v;) expected.push_back(v);
@@ -78,9 +78,9 @@ TEST_CASE("GPT indices equal Megatron-LM's (numpy reimplementation)", "[referenc
     TempDir dir;
     test::write_bytes(dir / "sizes", std::vector<unsigned char>(reinterpret_cast<const unsigned char*>(sizes.data()),
                                                                reinterpret_cast<const unsigned char*>(sizes.data() + sizes.size())));
-    const std::string out = test::run_command(fmt::format("/usr/bin/python3 {}/megatron_gpt_indices.py {} {} {} {} {} {} {}",
-                                                          TESSERA_DATA_TESTS_DIR, dir / "sizes", begin, end, samples,
-                                                          seq, seed, dir / "ref"));
+    const std::string out = test::run_command(
+        {"/usr/bin/python3", TESSERA_DATA_TESTS_DIR "/megatron_gpt_indices.py", dir / "sizes", std::to_string(begin),
+         std::to_string(end), std::to_string(samples), std::to_string(seq), std::to_string(seed), dir / "ref"});
     std::int64_t epochs = 0;
     int separate = 0;
     std::istringstream(out) >> epochs >> separate;

@@ -136,8 +136,8 @@ TEST_CASE("reader reads a Megatron-format file written independently with numpy"
   for (int code : {8, 4}) {
     TempDir dir;
     const std::string prefix = dir / "py";
-    test::run_command(fmt::format("/usr/bin/python3 {}/write_megatron_dataset.py {} {}", TESSERA_DATA_TESTS_DIR,
-                                  prefix, code));
+    test::run_command({"/usr/bin/python3", TESSERA_DATA_TESTS_DIR "/write_megatron_dataset.py", prefix,
+                       std::to_string(code)});
     const auto j = nlohmann::json::parse(test::read_text(prefix + ".json"));
     IndexedDataset ds(prefix);
     REQUIRE(static_cast<int>(ds.dtype()) == code);

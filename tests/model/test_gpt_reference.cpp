@@ -2,7 +2,6 @@
 // (tests/model/gpt_reference.py, float64): the loss within 1e-5 relative and every parameter's
 // gradient within 1e-4 relative (‖ours − torch‖ / ‖torch‖), for MHA, GQA and MQA.
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -13,6 +12,7 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
+#include "test_util.hpp"
 
 using namespace tessera;
 
@@ -75,8 +75,7 @@ init_method_std = 0.1
   out.emplace_back("labels", batch.labels);
   out.emplace_back("loss_mask", batch.loss_mask);
   save_safetensors(dir + "/tessera.safetensors", out);
-  const std::string cmd = fmt::format("/usr/bin/python3 {}/model/gpt_reference.py {}", TESSERA_TESTS_DIR, dir);
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  tessera::test::run_command({"/usr/bin/python3", TESSERA_TESTS_DIR "/model/gpt_reference.py", dir});
 
   SafetensorsFile ref = load_safetensors(dir + "/torch.safetensors");
   const double torch_loss = ref.tensors.at("loss").item(0);

@@ -1,11 +1,12 @@
 #include "reference_data.hpp"
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "test_util.hpp"
 
 namespace tessera::test {
 
@@ -15,10 +16,12 @@ const std::string kDir = TESSERA_BINARY_DIR "/tests/ops/ops_reference";  // in t
 
 const nlohmann::json& manifest() {
   static const nlohmann::json m = [] {
-    const std::string cmd = fmt::format("/usr/bin/python3 {}/ops/reference_ops.py {} > {}/python.log 2>&1",
-                                        TESSERA_TESTS_DIR, kDir, kDir);
     std::filesystem::create_directories(kDir);
-    if (std::system(cmd.c_str()) != 0)
+    int status = 0;
+    const std::string log =
+        run_command({"/usr/bin/python3", TESSERA_TESTS_DIR "/ops/reference_ops.py", kDir}, &status, true);
+    std::ofstream(kDir + "/python.log") << log;
+    if (status != 0)
       throw std::runtime_error("reference_ops.py failed (needs /usr/bin/python3 with torch); see " +
                                kDir + "/python.log");
     std::ifstream f(kDir + "/manifest.json");

@@ -84,7 +84,7 @@ def main():
             print(f"FAIL: no process of world rank {rank} below the launcher (pid {job.pid})")
             return 1
         # The rank's own process is the deepest one with the rank in its environment (a wrapper
-        # such as `sh -c` would come first).
+        # such as a shell or orted would come first).
         victim = victims[-1]
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()

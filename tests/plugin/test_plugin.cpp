@@ -169,17 +169,12 @@ TEST_CASE("stripped libraries are listed; earlier folders on the path win", "[un
 }
 
 TEST_CASE("`tessera plugins` prints the search path and the plugins found", "[unit]") {
-  const std::string cmd =
-      "TESSERA_PLUGIN_PATH='" + kPlugins + "' '" TESSERA_BINARY_DIR "/bin/tessera' plugins --kind greeter 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe)) out += buf;
-  const int status = ::pclose(pipe);
+  ::setenv("TESSERA_PLUGIN_PATH", kPlugins.c_str(), 1);  // inherited by the child
+  int status = 0;
+  const std::string out =
+      tessera::test::run_command({TESSERA_BINARY_DIR "/bin/tessera", "plugins", "--kind", "greeter"}, &status, true);
   INFO(out);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(status == 0);
   REQUIRE_THAT(out, Contains(kPlugins));
   REQUIRE_THAT(out, Contains("hello"));
   REQUIRE_THAT(out, Contains("libtessera_test_greeters.so"));

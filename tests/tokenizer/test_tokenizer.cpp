@@ -64,9 +64,9 @@ std::vector<std::string> edge_cases() {
 }
 
 std::vector<std::vector<std::int32_t>> reference_ids(const std::vector<std::string>& files) {
-  std::string cmd = fmt::format("node {}/gpt2_reference_encode.js {}", TESSERA_TOKENIZER_TESTS_DIR, vocab_dir());
-  for (const auto& f : files) cmd += " '" + f + "'";
-  const std::string out = test::run_command(cmd);
+  std::vector<std::string> argv = {"node", TESSERA_TOKENIZER_TESTS_DIR "/gpt2_reference_encode.js", vocab_dir()};
+  argv.insert(argv.end(), files.begin(), files.end());
+  const std::string out = test::run_command(argv);
   std::vector<std::vector<std::int32_t>> ids;
   std::size_t pos = 0;
   while (pos < out.size()) {
