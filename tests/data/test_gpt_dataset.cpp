@@ -38,6 +38,14 @@ std::vector<std::int32_t> random_sizes(std::size_t n, std::uint32_t seed, int ma
 
 }  // namespace
 
+// 100 documents of 20 tokens each (document d holds the token d + 1).
+std::shared_ptr<const IndexedDataset> hundred_documents(const TempDir& dir) {
+  IndexedDatasetWriter w(dir / "c", IndexDtype::u16);
+  for (int d = 0; d < 100; ++d) w.add_document(std::vector<std::int32_t>(20, d + 1));
+  w.finalize();
+  return std::make_shared<const IndexedDataset>(dir / "c");
+}
+
 TEST_CASE("numpy RandomState shuffle is reproduced bit for bit", "[reference]") {
   // np.random.RandomState(1234): first three uint32 outputs (checked with numpy 1.24).
   NumpyRandomState r(1234);
@@ -199,12 +207,7 @@ TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") 
 
 TEST_CASE("split datasets: documents per split, and a clear error for an empty split asked for samples", "[unit]") {
   TempDir dir;
-  {
-    IndexedDatasetWriter w(dir / "c", IndexDtype::u16);
-    for (int d = 0; d < 100; ++d) w.add_document(std::vector<std::int32_t>(20, d + 1));
-    w.finalize();
-  }
-  auto data = std::make_shared<const IndexedDataset>(dir / "c");
+  auto data = hundred_documents(dir);
   GptDatasetOptions o;
   o.seq_length = 8;
   auto splits = build_gpt_splits(data, "90,10,0", {100, 10, 0}, o);
@@ -303,12 +306,7 @@ TEST_CASE("epoch count: Megatron's loop in closed form, and any sample count ans
 
 TEST_CASE("more samples than the indices can hold is a ConfigError naming training.train_iters, at once", "[unit]") {
   TempDir dir;
-  {
-    IndexedDatasetWriter w(dir / "c", IndexDtype::u16);
-    for (int d = 0; d < 100; ++d) w.add_document(std::vector<std::int32_t>(20, d + 1));
-    w.finalize();
-  }
-  auto data = std::make_shared<const IndexedDataset>(dir / "c");
+  auto data = hundred_documents(dir);
   GptDatasetOptions o;
   o.seq_length = 8;
   const std::int64_t big = (std::int64_t{1} << 62) - 1;

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
 
 namespace tessera {
 
@@ -63,15 +64,6 @@ void convert(const void* src, std::int64_t n, std::int32_t* out) {
     std::memcpy(&v, s + k * static_cast<std::int64_t>(sizeof(T)), sizeof v);
     out[k] = static_cast<std::int32_t>(v);
   }
-}
-
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "directory";
-  if (S_ISFIFO(mode)) return "FIFO (named pipe)";
-  if (S_ISCHR(mode)) return "character device";
-  if (S_ISBLK(mode)) return "block device";
-  if (S_ISSOCK(mode)) return "socket";
-  return "special file";
 }
 
 // A name next to `path` that no other writer uses: <path>.tmp.<pid>.<n>. Created with O_EXCL and
@@ -145,20 +137,9 @@ struct IndexedDataset::Mapping {
   std::size_t size = 0;
   explicit Mapping(const std::string& path) {
     // O_NONBLOCK: a FIFO named as .idx or .bin must be refused, not wait for a writer for ever.
-    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    struct stat st{};
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw FormatError(fmt::format("{}: cannot stat: {}", path, std::strerror(e)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw FormatError(fmt::format("{}: is a {}, not a regular file (an indexed dataset is two regular files)",
-                                    path, file_kind(st.st_mode)));
-    }
-    size = static_cast<std::size_t>(st.st_size);
+    std::uint64_t bytes = 0;
+    int fd = open_regular_file(path, "indexed dataset file", &bytes);
+    size = static_cast<std::size_t>(bytes);
     if (size > 0) {
       void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
       if (p == MAP_FAILED) {

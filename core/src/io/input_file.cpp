@@ -34,22 +34,34 @@ void require_regular_file(const std::filesystem::path& path, const std::string& 
     throw FormatError(fmt::format("{}: {} is a {}, not a regular file", path.string(), what, kind_of(st.st_mode)));
 }
 
-std::string read_whole_file(const std::filesystem::path& path, const std::string& what, std::uint64_t max_bytes) {
+int open_regular_file(const std::filesystem::path& path, const std::string& what, std::uint64_t* size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw FormatError(fmt::format("{}: cannot open {}: {}", path.string(), what, std::strerror(errno)));
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw FormatError(fmt::format("{}: cannot examine {}: {}", path.string(), what, std::strerror(e)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FormatError(fmt::format("{}: {} is a {}, not a regular file", path.string(), what, kind_of(st.st_mode)));
+  }
+  *size = static_cast<std::uint64_t>(st.st_size);
+  return fd;
+}
+
+std::string read_whole_file(const std::filesystem::path& path, const std::string& what, std::uint64_t max_bytes) {
+  std::uint64_t size = 0;
+  const int fd = open_regular_file(path, what, &size);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  struct stat st{};
-  if (::fstat(fd, &st) != 0)
-    throw FormatError(fmt::format("{}: cannot examine {}: {}", path.string(), what, std::strerror(errno)));
-  if (!S_ISREG(st.st_mode))
-    throw FormatError(fmt::format("{}: {} is a {}, not a regular file", path.string(), what, kind_of(st.st_mode)));
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
-    throw FormatError(fmt::format("{}: {} is {} bytes, more than the {} bytes accepted", path.string(), what,
-                                  st.st_size, max_bytes));
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  if (size > max_bytes)
+    throw FormatError(fmt::format("{}: {} is {} bytes, more than the {} bytes accepted", path.string(), what, size,
+                                  max_bytes));
+  std::string text(static_cast<std::size_t>(size), '\0');
   std::size_t got = 0;
   while (got < text.size()) {
     const ssize_t n = ::read(fd, text.data() + got, text.size() - got);

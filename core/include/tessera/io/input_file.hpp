@@ -16,6 +16,11 @@ inline constexpr std::uint64_t kMaxMetadataBytes = std::uint64_t{64} << 20;     
 // followed); FormatError naming the system error when it cannot be examined.
 void require_regular_file(const std::filesystem::path& path, const std::string& what);
 
+// A read-only descriptor of the regular file `path` (opened without blocking, then checked with fstat,
+// so a FIFO is refused rather than waited on); its size in *size. The caller closes it. FormatError
+// "<path>: <what> is a <kind>, not a regular file" or naming the system error otherwise.
+int open_regular_file(const std::filesystem::path& path, const std::string& what, std::uint64_t* size);
+
 // The whole of a regular file of at most max_bytes; FormatError naming path and `what` otherwise.
 // Opened without blocking, so a FIFO named here is refused instead of waiting for a writer.
 std::string read_whole_file(const std::filesystem::path& path, const std::string& what, std::uint64_t max_bytes);
