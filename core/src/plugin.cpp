@@ -19,6 +19,7 @@
 #include "elf_symbols.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/parallel/communicator.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 namespace fs = std::filesystem;
@@ -93,7 +94,7 @@ std::string miss_message(const std::string& kind, const std::string& name, const
   std::vector<std::string> dirs;
   for (const auto& d : plugin_search_path()) dirs.push_back(d.string());
   return fmt::format("no plugin '{}' of kind '{}'{}; {}; searched: {} (set TESSERA_PLUGIN_PATH to add folders)",
-                     name, kind, detail::did_you_mean(name, names),
+                     plain_or_quoted(name), kind, detail::did_you_mean(name, names),
                      found.empty() ? fmt::format("no {} plugins were found", kind)
                                    : fmt::format("available {} plugins: {}", kind, fmt::join(listed, ", ")),
                      fmt::join(dirs, ", "));

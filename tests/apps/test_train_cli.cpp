@@ -120,6 +120,12 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.output.find("world size 1 is not divisible") != std::string::npos);
     CHECK(r.output.find("pipeline_model_parallel_size (2)") != std::string::npos);
   }
+  SECTION("untrusted text is never copied whole into a message") {
+    const Run r = run_tessera("train " + w.config + " --set model.plugin=" + std::string(40000, 'A'));
+    CHECK(r.clean_error());
+    CHECK(r.output.size() < 1000);
+    CHECK(r.output.find("(40000 bytes)") != std::string::npos);
+  }
   SECTION("a schedule that is not installed lists the available ones") {
     const Run r = run_tessera("train " + w.config + " --set schedule.plugin=gpipe");
     CHECK(r.clean_error());
