@@ -33,7 +33,7 @@ void ensure_passive_openmp(char** argv) {
 int main(int argc, char** argv) {
   using namespace tessera;
   ensure_passive_openmp(argv);
-  CLI::App app{"tessera: train transformer language models (GPT, BERT, T5) with plugins chosen by config"};
+  CLI::App app{"tessera: train transformer language models (GPT today) with plugins chosen by config"};
   app.require_subcommand(1);
   app.set_version_flag("--version", TESSERA_VERSION_STRING);
   auto& cmds = app::commands();

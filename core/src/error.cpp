@@ -6,4 +6,5 @@ ConfigError::~ConfigError() = default;
 FormatError::~FormatError() = default;
 PluginError::~PluginError() = default;
 ShapeError::~ShapeError() = default;
+CommError::~CommError() = default;
 }  // namespace tessera

@@ -42,6 +42,14 @@ class ShapeError : public Error {
   ~ShapeError() override;
 };
 
+// A failure of the communication library, a bad rank/root/tag argument, or a collective past its
+// deadline.
+class CommError : public Error {
+ public:
+  using Error::Error;
+  ~CommError() override;
+};
+
 }  // namespace tessera
 
 // TESSERA_CHECK(cond, "format {}", args...) throws tessera::Error naming file:line.

@@ -1,4 +1,4 @@
-// Optimizer interface that optimizer plugins (adam, later distributed_adam) implement.
+// Optimizer interface that optimizer plugins (adam, distributed_adam, docs/examples/sgd-plugin) implement.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -10,6 +10,7 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/parameter.hpp"
 #include "tessera/parallel/parallel.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 
@@ -53,9 +54,9 @@ class Optimizer {
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const std::map<std::string, Tensor>& saved) {
     if (!saved.empty())
-      throw FormatError("the checkpoint holds " + std::to_string(saved.size()) +
-                        " optimizer state tensor(s) (first: '" + saved.begin()->first +
-                        "'), but this optimizer keeps no state");
+      throw FormatError(fmt::format("the checkpoint holds {} optimizer state tensor(s) (first: {}), but this "
+                                    "optimizer keeps no state",
+                                    saved.size(), plain_or_quoted(saved.begin()->first)));
   }
   virtual std::string describe() const = 0;
 };

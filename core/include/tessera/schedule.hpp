@@ -1,4 +1,4 @@
-// Pipeline schedule interface that schedule plugins (1f1b, later interleaved) implement.
+// Pipeline schedule interface that schedule plugins (1f1b, interleaved) implement.
 //
 // A schedule is data: for one pipeline stage it lists, in order, the forward and backward passes
 // of each microbatch and the transfers around them. The core's executor (train/pipeline_executor)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tessera/dtype.hpp"
+#include "tessera/error.hpp"
 
 namespace tessera {
 
@@ -101,7 +102,8 @@ template <typename T>
 Tensor Tensor::from(const Shape& shape, const std::vector<T>& values) {
   Tensor t = empty(shape, dtype_of<T>());
   if (static_cast<std::int64_t>(values.size()) != t.numel())
-    throw std::invalid_argument("Tensor::from: number of values does not match the shape");
+    throw ShapeError(fmt::format("Tensor::from: {} values for shape {} ({} elements)", values.size(),
+                                 shape_str(shape), t.numel()));
   T* p = t.data<T>();
   for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i];
   return t;

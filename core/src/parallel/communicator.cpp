@@ -8,7 +8,6 @@
 
 namespace tessera {
 
-CommError::~CommError() = default;
 Communicator::~Communicator() = default;
 
 const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "max"; }

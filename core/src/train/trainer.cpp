@@ -56,7 +56,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
-  ops::set_num_threads(static_cast<int>(threads));
+  o.num_threads = static_cast<int>(threads);
 
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
@@ -93,6 +93,7 @@ LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
 Trainer::Trainer(Config config) : config_(std::move(config)) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);
+  ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   if (!options_.save_dir.empty()) claim_save_folder();
   tokenizer_ = build_tokenizer(config_);

@@ -25,13 +25,6 @@ namespace tessera {
 enum class ReduceOp { sum, max };
 const char* reduce_op_name(ReduceOp op);
 
-// A failure of the communication library or a bad rank/root/tag argument.
-class CommError : public Error {
- public:
-  using Error::Error;
-  ~CommError() override;
-};
-
 // Default collective deadline: TESSERA_COMM_TIMEOUT_S (seconds, > 0) if set, else 300 s.
 // A malformed value is a ConfigError naming the variable.
 std::chrono::milliseconds default_comm_timeout();
