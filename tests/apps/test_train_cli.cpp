@@ -76,6 +76,12 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.output.find("num_layer") != std::string::npos);
     CHECK(r.output.find("num_layers") != std::string::npos);
   }
+  SECTION("an unknown key is reported before the data files are opened") {
+    const Run r = run_tessera("train " + w.config + " --set model.num_layer=2 --set data.data_path=" + (w.dir / "nowhere"));
+    CHECK(r.clean_error());
+    CHECK(r.output.find("num_layer") != std::string::npos);
+    CHECK(r.output.find("nowhere") == std::string::npos);
+  }
   SECTION("wrong type names the key and the file") {
     const Run r = run_tessera("train " + w.config + " --set model.hidden_size=wide");
     CHECK(r.clean_error());

@@ -119,6 +119,8 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
+  // A typo anywhere else is reported before the data plugin opens (or indexes) any file.
+  config_.check_no_unknown_keys({"data"});
   data_ = build_data(config_, request);
 
   // Everything that reads the config has run: any key nobody read is a typo.
