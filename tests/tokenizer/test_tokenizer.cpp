@@ -80,6 +80,20 @@ std::vector<std::vector<std::int32_t>> reference_ids(const std::vector<std::stri
 
 }  // namespace
 
+// {symbol: byte} for GPT-2's 256 byte symbols: the smallest valid byte-level BPE vocab.
+nlohmann::json byte_symbols_vocab() {
+  nlohmann::json vocab;
+  const auto b2u = gpt2_byte_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    std::string sym;
+    const char32_t cp = b2u[b];
+    if (cp < 0x80) sym += static_cast<char>(cp);
+    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
+    vocab[sym] = b;
+  }
+  return vocab;
+}
+
 TEST_CASE("GPT-2 pre-tokenizer splits like the regex", "[unit]") {
   auto split = [](std::string_view s) {
     std::vector<std::string_view> v;
@@ -193,15 +207,7 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
   REQUIRE_THROWS_AS(make_tokenizer({"sentencepiece", "", "", false}), ConfigError);
   REQUIRE_THROWS_AS(make_tokenizer({"gpt2_bpe", "", "", false}), ConfigError);
   // A tiny valid byte-level vocab: the 256 byte symbols, "Ġa" (from merge "Ġ a") and EOD.
-  nlohmann::json vocab;
-  const auto b2u = gpt2_byte_to_unicode();
-  for (int b = 0; b < 256; ++b) {
-    std::string sym;
-    const char32_t cp = b2u[b];
-    if (cp < 0x80) sym += static_cast<char>(cp);
-    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
-    vocab[sym] = b;
-  }
+  nlohmann::json vocab = byte_symbols_vocab();
   vocab["Ġa"] = 256;
   vocab["<|endoftext|>"] = 257;
   const std::string v = dir / "vocab.json", m = dir / "merges.txt";
@@ -280,15 +286,7 @@ TEST_CASE("tokenizer files must be regular files: a FIFO or /dev/zero is refused
   std::string msg = message_of<FormatError>([&] { make_tokenizer({"gpt2_bpe", fifo, dir / "merges.txt", false}); });
   CHECK(msg.find(fifo) != std::string::npos);
   CHECK(msg.find("FIFO") != std::string::npos);
-  nlohmann::json vocab;  // the 256 byte symbols and EOD: valid, so the merges file is read next
-  const auto b2u = gpt2_byte_to_unicode();
-  for (int b = 0; b < 256; ++b) {
-    std::string sym;
-    const char32_t cp = b2u[b];
-    if (cp < 0x80) sym += static_cast<char>(cp);
-    else { sym += static_cast<char>(0xC0 | (cp >> 6)); sym += static_cast<char>(0x80 | (cp & 0x3F)); }
-    vocab[sym] = b;
-  }
+  nlohmann::json vocab = byte_symbols_vocab();  // and EOD below: valid, so the merges file is read next
   vocab["<|endoftext|>"] = 256;
   test::write_text(dir / "v.json", vocab.dump());
   REQUIRE(Gpt2BpeTokenizer(dir / "v.json", dir / "merges.txt").vocab_size() == 257);
