@@ -28,7 +28,7 @@ std::size_t dtype_size(DType t) {
   switch (t) {
     case DType::f32: case DType::i32: return 4;
     case DType::bf16: case DType::f16: return 2;
-    case DType::i64: return 8;
+    case DType::i64: case DType::f64: return 8;
     case DType::u8: return 1;
   }
   return 0;
@@ -42,6 +42,7 @@ const char* dtype_name(DType t) {
     case DType::i32: return "i32";
     case DType::i64: return "i64";
     case DType::u8: return "u8";
+    case DType::f64: return "f64";
   }
   return "?";
 }
@@ -160,6 +161,7 @@ double Tensor::item(std::int64_t i) const {
     case DType::i32: return static_cast<const std::int32_t*>(raw())[i];
     case DType::i64: return static_cast<double>(static_cast<const std::int64_t*>(raw())[i]);
     case DType::u8: return static_cast<const std::uint8_t*>(raw())[i];
+    case DType::f64: return static_cast<const double*>(raw())[i];
     default: throw ShapeError(fmt::format("item() not supported for {}", dtype_name(dtype_)));
   }
 }

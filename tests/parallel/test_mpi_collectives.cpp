@@ -1,6 +1,7 @@
 // Every collective on odd sizes and empty tensors, against reference results computed locally from
 // every rank's (deterministic) input.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <catch2/catch.hpp>
@@ -49,6 +50,19 @@ TEST_CASE("mpi: all_reduce sum and max, f32, i32, i64", "[mpi]") {
       REQUIRE(i64.data<std::int64_t>()[i] == (std::int64_t{p} << 40 | i));
     }
   }
+}
+
+TEST_CASE("mpi: all_reduce of f64 keeps double precision (scalar sums: loss, squared grad norm)", "[mpi]") {
+  Communicator& w = *test_world();
+  const int p = w.size();
+  // 1 + r·2^-40 is exact in double and rounds to 1 in float: a float sum would lose the small parts.
+  Tensor v = Tensor::from<double>({2}, {1.0 + std::ldexp(1.0, -40) * (w.rank() + 1), 1e300 / p});
+  w.all_reduce(v);
+  double want = 0;
+  for (int r = 0; r < p; ++r) want += 1.0 + std::ldexp(1.0, -40) * (r + 1);
+  REQUIRE(v.data<double>()[0] == want);
+  REQUIRE(v.data<double>()[0] != static_cast<double>(p));
+  REQUIRE(v.data<double>()[1] == Approx(1e300));  // beyond float's range
 }
 
 TEST_CASE("mpi: reduce_scatter splits the flat input (dim 0) into one block per rank", "[mpi]") {

@@ -6,13 +6,15 @@
 
 namespace tessera {
 
-enum class DType : std::uint8_t { f32, bf16, f16, i32, i64, u8 };
+// f64 is for scalars that are summed across ranks (loss, squared grad norm), not for model tensors.
+enum class DType : std::uint8_t { f32, bf16, f16, i32, i64, u8, f64 };
 
 std::size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::f32; }
+template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<std::int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::u8; }

@@ -26,11 +26,12 @@ const char* st_dtype(DType t) {
     case DType::i32: return "I32";
     case DType::i64: return "I64";
     case DType::u8: return "U8";
+    case DType::f64: return "F64";
   }
   return "?";
 }
 DType parse_dtype(const std::string& s, const std::filesystem::path& path) {
-  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8})
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8, DType::f64})
     if (s == st_dtype(t)) return t;
   throw FormatError(fmt::format("{}: unsupported safetensors dtype {}", path.string(), quote_untrusted(s)));
 }

@@ -22,6 +22,7 @@ MPI_Datatype datatype(DType t) {
     case DType::i32: return MPI_INT32_T;
     case DType::i64: return MPI_INT64_T;
     case DType::u8: return MPI_UINT8_T;
+    case DType::f64: return MPI_DOUBLE;
     case DType::bf16:
     case DType::f16: return MPI_UINT16_T;
   }

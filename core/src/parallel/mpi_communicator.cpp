@@ -104,7 +104,7 @@ int count_of(const Communicator& c, const char* op, std::int64_t n) {
 
 MPI_Datatype reduce_type(const Communicator& c, const char* op, const Tensor& t) {
   if (!mpi::reducible(t.dtype()))
-    throw ShapeError(fmt::format("{} on {}: {} cannot be reduced by MPI (f32, i32, i64 and u8 can)", op,
+    throw ShapeError(fmt::format("{} on {}: {} cannot be reduced by MPI (f32, f64, i32, i64 and u8 can)", op,
                                  c.describe(), t.str()));
   return mpi::datatype(t.dtype());
 }

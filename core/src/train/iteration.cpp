@@ -15,9 +15,11 @@ namespace tessera {
 
 double all_reduce_sum(Communicator& group, double value) {
   if (group.size() == 1) return value;
-  Tensor v = Tensor::full({1}, static_cast<float>(value));
+  // In double: losses and squared norms summed over ranks keep their precision (a float sum of
+  // large squared norms loses digits the single-process value has).
+  Tensor v = Tensor::from<double>({1}, {value});
   group.all_reduce(v);
-  return v.data<float>()[0];
+  return v.data<double>()[0];
 }
 
 double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
