@@ -72,6 +72,36 @@ void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTens
   }
 }
 
+CheckpointFolder open_checkpoint(const std::filesystem::path& load, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = load;
+  if (!fs::exists(load / "metadata.json", ec)) {  // a save folder: its latest checkpoint
+    const fs::path latest = load / kLatestCheckpointFile;
+    if (!fs::exists(latest, ec))
+      throw FormatError(fmt::format("{}: neither {} nor metadata.json there (not a save folder or a checkpoint folder)",
+                                    what, kLatestCheckpointFile));
+    const std::string text = read_text(latest);
+    std::size_t used = 0;
+    std::int64_t it = -1;
+    try {
+      it = std::stoll(text, &used);
+    } catch (const std::exception&) {
+    }
+    if (it < 1 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
+      throw FormatError(fmt::format("{}: expected an iteration number, found {}", latest.string(), quote_untrusted(text)));
+    dir = load / checkpoint_dir_name(it);
+  }
+  const fs::path meta_path = dir / "metadata.json";
+  CheckpointMetadata meta = parse_checkpoint_metadata(read_text(meta_path), meta_path.string());
+  // A checkpoint folder is named after its iteration; "latest" names one by that name too.
+  const std::string folder = dir.filename().string();
+  if (folder.rfind("iter_", 0) == 0 && folder != checkpoint_dir_name(meta.iteration))
+    throw FormatError(fmt::format("{}: iteration {} does not match the folder name {} (expected {})", meta_path.string(),
+                                  meta.iteration, folder, checkpoint_dir_name(meta.iteration)));
+  return {dir, std::move(meta)};
+}
+
 Tensor step_tensor(std::int64_t step) { return Tensor::from<std::int64_t>({1}, {step}); }
 
 std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const std::string& what) {

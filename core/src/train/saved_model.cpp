@@ -89,33 +89,18 @@ SavedModel open_saved_model(const fs::path& load) {
   std::error_code ec;
   if (fs::is_regular_file(load / "config.toml", ec) && fs::is_regular_file(load / "model.safetensors", ec)) {
     const std::string text = read_whole_file(load / "config.toml", "saved config", kMaxConfigBytes);
-    return {load, load_config_text(text, (load / "config.toml").string(), load), 1, 1};
+    return {load, load_config_text(text, (load / "config.toml").string(), load), false, 1, 1};
   }
-  fs::path dir = load;
-  if (!fs::exists(load / "metadata.json", ec) && fs::exists(load / kLatestCheckpointFile, ec)) {
-    const std::string text = read_text(load / kLatestCheckpointFile);
-    std::size_t used = 0;
-    long long it = -1;
-    try {
-      it = std::stoll(text, &used);
-    } catch (const std::exception&) {
-    }
-    if (it < 1 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
-      throw FormatError(fmt::format("{}: expected an iteration number, found {}", (load / kLatestCheckpointFile).string(),
-                                    quote_untrusted(text)));
-    dir = load / checkpoint_dir_name(it);
-  }
-  if (!fs::exists(dir / "metadata.json", ec))
+  if (!fs::exists(load / "metadata.json", ec) && !fs::exists(load / kLatestCheckpointFile, ec))
     throw FormatError(fmt::format("{} does not hold a saved model: expected config.toml and model.safetensors (the "
                                   "folder [checkpoint] save names), a checkpoint folder with metadata.json, or a save "
                                   "folder with {}",
                                   load.string(), kLatestCheckpointFile));
-  const fs::path meta_path = dir / "metadata.json";
-  const CheckpointMetadata meta = parse_checkpoint_metadata(read_text(meta_path), meta_path.string());
+  const auto [dir, meta] = open_checkpoint(load, "--load " + load.string());
   if (meta.tensor_parallel > 4096 || meta.pipeline_parallel > 4096)
-    throw FormatError(fmt::format("{}: {} × {} shards is more than a checkpoint of Tessera has", meta_path.string(),
-                                  meta.tensor_parallel, meta.pipeline_parallel));
-  return {dir, load_config_text(meta.config, meta_path.string() + " (config)", dir),
+    throw FormatError(fmt::format("{}: {} × {} shards is more than a checkpoint of Tessera has",
+                                  (dir / "metadata.json").string(), meta.tensor_parallel, meta.pipeline_parallel));
+  return {dir, load_config_text(meta.config, (dir / "metadata.json").string() + " (config)", dir), true,
           static_cast<int>(meta.tensor_parallel), static_cast<int>(meta.pipeline_parallel)};
 }
 
@@ -128,13 +113,11 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
     int split_dim = -1, split_blocks = 1;  // as the layout that wrote the shards split it
   };
   std::map<std::string, Found> found;
-  const bool checkpoint = saved.tensor_parallel > 1 || saved.pipeline_parallel > 1 ||
-                          !fs::exists(saved.folder / "model.safetensors");
   for (int p = 0; p < saved.pipeline_parallel; ++p) {
     std::map<std::string, Found> stage;
     nlohmann::json splits = nlohmann::json::object();
     for (int t = 0; t < saved.tensor_parallel; ++t) {
-      const fs::path file = saved.folder / (checkpoint ? checkpoint_model_file(t, p) : std::string("model.safetensors"));
+      const fs::path file = saved.folder / (saved.checkpoint ? checkpoint_model_file(t, p) : std::string("model.safetensors"));
       SafetensorsFile loaded = load_safetensors(file);
       if (t == 0 && saved.tensor_parallel > 1) {
         auto it = loaded.metadata.find(kTensorParallelSplitKey);

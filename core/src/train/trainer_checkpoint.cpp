@@ -6,6 +6,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/quote.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/saved_model.hpp"
 #include "tessera/train/trainer.hpp"
@@ -82,57 +83,29 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
 
 void Trainer::load_checkpoint() {
   const ParallelLayout& layout = parallel_->layout;
-  const fs::path load(options_.load_dir);
-  fs::path dir = load;
-  if (!fs::exists(load / "metadata.json")) {  // the save folder: its latest checkpoint
-    const fs::path latest = load / kLatestCheckpointFile;
-    if (!fs::exists(latest))
-      throw FormatError(fmt::format("checkpoint.load = {}: neither {} nor metadata.json there (not a save folder or a "
-                                    "checkpoint folder)",
-                                    load.string(), kLatestCheckpointFile));
-    const std::string text = read_text(latest);
-    std::size_t used = 0;
-    std::int64_t it = -1;
-    try {
-      it = std::stoll(text, &used);
-    } catch (const std::exception&) {
-    }
-    if (it < 0 || text.find_first_not_of(" \t\r\n", used) != std::string::npos)
-      throw FormatError(fmt::format("{}: expected an iteration number, found '{}'", latest.string(),
-                                    text.substr(0, std::min<std::size_t>(text.find_last_not_of(" \t\r\n") + 1, 80))));
-    dir = load / checkpoint_dir_name(it);
-  }
+  const auto [dir, meta] = open_checkpoint(options_.load_dir, "checkpoint.load = " + options_.load_dir);
   const fs::path meta_path = dir / "metadata.json";
-  const CheckpointMetadata meta = parse_checkpoint_metadata(read_text(meta_path), meta_path.string());
-  // A checkpoint folder is named after its iteration; "latest" names one by that name too.
-  const std::string folder = dir.filename().string();
-  if (folder.rfind("iter_", 0) == 0 && folder != checkpoint_dir_name(meta.iteration))
-    throw FormatError(fmt::format("{}: iteration {} does not match the folder name {} (expected {})", meta_path.string(),
-                                  meta.iteration, folder, checkpoint_dir_name(meta.iteration)));
-  const std::int64_t iteration = meta.iteration, consumed = meta.consumed_samples;
-  const std::string& optimizer = meta.optimizer;
+  const std::int64_t iteration = meta.iteration;
   const std::int64_t tp = meta.tensor_parallel, pp = meta.pipeline_parallel, dp = meta.data_parallel,
-                     vpp = meta.virtual_pipeline, bucket_size = meta.bucket_size,
-                     saved_global_batch = meta.global_batch_size;
-  const std::uint64_t saved_seed = meta.seed;
+                     vpp = meta.virtual_pipeline;
   if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
         "{}/{}/{}/{}: resuming needs the same layout (resharding a checkpoint is `tessera checkpoint`, not there yet)",
         dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp()));
-  if (optimizer != optimizer_plugin_)
+  if (meta.optimizer != optimizer_plugin_)
     throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
-                                  dir.string(), optimizer, optimizer_plugin_));
-  if (optimizer_->gradient_shards() && bucket_size != options_.bucket_size)
+                                  dir.string(), plain_or_quoted(meta.optimizer), optimizer_plugin_));
+  if (optimizer_->gradient_shards() && meta.bucket_size != options_.bucket_size)
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
                                   "is sharded by gradient bucket, so it must be the same",
-                                  dir.string(), bucket_size, options_.bucket_size, optimizer_plugin_));
+                                  dir.string(), meta.bucket_size, options_.bucket_size, optimizer_plugin_));
   // The data order and dropout masks are functions of the seed and of consumed samples in blocks of
   // the global batch: a different one would not continue the run.
-  if (saved_seed != options_.seed || saved_global_batch != options_.global_batch_size)
+  if (meta.seed != options_.seed || meta.global_batch_size != options_.global_batch_size)
     throw ConfigError(fmt::format("checkpoint {} was saved with training.seed {} and global_batch_size {}, this run has "
                                   "{} and {}: resuming needs the same, or the data order and dropout masks change",
-                                  dir.string(), saved_seed, saved_global_batch, options_.seed,
+                                  dir.string(), meta.seed, meta.global_batch_size, options_.seed,
                                   options_.global_batch_size));
   if (iteration >= options_.train_iters)
     throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train "
@@ -160,10 +133,10 @@ void Trainer::load_checkpoint() {
       throw FormatError(fmt::format("{}: {}", path.string(), e.what()));
     }
   }
-  consumed_samples_ = consumed;
+  consumed_samples_ = meta.consumed_samples;
   start_iteration_ = iteration;
   log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
-           dir.string(), iteration, consumed, iteration + 1);
+           dir.string(), iteration, meta.consumed_samples, iteration + 1);
 }
 
 }  // namespace tessera

@@ -58,6 +58,16 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& meta);
 // optimizer_steps = iteration, world_size = tp × pp × dp. FormatError naming the field otherwise.
 CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::string& where);
 
+// The checkpoint that `load` names: the folder itself when it holds metadata.json, else a save
+// folder's latest one (latest_checkpointed_iteration.txt). Its metadata is read and checked against
+// itself and against the folder's name (iter_XXXXXXX = iteration). FormatError naming `what` (e.g.
+// "checkpoint.load = …") and the file otherwise.
+struct CheckpointFolder {
+  std::filesystem::path dir;
+  CheckpointMetadata meta;
+};
+CheckpointFolder open_checkpoint(const std::filesystem::path& load, const std::string& what);
+
 // The "step" tensor optimizers keep: one i64.
 Tensor step_tensor(std::int64_t step);
 std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const std::string& what);

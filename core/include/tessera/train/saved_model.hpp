@@ -23,7 +23,8 @@ std::string config_for_saved_folder(const Config& config, const std::filesystem:
 struct SavedModel {
   std::filesystem::path folder;  // the folder holding the weights
   Config config;                 // its config, tokenizer files resolved against `folder`
-  int tensor_parallel = 1, pipeline_parallel = 1;  // shards of a checkpoint (1, 1 for final weights)
+  bool checkpoint = false;       // model_tp{t}_pp{p}.safetensors shards, else model.safetensors
+  int tensor_parallel = 1, pipeline_parallel = 1;  // the checkpoint's shards (1, 1 for final weights)
   std::string describe() const;
 };
 SavedModel open_saved_model(const std::filesystem::path& load);
