@@ -46,7 +46,7 @@ class DistributedAdam : public Optimizer {
       for (Parameter* p : params) {
         state_.push_back(Tensor::zeros({2, p->value.numel()}));
         pieces_.push_back({p, flat(p->value), flat(p->grad), state_.back().rows(0, 1).reshape({p->value.numel()}),
-                           state_.back().rows(1, 2).reshape({p->value.numel()})});
+                           state_.back().rows(1, 2).reshape({p->value.numel()}), Tensor{}});
       }
       return;
     }

@@ -101,8 +101,8 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
                             doc_begin, doc_end, r.tokens_per_epoch));
   // Size the three arrays before building anything: a huge sample count must be a clear error, not
   // an endless epoch loop, an int64 overflow or a bad_alloc after minutes.
+  const i128 epochs = num_epochs_wide(r.tokens_per_epoch, seq_length, num_samples);  // < 2^126
   {
-    const i128 epochs = num_epochs_wide(r.tokens_per_epoch, seq_length, num_samples);  // < 2^126
     const i128 total_samples = (epochs * r.tokens_per_epoch - 1) / seq_length;          // epochs·T < 2^127
     // In double: epochs × documents may pass even 128 bits; only the comparison matters.
     const double entries = static_cast<double>(epochs) * static_cast<double>(doc_end - doc_begin);
@@ -118,7 +118,7 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
           doc_begin, doc_end, r.tokens_per_epoch, gib(bytes), fmt::format("{:.3g}", entries),
           fmt::format("{:.3g}", static_cast<double>(total_samples)), gib(static_cast<double>(kMaxGptIndexBytes))));
   }
-  r.num_epochs = gpt_num_epochs(r.tokens_per_epoch, seq_length, num_samples);
+  r.num_epochs = static_cast<std::int64_t>(epochs);  // the bound above keeps epochs · tokens_per_epoch in int64
   NumpyRandomState rng(seed);
   std::int64_t from_first_epochs = 0;
   if (r.num_epochs > 1) {

@@ -38,21 +38,6 @@ namespace tessera {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-const char* kind_of(fs::file_type t) {
-  switch (t) {
-    case fs::file_type::fifo: return "FIFO (named pipe)";
-    case fs::file_type::socket: return "socket";
-    case fs::file_type::character: return "character device";
-    case fs::file_type::block: return "block device";
-    case fs::file_type::not_found: return "broken symbolic link";
-    default: return "special file";
-  }
-}
-
-}  // namespace
-
 std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options) {
   if (options.inputs.empty()) throw ConfigError("preprocess: no inputs given");
   auto keep = [&](const fs::path& p) {
@@ -71,14 +56,12 @@ std::vector<std::string> list_preprocess_inputs(const PreprocessOptions& options
       for (auto it = fs::recursive_directory_iterator(in, fs::directory_options::skip_permission_denied, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         std::error_code sec;
-        const auto entry = it->status(sec);  // links followed
-        if (fs::is_directory(entry) || !keep(it->path())) continue;
-        if (fs::is_regular_file(entry)) {
+        if (fs::is_directory(it->status(sec)) || !keep(it->path())) continue;  // links followed
+        const std::string kind = file_kind(it->path());
+        if (kind == "regular file")
           found.push_back(it->path().string());
-        } else {
-          // A FIFO would block the reader and a device may never end: skipped, with a warning.
-          log_warn("preprocess: skipping {}: a {}, not a regular file", it->path().string(), kind_of(entry.type()));
-        }
+        else  // a FIFO would block the reader and a device may never end: skipped, with a warning
+          log_warn("preprocess: skipping {}: a {}, not a regular file", it->path().string(), kind);
       }
       if (ec) throw FormatError(fmt::format("{}: cannot list folder: {}", in, ec.message()));
       std::sort(found.begin(), found.end());  // directory order is arbitrary; output must not be
@@ -171,15 +154,8 @@ std::string document_text(const RawDoc& d, const std::vector<std::string>& files
 class LineReader {
  public:
   LineReader(const std::string& path, std::uint64_t max_line) : path_(path), max_line_(max_line) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    struct stat st{};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      fd_ = -1;
-      require_regular_file(path, "the input");  // names what it is
-      throw FormatError(fmt::format("{}: the input is not a regular file", path));
-    }
+    std::uint64_t size = 0;
+    fd_ = open_regular_file(path, "the input", &size);
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   }
   ~LineReader() {

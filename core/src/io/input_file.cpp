@@ -16,6 +16,7 @@ namespace tessera {
 namespace {
 
 const char* kind_of(mode_t mode) {
+  if (S_ISREG(mode)) return "regular file";
   if (S_ISDIR(mode)) return "directory";
   if (S_ISFIFO(mode)) return "FIFO (named pipe)";
   if (S_ISCHR(mode)) return "character device";
@@ -25,6 +26,12 @@ const char* kind_of(mode_t mode) {
 }
 
 }  // namespace
+
+std::string file_kind(const std::filesystem::path& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return "missing file or broken link";
+  return kind_of(st.st_mode);
+}
 
 void require_regular_file(const std::filesystem::path& path, const std::string& what) {
   struct stat st{};

@@ -77,6 +77,19 @@ SaveFolderLock::~SaveFolderLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock; the file stays (removing it would race a new run)
 }
 
+namespace {
+
+// What Tessera's own saves write first and rename later (nothing else in the folder is touched):
+// iter_XXXXXXX.tmp/ folders and <file>.tmp for the files written atomically into the save folder.
+bool is_unfinished_save(const std::string& name) {
+  if (name.starts_with("iter_") && name.ends_with(".tmp")) return true;
+  for (const char* file : {"latest_checkpointed_iteration.txt.tmp", "model.safetensors.tmp", "config.toml.tmp"})
+    if (name == file) return true;
+  return false;
+}
+
+}  // namespace
+
 void clean_unfinished_saves(const fs::path& folder) {
   std::error_code ec;
   std::vector<fs::path> entries;
@@ -92,7 +105,7 @@ void clean_unfinished_saves(const fs::path& folder) {
       } else {
         fs::remove_all(p, ec);
       }
-    } else if (name.ends_with(".tmp")) {
+    } else if (is_unfinished_save(name)) {
       fs::remove_all(p, ec);
       log_warn("checkpoint.save: removed {}, left unfinished by a save that failed or was killed", p.string());
     }

@@ -95,7 +95,6 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   options_ = read_training(config_, parallel_->layout);
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
-  if (!options_.save_dir.empty()) claim_save_folder();
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
@@ -119,8 +118,10 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
-  // A typo anywhere else is reported before the data plugin opens (or indexes) any file.
+  // A typo anywhere else is reported before the data plugin opens (or indexes) any file, and before
+  // the save folder is touched.
   config_.check_no_unknown_keys({"data"});
+  if (!options_.save_dir.empty()) claim_save_folder();
   data_ = build_data(config_, request);
 
   // Everything that reads the config has run: any key nobody read is a typo.

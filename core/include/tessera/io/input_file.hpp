@@ -12,6 +12,10 @@ inline constexpr std::uint64_t kMaxConfigBytes = std::uint64_t{16} << 20;       
 inline constexpr std::uint64_t kMaxVocabularyBytes = std::uint64_t{512} << 20;  // vocab/merges/tokenizer files
 inline constexpr std::uint64_t kMaxMetadataBytes = std::uint64_t{64} << 20;     // metadata.json and small text files
 
+// What `path` is, links followed: "regular file", "directory", "FIFO (named pipe)", "character
+// device", "block device", "socket", "special file", or "missing file or broken link".
+std::string file_kind(const std::filesystem::path& path);
+
 // FormatError "<path>: <what> is a <kind>, not a regular file" unless `path` is a regular file (links
 // followed); FormatError naming the system error when it cannot be examined.
 void require_regular_file(const std::filesystem::path& path, const std::string& what);

@@ -25,7 +25,8 @@ class SaveFolderLock {
   int fd_ = -1;
 };
 
-// Under the lock: removes unfinished saves (iter_XXXXXXX.tmp folders, *.tmp files) and puts back an
+// Under the lock: removes unfinished saves (iter_XXXXXXX.tmp folders; latest_checkpointed_iteration.txt,
+// model.safetensors and config.toml's .tmp files — nothing else in the folder) and puts back an
 // iter_XXXXXXX.old whose replacement never arrived (a save killed between its two renames).
 void clean_unfinished_saves(const std::filesystem::path& folder);
 
