@@ -12,7 +12,6 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "tessera/subprocess.hpp"
 #include "test_util.hpp"
 
 namespace tessera::test {
@@ -31,8 +30,9 @@ struct CliRun {
 
 inline CliRun tessera_cli(std::vector<std::string> args) {
   args.insert(args.begin(), kTesseraBinary);
-  const ProcessResult p = run_process(args, true);
-  return {p.exit_code, p.output};
+  CliRun r;
+  r.output = run_command(args, &r.status, true);
+  return r;
 }
 
 // `args` split at spaces (no shell: nothing in them is interpreted); tessera_cli for arguments that

@@ -12,11 +12,11 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tessera_cli.hpp"
 #include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/tokenizer.hpp"
@@ -26,7 +26,6 @@ using test::TempDir;
 
 namespace {
 
-const std::string kTessera = TESSERA_BINARY_DIR "/bin/tessera";
 
 std::string vocab_args() {
   const std::string dir = TESSERA_GPT2_VOCAB_DIR;
@@ -57,12 +56,10 @@ bool clean_error(int status) { return status == 1; }
 // Runs `tessera preprocess ARGS` (ARGS split at spaces, no shell); returns combined output, sets
 // the exit code.
 std::string preprocess(const std::string& args, int* status) {
-  std::vector<std::string> argv = {kTessera, "preprocess", "--no-progress"};
-  std::istringstream words(args);
-  for (std::string w; words >> w;) argv.push_back(w);
-  return test::run_command(argv, status, true);
+  const tessera::test::CliRun r = tessera::test::run_tessera("preprocess --no-progress " + args);
+  *status = r.status;
+  return r.output;
 }
-
 void expect_documents(const std::string& prefix, const std::vector<std::vector<std::int32_t>>& docs) {
   IndexedDataset ds(prefix);
   REQUIRE(ds.num_documents() == static_cast<std::int64_t>(docs.size()));
