@@ -1,6 +1,5 @@
 #include "tessera/tensor.hpp"
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -8,21 +7,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera {
 
-namespace {
-std::atomic<std::int64_t> g_current{0};
-std::atomic<std::int64_t> g_peak{0};
-
-void count_alloc(std::int64_t bytes) {
-  std::int64_t now = g_current.fetch_add(bytes) + bytes;
-  std::int64_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-  }
-}
-}  // namespace
 
 std::size_t dtype_size(DType t) {
   switch (t) {
@@ -47,7 +36,9 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-std::string Device::str() const { return kind == Kind::cpu ? "cpu" : fmt::format("cuda:{}", index); }
+std::string Device::str() const {
+  return is_cpu() ? "cpu" : fmt::format("{}:{}", backend_of(*this).name(), index);
+}
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
@@ -63,22 +54,13 @@ std::int64_t shape_numel(const Shape& s) {
 }
 
 Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  if (!device.is_cpu())
-    throw Error(fmt::format("no allocator for device {} in this build (the CUDA backend is not loaded)", device.str()));
-  // Rounding a size within 63 bytes of SIZE_MAX up would wrap to 0 and allocate 64 bytes.
-  const std::size_t rounded = (bytes + 63) / 64 * 64;
-  data_ = bytes > SIZE_MAX - 63 ? nullptr : std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!data_) throw Error(fmt::format("out of memory allocating {} bytes on the CPU", bytes));
-  count_alloc(static_cast<std::int64_t>(bytes));
+  data_ = backend_of(device).allocate(bytes, device.index);
 }
 
-Storage::~Storage() {
-  std::free(data_);
-  g_current.fetch_sub(static_cast<std::int64_t>(bytes_));
-}
+Storage::~Storage() { backend_of(device_).deallocate(data_, bytes_, device_.index); }
 
-MemoryStats memory_stats() { return {g_current.load(), g_peak.load()}; }
-void reset_peak_memory() { g_peak.store(g_current.load()); }
+MemoryStats memory_stats(Device device) { return backend_of(device).memory_stats(device.index); }
+void reset_peak_memory(Device device) { backend_of(device).reset_peak_memory(device.index); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   Tensor t;
@@ -98,10 +80,16 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::full(const Shape& shape, float value) {
-  Tensor t = empty(shape);
+Tensor Tensor::full(const Shape& shape, float value, Device device) {
+  Tensor t = empty(shape, DType::f32, device);
   t.fill_(value);
   return t;
+}
+
+void Tensor::check_host() const {
+  if (!device().is_cpu())
+    throw Error(fmt::format("host access to tensor {} on {}: only its backend reads device memory; copy it "
+                            "with to(Device::cpu()) or use an op", str(), device().str()));
 }
 
 void Tensor::check_dtype(DType expected) const {
@@ -141,21 +129,45 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device());
-  if (numel_) std::memcpy(t.raw(), raw(), nbytes());
+  if (numel_) backend_of(device()).copy(*this, t);
   return t;
 }
 
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor t = empty(shape_, dtype_, target);
+  if (numel_ == 0) return t;
+  if (device().is_cpu()) {
+    backend_of(target).copy_from_host(device_raw(), t);
+  } else if (target.is_cpu()) {
+    backend_of(device()).copy_to_host(*this, t.device_raw());
+  } else {  // between two devices: through the host
+    Tensor host = to(Device::cpu());
+    backend_of(target).copy_from_host(host.device_raw(), t);
+  }
+  return t;
+}
+
+void Tensor::copy_to_host(void* dst) const {
+  if (numel_ == 0) return;
+  if (device().is_cpu())
+    std::memcpy(dst, device_raw(), nbytes());
+  else
+    backend_of(device()).copy_to_host(*this, dst);
+}
+
 void Tensor::zero_() {
-  if (numel_) std::memset(raw(), 0, nbytes());
+  if (numel_) backend_of(device()).fill(*this, 0.0f);
 }
 
 void Tensor::fill_(float value) {
-  float* p = data<float>();
-  for (std::int64_t i = 0; i < numel_; ++i) p[i] = value;
+  check_dtype(DType::f32);
+  if (numel_) backend_of(device()).fill(*this, value);
 }
 
 double Tensor::item(std::int64_t i) const {
   if (i < 0 || i >= numel_) throw ShapeError(fmt::format("item({}) out of range for {}", i, str()));
+  if (!device().is_cpu()) return reshape({numel_}).rows(i, i + 1).to(Device::cpu()).item(0);
   switch (dtype_) {
     case DType::f32: return static_cast<const float*>(raw())[i];
     case DType::i32: return static_cast<const std::int32_t*>(raw())[i];

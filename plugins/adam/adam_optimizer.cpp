@@ -21,8 +21,8 @@ class Adam : public Optimizer {
  public:
   Adam(const AdamSettings& s, const std::vector<Parameter*>& params) : s_(s), params_(params) {
     for (Parameter* p : params_) {
-      m_.push_back(Tensor::zeros(p->value.shape()));
-      v_.push_back(Tensor::zeros(p->value.shape()));
+      m_.push_back(p->value.new_zeros(p->value.shape()));
+      v_.push_back(p->value.new_zeros(p->value.shape()));
     }
   }
 

@@ -44,7 +44,7 @@ class DistributedAdam : public Optimizer {
       : s_(s), buckets_(context.buckets) {
     if (!buckets_) {  // one data-parallel rank: every parameter whole, gradients where backward left them
       for (Parameter* p : params) {
-        state_.push_back(Tensor::zeros({2, p->value.numel()}));
+        state_.push_back(p->value.new_zeros({2, p->value.numel()}));
         pieces_.push_back({p, flat(p->value), flat(p->grad), state_.back().rows(0, 1).reshape({p->value.numel()}),
                            state_.back().rows(1, 2).reshape({p->value.numel()}), Tensor{}});
       }
@@ -58,9 +58,10 @@ class DistributedAdam : public Optimizer {
                               buckets_->shards(), dp_->size()));
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
       const std::int64_t n = buckets_->buckets()[b].data.numel() / dp_->size();
-      shards_.push_back(Tensor::zeros({n}));
-      staged_.push_back(Tensor::zeros({n}));    // updated parameters of this shard, padding zero
-      state_.push_back(Tensor::zeros({2, n}));  // m and v of this rank's shard, padding included
+      const Tensor& like = buckets_->buckets()[b].data;  // on the parameters' device
+      shards_.push_back(like.new_zeros({n}));
+      staged_.push_back(like.new_zeros({n}));    // updated parameters of this shard, padding zero
+      state_.push_back(like.new_zeros({2, n}));  // m and v of this rank's shard, padding included
       const Tensor m = state_.back().rows(0, 1).reshape({n}), v = state_.back().rows(1, 2).reshape({n});
       for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
@@ -72,11 +73,9 @@ class DistributedAdam : public Optimizer {
 
   std::vector<Tensor>* gradient_shards() override { return buckets_ ? &shards_ : nullptr; }
 
-  double shard_grad_sum_squares() const override {
-    double sq = 0;
+  void shard_grad_sum_squares(Tensor& out) const override {
     for (const Piece& p : pieces_)
-      if (counts_in_grad_norm(*p.param, tp_rank_)) sq += ops::sum_squares(p.grad);
-    return sq;
+      if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.grad, out, /*accumulate=*/true);
   }
 
   void step(float lr, float grad_scale) override {

@@ -13,16 +13,6 @@
 
 namespace tessera::gpt {
 
-namespace {
-
-Tensor position_ids(std::int64_t B, std::int64_t T) {
-  Tensor pos = Tensor::empty({B * T}, DType::i32);
-  auto* p = pos.data<std::int32_t>();
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t t = 0; t < T; ++t) p[b * T + t] = static_cast<std::int32_t>(t);
-  return pos;
-}
-}  // namespace
 
 GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel)
     : o_(o),
@@ -121,7 +111,9 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   // their part of the one-process mask.
   const bool sp = sequence_parallel(ctx);
   const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
-  Tensor pos = position_ids(B, T).rows(rows.first, rows.first + rows.rows);
+  // Position ids of those rows: t of each row (b, t) of the flattened [B, T].
+  Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
+  ops::arange_mod(pos, rows.first, T);
   ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
   if (ctx.training) ctx.store.save(position_embeddings_.get(), {pos});
   Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
@@ -215,10 +207,10 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
 
-  Tensor losses = Tensor::empty({N});
-  Tensor dh = ctx.training ? Tensor::empty({N, C}) : Tensor();
+  Tensor losses = h2.new_empty({N});
+  Tensor dh = ctx.training ? h2.new_empty({N, C}) : Tensor();
   const std::int64_t chunk = head_chunk_rows(V);
-  Tensor logits_buffer = Tensor::empty({std::min(chunk, N), V});
+  Tensor logits_buffer = h2.new_empty({std::min(chunk, N), V});
   for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
     const std::int64_t r1 = std::min(N, r0 + chunk);
     Tensor hc = h2.rows(r0, r1);
@@ -243,11 +235,9 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
     ctx.store.save(this, {dh.reshape(h.shape())});
   }
   // Σ loss·mask / Σ mask
-  double total = 0;
-  const float* l = losses.data<float>();
-  const float* m = mask.data<float>();
-  for (std::int64_t i = 0; i < N; ++i) total += static_cast<double>(l[i]) * m[i];
-  return mask_sum > 0 ? total / mask_sum : 0.0;
+  Tensor total = losses.new_empty({1}, DType::f64);
+  ops::masked_sum(losses, mask, total);
+  return mask_sum > 0 ? total.item() / mask_sum : 0.0;
 }
 
 Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int c) {
@@ -276,30 +266,24 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   for (auto& l : chunks_[0].layers) x = l->forward(ctx, x);
   Tensor h = final_norm_->forward(ctx, x);
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
-  Tensor last = Tensor::empty({B, C});
-  Tensor rows = h.reshape({B * T, C});
-  for (std::int64_t b = 0; b < B; ++b) {
-    Tensor dst = last.rows(b, b + 1);
-    ops::copy(rows.rows(b * T + T - 1, b * T + T), dst);
-  }
+  Tensor last = h.new_empty({B, C});
+  ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
   const Tensor& table = word_embeddings_->weight().value;
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
-  Tensor logits = Tensor::empty({B, V});
+  Tensor logits = last.new_empty({B, V});
   ops::matmul(last, false, table, true, logits);
   // Every rank returns the full vocabulary: gather the shards ([tp, B, V] in rank order).
   const int tp = tp_size(tp_);
   Tensor gathered = logits;
   if (tp > 1) {
-    gathered = Tensor::empty({tp * B * V});
+    gathered = logits.new_empty({tp * B * V});
     tp_->all_gather(logits.reshape({B * V}), gathered);
   }
-  Tensor out = Tensor::empty({B, o_.vocab_size});
-  for (int r = 0; r < tp; ++r)
-    for (std::int64_t b = 0; b < B; ++b) {
-      const std::int64_t first = r * V, count = std::clamp<std::int64_t>(o_.vocab_size - first, 0, V);
-      const float* src = gathered.data<float>() + (r * B + b) * V;
-      std::copy(src, src + count, out.data<float>() + b * o_.vocab_size + first);
-    }
+  Tensor out = logits.new_empty({B, o_.vocab_size});
+  for (int r = 0; r < tp; ++r) {
+    const std::int64_t first = r * V, count = std::clamp<std::int64_t>(o_.vocab_size - first, 0, V);
+    if (count > 0) ops::copy_2d(gathered, r * B * V, V, out, first, o_.vocab_size, B, count);
+  }
   return out;
 }
 

@@ -15,38 +15,11 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/train/trainer.hpp"
+#include "training_corpus.hpp"
 
 using namespace tessera;
 
 namespace {
-
-// Byte tokens (ids 0..255, EOD 256) of a few standard-library files, one document each.
-std::string corpus() {
-  static const std::string prefix = [] {
-    const std::string p = "training_corpus";
-    IndexedDatasetWriter w(p, IndexDtype::u16);
-    int docs = 0;
-    // Sorted: directory order is up to the file system, and the samples should not be.
-    std::vector<std::filesystem::path> files;
-    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(TESSERA_SOURCE_DIR) / "core/src/nn"))
-      files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::ifstream in(f);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::vector<std::int32_t> ids;
-      for (unsigned char c : ss.str()) ids.push_back(c);
-      ids.push_back(256);
-      w.add_document(ids);
-      ++docs;
-    }
-    w.finalize();
-    REQUIRE(docs >= 5);
-    return p;
-  }();
-  return prefix;
-}
 
 std::string config_text(std::int64_t micro, std::int64_t global, std::int64_t iters) {
   return fmt::format(R"(
@@ -79,7 +52,7 @@ lr_warmup_iters = 2
 clip_grad = 1.0
 [logging]
 log_interval = 100
-)", corpus(), micro, global, iters);
+)", training_corpus(), micro, global, iters);
 }
 
 TrainingRecord train(const std::string& text, const std::vector<std::string>& overrides = {}) {
@@ -192,6 +165,6 @@ TEST_CASE("config mistakes are clear errors before any work", "[unit]") {
     CHECK(std::string(e.what()).find("adam.toml") != std::string::npos);
   }
   std::string missing = config_text(4, 8, 2);
-  missing.replace(missing.find(corpus()), corpus().size(), "no_such_dataset");
+  missing.replace(missing.find(training_corpus()), training_corpus().size(), "no_such_dataset");
   CHECK_THROWS_AS(Trainer(Config::from_string(missing, "data.toml")), FormatError);
 }

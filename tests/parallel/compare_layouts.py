@@ -4,12 +4,15 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc) — tp/pp/vp map to
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc, dev) — tp/pp/vp map to
 [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
-layer), rc=sel (selective); the one-process run it is compared with recomputes nothing.
+layer), rc=sel (selective); the one-process run it is compared with recomputes nothing. dev=sim
+trains on the simulated device ([training] device = "sim"): its logged values and saved weights must
+equal, bit for bit, those of the same layout without dev= listed before it (and, like every layout,
+one process's within the tolerance).
 """
 import json
 import math
@@ -101,6 +104,7 @@ def main():
     base_state = base.pop("state")
     base.pop("held")
     worst = 0.0
+    logged = {}  # layout → its logged values, for dev=sim's bitwise comparison
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
         sets = []
@@ -122,6 +126,8 @@ def main():
             sets += ["--set", "optimizer.plugin=distributed_adam"]
         if "rc" in opts:
             sets += RECOMPUTE[opts["rc"]]
+        if "dev" in opts:
+            sets += ["--set", f"training.device={opts['dev']}"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
         state, buckets = got.pop("state"), got.pop("buckets")
@@ -147,6 +153,15 @@ def main():
             sys.exit(f"{layout}: expected several gradient buckets, the log says {overlapped} (overlapped, buckets)")
         if got.keys() != base.keys():
             sys.exit(f"{layout}: logged {sorted(got)} but one process logged {sorted(base)}")
+        logged[layout] = got
+        if "dev" in opts:
+            twin = ",".join(kv for kv in layout.split(",") if not kv.startswith("dev="))
+            if twin not in logged:
+                sys.exit(f"{layout}: list {twin} before it, to compare the device run with the CPU bit for bit")
+            if got != logged[twin]:
+                diff = {k: (got[k], logged[twin][k]) for k in got if got[k] != logged[twin][k]}
+                sys.exit(f"{layout}: differs from {twin} on the CPU (device, cpu): {diff}")
+            compare_weights(layout, os.path.join(workdir, f"weights_{layout}"), os.path.join(workdir, f"weights_{twin}"), 0.0)
         for k, v in base.items():
             rel = abs(got[k] - v) / max(abs(v), 1e-12)
             worst = max(worst, rel)

@@ -19,15 +19,16 @@ template <> constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<std::int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::u8; }
 
+// Where a tensor's memory lives: a backend (0 is the CPU, always registered; others are
+// registered when their plugin is loaded, see backend.hpp) and a device index within it.
 struct Device {
-  enum class Kind : std::uint8_t { cpu, cuda };
-  Kind kind = Kind::cpu;
+  std::uint8_t backend = 0;
   int index = 0;
   static Device cpu() { return {}; }
-  static Device cuda(int i) { return {Kind::cuda, i}; }
-  bool is_cpu() const { return kind == Kind::cpu; }
+  // Host memory that any code may read; every other device is reached only through its backend.
+  bool is_cpu() const { return backend == 0; }
   bool operator==(const Device&) const = default;
-  std::string str() const;
+  std::string str() const;  // "cpu", "sim:0", "cuda:1"
 };
 
 }  // namespace tessera

@@ -1,5 +1,6 @@
-// The ops modules are written in. Each op is declared here once and implemented per device
-// (kernels/cpu now; kernels/cuda later), dispatched by the tensors' device. Shapes use the llm.c
+// The ops modules are written in. Each op is declared here once, checks its arguments here and runs
+// on the backend of its tensors' device (backend.hpp: the CPU's wraps kernels/cpu; others are
+// plugins). All tensors of one call must be on one device. Shapes use the llm.c
 // letters: N rows (= B·T), C channels, B batch, T time, Hq query heads, Hkv key/value heads
 // (query groups), D head size, V vocabulary.
 //
@@ -102,6 +103,13 @@ void cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64
 void cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
                               const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
                               const Tensor& global_sum, float grad_scale);
+// Between the passes, after the max all-reduce: sum_at_global = sum_exp·exp(row_max − global_max),
+// this shard's part of the global Σ exp(logits − M). All f32 [N].
+void cross_entropy_shard_rescale(const Tensor& row_max, const Tensor& sum_exp, const Tensor& global_max,
+                                 Tensor& sum_at_global);
+// After the sum all-reduce: losses = global_max + log(global_sum) − target_logit (summed over shards).
+void cross_entropy_shard_loss(const Tensor& global_max, const Tensor& global_sum, const Tensor& target_logit,
+                              Tensor& losses);
 
 // Row-wise softmax over the last dim (sampling), out may alias x.
 void softmax(const Tensor& x, Tensor& out);
@@ -111,9 +119,25 @@ void add(const Tensor& a, const Tensor& b, Tensor& out);  // out may alias a or 
 void axpy(float alpha, const Tensor& x, Tensor& y);        // y += alpha·x
 void add_bias(Tensor& y, const Tensor& bias);              // y[N,C] += bias[C] on every row
 void scale(Tensor& x, float s);                            // x *= s
+// Any dtype, both the same. The one op whose tensors may be on two devices: a host↔device copy.
 void copy(const Tensor& src, Tensor& dst);
-double sum(const Tensor& x);                               // accumulated in double
-double sum_squares(const Tensor& x);                       // accumulated in double
+// Strided block copy of rows × cols elements (any dtype, both the same; offsets and strides in
+// elements of the flattened tensors): dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c].
+// Interleaves all-gathered shards, slices columns, packs buffers — without host loops.
+void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
+             std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows, std::int64_t cols);
+// out i32: out[i] = (start + i) mod period (position ids).
+void arange_mod(Tensor& out, std::int64_t start, std::int64_t period);
+
+// Reductions into an f64 [1] tensor on the same device (with `accumulate`, out += instead of =):
+// they stay on the device until one read per iteration. Accumulated in double.
+void sum(const Tensor& x, Tensor& out, bool accumulate = false);
+void sum_squares(const Tensor& x, Tensor& out, bool accumulate = false);
+// Σ values·mask over f32 tensors of equal size, in index order.
+void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate = false);
+// The same, read back to the host (one synchronisation on a device).
+double sum(const Tensor& x);
+double sum_squares(const Tensor& x);
 
 // ---- optimizer ------------------------------------------------------------------------------
 // One fused pass of Adam over a parameter (torch.optim.Adam / AdamW semantics):

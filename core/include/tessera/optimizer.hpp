@@ -42,8 +42,9 @@ class Optimizer {
   virtual std::vector<Tensor>* gradient_shards() { return nullptr; }
   // With gradient_shards: Σ g² over this rank's reduced shards, each element counted as the global
   // grad norm counts it (tensor-parallel replicas on tp rank 0 only, pipeline tied copies never).
-  // The trainer sums it over dp, tp and pp.
-  virtual double shard_grad_sum_squares() const { return 0.0; }
+  // The trainer sums it over dp, tp and pp. Added (+=) to `out`, an f64 [1] on the parameters'
+  // device, so that it stays there until the trainer reads the norm once.
+  virtual void shard_grad_sum_squares(Tensor& /*out*/) const {}
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
   // Checkpoints: this rank's state as named tensors (views are fine; the trainer writes them to

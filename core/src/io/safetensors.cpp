@@ -55,7 +55,10 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
     std::uint64_t n = text.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& [name, t] : tensors) out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+    for (const auto& [name, t] : tensors) {
+      const Tensor host = t.to(Device::cpu());  // device tensors are written from a host copy
+      out.write(static_cast<const char*>(host.raw()), static_cast<std::streamsize>(host.nbytes()));
+    }
     out.flush();
     if (!out) {
       out.close();

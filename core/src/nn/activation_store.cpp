@@ -26,7 +26,7 @@ std::int64_t ActivationStore::held_elements() const {
   std::int64_t n = 0;
   for (const auto& [owner, tensors] : saved_)
     for (const Tensor& t : tensors)
-      if (t.defined() && seen.insert(t.raw()).second) n += t.numel();
+      if (t.defined() && seen.insert(t.device_raw()).second) n += t.numel();
   return n;
 }
 

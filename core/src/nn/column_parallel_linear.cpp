@@ -1,7 +1,5 @@
 #include "tessera/nn/column_parallel_linear.hpp"
 
-#include <algorithm>
-
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/ops.hpp"
@@ -51,22 +49,18 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
   const Tensor x = sp ? gather_from_sequence_parallel_forward(x_in, tp_) : copy_to_tp_forward(x_in);
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
-  Tensor y = Tensor::empty(shape);
+  Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
   if (ctx.training) ctx.store.save(this, {x_in});  // under sequence parallelism: the shard only
   const int n = tp_size(tp_);
   if (!o_.gather_output || n == 1) return y;
   // all_gather concatenates whole tensors: [tp, rows, out/tp] → interleave into [rows, out].
   const std::int64_t cols = y.size(-1), rows = y.numel() / cols;
-  Tensor gathered = Tensor::empty({n * rows * cols});
+  Tensor gathered = y.new_empty({n * rows * cols});
   tp_->all_gather(y.reshape({rows * cols}), gathered);
   shape.back() = o_.out;
-  Tensor full = Tensor::empty(shape);
-  const float* g = gathered.data<float>();
-  float* f = full.data<float>();
-  for (int r = 0; r < n; ++r)
-    for (std::int64_t i = 0; i < rows; ++i)
-      std::copy(g + (r * rows + i) * cols, g + (r * rows + i + 1) * cols, f + i * o_.out + r * cols);
+  Tensor full = y.new_empty(shape);
+  for (int r = 0; r < n; ++r) ops::copy_2d(gathered, r * rows * cols, cols, full, r * cols, o_.out, rows, cols);
   return full;
 }
 
@@ -80,12 +74,10 @@ Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
     const std::int64_t cols = weight_.value.size(0), rows = dy_in.numel() / o_.out;
     Shape shape = dy_in.shape();
     shape.back() = cols;
-    dy = Tensor::empty(shape);
-    const float* src = dy_in.data<float>() + tp_rank(tp_) * cols;
-    float* dst = dy.data<float>();
-    for (std::int64_t i = 0; i < rows; ++i) std::copy(src + i * o_.out, src + i * o_.out + cols, dst + i * cols);
+    dy = dy_in.new_empty(shape);
+    ops::copy_2d(dy_in, tp_rank(tp_) * cols, o_.out, dy, 0, cols, rows, cols);
   }
-  Tensor dx = Tensor::empty(x.shape());
+  Tensor dx = x.new_empty(x.shape());
   ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   // Final for the iteration on the last microbatch: the dp all-reduce may start before the tp one below.
   ctx.grad_ready(weight_);

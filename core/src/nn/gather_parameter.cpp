@@ -1,8 +1,8 @@
 #include "tessera/nn/gather_parameter.hpp"
 
-#include <algorithm>
 
 #include "tessera/error.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
@@ -22,25 +22,18 @@ Tensor assemble_tp_shards(const std::vector<Tensor>& shards, int dim, int blocks
   const std::int64_t sb = shard.size(dim) / blocks;
   Shape full_shape = shard.shape();
   full_shape[static_cast<std::size_t>(dim)] *= n;
-  Tensor full = Tensor::empty(full_shape);
-  float* f = full.data<float>();
-  for (std::int64_t r = 0; r < n; ++r) {
-    const float* g = shards[static_cast<std::size_t>(r)].data<float>();
-    for (std::int64_t o = 0; o < outer; ++o)
-      for (std::int64_t b = 0; b < blocks; ++b)
-        for (std::int64_t j = 0; j < sb; ++j) {
-          const float* src = g + ((o * blocks + b) * sb + j) * inner;
-          float* dst = f + (((o * blocks + b) * n + r) * sb + j) * inner;
-          std::copy(src, src + inner, dst);
-        }
-  }
+  Tensor full = shard.new_empty(full_shape);
+  // Block (o, b) of shard r — sb·inner contiguous elements — lands at block ((o·blocks + b)·n + r).
+  const std::int64_t block = sb * inner;
+  for (std::int64_t r = 0; r < n; ++r)
+    ops::copy_2d(shards[static_cast<std::size_t>(r)], 0, block, full, r * block, n * block, outer * blocks, block);
   return full;
 }
 
 Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGroup& tp) {
   const int n = tp_size(tp);
   if (dim < 0 || n == 1) return shard;
-  Tensor gathered = Tensor::empty({n * shard.numel()});
+  Tensor gathered = shard.new_empty({n * shard.numel()});
   tp->all_gather(shard.reshape({shard.numel()}), gathered);
   std::vector<Tensor> shards;
   for (int r = 0; r < n; ++r) shards.push_back(gathered.rows(r * shard.numel(), (r + 1) * shard.numel()).reshape(shard.shape()));

@@ -21,8 +21,8 @@ Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
                       "LayerNorm with weight {} expects x [..., {}] with a non-zero channel dim, got {}", weight_.name,
                       weight_.value.size(0), x.str());
   const std::int64_t rows = x.numel() / x.size(-1);
-  Tensor y = Tensor::empty(x.shape());
-  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+  Tensor y = x.new_empty(x.shape());
+  Tensor mean = x.new_empty({rows}), rstd = x.new_empty({rows});
   ops::layer_norm_forward(x, weight_.value, bias_.value, eps_, y, mean, rstd);
   if (ctx.training) ctx.store.save(this, {x, mean, rstd});
   return y;
@@ -30,7 +30,7 @@ Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
 
 Tensor LayerNorm::backward(StepContext& ctx, const Tensor& dy) {
   auto saved = ctx.store.take(this);
-  Tensor dx = Tensor::empty(saved[0].shape());
+  Tensor dx = saved[0].new_empty(saved[0].shape());
   ops::layer_norm_backward(dy, saved[0], weight_.value, saved[1], saved[2], dx, weight_.grad, bias_.grad);
   ctx.grad_ready(weight_);
   ctx.grad_ready(bias_);

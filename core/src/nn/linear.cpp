@@ -19,7 +19,7 @@ void Linear::collect_parameters(std::vector<Parameter*>& out) {
 Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
-  Tensor y = Tensor::empty(shape);
+  Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
   if (ctx.training) ctx.store.save(this, {x});
   return y;
@@ -27,7 +27,7 @@ Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
 
 Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor x = ctx.store.take(this)[0];
-  Tensor dx = Tensor::empty(x.shape());
+  Tensor dx = x.new_empty(x.shape());
   ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);

@@ -24,7 +24,7 @@ void Mlp::collect_parameters(std::vector<Parameter*>& out) {
 
 Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
   Tensor h = fc1_.forward(ctx, x);
-  Tensor a = Tensor::empty(h.shape());
+  Tensor a = h.new_empty(h.shape());
   ops::gelu_forward(h, a);
   if (ctx.training) ctx.store.save(this, {h});
   return fc2_.forward(ctx, a);

@@ -8,4 +8,11 @@ std::int64_t count_elements(const std::vector<Parameter*>& params) {
   return n;
 }
 
+void move_parameters(const std::vector<Parameter*>& params, Device device) {
+  for (Parameter* p : params) {
+    p->value = p->value.to(device);
+    p->grad = p->grad.to(device);
+  }
+}
+
 }  // namespace tessera

@@ -31,7 +31,7 @@ void RowParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
 Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
-  Tensor y = Tensor::empty(shape);
+  Tensor y = x.new_empty(shape);
   if (tp_size(tp_) == 1) {
     ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
   } else {
@@ -48,7 +48,7 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
 
 Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor x = ctx.store.take(this)[0];
-  Tensor dx = Tensor::empty(x.shape());
+  Tensor dx = x.new_empty(x.shape());
   const Tensor dy_full = sequence_parallel_applies(sequence_parallel_, tp_, ctx)
                              ? reduce_scatter_to_sequence_parallel_backward(dy, tp_)
                              : reduce_from_tp_backward(dy);

@@ -83,8 +83,8 @@ Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
   ops::AttentionShape s{x.size(0), x.size(1), heads_, groups_, head_dim_, true};
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, x);
-  Tensor context = Tensor::empty({s.B, s.T, s.Hq * s.D});
-  Tensor probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
+  Tensor context = q.new_empty({s.B, s.T, s.Hq * s.D});
+  Tensor probs = q.new_empty({s.B, s.Hq, s.T, s.T});
   ops::attention_forward(s, q, kv, context, probs);
   if (ctx.training) ctx.store.save(this, recompute_core_ ? std::vector<Tensor>{q, kv} : std::vector<Tensor>{q, kv, probs});
   return output_.forward(ctx, context);
@@ -98,13 +98,13 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   ops::AttentionShape s{q.size(0), q.size(1), heads_, groups_, head_dim_, true};
   Tensor probs;
   if (recompute_core_) {  // selective recompute: the forward's probabilities again
-    probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
-    Tensor context = Tensor::empty({s.B, s.T, s.Hq * s.D});
+    probs = q.new_empty({s.B, s.Hq, s.T, s.T});
+    Tensor context = q.new_empty({s.B, s.T, s.Hq * s.D});
     ops::attention_forward(s, q, kv, context, probs);
   } else {
     probs = saved[2];
   }
-  Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
+  Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, probs, dq, dkv);
   Tensor dx = query_.backward(ctx, dq);
   Tensor dx_kv = key_value_->backward(ctx, dkv);

@@ -46,7 +46,7 @@ Tensor all_gather_rows(const Tensor& x, const TpGroup& tp, const char* op) {
   Tensor rows = token_rows(x, op);
   const int n = tp_size(tp);
   if (n == 1) return rows;
-  Tensor out = Tensor::empty({n * rows.size(0), rows.size(1)});
+  Tensor out = rows.new_empty({n * rows.size(0), rows.size(1)});
   tp->all_gather(rows, out);  // concatenation in rank order = the rows in order
   return out;
 }
@@ -55,7 +55,7 @@ Tensor reduce_scatter_rows(const Tensor& x, const TpGroup& tp, const char* op) {
   Tensor rows = token_rows(x, op);
   const int n = tp_size(tp);
   if (n == 1) return rows;
-  Tensor out = Tensor::empty({sequence_shard(rows.size(0), tp).rows, rows.size(1)});
+  Tensor out = rows.new_empty({sequence_shard(rows.size(0), tp).rows, rows.size(1)});
   tp->reduce_scatter(rows, out);  // block r of the flat input is rank r's rows
   return out;
 }

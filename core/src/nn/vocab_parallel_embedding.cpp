@@ -19,7 +19,7 @@ VocabParallelEmbedding::VocabParallelEmbedding(std::string name, std::int64_t vo
 void VocabParallelEmbedding::collect_parameters(std::vector<Parameter*>& out) { out.push_back(&weight_); }
 
 Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {
-  Tensor out = Tensor::empty({ids.numel(), weight_.value.size(1)});
+  Tensor out = weight_.value.new_empty({ids.numel(), weight_.value.size(1)});
   if (tp_size(tp_) == 1) {
     ops::embedding_forward(ids, weight_.value, out);
   } else {

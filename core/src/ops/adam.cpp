@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/adam.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -18,9 +17,7 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const Ad
   require_numel(op, "m", m, param.numel(), like);
   require_numel(op, "v", v, param.numel(), like);
   if (p.step < 1) throw Error(fmt::format("adam_step: step = {} must be ≥ 1 (it is 1-based)", p.step));
-  cpu::adam_step(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
-                 param.numel(),
-                 {p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.grad_scale, p.step, p.decoupled});
+  detail::backend_for(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}}).adam_step(param, grad, m, v, p);
 }
 
 }  // namespace tessera::ops

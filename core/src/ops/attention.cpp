@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/attention.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -10,11 +9,10 @@ using detail::require_rows_cols;
 
 namespace {
 
-cpu::AttentionArgs check_shape(const char* op, const AttentionShape& s) {
+void check_shape(const char* op, const AttentionShape& s) {
   if (s.B < 1 || s.T < 1 || s.Hq < 1 || s.Hkv < 1 || s.D < 1 || s.Hq % s.Hkv != 0)
     throw ShapeError(fmt::format("{}: invalid AttentionShape B={} T={} Hq={} Hkv={} D={} (all must "
                                  "be ≥ 1 and Hq a multiple of Hkv)", op, s.B, s.T, s.Hq, s.Hkv, s.D));
-  return {s.B, s.T, s.Hq, s.Hkv, s.D, s.causal};
 }
 
 }  // namespace
@@ -22,7 +20,7 @@ cpu::AttentionArgs check_shape(const char* op, const AttentionShape& s) {
 void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
                        Tensor& probs) {
   const char* op = "attention_forward";
-  const auto a = check_shape(op, s);
+  check_shape(op, s);
   require(op, "q", q);
   require(op, "kv", kv);
   require(op, "out", out);
@@ -31,13 +29,14 @@ void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& k
   require_rows_cols(op, "kv", kv, s.B * s.T, 2 * s.Hkv * s.D);
   require_rows_cols(op, "out", out, s.B * s.T, s.Hq * s.D);
   require_numel(op, "probs", probs, s.B * s.Hq * s.T * s.T, "[B, Hq, T, T]");
-  cpu::attention_forward(a, q.data<float>(), kv.data<float>(), out.data<float>(), probs.data<float>());
+  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"out", &out}, {"probs", &probs}})
+      .attention_forward(s, q, kv, out, probs);
 }
 
 void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q,
                         const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) {
   const char* op = "attention_backward";
-  const auto a = check_shape(op, s);
+  check_shape(op, s);
   require(op, "dout", dout);
   require(op, "q", q);
   require(op, "kv", kv);
@@ -50,8 +49,8 @@ void attention_backward(const AttentionShape& s, const Tensor& dout, const Tenso
   require_numel(op, "probs", probs, s.B * s.Hq * s.T * s.T, "[B, Hq, T, T]");
   require_rows_cols(op, "dq", dq, s.B * s.T, s.Hq * s.D);
   require_rows_cols(op, "dkv", dkv, s.B * s.T, 2 * s.Hkv * s.D);
-  cpu::attention_backward(a, dout.data<float>(), q.data<float>(), kv.data<float>(),
-                          probs.data<float>(), dq.data<float>(), dkv.data<float>());
+  detail::backend_for(op, {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"probs", &probs}, {"dq", &dq}, {"dkv", &dkv}})
+      .attention_backward(s, dout, q, kv, probs, dq, dkv);
 }
 
 }  // namespace tessera::ops

@@ -2,14 +2,12 @@
 #include <utility>
 
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/cross_entropy.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
 
 using detail::last_dim;
 using detail::require;
-using detail::require_ids_in_range;
 using detail::require_numel;
 
 void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask,
@@ -28,10 +26,8 @@ void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& 
     require(op, "mask", mask);
     require_numel(op, "mask", mask, N, rows);
   }
-  require_ids_in_range(op, "targets", targets, V);
-  cpu::softmax_cross_entropy(logits.data<float>(), targets.data<std::int32_t>(),
-                             mask.defined() ? mask.data<float>() : nullptr, losses.data<float>(), N,
-                             V, compute_grad, grad_scale);
+  detail::backend_for(op, {{"logits", &logits}, {"targets", &targets}, {"mask", &mask}, {"losses", &losses}})
+      .softmax_cross_entropy(logits, targets, mask, losses, compute_grad, grad_scale);
 }
 
 namespace {
@@ -49,9 +45,6 @@ std::int64_t shard_rows(const char* op, const Tensor& logits, const Tensor& targ
     require(op, name, *t);
     require_numel(op, name, *t, N, rows);
   }
-  const std::int32_t* p = targets.data<std::int32_t>();
-  for (std::int64_t i = 0; i < N; ++i)
-    if (p[i] < 0) throw ShapeError(fmt::format("{}: targets[{}] = {} is negative", op, i, p[i]));
   return N;
 }
 }  // namespace
@@ -60,9 +53,10 @@ void cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64
                                Tensor& row_max, Tensor& sum_exp, Tensor& target_logit, bool keep_exp) {
   const std::int64_t N = shard_rows("cross_entropy_shard_stats", logits, targets,
                                     {{"row_max", &row_max}, {"sum_exp", &sum_exp}, {"target_logit", &target_logit}});
-  cpu::cross_entropy_shard_stats(logits.data<float>(), targets.data<std::int32_t>(), first_id,
-                                 row_max.data<float>(), sum_exp.data<float>(), target_logit.data<float>(),
-                                 N, last_dim(logits), keep_exp);
+  (void)N;
+  detail::backend_for("cross_entropy_shard_stats", {{"logits", &logits}, {"targets", &targets}, {"row_max", &row_max},
+                                                    {"sum_exp", &sum_exp}, {"target_logit", &target_logit}})
+      .cross_entropy_shard_stats(logits, targets, first_id, row_max, sum_exp, target_logit, keep_exp);
 }
 
 void cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
@@ -75,10 +69,40 @@ void cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::in
     require(op, "mask", mask);
     require_numel(op, "mask", mask, N, "the rows of logits");
   }
-  cpu::cross_entropy_shard_grad(exp_logits.data<float>(), targets.data<std::int32_t>(), first_id,
-                                mask.defined() ? mask.data<float>() : nullptr, row_max.data<float>(),
-                                global_max.data<float>(), global_sum.data<float>(), grad_scale, N,
-                                last_dim(exp_logits));
+  detail::backend_for(op, {{"exp_logits", &exp_logits}, {"targets", &targets}, {"mask", &mask}, {"row_max", &row_max},
+                           {"global_max", &global_max}, {"global_sum", &global_sum}})
+      .cross_entropy_shard_grad(exp_logits, targets, first_id, mask, row_max, global_max, global_sum, grad_scale);
+}
+
+namespace {
+// Every tensor f32 with the first one's element count.
+void require_same_rows(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  const Tensor& first = *tensors.begin()->second;
+  for (const auto& [name, t] : tensors) {
+    require(op, name, *t);
+    require_numel(op, name, *t, first.numel(), fmt::format("{} {}", tensors.begin()->first, shape_str(first.shape())));
+  }
+}
+}  // namespace
+
+void cross_entropy_shard_rescale(const Tensor& row_max, const Tensor& sum_exp, const Tensor& global_max,
+                                 Tensor& sum_at_global) {
+  const char* op = "cross_entropy_shard_rescale";
+  require_same_rows(op, {{"row_max", &row_max}, {"sum_exp", &sum_exp}, {"global_max", &global_max},
+                         {"sum_at_global", &sum_at_global}});
+  detail::backend_for(op, {{"row_max", &row_max}, {"sum_exp", &sum_exp}, {"global_max", &global_max},
+                           {"sum_at_global", &sum_at_global}})
+      .cross_entropy_shard_rescale(row_max, sum_exp, global_max, sum_at_global);
+}
+
+void cross_entropy_shard_loss(const Tensor& global_max, const Tensor& global_sum, const Tensor& target_logit,
+                              Tensor& losses) {
+  const char* op = "cross_entropy_shard_loss";
+  require_same_rows(op, {{"global_max", &global_max}, {"global_sum", &global_sum}, {"target_logit", &target_logit},
+                         {"losses", &losses}});
+  detail::backend_for(op, {{"global_max", &global_max}, {"global_sum", &global_sum}, {"target_logit", &target_logit},
+                           {"losses", &losses}})
+      .cross_entropy_shard_loss(global_max, global_sum, target_logit, losses);
 }
 
 }  // namespace tessera::ops

@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/dropout.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -23,7 +22,7 @@ void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, st
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
   check_p(op, p);
   check_offset(op, offset);
-  cpu::dropout_apply(x.data<float>(), y.data<float>(), x.numel(), p, seed, offset);
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}).dropout(x, p, seed, y, offset);
 }
 
 void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset) {
@@ -33,7 +32,7 @@ void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx,
   require_numel(op, "dx", dx, dy.numel(), "dy " + shape_str(dy.shape()));
   check_p(op, p);
   check_offset(op, offset);
-  cpu::dropout_apply(dy.data<float>(), dx.data<float>(), dy.numel(), p, seed, offset);
+  detail::backend_for(op, {{"dy", &dy}, {"dx", &dx}}).dropout(dy, p, seed, dx, offset);
 }
 
 }  // namespace tessera::ops

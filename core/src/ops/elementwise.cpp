@@ -1,7 +1,4 @@
-#include <cstring>
-
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/elementwise.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -16,7 +13,7 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
   require(op, "out", out);
   require_numel(op, "b", b, a.numel(), "a " + shape_str(a.shape()));
   require_numel(op, "out", out, a.numel(), "a " + shape_str(a.shape()));
-  cpu::add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel());
+  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}).add(a, b, out);
 }
 
 void axpy(float alpha, const Tensor& x, Tensor& y) {
@@ -24,7 +21,7 @@ void axpy(float alpha, const Tensor& x, Tensor& y) {
   require(op, "x", x);
   require(op, "y", y);
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
-  cpu::axpy(alpha, x.data<float>(), y.data<float>(), x.numel());
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}).axpy(alpha, x, y);
 }
 
 void add_bias(Tensor& y, const Tensor& bias) {
@@ -33,12 +30,13 @@ void add_bias(Tensor& y, const Tensor& bias) {
   require(op, "bias", bias);
   TESSERA_CHECK_SHAPE(bias.dim() == 1 && y.dim() >= 1 && y.size(-1) == bias.size(0),
                       "add_bias: y {} must end in the size of bias {}", shape_str(y.shape()), shape_str(bias.shape()));
-  cpu::add_bias(y.data<float>(), bias.data<float>(), detail::rows_of(op, "y", y), bias.size(0));
+  detail::rows_of(op, "y", y);
+  detail::backend_for(op, {{"y", &y}, {"bias", &bias}}).add_bias(y, bias);
 }
 
 void scale(Tensor& x, float s) {
   require("scale", "x", x);
-  cpu::scale(x.data<float>(), s, x.numel());
+  detail::backend_for("scale", {{"x", &x}}).scale(x, s);
 }
 
 void copy(const Tensor& src, Tensor& dst) {
@@ -46,20 +44,90 @@ void copy(const Tensor& src, Tensor& dst) {
   require(op, "src", src, src.dtype());  // any dtype, as long as both match
   require(op, "dst", dst, src.dtype());
   require_numel(op, "dst", dst, src.numel(), "src " + shape_str(src.shape()));
-  if (src.dtype() == DType::f32)
-    cpu::copy(src.data<float>(), dst.data<float>(), src.numel());
-  else if (src.nbytes() > 0)
-    std::memmove(dst.raw(), src.raw(), src.nbytes());
+  if (src.device() == dst.device()) {
+    detail::backend_for(op, {{"src", &src}, {"dst", &dst}}).copy(src, dst);
+  } else if (src.numel() > 0) {  // the one op that crosses devices: an explicit, counted transfer
+    if (dst.device().is_cpu())
+      src.copy_to_host(dst.device_raw());
+    else if (src.device().is_cpu())
+      backend_of(dst.device()).copy_from_host(src.device_raw(), dst);
+    else
+      backend_of(dst.device()).copy_from_host(src.to(Device::cpu()).device_raw(), dst);
+  }
+}
+
+void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
+             std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows, std::int64_t cols) {
+  const char* op = "copy_2d";
+  require(op, "src", src, src.dtype());
+  require(op, "dst", dst, src.dtype());
+  // The last element each side touches, in 128 bits so that hostile sizes cannot wrap.
+  auto end = [](std::int64_t offset, std::int64_t stride, std::int64_t r, std::int64_t c) {
+    return static_cast<__int128>(offset) + static_cast<__int128>(stride) * (r - 1) + c;
+  };
+  TESSERA_CHECK_SHAPE(rows >= 0 && cols >= 0 && src_offset >= 0 && dst_offset >= 0 && src_stride >= cols &&
+                          dst_stride >= cols,
+                      "copy_2d: invalid block rows={} cols={} src_offset={} src_stride={} dst_offset={} dst_stride={}",
+                      rows, cols, src_offset, src_stride, dst_offset, dst_stride);
+  if (rows == 0 || cols == 0) return;
+  TESSERA_CHECK_SHAPE(end(src_offset, src_stride, rows, cols) <= src.numel(),
+                      "copy_2d: {} rows of {} from offset {} with stride {} overrun src {}", rows, cols, src_offset,
+                      src_stride, src.str());
+  TESSERA_CHECK_SHAPE(end(dst_offset, dst_stride, rows, cols) <= dst.numel(),
+                      "copy_2d: {} rows of {} from offset {} with stride {} overrun dst {}", rows, cols, dst_offset,
+                      dst_stride, dst.str());
+  detail::backend_for(op, {{"src", &src}, {"dst", &dst}})
+      .copy_2d(src, src_offset, src_stride, dst, dst_offset, dst_stride, rows, cols);
+}
+
+void arange_mod(Tensor& out, std::int64_t start, std::int64_t period) {
+  const char* op = "arange_mod";
+  require(op, "out", out, DType::i32);
+  TESSERA_CHECK_SHAPE(period >= 1 && period <= (std::int64_t{1} << 31) && start >= 0,
+                      "arange_mod: period {} must be in [1, 2³¹] and start {} ≥ 0", period, start);
+  detail::backend_for(op, {{"out", &out}}).arange_mod(out, start % period, period);
+}
+
+namespace {
+void require_scalar_out(const char* op, const Tensor& out) {
+  require(op, "out", out, DType::f64);
+  detail::require_numel(op, "out", out, 1, "a scalar");
+}
+}  // namespace
+
+void sum(const Tensor& x, Tensor& out, bool accumulate) {
+  const char* op = "sum";
+  require(op, "x", x);
+  require_scalar_out(op, out);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}).sum(x, out, accumulate);
+}
+
+void sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
+  const char* op = "sum_squares";
+  require(op, "x", x);
+  require_scalar_out(op, out);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}).sum_squares(x, out, accumulate);
+}
+
+void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {
+  const char* op = "masked_sum";
+  require(op, "values", values);
+  require(op, "mask", mask);
+  require_numel(op, "mask", mask, values.numel(), "values " + shape_str(values.shape()));
+  require_scalar_out(op, out);
+  detail::backend_for(op, {{"values", &values}, {"mask", &mask}, {"out", &out}}).masked_sum(values, mask, out, accumulate);
 }
 
 double sum(const Tensor& x) {
-  require("sum", "x", x);
-  return cpu::sum(x.data<float>(), x.numel());
+  Tensor out = x.defined() ? x.new_empty({1}, DType::f64) : Tensor();
+  sum(x, out);
+  return out.item();
 }
 
 double sum_squares(const Tensor& x) {
-  require("sum_squares", "x", x);
-  return cpu::sum_squares(x.data<float>(), x.numel());
+  Tensor out = x.defined() ? x.new_empty({1}, DType::f64) : Tensor();
+  sum_squares(x, out);
+  return out.item();
 }
 
 }  // namespace tessera::ops

@@ -1,11 +1,9 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/embedding.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
 
 using detail::require;
-using detail::require_ids_in_range;
 using detail::require_rows_cols;
 using detail::require_shape;
 
@@ -17,9 +15,7 @@ void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool
   TESSERA_CHECK_SHAPE(table.dim() == 2, "table must be [rows, C], got {}", shape_str(table.shape()));
   const std::int64_t N = ids.numel(), C = table.size(1);
   require_rows_cols(op, "out", out, N, C);
-  require_ids_in_range(op, "ids", ids, table.size(0));
-  cpu::embedding_forward(ids.data<std::int32_t>(), table.data<float>(), out.data<float>(), N, C,
-                         accumulate);
+  detail::backend_for(op, {{"ids", &ids}, {"table", &table}, {"out", &out}}).embedding_forward(ids, table, out, accumulate);
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
@@ -30,17 +26,9 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
   TESSERA_CHECK_SHAPE(dtable.dim() == 2, "dtable must be [rows, C], got {}", shape_str(dtable.shape()));
   const std::int64_t N = ids.numel(), C = dtable.size(1);
   require_rows_cols(op, "dout", dout, N, C);
-  require_ids_in_range(op, "ids", ids, dtable.size(0));
-  cpu::embedding_backward(ids.data<std::int32_t>(), dout.data<float>(), dtable.data<float>(), N, C);
+  detail::backend_for(op, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable}}).embedding_backward(ids, dout, dtable);
 }
 
-namespace {
-void require_ids_non_negative(const char* op, const Tensor& ids) {
-  const std::int32_t* p = ids.data<std::int32_t>();
-  for (std::int64_t i = 0; i < ids.numel(); ++i)
-    if (p[i] < 0) throw ShapeError(fmt::format("{}: ids[{}] = {} is negative", op, i, p[i]));
-}
-}  // namespace
 
 void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) {
   const char* op = "embedding_shard_forward";
@@ -50,9 +38,8 @@ void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_
   TESSERA_CHECK_SHAPE(table.dim() == 2, "table must be [rows, C], got {}", shape_str(table.shape()));
   const std::int64_t N = ids.numel(), C = table.size(1);
   require_rows_cols(op, "out", out, N, C);
-  require_ids_non_negative(op, ids);
-  cpu::embedding_shard_forward(ids.data<std::int32_t>(), table.data<float>(), first_id, table.size(0),
-                               out.data<float>(), N, C);
+  TESSERA_CHECK_SHAPE(first_id >= 0, "{}: first_id {} is negative", op, first_id);
+  detail::backend_for(op, {{"ids", &ids}, {"table", &table}, {"out", &out}}).embedding_shard_forward(ids, table, first_id, out);
 }
 
 void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id, Tensor& dtable) {
@@ -63,9 +50,8 @@ void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_
   TESSERA_CHECK_SHAPE(dtable.dim() == 2, "dtable must be [rows, C], got {}", shape_str(dtable.shape()));
   const std::int64_t N = ids.numel(), C = dtable.size(1);
   require_rows_cols(op, "dout", dout, N, C);
-  require_ids_non_negative(op, ids);
-  cpu::embedding_shard_backward(ids.data<std::int32_t>(), dout.data<float>(), first_id, dtable.size(0),
-                                dtable.data<float>(), N, C);
+  TESSERA_CHECK_SHAPE(first_id >= 0, "{}: first_id {} is negative", op, first_id);
+  detail::backend_for(op, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable}}).embedding_shard_backward(ids, dout, first_id, dtable);
 }
 
 }  // namespace tessera::ops

@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/gelu.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -12,7 +11,7 @@ void gelu_forward(const Tensor& x, Tensor& y) {
   require(op, "x", x);
   require(op, "y", y);
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
-  cpu::gelu_forward(x.data<float>(), y.data<float>(), x.numel());
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}).gelu_forward(x, y);
 }
 
 void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
@@ -22,7 +21,7 @@ void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
   require(op, "dx", dx);
   require_numel(op, "dy", dy, x.numel(), "x " + shape_str(x.shape()));
   require_numel(op, "dx", dx, x.numel(), "x " + shape_str(x.shape()));
-  cpu::gelu_backward(dy.data<float>(), x.data<float>(), dx.data<float>(), x.numel());
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"dx", &dx}}).gelu_backward(dy, x, dx);
 }
 
 }  // namespace tessera::ops

@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/layer_norm.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -23,8 +22,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float
   require_numel(op, "mean", mean, N, "the rows of x");
   require_numel(op, "rstd", rstd, N, "the rows of x");
   TESSERA_CHECK_SHAPE(eps >= 0.0f, "eps must be ≥ 0, got {}", eps);
-  cpu::layer_norm_forward(x.data<float>(), w.data<float>(), b.data<float>(), eps, y.data<float>(),
-                          mean.data<float>(), rstd.data<float>(), N, C);
+  detail::backend_for(op, {{"x", &x}, {"w", &w}, {"b", &b}, {"y", &y}, {"mean", &mean}, {"rstd", &rstd}})
+      .layer_norm_forward(x, w, b, eps, y, mean, rstd);
 }
 
 void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
@@ -42,9 +41,9 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
   require_shape(op, "db", db, {C});
   require_numel(op, "mean", mean, N, "the rows of x");
   require_numel(op, "rstd", rstd, N, "the rows of x");
-  cpu::layer_norm_backward(dy.data<float>(), x.data<float>(), w.data<float>(), mean.data<float>(),
-                           rstd.data<float>(), dx.data<float>(), dw.data<float>(), db.data<float>(),
-                           N, C);
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"w", &w}, {"mean", &mean}, {"rstd", &rstd}, {"dx", &dx},
+                           {"dw", &dw}, {"db", &db}})
+      .layer_norm_backward(dy, x, w, mean, rstd, dx, dw, db);
 }
 
 }  // namespace tessera::ops

@@ -1,6 +1,5 @@
 // matmul and the Linear layer: shape checks here, the GEMMs in kernels/cpu/src/gemm.cpp.
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/gemm.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -27,9 +26,8 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
                       M, K, shape_str(a.shape()), trans_a ? "ᵀ" : "", kb, N, shape_str(b.shape()),
                       trans_b ? "ᵀ" : "");
   require_rows_cols(op, "out", out, M, N);
-  TESSERA_CHECK_SHAPE(out.raw() != a.raw() && out.raw() != b.raw(), "out must not alias a or b");
-  cpu::sgemm(trans_a, trans_b, M, N, K, alpha, a.data<float>(), ca, b.data<float>(), b.size(1),
-             beta, out.data<float>(), N);
+  TESSERA_CHECK_SHAPE(!out.same_memory(a) && !out.same_memory(b), "out must not alias a or b");
+  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}).matmul(a, trans_a, b, trans_b, out, alpha, beta);
 }
 
 namespace {
@@ -56,13 +54,13 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
   const char* op = "linear_forward";
   require(op, "y", y);
   const auto [N, in_f, out_f] = linear_dims(op, x, w);
+  (void)in_f;
   require_rows_cols(op, "y", y, N, out_f);
   if (bias) {
     require(op, "bias", *bias);
     require_shape(op, "bias", *bias, {out_f});
   }
-  cpu::linear_forward(x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
-                      y.data<float>(), N, in_f, out_f);
+  detail::backend_for(op, {{"x", &x}, {"w", &w}, {"bias", bias}, {"y", &y}}).linear_forward(x, w, bias, y);
 }
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
@@ -83,9 +81,8 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor*
     require(op, "db", *db);
     require_shape(op, "db", *db, {out_f});
   }
-  cpu::linear_backward(dy.data<float>(), x.data<float>(), w.data<float>(),
-                       dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
-                       db ? db->data<float>() : nullptr, N, in_f, out_f);
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"w", &w}, {"dx", dx}, {"dw", dw}, {"db", db}})
+      .linear_backward(dy, x, w, dx, dw, db);
 }
 
 }  // namespace tessera::ops

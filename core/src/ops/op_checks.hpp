@@ -2,24 +2,21 @@
 // tensor's name and shape, so a user can see which call was wrong without a debugger.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/tensor.hpp"
 
 namespace tessera::ops::detail {
 
-// Every op requires its tensors to exist, live on the CPU (the only backend built so far) and hold
-// the given dtype.
+// Every op requires its tensors to exist and hold the given dtype; backend_for() then checks that
+// they share one device.
 inline void require(const char* op, std::string_view name, const Tensor& t, DType dtype = DType::f32) {
   if (!t.defined()) throw ShapeError(fmt::format("{}: tensor '{}' is undefined", op, name));
-  if (!t.device().is_cpu())
-    throw Error(fmt::format(
-        "{}: tensor '{}' is on {}, but the CUDA backend is not available in this build "
-        "(only the CPU kernels are); move the tensors to the CPU",
-        op, name, t.device().str()));
   if (t.dtype() != dtype)
     throw ShapeError(fmt::format("{}: tensor '{}' is {}, expected dtype {}", op, name, t.str(),
                                  dtype_name(dtype)));
@@ -59,13 +56,25 @@ inline void require_shape(const char* op, std::string_view name, const Tensor& t
                                  shape_str(t.shape()), shape_str(s)));
 }
 
-// Ids (token ids, targets) must index rows of a [rows, ...] table.
-inline void require_ids_in_range(const char* op, std::string_view name, const Tensor& ids,
-                                 std::int64_t rows) {
-  const std::int32_t* p = ids.data<std::int32_t>();
-  for (std::int64_t i = 0; i < ids.numel(); ++i)
-    if (p[i] < 0 || p[i] >= rows)
-      throw ShapeError(fmt::format("{}: {}[{}] = {} is out of range [0, {})", op, name, i, p[i], rows));
+// The backend of the op's tensors' one device (undefined optional tensors are skipped). Tensors on
+// two devices are an error naming the op, both tensors and their devices.
+struct NamedTensor {
+  const char* name;
+  const Tensor* tensor;
+};
+inline Backend& backend_for(const char* op, std::initializer_list<NamedTensor> tensors) {
+  const NamedTensor* first = nullptr;
+  for (const NamedTensor& t : tensors) {
+    if (!t.tensor || !t.tensor->defined()) continue;
+    if (!first) {
+      first = &t;
+    } else if (t.tensor->device() != first->tensor->device()) {
+      throw Error(fmt::format("{}: tensor '{}' is on {} but tensor '{}' is on {}; an op's tensors must share one "
+                              "device (copy with Tensor::to)", op, t.name, t.tensor->device().str(), first->name,
+                              first->tensor->device().str()));
+    }
+  }
+  return backend_of(first ? first->tensor->device() : Device::cpu());
 }
 
 }  // namespace tessera::ops::detail

@@ -1,5 +1,4 @@
 #include "op_checks.hpp"
-#include "tessera/kernels/cpu/softmax.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::ops {
@@ -15,7 +14,7 @@ void softmax(const Tensor& x, Tensor& out) {
   TESSERA_CHECK_SHAPE(x.dim() >= 1, "x must have at least one dim, got {}", shape_str(x.shape()));
   const std::int64_t C = last_dim(x), N = C == 0 ? 0 : x.numel() / C;
   require_rows_cols(op, "out", out, N, C);
-  cpu::softmax(x.data<float>(), out.data<float>(), N, C);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}).softmax(x, out);
 }
 
 }  // namespace tessera::ops

@@ -2,13 +2,15 @@
 
 #include <fmt/format.h>
 
+#include "tessera/backend.hpp"
+
 namespace tessera::comm_checks {
 
-void tensor(const Communicator& c, const char* op, const Tensor& t, bool cpu_only) {
+void tensor(const Communicator& c, const char* op, const Tensor& t, bool host_addressed) {
   if (!t.defined()) throw ShapeError(fmt::format("{} on {}: the tensor is undefined", op, c.describe()));
-  if (cpu_only && !t.device().is_cpu())
-    throw ShapeError(fmt::format("{} on {}: {} is on {}, this communicator handles CPU tensors", op,
-                                 c.describe(), t.str(), t.device().str()));
+  if (host_addressed && !backend_of(t.device()).mpi_addressable())
+    throw ShapeError(fmt::format("{} on {}: {} is on {}, whose memory this communicator cannot reach (it needs "
+                                 "the device's own communicator)", op, c.describe(), t.str(), t.device().str()));
 }
 
 static void same_dtype(const Communicator& c, const char* op, const Tensor& in, const Tensor& out) {

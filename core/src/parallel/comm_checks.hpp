@@ -6,8 +6,8 @@
 
 namespace tessera::comm_checks {
 
-// t is defined, on the CPU when cpu_only.
-void tensor(const Communicator& c, const char* op, const Tensor& t, bool cpu_only);
+// t is defined and, when host_addressed, in memory MPI may read (backend_of(device).mpi_addressable()).
+void tensor(const Communicator& c, const char* op, const Tensor& t, bool host_addressed);
 void reduce_scatter(const Communicator& c, const Tensor& in, const Tensor& out);
 void all_gather(const Communicator& c, const Tensor& in, const Tensor& out);
 void root(const Communicator& c, const char* op, int root);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
@@ -61,7 +62,8 @@ void send_tensors(const NamedTensors& tensors, Communicator& pp) {
   Tensor data = Tensor::empty({total});
   std::int64_t offset = 0;
   for (const auto& [_, t] : tensors) {
-    std::copy_n(t.data<float>(), t.numel(), data.data<float>() + offset);
+    Tensor dst = data.rows(offset, offset + t.numel());
+    ops::copy(t.reshape({t.numel()}), dst);  // from the device, if the parameters are on one
     offset += t.numel();
   }
   pp.send(Tensor::from<std::int64_t>({1}, {header.numel()}), 0, 0);

@@ -1,14 +1,15 @@
 #include "tessera/parallel/local_communicator.hpp"
 
-#include <cstring>
-
 #include "comm_checks.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
-// memmove: with one rank, in and out of a scatter or gather may be the same buffer.
+// With one rank, in and out of a scatter or gather may be the same buffer.
 static void copy_bytes(const Tensor& in, Tensor& out) {
-  if (in.nbytes() > 0) std::memmove(out.raw(), in.raw(), in.nbytes());
+  if (in.numel() == 0 || in.same_memory(out)) return;
+  Tensor flat_out = out.reshape({out.numel()});
+  ops::copy(in.reshape({in.numel()}), flat_out);
 }
 
 CommRequest LocalCommunicator::start_all_reduce(Tensor& t, ReduceOp) {

@@ -138,7 +138,7 @@ CommRequest MpiCommunicator::start_all_reduce(Tensor& t, ReduceOp op) {
   comm_checks::tensor(*this, "all_reduce", t, true);
   MPI_Datatype type = reduce_type(*this, "all_reduce", t);
   auto r = std::make_unique<MpiRequest>(*this, "all_reduce", std::vector<Tensor>{t});
-  TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), count_of(*this, "all_reduce", t.numel()), type,
+  TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.device_raw(), count_of(*this, "all_reduce", t.numel()), type,
                                    mpi_op(op), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
@@ -147,7 +147,7 @@ CommRequest MpiCommunicator::start_reduce_scatter(const Tensor& in, Tensor& out,
   comm_checks::reduce_scatter(*this, in, out);
   MPI_Datatype type = reduce_type(*this, "reduce_scatter", in);
   auto r = std::make_unique<MpiRequest>(*this, "reduce_scatter", std::vector<Tensor>{in, out});
-  TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.raw(), out.raw(), count_of(*this, "reduce_scatter", out.numel()),
+  TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.device_raw(), out.device_raw(), count_of(*this, "reduce_scatter", out.numel()),
                                               type, mpi_op(op), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
@@ -157,7 +157,7 @@ CommRequest MpiCommunicator::start_all_gather(const Tensor& in, Tensor& out) {
   MPI_Datatype type = mpi::datatype(in.dtype());
   int n = count_of(*this, "all_gather", in.numel());
   auto r = std::make_unique<MpiRequest>(*this, "all_gather", std::vector<Tensor>{in, out});
-  TESSERA_MPI_CHECK(MPI_Iallgather(in.raw(), n, type, out.raw(), n, type, impl_->comm, r->handle()));
+  TESSERA_MPI_CHECK(MPI_Iallgather(in.device_raw(), n, type, out.device_raw(), n, type, impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
@@ -165,7 +165,7 @@ CommRequest MpiCommunicator::start_broadcast(Tensor& t, int root) {
   comm_checks::tensor(*this, "broadcast", t, true);
   comm_checks::root(*this, "broadcast", root);
   auto r = std::make_unique<MpiRequest>(*this, "broadcast", std::vector<Tensor>{t});
-  TESSERA_MPI_CHECK(MPI_Ibcast(t.raw(), count_of(*this, "broadcast", t.numel()), mpi::datatype(t.dtype()), root,
+  TESSERA_MPI_CHECK(MPI_Ibcast(t.device_raw(), count_of(*this, "broadcast", t.numel()), mpi::datatype(t.dtype()), root,
                                impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
@@ -174,7 +174,7 @@ CommRequest MpiCommunicator::start_send(const Tensor& t, int peer, int tag) {
   comm_checks::tensor(*this, "send", t, true);
   comm_checks::peer(*this, "send", peer, tag);
   auto r = std::make_unique<MpiRequest>(*this, "send", std::vector<Tensor>{t});
-  TESSERA_MPI_CHECK(MPI_Isend(t.raw(), count_of(*this, "send", t.numel()), mpi::datatype(t.dtype()), peer, tag,
+  TESSERA_MPI_CHECK(MPI_Isend(t.device_raw(), count_of(*this, "send", t.numel()), mpi::datatype(t.dtype()), peer, tag,
                               impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
@@ -185,7 +185,7 @@ CommRequest MpiCommunicator::start_recv(Tensor& t, int peer, int tag) {
   MPI_Datatype type = mpi::datatype(t.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "recv", std::vector<Tensor>{t});
   r->expect_count(t.numel(), type, peer, tag);
-  TESSERA_MPI_CHECK(MPI_Irecv(t.raw(), count_of(*this, "recv", t.numel()), type, peer, tag, impl_->comm,
+  TESSERA_MPI_CHECK(MPI_Irecv(t.device_raw(), count_of(*this, "recv", t.numel()), type, peer, tag, impl_->comm,
                               r->handle()));
   return CommRequest(std::move(r));
 }

@@ -1,5 +1,7 @@
 #include "tessera/train/grad_buckets.hpp"
 
+#include "tessera/ops.hpp"
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -65,7 +67,8 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
   const std::vector<GradBucketPlan> plans = plan_grad_buckets(params, bucket_size, separate_tp_reduced, shards);
   std::int64_t total = 0;
   for (const GradBucketPlan& b : plans) total += b.numel;  // each numel is a multiple of 16
-  buffer_ = Tensor::zeros({total});
+  // On the parameters' device (all of one model's parameters share one).
+  buffer_ = params.empty() ? Tensor::zeros({total}) : params.front()->grad.new_zeros({total});
   bucket_of_.assign(params.size(), 0);
   std::int64_t begin = 0;
   for (const GradBucketPlan& plan : plans) {
@@ -76,7 +79,7 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
       Parameter& p = *params[plan.params[j]];
       const std::int64_t n = p.grad.numel();
       Tensor view = b.data.rows(plan.offsets[j], plan.offsets[j] + n).reshape(p.grad.shape());
-      std::copy(p.grad.data<float>(), p.grad.data<float>() + n, view.data<float>());
+      ops::copy(p.grad, view);
       p.grad = view;
       b.params.push_back(&p);
       b.offsets.push_back(plan.offsets[j]);

@@ -23,14 +23,17 @@ double all_reduce_sum(Communicator& group, double value) {
 }
 
 double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
-  double sq = 0;
+  // Summed on the parameters' device, read once.
+  Tensor device_sq = params.empty() ? Tensor::zeros({1}, DType::f64) : params.front()->grad.new_zeros({1}, DType::f64);
   if (optimizer.gradient_shards()) {
-    // Each dp rank holds the reduced gradients of its shards only: the sum runs over dp too.
-    sq = all_reduce_sum(*parallel.groups.dp, optimizer.shard_grad_sum_squares());
+    optimizer.shard_grad_sum_squares(device_sq);
   } else {
     for (const Parameter* p : params)
-      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) sq += ops::sum_squares(p->grad);
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->grad, device_sq, /*accumulate=*/true);
   }
+  double sq = device_sq.item();
+  // Each dp rank holds the reduced gradients of its shards only: the sum runs over dp too.
+  if (optimizer.gradient_shards()) sq = all_reduce_sum(*parallel.groups.dp, sq);
   sq = all_reduce_sum(*parallel.groups.tp, sq);
   sq = all_reduce_sum(*parallel.groups.pp, sq);
   return std::sqrt(sq);
@@ -77,6 +80,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   pass.iteration = s.iteration;
   pass.loss_grad_scale = 1.0f / static_cast<float>(total_microbatches);
   pass.micro_batch_size = s.micro_batch_size;
+  pass.device = params.empty() ? Device::cpu() : params.front()->value.device();
   pass.global_microbatch = [&](std::int64_t m) { return m * dp.size() + dp.rank(); };  // dropout as one process
   if (reducer) pass.grad_listener = &*reducer;
   const ScheduleSpec spec{parallel.layout.pp(), parallel.layout.pp_rank(), s.num_microbatches, parallel.layout.vpp()};

@@ -67,7 +67,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const auto start = Clock::now();
   auto receive = [&](const Key& k, int peer, bool grad) {
-    Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size));
+    Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size), DType::f32, pass.device);
     const auto t0 = Clock::now();
     pp.recv(t, peer, tag_for(k.first, k.second, grad));
     run.seconds_receiving += seconds_since(t0);

@@ -54,7 +54,8 @@ Config load_config_text(const std::string& text, const std::string& source, cons
 
 bool all_finite(const Tensor& t) {
   if (t.dtype() != DType::f32) return true;
-  const float* v = t.data<float>();
+  const std::vector<float> host = t.to_vector<float>();
+  const float* v = host.data();
   for (std::int64_t i = 0; i < t.numel(); ++i)
     if (!std::isfinite(v[i])) return false;
   return true;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
@@ -37,6 +38,11 @@ int local_ranks() {
   return 1;
 }
 
+// A microbatch read on the host, on the model's device (one copy per field).
+Batch batch_to(Batch b, Device device) {
+  return {b.tokens.to(device), b.labels.to(device), b.loss_mask.to(device)};
+}
+
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
   const ParallelSizes sizes = read_parallel_sizes(config);
   auto parallel = Parallel::create(sizes);
@@ -57,6 +63,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
   o.num_threads = static_cast<int>(threads);
+  o.device = t.get_string("device", "auto");
 
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
@@ -95,9 +102,12 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   options_ = read_training(config_, parallel_->layout);
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
+  device_ = resolve_device(options_.device);
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
+  // Built (and initialised) on the host, then moved once, as PyTorch's model.to(device).
+  move_parameters(params_, device_);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
   if (parallel_->layout.dp() > 1)
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
@@ -137,7 +147,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
-  log_info("layout: {}; threads per rank: {}", parallel_->layout.str(), ops::num_threads());
+  log_info("layout: {}; threads per rank: {}; device: {}", parallel_->layout.str(), ops::num_threads(), device_.str());
   if (grad_buckets_)
     log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), {} {}",
              grad_buckets_->size(), options_.bucket_size,
@@ -163,7 +173,8 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
-      [&](std::int64_t m) { return make_batch(train, first + (m * dp + dp_rank) * micro, micro); }, s, *parallel_,
+      [&](std::int64_t m) { return batch_to(make_batch(train, first + (m * dp + dp_rank) * micro, micro), device_); },
+      s, *parallel_,
       schedule_.get(), grad_buckets_.get());
   consumed_samples_ += options_.global_batch_size;
   reductions_overlapped_ = r.reductions_overlapped;
@@ -192,8 +203,10 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   PipelinePass pass;
   pass.training = false;
   pass.micro_batch_size = micro;
+  pass.device = device_;
   const PipelineRun run = run_pipeline_steps(
-      *model_, forward_only_steps(spec), [&](std::int64_t k) { return make_batch(ds, (dp_rank + k * dp) * micro, micro); },
+      *model_, forward_only_steps(spec),
+      [&](std::int64_t k) { return batch_to(make_batch(ds, (dp_rank + k * dp) * micro, micro), device_); },
       pass, *parallel_);
   const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
   return total / static_cast<double>(batches);

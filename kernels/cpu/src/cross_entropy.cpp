@@ -58,4 +58,17 @@ void cross_entropy_shard_grad(float* exp_logits, const std::int32_t* targets, st
   }
 }
 
+void cross_entropy_shard_rescale(const float* row_max, const float* sum_exp, const float* global_max,
+                                 float* sum_at_global, std::int64_t N) {
+  for (std::int64_t i = 0; i < N; ++i)
+    sum_at_global[i] = static_cast<float>(sum_exp[i] * std::exp(static_cast<double>(row_max[i]) - global_max[i]));
+}
+
+void cross_entropy_shard_loss(const float* global_max, const float* global_sum, const float* target_logit,
+                              float* losses, std::int64_t N) {
+  for (std::int64_t i = 0; i < N; ++i)
+    losses[i] = static_cast<float>(static_cast<double>(global_max[i]) + std::log(static_cast<double>(global_sum[i])) -
+                                   target_logit[i]);
+}
+
 }  // namespace tessera::cpu

@@ -59,4 +59,25 @@ double sum_squares(const float* x, std::int64_t n) {
   return s;
 }
 
+double masked_sum(const float* values, const float* mask, std::int64_t n) {
+  double s = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(values[i]) * mask[i];
+  return s;
+}
+
+void copy_2d(const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride, std::int64_t rows,
+             std::int64_t cols, std::size_t elem_size) {
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  const std::size_t row_bytes = static_cast<std::size_t>(cols) * elem_size;
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelMin)
+  for (std::int64_t r = 0; r < rows; ++r)
+    std::memcpy(d + static_cast<std::size_t>(r * dst_stride) * elem_size,
+                s + static_cast<std::size_t>(r * src_stride) * elem_size, row_bytes);
+}
+
+void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int64_t period) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<std::int32_t>((start + i) % period);
+}
+
 }  // namespace tessera::cpu

@@ -36,6 +36,8 @@ struct Parameter {
 };
 
 std::int64_t count_elements(const std::vector<Parameter*>& params);
+// Moves every parameter's value and gradient to `device` (modules build them on the host).
+void move_parameters(const std::vector<Parameter*>& params, Device device);
 
 // Whether p's gradient enters the global gradient norm on tensor-parallel rank `tp_rank`: a shard
 // on every rank, a tensor replicated over tp on rank 0 only, a pipeline stage's tied copy never —

@@ -30,6 +30,7 @@ struct PipelinePass {
   std::function<std::int64_t(std::int64_t)> global_microbatch = [](std::int64_t m) { return m; };
   // Told of final gradients during the backward of the last microbatch (overlapped reduction).
   GradReadyListener* grad_listener = nullptr;
+  Device device;  // where received activations and gradients are allocated (the model's)
 };
 
 struct PipelineRun {

@@ -29,4 +29,11 @@ void cross_entropy_shard_grad(float* exp_logits, const std::int32_t* targets, st
                               const float* global_sum, float grad_scale, std::int64_t N,
                               std::int64_t V);
 
+// Between the passes: the shard's Σ exp(x − row_max) rescaled to the global max M,
+// sum_at_global[n] = sum_exp[n]·exp(row_max[n] − M[n]) (in double), to be summed over the shards.
+void cross_entropy_shard_rescale(const float* row_max, const float* sum_exp, const float* global_max,
+                                 float* sum_at_global, std::int64_t N);
+// losses[n] = M[n] + log(S[n]) − target_logit[n] (S, target_logit already summed over the shards).
+void cross_entropy_shard_loss(const float* global_max, const float* global_sum, const float* target_logit,
+                              float* losses, std::int64_t N);
 }  // namespace tessera::cpu

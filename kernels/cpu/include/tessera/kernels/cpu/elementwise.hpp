@@ -1,6 +1,7 @@
 // Elementwise maps and reductions over flat arrays of n floats. Outputs may alias inputs.
 // Sums accumulate in double (gradient norms over 10⁸ parameters need it).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace tessera::cpu {
@@ -12,5 +13,14 @@ void scale(float* x, float s, std::int64_t n);                          // x *= 
 void copy(const float* src, float* dst, std::int64_t n);
 double sum(const float* x, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
+// Σ values[i]·mask[i] in double, in index order (the loss of a microbatch: the same bits as a plain
+// loop, whatever the thread count).
+double masked_sum(const float* values, const float* mask, std::int64_t n);
+// rows × cols elements of elem_size bytes: dst[r·dst_stride + c] = src[r·src_stride + c] (strides in
+// elements; the blocks must not overlap).
+void copy_2d(const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride, std::int64_t rows,
+             std::int64_t cols, std::size_t elem_size);
+// out[i] = (start + i) mod period: position ids of consecutive rows of [B, T] sequences.
+void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int64_t period);
 
 }  // namespace tessera::cpu

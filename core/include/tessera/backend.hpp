@@ -1,0 +1,123 @@
+// Backend: everything that touches one kind of device's memory — allocation, copies to and from the
+// host, synchronisation, memory counters and one entry per op of ops.hpp.
+//
+// core/src/ops checks shapes and dtypes, then calls the backend of the tensors' device (all the
+// tensors of one call must be on one device). The CPU backend (kernels/cpu/backend) is built into
+// libtessera_core and is always backend 0; other backends are plugins of kind "backend", loaded by
+// name (`[training] device = "sim"`) and registered once per process. Only a backend reads device
+// memory: Tensor::data() throws for any tensor not on the CPU, and code that needs values on the
+// host copies them with Tensor::to(Device::cpu()), which the backend counts.
+//
+// A backend entry receives tensors whose shapes, dtypes and devices were already checked; it may
+// still refuse data it cannot check cheaply elsewhere (ids out of range) with a ShapeError.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tessera/ops.hpp"
+#include "tessera/tensor.hpp"
+
+namespace tessera {
+
+class ConfigSection;
+
+// Host↔device traffic a backend has carried since it was loaded (the CPU's is always zero).
+struct TransferStats {
+  std::int64_t to_device = 0, to_host = 0, synchronizations = 0;
+};
+
+class Backend {
+ public:
+  using FactorySignature = std::unique_ptr<Backend>();
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  // Whether ops of this name run here on tensors of this dtype (the parity harness asks).
+  virtual bool supports(std::string_view op, DType dtype) const = 0;
+  // Whether a communicator may hand this device's pointers to MPI directly (as a CUDA-aware MPI
+  // would). Otherwise the collectives of its tensors need the backend's own communicator (NCCL).
+  virtual bool mpi_addressable() const = 0;
+  // Devices of this kind on this machine (0: the backend loads but cannot run here).
+  virtual int device_count() const = 0;
+  // How much `device = "auto"` should prefer this backend when it has a device (0: never, as the
+  // sim device; an accelerator answers > 0). The CPU is the fallback.
+  virtual int auto_priority() const = 0;
+
+  // ---- memory -----------------------------------------------------------------------------
+  virtual void* allocate(std::size_t bytes, int index) = 0;
+  virtual void deallocate(void* p, std::size_t bytes, int index) noexcept = 0;
+  virtual MemoryStats memory_stats(int index) const = 0;
+  virtual void reset_peak_memory(int index) = 0;
+  // dst (on this backend) ← host bytes; host bytes ← src (on this backend). Both nbytes() long.
+  virtual void copy_from_host(const void* src, Tensor& dst) = 0;
+  virtual void copy_to_host(const Tensor& src, void* dst) = 0;
+  virtual void synchronize(int index) = 0;
+  virtual TransferStats transfer_stats() const = 0;
+
+  // ---- ops (the contracts are ops.hpp's; arguments already checked) ------------------------
+  virtual void fill(Tensor& t, float value) = 0;  // f32 (or any dtype when value is 0)
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
+                       std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows,
+                       std::int64_t cols) = 0;
+  virtual void arange_mod(Tensor& out, std::int64_t start, std::int64_t period) = 0;
+  virtual void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
+                      float beta) = 0;
+  virtual void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  virtual void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                               Tensor* db) = 0;
+  virtual void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y,
+                                  Tensor& mean, Tensor& rstd) = 0;
+  virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) = 0;
+  virtual void gelu_forward(const Tensor& x, Tensor& y) = 0;
+  virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
+  virtual void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) = 0;
+  virtual void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
+                                 Tensor& probs) = 0;
+  virtual void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
+                                  const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) = 0;
+  virtual void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) = 0;
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
+  virtual void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id,
+                                       Tensor& out) = 0;
+  virtual void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id,
+                                        Tensor& dtable) = 0;
+  virtual void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask, Tensor& losses,
+                                     bool compute_grad, float grad_scale) = 0;
+  virtual void cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64_t first_id,
+                                         Tensor& row_max, Tensor& sum_exp, Tensor& target_logit,
+                                         bool keep_exp) = 0;
+  virtual void cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
+                                        const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
+                                        const Tensor& global_sum, float grad_scale) = 0;
+  virtual void cross_entropy_shard_rescale(const Tensor& row_max, const Tensor& sum_exp, const Tensor& global_max,
+                                           Tensor& sum_at_global) = 0;
+  virtual void cross_entropy_shard_loss(const Tensor& global_max, const Tensor& global_sum,
+                                        const Tensor& target_logit, Tensor& losses) = 0;
+  virtual void softmax(const Tensor& x, Tensor& out) = 0;
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void axpy(float alpha, const Tensor& x, Tensor& y) = 0;
+  virtual void add_bias(Tensor& y, const Tensor& bias) = 0;
+  virtual void scale(Tensor& x, float s) = 0;
+  virtual void sum(const Tensor& x, Tensor& out, bool accumulate) = 0;
+  virtual void sum_squares(const Tensor& x, Tensor& out, bool accumulate) = 0;
+  virtual void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) = 0;
+  virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p) = 0;
+};
+
+// ---- the registry -------------------------------------------------------------------------------
+
+// The backend of a device (the CPU's for Device::cpu()).
+Backend& backend_of(Device device);
+// Device 0 of the backend named `name`: "cpu", or a backend plugin loaded on first use (a
+// PluginError lists the backends found when there is none of that name).
+Device device_named(const std::string& name);
+// What `[training] device` means: "cpu", a backend name, or "auto" (the first of the preferred
+// accelerator backends that loads and reports a device here, else the CPU).
+Device resolve_device(const std::string& setting);
+
+}  // namespace tessera

@@ -1,0 +1,240 @@
+// The CPU backend: each op's checked tensors become pointers and sizes for kernels/cpu. Checks
+// that need the data itself (ids in range) happen here, where the data is readable.
+#include "tessera/backends/cpu_backend.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/kernels/cpu/adam.hpp"
+#include "tessera/kernels/cpu/attention.hpp"
+#include "tessera/kernels/cpu/cross_entropy.hpp"
+#include "tessera/kernels/cpu/dropout.hpp"
+#include "tessera/kernels/cpu/elementwise.hpp"
+#include "tessera/kernels/cpu/embedding.hpp"
+#include "tessera/kernels/cpu/gelu.hpp"
+#include "tessera/kernels/cpu/gemm.hpp"
+#include "tessera/kernels/cpu/layer_norm.hpp"
+#include "tessera/kernels/cpu/softmax.hpp"
+
+namespace tessera {
+
+namespace {
+
+float* f32(const Tensor& t) { return t.device_data<float>(); }
+float* f32_or_null(const Tensor* t) { return t && t->defined() ? t->device_data<float>() : nullptr; }
+const std::int32_t* i32(const Tensor& t) { return t.device_data<std::int32_t>(); }
+std::int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
+std::int64_t rows_of(const Tensor& t) { return cols_of(t) == 0 ? 0 : t.numel() / cols_of(t); }
+
+// Ids index rows [0, rows) of a table (rows < 0: only ≥ 0 is required).
+void check_ids(const char* op, const char* name, const Tensor& ids, std::int64_t rows) {
+  const std::int32_t* p = i32(ids);
+  for (std::int64_t i = 0; i < ids.numel(); ++i)
+    if (p[i] < 0 || (rows >= 0 && p[i] >= rows))
+      throw ShapeError(rows >= 0 ? fmt::format("{}: {}[{}] = {} is out of range [0, {})", op, name, i, p[i], rows)
+                                 : fmt::format("{}: {}[{}] = {} is negative", op, name, i, p[i]));
+}
+
+cpu::AttentionArgs attention_args(const ops::AttentionShape& s) { return {s.B, s.T, s.Hq, s.Hkv, s.D, s.causal}; }
+
+}  // namespace
+
+bool CpuBackend::supports(std::string_view op, DType dtype) const {
+  // Copies move any dtype; ids are i32; everything else computes in f32.
+  if (op == "copy" || op == "copy_2d" || op == "fill") return true;
+  if (op == "arange_mod") return dtype == DType::i32;
+  return dtype == DType::f32;
+}
+
+// ---- memory -------------------------------------------------------------------------------------
+
+void* CpuBackend::allocate_host(std::size_t bytes, Counters& counters, const char* where) {
+  // Rounding a size within 63 bytes of SIZE_MAX up would wrap to 0 and allocate 64 bytes.
+  const std::size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = bytes > SIZE_MAX - 63 ? nullptr : std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) throw Error(fmt::format("out of memory allocating {} bytes on the {}", bytes, where));
+  const std::int64_t now = counters.current.fetch_add(static_cast<std::int64_t>(bytes)) + static_cast<std::int64_t>(bytes);
+  std::int64_t peak = counters.peak.load();
+  while (now > peak && !counters.peak.compare_exchange_weak(peak, now)) {
+  }
+  return p;
+}
+
+void CpuBackend::free_host(void* p, std::size_t bytes, Counters& counters) noexcept {
+  std::free(p);
+  counters.current.fetch_sub(static_cast<std::int64_t>(bytes));
+}
+
+MemoryStats CpuBackend::stats_of(const Counters& counters) { return {counters.current.load(), counters.peak.load()}; }
+
+void* CpuBackend::allocate(std::size_t bytes, int) { return allocate_host(bytes, counters_, "CPU"); }
+void CpuBackend::deallocate(void* p, std::size_t bytes, int) noexcept { free_host(p, bytes, counters_); }
+MemoryStats CpuBackend::memory_stats(int) const { return stats_of(counters_); }
+void CpuBackend::reset_peak_memory(int) { counters_.peak.store(counters_.current.load()); }
+void CpuBackend::copy_from_host(const void* src, Tensor& dst) { std::memcpy(dst.device_raw(), src, dst.nbytes()); }
+void CpuBackend::copy_to_host(const Tensor& src, void* dst) { std::memcpy(dst, src.device_raw(), src.nbytes()); }
+
+// ---- ops ----------------------------------------------------------------------------------------
+
+void CpuBackend::fill(Tensor& t, float value) {
+  if (value == 0.0f) {
+    std::memset(t.device_raw(), 0, t.nbytes());
+    return;
+  }
+  float* p = f32(t);
+  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = value;
+}
+
+void CpuBackend::copy(const Tensor& src, Tensor& dst) {
+  if (src.dtype() == DType::f32)
+    cpu::copy(f32(src), f32(dst), src.numel());
+  else if (src.nbytes() > 0)
+    std::memmove(dst.device_raw(), src.device_raw(), src.nbytes());
+}
+
+void CpuBackend::copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
+                         std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows, std::int64_t cols) {
+  const std::size_t e = dtype_size(src.dtype());
+  cpu::copy_2d(static_cast<const char*>(src.device_raw()) + src_offset * static_cast<std::int64_t>(e), src_stride,
+               static_cast<char*>(dst.device_raw()) + dst_offset * static_cast<std::int64_t>(e), dst_stride, rows, cols, e);
+}
+
+void CpuBackend::arange_mod(Tensor& out, std::int64_t start, std::int64_t period) {
+  cpu::arange_mod(out.device_data<std::int32_t>(), out.numel(), start, period);
+}
+
+void CpuBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
+                        float beta) {
+  const std::int64_t ca = cols_of(a), ra = rows_of(a);
+  const std::int64_t M = trans_a ? ca : ra, K = trans_a ? ra : ca, N = trans_b ? b.size(0) : b.size(1);
+  cpu::sgemm(trans_a, trans_b, M, N, K, alpha, f32(a), ca, f32(b), b.size(1), beta, f32(out), N);
+}
+
+void CpuBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  cpu::linear_forward(f32(x), f32(w), f32_or_null(bias), f32(y), rows_of(x), w.size(1), w.size(0));
+}
+
+void CpuBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
+                                 Tensor* db) {
+  cpu::linear_backward(f32(dy), f32(x), f32(w), f32_or_null(dx), f32_or_null(dw), f32_or_null(db), rows_of(x),
+                       w.size(1), w.size(0));
+}
+
+void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y,
+                                    Tensor& mean, Tensor& rstd) {
+  cpu::layer_norm_forward(f32(x), f32(w), f32(b), eps, f32(y), f32(mean), f32(rstd), rows_of(x), cols_of(x));
+}
+
+void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                                     const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) {
+  cpu::layer_norm_backward(f32(dy), f32(x), f32(w), f32(mean), f32(rstd), f32(dx), f32(dw), f32(db), rows_of(x),
+                           cols_of(x));
+}
+
+void CpuBackend::gelu_forward(const Tensor& x, Tensor& y) { cpu::gelu_forward(f32(x), f32(y), x.numel()); }
+void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+  cpu::gelu_backward(f32(dy), f32(x), f32(dx), x.numel());
+}
+
+void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
+  cpu::dropout_apply(f32(x), f32(y), x.numel(), p, seed, offset);
+}
+
+void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
+                                   Tensor& probs) {
+  cpu::attention_forward(attention_args(s), f32(q), f32(kv), f32(out), f32(probs));
+}
+
+void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
+                                    const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) {
+  cpu::attention_backward(attention_args(s), f32(dout), f32(q), f32(kv), f32(probs), f32(dq), f32(dkv));
+}
+
+void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) {
+  check_ids("embedding_forward", "ids", ids, table.size(0));
+  cpu::embedding_forward(i32(ids), f32(table), f32(out), ids.numel(), table.size(1), accumulate);
+}
+
+void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
+  check_ids("embedding_backward", "ids", ids, dtable.size(0));
+  cpu::embedding_backward(i32(ids), f32(dout), f32(dtable), ids.numel(), dtable.size(1));
+}
+
+void CpuBackend::embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) {
+  check_ids("embedding_shard_forward", "ids", ids, -1);
+  cpu::embedding_shard_forward(i32(ids), f32(table), first_id, table.size(0), f32(out), ids.numel(), table.size(1));
+}
+
+void CpuBackend::embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id,
+                                          Tensor& dtable) {
+  check_ids("embedding_shard_backward", "ids", ids, -1);
+  cpu::embedding_shard_backward(i32(ids), f32(dout), first_id, dtable.size(0), f32(dtable), ids.numel(),
+                                dtable.size(1));
+}
+
+void CpuBackend::softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask, Tensor& losses,
+                                       bool compute_grad, float grad_scale) {
+  const std::int64_t V = cols_of(logits);
+  check_ids("softmax_cross_entropy", "targets", targets, V);
+  cpu::softmax_cross_entropy(f32(logits), i32(targets), f32_or_null(&mask), f32(losses), rows_of(logits), V,
+                             compute_grad, grad_scale);
+}
+
+void CpuBackend::cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64_t first_id,
+                                           Tensor& row_max, Tensor& sum_exp, Tensor& target_logit, bool keep_exp) {
+  check_ids("cross_entropy_shard_stats", "targets", targets, -1);
+  cpu::cross_entropy_shard_stats(f32(logits), i32(targets), first_id, f32(row_max), f32(sum_exp), f32(target_logit),
+                                 rows_of(logits), cols_of(logits), keep_exp);
+}
+
+void CpuBackend::cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
+                                          const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
+                                          const Tensor& global_sum, float grad_scale) {
+  check_ids("cross_entropy_shard_grad", "targets", targets, -1);
+  cpu::cross_entropy_shard_grad(f32(exp_logits), i32(targets), first_id, f32_or_null(&mask), f32(row_max),
+                                f32(global_max), f32(global_sum), grad_scale, rows_of(exp_logits),
+                                cols_of(exp_logits));
+}
+
+void CpuBackend::cross_entropy_shard_rescale(const Tensor& row_max, const Tensor& sum_exp, const Tensor& global_max,
+                                             Tensor& sum_at_global) {
+  cpu::cross_entropy_shard_rescale(f32(row_max), f32(sum_exp), f32(global_max), f32(sum_at_global), row_max.numel());
+}
+
+void CpuBackend::cross_entropy_shard_loss(const Tensor& global_max, const Tensor& global_sum,
+                                          const Tensor& target_logit, Tensor& losses) {
+  cpu::cross_entropy_shard_loss(f32(global_max), f32(global_sum), f32(target_logit), f32(losses), losses.numel());
+}
+
+void CpuBackend::softmax(const Tensor& x, Tensor& out) { cpu::softmax(f32(x), f32(out), rows_of(x), cols_of(x)); }
+void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) { cpu::add(f32(a), f32(b), f32(out), a.numel()); }
+void CpuBackend::axpy(float alpha, const Tensor& x, Tensor& y) { cpu::axpy(alpha, f32(x), f32(y), x.numel()); }
+void CpuBackend::add_bias(Tensor& y, const Tensor& bias) { cpu::add_bias(f32(y), f32(bias), rows_of(y), bias.size(0)); }
+void CpuBackend::scale(Tensor& x, float s) { cpu::scale(f32(x), s, x.numel()); }
+
+namespace {
+void store_scalar(Tensor& out, double value, bool accumulate) {
+  double* p = out.device_data<double>();
+  *p = accumulate ? *p + value : value;
+}
+}  // namespace
+
+void CpuBackend::sum(const Tensor& x, Tensor& out, bool accumulate) {
+  store_scalar(out, cpu::sum(f32(x), x.numel()), accumulate);
+}
+void CpuBackend::sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
+  store_scalar(out, cpu::sum_squares(f32(x), x.numel()), accumulate);
+}
+void CpuBackend::masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {
+  store_scalar(out, cpu::masked_sum(f32(values), f32(mask), values.numel()), accumulate);
+}
+
+void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p) {
+  cpu::adam_step(f32(param), f32(grad), f32(m), f32(v), param.numel(),
+                 {p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.grad_scale, p.step, p.decoupled});
+}
+
+}  // namespace tessera

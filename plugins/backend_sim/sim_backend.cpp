@@ -1,0 +1,57 @@
+// The sim backend: a simulated accelerator for machines without one. Its tensors live in host
+// memory but on another device, so any code outside a backend that reads them (Tensor::data())
+// throws, exactly where a CUDA tensor would have crashed or returned garbage; its ops are the
+// CPU's kernels, so a run on "sim" must match the CPU bit for bit. It counts host↔device copies and
+// synchronisations, so tests can hold the number per iteration small and constant.
+//
+// New allocations are filled with NaN bytes, as a device's fresh memory holds garbage: code that
+// reads memory it never wrote shows up as a loss that differs from the CPU's.
+#include <atomic>
+#include <cstring>
+#include <memory>
+
+#include "tessera/backends/cpu_backend.hpp"
+#include "tessera/plugin.hpp"
+
+namespace tessera::sim {
+
+class SimBackend final : public CpuBackend {
+ public:
+  std::string name() const override { return "sim"; }
+  // MPI reads its memory directly, as NCCL reads a GPU's: collectives cost no host copies.
+  bool mpi_addressable() const override { return true; }
+  int device_count() const override { return 1; }
+  int auto_priority() const override { return 0; }  // never chosen by device = "auto"
+
+  void* allocate(std::size_t bytes, int) override {
+    void* p = allocate_host(bytes, counters_, "sim device");
+    std::memset(p, 0xff, bytes);
+    return p;
+  }
+  void deallocate(void* p, std::size_t bytes, int) noexcept override { free_host(p, bytes, counters_); }
+  MemoryStats memory_stats(int) const override { return stats_of(counters_); }
+  void reset_peak_memory(int) override { counters_.peak.store(counters_.current.load()); }
+
+  void copy_from_host(const void* src, Tensor& dst) override {
+    ++to_device_;
+    std::memcpy(dst.device_raw(), src, dst.nbytes());
+  }
+  // A read back waits for the device: one synchronisation each.
+  void copy_to_host(const Tensor& src, void* dst) override {
+    ++to_host_;
+    ++synchronizations_;
+    std::memcpy(dst, src.device_raw(), src.nbytes());
+  }
+  void synchronize(int) override { ++synchronizations_; }
+  TransferStats transfer_stats() const override { return {to_device_.load(), to_host_.load(), synchronizations_.load()}; }
+
+ private:
+  Counters counters_;
+  std::atomic<std::int64_t> to_device_{0}, to_host_{0}, synchronizations_{0};
+};
+
+std::unique_ptr<Backend> make_sim_backend() { return std::make_unique<SimBackend>(); }
+
+}  // namespace tessera::sim
+
+TESSERA_PLUGIN(backend, sim, tessera::sim::make_sim_backend)
