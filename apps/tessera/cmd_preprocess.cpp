@@ -50,7 +50,7 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (!a.vocab_file.empty()) text += "vocab_file = " + toml_string(a.vocab_file) + "\n";
   if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
-  return Config::from_string(text, "the --tokenizer options");
+  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --parse-special-tokens");
 }
 
 std::function<int()> setup_preprocess(CLI::App& sub) {
