@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "plugin_defaults.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
@@ -51,7 +52,7 @@ std::string run_capture(const std::vector<std::string>& argv) {
 int bench_child(const BenchArgs& a) {
   ops::set_num_threads(static_cast<int>(a.threads));
   log_state().level = LogLevel::warn;
-  Config config = Config::load(a.configs.at(0));
+  Config config = with_plugin_defaults(Config::load(a.configs.at(0)));
   auto tokenizer = build_tokenizer(config);
   auto model = build_model(config, tokenizer->vocab_size(), 1234);
   std::vector<Parameter*> params;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "command.hpp"
+#include "plugin_defaults.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
@@ -36,7 +37,8 @@ void check_model_keys(const Config& config) {
 
 int run_generate(const GenerateArgs& a) {
   if (a.threads > 0) ops::set_num_threads(static_cast<int>(a.threads));
-  const SavedModel saved = open_saved_model(a.load);
+  SavedModel saved = open_saved_model(a.load);
+  saved.config = with_plugin_defaults(saved.config);
   auto tokenizer = build_tokenizer(saved.config);
   auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
   check_model_keys(saved.config);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/train/plan.hpp"
@@ -193,7 +194,8 @@ RegisterCommand reg{{"plan",
                        sub.add_flag("--json", a->json, "print the plan as JSON");
                        return [a] {
                          log_state().level = LogLevel::warn;
-                         const Plan plan = make_plan(Config::load(a->config, a->overrides), {a->ranks, a->vocab_size});
+                         const Config config = with_plugin_defaults(Config::load(a->config, a->overrides));
+                         const Plan plan = make_plan(config, {a->ranks, a->vocab_size});
                          a->json ? print_json(plan) : print_text(plan);
                          return 0;
                        };

@@ -11,21 +11,47 @@
 #include <thread>
 
 #include "command.hpp"
+#include "plugin_defaults.hpp"
+#include "tessera/config.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/data/preprocess.hpp"
 #include "tessera/data/progress_bar.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/tokenizer.hpp"
+#include "tessera/train/components.hpp"
 
 namespace tessera::app {
 namespace {
 
 struct PreprocessArgs {
   PreprocessOptions options;
-  TokenizerOptions tokenizer;
+  std::string tokenizer = kDefaultTokenizer;
+  std::string vocab_file, merges_file;
+  bool parse_special_tokens = false;
   bool no_append_eod = false;
   bool no_progress = false;
 };
+
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string toml_string(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) out += fmt::format("\\u{:04X}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  return out + "\"";
+}
+
+// The tokenizer options as a [tokenizer] section, so that the plugin reads and checks them exactly
+// as it reads a training config's (a flag its plugin does not take is an unknown key).
+Config tokenizer_config(const PreprocessArgs& a) {
+  std::string text = "[tokenizer]\nplugin = " + toml_string(a.tokenizer) + "\n";
+  if (!a.vocab_file.empty()) text += "vocab_file = " + toml_string(a.vocab_file) + "\n";
+  if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
+  if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
+  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --parse-special-tokens");
+}
 
 std::function<int()> setup_preprocess(CLI::App& sub) {
   auto args = std::make_shared<PreprocessArgs>();
@@ -40,16 +66,15 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
       ->delimiter(',');
   sub.add_option("--json-key", o.json_key,
                  "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
-  sub.add_option("--tokenizer", args->tokenizer.type, "Tokenizer: gpt2_bpe or byte")
-      ->check(CLI::IsMember({"gpt2_bpe", "byte"}))
+  sub.add_option("--tokenizer", args->tokenizer, "Tokenizer plugin, e.g. gpt2_bpe or byte (`tessera plugins` lists them)")
       ->capture_default_str();
-  sub.add_option("--vocab-file", args->tokenizer.vocab_file, "gpt2_bpe: vocab.json or encoder.json");
-  sub.add_option("--merges-file", args->tokenizer.merges_file, "gpt2_bpe: merges.txt or vocab.bpe");
+  sub.add_option("--vocab-file", args->vocab_file, "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json)");
+  sub.add_option("--merges-file", args->merges_file, "[tokenizer] merges_file (gpt2_bpe: merges.txt or vocab.bpe)");
   sub.add_option("-o,--output-prefix", o.output_prefix,
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();
   sub.add_flag("--no-append-eod", args->no_append_eod, "Do not append the end-of-document token to each document");
-  sub.add_flag("--parse-special-tokens", args->tokenizer.parse_special_tokens,
+  sub.add_flag("--parse-special-tokens", args->parse_special_tokens,
                "Turn special-token text in the input (<|endoftext|>) into its id; by default it is ordinary text, "
                "as in Megatron-LM");
   sub.add_flag("--strict-utf8", o.strict_utf8,
@@ -65,7 +90,9 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
     opt.progress = !args->no_progress;
     for (auto& ext : opt.include_ext)
       if (!ext.empty() && ext.front() != '.') ext.insert(ext.begin(), '.');
-    const auto tokenizer = make_tokenizer(args->tokenizer);
+    const Config config = tokenizer_config(*args);
+    const auto tokenizer = build_tokenizer(config);
+    config.check_no_unknown_keys();
     log_info("preprocess: tokenizer {} (vocab {}, EOD {}), {} worker(s), {} input(s){}", tokenizer->name(),
              tokenizer->vocab_size(), tokenizer->eod(), opt.workers, opt.inputs.size(),
              opt.json_key.empty() ? std::string(", one document per file") : fmt::format(", JSONL key \"{}\"", opt.json_key));

@@ -1,5 +1,6 @@
 // tessera train CONFIG.toml [--set section.key=value ...]
 #include "command.hpp"
+#include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
 #include "tessera/parallel/abort.hpp"
 #include "tessera/parallel/mpi_runtime.hpp"
@@ -20,7 +21,7 @@ RegisterCommand reg{{"train",
                        sub.add_option("--set", args->overrides, "override a key: section.key=value (repeatable)");
                        return [args] {
                          auto train = [&] {
-                           Trainer trainer(Config::load(args->config, args->overrides));
+                           Trainer trainer(with_plugin_defaults(Config::load(args->config, args->overrides)));
                            trainer.train();
                            return 0;
                          };

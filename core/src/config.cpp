@@ -114,6 +114,26 @@ Config Config::from_string(const std::string& toml_text, const std::string& sour
   return Config(std::move(data));
 }
 
+Config Config::with_default(const std::string& section, const std::string& key, const std::string& value,
+                            const std::string& origin) const {
+  auto data = std::make_shared<ConfigData>();
+  data->root = data_->root;
+  data->source = data_->source;
+  data->directory = data_->directory;
+  data->origins = data_->origins;
+  toml::node* existing = data->root.get(section);
+  if (!existing) {
+    data->root.insert(section, toml::table{});
+    data->origins[section] = origin;
+    existing = data->root.get(section);
+  }
+  if (toml::table* t = existing->as_table(); t && !t->contains(key)) {  // a non-table is reported by its reader
+    t->insert(key, value);
+    data->origins[section + "." + key] = origin;
+  }
+  return Config(std::move(data));
+}
+
 ConfigSection Config::section(const std::string& name) const {
   data_->declare_section(name);
   return ConfigSection(data_, name);

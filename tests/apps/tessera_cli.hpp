@@ -63,7 +63,7 @@ num_attention_heads = 2
 num_query_groups = 1
 seq_length = 32
 [tokenizer]
-type = "byte"
+plugin = "byte"
 [data]
 plugin = "gpt_indexed"
 data_path = "{}"

@@ -85,7 +85,7 @@ hidden_size = 32
 num_attention_heads = 4
 seq_length = 16
 [tokenizer]
-type = "byte"
+plugin = "byte"
 [data]
 plugin = "gpt_indexed"
 data_path = "not needed: every error comes before the data"
@@ -145,4 +145,23 @@ TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a n
     CHECK(r.exited_with(1));
     CHECK_THAT(r.output, Catch::Contains("more than can be counted in 64 bits"));
   }
+}
+
+TEST_CASE("the tessera command fills in the plugins a config does not name", "[unit]") {
+  // Core has no default plugins (apps/tessera/plugin_defaults.cpp has them): a config without any
+  // `plugin` key plans as gpt + adam, with 1f1b once there is a pipeline.
+  TempDir dir;
+  const std::string config = dir / "bare.toml";
+  std::ofstream(config) << "[model]\nnum_layers = 2\nhidden_size = 32\nnum_attention_heads = 4\nseq_length = 16\n";
+  const Run r = run_tessera(fmt::format("plan {} --ranks 2 --vocab-size 300 --json", config));
+  INFO(r.output);
+  REQUIRE(r.exited_with(0));
+  const auto j = nlohmann::json::parse(r.output);
+  CHECK(j["optimizer"] == "adam");
+  CHECK(j["schedule"] == "gradient accumulation (pp = 1)");
+  const Run pp = run_tessera(
+      fmt::format("plan {} --ranks 2 --vocab-size 300 --json --set parallel.pipeline_model_parallel_size=2", config));
+  INFO(pp.output);
+  REQUIRE(pp.exited_with(0));
+  CHECK_THAT(nlohmann::json::parse(pp.output)["schedule"].get<std::string>(), Catch::StartsWith("1f1b"));
 }

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "make_tokenizer.hpp"
 #include "tessera_cli.hpp"
 #include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
@@ -36,10 +37,10 @@ std::string vocab_args() {
 }
 
 const Tokenizer& gpt2(bool parse_special_tokens = false) {
-  static const auto plain = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
-                                            std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", false});
-  static const auto special = make_tokenizer({"gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
-                                              std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", true});
+  static const auto plain = test::make_tokenizer("gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                                 std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe");
+  static const auto special = test::make_tokenizer("gpt2_bpe", std::string(TESSERA_GPT2_VOCAB_DIR) + "/encoder.json",
+                                                   std::string(TESSERA_GPT2_VOCAB_DIR) + "/vocab.bpe", true);
   return parse_special_tokens ? *special : *plain;
 }
 
@@ -156,7 +157,7 @@ TEST_CASE("preprocess JSONL with --json-key; --no-append-eod; byte tokenizer", "
   out = preprocess(fmt::format("--tokenizer byte -i {} --json-key text --no-append-eod -o {}", jsonl, dir / "b"), &status);
   REQUIRE(status == 0);
   expected.clear();
-  const auto byte = make_tokenizer({"byte", "", "", false});
+  const auto byte = test::make_tokenizer("byte");
   for (const auto& t : all) expected.push_back(byte->encode(t));
   expect_documents(dir / "b", expected);
 }
@@ -281,7 +282,7 @@ TEST_CASE("preprocess: non-regular inputs are refused when named, skipped with a
   REQUIRE(status == 0);
   CHECK(out.find("skipping " + src + "/b.txt: a FIFO (named pipe), not a regular file") != std::string::npos);
   CHECK(out.find("skipping " + src + "/d.txt: a socket, not a regular file") != std::string::npos);
-  const auto byte = make_tokenizer({"byte", "", "", false});
+  const auto byte = test::make_tokenizer("byte");
   expect_documents(dir / "walk", {with_eod(byte->encode("alpha\n"), 256), with_eod(byte->encode("gamma\n"), 256)});
 }
 

@@ -49,10 +49,10 @@ TEST_CASE("a saved model needs neither the training folder nor the tokenizer fil
   const std::string vocab_dir = TESSERA_GPT2_VOCAB_DIR;
   for (const char* f : {"encoder.json", "vocab.bpe"}) fs::copy_file(vocab_dir + "/" + f, w.dir / f);
   const std::string tok = R"([tokenizer]
-type = "gpt2_bpe"
+plugin = "gpt2_bpe"
 vocab_file = ")" + (w.dir / "encoder.json") + R"("
 merges_file = ")" + (w.dir / "vocab.bpe") + "\"\n";
-  tessera::test::write_text(w.config, replace_line(tessera::test::read_text(w.config), "[tokenizer]\ntype = \"byte\"\n", tok));
+  tessera::test::write_text(w.config, replace_line(tessera::test::read_text(w.config), "[tokenizer]\nplugin = \"byte\"\n", tok));
   REQUIRE(tessera_cli({"preprocess", "--no-progress", "--tokenizer", "gpt2_bpe", "--vocab-file", w.dir / "encoder.json",
                        "--merges-file", w.dir / "vocab.bpe", "--input", TESSERA_SOURCE_DIR "/core/src/nn",
                        "--output-prefix", w.dir / "corpus"})

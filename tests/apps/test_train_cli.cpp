@@ -115,7 +115,7 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
   SECTION("a tokenizer file that does not parse names the file") {
     std::ofstream(w.dir / "vocab.json") << "{ not json";
     std::ofstream(w.dir / "merges.txt") << "#version: 0.2\n";
-    const Run r = run_tessera(fmt::format("train {} --set tokenizer.type=gpt2_bpe --set tokenizer.vocab_file={} "
+    const Run r = run_tessera(fmt::format("train {} --set tokenizer.plugin=gpt2_bpe --set tokenizer.vocab_file={} "
                                       "--set tokenizer.merges_file={}", w.config, w.dir / "vocab.json", w.dir / "merges.txt"));
     CHECK(r.clean_error());
     CHECK(r.output.find("vocab.json") != std::string::npos);

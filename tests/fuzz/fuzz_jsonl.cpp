@@ -4,6 +4,7 @@
 #include "fuzz_harness.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/data/preprocess.hpp"
+#include "make_tokenizer.hpp"
 #include "tessera/tokenizer.hpp"
 #include "test_util.hpp"
 
@@ -19,9 +20,7 @@ TEST_CASE("fuzz: JSONL preprocess input", "[fuzz]") {
       "{\"id\": 7, \"text\": \"\"}\n",
       "{\"text\": \"one\"}\r\n{\"text\": \"two\", \"extra\": [1, 2.5, null, true]}\r\n",
   };
-  TokenizerOptions byte;
-  byte.type = "byte";
-  const auto tokenizer = make_tokenizer(byte);
+  const auto tokenizer = test::make_tokenizer("byte");
   const std::string input = dir / "in.jsonl";
   t.parse = [&](const fuzz::Bytes& bytes) {
     fuzz::write_file_bytes(input, bytes);

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_harness.hpp"
-#include "tessera/tokenizer/gpt2_bpe_tokenizer.hpp"
+#include "gpt2_bpe_tokenizer.hpp"  // the gpt2_bpe plugin's tokenizer library
 
 namespace fs = std::filesystem;
 using namespace tessera;

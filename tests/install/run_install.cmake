@@ -104,7 +104,7 @@ hidden_size = 32
 num_attention_heads = 2
 seq_length = 32
 [tokenizer]
-type = \"byte\"
+plugin = \"byte\"
 [data]
 plugin = \"gpt_indexed\"
 data_path = \"${WORK}/corpus\"

@@ -14,6 +14,7 @@
 // Also: the plan's whole-model parameter count and FLOPs equal the one-process model's, and for
 // pp = 1 the trainer's TrainingRecord::peak_held_elements equals the prediction. The stage-0
 // figures against `tessera train`'s log lines under mpirun: tests/parallel/check_plan.py.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -122,7 +123,9 @@ micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
-)", heads, groups, recompute, tp, pp, sp, micro, global);
+{}
+)", heads, groups, recompute, tp, pp, sp, micro, global,
+                     pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
 
 Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
@@ -306,7 +309,7 @@ seq_length = 24
 hidden_dropout = 0.1
 {}
 [tokenizer]
-type = "byte"
+plugin = "byte"
 [data]
 plugin = "gpt_indexed"
 data_path = "{}"
@@ -329,4 +332,43 @@ plugin = "adam"
   CHECK(rec.peak_microbatches_held == 1);
   CHECK(rec.peak_held_elements == plan.stages.at(0).peak_held_elements);
   CHECK(rec.flops == plan.flops_per_iteration * 2);
+}
+
+TEST_CASE("the optimizer plugin reports its plan: state per rank and data-parallel traffic", "[unit]") {
+  const std::string adam = config_text(4, 4, 1, 1, 2, 8);
+  const auto with_optimizer = [&](const std::string& name) {
+    std::string text = adam;
+    text.replace(text.find("plugin = \"adam\""), 15, "plugin = \"" + name + "\"");
+    return make_plan(Config::from_string(text), PlanRequest{2, kVocab});  // dp = 2
+  };
+  const auto dp_traffic = [](const StagePlan& st) {
+    std::vector<PlanTraffic> out;
+    for (const PlanTraffic& t : st.traffic)
+      if (t.group == "dp" && t.what.find("scalar") == std::string::npos) out.push_back(t);
+    return out;
+  };
+  const Plan a = with_optimizer("adam");
+  const StagePlan& sa = a.stages.at(0);
+  CHECK(sa.optimizer_state == 2 * sa.parameters);
+  REQUIRE(dp_traffic(sa).size() == 1);
+  CHECK(dp_traffic(sa)[0].op == "all_reduce");
+  CHECK(dp_traffic(sa)[0].count.elements == sa.parameters);
+
+  const Plan d = with_optimizer("distributed_adam");
+  const StagePlan& sd = d.stages.at(0);
+  CHECK(d.optimizer_state_rule.find("/ dp") != std::string::npos);
+  CHECK(sd.optimizer_state == 2 * ((sd.parameters + 1) / 2));
+  const auto traffic = dp_traffic(sd);
+  REQUIRE(traffic.size() == 2);
+  CHECK(traffic[0].op == "reduce_scatter");
+  CHECK(traffic[1].op == "all_gather");
+  CHECK(traffic[1].count.elements == sd.parameters);
+
+  // An optimizer whose library exports no plan: no state predicted, and it says so.
+  const Plan n = with_optimizer("no_plan_optimizer");
+  CHECK(n.optimizer_state_rule == "not predicted");
+  CHECK(n.stages.at(0).optimizer_state == 0);
+  CHECK(std::any_of(n.notes.begin(), n.notes.end(), [](const std::string& s) {
+    return s.find("optimizer plugin 'no_plan_optimizer'") != std::string::npos;
+  }));
 }

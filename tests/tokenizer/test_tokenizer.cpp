@@ -1,6 +1,7 @@
-// Tokenizers: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node) on
-// real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer, and
-// FormatErrors naming the file for tokenizer files that do not parse.
+// Tokenizer plugins: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node)
+// on real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer,
+// the [tokenizer] keys each plugin takes, and FormatErrors naming the file for tokenizer files that
+// do not parse.
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -11,14 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "expect_error.hpp"
+#include "gpt2_bpe_tokenizer.hpp"  // the gpt2_bpe plugin's tokenizer, linked directly for its internals
+#include "gpt2_pretokenizer.hpp"
+#include "make_tokenizer.hpp"
 #include "test_util.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/tokenizer.hpp"
-#include "tessera/tokenizer/byte_tokenizer.hpp"
-#include "tessera/tokenizer/gpt2_bpe_tokenizer.hpp"
-#include "tessera/tokenizer/gpt2_pretokenizer.hpp"
 
 using namespace tessera;
 using test::TempDir;
@@ -158,7 +159,7 @@ TEST_CASE("GPT-2 BPE: <|endoftext|> in text is text by default, the EOD id with 
   joined.insert(joined.end(), b.begin(), b.end());
   REQUIRE(special.encode("one<|endoftext|> two<|") == joined);
   REQUIRE(special.decode(joined) == "one<|endoftext|> two<|");
-  REQUIRE(make_tokenizer({"gpt2_bpe", vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe", true})
+  REQUIRE(test::make_tokenizer("gpt2_bpe", vocab_dir() + "/encoder.json", vocab_dir() + "/vocab.bpe", true)
               ->encode("<|endoftext|>") == std::vector<std::int32_t>{50256});
   REQUIRE(tok.id_to_token(995) == "Ġworld");
   REQUIRE_THROWS_AS(tok.decode({50257}), Error);
@@ -184,28 +185,31 @@ TEST_CASE("GPT-2 BPE encoding speed", "[reference][bench]") {
 }
 
 TEST_CASE("byte tokenizer", "[unit]") {
-  ByteTokenizer tok;
+  const auto made = test::make_tokenizer("byte");
+  const Tokenizer& tok = *made;
+  REQUIRE(tok.name() == "byte");
   REQUIRE(tok.vocab_size() == 257);
   REQUIRE(tok.eod() == 256);
+  REQUIRE(tok.file_keys().empty());
   REQUIRE(tok.encode("ab\xff") == std::vector<std::int32_t>{97, 98, 255});
   // Special-token text is bytes by default, as for gpt2_bpe; the EOD id when asked for.
   REQUIRE(tok.encode("a<|endoftext|>b").size() == 15);
-  REQUIRE(ByteTokenizer(true).encode("a<|endoftext|>b<|") == std::vector<std::int32_t>{97, 256, 98, 60, 124});
+  REQUIRE(test::make_tokenizer("byte", "", "", true)->encode("a<|endoftext|>b<|") ==
+          std::vector<std::int32_t>{97, 256, 98, 60, 124});
   const std::string s = "héllo 👍\n";
   REQUIRE(tok.decode(tok.encode(s)) == s);
   REQUIRE(tok.decode({104, 256}) == "h<|endoftext|>");
   REQUIRE_THROWS_AS(tok.decode({257}), Error);
   REQUIRE(tok.special_token("<|endoftext|>") == 256);
-  auto made = make_tokenizer({"byte", "", "", false});
-  REQUIRE(made->name() == "byte");
-  REQUIRE(made->encode("<|endoftext|>").size() == 13);
-  REQUIRE(make_tokenizer({"byte", "", "", true})->encode("<|endoftext|>") == std::vector<std::int32_t>{256});
 }
 
-TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
+TEST_CASE("tokenizer plugins: unknown names, missing keys, and tokenizer files that do not parse", "[unit]") {
   TempDir dir;
-  REQUIRE_THROWS_AS(make_tokenizer({"sentencepiece", "", "", false}), ConfigError);
-  REQUIRE_THROWS_AS(make_tokenizer({"gpt2_bpe", "", "", false}), ConfigError);
+  CHECK(message_of<PluginError>([] { test::make_tokenizer("sentencepiece"); }).find("gpt2_bpe") != std::string::npos);
+  CHECK(message_of<ConfigError>([] { test::make_tokenizer("gpt2_bpe"); }).find("needs vocab_file") != std::string::npos);
+  // A plugin reads only its own keys: gpt2_bpe's files are unknown keys to `byte`.
+  CHECK(message_of<ConfigError>([&] { test::make_tokenizer("byte", dir / "v.json"); })
+            .find("unknown key 'tokenizer.vocab_file'") != std::string::npos);
   // A tiny valid byte-level vocab: the 256 byte symbols, "Ġa" (from merge "Ġ a") and EOD.
   nlohmann::json vocab = byte_symbols_vocab();
   vocab["Ġa"] = 256;
@@ -226,7 +230,7 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
     test::write_text(dir / "v.json", vocab_text);
     test::write_text(dir / "m.txt", merges_text);
     try {
-      make_tokenizer({"gpt2_bpe", dir / "v.json", dir / "m.txt", false});
+      test::make_tokenizer("gpt2_bpe", dir / "v.json", dir / "m.txt");
       FAIL("no error; expected " << what);
     } catch (const FormatError& e) {
       const std::string msg = e.what();
@@ -253,13 +257,13 @@ TEST_CASE("make_tokenizer and tokenizer files that do not parse", "[unit]") {
   no_eod.erase("<|endoftext|>");
   expect(no_eod.dump(), "", dir / "v.json", "<|endoftext|>");
   try {
-    make_tokenizer({"gpt2_bpe", dir / "missing.json", m, false});
+    test::make_tokenizer("gpt2_bpe", dir / "missing.json", m);
     FAIL("no error for a missing file");
   } catch (const FormatError& e) {
     REQUIRE(std::string(e.what()).find(dir / "missing.json") != std::string::npos);
   }
   try {
-    make_tokenizer({"gpt2_bpe", v, dir / "missing.txt", false});
+    test::make_tokenizer("gpt2_bpe", v, dir / "missing.txt");
     FAIL("no error for a missing file");
   } catch (const FormatError& e) {
     REQUIRE(std::string(e.what()).find(dir / "missing.txt") != std::string::npos);
@@ -272,10 +276,25 @@ TEST_CASE("[tokenizer] parse_special_tokens: off by default (train and generate)
     Config c = Config::from_string(toml);
     return build_tokenizer(c)->encode("a<|endoftext|>");
   };
-  CHECK(encode("[tokenizer]\ntype = \"byte\"\n").size() == 14);
-  CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = false\n").size() == 14);
-  CHECK(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = true\n") == std::vector<std::int32_t>{'a', 256});
-  CHECK_THROWS_AS(encode("[tokenizer]\ntype = \"byte\"\nparse_special_tokens = \"yes\"\n"), ConfigError);
+  CHECK(encode("[tokenizer]\nplugin = \"byte\"\n").size() == 14);
+  CHECK(encode("[tokenizer]\nplugin = \"byte\"\nparse_special_tokens = false\n").size() == 14);
+  CHECK(encode("[tokenizer]\nplugin = \"byte\"\nparse_special_tokens = true\n") == std::vector<std::int32_t>{'a', 256});
+  CHECK_THROWS_AS(encode("[tokenizer]\nplugin = \"byte\"\nparse_special_tokens = \"yes\"\n"), ConfigError);
+}
+
+TEST_CASE("[tokenizer] plugin is required by core; the old `type` key is an unknown key", "[unit]") {
+  // Core has no default tokenizer (the tessera app supplies one): a section without `plugin` says so.
+  const std::string missing =
+      message_of<ConfigError>([] { build_tokenizer(Config::from_string("[tokenizer]\n", "t.toml")); });
+  CHECK(missing.find("[tokenizer] plugin is not set in t.toml") != std::string::npos);
+  // `type` was renamed to `plugin`; it is now an unknown key, and the suggestion misleads nobody.
+  const Config c = Config::from_string("[tokenizer]\nplugin = \"byte\"\ntype = \"byte\"\n", "t.toml");
+  build_tokenizer(c);
+  const std::string unknown = message_of<ConfigError>([&] { c.check_no_unknown_keys(); });
+  INFO(unknown);
+  CHECK(unknown.find("unknown key 'tokenizer.type' in t.toml; [tokenizer] accepts: parse_special_tokens, plugin") !=
+        std::string::npos);
+  CHECK(unknown.find("did you mean") == std::string::npos);
 }
 
 TEST_CASE("tokenizer files must be regular files: a FIFO or /dev/zero is refused at once", "[unit]") {
@@ -283,7 +302,7 @@ TEST_CASE("tokenizer files must be regular files: a FIFO or /dev/zero is refused
   const std::string fifo = dir / "vocab.json";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   test::write_text(dir / "merges.txt", "#version: 0.2\n");
-  std::string msg = message_of<FormatError>([&] { make_tokenizer({"gpt2_bpe", fifo, dir / "merges.txt", false}); });
+  std::string msg = message_of<FormatError>([&] { test::make_tokenizer("gpt2_bpe", fifo, dir / "merges.txt"); });
   CHECK(msg.find(fifo) != std::string::npos);
   CHECK(msg.find("FIFO") != std::string::npos);
   nlohmann::json vocab = byte_symbols_vocab();  // and EOD below: valid, so the merges file is read next

@@ -29,6 +29,8 @@ class ConfigSection {
   bool has(const std::string& key) const;
   // Keys present in this section (sorted), declared or not.
   std::vector<std::string> keys() const;
+  // Whether the key is set to a string; unlike has(), this does not declare it.
+  bool is_string(const std::string& key) const;
 
   // Required (throw ConfigError when missing) and defaulted forms. Integers accept TOML
   // integers only; floats accept integers and floats. Ranges are inclusive.
@@ -68,6 +70,12 @@ class Config {
   static Config load(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
   static Config from_string(const std::string& toml_text, const std::string& source_name = "<string>",
                             const std::vector<std::string>& overrides = {});
+
+  // A copy in which section.key, where it is not set, is the string `value`, recorded as coming from
+  // `origin` (for messages). The app fills in its default plugins this way. Keys declared so far are
+  // not carried over.
+  Config with_default(const std::string& section, const std::string& key, const std::string& value,
+                      const std::string& origin) const;
 
   // Asking for a section declares it (an empty or absent section is then not an error).
   ConfigSection section(const std::string& name) const;

@@ -25,14 +25,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../io/json_input.hpp"
-#include "../tokenizer/unicode_classes.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/data/progress_bar.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
+#include "tessera/io/json_input.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/quote.hpp"
+#include "tessera/utf8.hpp"
 
 namespace tessera {
 

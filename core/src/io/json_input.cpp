@@ -1,4 +1,4 @@
-#include "json_input.hpp"
+#include "tessera/io/json_input.hpp"
 
 #include "tessera/error.hpp"
 #include "tessera/quote.hpp"

@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
+#include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
 
 namespace tessera {

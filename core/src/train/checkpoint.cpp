@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
-#include "tessera/quote.hpp"
 #include "tessera/io/input_file.hpp"
+#include "tessera/io/json_input.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/quote.hpp"
 
 namespace tessera {
 

@@ -6,21 +6,18 @@
 
 namespace tessera {
 
-std::unique_ptr<Tokenizer> build_tokenizer(const Config& config) {
+// Core names no concrete plugin: a section's `plugin` is required here, and the app supplies its
+// defaults (apps/tessera/plugin_defaults.cpp) before core reads the config.
+std::string plugin_name(const ConfigSection& s) {
+  if (!s.has("plugin"))
+    throw ConfigError(fmt::format("[{0}] plugin is not set in {1}: name a {0} plugin (`tessera plugins` lists them)",
+                                  s.name(), s.origin("plugin")));
+  return s.get_string("plugin");
+}
+
+PluginPtr<Tokenizer> build_tokenizer(const Config& config) {
   ConfigSection s = config.section("tokenizer");
-  TokenizerOptions o;
-  o.type = s.get_choice("type", "gpt2_bpe", {"gpt2_bpe", "byte"});
-  o.parse_special_tokens = s.get_bool("parse_special_tokens", false);
-  if (o.type == "gpt2_bpe") {
-    o.vocab_file = s.get_string("vocab_file");
-    o.merges_file = s.get_string("merges_file");
-  } else {
-    // Valid [tokenizer] keys that only gpt2_bpe uses: a config that switches type by include or
-    // --set keeps them without error.
-    s.declare("vocab_file");
-    s.declare("merges_file");
-  }
-  return make_tokenizer(o);
+  return create_plugin<Tokenizer>("tokenizer", plugin_name(s), s);
 }
 
 ParallelSizes read_parallel_sizes(const Config& config) {
@@ -51,25 +48,24 @@ PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std:
                              std::shared_ptr<const Parallel> parallel) {
   ConfigSection s = config.section("model");
   ModelContext context{vocab_size, seed, std::move(parallel)};
-  return create_plugin<Model>("model", s.get_string("plugin", "gpt"), s, context);
+  return create_plugin<Model>("model", plugin_name(s), s, context);
 }
 
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params,
                                      const OptimizerContext& context) {
   ConfigSection s = config.section("optimizer");
-  return create_plugin<Optimizer>("optimizer", s.get_string("plugin", "adam"), s, params, context);
+  return create_plugin<Optimizer>("optimizer", plugin_name(s), s, params, context);
 }
 
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request) {
   ConfigSection s = config.section("data");
-  return create_plugin<DataSource>("data", s.get_string("plugin", "gpt_indexed"), s, request);
+  return create_plugin<DataSource>("data", plugin_name(s), s, request);
 }
 
 PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout) {
   ConfigSection s = config.section("schedule");
   if (layout.pp() == 1 && !s.has("plugin")) return nullptr;
-  // Megatron-LM: a virtual pipeline means the interleaved schedule.
-  return create_plugin<Schedule>("schedule", s.get_string("plugin", layout.vpp() > 1 ? "interleaved" : "1f1b"), s);
+  return create_plugin<Schedule>("schedule", plugin_name(s), s);
 }
 
 Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {

@@ -8,6 +8,7 @@
 
 #include "../closest_match.hpp"
 #include "tessera/error.hpp"
+#include "tessera/optimizer_plan.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/schedule.hpp"
 #include "tessera/train/components.hpp"
@@ -52,6 +53,14 @@ void add_traffic(StagePlan& s, const std::string& group, int group_size, const s
 
 CollectiveCount times(CollectiveCount c, std::int64_t k) { return c.times(k); }
 
+// The optimizer plugin's own plan (kind "optimizer_plan"), or null when its library exports none.
+PluginPtr<OptimizerPlanner> make_optimizer_planner(const ConfigSection& section, const std::string& name, int dp) {
+  for (const PluginInfo& p : available_plugins("optimizer_plan"))
+    if (p.name == name)
+      return create_plugin<OptimizerPlanner>("optimizer_plan", name, section, OptimizerPlanContext{dp});
+  return nullptr;
+}
+
 }  // namespace
 
 std::int64_t plan_add(std::int64_t a, std::int64_t b) {
@@ -95,7 +104,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   }
 
   ConfigSection model_section = config.section("model");
-  const std::string model_plugin = model_section.get_string("plugin", "gpt");
+  const std::string model_plugin = plugin_name(model_section);
   PluginPtr<ModelPlanner> planner =
       create_plugin<ModelPlanner>("model_plan", model_plugin, model_section, ModelPlanContext{plan.vocab_size, plan.sizes});
   plan.model = planner->describe();
@@ -107,16 +116,16 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   plan.schedule = schedule ? schedule->describe() : "gradient accumulation (pp = 1)";
 
   ConfigSection opt = config.section("optimizer");
-  plan.optimizer = opt.get_string("plugin", "adam");
-  if (plan.optimizer == "adam") {
-    plan.optimizer_state_rule = "2 × parameters (Adam's two moments, f32)";
-  } else if (plan.optimizer == "distributed_adam") {
-    plan.optimizer_state_rule = "2 × ⌈parameters / dp⌉ (both moments sharded over dp)";
-    plan.notes.push_back("distributed_adam: the state also holds its shards' share of the gradient buckets' padding "
-                         "(under 16 elements per parameter and 16·dp per bucket, over the dp shards). Tessera trains in f32, so there are no master weights to shard");
+  plan.optimizer = plugin_name(opt);
+  PluginPtr<OptimizerPlanner> optimizer_planner = make_optimizer_planner(opt, plan.optimizer, layout.dp());
+  if (optimizer_planner) {
+    plan.optimizer_state_rule = optimizer_planner->state_rule();
+    for (std::string& note : optimizer_planner->notes()) plan.notes.push_back(std::move(note));
   } else {
     plan.optimizer_state_rule = "not predicted";
-    plan.notes.push_back(fmt::format("optimizer plugin '{}': its state is not predicted (shown as 0)", plan.optimizer));
+    plan.notes.push_back(fmt::format("optimizer plugin '{}': its state is not predicted (shown as 0) and its dp traffic "
+                                     "is shown as one gradient all-reduce per parameter tensor",
+                                     plan.optimizer));
   }
 
   // Every cost first: a stage's gradients travel back with the size of its predecessor's output.
@@ -151,10 +160,8 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
       tied += c.tied_embedding_grads;
     }
     st.gradients = st.parameters;  // every parameter carries a gradient of its shape
-    if (plan.optimizer == "adam")
-      st.optimizer_state = plan_mul(2, st.parameters);
-    else if (plan.optimizer == "distributed_adam")
-      st.optimizer_state = plan_mul(2, plan_add(st.parameters, dp - 1) / dp);
+    const StageParameters stage_parameters{tensors.calls, tensors.elements};
+    if (optimizer_planner) st.optimizer_state = optimizer_planner->state_elements(stage_parameters);
 
     // The schedule's steps for this stage, walked as the pipeline executor walks them: a pass's
     // activations are held from its forward to its backward, and the peak is taken after forwards.
@@ -206,11 +213,13 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
     add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);
     add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});
-    if (plan.optimizer == "distributed_adam") {
-      add_traffic(st, "dp", dp, "reduce_scatter", "gradients into each rank's shard (predicted)", {1, st.parameters});
-      add_traffic(st, "dp", dp, "all_gather", "updated parameters from every shard (predicted)", {1, st.parameters});
-    } else {
-      add_traffic(st, "dp", dp, "all_reduce", "gradients, one all-reduce per parameter tensor", tensors);
+    if (dp > 1) {
+      if (optimizer_planner) {
+        for (const OptimizerCollective& c : optimizer_planner->dp_traffic(stage_parameters))
+          add_traffic(st, "dp", dp, c.op, c.what, c.count);
+      } else {
+        add_traffic(st, "dp", dp, "all_reduce", "gradients, one all-reduce per parameter tensor", tensors);
+      }
     }
     add_traffic(st, "dp", dp, "all_reduce", "loss (a scalar)", {1, 1});
     add_traffic(st, "embedding", 2, "all_reduce", "tied embedding gradient (first and last stage)", tied);
@@ -220,7 +229,6 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   // Bubble: Narayanan et al. 2021, §2.2.1 (1F1B: (p − 1)/m of the ideal time) and §2.2.2
   // (interleaved: (p − 1)/(v·m)); as a share of the whole iteration, bubble / (ideal + bubble).
   const double p = pp, v = vpp, mm = static_cast<double>(m);
-  const std::string schedule_name = config.section("schedule").get_string("plugin", "1f1b");
   if (pp == 1) {
     plan.bubble_formula = "none (one stage)";
   } else if (vpp > 1) {
@@ -231,8 +239,6 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     plan.bubble_of_ideal = (p - 1) / mm;
     plan.bubble_of_iteration = (p - 1) / (mm + p - 1);
     plan.bubble_formula = "1F1B: (p−1)/m of the ideal time, (p−1)/(m+p−1) of the iteration";
-    if (schedule_name != "1f1b")
-      plan.notes.push_back(fmt::format("schedule '{}': bubble shown with 1F1B's formula", schedule_name));
   }
   plan.notes.push_back("everything is f32, so bytes = 4 × elements; activations are what each microbatch keeps "
                        "from its forward to its backward (with [model] recompute_granularity, what recompute keeps); "

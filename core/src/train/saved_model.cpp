@@ -7,9 +7,9 @@
 #include <fmt/format.h>
 
 #include "../config_data.hpp"
-#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
+#include "tessera/io/json_input.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
@@ -24,30 +24,25 @@ namespace {
 
 constexpr const char* kTokenizerFolder = "tokenizer";
 
-bool names_a_file(const std::string& key) { return key.size() > 5 && key.ends_with("_file"); }
-
-// The [tokenizer] keys naming files, with their values.
-std::vector<std::pair<std::string, std::string>> tokenizer_files(const Config& config) {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (!config.has_section("tokenizer")) return out;
-  ConfigSection s = config.section("tokenizer");
-  for (const std::string& key : s.keys())
-    if (names_a_file(key)) out.emplace_back(key, s.get_string(key));
-  return out;
-}
-
 std::string override_text(const std::string& key, const std::string& value) {
   return fmt::format("tokenizer.{}={}", key, toml_quoted(value));
 }
 
-// Tokenizer paths relative to `folder` where the file is there (saved folders); others as written.
+// A saved config names its tokenizer's files "tokenizer/<name>" (config_for_saved_folder): such
+// [tokenizer] values are resolved against `folder` where the file is there; others stay as written.
 Config load_config_text(const std::string& text, const std::string& source, const fs::path& folder) {
   const Config plain = Config::from_string(text, source);
   std::vector<std::string> overrides;
-  for (const auto& [key, value] : tokenizer_files(plain)) {
-    std::error_code ec;
-    if (!value.empty() && fs::path(value).is_relative() && fs::is_regular_file(folder / value, ec))
-      overrides.push_back(override_text(key, (folder / value).string()));
+  if (plain.has_section("tokenizer")) {
+    ConfigSection s = plain.section("tokenizer");
+    for (const std::string& key : s.keys()) {
+      if (!s.is_string(key)) continue;
+      const fs::path value = s.get_string(key);
+      std::error_code ec;
+      const bool in_tokenizer_folder = !value.empty() && value.is_relative() && *value.begin() == kTokenizerFolder;
+      if (in_tokenizer_folder && fs::is_regular_file(folder / value, ec))
+        overrides.push_back(override_text(key, (folder / value).string()));
+    }
   }
   return overrides.empty() ? plain : Config::from_string(text, source, overrides);
 }
@@ -63,10 +58,13 @@ bool all_finite(const Tensor& t) {
 
 }  // namespace
 
-std::string config_for_saved_folder(const Config& config, const fs::path& folder) {
+std::string config_for_saved_folder(const Config& config, const Tokenizer& tokenizer, const fs::path& folder) {
   std::vector<std::string> overrides;
   std::set<std::string> used_names;
-  for (const auto& [key, value] : tokenizer_files(config)) {
+  ConfigSection s = config.section("tokenizer");
+  for (const std::string& key : tokenizer.file_keys()) {
+    if (!s.is_string(key)) continue;
+    const std::string value = s.get_string(key);
     if (value.empty()) continue;
     std::error_code ec;
     if (!fs::is_regular_file(value, ec)) continue;  // the run already read it; a vanished file stays as written

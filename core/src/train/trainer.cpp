@@ -113,7 +113,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
                                                   parallel_->layout.dp());
   optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
-  optimizer_plugin_ = config_.section("optimizer").get_string("plugin", "adam");
+  optimizer_plugin_ = plugin_name(config_.section("optimizer"));
   schedule_ = build_schedule(config_, parallel_->layout);
 
   DataRequest request;
@@ -317,7 +317,7 @@ void Trainer::save_final() const {
   std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "tessera"}, {"model", model_->describe()}});
-  write_file_atomically(dir / "config.toml", config_for_saved_folder(config_, dir));
+  write_file_atomically(dir / "config.toml", config_for_saved_folder(config_, *tokenizer_, dir));
   log_info("saved final weights to {} (model.safetensors, config.toml, tokenizer files)", dir.string());
 }
 

@@ -58,7 +58,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.bucket_size = options_.bucket_size;
         meta.global_batch_size = options_.global_batch_size;
         meta.seed = options_.seed;
-        meta.config = config_for_saved_folder(config_, tmp);  // tokenizer files copied beside it
+        meta.config = config_for_saved_folder(config_, *tokenizer_, tmp);  // tokenizer files copied beside it
         write_file_atomically(tmp / "metadata.json", checkpoint_metadata_json(meta));
       }
     });

@@ -1,5 +1,7 @@
-// Building a run's pieces from a config: the tokenizer (built in), and the plugins named by
-// [model] plugin, [optimizer] plugin, [data] plugin and [schedule] plugin. Shared by train, generate and bench.
+// Building a run's pieces from a config: the plugins named by [tokenizer] plugin, [model] plugin,
+// [optimizer] plugin, [data] plugin and [schedule] plugin. Shared by train, generate, bench and plan.
+// Each `plugin` key is required (ConfigError naming the section): core has no default plugins; the
+// `tessera` app fills in its defaults first (apps/tessera/plugin_defaults.hpp, docs/configs.md).
 #pragma once
 #include <memory>
 
@@ -14,7 +16,9 @@
 
 namespace tessera {
 
-std::unique_ptr<Tokenizer> build_tokenizer(const Config& config);
+// The section's `plugin` key; ConfigError naming the section and file when it is not set.
+std::string plugin_name(const ConfigSection& section);
+PluginPtr<Tokenizer> build_tokenizer(const Config& config);
 // [parallel]'s sizes (tp, pp, vpp, sequence_parallel), range-checked; the layout checks them
 // against the world size. Shared by train and plan so that both accept the same configs.
 ParallelSizes read_parallel_sizes(const Config& config);
@@ -30,8 +34,8 @@ PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std:
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params,
                                      const OptimizerContext& context = {});
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);
-// [schedule] plugin (default "1f1b", "interleaved" with a virtual pipeline) when pp > 1 or when
-// the config names one; otherwise null, which runs plain gradient accumulation.
+// [schedule] plugin when pp > 1 or when the config names one; otherwise null, which runs plain
+// gradient accumulation.
 PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout);
 
 // Stacks samples [first, first + count) of a dataset into one microbatch.

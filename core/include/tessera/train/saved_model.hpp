@@ -9,20 +9,23 @@
 
 #include "tessera/config.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/tokenizer.hpp"
 
 namespace tessera {
 
-// Copies the files the [tokenizer] section names (every key ending in "_file") into
+// Copies the files the tokenizer read (the [tokenizer] keys it lists in Tokenizer::file_keys()) into
 // `folder`/tokenizer/ and returns the config as TOML with those keys naming the copies relative to
-// `folder`. Other paths (data, checkpoints) are kept as they are: they are the run's, not the model's.
-std::string config_for_saved_folder(const Config& config, const std::filesystem::path& folder);
+// `folder` ("tokenizer/<name>"). Other paths (data, checkpoints) are kept as they are: they are the
+// run's, not the model's.
+std::string config_for_saved_folder(const Config& config, const Tokenizer& tokenizer,
+                                    const std::filesystem::path& folder);
 
 // A saved model found at --load: a final-weights folder (config.toml, model.safetensors), a checkpoint
 // folder (metadata.json, model_tp{t}_pp{p}.safetensors), or a checkpoint save folder (its latest
 // checkpoint, by latest_checkpointed_iteration.txt).
 struct SavedModel {
   std::filesystem::path folder;  // the folder holding the weights
-  Config config;                 // its config, tokenizer files resolved against `folder`
+  Config config;                 // its config, "tokenizer/<name>" files resolved against `folder`
   bool checkpoint = false;       // model_tp{t}_pp{p}.safetensors shards, else model.safetensors
   int tensor_parallel = 1, pipeline_parallel = 1;  // the checkpoint's shards (1, 1 for final weights)
   std::string describe() const;

@@ -72,7 +72,7 @@ class Trainer {
   std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
   TrainingOptions options_;
   LrSchedule lr_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  PluginPtr<Tokenizer> tokenizer_;
   PluginPtr<DataSource> data_;
   PluginPtr<Model> model_;
   std::vector<Parameter*> params_;

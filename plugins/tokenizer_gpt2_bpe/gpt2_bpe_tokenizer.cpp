@@ -1,4 +1,4 @@
-#include "tessera/tokenizer/gpt2_bpe_tokenizer.hpp"
+#include "gpt2_bpe_tokenizer.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -9,11 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../io/json_input.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
+#include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
-#include "tessera/tokenizer/gpt2_pretokenizer.hpp"
+#include "gpt2_pretokenizer.hpp"
 #include "unicode_classes.hpp"
 
 namespace tessera {

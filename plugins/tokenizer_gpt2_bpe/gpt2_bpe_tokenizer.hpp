@@ -23,7 +23,7 @@ class Gpt2BpeTokenizer : public Tokenizer {
  public:
   // vocab_file: vocab.json / encoder.json ({"token": id, ...}); merges_file: merges.txt / vocab.bpe
   // ("a b" per line, an optional leading "#version" line). FormatError naming file and line/what.
-  // parse_special_tokens: see TokenizerOptions.
+  // parse_special_tokens: whether encode() turns special-token text into its id (see above).
   Gpt2BpeTokenizer(const std::string& vocab_file, const std::string& merges_file, bool parse_special_tokens = false);
   ~Gpt2BpeTokenizer() override;
 
@@ -35,6 +35,8 @@ class Gpt2BpeTokenizer : public Tokenizer {
   std::int32_t eod() const override { return eod_; }
   std::optional<std::int32_t> special_token(std::string_view text) const override;
   std::string name() const override { return "gpt2_bpe"; }
+  // The [tokenizer] keys the plugin reads the two files from (gpt2_bpe_plugin.cpp).
+  std::vector<std::string> file_keys() const override { return {"vocab_file", "merges_file"}; }
 
   std::int64_t num_merges() const { return static_cast<std::int64_t>(merges_.size()); }
   // The vocab entry of an id (in GPT-2's byte-unicode spelling, e.g. "Ġthe").

@@ -1,4 +1,4 @@
-#include "tessera/tokenizer/gpt2_pretokenizer.hpp"
+#include "gpt2_pretokenizer.hpp"
 
 #include "unicode_classes.hpp"
 

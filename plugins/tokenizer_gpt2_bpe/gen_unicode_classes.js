@@ -1,5 +1,5 @@
 // Development-time generator for unicode_classes.cpp (committed; rerun only to update Unicode):
-//   node core/src/tokenizer/gen_unicode_classes.js > core/src/tokenizer/unicode_classes.cpp
+//   node plugins/tokenizer_gpt2_bpe/gen_unicode_classes.js > plugins/tokenizer_gpt2_bpe/unicode_classes.cpp
 // Classes GPT-2's pre-tokenizer needs: \p{L} letters, \p{N} numbers and \s (the White_Space
 // property, which is what Python's `regex` module — GPT-2's original encoder — uses for \s).
 // Node's ICU supplies the Unicode data (newer than /usr/bin/python3's unicodedata 14.0).
