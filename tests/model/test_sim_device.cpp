@@ -30,7 +30,7 @@ num_query_groups = 2
 seq_length = 24
 hidden_dropout = 0.1
 [tokenizer]
-type = "byte"
+plugin = "byte"
 [data]
 plugin = "gpt_indexed"
 data_path = "{}"
