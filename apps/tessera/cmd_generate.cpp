@@ -11,7 +11,7 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
-#include "tessera/sampling.hpp"
+#include "tessera/tools/sampling.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/saved_model.hpp"
 

@@ -6,7 +6,7 @@
 //
 // Output: exactly <output-prefix>.bin and <output-prefix>.idx (Megatron's preprocess_data.py would
 // write <prefix>_<key>_document.*; give Megatron <output-prefix> as its data path). See
-// tessera/data/preprocess.hpp for what a document is, and docs/preprocess.md.
+// tessera/tools/preprocess.hpp for what a document is, and docs/preprocess.md.
 #include <algorithm>
 #include <thread>
 
@@ -14,8 +14,8 @@
 #include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
 #include "tessera/data/indexed_dataset.hpp"
-#include "tessera/data/preprocess.hpp"
-#include "tessera/data/progress_bar.hpp"
+#include "tessera/tools/preprocess.hpp"
+#include "tessera/tools/progress_bar.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/train/components.hpp"

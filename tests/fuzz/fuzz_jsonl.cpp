@@ -3,7 +3,7 @@
 // documents with escapes, unicode, empty and non-string values of other keys.
 #include "fuzz_harness.hpp"
 #include "tessera/data/indexed_dataset.hpp"
-#include "tessera/data/preprocess.hpp"
+#include "tessera/tools/preprocess.hpp"
 #include "make_tokenizer.hpp"
 #include "tessera/tokenizer.hpp"
 #include "test_util.hpp"

@@ -8,7 +8,7 @@
 #include "tessera/config.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
-#include "tessera/sampling.hpp"
+#include "tessera/tools/sampling.hpp"
 
 using namespace tessera;
 

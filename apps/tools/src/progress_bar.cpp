@@ -1,4 +1,4 @@
-#include "tessera/data/progress_bar.hpp"
+#include "tessera/tools/progress_bar.hpp"
 
 #include <unistd.h>
 

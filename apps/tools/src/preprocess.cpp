@@ -3,7 +3,7 @@
 // batch order. The number of batches in flight is bounded, so memory stays flat on any input size.
 // A failure anywhere (unreadable file, bad JSON line) stops the pipeline; errors are reported for
 // the first failing batch in input order, so the message does not depend on thread timing.
-#include "tessera/data/preprocess.hpp"
+#include "tessera/tools/preprocess.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -26,7 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/data/indexed_dataset.hpp"
-#include "tessera/data/progress_bar.hpp"
+#include "tessera/tools/progress_bar.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"

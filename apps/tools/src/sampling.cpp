@@ -1,4 +1,4 @@
-#include "tessera/sampling.hpp"
+#include "tessera/tools/sampling.hpp"
 
 #include <algorithm>
 #include <cmath>
