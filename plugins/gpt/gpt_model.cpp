@@ -103,6 +103,11 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
   }
 }
 
+FieldSpecs GptModel::batch_fields() const {
+  const std::int64_t T = o_.seq_length;
+  return {{"tokens", DType::i32, {T}}, {"labels", DType::i32, {T}}, {"loss_mask", DType::f32, {T}}};
+}
+
 Shape GptModel::stage_activation_shape(std::int64_t micro_batch_size) const {
   // Sequence parallelism: stages pass their token shards (the plugin checked that tp divides T).
   if (sequence_parallel_ && tp_size(tp_) > 1)
@@ -136,12 +141,13 @@ GptModel::Chunk& GptModel::chunk(int c) {
 
 StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int c) {
   Chunk& ch = chunk(c);
-  ctx.seq_length = batch.tokens.size(1);  // sequence-parallel attention regroups rows into sequences
+  const Tensor& tokens = batch.get("tokens");
+  ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
   if (starts_model(c)) {
-    x = embed(ctx, batch.tokens);
+    x = embed(ctx, tokens);
   } else {
-    const Shape expected = stage_activation_shape(batch.tokens.size(0));
+    const Shape expected = stage_activation_shape(tokens.size(0));
     TESSERA_CHECK_SHAPE(input.defined() && input.shape() == expected, "GPT stage input must be f32[{}], got {}",
                         fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
     x = input;
@@ -202,15 +208,15 @@ Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& se
 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
-  const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size;
+  const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
   const Tensor& table = word_embeddings_->weight().value;
   Tensor& table_grad = word_embeddings_->weight().grad;
   const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
   const bool sp = sequence_parallel(ctx);
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
-  Tensor labels = batch.labels.reshape({N});
-  Tensor mask = batch.loss_mask.reshape({N});
+  Tensor labels = batch.get("labels").reshape({N});
+  Tensor mask = batch.get("loss_mask").reshape({N});
   const double mask_sum = ops::sum(mask);
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;

@@ -69,6 +69,7 @@ class GptModel : public Model {
  public:
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
+  FieldSpecs batch_fields() const override;
   void collect_parameters(std::vector<Parameter*>& out) override;
   StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) override;
   Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) override;

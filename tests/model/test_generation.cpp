@@ -9,6 +9,7 @@
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/sampling.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -39,9 +40,9 @@ init_method_std = 0.2
     Tensor row = Tensor::empty({1, T}, DType::i32);
     for (std::int64_t t = 0; t < T; ++t) row.data<std::int32_t>()[t] = tokens.data<std::int32_t>()[b * T + t];
     auto loss_for = [&](int label) {
-      Batch batch{row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T})};
-      batch.labels.data<std::int32_t>()[T - 1] = label;
-      batch.loss_mask.data<float>()[T - 1] = 1.0f;
+      Batch batch = gpt_batch(row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T}));
+      batch.get("labels").data<std::int32_t>()[T - 1] = label;
+      batch.get("loss_mask").data<float>()[T - 1] = 1.0f;
       ActivationStore store;
       StepContext ctx{store};
       ctx.training = false;

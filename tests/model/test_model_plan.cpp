@@ -37,6 +37,7 @@
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -128,10 +129,11 @@ plugin = "adam"
 Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> token(0, kVocab - 1);
-  Batch b{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::full({B, T}, 1.0f)};
+  Batch b = gpt_batch(Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32),
+                      Tensor::full({B, T}, 1.0f));
   for (std::int64_t i = 0; i < B * T; ++i) {
-    b.tokens.data<std::int32_t>()[i] = token(rng);
-    b.labels.data<std::int32_t>()[i] = token(rng);
+    b.get("tokens").data<std::int32_t>()[i] = token(rng);
+    b.get("labels").data<std::int32_t>()[i] = token(rng);
   }
   return b;
 }

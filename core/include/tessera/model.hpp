@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/batch.hpp"
 #include "tessera/nn/parameter.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/nn/step_context.hpp"
@@ -12,11 +13,6 @@
 namespace tessera {
 
 class ConfigSection;
-
-// One microbatch: tokens and labels i32 [B,T], loss_mask f32 [B,T].
-struct Batch {
-  Tensor tokens, labels, loss_mask;
-};
 
 struct ModelContext {
   std::int64_t vocab_size = 0;  // from the tokenizer; the model pads it (make_vocab_size_divisible_by)
@@ -37,14 +33,18 @@ class Model {
   using FactorySignature = std::unique_ptr<Model>(const ConfigSection& model, const ModelContext& context);
   virtual ~Model() = default;
 
+  // The batch fields the model reads (name, dtype, per-sample shape), e.g. GPT's tokens i32[T],
+  // labels i32[T], loss_mask f32[T]; the trainer checks at start that the data plugin produces them.
+  virtual FieldSpecs batch_fields() const = 0;
+
   // This rank's parameters: its pipeline stage's layers, its tensor-parallel shards.
   virtual void collect_parameters(std::vector<Parameter*>& out) = 0;
 
   // Pipeline stages (ModelContext::parallel's pp rank; with pp = 1 the one stage is first and
   // last). With a virtual pipeline (vpp = v) this rank holds v model chunks; chunk c is virtual
-  // stage c·pp + pp_rank. The first virtual stage reads batch.tokens; the others take `input`, the
-  // previous virtual stage's activation. The last reads batch.labels and batch.loss_mask and
-  // returns the loss. With ctx.training, saves what backward_stage() needs on ctx.store; the
+  // stage c·pp + pp_rank. The first virtual stage reads its inputs from the batch's fields; the
+  // others take `input`, the previous virtual stage's activation. The last reads the targets from
+  // the batch and returns the loss. With ctx.training, saves what backward_stage() needs on ctx.store; the
   // objective's gradient w.r.t. the loss is ctx.loss_grad_scale.
   virtual StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) = 0;
   // Consumes what forward_stage saved on ctx.store for `chunk`, accumulates that chunk's parameter

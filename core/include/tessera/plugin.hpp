@@ -34,7 +34,7 @@
 #include "tessera/error.hpp"
 
 // Bumped whenever an interface header in core/include/tessera changes incompatibly.
-#define TESSERA_PLUGIN_ABI_VERSION 5
+#define TESSERA_PLUGIN_ABI_VERSION 6
 
 namespace tessera {
 
@@ -48,6 +48,7 @@ struct PluginInfo {
 struct PluginDeleter {
   std::shared_ptr<void> library;       // type-erased boost::dll::shared_library
   std::function<void(void*)> destroy;  // calls the object's virtual destructor
+  std::string label;                   // "model plugin 'gpt'", for messages about the object
   void operator()(void* p) const {
     if (p) destroy(p);
   }
@@ -58,6 +59,11 @@ struct TypedPluginDeleter : PluginDeleter {
 };
 template <typename T>
 using PluginPtr = std::unique_ptr<T, TypedPluginDeleter<T>>;
+// "<kind> plugin '<name>'" of the plugin that made the object.
+template <typename T>
+const std::string& plugin_label(const PluginPtr<T>& p) {
+  return p.get_deleter().label;
+}
 
 namespace detail {
 struct FactoryHandle {
@@ -94,6 +100,7 @@ PluginPtr<T> create_plugin(const std::string& kind, const std::string& name, Arg
   TypedPluginDeleter<T> deleter;
   deleter.library = std::move(handle.library);
   deleter.destroy = [](void* p) { delete static_cast<T*>(p); };
+  deleter.label = kind + " plugin '" + name + "'";
   return PluginPtr<T>(made.release(), std::move(deleter));
 }
 
