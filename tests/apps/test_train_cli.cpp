@@ -119,6 +119,7 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     const Run r = run_tessera("train " + w.config);
     CHECK(r.clean_error());
     CHECK(r.output.find("corpus.idx") != std::string::npos);
+    CHECK(r.output.find("data plugin 'gpt_indexed': ") != std::string::npos);  // open() tagged like the factory
   }
   SECTION("a tokenizer file that does not parse names the file") {
     std::ofstream(w.dir / "vocab.json") << "{ not json";

@@ -51,7 +51,8 @@ class SyntheticSource : public DataSource {
   }
   FieldSpecs fields() const override { return fields_; }
   void open() override {
-    for (int s = 0; s < 3; ++s) splits_.push_back(std::make_unique<SyntheticDataset>(request_.num_samples[s], request_, fields_));
+    for (int s = 0; s < 3; ++s)
+      splits_.push_back(std::make_unique<SyntheticDataset>(request_.num_samples[s], request_, fields_));
   }
   const Dataset& split(Split s) const override {
     if (splits_.empty()) throw Error("synthetic: split() before open()");

@@ -94,7 +94,8 @@ TEST_CASE("the trainer checks the model's batch fields against the data plugin's
   REQUIRE(rec.losses.size() == 2);
   CHECK(std::isfinite(rec.losses.back()));
 
-  std::string msg = message_of<ConfigError>([] { Trainer(Config::from_string(config_text("labels = false"), "a.toml")); });
+  std::string msg =
+      message_of<ConfigError>([] { Trainer(Config::from_string(config_text("labels = false"), "a.toml")); });
   CHECK(msg.find("model plugin 'gpt'") != std::string::npos);
   CHECK(msg.find("data plugin 'synthetic'") != std::string::npos);
   CHECK(msg.find("labels i32[8]") != std::string::npos);

@@ -187,7 +187,10 @@ void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int d
       CHECK(measured_tied == tied);
       CHECK(measured_replicated == replicated);
       // What the plan's pp sends carry: under sequence parallelism this rank's token rows.
-      CHECK(model->stage_activation_shape(micro) ==
+      const std::vector<TensorSpec> boundary = model->stage_boundary(micro, 0);
+      REQUIRE(boundary.size() == 1);
+      CHECK(boundary[0].dtype == DType::f32);
+      CHECK(boundary[0].shape ==
             (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32} : Shape{micro, plan.seq_length, 32}));
 
       // One iteration: held activations and every collective.

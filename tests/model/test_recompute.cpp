@@ -72,9 +72,9 @@ Result run_once(std::int64_t groups, const std::string& recompute) {
   ctx.microbatch = 2;
   ctx.grad_listener = &listener;
   Result r;
-  r.loss = model->forward_stage(ctx, b, Tensor(), 0).loss;
+  r.loss = model->forward_stage(ctx, b, {}, 0).loss;
   r.held = store.held_elements();
-  model->backward_stage(ctx, Tensor(), 0);
+  model->backward_stage(ctx, {}, 0);
   REQUIRE(store.empty());
   for (Parameter* p : params) {
     r.grads.push_back(p->grad);

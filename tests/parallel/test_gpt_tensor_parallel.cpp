@@ -16,6 +16,7 @@
 
 #include "mpi_test_world.hpp"
 #include "tessera/config.hpp"
+#include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/optimizer.hpp"
@@ -148,12 +149,13 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool
   // weights differ by more than rounding: Adam's first step is ±lr whatever a gradient's size, so an
   // entry whose gradient is ~0 turns rounding noise into a full step; see compare_layouts.py.)
   Tensor tokens = batch.get("tokens");
-  Tensor logits_ref = ref.model->next_token_logits(tokens), logits_par = par.model->next_token_logits(tokens);
+  Generator& gen_ref = require_generator(*ref.model, "gpt"), &gen_par = require_generator(*par.model, "gpt");
+  Tensor logits_ref = gen_ref.next_token_logits(tokens), logits_par = gen_par.next_token_logits(tokens);
   REQUIRE(logits_par.shape() == Shape{kB, kVocab});
   double logits_diff = rel_diff(logits_par, logits_ref);
   // One sequence of 5 tokens: B·T that tp does not divide (generation runs without sequence parallelism).
   Tensor odd = batch.get("tokens").reshape({kB * T}).rows(0, 5).reshape({1, 5});
-  logits_diff = std::max(logits_diff, rel_diff(par.model->next_token_logits(odd), ref.model->next_token_logits(odd)));
+  logits_diff = std::max(logits_diff, rel_diff(gen_par.next_token_logits(odd), gen_ref.next_token_logits(odd)));
   CHECK(logits_diff < 1e-5);
 
   // A few Adam steps with clipping: the losses stay equal.

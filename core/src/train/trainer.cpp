@@ -125,7 +125,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   config_.check_no_unknown_keys();
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
   if (!options_.save_dir.empty()) claim_save_folder();
-  data_->open();
+  call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
   if (!options_.load_dir.empty())
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
