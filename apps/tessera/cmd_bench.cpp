@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <span>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -62,10 +63,16 @@ int bench_child(const BenchArgs& a) {
   const std::int64_t T = model->seq_length();
   std::mt19937 rng(0);
   std::uniform_int_distribution<std::int32_t> tok(0, static_cast<std::int32_t>(tokenizer->vocab_size() - 1));
-  Batch batch{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::full({B, T}, 1.0f)};
-  for (std::int64_t i = 0; i < B * T; ++i) {
-    batch.tokens.data<std::int32_t>()[i] = tok(rng);
-    batch.labels.data<std::int32_t>()[i] = tok(rng);
+  // One batch of the fields the model reads: integer fields hold random token ids, float fields
+  // (masks) ones.
+  Batch batch;
+  for (const FieldSpec& f : model->batch_fields()) {
+    Shape shape{B};
+    shape.insert(shape.end(), f.sample_shape.begin(), f.sample_shape.end());
+    Tensor t = f.dtype == DType::i32 ? Tensor::empty(shape, DType::i32) : Tensor::full(shape, 1.0f);
+    if (f.dtype == DType::i32)
+      for (std::int32_t& v : std::span(t.data<std::int32_t>(), static_cast<std::size_t>(t.numel()))) v = tok(rng);
+    batch.set(f.name, t);
   }
   const auto single = Parallel::single();
   std::vector<double> ms;

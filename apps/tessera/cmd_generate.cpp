@@ -9,6 +9,7 @@
 #include "command.hpp"
 #include "plugin_defaults.hpp"
 #include "tessera/error.hpp"
+#include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/tools/sampling.hpp"
@@ -42,6 +43,7 @@ int run_generate(const GenerateArgs& a) {
   auto tokenizer = build_tokenizer(saved.config);
   auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
   check_model_keys(saved.config);
+  Generator& generator = require_generator(*model, plugin_label(model));
   std::vector<Parameter*> params;
   model->collect_parameters(params);
   load_saved_weights(saved, params);
@@ -56,7 +58,7 @@ int run_generate(const GenerateArgs& a) {
     const std::size_t start = ids.size() > static_cast<std::size_t>(window) ? ids.size() - window : 0;
     std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
     Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
-    Tensor logits = model->next_token_logits(tokens);
+    Tensor logits = generator.next_token_logits(tokens);
     const float* row = logits.data<float>();
     if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
       throw Error(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output: the "

@@ -93,7 +93,16 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
   }
 }
 
-Shape GptModel::stage_activation_shape(std::int64_t micro_batch_size) const {
+FieldSpecs GptModel::batch_fields() const {
+  const std::int64_t T = o_.seq_length;
+  return {{"tokens", DType::i32, {T}}, {"labels", DType::i32, {T}}, {"loss_mask", DType::f32, {T}}};
+}
+
+std::vector<TensorSpec> GptModel::stage_boundary(std::int64_t micro_batch_size, int /*boundary*/) const {
+  return {{activation_shape(micro_batch_size), DType::f32}};
+}
+
+Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
   // Sequence parallelism: stages pass their token shards (the plugin checked that tp divides T).
   if (sequence_parallel_ && tp_size(tp_) > 1)
     return {micro_batch_size * o_.seq_length / tp_size(tp_), o_.hidden_size};
@@ -126,21 +135,23 @@ GptModel::Chunk& GptModel::chunk(int c) {
   return chunks_[static_cast<std::size_t>(c)];
 }
 
-StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int c) {
+StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs, int c) {
   Chunk& ch = chunk(c);
-  ctx.seq_length = batch.tokens.size(1);  // sequence-parallel attention regroups rows into sequences
+  const Tensor& tokens = batch.get("tokens");
+  ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
   if (starts_model(c)) {
-    x = embed(ctx, batch.tokens);
+    x = embed(ctx, tokens);
   } else {
-    const Shape expected = stage_activation_shape(batch.tokens.size(0));
-    TESSERA_CHECK_SHAPE(input.defined() && input.shape() == expected, "GPT stage input must be f32[{}], got {}",
-                        fmt::join(expected, ", "), input.defined() ? input.str() : "nothing");
-    x = input;
+    const Shape expected = activation_shape(tokens.size(0));
+    TESSERA_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined() && inputs[0].shape() == expected,
+                        "GPT stage input must be one f32[{}], got {} tensor(s){}", fmt::join(expected, ", "),
+                        inputs.size(), inputs.size() == 1 && inputs[0].defined() ? ": " + inputs[0].str() : "");
+    x = inputs[0];
   }
   for (const Segment& seg : ch.segments) x = forward_segment(ctx, ch, seg, x);
-  if (!ends_model(c)) return {x, 0.0};
-  return {Tensor(), head_loss(ctx, final_norm_->forward(ctx, x), batch)};
+  if (!ends_model(c)) return {{x}, 0.0};
+  return {{}, head_loss(ctx, final_norm_->forward(ctx, x), batch)};
 }
 
 Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor x) {
@@ -194,15 +205,15 @@ Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& se
 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
-  const std::int64_t N = batch.tokens.numel(), C = o_.hidden_size;
+  const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
   const Tensor& table = word_embeddings_->weight().value;
   Tensor& table_grad = word_embeddings_->weight().grad;
   const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
   const bool sp = sequence_parallel(ctx);
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
-  Tensor labels = batch.labels.reshape({N});
-  Tensor mask = batch.loss_mask.reshape({N});
+  Tensor labels = batch.get("labels").reshape({N});
+  Tensor mask = batch.get("loss_mask").reshape({N});
   const double mask_sum = ops::sum(mask);
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
@@ -240,19 +251,20 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   return mask_sum > 0 ? total.item() / mask_sum : 0.0;
 }
 
-Tensor GptModel::backward_stage(StepContext& ctx, const Tensor& output_grad, int c) {
+std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads, int c) {
   Chunk& ch = chunk(c);
-  TESSERA_CHECK_SHAPE(ends_model(c) || output_grad.defined(), "a GPT stage before the last needs its output's {}",
-                      "gradient");
-  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grad;
+  TESSERA_CHECK_SHAPE(ends_model(c) || (output_grads.size() == 1 && output_grads[0].defined()),
+                      "a GPT stage before the last needs its output's gradient (one tensor), got {}",
+                      output_grads.size());
+  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grads[0];
   for (auto it = ch.segments.rbegin(); it != ch.segments.rend(); ++it) dx = backward_segment(ctx, ch, *it, dx);
-  if (!starts_model(c)) return dx;
+  if (!starts_model(c)) return {dx};
   Tensor pos = ctx.store.take(position_embeddings_.get())[0];
   const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
   word_embeddings_->backward(ctx, dx);
   ops::embedding_backward(pos, dx, position_embeddings_->grad);
-  return Tensor();
+  return {};
 }
 
 Tensor GptModel::next_token_logits(const Tensor& tokens) {

@@ -35,6 +35,7 @@
 #include <memory>
 #include <vector>
 
+#include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/layer_norm.hpp"
@@ -65,14 +66,20 @@ inline std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::i
 // forward + backward, no recompute) — the model's and the plan's figure.
 double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences);
 
-class GptModel : public Model {
+class GptModel : public Model, public Generator {
  public:
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
+  FieldSpecs batch_fields() const override;
   void collect_parameters(std::vector<Parameter*>& out) override;
-  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) override;
-  Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) override;
-  Shape stage_activation_shape(std::int64_t micro_batch_size) const override;
+  // One tensor crosses every stage boundary: the hidden state (activation_shape).
+  StageOutput forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs,
+                            int chunk) override;
+  std::vector<Tensor> backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads, int chunk) override;
+  std::vector<TensorSpec> stage_boundary(std::int64_t micro_batch_size, int boundary) const override;
+  // Hidden state f32 [B, T, C] passed between stages ([B·T/tp, C] under sequence parallelism).
+  Shape activation_shape(std::int64_t micro_batch_size) const;
+  Generator* generator() override { return this; }
   Tensor next_token_logits(const Tensor& tokens) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
   double flops_per_iteration(std::int64_t sequences) const override;

@@ -82,6 +82,14 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     CHECK(r.output.find("num_layer") != std::string::npos);
     CHECK(r.output.find("nowhere") == std::string::npos);
   }
+  SECTION("an unknown [data] key is reported, with a suggestion, before the data files are opened") {
+    const Run r = run_tessera("train " + w.config + " --set data.eod_mask_los=true --set data.data_path=" +
+                              (w.dir / "nowhere"));
+    CHECK(r.clean_error());
+    CHECK(r.output.find("unknown key 'data.eod_mask_los'") != std::string::npos);
+    CHECK(r.output.find("did you mean 'eod_mask_loss'?") != std::string::npos);
+    CHECK(r.output.find("nowhere") == std::string::npos);
+  }
   SECTION("wrong type names the key and the file") {
     const Run r = run_tessera("train " + w.config + " --set model.hidden_size=wide");
     CHECK(r.clean_error());
@@ -111,6 +119,7 @@ TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
     const Run r = run_tessera("train " + w.config);
     CHECK(r.clean_error());
     CHECK(r.output.find("corpus.idx") != std::string::npos);
+    CHECK(r.output.find("data plugin 'gpt_indexed': ") != std::string::npos);  // open() tagged like the factory
   }
   SECTION("a tokenizer file that does not parse names the file") {
     std::ofstream(w.dir / "vocab.json") << "{ not json";

@@ -12,12 +12,14 @@
 
 #include "expect_error.hpp"
 #include "test_util.hpp"
+#include "gpt_dataset.hpp"
+#include "numpy_random.hpp"
 #include "tessera/data/document_split.hpp"
-#include "tessera/data/gpt_dataset.hpp"
-#include "tessera/data/numpy_random.hpp"
+#include "tessera/train/components.hpp"
 #include "tessera/error.hpp"
 
 using namespace tessera;
+using namespace tessera::gpt_indexed;  // the plugin's code (plugins/gpt_indexed)
 using test::TempDir;
 
 namespace {
@@ -169,6 +171,27 @@ TEST_CASE("GPT samples are seq+1 windows of the shuffled document stream", "[uni
   }
   REQUIRE(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
   REQUIRE_THROWS_AS(ds.sample(ds.size(), tokens.data(), labels.data(), mask.data()), Error);
+
+  // Through the Dataset interface, as the trainer reads it (named fields, one row per sample).
+  const Batch batch = make_batch(ds, gpt_fields(16), 3, 4);
+  REQUIRE(batch.get("tokens").shape() == Shape{4, 16});
+  REQUIRE(batch.get("loss_mask").dtype() == DType::f32);
+  for (std::int64_t i = 0; i < 4; ++i) {
+    ds.sample(3 + i, tokens.data(), labels.data(), mask.data());
+    for (int k = 0; k < 16; ++k) {
+      REQUIRE(batch.get("tokens").data<std::int32_t>()[i * 16 + k] == tokens[k]);
+      REQUIRE(batch.get("labels").data<std::int32_t>()[i * 16 + k] == labels[k]);
+      REQUIRE(batch.get("loss_mask").data<float>()[i * 16 + k] == mask[k]);
+    }
+  }
+  // A sample view without a field the dataset writes, or with another dtype, names the field.
+  SampleView partial;
+  partial.add(gpt_fields(16)[0], tokens.data());
+  CHECK(message_of<Error>([&] { ds.sample(0, partial); }).find("'labels'") != std::string::npos);
+  SampleView wrong;
+  wrong.add({"tokens", DType::f32, {16}}, mask.data());
+  CHECK(message_of<Error>([&] { ds.sample(0, wrong); }).find("tokens f32[16]") != std::string::npos);
+  CHECK(message_of<Error>([&] { (void)batch.get("token_types"); }).find("'token_types'") != std::string::npos);
 }
 
 TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") {

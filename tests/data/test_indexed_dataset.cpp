@@ -14,13 +14,14 @@
 #include <random>
 #include <thread>
 
-#include "test_util.hpp"
 #include "expect_error.hpp"
-#include "tessera/data/gpt_dataset.hpp"
+#include "gpt_dataset.hpp"
+#include "test_util.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/error.hpp"
 
 using namespace tessera;
+using namespace tessera::gpt_indexed;  // GptDataset (plugins/gpt_indexed)
 using test::TempDir;
 
 namespace {

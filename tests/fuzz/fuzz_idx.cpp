@@ -13,11 +13,12 @@
 #include <filesystem>
 
 #include "fuzz_harness.hpp"
-#include "tessera/data/gpt_dataset.hpp"
+#include "gpt_dataset.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 
 namespace fs = std::filesystem;
 using namespace tessera;
+using namespace tessera::gpt_indexed;  // GptDataset (plugins/gpt_indexed)
 using tessera::fuzz::Bytes;
 
 namespace {

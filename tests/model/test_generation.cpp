@@ -1,16 +1,43 @@
-// Inference path and sampling: next_token_logits agrees with the training path's loss, and the
-// samplers choose what they promise.
+// Inference path and sampling: generation is an optional interface (GPT has it, a model without it
+// is a clear error), next_token_logits agrees with the training path's loss, and the samplers
+// choose what they promise.
 #include <cmath>
 #include <random>
 
 #include <catch2/catch.hpp>
 
+#include "expect_error.hpp"
 #include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/tools/sampling.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
+
+namespace {
+// A model that cannot generate (as an encoder-only model): every Model method, no Generator.
+class EncoderOnly : public Model {
+ public:
+  FieldSpecs batch_fields() const override { return {}; }
+  void collect_parameters(std::vector<Parameter*>&) override {}
+  StageOutput forward_stage(StepContext&, const Batch&, const std::vector<Tensor>&, int) override { return {}; }
+  std::vector<Tensor> backward_stage(StepContext&, const std::vector<Tensor>&, int) override { return {}; }
+  std::vector<TensorSpec> stage_boundary(std::int64_t, int) const override { return {}; }
+  std::int64_t seq_length() const override { return 8; }
+  double flops_per_iteration(std::int64_t) const override { return 0; }
+  std::string describe() const override { return "encoder only"; }
+};
+}  // namespace
+
+TEST_CASE("generation is an optional interface of a model", "[unit]") {
+  EncoderOnly model;
+  CHECK(model.generator() == nullptr);
+  const std::string msg = message_of<ConfigError>([&] { require_generator(model, "model plugin 'bert'"); });
+  CHECK(msg.find("model plugin 'bert' does not support generation") != std::string::npos);
+}
 
 TEST_CASE("next_token_logits matches the training forward at the last position", "[unit]") {
   Config config = Config::from_string(R"(
@@ -30,7 +57,10 @@ init_method_std = 0.2
   std::uniform_int_distribution<int> tok(0, vocab - 1);
   Tensor tokens = Tensor::empty({B, T}, DType::i32);
   for (std::int64_t i = 0; i < B * T; ++i) tokens.data<std::int32_t>()[i] = tok(rng);
-  Tensor logits = model->next_token_logits(tokens);
+  Generator* generator = model->generator();
+  REQUIRE(generator != nullptr);
+  CHECK(&require_generator(*model, "model plugin 'gpt'") == generator);
+  Tensor logits = generator->next_token_logits(tokens);
   REQUIRE(logits.shape() == Shape{B, vocab});
   for (std::int64_t b = 0; b < B; ++b) {
     // The training path's loss of one sequence, masked to its last position, for a few labels:
@@ -39,9 +69,9 @@ init_method_std = 0.2
     Tensor row = Tensor::empty({1, T}, DType::i32);
     for (std::int64_t t = 0; t < T; ++t) row.data<std::int32_t>()[t] = tokens.data<std::int32_t>()[b * T + t];
     auto loss_for = [&](int label) {
-      Batch batch{row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T})};
-      batch.labels.data<std::int32_t>()[T - 1] = label;
-      batch.loss_mask.data<float>()[T - 1] = 1.0f;
+      Batch batch = gpt_batch(row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T}));
+      batch.get("labels").data<std::int32_t>()[T - 1] = label;
+      batch.get("loss_mask").data<float>()[T - 1] = 1.0f;
       ActivationStore store;
       StepContext ctx{store};
       ctx.training = false;

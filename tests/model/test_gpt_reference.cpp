@@ -13,6 +13,7 @@
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
 #include "test_util.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -53,12 +54,13 @@ init_method_std = 0.1
     if (p->value.dim() == 1)
       for (std::int64_t i = 0; i < p->value.numel(); ++i) p->value.data<float>()[i] += normal(rng);
 
-  Batch batch{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T})};
+  Batch batch =
+      gpt_batch(Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}));
   std::uniform_int_distribution<int> token(0, vocab - 1);
   for (std::int64_t i = 0; i < B * T; ++i) {
-    batch.tokens.data<std::int32_t>()[i] = token(rng);
-    batch.labels.data<std::int32_t>()[i] = token(rng);
-    batch.loss_mask.data<float>()[i] = (i % 5 == 3) ? 0.0f : 1.0f;
+    batch.get("tokens").data<std::int32_t>()[i] = token(rng);
+    batch.get("labels").data<std::int32_t>()[i] = token(rng);
+    batch.get("loss_mask").data<float>()[i] = (i % 5 == 3) ? 0.0f : 1.0f;
   }
   ActivationStore store;
   StepContext ctx{store};
@@ -71,9 +73,9 @@ init_method_std = 0.1
   NamedTensors out;
   for (Parameter* p : params) out.emplace_back(p->name, p->value);
   out.emplace_back("shape", Tensor::from<std::int32_t>({4}, {int(L), int(C), int(heads), int(groups)}));
-  out.emplace_back("tokens", batch.tokens);
-  out.emplace_back("labels", batch.labels);
-  out.emplace_back("loss_mask", batch.loss_mask);
+  out.emplace_back("tokens", batch.get("tokens"));
+  out.emplace_back("labels", batch.get("labels"));
+  out.emplace_back("loss_mask", batch.get("loss_mask"));
   save_safetensors(dir + "/tessera.safetensors", out);
   tessera::test::run_command({"/usr/bin/python3", TESSERA_TESTS_DIR "/model/gpt_reference.py", dir});
 

@@ -38,6 +38,7 @@
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -131,10 +132,11 @@ plugin = "adam"
 Batch random_batch(std::int64_t B, std::int64_t T, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> token(0, kVocab - 1);
-  Batch b{Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32), Tensor::full({B, T}, 1.0f)};
+  Batch b = gpt_batch(Tensor::empty({B, T}, DType::i32), Tensor::empty({B, T}, DType::i32),
+                      Tensor::full({B, T}, 1.0f));
   for (std::int64_t i = 0; i < B * T; ++i) {
-    b.tokens.data<std::int32_t>()[i] = token(rng);
-    b.labels.data<std::int32_t>()[i] = token(rng);
+    b.get("tokens").data<std::int32_t>()[i] = token(rng);
+    b.get("labels").data<std::int32_t>()[i] = token(rng);
   }
   return b;
 }
@@ -188,7 +190,10 @@ void check_layout(std::int64_t heads, std::int64_t groups, int tp, int pp, int d
       CHECK(measured_tied == tied);
       CHECK(measured_replicated == replicated);
       // What the plan's pp sends carry: under sequence parallelism this rank's token rows.
-      CHECK(model->stage_activation_shape(micro) ==
+      const std::vector<TensorSpec> boundary = model->stage_boundary(micro, 0);
+      REQUIRE(boundary.size() == 1);
+      CHECK(boundary[0].dtype == DType::f32);
+      CHECK(boundary[0].shape ==
             (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32} : Shape{micro, plan.seq_length, 32}));
 
       // One iteration: held activations and every collective.

@@ -16,6 +16,7 @@
 #include "tessera/logging.hpp"
 #include "tessera/model.hpp"
 #include "tessera/train/components.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -57,11 +58,11 @@ Result run_once(std::int64_t groups, const std::string& recompute) {
   model->collect_parameters(params);
   std::mt19937 rng(3);
   std::uniform_int_distribution<int> token(0, kVocab - 1);
-  Batch b{Tensor::empty({kMicro, kSeq}, DType::i32), Tensor::empty({kMicro, kSeq}, DType::i32),
-          Tensor::full({kMicro, kSeq}, 1.0f)};
+  Batch b = gpt_batch(Tensor::empty({kMicro, kSeq}, DType::i32), Tensor::empty({kMicro, kSeq}, DType::i32),
+                      Tensor::full({kMicro, kSeq}, 1.0f));
   for (std::int64_t i = 0; i < kMicro * kSeq; ++i) {
-    b.tokens.data<std::int32_t>()[i] = token(rng);
-    b.labels.data<std::int32_t>()[i] = token(rng);
+    b.get("tokens").data<std::int32_t>()[i] = token(rng);
+    b.get("labels").data<std::int32_t>()[i] = token(rng);
   }
   ActivationStore store;
   CountingListener listener;
@@ -71,9 +72,9 @@ Result run_once(std::int64_t groups, const std::string& recompute) {
   ctx.microbatch = 2;
   ctx.grad_listener = &listener;
   Result r;
-  r.loss = model->forward_stage(ctx, b, Tensor(), 0).loss;
+  r.loss = model->forward_stage(ctx, b, {}, 0).loss;
   r.held = store.held_elements();
-  model->backward_stage(ctx, Tensor(), 0);
+  model->backward_stage(ctx, {}, 0);
   REQUIRE(store.empty());
   for (Parameter* p : params) {
     r.grads.push_back(p->grad);

@@ -16,11 +16,13 @@
 
 #include "mpi_test_world.hpp"
 #include "tessera/config.hpp"
+#include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/optimizer.hpp"
 #include "tessera/plugin.hpp"
 #include "tp_test_util.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 using test::gather_full;
@@ -65,11 +67,12 @@ plugin = "adam"
 Batch make_batch(int seed, std::int64_t T = kT) {
   std::mt19937 rng(static_cast<unsigned>(seed));
   std::uniform_int_distribution<int> token(0, kVocab - 1);
-  Batch batch{Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T})};
+  Batch batch =
+      gpt_batch(Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T}, DType::i32), Tensor::empty({kB, T}));
   for (std::int64_t i = 0; i < kB * T; ++i) {
-    batch.tokens.data<std::int32_t>()[i] = token(rng);
-    batch.labels.data<std::int32_t>()[i] = token(rng);
-    batch.loss_mask.data<float>()[i] = (i % 7 == 2) ? 0.0f : 1.0f;
+    batch.get("tokens").data<std::int32_t>()[i] = token(rng);
+    batch.get("labels").data<std::int32_t>()[i] = token(rng);
+    batch.get("loss_mask").data<float>()[i] = (i % 7 == 2) ? 0.0f : 1.0f;
   }
   return batch;
 }
@@ -145,13 +148,14 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool
   // Inference: full-vocabulary logits on every rank, on the same weights. (After Adam steps the
   // weights differ by more than rounding: Adam's first step is ±lr whatever a gradient's size, so an
   // entry whose gradient is ~0 turns rounding noise into a full step; see compare_layouts.py.)
-  Tensor tokens = batch.tokens;
-  Tensor logits_ref = ref.model->next_token_logits(tokens), logits_par = par.model->next_token_logits(tokens);
+  Tensor tokens = batch.get("tokens");
+  Generator& gen_ref = require_generator(*ref.model, "gpt"), &gen_par = require_generator(*par.model, "gpt");
+  Tensor logits_ref = gen_ref.next_token_logits(tokens), logits_par = gen_par.next_token_logits(tokens);
   REQUIRE(logits_par.shape() == Shape{kB, kVocab});
   double logits_diff = rel_diff(logits_par, logits_ref);
   // One sequence of 5 tokens: B·T that tp does not divide (generation runs without sequence parallelism).
-  Tensor odd = batch.tokens.reshape({kB * T}).rows(0, 5).reshape({1, 5});
-  logits_diff = std::max(logits_diff, rel_diff(par.model->next_token_logits(odd), ref.model->next_token_logits(odd)));
+  Tensor odd = batch.get("tokens").reshape({kB * T}).rows(0, 5).reshape({1, 5});
+  logits_diff = std::max(logits_diff, rel_diff(gen_par.next_token_logits(odd), gen_ref.next_token_logits(odd)));
   CHECK(logits_diff < 1e-5);
 
   // A few Adam steps with clipping: the losses stay equal.

@@ -12,6 +12,7 @@
 #include "tessera/plugin.hpp"
 #include "tessera/schedule.hpp"
 #include "tessera/train/pipeline_executor.hpp"
+#include "gpt_batch.hpp"
 
 using namespace tessera;
 
@@ -20,10 +21,11 @@ namespace {
 constexpr std::int64_t kMicrobatches = 8, kB = 2, kT = 16, kVocab = 97;
 
 Batch fixed_batch(std::int64_t m) {
-  Batch b{Tensor::empty({kB, kT}, DType::i32), Tensor::empty({kB, kT}, DType::i32), Tensor::full({kB, kT}, 1.0f)};
+  Batch b = gpt_batch(Tensor::empty({kB, kT}, DType::i32), Tensor::empty({kB, kT}, DType::i32),
+                      Tensor::full({kB, kT}, 1.0f));
   for (std::int64_t i = 0; i < kB * kT; ++i) {
-    b.tokens.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7 + m) % kVocab);
-    b.labels.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 5 + m + 1) % kVocab);
+    b.get("tokens").data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7 + m) % kVocab);
+    b.get("labels").data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 5 + m + 1) % kVocab);
   }
   return b;
 }

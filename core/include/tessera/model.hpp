@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "tessera/batch.hpp"
+#include "tessera/dtype.hpp"
 #include "tessera/nn/parameter.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/nn/step_context.hpp"
@@ -12,11 +14,7 @@
 namespace tessera {
 
 class ConfigSection;
-
-// One microbatch: tokens and labels i32 [B,T], loss_mask f32 [B,T].
-struct Batch {
-  Tensor tokens, labels, loss_mask;
-};
+class Generator;
 
 struct ModelContext {
   std::int64_t vocab_size = 0;  // from the tokenizer; the model pads it (make_vocab_size_divisible_by)
@@ -26,10 +24,19 @@ struct ModelContext {
   std::shared_ptr<const Parallel> parallel;
 };
 
+// One tensor passed between pipeline stages: its shape for a microbatch, and its dtype.
+struct TensorSpec {
+  Shape shape;
+  DType dtype = DType::f32;
+  bool operator==(const TensorSpec&) const = default;
+};
+
 // What one pipeline stage's forward produced for a microbatch.
 struct StageOutput {
-  Tensor activation;  // for the next stage; undefined on the last stage
-  double loss = 0;    // the last stage's mean loss over the masked tokens (Σ loss·mask / Σ mask)
+  // For the next stage, as stage_boundary() lists them (GPT: the hidden state; T5's decoder: the
+  // hidden state and the encoder output); empty on the last stage.
+  std::vector<Tensor> activations;
+  double loss = 0;  // the last stage's mean loss over the masked tokens (Σ loss·mask / Σ mask)
 };
 
 class Model {
@@ -37,29 +44,39 @@ class Model {
   using FactorySignature = std::unique_ptr<Model>(const ConfigSection& model, const ModelContext& context);
   virtual ~Model() = default;
 
+  // The batch fields the model reads (name, dtype, per-sample shape), e.g. GPT's tokens i32[T],
+  // labels i32[T], loss_mask f32[T]; the trainer checks at start that the data plugin produces them.
+  virtual FieldSpecs batch_fields() const = 0;
+
   // This rank's parameters: its pipeline stage's layers, its tensor-parallel shards.
   virtual void collect_parameters(std::vector<Parameter*>& out) = 0;
 
   // Pipeline stages (ModelContext::parallel's pp rank; with pp = 1 the one stage is first and
   // last). With a virtual pipeline (vpp = v) this rank holds v model chunks; chunk c is virtual
-  // stage c·pp + pp_rank. The first virtual stage reads batch.tokens; the others take `input`, the
-  // previous virtual stage's activation. The last reads batch.labels and batch.loss_mask and
-  // returns the loss. With ctx.training, saves what backward_stage() needs on ctx.store; the
+  // stage c·pp + pp_rank. The first virtual stage reads its inputs from the batch's fields; the
+  // others take `inputs`, the previous virtual stage's activations. The last reads the targets from
+  // the batch and returns the loss. With ctx.training, saves what backward_stage() needs on ctx.store; the
   // objective's gradient w.r.t. the loss is ctx.loss_grad_scale.
-  virtual StageOutput forward_stage(StepContext& ctx, const Batch& batch, const Tensor& input, int chunk) = 0;
+  virtual StageOutput forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs,
+                                    int chunk) = 0;
   // Consumes what forward_stage saved on ctx.store for `chunk`, accumulates that chunk's parameter
-  // gradients and returns the gradient w.r.t. its `input` (undefined on the first virtual stage).
-  // `output_grad` is the gradient w.r.t. the activation the chunk sent (undefined on the last).
-  virtual Tensor backward_stage(StepContext& ctx, const Tensor& output_grad, int chunk) = 0;
-  // Shape of the activation passed between stages for a microbatch of `micro_batch_size` sequences.
-  virtual Shape stage_activation_shape(std::int64_t micro_batch_size) const = 0;
+  // gradients and returns the gradients w.r.t. its `inputs`, one per input (none on the first
+  // virtual stage). `output_grads` are the gradients w.r.t. the activations the chunk sent, one
+  // per activation (none on the last).
+  virtual std::vector<Tensor> backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads,
+                                             int chunk) = 0;
+  // The tensors virtual stage `boundary` passes to virtual stage boundary + 1 (0 <= boundary <
+  // pp·vpp − 1) for a microbatch of `micro_batch_size` sequences, in order; their gradients travel
+  // back with the same specs. The pipeline executor allocates what it receives from these.
+  virtual std::vector<TensorSpec> stage_boundary(std::int64_t micro_batch_size, int boundary) const = 0;
 
   // One stage only (pp = 1): the loss of a microbatch, and its backward.
-  double forward_loss(StepContext& ctx, const Batch& batch) { return forward_stage(ctx, batch, Tensor(), 0).loss; }
-  void backward(StepContext& ctx) { backward_stage(ctx, Tensor(), 0); }
+  double forward_loss(StepContext& ctx, const Batch& batch) { return forward_stage(ctx, batch, {}, 0).loss; }
+  void backward(StepContext& ctx) { backward_stage(ctx, {}, 0); }
 
-  // Logits [B, vocab_size] for the next token after each row of tokens [B,T] (inference).
-  virtual Tensor next_token_logits(const Tensor& tokens) = 0;
+  // Generation is optional (generation.hpp): a model that can continue a sequence returns its
+  // Generator (usually itself), others keep this null.
+  virtual Generator* generator() { return nullptr; }
 
   virtual std::int64_t seq_length() const = 0;
   // Model FLOPs of one training iteration over `sequences` sequences (forward + backward, no

@@ -48,6 +48,7 @@ struct PluginInfo {
 struct PluginDeleter {
   std::shared_ptr<void> library;       // type-erased boost::dll::shared_library
   std::function<void(void*)> destroy;  // calls the object's virtual destructor
+  std::string kind, name;              // of the plugin that made the object
   void operator()(void* p) const {
     if (p) destroy(p);
   }
@@ -58,6 +59,11 @@ struct TypedPluginDeleter : PluginDeleter {
 };
 template <typename T>
 using PluginPtr = std::unique_ptr<T, TypedPluginDeleter<T>>;
+// "<kind> plugin '<name>'" of the plugin that made the object, for messages.
+template <typename T>
+std::string plugin_label(const PluginPtr<T>& p) {
+  return p.get_deleter().kind + " plugin '" + p.get_deleter().name + "'";
+}
 
 namespace detail {
 struct FactoryHandle {
@@ -94,7 +100,20 @@ PluginPtr<T> create_plugin(const std::string& kind, const std::string& name, Arg
   TypedPluginDeleter<T> deleter;
   deleter.library = std::move(handle.library);
   deleter.destroy = [](void* p) { delete static_cast<T*>(p); };
+  deleter.kind = kind;
+  deleter.name = name;
   return PluginPtr<T>(made.release(), std::move(deleter));
+}
+
+// Runs f(object) and rethrows what it throws as create_plugin does for a factory (a core-made copy,
+// tagged "<kind> plugin '<name>': "), for the calls that do a plugin's setup work (DataSource::open).
+template <typename T, typename F>
+decltype(auto) call_plugin(const PluginPtr<T>& p, F&& f) {
+  try {
+    return f(*p);
+  } catch (...) {
+    detail::rethrow_from_plugin(p.get_deleter().kind, p.get_deleter().name);
+  }
 }
 
 }  // namespace tessera

@@ -68,14 +68,24 @@ PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& l
   return create_plugin<Schedule>("schedule", plugin_name(s), s);
 }
 
-Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count) {
-  const std::int64_t T = dataset.seq_length();
+Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, std::int64_t first, std::int64_t count) {
   if (first < 0 || count < 0 || count > dataset.size() - first)  // first + count could overflow
     throw Error(fmt::format("{} samples from sample {} requested from a dataset of {} samples", count, first, dataset.size()));
-  Batch b{Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T}, DType::i32), Tensor::empty({count, T})};
-  for (std::int64_t i = 0; i < count; ++i)
-    dataset.sample(first + i, b.tokens.data<std::int32_t>() + i * T, b.labels.data<std::int32_t>() + i * T,
-                   b.loss_mask.data<float>() + i * T);
+  Batch b;
+  std::vector<Tensor> tensors;
+  for (const FieldSpec& f : fields) {
+    Shape shape{count};
+    shape.insert(shape.end(), f.sample_shape.begin(), f.sample_shape.end());
+    tensors.push_back(Tensor::empty(shape, f.dtype));
+    b.set(f.name, tensors.back());
+  }
+  // Sample i writes row i of every field.
+  for (std::int64_t i = 0; i < count; ++i) {
+    SampleView view;
+    for (std::size_t k = 0; k < fields.size(); ++k)
+      view.add(fields[k], tensors[k].rows(i, i + 1).raw());
+    dataset.sample(first + i, view);
+  }
   return b;
 }
 

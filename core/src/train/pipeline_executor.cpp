@@ -11,10 +11,11 @@ namespace tessera {
 
 namespace {
 
-// Tags keep apart the activation and the gradient of each (microbatch, chunk). MPI delivers a tag's
-// messages between two ranks in send order and validate_steps requires every chunk's passes in
-// microbatch order, so tags may repeat every 128 microbatches (they stay below MPI's guaranteed
-// 32767 for up to 64 chunks).
+// Tags keep apart the activations and the gradients of each (microbatch, chunk); the tensors of one
+// stage boundary share a tag and are matched in list order. MPI delivers a tag's messages between
+// two ranks in send order and validate_steps requires every chunk's passes in microbatch order, so
+// tags may repeat every 128 microbatches (they stay below MPI's guaranteed 32767 for up to 64
+// chunks).
 int tag_for(std::int64_t microbatch, int chunk, bool grad) {
   return static_cast<int>(microbatch % 128) * 128 + chunk * 2 + (grad ? 1 : 0);
 }
@@ -23,8 +24,8 @@ using Key = std::pair<std::int64_t, int>;  // (microbatch, chunk)
 
 struct InFlight {
   ActivationStore store;
-  Tensor input;        // received activation, until its forward
-  Tensor output_grad;  // received gradient, until its backward
+  std::vector<Tensor> inputs;        // received activations, until their forward
+  std::vector<Tensor> output_grads;  // received gradients, until their backward
 };
 
 }  // namespace
@@ -44,7 +45,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
 
   PipelineRun run;
   std::map<Key, InFlight> in_flight;
-  std::map<Key, Tensor> outputs, input_grads;  // produced, until sent
+  std::map<Key, std::vector<Tensor>> outputs, input_grads;  // produced, until sent
   std::vector<CommRequest> sends;  // in flight; each keeps its tensor alive until it completes
   auto context = [&](std::int64_t m, ActivationStore& store) {
     StepContext ctx{store};
@@ -55,23 +56,40 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     ctx.loss_grad_scale = pass.loss_grad_scale;
     return ctx;
   };
-  auto take = [&](std::map<Key, Tensor>& from, const Key& k) {
+  // Virtual stage c·pp + stage sends across boundary c·pp + stage and receives across the one before.
+  auto boundary_after = [&](int chunk) { return chunk * stages + stage; };
+  auto take = [&](std::map<Key, std::vector<Tensor>>& from, const Key& k, int boundary) {
     auto it = from.find(k);
     if (it == from.end())
       throw Error(fmt::format("pipeline stage {}: microbatch {} (chunk {}) has nothing to send", stage, k.first, k.second));
-    Tensor t = std::move(it->second);
+    std::vector<Tensor> list = std::move(it->second);
     from.erase(it);
-    return t;
+    // A mismatch here would otherwise surface on the receiver as a size error or a hang.
+    const std::vector<TensorSpec> specs = model.stage_boundary(pass.micro_batch_size, boundary);
+    bool match = list.size() == specs.size();
+    for (std::size_t i = 0; match && i < list.size(); ++i)
+      match = list[i].defined() && list[i].shape() == specs[i].shape && list[i].dtype() == specs[i].dtype;
+    if (!match)
+      throw Error(fmt::format("pipeline stage {}: microbatch {} (chunk {}) produced {} tensor(s) for stage boundary "
+                              "{}, not the {} that the model's stage_boundary() lists (or not of their shapes)",
+                              stage, k.first, k.second, list.size(), boundary, specs.size()));
+    return list;
   };
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const auto start = Clock::now();
-  auto receive = [&](const Key& k, int peer, bool grad) {
-    Tensor t = Tensor::empty(model.stage_activation_shape(pass.micro_batch_size), DType::f32, pass.device);
+  auto receive = [&](const Key& k, int peer, bool grad, int boundary) {
+    std::vector<Tensor> list;
     const auto t0 = Clock::now();
-    pp.recv(t, peer, tag_for(k.first, k.second, grad));
+    for (const TensorSpec& spec : model.stage_boundary(pass.micro_batch_size, boundary)) {
+      list.push_back(Tensor::empty(spec.shape, spec.dtype, pass.device));
+      pp.recv(list.back(), peer, tag_for(k.first, k.second, grad));
+    }
     run.seconds_receiving += seconds_since(t0);
-    return t;
+    return list;
+  };
+  auto send = [&](std::vector<Tensor> list, int peer, int tag) {
+    for (Tensor& t : list) sends.push_back(pp.start_send(t, peer, tag));
   };
 
   for (const PipelineStep& s : steps) {
@@ -79,15 +97,15 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     const Key key{m, s.chunk};
     switch (s.kind) {
       case K::recv_activation:
-        in_flight[key].input = receive(key, previous_rank, false);
+        in_flight[key].inputs = receive(key, previous_rank, false, boundary_after(s.chunk) - 1);
         break;
       case K::forward: {
         InFlight& f = in_flight[key];
         StepContext ctx = context(m, f.store);
-        StageOutput out = model.forward_stage(ctx, microbatch(m), f.input, s.chunk);
-        f.input = Tensor();
+        StageOutput out = model.forward_stage(ctx, microbatch(m), f.inputs, s.chunk);
+        f.inputs.clear();
         run.loss_sum += out.loss;
-        if (out.activation.defined()) outputs[key] = out.activation;
+        if (!out.activations.empty()) outputs[key] = std::move(out.activations);
         std::int64_t held = 0, held_microbatches = 0;
         for (const auto& [_, g] : in_flight) {
           held += g.store.held_elements();
@@ -100,11 +118,11 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
       }
       case K::send_activation:
         // Tagged with the receiver's chunk: from the last rank the next chunk's first layers read it.
-        sends.push_back(pp.start_send(take(outputs, key), next_rank,
-                                      tag_for(m, stage == stages - 1 ? s.chunk + 1 : s.chunk, false)));
+        send(take(outputs, key, boundary_after(s.chunk)), next_rank,
+             tag_for(m, stage == stages - 1 ? s.chunk + 1 : s.chunk, false));
         break;
       case K::recv_grad:
-        in_flight[key].output_grad = receive(key, next_rank, true);
+        in_flight[key].output_grads = receive(key, next_rank, true, boundary_after(s.chunk));
         break;
       case K::backward: {
         auto it = in_flight.find(key);
@@ -113,16 +131,16 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
                                   s.chunk));
         StepContext ctx = context(m, it->second.store);
         if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;  // backward only
-        Tensor dx = model.backward_stage(ctx, it->second.output_grad, s.chunk);
+        std::vector<Tensor> dx = model.backward_stage(ctx, it->second.output_grads, s.chunk);
         if (!it->second.store.empty())
           throw Error("model backward left saved activations behind (a module saved but never took)");
         in_flight.erase(it);
-        if (dx.defined()) input_grads[key] = dx;
+        if (!dx.empty()) input_grads[key] = std::move(dx);
         break;
       }
       case K::send_grad:
-        sends.push_back(pp.start_send(take(input_grads, key), previous_rank,
-                                      tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true)));
+        send(take(input_grads, key, boundary_after(s.chunk) - 1), previous_rank,
+             tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true));
         break;
     }
     // OpenMPI moves a send on only inside MPI calls; finished ones are dropped (their tensors freed).

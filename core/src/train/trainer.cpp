@@ -39,8 +39,10 @@ int local_ranks() {
 }
 
 // A microbatch read on the host, on the model's device (one copy per field).
-Batch batch_to(Batch b, Device device) {
-  return {b.tokens.to(device), b.labels.to(device), b.loss_mask.to(device)};
+Batch batch_to(const Batch& b, Device device) {
+  Batch out;
+  for (const std::string& name : b.names()) out.set(name, b.get(name).to(device));
+  return out;
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
@@ -128,14 +130,14 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
-  // A typo anywhere else is reported before the data plugin opens (or indexes) any file, and before
-  // the save folder is touched.
-  config_.check_no_unknown_keys({"data"});
-  if (!options_.save_dir.empty()) claim_save_folder();
+  // The data plugin reads and checks its keys here but opens no file yet.
   data_ = build_data(config_, request);
-
-  // Everything that reads the config has run: any key nobody read is a typo.
+  // Everything that reads the config has run: any key nobody read is a typo, reported before any
+  // file is opened and before the save folder is touched.
   config_.check_no_unknown_keys();
+  check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
+  if (!options_.save_dir.empty()) claim_save_folder();
+  call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
   if (!options_.load_dir.empty())
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
@@ -159,6 +161,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
 std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   const std::int64_t micro = options_.micro_batch_size;
   const Dataset& train = data_->split(Split::train);
+  const FieldSpecs fields = data_->fields();
   const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
   IterationSettings s;
   s.iteration = iteration;
@@ -173,7 +176,8 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
-      [&](std::int64_t m) { return batch_to(make_batch(train, first + (m * dp + dp_rank) * micro, micro), device_); },
+      [&](std::int64_t m) { return batch_to(make_batch(train, fields, first + (m * dp + dp_rank) * micro, micro), device_);
+      },
       s, *parallel_,
       schedule_.get(), grad_buckets_.get());
   consumed_samples_ += options_.global_batch_size;
@@ -190,6 +194,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
 
 double Trainer::evaluate(Split split, std::int64_t iterations) {
   const Dataset& ds = data_->split(split);
+  const FieldSpecs fields = data_->fields();
   const std::int64_t micro = options_.micro_batch_size;
   const std::int64_t batches = iterations * (options_.global_batch_size / micro);
   if (batches == 0 || ds.size() < batches * micro)
@@ -206,7 +211,7 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   pass.device = device_;
   const PipelineRun run = run_pipeline_steps(
       *model_, forward_only_steps(spec),
-      [&](std::int64_t k) { return batch_to(make_batch(ds, (dp_rank + k * dp) * micro, micro), device_); },
+      [&](std::int64_t k) { return batch_to(make_batch(ds, fields, (dp_rank + k * dp) * micro, micro), device_); },
       pass, *parallel_);
   const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
   return total / static_cast<double>(batches);

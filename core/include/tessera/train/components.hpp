@@ -38,7 +38,8 @@ PluginPtr<DataSource> build_data(const Config& config, const DataRequest& reques
 // gradient accumulation.
 PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& layout);
 
-// Stacks samples [first, first + count) of a dataset into one microbatch.
-Batch make_batch(const Dataset& dataset, std::int64_t first, std::int64_t count);
+// Stacks samples [first, first + count) of a dataset into one microbatch: one [count, ...] tensor
+// per field the data source produces (DataSource::fields).
+Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, std::int64_t first, std::int64_t count);
 
 }  // namespace tessera

@@ -1,6 +1,8 @@
 // Runs a schedule's list of steps (schedule.hpp) for one iteration on this rank's pipeline stage:
 // forwards and backwards through Model::forward_stage / backward_stage, activations and their
-// gradients sent to and received from the neighbouring stages over the pp group.
+// gradients sent to and received from the neighbouring stages over the pp group. A stage boundary
+// carries a list of tensors (Model::stage_boundary): each is sent in turn, and received into a
+// tensor allocated from its spec.
 //
 // Every (microbatch, model chunk) in flight has its own ActivationStore, freed by its backward; the executor
 // measures how many are held at once and how many elements they hold, which is what the 1F1B

@@ -43,8 +43,9 @@ struct TrainingRecord {
 
 class Trainer {
  public:
-  // Builds tokenizer, data, model and optimizer from the config and rejects unknown keys before
-  // any work. Threads per rank: [training] num_threads, or with 0 (the default) the machine's cores
+  // Builds tokenizer, model, optimizer and data source from the config; rejects unknown keys and
+  // checks the model's batch fields against the data plugin's before any file is opened (the data
+  // is opened last) or any work is done. Threads per rank: [training] num_threads, or with 0 (the default) the machine's cores
   // divided by the ranks the launcher put on it.
   explicit Trainer(Config config);
   TrainingRecord train();

@@ -1,12 +1,12 @@
-#include "tessera/data/gpt_indices.hpp"
+#include "gpt_indices.hpp"
 
 #include <limits>
 #include <numeric>
 
-#include "tessera/data/numpy_random.hpp"
+#include "numpy_random.hpp"
 #include "tessera/error.hpp"
 
-namespace tessera {
+namespace tessera::gpt_indexed {
 
 namespace {
 
@@ -141,4 +141,4 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
   return r;
 }
 
-}  // namespace tessera
+}  // namespace tessera::gpt_indexed

@@ -17,7 +17,7 @@
 #include <span>
 #include <vector>
 
-namespace tessera {
+namespace tessera::gpt_indexed {
 
 struct GptIndices {
   std::int64_t tokens_per_epoch = 0;
@@ -44,4 +44,4 @@ std::int64_t gpt_num_epochs(std::int64_t tokens_per_epoch, std::int64_t seq_leng
 GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
                              std::int64_t num_samples, std::int64_t seq_length, std::uint32_t seed);
 
-}  // namespace tessera
+}  // namespace tessera::gpt_indexed

@@ -13,7 +13,7 @@
 #include <span>
 #include <utility>
 
-namespace tessera {
+namespace tessera::gpt_indexed {
 
 class NumpyRandomState {
  public:
@@ -53,4 +53,4 @@ class NumpyRandomState {
   std::mt19937 mt_;
 };
 
-}  // namespace tessera
+}  // namespace tessera::gpt_indexed

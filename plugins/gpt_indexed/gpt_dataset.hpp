@@ -1,18 +1,19 @@
 // GPT samples over a range of an indexed dataset's documents, indexed like Megatron-LM's GPTDataset
 // (see gpt_indices.hpp): sample i is the seq_length + 1 token window at shuffle_idx[i];
 // tokens = window[:-1], labels = window[1:], loss_mask = 1 (0 where tokens == eod with
-// eod_mask_loss, as Megatron's get_ltor_masks_and_position_ids does).
+// eod_mask_loss, as Megatron's get_ltor_masks_and_position_ids does). Those are the three batch
+// fields the plugin produces (gpt_fields).
 #pragma once
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "tessera/data/gpt_indices.hpp"
+#include "gpt_indices.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/dataset.hpp"
 
-namespace tessera {
+namespace tessera::gpt_indexed {
 
 struct GptDatasetOptions {
   std::int64_t seq_length = 1024;
@@ -25,6 +26,9 @@ struct GptDatasetOptions {
   std::int64_t vocab_size = 0;
 };
 
+// The fields of a GPT sample: tokens i32[T], labels i32[T], loss_mask f32[T].
+FieldSpecs gpt_fields(std::int64_t seq_length);
+
 class GptDataset : public Dataset {
  public:
   // Documents [doc_begin, doc_end) of data. An empty range makes an empty dataset (size 0), which is
@@ -33,8 +37,11 @@ class GptDataset : public Dataset {
              const GptDatasetOptions& options);
 
   std::int64_t size() const override { return indices_.num_samples(); }
-  std::int64_t seq_length() const override { return options_.seq_length; }
-  void sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const override;
+  std::int64_t seq_length() const { return options_.seq_length; }
+  // Writes the gpt_fields of sample `index`.
+  void sample(std::int64_t index, const SampleView& out) const override;
+  // The same, into seq_length values each.
+  void sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const;
   // The seq_length + 1 tokens of sample `index` (after the shuffle).
   void window(std::int64_t index, std::int32_t* out) const;
 
@@ -57,4 +64,4 @@ std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<cons
                                                             const std::array<std::int64_t, 3>& num_samples,
                                                             const GptDatasetOptions& options);
 
-}  // namespace tessera
+}  // namespace tessera::gpt_indexed

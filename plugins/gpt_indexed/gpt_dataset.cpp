@@ -1,4 +1,4 @@
-#include "tessera/data/gpt_dataset.hpp"
+#include "gpt_dataset.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -6,7 +6,7 @@
 #include "tessera/data/document_split.hpp"
 #include "tessera/error.hpp"
 
-namespace tessera {
+namespace tessera::gpt_indexed {
 
 namespace {
 // Ids past the vocabulary would otherwise go unnoticed when they land in the padded rows of the
@@ -74,6 +74,21 @@ void GptDataset::window(std::int64_t index, std::int32_t* out) const {
   }
 }
 
+FieldSpecs gpt_fields(std::int64_t seq_length) {
+  return {{"tokens", DType::i32, {seq_length}}, {"labels", DType::i32, {seq_length}},
+          {"loss_mask", DType::f32, {seq_length}}};
+}
+
+void GptDataset::sample(std::int64_t index, const SampleView& out) const {
+  const auto tokens = out.get<std::int32_t>("tokens"), labels = out.get<std::int32_t>("labels");
+  const auto mask = out.get<float>("loss_mask");
+  const auto T = static_cast<std::size_t>(options_.seq_length);
+  if (tokens.size() != T || labels.size() != T || mask.size() != T)
+    throw ShapeError(fmt::format("GPT sample fields hold {}, {} and {} values, the dataset's samples {}", tokens.size(),
+                                 labels.size(), mask.size(), T));
+  sample(index, tokens.data(), labels.data(), mask.data());
+}
+
 void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const {
   const std::int64_t s = options_.seq_length;
   thread_local std::vector<std::int32_t> w;  // one buffer per loader thread, not one per sample
@@ -115,4 +130,4 @@ std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<cons
   return out;
 }
 
-}  // namespace tessera
+}  // namespace tessera::gpt_indexed
