@@ -18,6 +18,7 @@
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/pipeline_executor.hpp"
+#include "tessera/train/run_report.hpp"
 #include "tessera/train/saved_model.hpp"
 
 namespace tessera {
@@ -219,7 +220,7 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
 
 TrainingRecord Trainer::train() {
   TrainingRecord rec;
-  reset_peak_memory();
+  reset_peak_memory(device_);
   const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
   const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
   const auto start = Clock::now();
@@ -229,26 +230,22 @@ TrainingRecord Trainer::train() {
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
     auto [loss, norm] = train_step(it);
-    const double dt = seconds_since(t0);
-    window_seconds += dt;
+    window_seconds += seconds_since(t0);
     ++window_iters;
     rec.losses.push_back(loss);
     rec.grad_norms.push_back(norm);
     rec.learning_rates.push_back(lr_.at(it));
     if (it % options_.log_interval == 0 || it == options_.train_iters) {
-      const double ms = 1000.0 * window_seconds / static_cast<double>(window_iters);
-      log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
-               "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} | "
-               "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
-               it, options_.train_iters, consumed_samples_, ms, lr_.at(it), options_.global_batch_size, loss, norm,
-               tokens_per_iter / (ms / 1000.0), flops_per_iter / (ms / 1000.0) / 1e9);
+      log_iteration({it, options_.train_iters, consumed_samples_, options_.global_batch_size,
+                     1000.0 * window_seconds / static_cast<double>(window_iters), lr_.at(it), loss, norm,
+                     tokens_per_iter, flops_per_iter});
       window_seconds = 0;
       window_iters = 0;
     }
     if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
       const double v = evaluate(Split::valid, options_.eval_iters);
       rec.valid_losses.emplace_back(it, v);
-      log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", it, v, std::exp(v));
+      log_validation(it, v);
     }
     if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters))
       save_checkpoint(it);
@@ -256,38 +253,32 @@ TrainingRecord Trainer::train() {
   rec.seconds = seconds_since(start);
   rec.tokens = tokens_per_iter * static_cast<double>(iterations);
   rec.flops = flops_per_iter * static_cast<double>(iterations);
-  rec.peak_bytes = memory_stats().peak_bytes;
-  log_info("run summary: {} iterations, {:.1f} s, {:.0f} tokens/s, {:.1f} GFLOP/s, first loss {:.4f}, last loss {:.4f}{}, "
-           "peak tensor memory {:.1f} MiB",
-           iterations, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9,
-           rec.losses.front(), rec.losses.back(),
-           rec.valid_losses.empty() ? std::string()
-                                    : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
-                                                  rec.valid_losses.back().second),
-           static_cast<double>(rec.peak_bytes) / (1 << 20));
-  if (parallel_->layout.dp() > 1)
-    log_info("data parallel: {} of {} gradient all-reduces started while backward ran (last iteration; one per "
-             "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {}); waiting for them after "
-             "backward: {:.1f} ms per iteration (mean)",
-             reductions_overlapped_, grad_buckets_->size(), options_.bucket_size, options_.overlap_grad_reduce,
-             1000.0 * reduce_wait_seconds_ / static_cast<double>(iterations));
+  rec.peak_bytes = memory_stats(device_).peak_bytes;
   rec.peak_microbatches_held = peak_microbatches_held_;
   rec.peak_held_elements = peak_held_elements_;
-  if (parallel_->layout.pp() > 1) {
-    const double p = parallel_->layout.pp(), v = parallel_->layout.vpp();
-    const double m = static_cast<double>(options_.global_batch_size / (options_.micro_batch_size * parallel_->layout.dp()));
+  const ParallelLayout& layout = parallel_->layout;
+  RunFacts facts;
+  facts.iterations = iterations;
+  facts.dp = layout.dp();
+  facts.pp = layout.pp();
+  facts.vpp = layout.vpp();
+  facts.pp_rank = layout.pp_rank();
+  facts.microbatches = static_cast<double>(options_.global_batch_size / (options_.micro_batch_size * layout.dp()));
+  if (grad_buckets_) {
+    facts.reductions_overlapped = reductions_overlapped_;
+    facts.buckets = static_cast<std::int64_t>(grad_buckets_->size());
+    facts.bucket_size = options_.bucket_size;
+    facts.overlap_grad_reduce = options_.overlap_grad_reduce;
+    facts.reduce_wait_seconds = reduce_wait_seconds_;
+  }
+  if (layout.pp() > 1) {
     Communicator& pp = *parallel_->groups.pp;
     const double waited = all_reduce_sum(pp, pipeline_seconds_receiving_), total = all_reduce_sum(pp, pipeline_seconds_);
     rec.bubble_fraction = total > 0 ? waited / total : 0.0;
     // Idle over total time: 1F1B (p−1)/(m+p−1); interleaving divides the idle part by v.
-    rec.bubble_theory = (p - 1) / (v * m + p - 1);
-    log_info("pipeline: stage {} of {} held at most {} {}' activations at once ({} elements)", parallel_->layout.pp_rank(),
-             parallel_->layout.pp(), peak_microbatches_held_, v > 1 ? "(microbatch, chunk) pairs" : "microbatches",
-             peak_held_elements_);
-    log_info("pipeline bubble: stages spent {:.1f}% of the step blocked receiving (mean over stages); theory "
-             "(p−1)/(v·m+p−1) = {:.1f}% for p = {}, v = {}, m = {}",
-             100 * rec.bubble_fraction, 100 * rec.bubble_theory, p, v, m);
+    rec.bubble_theory = (layout.pp() - 1.0) / (layout.vpp() * facts.microbatches + layout.pp() - 1.0);
   }
+  log_run_summary(rec, facts);
   if (!options_.save_dir.empty()) save_final();
   return rec;
 }

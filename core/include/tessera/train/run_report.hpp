@@ -1,0 +1,30 @@
+// What the trainer prints: Megatron-style iteration and validation lines, and the run summary.
+// Kept apart from Trainer::train so that the loop reads as the loop, and so that the lines users
+// (and tests/parallel's scripts) parse are written in one place.
+#pragma once
+#include <cstdint>
+
+#include "tessera/train/trainer.hpp"
+
+namespace tessera {
+
+struct IterationLine {
+  std::int64_t iteration = 0, train_iters = 0, consumed_samples = 0, global_batch_size = 0;
+  double ms_per_iteration = 0, lr = 0, loss = 0, grad_norm = 0;
+  double tokens_per_iteration = 0, flops_per_iteration = 0;
+};
+void log_iteration(const IterationLine& line);
+void log_validation(std::int64_t iteration, double loss);
+
+// Facts of the run beyond the record: data-parallel reduction and pipeline occupancy.
+struct RunFacts {
+  std::int64_t iterations = 0;  // in this run (after a resume: since it)
+  int dp = 1, pp = 1, vpp = 1, pp_rank = 0;
+  std::int64_t reductions_overlapped = 0, buckets = 0, bucket_size = 0;
+  bool overlap_grad_reduce = false;
+  double reduce_wait_seconds = 0;
+  double microbatches = 1;  // per data-parallel rank and iteration
+};
+void log_run_summary(const TrainingRecord& rec, const RunFacts& facts);
+
+}  // namespace tessera

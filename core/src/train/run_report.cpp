@@ -1,0 +1,51 @@
+#include "tessera/train/run_report.hpp"
+
+#include <cmath>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "tessera/logging.hpp"
+
+namespace tessera {
+
+void log_iteration(const IterationLine& l) {
+  const double s = l.ms_per_iteration / 1000.0;
+  log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
+           "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} | "
+           "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
+           l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, l.global_batch_size, l.loss,
+           l.grad_norm, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
+}
+
+void log_validation(std::int64_t iteration, double loss) {
+  log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", iteration, loss,
+           std::exp(loss));
+}
+
+void log_run_summary(const TrainingRecord& rec, const RunFacts& f) {
+  log_info("run summary: {} iterations, {:.1f} s, {:.0f} tokens/s, {:.1f} GFLOP/s, first loss {:.4f}, last loss {:.4f}{}, "
+           "peak tensor memory {:.1f} MiB",
+           f.iterations, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9, rec.losses.front(),
+           rec.losses.back(),
+           rec.valid_losses.empty() ? std::string()
+                                    : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
+                                                  rec.valid_losses.back().second),
+           static_cast<double>(rec.peak_bytes) / (1 << 20));
+  if (f.dp > 1)
+    log_info("data parallel: {} of {} gradient all-reduces started while backward ran (last iteration; one per "
+             "bucket, parallel.bucket_size = {}, parallel.overlap_grad_reduce = {}); waiting for them after "
+             "backward: {:.1f} ms per iteration (mean)",
+             f.reductions_overlapped, f.buckets, f.bucket_size, f.overlap_grad_reduce,
+             1000.0 * f.reduce_wait_seconds / static_cast<double>(f.iterations));
+  if (f.pp > 1) {
+    log_info("pipeline: stage {} of {} held at most {} {}' activations at once ({} elements)", f.pp_rank, f.pp,
+             rec.peak_microbatches_held, f.vpp > 1 ? "(microbatch, chunk) pairs" : "microbatches",
+             rec.peak_held_elements);
+    log_info("pipeline bubble: stages spent {:.1f}% of the step blocked receiving (mean over stages); theory "
+             "(p−1)/(v·m+p−1) = {:.1f}% for p = {}, v = {}, m = {}",
+             100 * rec.bubble_fraction, 100 * rec.bubble_theory, f.pp, f.vpp, f.microbatches);
+  }
+}
+
+}  // namespace tessera
