@@ -15,16 +15,17 @@
 //
 // Saved for backward per microbatch (nn/*.cpp, each distinct tensor once as ActivationStore counts):
 //   per layer  ln1: input N·h, mean N, rstd N · ln1's output N·h (saved by query AND key_value:
-//              once) · attention: q N·h/t, kv N·kv, probs b·(H/t)·T² · output proj.: context N·h/t ·
+//              once) · attention: q N·h/t, kv N·kv, lse b·(H/t)·T (the context it also keeps is the output
+//              projection's input) · output proj.: context N·h/t ·
 //              ln2: input N·h, mean, rstd 2N · fc1: ln2's output N·h · mlp: fc1 output N·F/t ·
-//              fc2: gelu output N·F/t                 = 4Nh + 4N + 2Nh/t + N·kv + b(H/t)T² + 2NF/t
+//              fc2: gelu output N·F/t                 = 4Nh + 4N + 2Nh/t + N·kv + b(H/t)T + 2NF/t
 //   first      token ids N (embedding), position ids N (GPT)
 //   last       final norm: input N·h, mean, rstd 2N · the fused head's input gradient N·h
 // Dropout saves nothing (its mask is regenerated from the seed).
 // Sequence parallelism (tp > 1) keeps Ns = N/t rows where the code holds a token shard: ln1 and ln2
 // inputs and statistics, fc1's input, a recomputed group's input, the position ids, the final
 // norm's input and the head's input gradient; attention still keeps the gathered ln1 output.
-// Activation recompute: "selective" drops probs b·(H/t)·T² from every layer; "full" keeps of each
+// Activation recompute: "selective" drops lse b·(H/t)·T from every layer; "full" keeps of each
 // recomputed group of layers (GptModel::Segment) only its input N·h, and its 2 forward all-reduces
 // per layer run again in backward. The scratch store a group refills in backward is not counted.
 //
@@ -52,11 +53,11 @@ namespace {
 CollectiveCount times(CollectiveCount c, std::int64_t k) { return c.times(k); }
 
 // The largest counts chunk_cost forms are a few times these (weights, a layer's saved activations,
-// the attention probabilities, the LM head); past 2^58 some sum or product may not fit 64 bits.
+// the LM head); past 2^58 some sum or product may not fit 64 bits.
 void check_countable(const GptOptions& o, std::int64_t micro_batch) {
   const long double h = o.hidden_size, F = o.ffn_hidden_size, T = o.seq_length, b = micro_batch;
   const long double V = o.padded_vocab_size, H = o.num_attention_heads, L = o.num_layers;
-  const long double per_layer = 4 * h * h + 3 * F * h + b * T * (10 * h + 2 * F) + b * H * T * T;
+  const long double per_layer = 4 * h * h + 3 * F * h + b * T * (10 * h + 2 * F) + b * H * T;
   const long double total = L * per_layer + V * h * (2 + b * T) + o.max_position_embeddings * h;
   if (total > static_cast<long double>(std::int64_t{1} << 58))
     throw ConfigError(fmt::format(
@@ -126,7 +127,7 @@ class GptPlanner : public ModelPlanner {
     // Under sequence parallelism ln1, ln2 and fc1 keep only this rank's Ns rows; attention keeps the
     // gathered N rows it projects.
     const std::int64_t layer_saved = 2 * (Ns * h + 2 * Ns) + N * h + Ns * h + 2 * N * h / t + N * kv +
-                                     (selective ? 0 : b * (H / t) * T * T) + 2 * N * F / t;
+                                     (selective ? 0 : b * (H / t) * T) + 2 * N * F / t;
     // Full recompute: groups checkpointed (each keeps its input) and layers recomputed.
     std::int64_t groups = 0, recomputed = 0;
     if (o_.recompute_granularity == "full") {

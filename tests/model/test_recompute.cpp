@@ -96,8 +96,8 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
     const Result none = run_once(groups, "");
     const std::int64_t N = kMicro * kSeq, h = kHidden, kv = 2 * groups * (kHidden / kHeads);
     // What one layer saves (gpt_plan.cpp): its input N·h (ln1) is part of it.
-    const std::int64_t probs = kMicro * kHeads * kSeq * kSeq;
-    const std::int64_t layer = 4 * N * h + 4 * N + 2 * N * h + N * kv + probs + 2 * N * kFfn;
+    const std::int64_t lse = kMicro * kHeads * kSeq;  // attention's log-sum-exp per query row
+    const std::int64_t layer = 4 * N * h + 4 * N + 2 * N * h + N * kv + lse + 2 * N * kFfn;
     CHECK(none.held == kLayers * layer + 2 * N + 2 * N * h + 2 * N);
     // Kept per recomputed layer (selective) / per recomputed group of `count` layers (full).
     struct Case {
@@ -105,7 +105,7 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
       std::int64_t saved_less;
     };
     const std::vector<Case> cases = {
-        {"recompute_granularity = \"selective\"", kLayers * probs},
+        {"recompute_granularity = \"selective\"", kLayers * lse},
         {"recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\nrecompute_num_layers = 1",
          kLayers * (layer - N * h)},
         {"recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\nrecompute_num_layers = 2",

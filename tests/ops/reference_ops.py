@@ -109,31 +109,68 @@ for n in (1, 7, 33 * 67, 100003):
     case("gelu", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
-def attention_ref(q, kv, B, T, Hq, Hkv, D, causal):
-    qh = q.view(B, T, Hq, D).transpose(1, 2)
-    k = kv[..., : Hkv * D].reshape(B, T, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
-    v = kv[..., Hkv * D:].reshape(B, T, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal):
+    """out and lse (−inf where a row attends no key; its out is 0) in float64."""
+    qh = q.view(B, Tq, Hq, D).transpose(1, 2)
+    k = kv[..., : Hkv * D].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+    v = kv[..., Hkv * D:].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
     att = (qh @ k.transpose(-1, -2)) / math.sqrt(D)
+    allowed = torch.ones(B, 1, Tq, Tk, dtype=torch.bool)
     if causal:
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
-        att = att.masked_fill(~mask, float("-inf"))
-    p = torch.softmax(att, dim=-1)
-    out = (p @ v).transpose(1, 2).reshape(B, T, Hq * D)
-    return out, p
+        allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).tril()
+    if mask is not None:
+        allowed = allowed & (mask != 0).view(B, 1, 1, Tk)
+    att = att.masked_fill(~allowed, float("-inf"))
+    lse = torch.logsumexp(att, dim=-1)
+    # A row with no key: softmax of zeros times 0, so that autograd sees no NaN.
+    any_key = allowed.any(dim=-1, keepdim=True)
+    p = torch.softmax(torch.where(any_key, att, torch.zeros_like(att)), dim=-1) * any_key
+    out = (p @ v).transpose(1, 2).reshape(B, Tq, Hq * D)
+    return out, lse
 
 
-for (B, T, Hq, Hkv, D, causal, kind) in [
-        (1, 1, 2, 2, 8, True, "MHA"), (2, 13, 4, 4, 16, True, "MHA"), (2, 13, 4, 2, 16, True, "GQA"),
-        (1, 33, 4, 1, 8, True, "MQA"), (2, 64, 4, 2, 64, True, "GQA"), (1, 7, 3, 3, 5, True, "MHA"),
-        (2, 64, 6, 6, 64, True, "MHA"), (1, 33, 6, 3, 24, True, "GQA"), (2, 13, 4, 1, 16, True, "MQA"),
-        (2, 13, 4, 2, 16, False, "GQA non-causal")]:
-    q, kv, dout = randn(B, T, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, T, Hq * D)
+def key_mask(kind, B, Tk):
+    """u8-style [B,Tk] mask (stored as i32): 'pad' masks a tail per batch row; 'holes' random keys,
+    with batch row 0's key 0 masked (so a causal row 0 attends nothing); 'empty' masks all of row 0."""
+    if kind is None:
+        return None
+    m = torch.ones(B, Tk, dtype=torch.int32)
+    if kind == "pad":
+        for b in range(B):
+            m[b, Tk - (b * 5 + 3) % Tk:] = 0
+    elif kind == "holes":
+        m = (torch.rand(B, Tk) > 0.3).to(torch.int32)
+        m[0, 0] = 0
+    elif kind == "empty":
+        m[0, :] = 0
+        m[-1, Tk // 2:] = 0
+    return m
+
+
+# Tile-boundary sizes: the kernel's key and query tiles are 64 wide.
+for (B, Tq, Tk, Hq, Hkv, D, causal, mask, kind) in [
+        (1, 1, 1, 2, 2, 8, True, None, "MHA"), (2, 13, 13, 4, 4, 16, True, None, "MHA"),
+        (2, 13, 13, 4, 2, 16, True, None, "GQA"), (1, 33, 33, 4, 1, 8, True, None, "MQA"),
+        (2, 64, 64, 4, 2, 64, True, None, "GQA"), (1, 7, 7, 3, 3, 5, True, None, "MHA"),
+        (2, 64, 64, 6, 6, 64, True, None, "MHA"), (1, 33, 33, 6, 3, 24, True, None, "GQA"),
+        (2, 13, 13, 4, 1, 16, True, None, "MQA"), (2, 13, 13, 4, 2, 16, False, None, "GQA non-causal"),
+        (1, 63, 63, 2, 1, 16, True, None, "MQA"), (1, 65, 65, 2, 2, 24, True, None, "MHA"),
+        (1, 129, 129, 4, 2, 64, True, None, "GQA"), (1, 127, 127, 2, 1, 40, False, None, "MQA non-causal"),
+        (2, 70, 70, 4, 2, 16, True, "holes", "GQA causal padding-masked"),
+        (2, 65, 65, 4, 4, 16, False, "pad", "MHA padding-masked"),
+        (2, 130, 130, 2, 1, 32, False, "empty", "MQA fully masked batch row"),
+        (2, 13, 70, 4, 2, 16, False, None, "GQA cross"), (1, 65, 7, 2, 1, 24, False, "pad", "MQA cross padding-masked"),
+        (2, 1, 129, 4, 4, 8, False, "holes", "MHA cross T=1"), (1, 100, 64, 3, 1, 64, False, "pad", "MQA cross")]:
+    q, kv, dout = randn(B, Tq, Hq * D), randn(B, Tk, 2 * Hkv * D), randn(B, Tq, Hq * D)
+    m = key_mask(mask, B, Tk)
     qd, kvd = d(q), d(kv)
-    out, p = attention_ref(qd, kvd, B, T, Hq, Hkv, D, causal)
+    out, lse = attention_ref(qd, kvd, m, B, Tq, Tk, Hq, Hkv, D, causal)
     out.backward(dout.double())
-    case("attention", f"{kind} B{B} T{T} Hq{Hq} Hkv{Hkv} D{D}",
-         {"B": B, "T": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal},
-         q=q, kv=kv, dout=dout, out=out, probs=p, dq=qd.grad, dkv=kvd.grad)
+    arrays = dict(q=q, kv=kv, dout=dout, out=out, lse=lse, dq=qd.grad, dkv=kvd.grad)
+    if m is not None:
+        arrays["key_mask"] = m
+    case("attention", f"{kind} B{B} Tq{Tq} Tk{Tk} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "Tq": Tq, "Tk": Tk, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal}, **arrays)
 
 # ---- embedding -------------------------------------------------------------------------------
 for N in (1, 7, 33):

@@ -39,12 +39,28 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
   Tensor ok_targets = Tensor::from<std::int32_t>({4}, {0, 1, 4, 2});
   REQUIRE_THROWS_AS(ops::softmax_cross_entropy(logits, ok_targets, Tensor(), short_losses, true, 1.0f), ShapeError);
 
-  ops::AttentionShape s{1, 4, 4, 3, 8, true};  // Hq not a multiple of Hkv
+  ops::AttentionShape s{1, 4, 4, 4, 3, 8, true};  // Hq not a multiple of Hkv
   Tensor q = Tensor::zeros({1, 4, 32}), kv = Tensor::zeros({1, 4, 48}), o = Tensor::zeros({1, 4, 32});
-  Tensor probs = Tensor::zeros({1, 4, 4, 4});
-  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, o, probs), Contains("multiple of Hkv"));
+  Tensor lse = Tensor::zeros({1, 4, 4});
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, Tensor(), o, lse), Contains("multiple of Hkv"));
   s.Hkv = 2;
-  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, o, probs), Contains("'kv'") && Contains("[1, 4, 48]"));
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, Tensor(), o, lse), Contains("'kv'") && Contains("[1, 4, 48]"));
+  s.Tk = 5;  // causal needs Tq = Tk; cross-attention (not causal) allows it
+  const Tensor kv5 = Tensor::zeros({1, 5, 32});
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse),
+                      Contains("attention_forward") && Contains("Tq=4 Tk=5"));
+  s.causal = false;
+  Tensor mask_i32 = Tensor::zeros({1, 5}, DType::i32), mask_short = Tensor::zeros({1, 4}, DType::u8);
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, mask_i32, o, lse),
+                      Contains("'key_mask'") && Contains("u8"));
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, mask_short, o, lse),
+                      Contains("'key_mask'") && Contains("[1, 5]"));
+  Tensor lse_probs = Tensor::zeros({1, 4, 4, 5});
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse_probs),
+                      Contains("'lse'") && Contains("[B, Hq, Tq]"));
+  Tensor dq = Tensor::zeros({1, 4, 32}), dkv = Tensor::zeros({1, 4, 32});
+  REQUIRE_THROWS_WITH(ops::attention_backward(s, o, q, kv5, Tensor(), o, lse, dq, dkv),
+                      Contains("attention_backward") && Contains("'dkv'"));
 
   Tensor ln_w = Tensor::zeros({7}), mean = Tensor::zeros({4}), rstd = Tensor::zeros({4}), yy = Tensor::zeros({4, 8});
   REQUIRE_THROWS_WITH(ops::layer_norm_forward(x, ln_w, ln_w, 1e-5f, yy, mean, rstd),

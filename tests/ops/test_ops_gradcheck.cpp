@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <vector>
 #include <random>
 
 #include "tessera/ops.hpp"
@@ -76,23 +77,38 @@ TEST_CASE("layer_norm backward matches finite differences", "[unit]") {
   }
 }
 
-TEST_CASE("attention backward matches finite differences (MHA, GQA, MQA)", "[unit]") {
+TEST_CASE("attention backward matches finite differences (MHA, GQA, MQA; causal, masked, cross)", "[unit]") {
   std::mt19937 rng(11);
-  for (auto s : {ops::AttentionShape{1, 5, 2, 2, 3, true}, ops::AttentionShape{2, 4, 4, 2, 3, true},
-                 ops::AttentionShape{1, 6, 3, 1, 4, true}, ops::AttentionShape{1, 4, 2, 1, 3, false}}) {
-    Tensor q = random({s.B, s.T, s.Hq * s.D}, rng), kv = random({s.B, s.T, 2 * s.Hkv * s.D}, rng);
-    Tensor r = random({s.B, s.T, s.Hq * s.D}, rng);
-    Tensor out = Tensor::empty(q.shape()), probs = Tensor::empty({s.B, s.Hq, s.T, s.T});
+  struct Case {
+    ops::AttentionShape s;
+    std::vector<std::uint8_t> mask;  // [B,Tk]; empty: none
+  };
+  const std::vector<Case> cases = {
+      {{1, 5, 5, 2, 2, 3, true}, {}},
+      {{2, 4, 4, 4, 2, 3, true}, {}},
+      {{1, 6, 6, 3, 1, 4, true}, {}},
+      {{1, 4, 4, 2, 1, 3, false}, {}},
+      {{2, 5, 5, 2, 1, 3, true}, {0, 1, 1, 0, 1, /**/ 1, 1, 0, 1, 1}},  // row 0 of batch 0 attends nothing
+      {{2, 3, 6, 2, 2, 4, false}, {1, 0, 1, 1, 0, 1, /**/ 0, 0, 0, 0, 0, 0}},  // cross; batch 1 all masked
+      {{1, 2, 7, 4, 2, 3, false}, {}},
+  };
+  for (const auto& [s, mask_values] : cases) {
+    Tensor mask;
+    if (!mask_values.empty()) mask = Tensor::from<std::uint8_t>({s.B, s.Tk}, mask_values);
+    Tensor q = random({s.B, s.Tq, s.Hq * s.D}, rng), kv = random({s.B, s.Tk, 2 * s.Hkv * s.D}, rng);
+    Tensor r = random({s.B, s.Tq, s.Hq * s.D}, rng);
+    Tensor out = Tensor::empty(q.shape()), lse = Tensor::empty({s.B, s.Hq, s.Tq});
     auto L = [&] {
-      ops::attention_forward(s, q, kv, out, probs);
+      ops::attention_forward(s, q, kv, mask, out, lse);
       return dot(out, r);
     };
     L();
     Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
-    ops::attention_backward(s, r, q, kv, probs, dq, dkv);
+    ops::attention_backward(s, r, q, kv, mask, out, lse, dq, dkv);
     const double eq = fd_rel_err(q, dq, L, 1e-2f), ekv = fd_rel_err(kv, dkv, L, 1e-2f);
-    std::printf("finite differences attention B%ld T%ld Hq%ld Hkv%ld D%ld causal%d: dq %.2e dkv %.2e\n",
-                long(s.B), long(s.T), long(s.Hq), long(s.Hkv), long(s.D), int(s.causal), eq, ekv);
+    std::printf("finite differences attention B%ld Tq%ld Tk%ld Hq%ld Hkv%ld D%ld causal%d mask%d: dq %.2e dkv %.2e\n",
+                long(s.B), long(s.Tq), long(s.Tk), long(s.Hq), long(s.Hkv), long(s.D), int(s.causal),
+                int(mask.defined()), eq, ekv);
     CHECK(eq < kFdTol);
     CHECK(ekv < kFdTol);
   }

@@ -76,10 +76,13 @@ class Backend {
   virtual void gelu_forward(const Tensor& x, Tensor& y) = 0;
   virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
   virtual void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) = 0;
-  virtual void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
-                                 Tensor& probs) = 0;
-  virtual void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
-                                  const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) = 0;
+  // What attention saves for backward besides its inputs and output (here the log-sum-exp per
+  // query row) is the backend's choice of algorithm; the contract is ops.hpp's.
+  virtual void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
+                                 const Tensor& key_mask, Tensor& out, Tensor& lse) = 0;
+  virtual void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
+                                  const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq,
+                                  Tensor& dkv) = 0;
   virtual void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) = 0;
   virtual void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
   virtual void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id,

@@ -52,21 +52,28 @@ void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, st
 void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset = 0);
 
 // ---- attention ------------------------------------------------------------------------------
-// Scaled dot-product attention core, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1):
-// query head h uses key/value head h / (Hq/Hkv).
-//   q    [B,T,Hq·D]              (as a column-parallel query projection produces it)
-//   kv   [B,T,2·Hkv·D]           keys for all groups, then values for all groups
-//   out  [B,T,Hq·D]
-//   probs[B,Hq,T,T]              softmax(q·kᵀ/√D) saved for backward (zero above the diagonal)
+// Scaled dot-product attention, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1): query
+// head h uses key/value head h / (Hq/Hkv). Self-attention has Tq = Tk and q, kv from the same
+// tokens; cross-attention takes kv from another sequence (Tq ≠ Tk allowed when not causal).
+//   q        [B,Tq,Hq·D]          (as a column-parallel query projection produces it)
+//   kv       [B,Tk,2·Hkv·D]       keys for all groups, then values for all groups
+//   key_mask [B,Tk] u8            nonzero = attend (padding mask); undefined = every key
+//   out      [B,Tq,Hq·D]
+//   lse      [B,Hq,Tq]            log Σ_j exp(q·k_jᵀ/√D) over the attended keys, saved for
+//                                 backward; −∞ for a row that attends no key (its out is 0)
+// causal: query t attends keys j ≤ t (needs Tq = Tk). The kernel is flash-style: keys in tiles,
+// an online softmax, and backward recomputes the probabilities from lse, so what backward needs
+// is q, kv, out and lse — never a [Tq,Tk] matrix.
 struct AttentionShape {
-  std::int64_t B, T, Hq, Hkv, D;
+  std::int64_t B, Tq, Tk, Hq, Hkv, D;
   bool causal = true;
 };
-void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
-                       Tensor& probs);
-// dq, dkv overwritten.
-void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q,
-                        const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv);
+void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+                       Tensor& out, Tensor& lse);
+// dq, dkv overwritten; out and lse as forward wrote them. A row attending no key gets dq = 0, and
+// masked keys get dkv = 0.
+void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
+                        const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv);
 
 // ---- embedding ------------------------------------------------------------------------------
 // out[N,C] = table[ids[N]] (ids i32 in [0, rows)); with `accumulate`, out += instead of =.

@@ -80,13 +80,16 @@ Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
     TESSERA_CHECK_SHAPE(x_in.dim() == 3, "SelfAttention expects x [B,T,C], got {}", x_in.str());
     x = copy_to_tp_forward(x_in);
   }
-  ops::AttentionShape s{x.size(0), x.size(1), heads_, groups_, head_dim_, true};
+  const std::int64_t B = x.size(0), T = x.size(1);
+  ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, x);
-  Tensor context = q.new_empty({s.B, s.T, s.Hq * s.D});
-  Tensor probs = q.new_empty({s.B, s.Hq, s.T, s.T});
-  ops::attention_forward(s, q, kv, context, probs);
-  if (ctx.training) ctx.store.save(this, recompute_core_ ? std::vector<Tensor>{q, kv} : std::vector<Tensor>{q, kv, probs});
+  Tensor context = q.new_empty({B, T, s.Hq * s.D});
+  Tensor lse = q.new_empty({B, s.Hq, T});
+  ops::attention_forward(s, q, kv, Tensor(), context, lse);
+  // context is also the output projection's saved input: saving it here holds no extra bytes.
+  if (ctx.training)
+    ctx.store.save(this, recompute_core_ ? std::vector<Tensor>{q, kv} : std::vector<Tensor>{q, kv, context, lse});
   return output_.forward(ctx, context);
 }
 
@@ -95,17 +98,19 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   auto saved = ctx.store.take(this);
   const Tensor& q = saved[0];
   const Tensor& kv = saved[1];
-  ops::AttentionShape s{q.size(0), q.size(1), heads_, groups_, head_dim_, true};
-  Tensor probs;
-  if (recompute_core_) {  // selective recompute: the forward's probabilities again
-    probs = q.new_empty({s.B, s.Hq, s.T, s.T});
-    Tensor context = q.new_empty({s.B, s.T, s.Hq * s.D});
-    ops::attention_forward(s, q, kv, context, probs);
+  const std::int64_t B = q.size(0), T = q.size(1);
+  ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
+  Tensor context, lse;
+  if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
+    context = q.new_empty({B, T, s.Hq * s.D});
+    lse = q.new_empty({B, s.Hq, T});
+    ops::attention_forward(s, q, kv, Tensor(), context, lse);
   } else {
-    probs = saved[2];
+    context = saved[2];
+    lse = saved[3];
   }
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
-  ops::attention_backward(s, dcontext, q, kv, probs, dq, dkv);
+  ops::attention_backward(s, dcontext, q, kv, Tensor(), context, lse, dq, dkv);
   Tensor dx = query_.backward(ctx, dq);
   Tensor dx_kv = key_value_->backward(ctx, dkv);
   ops::axpy(1.0f, dx_kv, dx);

@@ -6,51 +6,63 @@ namespace tessera::ops {
 using detail::require;
 using detail::require_numel;
 using detail::require_rows_cols;
+using detail::require_shape;
 
 namespace {
 
 void check_shape(const char* op, const AttentionShape& s) {
-  if (s.B < 1 || s.T < 1 || s.Hq < 1 || s.Hkv < 1 || s.D < 1 || s.Hq % s.Hkv != 0)
-    throw ShapeError(fmt::format("{}: invalid AttentionShape B={} T={} Hq={} Hkv={} D={} (all must "
-                                 "be ≥ 1 and Hq a multiple of Hkv)", op, s.B, s.T, s.Hq, s.Hkv, s.D));
+  if (s.B < 1 || s.Tq < 1 || s.Tk < 1 || s.Hq < 1 || s.Hkv < 1 || s.D < 1 || s.Hq % s.Hkv != 0)
+    throw ShapeError(fmt::format("{}: invalid AttentionShape B={} Tq={} Tk={} Hq={} Hkv={} D={} (all must be ≥ 1 "
+                                 "and Hq a multiple of Hkv)", op, s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D));
+  if (s.causal && s.Tq != s.Tk)
+    throw ShapeError(fmt::format("{}: causal attention needs as many queries as keys, got Tq={} Tk={}", op,
+                                 s.Tq, s.Tk));
+}
+
+// The inputs both passes read, and the saved lse.
+void check_inputs(const char* op, const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+                  const Tensor& lse) {
+  require(op, "q", q);
+  require(op, "kv", kv);
+  require(op, "lse", lse);
+  require_rows_cols(op, "q", q, s.B * s.Tq, s.Hq * s.D);
+  require_rows_cols(op, "kv", kv, s.B * s.Tk, 2 * s.Hkv * s.D);
+  require_numel(op, "lse", lse, s.B * s.Hq * s.Tq, "[B, Hq, Tq]");
+  if (key_mask.defined()) {
+    require(op, "key_mask", key_mask, DType::u8);
+    require_shape(op, "key_mask", key_mask, {s.B, s.Tk});
+  }
 }
 
 }  // namespace
 
-void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
-                       Tensor& probs) {
+void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+                       Tensor& out, Tensor& lse) {
   const char* op = "attention_forward";
   check_shape(op, s);
-  require(op, "q", q);
-  require(op, "kv", kv);
+  check_inputs(op, s, q, kv, key_mask, lse);
   require(op, "out", out);
-  require(op, "probs", probs);
-  require_rows_cols(op, "q", q, s.B * s.T, s.Hq * s.D);
-  require_rows_cols(op, "kv", kv, s.B * s.T, 2 * s.Hkv * s.D);
-  require_rows_cols(op, "out", out, s.B * s.T, s.Hq * s.D);
-  require_numel(op, "probs", probs, s.B * s.Hq * s.T * s.T, "[B, Hq, T, T]");
-  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"out", &out}, {"probs", &probs}})
-      .attention_forward(s, q, kv, out, probs);
+  require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
+  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out}, {"lse", &lse}})
+      .attention_forward(s, q, kv, key_mask, out, lse);
 }
 
-void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q,
-                        const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) {
+void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
+                        const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv) {
   const char* op = "attention_backward";
   check_shape(op, s);
+  check_inputs(op, s, q, kv, key_mask, lse);
   require(op, "dout", dout);
-  require(op, "q", q);
-  require(op, "kv", kv);
-  require(op, "probs", probs);
+  require(op, "out", out);
   require(op, "dq", dq);
   require(op, "dkv", dkv);
-  require_rows_cols(op, "dout", dout, s.B * s.T, s.Hq * s.D);
-  require_rows_cols(op, "q", q, s.B * s.T, s.Hq * s.D);
-  require_rows_cols(op, "kv", kv, s.B * s.T, 2 * s.Hkv * s.D);
-  require_numel(op, "probs", probs, s.B * s.Hq * s.T * s.T, "[B, Hq, T, T]");
-  require_rows_cols(op, "dq", dq, s.B * s.T, s.Hq * s.D);
-  require_rows_cols(op, "dkv", dkv, s.B * s.T, 2 * s.Hkv * s.D);
-  detail::backend_for(op, {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"probs", &probs}, {"dq", &dq}, {"dkv", &dkv}})
-      .attention_backward(s, dout, q, kv, probs, dq, dkv);
+  require_rows_cols(op, "dout", dout, s.B * s.Tq, s.Hq * s.D);
+  require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
+  require_rows_cols(op, "dq", dq, s.B * s.Tq, s.Hq * s.D);
+  require_rows_cols(op, "dkv", dkv, s.B * s.Tk, 2 * s.Hkv * s.D);
+  detail::backend_for(op, {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out},
+                           {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}})
+      .attention_backward(s, dout, q, kv, key_mask, out, lse, dq, dkv);
 }
 
 }  // namespace tessera::ops

@@ -38,7 +38,12 @@ void check_ids(const char* op, const char* name, const Tensor& ids, std::int64_t
                                  : fmt::format("{}: {}[{}] = {} is negative", op, name, i, p[i]));
 }
 
-cpu::AttentionArgs attention_args(const ops::AttentionShape& s) { return {s.B, s.T, s.Hq, s.Hkv, s.D, s.causal}; }
+cpu::AttentionArgs attention_args(const ops::AttentionShape& s) {
+  return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal};
+}
+const std::uint8_t* mask_or_null(const Tensor& key_mask) {
+  return key_mask.defined() ? key_mask.device_data<std::uint8_t>() : nullptr;
+}
 
 }  // namespace
 
@@ -143,14 +148,16 @@ void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y
   cpu::dropout_apply(f32(x), f32(y), x.numel(), p, seed, offset);
 }
 
-void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
-                                   Tensor& probs) {
-  cpu::attention_forward(attention_args(s), f32(q), f32(kv), f32(out), f32(probs));
+void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
+                                   const Tensor& key_mask, Tensor& out, Tensor& lse) {
+  cpu::attention_forward(attention_args(s), f32(q), f32(kv), mask_or_null(key_mask), f32(out), f32(lse));
 }
 
 void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
-                                    const Tensor& kv, const Tensor& probs, Tensor& dq, Tensor& dkv) {
-  cpu::attention_backward(attention_args(s), f32(dout), f32(q), f32(kv), f32(probs), f32(dq), f32(dkv));
+                                    const Tensor& kv, const Tensor& key_mask, const Tensor& out, const Tensor& lse,
+                                    Tensor& dq, Tensor& dkv) {
+  cpu::attention_backward(attention_args(s), f32(dout), f32(q), f32(kv), mask_or_null(key_mask), f32(out), f32(lse),
+                          f32(dq), f32(dkv));
 }
 
 void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) {

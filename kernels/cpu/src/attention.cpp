@@ -1,73 +1,197 @@
-// Attention on the CPU for the shapes of small-model training (T ≤ a few hundred, D = 64), where
-// per-head BLAS calls would be too small and may not run inside OpenMP regions anyway.
+// Flash attention on the CPU (FlashAttention-2's algorithm): keys in tiles of kTile, an online
+// softmax (running max and sum per query row) in forward, and in backward the tile probabilities
+// recomputed from the saved log-sum-exp. Only tiles of scores ever exist, so the memory held for
+// backward is [B,Hq,Tq] instead of [B,Hq,Tq,Tk], and the tile products run as register-blocked
+// matrix products (tile_gemm.hpp) instead of the vector-times-matrix loops a per-row kernel needs.
 //
-// Every inner loop is an axpy over a contiguous run (keys j for a score row, channels d for an
-// output row), so it vectorises without horizontal reductions. Keys (forward) and values
-// (backward) are first transposed into a [D,T] scratch per task so that the q·kᵀ and dout·vᵀ
-// score rows are axpys over j as well.
+// Threads: forward takes (batch, head, query tile) tasks. Backward takes (batch, head) tasks, each
+// walking key tiles outer and query tiles inner, so that a task owns its head's dq rows and the
+// order of every sum is fixed (results are the same for any thread count, which keeps the layout
+// tests bit-identical). Heads that share a key/value head (GQA, MQA) write their dk, dv to
+// per-head scratch, summed in head order afterwards.
 #include "tessera/kernels/cpu/attention.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "simd_math.hpp"
+#include "tile_gemm.hpp"
 
 namespace tessera::cpu {
 
 namespace {
 
-// Row-wise softmax of p[0, n), in place.
-void softmax_row(float* p, std::int64_t n) {
-  const float mx = detail::row_max(p, n);
-  const float inv = static_cast<float>(1.0 / detail::exp_shift_sum(p, p, n, mx));
-#pragma omp simd
-  for (std::int64_t j = 0; j < n; ++j) p[j] *= inv;
+using detail::gemm_tile;
+
+constexpr std::int64_t kTile = 64;  // queries and keys per tile: a 64×64 score tile stays in L1
+static_assert(kTile % detail::kLanes == 0);
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
+
+// p[j] = keep[j] · exp(s[j]·scale − shift) for j < n (keep null: all 1); returns Σ p. Masked
+// scores are multiplied by 0 rather than set to −∞ first: exp clamps, so exp(−∞) would not be 0.
+float exp_row(const float* s, const float* keep, float* p, std::int64_t n, float scale, float shift) {
+  std::int64_t j = 0;
+  float sum = 0.0f;
+#if defined(__AVX512F__)
+  const __m512 sc = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  for (; j + 16 <= n; j += 16) {
+    __m512 e = detail::exp16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), sc, sh));
+    if (keep) e = _mm512_mul_ps(e, _mm512_loadu_ps(keep + j));
+    _mm512_storeu_ps(p + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#elif defined(TESSERA_CPU_AVX2)
+  const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    __m256 e = detail::exp8(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), sc, sh));
+    if (keep) e = _mm256_mul_ps(e, _mm256_loadu_ps(keep + j));
+    _mm256_storeu_ps(p + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  for (float x : lanes) sum += x;
+#endif
+  for (; j < n; ++j) {
+    p[j] = detail::exp_scalar(s[j] * scale - shift);
+    if (keep) p[j] *= keep[j];
+    sum += p[j];
+  }
+  return sum;
 }
 
-// dst[d*T + j] = src[j*stride + d] for j < T, d < D.
-void transpose_heads(const float* src, std::int64_t stride, std::int64_t T, std::int64_t D, float* dst) {
-  for (std::int64_t j = 0; j < T; ++j)
-    for (std::int64_t d = 0; d < D; ++d) dst[d * T + j] = src[j * stride + d];
+// max of s[j] over the kept j < n (keep null: all); −∞ if none.
+float kept_max(const float* s, const float* keep, std::int64_t n) {
+  if (n == 0) return kNegInf;
+  if (!keep) return detail::row_max(s, n);
+  float m = kNegInf;
+  for (std::int64_t j = 0; j < n; ++j)
+    if (keep[j] != 0.0f) m = std::max(m, s[j]);
+  return m;
+}
+
+// keep[j] = 1 for the attended keys j0 + j of batch row b, 0 for masked ones and for j ≥ nk (the
+// padding of the last tile up to whole vectors). Returns null when every key j < width is attended
+// (the fast path), else keep, or also null with *none set when no key is.
+const float* fill_keep(const std::uint8_t* key_mask, std::int64_t b, std::int64_t Tk, std::int64_t j0, std::int64_t nk,
+                       std::int64_t width, float* keep, bool* none) {
+  bool any = false, all = true;
+  for (std::int64_t j = 0; j < width; ++j) {
+    keep[j] = j < nk && (!key_mask || key_mask[b * Tk + j0 + j] != 0) ? 1.0f : 0.0f;
+    any |= keep[j] != 0.0f;
+    all &= keep[j] != 0.0f;
+  }
+  *none = !any;
+  return all || !any ? nullptr : keep;
+}
+
+// The operands of the tile products are packed once per call so that each one is a contiguous
+// block: rows 4–6 KB apart in q or kv (a power of two times a small factor) would fall into a few
+// L1 sets and evict each other on every pass of the register-blocked loop.
+
+// Keys (or values) of every (b, g) transposed, tile by tile: dst[(((b·Hkv + g)·tiles + tile)·D + d)
+// ·kTile + j] = channel d of key tile·kTile + j, zero past Tk. A [D, kTile] block is one product's
+// right operand for the scores q·kᵀ (or dout·vᵀ). Called inside a parallel region.
+void transpose_tiles(const float* kv, std::int64_t offset, std::int64_t B, std::int64_t Tk, std::int64_t Hkv,
+                     std::int64_t D, float* dst) {
+  const std::int64_t kvs = 2 * Hkv * D, tiles = (Tk + kTile - 1) / kTile;
+#pragma omp for collapse(3) schedule(static)
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t g = 0; g < Hkv; ++g)
+      for (std::int64_t tile = 0; tile < tiles; ++tile) {
+        float* out = dst + ((b * Hkv + g) * tiles + tile) * D * kTile;
+        const std::int64_t j0 = tile * kTile, nk = std::min(kTile, Tk - j0);
+        const float* src = kv + (b * Tk + j0) * kvs + offset + g * D;
+        for (std::int64_t d = 0; d < D; ++d) std::fill(out + d * kTile + nk, out + (d + 1) * kTile, 0.0f);
+        for (std::int64_t j = 0; j < nk; ++j)
+          for (std::int64_t d = 0; d < D; ++d) out[d * kTile + j] = src[j * kvs + d];
+      }
+}
+
+// Keys (or values) of every (b, g) as contiguous [Tk, D] rows. Called inside a parallel region.
+void pack_heads(const float* kv, std::int64_t offset, std::int64_t B, std::int64_t Tk, std::int64_t Hkv,
+                std::int64_t D, float* dst) {
+  const std::int64_t kvs = 2 * Hkv * D;
+#pragma omp for collapse(2) schedule(static)
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t j = 0; j < Tk; ++j)
+      for (std::int64_t g = 0; g < Hkv; ++g) {
+        const float* src = kv + (b * Tk + j) * kvs + offset + g * D;
+        std::copy(src, src + D, dst + ((b * Hkv + g) * Tk + j) * D);
+      }
+}
+
+// Keys of tile [j0, j0 + nk) that query row t may attend: all, or (causal) those ≤ t.
+std::int64_t visible(bool causal, std::int64_t t, std::int64_t j0, std::int64_t nk) {
+  return causal ? std::clamp<std::int64_t>(t - j0 + 1, 0, nk) : nk;
 }
 
 }  // namespace
 
-void attention_forward(const AttentionArgs& a, const float* q, const float* kv, float* out,
-                       float* probs) {
-  const std::int64_t B = a.B, T = a.T, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
-  const std::int64_t qs = Hq * D, kvs = 2 * Hkv * D, per_group = Hq / Hkv;
+void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
+                       float* out, float* lse) {
+  const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
+  const std::int64_t qs = Hq * D, per_group = Hq / Hkv;
+  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile, k_tiles = (Tk + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-#pragma omp parallel if (B * Hq * T * T * D > (1 << 16))
+  std::vector<float> kt(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
+  std::vector<float> vc(static_cast<std::size_t>(B * Hkv * Tk * D));
+#pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
-    std::vector<float> kt(static_cast<std::size_t>(D * T));
-    // Forward has no shared outputs, so (b, h) pairs are independent tasks.
-#pragma omp for collapse(2) schedule(static)
+    transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
+    pack_heads(kv, Hkv * D, B, Tk, Hkv, D, vc.data());
+    std::vector<float> s(kTile * kTile), o(static_cast<std::size_t>(kTile * D));
+    std::vector<float> keep_buf(kTile), mx(kTile), sum(kTile);
+    // Causal tiles near the end of the sequence cost more: dynamic scheduling evens that out.
+#pragma omp for collapse(3) schedule(dynamic)
     for (std::int64_t b = 0; b < B; ++b) {
       for (std::int64_t h = 0; h < Hq; ++h) {
-        const std::int64_t g = h / per_group;
-        const float* kb = kv + b * T * kvs + g * D;
-        const float* vb = kv + b * T * kvs + Hkv * D + g * D;
-        transpose_heads(kb, kvs, T, D, kt.data());
-        for (std::int64_t t = 0; t < T; ++t) {
-          const std::int64_t n = a.causal ? t + 1 : T;
-          const float* qt = q + (b * T + t) * qs + h * D;
-          float* p = probs + ((b * Hq + h) * T + t) * T;
-          std::fill(p, p + T, 0.0f);
-          for (std::int64_t d = 0; d < D; ++d) {
-            const float qd = qt[d] * scale;
-            const float* ktd = kt.data() + d * T;
-#pragma omp simd
-            for (std::int64_t j = 0; j < n; ++j) p[j] += qd * ktd[j];
+        for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
+          const std::int64_t g = h / per_group, i0 = qt * kTile, mq = std::min(kTile, Tq - i0);
+          const float* qrow = q + (b * Tq + i0) * qs + h * D;
+          const float* kt_bg = kt.data() + (b * Hkv + g) * k_tiles * D * kTile;
+          const float* v_bg = vc.data() + (b * Hkv + g) * Tk * D;
+          std::fill(o.begin(), o.begin() + mq * D, 0.0f);
+          std::fill(mx.begin(), mx.end(), kNegInf);
+          std::fill(sum.begin(), sum.end(), 0.0f);
+          const std::int64_t kend = a.causal ? i0 + mq : Tk;
+          for (std::int64_t j0 = 0; j0 < kend; j0 += kTile) {
+            const std::int64_t nk = std::min(kTile, kend - j0), width = round_up(nk, detail::kLanes);
+            bool none = false;
+            const float* keep = fill_keep(key_mask, b, Tk, j0, nk, width, keep_buf.data(), &none);
+            if (none) continue;
+            gemm_tile(mq, width, D, qrow, qs, 1, kt_bg + j0 * D, kTile, s.data(), kTile, false);
+            for (std::int64_t r = 0; r < mq; ++r) {
+              float* sr = s.data() + r * kTile;
+              const std::int64_t n = visible(a.causal, i0 + r, j0, nk);
+              const float tile_max = kept_max(sr, keep, n);
+              if (tile_max == kNegInf) {  // nothing attended in this tile: the row's state is unchanged
+                std::fill(sr, sr + width, 0.0f);
+                continue;
+              }
+              // Online softmax: rescale what earlier tiles summed to the new running max.
+              const float m_new = std::max(mx[r], tile_max * scale);
+              const float alpha = std::exp(mx[r] - m_new);  // 0 on the row's first attended tile
+              sum[r] = sum[r] * alpha + exp_row(sr, keep, sr, n, scale, m_new);
+              std::fill(sr + n, sr + width, 0.0f);
+              mx[r] = m_new;
+              if (alpha != 1.0f)
+                for (std::int64_t d = 0; d < D; ++d) o[r * D + d] *= alpha;
+            }
+            gemm_tile(mq, D, nk, s.data(), kTile, 1, v_bg + j0 * D, D, o.data(), D, true);
           }
-          softmax_row(p, n);
-          float* o = out + (b * T + t) * qs + h * D;
-          std::fill(o, o + D, 0.0f);
-          for (std::int64_t j = 0; j < n; ++j) {
-            const float pj = p[j];
-            const float* vj = vb + j * kvs;
-#pragma omp simd
-            for (std::int64_t d = 0; d < D; ++d) o[d] += pj * vj[d];
+          for (std::int64_t r = 0; r < mq; ++r) {
+            float* orow = out + (b * Tq + i0 + r) * qs + h * D;
+            const float inv = sum[r] > 0.0f ? 1.0f / sum[r] : 0.0f;
+            for (std::int64_t d = 0; d < D; ++d) orow[d] = o[r * D + d] * inv;
+            lse[(b * Hq + h) * Tq + i0 + r] = sum[r] > 0.0f ? mx[r] + std::log(sum[r]) : kNegInf;
           }
         }
       }
@@ -75,71 +199,123 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   }
 }
 
-void attention_backward(const AttentionArgs& a, const float* dout, const float* q,
-                        const float* kv, const float* probs, float* dq, float* dkv) {
-  const std::int64_t B = a.B, T = a.T, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
-  const std::int64_t qs = Hq * D, kvs = 2 * Hkv * D, per_group = Hq / Hkv;
+void attention_backward(const AttentionArgs& a, const float* dout, const float* q, const float* kv,
+                        const std::uint8_t* key_mask, const float* out, const float* lse, float* dq,
+                        float* dkv) {
+  const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
+  const std::int64_t qs = Hq * D, kvs = 2 * Hkv * D, per_group = Hq / Hkv, k_tiles = (Tk + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-#pragma omp parallel if (B * Hq * T * T * D > (1 << 16))
+  std::vector<float> kt(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile)), vt(kt.size());
+  std::vector<float> kc(static_cast<std::size_t>(B * Hkv * Tk * D));
+  // Per-head dk|dv [B,Hq,Tk,2D] when heads share a key/value head; MHA writes dkv directly.
+  std::vector<float> dkv_heads(per_group > 1 ? static_cast<std::size_t>(B * Hq * Tk * 2 * D) : 0);
+  // delta = rowsum(dout ∘ out) per (b, h, t): softmax backward's Σ_j p_j·dp_j without the probs.
+  std::vector<float> delta(static_cast<std::size_t>(B * Hq * Tq));
+#pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
-    std::vector<float> vt(static_cast<std::size_t>(D * T));
-    std::vector<float> ds(static_cast<std::size_t>(T));
-    // One task per (b, key/value group): the heads of a group accumulate into the same dk, dv
-    // rows, so they run in sequence on one thread.
+    transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
+    transpose_tiles(kv, Hkv * D, B, Tk, Hkv, D, vt.data());
+    pack_heads(kv, 0, B, Tk, Hkv, D, kc.data());
 #pragma omp for collapse(2) schedule(static)
-    for (std::int64_t b = 0; b < B; ++b) {
-      for (std::int64_t g = 0; g < Hkv; ++g) {
-        const float* kb = kv + b * T * kvs + g * D;
-        const float* vb = kv + b * T * kvs + Hkv * D + g * D;
-        float* dkb = dkv + b * T * kvs + g * D;
-        float* dvb = dkv + b * T * kvs + Hkv * D + g * D;
-        for (std::int64_t j = 0; j < T; ++j) {
-          std::fill(dkb + j * kvs, dkb + j * kvs + D, 0.0f);
-          std::fill(dvb + j * kvs, dvb + j * kvs + D, 0.0f);
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < Tq; ++t) {
+        const float* dor = dout + (b * Tq + t) * qs;
+        const float* orow = out + (b * Tq + t) * qs;
+        for (std::int64_t h = 0; h < Hq; ++h) {
+          float acc = 0.0f;
+          for (std::int64_t d = 0; d < D; ++d) acc += dor[h * D + d] * orow[h * D + d];
+          delta[(b * Hq + h) * Tq + t] = acc;
         }
-        transpose_heads(vb, kvs, T, D, vt.data());
-        for (std::int64_t h = g * per_group; h < (g + 1) * per_group; ++h) {
-          for (std::int64_t t = 0; t < T; ++t) {
-            const std::int64_t n = a.causal ? t + 1 : T;
-            const float* p = probs + ((b * Hq + h) * T + t) * T;
-            const float* dot = dout + (b * T + t) * qs + h * D;
-            const float* qt = q + (b * T + t) * qs + h * D;
-            float* dqt = dq + (b * T + t) * qs + h * D;
-            // dp[j] = dout_t · v_j (into ds), and dv_j += p[j]·dout_t.
-            std::fill(ds.begin(), ds.begin() + n, 0.0f);
-            for (std::int64_t d = 0; d < D; ++d) {
-              const float dd = dot[d];
-              const float* vtd = vt.data() + d * T;
-#pragma omp simd
-              for (std::int64_t j = 0; j < n; ++j) ds[j] += dd * vtd[j];
+      }
+
+    std::vector<float> p(kTile * kTile), ds(kTile * kTile), keep_buf(kTile);
+    std::vector<float> dk(static_cast<std::size_t>(kTile * D)), dv(static_cast<std::size_t>(kTile * D));
+    // This head's q, dout and dq as contiguous [Tq, D] rows.
+    std::vector<float> qh(static_cast<std::size_t>(Tq * D)), doh(qh.size()), dqh(qh.size());
+#pragma omp for collapse(2) schedule(dynamic)
+    for (std::int64_t b = 0; b < B; ++b) {
+      for (std::int64_t h = 0; h < Hq; ++h) {
+        const std::int64_t g = h / per_group;
+        const float* lse_bh = lse + (b * Hq + h) * Tq;
+        const float* delta_bh = delta.data() + (b * Hq + h) * Tq;
+        const float* kt_bg = kt.data() + (b * Hkv + g) * k_tiles * D * kTile;
+        const float* vt_bg = vt.data() + (b * Hkv + g) * k_tiles * D * kTile;
+        const float* k_bg = kc.data() + (b * Hkv + g) * Tk * D;
+        for (std::int64_t t = 0; t < Tq; ++t) {
+          std::copy(q + (b * Tq + t) * qs + h * D, q + (b * Tq + t) * qs + (h + 1) * D, qh.begin() + t * D);
+          std::copy(dout + (b * Tq + t) * qs + h * D, dout + (b * Tq + t) * qs + (h + 1) * D, doh.begin() + t * D);
+        }
+        std::fill(dqh.begin(), dqh.end(), 0.0f);
+        for (std::int64_t j0 = 0; j0 < Tk; j0 += kTile) {
+          const std::int64_t nk = std::min(kTile, Tk - j0), width = round_up(nk, detail::kLanes);
+          std::fill(dk.begin(), dk.begin() + nk * D, 0.0f);
+          std::fill(dv.begin(), dv.begin() + nk * D, 0.0f);
+          bool none = false;
+          const float* keep = fill_keep(key_mask, b, Tk, j0, nk, width, keep_buf.data(), &none);
+          // Causal: query tiles before this key tile see none of its keys (tiles align as Tq = Tk).
+          for (std::int64_t i0 = a.causal ? j0 : 0; !none && i0 < Tq; i0 += kTile) {
+            const std::int64_t mq = std::min(kTile, Tq - i0);
+            const float* qi = qh.data() + i0 * D;
+            const float* doi = doh.data() + i0 * D;
+            // P = exp(S·scale − lse), recomputed.
+            gemm_tile(mq, width, D, qi, D, 1, kt_bg + j0 * D, kTile, p.data(), kTile, false);
+            for (std::int64_t r = 0; r < mq; ++r) {
+              float* pr = p.data() + r * kTile;
+              const float L = lse_bh[i0 + r];
+              const std::int64_t n = L == kNegInf ? 0 : visible(a.causal, i0 + r, j0, nk);
+              exp_row(pr, keep, pr, n, scale, L);
+              std::fill(pr + n, pr + width, 0.0f);
             }
-            for (std::int64_t j = 0; j < n; ++j) {
-              const float pj = p[j];
-              float* dvj = dvb + j * kvs;
+            // dV += Pᵀ·dO;  dP = dO·Vᵀ.
+            gemm_tile(nk, D, mq, p.data(), 1, kTile, doi, D, dv.data(), D, true);
+            gemm_tile(mq, width, D, doi, D, 1, vt_bg + j0 * D, kTile, ds.data(), kTile, false);
+            // dS = P ∘ (dP − delta), with the 1/√D of S = q·kᵀ/√D folded in for dq and dk.
+            for (std::int64_t r = 0; r < mq; ++r) {
+              const float dl = delta_bh[i0 + r];
+              float* dsr = ds.data() + r * kTile;
+              const float* pr = p.data() + r * kTile;
 #pragma omp simd
-              for (std::int64_t d = 0; d < D; ++d) dvj[d] += pj * dot[d];
+              for (std::int64_t j = 0; j < width; ++j) dsr[j] = pr[j] * (dsr[j] - dl) * scale;
             }
-            // Softmax backward: ds[j] = p[j]·(dp[j] − Σ_i p[i]·dp[i]), with the 1/√D folded in.
-            float pdp = 0.0f;
-#pragma omp simd reduction(+ : pdp)
-            for (std::int64_t j = 0; j < n; ++j) pdp += p[j] * ds[j];
-#pragma omp simd
-            for (std::int64_t j = 0; j < n; ++j) ds[j] = p[j] * (ds[j] - pdp) * scale;
-            // dq_t = Σ_j ds[j]·k_j;  dk_j += ds[j]·q_t.
-            std::fill(dqt, dqt + D, 0.0f);
-            for (std::int64_t j = 0; j < n; ++j) {
-              const float sj = ds[j];
-              const float* kj = kb + j * kvs;
-              float* dkj = dkb + j * kvs;
-#pragma omp simd
+            // dQ += dS·K;  dK += dSᵀ·Q.
+            gemm_tile(mq, D, nk, ds.data(), kTile, 1, k_bg + j0 * D, D, dqh.data() + i0 * D, D, true);
+            gemm_tile(nk, D, mq, ds.data(), 1, kTile, qi, D, dk.data(), D, true);
+          }
+          // This task owns key rows [j0, j0 + nk) of head h: store them (zeros if nothing attended).
+          for (std::int64_t j = 0; j < nk; ++j) {
+            float* dst;
+            std::int64_t v_offset;
+            if (per_group > 1) {
+              dst = dkv_heads.data() + ((b * Hq + h) * Tk + j0 + j) * 2 * D;
+              v_offset = D;
+            } else {
+              dst = dkv + (b * Tk + j0 + j) * kvs + g * D;
+              v_offset = Hkv * D;
+            }
+            std::copy(dk.begin() + j * D, dk.begin() + (j + 1) * D, dst);
+            std::copy(dv.begin() + j * D, dv.begin() + (j + 1) * D, dst + v_offset);
+          }
+        }
+        for (std::int64_t t = 0; t < Tq; ++t)
+          std::copy(dqh.begin() + t * D, dqh.begin() + (t + 1) * D, dq + (b * Tq + t) * qs + h * D);
+      }
+    }
+    if (per_group > 1) {
+      // Sum the heads of each group in head order.
+#pragma omp for collapse(2) schedule(static)
+      for (std::int64_t b = 0; b < B; ++b)
+        for (std::int64_t j = 0; j < Tk; ++j)
+          for (std::int64_t g = 0; g < Hkv; ++g) {
+            float* dk_dst = dkv + (b * Tk + j) * kvs + g * D;
+            float* dv_dst = dk_dst + Hkv * D;
+            for (std::int64_t h = g * per_group; h < (g + 1) * per_group; ++h) {
+              const float* src = dkv_heads.data() + ((b * Hq + h) * Tk + j) * 2 * D;
               for (std::int64_t d = 0; d < D; ++d) {
-                dqt[d] += sj * kj[d];
-                dkj[d] += sj * qt[d];
+                dk_dst[d] = h == g * per_group ? src[d] : dk_dst[d] + src[d];
+                dv_dst[d] = h == g * per_group ? src[D + d] : dv_dst[d] + src[D + d];
               }
             }
           }
-        }
-      }
     }
   }
 }

@@ -31,8 +31,8 @@ struct AttentionOptions {
   // Megatron-LM's sequence parallelism (no effect with one tp rank); whole layers use it together.
   bool sequence_parallel = false;
   // Selective activation recompute (Megatron-LM's "selective"): forward does not keep the attention
-  // probabilities [B,H/tp,T,T]; backward recomputes them from the saved q and kv (the same op on the
-  // same inputs, so the gradients are bit-identical).
+  // op's own state (the log-sum-exp [B,H/tp,T]; the flash kernel never holds probabilities);
+  // backward reruns the op on the saved q and kv (same op, same inputs: bit-identical gradients).
   bool recompute_core = false;
 };
 

@@ -43,10 +43,11 @@ class CpuBackend : public Backend {
   void gelu_forward(const Tensor& x, Tensor& y) override;
   void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
   void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) override;
-  void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, Tensor& out,
-                         Tensor& probs) override;
+  void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+                         Tensor& out, Tensor& lse) override;
   void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
-                          const Tensor& probs, Tensor& dq, Tensor& dkv) override;
+                          const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq,
+                          Tensor& dkv) override;
   void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) override;
   void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
   void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) override;
