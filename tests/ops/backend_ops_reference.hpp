@@ -1,0 +1,191 @@
+// Plain double-precision references for test_backend_ops: the contracts of ops.hpp written as the
+// most obvious loops, with no call into Tessera. Tensors are flat row-major std::vector<double>.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace tessera::test::ref {
+
+using Vec = std::vector<double>;
+using I64 = std::int64_t;
+
+// out[M,N] = alpha·op(a)·op(b) + beta·out (out is ignored when beta = 0, as in BLAS).
+inline Vec matmul(const Vec& a, bool ta, const Vec& b, bool tb, I64 M, I64 N, I64 K, double alpha, double beta,
+                  const Vec& out0) {
+  Vec out(static_cast<std::size_t>(M * N));
+  for (I64 i = 0; i < M; ++i)
+    for (I64 j = 0; j < N; ++j) {
+      double s = 0;
+      for (I64 k = 0; k < K; ++k) s += (ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+      out[i * N + j] = alpha * s + (beta == 0 ? 0.0 : beta * out0[i * N + j]);
+    }
+  return out;
+}
+
+struct LayerNorm {
+  Vec y, mean, rstd;
+};
+inline LayerNorm layer_norm(const Vec& x, const Vec& w, const Vec& b, double eps, I64 N, I64 C) {
+  LayerNorm r{Vec(x.size()), Vec(N), Vec(N)};
+  for (I64 n = 0; n < N; ++n) {
+    double m = 0, v = 0;
+    for (I64 c = 0; c < C; ++c) m += x[n * C + c];
+    m /= static_cast<double>(C);
+    for (I64 c = 0; c < C; ++c) v += (x[n * C + c] - m) * (x[n * C + c] - m);
+    const double rs = 1.0 / std::sqrt(v / static_cast<double>(C) + eps);
+    r.mean[n] = m;
+    r.rstd[n] = rs;
+    for (I64 c = 0; c < C; ++c) r.y[n * C + c] = (x[n * C + c] - m) * rs * w[c] + b[c];
+  }
+  return r;
+}
+
+// dx overwritten; dw, db accumulated onto their starting values.
+inline void layer_norm_backward(const Vec& dy, const Vec& x, const Vec& w, const Vec& mean, const Vec& rstd, I64 N,
+                                I64 C, Vec& dx, Vec& dw, Vec& db) {
+  dx.assign(x.size(), 0.0);
+  for (I64 n = 0; n < N; ++n) {
+    double mean_dn = 0, mean_dn_norm = 0;
+    for (I64 c = 0; c < C; ++c) {
+      const double norm = (x[n * C + c] - mean[n]) * rstd[n], dn = dy[n * C + c] * w[c];
+      mean_dn += dn / static_cast<double>(C);
+      mean_dn_norm += dn * norm / static_cast<double>(C);
+      dw[c] += dy[n * C + c] * norm;
+      db[c] += dy[n * C + c];
+    }
+    for (I64 c = 0; c < C; ++c) {
+      const double norm = (x[n * C + c] - mean[n]) * rstd[n], dn = dy[n * C + c] * w[c];
+      dx[n * C + c] = rstd[n] * (dn - mean_dn - norm * mean_dn_norm);
+    }
+  }
+}
+
+constexpr double kGeluS = 0.7978845608028654;  // √(2/π)
+inline double gelu(double x) { return 0.5 * x * (1 + std::tanh(kGeluS * (x + 0.044715 * x * x * x))); }
+inline double gelu_grad(double x) {
+  const double th = std::tanh(kGeluS * (x + 0.044715 * x * x * x));
+  return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * kGeluS * (1 + 3 * 0.044715 * x * x);
+}
+
+// Attention, the current contract: q [B,T,Hq·D], kv [B,T,2·Hkv·D] (keys of all groups, then
+// values), out [B,T,Hq·D], probs [B,Hq,T,T] (zero where masked).
+struct Attn {
+  I64 B, T, Hq, Hkv, D;
+  bool causal;
+  I64 qi(I64 b, I64 t, I64 h, I64 d) const { return (b * T + t) * Hq * D + h * D + d; }
+  I64 ki(I64 b, I64 t, I64 g, I64 d) const { return (b * T + t) * 2 * Hkv * D + g * D + d; }
+  I64 vi(I64 b, I64 t, I64 g, I64 d) const { return ki(b, t, g, d) + Hkv * D; }
+  I64 pi(I64 b, I64 h, I64 t, I64 j) const { return ((b * Hq + h) * T + t) * T + j; }
+  I64 group(I64 h) const { return h / (Hq / Hkv); }
+  I64 keys(I64 t) const { return causal ? t + 1 : T; }
+};
+
+inline void attention_forward(const Attn& s, const Vec& q, const Vec& kv, Vec& out, Vec& probs) {
+  out.assign(static_cast<std::size_t>(s.B * s.T * s.Hq * s.D), 0.0);
+  probs.assign(static_cast<std::size_t>(s.B * s.Hq * s.T * s.T), 0.0);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
+  for (I64 b = 0; b < s.B; ++b)
+    for (I64 h = 0; h < s.Hq; ++h)
+      for (I64 t = 0; t < s.T; ++t) {
+        const I64 g = s.group(h), n = s.keys(t);
+        Vec sc(static_cast<std::size_t>(n));
+        double mx = -std::numeric_limits<double>::infinity(), z = 0;
+        for (I64 j = 0; j < n; ++j) {
+          double d = 0;
+          for (I64 c = 0; c < s.D; ++c) d += q[s.qi(b, t, h, c)] * kv[s.ki(b, j, g, c)];
+          sc[j] = d * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        for (I64 j = 0; j < n; ++j) z += std::exp(sc[j] - mx);
+        for (I64 j = 0; j < n; ++j) {
+          const double p = std::exp(sc[j] - mx) / z;
+          probs[s.pi(b, h, t, j)] = p;
+          for (I64 c = 0; c < s.D; ++c) out[s.qi(b, t, h, c)] += p * kv[s.vi(b, j, g, c)];
+        }
+      }
+}
+
+inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, const Vec& kv, const Vec& probs, Vec& dq,
+                               Vec& dkv) {
+  dq.assign(q.size(), 0.0);
+  dkv.assign(kv.size(), 0.0);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
+  for (I64 b = 0; b < s.B; ++b)
+    for (I64 h = 0; h < s.Hq; ++h)
+      for (I64 t = 0; t < s.T; ++t) {
+        const I64 g = s.group(h), n = s.keys(t);
+        Vec dp(static_cast<std::size_t>(n));
+        double pdp = 0;
+        for (I64 j = 0; j < n; ++j) {
+          const double p = probs[s.pi(b, h, t, j)];
+          for (I64 c = 0; c < s.D; ++c) {
+            dp[j] += dout[s.qi(b, t, h, c)] * kv[s.vi(b, j, g, c)];
+            dkv[s.vi(b, j, g, c)] += p * dout[s.qi(b, t, h, c)];
+          }
+          pdp += p * dp[j];
+        }
+        for (I64 j = 0; j < n; ++j) {
+          const double ds = probs[s.pi(b, h, t, j)] * (dp[j] - pdp) * scale;
+          for (I64 c = 0; c < s.D; ++c) {
+            dq[s.qi(b, t, h, c)] += ds * kv[s.ki(b, j, g, c)];
+            dkv[s.ki(b, j, g, c)] += ds * q[s.qi(b, t, h, c)];
+          }
+        }
+      }
+}
+
+inline Vec softmax_rows(const Vec& x, I64 N, I64 C) {
+  Vec out(x.size());
+  for (I64 n = 0; n < N; ++n) {
+    double mx = -std::numeric_limits<double>::infinity(), z = 0;
+    for (I64 c = 0; c < C; ++c) mx = std::max(mx, x[n * C + c]);
+    for (I64 c = 0; c < C; ++c) z += std::exp(x[n * C + c] - mx);
+    for (I64 c = 0; c < C; ++c) out[n * C + c] = std::exp(x[n * C + c] - mx) / z;
+  }
+  return out;
+}
+
+inline double logsumexp(const double* x, I64 C) {
+  double mx = -std::numeric_limits<double>::infinity(), z = 0;
+  for (I64 c = 0; c < C; ++c) mx = std::max(mx, x[c]);
+  for (I64 c = 0; c < C; ++c) z += std::exp(x[c] - mx);
+  return mx + std::log(z);
+}
+
+// losses[n] = logsumexp(row n) − logits[n, target]; grad = scale·mask·(softmax − onehot).
+inline void cross_entropy(const Vec& logits, const std::vector<int>& targets, const Vec* mask, double grad_scale, I64 N,
+                          I64 V, Vec& losses, Vec& grad) {
+  losses.assign(static_cast<std::size_t>(N), 0.0);
+  grad = softmax_rows(logits, N, V);
+  for (I64 n = 0; n < N; ++n) {
+    losses[n] = logsumexp(&logits[n * V], V) - logits[n * V + targets[n]];
+    const double w = grad_scale * (mask ? (*mask)[n] : 1.0);
+    grad[n * V + targets[n]] -= 1.0;
+    for (I64 v = 0; v < V; ++v) grad[n * V + v] *= w;
+  }
+}
+
+struct Adam {
+  double lr, beta1, beta2, eps, weight_decay, grad_scale;
+  I64 step;
+  bool decoupled;
+};
+inline void adam_step(const Adam& p, Vec& param, const Vec& grad, Vec& m, Vec& v) {
+  const double bc1 = 1 - std::pow(p.beta1, static_cast<double>(p.step));
+  const double bc2 = 1 - std::pow(p.beta2, static_cast<double>(p.step));
+  for (std::size_t i = 0; i < param.size(); ++i) {
+    double g = grad[i] * p.grad_scale;
+    if (p.decoupled)
+      param[i] *= 1 - p.lr * p.weight_decay;
+    else
+      g += p.weight_decay * param[i];
+    m[i] = p.beta1 * m[i] + (1 - p.beta1) * g;
+    v[i] = p.beta2 * v[i] + (1 - p.beta2) * g * g;
+    param[i] -= p.lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + p.eps);
+  }
+}
+
+}  // namespace tessera::test::ref
