@@ -124,7 +124,7 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
   ops::arange_mod(pos, rows.first, T);
   ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
-  if (ctx.training) ctx.store.save(position_embeddings_.get(), {pos});
+  if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
   Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
   return sp ? y : y.reshape({B, T, C});
 }
@@ -166,7 +166,7 @@ Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg
   TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * o_.hidden_size) == 0,
                       "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(),
                       ctx.seq_length);
-  ctx.store.save(&seg, {x.reshape({-1, rows, o_.hidden_size})});
+  ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, o_.hidden_size})});
   // The same step (dropout masks) into a store dropped after each layer: only x stays.
   for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
     ActivationStore scratch;
@@ -184,7 +184,7 @@ Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& se
   // Rebuild the segment's saved tensors with the same ops on the same input (so the gradients are
   // bit-identical to keeping them), then the real backward from the scratch store. The recompute
   // forward reports no gradient (it computes none) and saves nothing into the microbatch's store.
-  Tensor x = ctx.store.take(&seg)[0];
+  Tensor x = ctx.store().take<SavedTensor>(&seg).x;
   ActivationStore scratch;
   StepContext scratch_ctx = ctx.with_store(scratch);
   if (sequence_parallel(ctx)) {
@@ -243,7 +243,7 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
       dh = gather_from_sequence_parallel_backward(dh, tp_);
     else
       copy_to_tp_backward(dh, tp_);
-    ctx.store.save(this, {dh.reshape(h.shape())});
+    ctx.store().save(this, SavedTensor{dh.reshape(h.shape())});
   }
   // Σ loss·mask / Σ mask
   Tensor total = losses.new_empty({1}, DType::f64);
@@ -256,10 +256,10 @@ std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector
   TESSERA_CHECK_SHAPE(ends_model(c) || (output_grads.size() == 1 && output_grads[0].defined()),
                       "a GPT stage before the last needs its output's gradient (one tensor), got {}",
                       output_grads.size());
-  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store.take(this)[0]) : output_grads[0];
+  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store().take<SavedTensor>(this).x) : output_grads[0];
   for (auto it = ch.segments.rbegin(); it != ch.segments.rend(); ++it) dx = backward_segment(ctx, ch, *it, dx);
   if (!starts_model(c)) return {dx};
-  Tensor pos = ctx.store.take(position_embeddings_.get())[0];
+  Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
   const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
   word_embeddings_->backward(ctx, dx);

@@ -38,6 +38,7 @@
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
+#include "training_corpus.hpp"
 #include "gpt_batch.hpp"
 
 using namespace tessera;
@@ -288,37 +289,7 @@ TEST_CASE("the plan of a pp = 1 run equals the trainer's TrainingRecord::peak_he
   const std::string recompute = GENERATE(std::string(""), std::string("recompute_granularity = \"selective\""),
                                          std::string("recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 2"));
   INFO(recompute);
-  const test::TempDir dir;
-  const std::string prefix = dir / "plan_corpus";
-  {
-    IndexedDatasetWriter w(prefix, IndexDtype::u16);
-    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(TESSERA_SOURCE_DIR) / "core/src/nn")) {
-      std::ifstream in(e.path());
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::vector<std::int32_t> ids;
-      for (unsigned char c : ss.str()) ids.push_back(c);
-      ids.push_back(256);
-      w.add_document(ids);
-    }
-    w.finalize();
-  }
-  const std::string text = fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = 3
-hidden_size = 32
-num_attention_heads = 4
-num_query_groups = 2
-seq_length = 24
-hidden_dropout = 0.1
-{}
-[tokenizer]
-plugin = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "90,10,0"
+  const std::string text = small_gpt_sections(3, recompute) + R"(
 [training]
 micro_batch_size = 3
 global_batch_size = 9
@@ -326,7 +297,7 @@ train_iters = 2
 num_threads = 1
 [optimizer]
 plugin = "adam"
-)", recompute, prefix);
+)";
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, 0});  // vocabulary from the byte tokenizer
   CHECK(plan.vocab_size == 257);
   Trainer trainer(Config::from_string(text));

@@ -20,21 +20,7 @@ using namespace tessera;
 namespace {
 
 std::string config_text(int layers, const std::string& device, std::int64_t iters = 3) {
-  return fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = {}
-hidden_size = 32
-num_attention_heads = 4
-num_query_groups = 2
-seq_length = 24
-hidden_dropout = 0.1
-[tokenizer]
-plugin = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "90,10,0"
+  return small_gpt_sections(layers) + fmt::format(R"(
 [training]
 micro_batch_size = 2
 global_batch_size = 4
@@ -48,7 +34,7 @@ plugin = "adam"
 lr = 3e-3
 [logging]
 log_interval = 100
-)", layers, training_corpus(), iters, device);
+)", iters, device);
 }
 
 Device sim() { return device_named("sim"); }

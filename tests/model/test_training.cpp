@@ -22,21 +22,7 @@ using namespace tessera;
 namespace {
 
 std::string config_text(std::int64_t micro, std::int64_t global, std::int64_t iters) {
-  return fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-num_query_groups = 2
-seq_length = 24
-hidden_dropout = 0.1
-[tokenizer]
-plugin = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "90,10,0"
+  return small_gpt_sections(2) + fmt::format(R"(
 [training]
 micro_batch_size = {}
 global_batch_size = {}
@@ -52,7 +38,7 @@ lr_warmup_iters = 2
 clip_grad = 1.0
 [logging]
 log_interval = 100
-)", training_corpus(), micro, global, iters);
+)", micro, global, iters);
 }
 
 TrainingRecord train(const std::string& text, const std::vector<std::string>& overrides = {}) {

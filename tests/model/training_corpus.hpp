@@ -1,5 +1,6 @@
-// A small real corpus for trainer tests: byte tokens (ids 0..255, EOD 256) of the C++ sources in
-// core/src/nn, one document per file, written once per test program as "training_corpus".
+// A small real corpus for trainer tests — byte tokens (ids 0..255, EOD 256) of the C++ sources in
+// core/src/nn, one document per file, written once per test program as "training_corpus" — and the
+// small byte-level GPT those tests train on it.
 #pragma once
 #include <algorithm>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "tessera/data/indexed_dataset.hpp"
 
@@ -37,4 +39,26 @@ inline std::string training_corpus() {
     return p;
   }();
   return prefix;
+}
+
+// [model], [tokenizer] and [data] of a small byte-level GPT on training_corpus(); `model_extra` is
+// appended to [model]. The caller adds [training], [optimizer], ….
+inline std::string small_gpt_sections(int num_layers, const std::string& model_extra = "") {
+  return fmt::format(R"(
+[model]
+plugin = "gpt"
+num_layers = {}
+hidden_size = 32
+num_attention_heads = 4
+num_query_groups = 2
+seq_length = 24
+hidden_dropout = 0.1
+{}
+[tokenizer]
+plugin = "byte"
+[data]
+plugin = "gpt_indexed"
+data_path = "{}"
+split = "90,10,0"
+)", num_layers, model_extra, training_corpus());
 }

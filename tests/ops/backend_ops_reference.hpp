@@ -72,63 +72,82 @@ inline double gelu_grad(double x) {
 
 // Attention, the current contract: q [B,T,Hq·D], kv [B,T,2·Hkv·D] (keys of all groups, then
 // values), out [B,T,Hq·D], probs [B,Hq,T,T] (zero where masked).
+// Attention of ops.hpp: q [B,Tq,Hq·D], kv [B,Tk,2·Hkv·D] (keys, then values), an optional key mask
+// [B,Tk] (nonzero = attend); a row that attends no key has output 0 and lse −∞.
 struct Attn {
-  I64 B, T, Hq, Hkv, D;
+  I64 B, Tq, Tk, Hq, Hkv, D;
   bool causal;
-  I64 qi(I64 b, I64 t, I64 h, I64 d) const { return (b * T + t) * Hq * D + h * D + d; }
-  I64 ki(I64 b, I64 t, I64 g, I64 d) const { return (b * T + t) * 2 * Hkv * D + g * D + d; }
+  std::vector<std::uint8_t> mask;  // empty: every key
+  I64 qi(I64 b, I64 t, I64 h, I64 d) const { return (b * Tq + t) * Hq * D + h * D + d; }
+  I64 ki(I64 b, I64 t, I64 g, I64 d) const { return (b * Tk + t) * 2 * Hkv * D + g * D + d; }
   I64 vi(I64 b, I64 t, I64 g, I64 d) const { return ki(b, t, g, d) + Hkv * D; }
-  I64 pi(I64 b, I64 h, I64 t, I64 j) const { return ((b * Hq + h) * T + t) * T + j; }
+  I64 li(I64 b, I64 h, I64 t) const { return (b * Hq + h) * Tq + t; }
   I64 group(I64 h) const { return h / (Hq / Hkv); }
-  I64 keys(I64 t) const { return causal ? t + 1 : T; }
+  bool attends(I64 b, I64 t, I64 j) const {
+    return (!causal || j <= t) && (mask.empty() || mask[static_cast<std::size_t>(b * Tk + j)] != 0);
+  }
 };
 
-inline void attention_forward(const Attn& s, const Vec& q, const Vec& kv, Vec& out, Vec& probs) {
-  out.assign(static_cast<std::size_t>(s.B * s.T * s.Hq * s.D), 0.0);
-  probs.assign(static_cast<std::size_t>(s.B * s.Hq * s.T * s.T), 0.0);
+// The probabilities of query row (b, h, t) over its keys (0 where not attended), and the row's lse.
+inline Vec attention_probs(const Attn& s, const Vec& q, const Vec& kv, I64 b, I64 h, I64 t, double& lse) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
+  const I64 g = s.group(h);
+  Vec sc(static_cast<std::size_t>(s.Tk), 0.0);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (I64 j = 0; j < s.Tk; ++j) {
+    if (!s.attends(b, t, j)) continue;
+    double d = 0;
+    for (I64 c = 0; c < s.D; ++c) d += q[s.qi(b, t, h, c)] * kv[s.ki(b, j, g, c)];
+    sc[j] = d * scale;
+    mx = std::max(mx, sc[j]);
+  }
+  Vec p(static_cast<std::size_t>(s.Tk), 0.0);
+  if (mx == -std::numeric_limits<double>::infinity()) {
+    lse = mx;
+    return p;
+  }
+  double z = 0;
+  for (I64 j = 0; j < s.Tk; ++j)
+    if (s.attends(b, t, j)) z += std::exp(sc[j] - mx);
+  for (I64 j = 0; j < s.Tk; ++j)
+    if (s.attends(b, t, j)) p[j] = std::exp(sc[j] - mx) / z;
+  lse = mx + std::log(z);
+  return p;
+}
+
+inline void attention_forward(const Attn& s, const Vec& q, const Vec& kv, Vec& out, Vec& lse) {
+  out.assign(static_cast<std::size_t>(s.B * s.Tq * s.Hq * s.D), 0.0);
+  lse.assign(static_cast<std::size_t>(s.B * s.Hq * s.Tq), 0.0);
   for (I64 b = 0; b < s.B; ++b)
     for (I64 h = 0; h < s.Hq; ++h)
-      for (I64 t = 0; t < s.T; ++t) {
-        const I64 g = s.group(h), n = s.keys(t);
-        Vec sc(static_cast<std::size_t>(n));
-        double mx = -std::numeric_limits<double>::infinity(), z = 0;
-        for (I64 j = 0; j < n; ++j) {
-          double d = 0;
-          for (I64 c = 0; c < s.D; ++c) d += q[s.qi(b, t, h, c)] * kv[s.ki(b, j, g, c)];
-          sc[j] = d * scale;
-          mx = std::max(mx, sc[j]);
-        }
-        for (I64 j = 0; j < n; ++j) z += std::exp(sc[j] - mx);
-        for (I64 j = 0; j < n; ++j) {
-          const double p = std::exp(sc[j] - mx) / z;
-          probs[s.pi(b, h, t, j)] = p;
-          for (I64 c = 0; c < s.D; ++c) out[s.qi(b, t, h, c)] += p * kv[s.vi(b, j, g, c)];
-        }
+      for (I64 t = 0; t < s.Tq; ++t) {
+        const Vec p = attention_probs(s, q, kv, b, h, t, lse[s.li(b, h, t)]);
+        for (I64 j = 0; j < s.Tk; ++j)
+          for (I64 c = 0; c < s.D; ++c) out[s.qi(b, t, h, c)] += p[j] * kv[s.vi(b, j, s.group(h), c)];
       }
 }
 
-inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, const Vec& kv, const Vec& probs, Vec& dq,
-                               Vec& dkv) {
+inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, const Vec& kv, Vec& dq, Vec& dkv) {
   dq.assign(q.size(), 0.0);
   dkv.assign(kv.size(), 0.0);
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
   for (I64 b = 0; b < s.B; ++b)
     for (I64 h = 0; h < s.Hq; ++h)
-      for (I64 t = 0; t < s.T; ++t) {
-        const I64 g = s.group(h), n = s.keys(t);
-        Vec dp(static_cast<std::size_t>(n));
+      for (I64 t = 0; t < s.Tq; ++t) {
+        const I64 g = s.group(h);
+        double lse = 0;
+        const Vec p = attention_probs(s, q, kv, b, h, t, lse);
+        Vec dp(static_cast<std::size_t>(s.Tk), 0.0);
         double pdp = 0;
-        for (I64 j = 0; j < n; ++j) {
-          const double p = probs[s.pi(b, h, t, j)];
+        for (I64 j = 0; j < s.Tk; ++j) {
           for (I64 c = 0; c < s.D; ++c) {
             dp[j] += dout[s.qi(b, t, h, c)] * kv[s.vi(b, j, g, c)];
-            dkv[s.vi(b, j, g, c)] += p * dout[s.qi(b, t, h, c)];
+            dkv[s.vi(b, j, g, c)] += p[j] * dout[s.qi(b, t, h, c)];
           }
-          pdp += p * dp[j];
+          pdp += p[j] * dp[j];
         }
-        for (I64 j = 0; j < n; ++j) {
-          const double ds = probs[s.pi(b, h, t, j)] * (dp[j] - pdp) * scale;
+        for (I64 j = 0; j < s.Tk; ++j) {
+          const double ds = p[j] * (dp[j] - pdp) * scale;
           for (I64 c = 0; c < s.D; ++c) {
             dq[s.qi(b, t, h, c)] += ds * kv[s.ki(b, j, g, c)];
             dkv[s.ki(b, j, g, c)] += ds * q[s.qi(b, t, h, c)];

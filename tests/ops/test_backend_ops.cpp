@@ -146,7 +146,7 @@ Vec slice(const Vec& v, I64 begin, I64 end) { return Vec(v.begin() + begin, v.be
 
 // ---- the table -----------------------------------------------------------------------------------
 
-// |got − want| ≤ abs + rel·|want| for every element (NaN only matches NaN).
+// |got − want| ≤ abs + rel·|want| for every element (NaN only matches NaN, ±∞ only itself).
 struct Tol {
   double abs = 0, rel = 0;
 };
@@ -833,12 +833,6 @@ void reduction_cases(std::vector<OpCase>& cases) {
         };
         c.reference = [=](DType) { return Expected{{"out", {want + (acc ? start : 0.0)}}}; };
         c.tol = {1e-12, 1e-12};
-        // KNOWN BUG (enable after a fix): the CPU's sum_squares past 2¹⁵ elements is an OpenMP
-        // `reduction(+ : s)`, whose per-thread partials libgomp adds in the order the threads finish:
-        // with ≥ 3 threads (OMP_NUM_THREADS=8 build/bin/test_backend_ops) two runs differ in the last
-        // bits. `sum` has the same pattern but these inputs sum exactly in double, so it still passes.
-        if (shape == kThreaded && std::string(op) == "sum_squares")
-          c.disabled = "not bitwise deterministic with >= 3 threads (OpenMP reduction order)";
         cases.push_back(c);
       };
       double s = 0, ss = 0, ms = 0;
@@ -885,57 +879,78 @@ void adam_cases(std::vector<OpCase>& cases) {
   }
 }
 
-// ==== attention: the current contract (probs [B,Hq,T,T] saved) ====================================
-// Kept in one place: the flash-style contract (lse [B,Hq,Tq], padding masks, cross attention)
-// replaces these rows when it lands.
+// ==== attention (flash-style contract: lse [B,Hq,Tq] saved; key masks; cross attention) ============
+struct AttentionRow {
+  ops::AttentionShape s;
+  std::vector<std::uint8_t> mask;  // [B,Tk]; empty: every key
+  const char* what;
+};
+
 void attention_cases(std::vector<OpCase>& cases) {
   Rng rng(22);
-  const std::vector<ops::AttentionShape> shapes = {
-      {2, 5, 6, 2, 4, true},  // GQA, 3 query heads per group
-      {1, 7, 4, 1, 3, true},  // MQA
-      {2, 3, 3, 3, 5, true},  // MHA
-      {3, 1, 4, 2, 8, true},  // T = 1
-      {1, 6, 2, 1, 4, false}, // not causal
+  // Masks: batch row 1 attends no key (output 0, zero grads); the other rows drop a few keys.
+  const std::vector<std::uint8_t> masked_2x6 = {1, 0, 1, 1, 0, 1, /* row 1 */ 0, 0, 0, 0, 0, 0};
+  std::vector<std::uint8_t> masked_1x65(65, 1);
+  for (std::size_t j = 60; j < 65; ++j) masked_1x65[j] = 0;  // padding at the end, as BERT's
+  const std::vector<AttentionRow> rows = {
+      {{2, 5, 5, 6, 2, 4, true}, {}, "GQA, 3 query heads per group"},
+      {{1, 7, 7, 4, 1, 3, true}, {}, "MQA"},
+      {{2, 3, 3, 3, 3, 5, true}, {}, "MHA"},
+      {{3, 1, 1, 4, 2, 8, true}, {}, "T = 1"},
+      {{1, 6, 6, 2, 1, 4, false}, {}, "not causal"},
+      {{1, 65, 65, 2, 2, 8, true}, {}, "T past one 64-key tile"},
+      {{2, 4, 6, 4, 2, 5, false}, {}, "cross attention, Tk > Tq"},
+      {{1, 7, 3, 2, 1, 4, false}, {}, "cross attention, Tk < Tq"},
+      {{2, 6, 6, 2, 1, 3, false}, masked_2x6, "padding-masked, a row with no key"},
+      {{2, 6, 6, 4, 2, 3, true}, masked_2x6, "causal and padding-masked"},
+      {{1, 65, 65, 3, 1, 8, false}, masked_1x65, "padding at the end, past one tile"},
   };
-  for (const ops::AttentionShape& s : shapes) {
-    const ref::Attn a{s.B, s.T, s.Hq, s.Hkv, s.D, s.causal};
-    const I64 rows = s.B * s.T, qc = s.Hq * s.D, kvc = 2 * s.Hkv * s.D;
-    const Vec q = rng.uniform(rows * qc, -2, 2), kv = rng.uniform(rows * kvc, -2, 2), dout = rng.uniform(rows * qc);
-    const std::string shape = fmt::format("B={} T={} Hq={} Hkv={} D={}{}", s.B, s.T, s.Hq, s.Hkv, s.D,
-                                          s.causal ? "" : " not causal");
-    const Shape probs_shape = {s.B, s.Hq, s.T, s.T};
+  for (const AttentionRow& row : rows) {
+    const ops::AttentionShape& s = row.s;
+    const ref::Attn a{s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal, row.mask};
+    const I64 qc = s.Hq * s.D, kvc = 2 * s.Hkv * s.D;
+    const Vec q = rng.uniform(s.B * s.Tq * qc, -2, 2), kv = rng.uniform(s.B * s.Tk * kvc, -2, 2);
+    const Vec dout = rng.uniform(s.B * s.Tq * qc);
+    const std::string shape = fmt::format("B={} Tq={} Tk={} Hq={} Hkv={} D={} ({})", s.B, s.Tq, s.Tk, s.Hq, s.Hkv,
+                                          s.D, row.what);
+    const std::vector<std::uint8_t> mask = row.mask;
+    auto key_mask = [mask, s](Device d) {
+      if (mask.empty()) return Tensor();
+      return Tensor::from<std::uint8_t>({s.B, s.Tk}, mask).to(d);
+    };
     OpCase f{"attention_forward", shape};
     f.run = [=](Device d, DType) {
-      Tensor out = poisoned({s.B, s.T, qc}, d), probs = poisoned(probs_shape, d);
-      ops::attention_forward(s, put({s.B, s.T, qc}, q, d), put({s.B, s.T, kvc}, kv, d), out, probs);
-      return Outputs{{"out", out}, {"probs", probs}};
+      Tensor out = poisoned({s.B, s.Tq, qc}, d), lse = poisoned({s.B, s.Hq, s.Tq}, d);
+      ops::attention_forward(s, put({s.B, s.Tq, qc}, q, d), put({s.B, s.Tk, kvc}, kv, d), key_mask(d), out, lse);
+      return Outputs{{"out", out}, {"lse", lse}};
     };
     f.reference = [=](DType) {
-      Vec out, probs;
-      ref::attention_forward(a, q, kv, out, probs);
-      return Expected{{"out", out}, {"probs", probs}};
+      Vec out, lse;
+      ref::attention_forward(a, q, kv, out, lse);
+      return Expected{{"out", out}, {"lse", lse}};
     };
-    f.tol = accumulation(std::max(s.T, s.D));  // scores: D products; outputs: T products
+    f.tol = accumulation(std::max(s.Tk, s.D));  // scores: D products; outputs: Tk products
     cases.push_back(f);
 
-    // Backward takes the reference's probs (as f32), so it is tested on its own.
-    Vec ref_out, ref_probs;
-    ref::attention_forward(a, q, kv, ref_out, ref_probs);
-    const Vec probs = as_f32(ref_probs);
+    // Backward takes the reference's output and lse (as f32), so it is tested on its own.
+    Vec ref_out, ref_lse;
+    ref::attention_forward(a, q, kv, ref_out, ref_lse);
+    const Vec out = as_f32(ref_out), lse = as_f32(ref_lse);
     OpCase b{"attention_backward", shape};
     b.run = [=](Device d, DType) {
-      Tensor dq = poisoned({s.B, s.T, qc}, d), dkv = poisoned({s.B, s.T, kvc}, d);
-      ops::attention_backward(s, put({s.B, s.T, qc}, dout, d), put({s.B, s.T, qc}, q, d), put({s.B, s.T, kvc}, kv, d),
-                              put(probs_shape, probs, d), dq, dkv);
+      Tensor dq = poisoned({s.B, s.Tq, qc}, d), dkv = poisoned({s.B, s.Tk, kvc}, d);
+      ops::attention_backward(s, put({s.B, s.Tq, qc}, dout, d), put({s.B, s.Tq, qc}, q, d),
+                              put({s.B, s.Tk, kvc}, kv, d), key_mask(d), put({s.B, s.Tq, qc}, out, d),
+                              put({s.B, s.Hq, s.Tq}, lse, d), dq, dkv);
       return Outputs{{"dq", dq}, {"dkv", dkv}};
     };
     b.reference = [=](DType) {
       Vec dq, dkv;
-      ref::attention_backward(a, dout, q, kv, probs, dq, dkv);
+      ref::attention_backward(a, dout, q, kv, dq, dkv);
       return Expected{{"dq", dq}, {"dkv", dkv}};
     };
-    // dk, dv sum over T queries × Hq/Hkv heads, each term a D-long product.
-    b.tol = accumulation(s.T * (s.Hq / s.Hkv) + s.D);
+    // dk, dv sum over Tq queries × Hq/Hkv heads, each term a D-long product.
+    b.tol = accumulation(s.Tq * (s.Hq / s.Hkv) + s.D);
     cases.push_back(b);
   }
 }
@@ -987,8 +1002,10 @@ std::string compare(const Vec& got, const Vec& want, Tol tol) {
   I64 bad = 0, first = -1;
   double worst = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const bool ok = std::isnan(want[i]) ? std::isnan(got[i])
-                                        : std::abs(got[i] - want[i]) <= tol.abs + tol.rel * std::abs(want[i]);
+    // NaN only matches NaN, an infinity only itself (lse of a row that attends no key is −∞).
+    const bool ok = std::isnan(want[i])   ? std::isnan(got[i])
+                    : std::isinf(want[i]) ? got[i] == want[i]
+                                          : std::abs(got[i] - want[i]) <= tol.abs + tol.rel * std::abs(want[i]);
     if (ok) continue;
     if (bad++ == 0) first = static_cast<I64>(i);
     worst = std::max(worst, std::isnan(got[i]) ? INFINITY : std::abs(got[i] - want[i]));

@@ -9,7 +9,8 @@ size, a truncated optimizer file and a bucket size that changes distributed_adam
 must each fail with a message naming the mismatch or the file.
 
 usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors] LAYOUT...
-LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt)
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt, dev: dev=sim trains on the
+simulated device, so checkpoints are saved from and restored into device memory)
 """
 import json
 import os
@@ -31,6 +32,8 @@ def command(tessera, config, mpiexec, opts, sets):
             args += ["--set", f"parallel.{name}={opts[key]}"]
     if opts.get("opt") == "dist":
         args += ["--set", "optimizer.plugin=distributed_adam"]
+    if "dev" in opts:
+        args += ["--set", f"training.device={opts['dev']}"]
     return args if opts["np"] == "1" else mpiexec + ["-np", opts["np"]] + args
 
 

@@ -79,7 +79,7 @@ class TwoTensorModel : public Model {
     const bool first = stage_ == 0;
     REQUIRE(inputs.size() == (first ? 0u : 2u));
     const Tensor a = first ? batch.get("x") : inputs[0], b = first ? batch.get("y") : inputs[1];
-    if (ctx.training) ctx.store.save(this, {a});
+    if (ctx.training) ctx.store().save(this, SavedTensor{a});
     std::vector<Tensor> out = stage_forward(weight(stage_), a, b);
     if (stage_ < stages_ - 1) return {out, 0.0};
     return {{}, loss_of(out[0], out[1])};
@@ -87,7 +87,7 @@ class TwoTensorModel : public Model {
   std::vector<Tensor> backward_stage(StepContext& ctx, const std::vector<Tensor>& grads, int) override {
     const bool last = stage_ == stages_ - 1;
     REQUIRE(grads.size() == (last ? 0u : 2u));
-    const Tensor a = ctx.store.take(this)[0];
+    const Tensor a = ctx.store().take<SavedTensor>(this).x;
     Tensor da2 = last ? Tensor::full({kB, kT}, ctx.loss_grad_scale) : grads[0];
     Tensor db2 = last ? Tensor::full({kB, 1}, ctx.loss_grad_scale) : grads[1];
     std::vector<Tensor> d = stage_backward(weight(stage_), a, da2, db2, dw);

@@ -51,7 +51,7 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
-  if (ctx.training) ctx.store.save(this, {x_in});  // under sequence parallelism: the shard only
+  if (ctx.training) ctx.store().save(this, SavedTensor{x_in});  // under sequence parallelism: the shard only
   const int n = tp_size(tp_);
   if (!o_.gather_output || n == 1) return y;
   // all_gather concatenates whole tensors: [tp, rows, out/tp] → interleave into [rows, out].
@@ -66,7 +66,7 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
 
 Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
   const bool sp = sequence_parallel_applies(o_.sequence_parallel, tp_, ctx);
-  Tensor saved = ctx.store.take(this)[0];
+  Tensor saved = ctx.store().take<SavedTensor>(this).x;
   const Tensor x = sp ? gather_from_sequence_parallel_forward(saved, tp_) : saved;
   Tensor dy = dy_in;
   if (o_.gather_output && tp_size(tp_) > 1) {

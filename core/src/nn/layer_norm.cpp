@@ -24,14 +24,14 @@ Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
   Tensor y = x.new_empty(x.shape());
   Tensor mean = x.new_empty({rows}), rstd = x.new_empty({rows});
   ops::layer_norm_forward(x, weight_.value, bias_.value, eps_, y, mean, rstd);
-  if (ctx.training) ctx.store.save(this, {x, mean, rstd});
+  if (ctx.training) ctx.store().save(this, Saved{x, mean, rstd});
   return y;
 }
 
 Tensor LayerNorm::backward(StepContext& ctx, const Tensor& dy) {
-  auto saved = ctx.store.take(this);
-  Tensor dx = saved[0].new_empty(saved[0].shape());
-  ops::layer_norm_backward(dy, saved[0], weight_.value, saved[1], saved[2], dx, weight_.grad, bias_.grad);
+  const Saved s = ctx.store().take<Saved>(this);
+  Tensor dx = s.x.new_empty(s.x.shape());
+  ops::layer_norm_backward(dy, s.x, weight_.value, s.mean, s.rstd, dx, weight_.grad, bias_.grad);
   ctx.grad_ready(weight_);
   ctx.grad_ready(bias_);
   return dx;

@@ -21,12 +21,12 @@ Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
-  if (ctx.training) ctx.store.save(this, {x});
+  if (ctx.training) ctx.store().save(this, SavedTensor{x});
   return y;
 }
 
 Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
-  Tensor x = ctx.store.take(this)[0];
+  Tensor x = ctx.store().take<SavedTensor>(this).x;
   Tensor dx = x.new_empty(x.shape());
   ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);

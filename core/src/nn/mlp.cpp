@@ -26,13 +26,13 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
   Tensor h = fc1_.forward(ctx, x);
   Tensor a = h.new_empty(h.shape());
   ops::gelu_forward(h, a);
-  if (ctx.training) ctx.store.save(this, {h});
+  if (ctx.training) ctx.store().save(this, SavedTensor{h});
   return fc2_.forward(ctx, a);
 }
 
 Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
   Tensor da = fc2_.backward(ctx, dy);
-  Tensor h = ctx.store.take(this)[0];
+  Tensor h = ctx.store().take<SavedTensor>(this).x;
   ops::gelu_backward(da, h, da);  // in place: da is ours
   return fc1_.backward(ctx, da);
 }

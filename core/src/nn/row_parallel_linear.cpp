@@ -42,12 +42,12 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
       reduce_from_tp_forward(y, tp_);
     if (bias_) ops::add_bias(y, bias_->value);
   }
-  if (ctx.training) ctx.store.save(this, {x});
+  if (ctx.training) ctx.store().save(this, SavedTensor{x});
   return y;
 }
 
 Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
-  Tensor x = ctx.store.take(this)[0];
+  Tensor x = ctx.store().take<SavedTensor>(this).x;
   Tensor dx = x.new_empty(x.shape());
   const Tensor dy_full = sequence_parallel_applies(sequence_parallel_, tp_, ctx)
                              ? reduce_scatter_to_sequence_parallel_backward(dy, tp_)

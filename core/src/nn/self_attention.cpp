@@ -89,15 +89,15 @@ Tensor SelfAttention::forward(StepContext& ctx, const Tensor& x_in) {
   ops::attention_forward(s, q, kv, Tensor(), context, lse);
   // context is also the output projection's saved input: saving it here holds no extra bytes.
   if (ctx.training)
-    ctx.store.save(this, recompute_core_ ? std::vector<Tensor>{q, kv} : std::vector<Tensor>{q, kv, context, lse});
+    ctx.store().save(this, recompute_core_ ? Saved{q, kv, Tensor(), Tensor()} : Saved{q, kv, context, lse});
   return output_.forward(ctx, context);
 }
 
 Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
   Tensor dcontext = output_.backward(ctx, dy);
-  auto saved = ctx.store.take(this);
-  const Tensor& q = saved[0];
-  const Tensor& kv = saved[1];
+  Saved saved = ctx.store().take<Saved>(this);
+  const Tensor& q = saved.q;
+  const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1);
   ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
   Tensor context, lse;
@@ -106,8 +106,8 @@ Tensor SelfAttention::backward(StepContext& ctx, const Tensor& dy) {
     lse = q.new_empty({B, s.Hq, T});
     ops::attention_forward(s, q, kv, Tensor(), context, lse);
   } else {
-    context = saved[2];
-    lse = saved[3];
+    context = saved.context;
+    lse = saved.lse;
   }
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, Tensor(), context, lse, dq, dkv);

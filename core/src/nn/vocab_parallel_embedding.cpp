@@ -29,12 +29,12 @@ Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {
     else
       reduce_from_tp_forward(out, tp_);
   }
-  if (ctx.training) ctx.store.save(this, {ids});
+  if (ctx.training) ctx.store().save(this, SavedTensor{ids});
   return out;
 }
 
 Tensor VocabParallelEmbedding::backward(StepContext& ctx, const Tensor& dout) {
-  Tensor ids = ctx.store.take(this)[0];
+  Tensor ids = ctx.store().take<SavedTensor>(this).x;
   if (tp_size(tp_) == 1)
     ops::embedding_backward(ids, dout, weight_.grad);
   else if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))

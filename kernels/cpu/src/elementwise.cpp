@@ -1,6 +1,8 @@
 #include "tessera/kernels/cpu/elementwise.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace tessera::cpu {
 
@@ -42,21 +44,38 @@ void copy(const float* src, float* dst, std::int64_t n) {
   }
 }
 
+namespace {
+// Σ term(i) in double, the same bits whatever the thread count: fixed blocks, each summed by one
+// thread (vectorised, in an order fixed at compile time), then the block sums added in order. An
+// OpenMP reduction would add the threads' partial sums in the order they finish.
+template <typename Term>
+double blocked_sum(std::int64_t n, Term term) {
+  constexpr std::int64_t kBlock = 1 << 14;
+  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t end = std::min(n, (b + 1) * kBlock);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t i = b * kBlock; i < end; ++i) s += term(i);
+    partial[static_cast<std::size_t>(b)] = s;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+}  // namespace
+
 double sum(const float* x, std::int64_t n) {
-  double s = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
-  return s;
+  return blocked_sum(n, [x](std::int64_t i) { return static_cast<double>(x[i]); });
 }
 
 double sum_squares(const float* x, std::int64_t n) {
-  double s = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) {
+  return blocked_sum(n, [x](std::int64_t i) {
     const double v = x[i];
-    s += v * v;
-  }
-  return s;
+    return v * v;
+  });
 }
 
 double masked_sum(const float* values, const float* mask, std::int64_t n) {

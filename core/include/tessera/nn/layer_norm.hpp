@@ -12,6 +12,10 @@ class LayerNorm : public Module {
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
 
  private:
+  struct Saved {  // what backward needs: the input and its per-row statistics
+    Tensor x, mean, rstd;
+    std::vector<Tensor> tensors() const { return {x, mean, rstd}; }
+  };
   Parameter weight_, bias_;
   float eps_;
 };

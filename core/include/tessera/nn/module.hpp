@@ -1,6 +1,6 @@
 // Module: explicit forward and backward, no tape (the llm.c way, DESIGN.md §2).
 //
-// forward saves what backward needs in ctx.store (nothing when !ctx.training); backward consumes
+// forward saves what backward needs in ctx.store() (nothing when !ctx.training); backward consumes
 // it. Parameter grads accumulate (+=); the returned input gradient is a fresh tensor.
 #pragma once
 #include <vector>

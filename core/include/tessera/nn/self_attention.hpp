@@ -45,6 +45,11 @@ class SelfAttention : public Module {
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
 
  private:
+  // q and kv always; the attention output and its lse unless selective recompute rebuilds them.
+  struct Saved {
+    Tensor q, kv, context, lse;
+    std::vector<Tensor> tensors() const { return {q, kv, context, lse}; }
+  };
   TpGroup tp_;
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank

@@ -18,7 +18,9 @@ class GradReadyListener {
 };
 
 struct StepContext {
-  ActivationStore& store;
+  explicit StepContext(ActivationStore& s) : store_(&s) {}
+  // Where this microbatch's forward saves for its backward.
+  ActivationStore& store() const { return *store_; }
   bool training = true;           // false: no activations saved, no dropout
   std::uint64_t seed = 0;         // run seed; dropout masks derive from it, the step and microbatch
   std::int64_t iteration = 0;
@@ -39,20 +41,13 @@ struct StepContext {
   GradReadyListener* grad_listener = nullptr;
 
   // The same step (seed, iteration, microbatch, …: the same dropout masks) saving into `other`:
-  // activation recompute runs a layer's forward again into a scratch store.
+  // activation recompute runs a layer's forward again into a scratch store. A copy, so that no
+  // field can be forgotten.
   StepContext with_store(ActivationStore& other) const {
-    StepContext c{other};
-    c.training = training;
-    c.seed = seed;
-    c.iteration = iteration;
-    c.microbatch = microbatch;
-    c.loss_grad_scale = loss_grad_scale;
-    c.seq_length = seq_length;
-    c.allow_sequence_parallel = allow_sequence_parallel;
-    c.grad_listener = grad_listener;
+    StepContext c = *this;
+    c.store_ = &other;
     return c;
   }
-
   // A dropout seed unique to (run seed, iteration, microbatch, site).
   std::uint64_t dropout_seed(std::uint64_t site) const;
   // Modules call this after the last += into p's gradient in backward. A parameter shared by two
@@ -60,6 +55,9 @@ struct StepContext {
   void grad_ready(Parameter& p) const {
     if (grad_listener) grad_listener->grad_ready(p);
   }
+
+ private:
+  ActivationStore* store_;
 };
 
 }  // namespace tessera

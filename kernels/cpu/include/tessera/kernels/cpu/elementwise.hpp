@@ -11,6 +11,7 @@ void axpy(float alpha, const float* x, float* y, std::int64_t n);       // y += 
 void add_bias(float* y, const float* bias, std::int64_t N, std::int64_t C);  // y[n,:] += bias
 void scale(float* x, float s, std::int64_t n);                          // x *= s
 void copy(const float* src, float* dst, std::int64_t n);
+// Sums below give the same bits whatever the thread count (fixed blocks, added in order).
 double sum(const float* x, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
 // Σ values[i]·mask[i] in double, in index order (the loss of a microbatch: the same bits as a plain
