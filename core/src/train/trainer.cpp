@@ -12,6 +12,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/quote.hpp"
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/parallel/gather_stages.hpp"
@@ -44,6 +45,18 @@ Batch batch_to(const Batch& b, Device device) {
   Batch out;
   for (const std::string& name : b.names()) out.set(name, b.get(name).to(device));
   return out;
+}
+
+// [training] device, resolved: a backend that does not load names the key and file.
+Device resolve_training_device(const Config& config) {
+  ConfigSection t = config.section("training");
+  const std::string setting = t.get_string("device", "auto");
+  try {
+    return resolve_device(setting);
+  } catch (const PluginError& e) {
+    throw ConfigError(fmt::format("training.device = {} in {} is not \"cpu\", \"auto\" or a backend that loads here: {}",
+                                  plain_or_quoted(setting), t.origin("device"), e.what()));
+  }
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
@@ -105,7 +118,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   options_ = read_training(config_, parallel_->layout);
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
-  device_ = resolve_device(options_.device);
+  device_ = resolve_training_device(config_);
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
   model_->collect_parameters(params_);
