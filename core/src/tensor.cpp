@@ -136,16 +136,18 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
   Tensor t = empty(shape_, dtype_, target);
-  if (numel_ == 0) return t;
-  if (device().is_cpu()) {
-    backend_of(target).copy_from_host(device_raw(), t);
-  } else if (target.is_cpu()) {
-    backend_of(device()).copy_to_host(*this, t.device_raw());
-  } else {  // between two devices: through the host
-    Tensor host = to(Device::cpu());
-    backend_of(target).copy_from_host(host.device_raw(), t);
-  }
+  transfer_to(t);
   return t;
+}
+
+void Tensor::transfer_to(Tensor& dst) const {
+  if (numel_ == 0) return;
+  if (dst.device().is_cpu())
+    copy_to_host(dst.device_raw());
+  else if (device().is_cpu())
+    backend_of(dst.device()).copy_from_host(device_raw(), dst);
+  else
+    backend_of(dst.device()).copy_from_host(to(Device::cpu()).device_raw(), dst);
 }
 
 void Tensor::copy_to_host(void* dst) const {

@@ -119,6 +119,9 @@ class Tensor {
   }
   // Copies nbytes() into host memory, from any device.
   void copy_to_host(void* dst) const;
+  // Copies into dst (same dtype and element count) on another device: host→device, device→host, or
+  // between two devices through the host. The transfer behind to() and a cross-device ops::copy.
+  void transfer_to(Tensor& dst) const;
   std::string str() const;  // "f32[4, 64]" style description
 
  private:

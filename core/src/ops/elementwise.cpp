@@ -46,13 +46,8 @@ void copy(const Tensor& src, Tensor& dst) {
   require_numel(op, "dst", dst, src.numel(), "src " + shape_str(src.shape()));
   if (src.device() == dst.device()) {
     detail::backend_for(op, {{"src", &src}, {"dst", &dst}}).copy(src, dst);
-  } else if (src.numel() > 0) {  // the one op that crosses devices: an explicit, counted transfer
-    if (dst.device().is_cpu())
-      src.copy_to_host(dst.device_raw());
-    else if (src.device().is_cpu())
-      backend_of(dst.device()).copy_from_host(src.device_raw(), dst);
-    else
-      backend_of(dst.device()).copy_from_host(src.to(Device::cpu()).device_raw(), dst);
+  } else {  // the one op that crosses devices: an explicit, counted transfer
+    src.transfer_to(dst);
   }
 }
 

@@ -79,7 +79,6 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
   o.num_threads = static_cast<int>(threads);
-  o.device = t.get_string("device", "auto");
 
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);

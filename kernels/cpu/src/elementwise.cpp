@@ -52,6 +52,12 @@ template <typename Term>
 double blocked_sum(std::int64_t n, Term term) {
   constexpr std::int64_t kBlock = 1 << 14;
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  if (blocks <= 1) {  // most calls (a bias, a norm weight, a loss mask): no buffer, no threads
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t i = 0; i < n; ++i) s += term(i);
+    return s;
+  }
   std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (std::int64_t b = 0; b < blocks; ++b) {

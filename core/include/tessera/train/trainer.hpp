@@ -20,7 +20,6 @@ struct TrainingOptions {
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
-  std::string device = "auto";  // [training] device: "auto", "cpu" or a backend plugin's name
   double clip_grad = 1.0;
   bool overlap_grad_reduce = false;
   std::int64_t bucket_size = kDefaultGradBucketSize;  // elements per data-parallel gradient bucket
