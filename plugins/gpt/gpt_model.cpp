@@ -14,6 +14,24 @@
 namespace tessera::gpt {
 
 
+TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
+                                          std::int64_t first_layer, std::int64_t count, bool ends_model) {
+  TransformerBlockOptions b;
+  TransformerLayerOptions& l = b.layer;
+  l.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
+                 static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), std::move(tp),
+                 sequence_parallel};
+  l.ffn_hidden = o.ffn_hidden_size;
+  l.layernorm_epsilon = o.layernorm_epsilon;
+  l.hidden_dropout = o.hidden_dropout;
+  b.name = "layers";
+  b.first_layer = first_layer;
+  b.num_layers = count;
+  b.recompute = o.recompute;
+  if (ends_model) b.final_norm = "final_layernorm";
+  return b;
+}
+
 GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel)
     : o_(o),
       parallel_(std::move(parallel)),
@@ -38,42 +56,20 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
                                                        Shape{o.max_position_embeddings, o.hidden_size});
     init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
   }
-  TransformerLayerOptions lo;
-  lo.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
-                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), tp_, sequence_parallel_};
-  lo.ffn_hidden = o.ffn_hidden_size;
-  lo.layernorm_epsilon = o.layernorm_epsilon;
-  lo.hidden_dropout = o.hidden_dropout;
-  lo.attention.recompute_core = o.recompute_granularity == "selective";
   // Global layer indices: names, initialisation and dropout masks do not depend on the split.
   for (int c = 0; c < vpp; ++c) {
-    Chunk& chunk = chunks_.emplace_back();
-    chunk.first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
-    for (std::int64_t i = chunk.first_layer; i < chunk.first_layer + per_chunk; ++i)
-      chunk.layers.push_back(std::make_unique<TransformerLayer>(fmt::format("layers.{}", i), lo, o.seed, i));
-    // Megatron-LM: "uniform" checkpoints groups of recompute_num_layers layers (each group's input),
-    // "block" checkpoints the first recompute_num_layers layers of the chunk one by one.
-    const auto n = static_cast<std::size_t>(per_chunk), k = static_cast<std::size_t>(o.recompute_num_layers);
-    if (o.recompute_granularity != "full")
-      chunk.segments.push_back({0, n, false});
-    else if (o.recompute_method == "uniform")
-      for (std::size_t i = 0; i < n; i += k) chunk.segments.push_back({i, std::min(k, n - i), true});
-    else
-      for (std::size_t i = 0; i < n; ++i) chunk.segments.push_back({i, 1, i < k});
+    const std::int64_t first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
+    chunks_.push_back(std::make_unique<TransformerBlock>(
+        gpt_block_options(o, tp_, sequence_parallel_, first_layer, per_chunk, last_stage_ && c == vpp - 1), o.seed));
   }
-  if (last_stage_) final_norm_ = std::make_unique<LayerNorm>("final_layernorm", o.hidden_size, o.layernorm_epsilon);
   mark_token_shard_grads();
 }
 
-// Under sequence parallelism the replicated parameters applied to token shards (position
-// embedding, final LayerNorm; the layers mark their own norms) get gradients from this rank's
-// tokens only: the trainer sums them over tp once per iteration.
+// Under sequence parallelism the position embedding is applied to token shards (the blocks mark
+// their own norms): its gradient comes from this rank's tokens only, and the trainer sums it over tp
+// once per iteration.
 void GptModel::mark_token_shard_grads() {
-  if (!sequence_parallel_ || tp_size(tp_) == 1) return;
-  std::vector<Parameter*> params;
-  if (position_embeddings_) params.push_back(position_embeddings_.get());
-  if (final_norm_) final_norm_->collect_parameters(params);
-  for (Parameter* p : params) p->reduce_grad_over_tp = true;
+  if (sequence_parallel_ && tp_size(tp_) > 1 && position_embeddings_) position_embeddings_->reduce_grad_over_tp = true;
 }
 
 bool GptModel::sequence_parallel(const StepContext& ctx) const {
@@ -85,12 +81,8 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
     word_embeddings_->collect_parameters(out);
     out.push_back(position_embeddings_.get());
   }
-  for (Chunk& c : chunks_)
-    for (auto& l : c.layers) l->collect_parameters(out);
-  if (last_stage_) {
-    final_norm_->collect_parameters(out);
-    if (!first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
-  }
+  for (auto& c : chunks_) c->collect_parameters(out);  // the last also holds the final norm
+  if (last_stage_ && !first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
 }
 
 FieldSpecs GptModel::batch_fields() const {
@@ -129,14 +121,14 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   return sp ? y : y.reshape({B, T, C});
 }
 
-GptModel::Chunk& GptModel::chunk(int c) {
+TransformerBlock& GptModel::chunk(int c) {
   if (c < 0 || c >= static_cast<int>(chunks_.size()))
     throw Error(fmt::format("GPT: no model chunk {} on this rank (it holds {})", c, chunks_.size()));
-  return chunks_[static_cast<std::size_t>(c)];
+  return *chunks_[static_cast<std::size_t>(c)];
 }
 
 StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs, int c) {
-  Chunk& ch = chunk(c);
+  TransformerBlock& block = chunk(c);
   const Tensor& tokens = batch.get("tokens");
   ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
@@ -149,58 +141,9 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
                         inputs.size(), inputs.size() == 1 && inputs[0].defined() ? ": " + inputs[0].str() : "");
     x = inputs[0];
   }
-  for (const Segment& seg : ch.segments) x = forward_segment(ctx, ch, seg, x);
+  x = block.forward(ctx, x);  // ending the model: through the final norm too
   if (!ends_model(c)) return {{x}, 0.0};
-  return {{}, head_loss(ctx, final_norm_->forward(ctx, x), batch)};
-}
-
-Tensor GptModel::forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor x) {
-  if (!seg.recompute || !ctx.training) {
-    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = ch.layers[i]->forward(ctx, x);
-    return x;
-  }
-  // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
-  // sequence-parallel attention needs and the backward pass's context does not carry.
-  const std::int64_t shards = sequence_parallel(ctx) ? tp_size(tp_) : 1;
-  const std::int64_t rows = ctx.seq_length / shards;
-  TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * o_.hidden_size) == 0,
-                      "GPT recompute: layer input {} is not whole (shards of) sequences of {} tokens", x.str(),
-                      ctx.seq_length);
-  ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, o_.hidden_size})});
-  // The same step (dropout masks) into a store dropped after each layer: only x stays.
-  for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
-    ActivationStore scratch;
-    StepContext scratch_ctx = ctx.with_store(scratch);
-    x = ch.layers[i]->forward(scratch_ctx, x);
-  }
-  return x;
-}
-
-Tensor GptModel::backward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor dy) {
-  if (!seg.recompute) {
-    for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = ch.layers[i]->backward(ctx, dy);
-    return dy;
-  }
-  // Rebuild the segment's saved tensors with the same ops on the same input (so the gradients are
-  // bit-identical to keeping them), then the real backward from the scratch store. The recompute
-  // forward reports no gradient (it computes none) and saves nothing into the microbatch's store.
-  Tensor x = ctx.store().take<SavedTensor>(&seg).x;
-  ActivationStore scratch;
-  StepContext scratch_ctx = ctx.with_store(scratch);
-  if (sequence_parallel(ctx)) {
-    scratch_ctx.seq_length = x.size(1) * tp_size(tp_);
-    x = x.reshape({x.size(0) * x.size(1), o_.hidden_size});
-  } else {
-    scratch_ctx.seq_length = x.size(1);
-  }
-  {
-    StepContext recompute_ctx = scratch_ctx;
-    recompute_ctx.grad_listener = nullptr;
-    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = ch.layers[i]->forward(recompute_ctx, x);
-  }
-  for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = ch.layers[i]->backward(scratch_ctx, dy);
-  if (!scratch.empty()) throw Error("GPT recompute: a layer's backward left saved activations behind");
-  return dy;
+  return {{}, head_loss(ctx, x, batch)};
 }
 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
@@ -252,12 +195,11 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
 }
 
 std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads, int c) {
-  Chunk& ch = chunk(c);
+  TransformerBlock& block = chunk(c);
   TESSERA_CHECK_SHAPE(ends_model(c) || (output_grads.size() == 1 && output_grads[0].defined()),
                       "a GPT stage before the last needs its output's gradient (one tensor), got {}",
                       output_grads.size());
-  Tensor dx = ends_model(c) ? final_norm_->backward(ctx, ctx.store().take<SavedTensor>(this).x) : output_grads[0];
-  for (auto it = ch.segments.rbegin(); it != ch.segments.rend(); ++it) dx = backward_segment(ctx, ch, *it, dx);
+  Tensor dx = block.backward(ctx, ends_model(c) ? ctx.store().take<SavedTensor>(this).x : output_grads[0]).dx;
   if (!starts_model(c)) return {dx};
   Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
   const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
@@ -274,9 +216,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   ctx.allow_sequence_parallel = false;  // any B·T; nothing saved that sharding could shrink
   if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
     throw Error("GPT inference needs the whole model in one process (pp = 1)");
-  Tensor x = embed(ctx, tokens);
-  for (auto& l : chunks_[0].layers) x = l->forward(ctx, x);
-  Tensor h = final_norm_->forward(ctx, x);
+  Tensor h = chunks_[0]->forward(ctx, embed(ctx, tokens));  // through the final norm
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = h.new_empty({B, C});
   ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
@@ -317,11 +257,9 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const { return gpt_
 
 std::string GptModel::describe() const {
   std::string layers;
-  for (const Chunk& c : chunks_)
-    layers += fmt::format("{}{}–{}", layers.empty() ? "" : ", ", c.first_layer,
-                          c.first_layer + static_cast<std::int64_t>(c.layers.size()) - 1);
+  for (const auto& c : chunks_) layers += (layers.empty() ? "" : ", ") + c->describe();
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
-                     "tensor parallel {}{}, pipeline stage {} of {} (layers {})",
+                     "tensor parallel {}{}, pipeline stage {} of {} ({})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
                      o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),

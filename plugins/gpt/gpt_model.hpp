@@ -38,8 +38,7 @@
 #include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
-#include "tessera/nn/layer_norm.hpp"
-#include "tessera/nn/transformer_layer.hpp"
+#include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
 namespace tessera::gpt {
@@ -51,11 +50,14 @@ struct GptOptions {
   std::int64_t vocab_size = 0, padded_vocab_size = 0;
   float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
   std::uint64_t seed = 1234;
-  // Activation recompute (Megatron-LM's arguments; read_gpt_options validates them):
-  // granularity "" (none), "full" or "selective"; method "uniform" or "block" (full only).
-  std::string recompute_granularity, recompute_method;
-  std::int64_t recompute_num_layers = 1;
+  RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
 };
+
+// The layers of GPT's model chunk holding layers [first_layer, first_layer + count): pre-LayerNorm,
+// causal self-attention, GELU MLP, the final LayerNorm when the chunk ends the model. Shared by the
+// model and its plan (gpt_plan.cpp), so both describe the same block.
+TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
+                                          std::int64_t first_layer, std::int64_t count, bool ends_model);
 
 // Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`: about
 // 8M floats (32 MB) per chunk. Measured on GPT-2 shapes: 4M-float chunks (~80 rows) make the
@@ -101,31 +103,17 @@ class GptModel : public Model, public Generator {
   TpGroup tp_;
   bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   bool first_stage_ = true, last_stage_ = true;
-  // Full activation recompute splits a chunk's layers into segments: a recomputed segment keeps
-  // only its input in forward (saved under the segment's address) and in backward runs its layers'
-  // forward again into a scratch store, then their backward. Without it, one plain segment.
-  struct Segment {
-    std::size_t first = 0, count = 0;  // layers[first, first + count) of the chunk
-    bool recompute = false;
-  };
-  // Model chunks (one without a virtual pipeline): each a run of consecutive layers.
-  struct Chunk {
-    std::int64_t first_layer = 0;  // global index of layers[0]
-    std::vector<std::unique_ptr<TransformerLayer>> layers;
-    std::vector<Segment> segments;
-  };
-  Tensor forward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor x);
-  Tensor backward_segment(StepContext& ctx, Chunk& ch, const Segment& seg, Tensor dy);
-  std::vector<Chunk> chunks_;
+  // Model chunks (one without a virtual pipeline): each a block of consecutive layers; the last
+  // chunk of the last stage also holds the final LayerNorm.
+  std::vector<std::unique_ptr<TransformerBlock>> chunks_;
   // Chunk `c` starts the whole model (embeddings) / ends it (final norm, head, loss).
   bool starts_model(int c) const { return first_stage_ && c == 0; }
   bool ends_model(int c) const { return last_stage_ && c == static_cast<int>(chunks_.size()) - 1; }
-  Chunk& chunk(int c);
+  TransformerBlock& chunk(int c);
   // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
   std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
   std::unique_ptr<Parameter> position_embeddings_;  // first stage
   Dropout embedding_dropout_;
-  std::unique_ptr<LayerNorm> final_norm_;                  // last stage
 };
 
 }  // namespace tessera::gpt

@@ -4,42 +4,9 @@
 
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
+#include "tessera/nn/recompute.hpp"
 
 namespace tessera::gpt {
-
-namespace {
-
-// Megatron-LM's activation recompute arguments, with its rules: "full" needs a method, "selective"
-// takes none, "uniform" groups must tile each model chunk, "block" covers at most the chunk.
-void read_recompute(const ConfigSection& s, GptOptions& o, std::int64_t per_chunk) {
-  o.recompute_granularity = s.get_choice("recompute_granularity", "", {"", "full", "selective"});
-  const bool has_method = s.has("recompute_method"), has_num = s.has("recompute_num_layers");
-  if (has_method) o.recompute_method = s.get_choice("recompute_method", "uniform", {"uniform", "block"});
-  o.recompute_num_layers = s.get_int("recompute_num_layers", 1, 1, 100000);
-  if (o.recompute_granularity != "full") {
-    if (has_method || has_num)
-      throw ConfigError(fmt::format(
-          "model.recompute_method and model.recompute_num_layers (in {}) apply only to model.recompute_granularity = "
-          "\"full\"{}", s.origin(has_method ? "recompute_method" : "recompute_num_layers"),
-          o.recompute_granularity == "selective" ? "; \"selective\" recomputes every layer's attention core and takes neither"
-                                                 : ", which is not set"));
-    return;
-  }
-  if (!has_method)
-    throw ConfigError(fmt::format("model.recompute_granularity = \"full\" in {} needs model.recompute_method = "
-                                  "\"uniform\" (groups of model.recompute_num_layers layers) or \"block\" (the first "
-                                  "model.recompute_num_layers layers of each pipeline stage's model chunk)",
-                                  s.origin("recompute_granularity")));
-  if (o.recompute_num_layers > per_chunk)
-    throw ConfigError(fmt::format("model.recompute_num_layers ({}) in {} exceeds the {} layers of each pipeline model "
-                                  "chunk", o.recompute_num_layers, s.origin("recompute_num_layers"), per_chunk));
-  if (o.recompute_method == "uniform" && per_chunk % o.recompute_num_layers != 0)
-    throw ConfigError(fmt::format("model.recompute_num_layers ({}) in {} must divide the {} layers of each pipeline "
-                                  "model chunk with model.recompute_method = \"uniform\"",
-                                  o.recompute_num_layers, s.origin("recompute_num_layers"), per_chunk));
-}
-
-}  // namespace
 
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
                             std::int64_t pp, std::int64_t vpp, bool sequence_parallel) {
@@ -88,7 +55,7 @@ GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std
                                   "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
                                   "equal share of every microbatch's tokens",
                                   o.seq_length, s.origin("seq_length"), tp));
-  read_recompute(s, o, o.num_layers / (pp * vpp));
+  o.recompute = read_recompute_options(s, o.num_layers / (pp * vpp));
   if (vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

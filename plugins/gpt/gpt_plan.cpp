@@ -2,39 +2,21 @@
 // saves on one rank, from [model] and the layout alone, so that huge layouts are planned without
 // allocating anything.
 //
-// Every count below mirrors a line of code; tests/model/test_model_plan.cpp builds the model for
-// each stage and tensor-parallel rank and requires exact equality. Symbols: b micro batch, T seq,
-// N = b·T token rows, h hidden, H heads, g query groups, D = h/H head dim, F ffn, t tp, V_t = padded
-// vocabulary / t, P max positions, per = layers in the chunk.
-//
-// Parameters per layer on a rank (14 tensors): ln1 2h; query (h/t)·h + h/t; key_value
-// kv·h + kv with kv = 2·g_t·D, g_t = g/t (g ≥ t) or 1 (MQA, replicated); output h·(h/t) + h;
-// ln2 2h; fc1 (F/t)·h + F/t; fc2 h·(F/t) + h. First virtual stage: + V_t·h + P·h (2 tensors); last:
-// final norm 2h (2 tensors) and, when it is not also the first, the LM head's copy of the tied
-// embedding V_t·h (1 tensor).
-//
-// Saved for backward per microbatch (nn/*.cpp, each distinct tensor once as ActivationStore counts):
-//   per layer  ln1: input N·h, mean N, rstd N · ln1's output N·h (saved by query AND key_value:
-//              once) · attention: q N·h/t, kv N·kv, lse b·(H/t)·T (the context it also keeps is the output
-//              projection's input) · output proj.: context N·h/t ·
-//              ln2: input N·h, mean, rstd 2N · fc1: ln2's output N·h · mlp: fc1 output N·F/t ·
-//              fc2: gelu output N·F/t                 = 4Nh + 4N + 2Nh/t + N·kv + b(H/t)T + 2NF/t
-//   first      token ids N (embedding), position ids N (GPT)
-//   last       final norm: input N·h, mean, rstd 2N · the fused head's input gradient N·h
-// Dropout saves nothing (its mask is regenerated from the seed).
-// Sequence parallelism (tp > 1) keeps Ns = N/t rows where the code holds a token shard: ln1 and ln2
-// inputs and statistics, fc1's input, a recomputed group's input, the position ids, the final
-// norm's input and the head's input gradient; attention still keeps the gathered ln1 output.
-// Activation recompute: "selective" drops lse b·(H/t)·T from every layer; "full" keeps of each
-// recomputed group of layers (GptModel::Segment) only its input N·h, and its 2 forward all-reduces
-// per layer run again in backward. The scratch store a group refills in backward is not counted.
-//
-// Tensor-parallel all-reduces per microbatch (t > 1): forward — the embedding's output [N, h] on
-// the first stage, two per layer (attention and MLP outputs, [N, h]), and on the last stage the
-// head's input gradient [N, h] (the head's backward is fused into its forward); backward — two per
-// layer (inputs of attention and of the MLP); loss statistics — per head chunk of rows, the row
-// max [n] and [Σexp | target logit] [2n] (3N in all). Once per iteration: MQA's replicated K/V
-// gradients (2 tensors per layer).
+// The layers, their recompute and the final norm are the same TransformerBlock the model builds
+// (gpt_block_options), and their figures are the block's own (TransformerBlock::cost, which sums
+// its layers' modules: nn/module_cost.hpp). What is GPT's own is counted here, next to the code in
+// gpt_model.cpp it describes:
+//   first virtual stage  the vocabulary-parallel token embedding (VocabParallelEmbedding::cost: the
+//                        table shard V_t·h, the ids N, its all-reduce or reduce-scatter), the position
+//                        embedding P·h and its position ids (Ns rows: this rank's token rows)
+//   last virtual stage   the fused LM head: the tied table (a copy V_t·h when the stage is not also
+//                        the first), the input gradient it keeps for backward (Ns·h), its all-reduce
+//                        (or all-gather of the input and reduce-scatter of the gradient under sequence
+//                        parallelism, both during forward), and per chunk of rows the vocabulary-
+//                        parallel cross-entropy's statistics
+// tests/model/test_model_plan.cpp builds the model for each stage and tensor-parallel rank and
+// requires exact equality; tests/nn/test_transformer_block.cpp checks the block's figures for every
+// layer spec.
 #include <algorithm>
 #include <cmath>
 
@@ -44,13 +26,13 @@
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/model_plan.hpp"
+#include "tessera/nn/vocab_parallel_cross_entropy.hpp"
+#include "tessera/nn/vocab_parallel_embedding.hpp"
 #include "tessera/plugin.hpp"
 
 namespace tessera::gpt {
 
 namespace {
-
-CollectiveCount times(CollectiveCount c, std::int64_t k) { return c.times(k); }
 
 // The largest counts chunk_cost forms are a few times these (weights, a layer's saved activations,
 // the LM head); past 2^58 some sum or product may not fit 64 bits.
@@ -86,12 +68,9 @@ class GptPlanner : public ModelPlanner {
     const std::int64_t per = o_.num_layers / virtual_stages, first_layer = virtual_stage * per;
     const bool first = virtual_stage == 0, last = virtual_stage == virtual_stages - 1;
 
-    const std::int64_t h = o_.hidden_size, H = o_.num_attention_heads, D = h / H, F = o_.ffn_hidden_size;
-    const std::int64_t g = query_groups(), T = o_.seq_length, N = b * T, Vt = o_.padded_vocab_size / t;
-    const bool replicated_kv = g < t;  // MQA under tp: one K/V head on every rank
+    const std::int64_t h = o_.hidden_size, T = o_.seq_length, N = b * T, Vt = o_.padded_vocab_size / t;
     const bool sp = sizes_.sequence_parallel && t > 1;
     const std::int64_t Ns = sp ? N / t : N;  // token rows held between tensor-parallel regions
-    const std::int64_t kv = 2 * (replicated_kv ? 1 : g / t) * D;
 
     ModelChunkCost c;
     c.contents = per == 1 ? fmt::format("layer {}", first_layer)
@@ -99,78 +78,43 @@ class GptPlanner : public ModelPlanner {
     if (first) c.contents += ", embeddings";
     if (last) c.contents += first ? ", final norm, LM head" : ", final norm, LM head (tied copy)";
 
-    const std::int64_t layer_params = 2 * h + (h / t) * h + h / t + kv * h + kv + h * (h / t) + h + 2 * h +
-                                      (F / t) * h + F / t + h * (F / t) + h;
-    c.parameters = per * layer_params;
-    c.parameter_tensors = 14 * per;
+    const CostShape shape{b, T, 0, t};
+    c += TransformerBlock::cost(gpt_block_options(o_, nullptr, sp, first_layer, per, last), shape);
     if (first) {
-      c.parameters += Vt * h + o_.max_position_embeddings * h;
-      c.parameter_tensors += 2;
+      c += VocabParallelEmbedding::cost(o_.padded_vocab_size, h, N, t, sp);
+      c.parameters = plan_add(c.parameters, plan_mul(o_.max_position_embeddings, h));
+      c.parameter_tensors += 1;
+      c.activation_elements = plan_add(c.activation_elements, Ns);  // position ids
+      if (sp) c.tp_replicated_grads += {1, plan_mul(o_.max_position_embeddings, h)};
     }
     if (last) {
-      c.parameters += 2 * h;
-      c.parameter_tensors += 2;
-      if (!first) {
-        c.parameters += Vt * h;
+      if (!first) {  // the head's copy of the tied table
+        c.parameters = plan_add(c.parameters, plan_mul(Vt, h));
         c.parameter_tensors += 1;
       }
-    }
-    if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, Vt * h};
-    if (t > 1 && replicated_kv) c.tp_replicated_grads = {2 * per, per * (kv * h + kv)};
-    if (sp) {  // norms (and the position embedding) see only this rank's tokens
-      c.tp_replicated_grads += {4 * per, per * 4 * h};
-      if (first) c.tp_replicated_grads += {1, o_.max_position_embeddings * h};
-      if (last) c.tp_replicated_grads += {2, 2 * h};
-    }
-
-    const bool selective = o_.recompute_granularity == "selective";
-    // Under sequence parallelism ln1, ln2 and fc1 keep only this rank's Ns rows; attention keeps the
-    // gathered N rows it projects.
-    const std::int64_t layer_saved = 2 * (Ns * h + 2 * Ns) + N * h + Ns * h + 2 * N * h / t + N * kv +
-                                     (selective ? 0 : b * (H / t) * T) + 2 * N * F / t;
-    // Full recompute: groups checkpointed (each keeps its input) and layers recomputed.
-    std::int64_t groups = 0, recomputed = 0;
-    if (o_.recompute_granularity == "full") {
-      const std::int64_t k = o_.recompute_num_layers;
-      groups = o_.recompute_method == "uniform" ? per / k : k;
-      recomputed = o_.recompute_method == "uniform" ? per : k;
-    }
-    c.activation_elements = (per - recomputed) * layer_saved + groups * Ns * h + (first ? N + Ns : 0) +
-                            (last ? 2 * Ns * h + 2 * Ns : 0);
-    c.output_elements = last ? 0 : Ns * h;
-
-    if (sp) {
-      // Per layer: forward gathers attention's and fc1's input and reduce-scatters the outputs of
-      // attention and MLP; backward mirrors that and gathers fc1's saved input shard again. The
-      // embedding reduce-scatters its output and gathers its output gradient (every vocabulary
-      // shard needs every row's); the head gathers its input and reduce-scatters its gradient.
-      const CollectiveCount rows{1, N * h};
-      c.tp_all_gather = times(rows, 5 * per + 2 * recomputed + (first ? 1 : 0) + (last ? 1 : 0));
-      c.tp_reduce_scatter = times(rows, 4 * per + 2 * recomputed + (first ? 1 : 0) + (last ? 1 : 0));
-      if (last) {
-        const std::int64_t chunks = (N + head_chunk_rows(Vt) - 1) / head_chunk_rows(Vt);
-        c.tp_loss_statistics = {2 * chunks, 3 * N};
+      c.activation_elements = plan_add(c.activation_elements, plan_mul(Ns, h));  // the head's input gradient
+      const CollectiveCount rows{1, plan_mul(N, h)};
+      if (sp) {
+        c.tp_all_gather += rows;      // the final hidden states' rows
+        c.tp_reduce_scatter += rows;  // their gradient
+      } else if (t > 1) {
+        c.tp_forward += rows;  // the head's input gradient, summed over the vocabulary shards
       }
-    } else if (t > 1) {
-      c.tp_forward = {2 * per, 2 * per * N * h};
-      c.tp_backward = {2 * per, 2 * per * N * h};
-      c.tp_recompute = {2 * recomputed, 2 * recomputed * N * h};
-      if (first) c.tp_forward += {1, N * h};
-      if (last) {
-        c.tp_forward += {1, N * h};
-        const std::int64_t chunks = (N + head_chunk_rows(Vt) - 1) / head_chunk_rows(Vt);
-        c.tp_loss_statistics = {2 * chunks, 3 * N};
-      }
+      const std::int64_t chunk_rows = head_chunk_rows(Vt);
+      for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows)
+        c.tp_loss_statistics += vocab_parallel_cross_entropy_collectives(std::min(chunk_rows, N - r0), t);
     }
+    if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, plan_mul(Vt, h)};
+    c.output_elements = last ? 0 : plan_mul(Ns, h);
     return c;
   }
 
   std::int64_t total_parameters() const override {
     check_countable(o_, 1);
-    const std::int64_t h = o_.hidden_size, F = o_.ffn_hidden_size, D = h / o_.num_attention_heads;
-    const std::int64_t kv = 2 * query_groups() * D;
-    const std::int64_t layer = 2 * h + h * h + h + kv * h + kv + h * h + h + 2 * h + F * h + F + h * F + h;
-    return o_.num_layers * layer + o_.padded_vocab_size * h + o_.max_position_embeddings * h + 2 * h;
+    const std::int64_t h = o_.hidden_size;
+    const ModuleCost layers = TransformerBlock::cost(gpt_block_options(o_, nullptr, false, 0, o_.num_layers, true),
+                                                     CostShape{1, o_.seq_length, 0, 1});
+    return plan_add(layers.parameters, plan_mul(o_.padded_vocab_size + o_.max_position_embeddings, h));
   }
 
   std::int64_t seq_length() const override { return o_.seq_length; }

@@ -40,48 +40,13 @@
 #include "tessera/train/trainer.hpp"
 #include "training_corpus.hpp"
 #include "gpt_batch.hpp"
+#include "shape_only_communicator.hpp"
 
 using namespace tessera;
+using test::ShapeOnlyCommunicator;
+using test::Tally;
 
 namespace {
-
-// (group, op) → calls and elements seen on this rank.
-using Tally = std::map<std::pair<std::string, std::string>, CollectiveCount>;
-
-class ShapeOnlyCommunicator final : public Communicator {
- public:
-  ShapeOnlyCommunicator(std::string name, int rank, int size, std::shared_ptr<Tally> tally)
-      : Communicator(std::move(name)), rank_(rank), size_(size), tally_(std::move(tally)) {}
-  int rank() const override { return rank_; }
-  int size() const override { return size_; }
-  CommRequest start_all_reduce(Tensor& t, ReduceOp) override { return count("all_reduce", t.numel()); }
-  CommRequest start_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override {
-    out.zero_();
-    return count("reduce_scatter", in.numel());
-  }
-  CommRequest start_all_gather(const Tensor&, Tensor& out) override {
-    out.zero_();
-    return count("all_gather", out.numel());
-  }
-  CommRequest start_broadcast(Tensor& t, int) override { return count("broadcast", t.numel()); }
-  CommRequest start_send(const Tensor& t, int, int) override { return count("send", t.numel()); }
-  CommRequest start_recv(Tensor& t, int, int) override {
-    t.zero_();
-    return count("recv", t.numel());
-  }
-  CommRequest start_barrier() override { return {}; }
-  std::unique_ptr<Communicator> split(int, int, const std::string&) override {
-    throw Error("ShapeOnlyCommunicator cannot split");
-  }
-
- private:
-  CommRequest count(const std::string& op, std::int64_t n) {
-    (*tally_)[{name(), op}] += {1, n};
-    return {};  // already complete
-  }
-  int rank_, size_;
-  std::shared_ptr<Tally> tally_;
-};
 
 std::shared_ptr<const Parallel> shape_only_parallel(const ParallelLayout& layout, const std::shared_ptr<Tally>& tally) {
   auto make = [&](const char* name, GroupKind kind) -> std::shared_ptr<Communicator> {

@@ -1,21 +1,21 @@
-// What SelfAttention holds for backward at GPT-2 124M's attention shape: the flash kernel keeps
+// What causal self-attention (nn/attention.hpp) holds for backward at GPT-2 124M's attention shape: the flash kernel keeps
 // one log-sum-exp per query row instead of the [B,H,T,T] probabilities.
 #include <catch2/catch.hpp>
 
 #include "tessera/nn/activation_store.hpp"
-#include "tessera/nn/self_attention.hpp"
+#include "tessera/nn/attention.hpp"
 #include "tessera/nn/step_context.hpp"
 #include "tessera/tensor.hpp"
 
 using namespace tessera;
 
-TEST_CASE("SelfAttention at GPT-2 124M's shape holds q, kv, context and lse after forward, no probabilities",
+TEST_CASE("Attention at GPT-2 124M's shape holds q, kv, context and lse after forward, no probabilities",
           "[unit]") {
   constexpr std::int64_t B = 1, T = 1024, C = 768, H = 12, N = B * T;
   AttentionOptions o;
   o.hidden = C;
   o.heads = H;
-  SelfAttention attention("attn", o, 1);
+  Attention attention("attn", o, 1);
   Tensor x = Tensor::full({B, T, C}, 0.1f);
   ActivationStore store;
   StepContext ctx{store};

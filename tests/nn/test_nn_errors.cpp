@@ -4,18 +4,18 @@
 #include "expect_error.hpp"
 #include "tessera/error.hpp"
 #include "tessera/nn/layer_norm.hpp"
-#include "tessera/nn/self_attention.hpp"
+#include "tessera/nn/attention.hpp"
 #include "tessera/nn/step_context.hpp"
 
 using namespace tessera;
 
-TEST_CASE("SelfAttention rejects head counts before computing anything from them", "[unit]") {
+TEST_CASE("Attention rejects head counts before computing anything from them", "[unit]") {
   const auto make = [](std::int64_t hidden, std::int64_t heads, std::int64_t groups) {
     AttentionOptions o;
     o.hidden = hidden;
     o.heads = heads;
     o.query_groups = groups;
-    SelfAttention a("attn", o, 1);
+    Attention a("attn", o, 1);
   };
   CHECK(message_of<ConfigError>([&] { make(64, 0, 0); }).find("num_attention_heads 0") != std::string::npos);
   CHECK_THROWS_AS(make(64, -4, 0), ConfigError);

@@ -2,7 +2,8 @@
 // counterparts on the same full weights and inputs: outputs and input gradients within 1e-5
 // relative, parameter gradients gathered into their full shape likewise. Sizes are odd on purpose.
 // Sequence parallelism: the row gather / reduce-scatter region ops against sums computed locally,
-// and whole transformer layers on token shards against the one-process layer.
+// and whole transformer layers on token shards against the one-process layer. TransformerBlocks with
+// padding-masked self-attention and cross-attention (tp and sequence parallelism) likewise.
 #include <cstdio>
 #include <random>
 
@@ -12,7 +13,7 @@
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
-#include "tessera/nn/transformer_layer.hpp"
+#include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 #include "tessera/ops.hpp"
@@ -281,4 +282,70 @@ TEST_CASE("TransformerLayer with sequence parallelism equals the one-process lay
                   static_cast<long long>(got.held_elements),
                   100.0 * static_cast<double>(got.held_elements) / static_cast<double>(replicated.held_elements));
   }
+}
+
+namespace {
+
+// A padding mask: sequence b keeps its first T − b keys (never none).
+Tensor keep_first(std::int64_t B, std::int64_t T) {
+  Tensor m = Tensor::empty({B, T}, DType::u8);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) m.data<std::uint8_t>()[b * T + t] = t < T - b ? 1 : 0;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("TransformerBlock with padding masks and cross-attention equals the one-process block", "[mpi]") {
+  const TpGroup tp = world_tp();
+  const int n = tp_size(tp);
+  const std::int64_t B = 3, T = 4, Tk = 5, C = 20;
+  const Tensor x = random_tensor({B, T, C}, 51), dy = random_tensor({B, T, C}, 52);
+  AttentionInputs in{keep_first(B, T), random_tensor({B, Tk, C}, 53), keep_first(B, Tk)};
+  for (bool cross : {false, true})
+    for (bool sp : {false, true}) {
+      if (cross && sp) continue;  // refused (test_transformer_block)
+      for (std::int64_t groups : {std::int64_t{4}, std::int64_t{1}}) {
+        INFO((cross ? "padded + cross" : "padded") << (sp ? ", sequence parallel" : "") << ", query groups " << groups
+                                                   << ", tp " << n);
+        const auto options = [&](const TpGroup& group, bool seq_par) {
+          TransformerBlockOptions o;
+          o.layer = layer_options(groups, group, seq_par);
+          o.layer.spec.self_attention = AttentionKind::padded_self;
+          o.layer.spec.cross_attention = cross;
+          o.first_layer = 1;
+          o.num_layers = 2;
+          o.recompute.granularity = RecomputeOptions::Granularity::full;  // uniform, one layer per segment
+          o.final_norm = "final_layernorm";
+          return o;
+        };
+        TransformerBlock ref(options(nullptr, false), 9), split(options(tp, sp), 9);
+        const auto run = [&](TransformerBlock& block, bool shards) {
+          ActivationStore store;
+          StepContext ctx{store};
+          ctx.seed = 17;
+          ctx.iteration = 1;
+          ctx.seq_length = T;
+          Tensor y = block.forward(ctx, shards ? token_shard(x, tp) : x, in);
+          TransformerBlock::Grads g = block.backward(ctx, shards ? token_shard(dy, tp) : dy);
+          REQUIRE(store.empty());
+          if (shards) {
+            y = all_rows(y, tp).reshape(x.shape());
+            g.dx = all_rows(g.dx, tp).reshape(x.shape());
+          }
+          return std::tuple{y, g.dx, g.dmemory};
+        };
+        const auto [want_y, want_dx, want_dmemory] = run(ref, false);
+        const auto [got_y, got_dx, got_dmemory] = run(split, sp);
+        CHECK(rel_diff(got_y, want_y) < 1e-5);
+        CHECK(rel_diff(got_dx, want_dx) < 1e-5);
+        if (cross) CHECK(rel_diff(got_dmemory, want_dmemory) < 1e-5);
+        std::vector<Parameter*> full, shards;
+        ref.collect_parameters(full);
+        split.collect_parameters(shards);
+        for (Parameter* p : shards)
+          if (p->reduce_grad_over_tp) tp->all_reduce(p->grad);  // the trainer's once-per-iteration sum
+        check_grads(full, shards, tp);
+      }
+    }
 }

@@ -13,7 +13,9 @@
 #include <memory>
 #include <string>
 
+#include "tessera/nn/module_cost.hpp"
 #include "tessera/parallel/parallel_layout.hpp"
+#include "tessera/plan_count.hpp"
 
 namespace tessera {
 
@@ -22,24 +24,6 @@ class ConfigSection;
 struct ModelPlanContext {
   std::int64_t vocab_size = 0;  // from the tokenizer; the model pads it as it would when built
   ParallelSizes sizes;          // tp, pp, vpp (model chunks per pipeline rank), sequence_parallel
-};
-
-// Counts beyond 64 bits are a ConfigError ("the model, batch or layout is too large to count"), never
-// a negative number in the plan: every sum and product of counts goes through these.
-std::int64_t plan_add(std::int64_t a, std::int64_t b);
-std::int64_t plan_mul(std::int64_t a, std::int64_t b);
-
-// Collective calls and the elements they carry (summed over calls; each call's tensor counted
-// once, as passed to the communicator).
-struct CollectiveCount {
-  std::int64_t calls = 0;
-  std::int64_t elements = 0;
-  CollectiveCount& operator+=(const CollectiveCount& o) {
-    calls = plan_add(calls, o.calls);
-    elements = plan_add(elements, o.elements);
-    return *this;
-  }
-  CollectiveCount times(std::int64_t k) const { return {plan_mul(calls, k), plan_mul(elements, k)}; }
 };
 
 // One model chunk (virtual pipeline stage chunk·pp + stage) on one rank of a pipeline stage. Without
@@ -72,6 +56,23 @@ struct ModelChunkCost {
   // Sequence parallelism: the all-gathers and reduce-scatters that replace the all-reduces above
   // (elements: the gathered output, the scattered input), forward, backward and recompute together.
   CollectiveCount tp_all_gather, tp_reduce_scatter;
+
+  // Adds a module's figures (module_cost.hpp): all-reduces by phase, all-gathers and
+  // reduce-scatters of every phase together.
+  ModelChunkCost& operator+=(const ModuleCost& m) {
+    parameters = plan_add(parameters, m.parameters);
+    parameter_tensors = plan_add(parameter_tensors, m.parameter_tensors);
+    tp_replicated_grads += m.tp_replicated_grads;
+    activation_elements = plan_add(activation_elements, m.saved_elements);
+    tp_forward += m.forward.all_reduce;
+    tp_backward += m.backward.all_reduce;
+    tp_recompute += m.recompute.all_reduce;
+    for (const Collectives* c : {&m.forward, &m.backward, &m.recompute}) {
+      tp_all_gather += c->all_gather;
+      tp_reduce_scatter += c->reduce_scatter;
+    }
+    return *this;
+  }
 };
 
 class ModelPlanner {

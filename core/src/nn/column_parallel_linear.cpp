@@ -39,6 +39,24 @@ ColumnParallelLinear::ColumnParallelLinear(std::string name, const ColumnParalle
   }
 }
 
+ModuleCost ColumnParallelLinear::cost(const ColumnParallelOptions& o, std::int64_t rows, std::int64_t tp) {
+  const std::int64_t local = o.out / tp;  // the constructor checks the divisions
+  const bool sp = o.sequence_parallel && tp > 1;
+  ModuleCost c;
+  c.parameters = plan_add(plan_mul(local, o.in), o.bias ? local : 0);
+  c.parameter_tensors = o.bias ? 2 : 1;
+  c.saved_elements = plan_mul(sp ? rows / tp : rows, o.in);
+  if (tp == 1) return c;
+  const CollectiveCount input{1, plan_mul(rows, o.in)};
+  if (sp) {
+    c.forward.all_gather += input;   // the input rows
+    c.backward.all_gather += input;  // the saved shard again
+  }
+  if (o.gather_output) c.forward.all_gather += {1, plan_mul(rows, o.out)};
+  if (o.reduce_input_grad) (sp ? c.backward.reduce_scatter : c.backward.all_reduce) += input;
+  return c;
+}
+
 void ColumnParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&weight_);
   if (bias_) out.push_back(bias_.get());

@@ -15,6 +15,14 @@ void LayerNorm::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&bias_);
 }
 
+ModuleCost LayerNorm::cost(std::int64_t channels, std::int64_t rows) {
+  ModuleCost c;
+  c.parameters = plan_mul(2, channels);
+  c.parameter_tensors = 2;
+  c.saved_elements = plan_add(plan_mul(rows, channels), plan_mul(2, rows));
+  return c;
+}
+
 Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
   // Checked here because the row count below divides by the channel dim.
   TESSERA_CHECK_SHAPE(x.dim() >= 1 && x.size(-1) == weight_.value.size(0) && x.size(-1) > 0,

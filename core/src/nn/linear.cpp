@@ -16,6 +16,14 @@ void Linear::collect_parameters(std::vector<Parameter*>& out) {
   if (bias_) out.push_back(bias_.get());
 }
 
+ModuleCost Linear::cost(const LinearOptions& o, std::int64_t rows) {
+  ModuleCost c;
+  c.parameters = plan_add(plan_mul(o.out, o.in), o.bias ? o.out : 0);
+  c.parameter_tensors = o.bias ? 2 : 1;
+  c.saved_elements = plan_mul(rows, o.in);
+  return c;
+}
+
 Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);

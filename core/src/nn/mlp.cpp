@@ -5,17 +5,25 @@
 namespace tessera {
 
 namespace {
-ColumnParallelOptions fc1_options(std::int64_t hidden, std::int64_t ffn_hidden, float init_std, bool sequence_parallel) {
-  ColumnParallelOptions o{hidden, ffn_hidden, true, init_std};
-  o.sequence_parallel = sequence_parallel;
-  return o;
+ColumnParallelOptions fc1_options(const MlpOptions& o) {
+  ColumnParallelOptions c{o.hidden, o.ffn_hidden, true, o.init_std};
+  c.sequence_parallel = o.sequence_parallel;
+  return c;
+}
+RowParallelOptions fc2_options(const MlpOptions& o) {
+  return {o.ffn_hidden, o.hidden, true, o.output_init_std, o.sequence_parallel};
 }
 }  // namespace
 
-Mlp::Mlp(const std::string& name, std::int64_t hidden, std::int64_t ffn_hidden, float init_std,
-         float output_init_std, std::uint64_t seed, TpGroup tp, bool sequence_parallel)
-    : fc1_(name + ".fc1", fc1_options(hidden, ffn_hidden, init_std, sequence_parallel), seed, tp),
-      fc2_(name + ".fc2", {ffn_hidden, hidden, true, output_init_std, sequence_parallel}, seed, tp) {}
+Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)
+    : fc1_(name + ".fc1", fc1_options(o), seed, tp), fc2_(name + ".fc2", fc2_options(o), seed, tp) {}
+
+ModuleCost Mlp::cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp) {
+  ModuleCost c = ColumnParallelLinear::cost(fc1_options(o), rows, tp);
+  c += RowParallelLinear::cost(fc2_options(o), rows, tp);  // keeps GELU's output
+  c.saved_elements = plan_add(c.saved_elements, plan_mul(rows, o.ffn_hidden / tp));  // GELU's input
+  return c;
+}
 
 void Mlp::collect_parameters(std::vector<Parameter*>& out) {
   fc1_.collect_parameters(out);

@@ -23,6 +23,22 @@ RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions&
   if (o.bias) bias_ = std::make_unique<Parameter>(name + ".bias", Shape{o.out}, /*decay=*/false);
 }
 
+ModuleCost RowParallelLinear::cost(const RowParallelOptions& o, std::int64_t rows, std::int64_t tp) {
+  ModuleCost c;
+  c.parameters = plan_add(plan_mul(o.out, o.in / tp), o.bias ? o.out : 0);
+  c.parameter_tensors = o.bias ? 2 : 1;
+  c.saved_elements = plan_mul(rows, o.in / tp);
+  if (tp == 1) return c;
+  const CollectiveCount output{1, plan_mul(rows, o.out)};
+  if (o.sequence_parallel) {
+    c.forward.reduce_scatter += output;
+    c.backward.all_gather += output;  // dy's rows
+  } else {
+    c.forward.all_reduce += output;
+  }
+  return c;
+}
+
 void RowParallelLinear::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&weight_);
   if (bias_) out.push_back(bias_.get());

@@ -1,33 +1,109 @@
 #include "tessera/nn/transformer_layer.hpp"
 
+#include "tessera/error.hpp"
+#include "tessera/nn/layer_norm.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
 
+NormSpec layer_norm_spec() {
+  return {"layer_norm",
+          [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
+            return std::make_unique<LayerNorm>(name, hidden, eps);
+          },
+          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+}
+
+MlpSpec gelu_mlp_spec() {
+  return {"gelu",
+          [](const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp) -> std::unique_ptr<Module> {
+            return std::make_unique<Mlp>(name, o, seed, std::move(tp));
+          },
+          [](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(o, rows, tp); }};
+}
+
+namespace {
+
+const TransformerLayerOptions& checked(const TransformerLayerOptions& o) {
+  if (o.spec.self_attention == AttentionKind::cross)
+    throw ConfigError("a layer spec's self-attention is causal_self or padded_self; cross-attention is "
+                      "LayerSpec::cross_attention");
+  if (!o.spec.norm.build || !o.spec.norm.cost || !o.spec.mlp.build || !o.spec.mlp.cost)
+    throw ConfigError("a layer spec's norm and MLP need both a build and a cost function");
+  return o;
+}
+
+AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKind kind) {
+  AttentionOptions a = o.attention;
+  a.kind = kind;
+  return a;
+}
+
+MlpOptions mlp_options(const TransformerLayerOptions& o) {
+  return {o.attention.hidden, o.ffn_hidden, o.attention.init_std, o.attention.output_init_std,
+          o.attention.sequence_parallel};
+}
+
+std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
+  return o.dropout_site_base + static_cast<std::uint64_t>(offset);
+}
+
+}  // namespace
+
 TransformerLayer::TransformerLayer(const std::string& name, const TransformerLayerOptions& o,
                                    std::uint64_t seed, std::int64_t layer_index)
-    : tp_(o.attention.tp),
+    : tp_(checked(o).attention.tp),
       sequence_parallel_(o.attention.sequence_parallel),
-      ln1_(name + ".ln1", o.attention.hidden, o.layernorm_epsilon),
-      attention_(name + ".attention", o.attention, seed),
-      attention_dropout_(o.hidden_dropout, static_cast<std::uint64_t>(2 * layer_index + 1)),
-      ln2_(name + ".ln2", o.attention.hidden, o.layernorm_epsilon),
-      mlp_(name + ".mlp", o.attention.hidden, o.ffn_hidden, o.attention.init_std,
-           o.attention.output_init_std, seed, o.attention.tp, o.attention.sequence_parallel),
-      mlp_dropout_(o.hidden_dropout, static_cast<std::uint64_t>(2 * layer_index + 2)) {
+      norm1_(o.spec.norm.build(name + ".ln1", o.attention.hidden, o.layernorm_epsilon)),
+      attention_(name + ".attention", attention_options(o, o.spec.self_attention), seed),
+      attention_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 1)),
+      cross_dropout_(o.hidden_dropout, site(o, (std::int64_t{1} << 32) + layer_index)),
+      norm2_(o.spec.norm.build(name + ".ln2", o.attention.hidden, o.layernorm_epsilon)),
+      mlp_(o.spec.mlp.build(name + ".mlp", mlp_options(o), seed, o.attention.tp)),
+      mlp_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 2)) {
+  if (o.spec.cross_attention) {
+    cross_norm_ = o.spec.norm.build(name + ".cross_ln", o.attention.hidden, o.layernorm_epsilon);
+    cross_attention_ = std::make_unique<Attention>(name + ".cross_attention",
+                                                   attention_options(o, AttentionKind::cross), seed);
+  }
   if (sequence_parallel_ && tp_size(tp_) > 1) {
     std::vector<Parameter*> norms;  // gradients from this rank's tokens only
-    ln1_.collect_parameters(norms);
-    ln2_.collect_parameters(norms);
+    norm1_->collect_parameters(norms);
+    if (cross_norm_) cross_norm_->collect_parameters(norms);
+    norm2_->collect_parameters(norms);
     for (Parameter* p : norms) p->reduce_grad_over_tp = true;
   }
 }
 
 void TransformerLayer::collect_parameters(std::vector<Parameter*>& out) {
-  ln1_.collect_parameters(out);
+  norm1_->collect_parameters(out);
   attention_.collect_parameters(out);
-  ln2_.collect_parameters(out);
-  mlp_.collect_parameters(out);
+  if (cross_attention_) {
+    cross_norm_->collect_parameters(out);
+    cross_attention_->collect_parameters(out);
+  }
+  norm2_->collect_parameters(out);
+  mlp_->collect_parameters(out);
+}
+
+ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostShape& s) {
+  checked(o);
+  const bool sp = o.attention.sequence_parallel && s.tp > 1;
+  const std::int64_t h = o.attention.hidden, rows = s.held_rows(sp);
+  const ModuleCost norm = o.spec.norm.cost(h, rows);
+  ModuleCost c = norm;
+  c += Attention::cost(attention_options(o, o.spec.self_attention), s);
+  if (o.spec.cross_attention) {
+    c += norm;
+    c += Attention::cost(attention_options(o, AttentionKind::cross), s);
+  }
+  c += norm;
+  c += o.spec.mlp.cost(mlp_options(o), s.tokens(), s.tp);
+  if (sp) {
+    const std::int64_t norms = o.spec.cross_attention ? 3 : 2;
+    c.tp_replicated_grads += {plan_mul(norms, norm.parameter_tensors), plan_mul(norms, norm.parameters)};
+  }
+  return c;
 }
 
 // Where this rank's activation starts in the one-process [B·T, C] (0 unless sequence parallel):
@@ -36,21 +112,32 @@ std::int64_t TransformerLayer::element_offset(const StepContext& ctx, const Tens
   return sequence_parallel_applies(sequence_parallel_, tp_, ctx) ? tp_rank(tp_) * t.numel() : 0;
 }
 
-Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x) {
+Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in) {
   const std::int64_t offset = element_offset(ctx, x);
-  Tensor a = attention_dropout_.forward(ctx, attention_.forward(ctx, ln1_.forward(ctx, x)), offset);
+  Tensor a = attention_dropout_.forward(ctx, attention_.forward(ctx, norm1_->forward(ctx, x), in), offset);
   ops::add(a, x, a);  // h = x + a, written over a (a is ours)
-  Tensor m = mlp_dropout_.forward(ctx, mlp_.forward(ctx, ln2_.forward(ctx, a)), offset);
+  if (cross_attention_) {
+    Tensor c = cross_dropout_.forward(ctx, cross_attention_->forward(ctx, cross_norm_->forward(ctx, a), in), offset);
+    ops::add(c, a, c);
+    a = c;
+  }
+  Tensor m = mlp_dropout_.forward(ctx, mlp_->forward(ctx, norm2_->forward(ctx, a)), offset);
   ops::add(m, a, m);
   return m;
 }
 
-Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy) {
+Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
   const std::int64_t offset = element_offset(ctx, dy);
   // dh = dy + d(mlp branch)/dh
-  Tensor dh = ln2_.backward(ctx, mlp_.backward(ctx, mlp_dropout_.backward(ctx, dy, offset)));
+  Tensor dh = norm2_->backward(ctx, mlp_->backward(ctx, mlp_dropout_.backward(ctx, dy, offset)));
   ops::add(dh, dy, dh);
-  Tensor dx = ln1_.backward(ctx, attention_.backward(ctx, attention_dropout_.backward(ctx, dh, offset)));
+  if (cross_attention_) {
+    Tensor dc = cross_norm_->backward(
+        ctx, cross_attention_->backward(ctx, cross_dropout_.backward(ctx, dh, offset), in, dmemory));
+    ops::add(dc, dh, dc);
+    dh = dc;
+  }
+  Tensor dx = norm1_->backward(ctx, attention_.backward(ctx, attention_dropout_.backward(ctx, dh, offset), in, nullptr));
   ops::add(dx, dh, dx);
   return dx;
 }

@@ -16,6 +16,23 @@ VocabParallelEmbedding::VocabParallelEmbedding(std::string name, std::int64_t vo
   weight_.tp_split_dim = 0;
 }
 
+ModuleCost VocabParallelEmbedding::cost(std::int64_t vocab, std::int64_t hidden, std::int64_t rows, std::int64_t tp,
+                                        bool sequence_parallel) {
+  ModuleCost c;
+  c.parameters = plan_mul(vocab / tp, hidden);
+  c.parameter_tensors = 1;
+  c.saved_elements = rows;
+  if (tp == 1) return c;
+  const CollectiveCount output{1, plan_mul(rows, hidden)};
+  if (sequence_parallel) {
+    c.forward.reduce_scatter += output;
+    c.backward.all_gather += output;  // every vocabulary shard needs every row's gradient
+  } else {
+    c.forward.all_reduce += output;
+  }
+  return c;
+}
+
 void VocabParallelEmbedding::collect_parameters(std::vector<Parameter*>& out) { out.push_back(&weight_); }
 
 Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {

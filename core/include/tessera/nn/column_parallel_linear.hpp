@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
 #include "tessera/nn/tensor_parallel_region.hpp"
 
 namespace tessera {
@@ -41,6 +42,9 @@ class ColumnParallelLinear : public Module {
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   Parameter& weight() { return weight_; }
+  // On `rows` token rows (all of them: under sequence parallelism this rank's input is rows/tp) on
+  // one of `tp` ranks.
+  static ModuleCost cost(const ColumnParallelOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
   ColumnParallelOptions o_;

@@ -1,6 +1,7 @@
 // LayerNorm over the last dim; saves mean/rstd (TransformerEngine-style) for backward.
 #pragma once
 #include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
 
 namespace tessera {
 
@@ -10,6 +11,8 @@ class LayerNorm : public Module {
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // Applied to `rows` rows: keeps its input and two statistics per row.
+  static ModuleCost cost(std::int64_t channels, std::int64_t rows);
 
  private:
   struct Saved {  // what backward needs: the input and its per-row statistics

@@ -1,6 +1,7 @@
 // Linear: y[N,out] = x[N,in] · Wᵀ + b, weight in PyTorch layout [out, in].
 #pragma once
 #include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
 
 namespace tessera {
 
@@ -17,6 +18,8 @@ class Linear : public Module {
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   Parameter& weight() { return weight_; }
+  // Applied to `rows` rows: keeps its input.
+  static ModuleCost cost(const LinearOptions& o, std::int64_t rows);
 
  private:
   Parameter weight_;

@@ -9,13 +9,20 @@
 
 namespace tessera {
 
+struct MlpOptions {
+  std::int64_t hidden = 0, ffn_hidden = 0;
+  float init_std = 0.02f, output_init_std = 0.02f;
+  bool sequence_parallel = false;
+};
+
 class Mlp : public Module {
  public:
-  Mlp(const std::string& name, std::int64_t hidden, std::int64_t ffn_hidden, float init_std,
-      float output_init_std, std::uint64_t seed, TpGroup tp = nullptr, bool sequence_parallel = false);
+  Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp = nullptr);
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // On `rows` token rows on one of `tp` ranks: fc1's input, GELU's input and output.
+  static ModuleCost cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
   ColumnParallelLinear fc1_;

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
 #include "tessera/nn/tensor_parallel_region.hpp"
 
 namespace tessera {
@@ -34,6 +35,8 @@ class RowParallelLinear : public Module {
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   Parameter& weight() { return weight_; }
+  // On `rows` token rows on one of `tp` ranks.
+  static ModuleCost cost(const RowParallelOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
   TpGroup tp_;

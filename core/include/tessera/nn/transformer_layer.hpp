@@ -1,5 +1,13 @@
-// Pre-LayerNorm transformer decoder layer (GPT-2 / Megatron-LM):
-//   h = x + dropout(attention(ln1(x)));  y = h + dropout(mlp(ln2(h)))
+// Pre-norm transformer layer (GPT-2 / Megatron-LM), its sublayers picked by a LayerSpec; parameter
+// names in brackets:
+//   h = x + dropout(self_attention(norm1(x)))                   [ln1, attention]
+//   h = h + dropout(cross_attention(cross_norm(h), memory))     [cross_ln, cross_attention] (spec.cross_attention)
+//   y = h + dropout(mlp(norm2(h)))                              [ln2, mlp]
+// The self-attention is causal (GPT) or padding-masked (BERT, T5's encoder); cross-attention adds a
+// second input, the memory (T5's decoder). The norm and the MLP are factories with a cost (NormSpec,
+// MlpSpec): LayerNorm and the GELU MLP by default, and a plugin may hand in its own modules
+// (RMSNorm, SwiGLU …) without touching core.
+//
 // Under tensor parallelism (o.attention.tp) attention and MLP split across the group while the
 // residual stream, the norms and the dropouts act on replicated activations: the same seed on every
 // rank gives the same dropout mask, so nothing depends on tp.
@@ -8,21 +16,51 @@
 // dropouts act on this rank's token rows only: x and y are [B·T/tp, C], rows [r·B·T/tp, …) of the
 // flattened [B·T, C] (tensor_parallel_region.hpp). Attention and MLP gather the rows on entry and
 // reduce-scatter on exit. Each dropout passes its shard's element offset, so its mask is that part
-// of the one-process mask; the norms' weight and bias gradients cover only this rank's tokens, so
-// they are marked reduce_grad_over_tp (summed over tp by the trainer once per iteration).
+// of the one-process mask; the norms' parameter gradients cover only this rank's tokens, so they
+// are marked reduce_grad_over_tp (summed over tp by the trainer once per iteration).
 #pragma once
+#include <functional>
+#include <memory>
+
+#include "tessera/nn/attention.hpp"
 #include "tessera/nn/dropout.hpp"
-#include "tessera/nn/layer_norm.hpp"
 #include "tessera/nn/mlp.hpp"
-#include "tessera/nn/self_attention.hpp"
 
 namespace tessera {
 
+// A layer's norm: built for `hidden` channels with epsilon `eps`; its cost over `rows` token rows.
+struct NormSpec {
+  std::string name;  // for messages and docs: "layer_norm"
+  std::function<std::unique_ptr<Module>(const std::string& name, std::int64_t hidden, float eps)> build;
+  std::function<ModuleCost(std::int64_t hidden, std::int64_t rows)> cost;
+};
+// A layer's MLP: built from MlpOptions on a tp group; its cost over `rows` token rows on one of tp ranks.
+struct MlpSpec {
+  std::string name;  // "gelu"
+  std::function<std::unique_ptr<Module>(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)>
+      build;
+  std::function<ModuleCost(const MlpOptions& o, std::int64_t rows, std::int64_t tp)> cost;
+};
+NormSpec layer_norm_spec();  // LayerNorm (with bias)
+MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
+
+struct LayerSpec {
+  AttentionKind self_attention = AttentionKind::causal_self;  // causal_self or padded_self
+  bool cross_attention = false;                               // a second attention, over the memory
+  NormSpec norm = layer_norm_spec();
+  MlpSpec mlp = gelu_mlp_spec();
+};
+
 struct TransformerLayerOptions {
-  AttentionOptions attention;
+  LayerSpec spec;
+  AttentionOptions attention;  // sizes, tp, sequence parallelism, selective recompute (kind: from spec)
   std::int64_t ffn_hidden = 0;
   float layernorm_epsilon = 1e-5f;
   float hidden_dropout = 0.0f;
+  // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
+  // dropout_site_base + 2^32 + i (cross-attention). Two blocks of one model (T5's encoder and
+  // decoder) take different bases so that their masks differ.
+  std::uint64_t dropout_site_base = 0;
 };
 
 class TransformerLayer : public Module {
@@ -30,19 +68,30 @@ class TransformerLayer : public Module {
   TransformerLayer(const std::string& name, const TransformerLayerOptions& o, std::uint64_t seed,
                    std::int64_t layer_index);
   void collect_parameters(std::vector<Parameter*>& out) override;
-  Tensor forward(StepContext& ctx, const Tensor& x) override;
-  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // x [B,T,C] (sequence parallel: [B·T/tp, C]); `in`: the key mask of padded self-attention, the
+  // memory (and its mask) of cross-attention. Backward takes the same `in`; with cross-attention it
+  // adds this rank's partial memory gradient into *dmemory (not reduced over tp).
+  Tensor forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in);
+  Tensor backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory);
+  Tensor forward(StepContext& ctx, const Tensor& x) override { return forward(ctx, x, {}); }
+  Tensor backward(StepContext& ctx, const Tensor& dy) override { return backward(ctx, dy, {}, nullptr); }
+
+  // On shape s. Cross-attention's memory is counted by the block, not here.
+  static ModuleCost cost(const TransformerLayerOptions& o, const CostShape& s);
 
  private:
   std::int64_t element_offset(const StepContext& ctx, const Tensor& t) const;
 
   TpGroup tp_;
   bool sequence_parallel_;
-  LayerNorm ln1_;
-  SelfAttention attention_;
+  std::unique_ptr<Module> norm1_;
+  Attention attention_;
   Dropout attention_dropout_;
-  LayerNorm ln2_;
-  Mlp mlp_;
+  std::unique_ptr<Module> cross_norm_;
+  std::unique_ptr<Attention> cross_attention_;
+  Dropout cross_dropout_;
+  std::unique_ptr<Module> norm2_;
+  std::unique_ptr<Module> mlp_;
   Dropout mlp_dropout_;
 };
 

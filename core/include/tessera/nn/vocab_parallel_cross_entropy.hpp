@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "tessera/nn/tensor_parallel_region.hpp"
+#include "tessera/plan_count.hpp"
 #include "tessera/tensor.hpp"
 
 namespace tessera {
@@ -17,5 +18,10 @@ namespace tessera {
 // grad_scale·mask·(softmax − onehot) on this rank's columns.
 void vocab_parallel_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& mask, Tensor& losses,
                                   bool compute_grad, float grad_scale, std::int64_t first_id, const TpGroup& tp);
+// The all-reduces of one call over `rows` rows on one of `tp` ranks (for `tessera plan`): none with
+// tp = 1, else the row max [rows] and [Σexp | target logit] [2·rows].
+inline CollectiveCount vocab_parallel_cross_entropy_collectives(std::int64_t rows, std::int64_t tp) {
+  return tp > 1 ? CollectiveCount{2, plan_mul(3, rows)} : CollectiveCount{};
+}
 
 }  // namespace tessera

@@ -9,6 +9,7 @@
 // rank's table gradient is complete for the rows it holds, as without it.
 #pragma once
 #include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
 #include "tessera/nn/tensor_parallel_region.hpp"
 
 namespace tessera {
@@ -26,6 +27,9 @@ class VocabParallelEmbedding : public Module {
 
   Parameter& weight() { return weight_; }
   std::int64_t first_id() const { return first_id_; }
+  // Looking up `rows` ids on one of `tp` ranks: keeps the ids.
+  static ModuleCost cost(std::int64_t vocab, std::int64_t hidden, std::int64_t rows, std::int64_t tp,
+                         bool sequence_parallel);
 
  private:
   TpGroup tp_;

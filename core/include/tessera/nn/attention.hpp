@@ -1,0 +1,96 @@
+// Attention with num_query_groups: MHA (groups = heads), GQA and MQA (groups = 1) are one code
+// path, of three kinds (AttentionKind):
+//   causal_self   x attends to itself, each token to itself and earlier tokens (GPT);
+//   padded_self   x attends to itself, every token to every key the padding mask keeps (BERT, T5's
+//                 encoder): key_mask u8 [B,T], nonzero = a real token;
+//   cross         x attends to a second sequence, the memory [B,Tk,C] (T5's decoder attending to
+//                 the encoder's output), with the memory's padding mask u8 [B,Tk] if given.
+// Query and key/value projections are separate linears (as BigCode's MQA has them, so that tensor
+// parallelism can split Q by heads while replicating a single K/V head); for cross-attention K/V
+// are projected from the memory.
+//   x [B,T,C] → q [B,T,Hq·D], kv [B,Tk,2·Hkv·D] → attention → [B,T,Hq·D] → output → [B,T,C]
+//
+// Tensor parallelism splits the heads: rank r computes heads [r·Hq/tp, (r+1)·Hq/tp).
+// - query: column-parallel (its heads' rows).
+// - key_value, groups ≥ tp: column-parallel by groups; the weight is [K of all groups | V of all
+//   groups], so a rank's shard is two row ranges, [K_r | V_r] (blocks = 2).
+// - key_value, groups < tp (MQA, groups = 1): a replicated Linear on every rank (BigCode's MQA); each
+//   rank's gradient covers only its heads, so its parameters set reduce_grad_over_tp.
+// - output: row-parallel (all-reduce of the partial sums; bias added once).
+// Self-attention: the input gradients of query and key_value are summed locally and all-reduced
+// once (copy_to_tp). Cross-attention: x's gradient is all-reduced here; the memory's partial
+// gradient is added into the caller's buffer unreduced (TransformerBlock sums all its layers'
+// contributions and all-reduces once).
+//
+// sequence_parallel (tp > 1, self-attention only; tensor_parallel_region.hpp): x is this rank's
+// token rows [B·T/tp, C]. They are all-gathered once for all projections and seen as [B,T,C] with
+// T = ctx.seq_length; the output projection reduce-scatters back to [B·T/tp, C], and the summed
+// input gradient is reduce-scattered instead of all-reduced. The projections keep the gathered
+// input (one [B·T, C] tensor, shared by Q and K/V) rather than only the shard: Q and K/V are
+// separate linears here, and re-gathering for each in backward would double that communication.
+#pragma once
+#include "tessera/nn/column_parallel_linear.hpp"
+#include "tessera/nn/row_parallel_linear.hpp"
+
+namespace tessera {
+
+enum class AttentionKind { causal_self, padded_self, cross };
+const char* attention_kind_name(AttentionKind k);
+
+struct AttentionOptions {
+  std::int64_t hidden = 0, heads = 0, query_groups = 0;  // query_groups 0 → heads (MHA)
+  float init_std = 0.02f, output_init_std = 0.02f;
+  TpGroup tp;  // null: one process
+  // Megatron-LM's sequence parallelism (no effect with one tp rank); whole layers use it together.
+  bool sequence_parallel = false;
+  // Selective activation recompute (Megatron-LM's "selective"): forward does not keep the attention
+  // op's own state (the log-sum-exp [B,H/tp,T]; the flash kernel never holds probabilities);
+  // backward reruns the op on the saved q and kv (same op, same inputs: bit-identical gradients).
+  bool recompute_core = false;
+  AttentionKind kind = AttentionKind::causal_self;
+};
+
+// What attention reads besides x: each kind checks the fields it uses at each call and ignores the
+// others (a decoder layer hands the same inputs to its self- and cross-attention).
+struct AttentionInputs {
+  Tensor key_mask;     // padded_self: u8 [B,T]
+  Tensor memory;       // cross: [B,Tk,C]
+  Tensor memory_mask;  // cross, optional: u8 [B,Tk]
+};
+
+class Attention : public Module {
+ public:
+  Attention(const std::string& name, const AttentionOptions& o, std::uint64_t seed);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  // x [B,T,C] → [B,T,C]; sequence parallel: x [B·T/tp, C] → [B·T/tp, C] (needs ctx.seq_length).
+  Tensor forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in);
+  // The same `in` as forward. Cross-attention adds this rank's partial memory gradient into
+  // *dmemory ([B,Tk,C], zeroed by the caller; not reduced over tp).
+  Tensor backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory);
+  // Causal self-attention only (Module's one-input form).
+  Tensor forward(StepContext& ctx, const Tensor& x) override { return forward(ctx, x, {}); }
+  Tensor backward(StepContext& ctx, const Tensor& dy) override { return backward(ctx, dy, {}, nullptr); }
+
+  // On shape s (rank of s.tp). Cross-attention's memory is not counted: one tensor shared by every
+  // layer of a block, the block counts it once.
+  static ModuleCost cost(const AttentionOptions& o, const CostShape& s);
+
+ private:
+  // q and kv always; the attention output and its lse unless selective recompute rebuilds them.
+  struct Saved {
+    Tensor q, kv, context, lse;
+    std::vector<Tensor> tensors() const { return {q, kv, context, lse}; }
+  };
+  // The mask the op gets (undefined: every key), checked against x's batch and the keys' length.
+  Tensor checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tk) const;
+
+  TpGroup tp_;
+  AttentionKind kind_;
+  bool sequence_parallel_, recompute_core_;
+  std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
+  ColumnParallelLinear query_;
+  std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp
+  RowParallelLinear output_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,74 @@
+// TransformerBlock (as Megatron-Core's transformer_block): the layers of one pipeline stage's model
+// chunk, all built from one TransformerLayerOptions (its LayerSpec picks the attention, norm and
+// MLP), with activation recompute (recompute.hpp) and an optional final norm. A model plugin keeps
+// only what is its own — embeddings, heads, losses, which chunk holds which layers — and gets the
+// layers, their recompute and their plan costs from here.
+//
+// Layer i of the block is layer first_layer + i of the model: "<name>.<first_layer + i>", its
+// initialisation and dropout masks follow the global index, so they do not depend on the pipeline
+// split.
+//
+// Inputs: the hidden state x [B,T,C] (under sequence parallelism this rank's token rows
+// [B·T/tp, C]) and the layers' AttentionInputs (padding mask, cross-attention memory and its
+// mask), which the block keeps for backward (and for recompute). Backward returns x's gradient and,
+// with cross-attention, the memory's: every layer's contribution summed and all-reduced over tp
+// once.
+//
+// Full recompute: a recomputed segment keeps only its input in forward (saved under the segment's
+// address as [·, T/shards, C], which gives backward the sequence length sequence-parallel attention
+// needs) and in backward runs its layers' forward again into a scratch store, then their backward:
+// the same ops on the same input, so gradients are bit-identical to keeping everything.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/nn/recompute.hpp"
+#include "tessera/nn/transformer_layer.hpp"
+
+namespace tessera {
+
+struct TransformerBlockOptions {
+  TransformerLayerOptions layer;  // every layer's (attention.recompute_core is set from `recompute`)
+  std::string name = "layers";    // layer i is "<name>.<i>"
+  std::int64_t first_layer = 0;   // global index of the block's first layer
+  std::int64_t num_layers = 0;
+  RecomputeOptions recompute;
+  std::string final_norm;  // parameter name prefix of a norm after the last layer ("final_layernorm"); "" none
+};
+
+class TransformerBlock {
+ public:
+  TransformerBlock(const TransformerBlockOptions& o, std::uint64_t seed);
+  void collect_parameters(std::vector<Parameter*>& out);
+
+  Tensor forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in = {});
+  struct Grads {
+    Tensor dx;
+    Tensor dmemory;  // cross-attention only
+  };
+  Grads backward(StepContext& ctx, const Tensor& dy);
+
+  // On shape s (s.memory_seq: the cross-attention memory's length). Counts the memory and masks the
+  // block keeps for backward once, and the segments' inputs under full recompute.
+  static ModuleCost cost(const TransformerBlockOptions& o, const CostShape& s);
+  // "layers 4–7" (for describe() and plan tables)
+  std::string describe() const;
+
+ private:
+  struct SavedInputs {  // the layers' AttentionInputs, for backward and recompute
+    Tensor key_mask, memory, memory_mask;
+    std::vector<Tensor> tensors() const { return {key_mask, memory, memory_mask}; }
+  };
+  Tensor forward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor x, const AttentionInputs& in);
+  Tensor backward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor dy, const AttentionInputs& in,
+                          Tensor* dmemory);
+  bool sequence_parallel(const StepContext& ctx) const;
+
+  TransformerBlockOptions o_;
+  std::vector<std::unique_ptr<TransformerLayer>> layers_;
+  std::vector<RecomputeSegment> segments_;
+  std::unique_ptr<Module> final_norm_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,205 @@
+#include "tessera/nn/attention.hpp"
+
+#include <algorithm>
+
+#include "tessera/error.hpp"
+#include "tessera/nn/linear.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+const char* attention_kind_name(AttentionKind k) {
+  switch (k) {
+    case AttentionKind::causal_self: return "causal self-attention";
+    case AttentionKind::padded_self: return "padding-masked self-attention";
+    case AttentionKind::cross: return "cross-attention";
+  }
+  return "attention";
+}
+
+namespace {
+std::int64_t groups_or_heads(const AttentionOptions& o) { return o.query_groups > 0 ? o.query_groups : o.heads; }
+bool is_cross(const AttentionOptions& o) { return o.kind == AttentionKind::cross; }
+
+// Called from the first member initialiser, so that no member is computed or built from options
+// that are not valid: a bad shape is a ConfigError rather than a division error.
+const AttentionOptions& checked(const AttentionOptions& o) {
+  const std::int64_t groups = groups_or_heads(o), tp = tp_size(o.tp);
+  if (o.hidden <= 0 || o.heads <= 0 || o.hidden % o.heads != 0)
+    throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {}", o.hidden, o.heads));
+  if (groups <= 0 || o.heads % groups != 0)
+    throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of num_query_groups {}", o.heads, groups));
+  if (o.heads % tp != 0)
+    throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of the tensor-parallel size {}", o.heads, tp));
+  if (groups >= tp ? groups % tp != 0 : groups != 1)
+    throw ConfigError(fmt::format("num_query_groups {} must be a multiple of the tensor-parallel size {}, or 1 "
+                                  "(multi-query attention, K/V replicated)", groups, tp));
+  if (is_cross(o) && o.sequence_parallel && tp > 1)
+    throw ConfigError("cross-attention does not support sequence parallelism (its memory would need its own shards)");
+  return o;
+}
+
+bool kv_replicated(const AttentionOptions& o, std::int64_t tp) { return groups_or_heads(o) < tp; }
+
+ColumnParallelOptions key_value_options(const AttentionOptions& o) {
+  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * (o.hidden / o.heads), true, o.init_std};
+  c.blocks = 2;
+  c.reduce_input_grad = false;
+  return c;
+}
+
+std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionOptions& o, std::uint64_t seed) {
+  const ColumnParallelOptions c = key_value_options(o);
+  if (!kv_replicated(o, tp_size(o.tp))) return std::make_unique<ColumnParallelLinear>(name, c, seed, o.tp);
+  auto kv = std::make_unique<Linear>(name, LinearOptions{c.in, c.out, true, c.init_std}, seed);
+  std::vector<Parameter*> params;
+  kv->collect_parameters(params);
+  for (Parameter* p : params) p->reduce_grad_over_tp = true;
+  return kv;
+}
+
+ColumnParallelOptions query_options(const AttentionOptions& o) {
+  ColumnParallelOptions c{o.hidden, o.hidden, true, o.init_std};
+  c.reduce_input_grad = false;
+  return c;
+}
+
+RowParallelOptions output_options(const AttentionOptions& o) {
+  return {o.hidden, o.hidden, true, o.output_init_std, o.sequence_parallel};
+}
+}  // namespace
+
+Attention::Attention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
+    : tp_(checked(o).tp),
+      kind_(o.kind),
+      sequence_parallel_(o.sequence_parallel),
+      recompute_core_(o.recompute_core),
+      heads_(o.heads / tp_size(o.tp)),
+      groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
+      head_dim_(o.hidden / o.heads),
+      query_(name + ".query", query_options(o), seed, o.tp),
+      key_value_(make_key_value(name + ".key_value", o, seed)),
+      output_(name + ".output", output_options(o), seed, o.tp) {}
+
+void Attention::collect_parameters(std::vector<Parameter*>& out) {
+  query_.collect_parameters(out);
+  key_value_->collect_parameters(out);
+  output_.collect_parameters(out);
+}
+
+ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
+  const std::int64_t t = s.tp, N = s.tokens(), Nk = is_cross(o) ? s.batch * s.memory_seq : N;
+  const std::int64_t D = o.hidden / o.heads, kv_width = 2 * (kv_replicated(o, t) ? 1 : groups_or_heads(o) / t) * D;
+  ModuleCost c = ColumnParallelLinear::cost(query_options(o), N, t);  // keeps x (gathered under sp)
+  ModuleCost kv;
+  if (kv_replicated(o, t)) {
+    const ColumnParallelOptions k = key_value_options(o);
+    kv = Linear::cost({k.in, k.out, true, k.init_std}, Nk);
+    if (t > 1) kv.tp_replicated_grads += {kv.parameter_tensors, kv.parameters};
+  } else {
+    kv = ColumnParallelLinear::cost(key_value_options(o), Nk, t);
+  }
+  // Self: the K/V projection keeps the same input as the query's. Cross: the memory, counted by
+  // the block.
+  kv.saved_elements -= plan_mul(Nk, o.hidden);
+  c += kv;
+  c += RowParallelLinear::cost(output_options(o), N, t);  // keeps the context, which Saved shares
+  // q, kv and, unless recomputed, lse [B, H/tp, T]
+  c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(N, o.hidden / t), plan_mul(Nk, kv_width)));
+  if (!o.recompute_core) c.saved_elements = plan_add(c.saved_elements, plan_mul(s.batch * (o.heads / t), s.seq));
+  if (t > 1) {
+    const CollectiveCount rows{1, plan_mul(N, o.hidden)};
+    if (o.sequence_parallel && !is_cross(o)) {
+      c.forward.all_gather += rows;       // x's token rows, once for every projection
+      c.backward.reduce_scatter += rows;  // the summed input gradient
+    } else {
+      c.backward.all_reduce += rows;
+    }
+  }
+  return c;
+}
+
+Tensor Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tk) const {
+  const Tensor& mask = kind_ == AttentionKind::cross ? in.memory_mask : in.key_mask;
+  if (kind_ == AttentionKind::causal_self) {
+    TESSERA_CHECK_SHAPE(!in.key_mask.defined(), "causal self-attention takes no key mask, got {}", in.key_mask.str());
+    return Tensor();
+  }
+  if (kind_ == AttentionKind::padded_self)
+    TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");
+  if (mask.defined())
+    TESSERA_CHECK_SHAPE(mask.dtype() == DType::u8 && mask.shape() == Shape({B, Tk}),
+                        "{} expects a key mask u8 [{}, {}], got {}", attention_kind_name(kind_), B, Tk, mask.str());
+  return mask;
+}
+
+Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
+  Tensor x;
+  if (sequence_parallel_applies(sequence_parallel_, tp_, ctx)) {
+    Tensor rows = gather_from_sequence_parallel_forward(x_in, tp_);  // [B·T, C]
+    const std::int64_t T = ctx.seq_length, N = rows.size(0);
+    TESSERA_CHECK_SHAPE(T > 0 && N % T == 0,
+                        "sequence-parallel attention needs ctx.seq_length (T = {}) to divide the {} gathered token rows",
+                        T, N);
+    x = rows.reshape({N / T, T, rows.size(1)});
+  } else {
+    TESSERA_CHECK_SHAPE(x_in.dim() == 3, "attention expects x [B,T,C], got {}", x_in.str());
+    x = copy_to_tp_forward(x_in);
+  }
+  const std::int64_t B = x.size(0), T = x.size(1);
+  const Tensor* source = &x;
+  if (kind_ == AttentionKind::cross) {
+    TESSERA_CHECK_SHAPE(in.memory.defined() && in.memory.dim() == 3 && in.memory.size(0) == B &&
+                            in.memory.size(2) == x.size(2),
+                        "cross-attention on x {} needs a memory [{}, Tk, {}], got {}", x.str(), B, x.size(2),
+                        in.memory.defined() ? in.memory.str() : "none");
+    source = &in.memory;
+  }
+  const std::int64_t Tk = source->size(1);
+  const Tensor mask = checked_mask(in, B, Tk);
+  const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  Tensor q = query_.forward(ctx, x);
+  Tensor kv = key_value_->forward(ctx, *source);
+  Tensor context = q.new_empty({B, T, s.Hq * s.D});
+  Tensor lse = q.new_empty({B, s.Hq, T});
+  ops::attention_forward(s, q, kv, mask, context, lse);
+  // context is also the output projection's saved input: saving it here holds no extra bytes.
+  if (ctx.training)
+    ctx.store().save(this, recompute_core_ ? Saved{q, kv, Tensor(), Tensor()} : Saved{q, kv, context, lse});
+  return output_.forward(ctx, context);
+}
+
+Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
+  Tensor dcontext = output_.backward(ctx, dy);
+  Saved saved = ctx.store().take<Saved>(this);
+  const Tensor& q = saved.q;
+  const Tensor& kv = saved.kv;
+  const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
+  const Tensor mask = checked_mask(in, B, Tk);
+  const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  Tensor context, lse;
+  if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
+    context = q.new_empty({B, T, s.Hq * s.D});
+    lse = q.new_empty({B, s.Hq, T});
+    ops::attention_forward(s, q, kv, mask, context, lse);
+  } else {
+    context = saved.context;
+    lse = saved.lse;
+  }
+  Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
+  ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
+  Tensor dx = query_.backward(ctx, dq);
+  Tensor dsource = key_value_->backward(ctx, dkv);
+  if (kind_ == AttentionKind::cross) {
+    TESSERA_CHECK_SHAPE(dmemory && dmemory->defined() && dmemory->shape() == dsource.shape(),
+                        "cross-attention backward needs a memory gradient buffer {}", dsource.str());
+    ops::axpy(1.0f, dsource, *dmemory);
+  } else {
+    ops::axpy(1.0f, dsource, dx);  // both projections' partial input gradients, reduced once
+  }
+  if (sequence_parallel_applies(sequence_parallel_, tp_, ctx)) return gather_from_sequence_parallel_backward(dx, tp_);
+  copy_to_tp_backward(dx, tp_);
+  return dx;
+}
+
+}  // namespace tessera

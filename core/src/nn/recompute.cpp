@@ -1,0 +1,60 @@
+#include "tessera/nn/recompute.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per_chunk) {
+  RecomputeOptions o;
+  const std::string key = s.name() + ".";
+  const std::string granularity = s.get_choice("recompute_granularity", "", {"", "full", "selective"});
+  o.granularity = granularity == "full"        ? RecomputeOptions::Granularity::full
+                  : granularity == "selective" ? RecomputeOptions::Granularity::selective
+                                               : RecomputeOptions::Granularity::none;
+  const bool has_method = s.has("recompute_method"), has_num = s.has("recompute_num_layers");
+  std::string method;
+  if (has_method) method = s.get_choice("recompute_method", "uniform", {"uniform", "block"});
+  o.method = method == "block" ? RecomputeOptions::Method::block : RecomputeOptions::Method::uniform;
+  o.num_layers = s.get_int("recompute_num_layers", 1, 1, 100000);
+  if (granularity != "full") {
+    if (has_method || has_num)
+      throw ConfigError(fmt::format(
+          "{0}recompute_method and {0}recompute_num_layers (in {1}) apply only to {0}recompute_granularity = "
+          "\"full\"{2}", key, s.origin(has_method ? "recompute_method" : "recompute_num_layers"),
+          granularity == "selective" ? "; \"selective\" recomputes every layer's attention core and takes neither"
+                                     : ", which is not set"));
+    return o;
+  }
+  if (!has_method)
+    throw ConfigError(fmt::format("{0}recompute_granularity = \"full\" in {1} needs {0}recompute_method = "
+                                  "\"uniform\" (groups of {0}recompute_num_layers layers) or \"block\" (the first "
+                                  "{0}recompute_num_layers layers of each pipeline stage's model chunk)",
+                                  key, s.origin("recompute_granularity")));
+  if (o.num_layers > per_chunk)
+    throw ConfigError(fmt::format("{}recompute_num_layers ({}) in {} exceeds the {} layers of each pipeline model "
+                                  "chunk", key, o.num_layers, s.origin("recompute_num_layers"), per_chunk));
+  if (o.method == RecomputeOptions::Method::uniform && per_chunk % o.num_layers != 0)
+    throw ConfigError(fmt::format("{}recompute_num_layers ({}) in {} must divide the {} layers of each pipeline "
+                                  "model chunk with {}recompute_method = \"uniform\"",
+                                  key, o.num_layers, s.origin("recompute_num_layers"), per_chunk, key));
+  return o;
+}
+
+std::vector<RecomputeSegment> recompute_segments(const RecomputeOptions& o, std::size_t n) {
+  std::vector<RecomputeSegment> segments;
+  const auto k = static_cast<std::size_t>(std::max<std::int64_t>(1, o.num_layers));
+  if (o.granularity != RecomputeOptions::Granularity::full)
+    segments.push_back({0, n, false});
+  else if (o.method == RecomputeOptions::Method::uniform)
+    for (std::size_t i = 0; i < n; i += k) segments.push_back({i, std::min(k, n - i), true});
+  else
+    for (std::size_t i = 0; i < n; ++i) segments.push_back({i, 1, i < k});
+  return segments;
+}
+
+}  // namespace tessera

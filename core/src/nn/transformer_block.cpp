@@ -1,0 +1,168 @@
+#include "tessera/nn/transformer_block.hpp"
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera {
+
+namespace {
+
+// Every layer's options, with the block's recompute applied.
+TransformerLayerOptions layer_options(const TransformerBlockOptions& o) {
+  TransformerLayerOptions l = o.layer;
+  l.attention.recompute_core = o.recompute.granularity == RecomputeOptions::Granularity::selective;
+  return l;
+}
+
+bool keeps_inputs(const TransformerBlockOptions& o) {
+  return o.layer.spec.self_attention == AttentionKind::padded_self || o.layer.spec.cross_attention;
+}
+
+bool sequence_parallel_built(const TransformerBlockOptions& o) {
+  return o.layer.attention.sequence_parallel && tp_size(o.layer.attention.tp) > 1;
+}
+
+}  // namespace
+
+TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, std::uint64_t seed) : o_(o) {
+  if (o.num_layers < 0 || o.first_layer < 0)
+    throw ConfigError(fmt::format("TransformerBlock '{}': {} layers from layer {}", o.name, o.num_layers, o.first_layer));
+  const TransformerLayerOptions lo = layer_options(o);
+  for (std::int64_t i = o.first_layer; i < o.first_layer + o.num_layers; ++i)
+    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("{}.{}", o.name, i), lo, seed, i));
+  segments_ = recompute_segments(o.recompute, layers_.size());
+  if (!o.final_norm.empty()) {
+    final_norm_ = o.layer.spec.norm.build(o.final_norm, o.layer.attention.hidden, o.layer.layernorm_epsilon);
+    if (sequence_parallel_built(o)) {  // applied to this rank's token rows: gradients summed over tp
+      std::vector<Parameter*> params;
+      final_norm_->collect_parameters(params);
+      for (Parameter* p : params) p->reduce_grad_over_tp = true;
+    }
+  }
+}
+
+void TransformerBlock::collect_parameters(std::vector<Parameter*>& out) {
+  for (auto& l : layers_) l->collect_parameters(out);
+  if (final_norm_) final_norm_->collect_parameters(out);
+}
+
+std::string TransformerBlock::describe() const {
+  if (layers_.empty()) return "no layers";
+  if (layers_.size() == 1) return fmt::format("layer {}", o_.first_layer);
+  return fmt::format("layers {}–{}", o_.first_layer, o_.first_layer + o_.num_layers - 1);
+}
+
+bool TransformerBlock::sequence_parallel(const StepContext& ctx) const {
+  return sequence_parallel_applies(o_.layer.attention.sequence_parallel, o_.layer.attention.tp, ctx);
+}
+
+ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostShape& s) {
+  const bool sp = o.layer.attention.sequence_parallel && s.tp > 1;
+  const std::int64_t h = o.layer.attention.hidden, rows = s.held_rows(sp);
+  const ModuleCost layer = TransformerLayer::cost(layer_options(o), s);
+  ModuleCost c;
+  for (const RecomputeSegment& seg : recompute_segments(o.recompute, static_cast<std::size_t>(o.num_layers))) {
+    const auto n = static_cast<std::int64_t>(seg.count);
+    ModuleCost part = layer.times(n);
+    if (seg.recompute) {
+      part.saved_elements = plan_mul(rows, h);  // the segment's input; its layers save into a scratch store
+      part.recompute += layer.forward.times(n);
+    }
+    c += part;
+  }
+  if (o.layer.spec.self_attention == AttentionKind::padded_self) c.saved_elements = plan_add(c.saved_elements, s.tokens());
+  if (o.layer.spec.cross_attention) {
+    const std::int64_t memory_rows = plan_mul(s.batch, s.memory_seq);
+    // The memory and its mask, kept once for every layer; its gradient all-reduced once.
+    c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(memory_rows, h), memory_rows));
+    if (s.tp > 1 && o.num_layers > 0) c.backward.all_reduce += {1, plan_mul(memory_rows, h)};
+  }
+  if (!o.final_norm.empty()) {
+    const ModuleCost norm = o.layer.spec.norm.cost(h, rows);
+    c += norm;
+    if (sp) c.tp_replicated_grads += {norm.parameter_tensors, norm.parameters};
+  }
+  return c;
+}
+
+Tensor TransformerBlock::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
+  if (ctx.training && keeps_inputs(o_)) ctx.store().save(this, SavedInputs{in.key_mask, in.memory, in.memory_mask});
+  Tensor x = x_in;
+  for (const RecomputeSegment& seg : segments_) x = forward_segment(ctx, seg, x, in);
+  return final_norm_ ? final_norm_->forward(ctx, x) : x;
+}
+
+Tensor TransformerBlock::forward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor x,
+                                         const AttentionInputs& in) {
+  if (!seg.recompute || !ctx.training) {
+    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = layers_[i]->forward(ctx, x, in);
+    return x;
+  }
+  // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
+  // sequence-parallel attention needs and the backward pass's context does not carry.
+  const std::int64_t shards = sequence_parallel(ctx) ? tp_size(o_.layer.attention.tp) : 1;
+  const std::int64_t rows = ctx.seq_length / shards, C = o_.layer.attention.hidden;
+  TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * C) == 0,
+                      "{} recompute: layer input {} is not whole (shards of) sequences of ctx.seq_length = {} tokens",
+                      o_.name, x.str(), ctx.seq_length);
+  ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, C})});
+  // The same step (dropout masks) into a store dropped after each layer: only x stays.
+  for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
+    ActivationStore scratch;
+    StepContext scratch_ctx = ctx.with_store(scratch);
+    x = layers_[i]->forward(scratch_ctx, x, in);
+  }
+  return x;
+}
+
+TransformerBlock::Grads TransformerBlock::backward(StepContext& ctx, const Tensor& dy) {
+  AttentionInputs in;
+  if (keeps_inputs(o_)) {
+    SavedInputs s = ctx.store().take<SavedInputs>(this);
+    in = {s.key_mask, s.memory, s.memory_mask};
+  }
+  Grads g;
+  if (o_.layer.spec.cross_attention) {
+    g.dmemory = in.memory.new_zeros(in.memory.shape());
+  }
+  Tensor dx = final_norm_ ? final_norm_->backward(ctx, dy) : dy;
+  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it)
+    dx = backward_segment(ctx, *it, dx, in, g.dmemory.defined() ? &g.dmemory : nullptr);
+  // Every layer added its partial memory gradient (its heads' share): summed over tp once.
+  if (g.dmemory.defined() && !layers_.empty()) copy_to_tp_backward(g.dmemory, o_.layer.attention.tp);
+  g.dx = dx;
+  return g;
+}
+
+Tensor TransformerBlock::backward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor dy,
+                                          const AttentionInputs& in, Tensor* dmemory) {
+  if (!seg.recompute) {
+    for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = layers_[i]->backward(ctx, dy, in, dmemory);
+    return dy;
+  }
+  // Rebuild the segment's saved tensors with the same ops on the same input, then the real
+  // backward from the scratch store. The recompute forward reports no gradient (it computes none)
+  // and saves nothing into the microbatch's store.
+  Tensor x = ctx.store().take<SavedTensor>(&seg).x;
+  ActivationStore scratch;
+  StepContext scratch_ctx = ctx.with_store(scratch);
+  const std::int64_t C = o_.layer.attention.hidden;
+  if (sequence_parallel(ctx)) {
+    scratch_ctx.seq_length = x.size(1) * tp_size(o_.layer.attention.tp);
+    x = x.reshape({x.size(0) * x.size(1), C});
+  } else {
+    scratch_ctx.seq_length = x.size(1);
+  }
+  {
+    StepContext recompute_ctx = scratch_ctx;
+    recompute_ctx.grad_listener = nullptr;
+    for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = layers_[i]->forward(recompute_ctx, x, in);
+  }
+  for (std::size_t i = seg.first + seg.count; i-- > seg.first;) dy = layers_[i]->backward(scratch_ctx, dy, in, dmemory);
+  if (!scratch.empty()) throw Error(fmt::format("{} recompute: a layer's backward left saved activations behind", o_.name));
+  return dy;
+}
+
+}  // namespace tessera
