@@ -12,22 +12,15 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
+#include "tensor_compare.hpp"
 #include "test_util.hpp"
 #include "gpt_batch.hpp"
 
 using namespace tessera;
+using test::bitwise_equal;
+using test::rel_diff;
 
 namespace {
-
-double rel_diff(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) {
-    const double d = a.item(i) - b.item(i);
-    num += d * d;
-    den += b.item(i) * b.item(i);
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 void check_against_torch(std::int64_t heads, std::int64_t groups) {
   const std::int64_t L = 2, C = 48, B = 3, T = 13, vocab = 101;

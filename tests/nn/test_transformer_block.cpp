@@ -16,9 +16,12 @@
 #include "shape_only_communicator.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/transformer_block.hpp"
+#include "tensor_compare.hpp"
 #include "test_util.hpp"
 
 using namespace tessera;
+using test::bitwise_equal;
+using test::rel_diff;
 
 namespace {
 
@@ -116,21 +119,7 @@ Run run(TransformerBlock& block, const Inputs& inputs) {
   return r;
 }
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
-  return a.shape() == b.shape() && std::equal(a.data<float>(), a.data<float>() + a.numel(), b.data<float>());
-}
 
-double rel_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.numel() == b.numel());
-  double num = 0, den = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) {
-    const double d = a.item(i) - b.item(i);
-    num += d * d;
-    den += b.item(i) * b.item(i);
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 }  // namespace
 
