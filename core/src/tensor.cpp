@@ -1,5 +1,7 @@
 #include "tessera/tensor.hpp"
 
+#include "tessera/half.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -163,7 +165,8 @@ void Tensor::zero_() {
 }
 
 void Tensor::fill_(float value) {
-  check_dtype(DType::f32);
+  if (!is_float_dtype(dtype_))
+    throw ShapeError(fmt::format("fill_({}) needs a float tensor (f32, bf16, f16), got {}", value, str()));
   if (numel_) backend_of(device()).fill(*this, value);
 }
 
@@ -176,6 +179,8 @@ double Tensor::item(std::int64_t i) const {
     case DType::i64: return static_cast<double>(static_cast<const std::int64_t*>(raw())[i]);
     case DType::u8: return static_cast<const std::uint8_t*>(raw())[i];
     case DType::f64: return static_cast<const double*>(raw())[i];
+    case DType::bf16: return bf16_to_float(static_cast<const std::uint16_t*>(raw())[i]);
+    case DType::f16: return f16_to_float(static_cast<const std::uint16_t*>(raw())[i]);
     default: throw ShapeError(fmt::format("item() not supported for {}", dtype_name(dtype_)));
   }
 }

@@ -58,8 +58,9 @@ class Backend {
   virtual TransferStats transfer_stats() const = 0;
 
   // ---- ops (the contracts are ops.hpp's; arguments already checked) ------------------------
-  virtual void fill(Tensor& t, float value) = 0;  // f32 (or any dtype when value is 0)
+  virtual void fill(Tensor& t, float value) = 0;  // a float dtype (or any dtype when value is 0)
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void cast(const Tensor& src, Tensor& dst) = 0;
   virtual void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
                        std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows,
                        std::int64_t cols) = 0;

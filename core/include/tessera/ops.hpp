@@ -5,8 +5,17 @@
 // (query groups), D head size, V vocabulary.
 //
 // Conventions (as llm.c): outputs named `out`/`dx` are overwritten; parameter gradients (`dw`,
-// `db`, `dtable`) are accumulated with +=, so microbatches add up without extra passes. All
-// floating-point tensors are f32 and contiguous; ids are i32.
+// `db`, `dtable`) are accumulated with +=, so microbatches add up without extra passes. Tensors are
+// contiguous; ids are i32.
+//
+// Dtypes (mixed precision, tessera/half.hpp): an op's float tensors share one compute dtype — f32,
+// bf16 or f16 — with these exceptions, which are always f32: accumulated parameter gradients (`dw`,
+// `db`, `dtable`: f32, or the compute dtype itself), LayerNorm's mean/rstd, attention's lse,
+// everything of the losses (logits included) and of Adam, and masked_sum. matmul's out may be f32
+// for bf16/f16 inputs (f32 accumulation, no rounding: logits, weight gradients). A backend runs an
+// op in a 16-bit dtype only if Backend::supports(op, dtype) says so (else a ShapeError naming both);
+// the CPU's run bf16 GEMMs through oneDNN where the CPU has bf16 instructions and every other op in
+// f32 on converted copies.
 #pragma once
 #include <cstdint>
 
@@ -128,6 +137,9 @@ void add_bias(Tensor& y, const Tensor& bias);              // y[N,C] += bias[C] 
 void scale(Tensor& x, float s);                            // x *= s
 // Any dtype, both the same. The one op whose tensors may be on two devices: a host↔device copy.
 void copy(const Tensor& src, Tensor& dst);
+// dst = src converted between float dtypes (f32, bf16, f16; to 16 bits: round to nearest even), same
+// element count.
+void cast(const Tensor& src, Tensor& dst);
 // Strided block copy of rows × cols elements (any dtype, both the same; offsets and strides in
 // elements of the flattened tensors): dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c].
 // Interleaves all-gathered shards, slices columns, packs buffers — without host loops.

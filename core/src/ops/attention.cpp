@@ -22,9 +22,9 @@ void check_shape(const char* op, const AttentionShape& s) {
 // The inputs both passes read, and the saved lse.
 void check_inputs(const char* op, const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
                   const Tensor& lse) {
-  require(op, "q", q);
-  require(op, "kv", kv);
-  require(op, "lse", lse);
+  detail::require_float(op, "q", q);
+  require(op, "kv", kv, q.dtype());
+  require(op, "lse", lse);  // f32 whatever q's dtype
   require_rows_cols(op, "q", q, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "kv", kv, s.B * s.Tk, 2 * s.Hkv * s.D);
   require_numel(op, "lse", lse, s.B * s.Hq * s.Tq, "[B, Hq, Tq]");
@@ -41,9 +41,9 @@ void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& k
   const char* op = "attention_forward";
   check_shape(op, s);
   check_inputs(op, s, q, kv, key_mask, lse);
-  require(op, "out", out);
+  require(op, "out", out, q.dtype());
   require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
-  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out}, {"lse", &lse}})
+  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out}, {"lse", &lse}}, q.dtype())
       .attention_forward(s, q, kv, key_mask, out, lse);
 }
 
@@ -52,16 +52,15 @@ void attention_backward(const AttentionShape& s, const Tensor& dout, const Tenso
   const char* op = "attention_backward";
   check_shape(op, s);
   check_inputs(op, s, q, kv, key_mask, lse);
-  require(op, "dout", dout);
-  require(op, "out", out);
-  require(op, "dq", dq);
-  require(op, "dkv", dkv);
+  for (auto [name, t] : {std::pair{"dout", &dout}, {"out", &out}, {"dq", &dq}, {"dkv", &dkv}})
+    require(op, name, *t, q.dtype());
   require_rows_cols(op, "dout", dout, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "dq", dq, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "dkv", dkv, s.B * s.Tk, 2 * s.Hkv * s.D);
   detail::backend_for(op, {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out},
-                           {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}})
+                           {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}},
+                          q.dtype())
       .attention_backward(s, dout, q, kv, key_mask, out, lse, dq, dkv);
 }
 

@@ -17,22 +17,22 @@ void check_offset(const char* op, std::int64_t offset) {
 
 void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
   const char* op = "dropout_forward";
-  require(op, "x", x);
-  require(op, "y", y);
+  detail::require_float(op, "x", x);
+  require(op, "y", y, x.dtype());
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
   check_p(op, p);
   check_offset(op, offset);
-  detail::backend_for(op, {{"x", &x}, {"y", &y}}).dropout(x, p, seed, y, offset);
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}, x.dtype()).dropout(x, p, seed, y, offset);
 }
 
 void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset) {
   const char* op = "dropout_backward";
-  require(op, "dy", dy);
-  require(op, "dx", dx);
+  detail::require_float(op, "dy", dy);
+  require(op, "dx", dx, dy.dtype());
   require_numel(op, "dx", dx, dy.numel(), "dy " + shape_str(dy.shape()));
   check_p(op, p);
   check_offset(op, offset);
-  detail::backend_for(op, {{"dy", &dy}, {"dx", &dx}}).dropout(dy, p, seed, dx, offset);
+  detail::backend_for(op, {{"dy", &dy}, {"dx", &dx}}, dy.dtype()).dropout(dy, p, seed, dx, offset);
 }
 
 }  // namespace tessera::ops

@@ -8,35 +8,35 @@ using detail::require_numel;
 
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
   const char* op = "add";
-  require(op, "a", a);
-  require(op, "b", b);
-  require(op, "out", out);
+  detail::require_float(op, "a", a);
+  require(op, "b", b, a.dtype());
+  require(op, "out", out, a.dtype());
   require_numel(op, "b", b, a.numel(), "a " + shape_str(a.shape()));
   require_numel(op, "out", out, a.numel(), "a " + shape_str(a.shape()));
-  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}).add(a, b, out);
+  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}, a.dtype()).add(a, b, out);
 }
 
 void axpy(float alpha, const Tensor& x, Tensor& y) {
   const char* op = "axpy";
-  require(op, "x", x);
-  require(op, "y", y);
+  detail::require_float(op, "x", x);
+  require(op, "y", y, x.dtype());
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
-  detail::backend_for(op, {{"x", &x}, {"y", &y}}).axpy(alpha, x, y);
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}, x.dtype()).axpy(alpha, x, y);
 }
 
 void add_bias(Tensor& y, const Tensor& bias) {
   const char* op = "add_bias";
-  require(op, "y", y);
-  require(op, "bias", bias);
+  detail::require_float(op, "y", y);
+  require(op, "bias", bias, y.dtype());
   TESSERA_CHECK_SHAPE(bias.dim() == 1 && y.dim() >= 1 && y.size(-1) == bias.size(0),
                       "add_bias: y {} must end in the size of bias {}", shape_str(y.shape()), shape_str(bias.shape()));
   detail::rows_of(op, "y", y);
-  detail::backend_for(op, {{"y", &y}, {"bias", &bias}}).add_bias(y, bias);
+  detail::backend_for(op, {{"y", &y}, {"bias", &bias}}, y.dtype()).add_bias(y, bias);
 }
 
 void scale(Tensor& x, float s) {
-  require("scale", "x", x);
-  detail::backend_for("scale", {{"x", &x}}).scale(x, s);
+  detail::require_float("scale", "x", x);
+  detail::backend_for("scale", {{"x", &x}}, x.dtype()).scale(x, s);
 }
 
 void copy(const Tensor& src, Tensor& dst) {
@@ -49,6 +49,20 @@ void copy(const Tensor& src, Tensor& dst) {
   } else {  // the one op that crosses devices: an explicit, counted transfer
     src.transfer_to(dst);
   }
+}
+
+void cast(const Tensor& src, Tensor& dst) {
+  const char* op = "cast";
+  detail::require_float(op, "src", src);
+  detail::require_float(op, "dst", dst);
+  require_numel(op, "dst", dst, src.numel(), "src " + shape_str(src.shape()));
+  TESSERA_CHECK_SHAPE(!src.same_memory(dst) || src.dtype() == dst.dtype(), "cast: src {} and dst {} share memory",
+                      src.str(), dst.str());
+  Backend& backend = detail::backend_for(op, {{"src", &src}, {"dst", &dst}});
+  for (DType t : {src.dtype(), dst.dtype()})
+    if (t != DType::f32 && !backend.supports(op, t))
+      throw ShapeError(fmt::format("cast: the {} backend does not run this op in {}", backend.name(), dtype_name(t)));
+  backend.cast(src, dst);
 }
 
 void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
@@ -92,16 +106,16 @@ void require_scalar_out(const char* op, const Tensor& out) {
 
 void sum(const Tensor& x, Tensor& out, bool accumulate) {
   const char* op = "sum";
-  require(op, "x", x);
+  detail::require_float(op, "x", x);
   require_scalar_out(op, out);
-  detail::backend_for(op, {{"x", &x}, {"out", &out}}).sum(x, out, accumulate);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}, x.dtype()).sum(x, out, accumulate);
 }
 
 void sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
   const char* op = "sum_squares";
-  require(op, "x", x);
+  detail::require_float(op, "x", x);
   require_scalar_out(op, out);
-  detail::backend_for(op, {{"x", &x}, {"out", &out}}).sum_squares(x, out, accumulate);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}, x.dtype()).sum_squares(x, out, accumulate);
 }
 
 void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {

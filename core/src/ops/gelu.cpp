@@ -8,20 +8,20 @@ using detail::require_numel;
 
 void gelu_forward(const Tensor& x, Tensor& y) {
   const char* op = "gelu_forward";
-  require(op, "x", x);
-  require(op, "y", y);
+  detail::require_float(op, "x", x);
+  require(op, "y", y, x.dtype());
   require_numel(op, "y", y, x.numel(), "x " + shape_str(x.shape()));
-  detail::backend_for(op, {{"x", &x}, {"y", &y}}).gelu_forward(x, y);
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}, x.dtype()).gelu_forward(x, y);
 }
 
 void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
   const char* op = "gelu_backward";
-  require(op, "dy", dy);
-  require(op, "x", x);
-  require(op, "dx", dx);
+  detail::require_float(op, "x", x);
+  require(op, "dy", dy, x.dtype());
+  require(op, "dx", dx, x.dtype());
   require_numel(op, "dy", dy, x.numel(), "x " + shape_str(x.shape()));
   require_numel(op, "dx", dx, x.numel(), "x " + shape_str(x.shape()));
-  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"dx", &dx}}).gelu_backward(dy, x, dx);
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"dx", &dx}}, x.dtype()).gelu_backward(dy, x, dx);
 }
 
 }  // namespace tessera::ops

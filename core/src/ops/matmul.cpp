@@ -12,9 +12,9 @@ using detail::require_shape;
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
             float beta) {
   const char* op = "matmul";
-  require(op, "a", a);
-  require(op, "b", b);
-  require(op, "out", out);
+  detail::require_float(op, "a", a);
+  require(op, "b", b, a.dtype());
+  detail::require_f32_or(op, "out", out, a);
   if (a.dim() < 2 || b.dim() != 2 || out.dim() < 2)
     throw ShapeError(fmt::format("matmul: a {} and out {} need ≥ 2 dims and b {} exactly 2",
                                  shape_str(a.shape()), shape_str(out.shape()), shape_str(b.shape())));
@@ -27,7 +27,7 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
                       trans_b ? "ᵀ" : "");
   require_rows_cols(op, "out", out, M, N);
   TESSERA_CHECK_SHAPE(!out.same_memory(a) && !out.same_memory(b), "out must not alias a or b");
-  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}).matmul(a, trans_a, b, trans_b, out, alpha, beta);
+  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}, a.dtype()).matmul(a, trans_a, b, trans_b, out, alpha, beta);
 }
 
 namespace {
@@ -38,8 +38,8 @@ struct LinearDims {
 
 // Checks x [..., in] and w [out, in] (PyTorch layout) and returns N = rows of x flattened.
 LinearDims linear_dims(const char* op, const Tensor& x, const Tensor& w) {
-  require(op, "x", x);
-  require(op, "w", w);
+  detail::require_float(op, "x", x);
+  require(op, "w", w, x.dtype());
   if (w.dim() != 2) throw ShapeError(fmt::format("{}: w must be [out, in], got {}", op, shape_str(w.shape())));
   const std::int64_t out_f = w.size(0), in_f = w.size(1);
   if (x.dim() < 1 || last_dim(x) != in_f)
@@ -52,36 +52,36 @@ LinearDims linear_dims(const char* op, const Tensor& x, const Tensor& w) {
 
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "linear_forward";
-  require(op, "y", y);
   const auto [N, in_f, out_f] = linear_dims(op, x, w);
   (void)in_f;
+  require(op, "y", y, x.dtype());
   require_rows_cols(op, "y", y, N, out_f);
   if (bias) {
-    require(op, "bias", *bias);
+    require(op, "bias", *bias, x.dtype());
     require_shape(op, "bias", *bias, {out_f});
   }
-  detail::backend_for(op, {{"x", &x}, {"w", &w}, {"bias", bias}, {"y", &y}}).linear_forward(x, w, bias, y);
+  detail::backend_for(op, {{"x", &x}, {"w", &w}, {"bias", bias}, {"y", &y}}, x.dtype()).linear_forward(x, w, bias, y);
 }
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
                      Tensor* db) {
   const char* op = "linear_backward";
-  require(op, "dy", dy);
   const auto [N, in_f, out_f] = linear_dims(op, x, w);
+  require(op, "dy", dy, x.dtype());
   require_rows_cols(op, "dy", dy, N, out_f);
   if (dx) {
-    require(op, "dx", *dx);
+    require(op, "dx", *dx, x.dtype());
     require_rows_cols(op, "dx", *dx, N, in_f);
   }
   if (dw) {
-    require(op, "dw", *dw);
+    detail::require_f32_or(op, "dw", *dw, x);
     require_shape(op, "dw", *dw, w.shape());
   }
   if (db) {
-    require(op, "db", *db);
+    detail::require_f32_or(op, "db", *db, x);
     require_shape(op, "db", *db, {out_f});
   }
-  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"w", &w}, {"dx", dx}, {"dw", dw}, {"db", db}})
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"w", &w}, {"dx", dx}, {"dw", dw}, {"db", db}}, x.dtype())
       .linear_backward(dy, x, w, dx, dw, db);
 }
 

@@ -22,6 +22,22 @@ inline void require(const char* op, std::string_view name, const Tensor& t, DTyp
                                  dtype_name(dtype)));
 }
 
+// A float tensor: f32, bf16 or f16, the dtypes ops compute in (mixed precision: tessera/half.hpp).
+inline void require_float(const char* op, std::string_view name, const Tensor& t) {
+  if (!t.defined()) throw ShapeError(fmt::format("{}: tensor '{}' is undefined", op, name));
+  if (t.dtype() != DType::f32 && t.dtype() != DType::bf16 && t.dtype() != DType::f16)
+    throw ShapeError(fmt::format("{}: tensor '{}' is {}, expected a float dtype (f32, bf16 or f16)", op, name, t.str()));
+}
+
+// An f32 result of a computation in `like`'s dtype (accumulated weight gradients, statistics), or
+// one in that dtype itself.
+inline void require_f32_or(const char* op, std::string_view name, const Tensor& t, const Tensor& like) {
+  if (!t.defined()) throw ShapeError(fmt::format("{}: tensor '{}' is undefined", op, name));
+  if (t.dtype() != DType::f32 && t.dtype() != like.dtype())
+    throw ShapeError(fmt::format("{}: tensor '{}' is {}, expected dtype f32 or {}", op, name, t.str(),
+                                 dtype_name(like.dtype())));
+}
+
 // Size of the last dim (the channel dim of a row-major [rows, cols] view); 0 for a scalar.
 inline std::int64_t last_dim(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 
@@ -62,7 +78,8 @@ struct NamedTensor {
   const char* name;
   const Tensor* tensor;
 };
-inline Backend& backend_for(const char* op, std::initializer_list<NamedTensor> tensors) {
+// With a compute dtype other than f32, the backend must claim it for this op (Backend::supports).
+inline Backend& backend_for(const char* op, std::initializer_list<NamedTensor> tensors, DType compute = DType::f32) {
   const NamedTensor* first = nullptr;
   for (const NamedTensor& t : tensors) {
     if (!t.tensor || !t.tensor->defined()) continue;
@@ -74,7 +91,10 @@ inline Backend& backend_for(const char* op, std::initializer_list<NamedTensor> t
                               first->tensor->device().str()));
     }
   }
-  return backend_of(first ? first->tensor->device() : Device::cpu());
+  Backend& backend = backend_of(first ? first->tensor->device() : Device::cpu());
+  if (compute != DType::f32 && !backend.supports(op, compute))
+    throw ShapeError(fmt::format("{}: the {} backend does not run this op in {}", op, backend.name(), dtype_name(compute)));
+  return backend;
 }
 
 }  // namespace tessera::ops::detail

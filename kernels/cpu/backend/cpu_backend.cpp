@@ -2,12 +2,18 @@
 // that need the data itself (ids in range) happen here, where the data is readable.
 #include "tessera/backends/cpu_backend.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/half.hpp"
 #include "tessera/kernels/cpu/adam.hpp"
 #include "tessera/kernels/cpu/attention.hpp"
 #include "tessera/kernels/cpu/cross_entropy.hpp"
@@ -15,7 +21,9 @@
 #include "tessera/kernels/cpu/elementwise.hpp"
 #include "tessera/kernels/cpu/embedding.hpp"
 #include "tessera/kernels/cpu/gelu.hpp"
+#include "tessera/kernels/cpu/convert.hpp"
 #include "tessera/kernels/cpu/gemm.hpp"
+#include "tessera/kernels/cpu/gemm_bf16.hpp"
 #include "tessera/kernels/cpu/layer_norm.hpp"
 #include "tessera/kernels/cpu/softmax.hpp"
 
@@ -24,7 +32,48 @@ namespace tessera {
 namespace {
 
 float* f32(const Tensor& t) { return t.device_data<float>(); }
-float* f32_or_null(const Tensor* t) { return t && t->defined() ? t->device_data<float>() : nullptr; }
+
+cpu::Half half_type(DType t) { return t == DType::bf16 ? cpu::Half::bf16 : cpu::Half::f16; }
+std::uint16_t* bits(const Tensor& t) { return static_cast<std::uint16_t*>(t.device_raw()); }
+
+// A float tensor of any compute dtype seen as f32 by the kernels, which compute in f32: an f32
+// tensor directly, a bf16/f16 one through a converted copy — read when the view is made (inputs,
+// accumulated outputs), written back when it goes (outputs). Views made in a kernel call's argument
+// list live until the call returns, so an op reads its inputs' copies and its outputs are written
+// back after it. A null or undefined tensor gives a null pointer (optional arguments).
+class AsF32 {
+ public:
+  enum Mode { in, out, in_out };
+  AsF32(const Tensor* t, Mode mode) : t_(t && t->defined() ? t : nullptr), mode_(mode) {
+    if (!t_) return;
+    if (t_->dtype() == DType::f32) {
+      p_ = t_->device_data<float>();
+      return;
+    }
+    buf_.resize(static_cast<std::size_t>(t_->numel()));
+    p_ = buf_.data();
+    if (mode_ != out) cpu::half_to_f32(bits(*t_), half_type(t_->dtype()), p_, t_->numel());
+  }
+  ~AsF32() {
+    if (t_ && t_->dtype() != DType::f32 && mode_ != in) cpu::f32_to_half(p_, half_type(t_->dtype()), bits(*t_), t_->numel());
+  }
+  AsF32(const AsF32&) = delete;
+  AsF32& operator=(const AsF32&) = delete;
+  float* get() const { return p_; }
+
+ private:
+  const Tensor* t_;
+  Mode mode_;
+  float* p_ = nullptr;
+  std::vector<float> buf_;
+};
+// The argument-list forms: in(x).get(), out(y).get(), in_out(dw).get().
+AsF32 in(const Tensor& t) { return AsF32(&t, AsF32::in); }
+AsF32 out(const Tensor& t) { return AsF32(&t, AsF32::out); }
+AsF32 in_out(const Tensor& t) { return AsF32(&t, AsF32::in_out); }
+AsF32 in(const Tensor* t) { return AsF32(t, AsF32::in); }
+AsF32 out(const Tensor* t) { return AsF32(t, AsF32::out); }
+AsF32 in_out(const Tensor* t) { return AsF32(t, AsF32::in_out); }
 const std::int32_t* i32(const Tensor& t) { return t.device_data<std::int32_t>(); }
 std::int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
 std::int64_t rows_of(const Tensor& t) { return cols_of(t) == 0 ? 0 : t.numel() / cols_of(t); }
@@ -48,10 +97,16 @@ const std::uint8_t* mask_or_null(const Tensor& key_mask) {
 }  // namespace
 
 bool CpuBackend::supports(std::string_view op, DType dtype) const {
-  // Copies move any dtype; ids are i32; everything else computes in f32.
+  // Copies move any dtype; ids are i32. The losses, softmax, masked_sum and Adam compute in f32
+  // only; every other op also takes bf16 and f16 (ops.hpp's dtype rules): bf16 GEMMs natively where
+  // the CPU can, the rest on f32 copies.
   if (op == "copy" || op == "copy_2d" || op == "fill") return true;
   if (op == "arange_mod") return dtype == DType::i32;
-  return dtype == DType::f32;
+  static const std::set<std::string_view> f32_only = {
+      "softmax_cross_entropy", "cross_entropy_shard_stats", "cross_entropy_shard_grad", "cross_entropy_shard_rescale",
+      "cross_entropy_shard_loss", "softmax", "masked_sum", "adam_step"};
+  if (f32_only.count(op)) return dtype == DType::f32;
+  return is_float_dtype(dtype);
 }
 
 // ---- memory -------------------------------------------------------------------------------------
@@ -89,8 +144,12 @@ void CpuBackend::fill(Tensor& t, float value) {
     std::memset(t.device_raw(), 0, t.nbytes());
     return;
   }
-  float* p = f32(t);
-  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = value;
+  if (t.dtype() == DType::f32) {
+    std::fill(f32(t), f32(t) + t.numel(), value);
+  } else {
+    const std::uint16_t b = t.dtype() == DType::bf16 ? float_to_bf16(value) : float_to_f16(value);
+    std::fill(bits(t), bits(t) + t.numel(), b);
+  }
 }
 
 void CpuBackend::copy(const Tensor& src, Tensor& dst) {
@@ -98,6 +157,18 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
     cpu::copy(f32(src), f32(dst), src.numel());
   else if (src.nbytes() > 0)
     std::memmove(dst.device_raw(), src.device_raw(), src.nbytes());
+}
+
+void CpuBackend::cast(const Tensor& src, Tensor& dst) {
+  if (src.dtype() == dst.dtype()) {
+    copy(src, dst);
+  } else if (src.dtype() == DType::f32) {
+    cpu::f32_to_half(f32(src), half_type(dst.dtype()), bits(dst), src.numel());
+  } else if (dst.dtype() == DType::f32) {
+    cpu::half_to_f32(bits(src), half_type(src.dtype()), f32(dst), src.numel());
+  } else {  // bf16 ↔ f16 through f32
+    cpu::f32_to_half(in(src).get(), half_type(dst.dtype()), bits(dst), src.numel());
+  }
 }
 
 void CpuBackend::copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
@@ -111,74 +182,116 @@ void CpuBackend::arange_mod(Tensor& out, std::int64_t start, std::int64_t period
   cpu::arange_mod(out.device_data<std::int32_t>(), out.numel(), start, period);
 }
 
+namespace {
+void log_bf16_gemm_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { log_info("bf16 matmuls on the CPU: {}", cpu::bf16_gemm_implementation()); });
+}
+}  // namespace
+
 void CpuBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
                         float beta) {
   const std::int64_t ca = cols_of(a), ra = rows_of(a);
   const std::int64_t M = trans_a ? ca : ra, K = trans_a ? ra : ca, N = trans_b ? b.size(0) : b.size(1);
-  cpu::sgemm(trans_a, trans_b, M, N, K, alpha, f32(a), ca, f32(b), b.size(1), beta, f32(out), N);
+  if (a.dtype() == DType::bf16) {
+    log_bf16_gemm_once();
+    cpu::bf16_gemm(trans_a, trans_b, M, N, K, alpha, bits(a), ca, bits(b), b.size(1), beta, out.device_raw(),
+                   out.dtype() == DType::bf16, N);
+    return;
+  }
+  cpu::sgemm(trans_a, trans_b, M, N, K, alpha, in(a).get(), ca, in(b).get(), b.size(1), beta,
+             (beta == 0.0f ? AsF32(&out, AsF32::out) : AsF32(&out, AsF32::in_out)).get(), N);
 }
 
 void CpuBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  cpu::linear_forward(f32(x), f32(w), f32_or_null(bias), f32(y), rows_of(x), w.size(1), w.size(0));
+  const std::int64_t N = rows_of(x), in_f = w.size(1), out_f = w.size(0);
+  if (x.dtype() == DType::bf16) {
+    // y = x·wᵀ (+ bias) accumulated in f32 and rounded to bf16 once.
+    log_bf16_gemm_once();
+    std::vector<float> acc(static_cast<std::size_t>(N * out_f));
+    if (bias) {
+      const AsF32 b = in(bias);
+      for (std::int64_t i = 0; i < N; ++i) std::copy(b.get(), b.get() + out_f, acc.data() + i * out_f);
+    }
+    cpu::bf16_gemm(false, true, N, out_f, in_f, 1.0f, bits(x), in_f, bits(w), in_f, bias ? 1.0f : 0.0f, acc.data(),
+                   false, out_f);
+    cpu::f32_to_half(acc.data(), cpu::Half::bf16, bits(y), N * out_f);
+    return;
+  }
+  cpu::linear_forward(in(x).get(), in(w).get(), in(bias).get(), out(y).get(), N, in_f, out_f);
 }
 
 void CpuBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw,
                                  Tensor* db) {
-  cpu::linear_backward(f32(dy), f32(x), f32(w), f32_or_null(dx), f32_or_null(dw), f32_or_null(db), rows_of(x),
-                       w.size(1), w.size(0));
+  const std::int64_t N = rows_of(x), in_f = w.size(1), out_f = w.size(0);
+  if (x.dtype() == DType::bf16) {
+    log_bf16_gemm_once();
+    if (dx) cpu::bf16_gemm(false, false, N, in_f, out_f, 1.0f, bits(dy), out_f, bits(w), in_f, 0.0f, dx->device_raw(),
+                           true, in_f);
+    // dw += dyᵀ·x, accumulated straight into the (f32) gradient: no bf16 rounding of the sum.
+    if (dw) cpu::bf16_gemm(true, false, out_f, in_f, N, 1.0f, bits(dy), out_f, bits(x), in_f, 1.0f, dw->device_raw(),
+                           dw->dtype() == DType::bf16, in_f);
+    if (db) cpu::linear_backward(in(dy).get(), nullptr, nullptr, nullptr, nullptr, in_out(db).get(), N, in_f, out_f);
+    return;
+  }
+  cpu::linear_backward(in(dy).get(), in(x).get(), in(w).get(), out(dx).get(), in_out(dw).get(), in_out(db).get(), N,
+                       in_f, out_f);
 }
 
 void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y,
                                     Tensor& mean, Tensor& rstd) {
-  cpu::layer_norm_forward(f32(x), f32(w), f32(b), eps, f32(y), f32(mean), f32(rstd), rows_of(x), cols_of(x));
+  cpu::layer_norm_forward(in(x).get(), in(w).get(), in(b).get(), eps, out(y).get(), f32(mean), f32(rstd), rows_of(x),
+                          cols_of(x));
 }
 
 void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
                                      const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) {
-  cpu::layer_norm_backward(f32(dy), f32(x), f32(w), f32(mean), f32(rstd), f32(dx), f32(dw), f32(db), rows_of(x),
-                           cols_of(x));
+  cpu::layer_norm_backward(in(dy).get(), in(x).get(), in(w).get(), f32(mean), f32(rstd), out(dx).get(),
+                           in_out(dw).get(), in_out(db).get(), rows_of(x), cols_of(x));
 }
 
-void CpuBackend::gelu_forward(const Tensor& x, Tensor& y) { cpu::gelu_forward(f32(x), f32(y), x.numel()); }
+void CpuBackend::gelu_forward(const Tensor& x, Tensor& y) { cpu::gelu_forward(in(x).get(), out(y).get(), x.numel()); }
 void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
-  cpu::gelu_backward(f32(dy), f32(x), f32(dx), x.numel());
+  cpu::gelu_backward(in(dy).get(), in(x).get(), out(dx).get(), x.numel());
 }
 
 void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
-  cpu::dropout_apply(f32(x), f32(y), x.numel(), p, seed, offset);
+  cpu::dropout_apply(in(x).get(), out(y).get(), x.numel(), p, seed, offset);
 }
 
 void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
-                                   const Tensor& key_mask, Tensor& out, Tensor& lse) {
-  cpu::attention_forward(attention_args(s), f32(q), f32(kv), mask_or_null(key_mask), f32(out), f32(lse));
+                                   const Tensor& key_mask, Tensor& o, Tensor& lse) {
+  cpu::attention_forward(attention_args(s), in(q).get(), in(kv).get(), mask_or_null(key_mask), out(o).get(), f32(lse));
 }
 
 void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
-                                    const Tensor& kv, const Tensor& key_mask, const Tensor& out, const Tensor& lse,
+                                    const Tensor& kv, const Tensor& key_mask, const Tensor& o, const Tensor& lse,
                                     Tensor& dq, Tensor& dkv) {
-  cpu::attention_backward(attention_args(s), f32(dout), f32(q), f32(kv), mask_or_null(key_mask), f32(out), f32(lse),
-                          f32(dq), f32(dkv));
+  cpu::attention_backward(attention_args(s), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(key_mask),
+                          in(o).get(), f32(lse), out(dq).get(), out(dkv).get());
 }
 
-void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) {
+void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& o, bool accumulate) {
   check_ids("embedding_forward", "ids", ids, table.size(0));
-  cpu::embedding_forward(i32(ids), f32(table), f32(out), ids.numel(), table.size(1), accumulate);
+  cpu::embedding_forward(i32(ids), in(table).get(), (accumulate ? in_out(o) : out(o)).get(), ids.numel(),
+                         table.size(1), accumulate);
 }
 
 void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
   check_ids("embedding_backward", "ids", ids, dtable.size(0));
-  cpu::embedding_backward(i32(ids), f32(dout), f32(dtable), ids.numel(), dtable.size(1));
+  cpu::embedding_backward(i32(ids), in(dout).get(), in_out(dtable).get(), ids.numel(), dtable.size(1));
 }
 
-void CpuBackend::embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) {
+void CpuBackend::embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& o) {
   check_ids("embedding_shard_forward", "ids", ids, -1);
-  cpu::embedding_shard_forward(i32(ids), f32(table), first_id, table.size(0), f32(out), ids.numel(), table.size(1));
+  cpu::embedding_shard_forward(i32(ids), in(table).get(), first_id, table.size(0), out(o).get(), ids.numel(),
+                               table.size(1));
 }
 
 void CpuBackend::embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id,
                                           Tensor& dtable) {
   check_ids("embedding_shard_backward", "ids", ids, -1);
-  cpu::embedding_shard_backward(i32(ids), f32(dout), first_id, dtable.size(0), f32(dtable), ids.numel(),
+  cpu::embedding_shard_backward(i32(ids), in(dout).get(), first_id, dtable.size(0), in_out(dtable).get(), ids.numel(),
                                 dtable.size(1));
 }
 
@@ -186,7 +299,7 @@ void CpuBackend::softmax_cross_entropy(Tensor& logits, const Tensor& targets, co
                                        bool compute_grad, float grad_scale) {
   const std::int64_t V = cols_of(logits);
   check_ids("softmax_cross_entropy", "targets", targets, V);
-  cpu::softmax_cross_entropy(f32(logits), i32(targets), f32_or_null(&mask), f32(losses), rows_of(logits), V,
+  cpu::softmax_cross_entropy(f32(logits), i32(targets), mask.defined() ? f32(mask) : nullptr, f32(losses), rows_of(logits), V,
                              compute_grad, grad_scale);
 }
 
@@ -201,7 +314,7 @@ void CpuBackend::cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targ
                                           const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
                                           const Tensor& global_sum, float grad_scale) {
   check_ids("cross_entropy_shard_grad", "targets", targets, -1);
-  cpu::cross_entropy_shard_grad(f32(exp_logits), i32(targets), first_id, f32_or_null(&mask), f32(row_max),
+  cpu::cross_entropy_shard_grad(f32(exp_logits), i32(targets), first_id, mask.defined() ? f32(mask) : nullptr, f32(row_max),
                                 f32(global_max), f32(global_sum), grad_scale, rows_of(exp_logits),
                                 cols_of(exp_logits));
 }
@@ -217,10 +330,14 @@ void CpuBackend::cross_entropy_shard_loss(const Tensor& global_max, const Tensor
 }
 
 void CpuBackend::softmax(const Tensor& x, Tensor& out) { cpu::softmax(f32(x), f32(out), rows_of(x), cols_of(x)); }
-void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) { cpu::add(f32(a), f32(b), f32(out), a.numel()); }
-void CpuBackend::axpy(float alpha, const Tensor& x, Tensor& y) { cpu::axpy(alpha, f32(x), f32(y), x.numel()); }
-void CpuBackend::add_bias(Tensor& y, const Tensor& bias) { cpu::add_bias(f32(y), f32(bias), rows_of(y), bias.size(0)); }
-void CpuBackend::scale(Tensor& x, float s) { cpu::scale(f32(x), s, x.numel()); }
+void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& o) {
+  cpu::add(in(a).get(), in(b).get(), out(o).get(), a.numel());
+}
+void CpuBackend::axpy(float alpha, const Tensor& x, Tensor& y) { cpu::axpy(alpha, in(x).get(), in_out(y).get(), x.numel()); }
+void CpuBackend::add_bias(Tensor& y, const Tensor& bias) {
+  cpu::add_bias(in_out(y).get(), in(bias).get(), rows_of(y), bias.size(0));
+}
+void CpuBackend::scale(Tensor& x, float s) { cpu::scale(in_out(x).get(), s, x.numel()); }
 
 namespace {
 void store_scalar(Tensor& out, double value, bool accumulate) {
@@ -230,10 +347,10 @@ void store_scalar(Tensor& out, double value, bool accumulate) {
 }  // namespace
 
 void CpuBackend::sum(const Tensor& x, Tensor& out, bool accumulate) {
-  store_scalar(out, cpu::sum(f32(x), x.numel()), accumulate);
+  store_scalar(out, cpu::sum(in(x).get(), x.numel()), accumulate);
 }
 void CpuBackend::sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
-  store_scalar(out, cpu::sum_squares(f32(x), x.numel()), accumulate);
+  store_scalar(out, cpu::sum_squares(in(x).get(), x.numel()), accumulate);
 }
 void CpuBackend::masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {
   store_scalar(out, cpu::masked_sum(f32(values), f32(mask), values.numel()), accumulate);

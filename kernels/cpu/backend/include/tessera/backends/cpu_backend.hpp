@@ -28,6 +28,7 @@ class CpuBackend : public Backend {
 
   void fill(Tensor& t, float value) override;
   void copy(const Tensor& src, Tensor& dst) override;
+  void cast(const Tensor& src, Tensor& dst) override;
   void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,
                std::int64_t dst_offset, std::int64_t dst_stride, std::int64_t rows, std::int64_t cols) override;
   void arange_mod(Tensor& out, std::int64_t start, std::int64_t period) override;
