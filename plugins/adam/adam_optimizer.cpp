@@ -30,7 +30,8 @@ class Adam : public Optimizer {
     ops::AdamParams a = adam_params(s_, lr, grad_scale, ++step_);
     for (std::size_t i = 0; i < params_.size(); ++i) {
       a.weight_decay = params_[i]->weight_decay ? s_.weight_decay : 0.0f;
-      ops::adam_step(params_[i]->value, params_[i]->grad, m_[i], v_[i], a);
+      Parameter& p = *params_[i];
+      ops::adam_step(p.value, p.grad, m_[i], v_[i], a, p.compute.defined() ? &p.compute : nullptr);
     }
   }
 

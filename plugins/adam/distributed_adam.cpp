@@ -7,8 +7,10 @@
 // then updates the parameter elements of its shards with its 1/dp of Adam's moments — the same
 // element-wise update plain Adam applies — and all-gathers every bucket's updated shards back into
 // the parameters, so every rank ends the step with the whole model, as with plain Adam. The grad
-// norm comes from the shards (shard_grad_sum_squares). Tessera trains in f32, so there is no
-// separate f32 master copy of the weights to shard: the moments are the state.
+// norm comes from the shards (shard_grad_sum_squares). In mixed precision every rank keeps the whole
+// f32 model (the values are the master weights and checkpoints save them) and refreshes the bf16/f16
+// compute copies from the gathered values; Megatron-LM instead shards the f32 masters too and
+// gathers only the compute copies (half the bytes) — not done here yet.
 //
 // With dp = 1 there are no buckets and this is plain Adam over whole tensors.
 #include <algorithm>
@@ -34,6 +36,7 @@ struct Piece {
   Parameter* param;
   Tensor value, grad, m, v;  // 1-D views
   Tensor staged;             // its place in the bucket's all-gather input (ZeRO only)
+  Tensor copy;               // mixed precision without buckets: the compute copy, written in the update
 };
 
 Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
@@ -46,7 +49,8 @@ class DistributedAdam : public Optimizer {
       for (Parameter* p : params) {
         state_.push_back(p->value.new_zeros({2, p->value.numel()}));
         pieces_.push_back({p, flat(p->value), flat(p->grad), state_.back().rows(0, 1).reshape({p->value.numel()}),
-                           state_.back().rows(1, 2).reshape({p->value.numel()}), Tensor{}});
+                           state_.back().rows(1, 2).reshape({p->value.numel()}), Tensor{},
+                           p->compute.defined() ? flat(p->compute) : Tensor{}});
       }
       return;
     }
@@ -66,7 +70,8 @@ class DistributedAdam : public Optimizer {
       for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
         pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
-                           shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi)});
+                           shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi),
+                           Tensor{}});
       }
     }
   }
@@ -82,7 +87,7 @@ class DistributedAdam : public Optimizer {
     ops::AdamParams a = adam_params(s_, lr, grad_scale, ++step_);
     for (Piece& p : pieces_) {
       a.weight_decay = p.param->weight_decay ? s_.weight_decay : 0.0f;
-      ops::adam_step(p.value, p.grad, p.m, p.v, a);
+      ops::adam_step(p.value, p.grad, p.m, p.v, a, p.copy.defined() ? &p.copy : nullptr);
     }
     if (buckets_) gather_parameters();
   }
@@ -134,6 +139,9 @@ class DistributedAdam : public Optimizer {
         Parameter& p = *bucket.params[j];
         Tensor dst = flat(p.value);
         ops::copy(all.rows(bucket.offsets[j], bucket.offsets[j] + p.value.numel()), dst);  // whole, own shard too
+        // Mixed precision: the compute copy from the gathered f32 values (gathering the copies
+        // themselves, at half the bytes, would leave the other shards' f32 values stale).
+        if (p.compute.defined()) ops::cast(p.value, p.compute);
       }
     }
   }

@@ -32,9 +32,10 @@ TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool 
   return b;
 }
 
-GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel)
+GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype)
     : o_(o),
       parallel_(std::move(parallel)),
+      compute_dtype_(compute_dtype),
       tp_(tp_group(parallel_)),
       sequence_parallel_(parallel_ && parallel_->layout.sequence_parallel()),
       embedding_dropout_(o.hidden_dropout, 0) {
@@ -91,7 +92,7 @@ FieldSpecs GptModel::batch_fields() const {
 }
 
 std::vector<TensorSpec> GptModel::stage_boundary(std::int64_t micro_batch_size, int /*boundary*/) const {
-  return {{activation_shape(micro_batch_size), DType::f32}};
+  return {{activation_shape(micro_batch_size), compute_dtype_}};
 }
 
 Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
@@ -115,7 +116,7 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   // Position ids of those rows: t of each row (b, t) of the flattened [B, T].
   Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
   ops::arange_mod(pos, rows.first, T);
-  ops::embedding_forward(pos, position_embeddings_->value, x, /*accumulate=*/true);
+  ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
   if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
   Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
   return sp ? y : y.reshape({B, T, C});
@@ -136,8 +137,10 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
     x = embed(ctx, tokens);
   } else {
     const Shape expected = activation_shape(tokens.size(0));
-    TESSERA_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined() && inputs[0].shape() == expected,
-                        "GPT stage input must be one f32[{}], got {} tensor(s){}", fmt::join(expected, ", "),
+    TESSERA_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined() && inputs[0].shape() == expected &&
+                            inputs[0].dtype() == compute_dtype_,
+                        "GPT stage input must be one {}[{}], got {} tensor(s){}", dtype_name(compute_dtype_),
+                        fmt::join(expected, ", "),
                         inputs.size(), inputs.size() == 1 && inputs[0].defined() ? ": " + inputs[0].str() : "");
     x = inputs[0];
   }
@@ -149,7 +152,10 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
-  const Tensor& table = word_embeddings_->weight().value;
+  // The table in the compute dtype; its gradient f32. Logits and the loss are f32 whatever the
+  // compute dtype (Megatron-LM computes the cross-entropy in f32); in bf16/f16 the logits' gradient
+  // is rounded to it for the two backward GEMMs.
+  const Tensor& table = word_embeddings_->weight().weight();
   Tensor& table_grad = word_embeddings_->weight().grad;
   const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
@@ -161,10 +167,12 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
 
-  Tensor losses = h2.new_empty({N});
+  Tensor losses = h2.new_empty({N}, DType::f32);
   Tensor dh = ctx.training ? h2.new_empty({N, C}) : Tensor();
   const std::int64_t chunk = head_chunk_rows(V);
-  Tensor logits_buffer = h2.new_empty({std::min(chunk, N), V});
+  Tensor logits_buffer = h2.new_empty({std::min(chunk, N), V}, DType::f32);
+  const bool low_precision = h2.dtype() != DType::f32;
+  Tensor grad_buffer = low_precision && ctx.training ? h2.new_empty({std::min(chunk, N), V}) : Tensor();
   for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
     const std::int64_t r1 = std::min(N, r0 + chunk);
     Tensor hc = h2.rows(r0, r1);
@@ -175,8 +183,13 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
                                  grad_scale, first, tp_);
     if (ctx.training) {
       Tensor dhc = dh.rows(r0, r1);
-      ops::matmul(logits, false, table, false, dhc);                // [n,V]·[V,C]
-      ops::matmul(logits, true, hc, false, table_grad, 1.0f, 1.0f);  // += [n,V]ᵀ·[n,C]
+      Tensor dlogits = logits;
+      if (low_precision) {
+        dlogits = grad_buffer.rows(0, r1 - r0);
+        ops::cast(logits, dlogits);
+      }
+      ops::matmul(dlogits, false, table, false, dhc);                // [n,V]·[V,C]
+      ops::matmul(dlogits, true, hc, false, table_grad, 1.0f, 1.0f);  // += [n,V]ᵀ·[n,C], in f32
     }
   }
   if (ctx.training) {
@@ -220,9 +233,9 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = h.new_empty({B, C});
   ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
-  const Tensor& table = word_embeddings_->weight().value;
+  const Tensor& table = word_embeddings_->weight().weight();
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
-  Tensor logits = last.new_empty({B, V});
+  Tensor logits = last.new_empty({B, V}, DType::f32);
   ops::matmul(last, false, table, true, logits);
   // Every rank returns the full vocabulary: gather the shards ([tp, B, V] in rank order).
   const int tp = tp_size(tp_);

@@ -71,7 +71,7 @@ double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences);
 class GptModel : public Model, public Generator {
  public:
   // parallel null: one process.
-  GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel);
+  GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype = DType::f32);
   FieldSpecs batch_fields() const override;
   void collect_parameters(std::vector<Parameter*>& out) override;
   // One tensor crosses every stage boundary: the hidden state (activation_shape).
@@ -100,6 +100,7 @@ class GptModel : public Model, public Generator {
 
   GptOptions o_;
   std::shared_ptr<const Parallel> parallel_;
+  DType compute_dtype_;  // activations and stage boundaries
   TpGroup tp_;
   bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   bool first_stage_ = true, last_stage_ = true;

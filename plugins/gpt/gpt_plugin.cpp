@@ -16,7 +16,7 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
   const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
   const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
   return std::make_unique<GptModel>(read_gpt_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
-                                    context.parallel);
+                                    context.parallel, context.compute_dtype);
 }
 
 }  // namespace

@@ -110,7 +110,8 @@ class Backend {
   virtual void sum(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void sum_squares(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) = 0;
-  virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p) = 0;
+  virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,
+                         Tensor* param_copy) = 0;
 };
 
 // ---- the registry -------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ struct ModelContext {
   // How the run is split; null means one process. A model splits its layers over the tensor- and
   // pipeline-parallel groups; data parallelism is the trainer's business.
   std::shared_ptr<const Parallel> parallel;
+  // The dtype activations compute in ([training] precision): f32, or bf16/f16 with f32 master
+  // weights (the trainer gives every parameter its compute copy, Parameter::weight()). Stage
+  // boundaries carry it.
+  DType compute_dtype = DType::f32;
 };
 
 // One tensor passed between pipeline stages: its shape for a microbatch, and its dtype.

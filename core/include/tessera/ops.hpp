@@ -170,6 +170,9 @@ struct AdamParams {
   std::int64_t step = 1;    // 1-based, for bias correction
   bool decoupled = true;
 };
-void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p);
+// param_copy (mixed precision): param's bf16/f16 compute copy, written from the updated value in the
+// same pass.
+void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,
+               Tensor* param_copy = nullptr);
 
 }  // namespace tessera::ops

@@ -32,7 +32,8 @@ class Optimizer {
                                                       const OptimizerContext& context);
   virtual ~Optimizer() = default;
   // One update from the accumulated grads. grad_scale multiplies every grad first (the clipping
-  // coefficient, fused into the update pass).
+  // coefficient, fused into the update pass). Mixed precision: a parameter with a compute copy
+  // (Parameter::compute) leaves step() with that copy equal to its updated value, cast.
   virtual void step(float lr, float grad_scale) = 0;
 
   // ZeRO (a distributed optimizer): one tensor per gradient bucket, numel / dp each, into which the

@@ -161,7 +161,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
   Tensor context = q.new_empty({B, T, s.Hq * s.D});
-  Tensor lse = q.new_empty({B, s.Hq, T});
+  Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
   ops::attention_forward(s, q, kv, mask, context, lse);
   // context is also the output projection's saved input: saving it here holds no extra bytes.
   if (ctx.training)
@@ -180,7 +180,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
     context = q.new_empty({B, T, s.Hq * s.D});
-    lse = q.new_empty({B, s.Hq, T});
+    lse = q.new_empty({B, s.Hq, T}, DType::f32);
     ops::attention_forward(s, q, kv, mask, context, lse);
   } else {
     context = saved.context;

@@ -68,7 +68,7 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
-  ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+  ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
   if (ctx.training) ctx.store().save(this, SavedTensor{x_in});  // under sequence parallelism: the shard only
   const int n = tp_size(tp_);
   if (!o_.gather_output || n == 1) return y;
@@ -96,7 +96,7 @@ Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
     ops::copy_2d(dy_in, tp_rank(tp_) * cols, o_.out, dy, 0, cols, rows, cols);
   }
   Tensor dx = x.new_empty(x.shape());
-  ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  ops::linear_backward(dy, x, weight_.weight(), &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   // Final for the iteration on the last microbatch: the dp all-reduce may start before the tp one below.
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);

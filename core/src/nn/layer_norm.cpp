@@ -30,8 +30,8 @@ Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
                       weight_.value.size(0), x.str());
   const std::int64_t rows = x.numel() / x.size(-1);
   Tensor y = x.new_empty(x.shape());
-  Tensor mean = x.new_empty({rows}), rstd = x.new_empty({rows});
-  ops::layer_norm_forward(x, weight_.value, bias_.value, eps_, y, mean, rstd);
+  Tensor mean = x.new_empty({rows}, DType::f32), rstd = x.new_empty({rows}, DType::f32);  // f32 statistics
+  ops::layer_norm_forward(x, weight_.weight(), bias_.weight(), eps_, y, mean, rstd);
   if (ctx.training) ctx.store().save(this, Saved{x, mean, rstd});
   return y;
 }
@@ -39,7 +39,7 @@ Tensor LayerNorm::forward(StepContext& ctx, const Tensor& x) {
 Tensor LayerNorm::backward(StepContext& ctx, const Tensor& dy) {
   const Saved s = ctx.store().take<Saved>(this);
   Tensor dx = s.x.new_empty(s.x.shape());
-  ops::layer_norm_backward(dy, s.x, weight_.value, s.mean, s.rstd, dx, weight_.grad, bias_.grad);
+  ops::layer_norm_backward(dy, s.x, weight_.weight(), s.mean, s.rstd, dx, weight_.grad, bias_.grad);
   ctx.grad_ready(weight_);
   ctx.grad_ready(bias_);
   return dx;

@@ -28,7 +28,7 @@ Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
   Shape shape = x.shape();
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
-  ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+  ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
   if (ctx.training) ctx.store().save(this, SavedTensor{x});
   return y;
 }
@@ -36,7 +36,7 @@ Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
 Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
   Tensor x = ctx.store().take<SavedTensor>(this).x;
   Tensor dx = x.new_empty(x.shape());
-  ops::linear_backward(dy, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  ops::linear_backward(dy, x, weight_.weight(), &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);
   return dx;

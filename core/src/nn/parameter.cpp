@@ -1,5 +1,7 @@
 #include "tessera/nn/parameter.hpp"
 
+#include "tessera/ops.hpp"
+
 namespace tessera {
 
 std::int64_t count_elements(const std::vector<Parameter*>& params) {
@@ -13,6 +15,22 @@ void move_parameters(const std::vector<Parameter*>& params, Device device) {
     p->value = p->value.to(device);
     p->grad = p->grad.to(device);
   }
+}
+
+void make_compute_copies(const std::vector<Parameter*>& params, DType dtype) {
+  for (Parameter* p : params) {
+    if (dtype == DType::f32) {
+      p->compute = Tensor();
+      continue;
+    }
+    p->compute = p->value.new_empty(p->value.shape(), dtype);
+    ops::cast(p->value, p->compute);
+  }
+}
+
+void refresh_compute_copies(const std::vector<Parameter*>& params) {
+  for (Parameter* p : params)
+    if (p->compute.defined()) ops::cast(p->value, p->compute);
 }
 
 }  // namespace tessera

@@ -49,14 +49,14 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
   if (tp_size(tp_) == 1) {
-    ops::linear_forward(x, weight_.value, bias_ ? &bias_->value : nullptr, y);
+    ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
   } else {
-    ops::linear_forward(x, weight_.value, nullptr, y);
+    ops::linear_forward(x, weight_.weight(), nullptr, y);
     if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))
       y = reduce_scatter_to_sequence_parallel_forward(y, tp_);
     else
       reduce_from_tp_forward(y, tp_);
-    if (bias_) ops::add_bias(y, bias_->value);
+    if (bias_) ops::add_bias(y, bias_->weight());
   }
   if (ctx.training) ctx.store().save(this, SavedTensor{x});
   return y;
@@ -68,7 +68,7 @@ Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
   const Tensor dy_full = sequence_parallel_applies(sequence_parallel_, tp_, ctx)
                              ? reduce_scatter_to_sequence_parallel_backward(dy, tp_)
                              : reduce_from_tp_backward(dy);
-  ops::linear_backward(dy_full, x, weight_.value, &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
+  ops::linear_backward(dy_full, x, weight_.weight(), &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);
   if (bias_) ctx.grad_ready(*bias_);
   return dx;

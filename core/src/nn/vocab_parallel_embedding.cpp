@@ -36,11 +36,11 @@ ModuleCost VocabParallelEmbedding::cost(std::int64_t vocab, std::int64_t hidden,
 void VocabParallelEmbedding::collect_parameters(std::vector<Parameter*>& out) { out.push_back(&weight_); }
 
 Tensor VocabParallelEmbedding::forward(StepContext& ctx, const Tensor& ids) {
-  Tensor out = weight_.value.new_empty({ids.numel(), weight_.value.size(1)});
+  Tensor out = weight_.weight().new_empty({ids.numel(), weight_.value.size(1)});
   if (tp_size(tp_) == 1) {
-    ops::embedding_forward(ids, weight_.value, out);
+    ops::embedding_forward(ids, weight_.weight(), out);
   } else {
-    ops::embedding_shard_forward(ids, weight_.value, first_id_, out);
+    ops::embedding_shard_forward(ids, weight_.weight(), first_id_, out);
     if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))
       out = reduce_scatter_to_sequence_parallel_forward(out, tp_);
     else

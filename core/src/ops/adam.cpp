@@ -6,7 +6,7 @@ namespace tessera::ops {
 using detail::require;
 using detail::require_numel;
 
-void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p) {
+void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p, Tensor* param_copy) {
   const char* op = "adam_step";
   require(op, "param", param);
   require(op, "grad", grad);
@@ -16,8 +16,13 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const Ad
   require_numel(op, "grad", grad, param.numel(), like);
   require_numel(op, "m", m, param.numel(), like);
   require_numel(op, "v", v, param.numel(), like);
+  if (param_copy) {
+    detail::require_float(op, "param_copy", *param_copy);
+    require_numel(op, "param_copy", *param_copy, param.numel(), like);
+  }
   if (p.step < 1) throw Error(fmt::format("adam_step: step = {} must be ≥ 1 (it is 1-based)", p.step));
-  detail::backend_for(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}}).adam_step(param, grad, m, v, p);
+  detail::backend_for(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}, {"param_copy", param_copy}})
+      .adam_step(param, grad, m, v, p, param_copy);
 }
 
 }  // namespace tessera::ops

@@ -8,9 +8,14 @@
 namespace tessera::mpi {
 
 [[noreturn]] void throw_error(int rc, const char* call, const char* file, int line);
-// MPI's type for a dtype; bf16/f16 map to 16-bit integers, which move bits but must not be reduced.
+// MPI's type for a dtype; bf16/f16 map to 16-bit integers, which move bits.
 MPI_Datatype datatype(DType t);
-bool reducible(DType t);
+// The type and op of a sum or max reduction over t: MPI's own for f32, f64 and the integers; for
+// bf16 and f16 a 16-bit type of our own whose user-defined ops add (or compare) in f32 and round
+// back, as Megatron-LM reduces bf16 activations in bf16.
+enum class Reduction { sum, max };
+MPI_Datatype reduce_datatype(DType t);
+MPI_Op reduce_op(Reduction r, DType t);
 
 }  // namespace tessera::mpi
 

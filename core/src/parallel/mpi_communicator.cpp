@@ -102,14 +102,9 @@ int count_of(const Communicator& c, const char* op, std::int64_t n) {
   return static_cast<int>(n);
 }
 
-MPI_Datatype reduce_type(const Communicator& c, const char* op, const Tensor& t) {
-  if (!mpi::reducible(t.dtype()))
-    throw ShapeError(fmt::format("{} on {}: {} cannot be reduced by MPI (f32, f64, i32, i64 and u8 can)", op,
-                                 c.describe(), t.str()));
-  return mpi::datatype(t.dtype());
+MPI_Op mpi_op(ReduceOp op, DType t) {
+  return mpi::reduce_op(op == ReduceOp::sum ? mpi::Reduction::sum : mpi::Reduction::max, t);
 }
-
-MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
 
 }  // namespace
 
@@ -136,19 +131,19 @@ int MpiCommunicator::size() const { return impl_->size; }
 
 CommRequest MpiCommunicator::start_all_reduce(Tensor& t, ReduceOp op) {
   comm_checks::tensor(*this, "all_reduce", t, true);
-  MPI_Datatype type = reduce_type(*this, "all_reduce", t);
+  MPI_Datatype type = mpi::reduce_datatype(t.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "all_reduce", std::vector<Tensor>{t});
   TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.device_raw(), count_of(*this, "all_reduce", t.numel()), type,
-                                   mpi_op(op), impl_->comm, r->handle()));
+                                   mpi_op(op, t.dtype()), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
 CommRequest MpiCommunicator::start_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
   comm_checks::reduce_scatter(*this, in, out);
-  MPI_Datatype type = reduce_type(*this, "reduce_scatter", in);
+  MPI_Datatype type = mpi::reduce_datatype(in.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "reduce_scatter", std::vector<Tensor>{in, out});
   TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.device_raw(), out.device_raw(), count_of(*this, "reduce_scatter", out.numel()),
-                                              type, mpi_op(op), impl_->comm, r->handle()));
+                                              type, mpi_op(op, in.dtype()), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 

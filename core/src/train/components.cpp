@@ -45,9 +45,9 @@ BatchSizes read_batch_sizes(const Config& config, int dp) {
 }
 
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
-                             std::shared_ptr<const Parallel> parallel) {
+                             std::shared_ptr<const Parallel> parallel, DType compute_dtype) {
   ConfigSection s = config.section("model");
-  ModelContext context{vocab_size, seed, std::move(parallel)};
+  ModelContext context{vocab_size, seed, std::move(parallel), compute_dtype};
   return create_plugin<Model>("model", plugin_name(s), s, context);
 }
 

@@ -93,6 +93,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   ConfigSection par = config.section("parallel");
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
+  o.precision = read_precision(config);
   return o;
 }
 
@@ -118,11 +119,14 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   device_ = resolve_training_device(config_);
+  check_precision_supported(options_.precision, device_);
   tokenizer_ = build_tokenizer(config_);
-  model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_);
+  model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);
   model_->collect_parameters(params_);
   // Built (and initialised) on the host, then moved once, as PyTorch's model.to(device).
   move_parameters(params_, device_);
+  // Mixed precision: the values stay the f32 masters; forward and backward read bf16/f16 copies.
+  make_compute_copies(params_, options_.precision.compute);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
   if (parallel_->layout.dp() > 1)
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
@@ -154,6 +158,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   if (!options_.load_dir.empty())
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
+  refresh_compute_copies(params_);  // from the loaded master weights
 
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
@@ -163,6 +168,9 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}; device: {}", parallel_->layout.str(), ops::num_threads(), device_.str());
+  if (options_.precision.compute != DType::f32)
+    log_info("precision: {} activations and weight copies; f32 master weights, gradients and optimizer state",
+             precision_name(options_.precision.compute));
   if (grad_buckets_)
     log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), {} {}",
              grad_buckets_->size(), options_.bucket_size,

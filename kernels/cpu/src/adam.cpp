@@ -2,10 +2,12 @@
 
 #include <cmath>
 
+#include "tessera/half.hpp"
+
 namespace tessera::cpu {
 
-void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t n,
-               const AdamArgs& a) {
+void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t n, const AdamArgs& a,
+               std::uint16_t* copy, CopyType copy_type) {
   // Bias corrections in double, like torch's Python-float arithmetic, then folded into two
   // per-step constants so the loop has one sqrt and one division per element.
   const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step));
@@ -16,16 +18,27 @@ void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t
   const float eps = a.eps, gs = a.grad_scale;
   const float l2 = a.decoupled ? 0.0f : a.weight_decay;
   const float shrink = a.decoupled ? 1.0f - a.lr * a.weight_decay : 1.0f;
+  // One loop per copy type, so that each vectorises without a branch inside.
+  const auto run = [&](auto store_copy) {
 #pragma omp parallel for simd schedule(static) if (n > (1 << 14))
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float p = param[i];
-    const float g = grad[i] * gs + l2 * p;
-    const float mi = b1 * m[i] + omb1 * g;
-    const float vi = b2 * v[i] + omb2 * (g * g);
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = p * shrink - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps);
-  }
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float p = param[i];
+      const float g = grad[i] * gs + l2 * p;
+      const float mi = b1 * m[i] + omb1 * g;
+      const float vi = b2 * v[i] + omb2 * (g * g);
+      m[i] = mi;
+      v[i] = vi;
+      const float updated = p * shrink - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps);
+      param[i] = updated;
+      store_copy(i, updated);
+    }
+  };
+  if (!copy || copy_type == CopyType::none)
+    run([](std::int64_t, float) {});
+  else if (copy_type == CopyType::bf16)
+    run([copy](std::int64_t i, float x) { copy[i] = float_to_bf16(x); });
+  else
+    run([copy](std::int64_t i, float x) { copy[i] = float_to_f16(x); });
 }
 
 }  // namespace tessera::cpu

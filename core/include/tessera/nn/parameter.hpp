@@ -9,8 +9,14 @@ namespace tessera {
 
 struct Parameter {
   std::string name;    // dotted path, e.g. "layers.3.mlp.fc1.weight" (checkpoint key)
-  Tensor value;        // f32
+  Tensor value;        // f32 (the master weight in mixed precision)
   Tensor grad;         // f32, same shape; accumulated (+=) over microbatches
+  // Mixed precision (Megatron-LM's fp32 master weights): `value` stays the f32 tensor the optimizer
+  // updates and checkpoints save; `compute` is its bf16/f16 copy that forward and backward read,
+  // rewritten by the optimizer in the same pass as the update. Undefined in f32 training.
+  Tensor compute;
+  // What forward and backward read: the compute copy, or the f32 value without one.
+  const Tensor& weight() const { return compute.defined() ? compute : value; }
   bool weight_decay = true;  // false for biases and norm weights (Megatron's default)
   // Tensor parallelism: the dim of the full tensor split across the tp group (-1: every tp rank
   // holds the whole tensor). A replicated tensor whose gradient each tp rank computes from its own
@@ -38,6 +44,10 @@ struct Parameter {
 std::int64_t count_elements(const std::vector<Parameter*>& params);
 // Moves every parameter's value and gradient to `device` (modules build them on the host).
 void move_parameters(const std::vector<Parameter*>& params, Device device);
+// Mixed precision: gives every parameter a `compute` copy in `dtype` (bf16 or f16) cast from its
+// value; f32 removes them. refresh_compute_copies casts the values again (after a checkpoint load).
+void make_compute_copies(const std::vector<Parameter*>& params, DType dtype);
+void refresh_compute_copies(const std::vector<Parameter*>& params);
 
 // Whether p's gradient enters the global gradient norm on tensor-parallel rank `tp_rank`: a shard
 // on every rank, a tensor replicated over tp on rank 0 only, a pipeline stage's tied copy never —

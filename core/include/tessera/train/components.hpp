@@ -28,9 +28,9 @@ struct BatchSizes {
   std::int64_t micro = 4, global = 4;
 };
 BatchSizes read_batch_sizes(const Config& config, int dp);
-// seed: [training] seed (initialisation and data order).
+// seed: [training] seed (initialisation and data order); compute_dtype: [training] precision's.
 PluginPtr<Model> build_model(const Config& config, std::int64_t vocab_size, std::uint64_t seed,
-                             std::shared_ptr<const Parallel> parallel = nullptr);
+                             std::shared_ptr<const Parallel> parallel = nullptr, DType compute_dtype = DType::f32);
 PluginPtr<Optimizer> build_optimizer(const Config& config, const std::vector<Parameter*>& params,
                                      const OptimizerContext& context = {});
 PluginPtr<DataSource> build_data(const Config& config, const DataRequest& request);

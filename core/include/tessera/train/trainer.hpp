@@ -11,6 +11,7 @@
 #include "tessera/train/components.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/lr_schedule.hpp"
+#include "tessera/train/precision.hpp"
 #include "tessera/train/save_folder.hpp"
 
 namespace tessera {
@@ -26,6 +27,7 @@ struct TrainingOptions {
   std::string save_dir;         // empty: do not save
   std::int64_t save_interval = 0;  // > 0: a resumable checkpoint every this many iterations (and at the end)
   std::string load_dir;         // empty: start from scratch; else resume from this checkpoint
+  PrecisionOptions precision;   // [training] precision: f32, or bf16/f16 with f32 master weights
 };
 
 struct TrainingRecord {

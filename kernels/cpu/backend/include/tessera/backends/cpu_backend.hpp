@@ -73,7 +73,8 @@ class CpuBackend : public Backend {
   void sum(const Tensor& x, Tensor& out, bool accumulate) override;
   void sum_squares(const Tensor& x, Tensor& out, bool accumulate) override;
   void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) override;
-  void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p) override;
+  void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,
+                 Tensor* param_copy) override;
 
  protected:
   // 64-byte aligned host memory, counted in `counters`.
