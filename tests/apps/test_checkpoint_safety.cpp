@@ -88,7 +88,18 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
   check_refused(resume_with([](auto& m) { m["iteration"] = 5; m["consumed_samples"] = 20; m["optimizer_steps"] = 5; }),
                 "does not match the folder name iter_0000006");
   check_refused(resume_with([](auto& m) { m["consumed_samples"] = 25; }), "consumed_samples 25 is not iteration 6");
-  check_refused(resume_with([](auto& m) { m["optimizer_steps"] = 5; }), "optimizer_steps 5 differs from iteration 6");
+  check_refused(resume_with([](auto& m) { m["optimizer_steps"] = 5; }),
+                "optimizer_steps 5 is not iteration 6 − loss_scaler.skipped_iterations 0");
+  check_refused(resume_with([](auto& m) {
+                  m["loss_scaler"] = {{"skipped_iterations", 2}, {"scale", 1024.0}, {"growth_tracker", 0},
+                                      {"hysteresis_tracker", 2}};
+                }),
+                "optimizer_steps 6 is not iteration 6 − loss_scaler.skipped_iterations 2");
+  check_refused(resume_with([](auto& m) {
+                  m["loss_scaler"] = {{"skipped_iterations", 0}, {"scale", -1.0}, {"growth_tracker", 0},
+                                      {"hysteresis_tracker", 2}};
+                }),
+                "'loss_scaler.scale' is");
   check_refused(resume_with([](auto& m) { m["version"] = 2; }), "version 2");
   check_refused(resume_with([](auto& m) { m["format"] = "megatron"; }), "format is \"megatron\"");
   check_refused(resume_with([](auto& m) { m["layout"]["world_size"] = 2; }), "layout.world_size 2");

@@ -1,5 +1,6 @@
 #include "tessera/train/checkpoint.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -129,6 +130,11 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   j["consumed_samples"] = m.consumed_samples;
   j["optimizer"] = m.optimizer;
   j["optimizer_steps"] = m.optimizer_steps;
+  if (m.skipped_iterations > 0 || m.loss_scale != 1.0 || m.loss_scale_hysteresis_tracker != 0)
+    j["loss_scaler"] = {{"skipped_iterations", m.skipped_iterations},
+                        {"scale", m.loss_scale},
+                        {"growth_tracker", m.loss_scale_growth_tracker},
+                        {"hysteresis_tracker", m.loss_scale_hysteresis_tracker}};
   j["layout"] = {{"world_size", m.world_size},
                  {"tensor_model_parallel_size", m.tensor_parallel},
                  {"pipeline_model_parallel_size", m.pipeline_parallel},
@@ -177,6 +183,16 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.consumed_samples = integer(j, "consumed_samples", 0);
   m.optimizer_steps = integer(j, "optimizer_steps", 0);
   m.optimizer = string(j, "optimizer");
+  if (j.contains("loss_scaler")) {
+    const nlohmann::json& s = j["loss_scaler"];
+    m.skipped_iterations = integer(s, "skipped_iterations", 0, "loss_scaler.");
+    m.loss_scale_growth_tracker = integer(s, "growth_tracker", 0, "loss_scaler.");
+    m.loss_scale_hysteresis_tracker = integer(s, "hysteresis_tracker", INT64_MIN, "loss_scaler.");
+    const nlohmann::json& scale = field(s, "scale", "loss_scaler.");
+    if (!scale.is_number() || !(scale.get<double>() > 0.0) || !std::isfinite(scale.get<double>()))
+      throw bad(fmt::format("'loss_scaler.scale' is {}; expected a positive number", detail::describe_json(scale)));
+    m.loss_scale = scale.get<double>();
+  }
   const nlohmann::json& l = field(j, "layout", "");
   m.world_size = integer(l, "world_size", 1, "layout.");
   m.tensor_parallel = integer(l, "tensor_model_parallel_size", 1, "layout.");
@@ -199,9 +215,10 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   if (__builtin_mul_overflow(m.iteration, m.global_batch_size, &samples) || samples != m.consumed_samples)
     throw bad(fmt::format("consumed_samples {} is not iteration {} × global_batch_size {}", m.consumed_samples,
                           m.iteration, m.global_batch_size));
-  if (m.optimizer_steps != m.iteration)
-    throw bad(fmt::format("optimizer_steps {} differs from iteration {} (one optimizer step per iteration)",
-                          m.optimizer_steps, m.iteration));
+  if (m.skipped_iterations > m.iteration || m.optimizer_steps != m.iteration - m.skipped_iterations)
+    throw bad(fmt::format("optimizer_steps {} is not iteration {} − loss_scaler.skipped_iterations {} (one optimizer "
+                          "step per iteration that was not skipped)",
+                          m.optimizer_steps, m.iteration, m.skipped_iterations));
   if (__builtin_mul_overflow(m.tensor_parallel, m.pipeline_parallel, &world) ||
       __builtin_mul_overflow(world, m.data_parallel, &world) || world != m.world_size)
     throw bad(fmt::format("layout.world_size {} is not tensor × pipeline × data parallel sizes {} × {} × {}",

@@ -78,7 +78,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   PipelinePass pass;
   pass.seed = s.seed;
   pass.iteration = s.iteration;
-  pass.loss_grad_scale = 1.0f / static_cast<float>(total_microbatches);
+  pass.loss_grad_scale = static_cast<float>(s.loss_scale / static_cast<double>(total_microbatches));
   pass.micro_batch_size = s.micro_batch_size;
   pass.device = params.empty() ? Device::cpu() : params.front()->value.device();
   pass.global_microbatch = [&](std::int64_t m) { return m * dp.size() + dp.rank(); };  // dropout as one process
@@ -108,17 +108,24 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.pipeline_seconds_receiving = run.seconds_receiving;
   // Only the last stage has losses; the sum over pp hands them to every rank.
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
-  r.grad_norm = global_grad_norm(params, optimizer, parallel);
+  // The norm of the scaled gradients, all-reduced: every rank sees the same value, so every rank
+  // takes (or skips) the step alike.
+  r.grad_norm = global_grad_norm(params, optimizer, parallel) / s.loss_scale;
+  if (!std::isfinite(r.grad_norm) && s.skip_nonfinite) {
+    r.skipped = true;  // fp16 overflow: the loss scaler backs off, nothing is updated
+    return r;
+  }
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw Error(fmt::format("iteration {}: loss {} / grad norm {} is not finite; lower optimizer.lr or check the data",
                             s.iteration, r.loss, r.grad_norm));
-  // Megatron-LM: scale grads by clip / (norm + 1e-6) when that is below 1.
-  float coeff = 1.0f;
+  // Megatron-LM: scale grads by clip / (norm + 1e-6) when that is below 1; the loss scale is divided
+  // out in the same pass.
+  double coeff = 1.0;
   if (s.clip_grad > 0) {
     const double c = s.clip_grad / (r.grad_norm + 1e-6);
-    if (c < 1.0) coeff = static_cast<float>(c);
+    if (c < 1.0) coeff = c;
   }
-  optimizer.step(static_cast<float>(s.lr), coeff);
+  optimizer.step(static_cast<float>(s.lr), static_cast<float>(coeff / s.loss_scale));
   return r;
 }
 

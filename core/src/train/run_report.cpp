@@ -11,11 +11,14 @@ namespace tessera {
 
 void log_iteration(const IterationLine& l) {
   const double s = l.ms_per_iteration / 1000.0;
+  const std::string scaler = l.loss_scale > 0 ? fmt::format(" loss scale: {:.1f} | number of skipped iterations: {:>3} |",
+                                                            l.loss_scale, l.skipped_iterations)
+                                              : std::string();
   log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
-           "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} | "
+           "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} |{} "
            "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
            l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, l.global_batch_size, l.loss,
-           l.grad_norm, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
+           l.grad_norm, scaler, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
 }
 
 void log_validation(std::int64_t iteration, double loss) {

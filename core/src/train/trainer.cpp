@@ -94,6 +94,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
   o.precision = read_precision(config);
+  o.loss_scaler = read_loss_scaler(config, o.precision.compute);
   return o;
 }
 
@@ -127,6 +128,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   move_parameters(params_, device_);
   // Mixed precision: the values stay the f32 masters; forward and backward read bf16/f16 copies.
   make_compute_copies(params_, options_.precision.compute);
+  scaler_ = LossScaler(options_.loss_scaler);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
   if (parallel_->layout.dp() > 1)
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
@@ -169,8 +171,11 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}; device: {}", parallel_->layout.str(), ops::num_threads(), device_.str());
   if (options_.precision.compute != DType::f32)
-    log_info("precision: {} activations and weight copies; f32 master weights, gradients and optimizer state",
-             precision_name(options_.precision.compute));
+    log_info("precision: {} activations and weight copies; f32 master weights, gradients and optimizer state{}",
+             precision_name(options_.precision.compute),
+             !scaler_.active()             ? ""
+             : scaler_.skips_nonfinite()   ? fmt::format("; dynamic loss scale from {}", scaler_.scale())
+                                           : fmt::format("; constant loss scale {}", scaler_.scale()));
   if (grad_buckets_)
     log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), {} {}",
              grad_buckets_->size(), options_.bucket_size,
@@ -188,7 +193,9 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.iteration = iteration;
   s.num_microbatches = options_.global_batch_size / (micro * dp);
   s.micro_batch_size = micro;
-  s.lr = lr_.at(iteration);
+  s.lr = learning_rate(iteration);
+  s.loss_scale = scaler_.scale();
+  s.skip_nonfinite = scaler_.skips_nonfinite();
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
   s.overlap_grad_reduce = options_.overlap_grad_reduce;
@@ -201,7 +208,10 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
       },
       s, *parallel_,
       schedule_.get(), grad_buckets_.get());
-  consumed_samples_ += options_.global_batch_size;
+  consumed_samples_ += options_.global_batch_size;  // read, even when the step is skipped
+  scaler_.update(r.skipped);
+  last_step_skipped_ = r.skipped;
+  if (r.skipped) ++skipped_iterations_;
   reductions_overlapped_ = r.reductions_overlapped;
   peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
   peak_held_elements_ = std::max(peak_held_elements_, r.peak_held_elements);
@@ -245,22 +255,32 @@ TrainingRecord Trainer::train() {
   const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
   const auto start = Clock::now();
   double window_seconds = 0;
-  std::int64_t window_iters = 0;
+  std::int64_t window_iters = 0, window_skipped = 0;
   const std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
+    const double lr = learning_rate(it);  // before the step: a skipped step leaves it for the next
+    const double scale = scaler_.scale();
     auto [loss, norm] = train_step(it);
     window_seconds += seconds_since(t0);
     ++window_iters;
+    window_skipped += last_step_skipped_ ? 1 : 0;
     rec.losses.push_back(loss);
     rec.grad_norms.push_back(norm);
-    rec.learning_rates.push_back(lr_.at(it));
+    rec.learning_rates.push_back(lr);
+    rec.skipped.push_back(last_step_skipped_);
+    rec.loss_scales.push_back(scale);
     if (it % options_.log_interval == 0 || it == options_.train_iters) {
-      log_iteration({it, options_.train_iters, consumed_samples_, options_.global_batch_size,
-                     1000.0 * window_seconds / static_cast<double>(window_iters), lr_.at(it), loss, norm,
-                     tokens_per_iter, flops_per_iter});
+      IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
+                         1000.0 * window_seconds / static_cast<double>(window_iters), lr, loss, norm,
+                         tokens_per_iter, flops_per_iter};
+      if (scaler_.active()) {
+        line.loss_scale = scale;
+        line.skipped_iterations = window_skipped;
+      }
+      log_iteration(line);
       window_seconds = 0;
-      window_iters = 0;
+      window_iters = window_skipped = 0;
     }
     if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
       const double v = evaluate(Split::valid, options_.eval_iters);

@@ -48,7 +48,14 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.iteration = iteration;
         meta.consumed_samples = consumed_samples_;
         meta.optimizer = optimizer_plugin_;
-        meta.optimizer_steps = iteration;  // one optimizer step per iteration
+        meta.optimizer_steps = iteration - skipped_iterations_;  // one step per iteration not skipped
+        meta.skipped_iterations = skipped_iterations_;
+        if (scaler_.active()) {
+          const LossScaler::State scaler = scaler_.state();
+          meta.loss_scale = scaler.scale;
+          meta.loss_scale_growth_tracker = scaler.growth_tracker;
+          meta.loss_scale_hysteresis_tracker = scaler.hysteresis_tracker;
+        }
         meta.world_size = world.size();
         meta.tensor_parallel = layout.tp();
         meta.pipeline_parallel = layout.pp();
@@ -134,6 +141,11 @@ void Trainer::load_checkpoint() {
     }
   }
   consumed_samples_ = meta.consumed_samples;
+  skipped_iterations_ = meta.skipped_iterations;
+  // The scaler's state from the checkpoint when it used one (a run that switches precision starts
+  // its scaler afresh).
+  if (scaler_.active() && (meta.loss_scale != 1.0 || meta.loss_scale_hysteresis_tracker > 0))
+    scaler_.load({meta.loss_scale, meta.loss_scale_growth_tracker, meta.loss_scale_hysteresis_tracker});
   start_iteration_ = iteration;
   log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
            dir.string(), iteration, meta.consumed_samples, iteration + 1);

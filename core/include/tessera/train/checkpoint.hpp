@@ -41,7 +41,12 @@ std::string tensor_parallel_split_json(const std::vector<Parameter*>& params);
 struct CheckpointMetadata {
   std::int64_t iteration = 0;         // iterations trained
   std::int64_t consumed_samples = 0;  // = iteration × global_batch_size
-  std::int64_t optimizer_steps = 0;   // = iteration (each iteration is one step)
+  std::int64_t optimizer_steps = 0;   // = iteration − skipped_iterations (a skipped iteration takes no step)
+  // The loss scaler (fp16; loss_scaler.hpp): iterations whose step it skipped, and its state.
+  // Absent from files written without one (read as 0 and scale 1).
+  std::int64_t skipped_iterations = 0;
+  double loss_scale = 1.0;
+  std::int64_t loss_scale_growth_tracker = 0, loss_scale_hysteresis_tracker = 0;
   std::string optimizer;              // the optimizer plugin whose state the files hold
   std::int64_t world_size = 1, tensor_parallel = 1, pipeline_parallel = 1, data_parallel = 1, virtual_pipeline = 1;
   bool sequence_parallel = false;
@@ -55,7 +60,8 @@ inline constexpr int kCheckpointVersion = 1;
 std::string checkpoint_metadata_json(const CheckpointMetadata& meta);
 // Parses metadata.json (`where` names it in errors) and checks it against itself: known format and
 // version, every field present with its type and range, consumed_samples = iteration × global batch,
-// optimizer_steps = iteration, world_size = tp × pp × dp. FormatError naming the field otherwise.
+// optimizer_steps = iteration − skipped_iterations, world_size = tp × pp × dp. FormatError naming the
+// field otherwise.
 CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::string& where);
 
 // The checkpoint that `load` names: the folder itself when it holds metadata.json, else a save

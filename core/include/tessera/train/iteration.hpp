@@ -24,11 +24,17 @@ struct IterationSettings {
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
   bool overlap_grad_reduce = false;  // start each gradient bucket's dp all-reduce during the last backward
+  // Loss scaling (loss_scaler.hpp): the loss gradient is multiplied by loss_scale and the gradients
+  // divided by it again in the optimizer's pass. With skip_nonfinite a non-finite gradient norm skips
+  // the optimizer step (IterationResult::skipped) instead of stopping the run.
+  double loss_scale = 1.0;
+  bool skip_nonfinite = false;
 };
 
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
-  double grad_norm = 0;  // of the whole model, before clipping
+  double grad_norm = 0;  // of the whole model, before clipping (unscaled)
+  bool skipped = false;  // non-finite gradients with skip_nonfinite: no optimizer step was taken
   std::int64_t reductions_overlapped = 0;  // gradient buckets whose dp reduction started while backward ran
   double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
   std::int64_t peak_microbatches_held = 0;  // on this rank (pipeline_executor.hpp)

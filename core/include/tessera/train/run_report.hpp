@@ -12,6 +12,10 @@ struct IterationLine {
   std::int64_t iteration = 0, train_iters = 0, consumed_samples = 0, global_batch_size = 0;
   double ms_per_iteration = 0, lr = 0, loss = 0, grad_norm = 0;
   double tokens_per_iteration = 0, flops_per_iteration = 0;
+  // With a loss scaler (fp16): the scale and the iterations skipped since the last line (Megatron's
+  // "loss scale" and "number of skipped iterations"); shown when loss_scale > 0.
+  double loss_scale = 0;
+  std::int64_t skipped_iterations = 0;
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss);

@@ -10,6 +10,7 @@
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/grad_buckets.hpp"
+#include "tessera/train/loss_scaler.hpp"
 #include "tessera/train/lr_schedule.hpp"
 #include "tessera/train/precision.hpp"
 #include "tessera/train/save_folder.hpp"
@@ -28,10 +29,13 @@ struct TrainingOptions {
   std::int64_t save_interval = 0;  // > 0: a resumable checkpoint every this many iterations (and at the end)
   std::string load_dir;         // empty: start from scratch; else resume from this checkpoint
   PrecisionOptions precision;   // [training] precision: f32, or bf16/f16 with f32 master weights
+  LossScalerOptions loss_scaler;  // fp16's dynamic scaler, or a constant loss_scale
 };
 
 struct TrainingRecord {
   std::vector<double> losses, grad_norms, learning_rates;   // one per iteration
+  std::vector<bool> skipped;                                // the loss scaler skipped its step
+  std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
   double seconds = 0, tokens = 0, flops = 0;
   std::int64_t peak_bytes = 0;
@@ -58,6 +62,11 @@ class Trainer {
   const Parallel& parallel() const { return *parallel_; }
   // Runs one iteration (all microbatches and the update); returns (loss, grad norm).
   std::pair<double, double> train_step(std::int64_t iteration);
+  // The learning rate of iteration `iteration`: the schedule at the optimizer steps taken by then
+  // (iterations skipped by the loss scaler do not advance it).
+  double learning_rate(std::int64_t iteration) const { return lr_.at(iteration - skipped_iterations_); }
+  const LossScaler& loss_scaler() const { return scaler_; }
+  std::int64_t skipped_iterations() const { return skipped_iterations_; }
 
  private:
   void save_final() const;
@@ -84,6 +93,11 @@ class Trainer {
   std::string optimizer_plugin_;  // [optimizer] plugin, recorded in checkpoints
   PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
+  LossScaler scaler_;
+  // Iterations whose step was skipped (non-finite fp16 gradients): the learning-rate schedule and
+  // the optimizer count only the others (Megatron-LM).
+  std::int64_t skipped_iterations_ = 0;
+  bool last_step_skipped_ = false;
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations
