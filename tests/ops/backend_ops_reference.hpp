@@ -127,7 +127,11 @@ inline void attention_forward(const Attn& s, const Vec& q, const Vec& kv, Vec& o
       }
 }
 
-inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, const Vec& kv, Vec& dq, Vec& dkv) {
+// With `out` (forward's output as backward receives it: rounded to a 16-bit dtype, say), each row's
+// Σ_j p_j·dp_j is taken as Σ_c dout_c·out_c, the identity backward kernels use (flash attention's D),
+// so the reference sees what the kernel sees; without it, from the exact probabilities.
+inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, const Vec& kv, Vec& dq, Vec& dkv,
+                               const Vec* out = nullptr) {
   dq.assign(q.size(), 0.0);
   dkv.assign(kv.size(), 0.0);
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
@@ -145,6 +149,10 @@ inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, con
             dkv[s.vi(b, j, g, c)] += p[j] * dout[s.qi(b, t, h, c)];
           }
           pdp += p[j] * dp[j];
+        }
+        if (out) {
+          pdp = 0;
+          for (I64 c = 0; c < s.D; ++c) pdp += dout[s.qi(b, t, h, c)] * (*out)[s.qi(b, t, h, c)];
         }
         for (I64 j = 0; j < s.Tk; ++j) {
           const double ds = p[j] * (dp[j] - pdp) * scale;

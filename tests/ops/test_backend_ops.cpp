@@ -7,12 +7,22 @@
 // backend forgets to write fails; accumulating (+=) outputs start from known non-zero values. Each
 // case runs twice on fresh tensors and must give bitwise-identical results; backends that run the
 // CPU's kernels (sim) must equal the CPU bit for bit, and ops with no arithmetic to reorder (copies,
-// gathers, dropout's hash) must match the CPU bit for bit on every backend.
+// casts, gathers, dropout's hash) must match the CPU bit for bit on every backend.
 //
 // The table: an OpCase is (op, shape, builder, reference, tolerance). The builder makes its inputs
 // on a device from host values fixed when the table is made, runs the op and returns its outputs by
 // name; the reference computes the same names from the same host values in double. Adding an op or a
 // shape is adding a row; a new backend plugin joins by being on the plugin path.
+//
+// Dtypes (ops.hpp): a float row builds its inputs and outputs in the case's compute dtype (f32, bf16
+// or f16), with the inputs rounded to that dtype on the host first (`in_dtype`), so the double
+// reference computes from exactly the values the device holds; the tensors ops.hpp keeps in f32
+// (LayerNorm's mean/rstd, attention's lse) stay f32, and accumulated gradients (dw, db, dtable) and
+// matmul's out are f32 in one row and in the compute dtype in another. Outputs in bf16/f16 are
+// compared by their relative L2 error (`rel_l2_tolerance`), not element by element: one rounding to
+// 8 or 11 significant bits already costs up to 2⁻⁸ or 2⁻¹¹ of every element. f32 outputs keep the
+// row's element-wise tolerance in every dtype (their inputs are exact, only f32 arithmetic remains),
+// and exact rows (copies, casts, gathers) stay exact.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -30,6 +40,7 @@
 
 #include "backend_ops_reference.hpp"
 #include "tessera/backend.hpp"
+#include "tessera/half.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/plugin.hpp"
 
@@ -46,6 +57,9 @@ using Expected = std::map<std::string, Vec>;    // reference values, by the same
 const std::vector<DType> kAllDTypes = {DType::f32, DType::bf16, DType::f16, DType::i32,
                                        DType::i64, DType::u8,   DType::f64};
 const std::vector<DType> kF32 = {DType::f32};
+const std::vector<DType> kFloat = {DType::f32, DType::bf16, DType::f16};  // the compute dtypes
+const std::vector<DType> k16 = {DType::bf16, DType::f16};  // rows that differ from f32 only in 16 bits
+bool is16(DType t) { return t == DType::bf16 || t == DType::f16; }
 
 // Backends whose ops are the CPU's kernels: they must equal the CPU bit for bit on every case.
 const std::set<std::string> kRunsCpuKernels = {"cpu", "sim"};
@@ -65,8 +79,10 @@ double poison_value(DType t) {
   }
 }
 
-// A tensor of `dtype` on `device` holding `values` (16-bit float types: the values are bit patterns).
-Tensor put(const Shape& shape, const Vec& values, Device device, DType dtype = DType::f32) {
+// A tensor of `dtype` on `device` holding `values`. For bf16/f16 the values are numbers, converted
+// to their bits with half.hpp; they must be representable (rounded with `in_dtype` first), else the
+// reference would not see what the device sees. With `as_bits`, bf16/f16 values are bit patterns.
+Tensor put(const Shape& shape, const Vec& values, Device device, DType dtype = DType::f32, bool as_bits = false) {
   Tensor h = Tensor::empty(shape, dtype);
   REQUIRE(static_cast<I64>(values.size()) == h.numel());
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -78,42 +94,63 @@ Tensor put(const Shape& shape, const Vec& values, Device device, DType dtype = D
       case DType::i64: h.data<std::int64_t>()[i] = static_cast<std::int64_t>(v); break;
       case DType::u8: h.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(v); break;
       case DType::bf16:
-      case DType::f16: static_cast<std::uint16_t*>(h.raw())[i] = static_cast<std::uint16_t>(v); break;
+      case DType::f16: {
+        std::uint16_t b;
+        if (as_bits) {
+          b = static_cast<std::uint16_t>(v);
+        } else {
+          const float f = static_cast<float>(v);
+          b = dtype == DType::bf16 ? float_to_bf16(f) : float_to_f16(f);
+          const double back = dtype == DType::bf16 ? bf16_to_float(b) : f16_to_float(b);
+          if (back != v && !(std::isnan(back) && std::isnan(v)))
+            throw std::logic_error(fmt::format("test bug: {} is not a {} value (round it with in_dtype)", v,
+                                               dtype_name(dtype)));
+        }
+        static_cast<std::uint16_t*>(h.raw())[i] = b;
+        break;
+      }
     }
   }
   return h.to(device);
+}
+// 16-bit float types as bit patterns (copies move bits).
+Tensor put_bits(const Shape& shape, const Vec& bits, Device device, DType dtype) {
+  return put(shape, bits, device, dtype, /*as_bits=*/true);
 }
 Tensor put_ids(const std::vector<int>& ids, Device device) {
   return put({static_cast<I64>(ids.size())}, Vec(ids.begin(), ids.end()), device, DType::i32);
 }
 Tensor poisoned(const Shape& shape, Device device, DType dtype = DType::f32) {
-  return put(shape, Vec(static_cast<std::size_t>(shape_numel(shape)), poison_value(dtype)), device, dtype);
+  return put_bits(shape, Vec(static_cast<std::size_t>(shape_numel(shape)), poison_value(dtype)), device, dtype);
 }
 
-// An output read back: its bytes (for bitwise checks) and its values as doubles.
+// An output read back: its dtype, its bytes (for bitwise checks) and its values as doubles (bf16/f16:
+// the numbers they stand for, or with `as_bits` their bit patterns).
 struct HostOut {
+  DType dtype = DType::f32;
   std::vector<unsigned char> bytes;
   Vec values;
 };
-HostOut read(const Tensor& t) {
+HostOut read(const Tensor& t, bool as_bits) {
   HostOut o;
+  o.dtype = t.dtype();
   o.bytes.resize(t.nbytes());
   t.copy_to_host(o.bytes.data());
   o.values.resize(static_cast<std::size_t>(t.numel()));
   auto get = [&](auto zero, std::size_t i) {
     decltype(zero) v;
     std::memcpy(&v, o.bytes.data() + i * sizeof(v), sizeof(v));
-    return static_cast<double>(v);
+    return v;
   };
   for (std::size_t i = 0; i < o.values.size(); ++i) {
     switch (t.dtype()) {
       case DType::f32: o.values[i] = get(float{}, i); break;
       case DType::f64: o.values[i] = get(double{}, i); break;
       case DType::i32: o.values[i] = get(std::int32_t{}, i); break;
-      case DType::i64: o.values[i] = get(std::int64_t{}, i); break;
+      case DType::i64: o.values[i] = static_cast<double>(get(std::int64_t{}, i)); break;
       case DType::u8: o.values[i] = get(std::uint8_t{}, i); break;
-      case DType::bf16:
-      case DType::f16: o.values[i] = get(std::uint16_t{}, i); break;
+      case DType::bf16: o.values[i] = as_bits ? get(std::uint16_t{}, i) : bf16_to_float(get(std::uint16_t{}, i)); break;
+      case DType::f16: o.values[i] = as_bits ? get(std::uint16_t{}, i) : f16_to_float(get(std::uint16_t{}, i)); break;
     }
   }
   return o;
@@ -142,6 +179,12 @@ Vec as_f32(Vec v) {
   for (double& x : v) x = static_cast<float>(x);
   return v;
 }
+// Values rounded to the precision of `t` (from f32, round to nearest even): what the device holds
+// after `put`, and what an f32 result becomes when stored in `t`. f32: as_f32.
+Vec in_dtype(Vec v, DType t) {
+  for (double& x : v) x = round_to(t, static_cast<float>(x));
+  return v;
+}
 Vec slice(const Vec& v, I64 begin, I64 end) { return Vec(v.begin() + begin, v.begin() + end); }
 
 // ---- the table -----------------------------------------------------------------------------------
@@ -161,18 +204,32 @@ constexpr Tol kElementwise{1e-6, 1e-6};
 // element (a missed term, a wrong index) is off by O(0.1–1).
 Tol accumulation(I64 terms) { return {static_cast<double>(terms) * 1e-6, 1e-5}; }
 
+// Outputs in bf16/f16 (unless the row is exact): ‖got − want‖₂ / ‖want‖₂ over the whole output.
+// Storing a result in bf16 rounds it to 8 significant bits, a relative error up to u = 2⁻⁸ ≈ 3.9e-3
+// per element (RMS ≈ 0.4 u ≈ 1.6e-3 over many elements; a 6-element output here reaches 2.8e-3):
+// 1e-2 is 2.6 u, room for that rounding plus one rounded intermediate (a backend that keeps
+// attention's probabilities in bf16, say), while a wrong formula, a missed term or a wrong index
+// costs O(1). f16 keeps 11 bits (u = 2⁻¹¹ ≈ 4.9e-4, 8× finer; the largest error here ≈ 3.4e-4): 2e-3
+// is 4 u, the same room. The CPU rounds once and uses at most a third of either. An L2 norm over
+// many elements can hide one wrong element, so each element must also be within 5× that bound of the
+// output's largest magnitude (|got − want| ≤ 5·tol·‖want‖∞: 6–13 bf16 ulps there). NaN anywhere fails.
+double rel_l2_tolerance(DType t) { return t == DType::bf16 ? 1e-2 : 2e-3; }
+constexpr double kRelL2ElementFactor = 5;
+
 struct OpCase {
   OpCase(std::string op_name, std::string shape_desc) : op(std::move(op_name)), shape(std::move(shape_desc)) {}
   std::string op;     // the op of ops.hpp this row runs: the name Backend::supports is asked about
   std::string shape;  // what varies between the rows of one op
   std::vector<std::string> needs = {};  // where the row runs several ops: all of them (else `op`)
   std::vector<DType> dtypes = kF32;  // the dtypes this builder can make
+  std::vector<DType> also_claims = {};  // other dtypes the backend must claim the op(s) in (a cast's source)
   std::function<Outputs(Device, DType)> run;
   std::function<Expected(DType)> reference;  // null: only the property is checked
   Tol tol;
   std::map<std::string, Tol> tol_for = {};  // per output, where it differs from `tol`
   bool exact_everywhere = false;             // no arithmetic to reorder: every backend equals the CPU
-  std::function<std::string(const HostOuts&)> property = nullptr;  // extra check; "" when it holds
+  bool bits = false;  // bf16/f16 outputs read and compared as bit patterns (copies move bits)
+  std::function<std::string(const HostOuts&, DType)> property = nullptr;  // extra check; "" when it holds
   std::string disabled = "";  // a known bug: why this row does not run yet
 };
 
@@ -199,19 +256,29 @@ void matmul_cases(std::vector<OpCase>& cases) {
         const Vec a = rng.uniform(s.M * s.K), b = rng.uniform(s.K * s.N), out0 = rng.uniform(s.M * s.N);
         const Shape a_shape = s.flatten_a ? Shape{2, s.M / 2, s.K} : (ta ? Shape{s.K, s.M} : Shape{s.M, s.K});
         const Shape b_shape = tb ? Shape{s.N, s.K} : Shape{s.K, s.N};
-        OpCase c{"matmul", fmt::format("M={} K={} N={} ta={} tb={} alpha={} beta={}{}", s.M, s.K, s.N, ta, tb, s.alpha,
-                                       s.beta, s.flatten_a ? " a=[2,M/2,K]" : "")};
-        c.run = [=](Device d, DType) {
-          // beta = 0 must not read out (BLAS): it starts as NaN. Otherwise it starts from out0.
-          Tensor out = s.beta == 0 ? poisoned({s.M, s.N}, d) : put({s.M, s.N}, out0, d);
-          ops::matmul(put(a_shape, a, d), ta, put(b_shape, b, d), tb, out, s.alpha, s.beta);
-          return Outputs{{"out", out}};
-        };
-        c.reference = [=](DType) {
-          return Expected{{"out", ref::matmul(a, ta, b, tb, s.M, s.N, s.K, s.alpha, s.beta, out0)}};
-        };
-        c.tol = accumulation(s.K + 1);
-        cases.push_back(c);
+        const std::string shape = fmt::format("M={} K={} N={} ta={} tb={} alpha={} beta={}{}", s.M, s.K, s.N, ta, tb,
+                                              s.alpha, s.beta, s.flatten_a ? " a=[2,M/2,K]" : "");
+        // out in the compute dtype (every dtype), and out f32 for bf16/f16 inputs (logits, weight
+        // gradients: f32 accumulation, no rounding).
+        for (bool out_f32 : {false, true}) {
+          OpCase c{"matmul", shape + (out_f32 ? " out f32" : "")};
+          c.dtypes = out_f32 ? k16 : kFloat;
+          c.run = [=](Device d, DType t) {
+            const DType ot = out_f32 ? DType::f32 : t;
+            // beta = 0 must not read out (BLAS): it starts as NaN. Otherwise it starts from out0.
+            Tensor out = s.beta == 0 ? poisoned({s.M, s.N}, d, ot) : put({s.M, s.N}, in_dtype(out0, ot), d, ot);
+            ops::matmul(put(a_shape, in_dtype(a, t), d, t), ta, put(b_shape, in_dtype(b, t), d, t), tb, out, s.alpha,
+                        s.beta);
+            return Outputs{{"out", out}};
+          };
+          c.reference = [=](DType t) {
+            const DType ot = out_f32 ? DType::f32 : t;
+            return Expected{{"out", ref::matmul(in_dtype(a, t), ta, in_dtype(b, t), tb, s.M, s.N, s.K, s.alpha, s.beta,
+                                                in_dtype(out0, ot))}};
+          };
+          c.tol = accumulation(s.K + 1);
+          cases.push_back(c);
+        }
       }
 }
 
@@ -225,37 +292,49 @@ void linear_cases(std::vector<OpCase>& cases) {
     const Vec dy = rng.uniform(s.N * s.out), dw0 = rng.uniform(s.out * s.in), db0 = rng.uniform(s.out);
     for (bool with_bias : {true, false}) {
       OpCase c{"linear_forward", fmt::format("N={} in={} out={} bias={}", s.N, s.in, s.out, with_bias)};
-      c.run = [=](Device d, DType) {
-        Tensor y = poisoned({s.N, s.out}, d), b = put({s.out}, bias, d);
-        ops::linear_forward(put({s.N, s.in}, x, d), put({s.out, s.in}, w, d), with_bias ? &b : nullptr, y);
+      c.dtypes = kFloat;
+      c.run = [=](Device d, DType t) {
+        Tensor y = poisoned({s.N, s.out}, d, t), b = put({s.out}, in_dtype(bias, t), d, t);
+        ops::linear_forward(put({s.N, s.in}, in_dtype(x, t), d, t), put({s.out, s.in}, in_dtype(w, t), d, t),
+                            with_bias ? &b : nullptr, y);
         return Outputs{{"y", y}};
       };
-      c.reference = [=](DType) {
-        Vec y = ref::matmul(x, false, w, true, s.N, s.out, s.in, 1, 0, {});
+      c.reference = [=](DType t) {
+        const Vec bt = in_dtype(bias, t);
+        Vec y = ref::matmul(in_dtype(x, t), false, in_dtype(w, t), true, s.N, s.out, s.in, 1, 0, {});
         if (with_bias)
-          for (I64 i = 0; i < s.N * s.out; ++i) y[i] += bias[i % s.out];
+          for (I64 i = 0; i < s.N * s.out; ++i) y[i] += bt[i % s.out];
         return Expected{{"y", y}};
       };
       c.tol = accumulation(s.in + 1);
       cases.push_back(c);
     }
-    // dx overwritten (poisoned), dw and db accumulated (start from dw0, db0); each may be absent.
-    for (auto [want_dx, want_db] : {std::pair{true, true}, {false, true}, {true, false}}) {
-      OpCase c{"linear_backward", fmt::format("N={} in={} out={} dx={} db={}", s.N, s.in, s.out, want_dx, want_db)};
-      c.run = [=](Device d, DType) {
-        Tensor dx = poisoned({s.N, s.in}, d), dw = put({s.out, s.in}, dw0, d), db = put({s.out}, db0, d);
-        ops::linear_backward(put({s.N, s.out}, dy, d), put({s.N, s.in}, x, d), put({s.out, s.in}, w, d),
-                             want_dx ? &dx : nullptr, &dw, want_db ? &db : nullptr);
+    // dx overwritten (poisoned), dw and db accumulated (start from dw0, db0); each may be absent. The
+    // gradients are f32 (every dtype), and in the compute dtype (bf16/f16, one row per shape).
+    for (auto [want_dx, want_db, grads_f32] :
+         {std::tuple{true, true, true}, {false, true, true}, {true, false, true}, {true, true, false}}) {
+      OpCase c{"linear_backward", fmt::format("N={} in={} out={} dx={} db={}{}", s.N, s.in, s.out, want_dx, want_db,
+                                              grads_f32 ? "" : " dw,db in the compute dtype")};
+      c.dtypes = grads_f32 ? kFloat : k16;
+      c.run = [=](Device d, DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        Tensor dx = poisoned({s.N, s.in}, d, t), dw = put({s.out, s.in}, in_dtype(dw0, gt), d, gt),
+               db = put({s.out}, in_dtype(db0, gt), d, gt);
+        ops::linear_backward(put({s.N, s.out}, in_dtype(dy, t), d, t), put({s.N, s.in}, in_dtype(x, t), d, t),
+                             put({s.out, s.in}, in_dtype(w, t), d, t), want_dx ? &dx : nullptr, &dw,
+                             want_db ? &db : nullptr);
         Outputs o{{"dw", dw}};
         if (want_dx) o["dx"] = dx;
         if (want_db) o["db"] = db;
         return o;
       };
-      c.reference = [=](DType) {
-        Vec dw = ref::matmul(dy, true, x, false, s.out, s.in, s.N, 1, 1, dw0), db = db0;
-        for (I64 i = 0; i < s.N * s.out; ++i) db[i % s.out] += dy[i];
+      c.reference = [=](DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        const Vec dyt = in_dtype(dy, t), xt = in_dtype(x, t);
+        Vec dw = ref::matmul(dyt, true, xt, false, s.out, s.in, s.N, 1, 1, in_dtype(dw0, gt)), db = in_dtype(db0, gt);
+        for (I64 i = 0; i < s.N * s.out; ++i) db[i % s.out] += dyt[i];
         Expected e{{"dw", dw}};
-        if (want_dx) e["dx"] = ref::matmul(dy, false, w, false, s.N, s.in, s.out, 1, 0, {});
+        if (want_dx) e["dx"] = ref::matmul(dyt, false, in_dtype(w, t), false, s.N, s.in, s.out, 1, 0, {});
         if (want_db) e["db"] = db;
         return e;
       };
@@ -274,37 +353,51 @@ void layer_norm_cases(std::vector<OpCase>& cases) {
     const Vec x = rng.uniform(N * C, -2, 3), w = rng.uniform(C, 0.5, 1.5), b = rng.uniform(C);
     const Vec dy = rng.uniform(N * C), dw0 = rng.uniform(C), db0 = rng.uniform(C);
     OpCase f{"layer_norm_forward", fmt::format("N={} C={}", N, C)};
-    f.run = [=](Device d, DType) {
-      Tensor y = poisoned({N, C}, d), mean = poisoned({N}, d), rstd = poisoned({N}, d);
-      ops::layer_norm_forward(put({N, C}, x, d), put({C}, w, d), put({C}, b, d), static_cast<float>(eps), y, mean,
-                              rstd);
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      // mean and rstd are f32 whatever the compute dtype.
+      Tensor y = poisoned({N, C}, d, t), mean = poisoned({N}, d), rstd = poisoned({N}, d);
+      ops::layer_norm_forward(put({N, C}, in_dtype(x, t), d, t), put({C}, in_dtype(w, t), d, t),
+                              put({C}, in_dtype(b, t), d, t), static_cast<float>(eps), y, mean, rstd);
       return Outputs{{"y", y}, {"mean", mean}, {"rstd", rstd}};
     };
-    f.reference = [=](DType) {
-      ref::LayerNorm r = ref::layer_norm(x, w, b, eps, N, C);
+    f.reference = [=](DType t) {
+      ref::LayerNorm r = ref::layer_norm(in_dtype(x, t), in_dtype(w, t), in_dtype(b, t), eps, N, C);
       return Expected{{"y", r.y}, {"mean", r.mean}, {"rstd", r.rstd}};
     };
     // Mean and variance are sums of C terms; rstd ≈ 1 here.
     f.tol = accumulation(C);
     cases.push_back(f);
 
-    // Backward takes the reference's saved statistics (as f32), so it is tested on its own.
-    const ref::LayerNorm saved = ref::layer_norm(x, w, b, eps, N, C);
-    const Vec mean = as_f32(saved.mean), rstd = as_f32(saved.rstd);
-    OpCase g{"layer_norm_backward", fmt::format("N={} C={}", N, C)};
-    g.run = [=](Device d, DType) {
-      Tensor dx = poisoned({N, C}, d), dw = put({C}, dw0, d), db = put({C}, db0, d);
-      ops::layer_norm_backward(put({N, C}, dy, d), put({N, C}, x, d), put({C}, w, d), put({N}, mean, d),
-                               put({N}, rstd, d), dx, dw, db);
-      return Outputs{{"dx", dx}, {"dw", dw}, {"db", db}};
-    };
-    g.reference = [=](DType) {
-      Vec dx, dw = dw0, db = db0;
-      ref::layer_norm_backward(dy, x, w, mean, rstd, N, C, dx, dw, db);
-      return Expected{{"dx", dx}, {"dw", dw}, {"db", db}};
-    };
-    g.tol = accumulation(std::max(N, C));
-    cases.push_back(g);
+    // Backward takes the reference's saved statistics of the rounded x (as f32, their dtype in every
+    // compute dtype), so it is tested on its own.
+    std::map<DType, std::pair<Vec, Vec>> saved;  // dtype → (mean, rstd)
+    for (DType t : kFloat) {
+      const ref::LayerNorm r = ref::layer_norm(in_dtype(x, t), in_dtype(w, t), in_dtype(b, t), eps, N, C);
+      saved[t] = {as_f32(r.mean), as_f32(r.rstd)};
+    }
+    // dw, db f32 (every dtype), and in the compute dtype (bf16/f16).
+    for (bool grads_f32 : {true, false}) {
+      OpCase g{"layer_norm_backward", fmt::format("N={} C={}{}", N, C, grads_f32 ? "" : " dw,db in the compute dtype")};
+      g.dtypes = grads_f32 ? kFloat : k16;
+      g.run = [=](Device d, DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        const auto& [mean, rstd] = saved.at(t);
+        Tensor dx = poisoned({N, C}, d, t), dw = put({C}, in_dtype(dw0, gt), d, gt), db = put({C}, in_dtype(db0, gt), d, gt);
+        ops::layer_norm_backward(put({N, C}, in_dtype(dy, t), d, t), put({N, C}, in_dtype(x, t), d, t),
+                                 put({C}, in_dtype(w, t), d, t), put({N}, mean, d), put({N}, rstd, d), dx, dw, db);
+        return Outputs{{"dx", dx}, {"dw", dw}, {"db", db}};
+      };
+      g.reference = [=](DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        const auto& [mean, rstd] = saved.at(t);
+        Vec dx, dw = in_dtype(dw0, gt), db = in_dtype(db0, gt);
+        ref::layer_norm_backward(in_dtype(dy, t), in_dtype(x, t), in_dtype(w, t), mean, rstd, N, C, dx, dw, db);
+        return Expected{{"dx", dx}, {"dw", dw}, {"db", db}};
+      };
+      g.tol = accumulation(std::max(N, C));
+      cases.push_back(g);
+    }
   }
 }
 
@@ -314,28 +407,32 @@ void gelu_cases(std::vector<OpCase>& cases) {
     const I64 n = shape_numel(shape);
     const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
     OpCase f{"gelu_forward", shape_str(shape)};
-    f.run = [=](Device d, DType) {
-      Tensor y = poisoned(shape, d);
-      ops::gelu_forward(put(shape, x, d), y);
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      Tensor y = poisoned(shape, d, t);
+      ops::gelu_forward(put(shape, in_dtype(x, t), d, t), y);
       return Outputs{{"y", y}};
     };
-    f.reference = [=](DType) {
-      Vec y(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) y[i] = ref::gelu(x[i]);
+    f.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t);
+      Vec y(xt.size());
+      for (std::size_t i = 0; i < xt.size(); ++i) y[i] = ref::gelu(xt[i]);
       return Expected{{"y", y}};
     };
     // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element.
     f.tol = {2e-6, 1e-5};
     cases.push_back(f);
     OpCase g{"gelu_backward", shape_str(shape)};
-    g.run = [=](Device d, DType) {
-      Tensor dx = poisoned(shape, d);
-      ops::gelu_backward(put(shape, dy, d), put(shape, x, d), dx);
+    g.dtypes = kFloat;
+    g.run = [=](Device d, DType t) {
+      Tensor dx = poisoned(shape, d, t);
+      ops::gelu_backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx);
       return Outputs{{"dx", dx}};
     };
-    g.reference = [=](DType) {
-      Vec dx(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) dx[i] = dy[i] * ref::gelu_grad(x[i]);
+    g.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
+      Vec dx(xt.size());
+      for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * ref::gelu_grad(xt[i]);
       return Expected{{"dx", dx}};
     };
     g.tol = {2e-6, 1e-5};
@@ -343,10 +440,15 @@ void gelu_cases(std::vector<OpCase>& cases) {
   }
 }
 
+// Relative error of one rounding to `t` (round to nearest even, normal values): 2⁻⁸ for bf16, 2⁻¹¹
+// for f16, 0 for f32.
+double rounding_error(DType t) { return t == DType::bf16 ? 0x1p-8 : t == DType::f16 ? 0x1p-11 : 0.0; }
+
 // Dropout's mask is the backend's hash, so the reference is a property: every output is 0 or
-// x/(1−p), backward drops exactly what forward dropped, about 1−p is kept, and a shard run with
-// `offset` reproduces its slice of the whole. p = 0 must copy. The hash is part of the contract
-// (checkpoints resume with the same masks), so every backend must equal the CPU bit for bit.
+// x/(1−p) (in bf16/f16: that product rounded once), backward drops exactly what forward dropped,
+// about 1−p is kept, and a shard run with `offset` reproduces its slice of the whole. p = 0 must
+// copy. The hash is part of the contract (checkpoints resume with the same masks), so every backend
+// must equal the CPU bit for bit.
 void dropout_cases(std::vector<OpCase>& cases) {
   Rng rng(15);
   struct S {
@@ -359,39 +461,44 @@ void dropout_cases(std::vector<OpCase>& cases) {
     Vec x = rng.uniform(s.N * s.C, 0.1, 2.0), dy = rng.uniform(s.N * s.C, 0.1, 2.0);
     for (std::size_t i = 0; i < x.size(); i += 2) x[i] = -x[i];
     const I64 tail_row = s.N / 2, tail = (s.N - tail_row) * s.C;
-    const Vec x_tail = slice(x, tail_row * s.C, s.N * s.C);
     OpCase c{"dropout", fmt::format("[{},{}] p={} tail from row {}", s.N, s.C, s.p, tail_row)};
     c.needs = {"dropout_forward", "dropout_backward"};
-    c.run = [=](Device d, DType) {
-      Tensor y = poisoned({s.N, s.C}, d), dx = poisoned({s.N, s.C}, d), y_tail = poisoned({tail}, d);
-      ops::dropout_forward(put({s.N, s.C}, x, d), s.p, s.seed, y);
-      ops::dropout_backward(put({s.N, s.C}, dy, d), s.p, s.seed, dx);
-      ops::dropout_forward(put({tail}, x_tail, d), s.p, s.seed, y_tail, tail_row * s.C);
+    c.dtypes = kFloat;
+    c.run = [=](Device d, DType t) {
+      const Vec xt = in_dtype(x, t);
+      Tensor y = poisoned({s.N, s.C}, d, t), dx = poisoned({s.N, s.C}, d, t), y_tail = poisoned({tail}, d, t);
+      ops::dropout_forward(put({s.N, s.C}, xt, d, t), s.p, s.seed, y);
+      ops::dropout_backward(put({s.N, s.C}, in_dtype(dy, t), d, t), s.p, s.seed, dx);
+      ops::dropout_forward(put({tail}, slice(xt, tail_row * s.C, s.N * s.C), d, t), s.p, s.seed, y_tail,
+                           tail_row * s.C);
       return Outputs{{"y", y}, {"dx", dx}, {"y_tail", y_tail}};
     };
     if (s.p == 0.0f)
-      c.reference = [=](DType) { return Expected{{"y", x}, {"dx", dy}, {"y_tail", x_tail}}; };
-    c.property = [=](const HostOuts& o) -> std::string {
+      c.reference = [=](DType t) {
+        const Vec xt = in_dtype(x, t);
+        return Expected{{"y", xt}, {"dx", in_dtype(dy, t)}, {"y_tail", slice(xt, tail_row * s.C, s.N * s.C)}};
+      };
+    c.property = [=](const HostOuts& o, DType t) -> std::string {
+      const Vec xs = in_dtype(x, t), dys = in_dtype(dy, t);
       const Vec &y = o.at("y").values, &dx = o.at("dx").values, &yt = o.at("y_tail").values;
-      const double keep_scale = 1.0 / (1.0 - s.p);
+      const double keep_scale = 1.0 / (1.0 - s.p), rel = 1e-6 + rounding_error(t);
       I64 kept = 0;
-      for (std::size_t i = 0; i < x.size(); ++i) {
+      for (std::size_t i = 0; i < xs.size(); ++i) {
         const bool dropped = y[i] == 0.0;
         kept += dropped ? 0 : 1;
-        if (!dropped && std::abs(y[i] - x[i] * keep_scale) > 1e-6 * std::abs(x[i] * keep_scale))
-          return fmt::format("y[{}] = {} is neither 0 nor x/(1-p) = {}", i, y[i], x[i] * keep_scale);
+        if (!dropped && !(std::abs(y[i] - xs[i] * keep_scale) <= rel * std::abs(xs[i] * keep_scale)))
+          return fmt::format("y[{}] = {} is neither 0 nor x/(1-p) = {}", i, y[i], xs[i] * keep_scale);
         if ((dx[i] == 0.0) != dropped)
           return fmt::format("element {}: forward {} it, backward {}", i, dropped ? "dropped" : "kept",
                              dx[i] == 0.0 ? "dropped" : "kept");
-        if (!dropped && std::abs(dx[i] - dy[i] * keep_scale) > 1e-6 * std::abs(dy[i] * keep_scale))
-          return fmt::format("dx[{}] = {} is not dy/(1-p) = {}", i, dx[i], dy[i] * keep_scale);
+        if (!dropped && !(std::abs(dx[i] - dys[i] * keep_scale) <= rel * std::abs(dys[i] * keep_scale)))
+          return fmt::format("dx[{}] = {} is not dy/(1-p) = {}", i, dx[i], dys[i] * keep_scale);
       }
-      const double n = static_cast<double>(x.size()), expect = n * (1.0 - s.p);
+      const double n = static_cast<double>(xs.size()), expect = n * (1.0 - s.p);
       if (std::abs(static_cast<double>(kept) - expect) > 4 * std::sqrt(n * s.p * (1 - s.p)) + 1)  // 4σ
-        return fmt::format("kept {} of {} elements with p = {}", kept, x.size(), s.p);
-      const std::size_t first = static_cast<std::size_t>(tail_row * s.C);
-      if (std::memcmp(o.at("y_tail").bytes.data(), o.at("y").bytes.data() + first * sizeof(float),
-                      yt.size() * sizeof(float)) != 0)
+        return fmt::format("kept {} of {} elements with p = {}", kept, xs.size(), s.p);
+      const std::size_t first = static_cast<std::size_t>(tail_row * s.C), esize = dtype_size(t);
+      if (std::memcmp(o.at("y_tail").bytes.data(), o.at("y").bytes.data() + first * esize, yt.size() * esize) != 0)
         return "a shard run with offset differs from its slice of the whole";
       return "";
     };
@@ -419,35 +526,44 @@ void embedding_cases(std::vector<OpCase>& cases) {
     const std::string shape = fmt::format("V={} C={} N={}", s.V, s.C, s.N);
     for (bool acc : {false, true}) {
       OpCase f{"embedding_forward", shape + (acc ? " accumulate" : "")};
-      f.run = [=](Device d, DType) {
-        Tensor out = acc ? put({s.N, s.C}, out0, d) : poisoned({s.N, s.C}, d);
-        ops::embedding_forward(put_ids(ids, d), put({s.V, s.C}, table, d), out, acc);
+      f.dtypes = kFloat;
+      f.run = [=](Device d, DType t) {
+        Tensor out = acc ? put({s.N, s.C}, in_dtype(out0, t), d, t) : poisoned({s.N, s.C}, d, t);
+        ops::embedding_forward(put_ids(ids, d), put({s.V, s.C}, in_dtype(table, t), d, t), out, acc);
         return Outputs{{"out", out}};
       };
-      f.reference = [=](DType) {
+      f.reference = [=](DType t) {
+        const Vec tt = in_dtype(table, t), o0 = in_dtype(out0, t);
         Vec out(static_cast<std::size_t>(s.N * s.C));
         for (I64 n = 0; n < s.N; ++n)
-          for (I64 c = 0; c < s.C; ++c) out[n * s.C + c] = table[ids[n] * s.C + c] + (acc ? out0[n * s.C + c] : 0.0);
-        return Expected{{"out", as_f32(out)}};  // a gather, or one f32 addition: exact after rounding
+          for (I64 c = 0; c < s.C; ++c) out[n * s.C + c] = tt[ids[n] * s.C + c] + (acc ? o0[n * s.C + c] : 0.0);
+        // A gather, or one f32 addition (then one rounding to the dtype): exact after rounding.
+        return Expected{{"out", in_dtype(out, t)}};
       };
       f.tol = kExact;
       f.exact_everywhere = true;
       cases.push_back(f);
     }
-    OpCase b{"embedding_backward", shape};
-    b.run = [=](Device d, DType) {
-      Tensor dtable = put({s.V, s.C}, dtable0, d);
-      ops::embedding_backward(put_ids(ids, d), put({s.N, s.C}, dout, d), dtable);
-      return Outputs{{"dtable", dtable}};
-    };
-    b.reference = [=](DType) {
-      Vec dt = dtable0;
-      for (I64 n = 0; n < s.N; ++n)
-        for (I64 c = 0; c < s.C; ++c) dt[ids[n] * s.C + c] += dout[n * s.C + c];
-      return Expected{{"dtable", dt}};
-    };
-    b.tol = accumulation(s.N);  // up to N additions into one row
-    cases.push_back(b);
+    // dtable f32 (every dtype), and in the compute dtype (bf16/f16).
+    for (bool grads_f32 : {true, false}) {
+      OpCase b{"embedding_backward", shape + (grads_f32 ? "" : " dtable in the compute dtype")};
+      b.dtypes = grads_f32 ? kFloat : k16;
+      b.run = [=](Device d, DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        Tensor dtable = put({s.V, s.C}, in_dtype(dtable0, gt), d, gt);
+        ops::embedding_backward(put_ids(ids, d), put({s.N, s.C}, in_dtype(dout, t), d, t), dtable);
+        return Outputs{{"dtable", dtable}};
+      };
+      b.reference = [=](DType t) {
+        const Vec dt_out = in_dtype(dout, t);
+        Vec dt = in_dtype(dtable0, grads_f32 ? DType::f32 : t);
+        for (I64 n = 0; n < s.N; ++n)
+          for (I64 c = 0; c < s.C; ++c) dt[ids[n] * s.C + c] += dt_out[n * s.C + c];
+        return Expected{{"dtable", dt}};
+      };
+      b.tol = accumulation(s.N);  // up to N additions into one row
+      cases.push_back(b);
+    }
   }
 
   // The vocab-parallel shard: rows [first, first + rows) of the table; other ids give zero rows.
@@ -461,36 +577,43 @@ void embedding_cases(std::vector<OpCase>& cases) {
     const std::string shape = fmt::format("V={} C={} N={} shard rows [{}, {})", s.V, s.C, s.N, first, first + rows);
     auto inside = [=](int id) { return id >= first && id < first + rows; };
     OpCase f{"embedding_shard_forward", shape};
-    f.run = [=](Device d, DType) {
-      Tensor out = poisoned({s.N, s.C}, d);
-      ops::embedding_shard_forward(put_ids(ids, d), put({rows, s.C}, table, d), first, out);
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      Tensor out = poisoned({s.N, s.C}, d, t);
+      ops::embedding_shard_forward(put_ids(ids, d), put({rows, s.C}, in_dtype(table, t), d, t), first, out);
       return Outputs{{"out", out}};
     };
-    f.reference = [=](DType) {
+    f.reference = [=](DType t) {
+      const Vec tt = in_dtype(table, t);
       Vec out(static_cast<std::size_t>(s.N * s.C), 0.0);
       for (I64 n = 0; n < s.N; ++n)
         if (inside(ids[n]))
-          for (I64 c = 0; c < s.C; ++c) out[n * s.C + c] = table[(ids[n] - first) * s.C + c];
+          for (I64 c = 0; c < s.C; ++c) out[n * s.C + c] = tt[(ids[n] - first) * s.C + c];
       return Expected{{"out", out}};
     };
     f.tol = kExact;
     f.exact_everywhere = true;
     cases.push_back(f);
-    OpCase b{"embedding_shard_backward", shape};
-    b.run = [=](Device d, DType) {
-      Tensor dtable = put({rows, s.C}, dtable0, d);
-      ops::embedding_shard_backward(put_ids(ids, d), put({s.N, s.C}, dout, d), first, dtable);
-      return Outputs{{"dtable", dtable}};
-    };
-    b.reference = [=](DType) {
-      Vec dt = dtable0;
-      for (I64 n = 0; n < s.N; ++n)
-        if (inside(ids[n]))
-          for (I64 c = 0; c < s.C; ++c) dt[(ids[n] - first) * s.C + c] += dout[n * s.C + c];
-      return Expected{{"dtable", dt}};
-    };
-    b.tol = accumulation(3);
-    cases.push_back(b);
+    for (bool grads_f32 : {true, false}) {
+      OpCase b{"embedding_shard_backward", shape + (grads_f32 ? "" : " dtable in the compute dtype")};
+      b.dtypes = grads_f32 ? kFloat : k16;
+      b.run = [=](Device d, DType t) {
+        const DType gt = grads_f32 ? DType::f32 : t;
+        Tensor dtable = put({rows, s.C}, in_dtype(dtable0, gt), d, gt);
+        ops::embedding_shard_backward(put_ids(ids, d), put({s.N, s.C}, in_dtype(dout, t), d, t), first, dtable);
+        return Outputs{{"dtable", dtable}};
+      };
+      b.reference = [=](DType t) {
+        const Vec dt_out = in_dtype(dout, t);
+        Vec dt = in_dtype(dtable0, grads_f32 ? DType::f32 : t);
+        for (I64 n = 0; n < s.N; ++n)
+          if (inside(ids[n]))
+            for (I64 c = 0; c < s.C; ++c) dt[(ids[n] - first) * s.C + c] += dt_out[n * s.C + c];
+        return Expected{{"dtable", dt}};
+      };
+      b.tol = accumulation(3);
+      cases.push_back(b);
+    }
   }
 }
 
@@ -682,47 +805,63 @@ void elementwise_cases(std::vector<OpCase>& cases) {
     const I64 n = shape_numel(shape);
     const Vec a = rng.uniform(n), b = rng.uniform(n);
     const std::string sh = shape_str(shape);
-    auto add_case = [&](std::string op, std::string what, std::function<Outputs(Device)> run, Vec want) {
+    // want(ra, rb, t): the reference from a and b rounded to t.
+    auto add_case = [&](std::string op, std::string what, std::function<Outputs(Device, DType, const Vec&, const Vec&)> run,
+                        std::function<Vec(const Vec&, const Vec&, DType)> want) {
       OpCase c{std::move(op), sh + what};
-      c.run = [run](Device d, DType) { return run(d); };
-      c.reference = [name = c.op == "add" ? "out" : (c.op == "scale" ? "x" : "y"), want](DType) {
-        return Expected{{name, want}};
+      c.dtypes = kFloat;
+      c.run = [=](Device d, DType t) { return run(d, t, in_dtype(a, t), in_dtype(b, t)); };
+      c.reference = [name = c.op == "add" ? "out" : (c.op == "scale" ? "x" : "y"), want, a, b](DType t) {
+        return Expected{{name, want(in_dtype(a, t), in_dtype(b, t), t)}};
       };
       c.tol = kElementwise;
       cases.push_back(c);
     };
-    Vec sum(a.size()), axpy(a.size()), scaled(a.size());
-    for (std::size_t i = 0; i < a.size(); ++i)
-      sum[i] = a[i] + b[i], axpy[i] = b[i] - 0.75 * a[i], scaled[i] = a[i] * -1.5;
-    add_case("add", "", [=](Device d) {
-      Tensor out = poisoned(shape, d);
-      ops::add(put(shape, a, d), put(shape, b, d), out);
+    auto sum = [](const Vec& a, const Vec& b, DType) {
+      Vec out(a.size());
+      for (std::size_t i = 0; i < a.size(); ++i) out[i] = a[i] + b[i];
+      return out;
+    };
+    add_case("add", "", [=](Device d, DType t, const Vec& a, const Vec& b) {
+      Tensor out = poisoned(shape, d, t);
+      ops::add(put(shape, a, d, t), put(shape, b, d, t), out);
       return Outputs{{"out", out}};
     }, sum);
-    add_case("add", " out aliases a", [=](Device d) {
-      Tensor out = put(shape, a, d);
-      ops::add(out, put(shape, b, d), out);
+    add_case("add", " out aliases a", [=](Device d, DType t, const Vec& a, const Vec& b) {
+      Tensor out = put(shape, a, d, t);
+      ops::add(out, put(shape, b, d, t), out);
       return Outputs{{"out", out}};
     }, sum);
-    add_case("axpy", " alpha=-0.75", [=](Device d) {
-      Tensor y = put(shape, b, d);
-      ops::axpy(-0.75f, put(shape, a, d), y);
+    add_case("axpy", " alpha=-0.75", [=](Device d, DType t, const Vec& a, const Vec& b) {
+      Tensor y = put(shape, b, d, t);
+      ops::axpy(-0.75f, put(shape, a, d, t), y);
       return Outputs{{"y", y}};
-    }, axpy);
-    add_case("scale", " s=-1.5", [=](Device d) {
-      Tensor x = put(shape, a, d);
+    }, [](const Vec& a, const Vec& b, DType) {
+      Vec out(a.size());
+      for (std::size_t i = 0; i < a.size(); ++i) out[i] = b[i] - 0.75 * a[i];
+      return out;
+    });
+    add_case("scale", " s=-1.5", [=](Device d, DType t, const Vec& a, const Vec&) {
+      Tensor x = put(shape, a, d, t);
       ops::scale(x, -1.5f);
       return Outputs{{"x", x}};
-    }, scaled);
+    }, [](const Vec& a, const Vec&, DType) {
+      Vec out(a.size());
+      for (std::size_t i = 0; i < a.size(); ++i) out[i] = a[i] * -1.5;
+      return out;
+    });
     const I64 C = shape.back();
     const Vec bias = rng.uniform(C);
-    Vec biased = a;
-    for (I64 i = 0; i < n; ++i) biased[i] += bias[i % C];
-    add_case("add_bias", fmt::format(" bias [{}]", C), [=](Device d) {
-      Tensor y = put(shape, a, d);
-      ops::add_bias(y, put({C}, bias, d));
+    add_case("add_bias", fmt::format(" bias [{}]", C), [=](Device d, DType t, const Vec& a, const Vec&) {
+      Tensor y = put(shape, a, d, t);
+      ops::add_bias(y, put({C}, in_dtype(bias, t), d, t));
       return Outputs{{"y", y}};
-    }, biased);
+    }, [=](const Vec& a, const Vec&, DType t) {
+      const Vec bt = in_dtype(bias, t);
+      Vec out = a;
+      for (I64 i = 0; i < n; ++i) out[i] += bt[i % C];
+      return out;
+    });
   }
 }
 
@@ -751,12 +890,13 @@ void copy_cases(std::vector<OpCase>& cases) {
   for (const Shape& shape : {Shape{37}, Shape{1}}) {
     OpCase c{"copy", shape_str(shape) + " device→device, host→device, device→host"};
     c.dtypes = kAllDTypes;
+    c.bits = true;
     c.run = [=](Device d, DType t) {
       const Vec& v = data.at(t).at(shape_numel(shape));
       Tensor dst = poisoned(shape, d, t), from_host = poisoned(shape, d, t), to_host = poisoned(shape, Device::cpu(), t);
-      ops::copy(put(shape, v, d, t), dst);
-      ops::copy(put(shape, v, Device::cpu(), t), from_host);
-      ops::copy(put(shape, v, d, t), to_host);
+      ops::copy(put_bits(shape, v, d, t), dst);
+      ops::copy(put_bits(shape, v, Device::cpu(), t), from_host);
+      ops::copy(put_bits(shape, v, d, t), to_host);
       return Outputs{{"dst", dst}, {"from_host", from_host}, {"to_host", to_host}};
     };
     c.reference = [=](DType t) {
@@ -776,9 +916,10 @@ void copy_cases(std::vector<OpCase>& cases) {
     OpCase c{"copy_2d", fmt::format("{} rows × {} cols, src [{}] from {} stride {}, dst [{}] from {} stride {}", k.rows,
                                     k.cols, k.src_n, k.src_off, k.src_stride, k.dst_n, k.dst_off, k.dst_stride)};
     c.dtypes = kAllDTypes;
+    c.bits = true;
     c.run = [=](Device d, DType t) {
       Tensor dst = poisoned({k.dst_n}, d, t);  // outside the block it must stay poisoned
-      ops::copy_2d(put({k.src_n}, data.at(t).at(k.src_n), d, t), k.src_off, k.src_stride, dst, k.dst_off, k.dst_stride,
+      ops::copy_2d(put_bits({k.src_n}, data.at(t).at(k.src_n), d, t), k.src_off, k.src_stride, dst, k.dst_off, k.dst_stride,
                    k.rows, k.cols);
       return Outputs{{"dst", dst}};
     };
@@ -813,7 +954,168 @@ void copy_cases(std::vector<OpCase>& cases) {
   }
 }
 
-// Reductions into f64 [1], accumulated in double: only the order of the additions may differ.
+// ---- cast ----------------------------------------------------------------------------------------
+
+// The float formats as bit fields, decoded and rounded here by hand — not with half.hpp, which is
+// what the CPU's kernels use — so a wrong conversion there cannot agree with itself.
+struct FloatFormat {
+  int exp_bits, man_bits;
+};
+FloatFormat format_of(DType t) {
+  return t == DType::f32 ? FloatFormat{8, 23} : t == DType::bf16 ? FloatFormat{8, 7} : FloatFormat{5, 10};
+}
+// The value of the bit pattern `bits` of `t` (±0, subnormals, ±∞ and NaN included).
+double decode(std::uint32_t bits, DType t) {
+  const auto [E, M] = format_of(t);
+  const int bias = (1 << (E - 1)) - 1;
+  const std::uint32_t e = (bits >> M) & ((1u << E) - 1), m = bits & ((1u << M) - 1);
+  const bool negative = (bits >> (E + M)) & 1u;
+  double v;
+  if (e == (1u << E) - 1)
+    v = m == 0 ? INFINITY : NAN;
+  else if (e == 0)
+    v = std::ldexp(static_cast<double>(m), 1 - bias - M);
+  else
+    v = std::ldexp(static_cast<double>(m + (1u << M)), static_cast<int>(e) - bias - M);
+  return negative ? -v : v;
+}
+// x rounded to the nearest value of `t`, ties to even; past the largest finite value ± half an ulp,
+// ±∞ (IEEE 754 round to nearest even, subnormals included).
+double round_to_format(double x, DType t) {
+  if (std::isnan(x) || std::isinf(x) || x == 0) return x;
+  const auto [E, M] = format_of(t);
+  const int bias = (1 << (E - 1)) - 1, emin = 1 - bias;
+  const double ulp = std::ldexp(1.0, std::max(std::ilogb(x), emin) - M);  // exact scaling by a power of 2
+  const double r = std::nearbyint(x / ulp) * ulp;                           // the default mode: ties to even
+  const double max_finite = std::ldexp(2.0 - std::ldexp(1.0, -M), bias);
+  if (std::abs(r) > max_finite) return std::copysign(INFINITY, x);
+  return r == 0 ? std::copysign(0.0, x) : r;
+}
+std::uint32_t f32_bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+// A tensor of `t` holding the bit patterns `bits` (the low 16 bits for bf16/f16): NaN payloads and
+// signalling NaNs as given.
+Tensor put_raw(const std::vector<std::uint32_t>& bits, DType t, Device device) {
+  Tensor h = Tensor::empty({static_cast<I64>(bits.size())}, t);
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    if (t == DType::f32)
+      std::memcpy(static_cast<char*>(h.raw()) + 4 * i, &bits[i], 4);
+    else
+      static_cast<std::uint16_t*>(h.raw())[i] = static_cast<std::uint16_t>(bits[i]);
+  }
+  return h.to(device);
+}
+
+// cast between f32, bf16 and f16 in every direction, compared exactly with the rounding above (to
+// 16 bits: round to nearest even; widening: exact), and by property: the sign of every non-NaN
+// result (−0 stays −0) is the reference's, and conversions that round give quiet NaNs (half.hpp's
+// contract), even from signalling ones.
+void cast_cases(std::vector<OpCase>& cases) {
+  // f32 sources: each rounding case of both 16-bit formats.
+  std::vector<std::uint32_t> f32_special = {
+      0x3f800000, 0xbf800000,  // ±1: exact
+      0x3f808000,              // bf16: a tie, to the even neighbour below (1.0)
+      0x3f818000,              // bf16: a tie, to the even neighbour above
+      0x3f808001, 0x3f807fff,  // bf16: just above / below a tie
+      0x3fffffff,              // rounds up into the next binade (2.0)
+      0x7f7fffff, 0xff7fffff,  // ±FLT_MAX: bf16 ±∞ (past max + ½ ulp), f16 ±∞
+      0x7f7f7fff,              // bf16: down to its largest finite value
+      0x00000001, 0x00008000, 0x00018000, 0x80008000, 0x007fffff,  // f32 subnormals: bf16 ties, ±0
+      0x00000000, 0x80000000,                                      // ±0
+      0x7f800000, 0xff800000,                                      // ±∞
+      0x7fc00000, 0xffc00000, 0x7fc00001,                          // quiet NaNs
+      0x7f800001, 0xff800001, 0x7fbfffff, 0x7f810000,              // signalling NaNs (must not become ∞)
+  };
+  for (float f : {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-20f, 1.0f + 0x1p-11f - 0x1p-23f,  // f16 ties and near ties
+                  65504.0f, 65519.0f, 65520.0f, -65520.0f, 65535.0f, 1e5f, -1e5f,  // f16: largest, down to it, overflow
+                  0x1p-24f, 0x1p-25f, 3 * 0x1p-25f, 0x1p-25f + 0x1p-30f, 1.5f * 0x1p-24f,    // f16 subnormals and ties
+                  0x1p-14f, 0x1p-14f - 0x1p-25f, 6.0e-5f, -0x1p-26f, 1e-10f, -1e-10f,        // around the smallest normal
+                  0.1f, -3.14159265f, 1.0f / 3.0f, 1000.7f, -2.5f})
+    f32_special.push_back(f32_bits(f));
+  // More than 2¹⁶ random f32 values (the kernels' threaded path) of magnitudes 2⁻³⁰ … 2¹⁷.
+  std::vector<std::uint32_t> f32_random;
+  {
+    Rng rng(23);
+    const Vec m = rng.uniform(70001, 1.0, 2.0);
+    const std::vector<int> e = rng.ints(70001, -30, 17), sign = rng.ints(70001, 0, 1);
+    for (std::size_t i = 0; i < m.size(); ++i)
+      f32_random.push_back(f32_bits(static_cast<float>(std::ldexp(sign[i] ? -m[i] : m[i], e[i]))));
+  }
+  // 16-bit sources: every bit pattern, then the first 256 again (past 2¹⁶ elements).
+  std::vector<std::uint32_t> every16;
+  for (std::uint32_t b = 0; b < 0x10000; ++b) every16.push_back(b);
+  for (std::uint32_t b = 0; b < 0x100; ++b) every16.push_back(b);
+  // Same-dtype casts (copies): the edges of both 16-bit formats (as either one).
+  const std::vector<std::uint32_t> special16 = {
+      0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x0400, 0x7bff, 0x7c00, 0xfc00, 0x7c01, 0x7e00,  // f16: subnormals, max, ±∞, NaNs
+      0x007f, 0x0080, 0x7f7f, 0x7f80, 0xff80, 0x7f81, 0x7fc0,                                  // bf16: the same
+      0x3c00, 0x3f80, 0x4049, 0x3555, 0xc8f5, 0x1234, 0x5678, 0x9abc, 0xdef0};
+
+  struct Row {
+    DType src, dst;
+    std::string what;
+    std::vector<std::uint32_t> bits;
+  };
+  std::vector<Row> rows = {
+      {DType::f32, DType::f32, "special values", f32_special},
+      {DType::f32, DType::bf16, "special values", f32_special},
+      {DType::f32, DType::bf16, "70001 random values", f32_random},
+      {DType::f32, DType::f16, "special values", f32_special},
+      {DType::f32, DType::f16, "70001 random values", f32_random},
+      {DType::bf16, DType::f32, "every bit pattern", every16},
+      {DType::f16, DType::f32, "every bit pattern", every16},
+      {DType::bf16, DType::f16, "every bit pattern", every16},
+      {DType::f16, DType::bf16, "every bit pattern", every16},
+      {DType::bf16, DType::bf16, "special values", special16},
+      {DType::f16, DType::f16, "special values", special16},
+  };
+  for (const Row& r : rows) {
+    OpCase c{"cast", fmt::format("{}→{} [{}] {}", dtype_name(r.src), dtype_name(r.dst), r.bits.size(), r.what)};
+    // A row runs under its 16-bit side's dtype (f32→f32 under f32); the backend must claim both.
+    const DType key = r.dst != DType::f32 ? r.dst : r.src;
+    c.dtypes = {key};
+    if (r.src != key) c.also_claims = {r.src};
+    const Row row = r;
+    c.run = [row](Device d, DType) {
+      Tensor dst = poisoned({static_cast<I64>(row.bits.size())}, d, row.dst);
+      ops::cast(put_raw(row.bits, row.src, d), dst);
+      return Outputs{{"dst", dst}};
+    };
+    auto want = [row] {
+      Vec v(row.bits.size());
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = round_to_format(decode(row.bits[i], row.src), row.dst);
+      return v;
+    };
+    c.reference = [want](DType) { return Expected{{"dst", want()}}; };
+    c.property = [row, want](const HostOuts& o, DType) -> std::string {
+      const Vec w = want(), &got = o.at("dst").values;
+      const std::vector<unsigned char>& bytes = o.at("dst").bytes;
+      // Narrowing conversions must quiet NaNs: the top mantissa bit set.
+      const bool rounds = row.dst != DType::f32 && row.src != row.dst;
+      const std::uint32_t quiet_bit = 1u << (format_of(row.dst).man_bits - 1);
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        if (std::isnan(w[i])) {
+          std::uint16_t b;
+          std::memcpy(&b, bytes.data() + 2 * i, 2);
+          if (rounds && !(b & quiet_bit))
+            return fmt::format("[{}]: source bits {:#x} give {:#06x}, not a quiet NaN", i, row.bits[i], b);
+        } else if (std::signbit(got[i]) != std::signbit(w[i])) {
+          return fmt::format("[{}]: source bits {:#x} give {} instead of {}", i, row.bits[i], got[i], w[i]);
+        }
+      }
+      return "";
+    };
+    c.tol = kExact;
+    c.exact_everywhere = true;
+    cases.push_back(c);
+  }
+}
+
+// Reductions into f64 [1], accumulated in double: only the order of the additions may differ. sum
+// and sum_squares take every compute dtype (the sum of the rounded values), masked_sum only f32.
 void reduction_cases(std::vector<OpCase>& cases) {
   Rng rng(20);
   for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 13}, kThreaded}) {
@@ -824,23 +1126,40 @@ void reduction_cases(std::vector<OpCase>& cases) {
     const double start = 1.25;
     for (bool acc : {false, true}) {
       const std::string sh = shape_str(shape) + (acc ? " accumulate onto 1.25" : "");
-      auto add_case = [&](const char* op, std::function<void(Device, Tensor&)> run, double want) {
+      // want(x rounded to the dtype): the exact result.
+      auto add_case = [&](const char* op, std::vector<DType> dtypes, std::function<void(Device, DType, Tensor&)> run,
+                          std::function<double(const Vec&)> want) {
         OpCase c{op, sh};
-        c.run = [=](Device d, DType) {
+        c.dtypes = dtypes;
+        c.run = [=](Device d, DType t) {
           Tensor out = acc ? put({1}, {start}, d, DType::f64) : poisoned({1}, d, DType::f64);
-          run(d, out);
+          run(d, t, out);
           return Outputs{{"out", out}};
         };
-        c.reference = [=](DType) { return Expected{{"out", {want + (acc ? start : 0.0)}}}; };
+        c.reference = [=](DType t) { return Expected{{"out", {want(in_dtype(x, t)) + (acc ? start : 0.0)}}}; };
         c.tol = {1e-12, 1e-12};
         cases.push_back(c);
       };
-      double s = 0, ss = 0, ms = 0;
-      for (I64 i = 0; i < n; ++i) s += x[i], ss += x[i] * x[i], ms += x[i] * mask[i];
-      add_case("sum", [=](Device d, Tensor& out) { ops::sum(put(shape, x, d), out, acc); }, s);
-      add_case("sum_squares", [=](Device d, Tensor& out) { ops::sum_squares(put(shape, x, d), out, acc); }, ss);
-      add_case("masked_sum",
-               [=](Device d, Tensor& out) { ops::masked_sum(put(shape, x, d), put(shape, mask, d), out, acc); }, ms);
+      add_case("sum", kFloat, [=](Device d, DType t, Tensor& out) { ops::sum(put(shape, in_dtype(x, t), d, t), out, acc); },
+               [](const Vec& v) {
+                 double s = 0;
+                 for (double e : v) s += e;
+                 return s;
+               });
+      add_case("sum_squares", kFloat,
+               [=](Device d, DType t, Tensor& out) { ops::sum_squares(put(shape, in_dtype(x, t), d, t), out, acc); },
+               [](const Vec& v) {
+                 double s = 0;
+                 for (double e : v) s += e * e;
+                 return s;
+               });
+      add_case("masked_sum", kF32,
+               [=](Device d, DType, Tensor& out) { ops::masked_sum(put(shape, x, d), put(shape, mask, d), out, acc); },
+               [=](const Vec& v) {
+                 double s = 0;
+                 for (I64 i = 0; i < n; ++i) s += v[i] * mask[i];
+                 return s;
+               });
     }
   }
 }
@@ -919,34 +1238,46 @@ void attention_cases(std::vector<OpCase>& cases) {
       return Tensor::from<std::uint8_t>({s.B, s.Tk}, mask).to(d);
     };
     OpCase f{"attention_forward", shape};
-    f.run = [=](Device d, DType) {
-      Tensor out = poisoned({s.B, s.Tq, qc}, d), lse = poisoned({s.B, s.Hq, s.Tq}, d);
-      ops::attention_forward(s, put({s.B, s.Tq, qc}, q, d), put({s.B, s.Tk, kvc}, kv, d), key_mask(d), out, lse);
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      // lse is f32 whatever the compute dtype.
+      Tensor out = poisoned({s.B, s.Tq, qc}, d, t), lse = poisoned({s.B, s.Hq, s.Tq}, d);
+      ops::attention_forward(s, put({s.B, s.Tq, qc}, in_dtype(q, t), d, t), put({s.B, s.Tk, kvc}, in_dtype(kv, t), d, t),
+                             key_mask(d), out, lse);
       return Outputs{{"out", out}, {"lse", lse}};
     };
-    f.reference = [=](DType) {
+    f.reference = [=](DType t) {
       Vec out, lse;
-      ref::attention_forward(a, q, kv, out, lse);
+      ref::attention_forward(a, in_dtype(q, t), in_dtype(kv, t), out, lse);
       return Expected{{"out", out}, {"lse", lse}};
     };
     f.tol = accumulation(std::max(s.Tk, s.D));  // scores: D products; outputs: Tk products
     cases.push_back(f);
 
-    // Backward takes the reference's output and lse (as f32), so it is tested on its own.
-    Vec ref_out, ref_lse;
-    ref::attention_forward(a, q, kv, ref_out, ref_lse);
-    const Vec out = as_f32(ref_out), lse = as_f32(ref_lse);
+    // Backward takes the reference's output (rounded to the dtype) and lse (as f32) of the rounded
+    // inputs, so it is tested on its own.
+    std::map<DType, std::pair<Vec, Vec>> saved;  // dtype → (out, lse)
+    for (DType t : kFloat) {
+      Vec ref_out, ref_lse;
+      ref::attention_forward(a, in_dtype(q, t), in_dtype(kv, t), ref_out, ref_lse);
+      saved[t] = {in_dtype(ref_out, t), as_f32(ref_lse)};
+    }
     OpCase b{"attention_backward", shape};
-    b.run = [=](Device d, DType) {
-      Tensor dq = poisoned({s.B, s.Tq, qc}, d), dkv = poisoned({s.B, s.Tk, kvc}, d);
-      ops::attention_backward(s, put({s.B, s.Tq, qc}, dout, d), put({s.B, s.Tq, qc}, q, d),
-                              put({s.B, s.Tk, kvc}, kv, d), key_mask(d), put({s.B, s.Tq, qc}, out, d),
+    b.dtypes = kFloat;
+    b.run = [=](Device d, DType t) {
+      const auto& [out, lse] = saved.at(t);
+      Tensor dq = poisoned({s.B, s.Tq, qc}, d, t), dkv = poisoned({s.B, s.Tk, kvc}, d, t);
+      ops::attention_backward(s, put({s.B, s.Tq, qc}, in_dtype(dout, t), d, t), put({s.B, s.Tq, qc}, in_dtype(q, t), d, t),
+                              put({s.B, s.Tk, kvc}, in_dtype(kv, t), d, t), key_mask(d), put({s.B, s.Tq, qc}, out, d, t),
                               put({s.B, s.Hq, s.Tq}, lse, d), dq, dkv);
       return Outputs{{"dq", dq}, {"dkv", dkv}};
     };
-    b.reference = [=](DType) {
+    b.reference = [=](DType t) {
       Vec dq, dkv;
-      ref::attention_backward(a, dout, q, kv, dq, dkv);
+      // In bf16/f16 the rounded out backward receives differs from the exact one by up to 2⁻⁸: the
+      // reference uses it too (f32 rows keep the exact probabilities, as before).
+      ref::attention_backward(a, in_dtype(dout, t), in_dtype(q, t), in_dtype(kv, t), dq, dkv,
+                              is16(t) ? &saved.at(t).first : nullptr);
       return Expected{{"dq", dq}, {"dkv", dkv}};
     };
     // dk, dv sum over Tq queries × Hq/Hkv heads, each term a D-long product.
@@ -966,6 +1297,7 @@ std::vector<OpCase> all_cases() {
   cross_entropy_cases(cases);
   elementwise_cases(cases);
   copy_cases(cases);
+  cast_cases(cases);
   reduction_cases(cases);
   adam_cases(cases);
   attention_cases(cases);
@@ -1015,9 +1347,39 @@ std::string compare(const Vec& got, const Vec& want, Tol tol) {
                      got.size(), tol.abs, tol.rel, first, got[first], want[first], worst);
 }
 
-HostOuts read_all(const Outputs& outputs) {
+// The rule for bf16/f16 outputs (rel_l2_tolerance): ‖got − want‖₂ ≤ tol·‖want‖₂, every element
+// within kRelL2ElementFactor·tol·‖want‖∞, NaN nowhere (infinities of the reference must match). Sets
+// `error` to the relative L2 error seen.
+std::string compare_rel_l2(const Vec& got, const Vec& want, double tol, double& error) {
+  error = INFINITY;
+  if (got.size() != want.size()) return fmt::format("{} elements, the reference has {}", got.size(), want.size());
+  double diff2 = 0, want2 = 0, want_max = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) || std::isnan(want[i]))
+      return fmt::format("[{}] = {} vs {}: NaN", i, got[i], want[i]);
+    if (std::isinf(want[i]) || std::isinf(got[i])) {
+      if (got[i] != want[i]) return fmt::format("[{}] = {} vs {}", i, got[i], want[i]);
+      continue;
+    }
+    diff2 += (got[i] - want[i]) * (got[i] - want[i]);
+    want2 += want[i] * want[i];
+    want_max = std::max(want_max, std::abs(want[i]));
+  }
+  error = want2 > 0 ? std::sqrt(diff2 / want2) : (diff2 > 0 ? INFINITY : 0.0);
+  if (!(error <= tol))
+    return fmt::format("relative L2 error {:.3g} > {} (‖want‖ = {:.6g}, ‖got − want‖ = {:.3g})", error, tol,
+                       std::sqrt(want2), std::sqrt(diff2));
+  const double bound = kRelL2ElementFactor * tol * want_max;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (std::abs(got[i] - want[i]) > bound)
+      return fmt::format("relative L2 error {:.3g} within {}, but [{}] = {} vs {} is off by more than {}·{}·max|want| = {:.3g}",
+                         error, tol, i, got[i], want[i], kRelL2ElementFactor, tol, bound);
+  return "";
+}
+
+HostOuts read_all(const Outputs& outputs, bool as_bits) {
   HostOuts o;
-  for (const auto& [name, t] : outputs) o[name] = read(t);
+  for (const auto& [name, t] : outputs) o[name] = read(t, as_bits);
   return o;
 }
 
@@ -1043,16 +1405,21 @@ TEST_CASE("every op matches the double reference on every backend with a device"
   for (const BackendUnderTest& be : backends) {
     Backend& backend = backend_of(be.device);
     std::map<std::string, std::pair<int, std::set<std::string>>> ran;  // op → (runs, dtypes)
-    std::set<std::string> unbuilt, disabled;
+    std::set<std::string> claimed, built, disabled;                    // "op/dtype"
+    std::map<DType, std::pair<double, std::string>> worst_l2;          // the largest relative L2 error per dtype
     for (const OpCase& c : cases) {
       for (DType t : kAllDTypes) {
         const std::vector<std::string> needs = c.needs.empty() ? std::vector<std::string>{c.op} : c.needs;
-        if (!std::all_of(needs.begin(), needs.end(), [&](const std::string& op) { return backend.supports(op, t); }))
+        std::vector<DType> dtypes = c.also_claims;
+        dtypes.push_back(t);
+        if (!std::all_of(needs.begin(), needs.end(), [&](const std::string& op) {
+              return std::all_of(dtypes.begin(), dtypes.end(), [&](DType dt) { return backend.supports(op, dt); });
+            }))
           continue;
-        if (std::find(c.dtypes.begin(), c.dtypes.end(), t) == c.dtypes.end()) {
-          unbuilt.insert(fmt::format("{}/{}", c.op, dtype_name(t)));  // claimed, but no row builds it yet
-          continue;
-        }
+        const std::string op_dtype = fmt::format("{}/{}", c.op, dtype_name(t));
+        claimed.insert(op_dtype);
+        if (std::find(c.dtypes.begin(), c.dtypes.end(), t) == c.dtypes.end()) continue;  // another row may build it
+        built.insert(op_dtype);
         const std::string key = fmt::format("{} [{}] {}", c.op, c.shape, dtype_name(t));
         if (!c.disabled.empty()) {
           disabled.insert(key + ": " + c.disabled);
@@ -1061,8 +1428,8 @@ TEST_CASE("every op matches the double reference on every backend with a device"
         INFO(key << " on " << be.name);
         HostOuts first, second;
         try {
-          first = read_all(c.run(be.device, t));
-          second = read_all(c.run(be.device, t));
+          first = read_all(c.run(be.device, t), c.bits);
+          second = read_all(c.run(be.device, t), c.bits);
         } catch (const std::exception& e) {
           FAIL_CHECK("threw: " << e.what());
           continue;
@@ -1077,14 +1444,24 @@ TEST_CASE("every op matches the double reference on every backend with a device"
               FAIL_CHECK("no output " << name);
               continue;
             }
+            const HostOut& got = first.at(name);
             const Tol tol = c.tol_for.count(name) ? c.tol_for.at(name) : c.tol;
-            if (const std::string m = compare(first.at(name).values, values, tol); !m.empty())
-              FAIL_CHECK(name << ": " << m);
+            const bool exact = tol.abs == 0 && tol.rel == 0;
+            std::string m;
+            if (is16(got.dtype) && !exact && !c.bits) {
+              double error = 0;
+              m = compare_rel_l2(got.values, values, rel_l2_tolerance(got.dtype), error);
+              auto& w = worst_l2[got.dtype];
+              if (error >= w.first) w = {error, key + " " + name};
+            } else {
+              m = compare(got.values, values, tol);
+            }
+            if (!m.empty()) FAIL_CHECK(name << " (" << dtype_name(got.dtype) << "): " << m);
           }
           if (want.size() != first.size()) FAIL_CHECK("outputs without a reference value");
         }
         if (c.property)
-          if (const std::string m = c.property(first); !m.empty()) FAIL_CHECK(m);
+          if (const std::string m = c.property(first, t); !m.empty()) FAIL_CHECK(m);
         if (be.name == "cpu") {
           cpu_results[key] = first;
         } else if ((kRunsCpuKernels.count(be.name) || c.exact_everywhere) && cpu_results.count(key)) {
@@ -1102,7 +1479,11 @@ TEST_CASE("every op matches the double reference on every backend with a device"
       total += r.first;
     }
     fmt::print("backend {}: {} cases ran: {}\n", be.name, total, line);
-    for (const std::string& u : unbuilt) fmt::print("backend {}: claims {} but no case builds that dtype\n", be.name, u);
+    for (const auto& [t, w] : worst_l2)
+      fmt::print("backend {}: largest relative L2 error in {} (tolerance {}): {:.3g}, {}\n", be.name, dtype_name(t),
+                 rel_l2_tolerance(t), w.first, w.second);
+    for (const std::string& u : claimed)
+      if (!built.count(u)) fmt::print("backend {}: claims {} but no case builds that dtype\n", be.name, u);
     for (const std::string& d : disabled) fmt::print("backend {}: disabled: {}\n", be.name, d);
   }
 }
