@@ -57,6 +57,7 @@ class Trainer {
   double evaluate(Split split, std::int64_t iterations);
 
   Model& model() { return *model_; }
+  const Optimizer& optimizer() const { return *optimizer_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const TrainingOptions& options() const { return options_; }
   const Parallel& parallel() const { return *parallel_; }
