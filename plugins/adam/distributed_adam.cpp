@@ -7,10 +7,11 @@
 // then updates the parameter elements of its shards with its 1/dp of Adam's moments — the same
 // element-wise update plain Adam applies — and all-gathers every bucket's updated shards back into
 // the parameters, so every rank ends the step with the whole model, as with plain Adam. The grad
-// norm comes from the shards (shard_grad_sum_squares). In mixed precision every rank keeps the whole
-// f32 model (the values are the master weights and checkpoints save them) and refreshes the bf16/f16
-// compute copies from the gathered values; Megatron-LM instead shards the f32 masters too and
-// gathers only the compute copies (half the bytes) — not done here yet.
+// norm comes from the shards (shard_grad_sum_squares). In mixed precision (parameters with bf16/f16
+// compute copies) the update writes this shard's copies straight into a compute-dtype staging
+// buffer and only those are all-gathered — half the bytes, as Megatron-LM's distributed optimizer:
+// each rank's f32 master weights are then fresh on its own shard only, and gather_master_weights()
+// all-gathers them (f32) when the trainer is about to save them.
 //
 // With dp = 1 there are no buckets and this is plain Adam over whole tensors.
 #include <algorithm>
@@ -44,7 +45,7 @@ Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
 class DistributedAdam : public Optimizer {
  public:
   DistributedAdam(const AdamSettings& s, const std::vector<Parameter*>& params, const OptimizerContext& context)
-      : s_(s), buckets_(context.buckets) {
+      : s_(s), buckets_(context.buckets), compute_dtype_(compute_dtype_of(params)) {
     if (!buckets_) {  // one data-parallel rank: every parameter whole, gradients where backward left them
       for (Parameter* p : params) {
         state_.push_back(p->value.new_zeros({2, p->value.numel()}));
@@ -65,13 +66,17 @@ class DistributedAdam : public Optimizer {
       const Tensor& like = buckets_->buckets()[b].data;  // on the parameters' device
       shards_.push_back(like.new_zeros({n}));
       staged_.push_back(like.new_zeros({n}));    // updated parameters of this shard, padding zero
+      if (compute_dtype_ != DType::f32) {        // mixed precision: the copies are what step() gathers
+        staged_copies_.push_back(like.new_zeros({n}, compute_dtype_));
+        gathered_copies_.push_back(like.new_zeros({n * dp_->size()}, compute_dtype_));
+      }
       state_.push_back(like.new_zeros({2, n}));  // m and v of this rank's shard, padding included
       const Tensor m = state_.back().rows(0, 1).reshape({n}), v = state_.back().rows(1, 2).reshape({n});
       for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
         pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
                            shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi),
-                           Tensor{}});
+                           compute_dtype_ != DType::f32 ? staged_copies_.back().rows(lo, hi) : Tensor{}});
       }
     }
   }
@@ -89,7 +94,15 @@ class DistributedAdam : public Optimizer {
       a.weight_decay = p.param->weight_decay ? s_.weight_decay : 0.0f;
       ops::adam_step(p.value, p.grad, p.m, p.v, a, p.copy.defined() ? &p.copy : nullptr);
     }
-    if (buckets_) gather_parameters();
+    if (!buckets_) return;
+    if (compute_dtype_ == DType::f32)
+      gather_values();
+    else
+      gather_copies();
+  }
+
+  void gather_master_weights() override {
+    if (buckets_ && compute_dtype_ != DType::f32) gather_values();
   }
 
   std::int64_t state_elements() const override {
@@ -129,7 +142,8 @@ class DistributedAdam : public Optimizer {
   // The gather lands in the bucket's gradient buffer: the gradients are spent once step() runs
   // (the norm was taken, the shards updated) and are zeroed before the next backward, so no
   // full-size buffer is allocated per step.
-  void gather_parameters() {
+  // All parameters (f32), every rank's updated shard into every rank.
+  void gather_values() {
     for (Piece& p : pieces_) ops::copy(p.value, p.staged);
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
       Tensor& all = buckets_->data(b);
@@ -139,11 +153,34 @@ class DistributedAdam : public Optimizer {
         Parameter& p = *bucket.params[j];
         Tensor dst = flat(p.value);
         ops::copy(all.rows(bucket.offsets[j], bucket.offsets[j] + p.value.numel()), dst);  // whole, own shard too
-        // Mixed precision: the compute copy from the gathered f32 values (gathering the copies
-        // themselves, at half the bytes, would leave the other shards' f32 values stale).
-        if (p.compute.defined()) ops::cast(p.value, p.compute);
       }
     }
+  }
+
+  // Mixed precision: the compute copies only, which step() wrote into staged_copies_.
+  void gather_copies() {
+    for (std::size_t b = 0; b < buckets_->size(); ++b) {
+      dp_->all_gather(staged_copies_[b], gathered_copies_[b]);
+      const GradBuckets::Bucket& bucket = buckets_->buckets()[b];
+      for (std::size_t j = 0; j < bucket.params.size(); ++j) {
+        Parameter& p = *bucket.params[j];
+        Tensor dst = flat(p.compute);
+        ops::copy(gathered_copies_[b].rows(bucket.offsets[j], bucket.offsets[j] + p.value.numel()), dst);
+      }
+    }
+  }
+
+  // bf16/f16 when the parameters carry compute copies (all the same dtype), else f32.
+  static DType compute_dtype_of(const std::vector<Parameter*>& params) {
+    DType t = DType::f32;
+    for (const Parameter* p : params) {
+      const DType mine = p->compute.defined() ? p->compute.dtype() : DType::f32;
+      if (p != params.front() && mine != t)
+        throw Error(fmt::format("distributed_adam: parameter {} computes in {}, others in {}", p->name,
+                                dtype_name(mine), dtype_name(t)));
+      t = mine;
+    }
+    return t;
   }
 
   AdamSettings s_;
@@ -152,6 +189,8 @@ class DistributedAdam : public Optimizer {
   int tp_rank_ = 0;
   std::vector<Tensor> shards_;  // per bucket: this rank's reduce-scattered gradients
   std::vector<Tensor> staged_;  // per bucket: this rank's updated parameters, the all-gather's input
+  DType compute_dtype_;
+  std::vector<Tensor> staged_copies_, gathered_copies_;  // mixed precision: per bucket, the copies' shard and all
   std::vector<Tensor> state_;   // per bucket (or per parameter without buckets): [2, n] = m, v
   std::vector<Piece> pieces_;
   std::int64_t step_ = 0;

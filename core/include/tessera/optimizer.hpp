@@ -35,6 +35,11 @@ class Optimizer {
   // coefficient, fused into the update pass). Mixed precision: a parameter with a compute copy
   // (Parameter::compute) leaves step() with that copy equal to its updated value, cast.
   virtual void step(float lr, float grad_scale) = 0;
+  // Makes every parameter's f32 value whole on this rank. A distributed optimizer in mixed precision
+  // keeps only its shard of the f32 master weights fresh and all-gathers the compute copies (half the
+  // bytes, as Megatron-LM's); this gathers the masters too. Collective over its group: the trainer
+  // calls it on every rank before checkpoints and the final save read the values. Default: nothing.
+  virtual void gather_master_weights() {}
 
   // ZeRO (a distributed optimizer): one tensor per gradient bucket, numel / dp each, into which the
   // trainer reduce-scatters that bucket over dp instead of all-reducing it; the optimizer updates

@@ -287,8 +287,10 @@ TrainingRecord Trainer::train() {
       rec.valid_losses.emplace_back(it, v);
       log_validation(it, v);
     }
-    if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters))
+    if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters)) {
+      optimizer_->gather_master_weights();  // a sharded optimizer's f32 masters, whole before saving
       save_checkpoint(it);
+    }
   }
   rec.seconds = seconds_since(start);
   rec.tokens = tokens_per_iter * static_cast<double>(iterations);
@@ -319,7 +321,10 @@ TrainingRecord Trainer::train() {
     rec.bubble_theory = (layout.pp() - 1.0) / (layout.vpp() * facts.microbatches + layout.pp() - 1.0);
   }
   log_run_summary(rec, facts);
-  if (!options_.save_dir.empty()) save_final();
+  if (!options_.save_dir.empty()) {
+    if (options_.save_interval == 0) optimizer_->gather_master_weights();  // else the last checkpoint did
+    save_final();
+  }
   return rec;
 }
 
