@@ -1,7 +1,5 @@
 #include "tessera/tensor.hpp"
 
-#include "tessera/half.hpp"
-
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +9,7 @@
 
 #include "tessera/backend.hpp"
 #include "tessera/error.hpp"
+#include "tessera/half.hpp"
 
 namespace tessera {
 

@@ -13,6 +13,7 @@
 #include "tessera/schedule.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/iteration.hpp"
+#include "tessera/train/precision.hpp"
 
 namespace tessera {
 
@@ -240,6 +241,13 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     plan.bubble_of_iteration = (p - 1) / (mm + p - 1);
     plan.bubble_formula = "1F1B: (p−1)/m of the ideal time, (p−1)/(m+p−1) of the iteration";
   }
+  const PrecisionOptions precision = read_precision(config);
+  if (precision.compute != DType::f32)
+    plan.notes.push_back(fmt::format(
+        "training.precision = \"{}\" is not modelled in bytes yet: the figures below count 4 bytes per element, while "
+        "a {} run keeps activations and sends tensor- and pipeline-parallel traffic in 2 bytes (LayerNorm statistics, "
+        "attention's log-sum-exp, logits and the loss stay f32) and adds a 2-byte copy of every parameter; element "
+        "counts are exact either way", precision_name(precision.compute), precision_name(precision.compute)));
   plan.notes.push_back("everything is f32, so bytes = 4 × elements; activations are what each microbatch keeps "
                        "from its forward to its backward (with [model] recompute_granularity, what recompute keeps); "
                        "temporaries (a layer's workspace, the LM head's logits chunk, a recomputed layer group's "

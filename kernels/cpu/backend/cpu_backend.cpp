@@ -12,20 +12,21 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
-#include "tessera/logging.hpp"
 #include "tessera/half.hpp"
 #include "tessera/kernels/cpu/adam.hpp"
 #include "tessera/kernels/cpu/attention.hpp"
+#include "tessera/kernels/cpu/convert.hpp"
 #include "tessera/kernels/cpu/cross_entropy.hpp"
 #include "tessera/kernels/cpu/dropout.hpp"
 #include "tessera/kernels/cpu/elementwise.hpp"
 #include "tessera/kernels/cpu/embedding.hpp"
 #include "tessera/kernels/cpu/gelu.hpp"
-#include "tessera/kernels/cpu/convert.hpp"
 #include "tessera/kernels/cpu/gemm.hpp"
 #include "tessera/kernels/cpu/gemm_bf16.hpp"
 #include "tessera/kernels/cpu/layer_norm.hpp"
+#include "tessera/kernels/cpu/scratch.hpp"
 #include "tessera/kernels/cpu/softmax.hpp"
+#include "tessera/logging.hpp"
 
 namespace tessera {
 
@@ -50,8 +51,8 @@ class AsF32 {
       p_ = t_->device_data<float>();
       return;
     }
-    buf_.resize(static_cast<std::size_t>(t_->numel()));
-    p_ = buf_.data();
+    buf_ = std::make_unique<cpu::ScratchBuffer>(t_->numel());
+    p_ = buf_->data();
     if (mode_ != out) cpu::half_to_f32(bits(*t_), half_type(t_->dtype()), p_, t_->numel());
   }
   ~AsF32() {
@@ -65,7 +66,7 @@ class AsF32 {
   const Tensor* t_;
   Mode mode_;
   float* p_ = nullptr;
-  std::vector<float> buf_;
+  std::unique_ptr<cpu::ScratchBuffer> buf_;
 };
 // The argument-list forms: in(x).get(), out(y).get(), in_out(dw).get().
 AsF32 in(const Tensor& t) { return AsF32(&t, AsF32::in); }
@@ -208,7 +209,7 @@ void CpuBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor* 
   if (x.dtype() == DType::bf16) {
     // y = x·wᵀ (+ bias) accumulated in f32 and rounded to bf16 once.
     log_bf16_gemm_once();
-    std::vector<float> acc(static_cast<std::size_t>(N * out_f));
+    cpu::ScratchBuffer acc(N * out_f);
     if (bias) {
       const AsF32 b = in(bias);
       for (std::int64_t i = 0; i < N; ++i) std::copy(b.get(), b.get() + out_f, acc.data() + i * out_f);

@@ -11,6 +11,7 @@
 
 #include "tessera/kernels/cpu/convert.hpp"
 #include "tessera/kernels/cpu/gemm.hpp"
+#include "tessera/kernels/cpu/scratch.hpp"
 
 namespace tessera::cpu {
 
@@ -85,25 +86,25 @@ const Primitive* primitive_for(const Key& key) {
 // Elements a row-major `rows`×`cols` matrix with leading dim `ld` spans.
 std::int64_t extent(std::int64_t rows, std::int64_t cols, std::int64_t ld) { return rows == 0 ? 0 : (rows - 1) * ld + cols; }
 
-std::vector<float> widened(const std::uint16_t* x, std::int64_t n) {
-  std::vector<float> out(static_cast<std::size_t>(n));
-  half_to_f32(x, Half::bf16, out.data(), n);
+std::unique_ptr<ScratchBuffer> widened(const std::uint16_t* x, std::int64_t n) {
+  auto out = std::make_unique<ScratchBuffer>(n);
+  half_to_f32(x, Half::bf16, out->data(), n);
   return out;
 }
 
 void convert_gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const std::uint16_t* a,
                   std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float beta, void* c, bool c_bf16,
                   std::int64_t ldc) {
-  const std::vector<float> af = widened(a, ta ? extent(K, M, lda) : extent(M, K, lda));
-  const std::vector<float> bf = widened(b, tb ? extent(N, K, ldb) : extent(K, N, ldb));
+  const auto af = widened(a, ta ? extent(K, M, lda) : extent(M, K, lda));
+  const auto bf = widened(b, tb ? extent(N, K, ldb) : extent(K, N, ldb));
   if (!c_bf16) {
-    sgemm(ta, tb, M, N, K, alpha, af.data(), lda, bf.data(), ldb, beta, static_cast<float*>(c), ldc);
+    sgemm(ta, tb, M, N, K, alpha, af->data(), lda, bf->data(), ldb, beta, static_cast<float*>(c), ldc);
     return;
   }
   const std::int64_t cn = extent(M, N, ldc);
-  std::vector<float> cf(static_cast<std::size_t>(cn), 0.0f);
+  ScratchBuffer cf(cn);
   if (beta != 0.0f) half_to_f32(static_cast<const std::uint16_t*>(c), Half::bf16, cf.data(), cn);
-  sgemm(ta, tb, M, N, K, alpha, af.data(), lda, bf.data(), ldb, beta, cf.data(), ldc);
+  sgemm(ta, tb, M, N, K, alpha, af->data(), lda, bf->data(), ldb, beta, cf.data(), ldc);
   // Only the M×N elements are ours: the gaps between rows (ldc > N) keep their bits.
   for (std::int64_t i = 0; i < M; ++i)
     f32_to_half(cf.data() + i * ldc, Half::bf16, static_cast<std::uint16_t*>(c) + i * ldc, N);
