@@ -6,11 +6,18 @@
 //
 // New allocations are filled with NaN bytes, as a device's fresh memory holds garbage: code that
 // reads memory it never wrote shows up as a loss that differs from the CPU's.
+//
+// TESSERA_SIM_F32_ONLY=1 (read at each query) makes it claim f32 alone for computing ops,
+// as a device without bf16/f16 support would: tests check that mixed precision on it is refused
+// with a clear error.
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <memory>
 
 #include "tessera/backends/cpu_backend.hpp"
+#include "tessera/half.hpp"
 #include "tessera/plugin.hpp"
 
 namespace tessera::sim {
@@ -22,6 +29,11 @@ class SimBackend final : public CpuBackend {
   bool mpi_addressable() const override { return true; }
   int device_count() const override { return 1; }
   int auto_priority() const override { return 0; }  // never chosen by device = "auto"
+  bool supports(std::string_view op, DType dtype) const override {
+    if (f32_only() && is_float_dtype(dtype) && dtype != DType::f32 && op != "copy" && op != "copy_2d" && op != "fill")
+      return false;
+    return CpuBackend::supports(op, dtype);
+  }
 
   void* allocate(std::size_t bytes, int) override {
     void* p = allocate_host(bytes, counters_, "sim device");
@@ -47,6 +59,10 @@ class SimBackend final : public CpuBackend {
 
  private:
   Counters counters_;
+  static bool f32_only() {
+    const char* v = std::getenv("TESSERA_SIM_F32_ONLY");
+    return v && std::string_view(v) == "1";
+  }
   std::atomic<std::int64_t> to_device_{0}, to_host_{0}, synchronizations_{0};
 };
 

@@ -4,6 +4,7 @@
 // the hysteresis rule, and training then proceeds. The tiny config's bf16/fp16 loss curves against
 // fp32: test_mixed_precision_tiny.cpp; layouts and resume in bf16/fp16: tests/parallel.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -281,4 +282,14 @@ min_loss_scale = 1.0)"),
     CHECK(std::isfinite(norm));
   }
   CHECK(t.skipped_iterations() == it - 1);
+}
+
+TEST_CASE("mixed precision on a backend that cannot run it is a ConfigError before any work", "[unit]") {
+  // The sim device claiming f32 only, as a device without bf16 would.
+  REQUIRE(setenv("TESSERA_SIM_F32_ONLY", "1", 1) == 0);
+  log_state().level = LogLevel::warn;
+  CHECK_THROWS_WITH(Trainer(Config::from_string(small_config("device = \"sim\"\nprecision = \"bf16\""), "run.toml")),
+                    Catch::Contains("training.precision = \"bf16\"") && Catch::Contains("run.toml") &&
+                        Catch::Contains("sim backend cannot run") && Catch::Contains("linear_forward"));
+  unsetenv("TESSERA_SIM_F32_ONLY");
 }
