@@ -174,7 +174,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
     log_info("precision: {} activations and weight copies; f32 master weights, gradients and optimizer state{}",
              precision_name(options_.precision.compute),
              !scaler_.active()             ? ""
-             : scaler_.skips_nonfinite()   ? fmt::format("; dynamic loss scale from {}", scaler_.scale())
+             : scaler_.dynamic()           ? fmt::format("; dynamic loss scale from {}", scaler_.scale())
                                            : fmt::format("; constant loss scale {}", scaler_.scale()));
   if (grad_buckets_)
     log_info("data parallel: gradients in {} bucket(s) of up to {} elements (parallel.bucket_size), {} {}",

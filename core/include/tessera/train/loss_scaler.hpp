@@ -37,8 +37,10 @@ class LossScaler {
   explicit LossScaler(const LossScalerOptions& o = {});
   // What the loss gradient is multiplied by (1 without scaling).
   double scale() const { return scale_; }
-  // Non-finite gradients skip the step (dynamic scaling) instead of stopping the run.
-  bool skips_nonfinite() const { return o_.kind == LossScalerOptions::Kind::dynamic; }
+  // With a scaler (constant or dynamic), non-finite gradients skip the step instead of stopping the
+  // run, as Megatron-LM's mixed-precision optimizer does whenever it has a grad scaler.
+  bool skips_nonfinite() const { return active(); }
+  bool dynamic() const { return o_.kind == LossScalerOptions::Kind::dynamic; }
   bool active() const { return o_.kind != LossScalerOptions::Kind::none; }
   // After each iteration: whether its gradients held an inf or NaN (Megatron's update rule).
   void update(bool found_inf);
