@@ -1,16 +1,23 @@
 """Resumable checkpoints through `tessera train`: for each layout, 10 iterations uninterrupted; then
 5 iterations saving a checkpoint (checkpoint.save_interval = 5); then a resume from it
 (checkpoint.load) to iteration 10. `tessera generate` from the checkpoint folder (shards joined
-offline) must write the same text as from the final weights the trainer gathered. The resumed run's logged loss and grad norm of iterations 6-10
-(and its validation loss) must equal the uninterrupted run's as strings, the checkpoint folder must
-be complete (no .tmp left, latest_checkpointed_iteration.txt = 5). With --errors, resuming the
-first layout's checkpoint with a different data-parallel size, another optimizer, another bucket
-size, a truncated optimizer file and a bucket size that changes distributed_adam's shard shapes
-must each fail with a message naming the mismatch or the file.
+offline) must write the same text as from the final weights the trainer gathered. The resumed run's
+logged learning rate, loss and grad norm of iterations 6-10 (and its validation loss; with fp16's
+loss scaler also the loss scale and the skipped-iteration count) must equal the uninterrupted run's
+as strings, the checkpoint folder must be complete (no .tmp left, latest_checkpointed_iteration.txt
+= 5). With --errors, resuming the first layout's checkpoint with a different data-parallel size,
+another optimizer, another bucket size, a truncated optimizer file and a bucket size that changes
+distributed_adam's shard shapes must each fail with a message naming the mismatch or the file.
 
 usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors] LAYOUT...
-LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt, dev: dev=sim trains on the
-simulated device, so checkpoints are saved from and restored into device memory)
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt, dev, prec: dev=sim trains on
+the simulated device, so checkpoints are saved from and restored into device memory; prec=bf16 or
+prec=fp16 trains in mixed precision, whose f32 master weights, gradients and Adam state are what a
+checkpoint holds and the bf16/f16 compute copies are remade from them on resume; fp16 runs
+Megatron's dynamic loss scaler from a scale so large (FP16_SCALER) that the first iterations
+overflow and are skipped, and it must grow and may overflow again after the checkpoint: the
+metadata's loss_scaler object must hold the scaler's state after iteration 5, as the update rule
+replayed over the logged skips gives it, and the resumed run must log the same scales and skips)
 """
 import json
 import os
@@ -19,10 +26,20 @@ import shutil
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|"
+                  r"(?: loss scale: (\S+) \| number of skipped iterations:\s+(\d+) \|)?")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 # Same LR schedule for the 5-iteration run as for the 10-iteration ones (its default follows train_iters).
 COMMON = ["--set", "optimizer.lr_decay_iters=10"]
+# fp16's dynamic loss scaler: iteration 1's gradients overflow f16 from a scale of about 2^22 (measured:
+# 2^21 does not), so 2^24 skips the first iteration or two (hysteresis 1: each overflow halves the
+# scale); a window of 2 finite iterations doubles it again, so the scaler's growth tracker is mid-way
+# at the checkpoint and the scale climbs back into overflow after it (measured, one process and
+# np=2 with distributed_adam: iterations 1, 2 and 9 skipped, growth after 4, 6 and 8; at the
+# checkpoint scale 2^23, growth tracker 1). Resuming with the growth tracker edited to 0, or with
+# the initial scale, logs other scales from iteration 6 or 7 on.
+FP16_SCALER = {"initial_loss_scale": 2 ** 24, "hysteresis": 1, "loss_scale_window": 2, "growth_factor": 2.0,
+               "backoff_factor": 0.5, "min_loss_scale": 1.0}
 
 
 def command(tessera, config, mpiexec, opts, sets):
@@ -34,6 +51,10 @@ def command(tessera, config, mpiexec, opts, sets):
         args += ["--set", "optimizer.plugin=distributed_adam"]
     if "dev" in opts:
         args += ["--set", f"training.device={opts['dev']}"]
+    if "prec" in opts:
+        args += ["--set", f"training.precision={opts['prec']}"]
+    if opts.get("prec") == "fp16":
+        args += [a for k, v in FP16_SCALER.items() for a in ("--set", f"training.{k}={v}")]
     return args if opts["np"] == "1" else mpiexec + ["-np", opts["np"]] + args
 
 
@@ -49,11 +70,55 @@ def run(cmd, expect_ok=True):
 def values(out):
     v = {}
     for m in LINE.finditer(out):
-        v[f"loss@{m.group(1)}"] = m.group(2)
-        v[f"grad_norm@{m.group(1)}"] = m.group(3)
+        it = m.group(1)
+        v[f"lr@{it}"], v[f"loss@{it}"], v[f"grad_norm@{it}"] = m.group(2), m.group(3), m.group(4)
+        if m.group(5) is not None:
+            v[f"loss_scale@{it}"], v[f"skipped@{it}"] = m.group(5), m.group(6)
     for m in VALID.finditer(out):
         v[f"valid@{m.group(1)}"] = m.group(2)
     return v
+
+
+def replay_scaler(skips):
+    """Megatron's DynamicGradScaler over iterations whose overflows are `skips` (booleans): the scale
+    each iteration ran with, and the state (scale, growth and hysteresis trackers) after the last."""
+    o = FP16_SCALER
+    scale, growth, hysteresis = float(o["initial_loss_scale"]), 0, o["hysteresis"]
+    scales = []
+    for skipped in skips:
+        scales.append(scale)
+        if skipped:
+            growth, hysteresis = 0, hysteresis - 1
+            if hysteresis <= 0:
+                scale = max(scale * o["backoff_factor"], o["min_loss_scale"])
+        else:
+            growth += 1
+            if growth == o["loss_scale_window"]:
+                growth, hysteresis, scale = 0, o["hysteresis"], scale * o["growth_factor"]
+    return scales, {"scale": scale, "growth_tracker": growth, "hysteresis_tracker": hysteresis}
+
+
+def check_loss_scaler(layout, full, meta):
+    """fp16: iterations 1-5 skipped some steps; the logged scales follow the update rule; the
+    checkpoint's loss_scaler object is the state after iteration 5."""
+    iters = sorted({int(k.split("@")[1]) for k in full if k.startswith("skipped@")})
+    if iters != list(range(1, 11)):
+        sys.exit(f"{layout}: fp16 iteration lines without a loss scale: {sorted(full)}")
+    skips = [full[f"skipped@{i}"] == "1" for i in iters]
+    scales, _ = replay_scaler(skips)
+    logged = [float(full[f"loss_scale@{i}"]) for i in iters]
+    if logged != scales:
+        sys.exit(f"{layout}: logged loss scales {logged} with skips {skips}; the update rule gives {scales}")
+    skipped = sum(skips[:5])
+    if skipped == 0 or skipped == 5:
+        sys.exit(f"{layout}: {skipped} of iterations 1-5 skipped; the test needs some skipped (FP16_SCALER) "
+                 "and some taken")
+    want = dict(replay_scaler(skips[:5])[1], skipped_iterations=skipped)
+    got = meta.get("loss_scaler")
+    if got != want or meta.get("optimizer_steps") != 5 - skipped:
+        sys.exit(f"{layout}: checkpoint metadata loss_scaler {got}, optimizer_steps {meta.get('optimizer_steps')}; "
+                 f"expected {want}, {5 - skipped}")
+    return f"; iterations {[i for i, s in zip(iters, skips) if s]} skipped, checkpoint loss_scaler {got}"
 
 
 def expect_error(cmd, needles, what):
@@ -96,6 +161,7 @@ def main():
             meta = json.load(f)
         if meta["iteration"] != 5 or meta["consumed_samples"] != 40:
             sys.exit(f"{layout}: metadata {meta}")
+        scaler = check_loss_scaler(layout, full, meta) if opts.get("prec") == "fp16" else ""
         # generate joins the checkpoint's tp shards and pipeline stages offline: the same text as from
         # the final weights, which the trainer gathered over the ranks.
         gen = [tessera, "generate", "--prompt", "Tensor ", "--max-new-tokens", "30", "--temperature", "1",
@@ -107,10 +173,9 @@ def main():
         if from_final != from_shards:
             sys.exit(f"{layout}: generate from the checkpoint's shards differs from the final weights:\n"
                      f"{from_shards!r}\n{from_final!r}")
-        for i in range(1, 6):
-            for k in (f"loss@{i}", f"grad_norm@{i}"):
-                if part.get(k) != full.get(k):
-                    sys.exit(f"{layout}: the 5-iteration run logged {k} = {part.get(k)}, the 10-iteration run {full.get(k)}")
+        for k, v in full.items():
+            if int(k.split("@")[1]) <= 5 and part.get(k) != v:
+                sys.exit(f"{layout}: the 5-iteration run logged {k} = {part.get(k)}, the 10-iteration run {v}")
         resumed_out = run(cmd(["--set", "training.train_iters=10", "--set", f"checkpoint.load={ckpt}"])).stdout
         resumed = values(resumed_out)
         want = {k: v for k, v in full.items() if int(k.split("@")[1]) > 5}
@@ -119,7 +184,7 @@ def main():
             sys.exit(f"{layout}: resumed run differs from the uninterrupted one (resumed, uninterrupted): {diff}")
         if "resumed from checkpoint" not in resumed_out:
             sys.exit(f"{layout}: no 'resumed from checkpoint' line")
-        print(f"{layout}: iterations 6-10 after resuming equal the uninterrupted run ({len(want)} values)")
+        print(f"{layout}: iterations 6-10 after resuming equal the uninterrupted run ({len(want)} values{scaler})")
         if first_ckpt is None:
             first_ckpt = (opts, ckpt, cmd)
 

@@ -4,7 +4,7 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc, dev) — tp/pp/vp map to
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc, dev, prec) — tp/pp/vp map to
 [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
@@ -12,7 +12,9 @@ recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), r
 layer), rc=sel (selective); the one-process run it is compared with recomputes nothing. dev=sim
 trains on the simulated device ([training] device = "sim"): its logged values and saved weights must
 equal, bit for bit, those of the same layout without dev= listed before it (and, like every layout,
-one process's within the tolerance).
+one process's within the tolerance). prec=bf16 trains in mixed precision ([training] precision =
+"bf16") and is compared with one process in bf16 (run once, when the first such layout comes) within
+BF16_TOLERANCE below instead of TOLERANCE (prec=fp32, the default, is the config's own precision).
 """
 import json
 import math
@@ -38,6 +40,43 @@ RECOMPUTE = {
 }
 
 
+# Mixed precision (prec=bf16) against one process in bf16: relative tolerances for (the train and
+# validation losses, the grad norm, each saved weight tensor), for layouts with tensor parallelism
+# and without.
+#
+# bf16 keeps 8 significant bits (unit roundoff u = 2^-9 ≈ 2.0e-3). With tp every bf16 rounding
+# happens elsewhere: each rank's row-parallel GEMM rounds its partial sum to bf16 and the bf16
+# all-reduce / reduce-scatter rounds again after each combine step, where one process rounds the
+# whole sum once; partial sums are added in another order. That is noise of the same kind as bf16's
+# own, so its scale is the distance between one process in bf16 and one in fp32 (same config): over
+# the six layout tests' configs (10 and 20 iterations, MQA and MHA, 4 and 24 layers) up to 1.0e-3
+# on the losses and 8.5e-3 on the grad norm. Without tp every rank computes what one process does
+# from the same bf16 compute copies, until another f32 summation order of the gradients (dp, ZeRO
+# shards) moves a master weight across a bf16 rounding boundary.
+#
+# Measured on 2026-11-30 (every layout of the six tests run in bf16, with both bf16 GEMM ways:
+# oneDNN on avx512_bf16 and TESSERA_BF16_GEMM=convert), the worst relative differences from one
+# process in bf16:
+#   tp layouts (tp, sp, and with pp, vp, dp, distributed_adam, recompute): losses 1.6e-4, grad norm
+#     4.6e-3 (at iteration 2, after Adam's first, sign-like step has moved every weight whose
+#     gradient is rounding noise by ±lr), weights 0.12;
+#   layouts without tp (dp, pp, vp, distributed_adam, recompute): losses 1.9e-5, grad norm 9.2e-5,
+#     weights 6.8e-3 (pp alone and recompute in one process: equal, or 1 ulp of the grad norm).
+# The bounds are about 3× those with tp, 5× (losses), 10× (grad norm) and 4.4× (weights) without;
+# the loss bound with tp is half of bf16's own worst distance from fp32.
+# A real error exceeds them (measured by sabotaging the one-process run): another seed moves the
+# losses by 1.2e-2 at iteration 1; lr × 1.01 or × 0.99 (a 1% error in every update) by 1.0-1.2e-4 at
+# iteration 2 (past the bound without tp), 6e-4 at iteration 5 (past the bound with tp) and 1e-3
+# from iteration 7; hidden_dropout 0.105 for 0.1 moves the grad norm by 2.6e-3 at iteration 1 and
+# 1.6e-2 at iteration 2.
+# The weights move far more than the losses because Adam normalises each element's step: an element
+# whose gradient is small against the bf16 noise steps by ±lr either way (fp32 layouts: 2e-7). The
+# key half of attention.key_value.bias ([keys; values]) is not compared in bf16 at all: its true
+# gradient is zero (softmax ignores a shift shared by every key), so its values are Adam-amplified
+# rounding noise as large as the bias itself (measured: 1.3 relative with tp; 3e-4 in fp32).
+BF16_TOLERANCE = {"tp": (5e-4, 1.5e-2, 0.4), "no tp": (1e-4, 1e-3, 0.03)}
+
+
 def run(cmd):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     if p.returncode != 0:
@@ -57,6 +96,8 @@ def run(cmd):
     buckets = re.search(r"data parallel: gradients in (\d+) bucket", p.stdout)
     values["buckets"] = int(buckets.group(1)) if buckets else None
     held = re.search(r"pipeline: stage 0 of (\d+) held at most (\d+) microbatches", p.stdout)
+    precision = re.search(r"precision: (\w+) activations", p.stdout)
+    values["precision"] = precision.group(1) if precision else "fp32"
     values["held"] = (int(held.group(1)), int(held.group(2))) if held else None
     return values
 
@@ -76,19 +117,31 @@ def read_safetensors(path):
     return out
 
 
-def compare_weights(layout, got_dir, base_dir, tol):
-    """The saved final weights (gathered over tp, vocab padding dropped) equal one process's."""
+def weight_differences(got_dir, base_dir, layout, skip_key_bias=False):
+    """{name: relative L2 difference} between two saved final weights (gathered over tp, vocab padding
+    dropped); with skip_key_bias, of the value half of attention.key_value.bias only ([keys; values])."""
     got, base = read_safetensors(os.path.join(got_dir, "model.safetensors")), \
         read_safetensors(os.path.join(base_dir, "model.safetensors"))
     if got.keys() != base.keys():
         sys.exit(f"{layout}: saved tensors {sorted(got)} but one process saved {sorted(base)}")
+    out = {}
     for name, (shape, values) in base.items():
         if got[name][0] != shape:
             sys.exit(f"{layout}: saved {name} has shape {got[name][0]}, one process {shape}")
-        diff = math.sqrt(sum((a - b) ** 2 for a, b in zip(got[name][1], values)))
+        got_values = got[name][1]
+        if skip_key_bias and name.endswith("attention.key_value.bias"):
+            values, got_values = values[len(values) // 2:], got_values[len(values) // 2:]
+        diff = math.sqrt(sum((a - b) ** 2 for a, b in zip(got_values, values)))
         norm = math.sqrt(sum(b * b for b in values))
-        if diff > tol * max(norm, 1e-12):
-            sys.exit(f"{layout}: saved {name} differs from one process's by {diff / norm:.2e} (relative) > {tol}")
+        out[name] = diff / max(norm, 1e-12) if diff else 0.0
+    return out
+
+
+def compare_weights(layout, got_dir, base_dir, tol, what="one process's"):
+    """The saved final weights equal `base_dir`'s within a relative L2 tolerance per tensor."""
+    for name, rel in weight_differences(got_dir, base_dir, layout).items():
+        if rel > tol:
+            sys.exit(f"{layout}: saved {name} differs from {what} by {rel:.2e} (relative) > {tol}")
 
 
 def main():
@@ -98,15 +151,35 @@ def main():
     mpiexec, layouts = rest[:split], rest[split + 1:]
     workdir = sys.argv[3]
     save = lambda name: ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
-    base = run([tessera, "train", config] + save("weights_one_process"))
-    base.pop("overlapped")
-    base.pop("buckets")
-    base_state = base.pop("state")
-    base.pop("held")
-    worst = 0.0
+    bases = {}  # precision → (logged values, optimizer state elements, saved weights folder) of one process
+
+    def one_process(prec):
+        if prec not in bases:
+            folder = "weights_one_process" if prec == "fp32" else f"weights_one_process_{prec}"
+            sets = [] if prec == "fp32" else ["--set", f"training.precision={prec}"]
+            base = run([tessera, "train", config] + sets + save(folder))
+            base.pop("overlapped")
+            base.pop("buckets")
+            base.pop("held")
+            base.pop("precision")
+            state = base.pop("state")
+            bases[prec] = (base, state, os.path.join(workdir, folder))
+        return bases[prec]
+
+    worst = {}  # precision → worst relative difference of a logged value
     logged = {}  # layout → its logged values, for dev=sim's bitwise comparison
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
+        prec = opts.get("prec", "fp32")
+        if prec not in ("fp32", "bf16"):
+            sys.exit(f"{layout}: prec must be fp32 or bf16")
+        base, base_state, base_weights = one_process(prec)
+        if prec == "fp32":
+            # The key bias (see BF16_TOLERANCE) moves by Adam's steps on f32 rounding noise: weights get
+            # 100× the tolerance (measured: 3e-4 on the key bias, 2e-7 elsewhere).
+            loss_tol, norm_tol, weight_tol = tol, tol, 100 * tol
+        else:
+            loss_tol, norm_tol, weight_tol = BF16_TOLERANCE["tp" if int(opts.get("tp", "1")) > 1 else "no tp"]
         sets = []
         for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
                           ("vp", "virtual_pipeline_model_parallel_size")):
@@ -128,10 +201,12 @@ def main():
             sets += RECOMPUTE[opts["rc"]]
         if "dev" in opts:
             sets += ["--set", f"training.device={opts['dev']}"]
+        if prec != "fp32":
+            sets += ["--set", f"training.precision={prec}"]
         got = run(mpiexec + ["-np", opts["np"], tessera, "train", config] + sets + save(f"weights_{layout}"))
         overlapped = got.pop("overlapped")
         state, buckets = got.pop("state"), got.pop("buckets")
-        if opts.get("opt") == "dist" and set(opts) <= {"np", "opt", "ov", "bs"}:
+        if opts.get("opt") == "dist" and set(opts) <= {"np", "opt", "ov", "bs", "prec"}:
             # ZeRO-1: each of the dp ranks holds 1/dp of Adam's moments, plus at most 16 padding
             # elements per bucket and rank for each moment.
             dp = int(opts["np"])
@@ -140,6 +215,8 @@ def main():
                 sys.exit(f"{layout}: optimizer state {state} elements per rank with {buckets} buckets; "
                          f"one process's Adam holds {base_state}, so about {base_state / dp:.0f} expected")
         held = got.pop("held")
+        if got.pop("precision") != prec:  # else a layout silently in fp32 might pass as bf16 noise
+            sys.exit(f"{layout}: the log does not say it trained in {prec}")
         if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:
             # 1F1B: the first stage holds at most pp microbatches' activations at once.
             if held is None or held[0] != int(opts["pp"]) or not 1 <= held[1] <= held[0]:
@@ -161,20 +238,33 @@ def main():
             if got != logged[twin]:
                 diff = {k: (got[k], logged[twin][k]) for k in got if got[k] != logged[twin][k]}
                 sys.exit(f"{layout}: differs from {twin} on the CPU (device, cpu): {diff}")
-            compare_weights(layout, os.path.join(workdir, f"weights_{layout}"), os.path.join(workdir, f"weights_{twin}"), 0.0)
+            compare_weights(layout, os.path.join(workdir, f"weights_{layout}"),
+                            os.path.join(workdir, f"weights_{twin}"), 0.0, f"{twin}'s")
+        # The worst relative difference of each kind of value, for the log (and BF16_TOLERANCE's measurements).
+        kinds = {}
         for k, v in base.items():
             rel = abs(got[k] - v) / max(abs(v), 1e-12)
-            worst = max(worst, rel)
-            if rel > tol:
-                sys.exit(f"{layout}: {k} = {got[k]!r}, one process {v!r} (relative difference {rel:.2e} > {tol})")
-        # The key bias's true gradient is zero (softmax ignores a shift shared by every key), and
-        # Adam's m/√v turns its rounding noise into real steps: weights get 100× the tolerance
-        # (measured: 3e-4 on the key bias, 2e-7 elsewhere).
-        compare_weights(layout, os.path.join(workdir, f"weights_{layout}"), os.path.join(workdir, "weights_one_process"),
-                        100 * tol)
+            kind = k.split("@")[0]
+            kinds[kind] = max(kinds.get(kind, 0.0), rel)
+            worst[prec] = max(worst.get(prec, 0.0), rel)
+            bound = norm_tol if kind == "grad_norm" else loss_tol
+            if rel > bound:
+                sys.exit(f"{layout}: {k} = {got[k]!r}, one process in {prec} {v!r} (relative difference {rel:.2e} > "
+                         f"{bound})")
+        weights = weight_differences(os.path.join(workdir, f"weights_{layout}"), base_weights, layout,
+                                     skip_key_bias=prec != "fp32")
+        kinds["weights"] = max(weights.values())
+        for name, rel in weights.items():
+            if rel > weight_tol:
+                sys.exit(f"{layout}: saved {name} differs from one process's in {prec} by {rel:.2e} (relative) > "
+                         f"{weight_tol}")
         buckets = f" ({overlapped[0]} of {overlapped[1]} bucket all-reduces overlapped)" if overlapped else ""
-        print(f"{layout}: {len(base)} values equal to one process within {tol}{buckets}")
-    print(f"worst relative difference {worst:.2e}")
+        within = f"{tol}" if prec == "fp32" else f"{loss_tol} (grad norm {norm_tol})"
+        print(f"{layout}: {len(base)} values equal to one process in {prec} within {within}, weights within "
+              f"{weight_tol}{buckets}; worst relative differences: "
+              + ", ".join(f"{kind} {rel:.1e}" for kind, rel in kinds.items()))
+    for prec, rel in worst.items():
+        print(f"worst relative difference in {prec}: {rel:.2e}")
 
 
 if __name__ == "__main__":
