@@ -1,9 +1,20 @@
-"""The GPT of plugins/gpt written plainly in PyTorch (nanoGPT style, fp32, AdamW), timed the way
+"""The GPT of plugins/gpt written plainly in PyTorch (nanoGPT style, AdamW), timed the way
 `tessera bench` times Tessera, so that both run on the same machine in the same run.
 
-Prints one JSON line: ms per step (median), tokens/s, achieved GFLOP/s, peak RSS.
+--precision fp32 (default): everything in f32.
+--precision bf16: PyTorch's CPU mixed precision, `torch.autocast("cpu", dtype=torch.bfloat16)` around
+forward and loss (autocast picks bf16 or f32 per op: matmuls/linears in bf16, the loss in f32), backward
+outside it as PyTorch's AMP recipe does; f32 master weights, f32 gradients, the same AdamW and
+clipping. (PyTorch 1.13 has no CPU fp16 autocast.)
+
+Prints one JSON line: ms per step (median), tokens/s, achieved GFLOP/s, peak RSS, last loss.
+
+--gemm N [--dtype fp32|bf16]: instead, times torch.matmul of two N×N matrices in that dtype (median
+of 5 after one warm-up, as `tessera bench` times its own GEMM peak) and prints its GFLOP/s.
+
 Run with Debian's /usr/bin/python3 (python3-torch).
 """
+import contextlib
 import argparse
 import json
 import math
@@ -57,26 +68,63 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def gemm_rate(n, dtype):
+    """GFLOP/s of torch.matmul(a, b, out=c) on N×N matrices (median of 5 after one warm-up)."""
+    a = torch.full((n, n), 0.5, dtype=dtype)
+    b = torch.full((n, n), 0.25, dtype=dtype)
+    c = torch.empty((n, n), dtype=dtype)
+    rates = []
+    for i in range(6):
+        t0 = time.perf_counter()
+        torch.matmul(a, b, out=c)
+        s = time.perf_counter() - t0
+        if i > 0:
+            rates.append(2.0 * n * n * n / s / 1e9)
+    return statistics.median(rates)
+
+
 def main():
     p = argparse.ArgumentParser()
     for k in ("layers", "hidden", "heads", "groups", "vocab", "seq", "batch"):
-        p.add_argument(f"--{k}", type=int, required=True)
+        p.add_argument(f"--{k}", type=int)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--flops", type=float, required=True, help="model FLOPs per step (same accounting as Tessera)")
+    p.add_argument("--flops", type=float, help="model FLOPs per step (same accounting as Tessera)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
+    p.add_argument("--gemm", type=int, default=0, help="time an N×N×N torch.matmul instead of the model")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.gemm:
+        print(json.dumps({"gflops": gemm_rate(a.gemm, DTYPES[a.dtype]), "n": a.gemm, "dtype": a.dtype,
+                          "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "mkldnn": torch.backends.mkldnn.is_available()}))
+        return
+    missing = [k for k in ("layers", "hidden", "heads", "groups", "vocab", "seq", "batch", "flops")
+               if getattr(a, k) is None]
+    if missing:
+        p.error("the model needs " + ", ".join("--" + k for k in missing))
     torch.manual_seed(0)
     model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     x = torch.randint(0, a.vocab, (a.batch, a.seq))
     y = torch.randint(0, a.vocab, (a.batch, a.seq))
+    if a.precision == "bf16":
+        def autocast():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+    else:
+        autocast = contextlib.nullcontext
     times = []
     for i in range(a.warmup + a.iters):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(x, y)
+        with autocast():
+            loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -85,7 +133,8 @@ def main():
     s = statistics.median(times)
     print(json.dumps({"ms_per_step": s * 1e3, "tokens_per_s": a.batch * a.seq / s, "gflops": a.flops / s / 1e9,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                      "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "precision": "bf16-autocast" if a.precision == "bf16" else "fp32", "loss": loss.item()}))
 
 
 if __name__ == "__main__":

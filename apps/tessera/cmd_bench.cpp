@@ -1,12 +1,18 @@
-// tessera bench [CONFIG ...]: times a training step (forward, backward, clipping, AdamW) of each
-// config's model on random tokens, and the same model written plainly in PyTorch
-// (benchmarks/pytorch_gpt.py) in the same run, each in its own process so that peak memory is
-// its own. Prints ms/step, tokens/s, achieved GFLOP/s, peak RSS and the ratio to PyTorch.
+// tessera bench [CONFIG ...] [--precision fp32,bf16,fp16] [--set section.key=value ...]: times a
+// training step (forward, backward, clipping, AdamW) of each config's model on random tokens, in
+// each precision asked for, and the same model written plainly in PyTorch
+// (benchmarks/pytorch_gpt.py; bf16: PyTorch's CPU bf16 autocast) in the same run, each in its own
+// process so that peak memory is its own. Prints ms/step, tokens/s, achieved GFLOP/s, MFU against
+// the machine's measured GEMM peak of the precision's arithmetic (f32 sgemm, bf16 GEMM), peak RSS,
+// and the ratios to PyTorch and to the same implementation's fp32 step.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <random>
 #include <span>
 
@@ -18,20 +24,42 @@
 #include "plugin_defaults.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/nn/parameter.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/subprocess.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/iteration.hpp"
+#include "tessera/train/loss_scaler.hpp"
+#include "tessera/train/precision.hpp"
 
 namespace tessera::app {
 namespace {
 
+const std::vector<std::string> kPrecisions{"fp32", "bf16", "fp16"};
+
 struct BenchArgs {
   std::vector<std::string> configs{"configs/gpt/gpt2-124m.toml", "configs/gpt/tiny.toml"};
-  std::int64_t iters = 5, warmup = 1, threads = 2;
+  // --precision: each is timed in turn (fp32 first); empty: the config's own [training] precision.
+  std::vector<std::string> precisions;
+  // --set section.key=value, applied to every config as `tessera train --set` applies them
+  // (Config::load), before --precision.
+  std::vector<std::string> overrides;
+  std::int64_t iters = 5, warmup = 1, threads = 2, gemm_size = 2048;
   bool child = false, no_pytorch = false;
   std::string python = "/usr/bin/python3";
 };
+
+// The overrides the child loads its config with: the user's --set, then --precision as
+// training.precision (Megatron's bf16/fp16 flags cleared so that a config setting one does not
+// contradict it).
+std::vector<std::string> child_overrides(const BenchArgs& a) {
+  std::vector<std::string> o = a.overrides;
+  if (!a.precisions.empty()) {
+    if (a.precisions.size() != 1) throw Error("bench --child times one precision");
+    o.insert(o.end(), {"training.bf16=false", "training.fp16=false", "training.precision=" + a.precisions[0]});
+  }
+  return o;
+}
 
 double peak_rss_mib() {
   rusage u{};
@@ -53,11 +81,18 @@ std::string run_capture(const std::vector<std::string>& argv) {
 int bench_child(const BenchArgs& a) {
   ops::set_num_threads(static_cast<int>(a.threads));
   log_state().level = LogLevel::warn;
-  Config config = with_plugin_defaults(Config::load(a.configs.at(0)));
+  Config config = with_plugin_defaults(Config::load(a.configs.at(0), child_overrides(a)));
+  const PrecisionOptions precision = read_precision(config);
+  check_precision_supported(precision, Device::cpu());
+  // As the trainer: fp16 scales the loss (dynamically by default), a skipped step is still timed.
+  LossScaler scaler(read_loss_scaler(config, precision.compute));
   auto tokenizer = build_tokenizer(config);
-  auto model = build_model(config, tokenizer->vocab_size(), 1234);
+  auto model = build_model(config, tokenizer->vocab_size(), 1234, nullptr, precision.compute);
   std::vector<Parameter*> params;
   model->collect_parameters(params);
+  // Mixed precision as in training: f32 master weights, bf16/f16 copies that forward and backward
+  // read, written by the optimizer's pass.
+  make_compute_copies(params, precision.compute);
   auto optimizer = build_optimizer(config, params);
   const std::int64_t B = config.section("training").get_int("micro_batch_size", 4, 1, 1 << 20);
   const std::int64_t T = model->seq_length();
@@ -76,19 +111,32 @@ int bench_child(const BenchArgs& a) {
   }
   const auto single = Parallel::single();
   std::vector<double> ms;
+  double loss = 0;
+  std::int64_t skipped = 0;
   reset_peak_memory();
   for (std::int64_t i = 0; i < a.warmup + a.iters; ++i) {
     IterationSettings s;
     s.iteration = i + 1;
+    s.micro_batch_size = B;
+    s.loss_scale = scaler.scale();
+    s.skip_nonfinite = scaler.skips_nonfinite();
     const auto t0 = std::chrono::steady_clock::now();
-    run_iteration(*model, params, *optimizer, [&](std::int64_t) { return batch; }, s, *single);
+    const IterationResult r = run_iteration(*model, params, *optimizer, [&](std::int64_t) { return batch; }, s, *single);
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= a.warmup) ms.push_back(dt);
+    scaler.update(r.skipped);
+    loss = r.loss;
+    if (i >= a.warmup) {
+      ms.push_back(dt);
+      skipped += r.skipped ? 1 : 0;
+    }
   }
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   ConfigSection m = config.section("model");
-  nlohmann::json j = {{"ms_per_step", med},
+  nlohmann::json j = {{"precision", precision_name(precision.compute)},
+                      {"loss", loss},
+                      {"skipped", skipped},
+                      {"ms_per_step", med},
                       {"tokens_per_s", static_cast<double>(B * T) / (med / 1e3)},
                       {"gflops", model->flops_per_iteration(B) / (med / 1e3) / 1e9},
                       {"flops", model->flops_per_iteration(B)},
@@ -109,12 +157,20 @@ int bench_child(const BenchArgs& a) {
   return 0;
 }
 
-// The machine's single-precision GEMM rate (median of 5 × 2048³ sgemm), the peak that model-FLOPs
-// utilisation (MFU) is quoted against on a CPU.
-double gemm_peak_gflops(std::int64_t threads) {
+// The machine's GEMM rate through Tessera's own ops::matmul (median of 5 × n³ after one warm-up):
+// f32 is OpenBLAS's sgemm; bf16 (bf16 operands and output, f32 accumulation, as torch.matmul in
+// bf16) is oneDNN's matmul where the CPU has bf16 instructions (the "bf16 matmuls on the CPU" log
+// line says which). The peaks that model-FLOPs utilisation (MFU) is quoted against on a CPU.
+double gemm_peak_gflops(std::int64_t threads, std::int64_t n, DType dtype) {
   ops::set_num_threads(static_cast<int>(threads));
-  const std::int64_t n = 2048;
-  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::empty({n, n});
+  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::empty({n, n}, dtype);
+  if (dtype != DType::f32) {
+    Tensor a16 = Tensor::empty({n, n}, dtype), b16 = Tensor::empty({n, n}, dtype);
+    ops::cast(a, a16);
+    ops::cast(b, b16);
+    a = a16;
+    b = b16;
+  }
   std::vector<double> rates;
   for (int i = 0; i < 6; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -138,36 +194,163 @@ std::string pytorch_baseline_script(const std::filesystem::path& self) {
                           installed.lexically_normal().string(), source.string()));
 }
 
+// /proc/cpuinfo's first "model name", and whether its flags name bf16 instructions.
+std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown CPU", flags;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos || colon == 0) continue;
+    const std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
+    if (key == "model name" && model == "unknown CPU") model = line.substr(std::min(line.size(), colon + 2));
+    if (key == "flags" && flags.empty()) flags = " " + line.substr(colon + 1) + " ";
+    if (model != "unknown CPU" && !flags.empty()) break;
+  }
+  std::vector<std::string> have;
+  for (const char* f : {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    if (flags.find(fmt::format(" {} ", f)) != std::string::npos) have.emplace_back(f);
+  return fmt::format("{} (flags: {})", model, have.empty() ? "no avx512f/avx512_bf16/amx" : fmt::format("{}", fmt::join(have, " ")));
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  double one = 0, five = 0, fifteen = 0;
+  if (!(in >> one >> five >> fifteen)) return "unknown";
+  return fmt::format("{:.2f} {:.2f} {:.2f}", one, five, fifteen);
+}
+
+// What each row runs, printed once above the table.
+void print_legend(const std::vector<std::string>& precisions, bool pytorch, std::int64_t iters, std::int64_t warmup,
+                  std::int64_t threads) {
+  const auto has = [&](const char* p) {
+    return precisions.empty() || std::find(precisions.begin(), precisions.end(), p) != precisions.end();
+  };
+  fmt::print("What each row runs (random tokens; forward, backward, clipping at 1.0, AdamW; median of {} timed steps "
+             "after {} warm-up; {} threads on both sides):\n",
+             iters, warmup, threads);
+  if (has("fp32")) fmt::print("  tessera fp32: f32 weights, activations and GEMMs (sgemm)\n");
+  if (has("bf16"))
+    fmt::print("  tessera bf16: [training] precision = \"bf16\": f32 master weights, gradients and Adam state; bf16 weight "
+               "copies and activations; bf16 GEMMs as timed for the bf16 peak, every other op on f32 copies; f32 logits "
+               "and loss\n");
+  if (has("fp16"))
+    fmt::print("  tessera fp16: [training] precision = \"fp16\": as bf16 with f16 copies, GEMMs by f32 conversion, loss "
+               "scaling as configured (dynamic by default)\n");
+  if (!pytorch) return;
+  if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_gpt.py, f32 throughout, torch.optim.AdamW\n");
+  if (has("bf16"))
+    fmt::print("  pytorch bf16-autocast: the same script with torch.autocast(\"cpu\", dtype=torch.bfloat16) around "
+               "forward and loss, backward outside it; f32 weights, gradients and AdamW\n");
+  if (has("fp16")) fmt::print("  pytorch fp16: not run (PyTorch 1.13 has no CPU fp16 autocast)\n");
+}
+
 int bench_parent(const BenchArgs& a) {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const double peak = gemm_peak_gflops(a.threads);
-  fmt::print("sgemm 2048³ with {} threads: {:.1f} GFLOP/s (median) — MFU below is relative to it\n", a.threads, peak);
-  fmt::print("{:<28} {:>10} {:>10} {:>9} {:>6} {:>10} {:>10} {:>10}\n", "config / implementation", "ms/step", "tokens/s",
-             "GFLOP/s", "MFU", "peak RSS", "tensors", "vs torch");
-  for (const std::string& cfg : a.configs) {
-    auto ours = nlohmann::json::parse(run_capture({self, "bench", "--child", "--iters", std::to_string(a.iters), "--warmup",
-                                                   std::to_string(a.warmup), "--threads", std::to_string(a.threads),
-                                                   "--", cfg}));
-    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>8.0f}Mi",
-               std::filesystem::path(cfg).stem().string() + " / tessera", ours["ms_per_step"].get<double>(),
-               ours["tokens_per_s"].get<double>(), ours["gflops"].get<double>(), 100.0 * ours["gflops"].get<double>() / peak,
-               ours["peak_rss_mib"].get<double>(), ours["peak_tensor_mib"].get<double>());
-    if (a.no_pytorch) {
-      fmt::print("\n");
-      continue;
+  // --precision replaces what --set would say about precision: both at once would contradict.
+  if (!a.precisions.empty())
+    for (const std::string& o : a.overrides) {
+      std::string key = o.substr(0, o.find('='));
+      key.erase(0, key.find_first_not_of(" \t"));
+      key.erase(key.find_last_not_of(" \t") + 1);
+      if (key == "training.precision" || key == "training.bf16" || key == "training.fp16")
+        throw Error(fmt::format("--set {} and --precision both choose the precision: use --precision only", o));
     }
-    const std::string script = pytorch_baseline_script(self);
-    const auto arg = [&](const char* key) { return std::to_string(ours[key].get<std::int64_t>()); };
-    auto torch = nlohmann::json::parse(run_capture(
-        {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",
-         arg("groups"), "--vocab", arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters",
-         std::to_string(a.iters), "--warmup", std::to_string(a.warmup), "--threads", std::to_string(a.threads),
-         "--flops", fmt::format("{:.17g}", ours["flops"].get<double>())}));
-    fmt::print(" {:>9.2f}x\n", torch["ms_per_step"].get<double>() / ours["ms_per_step"].get<double>());
-    fmt::print("{:<28} {:>10.1f} {:>10.0f} {:>9.1f} {:>5.0f}% {:>8.0f}Mi {:>10}\n",
-               std::filesystem::path(cfg).stem().string() + " / pytorch " + torch["torch"].get<std::string>(),
-               torch["ms_per_step"].get<double>(), torch["tokens_per_s"].get<double>(), torch["gflops"].get<double>(),
-               100.0 * torch["gflops"].get<double>() / peak, torch["peak_rss_mib"].get<double>(), "-");
+  // Each precision once, fp32 first: the other rows are compared with it.
+  std::vector<std::string> precisions;
+  for (const std::string& p : kPrecisions)
+    if (std::find(a.precisions.begin(), a.precisions.end(), p) != a.precisions.end()) precisions.push_back(p);
+
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const bool pytorch = !a.no_pytorch;
+  const std::string script = pytorch ? pytorch_baseline_script(self) : std::string();
+  fmt::print("CPU: {}; {} threads; load average (1/5/15 min) at start: {}\n", cpu_description(), a.threads,
+             load_average());
+  if (!a.overrides.empty()) fmt::print("--set {}\n", fmt::join(a.overrides, " --set "));
+
+  // GEMM peaks: Tessera's ops::matmul and, with the baseline, torch.matmul, in f32 and bf16. The peak
+  // of a dtype is the faster of the two: the best GEMM rate this machine showed in that arithmetic.
+  const std::string n = std::to_string(a.gemm_size);
+  const double ours_f32 = gemm_peak_gflops(a.threads, a.gemm_size, DType::f32);
+  const double ours_bf16 = gemm_peak_gflops(a.threads, a.gemm_size, DType::bf16);
+  double torch_f32 = 0, torch_bf16 = 0;
+  std::string torch_version;
+  if (pytorch) {
+    const auto torch_gemm = [&](const char* dtype) {
+      auto j = nlohmann::json::parse(
+          run_capture({a.python, script, "--gemm", n, "--dtype", dtype, "--threads", std::to_string(a.threads)}));
+      torch_version = j["torch"].get<std::string>();
+      return j["gflops"].get<double>();
+    };
+    torch_f32 = torch_gemm("fp32");
+    torch_bf16 = torch_gemm("bf16");
+  }
+  const double peak_f32 = std::max(ours_f32, torch_f32), peak_bf16 = std::max(ours_bf16, torch_bf16);
+  const auto peak_line = [&](const char* what, double ours, double torch, double peak) {
+    fmt::print("{} GEMM {}³, {} threads (median of 5): tessera ops::matmul {:.1f} GFLOP/s", what, n, a.threads, ours);
+    if (pytorch) fmt::print(", pytorch {} torch.matmul {:.1f} GFLOP/s", torch_version, torch);
+    fmt::print(" → peak {:.1f}\n", peak);
+  };
+  peak_line("f32 ", ours_f32, torch_f32, peak_f32);
+  peak_line("bf16", ours_bf16, torch_bf16, peak_bf16);
+  fmt::print("MFU: fp32 and fp16 rows against the f32 peak (fp16 GEMMs run in f32 here), bf16 rows against the bf16 peak\n");
+  print_legend(precisions, pytorch, a.iters, a.warmup, a.threads);
+
+  fmt::print("{:<38} {:>9} {:>9} {:>8} {:>5} {:>7} {:>9} {:>9} {:>8} {:>8}\n", "config / implementation precision",
+             "ms/step", "tokens/s", "GFLOP/s", "MFU", "loss", "peak RSS", "tensors", "vs torch", "vs fp32");
+  const auto peak_for = [&](const std::string& p) { return p == "bf16" ? peak_bf16 : peak_f32; };
+  const auto ratio = [](const std::optional<double>& x) { return x ? fmt::format("{:.2f}x", *x) : std::string("-"); };
+  const auto print_row = [&](const std::string& label, const nlohmann::json& r, const std::string& prec, bool tensors,
+                             std::optional<double> vs_torch, std::optional<double> vs_fp32) {
+    fmt::print("{:<38} {:>9.1f} {:>9.0f} {:>8.1f} {:>4.0f}% {:>7.3f} {:>7.0f}Mi {:>9} {:>8} {:>8}\n", label,
+               r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), r["gflops"].get<double>(),
+               100.0 * r["gflops"].get<double>() / peak_for(prec), r["loss"].get<double>(), r["peak_rss_mib"].get<double>(),
+               tensors ? fmt::format("{:.0f}Mi", r["peak_tensor_mib"].get<double>()) : std::string("-"), ratio(vs_torch),
+               ratio(vs_fp32));
+    std::fflush(stdout);
+  };
+
+  std::vector<std::string> runs = precisions;
+  if (runs.empty()) runs.emplace_back();  // the config's own precision
+  for (const std::string& cfg : a.configs) {
+    const std::string stem = std::filesystem::path(cfg).stem().string();
+    std::optional<double> ours_fp32_ms, torch_fp32_ms;  // this config's fp32 steps: what "vs fp32" divides
+    for (const std::string& prec : runs) {
+      std::vector<std::string> argv{self, "bench", "--child", "--iters", std::to_string(a.iters), "--warmup",
+                                    std::to_string(a.warmup), "--threads", std::to_string(a.threads)};
+      if (!prec.empty()) argv.insert(argv.end(), {"--precision", prec});
+      for (const std::string& o : a.overrides) argv.insert(argv.end(), {"--set", o});
+      argv.insert(argv.end(), {"--", cfg});
+      const auto ours = nlohmann::json::parse(run_capture(argv));
+      const std::string p = ours["precision"].get<std::string>();
+      const double ours_ms = ours["ms_per_step"].get<double>();
+      if (p == "fp32") ours_fp32_ms = ours_ms;
+      std::optional<nlohmann::json> torch;
+      if (pytorch && p != "fp16") {
+        const auto arg = [&](const char* key) { return std::to_string(ours[key].get<std::int64_t>()); };
+        torch = nlohmann::json::parse(run_capture(
+            {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",
+             arg("groups"), "--vocab", arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters",
+             std::to_string(a.iters), "--warmup", std::to_string(a.warmup), "--threads", std::to_string(a.threads),
+             "--flops", fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p}));
+        if (p == "fp32") torch_fp32_ms = (*torch)["ms_per_step"].get<double>();
+      }
+      const auto vs_fp32 = [&](const std::optional<double>& fp32_ms, double ms) -> std::optional<double> {
+        if (p == "fp32" || !fp32_ms) return std::nullopt;
+        return *fp32_ms / ms;
+      };
+      print_row(fmt::format("{} / tessera {}", stem, p), ours, p, true,
+                torch ? std::optional<double>((*torch)["ms_per_step"].get<double>() / ours_ms) : std::nullopt,
+                vs_fp32(ours_fp32_ms, ours_ms));
+      if (ours["skipped"].get<std::int64_t>() > 0)
+        fmt::print("  ({} of the timed steps were skipped by the loss scaler: no optimizer step; a constant scale, e.g. "
+                   "--set training.loss_scale=1024, avoids that)\n",
+                   ours["skipped"].get<std::int64_t>());
+      if (torch)
+        print_row(fmt::format("{} / pytorch {}", stem, (*torch)["precision"].get<std::string>()), *torch, p, false,
+                  std::nullopt, vs_fp32(torch_fp32_ms, (*torch)["ms_per_step"].get<double>()));
+      else if (pytorch)
+        fmt::print("{} / pytorch: no CPU fp16 autocast in PyTorch 1.13, not run\n", stem);
+    }
+    fmt::print("  load average after {}: {}\n", stem, load_average());
   }
   return 0;
 }
@@ -176,6 +359,15 @@ RegisterCommand reg{{"bench",
                      [](CLI::App& sub) -> std::function<int()> {
                        auto a = std::make_shared<BenchArgs>();
                        sub.add_option("configs", a->configs, "model configs to time")->capture_default_str();
+                       sub.add_option("--precision", a->precisions,
+                                      "fp32, bf16 and/or fp16 (repeatable or comma-separated): each is timed, fp32 "
+                                      "first; default: each config's own [training] precision (fp32 unless set)")
+                           ->delimiter(',')
+                           ->check(CLI::IsMember(kPrecisions));
+                       sub.add_option("--set", a->overrides,
+                                      "override a key of every timed config: section.key=value (repeatable), as "
+                                      "`tessera train --set`; bench reads [model], [tokenizer], [optimizer] and "
+                                      "[training] micro_batch_size, precision and loss scaling; --iters sets the steps");
                        sub.add_option("--iters", a->iters, "timed steps (the median is reported)")
                            ->capture_default_str()
                            ->check(in_range(1));
@@ -183,6 +375,9 @@ RegisterCommand reg{{"bench",
                        sub.add_option("--threads", a->threads, "threads for both Tessera and PyTorch")
                            ->capture_default_str()
                            ->check(in_range(1));
+                       sub.add_option("--gemm-size", a->gemm_size, "n of the n³ GEMMs timed for the f32 and bf16 peaks")
+                           ->capture_default_str()
+                           ->check(in_range(16, 16384));
                        sub.add_option("--python", a->python, "python with torch")->capture_default_str();
                        sub.add_flag("--no-pytorch", a->no_pytorch, "skip the PyTorch baseline");
                        sub.add_flag("--child", a->child, "internal: measure one config in this process");
