@@ -206,6 +206,10 @@ TEST_CASE("mixed precision keeps f32 master weights; Adam writes their bf16/f16 
       ops::cast(mixed.value, want);
       CHECK(std::memcmp(want.raw(), mixed.compute.raw(), want.nbytes()) == 0);
     }
+    // The copy is a 16-bit compute copy: an f32 one would be the master itself.
+    Tensor m = Tensor::zeros(mixed.value.shape()), v = Tensor::zeros(mixed.value.shape()), f32_copy = mixed.value.clone();
+    CHECK_THROWS_WITH(ops::adam_step(mixed.value, mixed.grad, m, v, ops::AdamParams{}, &f32_copy),
+                      Catch::Contains("bf16 or f16"));
     const NamedTensors a = opt_mixed->state(), b = opt_plain->state();
     REQUIRE(a.size() == b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {

@@ -170,8 +170,8 @@ struct AdamParams {
   std::int64_t step = 1;    // 1-based, for bias correction
   bool decoupled = true;
 };
-// param_copy (mixed precision): param's bf16/f16 compute copy, written from the updated value in the
-// same pass.
+// param_copy (mixed precision): param's bf16 or f16 compute copy, written from the updated value in
+// the same pass.
 void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,
                Tensor* param_copy = nullptr);
 

@@ -17,7 +17,9 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const Ad
   require_numel(op, "m", m, param.numel(), like);
   require_numel(op, "v", v, param.numel(), like);
   if (param_copy) {
-    detail::require_float(op, "param_copy", *param_copy);
+    if (!param_copy->defined() || (param_copy->dtype() != DType::bf16 && param_copy->dtype() != DType::f16))
+      throw ShapeError(fmt::format("adam_step: tensor 'param_copy' is {}, expected a bf16 or f16 compute copy",
+                                   param_copy->defined() ? param_copy->str() : "undefined"));
     require_numel(op, "param_copy", *param_copy, param.numel(), like);
   }
   if (p.step < 1) throw Error(fmt::format("adam_step: step = {} must be ≥ 1 (it is 1-based)", p.step));

@@ -360,16 +360,8 @@ void CpuBackend::masked_sum(const Tensor& values, const Tensor& mask, Tensor& ou
 void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,
                            Tensor* param_copy) {
   const cpu::AdamArgs args{p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.grad_scale, p.step, p.decoupled};
-  if (param_copy && param_copy->dtype() == DType::f32) {  // an f32 "copy": the update, then a copy
-    cpu::adam_step(f32(param), f32(grad), f32(m), f32(v), param.numel(), args);
-    cpu::copy(f32(param), f32(*param_copy), param.numel());
-    return;
-  }
-  const cpu::CopyType type = !param_copy                          ? cpu::CopyType::none
-                             : param_copy->dtype() == DType::bf16 ? cpu::CopyType::bf16
-                                                                  : cpu::CopyType::f16;
   cpu::adam_step(f32(param), f32(grad), f32(m), f32(v), param.numel(), args, param_copy ? bits(*param_copy) : nullptr,
-                 type);
+                 param_copy ? half_type(param_copy->dtype()) : cpu::Half::bf16);
 }
 
 }  // namespace tessera

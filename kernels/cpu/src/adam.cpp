@@ -7,7 +7,7 @@
 namespace tessera::cpu {
 
 void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t n, const AdamArgs& a,
-               std::uint16_t* copy, CopyType copy_type) {
+               std::uint16_t* copy, Half copy_type) {
   // Bias corrections in double, like torch's Python-float arithmetic, then folded into two
   // per-step constants so the loop has one sqrt and one division per element.
   const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step));
@@ -33,9 +33,9 @@ void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t
       store_copy(i, updated);
     }
   };
-  if (!copy || copy_type == CopyType::none)
+  if (!copy)
     run([](std::int64_t, float) {});
-  else if (copy_type == CopyType::bf16)
+  else if (copy_type == Half::bf16)
     run([copy](std::int64_t i, float x) { copy[i] = float_to_bf16(x); });
   else
     run([copy](std::int64_t i, float x) { copy[i] = float_to_f16(x); });

@@ -4,10 +4,12 @@
 //   decoupled (AdamW): param *= 1 − lr·weight_decay
 //   param −= lr/(1−β1^step) · m / (√v/√(1−β2^step) + eps)
 // Unfused, these are the ~8 passes over the parameters that cost PyTorch a third of its step.
-// Mixed precision: with `copy` the updated param is also written there as bf16 (copy_type bf16) or
-// f16 in the same pass — the compute copy forward and backward read.
+// Mixed precision: with `copy` the updated param is also written there as `copy_type` (bf16 or f16)
+// in the same pass — the compute copy forward and backward read.
 #pragma once
 #include <cstdint>
+
+#include "tessera/kernels/cpu/convert.hpp"
 
 namespace tessera::cpu {
 
@@ -17,8 +19,7 @@ struct AdamArgs {
   bool decoupled;
 };
 
-enum class CopyType { none, bf16, f16 };
 void adam_step(float* param, const float* grad, float* m, float* v, std::int64_t n, const AdamArgs& a,
-               std::uint16_t* copy = nullptr, CopyType copy_type = CopyType::none);
+               std::uint16_t* copy = nullptr, Half copy_type = Half::bf16);
 
 }  // namespace tessera::cpu
