@@ -12,7 +12,11 @@ Prints one JSON line: ms per step (median), tokens/s, achieved GFLOP/s, peak RSS
 --gemm N [--dtype fp32|bf16]: instead, times torch.matmul of two N×N matrices in that dtype (median
 of 5 after one warm-up, as `tessera bench` times its own GEMM peak) and prints its GFLOP/s.
 
-Run with Debian's /usr/bin/python3 (python3-torch).
+--device cuda (`tessera bench --device cuda`): the same on the GPU, with torch.autocast("cuda") for bf16,
+F.scaled_dot_product_attention (PyTorch's fused flash attention) for attention, and a
+torch.cuda.synchronize() closing each timed step; peak memory is torch.cuda.max_memory_allocated.
+
+Run with Debian's /usr/bin/python3 (python3-torch) on the CPU; with the GPU machine's python3 on cuda.
 """
 import contextlib
 import argparse
@@ -44,9 +48,13 @@ class Block(nn.Module):
         k, v = self.kv(a).split(self.G * self.D, dim=-1)
         k = k.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         v = v.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.D))
-        att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        if x.is_cuda:  # the fused kernel PyTorch users run on GPUs
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.D))
+            att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")).softmax(dim=-1)
+            y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
 
@@ -61,7 +69,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for b in self.blocks:
             x = b(x, self.mask)
         logits = self.ln_f(x) @ self.wte.weight.t()  # tied head
@@ -71,15 +79,22 @@ class GPT(nn.Module):
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def gemm_rate(n, dtype):
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def gemm_rate(n, dtype, device="cpu"):
     """GFLOP/s of torch.matmul(a, b, out=c) on N×N matrices (median of 5 after one warm-up)."""
-    a = torch.full((n, n), 0.5, dtype=dtype)
-    b = torch.full((n, n), 0.25, dtype=dtype)
-    c = torch.empty((n, n), dtype=dtype)
+    a = torch.rand((n, n), device=device).to(dtype)  # random: zeros run faster on GPUs
+    b = torch.rand((n, n), device=device).to(dtype)
+    c = torch.empty((n, n), dtype=dtype, device=device)
     rates = []
     for i in range(6):
+        sync(device)
         t0 = time.perf_counter()
         torch.matmul(a, b, out=c)
+        sync(device)
         s = time.perf_counter() - t0
         if i > 0:
             rates.append(2.0 * n * n * n / s / 1e9)
@@ -98,10 +113,11 @@ def main():
                    help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
     p.add_argument("--gemm", type=int, default=0, help="time an N×N×N torch.matmul instead of the model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.gemm:
-        print(json.dumps({"gflops": gemm_rate(a.gemm, DTYPES[a.dtype]), "n": a.gemm, "dtype": a.dtype,
+        print(json.dumps({"gflops": gemm_rate(a.gemm, DTYPES[a.dtype], a.device), "n": a.gemm, "dtype": a.dtype,
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "mkldnn": torch.backends.mkldnn.is_available()}))
         return
@@ -110,17 +126,18 @@ def main():
     if missing:
         p.error("the model needs " + ", ".join("--" + k for k in missing))
     torch.manual_seed(0)
-    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq)
+    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq).to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    x = torch.randint(0, a.vocab, (a.batch, a.seq))
-    y = torch.randint(0, a.vocab, (a.batch, a.seq))
+    x = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
+    y = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
     if a.precision == "bf16":
         def autocast():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(a.device, dtype=torch.bfloat16)
     else:
         autocast = contextlib.nullcontext
     times = []
     for i in range(a.warmup + a.iters):
+        sync(a.device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast():
@@ -128,11 +145,13 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync(a.device)
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     s = statistics.median(times)
     print(json.dumps({"ms_per_step": s * 1e3, "tokens_per_s": a.batch * a.seq / s, "gflops": a.flops / s / 1e9,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_device_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else 0,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "precision": "bf16-autocast" if a.precision == "bf16" else "fp32", "loss": loss.item()}))
 

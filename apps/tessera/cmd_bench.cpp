@@ -22,6 +22,7 @@
 
 #include "command.hpp"
 #include "plugin_defaults.hpp"
+#include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/parameter.hpp"
@@ -47,7 +48,18 @@ struct BenchArgs {
   std::int64_t iters = 5, warmup = 1, threads = 2, gemm_size = 2048;
   bool child = false, no_pytorch = false;
   std::string python = "/usr/bin/python3";
+  std::string device = "cpu";  // --device: "cpu" or a backend plugin ("cuda")
 };
+
+// --device, resolved: the CPU, or a backend plugin that has a device here.
+Device bench_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  const Device d = device_named(name);
+  if (backend_of(d).device_count() == 0)
+    throw Error(fmt::format("--device {}: the backend loads but has no device here ({})", name,
+                            backend_of(d).unavailable_reason()));
+  return d;
+}
 
 // The overrides the child loads its config with: the user's --set, then --precision as
 // training.precision (Megatron's bf16/fp16 flags cleared so that a config setting one does not
@@ -83,13 +95,15 @@ int bench_child(const BenchArgs& a) {
   log_state().level = LogLevel::warn;
   Config config = with_plugin_defaults(Config::load(a.configs.at(0), child_overrides(a)));
   const PrecisionOptions precision = read_precision(config);
-  check_precision_supported(precision, Device::cpu());
+  const Device device = bench_device(a.device);
+  check_precision_supported(precision, device);
   // As the trainer: fp16 scales the loss (dynamically by default), a skipped step is still timed.
   LossScaler scaler(read_loss_scaler(config, precision.compute));
   auto tokenizer = build_tokenizer(config);
   auto model = build_model(config, tokenizer->vocab_size(), 1234, nullptr, precision.compute);
   std::vector<Parameter*> params;
   model->collect_parameters(params);
+  move_parameters(params, device);  // built on the host, moved once, as the trainer does
   // Mixed precision as in training: f32 master weights, bf16/f16 copies that forward and backward
   // read, written by the optimizer's pass.
   make_compute_copies(params, precision.compute);
@@ -107,13 +121,15 @@ int bench_child(const BenchArgs& a) {
     Tensor t = f.dtype == DType::i32 ? Tensor::empty(shape, DType::i32) : Tensor::full(shape, 1.0f);
     if (f.dtype == DType::i32)
       for (std::int32_t& v : std::span(t.data<std::int32_t>(), static_cast<std::size_t>(t.numel()))) v = tok(rng);
-    batch.set(f.name, t);
+    batch.set(f.name, t.to(device));
   }
   const auto single = Parallel::single();
   std::vector<double> ms;
   double loss = 0;
   std::int64_t skipped = 0;
-  reset_peak_memory();
+  reset_peak_memory(device);
+  // Each step ends by reading its loss and gradient norm on the host, so a device step is timed to
+  // its end.
   for (std::int64_t i = 0; i < a.warmup + a.iters; ++i) {
     IterationSettings s;
     s.iteration = i + 1;
@@ -141,7 +157,7 @@ int bench_child(const BenchArgs& a) {
                       {"gflops", model->flops_per_iteration(B) / (med / 1e3) / 1e9},
                       {"flops", model->flops_per_iteration(B)},
                       {"peak_rss_mib", peak_rss_mib()},
-                      {"peak_tensor_mib", static_cast<double>(memory_stats().peak_bytes) / (1 << 20)},
+                      {"peak_tensor_mib", static_cast<double>(memory_stats(device).peak_bytes) / (1 << 20)},
                       {"layers", m.get_int("num_layers")},
                       {"hidden", m.get_int("hidden_size")},
                       {"heads", m.get_int("num_attention_heads")},
@@ -161,20 +177,31 @@ int bench_child(const BenchArgs& a) {
 // f32 is OpenBLAS's sgemm; bf16 (bf16 operands and output, f32 accumulation, as torch.matmul in
 // bf16) is oneDNN's matmul where the CPU has bf16 instructions (the "bf16 matmuls on the CPU" log
 // line says which). The peaks that model-FLOPs utilisation (MFU) is quoted against on a CPU.
-double gemm_peak_gflops(std::int64_t threads, std::int64_t n, DType dtype) {
+double gemm_peak_gflops(std::int64_t threads, std::int64_t n, DType dtype, Device device) {
   ops::set_num_threads(static_cast<int>(threads));
-  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::empty({n, n}, dtype);
+  // Random operands (a GPU multiplies zeros faster), made on the host and moved once.
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  Tensor a = Tensor::empty({n, n}, DType::f32), b = Tensor::empty({n, n}, DType::f32);
+  for (Tensor* t : {&a, &b})
+    for (float& v : std::span(t->data<float>(), static_cast<std::size_t>(n * n))) v = u(rng);
+  a = a.to(device);
+  b = b.to(device);
+  Tensor c = Tensor::empty({n, n}, dtype, device);
   if (dtype != DType::f32) {
-    Tensor a16 = Tensor::empty({n, n}, dtype), b16 = Tensor::empty({n, n}, dtype);
+    Tensor a16 = Tensor::empty({n, n}, dtype, device), b16 = Tensor::empty({n, n}, dtype, device);
     ops::cast(a, a16);
     ops::cast(b, b16);
     a = a16;
     b = b16;
   }
+  Backend& backend = backend_of(device);
   std::vector<double> rates;
   for (int i = 0; i < 6; ++i) {
+    backend.synchronize(device.index);
     const auto t0 = std::chrono::steady_clock::now();
     ops::matmul(a, false, b, false, c);
+    backend.synchronize(device.index);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i > 0) rates.push_back(2.0 * n * n * n / s / 1e9);
   }
@@ -261,6 +288,8 @@ int bench_parent(const BenchArgs& a) {
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const bool pytorch = !a.no_pytorch;
+  // The PyTorch baseline runs where Tessera runs: the CPU, or its CUDA device for any GPU backend.
+  const std::string torch_device = a.device == "cpu" ? "cpu" : "cuda";
   const std::string script = pytorch ? pytorch_baseline_script(self) : std::string();
   fmt::print("CPU: {}; {} threads; load average (1/5/15 min) at start: {}\n", cpu_description(), a.threads,
              load_average());
@@ -269,14 +298,17 @@ int bench_parent(const BenchArgs& a) {
   // GEMM peaks: Tessera's ops::matmul and, with the baseline, torch.matmul, in f32 and bf16. The peak
   // of a dtype is the faster of the two: the best GEMM rate this machine showed in that arithmetic.
   const std::string n = std::to_string(a.gemm_size);
-  const double ours_f32 = gemm_peak_gflops(a.threads, a.gemm_size, DType::f32);
-  const double ours_bf16 = gemm_peak_gflops(a.threads, a.gemm_size, DType::bf16);
+  const Device device = bench_device(a.device);
+  if (!device.is_cpu()) fmt::print("device: {} (the {} backend)\n", device.str(), backend_of(device).name());
+  const double ours_f32 = gemm_peak_gflops(a.threads, a.gemm_size, DType::f32, device);
+  const double ours_bf16 = gemm_peak_gflops(a.threads, a.gemm_size, DType::bf16, device);
   double torch_f32 = 0, torch_bf16 = 0;
   std::string torch_version;
   if (pytorch) {
     const auto torch_gemm = [&](const char* dtype) {
       auto j = nlohmann::json::parse(
-          run_capture({a.python, script, "--gemm", n, "--dtype", dtype, "--threads", std::to_string(a.threads)}));
+          run_capture({a.python, script, "--gemm", n, "--dtype", dtype, "--threads", std::to_string(a.threads),
+                       "--device", torch_device}));
       torch_version = j["torch"].get<std::string>();
       return j["gflops"].get<double>();
     };
@@ -315,7 +347,8 @@ int bench_parent(const BenchArgs& a) {
     std::optional<double> ours_fp32_ms, torch_fp32_ms;  // this config's fp32 steps: what "vs fp32" divides
     for (const std::string& prec : runs) {
       std::vector<std::string> argv{self, "bench", "--child", "--iters", std::to_string(a.iters), "--warmup",
-                                    std::to_string(a.warmup), "--threads", std::to_string(a.threads)};
+                                    std::to_string(a.warmup), "--threads", std::to_string(a.threads), "--device",
+                                    a.device};
       if (!prec.empty()) argv.insert(argv.end(), {"--precision", prec});
       for (const std::string& o : a.overrides) argv.insert(argv.end(), {"--set", o});
       argv.insert(argv.end(), {"--", cfg});
@@ -330,7 +363,8 @@ int bench_parent(const BenchArgs& a) {
             {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",
              arg("groups"), "--vocab", arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters",
              std::to_string(a.iters), "--warmup", std::to_string(a.warmup), "--threads", std::to_string(a.threads),
-             "--flops", fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p}));
+             "--flops", fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p, "--device",
+             torch_device}));
         if (p == "fp32") torch_fp32_ms = (*torch)["ms_per_step"].get<double>();
       }
       const auto vs_fp32 = [&](const std::optional<double>& fp32_ms, double ms) -> std::optional<double> {
@@ -380,6 +414,10 @@ RegisterCommand reg{{"bench",
                            ->check(in_range(16, 16384));
                        sub.add_option("--python", a->python, "python with torch")->capture_default_str();
                        sub.add_flag("--no-pytorch", a->no_pytorch, "skip the PyTorch baseline");
+                       sub.add_option("--device", a->device,
+                                      "cpu, or a backend plugin with a device here (cuda): where both Tessera and "
+                                      "the PyTorch baseline run")
+                           ->capture_default_str();
                        sub.add_flag("--child", a->child, "internal: measure one config in this process");
                        return [a] { return a->child ? bench_child(*a) : bench_parent(*a); };
                      },

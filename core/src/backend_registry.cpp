@@ -11,6 +11,7 @@
 #include "tessera/backend.hpp"
 #include "tessera/backends/cpu_backend.hpp"
 #include "tessera/error.hpp"
+#include "tessera/logging.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/quote.hpp"
 
@@ -80,15 +81,19 @@ Device resolve_device(const std::string& setting) {
     Device d;
     try {
       d = device_named(info.name);
-    } catch (const Error&) {
-      continue;  // a backend that cannot load here (no driver) is not a choice
+    } catch (const Error& e) {
+      log_info("device = \"auto\": backend {} does not load here: {}", info.name, e.what());
+      continue;  // not a choice
     }
     Backend& b = backend_of(d);
+    if (b.auto_priority() > 0 && b.device_count() == 0)
+      log_info("device = \"auto\": backend {} has no device here ({}); not using it", b.name(), b.unavailable_reason());
     if (b.auto_priority() > best_priority && b.device_count() > 0) {
       best = d;
       best_priority = b.auto_priority();
     }
   }
+  if (best.is_cpu()) log_info("device = \"auto\": running on the CPU");
   return best;
 }
 

@@ -42,6 +42,9 @@ class Backend {
   virtual bool mpi_addressable() const = 0;
   // Devices of this kind on this machine (0: the backend loads but cannot run here).
   virtual int device_count() const = 0;
+  // Why device_count() is 0 (e.g. the CUDA error text "no CUDA-capable driver"), for the log line of
+  // `device = "auto"` and the error of a backend asked for by name. Empty when it has devices.
+  virtual std::string unavailable_reason() const { return ""; }
   // How much `device = "auto"` should prefer this backend when it has a device (0: never, as the
   // sim device; an accelerator answers > 0). The CPU is the fallback.
   virtual int auto_priority() const = 0;

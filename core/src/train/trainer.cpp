@@ -51,12 +51,19 @@ Batch batch_to(const Batch& b, Device device) {
 Device resolve_training_device(const Config& config) {
   ConfigSection t = config.section("training");
   const std::string setting = t.get_string("device", "auto");
+  Device d;
   try {
-    return resolve_device(setting);
+    d = resolve_device(setting);
   } catch (const PluginError& e) {
     throw ConfigError(fmt::format("training.device = {} in {} is not \"cpu\", \"auto\" or a backend that loads here: {}",
                                   plain_or_quoted(setting), t.origin("device"), e.what()));
   }
+  // A backend asked for by name that loads but finds no device here (no GPU, no driver).
+  if (!d.is_cpu() && backend_of(d).device_count() == 0)
+    throw ConfigError(fmt::format("training.device = {} in {}: the {} backend loads but has no device here ({})",
+                                  plain_or_quoted(setting), t.origin("device"), backend_of(d).name(),
+                                  backend_of(d).unavailable_reason()));
+  return d;
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {

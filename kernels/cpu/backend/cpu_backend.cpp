@@ -274,8 +274,12 @@ void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& 
 
 void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& o, bool accumulate) {
   check_ids("embedding_forward", "ids", ids, table.size(0));
-  cpu::embedding_forward(i32(ids), in(table).get(), (accumulate ? in_out(o) : out(o)).get(), ids.numel(),
-                         table.size(1), accumulate);
+  AsF32 dst = accumulate ? in_out(o) : out(o);
+  if (table.dtype() == DType::f32)
+    cpu::embedding_forward(i32(ids), f32(table), dst.get(), ids.numel(), table.size(1), accumulate);
+  else  // only the rows read are converted, not the whole (vocabulary-sized) table
+    cpu::embedding_forward(i32(ids), bits(table), half_type(table.dtype()), dst.get(), ids.numel(), table.size(1),
+                           accumulate);
 }
 
 void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
@@ -285,8 +289,12 @@ void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, Tenso
 
 void CpuBackend::embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& o) {
   check_ids("embedding_shard_forward", "ids", ids, -1);
-  cpu::embedding_shard_forward(i32(ids), in(table).get(), first_id, table.size(0), out(o).get(), ids.numel(),
-                               table.size(1));
+  AsF32 dst = out(o);
+  if (table.dtype() == DType::f32)
+    cpu::embedding_shard_forward(i32(ids), f32(table), first_id, table.size(0), dst.get(), ids.numel(), table.size(1));
+  else
+    cpu::embedding_shard_forward(i32(ids), bits(table), half_type(table.dtype()), first_id, table.size(0), dst.get(),
+                                 ids.numel(), table.size(1));
 }
 
 void CpuBackend::embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t first_id,

@@ -1,0 +1,48 @@
+// CudaBackend's attention: the flash-style kernels of kernels/cuda/src/attention.cu (f32 FFMA, any
+// compute dtype), backward's row sums in a stream-ordered workspace.
+#include <fmt/format.h>
+
+#include "cuda_backend.hpp"
+#include "tessera/error.hpp"
+#include "tessera/kernels/cuda/attention.hpp"
+#include "tessera/ops.hpp"
+
+namespace tessera::cuda {
+
+namespace {
+
+// The kernels' tiles hold a head in shared memory and registers: heads above 256 channels have no
+// kernel yet (a ShapeError, as for a dtype without one).
+AttentionDims dims_of(const ops::AttentionShape& s, const char* op) {
+  if (s.D > kAttentionMaxHeadDim)
+    throw ShapeError(fmt::format("{}: the CUDA backend's attention takes head sizes D up to {}, got D={}", op,
+                                 kAttentionMaxHeadDim, s.D));
+  return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal};
+}
+
+const std::uint8_t* mask_or_null(const Tensor& key_mask) {
+  return key_mask.defined() ? key_mask.device_data<std::uint8_t>() : nullptr;
+}
+
+}  // namespace
+
+void CudaBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
+                                    const Tensor& key_mask, Tensor& out, Tensor& lse) {
+  const char* op = "attention_forward";
+  const AttentionDims d = dims_of(s, op);
+  ::tessera::cuda::attention_forward(float_of(q, op), d, q.device_raw(), kv.device_raw(), mask_or_null(key_mask),
+                                     out.device_raw(), lse.device_data<float>(), stream());
+}
+
+void CudaBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
+                                     const Tensor& kv, const Tensor& key_mask, const Tensor& out, const Tensor& lse,
+                                     Tensor& dq, Tensor& dkv) {
+  const char* op = "attention_backward";
+  const AttentionDims d = dims_of(s, op);
+  Workspace ws(attention_backward_workspace_bytes(d), stream());
+  ::tessera::cuda::attention_backward(float_of(q, op), d, dout.device_raw(), q.device_raw(), kv.device_raw(),
+                                      mask_or_null(key_mask), out.device_raw(), lse.device_data<float>(),
+                                      dq.device_raw(), dkv.device_raw(), ws.get(), stream());
+}
+
+}  // namespace tessera::cuda
