@@ -52,11 +52,12 @@ BUILT_FROM=$(cat "$WORK/source_dir")
 if [ "$BUILT_FROM" != "$SRC" ] && [ ! -e "$BUILT_FROM" ]; then
   mkdir -p "$(dirname "$BUILT_FROM")" && ln -s "$SRC" "$BUILT_FROM"
 fi
-cd "$SRC"
-
+# The tests write their corpus into the current folder: a scratch one, not the source tree.
+mkdir -p "$WORK/run" && cd "$WORK/run"
 stage host 30 "$WORK/bin/test_cuda_host"
 stage parity 240 env TESSERA_PARITY_REQUIRE=cuda "$WORK/bin/test_backend_ops"
 stage model 180 "$WORK/bin/test_cuda_model"
+cd "$SRC"  # the bench's config names its tokenizer files relative to the source tree
 stage bench 300 "$WORK/bin/tessera" bench configs/gpt/gpt2-124m.toml --device cuda --precision fp32,bf16 \
   --set model.seq_length=1024 --set training.micro_batch_size=16 --iters 10 --warmup 3 --gemm-size 8192 \
   --python python3
