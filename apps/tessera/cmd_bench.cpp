@@ -248,13 +248,27 @@ std::string load_average() {
 
 // What each row runs, printed once above the table.
 void print_legend(const std::vector<std::string>& precisions, bool pytorch, std::int64_t iters, std::int64_t warmup,
-                  std::int64_t threads) {
+                  std::int64_t threads, bool on_gpu) {
   const auto has = [&](const char* p) {
     return precisions.empty() || std::find(precisions.begin(), precisions.end(), p) != precisions.end();
   };
   fmt::print("What each row runs (random tokens; forward, backward, clipping at 1.0, AdamW; median of {} timed steps "
              "after {} warm-up; {} threads on both sides):\n",
              iters, warmup, threads);
+  if (on_gpu) {  // the cuda backend: every op runs in the compute dtype on the GPU
+    if (has("fp32")) fmt::print("  tessera fp32: f32 weights, activations and GEMMs (cuBLASLt, no TF32)\n");
+    if (has("bf16"))
+      fmt::print("  tessera bf16: [training] precision = \"bf16\": f32 master weights, gradients and Adam state; bf16 "
+                 "weight copies, activations and GEMMs (f32 accumulation); f32 logits and loss\n");
+    if (has("fp16")) fmt::print("  tessera fp16: as bf16 with f16 copies and loss scaling as configured\n");
+    if (!pytorch) return;
+    if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_gpt.py on the GPU, f32 (no TF32), F.scaled_dot_product_attention\n");
+    if (has("bf16"))
+      fmt::print("  pytorch bf16-autocast: the same with torch.autocast(\"cuda\", dtype=torch.bfloat16) around forward "
+                 "and loss; f32 weights, gradients and AdamW\n");
+    if (has("fp16")) fmt::print("  pytorch fp16: not run\n");
+    return;
+  }
   if (has("fp32")) fmt::print("  tessera fp32: f32 weights, activations and GEMMs (sgemm)\n");
   if (has("bf16"))
     fmt::print("  tessera bf16: [training] precision = \"bf16\": f32 master weights, gradients and Adam state; bf16 weight "
@@ -323,8 +337,12 @@ int bench_parent(const BenchArgs& a) {
   };
   peak_line("f32 ", ours_f32, torch_f32, peak_f32);
   peak_line("bf16", ours_bf16, torch_bf16, peak_bf16);
-  fmt::print("MFU: fp32 and fp16 rows against the f32 peak (fp16 GEMMs run in f32 here), bf16 rows against the bf16 peak\n");
-  print_legend(precisions, pytorch, a.iters, a.warmup, a.threads);
+  if (device.is_cpu())
+    fmt::print("MFU: fp32 and fp16 rows against the f32 peak (fp16 GEMMs run in f32 here), bf16 rows against the bf16 peak\n");
+  else
+    fmt::print("MFU: fp32 and fp16 rows against the measured f32 GEMM rate, bf16 rows against the measured bf16 GEMM rate "
+               "(the card's datasheet peak is higher: docs/benchmarks.md quotes both)\n");
+  print_legend(precisions, pytorch, a.iters, a.warmup, a.threads, !device.is_cpu());
 
   fmt::print("{:<38} {:>9} {:>9} {:>8} {:>5} {:>7} {:>9} {:>9} {:>8} {:>8}\n", "config / implementation precision",
              "ms/step", "tokens/s", "GFLOP/s", "MFU", "loss", "peak RSS", "tensors", "vs torch", "vs fp32");
@@ -335,7 +353,10 @@ int bench_parent(const BenchArgs& a) {
     fmt::print("{:<38} {:>9.1f} {:>9.0f} {:>8.1f} {:>4.0f}% {:>7.3f} {:>7.0f}Mi {:>9} {:>8} {:>8}\n", label,
                r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), r["gflops"].get<double>(),
                100.0 * r["gflops"].get<double>() / peak_for(prec), r["loss"].get<double>(), r["peak_rss_mib"].get<double>(),
-               tensors ? fmt::format("{:.0f}Mi", r["peak_tensor_mib"].get<double>()) : std::string("-"), ratio(vs_torch),
+               tensors                                  ? fmt::format("{:.0f}Mi", r["peak_tensor_mib"].get<double>())
+               : r.value("peak_device_mib", 0.0) > 0 ? fmt::format("{:.0f}Mi", r["peak_device_mib"].get<double>())
+                                                     : std::string("-"),
+               ratio(vs_torch),
                ratio(vs_fp32));
     std::fflush(stdout);
   };

@@ -50,7 +50,23 @@ constexpr float kLog2e = 1.4426950408889634f;
 // scores at D = 64, for 32 at D = 128.
 template <int D>
 struct KeyBlock {
-  static constexpr int BQ = D <= 64 ? 64 : 32;
+  static constexpr int BQ = D <= 64 ? TC_BQ64 : TC_BQ128;
+};
+
+// Blocks per SM each kernel's registers are budgeted for (65536 registers / (128 threads · blocks)).
+#ifndef TC_MINB_FWD64
+#define TC_MINB_FWD64 4
+#define TC_MINB_FWD128 2
+#define TC_MINB_DQ64 3
+#define TC_MINB_DQ128 2
+#define TC_MINB_DKDV64 3
+#define TC_MINB_DKDV128 2
+#endif
+template <int D>
+struct MinBlocks {
+  static constexpr int forward = D <= 64 ? TC_MINB_FWD64 : TC_MINB_FWD128;
+  static constexpr int dq = D <= 64 ? TC_MINB_DQ64 : TC_MINB_DQ128;
+  static constexpr int dkdv = D <= 64 ? TC_MINB_DKDV64 : TC_MINB_DKDV128;
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -268,7 +284,7 @@ constexpr std::size_t forward_smem_bytes() {
 }
 
 template <int D, class T>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
     tc_forward_kernel(const T* __restrict__ q, const T* __restrict__ kv, const std::uint8_t* __restrict__ key_mask,
                       T* __restrict__ out, float* __restrict__ lse, AttentionDims s, int q_tiles, float scale) {
   constexpr int LD = D + 8, NT = kTile / 8, KC = D / 16;
@@ -454,7 +470,7 @@ constexpr std::size_t dkdv_smem_bytes() {
 }
 
 template <int D, class T>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, MinBlocks<D>::dkdv)
     tc_dkdv_kernel(const T* __restrict__ dout, const T* __restrict__ q, const T* __restrict__ kv,
                    const std::uint8_t* __restrict__ key_mask, const float* __restrict__ lse,
                    const float* __restrict__ delta_t, T* __restrict__ dkv, AttentionDims s, float scale) {
@@ -570,7 +586,7 @@ constexpr std::size_t dq_smem_bytes() {
 }
 
 template <int D, class T>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, MinBlocks<D>::dq)
     tc_dq_kernel(const T* __restrict__ dout, const T* __restrict__ q, const T* __restrict__ kv,
                  const std::uint8_t* __restrict__ key_mask, const float* __restrict__ lse,
                  const float* __restrict__ delta, T* __restrict__ dq, AttentionDims s, int q_tiles, float scale) {
