@@ -76,7 +76,7 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
 
 
 def sync(device):
@@ -109,13 +109,16 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--flops", type=float, help="model FLOPs per step (same accounting as Tessera)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
                    help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
     p.add_argument("--gemm", type=int, default=0, help="time an N×N×N torch.matmul instead of the model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if "tf32" in (a.precision, a.dtype):  # f32 tensors, TF32 tensor-core matmuls (GPUs only)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if a.gemm:
         print(json.dumps({"gflops": gemm_rate(a.gemm, DTYPES[a.dtype], a.device), "n": a.gemm, "dtype": a.dtype,
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -153,7 +156,7 @@ def main():
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "peak_device_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else 0,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "precision": "bf16-autocast" if a.precision == "bf16" else "fp32", "loss": loss.item()}))
+                      "precision": "bf16-autocast" if a.precision == "bf16" else a.precision, "loss": loss.item()}))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@
 namespace tessera::app {
 namespace {
 
-const std::vector<std::string> kPrecisions{"fp32", "bf16", "fp16"};
+const std::vector<std::string> kPrecisions{"fp32", "tf32", "bf16", "fp16"};
 
 struct BenchArgs {
   std::vector<std::string> configs{"configs/gpt/gpt2-124m.toml", "configs/gpt/tiny.toml"};
@@ -97,6 +97,7 @@ int bench_child(const BenchArgs& a) {
   const PrecisionOptions precision = read_precision(config);
   const Device device = bench_device(a.device);
   check_precision_supported(precision, device);
+  if (backend_of(device).supports_tf32()) backend_of(device).set_tf32(precision.tf32);
   // As the trainer: fp16 scales the loss (dynamically by default), a skipped step is still timed.
   LossScaler scaler(read_loss_scaler(config, precision.compute));
   auto tokenizer = build_tokenizer(config);
@@ -149,7 +150,7 @@ int bench_child(const BenchArgs& a) {
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   ConfigSection m = config.section("model");
-  nlohmann::json j = {{"precision", precision_name(precision.compute)},
+  nlohmann::json j = {{"precision", precision_name(precision)},
                       {"loss", loss},
                       {"skipped", skipped},
                       {"ms_per_step", med},
@@ -257,12 +258,14 @@ void print_legend(const std::vector<std::string>& precisions, bool pytorch, std:
              iters, warmup, threads);
   if (on_gpu) {  // the cuda backend: every op runs in the compute dtype on the GPU
     if (has("fp32")) fmt::print("  tessera fp32: f32 weights, activations and GEMMs (cuBLASLt, no TF32)\n");
+    if (has("tf32")) fmt::print("  tessera tf32: as fp32, the GEMMs on TF32 tensor cores (f32 accumulation)\n");
     if (has("bf16"))
       fmt::print("  tessera bf16: [training] precision = \"bf16\": f32 master weights, gradients and Adam state; bf16 "
                  "weight copies, activations and GEMMs (f32 accumulation); f32 logits and loss\n");
     if (has("fp16")) fmt::print("  tessera fp16: as bf16 with f16 copies and loss scaling as configured\n");
     if (!pytorch) return;
     if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_gpt.py on the GPU, f32 (no TF32), F.scaled_dot_product_attention\n");
+    if (has("tf32")) fmt::print("  pytorch tf32: the same with torch.backends.cuda.matmul.allow_tf32 (and cuDNN's)\n");
     if (has("bf16"))
       fmt::print("  pytorch bf16-autocast: the same with torch.autocast(\"cuda\", dtype=torch.bfloat16) around forward "
                  "and loss; f32 weights, gradients and AdamW\n");
@@ -316,7 +319,16 @@ int bench_parent(const BenchArgs& a) {
   if (!device.is_cpu()) fmt::print("device: {} (the {} backend)\n", device.str(), backend_of(device).name());
   const double ours_f32 = gemm_peak_gflops(a.threads, a.gemm_size, DType::f32, device);
   const double ours_bf16 = gemm_peak_gflops(a.threads, a.gemm_size, DType::bf16, device);
-  double torch_f32 = 0, torch_bf16 = 0;
+  // TF32: f32 operands on the TF32 tensor cores, where the device has them and a tf32 row is asked for.
+  const bool tf32 = backend_of(device).supports_tf32() &&
+                    std::find(precisions.begin(), precisions.end(), "tf32") != precisions.end();
+  double ours_tf32 = 0;
+  if (tf32) {
+    backend_of(device).set_tf32(true);
+    ours_tf32 = gemm_peak_gflops(a.threads, a.gemm_size, DType::f32, device);
+    backend_of(device).set_tf32(false);
+  }
+  double torch_f32 = 0, torch_bf16 = 0, torch_tf32 = 0;
   std::string torch_version;
   if (pytorch) {
     const auto torch_gemm = [&](const char* dtype) {
@@ -328,8 +340,10 @@ int bench_parent(const BenchArgs& a) {
     };
     torch_f32 = torch_gemm("fp32");
     torch_bf16 = torch_gemm("bf16");
+    if (tf32) torch_tf32 = torch_gemm("tf32");
   }
-  const double peak_f32 = std::max(ours_f32, torch_f32), peak_bf16 = std::max(ours_bf16, torch_bf16);
+  const double peak_f32 = std::max(ours_f32, torch_f32), peak_bf16 = std::max(ours_bf16, torch_bf16),
+               peak_tf32 = std::max(ours_tf32, torch_tf32);
   const auto peak_line = [&](const char* what, double ours, double torch, double peak) {
     fmt::print("{} GEMM {}³, {} threads (median of 5): tessera ops::matmul {:.1f} GFLOP/s", what, n, a.threads, ours);
     if (pytorch) fmt::print(", pytorch {} torch.matmul {:.1f} GFLOP/s", torch_version, torch);
@@ -337,6 +351,7 @@ int bench_parent(const BenchArgs& a) {
   };
   peak_line("f32 ", ours_f32, torch_f32, peak_f32);
   peak_line("bf16", ours_bf16, torch_bf16, peak_bf16);
+  if (tf32) peak_line("tf32", ours_tf32, torch_tf32, peak_tf32);
   if (device.is_cpu())
     fmt::print("MFU: fp32 and fp16 rows against the f32 peak (fp16 GEMMs run in f32 here), bf16 rows against the bf16 peak\n");
   else
@@ -346,7 +361,9 @@ int bench_parent(const BenchArgs& a) {
 
   fmt::print("{:<38} {:>9} {:>9} {:>8} {:>5} {:>7} {:>9} {:>9} {:>8} {:>8}\n", "config / implementation precision",
              "ms/step", "tokens/s", "GFLOP/s", "MFU", "loss", "peak RSS", "tensors", "vs torch", "vs fp32");
-  const auto peak_for = [&](const std::string& p) { return p == "bf16" ? peak_bf16 : peak_f32; };
+  const auto peak_for = [&](const std::string& p) {
+    return p == "bf16" ? peak_bf16 : p == "tf32" && peak_tf32 > 0 ? peak_tf32 : peak_f32;
+  };
   const auto ratio = [](const std::optional<double>& x) { return x ? fmt::format("{:.2f}x", *x) : std::string("-"); };
   const auto print_row = [&](const std::string& label, const nlohmann::json& r, const std::string& prec, bool tensors,
                              std::optional<double> vs_torch, std::optional<double> vs_fp32) {
@@ -415,7 +432,7 @@ RegisterCommand reg{{"bench",
                        auto a = std::make_shared<BenchArgs>();
                        sub.add_option("configs", a->configs, "model configs to time")->capture_default_str();
                        sub.add_option("--precision", a->precisions,
-                                      "fp32, bf16 and/or fp16 (repeatable or comma-separated): each is timed, fp32 "
+                                      "fp32, tf32 (GPUs), bf16 and/or fp16 (repeatable or comma-separated): each is timed, fp32 "
                                       "first; default: each config's own [training] precision (fp32 unless set)")
                            ->delimiter(',')
                            ->check(CLI::IsMember(kPrecisions));

@@ -68,7 +68,9 @@ void CublasLt::matmul(Float ab_type, const void* a, bool trans_a, const void* b,
   const int align = std::min({alignment_of(A), alignment_of(B), alignment_of(out), bias ? alignment_of(bias) : 256});
 
   Handle<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy> op;
-  check(cublasLtMatmulDescCreate(&op.h, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
+  const bool tf32 = tf32_ && ab_type == Float::f32;
+  check(cublasLtMatmulDescCreate(&op.h, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F),
+        "matmul descriptor");
   const cublasOperation_t ta = g.a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
   check(cublasLtMatmulDescSetAttribute(op.h, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "TRANSA");
   check(cublasLtMatmulDescSetAttribute(op.h, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "TRANSB");
@@ -87,7 +89,7 @@ void CublasLt::matmul(Float ab_type, const void* a, bool trans_a, const void* b,
   check(cublasLtMatrixLayoutCreate(&lc.h, data_type(out_type), g.m, g.n, g.ldc), "layout C");
 
   const Key key{static_cast<int>(ab_type), static_cast<int>(out_type), M, N, K, trans_a, trans_b, align, beta != 0.0f,
-                bias != nullptr};
+                bias != nullptr, tf32};
   auto found = algos_.find(key);
   if (found == algos_.end()) {
     Handle<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy> pref;

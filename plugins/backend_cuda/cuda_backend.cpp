@@ -95,6 +95,8 @@ CublasLt& CudaBackend::blas() {
   return *blas_;
 }
 
+void CudaBackend::set_tf32(bool on) { blas().set_tf32(on); }
+
 void CudaBackend::require_device(int index, const char* what) const {
   if (device_count_ == 0) throw Error(fmt::format("{} on cuda:{}: no usable GPU ({})", what, index, unavailable_));
   if (index != 0)

@@ -59,6 +59,8 @@ class CudaBackend final : public Backend {
   int device_count() const override { return device_count_; }
   std::string unavailable_reason() const override { return unavailable_; }
   int auto_priority() const override { return 100; }
+  bool supports_tf32() const override { return true; }
+  void set_tf32(bool on) override;
 
   void* allocate(std::size_t bytes, int index) override;
   void deallocate(void* p, std::size_t bytes, int index) noexcept override;

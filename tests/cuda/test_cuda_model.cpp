@@ -1,6 +1,7 @@
 // GPT training on the GPU against the CPU (label cuda; exits 77 — skipped — without a GPU):
 // - f32: three iterations of the small GPT on cuda and on the CPU: every loss within 1e-5 relative,
 //   every gradient norm within 1e-4, and the parameters after them within 1e-4 relative L2;
+// - tf32 on cuda against f32 on the CPU: three losses within 1e-3 relative (and not bit-equal: TF32 is on);
 // - bf16 on cuda against f32 on the CPU: ten losses within 0.05 each (llm.c's bf16 bar);
 // - fp16 with a forced overflow (initial scale 1e30): the first steps are skipped and the scale backs off,
 //   then training proceeds;
@@ -82,6 +83,21 @@ TEST_CASE("f32 training on cuda equals the CPU's within float tolerance", "[cuda
   const double d = rel_l2(parameter_values(gpu), parameter_values(cpu));
   INFO("parameters after 3 steps, relative L2 difference " << d);
   CHECK(d <= 1e-4);
+}
+
+TEST_CASE("tf32 training on cuda follows the CPU's f32 losses within 1e-3 relative", "[cuda]") {
+  log_state().level = LogLevel::warn;
+  Trainer cpu(Config::from_string(config_text(2, "cpu", 3), "cpu.toml"));
+  Trainer gpu(Config::from_string(config_text(2, "cuda", 3, "precision = \"tf32\""), "cuda.toml"));
+  const TrainingRecord a = cpu.train(), b = gpu.train();
+  REQUIRE(b.losses.size() == 3);
+  bool differs = false;  // TF32 rounds the products' inputs to 10 mantissa bits: not bit-equal to f32
+  for (std::size_t i = 0; i < a.losses.size(); ++i) {
+    INFO("iteration " << i + 1 << ": cpu f32 " << a.losses[i] << " cuda tf32 " << b.losses[i]);
+    CHECK(std::abs(a.losses[i] - b.losses[i]) <= 1e-3 * std::abs(a.losses[i]));
+    differs = differs || a.losses[i] != b.losses[i];
+  }
+  CHECK(differs);
 }
 
 TEST_CASE("bf16 training on cuda follows the CPU's f32 losses within 0.05", "[cuda]") {

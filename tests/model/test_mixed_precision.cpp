@@ -147,6 +147,14 @@ TEST_CASE("precision and loss-scaler keys: Megatron's names, defaults and clear 
   CHECK_THROWS_WITH(precision("bf16 = true\nfp16 = true"), Catch::Contains("both true"));
   CHECK_THROWS_WITH(precision("fp16 = true\nprecision = \"bf16\""), Catch::Contains("contradicts"));
   CHECK_THROWS_WITH(precision("precision = \"fp8\""), Catch::Contains("fp32") && Catch::Contains("bf16"));
+  // tf32: f32 tensors, TF32 matmuls — a GPU setting the CPU and sim backends refuse before any work.
+  const PrecisionOptions tf32 = read_precision(Config::from_string("[training]\nprecision = \"tf32\"", "p.toml"));
+  CHECK(tf32.compute == DType::f32);
+  CHECK(tf32.tf32);
+  CHECK(precision_name(tf32) == "tf32");
+  CHECK_THROWS_WITH(check_precision_supported(tf32, Device::cpu()),
+                    Catch::Contains("training.precision = \"tf32\"") && Catch::Contains("p.toml") &&
+                        Catch::Contains("the cpu backend has no TF32 matmuls"));
 
   const auto scaler = [](const std::string& training, DType t) {
     return read_loss_scaler(Config::from_string("[training]\n" + training, "s.toml"), t);

@@ -45,6 +45,10 @@ class Backend {
   // Why device_count() is 0 (e.g. the CUDA error text "no CUDA-capable driver"), for the log line of
   // `device = "auto"` and the error of a backend asked for by name. Empty when it has devices.
   virtual std::string unavailable_reason() const { return ""; }
+  // TF32 matmuls (`precision = "tf32"`): whether f32 matmuls may run on TF32 tensor cores here, and
+  // the switch the trainer sets for the run (off: exact f32 products).
+  virtual bool supports_tf32() const { return false; }
+  virtual void set_tf32(bool on) {}
   // How much `device = "auto"` should prefer this backend when it has a device (0: never, as the
   // sim device; an accelerator answers > 0). The CPU is the fallback.
   virtual int auto_priority() const = 0;

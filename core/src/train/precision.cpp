@@ -15,10 +15,12 @@ std::string precision_name(DType compute) {
   return compute == DType::bf16 ? "bf16" : compute == DType::f16 ? "fp16" : "fp32";
 }
 
+std::string precision_name(const PrecisionOptions& p) { return p.tf32 ? "tf32" : precision_name(p.compute); }
+
 PrecisionOptions read_precision(const Config& config) {
   ConfigSection t = config.section("training");
   PrecisionOptions p;
-  const std::string choice = t.get_choice("precision", "fp32", {"fp32", "bf16", "fp16"});
+  const std::string choice = t.get_choice("precision", "fp32", {"fp32", "tf32", "bf16", "fp16"});
   const bool bf16 = t.get_bool("bf16", false), fp16 = t.get_bool("fp16", false);
   if (bf16 && fp16)
     throw ConfigError(fmt::format("training.bf16 and training.fp16 are both true in {}: choose one precision",
@@ -29,11 +31,16 @@ PrecisionOptions read_precision(const Config& config) {
                                   t.origin(flag), choice, t.origin("precision")));
   const std::string name = flag.empty() ? choice : flag;
   p.compute = name == "bf16" ? DType::bf16 : name == "fp16" ? DType::f16 : DType::f32;
+  p.tf32 = name == "tf32";
   p.origin = !flag.empty() ? t.origin(flag) : t.has("precision") ? t.origin("precision") : "the default";
   return p;
 }
 
 void check_precision_supported(const PrecisionOptions& p, Device device) {
+  if (p.tf32 && !backend_of(device).supports_tf32())
+    throw ConfigError(fmt::format("training.precision = \"tf32\" (set in {}): the {} backend has no TF32 matmuls "
+                                  "(a GPU setting; use \"fp32\" here)",
+                                  p.origin, backend_of(device).name()));
   if (p.compute == DType::f32) return;
   // The ops a transformer runs in its compute dtype (ops.hpp's dtype rules; the losses, Adam and
   // masked_sum stay f32).

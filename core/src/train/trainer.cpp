@@ -135,6 +135,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
         device_.str(), config_.section("training").origin("device"), parallel_->layout.world_size(),
         backend_of(device_).name()));
   check_precision_supported(options_.precision, device_);
+  if (backend_of(device_).supports_tf32()) backend_of(device_).set_tf32(options_.precision.tf32);
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);
   model_->collect_parameters(params_);
@@ -184,9 +185,10 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}; device: {}", parallel_->layout.str(), ops::num_threads(), device_.str());
+  if (options_.precision.tf32) log_info("precision: tf32: f32 tensors, f32 matmuls on TF32 tensor cores");
   if (options_.precision.compute != DType::f32)
     log_info("precision: {} activations and weight copies; f32 master weights, gradients and optimizer state{}",
-             precision_name(options_.precision.compute),
+             precision_name(options_.precision),
              !scaler_.active()             ? ""
              : scaler_.dynamic()           ? fmt::format("; dynamic loss scale from {}", scaler_.scale())
                                            : fmt::format("; constant loss scale {}", scaler_.scale()));

@@ -2,7 +2,9 @@
 // trains in f32 throughout; "bf16" and "fp16" are Megatron-LM's mixed precision — f32 master
 // weights, gradients and optimizer state, a bf16/f16 copy of every weight (Parameter::compute) that
 // forward and backward read, activations in that dtype, norms' statistics, softmax and the loss in
-// f32. Megatron's flags are accepted too: `bf16 = true` / `fp16 = true`.
+// f32. Megatron's flags are accepted too: `bf16 = true` / `fp16 = true`. "tf32" keeps every tensor in
+// f32 and lets f32 matmuls run on TF32 tensor cores (10-bit mantissa products, f32 accumulation), as
+// PyTorch's allow_tf32: a GPU setting, refused on backends without it.
 #pragma once
 #include <string>
 
@@ -14,6 +16,7 @@ class Config;
 
 struct PrecisionOptions {
   DType compute = DType::f32;
+  bool tf32 = false;   // "tf32": compute f32, matmuls on TF32 tensor cores
   std::string origin;  // where it was set, for later messages
 };
 
@@ -23,5 +26,6 @@ PrecisionOptions read_precision(const Config& config);
 // (Backend::supports), else a ConfigError naming the setting, the backend and the ops it lacks.
 void check_precision_supported(const PrecisionOptions& p, Device device);
 std::string precision_name(DType compute);  // "fp32", "bf16", "fp16"
+std::string precision_name(const PrecisionOptions& p);  // the same, or "tf32"
 
 }  // namespace tessera
