@@ -7,12 +7,17 @@
 // New allocations are filled with NaN bytes, as a device's fresh memory holds garbage: code that
 // reads memory it never wrote shows up as a loss that differs from the CPU's.
 //
+// The same library exports "sim_staged": a sim device whose memory MPI cannot read, as a GPU's
+// without a CUDA-aware MPI, so that its collectives go through host copies (mpi_communicator.cpp)
+// — the path multi-process cuda runs take until NCCL — and must still equal the CPU bit for bit.
+//
 // TESSERA_SIM_F32_ONLY=1 (read at each query) makes it claim f32 alone for computing ops,
 // as a device without bf16/f16 support would: tests check that mixed precision on it is refused
 // with a clear error.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <memory>
 
@@ -24,9 +29,11 @@ namespace tessera::sim {
 
 class SimBackend final : public CpuBackend {
  public:
-  std::string name() const override { return "sim"; }
-  // MPI reads its memory directly, as NCCL reads a GPU's: collectives cost no host copies.
-  bool mpi_addressable() const override { return true; }
+  SimBackend(std::string name, bool mpi_addressable) : name_(std::move(name)), mpi_addressable_(mpi_addressable) {}
+  std::string name() const override { return name_; }
+  // sim: MPI reads its memory directly, as NCCL reads a GPU's, so collectives cost no host copies;
+  // sim_staged: it cannot.
+  bool mpi_addressable() const override { return mpi_addressable_; }
   int device_count() const override { return 1; }
   int auto_priority() const override { return 0; }  // never chosen by device = "auto"
   bool supports(std::string_view op, DType dtype) const override {
@@ -58,6 +65,8 @@ class SimBackend final : public CpuBackend {
   TransferStats transfer_stats() const override { return {to_device_.load(), to_host_.load(), synchronizations_.load()}; }
 
  private:
+  std::string name_;
+  bool mpi_addressable_;
   Counters counters_;
   static bool f32_only() {
     const char* v = std::getenv("TESSERA_SIM_F32_ONLY");
@@ -66,8 +75,10 @@ class SimBackend final : public CpuBackend {
   std::atomic<std::int64_t> to_device_{0}, to_host_{0}, synchronizations_{0};
 };
 
-std::unique_ptr<Backend> make_sim_backend() { return std::make_unique<SimBackend>(); }
+std::unique_ptr<Backend> make_sim_backend() { return std::make_unique<SimBackend>("sim", true); }
+std::unique_ptr<Backend> make_sim_staged_backend() { return std::make_unique<SimBackend>("sim_staged", false); }
 
 }  // namespace tessera::sim
 
 TESSERA_PLUGIN(backend, sim, tessera::sim::make_sim_backend)
+TESSERA_PLUGIN(backend, sim_staged, tessera::sim::make_sim_staged_backend)

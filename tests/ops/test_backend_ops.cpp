@@ -63,7 +63,7 @@ const std::vector<DType> k16 = {DType::bf16, DType::f16};  // rows that differ f
 bool is16(DType t) { return t == DType::bf16 || t == DType::f16; }
 
 // Backends whose ops are the CPU's kernels: they must equal the CPU bit for bit on every case.
-const std::set<std::string> kRunsCpuKernels = {"cpu", "sim"};
+const std::set<std::string> kRunsCpuKernels = {"cpu", "sim", "sim_staged"};
 
 // ---- host values ↔ tensors -----------------------------------------------------------------------
 

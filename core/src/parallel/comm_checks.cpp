@@ -19,9 +19,9 @@ static void same_dtype(const Communicator& c, const char* op, const Tensor& in, 
                                  in.str(), out.str()));
 }
 
-void reduce_scatter(const Communicator& c, const Tensor& in, const Tensor& out) {
-  tensor(c, "reduce_scatter", in, true);
-  tensor(c, "reduce_scatter", out, true);
+void reduce_scatter(const Communicator& c, const Tensor& in, const Tensor& out, bool host_addressed) {
+  tensor(c, "reduce_scatter", in, host_addressed);
+  tensor(c, "reduce_scatter", out, host_addressed);
   same_dtype(c, "reduce_scatter", in, out);
   if (in.numel() != out.numel() * c.size())
     throw ShapeError(fmt::format(
@@ -29,9 +29,9 @@ void reduce_scatter(const Communicator& c, const Tensor& in, const Tensor& out) 
         c.describe(), in.str(), c.size(), out.str(), out.numel() * c.size(), in.numel()));
 }
 
-void all_gather(const Communicator& c, const Tensor& in, const Tensor& out) {
-  tensor(c, "all_gather", in, true);
-  tensor(c, "all_gather", out, true);
+void all_gather(const Communicator& c, const Tensor& in, const Tensor& out, bool host_addressed) {
+  tensor(c, "all_gather", in, host_addressed);
+  tensor(c, "all_gather", out, host_addressed);
   same_dtype(c, "all_gather", in, out);
   if (out.numel() != in.numel() * c.size())
     throw ShapeError(fmt::format(

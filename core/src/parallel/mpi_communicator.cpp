@@ -1,11 +1,16 @@
 #include "tessera/parallel/mpi_communicator.hpp"
 
 #include <climits>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "comm_checks.hpp"
 #include "mpi_check.hpp"
+#include "tessera/backend.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/ops.hpp"
 #include "tessera/parallel/abort.hpp"
 #include "tessera/parallel/mpi_runtime.hpp"
 
@@ -36,12 +41,20 @@ class MpiRequest final : public CommRequest::Impl {
     tag_ = tag;
   }
 
+  // Runs once the operation completes (a staged result's copy back to the device).
+  void then(std::function<void()> f) { then_ = std::move(f); }
+
   bool test() override {
+    if (done_) return true;
     int flag = 0;
     MPI_Status status;
     int rc = MPI_Test(&request_, &flag, &status);
     if (rc != MPI_SUCCESS) on_error(rc);
     if (flag && expected_ >= 0) check_count(status);
+    if (flag) {
+      done_ = true;
+      if (then_) then_();
+    }
     return flag != 0;
   }
 
@@ -93,7 +106,35 @@ class MpiRequest final : public CommRequest::Impl {
   std::int64_t expected_ = -1;
   MPI_Datatype type_ = MPI_DATATYPE_NULL;
   int peer_ = -1, tag_ = -1;
+  std::function<void()> then_;
+  bool done_ = false;
 };
+
+// Device memory MPI cannot read (a GPU without a CUDA-aware MPI, while no NCCL communicator exists)
+// goes through host copies: the operation runs on a host tensor, and a result is copied back when
+// it completes. Correct for every layout, and slower — each transfer crosses the host twice.
+bool needs_staging(const Tensor& t) { return t.defined() && !backend_of(t.device()).mpi_addressable(); }
+
+void log_staging_once(const Tensor& t) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    log_warn("collectives of {} tensors go through host memory: MPI cannot read {} memory and this build has no "
+             "communicator of that device (docs/cuda.md)", backend_of(t.device()).name(), t.device().str());
+  });
+}
+
+// The tensor MPI works on: t itself, or a host copy of it (with its values when `with_values`).
+Tensor staged(const Tensor& t, bool with_values) {
+  if (!needs_staging(t)) return t;
+  log_staging_once(t);
+  return with_values ? t.to(Device::cpu()) : Tensor::empty(t.shape(), t.dtype());
+}
+
+// After completion: the host result into the device tensor it stands for (nothing when unstaged).
+void copy_back_when_done(MpiRequest& r, const Tensor& host, Tensor device) {
+  if (host.device() == device.device()) return;
+  r.then([host, device]() mutable { ops::copy(host, device); });
+}
 
 int count_of(const Communicator& c, const char* op, std::int64_t n) {
   if (n > INT_MAX)
@@ -129,44 +170,55 @@ MpiCommunicator::~MpiCommunicator() {
 int MpiCommunicator::rank() const { return impl_->rank; }
 int MpiCommunicator::size() const { return impl_->size; }
 
-CommRequest MpiCommunicator::start_all_reduce(Tensor& t, ReduceOp op) {
-  comm_checks::tensor(*this, "all_reduce", t, true);
+CommRequest MpiCommunicator::start_all_reduce(Tensor& device_t, ReduceOp op) {
+  comm_checks::tensor(*this, "all_reduce", device_t, false);
+  Tensor t = staged(device_t, true);
   MPI_Datatype type = mpi::reduce_datatype(t.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "all_reduce", std::vector<Tensor>{t});
+  copy_back_when_done(*r, t, device_t);
   TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.device_raw(), count_of(*this, "all_reduce", t.numel()), type,
                                    mpi_op(op, t.dtype()), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
-CommRequest MpiCommunicator::start_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+CommRequest MpiCommunicator::start_reduce_scatter(const Tensor& device_in, Tensor& device_out, ReduceOp op) {
+  const Tensor in = staged(device_in, true);
+  Tensor out = staged(device_out, false);
   comm_checks::reduce_scatter(*this, in, out);
   MPI_Datatype type = mpi::reduce_datatype(in.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "reduce_scatter", std::vector<Tensor>{in, out});
+  copy_back_when_done(*r, out, device_out);
   TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.device_raw(), out.device_raw(), count_of(*this, "reduce_scatter", out.numel()),
                                               type, mpi_op(op, in.dtype()), impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
-CommRequest MpiCommunicator::start_all_gather(const Tensor& in, Tensor& out) {
+CommRequest MpiCommunicator::start_all_gather(const Tensor& device_in, Tensor& device_out) {
+  const Tensor in = staged(device_in, true);
+  Tensor out = staged(device_out, false);
   comm_checks::all_gather(*this, in, out);
   MPI_Datatype type = mpi::datatype(in.dtype());
   int n = count_of(*this, "all_gather", in.numel());
   auto r = std::make_unique<MpiRequest>(*this, "all_gather", std::vector<Tensor>{in, out});
+  copy_back_when_done(*r, out, device_out);
   TESSERA_MPI_CHECK(MPI_Iallgather(in.device_raw(), n, type, out.device_raw(), n, type, impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
-CommRequest MpiCommunicator::start_broadcast(Tensor& t, int root) {
-  comm_checks::tensor(*this, "broadcast", t, true);
+CommRequest MpiCommunicator::start_broadcast(Tensor& device_t, int root) {
+  comm_checks::tensor(*this, "broadcast", device_t, false);
   comm_checks::root(*this, "broadcast", root);
+  Tensor t = staged(device_t, rank() == root);
   auto r = std::make_unique<MpiRequest>(*this, "broadcast", std::vector<Tensor>{t});
+  if (rank() != root) copy_back_when_done(*r, t, device_t);
   TESSERA_MPI_CHECK(MPI_Ibcast(t.device_raw(), count_of(*this, "broadcast", t.numel()), mpi::datatype(t.dtype()), root,
                                impl_->comm, r->handle()));
   return CommRequest(std::move(r));
 }
 
-CommRequest MpiCommunicator::start_send(const Tensor& t, int peer, int tag) {
-  comm_checks::tensor(*this, "send", t, true);
+CommRequest MpiCommunicator::start_send(const Tensor& device_t, int peer, int tag) {
+  comm_checks::tensor(*this, "send", device_t, false);
+  const Tensor t = staged(device_t, true);
   comm_checks::peer(*this, "send", peer, tag);
   auto r = std::make_unique<MpiRequest>(*this, "send", std::vector<Tensor>{t});
   TESSERA_MPI_CHECK(MPI_Isend(t.device_raw(), count_of(*this, "send", t.numel()), mpi::datatype(t.dtype()), peer, tag,
@@ -174,11 +226,13 @@ CommRequest MpiCommunicator::start_send(const Tensor& t, int peer, int tag) {
   return CommRequest(std::move(r));
 }
 
-CommRequest MpiCommunicator::start_recv(Tensor& t, int peer, int tag) {
-  comm_checks::tensor(*this, "recv", t, true);
+CommRequest MpiCommunicator::start_recv(Tensor& device_t, int peer, int tag) {
+  comm_checks::tensor(*this, "recv", device_t, false);
   comm_checks::peer(*this, "recv", peer, tag);
+  Tensor t = staged(device_t, false);
   MPI_Datatype type = mpi::datatype(t.dtype());
   auto r = std::make_unique<MpiRequest>(*this, "recv", std::vector<Tensor>{t});
+  copy_back_when_done(*r, t, device_t);
   r->expect_count(t.numel(), type, peer, tag);
   TESSERA_MPI_CHECK(MPI_Irecv(t.device_raw(), count_of(*this, "recv", t.numel()), type, peer, tag, impl_->comm,
                               r->handle()));

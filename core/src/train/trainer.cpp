@@ -127,13 +127,6 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   device_ = resolve_training_device(config_);
-  // Collectives of a device whose memory MPI cannot read need that device's own communicator.
-  if (parallel_->layout.world_size() > 1 && !backend_of(device_).mpi_addressable())
-    throw ConfigError(fmt::format(
-        "training.device = {} in {} with {} processes: the {} backend's tensors need its own communicator for "
-        "multi-process runs (NCCL, not built yet: docs/cuda.md); run one process, or device = \"cpu\"",
-        device_.str(), config_.section("training").origin("device"), parallel_->layout.world_size(),
-        backend_of(device_).name()));
   check_precision_supported(options_.precision, device_);
   if (backend_of(device_).supports_tf32()) backend_of(device_).set_tf32(options_.precision.tf32);
   tokenizer_ = build_tokenizer(config_);
