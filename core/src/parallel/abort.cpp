@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <exception>
 
+#if TESSERA_HAVE_MPI
 #include <mpi.h>
+#endif
 
 #include "tessera/logging.hpp"
 
@@ -17,15 +19,17 @@ struct World {
 };
 
 World world() {
+  World w;
+#if TESSERA_HAVE_MPI
   int initialised = 0, finalised = 0;
   MPI_Initialized(&initialised);
   MPI_Finalized(&finalised);
-  World w;
   w.mpi = initialised && !finalised;
   if (w.mpi) {
     MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w.size);
   }
+#endif
   return w;
 }
 }  // namespace
@@ -37,7 +41,9 @@ void abort_job(const std::string& reason, int exit_code) {
   std::fflush(stdout);
   std::fflush(stderr);
   // MPI_Abort makes the launcher kill every rank; its return code is irrelevant as _Exit follows.
+#if TESSERA_HAVE_MPI
   if (mpi) MPI_Abort(MPI_COMM_WORLD, exit_code);
+#endif
   std::_Exit(exit_code);  // no destructors or atexit handlers: MPI_Finalize would wait for the other ranks
 }
 
