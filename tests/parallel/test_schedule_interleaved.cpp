@@ -1,7 +1,8 @@
 // The interleaved schedule plugin's step lists against hand-written tables (pp = 2 with 2 chunks,
 // m = 4 and m = p), its errors, and — for it and 1f1b over many (pp, v, m) — a simulation of all
 // stages running their lists the way the executor does (sends never wait, a receive waits for the
-// matching send) that must finish: no schedule may deadlock.
+// matching send) that must finish: no schedule may deadlock; and every (src → dst) direction
+// receives its messages in the order they are sent (NCCL matches by order, not by tag).
 #include <map>
 #include <set>
 #include <tuple>
@@ -107,6 +108,47 @@ TEST_CASE("interleaved and 1f1b never deadlock and pass the validator", "[unit]"
           CHECK(runs_to_completion(*interleaved, p, v, m));
         }
     }
+}
+
+// Every stage's list, for the p2p order check.
+std::vector<std::vector<PipelineStep>> all_stages(const Schedule& s, int p, int v, std::int64_t m, bool training) {
+  std::vector<std::vector<PipelineStep>> lists;
+  for (int stage = 0; stage < p; ++stage) {
+    const ScheduleSpec spec{p, stage, m, v};
+    lists.push_back(training ? s.training_steps(spec) : forward_only_steps(spec));
+  }
+  return lists;
+}
+
+TEST_CASE("every direction receives in the order it sends (what NCCL, without tags, needs)", "[unit]") {
+  auto interleaved = schedule("interleaved");
+  auto one_f_one_b = schedule("1f1b");
+  for (int p : {2, 3, 4, 8})
+    for (std::int64_t m : {1, 2, 3, 4, 5, 8, 16}) {
+      INFO(fmt::format("p = {}, m = {}", p, m));
+      CHECK(p2p_order_mismatch(all_stages(*one_f_one_b, p, 1, m, true)) == "");
+      CHECK(p2p_order_mismatch(all_stages(*one_f_one_b, p, 1, m, false)) == "");
+      for (int v : {2, 3, 4})
+        if (m % p == 0) {
+          INFO(fmt::format("v = {}", v));
+          CHECK(p2p_order_mismatch(all_stages(*interleaved, p, v, m, true)) == "");
+          CHECK(p2p_order_mismatch(all_stages(*interleaved, p, v, m, false)) == "");
+        }
+    }
+}
+
+TEST_CASE("the order check names a direction whose messages cross", "[unit]") {
+  // Stage 0 sends activations 0 then 1; stage 1 receives 1 first (MPI's tags would sort it out,
+  // NCCL would hand it activation 0).
+  const std::vector<std::vector<PipelineStep>> lists = {
+      {{K::forward, 0}, {K::send_activation, 0}, {K::forward, 1}, {K::send_activation, 1}},
+      {{K::recv_activation, 1}, {K::forward, 1}, {K::recv_activation, 0}, {K::forward, 0}}};
+  CHECK(p2p_order_mismatch(lists) ==
+        "stage 0 → stage 1: message 0 sent is activation of microbatch 0 for virtual stage 1, received as activation "
+        "of microbatch 1 for virtual stage 1");
+  // A message never received.
+  CHECK(p2p_order_mismatch({{{K::forward, 0}, {K::send_activation, 0}}, {{K::forward, 0}}}) ==
+        "stage 0 → stage 1: message 0 sent is activation of microbatch 0 for virtual stage 1, received as nothing");
 }
 
 TEST_CASE("the simulation does catch a deadlock", "[unit]") {

@@ -72,4 +72,11 @@ std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec);
 void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& spec, bool with_backward,
                     const std::string& schedule_name);
 
+// The step lists of all pp stages (lists[s] for stage s): the first (src → dst) direction on which
+// the messages are not received in the order they are sent, described; "" when every direction
+// matches. MPI matches by tag and would not mind, but NCCL has no tags — a receive takes the next
+// message of its direction — so a schedule must pass this to run on NCCL (Megatron's batched p2p
+// relies on the same order).
+std::string p2p_order_mismatch(const std::vector<std::vector<PipelineStep>>& lists);
+
 }  // namespace tessera

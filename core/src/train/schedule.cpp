@@ -1,5 +1,9 @@
 #include "tessera/schedule.hpp"
 
+#include <algorithm>
+#include <map>
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
@@ -125,6 +129,46 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
                                 : !p.backwarded              ? "backwarded"
                                                              : "sent back"));
     }
+}
+
+std::string p2p_order_mismatch(const std::vector<std::vector<PipelineStep>>& lists) {
+  using K = PipelineStep::Kind;
+  const int pp = static_cast<int>(lists.size());
+  // A message is named by (is gradient, microbatch, the receiving virtual stage), as its receiver
+  // sees it; per direction, the senders' sequence and the receivers' must be the same.
+  using Message = std::tuple<bool, std::int64_t, int>;
+  std::map<std::pair<int, int>, std::vector<Message>> sent, received;
+  for (int stage = 0; stage < pp; ++stage) {
+    const int next = (stage + 1) % pp, previous = (stage + pp - 1) % pp;
+    for (const PipelineStep& st : lists[static_cast<std::size_t>(stage)]) {
+      const int vs = st.chunk * pp + stage;
+      switch (st.kind) {
+        case K::send_activation: sent[{stage, next}].emplace_back(false, st.microbatch, vs + 1); break;
+        case K::send_grad: sent[{stage, previous}].emplace_back(true, st.microbatch, vs - 1); break;
+        case K::recv_activation: received[{previous, stage}].emplace_back(false, st.microbatch, vs); break;
+        case K::recv_grad: received[{next, stage}].emplace_back(true, st.microbatch, vs); break;
+        default: break;
+      }
+    }
+  }
+  const auto name = [](const Message& m) {
+    return fmt::format("{} of microbatch {} for virtual stage {}", std::get<0>(m) ? "gradient" : "activation",
+                       std::get<1>(m), std::get<2>(m));
+  };
+  for (const auto& [direction, messages] : sent) {
+    const std::vector<Message>& got = received[direction];
+    for (std::size_t i = 0; i < std::max(messages.size(), got.size()); ++i) {
+      if (i < messages.size() && i < got.size() && messages[i] == got[i]) continue;
+      return fmt::format("stage {} → stage {}: message {} sent is {}, received as {}", direction.first,
+                         direction.second, i, i < messages.size() ? name(messages[i]) : "nothing",
+                         i < got.size() ? name(got[i]) : "nothing");
+    }
+  }
+  for (const auto& [direction, got] : received)
+    if (!sent.count(direction) && !got.empty())
+      return fmt::format("stage {} → stage {}: {} received, nothing sent", direction.first, direction.second,
+                         name(got.front()));
+  return "";
 }
 
 }  // namespace tessera
