@@ -5,7 +5,6 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
-#include <set>
 
 #include <fmt/format.h>
 
@@ -104,15 +103,7 @@ void CudaBackend::require_device(int index, const char* what) const {
 }
 
 bool CudaBackend::supports(std::string_view op, DType dtype) const {
-  // As the CPU's (cpu_backend.cpp): copies move any dtype, ids are i32, losses/softmax/masked_sum/Adam
-  // compute in f32, every other op in f32, bf16 and f16.
-  if (op == "copy" || op == "copy_2d" || op == "fill") return true;
-  if (op == "arange_mod") return dtype == DType::i32;
-  static const std::set<std::string_view> f32_only = {
-      "softmax_cross_entropy", "cross_entropy_shard_stats", "cross_entropy_shard_grad", "cross_entropy_shard_rescale",
-      "cross_entropy_shard_loss", "softmax", "masked_sum", "adam_step"};
-  if (f32_only.count(op)) return dtype == DType::f32;
-  return dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16;
+  return dtype_allowed(op, dtype);  // every op has kernels for every dtype ops.hpp allows it
 }
 
 // ---- memory -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// CudaBackend's attention: the flash-style kernels of kernels/cuda/src/attention.cu (f32 FFMA, any
-// compute dtype), backward's row sums in a stream-ordered workspace.
+// CudaBackend's attention: the flash-style kernels of kernels/cuda (tensor cores for bf16/f16 with
+// D = 64 or 128, f32 FFMA otherwise or under TESSERA_CUDA_ATTENTION=ffma; see attention.hpp),
+// backward's row sums in a stream-ordered workspace.
 #include <fmt/format.h>
 
 #include "cuda_backend.hpp"

@@ -14,7 +14,7 @@
 #   1 test_cuda_host: host-side units                        (30 s)
 #   2 parity harness, every op × dtype on cuda vs reference  (240 s)
 #   3 test_cuda_model: GPT on cuda vs the CPU                (180 s)
-#   4 tessera bench: GPT-2 124M, micro batch 16, seq 1024, fp32 and bf16, PyTorch beside it  (300 s)
+#   4 tessera bench: GPT-2 124M, micro batch 16, seq 1024, fp32, tf32 and bf16, PyTorch beside it (300 s)
 set -u
 BUNDLE=${1:?usage: gpu_validate.sh BUNDLE OUT}
 OUT=${2:?usage: gpu_validate.sh BUNDLE OUT}
@@ -58,7 +58,7 @@ stage host 30 "$WORK/bin/test_cuda_host"
 stage parity 240 env TESSERA_PARITY_REQUIRE=cuda "$WORK/bin/test_backend_ops"
 stage model 180 "$WORK/bin/test_cuda_model"
 cd "$SRC"  # the bench's config names its tokenizer files relative to the source tree
-stage bench 300 "$WORK/bin/tessera" bench configs/gpt/gpt2-124m.toml --device cuda --precision fp32,bf16 \
+stage bench 300 "$WORK/bin/tessera" bench configs/gpt/gpt2-124m.toml --device cuda --precision fp32,tf32,bf16 \
   --set model.seq_length=1024 --set training.micro_batch_size=16 --iters 10 --warmup 3 --gemm-size 8192 \
   --python python3
 say "done"

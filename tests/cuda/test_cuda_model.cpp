@@ -29,22 +29,7 @@ using namespace tessera;
 namespace {
 
 std::string config_text(int layers, const std::string& device, std::int64_t iters, const std::string& training_extra = "") {
-  return small_gpt_sections(layers) + fmt::format(R"(
-[training]
-micro_batch_size = 2
-global_batch_size = 4
-train_iters = {}
-eval_interval = 0
-seed = 7
-num_threads = 2
-device = "{}"
-{}
-[optimizer]
-plugin = "adam"
-lr = 3e-3
-[logging]
-log_interval = 100
-)", iters, device, training_extra);
+  return small_gpt_run(layers, device, iters, training_extra);
 }
 
 // Every parameter's f32 value, concatenated in the model's order, read back to the host.

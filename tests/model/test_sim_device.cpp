@@ -20,21 +20,7 @@ using namespace tessera;
 namespace {
 
 std::string config_text(int layers, const std::string& device, std::int64_t iters = 3) {
-  return small_gpt_sections(layers) + fmt::format(R"(
-[training]
-micro_batch_size = 2
-global_batch_size = 4
-train_iters = {}
-eval_interval = 0
-seed = 7
-num_threads = 2
-device = "{}"
-[optimizer]
-plugin = "adam"
-lr = 3e-3
-[logging]
-log_interval = 100
-)", iters, device);
+  return small_gpt_run(layers, device, iters);
 }
 
 Device sim() { return device_named("sim"); }

@@ -62,3 +62,25 @@ data_path = "{}"
 split = "90,10,0"
 )", num_layers, model_extra, training_corpus());
 }
+
+// The whole config of a short run of that GPT on `device` (2 microbatches of 2, Adam, seed 7);
+// `training_extra` is appended to [training] (e.g. a precision).
+inline std::string small_gpt_run(int num_layers, const std::string& device, std::int64_t train_iters,
+                                 const std::string& training_extra = "") {
+  return small_gpt_sections(num_layers) + fmt::format(R"(
+[training]
+micro_batch_size = 2
+global_batch_size = 4
+train_iters = {}
+eval_interval = 0
+seed = 7
+num_threads = 2
+device = "{}"
+{}
+[optimizer]
+plugin = "adam"
+lr = 3e-3
+[logging]
+log_interval = 100
+)", train_iters, device, training_extra);
+}

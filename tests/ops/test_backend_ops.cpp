@@ -1224,6 +1224,12 @@ void attention_cases(std::vector<OpCase>& cases) {
       {{2, 6, 6, 2, 1, 3, false}, masked_2x6, "padding-masked, a row with no key"},
       {{2, 6, 6, 4, 2, 3, true}, masked_2x6, "causal and padding-masked"},
       {{1, 65, 65, 3, 1, 8, false}, masked_1x65, "padding at the end, past one tile"},
+      // Head sizes a GPU runs on its tensor cores in bf16/f16 (the cuda backend's D = 64 and 128
+      // kernels): partial tiles, GQA, cross attention and padding.
+      {{2, 70, 70, 4, 2, 64, true}, {}, "D = 64, GQA, partial tiles"},
+      {{1, 65, 65, 3, 1, 64, false}, masked_1x65, "D = 64, padding at the end"},
+      {{1, 33, 47, 2, 1, 128, false}, {}, "D = 128, cross attention"},
+      {{1, 40, 40, 2, 2, 128, true}, {}, "D = 128, causal"},
   };
   for (const AttentionRow& row : rows) {
     const ops::AttentionShape& s = row.s;

@@ -121,6 +121,11 @@ class Backend {
                          Tensor* param_copy) = 0;
 };
 
+// What ops.hpp's dtype rules allow an op, whatever the backend: copies move any dtype, ids are i32,
+// the losses, softmax, masked_sum and Adam compute in f32 only, every other op in f32, bf16 and f16.
+// A backend's supports() starts from this and narrows it to what it has kernels for.
+bool dtype_allowed(std::string_view op, DType dtype);
+
 // ---- the registry -------------------------------------------------------------------------------
 
 // The backend of a device (the CPU's for Device::cpu()).

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -98,16 +97,9 @@ const std::uint8_t* mask_or_null(const Tensor& key_mask) {
 }  // namespace
 
 bool CpuBackend::supports(std::string_view op, DType dtype) const {
-  // Copies move any dtype; ids are i32. The losses, softmax, masked_sum and Adam compute in f32
-  // only; every other op also takes bf16 and f16 (ops.hpp's dtype rules): bf16 GEMMs natively where
-  // the CPU can, the rest on f32 copies.
-  if (op == "copy" || op == "copy_2d" || op == "fill") return true;
-  if (op == "arange_mod") return dtype == DType::i32;
-  static const std::set<std::string_view> f32_only = {
-      "softmax_cross_entropy", "cross_entropy_shard_stats", "cross_entropy_shard_grad", "cross_entropy_shard_rescale",
-      "cross_entropy_shard_loss", "softmax", "masked_sum", "adam_step"};
-  if (f32_only.count(op)) return dtype == DType::f32;
-  return is_float_dtype(dtype);
+  // Everything ops.hpp's dtype rules allow: bf16 GEMMs natively where the CPU can, the other bf16/f16
+  // ops on f32 copies.
+  return dtype_allowed(op, dtype);
 }
 
 // ---- memory -------------------------------------------------------------------------------------

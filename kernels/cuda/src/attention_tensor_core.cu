@@ -14,14 +14,16 @@
 //   compute dtype before their products, as FlashAttention does. Every output element is summed by
 //   one thread in a fixed order: two runs give the same bits.
 //
-// Rows that attend a single key (causal row 0, T = 1, padding that leaves one key): the exact
-// gradient has dS = 0 there, and so do these kernels, by two means. (a) P = exp(S/√D − lse) is
-// computed from S in the forward's own order and units (x = s·scale, p = 2^((x − m)·log₂e), lse =
-// m + log l): for such a row l = 1 and p = 1 exactly, and dS is set to 0 where p ≥ 1 (p rounds to 1
-// only when the row's other keys hold < 2⁻²⁴ of its mass: the dS given up is below 1.2e-7·|dP|).
-// (b) Δ = Σ dout·out is computed by the same chain of mma as dP (dO·outᵀ for the dq kernel and
-// out·dOᵀ for the dk/dv kernel, taking the diagonal), so where out is exactly the one value row,
-// dP − Δ is exactly 0 too. (a) alone covers dq; (b) covers dk where Sᵀ = K·Qᵀ.
+// Rows that attend a single key (causal row 0, T = 1, padding that leaves one key) have dS = 0
+// exactly in the exact gradient, and get exactly 0 here too: Δ = Σ dout·out is computed by the same
+// chain of mma as dP (the diagonal of dO·outᵀ for the dq kernel, of out·dOᵀ for the dk/dv kernel's
+// dPᵀ = V·dOᵀ), so where out is exactly the one value row dP − Δ is exactly 0 (checked on an H200:
+// dq = dk = 0 bit for bit for T = 1, causal row 0 and rows a mask leaves one key, with the lse of a
+// double reference as the parity harness passes it). Besides, given the forward's own lse such a
+// row's P = 2^((x − lse)·log₂e) is exactly 1 (S recomputed by the forward's own call, x = s·scale
+// rounded, never fused, as there; lse = m + log 1 = m), and dS is set to 0 where P ≥ 1: P rounds
+// to 1 only when the row's other keys hold < 2⁻²⁴ of its mass, so that drops < 1.2e-7·|dP|.
+// Exponentials are ex2.approx (2 ulp); lse = m + logf(l) as the FFMA kernels.
 //
 // Fragments (PTX ISA, mma.m16n8k16 .bf16/.f16): lane = 4·gr + tq. A (16×16, row-major) holds rows
 // gr and gr + 8, columns 2tq, 2tq + 1 and 2tq + 8, 2tq + 9; B (16×8) columns gr, rows 2tq, 2tq + 1
@@ -46,27 +48,21 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kTile = 64;
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Query rows per step of the dk/dv kernel: its two D-wide accumulators leave room for 64 rows of
-// scores at D = 64, for 32 at D = 128.
+// Query rows per step of the dk/dv kernel: its two D-wide accumulators (64 registers a thread at
+// D = 64, 128 at D = 128) leave room for that many columns of scores without spilling.
 template <int D>
 struct KeyBlock {
-  static constexpr int BQ = D <= 64 ? TC_BQ64 : TC_BQ128;
+  static constexpr int BQ = D <= 64 ? 32 : 16;
 };
-
-// Blocks per SM each kernel's registers are budgeted for (65536 registers / (128 threads · blocks)).
-#ifndef TC_MINB_FWD64
-#define TC_MINB_FWD64 4
-#define TC_MINB_FWD128 2
-#define TC_MINB_DQ64 3
-#define TC_MINB_DQ128 2
-#define TC_MINB_DKDV64 3
-#define TC_MINB_DKDV128 2
-#endif
+// Blocks per SM each kernel's registers are budgeted for (65536 registers / (128 threads · blocks)),
+// the most that compile without spills. Measured on an H200 (GPT-2 shapes) against fatter blocks:
+// 64 query rows a dk/dv step at 2 blocks ran the same within noise; BQ = 32 at 2 blocks, and 3
+// forward / 2 dq blocks at D = 64, ran 5–10% slower.
 template <int D>
 struct MinBlocks {
-  static constexpr int forward = D <= 64 ? TC_MINB_FWD64 : TC_MINB_FWD128;
-  static constexpr int dq = D <= 64 ? TC_MINB_DQ64 : TC_MINB_DQ128;
-  static constexpr int dkdv = D <= 64 ? TC_MINB_DKDV64 : TC_MINB_DKDV128;
+  static constexpr int forward = D <= 64 ? 4 : 2;
+  static constexpr int dq = D <= 64 ? 3 : 2;
+  static constexpr int dkdv = D <= 64 ? 3 : 2;
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -255,6 +251,7 @@ __device__ __forceinline__ void store_rows(T* stage, int row0, const float (&acc
                                            T* dst, std::int64_t stride, int valid) {
   constexpr int LD = D + 8;
   const int lane = threadIdx.x & 31, gr = lane >> 2, tq = lane & 3;
+  __syncwarp();  // the warp's last reads of `stage` come first
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) {
     *reinterpret_cast<std::uint32_t*>(stage + (row0 + gr) * LD + n * 8 + 2 * tq) =
@@ -287,7 +284,7 @@ template <int D, class T>
 __global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
     tc_forward_kernel(const T* __restrict__ q, const T* __restrict__ kv, const std::uint8_t* __restrict__ key_mask,
                       T* __restrict__ out, float* __restrict__ lse, AttentionDims s, int q_tiles, float scale) {
-  constexpr int LD = D + 8, NT = kTile / 8, KC = D / 16;
+  constexpr int LD = D + 8, NT = kTile / 8;
   extern __shared__ uint4 smem_tc[];
   T* qs = reinterpret_cast<T*>(smem_tc);  // [kTile][LD]
   T* ks = qs + kTile * LD;                 // [2][kTile][LD]
@@ -320,11 +317,6 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
     cp_async_commit();
   };
   if (n_tiles > 0) issue(0);
-  cp_async_wait_all();
-  __syncthreads();
-  std::uint32_t qf[KC][4];  // this warp's 16 query rows, as A fragments
-#pragma unroll
-  for (int kc = 0; kc < KC; ++kc) ldsm4(qf[kc], qs + a_offset<LD>(warp * 16, kc * 16));
 
   float o[D / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   zero(o);
@@ -338,25 +330,19 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
     const T* vb = vs + buf * kTile * LD;
     const std::uint8_t* kp = keep + buf * kTile;
 
+    // S = Q·Kᵀ (the dq kernel recomputes it with this same call: the same bits).
     float sc[NT][4];
     zero(sc);
-#pragma unroll
-    for (int kc = 0; kc < KC; ++kc)
-#pragma unroll
-      for (int np = 0; np < NT / 2; ++np) {
-        std::uint32_t bf[4];
-        ldsm4(bf, kb + b_offset_nk<LD>(np * 16, kc * 16));
-        Mma<T>::run(sc[2 * np], qf[kc], bf[0], bf[1]);
-        Mma<T>::run(sc[2 * np + 1], qf[kc], bf[2], bf[3]);
-      }
+    mma_a_bt<LD, D, NT / 2>(sc, qs, warp * 16, kb);
 
     // Masks where some key of the tile may be unattended by some row of this warp.
     const bool masked = key_mask != nullptr || j0 + kTile > s.Tk || (s.causal && j0 + kTile - 1 > i0 + warp * 16);
     // Online softmax, as attention.cu's: unattended scores −∞ → p = 0; a row with nothing attended
     // yet keeps max −∞ (base 0) and sum 0.
+    // Row warp·16 + gr + 8r of the block attends key j0 + j (causal) iff j ≤ last + 8r.
+    const int last = s.causal ? static_cast<int>(i0 - j0) + warp * 16 + gr : kTile;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const std::int64_t t = i0 + warp * 16 + gr + 8 * r;
       float mx = -INFINITY;
 #pragma unroll
       for (int n = 0; n < NT; ++n)
@@ -365,7 +351,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
           float x = __fmul_rn(sc[n][2 * r + e], scale);  // rounded: never fused into the subtraction
           if (masked) {
             const int j = n * 8 + 2 * tq + e;
-            if (!kp[j] || (s.causal && j0 + j > t)) x = -INFINITY;
+            if (!kp[j] || j > last + 8 * r) x = -INFINITY;
           }
           sc[n][2 * r + e] = x;
           mx = fmaxf(mx, x);
@@ -404,6 +390,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::forward)
     const std::int64_t t = i0 + warp * 16 + gr + 8 * r;
     if (tq == 0 && t < s.Tq) lse[(b * s.Hq + h) * s.Tq + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
   }
+  cp_async_wait_all();  // (no key tile: the query tile's copy may still be in flight)
   const std::int64_t r0 = i0 + warp * 16;
   store_rows<D>(qs, warp * 16, o, inv[0], inv[1], out + ((b * s.Tq + r0) * s.Hq + h) * D, q_stride,
                 static_cast<int>(min64(16, s.Tq - r0)));
@@ -547,7 +534,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::dkdv)
     mma_a_bt<LD, D, NQ / 2>(st, ks, warp * 16, qb);
     mma_a_bt<LD, D, NQ / 2>(dpt, vs, warp * 16, db);
 
+    // Key row jr (of the block) and query column il: causal masks jr − il > i0 − j0.
     const bool causal_mask = s.causal && i0 < j0 + warp * 16 + 15;
+    const int rel = static_cast<int>(i0 - j0);
 #pragma unroll
     for (int n = 0; n < NQ; ++n) {
       const float2 lv = *reinterpret_cast<const float2*>(lb + n * 8 + 2 * tq);
@@ -559,7 +548,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::dkdv)
           const int jr = warp * 16 + gr + 8 * r, il = n * 8 + 2 * tq + e;
           const float row_lse = e ? lv.y : lv.x, row_delta = e ? dlv.y : dlv.x;
           float p = exp2_approx((__fmul_rn(st[n][2 * r + e], scale) - row_lse) * kLog2e);
-          if (!keep[r] || (causal_mask && j0 + jr > i0 + il)) p = 0.0f;
+          if (!keep[r] || (causal_mask && jr - il > rel)) p = 0.0f;
           st[n][2 * r + e] = p;
           dpt[n][2 * r + e] = p < 1.0f ? p * (dpt[n][2 * r + e] - row_delta) : 0.0f;  // dSᵀ·√D
         }
@@ -657,9 +646,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::dq)
     mma_a_bt<LD, D, NT / 2>(dp, dos, warp * 16, vb);
 
     const bool masked = key_mask != nullptr || j0 + kTile > s.Tk || (s.causal && j0 + kTile - 1 > i0 + warp * 16);
+    const int last = s.causal ? static_cast<int>(i0 - j0) + warp * 16 + gr : kTile;  // as the forward's
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const std::int64_t t = i0 + warp * 16 + gr + 8 * r;
 #pragma unroll
       for (int n = 0; n < NT; ++n)
 #pragma unroll
@@ -667,7 +656,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::dq)
           float p = exp2_approx((__fmul_rn(sc[n][2 * r + e], scale) - row_lse[r]) * kLog2e);
           if (masked) {
             const int j = n * 8 + 2 * tq + e;
-            if (!kp[j] || (s.causal && j0 + j > t)) p = 0.0f;
+            if (!kp[j] || j > last + 8 * r) p = 0.0f;
           }
           sc[n][2 * r + e] = p < 1.0f ? p * (dp[n][2 * r + e] - row_delta[r]) : 0.0f;  // dS·√D
         }

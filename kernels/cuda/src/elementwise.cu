@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "device_math.cuh"
+#include "tessera/dropout_mask.hpp"
 #include "tessera/kernels/cuda/elementwise.hpp"
 
 namespace tessera::cuda {
@@ -98,30 +99,11 @@ __global__ void gelu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_
   GRID_STRIDE(i, n) dx[i] = from_f32<T>(to_f32(dy[i]) * gelu_grad(to_f32(x[i])));
 }
 
-__host__ __device__ __forceinline__ std::uint32_t lowbias32(std::uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  h *= 0x846ca68bu;
-  h ^= h >> 16;
-  return h;
-}
-std::uint64_t splitmix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
+// The CPU's mask bit for bit (tessera/dropout_mask.hpp).
 template <class T>
-__global__ void dropout_kernel(const T* x, T* y, std::int64_t n, std::uint32_t k1, std::uint32_t k2,
-                               std::uint32_t threshold, float scale, std::int64_t offset) {
-  GRID_STRIDE(i, n) {
-    const std::int64_t c = offset + i;
-    const auto lo = static_cast<std::uint32_t>(c), hi = static_cast<std::uint32_t>(static_cast<std::uint64_t>(c) >> 32);
-    const std::uint32_t h = lowbias32(lowbias32(lo ^ k1) + (hi ^ k2)) >> 8;
-    y[i] = from_f32<T>(h >= threshold ? to_f32(x[i]) * scale : 0.0f);
-  }
+__global__ void dropout_kernel(const T* x, T* y, std::int64_t n, dropout::Key key, std::uint32_t threshold, float scale,
+                               std::int64_t offset) {
+  GRID_STRIDE(i, n) y[i] = from_f32<T>(dropout::hash24(offset + i, key) >= threshold ? to_f32(x[i]) * scale : 0.0f);
 }
 
 template <class T>
@@ -239,12 +221,10 @@ void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_
 void dropout(Float t, const void* x, void* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset,
              cudaStream_t stream) {
   if (n == 0) return;
-  const std::uint64_t key = splitmix64(seed);
-  const auto k1 = static_cast<std::uint32_t>(key), k2 = static_cast<std::uint32_t>(key >> 32);
-  const double thr = std::ceil(static_cast<double>(p) * 16777216.0);
-  const auto threshold = static_cast<std::uint32_t>(thr < 0 ? 0 : (thr > 16777216.0 ? 16777216.0 : thr));
-  const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  TESSERA_CUDA_FLOAT_SWITCH(t, T, dropout_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, k1, k2, threshold, scale, offset));
+  const dropout::Key key = dropout::key_of(seed);
+  const std::uint32_t threshold = dropout::threshold_of(p);
+  const float scale = dropout::scale_of(p);
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, dropout_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, key, threshold, scale, offset));
   check_launch("dropout");
 }
 
