@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "op_profile.hpp"
 #include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/tensor.hpp"
@@ -91,9 +92,11 @@ inline Backend& backend_for(const char* op, std::initializer_list<NamedTensor> t
                               first->tensor->device().str()));
     }
   }
-  Backend& backend = backend_of(first ? first->tensor->device() : Device::cpu());
+  const Device device = first ? first->tensor->device() : Device::cpu();
+  Backend& backend = backend_of(device);
   if (compute != DType::f32 && !backend.supports(op, compute))
     throw ShapeError(fmt::format("{}: the {} backend does not run this op in {}", op, backend.name(), dtype_name(compute)));
+  if (op_profile_enabled()) op_profile_mark(op, compute, device);
   return backend;
 }
 
