@@ -142,6 +142,7 @@ int bench_child(const BenchArgs& a) {
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     scaler.update(r.skipped);
     loss = r.loss;
+    if (i + 1 == a.warmup) ops::reset_op_profile();  // TESSERA_OP_PROFILE: the timed steps only
     if (i >= a.warmup) {
       ms.push_back(dt);
       skipped += r.skipped ? 1 : 0;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
@@ -169,7 +170,7 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
 
   Tensor losses = h2.new_empty({N}, DType::f32);
   Tensor dh = ctx.training ? h2.new_empty({N, C}) : Tensor();
-  const std::int64_t chunk = head_chunk_rows(V);
+  const std::int64_t chunk = head_chunk_rows(V, backend_of(h2.device()).chunk_elements_hint());
   Tensor logits_buffer = h2.new_empty({std::min(chunk, N), V}, DType::f32);
   const bool low_precision = h2.dtype() != DType::f32;
   Tensor grad_buffer = low_precision && ctx.training ? h2.new_empty({std::min(chunk, N), V}) : Tensor();

@@ -59,10 +59,14 @@ struct GptOptions {
 TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
                                           std::int64_t first_layer, std::int64_t count, bool ends_model);
 
-// Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`: about
-// 8M floats (32 MB) per chunk. Measured on GPT-2 shapes: 4M-float chunks (~80 rows) make the
-// head's GEMMs 10-20% slower, 16M+ gain nothing and only raise the memory peak.
-inline std::int64_t head_chunk_rows(std::int64_t vocab) { return std::max<std::int64_t>(16, (8 << 20) / vocab); }
+// Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`:
+// `elements` floats per chunk, the device's Backend::chunk_elements_hint(). On the CPU, 8M floats
+// (32 MB): measured on GPT-2 shapes, 4M-float chunks (~80 rows) make the head's GEMMs 10-20% slower,
+// 16M+ gain nothing and only raise the memory peak. The plan counts with the CPU's chunks (the
+// number of tp loss-statistics all-reduces is all that depends on it).
+inline std::int64_t head_chunk_rows(std::int64_t vocab, std::int64_t elements = std::int64_t{8} << 20) {
+  return std::max<std::int64_t>(16, elements / vocab);
+}
 
 // Model FLOPs of one training iteration over `sequences` sequences (Megatron-LM's accounting:
 // forward + backward, no recompute) — the model's and the plan's figure.

@@ -15,6 +15,7 @@
 #   2 parity harness, every op × dtype on cuda vs reference  (240 s)
 #   3 test_cuda_model: GPT on cuda vs the CPU                (180 s)
 #   4 tessera bench: GPT-2 124M, micro batch 16, seq 1024, fp32, tf32 and bf16, PyTorch beside it (300 s)
+#   5 the bf16 step's per-op profile (TESSERA_OP_PROFILE=1)                                  (120 s)
 set -u
 BUNDLE=${1:?usage: gpu_validate.sh BUNDLE OUT}
 OUT=${2:?usage: gpu_validate.sh BUNDLE OUT}
@@ -61,4 +62,7 @@ cd "$SRC"  # the bench's config names its tokenizer files relative to the source
 stage bench 300 "$WORK/bin/tessera" bench configs/gpt/gpt2-124m.toml --device cuda --precision fp32,tf32,bf16 \
   --set model.seq_length=1024 --set training.micro_batch_size=16 --iters 10 --warmup 3 --gemm-size 8192 \
   --python python3
+# Where the bf16 step's time goes, op by op (TESSERA_OP_PROFILE: the device synchronised at each op).
+stage profile 120 env TESSERA_OP_PROFILE=1 "$WORK/bin/tessera" bench --child --device cuda --precision bf16 \
+  --set model.seq_length=1024 --set training.micro_batch_size=16 --iters 5 --warmup 2 -- configs/gpt/gpt2-124m.toml
 say "done"

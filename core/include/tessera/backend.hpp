@@ -49,6 +49,10 @@ class Backend {
   // the switch the trainer sets for the run (off: exact f32 products).
   virtual bool supports_tf32() const { return false; }
   virtual void set_tf32(bool on) {}
+  // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
+  // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
+  // GEMMs (few launches, full tensor cores) and has the memory.
+  virtual std::int64_t chunk_elements_hint() const { return std::int64_t{8} << 20; }
   // How much `device = "auto"` should prefer this backend when it has a device (0: never, as the
   // sim device; an accelerator answers > 0). The CPU is the fallback.
   virtual int auto_priority() const = 0;

@@ -27,6 +27,9 @@ namespace tessera::ops {
 // cores / ranks on the node. See docs/architecture.md "Who owns the cores".
 void set_num_threads(int n);
 int num_threads();
+// TESSERA_OP_PROFILE=1 (a per-op time table at exit, docs/benchmarks.md): forget what was measured so
+// far, e.g. after warm-up steps.
+void reset_op_profile();
 
 // ---- matmul ---------------------------------------------------------------------------------
 // out[M,N] = alpha · op(a) · op(b) + beta · out, op(x) = x or xᵀ. a is [M,K] ([K,M] if trans_a),

@@ -61,6 +61,13 @@ thread_local Open open_op;
 
 }  // namespace
 
+void reset_profile() {
+  Profile& p = profile();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.by_op.clear();
+  open_op = {};
+}
+
 bool op_profile_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("TESSERA_OP_PROFILE");
@@ -83,3 +90,9 @@ void op_profile_mark(const char* op, DType compute, Device device) {
 }
 
 }  // namespace tessera::ops::detail
+
+namespace tessera::ops {
+void reset_op_profile() {
+  if (detail::op_profile_enabled()) detail::reset_profile();
+}
+}  // namespace tessera::ops
