@@ -137,6 +137,27 @@ TEST_CASE("every direction receives in the order it sends (what NCCL, without ta
     }
 }
 
+TEST_CASE("the executor batches each send with the receive right after it, nothing else", "[unit]") {
+  auto one_f_one_b = schedule("1f1b");
+  auto interleaved = schedule("interleaved");
+  const auto is_send = [](K k) { return k == K::send_activation || k == K::send_grad; };
+  const auto is_recv = [](K k) { return k == K::recv_activation || k == K::recv_grad; };
+  for (const auto& [s, v] : {std::pair{one_f_one_b.get(), 1}, std::pair{interleaved.get(), 2}})
+    for (int stage = 0; stage < 4; ++stage) {
+      const std::vector<PipelineStep> steps = s->training_steps({4, stage, 8, v});
+      int batched = 0;
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        const bool pair = i + 1 < steps.size() && is_send(steps[i].kind) && is_recv(steps[i + 1].kind);
+        CHECK(batched_with_next(steps, i) == pair);
+        batched += pair ? 1 : 0;
+      }
+      INFO(s->describe() << " stage " << stage);
+      // The steady state sends and receives in pairs on every stage (1F1B's send_forward_recv_backward).
+      CHECK(batched > 0);
+    }
+  CHECK_FALSE(batched_with_next({{K::send_activation, 0}}, 0));  // the last step has no next
+}
+
 TEST_CASE("the order check names a direction whose messages cross", "[unit]") {
   // Stage 0 sends activations 0 then 1; stage 1 receives 1 first (MPI's tags would sort it out,
   // NCCL would hand it activation 0).

@@ -72,6 +72,11 @@ std::vector<PipelineStep> forward_only_steps(const ScheduleSpec& spec);
 void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& spec, bool with_backward,
                     const std::string& schedule_name);
 
+// Whether the executor starts step i's transfer together with step i + 1's (Communicator::start_batch):
+// a send directly followed by a receive — 1F1B's send_forward_recv_backward and
+// send_backward_recv_forward, as Megatron-LM batches them for NCCL.
+bool batched_with_next(const std::vector<PipelineStep>& steps, std::size_t i);
+
 // The step lists of all pp stages (lists[s] for stage s): the first (src → dst) direction on which
 // the messages are not received in the order they are sent, described; "" when every direction
 // matches. MPI matches by tag and would not mind, but NCCL has no tags — a receive takes the next

@@ -10,6 +10,15 @@ namespace tessera {
 
 Communicator::~Communicator() = default;
 
+std::vector<CommRequest> Communicator::start_batch(std::vector<P2POp> ops) {
+  std::vector<CommRequest> requests;
+  requests.reserve(ops.size());
+  for (P2POp& op : ops)
+    requests.push_back(op.kind == P2POp::Kind::send ? start_send(op.tensor, op.peer, op.tag)
+                                                    : start_recv(op.tensor, op.peer, op.tag));
+  return requests;
+}
+
 const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "max"; }
 
 std::string Communicator::describe() const {

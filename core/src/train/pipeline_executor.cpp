@@ -78,27 +78,76 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const auto start = Clock::now();
-  auto receive = [&](const Key& k, int peer, bool grad, int boundary) {
-    std::vector<Tensor> list;
-    const auto t0 = Clock::now();
+  // A step's transfers as point-to-point operations; a receive's tensors are made here and land in
+  // `into` once its requests complete.
+  auto receive_ops = [&](const Key& k, int peer, bool grad, int boundary, std::vector<Tensor>& into) {
+    std::vector<P2POp> ops;
+    into.clear();
     for (const TensorSpec& spec : model.stage_boundary(pass.micro_batch_size, boundary)) {
-      list.push_back(Tensor::empty(spec.shape, spec.dtype, pass.device));
-      pp.recv(list.back(), peer, tag_for(k.first, k.second, grad));
+      into.push_back(Tensor::empty(spec.shape, spec.dtype, pass.device));
+      ops.push_back({P2POp::Kind::recv, into.back(), peer, tag_for(k.first, k.second, grad)});
     }
-    run.seconds_receiving += seconds_since(t0);
-    return list;
+    return ops;
   };
-  auto send = [&](std::vector<Tensor> list, int peer, int tag) {
-    for (Tensor& t : list) sends.push_back(pp.start_send(t, peer, tag));
+  auto send_ops = [&](const std::vector<Tensor>& list, int peer, int tag) {
+    std::vector<P2POp> ops;
+    for (const Tensor& t : list) ops.push_back({P2POp::Kind::send, t, peer, tag});
+    return ops;
+  };
+  // The transfer ops of a send or receive step (none for a pass).
+  auto transfer_ops = [&](const PipelineStep& s) -> std::vector<P2POp> {
+    const Key key{s.microbatch, s.chunk};
+    switch (s.kind) {
+      case K::recv_activation:
+        return receive_ops(key, previous_rank, false, boundary_after(s.chunk) - 1, in_flight[key].inputs);
+      case K::recv_grad:
+        return receive_ops(key, next_rank, true, boundary_after(s.chunk), in_flight[key].output_grads);
+      case K::send_activation:
+        // Tagged with the receiver's chunk: from the last rank the next chunk's first layers read it.
+        return send_ops(take(outputs, key, boundary_after(s.chunk)), next_rank,
+                        tag_for(s.microbatch, stage == stages - 1 ? s.chunk + 1 : s.chunk, false));
+      case K::send_grad:
+        return send_ops(take(input_grads, key, boundary_after(s.chunk) - 1), previous_rank,
+                        tag_for(s.microbatch, stage == 0 ? s.chunk - 1 : s.chunk, true));
+      default: return {};
+    }
+  };
+  // Starts the ops together (batched_with_next: a send with the receive after it); sends stay in
+  // flight, receives are waited for.
+  auto transfer = [&](std::vector<P2POp> ops) {
+    std::vector<bool> is_send;
+    for (const P2POp& op : ops) is_send.push_back(op.kind == P2POp::Kind::send);
+    std::vector<CommRequest> requests = pp.start_batch(std::move(ops));
+    const auto t0 = Clock::now();
+    bool received = false;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (is_send[i]) {
+        sends.push_back(std::move(requests[i]));
+      } else {
+        requests[i].wait();
+        received = true;
+      }
+    }
+    if (received) run.seconds_receiving += seconds_since(t0);
   };
 
-  for (const PipelineStep& s : steps) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const PipelineStep& s = steps[i];
     const std::int64_t m = s.microbatch;
     const Key key{m, s.chunk};
     switch (s.kind) {
       case K::recv_activation:
-        in_flight[key].inputs = receive(key, previous_rank, false, boundary_after(s.chunk) - 1);
+      case K::recv_grad:
+      case K::send_activation:
+      case K::send_grad: {
+        std::vector<P2POp> ops = transfer_ops(s);
+        if (batched_with_next(steps, i)) {
+          std::vector<P2POp> next = transfer_ops(steps[++i]);
+          ops.insert(ops.end(), std::make_move_iterator(next.begin()), std::make_move_iterator(next.end()));
+        }
+        transfer(std::move(ops));
         break;
+      }
       case K::forward: {
         InFlight& f = in_flight[key];
         StepContext ctx = context(m, f.store);
@@ -116,14 +165,6 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         if (!pass.training) in_flight.erase(key);
         break;
       }
-      case K::send_activation:
-        // Tagged with the receiver's chunk: from the last rank the next chunk's first layers read it.
-        send(take(outputs, key, boundary_after(s.chunk)), next_rank,
-             tag_for(m, stage == stages - 1 ? s.chunk + 1 : s.chunk, false));
-        break;
-      case K::recv_grad:
-        in_flight[key].output_grads = receive(key, next_rank, true, boundary_after(s.chunk));
-        break;
       case K::backward: {
         auto it = in_flight.find(key);
         if (it == in_flight.end())
@@ -138,10 +179,6 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         if (!dx.empty()) input_grads[key] = std::move(dx);
         break;
       }
-      case K::send_grad:
-        send(take(input_grads, key, boundary_after(s.chunk) - 1), previous_rank,
-             tag_for(m, stage == 0 ? s.chunk - 1 : s.chunk, true));
-        break;
     }
     // OpenMPI moves a send on only inside MPI calls; finished ones are dropped (their tensors freed).
     std::erase_if(sends, [](CommRequest& r) { return r.test(); });

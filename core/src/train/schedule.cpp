@@ -131,6 +131,13 @@ void validate_steps(const std::vector<PipelineStep>& steps, const ScheduleSpec& 
     }
 }
 
+bool batched_with_next(const std::vector<PipelineStep>& steps, std::size_t i) {
+  using K = PipelineStep::Kind;
+  if (i + 1 >= steps.size()) return false;
+  const K a = steps[i].kind, b = steps[i + 1].kind;
+  return (a == K::send_activation || a == K::send_grad) && (b == K::recv_activation || b == K::recv_grad);
+}
+
 std::string p2p_order_mismatch(const std::vector<std::vector<PipelineStep>>& lists) {
   using K = PipelineStep::Kind;
   const int pp = static_cast<int>(lists.size());

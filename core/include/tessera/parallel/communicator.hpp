@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tessera/error.hpp"
 #include "tessera/parallel/comm_request.hpp"
@@ -23,6 +24,15 @@
 namespace tessera {
 
 enum class ReduceOp { sum, max };
+
+// One transfer of a batch of point-to-point operations (Communicator::start_batch).
+struct P2POp {
+  enum class Kind { send, recv };
+  Kind kind;
+  Tensor tensor;  // read by a send, written by a receive
+  int peer;
+  int tag = 0;
+};
 const char* reduce_op_name(ReduceOp op);
 
 // Default collective deadline: TESSERA_COMM_TIMEOUT_S (seconds, > 0) if set, else 300 s.
@@ -57,6 +67,11 @@ class Communicator {
   // t must have exactly as many elements as the matching send.
   virtual CommRequest start_recv(Tensor& t, int peer, int tag = 0) = 0;
   virtual CommRequest start_barrier() = 0;
+  // Starts every transfer of `ops` together; one request per op, in order. A communicator without
+  // tags whose sends block until received (NCCL) runs them as one group, so that a send and a
+  // receive between two ranks in opposite directions cannot deadlock — Megatron-LM's
+  // batch_isend_irecv. This default posts them one by one, as MPI may (its tags match them).
+  virtual std::vector<CommRequest> start_batch(std::vector<P2POp> ops);
 
   void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) { start_all_reduce(t, op).wait(); }
   void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op = ReduceOp::sum) {
