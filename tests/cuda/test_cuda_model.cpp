@@ -22,6 +22,7 @@
 #include "tessera/model.hpp"
 #include "tessera/nn/parameter.hpp"
 #include "tessera/train/trainer.hpp"
+#include "device_traffic.hpp"
 #include "training_corpus.hpp"
 
 using namespace tessera;
@@ -115,17 +116,7 @@ TEST_CASE("fp16 on cuda: a forced overflow skips steps and backs the scale off, 
 
 TEST_CASE("host-device traffic per iteration on cuda is small and independent of depth", "[cuda]") {
   log_state().level = LogLevel::warn;
-  const Device d = device_named("cuda");
-  auto per_iteration = [&](int layers) {
-    Trainer t(Config::from_string(config_text(layers, "cuda", 4), "cuda.toml"));
-    t.train_step(1);
-    const TransferStats before = backend_of(d).transfer_stats();
-    t.train_step(2);
-    const TransferStats after = backend_of(d).transfer_stats();
-    return TransferStats{after.to_device - before.to_device, after.to_host - before.to_host,
-                         after.synchronizations - before.synchronizations};
-  };
-  const TransferStats two = per_iteration(2), six = per_iteration(6);
+  const TransferStats two = traffic_per_iteration("cuda", 2), six = traffic_per_iteration("cuda", 6);
   CHECK(two.to_device == six.to_device);
   CHECK(two.to_host == six.to_host);
   CHECK(two.synchronizations == six.synchronizations);

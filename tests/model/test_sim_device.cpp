@@ -13,6 +13,7 @@
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/train/trainer.hpp"
+#include "device_traffic.hpp"
 #include "training_corpus.hpp"
 
 using namespace tessera;
@@ -80,16 +81,7 @@ TEST_CASE("training on the sim device equals the CPU bit for bit", "[unit]") {
 
 TEST_CASE("host-device copies and syncs per iteration are few and independent of depth", "[unit]") {
   log_state().level = LogLevel::warn;
-  auto per_iteration = [](int layers) {
-    Trainer t(Config::from_string(config_text(layers, "sim", 4), "sim.toml"));
-    t.train_step(1);  // the first iteration may set things up
-    const TransferStats before = backend_of(sim()).transfer_stats();
-    t.train_step(2);
-    const TransferStats after = backend_of(sim()).transfer_stats();
-    return TransferStats{after.to_device - before.to_device, after.to_host - before.to_host,
-                         after.synchronizations - before.synchronizations};
-  };
-  const TransferStats two = per_iteration(2), six = per_iteration(6);
+  const TransferStats two = traffic_per_iteration("sim", 2), six = traffic_per_iteration("sim", 6);
   CHECK(two.to_device == six.to_device);
   CHECK(two.to_host == six.to_host);
   CHECK(two.synchronizations == six.synchronizations);
