@@ -96,8 +96,7 @@ int bench_child(const BenchArgs& a) {
   Config config = with_plugin_defaults(Config::load(a.configs.at(0), child_overrides(a)));
   const PrecisionOptions precision = read_precision(config);
   const Device device = bench_device(a.device);
-  check_precision_supported(precision, device);
-  if (backend_of(device).supports_tf32()) backend_of(device).set_tf32(precision.tf32);
+  use_precision(precision, device);
   // As the trainer: fp16 scales the loss (dynamically by default), a skipped step is still timed.
   LossScaler scaler(read_loss_scaler(config, precision.compute));
   auto tokenizer = build_tokenizer(config);

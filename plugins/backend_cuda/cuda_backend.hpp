@@ -31,6 +31,10 @@ class CublasLt;  // cublaslt_matmul.hpp
 // The Float tag of a tensor's dtype (f32, bf16, f16; anything else is a ShapeError naming `op`).
 Float float_of(const Tensor& t, const char* op);
 
+// A tensor as the kernels see it: rows × the last dimension (ops.hpp's flattened leading dims).
+inline std::int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
+inline std::int64_t rows_of(const Tensor& t) { return cols_of(t) == 0 ? 0 : t.numel() / cols_of(t); }
+
 // Device memory that lives until the end of a scope, allocated and freed in stream order: kernels'
 // temporary buffers (partial sums, sorted ids).
 class Workspace {

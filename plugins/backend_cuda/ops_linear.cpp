@@ -5,11 +5,6 @@
 
 namespace tessera::cuda {
 
-namespace {
-std::int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
-std::int64_t rows_of(const Tensor& t) { return cols_of(t) == 0 ? 0 : t.numel() / cols_of(t); }
-}  // namespace
-
 void CudaBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out, float alpha,
                          float beta) {
   const std::int64_t ca = cols_of(a), ra = rows_of(a);

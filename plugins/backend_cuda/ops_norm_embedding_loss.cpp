@@ -17,9 +17,6 @@ namespace tessera::cuda {
 
 namespace {
 
-std::int64_t cols_of(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
-std::int64_t rows_of(const Tensor& t) { return cols_of(t) == 0 ? 0 : t.numel() / cols_of(t); }
-
 float* f32(const Tensor& t) { return t.device_data<float>(); }
 const float* f32_or_null(const Tensor& t) { return t.defined() ? f32(t) : nullptr; }  // optional masks
 const std::int32_t* i32(const Tensor& t) { return t.device_data<std::int32_t>(); }

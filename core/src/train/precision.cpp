@@ -59,4 +59,10 @@ void check_precision_supported(const PrecisionOptions& p, Device device) {
                                   dtype_name(p.compute)));
 }
 
+void use_precision(const PrecisionOptions& p, Device device) {
+  check_precision_supported(p, device);
+  Backend& backend = backend_of(device);
+  if (backend.supports_tf32()) backend.set_tf32(p.tf32);
+}
+
 }  // namespace tessera

@@ -127,8 +127,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   device_ = resolve_training_device(config_);
-  check_precision_supported(options_.precision, device_);
-  if (backend_of(device_).supports_tf32()) backend_of(device_).set_tf32(options_.precision.tf32);
+  use_precision(options_.precision, device_);
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);
   model_->collect_parameters(params_);

@@ -25,6 +25,9 @@ PrecisionOptions read_precision(const Config& config);
 // Mixed precision on `device`: its backend must run every op a model computes in the compute dtype
 // (Backend::supports), else a ConfigError naming the setting, the backend and the ops it lacks.
 void check_precision_supported(const PrecisionOptions& p, Device device);
+// check_precision_supported, then the device's run-wide setting (TF32 matmuls on or off): what the
+// trainer and the bench call before any work.
+void use_precision(const PrecisionOptions& p, Device device);
 std::string precision_name(DType compute);  // "fp32", "bf16", "fp16"
 std::string precision_name(const PrecisionOptions& p);  // the same, or "tf32"
 
