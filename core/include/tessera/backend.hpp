@@ -53,6 +53,13 @@ class Backend {
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.
   virtual std::int64_t chunk_elements_hint() const { return std::int64_t{8} << 20; }
+  // The communicator plugin (kind `communicator`) that moves this device's tensors between ranks
+  // when MPI cannot read them ("nccl" for CUDA); empty: collectives go through MPI (staged through
+  // host memory when !mpi_addressable()).
+  virtual std::string communicator_plugin() const { return ""; }
+  // The queue device `index`'s work is ordered on (a cudaStream_t for CUDA; nullptr on the CPU), so
+  // a communicator plugin can order its transfers against compute without core knowing the type.
+  virtual void* native_stream(int index) { return nullptr; }
   // How much `device = "auto"` should prefer this backend when it has a device (0: never, as the
   // sim device; an accelerator answers > 0). The CPU is the fallback.
   virtual int auto_priority() const = 0;

@@ -14,6 +14,7 @@
 namespace tessera {
 
 class ConfigSection;
+class Tokenizer;
 
 enum class Split { train = 0, valid = 1, test = 2 };
 const char* split_name(Split s);
@@ -50,11 +51,15 @@ class Dataset {
 
 // What the trainer asks of a data source: how many samples each split must supply.
 struct DataRequest {
-  std::int64_t seq_length = 0;  // the model's
+  std::int64_t seq_length = 0;  // the model's (an encoder-decoder's encoder length)
+  std::int64_t decoder_seq_length = 0;  // an encoder-decoder's decoder length; 0 otherwise
   std::uint64_t seed = 1234;
   std::int64_t num_samples[3] = {0, 0, 0};  // train, valid, test
   std::int32_t eod_token = 0;
   std::int64_t vocab_size = 0;  // the tokenizer's; a token id at or past it means mismatched data
+  // The run's tokenizer, for sources that need its special ids ([CLS], [SEP], [MASK], sentinels…)
+  // or its text; lives as long as the trainer. nullptr where no tokenizer exists (some tests).
+  const Tokenizer* tokenizer = nullptr;
 };
 
 // Made in two steps so that every config mistake is reported before any file is touched: the

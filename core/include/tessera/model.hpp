@@ -83,6 +83,8 @@ class Model {
   virtual Generator* generator() { return nullptr; }
 
   virtual std::int64_t seq_length() const = 0;
+  // An encoder-decoder's decoder length (T5's decoder_seq_length); 0 for a model with one sequence.
+  virtual std::int64_t decoder_seq_length() const { return 0; }
   // Model FLOPs of one training iteration over `sequences` sequences (forward + backward, no
   // recompute), Megatron-LM's accounting.
   virtual double flops_per_iteration(std::int64_t sequences) const = 0;

@@ -146,6 +146,8 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
 
   DataRequest request;
   request.seq_length = model_->seq_length();
+  request.decoder_seq_length = model_->decoder_seq_length();
+  request.tokenizer = tokenizer_.get();
   request.seed = options_.seed;
   request.eod_token = tokenizer_->eod();
   request.vocab_size = tokenizer_->vocab_size();

@@ -41,6 +41,9 @@ std::chrono::milliseconds default_comm_timeout();
 
 class Communicator {
  public:
+  // A communicator plugin (kind `communicator`, e.g. "nccl") is made from the host world (MPI),
+  // which it uses to bootstrap and for host tensors, for the tensors of `device`. Collective.
+  using FactorySignature = std::unique_ptr<Communicator>(std::shared_ptr<Communicator> host_world, Device device);
   virtual ~Communicator();
 
   virtual int rank() const = 0;
