@@ -89,6 +89,11 @@ cudaStream_t CudaBackend::stream() {
   return stream_;
 }
 
+void* CudaBackend::native_stream(int index) {
+  require_device(index, "native_stream");
+  return stream();
+}
+
 CublasLt& CudaBackend::blas() {
   if (!blas_) blas_ = std::make_unique<CublasLt>(stream());
   return *blas_;

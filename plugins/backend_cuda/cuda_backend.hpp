@@ -67,6 +67,8 @@ class CudaBackend final : public Backend {
   // 128M floats: the GPT-2 head's logits in 7 chunks of 2668 rows at B·T = 16384 (0.5 GB of f32).
   std::int64_t chunk_elements_hint() const override { return std::int64_t{128} << 20; }
   void set_tf32(bool on) override;
+  std::string communicator_plugin() const override { return "nccl"; }
+  void* native_stream(int index) override;
 
   void* allocate(std::size_t bytes, int index) override;
   void deallocate(void* p, std::size_t bytes, int index) noexcept override;

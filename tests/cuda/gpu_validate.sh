@@ -14,6 +14,7 @@
 #   1 test_cuda_host: host-side units                        (30 s)
 #   2 parity harness, every op × dtype on cuda vs reference  (240 s)
 #   3 test_cuda_model: GPT on cuda vs the CPU                (180 s)
+#   3b test_cuda_nccl: the NCCL communicator on one GPU      (60 s; needs libnccl.so.2 there)
 #   4 tessera bench: GPT-2 124M, micro batch 16, seq 1024, fp32, tf32 and bf16, PyTorch beside it (300 s)
 #   5 the bf16 step's per-op profile (TESSERA_OP_PROFILE=1)                                  (120 s)
 set -u
@@ -48,6 +49,7 @@ done
 export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export TESSERA_PLUGIN_PATH="$WORK/lib/tessera" OMP_WAIT_POLICY=PASSIVE
 say "cuBLASLt: $(for d in ${LIBS//:/ }; do ls "$d"/libcublasLt.so* 2>/dev/null; done | head -1)"
+say "NCCL: $(for d in ${LIBS//:/ }; do ls "$d"/libnccl.so* 2>/dev/null; done | head -1)"
 # The tests read the corpus and configs from the source tree they were built from.
 BUILT_FROM=$(cat "$WORK/source_dir")
 if [ "$BUILT_FROM" != "$SRC" ] && [ ! -e "$BUILT_FROM" ]; then
@@ -58,6 +60,7 @@ mkdir -p "$WORK/run" && cd "$WORK/run"
 stage host 30 "$WORK/bin/test_cuda_host"
 stage parity 240 env TESSERA_PARITY_REQUIRE=cuda "$WORK/bin/test_backend_ops"
 stage model 180 "$WORK/bin/test_cuda_model"
+[ -x "$WORK/bin/test_cuda_nccl" ] && stage nccl 60 "$WORK/bin/test_cuda_nccl"
 cd "$SRC"  # the bench's config names its tokenizer files relative to the source tree
 stage bench 300 "$WORK/bin/tessera" bench configs/gpt/gpt2-124m.toml --device cuda --precision fp32,tf32,bf16 \
   --set model.seq_length=1024 --set training.micro_batch_size=16 --iters 10 --warmup 3 --gemm-size 8192 \

@@ -13,14 +13,16 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib/tessera" "$STAGE/deps"
 cp "$BUILD/bin/tessera" "$BUILD/bin/test_cuda_host" "$BUILD/bin/test_cuda_model" "$BUILD/bin/test_backend_ops" "$STAGE/bin/"
+[ -e "$BUILD/bin/test_cuda_nccl" ] && cp "$BUILD/bin/test_cuda_nccl" "$STAGE/bin/"
 cp "$BUILD"/lib/libtessera_core.so "$STAGE/lib/"
 cp "$BUILD"/lib/tessera/*.so "$STAGE/lib/tessera/"
 grep -m1 CMAKE_HOME_DIRECTORY "$BUILD/CMakeCache.txt" | cut -d= -f2 >"$STAGE/source_dir"
 # Every library these load, except the C and C++ runtimes (the GPU machine's are newer, and the
-# PyTorch baseline must load its own) and CUDA's (the GPU machine's own).
+# PyTorch baseline must load its own) and CUDA's (the GPU machine's own; NCCL's, 218 MB, comes from
+# its toolkit or PyTorch's nvidia-nccl wheel).
 for f in "$STAGE"/bin/* "$STAGE"/lib/*.so "$STAGE"/lib/tessera/*.so; do ldd "$f"; done |
   awk '/=> \//{print $3}' | sort -u |
-  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libz|libudev|libcuda|libcublas[^/]*|libcudart[^/]*|libtessera_core)\.so' |
+  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libz|libudev|libcuda|libcublas[^/]*|libcudart[^/]*|libnccl|libtessera_core)\.so' |
   while read -r lib; do cp -L "$lib" "$STAGE/deps/"; done
 tar -C "$STAGE" -cJf "$OUTFILE" .
 ls -l "$OUTFILE"

@@ -7,6 +7,8 @@
 #include "tessera/backend.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
+#include "tessera/parallel/local_communicator.hpp"
+#include "tessera/plugin.hpp"
 #include "tessera/tensor.hpp"
 #include "tessera/train/trainer.hpp"
 #include "training_corpus.hpp"
@@ -35,4 +37,18 @@ TEST_CASE("the cuda backend loads by name and says whether it has a GPU", "[unit
   CHECK_THROWS_WITH(Trainer(Config::from_string(small_gpt_sections(2) + "[training]\ndevice = \"cuda\"\n", "gpu.toml")),
                     Catch::Contains("training.device = cuda in gpu.toml") &&
                         Catch::Contains("the cuda backend loads but has no device here"));
+}
+
+TEST_CASE("the nccl communicator plugin is found; it refuses a device that is not a GPU", "[unit]") {
+  bool listed = false;
+  for (const PluginInfo& p : available_plugins("communicator")) listed = listed || p.name == "nccl";
+  if (!listed) return;  // a toolkit without NCCL: the plugin is not built (plugins/communicator_nccl)
+  CHECK(backend_of(device_named("cuda")).communicator_plugin() == "nccl");
+  CHECK_THROWS_WITH(create_plugin<Communicator>("communicator", "nccl", std::make_shared<LocalCommunicator>("world"),
+                                                Device::cpu()),
+                    Catch::Contains("the nccl communicator moves CUDA tensors; this run's device is cpu"));
+  if (backend_of(device_named("cuda")).device_count() == 0)
+    CHECK_THROWS_WITH(create_plugin<Communicator>("communicator", "nccl", std::make_shared<LocalCommunicator>("world"),
+                                                  device_named("cuda")),
+                      Catch::Contains("no usable GPU"));
 }

@@ -69,6 +69,17 @@ TEST_CASE("an unknown [training] device names the key, the file and the choices"
                         Catch::Contains("available backend plugins: ") && Catch::Contains("sim (libtessera_backend_sim.so)"));
 }
 
+TEST_CASE("[parallel] communicator: a name that is no plugin lists the choices; mpi and auto train", "[unit]") {
+  CHECK_THROWS_WITH(Trainer(Config::from_string(config_text(2, "sim") + "[parallel]\ncommunicator = \"ncl\"\n", "run.toml")),
+                    Catch::Contains("parallel.communicator = ncl in run.toml is not one of: \"auto\", \"mpi\""));
+  log_state().level = LogLevel::warn;
+  for (const char* choice : {"auto", "mpi"}) {
+    Trainer t(Config::from_string(config_text(2, "sim") + fmt::format("[parallel]\ncommunicator = \"{}\"\n", choice),
+                                  "run.toml"));
+    CHECK(t.train().losses.size() == 3);
+  }
+}
+
 TEST_CASE("training on the sim device equals the CPU bit for bit", "[unit]") {
   log_state().level = LogLevel::warn;
   Trainer on_cpu(Config::from_string(config_text(2, "cpu"), "cpu.toml"));

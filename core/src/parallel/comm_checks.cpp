@@ -1,4 +1,4 @@
-#include "comm_checks.hpp"
+#include "tessera/parallel/comm_checks.hpp"
 
 #include <fmt/format.h>
 

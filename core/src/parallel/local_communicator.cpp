@@ -1,6 +1,6 @@
 #include "tessera/parallel/local_communicator.hpp"
 
-#include "comm_checks.hpp"
+#include "tessera/parallel/comm_checks.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {

@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "comm_checks.hpp"
+#include "tessera/parallel/comm_checks.hpp"
 #include "mpi_check.hpp"
 #include "tessera/backend.hpp"
 #include "tessera/logging.hpp"

@@ -24,11 +24,12 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
   const ParallelSizes sizes = read_parallel_sizes(config);
   ConfigSection p = config.section("parallel");
   p.get_bool("overlap_grad_reduce", false);  // when, not how much, is communicated
+  p.get_string("communicator", "auto");       // by which library, not how much
   // A key the plan does not know is noted (a newer trainer may read it); one that looks like a
   // misspelt known key stays undeclared, so check_no_unknown_keys() rejects it as `train` would.
   const std::vector<std::string> known = {"tensor_model_parallel_size", "pipeline_model_parallel_size",
                                           "virtual_pipeline_model_parallel_size", "sequence_parallel",
-                                          "overlap_grad_reduce"};
+                                          "overlap_grad_reduce", "communicator"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
       p.declare(key);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/backend.hpp"
 #include "tessera/error.hpp"
@@ -15,6 +16,7 @@
 #include "tessera/quote.hpp"
 #include "tessera/nn/gather_parameter.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/plugin.hpp"
 #include "tessera/parallel/gather_stages.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/iteration.hpp"
@@ -64,6 +66,42 @@ Device resolve_training_device(const Config& config) {
                                   plain_or_quoted(setting), t.origin("device"), backend_of(d).name(),
                                   backend_of(d).unavailable_reason()));
   return d;
+}
+
+// [parallel] communicator: "auto" (the device's own when MPI cannot read its memory: NCCL for
+// CUDA), "mpi" (MPI for every tensor, staged through host memory), or a communicator plugin's name.
+// One process needs none.
+std::shared_ptr<const Parallel> use_device_communicator(const Config& config, std::shared_ptr<const Parallel> parallel,
+                                                        Device device) {
+  ConfigSection p = config.section("parallel");
+  const std::string choice = p.get_string("communicator", "auto");
+  if (choice != "auto" && choice != "mpi") {
+    std::vector<std::string> allowed{"\"auto\"", "\"mpi\""};
+    bool found = false;
+    for (const PluginInfo& info : available_plugins("communicator")) {
+      allowed.push_back(fmt::format("\"{}\"", info.name));
+      found = found || info.name == choice;
+    }
+    if (!found)
+      throw ConfigError(fmt::format("parallel.communicator = {} in {} is not one of: {}", plain_or_quoted(choice),
+                                    p.origin("communicator"), fmt::join(allowed, ", ")));
+  }
+  if (choice == "mpi" || parallel->layout.world_size() == 1 || device.is_cpu()) return parallel;
+  const Backend& backend = backend_of(device);
+  const std::string plugin = choice == "auto" ? backend.communicator_plugin() : choice;
+  if (plugin.empty() || (choice == "auto" && backend.mpi_addressable())) return parallel;
+  try {
+    auto moved = parallel->with_communicator(plugin, device);
+    log_info("collectives of {} tensors: communicator plugin '{}'", device.str(), plugin);
+    return moved;
+  } catch (const PluginError& e) {
+    if (choice != "auto")
+      throw ConfigError(fmt::format("parallel.communicator = {} in {}: {} (allowed: \"auto\", \"mpi\" or a communicator "
+                                    "plugin that loads here)", plain_or_quoted(choice), p.origin("communicator"), e.what()));
+    log_warn("the {} backend's communicator plugin '{}' does not load ({}); collectives of {} tensors go through MPI "
+             "and host memory", backend.name(), plugin, e.what(), device.str());
+    return parallel;
+  }
 }
 
 std::shared_ptr<const Parallel> read_parallel(const Config& config) {
@@ -127,6 +165,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   device_ = resolve_training_device(config_);
+  parallel_ = use_device_communicator(config_, parallel_, device_);
   use_precision(options_.precision, device_);
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);

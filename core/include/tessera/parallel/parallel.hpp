@@ -2,6 +2,7 @@
 // rank's position) and the communicators of its groups. Passed explicitly, never global.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "tessera/parallel/parallel_layout.hpp"
 #include "tessera/parallel/process_groups.hpp"
@@ -16,6 +17,9 @@ struct Parallel {
   static std::shared_ptr<const Parallel> single();
   // The world communicator (MPI under a launcher, else one rank) split by `sizes`.
   static std::shared_ptr<const Parallel> create(const ParallelSizes& sizes);
+  // The same layout, with groups made by the communicator plugin `plugin` (kind `communicator`,
+  // e.g. "nccl") from this one's world, for the tensors of `device`. Collective over the world.
+  std::shared_ptr<const Parallel> with_communicator(const std::string& plugin, Device device) const;
 };
 
 }  // namespace tessera
