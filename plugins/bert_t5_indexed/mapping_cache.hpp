@@ -1,0 +1,51 @@
+// The samples mapping cached beside the data, as Megatron-LM caches it (a .npy file named from the
+// parameters), but without Megatron's rank-0 build and barrier that times out on a large corpus:
+//
+//   1. A valid cache file is memory-mapped and used (no lock taken).
+//   2. Otherwise the process takes an exclusive lock on "<file>.lock" (flock, blocking, no timeout),
+//      looks again (another process may have just written it), and else builds the mapping, writes
+//      it to a temporary file and renames it into place: readers never see a partial file, and one
+//      process builds while the others wait for it.
+//   3. A cache that does not parse, fails the caller's check, or is older than the dataset's .idx is
+//      rebuilt with a warning naming it. A folder that cannot be written means a warning and a
+//      mapping kept in memory only.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "samples_mapping.hpp"
+
+namespace tessera::bert_t5_indexed {
+
+struct MappingCacheName {
+  std::string data_prefix;  // the dataset's <prefix> (of .bin/.idx)
+  std::string cache_dir;    // "" = beside the data
+  std::string split;        // "train", "valid", "test"
+  std::int64_t max_num_samples = 0;
+  std::int64_t max_seq_length = 0;  // the mapping's longest target (seq_length − 3 or − 2)
+  double short_seq_prob = 0.1;
+  std::uint64_t seed = 0;
+  int min_num_sent = 2;
+};
+
+// Megatron's name, <prefix>_<split>_indexmap_<N>mns_<L>msl_<ssp:.2f>ssp_<seed>s, plus
+// _<min_num_sent>minsent (Megatron leaves it out, so its BERT runs with and without the binary head
+// share a file whose rows differ), then .npy. short_seq_prob is written with more digits when two
+// decimals would name another ratio round(1/ssp) (0.054 and 0.05 share "0.05" in Megatron's name).
+std::string mapping_cache_path(const MappingCacheName& name);
+
+// What a cached mapping must satisfy; returns "" when it does, else what is wrong.
+using MappingCheck = std::function<std::string(const SamplesMapping&)>;
+
+struct CachedMapping {
+  SamplesMapping mapping;
+  bool from_cache = false;  // read from the file (not built by this call)
+  bool written = false;     // built and written by this call
+};
+
+// source_idx: the dataset's .idx, whose modification time a cache must not predate.
+CachedMapping load_or_build_mapping(const std::string& path, const std::string& source_idx, const MappingCheck& check,
+                                    const std::function<SamplesMapping()>& build);
+
+}  // namespace tessera::bert_t5_indexed
