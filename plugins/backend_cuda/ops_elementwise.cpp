@@ -17,6 +17,15 @@ void CudaBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
                       stream());
 }
 
+void CudaBackend::tanh_forward(const Tensor& x, Tensor& y) {
+  cuda::tanh_forward(float_of(x, "tanh_forward"), x.device_raw(), y.device_raw(), x.numel(), stream());
+}
+
+void CudaBackend::tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  cuda::tanh_backward(float_of(y, "tanh_backward"), dy.device_raw(), y.device_raw(), dx.device_raw(), y.numel(),
+                      stream());
+}
+
 void CudaBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
   cuda::dropout(float_of(x, "dropout"), x.device_raw(), y.device_raw(), x.numel(), p, seed, offset, stream());
 }

@@ -70,6 +70,9 @@ inline double gelu_grad(double x) {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * kGeluS * (1 + 3 * 0.044715 * x * x);
 }
 
+// tanh's derivative from its output y (what tanh_backward receives): 1 − y².
+inline double tanh_grad_from_y(double y) { return 1 - y * y; }
+
 // Attention, the current contract: q [B,T,Hq·D], kv [B,T,2·Hkv·D] (keys of all groups, then
 // values), out [B,T,Hq·D], probs [B,Hq,T,T] (zero where masked).
 // Attention of ops.hpp: q [B,Tq,Hq·D], kv [B,Tk,2·Hkv·D] (keys, then values), an optional key mask

@@ -67,6 +67,11 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                       Contains("layer_norm_forward") && Contains("'w'"));
   REQUIRE_THROWS_AS(ops::dropout_forward(x, 1.5f, 0, yy), Error);
   REQUIRE_THROWS_AS(ops::gelu_forward(x, bad_y), ShapeError);
+  REQUIRE_THROWS_WITH(ops::tanh_forward(x, bad_y), Contains("tanh_forward") && Contains("'y'"));
+  REQUIRE_THROWS_WITH(ops::tanh_backward(bad_y, x, yy), Contains("tanh_backward") && Contains("'dy'") &&
+                                                         Contains("[4, 15]"));
+  REQUIRE_THROWS_WITH(ops::tanh_forward(Tensor::zeros({4, 8}, DType::i32), yy),
+                      Contains("tanh_forward") && Contains("float dtype"));
   REQUIRE_THROWS_AS(ops::add(x, w, y), ShapeError);
   REQUIRE_THROWS_AS(ops::linear_forward(Tensor(), w, nullptr, y), ShapeError);
   Tensor m = Tensor::zeros({4, 8}), v = Tensor::zeros({4, 8});

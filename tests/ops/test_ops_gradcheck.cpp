@@ -1,5 +1,5 @@
 // Finite-difference gradient checks, independent of PyTorch: the backward of layer_norm,
-// attention, gelu and cross-entropy against central differences of the forward.
+// attention, gelu, tanh and cross-entropy against central differences of the forward.
 //
 // The objective is L = Σ r·y in double for a fixed random r, so dL/dy = r is what backward gets.
 // Forward runs in float: with step h the rounding noise in L is ~1e-7·‖y‖·‖r‖/h, and the
@@ -142,4 +142,19 @@ TEST_CASE("gelu and cross-entropy backward match finite differences", "[unit]") 
   const double ec = fd_rel_err(logits, grad, Lc, 1e-2f);
   std::printf("finite differences gelu: dx %.2e; cross_entropy: dlogits %.2e\n", eg, ec);
   CHECK(ec < kFdTol);
+}
+
+TEST_CASE("tanh backward (from its output) matches finite differences", "[unit]") {
+  std::mt19937 rng(17);
+  Tensor x = random({37}, rng, 1.5f), r = random({37}, rng), y = Tensor::empty({37});
+  auto L = [&] {
+    ops::tanh_forward(x, y);
+    return dot(y, r);
+  };
+  L();  // y = tanh(x), what backward receives
+  Tensor dx = Tensor::empty({37});
+  ops::tanh_backward(r, y, dx);
+  const double e = fd_rel_err(x, dx, L, 1e-2f);
+  std::printf("finite differences tanh: dx %.2e\n", e);
+  CHECK(e < kFdTol);
 }

@@ -106,6 +106,22 @@ TEST_CASE("gelu (tanh) forward and backward match torch", "[unit][reference]") {
   }
 }
 
+TEST_CASE("tanh forward and backward match torch", "[unit][reference]") {
+  Checker check{"tanh"};
+  for (const auto& c : reference_cases("tanh")) {
+    Tensor x = c.load("x"), dy = c.load("dy");
+    Tensor y = Tensor::full(x.shape(), 123.0f), dx = Tensor::full(x.shape(), 123.0f);
+    ops::tanh_forward(x, y);
+    check(c, "y", y);
+    // Backward from the output, as the pooler saves it.
+    ops::tanh_backward(dy, y, dx);
+    check(c, "dx", dx);
+    // In place, as a module saving memory would call it.
+    ops::tanh_backward(dy, y, dy);
+    check(c, "dx", dy);
+  }
+}
+
 namespace {
 
 // u8 key mask from the reference's i32 one (undefined when the case has none).

@@ -94,6 +94,8 @@ class Backend {
                                    const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) = 0;
   virtual void gelu_forward(const Tensor& x, Tensor& y) = 0;
   virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
+  virtual void tanh_forward(const Tensor& x, Tensor& y) = 0;
+  virtual void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) = 0;
   virtual void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) = 0;
   // What attention saves for backward besides its inputs and output (here the log-sum-exp per
   // query row) is the backend's choice of algorithm; the contract is ops.hpp's.

@@ -56,6 +56,10 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
 // GELU with the tanh approximation (GPT-2, Megatron-LM's default): 0.5x(1+tanh(√(2/π)(x+0.044715x³))).
 void gelu_forward(const Tensor& x, Tensor& y);
 void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+// y = tanh(x) (BERT's pooler). Backward takes the OUTPUT y, which the module saves: dx = dy·(1 − y²)
+// (overwritten; dx may alias dy).
+void tanh_forward(const Tensor& x, Tensor& y);
+void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
 
 // Dropout without a stored mask: element i is kept iff hash(seed, offset + i) ≥ p, scaled by
 // 1/(1−p). The same seed and offset in backward reproduce the mask. p = 0 copies. offset: where x

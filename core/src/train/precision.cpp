@@ -46,9 +46,9 @@ void check_precision_supported(const PrecisionOptions& p, Device device) {
   // masked_sum stay f32).
   static const char* const kOps[] = {
       "matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward", "gelu_forward",
-      "gelu_backward", "dropout_forward", "dropout_backward", "attention_forward", "attention_backward",
-      "embedding_forward", "embedding_backward", "embedding_shard_forward", "embedding_shard_backward", "add",
-      "axpy", "add_bias", "scale", "cast", "sum_squares"};
+      "gelu_backward", "tanh_forward", "tanh_backward", "dropout_forward", "dropout_backward", "attention_forward",
+      "attention_backward", "embedding_forward", "embedding_backward", "embedding_shard_forward",
+      "embedding_shard_backward", "add", "axpy", "add_bias", "scale", "cast", "sum_squares"};
   const Backend& backend = backend_of(device);
   std::vector<std::string> missing;
   for (const char* op : kOps)

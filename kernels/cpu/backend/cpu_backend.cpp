@@ -25,6 +25,7 @@
 #include "tessera/kernels/cpu/layer_norm.hpp"
 #include "tessera/kernels/cpu/scratch.hpp"
 #include "tessera/kernels/cpu/softmax.hpp"
+#include "tessera/kernels/cpu/tanh.hpp"
 #include "tessera/logging.hpp"
 
 namespace tessera {
@@ -246,6 +247,11 @@ void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Te
 void CpuBackend::gelu_forward(const Tensor& x, Tensor& y) { cpu::gelu_forward(in(x).get(), out(y).get(), x.numel()); }
 void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
   cpu::gelu_backward(in(dy).get(), in(x).get(), out(dx).get(), x.numel());
+}
+
+void CpuBackend::tanh_forward(const Tensor& x, Tensor& y) { cpu::tanh_forward(in(x).get(), out(y).get(), x.numel()); }
+void CpuBackend::tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  cpu::tanh_backward(in(dy).get(), in(y).get(), out(dx).get(), y.numel());
 }
 
 void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {

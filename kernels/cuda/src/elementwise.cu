@@ -99,6 +99,21 @@ __global__ void gelu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_
   GRID_STRIDE(i, n) dx[i] = from_f32<T>(to_f32(dy[i]) * gelu_grad(to_f32(x[i])));
 }
 
+// tanh: tanhf (2 ulp, no -use_fast_math). Backward from the output y, as (1 − y)(1 + y) like
+// kernels/cpu/src/tanh.cpp: 1 − y is exact for |y| ≥ ½, so 1 − y² keeps its digits near ±1, where
+// 1 − y·y would cancel.
+template <class T>
+__global__ void tanh_forward_kernel(const T* x, T* y, std::int64_t n) {
+  GRID_STRIDE(i, n) y[i] = from_f32<T>(tanhf(to_f32(x[i])));
+}
+template <class T>
+__global__ void tanh_backward_kernel(const T* dy, const T* y, T* dx, std::int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float yi = to_f32(y[i]);
+    dx[i] = from_f32<T>(to_f32(dy[i]) * ((1.0f - yi) * (1.0f + yi)));
+  }
+}
+
 // The CPU's mask bit for bit (tessera/dropout_mask.hpp).
 template <class T>
 __global__ void dropout_kernel(const T* x, T* y, std::int64_t n, dropout::Key key, std::uint32_t threshold, float scale,
@@ -216,6 +231,18 @@ void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_
   if (n == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
   check_launch("gelu_backward");
+}
+
+void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, tanh_forward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n));
+  check_launch("tanh_forward");
+}
+
+void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, tanh_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(y), static_cast<T*>(dx), n));
+  check_launch("tanh_backward");
 }
 
 void dropout(Float t, const void* x, void* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset,

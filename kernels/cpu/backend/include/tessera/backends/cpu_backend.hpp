@@ -43,6 +43,8 @@ class CpuBackend : public Backend {
                            const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) override;
   void gelu_forward(const Tensor& x, Tensor& y) override;
   void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
+  void tanh_forward(const Tensor& x, Tensor& y) override;
+  void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) override;
   void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) override;
   void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
                          Tensor& out, Tensor& lse) override;

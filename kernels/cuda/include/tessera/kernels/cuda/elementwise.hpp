@@ -19,6 +19,9 @@ void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int6
 
 void gelu_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
 void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, cudaStream_t stream);
+// y = tanh(x); dx = dy·(1 − y²) from the output y (dx may alias dy).
+void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
+void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream);
 // The CPU's counter-based mask (kernels/cpu/src/dropout.cpp) bit for bit.
 void dropout(Float t, const void* x, void* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset,
              cudaStream_t stream);

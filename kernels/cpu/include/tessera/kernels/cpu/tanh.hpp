@@ -1,0 +1,11 @@
+// tanh (BERT's pooler): y = tanh(x); backward from the OUTPUT y: dx = dy·(1 − y²).
+//   x, y, dy, dx [n] (any shape, flattened). dx overwritten. y may alias x, dx may alias dy.
+#pragma once
+#include <cstdint>
+
+namespace tessera::cpu {
+
+void tanh_forward(const float* x, float* y, std::int64_t n);
+void tanh_backward(const float* dy, const float* y, float* dx, std::int64_t n);
+
+}  // namespace tessera::cpu
