@@ -3,15 +3,19 @@
 //   tessera preprocess --input corpus.jsonl --json-key text --tokenizer gpt2_bpe
 //       --vocab-file vocab.json --merges-file merges.txt --output-prefix data/corpus --workers 8
 //   tessera preprocess --input src/ --include-ext .py,.pyi --tokenizer byte --output-prefix data/code
+//   tessera preprocess --input corpus.jsonl --json-key text --tokenizer-type BertWordPieceLowerCase
+//       --vocab-file vocab.txt --split-sentences --output-prefix data/bert
 //
 // Output: exactly <output-prefix>.bin and <output-prefix>.idx (Megatron's preprocess_data.py would
 // write <prefix>_<key>_document.*; give Megatron <output-prefix> as its data path). See
 // tessera/tools/preprocess.hpp for what a document is, and docs/preprocess.md.
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "command.hpp"
 #include "plugin_defaults.hpp"
+#include "sentence_splitter.hpp"
 #include "tessera/config.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/tools/preprocess.hpp"
@@ -28,9 +32,40 @@ struct PreprocessArgs {
   std::string tokenizer = kDefaultTokenizer;
   std::string vocab_file, merges_file;
   bool parse_special_tokens = false;
-  bool no_append_eod = false;
+  // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
+  std::optional<bool> lower_case, strip_accents;
+  std::optional<std::int64_t> vocab_extra_ids;
+  bool lower_case_flag = true, strip_accents_flag = true;  // CLI11's targets for the two flags
+  std::int64_t vocab_extra_ids_flag = 0;
+  bool split_sentences = false;
+  bool append_eod = false, no_append_eod = false;
   bool no_progress = false;
 };
+
+// Megatron-LM's --tokenizer-type names → (plugin, lower_case it implies).
+struct MegatronTokenizerType {
+  const char* name;
+  const char* plugin;
+  std::optional<bool> lower_case;
+};
+constexpr MegatronTokenizerType kMegatronTypes[] = {
+    {"BertWordPieceLowerCase", "bert_wordpiece", true},
+    {"BertWordPieceCase", "bert_wordpiece", false},
+    {"GPT2BPETokenizer", "gpt2_bpe", std::nullopt},
+};
+
+// Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
+void resolve_tokenizer_type(PreprocessArgs& a) {
+  for (const auto& t : kMegatronTypes) {
+    if (a.tokenizer != t.name) continue;
+    if (t.lower_case && a.lower_case && *a.lower_case != *t.lower_case)
+      throw ConfigError(fmt::format("preprocess: --tokenizer-type {} and --{}lower-case contradict each other", t.name,
+                                    *a.lower_case ? "" : "no-"));
+    a.tokenizer = t.plugin;
+    if (t.lower_case) a.lower_case = t.lower_case;
+    return;
+  }
+}
 
 // A TOML basic string: quotes, backslashes and control characters escaped.
 std::string toml_string(const std::string& text) {
@@ -50,7 +85,11 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (!a.vocab_file.empty()) text += "vocab_file = " + toml_string(a.vocab_file) + "\n";
   if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
-  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --parse-special-tokens");
+  if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
+  if (a.strip_accents) text += fmt::format("strip_accents = {}\n", *a.strip_accents);
+  if (a.vocab_extra_ids) text += fmt::format("vocab_extra_ids = {}\n", *a.vocab_extra_ids);
+  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --parse-special-tokens, "
+                                   "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids");
 }
 
 std::function<int()> setup_preprocess(CLI::App& sub) {
@@ -66,9 +105,12 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
       ->delimiter(',');
   sub.add_option("--json-key", o.json_key,
                  "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
-  sub.add_option("--tokenizer", args->tokenizer, "Tokenizer plugin, e.g. gpt2_bpe or byte (`tessera plugins` lists them)")
+  sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
+                 "Tokenizer plugin, e.g. gpt2_bpe, bert_wordpiece or byte (`tessera plugins` lists them); Megatron-LM's "
+                 "BertWordPieceLowerCase, BertWordPieceCase and GPT2BPETokenizer are accepted too")
       ->capture_default_str();
-  sub.add_option("--vocab-file", args->vocab_file, "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json)");
+  sub.add_option("--vocab-file", args->vocab_file,
+                 "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");
   sub.add_option("--merges-file", args->merges_file, "[tokenizer] merges_file (gpt2_bpe: merges.txt or vocab.bpe)");
   sub.add_option("-o,--output-prefix", o.output_prefix,
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
@@ -77,6 +119,19 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   sub.add_flag("--parse-special-tokens", args->parse_special_tokens,
                "Turn special-token text in the input (<|endoftext|>) into its id; by default it is ordinary text, "
                "as in Megatron-LM");
+  auto* lower = sub.add_flag("--lower-case,!--no-lower-case", args->lower_case_flag,
+                             "bert_wordpiece: [tokenizer] lower_case (default: on)");
+  auto* strip = sub.add_flag("--strip-accents,!--no-strip-accents", args->strip_accents_flag,
+                             "bert_wordpiece: [tokenizer] strip_accents (default: as lower_case)");
+  auto* extra = sub.add_option("--vocab-extra-ids", args->vocab_extra_ids_flag,
+                               "bert_wordpiece: [tokenizer] vocab_extra_ids, T5's <extra_id_N> sentinels appended to "
+                               "the vocabulary (default 0)")
+                    ->check(CLI::NonNegativeNumber);
+  sub.add_flag("--split-sentences", args->split_sentences,
+               "One item per sentence, documents in the index's doc_idx (for BERT and T5 data; see docs/preprocess.md "
+               "for the splitter's rules); implies --no-append-eod unless --append-eod is given");
+  sub.add_flag("--append-eod", args->append_eod,
+               "Append the end-of-document token to each document (the default without --split-sentences)");
   sub.add_flag("--strict-utf8", o.strict_utf8,
                "Invalid UTF-8 in a plain-text input is an error (default: a warning per file; the bytes are kept)");
   sub.add_option("--workers", o.workers, "Tokenizer threads (output is identical for any number)")
@@ -84,22 +139,36 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
       ->capture_default_str();
   sub.add_flag("--no-progress", args->no_progress, "No progress bar");
 
-  return [args]() {
+  return [args, lower, strip, extra]() {
     auto& opt = args->options;
-    opt.append_eod = !args->no_append_eod;
+    if (lower->count() > 0) args->lower_case = args->lower_case_flag;
+    if (strip->count() > 0) args->strip_accents = args->strip_accents_flag;
+    if (extra->count() > 0) args->vocab_extra_ids = args->vocab_extra_ids_flag;
+    if (args->append_eod && args->no_append_eod)
+      throw ConfigError("preprocess: --append-eod and --no-append-eod contradict each other");
+    resolve_tokenizer_type(*args);
+    // Megatron appends no EOD unless asked (--append-eod); Tessera appends one by default, except to
+    // sentence-level data, whose BERT and T5 samples get their [CLS]/[SEP] from the dataset.
+    opt.append_eod = args->append_eod || (!args->no_append_eod && !args->split_sentences);
+    if (args->split_sentences) opt.split_sentences = [](std::string_view text) { return split_sentences(text); };
     opt.progress = !args->no_progress;
     for (auto& ext : opt.include_ext)
       if (!ext.empty() && ext.front() != '.') ext.insert(ext.begin(), '.');
     const Config config = tokenizer_config(*args);
     const auto tokenizer = build_tokenizer(config);
     config.check_no_unknown_keys();
-    log_info("preprocess: tokenizer {} (vocab {}, EOD {}), {} worker(s), {} input(s){}", tokenizer->name(),
+    if (tokenizer->name() == "bert_wordpiece" && !args->split_sentences)  // Megatron's warning, same words
+      log_warn("preprocess: Bert tokenizer detected, are you sure you don't want to split sentences? (BERT and T5 "
+               "data read sentence-level datasets: add --split-sentences)");
+    log_info("preprocess: tokenizer {} (vocab {}, EOD {}), {} worker(s), {} input(s){}{}", tokenizer->name(),
              tokenizer->vocab_size(), tokenizer->eod(), opt.workers, opt.inputs.size(),
-             opt.json_key.empty() ? std::string(", one document per file") : fmt::format(", JSONL key \"{}\"", opt.json_key));
+             opt.json_key.empty() ? std::string(", one document per file") : fmt::format(", JSONL key \"{}\"", opt.json_key),
+             args->split_sentences ? ", one item per sentence" : "");
     const PreprocessStats s = preprocess(*tokenizer, opt);
     const double secs = std::max(s.seconds, 1e-9);
-    log_info("preprocess: {} files, {} documents ({} empty skipped), {} tokens from {:.1f} MB in {:.2f} s", s.files,
-             s.documents, s.empty_skipped, s.tokens, static_cast<double>(s.input_bytes) / 1e6, s.seconds);
+    log_info("preprocess: {} files, {} documents ({} empty skipped){}, {} tokens from {:.1f} MB in {:.2f} s", s.files,
+             s.documents, s.empty_skipped, args->split_sentences ? fmt::format(", {} sentences", s.sequences) : "",
+             s.tokens, static_cast<double>(s.input_bytes) / 1e6, s.seconds);
     log_info("preprocess: {} documents/s, {} tokens/s, {:.1f} MB/s", human_count(static_cast<double>(s.documents) / secs),
              human_count(static_cast<double>(s.tokens) / secs), static_cast<double>(s.input_bytes) / 1e6 / secs);
     log_info("preprocess: wrote {}.bin and {}.idx ({} tokens)", opt.output_prefix, opt.output_prefix,

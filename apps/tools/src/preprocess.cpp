@@ -96,7 +96,7 @@ struct Utf8Report {
 };
 
 struct Result {
-  std::vector<std::vector<std::int32_t>> tokens;
+  std::vector<std::vector<std::vector<std::int32_t>>> tokens;  // per document, its sequences
   std::vector<Utf8Report> utf8;  // documents with invalid UTF-8, in order
   std::int64_t bytes = 0;
   std::exception_ptr error;
@@ -255,15 +255,20 @@ class Pipeline {
                    "byte-level tokens (--strict-utf8 makes this an error)",
                    files_[u.file], u.invalid_bytes, u.first_offset, u.first_line);
         }
-        for (auto& t : r.tokens) {
-          if (t.empty()) {
+        for (auto& doc : r.tokens) {
+          std::erase_if(doc, [](const std::vector<std::int32_t>& seq) { return seq.empty(); });
+          if (doc.empty()) {
             ++stats.empty_skipped;
             continue;
           }
-          if (opt_.append_eod) t.push_back(tok_.eod());
-          writer.add_document(t);
+          if (opt_.append_eod) doc.back().push_back(tok_.eod());
+          for (const auto& seq : doc) {
+            writer.add_sequence(seq);
+            ++stats.sequences;
+            stats.tokens += static_cast<std::int64_t>(seq.size());
+          }
+          writer.end_document();
           ++stats.documents;
-          stats.tokens += static_cast<std::int64_t>(t.size());
         }
         stats.input_bytes += r.bytes;
         bar.update(stats.input_bytes, stats.documents, stats.tokens);
@@ -371,7 +376,12 @@ class Pipeline {
                                             files_[d.file], u.first_offset, u.first_line, u.invalid_bytes));
             if (u.invalid_bytes > 0) r.utf8.push_back(u);
           }
-          r.tokens.push_back(tok_.encode(document_text(d, files_, opt_.json_key)));
+          const std::string text = document_text(d, files_, opt_.json_key);
+          auto& sequences = r.tokens.emplace_back();
+          if (opt_.split_sentences)
+            for (const std::string_view sentence : opt_.split_sentences(text)) sequences.push_back(tok_.encode(sentence));
+          else
+            sequences.push_back(tok_.encode(text));
         }
       } catch (...) {
         r.error = std::current_exception();

@@ -7,7 +7,9 @@
 // preprocess_data.py reads). Documents are tokenised by `workers` threads but written in input
 // order, so the output is byte-identical for any number of workers. Each document gets the EOD
 // token appended (append_eod) and is one sequence; documents that tokenise to nothing are skipped,
-// as Megatron skips them.
+// as Megatron skips them. With split_sentences (Megatron's --split-sentences) a document is instead
+// one sequence per sentence that tokenises to something, its end recorded in doc_idx, and the EOD
+// (if appended) ends its last sentence.
 //
 // Megatron names its output <prefix>_<key>_document.bin/.idx; Tessera writes exactly
 // <output_prefix>.bin and <output_prefix>.idx (pass that prefix as Megatron's data path).
@@ -24,7 +26,9 @@
 // UTF-8 JSON anyway (an error naming file:line).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tessera/tokenizer.hpp"
@@ -40,6 +44,8 @@ struct PreprocessOptions {
   int workers = 1;
   bool progress = true;                  // progress bar on stderr
   bool strict_utf8 = false;              // invalid UTF-8 in plain text: error instead of a warning
+  // When set, cuts each document into sentences (views into it); called from the worker threads.
+  std::function<std::vector<std::string_view>(std::string_view)> split_sentences;
 };
 
 // Largest plain-text input file (one document) and JSONL line accepted.
@@ -48,6 +54,7 @@ inline constexpr std::uint64_t kMaxInputDocumentBytes = std::uint64_t{4} << 30;
 struct PreprocessStats {
   std::int64_t files = 0;
   std::int64_t documents = 0;      // written
+  std::int64_t sequences = 0;      // written: one per document, or one per sentence with split_sentences
   std::int64_t empty_skipped = 0;  // documents with no tokens
   std::int64_t tokens = 0;         // written, EODs included
   std::int64_t input_bytes = 0;
