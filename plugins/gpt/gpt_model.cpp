@@ -9,7 +9,6 @@
 #include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
-#include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::gpt {
@@ -153,12 +152,10 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
-  // The table in the compute dtype; its gradient f32. Logits and the loss are f32 whatever the
-  // compute dtype (Megatron-LM computes the cross-entropy in f32); in bf16/f16 the logits' gradient
-  // is rounded to it for the two backward GEMMs.
+  // The table in the compute dtype; its gradient f32.
   const Tensor& table = word_embeddings_->weight().weight();
   Tensor& table_grad = word_embeddings_->weight().grad;
-  const std::int64_t V = table.size(0), first = word_embeddings_->first_id();
+  const std::int64_t first = word_embeddings_->first_id();
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
   const bool sp = sequence_parallel(ctx);
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
@@ -168,31 +165,15 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
 
-  Tensor losses = h2.new_empty({N}, DType::f32);
-  Tensor dh = ctx.training ? h2.new_empty({N, C}) : Tensor();
-  const std::int64_t chunk = head_chunk_rows(V, backend_of(h2.device()).chunk_elements_hint());
-  Tensor logits_buffer = h2.new_empty({std::min(chunk, N), V}, DType::f32);
-  const bool low_precision = h2.dtype() != DType::f32;
-  Tensor grad_buffer = low_precision && ctx.training ? h2.new_empty({std::min(chunk, N), V}) : Tensor();
-  for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
-    const std::int64_t r1 = std::min(N, r0 + chunk);
-    Tensor hc = h2.rows(r0, r1);
-    Tensor logits = logits_buffer.rows(0, r1 - r0);
-    Tensor chunk_losses = losses.rows(r0, r1);
-    ops::matmul(hc, false, table, true, logits);  // [n,C]·[V,C]ᵀ
-    vocab_parallel_cross_entropy(logits, labels.rows(r0, r1), mask.rows(r0, r1), chunk_losses, ctx.training,
-                                 grad_scale, first, tp_);
-    if (ctx.training) {
-      Tensor dhc = dh.rows(r0, r1);
-      Tensor dlogits = logits;
-      if (low_precision) {
-        dlogits = grad_buffer.rows(0, r1 - r0);
-        ops::cast(logits, dlogits);
-      }
-      ops::matmul(dlogits, false, table, false, dhc);                // [n,V]·[V,C]
-      ops::matmul(dlogits, true, hc, false, table_grad, 1.0f, 1.0f);  // += [n,V]ᵀ·[n,C], in f32
-    }
-  }
+  TiedLmHead head;
+  head.table = &table;
+  head.table_grad = &table_grad;
+  head.first_id = first;
+  head.tp = tp_;
+  head.chunk_elements = backend_of(h2.device()).chunk_elements_hint();
+  TiedLmHeadOutput out = tied_lm_head_loss(head, h2, labels, mask, grad_scale, ctx.training);
+  Tensor& losses = out.losses;
+  Tensor& dh = out.dh;
   if (ctx.training) {
     // Each rank's dh covers its vocabulary columns only: summed over tp, and under sequence
     // parallelism only this rank's rows are kept (the gather's backward).

@@ -1,10 +1,8 @@
 // GPT: learned token and position embeddings, pre-LayerNorm decoder layers with causal attention
 // (num_query_groups: MHA, GQA or MQA), a final LayerNorm and an LM head tied to the token embedding.
 //
-// The LM head and the cross-entropy are fused and chunked over rows: each chunk's logits are
-// computed, turned into their gradient in place and consumed at once (dx and dW of the head), so
-// the [B·T, V] logits never exist whole and are written once. That needs the loss gradient scale
-// at forward time (StepContext::loss_grad_scale), which the schedule knows.
+// The LM head and the cross-entropy are fused and chunked over rows (nn/tied_lm_head.hpp): the
+// [B·T, V] logits never exist whole, and the head's gradients are computed in forward.
 //
 // Tensor parallelism (ModelContext::parallel's tp group): attention heads, the MLP's ffn and the
 // vocabulary are split across the group (see docs/parallelism.md); the embedding table is
@@ -38,6 +36,7 @@
 #include "tessera/generation.hpp"
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
+#include "tessera/nn/tied_lm_head.hpp"
 #include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
@@ -58,15 +57,6 @@ struct GptOptions {
 // model and its plan (gpt_plan.cpp), so both describe the same block.
 TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
                                           std::int64_t first_layer, std::int64_t count, bool ends_model);
-
-// Rows of logits computed at once by the fused LM head over a vocabulary (shard) of `vocab`:
-// `elements` floats per chunk, the device's Backend::chunk_elements_hint(). On the CPU, 8M floats
-// (32 MB): measured on GPT-2 shapes, 4M-float chunks (~80 rows) make the head's GEMMs 10-20% slower,
-// 16M+ gain nothing and only raise the memory peak. The plan counts with the CPU's chunks (the
-// number of tp loss-statistics all-reduces is all that depends on it).
-inline std::int64_t head_chunk_rows(std::int64_t vocab, std::int64_t elements = std::int64_t{8} << 20) {
-  return std::max<std::int64_t>(16, elements / vocab);
-}
 
 // Model FLOPs of one training iteration over `sequences` sequences (Megatron-LM's accounting:
 // forward + backward, no recompute) — the model's and the plan's figure.

@@ -41,6 +41,9 @@ struct StageOutput {
   // hidden state and the encoder output); empty on the last stage.
   std::vector<Tensor> activations;
   double loss = 0;  // the last stage's mean loss over the masked tokens (Σ loss·mask / Σ mask)
+  // A loss made of several terms (BERT: masked-LM + sentence order): each term, in the order of
+  // Model::loss_part_names(), summing to `loss`; empty for a model of one term.
+  std::vector<double> loss_parts;
 };
 
 class Model {
@@ -83,6 +86,9 @@ class Model {
   virtual Generator* generator() { return nullptr; }
 
   virtual std::int64_t seq_length() const = 0;
+  // The names of StageOutput::loss_parts as the log shows them ("lm loss", "sop loss"); empty: the
+  // loss is logged as one "lm loss".
+  virtual std::vector<std::string> loss_part_names() const { return {}; }
   // An encoder-decoder's decoder length (T5's decoder_seq_length); 0 for a model with one sequence.
   virtual std::int64_t decoder_seq_length() const { return 0; }
   // Model FLOPs of one training iteration over `sequences` sequences (forward + backward, no

@@ -22,6 +22,21 @@ double all_reduce_sum(Communicator& group, double value) {
   return v.data<double>()[0];
 }
 
+std::vector<double> all_reduce_sum(Communicator& group, std::vector<double> values) {
+  if (group.size() == 1 || values.empty()) return values;
+  Tensor v = Tensor::from<double>({static_cast<std::int64_t>(values.size())}, values);
+  group.all_reduce(v);
+  return v.to_vector<double>();
+}
+
+std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double> sums, std::size_t parts,
+                                    double microbatches) {
+  sums.resize(parts, 0.0);  // stages before the last have none
+  std::vector<double> total = all_reduce_sum(*parallel.groups.dp, all_reduce_sum(*parallel.groups.pp, std::move(sums)));
+  for (double& t : total) t /= microbatches;
+  return total;
+}
+
 double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
   // Summed on the parameters' device, read once.
   Tensor device_sq = params.empty() ? Tensor::zeros({1}, DType::f64) : params.front()->grad.new_zeros({1}, DType::f64);
@@ -108,6 +123,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.pipeline_seconds_receiving = run.seconds_receiving;
   // Only the last stage has losses; the sum over pp hands them to every rank.
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
+  r.loss_parts = mean_loss_parts(parallel, run.loss_part_sums, model.loss_part_names().size(),
+                                 static_cast<double>(total_microbatches));
   // The norm of the scaled gradients, all-reduced: every rank sees the same value, so every rank
   // takes (or skips) the step alike.
   r.grad_norm = global_grad_norm(params, optimizer, parallel) / s.loss_scale;

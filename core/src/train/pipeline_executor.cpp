@@ -154,6 +154,8 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         StageOutput out = model.forward_stage(ctx, microbatch(m), f.inputs, s.chunk);
         f.inputs.clear();
         run.loss_sum += out.loss;
+        if (run.loss_part_sums.size() < out.loss_parts.size()) run.loss_part_sums.resize(out.loss_parts.size(), 0.0);
+        for (std::size_t i = 0; i < out.loss_parts.size(); ++i) run.loss_part_sums[i] += out.loss_parts[i];
         if (!out.activations.empty()) outputs[key] = std::move(out.activations);
         std::int64_t held = 0, held_microbatches = 0;
         for (const auto& [_, g] : in_flight) {

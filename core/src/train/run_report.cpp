@@ -14,16 +14,28 @@ void log_iteration(const IterationLine& l) {
   const std::string scaler = l.loss_scale > 0 ? fmt::format(" loss scale: {:.1f} | number of skipped iterations: {:>3} |",
                                                             l.loss_scale, l.skipped_iterations)
                                               : std::string();
+  std::string losses = fmt::format(" lm loss: {:.6E} |", l.loss);
+  if (!l.loss_parts.empty()) {
+    losses.clear();
+    for (const auto& [name, value] : l.loss_parts) losses += fmt::format(" {}: {:.6E} |", name, value);
+  }
   log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
-           "learning rate: {:.3E} | global batch size: {:>5} | lm loss: {:.6E} | grad norm: {:.6E} |{} "
+           "learning rate: {:.3E} | global batch size: {:>5} |{} grad norm: {:.6E} |{} "
            "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
-           l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, l.global_batch_size, l.loss,
+           l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, l.global_batch_size, losses,
            l.grad_norm, scaler, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
 }
 
-void log_validation(std::int64_t iteration, double loss) {
-  log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", iteration, loss,
-           std::exp(loss));
+void log_validation(std::int64_t iteration, double loss, const std::vector<std::pair<std::string, double>>& loss_parts) {
+  if (loss_parts.empty()) {
+    log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", iteration, loss,
+             std::exp(loss));
+    return;
+  }
+  std::string parts;
+  for (const auto& [name, value] : loss_parts)
+    parts += fmt::format(" {} value: {:.6E} | {} PPL: {:.3f} |", name, value, name, std::exp(value));
+  log_info(" validation loss at iteration {} |{}", iteration, parts);
 }
 
 void log_run_summary(const TrainingRecord& rec, const RunFacts& f) {

@@ -42,6 +42,14 @@ int local_ranks() {
   return 1;
 }
 
+// The model's loss parts with their names, for the log.
+std::vector<std::pair<std::string, double>> named_loss_parts(const Model& model, const std::vector<double>& values) {
+  const std::vector<std::string> names = model.loss_part_names();
+  std::vector<std::pair<std::string, double>> out;
+  for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) out.emplace_back(names[i], values[i]);
+  return out;
+}
+
 // A microbatch read on the host, on the model's device (one copy per field).
 Batch batch_to(const Batch& b, Device device) {
   Batch out;
@@ -260,6 +268,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   consumed_samples_ += options_.global_batch_size;  // read, even when the step is skipped
   scaler_.update(r.skipped);
   last_step_skipped_ = r.skipped;
+  last_loss_parts_ = r.loss_parts;
   if (r.skipped) ++skipped_iterations_;
   reductions_overlapped_ = r.reductions_overlapped;
   peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
@@ -294,6 +303,8 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
       [&](std::int64_t k) { return batch_to(make_batch(ds, fields, (dp_rank + k * dp) * micro, micro), device_); },
       pass, *parallel_);
   const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
+  last_eval_parts_ = mean_loss_parts(*parallel_, run.loss_part_sums, model_->loss_part_names().size(),
+                                     static_cast<double>(batches));
   return total / static_cast<double>(batches);
 }
 
@@ -319,10 +330,12 @@ TrainingRecord Trainer::train() {
     rec.learning_rates.push_back(lr);
     rec.skipped.push_back(last_step_skipped_);
     rec.loss_scales.push_back(scale);
+    if (!last_loss_parts_.empty()) rec.loss_parts.push_back(last_loss_parts_);
     if (it % options_.log_interval == 0 || it == options_.train_iters) {
       IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
                          1000.0 * window_seconds / static_cast<double>(window_iters), lr, loss, norm,
                          tokens_per_iter, flops_per_iter};
+      line.loss_parts = named_loss_parts(*model_, last_loss_parts_);
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;
@@ -334,7 +347,7 @@ TrainingRecord Trainer::train() {
     if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
       const double v = evaluate(Split::valid, options_.eval_iters);
       rec.valid_losses.emplace_back(it, v);
-      log_validation(it, v);
+      log_validation(it, v, named_loss_parts(*model_, last_eval_parts_));
     }
     if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters)) {
       optimizer_->gather_master_weights();  // a sharded optimizer's f32 masters, whole before saving

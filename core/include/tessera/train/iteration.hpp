@@ -33,6 +33,7 @@ struct IterationSettings {
 
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
+  std::vector<double> loss_parts;  // the same mean of each part (Model::loss_part_names()), if the model has parts
   double grad_norm = 0;  // of the whole model, before clipping (unscaled)
   bool skipped = false;  // non-finite gradients with skip_nonfinite: no optimizer step was taken
   std::int64_t reductions_overlapped = 0;  // gradient buckets whose dp reduction started while backward ran
@@ -57,6 +58,12 @@ std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const Schedu
 // A scalar summed over a group (in f32: relative error ~1e-7, far below the 1e-5 that layouts are
 // compared at).
 double all_reduce_sum(Communicator& group, double value);
+// Element-wise: `values` summed over the group (every rank passes as many).
+std::vector<double> all_reduce_sum(Communicator& group, std::vector<double> values);
+// The mean over `microbatches` of each loss part, from every stage and data-parallel rank: the last
+// stage holds the sums, the others pass zeros. `parts`: how many the model has.
+std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double> sums, std::size_t parts,
+                                    double microbatches);
 
 // ‖grad‖ of the whole model (counts_in_grad_norm on each rank, summed over tp and pp), from the
 // optimizer's reduced shards when it takes its gradients by reduce-scatter (ZeRO). Collective.

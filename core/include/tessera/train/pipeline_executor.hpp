@@ -37,6 +37,7 @@ struct PipelinePass {
 
 struct PipelineRun {
   double loss_sum = 0;  // Σ of this stage's microbatch losses (non-zero on the last stage only)
+  std::vector<double> loss_part_sums;  // Σ of their parts (StageOutput::loss_parts), where the model has parts
   std::int64_t peak_microbatches_held = 0;  // most (microbatch, chunk) pairs with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once
   // Wall time of the whole step list and the part spent blocked in receives: waiting for a

@@ -16,9 +16,13 @@ struct IterationLine {
   // "loss scale" and "number of skipped iterations"); shown when loss_scale > 0.
   double loss_scale = 0;
   std::int64_t skipped_iterations = 0;
+  // A loss of several terms: each (name, value) is shown instead of the one "lm loss" (Megatron's
+  // BERT line: "lm loss: … | sop loss: …").
+  std::vector<std::pair<std::string, double>> loss_parts;
 };
 void log_iteration(const IterationLine& line);
-void log_validation(std::int64_t iteration, double loss);
+void log_validation(std::int64_t iteration, double loss,
+                    const std::vector<std::pair<std::string, double>>& loss_parts = {});
 
 // Facts of the run beyond the record: data-parallel reduction and pipeline occupancy.
 struct RunFacts {

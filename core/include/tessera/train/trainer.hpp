@@ -37,6 +37,7 @@ struct TrainingRecord {
   std::vector<bool> skipped;                                // the loss scaler skipped its step
   std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
+  std::vector<std::vector<double>> loss_parts;  // per iteration, a model with several loss terms (Model::loss_part_names)
   double seconds = 0, tokens = 0, flops = 0;
   std::int64_t peak_bytes = 0;
   // This rank's most microbatches with saved activations at once, and their elements.
@@ -99,6 +100,7 @@ class Trainer {
   // the optimizer count only the others (Megatron-LM).
   std::int64_t skipped_iterations_ = 0;
   bool last_step_skipped_ = false;
+  std::vector<double> last_loss_parts_, last_eval_parts_;  // of the last step / evaluation (Model::loss_part_names)
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations
