@@ -117,7 +117,8 @@ void softmax_cross_entropy(Tensor& logits, const Tensor& targets, const Tensor& 
 // rank's shard, vocabulary ids [first_id, first_id + V); targets i32 [N] (≥ 0, possibly outside
 // the shard); row_max, sum_exp, target_logit f32 [N].
 // Pass 1: row_max = max_j logits, sum_exp = Σ_j exp(logits − row_max), target_logit = the
-// target's logit if in the shard, else 0. With keep_exp, logits becomes exp(logits − row_max).
+// target's logit if in the shard, else 0 (a target outside every shard, as Megatron's −1 for a
+// token not predicted, is allowed: it must have mask 0). With keep_exp, logits becomes exp(logits − row_max).
 void cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64_t first_id,
                                Tensor& row_max, Tensor& sum_exp, Tensor& target_logit, bool keep_exp);
 // Pass 2 on pass 1's kept exp, given the global max M and the global Σ exp(logits − M) of every

@@ -312,7 +312,7 @@ void CpuBackend::softmax_cross_entropy(Tensor& logits, const Tensor& targets, co
 
 void CpuBackend::cross_entropy_shard_stats(Tensor& logits, const Tensor& targets, std::int64_t first_id,
                                            Tensor& row_max, Tensor& sum_exp, Tensor& target_logit, bool keep_exp) {
-  check_ids("cross_entropy_shard_stats", "targets", targets, -1);
+  // Any target: one outside the shard is another rank's, or not predicted (Megatron's −1, mask 0).
   cpu::cross_entropy_shard_stats(f32(logits), i32(targets), first_id, f32(row_max), f32(sum_exp), f32(target_logit),
                                  rows_of(logits), cols_of(logits), keep_exp);
 }
@@ -320,7 +320,6 @@ void CpuBackend::cross_entropy_shard_stats(Tensor& logits, const Tensor& targets
 void CpuBackend::cross_entropy_shard_grad(Tensor& exp_logits, const Tensor& targets, std::int64_t first_id,
                                           const Tensor& mask, const Tensor& row_max, const Tensor& global_max,
                                           const Tensor& global_sum, float grad_scale) {
-  check_ids("cross_entropy_shard_grad", "targets", targets, -1);
   cpu::cross_entropy_shard_grad(f32(exp_logits), i32(targets), first_id, mask.defined() ? f32(mask) : nullptr, f32(row_max),
                                 f32(global_max), f32(global_sum), grad_scale, rows_of(exp_logits),
                                 cols_of(exp_logits));

@@ -1,0 +1,15 @@
+// Reading [model] for the BERT plugin: GPT's transformer keys (gpt_options.hpp) plus
+// bert_binary_head, shared by the model and its plan.
+#pragma once
+#include "bert_model.hpp"
+
+namespace tessera {
+class ConfigSection;
+}
+
+namespace tessera::bert {
+
+BertOptions read_bert_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
+                              std::int64_t pp, std::int64_t vpp, bool sequence_parallel);
+
+}  // namespace tessera::bert
