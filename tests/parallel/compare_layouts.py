@@ -24,8 +24,10 @@ import struct
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*lm loss: (\S+) \| grad norm: (\S+) \|")
-VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
+# A model with several loss terms (BERT) logs its "sop loss" after the "lm loss"; both are compared.
+LINE = re.compile(r"iteration\s+(\d+)/.*lm loss: (\S+) \|(?: sop loss: (\S+) \|)? grad norm: (\S+) \|")
+VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+) \| lm loss PPL: \S+ \|"
+                   r"(?: sop loss value: (\S+) \|)?")
 
 
 def model_sets(**keys):
@@ -84,9 +86,13 @@ def run(cmd):
     values = {}
     for m in LINE.finditer(p.stdout):
         values[f"loss@{m.group(1)}"] = float(m.group(2))
-        values[f"grad_norm@{m.group(1)}"] = float(m.group(3))
+        if m.group(3) is not None:
+            values[f"sop_loss@{m.group(1)}"] = float(m.group(3))
+        values[f"grad_norm@{m.group(1)}"] = float(m.group(4))
     for m in VALID.finditer(p.stdout):
         values[f"valid@{m.group(1)}"] = float(m.group(2))
+        if m.group(3) is not None:
+            values[f"valid_sop@{m.group(1)}"] = float(m.group(3))
     if not values:
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
     overlapped = re.search(r"data parallel: (\d+) of (\d+) gradient all-reduces started while backward ran", p.stdout)
