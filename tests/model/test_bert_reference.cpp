@@ -13,6 +13,7 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/train/trainer.hpp"
 #include "tensor_compare.hpp"
 #include "test_util.hpp"
 
@@ -113,4 +114,26 @@ bert_binary_head = {}
 TEST_CASE("BERT loss and gradients equal PyTorch, with padding: binary head", "[reference]") { check_against_torch(true); }
 TEST_CASE("BERT loss and gradients equal PyTorch, with padding: no binary head", "[reference]") {
   check_against_torch(false);
+}
+
+TEST_CASE("a GPT-shaped data source given to bert is an error naming the missing fields", "[unit]") {
+  const std::string text = R"(
+[model]
+plugin = "bert"
+num_layers = 1
+hidden_size = 16
+num_attention_heads = 2
+seq_length = 8
+[tokenizer]
+plugin = "byte"
+[data]
+plugin = "gpt_indexed"
+data_path = "no_such_corpus"
+[optimizer]
+plugin = "adam"
+)";
+  // Checked before any file is opened: the corpus need not exist.
+  CHECK_THROWS_WITH(Trainer(Config::from_string(text, "bert.toml")),
+                    Catch::Contains("model plugin 'bert'") && Catch::Contains("padding_mask") &&
+                        Catch::Contains("data plugin 'gpt_indexed'"));
 }
