@@ -12,14 +12,14 @@ namespace tessera::bert {
 
 TransformerBlockOptions bert_block_options(const BertOptions& o, TpGroup tp, bool sequence_parallel,
                                            std::int64_t first_layer, std::int64_t count, bool ends_model) {
-  TransformerBlockOptions b = gpt::gpt_block_options(o.t, std::move(tp), sequence_parallel, first_layer, count, ends_model);
+  TransformerBlockOptions b = transformer_block_options(o.t, std::move(tp), sequence_parallel, first_layer, count, ends_model);
   b.layer.spec.self_attention = AttentionKind::padded_self;  // every token sees every real token
   return b;
 }
 
 double bert_flops_per_iteration(const BertOptions& o, std::int64_t sequences) {
   // Megatron-LM's accounting is the same for its encoders as for GPT (the heads' small GEMMs aside).
-  return gpt::gpt_flops_per_iteration(o.t, sequences);
+  return transformer_flops_per_iteration(o.t, sequences);
 }
 
 BertModel::BertModel(const BertOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype)
@@ -29,7 +29,7 @@ BertModel::BertModel(const BertOptions& o, std::shared_ptr<const Parallel> paral
       tp_(tp_group(parallel_)),
       sequence_parallel_(parallel_ && parallel_->layout.sequence_parallel()),
       embedding_dropout_(o.t.hidden_dropout, 0) {
-  const gpt::GptOptions& t = o.t;
+  const TransformerOptions& t = o.t;
   const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
   first_stage_ = stage == 0;
@@ -193,7 +193,7 @@ double BertModel::flops_per_iteration(std::int64_t sequences) const { return ber
 std::string BertModel::describe() const {
   std::string layers;
   for (const auto& c : chunks_) layers += (layers.empty() ? "" : ", ") + c->describe();
-  const gpt::GptOptions& t = o_.t;
+  const TransformerOptions& t = o_.t;
   return fmt::format("BERT: {} layers, hidden {}, {} heads, ffn {}, seq {}, vocab {} (padded {}), binary head {}, "
                      "tensor parallel {}{}, pipeline stage {} of {} ({})",
                      t.num_layers, t.hidden_size, t.num_attention_heads, t.ffn_hidden_size, t.seq_length, t.vocab_size,

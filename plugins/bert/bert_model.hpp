@@ -18,18 +18,18 @@
 #include <memory>
 #include <vector>
 
-#include "gpt_model.hpp"  // GptOptions: BERT reads the same transformer keys
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/layer_norm.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/nn/transformer_block.hpp"
+#include "tessera/nn/transformer_options.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
 namespace tessera::bert {
 
 struct BertOptions {
-  gpt::GptOptions t;        // sizes, dropout, init, recompute (the keys GPT reads)
+  TransformerOptions t;     // sizes, dropout, init, recompute (the keys GPT reads)
   bool binary_head = true;  // bert_binary_head: pooler + sentence-order loss, and token types
 };
 

@@ -1,4 +1,4 @@
-// Reading [model] for the BERT plugin: GPT's transformer keys (gpt_options.hpp) plus
+// Reading [model] for the BERT plugin: the transformer keys (nn/transformer_options.hpp) plus
 // bert_binary_head, shared by the model and its plan.
 #pragma once
 #include "bert_model.hpp"

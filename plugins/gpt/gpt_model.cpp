@@ -16,20 +16,7 @@ namespace tessera::gpt {
 
 TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
                                           std::int64_t first_layer, std::int64_t count, bool ends_model) {
-  TransformerBlockOptions b;
-  TransformerLayerOptions& l = b.layer;
-  l.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
-                 static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), std::move(tp),
-                 sequence_parallel};
-  l.ffn_hidden = o.ffn_hidden_size;
-  l.layernorm_epsilon = o.layernorm_epsilon;
-  l.hidden_dropout = o.hidden_dropout;
-  b.name = "layers";
-  b.first_layer = first_layer;
-  b.num_layers = count;
-  b.recompute = o.recompute;
-  if (ends_model) b.final_norm = "final_layernorm";
-  return b;
+  return transformer_block_options(o, std::move(tp), sequence_parallel, first_layer, count, ends_model);
 }
 
 GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype)
@@ -235,17 +222,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
 }
 
 double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences) {
-  // Megatron-LM: 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3 (forward + backward);
-  // the K/V projections shrink with query groups: 4·B·s·l·h·(h + h_kv)·f replaces 8·f·B·s·l·h².
-  const double B = static_cast<double>(sequences), s = static_cast<double>(o.seq_length);
-  const double l = static_cast<double>(o.num_layers), h = static_cast<double>(o.hidden_size);
-  const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
-  const double h_kv = h * groups / static_cast<double>(o.num_attention_heads);
-  const double ffn = static_cast<double>(o.ffn_hidden_size);
-  const double f = 3.0;
-  const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h * h /*out*/ +
-                           4.0 * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
-  return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
+  return transformer_flops_per_iteration(o, sequences);
 }
 
 double GptModel::flops_per_iteration(std::int64_t sequences) const { return gpt_flops_per_iteration(o_, sequences); }

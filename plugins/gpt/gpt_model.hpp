@@ -37,20 +37,14 @@
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/tied_lm_head.hpp"
+#include "tessera/nn/transformer_options.hpp"
 #include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
 namespace tessera::gpt {
 
-struct GptOptions {
-  std::int64_t num_layers = 2, hidden_size = 64, num_attention_heads = 4, num_query_groups = 0;
-  std::int64_t ffn_hidden_size = 0;  // 0 → 4·hidden
-  std::int64_t seq_length = 64, max_position_embeddings = 0;  // 0 → seq_length
-  std::int64_t vocab_size = 0, padded_vocab_size = 0;
-  float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
-  std::uint64_t seed = 1234;
-  RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
-};
+// GPT reads the transformer keys every such model reads (nn/transformer_options.hpp).
+using GptOptions = TransformerOptions;
 
 // The layers of GPT's model chunk holding layers [first_layer, first_layer + count): pre-LayerNorm,
 // causal self-attention, GELU MLP, the final LayerNorm when the chunk ends the model. Shared by the

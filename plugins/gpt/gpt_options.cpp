@@ -1,69 +1,10 @@
 #include "gpt_options.hpp"
 
-#include <fmt/format.h>
-
-#include "tessera/config.hpp"
-#include "tessera/error.hpp"
-#include "tessera/nn/recompute.hpp"
-
 namespace tessera::gpt {
 
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
                             std::int64_t pp, std::int64_t vpp, bool sequence_parallel) {
-  GptOptions o;
-  o.num_layers = s.get_int("num_layers", 2, 1, 100000);
-  o.hidden_size = s.get_int("hidden_size", 64, 1, 1 << 20);
-  o.num_attention_heads = s.get_int("num_attention_heads", 4, 1, 1 << 16);
-  o.num_query_groups = s.get_int("num_query_groups", o.num_attention_heads, 1, o.num_attention_heads);
-  o.ffn_hidden_size = s.get_int("ffn_hidden_size", 4 * o.hidden_size, 1, 1 << 24);
-  o.seq_length = s.get_int("seq_length", 64, 1, 1 << 20);
-  o.max_position_embeddings = s.get_int("max_position_embeddings", o.seq_length, o.seq_length, 1 << 20);
-  o.hidden_dropout = static_cast<float>(s.get_float("hidden_dropout", 0.0, 0.0, 0.99));
-  o.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
-  o.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
-  const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
-  if (o.hidden_size % o.num_attention_heads != 0)
-    throw ConfigError(fmt::format("model.hidden_size ({}) in {} must be a multiple of model.num_attention_heads ({})",
-                                  o.hidden_size, s.origin("hidden_size"), o.num_attention_heads));
-  if (o.num_attention_heads % o.num_query_groups != 0)
-    throw ConfigError(fmt::format("model.num_attention_heads ({}) in {} must be a multiple of model.num_query_groups ({}); "
-                                  "1 gives multi-query attention, num_attention_heads gives multi-head",
-                                  o.num_attention_heads, s.origin("num_attention_heads"), o.num_query_groups));
-  const auto require_tp_divides = [&](const char* key, std::int64_t value) {
-    if (value % tp != 0)
-      throw ConfigError(fmt::format("model.{} ({}) in {} must be a multiple of parallel.tensor_model_parallel_size ({})",
-                                    key, value, s.origin(key), tp));
-  };
-  require_tp_divides("hidden_size", o.hidden_size);
-  require_tp_divides("num_attention_heads", o.num_attention_heads);
-  require_tp_divides("ffn_hidden_size", o.ffn_hidden_size);
-  if (o.num_query_groups >= tp ? o.num_query_groups % tp != 0 : o.num_query_groups != 1)
-    throw ConfigError(fmt::format("model.num_query_groups ({}) in {} must be a multiple of "
-                                  "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
-                                  "single K/V head is replicated on every tensor-parallel rank)",
-                                  o.num_query_groups, s.origin("num_query_groups"), tp));
-  if (o.num_layers % (pp * vpp) != 0)
-    throw ConfigError(fmt::format("model.num_layers ({}) in {} must be a multiple of parallel.pipeline_model_parallel_size "
-                                  "({}){}: every pipeline stage{} holds the same number of layers",
-                                  o.num_layers, s.origin("num_layers"), pp,
-                                  vpp > 1 ? fmt::format(" × parallel.virtual_pipeline_model_parallel_size ({})", vpp) : "",
-                                  vpp > 1 ? " chunk" : ""));
-  // Sequence parallelism splits each microbatch's B·T token rows evenly over tp; like Megatron-LM,
-  // require tp to divide the sequence length, which covers every micro batch size.
-  if (sequence_parallel && o.seq_length % tp != 0)
-    throw ConfigError(fmt::format("model.seq_length ({}) in {} must be a multiple of parallel.tensor_model_parallel_size "
-                                  "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
-                                  "equal share of every microbatch's tokens",
-                                  o.seq_length, s.origin("seq_length"), tp));
-  o.recompute = read_recompute_options(s, o.num_layers / (pp * vpp));
-  if (vocab_size <= 0) throw ConfigError("gpt: the tokenizer reported an empty vocabulary");
-  o.vocab_size = vocab_size;
-  // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that
-  // the embedding splits evenly and GEMMs get friendly sizes.
-  const std::int64_t multiple = divisible_by * tp;
-  o.padded_vocab_size = (o.vocab_size + multiple - 1) / multiple * multiple;
-  o.seed = seed;
-  return o;
+  return read_transformer_options(s, vocab_size, seed, tp, pp, vpp, sequence_parallel, "gpt");
 }
 
 }  // namespace tessera::gpt

@@ -1,0 +1,44 @@
+// What every Megatron-style transformer model plugin (GPT, BERT, T5) reads from [model]: sizes,
+// dropout, initialisation, vocabulary padding and activation recompute, checked against the
+// tensor- and pipeline-parallel sizes with the same keys and ConfigErrors everywhere; the layers
+// those options describe; and Megatron-LM's model-FLOPs formula.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "tessera/nn/recompute.hpp"
+#include "tessera/nn/transformer_block.hpp"
+
+namespace tessera {
+
+class ConfigSection;
+
+struct TransformerOptions {
+  std::int64_t num_layers = 2, hidden_size = 64, num_attention_heads = 4, num_query_groups = 0;
+  std::int64_t ffn_hidden_size = 0;  // 0 → 4·hidden
+  std::int64_t seq_length = 64, max_position_embeddings = 0;  // 0 → seq_length
+  std::int64_t vocab_size = 0, padded_vocab_size = 0;
+  float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
+  std::uint64_t seed = 1234;
+  RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
+};
+
+// Reads every such [model] key (docs/configs.md) and checks it against the layout: ConfigError
+// naming the key and its origin for anything the model cannot be built with. The vocabulary is
+// padded to a multiple of make_vocab_size_divisible_by × tp (Megatron-LM). `model` names the plugin
+// in messages.
+TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                                            std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
+                                            const std::string& model);
+
+// The layers [first_layer, first_layer + count) of a model chunk: pre-LayerNorm, causal
+// self-attention (set spec.self_attention for an encoder), GELU MLP, and the final LayerNorm
+// "final_layernorm" when the chunk ends the model.
+TransformerBlockOptions transformer_block_options(const TransformerOptions& o, TpGroup tp, bool sequence_parallel,
+                                                  std::int64_t first_layer, std::int64_t count, bool ends_model);
+
+// Megatron-LM's model FLOPs of one iteration over `sequences` sequences (forward + backward, no
+// recompute): 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3, K/V shrunk by query groups.
+double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t sequences);
+
+}  // namespace tessera
