@@ -32,9 +32,11 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
-    def __init__(self, C, H, G):
+    """A pre-LayerNorm layer; causal (GPT) or attending to every token (BERT: no padding in a benchmark)."""
+
+    def __init__(self, C, H, G, causal=True):
         super().__init__()
-        self.H, self.G, self.D = H, G, C // H
+        self.H, self.G, self.D, self.causal = H, G, C // H, causal
         self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
         self.q = nn.Linear(C, C)
         self.kv = nn.Linear(C, 2 * G * self.D)
@@ -49,11 +51,12 @@ class Block(nn.Module):
         k = k.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         v = v.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         if x.is_cuda:  # the fused kernel PyTorch users run on GPUs
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.D))
-            att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")).softmax(dim=-1)
-            y = att @ v
+            if self.causal:
+                att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf"))
+            y = att.softmax(dim=-1) @ v
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
@@ -101,7 +104,8 @@ def gemm_rate(n, dtype, device="cpu"):
     return statistics.median(rates)
 
 
-def main():
+def arg_parser():
+    """The options every baseline script takes (tessera bench passes them)."""
     p = argparse.ArgumentParser()
     for k in ("layers", "hidden", "heads", "groups", "vocab", "seq", "batch"):
         p.add_argument(f"--{k}", type=int)
@@ -114,6 +118,11 @@ def main():
     p.add_argument("--gemm", type=int, default=0, help="time an N×N×N torch.matmul instead of the model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    return p
+
+
+def setup(p):
+    """Parses the options and sets threads and TF32; with --gemm prints the GEMM rate and returns None."""
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if "tf32" in (a.precision, a.dtype):  # f32 tensors, TF32 tensor-core matmuls (GPUs only)
@@ -123,16 +132,19 @@ def main():
         print(json.dumps({"gflops": gemm_rate(a.gemm, DTYPES[a.dtype], a.device), "n": a.gemm, "dtype": a.dtype,
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "mkldnn": torch.backends.mkldnn.is_available()}))
-        return
+        return None
     missing = [k for k in ("layers", "hidden", "heads", "groups", "vocab", "seq", "batch", "flops")
                if getattr(a, k) is None]
     if missing:
         p.error("the model needs " + ", ".join("--" + k for k in missing))
     torch.manual_seed(0)
-    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq).to(a.device)
+    return a
+
+
+def time_training(a, model, loss_of_step):
+    """Times AdamW training steps of `model` (loss_of_step() runs forward and returns the loss) and
+    prints the JSON line tessera bench reads."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    x = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
-    y = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
     if a.precision == "bf16":
         def autocast():
             return torch.autocast(a.device, dtype=torch.bfloat16)
@@ -144,7 +156,7 @@ def main():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast():
-            loss = model(x, y)
+            loss = loss_of_step()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -157,6 +169,16 @@ def main():
                       "peak_device_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else 0,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "precision": "bf16-autocast" if a.precision == "bf16" else a.precision, "loss": loss.item()}))
+
+
+def main():
+    a = setup(arg_parser())
+    if a is None:
+        return
+    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq).to(a.device)
+    x = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
+    y = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
+    time_training(a, model, lambda: model(x, y))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // tessera bench [CONFIG ...] [--precision fp32,bf16,fp16] [--set section.key=value ...]: times a
 // training step (forward, backward, clipping, AdamW) of each config's model on random tokens, in
 // each precision asked for, and the same model written plainly in PyTorch
-// (benchmarks/pytorch_gpt.py; bf16: PyTorch's CPU bf16 autocast) in the same run, each in its own
+// (benchmarks/pytorch_gpt.py, pytorch_bert.py; bf16: PyTorch's CPU bf16 autocast) in the same run, each in its own
 // process so that peak memory is its own. Prints ms/step, tokens/s, achieved GFLOP/s, MFU against
 // the machine's measured GEMM peak of the precision's arithmetic (f32 sgemm, bf16 GEMM), peak RSS,
 // and the ratios to PyTorch and to the same implementation's fp32 step.
@@ -110,19 +110,10 @@ int bench_child(const BenchArgs& a) {
   auto optimizer = build_optimizer(config, params);
   const std::int64_t B = config.section("training").get_int("micro_batch_size", 4, 1, 1 << 20);
   const std::int64_t T = model->seq_length();
-  std::mt19937 rng(0);
-  std::uniform_int_distribution<std::int32_t> tok(0, static_cast<std::int32_t>(tokenizer->vocab_size() - 1));
-  // One batch of the fields the model reads: integer fields hold random token ids, float fields
-  // (masks) ones.
+  // One batch of random samples the model accepts (Model::example_batch), moved once.
   Batch batch;
-  for (const FieldSpec& f : model->batch_fields()) {
-    Shape shape{B};
-    shape.insert(shape.end(), f.sample_shape.begin(), f.sample_shape.end());
-    Tensor t = f.dtype == DType::i32 ? Tensor::empty(shape, DType::i32) : Tensor::full(shape, 1.0f);
-    if (f.dtype == DType::i32)
-      for (std::int32_t& v : std::span(t.data<std::int32_t>(), static_cast<std::size_t>(t.numel()))) v = tok(rng);
-    batch.set(f.name, t.to(device));
-  }
+  const Batch host_batch = model->example_batch(B, tokenizer->vocab_size(), 0);
+  for (const std::string& name : host_batch.names()) batch.set(name, host_batch.get(name).to(device));
   const auto single = Parallel::single();
   std::vector<double> ms;
   double loss = 0;
@@ -150,7 +141,10 @@ int bench_child(const BenchArgs& a) {
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   ConfigSection m = config.section("model");
-  nlohmann::json j = {{"precision", precision_name(precision)},
+  const std::string plugin = m.get_string("plugin");
+  nlohmann::json j = {{"model", plugin},
+                      {"binary_head", plugin == "bert" && m.get_bool("bert_binary_head", true) ? 1 : 0},
+                      {"precision", precision_name(precision)},
                       {"loss", loss},
                       {"skipped", skipped},
                       {"ms_per_step", med},
@@ -210,13 +204,14 @@ double gemm_peak_gflops(std::int64_t threads, std::int64_t n, DType dtype, Devic
   return rates[rates.size() / 2];
 }
 
-// benchmarks/pytorch_gpt.py: installed beside the program (<prefix>/share/tessera), else in the
-// source tree this binary was built from.
-std::string pytorch_baseline_script(const std::filesystem::path& self) {
-  const std::filesystem::path installed = self.parent_path() / "../share/tessera/benchmarks/pytorch_gpt.py";
+// benchmarks/<file> (pytorch_gpt.py: the GEMM peaks and GPT; pytorch_<model>.py: another model's
+// step): installed beside the program (<prefix>/share/tessera), else in the source tree this binary
+// was built from.
+std::string pytorch_baseline_script(const std::filesystem::path& self, const std::string& file = "pytorch_gpt.py") {
+  const std::filesystem::path installed = self.parent_path() / "../share/tessera/benchmarks" / file;
   std::error_code ec;
   if (std::filesystem::is_regular_file(installed, ec)) return installed.lexically_normal().string();
-  const std::filesystem::path source = std::filesystem::path(TESSERA_SOURCE_DIR) / "benchmarks/pytorch_gpt.py";
+  const std::filesystem::path source = std::filesystem::path(TESSERA_SOURCE_DIR) / "benchmarks" / file;
   if (std::filesystem::is_regular_file(source, ec)) return source.string();
   throw Error(fmt::format("the PyTorch baseline script is neither at {} nor at {}; use --no-pytorch",
                           installed.lexically_normal().string(), source.string()));
@@ -264,7 +259,7 @@ void print_legend(const std::vector<std::string>& precisions, bool pytorch, std:
                  "weight copies, activations and GEMMs (f32 accumulation); f32 logits and loss\n");
     if (has("fp16")) fmt::print("  tessera fp16: as bf16 with f16 copies and loss scaling as configured\n");
     if (!pytorch) return;
-    if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_gpt.py on the GPU, f32 (no TF32), F.scaled_dot_product_attention\n");
+    if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_<model>.py on the GPU, f32 (no TF32), F.scaled_dot_product_attention\n");
     if (has("tf32")) fmt::print("  pytorch tf32: the same with torch.backends.cuda.matmul.allow_tf32 (and cuDNN's)\n");
     if (has("bf16"))
       fmt::print("  pytorch bf16-autocast: the same with torch.autocast(\"cuda\", dtype=torch.bfloat16) around forward "
@@ -281,7 +276,7 @@ void print_legend(const std::vector<std::string>& precisions, bool pytorch, std:
     fmt::print("  tessera fp16: [training] precision = \"fp16\": as bf16 with f16 copies, GEMMs by f32 conversion, loss "
                "scaling as configured (dynamic by default)\n");
   if (!pytorch) return;
-  if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_gpt.py, f32 throughout, torch.optim.AdamW\n");
+  if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_<model>.py (gpt, bert), f32 throughout, torch.optim.AdamW\n");
   if (has("bf16"))
     fmt::print("  pytorch bf16-autocast: the same script with torch.autocast(\"cpu\", dtype=torch.bfloat16) around "
                "forward and loss, backward outside it; f32 weights, gradients and AdamW\n");
@@ -397,12 +392,16 @@ int bench_parent(const BenchArgs& a) {
       std::optional<nlohmann::json> torch;
       if (pytorch && p != "fp16") {
         const auto arg = [&](const char* key) { return std::to_string(ours[key].get<std::int64_t>()); };
-        torch = nlohmann::json::parse(run_capture(
-            {a.python, script, "--layers", arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups",
-             arg("groups"), "--vocab", arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters",
-             std::to_string(a.iters), "--warmup", std::to_string(a.warmup), "--threads", std::to_string(a.threads),
-             "--flops", fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p, "--device",
-             torch_device}));
+        // The same model in PyTorch: pytorch_<model plugin>.py beside the GPT one.
+        const std::string model = ours["model"].get<std::string>();
+        std::vector<std::string> torch_argv{
+            a.python, model == "gpt" ? script : pytorch_baseline_script(self, "pytorch_" + model + ".py"), "--layers",
+            arg("layers"), "--hidden", arg("hidden"), "--heads", arg("heads"), "--groups", arg("groups"), "--vocab",
+            arg("vocab"), "--seq", arg("seq"), "--batch", arg("batch"), "--iters", std::to_string(a.iters), "--warmup",
+            std::to_string(a.warmup), "--threads", std::to_string(a.threads), "--flops",
+            fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p, "--device", torch_device};
+        if (model == "bert") torch_argv.insert(torch_argv.end(), {"--binary-head", arg("binary_head")});
+        torch = nlohmann::json::parse(run_capture(torch_argv));
         if (p == "fp32") torch_fp32_ms = (*torch)["ms_per_step"].get<double>();
       }
       const auto vs_fp32 = [&](const std::optional<double>& fp32_ms, double ms) -> std::optional<double> {

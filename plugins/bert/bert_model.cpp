@@ -100,6 +100,20 @@ std::vector<std::string> BertModel::loss_part_names() const {
   return {"lm loss", "sop loss"};
 }
 
+Batch BertModel::example_batch(std::int64_t micro_batch_size, std::int64_t vocab_size, std::uint64_t seed) const {
+  Batch batch = Model::example_batch(micro_batch_size, vocab_size, seed);
+  if (!o_.binary_head) return batch;
+  const std::int64_t T = o_.t.seq_length;
+  Tensor types = Tensor::zeros({micro_batch_size, T}, DType::i32), order = Tensor::zeros({micro_batch_size, 1}, DType::i32);
+  for (std::int64_t b = 0; b < micro_batch_size; ++b) {
+    for (std::int64_t t = T / 2; t < T; ++t) types.data<std::int32_t>()[b * T + t] = 1;
+    order.data<std::int32_t>()[b] = static_cast<std::int32_t>((seed + static_cast<std::uint64_t>(b)) % 2);
+  }
+  batch.set("types", types);
+  batch.set("is_random", order);
+  return batch;
+}
+
 std::vector<TensorSpec> BertModel::stage_boundary(std::int64_t micro_batch_size, int /*boundary*/) const {
   return {{activation_shape(micro_batch_size), compute_dtype_}};
 }

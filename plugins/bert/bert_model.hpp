@@ -49,6 +49,8 @@ class BertModel : public Model {
   std::vector<TensorSpec> stage_boundary(std::int64_t micro_batch_size, int boundary) const override;
   std::int64_t seq_length() const override { return o_.t.seq_length; }
   std::vector<std::string> loss_part_names() const override;
+  // Token types 0 then 1 (two segments), sentence-order labels 0 or 1, every position predicted.
+  Batch example_batch(std::int64_t micro_batch_size, std::int64_t vocab_size, std::uint64_t seed) const override;
   double flops_per_iteration(std::int64_t sequences) const override;
   std::string describe() const override;
 

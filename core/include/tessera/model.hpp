@@ -89,6 +89,11 @@ class Model {
   // The names of StageOutput::loss_parts as the log shows them ("lm loss", "sop loss"); empty: the
   // loss is logged as one "lm loss".
   virtual std::vector<std::string> loss_part_names() const { return {}; }
+  // `micro_batch_size` random samples the model accepts, on the host, for benchmarks without data:
+  // by default i32 fields hold random ids below vocab_size and every other field ones (every
+  // position real and predicted); a model with fields of another range (BERT's token types and
+  // sentence-order label) overrides it.
+  virtual Batch example_batch(std::int64_t micro_batch_size, std::int64_t vocab_size, std::uint64_t seed) const;
   // An encoder-decoder's decoder length (T5's decoder_seq_length); 0 for a model with one sequence.
   virtual std::int64_t decoder_seq_length() const { return 0; }
   // Model FLOPs of one training iteration over `sequences` sequences (forward + backward, no
