@@ -1,6 +1,6 @@
 // The BERT model's costs for `tessera plan` (kind "model_plan", name "bert"): what BertModel builds
 // and saves on one rank, from [model] and the layout alone. The counting is GPT's
-// (plugins/gpt/transformer_plan.cpp) with what BERT does differently (bert_model.cpp,
+// (core: nn/transformer_plan.hpp) with what BERT does differently (bert_model.cpp,
 // bert_heads.cpp):
 //   layers          the encoder block of bert_block_options: padding-masked self-attention, whose
 //                   key mask [b, T] (N elements, u8 counted as elements) each chunk's block keeps
@@ -25,10 +25,10 @@
 #include "bert_options.hpp"
 #include "tessera/config.hpp"
 #include "tessera/model_plan.hpp"
+#include "tessera/nn/transformer_plan.hpp"
 #include "tessera/nn/layer_norm.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/plugin.hpp"
-#include "transformer_plan.hpp"
 
 namespace tessera::bert {
 
@@ -64,12 +64,14 @@ class BertPlanner : public ModelPlanner {
   }
 
   ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {
-    return gpt::transformer_chunk_cost(o_.t, sizes_, spec_, layout, chunk, b);
+    return transformer_chunk_cost(o_.t, sizes_, spec_, layout, chunk, b);
   }
 
-  std::int64_t total_parameters() const override { return gpt::transformer_total_parameters(o_.t, spec_); }
+  std::int64_t total_parameters() const override { return transformer_total_parameters(o_.t, spec_); }
 
   std::int64_t seq_length() const override { return o_.t.seq_length; }
+
+  std::int64_t loss_parts() const override { return o_.binary_head ? 2 : 0; }  // 'lm loss', 'sop loss'
 
   double flops_per_iteration(std::int64_t sequences) const override { return bert_flops_per_iteration(o_, sequences); }
 
@@ -83,7 +85,7 @@ class BertPlanner : public ModelPlanner {
  private:
   BertOptions o_;
   ParallelSizes sizes_;
-  gpt::TransformerPlanSpec spec_;
+  TransformerPlanSpec spec_;
 };
 
 std::unique_ptr<ModelPlanner> make_bert_plan(const ConfigSection& s, const ModelPlanContext& context) {

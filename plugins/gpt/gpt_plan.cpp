@@ -16,8 +16,8 @@
 #include "gpt_options.hpp"
 #include "tessera/config.hpp"
 #include "tessera/model_plan.hpp"
+#include "tessera/nn/transformer_plan.hpp"
 #include "tessera/plugin.hpp"
-#include "transformer_plan.hpp"
 
 namespace tessera::gpt {
 

@@ -88,6 +88,9 @@ class ModelPlanner {
   // The whole model in one process: every tensor once (no tensor-parallel split, no tied copy).
   virtual std::int64_t total_parameters() const = 0;
   virtual std::int64_t seq_length() const = 0;
+  // How many loss terms the model logs apart (Model::loss_part_names): each iteration all-reduces
+  // them over pp and dp.
+  virtual std::int64_t loss_parts() const { return 0; }
   // Model FLOPs of one iteration over `sequences` sequences: Model::flops_per_iteration's formula.
   virtual double flops_per_iteration(std::int64_t sequences) const = 0;
   virtual std::string describe() const = 0;

@@ -29,7 +29,7 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
   // misspelt known key stays undeclared, so check_no_unknown_keys() rejects it as `train` would.
   const std::vector<std::string> known = {"tensor_model_parallel_size", "pipeline_model_parallel_size",
                                           "virtual_pipeline_model_parallel_size", "sequence_parallel",
-                                          "overlap_grad_reduce", "communicator"};
+                                          "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
       p.declare(key);
@@ -210,11 +210,15 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     add_traffic(st, "tp", tp, "reduce_scatter", "sequence-parallel token rows (forward, backward, recompute)",
                 times(tp_scatter, m));
     add_traffic(st, "tp", tp, "all_reduce", "vocabulary-parallel loss statistics", times(tp_loss, m));
-    add_traffic(st, "tp", tp, "all_reduce", "gradients of replicated K/V (multi-query attention)", tp_replicated);
+    add_traffic(st, "tp", tp, "all_reduce",
+                "gradients of tensors replicated over tp that each rank computes in part (MQA's K/V, norms and "
+                "embeddings under sequence parallelism)", tp_replicated);
     add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
     add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);
     add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});
+    const std::int64_t parts = planner->loss_parts();
+    if (parts > 0) add_traffic(st, "pp", pp, "all_reduce", "the loss's terms (scalars)", {1, parts});
     if (dp > 1) {
       if (optimizer_planner) {
         for (const OptimizerCollective& c : optimizer_planner->dp_traffic(stage_parameters))
@@ -224,6 +228,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
       }
     }
     add_traffic(st, "dp", dp, "all_reduce", "loss (a scalar)", {1, 1});
+    if (parts > 0) add_traffic(st, "dp", dp, "all_reduce", "the loss's terms (scalars)", {1, parts});
     add_traffic(st, "embedding", 2, "all_reduce", "tied embedding gradient (first and last stage)", tied);
     plan.stages.push_back(std::move(st));
   }

@@ -3,8 +3,7 @@
 // virtual stages, and on the last a fused LM head tied to the word embedding. GPT's planner
 // (gpt_plan.cpp) and BERT's (plugins/bert/bert_plan.cpp) call it with what differs between them
 // (TransformerPlanSpec): the layers' options, BERT's token-type table, how the head's input gradient
-// crosses tp, the heads' own parameters. It needs only core headers (the options are core's
-// TransformerOptions), so the bert plugin compiles it without including the gpt plugin's model.
+// crosses tp, the heads' own parameters.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,7 +12,7 @@
 #include "tessera/model_plan.hpp"
 #include "tessera/nn/transformer_options.hpp"
 
-namespace tessera::gpt {
+namespace tessera {
 
 struct TransformerPlanSpec {
   std::string model = "gpt";  // in error messages: "gpt plan: …"
@@ -51,4 +50,4 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
 // Every tensor once (one process, no tied copy).
 std::int64_t transformer_total_parameters(const TransformerOptions& o, const TransformerPlanSpec& spec);
 
-}  // namespace tessera::gpt
+}  // namespace tessera

@@ -18,7 +18,7 @@
 // tests/model/test_model_plan.cpp builds the models for each stage and tensor-parallel rank and
 // requires exact equality; tests/nn/test_transformer_block.cpp checks the block's figures for every
 // layer spec.
-#include "transformer_plan.hpp"
+#include "tessera/nn/transformer_plan.hpp"
 
 #include <algorithm>
 
@@ -29,7 +29,7 @@
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
-namespace tessera::gpt {
+namespace tessera {
 
 // The largest counts chunk_cost forms are a few times these (weights, a layer's saved activations,
 // the LM head); past 2^58 some sum or product may not fit 64 bits.
@@ -122,4 +122,4 @@ std::int64_t transformer_total_parameters(const TransformerOptions& o, const Tra
   return n;
 }
 
-}  // namespace tessera::gpt
+}  // namespace tessera
