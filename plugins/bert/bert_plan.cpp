@@ -52,6 +52,7 @@ ModuleCost head_parameters(const BertOptions& o, std::int64_t tp) {
 class BertPlanner : public ModelPlanner {
  public:
   BertPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
+    refuse_pipeline_split(c.sizes.pipeline_split_rank, "bert");
     o_ = read_bert_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
     spec_.model = "bert";
     spec_.block = [o = o_](bool sp, std::int64_t first_layer, std::int64_t count, bool ends_model) {

@@ -14,6 +14,7 @@ std::unique_ptr<Model> make_bert_model(const ConfigSection& s, const ModelContex
   const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
   const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
   const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
+  if (context.parallel) refuse_pipeline_split(context.parallel->layout.pipeline_split_rank(), "bert");
   return std::make_unique<BertModel>(read_bert_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
                                      context.parallel, context.compute_dtype);
 }

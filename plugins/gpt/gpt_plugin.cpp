@@ -15,6 +15,7 @@ std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext
   const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
   const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
   const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
+  if (context.parallel) refuse_pipeline_split(context.parallel->layout.pipeline_split_rank(), "gpt");
   return std::make_unique<GptModel>(read_gpt_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
                                     context.parallel, context.compute_dtype);
 }

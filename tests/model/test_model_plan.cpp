@@ -386,3 +386,17 @@ TEST_CASE("the optimizer plugin reports its plan: state per rank and data-parall
     return s.find("optimizer plugin 'no_plan_optimizer'") != std::string::npos;
   }));
 }
+
+TEST_CASE("a model of one stack of layers refuses a pipeline split rank, in its plan and when built", "[unit]") {
+  for (const char* plugin : {"gpt", "bert"}) {
+    INFO(plugin);
+    std::string text = config_text(TestModel{plugin}, 4, 4, 1, 2, 1, 2);
+    text.replace(text.find("[parallel]\n"), 11, "[parallel]\npipeline_model_parallel_split_rank = 1\n");
+    CHECK_THROWS_WITH(make_plan(Config::from_string(text), PlanRequest{2, kVocab}),
+                      Catch::Contains("pipeline_model_parallel_split_rank (1) is for encoder-decoder models") &&
+                          Catch::Contains(std::string("model plugin '") + plugin + "'"));
+    const ParallelLayout layout = ParallelLayout::make(0, 2, ParallelSizes{1, 2, 1, false, 1});
+    CHECK_THROWS_WITH(build_model(Config::from_string(text), kVocab, 7, shape_only_parallel(layout, std::make_shared<Tally>())),
+                      Catch::Contains("is for encoder-decoder models"));
+  }
+}

@@ -156,3 +156,20 @@ TEST_CASE("layout: bad sizes are ConfigErrors naming the sizes", "[unit]") {
   REQUIRE(l.vpp() == 3);
   REQUIRE(l.sequence_parallel());
 }
+
+TEST_CASE("layout: a pipeline split rank adds the decoder's first stage to the embedding group", "[unit]") {
+  // pp 4, split at stage 2 (T5: encoder on stages 0-1, decoder on 2-3), tp 1, dp 1.
+  auto l = ParallelLayout::make(2, 4, {.tp = 1, .pp = 4, .pipeline_split_rank = 2});
+  CHECK(l.pipeline_split_rank() == 2);
+  CHECK(l.group_ranks(GroupKind::embedding) == std::vector<int>{0, 2, 3});
+  CHECK(l.all_groups(GroupKind::embedding) == Groups{{0, 2, 3}});
+  CHECK(ParallelLayout::make(1, 4, {.tp = 1, .pp = 4, .pipeline_split_rank = 2}).group_ranks(GroupKind::embedding).empty());
+  CHECK(l.str() == "world 4 = tp 1 × dp 1 × pp 4 (vpp 1, sequence parallel off, split rank 2); rank 2 = (tp 0, dp 0, pp 2)");
+  // Split at the last stage: {first, last}, each once.
+  CHECK(ParallelLayout::make(0, 2, {.tp = 1, .pp = 2, .pipeline_split_rank = 1}).group_ranks(GroupKind::embedding) ==
+        std::vector<int>{0, 1});
+  CHECK_THROWS_WITH(ParallelLayout::make(0, 4, {.tp = 1, .pp = 4, .pipeline_split_rank = 4}),
+                    Catch::Contains("pipeline_model_parallel_split_rank 4 must be a stage in [1, 4)"));
+  CHECK_THROWS_WITH(ParallelLayout::make(0, 4, {.tp = 1, .pp = 2, .vpp = 2, .pipeline_split_rank = 1}),
+                    Catch::Contains("cannot be combined with virtual_pipeline_model_parallel_size 2"));
+}

@@ -68,6 +68,13 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   return o;
 }
 
+void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
+  if (pipeline_split_rank != 0)
+    throw ConfigError(fmt::format("parallel.pipeline_model_parallel_split_rank ({}) is for encoder-decoder models (t5); "
+                                  "model plugin '{}' has one stack of layers: leave it unset",
+                                  pipeline_split_rank, model));
+}
+
 TransformerBlockOptions transformer_block_options(const TransformerOptions& o, TpGroup tp, bool sequence_parallel,
                                                   std::int64_t first_layer, std::int64_t count, bool ends_model) {
   TransformerBlockOptions b;

@@ -35,6 +35,15 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
   if (sizes.vpp > 1 && sizes.pp == 1)
     throw ConfigError(fmt::format(
         "virtual_pipeline_model_parallel_size {} needs pipeline_model_parallel_size > 1, got 1", sizes.vpp));
+  if (sizes.pipeline_split_rank != 0 && (sizes.pipeline_split_rank < 1 || sizes.pipeline_split_rank >= sizes.pp))
+    throw ConfigError(fmt::format("pipeline_model_parallel_split_rank {} must be a stage in [1, {}) "
+                                  "(pipeline_model_parallel_size {}): the encoder needs stages before it, the "
+                                  "decoder from it on; 0 means no split",
+                                  sizes.pipeline_split_rank, sizes.pp, sizes.pp));
+  if (sizes.pipeline_split_rank != 0 && sizes.vpp > 1)
+    throw ConfigError(fmt::format("pipeline_model_parallel_split_rank {} cannot be combined with "
+                                  "virtual_pipeline_model_parallel_size {} (as in Megatron-LM)",
+                                  sizes.pipeline_split_rank, sizes.vpp));
   if (world_rank < 0 || world_rank >= world_size)
     throw ConfigError(fmt::format("rank {} is outside the world of {} ranks", world_rank, world_size));
 
@@ -73,12 +82,14 @@ std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) c
     case GroupKind::pp:
       for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(world_rank_of(t, d, i));
       break;
-    case GroupKind::embedding:
-      if (sizes_.pp == 1)
-        ranks.push_back(world_rank_of(t, d, 0));
-      else if (p == 0 || p == sizes_.pp - 1)
-        ranks = {world_rank_of(t, d, 0), world_rank_of(t, d, sizes_.pp - 1)};
+    case GroupKind::embedding: {
+      std::vector<int> stages{0};
+      if (sizes_.pipeline_split_rank > 0) stages.push_back(sizes_.pipeline_split_rank);
+      if (sizes_.pp - 1 != stages.back()) stages.push_back(sizes_.pp - 1);
+      if (std::find(stages.begin(), stages.end(), p) != stages.end())
+        for (int s : stages) ranks.push_back(world_rank_of(t, d, s));
       break;
+    }
   }
   return ranks;
 }
@@ -102,8 +113,9 @@ std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
 }
 
 std::string ParallelLayout::str() const {
-  return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}); rank {} = (tp {}, dp {}, pp {})",
+  return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}{}); rank {} = (tp {}, dp {}, pp {})",
                      world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
+                     sizes_.pipeline_split_rank > 0 ? fmt::format(", split rank {}", sizes_.pipeline_split_rank) : "",
                      rank_, tp_rank_, dp_rank_, pp_rank_);
 }
 

@@ -29,6 +29,14 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);
+  // Encoder-decoder models (T5): the first decoder stage. Its range is checked against pp by the layout.
+  sizes.pipeline_split_rank = static_cast<int>(p.get_int("pipeline_model_parallel_split_rank", 0, 0, 1 << 16));
+  if (sizes.pipeline_split_rank != 0 && sizes.pipeline_split_rank >= sizes.pp)
+    throw ConfigError(fmt::format("parallel.pipeline_model_parallel_split_rank ({}) in {} must be a pipeline stage in "
+                                  "[1, {}) (parallel.pipeline_model_parallel_size is {}): the encoder takes the "
+                                  "stages before it, the decoder the rest",
+                                  sizes.pipeline_split_rank, p.origin("pipeline_model_parallel_split_rank"), sizes.pp,
+                                  sizes.pp));
   return sizes;
 }
 

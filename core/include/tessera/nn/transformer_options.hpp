@@ -31,6 +31,10 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
                                             std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
                                             const std::string& model);
 
+// A model of one stack of layers (GPT, BERT) refuses parallel.pipeline_model_parallel_split_rank,
+// which only an encoder-decoder can use: ConfigError naming `model`.
+void refuse_pipeline_split(int pipeline_split_rank, const std::string& model);
+
 // The layers [first_layer, first_layer + count) of a model chunk: pre-LayerNorm, causal
 // self-attention (set spec.self_attention for an encoder), GELU MLP, and the final LayerNorm
 // "final_layernorm" when the chunk ends the model.

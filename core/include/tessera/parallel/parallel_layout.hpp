@@ -22,12 +22,16 @@ struct ParallelSizes {
   int pp = 1;   // pipeline_model_parallel_size
   int vpp = 1;  // virtual pipeline stages (model chunks) per pipeline rank
   bool sequence_parallel = false;
+  // pipeline_model_parallel_split_rank (Megatron-LM, encoder-decoder models): stages [0, s) hold the
+  // encoder, [s, pp) the decoder; 0: no split. The embedding group then holds stage s too.
+  int pipeline_split_rank = 0;
 };
 
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, world_rank is outside [0, world_size), or vpp > 1 without pipeline parallelism.
+  // tp·pp, world_rank is outside [0, world_size), vpp > 1 without pipeline parallelism, or the
+  // split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
 
   int world_size() const { return world_; }
@@ -37,6 +41,7 @@ class ParallelLayout {
   int dp() const { return dp_; }
   int vpp() const { return sizes_.vpp; }
   bool sequence_parallel() const { return sizes_.sequence_parallel; }
+  int pipeline_split_rank() const { return sizes_.pipeline_split_rank; }  // 0: none
 
   int tp_rank() const { return tp_rank_; }
   int dp_rank() const { return dp_rank_; }
@@ -51,8 +56,9 @@ class ParallelLayout {
   int world_rank_of(int tp_rank, int dp_rank, int pp_rank) const;
 
   // World ranks of the group of `kind` that contains this rank, in group-rank order. The embedding
-  // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1),
-  // used to reduce tied embedding grads; it is empty for middle stages, which are in none.
+  // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1; with
+  // a pipeline split rank s, {first, s, last}: the decoder's first stage embeds too), used to reduce
+  // tied embedding grads; it is empty for the other stages, which are in none.
   std::vector<int> group_ranks(GroupKind kind) const;
   // Every group of `kind` in the world, ordered by their first rank.
   std::vector<std::vector<int>> all_groups(GroupKind kind) const;
