@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "masking.hpp"
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::bert_t5_indexed {

@@ -19,7 +19,7 @@
 #include <span>
 #include <vector>
 
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 
 namespace tessera::bert_t5_indexed {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "masking.hpp"
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 

@@ -3,7 +3,7 @@
 #include <limits>
 #include <numeric>
 
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::gpt_indexed {

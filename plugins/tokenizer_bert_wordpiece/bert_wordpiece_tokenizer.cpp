@@ -14,26 +14,11 @@ namespace tessera {
 
 namespace {
 
+using tessera::unicode::append_utf8;
+
 // The tokens Megatron's _BertWordPieceTokenizer looks up in the vocab (vocab['[MASK]'], ...).
 constexpr const char* kRequired[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
 
-void append_utf8(std::string& s, char32_t cp) {
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Python's str.replace(from, to): every non-overlapping occurrence, left to right.
 void replace_all(std::string& s, std::string_view from, std::string_view to) {

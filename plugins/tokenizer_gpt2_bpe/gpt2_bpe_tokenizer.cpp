@@ -13,6 +13,7 @@
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
+#include "tessera/utf8.hpp"
 #include "gpt2_pretokenizer.hpp"
 #include "unicode_classes.hpp"
 
@@ -20,25 +21,10 @@ namespace tessera {
 
 namespace {
 
+using tessera::unicode::append_utf8;
+
 constexpr std::string_view kEndOfText = "<|endoftext|>";
 
-void append_utf8(std::string& s, char32_t cp) {
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 std::string read_file(const std::string& path, const char* what) {
   return read_whole_file(path, what, kMaxVocabularyBytes);

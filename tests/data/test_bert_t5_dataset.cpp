@@ -19,7 +19,7 @@
 #include "mapping_cache.hpp"
 #include "masking.hpp"
 #include "npy_file.hpp"
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 #include "t5_dataset.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"

@@ -13,7 +13,7 @@
 #include "expect_error.hpp"
 #include "test_util.hpp"
 #include "gpt_dataset.hpp"
-#include "numpy_random.hpp"
+#include "tessera/data/numpy_random.hpp"
 #include "tessera/data/document_split.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/error.hpp"

@@ -19,11 +19,14 @@
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/train/components.hpp"
+#include "tessera/utf8.hpp"
 
 using namespace tessera;
 using test::TempDir;
 
 namespace {
+
+using tessera::unicode::append_utf8;
 
 std::string vocab_txt() {
   const std::string path = TESSERA_BERT_VOCAB;
@@ -62,23 +65,6 @@ std::vector<std::vector<std::int32_t>> reference_ids(const std::vector<std::stri
   return ids;
 }
 
-void append_utf8(std::string& s, char32_t cp) {
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Every code point of the BMP (surrogates aside) and a sample of the supplementary planes, in a
 // seeded shuffle, cut into words of 1 to 8 code points: each class, case mapping and decomposition

@@ -1,7 +1,9 @@
 // UTF-8 decoding that never fails: preprocess checks its input with it, and byte-level tokenizer
-// plugins walk text with it (an invalid byte is one "character", so every byte is still covered).
+// plugins walk text with it (an invalid byte is one "character", so every byte is still covered);
+// and encoding, for the tokenizers that rebuild text from code points.
 #pragma once
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace tessera::unicode {
@@ -29,6 +31,25 @@ inline Decoded decode_utf8(std::string_view s, std::size_t i) {
   if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
     return {0xFFFD, 1, false};
   return {cp, len, true};
+}
+
+// Appends code point cp (at most U+10FFFF) as UTF-8.
+inline void append_utf8(std::string& s, char32_t cp) {
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18));
+    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
 }
 
 }  // namespace tessera::unicode

@@ -1,10 +1,7 @@
-// numpy's legacy np.random.RandomState(seed), the draws Megatron-LM's BERT and T5 samples make:
-// random(), randint(low, high), shuffle(list), choice(a, p=...) and geometric(p). Reproducing them
-// bit for bit makes a sample here equal Megatron's for the same (seed, index), so a Python
-// transcription of its code checks ours exactly.
-//
-// (plugins/gpt_indexed has the shuffle and bounded-integer half of this; a plugin does not include
-// another's files, so the few shared lines are repeated here until they move into core.)
+// numpy's legacy np.random.RandomState(seed), the draws Megatron-LM's data code makes: GPT's
+// document and sample shuffles, BERT's and T5's random(), randint(low, high), shuffle(list),
+// choice(a, p=...) and geometric(p). Reproducing them bit for bit makes our indices and samples
+// equal Megatron's for the same seed, so a Python transcription of its code checks ours exactly.
 //
 //   RandomState(seed)  MT19937 seeded by init_genrand, i.e. std::mt19937(seed).
 //   random()           53-bit double from two 32-bit outputs: ((a >> 5)·2^26 + (b >> 6)) / 2^53.
@@ -20,7 +17,7 @@
 #include <span>
 #include <utility>
 
-namespace tessera::bert_t5_indexed {
+namespace tessera {
 
 class NumpyRandomState {
  public:
@@ -89,4 +86,4 @@ class NumpyRandomState {
   std::mt19937 mt_;
 };
 
-}  // namespace tessera::bert_t5_indexed
+}  // namespace tessera
