@@ -33,8 +33,11 @@ class NcclRequest final : public CommRequest::Impl {
  public:
   NcclRequest(std::shared_ptr<Event> done, cudaStream_t compute, std::vector<Tensor> keep, std::string what)
       : done_(std::move(done)), compute_(compute), keep_(std::move(keep)), what_(std::move(what)) {}
-  // Freeing the tensors (in compute-stream order) comes after the compute stream's wait.
-  ~NcclRequest() override { wait(); }
+  // Freeing the tensors (in compute-stream order) comes after the compute stream's wait. A
+  // destructor must not throw: a CUDA error here is reported by the next checked call.
+  ~NcclRequest() override {
+    if (!waited_) cudaStreamWaitEvent(compute_, done_->get(), 0);
+  }
 
   bool test() override {
     const cudaError_t e = cudaEventQuery(done_->get());

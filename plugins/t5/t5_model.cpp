@@ -22,7 +22,7 @@ constexpr std::uint64_t kDecoderDropoutSites = std::uint64_t{1} << 48;
 
 TransformerBlockOptions t5_block_options(const T5Options& o, TpGroup tp, bool decoder) {
   // GPT's layers (pre-LayerNorm, GELU MLP, the output projections' init scaled by num_layers).
-  TransformerBlockOptions b = gpt::gpt_block_options(o.t, std::move(tp), /*sequence_parallel=*/false, 0,
+  TransformerBlockOptions b = transformer_block_options(o.t, std::move(tp), /*sequence_parallel=*/false, 0,
                                                      decoder ? o.decoder_num_layers : o.encoder_num_layers,
                                                      /*ends_model=*/true);
   if (decoder) {
@@ -72,7 +72,7 @@ T5Model::T5Model(const T5Options& o, std::shared_ptr<const Parallel> parallel, D
       lm_bias_("lm_head.bias", Shape{o.t.padded_vocab_size / tp_size(tp_)}, /*decay=*/false) {
   if (parallel_ && (parallel_->layout.pp() > 1 || (parallel_->layout.sequence_parallel() && tp_size(tp_) > 1)))
     throw ConfigError("t5: pipeline and sequence parallelism are not supported (read_t5_options refuses them)");
-  const gpt::GptOptions& t = o.t;
+  const TransformerOptions& t = o.t;
   word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", t.padded_vocab_size,
                                                               t.hidden_size, t.init_method_std, t.seed, tp_);
   word_embeddings_->weight().unpadded_rows = t.vocab_size;  // the padding depends on tp
@@ -201,7 +201,7 @@ std::vector<Tensor> T5Model::backward_stage(StepContext& ctx, const std::vector<
 double T5Model::flops_per_iteration(std::int64_t sequences) const { return t5_flops_per_iteration(o_, sequences); }
 
 std::string T5Model::describe() const {
-  const gpt::GptOptions& t = o_.t;
+  const TransformerOptions& t = o_.t;
   return fmt::format("T5: encoder {} layers (seq {}), decoder {} layers (seq {}), hidden {}, {} heads, ffn {}, "
                      "vocab {} (padded {}), tensor parallel {}",
                      o_.encoder_num_layers, t.seq_length, o_.decoder_num_layers, o_.decoder_seq_length, t.hidden_size,

@@ -27,7 +27,7 @@
 #include <memory>
 #include <vector>
 
-#include "gpt_model.hpp"  // GptOptions: T5 reads the same transformer keys
+#include "tessera/nn/transformer_options.hpp"
 #include "tessera/model.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/transformer_block.hpp"
@@ -36,7 +36,7 @@
 namespace tessera::t5 {
 
 struct T5Options {
-  gpt::GptOptions t;  // sizes, dropout, init, recompute; t.seq_length is the encoder's, t.num_layers its depth
+  TransformerOptions t;  // sizes, dropout, init, recompute; t.seq_length is the encoder's, t.num_layers its depth
   std::int64_t encoder_num_layers = 2, decoder_num_layers = 2;
   std::int64_t decoder_seq_length = 128;
 };

@@ -44,9 +44,10 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
         "run t5 with pipeline_model_parallel_size = 1, with tensor and data parallelism (docs/t5.md)",
         pp));
 
-  // GPT's keys and checks (gpt_options.cpp), with T5's aliases and a second length and depth.
+  // The transformer keys and checks (nn/transformer_options.hpp), with T5's aliases and a second
+  // length and depth.
   T5Options o;
-  gpt::GptOptions& t = o.t;
+  TransformerOptions& t = o.t;
   // num_layers is the encoder's depth (Megatron-LM: the same as encoder_num_layers); the decoder's
   // defaults to it (Megatron-LM has no default for decoder_num_layers, a known complaint).
   t.num_layers = aliased_int(s, "num_layers", "encoder_num_layers", 2, 1, 100000);

@@ -1,4 +1,4 @@
-// Reading [model] for the T5 plugin: GPT's transformer keys (gpt_options.hpp) plus the encoder /
+// Reading [model] for the T5 plugin: the transformer keys (nn/transformer_options.hpp) plus the encoder /
 // decoder keys (t5_model.hpp lists them), with the checks T5 adds: no sequence parallelism
 // (cross-attention refuses it), no pipeline split yet.
 #pragma once

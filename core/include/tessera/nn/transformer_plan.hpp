@@ -15,7 +15,7 @@
 namespace tessera {
 
 struct TransformerPlanSpec {
-  std::string model = "gpt";  // in error messages: "gpt plan: …"
+  std::string model;  // the model plugin, in error messages: "<model> plan: …"
   // The layers [first_layer, first_layer + count) of a chunk, as the model builds them (its
   // *_block_options with a null tp group).
   std::function<TransformerBlockOptions(bool sequence_parallel, std::int64_t first_layer, std::int64_t count,
