@@ -1,7 +1,7 @@
 // tessera bench [CONFIG ...] [--precision fp32,bf16,fp16] [--set section.key=value ...]: times a
 // training step (forward, backward, clipping, AdamW) of each config's model on random tokens, in
 // each precision asked for, and the same model written plainly in PyTorch
-// (benchmarks/pytorch_gpt.py, pytorch_bert.py; bf16: PyTorch's CPU bf16 autocast) in the same run, each in its own
+// (benchmarks/pytorch_gpt.py, pytorch_bert.py, pytorch_t5.py; bf16: PyTorch's CPU bf16 autocast) in the same run, each in its own
 // process so that peak memory is its own. Prints ms/step, tokens/s, achieved GFLOP/s, MFU against
 // the machine's measured GEMM peak of the precision's arithmetic (f32 sgemm, bf16 GEMM), peak RSS,
 // and the ratios to PyTorch and to the same implementation's fp32 step.
@@ -142,6 +142,9 @@ int bench_child(const BenchArgs& a) {
   const double med = ms[ms.size() / 2];
   ConfigSection m = config.section("model");
   const std::string plugin = m.get_string("plugin");
+  // T5 may name its encoder's depth encoder_num_layers; its decoder has its own depth and length.
+  const std::int64_t layers = m.has("num_layers") || !m.has("encoder_num_layers") ? m.get_int("num_layers")
+                                                                                   : m.get_int("encoder_num_layers");
   nlohmann::json j = {{"model", plugin},
                       {"binary_head", plugin == "bert" && m.get_bool("bert_binary_head", true) ? 1 : 0},
                       {"precision", precision_name(precision)},
@@ -153,7 +156,9 @@ int bench_child(const BenchArgs& a) {
                       {"flops", model->flops_per_iteration(B)},
                       {"peak_rss_mib", peak_rss_mib()},
                       {"peak_tensor_mib", static_cast<double>(memory_stats(device).peak_bytes) / (1 << 20)},
-                      {"layers", m.get_int("num_layers")},
+                      {"layers", layers},
+                      {"dec_layers", m.get_int("decoder_num_layers", layers)},
+                      {"dec_seq", model->decoder_seq_length()},
                       {"hidden", m.get_int("hidden_size")},
                       {"heads", m.get_int("num_attention_heads")},
                       {"groups", m.get_int("num_query_groups", m.get_int("num_attention_heads"))},
@@ -276,7 +281,7 @@ void print_legend(const std::vector<std::string>& precisions, bool pytorch, std:
     fmt::print("  tessera fp16: [training] precision = \"fp16\": as bf16 with f16 copies, GEMMs by f32 conversion, loss "
                "scaling as configured (dynamic by default)\n");
   if (!pytorch) return;
-  if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_<model>.py (gpt, bert), f32 throughout, torch.optim.AdamW\n");
+  if (has("fp32")) fmt::print("  pytorch fp32: benchmarks/pytorch_<model>.py (gpt, bert, t5), f32 throughout, torch.optim.AdamW\n");
   if (has("bf16"))
     fmt::print("  pytorch bf16-autocast: the same script with torch.autocast(\"cpu\", dtype=torch.bfloat16) around "
                "forward and loss, backward outside it; f32 weights, gradients and AdamW\n");
@@ -401,6 +406,7 @@ int bench_parent(const BenchArgs& a) {
             std::to_string(a.warmup), "--threads", std::to_string(a.threads), "--flops",
             fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p, "--device", torch_device};
         if (model == "bert") torch_argv.insert(torch_argv.end(), {"--binary-head", arg("binary_head")});
+        if (model == "t5") torch_argv.insert(torch_argv.end(), {"--dec-layers", arg("dec_layers"), "--dec-seq", arg("dec_seq")});
         torch = nlohmann::json::parse(run_capture(torch_argv));
         if (p == "fp32") torch_fp32_ms = (*torch)["ms_per_step"].get<double>();
       }
