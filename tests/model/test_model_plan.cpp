@@ -67,26 +67,30 @@ std::shared_ptr<const Parallel> shape_only_parallel(const ParallelLayout& layout
 
 constexpr std::int64_t kVocab = 301;
 
-// The model planned and built: the gpt plugin, or bert with or without its binary head (pooler,
-// sentence-order loss, token types).
+// The model planned and built: the gpt plugin, bert with or without its binary head (pooler,
+// sentence-order loss, token types), or t5 (one stage: encoder of seq_length tokens, decoder of
+// kT5DecoderSeq with cross-attention, a decoder one layer shallower than the encoder).
 struct TestModel {
   std::string plugin;
   bool binary_head = true;  // bert only
   std::string name() const { return plugin == "bert" && !binary_head ? "bert without binary head" : plugin; }
 };
-const TestModel kGpt{"gpt"}, kBert{"bert"}, kBertNoBinaryHead{"bert", false};
+const TestModel kGpt{"gpt"}, kBert{"bert"}, kBertNoBinaryHead{"bert", false}, kT5{"t5"};
+constexpr std::int64_t kT5DecoderSeq = 8;
 
 std::string config_text(const TestModel& model, std::int64_t heads, std::int64_t groups, int tp, int pp,
                         std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false) {
-  const std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
+  std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
+  if (model.plugin == "t5") own = fmt::format("decoder_num_layers = 3\ndecoder_seq_length = {}\n", kT5DecoderSeq);
+  // T5 is multi-head only and reads no num_query_groups.
+  const std::string query_groups = model.plugin == "t5" ? "" : fmt::format("num_query_groups = {}\n", groups);
   return fmt::format(R"(
 [model]
 plugin = "{}"
 {}num_layers = 4
 hidden_size = 32
 num_attention_heads = {}
-num_query_groups = {}
-ffn_hidden_size = 48
+{}ffn_hidden_size = 48
 seq_length = 12
 max_position_embeddings = 20
 hidden_dropout = 0.1
@@ -102,7 +106,7 @@ global_batch_size = {}
 [optimizer]
 plugin = "adam"
 {}
-)", model.plugin, own, heads, groups, recompute, tp, pp, sp, micro, global,
+)", model.plugin, own, heads, query_groups, recompute, tp, pp, sp, micro, global,
                      pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
 
@@ -117,6 +121,39 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
       b.get("labels").data<std::int32_t>()[i] = token(rng);
     }
     return b;
+  }
+  if (model.plugin == "t5") {
+    // As tests/model/test_t5_reference.cpp: encoder rows of T/2 … T real tokens and decoder rows of
+    // Sd/2 … Sd, then padding (id 0); real decoder positions predicted, padding labelled −1, mask 0.
+    const std::int64_t Sd = kT5DecoderSeq;
+    Tensor enc = Tensor::zeros({B, T}, DType::i32), enc_pad = Tensor::zeros({B, T}, DType::u8);
+    Tensor dec = Tensor::zeros({B, Sd}, DType::i32), dec_pad = Tensor::zeros({B, Sd}, DType::u8);
+    Tensor labels = Tensor::zeros({B, Sd}, DType::i32), loss_mask = Tensor::zeros({B, Sd});
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::int64_t ne = std::uniform_int_distribution<std::int64_t>(T / 2, T)(rng);
+      const std::int64_t nd = std::uniform_int_distribution<std::int64_t>(Sd / 2, Sd)(rng);
+      for (std::int64_t t = 0; t < T; ++t) {
+        const bool real = t < ne;
+        enc.data<std::int32_t>()[b * T + t] = real ? token(rng) : 0;
+        enc_pad.data<std::uint8_t>()[b * T + t] = real ? 1 : 0;
+      }
+      for (std::int64_t t = 0; t < Sd; ++t) {
+        const std::int64_t i = b * Sd + t;
+        const bool real = t < nd;
+        dec.data<std::int32_t>()[i] = real ? token(rng) : 0;
+        dec_pad.data<std::uint8_t>()[i] = real ? 1 : 0;
+        labels.data<std::int32_t>()[i] = real ? token(rng) : -1;
+        loss_mask.data<float>()[i] = real ? 1.0f : 0.0f;
+      }
+    }
+    Batch batch;
+    batch.set("enc_tokens", enc);
+    batch.set("dec_tokens", dec);
+    batch.set("labels", labels);
+    batch.set("loss_mask", loss_mask);
+    batch.set("enc_padding_mask", enc_pad);
+    batch.set("dec_padding_mask", dec_pad);
+    return batch;
   }
   // BERT (tests/model/test_bert_reference.cpp): sequences of T/2 … T real tokens, then padding;
   // labels −1 (Megatron's "not predicted") outside the predicted positions, which the loss mask keeps;
@@ -199,12 +236,15 @@ void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t 
       CHECK(static_cast<std::int64_t>(params.size()) == tensors);
       CHECK(measured_tied == tied);
       CHECK(measured_replicated == replicated);
-      // What the plan's pp sends carry: under sequence parallelism this rank's token rows.
-      const std::vector<TensorSpec> boundary = model->stage_boundary(micro, 0);
-      REQUIRE(boundary.size() == 1);
-      CHECK(boundary[0].dtype == DType::f32);
-      CHECK(boundary[0].shape ==
-            (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32} : Shape{micro, plan.seq_length, 32}));
+      // What the plan's pp sends carry: under sequence parallelism this rank's token rows (T5 has
+      // one stage and no boundary).
+      if (model_kind.plugin != "t5") {
+        const std::vector<TensorSpec> boundary = model->stage_boundary(micro, 0);
+        REQUIRE(boundary.size() == 1);
+        CHECK(boundary[0].dtype == DType::f32);
+        CHECK(boundary[0].shape == (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32}
+                                                                        : Shape{micro, plan.seq_length, 32}));
+      }
 
       // One iteration: held activations and every collective.
       IterationSettings s;
@@ -305,10 +345,28 @@ TEST_CASE("the BERT plan equals every stage and tp rank of the model, measured i
   SECTION("without the binary head: one process") { check_layout(kBertNoBinaryHead, 4, 4, 1, 1, 1, 2, 6); }
 }
 
+TEST_CASE("the T5 plan equals every tp rank of the model, measured in one process", "[unit]") {
+  // One stage: both sequences embedded in one lookup, the padded encoder (its key mask kept), the
+  // decoder with cross-attention (the encoder output kept, its gradient all-reduced over tp), the
+  // tied head with its bias over the decoder's rows (plugins/t5/t5_plan.cpp).
+  log_state().level = LogLevel::warn;
+  const std::string full = "recompute_granularity = \"full\"\nrecompute_method = ";
+  SECTION("one process, gradient accumulation") { check_layout(kT5, 4, 4, 1, 1, 1, 2, 6); }
+  SECTION("dp 2") { check_layout(kT5, 4, 4, 1, 1, 2, 2, 8); }
+  SECTION("tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4); }
+  SECTION("tp 2 · dp 2") { check_layout(kT5, 4, 4, 2, 1, 2, 1, 4); }
+  SECTION("full uniform recompute, tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, full + "\"uniform\""); }
+  SECTION("full block 2 recompute, one process") {
+    check_layout(kT5, 4, 4, 1, 1, 1, 2, 4, full + "\"block\"\nrecompute_num_layers = 2");
+  }
+  SECTION("selective recompute, tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\""); }
+}
+
 TEST_CASE("the plan's whole-model parameters and FLOPs are the one-process model's", "[unit]") {
   const std::vector<std::tuple<TestModel, int, int>> models = {{kGpt, 4, 4},  {kGpt, 4, 1},
                                                                 {kGpt, 8, 2},  {kBert, 4, 4},
-                                                                {kBert, 8, 8}, {kBertNoBinaryHead, 4, 4}};
+                                                                {kBert, 8, 8}, {kBertNoBinaryHead, 4, 4},
+                                                                {kT5, 4, 4},   {kT5, 8, 8}};
   for (const auto& [kind, heads, groups] : models) {
     INFO(kind.name() << " heads " << heads << " groups " << groups);
     const std::string text = config_text(kind, heads, groups, 1, 1, 2, 6);
