@@ -10,13 +10,10 @@ namespace tessera::bert {
 namespace {
 
 std::unique_ptr<Model> make_bert_model(const ConfigSection& s, const ModelContext& context) {
-  const std::int64_t tp = context.parallel ? context.parallel->layout.tp() : 1;
-  const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
-  const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
-  const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
-  if (context.parallel) refuse_pipeline_split(context.parallel->layout.pipeline_split_rank(), "bert");
-  return std::make_unique<BertModel>(read_bert_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
-                                     context.parallel, context.compute_dtype);
+  const ParallelSizes p = context.sizes();
+  refuse_pipeline_split(p.pipeline_split_rank, "bert");
+  const auto options = read_bert_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  return std::make_unique<BertModel>(options, context.parallel, context.compute_dtype);
 }
 
 }  // namespace

@@ -11,13 +11,10 @@ namespace tessera::gpt {
 namespace {
 
 std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext& context) {
-  const std::int64_t tp = context.parallel ? context.parallel->layout.tp() : 1;
-  const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
-  const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
-  const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
-  if (context.parallel) refuse_pipeline_split(context.parallel->layout.pipeline_split_rank(), "gpt");
-  return std::make_unique<GptModel>(read_gpt_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
-                                    context.parallel, context.compute_dtype);
+  const ParallelSizes p = context.sizes();
+  refuse_pipeline_split(p.pipeline_split_rank, "gpt");
+  const auto options = read_gpt_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  return std::make_unique<GptModel>(options, context.parallel, context.compute_dtype);
 }
 
 }  // namespace

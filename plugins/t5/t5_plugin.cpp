@@ -10,12 +10,9 @@ namespace tessera::t5 {
 namespace {
 
 std::unique_ptr<Model> make_t5_model(const ConfigSection& s, const ModelContext& context) {
-  const std::int64_t tp = context.parallel ? context.parallel->layout.tp() : 1;
-  const std::int64_t pp = context.parallel ? context.parallel->layout.pp() : 1;
-  const std::int64_t vpp = context.parallel ? context.parallel->layout.vpp() : 1;
-  const bool sp = context.parallel && context.parallel->layout.sequence_parallel();
-  return std::make_unique<T5Model>(read_t5_options(s, context.vocab_size, context.seed, tp, pp, vpp, sp),
-                                   context.parallel, context.compute_dtype);
+  const ParallelSizes p = context.sizes();
+  const auto options = read_t5_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  return std::make_unique<T5Model>(options, context.parallel, context.compute_dtype);
 }
 
 }  // namespace

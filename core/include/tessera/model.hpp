@@ -26,6 +26,13 @@ struct ModelContext {
   // weights (the trainer gives every parameter its compute copy, Parameter::weight()). Stage
   // boundaries carry it.
   DType compute_dtype = DType::f32;
+
+  // The run's tp, pp, vpp, sequence parallelism and split rank (one process: the defaults).
+  ParallelSizes sizes() const {
+    if (!parallel) return {};
+    const ParallelLayout& l = parallel->layout;
+    return {l.tp(), l.pp(), l.vpp(), l.sequence_parallel(), l.pipeline_split_rank()};
+  }
 };
 
 // One tensor passed between pipeline stages: its shape for a microbatch, and its dtype.
