@@ -110,9 +110,11 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
       Tensor dp2 = hd.binary->backward(ctx, to_dtype(logits, p2.dtype()));
       ops::tanh_backward(dp2, p2, dp2);
       Tensor dfirst = hd.pooler->backward(ctx, dp2);
-      Tensor scattered = Tensor::zeros({N, C}, dh.dtype(), dh.device());
-      ops::copy_2d(dfirst, 0, C, scattered, 0, T * C, B, C);
-      ops::add(dh, scattered, dh);
+      // Into each sequence's first row only: B row adds, no [N, C] buffer.
+      for (std::int64_t b = 0; b < B; ++b) {
+        Tensor row = dh.rows(b * T, b * T + 1);
+        ops::axpy(1.0f, dfirst.rows(b, b + 1), row);
+      }
     }
   }
   if (ctx.training) {
