@@ -24,10 +24,17 @@ import struct
 import subprocess
 import sys
 
-# A model with several loss terms (BERT) logs its "sop loss" after the "lm loss"; both are compared.
-LINE = re.compile(r"iteration\s+(\d+)/.*lm loss: (\S+) \|(?: sop loss: (\S+) \|)? grad norm: (\S+) \|")
-VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+) \| lm loss PPL: \S+ \|"
-                   r"(?: sop loss value: (\S+) \|)?")
+# The losses of an iteration line: "lm loss: X |", or each term of a model with several ("lm loss:
+# X | sop loss: Y |", BERT); of a validation line: "<term> value: X |" for each. Every term is compared.
+LINE = re.compile(r"iteration\s+(\d+)/.*global batch size:\s+\d+ \|(.*?) grad norm: (\S+) \|")
+TERM = re.compile(r" ([a-z][a-z ]*?): (\S+) \|")
+VALID = re.compile(r"validation loss at iteration (\d+) \|(.*)$", re.M)
+VALID_TERM = re.compile(r" ([a-z][a-z ]*?) value: (\S+) \|")
+
+
+def term_key(prefix, name, iteration):
+    """loss@10 / valid@10 for the "lm loss"; <prefix>_sop_loss@10 for another term."""
+    return f"{prefix}@{iteration}" if name == "lm loss" else f"{prefix}_{name.replace(' ', '_')}@{iteration}"
 
 
 def model_sets(**keys):
@@ -85,14 +92,12 @@ def run(cmd):
         sys.exit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{p.stdout}")
     values = {}
     for m in LINE.finditer(p.stdout):
-        values[f"loss@{m.group(1)}"] = float(m.group(2))
-        if m.group(3) is not None:
-            values[f"sop_loss@{m.group(1)}"] = float(m.group(3))
-        values[f"grad_norm@{m.group(1)}"] = float(m.group(4))
+        for name, value in TERM.findall(m.group(2)):
+            values[term_key("loss", name, m.group(1))] = float(value)
+        values[f"grad_norm@{m.group(1)}"] = float(m.group(3))
     for m in VALID.finditer(p.stdout):
-        values[f"valid@{m.group(1)}"] = float(m.group(2))
-        if m.group(3) is not None:
-            values[f"valid_sop@{m.group(1)}"] = float(m.group(3))
+        for name, value in VALID_TERM.findall(m.group(2)):
+            values[term_key("valid", name, m.group(1))] = float(value)
     if not values:
         sys.exit(f"no iteration lines from: {' '.join(cmd)}\n{p.stdout}")
     overlapped = re.search(r"data parallel: (\d+) of (\d+) gradient all-reduces started while backward ran", p.stdout)
