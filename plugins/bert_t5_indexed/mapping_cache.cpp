@@ -28,8 +28,8 @@ std::string mapping_cache_path(const MappingCacheName& n) {
   const std::string base = n.cache_dir.empty()
                                ? n.data_prefix
                                : (fs::path(n.cache_dir) / fs::path(n.data_prefix).filename()).string();
-  return fmt::format("{}_{}_indexmap_{}mns_{}msl_{}ssp_{}s_{}minsent.npy", base, n.split, n.max_num_samples,
-                     n.max_seq_length, ssp, n.seed, n.min_num_sent);
+  return fmt::format("{}_{}_indexmap_{}mns_{}msl_{}ssp_{}s_{}minsent_{}-{}docs.npy", base, n.split, n.max_num_samples,
+                     n.max_seq_length, ssp, n.seed, n.min_num_sent, n.doc_begin, n.doc_end);
 }
 
 namespace {

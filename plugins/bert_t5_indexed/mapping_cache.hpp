@@ -27,11 +27,13 @@ struct MappingCacheName {
   double short_seq_prob = 0.1;
   std::uint64_t seed = 0;
   int min_num_sent = 2;
+  std::int64_t doc_begin = 0, doc_end = 0;  // the split's documents: another split is another mapping
 };
 
 // Megatron's name, <prefix>_<split>_indexmap_<N>mns_<L>msl_<ssp:.2f>ssp_<seed>s, plus
 // _<min_num_sent>minsent (Megatron leaves it out, so its BERT runs with and without the binary head
-// share a file whose rows differ), then .npy. short_seq_prob is written with more digits when two
+// share a file whose rows differ) and _<doc_begin>-<doc_end>docs (a changed `split` that grows a
+// split's documents would otherwise reuse the old, smaller mapping), then .npy. short_seq_prob is written with more digits when two
 // decimals would name another ratio round(1/ssp) (0.054 and 0.05 share "0.05" in Megatron's name).
 std::string mapping_cache_path(const MappingCacheName& name);
 

@@ -58,6 +58,8 @@ SentenceDataset::SentenceDataset(std::shared_ptr<const IndexedDataset> data, con
   name.short_seq_prob = o.short_seq_prob;
   name.seed = o.seed;
   name.min_num_sent = o.min_num_sent;
+  name.doc_begin = o.doc_begin;
+  name.doc_end = o.doc_end;
   cache_path_ = mapping_cache_path(name);
   if (!o.cache_dir.empty()) {
     std::error_code ec;

@@ -41,7 +41,6 @@ namespace {
 class T5Planner : public ModelPlanner {
  public:
   T5Planner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
-    refuse_pipeline_split(c.sizes.pipeline_split_rank, "t5");
     o_ = read_t5_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
   }
 

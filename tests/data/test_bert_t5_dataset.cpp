@@ -580,7 +580,7 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
   };
   const auto first = make();
   const std::string path = first->cache_path();
-  REQUIRE(path == c.prefix + "_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent.npy");
+  REQUIRE(path == c.prefix + "_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent_0-100docs.npy");
   REQUIRE(std::filesystem::exists(path));
   REQUIRE(!first->mapping_from_cache());
 
@@ -639,7 +639,7 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
   }
   SECTION("data.data_cache_path puts it elsewhere; a folder that cannot be written keeps it in memory") {
     const auto elsewhere = make(dir / "cache");
-    REQUIRE(elsewhere->cache_path() == dir / "cache/corpus_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent.npy");
+    REQUIRE(elsewhere->cache_path() == dir / "cache/corpus_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent_0-100docs.npy");
     REQUIRE(std::filesystem::exists(elsewhere->cache_path()));
     test::write_text(dir / "a_file", "x");
     const auto in_memory = make(dir / "a_file/below");  // a file where the folder should be
@@ -660,10 +660,12 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
     REQUIRE(built == 1);
   }
   SECTION("the name follows Megatron's, with the min-sentences rule and an exact short_seq_prob") {
-    MappingCacheName n{"/d/x", "", "valid", 10, 509, 0.1, 1234, 1};
-    REQUIRE(mapping_cache_path(n) == "/d/x_valid_indexmap_10mns_509msl_0.10ssp_1234s_1minsent.npy");
+    MappingCacheName n{"/d/x", "", "valid", 10, 509, 0.1, 1234, 1, 3, 7};
+    REQUIRE(mapping_cache_path(n) == "/d/x_valid_indexmap_10mns_509msl_0.10ssp_1234s_1minsent_3-7docs.npy");
     n.short_seq_prob = 0.054;  // "0.05" would name round(1/0.05) = 20, not 19
-    REQUIRE(mapping_cache_path(n) == "/d/x_valid_indexmap_10mns_509msl_0.054ssp_1234s_1minsent.npy");
+    REQUIRE(mapping_cache_path(n) == "/d/x_valid_indexmap_10mns_509msl_0.054ssp_1234s_1minsent_3-7docs.npy");
+    n.doc_end = 9;  // another split of the documents: another file
+    REQUIRE(mapping_cache_path(n) == "/d/x_valid_indexmap_10mns_509msl_0.054ssp_1234s_1minsent_3-9docs.npy");
   }
 }
 
@@ -734,6 +736,16 @@ struct SampleBuffers {
   }
 };
 
+// A cached mapping named <stem><first>-<end>docs.npy exists (the split's document range).
+bool mapping_written(const std::string& stem) {
+  const std::filesystem::path p(stem);
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path())) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(p.filename().string()) && name.ends_with("docs.npy")) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("the bert_indexed and t5_indexed plugins: the batch-field contract, samples through SampleView", "[unit]") {
@@ -756,7 +768,7 @@ TEST_CASE("the bert_indexed and t5_indexed plugins: the batch-field contract, sa
     REQUIRE(tokens[0] == kCls);
     REQUIRE(std::count(tokens.begin(), tokens.end(), kSep) >= 2);
     REQUIRE_THAT(source->describe(), Catch::Contains("binary_head true"));
-    REQUIRE(std::filesystem::exists(c.prefix + "_train_indexmap_64mns_29msl_0.05ssp_1234s_2minsent.npy"));
+    REQUIRE(mapping_written(c.prefix + "_train_indexmap_64mns_29msl_0.05ssp_1234s_2minsent_"));
   }
   {
     auto source = make_source("t5_indexed", c.prefix, &tok, 48, 16);
@@ -768,7 +780,7 @@ TEST_CASE("the bert_indexed and t5_indexed plugins: the batch-field contract, sa
     SampleBuffers b(source->fields());
     source->split(Split::train).sample(0, b.view);
     REQUIRE(b.view.get<std::int32_t>("dec_tokens")[0] == kBos);
-    REQUIRE(std::filesystem::exists(c.prefix + "_train_indexmap_64mns_46msl_0.10ssp_1234s_1minsent.npy"));
+    REQUIRE(mapping_written(c.prefix + "_train_indexmap_64mns_46msl_0.10ssp_1234s_1minsent_"));
   }
 }
 
