@@ -1,5 +1,6 @@
 """Runs `tessera train` in one process and under mpirun in several layouts, and requires every
-layout's per-iteration loss and grad norm (and validation loss) to equal the single-process run
+layout's per-iteration loss (each term the line shows: BERT's lm and sop loss) and grad norm (and
+validation losses) to equal the single-process run
 within a relative tolerance, and the saved final weights (gathered over tensor-parallel ranks) to
 equal the single-process weights.
 
