@@ -74,6 +74,15 @@ void GptDataset::window(std::int64_t index, std::int32_t* out) const {
   }
 }
 
+void GptDataset::sample_window(std::int64_t index, std::vector<std::int32_t>& out) const {
+  out.resize(static_cast<std::size_t>(options_.seq_length + 1));
+  window(index, out.data());
+  if (options_.fim) {
+    NumpyRandomState rng(fim_sample_seed(options_.seed, index));
+    options_.fim->apply(out, rng);
+  }
+}
+
 FieldSpecs gpt_fields(std::int64_t seq_length) {
   return {{"tokens", DType::i32, {seq_length}}, {"labels", DType::i32, {seq_length}},
           {"loss_mask", DType::f32, {seq_length}}};
@@ -92,8 +101,7 @@ void GptDataset::sample(std::int64_t index, const SampleView& out) const {
 void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const {
   const std::int64_t s = options_.seq_length;
   thread_local std::vector<std::int32_t> w;  // one buffer per loader thread, not one per sample
-  w.resize(static_cast<std::size_t>(s + 1));
-  window(index, w.data());
+  sample_window(index, w);
   for (std::int64_t k = 0; k < s; ++k) {
     tokens[k] = w[static_cast<std::size_t>(k)];
     labels[k] = w[static_cast<std::size_t>(k + 1)];

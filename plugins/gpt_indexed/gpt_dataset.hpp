@@ -2,13 +2,15 @@
 // (see gpt_indices.hpp): sample i is the seq_length + 1 token window at shuffle_idx[i];
 // tokens = window[:-1], labels = window[1:], loss_mask = 1 (0 where tokens == eod with
 // eod_mask_loss, as Megatron's get_ltor_masks_and_position_ids does). Those are the three batch
-// fields the plugin produces (gpt_fields).
+// fields the plugin produces (gpt_fields). With a FimTransform (gpt_fim.hpp) the window is first
+// rewritten by fill-in-the-middle, from a generator seeded by (seed, index) alone.
 #pragma once
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "gpt_fim.hpp"
 #include "gpt_indices.hpp"
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/dataset.hpp"
@@ -24,6 +26,8 @@ struct GptDatasetOptions {
   // The tokenizer's vocabulary size; when > 0, every token of the range is checked to be below it
   // once, at construction (a FormatError: the data was preprocessed with another tokenizer).
   std::int64_t vocab_size = 0;
+  // Fill-in-the-middle, applied to each window when set (fim_rate > 0).
+  std::shared_ptr<const FimTransform> fim;
 };
 
 // The fields of a GPT sample: tokens i32[T], labels i32[T], loss_mask f32[T].
@@ -42,8 +46,10 @@ class GptDataset : public Dataset {
   void sample(std::int64_t index, const SampleView& out) const override;
   // The same, into seq_length values each.
   void sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const;
-  // The seq_length + 1 tokens of sample `index` (after the shuffle).
+  // The seq_length + 1 tokens of sample `index` (after the shuffle), as stored.
   void window(std::int64_t index, std::int32_t* out) const;
+  // The same after fill-in-the-middle, if any: what tokens and labels are made of.
+  void sample_window(std::int64_t index, std::vector<std::int32_t>& out) const;
 
   const GptIndices& indices() const { return indices_; }
   std::int64_t doc_begin() const { return doc_begin_; }

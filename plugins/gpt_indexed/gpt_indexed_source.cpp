@@ -1,63 +1,220 @@
-// The "gpt_indexed" data plugin: GPT samples (tokens, labels, loss_mask; gpt_dataset.hpp) from a
-// Megatron-LM indexed dataset (.bin + .idx), split into train/valid/test by document ranges
-// ("969,30,1") and indexed as Megatron's GPTDataset does.
+// The "gpt_indexed" data plugin: GPT samples (tokens, labels, loss_mask; gpt_dataset.hpp) from
+// Megatron-LM indexed datasets (.bin + .idx), indexed as Megatron's GPTDataset does.
+//   data_path = "prefix"                         split into train/valid/test by document ranges
+//                                                ("969,30,1")
+//   data_path = ["0.3", "a", "0.7", "b"]         each prefix split so, each split a weighted blend
+//                                                (core's BlendedDataset, Megatron's BlendableDataset)
+//   train_data_path / valid_data_path / test_data_path = a prefix or a weighted list: each split
+//                                                from its own data (the whole of each prefix); split
+//                                                does not apply
+// fim_rate > 0 adds fill-in-the-middle (gpt_fim.hpp), checked against the tokenizer at start.
+#include <map>
+
 #include <fmt/format.h>
 
 #include "gpt_dataset.hpp"
+#include "gpt_fim.hpp"
 #include "tessera/config.hpp"
+#include "tessera/data/blended_dataset.hpp"
+#include "tessera/data/data_blend.hpp"
 #include "tessera/data/document_split.hpp"
 #include "tessera/dataset.hpp"
+#include "tessera/logging.hpp"
 #include "tessera/plugin.hpp"
+#include "tessera/tokenizer.hpp"
 
 namespace tessera::gpt_indexed {
 
 namespace {
 
+const char* const kSplitKeys[3] = {"train_data_path", "valid_data_path", "test_data_path"};
+
+class EmptyDataset : public Dataset {
+ public:
+  std::int64_t size() const override { return 0; }
+  void sample(std::int64_t index, const SampleView&) const override {
+    throw Error(fmt::format("data plugin 'gpt_indexed': sample {} of a split with no data path", index));
+  }
+};
+
+std::string key_where(const ConfigSection& s, const std::string& key) {
+  const std::string origin = s.origin(key);
+  return origin == "--set" ? fmt::format("{}.{} (from --set)", s.name(), key)
+                           : fmt::format("{}.{} in {}", s.name(), key, origin);
+}
+
 class GptIndexedSource : public DataSource {
  public:
-  // Keeps the settings only: the files are opened by open().
-  GptIndexedSource(std::string prefix, std::string split, bool eod_mask_loss, const DataRequest& r)
-      : prefix_(std::move(prefix)), split_(std::move(split)), request_(r) {
+  // Reads and checks the settings only: the files are opened by open().
+  GptIndexedSource(const ConfigSection& s, const DataRequest& r) : request_(r) {
     options_.seq_length = r.seq_length;
     options_.seed = static_cast<std::uint32_t>(r.seed);
     options_.eod_token = r.eod_token;
-    options_.eod_mask_loss = eod_mask_loss;
+    options_.eod_mask_loss = s.get_bool("eod_mask_loss", false);
     options_.vocab_size = r.vocab_size;
-    parse_document_split(split_, 0);  // a malformed split is a config error, found before any file is read
+    read_paths(s);
+    read_fim(s);
   }
 
   FieldSpecs fields() const override { return gpt_fields(options_.seq_length); }
 
   void open() override {
-    data_ = std::make_shared<const IndexedDataset>(prefix_);
     const DataRequest& r = request_;
-    splits_ = build_gpt_splits(data_, split_, {r.num_samples[0], r.num_samples[1], r.num_samples[2]}, options_);
+    if (!per_split_) {
+      std::vector<std::array<std::unique_ptr<GptDataset>, 3>> subs;
+      for (std::size_t j = 0; j < blend_.prefixes.size(); ++j) {
+        std::array<std::int64_t, 3> n{};
+        for (int s = 0; s < 3; ++s)
+          n[s] = blend_.weighted ? blend_samples_per_dataset(blend_.weights, r.num_samples[s])[j] : r.num_samples[s];
+        subs.push_back(build_gpt_splits(open_prefix(blend_.prefixes[j]), split_, n, options_));
+      }
+      for (int s = 0; s < 3; ++s) {
+        std::vector<std::shared_ptr<const Dataset>> parts;
+        for (auto& sub : subs) parts.push_back(std::move(sub[s]));
+        splits_[s] = combine(parts, blend_, r.num_samples[s]);
+      }
+    } else {
+      for (int s = 0; s < 3; ++s) {
+        const DataBlend& b = split_blends_[s];
+        if (b.prefixes.empty()) {
+          if (r.num_samples[s] > 0)
+            throw ConfigError(fmt::format("data plugin 'gpt_indexed': {} samples are asked of the {} split, but "
+                                          "data.{} is not set (train_data_path is set, so split does not apply)",
+                                          r.num_samples[s], split_name(static_cast<Split>(s)), kSplitKeys[s]));
+          splits_[s] = std::make_shared<EmptyDataset>();
+          continue;
+        }
+        const std::vector<std::int64_t> n = b.weighted ? blend_samples_per_dataset(b.weights, r.num_samples[s])
+                                                       : std::vector<std::int64_t>{r.num_samples[s]};
+        std::vector<std::shared_ptr<const Dataset>> parts;
+        for (std::size_t j = 0; j < b.prefixes.size(); ++j) {
+          auto data = open_prefix(b.prefixes[j]);
+          GptDatasetOptions o = options_;
+          o.num_samples = n[j];
+          try {
+            parts.push_back(std::make_shared<GptDataset>(data, 0, data->num_sequences(), o));
+          } catch (const ConfigError& e) {
+            throw ConfigError(fmt::format("data.{}: {}", kSplitKeys[s], e.what()));
+          }
+        }
+        splits_[s] = combine(parts, b, r.num_samples[s]);
+      }
+    }
+    opened_ = true;
   }
 
   const Dataset& split(Split s) const override {
-    if (!data_) throw Error("data plugin 'gpt_indexed': split() before open()");
+    if (!opened_) throw Error("data plugin 'gpt_indexed': split() before open()");
     return *splits_[static_cast<int>(s)];
   }
 
   std::string describe() const override {
-    if (!data_) return fmt::format("{} (not opened)", prefix_);
-    auto docs = [&](int s) { return splits_[s]->doc_end() - splits_[s]->doc_begin(); };
-    return fmt::format("{} ({} documents, {} tokens); split \"{}\": train {} docs / {} samples, valid {} / {}, test {} / {}",
-                       prefix_, data_->num_sequences(), data_->total_tokens(), split_, docs(0), splits_[0]->size(),
-                       docs(1), splits_[1]->size(), docs(2), splits_[2]->size());
+    if (!opened_) return "gpt_indexed (not opened)";
+    std::string out;
+    if (!per_split_ && !blend_.weighted) {
+      const auto& data = *data_.begin()->second;
+      auto gpt = [&](int s) { return static_cast<const GptDataset*>(splits_[s].get()); };
+      auto docs = [&](int s) { return gpt(s)->doc_end() - gpt(s)->doc_begin(); };
+      out = fmt::format("{} ({} documents, {} tokens); split \"{}\": train {} docs / {} samples, valid {} / {}, "
+                        "test {} / {}",
+                        blend_.prefixes[0], data.num_sequences(), data.total_tokens(), split_, docs(0), gpt(0)->size(),
+                        docs(1), gpt(1)->size(), docs(2), gpt(2)->size());
+    } else {
+      out = per_split_ ? "per-split data paths" : fmt::format("a blend of {} datasets, split \"{}\"", blend_.prefixes.size(), split_);
+      for (int s = 0; s < 3; ++s) {
+        const DataBlend& b = per_split_ ? split_blends_[s] : blend_;
+        out += fmt::format("; {} {} samples", split_name(static_cast<Split>(s)), splits_[s]->size());
+        if (b.prefixes.empty()) continue;
+        const auto* blended = dynamic_cast<const BlendedDataset*>(splits_[s].get());
+        std::vector<std::string> parts;
+        for (std::size_t j = 0; j < b.prefixes.size(); ++j) {
+          if (blended)
+            parts.push_back(fmt::format("{} (weight {:.4g}): {} of {}", b.prefixes[j], b.weights[j],
+                                        blended->indices().counts[j], blended->datasets()[j]->size()));
+          else
+            parts.push_back(fmt::format("{}: {} samples", b.prefixes[j], splits_[s]->size()));
+        }
+        out += fmt::format(" from {}", fmt::join(parts, ", "));
+        if (!b.dropped.empty()) out += fmt::format(" (weight 0, not used: {})", fmt::join(b.dropped, ", "));
+      }
+    }
+    if (options_.fim)
+      out += fmt::format("; fill-in-the-middle: fim_rate {}, fim_spm_rate {}{}", fim_.rate, fim_.spm_rate,
+                         fim_.split_sample.empty() ? std::string()
+                                                   : fmt::format(", fim_split_sample \"{}\", fragment_fim_rate {}",
+                                                                 fim_.split_sample, fim_.fragment_rate));
+    return out;
   }
 
  private:
-  std::string prefix_, split_;
+  void read_paths(const ConfigSection& s) {
+    bool any = false;
+    for (int k = 0; k < 3; ++k) {
+      if (!s.has(kSplitKeys[k])) continue;
+      split_blends_[k] = read_data_blend(s, kSplitKeys[k]);
+      any = true;
+    }
+    per_split_ = any;
+    if (per_split_) {
+      if (s.has("data_path"))
+        throw ConfigError(fmt::format("{}: data_path and train/valid/test_data_path are both set; use one or the other",
+                                      key_where(s, "data_path")));
+      if (s.has("split"))
+        log_warn("data.split = \"{}\" does not apply: train/valid/test_data_path give each split its own data",
+                 s.get_string("split"));
+      return;
+    }
+    if (!s.has("data_path"))
+      throw ConfigError(fmt::format("data.data_path is not set in {}: give a dataset prefix, a weighted list "
+                                    "[\"0.3\", \"prefix/a\", \"0.7\", \"prefix/b\"], or train_data_path (and "
+                                    "valid_data_path, test_data_path)",
+                                    s.origin("data_path")));
+    blend_ = read_data_blend(s, "data_path");
+    split_ = s.get_string("split", "969,30,1");
+    parse_document_split(split_, 0);  // a malformed split is a config error, found before any file is read
+  }
+
+  void read_fim(const ConfigSection& s) {
+    fim_.rate = s.get_float("fim_rate", 0.0, 0.0, 1.0);
+    fim_.spm_rate = s.get_float("fim_spm_rate", 0.5, 0.0, 1.0);
+    fim_.fragment_rate = s.get_float("fragment_fim_rate", 0.5, 0.0, 1.0);
+    fim_.split_sample = s.get_string("fim_split_sample", "");
+    if (fim_.rate == 0.0) return;
+    const std::string where = key_where(s, "fim_rate");
+    check_fim_options(fim_, where);
+    if (!request_.tokenizer)
+      throw ConfigError(fmt::format("{}: fill-in-the-middle needs the run's tokenizer, and none was given", where));
+    const FimTokens tokens = find_fim_tokens(*request_.tokenizer, fim_, where);
+    options_.fim = std::make_shared<const FimTransform>(*request_.tokenizer, tokens, fim_, request_.eod_token);
+  }
+
+  std::shared_ptr<const IndexedDataset> open_prefix(const std::string& prefix) {
+    auto& d = data_[prefix];
+    if (!d) d = std::make_shared<const IndexedDataset>(prefix);
+    return d;
+  }
+
+  // One dataset as is; a weighted list as a blend of exactly `size` samples.
+  static std::shared_ptr<const Dataset> combine(std::vector<std::shared_ptr<const Dataset>> parts, const DataBlend& b,
+                                                std::int64_t size) {
+    if (!b.weighted) return parts[0];
+    return std::make_shared<BlendedDataset>(std::move(parts), b.weights, size, b.prefixes);
+  }
+
   DataRequest request_;
   GptDatasetOptions options_;
-  std::shared_ptr<const IndexedDataset> data_;  // set by open()
-  std::array<std::unique_ptr<GptDataset>, 3> splits_;
+  FimOptions fim_;
+  bool per_split_ = false;
+  DataBlend blend_;                // data_path
+  std::string split_;              // with data_path
+  std::array<DataBlend, 3> split_blends_;  // train/valid/test_data_path
+  std::map<std::string, std::shared_ptr<const IndexedDataset>> data_;  // opened prefixes
+  std::array<std::shared_ptr<const Dataset>, 3> splits_;
+  bool opened_ = false;
 };
 
 std::unique_ptr<DataSource> make_gpt_indexed(const ConfigSection& s, const DataRequest& request) {
-  return std::make_unique<GptIndexedSource>(s.get_string("data_path"), s.get_string("split", "969,30,1"),
-                                            s.get_bool("eod_mask_loss", false), request);
+  return std::make_unique<GptIndexedSource>(s, request);
 }
 
 }  // namespace

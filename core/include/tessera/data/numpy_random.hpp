@@ -10,10 +10,16 @@
 //   shuffle(x)         Fisher-Yates from the end, j = random_interval(i).
 //   choice(a, p)       cdf = cumsum(p) / its last value; one random(); the first index with cdf > u.
 //   geometric(p)       p ≥ 1/3: CDF search; else ceil(log1p(−u) / log(1 − p)) (the legacy inversion).
+//   binomial(n, p)     the legacy inversion on min(p, 1 − p) (one random() per try, bound
+//                      min(n, np + 10·sqrt(np·q + 1))); even p = 0 or 1 draws once (the legacy code has
+//                      no shortcut). numpy takes it while n·min(p, 1 − p) ≤ 30, which covers the FIM
+//                      coin flips binomial(1, rate).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <span>
 #include <utility>
 
@@ -82,7 +88,35 @@ class NumpyRandomState {
     return static_cast<std::int64_t>(std::ceil(std::log1p(-random()) / std::log(1.0 - p)));
   }
 
+  // binomial(n, p), n >= 0, p in [0, 1], n·min(p, 1 − p) <= 30 (numpy's BTPE branch past that is not
+  // reproduced: std::invalid_argument).
+  std::int64_t binomial(std::int64_t n, double p) {
+    if (p <= 0.5) return binomial_inversion(n, p);
+    return n - binomial_inversion(n, 1.0 - p);
+  }
+
  private:
+  std::int64_t binomial_inversion(std::int64_t n, double p) {
+    if (p * static_cast<double>(n) > 30.0)
+      throw std::invalid_argument("NumpyRandomState::binomial: n·p > 30 (numpy's BTPE branch) is not reproduced");
+    const double q = 1.0 - p, qn = std::exp(static_cast<double>(n) * std::log(q)), np = static_cast<double>(n) * p;
+    const auto bound = static_cast<std::int64_t>(std::min(static_cast<double>(n), np + 10.0 * std::sqrt(np * q + 1)));
+    std::int64_t x = 0;
+    double px = qn, u = random();
+    while (u > px) {
+      ++x;
+      if (x > bound) {
+        x = 0;
+        px = qn;
+        u = random();
+      } else {
+        u -= px;
+        px = (static_cast<double>(n - x + 1) * p * px) / (static_cast<double>(x) * q);
+      }
+    }
+    return x;
+  }
+
   std::mt19937 mt_;
 };
 
