@@ -29,20 +29,24 @@ std::int64_t aliased_int(const ConfigSection& s, const char* key, const char* al
 
 }  // namespace
 
-T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
-                          std::int64_t pp, std::int64_t vpp, bool sequence_parallel) {
-  // What T5 cannot run (yet) is refused first, naming the key.
-  if (sequence_parallel && tp > 1)
+T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                          const ParallelSizes& p) {
+  const std::int64_t tp = p.tp, pp = p.pp;
+  // What T5 cannot run is refused first, naming the key.
+  if (p.sequence_parallel && tp > 1)
     throw ConfigError("parallel.sequence_parallel = true: the t5 model does not support sequence parallelism "
                       "(its decoder's cross-attention attends to the whole encoder output, which sequence-parallel "
                       "layers would hold in token shards); set parallel.sequence_parallel = false");
-  if (pp > 1 || vpp > 1)
+  if (p.vpp > 1)
     throw ConfigError(fmt::format(
-        "parallel.pipeline_model_parallel_size = {}: T5 pipeline splits are not supported yet (Megatron-LM's "
-        "pipeline_model_parallel_split_rank puts the encoder before the split and the decoder after it, and the "
-        "word embedding tied over the first, split and last stages needs an embedding group core does not build); "
-        "run t5 with pipeline_model_parallel_size = 1, with tensor and data parallelism (docs/t5.md)",
-        pp));
+        "parallel.virtual_pipeline_model_parallel_size = {}: the interleaved schedule is not supported for the t5 "
+        "encoder-decoder (as in Megatron-LM); use the 1f1b schedule with pipeline_model_parallel_split_rank",
+        p.vpp));
+  if (pp > 1 && p.pipeline_split_rank == 0)
+    throw ConfigError(fmt::format(
+        "parallel.pipeline_model_parallel_size = {} needs parallel.pipeline_model_parallel_split_rank for the t5 "
+        "model: stages [0, split) hold the encoder, [split, {}) the decoder (Megatron-LM requires it too)",
+        pp, pp));
 
   // The transformer keys and checks (nn/transformer_options.hpp), with T5's aliases and a second
   // length and depth.
@@ -87,9 +91,28 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
   require_tp_divides("hidden_size", t.hidden_size);
   require_tp_divides("num_attention_heads", t.num_attention_heads);
   require_tp_divides("ffn_hidden_size", t.ffn_hidden_size);
-  // Full recompute applies to each stack: its groups must fit both.
-  t.recompute = read_recompute_options(s, o.encoder_num_layers);
-  read_recompute_options(s, o.decoder_num_layers);
+  // Under a pipeline split each encoder stage holds encoder_num_layers / split layers and each decoder
+  // stage decoder_num_layers / (pp − split) (Megatron-LM's rule).
+  std::int64_t encoder_stage_layers = o.encoder_num_layers, decoder_stage_layers = o.decoder_num_layers;
+  if (pp > 1) {
+    const std::int64_t split = p.pipeline_split_rank;
+    if (o.encoder_num_layers % split != 0)
+      throw ConfigError(fmt::format("model.num_layers ({}, the encoder's) in {} must be a multiple of "
+                                    "parallel.pipeline_model_parallel_split_rank ({}): the encoder's stages [0, {}) "
+                                    "hold equal shares of its layers",
+                                    o.encoder_num_layers, s.origin(s.has("encoder_num_layers") ? "encoder_num_layers"
+                                                                                                : "num_layers"),
+                                    split, split));
+    if (o.decoder_num_layers % (pp - split) != 0)
+      throw ConfigError(fmt::format("model.decoder_num_layers ({}) in {} must be a multiple of the {} decoder stages "
+                                    "(pipeline_model_parallel_size {} − pipeline_model_parallel_split_rank {})",
+                                    o.decoder_num_layers, s.origin("decoder_num_layers"), pp - split, pp, split));
+    encoder_stage_layers /= split;
+    decoder_stage_layers /= pp - split;
+  }
+  // Full recompute applies to each stack on each stage: its groups must fit both.
+  t.recompute = read_recompute_options(s, encoder_stage_layers);
+  read_recompute_options(s, decoder_stage_layers);
   if (vocab_size <= 0) throw ConfigError("t5: the tokenizer reported an empty vocabulary");
   t.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp.

@@ -10,8 +10,7 @@ namespace tessera::t5 {
 namespace {
 
 std::unique_ptr<Model> make_t5_model(const ConfigSection& s, const ModelContext& context) {
-  const ParallelSizes p = context.sizes();
-  const auto options = read_t5_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  const auto options = read_t5_options(s, context.vocab_size, context.seed, context.sizes());
   return std::make_unique<T5Model>(options, context.parallel, context.compute_dtype);
 }
 

@@ -134,6 +134,50 @@ global_batch_size = 8
   CHECK(run_tessera(fmt::format("plan {} --ranks 0", config)).exited_with(105));
 }
 
+TEST_CASE("a T5 pipeline split rank out of range, or missing, is a clear error", "[unit]") {
+  // plan reads [parallel] and [model] with the code train uses (train/components.cpp, the t5 plugin's
+  // options; test_t5_reference builds the model with these refusals), on any number of ranks.
+  TempDir dir;
+  const std::string config = dir / "t5.toml";
+  std::ofstream(config) << fmt::format(R"(
+[model]
+plugin = "t5"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 16
+decoder_seq_length = 8
+[tokenizer]
+plugin = "bert_wordpiece"
+vocab_file = "{}/share/bert/vocab.txt"
+vocab_extra_ids = 100
+[data]
+plugin = "t5_indexed"
+data_path = "not needed: every error comes before the data"
+[training]
+micro_batch_size = 2
+global_batch_size = 8
+)", TESSERA_BINARY_DIR);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set parallel.pipeline_model_parallel_split_rank=2", "pipeline_model_parallel_split_rank (2)"},
+      {"--set parallel.pipeline_model_parallel_split_rank=0", "needs parallel.pipeline_model_parallel_split_rank"}};
+  for (const auto& [set, message] : cases) {
+    INFO(set);
+    const Run plan = run_tessera(
+        fmt::format("plan --ranks 2 {} --set parallel.pipeline_model_parallel_size=2 {}", config, set));
+    INFO(plan.output);
+    CHECK(plan.exited_with(1));
+    CHECK_THAT(plan.output, Catch::Contains(message));
+  }
+  // In range, the plan has an encoder stage and a decoder stage.
+  const Run ok = run_tessera(fmt::format("plan --ranks 2 {} --set parallel.pipeline_model_parallel_size=2 "
+                                         "--set parallel.pipeline_model_parallel_split_rank=1", config));
+  INFO(ok.output);
+  CHECK(ok.exited_with(0));
+  CHECK_THAT(ok.output, Catch::Contains("encoder layers 0–1, embeddings") &&
+                            Catch::Contains("decoder layers 0–1, embeddings, LM head"));
+}
+
 TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {
   for (const std::string sets : {"--set model.hidden_size=1048576 --set model.num_attention_heads=16 --set "
                                  "model.ffn_hidden_size=16777216 --set model.num_layers=100000",

@@ -79,7 +79,8 @@ const TestModel kGpt{"gpt"}, kBert{"bert"}, kBertNoBinaryHead{"bert", false}, kT
 constexpr std::int64_t kT5DecoderSeq = 8;
 
 std::string config_text(const TestModel& model, std::int64_t heads, std::int64_t groups, int tp, int pp,
-                        std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false) {
+                        std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
+                        int split = 0) {
   std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
   if (model.plugin == "t5") own = fmt::format("decoder_num_layers = 3\ndecoder_seq_length = {}\n", kT5DecoderSeq);
   // T5 is multi-head only and reads no num_query_groups.
@@ -99,6 +100,7 @@ make_vocab_size_divisible_by = 16
 [parallel]
 tensor_model_parallel_size = {}
 pipeline_model_parallel_size = {}
+pipeline_model_parallel_split_rank = {}
 sequence_parallel = {}
 [training]
 micro_batch_size = {}
@@ -106,7 +108,7 @@ global_batch_size = {}
 [optimizer]
 plugin = "adam"
 {}
-)", model.plugin, own, heads, query_groups, recompute, tp, pp, sp, micro, global,
+)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, micro, global,
                      pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
 
@@ -189,17 +191,19 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
 }
 
 // Every (stage, tp rank) of tp × pp × dp against the plan.
+// T5 under pipeline parallelism splits at `split` (encoder stages [0, split)).
 void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t groups, int tp, int pp, int dp,
-                  std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false) {
-  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {}", model_kind.name(), heads,
-                   groups, tp, pp, dp, micro, global, recompute, sp));
-  const std::string text = config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp);
+                  std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
+                  int split = 0) {
+  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {}", model_kind.name(),
+                   heads, groups, tp, pp, dp, micro, global, recompute, sp, split));
+  const std::string text = config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
   const std::int64_t m = plan.num_microbatches;
   REQUIRE(m == global / (micro * dp));
-  const ParallelSizes sizes{tp, pp, 1, sp};
+  const ParallelSizes sizes{tp, pp, 1, sp, split};
   const ParallelLayout any = ParallelLayout::make(0, world, sizes);
 
   for (int stage = 0; stage < pp; ++stage)
@@ -236,14 +240,20 @@ void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t 
       CHECK(static_cast<std::int64_t>(params.size()) == tensors);
       CHECK(measured_tied == tied);
       CHECK(measured_replicated == replicated);
-      // What the plan's pp sends carry: under sequence parallelism this rank's token rows (T5 has
-      // one stage and no boundary).
-      if (model_kind.plugin != "t5") {
-        const std::vector<TensorSpec> boundary = model->stage_boundary(micro, 0);
-        REQUIRE(boundary.size() == 1);
-        CHECK(boundary[0].dtype == DType::f32);
-        CHECK(boundary[0].shape == (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32}
-                                                                        : Shape{micro, plan.seq_length, 32}));
+      // What the plan's pp sends carry (under sequence parallelism this rank's token rows; T5's
+      // decoder stages send the decoder's hidden state and the encoder output).
+      if (stage < pp - 1) {
+        const std::vector<TensorSpec> boundary = model->stage_boundary(micro, stage);
+        std::int64_t elements = 0;
+        for (const TensorSpec& spec : boundary) {
+          CHECK(spec.dtype == DType::f32);
+          elements += shape_numel(spec.shape);
+        }
+        CHECK(static_cast<std::int64_t>(boundary.size()) == sp.chunks.at(0).output_tensors);
+        CHECK(elements == sp.chunks.at(0).output_elements);
+        if (model_kind.plugin != "t5")
+          CHECK(boundary.at(0).shape == (sizes.sequence_parallel && tp > 1 ? Shape{micro * plan.seq_length / tp, 32}
+                                                                           : Shape{micro, plan.seq_length, 32}));
       }
 
       // One iteration: held activations and every collective.
@@ -360,6 +370,16 @@ TEST_CASE("the T5 plan equals every tp rank of the model, measured in one proces
     check_layout(kT5, 4, 4, 1, 1, 1, 2, 4, full + "\"block\"\nrecompute_num_layers = 2");
   }
   SECTION("selective recompute, tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\""); }
+  // Pipeline splits (4 encoder, 3 decoder layers): the split rank is also the last stage; a decoder
+  // stage in the middle and the head's stage holding tied copies only; an encoder stage that ends the
+  // encoder after receiving its input.
+  SECTION("pp 2, split 1") { check_layout(kT5, 4, 4, 1, 2, 1, 2, 8, "", false, 1); }
+  SECTION("pp 4, split 1, fewer microbatches than stages") { check_layout(kT5, 4, 4, 1, 4, 1, 1, 3, "", false, 1); }
+  SECTION("pp 3, split 2") { check_layout(kT5, 4, 4, 1, 3, 1, 2, 8, "", false, 2); }
+  SECTION("tp 2 · pp 2 · dp 2, split 1") { check_layout(kT5, 4, 4, 2, 2, 2, 1, 8, "", false, 1); }
+  SECTION("full uniform recompute, tp 2 · pp 4, split 1") {
+    check_layout(kT5, 4, 4, 2, 4, 1, 2, 6, full + "\"uniform\"", false, 1);
+  }
 }
 
 TEST_CASE("the plan's whole-model parameters and FLOPs are the one-process model's", "[unit]") {
@@ -448,8 +468,7 @@ TEST_CASE("the optimizer plugin reports its plan: state per rank and data-parall
 TEST_CASE("a model of one stack of layers refuses a pipeline split rank, in its plan and when built", "[unit]") {
   for (const char* plugin : {"gpt", "bert"}) {
     INFO(plugin);
-    std::string text = config_text(TestModel{plugin}, 4, 4, 1, 2, 1, 2);
-    text.replace(text.find("[parallel]\n"), 11, "[parallel]\npipeline_model_parallel_split_rank = 1\n");
+    const std::string text = config_text(TestModel{plugin}, 4, 4, 1, 2, 1, 2, "", false, /*split=*/1);
     CHECK_THROWS_WITH(make_plan(Config::from_string(text), PlanRequest{2, kVocab}),
                       Catch::Contains("pipeline_model_parallel_split_rank (1) is for encoder-decoder models") &&
                           Catch::Contains(std::string("model plugin '") + plugin + "'"));

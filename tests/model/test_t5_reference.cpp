@@ -155,9 +155,26 @@ TEST_CASE("T5 refuses sequence parallelism, naming the key", "[t5]") {
                        two_ranks({.tp = 2, .pp = 1, .vpp = 1, .sequence_parallel = true}));
 }
 
-TEST_CASE("T5 refuses pipeline parallelism, naming the key", "[t5]") {
-  require_config_error(kSmallT5, {"parallel.pipeline_model_parallel_size", "not supported yet"},
+TEST_CASE("T5 under pipeline parallelism: a split rank is required, and must divide both stacks", "[t5]") {
+  // Megatron-LM requires pipeline_model_parallel_split_rank for an encoder-decoder too.
+  require_config_error(kSmallT5, {"parallel.pipeline_model_parallel_split_rank", "stages [0, split) hold the encoder"},
                        two_ranks({.tp = 1, .pp = 2, .vpp = 1, .sequence_parallel = false}));
+  // 3 encoder layers over 2 encoder stages.
+  std::string three_encoder_layers = kSmallT5;
+  three_encoder_layers.replace(three_encoder_layers.find("num_layers = 2"), 14, "num_layers = 3\ndecoder_num_layers = 2");
+  require_config_error(three_encoder_layers,
+                       {"model.num_layers (3, the encoder's)", "pipeline_model_parallel_split_rank (2)"},
+                       std::make_shared<const Parallel>(Parallel{
+                           ParallelLayout::make(0, 4, {.tp = 1, .pp = 4, .pipeline_split_rank = 2}),
+                           Parallel::single()->groups}));
+  // 2 decoder layers over 3 decoder stages.
+  require_config_error(kSmallT5, {"model.decoder_num_layers (2)", "3 decoder stages"},
+                       std::make_shared<const Parallel>(Parallel{
+                           ParallelLayout::make(0, 4, {.tp = 1, .pp = 4, .pipeline_split_rank = 1}),
+                           Parallel::single()->groups}));
+  // The interleaved schedule is refused (Megatron-LM refuses it for encoder-decoders).
+  require_config_error(kSmallT5, {"parallel.virtual_pipeline_model_parallel_size", "interleaved"},
+                       two_ranks({.tp = 1, .pp = 2, .vpp = 2, .sequence_parallel = false}));
 }
 
 TEST_CASE("T5: encoder_seq_length and seq_length must agree", "[t5]") {

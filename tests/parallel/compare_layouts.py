@@ -5,8 +5,8 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, sp, ov, bs, opt, rc, dev, prec) — tp/pp/vp map to
-[parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, sp, ov, bs, opt, rc, dev, prec) — tp/pp/vp
+and split (pipeline_model_parallel_split_rank, encoder-decoders) map to [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
@@ -194,7 +194,8 @@ def main():
             loss_tol, norm_tol, weight_tol = BF16_TOLERANCE["tp" if int(opts.get("tp", "1")) > 1 else "no tp"]
         sets = []
         for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
-                          ("vp", "virtual_pipeline_model_parallel_size")):
+                          ("vp", "virtual_pipeline_model_parallel_size"),
+                          ("split", "pipeline_model_parallel_split_rank")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:

@@ -44,9 +44,11 @@ struct ModelChunkCost {
   // recompute: what stays on the microbatch's store; the scratch store a recomputed layer group
   // fills during backward is transient and not counted).
   std::int64_t activation_elements = 0;
-  // Elements of the activation sent to the next virtual stage per microbatch (its gradient comes
-  // back with the same size); 0 on the last virtual stage.
+  // Elements of the activations sent to the next virtual stage per microbatch (their gradients come
+  // back with the same sizes), in how many tensors (one send each: T5's decoder stages send two);
+  // 0 on the last virtual stage.
   std::int64_t output_elements = 0;
+  std::int64_t output_tensors = 1;
 
   // Tensor-parallel collectives per microbatch (all zero when tp = 1): all-reduces of activations in
   // forward, of input gradients in backward, and the vocabulary-parallel loss statistics.

@@ -192,10 +192,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
           break;
         }
         case PipelineStep::Kind::send_activation:
-          sent_activations += {1, cost_of_virtual_stage(vs).output_elements};
+          sent_activations += {cost_of_virtual_stage(vs).output_tensors, cost_of_virtual_stage(vs).output_elements};
           break;
         case PipelineStep::Kind::send_grad:
-          sent_grads += {1, cost_of_virtual_stage(vs - 1).output_elements};
+          sent_grads += {cost_of_virtual_stage(vs - 1).output_tensors, cost_of_virtual_stage(vs - 1).output_elements};
           break;
         default:
           break;
@@ -229,7 +229,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     }
     add_traffic(st, "dp", dp, "all_reduce", "loss (a scalar)", {1, 1});
     if (parts > 0) add_traffic(st, "dp", dp, "all_reduce", "the loss's terms (scalars)", {1, parts});
-    add_traffic(st, "embedding", 2, "all_reduce", "tied embedding gradient (first and last stage)", tied);
+    // The embedding group: the first and last stages, and an encoder-decoder's split rank.
+    const int embedding_group = static_cast<int>(stage_layouts[s].group_ranks(GroupKind::embedding).size());
+    add_traffic(st, "embedding", embedding_group, "all_reduce",
+                "tied embedding gradients (first, last and split-rank stages)", tied);
     plan.stages.push_back(std::move(st));
   }
 
