@@ -4,6 +4,7 @@
 // checks the [data] keys and the tokenizer's special tokens; open() reads the files.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -41,7 +42,12 @@ class SentenceSource : public DataSource {
     if (!r.tokenizer)
       throw ConfigError(plugin() + " needs the run's tokenizer for its special tokens ([CLS], [MASK], sentinels …)");
     if (kind == Kind::bert) {
-      bert_.binary_head = s.get_bool("binary_head", true);
+      // Megatron-LM has one flag (bert_binary_head) for the model and its data: by default the
+      // samples follow the model's fields (sentence-order pairs when it reads is_random).
+      const bool model_reads_pairs =
+          r.model_fields.empty() || std::any_of(r.model_fields.begin(), r.model_fields.end(),
+                                                [](const FieldSpec& f) { return f.name == "is_random"; });
+      bert_.binary_head = s.get_bool("binary_head", model_reads_pairs);
       bert_.seq_length = r.seq_length;
       bert_.masked_lm_prob = o_.masked_lm_prob;
       if (r.seq_length < 5)
@@ -137,7 +143,8 @@ class SentenceSource : public DataSource {
         data_->idx_path(), data_->num_documents(), longer, room);
     if (kind_ == Kind::bert && bert_.binary_head)
       throw ConfigError(shape + fmt::format("; {} with the binary head needs documents of 2+ sentences: preprocess with "
-                                            "`tessera preprocess --split-sentences`, or set data.binary_head = false",
+                                            "`tessera preprocess --split-sentences`, or set model.bert_binary_head = false "
+                                            "(the data follows it; data.binary_head = false overrides the data alone)",
                                             plugin()));
     if (2 * longer > data_->num_documents())
       log_warn("{}; each sample keeps only the start of a document. Preprocess with `tessera preprocess "

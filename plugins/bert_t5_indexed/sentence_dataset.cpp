@@ -16,7 +16,7 @@ std::string skipped_line(const DocumentCounts& c, int min_num_sent) {
   std::vector<std::string> parts;
   if (c.too_few_sentences > 0)
     parts.push_back(fmt::format("{} with fewer than {} sentences{}", c.too_few_sentences, min_num_sent,
-                                min_num_sent == 2 ? " (the binary head needs 2; data.binary_head = false keeps them)" : ""));
+                                min_num_sent == 2 ? " (the binary head needs 2; model.bert_binary_head = false keeps them)" : ""));
   if (c.long_sentence > 0)
     parts.push_back(fmt::format("{} with a sentence over {} tokens (skipped as Megatron-LM does)", c.long_sentence,
                                 kLongSentenceLen));

@@ -698,13 +698,14 @@ TEST_CASE("one-sentence documents under the binary head are skipped and counted,
   });
   REQUIRE_THAT(msg, Catch::Contains(ones.prefix + ".idx"));
   REQUIRE_THAT(msg, Catch::Contains("50 with fewer than 2 sentences"));
-  REQUIRE_THAT(msg, Catch::Contains("data.binary_head = false"));
+  REQUIRE_THAT(msg, Catch::Contains("model.bert_binary_head = false"));
 }
 
 namespace {
 
 PluginPtr<DataSource> make_source(const std::string& plugin, const std::string& data_path, const Tokenizer* tok,
-                                  std::int64_t seq, std::int64_t dec_seq, const std::string& extra = "") {
+                                  std::int64_t seq, std::int64_t dec_seq, const std::string& extra = "",
+                                  const FieldSpecs& model_fields = {}) {
   static std::vector<std::unique_ptr<Config>> keep;  // the section must outlive the factory call only
   keep.push_back(std::make_unique<Config>(Config::from_string(
       fmt::format("[data]\nplugin = \"{}\"\ndata_path = '{}'\nsplit = \"90,10,0\"\n{}", plugin, data_path, extra),
@@ -718,6 +719,7 @@ PluginPtr<DataSource> make_source(const std::string& plugin, const std::string& 
   r.tokenizer = tok;
   r.vocab_size = tok ? tok->vocab_size() : 0;
   r.eod_token = kSep;
+  r.model_fields = model_fields;
   keep.back()->section("data").declare("plugin");  // read by the app to choose the plugin
   auto source = create_plugin<DataSource>("data", plugin, keep.back()->section("data"), r);
   keep.back()->check_no_unknown_keys();
@@ -819,6 +821,19 @@ TEST_CASE("bad input: missing [MASK], too few sentinels, GPT-shaped data, missin
     auto plain = make_source("bert_indexed", dir / "gpt", &tok, 64, 0, "binary_head = false\n");
     plain->open();
     REQUIRE(plain->split(Split::train).size() >= 64);
+    // The default follows the model (Megatron-LM's one bert_binary_head flag): for a model that reads
+    // no is_random, single segments without data.binary_head, so these documents load; for one that
+    // reads it, sentence pairs, which they cannot give.
+    const FieldSpecs without_pairs = {{"tokens", DType::i32, {64}}, {"labels", DType::i32, {64}},
+                                      {"loss_mask", DType::f32, {64}}, {"padding_mask", DType::u8, {64}}};
+    auto follows = make_source("bert_indexed", dir / "gpt", &tok, 64, 0, "", without_pairs);
+    follows->open();
+    REQUIRE_THAT(follows->describe(), Catch::Contains("binary_head false"));
+    FieldSpecs with_pairs = without_pairs;
+    with_pairs.push_back({"types", DType::i32, {64}});
+    with_pairs.push_back({"is_random", DType::i32, {1}});
+    auto pairs = make_source("bert_indexed", dir / "gpt", &tok, 64, 0, "", with_pairs);
+    REQUIRE_THAT(message_of<ConfigError>([&] { pairs->open(); }), Catch::Contains("data.binary_head = false"));
   }
   SECTION("t5 without a decoder length, no tokenizer, an out-of-range key, a bad split") {
     const FakeWordPiece tok;

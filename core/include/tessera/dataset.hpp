@@ -60,6 +60,10 @@ struct DataRequest {
   // The run's tokenizer, for sources that need its special ids ([CLS], [SEP], [MASK], sentinels…)
   // or its text; lives as long as the trainer. nullptr where no tokenizer exists (some tests).
   const Tokenizer* tokenizer = nullptr;
+  // The fields the model reads (Model::batch_fields()): a source whose samples come in several
+  // shapes follows the model by default (bert_indexed makes sentence-order pairs when the model
+  // reads is_random, as Megatron-LM's one bert_binary_head flag). Empty where no model exists.
+  FieldSpecs model_fields;
 };
 
 // Made in two steps so that every config mistake is reported before any file is touched: the

@@ -195,6 +195,7 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   request.seq_length = model_->seq_length();
   request.decoder_seq_length = model_->decoder_seq_length();
   request.tokenizer = tokenizer_.get();
+  request.model_fields = model_->batch_fields();
   request.seed = options_.seed;
   request.eod_token = tokenizer_->eod();
   request.vocab_size = tokenizer_->vocab_size();
