@@ -262,7 +262,11 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
-      [&](std::int64_t m) { return batch_to(make_batch(train, fields, first + (m * dp + dp_rank) * micro, micro), device_);
+      [&](std::int64_t m) {
+        const auto t0 = Clock::now();  // the data loader's share of the step, logged at the end
+        Batch b = make_batch(train, fields, first + (m * dp + dp_rank) * micro, micro);
+        data_seconds_ += seconds_since(t0);
+        return batch_to(std::move(b), device_);
       },
       s, *parallel_,
       schedule_.get(), grad_buckets_.get());
@@ -315,7 +319,7 @@ TrainingRecord Trainer::train() {
   const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
   const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
   const auto start = Clock::now();
-  double window_seconds = 0;
+  double window_seconds = 0, train_seconds = 0;  // train_seconds: the steps only (no evaluation, no saving)
   std::int64_t window_iters = 0, window_skipped = 0;
   const std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
@@ -323,7 +327,9 @@ TrainingRecord Trainer::train() {
     const double lr = learning_rate(it);  // before the step: a skipped step leaves it for the next
     const double scale = scaler_.scale();
     auto [loss, norm] = train_step(it);
-    window_seconds += seconds_since(t0);
+    const double step_seconds = seconds_since(t0);
+    window_seconds += step_seconds;
+    train_seconds += step_seconds;
     ++window_iters;
     window_skipped += last_step_skipped_ ? 1 : 0;
     rec.losses.push_back(loss);
@@ -384,6 +390,9 @@ TrainingRecord Trainer::train() {
     rec.bubble_theory = (layout.pp() - 1.0) / (layout.vpp() * facts.microbatches + layout.pp() - 1.0);
   }
   log_run_summary(rec, facts);
+  if (iterations > 0 && train_seconds > 0)
+    log_info("data loader: {:.3f} ms per iteration reading training samples, {:.2f}% of the training steps' time",
+             1000.0 * data_seconds_ / static_cast<double>(iterations), 100.0 * data_seconds_ / train_seconds);
   if (!options_.save_dir.empty()) {
     if (options_.save_interval == 0) optimizer_->gather_master_weights();  // else the last checkpoint did
     save_final();

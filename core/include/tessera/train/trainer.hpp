@@ -104,6 +104,7 @@ class Trainer {
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations
+  double data_seconds_ = 0;                 // reading training samples (make_batch), summed over iterations
   std::int64_t peak_microbatches_held_ = 0, peak_held_elements_ = 0;
   double pipeline_seconds_ = 0, pipeline_seconds_receiving_ = 0;  // summed over iterations after the first
 };
