@@ -30,7 +30,7 @@ namespace {
 struct PreprocessArgs {
   PreprocessOptions options;
   std::string tokenizer = kDefaultTokenizer;
-  std::string vocab_file, merges_file;
+  std::string vocab_file, merges_file, tokenizer_file;
   bool parse_special_tokens = false;
   // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
   std::optional<bool> lower_case, strip_accents;
@@ -52,6 +52,7 @@ constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"BertWordPieceLowerCase", "bert_wordpiece", true},
     {"BertWordPieceCase", "bert_wordpiece", false},
     {"GPT2BPETokenizer", "gpt2_bpe", std::nullopt},
+    {"TokenizerFromFile", "hf_tokenizer", std::nullopt},
 };
 
 // Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
@@ -84,11 +85,13 @@ Config tokenizer_config(const PreprocessArgs& a) {
   std::string text = "[tokenizer]\nplugin = " + toml_string(a.tokenizer) + "\n";
   if (!a.vocab_file.empty()) text += "vocab_file = " + toml_string(a.vocab_file) + "\n";
   if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
+  if (!a.tokenizer_file.empty()) text += "tokenizer_file = " + toml_string(a.tokenizer_file) + "\n";
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
   if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
   if (a.strip_accents) text += fmt::format("strip_accents = {}\n", *a.strip_accents);
   if (a.vocab_extra_ids) text += fmt::format("vocab_extra_ids = {}\n", *a.vocab_extra_ids);
-  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --parse-special-tokens, "
+  return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --tokenizer-file, "
+                                   "--parse-special-tokens, "
                                    "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids");
 }
 
@@ -106,12 +109,15 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   sub.add_option("--json-key", o.json_key,
                  "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
   sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
-                 "Tokenizer plugin, e.g. gpt2_bpe, bert_wordpiece or byte (`tessera plugins` lists them); Megatron-LM's "
-                 "BertWordPieceLowerCase, BertWordPieceCase and GPT2BPETokenizer are accepted too")
+                 "Tokenizer plugin, e.g. gpt2_bpe, hf_tokenizer, bert_wordpiece or byte (`tessera plugins` lists them); "
+                 "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer and TokenizerFromFile are "
+                 "accepted too")
       ->capture_default_str();
   sub.add_option("--vocab-file", args->vocab_file,
                  "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");
   sub.add_option("--merges-file", args->merges_file, "[tokenizer] merges_file (gpt2_bpe: merges.txt or vocab.bpe)");
+  sub.add_option("--tokenizer-file", args->tokenizer_file,
+                 "[tokenizer] tokenizer_file (hf_tokenizer: a Hugging Face tokenizer.json)");
   sub.add_option("-o,--output-prefix", o.output_prefix,
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();
@@ -160,8 +166,12 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
     if (tokenizer->name() == "bert_wordpiece" && !args->split_sentences)  // Megatron's warning, same words
       log_warn("preprocess: Bert tokenizer detected, are you sure you don't want to split sentences? (BERT and T5 "
                "data read sentence-level datasets: add --split-sentences)");
-    log_info("preprocess: tokenizer {} (vocab {}, EOD {}), {} worker(s), {} input(s){}{}", tokenizer->name(),
-             tokenizer->vocab_size(), tokenizer->eod(), opt.workers, opt.inputs.size(),
+    // The EOD id only when documents get one: a tokenizer without one (hf_tokenizer's eod() says so) still
+    // serves --no-append-eod and sentence-level data.
+    log_info("preprocess: tokenizer {} (vocab {}, {}), {} worker(s), {} input(s){}{}", tokenizer->name(),
+             tokenizer->vocab_size(),
+             opt.append_eod ? fmt::format("EOD {}", tokenizer->eod()) : std::string("no EOD appended"), opt.workers,
+             opt.inputs.size(),
              opt.json_key.empty() ? std::string(", one document per file") : fmt::format(", JSONL key \"{}\"", opt.json_key),
              args->split_sentences ? ", one item per sentence" : "");
     const PreprocessStats s = preprocess(*tokenizer, opt);

@@ -1,4 +1,5 @@
 // GPT-2's byte-level BPE (OpenAI's encoder.py, Hugging Face's GPT2Tokenizer): ids equal theirs.
+// The vocab, merges and merge loop are the engine in byte_level_bpe.hpp, shared with hf_tokenizer.
 //
 // encode: with parse_special_tokens only, split out special tokens (<|endoftext|> and any other
 // "<|...|>" entry of the vocab) so they become their ids — by default their text is ordinary text, as
@@ -15,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "byte_level_bpe.hpp"
 #include "tessera/tokenizer.hpp"
 
 namespace tessera {
@@ -38,29 +40,19 @@ class Gpt2BpeTokenizer : public Tokenizer {
   // The [tokenizer] keys the plugin reads the two files from (gpt2_bpe_plugin.cpp).
   std::vector<std::string> file_keys() const override { return {"vocab_file", "merges_file"}; }
 
-  std::int64_t num_merges() const { return static_cast<std::int64_t>(merges_.size()); }
+  std::int64_t num_merges() const { return bpe_->num_merges(); }
   // The vocab entry of an id (in GPT-2's byte-unicode spelling, e.g. "Ġthe").
   const std::string& id_to_token(std::int32_t id) const;
 
  private:
-  struct Cache;
   void encode_ordinary(std::string_view text, std::vector<std::int32_t>& out) const;
-  void bpe(std::string_view piece, std::vector<std::int32_t>& out) const;
 
   std::string vocab_file_;
-  std::vector<std::string> tokens_;       // id -> vocab entry
-  std::vector<std::string> bytes_of_id_;  // id -> the bytes it decodes to
-  std::array<std::int32_t, 256> byte_id_{};
-  // (left id << 32 | right id) -> (rank, merged id)
-  std::unordered_map<std::uint64_t, std::pair<std::int32_t, std::int32_t>> merges_;
+  std::unique_ptr<ByteLevelBpe> bpe_;
   std::vector<std::pair<std::string, std::int32_t>> specials_;
   std::int64_t vocab_size_ = 0;
   std::int32_t eod_ = -1;
   bool parse_special_tokens_ = false;
-  std::unique_ptr<Cache> cache_;
 };
-
-// GPT-2's bytes_to_unicode(): the printable code point each byte is spelled with in the vocab.
-std::array<char32_t, 256> gpt2_byte_to_unicode();
 
 }  // namespace tessera
