@@ -4,6 +4,7 @@
 #include "cuda_backend.hpp"
 #include "tessera/kernels/cuda/adam.hpp"
 #include "tessera/kernels/cuda/elementwise.hpp"
+#include "tessera/kernels/cuda/llama.hpp"
 #include "tessera/kernels/cuda/reduce.hpp"
 
 namespace tessera::cuda {
@@ -15,6 +16,22 @@ void CudaBackend::gelu_forward(const Tensor& x, Tensor& y) {
 void CudaBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
   cuda::gelu_backward(float_of(x, "gelu_backward"), dy.device_raw(), x.device_raw(), dx.device_raw(), x.numel(),
                       stream());
+}
+
+void CudaBackend::swiglu_forward(const Tensor& x, Tensor& y) {
+  const std::int64_t F = y.size(-1);
+  cuda::swiglu_forward(float_of(x, "swiglu_forward"), x.device_raw(), y.device_raw(), y.numel() / F, F, stream());
+}
+
+void CudaBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+  const std::int64_t F = dy.size(-1);
+  cuda::swiglu_backward(float_of(x, "swiglu_backward"), dy.device_raw(), x.device_raw(), dx.device_raw(),
+                        dy.numel() / F, F, stream());
+}
+
+void CudaBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {
+  cuda::rope(float_of(x, inverse ? "rope_backward" : "rope_forward"), x.device_raw(), s.B, s.T, s.H, s.D, s.row_width,
+             s.rotary_dim, s.base, s.interleaved, s.position_offset, inverse, stream());
 }
 
 void CudaBackend::tanh_forward(const Tensor& x, Tensor& y) {

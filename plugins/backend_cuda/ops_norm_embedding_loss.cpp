@@ -12,6 +12,7 @@
 #include "tessera/kernels/cuda/cross_entropy.hpp"
 #include "tessera/kernels/cuda/embedding.hpp"
 #include "tessera/kernels/cuda/layer_norm.hpp"
+#include "tessera/kernels/cuda/llama.hpp"
 
 namespace tessera::cuda {
 
@@ -46,6 +47,18 @@ void CudaBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const T
   cuda::layer_norm_backward(float_of(x, op), dy.device_raw(), x.device_raw(), w.device_raw(), f32(mean), f32(rstd),
                             dx.device_raw(), float_of(dw, op), dw.device_raw(), float_of(db, op), db.device_raw(), N, C,
                             ws.get(), s);
+}
+
+void CudaBackend::rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  cuda::rms_norm_forward(float_of(x, "rms_norm_forward"), x.device_raw(), w.device_raw(), eps, y.device_raw(), f32(rstd),
+                         rows_of(x), cols_of(x), stream());
+}
+
+void CudaBackend::rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                                    Tensor& dw) {
+  const char* op = "rms_norm_backward";
+  cuda::rms_norm_backward(float_of(x, op), dy.device_raw(), x.device_raw(), w.device_raw(), f32(rstd), dx.device_raw(),
+                          float_of(dw, op), dw.device_raw(), rows_of(x), cols_of(x), stream());
 }
 
 // ---- embedding ----------------------------------------------------------------------------------

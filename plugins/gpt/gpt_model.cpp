@@ -14,6 +14,18 @@
 namespace tessera::gpt {
 
 
+std::string llama_style_description(const GptOptions& o) {
+  std::vector<std::string> parts;
+  if (o.rope)
+    parts.push_back(fmt::format("rope on {} channels (base {}{})", o.rotary_dim(), o.rotary_base,
+                                o.rotary_interleaved ? ", interleaved" : ""));
+  if (o.rms_norm) parts.push_back("RMSNorm");
+  if (o.swiglu) parts.push_back("SwiGLU");
+  if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
+  if (!o.add_bias_linear) parts.push_back("no linear biases");
+  return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));
+}
+
 TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
                                           std::int64_t first_layer, std::int64_t count, bool ends_model) {
   return transformer_block_options(o, std::move(tp), sequence_parallel, first_layer, count, ends_model);
@@ -31,15 +43,24 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   first_stage_ = stage == 0;
   last_stage_ = stage == pp - 1;
   const std::int64_t per_chunk = o.num_layers / (pp * vpp);  // the plugin checked that pp·vpp divides it
-  if (first_stage_ || last_stage_) {
+  const bool tied = !o.untie_embeddings_and_output_weights;
+  if (first_stage_ || (last_stage_ && tied)) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
                                                                 o.hidden_size, o.init_method_std, o.seed, tp_,
                                                                 sequence_parallel_);
     word_embeddings_->weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
-    if (!(first_stage_ && last_stage_))
+    if (tied && !(first_stage_ && last_stage_))
       word_embeddings_->weight().stage_tie = first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy;
   }
-  if (first_stage_) {
+  if (last_stage_ && !tied) {
+    // Megatron-Core's ColumnParallelLinear(h, padded_vocab, bias=False): this rank's vocabulary rows.
+    const std::int64_t rows = tp_shard_size(o.padded_vocab_size, tp_, "padded vocabulary size");
+    output_layer_ = std::make_unique<Parameter>("output_layer.weight", Shape{rows, o.hidden_size});
+    init_normal(output_layer_->value, o.init_method_std, o.seed, output_layer_->name, tp_rank(tp_) * rows * o.hidden_size);
+    output_layer_->tp_split_dim = 0;
+    output_layer_->unpadded_rows = o.vocab_size;
+  }
+  if (first_stage_ && !o.rope) {
     position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",
                                                        Shape{o.max_position_embeddings, o.hidden_size});
     init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
@@ -67,10 +88,11 @@ bool GptModel::sequence_parallel(const StepContext& ctx) const {
 void GptModel::collect_parameters(std::vector<Parameter*>& out) {
   if (first_stage_) {
     word_embeddings_->collect_parameters(out);
-    out.push_back(position_embeddings_.get());
+    if (position_embeddings_) out.push_back(position_embeddings_.get());
   }
   for (auto& c : chunks_) c->collect_parameters(out);  // the last also holds the final norm
-  if (last_stage_ && !first_stage_) word_embeddings_->collect_parameters(out);  // the head's copy
+  if (output_layer_) out.push_back(output_layer_.get());                                  // untied head
+  else if (last_stage_ && !first_stage_) word_embeddings_->collect_parameters(out);  // the tied head's copy
 }
 
 FieldSpecs GptModel::batch_fields() const {
@@ -92,7 +114,7 @@ Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
 Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
-  if (T > o_.max_position_embeddings)
+  if (T > o_.max_position_embeddings && position_embeddings_)
     throw ShapeError(fmt::format("sequence of {} tokens exceeds max_position_embeddings {}", T, o_.max_position_embeddings));
   Tensor ids = tokens.reshape({B * T});
   Tensor x = word_embeddings_->forward(ctx, ids);
@@ -100,11 +122,14 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   // their part of the one-process mask.
   const bool sp = sequence_parallel(ctx);
   const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
-  // Position ids of those rows: t of each row (b, t) of the flattened [B, T].
-  Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
-  ops::arange_mod(pos, rows.first, T);
-  ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
-  if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
+  // Position ids of those rows: t of each row (b, t) of the flattened [B, T]. With rope the
+  // positions enter in attention instead.
+  if (position_embeddings_) {
+    Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
+    ops::arange_mod(pos, rows.first, T);
+    ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
+    if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
+  }
   Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
   return sp ? y : y.reshape({B, T, C});
 }
@@ -140,9 +165,10 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
   // The table in the compute dtype; its gradient f32.
-  const Tensor& table = word_embeddings_->weight().weight();
-  Tensor& table_grad = word_embeddings_->weight().grad;
-  const std::int64_t first = word_embeddings_->first_id();
+  Parameter& head_param = head_weight();
+  const Tensor& table = head_param.weight();
+  Tensor& table_grad = head_param.grad;
+  const std::int64_t first = tp_rank(tp_) * table.size(0);  // the vocabulary shard, as the embedding's
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
   const bool sp = sequence_parallel(ctx);
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
@@ -183,11 +209,13 @@ std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector
                       output_grads.size());
   Tensor dx = block.backward(ctx, ends_model(c) ? ctx.store().take<SavedTensor>(this).x : output_grads[0]).dx;
   if (!starts_model(c)) return {dx};
-  Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
-  const std::int64_t N = pos.numel(), C = o_.hidden_size;  // sequence parallel: this rank's N rows
+  const std::int64_t C = o_.hidden_size, N = dx.numel() / C;  // sequence parallel: this rank's N rows
   dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
   word_embeddings_->backward(ctx, dx);
-  ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  if (position_embeddings_) {
+    Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
+    ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  }
   return {};
 }
 
@@ -202,7 +230,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   Tensor last = h.new_empty({B, C});
   ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
-  const Tensor& table = word_embeddings_->weight().weight();
+  const Tensor& table = head_weight().weight();
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
   Tensor logits = last.new_empty({B, V}, DType::f32);
   ops::matmul(last, false, table, true, logits);
@@ -230,11 +258,11 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const { return gpt_
 std::string GptModel::describe() const {
   std::string layers;
   for (const auto& c : chunks_) layers += (layers.empty() ? "" : ", ") + c->describe();
-  return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}), "
+  return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}){}, "
                      "tensor parallel {}{}, pipeline stage {} of {} ({})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
-                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, tp_size(tp_),
+                     o_.seq_length, o_.vocab_size, o_.padded_vocab_size, llama_style_description(o_), tp_size(tp_),
                      sequence_parallel_ && tp_size(tp_) > 1 ? " with sequence parallelism" : "",
                      parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, layers);
 }

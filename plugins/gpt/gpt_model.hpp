@@ -28,6 +28,13 @@
 // to the token embedding, so the last stage keeps its own copy of the table (Parameter::stage_tie),
 // initialised identically (initialisation is counter-based); the trainer sums the two copies'
 // gradients over the embedding group, so they stay equal.
+//
+// Llama-style blocks (docs/llama.md; Megatron-Core's [model] keys): position_embedding_type = "rope"
+// drops the learned position table (attention rotates q and k instead), normalization = "RMSNorm",
+// swiglu, add_bias_linear = false, and untie_embeddings_and_output_weights: the last stage holds
+// its own output layer "output_layer.weight" [V/tp, C] (a column-parallel linear without bias, the
+// vocabulary split as the embedding's) instead of a copy of the word embedding, and the fused head
+// uses it as its table.
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -51,6 +58,10 @@ using GptOptions = TransformerOptions;
 // model and its plan (gpt_plan.cpp), so both describe the same block.
 TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool sequence_parallel,
                                           std::int64_t first_layer, std::int64_t count, bool ends_model);
+
+// ", rope on 64 channels (base 10000), RMSNorm, SwiGLU, untied output layer, no linear biases" (or
+// "" for a GPT-2 block), for describe().
+std::string llama_style_description(const GptOptions& o);
 
 // Model FLOPs of one training iteration over `sequences` sequences (Megatron-LM's accounting:
 // forward + backward, no recompute) — the model's and the plan's figure.
@@ -101,7 +112,9 @@ class GptModel : public Model, public Generator {
   TransformerBlock& chunk(int c);
   // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
   std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
-  std::unique_ptr<Parameter> position_embeddings_;  // first stage
+  std::unique_ptr<Parameter> position_embeddings_;  // first stage, learned positions only
+  std::unique_ptr<Parameter> output_layer_;         // last stage, untied head only
+  Parameter& head_weight() { return output_layer_ ? *output_layer_ : word_embeddings_->weight(); }
   Dropout embedding_dropout_;
 };
 

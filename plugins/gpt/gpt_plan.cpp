@@ -45,9 +45,9 @@ class GptPlanner : public ModelPlanner {
   double flops_per_iteration(std::int64_t sequences) const override { return gpt_flops_per_iteration(o_, sequences); }
 
   std::string describe() const override {
-    return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {})",
+    return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}){}",
                        o_.num_layers, o_.hidden_size, o_.num_attention_heads, query_groups(), o_.ffn_hidden_size,
-                       o_.seq_length, o_.vocab_size, o_.padded_vocab_size);
+                       o_.seq_length, o_.vocab_size, o_.padded_vocab_size, llama_style_description(o_));
   }
 
  private:

@@ -3,8 +3,17 @@
 Reads <dir>/tessera.safetensors (weights under Tessera's names, the batch, the model shape) and
 writes <dir>/torch.safetensors with the loss and every parameter's gradient, computed in float64 (and
 stored as float32) so that the comparison measures Tessera's error, not PyTorch's.
+
+Llama-style blocks (docs/llama.md), from <dir>/options.json when it exists, written the way
+Megatron-Core computes them: "rope" (rotary positions instead of the learned table: rotary_percent,
+rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_embedding.py),
+"rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
+is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
+there).
 """
+import json
 import math
+import os
 import sys
 
 import torch
@@ -14,35 +23,76 @@ sys.path.insert(0, __file__.rsplit("/", 2)[0])
 import reference_io  # noqa: E402
 
 
+def rotary(t, dim, base, interleaved):
+    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D], positions 0…T−1."""
+    T = t.shape[1]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+    emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
+    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
+    rot, rest = t[..., :dim], t[..., dim:]
+    if interleaved:
+        half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
+    else:
+        x1, x2 = torch.chunk(rot, 2, dim=-1)
+        half = torch.cat((-x2, x1), -1)
+    return torch.cat((rot * cos + half * sin, rest), -1)
+
+
 def main(directory):
     t = reference_io.load(f"{directory}/tessera.safetensors")
     L, C, H, G = (int(x) for x in t["shape"][:4])
-    eps = 1e-5
+    opts = {}
+    if os.path.exists(f"{directory}/options.json"):
+        with open(f"{directory}/options.json") as f:
+            opts = json.load(f)
+    eps = opts.get("eps", 1e-5)
     params = {k: v.double().requires_grad_(True) for k, v in t.items() if k not in ("shape", "tokens", "labels", "loss_mask")}
     tokens, labels, mask = t["tokens"].long(), t["labels"].long(), t["loss_mask"].double()
     B, T = tokens.shape
     D = C // H
     p = params
+    rope = opts.get("rope", False)
+    rot_dim = int(D * opts.get("rotary_percent", 1.0))
+    base, interleaved = opts.get("rotary_base", 10000.0), opts.get("rotary_interleaved", False)
 
-    x = p["embedding.word_embeddings.weight"][tokens] + p["embedding.position_embeddings.weight"][torch.arange(T)]
+    def linear(x, name):
+        return F.linear(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
+
+    def norm(x, name):
+        if opts.get("rms_norm", False):
+            return p[f"{name}.weight"] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+        return F.layer_norm(x, (C,), p[f"{name}.weight"], p[f"{name}.bias"], eps)
+
+    x = p["embedding.word_embeddings.weight"][tokens]
+    if not rope:
+        x = x + p["embedding.position_embeddings.weight"][torch.arange(T)]
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(L):
         n = f"layers.{i}"
-        a = F.layer_norm(x, (C,), p[f"{n}.ln1.weight"], p[f"{n}.ln1.bias"], eps)
-        q = F.linear(a, p[f"{n}.attention.query.weight"], p[f"{n}.attention.query.bias"]).view(B, T, H, D)
-        kv = F.linear(a, p[f"{n}.attention.key_value.weight"], p[f"{n}.attention.key_value.bias"])
-        k = kv[..., : G * D].reshape(B, T, G, D).repeat_interleave(H // G, dim=2)
-        v = kv[..., G * D:].reshape(B, T, G, D).repeat_interleave(H // G, dim=2)
+        a = norm(x, f"{n}.ln1")
+        q = linear(a, f"{n}.attention.query").view(B, T, H, D)
+        kv = linear(a, f"{n}.attention.key_value")
+        k = kv[..., : G * D].reshape(B, T, G, D)
+        v = kv[..., G * D:].reshape(B, T, G, D)
+        if rope:
+            q, k = rotary(q, rot_dim, base, interleaved), rotary(k, rot_dim, base, interleaved)
+        k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # [B,H,T,D]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)
         s = s.masked_fill(~causal, float("-inf"))
         ctx = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + F.linear(ctx, p[f"{n}.attention.output.weight"], p[f"{n}.attention.output.bias"])
-        m = F.layer_norm(x, (C,), p[f"{n}.ln2.weight"], p[f"{n}.ln2.bias"], eps)
-        m = F.gelu(F.linear(m, p[f"{n}.mlp.fc1.weight"], p[f"{n}.mlp.fc1.bias"]), approximate="tanh")
-        x = x + F.linear(m, p[f"{n}.mlp.fc2.weight"], p[f"{n}.mlp.fc2.bias"])
-    x = F.layer_norm(x, (C,), p["final_layernorm.weight"], p["final_layernorm.bias"], eps)
-    logits = x @ p["embedding.word_embeddings.weight"].t()  # tied head, padded vocabulary
+        x = x + linear(ctx, f"{n}.attention.output")
+        m = linear(norm(x, f"{n}.ln2"), f"{n}.mlp.fc1")
+        if opts.get("swiglu", False):
+            x0, x1 = torch.chunk(m, 2, dim=-1)
+            m = F.silu(x0) * x1
+        else:
+            m = F.gelu(m, approximate="tanh")
+        x = x + linear(m, f"{n}.mlp.fc2")
+    x = norm(x, "final_layernorm")
+    head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]
+    logits = x @ head.t()  # padded vocabulary
     losses = F.cross_entropy(logits.reshape(B * T, -1), labels.reshape(-1), reduction="none")
     loss = (losses * mask.reshape(-1)).sum() / mask.sum()
     loss.backward()

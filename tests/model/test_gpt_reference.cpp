@@ -1,8 +1,11 @@
 // A 2-layer GPT built by the gpt plugin against the same model written plainly in PyTorch
 // (tests/model/gpt_reference.py, float64): the loss within 1e-5 relative and every parameter's
-// gradient within 1e-4 relative (‖ours − torch‖ / ‖torch‖), for MHA, GQA and MQA.
+// gradient within 1e-4 relative (‖ours − torch‖ / ‖torch‖), for MHA, GQA and MQA; and Llama-style
+// blocks (rope, RMSNorm, SwiGLU, untied output layer, no linear biases, GQA; docs/llama.md) with
+// rotary_percent 1 and 0.5, interleaved or not.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <catch2/catch.hpp>
@@ -22,7 +25,12 @@ using test::rel_diff;
 
 namespace {
 
-void check_against_torch(std::int64_t heads, std::int64_t groups) {
+// Llama-style [model] keys and the options.json gpt_reference.py reads for them.
+struct Llama {
+  std::string toml, json, name;
+};
+
+void check_against_torch(std::int64_t heads, std::int64_t groups, const Llama& llama = {}) {
   const std::int64_t L = 2, C = 48, B = 3, T = 13, vocab = 101;
   Config config = Config::from_string(fmt::format(R"(
 [model]
@@ -34,7 +42,8 @@ num_query_groups = {}
 seq_length = {}
 make_vocab_size_divisible_by = 16
 init_method_std = 0.1
-)", L, C, heads, groups, T));
+{}
+)", L, C, heads, groups, T, llama.toml));
   ConfigSection s = config.section("model");
   auto model = create_plugin<Model>("model", s.get_string("plugin"), s, ModelContext{vocab, 7, nullptr});
   config.check_no_unknown_keys();
@@ -61,8 +70,10 @@ init_method_std = 0.1
   model->backward(ctx);
   REQUIRE(store.empty());
 
-  const std::string dir = fmt::format("gpt_reference_h{}_g{}", heads, groups);
+  const std::string dir = fmt::format("gpt_reference_h{}_g{}{}", heads, groups, llama.name);
   std::filesystem::create_directories(dir);
+  std::filesystem::remove(dir + "/options.json");
+  if (!llama.json.empty()) std::ofstream(dir + "/options.json") << llama.json;
   NamedTensors out;
   for (Parameter* p : params) out.emplace_back(p->name, p->value);
   out.emplace_back("shape", Tensor::from<std::int32_t>({4}, {int(L), int(C), int(heads), int(groups)}));
@@ -88,3 +99,37 @@ init_method_std = 0.1
 TEST_CASE("GPT loss and gradients equal PyTorch: multi-head attention", "[reference]") { check_against_torch(4, 4); }
 TEST_CASE("GPT loss and gradients equal PyTorch: grouped-query attention", "[reference]") { check_against_torch(4, 2); }
 TEST_CASE("GPT loss and gradients equal PyTorch: multi-query attention", "[reference]") { check_against_torch(4, 1); }
+
+namespace {
+const char* kLlamaToml = R"(position_embedding_type = "rope"
+normalization = "RMSNorm"
+norm_epsilon = 1e-6
+swiglu = true
+ffn_hidden_size = 40
+untie_embeddings_and_output_weights = true
+add_bias_linear = false)";
+const char* kLlamaJson = R"("rope": true, "rms_norm": true, "eps": 1e-6, "swiglu": true, "untied": true, "bias": false)";
+}  // namespace
+
+TEST_CASE("Llama-style GPT (rope, RMSNorm, SwiGLU, untied, no bias, GQA) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2, {kLlamaToml, fmt::format("{{{}}}", kLlamaJson), "_llama"});
+}
+
+TEST_CASE("Llama-style GPT equals PyTorch: rotary_percent 0.5, interleaved, base 500000", "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nrotary_percent = 0.5\nrotary_interleaved = true\nrotary_base = 500000.0", kLlamaToml),
+                       fmt::format(R"({{{}, "rotary_percent": 0.5, "rotary_interleaved": true, "rotary_base": 500000.0}})",
+                                   kLlamaJson),
+                       "_llama_half_interleaved"});
+}
+
+TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent 0.5 equals PyTorch", "[reference]") {
+  check_against_torch(4, 4, {"position_embedding_type = \"rope\"\nrotary_percent = 0.5",
+                             R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});
+}
+
+TEST_CASE("Llama-style GPT with multi-query attention and biases equals PyTorch", "[reference]") {
+  check_against_torch(4, 1, {"position_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
+                             "untie_embeddings_and_output_weights = true",
+                             R"({"rope": true, "rms_norm": true, "swiglu": true, "untied": true})", "_llama_mqa_bias"});
+}

@@ -247,6 +247,67 @@ for (n, opt, lr, wd, gs) in [(7, "adam", 1e-3, 0.0, 1.0), (1000, "adam", 3e-2, 0
           "weight_decay": wd, "grad_scale": gs, "steps": steps},
          param0=p0, grads=grads, param=p, m=st["exp_avg"], v=st["exp_avg_sq"])
 
+# ---- Llama-style ops: rms_norm, swiglu, rope (their own generator: earlier cases keep their data) --
+gen = torch.Generator().manual_seed(777)
+
+
+def grandn(*shape, scale=1.0):
+    return torch.randn(*shape, generator=gen, dtype=torch.float32) * scale
+
+
+for N in (1, 7, 33):
+    for C in (5, 24, 67, 768):
+        x = grandn(N, C, scale=2.0) + 0.5
+        w, dy, dw0 = 1.0 + grandn(C, scale=0.1), grandn(N, C), grandn(C)
+        xd, wd = d(x), d(w)
+        rstd = torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-5)
+        y = wd * (xd * rstd)  # Megatron-Core's RMSNorm
+        y.backward(dy.double())
+        case("rms_norm", f"N{N} C{C}", {"eps": 1e-5}, x=x, w=w, dy=dy, dw0=dw0, y=y, rstd=rstd.reshape(N),
+             dx=xd.grad, dw=dw0.double() + wd.grad)
+
+for N in (1, 7, 33):
+    for Fh in (1, 5, 67, 1000):
+        x = grandn(N, 2 * Fh, scale=3.0)
+        dy = grandn(N, Fh)
+        xd = d(x)
+        x0, x1 = torch.chunk(xd, 2, dim=-1)  # Megatron-Core: silu(x0)·x1
+        y = F.silu(x0) * x1
+        y.backward(dy.double())
+        case("swiglu", f"N{N} F{Fh}", {}, x=x, dy=dy, y=y, dx=xd.grad)
+
+
+def rope_ref(t, T, dim, base, interleaved, offset):
+    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D] (float64)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    freqs = torch.outer(torch.arange(offset, offset + T, dtype=torch.float64), inv_freq)
+    emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
+    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
+    rot, rest = t[..., :dim], t[..., dim:]
+    if interleaved:
+        half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
+    else:
+        x1, x2 = torch.chunk(rot, 2, dim=-1)
+        half = torch.cat((-x2, x1), -1)
+    return torch.cat((rot * cos + half * sin, rest), -1)
+
+
+# (B, T, H, D, rotary dim, interleaved, extra columns per row (the values of a fused [K | V]), base, offset)
+for (B, T, H, D, dim, il, extra, base, offset) in [
+        (1, 1, 1, 2, 2, False, 0, 10000.0, 0), (2, 5, 3, 8, 8, False, 0, 10000.0, 0),
+        (2, 5, 3, 8, 4, True, 0, 10000.0, 0), (1, 7, 2, 16, 8, False, 32, 10000.0, 0),
+        (3, 33, 4, 6, 6, True, 24, 500000.0, 0), (2, 17, 2, 64, 32, False, 0, 10000.0, 5),
+        (1, 300, 1, 128, 128, False, 0, 10000.0, 0)]:
+    x = grandn(B, T, H * D + extra)
+    dy = grandn(B, T, H * D + extra)
+    xd = d(x)
+    heads = rope_ref(xd[..., : H * D].reshape(B, T, H, D), T, dim, base, il, offset).reshape(B, T, H * D)
+    y = torch.cat((heads, xd[..., H * D:]), -1)
+    y.backward(dy.double())
+    case("rope", f"B{B} T{T} H{H} D{D} dim{dim} il{int(il)} W{H * D + extra} base{base:g} off{offset}",
+         {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D + extra, "base": base,
+          "offset": offset}, x=x, dy=dy, y=y, dx=xd.grad)
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f, indent=1)
 print(f"reference_ops.py: wrote {len(cases)} cases to {OUT}")

@@ -485,6 +485,160 @@ void tanh_cases(std::vector<OpCase>& cases) {
   }
 }
 
+// ---- rms_norm, swiglu, rope (Llama-style blocks) -------------------------------------------------
+
+void rms_norm_cases(std::vector<OpCase>& cases) {
+  Rng rng(31);
+  const double eps = 1e-5;
+  for (auto [N, C] : {std::pair<I64, I64>{5, 13}, {1, 7}, {3, 97}, {kThreaded[0], kThreaded[1]}}) {
+    const Vec x = rng.uniform(N * C, -2, 3), w = rng.uniform(C, 0.5, 1.5);
+    const Vec dy = rng.uniform(N * C), dw0 = rng.uniform(C);
+    // y = w·x·r, r = 1/√(mean(x²) + eps), and backward, in double on the rounded inputs.
+    const auto rstd_of = [=](const Vec& xt) {
+      Vec r(static_cast<std::size_t>(N));
+      for (I64 i = 0; i < N; ++i) {
+        double s = 0;
+        for (I64 c = 0; c < C; ++c) s += xt[i * C + c] * xt[i * C + c];
+        r[i] = 1.0 / std::sqrt(s / C + eps);
+      }
+      return r;
+    };
+    OpCase f{"rms_norm_forward", fmt::format("N={} C={}", N, C)};
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      Tensor y = poisoned({N, C}, d, t), rstd = poisoned({N}, d);
+      ops::rms_norm_forward(put({N, C}, in_dtype(x, t), d, t), put({C}, in_dtype(w, t), d, t), static_cast<float>(eps),
+                            y, rstd);
+      return Outputs{{"y", y}, {"rstd", rstd}};
+    };
+    f.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t), wt = in_dtype(w, t), r = rstd_of(xt);
+      Vec y(xt.size());
+      for (I64 i = 0; i < N; ++i)
+        for (I64 c = 0; c < C; ++c) y[i * C + c] = wt[c] * xt[i * C + c] * r[i];
+      return Expected{{"y", y}, {"rstd", r}};
+    };
+    f.tol = accumulation(C);
+    cases.push_back(f);
+    OpCase g{"rms_norm_backward", fmt::format("N={} C={}", N, C)};
+    g.dtypes = kFloat;
+    g.run = [=](Device d, DType t) {
+      const Vec r = as_f32(rstd_of(in_dtype(x, t)));  // the saved statistics, f32 in every dtype
+      Tensor dx = poisoned({N, C}, d, t), dw = put({C}, dw0, d);
+      ops::rms_norm_backward(put({N, C}, in_dtype(dy, t), d, t), put({N, C}, in_dtype(x, t), d, t),
+                             put({C}, in_dtype(w, t), d, t), put({N}, r, d), dx, dw);
+      return Outputs{{"dx", dx}, {"dw", dw}};
+    };
+    g.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t), wt = in_dtype(w, t), dyt = in_dtype(dy, t), r = as_f32(rstd_of(xt));
+      Vec dx(xt.size()), dw = as_f32(dw0);
+      for (I64 i = 0; i < N; ++i) {
+        double sgx = 0;
+        for (I64 c = 0; c < C; ++c) {
+          sgx += dyt[i * C + c] * wt[c] * xt[i * C + c] * r[i];
+          dw[c] += dyt[i * C + c] * xt[i * C + c] * r[i];
+        }
+        for (I64 c = 0; c < C; ++c)
+          dx[i * C + c] = r[i] * (dyt[i * C + c] * wt[c] - xt[i * C + c] * r[i] * sgx / C);
+      }
+      return Expected{{"dx", dx}, {"dw", dw}};
+    };
+    g.tol = accumulation(std::max(N, C));
+    cases.push_back(g);
+  }
+}
+
+void swiglu_cases(std::vector<OpCase>& cases) {
+  Rng rng(32);
+  for (auto [N, F] : {std::pair<I64, I64>{1, 1}, {5, 19}, {3, 64}, {kThreaded[0], kThreaded[1]}}) {
+    const Vec x = rng.uniform(N * 2 * F, -5, 5), dy = rng.uniform(N * F);
+    const auto sig = [](double a) { return 1.0 / (1.0 + std::exp(-a)); };
+    OpCase f{"swiglu_forward", fmt::format("N={} F={}", N, F)};
+    f.dtypes = kFloat;
+    f.run = [=](Device d, DType t) {
+      Tensor y = poisoned({N, F}, d, t);
+      ops::swiglu_forward(put({N, 2 * F}, in_dtype(x, t), d, t), y);
+      return Outputs{{"y", y}};
+    };
+    f.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t);
+      Vec y(static_cast<std::size_t>(N * F));
+      for (I64 i = 0; i < N; ++i)
+        for (I64 k = 0; k < F; ++k) {
+          const double a = xt[i * 2 * F + k], b = xt[i * 2 * F + F + k];
+          y[i * F + k] = a * sig(a) * b;
+        }
+      return Expected{{"y", y}};
+    };
+    f.tol = {2e-6, 1e-5};
+    cases.push_back(f);
+    OpCase g{"swiglu_backward", fmt::format("N={} F={}", N, F)};
+    g.dtypes = kFloat;
+    g.run = [=](Device d, DType t) {
+      Tensor dx = poisoned({N, 2 * F}, d, t);
+      ops::swiglu_backward(put({N, F}, in_dtype(dy, t), d, t), put({N, 2 * F}, in_dtype(x, t), d, t), dx);
+      return Outputs{{"dx", dx}};
+    };
+    g.reference = [=](DType t) {
+      const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
+      Vec dx(xt.size());
+      for (I64 i = 0; i < N; ++i)
+        for (I64 k = 0; k < F; ++k) {
+          const double a = xt[i * 2 * F + k], b = xt[i * 2 * F + F + k], s = sig(a), gr = dyt[i * F + k];
+          dx[i * 2 * F + k] = gr * b * s * (1 + a * (1 - s));
+          dx[i * 2 * F + F + k] = gr * a * s;
+        }
+      return Expected{{"dx", dx}};
+    };
+    g.tol = {2e-6, 1e-5};
+    cases.push_back(g);
+  }
+}
+
+void rope_cases(std::vector<OpCase>& cases) {
+  Rng rng(33);
+  // (B, T, H, D, rotary dim, interleaved, row width, position offset)
+  struct R {
+    I64 B, T, H, D, dim;
+    bool interleaved;
+    I64 width, offset;
+  };
+  for (const R& r : {R{1, 1, 1, 2, 2, false, 2, 0}, R{2, 5, 3, 8, 4, true, 24, 0}, R{2, 7, 2, 16, 8, false, 64, 3},
+                     R{3, 65, 4, 32, 32, true, 128, 0}, R{2, 300, 2, 64, 64, false, 256, 0}}) {
+    const I64 n = r.B * r.T * r.width;
+    const Vec x = rng.uniform(n, -2, 2);
+    const ops::RopeShape s{r.B, r.T, r.H, r.D, r.width, r.dim, 10000.0, r.interleaved, r.offset};
+    const auto rotate = [=](Vec v, bool inverse) {
+      const I64 half = r.dim / 2;
+      for (I64 row = 0; row < r.B * r.T; ++row)
+        for (I64 h = 0; h < r.H; ++h)
+          for (I64 i = 0; i < half; ++i) {
+            const double angle = static_cast<double>(r.offset + row % r.T) * std::pow(10000.0, -2.0 * i / r.dim);
+            const double c = std::cos(angle), sn = inverse ? -std::sin(angle) : std::sin(angle);
+            const I64 a = row * r.width + h * r.D + (r.interleaved ? 2 * i : i), b = a + (r.interleaved ? 1 : half);
+            const double va = v[a], vb = v[b];
+            v[a] = va * c - vb * sn;
+            v[b] = vb * c + va * sn;
+          }
+      return v;
+    };
+    for (bool inverse : {false, true}) {
+      OpCase f{inverse ? "rope_backward" : "rope_forward",
+               fmt::format("B={} T={} H={} D={} dim={}{} W={} offset={}", r.B, r.T, r.H, r.D, r.dim,
+                           r.interleaved ? " interleaved" : "", r.width, r.offset)};
+      f.dtypes = kFloat;
+      f.run = [=](Device d, DType t) {
+        Tensor y = put({r.B, r.T, r.width}, in_dtype(x, t), d, t);
+        inverse ? ops::rope_backward(s, y) : ops::rope_forward(s, y);
+        return Outputs{{"y", y}};
+      };
+      f.reference = [=](DType t) { return Expected{{"y", rotate(in_dtype(x, t), inverse)}}; };
+      f.tol = {2e-6, 1e-5};
+      cases.push_back(f);
+    }
+  }
+}
+
 // Relative error of one rounding to `t` (round to nearest even, normal values): 2⁻⁸ for bf16, 2⁻¹¹
 // for f16, 0 for f32.
 double rounding_error(DType t) { return t == DType::bf16 ? 0x1p-8 : t == DType::f16 ? 0x1p-11 : 0.0; }
@@ -1344,6 +1498,9 @@ std::vector<OpCase> all_cases() {
   layer_norm_cases(cases);
   gelu_cases(cases);
   tanh_cases(cases);
+  rms_norm_cases(cases);
+  swiglu_cases(cases);
+  rope_cases(cases);
   dropout_cases(cases);
   embedding_cases(cases);
   cross_entropy_cases(cases);

@@ -72,6 +72,21 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                                                          Contains("[4, 15]"));
   REQUIRE_THROWS_WITH(ops::tanh_forward(Tensor::zeros({4, 8}, DType::i32), yy),
                       Contains("tanh_forward") && Contains("float dtype"));
+  // Llama-style ops (x [4,8]).
+  REQUIRE_THROWS_WITH(ops::rms_norm_forward(x, ln_w, 1e-5f, yy, rstd), Contains("rms_norm_forward") && Contains("'w'"));
+  Tensor rms_w = Tensor::zeros({8}), rstd3 = Tensor::zeros({3});
+  REQUIRE_THROWS_WITH(ops::rms_norm_forward(x, rms_w, 1e-5f, yy, rstd3), Contains("rms_norm_forward") && Contains("'rstd'"));
+  Tensor y_half = Tensor::zeros({4, 4}), y_odd = Tensor::zeros({4, 3});
+  ops::swiglu_forward(x, y_half);  // [4, 8] → [4, 4]
+  REQUIRE_THROWS_WITH(ops::swiglu_forward(x, y_odd), Contains("swiglu_forward") && Contains("[N, 2F]"));
+  REQUIRE_THROWS_WITH(ops::swiglu_backward(y_half, x, y_half), Contains("swiglu_backward") && Contains("'dx'"));
+  ops::RopeShape rs{1, 4, 2, 4, 8, 4};
+  ops::rope_forward(rs, x);
+  rs.rotary_dim = 3;
+  REQUIRE_THROWS_WITH(ops::rope_forward(rs, x), Contains("rope_forward") && Contains("even"));
+  rs.rotary_dim = 4;
+  rs.row_width = 6;
+  REQUIRE_THROWS_WITH(ops::rope_backward(rs, x), Contains("rope_backward") && Contains("row width"));
   REQUIRE_THROWS_AS(ops::add(x, w, y), ShapeError);
   REQUIRE_THROWS_AS(ops::linear_forward(Tensor(), w, nullptr, y), ShapeError);
   Tensor m = Tensor::zeros({4, 8}), v = Tensor::zeros({4, 8});

@@ -122,6 +122,48 @@ TEST_CASE("tanh forward and backward match torch", "[unit][reference]") {
   }
 }
 
+TEST_CASE("rms_norm forward and backward match torch", "[unit][reference]") {
+  Checker check{"rms_norm"};
+  for (const auto& c : reference_cases("rms_norm")) {
+    Tensor x = c.load("x"), w = c.load("w"), dy = c.load("dy");
+    const std::int64_t N = x.size(0);
+    Tensor y = Tensor::full(x.shape(), 123.0f), rstd = Tensor::empty({N});
+    ops::rms_norm_forward(x, w, c.params["eps"], y, rstd);
+    check(c, "y", y);
+    check(c, "rstd", rstd);
+    Tensor dx = Tensor::full(x.shape(), 123.0f), dw = c.load("dw0");
+    ops::rms_norm_backward(dy, x, w, rstd, dx, dw);
+    check(c, "dx", dx);
+    check(c, "dw", dw);  // accumulated onto dw0
+  }
+}
+
+TEST_CASE("swiglu forward and backward match torch", "[unit][reference]") {
+  Checker check{"swiglu"};
+  for (const auto& c : reference_cases("swiglu")) {
+    Tensor x = c.load("x"), dy = c.load("dy");
+    Tensor y = Tensor::full(dy.shape(), 123.0f), dx = Tensor::full(x.shape(), 123.0f);
+    ops::swiglu_forward(x, y);
+    check(c, "y", y);
+    ops::swiglu_backward(dy, x, dx);
+    check(c, "dx", dx);
+  }
+}
+
+TEST_CASE("rope forward and backward match torch (Megatron-Core's apply_rotary_pos_emb)", "[unit][reference]") {
+  Checker check{"rope"};
+  for (const auto& c : reference_cases("rope")) {
+    const auto& p = c.params;
+    ops::RopeShape s{p["B"], p["T"], p["H"], p["D"], p["width"], p["dim"], p["base"], p["interleaved"], p["offset"]};
+    Tensor y = c.load("x");
+    ops::rope_forward(s, y);  // in place; columns past H·D untouched
+    check(c, "y", y);
+    Tensor dx = c.load("dy");
+    ops::rope_backward(s, dx);
+    check(c, "dx", dx);
+  }
+}
+
 namespace {
 
 // u8 key mask from the reference's i32 one (undefined when the case has none).

@@ -61,6 +61,36 @@ void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
 void tanh_forward(const Tensor& x, Tensor& y);
 void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
 
+// ---- Llama-style blocks (docs/llama.md) -----------------------------------------------------
+// RMSNorm over the last dim C (Llama, Megatron-Core's normalization = "RMSNorm"), in f32 whatever
+// the dtype: y = w · x·rstd, rstd = 1/√(mean(x²) + eps); x, y [N,C], w [C], rstd f32 [N] saved for
+// backward.
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
+// dx = rstd·(g − x·rstd²·mean(g·x)), g = dy·w (overwritten); dw += Σ_rows dy·x·rstd.
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                       Tensor& dw);
+// SwiGLU in Megatron-Core's order: each row of x [N, 2F] is [x0 | x1] (fc1's two halves),
+// y [N,F] = silu(x0)·x1, silu(a) = a·σ(a). Backward: dx [N,2F] overwritten,
+// dx0 = dy·x1·σ(x0)·(1 + x0·(1 − σ(x0))), dx1 = dy·silu(x0).
+void swiglu_forward(const Tensor& x, Tensor& y);
+void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+// Rotary position embedding (RoPE, Megatron-Core's rotary_pos_emb), in place on the head layout
+// attention uses: x [B,T,W] holds per token row H heads of D channels at columns [h·D, (h+1)·D)
+// (W ≥ H·D: the query [B,T,Hq·D], or the keys at the start of the fused kv [B,T,2·Hkv·D]; columns
+// past H·D are untouched). The first rotary_dim (even, ≤ D) channels of each head are rotated by the
+// angles (position_offset + t)·inv_freq_i, inv_freq_i = base^(−2i/rotary_dim), i < rotary_dim/2;
+// the rest pass through. Non-interleaved (rotate_half): channel i pairs with i + rotary_dim/2;
+// interleaved: 2i with 2i + 1. Angles and their cos/sin in double, applied in f32.
+struct RopeShape {
+  std::int64_t B = 0, T = 0, H = 0, D = 0, row_width = 0, rotary_dim = 0;
+  double base = 10000.0;
+  bool interleaved = false;
+  std::int64_t position_offset = 0;
+};
+void rope_forward(const RopeShape& s, Tensor& x);
+// The transpose (rotation by −angle): x's gradient from the rotated tensor's, in place.
+void rope_backward(const RopeShape& s, Tensor& dx);
+
 // Dropout without a stored mask: element i is kept iff hash(seed, offset + i) ≥ p, scaled by
 // 1/(1−p). The same seed and offset in backward reproduce the mask. p = 0 copies. offset: where x
 // starts in the tensor whose mask it shares (a sequence-parallel shard: its first row × C).

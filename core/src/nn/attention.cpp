@@ -34,6 +34,10 @@ const AttentionOptions& checked(const AttentionOptions& o) {
   if (groups >= tp ? groups % tp != 0 : groups != 1)
     throw ConfigError(fmt::format("num_query_groups {} must be a multiple of the tensor-parallel size {}, or 1 "
                                   "(multi-query attention, K/V replicated)", groups, tp));
+  if (o.rotary.dim != 0 && (is_cross(o) || o.rotary.dim < 2 || o.rotary.dim % 2 != 0 || o.rotary.dim > o.hidden / o.heads))
+    throw ConfigError(fmt::format("rotary position embeddings on {} channels of each {}-channel head: they must be an "
+                                  "even number ≥ 2, at most the head size, and self-attention only",
+                                  o.rotary.dim, o.hidden / o.heads));
   if (is_cross(o) && o.sequence_parallel && tp > 1)
     throw ConfigError("cross-attention does not support sequence parallelism (its memory would need its own shards)");
   return o;
@@ -42,7 +46,7 @@ const AttentionOptions& checked(const AttentionOptions& o) {
 bool kv_replicated(const AttentionOptions& o, std::int64_t tp) { return groups_or_heads(o) < tp; }
 
 ColumnParallelOptions key_value_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * (o.hidden / o.heads), true, o.init_std};
+  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * (o.hidden / o.heads), o.bias, o.init_std};
   c.blocks = 2;
   c.reduce_input_grad = false;
   return c;
@@ -51,7 +55,7 @@ ColumnParallelOptions key_value_options(const AttentionOptions& o) {
 std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionOptions& o, std::uint64_t seed) {
   const ColumnParallelOptions c = key_value_options(o);
   if (!kv_replicated(o, tp_size(o.tp))) return std::make_unique<ColumnParallelLinear>(name, c, seed, o.tp);
-  auto kv = std::make_unique<Linear>(name, LinearOptions{c.in, c.out, true, c.init_std}, seed);
+  auto kv = std::make_unique<Linear>(name, LinearOptions{c.in, c.out, c.bias, c.init_std}, seed);
   std::vector<Parameter*> params;
   kv->collect_parameters(params);
   for (Parameter* p : params) p->reduce_grad_over_tp = true;
@@ -59,13 +63,13 @@ std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionO
 }
 
 ColumnParallelOptions query_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, o.hidden, true, o.init_std};
+  ColumnParallelOptions c{o.hidden, o.hidden, o.bias, o.init_std};
   c.reduce_input_grad = false;
   return c;
 }
 
 RowParallelOptions output_options(const AttentionOptions& o) {
-  return {o.hidden, o.hidden, true, o.output_init_std, o.sequence_parallel};
+  return {o.hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
 }
 }  // namespace
 
@@ -77,6 +81,7 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(o.hidden / o.heads),
+      rotary_(o.rotary),
       query_(name + ".query", query_options(o), seed, o.tp),
       key_value_(make_key_value(name + ".key_value", o, seed)),
       output_(name + ".output", output_options(o), seed, o.tp) {}
@@ -94,7 +99,7 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   ModuleCost kv;
   if (kv_replicated(o, t)) {
     const ColumnParallelOptions k = key_value_options(o);
-    kv = Linear::cost({k.in, k.out, true, k.init_std}, Nk);
+    kv = Linear::cost({k.in, k.out, k.bias, k.init_std}, Nk);
     if (t > 1) kv.tp_replicated_grads += {kv.parameter_tensors, kv.parameters};
   } else {
     kv = ColumnParallelLinear::cost(key_value_options(o), Nk, t);
@@ -117,6 +122,16 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
     }
   }
   return c;
+}
+
+void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
+  if (rotary_.dim == 0) return;
+  const std::int64_t B = q.size(0), T = q.size(1);
+  ops::RopeShape r{B, T, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, 0};
+  inverse ? ops::rope_backward(r, q) : ops::rope_forward(r, q);
+  r.H = groups_;
+  r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
+  inverse ? ops::rope_backward(r, kv) : ops::rope_forward(r, kv);
 }
 
 Tensor Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tk) const {
@@ -160,6 +175,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
+  rotate(q, kv, false);
   Tensor context = q.new_empty({B, T, s.Hq * s.D});
   Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
   ops::attention_forward(s, q, kv, mask, context, lse);
@@ -188,6 +204,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   }
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
+  rotate(dq, dkv, true);  // gradients of the projections' outputs, before rotation
   Tensor dx = query_.backward(ctx, dq);
   Tensor dsource = key_value_->backward(ctx, dkv);
   if (kind_ == AttentionKind::cross) {

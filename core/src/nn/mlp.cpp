@@ -6,22 +6,24 @@ namespace tessera {
 
 namespace {
 ColumnParallelOptions fc1_options(const MlpOptions& o) {
-  ColumnParallelOptions c{o.hidden, o.ffn_hidden, true, o.init_std};
+  ColumnParallelOptions c{o.hidden, o.swiglu ? 2 * o.ffn_hidden : o.ffn_hidden, o.bias, o.init_std};
   c.sequence_parallel = o.sequence_parallel;
+  if (o.swiglu) c.blocks = 2;  // [x0 | x1], each half split over tp
   return c;
 }
 RowParallelOptions fc2_options(const MlpOptions& o) {
-  return {o.ffn_hidden, o.hidden, true, o.output_init_std, o.sequence_parallel};
+  return {o.ffn_hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
 }
 }  // namespace
 
 Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)
-    : fc1_(name + ".fc1", fc1_options(o), seed, tp), fc2_(name + ".fc2", fc2_options(o), seed, tp) {}
+    : swiglu_(o.swiglu), fc1_(name + ".fc1", fc1_options(o), seed, tp), fc2_(name + ".fc2", fc2_options(o), seed, tp) {}
 
 ModuleCost Mlp::cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp) {
   ModuleCost c = ColumnParallelLinear::cost(fc1_options(o), rows, tp);
   c += RowParallelLinear::cost(fc2_options(o), rows, tp);  // keeps GELU's output
-  c.saved_elements = plan_add(c.saved_elements, plan_mul(rows, o.ffn_hidden / tp));  // GELU's input
+  // The activation's input: GELU's [rows, ffn/tp], SwiGLU's [rows, 2·ffn/tp].
+  c.saved_elements = plan_add(c.saved_elements, plan_mul(rows, (o.swiglu ? 2 : 1) * (o.ffn_hidden / tp)));
   return c;
 }
 
@@ -32,8 +34,16 @@ void Mlp::collect_parameters(std::vector<Parameter*>& out) {
 
 Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
   Tensor h = fc1_.forward(ctx, x);
-  Tensor a = h.new_empty(h.shape());
-  ops::gelu_forward(h, a);
+  Tensor a;
+  if (swiglu_) {
+    Shape shape = h.shape();
+    shape.back() /= 2;
+    a = h.new_empty(shape);
+    ops::swiglu_forward(h, a);
+  } else {
+    a = h.new_empty(h.shape());
+    ops::gelu_forward(h, a);
+  }
   if (ctx.training) ctx.store().save(this, SavedTensor{h});
   return fc2_.forward(ctx, a);
 }
@@ -41,6 +51,11 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
 Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
   Tensor da = fc2_.backward(ctx, dy);
   Tensor h = ctx.store().take<SavedTensor>(this).x;
+  if (swiglu_) {
+    Tensor dh = h.new_empty(h.shape());
+    ops::swiglu_backward(da, h, dh);
+    return fc1_.backward(ctx, dh);
+  }
   ops::gelu_backward(da, h, da);  // in place: da is ours
   return fc1_.backward(ctx, da);
 }

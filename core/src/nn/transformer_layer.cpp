@@ -2,6 +2,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/nn/layer_norm.hpp"
+#include "tessera/nn/rms_norm.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -12,6 +13,27 @@ NormSpec layer_norm_spec() {
             return std::make_unique<LayerNorm>(name, hidden, eps);
           },
           [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+}
+
+NormSpec rms_norm_spec() {
+  return {"rms_norm",
+          [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
+            return std::make_unique<RmsNorm>(name, hidden, eps);
+          },
+          [](std::int64_t hidden, std::int64_t rows) { return RmsNorm::cost(hidden, rows); }};
+}
+
+MlpSpec swiglu_mlp_spec() {
+  const auto swiglu = [](MlpOptions o) {
+    o.swiglu = true;
+    return o;
+  };
+  return {"swiglu",
+          [swiglu](const std::string& name, const MlpOptions& o, std::uint64_t seed,
+                   TpGroup tp) -> std::unique_ptr<Module> {
+            return std::make_unique<Mlp>(name, swiglu(o), seed, std::move(tp));
+          },
+          [swiglu](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(swiglu(o), rows, tp); }};
 }
 
 MlpSpec gelu_mlp_spec() {
@@ -40,8 +62,10 @@ AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKi
 }
 
 MlpOptions mlp_options(const TransformerLayerOptions& o) {
-  return {o.attention.hidden, o.ffn_hidden, o.attention.init_std, o.attention.output_init_std,
-          o.attention.sequence_parallel};
+  MlpOptions m{o.attention.hidden, o.ffn_hidden, o.attention.init_std, o.attention.output_init_std,
+               o.attention.sequence_parallel};
+  m.bias = o.attention.bias;
+  return m;
 }
 
 std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {

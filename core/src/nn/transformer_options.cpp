@@ -68,6 +68,58 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   return o;
 }
 
+std::int64_t TransformerOptions::rotary_dim() const {
+  if (!rope || num_attention_heads <= 0) return 0;
+  const std::int64_t kv_channels = hidden_size / num_attention_heads;
+  return static_cast<std::int64_t>(static_cast<double>(kv_channels) * rotary_percent);
+}
+
+void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
+  o.rope = s.get_choice("position_embedding_type", "learned_absolute", {"learned_absolute", "rope"}) == "rope";
+  o.rotary_percent = s.get_float("rotary_percent", 1.0);
+  if (!(o.rotary_percent > 0.0 && o.rotary_percent <= 1.0))
+    throw ConfigError(fmt::format("model.rotary_percent ({}) in {} must be in (0, 1]: the fraction of each head's "
+                                  "channels rotary position embeddings rotate",
+                                  o.rotary_percent, s.origin("rotary_percent")));
+  o.rotary_base = s.get_float("rotary_base", 10000.0, 1e-300, 1e300);
+  if (!(o.rotary_base > 1.0))
+    throw ConfigError(fmt::format("model.rotary_base ({}) in {} must be > 1", o.rotary_base, s.origin("rotary_base")));
+  o.rotary_interleaved = s.get_bool("rotary_interleaved", false);
+  if (o.rope) {
+    const std::int64_t kv_channels = o.hidden_size / o.num_attention_heads, dim = o.rotary_dim();
+    if (dim < 2 || dim % 2 != 0)
+      throw ConfigError(fmt::format("model.rotary_percent ({}) in {} rotates int({} · {}) = {} channels of each head "
+                                    "(kv_channels = hidden_size / num_attention_heads = {}): that must be an even "
+                                    "number ≥ 2",
+                                    o.rotary_percent, s.origin("rotary_percent"), kv_channels, o.rotary_percent, dim,
+                                    kv_channels));
+  }
+  o.rms_norm = s.get_choice("normalization", "LayerNorm", {"LayerNorm", "RMSNorm"}) == "RMSNorm";
+  if (s.has("norm_epsilon")) {
+    if (s.has("layernorm_epsilon"))
+      throw ConfigError(fmt::format("model.norm_epsilon (in {}) and model.layernorm_epsilon (in {}) are the same "
+                                    "setting: give only one",
+                                    s.origin("norm_epsilon"), s.origin("layernorm_epsilon")));
+    o.layernorm_epsilon = static_cast<float>(s.get_float("norm_epsilon", 1e-5, 0.0, 1.0));
+  }
+  o.swiglu = s.get_bool("swiglu", false);
+  if (o.swiglu && !s.has("ffn_hidden_size")) {
+    // Megatron-Core: int(4h·2/3 / 64)·64 when --ffn-hidden-size is not given.
+    o.ffn_hidden_size = static_cast<std::int64_t>(4.0 * static_cast<double>(o.hidden_size) * 2.0 / 3.0 / 64.0) * 64;
+    if (o.ffn_hidden_size <= 0)
+      throw ConfigError(fmt::format("model.swiglu = true with hidden_size {} (in {}) gives the default "
+                                    "ffn_hidden_size int(4·h·2/3 / 64)·64 = 0: set model.ffn_hidden_size",
+                                    o.hidden_size, s.origin("hidden_size")));
+    if (o.ffn_hidden_size % tp != 0)
+      throw ConfigError(fmt::format("model.swiglu = true: the default ffn_hidden_size int(4·h·2/3 / 64)·64 = {} "
+                                    "(hidden_size {} in {}) must be a multiple of parallel.tensor_model_parallel_size "
+                                    "({}): set model.ffn_hidden_size",
+                                    o.ffn_hidden_size, o.hidden_size, s.origin("hidden_size"), tp));
+  }
+  o.untie_embeddings_and_output_weights = s.get_bool("untie_embeddings_and_output_weights", false);
+  o.add_bias_linear = s.get_bool("add_bias_linear", true);
+}
+
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
   if (pipeline_split_rank != 0)
     throw ConfigError(fmt::format("parallel.pipeline_model_parallel_split_rank ({}) is for encoder-decoder models (t5); "
@@ -82,6 +134,12 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention = {o.hidden_size, o.num_attention_heads, o.num_query_groups, o.init_method_std,
                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), std::move(tp),
                  sequence_parallel};
+  l.attention.bias = o.add_bias_linear;
+  l.attention.rotary.dim = o.rotary_dim();
+  l.attention.rotary.base = o.rotary_base;
+  l.attention.rotary.interleaved = o.rotary_interleaved;
+  if (o.rms_norm) l.spec.norm = rms_norm_spec();
+  if (o.swiglu) l.spec.mlp = swiglu_mlp_spec();
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
@@ -102,8 +160,9 @@ double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t
   const double h_kv = h * groups / static_cast<double>(o.num_attention_heads);
   const double ffn = static_cast<double>(o.ffn_hidden_size);
   const double f = 3.0;
+  const double mlp_matrices = o.swiglu ? 3.0 : 2.0;  // SwiGLU: fc1's two halves and fc2
   const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h * h /*out*/ +
-                           4.0 * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
+                           2.0 * mlp_matrices * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
   return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
 }
 

@@ -6,11 +6,11 @@
 // bert_heads.cpp):
 //   first virtual stage  the vocabulary-parallel token embedding (VocabParallelEmbedding::cost: the
 //                        table shard V_t·h, the ids N, its all-reduce or reduce-scatter), the position
-//                        embedding P·h and its position ids (Ns rows: this rank's token rows); with
+//                        embedding P·h and its position ids (neither with rope) (Ns rows: this rank's token rows); with
 //                        token types (BERT) their table and ids (Ns); under sequence parallelism
 //                        the position and token-type tables' gradients are summed over tp
 //   last virtual stage   the fused LM head: the tied table (a copy V_t·h when the stage is not also
-//                        the first), the input gradient it keeps for backward (Ns·h), its all-reduce
+//                        the first; untied: the output layer's V_t·h on every last stage), the input gradient it keeps for backward (Ns·h), its all-reduce
 //                        (GPT under sequence parallelism: all-gather of the input and reduce-scatter
 //                        of the gradient, both during forward; BERT: all-gather and all-reduce),
 //                        per chunk of rows the vocabulary-parallel cross-entropy's statistics, and
@@ -69,22 +69,28 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   c.contents = per == 1 ? fmt::format("layer {}", first_layer)
                         : fmt::format("layers {}–{}", first_layer, first_layer + per - 1);
   if (first) c.contents += ", embeddings";
-  if (last) c.contents += (first ? ", final norm, LM head" : ", final norm, LM head (tied copy)") + spec.heads_contents;
+  if (last)
+    c.contents += (o.untie_embeddings_and_output_weights ? ", final norm, output layer"
+                   : first                               ? ", final norm, LM head"
+                                                         : ", final norm, LM head (tied copy)") +
+                  spec.heads_contents;
 
   const CostShape shape{b, T, 0, t};
   c += TransformerBlock::cost(spec.block(sp, first_layer, per, last), shape);
   if (first) {
     c += VocabParallelEmbedding::cost(o.padded_vocab_size, h, N, t, sp);
-    // The position table and its ids; with token types their table and ids (this rank's rows).
-    const std::int64_t tables = spec.token_types > 0 ? 2 : 1;
-    const std::int64_t table_elements = plan_mul(o.max_position_embeddings + spec.token_types, h);
+    // The position table and its ids (none with rope); with token types their table and ids (this
+    // rank's rows).
+    const std::int64_t positions = o.rope ? 0 : o.max_position_embeddings;
+    const std::int64_t tables = (spec.token_types > 0 ? 1 : 0) + (o.rope ? 0 : 1);
+    const std::int64_t table_elements = plan_mul(positions + spec.token_types, h);
     c.parameters = plan_add(c.parameters, table_elements);
     c.parameter_tensors += tables;
     c.activation_elements = plan_add(c.activation_elements, plan_mul(tables, Ns));
-    if (sp) c.tp_replicated_grads += {tables, table_elements};
+    if (sp && tables > 0) c.tp_replicated_grads += {tables, table_elements};
   }
   if (last) {
-    if (!first) {  // the head's copy of the tied table
+    if (o.untie_embeddings_and_output_weights || !first) {  // the untied output layer, or the tied table's copy
       c.parameters = plan_add(c.parameters, plan_mul(Vt, h));
       c.parameter_tensors += 1;
     }
@@ -107,7 +113,8 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
     for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows)
       c.tp_loss_statistics += vocab_parallel_cross_entropy_collectives(std::min(chunk_rows, N - r0), t);
   }
-  if (!(first && last) && (first || last)) c.tied_embedding_grads = {1, plan_mul(Vt, h)};
+  if (!o.untie_embeddings_and_output_weights && !(first && last) && (first || last))
+    c.tied_embedding_grads = {1, plan_mul(Vt, h)};
   c.output_elements = last ? 0 : plan_mul(Ns, h);
   return c;
 }
@@ -116,7 +123,9 @@ std::int64_t transformer_total_parameters(const TransformerOptions& o, const Tra
   check_countable(o, 1, spec.model);
   const ModuleCost layers =
       TransformerBlock::cost(spec.block(false, 0, o.num_layers, true), CostShape{1, o.seq_length, 0, 1});
-  const std::int64_t tables = o.padded_vocab_size + o.max_position_embeddings + spec.token_types;
+  // The word embedding, the learned positions (not with rope), token types, the untied output layer.
+  const std::int64_t tables = o.padded_vocab_size + (o.rope ? 0 : o.max_position_embeddings) + spec.token_types +
+                              (o.untie_embeddings_and_output_weights ? o.padded_vocab_size : 0);
   std::int64_t n = plan_add(layers.parameters, plan_mul(tables, o.hidden_size));
   if (spec.heads) n = plan_add(n, spec.heads(1).parameters);
   return n;

@@ -23,6 +23,7 @@
 #include "tessera/kernels/cpu/gemm.hpp"
 #include "tessera/kernels/cpu/gemm_bf16.hpp"
 #include "tessera/kernels/cpu/layer_norm.hpp"
+#include "tessera/kernels/cpu/llama.hpp"
 #include "tessera/kernels/cpu/scratch.hpp"
 #include "tessera/kernels/cpu/softmax.hpp"
 #include "tessera/kernels/cpu/tanh.hpp"
@@ -252,6 +253,25 @@ void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
 void CpuBackend::tanh_forward(const Tensor& x, Tensor& y) { cpu::tanh_forward(in(x).get(), out(y).get(), x.numel()); }
 void CpuBackend::tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
   cpu::tanh_backward(in(dy).get(), in(y).get(), out(dx).get(), y.numel());
+}
+
+void CpuBackend::rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  cpu::rms_norm_forward(in(x).get(), in(w).get(), eps, out(y).get(), f32(rstd), rows_of(x), cols_of(x));
+}
+void CpuBackend::rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                                   Tensor& dw) {
+  cpu::rms_norm_backward(in(dy).get(), in(x).get(), in(w).get(), f32(rstd), out(dx).get(), in_out(dw).get(),
+                         rows_of(x), cols_of(x));
+}
+void CpuBackend::swiglu_forward(const Tensor& x, Tensor& y) {
+  cpu::swiglu_forward(in(x).get(), out(y).get(), rows_of(y), cols_of(y));
+}
+void CpuBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+  cpu::swiglu_backward(in(dy).get(), in(x).get(), out(dx).get(), rows_of(dy), cols_of(dy));
+}
+void CpuBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {
+  cpu::rope(in_out(x).get(), s.B, s.T, s.H, s.D, s.row_width, s.rotary_dim, s.base, s.interleaved, s.position_offset,
+            inverse);
 }
 
 void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {

@@ -28,6 +28,12 @@
 // input gradient is reduce-scattered instead of all-reduced. The projections keep the gathered
 // input (one [B·T, C] tensor, shared by Q and K/V) rather than only the shard: Q and K/V are
 // separate linears here, and re-gathering for each in backward would double that communication.
+//
+// Llama-style options (docs/llama.md): bias = false drops every projection's bias
+// (add_bias_linear = false); rotary.dim > 0 applies rotary position embeddings (ops::rope_forward)
+// to q and to the keys of kv right after the projections, on the first rotary.dim channels of each
+// head, at positions 0…T−1 of each sequence (self-attention only). What attention saves is the
+// rotated q and kv, so backward rotates dq and the keys' gradient back (ops::rope_backward).
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
@@ -48,6 +54,14 @@ struct AttentionOptions {
   // backward reruns the op on the saved q and kv (same op, same inputs: bit-identical gradients).
   bool recompute_core = false;
   AttentionKind kind = AttentionKind::causal_self;
+  bool bias = true;  // the projections' biases (Megatron's add_bias_linear)
+  // Rotary position embedding (Megatron-Core's rotary_pos_emb): dim 0 = none; else the rotated
+  // channels per head (even, ≤ head size: int(kv_channels·rotary_percent)).
+  struct Rotary {
+    std::int64_t dim = 0;
+    double base = 10000.0;
+    bool interleaved = false;
+  } rotary{};
 };
 
 // What attention reads besides x: each kind checks the fields it uses at each call and ignores the
@@ -88,6 +102,9 @@ class Attention : public Module {
   AttentionKind kind_;
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
+  AttentionOptions::Rotary rotary_;
+  // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
+  void rotate(Tensor& q, Tensor& kv, bool inverse) const;
   ColumnParallelLinear query_;
   std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp
   RowParallelLinear output_;

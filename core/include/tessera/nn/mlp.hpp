@@ -3,6 +3,11 @@
 // communication is fc2's all-reduce in forward and fc1's (copy_to_tp) in backward. With
 // sequence_parallel the input and output are this rank's token rows [N/tp, C]:
 // fc1 all-gathers them, fc2 reduce-scatters (see column/row_parallel_linear.hpp).
+//
+// swiglu (Llama, Megatron-Core's order): fc1 (C → 2·ffn) → silu(x0)·x1 on its two halves → fc2.
+// fc1's output is two blocks each split over tp (ColumnParallelOptions::blocks = 2), so rank r
+// holds the matching rows [x0_r | x1_r] of both halves, as Megatron-Core's fc1 shard. bias = false
+// (add_bias_linear = false) drops both layers' biases.
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
@@ -13,6 +18,8 @@ struct MlpOptions {
   std::int64_t hidden = 0, ffn_hidden = 0;
   float init_std = 0.02f, output_init_std = 0.02f;
   bool sequence_parallel = false;
+  bool swiglu = false;  // fc1 → [x0 | x1] → silu(x0)·x1 instead of GELU
+  bool bias = true;     // fc1 and fc2 biases
 };
 
 class Mlp : public Module {
@@ -21,10 +28,11 @@ class Mlp : public Module {
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
-  // On `rows` token rows on one of `tp` ranks: fc1's input, GELU's input and output.
+  // On `rows` token rows on one of `tp` ranks: fc1's input, the activation's input and output.
   static ModuleCost cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
+  bool swiglu_;
   ColumnParallelLinear fc1_;
   RowParallelLinear fc2_;
 };

@@ -42,7 +42,9 @@ struct MlpSpec {
   std::function<ModuleCost(const MlpOptions& o, std::int64_t rows, std::int64_t tp)> cost;
 };
 NormSpec layer_norm_spec();  // LayerNorm (with bias)
+NormSpec rms_norm_spec();    // RMSNorm (weight only; Llama)
 MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
+MlpSpec swiglu_mlp_spec();   // Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order)
 
 struct LayerSpec {
   AttentionKind self_attention = AttentionKind::causal_self;  // causal_self or padded_self
@@ -53,7 +55,9 @@ struct LayerSpec {
 
 struct TransformerLayerOptions {
   LayerSpec spec;
-  AttentionOptions attention;  // sizes, tp, sequence parallelism, selective recompute (kind: from spec)
+  // Sizes, tp, sequence parallelism, selective recompute (kind: from spec), rotary positions; its
+  // `bias` (add_bias_linear) also sets the MLP's.
+  AttentionOptions attention;
   std::int64_t ffn_hidden = 0;
   float layernorm_epsilon = 1e-5f;
   float hidden_dropout = 0.0f;

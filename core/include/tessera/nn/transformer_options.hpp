@@ -21,6 +21,15 @@ struct TransformerOptions {
   float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
   std::uint64_t seed = 1234;
   RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
+  // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The
+  // defaults are GPT-2's, which BERT and T5 keep.
+  bool rope = false;  // position_embedding_type = "rope" (else "learned_absolute")
+  double rotary_percent = 1.0, rotary_base = 10000.0;
+  bool rotary_interleaved = false;
+  bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
+  bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;
+  // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
+  std::int64_t rotary_dim() const;
 };
 
 // Reads every such [model] key (docs/configs.md) and checks it against the layout: ConfigError
@@ -30,6 +39,15 @@ struct TransformerOptions {
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                                             std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
                                             const std::string& model);
+
+// The Llama-style [model] keys a decoder model (GPT) accepts on top of read_transformer_options's,
+// with Megatron-Core's names: position_embedding_type ("learned_absolute" | "rope"), rotary_percent
+// (0, 1], rotary_base, rotary_interleaved, normalization ("LayerNorm" | "RMSNorm"), norm_epsilon
+// (layernorm_epsilon's alias; not both), swiglu (ffn_hidden_size unset: int(4h·2/3/64)·64, as
+// Megatron-Core), untie_embeddings_and_output_weights, add_bias_linear. Sets them in `o` (read by
+// read_transformer_options from the same section with the same tp), ConfigError naming key and
+// origin for a value the model cannot be built with.
+void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
 
 // A model of one stack of layers (GPT, BERT) refuses parallel.pipeline_model_parallel_split_rank,
 // which only an encoder-decoder can use: ConfigError naming `model`.
@@ -42,7 +60,8 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
                                                   std::int64_t first_layer, std::int64_t count, bool ends_model);
 
 // Megatron-LM's model FLOPs of one iteration over `sequences` sequences (forward + backward, no
-// recompute): 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3, K/V shrunk by query groups.
+// recompute): 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3, K/V shrunk by query groups;
+// with swiglu the MLP counts three ffn×h matrices instead of two (Megatron's gated-linear ×3/2).
 double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t sequences);
 
 }  // namespace tessera
