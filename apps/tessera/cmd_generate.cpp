@@ -1,8 +1,10 @@
 // tessera generate --load DIR --prompt TEXT: samples from weights saved by `tessera train` (final
-// weights or any resumable checkpoint, whatever its layout).
-#include <algorithm>
-#include <cmath>
-#include <random>
+// weights or any resumable checkpoint, whatever its layout). With --fim-prefix/--fim-suffix, a
+// fill-in-the-middle prompt for code models: the middle is generated (tools/fim_prompt.hpp).
+// Generation stops at the end-of-document token, a --stop string or --max-new-tokens
+// (tools/text_generation.hpp).
+#include <cstdio>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -12,7 +14,9 @@
 #include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/tools/fim_prompt.hpp"
 #include "tessera/tools/sampling.hpp"
+#include "tessera/tools/text_generation.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/saved_model.hpp"
 
@@ -23,6 +27,9 @@ struct GenerateArgs {
   std::string load, prompt;
   std::int64_t max_new_tokens = 200, seed = 1234, threads = 0;
   SamplingOptions sampling{0.8, 40, 0.95};
+  std::vector<std::string> stop;
+  std::optional<std::string> fim_prefix, fim_suffix;
+  std::string fim_order = "psm";
 };
 
 // Sections a saved model's config has for training only: generate declares them wholesale, and
@@ -47,29 +54,42 @@ int run_generate(const GenerateArgs& a) {
   std::vector<Parameter*> params;
   model->collect_parameters(params);
   load_saved_weights(saved, params);
-  std::string prompt = a.prompt;
-  std::vector<std::int32_t> ids = tokenizer->encode(prompt);
-  if (ids.empty()) ids.push_back(tokenizer->eod());
-  std::mt19937_64 rng(static_cast<std::uint64_t>(a.seed));
-  const std::int64_t window = model->seq_length();
-  fmt::print("{}", prompt);
-  std::fflush(stdout);
-  for (std::int64_t i = 0; i < a.max_new_tokens; ++i) {
-    const std::size_t start = ids.size() > static_cast<std::size_t>(window) ? ids.size() - window : 0;
-    std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
-    Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
-    Tensor logits = generator.next_token_logits(tokens);
-    const float* row = logits.data<float>();
-    if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
-      throw Error(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output: the "
-                              "weights in {} do not make a usable model",
-                              i + 1, saved.describe()));
-    const std::int32_t next = sample_token(logits.data<float>(), logits.size(1), a.sampling, rng);
-    if (next == tokenizer->eod()) break;
-    ids.push_back(next);
-    fmt::print("{}", tokenizer->decode({next}));
-    std::fflush(stdout);
+  TextGenerationOptions o;
+  o.max_new_tokens = a.max_new_tokens;
+  o.sampling = a.sampling;
+  o.seed = static_cast<std::uint64_t>(a.seed);
+  o.stop_tokens = {tokenizer->eod()};
+  o.stop_strings = a.stop;
+  o.window = model->seq_length();
+  std::vector<std::int32_t> prompt;
+  const bool fim = a.fim_prefix || a.fim_suffix;
+  if (fim) {
+    if (!a.prompt.empty())
+      throw ConfigError("--prompt and --fim-prefix/--fim-suffix are two kinds of prompt: give one of them");
+    const FimTokenIds ids = require_fim_tokens(*tokenizer);
+    prompt = fim_prompt(*tokenizer, ids, a.fim_prefix.value_or(""), a.fim_suffix.value_or(""),
+                        parse_fim_order(a.fim_order, "--fim-order"));
+    // The middle ends at end of document (the only terminator FIM training had) or at another sentinel,
+    // which cannot belong to it; the prompt's first token must stay in the window.
+    o.stop_tokens.insert(o.stop_tokens.end(), {ids.prefix, ids.middle, ids.suffix, ids.pad});
+    o.slide_window = false;
+  } else {
+    prompt = tokenizer->encode(a.prompt);
+    if (prompt.empty()) prompt.push_back(tokenizer->eod());
+    fmt::print("{}", a.prompt);
   }
+  std::fflush(stdout);
+  const auto print = [](std::string_view piece) {
+    fmt::print("{}", piece);
+    std::fflush(stdout);
+  };
+  GeneratedText out;
+  try {
+    out = generate_text(generator, *tokenizer, std::move(prompt), o, print);
+  } catch (const NonFiniteLogits& e) {
+    throw NonFiniteLogits(fmt::format("{}: the weights in {} do not make a usable model", e.what(), saved.describe()));
+  }
+  log_debug("generation ended by {} after {} tokens", stop_reason_name(out.reason), out.ids.size());
   fmt::print("\n");
   return 0;
 }
@@ -79,6 +99,16 @@ RegisterCommand reg{{"generate",
                        auto a = std::make_shared<GenerateArgs>();
                        sub.add_option("--load", a->load, "a saved model: the [checkpoint] save folder of `tessera train` (its final weights, else its latest checkpoint) or a checkpoint folder iter_XXXXXXX")->required();
                        sub.add_option("--prompt", a->prompt, "text to continue");
+                       sub.add_option("--fim-prefix", a->fim_prefix,
+                                      "fill-in-the-middle: the code before the gap (a model trained with fim_rate > 0); "
+                                      "only the middle is printed");
+                       sub.add_option("--fim-suffix", a->fim_suffix, "fill-in-the-middle: the code after the gap");
+                       sub.add_option("--fim-order", a->fim_order, "psm or spm: the FIM prompt order")
+                           ->capture_default_str()
+                           ->check(CLI::IsMember({"psm", "spm"}));
+                       sub.add_option("--stop", a->stop,
+                                      "stop when the output contains this text (cut before it); repeatable")
+                           ->expected(1);
                        sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to sample")->capture_default_str()->check(in_range(0));
                        sub.add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str()->check(in_range(0));
                        sub.add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)")

@@ -1,0 +1,65 @@
+// The generation loop of `tessera generate` (and of a generation server): sample one token at a time
+// from a Generator, stop on a stop token (end of document, FIM sentinels), a stop string or the
+// token budget, and hand out text as it becomes final.
+//
+// Stop strings are the remedy for FIM models that never learnt to end a middle (BigCode trained
+// no end-of-middle token, a known complaint): the text is cut before the first stop string, and
+// text that might still turn into one (a suffix that is a stop string's prefix, or an unfinished
+// UTF-8 character) is held back until the next token settles it, so nothing shown is taken back.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/error.hpp"
+#include "tessera/tools/sampling.hpp"
+
+namespace tessera {
+
+class Generator;
+class Tokenizer;
+
+// How much of generated text is final: cut before the first stop string; else all of it but a
+// tail that could begin a stop string or is an incomplete character (U+FFFD from a lossy decode).
+struct StopTextView {
+  std::size_t shown = 0;  // bytes of the text that are final
+  bool stopped = false;   // a stop string occurs at `shown`
+};
+StopTextView final_text(std::string_view text, const std::vector<std::string>& stop_strings);
+
+struct TextGenerationOptions {
+  std::int64_t max_new_tokens = 200;
+  SamplingOptions sampling;
+  std::uint64_t seed = 1234;
+  std::vector<std::int32_t> stop_tokens;  // end generation, never shown (the end-of-document id, …)
+  std::vector<std::string> stop_strings;  // end generation; the text is cut before the first one
+  // The model sees at most `window` tokens (its sequence length). Sliding keeps the last `window`
+  // tokens; without it (a FIM prompt, whose first token must stay) generation ends at the window.
+  std::int64_t window = 0;
+  bool slide_window = true;
+};
+
+// The model's logits hold NaN or infinity: its weights are not a usable model.
+class NonFiniteLogits : public Error {
+ public:
+  using Error::Error;
+};
+
+enum class StopReason { max_new_tokens, stop_token, stop_string, window };
+std::string stop_reason_name(StopReason r);
+
+struct GeneratedText {
+  std::string text;                 // final text, stop string excluded
+  std::vector<std::int32_t> ids;    // the tokens sampled (a stop token excluded)
+  StopReason reason = StopReason::max_new_tokens;
+};
+
+// Generates after `prompt` (not empty). on_text receives each newly final piece of text, in order;
+// their concatenation is the result's text. Non-finite logits throw NonFiniteLogits.
+GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, std::vector<std::int32_t> prompt,
+                            const TextGenerationOptions& options,
+                            const std::function<void(std::string_view)>& on_text = {});
+
+}  // namespace tessera

@@ -1,0 +1,109 @@
+#include "tessera/tools/text_generation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/generation.hpp"
+#include "tessera/tokenizer.hpp"
+
+namespace tessera {
+
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD, what a lossy decode gives a cut character
+
+// Bytes at the end of text that may still change: the longest tail that is a proper prefix of a stop
+// string, and any trailing replacement characters (the next token may complete the character).
+std::size_t unsettled_tail(std::string_view text, const std::vector<std::string>& stops) {
+  std::size_t hold = 0;
+  for (const std::string& s : stops)
+    for (std::size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+        hold = n;
+        break;
+      }
+  std::size_t replacement = 0;
+  while (text.size() - replacement >= kReplacement.size() &&
+         text.substr(text.size() - replacement - kReplacement.size(), kReplacement.size()) == kReplacement)
+    replacement += kReplacement.size();
+  return std::max(hold, replacement);
+}
+
+}  // namespace
+
+StopTextView final_text(std::string_view text, const std::vector<std::string>& stop_strings) {
+  std::size_t first = std::string_view::npos;
+  for (const std::string& s : stop_strings)
+    if (!s.empty()) first = std::min(first, text.find(s));
+  if (first != std::string_view::npos) return {first, true};
+  std::vector<std::string> stops;
+  for (const std::string& s : stop_strings)
+    if (!s.empty()) stops.push_back(s);
+  return {text.size() - unsettled_tail(text, stops), false};
+}
+
+std::string stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::max_new_tokens: return "max_new_tokens";
+    case StopReason::stop_token: return "stop token";
+    case StopReason::stop_string: return "stop string";
+    case StopReason::window: return "the model's window";
+  }
+  return "?";
+}
+
+GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, std::vector<std::int32_t> prompt,
+                            const TextGenerationOptions& o, const std::function<void(std::string_view)>& on_text) {
+  if (prompt.empty()) throw Error("generate_text: an empty prompt (give at least one token, e.g. end of document)");
+  if (o.window < 1) throw Error(fmt::format("generate_text: window {} < 1", o.window));
+  if (!o.slide_window && static_cast<std::int64_t>(prompt.size()) > o.window)
+    throw Error(fmt::format("the prompt is {} tokens, longer than the model's window of {} tokens; shorten it",
+                            prompt.size(), o.window));
+  std::mt19937_64 rng(o.seed);
+  GeneratedText out;
+  std::string text;         // decoded from out.ids
+  std::size_t handed = 0;   // bytes of text given to on_text
+  const auto hand_out = [&](std::size_t upto) {
+    if (upto > handed && on_text) on_text(std::string_view(text).substr(handed, upto - handed));
+    handed = std::max(handed, upto);
+  };
+  std::vector<std::int32_t> ids = std::move(prompt);
+  for (std::int64_t i = 0; i < o.max_new_tokens; ++i) {
+    if (!o.slide_window && static_cast<std::int64_t>(ids.size()) >= o.window) {
+      out.reason = StopReason::window;
+      break;
+    }
+    const std::size_t start = ids.size() > static_cast<std::size_t>(o.window) ? ids.size() - o.window : 0;
+    std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
+    Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
+    Tensor logits = generator.next_token_logits(tokens);
+    const float* row = logits.data<float>();
+    if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
+      throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output",
+                                     i + 1));
+    const std::int32_t next = sample_token(row, logits.size(1), o.sampling, rng);
+    if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), next) != o.stop_tokens.end()) {
+      out.reason = StopReason::stop_token;
+      break;
+    }
+    ids.push_back(next);
+    out.ids.push_back(next);
+    text = tokenizer.decode(out.ids);  // the whole output: characters split over tokens come out whole
+    const StopTextView v = final_text(text, o.stop_strings);
+    hand_out(v.shown);
+    if (v.stopped) {
+      out.reason = StopReason::stop_string;
+      text.resize(v.shown);
+      break;
+    }
+  }
+  if (out.reason != StopReason::stop_string) hand_out(text.size());  // the end settles what was held back
+  out.text = text;
+  return out;
+}
+
+}  // namespace tessera
