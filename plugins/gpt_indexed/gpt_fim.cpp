@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "tessera/error.hpp"
+#include "tessera/fim_tokens.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/utf8.hpp"
 
@@ -37,15 +38,12 @@ void check_fim_options(const FimOptions& o, const std::string& where) {
 FimTokens find_fim_tokens(const Tokenizer& tokenizer, const FimOptions& options, const std::string& where) {
   FimTokens t;
   std::vector<std::string> missing;
-  auto find = [&](const char* name, const char* santacoder, std::int32_t& id) {
-    if (auto v = tokenizer.special_token(name)) id = *v;
-    else if (auto w = tokenizer.special_token(santacoder)) id = *w;
-    else missing.push_back(fmt::format("{} (or {})", name, santacoder));
-  };
-  find("<fim_prefix>", "<fim-prefix>", t.prefix);
-  find("<fim_middle>", "<fim-middle>", t.middle);
-  find("<fim_suffix>", "<fim-suffix>", t.suffix);
-  find("<fim_pad>", "<fim-pad>", t.pad);
+  if (const auto ids = find_fim_token_ids(tokenizer, missing)) {
+    t.prefix = ids->prefix;
+    t.middle = ids->middle;
+    t.suffix = ids->suffix;
+    t.pad = ids->pad;
+  }
   if (!options.split_sample.empty()) {
     if (auto v = tokenizer.special_token(options.split_sample)) {
       t.split = *v;
