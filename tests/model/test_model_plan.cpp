@@ -477,3 +477,105 @@ TEST_CASE("a model of one stack of layers refuses a pipeline split rank, in its 
                       Catch::Contains("is for encoder-decoder models"));
   }
 }
+
+namespace {
+// Llama-style [model] keys (docs/llama.md) on config_text's 4-layer, h 32, ffn 48 GPT.
+const std::string kLlamaKeys =
+    "position_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
+    "untie_embeddings_and_output_weights = true\nadd_bias_linear = false";
+}  // namespace
+
+TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measured in one process", "[unit]") {
+  SECTION("one process") { check_layout(kGpt, 4, 2, 1, 1, 1, 2, 6, kLlamaKeys); }
+  SECTION("tp 2, GQA") { check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys); }
+  SECTION("pp 2: untied output layer on the last stage, no tied copy") { check_layout(kGpt, 4, 2, 1, 2, 1, 2, 8, kLlamaKeys); }
+  SECTION("tp 2 · pp 2 · dp 2, MQA") { check_layout(kGpt, 4, 1, 2, 2, 2, 1, 8, kLlamaKeys); }
+  SECTION("sequence parallel: tp 2 · pp 2") { check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, kLlamaKeys, true); }
+  SECTION("rope only, tied, biases: tp 2 · pp 2") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, "position_embedding_type = \"rope\"\nrotary_percent = 0.5");
+  }
+  SECTION("selective recompute, tp 2") {
+    check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nrecompute_granularity = \"selective\"");
+  }
+}
+
+TEST_CASE("a Llama-style GPT's plan counts its parameters and SwiGLU FLOPs as the trainer's model", "[unit]") {
+  const std::string text = config_text(kGpt, 4, 2, 1, 1, 2, 6, kLlamaKeys);
+  const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
+  PluginPtr<Model> model = build_model(Config::from_string(text), kVocab, 7);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  // By hand: h 32, 4 heads of 8 in 2 groups, ffn 48, 4 layers, vocabulary 301 padded to 304; no
+  // biases, no position table, RMSNorm weights only, fc1 [2·48, 32], an untied output layer.
+  const std::int64_t h = 32, kv = 2 * 2 * 8, ffn = 48, V = 304, L = 4;
+  const std::int64_t per_layer = h * h + kv * h + h * h + 2 * ffn * h + h * ffn + 2 * h;
+  const std::int64_t expected = L * per_layer + h + 2 * V * h;
+  CHECK(count_elements(params) == expected);
+  CHECK(plan.total_parameters == expected);
+  CHECK(plan.stages.at(0).parameters == expected);
+  // Megatron's FLOPs with SwiGLU: the MLP term counts three h×ffn matrices.
+  const double B = 6, s = 12, f = 3;
+  const double layer = 2 * B * s * h * (h + kv) + 2 * B * s * h * h + 2 * 3 * B * s * h * ffn + 4 * B * s * s * h;
+  const double flops = f * L * layer + 6 * B * s * h * V;
+  CHECK(model->flops_per_iteration(6) == Approx(flops).epsilon(1e-12));
+  CHECK(plan.flops_per_iteration == model->flops_per_iteration(6));
+}
+
+TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {
+  using Catch::Contains;
+  // config_text's GPT (h 32, 4 heads of 8) with `extra` in [model], from "llama.toml", on tp ranks.
+  const auto config = [](const std::string& extra, int tp = 1) {
+    return Config::from_string(config_text(kGpt, 4, 2, tp, 1, 2, 4, extra), "llama.toml");
+  };
+  const auto refused = [&](const std::string& extra, int tp = 1) -> std::string {
+    try {
+      make_plan(config(extra, tp), PlanRequest{tp, kVocab});
+    } catch (const ConfigError& e) {
+      // The model refuses it the same way (built for one process when tp = 1).
+      if (tp == 1) CHECK_THROWS_AS(build_model(config(extra), kVocab, 7), ConfigError);
+      return e.what();
+    }
+    FAIL("no ConfigError for: " << extra);
+    return "";
+  };
+  for (const char* value : {"0", "1.5", "-0.5"}) {
+    const std::string msg = refused(std::string("position_embedding_type = \"rope\"\nrotary_percent = ") + value);
+    CHECK_THAT(msg, Contains("model.rotary_percent") && Contains("llama.toml") && Contains("(0, 1]"));
+  }
+  // int(8 · 0.3) = 2 channels is fine; int(8 · 0.2) = 1 is odd.
+  CHECK_NOTHROW(make_plan(config("position_embedding_type = \"rope\"\nrotary_percent = 0.3"), PlanRequest{1, kVocab}));
+  CHECK_THAT(refused("position_embedding_type = \"rope\"\nrotary_percent = 0.2"),
+             Contains("model.rotary_percent") && Contains("even"));
+  CHECK_THAT(refused("normalization = \"RMSnorm\""),
+             Contains("normalization") && Contains("llama.toml") && Contains("LayerNorm, RMSNorm") &&
+                 Contains("did you mean 'RMSNorm'"));
+  CHECK_THAT(refused("position_embedding_type = \"rotary\""),
+             Contains("position_embedding_type") && Contains("llama.toml") && Contains("learned_absolute, rope"));
+  CHECK_THAT(refused("norm_epsilon = 1e-6\nlayernorm_epsilon = 1e-6"),
+             Contains("model.norm_epsilon") && Contains("model.layernorm_epsilon"));
+  // SwiGLU: fc1's two halves are each split over tp, so tp must divide ffn_hidden_size.
+  const auto with = [](std::string text, const std::string& from, const std::string& to) {
+    text.replace(text.find(from), from.size(), to);
+    return Config::from_string(text, "llama.toml");
+  };
+  const std::string tp2 = config_text(kGpt, 4, 2, 2, 1, 2, 4, "swiglu = true");
+  CHECK_THROWS_WITH(make_plan(with(tp2, "ffn_hidden_size = 48", "ffn_hidden_size = 49"), PlanRequest{2, kVocab}),
+                    Contains("model.ffn_hidden_size (49)") && Contains("llama.toml") &&
+                        Contains("parallel.tensor_model_parallel_size (2)"));
+  // Unset with swiglu: Megatron-Core's int(4h·2/3 / 64)·64 = 64 for h 32 (fc1 [2·64, 32]); 0 for h 16.
+  const std::string one = config_text(kGpt, 4, 2, 1, 1, 2, 4, "swiglu = true");
+  PluginPtr<Model> model = build_model(with(one, "ffn_hidden_size = 48\n", ""), kVocab, 7);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  bool found = false;
+  for (const Parameter* p : params)
+    if (p->name == "layers.0.mlp.fc1.weight") {
+      found = true;
+      CHECK(p->value.shape() == Shape{128, 32});
+    }
+  CHECK(found);
+  std::string small = one;
+  small.replace(small.find("ffn_hidden_size = 48\n"), 21, "");
+  CHECK_THROWS_WITH(make_plan(with(small, "hidden_size = 32", "hidden_size = 16"), PlanRequest{1, kVocab}),
+                    Contains("swiglu") && Contains("set model.ffn_hidden_size"));
+}
