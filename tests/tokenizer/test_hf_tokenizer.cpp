@@ -4,7 +4,8 @@
 // and added tokens inline, for StarCoder's shape (Digits + ByteLevel, 19 added tokens), its pair-merges
 // form, a Split (Llama-3 regex, PCRE2) variant and GPT-2's own shape (ids also equal gpt2_bpe's).
 // Hugging Face's split behaviours and Digits on hand-worked examples, added tokens, vocab_size, eod,
-// UTF-8-lossy decode, the plugin's keys, `tessera preprocess --tokenizer hf_tokenizer`, and a
+// UTF-8-lossy decode, the plugin's keys, `tessera preprocess --tokenizer hf_tokenizer`, training (with
+// FIM) and generating from a saved model with it, and a
 // FormatError naming the file and the JSON path for everything it does not support.
 #include <catch2/catch.hpp>
 
@@ -435,7 +436,7 @@ TEST_CASE("hf_tokenizer: what it does not support is a FormatError naming the fi
   has(error_for([](json& j) { j["added_tokens"].push_back(j["added_tokens"][0]); }),
       "added_tokens[1].content = \"<|endoftext|>\" is given twice");
   has(error_for([](json& j) { j["added_tokens"][0]["id"] = 256; }),
-      "added_tokens[0].id = 256 is model.vocab's \"\\xc4\\xa0a\" but the added token is \"<|endoftext|>\"");
+      "added_tokens[0].id = 256 is model.vocab's \"Ġa\" but the added token is \"<|endoftext|>\"");
   has(error_for([](json& j) { j["model"]["merges"].push_back("a c"); }),
       "model.merges[1] = \"a\" + \"c\": \"ac\" is not in model.vocab");
   has(error_for([](json& j) { j["model"]["merges"].push_back("ab"); }), "model.merges[1] = \"ab\": expected two");
@@ -524,6 +525,53 @@ TEST_CASE("tessera preprocess --tokenizer hf_tokenizer --tokenizer-file", "[refe
                                         "x.json", "--output-prefix", dir / "out5"});
   CHECK(wrong.clean_error());
   CHECK(wrong.has("vocab_file"));
+}
+
+TEST_CASE("hf_tokenizer end to end: preprocess, train with FIM, the saved copy of tokenizer.json, generate", "[reference]") {
+  TempDir dir;
+  const auto p = test::tessera_cli({"preprocess", "--no-progress", "--tokenizer", "hf_tokenizer", "--tokenizer-file",
+                                    hf_file("starcoder.json"), "--input", TESSERA_SOURCE_DIR "/core/src/nn",
+                                    "--output-prefix", dir / "corpus"});
+  INFO(p.output);
+  REQUIRE(p.ok());
+  test::write_text(dir / "run.toml", fmt::format(R"(
+[model]
+plugin = "gpt"
+num_layers = 1
+hidden_size = 32
+num_attention_heads = 2
+seq_length = 32
+[tokenizer]
+plugin = "hf_tokenizer"
+tokenizer_file = "{}"
+[data]
+plugin = "gpt_indexed"
+data_path = "{}"
+split = "80,20,0"
+fim_rate = 0.5
+[training]
+micro_batch_size = 2
+global_batch_size = 4
+train_iters = 2
+eval_interval = 2
+eval_iters = 1
+[optimizer]
+plugin = "adam"
+lr = 3e-3
+[checkpoint]
+save = "{}"
+)", hf_file("starcoder.json"), dir / "corpus", dir / "save"));
+  const auto t = test::tessera_cli({"train", dir / "run.toml"});
+  INFO(t.output);
+  REQUIRE(t.ok());
+  // The saved model carries its own copy of tokenizer.json (file_keys), named relative to its folder.
+  CHECK(test::read_text(dir / "save/tokenizer/starcoder.json") == test::read_text(hf_file("starcoder.json")));
+  CHECK(test::read_text(dir / "save/config.toml").find("tokenizer_file = \"tokenizer/starcoder.json\"") !=
+        std::string::npos);
+  const auto g = test::tessera_cli({"generate", "--load", dir / "save", "--prompt", "def f(x):", "--max-new-tokens", "4"});
+  INFO(g.output);
+  CHECK(g.ok());
+  CHECK(g.has("def f(x):"));
 }
 
 TEST_CASE("hf_tokenizer encoding speed", "[reference][bench]") {
