@@ -23,8 +23,9 @@ class DistributedAdamPlan : public OptimizerPlanner {
   std::string state_rule() const override { return "2 × ⌈parameters / dp⌉ (both moments sharded over dp)"; }
   std::vector<std::string> notes() const override {
     return {"distributed_adam: the state also holds its shards' share of the gradient buckets' padding (under 16 "
-            "elements per parameter and 16·dp per bucket, over the dp shards). Tessera trains in f32, so there are "
-            "no master weights to shard"};
+            "elements per parameter and 16·dp per bucket, over the dp shards). The f32 parameters (the master "
+            "weights in mixed precision) stay whole on every rank: only the moments are sharded (Megatron-LM's "
+            "distributed optimizer also shards its fp32 main parameters)"};
   }
   std::int64_t state_elements(const StageParameters& stage) const override {
     return plan_mul(2, plan_add(stage.elements, dp_ - 1) / dp_);
