@@ -3,6 +3,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -176,6 +178,32 @@ global_batch_size = 8
   CHECK(ok.exited_with(0));
   CHECK_THAT(ok.output, Catch::Contains("encoder layers 0–1, embeddings") &&
                             Catch::Contains("decoder layers 0–1, embeddings, LM head"));
+}
+
+TEST_CASE("every config shipped in configs/ plans, with the published sizes where there are some", "[unit]") {
+  // (config, ranks, the tokenizer's vocabulary size, the parameter count the plan must print or "").
+  const std::vector<std::tuple<std::string, int, int, std::string>> configs = {
+      {"gpt/tiny.toml", 1, 50257, ""},
+      {"gpt/gpt2-124m.toml", 1, 50257, "124,475,904 parameters"},  // GPT-2 small's 124,439,808 + 47 padded rows
+      {"gpt/gpt3-175b.toml", 1024, 50257, "174,615,846,912 parameters"},
+      {"gpt/code-tiny.toml", 1, 50275, ""},
+      {"gpt/starcoder-15b.toml", 512, 49152, "15,517,456,384 parameters"},
+      {"gpt/santacoder-1b.toml", 96, 49156, "1,124,886,528 parameters"},
+      {"bert/tiny.toml", 1, 30522, ""},
+      {"bert/bert-base.toml", 1, 30522, ""},
+      {"bert/bert-345m.toml", 1, 30522, ""},
+      {"t5/tiny.toml", 1, 30624, ""},
+      {"t5/t5-small.toml", 1, 30624, ""},
+      {"t5/t5-220m.toml", 1, 30624, "222,495,744 parameters"},
+  };
+  for (const auto& [config, ranks, vocab, parameters] : configs) {
+    INFO(config);
+    const Run plan = run_tessera(fmt::format("plan {}/configs/{} --ranks {} --vocab-size {}", TESSERA_SOURCE_DIR, config,
+                                             ranks, vocab));
+    INFO(plan.output);
+    CHECK(plan.exited_with(0));
+    if (!parameters.empty()) CHECK_THAT(plan.output, Catch::Contains(parameters));
+  }
 }
 
 TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {
