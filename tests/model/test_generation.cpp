@@ -39,7 +39,11 @@ TEST_CASE("generation is an optional interface of a model", "[unit]") {
   CHECK(msg.find("model plugin 'bert' does not support generation") != std::string::npos);
 }
 
-TEST_CASE("next_token_logits matches the training forward at the last position", "[unit]") {
+namespace {
+// next_token_logits of each row's first `prefix` tokens against the training forward of the whole
+// row, masked to position prefix − 1 (causal: the same logits, at the same positions — rope
+// included). `extra`: more [model] keys.
+void check_next_token_logits(const std::string& extra, std::int64_t prefix) {
   Config config = Config::from_string(R"(
 [model]
 plugin = "gpt"
@@ -50,9 +54,11 @@ num_query_groups = 2
 seq_length = 16
 make_vocab_size_divisible_by = 8
 init_method_std = 0.2
-)");
+)" + extra);
   const std::int64_t vocab = 37, B = 2, T = 11;
-  auto model = create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{vocab, 5, nullptr});
+  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
+                                    ModelContext{vocab, 5, nullptr});
+  config.check_no_unknown_keys();  // every Llama-style key was read
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> tok(0, vocab - 1);
   Tensor tokens = Tensor::empty({B, T}, DType::i32);
@@ -60,18 +66,21 @@ init_method_std = 0.2
   Generator* generator = model->generator();
   REQUIRE(generator != nullptr);
   CHECK(&require_generator(*model, "model plugin 'gpt'") == generator);
-  Tensor logits = generator->next_token_logits(tokens);
+  Tensor context = Tensor::empty({B, prefix}, DType::i32);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < prefix; ++t) context.data<std::int32_t>()[b * prefix + t] = tokens.data<std::int32_t>()[b * T + t];
+  Tensor logits = generator->next_token_logits(context);
   REQUIRE(logits.shape() == Shape{B, vocab});
   for (std::int64_t b = 0; b < B; ++b) {
-    // The training path's loss of one sequence, masked to its last position, for a few labels:
+    // The training path's loss of one sequence, masked to position prefix − 1, for a few labels:
     // loss = logsumexp(padded logits) − logit[label]. Differences between labels cancel the
     // logsumexp, so they must equal differences of next_token_logits.
     Tensor row = Tensor::empty({1, T}, DType::i32);
     for (std::int64_t t = 0; t < T; ++t) row.data<std::int32_t>()[t] = tokens.data<std::int32_t>()[b * T + t];
     auto loss_for = [&](int label) {
       Batch batch = gpt_batch(row, Tensor::zeros({1, T}, DType::i32), Tensor::zeros({1, T}));
-      batch.get("labels").data<std::int32_t>()[T - 1] = label;
-      batch.get("loss_mask").data<float>()[T - 1] = 1.0f;
+      batch.get("labels").data<std::int32_t>()[prefix - 1] = label;
+      batch.get("loss_mask").data<float>()[prefix - 1] = 1.0f;
       ActivationStore store;
       StepContext ctx{store};
       ctx.training = false;
@@ -83,6 +92,20 @@ init_method_std = 0.2
       CHECK(l0 - loss_for(label) == Approx(expected).margin(1e-5));
     }
   }
+}
+}  // namespace
+
+TEST_CASE("next_token_logits matches the training forward at the last position", "[unit]") {
+  check_next_token_logits("", 11);
+  check_next_token_logits("", 5);  // a prefix of the row the training forward sees whole
+}
+
+TEST_CASE("next_token_logits of a Llama-style GPT (rope, untied head) matches the training forward", "[unit]") {
+  const std::string llama = "position_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
+                            "untie_embeddings_and_output_weights = true\nadd_bias_linear = false\n";
+  check_next_token_logits(llama, 11);
+  check_next_token_logits(llama, 4);
+  check_next_token_logits(llama + "rotary_percent = 0.5\nrotary_interleaved = true\n", 7);
 }
 
 TEST_CASE("sampling: greedy, top-k, top-p and temperature", "[unit]") {
