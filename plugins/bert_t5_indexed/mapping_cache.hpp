@@ -1,14 +1,8 @@
 // The samples mapping cached beside the data, as Megatron-LM caches it (a .npy file named from the
-// parameters), but without Megatron's rank-0 build and barrier that times out on a large corpus:
-//
-//   1. A valid cache file is memory-mapped and used (no lock taken).
-//   2. Otherwise the process takes an exclusive lock on "<file>.lock" (flock, blocking, no timeout),
-//      looks again (another process may have just written it), and else builds the mapping, writes
-//      it to a temporary file and renames it into place: readers never see a partial file, and one
-//      process builds while the others wait for it.
-//   3. A cache that does not parse, fails the caller's check, or is older than the dataset's .idx is
-//      rebuilt with a warning naming it. A folder that cannot be written means a warning and a
-//      mapping kept in memory only.
+// parameters), through core's index cache (tessera/data/index_cache.hpp: a valid file is mapped and
+// used; else one process builds it under a lock and writes it atomically while the others wait; a
+// file that does not parse, fails the caller's check, or is older than the dataset's .idx is rebuilt
+// with a warning naming it; an unwritable folder means a warning and a mapping in memory only).
 #pragma once
 #include <cstdint>
 #include <functional>

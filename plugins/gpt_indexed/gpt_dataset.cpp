@@ -1,10 +1,15 @@
 #include "gpt_dataset.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "tessera/data/document_split.hpp"
+#include "tessera/data/index_cache.hpp"
+#include "tessera/data/index_cache_name.hpp"
+#include "tessera/data/npy_file.hpp"
 #include "tessera/error.hpp"
+#include "tessera/logging.hpp"
 
 namespace tessera::gpt_indexed {
 
@@ -44,12 +49,89 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
   if (options.vocab_size > 0) check_token_range(*data_, doc_begin, doc_end, options.vocab_size);
   const std::vector<std::int32_t> sizes = data_->sizes();
   try {
-    indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);
+    if (options.cache_indices)
+      load_or_build_indices(sizes);
+    else
+      indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);
   } catch (const ConfigError& e) {  // too many samples asked for: keep the type, a setting is wrong
     throw ConfigError(fmt::format("{}: {}", data_->idx_path(), e.what()));
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", data_->idx_path(), e.what()));
   }
+}
+
+std::array<std::string, 3> gpt_index_cache_paths(const std::string& data_prefix, const GptDatasetOptions& o,
+                                                 std::int64_t doc_begin, std::int64_t doc_end) {
+  const std::string base = fmt::format("{}_{}_indexmap_{}ns_{}sl_{}s", index_cache_stem(data_prefix, o.cache_dir),
+                                       o.split_name, o.num_samples, o.seq_length, o.seed);
+  std::array<std::string, 3> out;
+  const char* kinds[3] = {"doc_idx", "sample_idx", "shuffle_idx"};
+  for (int k = 0; k < 3; ++k) out[k] = fmt::format("{}_{}_{}-{}docs.npy", base, kinds[k], doc_begin, doc_end);
+  return out;
+}
+
+void GptDataset::load_or_build_indices(const std::vector<std::int32_t>& sizes) {
+  const GptDatasetOptions& o = options_;
+  // Sized (and checked) first: a wrong setting is the same clear error with or without a cache.
+  const GptIndexPlan plan = plan_gpt_indices(sizes, doc_begin_, doc_end_, o.num_samples, o.seq_length);
+  const std::string& idx = data_->idx_path();
+  const auto paths = gpt_index_cache_paths(idx.substr(0, idx.size() - 4), o, doc_begin_, doc_end_);  // "<prefix>.idx"
+  cache_paths_.assign(paths.begin(), paths.end());
+  const IndexCacheFiles files{fmt::format("GPT indices of the {} split of {} (documents [{}, {}), {} samples)",
+                                          o.split_name, idx, doc_begin_, doc_end_, o.num_samples),
+                              cache_paths_, idx};
+  auto load = [&](std::vector<MappedNpy>& f) -> std::string {
+    const char* names[3] = {"doc_idx", "sample_idx", "shuffle_idx"};
+    for (int k = 0; k < 3; ++k) {
+      const NpyDtype t = f[static_cast<std::size_t>(k)].dtype();
+      if (t != NpyDtype::i4 && t != NpyDtype::u4 && t != NpyDtype::i8)
+        return fmt::format("{} has element type {}, not int32, uint32 or int64", names[k], npy_descr(t));
+    }
+    if (f[0].shape().size() != 1 || f[1].shape().size() != 2 || f[1].shape()[1] != 2 || f[2].shape().size() != 1)
+      return "the shapes are not doc_idx [n], sample_idx [n, 2], shuffle_idx [n]";
+    GptIndices x;
+    x.tokens_per_epoch = plan.tokens_per_epoch;
+    x.num_epochs = plan.num_epochs;
+    x.separate_last_epoch = plan.separate_last_epoch;
+    for (std::int64_t i = 0; i < f[0].numel(); ++i)
+      if (f[0].at(i) < doc_begin_ || f[0].at(i) >= doc_end_)
+        return fmt::format("doc_idx[{}] = {} is outside documents [{}, {})", i, f[0].at(i), doc_begin_, doc_end_);
+    x.doc_idx = f[0].to_vector<std::int32_t>();
+    x.sample_idx = f[1].to_vector<std::int64_t>();
+    x.shuffle_idx = f[2].to_vector<std::int64_t>();
+    std::string problem = check_gpt_indices(x, plan, sizes, doc_begin_, doc_end_);
+    if (problem.empty()) indices_ = std::move(x);
+    return problem;
+  };
+  // Written with Megatron's types: doc_idx int32; sample_idx int32 while its entries fit, else int64;
+  // shuffle_idx uint32 below 2^32 − 1 samples, else int64.
+  std::vector<std::int32_t> sample32;
+  std::vector<std::uint32_t> shuffle32;
+  auto build = [&]() -> std::vector<NpyArrayRef> {
+    log_info("{}: building them", files.what);
+    indices_ = build_gpt_indices(sizes, doc_begin_, doc_end_, o.num_samples, o.seq_length, o.seed);
+    const auto& x = indices_;
+    std::vector<NpyArrayRef> out(3);
+    out[0] = {NpyDtype::i4, {static_cast<std::int64_t>(x.doc_idx.size())}, x.doc_idx.data()};
+    const std::int64_t rows = static_cast<std::int64_t>(x.sample_idx.size() / 2);
+    if (std::all_of(x.sample_idx.begin(), x.sample_idx.end(),
+                    [](std::int64_t v) { return v <= std::numeric_limits<std::int32_t>::max(); })) {
+      sample32.assign(x.sample_idx.begin(), x.sample_idx.end());
+      out[1] = {NpyDtype::i4, {rows, 2}, sample32.data()};
+    } else {
+      out[1] = {NpyDtype::i8, {rows, 2}, x.sample_idx.data()};
+    }
+    if (x.num_samples() < std::int64_t{std::numeric_limits<std::uint32_t>::max()} - 1) {
+      shuffle32.assign(x.shuffle_idx.begin(), x.shuffle_idx.end());
+      out[2] = {NpyDtype::u4, {x.num_samples()}, shuffle32.data()};
+    } else {
+      out[2] = {NpyDtype::i8, {x.num_samples()}, x.shuffle_idx.data()};
+    }
+    return out;
+  };
+  const IndexCacheResult r = load_or_build_index(files, load, build);
+  from_cache_ = r.from_cache;
+  written_ = r.written;
 }
 
 void GptDataset::window(std::int64_t index, std::int32_t* out) const {
@@ -124,6 +206,7 @@ std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<cons
                                     data->num_sequences(), num_samples[s], split_name(static_cast<Split>(s))));
     GptDatasetOptions o = options;
     o.num_samples = num_samples[s];
+    o.split_name = split_name(static_cast<Split>(s));
     try {
       out[s] = std::make_unique<GptDataset>(data, r[s], r[s + 1], o);
     } catch (const ConfigError& e) {

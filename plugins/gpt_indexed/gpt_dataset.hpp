@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gpt_fim.hpp"
 #include "gpt_indices.hpp"
@@ -28,6 +29,12 @@ struct GptDatasetOptions {
   std::int64_t vocab_size = 0;
   // Fill-in-the-middle, applied to each window when set (fim_rate > 0).
   std::shared_ptr<const FimTransform> fim;
+  // Cache the three index arrays as .npy files (tessera/data/index_cache.hpp), named as Megatron-LM
+  // names them plus the document range: <stem>_<split>_indexmap_<N>ns_<S>sl_<seed>s_<kind>_<b>-<e>docs.npy
+  // with kind doc_idx, sample_idx, shuffle_idx and stem the data prefix, or cache_dir/<its file name>.
+  bool cache_indices = false;
+  std::string cache_dir;             // "" = beside the data ([data] data_cache_path)
+  std::string split_name = "train";  // in the cache files' names (build_gpt_splits sets it)
 };
 
 // The fields of a GPT sample: tokens i32[T], labels i32[T], loss_mask f32[T].
@@ -52,6 +59,11 @@ class GptDataset : public Dataset {
   void sample_window(std::int64_t index, std::vector<std::int32_t>& out) const;
 
   const GptIndices& indices() const { return indices_; }
+  // The cache files (empty when not cached or the range is empty), and whether the indices were
+  // read from them or built and written by this constructor.
+  const std::vector<std::string>& cache_paths() const { return cache_paths_; }
+  bool indices_from_cache() const { return from_cache_; }
+  bool indices_written() const { return written_; }
   std::int64_t doc_begin() const { return doc_begin_; }
   std::int64_t doc_end() const { return doc_end_; }
 
@@ -60,7 +72,16 @@ class GptDataset : public Dataset {
   std::int64_t doc_begin_, doc_end_;
   GptDatasetOptions options_;
   GptIndices indices_;
+  std::vector<std::string> cache_paths_;
+  bool from_cache_ = false, written_ = false;
+
+  void load_or_build_indices(const std::vector<std::int32_t>& sizes);
 };
+
+// The cache files of documents [doc_begin, doc_end) of the dataset at data_prefix: doc_idx,
+// sample_idx, shuffle_idx (see GptDatasetOptions::cache_indices).
+std::array<std::string, 3> gpt_index_cache_paths(const std::string& data_prefix, const GptDatasetOptions& options,
+                                                 std::int64_t doc_begin, std::int64_t doc_end);
 
 // Builds train/valid/test datasets from a split string ("969,30,1", see document_split.hpp);
 // options.num_samples is ignored in favour of num_samples[split]. Every split shares the seed, as in

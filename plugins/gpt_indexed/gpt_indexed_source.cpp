@@ -8,6 +8,9 @@
 //                                                from its own data (the whole of each prefix); split
 //                                                does not apply
 // fim_rate > 0 adds fill-in-the-middle (gpt_fim.hpp), checked against the tokenizer at start.
+// The GPT indices and a blend's indices are cached as .npy files beside the data, or in
+// data_cache_path (gpt_dataset.hpp, tessera/data/blended_dataset.hpp, tessera/data/index_cache.hpp).
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -52,6 +55,8 @@ class GptIndexedSource : public DataSource {
     options_.eod_token = r.eod_token;
     options_.eod_mask_loss = s.get_bool("eod_mask_loss", false);
     options_.vocab_size = r.vocab_size;
+    options_.cache_indices = true;
+    options_.cache_dir = s.get_string("data_cache_path", "");
     read_paths(s);
     read_fim(s);
   }
@@ -71,7 +76,7 @@ class GptIndexedSource : public DataSource {
       for (int s = 0; s < 3; ++s) {
         std::vector<std::shared_ptr<const Dataset>> parts;
         for (auto& sub : subs) parts.push_back(std::move(sub[s]));
-        splits_[s] = combine(parts, blend_, r.num_samples[s]);
+        splits_[s] = combine(parts, blend_, r.num_samples[s], s);
       }
     } else {
       for (int s = 0; s < 3; ++s) {
@@ -91,13 +96,14 @@ class GptIndexedSource : public DataSource {
           auto data = open_prefix(b.prefixes[j]);
           GptDatasetOptions o = options_;
           o.num_samples = n[j];
+          o.split_name = split_name(static_cast<Split>(s));
           try {
             parts.push_back(std::make_shared<GptDataset>(data, 0, data->num_sequences(), o));
           } catch (const ConfigError& e) {
             throw ConfigError(fmt::format("data.{}: {}", kSplitKeys[s], e.what()));
           }
         }
-        splits_[s] = combine(parts, b, r.num_samples[s]);
+        splits_[s] = combine(parts, b, r.num_samples[s], s);
       }
     }
     opened_ = true;
@@ -194,11 +200,17 @@ class GptIndexedSource : public DataSource {
     return d;
   }
 
-  // One dataset as is; a weighted list as a blend of exactly `size` samples.
-  static std::shared_ptr<const Dataset> combine(std::vector<std::shared_ptr<const Dataset>> parts, const DataBlend& b,
-                                                std::int64_t size) {
+  // One dataset as is; a weighted list as a blend of exactly `size` samples, its indices cached in
+  // data_cache_path or beside the first prefix.
+  std::shared_ptr<const Dataset> combine(std::vector<std::shared_ptr<const Dataset>> parts, const DataBlend& b,
+                                         std::int64_t size, int split) const {
     if (!b.weighted) return parts[0];
-    return std::make_shared<BlendedDataset>(std::move(parts), b.weights, size, b.prefixes);
+    std::string dir = options_.cache_dir;
+    if (dir.empty()) dir = std::filesystem::path(b.prefixes[0]).parent_path().string();
+    if (dir.empty()) dir = ".";
+    const std::string stem = blending_cache_stem(dir, split_name(static_cast<Split>(split)), b.weights, b.prefixes,
+                                                 size, options_.seed);
+    return std::make_shared<BlendedDataset>(std::move(parts), b.weights, size, b.prefixes, stem);
   }
 
   DataRequest request_;

@@ -1,6 +1,8 @@
 #include "gpt_indices.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <string>
 #include <numeric>
 
 #include "tessera/data/numpy_random.hpp"
@@ -85,8 +87,8 @@ std::vector<std::int64_t> build_shuffle_idx(std::int64_t num_samples, std::int64
 
 }  // namespace
 
-GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
-                             std::int64_t num_samples, std::int64_t seq_length, std::uint32_t seed) {
+GptIndexPlan plan_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
+                              std::int64_t num_samples, std::int64_t seq_length) {
   if (seq_length < 1) throw Error(fmt::format("GPT dataset: seq_length must be >= 1, got {}", seq_length));
   if (num_samples < 0) throw Error(fmt::format("GPT dataset: negative number of samples {}", num_samples));
   if (doc_begin < 0 || doc_end < doc_begin || doc_end > static_cast<std::int64_t>(sizes.size()))
@@ -94,7 +96,8 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
   // doc_idx holds sequence ids as int32, as Megatron's does.
   if (doc_end - 1 > std::numeric_limits<std::int32_t>::max())
     throw Error(fmt::format("GPT dataset: document range [{}, {}) has ids past int32", doc_begin, doc_end));
-  GptIndices r;
+  GptIndexPlan r;
+  r.documents = doc_end - doc_begin;
   for (std::int64_t d = doc_begin; d < doc_end; ++d) r.tokens_per_epoch += sizes[static_cast<std::size_t>(d)];
   if (r.tokens_per_epoch < 2)
     throw Error(fmt::format("GPT dataset: documents [{}, {}) hold {} tokens; at least 2 are needed to make a sample",
@@ -119,15 +122,26 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
           fmt::format("{:.3g}", static_cast<double>(total_samples)), gib(static_cast<double>(kMaxGptIndexBytes))));
   }
   r.num_epochs = static_cast<std::int64_t>(epochs);  // the bound above keeps epochs · tokens_per_epoch in int64
-  NumpyRandomState rng(seed);
-  std::int64_t from_first_epochs = 0;
+  r.total_samples = (r.num_epochs * r.tokens_per_epoch - 1) / seq_length;
   if (r.num_epochs > 1) {
-    from_first_epochs = ((r.num_epochs - 1) * r.tokens_per_epoch - 1) / seq_length;
-    const std::int64_t last_epoch_samples = num_samples - from_first_epochs;
+    r.from_first_epochs = ((r.num_epochs - 1) * r.tokens_per_epoch - 1) / seq_length;
+    const std::int64_t last_epoch_samples = num_samples - r.from_first_epochs;
     const std::int64_t per_epoch = (r.tokens_per_epoch - 1) / seq_length;
     // int(0.80 * n) in Python: a double product truncated.
     r.separate_last_epoch = last_epoch_samples < static_cast<std::int64_t>(0.80 * static_cast<double>(per_epoch));
   }
+  return r;
+}
+
+GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
+                             std::int64_t num_samples, std::int64_t seq_length, std::uint32_t seed) {
+  const GptIndexPlan plan = plan_gpt_indices(sizes, doc_begin, doc_end, num_samples, seq_length);
+  GptIndices r;
+  r.tokens_per_epoch = plan.tokens_per_epoch;
+  r.num_epochs = plan.num_epochs;
+  r.separate_last_epoch = plan.separate_last_epoch;
+  const std::int64_t from_first_epochs = plan.from_first_epochs;
+  NumpyRandomState rng(seed);
   r.doc_idx.reserve(static_cast<std::size_t>(r.num_epochs * (doc_end - doc_begin)));
   if (r.separate_last_epoch) {
     append_shuffled_epochs(r.doc_idx, doc_begin, doc_end, r.num_epochs - 1, rng);
@@ -139,6 +153,39 @@ GptIndices build_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t d
   const std::int64_t total = static_cast<std::int64_t>(r.sample_idx.size() / 2) - 1;
   r.shuffle_idx = build_shuffle_idx(r.separate_last_epoch ? from_first_epochs : total, total, rng);
   return r;
+}
+
+std::string check_gpt_indices(const GptIndices& x, const GptIndexPlan& plan, std::span<const std::int32_t> sizes,
+                              std::int64_t doc_begin, std::int64_t doc_end) {
+  const auto docs = static_cast<std::int64_t>(x.doc_idx.size());
+  if (docs != plan.num_epochs * plan.documents)
+    return fmt::format("doc_idx holds {} entries, {} epochs of {} documents are {}", docs, plan.num_epochs,
+                       plan.documents, plan.num_epochs * plan.documents);
+  for (std::size_t i = 0; i < x.doc_idx.size(); ++i)
+    if (x.doc_idx[i] < doc_begin || x.doc_idx[i] >= doc_end)
+      return fmt::format("doc_idx[{}] = {} is outside documents [{}, {})", i, x.doc_idx[i], doc_begin, doc_end);
+  if (static_cast<std::int64_t>(x.sample_idx.size()) != 2 * (plan.total_samples + 1))
+    return fmt::format("sample_idx holds {} rows, not {}", x.sample_idx.size() / 2, plan.total_samples + 1);
+  std::int64_t prev = 0;
+  for (std::int64_t s = 0; s <= plan.total_samples; ++s) {
+    const std::int64_t pos = x.sample_idx[static_cast<std::size_t>(2 * s)];
+    const std::int64_t off = x.sample_idx[static_cast<std::size_t>(2 * s + 1)];
+    if (pos < prev || pos >= docs || off < 0 ||
+        off >= std::max<std::int64_t>(1, sizes[static_cast<std::size_t>(x.doc_idx[static_cast<std::size_t>(pos)])]) ||
+        (s == 0 && (pos != 0 || off != 0)))
+      return fmt::format("sample_idx row {} = ({}, {}) is not a position in doc_idx", s, pos, off);
+    prev = pos;
+  }
+  if (static_cast<std::int64_t>(x.shuffle_idx.size()) != plan.total_samples)
+    return fmt::format("shuffle_idx holds {} entries, not {}", x.shuffle_idx.size(), plan.total_samples);
+  std::vector<bool> seen(x.shuffle_idx.size());
+  for (std::size_t i = 0; i < x.shuffle_idx.size(); ++i) {
+    const std::int64_t v = x.shuffle_idx[i];
+    if (v < 0 || v >= plan.total_samples || seen[static_cast<std::size_t>(v)])
+      return fmt::format("shuffle_idx is not a permutation (entry {} = {})", i, v);
+    seen[static_cast<std::size_t>(v)] = true;
+  }
+  return "";
 }
 
 }  // namespace tessera::gpt_indexed

@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace tessera::gpt_indexed {
@@ -36,6 +37,27 @@ inline constexpr std::int64_t kMaxGptIndexBytes = std::int64_t{64} << 30;
 // Smallest E >= 1 with (E · tokens_per_epoch − 1) / seq_length >= num_samples (Megatron's
 // _num_epochs loop, in closed form).
 std::int64_t gpt_num_epochs(std::int64_t tokens_per_epoch, std::int64_t seq_length, std::int64_t num_samples);
+
+// The shape of the indices build_gpt_indices makes, known before building them (what a cached copy
+// must match).
+struct GptIndexPlan {
+  std::int64_t documents = 0;          // doc_end − doc_begin
+  std::int64_t tokens_per_epoch = 0;
+  std::int64_t num_epochs = 0;
+  bool separate_last_epoch = false;
+  std::int64_t from_first_epochs = 0;  // samples of the first num_epochs − 1 epochs (when num_epochs > 1)
+  std::int64_t total_samples = 0;      // shuffle_idx entries; sample_idx has one row more
+};
+
+// Checks the arguments and sizes the indices, with build_gpt_indices's errors (it calls this first).
+GptIndexPlan plan_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t doc_begin, std::int64_t doc_end,
+                              std::int64_t num_samples, std::int64_t seq_length);
+
+// Whether indices (read from a cache) fit the plan and the documents: doc_idx of the right length
+// within [doc_begin, doc_end), sample_idx rows that are non-decreasing positions inside doc_idx's
+// documents, shuffle_idx a permutation. "" when they do, else what is wrong. Linear time.
+std::string check_gpt_indices(const GptIndices& indices, const GptIndexPlan& plan, std::span<const std::int32_t> sizes,
+                              std::int64_t doc_begin, std::int64_t doc_end);
 
 // sizes: tokens per sequence of the whole indexed dataset; documents: [doc_begin, doc_end).
 // Throws tessera::Error when the range holds fewer than 2 tokens or seq_length < 1, and ConfigError

@@ -18,7 +18,7 @@
 #include "expect_error.hpp"
 #include "mapping_cache.hpp"
 #include "masking.hpp"
-#include "npy_file.hpp"
+#include "tessera/data/npy_file.hpp"
 #include "tessera/data/numpy_random.hpp"
 #include "t5_dataset.hpp"
 #include "tessera/config.hpp"
@@ -589,7 +589,7 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
     std::swap(rows[0], rows[1]);
     std::vector<std::uint32_t> flat;
     for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-    write_npy(path, flat.data(), 4, static_cast<std::int64_t>(rows.size()), 3);
+    write_npy(path, flat.data(), NpyDtype::u4, {static_cast<std::int64_t>(rows.size()), 3});
     const auto second = make();
     REQUIRE(second->mapping_from_cache());
     REQUIRE(rows_of(second->mapping()) == rows);
@@ -626,7 +626,7 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
     }
     // Valid .npy, wrong content: rows outside the split.
     const std::vector<std::uint32_t> bad = {0, 100000, 61};
-    write_npy(path, bad.data(), 4, 1, 3);
+    write_npy(path, bad.data(), NpyDtype::u4, {1, 3});
     const auto again = make();
     REQUIRE(!again->mapping_from_cache());
     REQUIRE(again->mapping() == first->mapping());
