@@ -148,6 +148,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
   o.precision = read_precision(config);
   o.loss_scaler = read_loss_scaler(config, o.precision.compute);
+  o.stop = read_stop_options(config);
   return o;
 }
 
@@ -321,7 +322,10 @@ TrainingRecord Trainer::train() {
   const auto start = Clock::now();
   double window_seconds = 0, train_seconds = 0;  // train_seconds: the steps only (no evaluation, no saving)
   std::int64_t window_iters = 0, window_skipped = 0;
-  const std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
+  std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
+  // Graceful stop: from here on SIGTERM/SIGINT (and exit_signal) are a request, looked at between
+  // iterations; before, they end the process as usual (nothing is trained yet).
+  const StopSignals signals(options_.stop.signals());
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
     const double lr = learning_rate(it);  // before the step: a skipped step leaves it for the next
@@ -356,10 +360,26 @@ TrainingRecord Trainer::train() {
       rec.valid_losses.emplace_back(it, v);
       log_validation(it, v, named_loss_parts(*model_, last_eval_parts_));
     }
-    if (options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters)) {
+    const bool saved = options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters);
+    if (saved) {
       optimizer_->gather_master_weights();  // a sharded optimizer's f32 masters, whole before saving
       save_checkpoint(it);
     }
+    rec.last_iteration = it;
+    if (it == options_.train_iters) break;
+    rec.stop_reason = stop_reason(it, signals);
+    if (rec.stop_reason.empty()) continue;
+    // As Megatron-LM's checkpoint_and_decide_exit: a resumable checkpoint of this iteration, then out.
+    if (options_.save_dir.empty()) {
+      log_warn("stopping at iteration {} ({}) without a checkpoint: checkpoint.save is not set, so iterations 1-{} "
+               "are lost", it, rec.stop_reason, it);
+    } else if (!saved) {
+      optimizer_->gather_master_weights();
+      save_checkpoint(it);
+    }
+    log_info("exiting program at iteration {}: {}", it, rec.stop_reason);
+    iterations = it - start_iteration_;
+    break;
   }
   rec.seconds = seconds_since(start);
   rec.tokens = tokens_per_iter * static_cast<double>(iterations);
@@ -393,11 +413,37 @@ TrainingRecord Trainer::train() {
   if (iterations > 0 && train_seconds > 0)
     log_info("data loader: {:.3f} ms per iteration reading training samples, {:.2f}% of the training steps' time",
              1000.0 * data_seconds_ / static_cast<double>(iterations), 100.0 * data_seconds_ / train_seconds);
-  if (!options_.save_dir.empty()) {
+  // A stopped run is not finished: its checkpoint is what resumes it; final weights come at the end.
+  if (!options_.save_dir.empty() && rec.stop_reason.empty()) {
     if (options_.save_interval == 0) optimizer_->gather_master_weights();  // else the last checkpoint did
     save_final();
   }
   return rec;
+}
+
+std::string Trainer::stop_reason(std::int64_t it, const StopSignals& signals) const {
+  const StopOptions& o = options_.stop;
+  // Each rank's own view: a signal it received, its wall time past the limit. They can differ, so
+  // the world agrees on the largest (any rank's signal stops all); a run that watches neither pays
+  // no collective. Every rank calls this after every iteration, so the all-reduces pair up.
+  const double minutes = std::chrono::duration<double>(Clock::now() - created_).count() / 60.0;
+  Tensor flags = Tensor::from<float>({2}, {static_cast<float>(signals.received()),
+                                           o.exit_duration_in_mins > 0 && minutes > o.exit_duration_in_mins ? 1.0f : 0.0f});
+  Communicator& world = *parallel_->groups.world;
+  if (world.size() > 1 && (!o.signals().empty() || o.exit_duration_in_mins > 0)) world.all_reduce(flags, ReduceOp::max);
+  const std::vector<float> v = flags.to_vector<float>();
+  if (v[0] > 0) {
+    const int sig = static_cast<int>(v[0]);
+    return signals.received() == sig ? fmt::format("{} received (training.exit_signal_handler)", signal_name(sig))
+                                     : fmt::format("{} received by another rank (training.exit_signal_handler)",
+                                                   signal_name(sig));
+  }
+  if (v[1] > 0)
+    return fmt::format("the run is older than training.exit_duration_in_mins = {} ({:.2f} minutes)",
+                       o.exit_duration_in_mins, minutes);
+  if (o.exit_interval > 0 && it % o.exit_interval == 0)
+    return fmt::format("training.exit_interval = {}", o.exit_interval);
+  return {};
 }
 
 void Trainer::claim_save_folder() {

@@ -2,6 +2,7 @@
 // global_batch_size, LR warmup and decay, gradient clipping by global norm, periodic validation,
 // Megatron-style iteration lines, a run summary, and the final weights saved for `generate`.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "tessera/config.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/components.hpp"
+#include "tessera/train/graceful_stop.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/loss_scaler.hpp"
 #include "tessera/train/lr_schedule.hpp"
@@ -30,6 +32,7 @@ struct TrainingOptions {
   std::string load_dir;         // empty: start from scratch; else resume from this checkpoint
   PrecisionOptions precision;   // [training] precision: f32, or bf16/f16 with f32 master weights
   LossScalerOptions loss_scaler;  // fp16's dynamic scaler, or a constant loss_scale
+  StopOptions stop;  // graceful stop: signals, exit_interval, exit_duration_in_mins (graceful_stop.hpp)
 };
 
 struct TrainingRecord {
@@ -45,6 +48,10 @@ struct TrainingRecord {
   // Pipeline bubble: the share of the forward/backward time that stages spent blocked receiving,
   // averaged over the stages (every iteration but the first), and the 1F1B theory (p−1)/(m+p−1).
   double bubble_fraction = 0, bubble_theory = 0;
+  // The last iteration trained, and why the run stopped before train_iters (graceful stop: a
+  // signal, exit_interval, exit_duration_in_mins); empty when it reached train_iters.
+  std::int64_t last_iteration = 0;
+  std::string stop_reason;
 };
 
 class Trainer {
@@ -79,7 +86,11 @@ class Trainer {
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
   void load_checkpoint();
+  // After iteration `it`: why the run stops now (empty: it goes on). The ranks agree (an all-reduce
+  // over the world when a signal or the wall time can differ between them).
+  std::string stop_reason(std::int64_t it, const StopSignals& signals) const;
 
+  std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();  // exit_duration_in_mins
   Config config_;
   std::shared_ptr<const Parallel> parallel_;
   std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
