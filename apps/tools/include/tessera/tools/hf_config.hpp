@@ -1,0 +1,42 @@
+// The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
+// of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query) and `llama`
+// (LlamaForCausalLM) on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md) on the
+// other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "tessera/nn/transformer_options.hpp"
+
+namespace tessera {
+
+// One GPT as both sides describe it.
+struct HfGptShape {
+  std::string architecture;  // "gpt2", "gpt_bigcode" or "llama"
+  std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
+  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, rotary_base = 10000.0;
+  bool tied = true;
+  bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
+  std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown
+  std::int64_t head_dim() const { return hidden / heads; }
+  bool llama() const { return architecture == "llama"; }
+};
+
+// The HF architecture a Tessera GPT maps to: `requested` ("" = choose: llama for a Llama-style model,
+// gpt2 for multi-head attention, gpt_bigcode for multi-query), checked against the model's options.
+// ConfigError naming the [model] key (and `source`, the config's file) that the architecture cannot
+// express.
+HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& requested, const std::string& source);
+
+// config.json text for `shape`; `extra` adds top-level keys (JSON values as text).
+std::string hf_config_json(const HfGptShape& shape, const std::map<std::string, std::string>& extra = {});
+
+// Reads a config.json: FormatError naming `path` and the key for an unknown model_type or a setting
+// Tessera has no equivalent of (an activation, attention scaling, rope scaling, biases).
+HfGptShape parse_hf_config(const std::string& text, const std::string& path);
+
+// The [model] section (TOML, with its header) of a Tessera GPT with this shape.
+std::string tessera_model_toml(const HfGptShape& shape);
+
+}  // namespace tessera

@@ -1,0 +1,26 @@
+// `tessera checkpoint export --to hf`: a Hugging Face model folder from a Tessera saved model of any
+// layout (final weights, a checkpoint folder or a save folder's latest checkpoint; tensor-parallel
+// shards joined and pipeline stages collected by load_saved_weights): config.json,
+// model.safetensors (f32, vocabulary padding cut), the tokenizer's files (gpt2_bpe: vocab.json and
+// merges.txt; hf_tokenizer: tokenizer.json) with a tokenizer_config.json. config.json also carries
+// "tessera_tokenizer" (the [tokenizer] plugin and its settings) so that import rebuilds the same
+// tokenizer, also one without files (byte).
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "tessera/train/saved_model.hpp"
+
+namespace tessera {
+
+struct HfExportResult {
+  std::string architecture;
+  std::size_t tensors = 0;
+};
+
+// saved.config must name its plugins (the app's defaults applied). `architecture`: "" (choose) or
+// gpt2, gpt_bigcode, llama. `out` must not exist or be empty (StagedFolder): the folder appears
+// complete or not at all. ConfigError for a model that is not a GPT or does not fit the architecture.
+HfExportResult export_hf(const SavedModel& saved, const std::filesystem::path& out, const std::string& architecture);
+
+}  // namespace tessera

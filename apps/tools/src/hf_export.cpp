@@ -1,0 +1,53 @@
+#include "tessera/tools/hf_export.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tessera/error.hpp"
+#include "tessera/quote.hpp"
+#include "tessera/tools/hf_config.hpp"
+#include "tessera/tools/hf_tokenizer_files.hpp"
+#include "tessera/tools/hf_weights.hpp"
+#include "tessera/tools/staged_folder.hpp"
+#include "tessera/train/checkpoint.hpp"
+#include "tessera/train/components.hpp"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std::string& architecture) {
+  const ConfigSection model_section = saved.config.section("model");
+  const std::string plugin = model_section.get_string("plugin", "");
+  if (plugin != "gpt")
+    throw ConfigError(fmt::format("{}: its model.plugin is {}, but export supports gpt models: gpt2, gpt_bigcode, llama",
+                                  saved.describe(), quote_untrusted(plugin)));
+  StagedFolder staged(out, "the export folder");
+  auto tokenizer = build_tokenizer(saved.config);
+  const std::int64_t vocab = tokenizer->vocab_size();
+  TransformerOptions o = read_transformer_options(model_section, vocab, 0, 1, 1, 1, false, "gpt");
+  read_llama_style_options(model_section, o, 1);
+  HfGptShape shape = hf_shape_for_export(o, architecture, saved.config.source());
+  shape.bos = shape.eos = tokenizer->eod();
+
+  auto model = build_model(saved.config, vocab, 0);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  load_saved_weights(saved, params);  // any layout: shards joined, stages collected, values checked
+  std::map<std::string, Tensor> tessera;
+  for (const Parameter* p : params) {
+    Tensor t = p->value.to(Device::cpu());
+    if (p->unpadded_rows >= 0) t = t.rows(0, p->unpadded_rows).clone();  // the real vocabulary only
+    tessera.emplace(p->name, std::move(t));
+  }
+  const NamedTensors hf = hf_tensors_from_tessera(shape, tessera);
+  // transformers refuses a safetensors file without format "pt" in its metadata.
+  save_safetensors(staged.path() / "model.safetensors", hf, {{"format", "pt"}});
+  const HfTokenizerFiles files = write_hf_tokenizer_files(saved.config, *tokenizer, staged.path(), shape.positions);
+  write_file_atomically(staged.path() / "config.json",
+                        hf_config_json(shape, {{kTesseraTokenizerKey, files.tessera_tokenizer_json}}));
+  staged.commit();
+  return {shape.architecture, hf.size()};
+}
+
+}  // namespace tessera

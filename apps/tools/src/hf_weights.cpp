@@ -1,0 +1,243 @@
+#include "tessera/tools/hf_weights.hpp"
+
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/quote.hpp"
+
+namespace tessera {
+
+namespace {
+
+using Order = std::vector<std::int64_t>;
+
+std::int64_t row_numel(const Tensor& t) { return t.size(0) == 0 ? 0 : t.numel() / t.size(0); }
+
+Tensor transpose2(const Tensor& t) {
+  const std::int64_t a = t.size(0), b = t.size(1);
+  Tensor out = Tensor::empty({b, a});
+  const float* src = t.data<float>();
+  float* dst = out.data<float>();
+  for (std::int64_t i = 0; i < a; ++i)
+    for (std::int64_t j = 0; j < b; ++j) dst[j * a + i] = src[i * b + j];
+  return out;
+}
+
+Tensor cat_rows(const std::vector<Tensor>& parts) {
+  Shape shape = parts.at(0).shape();
+  shape[0] = 0;
+  for (const Tensor& p : parts) shape[0] += p.size(0);
+  Tensor out = Tensor::empty(shape);
+  char* dst = static_cast<char*>(out.raw());
+  for (const Tensor& p : parts) {
+    std::memcpy(dst, p.raw(), p.nbytes());
+    dst += p.nbytes();
+  }
+  return out;
+}
+
+Tensor slice_rows(const Tensor& t, std::int64_t begin, std::int64_t end) { return t.rows(begin, end).clone(); }
+
+// out row i = t row order[i]
+Tensor permute_rows(const Tensor& t, const Order& order) {
+  Tensor out = Tensor::empty(t.shape());
+  const std::size_t row = static_cast<std::size_t>(row_numel(t)) * sizeof(float);
+  for (std::size_t i = 0; i < order.size(); ++i)
+    std::memcpy(static_cast<char*>(out.raw()) + i * row, static_cast<const char*>(t.raw()) + order[i] * row, row);
+  return out;
+}
+
+Order inverse(const Order& order) {
+  Order inv(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) inv[static_cast<std::size_t>(order[i])] = static_cast<std::int64_t>(i);
+  return inv;
+}
+
+// Tessera's interleaved rotary pairs (2j, 2j+1) of each head → HF's rotate_half pairs (j, j + D/2).
+Order rotary_to_hf(std::int64_t heads, std::int64_t D) {
+  Order order;
+  for (std::int64_t h = 0; h < heads; ++h) {
+    for (std::int64_t j = 0; j < D / 2; ++j) order.push_back(h * D + 2 * j);
+    for (std::int64_t j = 0; j < D / 2; ++j) order.push_back(h * D + 2 * j + 1);
+  }
+  return order;
+}
+
+// [q (H·D rows); k (H·D); v (H·D)] → per head [q_h; k_h; v_h] (GPTBigCode without multi_query).
+Order bigcode_heads(std::int64_t heads, std::int64_t D) {
+  Order order;
+  for (std::int64_t h = 0; h < heads; ++h)
+    for (std::int64_t part = 0; part < 3; ++part)
+      for (std::int64_t i = 0; i < D; ++i) order.push_back(part * heads * D + h * D + i);
+  return order;
+}
+
+std::string layer(std::int64_t i, const char* rest) { return fmt::format("layers.{}.{}", i, rest); }
+
+}  // namespace
+
+NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::string, Tensor>& tessera) {
+  const auto get = [&](const std::string& name) -> const Tensor& {
+    auto it = tessera.find(name);
+    if (it == tessera.end()) throw Error(fmt::format("the model has no parameter '{}' for {}", name, s.architecture));
+    return it->second;
+  };
+  const std::int64_t D = s.head_dim(), C = s.hidden;
+  NamedTensors out;
+  if (s.llama()) {
+    out.emplace_back("model.embed_tokens.weight", get("embedding.word_embeddings.weight"));
+    for (std::int64_t i = 0; i < s.layers; ++i) {
+      const std::string p = fmt::format("model.layers.{}.", i);
+      const Tensor& kv = get(layer(i, "attention.key_value.weight"));
+      Tensor q = get(layer(i, "attention.query.weight")), k = slice_rows(kv, 0, s.groups * D),
+             v = slice_rows(kv, s.groups * D, 2 * s.groups * D);
+      if (s.rotary_interleaved) {
+        q = permute_rows(q, rotary_to_hf(s.heads, D));
+        k = permute_rows(k, rotary_to_hf(s.groups, D));
+      }
+      const Tensor& fc1 = get(layer(i, "mlp.fc1.weight"));
+      out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
+      out.emplace_back(p + "self_attn.q_proj.weight", q);
+      out.emplace_back(p + "self_attn.k_proj.weight", k);
+      out.emplace_back(p + "self_attn.v_proj.weight", v);
+      out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
+      out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
+      out.emplace_back(p + "mlp.gate_proj.weight", slice_rows(fc1, 0, s.ffn));
+      out.emplace_back(p + "mlp.up_proj.weight", slice_rows(fc1, s.ffn, 2 * s.ffn));
+      out.emplace_back(p + "mlp.down_proj.weight", get(layer(i, "mlp.fc2.weight")));
+    }
+    out.emplace_back("model.norm.weight", get("final_layernorm.weight"));
+    if (!s.tied) out.emplace_back("lm_head.weight", get("output_layer.weight"));
+    return out;
+  }
+  const bool conv1d = s.architecture == "gpt2";  // Conv1D: [in, out]
+  const auto lin = [&](const Tensor& w) { return conv1d ? transpose2(w) : w; };
+  out.emplace_back("transformer.wte.weight", get("embedding.word_embeddings.weight"));
+  out.emplace_back("transformer.wpe.weight", get("embedding.position_embeddings.weight"));
+  for (std::int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = fmt::format("transformer.h.{}.", i);
+    Tensor qkv_w = cat_rows({get(layer(i, "attention.query.weight")), get(layer(i, "attention.key_value.weight"))});
+    Tensor qkv_b = cat_rows({get(layer(i, "attention.query.bias")), get(layer(i, "attention.key_value.bias"))});
+    if (!conv1d && s.groups != 1) {
+      qkv_w = permute_rows(qkv_w, bigcode_heads(s.heads, D));
+      qkv_b = permute_rows(qkv_b, bigcode_heads(s.heads, D));
+    }
+    out.emplace_back(p + "ln_1.weight", get(layer(i, "ln1.weight")));
+    out.emplace_back(p + "ln_1.bias", get(layer(i, "ln1.bias")));
+    out.emplace_back(p + "attn.c_attn.weight", lin(qkv_w));
+    out.emplace_back(p + "attn.c_attn.bias", qkv_b);
+    out.emplace_back(p + "attn.c_proj.weight", lin(get(layer(i, "attention.output.weight"))));
+    out.emplace_back(p + "attn.c_proj.bias", get(layer(i, "attention.output.bias")));
+    out.emplace_back(p + "ln_2.weight", get(layer(i, "ln2.weight")));
+    out.emplace_back(p + "ln_2.bias", get(layer(i, "ln2.bias")));
+    out.emplace_back(p + "mlp.c_fc.weight", lin(get(layer(i, "mlp.fc1.weight"))));
+    out.emplace_back(p + "mlp.c_fc.bias", get(layer(i, "mlp.fc1.bias")));
+    out.emplace_back(p + "mlp.c_proj.weight", lin(get(layer(i, "mlp.fc2.weight"))));
+    out.emplace_back(p + "mlp.c_proj.bias", get(layer(i, "mlp.fc2.bias")));
+  }
+  out.emplace_back("transformer.ln_f.weight", get("final_layernorm.weight"));
+  out.emplace_back("transformer.ln_f.bias", get("final_layernorm.bias"));
+  if (!s.tied) out.emplace_back("lm_head.weight", get("output_layer.weight"));
+  (void)C;
+  return out;
+}
+
+std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::map<std::string, Tensor> hf,
+                                                      const std::string& where) {
+  const bool llama = s.llama();
+  // gpt2 files from the Hub name the base model's tensors without "transformer."; save_pretrained adds it.
+  if (!llama) {
+    std::map<std::string, Tensor> renamed;
+    for (auto& [name, t] : hf) {
+      const bool base = name.rfind("transformer.", 0) != 0 && name != "lm_head.weight";
+      renamed[base ? "transformer." + name : name] = std::move(t);
+    }
+    hf = std::move(renamed);
+  }
+  const auto take = [&](const std::string& name, const Shape& shape) {
+    auto it = hf.find(name);
+    if (it == hf.end())
+      throw FormatError(fmt::format("{}: no tensor '{}', which a {} model with this config.json has", where, name,
+                                    s.architecture));
+    Tensor t = std::move(it->second);
+    hf.erase(it);
+    if (t.shape() != shape)
+      throw FormatError(fmt::format("{}: tensor '{}' is {}, config.json makes it {}", where, name, t.str(),
+                                    Tensor::empty(shape).str()));
+    return t;
+  };
+  const std::int64_t D = s.head_dim(), C = s.hidden, V = s.vocab, F = s.ffn, H = s.heads, G = s.groups;
+  std::map<std::string, Tensor> out;
+  if (llama) {
+    out["embedding.word_embeddings.weight"] = take("model.embed_tokens.weight", {V, C});
+    for (std::int64_t i = 0; i < s.layers; ++i) {
+      const std::string p = fmt::format("model.layers.{}.", i);
+      out[layer(i, "ln1.weight")] = take(p + "input_layernorm.weight", {C});
+      out[layer(i, "attention.query.weight")] = take(p + "self_attn.q_proj.weight", {H * D, C});
+      Tensor k = take(p + "self_attn.k_proj.weight", {G * D, C}), v = take(p + "self_attn.v_proj.weight", {G * D, C});
+      out[layer(i, "attention.key_value.weight")] = cat_rows({k, v});
+      out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
+      out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
+      Tensor gate = take(p + "mlp.gate_proj.weight", {F, C}), up = take(p + "mlp.up_proj.weight", {F, C});
+      out[layer(i, "mlp.fc1.weight")] = cat_rows({gate, up});
+      out[layer(i, "mlp.fc2.weight")] = take(p + "mlp.down_proj.weight", {C, F});
+      hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
+    }
+    out["final_layernorm.weight"] = take("model.norm.weight", {C});
+  } else {
+    const bool conv1d = s.architecture == "gpt2";
+    const auto lin = [&](const std::string& name, std::int64_t out_features, std::int64_t in_features) {
+      return conv1d ? transpose2(take(name, {in_features, out_features})) : take(name, {out_features, in_features});
+    };
+    out["embedding.word_embeddings.weight"] = take("transformer.wte.weight", {V, C});
+    out["embedding.position_embeddings.weight"] = take("transformer.wpe.weight", {s.positions, C});
+    const std::int64_t qkv = C + 2 * G * D;
+    for (std::int64_t i = 0; i < s.layers; ++i) {
+      const std::string p = fmt::format("transformer.h.{}.", i);
+      out[layer(i, "ln1.weight")] = take(p + "ln_1.weight", {C});
+      out[layer(i, "ln1.bias")] = take(p + "ln_1.bias", {C});
+      Tensor w = lin(p + "attn.c_attn.weight", qkv, C), b = take(p + "attn.c_attn.bias", {qkv});
+      if (!conv1d && G != 1) {
+        w = permute_rows(w, inverse(bigcode_heads(H, D)));
+        b = permute_rows(b, inverse(bigcode_heads(H, D)));
+      }
+      out[layer(i, "attention.query.weight")] = slice_rows(w, 0, C);
+      out[layer(i, "attention.query.bias")] = slice_rows(b, 0, C);
+      out[layer(i, "attention.key_value.weight")] = slice_rows(w, C, qkv);
+      out[layer(i, "attention.key_value.bias")] = slice_rows(b, C, qkv);
+      out[layer(i, "attention.output.weight")] = lin(p + "attn.c_proj.weight", C, C);
+      out[layer(i, "attention.output.bias")] = take(p + "attn.c_proj.bias", {C});
+      out[layer(i, "ln2.weight")] = take(p + "ln_2.weight", {C});
+      out[layer(i, "ln2.bias")] = take(p + "ln_2.bias", {C});
+      out[layer(i, "mlp.fc1.weight")] = lin(p + "mlp.c_fc.weight", F, C);
+      out[layer(i, "mlp.fc1.bias")] = take(p + "mlp.c_fc.bias", {F});
+      out[layer(i, "mlp.fc2.weight")] = lin(p + "mlp.c_proj.weight", C, F);
+      out[layer(i, "mlp.fc2.bias")] = take(p + "mlp.c_proj.bias", {C});
+      hf.erase(p + "attn.bias");         // the causal-mask buffers of older GPT-2 files
+      hf.erase(p + "attn.masked_bias");
+    }
+    out["final_layernorm.weight"] = take("transformer.ln_f.weight", {C});
+    out["final_layernorm.bias"] = take("transformer.ln_f.bias", {C});
+  }
+  if (!s.tied) {
+    out["output_layer.weight"] = take("lm_head.weight", {V, C});
+  } else if (auto it = hf.find("lm_head.weight"); it != hf.end()) {
+    // A tied head saved anyway must be the embedding.
+    const Tensor& wte = out.at("embedding.word_embeddings.weight");
+    if (it->second.shape() != wte.shape() || std::memcmp(it->second.raw(), wte.raw(), wte.nbytes()) != 0)
+      throw FormatError(fmt::format("{}: tensor 'lm_head.weight' differs from the token embedding, but config.json "
+                                    "has tie_word_embeddings = true",
+                                    where));
+    hf.erase(it);
+  }
+  if (!hf.empty())
+    throw FormatError(fmt::format("{}: tensor {} is not a parameter of a {} model ({} such tensor(s))", where,
+                                  quote_untrusted(hf.begin()->first), s.architecture, hf.size()));
+  return out;
+}
+
+}  // namespace tessera

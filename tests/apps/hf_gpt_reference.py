@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""A Hugging Face model folder read the way transformers reads it, without transformers.
+
+Plain PyTorch GPT-2 (GPT2LMHeadModel), GPTBigCode (GPTBigCodeForCausalLM, multi-query or multi-head)
+and Llama (LlamaForCausalLM) forward passes written from transformers' modelling code: its parameter
+names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
+without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
+queries, RMSNorm, SwiGLU, tied or untied heads. Computed in float64.
+
+    hf_gpt_reference.py HF_FOLDER TOKENS LOGITS
+
+TOKENS: comma-separated token ids of one sequence; LOGITS: raw little-endian f32 [T, vocab] from
+Tessera, row t the logits after tokens[0..t]. Prints the largest difference relative to the
+largest logit and exits 1 when it exceeds 1e-5.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+import torch
+
+DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+def load_safetensors(path):
+    """The safetensors format: u64 header length, JSON header, raw little-endian data."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    assert header.get("__metadata__", {}).get("format") == "pt", "transformers needs metadata format 'pt'"
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = e["data_offsets"]
+        arr = np.frombuffer(data[begin:end], dtype=DTYPES[e["dtype"]]).reshape(e["shape"])
+        out[name] = torch.from_numpy(arr.astype(np.float64))
+    return out
+
+
+def causal_attention(q, k, v):
+    """q [H,T,D], k/v [H,T,D] → [T, H·D] (softmax(q kᵀ/√D + causal mask) v)."""
+    T, D = q.shape[1], q.shape[2]
+    s = q @ k.transpose(-1, -2) / math.sqrt(D)
+    s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+    return (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(T, -1)
+
+
+def layer_norm(x, w, b, eps):
+    return torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps)
+
+
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def gpt2_like(cfg, w, ids):
+    bigcode = cfg["model_type"] == "gpt_bigcode"
+    assert cfg["activation_function"] in ("gelu_new", "gelu_pytorch_tanh")
+    C, H, L = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
+    D, T, eps = C // H, len(ids), cfg["layer_norm_epsilon"]
+    mq = bigcode and cfg.get("multi_query", True)
+
+    def linear(x, name):  # gpt2's Conv1D: x @ W + b with W [in, out]; GPTBigCode's nn.Linear: x @ Wᵀ + b
+        W, b = w[name + ".weight"], w[name + ".bias"]
+        return x @ (W.t() if bigcode else W) + b
+
+    x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:T]
+    for i in range(L):
+        p = f"transformer.h.{i}."
+        a = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
+        qkv = linear(a, p + "attn.c_attn")
+        if not bigcode:  # GPT2Attention: split(embed_dim) into q, k, v; heads from each
+            q, k, v = (t.view(T, H, D).transpose(0, 1) for t in qkv.split(C, dim=-1))
+        elif mq:  # GPTBigCodeAttention, multi_query: q (C), then one head's k and v
+            q, kv = qkv.split((C, 2 * D), dim=-1)
+            q = q.view(T, H, D).transpose(0, 1)
+            k, v = (t.unsqueeze(0).expand(H, T, D) for t in kv.split(D, dim=-1))
+        else:  # GPTBigCodeAttention: view(T, H, 3·D), then split (D, 2·D) and the key_value into k, v
+            q, kv = qkv.view(T, H, 3 * D).transpose(0, 1).split((D, 2 * D), dim=-1)
+            k, v = kv.split(D, dim=-1)
+        x = x + linear(causal_attention(q, k, v), p + "attn.c_proj")
+        m = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
+        x = x + linear(gelu_new(linear(m, p + "mlp.c_fc")), p + "mlp.c_proj")
+    x = layer_norm(x, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], eps)
+    head = w["transformer.wte.weight"] if cfg.get("tie_word_embeddings", True) else w["lm_head.weight"]
+    return x @ head.t()
+
+
+def rms_norm(x, weight, eps):
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def llama(cfg, w, ids):
+    assert cfg["hidden_act"] == "silu" and cfg.get("rope_scaling") is None
+    C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    G = cfg.get("num_key_value_heads", H)
+    D, T, eps = C // H, len(ids), cfg["rms_norm_eps"]
+    inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+
+    def rope(t):  # [heads, T, D]
+        return t * cos + rotate_half(t) * sin
+
+    x = w["model.embed_tokens.weight"][ids]
+    for i in range(L):
+        p = f"model.layers.{i}."
+        a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        q = rope((a @ w[p + "self_attn.q_proj.weight"].t()).view(T, H, D).transpose(0, 1))
+        k = rope((a @ w[p + "self_attn.k_proj.weight"].t()).view(T, G, D).transpose(0, 1))
+        v = (a @ w[p + "self_attn.v_proj.weight"].t()).view(T, G, D).transpose(0, 1)
+        k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
+        x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].t()
+        m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate = torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].t())
+        x = x + (gate * (m @ w[p + "mlp.up_proj.weight"].t())) @ w[p + "mlp.down_proj.weight"].t()
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else w["lm_head.weight"]
+    return x @ head.t()
+
+
+def main():
+    folder, tokens, logits_path = sys.argv[1:4]
+    cfg = json.load(open(f"{folder}/config.json"))
+    w = load_safetensors(f"{folder}/model.safetensors")
+    ids = torch.tensor([int(t) for t in tokens.split(",")])
+    ref = (llama if cfg["model_type"] == "llama" else gpt2_like)(cfg, w, ids)
+    ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
+    assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"
+    rel = ((ours - ref).abs().max() / ref.abs().max()).item()
+    print(f"{cfg['model_type']}: {ref.shape[0]} positions × {ref.shape[1]} logits, max |Tessera − HF| / max |HF| = {rel:.3g}")
+    sys.exit(0 if rel <= 1e-5 else 1)
+
+
+if __name__ == "__main__":
+    main()

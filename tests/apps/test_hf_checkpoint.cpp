@@ -1,0 +1,275 @@
+// tessera checkpoint export --to hf / import --from hf (docs/checkpoints.md "Hugging Face export and
+// import"): trained tiny GPTs exported as gpt2, gpt_bigcode (multi-query and multi-head) and llama
+// folders give the logits Tessera gives, computed by plain PyTorch models written from transformers'
+// modelling code (hf_gpt_reference.py), within 1e-5 relative; import → export reproduces every
+// tensor's bytes; tokenizer files travel; bad input fails naming the file or key with OUT/ untouched.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "tessera/generation.hpp"
+#include "tessera/io/safetensors.hpp"
+#include "tessera/train/components.hpp"
+#include "tessera/train/saved_model.hpp"
+#include "tessera_cli.hpp"
+
+namespace fs = std::filesystem;
+using namespace tessera;
+using tessera::test::CliRun;
+using tessera::test::CliWorkspace;
+using tessera::test::run_tessera;
+using tessera::test::tessera_cli;
+
+namespace {
+
+const std::vector<std::int32_t> kTokens = {35, 105, 110, 99, 108, 117, 100, 101, 32, 256, 60, 116, 101, 115, 115, 101,
+                                           114, 97, 47, 110, 110, 47, 109, 108, 112, 46, 104, 112, 112, 62, 10, 10};
+
+// Trains the workspace's config with `overrides` into `save` (3 iterations).
+void train(const CliWorkspace& w, const std::string& save, const std::string& overrides) {
+  const CliRun r = run_tessera("train " + w.config + " --set training.train_iters=3 --set checkpoint.save=" + save + " " +
+                               overrides);
+  INFO(r.output);
+  REQUIRE(r.ok());
+}
+
+// Tessera's logits after every prefix of kTokens (the generation interface), as raw f32 [T, V].
+void write_tessera_logits(const std::string& load, const std::string& path) {
+  SavedModel saved = open_saved_model(load);
+  auto tokenizer = build_tokenizer(saved.config);
+  auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  load_saved_weights(saved, params);
+  Generator& g = require_generator(*model, "gpt");
+  std::ofstream out(path, std::ios::binary);
+  for (std::size_t t = 1; t <= kTokens.size(); ++t) {
+    const std::vector<std::int32_t> prefix(kTokens.begin(), kTokens.begin() + static_cast<std::ptrdiff_t>(t));
+    const std::vector<float> logits =
+        g.next_token_logits(Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(t)}, prefix)).to_vector<float>();
+    out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+  }
+}
+
+// The HF folder's logits by the PyTorch reference equal Tessera's from `load` within 1e-5 relative.
+void check_logits(const std::string& load, const std::string& hf, const std::string& scratch) {
+  write_tessera_logits(load, scratch);
+  std::string tokens;
+  for (std::int32_t t : kTokens) tokens += (tokens.empty() ? "" : ",") + std::to_string(t);
+  int status = 0;
+  const std::string out = tessera::test::run_command(
+      {"/usr/bin/python3", TESSERA_SOURCE_DIR "/tests/apps/hf_gpt_reference.py", hf, tokens, scratch}, &status, true);
+  INFO(out);
+  CHECK(status == 0);
+  std::printf("%s", out.c_str());  // the measured difference, in the test's log
+}
+
+// Every tensor of two safetensors files: the same names, dtypes, shapes and bytes.
+void require_same_tensors(const std::string& a, const std::string& b) {
+  const SafetensorsFile x = load_safetensors(a), y = load_safetensors(b);
+  REQUIRE(x.tensors.size() == y.tensors.size());
+  for (const auto& [name, t] : x.tensors) {
+    INFO(name);
+    REQUIRE(y.tensors.count(name) == 1);
+    const Tensor& u = y.tensors.at(name);
+    REQUIRE(t.dtype() == u.dtype());
+    REQUIRE(t.shape() == u.shape());
+    CHECK(std::memcmp(t.raw(), u.raw(), t.nbytes()) == 0);
+  }
+}
+
+std::string json_text(const std::string& path) { return tessera::test::read_text(path); }
+
+// Export, logits against PyTorch, import, export again: the same tensors. Returns config.json.
+std::string export_round_trip(const CliWorkspace& w, const std::string& save, const std::string& name,
+                              const std::string& export_args = "") {
+  const std::string hf = w.dir / (name + "_hf"), imported = w.dir / (name + "_imported"), again = w.dir / (name + "_again");
+  CliRun r = run_tessera("checkpoint export --to hf " + export_args + " " + save + " " + hf);
+  INFO(r.output);
+  REQUIRE(r.ok());
+  check_logits(save, hf, w.dir / (name + "_logits.f32"));
+  r = run_tessera("checkpoint import --from hf " + hf + " " + imported);
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(fs::is_regular_file(imported + "/config.toml"));
+  r = run_tessera("checkpoint export --to hf " + export_args + " " + imported + " " + again);
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(hf + "/model.safetensors", again + "/model.safetensors");
+  check_logits(imported, hf, w.dir / (name + "_logits2.f32"));  // the imported model is the same model
+  r = run_tessera("generate --load " + imported + " --prompt x --max-new-tokens 4");
+  INFO(r.output);
+  CHECK(r.ok());
+  return json_text(hf + "/config.json");
+}
+
+bool no_temporary_folders(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("gpt2 export: a PyTorch GPT-2 on HF's names gives Tessera's logits; import → export is byte-identical") {
+  CliWorkspace w;
+  train(w, w.dir / "save", "--set model.num_query_groups=2");
+  const std::string config = export_round_trip(w, w.dir / "save", "gpt2");
+  CHECK(config.find("\"model_type\": \"gpt2\"") != std::string::npos);
+  CHECK(config.find("\"vocab_size\": 257") != std::string::npos);  // the byte tokenizer's, not the padded 384
+  CHECK(config.find("\"plugin\": \"byte\"") != std::string::npos);
+  // The padded vocabulary is gone from the file: wte holds the 257 real rows.
+  CHECK(load_safetensors(w.dir / "gpt2_hf/model.safetensors").tensors.at("transformer.wte.weight").shape() ==
+        Shape{257, 32});
+  // A tensor-parallel-free resumable checkpoint folder exports too (the same weights as the final ones).
+  train(w, w.dir / "save_ckpt", "--set model.num_query_groups=2 --set checkpoint.save_interval=3");
+  const CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "save_ckpt/iter_0000003" + " " + w.dir / "ckpt_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(w.dir / "gpt2_hf/model.safetensors", w.dir / "ckpt_hf/model.safetensors");
+}
+
+TEST_CASE("gpt_bigcode export: multi-query (and multi-head with --architecture) against PyTorch, round trip") {
+  CliWorkspace w;  // num_query_groups = 1
+  train(w, w.dir / "mqa", "");
+  std::string config = export_round_trip(w, w.dir / "mqa", "mqa");
+  CHECK(config.find("\"model_type\": \"gpt_bigcode\"") != std::string::npos);
+  CHECK(config.find("\"multi_query\": true") != std::string::npos);
+  train(w, w.dir / "mha", "--set model.num_query_groups=2");
+  config = export_round_trip(w, w.dir / "mha", "bigcode_mha", "--architecture gpt_bigcode");
+  CHECK(config.find("\"multi_query\": false") != std::string::npos);
+}
+
+TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch; interleaved rope permuted") {
+  CliWorkspace w;
+  const std::string llama =
+      "--set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.position_embedding_type=rope "
+      "--set model.normalization=RMSNorm --set model.swiglu=true --set model.ffn_hidden_size=48 "
+      "--set model.add_bias_linear=false --set model.untie_embeddings_and_output_weights=true";
+  train(w, w.dir / "llama", llama);
+  const std::string config = export_round_trip(w, w.dir / "llama", "llama");
+  CHECK(config.find("\"model_type\": \"llama\"") != std::string::npos);
+  CHECK(config.find("\"num_key_value_heads\": 2") != std::string::npos);
+  CHECK(config.find("\"tie_word_embeddings\": false") != std::string::npos);
+  // Megatron's interleaved rotary pairs: export permutes q/k rows into HF's rotate_half layout.
+  train(w, w.dir / "interleaved", llama + " --set model.rotary_interleaved=true --set model.untie_embeddings_and_output_weights=false");
+  CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "interleaved" + " " + w.dir / "interleaved_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  check_logits(w.dir / "interleaved", w.dir / "interleaved_hf", w.dir / "interleaved.f32");
+}
+
+TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported and imported") {
+  CliWorkspace w;
+  train(w, w.dir / "bpe",
+        fmt::format("--set model.num_query_groups=2 --set tokenizer.plugin=gpt2_bpe --set tokenizer.vocab_file={}/encoder.json "
+                    "--set tokenizer.merges_file={}/vocab.bpe",
+                    TESSERA_GPT2_VOCAB_DIR, TESSERA_GPT2_VOCAB_DIR));
+  CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "bpe" + " " + w.dir / "bpe_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "bpe_hf/vocab.json") ==
+        tessera::test::read_text(TESSERA_GPT2_VOCAB_DIR "/encoder.json"));
+  CHECK(tessera::test::read_text(w.dir / "bpe_hf/merges.txt") ==
+        tessera::test::read_text(TESSERA_GPT2_VOCAB_DIR "/vocab.bpe"));
+  CHECK(json_text(w.dir / "bpe_hf/tokenizer_config.json").find("GPT2Tokenizer") != std::string::npos);
+  CHECK(json_text(w.dir / "bpe_hf/config.json").find("\"vocab_size\": 50257") != std::string::npos);
+  // Without Tessera's own note in config.json, import finds the files by HF's names.
+  std::string config = json_text(w.dir / "bpe_hf/config.json");
+  config.replace(config.find("\"tessera_tokenizer\""), std::string("\"tessera_tokenizer\"").size(), "\"other_note\"");
+  tessera::test::write_text(w.dir / "bpe_hf/config.json", config);
+  r = run_tessera("checkpoint import --from hf " + w.dir / "bpe_hf" + " " + w.dir / "bpe_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "bpe_imported/config.toml").find("plugin = \"gpt2_bpe\"") != std::string::npos);
+  CHECK(fs::is_regular_file(w.dir / "bpe_imported/tokenizer/merges.txt"));
+  r = run_tessera("generate --load " + w.dir / "bpe_imported" + " --prompt hello --max-new-tokens 3");
+  INFO(r.output);
+  CHECK(r.ok());
+}
+
+TEST_CASE("checkpoint export/import: bad input is an error naming the file or key, and OUT/ is never half-written") {
+  CliWorkspace w;
+  train(w, w.dir / "save", "--set model.num_query_groups=2 --set checkpoint.save_interval=3");
+  const fs::path dir = w.dir.path;
+  const auto fails = [&](const std::string& args, const std::vector<std::string>& texts, const std::string& out) {
+    const CliRun r = run_tessera(args);
+    INFO(args << "\n" << r.output);
+    CHECK(r.clean_error());
+    for (const std::string& t : texts) CHECK(r.has(t));
+    CHECK(!fs::exists(out));
+    CHECK(no_temporary_folders(dir));
+  };
+  // OUT/ exists and is not empty: nothing there is touched.
+  fs::create_directories(dir / "full");
+  tessera::test::write_text(w.dir / "full/keep.txt", "mine");
+  const CliRun busy = run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "full");
+  CHECK(busy.clean_error());
+  CHECK(busy.has("is not empty"));
+  CHECK(tessera::test::read_text(w.dir / "full/keep.txt") == "mine");
+  // An empty OUT/ is fine.
+  fs::create_directories(dir / "empty");
+  CHECK(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "empty").ok());
+
+  // Another model kind.
+  fs::create_directories(dir / "bert");
+  tessera::test::write_text(w.dir / "bert/config.toml", "[model]\nplugin = \"bert\"\n[tokenizer]\nplugin = \"byte\"\n");
+  fs::copy_file(dir / "save/model.safetensors", dir / "bert/model.safetensors");
+  fails("checkpoint export --to hf " + w.dir / "bert" + " " + w.dir / "o1",
+        {"export supports gpt models: gpt2, gpt_bigcode, llama", "bert"}, w.dir / "o1");
+  // A checkpoint shard missing.
+  fs::remove(dir / "save/iter_0000003/model_tp0_pp0.safetensors");
+  fails("checkpoint export --to hf " + w.dir / "save/iter_0000003" + " " + w.dir / "o2", {"model_tp0_pp0.safetensors"},
+        w.dir / "o2");
+  // An architecture the model does not fit.
+  fails("checkpoint export --to hf --architecture llama " + w.dir / "save" + " " + w.dir / "o3",
+        {"model.position_embedding_type", "llama"}, w.dir / "o3");
+
+  REQUIRE(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "hf").ok());
+  const auto hf_copy = [&](const std::string& name) {
+    fs::copy(dir / "hf", dir / name);
+    return w.dir / name;
+  };
+  // An unknown architecture.
+  const std::string bert = hf_copy("hf_bert");
+  std::string config = json_text(bert + "/config.json");
+  config.replace(config.find("\"gpt2\""), 6, "\"bert\"");
+  tessera::test::write_text(bert + "/config.json", config);
+  fails("checkpoint import --from hf " + bert + " " + w.dir / "i1", {bert + "/config.json", "'model_type'", "bert"},
+        w.dir / "i1");
+  // Pickles are refused, never opened.
+  const std::string pickle = hf_copy("hf_pickle");
+  fs::rename(pickle + "/model.safetensors", pickle + "/pytorch_model.bin");
+  fails("checkpoint import --from hf " + pickle + " " + w.dir / "i2", {"pytorch_model.bin", "safetensors only"},
+        w.dir / "i2");
+  // A tensor missing.
+  const std::string missing = hf_copy("hf_missing");
+  SafetensorsFile f = load_safetensors(missing + "/model.safetensors");
+  NamedTensors kept;
+  for (auto& [name, t] : f.tensors)
+    if (name != "transformer.ln_f.bias") kept.emplace_back(name, t);
+  save_safetensors(missing + "/model.safetensors", kept, {{"format", "pt"}});
+  fails("checkpoint import --from hf " + missing + " " + w.dir / "i3", {"transformer.ln_f.bias", missing + "/model.safetensors"},
+        w.dir / "i3");
+  // A sharded folder with a shard missing.
+  const std::string sharded = hf_copy("hf_sharded");
+  fs::rename(sharded + "/model.safetensors", sharded + "/model-00001-of-00002.safetensors");
+  std::string index = "{\"metadata\": {}, \"weight_map\": {";
+  bool first = true;
+  for (const auto& [name, t] : f.tensors) {
+    index += fmt::format("{}\"{}\": \"model-0000{}-of-00002.safetensors\"", first ? "" : ", ", name,
+                         name == "transformer.ln_f.bias" ? 2 : 1);
+    first = false;
+  }
+  tessera::test::write_text(sharded + "/model.safetensors.index.json", index + "}}");
+  fs::remove(sharded + "/model-00001-of-00002.safetensors");
+  fs::copy_file(dir / "hf/model.safetensors", dir / "hf_sharded/model-00001-of-00002.safetensors");
+  fails("checkpoint import --from hf " + sharded + " " + w.dir / "i4", {"model-00002-of-00002.safetensors", "missing"},
+        w.dir / "i4");
+  // ... and complete, it imports (both shards the whole file: each tensor read from the one its map names).
+  fs::copy_file(dir / "hf/model.safetensors", dir / "hf_sharded/model-00002-of-00002.safetensors");
+  const CliRun ok = run_tessera("checkpoint import --from hf " + sharded + " " + w.dir / "i5");
+  INFO(ok.output);
+  CHECK(ok.ok());
+  CHECK(no_temporary_folders(dir));
+}
