@@ -107,8 +107,7 @@ RegisterCommand reg{{"generate",
                            ->capture_default_str()
                            ->check(CLI::IsMember({"psm", "spm"}));
                        sub.add_option("--stop", a->stop,
-                                      "stop when the output contains this text (cut before it); repeatable")
-                           ->expected(1);
+                                      "stop when the output contains this text (cut before it); repeatable");
                        sub.add_option("--max-new-tokens", a->max_new_tokens, "tokens to sample")->capture_default_str()->check(in_range(0));
                        sub.add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str()->check(in_range(0));
                        sub.add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)")

@@ -572,6 +572,19 @@ save = "{}"
   INFO(g.output);
   CHECK(g.ok());
   CHECK(g.has("def f(x):"));
+  // A fill-in-the-middle prompt in both orders (the FIM tokens come from this tokenizer.json), with a
+  // stop string; the prompt itself is not printed, only the middle.
+  for (const char* order : {"psm", "spm"}) {
+    const auto fim = test::tessera_cli({"generate", "--load", dir / "save", "--fim-prefix", "def f(x):",
+                                        "--fim-suffix", "    return y", "--fim-order", order, "--max-new-tokens", "6",
+                                        "--stop", "\n\n", "--stop", "def "});
+    INFO(fim.output);
+    CHECK(fim.ok());
+    CHECK(!fim.has("def f(x):"));
+  }
+  // A prompt of both kinds, or an unknown order, is refused before anything is generated.
+  CHECK(!test::tessera_cli({"generate", "--load", dir / "save", "--prompt", "x", "--fim-prefix", "y"}).ok());
+  CHECK(!test::tessera_cli({"generate", "--load", dir / "save", "--fim-prefix", "y", "--fim-order", "pms"}).ok());
 }
 
 TEST_CASE("hf_tokenizer encoding speed", "[reference][bench]") {
