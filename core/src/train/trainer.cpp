@@ -23,6 +23,7 @@
 #include "tessera/train/pipeline_executor.hpp"
 #include "tessera/train/run_report.hpp"
 #include "tessera/train/saved_model.hpp"
+#include "tessera/train/tensorboard_writer.hpp"
 
 namespace tessera {
 
@@ -136,6 +137,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
+  o.tensorboard_dir = config.section("logging").get_string("tensorboard_dir", "");
   ConfigSection ck = config.section("checkpoint");
   o.save_dir = ck.get_string("save", "");
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
@@ -326,6 +328,12 @@ TrainingRecord Trainer::train() {
   // Graceful stop: from here on SIGTERM/SIGINT (and exit_signal) are a request, looked at between
   // iterations; before, they end the process as usual (nothing is trained yet).
   const StopSignals signals(options_.stop.signals());
+  // [logging] tensorboard_dir: world rank 0 writes the event file (it prints the lines too).
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+  if (!options_.tensorboard_dir.empty())
+    run_on_all_or_throw(*parallel_->groups.world, "opening logging.tensorboard_dir = " + options_.tensorboard_dir, [&] {
+      if (parallel_->layout.rank() == 0) tensorboard = std::make_unique<TensorBoardWriter>(options_.tensorboard_dir);
+    });
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
     const double lr = learning_rate(it);  // before the step: a skipped step leaves it for the next
@@ -352,6 +360,7 @@ TrainingRecord Trainer::train() {
         line.skipped_iterations = window_skipped;
       }
       log_iteration(line);
+      if (tensorboard) write_iteration(*tensorboard, line);
       window_seconds = 0;
       window_iters = window_skipped = 0;
     }
@@ -365,6 +374,9 @@ TrainingRecord Trainer::train() {
       optimizer_->gather_master_weights();  // a sharded optimizer's f32 masters, whole before saving
       save_checkpoint(it);
     }
+    if (tensorboard && !rec.valid_losses.empty() && rec.valid_losses.back().first == it)
+      write_validation(*tensorboard, it, consumed_samples_, rec.valid_losses.back().second,
+                       named_loss_parts(*model_, last_eval_parts_));
     rec.last_iteration = it;
     if (it == options_.train_iters) break;
     rec.stop_reason = stop_reason(it, signals);

@@ -22,6 +22,7 @@ namespace tessera {
 struct TrainingOptions {
   std::int64_t micro_batch_size = 4, global_batch_size = 4, train_iters = 10;
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
+  std::string tensorboard_dir;  // [logging] tensorboard_dir: TensorBoard event files there (empty: none)
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;

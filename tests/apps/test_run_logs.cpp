@@ -1,0 +1,225 @@
+// Run logs people look at (docs/run-logs.md): TensorBoard event files from [logging] tensorboard_dir,
+// read back by an independent Python reader (tensorboard_events.py: its own CRC-32C and protobuf
+// decoding) and compared with the run's log lines; and `tessera plot` drawing a run's log to a PNG.
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/train/run_report.hpp"
+#include "tessera/train/tensorboard_writer.hpp"
+#include "tessera_cli.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tessera::test::CliRun;
+using tessera::test::run_tessera;
+using tessera::test::tessera_cli;
+
+const std::string kReader = TESSERA_SOURCE_DIR "/tests/apps/tensorboard_events.py";
+
+std::string python_reader(const std::vector<std::string>& args, int* status) {
+  std::vector<std::string> argv{"/usr/bin/python3", kReader};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return tessera::test::run_command(argv, status, true);
+}
+
+nlohmann::json dump_events(const std::string& dir) {
+  int status = 0;
+  const std::string out = python_reader({"dump", dir}, &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  return nlohmann::json::parse(out);
+}
+
+std::set<std::string> tags(const nlohmann::json& events) {
+  std::set<std::string> t;
+  for (const auto& s : events["scalars"]) t.insert(s["tag"].get<std::string>());
+  return t;
+}
+
+bool gnuplot_here() {
+  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"})
+    if (fs::exists(fs::path(dir) / "gnuplot")) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("crc32c and the TFRecord framing", "[unit]") {
+  CHECK(tessera::crc32c("123456789", 9) == 0xE3069283u);
+  CHECK(tessera::crc32c("", 0) == 0u);
+  // In two pieces: the same as at once.
+  CHECK(tessera::crc32c("6789", 4, tessera::crc32c("12345", 5)) == 0xE3069283u);
+  const std::uint32_t crc = 0xE3069283u;
+  CHECK(tessera::masked_crc32c("123456789", 9) == static_cast<std::uint32_t>(((crc >> 15) | (crc << 17)) + 0xa282ead8u));
+
+  const std::string event = tessera::event_file_version(0.0);
+  // wall_time (field 1, fixed64) 0.0, file_version (field 3, length 13).
+  CHECK(event == std::string("\x09\0\0\0\0\0\0\0\0\x1a\x0d" "brain.Event:2", 24));
+  const std::string record = tessera::tfrecord(event);
+  REQUIRE(record.size() == 8 + 4 + event.size() + 4);
+  std::uint64_t length = 0;
+  std::memcpy(&length, record.data(), 8);
+  CHECK(length == event.size());
+  CHECK(record.substr(12, event.size()) == event);
+
+  // step 300 is a two-byte varint; the tag and the float as protobuf lays them out.
+  const std::string s = tessera::event_scalar(0.0, 300, "lm loss", 1.0f);
+  const std::string expected_tail = std::string("\x10\xac\x02\x2a\x10\x0a\x0e\x0a\x07lm loss\x15\x00\x00\x80\x3f", 21);
+  CHECK(s.substr(9) == expected_tail);
+}
+
+TEST_CASE("tensorboard_dir: event files with Megatron's tags equal the run's log lines", "[unit]") {
+  tessera::test::CliWorkspace w;
+  const std::string tb = w.dir / "tb/nested";
+  const CliRun t = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                "training.eval_interval=3", "--set", "logging.log_interval=2", "--set",
+                                "logging.tensorboard_dir=" + tb});
+  INFO(t.output);
+  REQUIRE(t.ok());
+  const std::string log = w.dir / "train.log";
+  tessera::test::write_text(log, t.output);
+
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(tb)) files.push_back(e.path());
+  REQUIRE(files.size() == 1);
+  const std::string name = files[0].filename().string();
+  CHECK(name.rfind("events.out.tfevents.", 0) == 0);
+
+  int status = 0;
+  const std::string checked = python_reader({"check", tb, log}, &status);
+  INFO(checked);
+  CHECK(status == 0);
+
+  const nlohmann::json events = dump_events(tb);
+  CHECK(events["file_version"] == "brain.Event:2");
+  const std::set<std::string> expected{"learning-rate", "learning-rate vs samples", "batch-size", "batch-size vs samples",
+                                       "lm loss", "lm loss vs samples", "loss-scale", "loss-scale vs samples",
+                                       "grad-norm", "grad-norm vs samples", "iteration-time", "lm loss validation",
+                                       "lm loss validation vs samples", "lm loss validation ppl",
+                                       "lm loss validation ppl vs samples"};
+  CHECK(tags(events) == expected);
+  // One scalar per tag and logged iteration (2, 4, 6), validation at 3 and 6.
+  std::map<std::string, std::vector<std::int64_t>> steps;
+  for (const auto& s : events["scalars"]) steps[s["tag"]].push_back(s["step"]);
+  CHECK(steps["lm loss"] == std::vector<std::int64_t>{2, 4, 6});
+  CHECK(steps["lm loss vs samples"] == std::vector<std::int64_t>{8, 16, 24});  // global batch 4
+  CHECK(steps["lm loss validation"] == std::vector<std::int64_t>{3, 6});
+  CHECK(steps["iteration-time"].size() == 3);
+
+  // A second run into the same folder (a resume, say) adds its own file.
+  const CliRun again = tessera_cli({"train", w.config, "--set", "training.train_iters=2", "--set",
+                                    "checkpoint.save=" + (w.dir / "save2"), "--set", "logging.tensorboard_dir=" + tb});
+  INFO(again.output);
+  REQUIRE(again.ok());
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(tb)) ++n;
+  CHECK(n == 2);
+}
+
+TEST_CASE("a model with several loss terms writes each, and its validation", "[unit]") {
+  tessera::test::TempDir dir;
+  {
+    tessera::TensorBoardWriter writer(dir.path);
+    tessera::IterationLine line;
+    line.iteration = 10;
+    line.consumed_samples = 320;
+    line.global_batch_size = 32;
+    line.ms_per_iteration = 250;
+    line.lr = 1e-4;
+    line.grad_norm = 2.5;
+    line.loss_scale = 65536;
+    line.loss_parts = {{"lm loss", 7.5}, {"sop loss", 0.69}};
+    tessera::write_iteration(writer, line);
+    tessera::write_validation(writer, 10, 320, 8.0, {{"lm loss", 7.3}, {"sop loss", 0.7}});
+  }
+  const nlohmann::json events = dump_events(dir.path.string());
+  std::map<std::string, std::pair<std::int64_t, double>> by_tag;
+  for (const auto& s : events["scalars"]) by_tag[s["tag"]] = {s["step"], s["value"]};
+  CHECK(by_tag.count("lm loss") == 1);
+  CHECK(by_tag["sop loss"].first == 10);
+  CHECK(by_tag["sop loss"].second == Approx(0.69).epsilon(1e-6));
+  CHECK(by_tag["sop loss vs samples"].first == 320);
+  CHECK(by_tag["loss-scale"].second == 65536.0);
+  CHECK(by_tag["iteration-time"].second == Approx(0.25));
+  CHECK(by_tag["sop loss validation"].second == Approx(0.7).epsilon(1e-6));
+  CHECK(by_tag["lm loss validation ppl"].second == Approx(std::exp(7.3)).epsilon(1e-6));
+  CHECK(by_tag.count("sop loss validation ppl vs samples") == 1);
+}
+
+TEST_CASE("tensorboard_dir that cannot be made is a clear error before training", "[unit]") {
+  tessera::test::CliWorkspace w;
+  const std::string file = w.dir / "a_file";
+  tessera::test::write_text(file, "x");
+  const CliRun t = run_tessera("train " + w.config + " --set logging.tensorboard_dir=" + file + "/tb");
+  INFO(t.output);
+  CHECK(t.clean_error());
+  CHECK(t.has("logging.tensorboard_dir"));
+  CHECK(t.has(file + "/tb"));
+  CHECK_FALSE(t.has("iteration        1/"));
+}
+
+TEST_CASE("tessera plot draws a run's loss and throughput to a PNG", "[unit]") {
+  if (!gnuplot_here()) {
+    WARN("gnuplot is not installed (apt-get install gnuplot-nox): tessera plot is not drawn here");
+    return;
+  }
+  tessera::test::CliWorkspace w;
+  const CliRun t = run_tessera("train " + w.config + " --set training.train_iters=8 --set training.eval_interval=4");
+  INFO(t.output);
+  REQUIRE(t.ok());
+  const std::string log = w.dir / "run's log.txt";  // a quote and a space: no shell, gnuplot quoting
+  tessera::test::write_text(log, t.output);
+  const std::string png = w.dir / "curves.png";
+  const CliRun p = tessera_cli({"plot", log, "-o", png});
+  INFO(p.output);
+  REQUIRE(p.ok());
+  CHECK(p.has("8 iteration lines, 2 validation values"));
+  REQUIRE(fs::exists(png));
+  CHECK(fs::file_size(png) > 1000);
+  const std::vector<unsigned char> bytes = tessera::test::read_bytes(png);
+  const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  REQUIRE(bytes.size() > 8);
+  CHECK(std::memcmp(bytes.data(), signature, 8) == 0);
+
+  // Default output: the log's name with .png.
+  const CliRun d = tessera_cli({"plot", log});
+  INFO(d.output);
+  CHECK(d.ok());
+  CHECK(fs::exists(w.dir / "run's log.png"));
+}
+
+TEST_CASE("tessera plot: bad input is a clear error", "[unit]") {
+  tessera::test::TempDir dir;
+  const std::string empty = dir / "empty.log";
+  tessera::test::write_text(empty, "[2026-01-01 00:00:00] config x.toml:\nnothing to see\n");
+  const CliRun e = tessera_cli({"plot", empty, "-o", dir / "x.png"});
+  INFO(e.output);
+  CHECK(e.clean_error());
+  CHECK(e.has(empty));
+  CHECK(e.has("no iteration lines"));
+  CHECK_FALSE(fs::exists(dir / "x.png"));
+
+  const CliRun missing = tessera_cli({"plot", dir / "missing.log"});
+  CHECK_FALSE(missing.ok());
+  CHECK(missing.has("missing.log"));
+
+  const std::string log = dir / "ok.log";
+  tessera::test::write_text(log, " iteration        1/      10 | consumed samples:          4 | lm loss: 5.0E+00 | "
+                                 "tokens/s: 100 |\n");
+  const CliRun no_gnuplot = tessera_cli({"plot", log, "--gnuplot", dir / "no/gnuplot"});
+  INFO(no_gnuplot.output);
+  CHECK(no_gnuplot.clean_error());
+  CHECK(no_gnuplot.has("apt-get install gnuplot-nox"));
+  CHECK(no_gnuplot.has(dir / "no/gnuplot"));
+
+  const CliRun bad_out = tessera_cli({"plot", log, "-o", dir / "no/such/folder/x.png"});
+  INFO(bad_out.output);
+  if (gnuplot_here()) {
+    CHECK(bad_out.clean_error());
+    CHECK(bad_out.has("does not exist"));
+  }
+}
