@@ -273,3 +273,36 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   CHECK(ok.ok());
   CHECK(no_temporary_folders(dir));
 }
+
+#ifdef TESSERA_MPIEXEC_PATH
+TEST_CASE("export of a tp2·pp2 checkpoint: shards joined, stages collected, equal to the gathered final weights") {
+  CliWorkspace w;
+  const std::string llama =
+      " --set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.position_embedding_type=rope "
+      "--set model.normalization=RMSNorm --set model.swiglu=true --set model.ffn_hidden_size=48 "
+      "--set model.add_bias_linear=false --set model.untie_embeddings_and_output_weights=true";
+  for (const std::string& model : {std::string(""), llama}) {  // gpt_bigcode multi-query (K/V replicated), llama
+    const std::string save = w.dir / (model.empty() ? "mqa" : "llama");
+    std::vector<std::string> argv = {"/usr/bin/env", "OMP_NUM_THREADS=1", "OMP_WAIT_POLICY=PASSIVE",
+                                     TESSERA_MPIEXEC_PATH, "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                     tessera::test::kTesseraBinary};
+    std::istringstream words("train " + w.config + " --set training.train_iters=3 --set checkpoint.save_interval=3 " +
+                             "--set parallel.tensor_model_parallel_size=2 --set parallel.pipeline_model_parallel_size=2 " +
+                             "--set checkpoint.save=" + save + model);
+    for (std::string s; words >> s;) argv.push_back(s);
+    int status = 0;
+    const std::string out = tessera::test::run_command(argv, &status, true);
+    INFO(out);
+    REQUIRE(status == 0);
+    REQUIRE(fs::is_regular_file(save + "/iter_0000003/model_tp1_pp1.safetensors"));
+    CliRun r = run_tessera("checkpoint export --to hf " + save + "/iter_0000003 " + save + "_ckpt_hf");
+    INFO(r.output);
+    REQUIRE(r.ok());
+    r = run_tessera("checkpoint export --to hf " + save + " " + save + "_hf");
+    INFO(r.output);
+    REQUIRE(r.ok());
+    require_same_tensors(save + "_ckpt_hf/model.safetensors", save + "_hf/model.safetensors");
+    check_logits(save + "/iter_0000003", save + "_ckpt_hf", save + "_logits.f32");
+  }
+}
+#endif
