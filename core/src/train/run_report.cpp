@@ -27,15 +27,18 @@ void log_iteration(const IterationLine& l) {
 }
 
 void log_validation(std::int64_t iteration, double loss, const std::vector<std::pair<std::string, double>>& loss_parts) {
+  log_validation(fmt::format("iteration {}", iteration), loss, loss_parts);
+}
+
+void log_validation(const std::string& where, double loss, const std::vector<std::pair<std::string, double>>& loss_parts) {
   if (loss_parts.empty()) {
-    log_info(" validation loss at iteration {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", iteration, loss,
-             std::exp(loss));
+    log_info(" validation loss at {} | lm loss value: {:.6E} | lm loss PPL: {:.3f} |", where, loss, std::exp(loss));
     return;
   }
   std::string parts;
   for (const auto& [name, value] : loss_parts)
     parts += fmt::format(" {} value: {:.6E} | {} PPL: {:.3f} |", name, value, name, std::exp(value));
-  log_info(" validation loss at iteration {} |{}", iteration, parts);
+  log_info(" validation loss at {} |{}", where, parts);
 }
 
 void log_run_summary(const TrainingRecord& rec, const RunFacts& f) {

@@ -47,6 +47,22 @@ Config load_config_text(const std::string& text, const std::string& source, cons
   return overrides.empty() ? plain : Config::from_string(text, source, overrides);
 }
 
+// Tensor-parallel rank `rank`'s shard of `full` (host, f32), split on `dim` into `blocks` blocks that
+// are each split over `n` ranks: the inverse of assemble_tp_shards.
+Tensor tp_shard_of(const Tensor& full, int dim, int blocks, int rank, int n) {
+  std::int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= full.size(d);
+  for (std::int64_t d = dim + 1; d < full.dim(); ++d) inner *= full.size(d);
+  const std::int64_t sb = full.size(dim) / blocks / n;  // a shard's part of each block
+  Shape shape = full.shape();
+  shape[static_cast<std::size_t>(dim)] /= n;
+  Tensor shard = full.new_empty(shape);
+  const std::int64_t block = sb * inner;
+  // Block (o, b) of shard r sits at block ((o·blocks + b)·n + r) of the full tensor.
+  ops::copy_2d(full, rank * block, n * block, shard, 0, block, outer * blocks, block);
+  return shard;
+}
+
 bool all_finite(const Tensor& t) {
   if (t.dtype() != DType::f32) return true;
   const std::vector<float> host = t.to_vector<float>();
@@ -100,10 +116,16 @@ SavedModel open_saved_model(const fs::path& load) {
     throw FormatError(fmt::format("{}: {} × {} shards is more than a checkpoint of Tessera has",
                                   (dir / "metadata.json").string(), meta.tensor_parallel, meta.pipeline_parallel));
   return {dir, load_config_text(meta.config, (dir / "metadata.json").string() + " (config)", dir), true,
-          static_cast<int>(meta.tensor_parallel), static_cast<int>(meta.pipeline_parallel)};
+          static_cast<int>(meta.tensor_parallel), static_cast<int>(meta.pipeline_parallel), meta.iteration};
 }
 
 void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params) {
+  load_saved_weights(saved, params, SavedWeightsTarget{});
+}
+
+std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params,
+                                            const SavedWeightsTarget& layout) {
+  std::vector<std::string> padding_zeroed;
   // name -> (file, shard per tp rank) from the first pipeline stage that holds it (the last stage's
   // copy of the tied embedding is the same tensor).
   struct Found {
@@ -172,10 +194,22 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
         if (s.shape() != f.shards[0].shape())
           throw FormatError(fmt::format("{}: tensor '{}' differs in shape between shards", f.file, param->name));
     Tensor full = assemble_tp_shards(f.shards, f.split_dim, f.split_blocks);
+    // This layout's whole tensor: the parameter itself, or for a shard of a split tensor a host
+    // tensor that the shard is cut from afterwards.
+    const bool sharded = layout.tp_size > 1 && param->tp_split_dim >= 0;
+    Tensor whole = param->value;
+    if (sharded) {
+      Shape shape = param->value.shape();
+      shape[static_cast<std::size_t>(param->tp_split_dim)] *= layout.tp_size;
+      whole = Tensor::zeros(shape);
+    }
     // Saved files hold no vocabulary padding, or a layout's own: keep the real rows, zero the rest.
-    const bool padded = param->unpadded_rows >= 0 && full.dim() == param->value.dim() && full.size(0) >= param->unpadded_rows;
+    const bool same_padding = layout.keep_padding && full.dim() == whole.dim() && full.size(0) == whole.size(0);
+    const bool padded = param->unpadded_rows >= 0 && full.dim() == whole.dim() &&
+                        full.size(0) >= param->unpadded_rows && !same_padding;
     if (padded) full = full.rows(0, param->unpadded_rows);
-    Tensor target = padded ? param->value.rows(0, param->unpadded_rows) : param->value;
+    if (padded && param->unpadded_rows < whole.size(0)) padding_zeroed.push_back(param->name);
+    Tensor target = padded ? whole.rows(0, param->unpadded_rows) : whole;
     if (full.shape() != target.shape())
       throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {} (the saved config and weights disagree)",
                                     f.file, param->name, full.str(), target.str()));
@@ -183,14 +217,18 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
       throw FormatError(fmt::format("{}: tensor '{}' holds non-finite values (NaN or infinity): the run diverged or the "
                                     "file is damaged",
                                     f.file, param->name));
-    if (padded) param->value.zero_();
+    if (padded && !sharded) param->value.zero_();
     ops::copy(full, target);
+    if (sharded)
+      ops::copy(tp_shard_of(whole, param->tp_split_dim, param->tp_split_blocks, layout.tp_rank, layout.tp_size),
+                param->value);
   }
   for (const auto& [name, f] : found)
-    if (!used.count(name))
+    if (layout.whole_model && !used.count(name))
       throw FormatError(fmt::format("{}: tensor {} is not used by the model its config describes (the saved config "
                                     "and weights disagree; {} parameters expected)",
                                     f.file, quote_untrusted(name), params.size()));
+  return padding_zeroed;
 }
 
 }  // namespace tessera

@@ -170,9 +170,13 @@ LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
 
 }  // namespace
 
-Trainer::Trainer(Config config) : config_(std::move(config)) {
+Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
+    : config_(std::move(config)), evaluation_only_(evaluation_only.has_value()) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);
+  if (evaluation_only_ && options_.eval_iters < 1)
+    throw ConfigError(fmt::format("training.eval_iters = 0 in {}: evaluating needs at least one global batch",
+                                  config_.section("training").origin("eval_iters")));
   ops::set_num_threads(options_.num_threads);
   lr_ = read_lr(config_, options_.train_iters);
   device_ = resolve_training_device(config_);
@@ -187,10 +191,15 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   make_compute_copies(params_, options_.precision.compute);
   scaler_ = LossScaler(options_.loss_scaler);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
-  if (parallel_->layout.dp() > 1)
+  if (parallel_->layout.dp() > 1 && !evaluation_only_)
     grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
                                                   parallel_->layout.dp());
-  optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
+  if (!evaluation_only_) {
+    optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
+  } else {  // no optimizer: its section's keys are the training run's, not checked here
+    ConfigSection opt = config_.section("optimizer");
+    for (const std::string& key : opt.keys()) opt.declare(key);
+  }
   optimizer_plugin_ = plugin_name(config_.section("optimizer"));
   schedule_ = build_schedule(config_, parallel_->layout);
 
@@ -209,15 +218,20 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
   request.num_samples[2] = 0;
+  if (evaluation_only_) {  // no training samples; eval_iters global batches of each split evaluated
+    request.num_samples[0] = 0;
+    request.num_samples[1] = evaluation_only->valid ? options_.eval_iters * options_.global_batch_size : 0;
+    request.num_samples[2] = evaluation_only->test ? options_.eval_iters * options_.global_batch_size : 0;
+  }
   // The data plugin reads and checks its keys here but opens no file yet.
   data_ = build_data(config_, request);
   // Everything that reads the config has run: any key nobody read is a typo, reported before any
   // file is opened and before the save folder is touched.
   config_.check_no_unknown_keys();
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
-  if (!options_.save_dir.empty()) claim_save_folder();
+  if (!options_.save_dir.empty() && !evaluation_only_) claim_save_folder();
   call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
-  if (!options_.load_dir.empty())
+  if (!options_.load_dir.empty() && !evaluation_only_)
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
   refresh_compute_copies(params_);  // from the loaded master weights
@@ -225,8 +239,10 @@ Trainer::Trainer(Config config) : config_(std::move(config)) {
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
-  log_info("optimizer: {}", optimizer_->describe());
-  log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
+  if (optimizer_) {
+    log_info("optimizer: {}", optimizer_->describe());
+    log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
+  }
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
   log_info("layout: {}; threads per rank: {}; device: {}", parallel_->layout.str(), ops::num_threads(), device_.str());
@@ -316,7 +332,32 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   return total / static_cast<double>(batches);
 }
 
+double Trainer::evaluate_and_log(Split split, const std::string& where) {
+  const double loss = evaluate(split, options_.eval_iters);
+  log_validation(where, loss, named_loss_parts(*model_, last_eval_parts_));
+  return loss;
+}
+
+void Trainer::load_weights(const SavedModel& saved) {
+  const ParallelLayout& layout = parallel_->layout;
+  std::vector<std::string> padding_zeroed;
+  run_on_all_or_throw(*parallel_->groups.world, "loading " + saved.describe(), [&] {
+    padding_zeroed = load_saved_weights(saved, params_,
+                                        SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, true});
+  });
+  refresh_compute_copies(params_);
+  log_info("loaded the weights of {}", saved.describe());
+  // The loss's softmax runs over the padded vocabulary (as Megatron-LM's): rows the files lack change it.
+  if (!padding_zeroed.empty())
+    log_warn("{} holds no vocabulary padding rows of this layout for {} ({}): they are zero here, so the losses can "
+             "differ from those training logged; a checkpoint iter_XXXXXXX of a layout with the same padded "
+             "vocabulary (model.make_vocab_size_divisible_by × tensor_model_parallel_size) gives them exactly",
+             saved.describe(), fmt::join(padding_zeroed, ", "),
+             saved.checkpoint ? "its layout pads the vocabulary to another size" : "final weights hold none");
+}
+
 TrainingRecord Trainer::train() {
+  if (evaluation_only_) throw Error("this Trainer was built for evaluation only (EvaluationOnly): it cannot train");
   TrainingRecord rec;
   reset_peak_memory(device_);
   const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
@@ -364,11 +405,8 @@ TrainingRecord Trainer::train() {
       window_seconds = 0;
       window_iters = window_skipped = 0;
     }
-    if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters)) {
-      const double v = evaluate(Split::valid, options_.eval_iters);
-      rec.valid_losses.emplace_back(it, v);
-      log_validation(it, v, named_loss_parts(*model_, last_eval_parts_));
-    }
+    if (options_.eval_interval > 0 && (it % options_.eval_interval == 0 || it == options_.train_iters))
+      rec.valid_losses.emplace_back(it, evaluate_and_log(Split::valid, fmt::format("iteration {}", it)));
     const bool saved = options_.save_interval > 0 && (it % options_.save_interval == 0 || it == options_.train_iters);
     if (saved) {
       optimizer_->gather_master_weights();  // a sharded optimizer's f32 masters, whole before saving

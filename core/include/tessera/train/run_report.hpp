@@ -23,6 +23,11 @@ struct IterationLine {
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,
                     const std::vector<std::pair<std::string, double>>& loss_parts = {});
+// The same line for any `where` (Megatron-LM's prefix): " validation loss at <where> | lm loss value: …
+// | lm loss PPL: … |"; `where` is "iteration 10" during training, "iteration 10 on test set" in
+// `tessera evaluate`.
+void log_validation(const std::string& where, double loss,
+                    const std::vector<std::pair<std::string, double>>& loss_parts = {});
 
 // Facts of the run beyond the record: data-parallel reduction and pipeline occupancy.
 struct RunFacts {

@@ -28,6 +28,7 @@ struct SavedModel {
   Config config;                 // its config, "tokenizer/<name>" files resolved against `folder`
   bool checkpoint = false;       // model_tp{t}_pp{p}.safetensors shards, else model.safetensors
   int tensor_parallel = 1, pipeline_parallel = 1;  // the checkpoint's shards (1, 1 for final weights)
+  std::int64_t iteration = -1;  // a checkpoint's iteration (-1: final weights)
   std::string describe() const;
 };
 SavedModel open_saved_model(const std::filesystem::path& load);
@@ -37,5 +38,22 @@ SavedModel open_saved_model(const std::filesystem::path& load);
 // zero. Every tensor in the files must be one of the model's, every parameter must be there with its
 // shape, and every value must be finite: FormatError naming the file and tensor otherwise.
 void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params);
+
+// Whose parameters load_saved_weights fills: one process's whole model (the default), or one rank's
+// of another layout — tensor-parallel rank `tp_rank` of `tp_size` takes its shard of each split
+// tensor (Parameter::tp_split_dim, tp_split_blocks; the vocabulary padded as this layout pads it) —
+// whatever layout wrote the files. `whole_model` false (a pipeline stage): the files may hold tensors
+// that are not among `params` (the other stages'). `keep_padding`: where the files hold exactly this
+// layout's padded rows (a checkpoint of a layout with the same padded vocabulary), the padding rows
+// are loaded too — the loss sees the padded logits (as Megatron-LM's), so evaluating reproduces
+// training only with them. Returns the names of the tensors whose padding rows were not in the files
+// (zeroed instead: final weights hold none).
+struct SavedWeightsTarget {
+  int tp_rank = 0, tp_size = 1;
+  bool whole_model = true;
+  bool keep_padding = false;
+};
+std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params,
+                                            const SavedWeightsTarget& target);
 
 }  // namespace tessera

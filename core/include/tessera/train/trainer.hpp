@@ -4,6 +4,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "tessera/train/lr_schedule.hpp"
 #include "tessera/train/precision.hpp"
 #include "tessera/train/save_folder.hpp"
+#include "tessera/train/saved_model.hpp"
 
 namespace tessera {
 
@@ -55,15 +57,30 @@ struct TrainingRecord {
   std::string stop_reason;
 };
 
+// A Trainer built for `tessera evaluate` (Megatron-LM's eval-only runs): the model, its data and
+// layout, but no optimizer, no gradient buckets, no save folder and no resume; the data plugin is
+// asked for no training samples and eval_iters global batches of each split named here.
+struct EvaluationOnly {
+  bool valid = true, test = true;
+};
+
 class Trainer {
  public:
   // Builds tokenizer, model, optimizer and data source from the config; rejects unknown keys and
   // checks the model's batch fields against the data plugin's before any file is opened (the data
   // is opened last) or any work is done. Threads per rank: [training] num_threads, or with 0 (the default) the machine's cores
   // divided by the ranks the launcher put on it.
-  explicit Trainer(Config config);
+  explicit Trainer(Config config, std::optional<EvaluationOnly> evaluation_only = std::nullopt);
   TrainingRecord train();
   double evaluate(Split split, std::int64_t iterations);
+  // evaluate(split, eval_iters), logged as Megatron-LM does (log_validation: " validation loss at
+  // <where> | lm loss value: … | lm loss PPL: … |"): the periodic validation of train() and `tessera
+  // evaluate` both run this.
+  double evaluate_and_log(Split split, const std::string& where);
+  // Evaluation only: the weights of a saved model of any layout (final weights or a checkpoint;
+  // SavedModel) into this rank's parameters: its tensor-parallel shards, its pipeline stage.
+  // Collective over the world: a rank that fails stops all with the error naming the file.
+  void load_weights(const SavedModel& saved);
 
   Model& model() { return *model_; }
   const Optimizer& optimizer() const { return *optimizer_; }
@@ -93,6 +110,7 @@ class Trainer {
 
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();  // exit_duration_in_mins
   Config config_;
+  bool evaluation_only_ = false;  // built for `tessera evaluate`: no optimizer_, no training samples
   std::shared_ptr<const Parallel> parallel_;
   std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
   TrainingOptions options_;
