@@ -13,7 +13,8 @@ single (one process):
   - exit_signal = "USR1" and SIGUSR1: the same stop; exit_duration_in_mins: stops after that wall
     time with a checkpoint; a second signal (SIGINT right after SIGTERM) ends the process at once
     with that signal and no checkpoint; exit_signal_handler = false: SIGTERM kills as usual;
-    exit_signal = "SIGKILL" is a ConfigError naming the key.
+    exit_signal = "SIGKILL", and exit_signal with exit_signal_handler = false, are ConfigErrors naming
+    the keys.
 mpi (two data-parallel ranks under MPIEXEC): SIGTERM to world rank 1 only, then to world rank 0
   only: the whole job stops after one iteration, saves one checkpoint (both ranks' optimizer files)
   and exits 0 — never a hang (each run has a time limit); and SIGUSR1 to the launcher (which forwards
@@ -204,6 +205,10 @@ def single(tessera, config, workdir):
     if rc != 1 or "training.exit_signal = SIGKILL in --set is not one of: SIGTERM, SIGINT, SIGUSR1" not in out:
         sys.exit(f"FAIL: exit_signal = SIGKILL should be a ConfigError naming the key: exit code {rc}\n{out}")
     print("exit_signal = SIGKILL: ConfigError naming the key")
+    rc, out = run(base + ["--set", "training.exit_signal=USR1", "--set", "training.exit_signal_handler=false"])
+    if rc != 1 or "training.exit_signal = USR1 in --set needs training.exit_signal_handler = true" not in out:
+        sys.exit(f"FAIL: exit_signal without exit_signal_handler should be a ConfigError: exit code {rc}\n{out}")
+    print("exit_signal with exit_signal_handler = false: ConfigError naming both keys")
 
 
 def descendants(pid):
