@@ -31,24 +31,74 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class Block(nn.Module):
-    """A pre-LayerNorm layer; causal (GPT) or attending to every token (BERT: no padding in a benchmark)."""
+class RMSNorm(nn.Module):
+    """Megatron-Core's RMSNorm: w·x·rsqrt(mean(x²) + eps), in f32."""
 
-    def __init__(self, C, H, G, causal=True):
+    def __init__(self, C, eps=1e-5):
         super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(C)), eps
+
+    def forward(self, x):
+        xf = x.float()
+        return (self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps))).type_as(x)
+
+
+def rotary(t, dim, base, interleaved):
+    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D] (positions 0…T−1)."""
+    T = t.shape[1]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32, device=t.device) / dim))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float32, device=t.device), inv_freq)
+    emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
+    cos, sin = emb.cos()[None, :, None, :].to(t.dtype), emb.sin()[None, :, None, :].to(t.dtype)
+    rot, rest = t[..., :dim], t[..., dim:]
+    if interleaved:
+        half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
+    else:
+        x1, x2 = torch.chunk(rot, 2, dim=-1)
+        half = torch.cat((-x2, x1), -1)
+    return torch.cat((rot * cos + half * sin, rest), -1)
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm layer; causal (GPT) or attending to every token (BERT: no padding in a benchmark).
+    `llama` (tessera bench's --llama, GPT only): ffn width, rope, RMSNorm, SwiGLU, biases (docs/llama.md)."""
+
+    def __init__(self, C, H, G, causal=True, llama=None):
+        super().__init__()
+        o = llama or {}
         self.H, self.G, self.D, self.causal = H, G, C // H, causal
-        self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.q = nn.Linear(C, C)
-        self.kv = nn.Linear(C, 2 * G * self.D)
-        self.proj = nn.Linear(C, C)
-        self.fc1, self.fc2 = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        F_ = o.get("ffn", 4 * C)
+        bias = o.get("bias", True)
+        self.swiglu = o.get("swiglu", False)
+        self.rope = o.get("rope", False)
+        self.rot_dim = int(self.D * o.get("rotary_percent", 1.0))
+        self.rot_base, self.rot_interleaved = o.get("rotary_base", 10000.0), o.get("rotary_interleaved", False)
+        norm = RMSNorm if o.get("rms_norm", False) else nn.LayerNorm
+        self.ln1, self.ln2 = norm(C), norm(C)
+        self.q = nn.Linear(C, C, bias=bias)
+        self.kv = nn.Linear(C, 2 * G * self.D, bias=bias)
+        self.proj = nn.Linear(C, C, bias=bias)
+        self.fc1 = nn.Linear(C, 2 * F_ if self.swiglu else F_, bias=bias)
+        self.fc2 = nn.Linear(F_, C, bias=bias)
+
+    def mlp(self, x):
+        h = self.fc1(x)
+        if self.swiglu:
+            x0, x1 = torch.chunk(h, 2, dim=-1)
+            return self.fc2(F.silu(x0) * x1)
+        return self.fc2(F.gelu(h, approximate="tanh"))
 
     def forward(self, x, mask):
         B, T, C = x.shape
         a = self.ln1(x)
-        q = self.q(a).view(B, T, self.H, self.D).transpose(1, 2)
+        q = self.q(a).view(B, T, self.H, self.D)
         k, v = self.kv(a).split(self.G * self.D, dim=-1)
-        k = k.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
+        k = k.reshape(B, T, self.G, self.D)
+        if self.rope:
+            q = rotary(q, self.rot_dim, self.rot_base, self.rot_interleaved)
+            k = rotary(k, self.rot_dim, self.rot_base, self.rot_interleaved)
+        q = q.transpose(1, 2)
+        k = k.transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         v = v.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         if x.is_cuda:  # the fused kernel PyTorch users run on GPUs
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
@@ -59,23 +109,29 @@ class Block(nn.Module):
             y = att.softmax(dim=-1) @ v
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
+        return x + self.mlp(self.ln2(x))
 
 
 class GPT(nn.Module):
-    def __init__(self, L, C, H, G, V, T):
+    def __init__(self, L, C, H, G, V, T, llama=None):
         super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-        self.blocks = nn.ModuleList(Block(C, H, G) for _ in range(L))
-        self.ln_f = nn.LayerNorm(C)
+        o = llama or {}
+        self.wte = nn.Embedding(V, C)
+        self.wpe = None if o.get("rope", False) else nn.Embedding(T, C)
+        self.blocks = nn.ModuleList(Block(C, H, G, llama=o) for _ in range(L))
+        self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
+        self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
 
     def forward(self, idx, targets):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=idx.device))
         for b in self.blocks:
             x = b(x, self.mask)
-        logits = self.ln_f(x) @ self.wte.weight.t()  # tied head
+        x = self.ln_f(x)
+        logits = self.head(x) if self.head is not None else x @ self.wte.weight.t()  # untied or tied head
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
@@ -118,6 +174,8 @@ def arg_parser():
     p.add_argument("--gemm", type=int, default=0, help="time an N×N×N torch.matmul instead of the model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
+                   "(ffn, rope, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, untied, bias)")
     return p
 
 
@@ -175,7 +233,7 @@ def main():
     a = setup(arg_parser())
     if a is None:
         return
-    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq).to(a.device)
+    model = GPT(a.layers, a.hidden, a.heads, a.groups, a.vocab, a.seq, json.loads(a.llama) if a.llama else None).to(a.device)
     x = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
     y = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
     time_training(a, model, lambda: model(x, y))

@@ -169,6 +169,20 @@ int bench_child(const BenchArgs& a) {
                       {"seq", T},
                       {"batch", B},
                       {"params", count_elements(params)}};
+  if (plugin == "gpt") {
+    // GPT's MLP width and Llama-style keys (docs/llama.md), for benchmarks/pytorch_gpt.py's --llama.
+    const bool swiglu = m.get_bool("swiglu", false);
+    const std::int64_t h = m.get_int("hidden_size");
+    j["llama"] = {{"ffn", m.get_int("ffn_hidden_size", swiglu ? static_cast<std::int64_t>(4.0 * h * 2 / 3 / 64) * 64 : 4 * h)},
+                  {"rope", m.get_string("position_embedding_type", "learned_absolute") == "rope"},
+                  {"rotary_percent", m.get_float("rotary_percent", 1.0)},
+                  {"rotary_base", m.get_float("rotary_base", 10000.0)},
+                  {"rotary_interleaved", m.get_bool("rotary_interleaved", false)},
+                  {"rms_norm", m.get_string("normalization", "LayerNorm") == "RMSNorm"},
+                  {"swiglu", swiglu},
+                  {"untied", m.get_bool("untie_embeddings_and_output_weights", false)},
+                  {"bias", m.get_bool("add_bias_linear", true)}};
+  }
   fmt::print("{}\n", j.dump());
   return 0;
 }
@@ -406,6 +420,7 @@ int bench_parent(const BenchArgs& a) {
             std::to_string(a.warmup), "--threads", std::to_string(a.threads), "--flops",
             fmt::format("{:.17g}", ours["flops"].get<double>()), "--precision", p, "--device", torch_device};
         if (model == "bert") torch_argv.insert(torch_argv.end(), {"--binary-head", arg("binary_head")});
+        if (model == "gpt" && ours.contains("llama")) torch_argv.insert(torch_argv.end(), {"--llama", ours["llama"].dump()});
         if (model == "t5") torch_argv.insert(torch_argv.end(), {"--dec-layers", arg("dec_layers"), "--dec-seq", arg("dec_seq")});
         torch = nlohmann::json::parse(run_capture(torch_argv));
         if (p == "fp32") torch_fp32_ms = (*torch)["ms_per_step"].get<double>();
