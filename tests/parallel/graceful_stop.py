@@ -170,13 +170,16 @@ def single(tessera, config, workdir):
     # exit_duration_in_mins: 0.03 minutes = 1.8 s.
     save = os.path.join(workdir, "duration")
     t0 = time.monotonic()
-    rc, out = run(base + LONG + ["--set", f"checkpoint.save={save}", "--set", "training.exit_duration_in_mins=0.03"])
+    rc, out = run(base + LONG + ["--set", f"checkpoint.save={save}", "--set", "training.exit_duration_in_mins=0.03",
+                                 "--set", "logging.log_interval=100000"])
     elapsed = time.monotonic() - t0
     expect_ok(rc, out, "exit_duration_in_mins")
     k = stopped_at(out, "training.exit_duration_in_mins", "exit_duration_in_mins")
     check_checkpoint(save, k, "exit_duration_in_mins")
     if elapsed < 1.8 or k >= 20000:
         sys.exit(f"FAIL: exit_duration_in_mins = 0.03 stopped after {elapsed:.1f} s at iteration {k}")
+    if [int(m.group(1)) for m in LINE.finditer(out)] != [k]:  # the stopping iteration's line, whatever log_interval
+        sys.exit(f"FAIL: with log_interval 100000 the only iteration line should be the last one, {k}:\n{out}")
     print(f"exit_duration_in_mins = 0.03: stopped at iteration {k} after {elapsed:.1f} s with a checkpoint")
 
     # (d) A second signal aborts at once: SIGINT right after SIGTERM, while the iteration runs.

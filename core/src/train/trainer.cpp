@@ -391,7 +391,9 @@ TrainingRecord Trainer::train() {
     rec.skipped.push_back(last_step_skipped_);
     rec.loss_scales.push_back(scale);
     if (!last_loss_parts_.empty()) rec.loss_parts.push_back(last_loss_parts_);
-    if (it % options_.log_interval == 0 || it == options_.train_iters) {
+    // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
+    rec.stop_reason = it < options_.train_iters ? stop_reason(it, signals) : std::string();
+    if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
       IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
                          1000.0 * window_seconds / static_cast<double>(window_iters), lr, loss, norm,
                          tokens_per_iter, flops_per_iter};
@@ -416,13 +418,11 @@ TrainingRecord Trainer::train() {
       write_validation(*tensorboard, it, consumed_samples_, rec.valid_losses.back().second,
                        named_loss_parts(*model_, last_eval_parts_));
     rec.last_iteration = it;
-    if (it == options_.train_iters) break;
-    rec.stop_reason = stop_reason(it, signals);
     if (rec.stop_reason.empty()) continue;
     // As Megatron-LM's checkpoint_and_decide_exit: a resumable checkpoint of this iteration, then out.
     if (options_.save_dir.empty()) {
-      log_warn("stopping at iteration {} ({}) without a checkpoint: checkpoint.save is not set, so iterations 1-{} "
-               "are lost", it, rec.stop_reason, it);
+      log_warn("stopping at iteration {} ({}) without a checkpoint: checkpoint.save is not set, so iterations {}-{} "
+               "are lost", it, rec.stop_reason, start_iteration_ + 1, it);
     } else if (!saved) {
       optimizer_->gather_master_weights();
       save_checkpoint(it);
