@@ -11,7 +11,7 @@ single (one process):
     exit_interval) logs the same learning rates, losses, grad norms and validation losses, as strings,
     as one uninterrupted run to K+3 (which has no checkpoint.save: it stops with a warning, exit 0);
   - exit_signal = "USR1" and SIGUSR1: the same stop; exit_duration_in_mins: stops after that wall
-    time with a checkpoint; a second signal (SIGINT right after SIGTERM) ends the process at once
+    time with a checkpoint (that iteration's line logged between log_interval lines); a second signal (SIGINT right after SIGTERM) ends the process at once
     with that signal and no checkpoint; exit_signal_handler = false: SIGTERM kills as usual;
     exit_signal = "SIGKILL", and exit_signal with exit_signal_handler = false, are ConfigErrors naming
     the keys.
