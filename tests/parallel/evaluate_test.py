@@ -8,7 +8,8 @@ lm loss value: X | lm loss PPL: Y |" with X the string training logged at iterat
 line; the save folder (final weights, without the vocabulary padding rows) evaluates with a warning
 that says so. Errors, each exit code 1 naming the file or key: a config of another model kind, a
 checkpoint folder without its model file, a config whose shapes differ, a folder with no saved model.
-With MPIEXEC: the tp1 checkpoint evaluated under tp2 and tp2·pp2 prints the one-process lines, and a
+With MPIEXEC: the tp1 checkpoint evaluated under tp2 (also on the simulated device), tp2·pp2 and dp2
+prints the one-process lines, and a
 tp2·pp2 checkpoint (4 ranks) evaluated in one process prints that run's validation losses.
 """
 import os
@@ -104,14 +105,16 @@ def main():
     if not mpiexec:
         return
     # The one-process checkpoint under other layouts (the padded vocabulary kept at 384 rows).
-    for np_, tp, pp in (("2", "2", "1"), ("4", "2", "2"), ("2", "1", "1")):
+    # On the simulated device (sim), the weights are loaded into device memory.
+    for np_, tp, pp, dev in (("2", "2", "1", "cpu"), ("4", "2", "2", "cpu"), ("2", "1", "1", "cpu"),
+                             ("2", "2", "1", "sim")):
         layout = ["--set", f"parallel.tensor_model_parallel_size={tp}", "--set",
                   f"parallel.pipeline_model_parallel_size={pp}", "--set",
-                  f"model.make_vocab_size_divisible_by={128 // int(tp)}"]
+                  f"model.make_vocab_size_divisible_by={128 // int(tp)}", "--set", f"training.device={dev}"]
         out = run(mpiexec + ["-np", np_, tessera, "evaluate", config, "--load", ckpt] + SPLIT + layout).stdout
         if evaluated(out) != one[10]:
-            sys.exit(f"FAIL: np={np_} tp={tp} pp={pp}: {evaluated(out)}, one process {one[10]}:\n{out}")
-        print(f"np={np_} tp={tp} pp={pp}: evaluate prints the one-process lines {one[10]}")
+            sys.exit(f"FAIL: np={np_} tp={tp} pp={pp} on {dev}: {evaluated(out)}, one process {one[10]}:\n{out}")
+        print(f"np={np_} tp={tp} pp={pp} on {dev}: evaluate prints the one-process lines {one[10]}")
     # A tp2·pp2 checkpoint, evaluated in one process and on its own layout.
     save4 = os.path.join(workdir, "run_tp2pp2")
     shutil.rmtree(save4, ignore_errors=True)
