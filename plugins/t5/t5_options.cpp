@@ -96,13 +96,13 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
   std::int64_t encoder_stage_layers = o.encoder_num_layers, decoder_stage_layers = o.decoder_num_layers;
   if (pp > 1) {
     const std::int64_t split = p.pipeline_split_rank;
-    if (o.encoder_num_layers % split != 0)
-      throw ConfigError(fmt::format("model.num_layers ({}, the encoder's) in {} must be a multiple of "
+    if (o.encoder_num_layers % split != 0) {
+      const char* key = s.has("encoder_num_layers") ? "encoder_num_layers" : "num_layers";
+      throw ConfigError(fmt::format("model.{} ({}, the encoder's) in {} must be a multiple of "
                                     "parallel.pipeline_model_parallel_split_rank ({}): the encoder's stages [0, {}) "
                                     "hold equal shares of its layers",
-                                    o.encoder_num_layers, s.origin(s.has("encoder_num_layers") ? "encoder_num_layers"
-                                                                                                : "num_layers"),
-                                    split, split));
+                                    key, o.encoder_num_layers, s.origin(key), split, split));
+    }
     if (o.decoder_num_layers % (pp - split) != 0)
       throw ConfigError(fmt::format("model.decoder_num_layers ({}) in {} must be a multiple of the {} decoder stages "
                                     "(pipeline_model_parallel_size {} − pipeline_model_parallel_split_rank {})",
