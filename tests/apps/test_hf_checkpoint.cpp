@@ -55,7 +55,10 @@ void write_tessera_logits(const std::string& load, const std::string& path) {
 void check_logits(const std::string& load, const std::string& hf, const std::string& scratch) {
   write_tessera_logits(load, scratch);
   std::string tokens;
-  for (std::int32_t t : kTokens) tokens += (tokens.empty() ? "" : ",") + std::to_string(t);
+  for (std::int32_t t : kTokens) {
+    if (!tokens.empty()) tokens += ',';
+    tokens += std::to_string(t);
+  }
   int status = 0;
   const std::string out = tessera::test::run_command(
       {"/usr/bin/python3", TESSERA_SOURCE_DIR "/tests/apps/hf_gpt_reference.py", hf, tokens, scratch}, &status, true);
@@ -184,6 +187,33 @@ TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported a
   CHECK(tessera::test::read_text(w.dir / "bpe_imported/config.toml").find("plugin = \"gpt2_bpe\"") != std::string::npos);
   CHECK(fs::is_regular_file(w.dir / "bpe_imported/tokenizer/merges.txt"));
   r = run_tessera("generate --load " + w.dir / "bpe_imported" + " --prompt hello --max-new-tokens 3");
+  INFO(r.output);
+  CHECK(r.ok());
+}
+
+TEST_CASE("hf_tokenizer's tokenizer.json travels with a multi-query code model") {
+  CliWorkspace w;
+  train(w, w.dir / "code",
+        "--set tokenizer.plugin=hf_tokenizer --set tokenizer.tokenizer_file=" TESSERA_HF_TOKENIZER_DIR "/starcoder.json");
+  CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "code" + " " + w.dir / "code_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "code_hf/tokenizer.json") ==
+        tessera::test::read_text(TESSERA_HF_TOKENIZER_DIR "/starcoder.json"));
+  CHECK(json_text(w.dir / "code_hf/tokenizer_config.json").find("PreTrainedTokenizerFast") != std::string::npos);
+  CHECK(json_text(w.dir / "code_hf/config.json").find("\"multi_query\": true") != std::string::npos);
+  r = run_tessera("checkpoint import --from hf " + w.dir / "code_hf" + " " + w.dir / "code_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "code_imported/config.toml").find("plugin = \"hf_tokenizer\"") !=
+        std::string::npos);
+  r = run_tessera("checkpoint export --to hf " + w.dir / "code_imported" + " " + w.dir / "code_again");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(w.dir / "code_hf/model.safetensors", w.dir / "code_again/model.safetensors");
+  CHECK(tessera::test::read_text(w.dir / "code_again/tokenizer.json") ==
+        tessera::test::read_text(TESSERA_HF_TOKENIZER_DIR "/starcoder.json"));
+  r = run_tessera("generate --load " + w.dir / "code_imported" + " --prompt def --max-new-tokens 3");
   INFO(r.output);
   CHECK(r.ok());
 }
