@@ -83,6 +83,13 @@ void require_same_tensors(const std::string& a, const std::string& b) {
 
 std::string json_text(const std::string& path) { return tessera::test::read_text(path); }
 
+// "lm loss: …" of the log line of iteration 1.
+std::string first_loss(const std::string& log) {
+  const std::size_t line = log.find(" iteration        1/");
+  const std::size_t at = line == std::string::npos ? line : log.find("lm loss: ", line);
+  return at == std::string::npos ? "" : log.substr(at, log.find(' ', at + 9) - at);
+}
+
 // Export, logits against PyTorch, import, export again: the same tensors. Returns config.json.
 std::string export_round_trip(const CliWorkspace& w, const std::string& save, const std::string& name,
                               const std::string& export_args = "") {
@@ -124,6 +131,18 @@ TEST_CASE("gpt2 export: a PyTorch GPT-2 on HF's names gives Tessera's logits; im
   // The padded vocabulary is gone from the file: wte holds the 257 real rows.
   CHECK(load_safetensors(w.dir / "gpt2_hf/model.safetensors").tensors.at("transformer.wte.weight").shape() ==
         Shape{257, 32});
+  // Training starts from the imported folder (final weights only: iteration 1, a fresh optimizer) as
+  // from the weights it came from.
+  const CliRun from_import = run_tessera("train " + w.config + " --set model.num_query_groups=2 --set training.train_iters=1 "
+                                         "--set checkpoint.save=" + w.dir / "ft1" + " --set checkpoint.load=" + w.dir / "gpt2_imported");
+  const CliRun from_save = run_tessera("train " + w.config + " --set model.num_query_groups=2 --set training.train_iters=1 "
+                                       "--set checkpoint.save=" + w.dir / "ft2" + " --set checkpoint.load=" + w.dir / "save");
+  INFO(from_import.output << from_save.output);
+  REQUIRE(from_import.ok());
+  REQUIRE(from_save.ok());
+  CHECK(from_import.has("holds final weights only"));
+  CHECK(!first_loss(from_import.output).empty());
+  CHECK(first_loss(from_import.output) == first_loss(from_save.output));
   // A tensor-parallel-free resumable checkpoint folder exports too (the same weights as the final ones).
   train(w, w.dir / "save_ckpt", "--set model.num_query_groups=2 --set checkpoint.save_interval=3");
   const CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "save_ckpt/iter_0000003" + " " + w.dir / "ckpt_hf");
@@ -333,6 +352,19 @@ TEST_CASE("export of a tp2·pp2 checkpoint: shards joined, stages collected, equ
     REQUIRE(r.ok());
     require_same_tensors(save + "_ckpt_hf/model.safetensors", save + "_hf/model.safetensors");
     check_logits(save + "/iter_0000003", save + "_ckpt_hf", save + "_logits.f32");
+    // Imported, it trains under tp2 (each rank its shard of the whole tensors).
+    r = run_tessera("checkpoint import --from hf " + save + "_hf " + save + "_imported");
+    INFO(r.output);
+    REQUIRE(r.ok());
+    argv.resize(7);
+    argv.insert(argv.end(), {"2", tessera::test::kTesseraBinary});
+    std::istringstream again("train " + w.config + " --set training.train_iters=1 --set parallel.tensor_model_parallel_size=2 " +
+                             "--set checkpoint.save=" + save + "_ft --set checkpoint.load=" + save + "_imported" + model);
+    for (std::string s; again >> s;) argv.push_back(s);
+    const std::string ft = tessera::test::run_command(argv, &status, true);
+    INFO(ft);
+    CHECK(status == 0);
+    CHECK(ft.find("holds final weights only") != std::string::npos);
   }
 }
 #endif

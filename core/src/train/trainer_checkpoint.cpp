@@ -90,6 +90,22 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
 
 void Trainer::load_checkpoint() {
   const ParallelLayout& layout = parallel_->layout;
+  // Final weights only — a save folder of a run without checkpoints, a model imported by `tessera
+  // checkpoint import`: nothing to resume (no iteration, no optimizer state), so training starts at
+  // iteration 1 from these weights with a fresh optimizer (Megatron-LM's --finetune), in any layout.
+  {
+    const fs::path load(options_.load_dir);
+    std::error_code ec;
+    if (!fs::exists(load / "metadata.json", ec) && !fs::exists(load / kLatestCheckpointFile, ec) &&
+        fs::is_regular_file(load / "config.toml", ec) && fs::is_regular_file(load / "model.safetensors", ec)) {
+      const SavedModel saved = open_saved_model(load);
+      load_saved_weights(saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, false});
+      log_info("checkpoint.load = {} holds final weights only (no resumable checkpoint): training starts at iteration "
+               "1 from them with a fresh optimizer",
+               options_.load_dir);
+      return;
+    }
+  }
   const auto [dir, meta] = open_checkpoint(options_.load_dir, "checkpoint.load = " + options_.load_dir);
   const fs::path meta_path = dir / "metadata.json";
   const std::int64_t iteration = meta.iteration;
