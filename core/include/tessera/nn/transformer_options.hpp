@@ -55,7 +55,8 @@ void refuse_pipeline_split(int pipeline_split_rank, const std::string& model);
 
 // The layers [first_layer, first_layer + count) of a model chunk: pre-LayerNorm, causal
 // self-attention (set spec.self_attention for an encoder), GELU MLP, and the final LayerNorm
-// "final_layernorm" when the chunk ends the model.
+// "final_layernorm" when the chunk ends the model — or, with the Llama-style options, RMSNorm
+// (still named ln1/ln2/final_layernorm), rotary positions, SwiGLU and bias-free linears.
 TransformerBlockOptions transformer_block_options(const TransformerOptions& o, TpGroup tp, bool sequence_parallel,
                                                   std::int64_t first_layer, std::int64_t count, bool ends_model);
 
