@@ -9,6 +9,7 @@
 
 #include "tessera/generation.hpp"
 #include "tessera/io/safetensors.hpp"
+#include "tessera/ops.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/saved_model.hpp"
 #include "tessera_cli.hpp"
@@ -315,6 +316,29 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   fs::copy_file(dir / "hf/model.safetensors", dir / "hf_sharded/model-00001-of-00002.safetensors");
   fails("checkpoint import --from hf " + sharded + " " + w.dir / "i4", {"model-00002-of-00002.safetensors", "missing"},
         w.dir / "i4");
+  // bf16 weights are widened to f32 exactly.
+  const std::string bf16 = hf_copy("hf_bf16");
+  NamedTensors narrowed;
+  for (auto& [name, t] : f.tensors) {
+    Tensor b = Tensor::empty(t.shape(), DType::bf16);
+    ops::cast(t, b);
+    narrowed.emplace_back(name, b);
+  }
+  save_safetensors(bf16 + "/model.safetensors", narrowed, {{"format", "pt"}});
+  CliRun r = run_tessera("checkpoint import --from hf " + bf16 + " " + w.dir / "i6");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  r = run_tessera("checkpoint export --to hf " + w.dir / "i6" + " " + w.dir / "i6_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  const SafetensorsFile widened = load_safetensors(w.dir / "i6_hf/model.safetensors");
+  for (const auto& [name, b] : narrowed) {
+    INFO(name);
+    Tensor expected = Tensor::empty(b.shape());
+    ops::cast(b, expected);
+    REQUIRE(widened.tensors.count(name) == 1);
+    CHECK(std::memcmp(widened.tensors.at(name).raw(), expected.raw(), expected.nbytes()) == 0);
+  }
   // ... and complete, it imports (both shards the whole file: each tensor read from the one its map names).
   fs::copy_file(dir / "hf/model.safetensors", dir / "hf_sharded/model-00002-of-00002.safetensors");
   const CliRun ok = run_tessera("checkpoint import --from hf " + sharded + " " + w.dir / "i5");
