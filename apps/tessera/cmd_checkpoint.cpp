@@ -29,8 +29,9 @@ int run_export(const CheckpointArgs& a) {
 
 int run_import(const CheckpointArgs& a) {
   const HfImportResult r = import_hf(a.input, a.output);
-  log_info("imported the Hugging Face {} model {} ({} tensors, tokenizer {}) to {}: `tessera generate --load {}`",
-           r.architecture, a.input, r.tensors, r.tokenizer_plugin, a.output, a.output);
+  log_info("imported the Hugging Face {} model {} ({} tensors, tokenizer {}) to {}: `tessera generate --load {}`; "
+           "train from it with --set checkpoint.load={}",
+           r.architecture, a.input, r.tensors, r.tokenizer_plugin, a.output, a.output, a.output);
   return 0;
 }
 

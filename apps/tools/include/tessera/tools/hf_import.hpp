@@ -2,8 +2,10 @@
 // with [checkpoint] save: config.toml, model.safetensors, tokenizer/) from a Hugging Face model
 // folder of a gpt2, gpt_bigcode or llama model, read from safetensors only (model.safetensors or a
 // sharded model.safetensors.index.json; pickles — pytorch_model.bin — are refused, never opened).
-// bf16/f16 weights are widened to f32. `tessera generate --load OUT` then samples from it and
-// `tessera checkpoint export` gives the same tensors back, byte for byte (f32 files).
+// bf16/f16 weights are widened to f32. `tessera generate --load OUT` then samples from it,
+// `tessera train --set checkpoint.load=OUT` trains from its weights (final weights only: iteration 1,
+// a fresh optimizer, any layout) and `tessera checkpoint export` gives the same tensors back, byte for
+// byte (f32 files).
 #pragma once
 #include <filesystem>
 #include <string>
