@@ -30,6 +30,7 @@ struct GenerateArgs {
   std::vector<std::string> stop;
   std::optional<std::string> fim_prefix, fim_suffix;
   std::string fim_order = "psm";
+  bool no_kv_cache = false;
 };
 
 // Sections a saved model's config has for training only: generate declares them wholesale, and
@@ -61,6 +62,7 @@ int run_generate(const GenerateArgs& a) {
   o.stop_tokens = {tokenizer->eod()};
   o.stop_strings = a.stop;
   o.window = model->seq_length();
+  o.use_kv_cache = !a.no_kv_cache;
   std::vector<std::int32_t> prompt;
   const bool fim = a.fim_prefix || a.fim_suffix;
   if (fim) {
@@ -118,6 +120,8 @@ RegisterCommand reg{{"generate",
                            ->check(in_range(0, 1, /*open_lo=*/true));
                        sub.add_option("--seed", a->seed, "sampling seed")->capture_default_str();
                        sub.add_option("--threads", a->threads, "CPU threads (0 = all)");
+                       sub.add_flag("--no-kv-cache", a->no_kv_cache,
+                                    "a full forward over the context for every token, instead of the key/value cache");
                        return [a] { return run_generate(*a); };
                      },
                      "sample text from a trained model"}};

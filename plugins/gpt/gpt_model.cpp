@@ -9,6 +9,7 @@
 #include "tessera/backend.hpp"
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
+#include "tessera/nn/kv_cache.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera::gpt {
@@ -111,7 +112,9 @@ Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
   return {micro_batch_size, o_.seq_length, o_.hidden_size};
 }
 
-Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
+Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) { return embed(ctx, tokens, Tensor()); }
+
+Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   if (T > o_.max_position_embeddings && position_embeddings_)
@@ -125,8 +128,14 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) {
   // Position ids of those rows: t of each row (b, t) of the flattened [B, T]. With rope the
   // positions enter in attention instead.
   if (position_embeddings_) {
-    Tensor pos = tokens.new_empty({rows.rows}, DType::i32);
-    ops::arange_mod(pos, rows.first, T);
+    Tensor pos = positions;
+    if (pos.defined()) {
+      TESSERA_CHECK_SHAPE(!sp && pos.dtype() == DType::i32 && pos.numel() == B * T,
+                          "GPT: positions must be i32 [{}] (and no sequence parallelism), got {}", B * T, pos.str());
+    } else {
+      pos = tokens.new_empty({rows.rows}, DType::i32);
+      ops::arange_mod(pos, rows.first, T);
+    }
     ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
     if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
   }
@@ -219,17 +228,16 @@ std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector
   return {};
 }
 
-Tensor GptModel::next_token_logits(const Tensor& tokens) {
-  ActivationStore store;
-  StepContext ctx{store};
+Tensor GptModel::inference_forward(StepContext& ctx, const Tensor& tokens, const Tensor& positions) {
   ctx.training = false;
   ctx.allow_sequence_parallel = false;  // any B·T; nothing saved that sharding could shrink
   if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
     throw Error("GPT inference needs the whole model in one process (pp = 1)");
-  Tensor h = chunks_[0]->forward(ctx, embed(ctx, tokens));  // through the final norm
-  const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
-  Tensor last = h.new_empty({B, C});
-  ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
+  return chunks_[0]->forward(ctx, embed(ctx, tokens, positions));  // through the final norm
+}
+
+Tensor GptModel::head_logits(const Tensor& last) {
+  const std::int64_t B = last.size(0);
   const Tensor& table = head_weight().weight();
   const std::int64_t V = table.size(0);  // this rank's vocabulary shard
   Tensor logits = last.new_empty({B, V}, DType::f32);
@@ -247,6 +255,92 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
     if (count > 0) ops::copy_2d(gathered, r * B * V, V, out, first, o_.vocab_size, B, count);
   }
   return out;
+}
+
+Tensor GptModel::next_token_logits(const Tensor& tokens) {
+  ActivationStore store;
+  StepContext ctx{store};
+  Tensor h = inference_forward(ctx, tokens, Tensor());
+  const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
+  Tensor last = h.new_empty({B, C});
+  ops::copy_2d(h, (T - 1) * C, T * C, last, 0, C, B, C);  // row T−1 of each sequence
+  return head_logits(last);
+}
+
+// A cached generation: the model and its KvCache.
+class GptSession : public GenerationSession {
+ public:
+  GptSession(GptModel& model, std::int64_t batch) : model_(model), cache_(batch, model.o_.seq_length) {}
+  Tensor prefill(const std::vector<std::vector<std::int32_t>>& prompts);
+  Tensor step(const std::vector<std::int32_t>& next) override;
+  std::int64_t batch() const override { return cache_.batch(); }
+  std::int64_t length(std::int64_t row) const override { return cache_.length(row); }
+  std::int64_t capacity() const override { return cache_.capacity(); }
+
+ private:
+  Tensor forward(const Tensor& tokens, const Tensor& positions) {
+    ActivationStore store;
+    StepContext ctx{store};
+    ctx.kv_cache = &cache_;
+    return model_.inference_forward(ctx, tokens, positions);
+  }
+  void check_id(std::int32_t id, std::size_t row) const {
+    if (id < 0 || id >= model_.o_.vocab_size)
+      throw Error(fmt::format("GPT generation: token id {} of row {} is outside the vocabulary [0, {})", id, row,
+                              model_.o_.vocab_size));
+  }
+  GptModel& model_;
+  KvCache cache_;
+};
+
+Tensor GptSession::prefill(const std::vector<std::vector<std::int32_t>>& prompts) {
+  const std::int64_t B = cache_.batch(), C = model_.o_.hidden_size;
+  std::int64_t T = 0;
+  std::vector<std::int64_t> lengths;
+  for (std::size_t b = 0; b < prompts.size(); ++b) {
+    const std::int64_t n = static_cast<std::int64_t>(prompts[b].size());
+    if (n < 1 || n > cache_.capacity())
+      throw Error(fmt::format("GPT generation: prompt {} has {} tokens; it needs 1 … {} (the sequence length)", b, n,
+                              cache_.capacity()));
+    for (std::int32_t id : prompts[b]) check_id(id, b);
+    lengths.push_back(n);
+    T = std::max(T, n);
+  }
+  // Right-padded (with id 0): causal attention keeps the padding from every real token.
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(B * T), 0);
+  for (std::size_t b = 0; b < prompts.size(); ++b)
+    std::copy(prompts[b].begin(), prompts[b].end(), ids.begin() + static_cast<std::ptrdiff_t>(b * T));
+  const Tensor& table = model_.head_weight().weight();
+  Tensor tokens = Tensor::from<std::int32_t>({B, T}, ids).to(table.device());
+  Tensor h = forward(tokens, Tensor());
+  cache_.finish_prefill(lengths);
+  Tensor last = h.new_empty({B, C});
+  for (std::int64_t b = 0; b < B; ++b) ops::copy_2d(h, (b * T + lengths[b] - 1) * C, C, last, b * C, C, 1, C);
+  return model_.head_logits(last);
+}
+
+Tensor GptSession::step(const std::vector<std::int32_t>& next) {
+  const std::int64_t B = cache_.batch();
+  if (static_cast<std::int64_t>(next.size()) != B)
+    throw Error(fmt::format("GPT generation: a step needs one token per row ({}), got {}", B, next.size()));
+  for (std::int64_t b = 0; b < B; ++b) {
+    check_id(next[static_cast<std::size_t>(b)], static_cast<std::size_t>(b));
+    if (cache_.length(b) >= cache_.capacity())
+      throw Error(fmt::format("GPT generation: row {} already holds {} tokens, the sequence length; its key/value "
+                              "cache is full", b, cache_.capacity()));
+  }
+  const Tensor& table = model_.head_weight().weight();
+  Tensor tokens = Tensor::from<std::int32_t>({B, 1}, next).to(table.device());
+  Tensor h = forward(tokens, cache_.step_positions(table.device()));
+  cache_.finish_step();
+  return model_.head_logits(h.reshape({B, model_.o_.hidden_size}));
+}
+
+SessionStart GptModel::start_session(const std::vector<std::vector<std::int32_t>>& prompts) {
+  if (prompts.empty()) throw Error("GPT generation: no prompts");
+  auto session = std::make_unique<GptSession>(*this, static_cast<std::int64_t>(prompts.size()));
+  Tensor logits = session->prefill(prompts);
+  return {std::move(session), std::move(logits)};
 }
 
 double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences) {

@@ -19,6 +19,9 @@
 // instead of all-reduced. The position embedding and the final LayerNorm then get gradients from
 // this rank's tokens only and are summed over tp by the trainer (reduce_grad_over_tp).
 // Generation (next_token_logits) runs without it: its B·T need not divide tp.
+// Cached generation (start_session): the prompts right-padded into one [B, T] forward that fills a
+// KvCache (nn/kv_cache.hpp) of seq_length tokens per row, then one token per row per step at the
+// row's own position (learned position rows or rope angles at that position).
 //
 // Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
 // virtual pipeline of v chunks per rank, chunk c of stage s is virtual stage c·p + s and holds
@@ -82,6 +85,7 @@ class GptModel : public Model, public Generator {
   Shape activation_shape(std::int64_t micro_batch_size) const;
   Generator* generator() override { return this; }
   Tensor next_token_logits(const Tensor& tokens) override;
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
   double flops_per_iteration(std::int64_t sequences) const override;
   std::string describe() const override;
@@ -90,6 +94,14 @@ class GptModel : public Model, public Generator {
   // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
   // parallelism this rank's token rows [B·T/tp, C].
   Tensor embed(StepContext& ctx, const Tensor& tokens);
+  // The same with each token's position given (i32 [B·T]; generation steps: each row's own).
+  Tensor embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions);
+  // Inference: the final hidden states of tokens [B,T] (through the final norm), with ctx's cache
+  // if any; `positions` undefined: 0 … T − 1.
+  Tensor inference_forward(StepContext& ctx, const Tensor& tokens, const Tensor& positions);
+  // Logits f32 [B, vocab_size] of hidden rows [B, C] (every tp rank the full vocabulary).
+  Tensor head_logits(const Tensor& last);
+  friend class GptSession;
   // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C] (under
   // sequence parallelism this rank's rows [B·T/tp, C]).
   double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);

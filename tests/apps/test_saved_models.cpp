@@ -38,6 +38,16 @@ TEST_CASE("generate loads final weights, a checkpoint folder and a save folder a
   REQUIRE(checkpoint.ok());
   CHECK(checkpoint.output == final_weights.output);  // the same weights, the same greedy text
   CHECK(tessera_cli(sample(w.save() + "/iter_0000003")).output != final_weights.output);
+  // The key/value cache (the default) and a full forward per token sample the same text, greedy
+  // and at temperature 1 (docs/generation.md).
+  std::vector<std::string> uncached = sample(w.save());
+  uncached.push_back("--no-kv-cache");
+  CHECK(tessera_cli(uncached).output == final_weights.output);
+  std::vector<std::string> greedy = sample(w.save());
+  greedy[8] = "0";  // --temperature 0
+  const CliRun greedy_cached = tessera_cli(greedy);
+  greedy.push_back("--no-kv-cache");
+  CHECK(tessera_cli(greedy).output == greedy_cached.output);
   // Without final weights, the save folder means its latest checkpoint.
   fs::remove(w.save() + "/model.safetensors");
   CHECK(tessera_cli(sample(w.save())).output == final_weights.output);

@@ -31,4 +31,11 @@ std::int32_t sample_token(const float* logits, std::int64_t vocab, const Samplin
   return ids[pick(rng)];
 }
 
+double token_logprob(const float* logits, std::int64_t vocab, std::int32_t id) {
+  const double top = *std::max_element(logits, logits + vocab);
+  double total = 0;
+  for (std::int64_t i = 0; i < vocab; ++i) total += std::exp(static_cast<double>(logits[i]) - top);
+  return static_cast<double>(logits[id]) - top - std::log(total);
+}
+
 }  // namespace tessera

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
 
 #include <fmt/format.h>
@@ -72,15 +73,36 @@ GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, st
     handed = std::max(handed, upto);
   };
   std::vector<std::int32_t> ids = std::move(prompt);
+  // The cached path while the whole context fits the cache (the window); then uncached.
+  std::unique_ptr<GenerationSession> session;
+  Tensor first_logits;
+  if (o.use_kv_cache && static_cast<std::int64_t>(ids.size()) <= o.window && o.max_new_tokens > 0) {
+    SessionStart s = generator.start_session({ids});
+    session = std::move(s.session);
+    first_logits = std::move(s.logits);
+  }
   for (std::int64_t i = 0; i < o.max_new_tokens; ++i) {
     if (!o.slide_window && static_cast<std::int64_t>(ids.size()) >= o.window) {
       out.reason = StopReason::window;
       break;
     }
-    const std::size_t start = ids.size() > static_cast<std::size_t>(o.window) ? ids.size() - o.window : 0;
-    std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
-    Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
-    Tensor logits = generator.next_token_logits(tokens);
+    Tensor logits;
+    if (session && i == 0) {
+      logits = std::move(first_logits);
+    } else if (session && session->length(0) < std::min(session->capacity(), o.window)) {
+      logits = session->step({ids.back()});
+    } else {
+      session.reset();  // full: the window slides from here on
+    }
+    if (session) {
+      ++out.cached_steps;
+      logits = logits.to(Device::cpu());
+    } else {
+      const std::size_t start = ids.size() > static_cast<std::size_t>(o.window) ? ids.size() - o.window : 0;
+      std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
+      Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
+      logits = generator.next_token_logits(tokens);
+    }
     const float* row = logits.data<float>();
     if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
       throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output",
@@ -92,6 +114,7 @@ GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, st
     }
     ids.push_back(next);
     out.ids.push_back(next);
+    out.logprobs.push_back(token_logprob(row, logits.size(1), next));
     text = tokenizer.decode(out.ids);  // the whole output: characters split over tokens come out whole
     const StopTextView v = final_text(text, o.stop_strings);
     hand_out(v.shown);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tessera/error.hpp"
+#include "tessera/nn/kv_cache.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/ops.hpp"
 
@@ -175,6 +176,10 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
+  if (ctx.kv_cache && kind_ == AttentionKind::causal_self) {
+    if (ctx.training) throw Error("attention: a key/value cache is for inference only (training = false)");
+    return output_.forward(ctx, cached_context(*ctx.kv_cache, q, kv));
+  }
   rotate(q, kv, false);
   Tensor context = q.new_empty({B, T, s.Hq * s.D});
   Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
@@ -183,6 +188,51 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   if (ctx.training)
     ctx.store().save(this, recompute_core_ ? Saved{q, kv, Tensor(), Tensor()} : Saved{q, kv, context, lse});
   return output_.forward(ctx, context);
+}
+
+Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
+  const std::int64_t B = q.size(0), T = q.size(1), W = kv.size(2), L = cache.capacity();
+  TESSERA_CHECK_SHAPE(B == cache.batch(), "attention: a key/value cache of batch {} for x of batch {}", cache.batch(), B);
+  Tensor& buf = cache.buffer(this, W, kv);  // [B, L, W]
+  if (cache.prefilling()) {
+    TESSERA_CHECK_SHAPE(T <= L, "attention: a prompt of {} tokens exceeds the key/value cache's {}", T, L);
+    rotate(q, kv, false);  // positions 0 … T − 1
+    ops::copy_2d(kv, 0, T * W, buf, 0, L * W, B, T * W);
+    const ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
+    Tensor context = q.new_empty({B, T, s.Hq * s.D});
+    Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
+    ops::attention_forward(s, q, kv, Tensor(), context, lse);
+    return context;
+  }
+  TESSERA_CHECK_SHAPE(T == 1, "attention: a cached step takes one token per row, got {}", q.str());
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t pos = cache.length(b);
+    TESSERA_CHECK_SHAPE(pos < L, "attention: row {} of the key/value cache is full ({} tokens)", b, L);
+    if (rotary_.dim > 0) {  // each row at its own position
+      ops::RopeShape r{1, 1, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, pos};
+      Tensor qb = q.rows(b, b + 1);
+      ops::rope_forward(r, qb);
+      r.H = groups_;
+      r.row_width = W;
+      Tensor kb = kv.rows(b, b + 1);
+      ops::rope_forward(r, kb);
+    }
+    ops::copy_2d(kv, b * W, W, buf, (b * L + pos) * W, W, 1, W);
+  }
+  // The keys 0 … max length, contiguous per row as the op reads them (one row: a view).
+  const std::int64_t Tk = cache.step_keys();
+  Tensor keys;
+  if (B == 1) {
+    keys = buf.reshape({L, W}).rows(0, Tk).reshape({1, Tk, W});
+  } else {
+    keys = kv.new_empty({B, Tk, W});
+    ops::copy_2d(buf, 0, L * W, keys, 0, Tk * W, B, Tk * W);
+  }
+  const ops::AttentionShape s{B, 1, Tk, heads_, groups_, head_dim_, false};
+  Tensor context = q.new_empty({B, 1, s.Hq * s.D});
+  Tensor lse = q.new_empty({B, s.Hq, 1}, DType::f32);
+  ops::attention_forward(s, q, keys, cache.step_key_mask(q.device()), context, lse);
+  return context;
 }
 
 Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {

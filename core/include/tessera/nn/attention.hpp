@@ -34,6 +34,13 @@
 // to q and to the keys of kv right after the projections, on the first rotary.dim channels of each
 // head, at positions 0…T−1 of each sequence (self-attention only). What attention saves is the
 // rotated q and kv, so backward rotates dq and the keys' gradient back (ops::rope_backward).
+//
+// Generation with a key/value cache (ctx.kv_cache, nn/kv_cache.hpp; causal self-attention,
+// inference only): the prefill forward runs as usual and also copies its rotated keys and values
+// into the layer's cache buffer; a step ([B,1] tokens) rotates each row's q and k at that row's
+// position, writes k/v to that row's next slot and attends (ops::attention_forward, not causal)
+// over the cached keys with a key mask hiding slots past each row's length. Only existing ops, so
+// the path runs on any backend.
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
@@ -105,6 +112,8 @@ class Attention : public Module {
   AttentionOptions::Rotary rotary_;
   // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
   void rotate(Tensor& q, Tensor& kv, bool inverse) const;
+  // The attention output [B,T,Hq·D] of q and kv (rotated) with ctx.kv_cache.
+  Tensor cached_context(KvCache& cache, Tensor& q, Tensor& kv);
   ColumnParallelLinear query_;
   std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp
   RowParallelLinear output_;

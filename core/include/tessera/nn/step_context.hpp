@@ -7,6 +7,7 @@
 namespace tessera {
 
 struct Parameter;
+class KvCache;
 
 // Told when a parameter's gradient is final for the iteration (its module's backward ran on the
 // last microbatch), so the data-parallel reduction of that gradient can start while backward
@@ -36,6 +37,9 @@ struct StepContext {
   // without it. Generation turns it off: its B·T need not divide tp, and it saves no activations
   // that sharding could shrink. Training and evaluation steps leave it on.
   bool allow_sequence_parallel = true;
+  // Generation with a key/value cache (nn/kv_cache.hpp; inference only, training = false): causal
+  // self-attention layers write their keys and values there and attend to the cached ones.
+  KvCache* kv_cache = nullptr;
 
   // Set on the last microbatch of an iteration when gradients are reduced across ranks.
   GradReadyListener* grad_listener = nullptr;

@@ -14,4 +14,8 @@ struct SamplingOptions {
 // logits: `vocab` floats. Returns the chosen id.
 std::int32_t sample_token(const float* logits, std::int64_t vocab, const SamplingOptions& o, std::mt19937_64& rng);
 
+// log_softmax(logits)[id], in double: the log-probability the model gave token `id` (Megatron's
+// logprobs: of the raw logits, before temperature, top-k or top-p).
+double token_logprob(const float* logits, std::int64_t vocab, std::int32_t id);
+
 }  // namespace tessera

@@ -1,6 +1,7 @@
 // The generation loop of `tessera generate` (and of a generation server): sample one token at a time
 // from a Generator, stop on a stop token (end of document, FIM sentinels), a stop string or the
-// token budget, and hand out text as it becomes final.
+// token budget, and hand out text as it becomes final. With the Generator's key/value cache when it
+// has one (start_session; docs/generation.md), else a full forward per token.
 //
 // Stop strings are the remedy for FIM models that never learnt to end a middle (BigCode trained
 // no end-of-middle token, a known complaint): the text is cut before the first stop string, and
@@ -39,6 +40,11 @@ struct TextGenerationOptions {
   // tokens; without it (a FIM prompt, whose first token must stay) generation ends at the window.
   std::int64_t window = 0;
   bool slide_window = true;
+  // Use the Generator's key/value cache when it has one (start_session): the prompt in one forward,
+  // then one token per step. The cache holds `window` tokens (the model's sequence length); once
+  // the context outgrows it, generation goes on uncached with the sliding window (or, without
+  // sliding, ends at the window as it would uncached). false: every token a full forward.
+  bool use_kv_cache = true;
 };
 
 // The model's logits hold NaN or infinity: its weights are not a usable model.
@@ -53,6 +59,8 @@ std::string stop_reason_name(StopReason r);
 struct GeneratedText {
   std::string text;                 // final text, stop string excluded
   std::vector<std::int32_t> ids;    // the tokens sampled (a stop token excluded)
+  std::vector<double> logprobs;     // of each of ids: log_softmax of the model's raw logits
+  std::int64_t cached_steps = 0;    // how many of the logits came from the key/value cache
   StopReason reason = StopReason::max_new_tokens;
 };
 

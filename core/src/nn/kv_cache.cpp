@@ -1,0 +1,61 @@
+#include "tessera/nn/kv_cache.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+KvCache::KvCache(std::int64_t batch, std::int64_t capacity)
+    : batch_(batch), capacity_(capacity), lengths_(static_cast<std::size_t>(std::max<std::int64_t>(batch, 0)), 0) {
+  if (batch < 1 || capacity < 1)
+    throw Error(fmt::format("KvCache: batch {} and capacity {} must be ≥ 1", batch, capacity));
+}
+
+Tensor& KvCache::buffer(const void* layer, std::int64_t width, const Tensor& like) {
+  Tensor& b = buffers_[layer];
+  if (!b.defined()) b = like.new_zeros({batch_, capacity_, width});
+  TESSERA_CHECK_SHAPE(b.size(2) == width && b.dtype() == like.dtype(),
+                      "KvCache: a layer's buffer is {}, asked for width {} of {}", b.str(), width,
+                      dtype_name(like.dtype()));
+  return b;
+}
+
+std::int64_t KvCache::step_keys() const { return *std::max_element(lengths_.begin(), lengths_.end()) + 1; }
+
+const Tensor& KvCache::step_positions(Device device) {
+  if (!positions_.defined()) {
+    Tensor p = Tensor::empty({batch_}, DType::i32);
+    for (std::int64_t b = 0; b < batch_; ++b) p.data<std::int32_t>()[b] = static_cast<std::int32_t>(length(b));
+    positions_ = p.to(device);
+  }
+  return positions_;
+}
+
+const Tensor& KvCache::step_key_mask(Device device) {
+  if (!key_mask_.defined()) {
+    const std::int64_t Tk = step_keys();
+    Tensor m = Tensor::zeros({batch_, Tk}, DType::u8);
+    for (std::int64_t b = 0; b < batch_; ++b)
+      std::fill_n(m.data<std::uint8_t>() + b * Tk, length(b) + 1, std::uint8_t{1});
+    key_mask_ = m.to(device);
+  }
+  return key_mask_;
+}
+
+void KvCache::finish_prefill(const std::vector<std::int64_t>& prompt_lengths) {
+  TESSERA_CHECK_SHAPE(static_cast<std::int64_t>(prompt_lengths.size()) == batch_,
+                      "KvCache: {} prompt lengths for a batch of {}", prompt_lengths.size(), batch_);
+  lengths_ = prompt_lengths;
+  prefilling_ = false;
+  positions_ = key_mask_ = Tensor();
+}
+
+void KvCache::finish_step() {
+  for (std::int64_t& l : lengths_) ++l;
+  positions_ = key_mask_ = Tensor();
+}
+
+}  // namespace tessera

@@ -1,0 +1,239 @@
+// Generation with a key/value cache (Megatron-LM's inference_params; nn/kv_cache.hpp, GPT's
+// start_session, generate_text's cached path): for GPT-2-style (MHA, learned positions), MQA and
+// Llama-style (rope, RMSNorm, SwiGLU, GQA, untied) models, cached greedy generation gives the same
+// tokens and the same logits (within 1e-5 of the logits' scale) as a full forward over the context
+// at every step; a batch of prompts of different lengths equals each prompt generated alone;
+// generate_text's logprobs are log_softmax of the uncached logits; a full cache refuses a step and
+// generate_text slides the window uncached from there, as the uncached loop does.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "expect_error.hpp"
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/generation.hpp"
+#include "tessera/model.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/tokenizer.hpp"
+#include "tessera/tools/sampling.hpp"
+#include "tessera/tools/text_generation.hpp"
+
+using namespace tessera;
+
+namespace {
+
+constexpr std::int64_t kVocab = 37, kSeq = 16;
+
+const char* const kGpt2 = "";
+const char* const kMqa = "num_query_groups = 1\n";
+const char* const kLlama =
+    "num_query_groups = 2\nposition_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
+    "untie_embeddings_and_output_weights = true\nadd_bias_linear = false\nrotary_percent = 0.5\n";
+
+auto make_model(const std::string& extra) {
+  Config config = Config::from_string(R"(
+[model]
+plugin = "gpt"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 16
+make_vocab_size_divisible_by = 8
+init_method_std = 0.2
+)" + extra);
+  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
+                                    ModelContext{kVocab, 5, nullptr});
+  config.check_no_unknown_keys();
+  return model;
+}
+
+std::vector<float> row_of(const Tensor& logits, std::int64_t b) {
+  const std::vector<float> all = logits.to_vector<float>();
+  const std::int64_t V = logits.size(1);
+  return {all.begin() + b * V, all.begin() + (b + 1) * V};
+}
+
+// max |a − b| / max |b|
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  }
+  return diff / scale;
+}
+
+std::int32_t argmax(const std::vector<float>& v) {
+  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+std::vector<float> uncached(Generator& g, const std::vector<std::int32_t>& context) {
+  return row_of(g.next_token_logits(Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context)), 0);
+}
+
+std::vector<std::int32_t> random_prompt(std::mt19937& rng, std::size_t n) {
+  std::uniform_int_distribution<int> tok(0, kVocab - 1);
+  std::vector<std::int32_t> p(n);
+  for (auto& t : p) t = tok(rng);
+  return p;
+}
+
+// Greedy from `prompt` until the cache is full: every step's cached logits against the uncached
+// forward over the whole context. Returns the largest relative difference.
+double check_greedy(Generator& g, std::vector<std::int32_t> ids) {
+  SessionStart s = g.start_session({ids});
+  REQUIRE(s.session);
+  CHECK(s.session->capacity() == kSeq);
+  std::vector<float> cached = row_of(s.logits, 0);
+  double worst = 0;
+  while (true) {
+    const std::vector<float> full = uncached(g, ids);
+    worst = std::max(worst, relative_difference(cached, full));
+    const std::int32_t next = argmax(full);
+    REQUIRE(argmax(cached) == next);
+    if (static_cast<std::int64_t>(ids.size()) == kSeq) break;
+    ids.push_back(next);
+    cached = row_of(s.session->step({next}), 0);
+    CHECK(s.session->length(0) == static_cast<std::int64_t>(ids.size()));
+  }
+  // Full: another step is refused, naming the cache.
+  const std::string msg = message_of<Error>([&] { s.session->step({0}); });
+  CHECK(msg.find("key/value cache is full") != std::string::npos);
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style", "[unit]") {
+  for (const char* extra : {kGpt2, kMqa, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = require_generator(*model, "model plugin 'gpt'");
+    std::mt19937 rng(3);
+    for (std::size_t n : {1u, 5u, 11u}) {
+      const double worst = check_greedy(g, random_prompt(rng, n));
+      INFO("prompt " << n << " tokens: max relative logit difference " << worst);
+      CHECK(worst < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
+  for (const char* extra : {kGpt2, kMqa, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = *model->generator();
+    std::mt19937 rng(11);
+    const std::vector<std::vector<std::int32_t>> prompts{random_prompt(rng, 3), random_prompt(rng, 9),
+                                                         random_prompt(rng, 1), random_prompt(rng, 6)};
+    const std::int64_t B = static_cast<std::int64_t>(prompts.size()), steps = 6;
+    // Each alone: the cached session of that one prompt.
+    std::vector<std::vector<std::vector<float>>> alone(prompts.size());
+    std::vector<std::vector<std::int32_t>> contexts = prompts;
+    for (std::size_t b = 0; b < prompts.size(); ++b) {
+      SessionStart s = g.start_session({prompts[b]});
+      alone[b].push_back(row_of(s.logits, 0));
+      for (std::int64_t i = 0; i < steps; ++i) alone[b].push_back(row_of(s.session->step({argmax(alone[b].back())}), 0));
+    }
+    SessionStart s = g.start_session(prompts);
+    REQUIRE(s.session->batch() == B);
+    Tensor logits = s.logits;
+    for (std::int64_t i = 0; i <= steps; ++i) {
+      std::vector<std::int32_t> next;
+      for (std::int64_t b = 0; b < B; ++b) {
+        const std::vector<float> row = row_of(logits, b);
+        CHECK(relative_difference(row, alone[b][i]) < 1e-5);
+        CHECK(relative_difference(row, uncached(g, contexts[b])) < 1e-5);  // and the full forward
+        next.push_back(argmax(row));
+        REQUIRE(next.back() == argmax(alone[b][i]));
+        contexts[b].push_back(next.back());
+        CHECK(s.session->length(b) == static_cast<std::int64_t>(prompts[b].size()) + i);
+      }
+      if (i < steps) logits = s.session->step(next);
+    }
+  }
+}
+
+namespace {
+// Ids 0–36 as letters; 36 is end of document.
+class Letters : public Tokenizer {
+ public:
+  std::vector<std::int32_t> encode(std::string_view text) const override {
+    std::vector<std::int32_t> ids;
+    for (char c : text) ids.push_back(static_cast<std::int32_t>(static_cast<unsigned char>(c) % 36));
+    return ids;
+  }
+  std::string decode(const std::vector<std::int32_t>& ids) const override {
+    std::string s;
+    for (std::int32_t id : ids) s.push_back(static_cast<char>('0' + id));
+    return s;
+  }
+  std::int64_t vocab_size() const override { return kVocab; }
+  std::int32_t eod() const override { return 36; }
+  std::optional<std::int32_t> special_token(std::string_view) const override { return std::nullopt; }
+  std::string name() const override { return "letters"; }
+};
+}  // namespace
+
+TEST_CASE("generate_text: cached and uncached give the same tokens and logprobs, past the window too", "[unit]") {
+  for (const char* extra : {kGpt2, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = *model->generator();
+    Letters tokenizer;
+    std::mt19937 rng(5);
+    const std::vector<std::int32_t> prompt = random_prompt(rng, 4);
+    for (bool slide : {true, false}) {
+      TextGenerationOptions o;
+      o.max_new_tokens = 20;  // 4 + 20 > the window of 16
+      o.sampling.temperature = 0.0;
+      o.window = kSeq;
+      o.slide_window = slide;
+      GeneratedText cached = generate_text(g, tokenizer, prompt, o);
+      o.use_kv_cache = false;
+      GeneratedText plain = generate_text(g, tokenizer, prompt, o);
+      CHECK(plain.cached_steps == 0);
+      // Cached while the context fits the window: the prompt's logits, then steps up to a context of
+      // 16 (without sliding generation ends there: 12 tokens from 12 cached logits).
+      CHECK(cached.cached_steps == (slide ? 13 : 12));
+      CHECK(cached.ids == plain.ids);
+      CHECK(cached.text == plain.text);
+      CHECK(cached.reason == plain.reason);
+      CHECK(cached.ids.size() == (slide ? 20u : 12u));
+      REQUIRE(cached.logprobs.size() == cached.ids.size());
+      // logprobs = log_softmax of the uncached logits at the chosen token.
+      std::vector<std::int32_t> context = prompt;
+      for (std::size_t i = 0; i < cached.ids.size(); ++i) {
+        std::vector<std::int32_t> window(context.end() - std::min<std::ptrdiff_t>(kSeq, context.size()), context.end());
+        const std::vector<float> full = uncached(g, window);
+        double z = 0;
+        const float top = *std::max_element(full.begin(), full.end());
+        for (float v : full) z += std::exp(static_cast<double>(v) - top);
+        const double expected = full[static_cast<std::size_t>(cached.ids[i])] - top - std::log(z);
+        CHECK(cached.logprobs[i] == Approx(expected).margin(1e-5));
+        CHECK(plain.logprobs[i] == Approx(expected).margin(1e-6));
+        CHECK(token_logprob(full.data(), kVocab, cached.ids[i]) == Approx(expected).margin(1e-9));
+        context.push_back(cached.ids[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("a cached session refuses bad prompts and steps", "[unit]") {
+  auto model = make_model(kGpt2);
+  Generator& g = *model->generator();
+  CHECK(message_of<Error>([&] { g.start_session({}); }).find("no prompts") != std::string::npos);
+  CHECK(message_of<Error>([&] { g.start_session({{1, 2}, {}}); }).find("prompt 1 has 0 tokens") != std::string::npos);
+  CHECK(message_of<Error>([&] { g.start_session({std::vector<std::int32_t>(17, 1)}); })
+            .find("prompt 0 has 17 tokens; it needs 1 … 16") != std::string::npos);
+  CHECK(message_of<Error>([&] { g.start_session({{1, 37}}); }).find("token id 37 of row 0 is outside") !=
+        std::string::npos);
+  SessionStart s = g.start_session({{1, 2}, {3}});
+  CHECK(message_of<Error>([&] { s.session->step({1}); }).find("one token per row (2), got 1") != std::string::npos);
+  CHECK(message_of<Error>([&] { s.session->step({1, -1}); }).find("token id -1 of row 1") != std::string::npos);
+}
