@@ -29,10 +29,11 @@ import sys
 import threading
 import time
 
+from mpi_processes import descendants, world_rank
+
 LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 EXITING = re.compile(r"exiting program at iteration (\d+): (.*)")
-RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
 LONG = ["--set", "training.train_iters=20000", "--set", "training.eval_interval=4"]
 
 
@@ -212,36 +213,6 @@ def single(tessera, config, workdir):
     if rc != 1 or "training.exit_signal = USR1 in --set needs training.exit_signal_handler = true" not in out:
         sys.exit(f"FAIL: exit_signal without exit_signal_handler should be a ConfigError: exit code {rc}\n{out}")
     print("exit_signal with exit_signal_handler = false: ConfigError naming both keys")
-
-
-def descendants(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def world_rank(pid):
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-    except OSError:
-        return None
-    for var in RANK_VARS:
-        if var.encode() in env:
-            return int(env[var.encode()])
-    return None
 
 
 def mpi(tessera, config, workdir, mpiexec):
