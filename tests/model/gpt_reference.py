@@ -21,22 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
 import reference_io  # noqa: E402
-
-
-def rotary(t, dim, base, interleaved):
-    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D], positions 0…T−1."""
-    T = t.shape[1]
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
-    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
-    emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
-    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
-    rot, rest = t[..., :dim], t[..., dim:]
-    if interleaved:
-        half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
-    else:
-        x1, x2 = torch.chunk(rot, 2, dim=-1)
-        half = torch.cat((-x2, x1), -1)
-    return torch.cat((rot * cos + half * sin, rest), -1)
+from reference_rotary import rotary  # noqa: E402
 
 
 def main(directory):

@@ -19,6 +19,9 @@ import sys
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reference_rotary import rotary  # noqa: E402
+
 OUT = sys.argv[1]
 os.makedirs(OUT, exist_ok=True)
 torch.manual_seed(1234)
@@ -277,21 +280,6 @@ for N in (1, 7, 33):
         case("swiglu", f"N{N} F{Fh}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 
-def rope_ref(t, T, dim, base, interleaved, offset):
-    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D] (float64)."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
-    freqs = torch.outer(torch.arange(offset, offset + T, dtype=torch.float64), inv_freq)
-    emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
-    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
-    rot, rest = t[..., :dim], t[..., dim:]
-    if interleaved:
-        half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
-    else:
-        x1, x2 = torch.chunk(rot, 2, dim=-1)
-        half = torch.cat((-x2, x1), -1)
-    return torch.cat((rot * cos + half * sin, rest), -1)
-
-
 # (B, T, H, D, rotary dim, interleaved, extra columns per row (the values of a fused [K | V]), base, offset)
 for (B, T, H, D, dim, il, extra, base, offset) in [
         (1, 1, 1, 2, 2, False, 0, 10000.0, 0), (2, 5, 3, 8, 8, False, 0, 10000.0, 0),
@@ -301,7 +289,7 @@ for (B, T, H, D, dim, il, extra, base, offset) in [
     x = grandn(B, T, H * D + extra)
     dy = grandn(B, T, H * D + extra)
     xd = d(x)
-    heads = rope_ref(xd[..., : H * D].reshape(B, T, H, D), T, dim, base, il, offset).reshape(B, T, H * D)
+    heads = rotary(xd[..., : H * D].reshape(B, T, H, D), dim, base, il, offset).reshape(B, T, H * D)
     y = torch.cat((heads, xd[..., H * D:]), -1)
     y.backward(dy.double())
     case("rope", f"B{B} T{T} H{H} D{D} dim{dim} il{int(il)} W{H * D + extra} base{base:g} off{offset}",
