@@ -1,0 +1,63 @@
+// The request and response of `tessera serve` (Megatron-LM's text generation API, PUT /api): parsing
+// and validating a request's JSON, generating for its prompts, and the response JSON. Apart from the
+// HTTP server, so that it is tested without one. Every invalid request is a BadRequest (HTTP 400)
+// naming the field; docs/generation.md "Serving" lists the fields and the differences from Megatron.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/error.hpp"
+
+namespace tessera {
+
+class Generator;
+class Tokenizer;
+
+// An invalid request: answered HTTP 400 with {"error": what()}.
+class BadRequest : public Error {
+ public:
+  using Error::Error;
+};
+
+inline constexpr std::size_t kMaxPrompts = 128;
+
+struct GenerationRequest {
+  std::vector<std::string> prompts;        // 1 … 128
+  std::int64_t tokens_to_generate = 64;    // ≥ 0; 0 (scoring: the prompts' logprobs) needs logprobs
+  double temperature = 1.0;                // (0, 100]
+  std::int64_t top_k = 0;                  // 0 … 1000; 0 = off, 1 = greedy
+  double top_p = 0.0;                      // [0, 1]; 0 = off; not with top_k > 0
+  bool logprobs = false;
+  bool add_BOS = false;                    // prepend the end-of-document id
+  std::optional<std::int64_t> stop_token;  // default: the end-of-document id
+  std::int64_t random_seed = -1;           // -1: any; ≥ 0: reproducible
+  std::vector<std::string> stop;           // stop strings (Tessera's addition)
+};
+
+// Parses and checks a request body. Throws BadRequest for malformed JSON, a body that is not an
+// object, an unknown field (legacy max_len / sentences included), a wrong type or a value out of
+// range, naming the field.
+GenerationRequest parse_generation_request(std::string_view body);
+
+struct GenerationResponse {
+  std::vector<std::string> text;                               // prompt + generation, per prompt
+  std::vector<std::vector<std::string>> segments;              // token strings of prompt + generation
+  std::optional<std::vector<std::vector<double>>> logprobs;    // per generated (scoring: prompt) token
+};
+
+// Generates for every prompt of `r`, one prompt after another through generate_text (the key/value
+// cache while the context fits). Checks what needs the model: a prompt (with its BOS) plus
+// tokens_to_generate longer than `seq_length` ("would exceed the context"), an empty prompt
+// without add_BOS, a stop_token outside the vocabulary — each a BadRequest.
+GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
+                                        const GenerationRequest& r);
+
+// {"text": […], "segments": […], "logprobs": […] | null}; invalid UTF-8 in token strings becomes U+FFFD.
+std::string generation_response_json(const GenerationResponse& response);
+// {"error": message}
+std::string error_json(std::string_view message);
+
+}  // namespace tessera

@@ -1,0 +1,212 @@
+#include "tessera/tools/generation_request.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tessera/generation.hpp"
+#include "tessera/tensor.hpp"
+#include "tessera/tokenizer.hpp"
+#include "tessera/tools/text_generation.hpp"
+
+namespace tessera {
+
+namespace {
+
+using nlohmann::json;
+
+std::string type_name(const json& v) { return v.is_number_float() ? "a number" : std::string(v.type_name()); }
+
+std::int64_t integer_field(const json& v, const std::string& name, std::int64_t lo, std::int64_t hi) {
+  if (!v.is_number_integer())
+    throw BadRequest(fmt::format("{} must be an integer, got {}", name, v.is_number() ? v.dump() : type_name(v)));
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(hi))
+    throw BadRequest(fmt::format("{} must be in [{}, {}], got {}", name, lo, hi, v.dump()));
+  const std::int64_t x = v.get<std::int64_t>();
+  if (x < lo || x > hi) throw BadRequest(fmt::format("{} must be in [{}, {}], got {}", name, lo, hi, x));
+  return x;
+}
+
+double number_field(const json& v, const std::string& name) {
+  if (!v.is_number()) throw BadRequest(fmt::format("{} must be a number, got {}", name, type_name(v)));
+  return v.get<double>();
+}
+
+bool bool_field(const json& v, const std::string& name) {
+  if (!v.is_boolean()) throw BadRequest(fmt::format("{} must be true or false, got {}", name, type_name(v)));
+  return v.get<bool>();
+}
+
+std::vector<std::string> string_list(const json& v, const std::string& name) {
+  if (!v.is_array()) throw BadRequest(fmt::format("{} must be a list of strings, got {}", name, type_name(v)));
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string())
+      throw BadRequest(fmt::format("{}[{}] must be a string, got {}", name, i, type_name(v[i])));
+    out.push_back(v[i].get<std::string>());
+  }
+  return out;
+}
+
+void check_finite(const Tensor& logits, std::size_t prompt) {
+  const float* row = logits.data<float>();
+  if (!std::all_of(row, row + logits.numel(), [](float v) { return std::isfinite(v); }))
+    throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for prompt {}", prompt));
+}
+
+// log p(ids[i] | ids[..i]) for i = 1 … n-1 (Megatron's scoring: the first token has none).
+std::vector<double> prompt_logprobs(Generator& generator, const std::vector<std::int32_t>& ids, std::size_t prompt) {
+  std::vector<double> out;
+  if (ids.size() < 2) return out;
+  SessionStart s = generator.start_session({{ids[0]}});
+  Tensor logits = std::move(s.logits);
+  for (std::size_t i = 1; i < ids.size(); ++i) {
+    if (!s.session) {
+      std::vector<std::int32_t> context(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i));
+      logits = generator.next_token_logits(
+          Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context));
+    } else if (i > 1) {
+      logits = s.session->step({ids[i - 1]});
+    }
+    const Tensor cpu = logits.to(Device::cpu());
+    check_finite(cpu, prompt);
+    out.push_back(token_logprob(cpu.data<float>(), cpu.size(1), ids[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+GenerationRequest parse_generation_request(std::string_view body) {
+  json j;
+  try {
+    j = json::parse(body.begin(), body.end());
+  } catch (const json::parse_error& e) {
+    throw BadRequest(fmt::format("the request body is not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) throw BadRequest(fmt::format("the request body must be a JSON object, got {}", type_name(j)));
+  GenerationRequest r;
+  bool have_prompts = false;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "prompts") {
+      r.prompts = string_list(v, key);
+      have_prompts = true;
+    } else if (key == "tokens_to_generate") {
+      r.tokens_to_generate = integer_field(v, key, 0, 1'000'000'000);
+    } else if (key == "temperature") {
+      r.temperature = number_field(v, key);
+      if (!(r.temperature > 0.0 && r.temperature <= 100.0))
+        throw BadRequest(fmt::format("temperature must be in (0, 100], got {}", v.dump()));
+    } else if (key == "top_k") {
+      r.top_k = integer_field(v, key, 0, 1000);
+    } else if (key == "top_p") {
+      r.top_p = number_field(v, key);
+      if (!(r.top_p >= 0.0 && r.top_p <= 1.0)) throw BadRequest(fmt::format("top_p must be in [0, 1], got {}", v.dump()));
+    } else if (key == "logprobs") {
+      r.logprobs = bool_field(v, key);
+    } else if (key == "add_BOS") {
+      r.add_BOS = bool_field(v, key);
+    } else if (key == "stop_token") {
+      r.stop_token = integer_field(v, key, 0, std::numeric_limits<std::int32_t>::max());
+    } else if (key == "random_seed") {
+      r.random_seed = integer_field(v, key, -1, std::numeric_limits<std::int64_t>::max());
+    } else if (key == "stop") {
+      r.stop = string_list(v, key);
+      for (std::size_t i = 0; i < r.stop.size(); ++i)
+        if (r.stop[i].empty()) throw BadRequest(fmt::format("stop[{}] is empty", i));
+    } else if (key == "max_len" || key == "sentences") {
+      throw BadRequest(fmt::format("{} is Megatron's legacy name: use {}", key,
+                                   key == "max_len" ? "tokens_to_generate" : "prompts"));
+    } else {
+      throw BadRequest(fmt::format(
+          "unknown field {} (known: prompts, tokens_to_generate, temperature, top_k, top_p, logprobs, add_BOS, "
+          "stop_token, random_seed, stop)",
+          json(key).dump()));
+    }
+  }
+  if (!have_prompts) throw BadRequest("prompts is required: a list of 1 to 128 strings");
+  if (r.prompts.empty() || r.prompts.size() > kMaxPrompts)
+    throw BadRequest(fmt::format("prompts must hold 1 to {} strings, got {}", kMaxPrompts, r.prompts.size()));
+  if (r.tokens_to_generate == 0 && !r.logprobs)
+    throw BadRequest("tokens_to_generate = 0 (scoring the prompts) needs logprobs = true");
+  if (r.top_k > 0 && r.top_p > 0.0) throw BadRequest("top_p and top_k > 0 cannot be used together: give one of them");
+  return r;
+}
+
+GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
+                                        const GenerationRequest& r) {
+  if (r.stop_token && *r.stop_token >= tokenizer.vocab_size())
+    throw BadRequest(fmt::format("stop_token {} is not in the vocabulary (0 … {})", *r.stop_token,
+                                 tokenizer.vocab_size() - 1));
+  // Tokenize and check every prompt before generating for any.
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (std::size_t i = 0; i < r.prompts.size(); ++i) {
+    std::vector<std::int32_t> ids = tokenizer.encode(r.prompts[i]);
+    if (r.add_BOS) ids.insert(ids.begin(), tokenizer.eod());
+    if (ids.empty()) throw BadRequest(fmt::format("prompts[{}] is empty: an empty prompt needs add_BOS = true", i));
+    const auto total = static_cast<std::int64_t>(ids.size()) + r.tokens_to_generate;
+    if (total > seq_length)
+      throw BadRequest(fmt::format(
+          "prompts[{}] ({} tokens) + tokens_to_generate ({}) = {} tokens would exceed the context of {} tokens "
+          "(the model's seq_length)",
+          i, ids.size(), r.tokens_to_generate, total, seq_length));
+    prompts.push_back(std::move(ids));
+  }
+  TextGenerationOptions o;
+  o.max_new_tokens = r.tokens_to_generate;
+  // Megatron: top_k = 1 is argmax; top_p = 0 is off.
+  o.sampling.temperature = r.top_k == 1 ? 0.0 : r.temperature;
+  o.sampling.top_k = r.top_k;
+  o.sampling.top_p = r.top_p > 0.0 ? r.top_p : 1.0;
+  o.stop_tokens = {static_cast<std::int32_t>(r.stop_token.value_or(tokenizer.eod()))};
+  o.stop_strings = r.stop;
+  o.window = seq_length;
+  std::random_device entropy;
+  GenerationResponse out;
+  if (r.logprobs) out.logprobs.emplace();
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<std::int32_t>& ids = prompts[i];
+    // The same seed for every prompt: a prompt's result does not depend on its place in the request.
+    o.seed = r.random_seed >= 0 ? static_cast<std::uint64_t>(r.random_seed)
+                                : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
+    std::vector<std::int32_t> all = ids;
+    std::string text = r.prompts[i];
+    if (r.tokens_to_generate == 0) {
+      out.logprobs->push_back(prompt_logprobs(generator, ids, i));
+    } else {
+      GeneratedText g;
+      try {
+        g = generate_text(generator, tokenizer, ids, o);
+      } catch (const NonFiniteLogits& e) {
+        throw NonFiniteLogits(fmt::format("prompt {}: {}", i, e.what()));
+      }
+      text += g.text;
+      all.insert(all.end(), g.ids.begin(), g.ids.end());
+      if (out.logprobs) out.logprobs->push_back(std::move(g.logprobs));
+    }
+    std::vector<std::string> segments;
+    segments.reserve(all.size());
+    for (std::int32_t id : all) segments.push_back(tokenizer.decode({id}));
+    out.text.push_back(std::move(text));
+    out.segments.push_back(std::move(segments));
+  }
+  return out;
+}
+
+std::string generation_response_json(const GenerationResponse& response) {
+  json j = json::object();
+  j["text"] = response.text;
+  j["segments"] = response.segments;
+  j["logprobs"] = response.logprobs ? json(*response.logprobs) : json(nullptr);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string error_json(std::string_view message) {
+  return json{{"error", std::string(message)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace tessera
