@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "command.hpp"
-#include "plugin_defaults.hpp"
+#include "saved_generator.hpp"
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
@@ -17,8 +17,6 @@
 #include "tessera/tools/fim_prompt.hpp"
 #include "tessera/tools/sampling.hpp"
 #include "tessera/tools/text_generation.hpp"
-#include "tessera/train/components.hpp"
-#include "tessera/train/saved_model.hpp"
 
 namespace tessera::app {
 namespace {
@@ -33,28 +31,13 @@ struct GenerateArgs {
   bool no_kv_cache = false;
 };
 
-// Sections a saved model's config has for training only: generate declares them wholesale, and
-// checks [model] and [tokenizer] key by key as train does.
-void check_model_keys(const Config& config) {
-  for (const std::string& name : config.section_names())
-    if (name != "model" && name != "tokenizer") {
-      ConfigSection s = config.section(name);
-      for (const std::string& key : s.keys()) s.declare(key);
-    }
-  config.check_no_unknown_keys();
-}
-
 int run_generate(const GenerateArgs& a) {
   if (a.threads > 0) ops::set_num_threads(static_cast<int>(a.threads));
-  SavedModel saved = open_saved_model(a.load);
-  saved.config = with_plugin_defaults(saved.config);
-  auto tokenizer = build_tokenizer(saved.config);
-  auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
-  check_model_keys(saved.config);
-  Generator& generator = require_generator(*model, plugin_label(model));
-  std::vector<Parameter*> params;
-  model->collect_parameters(params);
-  load_saved_weights(saved, params);
+  SavedGenerator loaded = load_saved_generator(a.load);
+  const SavedModel& saved = loaded.saved;
+  const Tokenizer* tokenizer = loaded.tokenizer.get();
+  const Model* model = loaded.model.get();
+  Generator& generator = *loaded.generator;
   TextGenerationOptions o;
   o.max_new_tokens = a.max_new_tokens;
   o.sampling = a.sampling;

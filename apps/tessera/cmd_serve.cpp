@@ -16,14 +16,12 @@
 #include <httplib.h>
 
 #include "command.hpp"
-#include "plugin_defaults.hpp"
+#include "saved_generator.hpp"
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/tools/generation_request.hpp"
-#include "tessera/train/components.hpp"
-#include "tessera/train/saved_model.hpp"
 
 namespace tessera::app {
 namespace {
@@ -34,16 +32,6 @@ struct ServeArgs {
   std::int64_t threads = 0;
 };
 
-// Sections of a saved model's config for training only (as `tessera generate` does).
-void check_model_keys(const Config& config) {
-  for (const std::string& name : config.section_names())
-    if (name != "model" && name != "tokenizer") {
-      ConfigSection s = config.section(name);
-      for (const std::string& key : s.keys()) s.declare(key);
-    }
-  config.check_no_unknown_keys();
-}
-
 // The signal handler writes a byte here (async-signal-safe); a thread waiting on it stops the server.
 int g_stop_pipe[2] = {-1, -1};
 extern "C" void on_stop_signal(int) {
@@ -53,15 +41,11 @@ extern "C" void on_stop_signal(int) {
 
 int run_serve(const ServeArgs& a) {
   if (a.threads > 0) ops::set_num_threads(static_cast<int>(a.threads));
-  SavedModel saved = open_saved_model(a.load);
-  saved.config = with_plugin_defaults(saved.config);
-  auto tokenizer = build_tokenizer(saved.config);
-  auto model = build_model(saved.config, tokenizer->vocab_size(), 0);
-  check_model_keys(saved.config);
-  Generator& generator = require_generator(*model, plugin_label(model));
-  std::vector<Parameter*> params;
-  model->collect_parameters(params);
-  load_saved_weights(saved, params);
+  SavedGenerator loaded = load_saved_generator(a.load);
+  const SavedModel& saved = loaded.saved;
+  const Tokenizer* tokenizer = loaded.tokenizer.get();
+  const Model* model = loaded.model.get();
+  Generator& generator = *loaded.generator;
   const std::int64_t seq_length = model->seq_length();
 
   httplib::Server server;
