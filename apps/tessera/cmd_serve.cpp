@@ -34,7 +34,7 @@ struct ServeArgs {
 
 // The signal handler writes a byte here (async-signal-safe); a thread waiting on it stops the server.
 int g_stop_pipe[2] = {-1, -1};
-extern "C" void on_stop_signal(int) {
+extern "C" __attribute__((visibility("hidden"))) void tessera_serve_stop_handler(int) {
   const char c = 1;
   [[maybe_unused]] const ssize_t n = ::write(g_stop_pipe[1], &c, 1);
 }
@@ -87,7 +87,7 @@ int run_serve(const ServeArgs& a) {
 
   if (::pipe(g_stop_pipe) != 0) throw Error("tessera serve: cannot create a pipe for signal handling");
   struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = tessera_serve_stop_handler;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
@@ -98,7 +98,7 @@ int run_serve(const ServeArgs& a) {
     server.stop();
   });
   const auto wake_stopper = [&] {
-    on_stop_signal(0);
+    tessera_serve_stop_handler(0);
     stopper.join();
   };
 

@@ -45,7 +45,9 @@ void write_message(const std::array<char, 160>& m) {
   (void)n;  // nothing to do about a failed write in a signal handler
 }
 
-extern "C" void on_stop_signal(int sig) {
+// C linkage for sigaction, a name of its own and hidden: a global `on_stop_signal` elsewhere in the
+// process (the tessera executable's serve command had one) would otherwise interpose on this one.
+extern "C" __attribute__((visibility("hidden"))) void tessera_graceful_stop_handler(int sig) {
   const int saved_errno = errno;  // the interrupted code may be about to read it
   int expected = 0;
   const bool first = g_received.compare_exchange_strong(expected, sig);
@@ -116,7 +118,7 @@ StopSignals::StopSignals(const std::vector<int>& signals) {
     fmt::format_to_n(g_second_message[sig].data(), g_second_message[sig].size() - 1,
                      "tessera: {} received while stopping: aborting now, without a checkpoint\n{}", name, '\0');
     struct sigaction action {};
-    action.sa_handler = on_stop_signal;
+    action.sa_handler = tessera_graceful_stop_handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;  // system calls the signal interrupts carry on
     struct sigaction before {};
