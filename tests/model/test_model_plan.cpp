@@ -41,6 +41,7 @@
 #include "tessera/train/trainer.hpp"
 #include "training_corpus.hpp"
 #include "gpt_batch.hpp"
+#include "t5_batch.hpp"
 #include "shape_only_communicator.hpp"
 
 using namespace tessera;
@@ -128,34 +129,12 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
     // As tests/model/test_t5_reference.cpp: encoder rows of T/2 … T real tokens and decoder rows of
     // Sd/2 … Sd, then padding (id 0); real decoder positions predicted, padding labelled −1, mask 0.
     const std::int64_t Sd = kT5DecoderSeq;
-    Tensor enc = Tensor::zeros({B, T}, DType::i32), enc_pad = Tensor::zeros({B, T}, DType::u8);
-    Tensor dec = Tensor::zeros({B, Sd}, DType::i32), dec_pad = Tensor::zeros({B, Sd}, DType::u8);
-    Tensor labels = Tensor::zeros({B, Sd}, DType::i32), loss_mask = Tensor::zeros({B, Sd});
+    std::vector<std::int64_t> enc_lengths, dec_lengths;
     for (std::int64_t b = 0; b < B; ++b) {
-      const std::int64_t ne = std::uniform_int_distribution<std::int64_t>(T / 2, T)(rng);
-      const std::int64_t nd = std::uniform_int_distribution<std::int64_t>(Sd / 2, Sd)(rng);
-      for (std::int64_t t = 0; t < T; ++t) {
-        const bool real = t < ne;
-        enc.data<std::int32_t>()[b * T + t] = real ? token(rng) : 0;
-        enc_pad.data<std::uint8_t>()[b * T + t] = real ? 1 : 0;
-      }
-      for (std::int64_t t = 0; t < Sd; ++t) {
-        const std::int64_t i = b * Sd + t;
-        const bool real = t < nd;
-        dec.data<std::int32_t>()[i] = real ? token(rng) : 0;
-        dec_pad.data<std::uint8_t>()[i] = real ? 1 : 0;
-        labels.data<std::int32_t>()[i] = real ? token(rng) : -1;
-        loss_mask.data<float>()[i] = real ? 1.0f : 0.0f;
-      }
+      enc_lengths.push_back(std::uniform_int_distribution<std::int64_t>(T / 2, T)(rng));
+      dec_lengths.push_back(std::uniform_int_distribution<std::int64_t>(Sd / 2, Sd)(rng));
     }
-    Batch batch;
-    batch.set("enc_tokens", enc);
-    batch.set("dec_tokens", dec);
-    batch.set("labels", labels);
-    batch.set("loss_mask", loss_mask);
-    batch.set("enc_padding_mask", enc_pad);
-    batch.set("dec_padding_mask", dec_pad);
-    return batch;
+    return t5_padded_batch(enc_lengths, dec_lengths, T, Sd, token, rng);
   }
   // BERT (tests/model/test_bert_reference.cpp): sequences of T/2 … T real tokens, then padding;
   // labels −1 (Megatron's "not predicted") outside the predicted positions, which the loss mask keeps;

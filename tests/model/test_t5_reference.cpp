@@ -15,6 +15,7 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/model.hpp"
 #include "tessera/plugin.hpp"
+#include "t5_batch.hpp"
 #include "tensor_compare.hpp"
 #include "test_util.hpp"
 
@@ -34,7 +35,7 @@ auto make_model(Config& config, std::int64_t vocab, std::shared_ptr<const Parall
 }  // namespace
 
 TEST_CASE("T5 loss and gradients equal PyTorch, with padding", "[reference]") {
-  const std::int64_t Le = 2, Ld = 3, C = 48, H = 4, B = 3, Te = 13, Td = 9, vocab = 101;
+  const std::int64_t Le = 2, Ld = 3, C = 48, H = 4, Te = 13, Td = 9, vocab = 101;
   // encoder_seq_length (the alias of seq_length) and encoder_num_layers (of num_layers).
   Config config = Config::from_string(fmt::format(R"(
 [model]
@@ -62,33 +63,8 @@ init_method_std = 0.1
 
   // Encoder rows of 13, 9 and 6 real tokens, decoder rows of 9, 5 and 3, then padding (id 0);
   // every real decoder position is predicted, padding has label −1 and mask 0.
-  const std::int64_t enc_lengths[B] = {13, 9, 6}, dec_lengths[B] = {9, 5, 3};
-  Tensor enc = Tensor::zeros({B, Te}, DType::i32), enc_pad = Tensor::zeros({B, Te}, DType::u8);
-  Tensor dec = Tensor::zeros({B, Td}, DType::i32), dec_pad = Tensor::zeros({B, Td}, DType::u8);
-  Tensor labels = Tensor::zeros({B, Td}, DType::i32), loss_mask = Tensor::zeros({B, Td});
   std::uniform_int_distribution<int> token(1, vocab - 1);
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t t = 0; t < Te; ++t) {
-      const bool real = t < enc_lengths[b];
-      enc.data<std::int32_t>()[b * Te + t] = real ? token(rng) : 0;
-      enc_pad.data<std::uint8_t>()[b * Te + t] = real ? 1 : 0;
-    }
-    for (std::int64_t t = 0; t < Td; ++t) {
-      const std::int64_t i = b * Td + t;
-      const bool real = t < dec_lengths[b];
-      dec.data<std::int32_t>()[i] = real ? token(rng) : 0;
-      dec_pad.data<std::uint8_t>()[i] = real ? 1 : 0;
-      labels.data<std::int32_t>()[i] = real ? token(rng) : -1;
-      loss_mask.data<float>()[i] = real ? 1.0f : 0.0f;
-    }
-  }
-  Batch batch;
-  batch.set("enc_tokens", enc);
-  batch.set("dec_tokens", dec);
-  batch.set("labels", labels);
-  batch.set("loss_mask", loss_mask);
-  batch.set("enc_padding_mask", enc_pad);
-  batch.set("dec_padding_mask", dec_pad);
+  const Batch batch = t5_padded_batch({13, 9, 6}, {9, 5, 3}, Te, Td, token, rng);
   ActivationStore store;
   StepContext ctx{store};
   const StageOutput out = model->forward_stage(ctx, batch, {}, 0);
