@@ -2,7 +2,9 @@
 // weights or any resumable checkpoint, whatever its layout). With --fim-prefix/--fim-suffix, a
 // fill-in-the-middle prompt for code models: the middle is generated (tools/fim_prompt.hpp).
 // Generation stops at the end-of-document token, a --stop string or --max-new-tokens
-// (tools/text_generation.hpp).
+// (tools/text_generation.hpp). Under mpirun -np N with --tp N every rank loads its tensor-parallel
+// shard (saved_generator.hpp) and all generate in lockstep with rank 0's logits and the same seed, so
+// they sample the same tokens; rank 0 prints.
 #include <cstdio>
 #include <optional>
 
@@ -14,6 +16,8 @@
 #include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/parallel/abort.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
 #include "tessera/tools/fim_prompt.hpp"
 #include "tessera/tools/sampling.hpp"
 #include "tessera/tools/text_generation.hpp"
@@ -29,11 +33,13 @@ struct GenerateArgs {
   std::optional<std::string> fim_prefix, fim_suffix;
   std::string fim_order = "psm";
   bool no_kv_cache = false;
+  int tp = 1;
 };
 
 int run_generate(const GenerateArgs& a) {
   if (a.threads > 0) ops::set_num_threads(static_cast<int>(a.threads));
-  SavedGenerator loaded = load_saved_generator(a.load);
+  SavedGenerator loaded = load_saved_generator(a.load, a.tp, "tessera generate");
+  const bool prints = loaded.rank() == 0;
   const SavedModel& saved = loaded.saved;
   const Tokenizer* tokenizer = loaded.tokenizer.get();
   const Model* model = loaded.model.get();
@@ -61,10 +67,11 @@ int run_generate(const GenerateArgs& a) {
   } else {
     prompt = tokenizer->encode(a.prompt);
     if (prompt.empty()) prompt.push_back(tokenizer->eod());
-    fmt::print("{}", a.prompt);
+    if (prints) fmt::print("{}", a.prompt);
   }
   std::fflush(stdout);
-  const auto print = [](std::string_view piece) {
+  const auto print = [prints](std::string_view piece) {
+    if (!prints) return;
     fmt::print("{}", piece);
     std::fflush(stdout);
   };
@@ -75,7 +82,7 @@ int run_generate(const GenerateArgs& a) {
     throw NonFiniteLogits(fmt::format("{}: the weights in {} do not make a usable model", e.what(), saved.describe()));
   }
   log_debug("generation ended by {} after {} tokens", stop_reason_name(out.reason), out.ids.size());
-  fmt::print("\n");
+  if (prints) fmt::print("\n");
   return 0;
 }
 
@@ -105,7 +112,15 @@ RegisterCommand reg{{"generate",
                        sub.add_option("--threads", a->threads, "CPU threads (0 = all)");
                        sub.add_flag("--no-kv-cache", a->no_kv_cache,
                                     "a full forward over the context for every token, instead of the key/value cache");
-                       return [a] { return run_generate(*a); };
+                       sub.add_option("--tp", a->tp,
+                                      "tensor-parallel size: under mpirun -np N, --tp N (each rank a shard; rank 0 prints)")
+                           ->capture_default_str()
+                           ->check(in_range(1));
+                       return [a] {
+                         auto generate = [&] { return run_generate(*a); };
+                         // Under a launcher, a rank that fails ends the whole job (never a hang).
+                         return detect_launch().under_launcher ? run_or_abort(generate) : generate();
+                       };
                      },
                      "sample text from a trained model"}};
 

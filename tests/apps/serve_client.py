@@ -2,25 +2,190 @@
 """End-to-end test of `tessera serve` over real HTTP (standard library only).
 
 serve_client.py TESSERA_BINARY SAVED_MODEL_DIR
+serve_client.py TESSERA_BINARY SAVED_MODEL_DIR --tp MPIEXEC [MPIEXEC_ARGS...]
 
-Starts `tessera serve --port 0` (any free port, read from its first line) on 127.0.0.1 as a child
-process, sends requests, then SIGTERM and expects exit code 0. Every wait has a timeout and the
-child is killed at the end in any case. Exit code 0 when every check passes.
+Starts `tessera serve --port 0` (any free port, read from the line that announces it) on 127.0.0.1
+as a child process, sends requests, then SIGTERM and expects exit code 0. Every wait has a timeout
+and the child is killed at the end in any case. Exit code 0 when every check passes.
+
+--tp: a one-process server and `MPIEXEC -np 2 tessera serve --tp 2` on the same saved model answer
+the same requests alike (greedy text, logprobs within 1e-5, a batch of two prompts of different
+lengths, scoring, seeded sampling, two concurrent requests); an invalid request is a 400 from rank 0
+and the job serves on; SIGTERM to rank 0 ends both ranks with exit 0 (mpirun's exit code). And
+`tessera generate --tp 2` (with and without the key/value cache) prints what one process prints.
 """
 import http.client
 import json
 import math
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parallel"))
+from mpi_processes import descendants, world_rank  # noqa: E402
+
 TIMEOUT = 120  # seconds for any one request or wait
+
+
+class Server:
+    """A running `tessera serve --port 0` (argv), its port read from its output."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.lines = []
+        found = threading.Event()
+        self.port = None
+
+        def read():
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                m = re.search(r"http://127\.0\.0\.1:(\d+)/api", line)
+                if m and self.port is None:
+                    self.port = int(m.group(1))
+                    found.set()
+            found.set()
+
+        # Reads everything, so that the server never blocks on a full pipe.
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        found.wait(TIMEOUT)
+        assert self.port, f"tessera serve announced no address within {TIMEOUT} s:\n{self.output()}"
+        print(next(line for line in self.lines if "http://" in line).rstrip())
+
+    def output(self):
+        return "".join(self.lines)
+
+    def request(self, method, body, raw=False):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+        try:
+            data = body if raw else json.dumps(body)
+            c.request(method, "/api", body=data.encode() if data is not None else None,
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, json.loads(r.read().decode())
+        finally:
+            c.close()
+
+    def ok(self, body):
+        status, j = self.request("PUT", body)
+        assert status == 200, (status, j)
+        return j
+
+    def stop(self, pid=None):
+        """SIGTERM (to pid, else the server process); the exit code."""
+        os.kill(pid or self.proc.pid, signal.SIGTERM)
+        try:
+            code = self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running {TIMEOUT} s after SIGTERM (a hang):\n{self.output()}")
+        self.reader.join(10)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(TIMEOUT)
+
+
+def generate(argv):
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT)
+    assert r.returncode == 0, (argv, r.returncode, r.stdout, r.stderr)
+    return r.stdout.decode("utf-8", errors="replace")
+
+
+def close(a, b, what):
+    assert len(a) == len(b) and all(abs(x - y) <= 1e-5 for x, y in zip(a, b)), (what, a, b)
+
+
+def tensor_parallel(binary, load, mpiexec):
+    """The one-process server and a tp = 2 job: the same answers; SIGTERM to rank 0 stops both ranks."""
+    mpi = mpiexec + ["-np", "2", binary]
+    prompt, n = "Tensor ", 8
+    for extra in ([], ["--no-kv-cache"]):
+        cmd = ["generate", "--load", load, "--prompt", prompt, "--max-new-tokens", str(n), "--temperature", "1",
+               "--top-k", "0", "--top-p", "1", "--seed", "3", "--threads", "1"] + extra
+        one, tp = generate([binary] + cmd), generate(mpi + cmd + ["--tp", "2"])
+        assert tp == one, ("tessera generate --tp 2", extra, tp, one)
+        print(f"tessera generate --tp 2 {' '.join(extra)}= one process: {one!r}")
+
+    single = Server([binary, "serve", "--load", load, "--port", "0", "--threads", "1"])
+    try:
+        tp = Server(mpi + ["serve", "--load", load, "--port", "0", "--threads", "1", "--tp", "2"])
+        try:
+            requests = [
+                {"prompts": [prompt], "tokens_to_generate": n, "top_k": 1, "logprobs": True},
+                # A batch of two prompts of different lengths.
+                {"prompts": [prompt, "int x = "], "tokens_to_generate": 6, "top_k": 1, "logprobs": True},
+                # Scoring (the key/value cache's prompt steps).
+                {"prompts": ["namespace tessera"], "tokens_to_generate": 0, "logprobs": True},
+                {"prompts": [prompt, "a"], "tokens_to_generate": n, "temperature": 1.0, "random_seed": 3,
+                 "logprobs": True},
+            ]
+            for body in requests:
+                a, b = single.ok(body), tp.ok(body)
+                assert b["text"] == a["text"] and b["segments"] == a["segments"], (body, a, b)
+                for i, (x, y) in enumerate(zip(a["logprobs"], b["logprobs"])):
+                    close(x, y, (body, i))
+                print(f"tp 2 = one process: {body} -> {b['text']}")
+            # Unseeded sampling: every rank draws alike (rank 0's seed), so the job answers at all.
+            assert len(tp.ok({"prompts": [prompt], "tokens_to_generate": n, "temperature": 1.0})["text"]) == 1
+
+            # Two concurrent requests: both answered, as one at a time.
+            want = {i: single.ok(requests[i]) for i in (0, 1)}
+            results, errors = {}, []
+
+            def worker(i):
+                try:
+                    results[i] = tp.request("PUT", requests[i])
+                except Exception as e:  # noqa: BLE001
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=worker, args=(i,)) for i in (0, 1)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(TIMEOUT)
+            assert not errors, errors
+            for i in (0, 1):
+                status, j = results[i]
+                assert status == 200 and j["text"] == want[i]["text"], (i, results[i], want[i])
+                for x, y in zip(j["logprobs"], want[i]["logprobs"]):
+                    close(x, y, ("concurrent", i))
+            print("2 concurrent requests: 200, as one process answers them")
+
+            # Invalid: a 400 from rank 0 alone (the followers never see it), then serving goes on.
+            for body in ({"prompts": ["a"], "top_k": 5000}, {"prompts": ["x" * 30], "tokens_to_generate": 8}):
+                status, j = tp.request("PUT", body)
+                assert status == 400, (status, j)
+                print(f"tp 2: {body} -> 400 {j['error']}")
+            assert tp.ok(requests[0])["text"] == single.ok(requests[0])["text"]
+
+            # SIGTERM to rank 0: it stops listening and tells the follower; mpirun exits 0 (every rank did).
+            ranks = {world_rank(p): p for p in descendants(tp.proc.pid)}
+            ranks.pop(None, None)
+            assert sorted(ranks) == [0, 1], ranks
+            code = tp.stop(ranks[0])
+            out = tp.output()
+            assert code == 0, f"mpirun exited {code} after SIGTERM to rank 0:\n{out}"
+            assert "server stopped" in out and "rank 1: stopped by rank 0" in out, out
+            print("SIGTERM to rank 0: both ranks exit 0")
+        finally:
+            tp.kill()
+        assert single.stop() == 0
+    finally:
+        single.kill()
+    print("serve_client: all checks passed")
 
 
 def main():
     binary, load = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3 and sys.argv[3] == "--tp":
+        tensor_parallel(binary, load, sys.argv[4:])
+        return
     prompt, n = "Tensor ", 8
     generated = subprocess.run([binary, "generate", "--load", load, "--prompt", prompt, "--max-new-tokens", str(n),
                                 "--temperature", "0", "--threads", "1"],

@@ -155,6 +155,25 @@ TEST_CASE("generation request: generation, stops, scoring and the context", "[un
   CHECK(run(sampled).text == run(sampled).text);
 }
 
+TEST_CASE("generation request: the checks before generating, and unseeded sampling from given entropy", "[unit]") {
+  Bytes tok;
+  Counting gen;
+  // What rank 0 of a tensor-parallel server checks before the other ranks see a request.
+  const auto ids = tokenize_generation_request(tok, 16, parse_generation_request(R"({"prompts": ["ab", ""],
+    "tokens_to_generate": 2, "add_BOS": true})"));
+  CHECK(ids == std::vector<std::vector<std::int32_t>>{{256, 'a', 'b'}, {256}});
+  const GenerationRequest past = parse_generation_request(R"({"prompts": ["abcd"], "tokens_to_generate": 1})");
+  CHECK_THAT(message_of<BadRequest>([&] { tokenize_generation_request(tok, 4, past); }),
+             Catch::Contains("would exceed the context of 4"));
+  // Without random_seed, the same entropy draws the same samples (ranks in lockstep), prompt by prompt.
+  const GenerationRequest r =
+      parse_generation_request(R"({"prompts": ["a", "a", "a", "a"], "tokens_to_generate": 12, "temperature": 100})");
+  const GenerationResponse x = generate_for_request(gen, tok, 16, r, 99);
+  CHECK(x.text == generate_for_request(gen, tok, 16, r, 99).text);
+  // … and each prompt its own seed: four equal prompts are not all sampled alike.
+  CHECK(!(x.text[0] == x.text[1] && x.text[1] == x.text[2] && x.text[2] == x.text[3]));
+}
+
 TEST_CASE("generation response JSON", "[unit]") {
   GenerationResponse r;
   r.text = {"ab"};

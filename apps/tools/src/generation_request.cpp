@@ -137,8 +137,9 @@ GenerationRequest parse_generation_request(std::string_view body) {
   return r;
 }
 
-GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
-                                        const GenerationRequest& r) {
+std::vector<std::vector<std::int32_t>> tokenize_generation_request(const Tokenizer& tokenizer,
+                                                                   std::int64_t seq_length,
+                                                                   const GenerationRequest& r) {
   if (r.stop_token && *r.stop_token >= tokenizer.vocab_size())
     throw BadRequest(fmt::format("stop_token {} is not in the vocabulary (0 … {})", *r.stop_token,
                                  tokenizer.vocab_size() - 1));
@@ -156,6 +157,19 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
           i, ids.size(), r.tokens_to_generate, total, seq_length));
     prompts.push_back(std::move(ids));
   }
+  return prompts;
+}
+
+GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
+                                        const GenerationRequest& r) {
+  std::random_device device;
+  return generate_for_request(generator, tokenizer, seq_length, r,
+                              (static_cast<std::uint64_t>(device()) << 32) ^ device());
+}
+
+GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
+                                        const GenerationRequest& r, std::uint64_t entropy) {
+  const std::vector<std::vector<std::int32_t>> prompts = tokenize_generation_request(tokenizer, seq_length, r);
   TextGenerationOptions o;
   o.max_new_tokens = r.tokens_to_generate;
   // Megatron: top_k = 1 is argmax; top_p = 0 is off.
@@ -165,14 +179,14 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
   o.stop_tokens = {static_cast<std::int32_t>(r.stop_token.value_or(tokenizer.eod()))};
   o.stop_strings = r.stop;
   o.window = seq_length;
-  std::random_device entropy;
+  std::mt19937_64 unseeded(entropy);
   GenerationResponse out;
   if (r.logprobs) out.logprobs.emplace();
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     const std::vector<std::int32_t>& ids = prompts[i];
-    // The same seed for every prompt: a prompt's result does not depend on its place in the request.
-    o.seed = r.random_seed >= 0 ? static_cast<std::uint64_t>(r.random_seed)
-                                : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
+    // random_seed: the same seed for every prompt, so that a prompt's result does not depend on its place
+    // in the request; without it, each prompt its own.
+    o.seed = r.random_seed >= 0 ? static_cast<std::uint64_t>(r.random_seed) : unseeded();
     std::vector<std::int32_t> all = ids;
     std::string text = r.prompts[i];
     if (r.tokens_to_generate == 0) {

@@ -48,10 +48,22 @@ struct GenerationResponse {
   std::optional<std::vector<std::vector<double>>> logprobs;    // per generated (scoring: prompt) token
 };
 
-// Generates for every prompt of `r`, one prompt after another through generate_text (the key/value
-// cache while the context fits). Checks what needs the model: a prompt (with its BOS) plus
+// The checks of `r` that need the model, before any forward: a prompt (with its BOS) plus
 // tokens_to_generate longer than `seq_length` ("would exceed the context"), an empty prompt
-// without add_BOS, a stop_token outside the vocabulary — each a BadRequest.
+// without add_BOS, a stop_token outside the vocabulary — each a BadRequest. Returns the prompts'
+// token ids (BOS included). A tensor-parallel server runs it on rank 0 before it hands the request
+// to the other ranks, so that they never see an invalid one.
+std::vector<std::vector<std::int32_t>> tokenize_generation_request(const Tokenizer& tokenizer,
+                                                                   std::int64_t seq_length,
+                                                                   const GenerationRequest& r);
+
+// Generates for every prompt of `r` (checked by tokenize_generation_request first), one prompt after
+// another through generate_text (the key/value cache while the context fits). Without random_seed,
+// each prompt's seed is drawn from std::mt19937_64 seeded with `entropy`: ranks that generate in
+// lockstep pass the same value and sample the same tokens.
+GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
+                                        const GenerationRequest& r, std::uint64_t entropy);
+// The same, `entropy` from std::random_device.
 GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
                                         const GenerationRequest& r);
 
