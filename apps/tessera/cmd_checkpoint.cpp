@@ -1,7 +1,10 @@
 // tessera checkpoint export --to hf CHECKPOINT OUT/ and tessera checkpoint import --from hf HF_FOLDER
 // OUT/: Hugging Face model folders (gpt2, gpt_bigcode, llama) from Tessera's saved models of any
-// layout and back (tools/hf_export.hpp, tools/hf_import.hpp; docs/checkpoints.md). OUT/ is written
-// completely or not at all, and must not exist or be empty.
+// layout and back (tools/hf_export.hpp, tools/hf_import.hpp). tessera checkpoint reshard CHECKPOINT
+// --tp N --pp M [--dp K] OUT/: a resumable checkpoint for another layout (train/checkpoint_reshard.hpp).
+// docs/checkpoints.md. OUT/ is written completely or not at all, and must not exist or be empty.
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "command.hpp"
@@ -9,6 +12,9 @@
 #include "tessera/logging.hpp"
 #include "tessera/tools/hf_export.hpp"
 #include "tessera/tools/hf_import.hpp"
+#include "tessera/tools/staged_folder.hpp"
+#include "tessera/train/checkpoint_reshard.hpp"
+#include "tessera/train/components.hpp"
 #include "tessera/train/saved_model.hpp"
 
 namespace tessera::app {
@@ -16,7 +22,41 @@ namespace {
 
 struct CheckpointArgs {
   std::string to = "hf", from = "hf", architecture, input, output;
+  // reshard: the new layout; unset sizes keep the checkpoint's (vpp and the split rank only while pp
+  // stays the same: they are counted in pipeline stages).
+  std::optional<int> tp, pp, dp, vpp, split_rank;
+  std::optional<std::int64_t> bucket_size;
+  std::vector<std::string> overrides;
 };
+
+int run_reshard(const CheckpointArgs& a) {
+  const CheckpointFolder source = open_checkpoint(a.input, "CHECKPOINT " + a.input);
+  const SavedModel saved = open_saved_model(source.dir);
+  const CheckpointMetadata& m = source.meta;
+  ReshardLayout to;
+  to.tp = a.tp.value_or(static_cast<int>(m.tensor_parallel));
+  to.pp = a.pp.value_or(static_cast<int>(m.pipeline_parallel));
+  to.dp = a.dp.value_or(static_cast<int>(m.data_parallel));
+  const bool same_pp = to.pp == m.pipeline_parallel;
+  to.vpp = a.vpp.value_or(same_pp ? static_cast<int>(m.virtual_pipeline) : 1);
+  to.pipeline_split_rank =
+      a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
+  to.bucket_size = a.bucket_size.value_or(m.bucket_size);
+  StagedFolder out(a.output, "OUT");
+  const ReshardResult r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
+  out.commit();
+  for (const std::string& name : r.padding_changed)
+    log_warn("{}: the padded vocabulary differs between the layouts (make_vocab_size_divisible_by × tp): rows both "
+             "have are kept, the new layout's extra padding rows are zero, so the loss (whose softmax includes the "
+             "padding, as Megatron-LM's) is not exactly the old layout's; --set model.make_vocab_size_divisible_by=… "
+             "keeps it",
+             name);
+  log_info("resharded checkpoint {} (iteration {}, tp {} · pp {} · dp {}) to tp {} · pp {} · dp {}{} in {}: resume "
+           "with checkpoint.load={} and these parallel sizes",
+           source.dir.string(), m.iteration, m.tensor_parallel, m.pipeline_parallel, m.data_parallel, to.tp, to.pp,
+           to.dp, to.vpp > 1 ? fmt::format(" (vpp {})", to.vpp) : "", a.output, a.output);
+  return 0;
+}
 
 int run_export(const CheckpointArgs& a) {
   SavedModel saved = open_saved_model(a.input);
@@ -58,9 +98,34 @@ RegisterCommand reg{
        imp->add_option("OUT", a->output,
                        "the saved-model folder to create (new or empty): config.toml, model.safetensors, tokenizer/")
            ->required();
-       return [a, exp] { return exp->parsed() ? run_export(*a) : run_import(*a); };
+       CLI::App* res = sub.add_subcommand("reshard", "rewrite a resumable checkpoint for another parallel layout, "
+                                                     "optimizer state included");
+       res->add_option("CHECKPOINT", a->input,
+                       "a checkpoint folder iter_XXXXXXX, or a save folder (its latest checkpoint)")
+           ->required();
+       res->add_option("OUT", a->output,
+                       "the save folder to create (new or empty): iter_XXXXXXX/ and latest_checkpointed_iteration.txt")
+           ->required();
+       res->add_option("--tp", a->tp, "tensor_model_parallel_size (default: the checkpoint's)")->check(CLI::Range(1, 4096));
+       res->add_option("--pp", a->pp, "pipeline_model_parallel_size (default: the checkpoint's)")->check(CLI::Range(1, 4096));
+       res->add_option("--dp", a->dp, "data-parallel size (default: the checkpoint's)")->check(CLI::Range(1, 1 << 20));
+       res->add_option("--vpp", a->vpp,
+                       "virtual_pipeline_model_parallel_size (default: the checkpoint's if pp stays, else 1)")
+           ->check(CLI::Range(1, 64));
+       res->add_option("--split-rank", a->split_rank,
+                       "pipeline_model_parallel_split_rank, T5's first decoder stage (default: the checkpoint's if pp "
+                       "stays, else none)")
+           ->check(CLI::Range(0, 4096));
+       res->add_option("--bucket-size", a->bucket_size,
+                       "parallel.bucket_size of the new layout: distributed_adam's shards follow it (default: the "
+                       "checkpoint's)")
+           ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+       res->add_option("--set", a->overrides,
+                       "section.key=value for the new layout's config, e.g. model.make_vocab_size_divisible_by=64 to "
+                       "keep the padded vocabulary; repeatable");
+       return [a, exp, res] { return exp->parsed() ? run_export(*a) : res->parsed() ? run_reshard(*a) : run_import(*a); };
      },
-     "convert saved models: export to / import from Hugging Face folders"}};
+     "convert saved models: export to / import from Hugging Face folders, reshard checkpoints"}};
 
 }  // namespace
 }  // namespace tessera::app

@@ -190,3 +190,25 @@ TEST_CASE("gradient buckets split into dp shards: padded to 16·dp, pieces cover
     for (const auto& c : covered) CHECK(std::all_of(c.begin(), c.end(), [](int n) { return n == 1; }));
   }
 }
+
+TEST_CASE("plan_shard_pieces gives the pieces GradBuckets::shard_pieces gives, without allocating", "[unit]") {
+  for (int shards : {1, 2, 3}) {
+    Params p;
+    const std::vector<GradBucketPlan> plans = plan_grad_buckets(p.list, 64, false, shards);
+    GradBuckets buckets(p.list, 64, false, shards);
+    REQUIRE(plans.size() == buckets.size());
+    for (std::size_t b = 0; b < plans.size(); ++b)
+      for (int r = 0; r < shards; ++r) {
+        INFO("shards " << shards << ", bucket " << b << ", shard " << r);
+        const std::vector<ShardPiece> planned = plan_shard_pieces(plans[b], p.list, shards, r);
+        const std::vector<ShardPiece> made = buckets.shard_pieces(b, r);
+        REQUIRE(planned.size() == made.size());
+        for (std::size_t k = 0; k < made.size(); ++k) {
+          CHECK(planned[k].param == made[k].param);
+          CHECK(planned[k].param_offset == made[k].param_offset);
+          CHECK(planned[k].shard_offset == made[k].shard_offset);
+          CHECK(planned[k].count == made[k].count);
+        }
+      }
+  }
+}

@@ -46,4 +46,18 @@ Tensor gather_saved_tensor(const Parameter& p, const Tensor& shard, const TpGrou
   return full.rows(0, p.unpadded_rows).clone();
 }
 
+Tensor tp_shard_of(const Tensor& full, int dim, int blocks, int rank, int n) {
+  std::int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= full.size(d);
+  for (std::int64_t d = dim + 1; d < full.dim(); ++d) inner *= full.size(d);
+  const std::int64_t sb = full.size(dim) / blocks / n;  // a shard's part of each block
+  Shape shape = full.shape();
+  shape[static_cast<std::size_t>(dim)] /= n;
+  Tensor shard = full.new_empty(shape);
+  const std::int64_t block = sb * inner;
+  // Block (o, b) of shard r sits at block ((o·blocks + b)·n + r) of the full tensor.
+  ops::copy_2d(full, rank * block, n * block, shard, 0, block, outer * blocks, block);
+  return shard;
+}
+
 }  // namespace tessera

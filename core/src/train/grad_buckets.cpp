@@ -90,16 +90,33 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
   }
 }
 
-std::vector<ShardPiece> GradBuckets::shard_pieces(std::size_t b, int shard) const {
-  const Bucket& bucket = buckets_.at(b);
-  const std::int64_t n = bucket.data.numel() / shards_, begin = shard * n, end = begin + n;
+namespace {
+
+// Shard `shard` of a bucket of `numel` elements holding `params` at `offsets`.
+std::vector<ShardPiece> pieces_of(const std::vector<Parameter*>& params, const std::vector<std::int64_t>& offsets,
+                                  std::int64_t numel, int shards, int shard) {
+  const std::int64_t n = numel / shards, begin = shard * n, end = begin + n;
   std::vector<ShardPiece> pieces;
-  for (std::size_t j = 0; j < bucket.params.size(); ++j) {
-    const std::int64_t lo = std::max(begin, bucket.offsets[j]);
-    const std::int64_t hi = std::min(end, bucket.offsets[j] + bucket.params[j]->grad.numel());
-    if (lo < hi) pieces.push_back({bucket.params[j], lo - bucket.offsets[j], lo - begin, hi - lo});
+  for (std::size_t j = 0; j < params.size(); ++j) {
+    const std::int64_t lo = std::max(begin, offsets[j]);
+    const std::int64_t hi = std::min(end, offsets[j] + params[j]->value.numel());
+    if (lo < hi) pieces.push_back({params[j], lo - offsets[j], lo - begin, hi - lo});
   }
   return pieces;
+}
+
+}  // namespace
+
+std::vector<ShardPiece> GradBuckets::shard_pieces(std::size_t b, int shard) const {
+  const Bucket& bucket = buckets_.at(b);
+  return pieces_of(bucket.params, bucket.offsets, bucket.data.numel(), shards_, shard);
+}
+
+std::vector<ShardPiece> plan_shard_pieces(const GradBucketPlan& plan, const std::vector<Parameter*>& params,
+                                          int shards, int shard) {
+  std::vector<Parameter*> in_bucket;
+  for (std::size_t k : plan.params) in_bucket.push_back(params.at(k));
+  return pieces_of(in_bucket, plan.offsets, plan.numel, shards, shard);
 }
 
 std::size_t GradBuckets::index_of(const Parameter& p) const {

@@ -47,22 +47,6 @@ Config load_config_text(const std::string& text, const std::string& source, cons
   return overrides.empty() ? plain : Config::from_string(text, source, overrides);
 }
 
-// Tensor-parallel rank `rank`'s shard of `full` (host, f32), split on `dim` into `blocks` blocks that
-// are each split over `n` ranks: the inverse of assemble_tp_shards.
-Tensor tp_shard_of(const Tensor& full, int dim, int blocks, int rank, int n) {
-  std::int64_t outer = 1, inner = 1;
-  for (int d = 0; d < dim; ++d) outer *= full.size(d);
-  for (std::int64_t d = dim + 1; d < full.dim(); ++d) inner *= full.size(d);
-  const std::int64_t sb = full.size(dim) / blocks / n;  // a shard's part of each block
-  Shape shape = full.shape();
-  shape[static_cast<std::size_t>(dim)] /= n;
-  Tensor shard = full.new_empty(shape);
-  const std::int64_t block = sb * inner;
-  // Block (o, b) of shard r sits at block ((o·blocks + b)·n + r) of the full tensor.
-  ops::copy_2d(full, rank * block, n * block, shard, 0, block, outer * blocks, block);
-  return shard;
-}
-
 bool all_finite(const Tensor& t) {
   if (t.dtype() != DType::f32) return true;
   const std::vector<float> host = t.to_vector<float>();

@@ -114,15 +114,19 @@ void Trainer::load_checkpoint() {
   if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
-        "{}/{}/{}/{}: resuming needs the same layout (resharding a checkpoint is `tessera checkpoint`, not there yet)",
-        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp()));
+        "{}/{}/{}/{}: resuming needs the same layout; `tessera checkpoint reshard {} --tp {} --pp {} --dp {} OUT` "
+        "rewrites it for this one (docs/checkpoints.md)",
+        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp(), dir.string(), layout.tp(),
+        layout.pp(), layout.dp()));
   if (meta.optimizer != optimizer_plugin_)
     throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
                                   dir.string(), plain_or_quoted(meta.optimizer), optimizer_plugin_));
   if (optimizer_->gradient_shards() && meta.bucket_size != options_.bucket_size)
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
-                                  "is sharded by gradient bucket, so it must be the same",
-                                  dir.string(), meta.bucket_size, options_.bucket_size, optimizer_plugin_));
+                                  "is sharded by gradient bucket, so it must be the same (`tessera checkpoint reshard "
+                                  "{} --bucket-size {} OUT` rewrites it)",
+                                  dir.string(), meta.bucket_size, options_.bucket_size, optimizer_plugin_, dir.string(),
+                                  options_.bucket_size));
   // The data order and dropout masks are functions of the seed and of consumed samples in blocks of
   // the global batch: a different one would not continue the run.
   if (meta.seed != options_.seed || meta.global_batch_size != options_.global_batch_size)

@@ -14,6 +14,9 @@ Tensor gather_full_tensor(const Tensor& shard, int dim, int blocks, const TpGrou
 // The same from shards already at hand (in tp-rank order), e.g. read from a checkpoint's per-rank
 // files: no communication.
 Tensor assemble_tp_shards(const std::vector<Tensor>& shards, int dim, int blocks);
+// Tensor-parallel rank `rank`'s shard of `full` (host), split on `dim` into `blocks` blocks that are
+// each split over `n` ranks: the inverse of assemble_tp_shards.
+Tensor tp_shard_of(const Tensor& full, int dim, int blocks, int rank, int n);
 
 // The full tensor of parameter `p` as a saved file holds it: gathered over tp, without the
 // layout-dependent padding rows (Parameter::unpadded_rows). Collective over tp.

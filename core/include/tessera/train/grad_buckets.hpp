@@ -55,6 +55,12 @@ struct ShardPiece {
   std::int64_t param_offset = 0, shard_offset = 0, count = 0;
 };
 
+// The pieces of shard `shard` (of `shards` equal ones) of a planned bucket, whose parameters are
+// params[plan.params[j]]: what GradBuckets::shard_pieces gives for the bucket it allocates, without
+// allocating (a checkpoint reshard maps saved shards onto parameters with it).
+std::vector<ShardPiece> plan_shard_pieces(const GradBucketPlan& plan, const std::vector<Parameter*>& params,
+                                          int shards, int shard);
+
 class GradBuckets {
  public:
   struct Bucket {

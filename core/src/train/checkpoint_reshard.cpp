@@ -1,0 +1,262 @@
+#include "tessera/train/checkpoint_reshard.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "tessera/error.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/nn/gather_parameter.hpp"
+#include "tessera/ops.hpp"
+#include "tessera/optimizer_state_format.hpp"
+#include "tessera/parallel/offline_communicator.hpp"
+#include "tessera/plugin.hpp"
+#include "tessera/quote.hpp"
+#include "tessera/train/components.hpp"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One rank's model of a layout, built offline: what it holds is what that rank's files hold.
+struct RankModel {
+  PluginPtr<Model> model;
+  std::vector<Parameter*> params;
+};
+
+RankModel build_rank_model(const Config& config, std::int64_t vocab, const ParallelSizes& sizes, int tp_rank,
+                           int pp_rank, const std::string& layout) {
+  RankModel r;
+  try {
+    r.model = build_model(config, vocab, 0, offline_parallel(tp_rank + sizes.tp * pp_rank, sizes.tp * sizes.pp, sizes));
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("the model does not fit {}: {}", layout, e.what()));
+  }
+  r.model->collect_parameters(r.params);
+  return r;
+}
+
+std::string describe_sizes(const ParallelSizes& s, int dp) {
+  std::string text = fmt::format("tp {} · pp {} · dp {}", s.tp, s.pp, dp);
+  if (s.vpp > 1) text += fmt::format(" (vpp {})", s.vpp);
+  if (s.pipeline_split_rank > 0) text += fmt::format(" (split rank {})", s.pipeline_split_rank);
+  return text;
+}
+
+// A tensor of the model, whole (every tensor-parallel shard joined), with its optimizer slots.
+struct WholeTensor {
+  Tensor value;
+  std::vector<Tensor> slots;
+  std::string file;  // the first file it was read from, for messages
+};
+
+// The optimizer plugin's state format, or null for one that exports none (then its files must hold
+// nothing but "step": an optimizer without state, such as plain SGD).
+PluginPtr<OptimizerStateFormat> state_format(const Config& config, const std::string& optimizer) {
+  for (const PluginInfo& info : available_plugins("optimizer_state"))
+    if (info.name == optimizer)
+      return create_plugin<OptimizerStateFormat>("optimizer_state", optimizer, config.section("optimizer"));
+  return nullptr;
+}
+
+ParameterSlots zero_slots(const std::vector<Parameter*>& params, std::size_t slots) {
+  ParameterSlots out;
+  for (const Parameter* p : params) out[p->name].assign(slots, Tensor{});
+  for (const Parameter* p : params)
+    for (Tensor& t : out[p->name]) t = Tensor::zeros(p->value.shape());
+  return out;
+}
+
+// `whole` made to this layout's whole shape of `p`: identical, or (a padded vocabulary whose padding
+// differs between the layouts) its first rows kept and the rest zero.
+Tensor fit_whole(const Tensor& whole, const Parameter& p, const Shape& shape, const std::string& file) {
+  if (whole.shape() == shape) return whole;
+  const bool rows_only = whole.dim() == static_cast<std::int64_t>(shape.size()) && p.unpadded_rows >= 0 &&
+                         whole.size(0) >= p.unpadded_rows && shape[0] >= p.unpadded_rows &&
+                         std::equal(shape.begin() + 1, shape.end(), whole.shape().begin() + 1);
+  if (!rows_only)
+    throw FormatError(fmt::format("{}: tensor '{}' is {} whole, but the model in the new layout needs {} (did an "
+                                  "override change the model?)",
+                                  file, p.name, whole.str(), shape_str(shape)));
+  Tensor out = Tensor::zeros(shape);
+  const std::int64_t rows = std::min(whole.size(0), shape[0]);
+  Tensor dst = out.rows(0, rows);
+  ops::copy(whole.rows(0, rows), dst);
+  return out;
+}
+
+}  // namespace
+
+ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& config, const ReshardLayout& target,
+                                 const std::vector<std::string>& overrides, const fs::path& out) {
+  const CheckpointMetadata& meta = source.meta;
+  const fs::path meta_path = source.dir / "metadata.json";
+
+  // The layouts. The source's sizes are the metadata's; its split rank is its config's.
+  ParallelSizes from = read_parallel_sizes(config);
+  from.tp = static_cast<int>(meta.tensor_parallel);
+  from.pp = static_cast<int>(meta.pipeline_parallel);
+  from.vpp = static_cast<int>(meta.virtual_pipeline);
+  from.sequence_parallel = meta.sequence_parallel;
+  const int from_dp = static_cast<int>(meta.data_parallel);
+  ParallelSizes to = from;
+  to.tp = target.tp;
+  to.pp = target.pp;
+  to.vpp = target.vpp;
+  to.pipeline_split_rank = target.pipeline_split_rank;
+  const std::int64_t bucket_size = target.bucket_size > 0 ? target.bucket_size : meta.bucket_size;
+  const std::string from_text = describe_sizes(from, from_dp), to_text = describe_sizes(to, target.dp);
+  if (target.tp < 1 || target.pp < 1 || target.dp < 1 || target.vpp < 1)
+    throw ConfigError(fmt::format("reshard to {}: every size must be at least 1", to_text));
+  ParallelLayout::make(0, target.tp * target.pp * target.dp, to);  // vpp and split rank against pp
+
+  // The new layout's config: the overrides, its sizes, and the global batch written out (its default
+  // follows dp, and resuming needs the checkpoint's).
+  std::vector<std::string> new_settings = overrides;
+  new_settings.push_back(fmt::format("parallel.tensor_model_parallel_size={}", to.tp));
+  new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_size={}", to.pp));
+  new_settings.push_back(fmt::format("parallel.virtual_pipeline_model_parallel_size={}", to.vpp));
+  new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_split_rank={}", to.pipeline_split_rank));
+  new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
+  new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
+  const Config to_config = Config::from_string(config.dump(), config.source(), new_settings);
+  read_batch_sizes(to_config, target.dp);  // the global batch must divide over the new dp
+
+  const std::int64_t vocab = build_tokenizer(config)->vocab_size();
+  const PluginPtr<OptimizerStateFormat> format = state_format(config, meta.optimizer);
+  const std::size_t num_slots = format ? format->slots().size() : 0;
+
+  // Read: every old rank's files into whole tensors. A tensor two stages hold (a tied embedding) is
+  // taken from the first; the trainer keeps the copies equal.
+  std::map<std::string, WholeTensor> whole;
+  for (int p = 0; p < from.pp; ++p) {
+    std::map<std::string, std::vector<Tensor>> values;
+    std::map<std::string, std::vector<ParameterSlots::mapped_type>> slot_shards;
+    std::vector<Parameter*> stage_params;  // tp rank 0's, for the names and splits
+    RankModel first;
+    for (int t = 0; t < from.tp; ++t) {
+      RankModel rank = build_rank_model(config, vocab, from, t, p, "the checkpoint's layout " + from_text);
+      const fs::path model_file = source.dir / checkpoint_model_file(t, p);
+      NamedTensors targets;
+      for (Parameter* param : rank.params) targets.emplace_back(param->name, param->value);
+      restore_tensors(load_safetensors(model_file).tensors, targets, model_file.string(),
+                      " (the checkpoint's config and weights disagree)");
+      ParameterSlots slots = zero_slots(rank.params, num_slots);
+      for (int d = 0; d < from_dp; ++d) {
+        const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
+        SafetensorsFile state = load_safetensors(file);
+        if (read_step_tensor(state.tensors, file.string()) != meta.optimizer_steps)
+          throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps",
+                                        file.string(), read_step_tensor(state.tensors, file.string()),
+                                        meta_path.string(), meta.optimizer_steps));
+        if (!format) {
+          if (state.tensors.size() > 1)
+            throw PluginError(fmt::format("{}: optimizer '{}' keeps state ({} tensors) but exports no "
+                                          "\"optimizer_state\" format, so its state cannot be resharded "
+                                          "(docs/writing-a-plugin.md)",
+                                          file.string(), plain_or_quoted(meta.optimizer), state.tensors.size() - 1));
+          continue;
+        }
+        OptimizerRankPosition at{rank.params, from.tp, from_dp, d, meta.bucket_size};
+        try {
+          format->unpack(state.tensors, at, slots);
+        } catch (const FormatError& e) {
+          throw FormatError(fmt::format("{}: {}", file.string(), e.what()));
+        }
+      }
+      for (Parameter* param : rank.params) {
+        values[param->name].push_back(param->value);
+        slot_shards[param->name].push_back(slots.at(param->name));
+      }
+      if (t == 0) first = std::move(rank);
+    }
+    for (const Parameter* param : first.params) {
+      if (whole.count(param->name)) continue;
+      const bool split = from.tp > 1 && param->tp_split_dim >= 0;
+      const auto join = [&](const std::vector<Tensor>& shards) {
+        return split ? assemble_tp_shards(shards, param->tp_split_dim, param->tp_split_blocks) : shards.front();
+      };
+      WholeTensor w;
+      w.value = join(values.at(param->name));
+      for (std::size_t s = 0; s < num_slots; ++s) {
+        std::vector<Tensor> shards;
+        for (const auto& rank_slots : slot_shards.at(param->name)) shards.push_back(rank_slots[s]);
+        w.slots.push_back(join(shards));
+      }
+      w.file = (source.dir / checkpoint_model_file(0, p)).string();
+      whole.emplace(param->name, std::move(w));
+    }
+  }
+
+  // Write: every new rank's files, cut from the whole tensors.
+  ReshardResult result;
+  result.checkpoint = out / checkpoint_dir_name(meta.iteration);
+  fs::create_directories(result.checkpoint);
+  std::set<std::string> used, padding_changed;
+  for (int p = 0; p < to.pp; ++p) {
+    for (int t = 0; t < to.tp; ++t) {
+      RankModel rank = build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text);
+      ParameterSlots slots = zero_slots(rank.params, num_slots);
+      NamedTensors tensors;
+      for (Parameter* param : rank.params) {
+        auto it = whole.find(param->name);
+        if (it == whole.end())
+          throw FormatError(fmt::format("{}: the model in the new layout has a parameter '{}' that the checkpoint does "
+                                        "not hold (did an override change the model?)",
+                                        meta_path.string(), param->name));
+        used.insert(param->name);
+        const bool split = to.tp > 1 && param->tp_split_dim >= 0;
+        Shape shape = param->value.shape();
+        if (split) shape[static_cast<std::size_t>(param->tp_split_dim)] *= to.tp;
+        if (it->second.value.shape() != shape) padding_changed.insert(param->name);
+        const auto cut = [&](const Tensor& w, Tensor& dst) {
+          const Tensor fitted = fit_whole(w, *param, shape, it->second.file);
+          ops::copy(split ? tp_shard_of(fitted, param->tp_split_dim, param->tp_split_blocks, t, to.tp) : fitted, dst);
+        };
+        cut(it->second.value, param->value);
+        for (std::size_t s = 0; s < num_slots; ++s) cut(it->second.slots[s], slots.at(param->name)[s]);
+        tensors.emplace_back(param->name, param->value);
+      }
+      save_safetensors(result.checkpoint / checkpoint_model_file(t, p), tensors,
+                       {{"format", "tessera-checkpoint"},
+                        {"iteration", std::to_string(meta.iteration)},
+                        {kTensorParallelSplitKey, tensor_parallel_split_json(rank.params)}});
+      for (int d = 0; d < target.dp; ++d) {
+        NamedTensors state;
+        if (format) state = format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
+        state.emplace_back("step", step_tensor(meta.optimizer_steps));
+        save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
+                         {{"format", "tessera-checkpoint"}, {"optimizer", meta.optimizer}});
+      }
+    }
+  }
+  for (const auto& [name, w] : whole)
+    if (!used.count(name))
+      throw FormatError(fmt::format("{}: tensor '{}' is held by no rank of the new layout {} (did an override change "
+                                    "the model?)",
+                                    w.file, name, to_text));
+
+  result.meta = meta;
+  CheckpointMetadata& m = result.meta;
+  m.world_size = std::int64_t{target.tp} * target.pp * target.dp;
+  m.tensor_parallel = target.tp;
+  m.pipeline_parallel = target.pp;
+  m.data_parallel = target.dp;
+  m.virtual_pipeline = target.vpp;
+  m.bucket_size = bucket_size;
+  // The saved config keeps its tokenizer files relative to the folder; they are copied along.
+  m.config = Config::from_string(meta.config, meta_path.string() + " (config)", new_settings).dump();
+  std::error_code ec;
+  if (fs::is_directory(source.dir / "tokenizer", ec))
+    fs::copy(source.dir / "tokenizer", result.checkpoint / "tokenizer", fs::copy_options::recursive);
+  write_file_atomically(result.checkpoint / "metadata.json", checkpoint_metadata_json(m));
+  write_file_atomically(out / kLatestCheckpointFile, std::to_string(meta.iteration) + "\n");
+  result.padding_changed.assign(padding_changed.begin(), padding_changed.end());
+  return result;
+}
+
+}  // namespace tessera

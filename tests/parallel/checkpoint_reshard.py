@@ -1,0 +1,170 @@
+"""`tessera checkpoint reshard` through `tessera train` (issue 14): a checkpoint saved after 5 of 10
+iterations in one layout, resharded to another and resumed there, must log iterations 6-10 as the
+old layout does uninterrupted: the learning rate as the same string, loss, grad norm and validation
+loss within 1e-5 relative (another layout sums in another order). Chains:
+  adam:             tp2·pp2 -> tp1·pp1 -> tp4 (the second reshard reads the first one's output);
+  distributed_adam: dp2 -> dp4 with another gradient bucket size, tp2·dp2 -> dp4 (its tp-reduced
+                    parameters bucketed apart in the source), both with several buckets.
+Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
+on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
+does not divide the layers, a missing model shard, a truncated optimizer file, an OUT that is not
+empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
+padded vocabulary warns and still resumes.
+
+usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR MPIEXEC...
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
+VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
+COMMON = ["--set", "optimizer.lr_decay_iters=10"]  # the same schedule for 5 and 10 iterations
+BUCKETS = 2000  # elements: several gradient buckets for distributed_adam's shards
+
+
+def layout_sets(tp=1, pp=1, dist=False, bucket=None):
+    sets = ["--set", f"parallel.tensor_model_parallel_size={tp}", "--set", f"parallel.pipeline_model_parallel_size={pp}",
+            "--set", f"model.make_vocab_size_divisible_by={128 // tp}"]
+    if dist:
+        sets += ["--set", "optimizer.plugin=distributed_adam"]
+    if bucket:
+        sets += ["--set", f"parallel.bucket_size={bucket}"]
+    return sets
+
+
+def run(cmd, expect_ok=True):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    if expect_ok and p.returncode != 0:
+        sys.exit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{p.stdout}")
+    if not expect_ok and (p.returncode == 0 or p.returncode < 0 or "Segmentation fault" in p.stdout):
+        sys.exit(f"expected a clean failure, got {p.returncode}: {' '.join(cmd)}\n{p.stdout}")
+    return p.stdout
+
+
+def values(out):
+    v = {}
+    for m in LINE.finditer(out):
+        it = m.group(1)
+        v[f"lr@{it}"], v[f"loss@{it}"], v[f"grad_norm@{it}"] = m.group(2), m.group(3), m.group(4)
+    for m in VALID.finditer(out):
+        v[f"valid@{m.group(1)}"] = m.group(2)
+    return v
+
+
+def close(a, b):
+    return abs(float(a) - float(b)) <= 1e-5 * max(abs(float(a)), abs(float(b)), 1e-30)
+
+
+class Runs:
+    def __init__(self, tessera, config, workdir, mpiexec):
+        self.tessera, self.config, self.workdir, self.mpiexec = tessera, config, workdir, mpiexec
+
+    def train(self, np, sets):
+        cmd = [self.tessera, "train", self.config] + COMMON + sets
+        return run(cmd if np == 1 else self.mpiexec + ["-np", str(np)] + cmd)
+
+    def checkpoint_at_5(self, name, np, sets):
+        """The uninterrupted 10 iterations' values and a save folder with the checkpoint at 5."""
+        full = values(self.train(np, sets + ["--set", "training.train_iters=10"]))
+        ckpt = os.path.join(self.workdir, name)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        self.train(np, sets + ["--set", "training.train_iters=5", "--set", "checkpoint.save_interval=5",
+                               "--set", f"checkpoint.save={ckpt}"])
+        return full, ckpt
+
+    def reshard(self, ckpt, name, args, expect_ok=True):
+        out = os.path.join(self.workdir, name)
+        shutil.rmtree(out, ignore_errors=True)
+        log = run([self.tessera, "checkpoint", "reshard", ckpt, out] + args, expect_ok)
+        return out, log
+
+    def resume_matches(self, what, full, np, sets, ckpt):
+        out = self.train(np, sets + ["--set", "training.train_iters=10", "--set", f"checkpoint.load={ckpt}"])
+        if "resumed from checkpoint" not in out:
+            sys.exit(f"{what}: no 'resumed from checkpoint' line:\n{out}")
+        got = values(out)
+        want = {k: v for k, v in full.items() if int(k.split("@")[1]) > 5}
+        if set(got) != set(want):
+            sys.exit(f"{what}: logged {sorted(got)}, expected {sorted(want)}")
+        bad = {k: (got[k], want[k]) for k in want
+               if (got[k] != want[k] if k.startswith("lr@") else not close(got[k], want[k]))}
+        if bad:
+            sys.exit(f"{what}: differs from the old layout's uninterrupted run (resharded, old): {bad}")
+        worst = max(abs(float(got[k]) - float(want[k])) / abs(float(want[k])) for k in want if not k.startswith("lr@"))
+        print(f"{what}: iterations 6-10 equal the uninterrupted run ({len(want)} values, largest relative "
+              f"difference {worst:.1e})")
+
+
+def expect_error(runs, ckpt, name, args, needles, what):
+    out, log = runs.reshard(ckpt, name, args, expect_ok=False)
+    for n in needles:
+        if n not in log:
+            sys.exit(f"{what}: the output does not name {n!r}:\n{log}")
+    if os.path.exists(out) and os.listdir(out):
+        sys.exit(f"{what}: a failed reshard left {out} with {os.listdir(out)}")
+    print(f"{what}: fails naming {needles}, nothing written")
+
+
+def main():
+    tessera, config, workdir = sys.argv[1:4]
+    runs = Runs(tessera, config, workdir, sys.argv[4:])
+
+    # adam: tp2·pp2 -> tp1·pp1 -> tp4.
+    full, ckpt = runs.checkpoint_at_5("adam_tp2pp2", 4, layout_sets(tp=2, pp=2))
+    one, _ = runs.reshard(ckpt, "adam_tp1", ["--tp", "1", "--pp", "1", "--set", "model.make_vocab_size_divisible_by=128"])
+    runs.resume_matches("adam tp2·pp2 -> tp1·pp1", full, 1, layout_sets(), one)
+    four, _ = runs.reshard(one, "adam_tp4", ["--tp", "4", "--set", "model.make_vocab_size_divisible_by=32"])
+    runs.resume_matches("adam tp2·pp2 -> tp1·pp1 -> tp4", full, 4, layout_sets(tp=4), four)
+
+    # distributed_adam: dp2 -> dp4 (another bucket size), tp2·dp2 -> dp4.
+    full, dp2 = runs.checkpoint_at_5("dist_dp2", 2, layout_sets(dist=True, bucket=BUCKETS))
+    dp4, _ = runs.reshard(dp2, "dist_dp4", ["--dp", "4", "--bucket-size", str(BUCKETS + 1000)])
+    runs.resume_matches("distributed_adam dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS + 1000), dp4)
+    full, tp2dp2 = runs.checkpoint_at_5("dist_tp2dp2", 4, layout_sets(tp=2, dist=True, bucket=BUCKETS))
+    dp4, _ = runs.reshard(tp2dp2, "dist_tp2dp2_dp4",
+                          ["--tp", "1", "--dp", "4", "--set", "model.make_vocab_size_divisible_by=128"])
+    runs.resume_matches("distributed_adam tp2·dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS), dp4)
+
+    # Bad input: named, nothing written.
+    expect_error(runs, ckpt, "bad_tp3", ["--tp", "3"], ["tensor_model_parallel_size", "tp 3"], "tp 3 with 4 heads")
+    expect_error(runs, ckpt, "bad_pp3", ["--tp", "1", "--pp", "3"], ["num_layers", "pp 3"], "pp 3 with 4 layers")
+    expect_error(runs, dp2, "bad_dp3", ["--dp", "3"], ["global_batch_size", "data-parallel size (3)"],
+                 "dp 3 with a global batch of 8")
+    broken = os.path.join(workdir, "broken")
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(ckpt, broken)
+    os.remove(os.path.join(broken, "iter_0000005", "model_tp1_pp0.safetensors"))
+    expect_error(runs, broken, "bad_missing", ["--tp", "1", "--pp", "1"], ["model_tp1_pp0.safetensors"],
+                 "a missing model shard")
+    shutil.rmtree(broken)
+    shutil.copytree(dp2, broken)
+    path = os.path.join(broken, "iter_0000005", "optimizer_tp0_pp0_dp1.safetensors")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    expect_error(runs, broken, "bad_truncated", ["--dp", "4"], ["optimizer_tp0_pp0_dp1.safetensors"],
+                 "a truncated optimizer file")
+    taken = os.path.join(workdir, "taken")
+    shutil.rmtree(taken, ignore_errors=True)
+    os.makedirs(taken)
+    open(os.path.join(taken, "keep.txt"), "w").write("mine\n")
+    log = run([tessera, "checkpoint", "reshard", ckpt, taken, "--tp", "1", "--pp", "1"], expect_ok=False)
+    if "OUT" not in log or taken not in log or os.listdir(taken) != ["keep.txt"]:
+        sys.exit(f"a non-empty OUT: not named, or its files touched ({os.listdir(taken)}):\n{log}")
+    print("a non-empty OUT: refused, its files untouched")
+
+    # Another padded vocabulary: a warning naming the embedding, and a run that resumes.
+    out, log = runs.reshard(ckpt, "padding", ["--tp", "1", "--pp", "1"])
+    if "embedding.word_embeddings.weight: the padded vocabulary differs" not in log:
+        sys.exit(f"no warning about the padded vocabulary:\n{log}")
+    resumed = runs.train(1, ["--set", "model.make_vocab_size_divisible_by=64", "--set", "training.train_iters=6",
+                             "--set", f"checkpoint.load={out}"])
+    if "resumed from checkpoint" not in resumed:
+        sys.exit(f"the reshard with another padded vocabulary does not resume:\n{resumed}")
+    print("another padded vocabulary: warned, and resumes")
+
+
+if __name__ == "__main__":
+    main()
