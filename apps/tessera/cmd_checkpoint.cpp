@@ -9,6 +9,7 @@
 
 #include "command.hpp"
 #include "plugin_defaults.hpp"
+#include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/tools/hf_export.hpp"
 #include "tessera/tools/hf_import.hpp"
@@ -43,7 +44,14 @@ int run_reshard(const CheckpointArgs& a) {
       a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
   to.bucket_size = a.bucket_size.value_or(m.bucket_size);
   StagedFolder out(a.output, "OUT");
-  const ReshardResult r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
+  ReshardResult r;
+  try {
+    r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
+  } catch (const ConfigError& e) {  // the parallel.* keys it names are this command's options
+    throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank and "
+                                  "--bucket-size, other keys with --set)",
+                                  e.what()));
+  }
   out.commit();
   for (const std::string& name : r.padding_changed)
     log_warn("{}: the padded vocabulary differs between the layouts (make_vocab_size_divisible_by × tp): rows both "

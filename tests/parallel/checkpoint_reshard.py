@@ -4,14 +4,17 @@ old layout does uninterrupted: the learning rate as the same string, loss, grad 
 loss within 1e-5 relative (another layout sums in another order). Chains:
   adam:             tp2·pp2 -> tp1·pp1 -> tp4 (the second reshard reads the first one's output);
   distributed_adam: dp2 -> dp4 with another gradient bucket size, tp2·dp2 -> dp4 (its tp-reduced
-                    parameters bucketed apart in the source), both with several buckets.
+                    parameters bucketed apart in the source), both with several buckets;
+  a virtual pipeline: pp2·vpp2 (interleaved) -> tp2;
+  with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
+                    embeds too; the last stage's tied copies).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
 does not divide the layers, a missing model shard, a truncated optimizer file, an OUT that is not
 empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
-usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR MPIEXEC...
+usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5] MPIEXEC...
 """
 import os
 import re
@@ -25,8 +28,10 @@ COMMON = ["--set", "optimizer.lr_decay_iters=10"]  # the same schedule for 5 and
 BUCKETS = 2000  # elements: several gradient buckets for distributed_adam's shards
 
 
-def layout_sets(tp=1, pp=1, dist=False, bucket=None):
+def layout_sets(tp=1, pp=1, dist=False, bucket=None, vpp=1, split=0):
     sets = ["--set", f"parallel.tensor_model_parallel_size={tp}", "--set", f"parallel.pipeline_model_parallel_size={pp}",
+            "--set", f"parallel.virtual_pipeline_model_parallel_size={vpp}",
+            "--set", f"parallel.pipeline_model_parallel_split_rank={split}",
             "--set", f"model.make_vocab_size_divisible_by={128 // tp}"]
     if dist:
         sets += ["--set", "optimizer.plugin=distributed_adam"]
@@ -108,9 +113,24 @@ def expect_error(runs, ckpt, name, args, needles, what):
     print(f"{what}: fails naming {needles}, nothing written")
 
 
+def t5_chain(runs):
+    full, ckpt = runs.checkpoint_at_5("t5_pp2", 2, layout_sets(pp=2, split=1))
+    one, _ = runs.reshard(ckpt, "t5_pp1", ["--pp", "1"])
+    runs.resume_matches("t5 pp2 split 1 -> pp1", full, 1, layout_sets(), one)
+    four, _ = runs.reshard(one, "t5_tp2pp2", ["--tp", "2", "--pp", "2", "--split-rank", "1",
+                                              "--set", "model.make_vocab_size_divisible_by=64"])
+    runs.resume_matches("t5 pp2 split 1 -> pp1 -> tp2·pp2 split 1", full, 4, layout_sets(tp=2, pp=2, split=1), four)
+    expect_error(runs, one, "t5_bad_split", ["--pp", "2"], ["pipeline_model_parallel_split_rank", "--split-rank"],
+                 "t5 at pp 2 without a split rank")
+
+
 def main():
     tessera, config, workdir = sys.argv[1:4]
-    runs = Runs(tessera, config, workdir, sys.argv[4:])
+    t5 = sys.argv[4] == "--t5"
+    runs = Runs(tessera, config, workdir, sys.argv[5 if t5 else 4:])
+    if t5:
+        t5_chain(runs)
+        return
 
     # adam: tp2·pp2 -> tp1·pp1 -> tp4.
     full, ckpt = runs.checkpoint_at_5("adam_tp2pp2", 4, layout_sets(tp=2, pp=2))
@@ -127,6 +147,11 @@ def main():
     dp4, _ = runs.reshard(tp2dp2, "dist_tp2dp2_dp4",
                           ["--tp", "1", "--dp", "4", "--set", "model.make_vocab_size_divisible_by=128"])
     runs.resume_matches("distributed_adam tp2·dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS), dp4)
+
+    # A virtual pipeline (the interleaved schedule): pp2·vpp2 -> tp2.
+    full, vpp = runs.checkpoint_at_5("adam_pp2vpp2", 2, layout_sets(pp=2, vpp=2))
+    tp2, _ = runs.reshard(vpp, "adam_vpp_tp2", ["--tp", "2", "--pp", "1", "--set", "model.make_vocab_size_divisible_by=64"])
+    runs.resume_matches("adam pp2·vpp2 -> tp2", full, 2, layout_sets(tp=2), tp2)
 
     # Bad input: named, nothing written.
     expect_error(runs, ckpt, "bad_tp3", ["--tp", "3"], ["tensor_model_parallel_size", "tp 3"], "tp 3 with 4 heads")
