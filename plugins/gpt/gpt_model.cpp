@@ -166,8 +166,8 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
     x = inputs[0];
   }
   x = block.forward(ctx, x);  // ending the model: through the final norm too
-  if (!ends_model(c)) return {{x}, 0.0};
-  return {{}, head_loss(ctx, x, batch)};
+  if (!ends_model(c)) return {{x}, 0.0, {}};
+  return {{}, head_loss(ctx, x, batch), {}};
 }
 
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {

@@ -396,8 +396,7 @@ TrainingRecord Trainer::train() {
     if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
       IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
                          1000.0 * window_seconds / static_cast<double>(window_iters), lr, loss, norm,
-                         tokens_per_iter, flops_per_iter};
-      line.loss_parts = named_loss_parts(*model_, last_loss_parts_);
+                         tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;
