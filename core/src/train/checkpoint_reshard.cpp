@@ -112,7 +112,10 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const std::string from_text = describe_sizes(from, from_dp), to_text = describe_sizes(to, target.dp);
   if (target.tp < 1 || target.pp < 1 || target.dp < 1 || target.vpp < 1)
     throw ConfigError(fmt::format("reshard to {}: every size must be at least 1", to_text));
-  ParallelLayout::make(0, target.tp * target.pp * target.dp, to);  // vpp and split rank against pp
+  const std::int64_t world = std::int64_t{target.tp} * target.pp * target.dp;
+  if (world > (1 << 24))
+    throw ConfigError(fmt::format("reshard to {}: {} ranks is more than Tessera lays out", to_text, world));
+  ParallelLayout::make(0, static_cast<int>(world), to);  // vpp and split rank against pp
 
   // The new layout's config: the overrides, its sizes, and the global batch written out (its default
   // follows dp, and resuming needs the checkpoint's).
@@ -242,7 +245,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
 
   result.meta = meta;
   CheckpointMetadata& m = result.meta;
-  m.world_size = std::int64_t{target.tp} * target.pp * target.dp;
+  m.world_size = world;
   m.tensor_parallel = target.tp;
   m.pipeline_parallel = target.pp;
   m.data_parallel = target.dp;
