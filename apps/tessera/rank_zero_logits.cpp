@@ -15,6 +15,8 @@ class RankZeroSession final : public GenerationSession {
   std::int64_t batch() const override { return inner_->batch(); }
   std::int64_t length(std::int64_t row) const override { return inner_->length(row); }
   std::int64_t capacity() const override { return inner_->capacity(); }
+  // Every rank selects alike: it decided from rank 0's logits.
+  void select_rows(const std::vector<std::int64_t>& rows) override { inner_->select_rows(rows); }
 
  private:
   std::unique_ptr<GenerationSession> inner_;

@@ -276,6 +276,7 @@ class GptSession : public GenerationSession {
   std::int64_t batch() const override { return cache_.batch(); }
   std::int64_t length(std::int64_t row) const override { return cache_.length(row); }
   std::int64_t capacity() const override { return cache_.capacity(); }
+  void select_rows(const std::vector<std::int64_t>& rows) override { cache_.select_rows(rows); }
 
  private:
   Tensor forward(const Tensor& tokens, const Tensor& positions) {

@@ -10,7 +10,7 @@ and the child is killed at the end in any case. Exit code 0 when every check pas
 
 --tp: a one-process server and `MPIEXEC -np 2 tessera serve --tp 2` on the same saved model answer
 the same requests alike (greedy text, logprobs within 1e-5, a batch of two prompts of different
-lengths, scoring, seeded sampling, two concurrent requests); an invalid request is a 400 from rank 0
+lengths, scoring, seeded sampling, beam search, two concurrent requests); an invalid request is a 400 from rank 0
 and the job serves on; SIGTERM to rank 0 ends both ranks with exit 0 (mpirun's exit code). And
 `tessera generate --tp 2` (with and without the key/value cache) prints what one process prints.
 """
@@ -131,6 +131,12 @@ def tensor_parallel(binary, load, mpiexec):
                 for i, (x, y) in enumerate(zip(a["logprobs"], b["logprobs"])):
                     close(x, y, (body, i))
                 print(f"tp 2 = one process: {body} -> {b['text']}")
+            # Beam search: every rank selects the same beams (from rank 0's logits), row moves included.
+            beam = {"prompts": [prompt], "tokens_to_generate": 4, "beam_width": 3}
+            a, b = single.ok(beam), tp.ok(beam)
+            assert b["text"] == a["text"] and b["segments"] == a["segments"], (a, b)
+            close(a["scores"], b["scores"], beam)
+            print(f"tp 2 = one process: {beam} -> {b['text']}")
             # Unseeded sampling: every rank draws alike (rank 0's seed), so the job answers at all.
             assert len(tp.ok({"prompts": [prompt], "tokens_to_generate": n, "temperature": 1.0})["text"]) == 1
 
@@ -277,6 +283,21 @@ def main():
         seeded = {"prompts": [prompt, "int "], "tokens_to_generate": n, "temperature": 1.0, "random_seed": 7}
         assert ok(seeded) == ok(seeded)
 
+        # Megatron's beam search: one beam is greedy; a wider one answers its beams best first.
+        beam = ok({"prompts": [prompt], "tokens_to_generate": n, "beam_width": 1})
+        assert beam["text"] == [expected] and "logprobs" not in beam and len(beam["scores"]) == 1, beam
+        beams = ok({"prompts": [prompt], "tokens_to_generate": 4, "beam_width": 3, "length_penalty": 0.5})
+        assert 1 <= len(beams["text"]) <= 3 and all(t.startswith(prompt) for t in beams["text"]), beams
+        assert beams["scores"] == sorted(beams["scores"], reverse=True), beams
+        print("beam_width 1 = greedy; beam_width 3:", beams["text"], beams["scores"])
+        # Decaying top_p and the newline rules: with stop_on_eol a newline can only end the text.
+        eol = ok({"prompts": [prompt, "a:"], "tokens_to_generate": n, "top_p": 0.9, "top_p_decay": 0.5,
+                  "top_p_bound": 0.3, "random_seed": 1, "stop_on_eol": True, "prevent_newline_after_colon": True,
+                  "no_log": True})
+        for text, start in zip(eol["text"], (prompt, "a:")):
+            assert "\n" not in text[len(start):-1], eol
+        assert not eol["text"][1].startswith("a:\n"), eol
+
         # Concurrent requests: all answered, the same as one at a time.
         results, errors = [None] * 6, []
 
@@ -305,6 +326,11 @@ def main():
         bad({"prompts": ["a"], "top_p": 0.9, "top_k": 4}, "top_p and top_k")
         bad({"prompts": ["a"], "bogus": 1}, 'unknown field "bogus"')
         bad({"prompts": ["a"], "max_len": 4}, "max_len")
+        bad({"prompts": ["a", "b"], "tokens_to_generate": 2, "beam_width": 2}, "beam_width", "one prompt")
+        bad({"prompts": ["a"], "tokens_to_generate": 2, "beam_width": 2, "top_k": 1}, "top_k cannot be used with beam_width")
+        bad({"prompts": ["a"], "top_p_decay": 0.5}, "top_p_decay needs top_p > 0")
+        bad({"prompts": ["a"], "top_p": 0.5, "top_p_bound": 0.7}, "top_p_bound must be in (0, top_p]")
+        bad({"prompts": ["a"], "stop_on_eol": "yes"}, "stop_on_eol must be true or false")
         bad({"prompts": ["a"] * 129}, "prompts must hold 1 to 128")
         bad({"prompts": [""]}, "prompts[0] is empty")
         bad({"prompts": ["x" * 30], "tokens_to_generate": 8}, "would exceed the context", "prompts[0]")

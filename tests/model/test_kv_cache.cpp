@@ -4,7 +4,8 @@
 // tokens and the same logits (within 1e-5 of the logits' scale) as a full forward over the context
 // at every step; a batch of prompts of different lengths equals each prompt generated alone;
 // generate_text's logprobs are log_softmax of the uncached logits; a full cache refuses a step and
-// generate_text slides the window uncached from there, as the uncached loop does.
+// generate_text slides the window uncached from there, as the uncached loop does; select_rows (beam
+// search) copies rows with their lengths, and later steps equal the uncached forward of each row.
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -236,4 +237,38 @@ TEST_CASE("a cached session refuses bad prompts and steps", "[unit]") {
   SessionStart s = g.start_session({{1, 2}, {3}});
   CHECK(message_of<Error>([&] { s.session->step({1}); }).find("one token per row (2), got 1") != std::string::npos);
   CHECK(message_of<Error>([&] { s.session->step({1, -1}); }).find("token id -1 of row 1") != std::string::npos);
+}
+
+TEST_CASE("select_rows: a session's rows reordered and repeated go on as their own contexts", "[unit]") {
+  for (const char* extra : {kGpt2, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = *model->generator();
+    std::mt19937 rng(7);
+    std::vector<std::vector<std::int32_t>> contexts{random_prompt(rng, 4), random_prompt(rng, 2)};
+    SessionStart s = g.start_session(contexts);
+    s.session->step({5, 6});
+    contexts[0].push_back(5);
+    contexts[1].push_back(6);
+    // Row 1 twice, then row 0: three rows of different lengths, stepped on together.
+    s.session->select_rows({1, 0, 1});
+    REQUIRE(s.session->batch() == 3);
+    CHECK(s.session->length(0) == 3);
+    CHECK(s.session->length(1) == 5);
+    CHECK(s.session->length(2) == 3);
+    std::vector<std::vector<std::int32_t>> rows{contexts[1], contexts[0], contexts[1]};
+    const std::vector<std::int32_t> next{7, 8, 9};
+    Tensor logits = s.session->step(next);
+    for (std::size_t b = 0; b < 3; ++b) {
+      rows[b].push_back(next[b]);
+      CHECK(relative_difference(row_of(logits, static_cast<std::int64_t>(b)), uncached(g, rows[b])) < 1e-5);
+    }
+    // Down to one row, then on.
+    s.session->select_rows({2});
+    logits = s.session->step({10});
+    rows[2].push_back(10);
+    CHECK(relative_difference(row_of(logits, 0), uncached(g, rows[2])) < 1e-5);
+    CHECK_THAT(message_of<Error>([&] { s.session->select_rows({1}); }), Catch::Contains("rows[0] = 1 is not a row of a batch of 1"));
+    CHECK_THAT(message_of<Error>([&] { s.session->select_rows({}); }), Catch::Contains("no rows"));
+  }
 }

@@ -11,6 +11,8 @@
 #include "tessera/generation.hpp"
 #include "tessera/tensor.hpp"
 #include "tessera/tokenizer.hpp"
+#include "tessera/tools/beam_search.hpp"
+#include "tessera/tools/newline_tokens.hpp"
 #include "tessera/tools/text_generation.hpp"
 
 namespace tessera {
@@ -79,6 +81,36 @@ std::vector<double> prompt_logprobs(Generator& generator, const std::vector<std:
   return out;
 }
 
+std::vector<std::string> segments_of(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids) {
+  std::vector<std::string> segments;
+  segments.reserve(ids.size());
+  for (std::int32_t id : ids) segments.push_back(tokenizer.decode({id}));
+  return segments;
+}
+
+// Megatron returns the whole beam (num_return_gen = beam_width): every hypothesis, best first, as
+// prompt + generation (the stop token, and Megatron's padding after it, not included).
+GenerationResponse beams_for_request(Generator& generator, const Tokenizer& tokenizer,
+                                     const std::vector<std::int32_t>& prompt, const GenerationRequest& r,
+                                     std::int32_t stop_token) {
+  BeamSearchOptions o;
+  o.beam_width = *r.beam_width;
+  o.max_new_tokens = r.tokens_to_generate;
+  o.stop_token = stop_token;
+  o.length_penalty = r.length_penalty;
+  o.prevent_newline_after_colon = r.prevent_newline_after_colon;
+  GenerationResponse out;
+  out.scores.emplace();
+  for (BeamHypothesis& h : beam_search(generator, tokenizer, prompt, o)) {
+    std::vector<std::int32_t> all = prompt;
+    all.insert(all.end(), h.ids.begin(), h.ids.end());
+    out.text.push_back(r.prompts.front() + tokenizer.decode(h.ids));
+    out.segments.push_back(segments_of(tokenizer, all));
+    out.scores->push_back(h.score);
+  }
+  return out;
+}
+
 }  // namespace
 
 GenerationRequest parse_generation_request(std::string_view body) {
@@ -106,6 +138,14 @@ GenerationRequest parse_generation_request(std::string_view body) {
     } else if (key == "top_p") {
       r.top_p = number_field(v, key);
       if (!(r.top_p >= 0.0 && r.top_p <= 1.0)) throw BadRequest(fmt::format("top_p must be in [0, 1], got {}", v.dump()));
+    } else if (key == "top_p_decay") {
+      r.top_p_decay = number_field(v, key);
+      if (!(r.top_p_decay > 0.0 && r.top_p_decay <= 1.0))
+        throw BadRequest(fmt::format("top_p_decay must be in (0, 1], got {}", v.dump()));
+    } else if (key == "top_p_bound") {
+      r.top_p_bound = number_field(v, key);
+      if (!(r.top_p_bound > 0.0 && r.top_p_bound <= 1.0))  // ≤ top_p: checked below, with every field read
+        throw BadRequest(fmt::format("top_p_bound must be in (0, top_p], got {}", v.dump()));
     } else if (key == "logprobs") {
       r.logprobs = bool_field(v, key);
     } else if (key == "add_BOS") {
@@ -118,22 +158,58 @@ GenerationRequest parse_generation_request(std::string_view body) {
       r.stop = string_list(v, key);
       for (std::size_t i = 0; i < r.stop.size(); ++i)
         if (r.stop[i].empty()) throw BadRequest(fmt::format("stop[{}] is empty", i));
+    } else if (key == "stop_on_eol") {
+      r.stop_on_eol = bool_field(v, key);
+    } else if (key == "stop_on_double_eol") {
+      r.stop_on_double_eol = bool_field(v, key);
+    } else if (key == "prevent_newline_after_colon") {
+      r.prevent_newline_after_colon = bool_field(v, key);
+    } else if (key == "no_log") {
+      r.no_log = bool_field(v, key);
+    } else if (key == "beam_width") {
+      r.beam_width = integer_field(v, key, 1, kMaxBeamWidth);
+    } else if (key == "length_penalty") {
+      r.length_penalty = number_field(v, key);
+      if (!std::isfinite(r.length_penalty))
+        throw BadRequest(fmt::format("length_penalty must be a finite number, got {}", v.dump()));
     } else if (key == "max_len" || key == "sentences") {
       throw BadRequest(fmt::format("{} is Megatron's legacy name: use {}", key,
                                    key == "max_len" ? "tokens_to_generate" : "prompts"));
     } else {
       throw BadRequest(fmt::format(
-          "unknown field {} (known: prompts, tokens_to_generate, temperature, top_k, top_p, logprobs, add_BOS, "
-          "stop_token, random_seed, stop)",
+          "unknown field {} (known: prompts, tokens_to_generate, temperature, top_k, top_p, top_p_decay, top_p_bound, "
+          "logprobs, add_BOS, stop_token, random_seed, stop, stop_on_eol, stop_on_double_eol, "
+          "prevent_newline_after_colon, no_log, beam_width, length_penalty)",
           json(key).dump()));
     }
   }
   if (!have_prompts) throw BadRequest("prompts is required: a list of 1 to 128 strings");
   if (r.prompts.empty() || r.prompts.size() > kMaxPrompts)
     throw BadRequest(fmt::format("prompts must hold 1 to {} strings, got {}", kMaxPrompts, r.prompts.size()));
+  if (r.beam_width) {
+    // Megatron's beam search takes none of the sampling fields (it ignores them): refused, not ignored.
+    for (const char* field : {"temperature", "top_k", "top_p", "top_p_decay", "top_p_bound", "random_seed",
+                              "logprobs", "stop", "stop_on_eol", "stop_on_double_eol"})
+      if (j.contains(field))
+        throw BadRequest(fmt::format("{} cannot be used with beam_width: beam search takes prompts, "
+                                     "tokens_to_generate, add_BOS, stop_token, length_penalty and "
+                                     "prevent_newline_after_colon",
+                                     field));
+    if (r.prompts.size() != 1)
+      throw BadRequest(fmt::format("beam_width: beam search takes one prompt, got {}", r.prompts.size()));
+    if (r.tokens_to_generate == 0) throw BadRequest("beam_width: beam search needs tokens_to_generate > 0");
+    return r;
+  }
+  if (j.contains("length_penalty")) throw BadRequest("length_penalty is used only by beam search: give beam_width");
   if (r.tokens_to_generate == 0 && !r.logprobs)
     throw BadRequest("tokens_to_generate = 0 (scoring the prompts) needs logprobs = true");
   if (r.top_k > 0 && r.top_p > 0.0) throw BadRequest("top_p and top_k > 0 cannot be used together: give one of them");
+  if (j.contains("top_p_decay") && r.top_p == 0.0) throw BadRequest("top_p_decay needs top_p > 0");
+  if (j.contains("top_p_bound")) {
+    if (r.top_p == 0.0) throw BadRequest("top_p_bound needs top_p > 0");
+    if (r.top_p_bound > r.top_p)
+      throw BadRequest(fmt::format("top_p_bound must be in (0, top_p], got {} > top_p {}", r.top_p_bound, r.top_p));
+  }
   return r;
 }
 
@@ -170,15 +246,24 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
 GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
                                         const GenerationRequest& r, std::uint64_t entropy) {
   const std::vector<std::vector<std::int32_t>> prompts = tokenize_generation_request(tokenizer, seq_length, r);
+  const auto stop_token = static_cast<std::int32_t>(r.stop_token.value_or(tokenizer.eod()));
+  if (r.beam_width) return beams_for_request(generator, tokenizer, prompts.front(), r, stop_token);
   TextGenerationOptions o;
   o.max_new_tokens = r.tokens_to_generate;
   // Megatron: top_k = 1 is argmax; top_p = 0 is off.
   o.sampling.temperature = r.top_k == 1 ? 0.0 : r.temperature;
   o.sampling.top_k = r.top_k;
   o.sampling.top_p = r.top_p > 0.0 ? r.top_p : 1.0;
-  o.stop_tokens = {static_cast<std::int32_t>(r.stop_token.value_or(tokenizer.eod()))};
+  o.stop_tokens = {stop_token};
   o.stop_strings = r.stop;
   o.window = seq_length;
+  o.top_p_decay = r.top_p_decay;
+  o.top_p_bound = r.top_p_bound;
+  o.stop_on_eol = r.stop_on_eol;
+  o.stop_on_double_eol = r.stop_on_double_eol;
+  o.prevent_newline_after_colon = r.prevent_newline_after_colon;
+  NewlineTokens newlines(tokenizer);  // what it decodes serves every prompt
+  o.newline_tokens = &newlines;
   std::mt19937_64 unseeded(entropy);
   GenerationResponse out;
   if (r.logprobs) out.logprobs.emplace();
@@ -202,11 +287,8 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
       all.insert(all.end(), g.ids.begin(), g.ids.end());
       if (out.logprobs) out.logprobs->push_back(std::move(g.logprobs));
     }
-    std::vector<std::string> segments;
-    segments.reserve(all.size());
-    for (std::int32_t id : all) segments.push_back(tokenizer.decode({id}));
     out.text.push_back(std::move(text));
-    out.segments.push_back(std::move(segments));
+    out.segments.push_back(segments_of(tokenizer, all));
   }
   return out;
 }
@@ -215,7 +297,10 @@ std::string generation_response_json(const GenerationResponse& response) {
   json j = json::object();
   j["text"] = response.text;
   j["segments"] = response.segments;
-  j["logprobs"] = response.logprobs ? json(*response.logprobs) : json(nullptr);
+  if (response.scores)
+    j["scores"] = *response.scores;  // Megatron's beam search answer has no logprobs
+  else
+    j["logprobs"] = response.logprobs ? json(*response.logprobs) : json(nullptr);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -31,6 +31,11 @@ std::int32_t sample_token(const float* logits, std::int64_t vocab, const Samplin
   return ids[pick(rng)];
 }
 
+double next_top_p(double top_p, double decay, double bound) {
+  const double p = top_p * decay;
+  return bound > 0.0 ? std::max(p, bound) : p;
+}
+
 double token_logprob(const float* logits, std::int64_t vocab, std::int32_t id) {
   const double top = *std::max_element(logits, logits + vocab);
   double total = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -53,6 +54,7 @@ std::string stop_reason_name(StopReason r) {
     case StopReason::stop_token: return "stop token";
     case StopReason::stop_string: return "stop string";
     case StopReason::window: return "the model's window";
+    case StopReason::end_of_line: return "end of line";
   }
   return "?";
 }
@@ -73,6 +75,11 @@ GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, st
     handed = std::max(handed, upto);
   };
   std::vector<std::int32_t> ids = std::move(prompt);
+  std::optional<NewlineTokens> own_newlines;
+  NewlineTokens* newlines = o.newline_tokens;
+  if (!newlines && (o.stop_on_eol || o.stop_on_double_eol || o.prevent_newline_after_colon))
+    newlines = &own_newlines.emplace(tokenizer);
+  SamplingOptions sampling = o.sampling;  // top_p decays as tokens are generated
   // The cached path while the whole context fits the cache (the window); then uncached.
   std::unique_ptr<GenerationSession> session;
   Tensor first_logits;
@@ -103,11 +110,14 @@ GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, st
       Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
       logits = generator.next_token_logits(tokens);
     }
-    const float* row = logits.data<float>();
+    float* row = logits.data<float>();
     if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
       throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output",
                                      i + 1));
-    const std::int32_t next = sample_token(row, logits.size(1), o.sampling, rng);
+    // As Megatron, before sampling and logprobs alike.
+    if (o.prevent_newline_after_colon) newlines->suppress_after_colon(ids.back(), row, logits.size(1));
+    const std::int32_t next = sample_token(row, logits.size(1), sampling, rng);
+    if (o.top_p_decay > 0.0) sampling.top_p = next_top_p(sampling.top_p, o.top_p_decay, o.top_p_bound);
     if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), next) != o.stop_tokens.end()) {
       out.reason = StopReason::stop_token;
       break;
@@ -121,6 +131,10 @@ GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, st
     if (v.stopped) {
       out.reason = StopReason::stop_string;
       text.resize(v.shown);
+      break;
+    }
+    if (newlines && newlines->stops(o.stop_on_eol, o.stop_on_double_eol, ids[ids.size() - 2], next)) {
+      out.reason = StopReason::end_of_line;
       break;
     }
   }

@@ -31,6 +31,10 @@ class GenerationSession {
   virtual std::int64_t length(std::int64_t row) const = 0;
   // Tokens a row can hold (the model's sequence length): after that the cache is full.
   virtual std::int64_t capacity() const = 0;
+  // Beam search (Megatron's swap_key_value_dict): the session becomes rows.size() rows, row i a copy
+  // of row rows[i] (cache and length; repeats allowed), so that a beam's continuations share its
+  // prefix without recomputing it.
+  virtual void select_rows(const std::vector<std::int64_t>& rows) = 0;
 };
 
 struct SessionStart {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
@@ -50,6 +51,30 @@ void KvCache::finish_prefill(const std::vector<std::int64_t>& prompt_lengths) {
                       "KvCache: {} prompt lengths for a batch of {}", prompt_lengths.size(), batch_);
   lengths_ = prompt_lengths;
   prefilling_ = false;
+  positions_ = key_mask_ = Tensor();
+}
+
+void KvCache::select_rows(const std::vector<std::int64_t>& rows) {
+  if (rows.empty()) throw Error("KvCache::select_rows: no rows");
+  if (prefilling_) throw Error("KvCache::select_rows: the cache holds no prompt yet (before the prefill)");
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= batch_)
+      throw Error(fmt::format("KvCache::select_rows: rows[{}] = {} is not a row of a batch of {}", i, rows[i], batch_));
+  const auto R = static_cast<std::int64_t>(rows.size());
+  for (auto& [layer, b] : buffers_) {
+    // Zeroed as a new buffer is (masked slots must hold finite values); the slots in use copied.
+    const std::int64_t W = b.size(2);
+    Tensor selected = b.new_zeros({R, capacity_, W});
+    for (std::int64_t i = 0; i < R; ++i) {
+      const std::int64_t r = rows[static_cast<std::size_t>(i)];
+      ops::copy_2d(b, r * capacity_ * W, W, selected, i * capacity_ * W, W, length(r), W);
+    }
+    b = std::move(selected);
+  }
+  std::vector<std::int64_t> lengths;
+  for (std::int64_t r : rows) lengths.push_back(lengths_[static_cast<std::size_t>(r)]);
+  lengths_ = std::move(lengths);
+  batch_ = R;
   positions_ = key_mask_ = Tensor();
 }
 

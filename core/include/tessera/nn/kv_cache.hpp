@@ -46,6 +46,9 @@ class KvCache {
   void finish_prefill(const std::vector<std::int64_t>& prompt_lengths);
   // After a step: every row one token longer.
   void finish_step();
+  // Beam search: the cache becomes rows.size() rows, row i a copy of old row rows[i] (repeats
+  // allowed, each in [0, batch)), buffers and length. Not during a prefill.
+  void select_rows(const std::vector<std::int64_t>& rows);
 
  private:
   std::int64_t batch_, capacity_;

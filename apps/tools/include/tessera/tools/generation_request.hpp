@@ -23,6 +23,7 @@ class BadRequest : public Error {
 };
 
 inline constexpr std::size_t kMaxPrompts = 128;
+inline constexpr std::int64_t kMaxBeamWidth = 128;  // the beams are the rows of one batch
 
 struct GenerationRequest {
   std::vector<std::string> prompts;        // 1 … 128
@@ -35,6 +36,14 @@ struct GenerationRequest {
   std::optional<std::int64_t> stop_token;  // default: the end-of-document id
   std::int64_t random_seed = -1;           // -1: any; ≥ 0: reproducible
   std::vector<std::string> stop;           // stop strings (Tessera's addition)
+  double top_p_decay = 0.0;                // (0, 1]; 0 = off; needs top_p > 0
+  double top_p_bound = 0.0;                // (0, top_p]; 0 = off; needs top_p > 0
+  bool stop_on_eol = false;                // newline_tokens.hpp
+  bool stop_on_double_eol = false;
+  bool prevent_newline_after_colon = false;
+  bool no_log = false;                     // accepted: tessera serve logs no request anyway
+  std::optional<std::int64_t> beam_width;  // 1 … 128: beam search (one prompt, tokens_to_generate > 0)
+  double length_penalty = 1.0;             // beam search only
 };
 
 // Parses and checks a request body. Throws BadRequest for malformed JSON, a body that is not an
@@ -43,9 +52,10 @@ struct GenerationRequest {
 GenerationRequest parse_generation_request(std::string_view body);
 
 struct GenerationResponse {
-  std::vector<std::string> text;                               // prompt + generation, per prompt
+  std::vector<std::string> text;                               // prompt + generation, per prompt (beam)
   std::vector<std::vector<std::string>> segments;              // token strings of prompt + generation
   std::optional<std::vector<std::vector<double>>> logprobs;    // per generated (scoring: prompt) token
+  std::optional<std::vector<double>> scores;                   // beam search: per beam, best first
 };
 
 // The checks of `r` that need the model, before any forward: a prompt (with its BOS) plus
@@ -58,7 +68,8 @@ std::vector<std::vector<std::int32_t>> tokenize_generation_request(const Tokeniz
                                                                    const GenerationRequest& r);
 
 // Generates for every prompt of `r` (checked by tokenize_generation_request first), one prompt after
-// another through generate_text (the key/value cache while the context fits). Without random_seed,
+// another through generate_text (the key/value cache while the context fits); with beam_width, the
+// beams of its one prompt through beam_search (beam_search.hpp), best first. Without random_seed,
 // each prompt's seed is drawn from std::mt19937_64 seeded with `entropy`: ranks that generate in
 // lockstep pass the same value and sample the same tokens.
 GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
@@ -67,7 +78,8 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
 GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,
                                         const GenerationRequest& r);
 
-// {"text": […], "segments": […], "logprobs": […] | null}; invalid UTF-8 in token strings becomes U+FFFD.
+// {"text": […], "segments": […], "logprobs": […] | null}, or for beam search {"text": […], "segments":
+// […], "scores": […]}; invalid UTF-8 in token strings becomes U+FFFD.
 std::string generation_response_json(const GenerationResponse& response);
 // {"error": message}
 std::string error_json(std::string_view message);

@@ -11,6 +11,10 @@ struct SamplingOptions {
   double top_p = 1.0;        // 1: off
 };
 
+// Megatron's top_p_decay: the top_p of the next token after one is sampled with `top_p` —
+// top_p · decay, not below `bound` (0: no bound).
+double next_top_p(double top_p, double decay, double bound);
+
 // logits: `vocab` floats. Returns the chosen id.
 std::int32_t sample_token(const float* logits, std::int64_t vocab, const SamplingOptions& o, std::mt19937_64& rng);
 

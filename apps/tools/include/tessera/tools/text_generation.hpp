@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tessera/error.hpp"
+#include "tessera/tools/newline_tokens.hpp"
 #include "tessera/tools/sampling.hpp"
 
 namespace tessera {
@@ -36,6 +37,15 @@ struct TextGenerationOptions {
   std::uint64_t seed = 1234;
   std::vector<std::int32_t> stop_tokens;  // end generation, never shown (the end-of-document id, …)
   std::vector<std::string> stop_strings;  // end generation; the text is cut before the first one
+  // Megatron's top_p_decay / top_p_bound: after each token top_p becomes max(top_p · decay, bound)
+  // (next_top_p). 0: off.
+  double top_p_decay = 0.0, top_p_bound = 0.0;
+  // Megatron's newline rules (newline_tokens.hpp): end after a newline / a double newline (the
+  // newline is part of the output); no newline right after a token ending with ":".
+  bool stop_on_eol = false, stop_on_double_eol = false, prevent_newline_after_colon = false;
+  // Where the newline rules keep what they decoded (several prompts of one request share it); null:
+  // generate_text keeps its own.
+  NewlineTokens* newline_tokens = nullptr;
   // The model sees at most `window` tokens (its sequence length). Sliding keeps the last `window`
   // tokens; without it (a FIM prompt, whose first token must stay) generation ends at the window.
   std::int64_t window = 0;
@@ -53,7 +63,7 @@ class NonFiniteLogits : public Error {
   using Error::Error;
 };
 
-enum class StopReason { max_new_tokens, stop_token, stop_string, window };
+enum class StopReason { max_new_tokens, stop_token, stop_string, window, end_of_line };
 std::string stop_reason_name(StopReason r);
 
 struct GeneratedText {
