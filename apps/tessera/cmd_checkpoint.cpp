@@ -27,6 +27,7 @@ struct CheckpointArgs {
   // stays the same: they are counted in pipeline stages).
   std::optional<int> tp, pp, dp, vpp, split_rank;
   std::optional<std::int64_t> bucket_size;
+  std::string optimizer;
   std::vector<std::string> overrides;
 };
 
@@ -43,6 +44,7 @@ int run_reshard(const CheckpointArgs& a) {
   to.pipeline_split_rank =
       a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
   to.bucket_size = a.bucket_size.value_or(m.bucket_size);
+  to.optimizer = a.optimizer;
   StagedFolder out(a.output, "OUT");
   ReshardResult r;
   try {
@@ -63,6 +65,8 @@ int run_reshard(const CheckpointArgs& a) {
            "with checkpoint.load={} and these parallel sizes",
            source.dir.string(), m.iteration, m.tensor_parallel, m.pipeline_parallel, m.data_parallel, to.tp, to.pp,
            to.dp, to.vpp > 1 ? fmt::format(" (vpp {})", to.vpp) : "", a.output, a.output);
+  if (r.meta.optimizer != m.optimizer)
+    log_info("the optimizer state is now {}'s: resume with optimizer.plugin = \"{}\"", r.meta.optimizer, r.meta.optimizer);
   return 0;
 }
 
@@ -128,6 +132,9 @@ RegisterCommand reg{
                        "parallel.bucket_size of the new layout: distributed_adam's shards follow it (default: the "
                        "checkpoint's)")
            ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+       res->add_option("--optimizer", a->optimizer,
+                       "another optimizer plugin with the same per-parameter state, e.g. distributed_adam for an "
+                       "adam checkpoint (default: the checkpoint's)");
        res->add_option("--set", a->overrides,
                        "section.key=value for the new layout's config, e.g. model.make_vocab_size_divisible_by=64 to "
                        "keep the padded vocabulary; repeatable");

@@ -5,6 +5,7 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
   adam:             tp2·pp2 -> tp1·pp1 -> tp4 (the second reshard reads the first one's output);
   distributed_adam: dp2 -> dp4 with another gradient bucket size, tp2·dp2 -> dp4 (its tp-reduced
                     parameters bucketed apart in the source), both with several buckets;
+  another optimizer: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2 (--optimizer);
   a virtual pipeline: pp2·vpp2 (interleaved) -> tp2;
   with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
                     embeds too; the last stage's tied copies).
@@ -140,13 +141,24 @@ def main():
     runs.resume_matches("adam tp2·pp2 -> tp1·pp1 -> tp4", full, 4, layout_sets(tp=4), four)
 
     # distributed_adam: dp2 -> dp4 (another bucket size), tp2·dp2 -> dp4.
-    full, dp2 = runs.checkpoint_at_5("dist_dp2", 2, layout_sets(dist=True, bucket=BUCKETS))
+    full_dp2, dp2 = runs.checkpoint_at_5("dist_dp2", 2, layout_sets(dist=True, bucket=BUCKETS))
     dp4, _ = runs.reshard(dp2, "dist_dp4", ["--dp", "4", "--bucket-size", str(BUCKETS + 1000)])
-    runs.resume_matches("distributed_adam dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS + 1000), dp4)
+    runs.resume_matches("distributed_adam dp2 -> dp4", full_dp2, 4, layout_sets(dist=True, bucket=BUCKETS + 1000), dp4)
     full, tp2dp2 = runs.checkpoint_at_5("dist_tp2dp2", 4, layout_sets(tp=2, dist=True, bucket=BUCKETS))
     dp4, _ = runs.reshard(tp2dp2, "dist_tp2dp2_dp4",
                           ["--tp", "1", "--dp", "4", "--set", "model.make_vocab_size_divisible_by=128"])
     runs.resume_matches("distributed_adam tp2·dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS), dp4)
+
+    # Another optimizer with the same state: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2
+    # (adam and distributed_adam take the same steps).
+    adam, _ = runs.reshard(dp2, "dist_to_adam_tp2", ["--tp", "2", "--dp", "1", "--optimizer", "adam",
+                                                     "--set", "model.make_vocab_size_divisible_by=64"])
+    back, _ = runs.reshard(adam, "adam_to_dist_dp2", ["--tp", "1", "--dp", "2", "--optimizer", "distributed_adam",
+                                                      "--set", "model.make_vocab_size_divisible_by=128"])
+    runs.resume_matches("distributed_adam dp2 -> adam tp2 -> distributed_adam dp2", full_dp2, 2,
+                        layout_sets(dist=True, bucket=BUCKETS), back)
+    full = values(runs.train(2, layout_sets(tp=2, bucket=BUCKETS) + ["--set", "training.train_iters=10"]))
+    runs.resume_matches("distributed_adam dp2 -> adam tp2", full, 2, layout_sets(tp=2), adam)
 
     # A virtual pipeline (the interleaved schedule): pp2·vpp2 -> tp2.
     full, vpp = runs.checkpoint_at_5("adam_pp2vpp2", 2, layout_sets(pp=2, vpp=2))

@@ -5,7 +5,9 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "../config_data.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/gather_parameter.hpp"
@@ -126,12 +128,28 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_split_rank={}", to.pipeline_split_rank));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
+  if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
   const Config to_config = Config::from_string(config.dump(), config.source(), new_settings);
   read_batch_sizes(to_config, target.dp);  // the global batch must divide over the new dp
 
   const std::int64_t vocab = build_tokenizer(config)->vocab_size();
   const PluginPtr<OptimizerStateFormat> format = state_format(config, meta.optimizer);
   const std::size_t num_slots = format ? format->slots().size() : 0;
+  // The new layout's optimizer: the same, or one whose state has the same slots.
+  const std::string optimizer = target.optimizer.empty() ? meta.optimizer : target.optimizer;
+  PluginPtr<OptimizerStateFormat> to_format;
+  if (optimizer != meta.optimizer) {
+    to_format = state_format(config, optimizer);
+    const auto slots = [](const PluginPtr<OptimizerStateFormat>& f) {
+      return f ? fmt::format("{}", fmt::join(f->slots(), ", ")) : std::string("none");
+    };
+    if (!to_format || !format || to_format->slots() != format->slots())
+      throw ConfigError(fmt::format("reshard from optimizer '{}' to '{}': their state must be the same per parameter, "
+                                    "but their \"optimizer_state\" formats hold {} and {}",
+                                    plain_or_quoted(meta.optimizer), plain_or_quoted(optimizer), slots(format),
+                                    slots(to_format)));
+  }
+  const OptimizerStateFormat* write_format = to_format ? to_format.get() : format.get();
 
   // Read: every old rank's files into whole tensors. A tensor two stages hold (a tied embedding) is
   // taken from the first; the trainer keeps the copies equal.
@@ -230,10 +248,11 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                         {kTensorParallelSplitKey, tensor_parallel_split_json(rank.params)}});
       for (int d = 0; d < target.dp; ++d) {
         NamedTensors state;
-        if (format) state = format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
+        if (write_format)
+          state = write_format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
         state.emplace_back("step", step_tensor(meta.optimizer_steps));
         save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
-                         {{"format", "tessera-checkpoint"}, {"optimizer", meta.optimizer}});
+                         {{"format", "tessera-checkpoint"}, {"optimizer", optimizer}});
       }
     }
   }
@@ -251,6 +270,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   m.data_parallel = target.dp;
   m.virtual_pipeline = target.vpp;
   m.bucket_size = bucket_size;
+  m.optimizer = optimizer;
   // The saved config keeps its tokenizer files relative to the folder; they are copied along.
   m.config = Config::from_string(meta.config, meta_path.string() + " (config)", new_settings).dump();
   std::error_code ec;
