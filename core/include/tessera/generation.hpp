@@ -20,7 +20,7 @@ class Model;
 
 // A cached generation of a batch of rows (prompts of any lengths): each row holds its own tokens
 // so far (its length) and advances one token per step at its own position. It refers to its model:
-// it must not outlive it. Tested in one process (tp = pp = 1).
+// it must not outlive it. Tested in one process and under tp 2 (pp = 1).
 class GenerationSession {
  public:
   virtual ~GenerationSession() = default;
