@@ -3,8 +3,11 @@
 // for a request with a scripted Generator (greedy top_k = 1, stop token, stop strings, scoring mode,
 // the context check, add_BOS, top_p_decay / top_p_bound, stop_on_eol / stop_on_double_eol,
 // prevent_newline_after_colon), beam search (against every sequence scored exhaustively, cached and
-// uncached) and the response JSON.
+// uncached) and the response JSON; with a tiny GPT, a request's prompts are one cached session whose
+// rows each give what the prompt gives alone.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -15,7 +18,10 @@
 #include <nlohmann/json.hpp>
 
 #include "expect_error.hpp"
+#include "tessera/config.hpp"
 #include "tessera/generation.hpp"
+#include "tessera/model.hpp"
+#include "tessera/plugin.hpp"
 #include "tessera/tensor.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/tools/beam_search.hpp"
@@ -624,4 +630,182 @@ TEST_CASE("generation request: beam_width answers text, segments and scores of t
                    R"({"prompts": ["abcdef"], "tokens_to_generate": 3, "beam_width": 2})"));
              }),
              Catch::Contains("would exceed the context of 8"));
+}
+
+namespace {
+
+// Twelve tokens, newlines and a colon among them, so that a tiny random GPT generates them often.
+class Few : public Tokenizer {
+ public:
+  std::vector<std::string> words{"a", "b", "c", "d", "e", ":", "\n", "\n\n", " ", "f", "g", "<eod>"};
+  std::vector<std::int32_t> encode(std::string_view text) const override {
+    std::vector<std::int32_t> ids;
+    for (char c : text)
+      ids.push_back(
+          static_cast<std::int32_t>(std::find(words.begin(), words.end(), std::string(1, c)) - words.begin()));
+    return ids;
+  }
+  std::string decode(const std::vector<std::int32_t>& ids) const override {
+    std::string s;
+    for (std::int32_t id : ids) s += words.at(static_cast<std::size_t>(id));
+    return s;
+  }
+  std::int64_t vocab_size() const override { return 12; }
+  std::int32_t eod() const override { return 11; }
+  std::optional<std::int32_t> special_token(std::string_view) const override { return std::nullopt; }
+  std::string name() const override { return "few"; }
+};
+
+// Counts the sessions and the rows stepped, around a real Generator.
+class CountingSessions : public Generator {
+ public:
+  explicit CountingSessions(Generator& inner) : inner_(inner) {}
+  Tensor next_token_logits(const Tensor& tokens) override {
+    ++forwards;
+    return inner_.next_token_logits(tokens);
+  }
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override {
+    ++sessions;
+    rows = prompts.size();
+    SessionStart s = inner_.start_session(prompts);
+    if (s.session) s.session = std::make_unique<Stepped>(std::move(s.session), *this);
+    return s;
+  }
+  int sessions = 0, forwards = 0, steps = 0;
+  std::size_t rows = 0;
+
+ private:
+  class Stepped : public GenerationSession {
+   public:
+    Stepped(std::unique_ptr<GenerationSession> inner, CountingSessions& counts)
+        : inner_(std::move(inner)), counts_(counts) {}
+    Tensor step(const std::vector<std::int32_t>& next) override {
+      ++counts_.steps;
+      for (std::int64_t b = 0; b < batch(); ++b) REQUIRE(length(b) < capacity());
+      return inner_->step(next);
+    }
+    std::int64_t batch() const override { return inner_->batch(); }
+    std::int64_t length(std::int64_t row) const override { return inner_->length(row); }
+    std::int64_t capacity() const override { return inner_->capacity(); }
+    void select_rows(const std::vector<std::int64_t>& rows) override { inner_->select_rows(rows); }
+
+   private:
+    std::unique_ptr<GenerationSession> inner_;
+    CountingSessions& counts_;
+  };
+  Generator& inner_;
+};
+
+auto tiny_gpt(std::int64_t vocab) {
+  Config config = Config::from_string(R"(
+[model]
+plugin = "gpt"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 16
+make_vocab_size_divisible_by = 8
+init_method_std = 0.2
+)");
+  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
+                                    ModelContext{vocab, 5, nullptr});
+  config.check_no_unknown_keys();
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("generation request: the prompts are one cached session, each row what its prompt gives alone", "[unit]") {
+  Few tok;
+  auto model = tiny_gpt(tok.vocab_size());
+  CountingSessions gen(*model->generator());
+  // Prompts of 2, 5 and 9 tokens; 9 + 7 fills the context of 16.
+  const std::vector<std::string> prompts{"ab", "c:d e", "gfedcba:f"};
+  const auto body = [&](const std::vector<std::string>& p, const std::string& extra) {
+    json j = json::parse("{" + extra + "}");
+    j["prompts"] = p;
+    return parse_generation_request(j.dump());
+  };
+  // Greedy and sampled; stop strings, newline rules, another stop token, top_p decay and scoring. The
+  // rows stop at different tokens (end of document, a rule) and prompt 2's often at the context's end.
+  const std::vector<std::string> cases{
+      R"("tokens_to_generate": 7, "top_k": 1, "logprobs": true)",
+      R"("tokens_to_generate": 7, "top_k": 1, "logprobs": true, "stop": ["aaa"], "stop_on_eol": true)",
+      R"("tokens_to_generate": 7, "random_seed": 11, "logprobs": true)",
+      R"("tokens_to_generate": 7, "random_seed": 11, "logprobs": true, "stop": ["\n\n\n"])",
+      R"("tokens_to_generate": 7, "random_seed": 5, "temperature": 0.7, "logprobs": true, "stop_on_double_eol": true,
+         "prevent_newline_after_colon": true, "stop_token": 3)",
+      R"("tokens_to_generate": 7, "random_seed": 2, "top_p": 0.9, "top_p_decay": 0.7, "top_p_bound": 0.3,
+         "logprobs": true)",
+      R"("tokens_to_generate": 0, "logprobs": true)",
+  };
+  std::vector<GenerationResponse> results;
+  bool mixed = false;  // one row stopped early while another reached the context's end
+  for (const std::string& c : cases) {
+    INFO(c);
+    gen.sessions = gen.forwards = gen.steps = 0;
+    const GenerationRequest batched_request = body(prompts, c);
+    const GenerationResponse batched = generate_for_request(gen, tok, 16, batched_request, 77);
+    // One session of three rows, no full forward; at most one step per token after the prefill.
+    CHECK(gen.sessions == 1);
+    CHECK(gen.rows == 3);
+    CHECK(gen.forwards == 0);
+    const std::int64_t n = batched_request.tokens_to_generate;
+    CHECK(gen.steps <= (n > 0 ? n - 1 : 9 - 2));  // scoring: the longest prompt's tokens after its first
+    REQUIRE(batched.text.size() == 3);
+    REQUIRE(batched.logprobs);
+    bool early = false, full_context = false;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      INFO("prompt " << i);
+      const GenerationResponse alone = generate_for_request(gen, tok, 16, body({prompts[i]}, c), 77);
+      CHECK(batched.text[i] == alone.text[0]);
+      CHECK(batched.segments[i] == alone.segments[0]);
+      const std::vector<double>& lb = (*batched.logprobs)[i];
+      const std::vector<double>& la = (*alone.logprobs)[0];
+      REQUIRE(lb.size() == la.size());
+      for (std::size_t t = 0; t < lb.size(); ++t) CHECK(lb[t] == Approx(la[t]).margin(1e-5));
+      const std::size_t length = tok.encode(prompts[i]).size() + static_cast<std::size_t>(n);
+      early = early || batched.segments[i].size() < length;
+      full_context = full_context || batched.segments[i].size() == 16;
+    }
+    mixed = mixed || (early && full_context);
+    results.push_back(batched);
+  }
+  CHECK(mixed);
+  // The stop string cut some row before "\n\n\n", the others are as without it.
+  bool cut = false;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const std::string& with = results[3].text[i];
+    const std::string& without = results[2].text[i];
+    CHECK(without.starts_with(with));
+    if (with != without) {
+      CHECK(without.substr(with.size()).starts_with("\n\n\n"));
+      cut = true;
+    }
+  }
+  CHECK(cut);
+}
+
+TEST_CASE("generation request: 4 prompts batched against one after another, timed (printed, not checked)", "[unit]") {
+  Few tok;
+  auto model = tiny_gpt(tok.vocab_size());
+  Generator& gen = *model->generator();
+  const std::vector<std::string> prompts{"ab", "c:d e", "gfe", "dcba"};
+  const auto request = [&](const std::vector<std::string>& p) {
+    json j = {{"prompts", p}, {"tokens_to_generate", 10}, {"top_k", 1}};
+    return parse_generation_request(j.dump());
+  };
+  const auto seconds = [](auto&& f) {
+    f();  // warm
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 50; ++i) f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 50;
+  };
+  const GenerationRequest all = request(prompts);
+  const double batched = seconds([&] { generate_for_request(gen, tok, 16, all, 1); });
+  const double sequential = seconds([&] {
+    for (const std::string& p : prompts) generate_for_request(gen, tok, 16, request({p}), 1);
+  });
+  std::printf("4 prompts, 10 tokens each, tiny GPT (2 layers, hidden 32): batched %.2f ms, one after another %.2f ms "
+              "(%.1fx)\n", batched * 1e3, sequential * 1e3, sequential / batched);
 }

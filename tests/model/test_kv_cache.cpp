@@ -4,8 +4,10 @@
 // tokens and the same logits (within 1e-5 of the logits' scale) as a full forward over the context
 // at every step; a batch of prompts of different lengths equals each prompt generated alone;
 // generate_text's logprobs are log_softmax of the uncached logits; a full cache refuses a step and
-// generate_text slides the window uncached from there, as the uncached loop does; select_rows (beam
-// search) copies rows with their lengths, and later steps equal the uncached forward of each row.
+// generate_text slides the window uncached from there, as the uncached loop does; generate_texts
+// (a batch of prompts in one session, rows leaving it as their caches fill) gives each row what
+// generate_text gives its prompt alone; select_rows (beam search) copies rows with their lengths,
+// and later steps equal the uncached forward of each row.
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -220,6 +222,54 @@ TEST_CASE("generate_text: cached and uncached give the same tokens and logprobs,
         CHECK(plain.logprobs[i] == Approx(expected).margin(1e-6));
         CHECK(token_logprob(full.data(), kVocab, cached.ids[i]) == Approx(expected).margin(1e-9));
         context.push_back(cached.ids[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("generate_texts: a batch of prompts, each row what generate_text gives it alone, past the window too",
+          "[unit]") {
+  for (const char* extra : {kGpt2, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = *model->generator();
+    Letters tokenizer;
+    std::mt19937 rng(9);
+    // 3, 7 and 16 tokens: the last fills the cache with its prompt and slides uncached from its
+    // second token (or, without sliding, ends there); the others leave the session as theirs fill.
+    const std::vector<std::vector<std::int32_t>> prompts{random_prompt(rng, 3), random_prompt(rng, 7),
+                                                         random_prompt(rng, 16)};
+    const std::vector<std::uint64_t> seeds{4, 8, 15};
+    for (bool slide : {true, false}) {
+      for (double temperature : {0.0, 1.0}) {
+        INFO("slide " << slide << ", temperature " << temperature);
+        TextGenerationOptions o;
+        o.max_new_tokens = 15;
+        o.sampling.temperature = temperature;
+        o.window = kSeq;
+        o.slide_window = slide;
+        std::vector<std::string> streamed(prompts.size());
+        const std::vector<GeneratedText> batch = generate_texts(
+            g, tokenizer, prompts, o, seeds, [&](std::size_t b, std::string_view p) { streamed[b] += p; });
+        REQUIRE(batch.size() == prompts.size());
+        for (std::size_t b = 0; b < prompts.size(); ++b) {
+          INFO("prompt " << b);
+          o.seed = seeds[b];
+          const GeneratedText alone = generate_text(g, tokenizer, prompts[b], o);
+          CHECK(batch[b].ids == alone.ids);
+          CHECK(batch[b].text == alone.text);
+          CHECK(streamed[b] == alone.text);
+          CHECK(batch[b].reason == alone.reason);
+          CHECK(batch[b].cached_steps == alone.cached_steps);
+          REQUIRE(batch[b].logprobs.size() == alone.logprobs.size());
+          for (std::size_t t = 0; t < alone.logprobs.size(); ++t)
+            CHECK(batch[b].logprobs[t] == Approx(alone.logprobs[t]).margin(1e-5));
+          // Cached until the context reaches the window of 16: the prefill's logits, then 16 − P steps
+          // (without sliding, the prefill's and 15 − P steps, then the end).
+          const auto P = static_cast<std::int64_t>(prompts[b].size());
+          CHECK(alone.cached_steps == (slide ? std::min<std::int64_t>(kSeq - P + 1, 15) : kSeq - P));
+          CHECK(alone.ids.size() == (slide ? 15u : static_cast<std::size_t>(kSeq - P)));
+        }
       }
     }
   }

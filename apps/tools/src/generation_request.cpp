@@ -12,7 +12,6 @@
 #include "tessera/tensor.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/tools/beam_search.hpp"
-#include "tessera/tools/newline_tokens.hpp"
 #include "tessera/tools/text_generation.hpp"
 
 namespace tessera {
@@ -54,29 +53,61 @@ std::vector<std::string> string_list(const json& v, const std::string& name) {
   return out;
 }
 
-void check_finite(const Tensor& logits, std::size_t prompt) {
-  const float* row = logits.data<float>();
-  if (!std::all_of(row, row + logits.numel(), [](float v) { return std::isfinite(v); }))
+void check_finite(const float* row, std::int64_t vocab, std::size_t prompt) {
+  if (!std::all_of(row, row + vocab, [](float v) { return std::isfinite(v); }))
     throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for prompt {}", prompt));
 }
 
-// log p(ids[i] | ids[..i]) for i = 1 … n-1 (Megatron's scoring: the first token has none).
-std::vector<double> prompt_logprobs(Generator& generator, const std::vector<std::int32_t>& ids, std::size_t prompt) {
-  std::vector<double> out;
-  if (ids.size() < 2) return out;
-  SessionStart s = generator.start_session({{ids[0]}});
-  Tensor logits = std::move(s.logits);
-  for (std::size_t i = 1; i < ids.size(); ++i) {
-    if (!s.session) {
-      std::vector<std::int32_t> context(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i));
-      logits = generator.next_token_logits(
-          Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context));
-    } else if (i > 1) {
-      logits = s.session->step({ids[i - 1]});
+// log p(ids[i] | ids[..i]) for i = 1 … n-1 of every prompt (Megatron's scoring: the first token has
+// none). Cached: the prompts are the rows of one session, started from their first tokens and fed
+// their own prompt token by token; a row leaves the session (select_rows) when its prompt is done.
+std::vector<std::vector<double>> prompt_logprobs(Generator& generator,
+                                                 const std::vector<std::vector<std::int32_t>>& prompts) {
+  std::vector<std::vector<double>> out(prompts.size());
+  std::vector<std::size_t> members;  // the session's rows, as indices of `prompts`
+  std::vector<std::vector<std::int32_t>> firsts;
+  for (std::size_t b = 0; b < prompts.size(); ++b)
+    if (prompts[b].size() >= 2) {
+      members.push_back(b);
+      firsts.push_back({prompts[b][0]});
     }
+  if (members.empty()) return out;
+  SessionStart s = generator.start_session(firsts);
+  if (!s.session) {  // no cached path: a full forward per token, prompt after prompt
+    for (std::size_t b : members) {
+      const std::vector<std::int32_t>& ids = prompts[b];
+      for (std::size_t i = 1; i < ids.size(); ++i) {
+        std::vector<std::int32_t> context(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i));
+        const Tensor logits = generator.next_token_logits(
+            Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context));
+        check_finite(logits.data<float>(), logits.size(1), b);
+        out[b].push_back(token_logprob(logits.data<float>(), logits.size(1), ids[i]));
+      }
+    }
+    return out;
+  }
+  Tensor logits = std::move(s.logits);  // of `members`, for their token i
+  for (std::size_t i = 1;; ++i) {
     const Tensor cpu = logits.to(Device::cpu());
-    check_finite(cpu, prompt);
-    out.push_back(token_logprob(cpu.data<float>(), cpu.size(1), ids[i]));
+    const std::int64_t vocab = cpu.size(1);
+    std::vector<std::int64_t> keep;
+    std::vector<std::size_t> kept;
+    for (std::size_t j = 0; j < members.size(); ++j) {
+      const std::vector<std::int32_t>& ids = prompts[members[j]];
+      const float* row = cpu.data<float>() + static_cast<std::int64_t>(j) * vocab;
+      check_finite(row, vocab, members[j]);
+      out[members[j]].push_back(token_logprob(row, vocab, ids[i]));
+      if (ids.size() > i + 1) {
+        keep.push_back(static_cast<std::int64_t>(j));
+        kept.push_back(members[j]);
+      }
+    }
+    if (kept.empty()) break;
+    if (kept.size() != members.size()) s.session->select_rows(keep);
+    members = std::move(kept);
+    std::vector<std::int32_t> next;
+    for (std::size_t b : members) next.push_back(prompts[b][i]);
+    logits = s.session->step(next);
   }
   return out;
 }
@@ -262,33 +293,29 @@ GenerationResponse generate_for_request(Generator& generator, const Tokenizer& t
   o.stop_on_eol = r.stop_on_eol;
   o.stop_on_double_eol = r.stop_on_double_eol;
   o.prevent_newline_after_colon = r.prevent_newline_after_colon;
-  NewlineTokens newlines(tokenizer);  // what it decodes serves every prompt
-  o.newline_tokens = &newlines;
+  // random_seed: the same seed for every prompt, so that a prompt's result does not depend on its place
+  // in the request; without it, each prompt its own.
   std::mt19937_64 unseeded(entropy);
+  std::vector<std::uint64_t> seeds;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    seeds.push_back(r.random_seed >= 0 ? static_cast<std::uint64_t>(r.random_seed) : unseeded());
   GenerationResponse out;
+  out.text = r.prompts;
+  if (r.tokens_to_generate == 0) {
+    out.logprobs = prompt_logprobs(generator, prompts);
+    for (const std::vector<std::int32_t>& ids : prompts) out.segments.push_back(segments_of(tokenizer, ids));
+    return out;
+  }
+  // Every prompt a row of one batch (generate_texts), each with its own seed and stops.
+  std::vector<GeneratedText> generated = generate_texts(generator, tokenizer, prompts, o, seeds);
   if (r.logprobs) out.logprobs.emplace();
   for (std::size_t i = 0; i < prompts.size(); ++i) {
-    const std::vector<std::int32_t>& ids = prompts[i];
-    // random_seed: the same seed for every prompt, so that a prompt's result does not depend on its place
-    // in the request; without it, each prompt its own.
-    o.seed = r.random_seed >= 0 ? static_cast<std::uint64_t>(r.random_seed) : unseeded();
-    std::vector<std::int32_t> all = ids;
-    std::string text = r.prompts[i];
-    if (r.tokens_to_generate == 0) {
-      out.logprobs->push_back(prompt_logprobs(generator, ids, i));
-    } else {
-      GeneratedText g;
-      try {
-        g = generate_text(generator, tokenizer, ids, o);
-      } catch (const NonFiniteLogits& e) {
-        throw NonFiniteLogits(fmt::format("prompt {}: {}", i, e.what()));
-      }
-      text += g.text;
-      all.insert(all.end(), g.ids.begin(), g.ids.end());
-      if (out.logprobs) out.logprobs->push_back(std::move(g.logprobs));
-    }
-    out.text.push_back(std::move(text));
+    GeneratedText& g = generated[i];
+    out.text[i] += g.text;
+    std::vector<std::int32_t> all = prompts[i];
+    all.insert(all.end(), g.ids.begin(), g.ids.end());
     out.segments.push_back(segments_of(tokenizer, all));
+    if (out.logprobs) out.logprobs->push_back(std::move(g.logprobs));
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
 #include "tessera/tokenizer.hpp"
+#include "tessera/tools/newline_tokens.hpp"
 
 namespace tessera {
 
@@ -59,88 +60,197 @@ std::string stop_reason_name(StopReason r) {
   return "?";
 }
 
-GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, std::vector<std::int32_t> prompt,
-                            const TextGenerationOptions& o, const std::function<void(std::string_view)>& on_text) {
-  if (prompt.empty()) throw Error("generate_text: an empty prompt (give at least one token, e.g. end of document)");
-  if (o.window < 1) throw Error(fmt::format("generate_text: window {} < 1", o.window));
-  if (!o.slide_window && static_cast<std::int64_t>(prompt.size()) > o.window)
-    throw Error(fmt::format("the prompt is {} tokens, longer than the model's window of {} tokens; shorten it",
-                            prompt.size(), o.window));
-  std::mt19937_64 rng(o.seed);
-  GeneratedText out;
-  std::string text;         // decoded from out.ids
-  std::size_t handed = 0;   // bytes of text given to on_text
-  const auto hand_out = [&](std::size_t upto) {
-    if (upto > handed && on_text) on_text(std::string_view(text).substr(handed, upto - handed));
-    handed = std::max(handed, upto);
-  };
-  std::vector<std::int32_t> ids = std::move(prompt);
-  std::optional<NewlineTokens> own_newlines;
-  NewlineTokens* newlines = o.newline_tokens;
-  if (!newlines && (o.stop_on_eol || o.stop_on_double_eol || o.prevent_newline_after_colon))
-    newlines = &own_newlines.emplace(tokenizer);
-  SamplingOptions sampling = o.sampling;  // top_p decays as tokens are generated
-  // The cached path while the whole context fits the cache (the window); then uncached.
-  std::unique_ptr<GenerationSession> session;
-  Tensor first_logits;
-  if (o.use_kv_cache && static_cast<std::int64_t>(ids.size()) <= o.window && o.max_new_tokens > 0) {
-    SessionStart s = generator.start_session({ids});
-    session = std::move(s.session);
-    first_logits = std::move(s.logits);
+namespace {
+
+// One prompt's generation: its context, its sampler (its own RNG stream and decaying top_p) and its
+// stops. generate_text is one Row; generate_texts runs several over one cached session.
+class Row {
+ public:
+  Row(const Tokenizer& tokenizer, std::vector<std::int32_t> prompt, std::uint64_t seed, const TextGenerationOptions& o,
+      NewlineTokens* newlines, std::string label, std::function<void(std::string_view)> on_text)
+      : tokenizer_(&tokenizer), o_(&o), newlines_(newlines), label_(std::move(label)),
+        on_text_(std::move(on_text)), rng_(seed), sampling_(o.sampling), ids_(std::move(prompt)) {}
+
+  bool done() const { return done_; }
+  const std::vector<std::int32_t>& ids() const { return ids_; }
+
+  // Without sliding, a context that fills the window ends the row before its next token.
+  void check_window() {
+    if (!done_ && !o_->slide_window && static_cast<std::int64_t>(ids_.size()) >= o_->window)
+      finish(StopReason::window);
   }
-  for (std::int64_t i = 0; i < o.max_new_tokens; ++i) {
-    if (!o.slide_window && static_cast<std::int64_t>(ids.size()) >= o.window) {
-      out.reason = StopReason::window;
-      break;
-    }
-    Tensor logits;
-    if (session && i == 0) {
-      logits = std::move(first_logits);
-    } else if (session && session->length(0) < std::min(session->capacity(), o.window)) {
-      logits = session->step({ids.back()});
-    } else {
-      session.reset();  // full: the window slides from here on
-    }
-    if (session) {
-      ++out.cached_steps;
-      logits = logits.to(Device::cpu());
-    } else {
-      const std::size_t start = ids.size() > static_cast<std::size_t>(o.window) ? ids.size() - o.window : 0;
-      std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
-      Tensor tokens = Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context);
-      logits = generator.next_token_logits(tokens);
-    }
-    float* row = logits.data<float>();
-    if (!std::all_of(row, row + logits.size(1), [](float v) { return std::isfinite(v); }))
-      throw NonFiniteLogits(fmt::format("the model computed non-finite logits (NaN or infinity) for token {} of the output",
-                                     i + 1));
+
+  // Samples token `i` of the output from `logits` (this row's; prevent_newline_after_colon changes
+  // them) and applies the stops.
+  void take(float* logits, std::int64_t vocab, bool cached, std::int64_t i) {
+    if (cached) ++out_.cached_steps;
+    if (!std::all_of(logits, logits + vocab, [](float v) { return std::isfinite(v); }))
+      throw NonFiniteLogits(fmt::format(
+          "{}the model computed non-finite logits (NaN or infinity) for token {} of the output", label_, i + 1));
     // As Megatron, before sampling and logprobs alike.
-    if (o.prevent_newline_after_colon) newlines->suppress_after_colon(ids.back(), row, logits.size(1));
-    const std::int32_t next = sample_token(row, logits.size(1), sampling, rng);
-    if (o.top_p_decay > 0.0) sampling.top_p = next_top_p(sampling.top_p, o.top_p_decay, o.top_p_bound);
-    if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), next) != o.stop_tokens.end()) {
-      out.reason = StopReason::stop_token;
-      break;
-    }
-    ids.push_back(next);
-    out.ids.push_back(next);
-    out.logprobs.push_back(token_logprob(row, logits.size(1), next));
-    text = tokenizer.decode(out.ids);  // the whole output: characters split over tokens come out whole
-    const StopTextView v = final_text(text, o.stop_strings);
+    if (o_->prevent_newline_after_colon) newlines_->suppress_after_colon(ids_.back(), logits, vocab);
+    const std::int32_t next = sample_token(logits, vocab, sampling_, rng_);
+    if (o_->top_p_decay > 0.0) sampling_.top_p = next_top_p(sampling_.top_p, o_->top_p_decay, o_->top_p_bound);
+    if (std::find(o_->stop_tokens.begin(), o_->stop_tokens.end(), next) != o_->stop_tokens.end())
+      return finish(StopReason::stop_token);
+    ids_.push_back(next);
+    out_.ids.push_back(next);
+    out_.logprobs.push_back(token_logprob(logits, vocab, next));
+    text_ = tokenizer_->decode(out_.ids);  // the whole output: characters split over tokens come out whole
+    const StopTextView v = final_text(text_, o_->stop_strings);
     hand_out(v.shown);
     if (v.stopped) {
-      out.reason = StopReason::stop_string;
-      text.resize(v.shown);
-      break;
+      text_.resize(v.shown);
+      return finish(StopReason::stop_string);
     }
-    if (newlines && newlines->stops(o.stop_on_eol, o.stop_on_double_eol, ids[ids.size() - 2], next)) {
-      out.reason = StopReason::end_of_line;
-      break;
-    }
+    if (newlines_ && newlines_->stops(o_->stop_on_eol, o_->stop_on_double_eol, ids_[ids_.size() - 2], next))
+      finish(StopReason::end_of_line);
   }
-  if (out.reason != StopReason::stop_string) hand_out(text.size());  // the end settles what was held back
-  out.text = text;
+
+  // The result; the end settles whatever text was held back (a stop string's cut text stays cut).
+  GeneratedText result() {
+    if (out_.reason != StopReason::stop_string) hand_out(text_.size());
+    out_.text = text_;
+    return std::move(out_);
+  }
+
+ private:
+  void finish(StopReason reason) {
+    out_.reason = reason;
+    done_ = true;
+  }
+  void hand_out(std::size_t upto) {
+    if (upto > handed_ && on_text_) on_text_(std::string_view(text_).substr(handed_, upto - handed_));
+    handed_ = std::max(handed_, upto);
+  }
+
+  const Tokenizer* tokenizer_;
+  const TextGenerationOptions* o_;
+  NewlineTokens* newlines_;
+  std::string label_;  // names the prompt in errors when there are several
+  std::function<void(std::string_view)> on_text_;
+  std::mt19937_64 rng_;
+  SamplingOptions sampling_;       // top_p decays as tokens are generated
+  std::vector<std::int32_t> ids_;  // prompt + output
+  GeneratedText out_;
+  std::string text_;        // decoded from out_.ids
+  std::size_t handed_ = 0;  // bytes of text_ given to on_text_
+  bool done_ = false;
+};
+
+std::vector<GeneratedText> generate_rows(Generator& generator, const Tokenizer& tokenizer,
+                                         std::vector<std::vector<std::int32_t>> prompts, const TextGenerationOptions& o,
+                                         const std::vector<std::uint64_t>& seeds,
+                                         const std::function<void(std::size_t, std::string_view)>& on_text,
+                                         bool several) {
+  if (prompts.empty()) throw Error("generate_texts: no prompts");
+  if (seeds.size() != prompts.size())
+    throw Error(fmt::format("generate_texts: {} seeds for {} prompts", seeds.size(), prompts.size()));
+  if (o.window < 1) throw Error(fmt::format("generate_text: window {} < 1", o.window));
+  for (std::size_t b = 0; b < prompts.size(); ++b) {
+    const std::string which = several ? fmt::format("prompt {}", b) : "the prompt";
+    if (prompts[b].empty())
+      throw Error(fmt::format("generate_text: {} is empty (give at least one token, e.g. end of document)", which));
+    if (!o.slide_window && static_cast<std::int64_t>(prompts[b].size()) > o.window)
+      throw Error(fmt::format("{} is {} tokens, longer than the model's window of {} tokens; shorten it", which,
+                              prompts[b].size(), o.window));
+  }
+  // What the newline rules decode serves every row.
+  std::optional<NewlineTokens> newline_tokens;
+  NewlineTokens* newlines = nullptr;
+  if (o.stop_on_eol || o.stop_on_double_eol || o.prevent_newline_after_colon)
+    newlines = &newline_tokens.emplace(tokenizer);
+  std::vector<Row> rows;
+  rows.reserve(prompts.size());
+  for (std::size_t b = 0; b < prompts.size(); ++b) {
+    std::function<void(std::string_view)> piece;
+    if (on_text) piece = [&on_text, b](std::string_view p) { on_text(b, p); };
+    rows.emplace_back(tokenizer, std::move(prompts[b]), seeds[b], o, newlines,
+                      several ? fmt::format("prompt {}: ", b) : "", std::move(piece));
+  }
+  // The cached path for the rows whose context fits the cache (the window), all in one session:
+  // `members` are their indices in the session's row order. A row leaves the session (select_rows)
+  // once it is done, or once its cache is full, from where its window slides uncached.
+  std::unique_ptr<GenerationSession> session;
+  std::vector<std::size_t> members;
+  Tensor logits;  // the session's, for `members`
+  if (o.use_kv_cache && o.max_new_tokens > 0) {
+    std::vector<std::vector<std::int32_t>> fit;
+    for (std::size_t b = 0; b < rows.size(); ++b)
+      if (static_cast<std::int64_t>(rows[b].ids().size()) <= o.window) {
+        members.push_back(b);
+        fit.push_back(rows[b].ids());
+      }
+    if (!fit.empty()) {
+      SessionStart s = generator.start_session(fit);
+      session = std::move(s.session);
+      logits = std::move(s.logits);
+    }
+    if (!session) members.clear();
+  }
+  std::vector<bool> in_session(rows.size());
+  for (std::int64_t i = 0; i < o.max_new_tokens; ++i) {
+    for (Row& r : rows) r.check_window();
+    if (session && i > 0) {  // at i = 0 the prefill's logits serve
+      std::vector<std::int64_t> keep;
+      std::vector<std::size_t> kept;
+      for (std::size_t j = 0; j < members.size(); ++j)
+        if (!rows[members[j]].done() &&
+            session->length(static_cast<std::int64_t>(j)) < std::min(session->capacity(), o.window)) {
+          keep.push_back(static_cast<std::int64_t>(j));
+          kept.push_back(members[j]);
+        }
+      if (kept.empty()) {
+        session.reset();
+      } else {
+        if (kept.size() != members.size()) session->select_rows(keep);
+        std::vector<std::int32_t> next;
+        for (std::size_t m : kept) next.push_back(rows[m].ids().back());
+        logits = session->step(next);
+      }
+      members = std::move(kept);
+    }
+    std::fill(in_session.begin(), in_session.end(), false);
+    if (session) {
+      logits = logits.to(Device::cpu());
+      const std::int64_t vocab = logits.size(1);
+      for (std::size_t j = 0; j < members.size(); ++j) {
+        in_session[members[j]] = true;
+        if (!rows[members[j]].done())
+          rows[members[j]].take(logits.data<float>() + static_cast<std::int64_t>(j) * vocab, vocab, true, i);
+      }
+    }
+    // The others: a full forward each, over the last `window` tokens.
+    for (std::size_t b = 0; b < rows.size(); ++b) {
+      if (in_session[b] || rows[b].done()) continue;
+      const std::vector<std::int32_t>& ids = rows[b].ids();
+      const std::size_t start = ids.size() > static_cast<std::size_t>(o.window) ? ids.size() - o.window : 0;
+      std::vector<std::int32_t> context(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
+      Tensor row = generator.next_token_logits(
+          Tensor::from<std::int32_t>({1, static_cast<std::int64_t>(context.size())}, context));
+      rows[b].take(row.data<float>(), row.size(1), false, i);
+    }
+    if (std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.done(); })) break;
+  }
+  std::vector<GeneratedText> out;
+  for (Row& r : rows) out.push_back(r.result());
   return out;
+}
+
+}  // namespace
+
+GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, std::vector<std::int32_t> prompt,
+                            const TextGenerationOptions& o, const std::function<void(std::string_view)>& on_text) {
+  std::function<void(std::size_t, std::string_view)> piece;
+  if (on_text) piece = [&on_text](std::size_t, std::string_view p) { on_text(p); };
+  return std::move(generate_rows(generator, tokenizer, {std::move(prompt)}, o, {o.seed}, piece, false).front());
+}
+
+std::vector<GeneratedText> generate_texts(Generator& generator, const Tokenizer& tokenizer,
+                                          std::vector<std::vector<std::int32_t>> prompts,
+                                          const TextGenerationOptions& o, const std::vector<std::uint64_t>& seeds,
+                                          const std::function<void(std::size_t, std::string_view)>& on_text) {
+  return generate_rows(generator, tokenizer, std::move(prompts), o, seeds, on_text, true);
 }
 
 }  // namespace tessera

@@ -67,9 +67,10 @@ std::vector<std::vector<std::int32_t>> tokenize_generation_request(const Tokeniz
                                                                    std::int64_t seq_length,
                                                                    const GenerationRequest& r);
 
-// Generates for every prompt of `r` (checked by tokenize_generation_request first), one prompt after
-// another through generate_text (the key/value cache while the context fits); with beam_width, the
-// beams of its one prompt through beam_search (beam_search.hpp), best first. Without random_seed,
+// Generates for every prompt of `r` (checked by tokenize_generation_request first), the prompts as the
+// rows of one batch through generate_texts (one key/value cache session; each prompt what it gives
+// alone, its own seed and stops); scoring (tokens_to_generate 0) likewise in one session; with
+// beam_width, the beams of its one prompt through beam_search (beam_search.hpp), best first. Without random_seed,
 // each prompt's seed is drawn from std::mt19937_64 seeded with `entropy`: ranks that generate in
 // lockstep pass the same value and sample the same tokens.
 GenerationResponse generate_for_request(Generator& generator, const Tokenizer& tokenizer, std::int64_t seq_length,

@@ -1,7 +1,7 @@
-// The generation loop of `tessera generate` (and of a generation server): sample one token at a time
-// from a Generator, stop on a stop token (end of document, FIM sentinels), a stop string or the
-// token budget, and hand out text as it becomes final. With the Generator's key/value cache when it
-// has one (start_session; docs/generation.md), else a full forward per token.
+// The generation loop of `tessera generate` and, for a batch of prompts, of a generation server:
+// sample one token at a time from a Generator, stop on a stop token (end of document, FIM sentinels),
+// a stop string or the token budget, and hand out text as it becomes final. With the Generator's
+// key/value cache when it has one (start_session; docs/generation.md), else a full forward per token.
 //
 // Stop strings are the remedy for FIM models that never learnt to end a middle (BigCode trained
 // no end-of-middle token, a known complaint): the text is cut before the first stop string, and
@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "tessera/error.hpp"
-#include "tessera/tools/newline_tokens.hpp"
 #include "tessera/tools/sampling.hpp"
 
 namespace tessera {
@@ -43,9 +42,6 @@ struct TextGenerationOptions {
   // Megatron's newline rules (newline_tokens.hpp): end after a newline / a double newline (the
   // newline is part of the output); no newline right after a token ending with ":".
   bool stop_on_eol = false, stop_on_double_eol = false, prevent_newline_after_colon = false;
-  // Where the newline rules keep what they decoded (several prompts of one request share it); null:
-  // generate_text keeps its own.
-  NewlineTokens* newline_tokens = nullptr;
   // The model sees at most `window` tokens (its sequence length). Sliding keeps the last `window`
   // tokens; without it (a FIM prompt, whose first token must stay) generation ends at the window.
   std::int64_t window = 0;
@@ -79,5 +75,16 @@ struct GeneratedText {
 GeneratedText generate_text(Generator& generator, const Tokenizer& tokenizer, std::vector<std::int32_t> prompt,
                             const TextGenerationOptions& options,
                             const std::function<void(std::string_view)>& on_text = {});
+
+// Generates after each of `prompts` what generate_text gives it alone (to the rounding of batched
+// logits), row b sampled with seeds[b] (options.seed unused): the prompts that fit the window are the
+// rows of ONE cached session — one prefill, then one step per token for the rows still generating; a
+// row that stops, or whose cache is full (it slides on uncached), leaves the session. The others (no
+// cache, or a prompt longer than the window) take a full forward each per token. on_text(b, piece)
+// as generate_text's, per row; a NonFiniteLogits names its prompt ("prompt b: …").
+std::vector<GeneratedText> generate_texts(Generator& generator, const Tokenizer& tokenizer,
+                                          std::vector<std::vector<std::int32_t>> prompts,
+                                          const TextGenerationOptions& options, const std::vector<std::uint64_t>& seeds,
+                                          const std::function<void(std::size_t, std::string_view)>& on_text = {});
 
 }  // namespace tessera
