@@ -3,6 +3,7 @@
 // layout and back (tools/hf_export.hpp, tools/hf_import.hpp). tessera checkpoint reshard CHECKPOINT
 // --tp N --pp M [--dp K] OUT/: a resumable checkpoint for another layout (train/checkpoint_reshard.hpp).
 // docs/checkpoints.md. OUT/ is written completely or not at all, and must not exist or be empty.
+#include <filesystem>
 #include <optional>
 
 #include <fmt/format.h>
@@ -32,6 +33,14 @@ struct CheckpointArgs {
 };
 
 int run_reshard(const CheckpointArgs& a) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(fs::path(a.input) / "metadata.json", ec) && !fs::exists(fs::path(a.input) / kLatestCheckpointFile, ec) &&
+      fs::is_regular_file(fs::path(a.input) / "model.safetensors", ec))
+    throw ConfigError(fmt::format("CHECKPOINT {} holds final weights only (model.safetensors, no resumable checkpoint): "
+                                  "they need no resharding — checkpoint.load of them trains in any layout from "
+                                  "iteration 1 with a fresh optimizer (docs/checkpoints.md)",
+                                  a.input));
   const CheckpointFolder source = open_checkpoint(a.input, "CHECKPOINT " + a.input);
   const SavedModel saved = open_saved_model(source.dir);
   const CheckpointMetadata& m = source.meta;

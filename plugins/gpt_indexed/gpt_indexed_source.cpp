@@ -207,7 +207,7 @@ class GptIndexedSource : public DataSource {
     if (!b.weighted) return parts[0];
     std::string dir = options_.cache_dir;
     if (dir.empty()) dir = std::filesystem::path(b.prefixes[0]).parent_path().string();
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir.push_back('.');  // not = ".": GCC 12 warns falsely there (-Wrestrict, PR 105329)
     const std::string stem = blending_cache_stem(dir, split_name(static_cast<Split>(split)), b.weights, b.prefixes,
                                                  size, options_.seed);
     return std::make_shared<BlendedDataset>(std::move(parts), b.weights, size, b.prefixes, stem);

@@ -11,8 +11,8 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
                     embeds too; the last stage's tied copies).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
-does not divide the layers, a missing model shard, a truncated optimizer file, an OUT that is not
-empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
+does not divide the layers, a missing model shard, a truncated optimizer file, final weights (which
+load into any layout as they are), an OUT that is not empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
 usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5] MPIEXEC...
@@ -183,6 +183,13 @@ def main():
         f.truncate(os.path.getsize(path) // 2)
     expect_error(runs, broken, "bad_truncated", ["--dp", "4"], ["optimizer_tp0_pp0_dp1.safetensors"],
                  "a truncated optimizer file")
+    final_only = os.path.join(workdir, "final_only")
+    shutil.rmtree(final_only, ignore_errors=True)
+    os.makedirs(final_only)
+    for name in ("config.toml", "model.safetensors"):
+        shutil.copy(os.path.join(ckpt, name), final_only)
+    expect_error(runs, final_only, "bad_final", ["--tp", "1"], ["final weights only", "any layout"],
+                 "final weights (nothing to reshard)")
     taken = os.path.join(workdir, "taken")
     shutil.rmtree(taken, ignore_errors=True)
     os.makedirs(taken)

@@ -81,8 +81,8 @@ class TwoTensorModel : public Model {
     const Tensor a = first ? batch.get("x") : inputs[0], b = first ? batch.get("y") : inputs[1];
     if (ctx.training) ctx.store().save(this, SavedTensor{a});
     std::vector<Tensor> out = stage_forward(weight(stage_), a, b);
-    if (stage_ < stages_ - 1) return {out, 0.0};
-    return {{}, loss_of(out[0], out[1])};
+    if (stage_ < stages_ - 1) return {out, 0.0, {}};
+    return {{}, loss_of(out[0], out[1]), {}};
   }
   std::vector<Tensor> backward_stage(StepContext& ctx, const std::vector<Tensor>& grads, int) override {
     const bool last = stage_ == stages_ - 1;
