@@ -8,14 +8,16 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
   another optimizer: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2 (--optimizer);
   a virtual pipeline: pp2·vpp2 (interleaved) -> tp2;
   with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
-                    embeds too; the last stage's tied copies).
+                    embeds too; the last stage's tied copies);
+  with --llama (CONFIG a Llama-style GQA run, untied output layer): tp2·pp2 -> tp1·pp1, and
+                    distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
 does not divide the layers, a missing model shard, a truncated optimizer file, final weights (which
 load into any layout as they are), an OUT that is not empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
-usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5] MPIEXEC...
+usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5|--llama] MPIEXEC...
 """
 import os
 import re
@@ -125,12 +127,22 @@ def t5_chain(runs):
                  "t5 at pp 2 without a split rank")
 
 
+def llama_chain(runs):
+    full, ckpt = runs.checkpoint_at_5("llama_tp2pp2", 4, layout_sets(tp=2, pp=2))
+    one, _ = runs.reshard(ckpt, "llama_tp1", ["--tp", "1", "--pp", "1", "--set", "model.make_vocab_size_divisible_by=128"])
+    runs.resume_matches("llama-style tp2·pp2 -> tp1·pp1", full, 1, layout_sets(), one)
+    full, dp2 = runs.checkpoint_at_5("llama_dist_dp2", 2, layout_sets(dist=True, bucket=BUCKETS))
+    tp2, _ = runs.reshard(dp2, "llama_dist_tp2", ["--tp", "2", "--dp", "1", "--set", "model.make_vocab_size_divisible_by=64"])
+    runs.resume_matches("llama-style distributed_adam dp2 -> tp2", full, 2, layout_sets(tp=2, dist=True, bucket=BUCKETS),
+                        tp2)
+
+
 def main():
     tessera, config, workdir = sys.argv[1:4]
-    t5 = sys.argv[4] == "--t5"
-    runs = Runs(tessera, config, workdir, sys.argv[5 if t5 else 4:])
-    if t5:
-        t5_chain(runs)
+    chain = {"--t5": t5_chain, "--llama": llama_chain}.get(sys.argv[4])
+    runs = Runs(tessera, config, workdir, sys.argv[5 if chain else 4:])
+    if chain:
+        chain(runs)
         return
 
     # adam: tp2·pp2 -> tp1·pp1 -> tp4.
