@@ -6,20 +6,17 @@ namespace tessera::app {
 
 namespace {
 
-// A session of the inner Generator whose step logits are rank 0's.
-class RankZeroSession final : public GenerationSession {
+// A session of the inner Generator whose step logits are rank 0's. Every rank selects rows alike:
+// it decided from rank 0's logits.
+class RankZeroSession final : public ForwardingSession {
  public:
   RankZeroSession(std::unique_ptr<GenerationSession> inner, Communicator& group)
-      : inner_(std::move(inner)), group_(group) {}
-  Tensor step(const std::vector<std::int32_t>& next) override { return rank_zero_logits(inner_->step(next), group_); }
-  std::int64_t batch() const override { return inner_->batch(); }
-  std::int64_t length(std::int64_t row) const override { return inner_->length(row); }
-  std::int64_t capacity() const override { return inner_->capacity(); }
-  // Every rank selects alike: it decided from rank 0's logits.
-  void select_rows(const std::vector<std::int64_t>& rows) override { inner_->select_rows(rows); }
+      : ForwardingSession(std::move(inner)), group_(group) {}
+  Tensor step(const std::vector<std::int32_t>& next) override {
+    return rank_zero_logits(ForwardingSession::step(next), group_);
+  }
 
  private:
-  std::unique_ptr<GenerationSession> inner_;
   Communicator& group_;
 };
 

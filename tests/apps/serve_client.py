@@ -208,40 +208,9 @@ def main():
     sampled_expected = sampled_cli.stdout.decode("utf-8", errors="replace")[:-1]
     print(f"tessera generate (seed 3): {sampled_expected!r}")
 
-    server = subprocess.Popen([binary, "serve", "--load", load, "--port", "0", "--host", "127.0.0.1",
-                               "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = Server([binary, "serve", "--load", load, "--port", "0", "--host", "127.0.0.1", "--threads", "1"])
     try:
-        first = [None]
-
-        def read_first():
-            first[0] = server.stdout.readline().decode()
-
-        t = threading.Thread(target=read_first, daemon=True)
-        t.start()
-        t.join(TIMEOUT)
-        assert first[0], f"tessera serve printed nothing within {TIMEOUT} s"
-        print(first[0].rstrip())
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/api", first[0])
-        assert m, f"no address in {first[0]!r}"
-        port = int(m.group(1))
-        # Drain the rest of its output so that it never blocks on a full pipe.
-        threading.Thread(target=lambda: server.stdout.read(), daemon=True).start()
-
-        def request(method, body, raw=False):
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-            try:
-                data = body if raw else json.dumps(body)
-                c.request(method, "/api", body=data.encode() if data is not None else None,
-                          headers={"Content-Type": "application/json"})
-                r = c.getresponse()
-                return r.status, json.loads(r.read().decode())
-            finally:
-                c.close()
-
-        def ok(body):
-            status, j = request("PUT", body)
-            assert status == 200, (status, j)
-            return j
+        request, ok = server.request, server.ok
 
         def bad(body, *needles, raw=False, status=400, method="PUT"):
             s, j = request(method, body, raw)
@@ -340,14 +309,11 @@ def main():
         # Still serving.
         assert ok(greedy)["text"] == [expected]
 
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(TIMEOUT)
-        assert code == 0, f"tessera serve exited {code} after SIGTERM"
+        code = server.stop()
+        assert code == 0, f"tessera serve exited {code} after SIGTERM:\n{server.output()}"
         print("SIGTERM: exit 0")
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(TIMEOUT)
+        server.kill()
     print("serve_client: all checks passed")
 
 

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "expect_error.hpp"
+#include "tiny_gpt.hpp"
 #include "tessera/config.hpp"
 #include "tessera/generation.hpp"
 #include "tessera/model.hpp"
@@ -675,49 +676,28 @@ class CountingSessions : public Generator {
   std::size_t rows = 0;
 
  private:
-  class Stepped : public GenerationSession {
+  class Stepped : public ForwardingSession {
    public:
     Stepped(std::unique_ptr<GenerationSession> inner, CountingSessions& counts)
-        : inner_(std::move(inner)), counts_(counts) {}
+        : ForwardingSession(std::move(inner)), counts_(counts) {}
     Tensor step(const std::vector<std::int32_t>& next) override {
       ++counts_.steps;
       for (std::int64_t b = 0; b < batch(); ++b) REQUIRE(length(b) < capacity());
-      return inner_->step(next);
+      return ForwardingSession::step(next);
     }
-    std::int64_t batch() const override { return inner_->batch(); }
-    std::int64_t length(std::int64_t row) const override { return inner_->length(row); }
-    std::int64_t capacity() const override { return inner_->capacity(); }
-    void select_rows(const std::vector<std::int64_t>& rows) override { inner_->select_rows(rows); }
 
    private:
-    std::unique_ptr<GenerationSession> inner_;
     CountingSessions& counts_;
   };
   Generator& inner_;
 };
 
-auto tiny_gpt(std::int64_t vocab) {
-  Config config = Config::from_string(R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-seq_length = 16
-make_vocab_size_divisible_by = 8
-init_method_std = 0.2
-)");
-  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
-                                    ModelContext{vocab, 5, nullptr});
-  config.check_no_unknown_keys();
-  return model;
-}
 
 }  // namespace
 
 TEST_CASE("generation request: the prompts are one cached session, each row what its prompt gives alone", "[unit]") {
   Few tok;
-  auto model = tiny_gpt(tok.vocab_size());
+  auto model = test::make_tiny_gpt(tok.vocab_size());
   CountingSessions gen(*model->generator());
   // Prompts of 2, 5 and 9 tokens; 9 + 7 fills the context of 16.
   const std::vector<std::string> prompts{"ab", "c:d e", "gfedcba:f"};
@@ -788,7 +768,7 @@ TEST_CASE("generation request: the prompts are one cached session, each row what
 
 TEST_CASE("generation request: 4 prompts batched against one after another, timed (printed, not checked)", "[unit]") {
   Few tok;
-  auto model = tiny_gpt(tok.vocab_size());
+  auto model = test::make_tiny_gpt(tok.vocab_size());
   Generator& gen = *model->generator();
   const std::vector<std::string> prompts{"ab", "c:d e", "gfe", "dcba"};
   const auto request = [&](const std::vector<std::string>& p) {

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
+#include "tiny_gpt.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
@@ -44,21 +45,8 @@ namespace {
 // row, masked to position prefix − 1 (causal: the same logits, at the same positions — rope
 // included). `extra`: more [model] keys.
 void check_next_token_logits(const std::string& extra, std::int64_t prefix) {
-  Config config = Config::from_string(R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-num_query_groups = 2
-seq_length = 16
-make_vocab_size_divisible_by = 8
-init_method_std = 0.2
-)" + extra);
   const std::int64_t vocab = 37, B = 2, T = 11;
-  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
-                                    ModelContext{vocab, 5, nullptr});
-  config.check_no_unknown_keys();  // every Llama-style key was read
+  auto model = test::make_tiny_gpt(vocab, "num_query_groups = 2\n" + extra);  // every Llama-style key is read
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> tok(0, vocab - 1);
   Tensor tokens = Tensor::empty({B, T}, DType::i32);

@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
+#include "tiny_gpt.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
@@ -37,22 +38,7 @@ const char* const kLlama =
     "num_query_groups = 2\nposition_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
     "untie_embeddings_and_output_weights = true\nadd_bias_linear = false\nrotary_percent = 0.5\n";
 
-auto make_model(const std::string& extra) {
-  Config config = Config::from_string(R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-seq_length = 16
-make_vocab_size_divisible_by = 8
-init_method_std = 0.2
-)" + extra);
-  auto model = create_plugin<Model>("model", config.section("model").get_string("plugin"), config.section("model"),
-                                    ModelContext{kVocab, 5, nullptr});
-  config.check_no_unknown_keys();
-  return model;
-}
+auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
 std::vector<float> row_of(const Tensor& logits, std::int64_t b) {
   const std::vector<float> all = logits.to_vector<float>();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/tensor.hpp"
@@ -35,6 +36,21 @@ class GenerationSession {
   // of row rows[i] (cache and length; repeats allowed), so that a beam's continuations share its
   // prefix without recomputing it.
   virtual void select_rows(const std::vector<std::int64_t>& rows) = 0;
+};
+
+// A session that passes every call on to another, for wrappers that change one thing (the logits a
+// step returns, counting steps): derive and override that.
+class ForwardingSession : public GenerationSession {
+ public:
+  explicit ForwardingSession(std::unique_ptr<GenerationSession> inner) : inner_(std::move(inner)) {}
+  Tensor step(const std::vector<std::int32_t>& next) override { return inner_->step(next); }
+  std::int64_t batch() const override { return inner_->batch(); }
+  std::int64_t length(std::int64_t row) const override { return inner_->length(row); }
+  std::int64_t capacity() const override { return inner_->capacity(); }
+  void select_rows(const std::vector<std::int64_t>& rows) override { inner_->select_rows(rows); }
+
+ private:
+  std::unique_ptr<GenerationSession> inner_;
 };
 
 struct SessionStart {
