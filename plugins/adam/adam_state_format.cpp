@@ -23,6 +23,7 @@ Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
 class AdamStateFormat : public OptimizerStateFormat {
  public:
   std::vector<std::string> slots() const override { return {"exp_avg", "exp_avg_sq"}; }
+  bool replicated_over_dp() const override { return true; }
 
   void unpack(const std::map<std::string, Tensor>& saved, const OptimizerRankPosition& at,
               ParameterSlots& slots) const override {

@@ -39,6 +39,9 @@ class OptimizerStateFormat {
   virtual ~OptimizerStateFormat() = default;
   // The per-element state of one parameter, e.g. {"exp_avg", "exp_avg_sq"}.
   virtual std::vector<std::string> slots() const = 0;
+  // True when every data-parallel rank's file holds the same whole state (plain adam): the reshard
+  // then reads data-parallel rank 0's only.
+  virtual bool replicated_over_dp() const { return false; }
   // Copies what one rank's file (`saved`, its "step" aside) holds into `slots`, which holds zeroed
   // tensors for every parameter of `at`; with state sharded over dp, each dp rank's file fills its
   // part. FormatError naming the tensor when the file is not what `at` makes.

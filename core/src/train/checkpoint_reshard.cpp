@@ -167,7 +167,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       restore_tensors(load_safetensors(model_file).tensors, targets, model_file.string(),
                       " (the checkpoint's config and weights disagree)");
       ParameterSlots slots = zero_slots(rank.params, num_slots);
-      for (int d = 0; d < from_dp; ++d) {
+      const int dp_files = format && format->replicated_over_dp() ? 1 : from_dp;  // replicas: rank 0's
+      for (int d = 0; d < dp_files; ++d) {
         const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
         SafetensorsFile state = load_safetensors(file);
         if (read_step_tensor(state.tensors, file.string()) != meta.optimizer_steps)
