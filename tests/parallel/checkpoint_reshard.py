@@ -13,8 +13,9 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
                     distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
-does not divide the layers, a missing model shard, a truncated optimizer file, final weights (which
-load into any layout as they are), an OUT that is not empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
+does not divide the layers, a missing model shard, a model larger than the memory at hand, a
+truncated optimizer file, final weights (which load into any layout as they are), an OUT that is not
+empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
 usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5|--llama] MPIEXEC...
@@ -188,6 +189,12 @@ def main():
     os.remove(os.path.join(broken, "iter_0000005", "model_tp1_pp0.safetensors"))
     expect_error(runs, broken, "bad_missing", ["--tp", "1", "--pp", "1"], ["model_tp1_pp0.safetensors"],
                  "a missing model shard")
+    shutil.rmtree(broken)
+    # A model file of 1 TiB (sparse): more than the memory at hand is an error before any reading.
+    shutil.copytree(ckpt, broken)
+    os.truncate(os.path.join(broken, "iter_0000005", "model_tp0_pp0.safetensors"), 1 << 40)
+    expect_error(runs, broken, "bad_memory", ["--tp", "1", "--pp", "1"], ["GiB of memory", "MemAvailable"],
+                 "a model larger than the memory")
     shutil.rmtree(broken)
     shutil.copytree(dp2, broken)
     path = os.path.join(broken, "iter_0000005", "optimizer_tp0_pp0_dp1.safetensors")

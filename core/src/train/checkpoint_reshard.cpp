@@ -1,6 +1,7 @@
 #include "tessera/train/checkpoint_reshard.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -91,6 +92,40 @@ Tensor fit_whole(const Tensor& whole, const Parameter& p, const Shape& shape, co
   return out;
 }
 
+// MemAvailable of /proc/meminfo in bytes; 0 where it cannot be read (then nothing is checked).
+std::uint64_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+// The reshard holds every tensor whole with its slots, plus one stage's shards while reading: a
+// model larger than the memory at hand is an error before any work, not the kernel's OOM kill.
+void check_memory(const CheckpointFolder& source, std::size_t num_slots) {
+  std::uint64_t model_bytes = 0;
+  std::error_code ec;
+  for (std::int64_t p = 0; p < source.meta.pipeline_parallel; ++p)
+    for (std::int64_t t = 0; t < source.meta.tensor_parallel; ++t) {
+      const std::uintmax_t size =
+          fs::file_size(source.dir / checkpoint_model_file(static_cast<int>(t), static_cast<int>(p)), ec);
+      if (!ec) model_bytes += size;
+    }
+  const double needed = static_cast<double>(model_bytes) * static_cast<double>(1 + num_slots) *
+                        (1.0 + 1.0 / static_cast<double>(source.meta.pipeline_parallel));
+  const std::uint64_t available = available_memory();
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (available > 0 && needed > static_cast<double>(available))
+    throw Error(fmt::format("resharding {} needs about {:.1f} GiB of memory (the whole model, {:.1f} GiB, with its "
+                            "{} optimizer slot(s), and one pipeline stage's shards while reading), but {:.1f} GiB "
+                            "are available (MemAvailable)",
+                            source.dir.string(), needed / kGiB, static_cast<double>(model_bytes) / kGiB, num_slots,
+                            static_cast<double>(available) / kGiB));
+}
+
 }  // namespace
 
 ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& config, const ReshardLayout& target,
@@ -150,6 +185,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                                     slots(to_format)));
   }
   const OptimizerStateFormat* write_format = to_format ? to_format.get() : format.get();
+  check_memory(source, num_slots);
 
   // Read: every old rank's files into whole tensors. A tensor two stages hold (a tied embedding) is
   // taken from the first; the trainer keeps the copies equal.
