@@ -29,6 +29,7 @@ struct CheckpointArgs {
   std::optional<int> tp, pp, dp, vpp, split_rank;
   std::optional<std::int64_t> bucket_size;
   std::string optimizer;
+  std::optional<bool> sequence_parallel;
   std::vector<std::string> overrides;
 };
 
@@ -54,13 +55,14 @@ int run_reshard(const CheckpointArgs& a) {
       a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
   to.bucket_size = a.bucket_size.value_or(m.bucket_size);
   to.optimizer = a.optimizer;
+  to.sequence_parallel = a.sequence_parallel;
   StagedFolder out(a.output, "OUT");
   ReshardResult r;
   try {
     r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
   } catch (const ConfigError& e) {  // the parallel.* keys it names are this command's options
-    throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank and "
-                                  "--bucket-size, other keys with --set)",
+    throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank, "
+                                  "--sequence-parallel and --bucket-size, [model] keys with --set)",
                                   e.what()));
   }
   out.commit();
@@ -141,12 +143,14 @@ RegisterCommand reg{
                        "parallel.bucket_size of the new layout: distributed_adam's shards follow it (default: the "
                        "checkpoint's)")
            ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+       res->add_option("--sequence-parallel", a->sequence_parallel,
+                       "true or false: parallel.sequence_parallel of the new layout (default: the checkpoint's)");
        res->add_option("--optimizer", a->optimizer,
                        "another optimizer plugin with the same per-parameter state, e.g. distributed_adam for an "
                        "adam checkpoint (default: the checkpoint's)");
        res->add_option("--set", a->overrides,
-                       "section.key=value for the new layout's config, e.g. model.make_vocab_size_divisible_by=64 to "
-                       "keep the padded vocabulary; repeatable");
+                       "model.key=value for the new layout's model, e.g. model.make_vocab_size_divisible_by=64 to "
+                       "keep the padded vocabulary; repeatable ([model] keys only)");
        return [a, exp, res] { return exp->parsed() ? run_export(*a) : res->parsed() ? run_reshard(*a) : run_import(*a); };
      },
      "convert saved models: export to / import from Hugging Face folders, reshard checkpoints"}};

@@ -4,7 +4,8 @@ old layout does uninterrupted: the learning rate as the same string, loss, grad 
 loss within 1e-5 relative (another layout sums in another order). Chains:
   adam:             tp2·pp2 -> tp1·pp1 -> tp4 (the second reshard reads the first one's output);
   distributed_adam: dp2 -> dp4 with another gradient bucket size, tp2·dp2 -> dp4 (its tp-reduced
-                    parameters bucketed apart in the source), both with several buckets;
+                    parameters bucketed apart in the source), both with several buckets; tp2·dp2 ->
+                    tp2·dp2 with sequence parallelism (which the trainer refuses to resume across);
   another optimizer: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2 (--optimizer);
   a virtual pipeline: pp2·vpp2 (interleaved) -> tp2;
   with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
@@ -13,9 +14,9 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
                     distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
-does not divide the layers, a missing model shard, a model larger than the memory at hand, a
-truncated optimizer file, final weights (which load into any layout as they are), an OUT that is not
-empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
+does not divide the layers, --set of a key outside [model] or of one the model does not read, a
+missing model shard, a model larger than the memory at hand, a truncated optimizer file, final
+weights (which load into any layout as they are), an OUT that is not empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
 usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5|--llama] MPIEXEC...
@@ -71,9 +72,9 @@ class Runs:
     def __init__(self, tessera, config, workdir, mpiexec):
         self.tessera, self.config, self.workdir, self.mpiexec = tessera, config, workdir, mpiexec
 
-    def train(self, np, sets):
+    def train(self, np, sets, expect_ok=True):
         cmd = [self.tessera, "train", self.config] + COMMON + sets
-        return run(cmd if np == 1 else self.mpiexec + ["-np", str(np)] + cmd)
+        return run(cmd if np == 1 else self.mpiexec + ["-np", str(np)] + cmd, expect_ok)
 
     def checkpoint_at_5(self, name, np, sets):
         """The uninterrupted 10 iterations' values and a save folder with the checkpoint at 5."""
@@ -161,6 +162,18 @@ def main():
     dp4, _ = runs.reshard(tp2dp2, "dist_tp2dp2_dp4",
                           ["--tp", "1", "--dp", "4", "--set", "model.make_vocab_size_divisible_by=128"])
     runs.resume_matches("distributed_adam tp2·dp2 -> dp4", full, 4, layout_sets(dist=True, bucket=BUCKETS), dp4)
+    # Sequence parallelism changes the buckets (norms reduced over tp): the trainer refuses to resume
+    # across it, naming the key and the reshard that fixes it; the reshard resumes.
+    sp = ["--set", "parallel.sequence_parallel=true"]
+    out = runs.train(4, layout_sets(tp=2, dist=True, bucket=BUCKETS) + sp + [
+        "--set", "training.train_iters=10", "--set", f"checkpoint.load={tp2dp2}"], expect_ok=False)
+    for needle in ("parallel.sequence_parallel = false", "--sequence-parallel true"):
+        if needle not in out:
+            sys.exit(f"resuming across sequence parallelism: no {needle!r} in:\n{out}")
+    print("resuming across sequence parallelism: refused, naming the key and the reshard")
+    sp_on, _ = runs.reshard(tp2dp2, "dist_tp2dp2_sp", ["--sequence-parallel", "true"])
+    runs.resume_matches("distributed_adam tp2·dp2 -> tp2·dp2 with sequence parallelism", full, 4,
+                        layout_sets(tp=2, dist=True, bucket=BUCKETS) + sp, sp_on)
 
     # Another optimizer with the same state: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2
     # (adam and distributed_adam take the same steps).
@@ -177,12 +190,22 @@ def main():
     full, vpp = runs.checkpoint_at_5("adam_pp2vpp2", 2, layout_sets(pp=2, vpp=2))
     tp2, _ = runs.reshard(vpp, "adam_vpp_tp2", ["--tp", "2", "--pp", "1", "--set", "model.make_vocab_size_divisible_by=64"])
     runs.resume_matches("adam pp2·vpp2 -> tp2", full, 2, layout_sets(tp=2), tp2)
+    # Resumed without the virtual pipeline: the trainer's suggestion names --vpp too.
+    out = runs.train(2, layout_sets(pp=2) + ["--set", "training.train_iters=10", "--set", f"checkpoint.load={vpp}"],
+                     expect_ok=False)
+    if "--tp 1 --pp 2 --dp 1 --vpp 1" not in out:
+        sys.exit(f"resuming pp2·vpp2 at pp2: the suggested reshard does not name --vpp 1:\n{out}")
+    print("resuming pp2·vpp2 at pp2: refused, the suggested reshard names --vpp 1")
 
     # Bad input: named, nothing written.
     expect_error(runs, ckpt, "bad_tp3", ["--tp", "3"], ["tensor_model_parallel_size", "tp 3"], "tp 3 with 4 heads")
     expect_error(runs, ckpt, "bad_pp3", ["--tp", "1", "--pp", "3"], ["num_layers", "pp 3"], "pp 3 with 4 layers")
     expect_error(runs, dp2, "bad_dp3", ["--dp", "3"], ["global_batch_size", "data-parallel size (3)"],
                  "dp 3 with a global batch of 8")
+    expect_error(runs, ckpt, "bad_set_section", ["--tp", "1", "--pp", "1", "--set", "parallel.sequence_parallel=true"],
+                 ["only [model] keys", "--sequence-parallel"], "--set of a key outside [model]")
+    expect_error(runs, ckpt, "bad_set_typo", ["--tp", "1", "--pp", "1", "--set", "model.make_vocab_size_divisable_by=128"],
+                 ["make_vocab_size_divisable_by"], "--set of a [model] key the model does not read")
     broken = os.path.join(workdir, "broken")
     shutil.rmtree(broken, ignore_errors=True)
     shutil.copytree(ckpt, broken)

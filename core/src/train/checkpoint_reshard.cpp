@@ -47,6 +47,7 @@ std::string describe_sizes(const ParallelSizes& s, int dp) {
   std::string text = fmt::format("tp {} · pp {} · dp {}", s.tp, s.pp, dp);
   if (s.vpp > 1) text += fmt::format(" (vpp {})", s.vpp);
   if (s.pipeline_split_rank > 0) text += fmt::format(" (split rank {})", s.pipeline_split_rank);
+  if (s.sequence_parallel && s.tp > 1) text += " (sequence parallel)";
   return text;
 }
 
@@ -126,6 +127,17 @@ void check_memory(const CheckpointFolder& source, std::size_t num_slots) {
                             static_cast<double>(available) / kGiB));
 }
 
+// Every [model] key the new layout's config holds was read by the model it built (a --set key with a
+// typo would otherwise be saved and fail later); the run's other sections are the checkpoint's.
+void check_model_keys(const Config& config) {
+  for (const std::string& name : config.section_names())
+    if (name != "model") {
+      ConfigSection s = config.section(name);
+      for (const std::string& key : s.keys()) s.declare(key);
+    }
+  config.check_no_unknown_keys();
+}
+
 }  // namespace
 
 ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& config, const ReshardLayout& target,
@@ -141,6 +153,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   from.sequence_parallel = meta.sequence_parallel;
   const int from_dp = static_cast<int>(meta.data_parallel);
   ParallelSizes to = from;
+  to.sequence_parallel = target.sequence_parallel.value_or(from.sequence_parallel);
   to.tp = target.tp;
   to.pp = target.pp;
   to.vpp = target.vpp;
@@ -156,7 +169,15 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
 
   // The new layout's config: the overrides, its sizes, and the global batch written out (its default
   // follows dp, and resuming needs the checkpoint's).
+  for (const std::string& o : overrides)
+    if (o.rfind("model.", 0) != 0)
+      throw ConfigError(fmt::format("reshard --set {}: only [model] keys (model.key=value, e.g. "
+                                    "model.make_vocab_size_divisible_by=64); the layout is set by --tp, --pp, --dp, "
+                                    "--vpp, --split-rank, --sequence-parallel and --bucket-size, the optimizer by "
+                                    "--optimizer, and the rest of the run's config must stay the checkpoint's",
+                                    quote_untrusted(o)));
   std::vector<std::string> new_settings = overrides;
+  new_settings.push_back(fmt::format("parallel.sequence_parallel={}", to.sequence_parallel));
   new_settings.push_back(fmt::format("parallel.tensor_model_parallel_size={}", to.tp));
   new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_size={}", to.pp));
   new_settings.push_back(fmt::format("parallel.virtual_pipeline_model_parallel_size={}", to.vpp));
@@ -258,6 +279,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   for (int p = 0; p < to.pp; ++p) {
     for (int t = 0; t < to.tp; ++t) {
       RankModel rank = build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text);
+      if (p == 0 && t == 0) check_model_keys(to_config);
       ParameterSlots slots = zero_slots(rank.params, num_slots);
       NamedTensors tensors;
       for (Parameter* param : rank.params) {
@@ -306,6 +328,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   m.pipeline_parallel = target.pp;
   m.data_parallel = target.dp;
   m.virtual_pipeline = target.vpp;
+  m.sequence_parallel = to.sequence_parallel;
   m.bucket_size = bucket_size;
   m.optimizer = optimizer;
   // The saved config keeps its tokenizer files relative to the folder; they are copied along.

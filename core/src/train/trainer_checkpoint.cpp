@@ -114,13 +114,22 @@ void Trainer::load_checkpoint() {
   if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
-        "{}/{}/{}/{}: resuming needs the same layout; `tessera checkpoint reshard {} --tp {} --pp {} --dp {} OUT` "
-        "rewrites it for this one (docs/checkpoints.md)",
+        "{}/{}/{}/{}: resuming needs the same layout; `tessera checkpoint reshard {} --tp {} --pp {} --dp {} --vpp {}{} "
+        "OUT` rewrites it for this one (docs/checkpoints.md)",
         dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp(), dir.string(), layout.tp(),
-        layout.pp(), layout.dp()));
+        layout.pp(), layout.dp(), layout.vpp(),
+        layout.pipeline_split_rank() > 0 ? fmt::format(" --split-rank {}", layout.pipeline_split_rank()) : ""));
   if (meta.optimizer != optimizer_plugin_)
     throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
                                   dir.string(), plain_or_quoted(meta.optimizer), optimizer_plugin_));
+  // With tp > 1, sequence parallelism makes the norms' gradients tp-reduced, which buckets them apart:
+  // a sharded optimizer's shards change with it.
+  if (optimizer_->gradient_shards() && layout.tp() > 1 && meta.sequence_parallel != layout.sequence_parallel())
+    throw ConfigError(fmt::format("checkpoint {} was saved with parallel.sequence_parallel = {}, this run has {}: {}'s "
+                                  "state is sharded by gradient bucket and sequence parallelism changes the buckets "
+                                  "(`tessera checkpoint reshard {} --sequence-parallel {} OUT` rewrites it)",
+                                  dir.string(), meta.sequence_parallel, layout.sequence_parallel(), optimizer_plugin_,
+                                  dir.string(), layout.sequence_parallel()));
   if (optimizer_->gradient_shards() && meta.bucket_size != options_.bucket_size)
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
                                   "is sharded by gradient bucket, so it must be the same (`tessera checkpoint reshard "

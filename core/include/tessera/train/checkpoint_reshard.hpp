@@ -13,6 +13,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct ReshardLayout {
   // Another optimizer plugin whose state has the same slots (adam <-> distributed_adam); empty: the
   // checkpoint's.
   std::string optimizer;
+  // Sequence parallelism of the new layout (with tp > 1 it changes distributed_adam's buckets: norms
+  // are reduced over tp); unset: the checkpoint's.
+  std::optional<bool> sequence_parallel;
 };
 
 struct ReshardResult {
@@ -40,8 +44,10 @@ struct ReshardResult {
 // Writes `out`/iter_XXXXXXX/ (metadata.json, model and optimizer files for every rank of `target`,
 // the tokenizer files) and `out`/latest_checkpointed_iteration.txt: a save folder that
 // checkpoint.load resumes from. `config`: the source checkpoint's config as open_saved_model reads
-// it, with the default plugins filled in; `overrides` ("section.key=value") change the new layout's
-// config, e.g. model.make_vocab_size_divisible_by so that the padded vocabulary stays the same.
+// it, with the default plugins filled in; `overrides` ("model.key=value", [model] keys only: the
+// layout and optimizer are `target`'s) change the new layout's model, e.g.
+// model.make_vocab_size_divisible_by so that the padded vocabulary stays the same; a key the model
+// does not read is a ConfigError.
 // ConfigError for a layout the model cannot take (heads, layers, the global batch not dividing),
 // naming it; FormatError naming the file and tensor for a missing or inconsistent file; PluginError
 // when the optimizer keeps state but exports no "optimizer_state" format.
