@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -146,11 +147,22 @@ int lead(const ServeArgs& a, SavedGenerator& loaded, Communicator* followers) {
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
-  std::thread stopper([&server] {
+  // Set once listen_after_bind() has returned (or will never run): the stopper has nothing to stop.
+  std::atomic<bool> listen_over{false};
+  std::thread stopper([&server, &listen_over] {
     char c = 0;
     while (::read(g_stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
     }
-    server.stop();
+    // cpp-httplib's stop() does nothing until listen_after_bind() has marked the server running, and
+    // a signal may come right after the "serving" line, before the HTTP thread listens: wait for
+    // that, then stop once (a second stop() of a stopping server asserts in cpp-httplib).
+    while (!listen_over.load()) {
+      if (server.is_running()) {
+        server.stop();
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   });
   const auto wake_stopper = [&] {
     tessera_serve_stop_handler(0);
@@ -164,6 +176,7 @@ int lead(const ServeArgs& a, SavedGenerator& loaded, Communicator* followers) {
     port = -1;
   }
   if (port < 0) {
+    listen_over = true;
     wake_stopper();
     throw Error(fmt::format("tessera serve: cannot listen on {}:{} (in use, or not an address of this machine)",
                             a.host, a.port));
@@ -183,6 +196,7 @@ int lead(const ServeArgs& a, SavedGenerator& loaded, Communicator* followers) {
     } catch (const std::exception& e) {
       log_warn("the HTTP server failed: {}", e.what());
     }
+    listen_over = true;
     queue.close();
   });
   while (std::unique_ptr<ServeQueue::Job> job = queue.next()) job->reply.set_value(answer(*job, loaded, followers));
@@ -229,6 +243,7 @@ int run_serve(const ServeArgs& a) {
   // Requests and stop travel on a communicator of their own, with the followers' long deadline.
   std::unique_ptr<Communicator> control = loaded.parallel->groups.world->split(0, loaded.rank(), "serve");
   control->set_timeout(kIdleFollower);
+  set_idle_waits(*control);  // an idle follower polls every 10 ms, not every 100 µs
   return loaded.rank() == 0 ? lead(a, loaded, control.get()) : follow(loaded, *control);
 }
 

@@ -31,8 +31,9 @@ Tensor RankZeroLogits::next_token_logits(const Tensor& tokens) {
   return rank_zero_logits(inner_.next_token_logits(tokens), group_);
 }
 
-SessionStart RankZeroLogits::start_session(const std::vector<std::vector<std::int32_t>>& prompts) {
-  SessionStart s = inner_.start_session(prompts);
+SessionStart RankZeroLogits::start_session(const std::vector<std::vector<std::int32_t>>& prompts,
+                                           std::int64_t capacity) {
+  SessionStart s = inner_.start_session(prompts, capacity);
   if (!s.session) return s;  // no cached path: callers use next_token_logits
   s.logits = rank_zero_logits(std::move(s.logits), group_);
   s.session = std::make_unique<RankZeroSession>(std::move(s.session), group_);

@@ -23,7 +23,8 @@ class RankZeroLogits final : public Generator {
   RankZeroLogits(Generator& inner, Communicator& group) : inner_(inner), group_(group) {}
 
   Tensor next_token_logits(const Tensor& tokens) override;
-  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override;
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts,
+                             std::int64_t capacity = 0) override;
 
  private:
   Generator& inner_;

@@ -270,7 +270,7 @@ Tensor GptModel::next_token_logits(const Tensor& tokens) {
 // A cached generation: the model and its KvCache.
 class GptSession : public GenerationSession {
  public:
-  GptSession(GptModel& model, std::int64_t batch) : model_(model), cache_(batch, model.o_.seq_length) {}
+  GptSession(GptModel& model, std::int64_t batch, std::int64_t capacity) : model_(model), cache_(batch, capacity) {}
   Tensor prefill(const std::vector<std::vector<std::int32_t>>& prompts);
   Tensor step(const std::vector<std::int32_t>& next) override;
   std::int64_t batch() const override { return cache_.batch(); }
@@ -300,9 +300,9 @@ Tensor GptSession::prefill(const std::vector<std::vector<std::int32_t>>& prompts
   std::vector<std::int64_t> lengths;
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     const std::int64_t n = static_cast<std::int64_t>(prompts[b].size());
-    if (n < 1 || n > cache_.capacity())
+    if (n < 1 || n > model_.o_.seq_length)
       throw Error(fmt::format("GPT generation: prompt {} has {} tokens; it needs 1 … {} (the sequence length)", b, n,
-                              cache_.capacity()));
+                              model_.o_.seq_length));
     for (std::int32_t id : prompts[b]) check_id(id, b);
     lengths.push_back(n);
     T = std::max(T, n);
@@ -327,8 +327,8 @@ Tensor GptSession::step(const std::vector<std::int32_t>& next) {
   for (std::int64_t b = 0; b < B; ++b) {
     check_id(next[static_cast<std::size_t>(b)], static_cast<std::size_t>(b));
     if (cache_.length(b) >= cache_.capacity())
-      throw Error(fmt::format("GPT generation: row {} already holds {} tokens, the sequence length; its key/value "
-                              "cache is full", b, cache_.capacity()));
+      throw Error(fmt::format("GPT generation: row {} already holds {} tokens, the session's capacity; its "
+                              "key/value cache is full", b, cache_.capacity()));
   }
   const Tensor& table = model_.head_weight().weight();
   Tensor tokens = Tensor::from<std::int32_t>({B, 1}, next).to(table.device());
@@ -337,9 +337,15 @@ Tensor GptSession::step(const std::vector<std::int32_t>& next) {
   return model_.head_logits(h.reshape({B, model_.o_.hidden_size}));
 }
 
-SessionStart GptModel::start_session(const std::vector<std::vector<std::int32_t>>& prompts) {
+SessionStart GptModel::start_session(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t capacity) {
   if (prompts.empty()) throw Error("GPT generation: no prompts");
-  auto session = std::make_unique<GptSession>(*this, static_cast<std::int64_t>(prompts.size()));
+  // Sized for what the caller will generate, not the sequence length: a cache of many short rows at
+  // the full length was most of a request's memory. Prompts too long are refused by prefill.
+  std::int64_t longest = 1;
+  for (const auto& p : prompts) longest = std::max(longest, static_cast<std::int64_t>(p.size()));
+  if (capacity <= 0 || capacity > o_.seq_length) capacity = o_.seq_length;
+  capacity = std::max(capacity, std::min(longest, o_.seq_length));
+  auto session = std::make_unique<GptSession>(*this, static_cast<std::int64_t>(prompts.size()), capacity);
   Tensor logits = session->prefill(prompts);
   return {std::move(session), std::move(logits)};
 }

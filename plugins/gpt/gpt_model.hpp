@@ -20,7 +20,7 @@
 // this rank's tokens only and are summed over tp by the trainer (reduce_grad_over_tp).
 // Generation (next_token_logits) runs without it: its B·T need not divide tp.
 // Cached generation (start_session): the prompts right-padded into one [B, T] forward that fills a
-// KvCache (nn/kv_cache.hpp) of seq_length tokens per row, then one token per row per step at the
+// KvCache (nn/kv_cache.hpp) of the session's capacity per row (at most seq_length), then one token per row per step at the
 // row's own position (learned position rows or rope angles at that position).
 //
 // Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
@@ -85,7 +85,8 @@ class GptModel : public Model, public Generator {
   Shape activation_shape(std::int64_t micro_batch_size) const;
   Generator* generator() override { return this; }
   Tensor next_token_logits(const Tensor& tokens) override;
-  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override;
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts,
+                             std::int64_t capacity = 0) override;
   std::int64_t seq_length() const override { return o_.seq_length; }
   double flops_per_iteration(std::int64_t sequences) const override;
   std::string describe() const override;

@@ -6,7 +6,8 @@ serve_client.py TESSERA_BINARY SAVED_MODEL_DIR --tp MPIEXEC [MPIEXEC_ARGS...]
 
 Starts `tessera serve --port 0` (any free port, read from the line that announces it) on 127.0.0.1
 as a child process, sends requests, then SIGTERM and expects exit code 0. Every wait has a timeout
-and the child is killed at the end in any case. Exit code 0 when every check passes.
+and the child is killed at the end in any case. Exit code 0 when every check passes. SIGTERM sent
+the moment the serving line appears stops the server too (5 starts; 2 under --tp).
 
 --tp: a one-process server and `MPIEXEC -np 2 tessera serve --tp 2` on the same saved model answer
 the same requests alike (greedy text, logprobs within 1e-5, a batch of two prompts of different
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parallel"))
 from mpi_processes import descendants, world_rank  # noqa: E402
@@ -75,13 +77,13 @@ class Server:
         assert status == 200, (status, j)
         return j
 
-    def stop(self, pid=None):
+    def stop(self, pid=None, timeout=TIMEOUT):
         """SIGTERM (to pid, else the server process); the exit code."""
         os.kill(pid or self.proc.pid, signal.SIGTERM)
         try:
-            code = self.proc.wait(TIMEOUT)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running {TIMEOUT} s after SIGTERM (a hang):\n{self.output()}")
+            raise AssertionError(f"still running {timeout} s after SIGTERM (a hang):\n{self.output()}")
         self.reader.join(10)
         return code
 
@@ -89,6 +91,53 @@ class Server:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(TIMEOUT)
+
+
+def stop_at_once(argv, starts, ranks=0):
+    """SIGTERM the moment the serving line is read, before the HTTP thread may listen (a signal there
+    was once lost: the server ran until SIGKILL). Each of `starts` starts must exit 0 promptly.
+    ranks: under mpirun, the number of ranks; the signal goes to rank 0 (found before the line, so
+    that nothing delays the signal after it)."""
+    for i in range(starts):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        # The reads below block: a watchdog kills a server that never announces itself.
+        watchdog = threading.Timer(TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        watchdog.start()
+        try:
+            pid = proc.pid
+            while ranks:
+                found = rank_pids(proc)
+                if len(found) == ranks and 0 in found:
+                    pid = found[0]
+                    break
+                assert proc.poll() is None, f"exited {proc.returncode} before its ranks started"
+                time.sleep(0.01)
+            lines = []
+            for raw in proc.stdout:
+                lines.append(raw.decode(errors="replace"))
+                if "http://" in lines[-1]:
+                    break
+            os.kill(pid, signal.SIGTERM)
+            try:
+                rest, _ = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"still running 20 s after an immediate SIGTERM (start {i + 1}): a lost "
+                                     f"signal:\n{''.join(lines)}")
+            out = "".join(lines) + rest.decode(errors="replace")
+            assert proc.returncode == 0, f"exit {proc.returncode} after an immediate SIGTERM (start {i + 1}):\n{out}"
+            assert "server stopped" in out, out
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(TIMEOUT)
+    print(f"SIGTERM right after the serving line: exit 0, {starts} of {starts} starts")
+
+
+def rank_pids(proc):
+    ranks = {world_rank(p): p for p in descendants(proc.pid)}
+    ranks.pop(None, None)
+    return ranks
 
 
 def generate(argv):
@@ -171,8 +220,7 @@ def tensor_parallel(binary, load, mpiexec):
             assert tp.ok(requests[0])["text"] == single.ok(requests[0])["text"]
 
             # SIGTERM to rank 0: it stops listening and tells the follower; mpirun exits 0 (every rank did).
-            ranks = {world_rank(p): p for p in descendants(tp.proc.pid)}
-            ranks.pop(None, None)
+            ranks = rank_pids(tp.proc)
             assert sorted(ranks) == [0, 1], ranks
             code = tp.stop(ranks[0])
             out = tp.output()
@@ -184,6 +232,9 @@ def tensor_parallel(binary, load, mpiexec):
         assert single.stop() == 0
     finally:
         single.kill()
+    # The serving line is printed once every rank has loaded, so rank 0's pid is known by then; the
+    # follower must hear "stop" too (mpirun exits 0 only when both ranks did).
+    stop_at_once(mpi + ["serve", "--load", load, "--port", "0", "--threads", "1", "--tp", "2"], 2, ranks=2)
     print("serve_client: all checks passed")
 
 
@@ -314,6 +365,7 @@ def main():
         print("SIGTERM: exit 0")
     finally:
         server.kill()
+    stop_at_once([binary, "serve", "--load", load, "--port", "0", "--threads", "1"], 5)
     print("serve_client: all checks passed")
 
 

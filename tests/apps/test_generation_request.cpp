@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -286,6 +287,15 @@ TEST_CASE("generation request: Megatron's other fields parse and are checked", "
   }
   CHECK_THAT(bad(R"({"prompts": ["a"], "beam_width": 2, "length_penalty": "1"})"),
              Catch::Contains("length_penalty must be a number"));
+  // Past ±10, length^penalty overflows or underflows: NaN, inf or -0 scores.
+  for (const char* p : {"1e308", "-1e308", "10.5", "-11"}) {
+    INFO(p);
+    CHECK_THAT(bad(std::string(R"({"prompts": ["a"], "beam_width": 2, "length_penalty": )") + p + "}"),
+               Catch::Contains("length_penalty must be in [-10, 10]"));
+  }
+  for (double p : {10.0, -10.0})
+    CHECK(parse_generation_request(json{{"prompts", {"a"}}, {"beam_width", 2}, {"length_penalty", p}}.dump())
+              .length_penalty == p);
   CHECK_THAT(bad(R"({"prompts": ["a"], "length_penalty": 1.0})"),
              Catch::Contains("length_penalty is used only by beam search"));
 }
@@ -477,7 +487,7 @@ class Hashed : public Generator {
     for (std::int64_t b = 0; b < B; ++b) rows.emplace_back(t + b * T, t + (b + 1) * T);
     return HashedSession(rows).logits();
   }
-  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override {
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t = 0) override {
     if (!cached) return {};
     auto s = std::make_unique<HashedSession>(prompts);
     Tensor logits = s->logits();
@@ -547,6 +557,23 @@ TEST_CASE("beam search: a beam as wide as every sequence finds them all, scored 
       }
     }
   }
+}
+
+TEST_CASE("beam scores order best first with NaN last, a strict weak ordering", "[unit]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  std::vector<double> scores{-1.0, nan, -inf, 0.0, -0.0, nan, -3.5, inf, -1.0};
+  for (double a : scores) {
+    CHECK(!better_beam_score(a, a));  // irreflexive, NaN included
+    for (double b : scores) CHECK(!(better_beam_score(a, b) && better_beam_score(b, a)));
+  }
+  std::stable_sort(scores.begin(), scores.end(), better_beam_score);
+  CHECK(scores[0] == inf);
+  CHECK(scores[1] == 0.0);
+  CHECK(scores[3] == -1.0);
+  CHECK(scores[5] == -3.5);
+  CHECK(scores[6] == -inf);
+  CHECK(std::isnan(scores[7]));
+  CHECK(std::isnan(scores[8]));
 }
 
 TEST_CASE("beam search: narrow beams, cached as uncached, each score its beam's", "[unit]") {
@@ -665,15 +692,18 @@ class CountingSessions : public Generator {
     ++forwards;
     return inner_.next_token_logits(tokens);
   }
-  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts) override {
+  SessionStart start_session(const std::vector<std::vector<std::int32_t>>& prompts,
+                             std::int64_t capacity_asked = 0) override {
     ++sessions;
     rows = prompts.size();
-    SessionStart s = inner_.start_session(prompts);
+    SessionStart s = inner_.start_session(prompts, capacity_asked);
+    capacity = s.session ? s.session->capacity() : 0;
     if (s.session) s.session = std::make_unique<Stepped>(std::move(s.session), *this);
     return s;
   }
   int sessions = 0, forwards = 0, steps = 0;
   std::size_t rows = 0;
+  std::int64_t capacity = 0;  // the last session's
 
  private:
   class Stepped : public ForwardingSession {
@@ -732,6 +762,7 @@ TEST_CASE("generation request: the prompts are one cached session, each row what
     CHECK(gen.forwards == 0);
     const std::int64_t n = batched_request.tokens_to_generate;
     CHECK(gen.steps <= (n > 0 ? n - 1 : 9 - 2));  // scoring: the longest prompt's tokens after its first
+    CHECK(gen.capacity == (n > 0 ? 9 + n : 9));  // the longest prompt and the tokens to generate
     REQUIRE(batched.text.size() == 3);
     REQUIRE(batched.logprobs);
     bool early = false, full_context = false;
@@ -764,6 +795,32 @@ TEST_CASE("generation request: the prompts are one cached session, each row what
     }
   }
   CHECK(cut);
+}
+
+TEST_CASE("generation request: the session's cache holds the longest prompt and the tokens to generate", "[unit]") {
+  Few tok;
+  auto model = test::make_tiny_gpt(tok.vocab_size());
+  CountingSessions gen(*model->generator());
+  // Not the context of 16: many short rows at the full length were most of a request's memory.
+  GenerationResponse r = generate_for_request(gen, tok, 16, parse_generation_request(
+      R"({"prompts": ["ab", "c", "d"], "tokens_to_generate": 2, "top_k": 1, "logprobs": true})"));
+  CHECK(gen.capacity == 4);
+  REQUIRE(r.logprobs);
+  // As a session at the full length answers (a row's cache never fills before its last token).
+  Generator& full = *model->generator();
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::vector<std::string> prompt{std::vector<std::string>{"ab", "c", "d"}[i]};
+    json j = {{"prompts", prompt}, {"tokens_to_generate", 2}, {"top_k", 1}, {"logprobs", true}};
+    const GenerationResponse alone = generate_for_request(full, tok, 16, parse_generation_request(j.dump()));
+    CHECK(r.text[i] == alone.text[0]);
+  }
+  generate_for_request(gen, tok, 16, parse_generation_request(R"({"prompts": ["abc", "c"], "tokens_to_generate": 0, "logprobs": true})"));
+  CHECK(gen.capacity == 3);  // scoring: the longest prompt
+  generate_for_request(gen, tok, 16, parse_generation_request(
+      R"({"prompts": ["abc"], "tokens_to_generate": 4, "beam_width": 3, "stop_token": 11})"));
+  CHECK(gen.capacity == 7);  // beams: the prompt and every token a beam can add
+  generate_for_request(gen, tok, 16, parse_generation_request(R"({"prompts": ["abcdefga"], "tokens_to_generate": 8})"));
+  CHECK(gen.capacity == 16);  // never past the context
 }
 
 TEST_CASE("generation request: 4 prompts batched against one after another, timed (printed, not checked)", "[unit]") {

@@ -10,6 +10,7 @@
 // and later steps equal the uncached forward of each row.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -21,6 +22,7 @@
 #include "tessera/error.hpp"
 #include "tessera/generation.hpp"
 #include "tessera/model.hpp"
+#include "tessera/nn/kv_cache.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/tools/sampling.hpp"
@@ -307,4 +309,110 @@ TEST_CASE("select_rows: a session's rows reordered and repeated go on as their o
     CHECK_THAT(message_of<Error>([&] { s.session->select_rows({1}); }), Catch::Contains("rows[0] = 1 is not a row of a batch of 1"));
     CHECK_THAT(message_of<Error>([&] { s.session->select_rows({}); }), Catch::Contains("no rows"));
   }
+}
+
+TEST_CASE("start_session's capacity sizes the cache: at least the longest prompt, at most the sequence length",
+          "[unit]") {
+  auto model = make_model(kGpt2);
+  Generator& g = *model->generator();
+  CHECK(g.start_session({{1, 2}, {3}}).session->capacity() == kSeq);  // 0: the sequence length
+  CHECK(g.start_session({{1, 2}, {3}}, 5).session->capacity() == 5);
+  CHECK(g.start_session({{1, 2, 3}, {3}}, 2).session->capacity() == 3);  // never below a prompt
+  CHECK(g.start_session({{1, 2}}, 1000).session->capacity() == kSeq);
+  // A small cache answers as the full one until it is full, then refuses a step.
+  std::vector<std::int32_t> ids{4, 5};
+  SessionStart s = g.start_session({ids}, 4);
+  std::vector<float> logits = row_of(s.logits, 0);
+  while (static_cast<std::int64_t>(ids.size()) < 4) {
+    CHECK(relative_difference(logits, uncached(g, ids)) < 1e-5);
+    ids.push_back(argmax(logits));
+    logits = row_of(s.session->step({ids.back()}), 0);
+  }
+  CHECK(relative_difference(logits, uncached(g, ids)) < 1e-5);
+  CHECK_THAT(message_of<Error>([&] { s.session->step({0}); }), Catch::Contains("key/value cache is full"));
+}
+
+// Beam search selects rows every step with the same row count: the buffers are reused (no
+// allocation per call), and what the rows attend to stays right, rows of different lengths included.
+TEST_CASE("select_rows repeated on the same row count reuses its buffers and steps stay right", "[unit]") {
+  for (const char* extra : {kGpt2, kLlama}) {
+    INFO("config: " << extra);
+    auto model = make_model(extra);
+    Generator& g = *model->generator();
+    std::mt19937 rng(11);
+    std::vector<std::vector<std::int32_t>> rows{random_prompt(rng, 5), random_prompt(rng, 1), random_prompt(rng, 3)};
+    SessionStart s = g.start_session(rows);
+    std::uniform_int_distribution<std::int64_t> pick(0, 2);
+    std::uniform_int_distribution<int> tok(0, kVocab - 1);
+    for (int step = 0; step < 8; ++step) {
+      std::vector<std::int64_t> sel{pick(rng), pick(rng), pick(rng)};
+      if (step == 0) sel = {1, 1, 0};  // a short row where a long one was: its old slots must not leak
+      s.session->select_rows(sel);
+      std::vector<std::vector<std::int32_t>> picked;
+      for (std::int64_t r : sel) picked.push_back(rows[static_cast<std::size_t>(r)]);
+      rows = std::move(picked);
+      std::vector<std::int32_t> next;
+      for (auto& r : rows) {
+        next.push_back(tok(rng));
+        r.push_back(next.back());
+      }
+      Tensor logits = s.session->step(next);
+      for (std::size_t b = 0; b < rows.size(); ++b) {
+        INFO("step " << step << " row " << b);
+        CHECK(s.session->length(static_cast<std::int64_t>(b)) == static_cast<std::int64_t>(rows[b].size()));
+        CHECK(relative_difference(row_of(logits, static_cast<std::int64_t>(b)), uncached(g, rows[b])) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("KvCache::select_rows: one spare buffer for a row count, slots past a row's length zero", "[unit]") {
+  KvCache cache(2, 6);
+  const int layers[3] = {};  // three layers: buffers found by address
+  const std::int64_t W = 2;
+  const Tensor like = Tensor::zeros({1});
+  // Row 0 holds 4 tokens, row 1 holds 2 and prefill padding at slots 2 and 3 (here NaN: a value the
+  // model must never attend to). Layer l's values are offset by 1000·l.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int l = 0; l < 3; ++l) {
+    float* p = cache.buffer(&layers[l], W, like).data<float>();
+    for (std::int64_t t = 0; t < 4; ++t)
+      for (std::int64_t w = 0; w < W; ++w) {
+        p[(0 * 6 + t) * W + w] = static_cast<float>(1000 * l + 100 + t);
+        p[(1 * 6 + t) * W + w] = t < 2 ? static_cast<float>(1000 * l + 200 + t) : nan;
+      }
+  }
+  cache.finish_prefill({4, 2});
+  CHECK(cache.allocations() == 3);
+  // Slot t of row i of every layer (the first of its W): want[i][t], 0 past it, never NaN.
+  const auto expect = [&](const std::vector<std::vector<float>>& want) {
+    for (int l = 0; l < 3; ++l) {
+      const Tensor& b = cache.buffer(&layers[l], W, like);
+      REQUIRE(b.size(0) == static_cast<std::int64_t>(want.size()));
+      const float* p = b.data<float>();
+      for (std::size_t i = 0; i < want.size(); ++i)
+        for (std::int64_t t = 0; t < 6; ++t) {
+          INFO("layer " << l << " row " << i << " slot " << t);
+          const float v = p[(static_cast<std::int64_t>(i) * 6 + t) * W];
+          REQUIRE(!std::isnan(v));
+          const bool used = t < static_cast<std::int64_t>(want[i].size());
+          CHECK(v == (used ? want[i][static_cast<std::size_t>(t)] + 1000.0f * static_cast<float>(l) : 0.0f));
+        }
+    }
+  };
+  const std::vector<float> a{100, 101, 102, 103}, b{200, 201};
+  cache.select_rows({1, 0});
+  expect({b, a});
+  CHECK(cache.allocations() == 4);  // one destination; each layer's old buffer is the next one's
+  cache.select_rows({1, 0});        // into old buffers: row 1's NaN padding and row 0's long row there
+  expect({a, b});
+  cache.select_rows({1, 1});
+  expect({b, b});
+  for (int i = 0; i < 50; ++i) cache.select_rows({i % 2, 1 - i % 2});
+  CHECK(cache.allocations() == 4);  // no allocation per call on the same row count
+  CHECK(cache.lengths() == std::vector<std::int64_t>{2, 2});
+  expect({b, b});
+  cache.select_rows({0});  // a new row count: new buffers
+  CHECK(cache.allocations() == 7);
+  expect({b});
 }

@@ -2,11 +2,14 @@
 // checks, and non-blocking all_reduce overlapped with local work as bucketed gradient reduction will.
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
 #include "mpi_test_world.hpp"
+#include "tessera/parallel/mpi_communicator.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
 
 using namespace tessera;
 
@@ -143,4 +146,30 @@ TEST_CASE("mpi: several buckets in flight, waited in any order; dropping a reque
     r = w.start_all_reduce(temp, ReduceOp::max);
   }
   r.wait();
+}
+
+// tessera serve's followers wait on such a communicator for hours: past the first second their
+// polls back off (to every 10 ms), and a message still arrives promptly and intact.
+TEST_CASE("mpi: an idle communicator's long wait backs off and still delivers", "[mpi]") {
+  Communicator& w = *test_world();
+  std::unique_ptr<Communicator> control = w.split(0, w.rank(), "control");
+  auto& mpi = dynamic_cast<MpiCommunicator&>(*control);
+  CHECK(!mpi.idle_waits());
+  set_idle_waits(*control);
+  CHECK(mpi.idle_waits());
+  CHECK(!dynamic_cast<MpiCommunicator&>(*control->split(0, w.rank(), "again")).idle_waits());  // not inherited
+  using Clock = std::chrono::steady_clock;
+  Tensor t = inputs(w.rank(), 1001);
+  w.barrier();
+  const Clock::time_point start = Clock::now();
+  if (w.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // the others back off
+  control->broadcast(t, 0);
+  const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  CHECK(matches(t, 0));
+  // Every rank's wait ends soon after rank 0 sends: within 0.5 s (a backoff without its cap would be
+  // past that).
+  Tensor longest = Tensor::from<float>({1}, {static_cast<float>(waited)});
+  control->all_reduce(longest, ReduceOp::max);
+  CHECK(waited >= 1.2);
+  CHECK(longest.data<float>()[0] < 1.3 + 0.5);
 }

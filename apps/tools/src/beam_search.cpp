@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 
 #include <fmt/format.h>
@@ -15,6 +16,13 @@
 
 namespace tessera {
 
+bool better_beam_score(double a, double b) {
+  // NaNs last, equal among themselves: a strict weak ordering still (a plain `>` with NaN is not
+  // one, and sorting with it is undefined behaviour).
+  if (std::isnan(a) || std::isnan(b)) return !std::isnan(a);
+  return a > b;
+}
+
 namespace {
 
 // Megatron's BeamHypotheses (from Hugging Face's, early_stopping = false): the best `width` finished
@@ -25,14 +33,14 @@ class Hypotheses {
 
   void add(std::vector<std::int32_t> ids, double sum_logprobs, std::int64_t length) {
     const double score = sum_logprobs / std::pow(static_cast<double>(length), penalty_);
-    if (beams_.size() < width_ || score > worst_) {
+    if (beams_.size() < width_ || rank(score) > worst_) {
       beams_.push_back({std::move(ids), score});
       if (beams_.size() > width_) {
         auto worst = std::min_element(beams_.begin(), beams_.end(), by_score);
         beams_.erase(worst);
-        worst_ = std::min_element(beams_.begin(), beams_.end(), by_score)->score;
+        worst_ = rank(std::min_element(beams_.begin(), beams_.end(), by_score)->score);
       } else {
-        worst_ = std::min(score, worst_);
+        worst_ = std::min(rank(score), worst_);
       }
     }
   }
@@ -44,12 +52,15 @@ class Hypotheses {
   }
 
   std::vector<BeamHypothesis> best_first() && {
-    std::stable_sort(beams_.begin(), beams_.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
+    std::stable_sort(beams_.begin(), beams_.end(),
+                     [](const auto& a, const auto& b) { return better_beam_score(a.score, b.score); });
     return std::move(beams_);
   }
 
  private:
-  static bool by_score(const BeamHypothesis& a, const BeamHypothesis& b) { return a.score < b.score; }
+  // worst_ as a number: a NaN score counts as −∞ (so it never beats a kept one).
+  static double rank(double score) { return std::isnan(score) ? -std::numeric_limits<double>::infinity() : score; }
+  static bool by_score(const BeamHypothesis& a, const BeamHypothesis& b) { return better_beam_score(b.score, a.score); }
   std::size_t width_;
   double penalty_;
   std::vector<BeamHypothesis> beams_;
@@ -92,7 +103,9 @@ std::vector<BeamHypothesis> beam_search(Generator& generator, const Tokenizer& t
   std::unique_ptr<GenerationSession> session;
   Tensor logits;
   if (o.use_kv_cache) {
-    SessionStart s = generator.start_session({prompt});
+    // The prompt and every token a beam can add (the Generator caps it at its sequence length).
+    SessionStart s = generator.start_session({prompt}, static_cast<std::int64_t>(prompt.size()) +
+                                                              std::min<std::int64_t>(o.max_new_tokens, INT32_MAX));
     session = std::move(s.session);
     logits = std::move(s.logits);
   }

@@ -72,7 +72,9 @@ std::vector<std::vector<double>> prompt_logprobs(Generator& generator,
       firsts.push_back({prompts[b][0]});
     }
   if (members.empty()) return out;
-  SessionStart s = generator.start_session(firsts);
+  std::int64_t longest = 0;  // the cache holds each prompt, no more
+  for (std::size_t b : members) longest = std::max(longest, static_cast<std::int64_t>(prompts[b].size()));
+  SessionStart s = generator.start_session(firsts, longest);
   if (!s.session) {  // no cached path: a full forward per token, prompt after prompt
     for (std::size_t b : members) {
       const std::vector<std::int32_t>& ids = prompts[b];
@@ -200,9 +202,12 @@ GenerationRequest parse_generation_request(std::string_view body) {
     } else if (key == "beam_width") {
       r.beam_width = integer_field(v, key, 1, kMaxBeamWidth);
     } else if (key == "length_penalty") {
+      // Bounded: length^penalty past ±10 overflows or underflows (a score of NaN, inf or -0), and no
+      // useful penalty is that large (Megatron's default is 1).
       r.length_penalty = number_field(v, key);
-      if (!std::isfinite(r.length_penalty))
-        throw BadRequest(fmt::format("length_penalty must be a finite number, got {}", v.dump()));
+      if (!(std::abs(r.length_penalty) <= kMaxLengthPenalty))
+        throw BadRequest(fmt::format("length_penalty must be in [-{}, {}], got {}", kMaxLengthPenalty,
+                                     kMaxLengthPenalty, v.dump()));
     } else if (key == "max_len" || key == "sentences") {
       throw BadRequest(fmt::format("{} is Megatron's legacy name: use {}", key,
                                    key == "max_len" ? "tokens_to_generate" : "prompts"));

@@ -182,7 +182,11 @@ std::vector<GeneratedText> generate_rows(Generator& generator, const Tokenizer& 
         fit.push_back(rows[b].ids());
       }
     if (!fit.empty()) {
-      SessionStart s = generator.start_session(fit);
+      // Sized for the longest prompt and every token to generate (capped by the Generator at its
+      // sequence length; the window caps when a row leaves the session).
+      std::int64_t longest = 0;
+      for (const auto& ids : fit) longest = std::max(longest, static_cast<std::int64_t>(ids.size()));
+      SessionStart s = generator.start_session(fit, longest + std::min<std::int64_t>(o.max_new_tokens, INT32_MAX));
       session = std::move(s.session);
       logits = std::move(s.logits);
     }

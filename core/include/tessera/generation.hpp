@@ -30,7 +30,7 @@ class GenerationSession {
   virtual Tensor step(const std::vector<std::int32_t>& next) = 0;
   virtual std::int64_t batch() const = 0;
   virtual std::int64_t length(std::int64_t row) const = 0;
-  // Tokens a row can hold (the model's sequence length): after that the cache is full.
+  // Tokens a row can hold (start_session's capacity): after that the cache is full.
   virtual std::int64_t capacity() const = 0;
   // Beam search (Megatron's swap_key_value_dict): the session becomes rows.size() rows, row i a copy
   // of row rows[i] (cache and length; repeats allowed), so that a beam's continuations share its
@@ -65,9 +65,14 @@ class Generator {
   // anything up to the model's sequence length. Needs the whole model in this process (pp = 1).
   virtual Tensor next_token_logits(const Tensor& tokens) = 0;
   // A cached session over `prompts` (each 1 … sequence length tokens; lengths may differ): the
-  // prompts in one forward. The default: no cached path (session null), callers use
-  // next_token_logits.
-  virtual SessionStart start_session(const std::vector<std::vector<std::int32_t>>& /*prompts*/) { return {}; }
+  // prompts in one forward. `capacity`: the tokens a row will hold at most (its longest prompt plus
+  // the tokens to generate), which sizes the cache (memory ∝ rows × capacity); 0 or anything past
+  // the model's sequence length means the sequence length, and it is never less than the longest
+  // prompt. The default: no cached path (session null), callers use next_token_logits.
+  virtual SessionStart start_session(const std::vector<std::vector<std::int32_t>>& /*prompts*/,
+                                     std::int64_t /*capacity*/ = 0) {
+    return {};
+  }
 };
 
 // The model's Generator; a ConfigError "<plugin> does not support generation" when it has none.

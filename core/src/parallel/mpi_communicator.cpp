@@ -1,5 +1,6 @@
 #include "tessera/parallel/mpi_communicator.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <functional>
 #include <mutex>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "tessera/parallel/comm_checks.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
 #include "mpi_check.hpp"
 #include "tessera/backend.hpp"
 #include "tessera/logging.hpp"
@@ -20,6 +22,7 @@ struct MpiCommunicator::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
   int rank = 0;
   int size = 1;
+  bool idle_waits = false;  // set_idle_waits
 };
 
 namespace {
@@ -29,8 +32,8 @@ using Clock = std::chrono::steady_clock;
 // One MPI request. It holds the tensors it touches so that their storage outlives the transfer.
 class MpiRequest final : public CommRequest::Impl {
  public:
-  MpiRequest(const Communicator& c, const char* op, std::vector<Tensor> keep)
-      : op_(op), group_(c.describe()), timeout_(c.timeout()), keep_(std::move(keep)) {}
+  MpiRequest(const MpiCommunicator& c, const char* op, std::vector<Tensor> keep)
+      : op_(op), group_(c.describe()), timeout_(c.timeout()), idle_(c.idle_waits()), keep_(std::move(keep)) {}
 
   MPI_Request* handle() { return &request_; }
   // For a recv: the element count the message must have, checked on completion.
@@ -62,10 +65,14 @@ class MpiRequest final : public CommRequest::Impl {
   // so the loop keeps calling. A pure spin first keeps small operations at MPI_Allreduce's latency;
   // then yielding lets oversubscribed ranks share a core without slowing transfers that need many
   // progress calls; only a wait past a second (a straggler, not data movement) sleeps between polls.
+  // On an idle communicator (set_idle_waits: a peer that may stay silent for hours) that sleep
+  // doubles up to 10 ms, so that an idle rank costs next to no CPU. Not for the others: a large
+  // transfer that takes over a second still needs frequent progress calls.
   void wait() override {
     using namespace std::chrono_literals;
     const Clock::time_point start = Clock::now();
     const Clock::time_point deadline = start + timeout_;
+    std::chrono::microseconds pause = 100us;
     while (!test()) {
       Clock::time_point now = Clock::now();
       if (now >= deadline)
@@ -74,10 +81,12 @@ class MpiRequest final : public CommRequest::Impl {
             "group has failed, is stuck, or called a different collective",
             op_, group_, std::chrono::duration<double>(timeout_).count()));
       if (now - start < 50us) continue;
-      if (now - start < 1s)
+      if (now - start < 1s) {
         std::this_thread::yield();
-      else
-        std::this_thread::sleep_for(100us);
+      } else {
+        std::this_thread::sleep_for(pause);
+        if (idle_) pause = std::min<std::chrono::microseconds>(pause * 2, 10ms);
+      }
     }
   }
 
@@ -101,6 +110,7 @@ class MpiRequest final : public CommRequest::Impl {
   const char* op_;
   std::string group_;
   std::chrono::milliseconds timeout_;
+  bool idle_;
   std::vector<Tensor> keep_;
   MPI_Request request_ = MPI_REQUEST_NULL;
   std::int64_t expected_ = -1;
@@ -243,6 +253,13 @@ CommRequest MpiCommunicator::start_barrier() {
   auto r = std::make_unique<MpiRequest>(*this, "barrier", std::vector<Tensor>{});
   TESSERA_MPI_CHECK(MPI_Ibarrier(impl_->comm, r->handle()));
   return CommRequest(std::move(r));
+}
+
+void MpiCommunicator::set_idle_waits(bool idle) { impl_->idle_waits = idle; }
+bool MpiCommunicator::idle_waits() const { return impl_->idle_waits; }
+
+void set_idle_waits(Communicator& c) {
+  if (auto* mpi = dynamic_cast<MpiCommunicator*>(&c)) mpi->set_idle_waits(true);
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const std::string& name) {

@@ -1,8 +1,9 @@
 // Key/value cache for generation (Megatron-LM's InferenceParams): every causal self-attention layer
 // keeps the keys and values of the tokens it has seen, so that a step runs only the new token.
 //
-// Per layer one buffer [B, capacity, 2·Hkv·D] in the layer's kv layout (each token's row is
-// [K of every query group | V of every query group], what the projection writes and
+// Per layer one buffer [B, capacity, 2·Hkv·D] (capacity: what the session needs, its longest prompt
+// plus the tokens to generate, at most the model's sequence length) in the layer's kv layout (each
+// token's row is [K of every query group | V of every query group], what the projection writes and
 // ops::attention_forward reads): [batch, max_len, kv_heads, head_dim] for keys and for values,
 // with kv_heads the query groups on this rank — multi-query attention stores its one K/V head once,
 // not per query head. Allocated on first use (keyed by the layer), in the projection's dtype and
@@ -47,14 +48,21 @@ class KvCache {
   // After a step: every row one token longer.
   void finish_step();
   // Beam search: the cache becomes rows.size() rows, row i a copy of old row rows[i] (repeats
-  // allowed, each in [0, batch)), buffers and length. Not during a prefill.
+  // allowed, each in [0, batch)), buffers and length. Not during a prefill. A layer's previous
+  // buffer is the next layer's (or call's) destination: repeated calls with the same row count
+  // allocate nothing; only each row's used slots are copied, the slots after them read as zero.
   void select_rows(const std::vector<std::int64_t>& rows);
+  // Layer buffers allocated so far (the first use of each layer, select_rows changing the row count).
+  std::int64_t allocations() const { return allocations_; }
 
  private:
   std::int64_t batch_, capacity_;
   std::vector<std::int64_t> lengths_;
   bool prefilling_ = true;
+  std::int64_t high_water_ = 0;  // the most tokens any row has held: no slot at or past it was written
+  std::int64_t allocations_ = 0;
   std::unordered_map<const void*, Tensor> buffers_;
+  Tensor spare_;  // select_rows' next destination: a layer's previous buffer, reused
   Tensor positions_, key_mask_;  // this step's, built on first use
 };
 

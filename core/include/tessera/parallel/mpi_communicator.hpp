@@ -31,6 +31,11 @@ class MpiCommunicator final : public Communicator {
   CommRequest start_recv(Tensor& t, int peer, int tag) override;
   CommRequest start_barrier() override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
+  // Waits on this communicator are for a peer that may stay idle for hours (a server's followers
+  // waiting for the next request): after the first second, polling backs off to every 10 ms
+  // instead of every 100 µs. Off by default; a split does not inherit it.
+  void set_idle_waits(bool idle);
+  bool idle_waits() const;
 
   struct Impl;
 

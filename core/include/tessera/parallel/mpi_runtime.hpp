@@ -55,4 +55,8 @@ class MpiRuntime {
 // The world group for this process: MPI's under a launcher, else a LocalCommunicator.
 std::unique_ptr<Communicator> make_world_communicator();
 
+// MpiCommunicator::set_idle_waits(true) when c is an MPI communicator; nothing otherwise (other
+// communicators, a build without MPI).
+void set_idle_waits(Communicator& c);
+
 }  // namespace tessera

@@ -36,6 +36,9 @@ struct BeamHypothesis {
   double score = 0;               // sum of logprobs / length^length_penalty
 };
 
+// Whether score a ranks before b, best first: NaN scores rank after every other.
+bool better_beam_score(double a, double b);
+
 // Best first, at most beam_width. Non-finite logits throw NonFiniteLogits (text_generation.hpp).
 std::vector<BeamHypothesis> beam_search(Generator& generator, const Tokenizer& tokenizer,
                                         const std::vector<std::int32_t>& prompt, const BeamSearchOptions& options);

@@ -24,6 +24,7 @@ class BadRequest : public Error {
 
 inline constexpr std::size_t kMaxPrompts = 128;
 inline constexpr std::int64_t kMaxBeamWidth = 128;  // the beams are the rows of one batch
+inline constexpr double kMaxLengthPenalty = 10;   // length_penalty in [-10, 10]
 
 struct GenerationRequest {
   std::vector<std::string> prompts;        // 1 … 128
