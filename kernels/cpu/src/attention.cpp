@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "simd_math.hpp"
@@ -141,12 +142,14 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   const std::int64_t qs = Hq * D, per_group = Hq / Hkv;
   const std::int64_t q_tiles = (Tq + kTile - 1) / kTile, k_tiles = (Tk + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  std::vector<float> kt(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
-  std::vector<float> vc(static_cast<std::size_t>(B * Hkv * Tk * D));
+  // Not zeroed: transpose_tiles and pack_heads write every element (a cached generation step calls
+  // this per token, where zero-filling the packed keys and values cost as much as the attention).
+  const auto kt = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
+  const auto vc = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * Tk * D));
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
-    transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
-    pack_heads(kv, Hkv * D, B, Tk, Hkv, D, vc.data());
+    transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
+    pack_heads(kv, Hkv * D, B, Tk, Hkv, D, vc.get());
     std::vector<float> s(kTile * kTile), o(static_cast<std::size_t>(kTile * D));
     std::vector<float> keep_buf(kTile), mx(kTile), sum(kTile);
     // Causal tiles near the end of the sequence cost more: dynamic scheduling evens that out.
@@ -156,8 +159,8 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
         for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
           const std::int64_t g = h / per_group, i0 = qt * kTile, mq = std::min(kTile, Tq - i0);
           const float* qrow = q + (b * Tq + i0) * qs + h * D;
-          const float* kt_bg = kt.data() + (b * Hkv + g) * k_tiles * D * kTile;
-          const float* v_bg = vc.data() + (b * Hkv + g) * Tk * D;
+          const float* kt_bg = kt.get() + (b * Hkv + g) * k_tiles * D * kTile;
+          const float* v_bg = vc.get() + (b * Hkv + g) * Tk * D;
           std::fill(o.begin(), o.begin() + mq * D, 0.0f);
           std::fill(mx.begin(), mx.end(), kNegInf);
           std::fill(sum.begin(), sum.end(), 0.0f);
