@@ -211,10 +211,10 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   // Read: every old rank's files into whole tensors. A tensor two stages hold (a tied embedding) is
   // taken from the first; the trainer keeps the copies equal.
   std::map<std::string, WholeTensor> whole;
+  bool saves_step = true;
   for (int p = 0; p < from.pp; ++p) {
     std::map<std::string, std::vector<Tensor>> values;
     std::map<std::string, std::vector<ParameterSlots::mapped_type>> slot_shards;
-    std::vector<Parameter*> stage_params;  // tp rank 0's, for the names and splits
     RankModel first;
     for (int t = 0; t < from.tp; ++t) {
       RankModel rank = build_rank_model(config, vocab, from, t, p, "the checkpoint's layout " + from_text);
@@ -228,16 +228,19 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       for (int d = 0; d < dp_files; ++d) {
         const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
         SafetensorsFile state = load_safetensors(file);
-        if (read_step_tensor(state.tensors, file.string()) != meta.optimizer_steps)
+        // Not every optimizer counts steps (the SGD example saves none): the new files follow the old.
+        saves_step = state.tensors.count("step") > 0;
+        if (saves_step && read_step_tensor(state.tensors, file.string()) != meta.optimizer_steps)
           throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps",
                                         file.string(), read_step_tensor(state.tensors, file.string()),
                                         meta_path.string(), meta.optimizer_steps));
         if (!format) {
-          if (state.tensors.size() > 1)
+          if (state.tensors.size() > (saves_step ? 1u : 0u))
             throw PluginError(fmt::format("{}: optimizer '{}' keeps state ({} tensors) but exports no "
                                           "\"optimizer_state\" format, so its state cannot be resharded "
                                           "(docs/writing-a-plugin.md)",
-                                          file.string(), plain_or_quoted(meta.optimizer), state.tensors.size() - 1));
+                                          file.string(), plain_or_quoted(meta.optimizer),
+                                          state.tensors.size() - (saves_step ? 1 : 0)));
           continue;
         }
         OptimizerRankPosition at{rank.params, from.tp, from_dp, d, meta.bucket_size};
@@ -309,7 +312,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
         NamedTensors state;
         if (write_format)
           state = write_format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
-        state.emplace_back("step", step_tensor(meta.optimizer_steps));
+        if (saves_step) state.emplace_back("step", step_tensor(meta.optimizer_steps));
         save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer}});
       }

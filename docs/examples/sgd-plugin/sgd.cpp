@@ -9,6 +9,7 @@
 #include "tessera/config.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/optimizer.hpp"
+#include "tessera/optimizer_state_format.hpp"
 #include "tessera/plugin.hpp"
 #include "tessera/train/checkpoint.hpp"
 
@@ -44,6 +45,33 @@ class Sgd : public tessera::Optimizer {
   std::vector<tessera::Tensor> velocity_;
 };
 
+// How `tessera checkpoint reshard` moves the state to another layout: one slot per parameter element
+// (its velocity), the same on every data-parallel rank.
+class SgdStateFormat : public tessera::OptimizerStateFormat {
+ public:
+  std::vector<std::string> slots() const override { return {"momentum_buffer"}; }
+  bool replicated_over_dp() const override { return true; }
+  void unpack(const std::map<std::string, tessera::Tensor>& saved, const tessera::OptimizerRankPosition& at,
+              tessera::ParameterSlots& slots) const override {
+    tessera::restore_tensors(saved, named(slots, at), "sgd");
+  }
+  tessera::NamedTensors pack(const tessera::ParameterSlots& slots,
+                             const tessera::OptimizerRankPosition& at) const override {
+    return named(slots, at);
+  }
+
+ private:
+  static tessera::NamedTensors named(const tessera::ParameterSlots& slots, const tessera::OptimizerRankPosition& at) {
+    tessera::NamedTensors out;
+    for (const auto* p : at.params) out.emplace_back(p->name + ".momentum_buffer", slots.at(p->name)[0]);
+    return out;
+  }
+};
+
+std::unique_ptr<tessera::OptimizerStateFormat> make_sgd_state(const tessera::ConfigSection&) {
+  return std::make_unique<SgdStateFormat>();
+}
+
 std::unique_ptr<tessera::Optimizer> make_sgd(const tessera::ConfigSection& s,
                                              const std::vector<tessera::Parameter*>& params,
                                              const tessera::OptimizerContext&) {  // layout, gradient buckets
@@ -53,3 +81,4 @@ std::unique_ptr<tessera::Optimizer> make_sgd(const tessera::ConfigSection& s,
 }  // namespace
 
 TESSERA_PLUGIN(optimizer, sgd, make_sgd)
+TESSERA_PLUGIN(optimizer_state, sgd, make_sgd_state)
