@@ -12,8 +12,6 @@
 #include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
-#include "tessera/parallel/abort.hpp"
-#include "tessera/parallel/mpi_runtime.hpp"
 #include "tessera/quote.hpp"
 #include "tessera/train/saved_model.hpp"
 #include "tessera/train/trainer.hpp"
@@ -82,8 +80,7 @@ RegisterCommand reg{{"evaluate",
                            ->check(CLI::IsMember({"valid", "test", "both"}));
                        return [a] {
                          auto evaluate = [&] { return run_evaluate(*a); };
-                         // Under a launcher, a rank that fails ends the whole job (never a hang).
-                         return detect_launch().under_launcher ? run_or_abort(evaluate) : evaluate();
+                         return run_on_this_rank(evaluate);
                        };
                      },
                      "validation and test loss and perplexity of saved weights, without training"}};

@@ -16,8 +16,6 @@
 #include "tessera/generation.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
-#include "tessera/parallel/abort.hpp"
-#include "tessera/parallel/mpi_runtime.hpp"
 #include "tessera/tools/fim_prompt.hpp"
 #include "tessera/tools/sampling.hpp"
 #include "tessera/tools/text_generation.hpp"
@@ -118,8 +116,7 @@ RegisterCommand reg{{"generate",
                            ->check(in_range(1));
                        return [a] {
                          auto generate = [&] { return run_generate(*a); };
-                         // Under a launcher, a rank that fails ends the whole job (never a hang).
-                         return detect_launch().under_launcher ? run_or_abort(generate) : generate();
+                         return run_on_this_rank(generate);
                        };
                      },
                      "sample text from a trained model"}};

@@ -263,8 +263,7 @@ RegisterCommand reg{{"serve",
                        sub.add_option("--threads", a->threads, "CPU threads (0 = all)");
                        return [a] {
                          auto serve = [&] { return run_serve(*a); };
-                         // Under a launcher, a rank that fails ends the whole job (never a hang).
-                         return detect_launch().under_launcher ? run_or_abort(serve) : serve();
+                         return run_on_this_rank(serve);
                        };
                      },
                      "serve Megatron-LM's text generation API (PUT /api) over HTTP"}};

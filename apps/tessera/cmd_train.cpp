@@ -2,8 +2,6 @@
 #include "command.hpp"
 #include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
-#include "tessera/parallel/abort.hpp"
-#include "tessera/parallel/mpi_runtime.hpp"
 #include "tessera/train/trainer.hpp"
 
 namespace tessera::app {
@@ -25,8 +23,7 @@ RegisterCommand reg{{"train",
                            trainer.train();
                            return 0;
                          };
-                         // Under a launcher, a rank that fails ends the whole job (never a hang).
-                         return detect_launch().under_launcher ? run_or_abort(train) : train();
+                         return run_on_this_rank(train);
                        };
                      },
                      "train a model from a TOML config"}};

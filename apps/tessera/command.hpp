@@ -8,6 +8,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tessera/parallel/abort.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
+
 namespace tessera::app {
 
 struct Command {
@@ -33,6 +36,12 @@ inline CLI::Validator in_range(double lo, double hi = std::numeric_limits<double
         return {};
       },
       what);
+}
+
+// Runs a command's body on this rank. Under a launcher a rank that fails ends the whole job (never a
+// hang: the others would wait for it in a collective); alone, errors reach main's handler.
+inline int run_on_this_rank(const std::function<int()>& body) {
+  return detect_launch().under_launcher ? run_or_abort(body) : body();
 }
 
 struct RegisterCommand {

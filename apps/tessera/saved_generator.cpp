@@ -16,16 +16,6 @@ namespace tessera::app {
 
 namespace {
 
-// Sections a saved model's config has for training only are declared wholesale; [model] and
-// [tokenizer] are checked key by key as train does.
-void check_model_keys(const Config& config) {
-  for (const std::string& name : config.section_names())
-    if (name != "model" && name != "tokenizer") {
-      ConfigSection s = config.section(name);
-      for (const std::string& key : s.keys()) s.declare(key);
-    }
-  config.check_no_unknown_keys();
-}
 
 // Generation runs one model: every process holds a tensor-parallel shard of it (no pipeline stages,
 // no data-parallel copies, which would only repeat the same work).
@@ -59,7 +49,8 @@ SavedGenerator load_saved_generator(const std::string& load, int tp, const std::
   g.saved.config = with_plugin_defaults(g.saved.config);
   g.tokenizer = build_tokenizer(g.saved.config);
   g.model = build_model(g.saved.config, g.tokenizer->vocab_size(), 0, g.parallel);
-  check_model_keys(g.saved.config);
+  // Its training-only sections are taken as they are; [model] and [tokenizer] are checked as train checks them.
+  g.saved.config.check_no_unknown_keys_in({"model", "tokenizer"});
   Generator& own = require_generator(*g.model, plugin_label(g.model));
   std::vector<Parameter*> params;
   g.model->collect_parameters(params);

@@ -147,6 +147,15 @@ std::vector<std::string> Config::section_names() const {
   return out;
 }
 
+void Config::check_no_unknown_keys_in(const std::vector<std::string>& checked) const {
+  for (const std::string& name : section_names())
+    if (std::find(checked.begin(), checked.end(), name) == checked.end()) {
+      ConfigSection s = section(name);
+      for (const std::string& key : s.keys()) s.declare(key);
+    }
+  check_no_unknown_keys();
+}
+
 void Config::check_no_unknown_keys(const std::vector<std::string>& not_yet) const {
   // Collect every problem so that one run reports all typos at once.
   std::vector<std::string> problems;

@@ -163,3 +163,11 @@ TEST_CASE("dump keeps awkward values exact", "[unit]") {
   REQUIRE_THAT(dumped, Catch::Contains("when = 2024-05-01"));
   REQUIRE_THAT(dumped, Catch::Contains("nested = { a = [1, 2], b = { c = \"d\" } }"));
 }
+
+TEST_CASE("check_no_unknown_keys_in checks the named sections only", "[unit]") {
+  const Config config = Config::from_string("[model]\nlayers = 2\ntypo = 1\n[training]\nanything = 3\n", "saved");
+  config.section("model").get_int("layers", 1, 1, 10);
+  REQUIRE_THROWS_WITH(config.check_no_unknown_keys_in({"model"}), Contains("typo"));
+  config.section("model").get_int("typo", 0, 0, 10);
+  CHECK_NOTHROW(config.check_no_unknown_keys_in({"model"}));  // [training] taken as it is
+}

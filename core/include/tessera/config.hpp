@@ -85,6 +85,9 @@ class Config {
   // left out: their consumer has not run yet (the trainer checks everything else before the data
   // plugin opens any file, then everything).
   void check_no_unknown_keys(const std::vector<std::string>& not_yet = {}) const;
+  // The same for `checked` sections only; every other section's keys are taken as they are (a saved
+  // model's config holds the training run's sections, which a tool that reads it does not use).
+  void check_no_unknown_keys_in(const std::vector<std::string>& checked) const;
   // The resolved configuration as TOML text (printed at start, saved beside outputs).
   std::string dump() const;
   // The top-level file as given to load() (or from_string's source_name).

@@ -127,17 +127,6 @@ void check_memory(const CheckpointFolder& source, std::size_t num_slots) {
                             static_cast<double>(available) / kGiB));
 }
 
-// Every [model] key the new layout's config holds was read by the model it built (a --set key with a
-// typo would otherwise be saved and fail later); the run's other sections are the checkpoint's.
-void check_model_keys(const Config& config) {
-  for (const std::string& name : config.section_names())
-    if (name != "model") {
-      ConfigSection s = config.section(name);
-      for (const std::string& key : s.keys()) s.declare(key);
-    }
-  config.check_no_unknown_keys();
-}
-
 }  // namespace
 
 ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& config, const ReshardLayout& target,
@@ -282,7 +271,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   for (int p = 0; p < to.pp; ++p) {
     for (int t = 0; t < to.tp; ++t) {
       RankModel rank = build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text);
-      if (p == 0 && t == 0) check_model_keys(to_config);
+      // Every [model] key was read by the model built (a --set typo would otherwise be saved and fail later).
+      if (p == 0 && t == 0) to_config.check_no_unknown_keys_in({"model"});
       ParameterSlots slots = zero_slots(rank.params, num_slots);
       NamedTensors tensors;
       for (Parameter* param : rank.params) {
