@@ -154,9 +154,10 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   return o;
 }
 
-LrSchedule read_lr(const Config& config, std::int64_t train_iters) {
+LrSchedule read_lr(const Config& config, std::int64_t train_iters, std::int64_t global_batch_size) {
   ConfigSection s = config.section("optimizer");
   LrSchedule lr;
+  lr.samples_per_iteration = global_batch_size;
   lr.lr = s.get_float("lr", 1e-4, 0.0, 10.0);
   lr.min_lr = s.get_float("min_lr", 0.0, 0.0, lr.lr);
   lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root"});
@@ -178,7 +179,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     throw ConfigError(fmt::format("training.eval_iters = 0 in {}: evaluating needs at least one global batch",
                                   config_.section("training").origin("eval_iters")));
   ops::set_num_threads(options_.num_threads);
-  lr_ = read_lr(config_, options_.train_iters);
+  lr_ = read_lr(config_, options_.train_iters, options_.global_batch_size);
   device_ = resolve_training_device(config_);
   parallel_ = use_device_communicator(config_, parallel_, device_);
   use_precision(options_.precision, device_);
@@ -377,9 +378,9 @@ TrainingRecord Trainer::train() {
     });
   for (std::int64_t it = start_iteration_ + 1; it <= options_.train_iters; ++it) {
     const auto t0 = Clock::now();
-    const double lr = learning_rate(it);  // before the step: a skipped step leaves it for the next
     const double scale = scaler_.scale();
     auto [loss, norm] = train_step(it);
+    const double lr = logged_learning_rate(it);  // after the step: a skipped step leaves it where it was
     const double step_seconds = seconds_since(t0);
     window_seconds += step_seconds;
     train_seconds += step_seconds;

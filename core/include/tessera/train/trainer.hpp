@@ -39,7 +39,7 @@ struct TrainingOptions {
 };
 
 struct TrainingRecord {
-  std::vector<double> losses, grad_norms, learning_rates;   // one per iteration
+  std::vector<double> losses, grad_norms, learning_rates;   // one per iteration (learning rates as logged)
   std::vector<bool> skipped;                                // the loss scaler skipped its step
   std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
@@ -89,9 +89,14 @@ class Trainer {
   const Parallel& parallel() const { return *parallel_; }
   // Runs one iteration (all microbatches and the update); returns (loss, grad norm).
   std::pair<double, double> train_step(std::int64_t iteration);
-  // The learning rate of iteration `iteration`: the schedule at the optimizer steps taken by then
-  // (iterations skipped by the loss scaler do not advance it).
-  double learning_rate(std::int64_t iteration) const { return lr_.at(iteration - skipped_iterations_); }
+  // The learning rate that iteration `iteration`'s update applies. As Megatron-LM's
+  // OptimizerParamScheduler, which starts at step 0 and is stepped after optimizer.step(): the
+  // schedule at the optimizer steps taken before this one (iterations skipped by the loss scaler do
+  // not advance it), so the first update of a warmup applies rate 0.
+  double learning_rate(std::int64_t iteration) const { return lr_.at(iteration - 1 - skipped_iterations_); }
+  // The rate logged for iteration `iteration`, once its step is done: as Megatron-LM logs it, the
+  // scheduler's rate after stepping, which is the next update's.
+  double logged_learning_rate(std::int64_t iteration) const { return lr_.at(iteration - skipped_iterations_); }
   const LossScaler& loss_scaler() const { return scaler_; }
   std::int64_t skipped_iterations() const { return skipped_iterations_; }
 
