@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/config.hpp"
 #include "tessera/data/indexed_dataset.hpp"
@@ -17,6 +18,7 @@
 #include "tessera/nn/parameter.hpp"
 #include "tessera/train/lr_schedule.hpp"
 #include "tessera/train/trainer.hpp"
+#include "test_util.hpp"
 #include "training_corpus.hpp"
 
 using namespace tessera;
@@ -184,6 +186,23 @@ TEST_CASE("the update of iteration k applies Megatron-LM's rate (the schedule be
   REQUIRE(r.learning_rates.size() == 6);
   for (std::int64_t it = 1; it <= 6; ++it) CHECK(r.learning_rates[it - 1] == Approx(schedule.at(it)).epsilon(1e-12));
   CHECK(r.learning_rates.back() == 0.0);
+}
+
+TEST_CASE("the validation split is asked for Megatron-LM's sample count, so its indices are Megatron's", "[unit]") {
+  // Megatron: valid = (train_iters / eval_interval + 1) · eval_iters · global batch. Here (10 / 3 + 1)
+  // · 2 · 8 = 64; the count names the cached index files, as Megatron's.
+  const tessera::test::TempDir cache;
+  train(config_text(4, 8, 10), {"training.eval_interval=3", "training.eval_iters=2",
+                                "data.data_cache_path=\"" + cache.path.string() + "\""});
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(cache.path)) names.push_back(e.path().filename().string());
+  const auto has = [&](const std::string& part) {
+    return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.find(part) != std::string::npos; });
+  };
+  INFO(fmt::format("{}", fmt::join(names, " ")));
+  CHECK(has("_train_indexmap_80ns_"));
+  CHECK(has("_valid_indexmap_64ns_"));
+  CHECK_FALSE(has("_test_indexmap_"));  // training never reads the test split
 }
 
 TEST_CASE("config mistakes are clear errors before any work", "[unit]") {

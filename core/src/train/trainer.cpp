@@ -212,17 +212,24 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   request.seed = options_.seed;
   request.eod_token = tokenizer_->eod();
   request.vocab_size = tokenizer_->vocab_size();
-  // As Megatron-LM: enough training samples for every iteration; the validation set is the
-  // eval_iters global batches every evaluation reads (the same ones, so values compare).
-  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]))
+  // As Megatron-LM: enough training samples for every iteration. Megatron asks the validation split
+  // for (train_iters / eval_interval + 1) · eval_iters global batches and the test split for eval_iters;
+  // the counts shape their indices (epochs, shuffles), so asking the same makes the same samples.
+  // Every evaluation reads the first eval_iters batches (the same ones, so values compare; Megatron's
+  // evaluations read on), which are Megatron's first evaluation's. `tessera evaluate` asks the same
+  // counts, so it reads what training read.
+  const std::int64_t eval_samples = options_.eval_iters * options_.global_batch_size;
+  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]) ||
+      __builtin_mul_overflow(options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1,
+                             eval_samples, &request.num_samples[1]))
     throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
-  request.num_samples[1] = options_.eval_interval > 0 ? options_.eval_iters * options_.global_batch_size : 0;
+  if (options_.eval_interval == 0 && !evaluation_only_) request.num_samples[1] = 0;  // never validated
   request.num_samples[2] = 0;
   if (evaluation_only_) {  // no training samples; eval_iters global batches of each split evaluated
     request.num_samples[0] = 0;
-    request.num_samples[1] = evaluation_only->valid ? options_.eval_iters * options_.global_batch_size : 0;
-    request.num_samples[2] = evaluation_only->test ? options_.eval_iters * options_.global_batch_size : 0;
+    if (!evaluation_only->valid) request.num_samples[1] = 0;
+    request.num_samples[2] = evaluation_only->test ? eval_samples : 0;
   }
   // The data plugin reads and checks its keys here but opens no file yet.
   data_ = build_data(config_, request);
