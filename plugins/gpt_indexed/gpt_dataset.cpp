@@ -210,11 +210,12 @@ std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<cons
     try {
       out[s] = std::make_unique<GptDataset>(data, r[s], r[s + 1], o);
     } catch (const ConfigError& e) {
-      // The trainer asks train_iters × global_batch_size training samples, eval_iters × global_batch_size
-      // validation samples: name the setting to change.
+      // The trainer asks train_iters × global_batch_size training samples and, as Megatron-LM,
+      // (train_iters / eval_interval + 1) × eval_iters × global_batch_size validation samples: name the setting.
       throw ConfigError(fmt::format("{} split: {}; lower {}", split_name(static_cast<Split>(s)), e.what(),
                                     s == 0   ? "training.train_iters (× training.global_batch_size samples)"
-                                    : s == 1 ? "training.eval_iters (× training.global_batch_size samples)"
+                                    : s == 1 ? "training.eval_iters ((train_iters / eval_interval + 1) × eval_iters × "
+                                               "global_batch_size samples)"
                                              : "the samples asked of the test split"));
     }
   }

@@ -55,7 +55,9 @@ class Tagged : public Dataset {
 
 TEST_CASE("blending indices equal Megatron-LM's build_blending_indices (Python transcription)", "[reference]") {
   const std::vector<std::vector<double>> weight_sets = {
-      {0.3, 0.7}, {1, 1}, {1, 2, 3}, {0.05, 0.9, 0.05}, {5, 1, 1, 1, 0.5}, {1}, {0.999, 0.001}, {2, 7, 1, 3, 3, 9, 4}};
+      {0.3, 0.7}, {1, 1}, {1, 2, 3}, {0.05, 0.9, 0.05}, {5, 1, 1, 1, 0.5}, {1}, {0.999, 0.001}, {2, 7, 1, 3, 3, 9, 4},
+      // 8 and more: numpy.sum adds pairwise, and the last bit of the normalised weights breaks ties
+      {3, 1, 1, 2, 0.7, 0.2, 0.1, 0.3}, {0.1, 0.15, 3, 2, 3, 0.25, 0.1, 0.7, 0.1, 0.3, 0.25, 0.05, 0.2, 0.05}};
   for (const auto& w : weight_sets) {
     for (std::int64_t size : {1, 2, 17, 1000, 5003}) {
       CAPTURE(w, size);

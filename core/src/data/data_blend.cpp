@@ -10,15 +10,42 @@
 
 namespace tessera {
 
+namespace {
+
+// numpy.sum over float64 (pairwise_sum in numpy's loops): 8 running sums in blocks of up to 128,
+// halves (multiples of 8) above. Megatron-LM normalises the blend weights with numpy.sum, and the
+// last bit of the weights decides ties of the blending indices, so the sum is added in numpy's order.
+double numpy_sum(const double* a, std::size_t n) {
+  if (n < 8) {
+    double res = 0.0;
+    for (std::size_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (std::size_t j = 0; j < 8; ++j) r[j] = a[j];
+    std::size_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (std::size_t j = 0; j < 8; ++j) r[j] += a[i + j];
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  std::size_t half = n / 2;
+  half -= half % 8;
+  return numpy_sum(a, half) + numpy_sum(a + half, n - half);
+}
+
+}  // namespace
+
 std::vector<double> normalize_blend_weights(const std::vector<double>& weights, const std::string& where) {
   if (weights.empty()) throw ConfigError(fmt::format("{}: no datasets to blend", where));
-  double sum = 0.0;
   for (std::size_t j = 0; j < weights.size(); ++j) {
     if (!std::isfinite(weights[j]) || weights[j] < 0.0)
       throw ConfigError(fmt::format("{}: weight {} of dataset {} is {}; weights must be finite and >= 0", where,
                                     weights[j], j, weights[j] < 0.0 ? "negative" : "not finite"));
-    sum += weights[j];
   }
+  const double sum = numpy_sum(weights.data(), weights.size());
   if (!(sum > 0.0)) throw ConfigError(fmt::format("{}: the weights sum to {}; at least one must be > 0", where, sum));
   std::vector<double> out(weights);
   for (double& w : out) w /= sum;
