@@ -34,7 +34,7 @@ class BERT(nn.Module):
         x = self.ln_f(x)
         # .float(): PyTorch 1.13's CPU autocast leaves layer_norm to its input's dtype, and a bf16
         # input with f32 weights fails (on CUDA autocast runs layer_norm in f32, as this does).
-        h = self.lm_norm(F.gelu(self.lm_dense(x), approximate="tanh").float())
+        h = self.lm_norm(F.gelu(self.lm_dense(x)).float())  # exact GELU, as Megatron's BertLMHead
         logits = h @ self.word.weight.t() + self.lm_bias
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1))
         if self.pooler is not None:

@@ -9,13 +9,14 @@
 
 namespace tessera::cuda {
 
-void CudaBackend::gelu_forward(const Tensor& x, Tensor& y) {
-  cuda::gelu_forward(float_of(x, "gelu_forward"), x.device_raw(), y.device_raw(), x.numel(), stream());
+void CudaBackend::gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) {
+  cuda::gelu_forward(float_of(x, "gelu_forward"), x.device_raw(), y.device_raw(), x.numel(), form == ops::GeluForm::erf,
+                     stream());
 }
 
-void CudaBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+void CudaBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) {
   cuda::gelu_backward(float_of(x, "gelu_backward"), dy.device_raw(), x.device_raw(), dx.device_raw(), x.numel(),
-                      stream());
+                      form == ops::GeluForm::erf, stream());
 }
 
 void CudaBackend::swiglu_forward(const Tensor& x, Tensor& y) {

@@ -10,9 +10,11 @@ namespace {
 
 LinearOptions square(const BertOptions& o) { return {o.t.hidden_size, o.t.hidden_size, true, o.t.init_method_std}; }
 
+// Megatron-LM's BertLMHead applies torch.nn.functional.gelu: the exact (erf) form, where the MLP's
+// fused bias-GELU is the tanh one.
 Tensor gelu(const Tensor& x) {
   Tensor y = x.new_empty(x.shape());
-  ops::gelu_forward(x, y);
+  ops::gelu_forward(x, y, ops::GeluForm::erf);
   return y;
 }
 
@@ -90,7 +92,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
     // Each rank's gradient covers its vocabulary columns: summed over tp before the replicated transform.
     copy_to_tp_backward(lm.dh, tp_);
     Tensor dt2 = hd.lm_norm.backward(ctx, lm.dh);
-    ops::gelu_backward(dt2, t1, dt2);
+    ops::gelu_backward(dt2, t1, dt2, ops::GeluForm::erf);
     dh = hd.lm_dense.backward(ctx, dt2);
   }
 

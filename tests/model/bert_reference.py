@@ -46,7 +46,7 @@ def main(directory):
         x = x + F.linear(m, p[f"{n}.mlp.fc2.weight"], p[f"{n}.mlp.fc2.bias"])
     x = F.layer_norm(x, (C,), p["final_layernorm.weight"], p["final_layernorm.bias"], eps)
 
-    h = F.gelu(F.linear(x, p["lm_head.dense.weight"], p["lm_head.dense.bias"]), approximate="tanh")
+    h = F.gelu(F.linear(x, p["lm_head.dense.weight"], p["lm_head.dense.bias"]))  # exact, as Megatron's BertLMHead
     h = F.layer_norm(h, (C,), p["lm_head.layernorm.weight"], p["lm_head.layernorm.bias"], eps)
     logits = h @ p["embedding.word_embeddings.weight"].t() + p["lm_head.bias"]  # padded vocabulary
     flat = mask.reshape(-1)

@@ -70,6 +70,12 @@ inline double gelu_grad(double x) {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * kGeluS * (1 + 3 * 0.044715 * x * x);
 }
 
+// The exact GELU x·Φ(x) and its derivative Φ(x) + x·φ(x).
+inline double gelu_erf(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+inline double gelu_erf_grad(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
+}
+
 // tanh's derivative from its output y (what tanh_backward receives): 1 − y².
 inline double tanh_grad_from_y(double y) { return 1 - y * y; }
 

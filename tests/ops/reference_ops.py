@@ -296,6 +296,19 @@ for (B, T, H, D, dim, il, extra, base, offset) in [
          {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D + extra, "base": base,
           "offset": offset}, x=x, dy=dy, y=y, dx=xd.grad)
 
+# ---- gelu, exact (erf) form: BERT's LM head (F.gelu) ----------------------------------------------
+# Its own generator, so that the cases before it keep their data.
+gen = torch.Generator().manual_seed(8765)
+for n in (1, 7, 33 * 67, 100003):
+    x = torch.randn(n, generator=gen, dtype=torch.float32) * 3.0
+    if n > 16:  # the tails: Φ(x) underflows past x ≈ −38, and 1 + erf(x/√2) cancels for x ≪ 0
+        x[:8] = torch.tensor([-30.0, -10.0, -5.0, -1e-4, 0.0, 1e-4, 10.0, 30.0])
+    dy = torch.randn(n, generator=gen, dtype=torch.float32)
+    xd = d(x)
+    y = F.gelu(xd)
+    y.backward(dy.double())
+    case("gelu_erf", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f, indent=1)
 print(f"reference_ops.py: wrote {len(cases)} cases to {OUT}")

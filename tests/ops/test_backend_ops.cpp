@@ -405,39 +405,43 @@ void layer_norm_cases(std::vector<OpCase>& cases) {
 void gelu_cases(std::vector<OpCase>& cases) {
   Rng rng(14);
   for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
-    const I64 n = shape_numel(shape);
-    const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
-    OpCase f{"gelu_forward", shape_str(shape)};
-    f.dtypes = kFloat;
-    f.run = [=](Device d, DType t) {
-      Tensor y = poisoned(shape, d, t);
-      ops::gelu_forward(put(shape, in_dtype(x, t), d, t), y);
-      return Outputs{{"y", y}};
-    };
-    f.reference = [=](DType t) {
-      const Vec xt = in_dtype(x, t);
-      Vec y(xt.size());
-      for (std::size_t i = 0; i < xt.size(); ++i) y[i] = ref::gelu(xt[i]);
-      return Expected{{"y", y}};
-    };
-    // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element.
-    f.tol = {2e-6, 1e-5};
-    cases.push_back(f);
-    OpCase g{"gelu_backward", shape_str(shape)};
-    g.dtypes = kFloat;
-    g.run = [=](Device d, DType t) {
-      Tensor dx = poisoned(shape, d, t);
-      ops::gelu_backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx);
-      return Outputs{{"dx", dx}};
-    };
-    g.reference = [=](DType t) {
-      const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
-      Vec dx(xt.size());
-      for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * ref::gelu_grad(xt[i]);
-      return Expected{{"dx", dx}};
-    };
-    g.tol = {2e-6, 1e-5};
-    cases.push_back(g);
+    for (const ops::GeluForm form : {ops::GeluForm::tanh, ops::GeluForm::erf}) {
+      const bool erf = form == ops::GeluForm::erf;
+      const I64 n = shape_numel(shape);
+      const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
+      const std::string label = shape_str(shape) + (erf ? " erf" : " tanh");
+      OpCase f{"gelu_forward", label};
+      f.dtypes = kFloat;
+      f.run = [=](Device d, DType t) {
+        Tensor y = poisoned(shape, d, t);
+        ops::gelu_forward(put(shape, in_dtype(x, t), d, t), y, form);
+        return Outputs{{"y", y}};
+      };
+      f.reference = [=](DType t) {
+        const Vec xt = in_dtype(x, t);
+        Vec y(xt.size());
+        for (std::size_t i = 0; i < xt.size(); ++i) y[i] = erf ? ref::gelu_erf(xt[i]) : ref::gelu(xt[i]);
+        return Expected{{"y", y}};
+      };
+      // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element.
+      f.tol = {2e-6, 1e-5};
+      cases.push_back(f);
+      OpCase g{"gelu_backward", label};
+      g.dtypes = kFloat;
+      g.run = [=](Device d, DType t) {
+        Tensor dx = poisoned(shape, d, t);
+        ops::gelu_backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx, form);
+        return Outputs{{"dx", dx}};
+      };
+      g.reference = [=](DType t) {
+        const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
+        Vec dx(xt.size());
+        for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * (erf ? ref::gelu_erf_grad(xt[i]) : ref::gelu_grad(xt[i]));
+        return Expected{{"dx", dx}};
+      };
+      g.tol = {2e-6, 1e-5};
+      cases.push_back(g);
+    }
   }
 }
 

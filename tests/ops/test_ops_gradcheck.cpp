@@ -125,6 +125,12 @@ TEST_CASE("gelu and cross-entropy backward match finite differences", "[unit]") 
   ops::gelu_backward(r, x, dx);
   const double eg = fd_rel_err(x, dx, Lg, 1e-2f);
   CHECK(eg < kFdTol);
+  auto Le = [&] {
+    ops::gelu_forward(x, y, ops::GeluForm::erf);
+    return dot(y, r);
+  };
+  ops::gelu_backward(r, x, dx, ops::GeluForm::erf);
+  CHECK(fd_rel_err(x, dx, Le, 1e-2f) < kFdTol);
 
   const std::int64_t N = 3, V = 11;
   Tensor logits = random({N, V}, rng, 2.0f);

@@ -106,6 +106,22 @@ TEST_CASE("gelu (tanh) forward and backward match torch", "[unit][reference]") {
   }
 }
 
+TEST_CASE("gelu (exact, erf) forward and backward match torch", "[unit][reference]") {
+  Checker check{"gelu_erf"};
+  const auto cases = reference_cases("gelu_erf");
+  REQUIRE(cases.size() == 4);
+  for (const auto& c : cases) {
+    Tensor x = c.load("x"), dy = c.load("dy");
+    Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape());
+    ops::gelu_forward(x, y, ops::GeluForm::erf);
+    check(c, "y", y);
+    ops::gelu_backward(dy, x, dx, ops::GeluForm::erf);
+    check(c, "dx", dx);
+    ops::gelu_backward(dy, x, dy, ops::GeluForm::erf);  // in place
+    check(c, "dx", dy);
+  }
+}
+
 TEST_CASE("tanh forward and backward match torch", "[unit][reference]") {
   Checker check{"tanh"};
   for (const auto& c : reference_cases("tanh")) {

@@ -92,8 +92,8 @@ class Backend {
                                   Tensor& mean, Tensor& rstd) = 0;
   virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
                                    const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) = 0;
-  virtual void gelu_forward(const Tensor& x, Tensor& y) = 0;
-  virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
+  virtual void gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) = 0;
+  virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) = 0;
   virtual void tanh_forward(const Tensor& x, Tensor& y) = 0;
   virtual void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) = 0;
   virtual void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) = 0;

@@ -53,9 +53,12 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
                          const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db);
 
 // ---- activations ----------------------------------------------------------------------------
-// GELU with the tanh approximation (GPT-2, Megatron-LM's default): 0.5x(1+tanh(√(2/π)(x+0.044715x³))).
-void gelu_forward(const Tensor& x, Tensor& y);
-void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+// GELU. GeluForm::tanh, the tanh approximation (GPT-2; Megatron-LM's MLP with its fused bias-GELU):
+// 0.5x(1+tanh(√(2/π)(x+0.044715x³))). GeluForm::erf, the exact x·Φ(x) = 0.5x(1+erf(x/√2))
+// (torch.nn.functional.gelu: Megatron-LM's BERT LM head).
+enum class GeluForm { tanh, erf };
+void gelu_forward(const Tensor& x, Tensor& y, GeluForm form = GeluForm::tanh);
+void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, GeluForm form = GeluForm::tanh);
 // y = tanh(x) (BERT's pooler). Backward takes the OUTPUT y, which the module saves: dx = dy·(1 − y²)
 // (overwritten; dx may alias dy).
 void tanh_forward(const Tensor& x, Tensor& y);

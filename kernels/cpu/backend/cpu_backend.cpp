@@ -245,9 +245,12 @@ void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Te
                            in_out(dw).get(), in_out(db).get(), rows_of(x), cols_of(x));
 }
 
-void CpuBackend::gelu_forward(const Tensor& x, Tensor& y) { cpu::gelu_forward(in(x).get(), out(y).get(), x.numel()); }
-void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
-  cpu::gelu_backward(in(dy).get(), in(x).get(), out(dx).get(), x.numel());
+void CpuBackend::gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) {
+  (form == ops::GeluForm::erf ? cpu::gelu_erf_forward : cpu::gelu_forward)(in(x).get(), out(y).get(), x.numel());
+}
+void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) {
+  (form == ops::GeluForm::erf ? cpu::gelu_erf_backward : cpu::gelu_backward)(in(dy).get(), in(x).get(), out(dx).get(),
+                                                                            x.numel());
 }
 
 void CpuBackend::tanh_forward(const Tensor& x, Tensor& y) { cpu::tanh_forward(in(x).get(), out(y).get(), x.numel()); }

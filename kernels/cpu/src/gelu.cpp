@@ -1,4 +1,4 @@
-// GELU (tanh form) via the identity 0.5·(1 + tanh(u)) = sigmoid(2u) = 1/(1 + e^{−2u}):
+// GELU, tanh form, via the identity 0.5·(1 + tanh(u)) = sigmoid(2u) = 1/(1 + e^{−2u}):
 //   y  = x / (1 + e),                 e = exp(−2u), u = k·(x + 0.044715·x³), k = √(2/π)
 //   y' = s + 2·x·s·(1−s)·u',          s = 1/(1+e), s·(1−s) = e·s², u' = k·(1 + 3·0.044715·x²)
 // One vectorised exp per element and no cancellation for large |x| (1 − s is e·s, not 1 − s);
@@ -6,6 +6,7 @@
 #include "tessera/kernels/cpu/gelu.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "simd_math.hpp"
 
@@ -84,6 +85,26 @@ void gelu_backward(const float* dy, const float* x, float* dx, std::int64_t n) {
   for (std::int64_t b = 0; b < blocks; ++b) {
     const std::int64_t i0 = b * kBlock;
     backward_block(dy + i0, x + i0, dx + i0, std::min(kBlock, n - i0));
+  }
+}
+
+// The exact form is used by BERT's LM head only (rows × hidden, not rows × ffn): std::erf per element,
+// in double so that Φ keeps its digits where it is near 0 (x ≪ 0), with no vector path.
+void gelu_erf_forward(const float* x, float* y, std::int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 4 * kBlock)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    y[i] = static_cast<float>(0.5 * v * std::erfc(-v * M_SQRT1_2));
+  }
+}
+
+void gelu_erf_backward(const float* dy, const float* x, float* dx, std::int64_t n) {
+  constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1/√(2π)
+#pragma omp parallel for schedule(static) if (n > 4 * kBlock)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    const double g = 0.5 * std::erfc(-v * M_SQRT1_2) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
+    dx[i] = static_cast<float>(dy[i] * g);
   }
 }
 

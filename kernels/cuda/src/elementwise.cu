@@ -90,13 +90,25 @@ __device__ __forceinline__ float gelu_grad(float x) {
   return s + 2.0f * x * (e * s * s) * du;
 }
 
-template <class T>
-__global__ void gelu_forward_kernel(const T* x, T* y, std::int64_t n) {
-  GRID_STRIDE(i, n) y[i] = from_f32<T>(gelu(to_f32(x[i])));
+// The exact GELU x·Φ(x), Φ(x) = ½·erfc(−x/√2) (erfc keeps Φ's digits for x ≪ 0); Φ' = φ.
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * erfcf(-x * 0.7071067811865476f); }
+__device__ __forceinline__ float gelu_erf_grad(float x) {
+  return 0.5f * erfcf(-x * 0.7071067811865476f) + x * 0.3989422804014327f * expf(-0.5f * x * x);
 }
-template <class T>
+
+template <class T, bool Erf>
+__global__ void gelu_forward_kernel(const T* x, T* y, std::int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float v = to_f32(x[i]);
+    y[i] = from_f32<T>(Erf ? gelu_erf(v) : gelu(v));
+  }
+}
+template <class T, bool Erf>
 __global__ void gelu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_t n) {
-  GRID_STRIDE(i, n) dx[i] = from_f32<T>(to_f32(dy[i]) * gelu_grad(to_f32(x[i])));
+  GRID_STRIDE(i, n) {
+    const float v = to_f32(x[i]);
+    dx[i] = from_f32<T>(to_f32(dy[i]) * (Erf ? gelu_erf_grad(v) : gelu_grad(v)));
+  }
 }
 
 // tanh: tanhf (2 ulp, no -use_fast_math). Backward from the output y, as (1 − y)(1 + y) like
@@ -221,15 +233,23 @@ void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int6
   check_launch("arange_mod");
 }
 
-void gelu_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream) {
+void gelu_forward(Float t, const void* x, void* y, std::int64_t n, bool erf, cudaStream_t stream) {
   if (n == 0) return;
-  TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_forward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n));
+  if (erf) {
+    TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_forward_kernel<T, true><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n));
+  } else {
+    TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_forward_kernel<T, false><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n));
+  }
   check_launch("gelu_forward");
 }
 
-void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, cudaStream_t stream) {
+void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, bool erf, cudaStream_t stream) {
   if (n == 0) return;
-  TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
+  if (erf) {
+    TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_backward_kernel<T, true><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
+  } else {
+    TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_backward_kernel<T, false><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
+  }
   check_launch("gelu_backward");
 }
 

@@ -17,8 +17,9 @@ void copy_2d(const void* src, std::int64_t src_offset, std::int64_t src_stride, 
              std::int64_t dst_stride, std::int64_t rows, std::int64_t cols, int element_bytes, cudaStream_t stream);
 void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int64_t period, cudaStream_t stream);
 
-void gelu_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
-void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, cudaStream_t stream);
+// erf: the exact GELU x·Φ(x); else the tanh form.
+void gelu_forward(Float t, const void* x, void* y, std::int64_t n, bool erf, cudaStream_t stream);
+void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, bool erf, cudaStream_t stream);
 // y = tanh(x); dx = dy·(1 − y²) from the output y (dx may alias dy).
 void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
 void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream);
