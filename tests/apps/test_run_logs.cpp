@@ -3,6 +3,8 @@
 // decoding) and compared with the run's log lines; and `tessera plot` drawing a run's log to a PNG.
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +72,32 @@ TEST_CASE("crc32c and the TFRecord framing", "[unit]") {
   const std::string s = tessera::event_scalar(0.0, 300, "lm loss", 1.0f);
   const std::string expected_tail = std::string("\x10\xac\x02\x2a\x10\x0a\x0e\x0a\x07lm loss\x15\x00\x00\x80\x3f", 21);
   CHECK(s.substr(9) == expected_tail);
+}
+
+TEST_CASE("a line's loss is the mean over its log window, as Megatron-LM's training_log", "[unit]") {
+  tessera::test::CliWorkspace w;
+  // Per-iteration lm losses (and grad norms) of a run's lines: iteration → (loss, grad norm).
+  const auto lines = [&](const std::string& interval) {
+    const CliRun t = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                  "logging.log_interval=" + interval});
+    INFO(t.output);
+    REQUIRE(t.ok());
+    static const std::regex line(R"(iteration\s+(\d+)/.*\| lm loss: (\S+) \| grad norm: (\S+) \|)");
+    std::map<int, std::pair<double, double>> out;
+    for (std::sregex_iterator m(t.output.begin(), t.output.end(), line), end; m != end; ++m)
+      out[std::stoi((*m)[1])] = {std::stod((*m)[2]), std::stod((*m)[3])};
+    return out;
+  };
+  const auto every = lines("1"), third = lines("3");
+  REQUIRE(every.size() == 6);
+  REQUIRE(third.size() == 2);
+  for (const int it : {3, 6}) {
+    INFO("iteration " << it);
+    const double mean = (every.at(it - 2).first + every.at(it - 1).first + every.at(it).first) / 3;
+    CHECK(third.at(it).first == Approx(mean).epsilon(2e-6));  // the lines print 7 digits
+    CHECK(third.at(it).first != Approx(every.at(it).first).epsilon(2e-6));  // not the iteration's own
+    CHECK(third.at(it).second == every.at(it).second);  // the grad norm is the iteration's own
+  }
 }
 
 TEST_CASE("tensorboard_dir: event files with Megatron's tags equal the run's log lines", "[unit]") {

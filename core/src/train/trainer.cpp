@@ -43,6 +43,29 @@ int local_ranks() {
   return 1;
 }
 
+// Running means of the loss and of each of its terms over a log window.
+class WindowMean {
+ public:
+  void add(double loss, const std::vector<double>& parts) {
+    loss_ += loss;
+    parts_.resize(parts.size(), 0.0);
+    for (std::size_t i = 0; i < parts.size(); ++i) parts_[i] += parts[i];
+    ++n_;
+  }
+  bool empty() const { return n_ == 0; }
+  double loss() const { return loss_ / static_cast<double>(n_); }
+  std::vector<double> parts() const {
+    std::vector<double> out(parts_);
+    for (double& p : out) p /= static_cast<double>(n_);
+    return out;
+  }
+
+ private:
+  double loss_ = 0;
+  std::vector<double> parts_;
+  std::int64_t n_ = 0;
+};
+
 // The model's loss parts with their names, for the log.
 std::vector<std::pair<std::string, double>> named_loss_parts(const Model& model, const std::vector<double>& values) {
   const std::vector<std::string> names = model.loss_part_names();
@@ -373,6 +396,9 @@ TrainingRecord Trainer::train() {
   const auto start = Clock::now();
   double window_seconds = 0, train_seconds = 0;  // train_seconds: the steps only (no evaluation, no saving)
   std::int64_t window_iters = 0, window_skipped = 0;
+  // As Megatron-LM's training_log: a line's losses are the means over its window's iterations whose
+  // step was taken (the loss scaler's skipped ones left out); the grad norm is the line's iteration's.
+  WindowMean window_loss;
   std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
   // Graceful stop: from here on SIGTERM/SIGINT (and exit_signal) are a request, looked at between
   // iterations; before, they end the process as usual (nothing is trained yet).
@@ -393,6 +419,7 @@ TrainingRecord Trainer::train() {
     train_seconds += step_seconds;
     ++window_iters;
     window_skipped += last_step_skipped_ ? 1 : 0;
+    if (!last_step_skipped_) window_loss.add(loss, last_loss_parts_);
     rec.losses.push_back(loss);
     rec.grad_norms.push_back(norm);
     rec.learning_rates.push_back(lr);
@@ -402,9 +429,12 @@ TrainingRecord Trainer::train() {
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
     rec.stop_reason = it < options_.train_iters ? stop_reason(it, signals) : std::string();
     if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
+      // A window of skipped steps only (fp16 overflows) shows this iteration's losses.
+      if (window_loss.empty()) window_loss.add(loss, last_loss_parts_);
       IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
-                         1000.0 * window_seconds / static_cast<double>(window_iters), lr, loss, norm,
-                         tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
+                         1000.0 * window_seconds / static_cast<double>(window_iters), lr, window_loss.loss(), norm,
+                         tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, window_loss.parts())};
+      window_loss = {};
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;
