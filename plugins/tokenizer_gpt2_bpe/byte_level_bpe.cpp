@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <mutex>
+#include <queue>
 
 #include <nlohmann/json.hpp>
 
@@ -154,33 +155,65 @@ void ByteLevelBpe::bpe(std::string_view piece, std::vector<std::int32_t>& out) c
       return;
     }
   }
-  std::vector<std::int32_t> word(piece.size());
-  for (std::size_t i = 0; i < piece.size(); ++i) word[i] = byte_id_[static_cast<unsigned char>(piece[i])];
-  while (word.size() > 1) {
-    std::int32_t best_rank = std::numeric_limits<std::int32_t>::max(), merged = -1;
-    std::int32_t left = 0, right = 0;
-    for (std::size_t i = 0; i + 1 < word.size(); ++i) {
-      auto it = merges_.find(pair_key(word[i], word[i + 1]));
-      if (it != merges_.end() && it->second.first < best_rank) {
-        best_rank = it->second.first;
-        merged = it->second.second;
-        left = word[i];
-        right = word[i + 1];
-      }
-    }
-    if (merged < 0) break;
-    // Merge every occurrence of (left, right), left to right, as encoder.py does.
-    std::size_t j = 0;
-    for (std::size_t i = 0; i < word.size();) {
-      if (i + 1 < word.size() && word[i] == left && word[i + 1] == right) {
-        word[j++] = merged;
-        i += 2;
-      } else {
-        word[j++] = word[i++];
-      }
-    }
-    word.resize(j);
+  // The merge loop of encoder.py (each round merges every left-to-right occurrence of the lowest-ranked
+  // pair) without rescanning the word per round, so that a long word (a run of letters is one pre-token)
+  // costs O(n log n), not O(n x merges): a doubly linked list of symbols indexed by their first byte's
+  // position, and a min-heap of (rank, position) holding every adjacent pair that has a rank.
+  const std::size_t n = piece.size(), none = std::numeric_limits<std::size_t>::max();
+  std::vector<std::int32_t> sym(n);
+  std::vector<std::size_t> prev(n), next(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sym[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+    prev[i] = i == 0 ? none : i - 1;
+    next[i] = i + 1 == n ? none : i + 1;
   }
+  using Entry = std::pair<std::int32_t, std::size_t>;  // (rank, left symbol's position)
+  // The merge of the pair starting at i, if it has one (none for a removed or the last symbol).
+  auto merge_at = [&](std::size_t i) -> const std::pair<std::int32_t, std::int32_t>* {
+    if (i == none || sym[i] < 0 || next[i] == none) return nullptr;
+    auto it = merges_.find(pair_key(sym[i], sym[next[i]]));
+    return it == merges_.end() ? nullptr : &it->second;
+  };
+  std::vector<Entry> later;  // entries for the heap once the current round is over
+  auto push_later = [&](std::size_t i) {
+    if (const auto* m = merge_at(i)) later.emplace_back(m->first, i);
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) push_later(i);
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap(std::greater<Entry>{}, std::move(later));
+  while (!heap.empty()) {
+    // One round of encoder.py: the pair of this rank met first (leftmost) is the round's pair, and its
+    // occurrences are merged in increasing position. Pairs the round creates are held back to the next
+    // round even when their rank is lower (encoder.py rescans only after the round), as are other pairs
+    // of the same rank (a merges file may give two pairs one rank; encoder.py merges one per round).
+    const std::int32_t rank = heap.top().first;
+    std::uint64_t round_pair = 0;
+    std::int32_t merged = -1;
+    later.clear();
+    while (!heap.empty() && heap.top().first == rank) {
+      const std::size_t i = heap.top().second;
+      heap.pop();
+      const auto* m = merge_at(i);
+      if (!m || m->first != rank) continue;  // stale: the symbol or its neighbour changed since
+      const std::uint64_t key = pair_key(sym[i], sym[next[i]]);
+      if (merged < 0) {
+        round_pair = key;
+        merged = m->second;
+      } else if (key != round_pair) {
+        later.emplace_back(rank, i);
+        continue;
+      }
+      const std::size_t j = next[i];
+      sym[i] = merged;
+      sym[j] = -1;
+      next[i] = next[j];
+      if (next[j] != none) prev[next[j]] = i;
+      push_later(prev[i]);
+      push_later(i);
+    }
+    for (const Entry& e : later) heap.push(e);
+  }
+  std::vector<std::int32_t> word;
+  for (std::size_t i = 0; i != none; i = next[i]) word.push_back(sym[i]);
   out.insert(out.end(), word.begin(), word.end());
   std::lock_guard<std::mutex> lock(shard.m);
   if (shard.map.size() >= Cache::kMaxPerShard) shard.map.clear();

@@ -6,7 +6,8 @@
 //
 // bpe(): maps a pre-token's bytes to the ids of their 256 byte symbols, then repeatedly merges the
 // adjacent pair of lowest merge rank (all its left-to-right occurrences at once, as OpenAI's
-// encoder.py; Hugging Face's merge queue gives the same result) until no pair has a rank. Symbols are
+// encoder.py; Hugging Face's merge queue gives the same result) until no pair has a rank, with a heap
+// of pairs so that a long piece costs O(n log n), not O(n x merges). Symbols are
 // vocab ids throughout (every merge result must be a vocab entry), and pieces seen before come from a
 // bounded cache shared by the threads that encode with one tokenizer.
 #pragma once

@@ -1,5 +1,6 @@
 // Tokenizer plugins: GPT-2 BPE ids identical to the reference encoder (gpt-3-encoder, run with node)
-// on real text and Unicode edge cases, decode(encode(x)) == x, special tokens, the byte tokenizer,
+// on real text and Unicode edge cases, the heap merge equal to the old round-by-round loop on random
+// words (and a 200,000-letter one), decode(encode(x)) == x, special tokens, the byte tokenizer,
 // the [tokenizer] keys each plugin takes, and FormatErrors naming the file for tokenizer files that
 // do not parse.
 #include <sys/stat.h>
@@ -9,8 +10,11 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <nlohmann/json.hpp>
 
+#include "byte_level_bpe.hpp"  // the engine, for the heap merge against the old loop
 #include "expect_error.hpp"
 #include "gpt2_bpe_tokenizer.hpp"  // the gpt2_bpe plugin's tokenizer, linked directly for its internals
 #include "gpt2_pretokenizer.hpp"
@@ -164,6 +168,139 @@ TEST_CASE("GPT-2 BPE: <|endoftext|> in text is text by default, the EOD id with 
   REQUIRE(tok.id_to_token(995) == "Ġworld");
   REQUIRE_THROWS_AS(tok.decode({50257}), Error);
   REQUIRE_THROWS_AS(tok.decode({-1}), Error);
+}
+
+namespace {
+
+// The merge loop ByteLevelBpe::bpe had before its heap (each round rescans the word for the pair of
+// lowest rank, the leftmost on a tie, and merges all its occurrences left to right, as encoder.py):
+// the oracle the heap version must equal. merges: (left << 32 | right) -> (rank, merged id).
+using MergeMap = std::unordered_map<std::uint64_t, std::pair<std::int32_t, std::int32_t>>;
+std::vector<std::int32_t> oracle_bpe(const ByteLevelBpe& bpe, const MergeMap& merges, std::string_view piece) {
+  auto key = [](std::int32_t a, std::int32_t b) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+  };
+  const auto b2u = gpt2_byte_to_unicode();
+  std::vector<std::int32_t> word;
+  for (unsigned char c : piece) {
+    const char32_t cp = b2u[c];  // below U+0800: one or two UTF-8 bytes
+    const std::string sym = cp < 0x80 ? std::string(1, static_cast<char>(cp))
+                                      : std::string{static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
+    word.push_back(*bpe.find(sym));
+  }
+  while (word.size() > 1) {
+    std::int32_t best_rank = std::numeric_limits<std::int32_t>::max(), merged = -1, left = 0, right = 0;
+    for (std::size_t i = 0; i + 1 < word.size(); ++i) {
+      auto it = merges.find(key(word[i], word[i + 1]));
+      if (it != merges.end() && it->second.first < best_rank) {
+        best_rank = it->second.first;
+        merged = it->second.second;
+        left = word[i];
+        right = word[i + 1];
+      }
+    }
+    if (merged < 0) break;
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < word.size();) {
+      if (i + 1 < word.size() && word[i] == left && word[i + 1] == right) {
+        word[j++] = merged;
+        i += 2;
+      } else {
+        word[j++] = word[i++];
+      }
+    }
+    word.resize(j);
+  }
+  return word;
+}
+
+// A ByteLevelBpe and the oracle's copy of its merges, from (left, right, rank) triples.
+struct BpeWithOracle {
+  std::unique_ptr<ByteLevelBpe> bpe;
+  MergeMap merges;
+  BpeWithOracle(const nlohmann::json& vocab, const std::vector<std::tuple<std::string, std::string, int>>& rules) {
+    bpe = std::make_unique<ByteLevelBpe>(read_vocab_object(vocab, "vocab"), "vocab");
+    for (const auto& [l, r, rank] : rules) {
+      REQUIRE(!bpe->add_merge(l, r, rank));
+      const std::uint64_t k = (static_cast<std::uint64_t>(*bpe->find(l)) << 32) | static_cast<std::uint32_t>(*bpe->find(r));
+      merges[k] = {rank, *bpe->find(l + r)};
+    }
+  }
+  void require_same(std::string_view piece) const {
+    std::vector<std::int32_t> got;
+    bpe->bpe(piece, got);
+    INFO("piece of " << piece.size() << " bytes: " << std::string(piece.substr(0, 80)));
+    REQUIRE(got == oracle_bpe(*bpe, merges, piece));
+  }
+};
+
+// Random strings over `alphabet`'s items (single letters or UTF-8 pieces).
+std::string random_string(std::mt19937& rng, const std::vector<std::string>& alphabet, std::size_t len) {
+  std::string s;
+  while (s.size() < len) s += alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("Byte-level BPE's heap merge equals the round-by-round merge loop (GPT-2 merges and odd tables)",
+          "[reference]") {
+  std::mt19937 rng(12345);
+  using V = std::vector<std::string>;
+  const std::vector<V> alphabets = {
+      {"a", "b"}, {"a", "a", "b"}, {"a"}, {"a", "b", "c"}, {"e", "t", "a", "o", "i", "n", "s", "h", "r"},
+      {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v",
+       "w", "x", "y", "z"},
+      {"the", " ", "é", "日本", "👍🏽", "\n", "1", "ing", "ll", "a", "\xff", "'s", "ÜÄ", "  "}};
+  auto lengths = [&](std::size_t count) {
+    std::vector<std::size_t> v;
+    for (std::size_t i = 0; i < count; ++i)
+      v.push_back(i % 4 == 0 ? std::uniform_int_distribution<std::size_t>(1, 3000)(rng)
+                             : std::uniform_int_distribution<std::size_t>(1, 60)(rng));
+    return v;
+  };
+
+  SECTION("GPT-2's merges") {
+    const std::string dir = vocab_dir();
+    std::ifstream vocab_in(dir + "/encoder.json"), merges_in(dir + "/vocab.bpe");
+    std::vector<std::tuple<std::string, std::string, int>> rules;
+    std::string line;
+    while (std::getline(merges_in, line)) {
+      if (line.empty() || line.starts_with("#version")) continue;
+      const auto sp = line.find(' ');
+      rules.emplace_back(line.substr(0, sp), line.substr(sp + 1), static_cast<int>(rules.size()));
+    }
+    const BpeWithOracle b(nlohmann::json::parse(vocab_in), rules);
+    for (const auto& alphabet : alphabets)
+      for (std::size_t len : lengths(40)) b.require_same(random_string(rng, alphabet, len));
+    for (std::size_t len : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 100, 1000, 2999})
+      b.require_same(std::string(len, 'a'));
+    for (const auto& c : edge_cases()) b.require_same(c);
+  }
+
+  SECTION("tables a trained BPE would not make: overlaps, lower ranks made later, two pairs of one rank") {
+    nlohmann::json vocab = byte_symbols_vocab();
+    int id = 256;
+    for (const char* e : {"aa", "aaa", "aaaa", "ab", "aba", "ba", "bab", "abab", "bb", "cc", "ccc"}) vocab[e] = id++;
+    // "ab a" ranks below "a b", which makes it: encoder.py still merges every "a b" first.
+    // "b a" and "c c" share a rank, as "a a" and "b b": one pair per round, the leftmost's.
+    const BpeWithOracle b(vocab, {{"ab", "a", 0},  {"a", "b", 1},   {"b", "a", 2},   {"c", "c", 2},   {"a", "a", 3},
+                                  {"b", "b", 3},   {"aa", "a", 4},  {"ab", "ab", 5}, {"a", "aa", 6},  {"aa", "aa", 7},
+                                  {"ba", "b", 8},  {"cc", "c", 9}});
+    for (const char* s : {"aaa", "aaaa", "aaaaa", "abab", "ababa", "baba", "ccba", "bacc", "abba", "cccc", "bbaa"})
+      b.require_same(s);
+    for (const V& alphabet : {V{"a", "b"}, V{"a", "a", "b"}, V{"a", "b", "c"}, V{"a", "c", "c", "b"}})
+      for (std::size_t len : lengths(200)) b.require_same(random_string(rng, alphabet, len));
+  }
+}
+
+TEST_CASE("GPT-2 BPE: a 200000-letter word encodes (in one pre-token) and decodes back", "[reference]") {
+  std::mt19937 rng(7);
+  std::string word;
+  for (int i = 0; i < 200000; ++i) word += static_cast<char>('a' + std::uniform_int_distribution<int>(0, 25)(rng));
+  const auto ids = gpt2().encode(word);
+  REQUIRE(ids.size() > 50000);
+  REQUIRE(gpt2().decode(ids) == word);
 }
 
 TEST_CASE("GPT-2 BPE encoding speed", "[reference][bench]") {
