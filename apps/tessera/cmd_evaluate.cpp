@@ -2,7 +2,8 @@
 // Megatron-LM's eval-only runs. The validation and test loss (and perplexity) of saved weights — final
 // weights or a checkpoint of any layout — over training.eval_iters global batches of each split of the
 // config's data, in the config's layout (under mpirun any tp/pp/dp), with no optimizer step. The
-// numbers are those `tessera train` logs at validation: both run Trainer::evaluate_and_log.
+// numbers are those `tessera train` logs at validation: both run Trainer::evaluate_and_log (on the same
+// samples given the same train_iters, eval_interval and eval_iters, which size the validation indices).
 #include <optional>
 #include <string_view>
 

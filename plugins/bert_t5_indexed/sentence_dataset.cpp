@@ -90,7 +90,9 @@ SentenceDataset::SentenceDataset(std::shared_ptr<const IndexedDataset> data, con
     try {
       return build_samples_mapping(docs, sizes, mo);
     } catch (const ConfigError& e) {
-      throw ConfigError(fmt::format("{}: {}; lower training.train_iters or training.eval_iters", where, e.what()));
+      throw ConfigError(fmt::format("{}: {}; lower training.train_iters, or training.eval_iters "
+                                    "(validation asks (train_iters / eval_interval + 1) × eval_iters global batches)",
+                                    where, e.what()));
     }
   };
   CachedMapping cached = load_or_build_mapping(cache_path_, data_->idx_path(), check, build);

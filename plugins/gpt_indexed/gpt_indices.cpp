@@ -99,12 +99,12 @@ GptIndexPlan plan_gpt_indices(std::span<const std::int32_t> sizes, std::int64_t 
   GptIndexPlan r;
   r.documents = doc_end - doc_begin;
   for (std::int64_t d = doc_begin; d < doc_end; ++d) r.tokens_per_epoch += sizes[static_cast<std::size_t>(d)];
-  // One token is enough, as in Megatron-LM: a sample's seq_length + 1 tokens then span epochs (and a
-  // split asked for 0 samples gets its one epoch). No token at all would never make a sample
-  // (Megatron's epoch loop does not end).
-  if (r.tokens_per_epoch < 1)
-    throw Error(fmt::format("GPT dataset: documents [{}, {}) hold no tokens; at least 1 is needed to make a sample",
-                            doc_begin, doc_end));
+  // A split asked for no sample gets its one epoch, as in Megatron-LM, even of one token. Samples
+  // need two tokens (an input and its label; Megatron fails an assertion on one, and its epoch loop
+  // never ends on none).
+  if (r.tokens_per_epoch < (num_samples > 0 ? 2 : 1))
+    throw Error(fmt::format("GPT dataset: documents [{}, {}) hold {} token(s); at least 2 are needed to make a sample",
+                            doc_begin, doc_end, r.tokens_per_epoch));
   // Size the three arrays before building anything: a huge sample count must be a clear error, not
   // an endless epoch loop, an int64 overflow or a bad_alloc after minutes.
   const i128 epochs = num_epochs_wide(r.tokens_per_epoch, seq_length, num_samples);  // < 2^126

@@ -79,7 +79,8 @@ TEST_CASE("a line's loss is the mean over its log window, as Megatron-LM's train
   // Per-iteration lm losses (and grad norms) of a run's lines: iteration → (loss, grad norm).
   const auto lines = [&](const std::string& interval) {
     const CliRun t = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
-                                  "logging.log_interval=" + interval});
+                                  "logging.log_interval=" + interval, "--set",
+                                  "checkpoint.save=" + (w.dir / ("save_" + interval))});
     INFO(t.output);
     REQUIRE(t.ok());
     static const std::regex line(R"(iteration\s+(\d+)/.*\| lm loss: (\S+) \| grad norm: (\S+) \|)");

@@ -59,7 +59,8 @@ TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and chang
     return out;
   };
   const Run plain = run_tessera("train " + w.config + " --set training.train_iters=3");
-  const Run sp = run_tessera("train " + w.config + " --set training.train_iters=3 --set parallel.sequence_parallel=true");
+  const Run sp = run_tessera("train " + w.config + " --set training.train_iters=3 --set parallel.sequence_parallel=true" +
+                             " --set checkpoint.save=" + (w.dir / "save_sp"));
   INFO(sp.output);
   REQUIRE(plain.status == 0);
   REQUIRE(sp.status == 0);

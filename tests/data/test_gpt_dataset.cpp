@@ -116,15 +116,13 @@ TEST_CASE("GPT indices equal Megatron-LM's (numpy reimplementation)", "[referenc
   run(tens, 0, 100, 99 + 90, 10, 3);
   REQUIRE(saw_joint_multi);
   // A range of one token (a small split of a small corpus) asked for no sample: one epoch, an empty
-  // shuffle, as Megatron. Asked for samples, each spans seq_length + 1 epochs of it (Megatron's
-  // epoch count, N·seq + 1; its own code then fails an assertion, so no reference for that).
+  // shuffle, as Megatron. Asked for samples, a clear error (Megatron fails an assertion); no token
+  // at all is one too.
   const std::vector<std::int32_t> one_token = {5, 1, 7};
   run(one_token, 1, 2, 0, 8, 11);
-  const GptIndices spanning = build_gpt_indices(one_token, 1, 2, 3, 4, 11);
-  CHECK(spanning.num_epochs == 3 * 4 + 1);
-  CHECK(spanning.num_samples() == 3);
+  REQUIRE_THROWS_WITH(build_gpt_indices(one_token, 1, 2, 3, 4, 11), Catch::Contains("at least 2 are needed"));
   REQUIRE_THROWS_WITH(build_gpt_indices(std::vector<std::int32_t>{3, 0, 4}, 1, 2, 0, 8, 11),
-                      Catch::Contains("hold no tokens"));
+                      Catch::Contains("hold 0 token(s)"));
   const std::vector<std::pair<std::int64_t, bool>> boundary = {{99 + 78, true}, {99 + 79, false}};
   for (const auto& [samples, separate] : boundary) {
     run(tens, 0, 100, samples, 10, 3);

@@ -251,6 +251,9 @@ TEST_CASE("config mistakes are clear errors before any work", "[unit]") {
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()).find("adam.toml") != std::string::npos);
   }
+  // min_lr above lr: the message says that the bound is lr's.
+  CHECK_THROWS_WITH(Trainer(Config::from_string(config_text(4, 8, 2), "lr.toml", {"optimizer.min_lr=0.01"})),
+                    Catch::Contains("optimizer.min_lr = 0.01 (--set) is above optimizer.lr = 0.003"));
   std::string missing = config_text(4, 8, 2);
   missing.replace(missing.find(training_corpus()), training_corpus().size(), "no_such_dataset");
   CHECK_THROWS_AS(Trainer(Config::from_string(missing, "data.toml")), FormatError);

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -162,7 +163,9 @@ def main():
     split = rest.index("--")
     mpiexec, layouts = rest[:split], rest[split + 1:]
     workdir = sys.argv[3]
-    save = lambda name: ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
+    def save(name):  # a fresh folder each time: a run refuses to save over another run's files
+        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+        return ["--set", f"checkpoint.save={os.path.join(workdir, name)}"]
     bases = {}  # precision → (logged values, optimizer state elements, saved weights folder) of one process
 
     def one_process(prec):

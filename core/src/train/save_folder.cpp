@@ -4,7 +4,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -89,6 +91,24 @@ bool is_unfinished_save(const std::string& name) {
 }
 
 }  // namespace
+
+std::string previous_run_in(const fs::path& folder) {
+  std::error_code ec;
+  std::int64_t last = -1;
+  bool tracker = fs::exists(folder / "latest_checkpointed_iteration.txt", ec);
+  for (const auto& e : fs::directory_iterator(folder, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == 12 && name.starts_with("iter_") && e.is_directory(ec) &&
+        name.find_first_not_of("0123456789", 5) == std::string::npos)
+      last = std::max<std::int64_t>(last, std::stoll(name.substr(5)));
+  }
+  const bool final_weights = fs::exists(folder / "model.safetensors", ec);
+  std::string what;
+  if (last >= 0) what = fmt::format("checkpoints up to iteration {}", last);
+  else if (tracker) what = "latest_checkpointed_iteration.txt";
+  if (final_weights) what += what.empty() ? "final weights (model.safetensors)" : " and final weights (model.safetensors)";
+  return what;
+}
 
 void clean_unfinished_saves(const fs::path& folder) {
   std::error_code ec;

@@ -182,7 +182,11 @@ LrSchedule read_lr(const Config& config, std::int64_t train_iters, std::int64_t 
   LrSchedule lr;
   lr.samples_per_iteration = global_batch_size;
   lr.lr = s.get_float("lr", 1e-4, 0.0, 10.0);
-  lr.min_lr = s.get_float("min_lr", 0.0, 0.0, lr.lr);
+  lr.min_lr = s.get_float("min_lr", 0.0, 0.0, 10.0);
+  if (lr.min_lr > lr.lr)
+    throw ConfigError(fmt::format("optimizer.min_lr = {} ({}) is above optimizer.lr = {}: the schedule decays from lr "
+                                  "down to min_lr",
+                                  lr.min_lr, s.origin("min_lr"), lr.lr));
   lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root"});
   lr.warmup_iters = s.get_int("lr_warmup_iters", 0, 0, INT64_MAX / 2);
   lr.decay_iters = s.get_int("lr_decay_iters", std::max(train_iters, lr.warmup_iters), 1, INT64_MAX / 2);
@@ -242,11 +246,15 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   // evaluations read on), which are Megatron's first evaluation's. `tessera evaluate` asks the same
   // counts, so it reads what training read.
   const std::int64_t eval_samples = options_.eval_iters * options_.global_batch_size;
-  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]) ||
-      __builtin_mul_overflow(options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1,
-                             eval_samples, &request.num_samples[1]))
+  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]))
     throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
+  const std::int64_t windows = options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1;
+  if (__builtin_mul_overflow(windows, eval_samples, &request.num_samples[1]))
+    throw ConfigError(fmt::format("validation asks (training.train_iters / training.eval_interval + 1) = {} × "
+                                  "training.eval_iters ({}) × training.global_batch_size ({}) samples, which overflow a "
+                                  "64-bit count; raise training.eval_interval or lower training.eval_iters",
+                                  windows, options_.eval_iters, options_.global_batch_size));
   if (options_.eval_interval == 0 && !evaluation_only_) request.num_samples[1] = 0;  // never validated
   request.num_samples[2] = 0;
   if (evaluation_only_) {  // no training samples; eval_iters global batches of each split evaluated
@@ -543,6 +551,21 @@ void Trainer::claim_save_folder() {
     if (world.rank() != 0) return;
     save_lock_ = std::make_unique<SaveFolderLock>(options_.save_dir);
     clean_unfinished_saves(options_.save_dir);
+    // Nothing already saved is lost: a run that does not resume from this folder (or one of its
+    // checkpoints) must not save over another run's checkpoints and final weights.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path save = fs::weakly_canonical(options_.save_dir, ec);
+    const fs::path load = options_.load_dir.empty() ? fs::path() : fs::weakly_canonical(options_.load_dir, ec);
+    const bool resumes_here = !load.empty() && (load == save || load.parent_path() == save);
+    const std::string previous = resumes_here ? std::string() : previous_run_in(options_.save_dir);
+    if (!previous.empty())
+      throw ConfigError(fmt::format(
+          "checkpoint.save = {} ({}) already holds a run's {}; this run {} and would save over them. Resume that run "
+          "with checkpoint.load = {} (--set checkpoint.load={}), save to another folder, or move them away first",
+          options_.save_dir, origin, previous,
+          options_.load_dir.empty() ? "starts from scratch" : "resumes from checkpoint.load = " + options_.load_dir,
+          options_.save_dir, options_.save_dir));
   });
 }
 

@@ -30,4 +30,9 @@ class SaveFolderLock {
 // iter_XXXXXXX.old whose replacement never arrived (a save killed between its two renames).
 void clean_unfinished_saves(const std::filesystem::path& folder);
 
+// What a finished run left in `folder`, as a phrase for an error ("checkpoints up to iteration 8 and
+// final weights"), or "" when it holds none: latest_checkpointed_iteration.txt, iter_XXXXXXX
+// folders, model.safetensors. A run that does not resume from `folder` must not save over them.
+std::string previous_run_in(const std::filesystem::path& folder);
+
 }  // namespace tessera
