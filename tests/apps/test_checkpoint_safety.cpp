@@ -44,6 +44,50 @@ TEST_CASE("two runs cannot save into one folder", "[unit]") {
   CHECK(tessera_cli({"train", w.config}).ok());
 }
 
+TEST_CASE("a run that does not resume from checkpoint.save refuses to save over another run's files", "[unit]") {
+  CliWorkspace w("save_interval = 2");
+  REQUIRE(tessera_cli({"train", w.config, "--set", "training.train_iters=4"}).ok());
+  const fs::path save = w.save();
+  const std::string model_before = tessera::test::read_text(save / "model.safetensors");
+  // The same command again (a fresh run, no load): refused before any work, nothing touched.
+  const CliRun again = tessera_cli({"train", w.config, "--set", "training.train_iters=2"});
+  INFO(again.output);
+  CHECK(again.clean_error());
+  CHECK(again.has("already holds a run's checkpoints up to iteration 4 and final weights (model.safetensors)"));
+  CHECK(again.has("--set checkpoint.load=" + save.string()));
+  CHECK_FALSE(again.has("iteration        1/"));
+  CHECK(tessera::test::read_text(save / "latest_checkpointed_iteration.txt") == "4\n");
+  CHECK(tessera::test::read_text(save / "model.safetensors") == model_before);
+  // Resuming from another folder into it: refused too (the two runs' checkpoints would mix).
+  const CliRun elsewhere = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                        "checkpoint.load=" + (w.dir / "other")});
+  CHECK(elsewhere.has("resumes from checkpoint.load"));
+  CHECK(elsewhere.clean_error());
+  // Resuming from it, or from one of its checkpoints, saves on into it.
+  const CliRun resumed = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                      "checkpoint.load=" + save.string()});
+  INFO(resumed.output);
+  CHECK(resumed.ok());
+  CHECK(tessera::test::read_text(save / "latest_checkpointed_iteration.txt") == "6\n");
+  CHECK(tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                     "checkpoint.load=" + (save / "iter_0000004").string()}).ok());
+}
+
+TEST_CASE("a damaged checkpoint file is refused at load, naming it, before any iteration", "[unit]") {
+  CliWorkspace w("save_interval = 2");
+  REQUIRE(tessera_cli({"train", w.config, "--set", "training.train_iters=2"}).ok());
+  const fs::path file = fs::path(w.save()) / "iter_0000002/optimizer_tp0_pp0_dp0.safetensors";
+  std::vector<unsigned char> bytes = tessera::test::read_bytes(file);
+  for (std::size_t i = bytes.size() - 200; i < bytes.size() - 100; ++i) bytes[i] = static_cast<unsigned char>(i * 37);
+  tessera::test::write_bytes(file, bytes);
+  const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=4", "--set",
+                                "checkpoint.load=" + w.save()});
+  INFO(r.output);
+  CHECK(r.clean_error());
+  CHECK(r.has("optimizer_tp0_pp0_dp0.safetensors: the data does not match the checksum"));
+  CHECK_FALSE(r.has("iteration        3/"));
+}
+
 TEST_CASE("what a failed or killed save left behind is cleaned up at start", "[unit]") {
   CliWorkspace w("save_interval = 3");
   REQUIRE(tessera_cli({"train", w.config}).ok());

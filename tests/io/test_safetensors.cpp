@@ -44,6 +44,29 @@ TEST_CASE("safetensors round trip", "[unit]") {
   CHECK(f.metadata.at("format") == "pt");
 }
 
+TEST_CASE("the data's checksum: written in the header, checked on load; files without one load", "[unit]") {
+  TempDir dir;
+  const std::string path = dir / "sum.safetensors";
+  Tensor a = Tensor::full({64}, 0.25f), b = Tensor::full({3, 5}, -2.0f);
+  save_safetensors(path, {{"a", a}, {"b", b}}, {{"format", "pt"}});
+  const SafetensorsFile f = load_safetensors(path);
+  REQUIRE(f.metadata.count(kSafetensorsChecksumKey) == 1);
+  CHECK(f.metadata.at(kSafetensorsChecksumKey).size() == 16);
+  CHECK(f.metadata.at(kSafetensorsChecksumKey) != std::string(16, '0'));
+  // One flipped bit in the last tensor's data, or in the first's: the load names the file.
+  for (const std::int64_t from_end : {1, 4 * 15 + 3}) {
+    std::vector<unsigned char> bytes = tessera::test::read_bytes(path);
+    bytes[bytes.size() - static_cast<std::size_t>(from_end)] ^= 0x10;
+    const std::string bad = dir / "flipped.safetensors";
+    tessera::test::write_bytes(bad, bytes);
+    const std::string msg = load_error(bad);
+    CHECK_THAT(msg, Catch::Contains("flipped.safetensors") && Catch::Contains("does not match the checksum"));
+  }
+  // A file from elsewhere (no checksum key) loads as it is.
+  const std::string plain = write_file(dir, R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8);
+  CHECK(load_safetensors(plain).tensors.at("w").data<float>()[1] == 0.0f);
+}
+
 TEST_CASE("corrupt safetensors headers are FormatErrors naming the file", "[unit]") {
   TempDir dir;
   std::string msg;

@@ -7,6 +7,13 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#define XXH_INLINE_ALL
+#if defined(__AVX512F__)
+// GCC 12 warns (-Wmaybe-uninitialized) inside its own AVX-512 intrinsics as xxHash's AVX-512 path
+// uses them; the AVX2 path is as fast for checkpoint-sized data.
+#define XXH_VECTOR XXH_AVX2
+#endif
+#include <xxhash.h>
 
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
@@ -35,12 +42,34 @@ DType parse_dtype(const std::string& s, const std::filesystem::path& path) {
     if (s == st_dtype(t)) return t;
   throw FormatError(fmt::format("{}: unsupported safetensors dtype {}", path.string(), quote_untrusted(s)));
 }
+
+// XXH3-64 over a sequence of byte ranges, as one stream.
+class DataHash {
+ public:
+  DataHash() : state_(XXH3_createState()) {
+    if (!state_) throw std::bad_alloc();
+    XXH3_64bits_reset(state_);
+  }
+  ~DataHash() { XXH3_freeState(state_); }
+  DataHash(const DataHash&) = delete;
+  DataHash& operator=(const DataHash&) = delete;
+  void add(const void* data, std::size_t size) { XXH3_64bits_update(state_, data, size); }
+  std::string hex() const { return fmt::format("{:016x}", XXH3_64bits_digest(state_)); }
+
+ private:
+  XXH3_state_t* state_;
+};
 }  // namespace
 
 void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  // The checksum is known once the data is written: its 16 digits are a placeholder until then, so
+  // each (device) tensor is copied to the host once, one at a time.
+  std::map<std::string, std::string> meta = metadata;
+  const std::string placeholder(16, '0');
+  meta[kSafetensorsChecksumKey] = placeholder;
+  header["__metadata__"] = meta;
   std::size_t offset = 0;
   for (const auto& [name, t] : tensors) {
     header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
@@ -48,6 +77,8 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
+  const std::size_t checksum_at =
+      text.find(fmt::format("\"{}\":\"{}\"", kSafetensorsChecksumKey, placeholder)) + std::strlen(kSafetensorsChecksumKey) + 4;
   const std::filesystem::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -55,10 +86,14 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
     std::uint64_t n = text.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    DataHash hash;
     for (const auto& [name, t] : tensors) {
-      const Tensor host = t.to(Device::cpu());  // device tensors are written from a host copy
+      const Tensor host = t.to(Device::cpu());
+      hash.add(host.raw(), host.nbytes());
       out.write(static_cast<const char*>(host.raw()), static_cast<std::streamsize>(host.nbytes()));
     }
+    out.seekp(static_cast<std::streamoff>(8 + checksum_at));
+    out.write(hash.hex().data(), 16);
     out.flush();
     if (!out) {
       out.close();
@@ -167,6 +202,19 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
     in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
     if (!in) throw FormatError(fmt::format("{}: could not read tensor {}", path.string(), quote_untrusted(e.name)));
     out.tensors.emplace(e.name, std::move(t));
+  }
+  const auto saved = out.metadata.find(kSafetensorsChecksumKey);
+  if (saved != out.metadata.end()) {
+    DataHash hash;  // the tensors in file order: the data section as written
+    for (const Entry* e : by_offset) {
+      const Tensor& t = out.tensors.at(e->name);
+      hash.add(t.raw(), t.nbytes());
+    }
+    if (hash.hex() != saved->second)
+      throw FormatError(fmt::format("{}: the data does not match the checksum written with it ({} {} in the header, {} "
+                                    "of the data): the file is damaged (a disk error, an interrupted copy?); use "
+                                    "another checkpoint or a good copy of this file",
+                                    path.string(), kSafetensorsChecksumKey, quote_untrusted(saved->second), hash.hex()));
   }
   return out;
 }
