@@ -317,6 +317,10 @@ int bench_parent(const BenchArgs& a) {
   for (const std::string& p : kPrecisions)
     if (std::find(a.precisions.begin(), a.precisions.end(), p) != a.precisions.end()) precisions.push_back(p);
 
+  // Every config is read (with the overrides) before minutes of timing: a missing file, a TOML
+  // error or a bad --set is the one thing printed, not a line buried above the peaks and the table.
+  for (const std::string& c : a.configs) (void)Config::load(c, a.overrides);
+
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const bool pytorch = !a.no_pytorch;
   // The PyTorch baseline runs where Tessera runs: the CPU, or its CUDA device for any GPU backend.

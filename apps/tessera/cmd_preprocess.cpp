@@ -30,7 +30,7 @@ namespace {
 struct PreprocessArgs {
   PreprocessOptions options;
   std::string tokenizer = kDefaultTokenizer;
-  std::string vocab_file, merges_file, tokenizer_file;
+  std::string vocab_file, merges_file, tokenizer_file, eod_token;
   bool parse_special_tokens = false;
   // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
   std::optional<bool> lower_case, strip_accents;
@@ -87,11 +87,12 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
   if (!a.tokenizer_file.empty()) text += "tokenizer_file = " + toml_string(a.tokenizer_file) + "\n";
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
+  if (!a.eod_token.empty()) text += "eod_token = " + toml_string(a.eod_token) + "\n";
   if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
   if (a.strip_accents) text += fmt::format("strip_accents = {}\n", *a.strip_accents);
   if (a.vocab_extra_ids) text += fmt::format("vocab_extra_ids = {}\n", *a.vocab_extra_ids);
   return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --tokenizer-file, "
-                                   "--parse-special-tokens, "
+                                   "--parse-special-tokens, --eod-token, "
                                    "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids");
 }
 
@@ -118,6 +119,8 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   sub.add_option("--merges-file", args->merges_file, "[tokenizer] merges_file (gpt2_bpe: merges.txt or vocab.bpe)");
   sub.add_option("--tokenizer-file", args->tokenizer_file,
                  "[tokenizer] tokenizer_file (hf_tokenizer: a Hugging Face tokenizer.json)");
+  sub.add_option("--eod-token", args->eod_token,
+                 "[tokenizer] eod_token (hf_tokenizer: the end-of-document token's text, e.g. <|end_of_text|>)");
   sub.add_option("-o,--output-prefix", o.output_prefix,
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();

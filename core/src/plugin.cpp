@@ -195,25 +195,30 @@ FactoryHandle find_factory(const std::string& kind, const std::string& name) {
 void rethrow_from_plugin(const std::string& kind, const std::string& name) {
   // The copy is made here, in core, so that the exception in flight never depends on code or
   // type information inside the plugin library.
-  const std::string tag = fmt::format("{} plugin '{}': ", kind, name);
+  const std::string label = fmt::format("{} plugin '{}'", kind, name);
+  // A message that already names the plugin ("data plugin 'x': …", "data plugin 'x' needs …") keeps its own.
+  const auto tagged = [&](const char* what) {
+    const std::string m = what;
+    return m.starts_with(label) ? m : label + ": " + m;
+  };
   try {
     throw;
   } catch (const ConfigError& e) {
-    throw ConfigError(tag + e.what());
+    throw ConfigError(tagged(e.what()));
   } catch (const FormatError& e) {
-    throw FormatError(tag + e.what());
+    throw FormatError(tagged(e.what()));
   } catch (const ShapeError& e) {
-    throw ShapeError(tag + e.what());
+    throw ShapeError(tagged(e.what()));
   } catch (const CommError& e) {
-    throw CommError(tag + e.what());
+    throw CommError(tagged(e.what()));
   } catch (const PluginError& e) {
-    throw PluginError(tag + e.what());
+    throw PluginError(tagged(e.what()));
   } catch (const Error& e) {  // a category without its own case above stays a tessera::Error
-    throw Error(tag + e.what());
+    throw Error(tagged(e.what()));
   } catch (const std::exception& e) {
-    throw PluginError(tag + e.what());
+    throw PluginError(tagged(e.what()));
   } catch (...) {
-    throw PluginError(tag + "its factory threw an exception that is not a std::exception");
+    throw PluginError(label + ": its factory threw an exception that is not a std::exception");
   }
 }
 

@@ -384,7 +384,17 @@ HfTokenizer::HfTokenizer(const std::string& file, HfTokenizerOptions options) : 
     for (const Added* a : pass_[k]) first_byte_[k][static_cast<unsigned char>(a->content[0])] = true;
   for (auto& p : pass_)
     std::stable_sort(p.begin(), p.end(), [](const Added* a, const Added* b) { return a->content.size() > b->content.size(); });
-  eod_ = special_token(kEndOfText);
+  if (!options.eod_token.empty()) {
+    eod_ = special_token(options.eod_token);
+    if (!eod_)
+      throw ConfigError(fmt::format("{}: eod_token = \"{}\" is not a token of this tokenizer (in added_tokens or "
+                                    "model.vocab)",
+                                    file_, options.eod_token));
+  } else {
+    for (std::string_view candidate : {kEndOfText, std::string_view("<|end_of_text|>"), std::string_view("</s>"),
+                                       std::string_view("<eos>")})
+      if ((eod_ = special_token(candidate))) break;
+  }
 }
 
 HfTokenizer::~HfTokenizer() = default;
@@ -393,9 +403,10 @@ std::int64_t HfTokenizer::num_merges() const { return bpe_->num_merges(); }
 
 std::int32_t HfTokenizer::eod() const {
   if (!eod_)
-    throw ConfigError(fmt::format("{}: the tokenizer has no \"<|endoftext|>\" (in added_tokens or model.vocab), which "
-                                  "is the end-of-document token here; use a tokenizer that has it (or, for "
-                                  "preprocess, --no-append-eod)",
+    throw ConfigError(fmt::format("{}: the tokenizer has none of \"<|endoftext|>\", \"<|end_of_text|>\", \"</s>\", "
+                                  "\"<eos>\" (in added_tokens or model.vocab), the end-of-document tokens looked for; "
+                                  "name its own with [tokenizer] eod_token (preprocess: --eod-token), or for "
+                                  "preprocess use --no-append-eod",
                                   file_));
   return *eod_;
 }

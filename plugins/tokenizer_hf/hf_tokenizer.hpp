@@ -42,6 +42,10 @@ struct HfTokenizerOptions {
   // Whether encode() turns added tokens' text into their ids (Hugging Face and Megatron-LM's
   // TokenizerFromFile do); false treats it as ordinary text.
   bool parse_special_tokens = true;
+  // The end-of-document token's text. Empty: "<|endoftext|>" (GPT-2, StarCoder), else the first the
+  // file has of "<|end_of_text|>" (Llama 3), "</s>" (Llama 2, Mistral, T5), "<eos>" (Gemma) — a
+  // tokenizer.json does not say which is its EOS (tokenizer_config.json does, as Megatron-LM reads it).
+  std::string eod_token;
 };
 
 class HfTokenizer : public Tokenizer {

@@ -237,12 +237,13 @@ TEST_CASE("every kind of corruption is a FormatError naming the file", "[unit]")
   SECTION("truncated index") {
     check(std::vector<unsigned char>(idx.begin(), idx.begin() + 20), bin, "truncated index");
     check(std::vector<unsigned char>(idx.begin(), idx.end() - 1), bin, "should be 34+12N+8D = 102 bytes, but it is 101");
+    check(std::vector<unsigned char>(idx.begin(), idx.begin() + 40), bin, "should be 34+12N+8D = 102 bytes, but it is 40");
     auto longer = idx;
     longer.push_back(0);
     check(longer, bin, "but it is 103");
     auto huge_n = idx;
     put<std::uint64_t>(huge_n, 18, ~std::uint64_t{0} / 4);
-    check(huge_n, bin, "overflow");
+    check(huge_n, bin, "should be 34+12N+8D = more than 2^64 bytes");
   }
   SECTION("pointers inconsistent with sizes") {
     auto i = idx;

@@ -96,7 +96,7 @@ def main():
     expect_error([tessera, "evaluate", config, "--load", os.path.join(broken, "iter_0000010")] + SPLIT,
                  [os.path.join(broken, "iter_0000010", "model_tp0_pp0.safetensors")], "missing model file")
     expect_error([tessera, "evaluate", config, "--load", ckpt, "--set", "model.hidden_size=64"] + SPLIT,
-                 ["model_tp0_pp0.safetensors", "the saved config and weights disagree"], "other shapes")
+                 ["model_tp0_pp0.safetensors", "and the saved weights, disagree"], "other shapes")
     expect_error([tessera, "evaluate", config, "--load", workdir] + SPLIT,
                  [f"{workdir} does not hold a saved model"], "no saved model")
     expect_error([tessera, "evaluate", config, "--load", ckpt, "--set", "training.eval_iters=0", "--set", "training.eval_interval=0"] + SPLIT,

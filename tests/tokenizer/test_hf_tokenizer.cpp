@@ -272,7 +272,9 @@ TEST_CASE("hf_tokenizer: added tokens longest first, both passes, parse_special_
   CHECK(t.encode("<a><b><c>") == std::vector<std::int32_t>{301, '<', 'c', '>'});
   CHECK(t.encode(" a<a>") == std::vector<std::int32_t>{256, 300});
   CHECK(t.decode({301, 256, 257}) == "<a><b> a<|endoftext|>");
-  const HfTokenizer plain(dir / "t.json", HfTokenizerOptions{false});
+  HfTokenizerOptions no_parsing;
+  no_parsing.parse_special_tokens = false;
+  const HfTokenizer plain(dir / "t.json", no_parsing);
   CHECK(plain.encode("<a>").size() == 3);
   CHECK(plain.encode("x<|endoftext|>").size() == 14);
   // Through the plugin and its keys.
@@ -298,6 +300,31 @@ TEST_CASE("hf_tokenizer: no <|endoftext|> loads and encodes; eod() is then a Con
   const std::string msg = message_of<ConfigError>([&] { t.eod(); });
   CHECK(msg.find(dir / "t.json") != std::string::npos);
   CHECK(msg.find("<|endoftext|>") != std::string::npos);
+}
+
+TEST_CASE("hf_tokenizer: the end-of-document token of Llama-style files, and eod_token", "[unit]") {
+  TempDir dir;
+  // A file with another EOS name and no <|endoftext|>: the first of the known names it has.
+  for (const std::string eos : {"<|end_of_text|>", "</s>", "<eos>"}) {
+    INFO(eos);
+    json j = small_tokenizer_json();
+    j["model"]["vocab"].erase("<|endoftext|>");
+    j["model"]["vocab"][eos] = 257;
+    j["added_tokens"][0]["content"] = eos;
+    test::write_text(dir / "t.json", j.dump());
+    CHECK(HfTokenizer(dir / "t.json").eod() == 257);
+  }
+  // eod_token names it: a token of the file, else a ConfigError naming the file and the text.
+  json j = small_tokenizer_json();
+  j["model"]["vocab"]["<|eot_id|>"] = 258;
+  j["added_tokens"].push_back(json{{"id", 258}, {"content", "<|eot_id|>"}, {"single_word", false}, {"lstrip", false},
+                                   {"rstrip", false}, {"normalized", false}, {"special", true}});
+  test::write_text(dir / "t.json", j.dump());
+  CHECK(HfTokenizer(dir / "t.json").eod() == 257);
+  CHECK(make_plugin(fmt::format("tokenizer_file = '{}'\neod_token = '<|eot_id|>'\n", dir / "t.json"))->eod() == 258);
+  const std::string msg = message_of<ConfigError>(
+      [&] { make_plugin(fmt::format("tokenizer_file = '{}'\neod_token = '<nope>'\n", dir / "t.json")); });
+  CHECK_THAT(msg, Catch::Contains("eod_token = \"<nope>\"") && Catch::Contains("t.json"));
 }
 
 TEST_CASE("hf_tokenizer pre-tokenizers: Digits, ByteLevel's prefix space, Split's behaviours and invert", "[unit]") {
@@ -516,6 +543,7 @@ TEST_CASE("tessera preprocess --tokenizer hf_tokenizer --tokenizer-file", "[refe
                                          dir / "out3"});
   CHECK(no_eod.clean_error());
   CHECK(no_eod.has("<|endoftext|>"));
+  CHECK(no_eod.has("--eod-token"));
   CHECK(test::tessera_cli({"preprocess", "--no-progress", "--input", dir / "src", "--tokenizer", "hf_tokenizer",
                            "--tokenizer-file", dir / "noeod.json", "--output-prefix", dir / "out4", "--no-append-eod"})
             .ok());

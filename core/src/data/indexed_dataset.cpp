@@ -182,13 +182,14 @@ void IndexedDataset::validate() {
   dtype_ = static_cast<IndexDtype>(code);
   const auto n = load<std::uint64_t>(p + 18, 0);
   const auto d = load<std::uint64_t>(p + 26, 0);
-  // Bound N and D before multiplying so a corrupt count cannot overflow the size check.
-  const std::uint64_t max_entries = n_bytes / 8 + 1;
-  const std::uint64_t expected = (n <= max_entries && d <= max_entries) ? kHeaderBytes + 12 * n + 8 * d : 0;
+  // 34 + 12N + 8D in 128 bits: a corrupt count cannot overflow the size check, and a truncated
+  // file's message still gives the size its header implies.
+  const unsigned __int128 expected = kHeaderBytes + static_cast<unsigned __int128>(n) * 12 + static_cast<unsigned __int128>(d) * 8;
   if (expected != n_bytes)
     fail(fmt::format("truncated or corrupt index: header says N={} sequences and D={} doc_idx entries, "
                      "so the file should be 34+12N+8D = {} bytes, but it is {} bytes",
-                     n, d, expected == 0 ? std::string("(overflow)") : std::to_string(expected), n_bytes));
+                     n, d, expected > UINT64_MAX ? std::string("more than 2^64") : std::to_string(static_cast<std::uint64_t>(expected)),
+                     n_bytes));
   if (d < 1) fail("doc_idx is empty (it must start with 0)");
   num_sequences_ = static_cast<std::int64_t>(n);
   num_doc_idx_ = static_cast<std::int64_t>(d);

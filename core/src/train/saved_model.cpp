@@ -18,6 +18,13 @@
 
 namespace tessera {
 
+// Why a saved tensor does not fit: the model comes from the config it is loaded with (for generate,
+// the saved config.toml; for evaluate and train, the run's file and --set), which may not be the
+// one the weights were saved with.
+constexpr const char* kDisagree =
+    "(the model built from the config and --set it was loaded with, and the saved weights, disagree; the saved "
+    "folder's config.toml says how they were made)";
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -165,8 +172,7 @@ std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::
   for (Parameter* param : params) {
     auto it = found.find(param->name);
     if (it == found.end())
-      throw FormatError(fmt::format("{}: no tensor '{}' for this model (the saved config and weights disagree)",
-                                    saved.describe(), param->name));
+      throw FormatError(fmt::format("{}: no tensor '{}' for this model {}", saved.describe(), param->name, kDisagree));
     used.insert(param->name);
     const Found& f = it->second;
     for (const Tensor& s : f.shards)
@@ -195,8 +201,8 @@ std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::
     if (padded && param->unpadded_rows < whole.size(0)) padding_zeroed.push_back(param->name);
     Tensor target = padded ? whole.rows(0, param->unpadded_rows) : whole;
     if (full.shape() != target.shape())
-      throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {} (the saved config and weights disagree)",
-                                    f.file, param->name, full.str(), target.str()));
+      throw FormatError(fmt::format("{}: tensor '{}' is {} but the model needs {} {}", f.file, param->name, full.str(),
+                                    target.str(), kDisagree));
     if (!all_finite(full))
       throw FormatError(fmt::format("{}: tensor '{}' holds non-finite values (NaN or infinity): the run diverged or the "
                                     "file is damaged",
@@ -209,9 +215,8 @@ std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::
   }
   for (const auto& [name, f] : found)
     if (layout.whole_model && !used.count(name))
-      throw FormatError(fmt::format("{}: tensor {} is not used by the model its config describes (the saved config "
-                                    "and weights disagree; {} parameters expected)",
-                                    f.file, quote_untrusted(name), params.size()));
+      throw FormatError(fmt::format("{}: tensor {} is not used by the model ({} parameters expected) {}", f.file,
+                                    quote_untrusted(name), params.size(), kDisagree));
   return padding_zeroed;
 }
 
