@@ -49,11 +49,9 @@ FimTokens find_fim_tokens(const Tokenizer& tokenizer, const FimOptions& options,
       t.split = *v;
     } else {
       const auto ids = tokenizer.encode(options.split_sample);
-      if (ids.size() != 1)
-        throw ConfigError(fmt::format("{}: fim_split_sample = \"{}\" must be one token of the tokenizer '{}' (a special "
-                                      "token, or text that encodes to one id), but it encodes to {} tokens",
-                                      where, options.split_sample, tokenizer.name(), ids.size()));
-      t.split = ids[0];
+      if (ids.size() == 1) t.split = ids[0];
+      else missing.push_back(fmt::format("{} (fim_split_sample; it encodes to {} tokens, not one)",
+                                         options.split_sample, ids.size()));
     }
   }
   if (!missing.empty())
