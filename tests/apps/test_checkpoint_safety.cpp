@@ -70,7 +70,7 @@ TEST_CASE("a run that does not resume from checkpoint.save refuses to save over 
   CHECK(resumed.ok());
   CHECK(tessera::test::read_text(save / "latest_checkpointed_iteration.txt") == "6\n");
   CHECK(tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
-                     "checkpoint.load=" + (save / "iter_0000004").string()}).ok());
+                     "checkpoint.load=" + (save / "iter_0000004").string() + "/"}).ok());
 }
 
 TEST_CASE("a damaged checkpoint file is refused at load, naming it, before any iteration", "[unit]") {

@@ -555,8 +555,12 @@ void Trainer::claim_save_folder() {
     // checkpoints) must not save over another run's checkpoints and final weights.
     namespace fs = std::filesystem;
     std::error_code ec;
-    const fs::path save = fs::weakly_canonical(options_.save_dir, ec);
-    const fs::path load = options_.load_dir.empty() ? fs::path() : fs::weakly_canonical(options_.load_dir, ec);
+    const auto folder = [&](const std::string& p) {  // absolute, and "runs/x/" is "runs/x"
+      fs::path f = fs::weakly_canonical(p, ec);
+      return f.has_filename() ? f : f.parent_path();
+    };
+    const fs::path save = folder(options_.save_dir);
+    const fs::path load = options_.load_dir.empty() ? fs::path() : folder(options_.load_dir);
     const bool resumes_here = !load.empty() && (load == save || load.parent_path() == save);
     const std::string previous = resumes_here ? std::string() : previous_run_in(options_.save_dir);
     if (!previous.empty())
