@@ -184,11 +184,14 @@ void IndexedDataset::validate() {
   const auto d = load<std::uint64_t>(p + 26, 0);
   // 34 + 12N + 8D in 128 bits: a corrupt count cannot overflow the size check, and a truncated
   // file's message still gives the size its header implies.
-  const unsigned __int128 expected = kHeaderBytes + static_cast<unsigned __int128>(n) * 12 + static_cast<unsigned __int128>(d) * 8;
+  using u128 = unsigned __int128;
+  const u128 expected = kHeaderBytes + static_cast<u128>(n) * 12 + static_cast<u128>(d) * 8;
   if (expected != n_bytes)
     fail(fmt::format("truncated or corrupt index: header says N={} sequences and D={} doc_idx entries, "
                      "so the file should be 34+12N+8D = {} bytes, but it is {} bytes",
-                     n, d, expected > UINT64_MAX ? std::string("more than 2^64") : std::to_string(static_cast<std::uint64_t>(expected)),
+                     n, d,
+                     expected > UINT64_MAX ? std::string("more than 2^64")
+                                           : std::to_string(static_cast<std::uint64_t>(expected)),
                      n_bytes));
   if (d < 1) fail("doc_idx is empty (it must start with 0)");
   num_sequences_ = static_cast<std::int64_t>(n);

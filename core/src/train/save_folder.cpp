@@ -17,6 +17,7 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/quote.hpp"
+#include "tessera/train/checkpoint.hpp"
 
 namespace tessera {
 
@@ -95,12 +96,12 @@ bool is_unfinished_save(const std::string& name) {
 std::string previous_run_in(const fs::path& folder) {
   std::error_code ec;
   std::int64_t last = -1;
-  bool tracker = fs::exists(folder / "latest_checkpointed_iteration.txt", ec);
+  const bool tracker = fs::exists(folder / kLatestCheckpointFile, ec);
   for (const auto& e : fs::directory_iterator(folder, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() == 12 && name.starts_with("iter_") && e.is_directory(ec) &&
-        name.find_first_not_of("0123456789", 5) == std::string::npos)
-      last = std::max<std::int64_t>(last, std::stoll(name.substr(5)));
+    const bool checkpoint = name.size() == checkpoint_dir_name(0).size() && name.starts_with("iter_") &&
+                            name.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (checkpoint && e.is_directory(ec)) last = std::max<std::int64_t>(last, std::stoll(name.substr(5)));
   }
   const bool final_weights = fs::exists(folder / "model.safetensors", ec);
   std::string what;

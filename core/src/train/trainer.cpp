@@ -250,18 +250,17 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
                                   "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
   const std::int64_t windows = options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1;
-  if (__builtin_mul_overflow(windows, eval_samples, &request.num_samples[1]))
+  std::int64_t valid_samples = 0;
+  if (__builtin_mul_overflow(windows, eval_samples, &valid_samples))
     throw ConfigError(fmt::format("validation asks (training.train_iters / training.eval_interval + 1) = {} × "
                                   "training.eval_iters ({}) × training.global_batch_size ({}) samples, which overflow a "
                                   "64-bit count; raise training.eval_interval or lower training.eval_iters",
                                   windows, options_.eval_iters, options_.global_batch_size));
-  if (options_.eval_interval == 0 && !evaluation_only_) request.num_samples[1] = 0;  // never validated
-  request.num_samples[2] = 0;
-  if (evaluation_only_) {  // no training samples; eval_iters global batches of each split evaluated
-    request.num_samples[0] = 0;
-    if (!evaluation_only->valid) request.num_samples[1] = 0;
-    request.num_samples[2] = evaluation_only->test ? eval_samples : 0;
-  }
+  // Evaluation only: no training samples; the splits asked for, eval_iters global batches evaluated.
+  const bool validates = evaluation_only_ ? evaluation_only->valid : options_.eval_interval > 0;
+  if (evaluation_only_) request.num_samples[0] = 0;
+  request.num_samples[1] = validates ? valid_samples : 0;
+  request.num_samples[2] = evaluation_only_ && evaluation_only->test ? eval_samples : 0;
   // The data plugin reads and checks its keys here but opens no file yet.
   data_ = build_data(config_, request);
   // Everything that reads the config has run: any key nobody read is a typo, reported before any

@@ -96,7 +96,7 @@ class Trainer {
   double learning_rate(std::int64_t iteration) const { return lr_.at(iteration - 1 - skipped_iterations_); }
   // The rate logged for iteration `iteration`, once its step is done: as Megatron-LM logs it, the
   // scheduler's rate after stepping, which is the next update's.
-  double logged_learning_rate(std::int64_t iteration) const { return lr_.at(iteration - skipped_iterations_); }
+  double logged_learning_rate(std::int64_t iteration) const { return learning_rate(iteration + 1); }
   const LossScaler& loss_scaler() const { return scaler_; }
   std::int64_t skipped_iterations() const { return skipped_iterations_; }
 
