@@ -38,6 +38,7 @@ struct Piece {
   Tensor value, grad, m, v;  // 1-D views
   Tensor staged;             // its place in the bucket's all-gather input (ZeRO only)
   Tensor copy;               // mixed precision without buckets: the compute copy, written in the update
+  std::int64_t param_offset = 0;  // where value starts in the parameter's elements
 };
 
 Tensor flat(const Tensor& t) { return t.reshape({t.numel()}); }
@@ -76,9 +77,13 @@ class DistributedAdam : public Optimizer {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
         pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
                            shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi),
-                           compute_dtype_ != DType::f32 ? staged_copies_.back().rows(lo, hi) : Tensor{}});
+                           compute_dtype_ != DType::f32 ? staged_copies_.back().rows(lo, hi) : Tensor{},
+                           sp.param_offset});
       }
     }
+    if (compute_dtype_ != DType::f32)
+      for (Parameter* p : params)
+        if (p->forward_reads_value) read_masters_.push_back(p);
   }
 
   std::vector<Tensor>* gradient_shards() override { return buckets_ ? &shards_ : nullptr; }
@@ -95,10 +100,12 @@ class DistributedAdam : public Optimizer {
       ops::adam_step(p.value, p.grad, p.m, p.v, a, p.copy.defined() ? &p.copy : nullptr);
     }
     if (!buckets_) return;
-    if (compute_dtype_ == DType::f32)
+    if (compute_dtype_ == DType::f32) {
       gather_values();
-    else
+    } else {
       gather_copies();
+      gather_read_masters();
+    }
   }
 
   void gather_master_weights() override {
@@ -170,6 +177,23 @@ class DistributedAdam : public Optimizer {
     }
   }
 
+  // Mixed precision: the f32 masters that forward reads (Parameter::forward_reads_value), whole on
+  // every rank. Each element is fresh on the one rank whose shard holds it: the others add zeros
+  // (exact), so a sum over dp is the gather. Small tensors (a vocabulary-sized bias), once a step.
+  void gather_read_masters() {
+    for (Parameter* param : read_masters_) {
+      Tensor whole = param->value.new_zeros({param->value.numel()});
+      for (const Piece& p : pieces_)
+        if (p.param == param) {
+          Tensor dst = whole.rows(p.param_offset, p.param_offset + p.value.numel());
+          ops::copy(p.value, dst);
+        }
+      dp_->all_reduce(whole, ReduceOp::sum);
+      Tensor dst = flat(param->value);
+      ops::copy(whole, dst);
+    }
+  }
+
   // bf16/f16 when the parameters carry compute copies (all the same dtype), else f32.
   static DType compute_dtype_of(const std::vector<Parameter*>& params) {
     DType t = DType::f32;
@@ -193,6 +217,7 @@ class DistributedAdam : public Optimizer {
   std::vector<Tensor> staged_copies_, gathered_copies_;  // mixed precision: per bucket, the copies' shard and all
   std::vector<Tensor> state_;   // per bucket (or per parameter without buckets): [2, n] = m, v
   std::vector<Piece> pieces_;
+  std::vector<Parameter*> read_masters_;  // mixed precision: the forward_reads_value ones
   std::int64_t step_ = 0;
 };
 

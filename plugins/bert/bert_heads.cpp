@@ -39,6 +39,7 @@ BertModel::Heads::Heads(const BertOptions& o, const TpGroup& tp)
       lm_bias("lm_head.bias", Shape{o.t.padded_vocab_size / tp_size(tp)}, /*decay=*/false) {
   lm_bias.tp_split_dim = 0;
   lm_bias.unpadded_rows = o.t.vocab_size;
+  lm_bias.forward_reads_value = true;
   if (o.binary_head) {
     pooler = std::make_unique<Linear>("pooler.dense", square(o), o.t.seed);
     binary = std::make_unique<Linear>("binary_head", LinearOptions{o.t.hidden_size, 2, true, o.t.init_method_std},
@@ -76,7 +77,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
   head.table = &word_embeddings_->weight().weight();
   head.table_grad = &word_embeddings_->weight().grad;
   head.first_id = word_embeddings_->first_id();
-  head.bias = &hd.lm_bias.value;  // f32: the logits are f32
+  head.bias = &hd.lm_bias.value;  // f32: the logits are f32 (Parameter::forward_reads_value)
   head.bias_grad = &hd.lm_bias.grad;
   head.tp = tp_;
   head.ignored_targets = true;

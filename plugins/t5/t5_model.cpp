@@ -127,6 +127,7 @@ T5Model::T5Model(const T5Options& o, std::shared_ptr<const Parallel> parallel, D
     lm_bias_ = std::make_unique<Parameter>("lm_head.bias", Shape{t.padded_vocab_size / tp_size(tp_)}, /*decay=*/false);
     lm_bias_->tp_split_dim = 0;  // zero-initialised (Megatron-LM's T5LMHead)
     lm_bias_->unpadded_rows = t.vocab_size;
+    lm_bias_->forward_reads_value = true;
   }
 }
 
@@ -241,7 +242,7 @@ double T5Model::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch)
   head.table = &word_embeddings_->weight().weight();
   head.table_grad = &word_embeddings_->weight().grad;
   head.first_id = word_embeddings_->first_id();
-  head.bias = &lm_bias_->value;  // f32: the logits are f32
+  head.bias = &lm_bias_->value;  // f32: the logits are f32 (Parameter::forward_reads_value)
   head.bias_grad = &lm_bias_->grad;
   head.tp = tp_;
   head.ignored_targets = true;  // labels −1 on the padding

@@ -36,6 +36,10 @@ struct Parameter {
   // copies stay equal; the owner alone counts in the grad norm and in saved files.
   enum class StageTie { none, owner, copy };
   StageTie stage_tie = StageTie::none;
+  // Forward reads the f32 `value`, not weight() (BERT's and T5's LM-head bias: the logits are f32).
+  // An optimizer that updates shards of the masters and gathers only the compute copies (mixed
+  // precision distributed_adam) must gather this one's masters too.
+  bool forward_reads_value = false;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}
