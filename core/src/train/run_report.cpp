@@ -42,6 +42,10 @@ void log_validation(const std::string& where, double loss, const std::vector<std
 }
 
 void log_run_summary(const TrainingRecord& rec, const RunFacts& f) {
+  if (rec.losses.empty()) {  // resumed at train_iters: nothing was trained
+    log_info("run summary: 0 iterations (the checkpoint loaded is at training.train_iters)");
+    return;
+  }
   log_info("run summary: {} iterations, {:.1f} s, {:.0f} tokens/s, {:.1f} GFLOP/s, first loss {:.4f}, last loss {:.4f}{}, "
            "peak tensor memory {:.1f} MiB",
            f.iterations, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9, rec.losses.front(),

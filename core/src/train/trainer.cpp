@@ -166,7 +166,8 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
   o.load_dir = ck.get_string("load", "");
   if (o.save_interval > 0 && o.save_dir.empty())
-    throw ConfigError(fmt::format("checkpoint.save_interval ({}) in {} needs checkpoint.save (the folder to write to)",
+    throw ConfigError(fmt::format("checkpoint.save_interval ({}) in {} needs checkpoint.save (the folder to write to); a run that saves "
+                                  "nothing sets checkpoint.save_interval = 0 too",
                                   o.save_interval, ck.origin("save_interval")));
   ConfigSection par = config.section("parallel");
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
@@ -269,7 +270,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
   if (!options_.save_dir.empty() && !evaluation_only_) claim_save_folder();
   call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
-  if (!options_.load_dir.empty() && !evaluation_only_)
+  if (!options_.load_dir.empty() && !evaluation_only_ && !nothing_to_load_)
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
   refresh_compute_copies(params_);  // from the loaded master weights
@@ -397,6 +398,7 @@ void Trainer::load_weights(const SavedModel& saved) {
 TrainingRecord Trainer::train() {
   if (evaluation_only_) throw Error("this Trainer was built for evaluation only (EvaluationOnly): it cannot train");
   TrainingRecord rec;
+  rec.last_iteration = start_iteration_;
   reset_peak_memory(device_);
   const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
   const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
@@ -561,8 +563,11 @@ void Trainer::claim_save_folder() {
     const fs::path save = folder(options_.save_dir);
     const fs::path load = options_.load_dir.empty() ? fs::path() : folder(options_.load_dir);
     const bool resumes_here = !load.empty() && (load == save || load.parent_path() == save);
-    const std::string previous = resumes_here ? std::string() : previous_run_in(options_.save_dir);
-    if (!previous.empty())
+    const std::string previous = previous_run_in(options_.save_dir);
+    // load = save is Megatron-LM's launch script (--save $CKPT --load $CKPT): its first run finds
+    // nothing there and starts from scratch, the same command later resumes.
+    nothing_to_load_ = !load.empty() && load == save && previous.empty();
+    if (!resumes_here && !previous.empty())
       throw ConfigError(fmt::format(
           "checkpoint.save = {} ({}) already holds a run's {}; this run {} and would save over them. Resume that run "
           "with checkpoint.load = {} (--set checkpoint.load={}), save to another folder, or move them away first",
@@ -570,6 +575,13 @@ void Trainer::claim_save_folder() {
           options_.load_dir.empty() ? "starts from scratch" : "resumes from checkpoint.load = " + options_.load_dir,
           options_.save_dir, options_.save_dir));
   });
+  Tensor flag = Tensor::from<float>({1}, {nothing_to_load_ ? 1.0f : 0.0f});
+  world.broadcast(flag, 0);
+  nothing_to_load_ = flag.to_vector<float>()[0] > 0;
+  if (nothing_to_load_)
+    log_info("checkpoint.load = {} is checkpoint.save and holds no checkpoint yet: training starts from scratch (the "
+             "same command run again resumes from it)",
+             options_.load_dir);
 }
 
 void Trainer::save_final() const {

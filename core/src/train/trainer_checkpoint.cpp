@@ -106,7 +106,9 @@ void Trainer::load_checkpoint() {
       return;
     }
   }
-  const auto [dir, meta] = open_checkpoint(options_.load_dir, "checkpoint.load = " + options_.load_dir);
+  // Named with where it was set: a config's load that another save override left behind shows up.
+  const auto [dir, meta] = open_checkpoint(
+      options_.load_dir, fmt::format("checkpoint.load = {} ({})", options_.load_dir, config_.section("checkpoint").origin("load")));
   const fs::path meta_path = dir / "metadata.json";
   const std::int64_t iteration = meta.iteration;
   const std::int64_t tp = meta.tensor_parallel, pp = meta.pipeline_parallel, dp = meta.data_parallel,
@@ -143,7 +145,9 @@ void Trainer::load_checkpoint() {
                                   "{} and {}: resuming needs the same, or the data order and dropout masks change",
                                   dir.string(), meta.seed, meta.global_batch_size, options_.seed,
                                   options_.global_batch_size));
-  if (iteration >= options_.train_iters)
+  // At train_iters the run is finished (Megatron-LM skips its loop): the same command run again, or
+  // one that crashed before its final weights, writes them. Past it, train_iters was lowered: a mistake.
+  if (iteration > options_.train_iters)
     throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train "
                                   "(raising train_iters keeps the learning-rate schedule only if "
                                   "optimizer.lr_decay_iters is set)",
@@ -176,8 +180,13 @@ void Trainer::load_checkpoint() {
   if (scaler_.active() && (meta.loss_scale != 1.0 || meta.loss_scale_hysteresis_tracker > 0))
     scaler_.load({meta.loss_scale, meta.loss_scale_growth_tracker, meta.loss_scale_hysteresis_tracker});
   start_iteration_ = iteration;
-  log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
-           dir.string(), iteration, meta.consumed_samples, iteration + 1);
+  if (iteration == options_.train_iters)
+    log_info("resumed from checkpoint {}: iteration {} = training.train_iters, nothing left to train (raise train_iters "
+             "to train on; it keeps the learning-rate schedule only if optimizer.lr_decay_iters is set)",
+             dir.string(), iteration);
+  else
+    log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
+             dir.string(), iteration, meta.consumed_samples, iteration + 1);
 }
 
 }  // namespace tessera

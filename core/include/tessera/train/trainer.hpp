@@ -115,6 +115,7 @@ class Trainer {
 
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();  // exit_duration_in_mins
   Config config_;
+  bool nothing_to_load_ = false;  // checkpoint.load is checkpoint.save, still empty: a first run
   bool evaluation_only_ = false;  // built for `tessera evaluate`: no optimizer_, no training samples
   std::shared_ptr<const Parallel> parallel_;
   std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
