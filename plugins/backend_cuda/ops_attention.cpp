@@ -18,6 +18,12 @@ AttentionDims dims_of(const ops::AttentionShape& s, const char* op) {
   if (s.D > kAttentionMaxHeadDim)
     throw ShapeError(fmt::format("{}: the CUDA backend's attention takes head sizes D up to {}, got D={}", op,
                                  kAttentionMaxHeadDim, s.D));
+  // Dropout on the probabilities has no CUDA kernel yet (its masks must be the CPU's bit for bit,
+  // and that needs a GPU to check): a clear error at the first step rather than other numbers.
+  if (s.dropout > 0.0f)
+    throw Error(fmt::format("{}: attention dropout (model.attention_dropout = {}) runs on the CPU backend only; the "
+                            "CUDA backend has no kernel for it yet: set model.attention_dropout = 0 on device cuda",
+                            op, s.dropout));
   return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal};
 }
 

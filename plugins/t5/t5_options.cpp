@@ -77,6 +77,7 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
                                   t.max_position_embeddings, s.origin("max_position_embeddings"), t.seq_length,
                                   o.decoder_seq_length));
   t.hidden_dropout = static_cast<float>(s.get_float("hidden_dropout", 0.0, 0.0, 0.99));
+  t.attention_dropout = static_cast<float>(s.get_float("attention_dropout", 0.0, 0.0, 0.99));
   t.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
   t.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
   const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);

@@ -110,6 +110,15 @@ TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and f
   CHECK(typo.clean_error());
   CHECK(typo.has("nothing_here"));
   CHECK_FALSE(typo.has("iteration        1/"));
+  // save_interval without a save folder: training refuses it, naming both keys; evaluation reads no
+  // [checkpoint] key, so the same config evaluates.
+  const CliRun no_save = tessera_cli({"train", w.config, "--set", "checkpoint.save=\"\"", "--set", "checkpoint.load=\"\""});
+  CHECK(no_save.clean_error());
+  CHECK(no_save.has("checkpoint.save_interval (2)"));
+  CHECK(no_save.has("needs checkpoint.save"));
+  const CliRun evaluated = tessera_cli({"evaluate", w.config, "--load", save.string(), "--split", "valid", "--set", "checkpoint.save=\"\""});
+  INFO(evaluated.output);
+  CHECK(evaluated.ok());
 }
 
 TEST_CASE("a damaged checkpoint file is refused at load, naming it, before any iteration", "[unit]") {

@@ -158,9 +158,13 @@ TEST_CASE("gpt_bigcode export: multi-query (and multi-head with --architecture) 
   std::string config = export_round_trip(w, w.dir / "mqa", "mqa");
   CHECK(config.find("\"model_type\": \"gpt_bigcode\"") != std::string::npos);
   CHECK(config.find("\"multi_query\": true") != std::string::npos);
-  train(w, w.dir / "mha", "--set model.num_query_groups=2");
+  train(w, w.dir / "mha", "--set model.num_query_groups=2 --set model.attention_dropout=0.125");
   config = export_round_trip(w, w.dir / "mha", "bigcode_mha", "--architecture gpt_bigcode");
   CHECK(config.find("\"multi_query\": false") != std::string::npos);
+  // The probabilities' dropout travels both ways (HF's attn_pdrop).
+  CHECK(config.find("\"attn_pdrop\": 0.125") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "bigcode_mha_imported/config.toml").find("attention_dropout = 0.125") !=
+        std::string::npos);
 }
 
 TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch; interleaved rope permuted") {
@@ -169,8 +173,9 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
       "--set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.position_embedding_type=rope "
       "--set model.normalization=RMSNorm --set model.swiglu=true --set model.ffn_hidden_size=48 "
       "--set model.add_bias_linear=false --set model.untie_embeddings_and_output_weights=true";
-  train(w, w.dir / "llama", llama);
+  train(w, w.dir / "llama", llama + " --set model.attention_dropout=0.25");
   const std::string config = export_round_trip(w, w.dir / "llama", "llama");
+  CHECK(config.find("\"attention_dropout\": 0.25") != std::string::npos);
   CHECK(config.find("\"model_type\": \"llama\"") != std::string::npos);
   CHECK(config.find("\"num_key_value_heads\": 2") != std::string::npos);
   CHECK(config.find("\"tie_word_embeddings\": false") != std::string::npos);

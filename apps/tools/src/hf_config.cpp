@@ -72,6 +72,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.norm_epsilon = tidy(o.layernorm_epsilon);
   s.init_std = tidy(o.init_method_std);
   s.dropout = tidy(o.hidden_dropout);
+  s.attention_dropout = tidy(o.attention_dropout);
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
   s.tied = !o.untie_embeddings_and_output_weights;
@@ -97,7 +98,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["hidden_act"] = "silu";
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
-    j["attention_dropout"] = 0.0;
+    j["attention_dropout"] = s.attention_dropout;
     j["pretraining_tp"] = 1;
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
@@ -113,7 +114,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["activation_function"] = bigcode ? "gelu_pytorch_tanh" : "gelu_new";
     j["resid_pdrop"] = s.dropout;
     j["embd_pdrop"] = s.dropout;
-    j["attn_pdrop"] = 0.0;
+    j["attn_pdrop"] = s.attention_dropout;
     j["layer_norm_epsilon"] = s.norm_epsilon;
     j["scale_attn_weights"] = true;
     if (bigcode) {
@@ -205,6 +206,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.norm_epsilon = r.number("rms_norm_eps", 1e-6);
     s.rotary_base = r.number("rope_theta", 10000.0);
     s.tied = r.flag("tie_word_embeddings", false);
+    s.attention_dropout = r.number("attention_dropout", 0.0);
     r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
     if (r.has("rope_scaling")) r.require("rope_scaling", false, "plain rotary positions (rope_scaling null)");
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
@@ -222,6 +224,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.groups = bigcode && r.flag("multi_query", true) ? 1 : s.heads;
     s.norm_epsilon = r.number("layer_norm_epsilon", 1e-5);
     s.dropout = r.number("resid_pdrop", 0.0);
+    s.attention_dropout = r.number("attn_pdrop", 0.0);
     s.tied = r.flag("tie_word_embeddings", true);
     const std::string act = r.text("activation_function", bigcode ? "gelu_pytorch_tanh" : "gelu_new");
     if (act != "gelu_new" && act != "gelu_pytorch_tanh")
@@ -238,6 +241,8 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     throw FormatError(fmt::format("{}: {} attention heads are not a multiple of the {} key/value heads", path, s.heads,
                                   s.groups));
   if (s.dropout >= 0.99) throw r.bad("resid_pdrop", fmt::format("is {}, expected < 0.99", s.dropout));
+  if (s.attention_dropout < 0 || s.attention_dropout >= 0.99)
+    throw r.bad(s.llama() ? "attention_dropout" : "attn_pdrop", fmt::format("is {}, expected in [0, 0.99)", s.attention_dropout));
   s.bos = r.token("bos_token_id");
   s.eos = r.token("eos_token_id");
   return s;
@@ -249,7 +254,8 @@ std::string tessera_model_toml(const HfGptShape& s) {
                    s.hidden, s.heads, s.groups);
   t += fmt::format("ffn_hidden_size = {}\nseq_length = {}\nmax_position_embeddings = {}\n", s.ffn, s.positions,
                    s.positions);
-  t += fmt::format("init_method_std = {}\nhidden_dropout = {}\n", toml_float(s.init_std), toml_float(s.dropout));
+  t += fmt::format("init_method_std = {}\nhidden_dropout = {}\nattention_dropout = {}\n", toml_float(s.init_std),
+                   toml_float(s.dropout), toml_float(s.attention_dropout));
   if (s.llama()) {
     t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",

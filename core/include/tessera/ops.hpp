@@ -113,9 +113,17 @@ void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx,
 // causal: query t attends keys j ≤ t (needs Tq = Tk). The kernel is flash-style: keys in tiles,
 // an online softmax, and backward recomputes the probabilities from lse, so what backward needs
 // is q, kv, out and lse — never a [Tq,Tk] matrix.
+// Dropout on the probabilities (Megatron-LM's attention_dropout; 0 = off): probability p_ij of
+// query i and key j in head h of batch row b is kept iff dropout_mask.hpp's hash of (dropout_seed,
+// ((b·heads_total + head_offset + h)·Tq + i)·Tk + j) passes, and scaled by 1/(1−p); backward draws
+// the same mask again, so nothing more is saved. head_offset, heads_total: a tensor-parallel rank's
+// first head and the layer's heads (0: Hq), so that every layout draws the same masks.
 struct AttentionShape {
   std::int64_t B, Tq, Tk, Hq, Hkv, D;
   bool causal = true;
+  float dropout = 0.0f;
+  std::uint64_t dropout_seed = 0;
+  std::int64_t head_offset = 0, heads_total = 0;
 };
 void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
                        Tensor& out, Tensor& lse);

@@ -83,9 +83,22 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(o.hidden / o.heads),
       rotary_(o.rotary),
+      dropout_(o.dropout),
+      dropout_site_(o.dropout_site),
       query_(name + ".query", query_options(o), seed, o.tp),
       key_value_(make_key_value(name + ".key_value", o, seed)),
       output_(name + ".output", output_options(o), seed, o.tp) {}
+
+ops::AttentionShape Attention::op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const {
+  ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  if (ctx.training && dropout_ > 0.0f) {
+    s.dropout = dropout_;
+    s.dropout_seed = ctx.dropout_seed(dropout_site_);
+    s.head_offset = tp_rank(tp_) * heads_;  // the layer's head numbers: every tp layout, one mask
+    s.heads_total = tp_size(tp_) * heads_;
+  }
+  return s;
+}
 
 void Attention::collect_parameters(std::vector<Parameter*>& out) {
   query_.collect_parameters(out);
@@ -173,7 +186,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   }
   const std::int64_t Tk = source->size(1);
   const Tensor mask = checked_mask(in, B, Tk);
-  const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
   if (ctx.kv_cache && kind_ == AttentionKind::causal_self) {
@@ -242,7 +255,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
   const Tensor mask = checked_mask(in, B, Tk);
-  const ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
     context = q.new_empty({B, T, s.Hq * s.D});

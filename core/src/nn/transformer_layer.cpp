@@ -55,9 +55,14 @@ const TransformerLayerOptions& checked(const TransformerLayerOptions& o) {
   return o;
 }
 
-AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKind kind) {
+std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
+  return o.dropout_site_base + static_cast<std::uint64_t>(offset);
+}
+
+AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKind kind, std::int64_t layer_index) {
   AttentionOptions a = o.attention;
   a.kind = kind;
+  a.dropout_site = site(o, ((kind == AttentionKind::cross ? std::int64_t{3} : 2) << 32) + layer_index);
   return a;
 }
 
@@ -68,10 +73,6 @@ MlpOptions mlp_options(const TransformerLayerOptions& o) {
   return m;
 }
 
-std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
-  return o.dropout_site_base + static_cast<std::uint64_t>(offset);
-}
-
 }  // namespace
 
 TransformerLayer::TransformerLayer(const std::string& name, const TransformerLayerOptions& o,
@@ -79,7 +80,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
     : tp_(checked(o).attention.tp),
       sequence_parallel_(o.attention.sequence_parallel),
       norm1_(o.spec.norm.build(name + ".ln1", o.attention.hidden, o.layernorm_epsilon)),
-      attention_(name + ".attention", attention_options(o, o.spec.self_attention), seed),
+      attention_(name + ".attention", attention_options(o, o.spec.self_attention, layer_index), seed),
       attention_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 1)),
       cross_dropout_(o.hidden_dropout, site(o, (std::int64_t{1} << 32) + layer_index)),
       norm2_(o.spec.norm.build(name + ".ln2", o.attention.hidden, o.layernorm_epsilon)),
@@ -88,7 +89,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
   if (o.spec.cross_attention) {
     cross_norm_ = o.spec.norm.build(name + ".cross_ln", o.attention.hidden, o.layernorm_epsilon);
     cross_attention_ = std::make_unique<Attention>(name + ".cross_attention",
-                                                   attention_options(o, AttentionKind::cross), seed);
+                                                   attention_options(o, AttentionKind::cross, layer_index), seed);
   }
   if (sequence_parallel_ && tp_size(tp_) > 1) {
     std::vector<Parameter*> norms;  // gradients from this rank's tokens only
@@ -116,10 +117,10 @@ ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostSh
   const std::int64_t h = o.attention.hidden, rows = s.held_rows(sp);
   const ModuleCost norm = o.spec.norm.cost(h, rows);
   ModuleCost c = norm;
-  c += Attention::cost(attention_options(o, o.spec.self_attention), s);
+  c += Attention::cost(attention_options(o, o.spec.self_attention, 0), s);
   if (o.spec.cross_attention) {
     c += norm;
-    c += Attention::cost(attention_options(o, AttentionKind::cross), s);
+    c += Attention::cost(attention_options(o, AttentionKind::cross, 0), s);
   }
   c += norm;
   c += o.spec.mlp.cost(mlp_options(o), s.tokens(), s.tp);

@@ -21,6 +21,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   o.seq_length = s.get_int("seq_length", 64, 1, 1 << 20);
   o.max_position_embeddings = s.get_int("max_position_embeddings", o.seq_length, o.seq_length, 1 << 20);
   o.hidden_dropout = static_cast<float>(s.get_float("hidden_dropout", 0.0, 0.0, 0.99));
+  o.attention_dropout = static_cast<float>(s.get_float("attention_dropout", 0.0, 0.0, 0.99));
   o.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
   o.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
   const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
@@ -143,6 +144,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
+  l.attention.dropout = o.attention_dropout;
   b.name = "layers";
   b.first_layer = first_layer;
   b.num_layers = count;

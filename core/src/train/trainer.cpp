@@ -165,10 +165,6 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.save_dir = ck.get_string("save", "");
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
   o.load_dir = ck.get_string("load", "");
-  if (o.save_interval > 0 && o.save_dir.empty())
-    throw ConfigError(fmt::format("checkpoint.save_interval ({}) in {} needs checkpoint.save (the folder to write to); a run that saves "
-                                  "nothing sets checkpoint.save_interval = 0 too",
-                                  o.save_interval, ck.origin("save_interval")));
   ConfigSection par = config.section("parallel");
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
@@ -203,6 +199,11 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     : config_(std::move(config)), evaluation_only_(evaluation_only.has_value()) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);
+  // Evaluation reads no [checkpoint] key (its --load names the weights).
+  if (!evaluation_only_ && options_.save_interval > 0 && options_.save_dir.empty())
+    throw ConfigError(fmt::format("checkpoint.save_interval ({}) in {} needs checkpoint.save (the folder to write to); "
+                                  "a run that saves nothing sets checkpoint.save_interval = 0 too",
+                                  options_.save_interval, config_.section("checkpoint").origin("save_interval")));
   if (evaluation_only_ && options_.eval_iters < 1)
     throw ConfigError(fmt::format("training.eval_iters = 0 in {}: evaluating needs at least one global batch",
                                   config_.section("training").origin("eval_iters")));

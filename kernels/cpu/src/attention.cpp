@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "simd_math.hpp"
+#include "tessera/dropout_mask.hpp"
 #include "tile_gemm.hpp"
 
 namespace tessera::cpu {
@@ -129,6 +130,30 @@ void pack_heads(const float* kv, std::int64_t offset, std::int64_t B, std::int64
       }
 }
 
+// Dropout on the probabilities: the factor of each (query, key) pair, 1/(1−p) or 0, from the
+// pair's counter ((b·heads_total + head)·Tq + i)·Tk + j.
+struct ProbDropout {
+  explicit ProbDropout(const AttentionArgs& a)
+      : on(a.dropout > 0.0f),
+        key(dropout::key_of(a.seed)),
+        threshold(dropout::threshold_of(a.dropout)),
+        scale(dropout::scale_of(a.dropout)),
+        heads(a.heads_total > 0 ? a.heads_total : a.Hq),
+        head_offset(a.head_offset),
+        Tq(a.Tq),
+        Tk(a.Tk) {}
+  // factors[j] for keys j0 … j0 + n − 1 of query i in head h of batch row b.
+  void row(std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j0, std::int64_t n, float* factors) const {
+    const std::int64_t first = ((b * heads + head_offset + h) * Tq + i) * Tk + j0;
+    for (std::int64_t j = 0; j < n; ++j) factors[j] = dropout::hash24(first + j, key) >= threshold ? scale : 0.0f;
+  }
+  bool on;
+  dropout::Key key;
+  std::uint32_t threshold;
+  float scale;
+  std::int64_t heads, head_offset, Tq, Tk;
+};
+
 // Keys of tile [j0, j0 + nk) that query row t may attend: all, or (causal) those ≤ t.
 std::int64_t visible(bool causal, std::int64_t t, std::int64_t j0, std::int64_t nk) {
   return causal ? std::clamp<std::int64_t>(t - j0 + 1, 0, nk) : nk;
@@ -146,12 +171,13 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   // this per token, where zero-filling the packed keys and values cost as much as the attention).
   const auto kt = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
   const auto vc = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * Tk * D));
+  const ProbDropout drop(a);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
     pack_heads(kv, Hkv * D, B, Tk, Hkv, D, vc.get());
     std::vector<float> s(kTile * kTile), o(static_cast<std::size_t>(kTile * D));
-    std::vector<float> keep_buf(kTile), mx(kTile), sum(kTile);
+    std::vector<float> keep_buf(kTile), mx(kTile), sum(kTile), factors(drop.on ? kTile : 0);
     // Causal tiles near the end of the sequence cost more: dynamic scheduling evens that out.
 #pragma omp for collapse(3) schedule(dynamic)
     for (std::int64_t b = 0; b < B; ++b) {
@@ -183,6 +209,11 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
               const float m_new = std::max(mx[r], tile_max * scale);
               const float alpha = std::exp(mx[r] - m_new);  // 0 on the row's first attended tile
               sum[r] = sum[r] * alpha + exp_row(sr, keep, sr, n, scale, m_new);
+              // The softmax sums every probability; only the values' weights are dropped.
+              if (drop.on) {
+                drop.row(b, h, i0 + r, j0, n, factors.data());
+                for (std::int64_t j = 0; j < n; ++j) sr[j] *= factors[j];
+              }
               std::fill(sr + n, sr + width, 0.0f);
               mx[r] = m_new;
               if (alpha != 1.0f)
@@ -214,6 +245,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
   std::vector<float> dkv_heads(per_group > 1 ? static_cast<std::size_t>(B * Hq * Tk * 2 * D) : 0);
   // delta = rowsum(dout ∘ out) per (b, h, t): softmax backward's Σ_j p_j·dp_j without the probs.
   std::vector<float> delta(static_cast<std::size_t>(B * Hq * Tq));
+  const ProbDropout drop(a);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
@@ -232,6 +264,8 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
       }
 
     std::vector<float> p(kTile * kTile), ds(kTile * kTile), keep_buf(kTile);
+    // With dropout: the tile's factors (1/(1−p) or 0) and the dropped probabilities.
+    std::vector<float> factors(drop.on ? kTile * kTile : 0), pd(factors.size());
     std::vector<float> dk(static_cast<std::size_t>(kTile * D)), dv(static_cast<std::size_t>(kTile * D));
     // This head's q, dout and dq as contiguous [Tq, D] rows.
     std::vector<float> qh(static_cast<std::size_t>(Tq * D)), doh(qh.size()), dqh(qh.size());
@@ -269,16 +303,33 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
               exp_row(pr, keep, pr, n, scale, L);
               std::fill(pr + n, pr + width, 0.0f);
             }
+            // With dropout, out = (P∘F)·V for the factors F: dV takes P∘F, and dP = (dO·Vᵀ)∘F. delta =
+            // rowsum(dO∘out) is still Σ_j P_j·dP_j.
+            const float* pv = p.data();
+            if (drop.on) {
+              for (std::int64_t r = 0; r < mq; ++r) {
+                float* fr = factors.data() + r * kTile;
+                drop.row(b, h, i0 + r, j0, width, fr);
+                for (std::int64_t j = 0; j < width; ++j) pd[r * kTile + j] = p[r * kTile + j] * fr[j];
+              }
+              pv = pd.data();
+            }
             // dV += Pᵀ·dO;  dP = dO·Vᵀ.
-            gemm_tile(nk, D, mq, p.data(), 1, kTile, doi, D, dv.data(), D, true);
+            gemm_tile(nk, D, mq, pv, 1, kTile, doi, D, dv.data(), D, true);
             gemm_tile(mq, width, D, doi, D, 1, vt_bg + j0 * D, kTile, ds.data(), kTile, false);
             // dS = P ∘ (dP − delta), with the 1/√D of S = q·kᵀ/√D folded in for dq and dk.
             for (std::int64_t r = 0; r < mq; ++r) {
               const float dl = delta_bh[i0 + r];
               float* dsr = ds.data() + r * kTile;
               const float* pr = p.data() + r * kTile;
+              if (drop.on) {
+                const float* fr = factors.data() + r * kTile;
 #pragma omp simd
-              for (std::int64_t j = 0; j < width; ++j) dsr[j] = pr[j] * (dsr[j] - dl) * scale;
+                for (std::int64_t j = 0; j < width; ++j) dsr[j] = pr[j] * (dsr[j] * fr[j] - dl) * scale;
+              } else {
+#pragma omp simd
+                for (std::int64_t j = 0; j < width; ++j) dsr[j] = pr[j] * (dsr[j] - dl) * scale;
+              }
             }
             // dQ += dS·K;  dK += dSᵀ·Q.
             gemm_tile(mq, D, nk, ds.data(), kTile, 1, k_bg + j0 * D, D, dqh.data() + i0 * D, D, true);

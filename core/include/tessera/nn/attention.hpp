@@ -44,6 +44,7 @@
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
@@ -62,6 +63,10 @@ struct AttentionOptions {
   bool recompute_core = false;
   AttentionKind kind = AttentionKind::causal_self;
   bool bias = true;  // the projections' biases (Megatron's add_bias_linear)
+  // Dropout on the attention probabilities in training steps (Megatron-LM's attention_dropout), its
+  // masks drawn from StepContext::dropout_seed(dropout_site) (ops::AttentionShape).
+  float dropout = 0.0f;
+  std::uint64_t dropout_site = 0;
   // Rotary position embedding (Megatron-Core's rotary_pos_emb): dim 0 = none; else the rotated
   // channels per head (even, ≤ head size: int(kv_channels·rotary_percent)).
   struct Rotary {
@@ -110,6 +115,10 @@ class Attention : public Module {
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   AttentionOptions::Rotary rotary_;
+  float dropout_;
+  std::uint64_t dropout_site_;
+  // The op's shape for this rank's heads; in a training step, with the probabilities' dropout.
+  ops::AttentionShape op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const;
   // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
   void rotate(Tensor& q, Tensor& kv, bool inverse) const;
   // The attention output [B,T,Hq·D] of q and kv (rotated) with ctx.kv_cache.

@@ -62,7 +62,8 @@ struct TransformerLayerOptions {
   float layernorm_epsilon = 1e-5f;
   float hidden_dropout = 0.0f;
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
-  // dropout_site_base + 2^32 + i (cross-attention). Two blocks of one model (T5's encoder and
+  // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
+  // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and
   // decoder) take different bases so that their masks differ.
   std::uint64_t dropout_site_base = 0;
 };

@@ -18,7 +18,7 @@ struct TransformerOptions {
   std::int64_t ffn_hidden_size = 0;  // 0 → 4·hidden
   std::int64_t seq_length = 64, max_position_embeddings = 0;  // 0 → seq_length
   std::int64_t vocab_size = 0, padded_vocab_size = 0;
-  float hidden_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
+  float hidden_dropout = 0.0f, attention_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
   std::uint64_t seed = 1234;
   RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
   // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The

@@ -15,7 +15,7 @@ namespace tessera {
 struct HfGptShape {
   std::string architecture;  // "gpt2", "gpt_bigcode" or "llama"
   std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
-  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, rotary_base = 10000.0;
+  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0, rotary_base = 10000.0;
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown

@@ -14,9 +14,14 @@
 
 namespace tessera::cpu {
 
+// dropout > 0: each kept probability (query i, key j, head h, batch row b) is scaled by 1/(1−p), the
+// mask bit being dropout_mask.hpp's hash of (seed, ((b·heads_total + head_offset + h)·Tq + i)·Tk + j).
 struct AttentionArgs {
   std::int64_t B, Tq, Tk, Hq, Hkv, D;
   bool causal = true;
+  float dropout = 0.0f;
+  std::uint64_t seed = 0;
+  std::int64_t head_offset = 0, heads_total = 0;  // heads_total 0: Hq
 };
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
