@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
   std::string unavailable_reason() const override { return unavailable_; }
   int auto_priority() const override { return 100; }
   bool supports_tf32() const override { return true; }
+  bool supports_attention_dropout() const override { return false; }  // ops_attention.cpp
   // 128M floats: the GPT-2 head's logits in 7 chunks of 2668 rows at B·T = 16384 (0.5 GB of f32).
   std::int64_t chunk_elements_hint() const override { return std::int64_t{128} << 20; }
   void set_tf32(bool on) override;

@@ -180,7 +180,7 @@ def check(folder, log_path):
             errors.append(f"{tag!r} at step {step}: {got} in the event file, {value} in the log")
         checked += 1
 
-    lines = 0
+    lines, previous = 0, 0
     with open(log_path) as f:
         for line in f:
             m = validation_re.search(line)
@@ -206,10 +206,21 @@ def check(folder, log_path):
                     key, value = (x.strip() for x in field.rsplit(":", 1))
                     f[key] = value
             samples = int(f["consumed samples"])
+            # Each iteration's own losses are in the file (tensorboard_log_interval 1); the line
+            # prints their mean over its window, the iterations since the previous line.
+            window = range(previous + 1, it + 1)
+            previous = it
             for key, value in f.items():
                 if key.endswith(" loss"):
-                    expect(key, it, float(value), 1e-5)
-                    expect(key + " vs samples", samples, float(value), 1e-5)
+                    own = [scalars.get(key, {}).get(step) for step in window]
+                    if None in own:
+                        errors.append(f"{key!r}: no scalar at some of steps {list(window)}")
+                        continue
+                    mean = sum(own) / len(own)
+                    if not close(mean, float(value), 1e-5, 0.0):
+                        errors.append(f"{key!r} over steps {list(window)}: mean {mean} in the event file, {value} in the log")
+                    checked += 1
+                    expect(key + " vs samples", samples, own[-1], 1e-7)
             expect("learning-rate", it, float(f["learning rate"]), 1e-3)
             expect("learning-rate vs samples", samples, float(f["learning rate"]), 1e-3)
             expect("grad-norm", it, float(f["grad norm"]), 1e-5)

@@ -103,7 +103,16 @@ TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and f
   const CliRun lower = tessera_cli({"train", w.config, "--set", "training.train_iters=4", "--set",
                                     "checkpoint.load=" + save.string()});
   CHECK(lower.clean_error());
-  CHECK(lower.has("is at iteration 6, training.train_iters is 4: nothing left to train"));
+  CHECK(lower.has("is at iteration 6, past training.train_iters = 4"));
+  CHECK(lower.has("nothing left to train"));
+  // A config's save overridden but not its load: the run says which folder it starts from.
+  CliWorkspace other;
+  const CliRun mixed = tessera_cli({"train", other.config, "--set", "training.train_iters=6", "--set",
+                                    "checkpoint.load=" + save.string()});
+  INFO(mixed.output);
+  CHECK(mixed.ok());
+  CHECK(mixed.has("is not checkpoint.save = " + other.save()));
+  CHECK(mixed.has("this run starts from " + save.string()));
   // Only the save folder itself may be empty: another load folder that holds nothing is a typo.
   const CliRun typo = tessera_cli({"train", w.config, "--set", "checkpoint.save=" + (w.dir / "b"), "--set",
                                    "checkpoint.load=" + (w.dir / "nothing_here")});
@@ -116,6 +125,18 @@ TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and f
   CHECK(no_save.clean_error());
   CHECK(no_save.has("checkpoint.save_interval (2)"));
   CHECK(no_save.has("needs checkpoint.save"));
+  // load = save on a folder with final weights and no checkpoint (save_interval = 0): resuming is
+  // impossible and training again would save over them, so it is refused, naming the folder.
+  CliWorkspace finals;
+  const std::vector<std::string> again_finals{"train", finals.config, "--set", "training.train_iters=2", "--set",
+                                              "checkpoint.load=" + finals.save()};
+  REQUIRE(tessera_cli(again_finals).ok());
+  const std::string weights = tessera::test::read_text(fs::path(finals.save()) / "model.safetensors");
+  const CliRun refused = tessera_cli(again_finals);
+  CHECK(refused.clean_error());
+  CHECK(refused.has("holds a run's final weights (model.safetensors) but no resumable checkpoint"));
+  CHECK_FALSE(refused.has("iteration        1/"));
+  CHECK(tessera::test::read_text(fs::path(finals.save()) / "model.safetensors") == weights);
   const CliRun evaluated = tessera_cli({"evaluate", w.config, "--load", save.string(), "--split", "valid", "--set", "checkpoint.save=\"\""});
   INFO(evaluated.output);
   CHECK(evaluated.ok());

@@ -131,13 +131,29 @@ TEST_CASE("tensorboard_dir: event files with Megatron's tags equal the run's log
                                        "lm loss validation vs samples", "lm loss validation ppl",
                                        "lm loss validation ppl vs samples"};
   CHECK(tags(events) == expected);
-  // One scalar per tag and logged iteration (2, 4, 6), validation at 3 and 6.
+  // As Megatron-LM: each iteration's own scalars (tensorboard_log_interval 1, the default), whose
+  // means over the windows are the lines' losses (checked above); iteration-time with each line
+  // (2, 4, 6); validation at 3 and 6.
   std::map<std::string, std::vector<std::int64_t>> steps;
   for (const auto& s : events["scalars"]) steps[s["tag"]].push_back(s["step"]);
-  CHECK(steps["lm loss"] == std::vector<std::int64_t>{2, 4, 6});
-  CHECK(steps["lm loss vs samples"] == std::vector<std::int64_t>{8, 16, 24});  // global batch 4
+  CHECK(steps["lm loss"] == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(steps["lm loss vs samples"] == std::vector<std::int64_t>{4, 8, 12, 16, 20, 24});  // global batch 4
+  CHECK(steps["grad-norm"].size() == 6);
   CHECK(steps["lm loss validation"] == std::vector<std::int64_t>{3, 6});
-  CHECK(steps["iteration-time"].size() == 3);
+  CHECK(steps["iteration-time"] == std::vector<std::int64_t>{2, 4, 6});
+
+  // tensorboard_log_interval = 3: iterations 3 and 6 only.
+  const std::string tb3 = w.dir / "tb3";
+  const CliRun every3 = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                     "checkpoint.save=" + (w.dir / "save3"), "--set", "logging.tensorboard_dir=" + tb3,
+                                     "--set", "logging.tensorboard_log_interval=3"});
+  INFO(every3.output);
+  REQUIRE(every3.ok());
+  std::map<std::string, std::vector<std::int64_t>> steps3;
+  const nlohmann::json events3 = dump_events(tb3);
+  for (const auto& s : events3["scalars"]) steps3[s["tag"]].push_back(s["step"]);
+  CHECK(steps3["lm loss"] == std::vector<std::int64_t>{3, 6});
+  CHECK(steps3["learning-rate"] == std::vector<std::int64_t>{3, 6});
 
   // A second run into the same folder (a resume, say) adds its own file.
   const CliRun again = tessera_cli({"train", w.config, "--set", "training.train_iters=2", "--set",
@@ -163,6 +179,7 @@ TEST_CASE("a model with several loss terms writes each, and its validation", "[u
     line.loss_scale = 65536;
     line.loss_parts = {{"lm loss", 7.5}, {"sop loss", 0.69}};
     tessera::write_iteration(writer, line);
+    tessera::write_iteration_time(writer, 10, line.ms_per_iteration);
     tessera::write_validation(writer, 10, 320, 8.0, {{"lm loss", 7.3}, {"sop loss", 0.7}});
   }
   const nlohmann::json events = dump_events(dir.path.string());

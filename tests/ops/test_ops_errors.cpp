@@ -1,6 +1,8 @@
 // Wrong shapes, dtypes and arguments are reported as tessera errors naming the op and the shapes.
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 
@@ -45,6 +47,14 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, Tensor(), o, lse), Contains("multiple of Hkv"));
   s.Hkv = 2;
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv, Tensor(), o, lse), Contains("'kv'") && Contains("[1, 4, 48]"));
+  // The probabilities' dropout: p in [0, 1); this call's heads within the layer's.
+  for (auto [p, offset, total] : {std::tuple{1.0f, 0, 0}, {-0.1f, 0, 0}, {0.1f, 2, 4}, {0.1f, -1, 0}}) {
+    ops::AttentionShape d = s;
+    d.dropout = p;
+    d.head_offset = offset;
+    d.heads_total = total;
+    REQUIRE_THROWS_WITH(ops::attention_forward(d, q, kv, Tensor(), o, lse), Contains("invalid dropout fields"));
+  }
   s.Tk = 5;  // causal needs Tq = Tk; cross-attention (not causal) allows it
   const Tensor kv5 = Tensor::zeros({1, 5, 32});
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse),

@@ -60,6 +60,9 @@ TEST_CASE("launch detection: mpirun, srun and PMI launchers, not sbatch alone", 
   REQUIRE(ompi.under_launcher);
   REQUIRE(ompi.world_size == 4);
   REQUIRE(ompi.evidence == "OMPI_COMM_WORLD_SIZE=4");
+  REQUIRE(ompi.world_rank == 1);
+  REQUIRE(detect({{"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_PROCID", "5"}}).world_rank == 5);
+  REQUIRE(detect({{"PMI_SIZE", "2"}, {"PMI_RANK", "x"}}).world_rank == 0);  // not a number: unknown
   // An sbatch script sees SLURM_NTASKS but was not started by srun: no MPI.
   REQUIRE_FALSE(detect({{"SLURM_NTASKS", "8"}, {"SLURM_JOB_ID", "12"}}).under_launcher);
   auto srun = detect({{"SLURM_NTASKS", "8"}, {"SLURM_STEP_NUM_TASKS", "8"}});

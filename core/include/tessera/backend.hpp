@@ -49,6 +49,9 @@ class Backend {
   // the switch the trainer sets for the run (off: exact f32 products).
   virtual bool supports_tf32() const { return false; }
   virtual void set_tf32(bool on) {}
+  // Whether attention_forward/backward draw dropout on the probabilities (AttentionShape::dropout);
+  // the trainer refuses model.attention_dropout > 0 before any work where they do not.
+  virtual bool supports_attention_dropout() const { return true; }
   // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.

@@ -14,6 +14,11 @@ void check_shape(const char* op, const AttentionShape& s) {
   if (s.B < 1 || s.Tq < 1 || s.Tk < 1 || s.Hq < 1 || s.Hkv < 1 || s.D < 1 || s.Hq % s.Hkv != 0)
     throw ShapeError(fmt::format("{}: invalid AttentionShape B={} Tq={} Tk={} Hq={} Hkv={} D={} (all must be ≥ 1 "
                                  "and Hq a multiple of Hkv)", op, s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D));
+  if (!(s.dropout >= 0.0f && s.dropout < 1.0f) || s.head_offset < 0 || s.heads_total < 0 ||
+      (s.heads_total > 0 && s.head_offset + s.Hq > s.heads_total))
+    throw ShapeError(fmt::format("{}: invalid dropout fields of AttentionShape: dropout={} (needs [0, 1)), head_offset={}, "
+                                 "heads_total={} (this call's Hq={} heads must lie within the layer's)",
+                                 op, s.dropout, s.head_offset, s.heads_total, s.Hq));
   if (s.causal && s.Tq != s.Tk)
     throw ShapeError(fmt::format("{}: causal attention needs as many queries as keys, got Tq={} Tk={}", op,
                                  s.Tq, s.Tk));

@@ -9,6 +9,7 @@
 #endif
 
 #include "tessera/logging.hpp"
+#include "tessera/parallel/mpi_runtime.hpp"
 
 namespace tessera {
 
@@ -30,6 +31,14 @@ World world() {
     MPI_Comm_size(MPI_COMM_WORLD, &w.size);
   }
 #endif
+  // Before MPI starts (a config error found first), the launcher's variables say where we are.
+  if (!w.mpi) {
+    const LaunchInfo launch = detect_launch();
+    if (launch.under_launcher) {
+      w.rank = launch.world_rank;
+      w.size = launch.world_size;
+    }
+  }
   return w;
 }
 }  // namespace

@@ -16,6 +16,16 @@ LaunchInfo detect_launch(const std::function<const char*(const char*)>& getenv) 
   static const char* const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
   static const char* const presence_vars[] = {"PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"};
   LaunchInfo info;
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    const char* value = getenv(var);
+    if (value == nullptr || *value == '\0') continue;
+    char* end = nullptr;
+    const long r = std::strtol(value, &end, 10);
+    if (*end == '\0' && r >= 0) {
+      info.world_rank = static_cast<int>(r);
+      break;
+    }
+  }
   for (const char* var : size_vars) {
     const char* value = getenv(var);
     if (value == nullptr || *value == '\0') continue;

@@ -176,7 +176,11 @@ void write_iteration(TensorBoardWriter& w, const IterationLine& l) {
   for (const auto& [name, value] : l.loss_parts) add_scalar_pair(w, name, value, it, samples);
   add_scalar_pair(w, "loss-scale", l.loss_scale > 0 ? l.loss_scale : 1.0, it, samples);
   add_scalar_pair(w, "grad-norm", l.grad_norm, it, samples);
-  w.add_scalar("iteration-time", l.ms_per_iteration / 1000.0, it);
+  w.flush();
+}
+
+void write_iteration_time(TensorBoardWriter& w, std::int64_t iteration, double ms_per_iteration) {
+  w.add_scalar("iteration-time", ms_per_iteration / 1000.0, iteration);
   w.flush();
 }
 

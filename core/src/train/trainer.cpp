@@ -161,6 +161,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
   o.tensorboard_dir = config.section("logging").get_string("tensorboard_dir", "");
+  o.tensorboard_log_interval = config.section("logging").get_int("tensorboard_log_interval", 1, 1, 1 << 30);
   ConfigSection ck = config.section("checkpoint");
   o.save_dir = ck.get_string("save", "");
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
@@ -268,6 +269,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   // Everything that reads the config has run: any key nobody read is a typo, reported before any
   // file is opened and before the save folder is touched.
   config_.check_no_unknown_keys();
+  check_backend_features();
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
   if (!options_.save_dir.empty() && !evaluation_only_) claim_save_folder();
   call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
@@ -436,6 +438,14 @@ TrainingRecord Trainer::train() {
     rec.skipped.push_back(last_step_skipped_);
     rec.loss_scales.push_back(scale);
     if (!last_loss_parts_.empty()) rec.loss_parts.push_back(last_loss_parts_);
+    // TensorBoard as Megatron-LM's training_log: each tensorboard_log_interval-th iteration's own
+    // values (the printed line's losses are window means; iteration-time comes with the line).
+    if (tensorboard && it % options_.tensorboard_log_interval == 0) {
+      IterationLine own{it, options_.train_iters, consumed_samples_, options_.global_batch_size, 0.0, lr, loss, norm,
+                        tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
+      if (scaler_.active()) own.loss_scale = scale;
+      write_iteration(*tensorboard, own);
+    }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
     rec.stop_reason = it < options_.train_iters ? stop_reason(it, signals) : std::string();
     if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
@@ -450,7 +460,7 @@ TrainingRecord Trainer::train() {
         line.skipped_iterations = window_skipped;
       }
       log_iteration(line);
-      if (tensorboard) write_iteration(*tensorboard, line);
+      if (tensorboard) write_iteration_time(*tensorboard, it, line.ms_per_iteration);
       window_seconds = 0;
       window_iters = window_skipped = 0;
     }
@@ -543,6 +553,20 @@ std::string Trainer::stop_reason(std::int64_t it, const StopSignals& signals) co
   return {};
 }
 
+// What the model asks of the device that its backend may lack, found before any file is opened
+// (read after check_no_unknown_keys: the model plugin has read these keys, or they are not its).
+void Trainer::check_backend_features() const {
+  if (device_.is_cpu() || evaluation_only_) return;  // evaluation drops nothing
+  ConfigSection m = config_.section("model");
+  if (m.has("attention_dropout") && m.get_float("attention_dropout", 0.0, 0.0, 1.0) > 0.0 &&
+      !backend_of(device_).supports_attention_dropout())
+    throw ConfigError(fmt::format(
+        "model.attention_dropout = {} in {}: the {} backend (training.device = {}) has no attention kernel with "
+        "dropout yet; set model.attention_dropout = 0, or train on the CPU (docs/cuda.md)",
+        m.get_float("attention_dropout", 0.0, 0.0, 1.0), m.origin("attention_dropout"), backend_of(device_).name(),
+        device_.str()));
+}
+
 void Trainer::claim_save_folder() {
   Communicator& world = *parallel_->groups.world;
   const std::string origin = config_.section("checkpoint").origin("save");
@@ -568,6 +592,19 @@ void Trainer::claim_save_folder() {
     // load = save is Megatron-LM's launch script (--save $CKPT --load $CKPT): its first run finds
     // nothing there and starts from scratch, the same command later resumes.
     nothing_to_load_ = !load.empty() && load == save && previous.empty();
+    if (load == save && !previous.empty() && !fs::exists(save / kLatestCheckpointFile, ec))
+      throw ConfigError(fmt::format(
+          "checkpoint.load = checkpoint.save = {} ({}) holds a run's {} but no resumable checkpoint (it was saved with "
+          "checkpoint.save_interval = 0): this run would train from those weights again from iteration 1 and save over "
+          "them. To fine-tune from them save to another folder (--set checkpoint.save=…); to start again, move them "
+          "away",
+          options_.save_dir, config_.section("checkpoint").origin("load"), previous));
+    // A config's load = save with only save overridden (or the reverse): say which folder is read.
+    const std::string load_origin = config_.section("checkpoint").origin("load");
+    if (!load.empty() && load != save && load_origin != origin)
+      log_warn("checkpoint.load = {} ({}) is not checkpoint.save = {} ({}): this run starts from {}; --set "
+               "checkpoint.load=\"\" starts from scratch instead",
+               options_.load_dir, load_origin, options_.save_dir, origin, options_.load_dir);
     if (!resumes_here && !previous.empty())
       throw ConfigError(fmt::format(
           "checkpoint.save = {} ({}) already holds a run's {}; this run {} and would save over them. Resume that run "

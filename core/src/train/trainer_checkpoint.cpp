@@ -148,10 +148,10 @@ void Trainer::load_checkpoint() {
   // At train_iters the run is finished (Megatron-LM skips its loop): the same command run again, or
   // one that crashed before its final weights, writes them. Past it, train_iters was lowered: a mistake.
   if (iteration > options_.train_iters)
-    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, training.train_iters is {}: nothing left to train "
-                                  "(raising train_iters keeps the learning-rate schedule only if "
-                                  "optimizer.lr_decay_iters is set)",
-                                  dir.string(), iteration, options_.train_iters));
+    throw ConfigError(fmt::format("checkpoint {} is at iteration {}, past training.train_iters = {} (lowered since it was "
+                                  "saved?): nothing left to train. Set train_iters to at least {} to go on (that keeps "
+                                  "the learning-rate schedule only if optimizer.lr_decay_iters is set)",
+                                  dir.string(), iteration, options_.train_iters, iteration));
 
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
   {

@@ -17,6 +17,7 @@ struct LaunchInfo {
   bool under_launcher = false;
   std::string evidence;  // the variable that told us, e.g. "OMPI_COMM_WORLD_SIZE=4"
   int world_size = 1;    // as announced by the launcher
+  int world_rank = 0;    // OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK or SLURM_PROCID (0 when none says)
 };
 // Reads OMPI_COMM_WORLD_SIZE (OpenMPI), PMIX_RANK/PMI_SIZE (PMI/PMIx launchers, srun --mpi),
 // SLURM_STEP_NUM_TASKS (inside an srun step, unlike SLURM_NTASKS which sbatch scripts also see)

@@ -53,14 +53,17 @@ class TensorBoardWriter {
   bool failed_ = false;
 };
 
-// The numbers of the trainer's iteration and validation lines as scalars with Megatron-LM's tags
-// (its training_log and evaluate_and_print_results): "learning-rate", "batch-size", each loss ("lm
-// loss", or the model's loss parts: "lm loss", "sop loss", …), "loss-scale" (1 without a loss
-// scaler), "grad-norm", "iteration-time" (seconds per iteration, averaged over the logging window as
-// the line's ms), each but the last with its "<tag> vs samples" twin (step: consumed samples);
-// validation: "<loss> validation" and "<loss> validation ppl" (exp(min(20, loss)) as Megatron) with
-// their "vs samples" twins. Each call ends with a flush.
+// The trainer's numbers as scalars with Megatron-LM's tags (its training_log and
+// evaluate_and_print_results). write_iteration: one iteration's own values, as Megatron writes them
+// every tensorboard_log_interval iterations — "learning-rate", "batch-size", each loss ("lm loss",
+// or the model's loss parts: "lm loss", "sop loss", …), "loss-scale" (1 without a loss scaler),
+// "grad-norm", each with its "<tag> vs samples" twin (step: consumed samples); `line` holds that
+// iteration's values (ms_per_iteration unused). write_iteration_time: "iteration-time", seconds per
+// iteration averaged over the logging window, at each printed line. write_validation: "<loss>
+// validation" and "<loss> validation ppl" (exp(min(20, loss)) as Megatron) with their "vs samples"
+// twins. Each call ends with a flush.
 void write_iteration(TensorBoardWriter& writer, const IterationLine& line);
+void write_iteration_time(TensorBoardWriter& writer, std::int64_t iteration, double ms_per_iteration);
 void write_validation(TensorBoardWriter& writer, std::int64_t iteration, std::int64_t consumed_samples, double loss,
                       const std::vector<std::pair<std::string, double>>& loss_parts = {});
 

@@ -25,6 +25,7 @@ struct TrainingOptions {
   std::int64_t micro_batch_size = 4, global_batch_size = 4, train_iters = 10;
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
   std::string tensorboard_dir;  // [logging] tensorboard_dir: TensorBoard event files there (empty: none)
+  std::int64_t tensorboard_log_interval = 1;  // iterations between TensorBoard's per-iteration scalars
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;
@@ -105,6 +106,7 @@ class Trainer {
   // Before any work: every rank can write checkpoint.save, rank 0 holds its lock, and what failed
   // saves left there is cleaned up.
   void claim_save_folder();
+  void check_backend_features() const;
   // Resumable checkpoints (docs/checkpoints.md): <save>/iter_XXXXXXX/ written by every rank, renamed
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
