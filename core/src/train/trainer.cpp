@@ -594,11 +594,11 @@ void Trainer::claim_save_folder() {
     nothing_to_load_ = !load.empty() && load == save && previous.empty();
     if (load == save && !previous.empty() && !fs::exists(save / kLatestCheckpointFile, ec))
       throw ConfigError(fmt::format(
-          "checkpoint.load = checkpoint.save = {} ({}) holds a run's {} but no resumable checkpoint (it was saved with "
-          "checkpoint.save_interval = 0): this run would train from those weights again from iteration 1 and save over "
+          "checkpoint.load = checkpoint.save = {} ({}) holds a run's {} but no resumable checkpoint (no {}; a run saved "
+          "with checkpoint.save_interval = 0): this run would train from those weights again from iteration 1 and save over "
           "them. To fine-tune from them save to another folder (--set checkpoint.save=…); to start again, move them "
           "away",
-          options_.save_dir, config_.section("checkpoint").origin("load"), previous));
+          options_.save_dir, config_.section("checkpoint").origin("load"), previous, kLatestCheckpointFile));
     // A config's load = save with only save overridden (or the reverse): say which folder is read.
     const std::string load_origin = config_.section("checkpoint").origin("load");
     if (!load.empty() && load != save && load_origin != origin)
