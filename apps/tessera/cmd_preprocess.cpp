@@ -150,6 +150,12 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
 
   return [args, lower, strip, extra]() {
     auto& opt = args->options;
+    // Given twice (--lower-case --no-lower-case), a flag is an error rather than the last one winning.
+    for (const CLI::Option* flag : {lower, strip})
+      if (flag->count() > 1)
+        throw ConfigError(fmt::format("preprocess: {} given {} times (with its --no- form, they contradict each other); "
+                                      "give it once",
+                                      flag->get_name(), flag->count()));
     if (lower->count() > 0) args->lower_case = args->lower_case_flag;
     if (strip->count() > 0) args->strip_accents = args->strip_accents_flag;
     if (extra->count() > 0) args->vocab_extra_ids = args->vocab_extra_ids_flag;

@@ -98,6 +98,10 @@ struct Resolver {
       names.pop_back();
     }
     for (auto&& [key, value] : table) {
+      if (value.is_array_of_tables())
+        throw ConfigError(fmt::format("{}: [[{}]] is an array of tables; Tessera's sections are single tables: write "
+                                      "[{}]",
+                                      name, key.str(), key.str()));
       if (!value.is_table())
         throw ConfigError(fmt::format("{}: key '{}' is outside any section; put it under a [section] header "
                                       "such as [training]",

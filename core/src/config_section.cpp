@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <regex>
 
 #include "closest_match.hpp"
 #include "config_data.hpp"
@@ -21,10 +22,23 @@ std::string where(const ConfigData& d, const std::string& section, const std::st
                            : fmt::format("{}.{} in {}", section, key, origin);
 }
 
+// Why a --set value meant as a number stayed a string: TOML wants a digit on both sides of a
+// decimal point, and its integers are 64-bit.
+std::string number_hint(const toml::node& node) {
+  if (!node.is_string()) return "";
+  static const std::regex loose_float(R"([+-]?(\.[0-9]+|[0-9]+\.)([eE][+-]?[0-9]+)?)");
+  static const std::regex long_integer(R"([+-]?[0-9]{19,})");
+  const std::string& text = node.as_string()->get();
+  if (std::regex_match(text, loose_float))
+    return "; a TOML number needs a digit on both sides of its point (0.001, 1.0)";
+  if (std::regex_match(text, long_integer)) return "; it is beyond the 64-bit integers TOML has";
+  return "";
+}
+
 ConfigError type_error(const ConfigData& d, const std::string& section, const std::string& key,
                        const std::string& expected, const toml::node& node) {
-  return ConfigError(fmt::format("{}: expected {}, got {} ({})", where(d, section, key), expected,
-                                 toml_type_phrase(node), toml_value_text(node)));
+  return ConfigError(fmt::format("{}: expected {}, got {} ({}){}", where(d, section, key), expected,
+                                 toml_type_phrase(node), toml_value_text(node), number_hint(node)));
 }
 
 template <typename T>

@@ -500,6 +500,10 @@ TEST_CASE("preprocess: WordPiece flags, Megatron's tokenizer types and its warni
                                plain, bert_vocab(), dir / "bad"), &status);
   CHECK(clean_error(status));
   CHECK(out.find("--append-eod and --no-append-eod") != std::string::npos);
+  out = preprocess(fmt::format("-i {} --tokenizer bert_wordpiece --vocab-file {} --lower-case --no-lower-case -o {}",
+                               plain, bert_vocab(), dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("--lower-case given 2 times") != std::string::npos);
   out = preprocess(fmt::format("{} -i {} --vocab-extra-ids 3 -o {}", vocab_args(), plain, dir / "bad"), &status);
   CHECK(clean_error(status));
   CHECK(out.find("unknown key 'tokenizer.vocab_extra_ids'") != std::string::npos);

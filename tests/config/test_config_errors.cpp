@@ -23,6 +23,12 @@ TEST_CASE("type errors name key, file, expected type and the value found", "[uni
   ConfigSection m = c.section("model");
   std::string msg = message_of<ConfigError>([&] { m.get_int("num_layers"); });
   REQUIRE_THAT(msg, Contains("model.num_layers (from --set): expected an integer, got a string (\"twelve\")"));
+  // Numbers TOML does not read stay strings: the message says why.
+  Config n = Config::load(kData + "gpt/tiny.toml", {"optimizer.lr=.001", "training.seed=12345678901234567890"});
+  msg = message_of<ConfigError>([&] { n.section("optimizer").get_float("lr", 0.0, 0.0, 1.0); });
+  REQUIRE_THAT(msg, Contains("a TOML number needs a digit on both sides of its point"));
+  msg = message_of<ConfigError>([&] { n.section("training").get_int("seed", 0, 0, 1 << 30); });
+  REQUIRE_THAT(msg, Contains("beyond the 64-bit integers"));
 
   msg = message_of<ConfigError>([&] { m.get_string("hidden_size"); });
   REQUIRE_THAT(msg, Contains("model.hidden_size in "));
@@ -96,6 +102,8 @@ TEST_CASE("include errors: cycles, missing files, bad include values, keys outsi
   REQUIRE_THAT(msg, Contains("i.toml: include must be a file name"));
   msg = message_of<ConfigError>([&] { Config::from_string("seed = 3\n[model]\n", "s.toml"); });
   REQUIRE_THAT(msg, Contains("s.toml: key 'seed' is outside any section"));
+  msg = message_of<ConfigError>([&] { Config::from_string("[[model]]\nplugin = \"gpt\"\n", "a.toml"); });
+  REQUIRE_THAT(msg, Contains("a.toml: [[model]] is an array of tables") && Contains("write [model]"));
 }
 
 TEST_CASE("malformed --set is an error", "[unit]") {
