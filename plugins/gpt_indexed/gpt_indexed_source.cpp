@@ -185,7 +185,13 @@ class GptIndexedSource : public DataSource {
     fim_.spm_rate = s.get_float("fim_spm_rate", 0.5, 0.0, 1.0);
     fim_.fragment_rate = s.get_float("fragment_fim_rate", 0.5, 0.0, 1.0);
     fim_.split_sample = s.get_string("fim_split_sample", "");
-    if (fim_.rate == 0.0) return;
+    if (fim_.rate == 0.0) {  // FIM off: its other keys do nothing, which a typo'd fim_rate would hide
+      for (const char* key : {"fim_spm_rate", "fragment_fim_rate", "fim_split_sample"})
+        if (s.has(key))
+          log_warn("{} has no effect: fill-in-the-middle is off (data.fim_rate = 0{})", key_where(s, key),
+                   s.has("fim_rate") ? "" : ", its default");
+      return;
+    }
     const std::string where = key_where(s, "fim_rate");
     check_fim_options(fim_, where);
     if (!request_.tokenizer)

@@ -69,6 +69,16 @@ TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and chang
   CHECK(losses(sp.output) == losses(plain.output));
 }
 
+TEST_CASE("FIM keys with fill-in-the-middle off are named as doing nothing", "[unit]") {
+  // fim_rate defaults to 0 (as Megatron-LM's); its sibling keys alone would silently change nothing.
+  Workspace w;
+  const Run r = run_tessera("train " + w.config + " --set training.train_iters=1 --set data.fim_spm_rate=0.9");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("data.fim_spm_rate (from --set) has no effect: fill-in-the-middle is off (data.fim_rate = 0, "
+                      "its default)") != std::string::npos);
+}
+
 TEST_CASE("bad input is a clear error with a non-zero exit code", "[unit]") {
   Workspace w;
   SECTION("unknown config key names the key, the file and the allowed keys") {
