@@ -639,7 +639,8 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
   }
   SECTION("data.data_cache_path puts it elsewhere; a folder that cannot be written keeps it in memory") {
     const auto elsewhere = make(dir / "cache");
-    REQUIRE(elsewhere->cache_path() == dir / "cache/corpus_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent_0-100docs.npy");
+    REQUIRE(elsewhere->cache_path().starts_with(dir / "cache/corpus-"));
+    REQUIRE(elsewhere->cache_path().ends_with("_train_indexmap_150mns_61msl_0.10ssp_1234s_2minsent_0-100docs.npy"));
     REQUIRE(std::filesystem::exists(elsewhere->cache_path()));
     test::write_text(dir / "a_file", "x");
     const auto in_memory = make(dir / "a_file/below");  // a file where the folder should be

@@ -107,7 +107,10 @@ TEST_CASE(".npy files: numpy's header, any rank, the integer types of cached ind
   REQUIRE(fnv1a_64("") == 14695981039346656037ULL);
   REQUIRE(stable_hash_hex("a") == "af63dc4c8601ec8c");
   REQUIRE(index_cache_stem("/d/x", "") == "/d/x");
-  REQUIRE(index_cache_stem("/d/x", "/c") == "/c/x");
+  // In a cache folder the name carries a hash of the dataset's absolute path: /d/x and /e/x, both
+  // "x", never share files there (they did, silently: an audit on 2026-12-01).
+  REQUIRE(index_cache_stem("/d/x", "/c") == "/c/x-" + stable_hash_hex("/d/x").substr(0, 8));
+  REQUIRE(index_cache_stem("/e/x", "/c") != index_cache_stem("/d/x", "/c"));
 }
 
 TEST_CASE("GPT indices: cached on the first open, reused on the next, rebuilt when corrupt", "[unit]") {
@@ -212,7 +215,8 @@ TEST_CASE("GPT indices: cached on the first open, reused on the next, rebuilt wh
   SECTION("data_cache_path puts them elsewhere; a folder that cannot be written keeps them in memory") {
     const GptDataset elsewhere(data, 10, 110, cached_options(dir / "cache"));
     REQUIRE(elsewhere.indices_written());
-    REQUIRE(elsewhere.cache_paths()[0] == dir / "cache/corpus_train_indexmap_500ns_32sl_1234s_doc_idx_10-110docs.npy");
+    REQUIRE(elsewhere.cache_paths()[0] == dir / ("cache/corpus-" + stable_hash_hex(prefix).substr(0, 8) +
+                                                 "_train_indexmap_500ns_32sl_1234s_doc_idx_10-110docs.npy"));
     REQUIRE(npy_files(dir / "cache").size() == 3);
     test::write_text(dir / "a_file", "x");
     const GptDataset in_memory(data, 10, 110, cached_options(dir / "a_file/below"));  // a file where the folder should be

@@ -8,7 +8,8 @@
 namespace tessera {
 
 // The stem of a dataset's cache files: the data prefix itself when cache_dir is "" (beside the
-// data, as Megatron-LM caches), else cache_dir/<prefix's file name> ([data] data_cache_path).
+// data, as Megatron-LM caches), else cache_dir/<prefix's file name>-<8 hex digits of a hash of its
+// absolute path> ([data] data_cache_path; Megatron-LM hashes its description, path included, too).
 std::string index_cache_stem(const std::string& data_prefix, const std::string& cache_dir);
 
 // 64-bit FNV-1a of bytes: stable across builds, compilers and machines.
