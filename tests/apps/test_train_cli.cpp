@@ -69,6 +69,23 @@ TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and chang
   CHECK(losses(sp.output) == losses(plain.output));
 }
 
+TEST_CASE("a run whose plan needs far more memory than is free says so at start", "[unit]") {
+  // A million sequences of 4096 tokens per microbatch: petabytes of activations. The warning comes
+  // before the data is opened; the missing corpus then ends the run, so nothing is allocated for it.
+  Workspace w;
+  const Run r = run_tessera("train " + w.config + " --set training.micro_batch_size=1048576 --set "
+                            "training.global_batch_size=1048576 --set model.seq_length=4096 --set data.data_path=" +
+                            w.dir / "no_corpus");
+  INFO(r.output);
+  CHECK(r.status != 0);
+  CHECK(r.output.find("memory: `tessera plan` counts") != std::string::npos);
+  CHECK(r.output.find("the kernel may kill the run") != std::string::npos);
+  CHECK(r.output.find("no_corpus") != std::string::npos);
+  // The default micro batch fits: no warning.
+  const Run fits = run_tessera("train " + w.config + " --set training.train_iters=1");
+  CHECK(fits.output.find("memory: `tessera plan`") == std::string::npos);
+}
+
 TEST_CASE("FIM keys with fill-in-the-middle off are named as doing nothing", "[unit]") {
   // fim_rate defaults to 0 (as Megatron-LM's); its sibling keys alone would silently change nothing.
   Workspace w;

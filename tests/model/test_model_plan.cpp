@@ -36,6 +36,7 @@
 #include "tessera/schedule.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/grad_buckets.hpp"
+#include "tessera/train/memory_check.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
@@ -557,4 +558,27 @@ TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and wh
   small.replace(small.find("ffn_hidden_size = 48\n"), 21, "");
   CHECK_THROWS_WITH(make_plan(with(small, "hidden_size = 32", "hidden_size = 16"), PlanRequest{1, kVocab}),
                     Contains("swiglu") && Contains("set model.ffn_hidden_size"));
+}
+
+TEST_CASE("memory_warning: the largest stage's plan against the memory available, per process", "[unit]") {
+  Plan plan;
+  plan.stages.resize(2);
+  plan.stages[0].stage = 0;
+  plan.stages[0].parameters = plan.stages[0].gradients = 100;
+  plan.stages[0].optimizer_state = 200;
+  plan.stages[0].peak_held_elements = 600;  // 1000 elements: 4000 bytes
+  plan.stages[1].stage = 1;
+  plan.stages[1].peak_held_elements = 1500;  // 6000 bytes: the largest
+  CHECK(memory_warning(plan, 1, 6000).empty());
+  const std::string one = memory_warning(plan, 1, 5999);
+  CHECK_THAT(one, Catch::Contains("for a rank of pipeline stage 1"));
+  CHECK_THAT(one, Catch::Contains("the kernel may kill the run"));
+  CHECK(memory_warning(plan, 2, 11999) != "");  // two ranks on this machine need 12000
+  CHECK_THAT(memory_warning(plan, 2, 11999), Catch::Contains("× 2 ranks on this machine"));
+  CHECK(memory_warning(plan, 2, 12000).empty());
+  CHECK(memory_warning(Plan{}, 1, 1).empty());
+  // This machine's /proc/meminfo is read (Linux).
+  const std::optional<std::int64_t> here = available_host_memory();
+  REQUIRE(here.has_value());
+  CHECK(*here > 0);
 }

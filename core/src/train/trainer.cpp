@@ -23,6 +23,7 @@
 #include "tessera/train/pipeline_executor.hpp"
 #include "tessera/train/run_report.hpp"
 #include "tessera/train/saved_model.hpp"
+#include "tessera/train/memory_check.hpp"
 #include "tessera/train/tensorboard_writer.hpp"
 
 namespace tessera {
@@ -270,6 +271,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   // file is opened and before the save folder is touched.
   config_.check_no_unknown_keys();
   check_backend_features();
+  if (device_.is_cpu() && !evaluation_only_ && parallel_->layout.rank() == 0) warn_if_memory_short();
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
   if (!options_.save_dir.empty() && !evaluation_only_) claim_save_folder();
   call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
@@ -565,6 +567,18 @@ void Trainer::check_backend_features() const {
         "dropout yet; set model.attention_dropout = 0, or train on the CPU (docs/cuda.md)",
         m.get_float("attention_dropout", 0.0, 0.0, 1.0), m.origin("attention_dropout"), backend_of(device_).name(),
         device_.str()));
+}
+
+void Trainer::warn_if_memory_short() const {
+  const std::optional<std::int64_t> available = available_host_memory();
+  if (!available) return;
+  try {
+    const Plan plan = make_plan(config_, PlanRequest{parallel_->layout.world_size(), tokenizer_->vocab_size()});
+    const std::string warning = memory_warning(plan, local_ranks(), *available);
+    if (!warning.empty()) log_warn("{}", warning);
+  } catch (const std::exception&) {
+    // A model plugin without a plan (kind model_plan): nothing to count.
+  }
 }
 
 void Trainer::claim_save_folder() {

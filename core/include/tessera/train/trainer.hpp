@@ -107,6 +107,7 @@ class Trainer {
   // saves left there is cleaned up.
   void claim_save_folder();
   void check_backend_features() const;
+  void warn_if_memory_short() const;  // world rank 0, CPU runs (train/memory_check.hpp)
   // Resumable checkpoints (docs/checkpoints.md): <save>/iter_XXXXXXX/ written by every rank, renamed
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
