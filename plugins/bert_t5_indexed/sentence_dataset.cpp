@@ -73,7 +73,9 @@ SentenceDataset::SentenceDataset(std::shared_ptr<const IndexedDataset> data, con
   mo.min_num_sent = o.min_num_sent;
   mo.max_num_samples = o.num_samples;
   const std::int64_t first_sentence = docs.front(), end_sentence = docs.back();
-  // A cached file must describe this split: enough rows, sentences inside it, sane targets.
+  // A cached file must describe this split: enough rows, sentences inside it and each row inside
+  // one document (a dataset replaced by files with an older time, cp -p, tar x, keeps its cache's
+  // date: its rows then cross the new documents' boundaries), sane targets.
   auto check = [&](const SamplesMapping& m) -> std::string {
     if (m.size() < o.num_samples) return fmt::format("{} rows, {} samples wanted", m.size(), o.num_samples);
     for (std::int64_t i = 0; i < m.size(); ++i) {
@@ -82,6 +84,10 @@ SentenceDataset::SentenceDataset(std::shared_ptr<const IndexedDataset> data, con
           target > o.max_target)
         return fmt::format("row {} = ({}, {}, {}) does not fit sentences [{}, {}) with targets up to {}", i, start, end,
                            target, first_sentence, end_sentence, o.max_target);
+      const auto next_document = std::upper_bound(docs.begin(), docs.end(), static_cast<std::int64_t>(start));
+      if (next_document != docs.end() && end > *next_document)
+        return fmt::format("row {} = ({}, {}, {}) spans two documents (one starts at sentence {})", i, start, end,
+                           target, *next_document);
     }
     return "";
   };

@@ -631,6 +631,19 @@ TEST_CASE("the samples mapping cache: Megatron-style name, reused, numpy-readabl
     REQUIRE(!again->mapping_from_cache());
     REQUIRE(again->mapping() == first->mapping());
   }
+  SECTION("rows that cross a document boundary (another dataset's cache, files with older times) are rebuilt") {
+    auto rows = rows_of(first->mapping());
+    const auto next = std::upper_bound(c.doc_idx.begin(), c.doc_idx.end(), rows[0][0]);
+    REQUIRE(next != c.doc_idx.end());
+    rows[0][1] = *next + 1;  // one sentence into the next document
+    std::vector<std::uint32_t> flat;
+    for (const auto& r : rows)
+      for (const std::int64_t v : r) flat.push_back(static_cast<std::uint32_t>(v));
+    write_npy(path, flat.data(), NpyDtype::u4, {static_cast<std::int64_t>(rows.size()), 3});
+    const auto again = make();
+    REQUIRE(!again->mapping_from_cache());
+    REQUIRE(again->mapping() == first->mapping());
+  }
   SECTION("a cache older than the data's .idx is rebuilt") {
     std::filesystem::last_write_time(path, std::filesystem::last_write_time(c.prefix + ".idx") - std::chrono::hours(1));
     const auto again = make();
