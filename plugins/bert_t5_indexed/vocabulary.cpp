@@ -62,10 +62,11 @@ T5TokenIds t5_token_ids(const Tokenizer* tokenizer, std::int64_t sentinels_neede
   if (static_cast<std::int64_t>(ids.sentinels.size()) < sentinels_needed)
     throw ConfigError(fmt::format(
         "{}: tokenizer '{}' has {} sentinel tokens (<extra_id_0> … ) but a sample can have {} masked spans, each "
-        "replaced by its own sentinel: <extra_id_{}> is missing. Give the tokenizer more (vocab_extra_ids = {}, or "
-        "Megatron's 100), or lower data.masked_lm_prob or the encoder's seq_length",
+        "replaced by its own sentinel: <extra_id_{}> is missing. Give the tokenizer more (vocab_extra_ids = {}{}), or "
+        "lower data.masked_lm_prob or the encoder's seq_length (Megatron-LM does not check this bound at start; its "
+        "samples rarely reach it)",
         plugin, t.name(), ids.sentinels.size(), sentinels_needed, ids.sentinels.size(),
-        std::max<std::int64_t>(sentinels_needed, 100)));
+        std::max<std::int64_t>(sentinels_needed, 100), sentinels_needed <= 100 ? ", Megatron's default" : ""));
   return ids;
 }
 
