@@ -90,14 +90,26 @@ class SentenceSource : public DataSource {
       so.num_samples = request_.num_samples[s];
       so.short_seq_prob = o_.short_seq_prob;
       so.seed = request_.seed;
+      const bool optional = s == 2 && request_.test_split_optional;
+      if (r[s] == r[s + 1] && optional) so.num_samples = 0;
       if (r[s] == r[s + 1] && so.num_samples > 0)
         throw ConfigError(fmt::format("{}: split \"{}\" gives the {} split no documents (of {}), but {} samples were "
                                       "asked of it; change data.split",
                                       data_->idx_path(), o_.split, so.split_name, data_->num_documents(), so.num_samples));
-      if (kind_ == Kind::bert)
-        splits_[s] = std::make_unique<BertDataset>(data_, doc_idx, sizes, so, bert_, continuation);
-      else
-        splits_[s] = std::make_unique<T5Dataset>(data_, doc_idx, sizes, so, t5_, continuation);
+      const auto build = [&] {
+        if (kind_ == Kind::bert)
+          splits_[s] = std::make_unique<BertDataset>(data_, doc_idx, sizes, so, bert_, continuation);
+        else
+          splits_[s] = std::make_unique<T5Dataset>(data_, doc_idx, sizes, so, t5_, continuation);
+      };
+      try {
+        build();
+      } catch (const ConfigError& e) {
+        if (!optional) throw;
+        log_warn("{}: the test split cannot supply samples ({}): no test evaluation at the end", plugin(), e.what());
+        so.num_samples = 0;
+        build();
+      }
     }
     if (kind_ == Kind::t5 && 1 + 2 * t5_max_spans(t5_.encoder_length, t5_.masked_lm_prob) > t5_.decoder_length)
       log_info("{}: a sample may need up to {} decoder positions (1 + masked tokens + one sentinel per span), more "

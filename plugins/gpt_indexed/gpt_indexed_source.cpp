@@ -65,24 +65,31 @@ class GptIndexedSource : public DataSource {
 
   void open() override {
     const DataRequest& r = request_;
+    std::array<std::int64_t, 3> asked{r.num_samples[0], r.num_samples[1], r.num_samples[2]};
     if (!per_split_) {
+      // An optional test split is asked only when every blended dataset's split gives it documents.
+      if (r.test_split_optional && asked[2] > 0)
+        for (const std::string& prefix : blend_.prefixes) {
+          const auto ranges = parse_document_split(split_, open_prefix(prefix)->num_sequences());
+          if (ranges[2] == ranges[3]) asked[2] = 0;
+        }
       std::vector<std::array<std::unique_ptr<GptDataset>, 3>> subs;
       for (std::size_t j = 0; j < blend_.prefixes.size(); ++j) {
         std::array<std::int64_t, 3> n{};
         for (int s = 0; s < 3; ++s)
-          n[s] = blend_.weighted ? blend_samples_per_dataset(blend_.weights, r.num_samples[s])[j] : r.num_samples[s];
+          n[s] = blend_.weighted ? blend_samples_per_dataset(blend_.weights, asked[s])[j] : asked[s];
         subs.push_back(build_gpt_splits(open_prefix(blend_.prefixes[j]), split_, n, options_));
       }
       for (int s = 0; s < 3; ++s) {
         std::vector<std::shared_ptr<const Dataset>> parts;
         for (auto& sub : subs) parts.push_back(std::move(sub[s]));
-        splits_[s] = combine(parts, blend_, r.num_samples[s], s);
+        splits_[s] = combine(parts, blend_, asked[s], s);
       }
     } else {
       for (int s = 0; s < 3; ++s) {
         const DataBlend& b = split_blends_[s];
         if (b.prefixes.empty()) {
-          if (r.num_samples[s] > 0)
+          if (r.num_samples[s] > 0 && !(s == 2 && r.test_split_optional))
             throw ConfigError(fmt::format("data plugin 'gpt_indexed': {} samples are asked of the {} split, but "
                                           "data.{} is not set (train_data_path is set, so split does not apply)",
                                           r.num_samples[s], split_name(static_cast<Split>(s)), kSplitKeys[s]));

@@ -86,6 +86,32 @@ TEST_CASE("a run whose plan needs far more memory than is free says so at start"
   CHECK(fits.output.find("memory: `tessera plan`") == std::string::npos);
 }
 
+TEST_CASE("the test split is evaluated once at the end of training, as tessera evaluate reads it", "[unit]") {
+  // Megatron-LM's pretrain(): eval_iters global batches of the test split after the last iteration.
+  Workspace w;
+  const auto test_line = [](const std::string& output) {
+    const std::size_t at = output.find("validation loss at iteration 6 on test set |");
+    return at == std::string::npos ? std::string() : output.substr(at, output.find('\n', at) - at);
+  };
+  const Run r = run_tessera("train " + w.config + " --set data.split=\"80,10,10\" --set checkpoint.save_interval=6");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const std::string line = test_line(r.output);
+  REQUIRE(!line.empty());
+  CHECK(r.output.find(", test loss ") != std::string::npos);  // and in the run summary
+  // The checkpoint of that iteration, evaluated on the test split: the same samples, the same loss.
+  const Run e = run_tessera("evaluate " + w.config + " --set data.split=\"80,10,10\" --load " + w.dir /
+                            "save/iter_0000006" + " --split test");
+  INFO(e.output);
+  REQUIRE(e.status == 0);
+  CHECK(test_line(e.output) == line);
+  // A split without test documents: no test evaluation, no error.
+  const Run none = run_tessera("train " + w.config + " --set checkpoint.save=" + w.dir / "save2");
+  INFO(none.output);
+  REQUIRE(none.status == 0);
+  CHECK(none.output.find("on test set") == std::string::npos);
+}
+
 TEST_CASE("FIM keys with fill-in-the-middle off are named as doing nothing", "[unit]") {
   // fim_rate defaults to 0 (as Megatron-LM's); its sibling keys alone would silently change nothing.
   Workspace w;

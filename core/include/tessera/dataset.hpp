@@ -55,6 +55,9 @@ struct DataRequest {
   std::int64_t decoder_seq_length = 0;  // an encoder-decoder's decoder length; 0 otherwise
   std::uint64_t seed = 1234;
   std::int64_t num_samples[3] = {0, 0, 0};  // train, valid, test
+  // Training asks the test split as Megatron-LM does (evaluated once at the end) whether or not the
+  // split has documents: true makes a test split without any an empty dataset, not an error.
+  bool test_split_optional = false;
   std::int32_t eod_token = 0;
   std::int64_t vocab_size = 0;  // the tokenizer's; a token id at or past it means mismatched data
   // The run's tokenizer, for sources that need its special ids ([CLS], [SEP], [MASK], sentinels…)

@@ -50,9 +50,10 @@ void log_run_summary(const TrainingRecord& rec, const RunFacts& f) {
            "peak tensor memory {:.1f} MiB",
            f.iterations, rec.seconds, rec.tokens / rec.seconds, rec.flops / rec.seconds / 1e9, rec.losses.front(),
            rec.losses.back(),
-           rec.valid_losses.empty() ? std::string()
-                                    : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
-                                                  rec.valid_losses.back().second),
+           (rec.valid_losses.empty() ? std::string()
+                                     : fmt::format(", validation loss {:.4f} → {:.4f}", rec.valid_losses.front().second,
+                                                   rec.valid_losses.back().second)) +
+               (rec.test_loss ? fmt::format(", test loss {:.4f}", *rec.test_loss) : std::string()),
            static_cast<double>(rec.peak_bytes) / (1 << 20));
   if (f.dp > 1)
     log_info("data parallel: {} of {} gradient all-reduces started while backward ran (last iteration; one per "

@@ -264,7 +264,11 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   const bool validates = evaluation_only_ ? evaluation_only->valid : options_.eval_interval > 0;
   if (evaluation_only_) request.num_samples[0] = 0;
   request.num_samples[1] = validates ? valid_samples : 0;
-  request.num_samples[2] = evaluation_only_ && evaluation_only->test ? eval_samples : 0;
+  // The test split: eval_iters global batches, evaluated once at the end of training as Megatron-LM
+  // does ("iteration N on test set"), where the split has documents; `tessera evaluate --split test`
+  // asks for it outright.
+  request.num_samples[2] = (evaluation_only_ ? evaluation_only->test : validates) ? eval_samples : 0;
+  request.test_split_optional = !evaluation_only_;
   // The data plugin reads and checks its keys here but opens no file yet.
   data_ = build_data(config_, request);
   // Everything that reads the config has run: any key nobody read is a typo, reported before any
@@ -518,6 +522,9 @@ TrainingRecord Trainer::train() {
     // Idle over total time: 1F1B (p−1)/(m+p−1); interleaving divides the idle part by v.
     rec.bubble_theory = (layout.pp() - 1.0) / (layout.vpp() * facts.microbatches + layout.pp() - 1.0);
   }
+  // As Megatron-LM's pretrain(): the test split once, after the last iteration (not on a stop).
+  if (rec.stop_reason.empty() && iterations > 0 && options_.eval_interval > 0 && data_->split(Split::test).size() > 0)
+    rec.test_loss = evaluate_and_log(Split::test, fmt::format("iteration {} on test set", options_.train_iters));
   log_run_summary(rec, facts);
   if (iterations > 0 && train_seconds > 0)
     log_info("data loader: {:.3f} ms per iteration reading training samples, {:.2f}% of the training steps' time",

@@ -44,6 +44,7 @@ struct TrainingRecord {
   std::vector<bool> skipped;                                // the loss scaler skipped its step
   std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
+  std::optional<double> test_loss;  // the test split's, evaluated after the last iteration (when it has data)
   std::vector<std::vector<double>> loss_parts;  // per iteration, a model with several loss terms (Model::loss_part_names)
   double seconds = 0, tokens = 0, flops = 0;
   std::int64_t peak_bytes = 0;
