@@ -68,7 +68,7 @@ void print_text(const Plan& p) {
     std::string holds;
     for (std::size_t c = 0; c < s.chunks.size(); ++c)
       holds += (c ? "; " : "") + (s.chunks.size() > 1 ? fmt::format("[{}] ", c) : "") + s.chunks[c].contents;
-    const double total = 4.0 * static_cast<double>(s.parameters + s.gradients + s.optimizer_state + s.peak_held_elements);
+    const double total = s.f32_bytes();
     fmt::print("{:<6} {:<48} {:>26} {:>26} {:>26} {:>6} {:>26} {:>11}\n", s.stage, holds, elements(s.parameters),
                elements(s.optimizer_state), elements(s.activation_elements), s.peak_passes_held,
                elements(s.peak_held_elements), bytes(total));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -87,6 +88,9 @@ struct Attn {
   I64 B, Tq, Tk, Hq, Hkv, D;
   bool causal;
   std::vector<std::uint8_t> mask;  // empty: every key
+  // Dropout on the probabilities: the factor (1/(1−p) or 0) of (b, h, t, j); empty: none.
+  std::function<double(I64, I64, I64, I64)> dropout = {};
+  double factor(I64 b, I64 h, I64 t, I64 j) const { return dropout ? dropout(b, h, t, j) : 1.0; }
   I64 qi(I64 b, I64 t, I64 h, I64 d) const { return (b * Tq + t) * Hq * D + h * D + d; }
   I64 ki(I64 b, I64 t, I64 g, I64 d) const { return (b * Tk + t) * 2 * Hkv * D + g * D + d; }
   I64 vi(I64 b, I64 t, I64 g, I64 d) const { return ki(b, t, g, d) + Hkv * D; }
@@ -132,7 +136,7 @@ inline void attention_forward(const Attn& s, const Vec& q, const Vec& kv, Vec& o
       for (I64 t = 0; t < s.Tq; ++t) {
         const Vec p = attention_probs(s, q, kv, b, h, t, lse[s.li(b, h, t)]);
         for (I64 j = 0; j < s.Tk; ++j)
-          for (I64 c = 0; c < s.D; ++c) out[s.qi(b, t, h, c)] += p[j] * kv[s.vi(b, j, s.group(h), c)];
+          for (I64 c = 0; c < s.D; ++c) out[s.qi(b, t, h, c)] += p[j] * s.factor(b, h, t, j) * kv[s.vi(b, j, s.group(h), c)];
       }
 }
 
@@ -152,11 +156,14 @@ inline void attention_backward(const Attn& s, const Vec& dout, const Vec& q, con
         const Vec p = attention_probs(s, q, kv, b, h, t, lse);
         Vec dp(static_cast<std::size_t>(s.Tk), 0.0);
         double pdp = 0;
+        // With dropout, out = (P∘F)·V: dV takes P∘F and dP = (dO·Vᵀ)∘F.
         for (I64 j = 0; j < s.Tk; ++j) {
+          const double f = s.factor(b, h, t, j);
           for (I64 c = 0; c < s.D; ++c) {
             dp[j] += dout[s.qi(b, t, h, c)] * kv[s.vi(b, j, g, c)];
-            dkv[s.vi(b, j, g, c)] += p[j] * dout[s.qi(b, t, h, c)];
+            dkv[s.vi(b, j, g, c)] += p[j] * f * dout[s.qi(b, t, h, c)];
           }
+          dp[j] *= f;
           pdp += p[j] * dp[j];
         }
         if (out) {

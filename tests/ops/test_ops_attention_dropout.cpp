@@ -1,6 +1,6 @@
 // Dropout on the attention probabilities (ops::AttentionShape::dropout, Megatron-LM's
-// attention_dropout): the flash kernel against a plain double-precision attention that drops the
-// same probabilities (dropout_mask.hpp's hash of each pair's counter) — forward and backward —, its
+// attention_dropout): the flash kernel against the parity harness's plain double-precision
+// attention (backend_ops_reference.hpp) dropping the same probabilities (dropout_mask.hpp's hash of each pair's counter) — forward and backward —, its
 // backward against finite differences of its own forward (the mask is fixed by the seed), and the
 // mask's independence of the tensor-parallel split of the heads.
 #include <catch2/catch.hpp>
@@ -14,13 +14,15 @@
 #include <vector>
 
 #include "tessera/dropout_mask.hpp"
+#include "backend_ops_reference.hpp"
 #include "tessera/ops.hpp"
 
 using namespace tessera;
 
 namespace {
 
-using Vec = std::vector<double>;
+namespace ref = tessera::test::ref;
+using Vec = ref::Vec;
 
 Tensor random(const Shape& shape, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -41,77 +43,18 @@ double rel_l2(const Tensor& ours, const Vec& ref) {
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
-// Plain attention with the probabilities' dropout, in double: out = (P∘F)·V with F the factors
-// 1/(1−p) or 0, and its gradients for dout (dS = P∘(dP∘F − Σ_j P_j·(dP∘F)_j)).
-struct Reference {
-  const ops::AttentionShape& s;
-  const std::vector<std::uint8_t>& mask;  // [B,Tk]; empty: every key
-  Vec q, kv;
-
-  std::int64_t qi(std::int64_t b, std::int64_t t, std::int64_t h, std::int64_t c) const {
-    return ((b * s.Tq + t) * s.Hq + h) * s.D + c;
-  }
-  std::int64_t ki(std::int64_t b, std::int64_t j, std::int64_t g, std::int64_t c) const {
-    return (b * s.Tk + j) * 2 * s.Hkv * s.D + g * s.D + c;
-  }
-  std::int64_t vi(std::int64_t b, std::int64_t j, std::int64_t g, std::int64_t c) const {
-    return ki(b, j, g, c) + s.Hkv * s.D;
-  }
-  bool attends(std::int64_t b, std::int64_t t, std::int64_t j) const {
-    return (!s.causal || j <= t) && (mask.empty() || mask[static_cast<std::size_t>(b * s.Tk + j)] != 0);
-  }
-  double factor(std::int64_t b, std::int64_t h, std::int64_t t, std::int64_t j) const {
+// The parity harness's plain double attention (backend_ops_reference.hpp) with the factors drawn
+// as dropout_mask.hpp defines them for each (b, h, t, j).
+ref::Attn reference(const ops::AttentionShape& s, const std::vector<std::uint8_t>& mask) {
+  ref::Attn a{s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal, mask};
+  a.dropout = [s](std::int64_t b, std::int64_t h, std::int64_t t, std::int64_t j) {
     const std::int64_t heads = s.heads_total > 0 ? s.heads_total : s.Hq;
     const std::int64_t counter = ((b * heads + s.head_offset + h) * s.Tq + t) * s.Tk + j;
     const bool kept = dropout::hash24(counter, dropout::key_of(s.dropout_seed)) >= dropout::threshold_of(s.dropout);
     return kept ? 1.0 / (1.0 - static_cast<double>(s.dropout)) : 0.0;
-  }
-  Vec probs(std::int64_t b, std::int64_t h, std::int64_t t) const {
-    const std::int64_t g = h / (s.Hq / s.Hkv);
-    Vec p(static_cast<std::size_t>(s.Tk), 0.0);
-    double mx = -std::numeric_limits<double>::infinity(), z = 0;
-    for (std::int64_t j = 0; j < s.Tk; ++j) {
-      if (!attends(b, t, j)) continue;
-      double d = 0;
-      for (std::int64_t c = 0; c < s.D; ++c) d += q[qi(b, t, h, c)] * kv[ki(b, j, g, c)];
-      p[j] = d / std::sqrt(static_cast<double>(s.D));
-      mx = std::max(mx, p[j]);
-    }
-    for (std::int64_t j = 0; j < s.Tk; ++j) z += attends(b, t, j) ? std::exp(p[j] - mx) : 0.0;
-    for (std::int64_t j = 0; j < s.Tk; ++j) p[j] = attends(b, t, j) ? std::exp(p[j] - mx) / z : 0.0;
-    return p;
-  }
-  void run(const Vec& dout, Vec& out, Vec& dq, Vec& dkv) const {
-    out.assign(q.size(), 0.0);
-    dq.assign(q.size(), 0.0);
-    dkv.assign(kv.size(), 0.0);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
-    for (std::int64_t b = 0; b < s.B; ++b)
-      for (std::int64_t h = 0; h < s.Hq; ++h)
-        for (std::int64_t t = 0; t < s.Tq; ++t) {
-          const std::int64_t g = h / (s.Hq / s.Hkv);
-          const Vec p = probs(b, h, t);
-          Vec dp(p.size(), 0.0);
-          double pdp = 0;
-          for (std::int64_t j = 0; j < s.Tk; ++j) {
-            const double f = factor(b, h, t, j);
-            for (std::int64_t c = 0; c < s.D; ++c) {
-              out[qi(b, t, h, c)] += p[j] * f * kv[vi(b, j, g, c)];
-              dkv[vi(b, j, g, c)] += p[j] * f * dout[qi(b, t, h, c)];
-              dp[j] += dout[qi(b, t, h, c)] * kv[vi(b, j, g, c)] * f;
-            }
-            pdp += p[j] * dp[j];
-          }
-          for (std::int64_t j = 0; j < s.Tk; ++j) {
-            const double ds = p[j] * (dp[j] - pdp) * scale;
-            for (std::int64_t c = 0; c < s.D; ++c) {
-              dq[qi(b, t, h, c)] += ds * kv[ki(b, j, g, c)];
-              dkv[ki(b, j, g, c)] += ds * q[qi(b, t, h, c)];
-            }
-          }
-        }
-  }
-};
+  };
+  return a;
+}
 
 struct Case {
   ops::AttentionShape s;
@@ -149,9 +92,10 @@ TEST_CASE("attention with dropout on the probabilities matches a plain reference
     ops::attention_forward(s, q, kv, mask, out, lse);
     Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
     ops::attention_backward(s, dout, q, kv, mask, out, lse, dq, dkv);
-    const Reference ref{s, c.mask, as_vec(q), as_vec(kv)};
-    Vec r_out, r_dq, r_dkv;
-    ref.run(as_vec(dout), r_out, r_dq, r_dkv);
+    const ref::Attn a = reference(s, c.mask);
+    Vec r_out, r_lse, r_dq, r_dkv;
+    ref::attention_forward(a, as_vec(q), as_vec(kv), r_out, r_lse);
+    ref::attention_backward(a, as_vec(dout), as_vec(q), as_vec(kv), r_dq, r_dkv);
     const double e_out = rel_l2(out, r_out), e_dq = rel_l2(dq, r_dq), e_dkv = rel_l2(dkv, r_dkv);
     std::printf("attention dropout %s (p %.1f): out %.1e dq %.1e dkv %.1e\n", c.what, double(s.dropout), e_out, e_dq,
                 e_dkv);

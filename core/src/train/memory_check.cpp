@@ -1,5 +1,6 @@
 #include "tessera/train/memory_check.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -21,15 +22,9 @@ std::optional<std::int64_t> available_host_memory() {
 
 std::string memory_warning(const Plan& plan, int processes_here, std::int64_t available) {
   if (plan.stages.empty() || processes_here < 1 || available <= 0) return "";
-  const auto bytes = [](const StagePlan& s) {
-    return 4.0 * (static_cast<double>(s.parameters) + static_cast<double>(s.gradients) +
-                  static_cast<double>(s.optimizer_state) + static_cast<double>(s.peak_held_elements));
-  };
-  const StagePlan* largest = &plan.stages.front();
-  for (const StagePlan& s : plan.stages)
-    if (bytes(s) > bytes(*largest)) largest = &s;
-  const StagePlan& s = *largest;
-  const double per_rank = bytes(s);
+  const StagePlan& s = *std::max_element(plan.stages.begin(), plan.stages.end(),
+                                          [](const StagePlan& a, const StagePlan& b) { return a.f32_bytes() < b.f32_bytes(); });
+  const double per_rank = s.f32_bytes();
   const double needed = per_rank * processes_here;
   if (needed <= static_cast<double>(available)) return "";
   const double gib = 1024.0 * 1024.0 * 1024.0;

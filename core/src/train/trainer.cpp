@@ -610,6 +610,7 @@ void Trainer::claim_save_folder() {
     const fs::path load = options_.load_dir.empty() ? fs::path() : folder(options_.load_dir);
     const bool resumes_here = !load.empty() && (load == save || load.parent_path() == save);
     const std::string previous = previous_run_in(options_.save_dir);
+    const std::string load_origin = config_.section("checkpoint").origin("load");
     // load = save is Megatron-LM's launch script (--save $CKPT --load $CKPT): its first run finds
     // nothing there and starts from scratch, the same command later resumes.
     nothing_to_load_ = !load.empty() && load == save && previous.empty();
@@ -619,9 +620,8 @@ void Trainer::claim_save_folder() {
           "with checkpoint.save_interval = 0): this run would train from those weights again from iteration 1 and save over "
           "them. To fine-tune from them save to another folder (--set checkpoint.save=…); to start again, move them "
           "away",
-          options_.save_dir, config_.section("checkpoint").origin("load"), previous, kLatestCheckpointFile));
+          options_.save_dir, load_origin, previous, kLatestCheckpointFile));
     // A config's load = save with only save overridden (or the reverse): say which folder is read.
-    const std::string load_origin = config_.section("checkpoint").origin("load");
     if (!load.empty() && load != save && load_origin != origin)
       log_warn("checkpoint.load = {} ({}) is not checkpoint.save = {} ({}): this run starts from {}; --set "
                "checkpoint.load=\"\" starts from scratch instead",

@@ -45,6 +45,11 @@ struct StagePlan {
   // passes whose activations are held at once, and the most activation elements held at once.
   std::int64_t peak_passes_held = 0, peak_held_elements = 0;
   std::vector<PlanTraffic> traffic;  // per iteration
+  // The memory all of the above count, at 4 bytes per element: the plan's total per rank.
+  double f32_bytes() const {
+    return 4.0 * (static_cast<double>(parameters) + static_cast<double>(gradients) +
+                  static_cast<double>(optimizer_state) + static_cast<double>(peak_held_elements));
+  }
 };
 
 struct Plan {
