@@ -26,10 +26,10 @@ class Adam : public Optimizer {
     }
   }
 
-  void step(float lr, float grad_scale) override {
-    ops::AdamParams a = adam_params(s_, lr, grad_scale, ++step_);
+  void step(const UpdateRates& rates, float grad_scale) override {
+    ops::AdamParams a = adam_params(s_, rates.lr, grad_scale, ++step_);
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      a.weight_decay = params_[i]->weight_decay ? s_.weight_decay : 0.0f;
+      a.weight_decay = params_[i]->weight_decay ? rates.weight_decay : 0.0f;
       Parameter& p = *params_[i];
       ops::adam_step(p.value, p.grad, m_[i], v_[i], a, p.compute.defined() ? &p.compute : nullptr);
     }
@@ -57,7 +57,7 @@ class Adam : public Optimizer {
   }
 
   std::string describe() const override {
-    return fmt::format("{} on {} of {} tensors)", describe_adam(s_),
+    return fmt::format("{}; weight decay on {} of {} tensors)", describe_adam(s_),
                        std::count_if(params_.begin(), params_.end(), [](const Parameter* p) { return p->weight_decay; }),
                        params_.size());
   }

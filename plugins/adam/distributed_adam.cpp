@@ -93,10 +93,10 @@ class DistributedAdam : public Optimizer {
       if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.grad, out, /*accumulate=*/true);
   }
 
-  void step(float lr, float grad_scale) override {
-    ops::AdamParams a = adam_params(s_, lr, grad_scale, ++step_);
+  void step(const UpdateRates& rates, float grad_scale) override {
+    ops::AdamParams a = adam_params(s_, rates.lr, grad_scale, ++step_);
     for (Piece& p : pieces_) {
-      a.weight_decay = p.param->weight_decay ? s_.weight_decay : 0.0f;
+      a.weight_decay = p.param->weight_decay ? rates.weight_decay : 0.0f;
       ops::adam_step(p.value, p.grad, p.m, p.v, a, p.copy.defined() ? &p.copy : nullptr);
     }
     if (!buckets_) return;

@@ -67,11 +67,15 @@ class GptIndexedSource : public DataSource {
     const DataRequest& r = request_;
     std::array<std::int64_t, 3> asked{r.num_samples[0], r.num_samples[1], r.num_samples[2]};
     if (!per_split_) {
-      // An optional test split is asked only when every blended dataset's split gives it documents.
+      // An optional test split is asked only when every blended dataset's split gives it documents
+      // of at least the 2 tokens a sample needs (an input and its label).
       if (r.test_split_optional && asked[2] > 0)
         for (const std::string& prefix : blend_.prefixes) {
-          const auto ranges = parse_document_split(split_, open_prefix(prefix)->num_sequences());
-          if (ranges[2] == ranges[3]) asked[2] = 0;
+          const auto data = open_prefix(prefix);
+          const auto ranges = parse_document_split(split_, data->num_sequences());
+          std::int64_t tokens = 0;
+          for (std::int64_t d = ranges[2]; d < ranges[3] && tokens < 2; ++d) tokens += data->sequence_length(d);
+          if (tokens < 2) asked[2] = 0;
         }
       std::vector<std::array<std::unique_ptr<GptDataset>, 3>> subs;
       for (std::size_t j = 0; j < blend_.prefixes.size(); ++j) {

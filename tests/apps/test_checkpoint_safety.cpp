@@ -64,13 +64,14 @@ TEST_CASE("a run that does not resume from checkpoint.save refuses to save over 
   CHECK(elsewhere.has("resumes from checkpoint.load"));
   CHECK(elsewhere.clean_error());
   // Resuming from it, or from one of its checkpoints, saves on into it.
+  // (lr_decay_iters defaults to train_iters: kept at the checkpoint's 4, the schedule is the same.)
   const CliRun resumed = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
-                                      "checkpoint.load=" + save.string()});
+                                      "optimizer.lr_decay_iters=4", "--set", "checkpoint.load=" + save.string()});
   INFO(resumed.output);
   CHECK(resumed.ok());
   CHECK(tessera::test::read_text(save / "latest_checkpointed_iteration.txt") == "6\n");
-  CHECK(tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
-                     "checkpoint.load=" + (save / "iter_0000004").string() + "/"}).ok());
+  CHECK(tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set", "optimizer.lr_decay_iters=4",
+                     "--set", "checkpoint.load=" + (save / "iter_0000004").string() + "/"}).ok());
 }
 
 TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and finishes a run", "[unit]") {
@@ -95,9 +96,19 @@ TEST_CASE("checkpoint.load = checkpoint.save: one command starts, resumes, and f
   CHECK(again.has("run summary: 0 iterations"));
   CHECK_FALSE(again.has("iteration        1/"));
   CHECK(tessera::test::read_text(save / "model.safetensors") == model);
-  // Raising train_iters trains on from it; lowering it below the checkpoint is a mistake.
+  // Raising train_iters stretches the default lr_decay_iters: refused as Megatron-LM refuses it,
+  // saying how to choose; with override_opt_param_scheduler it trains on from the checkpoint.
+  // Lowering train_iters below the checkpoint is a mistake.
+  const CliRun stretched = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                        "checkpoint.load=" + save.string()});
+  CHECK(stretched.clean_error());
+  CHECK(stretched.has("lr decay: 16 samples (4 iterations) in the checkpoint, 24 samples (6 iterations) here"));
+  CHECK(stretched.has("optimizer.override_opt_param_scheduler = true"));
+  CHECK_FALSE(stretched.has("iteration        5/"));
   const CliRun on = tessera_cli({"train", w.config, "--set", "training.train_iters=6", "--set",
+                                 "optimizer.override_opt_param_scheduler=true", "--set",
                                  "checkpoint.load=" + save.string()});
+  CHECK(on.has("the schedule follows this config"));
   CHECK(on.has("training continues at iteration 5"));
   CHECK(on.has("iteration        6/"));
   const CliRun lower = tessera_cli({"train", w.config, "--set", "training.train_iters=4", "--set",
@@ -150,7 +161,7 @@ TEST_CASE("a damaged checkpoint file is refused at load, naming it, before any i
   for (std::size_t i = bytes.size() - 200; i < bytes.size() - 100; ++i) bytes[i] = static_cast<unsigned char>(i * 37);
   tessera::test::write_bytes(file, bytes);
   const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=4", "--set",
-                                "checkpoint.load=" + w.save()});
+                                "optimizer.lr_decay_iters=2", "--set", "checkpoint.load=" + w.save()});
   INFO(r.output);
   CHECK(r.clean_error());
   CHECK(r.has("optimizer_tp0_pp0_dp0.safetensors: the data does not match the checksum"));
@@ -168,6 +179,7 @@ TEST_CASE("what a failed or killed save left behind is cleaned up at start", "[u
   tessera::test::write_text(save / "iter_0000009.tmp/model_tp0_pp0.safetensors", "partial");
   tessera::test::write_text(save / "latest_checkpointed_iteration.txt.tmp", "9");
   const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=8", "--set",
+                                "optimizer.lr_decay_iters=6", "--set",
                                 "checkpoint.load=" + (save / "iter_0000003").string(), "--set",
                                 "checkpoint.save_interval=0"});
   INFO(r.output);
@@ -189,8 +201,8 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
     nlohmann::json meta = nlohmann::json::parse(original);
     edit(meta);
     tessera::test::write_text(meta_path, meta.dump(2));
-    return tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set", "checkpoint.load=" + w.save(),
-                        "--set", "checkpoint.save=" + (w.dir / "save2")});
+    return tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set", "optimizer.lr_decay_iters=6",
+                        "--set", "checkpoint.load=" + w.save(), "--set", "checkpoint.save=" + (w.dir / "save2")});
   };
   const auto check_refused = [&](const CliRun& r, const std::string& says) {
     INFO(r.output);
@@ -198,7 +210,10 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
     CHECK(r.has("metadata.json"));
     CHECK(r.has(says));
   };
-  check_refused(resume_with([](auto& m) { m["iteration"] = 5; m["consumed_samples"] = 20; m["optimizer_steps"] = 5; }),
+  check_refused(resume_with([](auto& m) {
+                  m["iteration"] = 5, m["consumed_samples"] = 20, m["optimizer_steps"] = 5;
+                  m["opt_param_scheduler"]["num_steps"] = 20;
+                }),
                 "does not match the folder name iter_0000006");
   check_refused(resume_with([](auto& m) { m["consumed_samples"] = 25; }), "consumed_samples 25 is not iteration 6");
   check_refused(resume_with([](auto& m) { m["optimizer_steps"] = 5; }),
@@ -218,12 +233,17 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
   check_refused(resume_with([](auto& m) { m["layout"]["world_size"] = 2; }), "layout.world_size 2");
   check_refused(resume_with([](auto& m) { m.erase("seed"); }), "no 'seed'");
   check_refused(resume_with([](auto& m) { m["iteration"] = "6"; }), "'iteration' is string");
+  check_refused(resume_with([](auto& m) { m["opt_param_scheduler"]["num_steps"] = 20; }),
+                "'opt_param_scheduler.num_steps' 20 is not optimizer_steps 6 × global_batch_size 4");
+  check_refused(resume_with([](auto& m) { m["opt_param_scheduler"]["wd_incr_style"] = "exponential"; }),
+                "'opt_param_scheduler.wd_incr_style' is \"exponential\", not one of constant, linear, cosine");
   // An optimizer file from another iteration.
   tessera::test::write_text(meta_path, original);
   fs::copy_file(fs::path(w.save()) / "iter_0000003/optimizer_tp0_pp0_dp0.safetensors",
                 dir / "optimizer_tp0_pp0_dp0.safetensors", fs::copy_options::overwrite_existing);
   const CliRun r = tessera_cli({"train", w.config, "--set", "training.train_iters=9", "--set",
-                                "checkpoint.load=" + w.save(), "--set", "checkpoint.save=" + (w.dir / "save3")});
+                                "optimizer.lr_decay_iters=6", "--set", "checkpoint.load=" + w.save(), "--set",
+                                "checkpoint.save=" + (w.dir / "save3")});
   INFO(r.output);
   CHECK(r.clean_error());
   CHECK(r.has("the optimizer state is at step 3"));

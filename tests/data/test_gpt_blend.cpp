@@ -274,3 +274,38 @@ TEST_CASE("tessera train on a blend of two datasets", "[unit]") {
   CHECK(t.has("iteration        6/       6"));
   CHECK(t.has("validation loss at iteration 6"));
 }
+
+TEST_CASE("an optional test split too small for one sample is left empty; asked for, it is an error", "[unit]") {
+  TempDir dir;
+  // 20 documents of 30 tokens, then one of `last` tokens: split "20,0,1" gives the test split that one.
+  const auto source = [&](int last, bool optional) {
+    IndexedDatasetWriter w(dir / fmt::format("d{}", last), IndexDtype::u16);
+    for (int d = 0; d < 20; ++d) w.add_document(std::vector<std::int32_t>(30, 1));
+    w.add_document(std::vector<std::int32_t>(static_cast<std::size_t>(last), 2));
+    w.finalize();
+    static std::vector<std::unique_ptr<Config>> keep;
+    keep.push_back(std::make_unique<Config>(Config::from_string(
+        fmt::format("[data]\nplugin = \"gpt_indexed\"\ndata_path = \"{}\"\nsplit = \"20,0,1\"\n", dir / fmt::format("d{}", last)),
+        "t.toml")));
+    DataRequest r;
+    r.seq_length = 16;
+    r.seed = 1234;
+    r.num_samples[0] = 40;
+    r.num_samples[2] = 4;
+    r.eod_token = 0;
+    r.vocab_size = 10;
+    r.test_split_optional = optional;
+    keep.back()->section("data").declare("plugin");
+    auto s = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    call_plugin(s, [](DataSource& d) { d.open(); });
+    return s;
+  };
+  // One token makes no sample (an input and its label): the training run's end-of-run test
+  // evaluation is skipped, not the run.
+  auto one = source(1, true);
+  CHECK(one->split(Split::train).size() >= 40);
+  CHECK(one->split(Split::test).size() == 0);
+  CHECK(source(2, true)->split(Split::test).size() >= 4);
+  // `tessera evaluate --split test` asks for it: an error naming the documents.
+  CHECK_THAT(message_of<Error>([&] { source(1, false); }), Catch::Contains("hold 1 token(s)"));
+}

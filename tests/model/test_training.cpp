@@ -1,5 +1,6 @@
 // The trainer on a small real corpus (byte tokens of Python sources): determinism, gradient
-// accumulation equal to one big microbatch, loss falling, validation, LR schedule, config errors.
+// accumulation equal to one big microbatch, loss falling, validation, config errors (the LR and
+// weight-decay schedule: test_optimizer_param_schedule.cpp).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -16,7 +17,6 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/parameter.hpp"
-#include "tessera/train/lr_schedule.hpp"
 #include "tessera/train/trainer.hpp"
 #include "test_util.hpp"
 #include "training_corpus.hpp"
@@ -87,105 +87,6 @@ TEST_CASE("the loss falls and validation runs", "[unit]") {
   CHECK(tail < r.losses.front() - 1.5);
   REQUIRE(r.valid_losses.size() == 4);
   CHECK(r.valid_losses.back().second < r.valid_losses.front().second);
-}
-
-namespace {
-
-// Megatron-LM's OptimizerParamScheduler (megatron/optimizer_param_scheduler.py), transcribed: its
-// steps count samples (the global batch per successful optimizer.step()); it is built with
-// step(0), and train_step calls step() after optimizer.step(), so the rate an update applies is
-// get_lr() as it stood before that update.
-struct MegatronScheduler {
-  double max_lr, min_lr;
-  std::int64_t warmup_steps, decay_steps;
-  std::string style;
-  std::int64_t num_steps = 0;
-
-  double get_lr() const {
-    if (warmup_steps > 0 && num_steps <= warmup_steps) return max_lr * double(num_steps) / double(warmup_steps);
-    if (style == "constant") return max_lr;
-    if (num_steps > decay_steps) return min_lr;
-    if (style == "inverse-square-root") {
-      const double w = double(std::max<std::int64_t>(warmup_steps, 1)), n = double(std::max<std::int64_t>(num_steps, 1));
-      return std::max(min_lr, max_lr * std::sqrt(w) / std::sqrt(n));
-    }
-    const double ratio = double(num_steps - warmup_steps) / double(decay_steps - warmup_steps);
-    const double coeff = style == "linear" ? 1.0 - ratio : 0.5 * (std::cos(M_PI * ratio) + 1.0);
-    return min_lr + coeff * (max_lr - min_lr);
-  }
-};
-
-}  // namespace
-
-TEST_CASE("learning-rate schedule follows Megatron-LM", "[unit]") {
-  LrSchedule s;
-  s.lr = 1.0;
-  s.min_lr = 0.1;
-  s.warmup_iters = 10;
-  s.decay_iters = 110;
-  s.style = "cosine";
-  CHECK(s.at(0) == 0.0);
-  CHECK(s.at(5) == Approx(0.5));
-  CHECK(s.at(10) == Approx(1.0));
-  CHECK(s.at(60) == Approx(0.55));  // halfway: min + ½(1 + cos(π/2))(max − min)
-  CHECK(s.at(110) == Approx(0.1));
-  CHECK(s.at(500) == Approx(0.1));
-  s.style = "linear";
-  CHECK(s.at(60) == Approx(0.55));
-  CHECK(s.at(35) == Approx(0.775));
-  s.style = "constant";
-  CHECK(s.at(60) == Approx(1.0));
-  // Every style, with and without warmup, against the transcription (global batch 8: its steps are
-  // samples), including step 0 and past the decay (inverse-square-root drops to min_lr there too).
-  for (const std::string style : {"constant", "linear", "cosine", "inverse-square-root"})
-    for (const std::int64_t warmup : {0, 3}) {
-      INFO(style << ", warmup " << warmup);
-      s.style = style;
-      s.warmup_iters = warmup;
-      s.decay_iters = 20;
-      const std::int64_t batch = 8;
-      s.samples_per_iteration = batch;
-      MegatronScheduler m{s.lr, s.min_lr, warmup * batch, s.decay_iters * batch, style};
-      for (std::int64_t steps = 0; steps <= 30; ++steps, m.num_steps += batch) {
-        INFO("after " << steps << " steps");
-        CHECK(s.at(steps) == Approx(m.get_lr()).epsilon(1e-12));
-      }
-    }
-}
-
-TEST_CASE("the update of iteration k applies Megatron-LM's rate (the schedule before it); the log shows the rate after it", "[unit]") {
-  log_state().level = LogLevel::warn;
-  // Warmup 2 and cosine decay to 0 at iteration 6: Megatron applies 0, lr/2, lr, … and logs lr/2, lr, ….
-  Trainer t(Config::from_string(config_text(4, 8, 6), "test.toml", {"optimizer.lr_decay_iters=6"}));
-  std::vector<Parameter*> params;
-  t.model().collect_parameters(params);
-  REQUIRE_FALSE(params.empty());
-  const auto values = [&] {
-    std::vector<std::vector<float>> out;
-    for (const Parameter* p : params)
-      out.emplace_back(p->value.data<float>(), p->value.data<float>() + p->value.numel());
-    return out;
-  };
-  LrSchedule schedule;
-  schedule.lr = 3e-3;
-  schedule.warmup_iters = 2;
-  schedule.decay_iters = 6;
-  MegatronScheduler m{3e-3, 0.0, 2 * 8, 6 * 8, "cosine"};
-  for (std::int64_t it = 1; it <= 6; ++it) {
-    INFO("iteration " << it);
-    CHECK(t.learning_rate(it) == Approx(m.get_lr()).epsilon(1e-12));  // what this update applies
-    const auto before = values();
-    t.train_step(it);
-    m.num_steps += 8;
-    CHECK(t.logged_learning_rate(it) == Approx(m.get_lr()).epsilon(1e-12));  // Megatron's log line
-    // The first update's rate is 0: Adam moves nothing (weight decay scales by 1 − lr·wd = 1).
-    CHECK((values() == before) == (it == 1));
-  }
-  // The logged rates of a whole run are the ones the log lines show: lr/2, lr, then the cosine to 0.
-  const TrainingRecord r = train(config_text(4, 8, 6), {"optimizer.lr_decay_iters=6"});
-  REQUIRE(r.learning_rates.size() == 6);
-  for (std::int64_t it = 1; it <= 6; ++it) CHECK(r.learning_rates[it - 1] == Approx(schedule.at(it)).epsilon(1e-12));
-  CHECK(r.learning_rates.back() == 0.0);
 }
 
 TEST_CASE("the validation split is asked for Megatron-LM's sample count, so its indices are Megatron's", "[unit]") {

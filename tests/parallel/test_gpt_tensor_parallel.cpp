@@ -166,8 +166,8 @@ void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool
   double step_diff = 0;
   for (int it = 1; it <= 4; ++it) {
     const double nr = grad_norm(ref.params, nullptr), np = grad_norm(par.params, group);
-    opt_ref->step(3e-3f, static_cast<float>(std::min(1.0, 0.5 / nr)));
-    opt_par->step(3e-3f, static_cast<float>(std::min(1.0, 0.5 / np)));
+    opt_ref->step(UpdateRates{3e-3f, 0.01f}, static_cast<float>(std::min(1.0, 0.5 / nr)));
+    opt_par->step(UpdateRates{3e-3f, 0.01f}, static_cast<float>(std::min(1.0, 0.5 / np)));
     const Batch next = make_batch(10 + it, T);
     const double lr = train_step(ref, next, it + 1, nullptr), lp = train_step(par, next, it + 1, group);
     INFO("step " << it << ": loss tp1 " << lr << ", tp" << tp << " " << lp);

@@ -25,6 +25,13 @@ struct OptimizerContext {
   GradBuckets* buckets = nullptr;
 };
 
+// The rates one update applies, from the trainer's OptimizerParamScheduler
+// (train/optimizer_param_schedule.hpp): both may change from step to step.
+struct UpdateRates {
+  float lr = 0.0f;
+  float weight_decay = 0.0f;  // for parameters with Parameter::weight_decay; the others take none
+};
+
 class Optimizer {
  public:
   using FactorySignature = std::unique_ptr<Optimizer>(const ConfigSection& optimizer,
@@ -34,7 +41,7 @@ class Optimizer {
   // One update from the accumulated grads. grad_scale multiplies every grad first (the clipping
   // coefficient, fused into the update pass). Mixed precision: a parameter with a compute copy
   // (Parameter::compute) leaves step() with that copy equal to its updated value, cast.
-  virtual void step(float lr, float grad_scale) = 0;
+  virtual void step(const UpdateRates& rates, float grad_scale) = 0;
   // Makes every parameter's f32 value whole on this rank. A distributed optimizer in mixed precision
   // keeps only its shard of the f32 master weights fresh and all-gathers the compute copies (half the
   // bytes, as Megatron-LM's); this gathers the masters too. Collective over its group: the trainer

@@ -25,7 +25,6 @@ AdamSettings read_adam_settings(const ConfigSection& s) {
   a.beta1 = get_beta(s, "adam_beta1", 0.9);
   a.beta2 = get_beta(s, "adam_beta2", 0.999);
   a.eps = static_cast<float>(s.get_float("adam_eps", 1e-8, 0.0, 1.0));
-  a.weight_decay = static_cast<float>(s.get_float("weight_decay", 0.01, 0.0, 10.0));
   a.decoupled = s.get_bool("decoupled_weight_decay", true);
   return a;
 }
@@ -43,8 +42,7 @@ ops::AdamParams adam_params(const AdamSettings& s, float lr, float grad_scale, s
 }
 
 std::string describe_adam(const AdamSettings& s) {
-  return fmt::format("{} (beta1 {}, beta2 {}, eps {}, weight_decay {}", s.decoupled ? "AdamW" : "Adam", s.beta1,
-                     s.beta2, s.eps, s.weight_decay);
+  return fmt::format("{} (beta1 {}, beta2 {}, eps {}", s.decoupled ? "AdamW" : "Adam", s.beta1, s.beta2, s.eps);
 }
 
 }  // namespace tessera

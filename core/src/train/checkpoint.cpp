@@ -6,6 +6,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 
@@ -145,6 +146,22 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   j["global_batch_size"] = m.global_batch_size;
   j["seed"] = m.seed;
   j["config"] = m.config;
+  if (m.param_schedule) {
+    const OptimizerParamSchedule& ps = *m.param_schedule;
+    j["opt_param_scheduler"] = {{"max_lr", ps.lr.lr},
+                                {"min_lr", ps.lr.min_lr},
+                                {"init_lr", ps.lr.init_lr},
+                                {"lr_warmup_steps", ps.lr.warmup_samples},
+                                {"lr_decay_steps", ps.lr.decay_samples},
+                                {"lr_decay_style", ps.lr.style},
+                                {"wsd_decay_steps", ps.lr.wsd_decay_samples},
+                                {"lr_wsd_decay_style", ps.lr.wsd_style},
+                                {"start_wd", ps.weight_decay.start},
+                                {"end_wd", ps.weight_decay.end},
+                                {"wd_incr_steps", ps.weight_decay.incr_samples},
+                                {"wd_incr_style", ps.weight_decay.style},
+                                {"num_steps", m.optimizer_steps * m.global_batch_size}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -165,10 +182,25 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
       throw bad(fmt::format("'{}{}' is {}; expected an integer of at least {}", prefix, key, detail::describe_json(v), lo));
     return v.get<std::int64_t>();
   };
-  const auto string = [&](const nlohmann::json& obj, const char* key) {
-    const nlohmann::json& v = field(obj, key, "");
-    if (!v.is_string()) throw bad(fmt::format("'{}' is {}; expected a string", key, detail::describe_json(v)));
+  const auto string = [&](const nlohmann::json& obj, const char* key, const char* prefix = "") {
+    const nlohmann::json& v = field(obj, key, prefix);
+    if (!v.is_string())
+      throw bad(fmt::format("'{}{}' is {}; expected a string", prefix, key, detail::describe_json(v)));
     return v.get<std::string>();
+  };
+  const auto choice = [&](const nlohmann::json& obj, const char* key, const char* prefix,
+                          std::initializer_list<const char*> allowed) {
+    std::string v = string(obj, key, prefix);
+    for (const char* a : allowed)
+      if (v == a) return v;
+    throw bad(fmt::format("'{}{}' is {}, not one of {}", prefix, key, quote_untrusted(v), fmt::join(allowed, ", ")));
+  };
+  // A finite number of at least 0.
+  const auto number = [&](const nlohmann::json& obj, const char* key, const char* prefix) {
+    const nlohmann::json& v = field(obj, key, prefix);
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0.0)
+      throw bad(fmt::format("'{}{}' is {}; expected a number of at least 0", prefix, key, detail::describe_json(v)));
+    return v.get<double>();
   };
   if (!j.is_object()) throw bad(fmt::format("expected a JSON object, found {}", detail::describe_json(j)));
   const std::string format = string(j, "format");
@@ -223,6 +255,34 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
       __builtin_mul_overflow(world, m.data_parallel, &world) || world != m.world_size)
     throw bad(fmt::format("layout.world_size {} is not tensor × pipeline × data parallel sizes {} × {} × {}",
                           m.world_size, m.tensor_parallel, m.pipeline_parallel, m.data_parallel));
+  if (j.contains("opt_param_scheduler")) {
+    const nlohmann::json& o = j["opt_param_scheduler"];
+    const char* p = "opt_param_scheduler.";
+    OptimizerParamSchedule ps;
+    ps.samples_per_iteration = m.global_batch_size;
+    ps.lr.lr = number(o, "max_lr", p);
+    ps.lr.min_lr = number(o, "min_lr", p);
+    ps.lr.init_lr = number(o, "init_lr", p);
+    ps.lr.warmup_samples = number(o, "lr_warmup_steps", p);
+    ps.lr.decay_samples = integer(o, "lr_decay_steps", 1, p);
+    ps.lr.style = choice(o, "lr_decay_style", p, {"constant", "linear", "cosine", "inverse-square-root", "WSD"});
+    ps.lr.wsd_decay_samples = integer(o, "wsd_decay_steps", 0, p);
+    ps.lr.wsd_style = choice(o, "lr_wsd_decay_style", p, {"exponential", "linear", "cosine", "minus_sqrt"});
+    ps.weight_decay.start = number(o, "start_wd", p);
+    ps.weight_decay.end = number(o, "end_wd", p);
+    ps.weight_decay.incr_samples = integer(o, "wd_incr_steps", 1, p);
+    ps.weight_decay.style = choice(o, "wd_incr_style", p, {"constant", "linear", "cosine"});
+    const std::int64_t num_steps = integer(o, "num_steps", 0, p);
+    if (ps.lr.style == "WSD" && (ps.lr.wsd_decay_samples < 1 || ps.lr.wsd_decay_samples > ps.lr.decay_samples))
+      throw bad(fmt::format("'opt_param_scheduler.wsd_decay_steps' is {}; WSD needs 1 to lr_decay_steps ({})",
+                            ps.lr.wsd_decay_samples, ps.lr.decay_samples));
+    std::int64_t steps = 0;
+    if (__builtin_mul_overflow(m.optimizer_steps, m.global_batch_size, &steps) || steps != num_steps)
+      throw bad(fmt::format("'opt_param_scheduler.num_steps' {} is not optimizer_steps {} × global_batch_size {} (the "
+                            "scheduler counts samples)",
+                            num_steps, m.optimizer_steps, m.global_batch_size));
+    m.param_schedule = ps;
+  }
   return m;
 }
 

@@ -142,7 +142,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     const double c = s.clip_grad / (r.grad_norm + 1e-6);
     if (c < 1.0) coeff = c;
   }
-  optimizer.step(static_cast<float>(s.lr), static_cast<float>(coeff / s.loss_scale));
+  optimizer.step(UpdateRates{static_cast<float>(s.lr), static_cast<float>(s.weight_decay)},
+                 static_cast<float>(coeff / s.loss_scale));
   return r;
 }
 

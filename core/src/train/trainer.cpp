@@ -150,7 +150,22 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   const BatchSizes batch = read_batch_sizes(config, layout.dp());
   o.micro_batch_size = batch.micro;
   o.global_batch_size = batch.global;
-  o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
+  if (t.has("train_samples")) {
+    // Megatron-LM's sample-based training: train_iters = train_samples // global_batch_size.
+    if (t.has("train_iters"))
+      throw ConfigError(fmt::format("training.train_iters ({}) and training.train_samples ({}) are both set: a run is "
+                                    "as long as one or the other (as Megatron-LM's --train-iters and --train-samples)",
+                                    t.origin("train_iters"), t.origin("train_samples")));
+    o.train_samples = t.get_int("train_samples", 1, o.global_batch_size, INT64_MAX / 2);
+    o.train_iters = o.train_samples / o.global_batch_size;
+  } else {
+    o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
+    std::int64_t samples = 0;
+    if (__builtin_mul_overflow(o.train_iters, o.global_batch_size, &samples))
+      throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a "
+                                    "64-bit count; lower training.train_iters",
+                                    o.train_iters, o.global_batch_size));
+  }
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
   o.eval_iters = t.get_int("eval_iters", 1, o.eval_interval > 0 ? 1 : 0, 1 << 20);
   o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
@@ -176,25 +191,6 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   return o;
 }
 
-LrSchedule read_lr(const Config& config, std::int64_t train_iters, std::int64_t global_batch_size) {
-  ConfigSection s = config.section("optimizer");
-  LrSchedule lr;
-  lr.samples_per_iteration = global_batch_size;
-  lr.lr = s.get_float("lr", 1e-4, 0.0, 10.0);
-  lr.min_lr = s.get_float("min_lr", 0.0, 0.0, 10.0);
-  if (lr.min_lr > lr.lr)
-    throw ConfigError(fmt::format("optimizer.min_lr = {} ({}) is above optimizer.lr = {}: the schedule decays from lr "
-                                  "down to min_lr",
-                                  lr.min_lr, s.origin("min_lr"), lr.lr));
-  lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root"});
-  lr.warmup_iters = s.get_int("lr_warmup_iters", 0, 0, INT64_MAX / 2);
-  lr.decay_iters = s.get_int("lr_decay_iters", std::max(train_iters, lr.warmup_iters), 1, INT64_MAX / 2);
-  if (lr.decay_iters < lr.warmup_iters)
-    throw ConfigError(fmt::format("optimizer.lr_decay_iters ({}) must be at least optimizer.lr_warmup_iters ({})",
-                                  lr.decay_iters, lr.warmup_iters));
-  return lr;
-}
-
 }  // namespace
 
 Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
@@ -210,7 +206,9 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     throw ConfigError(fmt::format("training.eval_iters = 0 in {}: evaluating needs at least one global batch",
                                   config_.section("training").origin("eval_iters")));
   ops::set_num_threads(options_.num_threads);
-  lr_ = read_lr(config_, options_.train_iters, options_.global_batch_size);
+  param_schedule_ = read_optimizer_param_schedule(
+      config_, RunLength{options_.train_iters, options_.global_batch_size, options_.train_samples});
+  schedule_on_resume_ = read_schedule_on_resume(config_);
   device_ = resolve_training_device(config_);
   parallel_ = use_device_communicator(config_, parallel_, device_);
   use_precision(options_.precision, device_);
@@ -250,9 +248,10 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   // evaluations read on), which are Megatron's first evaluation's. `tessera evaluate` asks the same
   // counts, so it reads what training read.
   const std::int64_t eval_samples = options_.eval_iters * options_.global_batch_size;
-  if (__builtin_mul_overflow(options_.train_iters, options_.global_batch_size, &request.num_samples[0]))
-    throw ConfigError(fmt::format("training.train_iters ({}) × training.global_batch_size ({}) samples overflow a 64-bit "
-                                  "count; lower training.train_iters", options_.train_iters, options_.global_batch_size));
+  // As Megatron-LM, a run by samples asks for train_samples, not whole batches (read_training checked
+  // that train_iters × global batch fits).
+  request.num_samples[0] =
+      options_.train_samples > 0 ? options_.train_samples : options_.train_iters * options_.global_batch_size;
   const std::int64_t windows = options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1;
   std::int64_t valid_samples = 0;
   if (__builtin_mul_overflow(windows, eval_samples, &valid_samples))
@@ -290,6 +289,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   if (optimizer_) {
     log_info("optimizer: {}", optimizer_->describe());
     log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
+    log_info("optimizer schedule: {}", param_schedule_.describe());
   }
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
@@ -319,6 +319,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.num_microbatches = options_.global_batch_size / (micro * dp);
   s.micro_batch_size = micro;
   s.lr = learning_rate(iteration);
+  s.weight_decay = weight_decay(iteration);
   s.loss_scale = scaler_.scale();
   s.skip_nonfinite = scaler_.skips_nonfinite();
   s.clip_grad = options_.clip_grad;

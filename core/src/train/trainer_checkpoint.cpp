@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -65,6 +66,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.bucket_size = options_.bucket_size;
         meta.global_batch_size = options_.global_batch_size;
         meta.seed = options_.seed;
+        meta.param_schedule = param_schedule_;
         meta.config = config_for_saved_folder(config_, *tokenizer_, tmp);  // tokenizer files copied beside it
         write_file_atomically(tmp / "metadata.json", checkpoint_metadata_json(meta));
       }
@@ -149,9 +151,10 @@ void Trainer::load_checkpoint() {
   // one that crashed before its final weights, writes them. Past it, train_iters was lowered: a mistake.
   if (iteration > options_.train_iters)
     throw ConfigError(fmt::format("checkpoint {} is at iteration {}, past training.train_iters = {} (lowered since it was "
-                                  "saved?): nothing left to train. Set train_iters to at least {} to go on (that keeps "
-                                  "the learning-rate schedule only if optimizer.lr_decay_iters is set)",
+                                  "saved?): nothing left to train. Set train_iters to at least {} to go on",
                                   dir.string(), iteration, options_.train_iters, iteration));
+
+  adopt_checkpoint_schedule(meta, dir);
 
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
   {
@@ -182,11 +185,40 @@ void Trainer::load_checkpoint() {
   start_iteration_ = iteration;
   if (iteration == options_.train_iters)
     log_info("resumed from checkpoint {}: iteration {} = training.train_iters, nothing left to train (raise train_iters "
-             "to train on; it keeps the learning-rate schedule only if optimizer.lr_decay_iters is set)",
+             "to train on: with the default optimizer.lr_decay_iters that changes the schedule, see "
+             "optimizer.override_opt_param_scheduler)",
              dir.string(), iteration);
   else
     log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
              dir.string(), iteration, meta.consumed_samples, iteration + 1);
+}
+
+// As Megatron-LM's OptimizerParamScheduler.load_state_dict: the checkpoint's schedule must be this
+// config's unless override_opt_param_scheduler (this config's from here on) or
+// use_checkpoint_opt_param_scheduler (the checkpoint's) says which to follow.
+void Trainer::adopt_checkpoint_schedule(const CheckpointMetadata& meta, const fs::path& dir) {
+  if (!meta.param_schedule) return;  // written before checkpoints recorded it
+  const ConfigSection s = config_.section("optimizer");
+  const std::vector<std::string> changed = schedule_differences(*meta.param_schedule, param_schedule_);
+  if (changed.empty()) return;
+  switch (schedule_on_resume_) {
+    case ScheduleOnResume::use_config:
+      log_info("optimizer.override_opt_param_scheduler ({}): the schedule follows this config, not checkpoint {}: {}",
+               s.origin("override_opt_param_scheduler"), dir.string(), fmt::join(changed, "; "));
+      return;
+    case ScheduleOnResume::use_checkpoint:
+      param_schedule_ = *meta.param_schedule;
+      log_info("optimizer.use_checkpoint_opt_param_scheduler ({}): the schedule is checkpoint {}'s, not this config's: {}",
+               s.origin("use_checkpoint_opt_param_scheduler"), dir.string(), fmt::join(changed, "; "));
+      return;
+    case ScheduleOnResume::must_match:
+      throw ConfigError(fmt::format(
+          "checkpoint {} was trained with another learning-rate or weight-decay schedule than {} gives: {}. Set "
+          "optimizer.override_opt_param_scheduler = true to follow this config from iteration {} on, or "
+          "optimizer.use_checkpoint_opt_param_scheduler = true to keep the checkpoint's (Megatron-LM's "
+          "--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler)",
+          dir.string(), config_.source(), fmt::join(changed, "; "), meta.iteration + 1));
+  }
 }
 
 }  // namespace tessera

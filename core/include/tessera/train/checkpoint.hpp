@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/train/optimizer_param_schedule.hpp"
 
 namespace tessera {
 
@@ -53,13 +55,17 @@ struct CheckpointMetadata {
   std::int64_t bucket_size = 0, global_batch_size = 0;
   std::uint64_t seed = 0;
   std::string config;  // the run's resolved config (TOML), for the record
+  // The learning-rate and weight-decay schedule the run trained with ("opt_param_scheduler", with
+  // Megatron-LM's state_dict names, its steps in samples); absent from checkpoints of older Tessera.
+  std::optional<OptimizerParamSchedule> param_schedule;
 };
 inline constexpr const char* kCheckpointFormat = "tessera-checkpoint";
 inline constexpr int kCheckpointVersion = 1;
 
 std::string checkpoint_metadata_json(const CheckpointMetadata& meta);
 // Parses metadata.json (`where` names it in errors) and checks it against itself: known format and
-// version, every field present with its type and range, consumed_samples = iteration × global batch,
+// version, every field present with its type and range, consumed_samples = iteration × global batch
+// (and the schedule's num_steps = optimizer_steps × global batch),
 // optimizer_steps = iteration − skipped_iterations, world_size = tp × pp × dp. FormatError naming the
 // field otherwise.
 CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::string& where);

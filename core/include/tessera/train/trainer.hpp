@@ -3,6 +3,7 @@
 // Megatron-style iteration lines, a run summary, and the final weights saved for `generate`.
 #pragma once
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,15 +15,20 @@
 #include "tessera/train/graceful_stop.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/loss_scaler.hpp"
-#include "tessera/train/lr_schedule.hpp"
+#include "tessera/train/optimizer_param_schedule.hpp"
 #include "tessera/train/precision.hpp"
 #include "tessera/train/save_folder.hpp"
 #include "tessera/train/saved_model.hpp"
 
 namespace tessera {
 
+struct CheckpointMetadata;
+
 struct TrainingOptions {
   std::int64_t micro_batch_size = 4, global_batch_size = 4, train_iters = 10;
+  // training.train_samples (Megatron-LM's --train-samples): train_iters = train_samples / global
+  // batch, the train split sized for train_samples, the schedule counted in samples. 0: by iterations.
+  std::int64_t train_samples = 0;
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
   std::string tensorboard_dir;  // [logging] tensorboard_dir: TensorBoard event files there (empty: none)
   std::int64_t tensorboard_log_interval = 1;  // iterations between TensorBoard's per-iteration scalars
@@ -86,6 +92,7 @@ class Trainer {
 
   Model& model() { return *model_; }
   const Optimizer& optimizer() const { return *optimizer_; }
+  const DataSource& data() const { return *data_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const TrainingOptions& options() const { return options_; }
   const Parallel& parallel() const { return *parallel_; }
@@ -95,7 +102,14 @@ class Trainer {
   // OptimizerParamScheduler, which starts at step 0 and is stepped after optimizer.step(): the
   // schedule at the optimizer steps taken before this one (iterations skipped by the loss scaler do
   // not advance it), so the first update of a warmup applies rate 0.
-  double learning_rate(std::int64_t iteration) const { return lr_.at(iteration - 1 - skipped_iterations_); }
+  double learning_rate(std::int64_t iteration) const {
+    return param_schedule_.lr_after(iteration - 1 - skipped_iterations_);
+  }
+  // The weight decay that iteration `iteration`'s update applies, counted as the learning rate.
+  double weight_decay(std::int64_t iteration) const {
+    return param_schedule_.weight_decay_after(iteration - 1 - skipped_iterations_);
+  }
+  const OptimizerParamSchedule& param_schedule() const { return param_schedule_; }
   // The rate logged for iteration `iteration`, once its step is done: as Megatron-LM logs it, the
   // scheduler's rate after stepping, which is the next update's.
   double logged_learning_rate(std::int64_t iteration) const { return learning_rate(iteration + 1); }
@@ -113,6 +127,7 @@ class Trainer {
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
   void load_checkpoint();
+  void adopt_checkpoint_schedule(const CheckpointMetadata& meta, const std::filesystem::path& dir);
   // After iteration `it`: why the run stops now (empty: it goes on). The ranks agree (an all-reduce
   // over the world when a signal or the wall time can differ between them).
   std::string stop_reason(std::int64_t it, const StopSignals& signals) const;
@@ -124,7 +139,8 @@ class Trainer {
   std::shared_ptr<const Parallel> parallel_;
   std::unique_ptr<SaveFolderLock> save_lock_;  // world rank 0, while checkpoint.save is set
   TrainingOptions options_;
-  LrSchedule lr_;
+  OptimizerParamSchedule param_schedule_;  // [optimizer] lr and weight-decay keys, or the checkpoint's
+  ScheduleOnResume schedule_on_resume_ = ScheduleOnResume::must_match;
   PluginPtr<Tokenizer> tokenizer_;
   PluginPtr<DataSource> data_;
   PluginPtr<Model> model_;
