@@ -177,6 +177,22 @@ std::vector<std::string> ConfigSection::get_string_list(const std::string& key,
   return out;
 }
 
+std::vector<std::int64_t> ConfigSection::get_int_list(const std::string& key) const {
+  const toml::node* n = find(*data_, name_, key);
+  if (!n) throw ConfigError(fmt::format("{}: missing", where(*data_, name_, key)));
+  const toml::array* arr = n->as_array();
+  if (!arr) throw type_error(*data_, name_, key, "an array of integers", *n);
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& item = *arr->get(i);
+    if (!item.is_integer())
+      throw ConfigError(fmt::format("{}: expected an array of integers, but item {} is {} ({})",
+                                    where(*data_, name_, key), i, toml_type_phrase(item), toml_value_text(item)));
+    out.push_back(item.as_integer()->get());
+  }
+  return out;
+}
+
 void ConfigSection::declare(const std::string& key) const { data_->declare_key(name_, key); }
 
 std::string ConfigSection::origin(const std::string& key) const { return data_->origin(name_, key); }

@@ -93,6 +93,11 @@ class DistributedAdam : public Optimizer {
       if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.grad, out, /*accumulate=*/true);
   }
 
+  void shard_param_sum_squares(Tensor& out) const override {
+    for (const Piece& p : pieces_)
+      if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.value, out, /*accumulate=*/true);
+  }
+
   void step(const UpdateRates& rates, float grad_scale) override {
     ops::AdamParams a = adam_params(s_, rates.lr, grad_scale, ++step_);
     for (Piece& p : pieces_) {

@@ -16,8 +16,9 @@ namespace {
 // kernel yet (a ShapeError, as for a dtype without one).
 AttentionDims dims_of(const ops::AttentionShape& s, const char* op) {
   if (s.D > kAttentionMaxHeadDim)
-    throw ShapeError(fmt::format("{}: the CUDA backend's attention takes head sizes D up to {}, got D={}", op,
-                                 kAttentionMaxHeadDim, s.D));
+    throw ShapeError(fmt::format("{}: the CUDA backend's attention takes head sizes D up to {}, got D={} "
+                                 "(model.kv_channels, or hidden_size / num_attention_heads)",
+                                 op, kAttentionMaxHeadDim, s.D));
   // Dropout on the probabilities has no CUDA kernel yet (its masks must be the CPU's bit for bit,
   // and that needs a GPU to check): a clear error at the first step rather than other numbers.
   if (s.dropout > 0.0f)

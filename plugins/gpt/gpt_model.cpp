@@ -17,6 +17,7 @@ namespace tessera::gpt {
 
 std::string llama_style_description(const GptOptions& o) {
   std::vector<std::string> parts;
+  if (o.kv_channels * o.num_attention_heads != o.hidden_size) parts.push_back(fmt::format("kv_channels {}", o.kv_channels));
   if (o.rope)
     parts.push_back(fmt::format("rope on {} channels (base {}{})", o.rotary_dim(), o.rotary_base,
                                 o.rotary_interleaved ? ", interleaved" : ""));

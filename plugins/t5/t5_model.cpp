@@ -76,16 +76,18 @@ std::vector<Shape> t5_boundary_shapes(const T5Options& o, int split_rank, std::i
 double t5_flops_per_iteration(const T5Options& o, std::int64_t sequences) {
   // Megatron-LM's accounting (forward + backward = 3 × forward, 2 flops per multiply-add) applied to
   // each stack: the encoder's layers over Se tokens, the decoder's over Sd with cross-attention
-  // (its K/V projected from Se encoder tokens), the head over Sd.
+  // (its K/V projected from Se encoder tokens), the head over Sd. Attention is hq = heads·kv_channels
+  // wide (= h unless kv_channels says otherwise).
   const double B = static_cast<double>(sequences), h = static_cast<double>(o.t.hidden_size);
+  const double hq = static_cast<double>(o.t.num_attention_heads * o.t.kv_channels);
   const double se = static_cast<double>(o.t.seq_length), sd = static_cast<double>(o.decoder_seq_length);
   const double ffn = static_cast<double>(o.t.ffn_hidden_size), f = 3.0;
   const auto self_layer = [&](double s) {
-    return 2.0 * B * s * h * 3.0 * h /*q, kv*/ + 2.0 * B * s * h * h /*out*/ + 4.0 * B * s * h * ffn /*mlp*/ +
-           4.0 * B * s * s * h /*attention*/;
+    return 2.0 * B * s * h * 3.0 * hq /*q, kv*/ + 2.0 * B * s * hq * h /*out*/ + 4.0 * B * s * h * ffn /*mlp*/ +
+           4.0 * B * s * s * hq /*attention*/;
   };
-  const double cross = 2.0 * B * sd * h * h /*q*/ + 2.0 * B * se * h * 2.0 * h /*kv*/ + 2.0 * B * sd * h * h /*out*/ +
-                       4.0 * B * sd * se * h /*attention*/;
+  const double cross = 2.0 * B * sd * h * hq /*q*/ + 2.0 * B * se * h * 2.0 * hq /*kv*/ +
+                       2.0 * B * sd * hq * h /*out*/ + 4.0 * B * sd * se * hq /*attention*/;
   return f * (static_cast<double>(o.encoder_num_layers) * self_layer(se) +
               static_cast<double>(o.decoder_num_layers) * (self_layer(sd) + cross)) +
          6.0 * B * sd * h * static_cast<double>(o.t.padded_vocab_size);

@@ -81,9 +81,7 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
   t.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
   t.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
   const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
-  if (t.hidden_size % t.num_attention_heads != 0)
-    throw ConfigError(fmt::format("model.hidden_size ({}) in {} must be a multiple of model.num_attention_heads ({})",
-                                  t.hidden_size, s.origin("hidden_size"), t.num_attention_heads));
+  t.kv_channels = read_kv_channels(s, t.hidden_size, t.num_attention_heads);
   const auto require_tp_divides = [&](const char* key, std::int64_t value) {
     if (value % tp != 0)
       throw ConfigError(fmt::format("model.{} ({}) in {} must be a multiple of parallel.tensor_model_parallel_size ({})",

@@ -103,7 +103,7 @@ def llama(cfg, w, ids):
     assert cfg["hidden_act"] == "silu" and cfg.get("rope_scaling") is None
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
-    D, T, eps = C // H, len(ids), cfg["rms_norm_eps"]
+    D, T, eps = cfg.get("head_dim", C // H), len(ids), cfg["rms_norm_eps"]
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
     freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)

@@ -185,6 +185,12 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   INFO(r.output);
   REQUIRE(r.ok());
   check_logits(w.dir / "interleaved", w.dir / "interleaved_hf", w.dir / "interleaved.f32");
+  // Heads of another width than hidden / heads (Tessera's kv_channels, HF's head_dim): exported,
+  // checked against PyTorch, imported back with kv_channels.
+  train(w, w.dir / "wide_heads", llama + " --set model.kv_channels=12");
+  const std::string wide = export_round_trip(w, w.dir / "wide_heads", "wide_heads");
+  CHECK(wide.find("\"head_dim\": 12") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "wide_heads_imported/config.toml").find("kv_channels = 12") != std::string::npos);
 }
 
 TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported and imported") {

@@ -174,7 +174,8 @@ std::string write_constant(const TempDir& dir, const std::string& name, std::int
   return dir / name;
 }
 
-PluginPtr<DataSource> make_source(const std::string& data_toml, std::int64_t train, std::int64_t valid) {
+PluginPtr<DataSource> make_source(const std::string& data_toml, std::int64_t train, std::int64_t valid,
+                                  std::int64_t test = 0, bool test_optional = false) {
   static std::vector<std::unique_ptr<Config>> keep;
   keep.push_back(std::make_unique<Config>(Config::from_string("[data]\nplugin = \"gpt_indexed\"\n" + data_toml, "blend.toml")));
   DataRequest r;
@@ -182,6 +183,8 @@ PluginPtr<DataSource> make_source(const std::string& data_toml, std::int64_t tra
   r.seed = 1234;
   r.num_samples[0] = train;
   r.num_samples[1] = valid;
+  r.num_samples[2] = test;
+  r.test_split_optional = test_optional;
   r.eod_token = 0;
   r.vocab_size = 10;
   keep.back()->section("data").declare("plugin");
@@ -283,20 +286,8 @@ TEST_CASE("an optional test split too small for one sample is left empty; asked 
     for (int d = 0; d < 20; ++d) w.add_document(std::vector<std::int32_t>(30, 1));
     w.add_document(std::vector<std::int32_t>(static_cast<std::size_t>(last), 2));
     w.finalize();
-    static std::vector<std::unique_ptr<Config>> keep;
-    keep.push_back(std::make_unique<Config>(Config::from_string(
-        fmt::format("[data]\nplugin = \"gpt_indexed\"\ndata_path = \"{}\"\nsplit = \"20,0,1\"\n", dir / fmt::format("d{}", last)),
-        "t.toml")));
-    DataRequest r;
-    r.seq_length = 16;
-    r.seed = 1234;
-    r.num_samples[0] = 40;
-    r.num_samples[2] = 4;
-    r.eod_token = 0;
-    r.vocab_size = 10;
-    r.test_split_optional = optional;
-    keep.back()->section("data").declare("plugin");
-    auto s = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    auto s = make_source(fmt::format("data_path = \"{}\"\nsplit = \"20,0,1\"\n", dir / fmt::format("d{}", last)), 40, 0,
+                         4, optional);
     call_plugin(s, [](DataSource& d) { d.open(); });
     return s;
   };

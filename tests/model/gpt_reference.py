@@ -35,7 +35,7 @@ def main(directory):
     params = {k: v.double().requires_grad_(True) for k, v in t.items() if k not in ("shape", "tokens", "labels", "loss_mask")}
     tokens, labels, mask = t["tokens"].long(), t["labels"].long(), t["loss_mask"].double()
     B, T = tokens.shape
-    D = C // H
+    D = opts.get("kv_channels", C // H)  # channels per head: the query/output projections are H·D wide
     p = params
     rope = opts.get("rope", False)
     rot_dim = int(D * opts.get("rotary_percent", 1.0))

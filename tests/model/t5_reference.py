@@ -30,7 +30,7 @@ def main(directory):
     dec_keep = t["dec_padding_mask"].bool()  # [B,Td]
     B, Te = enc.shape
     Td = dec.shape[1]
-    D = C // H
+    D = int(t["shape"][4])  # channels per head (kv_channels): the attention projections are H·D wide
     wte, wpe = p["embedding.word_embeddings.weight"], p["embedding.position_embeddings.weight"]
 
     def ln(x, name):

@@ -128,6 +128,14 @@ TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});
 }
 
+TEST_CASE("GPT with kv_channels other than hidden / heads equals PyTorch (MHA, and Llama-style GQA)", "[reference]") {
+  // Megatron-LM's --kv-channels: heads of 8 and of 20 channels in a 48-wide model of 4 heads (12 by
+  // default), so the query and output projections are 32 and 80 wide.
+  check_against_torch(4, 4, {"kv_channels = 8", R"({"kv_channels": 8})", "_kv8"});
+  check_against_torch(4, 2, {fmt::format("{}\nkv_channels = 20", kLlamaToml),
+                             fmt::format(R"({{{}, "kv_channels": 20}})", kLlamaJson), "_llama_kv20"});
+}
+
 TEST_CASE("Llama-style GPT with multi-query attention and biases equals PyTorch", "[reference]") {
   check_against_torch(4, 1, {"position_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
                              "untie_embeddings_and_output_weights = true",

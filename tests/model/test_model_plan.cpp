@@ -349,6 +349,7 @@ TEST_CASE("the T5 plan equals every tp rank of the model, measured in one proces
   SECTION("full block 2 recompute, one process") {
     check_layout(kT5, 4, 4, 1, 1, 1, 2, 4, full + "\"block\"\nrecompute_num_layers = 2");
   }
+  SECTION("kv_channels 12 (heads wider than h / heads), tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "kv_channels = 12"); }
   SECTION("selective recompute, tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\""); }
   // Pipeline splits (4 encoder, 3 decoder layers): the split rank is also the last stage; a decoder
   // stage in the middle and the head's stage holding tied copies only; an encoder stage that ends the
@@ -474,8 +475,12 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
   SECTION("rope only, tied, biases: tp 2 · pp 2") {
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, "position_embedding_type = \"rope\"\nrotary_percent = 0.5");
   }
+  SECTION("kv_channels 12 (heads wider than h / heads), tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "kv_channels = 12"); }
   SECTION("selective recompute, tp 2") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nrecompute_granularity = \"selective\"");
+  }
+  SECTION("kv_channels 12 (heads wider than h / heads), tp 2") {
+    check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nkv_channels = 12");
   }
 }
 
@@ -499,6 +504,27 @@ TEST_CASE("a Llama-style GPT's plan counts its parameters and SwiGLU FLOPs as th
   const double flops = f * L * layer + 6 * B * s * h * V;
   CHECK(model->flops_per_iteration(6) == Approx(flops).epsilon(1e-12));
   CHECK(plan.flops_per_iteration == model->flops_per_iteration(6));
+}
+
+TEST_CASE("kv_channels: the plan and the model count heads·kv_channels-wide projections and Megatron's FLOPs", "[unit]") {
+  const std::string text = config_text(kGpt, 4, 2, 1, 1, 2, 6, kLlamaKeys + "\nkv_channels = 12");
+  const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
+  PluginPtr<Model> model = build_model(Config::from_string(text), kVocab, 7);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  // h 32, 4 heads of 12 channels (not 8) in 2 groups: q [48, 32], kv [2·2·12, 32], output [32, 48].
+  const std::int64_t h = 32, H = 4, G = 2, d = 12, hq = H * d, kv = 2 * G * d, ffn = 48, V = 304, L = 4;
+  const std::int64_t per_layer = hq * h + kv * h + h * hq + 2 * ffn * h + h * ffn + 2 * h;
+  const std::int64_t expected = L * per_layer + h + 2 * V * h;
+  CHECK(count_elements(params) == expected);
+  CHECK(plan.total_parameters == expected);
+  // Megatron-LM's num_floating_point_operations with --kv-channels: 12·B·s·L·h²·[(1 + G/H + s/h)·r
+  // + (ffn/h)·3/2 + V/(2·L·h)], r = kv_channels·H / h its query_projection_to_hidden_size_ratio.
+  const double B = 6, s = 12, r = double(hq) / h;
+  const double flops = 12 * B * s * L * h * h * ((1 + double(G) / H + s / h) * r + double(ffn) / h * 1.5 + V / (2.0 * L * h));
+  CHECK(model->flops_per_iteration(6) == Approx(flops).epsilon(1e-12));
+  CHECK(plan.flops_per_iteration == model->flops_per_iteration(6));
+  CHECK_THAT(model->describe(), Catch::Contains("kv_channels 12"));
 }
 
 TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {

@@ -189,8 +189,9 @@ TEST_CASE("schedule keys that contradict or lack each other are ConfigErrors nam
   CHECK_THAT(error({"optimizer.lr=1e-3", "optimizer.lr_warmup_init=1e-2"}),
              Catch::Contains("lr_warmup_init = 0.01") && Catch::Contains("above optimizer.lr"));
   CHECK_THAT(error({"optimizer.lr_decay_style=\"WSD\""}), Catch::Contains("needs optimizer.lr_wsd_decay_iters"));
-  CHECK_THAT(error({"optimizer.lr_decay_style=\"WSD\"", "optimizer.lr_wsd_decay_iters=21"}),
-             Catch::Contains("lr_wsd_decay_iters"));
+  CHECK_THAT(error({"optimizer.weight_decay_incr_style=\"cosine\"", "optimizer.start_weight_decay=0.1",
+                    "optimizer.end_weight_decay=0.01"}),
+             Catch::Contains("end_weight_decay = 0.01") && Catch::Contains("below optimizer.start_weight_decay"));
   CHECK_THAT(error({"optimizer.lr_decay_style=\"wsd\""}), Catch::Contains("WSD") && Catch::Contains("cosine"));
   CHECK_THAT(error({"optimizer.lr_decay_style=\"WSD\"", "optimizer.lr_wsd_decay_iters=2",
                     "optimizer.lr_wsd_decay_style=\"step\""}),
@@ -206,6 +207,16 @@ TEST_CASE("schedule keys that contradict or lack each other are ConfigErrors nam
              Catch::Contains("both true"));
   // A warmup by fraction may end between iterations, as Megatron's: 0.1 × 25 iterations × 8 = 20
   // samples, 2.5 iterations.
+  // WSD anneals of 0 (stable to the end of the decay, then min_lr) and longer than the decay (under
+  // way when the warmup ends) are Megatron's too.
+  for (const std::int64_t wsd : {0, 25}) {
+    INFO("lr_wsd_decay_iters " << wsd);
+    const OptimizerParamSchedule w = read({"optimizer.lr=1", "optimizer.min_lr=0.1", "optimizer.lr_decay_style=\"WSD\"",
+                                           "optimizer.lr_warmup_iters=2", fmt::format("optimizer.lr_wsd_decay_iters={}", wsd)});
+    MegatronScheduler m{0.0, 1.0, 0.1, 16.0, 160, "WSD", wsd * 8};
+    for (std::int64_t steps = 0; steps <= 22; ++steps, m.num_steps += 8)
+      CHECK(w.lr_after(steps) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
+  }
   const OptimizerParamSchedule p = read({"optimizer.lr=1", "optimizer.lr_warmup_fraction=0.1", "optimizer.lr_decay_iters=25"});
   CHECK(p.lr.warmup_samples == 20.0);
   CHECK(p.lr_after(2) == Approx(16.0 / 20.0));
@@ -371,6 +382,8 @@ TEST_CASE("a run by samples (train_samples) counts its schedule in samples, as M
              Catch::Contains("optimizer.lr_decay_iters") && Catch::Contains("set optimizer.lr_decay_samples instead"));
   CHECK_THAT(message_of<ConfigError>([&] { read({"optimizer.lr_warmup_samples=10"}); }),
              Catch::Contains("optimizer.lr_warmup_samples") && Catch::Contains("set optimizer.lr_warmup_iters instead"));
+  // As Megatron's validate_args: a warmup of 0 in the other unit is no conflict.
+  CHECK(read_samples({"optimizer.lr_warmup_iters=0"}).lr.warmup_samples == 0.0);
 
   // The trainer: train_iters = 37 // 4 = 9, the train split sized for all 37 samples (Megatron asks
   // train_samples of it), the schedule over 37 samples.

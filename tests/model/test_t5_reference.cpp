@@ -34,8 +34,12 @@ auto make_model(Config& config, std::int64_t vocab, std::shared_ptr<const Parall
 
 }  // namespace
 
-TEST_CASE("T5 loss and gradients equal PyTorch, with padding", "[reference]") {
+namespace {
+
+// kv_channels 0: hidden / heads.
+void check_t5_against_torch(std::int64_t kv_channels) {
   const std::int64_t Le = 2, Ld = 3, C = 48, H = 4, Te = 13, Td = 9, vocab = 101;
+  const std::int64_t D = kv_channels > 0 ? kv_channels : C / H;
   // encoder_seq_length (the alias of seq_length) and encoder_num_layers (of num_layers).
   Config config = Config::from_string(fmt::format(R"(
 [model]
@@ -48,7 +52,8 @@ encoder_seq_length = {}
 decoder_seq_length = {}
 make_vocab_size_divisible_by = 16
 init_method_std = 0.1
-)", Le, Ld, C, H, Te, Td));
+{}
+)", Le, Ld, C, H, Te, Td, kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : ""));
   auto model = make_model(config, vocab);
   REQUIRE(model->seq_length() == Te);
   REQUIRE(model->decoder_seq_length() == Td);
@@ -72,11 +77,11 @@ init_method_std = 0.1
   REQUIRE(store.empty());
   REQUIRE(out.loss_parts.empty());
 
-  const std::string dir = "t5_reference";
+  const std::string dir = fmt::format("t5_reference_kv{}", D);
   std::filesystem::create_directories(dir);
   NamedTensors saved;
   for (Parameter* p : params) saved.emplace_back(p->name, p->value);
-  saved.emplace_back("shape", Tensor::from<std::int32_t>({4}, {int(Le), int(Ld), int(C), int(H)}));
+  saved.emplace_back("shape", Tensor::from<std::int32_t>({5}, {int(Le), int(Ld), int(C), int(H), int(D)}));
   for (const char* f : {"enc_tokens", "dec_tokens", "labels", "loss_mask", "enc_padding_mask", "dec_padding_mask"})
     saved.emplace_back(f, batch.get(f));
   save_safetensors(dir + "/tessera.safetensors", saved);
@@ -92,6 +97,14 @@ init_method_std = 0.1
     INFO(p->name << ": relative gradient difference " << d);
     CHECK(d < 1e-4);
   }
+}
+
+}  // namespace
+
+TEST_CASE("T5 loss and gradients equal PyTorch, with padding", "[reference]") { check_t5_against_torch(0); }
+
+TEST_CASE("T5 with kv_channels (heads of 20 channels, not 48 / 4) equals PyTorch", "[reference]") {
+  check_t5_against_torch(20);
 }
 
 namespace {

@@ -65,6 +65,21 @@ TEST_CASE("the same seed gives the same losses twice", "[unit]") {
   CHECK(c.losses[0] != a.losses[0]);
 }
 
+TEST_CASE("logging.log_params_norm: the L2 norm of every weight after each step, as Megatron-LM's", "[unit]") {
+  log_state().level = LogLevel::warn;
+  Trainer t(Config::from_string(config_text(4, 8, 3), "test.toml", {"logging.log_params_norm=true"}));
+  const TrainingRecord r = t.train();
+  REQUIRE(r.params_norms.size() == 3);
+  std::vector<Parameter*> params;
+  t.model().collect_parameters(params);
+  double sq = 0;
+  for (const Parameter* p : params)
+    for (std::int64_t i = 0; i < p->value.numel(); ++i) sq += double(p->value.data<float>()[i]) * p->value.data<float>()[i];
+  CHECK(r.params_norms.back() == Approx(std::sqrt(sq)).epsilon(1e-12));
+  CHECK(r.params_norms[1] != r.params_norms[2]);  // the weights moved (iteration 1's update has rate 0)
+  CHECK(train(config_text(4, 8, 2)).params_norms.empty());  // off by default
+}
+
 TEST_CASE("gradient accumulation equals one large microbatch", "[unit]") {
   // Without dropout, 4 microbatches of 2 and 1 of 8 see the same samples and must agree.
   auto no_dropout = [](std::int64_t micro) { return train(config_text(micro, 8, 5), {"model.hidden_dropout=0.0"}); };

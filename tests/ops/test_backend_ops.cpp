@@ -1432,6 +1432,10 @@ void attention_cases(std::vector<OpCase>& cases) {
       {{1, 65, 65, 3, 1, 64, false}, masked_1x65, "D = 64, padding at the end"},
       {{1, 33, 47, 2, 1, 128, false}, {}, "D = 128, cross attention"},
       {{1, 40, 40, 2, 2, 128, true}, {}, "D = 128, causal"},
+      // Heads past 128 channels (model.kv_channels makes them easy to ask for): the cuda backend's
+      // 256-wide FFMA tiles.
+      {{1, 40, 40, 2, 1, 192, true}, {}, "D = 192, MQA, causal"},
+      {{1, 33, 33, 2, 2, 256, false}, {}, "D = 256, not causal"},
   };
   for (const AttentionRow& row : rows) {
     const ops::AttentionShape& s = row.s;

@@ -1,6 +1,6 @@
 """Runs `tessera train` in one process and under mpirun in several layouts, and requires every
-layout's per-iteration loss (each term the line shows: BERT's lm and sop loss) and grad norm (and
-validation losses) to equal the single-process run
+layout's per-iteration loss (each term the line shows: BERT's lm and sop loss), grad norm and params
+norm (logging.log_params_norm) (and validation losses) to equal the single-process run
 within a relative tolerance, and the saved final weights (gathered over tensor-parallel ranks) to
 equal the single-process weights.
 
@@ -88,7 +88,11 @@ RECOMPUTE = {
 BF16_TOLERANCE = {"tp": (5e-4, 1.5e-2, 0.4), "no tp": (1e-4, 1e-3, 0.03)}
 
 
+PARAMS_NORM = re.compile(r"iteration\s+(\d+)/.* params norm: (\S+) \|")
+
+
 def run(cmd):
+    cmd = cmd + ["--set", "logging.log_params_norm=true"]  # compared too: every layout's weights' norm
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     if p.returncode != 0:
         sys.exit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{p.stdout}")
@@ -97,6 +101,8 @@ def run(cmd):
         for name, value in TERM.findall(m.group(2)):
             values[term_key("loss", name, m.group(1))] = float(value)
         values[f"grad_norm@{m.group(1)}"] = float(m.group(3))
+    for m in PARAMS_NORM.finditer(p.stdout):
+        values[f"params_norm@{m.group(1)}"] = float(m.group(2))
     for m in VALID.finditer(p.stdout):
         for name, value in VALID_TERM.findall(m.group(2)):
             values[term_key("valid", name, m.group(1))] = float(value)

@@ -43,7 +43,7 @@ struct Built {
 // the softmax, so runs compare only when their padded vocabularies agree: the one-process model is
 // built with make_vocab_size_divisible_by = 8 × pad_tp, the tensor-parallel one with 8.
 Built build(std::int64_t heads, std::int64_t groups, int pad_tp, std::shared_ptr<const Parallel> parallel,
-            std::int64_t T = kT) {
+            std::int64_t T = kT, const std::string& model_extra = "") {
   Built b{Config::from_string(fmt::format(R"(
 [model]
 plugin = "gpt"
@@ -56,9 +56,10 @@ seq_length = {}
 hidden_dropout = 0.1
 init_method_std = 0.1
 make_vocab_size_divisible_by = {}
+{}
 [optimizer]
 plugin = "adam"
-)", heads, groups, T, 8 * pad_tp)), nullptr, {}};
+)", heads, groups, T, 8 * pad_tp, model_extra)), nullptr, {}};
   b.model = create_plugin<Model>("model", "gpt", b.config.section("model"), ModelContext{kVocab, 11, parallel});
   b.model->collect_parameters(b.params);
   return b;
@@ -106,15 +107,16 @@ double grad_norm(const std::vector<Parameter*>& params, const TpGroup& tp) {
   return std::sqrt(static_cast<double>(t.item(0)));
 }
 
-void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool sp = false) {
+void check_tensor_parallel(std::int64_t heads, std::int64_t groups, int tp, bool sp = false,
+                           const std::string& model_extra = "") {
   const int world = test_world()->size();
   if (world % tp != 0) return;  // this world cannot hold the layout; another CTest run covers it
   auto parallel = Parallel::create(ParallelSizes{tp, 1, 1, sp});
   const TpGroup group = parallel->groups.tp;
   REQUIRE(group->size() == tp);
   const std::int64_t T = sp ? kTsp : kT;
-  Built ref = build(heads, groups, tp, Parallel::single(), T);
-  Built par = build(heads, groups, 1, parallel, T);
+  Built ref = build(heads, groups, tp, Parallel::single(), T, model_extra);
+  Built par = build(heads, groups, 1, parallel, T, model_extra);
   REQUIRE(ref.params.size() == par.params.size());
 
   // Weights: bitwise the full model's, whatever the shard.
@@ -201,6 +203,14 @@ TEST_CASE("GPT tp4 with sequence parallelism equals one process: grouped-query a
 }
 TEST_CASE("GPT tp4 with sequence parallelism equals one process: multi-query attention", "[mpi]") {
   check_tensor_parallel(4, 1, 4, true);
+}
+// kv_channels (Megatron-LM's --kv-channels): heads narrower or wider than hidden / heads, so the
+// query and output projections are not hidden wide.
+TEST_CASE("GPT tp2 equals one process: grouped-query attention with kv_channels 6", "[mpi]") {
+  check_tensor_parallel(8, 2, 2, false, "kv_channels = 6");
+}
+TEST_CASE("GPT tp4 with sequence parallelism equals one process: multi-query attention with kv_channels 16", "[mpi]") {
+  check_tensor_parallel(4, 1, 4, true, "kv_channels = 16");
 }
 
 TEST_CASE("GPT sizes that tp does not divide are config errors naming the keys", "[mpi]") {

@@ -46,6 +46,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
+    if (o.kv_channels * o.num_attention_heads != o.hidden_size) s.kv_channels = o.kv_channels;  // HF's head_dim
   } else {
     if (o.rope) throw refuse("position_embedding_type", "it has learned positions, this model rotary ones (use llama)");
     if (o.rms_norm) throw refuse("normalization", "it has LayerNorm, this model RMSNorm");
@@ -61,6 +62,10 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                                    "(num_query_groups = 1), not {} query groups (llama has grouped "
                                                    "queries)",
                                                    o.num_query_groups));
+    if (o.kv_channels * o.num_attention_heads != o.hidden_size)
+      throw refuse("kv_channels", fmt::format("its heads have hidden_size / num_attention_heads = {} channels, this "
+                                              "model's {} (llama has head_dim)",
+                                              o.hidden_size / o.num_attention_heads, o.kv_channels));
   }
   s.layers = o.num_layers;
   s.hidden = o.hidden_size;
@@ -211,9 +216,8 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     if (r.has("rope_scaling")) r.require("rope_scaling", false, "plain rotary positions (rope_scaling null)");
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
-    if (r.has("head_dim") && r.size("head_dim") * s.heads != s.hidden)
-      throw r.bad("head_dim", fmt::format("is {}, but Tessera's heads are hidden_size / num_attention_heads = {}",
-                                          r.size("head_dim"), s.hidden / s.heads));
+    // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
+    if (r.has("head_dim") && r.size("head_dim") * s.heads != s.hidden) s.kv_channels = r.size("head_dim");
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
     s.hidden = r.size("n_embd");
@@ -235,8 +239,9 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   }
   s.vocab = r.size("vocab_size");
   s.init_std = r.number("initializer_range", 0.02);
-  if (s.hidden % s.heads != 0)
-    throw FormatError(fmt::format("{}: hidden size {} is not a multiple of the {} attention heads", path, s.hidden, s.heads));
+  if (s.kv_channels == 0 && s.hidden % s.heads != 0)
+    throw FormatError(fmt::format("{}: hidden size {} is not a multiple of the {} attention heads{}", path, s.hidden,
+                                  s.heads, s.llama() ? " (and no head_dim says how wide they are)" : ""));
   if (s.heads % s.groups != 0)
     throw FormatError(fmt::format("{}: {} attention heads are not a multiple of the {} key/value heads", path, s.heads,
                                   s.groups));
@@ -256,6 +261,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
                    s.positions);
   t += fmt::format("init_method_std = {}\nhidden_dropout = {}\nattention_dropout = {}\n", toml_float(s.init_std),
                    toml_float(s.dropout), toml_float(s.attention_dropout));
+  if (s.kv_channels > 0) t += fmt::format("kv_channels = {}\n", s.kv_channels);
   if (s.llama()) {
     t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",

@@ -49,6 +49,8 @@ class ConfigSection {
                          const std::vector<std::string>& allowed) const;
   std::vector<std::string> get_string_list(const std::string& key,
                                            const std::vector<std::string>& fallback) const;
+  // Required: an array of TOML integers.
+  std::vector<std::int64_t> get_int_list(const std::string& key) const;
   // Marks a key as known without reading it (for keys read by another component).
   void declare(const std::string& key) const;
 

@@ -58,6 +58,10 @@ class Optimizer {
   // The trainer sums it over dp, tp and pp. Added (+=) to `out`, an f64 [1] on the parameters'
   // device, so that it stays there until the trainer reads the norm once.
   virtual void shard_grad_sum_squares(Tensor& /*out*/) const {}
+  // With gradient_shards: Σ w² over the f32 (master) values of this rank's shards, counted as the
+  // grad norm counts them — the parameters' norm ([logging] log_params_norm), which in mixed
+  // precision only the shard's owner holds fresh. Added (+=) to `out` as above.
+  virtual void shard_param_sum_squares(Tensor& /*out*/) const {}
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
   // Checkpoints: this rank's state as named tensors (views are fine; the trainer writes them to

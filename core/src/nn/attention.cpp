@@ -21,13 +21,17 @@ const char* attention_kind_name(AttentionKind k) {
 namespace {
 std::int64_t groups_or_heads(const AttentionOptions& o) { return o.query_groups > 0 ? o.query_groups : o.heads; }
 bool is_cross(const AttentionOptions& o) { return o.kind == AttentionKind::cross; }
+std::int64_t head_dim(const AttentionOptions& o) { return o.kv_channels > 0 ? o.kv_channels : o.hidden / o.heads; }
+std::int64_t query_width(const AttentionOptions& o) { return o.heads * head_dim(o); }  // = hidden without kv_channels
 
 // Called from the first member initialiser, so that no member is computed or built from options
 // that are not valid: a bad shape is a ConfigError rather than a division error.
 const AttentionOptions& checked(const AttentionOptions& o) {
   const std::int64_t groups = groups_or_heads(o), tp = tp_size(o.tp);
-  if (o.hidden <= 0 || o.heads <= 0 || o.hidden % o.heads != 0)
-    throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {}", o.hidden, o.heads));
+  if (o.hidden <= 0 || o.heads <= 0 || o.kv_channels < 0 || (o.kv_channels == 0 && o.hidden % o.heads != 0))
+    throw ConfigError(fmt::format("hidden_size {} must be a positive multiple of num_attention_heads {} (or set "
+                                  "kv_channels, the channels of each head)",
+                                  o.hidden, o.heads));
   if (groups <= 0 || o.heads % groups != 0)
     throw ConfigError(fmt::format("num_attention_heads {} must be a multiple of num_query_groups {}", o.heads, groups));
   if (o.heads % tp != 0)
@@ -35,10 +39,10 @@ const AttentionOptions& checked(const AttentionOptions& o) {
   if (groups >= tp ? groups % tp != 0 : groups != 1)
     throw ConfigError(fmt::format("num_query_groups {} must be a multiple of the tensor-parallel size {}, or 1 "
                                   "(multi-query attention, K/V replicated)", groups, tp));
-  if (o.rotary.dim != 0 && (is_cross(o) || o.rotary.dim < 2 || o.rotary.dim % 2 != 0 || o.rotary.dim > o.hidden / o.heads))
+  if (o.rotary.dim != 0 && (is_cross(o) || o.rotary.dim < 2 || o.rotary.dim % 2 != 0 || o.rotary.dim > head_dim(o)))
     throw ConfigError(fmt::format("rotary position embeddings on {} channels of each {}-channel head: they must be an "
                                   "even number ≥ 2, at most the head size, and self-attention only",
-                                  o.rotary.dim, o.hidden / o.heads));
+                                  o.rotary.dim, head_dim(o)));
   if (is_cross(o) && o.sequence_parallel && tp > 1)
     throw ConfigError("cross-attention does not support sequence parallelism (its memory would need its own shards)");
   return o;
@@ -47,7 +51,7 @@ const AttentionOptions& checked(const AttentionOptions& o) {
 bool kv_replicated(const AttentionOptions& o, std::int64_t tp) { return groups_or_heads(o) < tp; }
 
 ColumnParallelOptions key_value_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * (o.hidden / o.heads), o.bias, o.init_std};
+  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * head_dim(o), o.bias, o.init_std};
   c.blocks = 2;
   c.reduce_input_grad = false;
   return c;
@@ -64,13 +68,13 @@ std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionO
 }
 
 ColumnParallelOptions query_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, o.hidden, o.bias, o.init_std};
+  ColumnParallelOptions c{o.hidden, query_width(o), o.bias, o.init_std};
   c.reduce_input_grad = false;
   return c;
 }
 
 RowParallelOptions output_options(const AttentionOptions& o) {
-  return {o.hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
+  return {query_width(o), o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
 }
 }  // namespace
 
@@ -81,7 +85,7 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       recompute_core_(o.recompute_core),
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
-      head_dim_(o.hidden / o.heads),
+      head_dim_(head_dim(o)),
       rotary_(o.rotary),
       dropout_(o.dropout),
       dropout_site_(o.dropout_site),
@@ -108,7 +112,7 @@ void Attention::collect_parameters(std::vector<Parameter*>& out) {
 
 ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   const std::int64_t t = s.tp, N = s.tokens(), Nk = is_cross(o) ? s.batch * s.memory_seq : N;
-  const std::int64_t D = o.hidden / o.heads, kv_width = 2 * (kv_replicated(o, t) ? 1 : groups_or_heads(o) / t) * D;
+  const std::int64_t D = head_dim(o), kv_width = 2 * (kv_replicated(o, t) ? 1 : groups_or_heads(o) / t) * D;
   ModuleCost c = ColumnParallelLinear::cost(query_options(o), N, t);  // keeps x (gathered under sp)
   ModuleCost kv;
   if (kv_replicated(o, t)) {
@@ -124,7 +128,7 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   c += kv;
   c += RowParallelLinear::cost(output_options(o), N, t);  // keeps the context, which Saved shares
   // q, kv and, unless recomputed, lse [B, H/tp, T]
-  c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(N, o.hidden / t), plan_mul(Nk, kv_width)));
+  c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(N, query_width(o) / t), plan_mul(Nk, kv_width)));
   if (!o.recompute_core) c.saved_elements = plan_add(c.saved_elements, plan_mul(s.batch * (o.heads / t), s.seq));
   if (t > 1) {
     const CollectiveCount rows{1, plan_mul(N, o.hidden)};

@@ -25,9 +25,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   o.init_method_std = static_cast<float>(s.get_float("init_method_std", 0.02, 0.0, 10.0));
   o.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
   const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
-  if (o.hidden_size % o.num_attention_heads != 0)
-    throw ConfigError(fmt::format("model.hidden_size ({}) in {} must be a multiple of model.num_attention_heads ({})",
-                                  o.hidden_size, s.origin("hidden_size"), o.num_attention_heads));
+  o.kv_channels = read_kv_channels(s, o.hidden_size, o.num_attention_heads);
   if (o.num_attention_heads % o.num_query_groups != 0)
     throw ConfigError(fmt::format("model.num_attention_heads ({}) in {} must be a multiple of model.num_query_groups ({}); "
                                   "1 gives multi-query attention, num_attention_heads gives multi-head",
@@ -69,9 +67,17 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   return o;
 }
 
+std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, std::int64_t num_attention_heads) {
+  if (s.has("kv_channels")) return s.get_int("kv_channels", 1, 1, 1 << 16);
+  if (hidden_size % num_attention_heads != 0)
+    throw ConfigError(fmt::format("model.hidden_size ({}) in {} must be a multiple of model.num_attention_heads ({}), "
+                                  "or model.kv_channels set (the channels of each head)",
+                                  hidden_size, s.origin("hidden_size"), num_attention_heads));
+  return hidden_size / num_attention_heads;
+}
+
 std::int64_t TransformerOptions::rotary_dim() const {
-  if (!rope || num_attention_heads <= 0) return 0;
-  const std::int64_t kv_channels = hidden_size / num_attention_heads;
+  if (!rope) return 0;
   return static_cast<std::int64_t>(static_cast<double>(kv_channels) * rotary_percent);
 }
 
@@ -87,13 +93,12 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
     throw ConfigError(fmt::format("model.rotary_base ({}) in {} must be > 1", o.rotary_base, s.origin("rotary_base")));
   o.rotary_interleaved = s.get_bool("rotary_interleaved", false);
   if (o.rope) {
-    const std::int64_t kv_channels = o.hidden_size / o.num_attention_heads, dim = o.rotary_dim();
+    const std::int64_t dim = o.rotary_dim();
     if (dim < 2 || dim % 2 != 0)
       throw ConfigError(fmt::format("model.rotary_percent ({}) in {} rotates int({} · {}) = {} channels of each head "
-                                    "(kv_channels = hidden_size / num_attention_heads = {}): that must be an even "
-                                    "number ≥ 2",
-                                    o.rotary_percent, s.origin("rotary_percent"), kv_channels, o.rotary_percent, dim,
-                                    kv_channels));
+                                    "(kv_channels = {}): that must be an even number ≥ 2",
+                                    o.rotary_percent, s.origin("rotary_percent"), o.kv_channels, o.rotary_percent, dim,
+                                    o.kv_channels));
   }
   o.rms_norm = s.get_choice("normalization", "LayerNorm", {"LayerNorm", "RMSNorm"}) == "RMSNorm";
   if (s.has("norm_epsilon")) {
@@ -136,6 +141,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), std::move(tp),
                  sequence_parallel};
   l.attention.bias = o.add_bias_linear;
+  l.attention.kv_channels = o.kv_channels;
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;
@@ -156,15 +162,18 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
 double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t sequences) {
   // Megatron-LM: 24·f·B·s·l·h² + 4·f·B·s²·l·h + 6·B·s·h·V with f = 3 (forward + backward);
   // the K/V projections shrink with query groups: 4·B·s·l·h·(h + h_kv)·f replaces 8·f·B·s·l·h².
+  // With kv_channels the attention's width is h_q = heads·kv_channels (Megatron's
+  // query_projection_to_hidden_size_ratio = h_q / h scales the attention terms).
   const double B = static_cast<double>(sequences), s = static_cast<double>(o.seq_length);
   const double l = static_cast<double>(o.num_layers), h = static_cast<double>(o.hidden_size);
   const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
-  const double h_kv = h * groups / static_cast<double>(o.num_attention_heads);
+  const double d = static_cast<double>(o.kv_channels);
+  const double h_q = d * static_cast<double>(o.num_attention_heads), h_kv = d * groups;
   const double ffn = static_cast<double>(o.ffn_hidden_size);
   const double f = 3.0;
   const double mlp_matrices = o.swiglu ? 3.0 : 2.0;  // SwiGLU: fc1's two halves and fc2
-  const double per_layer = 2.0 * B * s * h * (h + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h * h /*out*/ +
-                           2.0 * mlp_matrices * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h /*attention*/;
+  const double per_layer = 2.0 * B * s * h * (h_q + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h_q * h /*out*/ +
+                           2.0 * mlp_matrices * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h_q /*attention*/;
   return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
 }
 

@@ -129,6 +129,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   j["version"] = kCheckpointVersion;
   j["iteration"] = m.iteration;
   j["consumed_samples"] = m.consumed_samples;
+  if (m.ramp.active()) j["rampup_batch_size"] = {m.ramp.start, m.ramp.increment, m.ramp.samples};
   j["optimizer"] = m.optimizer;
   j["optimizer_steps"] = m.optimizer_steps;
   if (m.skipped_iterations > 0 || m.loss_scale != 1.0 || m.loss_scale_hysteresis_tracker != 0)
@@ -160,7 +161,8 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                                 {"end_wd", ps.weight_decay.end},
                                 {"wd_incr_steps", ps.weight_decay.incr_samples},
                                 {"wd_incr_style", ps.weight_decay.style},
-                                {"num_steps", m.optimizer_steps * m.global_batch_size}};
+                                {"num_steps", m.scheduler_samples >= 0 ? m.scheduler_samples
+                                                                       : m.optimizer_steps * m.global_batch_size}};
   }
   return j.dump(2) + "\n";
 }
@@ -241,12 +243,31 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.seed = seed.get<std::uint64_t>();
   m.config = string(j, "config");
 
+  if (j.contains("rampup_batch_size")) {
+    const nlohmann::json& r = j["rampup_batch_size"];
+    const auto whole = [](const nlohmann::json& x) { return x.is_number_integer() && x.get<std::int64_t>() >= 1; };
+    if (!r.is_array() || r.size() != 3 || !whole(r[0]) || !whole(r[1]) || !whole(r[2]))
+      throw bad(fmt::format("'rampup_batch_size' is {}; expected [start, increment, samples], integers ≥ 1",
+                            detail::describe_json(r)));
+    m.ramp = {r[0].get<std::int64_t>(), r[1].get<std::int64_t>(), r[2].get<std::int64_t>(), m.global_batch_size};
+    if (m.ramp.samples / m.ramp.start > kMaxRampIterations)
+      throw bad(fmt::format("'rampup_batch_size' ramps over more than {} iterations", kMaxRampIterations));
+    if (m.ramp.start >= m.global_batch_size || (m.global_batch_size - m.ramp.start) % m.ramp.increment != 0)
+      throw bad(fmt::format("'rampup_batch_size' [{}, {}, {}] does not ramp up to global_batch_size {} (start below it, "
+                            "the difference a multiple of the increment)",
+                            m.ramp.start, m.ramp.increment, m.ramp.samples, m.global_batch_size));
+  }
   // The fields must agree with each other: a file edited by hand or damaged would otherwise resume
   // a run at a data position or learning rate that does not match its weights.
   std::int64_t samples = 0, world = 0;
-  if (__builtin_mul_overflow(m.iteration, m.global_batch_size, &samples) || samples != m.consumed_samples)
+  if (m.ramp.active()) {
+    if (m.iteration > (INT64_MAX / 2) / m.global_batch_size || m.ramp.consumed_after(m.iteration) != m.consumed_samples)
+      throw bad(fmt::format("consumed_samples {} is not what {} iterations of the batch ramp {}→{} consume",
+                            m.consumed_samples, m.iteration, m.ramp.start, m.global_batch_size));
+  } else if (__builtin_mul_overflow(m.iteration, m.global_batch_size, &samples) || samples != m.consumed_samples) {
     throw bad(fmt::format("consumed_samples {} is not iteration {} × global_batch_size {}", m.consumed_samples,
                           m.iteration, m.global_batch_size));
+  }
   if (m.skipped_iterations > m.iteration || m.optimizer_steps != m.iteration - m.skipped_iterations)
     throw bad(fmt::format("optimizer_steps {} is not iteration {} − loss_scaler.skipped_iterations {} (one optimizer "
                           "step per iteration that was not skipped)",
@@ -273,15 +294,25 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
     ps.weight_decay.incr_samples = integer(o, "wd_incr_steps", 1, p);
     ps.weight_decay.style = choice(o, "wd_incr_style", p, {"constant", "linear", "cosine"});
     const std::int64_t num_steps = integer(o, "num_steps", 0, p);
-    if (ps.lr.style == "WSD" && (ps.lr.wsd_decay_samples < 1 || ps.lr.wsd_decay_samples > ps.lr.decay_samples))
-      throw bad(fmt::format("'opt_param_scheduler.wsd_decay_steps' is {}; WSD needs 1 to lr_decay_steps ({})",
-                            ps.lr.wsd_decay_samples, ps.lr.decay_samples));
+    // What the config reader refuses, a record refuses too (use_checkpoint_opt_param_scheduler runs on it).
+    if (ps.lr.min_lr > ps.lr.lr || ps.lr.init_lr > ps.lr.lr)
+      throw bad(fmt::format("'opt_param_scheduler' has min_lr {} and init_lr {}, which must not exceed max_lr {}",
+                            ps.lr.min_lr, ps.lr.init_lr, ps.lr.lr));
+    if (ps.weight_decay.end < ps.weight_decay.start)
+      throw bad(fmt::format("'opt_param_scheduler.end_wd' {} is below start_wd {}", ps.weight_decay.end,
+                            ps.weight_decay.start));
     std::int64_t steps = 0;
-    if (__builtin_mul_overflow(m.optimizer_steps, m.global_batch_size, &steps) || steps != num_steps)
-      throw bad(fmt::format("'opt_param_scheduler.num_steps' {} is not optimizer_steps {} × global_batch_size {} (the "
-                            "scheduler counts samples)",
-                            num_steps, m.optimizer_steps, m.global_batch_size));
+    if (m.ramp.active() ? num_steps > m.consumed_samples || (m.skipped_iterations == 0 && num_steps != m.consumed_samples)
+                        : __builtin_mul_overflow(m.optimizer_steps, m.global_batch_size, &steps) || steps != num_steps)
+      throw bad(fmt::format("'opt_param_scheduler.num_steps' {} is not {} (the scheduler counts the samples of the "
+                            "updates taken)",
+                            num_steps,
+                            m.ramp.active() ? fmt::format("the consumed samples {} less the skipped iterations'",
+                                                          m.consumed_samples)
+                                            : fmt::format("optimizer_steps {} × global_batch_size {}",
+                                                          m.optimizer_steps, m.global_batch_size)));
     m.param_schedule = ps;
+    m.scheduler_samples = num_steps;
   }
   return m;
 }

@@ -54,6 +54,22 @@ double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimi
   return std::sqrt(sq);
 }
 
+double global_params_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
+  Tensor device_sq = params.empty() ? Tensor::zeros({1}, DType::f64) : params.front()->value.new_zeros({1}, DType::f64);
+  const bool shards = optimizer.gradient_shards() != nullptr;
+  if (shards) {
+    optimizer.shard_param_sum_squares(device_sq);
+  } else {
+    for (const Parameter* p : params)
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->value, device_sq, /*accumulate=*/true);
+  }
+  double sq = device_sq.item();
+  if (shards) sq = all_reduce_sum(*parallel.groups.dp, sq);
+  sq = all_reduce_sum(*parallel.groups.tp, sq);
+  sq = all_reduce_sum(*parallel.groups.pp, sq);
+  return std::sqrt(sq);
+}
+
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {
   if (schedule) {
     std::vector<PipelineStep> steps = schedule->training_steps(spec);

@@ -105,11 +105,12 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
   lr.style = s.get_choice("lr_decay_style", "cosine", {"constant", "linear", "cosine", "inverse-square-root", "WSD"});
 
   // Lengths come in the run's unit, as Megatron-LM's validate_args has them: lr_*_iters when the run
-  // is train_iters long, lr_*_samples when it is train_samples long.
+  // is train_iters long, lr_*_samples when it is train_samples long. A warmup or decay in the other
+  // unit is an error (a warmup of 0 aside), as there; WSD's in the other unit is ignored, as there.
   const std::string unit = by_samples ? "_samples" : "_iters";
-  for (const char* base : {"lr_warmup", "lr_decay", "lr_wsd_decay"}) {
+  for (const char* base : {"lr_warmup", "lr_decay"}) {
     const std::string other = std::string(base) + (by_samples ? "_iters" : "_samples");
-    if (s.has(other))
+    if (s.has(other) && !(std::string(base) == "lr_warmup" && s.get_int(other, 0, 0, INT64_MAX / 2) == 0))
       throw ConfigError(fmt::format("optimizer.{} ({}) is for a run {}; this one is training.{} long: set "
                                     "optimizer.{}{} instead (Megatron-LM does not mix the two either)",
                                     other, s.origin(other),
@@ -117,6 +118,9 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
                                                : "by samples (training.train_samples)",
                                     by_samples ? "train_samples" : "train_iters", base, unit));
   }
+  warn_unused(s, by_samples ? "lr_wsd_decay_iters" : "lr_wsd_decay_samples",
+              fmt::format("this run is training.{} long (use lr_wsd_decay{})",
+                          by_samples ? "train_samples" : "train_iters", unit));
   // A length in the run's unit, as samples.
   const auto as_samples = [&](std::int64_t v, const std::string& key) {
     return by_samples ? v : samples_of(v, batch, s, key.c_str());
@@ -138,6 +142,13 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
   // Megatron-LM: lr_warmup_steps = lr_warmup_fraction × lr_decay_steps, in samples.
   lr.warmup_samples = by_fraction ? s.get_float("lr_warmup_fraction", 0.0, 0.0, 1.0) * static_cast<double>(lr.decay_samples)
                                   : static_cast<double>(as_samples(warmup, "lr_warmup" + unit));
+  // Megatron-LM asserts warmup < decay. A short trial run of a config with a long warmup is worth
+  // allowing here (the decay then ends where the warmup does, and the rate drops to min_lr), but
+  // not silently.
+  if (lr.style != "constant" && lr.warmup_samples >= static_cast<double>(lr.decay_samples))
+    log_warn("optimizer: the warmup ({} iterations) is not shorter than the decay (lr_decay{} ends at iteration {}): "
+             "the rate rises to lr and then drops to min_lr at once (Megatron-LM refuses this)",
+             iterations(lr.warmup_samples, batch), unit, iterations(static_cast<double>(lr.decay_samples), batch));
 
   lr.wsd_style = s.get_choice("lr_wsd_decay_style", "exponential", {"exponential", "linear", "cosine", "minus_sqrt"});
   const std::string wsd_key = "lr_wsd_decay" + unit;
@@ -147,7 +158,12 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
                                     "{} before lr_decay{} ({}) anneal the rate to min_lr",
                                     s.origin("lr_decay_style"), wsd_key, by_samples ? "samples" : "iterations", unit,
                                     decay));
-    lr.wsd_decay_samples = as_samples(s.get_int(wsd_key, 1, 1, decay), wsd_key);
+    // 0: no anneal, the rate stays at lr to the end of the decay, then min_lr (Megatron allows it).
+    lr.wsd_decay_samples = as_samples(s.get_int(wsd_key, 1, 0, INT64_MAX / 2), wsd_key);
+    if (static_cast<double>(lr.decay_samples - lr.wsd_decay_samples) < lr.warmup_samples)
+      log_warn("optimizer.{} ({}): the anneal starts before the warmup ends ({} iterations), so the rate falls as soon "
+               "as the warmup is over",
+               wsd_key, s.origin(wsd_key), iterations(lr.warmup_samples, batch));
   } else {
     for (const std::string& key : {wsd_key, std::string("lr_wsd_decay_style")})
       warn_unused(s, key.c_str(), fmt::format("it shapes the anneal of lr_decay_style = \"WSD\", not \"{}\"", lr.style));
@@ -172,6 +188,10 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
                                       wd.style, s.origin("weight_decay_incr_style"), key));
     wd.start = s.get_float("start_weight_decay", 0.0, 0.0, 10.0);
     wd.end = s.get_float("end_weight_decay", 0.0, 0.0, 10.0);
+    if (wd.end < wd.start)  // Megatron-LM asserts it: the schedule increments
+      throw ConfigError(fmt::format("optimizer.end_weight_decay = {} ({}) is below optimizer.start_weight_decay = {}: "
+                                    "the weight decay rises from start to end",
+                                    wd.end, s.origin("end_weight_decay"), wd.start));
     warn_unused(s, "weight_decay", fmt::format("weight_decay_incr_style = \"{}\" takes start_weight_decay and "
                                                "end_weight_decay instead", wd.style));
   }

@@ -158,7 +158,11 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
                                     t.origin("train_iters"), t.origin("train_samples")));
     o.train_samples = t.get_int("train_samples", 1, o.global_batch_size, INT64_MAX / 2);
     o.train_iters = o.train_samples / o.global_batch_size;
+    // Megatron-LM's --rampup-batch-size: smaller batches first, so more iterations (update_train_iters).
+    o.ramp = read_batch_ramp(t, o.global_batch_size, o.micro_batch_size * layout.dp(), true);
+    if (o.ramp.active()) o.train_iters = o.ramp.iterations(o.train_samples);
   } else {
+    o.ramp = read_batch_ramp(t, o.global_batch_size, o.micro_batch_size * layout.dp(), false);  // set: a ConfigError
     o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
     std::int64_t samples = 0;
     if (__builtin_mul_overflow(o.train_iters, o.global_batch_size, &samples))
@@ -178,10 +182,18 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.log_interval = config.section("logging").get_int("log_interval", 1, 1, 1 << 30);
   o.tensorboard_dir = config.section("logging").get_string("tensorboard_dir", "");
   o.tensorboard_log_interval = config.section("logging").get_int("tensorboard_log_interval", 1, 1, 1 << 30);
+  o.log_params_norm = config.section("logging").get_bool("log_params_norm", false);
   ConfigSection ck = config.section("checkpoint");
   o.save_dir = ck.get_string("save", "");
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
   o.load_dir = ck.get_string("load", "");
+  o.finetune = ck.get_bool("finetune", false);
+  o.no_load_optim = ck.get_bool("no_load_optim", false);
+  for (const char* key : {"finetune", "no_load_optim"})
+    if (ck.get_bool(key, false) && o.load_dir.empty())
+      throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose weights it "
+                                    "loads",
+                                    key, ck.origin(key)));
   ConfigSection par = config.section("parallel");
   o.overlap_grad_reduce = par.get_bool("overlap_grad_reduce", false);
   o.bucket_size = par.get_int("bucket_size", kDefaultGradBucketSize, 1, std::int64_t{1} << 40);
@@ -232,6 +244,21 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   }
   optimizer_plugin_ = plugin_name(config_.section("optimizer"));
   schedule_ = build_schedule(config_, parallel_->layout);
+  // A batch ramp changes the microbatches per iteration: each count must suit the schedule now,
+  // not hours into the run.
+  if (schedule_ && options_.ramp.active()) {
+    const ParallelLayout& l = parallel_->layout;
+    for (std::int64_t b = options_.ramp.start; b <= options_.ramp.global; b += options_.ramp.increment) {
+      try {
+        schedule_->training_steps(
+            ScheduleSpec{l.pp(), l.pp_rank(), b / (options_.micro_batch_size * l.dp()), l.vpp()});
+      } catch (const ConfigError& e) {
+        throw ConfigError(fmt::format("training.rampup_batch_size: its global batch of {} does not suit the pipeline "
+                                      "schedule: {}",
+                                      b, e.what()));
+      }
+    }
+  }
 
   DataRequest request;
   request.seq_length = model_->seq_length();
@@ -290,6 +317,11 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     log_info("optimizer: {}", optimizer_->describe());
     log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
     log_info("optimizer schedule: {}", param_schedule_.describe());
+    if (options_.ramp.active())
+      log_info("batch ramp (training.rampup_batch_size): global batch {} growing by {} to {} over the first {} "
+               "samples; {} iterations for training.train_samples = {}",
+               options_.ramp.start, options_.ramp.increment, options_.ramp.global, options_.ramp.samples,
+               options_.train_iters, options_.train_samples);
   }
   log_info("schedule: {}", schedule_ ? schedule_->describe() : "gradient accumulation (pp = 1)");
   log_info("data: {}", data_->describe());
@@ -316,7 +348,8 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   const std::int64_t dp = parallel_->layout.dp(), dp_rank = parallel_->layout.dp_rank();
   IterationSettings s;
   s.iteration = iteration;
-  s.num_microbatches = options_.global_batch_size / (micro * dp);
+  const std::int64_t batch = options_.ramp.batch_at(consumed_samples_);  // the global batch, or the ramp's
+  s.num_microbatches = batch / (micro * dp);
   s.micro_batch_size = micro;
   s.lr = learning_rate(iteration);
   s.weight_decay = weight_decay(iteration);
@@ -338,7 +371,10 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
       },
       s, *parallel_,
       schedule_.get(), grad_buckets_.get());
-  consumed_samples_ += options_.global_batch_size;  // read, even when the step is skipped
+  consumed_samples_ += batch;  // read, even when the step is skipped
+  if (!r.skipped) scheduled_samples_ += batch;
+  iterations_done_ = iteration;
+  last_batch_ = batch;
   scaler_.update(r.skipped);
   last_step_skipped_ = r.skipped;
   last_loss_parts_ = r.loss_parts;
@@ -352,6 +388,17 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   }
   reduce_wait_seconds_ += r.reduce_wait_seconds;
   return {r.loss, r.grad_norm};
+}
+
+std::int64_t Trainer::scheduled_samples_before(std::int64_t iteration) const {
+  if (!options_.ramp.active()) return (iteration - 1 - skipped_iterations_) * options_.global_batch_size;
+  std::int64_t samples = scheduled_samples_, consumed = consumed_samples_;
+  for (std::int64_t it = iterations_done_ + 1; it < iteration; ++it) {
+    const std::int64_t b = options_.ramp.batch_at(consumed);
+    samples += b;
+    consumed += b;
+  }
+  return samples;
 }
 
 double Trainer::evaluate(Split split, std::int64_t iterations) {
@@ -410,10 +457,12 @@ TrainingRecord Trainer::train() {
   TrainingRecord rec;
   rec.last_iteration = start_iteration_;
   reset_peak_memory(device_);
-  const double tokens_per_iter = static_cast<double>(options_.global_batch_size * model_->seq_length());
-  const double flops_per_iter = model_->flops_per_iteration(options_.global_batch_size);
+  // Tokens and model FLOPs of an iteration of `batch` sequences (a batch ramp changes it).
+  const auto tokens_of = [&](std::int64_t batch) { return static_cast<double>(batch * model_->seq_length()); };
+  const auto flops_of = [&](std::int64_t batch) { return model_->flops_per_iteration(batch); };
   const auto start = Clock::now();
   double window_seconds = 0, train_seconds = 0;  // train_seconds: the steps only (no evaluation, no saving)
+  double window_tokens = 0, window_flops = 0;
   std::int64_t window_iters = 0, window_skipped = 0;
   // As Megatron-LM's training_log: a line's losses are the means over its window's iterations whose
   // step was taken (the loss scaler's skipped ones left out); the grad norm is the line's iteration's.
@@ -434,23 +483,33 @@ TrainingRecord Trainer::train() {
     auto [loss, norm] = train_step(it);
     const double lr = logged_learning_rate(it);  // after the step: a skipped step leaves it where it was
     const double step_seconds = seconds_since(t0);
+    const double tokens = tokens_of(last_batch_), flops = flops_of(last_batch_);
     window_seconds += step_seconds;
     train_seconds += step_seconds;
+    window_tokens += tokens;
+    window_flops += flops;
+    rec.tokens += tokens;
+    rec.flops += flops;
+    rec.batch_sizes.push_back(last_batch_);
     ++window_iters;
     window_skipped += last_step_skipped_ ? 1 : 0;
     if (!last_step_skipped_) window_loss.add(loss, last_loss_parts_);
     rec.losses.push_back(loss);
     rec.grad_norms.push_back(norm);
     rec.learning_rates.push_back(lr);
+    // Megatron-LM's --log-params-norm: the norm of the weights this step left (a collective).
+    const double params_norm = options_.log_params_norm ? global_params_norm(params_, *optimizer_, *parallel_) : -1.0;
+    if (options_.log_params_norm) rec.params_norms.push_back(params_norm);
     rec.skipped.push_back(last_step_skipped_);
     rec.loss_scales.push_back(scale);
     if (!last_loss_parts_.empty()) rec.loss_parts.push_back(last_loss_parts_);
     // TensorBoard as Megatron-LM's training_log: each tensorboard_log_interval-th iteration's own
     // values (the printed line's losses are window means; iteration-time comes with the line).
     if (tensorboard && it % options_.tensorboard_log_interval == 0) {
-      IterationLine own{it, options_.train_iters, consumed_samples_, options_.global_batch_size, 0.0, lr, loss, norm,
-                        tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
+      IterationLine own{it, options_.train_iters, consumed_samples_, last_batch_, 0.0, lr, loss, norm,
+                        tokens, flops, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
       if (scaler_.active()) own.loss_scale = scale;
+      own.params_norm = params_norm;
       write_iteration(*tensorboard, own);
     }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
@@ -458,10 +517,13 @@ TrainingRecord Trainer::train() {
     if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
       // A window of skipped steps only (fp16 overflows) shows this iteration's losses.
       if (window_loss.empty()) window_loss.add(loss, last_loss_parts_);
-      IterationLine line{it, options_.train_iters, consumed_samples_, options_.global_batch_size,
-                         1000.0 * window_seconds / static_cast<double>(window_iters), lr, window_loss.loss(), norm,
-                         tokens_per_iter, flops_per_iter, 0.0, 0, named_loss_parts(*model_, window_loss.parts())};
+      const double n = static_cast<double>(window_iters);
+      IterationLine line{it, options_.train_iters, consumed_samples_, last_batch_,
+                         1000.0 * window_seconds / n, lr, window_loss.loss(), norm,
+                         window_tokens / n, window_flops / n, 0.0, 0, named_loss_parts(*model_, window_loss.parts())};
+      window_tokens = window_flops = 0;
       window_loss = {};
+      line.params_norm = params_norm;
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;
@@ -496,8 +558,6 @@ TrainingRecord Trainer::train() {
     break;
   }
   rec.seconds = seconds_since(start);
-  rec.tokens = tokens_per_iter * static_cast<double>(iterations);
-  rec.flops = flops_per_iter * static_cast<double>(iterations);
   rec.peak_bytes = memory_stats(device_).peak_bytes;
   rec.peak_microbatches_held = peak_microbatches_held_;
   rec.peak_held_elements = peak_held_elements_;
@@ -610,6 +670,13 @@ void Trainer::claim_save_folder() {
     const fs::path save = folder(options_.save_dir);
     const fs::path load = options_.load_dir.empty() ? fs::path() : folder(options_.load_dir);
     const bool resumes_here = !load.empty() && (load == save || load.parent_path() == save);
+    // A fine-tuning run starts again at iteration 1: in its source's folder it would save over it.
+    if (options_.finetune && resumes_here)
+      throw ConfigError(fmt::format("checkpoint.finetune = true ({}) starts a new run from the weights of "
+                                    "checkpoint.load = {}, which is in checkpoint.save = {} ({}): it would save its "
+                                    "iterations over that run's. Save the fine-tuned run to another folder",
+                                    config_.section("checkpoint").origin("finetune"), options_.load_dir,
+                                    options_.save_dir, origin));
     const std::string previous = previous_run_in(options_.save_dir);
     const std::string load_origin = config_.section("checkpoint").origin("load");
     // load = save is Megatron-LM's launch script (--save $CKPT --load $CKPT): its first run finds

@@ -67,6 +67,8 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.global_batch_size = options_.global_batch_size;
         meta.seed = options_.seed;
         meta.param_schedule = param_schedule_;
+        meta.ramp = options_.ramp;
+        meta.scheduler_samples = scheduled_samples_;
         meta.config = config_for_saved_folder(config_, *tokenizer_, tmp);  // tokenizer files copied beside it
         write_file_atomically(tmp / "metadata.json", checkpoint_metadata_json(meta));
       }
@@ -115,26 +117,44 @@ void Trainer::load_checkpoint() {
   const std::int64_t iteration = meta.iteration;
   const std::int64_t tp = meta.tensor_parallel, pp = meta.pipeline_parallel, dp = meta.data_parallel,
                      vpp = meta.virtual_pipeline;
-  if (tp != layout.tp() || pp != layout.pp() || dp != layout.dp() || vpp != layout.vpp())
+  // finetune and no_load_optim read the model files only, which do not depend on dp.
+  const bool loads_optimizer = !options_.finetune && !options_.no_load_optim;
+  if (tp != layout.tp() || pp != layout.pp() || (dp != layout.dp() && loads_optimizer) || vpp != layout.vpp())
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{}, this run has "
-        "{}/{}/{}/{}: resuming needs the same layout; `tessera checkpoint reshard {} --tp {} --pp {} --dp {} --vpp {}{} "
+        "{}/{}/{}/{}: {} needs the same layout; `tessera checkpoint reshard {} --tp {} --pp {} --dp {} --vpp {}{} "
         "OUT` rewrites it for this one (docs/checkpoints.md)",
-        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp(), dir.string(), layout.tp(),
+        dir.string(), tp, pp, dp, vpp, layout.tp(), layout.pp(), layout.dp(), layout.vpp(),
+        loads_optimizer ? "resuming" : "loading its weights (all but the data-parallel size)", dir.string(), layout.tp(),
         layout.pp(), layout.dp(), layout.vpp(),
         layout.pipeline_split_rank() > 0 ? fmt::format(" --split-rank {}", layout.pipeline_split_rank()) : ""));
-  if (meta.optimizer != optimizer_plugin_)
+  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  const auto load_model_file = [&] {
+    const fs::path path = dir / checkpoint_model_file(t, p);
+    NamedTensors targets;
+    for (Parameter* param : params_) targets.emplace_back(param->name, param->value);
+    restore_tensors(load_safetensors(path).tensors, targets, path.string());
+  };
+  if (options_.finetune) {  // Megatron-LM's --finetune: the weights, nothing of the run's state
+    load_model_file();
+    log_info("checkpoint.finetune: the weights of checkpoint {} (iteration {}); training starts at iteration 1 with a "
+             "fresh optimizer, learning-rate schedule and data order",
+             dir.string(), iteration);
+    return;
+  }
+  if (loads_optimizer && meta.optimizer != optimizer_plugin_)
     throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
                                   dir.string(), plain_or_quoted(meta.optimizer), optimizer_plugin_));
   // With tp > 1, sequence parallelism makes the norms' gradients tp-reduced, which buckets them apart:
   // a sharded optimizer's shards change with it.
-  if (optimizer_->gradient_shards() && layout.tp() > 1 && meta.sequence_parallel != layout.sequence_parallel())
+  if (loads_optimizer && optimizer_->gradient_shards() && layout.tp() > 1 &&
+      meta.sequence_parallel != layout.sequence_parallel())
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.sequence_parallel = {}, this run has {}: {}'s "
                                   "state is sharded by gradient bucket and sequence parallelism changes the buckets "
                                   "(`tessera checkpoint reshard {} --sequence-parallel {} OUT` rewrites it)",
                                   dir.string(), meta.sequence_parallel, layout.sequence_parallel(), optimizer_plugin_,
                                   dir.string(), layout.sequence_parallel()));
-  if (optimizer_->gradient_shards() && meta.bucket_size != options_.bucket_size)
+  if (loads_optimizer && optimizer_->gradient_shards() && meta.bucket_size != options_.bucket_size)
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.bucket_size {}, this run has {}: {}'s state "
                                   "is sharded by gradient bucket, so it must be the same (`tessera checkpoint reshard "
                                   "{} --bucket-size {} OUT` rewrites it)",
@@ -147,6 +167,11 @@ void Trainer::load_checkpoint() {
                                   "{} and {}: resuming needs the same, or the data order and dropout masks change",
                                   dir.string(), meta.seed, meta.global_batch_size, options_.seed,
                                   options_.global_batch_size));
+  // The ramp fixes each iteration's batch, so the data position of every iteration after this one.
+  if (meta.ramp != options_.ramp)
+    throw ConfigError(fmt::format("checkpoint {} was saved with training.rampup_batch_size {}, this run has {}: "
+                                  "resuming needs the same batch ramp (it places every iteration's samples)",
+                                  dir.string(), describe_ramp(meta.ramp), describe_ramp(options_.ramp)));
   // At train_iters the run is finished (Megatron-LM skips its loop): the same command run again, or
   // one that crashed before its final weights, writes them. Past it, train_iters was lowered: a mistake.
   if (iteration > options_.train_iters)
@@ -156,14 +181,8 @@ void Trainer::load_checkpoint() {
 
   adopt_checkpoint_schedule(meta, dir);
 
-  const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
-  {
-    const fs::path path = dir / checkpoint_model_file(t, p);
-    NamedTensors targets;
-    for (Parameter* param : params_) targets.emplace_back(param->name, param->value);
-    restore_tensors(load_safetensors(path).tensors, targets, path.string());
-  }
-  {
+  load_model_file();
+  if (loads_optimizer) {
     const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
     SafetensorsFile file = load_safetensors(path);
     if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != meta.optimizer_steps)
@@ -178,9 +197,12 @@ void Trainer::load_checkpoint() {
   }
   consumed_samples_ = meta.consumed_samples;
   skipped_iterations_ = meta.skipped_iterations;
+  scheduled_samples_ = meta.scheduler_samples >= 0 ? meta.scheduler_samples
+                                                   : meta.optimizer_steps * meta.global_batch_size;
+  iterations_done_ = iteration;
   // The scaler's state from the checkpoint when it used one (a run that switches precision starts
-  // its scaler afresh).
-  if (scaler_.active() && (meta.loss_scale != 1.0 || meta.loss_scale_hysteresis_tracker > 0))
+  // its scaler afresh; Megatron-LM keeps it with the optimizer's, so no_load_optim does too).
+  if (loads_optimizer && scaler_.active() && (meta.loss_scale != 1.0 || meta.loss_scale_hysteresis_tracker > 0))
     scaler_.load({meta.loss_scale, meta.loss_scale_growth_tracker, meta.loss_scale_hysteresis_tracker});
   start_iteration_ = iteration;
   if (iteration == options_.train_iters)
@@ -189,8 +211,9 @@ void Trainer::load_checkpoint() {
              "optimizer.override_opt_param_scheduler)",
              dir.string(), iteration);
   else
-    log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}",
-             dir.string(), iteration, meta.consumed_samples, iteration + 1);
+    log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}{}",
+             dir.string(), iteration, meta.consumed_samples, iteration + 1,
+             loads_optimizer ? "" : " with a fresh optimizer (checkpoint.no_load_optim)");
 }
 
 // As Megatron-LM's OptimizerParamScheduler.load_state_dict: the checkpoint's schedule must be this

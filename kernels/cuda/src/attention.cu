@@ -502,9 +502,10 @@ void with_head_bucket(std::int64_t D, F&& f) {
 
 // Launches kernel with `floats` of dynamic shared memory, above the default 48 KB where needed.
 template <class Kernel, class... Args>
-void launch(Kernel kernel, std::int64_t blocks, std::size_t floats, cudaStream_t stream, Args... args) {
+void launch(Kernel kernel, std::int64_t D, const char* what, std::int64_t blocks, std::size_t floats,
+            cudaStream_t stream, Args... args) {
   const std::size_t bytes = floats * sizeof(float);
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), bytes, D, what);
   kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(args...);
 }
 
@@ -521,7 +522,7 @@ void attention_forward_ffma(Float t, const AttentionDims& s, const void* q, cons
   TESSERA_CUDA_FLOAT_SWITCH(t, T, with_head_bucket(s.D, [&](auto dm) {
     constexpr int DM = decltype(dm)::value;
     const std::int64_t q_tiles = tiles(s.Tq, RowTiles<DM>::BQ);
-    launch(forward_kernel<DM, T>, s.B * s.Hq * q_tiles, forward_smem_floats<DM>(), stream, static_cast<const T*>(q),
+    launch(forward_kernel<DM, T>, s.D, "attention_forward", s.B * s.Hq * q_tiles, forward_smem_floats<DM>(), stream, static_cast<const T*>(q),
            static_cast<const T*>(kv), key_mask, static_cast<T*>(out), lse, s, static_cast<int>(q_tiles), scale_of(s));
   }));
   check_launch("attention_forward");
@@ -540,12 +541,12 @@ void attention_backward_ffma(Float t, const AttentionDims& s, const void* dout, 
     with_head_bucket(s.D, [&](auto dm) {
       constexpr int DM = decltype(dm)::value;
       const float scale = scale_of(s);
-      launch(dkdv_kernel<DM, T>, s.B * s.Hkv * tiles(s.Tk, KeyTiles<DM>::BK), dkdv_smem_floats<DM>(), stream,
+      launch(dkdv_kernel<DM, T>, s.D, "attention_backward (dk, dv)", s.B * s.Hkv * tiles(s.Tk, KeyTiles<DM>::BK), dkdv_smem_floats<DM>(), stream,
              static_cast<const T*>(dout), static_cast<const T*>(q), static_cast<const T*>(kv), key_mask, lse,
              static_cast<const float*>(delta), static_cast<T*>(dkv), s, scale);
       check_launch("attention_backward (dk, dv)");
       const std::int64_t q_tiles = tiles(s.Tq, RowTiles<DM>::BQ);
-      launch(dq_kernel<DM, T>, s.B * s.Hq * q_tiles, dq_smem_floats<DM>(), stream, static_cast<const T*>(dout),
+      launch(dq_kernel<DM, T>, s.D, "attention_backward (dq)", s.B * s.Hq * q_tiles, dq_smem_floats<DM>(), stream, static_cast<const T*>(dout),
              static_cast<const T*>(q), static_cast<const T*>(kv), key_mask, lse, static_cast<const float*>(delta),
              static_cast<T*>(dq), s, static_cast<int>(q_tiles), scale);
       check_launch("attention_backward (dq)");

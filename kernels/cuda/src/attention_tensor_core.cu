@@ -673,8 +673,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>::dq)
 // ---- launchers ----------------------------------------------------------------------------------
 
 template <class Kernel, class... Args>
-void launch(Kernel kernel, std::int64_t blocks, std::size_t smem, cudaStream_t stream, Args... args) {
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+void launch(Kernel kernel, std::int64_t D, const char* what, std::int64_t blocks, std::size_t smem,
+            cudaStream_t stream, Args... args) {
+  allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), smem, D, what);
   kernel<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(args...);
 }
 
@@ -716,7 +717,7 @@ void attention_forward_tensor_core(Float t, const AttentionDims& s, const void* 
     using T = decltype(type);
     constexpr int D = decltype(dd)::value;
     const std::int64_t q_tiles = tiles(s.Tq, kTile);
-    launch(tc_forward_kernel<D, T>, s.B * s.Hq * q_tiles, forward_smem_bytes<D>(), stream, static_cast<const T*>(q),
+    launch(tc_forward_kernel<D, T>, s.D, "attention_forward (tensor cores)", s.B * s.Hq * q_tiles, forward_smem_bytes<D>(), stream, static_cast<const T*>(q),
            static_cast<const T*>(kv), key_mask, static_cast<T*>(out), lse, s, static_cast<int>(q_tiles),
            scale_of(s));
   });
@@ -736,12 +737,12 @@ void attention_backward_tensor_core(Float t, const AttentionDims& s, const void*
     tc_delta_kernel<D, T><<<static_cast<unsigned>(tiles(rows, 16 * kWarps)), kThreads, 0, stream>>>(
         static_cast<const T*>(dout), static_cast<const T*>(out), delta, delta_t, rows, s.Tq, s.Hq);
     check_launch("attention_backward (tensor cores, delta)");
-    launch(tc_dkdv_kernel<D, T>, s.B * s.Hkv * tiles(s.Tk, kTile), dkdv_smem_bytes<D>(), stream,
+    launch(tc_dkdv_kernel<D, T>, s.D, "attention_backward (tensor cores, dk, dv)", s.B * s.Hkv * tiles(s.Tk, kTile), dkdv_smem_bytes<D>(), stream,
            static_cast<const T*>(dout), static_cast<const T*>(q), static_cast<const T*>(kv), key_mask, lse,
            static_cast<const float*>(delta_t), static_cast<T*>(dkv), s, scale);
     check_launch("attention_backward (tensor cores, dk, dv)");
     const std::int64_t q_tiles = tiles(s.Tq, kTile);
-    launch(tc_dq_kernel<D, T>, s.B * s.Hq * q_tiles, dq_smem_bytes<D>(), stream, static_cast<const T*>(dout),
+    launch(tc_dq_kernel<D, T>, s.D, "attention_backward (tensor cores, dq)", s.B * s.Hq * q_tiles, dq_smem_bytes<D>(), stream, static_cast<const T*>(dout),
            static_cast<const T*>(q), static_cast<const T*>(kv), key_mask, lse, static_cast<const float*>(delta),
            static_cast<T*>(dq), s, static_cast<int>(q_tiles), scale);
     check_launch("attention_backward (tensor cores, dq)");

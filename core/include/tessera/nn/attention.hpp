@@ -74,6 +74,9 @@ struct AttentionOptions {
     double base = 10000.0;
     bool interleaved = false;
   } rotary{};
+  // Channels of each head (Megatron-LM's kv_channels): 0 → hidden / heads. Otherwise the query and
+  // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.
+  std::int64_t kv_channels = 0;
 };
 
 // What attention reads besides x: each kind checks the fields it uses at each call and ignores the

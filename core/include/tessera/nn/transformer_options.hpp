@@ -15,6 +15,9 @@ class ConfigSection;
 
 struct TransformerOptions {
   std::int64_t num_layers = 2, hidden_size = 64, num_attention_heads = 4, num_query_groups = 0;
+  // Channels of each attention head (Megatron-LM's kv_channels): hidden / heads unless [model]
+  // kv_channels says otherwise; the query and output projections are then heads·kv_channels wide.
+  std::int64_t kv_channels = 16;
   std::int64_t ffn_hidden_size = 0;  // 0 → 4·hidden
   std::int64_t seq_length = 64, max_position_embeddings = 0;  // 0 → seq_length
   std::int64_t vocab_size = 0, padded_vocab_size = 0;
@@ -39,6 +42,10 @@ struct TransformerOptions {
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                                             std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
                                             const std::string& model);
+
+// [model] kv_channels (Megatron-LM's --kv-channels), ≥ 1; unset, hidden_size / num_attention_heads,
+// which must divide (ConfigError naming the keys otherwise).
+std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, std::int64_t num_attention_heads);
 
 // The Llama-style [model] keys a decoder model (GPT) accepts on top of read_transformer_options's,
 // with Megatron-Core's names: position_embedding_type ("learned_absolute" | "rope"), rotary_percent

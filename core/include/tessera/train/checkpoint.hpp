@@ -12,6 +12,7 @@
 
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/train/batch_ramp.hpp"
 #include "tessera/train/optimizer_param_schedule.hpp"
 
 namespace tessera {
@@ -42,7 +43,11 @@ std::string tensor_parallel_split_json(const std::vector<Parameter*>& params);
 // metadata.json of a checkpoint folder: what resuming checks against the run's settings.
 struct CheckpointMetadata {
   std::int64_t iteration = 0;         // iterations trained
-  std::int64_t consumed_samples = 0;  // = iteration × global_batch_size
+  std::int64_t consumed_samples = 0;  // = iteration × global_batch_size (with a ramp: its batches' sum)
+  // training.rampup_batch_size ("rampup_batch_size": [start, increment, samples]; absent: none).
+  BatchRamp ramp;
+  // Samples of the updates taken (the schedule's num_steps); −1 when written: optimizer_steps × global batch.
+  std::int64_t scheduler_samples = -1;
   std::int64_t optimizer_steps = 0;   // = iteration − skipped_iterations (a skipped iteration takes no step)
   // The loss scaler (fp16; loss_scaler.hpp): iterations whose step it skipped, and its state.
   // Absent from files written without one (read as 0 and scale 1).

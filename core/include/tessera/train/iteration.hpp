@@ -31,6 +31,11 @@ struct IterationSettings {
   bool skip_nonfinite = false;
 };
 
+// The L2 norm of every parameter's f32 value, each counted once as the grad norm counts it
+// (Megatron-LM's calc_params_l2_norm, for [logging] log_params_norm): a collective over dp (with
+// gradient shards), tp and pp.
+double global_params_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel);
+
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
   std::vector<double> loss_parts;  // the same mean of each part (Model::loss_part_names()), if the model has parts

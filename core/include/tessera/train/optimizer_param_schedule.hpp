@@ -68,9 +68,12 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
 enum class ScheduleOnResume { must_match, use_config, use_checkpoint };
 ScheduleOnResume read_schedule_on_resume(const Config& config);
 
-// "lr decay: 800 samples (100 iterations) in the checkpoint, 1600 samples (200 iterations) here" for each setting that changes the rates the run
-// applies (Megatron's scheduler compares the same ones; a setting that cannot matter, such as the
-// decay length of a constant rate, is left out). Empty when the schedules are the same.
+// "lr decay: 800 samples (100 iterations) in the checkpoint, 1600 samples (200 iterations) here" for
+// each setting that changes the rates the run applies. Megatron's scheduler compares its
+// state_dict's fields whether they matter or not; here a setting that cannot change a rate (the
+// decay length of a constant rate, the increment length of a constant weight decay) is left out,
+// and the warmup's start and WSD's anneal, which Megatron does not record, are in. Empty when the
+// schedules are the same.
 std::vector<std::string> schedule_differences(const OptimizerParamSchedule& checkpoint,
                                               const OptimizerParamSchedule& run);
 

@@ -19,6 +19,9 @@ struct IterationLine {
   // A loss of several terms: each (name, value) is shown instead of the one "lm loss" (Megatron's
   // BERT line: "lm loss: … | sop loss: …").
   std::vector<std::pair<std::string, double>> loss_parts;
+  // With [logging] log_params_norm: the parameters' L2 norm after the step (Megatron's "params
+  // norm"); shown when ≥ 0.
+  double params_norm = -1.0;
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,

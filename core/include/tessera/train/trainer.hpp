@@ -11,6 +11,7 @@
 
 #include "tessera/config.hpp"
 #include "tessera/parallel/parallel.hpp"
+#include "tessera/train/batch_ramp.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/graceful_stop.hpp"
 #include "tessera/train/grad_buckets.hpp"
@@ -29,9 +30,11 @@ struct TrainingOptions {
   // training.train_samples (Megatron-LM's --train-samples): train_iters = train_samples / global
   // batch, the train split sized for train_samples, the schedule counted in samples. 0: by iterations.
   std::int64_t train_samples = 0;
+  BatchRamp ramp;  // training.rampup_batch_size (with train_samples): each iteration's global batch
   std::int64_t eval_interval = 0, eval_iters = 1, log_interval = 1;
   std::string tensorboard_dir;  // [logging] tensorboard_dir: TensorBoard event files there (empty: none)
   std::int64_t tensorboard_log_interval = 1;  // iterations between TensorBoard's per-iteration scalars
+  bool log_params_norm = false;  // [logging] log_params_norm: the parameters' L2 norm after each step
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;
@@ -40,6 +43,10 @@ struct TrainingOptions {
   std::string save_dir;         // empty: do not save
   std::int64_t save_interval = 0;  // > 0: a resumable checkpoint every this many iterations (and at the end)
   std::string load_dir;         // empty: start from scratch; else resume from this checkpoint
+  // Megatron-LM's --finetune: only the weights of load's checkpoint, training from iteration 1 with
+  // a fresh optimizer, scheduler and data order. --no-load-optim: the weights and the iteration, a
+  // fresh optimizer (another optimizer plugin or data-parallel size may be used).
+  bool finetune = false, no_load_optim = false;
   PrecisionOptions precision;   // [training] precision: f32, or bf16/f16 with f32 master weights
   LossScalerOptions loss_scaler;  // fp16's dynamic scaler, or a constant loss_scale
   StopOptions stop;  // graceful stop: signals, exit_interval, exit_duration_in_mins (graceful_stop.hpp)
@@ -47,6 +54,8 @@ struct TrainingOptions {
 
 struct TrainingRecord {
   std::vector<double> losses, grad_norms, learning_rates;   // one per iteration (learning rates as logged)
+  std::vector<double> params_norms;                         // with logging.log_params_norm, after each step
+  std::vector<std::int64_t> batch_sizes;                    // each iteration's global batch (a ramp grows it)
   std::vector<bool> skipped;                                // the loss scaler skipped its step
   std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
   std::vector<std::pair<std::int64_t, double>> valid_losses;  // (iteration, loss)
@@ -99,16 +108,18 @@ class Trainer {
   // Runs one iteration (all microbatches and the update); returns (loss, grad norm).
   std::pair<double, double> train_step(std::int64_t iteration);
   // The learning rate that iteration `iteration`'s update applies. As Megatron-LM's
-  // OptimizerParamScheduler, which starts at step 0 and is stepped after optimizer.step(): the
-  // schedule at the optimizer steps taken before this one (iterations skipped by the loss scaler do
-  // not advance it), so the first update of a warmup applies rate 0.
-  double learning_rate(std::int64_t iteration) const {
-    return param_schedule_.lr_after(iteration - 1 - skipped_iterations_);
-  }
+  // OptimizerParamScheduler, which starts at step 0 and is stepped after optimizer.step() by the
+  // samples of that step: the schedule at the samples of the updates taken before this one
+  // (iterations skipped by the loss scaler do not advance it), so the first update of a warmup
+  // applies rate 0. With a batch ramp, for iterations not yet trained only.
+  double learning_rate(std::int64_t iteration) const { return param_schedule_.lr.at(scheduled_samples_before(iteration)); }
   // The weight decay that iteration `iteration`'s update applies, counted as the learning rate.
   double weight_decay(std::int64_t iteration) const {
-    return param_schedule_.weight_decay_after(iteration - 1 - skipped_iterations_);
+    return param_schedule_.weight_decay.at(scheduled_samples_before(iteration));
   }
+  // The samples the scheduler has counted when iteration `iteration`'s update runs: the updates'
+  // taken so far, and those of the iterations in between (if none is skipped).
+  std::int64_t scheduled_samples_before(std::int64_t iteration) const;
   const OptimizerParamSchedule& param_schedule() const { return param_schedule_; }
   // The rate logged for iteration `iteration`, once its step is done: as Megatron-LM logs it, the
   // scheduler's rate after stepping, which is the next update's.
@@ -155,6 +166,9 @@ class Trainer {
   // Iterations whose step was skipped (non-finite fp16 gradients): the learning-rate schedule and
   // the optimizer count only the others (Megatron-LM).
   std::int64_t skipped_iterations_ = 0;
+  // Samples of the updates taken (Megatron's scheduler num_steps): consumed samples less the
+  // skipped iterations'. Iterations trained (or resumed from), and the last one's global batch.
+  std::int64_t scheduled_samples_ = 0, iterations_done_ = 0, last_batch_ = 0;
   bool last_step_skipped_ = false;
   std::vector<double> last_loss_parts_, last_eval_parts_;  // of the last step / evaluation (Model::loss_part_names)
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming

@@ -19,7 +19,8 @@ struct HfGptShape {
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown
-  std::int64_t head_dim() const { return hidden / heads; }
+  std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
+  std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   bool llama() const { return architecture == "llama"; }
 };
 

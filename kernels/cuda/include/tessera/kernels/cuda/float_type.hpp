@@ -16,4 +16,9 @@ constexpr std::size_t float_bytes(Float t) { return t == Float::f32 ? 4 : 2; }
 // Throws tessera::Error "<what>: <CUDA error text>" when the last launch on this thread failed.
 void check_launch(const char* what);
 
+// Lets `kernel` use `bytes` of dynamic shared memory (above the default 48 KiB). Throws
+// tessera::Error "<what>: its tiles for heads of D channels need … KiB … this GPU allows …" when
+// the device cannot, instead of the launch failing with "invalid argument".
+void allow_dynamic_shared_memory(const void* kernel, std::size_t bytes, std::int64_t D, const char* what);
+
 }  // namespace tessera::cuda

@@ -1,0 +1,101 @@
+// Loading part of a resumable checkpoint, as Megatron-LM's --finetune (the weights only: a new run
+// from iteration 1) and --no-load-optim (the weights and the iteration, a fresh optimizer): what is
+// taken, what is not, what may differ from the checkpoint's run, and what is refused.
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "expect_error.hpp"
+#include "tessera/config.hpp"
+#include "tessera/error.hpp"
+#include "tessera/io/safetensors.hpp"
+#include "tessera/logging.hpp"
+#include "tessera/nn/parameter.hpp"
+#include "tessera/train/trainer.hpp"
+#include "test_util.hpp"
+#include "training_corpus.hpp"
+
+using namespace tessera;
+
+namespace {
+
+Config run_config(std::int64_t train_iters, const std::vector<std::string>& keys) {
+  return Config::from_string(small_gpt_run(2, "cpu", train_iters), "run.toml", keys);
+}
+
+// Every parameter equals the tensor of that name in a checkpoint's model file.
+bool holds_weights_of(Trainer& t, const std::string& model_file) {
+  const SafetensorsFile f = load_safetensors(model_file);
+  std::vector<Parameter*> params;
+  t.model().collect_parameters(params);
+  for (const Parameter* p : params) {
+    const Tensor& w = f.tensors.at(p->name);
+    for (std::int64_t i = 0; i < w.numel(); ++i)
+      if (w.data<float>()[i] != p->value.data<float>()[i]) return false;
+  }
+  return true;
+}
+
+bool all_zero(const NamedTensors& state) {
+  for (const auto& [name, t] : state)
+    if (t.dtype() == DType::f32)
+      for (std::int64_t i = 0; i < t.numel(); ++i)
+        if (t.data<float>()[i] != 0.0f) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint.finetune and no_load_optim take a checkpoint's weights, as Megatron-LM's flags", "[unit]") {
+  log_state().level = LogLevel::warn;
+  test::TempDir dir;
+  const std::string first = dir / "pretrain";
+  { Trainer t(run_config(4, {"checkpoint.save=\"" + first + "\"", "checkpoint.save_interval=4"})); t.train(); }
+  const std::string ckpt = first + "/iter_0000004", model_file = ckpt + "/model_tp0_pp0.safetensors";
+
+  SECTION("finetune: iteration 1, fresh optimizer and schedule; seed, batch, optimizer and length may differ") {
+    Trainer t(run_config(3, {"checkpoint.load=\"" + first + "\"", "checkpoint.finetune=true",
+                             "checkpoint.save=\"" + (dir / "tuned") + "\"", "checkpoint.save_interval=3",
+                             "training.seed=99", "training.global_batch_size=2", "optimizer.plugin=\"distributed_adam\"",
+                             "optimizer.lr_warmup_iters=1"}));
+    CHECK(holds_weights_of(t, model_file));
+    CHECK(all_zero(t.optimizer().state()));
+    CHECK(t.learning_rate(1) == 0.0);  // the new run's warmup, from its start
+    const TrainingRecord r = t.train();
+    CHECK(r.losses.size() == 3);  // iterations 1–3, fewer than the checkpoint's 4
+    CHECK(std::filesystem::exists(dir / "tuned/iter_0000003/metadata.json"));
+  }
+  SECTION("no_load_optim: the iteration goes on, the optimizer starts afresh (another plugin allowed)") {
+    Trainer t(run_config(6, {"checkpoint.load=\"" + first + "\"", "checkpoint.no_load_optim=true",
+                             "optimizer.plugin=\"distributed_adam\"", "optimizer.lr_decay_iters=4"}));
+    CHECK(holds_weights_of(t, model_file));
+    CHECK(all_zero(t.optimizer().state()));
+    const TrainingRecord r = t.train();
+    CHECK(r.losses.size() == 2);  // iterations 5 and 6
+    // The schedule is the run's, checked as on any resume: a stretched decay is refused.
+    CHECK_THAT(message_of<ConfigError>([&] {
+                 Trainer u(run_config(6, {"checkpoint.load=\"" + first + "\"", "checkpoint.no_load_optim=true"}));
+               }),
+               Catch::Contains("lr decay"));
+  }
+  SECTION("a plain resume still refuses another optimizer plugin") {
+    CHECK_THAT(message_of<ConfigError>([&] {
+                 Trainer t(run_config(6, {"checkpoint.load=\"" + first + "\"", "optimizer.plugin=\"distributed_adam\"",
+                                          "optimizer.lr_decay_iters=4"}));
+               }),
+               Catch::Contains("holds the state of optimizer 'adam'"));
+  }
+  SECTION("refused: fine-tuning into the source's own folder, and either key without load") {
+    CHECK_THAT(message_of<ConfigError>([&] {
+                 Trainer t(run_config(3, {"checkpoint.load=\"" + first + "\"", "checkpoint.save=\"" + first + "\"",
+                                          "checkpoint.finetune=true"}));
+               }),
+               Catch::Contains("checkpoint.finetune = true") && Catch::Contains("another folder"));
+    for (const char* key : {"finetune", "no_load_optim"})
+      CHECK_THAT(message_of<ConfigError>([&] {
+                   Trainer t(run_config(3, {fmt::format("checkpoint.{}=true", key)}));
+                 }),
+                 Catch::Contains(fmt::format("checkpoint.{} = true", key)) && Catch::Contains("needs checkpoint.load"));
+  }
+}
