@@ -3,6 +3,7 @@
 // update_train_iters; the keys' errors; and the trainer: batches, consumed samples, the schedule
 // counted in the updates' samples, and a resume that goes on as the run would have.
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,18 @@ TEST_CASE("a ramped run: each iteration's batch, its samples in the schedule, an
     CHECK(rest.losses[i] == whole.losses[5 + i]);
     CHECK(rest.learning_rates[i] == whole.learning_rates[5 + i]);
     CHECK(rest.batch_sizes[i] == whole.batch_sizes[5 + i]);
+  }
+  // 12 samples: Megatron's count gives 6 iterations (the sixth batch, of 4, starts at 10 ≤ 12) that read
+  // 14 samples; the train split is asked for those (a blend of exactly 12 would run dry).
+  {
+    test::TempDir cache;
+    Trainer t(Config::from_string(by_samples(12, "rampup_batch_size = [2, 2, 10]"), "ramp.toml",
+                                  {"data.data_cache_path=\"" + cache.path.string() + "\""}));
+    CHECK(t.options().train_iters == 6);
+    bool asked_14 = false;
+    for (const auto& f : std::filesystem::directory_iterator(cache.path))
+      asked_14 = asked_14 || f.path().filename().string().find("_train_indexmap_14ns_") != std::string::npos;
+    CHECK(asked_14);
   }
   // Another ramp would place the rest of the data elsewhere: refused.
   CHECK_THAT(message_of<ConfigError>([&] {

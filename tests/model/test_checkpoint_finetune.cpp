@@ -67,8 +67,10 @@ TEST_CASE("checkpoint.finetune and no_load_optim take a checkpoint's weights, as
     CHECK(std::filesystem::exists(dir / "tuned/iter_0000003/metadata.json"));
   }
   SECTION("no_load_optim: the iteration goes on, the optimizer starts afresh (another plugin allowed)") {
+    const std::string fresh = dir / "fresh";
     Trainer t(run_config(6, {"checkpoint.load=\"" + first + "\"", "checkpoint.no_load_optim=true",
-                             "optimizer.plugin=\"distributed_adam\"", "optimizer.lr_decay_iters=4"}));
+                             "optimizer.plugin=\"distributed_adam\"", "optimizer.lr_decay_iters=4",
+                             "checkpoint.save=\"" + fresh + "\"", "checkpoint.save_interval=6"}));
     CHECK(holds_weights_of(t, model_file));
     CHECK(all_zero(t.optimizer().state()));
     const TrainingRecord r = t.train();
@@ -78,6 +80,13 @@ TEST_CASE("checkpoint.finetune and no_load_optim take a checkpoint's weights, as
                  Trainer u(run_config(6, {"checkpoint.load=\"" + first + "\"", "checkpoint.no_load_optim=true"}));
                }),
                Catch::Contains("lr decay"));
+    // Its checkpoint records that the optimizer's state began at step 4 (its files count 2 steps), so
+    // a plain resume of it reads them.
+    const std::string meta = test::read_text(fresh + "/iter_0000006/metadata.json");
+    CHECK(meta.find("\"optimizer_state_offset\": 4") != std::string::npos);
+    Trainer again(run_config(8, {"checkpoint.load=\"" + fresh + "\"", "optimizer.plugin=\"distributed_adam\"",
+                                 "optimizer.lr_decay_iters=4"}));
+    CHECK(again.train().losses.size() == 2);  // iterations 7 and 8
   }
   SECTION("a plain resume still refuses another optimizer plugin") {
     CHECK_THAT(message_of<ConfigError>([&] {

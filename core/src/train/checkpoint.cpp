@@ -132,6 +132,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   if (m.ramp.active()) j["rampup_batch_size"] = {m.ramp.start, m.ramp.increment, m.ramp.samples};
   j["optimizer"] = m.optimizer;
   j["optimizer_steps"] = m.optimizer_steps;
+  if (m.optimizer_state_offset > 0) j["optimizer_state_offset"] = m.optimizer_state_offset;
   if (m.skipped_iterations > 0 || m.loss_scale != 1.0 || m.loss_scale_hysteresis_tracker != 0)
     j["loss_scaler"] = {{"skipped_iterations", m.skipped_iterations},
                         {"scale", m.loss_scale},
@@ -217,6 +218,12 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.consumed_samples = integer(j, "consumed_samples", 0);
   m.optimizer_steps = integer(j, "optimizer_steps", 0);
   m.optimizer = string(j, "optimizer");
+  if (j.contains("optimizer_state_offset")) {
+    m.optimizer_state_offset = integer(j, "optimizer_state_offset", 0);
+    if (m.optimizer_state_offset > m.optimizer_steps)
+      throw bad(fmt::format("optimizer_state_offset {} is past optimizer_steps {}", m.optimizer_state_offset,
+                            m.optimizer_steps));
+  }
   if (j.contains("loss_scaler")) {
     const nlohmann::json& s = j["loss_scaler"];
     m.skipped_iterations = integer(s, "skipped_iterations", 0, "loss_scaler.");

@@ -175,7 +175,13 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
   if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
   const Config to_config = Config::from_string(config.dump(), config.source(), new_settings);
-  read_batch_sizes(to_config, target.dp);  // the global batch must divide over the new dp
+  // The global batch, and a batch ramp's every batch, must divide over the new dp.
+  const BatchSizes batch = read_batch_sizes(to_config, target.dp);
+  if (meta.ramp.active() && (meta.ramp.start % (batch.micro * target.dp) || meta.ramp.increment % (batch.micro * target.dp)))
+    throw ConfigError(fmt::format("the checkpoint's batch ramp (training.rampup_batch_size {}) does not divide over "
+                                  "--dp {}: its start and increment must be multiples of micro_batch_size × dp = {}",
+                                  describe_ramp(meta.ramp), target.dp, batch.micro * target.dp));
+  const std::int64_t state_steps = meta.optimizer_steps - meta.optimizer_state_offset;
 
   const std::int64_t vocab = build_tokenizer(config)->vocab_size();
   const PluginPtr<OptimizerStateFormat> format = state_format(config, meta.optimizer);
@@ -219,10 +225,11 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
         SafetensorsFile state = load_safetensors(file);
         // Not every optimizer counts steps (the SGD example saves none): the new files follow the old.
         saves_step = state.tensors.count("step") > 0;
-        if (saves_step && read_step_tensor(state.tensors, file.string()) != meta.optimizer_steps)
-          throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps",
+        if (saves_step && read_step_tensor(state.tensors, file.string()) != state_steps)
+          throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps ({} "
+                                        "since its state began)",
                                         file.string(), read_step_tensor(state.tensors, file.string()),
-                                        meta_path.string(), meta.optimizer_steps));
+                                        meta_path.string(), meta.optimizer_steps, state_steps));
         if (!format) {
           if (state.tensors.size() > (saves_step ? 1u : 0u))
             throw PluginError(fmt::format("{}: optimizer '{}' keeps state ({} tensors) but exports no "
@@ -302,7 +309,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
         NamedTensors state;
         if (write_format)
           state = write_format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
-        if (saves_step) state.emplace_back("step", step_tensor(meta.optimizer_steps));
+        if (saves_step) state.emplace_back("step", step_tensor(state_steps));
         save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer}});
       }

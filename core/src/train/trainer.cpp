@@ -279,6 +279,10 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   // that train_iters × global batch fits).
   request.num_samples[0] =
       options_.train_samples > 0 ? options_.train_samples : options_.train_iters * options_.global_batch_size;
+  // Megatron's iteration count lets a ramp's last batch end past train_samples (its sampler would
+  // then run dry on a blend of exactly train_samples): ask for what the iterations read.
+  if (options_.ramp.active())
+    request.num_samples[0] = std::max(request.num_samples[0], options_.ramp.consumed_after(options_.train_iters));
   const std::int64_t windows = options_.eval_interval > 0 ? options_.train_iters / options_.eval_interval + 1 : 1;
   std::int64_t valid_samples = 0;
   if (__builtin_mul_overflow(windows, eval_samples, &valid_samples))

@@ -50,6 +50,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.consumed_samples = consumed_samples_;
         meta.optimizer = optimizer_plugin_;
         meta.optimizer_steps = iteration - skipped_iterations_;  // one step per iteration not skipped
+        meta.optimizer_state_offset = optimizer_state_offset_;
         meta.skipped_iterations = skipped_iterations_;
         if (scaler_.active()) {
           const LossScaler::State scaler = scaler_.state();
@@ -185,10 +186,14 @@ void Trainer::load_checkpoint() {
   if (loads_optimizer) {
     const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
     SafetensorsFile file = load_safetensors(path);
-    if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != meta.optimizer_steps)
-      throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps",
+    const std::int64_t state_steps = meta.optimizer_steps - meta.optimizer_state_offset;
+    if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != state_steps)
+      throw FormatError(fmt::format("{}: the optimizer state is at step {}, but {} says {} optimizer steps{}",
                                     path.string(), read_step_tensor(file.tensors, path.string()),
-                                    meta_path.string(), meta.optimizer_steps));
+                                    meta_path.string(), meta.optimizer_steps,
+                                    meta.optimizer_state_offset > 0
+                                        ? fmt::format(", {} of them before its state began", meta.optimizer_state_offset)
+                                        : std::string()));
     try {
       optimizer_->load_state(file.tensors);
     } catch (const FormatError& e) {
@@ -197,6 +202,8 @@ void Trainer::load_checkpoint() {
   }
   consumed_samples_ = meta.consumed_samples;
   skipped_iterations_ = meta.skipped_iterations;
+  // A fresh optimizer (no_load_optim) counts its steps from here.
+  optimizer_state_offset_ = loads_optimizer ? meta.optimizer_state_offset : meta.optimizer_steps;
   scheduled_samples_ = meta.scheduler_samples >= 0 ? meta.scheduler_samples
                                                    : meta.optimizer_steps * meta.global_batch_size;
   iterations_done_ = iteration;

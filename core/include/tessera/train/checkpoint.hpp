@@ -49,6 +49,9 @@ struct CheckpointMetadata {
   // Samples of the updates taken (the schedule's num_steps); −1 when written: optimizer_steps × global batch.
   std::int64_t scheduler_samples = -1;
   std::int64_t optimizer_steps = 0;   // = iteration − skipped_iterations (a skipped iteration takes no step)
+  // Optimizer steps taken before its state began (a run resumed with checkpoint.no_load_optim):
+  // the optimizer files' step is optimizer_steps − this. Absent (0) otherwise.
+  std::int64_t optimizer_state_offset = 0;
   // The loss scaler (fp16; loss_scaler.hpp): iterations whose step it skipped, and its state.
   // Absent from files written without one (read as 0 and scale 1).
   std::int64_t skipped_iterations = 0;

@@ -169,6 +169,8 @@ class Trainer {
   // Samples of the updates taken (Megatron's scheduler num_steps): consumed samples less the
   // skipped iterations'. Iterations trained (or resumed from), and the last one's global batch.
   std::int64_t scheduled_samples_ = 0, iterations_done_ = 0, last_batch_ = 0;
+  // Optimizer steps taken before the optimizer's state began (checkpoint.no_load_optim), recorded in checkpoints.
+  std::int64_t optimizer_state_offset_ = 0;
   bool last_step_skipped_ = false;
   std::vector<double> last_loss_parts_, last_eval_parts_;  // of the last step / evaluation (Model::loss_part_names)
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
