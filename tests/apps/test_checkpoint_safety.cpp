@@ -248,3 +248,23 @@ TEST_CASE("resume refuses a metadata.json that disagrees with itself or its fold
   CHECK(r.clean_error());
   CHECK(r.has("the optimizer state is at step 3"));
 }
+
+TEST_CASE("reshard refuses a dp over which the checkpoint's batch ramp does not divide", "[unit]") {
+  // A ramp from 2 (micro batch 2, dp 1): at dp 2 its first batches would be half a microbatch per rank.
+  CliWorkspace w("save_interval = 3");
+  std::string text = tessera::test::read_text(w.config);
+  const auto at = text.find("train_iters = 6\n");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 16, "train_samples = 24\nrampup_batch_size = [2, 2, 8]\n");
+  const std::string config = w.dir / "ramp.toml";
+  tessera::test::write_text(config, text);
+  const CliRun trained = tessera_cli({"train", config});
+  INFO(trained.output);
+  REQUIRE(trained.ok());
+  CHECK(trained.has("batch ramp (training.rampup_batch_size): global batch 2 growing by 2 to 4"));
+  const CliRun r = tessera_cli({"checkpoint", "reshard", w.save() + "/iter_0000003", "--tp", "1", "--pp", "1", "--dp",
+                                "2", w.dir / "resharded"});
+  INFO(r.output);
+  CHECK(r.clean_error());
+  CHECK(r.has("rampup_batch_size [2, 2, 8]) does not divide over --dp 2"));
+}

@@ -6,7 +6,8 @@
 // - fp16 with a forced overflow (initial scale 1e30): the first steps are skipped and the scale backs off,
 //   then training proceeds;
 // - host↔device traffic per iteration stays small and independent of depth (the sim device's rule);
-// - model.attention_dropout > 0 is refused at start (the kernels do not draw its masks yet).
+// - model.attention_dropout > 0 is refused at start (the kernels do not draw its masks yet);
+// - f32 with model.kv_channels 12 (heads wider than hidden / heads) equals the CPU's.
 #define CATCH_CONFIG_RUNNER
 #include <cmath>
 #include <cstdio>
@@ -70,6 +71,18 @@ TEST_CASE("f32 training on cuda equals the CPU's within float tolerance", "[cuda
   const double d = rel_l2(parameter_values(gpu), parameter_values(cpu));
   INFO("parameters after 3 steps, relative L2 difference " << d);
   CHECK(d <= 1e-4);
+}
+
+TEST_CASE("f32 training with kv_channels (heads wider than hidden / heads) on cuda equals the CPU's", "[cuda]") {
+  // Heads of 12 channels (32 / 4 = 8 by default): q and the output projection 48 wide, not 32.
+  log_state().level = LogLevel::warn;
+  Trainer cpu(Config::from_string(config_text(2, "cpu", 3), "cpu.toml", {"model.kv_channels=12"}));
+  Trainer gpu(Config::from_string(config_text(2, "cuda", 3), "cuda.toml", {"model.kv_channels=12"}));
+  const TrainingRecord a = cpu.train(), b = gpu.train();
+  REQUIRE(b.losses.size() == 3);
+  for (std::size_t i = 0; i < a.losses.size(); ++i)
+    CHECK(std::abs(a.losses[i] - b.losses[i]) <= 1e-5 * std::abs(a.losses[i]));
+  CHECK(rel_l2(parameter_values(gpu), parameter_values(cpu)) <= 1e-4);
 }
 
 TEST_CASE("tf32 training on cuda follows the CPU's f32 losses within 1e-3 relative", "[cuda]") {

@@ -208,7 +208,7 @@ void Trainer::load_checkpoint() {
                                                    : meta.optimizer_steps * meta.global_batch_size;
   iterations_done_ = iteration;
   // The scaler's state from the checkpoint when it used one (a run that switches precision starts
-  // its scaler afresh; Megatron-LM keeps it with the optimizer's, so no_load_optim does too).
+  // its scaler afresh; Megatron-LM keeps it in the optimizer's state, so no_load_optim starts it afresh too).
   if (loads_optimizer && scaler_.active() && (meta.loss_scale != 1.0 || meta.loss_scale_hysteresis_tracker > 0))
     scaler_.load({meta.loss_scale, meta.loss_scale_growth_tracker, meta.loss_scale_hysteresis_tracker});
   start_iteration_ = iteration;
