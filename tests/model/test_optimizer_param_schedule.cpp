@@ -373,6 +373,9 @@ TEST_CASE("a run by samples (train_samples) counts its schedule in samples, as M
     }
   }
   CHECK(read_samples({}).lr.decay_samples == 1000);  // lr_decay_samples defaults to train_samples
+  // Described in samples (a batch ramp makes iterations uneven).
+  CHECK_THAT(read_samples({"optimizer.lr_warmup_samples=50", "optimizer.lr_decay_samples=900"}).describe(),
+             Catch::Contains("linear warmup from 0 over 50 samples") && Catch::Contains("min_lr 0 at sample 900"));
   CHECK(read_samples({"optimizer.weight_decay_incr_style=\"linear\"", "optimizer.start_weight_decay=0",
                       "optimizer.end_weight_decay=1"})
             .weight_decay.incr_samples == 1000);

@@ -65,23 +65,29 @@ void warn_unused(const ConfigSection& s, const char* key, const std::string& why
 }  // namespace
 
 std::string OptimizerParamSchedule::describe() const {
-  const std::int64_t b = samples_per_iteration;
+  // A run by samples (whose batch may ramp up) in samples, else in iterations.
+  const auto length = [&](double samples) {
+    return counts_samples ? fmt::format("{:g} samples", samples)
+                          : fmt::format("{} iterations", iterations(samples, samples_per_iteration));
+  };
+  const auto point = [&](double samples) {
+    return counts_samples ? fmt::format("sample {:g}", samples)
+                          : fmt::format("iteration {}", iterations(samples, samples_per_iteration));
+  };
   std::string out = fmt::format("lr {:g}", lr.lr);
-  if (lr.warmup_samples > 0)
-    out += fmt::format(", linear warmup from {:g} over {} iterations", lr.init_lr, iterations(lr.warmup_samples, b));
+  if (lr.warmup_samples > 0) out += fmt::format(", linear warmup from {:g} over {}", lr.init_lr, length(lr.warmup_samples));
   if (lr.style == "constant")
     out += ", then constant";
   else if (lr.style == "WSD")
-    out += fmt::format(", then constant until iteration {} and a {} anneal to min_lr {:g} at iteration {}",
-                       iterations(static_cast<double>(lr.decay_samples - lr.wsd_decay_samples), b), lr.wsd_style,
-                       lr.min_lr, iterations(static_cast<double>(lr.decay_samples), b));
+    out += fmt::format(", then constant until {}, then annealed ({}) to min_lr {:g} at {}",
+                       point(static_cast<double>(lr.decay_samples - lr.wsd_decay_samples)), lr.wsd_style, lr.min_lr,
+                       point(static_cast<double>(lr.decay_samples)));
   else
-    out += fmt::format(", then {} decay to min_lr {:g} at iteration {}", lr.style, lr.min_lr,
-                       iterations(static_cast<double>(lr.decay_samples), b));
+    out += fmt::format(", then {} decay to min_lr {:g} at {}", lr.style, lr.min_lr,
+                       point(static_cast<double>(lr.decay_samples)));
   if (weight_decay.style == "constant") return out + fmt::format("; weight decay {:g}", weight_decay.end);
-  return out + fmt::format("; weight decay {} from {:g} to {:g} over {} iterations", weight_decay.style,
-                           weight_decay.start, weight_decay.end,
-                           iterations(static_cast<double>(weight_decay.incr_samples), b));
+  return out + fmt::format("; weight decay {} from {:g} to {:g} over {}", weight_decay.style, weight_decay.start,
+                           weight_decay.end, length(static_cast<double>(weight_decay.incr_samples)));
 }
 
 OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const RunLength& run) {
@@ -90,6 +96,7 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
   const bool by_samples = run.train_samples > 0;
   OptimizerParamSchedule out;
   out.samples_per_iteration = batch;
+  out.counts_samples = by_samples;
   LrSchedule& lr = out.lr;
   lr.lr = s.get_float("lr", 1e-4, 0.0, 10.0);
   lr.min_lr = s.get_float("min_lr", 0.0, 0.0, 10.0);

@@ -213,10 +213,13 @@ void Trainer::load_checkpoint() {
     scaler_.load({meta.loss_scale, meta.loss_scale_growth_tracker, meta.loss_scale_hysteresis_tracker});
   start_iteration_ = iteration;
   if (iteration == options_.train_iters)
-    log_info("resumed from checkpoint {}: iteration {} = training.train_iters, nothing left to train (raise train_iters "
-             "to train on: with the default optimizer.lr_decay_iters that changes the schedule, see "
+    log_info("resumed from checkpoint {}: iteration {} = training.train_iters{}, nothing left to train (raise {} to "
+             "train on: with the default optimizer.{} that changes the schedule, see "
              "optimizer.override_opt_param_scheduler)",
-             dir.string(), iteration);
+             dir.string(), iteration,
+             options_.train_samples > 0 ? fmt::format(" (of training.train_samples = {})", options_.train_samples) : "",
+             options_.train_samples > 0 ? "train_samples" : "train_iters",
+             options_.train_samples > 0 ? "lr_decay_samples" : "lr_decay_iters");
   else
     log_info("resumed from checkpoint {}: iteration {}, {} consumed samples; training continues at iteration {}{}",
              dir.string(), iteration, meta.consumed_samples, iteration + 1,

@@ -39,6 +39,7 @@ struct OptimizerParamSchedule {
   LrSchedule lr;
   WeightDecaySchedule weight_decay;
   std::int64_t samples_per_iteration = 1;  // the global batch
+  bool counts_samples = false;             // a run by samples (training.train_samples): describe() in samples
 
   // The rates after `steps` optimizer steps (0 before the first): Megatron builds its scheduler with
   // step(0) and steps it after each optimizer.step(), so update number k applies the rates after k − 1.
