@@ -23,7 +23,18 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   big.virtual_pipeline = 2;
   big.sequence_parallel = true;
   big.optimizer = "distributed_adam";
-  t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big)};
+  // The records this session added: the schedule, a batch ramp, a fresh optimizer's offset.
+  CheckpointMetadata ramped = one;
+  ramped.ramp = {2, 2, 10, 4};
+  ramped.iteration = 10;
+  ramped.consumed_samples = ramped.ramp.consumed_after(10);
+  ramped.optimizer_steps = 10;
+  ramped.optimizer_state_offset = 4;
+  ramped.param_schedule = OptimizerParamSchedule{};
+  ramped.param_schedule->lr.style = "WSD";
+  ramped.param_schedule->lr.wsd_decay_samples = 8;
+  ramped.scheduler_samples = ramped.consumed_samples;
+  t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big), checkpoint_metadata_json(ramped)};
   t.parse = [](const fuzz::Bytes& text) { parse_checkpoint_metadata(text, "fuzz/metadata.json"); };
   t.iterations = 12000;
   fuzz::run_fuzz(t);

@@ -11,7 +11,7 @@ namespace tessera {
 class ConfigSection;
 
 // More iterations than any run's ramp has (checked, so that counting its batches is quick).
-inline constexpr std::int64_t kMaxRampIterations = 1'000'000'000;
+inline constexpr std::int64_t kMaxRampIterations = 100'000'000;
 
 struct BatchRamp {
   std::int64_t start = 0, increment = 0, samples = 0;  // start 0: no ramp
