@@ -24,7 +24,7 @@ def main(directory):
     tokens, labels, mask = t["tokens"].long(), t["labels"].long(), t["loss_mask"].double()
     keep = t["padding_mask"].bool()  # [B,T]
     B, T = tokens.shape
-    D = C // H
+    D = int(t["shape"][4])  # channels per head (kv_channels): the attention projections are H·D wide
 
     x = p["embedding.word_embeddings.weight"][tokens] + p["embedding.position_embeddings.weight"][torch.arange(T)]
     if binary:

@@ -14,6 +14,7 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/train/batch_ramp.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/trainer.hpp"
 #include "test_util.hpp"
 #include "training_corpus.hpp"
@@ -160,6 +161,16 @@ TEST_CASE("a ramped run: each iteration's batch, its samples in the schedule, an
     for (const auto& f : std::filesystem::directory_iterator(cache.path))
       asked_14 = asked_14 || f.path().filename().string().find("_train_indexmap_14ns_") != std::string::npos;
     CHECK(asked_14);
+  }
+  // A ramp's record needs the schedule's (its num_steps are not whole global batches).
+  {
+    const std::string meta_path = dir / "run/iter_0000005/metadata.json";
+    std::string meta = test::read_text(meta_path);
+    const auto at = meta.find("\"opt_param_scheduler\"");
+    REQUIRE(at != std::string::npos);
+    meta.replace(at, 21, "\"no_scheduler_record\"");
+    CHECK_THAT(message_of<FormatError>([&] { parse_checkpoint_metadata(meta, meta_path); }),
+               Catch::Contains("'rampup_batch_size' without 'opt_param_scheduler'"));
   }
   // Another ramp would place the rest of the data elsewhere: refused.
   CHECK_THAT(message_of<ConfigError>([&] {

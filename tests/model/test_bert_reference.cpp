@@ -31,7 +31,8 @@ struct Built {
   PluginPtr<Model> model;
   std::vector<Parameter*> params;
 };
-Built build_bert(bool binary_head, DType compute = DType::f32) {
+// kv_channels 0: hidden / heads.
+Built build_bert(bool binary_head, DType compute = DType::f32, std::int64_t kv_channels = 0) {
   Config config = Config::from_string(fmt::format(R"(
 [model]
 plugin = "bert"
@@ -42,7 +43,8 @@ seq_length = {}
 make_vocab_size_divisible_by = 16
 init_method_std = 0.1
 bert_binary_head = {}
-)", L, C, H, T, binary_head));
+{}
+)", L, C, H, T, binary_head, kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : ""));
   ConfigSection s = config.section("model");
   Built b{create_plugin<Model>("model", s.get_string("plugin"), s, ModelContext{vocab, 7, nullptr, compute}), {}};
   config.check_no_unknown_keys();
@@ -98,19 +100,20 @@ StageOutput step(Model& model, const Batch& batch) {
   return out;
 }
 
-void check_against_torch(bool binary_head) {
-  Built built = build_bert(binary_head);
+void check_against_torch(bool binary_head, std::int64_t kv_channels = 0) {
+  Built built = build_bert(binary_head, DType::f32, kv_channels);
+  const std::int64_t D = kv_channels > 0 ? kv_channels : C / H;
   auto& model = built.model;
   const std::vector<Parameter*>& params = built.params;
   const Batch batch = padded_batch();
   const StageOutput out = step(*model, batch);
   REQUIRE(out.loss_parts.size() == (binary_head ? 2u : 0u));
 
-  const std::string dir = fmt::format("bert_reference_binary{}", binary_head);
+  const std::string dir = fmt::format("bert_reference_binary{}_kv{}", binary_head, D);
   std::filesystem::create_directories(dir);
   NamedTensors saved;
   for (Parameter* p : params) saved.emplace_back(p->name, p->value);
-  saved.emplace_back("shape", Tensor::from<std::int32_t>({4}, {int(L), int(C), int(H), int(binary_head)}));
+  saved.emplace_back("shape", Tensor::from<std::int32_t>({5}, {int(L), int(C), int(H), int(binary_head), int(D)}));
   for (const char* f : {"tokens", "labels", "loss_mask", "padding_mask", "types", "is_random"})
     saved.emplace_back(f, batch.get(f));
   save_safetensors(dir + "/tessera.safetensors", saved);
@@ -136,6 +139,9 @@ void check_against_torch(bool binary_head) {
 TEST_CASE("BERT loss and gradients equal PyTorch, with padding: binary head", "[reference]") { check_against_torch(true); }
 TEST_CASE("BERT loss and gradients equal PyTorch, with padding: no binary head", "[reference]") {
   check_against_torch(false);
+}
+TEST_CASE("BERT with kv_channels (heads of 20 channels, not 48 / 4) equals PyTorch", "[reference]") {
+  check_against_torch(true, 20);
 }
 
 TEST_CASE("BERT in bf16 (f32 masters, bf16 compute copies) stays within bf16 rounding of f32", "[unit]") {

@@ -152,7 +152,7 @@ TEST_CASE("the learning rate follows Megatron-LM's scheduler, every style and wa
         MegatronScheduler m{w.init_lr, 1.0, 0.1, w.samples, train_iters * batch, style, 6 * batch, anneal};
         for (std::int64_t steps = 0; steps <= 30; ++steps, m.num_steps += batch) {
           INFO("after " << steps << " steps");
-          CHECK(p.lr_after(steps) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
+          CHECK(p.lr.at(steps * batch) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
         }
       }
 }
@@ -174,7 +174,7 @@ TEST_CASE("the weight decay follows Megatron-LM's scheduler: constant, linear or
     m.wd_incr_style = style;
     for (std::int64_t steps = 0; steps <= 14; ++steps, m.num_steps += batch) {
       INFO("after " << steps << " steps");
-      CHECK(p.weight_decay_after(steps) == Approx(m.get_wd()).epsilon(1e-12));
+      CHECK(p.weight_decay.at(steps * batch) == Approx(m.get_wd()).epsilon(1e-12));
     }
   }
   CHECK(read({}).weight_decay.end == 0.01);  // Megatron-LM's default weight decay
@@ -215,11 +215,11 @@ TEST_CASE("schedule keys that contradict or lack each other are ConfigErrors nam
                                            "optimizer.lr_warmup_iters=2", fmt::format("optimizer.lr_wsd_decay_iters={}", wsd)});
     MegatronScheduler m{0.0, 1.0, 0.1, 16.0, 160, "WSD", wsd * 8};
     for (std::int64_t steps = 0; steps <= 22; ++steps, m.num_steps += 8)
-      CHECK(w.lr_after(steps) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
+      CHECK(w.lr.at(steps * 8) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
   }
   const OptimizerParamSchedule p = read({"optimizer.lr=1", "optimizer.lr_warmup_fraction=0.1", "optimizer.lr_decay_iters=25"});
   CHECK(p.lr.warmup_samples == 20.0);
-  CHECK(p.lr_after(2) == Approx(16.0 / 20.0));
+  CHECK(p.lr.at(2 * 8) == Approx(16.0 / 20.0));
   CHECK(p.describe().find("linear warmup from 0 over 2.5 iterations") != std::string::npos);
 }
 
@@ -250,7 +250,7 @@ TEST_CASE("the update of iteration k applies Megatron-LM's rates (the schedule b
   const TrainingRecord r = train(small_gpt_run(2, "cpu", 6), keys);
   REQUIRE(r.learning_rates.size() == 6);
   for (std::int64_t it = 1; it <= 6; ++it)
-    CHECK(r.learning_rates[it - 1] == Approx(t.param_schedule().lr_after(it)).epsilon(1e-12));
+    CHECK(r.learning_rates[it - 1] == Approx(t.param_schedule().lr.at(it * 4)).epsilon(1e-12));
   CHECK(r.learning_rates.back() == 0.0);
 }
 
@@ -308,7 +308,7 @@ TEST_CASE("a resumed run keeps its checkpoint's schedule unless a key says which
   CHECK_THAT(msg, !Catch::Contains("weight-decay increment"));
   {  // The same decay as the checkpoint's: it goes on with it.
     Trainer t(resumed({"optimizer.lr_decay_iters=4"}));
-    CHECK(t.learning_rate(5) == meta.param_schedule->lr_after(4));
+    CHECK(t.learning_rate(5) == meta.param_schedule->lr.at(4 * 4));
   }
   {  // This config's schedule from iteration 5 on: cosine from 2 to 8, 2/6 of the way.
     Trainer t(resumed({"optimizer.override_opt_param_scheduler=true"}));
@@ -369,7 +369,7 @@ TEST_CASE("a run by samples (train_samples) counts its schedule in samples, as M
     MegatronScheduler m{0.0, 1.0, 0.1, 50.0, 900, style, 300};
     for (std::int64_t steps = 0; steps <= 130; ++steps, m.num_steps += 8) {
       INFO("after " << steps << " steps");
-      CHECK(p.lr_after(steps) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
+      CHECK(p.lr.at(steps * 8) == Approx(m.get_lr()).epsilon(1e-12).margin(1e-15));
     }
   }
   CHECK(read_samples({}).lr.decay_samples == 1000);  // lr_decay_samples defaults to train_samples

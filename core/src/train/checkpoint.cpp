@@ -162,8 +162,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                                 {"end_wd", ps.weight_decay.end},
                                 {"wd_incr_steps", ps.weight_decay.incr_samples},
                                 {"wd_incr_style", ps.weight_decay.style},
-                                {"num_steps", m.scheduler_samples >= 0 ? m.scheduler_samples
-                                                                       : m.optimizer_steps * m.global_batch_size}};
+                                {"num_steps", m.scheduler_samples}};
   }
   return j.dump(2) + "\n";
 }
@@ -320,6 +319,10 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
                                                           m.optimizer_steps, m.global_batch_size)));
     m.param_schedule = ps;
     m.scheduler_samples = num_steps;
+  } else if (m.ramp.active()) {  // Tessera writes both: the ramp's updates are not whole global batches
+    throw bad("'rampup_batch_size' without 'opt_param_scheduler', whose num_steps counts the ramp's updates");
+  } else {
+    m.scheduler_samples = m.optimizer_steps * m.global_batch_size;  // within the range checked above
   }
   return m;
 }

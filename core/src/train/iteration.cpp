@@ -37,37 +37,37 @@ std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double
   return total;
 }
 
-double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
-  // Summed on the parameters' device, read once.
-  Tensor device_sq = params.empty() ? Tensor::zeros({1}, DType::f64) : params.front()->grad.new_zeros({1}, DType::f64);
-  if (optimizer.gradient_shards()) {
-    optimizer.shard_grad_sum_squares(device_sq);
-  } else {
-    for (const Parameter* p : params)
-      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->grad, device_sq, /*accumulate=*/true);
-  }
-  double sq = device_sq.item();
-  // Each dp rank holds the reduced gradients of its shards only: the sum runs over dp too.
-  if (optimizer.gradient_shards()) sq = all_reduce_sum(*parallel.groups.dp, sq);
-  sq = all_reduce_sum(*parallel.groups.tp, sq);
-  sq = all_reduce_sum(*parallel.groups.pp, sq);
-  return std::sqrt(sq);
-}
+namespace {
 
-double global_params_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
-  Tensor device_sq = params.empty() ? Tensor::zeros({1}, DType::f64) : params.front()->value.new_zeros({1}, DType::f64);
+// The L2 norm of every parameter's `field` (its gradient or its f32 value), each counted once as the
+// grad norm counts it; with gradient shards, of the optimizer's shards (`shard_sum`) instead, which
+// every dp rank holds only its part of. Summed on the parameters' device, read once.
+double global_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
+                   Tensor Parameter::*field, void (Optimizer::*shard_sum)(Tensor&) const) {
+  Tensor device_sq =
+      params.empty() ? Tensor::zeros({1}, DType::f64) : (params.front()->*field).new_zeros({1}, DType::f64);
   const bool shards = optimizer.gradient_shards() != nullptr;
   if (shards) {
-    optimizer.shard_param_sum_squares(device_sq);
+    (optimizer.*shard_sum)(device_sq);
   } else {
     for (const Parameter* p : params)
-      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->value, device_sq, /*accumulate=*/true);
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->*field, device_sq, /*accumulate=*/true);
   }
   double sq = device_sq.item();
   if (shards) sq = all_reduce_sum(*parallel.groups.dp, sq);
   sq = all_reduce_sum(*parallel.groups.tp, sq);
   sq = all_reduce_sum(*parallel.groups.pp, sq);
   return std::sqrt(sq);
+}
+
+}  // namespace
+
+double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
+  return global_norm(params, optimizer, parallel, &Parameter::grad, &Optimizer::shard_grad_sum_squares);
+}
+
+double global_params_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
+  return global_norm(params, optimizer, parallel, &Parameter::value, &Optimizer::shard_param_sum_squares);
 }
 
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {

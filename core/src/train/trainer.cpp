@@ -158,11 +158,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
                                     t.origin("train_iters"), t.origin("train_samples")));
     o.train_samples = t.get_int("train_samples", 1, o.global_batch_size, INT64_MAX / 2);
     o.train_iters = o.train_samples / o.global_batch_size;
-    // Megatron-LM's --rampup-batch-size: smaller batches first, so more iterations (update_train_iters).
-    o.ramp = read_batch_ramp(t, o.global_batch_size, o.micro_batch_size * layout.dp(), true);
-    if (o.ramp.active()) o.train_iters = o.ramp.iterations(o.train_samples);
   } else {
-    o.ramp = read_batch_ramp(t, o.global_batch_size, o.micro_batch_size * layout.dp(), false);  // set: a ConfigError
     o.train_iters = t.get_int("train_iters", 10, 1, INT64_MAX / 2);
     std::int64_t samples = 0;
     if (__builtin_mul_overflow(o.train_iters, o.global_batch_size, &samples))
@@ -170,6 +166,10 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
                                     "64-bit count; lower training.train_iters",
                                     o.train_iters, o.global_batch_size));
   }
+  // Megatron-LM's --rampup-batch-size (runs by samples only): smaller batches first, so more
+  // iterations (its update_train_iters).
+  o.ramp = read_batch_ramp(t, o.global_batch_size, o.micro_batch_size * layout.dp(), o.train_samples > 0);
+  if (o.ramp.active()) o.train_iters = o.ramp.iterations(o.train_samples);
   o.eval_interval = t.get_int("eval_interval", 0, 0, INT64_MAX / 2);
   o.eval_iters = t.get_int("eval_iters", 1, o.eval_interval > 0 ? 1 : 0, 1 << 20);
   o.seed = static_cast<std::uint64_t>(t.get_int("seed", 1234, 0, 4294967295));  // numpy-compatible shuffles take 32-bit seeds
@@ -189,8 +189,8 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.load_dir = ck.get_string("load", "");
   o.finetune = ck.get_bool("finetune", false);
   o.no_load_optim = ck.get_bool("no_load_optim", false);
-  for (const char* key : {"finetune", "no_load_optim"})
-    if (ck.get_bool(key, false) && o.load_dir.empty())
+  for (const auto& [key, on] : {std::pair{"finetune", o.finetune}, std::pair{"no_load_optim", o.no_load_optim}})
+    if (on && o.load_dir.empty())
       throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose weights it "
                                     "loads",
                                     key, ck.origin(key)));
@@ -395,8 +395,8 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
 }
 
 std::int64_t Trainer::scheduled_samples_before(std::int64_t iteration) const {
-  if (!options_.ramp.active()) return (iteration - 1 - skipped_iterations_) * options_.global_batch_size;
   std::int64_t samples = scheduled_samples_, consumed = consumed_samples_;
+  if (!options_.ramp.active()) return samples + (iteration - 1 - iterations_done_) * options_.global_batch_size;
   for (std::int64_t it = iterations_done_ + 1; it < iteration; ++it) {
     const std::int64_t b = options_.ramp.batch_at(consumed);
     samples += b;

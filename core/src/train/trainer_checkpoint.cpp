@@ -204,8 +204,7 @@ void Trainer::load_checkpoint() {
   skipped_iterations_ = meta.skipped_iterations;
   // A fresh optimizer (no_load_optim) counts its steps from here.
   optimizer_state_offset_ = loads_optimizer ? meta.optimizer_state_offset : meta.optimizer_steps;
-  scheduled_samples_ = meta.scheduler_samples >= 0 ? meta.scheduler_samples
-                                                   : meta.optimizer_steps * meta.global_batch_size;
+  scheduled_samples_ = meta.scheduler_samples;
   iterations_done_ = iteration;
   // The scaler's state from the checkpoint when it used one (a run that switches precision starts
   // its scaler afresh; Megatron-LM keeps it in the optimizer's state, so no_load_optim starts it afresh too).

@@ -46,8 +46,9 @@ struct CheckpointMetadata {
   std::int64_t consumed_samples = 0;  // = iteration × global_batch_size (with a ramp: its batches' sum)
   // training.rampup_batch_size ("rampup_batch_size": [start, increment, samples]; absent: none).
   BatchRamp ramp;
-  // Samples of the updates taken (the schedule's num_steps); −1 when written: optimizer_steps × global batch.
-  std::int64_t scheduler_samples = -1;
+  // Samples of the updates taken (the schedule's num_steps); read from a checkpoint without the
+  // schedule's record: optimizer_steps × global_batch_size (no ramp then).
+  std::int64_t scheduler_samples = 0;
   std::int64_t optimizer_steps = 0;   // = iteration − skipped_iterations (a skipped iteration takes no step)
   // Optimizer steps taken before its state began (a run resumed with checkpoint.no_load_optim):
   // the optimizer files' step is optimizer_steps − this. Absent (0) otherwise.

@@ -41,11 +41,6 @@ struct OptimizerParamSchedule {
   std::int64_t samples_per_iteration = 1;  // the global batch
   bool counts_samples = false;             // a run by samples (training.train_samples): describe() in samples
 
-  // The rates after `steps` optimizer steps (0 before the first): Megatron builds its scheduler with
-  // step(0) and steps it after each optimizer.step(), so update number k applies the rates after k − 1.
-  double lr_after(std::int64_t steps) const { return lr.at(steps * samples_per_iteration); }
-  double weight_decay_after(std::int64_t steps) const { return weight_decay.at(steps * samples_per_iteration); }
-
   // "cosine decay of lr 0.0003 to min_lr 3e-05 over 300 iterations after 30 of warmup; weight decay 0.1"
   std::string describe() const;
 };

@@ -111,7 +111,7 @@ class Trainer {
   // OptimizerParamScheduler, which starts at step 0 and is stepped after optimizer.step() by the
   // samples of that step: the schedule at the samples of the updates taken before this one
   // (iterations skipped by the loss scaler do not advance it), so the first update of a warmup
-  // applies rate 0. With a batch ramp, for iterations not yet trained only.
+  // applies rate 0. For iterations not yet trained.
   double learning_rate(std::int64_t iteration) const { return param_schedule_.lr.at(scheduled_samples_before(iteration)); }
   // The weight decay that iteration `iteration`'s update applies, counted as the learning rate.
   double weight_decay(std::int64_t iteration) const {
