@@ -49,10 +49,11 @@ void check_batch_fields(const FieldSpecs& consumed, const std::string& consumer,
                         const std::string& producer) {
   for (const FieldSpec& need : consumed) {
     auto it = std::find_if(produced.begin(), produced.end(), [&](const FieldSpec& f) { return f.name == need.name; });
+    if (it == produced.end() && need.optional) continue;
     if (it == produced.end())
       throw ConfigError(fmt::format("{} consumes the batch field {}, which {} does not produce (it produces {})",
                                     consumer, need.str(), producer, list_specs(produced)));
-    if (*it != need)
+    if (it->dtype != need.dtype || it->sample_shape != need.sample_shape)
       throw ConfigError(fmt::format("{} consumes the batch field {}, but {} produces it as {}", consumer, need.str(),
                                     producer, it->str()));
   }

@@ -10,6 +10,7 @@ Batch Model::example_batch(std::int64_t micro_batch_size, std::int64_t vocab_siz
   std::uniform_int_distribution<std::int32_t> id(0, static_cast<std::int32_t>(vocab_size - 1));
   Batch batch;
   for (const FieldSpec& f : batch_fields()) {
+    if (f.optional) continue;  // what a model reads only if the data has it: an example goes without
     Shape shape{micro_batch_size};
     shape.insert(shape.end(), f.sample_shape.begin(), f.sample_shape.end());
     Tensor t = Tensor::zeros(shape, f.dtype);

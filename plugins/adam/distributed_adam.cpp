@@ -7,7 +7,7 @@
 // then updates the parameter elements of its shards with its 1/dp of Adam's moments — the same
 // element-wise update plain Adam applies — and all-gathers every bucket's updated shards back into
 // the parameters, so every rank ends the step with the whole model, as with plain Adam. The grad
-// norm comes from the shards (shard_grad_sum_squares). In mixed precision (parameters with bf16/f16
+// norm comes from the shards (visit_shards). In mixed precision (parameters with bf16/f16
 // compute copies) the update writes this shard's copies straight into a compute-dtype staging
 // buffer and only those are all-gathered — half the bytes, as Megatron-LM's distributed optimizer:
 // each rank's f32 master weights are then fresh on its own shard only, and gather_master_weights()
@@ -88,14 +88,9 @@ class DistributedAdam : public Optimizer {
 
   std::vector<Tensor>* gradient_shards() override { return buckets_ ? &shards_ : nullptr; }
 
-  void shard_grad_sum_squares(Tensor& out) const override {
+  void visit_shards(ShardField field, const std::function<void(const Tensor&)>& visit) const override {
     for (const Piece& p : pieces_)
-      if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.grad, out, /*accumulate=*/true);
-  }
-
-  void shard_param_sum_squares(Tensor& out) const override {
-    for (const Piece& p : pieces_)
-      if (counts_in_grad_norm(*p.param, tp_rank_)) ops::sum_squares(p.value, out, /*accumulate=*/true);
+      if (counts_in_grad_norm(*p.param, tp_rank_)) visit(field == ShardField::grad ? p.grad : p.value);
   }
 
   void step(const UpdateRates& rates, float grad_scale) override {

@@ -64,7 +64,8 @@ class CudaBackend final : public Backend {
   std::string unavailable_reason() const override { return unavailable_; }
   int auto_priority() const override { return 100; }
   bool supports_tf32() const override { return true; }
-  bool supports_attention_dropout() const override { return false; }  // ops_attention.cpp
+  bool supports_attention_dropout() const override { return false; }   // ops_attention.cpp
+  bool supports_attention_first_key() const override { return false; }  // ops_attention.cpp
   // 128M floats: the GPT-2 head's logits in 7 chunks of 2668 rows at B·T = 16384 (0.5 GB of f32).
   std::int64_t chunk_elements_hint() const override { return std::int64_t{128} << 20; }
   void set_tf32(bool on) override;
@@ -106,10 +107,10 @@ class CudaBackend final : public Backend {
   void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
   void rope(const ops::RopeShape& s, Tensor& x, bool inverse) override;
   void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) override;
-  void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+  void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, const ops::AttentionMask& mask,
                          Tensor& out, Tensor& lse) override;
   void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
-                          const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq,
+                          const ops::AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq,
                           Tensor& dkv) override;
   void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) override;
   void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
@@ -134,6 +135,7 @@ class CudaBackend final : public Backend {
   void scale(Tensor& x, float s) override;
   void sum(const Tensor& x, Tensor& out, bool accumulate) override;
   void sum_squares(const Tensor& x, Tensor& out, bool accumulate) override;
+  void count_zeros(const Tensor& x, Tensor& out, bool accumulate) override;
   void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) override;
   void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,
                  Tensor* param_copy) override;

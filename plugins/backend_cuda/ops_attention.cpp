@@ -14,7 +14,7 @@ namespace {
 
 // The kernels' tiles hold a head in shared memory and registers: heads above 256 channels have no
 // kernel yet (a ShapeError, as for a dtype without one).
-AttentionDims dims_of(const ops::AttentionShape& s, const char* op) {
+AttentionDims dims_of(const ops::AttentionShape& s, const ops::AttentionMask& mask, const char* op) {
   if (s.D > kAttentionMaxHeadDim)
     throw ShapeError(fmt::format("{}: the CUDA backend's attention takes head sizes D up to {}, got D={} "
                                  "(model.kv_channels, or hidden_size / num_attention_heads)",
@@ -25,6 +25,12 @@ AttentionDims dims_of(const ops::AttentionShape& s, const char* op) {
     throw Error(fmt::format("{}: attention dropout (model.attention_dropout = {}) runs on the CPU backend only; the "
                             "CUDA backend has no kernel for it yet: set model.attention_dropout = 0 on device cuda",
                             op, s.dropout));
+  // Per-query first keys (GPT's documents) have no CUDA kernel yet either.
+  if (mask.first_key.defined())
+    throw Error(fmt::format("{}: per-query first keys (document masks, data.reset_attention_mask) run on the CPU "
+                            "backend only; the CUDA backend has no kernel for them yet: set "
+                            "data.reset_attention_mask = false on device cuda",
+                            op));
   return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal};
 }
 
@@ -35,21 +41,21 @@ const std::uint8_t* mask_or_null(const Tensor& key_mask) {
 }  // namespace
 
 void CudaBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
-                                    const Tensor& key_mask, Tensor& out, Tensor& lse) {
+                                    const ops::AttentionMask& mask, Tensor& out, Tensor& lse) {
   const char* op = "attention_forward";
-  const AttentionDims d = dims_of(s, op);
-  ::tessera::cuda::attention_forward(float_of(q, op), d, q.device_raw(), kv.device_raw(), mask_or_null(key_mask),
+  const AttentionDims d = dims_of(s, mask, op);
+  ::tessera::cuda::attention_forward(float_of(q, op), d, q.device_raw(), kv.device_raw(), mask_or_null(mask.key_mask),
                                      out.device_raw(), lse.device_data<float>(), stream());
 }
 
 void CudaBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
-                                     const Tensor& kv, const Tensor& key_mask, const Tensor& out, const Tensor& lse,
-                                     Tensor& dq, Tensor& dkv) {
+                                     const Tensor& kv, const ops::AttentionMask& mask, const Tensor& out,
+                                     const Tensor& lse, Tensor& dq, Tensor& dkv) {
   const char* op = "attention_backward";
-  const AttentionDims d = dims_of(s, op);
+  const AttentionDims d = dims_of(s, mask, op);
   Workspace ws(attention_backward_workspace_bytes(d), stream());
   ::tessera::cuda::attention_backward(float_of(q, op), d, dout.device_raw(), q.device_raw(), kv.device_raw(),
-                                      mask_or_null(key_mask), out.device_raw(), lse.device_data<float>(),
+                                      mask_or_null(mask.key_mask), out.device_raw(), lse.device_data<float>(),
                                       dq.device_raw(), dkv.device_raw(), ws.get(), stream());
 }
 

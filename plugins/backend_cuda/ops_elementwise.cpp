@@ -74,6 +74,11 @@ void CudaBackend::sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
             stream());
 }
 
+void CudaBackend::count_zeros(const Tensor& x, Tensor& out, bool accumulate) {
+  Workspace ws(reduce_workspace_bytes(x.numel()), stream());
+  cuda::count_zeros(x.device_data<float>(), x.numel(), out.device_data<double>(), accumulate, ws.get(), stream());
+}
+
 void CudaBackend::masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {
   Workspace ws(reduce_workspace_bytes(values.numel()), stream());
   cuda::masked_sum(values.device_data<float>(), mask.device_data<float>(), values.numel(), out.device_data<double>(),

@@ -99,7 +99,12 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
 
 FieldSpecs GptModel::batch_fields() const {
   const std::int64_t T = o_.seq_length;
-  return {{"tokens", DType::i32, {T}}, {"labels", DType::i32, {T}}, {"loss_mask", DType::f32, {T}}};
+  // Read when the data has them (gpt_indexed's reset_position_ids, reset_attention_mask).
+  return {{"tokens", DType::i32, {T}},
+          {"labels", DType::i32, {T}},
+          {"loss_mask", DType::f32, {T}},
+          {"position_ids", DType::i32, {T}, /*optional=*/true},
+          {"document_start", DType::i32, {T}, /*optional=*/true}};
 }
 
 std::vector<TensorSpec> GptModel::stage_boundary(std::int64_t micro_batch_size, int /*boundary*/) const {
@@ -126,13 +131,15 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& pos
   // their part of the one-process mask.
   const bool sp = sequence_parallel(ctx);
   const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
-  // Position ids of those rows: t of each row (b, t) of the flattened [B, T]. With rope the
-  // positions enter in attention instead.
+  // Position ids of those rows: the given ones, or t of each row (b, t) of the flattened [B, T].
+  // With rope the positions enter in attention instead (at 0 … T − 1, as Megatron-Core's rotary
+  // embedding ignores position_ids).
   if (position_embeddings_) {
     Tensor pos = positions;
     if (pos.defined()) {
-      TESSERA_CHECK_SHAPE(!sp && pos.dtype() == DType::i32 && pos.numel() == B * T,
-                          "GPT: positions must be i32 [{}] (and no sequence parallelism), got {}", B * T, pos.str());
+      TESSERA_CHECK_SHAPE(pos.dtype() == DType::i32 && pos.numel() == B * T,
+                          "GPT: positions must be i32 [{}], got {}", B * T, pos.str());
+      pos = pos.reshape({B * T}).rows(rows.first, rows.first + rows.rows);
     } else {
       pos = tokens.new_empty({rows.rows}, DType::i32);
       ops::arange_mod(pos, rows.first, T);
@@ -156,7 +163,7 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
   ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
   if (starts_model(c)) {
-    x = embed(ctx, tokens);
+    x = embed(ctx, tokens, batch.has("position_ids") ? batch.get("position_ids") : Tensor());
   } else {
     const Shape expected = activation_shape(tokens.size(0));
     TESSERA_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined() && inputs[0].shape() == expected &&
@@ -166,7 +173,9 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
                         inputs.size(), inputs.size() == 1 && inputs[0].defined() ? ": " + inputs[0].str() : "");
     x = inputs[0];
   }
-  x = block.forward(ctx, x);  // ending the model: through the final norm too
+  AttentionInputs in;  // documents attend only themselves where the data marks them
+  if (batch.has("document_start")) in.first_key = batch.get("document_start");
+  x = block.forward(ctx, x, in);  // ending the model: through the final norm too
   if (!ends_model(c)) return {{x}, 0.0, {}};
   return {{}, head_loss(ctx, x, batch), {}};
 }

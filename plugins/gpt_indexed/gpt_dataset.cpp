@@ -170,6 +170,21 @@ FieldSpecs gpt_fields(std::int64_t seq_length) {
           {"loss_mask", DType::f32, {seq_length}}};
 }
 
+FieldSpecs gpt_fields(const GptDatasetOptions& options) {
+  FieldSpecs f = gpt_fields(options.seq_length);
+  if (options.reset_position_ids) f.push_back({"position_ids", DType::i32, {options.seq_length}});
+  if (options.reset_attention_mask) f.push_back({"document_start", DType::i32, {options.seq_length}});
+  return f;
+}
+
+void document_starts(const std::int32_t* tokens, std::int64_t n, std::int32_t eod, std::int32_t* first) {
+  std::int32_t start = 0;
+  for (std::int64_t t = 0; t < n; ++t) {
+    first[t] = start;
+    if (tokens[t] == eod) start = static_cast<std::int32_t>(t + 1);
+  }
+}
+
 void GptDataset::sample(std::int64_t index, const SampleView& out) const {
   const auto tokens = out.get<std::int32_t>("tokens"), labels = out.get<std::int32_t>("labels");
   const auto mask = out.get<float>("loss_mask");
@@ -178,6 +193,22 @@ void GptDataset::sample(std::int64_t index, const SampleView& out) const {
     throw ShapeError(fmt::format("GPT sample fields hold {}, {} and {} values, the dataset's samples {}", tokens.size(),
                                  labels.size(), mask.size(), T));
   sample(index, tokens.data(), labels.data(), mask.data());
+  if (!options_.reset_position_ids && !options_.reset_attention_mask) return;
+  thread_local std::vector<std::int32_t> first;
+  first.resize(T);
+  document_starts(tokens.data(), options_.seq_length, options_.eod_token, first.data());
+  if (options_.reset_attention_mask) {
+    const auto starts = out.get<std::int32_t>("document_start");
+    if (starts.size() != T)
+      throw ShapeError(fmt::format("GPT field document_start holds {} values, the dataset's samples {}", starts.size(), T));
+    std::copy(first.begin(), first.end(), starts.begin());
+  }
+  if (options_.reset_position_ids) {
+    const auto positions = out.get<std::int32_t>("position_ids");
+    if (positions.size() != T)
+      throw ShapeError(fmt::format("GPT field position_ids holds {} values, the dataset's samples {}", positions.size(), T));
+    for (std::size_t t = 0; t < T; ++t) positions[t] = static_cast<std::int32_t>(t) - first[t];
+  }
 }
 
 void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const {

@@ -2,7 +2,9 @@
 // (see gpt_indices.hpp): sample i is the seq_length + 1 token window at shuffle_idx[i];
 // tokens = window[:-1], labels = window[1:], loss_mask = 1 (0 where tokens == eod with
 // eod_mask_loss, as Megatron's get_ltor_masks_and_position_ids does). Those are the three batch
-// fields the plugin produces (gpt_fields). With a FimTransform (gpt_fim.hpp) the window is first
+// fields the plugin always produces (gpt_fields). With reset_position_ids it adds position_ids,
+// and with reset_attention_mask document_start (document_starts below), as Megatron's function
+// resets them after each eod of tokens. With a FimTransform (gpt_fim.hpp) the window is first
 // rewritten by fill-in-the-middle, from a generator seeded by (seed, index) alone.
 #pragma once
 #include <array>
@@ -24,6 +26,7 @@ struct GptDatasetOptions {
   std::int64_t num_samples = 0;  // wanted; size() may be larger (Megatron keeps the whole last epoch)
   std::int32_t eod_token = 0;
   bool eod_mask_loss = false;
+  bool reset_position_ids = false, reset_attention_mask = false;
   // The tokenizer's vocabulary size; when > 0, every token of the range is checked to be below it
   // once, at construction (a FormatError: the data was preprocessed with another tokenizer).
   std::int64_t vocab_size = 0;
@@ -37,8 +40,17 @@ struct GptDatasetOptions {
   std::string split_name = "train";  // in the cache files' names (build_gpt_splits sets it)
 };
 
-// The fields of a GPT sample: tokens i32[T], labels i32[T], loss_mask f32[T].
+// The fields of a GPT sample: tokens i32[T], labels i32[T], loss_mask f32[T]; with the options'
+// resets also position_ids i32[T] and document_start i32[T].
 FieldSpecs gpt_fields(std::int64_t seq_length);
+FieldSpecs gpt_fields(const GptDatasetOptions& options);
+
+// Megatron-LM's document boundaries within a sample (get_ltor_masks_and_position_ids): a document
+// ends at each eod of tokens[0, n), the eod included, and the next starts after it. first[t] = the
+// position its document starts at (0 before the first eod), so that
+//   reset_attention_mask: query t attends keys j with first[t] ≤ j ≤ t;
+//   reset_position_ids:   token t's position is t − first[t].
+void document_starts(const std::int32_t* tokens, std::int64_t n, std::int32_t eod, std::int32_t* first);
 
 class GptDataset : public Dataset {
  public:
@@ -49,7 +61,7 @@ class GptDataset : public Dataset {
 
   std::int64_t size() const override { return indices_.num_samples(); }
   std::int64_t seq_length() const { return options_.seq_length; }
-  // Writes the gpt_fields of sample `index`.
+  // Writes the gpt_fields(options) of sample `index`.
   void sample(std::int64_t index, const SampleView& out) const override;
   // The same, into seq_length values each.
   void sample(std::int64_t index, std::int32_t* tokens, std::int32_t* labels, float* loss_mask) const;

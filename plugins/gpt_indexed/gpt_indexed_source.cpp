@@ -10,6 +10,7 @@
 // fim_rate > 0 adds fill-in-the-middle (gpt_fim.hpp), checked against the tokenizer at start.
 // The GPT indices and a blend's indices are cached as .npy files beside the data, or in
 // data_cache_path (gpt_dataset.hpp, tessera/data/blended_dataset.hpp, tessera/data/index_cache.hpp).
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -54,6 +55,9 @@ class GptIndexedSource : public DataSource {
     options_.seed = static_cast<std::uint32_t>(r.seed);
     options_.eod_token = r.eod_token;
     options_.eod_mask_loss = s.get_bool("eod_mask_loss", false);
+    options_.reset_position_ids = s.get_bool("reset_position_ids", false);
+    options_.reset_attention_mask = s.get_bool("reset_attention_mask", false);
+    check_model_reads(s, r.model_fields);
     options_.vocab_size = r.vocab_size;
     options_.cache_indices = true;
     options_.cache_dir = s.get_string("data_cache_path", "");
@@ -61,7 +65,7 @@ class GptIndexedSource : public DataSource {
     read_fim(s);
   }
 
-  FieldSpecs fields() const override { return gpt_fields(options_.seq_length); }
+  FieldSpecs fields() const override { return gpt_fields(options_); }
 
   void open() override {
     const DataRequest& r = request_;
@@ -160,6 +164,12 @@ class GptIndexedSource : public DataSource {
                          fim_.split_sample.empty() ? std::string()
                                                    : fmt::format(", fim_split_sample \"{}\", fragment_fim_rate {}",
                                                                  fim_.split_sample, fim_.fragment_rate));
+    if (options_.reset_position_ids || options_.reset_attention_mask)
+      out += fmt::format("; after each eod (token {}) {}", options_.eod_token,
+                         options_.reset_position_ids && options_.reset_attention_mask
+                             ? "positions restart and tokens attend their own document only"
+                         : options_.reset_position_ids ? "positions restart"
+                                                       : "tokens attend their own document only");
     return out;
   }
 
@@ -189,6 +199,22 @@ class GptIndexedSource : public DataSource {
     blend_ = read_data_blend(s, "data_path");
     split_ = s.get_string("split", "969,30,1");
     parse_document_split(split_, 0);  // a malformed split is a config error, found before any file is read
+  }
+
+  // A reset makes a field that a model must read, or its documents would silently attend each
+  // other (or keep their positions): refuse a model that does not (GPT reads both).
+  void check_model_reads(const ConfigSection& s, const FieldSpecs& model_fields) const {
+    if (model_fields.empty()) return;  // no model (tools, tests)
+    for (const auto& [key, field] : {std::pair{"reset_position_ids", "position_ids"},
+                                     std::pair{"reset_attention_mask", "document_start"}}) {
+      if (!s.get_bool(key, false)) continue;
+      const bool read = std::any_of(model_fields.begin(), model_fields.end(),
+                                    [&](const FieldSpec& f) { return f.name == field; });
+      if (!read)
+        throw ConfigError(fmt::format("{} = true makes the batch field {}, which the model plugin does not read; "
+                                      "set it to false or use a model that reads it (gpt)",
+                                      key_where(s, key), field));
+    }
   }
 
   void read_fim(const ConfigSection& s) {

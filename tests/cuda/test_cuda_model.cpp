@@ -6,7 +6,8 @@
 // - fp16 with a forced overflow (initial scale 1e30): the first steps are skipped and the scale backs off,
 //   then training proceeds;
 // - host↔device traffic per iteration stays small and independent of depth (the sim device's rule);
-// - model.attention_dropout > 0 is refused at start (the kernels do not draw its masks yet);
+// - model.attention_dropout > 0 is refused at start (the kernels do not draw its masks yet), and so
+//   is data.reset_attention_mask (nor do they take per-query first keys);
 // - f32 with model.kv_channels 12 (heads wider than hidden / heads) equals the CPU's.
 #define CATCH_CONFIG_RUNNER
 #include <cmath>
@@ -145,6 +146,16 @@ TEST_CASE("attention dropout, which the cuda kernels lack, is a ConfigError nami
   REQUIRE_THROWS_AS(build(), ConfigError);
   REQUIRE_THROWS_WITH(build(), Catch::Matchers::Contains("model.attention_dropout = 0.1") &&
                                    Catch::Matchers::Contains("set model.attention_dropout = 0"));
+}
+
+TEST_CASE("document masks, which the cuda kernels lack, are a ConfigError naming the key before any work", "[cuda]") {
+  log_state().level = LogLevel::warn;
+  const auto build = [] {
+    Trainer t(Config::from_string(config_text(2, "cuda", 1), "cuda.toml", {"data.reset_attention_mask=true"}));
+  };
+  REQUIRE_THROWS_AS(build(), ConfigError);
+  REQUIRE_THROWS_WITH(build(), Catch::Matchers::Contains("data.reset_attention_mask") &&
+                                   Catch::Matchers::Contains("set data.reset_attention_mask = false"));
 }
 
 int main(int argc, char** argv) {

@@ -202,6 +202,85 @@ TEST_CASE("GPT samples are seq+1 windows of the shuffled document stream", "[uni
   CHECK(message_of<Error>([&] { (void)batch.get("token_types"); }).find("'token_types'") != std::string::npos);
 }
 
+namespace {
+
+// Megatron-LM's get_ltor_masks_and_position_ids for one row, transcribed: a lower-triangular mask
+// whose rows after each eod at i lose the keys up to i, and positions reduced after each eod.
+struct MegatronRow {
+  std::vector<std::vector<bool>> attend;  // [query][key]
+  std::vector<std::int32_t> position_ids;
+};
+MegatronRow megatron_masks_and_positions(const std::vector<std::int32_t>& data, std::int32_t eod) {
+  const auto T = static_cast<std::int32_t>(data.size());
+  MegatronRow r;
+  r.attend.assign(data.size(), std::vector<bool>(data.size(), false));
+  for (std::int32_t i = 0; i < T; ++i)
+    for (std::int32_t j = 0; j <= i; ++j) r.attend[i][j] = true;
+  r.position_ids.resize(data.size());
+  std::iota(r.position_ids.begin(), r.position_ids.end(), 0);
+  std::int32_t prev_index = 0;
+  for (std::int32_t i = 0; i < T; ++i) {
+    if (data[i] != eod) continue;
+    for (std::int32_t q = i + 1; q < T; ++q)
+      for (std::int32_t k = 0; k <= i; ++k) r.attend[q][k] = false;
+    for (std::int32_t q = i + 1; q < T; ++q) r.position_ids[q] -= i + 1 - prev_index;
+    prev_index = i + 1;
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("reset_attention_mask and reset_position_ids give Megatron's documents and positions", "[unit]") {
+  TempDir dir;
+  const std::string prefix = dir / "corpus";
+  const std::int32_t eod = 3;
+  {
+    std::mt19937 rng(17);
+    IndexedDatasetWriter w(prefix, IndexDtype::u16);
+    for (int d = 0; d < 60; ++d) {
+      std::vector<std::int32_t> t(rng() % 12);  // documents of 1 … 12 tokens with the eod, some empty
+      for (auto& x : t) x = 4 + static_cast<std::int32_t>(rng() % 50);
+      if (d % 7 != 3) t.push_back(eod);         // most end with an eod, a few run into the next
+      if (!t.empty()) w.add_document(t);
+    }
+    w.finalize();
+  }
+  auto data = std::make_shared<const IndexedDataset>(prefix);
+  GptDatasetOptions o;
+  o.seq_length = 24;
+  o.num_samples = 40;
+  o.eod_token = eod;
+  for (const auto& [reset_positions, reset_attention] : {std::pair{true, true}, {true, false}, {false, true}}) {
+    o.reset_position_ids = reset_positions;
+    o.reset_attention_mask = reset_attention;
+    const FieldSpecs fields = gpt_fields(o);
+    REQUIRE(fields.size() == 3u + reset_positions + reset_attention);
+    GptDataset ds(data, 0, data->num_sequences(), o);
+    const Batch batch = make_batch(ds, fields, 0, ds.size());
+    CHECK(batch.has("position_ids") == reset_positions);
+    CHECK(batch.has("document_start") == reset_attention);
+    std::int64_t documents_seen = 0;
+    for (std::int64_t i = 0; i < ds.size(); ++i) {
+      const std::int32_t* tokens = batch.get("tokens").data<std::int32_t>() + i * 24;
+      const MegatronRow m = megatron_masks_and_positions(std::vector<std::int32_t>(tokens, tokens + 24), eod);
+      for (int t = 0; t < 24; ++t) {
+        if (reset_positions) REQUIRE(batch.get("position_ids").data<std::int32_t>()[i * 24 + t] == m.position_ids[t]);
+        if (!reset_attention) continue;
+        const std::int32_t first = batch.get("document_start").data<std::int32_t>()[i * 24 + t];
+        for (int j = 0; j < 24; ++j) REQUIRE((first <= j && j <= t) == m.attend[t][j]);
+        documents_seen += first == t && t > 0;
+      }
+    }
+    if (reset_attention) CHECK(documents_seen > 20);  // the corpus has documents starting inside samples
+  }
+  // document_starts alone: eods at 0 and at the end, two in a row.
+  const std::vector<std::int32_t> tokens = {eod, 5, 6, eod, eod, 7, eod};
+  std::vector<std::int32_t> first(tokens.size());
+  document_starts(tokens.data(), static_cast<std::int64_t>(tokens.size()), eod, first.data());
+  CHECK(first == std::vector<std::int32_t>{0, 1, 1, 1, 4, 5, 5});
+}
+
 TEST_CASE("split strings give Megatron's contiguous document ranges", "[unit]") {
   using A = std::array<std::int64_t, 4>;
   REQUIRE(parse_document_split("969,30,1", 1000) == A{0, 969, 999, 1000});

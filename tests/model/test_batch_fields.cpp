@@ -9,6 +9,7 @@
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/train/components.hpp"
 #include "tessera/train/trainer.hpp"
 
 using namespace tessera;
@@ -84,6 +85,25 @@ TEST_CASE("consumed batch fields must be produced with the same dtype and per-sa
   CHECK(msg.find("tokens i32[16]") != std::string::npos);
   CHECK(msg.find(model) != std::string::npos);
   CHECK(msg.find(data) != std::string::npos);
+}
+
+TEST_CASE("an optional field is read when produced, and then checked as any other", "[unit]") {
+  const std::string model = "model plugin 'm'", data = "data plugin 'd'";
+  FieldSpecs reads = kGpt;
+  reads.push_back({"document_start", DType::i32, {8}, /*optional=*/true});
+  CHECK_NOTHROW(check_batch_fields(reads, model, kGpt, data));  // absent: the model goes without
+  FieldSpecs produced = kGpt;
+  produced.push_back({"document_start", DType::i32, {8}});
+  CHECK_NOTHROW(check_batch_fields(reads, model, produced, data));
+  produced.back().sample_shape = {9};
+  const std::string msg = message_of<ConfigError>([&] { check_batch_fields(reads, model, produced, data); });
+  CHECK(msg.find("document_start i32[9]") != std::string::npos);
+  // What a model reads only when present is left out of its example batch (benchmarks, plans).
+  const Batch example = [] {
+    Config c = Config::from_string(config_text(""));
+    return build_model(c, 256, 1)->example_batch(2, 256, 3);
+  }();
+  CHECK(example.names() == std::vector<std::string>{"tokens", "labels", "loss_mask"});
 }
 
 TEST_CASE("the trainer checks the model's batch fields against the data plugin's at start", "[unit]") {

@@ -80,6 +80,25 @@ TEST_CASE("logging.log_params_norm: the L2 norm of every weight after each step,
   CHECK(train(config_text(4, 8, 2)).params_norms.empty());  // off by default
 }
 
+TEST_CASE("logging.log_num_zeros_in_grad: the gradient's zeros before each step, as Megatron-LM's", "[unit]") {
+  // Untied embeddings: the rows of token ids a batch lacks (among them the vocabulary's padding up to
+  // 384) get exact zero gradients.
+  log_state().level = LogLevel::warn;
+  Trainer t(Config::from_string(config_text(4, 8, 3), "test.toml",
+                                {"logging.log_num_zeros_in_grad=true", "model.untie_embeddings_and_output_weights=true"}));
+  const TrainingRecord r = t.train();
+  REQUIRE(r.num_zeros_in_grad.size() == 3);
+  // The last step's gradients are still there: count them here.
+  std::vector<Parameter*> params;
+  t.model().collect_parameters(params);
+  double zeros = 0;
+  for (const Parameter* p : params)
+    for (std::int64_t i = 0; i < p->grad.numel(); ++i) zeros += p->grad.data<float>()[i] == 0.0f;
+  CHECK(r.num_zeros_in_grad.back() == zeros);
+  CHECK(zeros >= (384 - 257) * 32);  // at least the padding rows × hidden
+  CHECK(train(config_text(4, 8, 2)).num_zeros_in_grad.empty());  // off by default
+}
+
 TEST_CASE("gradient accumulation equals one large microbatch", "[unit]") {
   // Without dropout, 4 microbatches of 2 and 1 of 8 see the same samples and must agree.
   auto no_dropout = [](std::int64_t micro) { return train(config_text(micro, 8, 5), {"model.hidden_dropout=0.0"}); };

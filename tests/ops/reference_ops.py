@@ -129,8 +129,9 @@ for n in (1, 7, 33 * 67, 100003):
     case("tanh", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
-def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal):
-    """out and lse (−inf where a row attends no key; its out is 0) in float64."""
+def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None):
+    """out and lse (−inf where a row attends no key; its out is 0) in float64. first_key [B,Tq]:
+    query i of row b attends keys j ≥ first_key[b, i] only."""
     qh = q.view(B, Tq, Hq, D).transpose(1, 2)
     k = kv[..., : Hkv * D].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
     v = kv[..., Hkv * D:].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
@@ -140,6 +141,8 @@ def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal):
         allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).tril()
     if mask is not None:
         allowed = allowed & (mask != 0).view(B, 1, 1, Tk)
+    if first_key is not None:
+        allowed = allowed & (torch.arange(Tk).view(1, 1, 1, Tk) >= first_key.view(B, 1, Tq, 1))
     att = att.masked_fill(~allowed, float("-inf"))
     lse = torch.logsumexp(att, dim=-1)
     # A row with no key: softmax of zeros times 0, so that autograd sees no NaN.
@@ -191,6 +194,61 @@ for (B, Tq, Tk, Hq, Hkv, D, causal, mask, kind) in [
         arrays["key_mask"] = m
     case("attention", f"{kind} B{B} Tq{Tq} Tk{Tk} Hq{Hq} Hkv{Hkv} D{D}",
          {"B": B, "Tq": Tq, "Tk": Tk, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal}, **arrays)
+
+
+
+def megatron_document_mask(tokens, eod):
+    """Megatron-LM's get_ltor_masks_and_position_ids with reset_attention_mask (transcribed): a
+    lower-triangular [B,T,T] mask whose rows after each eod at i lose the keys up to i."""
+    B, T = tokens.shape
+    allowed = torch.tril(torch.ones(B, T, T, dtype=torch.bool))
+    for b in range(B):
+        for i in (tokens[b] == eod).nonzero().flatten().tolist():
+            allowed[b, i + 1:, :i + 1] = False
+    return allowed
+
+
+def first_keys_of(tokens, eod):
+    """The first key of each query: one past the last eod before it (what Tessera's data gives)."""
+    B, T = tokens.shape
+    first = torch.zeros(B, T, dtype=torch.int32)
+    for b in range(B):
+        start = 0
+        for t in range(T):
+            first[b, t] = start
+            if tokens[b, t] == eod:
+                start = t + 1
+    return first
+
+
+# Documents (reset_attention_mask): per-query first keys from eods, checked to give Megatron's mask
+# exactly; and arbitrary first keys (below 0, past the keys) with a padding mask, not causal.
+for (B, T, Hq, Hkv, D, causal, docs, kind) in [
+        (2, 70, 4, 2, 16, True, "eod", "GQA documents"), (1, 130, 2, 1, 32, True, "eod", "MQA documents"),
+        (2, 65, 4, 4, 16, False, "arbitrary", "MHA first keys padding-masked")]:
+    q, kv, dout = randn(B, T, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, T, Hq * D)
+    m = None
+    if docs == "eod":
+        eod = 0
+        tokens = torch.randint(1, 9, (B, T))
+        tokens[torch.rand(B, T) < 0.08] = eod  # short documents …
+        tokens[0, 1] = eod                     # … one of a single token after the first
+        tokens[-1, 100 % T:] = torch.randint(1, 9, (T - 100 % T,))  # … and one across key tiles
+        first = first_keys_of(tokens, eod)
+        ours = torch.arange(T).view(1, 1, T) >= first.view(B, T, 1)
+        assert torch.equal(ours & torch.tril(torch.ones(T, T, dtype=torch.bool)), megatron_document_mask(tokens, eod))
+    else:
+        first = torch.randint(-3, T + 3, (B, T), dtype=torch.int32)
+        first[0, :5] = T + 1  # rows that attend nothing
+        m = key_mask("holes", B, T)
+    qd, kvd = d(q), d(kv)
+    out, lse = attention_ref(qd, kvd, m, B, T, T, Hq, Hkv, D, causal, first)
+    out.backward(dout.double())
+    arrays = dict(q=q, kv=kv, dout=dout, out=out, lse=lse, dq=qd.grad, dkv=kvd.grad, first_key=first)
+    if m is not None:
+        arrays["key_mask"] = m
+    case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal}, **arrays)
 
 # ---- embedding -------------------------------------------------------------------------------
 for N in (1, 7, 33):

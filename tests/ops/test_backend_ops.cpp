@@ -1318,7 +1318,8 @@ void cast_cases(std::vector<OpCase>& cases) {
 }
 
 // Reductions into f64 [1], accumulated in double: only the order of the additions may differ. sum
-// and sum_squares take every compute dtype (the sum of the rounded values), masked_sum only f32.
+// and sum_squares take every compute dtype (the sum of the rounded values), masked_sum and
+// count_zeros only f32.
 void reduction_cases(std::vector<OpCase>& cases) {
   Rng rng(20);
   for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 13}, kThreaded}) {
@@ -1361,6 +1362,16 @@ void reduction_cases(std::vector<OpCase>& cases) {
                [=](const Vec& v) {
                  double s = 0;
                  for (I64 i = 0; i < n; ++i) s += v[i] * mask[i];
+                 return s;
+               });
+      // Zeros (and −0) where the mask has them, among values that are not.
+      Vec holes = x;
+      for (I64 i = 0; i < n; ++i)
+        if (mask[i] == 0.0) holes[i] = i % 8 == 2 ? -0.0 : 0.0;
+      add_case("count_zeros", kF32, [=](Device d, DType, Tensor& out) { ops::count_zeros(put(shape, holes, d), out, acc); },
+               [=](const Vec&) {
+                 double s = 0;
+                 for (double e : holes) s += e == 0.0 ? 1.0 : 0.0;
                  return s;
                });
     }

@@ -65,6 +65,12 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                       Contains("'key_mask'") && Contains("u8"));
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, mask_short, o, lse),
                       Contains("'key_mask'") && Contains("[1, 5]"));
+  // First keys: i32 [B, Tq] (one per query, not per key).
+  const Tensor first_u8 = Tensor::zeros({1, 4}, DType::u8), first_keys = Tensor::zeros({1, 5}, DType::i32);
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), first_u8), o, lse),
+                      Contains("'first_key'") && Contains("i32"));
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), first_keys), o, lse),
+                      Contains("'first_key'") && Contains("[1, 4]"));
   Tensor lse_probs = Tensor::zeros({1, 4, 4, 5});
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse_probs),
                       Contains("'lse'") && Contains("[B, Hq, Tq]"));

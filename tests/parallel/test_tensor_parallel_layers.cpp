@@ -301,7 +301,7 @@ TEST_CASE("TransformerBlock with padding masks and cross-attention equals the on
   const int n = tp_size(tp);
   const std::int64_t B = 3, T = 4, Tk = 5, C = 20;
   const Tensor x = random_tensor({B, T, C}, 51), dy = random_tensor({B, T, C}, 52);
-  AttentionInputs in{keep_first(B, T), random_tensor({B, Tk, C}, 53), keep_first(B, Tk)};
+  AttentionInputs in{keep_first(B, T), random_tensor({B, Tk, C}, 53), keep_first(B, Tk), Tensor()};
   for (bool cross : {false, true})
     for (bool sp : {false, true}) {
       if (cross && sp) continue;  // refused (test_transformer_block)

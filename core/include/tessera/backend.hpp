@@ -52,6 +52,9 @@ class Backend {
   // Whether attention_forward/backward draw dropout on the probabilities (AttentionShape::dropout);
   // the trainer refuses model.attention_dropout > 0 before any work where they do not.
   virtual bool supports_attention_dropout() const { return true; }
+  // Whether attention takes AttentionMask::first_key (GPT's documents under
+  // data.reset_attention_mask); the trainer refuses that setting before any work where it does not.
+  virtual bool supports_attention_first_key() const { return true; }
   // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.
@@ -110,9 +113,9 @@ class Backend {
   // What attention saves for backward besides its inputs and output (here the log-sum-exp per
   // query row) is the backend's choice of algorithm; the contract is ops.hpp's.
   virtual void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
-                                 const Tensor& key_mask, Tensor& out, Tensor& lse) = 0;
+                                 const ops::AttentionMask& mask, Tensor& out, Tensor& lse) = 0;
   virtual void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
-                                  const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq,
+                                  const ops::AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq,
                                   Tensor& dkv) = 0;
   virtual void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) = 0;
   virtual void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
@@ -140,6 +143,7 @@ class Backend {
   virtual void sum(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void sum_squares(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) = 0;
+  virtual void count_zeros(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,
                          Tensor* param_copy) = 0;
 };

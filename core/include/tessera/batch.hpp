@@ -15,10 +15,14 @@ namespace tessera {
 
 // One field of a sample: its name, element type and shape (the batch adds the leading B).
 // e.g. {"tokens", DType::i32, {T}}, or a sentence-order label {"sop_label", DType::i32, {1}}.
+// A model marks a field optional when it reads it only if the data produces it (GPT's
+// position_ids and document_start, which gpt_indexed makes under data.reset_position_ids and
+// reset_attention_mask); a data plugin's fields are never optional.
 struct FieldSpec {
   std::string name;
   DType dtype = DType::f32;
   Shape sample_shape;
+  bool optional = false;
   std::string str() const;  // "tokens i32[64]"
   bool operator==(const FieldSpec&) const = default;
 };
@@ -39,8 +43,8 @@ class Batch {
 };
 
 // Throws ConfigError when a field `consumer` (e.g. "model plugin 'gpt'") needs is not produced by
-// `producer` (e.g. "data plugin 'gpt_indexed'") or is produced with another dtype or per-sample
-// shape; the message names both plugins and the field.
+// `producer` (e.g. "data plugin 'gpt_indexed'"), or when a field it reads (optional ones included)
+// is produced with another dtype or per-sample shape; the message names both plugins and the field.
 void check_batch_fields(const FieldSpecs& consumed, const std::string& consumer, const FieldSpecs& produced,
                         const std::string& producer);
 

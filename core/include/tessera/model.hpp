@@ -99,7 +99,7 @@ class Model {
   // `micro_batch_size` random samples the model accepts, on the host, for benchmarks without data:
   // by default i32 fields hold random ids below vocab_size and every other field ones (every
   // position real and predicted); a model with fields of another range (BERT's token types and
-  // sentence-order label) overrides it.
+  // sentence-order label) overrides it. Optional fields are left out.
   virtual Batch example_batch(std::int64_t micro_batch_size, std::int64_t vocab_size, std::uint64_t seed) const;
   // An encoder-decoder's decoder length (T5's decoder_seq_length); 0 for a model with one sequence.
   virtual std::int64_t decoder_seq_length() const { return 0; }

@@ -18,6 +18,7 @@
 // f32 on converted copies.
 #pragma once
 #include <cstdint>
+#include <utility>
 
 #include "tessera/tensor.hpp"
 
@@ -101,12 +102,24 @@ void dropout_forward(const Tensor& x, float p, std::uint64_t seed, Tensor& y, st
 void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx, std::int64_t offset = 0);
 
 // ---- attention ------------------------------------------------------------------------------
+// What restricts the keys beyond causality, each part optional (undefined = no restriction):
+//   key_mask  [B,Tk] u8   nonzero = attend (padding mask)
+//   first_key [B,Tq] i32  query i of batch row b attends only keys j ≥ first_key[b,i] (GPT's
+//                         documents under reset_attention_mask: the first token of i's document;
+//                         a value ≤ 0 restricts nothing, one past the keys leaves the row none)
+struct AttentionMask {
+  AttentionMask(Tensor key_mask = {}, Tensor first_key = {})  // NOLINT: implicit from a key mask
+      : key_mask(std::move(key_mask)), first_key(std::move(first_key)) {}
+  Tensor key_mask, first_key;
+};
+
 // Scaled dot-product attention, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1): query
 // head h uses key/value head h / (Hq/Hkv). Self-attention has Tq = Tk and q, kv from the same
 // tokens; cross-attention takes kv from another sequence (Tq ≠ Tk allowed when not causal).
 //   q        [B,Tq,Hq·D]          (as a column-parallel query projection produces it)
 //   kv       [B,Tk,2·Hkv·D]       keys for all groups, then values for all groups
-//   key_mask [B,Tk] u8            nonzero = attend (padding mask); undefined = every key
+//   mask     AttentionMask        which keys each query attends (above); a Tensor converts to
+//                                 one with that key_mask
 //   out      [B,Tq,Hq·D]
 //   lse      [B,Hq,Tq]            log Σ_j exp(q·k_jᵀ/√D) over the attended keys, saved for
 //                                 backward; −∞ for a row that attends no key (its out is 0)
@@ -125,12 +138,12 @@ struct AttentionShape {
   std::uint64_t dropout_seed = 0;
   std::int64_t head_offset = 0, heads_total = 0;
 };
-void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const AttentionMask& mask,
                        Tensor& out, Tensor& lse);
 // dq, dkv overwritten; out and lse as forward wrote them. A row attending no key gets dq = 0, and
 // masked keys get dkv = 0.
 void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
-                        const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv);
+                        const AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv);
 
 // ---- embedding ------------------------------------------------------------------------------
 // out[N,C] = table[ids[N]] (ids i32 in [0, rows)); with `accumulate`, out += instead of =.
@@ -203,6 +216,9 @@ void sum(const Tensor& x, Tensor& out, bool accumulate = false);
 void sum_squares(const Tensor& x, Tensor& out, bool accumulate = false);
 // Σ values·mask over f32 tensors of equal size, in index order.
 void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate = false);
+// How many elements of an f32 tensor equal zero (±0), as a double (Megatron-LM's count_zeros_fp32,
+// for [logging] log_num_zeros_in_grad).
+void count_zeros(const Tensor& x, Tensor& out, bool accumulate = false);
 // The same, read back to the host (one synchronisation on a device).
 double sum(const Tensor& x);
 double sum_squares(const Tensor& x);

@@ -1,6 +1,7 @@
 // Optimizer interface that optimizer plugins (adam, distributed_adam, docs/examples/sgd-plugin) implement.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,15 +54,14 @@ class Optimizer {
   // the parameters of its shard and all-gathers them in step(). nullptr (the default): gradients
   // are all-reduced and every rank updates every parameter.
   virtual std::vector<Tensor>* gradient_shards() { return nullptr; }
-  // With gradient_shards: Σ g² over this rank's reduced shards, each element counted as the global
-  // grad norm counts it (tensor-parallel replicas on tp rank 0 only, pipeline tied copies never).
-  // The trainer sums it over dp, tp and pp. Added (+=) to `out`, an f64 [1] on the parameters'
-  // device, so that it stays there until the trainer reads the norm once.
-  virtual void shard_grad_sum_squares(Tensor& /*out*/) const {}
-  // With gradient_shards: Σ w² over the f32 (master) values of this rank's shards, counted as the
-  // grad norm counts them — the parameters' norm ([logging] log_params_norm), which in mixed
-  // precision only the shard's owner holds fresh. Added (+=) to `out` as above.
-  virtual void shard_param_sum_squares(Tensor& /*out*/) const {}
+  // With gradient_shards: calls `visit` with this rank's piece of each parameter's reduced gradient
+  // (ShardField::grad) or f32 master value (ShardField::value), for the pieces the global grad norm
+  // counts (tensor-parallel replicas on tp rank 0 only, pipeline tied copies never). The trainer's
+  // statistics of the whole model — grad norm, params norm ([logging] log_params_norm, whose values
+  // only a shard's owner holds fresh in mixed precision), zeros in the gradient
+  // (log_num_zeros_in_grad) — reduce what it visits on the device and sum that over dp, tp and pp.
+  enum class ShardField { grad, value };
+  virtual void visit_shards(ShardField /*field*/, const std::function<void(const Tensor&)>& /*visit*/) const {}
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
   // Checkpoints: this rank's state as named tensors (views are fine; the trainer writes them to

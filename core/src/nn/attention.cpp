@@ -152,18 +152,24 @@ void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
   inverse ? ops::rope_backward(r, kv) : ops::rope_forward(r, kv);
 }
 
-Tensor Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tk) const {
+ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq,
+                                           std::int64_t Tk) const {
+  if (in.first_key.defined())
+    TESSERA_CHECK_SHAPE(kind_ != AttentionKind::cross && in.first_key.dtype() == DType::i32 &&
+                            in.first_key.shape() == Shape({B, Tq}),
+                        "{} takes first keys i32 [{}, {}] (self-attention only), got {}", attention_kind_name(kind_), B,
+                        Tq, in.first_key.str());
   const Tensor& mask = kind_ == AttentionKind::cross ? in.memory_mask : in.key_mask;
   if (kind_ == AttentionKind::causal_self) {
     TESSERA_CHECK_SHAPE(!in.key_mask.defined(), "causal self-attention takes no key mask, got {}", in.key_mask.str());
-    return Tensor();
+    return {Tensor(), in.first_key};
   }
   if (kind_ == AttentionKind::padded_self)
     TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");
   if (mask.defined())
     TESSERA_CHECK_SHAPE(mask.dtype() == DType::u8 && mask.shape() == Shape({B, Tk}),
                         "{} expects a key mask u8 [{}, {}], got {}", attention_kind_name(kind_), B, Tk, mask.str());
-  return mask;
+  return {mask, kind_ == AttentionKind::cross ? Tensor() : in.first_key};
 }
 
 Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
@@ -189,7 +195,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
     source = &in.memory;
   }
   const std::int64_t Tk = source->size(1);
-  const Tensor mask = checked_mask(in, B, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
@@ -258,7 +264,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   const Tensor& q = saved.q;
   const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
-  const Tensor mask = checked_mask(in, B, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit

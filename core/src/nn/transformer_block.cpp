@@ -16,10 +16,6 @@ TransformerLayerOptions layer_options(const TransformerBlockOptions& o) {
   return l;
 }
 
-bool keeps_inputs(const TransformerBlockOptions& o) {
-  return o.layer.spec.self_attention == AttentionKind::padded_self || o.layer.spec.cross_attention;
-}
-
 bool sequence_parallel_built(const TransformerBlockOptions& o) {
   return o.layer.attention.sequence_parallel && tp_size(o.layer.attention.tp) > 1;
 }
@@ -88,7 +84,8 @@ ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostSh
 }
 
 Tensor TransformerBlock::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
-  if (ctx.training && keeps_inputs(o_)) ctx.store().save(this, SavedInputs{in.key_mask, in.memory, in.memory_mask});
+  // The layers' inputs besides x (undefined where the block has none: nothing held).
+  if (ctx.training) ctx.store().save(this, SavedInputs{in.key_mask, in.memory, in.memory_mask, in.first_key});
   Tensor x = x_in;
   for (const RecomputeSegment& seg : segments_) x = forward_segment(ctx, seg, x, in);
   return final_norm_ ? final_norm_->forward(ctx, x) : x;
@@ -118,11 +115,8 @@ Tensor TransformerBlock::forward_segment(StepContext& ctx, const RecomputeSegmen
 }
 
 TransformerBlock::Grads TransformerBlock::backward(StepContext& ctx, const Tensor& dy) {
-  AttentionInputs in;
-  if (keeps_inputs(o_)) {
-    SavedInputs s = ctx.store().take<SavedInputs>(this);
-    in = {s.key_mask, s.memory, s.memory_mask};
-  }
+  SavedInputs s = ctx.store().take<SavedInputs>(this);
+  AttentionInputs in{s.key_mask, s.memory, s.memory_mask, s.first_key};
   Grads g;
   if (o_.layer.spec.cross_attention) {
     g.dmemory = in.memory.new_zeros(in.memory.shape());

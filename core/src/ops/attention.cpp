@@ -25,48 +25,56 @@ void check_shape(const char* op, const AttentionShape& s) {
 }
 
 // The inputs both passes read, and the saved lse.
-void check_inputs(const char* op, const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
-                  const Tensor& lse) {
+void check_inputs(const char* op, const AttentionShape& s, const Tensor& q, const Tensor& kv,
+                  const AttentionMask& mask, const Tensor& lse) {
   detail::require_float(op, "q", q);
   require(op, "kv", kv, q.dtype());
   require(op, "lse", lse);  // f32 whatever q's dtype
   require_rows_cols(op, "q", q, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "kv", kv, s.B * s.Tk, 2 * s.Hkv * s.D);
   require_numel(op, "lse", lse, s.B * s.Hq * s.Tq, "[B, Hq, Tq]");
-  if (key_mask.defined()) {
-    require(op, "key_mask", key_mask, DType::u8);
-    require_shape(op, "key_mask", key_mask, {s.B, s.Tk});
+  if (mask.key_mask.defined()) {
+    require(op, "key_mask", mask.key_mask, DType::u8);
+    require_shape(op, "key_mask", mask.key_mask, {s.B, s.Tk});
+  }
+  if (mask.first_key.defined()) {
+    require(op, "first_key", mask.first_key, DType::i32);
+    require_shape(op, "first_key", mask.first_key, {s.B, s.Tq});
   }
 }
 
 }  // namespace
 
-void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const Tensor& key_mask,
+void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const AttentionMask& mask,
                        Tensor& out, Tensor& lse) {
   const char* op = "attention_forward";
   check_shape(op, s);
-  check_inputs(op, s, q, kv, key_mask, lse);
+  check_inputs(op, s, q, kv, mask, lse);
   require(op, "out", out, q.dtype());
   require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
-  detail::backend_for(op, {{"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out}, {"lse", &lse}}, q.dtype())
-      .attention_forward(s, q, kv, key_mask, out, lse);
+  detail::backend_for(op,
+                      {{"q", &q}, {"kv", &kv}, {"key_mask", &mask.key_mask}, {"first_key", &mask.first_key},
+                       {"out", &out}, {"lse", &lse}},
+                      q.dtype())
+      .attention_forward(s, q, kv, mask, out, lse);
 }
 
 void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
-                        const Tensor& key_mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv) {
+                        const AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv) {
   const char* op = "attention_backward";
   check_shape(op, s);
-  check_inputs(op, s, q, kv, key_mask, lse);
+  check_inputs(op, s, q, kv, mask, lse);
   for (auto [name, t] : {std::pair{"dout", &dout}, {"out", &out}, {"dq", &dq}, {"dkv", &dkv}})
     require(op, name, *t, q.dtype());
   require_rows_cols(op, "dout", dout, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "dq", dq, s.B * s.Tq, s.Hq * s.D);
   require_rows_cols(op, "dkv", dkv, s.B * s.Tk, 2 * s.Hkv * s.D);
-  detail::backend_for(op, {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"key_mask", &key_mask}, {"out", &out},
-                           {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}},
-                          q.dtype())
-      .attention_backward(s, dout, q, kv, key_mask, out, lse, dq, dkv);
+  detail::backend_for(op,
+                      {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"key_mask", &mask.key_mask},
+                       {"first_key", &mask.first_key}, {"out", &out}, {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}},
+                      q.dtype())
+      .attention_backward(s, dout, q, kv, mask, out, lse, dq, dkv);
 }
 
 }  // namespace tessera::ops

@@ -127,6 +127,13 @@ void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accu
   detail::backend_for(op, {{"values", &values}, {"mask", &mask}, {"out", &out}}).masked_sum(values, mask, out, accumulate);
 }
 
+void count_zeros(const Tensor& x, Tensor& out, bool accumulate) {
+  const char* op = "count_zeros";
+  require(op, "x", x);
+  require_scalar_out(op, out);
+  detail::backend_for(op, {{"x", &x}, {"out", &out}}).count_zeros(x, out, accumulate);
+}
+
 double sum(const Tensor& x) {
   Tensor out = x.defined() ? x.new_empty({1}, DType::f64) : Tensor();
   sum(x, out);

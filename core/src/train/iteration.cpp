@@ -39,35 +39,46 @@ std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double
 
 namespace {
 
-// The L2 norm of every parameter's `field` (its gradient or its f32 value), each counted once as the
-// grad norm counts it; with gradient shards, of the optimizer's shards (`shard_sum`) instead, which
-// every dp rank holds only its part of. Summed on the parameters' device, read once.
-double global_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
-                   Tensor Parameter::*field, void (Optimizer::*shard_sum)(Tensor&) const) {
-  Tensor device_sq =
-      params.empty() ? Tensor::zeros({1}, DType::f64) : (params.front()->*field).new_zeros({1}, DType::f64);
+using ShardField = Optimizer::ShardField;
+// A reduction adding into an f64 [1] (ops::sum_squares, ops::count_zeros).
+using Reduction = void (*)(const Tensor&, Tensor&, bool);
+
+// Σ reduce(field) over every parameter's gradient or f32 value, each element counted once as the
+// grad norm counts it; with gradient shards, over the optimizer's shards instead, which every dp
+// rank holds only its part of. Reduced on the parameters' device, read once.
+double global_sum(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
+                  ShardField field, Reduction reduce) {
+  Tensor Parameter::*member = field == ShardField::grad ? &Parameter::grad : &Parameter::value;
+  Tensor device_sum =
+      params.empty() ? Tensor::zeros({1}, DType::f64) : (params.front()->*member).new_zeros({1}, DType::f64);
   const bool shards = optimizer.gradient_shards() != nullptr;
   if (shards) {
-    (optimizer.*shard_sum)(device_sq);
+    optimizer.visit_shards(field, [&](const Tensor& piece) { reduce(piece, device_sum, /*accumulate=*/true); });
   } else {
     for (const Parameter* p : params)
-      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) ops::sum_squares(p->*field, device_sq, /*accumulate=*/true);
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) reduce(p->*member, device_sum, /*accumulate=*/true);
   }
-  double sq = device_sq.item();
-  if (shards) sq = all_reduce_sum(*parallel.groups.dp, sq);
-  sq = all_reduce_sum(*parallel.groups.tp, sq);
-  sq = all_reduce_sum(*parallel.groups.pp, sq);
-  return std::sqrt(sq);
+  double total = device_sum.item();
+  if (shards) total = all_reduce_sum(*parallel.groups.dp, total);
+  total = all_reduce_sum(*parallel.groups.tp, total);
+  return all_reduce_sum(*parallel.groups.pp, total);
 }
+
+void sum_squares(const Tensor& x, Tensor& out, bool accumulate) { ops::sum_squares(x, out, accumulate); }
+void count_zeros(const Tensor& x, Tensor& out, bool accumulate) { ops::count_zeros(x, out, accumulate); }
 
 }  // namespace
 
 double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
-  return global_norm(params, optimizer, parallel, &Parameter::grad, &Optimizer::shard_grad_sum_squares);
+  return std::sqrt(global_sum(params, optimizer, parallel, ShardField::grad, sum_squares));
 }
 
 double global_params_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
-  return global_norm(params, optimizer, parallel, &Parameter::value, &Optimizer::shard_param_sum_squares);
+  return std::sqrt(global_sum(params, optimizer, parallel, ShardField::value, sum_squares));
+}
+
+double global_grad_zeros(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel) {
+  return global_sum(params, optimizer, parallel, ShardField::grad, count_zeros);
 }
 
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {
@@ -151,6 +162,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw Error(fmt::format("iteration {}: loss {} / grad norm {} is not finite; lower optimizer.lr or check the data",
                             s.iteration, r.loss, r.grad_norm));
+  if (s.count_zeros_in_grad) r.num_zeros_in_grad = global_grad_zeros(params, optimizer, parallel);
   // Megatron-LM: scale grads by clip / (norm + 1e-6) when that is below 1; the loss scale is divided
   // out in the same pass.
   double coeff = 1.0;

@@ -176,6 +176,7 @@ void write_iteration(TensorBoardWriter& w, const IterationLine& l) {
   for (const auto& [name, value] : l.loss_parts) add_scalar_pair(w, name, value, it, samples);
   add_scalar_pair(w, "loss-scale", l.loss_scale > 0 ? l.loss_scale : 1.0, it, samples);
   add_scalar_pair(w, "grad-norm", l.grad_norm, it, samples);
+  if (l.num_zeros_in_grad >= 0) add_scalar_pair(w, "num-zeros", l.num_zeros_in_grad, it, samples);
   if (l.params_norm >= 0) add_scalar_pair(w, "params-norm", l.params_norm, it, samples);
   w.flush();
 }

@@ -1,5 +1,6 @@
 #include "tessera/train/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cmath>
@@ -183,6 +184,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.tensorboard_dir = config.section("logging").get_string("tensorboard_dir", "");
   o.tensorboard_log_interval = config.section("logging").get_int("tensorboard_log_interval", 1, 1, 1 << 30);
   o.log_params_norm = config.section("logging").get_bool("log_params_norm", false);
+  o.log_num_zeros_in_grad = config.section("logging").get_bool("log_num_zeros_in_grad", false);
   ConfigSection ck = config.section("checkpoint");
   o.save_dir = ck.get_string("save", "");
   o.save_interval = ck.get_int("save_interval", 0, 0, INT64_MAX / 2);
@@ -362,6 +364,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.clip_grad = options_.clip_grad;
   s.seed = options_.seed;
   s.overlap_grad_reduce = options_.overlap_grad_reduce;
+  s.count_zeros_in_grad = options_.log_num_zeros_in_grad;
   const std::int64_t first = consumed_samples_;
   // As Megatron-LM's sampler: step m reads a block of micro·dp consecutive samples and dp rank r
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
@@ -381,6 +384,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   last_batch_ = batch;
   scaler_.update(r.skipped);
   last_step_skipped_ = r.skipped;
+  last_num_zeros_ = r.num_zeros_in_grad;
   last_loss_parts_ = r.loss_parts;
   if (r.skipped) ++skipped_iterations_;
   reductions_overlapped_ = r.reductions_overlapped;
@@ -504,6 +508,7 @@ TrainingRecord Trainer::train() {
     // Megatron-LM's --log-params-norm: the norm of the weights this step left (a collective).
     const double params_norm = options_.log_params_norm ? global_params_norm(params_, *optimizer_, *parallel_) : -1.0;
     if (options_.log_params_norm) rec.params_norms.push_back(params_norm);
+    if (options_.log_num_zeros_in_grad) rec.num_zeros_in_grad.push_back(last_num_zeros_);
     rec.skipped.push_back(last_step_skipped_);
     rec.loss_scales.push_back(scale);
     if (!last_loss_parts_.empty()) rec.loss_parts.push_back(last_loss_parts_);
@@ -514,6 +519,7 @@ TrainingRecord Trainer::train() {
                         tokens, flops, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
       if (scaler_.active()) own.loss_scale = scale;
       own.params_norm = params_norm;
+      own.num_zeros_in_grad = last_num_zeros_;
       write_iteration(*tensorboard, own);
     }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
@@ -528,6 +534,7 @@ TrainingRecord Trainer::train() {
       window_tokens = window_flops = 0;
       window_loss = {};
       line.params_norm = params_norm;
+      line.num_zeros_in_grad = last_num_zeros_;
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;
@@ -630,15 +637,24 @@ std::string Trainer::stop_reason(std::int64_t it, const StopSignals& signals) co
 // What the model asks of the device that its backend may lack, found before any file is opened
 // (read after check_no_unknown_keys: the model plugin has read these keys, or they are not its).
 void Trainer::check_backend_features() const {
-  if (device_.is_cpu() || evaluation_only_) return;  // evaluation drops nothing
+  if (device_.is_cpu()) return;
   ConfigSection m = config_.section("model");
-  if (m.has("attention_dropout") && m.get_float("attention_dropout", 0.0, 0.0, 1.0) > 0.0 &&
+  // Evaluation drops nothing, but document masks apply to it too.
+  if (!evaluation_only_ && m.has("attention_dropout") && m.get_float("attention_dropout", 0.0, 0.0, 1.0) > 0.0 &&
       !backend_of(device_).supports_attention_dropout())
     throw ConfigError(fmt::format(
         "model.attention_dropout = {} in {}: the {} backend (training.device = {}) has no attention kernel with "
         "dropout yet; set model.attention_dropout = 0, or train on the CPU (docs/cuda.md)",
         m.get_float("attention_dropout", 0.0, 0.0, 1.0), m.origin("attention_dropout"), backend_of(device_).name(),
         device_.str()));
+  const FieldSpecs fields = data_->fields();
+  const bool document_masks = std::any_of(fields.begin(), fields.end(),
+                                          [](const FieldSpec& f) { return f.name == "document_start"; });
+  if (document_masks && !backend_of(device_).supports_attention_first_key())
+    throw ConfigError(fmt::format(
+        "data.reset_attention_mask in {}: the {} backend (training.device = {}) has no attention kernel with "
+        "per-document masks yet; set data.reset_attention_mask = false, or train on the CPU (docs/cuda.md)",
+        config_.section("data").origin("reset_attention_mask"), backend_of(device_).name(), device_.str()));
 }
 
 void Trainer::warn_if_memory_short() const {

@@ -95,6 +95,7 @@ cpu::AttentionArgs attention_args(const ops::AttentionShape& s) {
 const std::uint8_t* mask_or_null(const Tensor& key_mask) {
   return key_mask.defined() ? key_mask.device_data<std::uint8_t>() : nullptr;
 }
+const std::int32_t* first_key_or_null(const Tensor& first_key) { return first_key.defined() ? i32(first_key) : nullptr; }
 
 }  // namespace
 
@@ -282,15 +283,16 @@ void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y
 }
 
 void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
-                                   const Tensor& key_mask, Tensor& o, Tensor& lse) {
-  cpu::attention_forward(attention_args(s), in(q).get(), in(kv).get(), mask_or_null(key_mask), out(o).get(), f32(lse));
+                                   const ops::AttentionMask& mask, Tensor& o, Tensor& lse) {
+  cpu::attention_forward(attention_args(s), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
+                         first_key_or_null(mask.first_key), out(o).get(), f32(lse));
 }
 
 void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
-                                    const Tensor& kv, const Tensor& key_mask, const Tensor& o, const Tensor& lse,
-                                    Tensor& dq, Tensor& dkv) {
-  cpu::attention_backward(attention_args(s), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(key_mask),
-                          in(o).get(), f32(lse), out(dq).get(), out(dkv).get());
+                                    const Tensor& kv, const ops::AttentionMask& mask, const Tensor& o,
+                                    const Tensor& lse, Tensor& dq, Tensor& dkv) {
+  cpu::attention_backward(attention_args(s), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
+                          first_key_or_null(mask.first_key), in(o).get(), f32(lse), out(dq).get(), out(dkv).get());
 }
 
 void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& o, bool accumulate) {
@@ -383,6 +385,9 @@ void CpuBackend::sum_squares(const Tensor& x, Tensor& out, bool accumulate) {
 }
 void CpuBackend::masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) {
   store_scalar(out, cpu::masked_sum(f32(values), f32(mask), values.numel()), accumulate);
+}
+void CpuBackend::count_zeros(const Tensor& x, Tensor& out, bool accumulate) {
+  store_scalar(out, cpu::count_zeros(f32(x), x.numel()), accumulate);
 }
 
 void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const ops::AdamParams& p,

@@ -159,10 +159,34 @@ std::int64_t visible(bool causal, std::int64_t t, std::int64_t j0, std::int64_t 
   return causal ? std::clamp<std::int64_t>(t - j0 + 1, 0, nk) : nk;
 }
 
+// The first key of the tile at j0 that query row t of batch row b may attend (first_key null: 0),
+// clamped to [0, n] for the n visible ones.
+std::int64_t first_visible(const std::int32_t* first_key, std::int64_t b, std::int64_t Tq, std::int64_t t,
+                           std::int64_t j0, std::int64_t n) {
+  return first_key ? std::clamp<std::int64_t>(first_key[b * Tq + t] - j0, 0, n) : 0;
+}
+
+// The smallest first_key of each (batch row, query tile), clamped to [0, Tk]: key tiles that end at
+// or before it hold nothing any of the tile's queries attends. All zero without first_key.
+std::vector<std::int64_t> tile_first_keys(const std::int32_t* first_key, std::int64_t B, std::int64_t Tq,
+                                          std::int64_t Tk) {
+  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile;
+  std::vector<std::int64_t> out(static_cast<std::size_t>(B * q_tiles), 0);
+  if (!first_key) return out;
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
+      std::int64_t m = Tk;
+      for (std::int64_t t = qt * kTile; t < std::min(Tq, (qt + 1) * kTile); ++t)
+        m = std::min<std::int64_t>(m, std::max<std::int32_t>(first_key[b * Tq + t], 0));
+      out[static_cast<std::size_t>(b * q_tiles + qt)] = m;
+    }
+  return out;
+}
+
 }  // namespace
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
-                       float* out, float* lse) {
+                       const std::int32_t* first_key, float* out, float* lse) {
   const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
   const std::int64_t qs = Hq * D, per_group = Hq / Hkv;
   const std::int64_t q_tiles = (Tq + kTile - 1) / kTile, k_tiles = (Tk + kTile - 1) / kTile;
@@ -172,6 +196,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   const auto kt = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
   const auto vc = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * Tk * D));
   const ProbDropout drop(a);
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first_key, B, Tq, Tk);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
@@ -191,7 +216,8 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
           std::fill(mx.begin(), mx.end(), kNegInf);
           std::fill(sum.begin(), sum.end(), 0.0f);
           const std::int64_t kend = a.causal ? i0 + mq : Tk;
-          for (std::int64_t j0 = 0; j0 < kend; j0 += kTile) {
+          const std::int64_t kbegin = tile_first[static_cast<std::size_t>(b * q_tiles + qt)] / kTile * kTile;
+          for (std::int64_t j0 = kbegin; j0 < kend; j0 += kTile) {
             const std::int64_t nk = std::min(kTile, kend - j0), width = round_up(nk, detail::kLanes);
             bool none = false;
             const float* keep = fill_keep(key_mask, b, Tk, j0, nk, width, keep_buf.data(), &none);
@@ -199,8 +225,11 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
             gemm_tile(mq, width, D, qrow, qs, 1, kt_bg + j0 * D, kTile, s.data(), kTile, false);
             for (std::int64_t r = 0; r < mq; ++r) {
               float* sr = s.data() + r * kTile;
+              // The row attends keys [lo, n) of the tile (and of those, the kept ones).
               const std::int64_t n = visible(a.causal, i0 + r, j0, nk);
-              const float tile_max = kept_max(sr, keep, n);
+              const std::int64_t lo = first_visible(first_key, b, Tq, i0 + r, j0, n);
+              const float* keep_lo = keep ? keep + lo : nullptr;
+              const float tile_max = kept_max(sr + lo, keep_lo, n - lo);
               if (tile_max == kNegInf) {  // nothing attended in this tile: the row's state is unchanged
                 std::fill(sr, sr + width, 0.0f);
                 continue;
@@ -208,7 +237,8 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
               // Online softmax: rescale what earlier tiles summed to the new running max.
               const float m_new = std::max(mx[r], tile_max * scale);
               const float alpha = std::exp(mx[r] - m_new);  // 0 on the row's first attended tile
-              sum[r] = sum[r] * alpha + exp_row(sr, keep, sr, n, scale, m_new);
+              sum[r] = sum[r] * alpha + exp_row(sr + lo, keep_lo, sr + lo, n - lo, scale, m_new);
+              std::fill(sr, sr + lo, 0.0f);
               // The softmax sums every probability; only the values' weights are dropped.
               if (drop.on) {
                 drop.row(b, h, i0 + r, j0, n, factors.data());
@@ -234,10 +264,11 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
 }
 
 void attention_backward(const AttentionArgs& a, const float* dout, const float* q, const float* kv,
-                        const std::uint8_t* key_mask, const float* out, const float* lse, float* dq,
-                        float* dkv) {
+                        const std::uint8_t* key_mask, const std::int32_t* first_key, const float* out,
+                        const float* lse, float* dq, float* dkv) {
   const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
   const std::int64_t qs = Hq * D, kvs = 2 * Hkv * D, per_group = Hq / Hkv, k_tiles = (Tk + kTile - 1) / kTile;
+  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> kt(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile)), vt(kt.size());
   std::vector<float> kc(static_cast<std::size_t>(B * Hkv * Tk * D));
@@ -246,6 +277,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
   // delta = rowsum(dout ∘ out) per (b, h, t): softmax backward's Σ_j p_j·dp_j without the probs.
   std::vector<float> delta(static_cast<std::size_t>(B * Hq * Tq));
   const ProbDropout drop(a);
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first_key, B, Tq, Tk);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
@@ -292,6 +324,8 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
           // Causal: query tiles before this key tile see none of its keys (tiles align as Tq = Tk).
           for (std::int64_t i0 = a.causal ? j0 : 0; !none && i0 < Tq; i0 += kTile) {
             const std::int64_t mq = std::min(kTile, Tq - i0);
+            // No query of the tile attends a key this early (first_key).
+            if (tile_first[static_cast<std::size_t>(b * q_tiles + i0 / kTile)] >= j0 + nk) continue;
             const float* qi = qh.data() + i0 * D;
             const float* doi = doh.data() + i0 * D;
             // P = exp(S·scale − lse), recomputed.
@@ -300,7 +334,9 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
               float* pr = p.data() + r * kTile;
               const float L = lse_bh[i0 + r];
               const std::int64_t n = L == kNegInf ? 0 : visible(a.causal, i0 + r, j0, nk);
-              exp_row(pr, keep, pr, n, scale, L);
+              const std::int64_t lo = first_visible(first_key, b, Tq, i0 + r, j0, n);
+              exp_row(pr + lo, keep ? keep + lo : nullptr, pr + lo, n - lo, scale, L);
+              std::fill(pr, pr + lo, 0.0f);
               std::fill(pr + n, pr + width, 0.0f);
             }
             // With dropout, out = (P∘F)·V for the factors F: dV takes P∘F, and dP = (dO·Vᵀ)∘F. delta =

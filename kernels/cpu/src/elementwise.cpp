@@ -84,6 +84,10 @@ double sum_squares(const float* x, std::int64_t n) {
   });
 }
 
+double count_zeros(const float* x, std::int64_t n) {
+  return blocked_sum(n, [x](std::int64_t i) { return x[i] == 0.0f ? 1.0 : 0.0; });
+}
+
 double masked_sum(const float* values, const float* mask, std::int64_t n) {
   double s = 0.0;
   for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(values[i]) * mask[i];

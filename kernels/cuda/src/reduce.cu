@@ -13,7 +13,7 @@ int blocks_for(std::int64_t n) {
   return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
 }
 
-// mode 0: x, 1: x², 2: x·mask.
+// mode 0: x, 1: x², 2: x·mask, 3: 1 where x is ±0.
 template <class T, int kMode>
 __global__ void partial_kernel(const T* x, const float* mask, std::int64_t n, double* partial) {
   __shared__ double scratch[32];
@@ -21,7 +21,10 @@ __global__ void partial_kernel(const T* x, const float* mask, std::int64_t n, do
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const double v = to_f32(x[i]);
-    s += kMode == 0 ? v : (kMode == 1 ? v * v : v * static_cast<double>(mask[i]));
+    if constexpr (kMode == 0) s += v;
+    else if constexpr (kMode == 1) s += v * v;
+    else if constexpr (kMode == 2) s += v * static_cast<double>(mask[i]);
+    else s += v == 0.0 ? 1.0 : 0.0;
   }
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
@@ -55,6 +58,10 @@ void sum(Float t, const void* x, std::int64_t n, bool squares, double* out, bool
   TESSERA_CUDA_FLOAT_SWITCH(t, T,
                             if (squares) run<T, 1>(static_cast<const T*>(x), nullptr, n, out, accumulate, workspace, stream);
                             else run<T, 0>(static_cast<const T*>(x), nullptr, n, out, accumulate, workspace, stream));
+}
+
+void count_zeros(const float* x, std::int64_t n, double* out, bool accumulate, void* workspace, cudaStream_t stream) {
+  run<float, 3>(x, nullptr, n, out, accumulate, workspace, stream);
 }
 
 void masked_sum(const float* values, const float* mask, std::int64_t n, double* out, bool accumulate, void* workspace,

@@ -85,6 +85,9 @@ struct AttentionInputs {
   Tensor key_mask;     // padded_self: u8 [B,T]
   Tensor memory;       // cross: [B,Tk,C]
   Tensor memory_mask;  // cross, optional: u8 [B,Tk]
+  // Self-attention, optional: i32 [B,T], the first key each query attends (ops::AttentionMask;
+  // GPT's document starts under data.reset_attention_mask).
+  Tensor first_key;
 };
 
 class Attention : public Module {
@@ -110,8 +113,9 @@ class Attention : public Module {
     Tensor q, kv, context, lse;
     std::vector<Tensor> tensors() const { return {q, kv, context, lse}; }
   };
-  // The mask the op gets (undefined: every key), checked against x's batch and the keys' length.
-  Tensor checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tk) const;
+  // The mask the op gets (undefined parts: every key), checked against x's batch, the queries' and
+  // the keys' lengths.
+  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk) const;
 
   TpGroup tp_;
   AttentionKind kind_;

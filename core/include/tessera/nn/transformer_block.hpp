@@ -57,8 +57,8 @@ class TransformerBlock {
 
  private:
   struct SavedInputs {  // the layers' AttentionInputs, for backward and recompute
-    Tensor key_mask, memory, memory_mask;
-    std::vector<Tensor> tensors() const { return {key_mask, memory, memory_mask}; }
+    Tensor key_mask, memory, memory_mask, first_key;
+    std::vector<Tensor> tensors() const { return {key_mask, memory, memory_mask, first_key}; }
   };
   Tensor forward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor x, const AttentionInputs& in);
   Tensor backward_segment(StepContext& ctx, const RecomputeSegment& seg, Tensor dy, const AttentionInputs& in,

@@ -29,6 +29,7 @@ struct IterationSettings {
   // the optimizer step (IterationResult::skipped) instead of stopping the run.
   double loss_scale = 1.0;
   bool skip_nonfinite = false;
+  bool count_zeros_in_grad = false;  // [logging] log_num_zeros_in_grad: IterationResult::num_zeros_in_grad
 };
 
 // The L2 norm of every parameter's f32 value, each counted once as the grad norm counts it
@@ -41,6 +42,9 @@ struct IterationResult {
   std::vector<double> loss_parts;  // the same mean of each part (Model::loss_part_names()), if the model has parts
   double grad_norm = 0;  // of the whole model, before clipping (unscaled)
   bool skipped = false;  // non-finite gradients with skip_nonfinite: no optimizer step was taken
+  // With count_zeros_in_grad, of a step taken: the gradient elements equal to 0 (global_grad_zeros,
+  // before clipping, as Megatron counts them); −1 otherwise.
+  double num_zeros_in_grad = -1;
   std::int64_t reductions_overlapped = 0;  // gradient buckets whose dp reduction started while backward ran
   double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
   std::int64_t peak_microbatches_held = 0;  // on this rank (pipeline_executor.hpp)
@@ -73,5 +77,8 @@ std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double
 // ‖grad‖ of the whole model (counts_in_grad_norm on each rank, summed over tp and pp), from the
 // optimizer's reduced shards when it takes its gradients by reduce-scatter (ZeRO). Collective.
 double global_grad_norm(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel);
+// The gradient elements of the whole model equal to 0, counted as the grad norm counts them
+// (Megatron-LM's count_zeros_fp32, for [logging] log_num_zeros_in_grad). Collective.
+double global_grad_zeros(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel);
 
 }  // namespace tessera

@@ -22,6 +22,9 @@ struct IterationLine {
   // With [logging] log_params_norm: the parameters' L2 norm after the step (Megatron's "params
   // norm"); shown when ≥ 0.
   double params_norm = -1.0;
+  // With [logging] log_num_zeros_in_grad: the gradient's elements equal to 0 (Megatron's "num
+  // zeros", before params norm); shown when ≥ 0 (not for a skipped step).
+  double num_zeros_in_grad = -1.0;
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,

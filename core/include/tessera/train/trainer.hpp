@@ -35,6 +35,7 @@ struct TrainingOptions {
   std::string tensorboard_dir;  // [logging] tensorboard_dir: TensorBoard event files there (empty: none)
   std::int64_t tensorboard_log_interval = 1;  // iterations between TensorBoard's per-iteration scalars
   bool log_params_norm = false;  // [logging] log_params_norm: the parameters' L2 norm after each step
+  bool log_num_zeros_in_grad = false;  // [logging] log_num_zeros_in_grad: zeros in each step's gradient
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;
@@ -55,6 +56,7 @@ struct TrainingOptions {
 struct TrainingRecord {
   std::vector<double> losses, grad_norms, learning_rates;   // one per iteration (learning rates as logged)
   std::vector<double> params_norms;                         // with logging.log_params_norm, after each step
+  std::vector<double> num_zeros_in_grad;  // with logging.log_num_zeros_in_grad: per iteration, −1 where skipped
   std::vector<std::int64_t> batch_sizes;                    // each iteration's global batch (a ramp grows it)
   std::vector<bool> skipped;                                // the loss scaler skipped its step
   std::vector<double> loss_scales;                          // the loss scale it ran with (1: none)
@@ -172,6 +174,7 @@ class Trainer {
   // Optimizer steps taken before the optimizer's state began (checkpoint.no_load_optim), recorded in checkpoints.
   std::int64_t optimizer_state_offset_ = 0;
   bool last_step_skipped_ = false;
+  double last_num_zeros_ = -1;  // of the last step, with log_num_zeros_in_grad (−1: not counted)
   std::vector<double> last_loss_parts_, last_eval_parts_;  // of the last step / evaluation (Model::loss_part_names)
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration

@@ -3,6 +3,7 @@
 //   q, out, dout, dq  [B,Tq,Hq·D]
 //   kv, dkv           [B,Tk,2·Hkv·D]  per token: keys of all groups, then values of all groups
 //   key_mask          [B,Tk] u8, nonzero = attend; null = every key
+//   first_key         [B,Tq] i32, query i of row b attends keys j ≥ first_key[b,i]; null = from 0
 //   lse               [B,Hq,Tq]       log Σ_j exp(q·k_j/√D) over the attended keys; −∞ for a row
 //                                     with none (its output and gradients are 0)
 // causal needs Tq = Tk (query t attends keys j ≤ t). Forward writes out and lse; backward
@@ -25,10 +26,10 @@ struct AttentionArgs {
 };
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
-                       float* out, float* lse);
+                       const std::int32_t* first_key, float* out, float* lse);
 
 void attention_backward(const AttentionArgs& a, const float* dout, const float* q, const float* kv,
-                        const std::uint8_t* key_mask, const float* out, const float* lse, float* dq,
-                        float* dkv);
+                        const std::uint8_t* key_mask, const std::int32_t* first_key, const float* out,
+                        const float* lse, float* dq, float* dkv);
 
 }  // namespace tessera::cpu

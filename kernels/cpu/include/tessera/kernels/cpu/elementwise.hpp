@@ -14,6 +14,7 @@ void copy(const float* src, float* dst, std::int64_t n);
 // Sums below give the same bits whatever the thread count (fixed blocks, added in order).
 double sum(const float* x, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
+double count_zeros(const float* x, std::int64_t n);  // elements equal to ±0
 // Σ values[i]·mask[i] in double, in index order (the loss of a microbatch: the same bits as a plain
 // loop, whatever the thread count).
 double masked_sum(const float* values, const float* mask, std::int64_t n);
