@@ -117,7 +117,7 @@ class GPT(nn.Module):
         super().__init__()
         o = llama or {}
         self.wte = nn.Embedding(V, C)
-        self.wpe = None if o.get("rope", False) else nn.Embedding(T, C)
+        self.wpe = nn.Embedding(T, C) if o.get("learned_positions", not o.get("rope", False)) else None
         self.blocks = nn.ModuleList(Block(C, H, G, llama=o) for _ in range(L))
         self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
@@ -175,7 +175,8 @@ def arg_parser():
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the --gemm operands' dtype")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
-                   "(ffn, rope, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, untied, bias)")
+                   "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
+                   "untied, bias)")
     return p
 
 

@@ -175,6 +175,7 @@ int bench_child(const BenchArgs& a) {
     const std::int64_t h = m.get_int("hidden_size");
     j["llama"] = {{"ffn", m.get_int("ffn_hidden_size", swiglu ? static_cast<std::int64_t>(4.0 * h * 2 / 3 / 64) * 64 : 4 * h)},
                   {"rope", m.get_string("position_embedding_type", "learned_absolute") == "rope"},
+                  {"learned_positions", m.get_string("position_embedding_type", "learned_absolute") == "learned_absolute"},
                   {"rotary_percent", m.get_float("rotary_percent", 1.0)},
                   {"rotary_base", m.get_float("rotary_base", 10000.0)},
                   {"rotary_interleaved", m.get_bool("rotary_interleaved", false)},

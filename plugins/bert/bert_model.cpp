@@ -183,7 +183,7 @@ StageOutput BertModel::forward_stage(StepContext& ctx, const Batch& batch, const
     x = inputs[0];
   }
   x = block.forward(ctx, x, in);
-  if (!ends_model(c)) return {{x}, 0.0};
+  if (!ends_model(c)) return {{x}, 0.0, {}};
   const HeadLosses l = head_losses(ctx, x, batch);
   StageOutput out;
   out.loss = l.lm + l.sop;

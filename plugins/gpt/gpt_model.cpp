@@ -21,6 +21,7 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.rope)
     parts.push_back(fmt::format("rope on {} channels (base {}{})", o.rotary_dim(), o.rotary_base,
                                 o.rotary_interleaved ? ", interleaved" : ""));
+  if (!o.rope && !o.learned_positions) parts.push_back("no position embedding");
   if (o.rms_norm) parts.push_back("RMSNorm");
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
@@ -62,7 +63,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     output_layer_->tp_split_dim = 0;
     output_layer_->unpadded_rows = o.vocab_size;
   }
-  if (first_stage_ && !o.rope) {
+  if (first_stage_ && o.learned_positions) {
     position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",
                                                        Shape{o.max_position_embeddings, o.hidden_size});
     init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);

@@ -285,6 +285,15 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   // An architecture the model does not fit.
   fails("checkpoint export --to hf --architecture llama " + w.dir / "save" + " " + w.dir / "o3",
         {"model.position_embedding_type", "llama"}, w.dir / "o3");
+  // No position embedding (NoPE) fits none of them.
+  fs::create_directories(dir / "nope");
+  std::string nope_config = tessera::test::read_text(w.dir / "save/config.toml");
+  REQUIRE(nope_config.find("[model]\n") != std::string::npos);
+  nope_config.replace(nope_config.find("[model]\n"), 8, "[model]\nposition_embedding_type = \"none\"\n");
+  tessera::test::write_text(w.dir / "nope/config.toml", nope_config);
+  fs::copy_file(dir / "save/model.safetensors", dir / "nope/model.safetensors");
+  fails("checkpoint export --to hf " + w.dir / "nope" + " " + w.dir / "o4",
+        {"model.position_embedding_type", "it has learned positions, this model none"}, w.dir / "o4");
 
   REQUIRE(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "hf").ok());
   const auto hf_copy = [&](const std::string& name) {

@@ -9,7 +9,7 @@ Megatron-Core computes them: "rope" (rotary positions instead of the learned tab
 rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_embedding.py),
 "rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
-there).
+there); and "positions": "none" (NoPE: neither the table nor rotary positions).
 """
 import json
 import math
@@ -50,7 +50,8 @@ def main(directory):
         return F.layer_norm(x, (C,), p[f"{name}.weight"], p[f"{name}.bias"], eps)
 
     x = p["embedding.word_embeddings.weight"][tokens]
-    if not rope:
+    # "learned_absolute" adds the table; "rope" rotates q and k instead; "none" (NoPE) neither.
+    if opts.get("positions", "rope" if rope else "learned_absolute") == "learned_absolute":
         x = x + p["embedding.position_embeddings.weight"][torch.arange(T)]
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(L):

@@ -128,6 +128,10 @@ TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});
 }
 
+TEST_CASE("GPT without position embeddings (NoPE: position_embedding_type none) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2, {"position_embedding_type = \"none\"", R"({"positions": "none"})", "_nope"});
+}
+
 TEST_CASE("GPT with kv_channels other than hidden / heads equals PyTorch (MHA, and Llama-style GQA)", "[reference]") {
   // Megatron-LM's --kv-channels: heads of 8 and of 20 channels in a 48-wide model of 4 heads (12 by
   // default), so the query and output projections are 32 and 80 wide.

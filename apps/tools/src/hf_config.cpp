@@ -39,7 +39,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                    source, why, s.architecture));
   };
   if (s.llama()) {
-    if (!o.rope) throw refuse("position_embedding_type", "llama has rotary positions (\"rope\"), not a learned table");
+    if (!o.rope)
+      throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",
+                                                          o.learned_positions ? "a learned table" : "none"));
     if (o.rotary_percent != 1.0)
       throw refuse("rotary_percent", fmt::format("llama rotates every channel of a head (1.0), this model {}",
                                                  o.rotary_percent));
@@ -49,6 +51,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (o.kv_channels * o.num_attention_heads != o.hidden_size) s.kv_channels = o.kv_channels;  // HF's head_dim
   } else {
     if (o.rope) throw refuse("position_embedding_type", "it has learned positions, this model rotary ones (use llama)");
+    if (!o.learned_positions) throw refuse("position_embedding_type", "it has learned positions, this model none");
     if (o.rms_norm) throw refuse("normalization", "it has LayerNorm, this model RMSNorm");
     if (o.swiglu) throw refuse("swiglu", "its MLP is GELU, this model's SwiGLU");
     if (!o.add_bias_linear) throw refuse("add_bias_linear", "its linear layers have biases");

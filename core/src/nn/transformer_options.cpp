@@ -82,7 +82,10 @@ std::int64_t TransformerOptions::rotary_dim() const {
 }
 
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
-  o.rope = s.get_choice("position_embedding_type", "learned_absolute", {"learned_absolute", "rope"}) == "rope";
+  const std::string positions =
+      s.get_choice("position_embedding_type", "learned_absolute", {"learned_absolute", "rope", "none"});
+  o.rope = positions == "rope";
+  o.learned_positions = positions == "learned_absolute";
   o.rotary_percent = s.get_float("rotary_percent", 1.0);
   if (!(o.rotary_percent > 0.0 && o.rotary_percent <= 1.0))
     throw ConfigError(fmt::format("model.rotary_percent ({}) in {} must be in (0, 1]: the fraction of each head's "

@@ -6,7 +6,8 @@
 // bert_heads.cpp):
 //   first virtual stage  the vocabulary-parallel token embedding (VocabParallelEmbedding::cost: the
 //                        table shard V_t·h, the ids N, its all-reduce or reduce-scatter), the position
-//                        embedding P·h and its position ids (neither with rope) (Ns rows: this rank's token rows); with
+//                        embedding P·h and its position ids (learned_absolute only; Ns rows: this
+//                        rank's token rows); with
 //                        token types (BERT) their table and ids (Ns); under sequence parallelism
 //                        the position and token-type tables' gradients are summed over tp
 //   last virtual stage   the fused LM head: the tied table (a copy V_t·h when the stage is not also
@@ -79,10 +80,10 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   c += TransformerBlock::cost(spec.block(sp, first_layer, per, last), shape);
   if (first) {
     c += VocabParallelEmbedding::cost(o.padded_vocab_size, h, N, t, sp);
-    // The position table and its ids (none with rope); with token types their table and ids (this
+    // The position table and its ids (only with learned_absolute); with token types their table and ids (this
     // rank's rows).
-    const std::int64_t positions = o.rope ? 0 : o.max_position_embeddings;
-    const std::int64_t tables = (spec.token_types > 0 ? 1 : 0) + (o.rope ? 0 : 1);
+    const std::int64_t positions = o.learned_positions ? o.max_position_embeddings : 0;
+    const std::int64_t tables = (spec.token_types > 0 ? 1 : 0) + (o.learned_positions ? 1 : 0);
     const std::int64_t table_elements = plan_mul(positions + spec.token_types, h);
     c.parameters = plan_add(c.parameters, table_elements);
     c.parameter_tensors += tables;
@@ -123,8 +124,8 @@ std::int64_t transformer_total_parameters(const TransformerOptions& o, const Tra
   check_countable(o, 1, spec.model);
   const ModuleCost layers =
       TransformerBlock::cost(spec.block(false, 0, o.num_layers, true), CostShape{1, o.seq_length, 0, 1});
-  // The word embedding, the learned positions (not with rope), token types, the untied output layer.
-  const std::int64_t tables = o.padded_vocab_size + (o.rope ? 0 : o.max_position_embeddings) + spec.token_types +
+  // The word embedding, the learned positions (learned_absolute only), token types, the untied output layer.
+  const std::int64_t tables = o.padded_vocab_size + (o.learned_positions ? o.max_position_embeddings : 0) + spec.token_types +
                               (o.untie_embeddings_and_output_weights ? o.padded_vocab_size : 0);
   std::int64_t n = plan_add(layers.parameters, plan_mul(tables, o.hidden_size));
   if (spec.heads) n = plan_add(n, spec.heads(1).parameters);

@@ -26,7 +26,9 @@ struct TransformerOptions {
   RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
   // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The
   // defaults are GPT-2's, which BERT and T5 keep.
-  bool rope = false;  // position_embedding_type = "rope" (else "learned_absolute")
+  // position_embedding_type: "learned_absolute" (a position table: learned_positions), "rope"
+  // (rotary, in attention) or "none" (neither: NoPE, the causal mask alone orders the tokens).
+  bool rope = false, learned_positions = true;
   double rotary_percent = 1.0, rotary_base = 10000.0;
   bool rotary_interleaved = false;
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
@@ -48,7 +50,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
 std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, std::int64_t num_attention_heads);
 
 // The Llama-style [model] keys a decoder model (GPT) accepts on top of read_transformer_options's,
-// with Megatron-Core's names: position_embedding_type ("learned_absolute" | "rope"), rotary_percent
+// with Megatron-Core's names: position_embedding_type ("learned_absolute" | "rope" | "none"), rotary_percent
 // (0, 1], rotary_base, rotary_interleaved, normalization ("LayerNorm" | "RMSNorm"), norm_epsilon
 // (layernorm_epsilon's alias; not both), swiglu (ffn_hidden_size unset: int(4h·2/3/64)·64, as
 // Megatron-Core), untie_embeddings_and_output_weights, add_bias_linear. Sets them in `o` (read by
