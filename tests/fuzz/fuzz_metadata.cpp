@@ -23,7 +23,7 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   big.virtual_pipeline = 2;
   big.sequence_parallel = true;
   big.optimizer = "distributed_adam";
-  // The records this session added: the schedule, a batch ramp, a fresh optimizer's offset.
+  // Later records: the schedule, a batch ramp, a fresh optimizer's offset, no optimizer files.
   CheckpointMetadata ramped = one;
   ramped.ramp = {2, 2, 10, 4};
   ramped.iteration = 10;
@@ -34,6 +34,7 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   ramped.param_schedule->lr.style = "WSD";
   ramped.param_schedule->lr.wsd_decay_samples = 8;
   ramped.scheduler_samples = ramped.consumed_samples;
+  ramped.optimizer_saved = false;
   t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big), checkpoint_metadata_json(ramped)};
   t.parse = [](const fuzz::Bytes& text) { parse_checkpoint_metadata(text, "fuzz/metadata.json"); };
   t.iterations = 12000;

@@ -1,6 +1,7 @@
 // Loading part of a resumable checkpoint, as Megatron-LM's --finetune (the weights only: a new run
 // from iteration 1) and --no-load-optim (the weights and the iteration, a fresh optimizer): what is
-// taken, what is not, what may differ from the checkpoint's run, and what is refused.
+// taken, what is not, what may differ from the checkpoint's run, and what is refused; and saving
+// without the optimizer (--no-save-optim).
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/train/checkpoint.hpp"
+#include "tessera/train/checkpoint_reshard.hpp"
+#include "tessera/train/grad_buckets.hpp"
+#include "tessera/train/saved_model.hpp"
 #include "tessera/train/trainer.hpp"
 #include "test_util.hpp"
 #include "training_corpus.hpp"
@@ -87,6 +92,40 @@ TEST_CASE("checkpoint.finetune and no_load_optim take a checkpoint's weights, as
     Trainer again(run_config(8, {"checkpoint.load=\"" + fresh + "\"", "optimizer.plugin=\"distributed_adam\"",
                                  "optimizer.lr_decay_iters=4"}));
     CHECK(again.train().losses.size() == 2);  // iterations 7 and 8
+  }
+  SECTION("no_save_optim: checkpoints without optimizer files, which no_load_optim resumes and reshard keeps so") {
+    const std::string light = dir / "light";
+    {
+      Trainer t(run_config(4, {"checkpoint.save=\"" + light + "\"", "checkpoint.save_interval=2",
+                               "checkpoint.no_save_optim=true"}));
+      t.train();
+    }
+    const std::string light_ckpt = light + "/iter_0000004";
+    CHECK(std::filesystem::exists(light_ckpt + "/model_tp0_pp0.safetensors"));
+    CHECK(!std::filesystem::exists(light_ckpt + "/optimizer_tp0_pp0_dp0.safetensors"));
+    CHECK(test::read_text(light_ckpt + "/metadata.json").find("\"optimizer_saved\": false") != std::string::npos);
+    // The same weights as the run that saved its optimizer (no_save_optim changes nothing else).
+    CHECK(holds_weights_of(*std::make_unique<Trainer>(run_config(4, {"checkpoint.load=\"" + light + "\"",
+                                                                     "checkpoint.no_load_optim=true"})),
+                           model_file));
+    const std::string msg = message_of<ConfigError>([&] { Trainer t(run_config(6, {"checkpoint.load=\"" + light + "\"",
+                                                                                 "optimizer.lr_decay_iters=4"})); });
+    CHECK_THAT(msg, Catch::Contains(light_ckpt) && Catch::Contains("without its optimizer state") &&
+                        Catch::Contains("checkpoint.no_load_optim = true"));
+    Trainer resumed(run_config(6, {"checkpoint.load=\"" + light + "\"", "checkpoint.no_load_optim=true",
+                                   "optimizer.lr_decay_iters=4"}));
+    CHECK(resumed.train().losses.size() == 2);  // iterations 5 and 6
+    // Resharded (here to the same layout): weights only again.
+    const CheckpointFolder source = open_checkpoint(light, "the test's checkpoint");
+    ReshardLayout same;
+    same.bucket_size = kDefaultGradBucketSize;
+    const ReshardResult r = reshard_checkpoint(source, open_saved_model(source.dir).config, same, {}, dir / "light2");
+    CHECK(!r.meta.optimizer_saved);
+    CHECK(std::filesystem::exists(r.checkpoint / "model_tp0_pp0.safetensors"));
+    CHECK(!std::filesystem::exists(r.checkpoint / "optimizer_tp0_pp0_dp0.safetensors"));
+    Trainer from_reshard(run_config(6, {"checkpoint.load=\"" + (dir / "light2") + "\"",
+                                        "checkpoint.no_load_optim=true", "optimizer.lr_decay_iters=4"}));
+    CHECK(holds_weights_of(from_reshard, model_file));
   }
   SECTION("a plain resume still refuses another optimizer plugin") {
     CHECK_THAT(message_of<ConfigError>([&] {

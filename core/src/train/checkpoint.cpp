@@ -133,6 +133,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
   j["optimizer"] = m.optimizer;
   j["optimizer_steps"] = m.optimizer_steps;
   if (m.optimizer_state_offset > 0) j["optimizer_state_offset"] = m.optimizer_state_offset;
+  if (!m.optimizer_saved) j["optimizer_saved"] = false;
   if (m.skipped_iterations > 0 || m.loss_scale != 1.0 || m.loss_scale_hysteresis_tracker != 0)
     j["loss_scaler"] = {{"skipped_iterations", m.skipped_iterations},
                         {"scale", m.loss_scale},
@@ -222,6 +223,11 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
     if (m.optimizer_state_offset > m.optimizer_steps)
       throw bad(fmt::format("optimizer_state_offset {} is past optimizer_steps {}", m.optimizer_state_offset,
                             m.optimizer_steps));
+  }
+  if (j.contains("optimizer_saved")) {
+    const nlohmann::json& v = j["optimizer_saved"];
+    if (!v.is_boolean()) throw bad(fmt::format("'optimizer_saved' is {}; expected true or false", detail::describe_json(v)));
+    m.optimizer_saved = v.get<bool>();
   }
   if (j.contains("loss_scaler")) {
     const nlohmann::json& s = j["loss_scaler"];

@@ -185,11 +185,13 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
 
   const std::int64_t vocab = build_tokenizer(config)->vocab_size();
   const PluginPtr<OptimizerStateFormat> format = state_format(config, meta.optimizer);
-  const std::size_t num_slots = format ? format->slots().size() : 0;
+  // A checkpoint saved with checkpoint.no_save_optim has weights only: so has its reshard.
+  const bool has_state = meta.optimizer_saved;
+  const std::size_t num_slots = format && has_state ? format->slots().size() : 0;
   // The new layout's optimizer: the same, or one whose state has the same slots.
   const std::string optimizer = target.optimizer.empty() ? meta.optimizer : target.optimizer;
   PluginPtr<OptimizerStateFormat> to_format;
-  if (optimizer != meta.optimizer) {
+  if (optimizer != meta.optimizer && has_state) {
     to_format = state_format(config, optimizer);
     const auto slots = [](const PluginPtr<OptimizerStateFormat>& f) {
       return f ? fmt::format("{}", fmt::join(f->slots(), ", ")) : std::string("none");
@@ -219,7 +221,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       restore_tensors(load_safetensors(model_file).tensors, targets, model_file.string(),
                       " (the checkpoint's config and weights disagree)");
       ParameterSlots slots = zero_slots(rank.params, num_slots);
-      const int dp_files = format && format->replicated_over_dp() ? 1 : from_dp;  // replicas: rank 0's
+      const int dp_files = !has_state ? 0 : format && format->replicated_over_dp() ? 1 : from_dp;  // replicas: rank 0's
       for (int d = 0; d < dp_files; ++d) {
         const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
         SafetensorsFile state = load_safetensors(file);
@@ -305,7 +307,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                        {{"format", "tessera-checkpoint"},
                         {"iteration", std::to_string(meta.iteration)},
                         {kTensorParallelSplitKey, tensor_parallel_split_json(rank.params)}});
-      for (int d = 0; d < target.dp; ++d) {
+      for (int d = 0; d < (has_state ? target.dp : 0); ++d) {
         NamedTensors state;
         if (write_format)
           state = write_format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});

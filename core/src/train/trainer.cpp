@@ -191,6 +191,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.load_dir = ck.get_string("load", "");
   o.finetune = ck.get_bool("finetune", false);
   o.no_load_optim = ck.get_bool("no_load_optim", false);
+  o.no_save_optim = ck.get_bool("no_save_optim", false);
   for (const auto& [key, on] : {std::pair{"finetune", o.finetune}, std::pair{"no_load_optim", o.no_load_optim}})
     if (on && o.load_dir.empty())
       throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose weights it "

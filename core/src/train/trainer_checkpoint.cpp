@@ -42,8 +42,9 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
       }
       // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
       // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
-      save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
-                       {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
+      if (!options_.no_save_optim)
+        save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
+                         {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
       if (world.rank() == 0) {
         CheckpointMetadata meta;
         meta.iteration = iteration;
@@ -51,6 +52,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.optimizer = optimizer_plugin_;
         meta.optimizer_steps = iteration - skipped_iterations_;  // one step per iteration not skipped
         meta.optimizer_state_offset = optimizer_state_offset_;
+        meta.optimizer_saved = !options_.no_save_optim;
         meta.skipped_iterations = skipped_iterations_;
         if (scaler_.active()) {
           const LossScaler::State scaler = scaler_.state();
@@ -143,6 +145,11 @@ void Trainer::load_checkpoint() {
              dir.string(), iteration);
     return;
   }
+  if (loads_optimizer && !meta.optimizer_saved)
+    throw ConfigError(fmt::format("checkpoint {} was saved without its optimizer state (checkpoint.no_save_optim): "
+                                  "set checkpoint.no_load_optim = true to resume from its weights and iteration with a "
+                                  "fresh optimizer, or checkpoint.finetune = true to start a new run from its weights",
+                                  dir.string()));
   if (loads_optimizer && meta.optimizer != optimizer_plugin_)
     throw ConfigError(fmt::format("checkpoint {} holds the state of optimizer '{}', this run's optimizer.plugin is '{}'",
                                   dir.string(), plain_or_quoted(meta.optimizer), optimizer_plugin_));

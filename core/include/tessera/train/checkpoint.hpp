@@ -53,6 +53,9 @@ struct CheckpointMetadata {
   // Optimizer steps taken before its state began (a run resumed with checkpoint.no_load_optim):
   // the optimizer files' step is optimizer_steps − this. Absent (0) otherwise.
   std::int64_t optimizer_state_offset = 0;
+  // false: saved with checkpoint.no_save_optim (Megatron-LM's --no-save-optim), no optimizer files:
+  // only no_load_optim or finetune can load it. Recorded as "optimizer_saved": false; absent: true.
+  bool optimizer_saved = true;
   // The loss scaler (fp16; loss_scaler.hpp): iterations whose step it skipped, and its state.
   // Absent from files written without one (read as 0 and scale 1).
   std::int64_t skipped_iterations = 0;

@@ -48,6 +48,9 @@ struct TrainingOptions {
   // a fresh optimizer, scheduler and data order. --no-load-optim: the weights and the iteration, a
   // fresh optimizer (another optimizer plugin or data-parallel size may be used).
   bool finetune = false, no_load_optim = false;
+  // Megatron-LM's --no-save-optim: checkpoints without the optimizer files (the weights, the
+  // iteration, the schedule), which resume with no_load_optim or finetune.
+  bool no_save_optim = false;
   PrecisionOptions precision;   // [training] precision: f32, or bf16/f16 with f32 master weights
   LossScalerOptions loss_scaler;  // fp16's dynamic scaler, or a constant loss_scale
   StopOptions stop;  // graceful stop: signals, exit_interval, exit_duration_in_mins (graceful_stop.hpp)
