@@ -300,3 +300,31 @@ TEST_CASE("an optional test split too small for one sample is left empty; asked 
   // `tessera evaluate --split test` asks for it: an error naming the documents.
   CHECK_THAT(message_of<Error>([&] { source(1, false); }), Catch::Contains("hold 1 token(s)"));
 }
+
+TEST_CASE("data.reset_* need a model that reads the field they add, or documents would attend each other", "[unit]") {
+  const FieldSpecs gpt_core{{"tokens", DType::i32, {16}}, {"labels", DType::i32, {16}}, {"loss_mask", DType::f32, {16}}};
+  const auto build = [&](const std::string& keys, const FieldSpecs& model_fields) {
+    static std::vector<std::unique_ptr<Config>> keep;
+    keep.push_back(std::make_unique<Config>(
+        Config::from_string("[data]\nplugin = \"gpt_indexed\"\ndata_path = \"unread\"\n" + keys, "resets.toml")));
+    DataRequest r;
+    r.seq_length = 16;
+    r.model_fields = model_fields;
+    keep.back()->section("data").declare("plugin");
+    return create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+  };
+  CHECK_THAT(message_of<ConfigError>([&] { build("reset_attention_mask = true", gpt_core); }),
+             Catch::Contains("data.reset_attention_mask in resets.toml") && Catch::Contains("document_start") &&
+                 Catch::Contains("does not read"));
+  CHECK_THAT(message_of<ConfigError>([&] { build("reset_position_ids = true", gpt_core); }),
+             Catch::Contains("data.reset_position_ids") && Catch::Contains("position_ids"));
+  FieldSpecs gpt = gpt_core;
+  gpt.push_back({"position_ids", DType::i32, {16}, true});
+  gpt.push_back({"document_start", DType::i32, {16}, true});
+  const auto source = build("reset_attention_mask = true\nreset_position_ids = true", gpt);
+  const FieldSpecs fields = source->fields();
+  REQUIRE(fields.size() == 5);
+  CHECK(fields[3].name == "position_ids");
+  CHECK(fields[4].name == "document_start");
+  CHECK_NOTHROW(check_batch_fields(gpt, "model plugin 'gpt'", fields, "data plugin 'gpt_indexed'"));
+}
