@@ -75,8 +75,9 @@ class Block(nn.Module):
         self.rot_base, self.rot_interleaved = o.get("rotary_base", 10000.0), o.get("rotary_interleaved", False)
         norm = RMSNorm if o.get("rms_norm", False) else nn.LayerNorm
         self.ln1, self.ln2 = norm(C), norm(C)
-        self.q = nn.Linear(C, C, bias=bias)
-        self.kv = nn.Linear(C, 2 * G * self.D, bias=bias)
+        qkv_bias = o.get("qkv_bias", bias)  # Megatron's add_qkv_bias: q, k, v keep theirs
+        self.q = nn.Linear(C, C, bias=qkv_bias)
+        self.kv = nn.Linear(C, 2 * G * self.D, bias=qkv_bias)
         self.proj = nn.Linear(C, C, bias=bias)
         self.fc1 = nn.Linear(C, 2 * F_ if self.swiglu else F_, bias=bias)
         self.fc2 = nn.Linear(F_, C, bias=bias)
@@ -176,7 +177,7 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias)")
+                   "untied, bias, qkv_bias)")
     return p
 
 

@@ -182,7 +182,8 @@ int bench_child(const BenchArgs& a) {
                   {"rms_norm", m.get_string("normalization", "LayerNorm") == "RMSNorm"},
                   {"swiglu", swiglu},
                   {"untied", m.get_bool("untie_embeddings_and_output_weights", false)},
-                  {"bias", m.get_bool("add_bias_linear", true)}};
+                  {"bias", m.get_bool("add_bias_linear", true)},
+                  {"qkv_bias", m.get_bool("add_bias_linear", true) || m.get_bool("add_qkv_bias", false)}};
   }
   fmt::print("{}\n", j.dump());
   return 0;

@@ -9,7 +9,8 @@ Megatron-Core computes them: "rope" (rotary positions instead of the learned tab
 rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_embedding.py),
 "rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
-there); and "positions": "none" (NoPE: neither the table nor rotary positions).
+there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); and "positions": "none"
+(NoPE: neither the table nor rotary positions).
 """
 import json
 import math
@@ -40,6 +41,17 @@ def main(directory):
     rope = opts.get("rope", False)
     rot_dim = int(D * opts.get("rotary_percent", 1.0))
     base, interleaved = opts.get("rotary_base", 10000.0), opts.get("rotary_interleaved", False)
+
+    # The linears' biases Tessera must have made: every one with "bias" (add_bias_linear), else only
+    # the query's and key/value's with "qkv_bias" (add_qkv_bias).
+    bias, qkv_bias = opts.get("bias", True), opts.get("qkv_bias", opts.get("bias", True))
+    for name in params:
+        if name.endswith(".bias") and (".attention." in name or ".mlp." in name):
+            qkv = ".attention.query." in name or ".attention.key_value." in name
+            assert (qkv_bias if qkv else bias), f"unexpected {name}"
+    for i in range(L):
+        for n in ("attention.query", "attention.key_value"):
+            assert (f"layers.{i}.{n}.bias" in params) == qkv_bias, f"layers.{i}.{n}.bias: expected {qkv_bias}"
 
     def linear(x, name):
         return F.linear(x, p[f"{name}.weight"], p.get(f"{name}.bias"))

@@ -128,6 +128,11 @@ TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});
 }
 
+TEST_CASE("Llama-style GPT with biases on q, k and v only (add_qkv_bias, as Qwen2) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2, {fmt::format("{}\nadd_qkv_bias = true", kLlamaToml),
+                             fmt::format(R"({{{}, "qkv_bias": true}})", kLlamaJson), "_llama_qkv_bias"});
+}
+
 TEST_CASE("GPT without position embeddings (NoPE: position_embedding_type none) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"position_embedding_type = \"none\"", R"({"positions": "none"})", "_nope"});
 }

@@ -48,6 +48,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
+    if (o.add_qkv_bias)
+      throw refuse("add_qkv_bias", "llama's attention has no biases (Qwen2's q, k, v biases are not exported)");
     if (o.kv_channels * o.num_attention_heads != o.hidden_size) s.kv_channels = o.kv_channels;  // HF's head_dim
   } else {
     if (o.rope) throw refuse("position_embedding_type", "it has learned positions, this model rotary ones (use llama)");

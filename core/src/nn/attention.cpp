@@ -51,7 +51,7 @@ const AttentionOptions& checked(const AttentionOptions& o) {
 bool kv_replicated(const AttentionOptions& o, std::int64_t tp) { return groups_or_heads(o) < tp; }
 
 ColumnParallelOptions key_value_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * head_dim(o), o.bias, o.init_std};
+  ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * head_dim(o), o.qkv_bias, o.init_std};
   c.blocks = 2;
   c.reduce_input_grad = false;
   return c;
@@ -68,7 +68,7 @@ std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionO
 }
 
 ColumnParallelOptions query_options(const AttentionOptions& o) {
-  ColumnParallelOptions c{o.hidden, query_width(o), o.bias, o.init_std};
+  ColumnParallelOptions c{o.hidden, query_width(o), o.qkv_bias, o.init_std};
   c.reduce_input_grad = false;
   return c;
 }

@@ -127,6 +127,7 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   }
   o.untie_embeddings_and_output_weights = s.get_bool("untie_embeddings_and_output_weights", false);
   o.add_bias_linear = s.get_bool("add_bias_linear", true);
+  o.add_qkv_bias = s.get_bool("add_qkv_bias", false);
 }
 
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
@@ -144,6 +145,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
                  static_cast<float>(o.init_method_std / std::sqrt(2.0 * o.num_layers)), std::move(tp),
                  sequence_parallel};
   l.attention.bias = o.add_bias_linear;
+  l.attention.qkv_bias = o.add_bias_linear || o.add_qkv_bias;
   l.attention.kv_channels = o.kv_channels;
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;

@@ -29,8 +29,9 @@
 // input (one [B·T, C] tensor, shared by Q and K/V) rather than only the shard: Q and K/V are
 // separate linears here, and re-gathering for each in backward would double that communication.
 //
-// Llama-style options (docs/llama.md): bias = false drops every projection's bias
-// (add_bias_linear = false); rotary.dim > 0 applies rotary position embeddings (ops::rope_forward)
+// Llama-style options (docs/llama.md): bias = false drops the output projection's bias and
+// qkv_bias = false the query's and key/value's (add_bias_linear = false; add_qkv_bias keeps the
+// latter, as Qwen2's); rotary.dim > 0 applies rotary position embeddings (ops::rope_forward)
 // to q and to the keys of kv right after the projections, on the first rotary.dim channels of each
 // head, at positions 0…T−1 of each sequence (self-attention only). What attention saves is the
 // rotated q and kv, so backward rotates dq and the keys' gradient back (ops::rope_backward).
@@ -62,7 +63,8 @@ struct AttentionOptions {
   // backward reruns the op on the saved q and kv (same op, same inputs: bit-identical gradients).
   bool recompute_core = false;
   AttentionKind kind = AttentionKind::causal_self;
-  bool bias = true;  // the projections' biases (Megatron's add_bias_linear)
+  bool bias = true;      // the output projection's bias (Megatron's add_bias_linear)
+  bool qkv_bias = true;  // the query and key/value projections' (add_bias_linear or add_qkv_bias)
   // Dropout on the attention probabilities in training steps (Megatron-LM's attention_dropout), its
   // masks drawn from StepContext::dropout_seed(dropout_site) (ops::AttentionShape).
   float dropout = 0.0f;
