@@ -75,6 +75,8 @@ class Block(nn.Module):
         self.rot_base, self.rot_interleaved = o.get("rotary_base", 10000.0), o.get("rotary_interleaved", False)
         norm = RMSNorm if o.get("rms_norm", False) else nn.LayerNorm
         self.ln1, self.ln2 = norm(C), norm(C)
+        # Megatron-Core's qk_layernorm: the same norm over each head's channels of q and k.
+        self.q_ln, self.k_ln = (norm(self.D), norm(self.D)) if o.get("qk_layernorm", False) else (None, None)
         qkv_bias = o.get("qkv_bias", bias)  # Megatron's add_qkv_bias: q, k, v keep theirs
         self.q = nn.Linear(C, C, bias=qkv_bias)
         self.kv = nn.Linear(C, 2 * G * self.D, bias=qkv_bias)
@@ -95,6 +97,8 @@ class Block(nn.Module):
         q = self.q(a).view(B, T, self.H, self.D)
         k, v = self.kv(a).split(self.G * self.D, dim=-1)
         k = k.reshape(B, T, self.G, self.D)
+        if self.q_ln is not None:
+            q, k = self.q_ln(q), self.k_ln(k)
         if self.rope:
             q = rotary(q, self.rot_dim, self.rot_base, self.rot_interleaved)
             k = rotary(k, self.rot_dim, self.rot_base, self.rot_interleaved)
@@ -177,7 +181,7 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias, qkv_bias)")
+                   "untied, bias, qkv_bias, qk_layernorm)")
     return p
 
 

@@ -9,7 +9,8 @@ Megatron-Core computes them: "rope" (rotary positions instead of the learned tab
 rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_embedding.py),
 "rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
-there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); and "positions": "none"
+there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); "qk_layernorm" (the
+same norm over each head's channels of q and k, before rotary positions); and "positions": "none"
 (NoPE: neither the table nor rotary positions).
 """
 import json
@@ -59,7 +60,7 @@ def main(directory):
     def norm(x, name):
         if opts.get("rms_norm", False):
             return p[f"{name}.weight"] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-        return F.layer_norm(x, (C,), p[f"{name}.weight"], p[f"{name}.bias"], eps)
+        return F.layer_norm(x, (x.shape[-1],), p[f"{name}.weight"], p[f"{name}.bias"], eps)
 
     x = p["embedding.word_embeddings.weight"][tokens]
     # "learned_absolute" adds the table; "rope" rotates q and k instead; "none" (NoPE) neither.
@@ -73,6 +74,8 @@ def main(directory):
         kv = linear(a, f"{n}.attention.key_value")
         k = kv[..., : G * D].reshape(B, T, G, D)
         v = kv[..., G * D:].reshape(B, T, G, D)
+        if opts.get("qk_layernorm", False):  # Megatron-Core: per head, before the rotary embedding
+            q, k = norm(q, f"{n}.attention.q_layernorm"), norm(k, f"{n}.attention.k_layernorm")
         if rope:
             q, k = rotary(q, rot_dim, base, interleaved), rotary(k, rot_dim, base, interleaved)
         k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)

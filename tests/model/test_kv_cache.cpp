@@ -39,6 +39,10 @@ const char* const kMqa = "num_query_groups = 1\n";
 const char* const kLlama =
     "num_query_groups = 2\nposition_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
     "untie_embeddings_and_output_weights = true\nadd_bias_linear = false\nrotary_percent = 0.5\n";
+// q/k norms before the rotation, which a cached step applies to its one token too.
+const char* const kQkNorm =
+    "num_query_groups = 2\nposition_embedding_type = \"rope\"\nqk_layernorm = true\nadd_bias_linear = false\n"
+    "add_qkv_bias = true\n";
 
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
@@ -100,8 +104,8 @@ double check_greedy(Generator& g, std::vector<std::int32_t> ids) {
 
 }  // namespace
 
-TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama}) {
+TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms", "[unit]") {
+  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -115,7 +119,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 }
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama}) {
+  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();

@@ -475,6 +475,11 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
   SECTION("rope only, tied, biases: tp 2 · pp 2") {
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, "position_embedding_type = \"rope\"\nrotary_percent = 0.5");
   }
+  SECTION("q/k norms (qk_layernorm): tp 2, GQA; MQA with K replicated; sequence parallel with pp") {
+    check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nqk_layernorm = true");
+    check_layout(kGpt, 4, 1, 2, 1, 1, 2, 4, "qk_layernorm = true");
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, kLlamaKeys + "\nqk_layernorm = true", true);
+  }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");
   }

@@ -151,13 +151,18 @@ def read_safetensors(path):
 
 def weight_differences(got_dir, base_dir, layout, skip_key_bias=False):
     """{name: relative L2 difference} between two saved final weights (gathered over tp, vocab padding
-    dropped); with skip_key_bias, of the value half of attention.key_value.bias only ([keys; values])."""
+    dropped); with skip_key_bias, of the value half of attention.key_value.bias only ([keys; values]).
+    attention.k_layernorm.bias (qk_layernorm with LayerNorm) is never compared: like the key bias, it
+    adds one vector to every key, which moves no softmax, so its true gradient is zero and its values
+    are Adam's steps on rounding noise in any precision."""
     got, base = read_safetensors(os.path.join(got_dir, "model.safetensors")), \
         read_safetensors(os.path.join(base_dir, "model.safetensors"))
     if got.keys() != base.keys():
         sys.exit(f"{layout}: saved tensors {sorted(got)} but one process saved {sorted(base)}")
     out = {}
     for name, (shape, values) in base.items():
+        if name.endswith("attention.k_layernorm.bias"):
+            continue
         if got[name][0] != shape:
             sys.exit(f"{layout}: saved {name} has shape {got[name][0]}, one process {shape}")
         got_values = got[name][1]
@@ -242,11 +247,13 @@ def main():
         overlapped = got.pop("overlapped")
         state, buckets = got.pop("state"), got.pop("buckets")
         if opts.get("opt") == "dist" and set(opts) <= {"np", "opt", "ov", "bs", "prec"}:
-            # ZeRO-1: each of the dp ranks holds 1/dp of Adam's moments, plus at most 16 padding
-            # elements per bucket and rank for each moment.
+            # ZeRO-1: each of the dp ranks holds 1/dp of Adam's moments, plus the buckets' padding
+            # for each moment: under 16 elements per parameter (each starts 16-aligned) and under
+            # 16 per bucket and rank (a bucket splits into dp equal shards).
             dp = int(opts["np"])
             buckets = buckets or 0  # dp = 1: no buckets, the state is Adam's
-            if state is None or not 0 <= state * dp - base_state <= 2 * 16 * dp * buckets:
+            tensors = len(read_safetensors(os.path.join(base_weights, "model.safetensors"))) if buckets else 0
+            if state is None or not 0 <= state * dp - base_state <= 2 * (15 * tensors + 16 * dp * buckets):
                 sys.exit(f"{layout}: optimizer state {state} elements per rank with {buckets} buckets; "
                          f"one process's Adam holds {base_state}, so about {base_state / dp:.0f} expected")
         held = got.pop("held")

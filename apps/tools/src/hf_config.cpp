@@ -38,6 +38,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
                                    source, why, s.architecture));
   };
+  if (o.qk_layernorm) throw refuse("qk_layernorm", "it has no norms on q and k");
   if (s.llama()) {
     if (!o.rope)
       throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",

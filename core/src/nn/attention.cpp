@@ -76,6 +76,16 @@ ColumnParallelOptions query_options(const AttentionOptions& o) {
 RowParallelOptions output_options(const AttentionOptions& o) {
   return {query_width(o), o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
 }
+
+// A q or k norm over head_dim channels; with tp > 1 every rank's gradient covers its heads only.
+std::unique_ptr<Module> make_qk_norm(const std::string& name, const AttentionOptions& o) {
+  if (!o.qk_norm) return nullptr;
+  std::unique_ptr<Module> norm = o.qk_norm->build(name, head_dim(o), o.qk_norm_eps);
+  std::vector<Parameter*> params;
+  norm->collect_parameters(params);
+  for (Parameter* p : params) p->reduce_grad_over_tp = tp_size(o.tp) > 1;
+  return norm;
+}
 }  // namespace
 
 Attention::Attention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
@@ -90,7 +100,9 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       dropout_(o.dropout),
       dropout_site_(o.dropout_site),
       query_(name + ".query", query_options(o), seed, o.tp),
+      q_norm_(make_qk_norm(name + ".q_layernorm", o)),
       key_value_(make_key_value(name + ".key_value", o, seed)),
+      k_norm_(make_qk_norm(name + ".k_layernorm", o)),
       output_(name + ".output", output_options(o), seed, o.tp) {}
 
 ops::AttentionShape Attention::op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const {
@@ -106,7 +118,9 @@ ops::AttentionShape Attention::op_shape(const StepContext& ctx, std::int64_t B, 
 
 void Attention::collect_parameters(std::vector<Parameter*>& out) {
   query_.collect_parameters(out);
+  if (q_norm_) q_norm_->collect_parameters(out);
   key_value_->collect_parameters(out);
+  if (k_norm_) k_norm_->collect_parameters(out);
   output_.collect_parameters(out);
 }
 
@@ -127,6 +141,13 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   kv.saved_elements -= plan_mul(Nk, o.hidden);
   c += kv;
   c += RowParallelLinear::cost(output_options(o), N, t);  // keeps the context, which Saved shares
+  if (o.qk_norm) {  // each head's rows of q and of the keys: a norm's input and statistics
+    const std::int64_t k_heads = kv_replicated(o, t) ? 1 : groups_or_heads(o) / t;
+    const ModuleCost q_norm = o.qk_norm->cost(D, plan_mul(N, o.heads / t));
+    c += q_norm;
+    c += o.qk_norm->cost(D, plan_mul(Nk, k_heads));
+    if (t > 1) c.tp_replicated_grads += {plan_mul(2, q_norm.parameter_tensors), plan_mul(2, q_norm.parameters)};
+  }
   // q, kv and, unless recomputed, lse [B, H/tp, T]
   c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(N, query_width(o) / t), plan_mul(Nk, kv_width)));
   if (!o.recompute_core) c.saved_elements = plan_add(c.saved_elements, plan_mul(s.batch * (o.heads / t), s.seq));
@@ -140,6 +161,25 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
     }
   }
   return c;
+}
+
+void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv) {
+  if (!q_norm_) return;
+  const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1), D = head_dim_, K = groups_ * D;
+  q = q_norm_->forward(ctx, q.reshape({B * T * heads_, D})).reshape({B, T, heads_ * D});
+  // The keys are the first K columns of each kv row: normalised through a contiguous copy.
+  Tensor keys = kv.new_empty({B * Tk * groups_, D});
+  ops::copy_2d(kv, 0, 2 * K, keys, 0, K, B * Tk, K);
+  ops::copy_2d(k_norm_->forward(ctx, keys), 0, K, kv, 0, 2 * K, B * Tk, K);
+}
+
+void Attention::normalize_qk_backward(StepContext& ctx, Tensor& dq, Tensor& dkv) {
+  if (!q_norm_) return;
+  const std::int64_t B = dq.size(0), T = dq.size(1), Tk = dkv.size(1), D = head_dim_, K = groups_ * D;
+  dq = q_norm_->backward(ctx, dq.reshape({B * T * heads_, D})).reshape({B, T, heads_ * D});
+  Tensor dkeys = dkv.new_empty({B * Tk * groups_, D});
+  ops::copy_2d(dkv, 0, 2 * K, dkeys, 0, K, B * Tk, K);
+  ops::copy_2d(k_norm_->backward(ctx, dkeys), 0, K, dkv, 0, 2 * K, B * Tk, K);
 }
 
 void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
@@ -199,6 +239,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
+  normalize_qk(ctx, q, kv);
   if (ctx.kv_cache && kind_ == AttentionKind::causal_self) {
     if (ctx.training) throw Error("attention: a key/value cache is for inference only (training = false)");
     return output_.forward(ctx, cached_context(*ctx.kv_cache, q, kv));
@@ -277,7 +318,8 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   }
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
-  rotate(dq, dkv, true);  // gradients of the projections' outputs, before rotation
+  rotate(dq, dkv, true);  // gradients of the norms' (or projections') outputs, before rotation
+  normalize_qk_backward(ctx, dq, dkv);
   Tensor dx = query_.backward(ctx, dq);
   Tensor dsource = key_value_->backward(ctx, dkv);
   if (kind_ == AttentionKind::cross) {

@@ -128,6 +128,7 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   o.untie_embeddings_and_output_weights = s.get_bool("untie_embeddings_and_output_weights", false);
   o.add_bias_linear = s.get_bool("add_bias_linear", true);
   o.add_qkv_bias = s.get_bool("add_qkv_bias", false);
+  o.qk_layernorm = s.get_bool("qk_layernorm", false);
 }
 
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
@@ -151,6 +152,10 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;
   if (o.rms_norm) l.spec.norm = rms_norm_spec();
+  if (o.qk_layernorm) {
+    l.attention.qk_norm = l.spec.norm;
+    l.attention.qk_norm_eps = static_cast<float>(o.layernorm_epsilon);
+  }
   if (o.swiglu) l.spec.mlp = swiglu_mlp_spec();
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;

@@ -29,6 +29,8 @@
 // input (one [B·T, C] tensor, shared by Q and K/V) rather than only the shard: Q and K/V are
 // separate linears here, and re-gathering for each in backward would double that communication.
 //
+// qk_norm (Megatron-Core's qk_layernorm) normalises each head of q and of the keys before rotary
+// positions.
 // Llama-style options (docs/llama.md): bias = false drops the output projection's bias and
 // qkv_bias = false the query's and key/value's (add_bias_linear = false; add_qkv_bias keeps the
 // latter, as Qwen2's); rotary.dim > 0 applies rotary position embeddings (ops::rope_forward)
@@ -43,7 +45,10 @@
 // over the cached keys with a key mask hiding slots past each row's length. Only existing ops, so
 // the path runs on any backend.
 #pragma once
+#include <optional>
+
 #include "tessera/nn/column_parallel_linear.hpp"
+#include "tessera/nn/norm_spec.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
 #include "tessera/ops.hpp"
 
@@ -79,6 +84,12 @@ struct AttentionOptions {
   // Channels of each head (Megatron-LM's kv_channels): 0 → hidden / heads. Otherwise the query and
   // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.
   std::int64_t kv_channels = 0;
+  // Megatron-Core's qk_layernorm: this norm (the layers' LayerNorm or RMSNorm, epsilon qk_norm_eps)
+  // over each head's channels of q and of the keys, one weight of head size shared by the heads
+  // ("q_layernorm", "k_layernorm"), after the projections and before rotary positions. Each tp rank
+  // sees its heads only, so the norms' gradients are summed over tp. Unset: none.
+  std::optional<NormSpec> qk_norm = std::nullopt;
+  float qk_norm_eps = 1e-5f;
 };
 
 // What attention reads besides x: each kind checks the fields it uses at each call and ignores the
@@ -130,10 +141,16 @@ class Attention : public Module {
   ops::AttentionShape op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const;
   // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
   void rotate(Tensor& q, Tensor& kv, bool inverse) const;
+  // With qk_norm: q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] normalised per head, and backward
+  // the same for their gradients, in place of them.
+  void normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv);
+  void normalize_qk_backward(StepContext& ctx, Tensor& dq, Tensor& dkv);
   // The attention output [B,T,Hq·D] of q and kv (rotated) with ctx.kv_cache.
   Tensor cached_context(KvCache& cache, Tensor& q, Tensor& kv);
   ColumnParallelLinear query_;
+  std::unique_ptr<Module> q_norm_;     // qk_norm: over each head's D channels of q
   std::unique_ptr<Module> key_value_;  // ColumnParallelLinear, or Linear replicated over tp
+  std::unique_ptr<Module> k_norm_;     // qk_norm: of the keys
   RowParallelLinear output_;
 };
 

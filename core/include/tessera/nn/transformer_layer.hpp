@@ -25,15 +25,10 @@
 #include "tessera/nn/attention.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/mlp.hpp"
+#include "tessera/nn/norm_spec.hpp"
 
 namespace tessera {
 
-// A layer's norm: built for `hidden` channels with epsilon `eps`; its cost over `rows` token rows.
-struct NormSpec {
-  std::string name;  // for messages and docs: "layer_norm"
-  std::function<std::unique_ptr<Module>(const std::string& name, std::int64_t hidden, float eps)> build;
-  std::function<ModuleCost(std::int64_t hidden, std::int64_t rows)> cost;
-};
 // A layer's MLP: built from MlpOptions on a tp group; its cost over `rows` token rows on one of tp ranks.
 struct MlpSpec {
   std::string name;  // "gelu"
@@ -41,8 +36,6 @@ struct MlpSpec {
       build;
   std::function<ModuleCost(const MlpOptions& o, std::int64_t rows, std::int64_t tp)> cost;
 };
-NormSpec layer_norm_spec();  // LayerNorm (with bias)
-NormSpec rms_norm_spec();    // RMSNorm (weight only; Llama)
 MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
 MlpSpec swiglu_mlp_spec();   // Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order)
 

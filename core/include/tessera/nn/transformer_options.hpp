@@ -34,6 +34,7 @@ struct TransformerOptions {
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
   bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
+  bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
@@ -54,7 +55,7 @@ std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, 
 // with Megatron-Core's names: position_embedding_type ("learned_absolute" | "rope" | "none"), rotary_percent
 // (0, 1], rotary_base, rotary_interleaved, normalization ("LayerNorm" | "RMSNorm"), norm_epsilon
 // (layernorm_epsilon's alias; not both), swiglu (ffn_hidden_size unset: int(4h·2/3/64)·64, as
-// Megatron-Core), untie_embeddings_and_output_weights, add_bias_linear, add_qkv_bias. Sets them in `o` (read by
+// Megatron-Core), untie_embeddings_and_output_weights, add_bias_linear, add_qkv_bias, qk_layernorm. Sets them in `o` (read by
 // read_transformer_options from the same section with the same tp), ConfigError naming key and
 // origin for a value the model cannot be built with.
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);

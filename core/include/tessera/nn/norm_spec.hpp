@@ -1,0 +1,23 @@
+// A norm as a factory with a cost (NormSpec): what a transformer layer builds for its ln1/ln2 and
+// attention for its q/k norms (qk_layernorm), LayerNorm or RMSNorm, or a plugin's own.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
+
+namespace tessera {
+
+// Built for `channels` with epsilon `eps`; its cost over `rows` rows of that many channels.
+struct NormSpec {
+  std::string name;  // for messages and docs: "layer_norm"
+  std::function<std::unique_ptr<Module>(const std::string& name, std::int64_t channels, float eps)> build;
+  std::function<ModuleCost(std::int64_t channels, std::int64_t rows)> cost;
+};
+NormSpec layer_norm_spec();  // LayerNorm (with bias)
+NormSpec rms_norm_spec();    // RMSNorm (weight only; Llama)
+
+}  // namespace tessera

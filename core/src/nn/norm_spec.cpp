@@ -1,0 +1,24 @@
+#include "tessera/nn/norm_spec.hpp"
+
+#include "tessera/nn/layer_norm.hpp"
+#include "tessera/nn/rms_norm.hpp"
+
+namespace tessera {
+
+NormSpec layer_norm_spec() {
+  return {"layer_norm",
+          [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
+            return std::make_unique<LayerNorm>(name, hidden, eps);
+          },
+          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+}
+
+NormSpec rms_norm_spec() {
+  return {"rms_norm",
+          [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
+            return std::make_unique<RmsNorm>(name, hidden, eps);
+          },
+          [](std::int64_t hidden, std::int64_t rows) { return RmsNorm::cost(hidden, rows); }};
+}
+
+}  // namespace tessera
