@@ -619,3 +619,26 @@ TEST_CASE("memory_warning: the largest stage's plan against the memory available
   REQUIRE(here.has_value());
   CHECK(*here > 0);
 }
+
+TEST_CASE("parallel.num_layers_per_virtual_pipeline_stage gives Megatron-LM's virtual pipeline size", "[unit]") {
+  const auto sizes = [](const std::string& parallel) {
+    return read_parallel_sizes(Config::from_string("[model]\nnum_layers = 24\n[parallel]\n" + parallel, "v.toml"));
+  };
+  CHECK(sizes("pipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 3").vpp == 4);
+  CHECK(sizes("pipeline_model_parallel_size = 4\nnum_layers_per_virtual_pipeline_stage = 6").vpp == 1);
+  CHECK(sizes("num_layers_per_virtual_pipeline_stage = 24").vpp == 1);
+  const auto error = [&](const std::string& parallel) {
+    return message_of<ConfigError>([&] { sizes(parallel); });
+  };
+  CHECK_THAT(error("pipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 5"),
+             Catch::Contains("num_layers_per_virtual_pipeline_stage = 5") && Catch::Contains("model.num_layers (24)"));
+  CHECK_THAT(error("pipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 3\n"
+                   "virtual_pipeline_model_parallel_size = 4"),
+             Catch::Contains("give one"));
+  CHECK_THAT(error("num_layers_per_virtual_pipeline_stage = 6"), Catch::Contains("pipeline_model_parallel_size > 1"));
+  CHECK_THAT(message_of<ConfigError>([] {
+               read_parallel_sizes(Config::from_string(
+                   "[parallel]\npipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 1", "w.toml"));
+             }),
+             Catch::Contains("needs model.num_layers"));
+}

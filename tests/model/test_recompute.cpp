@@ -106,6 +106,7 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
     };
     const std::vector<Case> cases = {
         {"recompute_granularity = \"selective\"", kLayers * lse},
+        {"recompute_activations = true", kLayers * lse},  // Megatron-LM's shorthand for selective
         {"recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\nrecompute_num_layers = 1",
          kLayers * (layer - N * h)},
         {"recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\nrecompute_num_layers = 2",
@@ -150,4 +151,6 @@ TEST_CASE("activation recompute: Megatron-LM's rules for the keys are ConfigErro
   CHECK_THAT(error("recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 0"),
              Catch::Contains("recompute_num_layers"));
   CHECK_THAT(error("recompute_granularity = \"partial\""), Catch::Contains("recompute_granularity"));
+  CHECK_THAT(error("recompute_activations = true\nrecompute_granularity = \"full\"\nrecompute_method = \"uniform\""),
+             Catch::Contains("model.recompute_activations = true") && Catch::Contains("give one of them"));
 }

@@ -12,7 +12,15 @@ namespace tessera {
 RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per_chunk) {
   RecomputeOptions o;
   const std::string key = s.name() + ".";
-  const std::string granularity = s.get_choice("recompute_granularity", "", {"", "full", "selective"});
+  std::string granularity = s.get_choice("recompute_granularity", "", {"", "full", "selective"});
+  // Megatron-LM's --recompute-activations: shorthand for the selective granularity.
+  if (s.get_bool("recompute_activations", false)) {
+    if (granularity == "full")
+      throw ConfigError(fmt::format("{0}recompute_activations = true (in {1}) is {0}recompute_granularity = "
+                                    "\"selective\", but {0}recompute_granularity = \"full\" (in {2}); give one of them",
+                                    key, s.origin("recompute_activations"), s.origin("recompute_granularity")));
+    granularity = "selective";
+  }
   o.granularity = granularity == "full"        ? RecomputeOptions::Granularity::full
                   : granularity == "selective" ? RecomputeOptions::Granularity::selective
                                                : RecomputeOptions::Granularity::none;

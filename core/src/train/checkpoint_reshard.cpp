@@ -169,7 +169,12 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   new_settings.push_back(fmt::format("parallel.sequence_parallel={}", to.sequence_parallel));
   new_settings.push_back(fmt::format("parallel.tensor_model_parallel_size={}", to.tp));
   new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_size={}", to.pp));
-  new_settings.push_back(fmt::format("parallel.virtual_pipeline_model_parallel_size={}", to.vpp));
+  // A config that gives the chunks by their layers keeps doing so (the two keys exclude each other).
+  if (config.section("parallel").has("num_layers_per_virtual_pipeline_stage"))
+    new_settings.push_back(fmt::format("parallel.num_layers_per_virtual_pipeline_stage={}",
+                                       config.section("model").get_int("num_layers", 1, 1, 100000) / (to.pp * to.vpp)));
+  else
+    new_settings.push_back(fmt::format("parallel.virtual_pipeline_model_parallel_size={}", to.vpp));
   new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_split_rank={}", to.pipeline_split_rank));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));

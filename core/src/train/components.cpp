@@ -26,6 +26,30 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   sizes.tp = static_cast<int>(p.get_int("tensor_model_parallel_size", 1, 1, 1 << 16));
   sizes.pp = static_cast<int>(p.get_int("pipeline_model_parallel_size", 1, 1, 1 << 16));
   sizes.vpp = static_cast<int>(p.get_int("virtual_pipeline_model_parallel_size", 1, 1, 64));  // message tags allow 64
+  // Megatron-LM's --num-layers-per-virtual-pipeline-stage L: vpp = num_layers / pp / L.
+  if (p.has("num_layers_per_virtual_pipeline_stage")) {
+    const std::int64_t per_chunk = p.get_int("num_layers_per_virtual_pipeline_stage", 1, 1, 1 << 20);
+    ConfigSection m = config.section("model");
+    if (p.has("virtual_pipeline_model_parallel_size"))
+      throw ConfigError(fmt::format("parallel.num_layers_per_virtual_pipeline_stage (in {}) and "
+                                    "parallel.virtual_pipeline_model_parallel_size (in {}) say the same thing: give one",
+                                    p.origin("num_layers_per_virtual_pipeline_stage"),
+                                    p.origin("virtual_pipeline_model_parallel_size")));
+    if (!m.has("num_layers"))
+      throw ConfigError(fmt::format("parallel.num_layers_per_virtual_pipeline_stage (in {}) needs model.num_layers",
+                                    p.origin("num_layers_per_virtual_pipeline_stage")));
+    const std::int64_t layers = m.get_int("num_layers", 1, 1, 100000);
+    if (layers % sizes.pp != 0 || (layers / sizes.pp) % per_chunk != 0 || layers / sizes.pp / per_chunk > 64)
+      throw ConfigError(fmt::format(
+          "parallel.num_layers_per_virtual_pipeline_stage = {} (in {}): model.num_layers ({}) must split into "
+          "parallel.pipeline_model_parallel_size ({}) stages of whole model chunks of {} layers, at most 64 per stage",
+          per_chunk, p.origin("num_layers_per_virtual_pipeline_stage"), layers, sizes.pp, per_chunk));
+    sizes.vpp = static_cast<int>(layers / sizes.pp / per_chunk);
+    if (sizes.vpp > 1 && sizes.pp == 1)
+      throw ConfigError(fmt::format("parallel.num_layers_per_virtual_pipeline_stage = {} (in {}) makes {} model chunks "
+                                    "per stage, which needs parallel.pipeline_model_parallel_size > 1",
+                                    per_chunk, p.origin("num_layers_per_virtual_pipeline_stage"), sizes.vpp));
+  }
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

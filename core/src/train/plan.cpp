@@ -28,7 +28,8 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
   // A key the plan does not know is noted (a newer trainer may read it); one that looks like a
   // misspelt known key stays undeclared, so check_no_unknown_keys() rejects it as `train` would.
   const std::vector<std::string> known = {"tensor_model_parallel_size", "pipeline_model_parallel_size",
-                                          "virtual_pipeline_model_parallel_size", "sequence_parallel",
+                                          "virtual_pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage",
+                                          "sequence_parallel",
                                           "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
