@@ -35,6 +35,7 @@ struct PreprocessArgs {
   // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
   std::optional<bool> lower_case, strip_accents;
   std::optional<std::int64_t> vocab_extra_ids;
+  std::optional<std::int64_t> vocab_size;  // the null tokenizer's (NullTokenizer)
   bool lower_case_flag = true, strip_accents_flag = true;  // CLI11's targets for the two flags
   std::int64_t vocab_extra_ids_flag = 0;
   bool split_sentences = false;
@@ -53,6 +54,7 @@ constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"BertWordPieceCase", "bert_wordpiece", false},
     {"GPT2BPETokenizer", "gpt2_bpe", std::nullopt},
     {"TokenizerFromFile", "hf_tokenizer", std::nullopt},
+    {"NullTokenizer", "null", std::nullopt},
 };
 
 // Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
@@ -91,9 +93,10 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
   if (a.strip_accents) text += fmt::format("strip_accents = {}\n", *a.strip_accents);
   if (a.vocab_extra_ids) text += fmt::format("vocab_extra_ids = {}\n", *a.vocab_extra_ids);
+  if (a.vocab_size) text += fmt::format("vocab_size = {}\n", *a.vocab_size);
   return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --tokenizer-file, "
                                    "--parse-special-tokens, --eod-token, "
-                                   "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids");
+                                   "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids, --vocab-size");
 }
 
 std::function<int()> setup_preprocess(CLI::App& sub) {
@@ -111,8 +114,8 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
                  "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
   sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
                  "Tokenizer plugin, e.g. gpt2_bpe, hf_tokenizer, bert_wordpiece or byte (`tessera plugins` lists them); "
-                 "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer and TokenizerFromFile are "
-                 "accepted too")
+                 "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer, TokenizerFromFile and "
+                 "NullTokenizer are accepted too")
       ->capture_default_str();
   sub.add_option("--vocab-file", args->vocab_file,
                  "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");
@@ -121,6 +124,9 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
                  "[tokenizer] tokenizer_file (hf_tokenizer: a Hugging Face tokenizer.json)");
   sub.add_option("--eod-token", args->eod_token,
                  "[tokenizer] eod_token (hf_tokenizer: the end-of-document token's text, e.g. <|end_of_text|>)");
+  sub.add_option("--vocab-size", args->vocab_size,
+                 "[tokenizer] vocab_size (null: Megatron-LM's NullTokenizer --vocab-size; the input is ids written as "
+                 "numbers, and the end-of-document id is this number)");
   sub.add_option("-o,--output-prefix", o.output_prefix,
                  "Writes <prefix>.bin and <prefix>.idx exactly (no _<key>_document suffix)")
       ->required();

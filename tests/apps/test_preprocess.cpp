@@ -198,6 +198,69 @@ TEST_CASE("preprocess JSONL with --json-key; --no-append-eod; byte tokenizer", "
   expect_documents(dir / "b", expected);
 }
 
+TEST_CASE("preprocess with Megatron-LM's NullTokenizer: ids in, ids out, the eod --vocab-size; then train on it",
+          "[unit]") {
+  TempDir dir;
+  const std::string jsonl = dir / "ids.jsonl";
+  std::string content;
+  std::vector<std::vector<std::int32_t>> expected;
+  for (int d = 0; d < 40; ++d) {
+    std::vector<std::int32_t> ids;
+    std::string text;
+    for (int t = 0; t < 5 + d % 7; ++t) {
+      ids.push_back((d * 31 + t * 7) % 50);
+      text += std::to_string(ids.back()) + (t % 3 == 0 ? "  " : " ");
+    }
+    ids.push_back(50);  // the eod: --vocab-size
+    expected.push_back(ids);
+    content += nlohmann::json{{"text", text}}.dump() + "\n";
+  }
+  test::write_text(jsonl, content);
+  int status = 0;
+  std::string out = preprocess(
+      fmt::format("--tokenizer-type NullTokenizer --vocab-size 50 -i {} --json-key text -o {}", jsonl, dir / "n"), &status);
+  INFO(out);
+  REQUIRE(status == 0);
+  expect_documents(dir / "n", expected);
+  // Text that is not ids, and the key's absence, are clean errors naming them.
+  test::write_text(dir / "bad.jsonl", "{\"text\": \"1 2 three\"}\n");
+  out = preprocess(fmt::format("--tokenizer null --vocab-size 50 -i {} --json-key text -o {}", dir / "bad.jsonl",
+                               dir / "bad"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("\"three\" is not an id") != std::string::npos);
+  out = preprocess(fmt::format("--tokenizer null -i {} --json-key text -o {}", jsonl, dir / "nokey"), &status);
+  CHECK(clean_error(status));
+  CHECK(out.find("tokenizer.vocab_size") != std::string::npos);
+  // A GPT trains on it with the same tokenizer section.
+  test::write_text(dir / "run.toml", fmt::format(R"([model]
+plugin = "gpt"
+num_layers = 1
+hidden_size = 16
+num_attention_heads = 2
+seq_length = 8
+[tokenizer]
+plugin = "null"
+vocab_size = 50
+[data]
+plugin = "gpt_indexed"
+data_path = "{}"
+split = "1"
+[training]
+micro_batch_size = 2
+global_batch_size = 2
+train_iters = 3
+eval_interval = 0
+device = "cpu"
+[optimizer]
+plugin = "adam"
+lr = 1e-3
+)", dir / "n"));
+  const tessera::test::CliRun run = tessera::test::run_tessera("train " + dir / "run.toml");
+  INFO(run.output);
+  CHECK(run.ok());
+  CHECK(run.has("iteration        3/       3"));
+}
+
 TEST_CASE("preprocess reports bad input with file and line, exits non-zero, writes no index", "[reference]") {
   TempDir dir;
   int status = 0;

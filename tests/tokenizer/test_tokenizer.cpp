@@ -340,6 +340,31 @@ TEST_CASE("byte tokenizer", "[unit]") {
   REQUIRE(tok.special_token("<|endoftext|>") == 256);
 }
 
+TEST_CASE("null tokenizer (Megatron-LM's NullTokenizer): ids as numbers, vocab_size N + 1 with the eod N", "[unit]") {
+  const auto make = [](const std::string& keys) {
+    const Config config = Config::from_string("[tokenizer]\nplugin = \"null\"\n" + keys, "null.toml");
+    auto tokenizer = build_tokenizer(config);
+    config.check_no_unknown_keys();
+    return tokenizer;
+  };
+  const auto made = make("vocab_size = 1000");
+  const Tokenizer& tok = *made;
+  CHECK(tok.name() == "null");
+  CHECK(tok.vocab_size() == 1001);
+  CHECK(tok.eod() == 1000);
+  CHECK(tok.encode(" 5 17\n0\t999  1000 ") == std::vector<std::int32_t>{5, 17, 0, 999, 1000});
+  CHECK(tok.encode("").empty());
+  CHECK(tok.decode({5, 17, 1000}) == "5 17 1000");
+  CHECK(tok.decode(tok.encode("3 1 4 1 5")) == "3 1 4 1 5");
+  CHECK(!tok.special_token("<|endoftext|>"));
+  for (const char* bad : {"1001", "-1", "12a", "x", "1.5", "99999999999999999999"})
+    CHECK_THAT(message_of<Error>([&] { (void)tok.encode(fmt::format("1 {} 2", bad)); }),
+               Catch::Contains("is not an id") && Catch::Contains("0 … 1000"));
+  CHECK_THROWS_AS(tok.decode({1001}), Error);
+  CHECK_THAT(message_of<ConfigError>([&] { make(""); }), Catch::Contains("tokenizer.vocab_size"));
+  CHECK_THAT(message_of<ConfigError>([&] { make("vocab_size = 0"); }), Catch::Contains("vocab_size"));
+}
+
 TEST_CASE("tokenizer plugins: unknown names, missing keys, and tokenizer files that do not parse", "[unit]") {
   TempDir dir;
   CHECK(message_of<PluginError>([] { test::make_tokenizer("sentencepiece"); }).find("gpt2_bpe") != std::string::npos);

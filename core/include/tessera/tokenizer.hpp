@@ -1,6 +1,6 @@
 // Tokenizer interface that tokenizer plugins implement (kind `tokenizer`; Tessera ships `gpt2_bpe`,
 // GPT-2's byte-level BPE, `hf_tokenizer`, Hugging Face tokenizer.json files with a byte-level BPE,
-// `bert_wordpiece`, BERT's WordPiece, and `byte`, in plugins/). A config chooses one with
+// `bert_wordpiece`, BERT's WordPiece, `byte`, and `null`, Megatron-LM's NullTokenizer, in plugins/). A config chooses one with
 // `[tokenizer] plugin = "..."`; the plugin reads and checks its own keys from that section.
 #pragma once
 #include <cstdint>
