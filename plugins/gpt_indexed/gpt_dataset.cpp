@@ -16,7 +16,7 @@ namespace tessera::gpt_indexed {
 namespace {
 // Ids past the vocabulary would otherwise go unnoticed when they land in the padded rows of the
 // embedding, and be an op error mid-run when they do not; one linear scan at open is cheap.
-void check_token_range(const IndexedDataset& data, std::int64_t begin, std::int64_t end, std::int64_t vocab) {
+void check_token_range(const TokenDocuments& data, std::int64_t begin, std::int64_t end, std::int64_t vocab) {
   std::vector<std::int32_t> buf(std::size_t{1} << 16);
   for (std::int64_t s = begin; s < end; ++s) {
     const std::int64_t len = data.sequence_length(s);
@@ -27,36 +27,36 @@ void check_token_range(const IndexedDataset& data, std::int64_t begin, std::int6
       if (*lo < 0 || *hi >= vocab)
         throw FormatError(fmt::format("{}: token id {} in sequence {} is outside the tokenizer's vocabulary of {} ids "
                                       "(preprocessed with another tokenizer?)",
-                                      data.bin_path(), *lo < 0 ? *lo : *hi, s, vocab));
+                                      data.tokens_name(), *lo < 0 ? *lo : *hi, s, vocab));
     }
   }
 }
 }  // namespace
 
-GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
+GptDataset::GptDataset(std::shared_ptr<const TokenDocuments> data, std::int64_t doc_begin, std::int64_t doc_end,
                        const GptDatasetOptions& options)
     : data_(std::move(data)), doc_begin_(doc_begin), doc_end_(doc_end), options_(options) {
   if (!data_) throw Error("GptDataset: no indexed dataset");
   if (doc_begin < 0 || doc_end < doc_begin || doc_end > data_->num_sequences())
-    throw Error(fmt::format("{}: document range [{}, {}) outside [0, {})", data_->idx_path(), doc_begin, doc_end,
+    throw Error(fmt::format("{}: document range [{}, {}) outside [0, {})", data_->name(), doc_begin, doc_end,
                             data_->num_sequences()));
   if (doc_begin == doc_end) {
     if (options.num_samples > 0)
-      throw ConfigError(fmt::format("{}: {} samples wanted from an empty document range", data_->idx_path(),
+      throw ConfigError(fmt::format("{}: {} samples wanted from an empty document range", data_->name(),
                                     options.num_samples));
     return;
   }
   if (options.vocab_size > 0) check_token_range(*data_, doc_begin, doc_end, options.vocab_size);
   const std::vector<std::int32_t> sizes = data_->sizes();
   try {
-    if (options.cache_indices)
+    if (options.cache_indices && !data_->cache_prefix().empty())
       load_or_build_indices(sizes);
     else
       indices_ = build_gpt_indices(sizes, doc_begin, doc_end, options.num_samples, options.seq_length, options.seed);
   } catch (const ConfigError& e) {  // too many samples asked for: keep the type, a setting is wrong
-    throw ConfigError(fmt::format("{}: {}", data_->idx_path(), e.what()));
+    throw ConfigError(fmt::format("{}: {}", data_->name(), e.what()));
   } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", data_->idx_path(), e.what()));
+    throw Error(fmt::format("{}: {}", data_->name(), e.what()));
   }
 }
 
@@ -74,8 +74,8 @@ void GptDataset::load_or_build_indices(const std::vector<std::int32_t>& sizes) {
   const GptDatasetOptions& o = options_;
   // Sized (and checked) first: a wrong setting is the same clear error with or without a cache.
   const GptIndexPlan plan = plan_gpt_indices(sizes, doc_begin_, doc_end_, o.num_samples, o.seq_length);
-  const std::string& idx = data_->idx_path();
-  const auto paths = gpt_index_cache_paths(idx.substr(0, idx.size() - 4), o, doc_begin_, doc_end_);  // "<prefix>.idx"
+  const std::string& idx = data_->name();
+  const auto paths = gpt_index_cache_paths(data_->cache_prefix(), o, doc_begin_, doc_end_);
   cache_paths_.assign(paths.begin(), paths.end());
   const IndexCacheFiles files{fmt::format("GPT indices of the {} split of {} (documents [{}, {}), {} samples)",
                                           o.split_name, idx, doc_begin_, doc_end_, o.num_samples),
@@ -136,7 +136,7 @@ void GptDataset::load_or_build_indices(const std::vector<std::int32_t>& sizes) {
 
 void GptDataset::window(std::int64_t index, std::int32_t* out) const {
   if (index < 0 || index >= size())
-    throw Error(fmt::format("{}: sample {} out of range [0, {})", data_->idx_path(), index, size()));
+    throw Error(fmt::format("{}: sample {} out of range [0, {})", data_->name(), index, size()));
   const auto& sidx = indices_.sample_idx;
   const auto& doc_idx = indices_.doc_idx;
   const auto i = static_cast<std::size_t>(indices_.shuffle_idx[static_cast<std::size_t>(index)]);
@@ -222,18 +222,18 @@ void GptDataset::sample(std::int64_t index, std::int32_t* tokens, std::int32_t* 
   }
 }
 
-std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const IndexedDataset> data,
+std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const TokenDocuments> data,
                                                             const std::string& split,
                                                             const std::array<std::int64_t, 3>& num_samples,
                                                             const GptDatasetOptions& options) {
-  if (!data) throw Error("build_gpt_splits: no indexed dataset");
+  if (!data) throw Error("build_gpt_splits: no documents");
   const auto r = parse_document_split(split, data->num_sequences());
   std::array<std::unique_ptr<GptDataset>, 3> out;
   for (int s = 0; s < 3; ++s) {
     if (r[s] == r[s + 1] && num_samples[s] > 0)
       throw ConfigError(fmt::format("{}: split \"{}\" gives the {} split no documents (of {}), but {} samples "
                                     "were asked of it; change the split or ask for 0 {} samples",
-                                    data->idx_path(), split, split_name(static_cast<Split>(s)),
+                                    data->name(), split, split_name(static_cast<Split>(s)),
                                     data->num_sequences(), num_samples[s], split_name(static_cast<Split>(s))));
     GptDatasetOptions o = options;
     o.num_samples = num_samples[s];

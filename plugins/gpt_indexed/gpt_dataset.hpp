@@ -16,6 +16,7 @@
 #include "gpt_fim.hpp"
 #include "gpt_indices.hpp"
 #include "tessera/data/indexed_dataset.hpp"
+#include "token_documents.hpp"
 #include "tessera/dataset.hpp"
 
 namespace tessera::gpt_indexed {
@@ -55,9 +56,13 @@ void document_starts(const std::int32_t* tokens, std::int64_t n, std::int32_t eo
 class GptDataset : public Dataset {
  public:
   // Documents [doc_begin, doc_end) of data. An empty range makes an empty dataset (size 0), which is
-  // an error only if samples are wanted from it.
-  GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
+  // an error only if samples are wanted from it. Indices are cached only for data with a
+  // cache_prefix (an indexed dataset's, not mock data).
+  GptDataset(std::shared_ptr<const TokenDocuments> data, std::int64_t doc_begin, std::int64_t doc_end,
              const GptDatasetOptions& options);
+  GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t doc_begin, std::int64_t doc_end,
+             const GptDatasetOptions& options)
+      : GptDataset(indexed_documents(std::move(data)), doc_begin, doc_end, options) {}
 
   std::int64_t size() const override { return indices_.num_samples(); }
   std::int64_t seq_length() const { return options_.seq_length; }
@@ -80,7 +85,7 @@ class GptDataset : public Dataset {
   std::int64_t doc_end() const { return doc_end_; }
 
  private:
-  std::shared_ptr<const IndexedDataset> data_;
+  std::shared_ptr<const TokenDocuments> data_;
   std::int64_t doc_begin_, doc_end_;
   GptDatasetOptions options_;
   GptIndices indices_;
@@ -98,9 +103,15 @@ std::array<std::string, 3> gpt_index_cache_paths(const std::string& data_prefix,
 // Builds train/valid/test datasets from a split string ("969,30,1", see document_split.hpp);
 // options.num_samples is ignored in favour of num_samples[split]. Every split shares the seed, as in
 // Megatron. Throws ConfigError when a split with no documents is asked for samples.
-std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const IndexedDataset> data,
+std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const TokenDocuments> data,
                                                             const std::string& split,
                                                             const std::array<std::int64_t, 3>& num_samples,
                                                             const GptDatasetOptions& options);
+inline std::array<std::unique_ptr<GptDataset>, 3> build_gpt_splits(std::shared_ptr<const IndexedDataset> data,
+                                                                   const std::string& split,
+                                                                   const std::array<std::int64_t, 3>& num_samples,
+                                                                   const GptDatasetOptions& options) {
+  return build_gpt_splits(indexed_documents(std::move(data)), split, num_samples, options);
+}
 
 }  // namespace tessera::gpt_indexed

@@ -7,6 +7,8 @@
 //   train_data_path / valid_data_path / test_data_path = a prefix or a weighted list: each split
 //                                                from its own data (the whole of each prefix); split
 //                                                does not apply
+//   mock_data = true                             Megatron-Core's mock corpus (--mock-data;
+//                                                token_documents.hpp), split as a prefix is
 // fim_rate > 0 adds fill-in-the-middle (gpt_fim.hpp), checked against the tokenizer at start.
 // The GPT indices and a blend's indices are cached as .npy files beside the data, or in
 // data_cache_path (gpt_dataset.hpp, tessera/data/blended_dataset.hpp, tessera/data/index_cache.hpp).
@@ -61,7 +63,11 @@ class GptIndexedSource : public DataSource {
     options_.vocab_size = r.vocab_size;
     options_.cache_indices = true;
     options_.cache_dir = s.get_string("data_cache_path", "");
-    read_paths(s);
+    mock_ = s.get_bool("mock_data", false);
+    if (mock_)
+      read_mock(s);
+    else
+      read_paths(s);
     read_fim(s);
   }
 
@@ -70,6 +76,14 @@ class GptIndexedSource : public DataSource {
   void open() override {
     const DataRequest& r = request_;
     std::array<std::int64_t, 3> asked{r.num_samples[0], r.num_samples[1], r.num_samples[2]};
+    if (mock_) {
+      GptDatasetOptions o = options_;
+      o.vocab_size = 0;  // its ids are known, and checked against the tokenizer by read_mock
+      auto splits = build_gpt_splits(mock_documents(r.eod_token), split_, asked, o);
+      for (int s = 0; s < 3; ++s) splits_[s] = std::move(splits[s]);
+      opened_ = true;
+      return;
+    }
     if (!per_split_) {
       // An optional test split is asked only when every blended dataset's split gives it documents
       // of at least the 2 tokens a sample needs (an input and its label).
@@ -132,7 +146,14 @@ class GptIndexedSource : public DataSource {
   std::string describe() const override {
     if (!opened_) return "gpt_indexed (not opened)";
     std::string out;
-    if (!per_split_ && !blend_.weighted) {
+    if (mock_) {
+      auto gpt = [&](int s) { return static_cast<const GptDataset*>(splits_[s].get()); };
+      auto docs = [&](int s) { return gpt(s)->doc_end() - gpt(s)->doc_begin(); };
+      out = fmt::format("mock data (Megatron-Core's MockGPTDataset: {} documents 1, 2, …, eod of 1 … {} tokens); split "
+                        "\"{}\": train {} docs / {} samples, valid {} / {}, test {} / {}",
+                        kMockDocuments, kMockMaxLength - 1, split_, docs(0), gpt(0)->size(), docs(1), gpt(1)->size(),
+                        docs(2), gpt(2)->size());
+    } else if (!per_split_ && !blend_.weighted) {
       const auto& data = *data_.begin()->second;
       auto gpt = [&](int s) { return static_cast<const GptDataset*>(splits_[s].get()); };
       auto docs = [&](int s) { return gpt(s)->doc_end() - gpt(s)->doc_begin(); };
@@ -174,6 +195,24 @@ class GptIndexedSource : public DataSource {
   }
 
  private:
+  // Megatron-LM's --mock-data: Megatron-Core's mock corpus instead of files, split as a dataset is.
+  void read_mock(const ConfigSection& s) {
+    for (const char* key : {"data_path", "train_data_path", "valid_data_path", "test_data_path"})
+      if (s.has(key))
+        throw ConfigError(fmt::format("data.mock_data = true (in {}) makes up its documents, but {} is set too: give "
+                                      "one or the other",
+                                      s.origin("mock_data"), key_where(s, key)));
+    // Ids 1 … 4094 and the eod: the model's vocabulary must hold them (GPT-2's does; byte's does not).
+    if (request_.vocab_size > 0 && request_.vocab_size < kMockMaxLength - 1)
+      throw ConfigError(fmt::format("data.mock_data = true (in {}) makes documents of the ids 1 … {}, past the "
+                                    "tokenizer's {} ids: use a tokenizer with at least {} (gpt2_bpe, or null with "
+                                    "vocab_size = {})",
+                                    s.origin("mock_data"), kMockMaxLength - 2, request_.vocab_size, kMockMaxLength - 1,
+                                    kMockMaxLength - 1));
+    split_ = s.get_string("split", "969,30,1");
+    parse_document_split(split_, 0);
+  }
+
   void read_paths(const ConfigSection& s) {
     bool any = false;
     for (int k = 0; k < 3; ++k) {
@@ -259,6 +298,7 @@ class GptIndexedSource : public DataSource {
   DataRequest request_;
   GptDatasetOptions options_;
   FimOptions fim_;
+  bool mock_ = false;  // data.mock_data
   bool per_split_ = false;
   DataBlend blend_;                // data_path
   std::string split_;              // with data_path

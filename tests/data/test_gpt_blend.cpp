@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <numeric>
 #include <fstream>
 #include <sstream>
 
@@ -19,6 +20,7 @@
 #include "tessera/data/blending_indices.hpp"
 #include "tessera/data/data_blend.hpp"
 #include "tessera/data/indexed_dataset.hpp"
+#include "tessera/data/numpy_default_rng.hpp"
 #include "tessera/error.hpp"
 #include "tessera/plugin.hpp"
 
@@ -327,4 +329,75 @@ TEST_CASE("data.reset_* need a model that reads the field they add, or documents
   CHECK(fields[3].name == "position_ids");
   CHECK(fields[4].name == "document_start");
   CHECK_NOTHROW(check_batch_fields(gpt, "model plugin 'gpt'", fields, "data plugin 'gpt_indexed'"));
+}
+
+TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's default_rng(0), split as a dataset",
+          "[reference]") {
+  // The lengths, from numpy itself.
+  const std::string lengths = test::run_command(
+      {"/usr/bin/python3", "-c",
+       "import numpy as np; v = np.random.default_rng(0).integers(1, 4096, size=100000, dtype=np.int32); "
+       "print(len(v), int(v.sum()), ' '.join(map(str, v[:20])), ' '.join(map(str, v[-5:])))"});
+  std::istringstream in(lengths);
+  std::int64_t count = 0, total = 0;
+  in >> count >> total;
+  std::vector<std::int32_t> head(25);
+  for (auto& x : head) in >> x;
+  NumpyDefaultRng rng(0);
+  const std::vector<std::int32_t> ours = rng.integers_int32(1, 4096, 100000);
+  REQUIRE(count == 100000);
+  CHECK(std::accumulate(ours.begin(), ours.end(), std::int64_t{0}) == total);
+  CHECK(std::equal(head.begin(), head.begin() + 20, ours.begin()));
+  CHECK(std::equal(head.begin() + 20, head.end(), ours.end() - 5));
+
+  // The plugin: samples are windows of the documents 1, 2, …, L − 1, eod in doc_idx order.
+  static std::vector<std::unique_ptr<Config>> keep;
+  const auto source = [&](const std::string& keys, std::int64_t vocab) {
+    keep.push_back(std::make_unique<Config>(
+        Config::from_string("[data]\nplugin = \"gpt_indexed\"\nmock_data = true\n" + keys, "mock.toml")));
+    DataRequest r;
+    r.seq_length = 64;
+    r.seed = 1234;
+    r.num_samples[0] = 200;
+    r.num_samples[1] = 20;
+    r.eod_token = 50256;
+    r.vocab_size = vocab;
+    keep.back()->section("data").declare("plugin");
+    auto s = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    keep.back()->check_no_unknown_keys();
+    return s;
+  };
+  auto mock = source("", 50257);
+  call_plugin(mock, [](DataSource& d) { d.open(); });
+  CHECK(mock->describe().find("mock data") != std::string::npos);
+  const Dataset& train = mock->split(Split::train);
+  REQUIRE(train.size() >= 200);
+  std::vector<std::int32_t> t(64), l(64);
+  std::vector<float> m(64);
+  SampleView v;
+  v.add({"tokens", DType::i32, {64}}, t.data());
+  v.add({"labels", DType::i32, {64}}, l.data());
+  v.add({"loss_mask", DType::f32, {64}}, m.data());
+  int eods = 0;
+  for (std::int64_t i = 0; i < 50; ++i) {
+    train.sample(i, v);
+    for (int k = 0; k < 64; ++k) {
+      const std::int32_t next = l[k];
+      // Within a document each id is one more than the one before; after the eod one starts at 1.
+      if (t[k] == 50256) {
+        CHECK(next == 1);
+        ++eods;
+      } else {
+        CHECK((next == t[k] + 1 || next == 50256));
+      }
+    }
+  }
+  CHECK(eods > 0);
+  // The split applies to its 100000 documents ("969,30,1": 96900 for training).
+  CHECK(mock->describe().find("train 96900 docs") != std::string::npos);
+  // Refused: a tokenizer too small for its ids, and data paths beside it.
+  CHECK_THAT(message_of<ConfigError>([&] { source("", 257); }),
+             Catch::Contains("data.mock_data = true") && Catch::Contains("ids 1 … 4094"));
+  CHECK_THAT(message_of<ConfigError>([&] { source("data_path = \"x\"", 50257); }),
+             Catch::Contains("data.data_path") && Catch::Contains("give one or the other"));
 }
