@@ -99,12 +99,28 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def llama3_inv_freq(inv_freq, rs):
+    """Hugging Face's rope_type "llama3" (Llama 3.1, 3.2): long wavelengths divided by the factor,
+    short ones kept, the band between blended."""
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_len = rs["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    out = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * out / factor + smooth * out
+    medium = ~(wavelen < old_len / high) & ~(wavelen > old_len / low)
+    return torch.where(medium, smoothed, out)
+
+
 def llama(cfg, w, ids):
-    assert cfg["hidden_act"] == "silu" and cfg.get("rope_scaling") is None
+    rs = cfg.get("rope_scaling")
+    assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] == "llama3")
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
     D, T, eps = cfg.get("head_dim", C // H), len(ids), cfg["rms_norm_eps"]
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    if rs is not None:
+        inv_freq = llama3_inv_freq(inv_freq, rs)
     freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()

@@ -191,6 +191,15 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const std::string wide = export_round_trip(w, w.dir / "wide_heads", "wide_heads");
   CHECK(wide.find("\"head_dim\": 12") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "wide_heads_imported/config.toml").find("kv_channels = 12") != std::string::npos);
+  // Llama 3.1's rope scaling (Megatron's use_rope_scaling): exported as rope_scaling "llama3", checked
+  // against PyTorch with Hugging Face's formula, imported back.
+  train(w, w.dir / "scaled", llama + " --set model.use_rope_scaling=true --set model.rope_scaling_factor=32 "
+                                     "--set model.rotary_base=500000");
+  const std::string scaled = export_round_trip(w, w.dir / "scaled", "scaled");
+  CHECK(scaled.find("\"rope_type\": \"llama3\"") != std::string::npos);
+  CHECK(scaled.find("\"factor\": 32") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "scaled_imported/config.toml").find("use_rope_scaling = true") !=
+        std::string::npos);
 }
 
 TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported and imported") {

@@ -77,7 +77,8 @@ def main(directory):
         if opts.get("qk_layernorm", False):  # Megatron-Core: per head, before the rotary embedding
             q, k = norm(q, f"{n}.attention.q_layernorm"), norm(k, f"{n}.attention.k_layernorm")
         if rope:
-            q, k = rotary(q, rot_dim, base, interleaved), rotary(k, rot_dim, base, interleaved)
+            scale = opts.get("rope_scaling_factor", 0.0)
+            q, k = rotary(q, rot_dim, base, interleaved, 0, scale), rotary(k, rot_dim, base, interleaved, 0, scale)
         k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # [B,H,T,D]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)

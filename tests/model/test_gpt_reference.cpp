@@ -132,6 +132,15 @@ TEST_CASE("Llama-style GPT equals PyTorch: rotary_percent 0.5, interleaved, base
                        "_llama_half_interleaved"});
 }
 
+TEST_CASE("Llama-style GPT with Llama 3.1's rope scaling (use_rope_scaling, factor 32, base 500000) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nuse_rope_scaling = true\nrope_scaling_factor = 32.0\nrotary_base = 500000.0",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "rope_scaling_factor": 32.0, "rotary_base": 500000.0}})", kLlamaJson),
+                       "_llama_rope_scaling"});
+}
+
 TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent 0.5 equals PyTorch", "[reference]") {
   check_against_torch(4, 4, {"position_embedding_type = \"rope\"\nrotary_percent = 0.5",
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});

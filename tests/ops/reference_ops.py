@@ -358,6 +358,19 @@ for (B, T, H, D, dim, il, extra, base, offset) in [
          {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D + extra, "base": base,
           "offset": offset}, x=x, dy=dy, y=y, dx=xd.grad)
 
+# Llama 3.1's scaled frequencies (base 500000: wavelengths below 2048, between and past 8192).
+for (B, T, H, D, dim, il, base, offset, factor) in [
+        (2, 9, 2, 128, 128, False, 500000.0, 0, 8.0), (1, 5, 3, 64, 64, True, 500000.0, 9000, 32.0),
+        (1, 3, 1, 16, 16, False, 500000.0, 3, 8.0)]:
+    x = grandn(B, T, H * D)
+    dy = grandn(B, T, H * D)
+    xd = d(x)
+    y = rotary(xd.reshape(B, T, H, D), dim, base, il, offset, factor).reshape(B, T, H * D)
+    y.backward(dy.double())
+    case("rope", f"B{B} T{T} H{H} D{D} dim{dim} il{int(il)} base{base:g} off{offset} llama3 x{factor:g}",
+         {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D, "base": base,
+          "offset": offset, "scaling": factor}, x=x, dy=dy, y=y, dx=xd.grad)
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f, indent=1)
 print(f"reference_ops.py: wrote {len(cases)} cases to {OUT}")

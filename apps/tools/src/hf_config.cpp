@@ -8,6 +8,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
+#include "tessera/rope_frequency.hpp"
 
 namespace tessera {
 
@@ -86,6 +87,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.attention_dropout = tidy(o.attention_dropout);
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
+  s.rope_scaling_factor = o.rope_scaling_factor;
   s.tied = !o.untie_embeddings_and_output_weights;
   return s;
 }
@@ -105,7 +107,16 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["max_position_embeddings"] = s.positions;
     j["rms_norm_eps"] = s.norm_epsilon;
     j["rope_theta"] = s.rotary_base;
-    j["rope_scaling"] = nullptr;
+    if (s.rope_scaling_factor > 0.0) {
+      using C = RopeScalingConstants;
+      j["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", s.rope_scaling_factor},
+                           {"low_freq_factor", C::kLowFreqFactor},
+                           {"high_freq_factor", C::kHighFreqFactor},
+                           {"original_max_position_embeddings", static_cast<std::int64_t>(C::kOriginalContext)}};
+    } else {
+      j["rope_scaling"] = nullptr;
+    }
     j["hidden_act"] = "silu";
     j["attention_bias"] = false;
     j["mlp_bias"] = false;
@@ -194,6 +205,32 @@ struct Reader {
   }
 };
 
+// Llama 3.1's rope_scaling, with the constants Megatron-Core's apply_scaling fixes
+// (tessera/rope_frequency.hpp): its factor. Any other scaling has no Tessera equivalent.
+double llama3_rope_scaling(const Reader& r) {
+  using C = RopeScalingConstants;
+  const nlohmann::json& v = r.j.at("rope_scaling");
+  const auto refuse = [&] {
+    return r.bad("rope_scaling",
+                 fmt::format("is {}: Tessera's GPT has plain rotary positions (null) or Llama 3.1's scaling only "
+                             "({{\"rope_type\": \"llama3\", \"factor\": f, \"low_freq_factor\": {}, "
+                             "\"high_freq_factor\": {}, \"original_max_position_embeddings\": {}}})",
+                             detail::describe_json(v), C::kLowFreqFactor, C::kHighFreqFactor, C::kOriginalContext));
+  };
+  if (!v.is_object()) throw refuse();
+  const auto text = [&](const char* key) { return v.contains(key) && v[key].is_string() ? v[key].get<std::string>() : ""; };
+  const auto number = [&](const char* key) {
+    return v.contains(key) && v[key].is_number() ? v[key].get<double>() : std::nan("");
+  };
+  const std::string type = !text("rope_type").empty() ? text("rope_type") : text("type");
+  const double factor = number("factor");
+  if (type != "llama3" || !(factor >= 1.0 && factor <= 1e6) || number("low_freq_factor") != C::kLowFreqFactor ||
+      number("high_freq_factor") != C::kHighFreqFactor ||
+      number("original_max_position_embeddings") != C::kOriginalContext)
+    throw refuse();
+  return factor;
+}
+
 }  // namespace
 
 HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
@@ -219,7 +256,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.tied = r.flag("tie_word_embeddings", false);
     s.attention_dropout = r.number("attention_dropout", 0.0);
     r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
-    if (r.has("rope_scaling")) r.require("rope_scaling", false, "plain rotary positions (rope_scaling null)");
+    if (r.has("rope_scaling")) s.rope_scaling_factor = llama3_rope_scaling(r);
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
@@ -272,6 +309,8 @@ std::string tessera_model_toml(const HfGptShape& s) {
     t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",
                      toml_float(s.rotary_base), toml_float(s.norm_epsilon));
+    if (s.rope_scaling_factor > 0.0)
+      t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
   }

@@ -82,7 +82,8 @@ void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
 // attention uses: x [B,T,W] holds per token row H heads of D channels at columns [h·D, (h+1)·D)
 // (W ≥ H·D: the query [B,T,Hq·D], or the keys at the start of the fused kv [B,T,2·Hkv·D]; columns
 // past H·D are untouched). The first rotary_dim (even, ≤ D) channels of each head are rotated by the
-// angles (position_offset + t)·inv_freq_i, inv_freq_i = base^(−2i/rotary_dim), i < rotary_dim/2;
+// angles (position_offset + t)·inv_freq_i, inv_freq_i = base^(−2i/rotary_dim), i < rotary_dim/2
+// (scaled as Llama 3.1's with scaling_factor > 0: tessera/rope_frequency.hpp);
 // the rest pass through. Non-interleaved (rotate_half): channel i pairs with i + rotary_dim/2;
 // interleaved: 2i with 2i + 1. Angles and their cos/sin in double, applied in f32.
 struct RopeShape {
@@ -90,6 +91,9 @@ struct RopeShape {
   double base = 10000.0;
   bool interleaved = false;
   std::int64_t position_offset = 0;
+  // > 0: Llama 3.1's frequency scaling by this factor (tessera/rope_frequency.hpp; Megatron's
+  // --use-rope-scaling --rope-scaling-factor).
+  double scaling_factor = 0.0;
 };
 void rope_forward(const RopeShape& s, Tensor& x);
 // The transpose (rotation by −angle): x's gradient from the rotated tensor's, in place.

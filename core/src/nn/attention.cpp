@@ -185,7 +185,8 @@ void Attention::normalize_qk_backward(StepContext& ctx, Tensor& dq, Tensor& dkv)
 void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
   if (rotary_.dim == 0) return;
   const std::int64_t B = q.size(0), T = q.size(1);
-  ops::RopeShape r{B, T, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, 0};
+  ops::RopeShape r{B, T, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, 0,
+                   rotary_.scaling_factor};
   inverse ? ops::rope_backward(r, q) : ops::rope_forward(r, q);
   r.H = groups_;
   r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
@@ -273,7 +274,8 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     const std::int64_t pos = cache.length(b);
     TESSERA_CHECK_SHAPE(pos < L, "attention: row {} of the key/value cache is full ({} tokens)", b, L);
     if (rotary_.dim > 0) {  // each row at its own position
-      ops::RopeShape r{1, 1, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, pos};
+      ops::RopeShape r{1, 1, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, pos,
+                       rotary_.scaling_factor};
       Tensor qb = q.rows(b, b + 1);
       ops::rope_forward(r, qb);
       r.H = groups_;

@@ -95,6 +95,18 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   if (!(o.rotary_base > 1.0))
     throw ConfigError(fmt::format("model.rotary_base ({}) in {} must be > 1", o.rotary_base, s.origin("rotary_base")));
   o.rotary_interleaved = s.get_bool("rotary_interleaved", false);
+  // Megatron-Core's --use-rope-scaling (Llama 3.1 / 3.2) with --rope-scaling-factor (8 by default).
+  const bool scaling = s.get_bool("use_rope_scaling", false);
+  if (s.has("rope_scaling_factor") && !scaling)
+    throw ConfigError(fmt::format("model.rope_scaling_factor (in {}) applies only with model.use_rope_scaling = true",
+                                  s.origin("rope_scaling_factor")));
+  if (scaling) {
+    if (positions != "rope")
+      throw ConfigError(fmt::format("model.use_rope_scaling = true (in {}) scales rotary positions: it needs "
+                                    "model.position_embedding_type = \"rope\"",
+                                    s.origin("use_rope_scaling")));
+    o.rope_scaling_factor = s.get_float("rope_scaling_factor", 8.0, 1.0, 1e6);
+  }
   if (o.rope) {
     const std::int64_t dim = o.rotary_dim();
     if (dim < 2 || dim % 2 != 0)
@@ -151,6 +163,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;
+  l.attention.rotary.scaling_factor = o.rope_scaling_factor;
   if (o.rms_norm) l.spec.norm = rms_norm_spec();
   if (o.qk_layernorm) {
     l.attention.qk_norm = l.spec.norm;

@@ -1,5 +1,7 @@
 // Argument checks of the Llama-style block ops (RMSNorm, SwiGLU, RoPE; ops.hpp), then the tensors'
 // backend.
+#include <cmath>
+
 #include "op_checks.hpp"
 #include "tessera/ops.hpp"
 
@@ -85,6 +87,8 @@ void check_rope(const char* op, const RopeShape& s, const Tensor& x) {
                       "{}: rotary_dim {} must be even, ≥ 2 and ≤ the head size {}", op, s.rotary_dim, s.D);
   TESSERA_CHECK_SHAPE(s.base > 0.0 && s.position_offset >= 0, "{}: base {} must be > 0, position offset {} ≥ 0", op,
                       s.base, s.position_offset);
+  TESSERA_CHECK_SHAPE(s.scaling_factor >= 0.0 && std::isfinite(s.scaling_factor),
+                      "{}: scaling factor {} must be finite and ≥ 0 (0: none)", op, s.scaling_factor);
   TESSERA_CHECK_SHAPE(x.numel() == s.B * s.T * s.row_width,
                       "{}: x must be [B,T,W] = [{}, {}, {}], got {}", op, s.B, s.T, s.row_width, shape_str(x.shape()));
 }

@@ -3,6 +3,8 @@
 // thread count, as layer_norm.cpp); RoPE's cos/sin once per call from angles in double.
 #include "tessera/kernels/cpu/llama.hpp"
 
+#include "tessera/rope_frequency.hpp"
+
 #include <omp.h>
 
 #include <cmath>
@@ -88,7 +90,7 @@ void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N,
 }
 
 void rope(float* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W, std::int64_t dim,
-          double base, bool interleaved, std::int64_t position_offset, bool inverse) {
+          double base, double scaling_factor, bool interleaved, std::int64_t position_offset, bool inverse) {
   const std::int64_t half = dim / 2;
   if (half == 0 || B * T == 0) return;
   // cos/sin [T, half] for this call's positions (sin negated for the inverse rotation).
@@ -96,7 +98,7 @@ void rope(float* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t
 #pragma omp parallel for schedule(static) if (T * half > (1 << 12))
   for (std::int64_t t = 0; t < T; ++t)
     for (std::int64_t i = 0; i < half; ++i) {
-      const double inv_freq = 1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(dim));
+      const double inv_freq = rope_inv_freq(i, dim, base, scaling_factor);
       const double angle = static_cast<double>(position_offset + t) * inv_freq;
       cs[static_cast<std::size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
       sn[static_cast<std::size_t>(t * half + i)] = static_cast<float>(inverse ? -std::sin(angle) : std::sin(angle));

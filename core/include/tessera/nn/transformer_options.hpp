@@ -30,6 +30,7 @@ struct TransformerOptions {
   // (rotary, in attention) or "none" (neither: NoPE, the causal mask alone orders the tokens).
   bool rope = false, learned_positions = true;
   double rotary_percent = 1.0, rotary_base = 10000.0;
+  double rope_scaling_factor = 0.0;  // use_rope_scaling: rope_scaling_factor (Llama 3.1); 0: none
   bool rotary_interleaved = false;
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
   bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;

@@ -20,6 +20,9 @@ struct HfGptShape {
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
+  // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
+  // use_rope_scaling with rope_scaling_factor f; 0: none.
+  double rope_scaling_factor = 0.0;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   bool llama() const { return architecture == "llama"; }
 };

@@ -1,0 +1,35 @@
+// Rotary position embedding's frequency of channel pair i of `dim` rotated channels:
+// base^(−2i/dim) — and with Llama 3.1's scaling (Megatron-Core's apply_scaling under
+// --use-rope-scaling; factor > 0) the long wavelengths stretched: with wavelength λ = 2π/f and
+// Megatron's fixed low_freq_factor 1, high_freq_factor 4 and original context 8192,
+//   λ < 8192/4:  f;   λ > 8192/1:  f/factor;
+//   between:     (1 − s)·f/factor + s·f,  s = (8192/λ − 1) / (4 − 1).
+// Header-only so that the CPU kernel and the CUDA kernel (host and device) compute the same.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define TESSERA_HOST_DEVICE __host__ __device__
+#else
+#define TESSERA_HOST_DEVICE
+#endif
+
+namespace tessera {
+
+struct RopeScalingConstants {
+  static constexpr double kLowFreqFactor = 1.0, kHighFreqFactor = 4.0, kOriginalContext = 8192.0;
+};
+
+inline TESSERA_HOST_DEVICE double rope_inv_freq(std::int64_t i, std::int64_t dim, double base, double scaling_factor) {
+  const double f = 1.0 / pow(base, static_cast<double>(2 * i) / static_cast<double>(dim));
+  if (!(scaling_factor > 0.0)) return f;
+  using C = RopeScalingConstants;
+  const double wavelength = 2.0 * 3.14159265358979323846 / f;
+  if (wavelength < C::kOriginalContext / C::kHighFreqFactor) return f;
+  if (wavelength > C::kOriginalContext / C::kLowFreqFactor) return f / scaling_factor;
+  const double s = (C::kOriginalContext / wavelength - C::kLowFreqFactor) / (C::kHighFreqFactor - C::kLowFreqFactor);
+  return (1.0 - s) * f / scaling_factor + s * f;
+}
+
+}  // namespace tessera
