@@ -163,23 +163,15 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   return c;
 }
 
-void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv) {
+void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backward) {
   if (!q_norm_) return;
+  const auto norm = [&](Module& m, const Tensor& x) { return backward ? m.backward(ctx, x) : m.forward(ctx, x); };
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1), D = head_dim_, K = groups_ * D;
-  q = q_norm_->forward(ctx, q.reshape({B * T * heads_, D})).reshape({B, T, heads_ * D});
+  q = norm(*q_norm_, q.reshape({B * T * heads_, D})).reshape({B, T, heads_ * D});
   // The keys are the first K columns of each kv row: normalised through a contiguous copy.
   Tensor keys = kv.new_empty({B * Tk * groups_, D});
   ops::copy_2d(kv, 0, 2 * K, keys, 0, K, B * Tk, K);
-  ops::copy_2d(k_norm_->forward(ctx, keys), 0, K, kv, 0, 2 * K, B * Tk, K);
-}
-
-void Attention::normalize_qk_backward(StepContext& ctx, Tensor& dq, Tensor& dkv) {
-  if (!q_norm_) return;
-  const std::int64_t B = dq.size(0), T = dq.size(1), Tk = dkv.size(1), D = head_dim_, K = groups_ * D;
-  dq = q_norm_->backward(ctx, dq.reshape({B * T * heads_, D})).reshape({B, T, heads_ * D});
-  Tensor dkeys = dkv.new_empty({B * Tk * groups_, D});
-  ops::copy_2d(dkv, 0, 2 * K, dkeys, 0, K, B * Tk, K);
-  ops::copy_2d(k_norm_->backward(ctx, dkeys), 0, K, dkv, 0, 2 * K, B * Tk, K);
+  ops::copy_2d(norm(*k_norm_, keys), 0, K, kv, 0, 2 * K, B * Tk, K);
 }
 
 void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
@@ -240,7 +232,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
-  normalize_qk(ctx, q, kv);
+  normalize_qk(ctx, q, kv, /*backward=*/false);
   if (ctx.kv_cache && kind_ == AttentionKind::causal_self) {
     if (ctx.training) throw Error("attention: a key/value cache is for inference only (training = false)");
     return output_.forward(ctx, cached_context(*ctx.kv_cache, q, kv));
@@ -321,7 +313,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
   rotate(dq, dkv, true);  // gradients of the norms' (or projections') outputs, before rotation
-  normalize_qk_backward(ctx, dq, dkv);
+  normalize_qk(ctx, dq, dkv, /*backward=*/true);
   Tensor dx = query_.backward(ctx, dq);
   Tensor dsource = key_value_->backward(ctx, dkv);
   if (kind_ == AttentionKind::cross) {

@@ -142,10 +142,9 @@ class Attention : public Module {
   ops::AttentionShape op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const;
   // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
   void rotate(Tensor& q, Tensor& kv, bool inverse) const;
-  // With qk_norm: q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] normalised per head, and backward
-  // the same for their gradients, in place of them.
-  void normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv);
-  void normalize_qk_backward(StepContext& ctx, Tensor& dq, Tensor& dkv);
+  // With qk_norm: q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] normalised per head in place of
+  // them; with `backward`, dq and dkv taken back through the norms the same way.
+  void normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backward);
   // The attention output [B,T,Hq·D] of q and kv (rotated) with ctx.kv_cache.
   Tensor cached_context(KvCache& cache, Tensor& q, Tensor& kv);
   ColumnParallelLinear query_;
