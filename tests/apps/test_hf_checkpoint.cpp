@@ -202,6 +202,14 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
         std::string::npos);
 }
 
+TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {
+  CliWorkspace w;
+  train(w, w.dir / "ln1p", "--set model.apply_layernorm_1p=true");
+  const std::string config = export_round_trip(w, w.dir / "ln1p", "ln1p");
+  CHECK(config.find("\"model_type\"") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "ln1p_imported/config.toml").find("apply_layernorm_1p") == std::string::npos);
+}
+
 TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported and imported") {
   CliWorkspace w;
   train(w, w.dir / "bpe",

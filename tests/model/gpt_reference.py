@@ -10,8 +10,8 @@ rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_emb
 "rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
 there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); "qk_layernorm" (the
-same norm over each head's channels of q and k, before rotary positions); and "positions": "none"
-(NoPE: neither the table nor rotary positions).
+same norm over each head's channels of q and k, before rotary positions); "layernorm_1p" (LayerNorm
+scaling by 1 + weight); and "positions": "none" (NoPE: neither the table nor rotary positions).
 """
 import json
 import math
@@ -60,7 +60,9 @@ def main(directory):
     def norm(x, name):
         if opts.get("rms_norm", False):
             return p[f"{name}.weight"] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-        return F.layer_norm(x, (x.shape[-1],), p[f"{name}.weight"], p[f"{name}.bias"], eps)
+        # "layernorm_1p": Megatron's LayerNorm1P scales by 1 + weight.
+        weight = p[f"{name}.weight"] + 1 if opts.get("layernorm_1p", False) else p[f"{name}.weight"]
+        return F.layer_norm(x, (x.shape[-1],), weight, p[f"{name}.bias"], eps)
 
     x = p["embedding.word_embeddings.weight"][tokens]
     # "learned_absolute" adds the table; "rope" rotates q and k instead; "none" (NoPE) neither.

@@ -158,6 +158,28 @@ TEST_CASE("GPT with q/k norms (qk_layernorm): LayerNorm with MHA, RMSNorm with r
                              fmt::format(R"({{{}, "qk_layernorm": true}})", kLlamaJson), "_llama_qk_layernorm"});
 }
 
+TEST_CASE("GPT with apply_layernorm_1p (every LayerNorm scaling by 1 + γ, q/k norms too) equals PyTorch",
+          "[reference]") {
+  // γ starts at 0 (the identity scale); check_against_torch perturbs 1-D parameters, so γ ≠ 0 there
+  // and the + 1 is what is compared.
+  {
+    Config config = Config::from_string("[model]\nplugin = \"gpt\"\nnum_layers = 1\nhidden_size = 8\n"
+                                        "num_attention_heads = 2\nseq_length = 4\napply_layernorm_1p = true\n");
+    auto model = create_plugin<Model>("model", "gpt", config.section("model"), ModelContext{16, 1, nullptr});
+    std::vector<Parameter*> params;
+    model->collect_parameters(params);
+    int norms = 0;
+    for (const Parameter* p : params)
+      if (p->name.ends_with("ln1.weight") || p->name.ends_with("ln2.weight") || p->name == "final_layernorm.weight") {
+        ++norms;
+        CHECK(rel_diff(p->value, Tensor::zeros(p->value.shape())) == 0.0);
+      }
+    CHECK(norms == 3);
+  }
+  check_against_torch(4, 4, {"apply_layernorm_1p = true\nqk_layernorm = true",
+                             R"({"layernorm_1p": true, "qk_layernorm": true})", "_layernorm_1p"});
+}
+
 TEST_CASE("GPT without position embeddings (NoPE: position_embedding_type none) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"position_embedding_type = \"none\"", R"({"positions": "none"})", "_nope"});
 }

@@ -88,6 +88,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
   s.rope_scaling_factor = o.rope_scaling_factor;
+  s.layernorm_1p = o.apply_layernorm_1p;
   s.tied = !o.untie_embeddings_and_output_weights;
   return s;
 }

@@ -42,6 +42,13 @@ Tensor cat_rows(const std::vector<Tensor>& parts) {
 
 Tensor slice_rows(const Tensor& t, std::int64_t begin, std::int64_t end) { return t.rows(begin, end).clone(); }
 
+// 1 + γ: a LayerNorm1P weight (apply_layernorm_1p) as a plain LayerNorm's.
+Tensor plus_one(const Tensor& t) {
+  Tensor out = t.clone();
+  for (std::int64_t i = 0; i < out.numel(); ++i) out.data<float>()[i] += 1.0f;
+  return out;
+}
+
 // out row i = t row order[i]
 Tensor permute_rows(const Tensor& t, const Order& order) {
   Tensor out = Tensor::empty(t.shape());
@@ -116,6 +123,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
   }
   const bool conv1d = s.architecture == "gpt2";  // Conv1D: [in, out]
   const auto lin = [&](const Tensor& w) { return conv1d ? transpose2(w) : w; };
+  const auto norm_weight = [&](const std::string& name) { return s.layernorm_1p ? plus_one(get(name)) : get(name); };
   out.emplace_back("transformer.wte.weight", get("embedding.word_embeddings.weight"));
   out.emplace_back("transformer.wpe.weight", get("embedding.position_embeddings.weight"));
   for (std::int64_t i = 0; i < s.layers; ++i) {
@@ -126,20 +134,20 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       qkv_w = permute_rows(qkv_w, bigcode_heads(s.heads, D));
       qkv_b = permute_rows(qkv_b, bigcode_heads(s.heads, D));
     }
-    out.emplace_back(p + "ln_1.weight", get(layer(i, "ln1.weight")));
+    out.emplace_back(p + "ln_1.weight", norm_weight(layer(i, "ln1.weight")));
     out.emplace_back(p + "ln_1.bias", get(layer(i, "ln1.bias")));
     out.emplace_back(p + "attn.c_attn.weight", lin(qkv_w));
     out.emplace_back(p + "attn.c_attn.bias", qkv_b);
     out.emplace_back(p + "attn.c_proj.weight", lin(get(layer(i, "attention.output.weight"))));
     out.emplace_back(p + "attn.c_proj.bias", get(layer(i, "attention.output.bias")));
-    out.emplace_back(p + "ln_2.weight", get(layer(i, "ln2.weight")));
+    out.emplace_back(p + "ln_2.weight", norm_weight(layer(i, "ln2.weight")));
     out.emplace_back(p + "ln_2.bias", get(layer(i, "ln2.bias")));
     out.emplace_back(p + "mlp.c_fc.weight", lin(get(layer(i, "mlp.fc1.weight"))));
     out.emplace_back(p + "mlp.c_fc.bias", get(layer(i, "mlp.fc1.bias")));
     out.emplace_back(p + "mlp.c_proj.weight", lin(get(layer(i, "mlp.fc2.weight"))));
     out.emplace_back(p + "mlp.c_proj.bias", get(layer(i, "mlp.fc2.bias")));
   }
-  out.emplace_back("transformer.ln_f.weight", get("final_layernorm.weight"));
+  out.emplace_back("transformer.ln_f.weight", norm_weight("final_layernorm.weight"));
   out.emplace_back("transformer.ln_f.bias", get("final_layernorm.bias"));
   if (!s.tied) out.emplace_back("lm_head.weight", get("output_layer.weight"));
   (void)C;

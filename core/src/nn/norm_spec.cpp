@@ -13,6 +13,14 @@ NormSpec layer_norm_spec() {
           [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
 }
 
+NormSpec layer_norm_1p_spec() {
+  return {"layer_norm_1p",
+          [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
+            return std::make_unique<LayerNorm>(name, hidden, eps, /*zero_centered_gamma=*/true);
+          },
+          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+}
+
 NormSpec rms_norm_spec() {
   return {"rms_norm",
           [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {

@@ -116,6 +116,11 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
                                     o.kv_channels));
   }
   o.rms_norm = s.get_choice("normalization", "LayerNorm", {"LayerNorm", "RMSNorm"}) == "RMSNorm";
+  o.apply_layernorm_1p = s.get_bool("apply_layernorm_1p", false);
+  if (o.apply_layernorm_1p && o.rms_norm)
+    throw ConfigError(fmt::format("model.apply_layernorm_1p (in {}) is LayerNorm's (Megatron's LayerNorm1P), but "
+                                  "model.normalization = \"RMSNorm\" (in {})",
+                                  s.origin("apply_layernorm_1p"), s.origin("normalization")));
   if (s.has("norm_epsilon")) {
     if (s.has("layernorm_epsilon"))
       throw ConfigError(fmt::format("model.norm_epsilon (in {}) and model.layernorm_epsilon (in {}) are the same "
@@ -165,6 +170,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.rotary.interleaved = o.rotary_interleaved;
   l.attention.rotary.scaling_factor = o.rope_scaling_factor;
   if (o.rms_norm) l.spec.norm = rms_norm_spec();
+  if (o.apply_layernorm_1p) l.spec.norm = layer_norm_1p_spec();
   if (o.qk_layernorm) {
     l.attention.qk_norm = l.spec.norm;
     l.attention.qk_norm_eps = static_cast<float>(o.layernorm_epsilon);

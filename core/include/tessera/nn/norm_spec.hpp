@@ -17,7 +17,8 @@ struct NormSpec {
   std::function<std::unique_ptr<Module>(const std::string& name, std::int64_t channels, float eps)> build;
   std::function<ModuleCost(std::int64_t channels, std::int64_t rows)> cost;
 };
-NormSpec layer_norm_spec();  // LayerNorm (with bias)
+NormSpec layer_norm_spec();     // LayerNorm (with bias)
+NormSpec layer_norm_1p_spec();  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's apply_layernorm_1p)
 NormSpec rms_norm_spec();    // RMSNorm (weight only; Llama)
 
 }  // namespace tessera

@@ -33,6 +33,7 @@ struct TransformerOptions {
   double rope_scaling_factor = 0.0;  // use_rope_scaling: rope_scaling_factor (Llama 3.1); 0: none
   bool rotary_interleaved = false;
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
+  bool apply_layernorm_1p = false;  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's --apply-layernorm-1p)
   bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)

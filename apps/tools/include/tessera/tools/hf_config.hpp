@@ -23,6 +23,8 @@ struct HfGptShape {
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
   double rope_scaling_factor = 0.0;
+  // Tessera's apply_layernorm_1p (export only): LayerNorm weights γ written as 1 + γ.
+  bool layernorm_1p = false;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   bool llama() const { return architecture == "llama"; }
 };
