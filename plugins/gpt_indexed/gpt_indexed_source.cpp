@@ -79,7 +79,10 @@ class GptIndexedSource : public DataSource {
     if (mock_) {
       GptDatasetOptions o = options_;
       o.vocab_size = 0;  // its ids are known, and checked against the tokenizer by read_mock
-      auto splits = build_gpt_splits(mock_documents(r.eod_token), split_, asked, o);
+      const auto docs = mock_documents(r.eod_token);
+      // An optional test split, as for files: asked only when its documents make a sample.
+      if (r.test_split_optional && asked[2] > 0 && split_tokens(*docs, 2) < 2) asked[2] = 0;
+      auto splits = build_gpt_splits(docs, split_, asked, o);
       for (int s = 0; s < 3; ++s) splits_[s] = std::move(splits[s]);
       opened_ = true;
       return;
@@ -88,13 +91,8 @@ class GptIndexedSource : public DataSource {
       // An optional test split is asked only when every blended dataset's split gives it documents
       // of at least the 2 tokens a sample needs (an input and its label).
       if (r.test_split_optional && asked[2] > 0)
-        for (const std::string& prefix : blend_.prefixes) {
-          const auto data = open_prefix(prefix);
-          const auto ranges = parse_document_split(split_, data->num_sequences());
-          std::int64_t tokens = 0;
-          for (std::int64_t d = ranges[2]; d < ranges[3] && tokens < 2; ++d) tokens += data->sequence_length(d);
-          if (tokens < 2) asked[2] = 0;
-        }
+        for (const std::string& prefix : blend_.prefixes)
+          if (split_tokens(*indexed_documents(open_prefix(prefix)), 2) < 2) asked[2] = 0;
       std::vector<std::array<std::unique_ptr<GptDataset>, 3>> subs;
       for (std::size_t j = 0; j < blend_.prefixes.size(); ++j) {
         std::array<std::int64_t, 3> n{};
@@ -238,6 +236,14 @@ class GptIndexedSource : public DataSource {
     blend_ = read_data_blend(s, "data_path");
     split_ = s.get_string("split", "969,30,1");
     parse_document_split(split_, 0);  // a malformed split is a config error, found before any file is read
+  }
+
+  // The tokens split_ gives split s of docs, counted up to 2 (what one sample needs).
+  std::int64_t split_tokens(const TokenDocuments& docs, int s) const {
+    const auto ranges = parse_document_split(split_, docs.num_sequences());
+    std::int64_t tokens = 0;
+    for (std::int64_t d = ranges[s]; d < ranges[s + 1] && tokens < 2; ++d) tokens += docs.sequence_length(d);
+    return tokens;
   }
 
   // A reset makes a field that a model must read, or its documents would silently attend each

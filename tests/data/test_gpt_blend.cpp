@@ -395,6 +395,22 @@ TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's defa
   CHECK(eods > 0);
   // The split applies to its 100000 documents ("969,30,1": 96900 for training).
   CHECK(mock->describe().find("train 96900 docs") != std::string::npos);
+  // An optional test split that gets no documents ("99,1,0") is left empty, as for files.
+  {
+    keep.push_back(std::make_unique<Config>(Config::from_string(
+        "[data]\nplugin = \"gpt_indexed\"\nmock_data = true\nsplit = \"99,1,0\"\n", "mock.toml")));
+    DataRequest r;
+    r.seq_length = 64;
+    r.num_samples[0] = 10;
+    r.num_samples[2] = 8;
+    r.test_split_optional = true;
+    r.eod_token = 50256;
+    r.vocab_size = 50257;
+    keep.back()->section("data").declare("plugin");
+    auto no_test = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    call_plugin(no_test, [](DataSource& d) { d.open(); });
+    CHECK(no_test->split(Split::test).size() == 0);
+  }
   // Refused: a tokenizer too small for its ids, and data paths beside it.
   CHECK_THAT(message_of<ConfigError>([&] { source("", 257); }),
              Catch::Contains("data.mock_data = true") && Catch::Contains("ids 1 … 4094"));

@@ -43,7 +43,8 @@ struct IterationResult {
   double grad_norm = 0;  // of the whole model, before clipping (unscaled)
   bool skipped = false;  // non-finite gradients with skip_nonfinite: no optimizer step was taken
   // With count_zeros_in_grad, of a step taken: the gradient elements equal to 0 (global_grad_zeros,
-  // before clipping, as Megatron counts them); −1 otherwise.
+  // on the reduced gradient before unscaling and clipping; Megatron counts after both, which differs
+  // only where they underflow an element to 0); −1 otherwise.
   double num_zeros_in_grad = -1;
   std::int64_t reductions_overlapped = 0;  // gradient buckets whose dp reduction started while backward ran
   double reduce_wait_seconds = 0;          // after backward, until every reduction had finished
