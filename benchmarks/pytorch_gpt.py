@@ -70,6 +70,7 @@ class Block(nn.Module):
         F_ = o.get("ffn", 4 * C)
         bias = o.get("bias", True)
         self.swiglu = o.get("swiglu", False)
+        self.squared_relu = o.get("squared_relu", False)  # Megatron's --squared-relu
         self.rope = o.get("rope", False)
         self.rot_dim = int(self.D * o.get("rotary_percent", 1.0))
         self.rot_base, self.rot_interleaved = o.get("rotary_base", 10000.0), o.get("rotary_interleaved", False)
@@ -89,6 +90,8 @@ class Block(nn.Module):
         if self.swiglu:
             x0, x1 = torch.chunk(h, 2, dim=-1)
             return self.fc2(F.silu(x0) * x1)
+        if self.squared_relu:
+            return self.fc2(torch.relu(h) ** 2)
         return self.fc2(F.gelu(h, approximate="tanh"))
 
     def forward(self, x, mask):
@@ -181,7 +184,7 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias, qkv_bias, qk_layernorm)")
+                   "untied, bias, qkv_bias, qk_layernorm, squared_relu)")
     return p
 
 

@@ -184,7 +184,8 @@ int bench_child(const BenchArgs& a) {
                   {"untied", m.get_bool("untie_embeddings_and_output_weights", false)},
                   {"bias", m.get_bool("add_bias_linear", true)},
                   {"qkv_bias", m.get_bool("add_bias_linear", true) || m.get_bool("add_qkv_bias", false)},
-                  {"qk_layernorm", m.get_bool("qk_layernorm", false)}};
+                  {"qk_layernorm", m.get_bool("qk_layernorm", false)},
+                  {"squared_relu", m.get_bool("squared_relu", false)}};
   }
   fmt::print("{}\n", j.dump());
   return 0;

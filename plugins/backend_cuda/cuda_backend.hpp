@@ -98,6 +98,8 @@ class CudaBackend final : public Backend {
                            const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) override;
   void gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) override;
   void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) override;
+  void squared_relu_forward(const Tensor& x, Tensor& y) override;
+  void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
   void tanh_forward(const Tensor& x, Tensor& y) override;
   void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) override;
   void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) override;

@@ -19,6 +19,15 @@ void CudaBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, o
                       form == ops::GeluForm::erf, stream());
 }
 
+void CudaBackend::squared_relu_forward(const Tensor& x, Tensor& y) {
+  cuda::squared_relu_forward(float_of(x, "squared_relu_forward"), x.device_raw(), y.device_raw(), x.numel(), stream());
+}
+
+void CudaBackend::squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+  cuda::squared_relu_backward(float_of(x, "squared_relu_backward"), dy.device_raw(), x.device_raw(), dx.device_raw(),
+                              x.numel(), stream());
+}
+
 void CudaBackend::swiglu_forward(const Tensor& x, Tensor& y) {
   const std::int64_t F = y.size(-1);
   cuda::swiglu_forward(float_of(x, "swiglu_forward"), x.device_raw(), y.device_raw(), y.numel() / F, F, stream());

@@ -25,6 +25,7 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.rms_norm) parts.push_back("RMSNorm");
   if (o.qk_layernorm) parts.push_back("q/k norms");
   if (o.swiglu) parts.push_back("SwiGLU");
+  if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));

@@ -11,7 +11,8 @@ rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_emb
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
 there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); "qk_layernorm" (the
 same norm over each head's channels of q and k, before rotary positions); "layernorm_1p" (LayerNorm
-scaling by 1 + weight); and "positions": "none" (NoPE: neither the table nor rotary positions).
+scaling by 1 + weight); "squared_relu" (the MLP's relu(x)²); and "positions": "none" (NoPE: neither
+the table nor rotary positions).
 """
 import json
 import math
@@ -92,7 +93,8 @@ def main(directory):
             x0, x1 = torch.chunk(m, 2, dim=-1)
             m = F.silu(x0) * x1
         else:
-            m = F.gelu(m, approximate="tanh")
+            # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
+            m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate="tanh")
         x = x + linear(m, f"{n}.mlp.fc2")
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]

@@ -180,6 +180,10 @@ TEST_CASE("GPT with apply_layernorm_1p (every LayerNorm scaling by 1 + γ, q/k n
                              R"({"layernorm_1p": true, "qk_layernorm": true})", "_layernorm_1p"});
 }
 
+TEST_CASE("GPT with a squared-ReLU MLP (squared_relu, Nemotron-4's) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2, {"squared_relu = true", R"({"squared_relu": true})", "_squared_relu"});
+}
+
 TEST_CASE("GPT without position embeddings (NoPE: position_embedding_type none) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"position_embedding_type = \"none\"", R"({"positions": "none"})", "_nope"});
 }

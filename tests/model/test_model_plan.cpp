@@ -480,6 +480,9 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     check_layout(kGpt, 4, 1, 2, 1, 1, 2, 4, "qk_layernorm = true");
     check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, kLlamaKeys + "\nqk_layernorm = true", true);
   }
+  SECTION("squared ReLU MLP: tp 2 · pp 2, sequence parallel") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, "squared_relu = true", true);
+  }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");
   }

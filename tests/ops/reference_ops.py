@@ -100,7 +100,8 @@ for N in (1, 7, 33):
         case("layer_norm", f"N{N} C{C}", {"eps": 1e-5}, x=x, w=w, b=b, dy=dy, dw0=dw0, db0=db0, y=y,
              mean=mean, rstd=rstd, dx=xd.grad, dw=dw0.double() + wd.grad, db=db0.double() + bd.grad)
 
-# ---- gelu: "gelu" the tanh form, "gelu_erf" the exact one (BERT's LM head), on the same data --------
+# ---- gelu: "gelu" the tanh form, "gelu_erf" the exact one (BERT's LM head), and squared ReLU
+# (Megatron's --squared-relu), on the same data -------------------------------------------------
 for n in (1, 7, 33 * 67, 100003):
     x = randn(n, scale=3.0)
     if n > 16:  # the tails: a careless tanh(x) = 1 − 2/(e^{2x}+1), or 1 + erf(x/√2), loses digits there
@@ -109,7 +110,8 @@ for n in (1, 7, 33 * 67, 100003):
     # The exact form as ½·x·erfc(−x/√2): F.gelu's ½·x·(1 + erf(x/√2)) cancels for x ≪ 0 even in
     # float64 (5e-4 relative at x = −7.5), which is the n = 1 case's lone value.
     exact = lambda t: 0.5 * t * torch.special.erfc(-t / math.sqrt(2.0))
-    for name, gelu in (("gelu", lambda t: F.gelu(t, approximate="tanh")), ("gelu_erf", exact)):
+    for name, gelu in (("gelu", lambda t: F.gelu(t, approximate="tanh")), ("gelu_erf", exact),
+                       ("squared_relu", lambda t: torch.relu(t) ** 2)):
         xd = d(x)
         y = gelu(xd)
         y.backward(dy.double())

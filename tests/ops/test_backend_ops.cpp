@@ -403,41 +403,60 @@ void layer_norm_cases(std::vector<OpCase>& cases) {
   }
 }
 
-void gelu_cases(std::vector<OpCase>& cases) {
-  Rng rng(14);
+// The MLP's elementwise activations: GELU (tanh and erf forms) and squared ReLU, each with its
+// exact value and derivative as the reference.
+struct Activation {
+  const char* name;  // the ops' prefix: "<name>_forward", "<name>_backward"
+  const char* label;
+  std::function<void(const Tensor&, Tensor&)> forward;
+  std::function<void(const Tensor&, const Tensor&, Tensor&)> backward;
+  double (*value)(double);
+  double (*grad)(double);
+  int stream;  // its inputs' random stream: GELU's two forms share one, as they always have
+};
+
+void activation_cases(std::vector<OpCase>& cases) {
+  const std::vector<Activation> activations = {
+      {"gelu", "tanh", [](const Tensor& x, Tensor& y) { ops::gelu_forward(x, y); },
+       [](const Tensor& dy, const Tensor& x, Tensor& dx) { ops::gelu_backward(dy, x, dx); }, ref::gelu, ref::gelu_grad, 0},
+      {"gelu", "erf", [](const Tensor& x, Tensor& y) { ops::gelu_forward(x, y, ops::GeluForm::erf); },
+       [](const Tensor& dy, const Tensor& x, Tensor& dx) { ops::gelu_backward(dy, x, dx, ops::GeluForm::erf); },
+       ref::gelu_erf, ref::gelu_erf_grad, 0},
+      {"squared_relu", "", ops::squared_relu_forward, ops::squared_relu_backward,
+       [](double v) { return v > 0 ? v * v : 0.0; }, [](double v) { return v > 0 ? 2 * v : 0.0; }, 1}};
+  Rng streams[2] = {Rng(14), Rng(15)};
   for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
-    for (const ops::GeluForm form : {ops::GeluForm::tanh, ops::GeluForm::erf}) {
-      const bool erf = form == ops::GeluForm::erf;
+    for (const Activation& a : activations) {
       const I64 n = shape_numel(shape);
+      Rng& rng = streams[a.stream];
       const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
-      const std::string label = shape_str(shape) + (erf ? " erf" : " tanh");
-      OpCase f{"gelu_forward", label};
+      const std::string label = shape_str(shape) + (*a.label ? std::string(" ") + a.label : std::string());
+      OpCase f{std::string(a.name) + "_forward", label};
       f.dtypes = kFloat;
       f.run = [=](Device d, DType t) {
         Tensor y = poisoned(shape, d, t);
-        ops::gelu_forward(put(shape, in_dtype(x, t), d, t), y, form);
+        a.forward(put(shape, in_dtype(x, t), d, t), y);
         return Outputs{{"y", y}};
       };
       f.reference = [=](DType t) {
-        const Vec xt = in_dtype(x, t);
-        Vec y(xt.size());
-        for (std::size_t i = 0; i < xt.size(); ++i) y[i] = erf ? ref::gelu_erf(xt[i]) : ref::gelu(xt[i]);
+        Vec y = in_dtype(x, t);
+        for (double& v : y) v = a.value(v);
         return Expected{{"y", y}};
       };
       // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element.
       f.tol = {2e-6, 1e-5};
       cases.push_back(f);
-      OpCase g{"gelu_backward", label};
+      OpCase g{std::string(a.name) + "_backward", label};
       g.dtypes = kFloat;
       g.run = [=](Device d, DType t) {
         Tensor dx = poisoned(shape, d, t);
-        ops::gelu_backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx, form);
+        a.backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx);
         return Outputs{{"dx", dx}};
       };
       g.reference = [=](DType t) {
         const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
         Vec dx(xt.size());
-        for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * (erf ? ref::gelu_erf_grad(xt[i]) : ref::gelu_grad(xt[i]));
+        for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * a.grad(xt[i]);
         return Expected{{"dx", dx}};
       };
       g.tol = {2e-6, 1e-5};
@@ -1519,7 +1538,7 @@ std::vector<OpCase> all_cases() {
   matmul_cases(cases);
   linear_cases(cases);
   layer_norm_cases(cases);
-  gelu_cases(cases);
+  activation_cases(cases);
   tanh_cases(cases);
   rms_norm_cases(cases);
   swiglu_cases(cases);

@@ -91,19 +91,32 @@ TEST_CASE("layer_norm forward and backward match torch", "[unit][reference]") {
   }
 }
 
-TEST_CASE("gelu (tanh) forward and backward match torch", "[unit][reference]") {
-  Checker check{"gelu"};
-  for (const auto& c : reference_cases("gelu")) {
+namespace {
+// An elementwise activation's forward and backward (also in place, as a module saving memory calls
+// it) against the reference cases of `op`.
+void check_activation(const std::string& op, void (*forward)(const Tensor&, Tensor&),
+                      void (*backward)(const Tensor&, const Tensor&, Tensor&)) {
+  Checker check{op};
+  for (const auto& c : reference_cases(op)) {
     Tensor x = c.load("x"), dy = c.load("dy");
     Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape());
-    ops::gelu_forward(x, y);
+    forward(x, y);
     check(c, "y", y);
-    ops::gelu_backward(dy, x, dx);
+    backward(dy, x, dx);
     check(c, "dx", dx);
-    // In place, as a module saving memory would call it.
-    ops::gelu_backward(dy, x, dy);
+    backward(dy, x, dy);
     check(c, "dx", dy);
   }
+}
+}  // namespace
+
+TEST_CASE("gelu (tanh) forward and backward match torch", "[unit][reference]") {
+  check_activation("gelu", [](const Tensor& x, Tensor& y) { ops::gelu_forward(x, y); },
+                   [](const Tensor& dy, const Tensor& x, Tensor& dx) { ops::gelu_backward(dy, x, dx); });
+}
+
+TEST_CASE("squared ReLU forward and backward match torch", "[unit][reference]") {
+  check_activation("squared_relu", ops::squared_relu_forward, ops::squared_relu_backward);
 }
 
 TEST_CASE("gelu (exact, erf) forward and backward match torch", "[unit][reference]") {

@@ -40,6 +40,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                    source, why, s.architecture));
   };
   if (o.qk_layernorm) throw refuse("qk_layernorm", "it has no norms on q and k");
+  if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
   if (s.llama()) {
     if (!o.rope)
       throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",

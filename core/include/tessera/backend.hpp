@@ -100,6 +100,8 @@ class Backend {
                                    const Tensor& rstd, Tensor& dx, Tensor& dw, Tensor& db) = 0;
   virtual void gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) = 0;
   virtual void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) = 0;
+  virtual void squared_relu_forward(const Tensor& x, Tensor& y) = 0;
+  virtual void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
   virtual void tanh_forward(const Tensor& x, Tensor& y) = 0;
   virtual void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) = 0;
   virtual void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) = 0;
@@ -149,7 +151,8 @@ class Backend {
 };
 
 // What ops.hpp's dtype rules allow an op, whatever the backend: copies move any dtype, ids are i32,
-// the losses, softmax, masked_sum and Adam compute in f32 only, every other op in f32, bf16 and f16.
+// the losses, softmax, masked_sum, count_zeros and Adam compute in f32 only, every other op in f32,
+// bf16 and f16.
 // A backend's supports() starts from this and narrows it to what it has kernels for.
 bool dtype_allowed(std::string_view op, DType dtype);
 

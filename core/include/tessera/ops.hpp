@@ -11,11 +11,11 @@
 // Dtypes (mixed precision, tessera/half.hpp): an op's float tensors share one compute dtype — f32,
 // bf16 or f16 — with these exceptions, which are always f32: accumulated parameter gradients (`dw`,
 // `db`, `dtable`: f32, or the compute dtype itself), LayerNorm's mean/rstd, attention's lse,
-// everything of the losses (logits included) and of Adam, and masked_sum. matmul's out may be f32
-// for bf16/f16 inputs (f32 accumulation, no rounding: logits, weight gradients). A backend runs an
-// op in a 16-bit dtype only if Backend::supports(op, dtype) says so (else a ShapeError naming both);
-// the CPU's run bf16 GEMMs through oneDNN where the CPU has bf16 instructions and every other op in
-// f32 on converted copies.
+// everything of the losses (logits included) and of Adam, masked_sum and count_zeros. matmul's out
+// may be f32 for bf16/f16 inputs (f32 accumulation, no rounding: logits, weight gradients). A
+// backend runs an op in a 16-bit dtype only if Backend::supports(op, dtype) says so (else a
+// ShapeError naming both); the CPU's run bf16 GEMMs through oneDNN where the CPU has bf16
+// instructions and every other op in f32 on converted copies.
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -60,6 +60,10 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
 enum class GeluForm { tanh, erf };
 void gelu_forward(const Tensor& x, Tensor& y, GeluForm form = GeluForm::tanh);
 void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, GeluForm form = GeluForm::tanh);
+// Squared ReLU (Megatron-LM's --squared-relu): y = max(x, 0)²; backward dx = dy·2·max(x, 0)
+// (dx may alias dy).
+void squared_relu_forward(const Tensor& x, Tensor& y);
+void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
 // y = tanh(x) (BERT's pooler). Backward takes the OUTPUT y, which the module saves: dx = dy·(1 − y²)
 // (overwritten; dx may alias dy).
 void tanh_forward(const Tensor& x, Tensor& y);

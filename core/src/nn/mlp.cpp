@@ -1,5 +1,6 @@
 #include "tessera/nn/mlp.hpp"
 
+#include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -17,7 +18,12 @@ RowParallelOptions fc2_options(const MlpOptions& o) {
 }  // namespace
 
 Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)
-    : swiglu_(o.swiglu), fc1_(name + ".fc1", fc1_options(o), seed, tp), fc2_(name + ".fc2", fc2_options(o), seed, tp) {}
+    : swiglu_(o.swiglu),
+      squared_relu_(o.squared_relu),
+      fc1_(name + ".fc1", fc1_options(o), seed, tp),
+      fc2_(name + ".fc2", fc2_options(o), seed, tp) {
+  if (o.swiglu && o.squared_relu) throw ConfigError("an MLP is SwiGLU or squared ReLU, not both");
+}
 
 ModuleCost Mlp::cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp) {
   ModuleCost c = ColumnParallelLinear::cost(fc1_options(o), rows, tp);
@@ -42,7 +48,7 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
     ops::swiglu_forward(h, a);
   } else {
     a = h.new_empty(h.shape());
-    ops::gelu_forward(h, a);
+    squared_relu_ ? ops::squared_relu_forward(h, a) : ops::gelu_forward(h, a);
   }
   if (ctx.training) ctx.store().save(this, SavedTensor{h});
   return fc2_.forward(ctx, a);
@@ -56,7 +62,8 @@ Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
     ops::swiglu_backward(da, h, dh);
     return fc1_.backward(ctx, dh);
   }
-  ops::gelu_backward(da, h, da);  // in place: da is ours
+  // In place: da is ours.
+  squared_relu_ ? ops::squared_relu_backward(da, h, da) : ops::gelu_backward(da, h, da);
   return fc1_.backward(ctx, da);
 }
 

@@ -5,25 +5,32 @@
 
 namespace tessera {
 
-MlpSpec swiglu_mlp_spec() {
-  const auto swiglu = [](MlpOptions o) {
-    o.swiglu = true;
+namespace {
+// An MlpSpec of Mlp with the options `adjust` sets (the activation).
+MlpSpec mlp_spec(std::string name, void (*adjust)(MlpOptions&)) {
+  const auto options = [adjust](MlpOptions o) {
+    adjust(o);
     return o;
   };
-  return {"swiglu",
-          [swiglu](const std::string& name, const MlpOptions& o, std::uint64_t seed,
-                   TpGroup tp) -> std::unique_ptr<Module> {
-            return std::make_unique<Mlp>(name, swiglu(o), seed, std::move(tp));
+  return {std::move(name),
+          [options](const std::string& layer, const MlpOptions& o, std::uint64_t seed,
+                    TpGroup tp) -> std::unique_ptr<Module> {
+            return std::make_unique<Mlp>(layer, options(o), seed, std::move(tp));
           },
-          [swiglu](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(swiglu(o), rows, tp); }};
+          [options](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(options(o), rows, tp); }};
+}
+}  // namespace
+
+MlpSpec swiglu_mlp_spec() {
+  return mlp_spec("swiglu", [](MlpOptions& o) { o.swiglu = true; });
+}
+
+MlpSpec squared_relu_mlp_spec() {
+  return mlp_spec("squared_relu", [](MlpOptions& o) { o.squared_relu = true; });
 }
 
 MlpSpec gelu_mlp_spec() {
-  return {"gelu",
-          [](const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp) -> std::unique_ptr<Module> {
-            return std::make_unique<Mlp>(name, o, seed, std::move(tp));
-          },
-          [](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(o, rows, tp); }};
+  return mlp_spec("gelu", [](MlpOptions&) {});
 }
 
 namespace {

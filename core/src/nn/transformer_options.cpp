@@ -129,6 +129,11 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
     o.layernorm_epsilon = static_cast<float>(s.get_float("norm_epsilon", 1e-5, 0.0, 1.0));
   }
   o.swiglu = s.get_bool("swiglu", false);
+  o.squared_relu = s.get_bool("squared_relu", false);
+  if (o.swiglu && o.squared_relu)
+    throw ConfigError(fmt::format("model.swiglu (in {}) and model.squared_relu (in {}) are two MLP activations: give "
+                                  "one",
+                                  s.origin("swiglu"), s.origin("squared_relu")));
   if (o.swiglu && !s.has("ffn_hidden_size")) {
     // Megatron-Core: int(4h·2/3 / 64)·64 when --ffn-hidden-size is not given.
     o.ffn_hidden_size = static_cast<std::int64_t>(4.0 * static_cast<double>(o.hidden_size) * 2.0 / 3.0 / 64.0) * 64;
@@ -176,6 +181,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
     l.attention.qk_norm_eps = static_cast<float>(o.layernorm_epsilon);
   }
   if (o.swiglu) l.spec.mlp = swiglu_mlp_spec();
+  if (o.squared_relu) l.spec.mlp = squared_relu_mlp_spec();
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;

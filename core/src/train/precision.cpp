@@ -46,7 +46,7 @@ void check_precision_supported(const PrecisionOptions& p, Device device) {
   // masked_sum stay f32).
   static const char* const kOps[] = {
       "matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward", "gelu_forward",
-      "gelu_backward", "tanh_forward", "tanh_backward", "rms_norm_forward", "rms_norm_backward", "swiglu_forward",
+      "gelu_backward", "squared_relu_forward", "squared_relu_backward", "tanh_forward", "tanh_backward", "rms_norm_forward", "rms_norm_backward", "swiglu_forward",
       "swiglu_backward", "rope_forward", "rope_backward", "dropout_forward", "dropout_backward", "attention_forward",
       "attention_backward", "embedding_forward", "embedding_backward", "embedding_shard_forward",
       "embedding_shard_backward", "add", "axpy", "add_bias", "scale", "cast", "sum_squares"};

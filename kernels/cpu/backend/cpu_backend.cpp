@@ -20,6 +20,7 @@
 #include "tessera/kernels/cpu/elementwise.hpp"
 #include "tessera/kernels/cpu/embedding.hpp"
 #include "tessera/kernels/cpu/gelu.hpp"
+#include "tessera/kernels/cpu/squared_relu.hpp"
 #include "tessera/kernels/cpu/gemm.hpp"
 #include "tessera/kernels/cpu/gemm_bf16.hpp"
 #include "tessera/kernels/cpu/layer_norm.hpp"
@@ -252,6 +253,12 @@ void CpuBackend::gelu_forward(const Tensor& x, Tensor& y, ops::GeluForm form) {
 void CpuBackend::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, ops::GeluForm form) {
   (form == ops::GeluForm::erf ? cpu::gelu_erf_backward : cpu::gelu_backward)(in(dy).get(), in(x).get(), out(dx).get(),
                                                                             x.numel());
+}
+void CpuBackend::squared_relu_forward(const Tensor& x, Tensor& y) {
+  cpu::squared_relu_forward(in(x).get(), out(y).get(), x.numel());
+}
+void CpuBackend::squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+  cpu::squared_relu_backward(in(dy).get(), in(x).get(), out(dx).get(), x.numel());
 }
 
 void CpuBackend::tanh_forward(const Tensor& x, Tensor& y) { cpu::tanh_forward(in(x).get(), out(y).get(), x.numel()); }

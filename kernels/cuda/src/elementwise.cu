@@ -111,6 +111,18 @@ __global__ void gelu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_
   }
 }
 
+template <class T>
+__global__ void squared_relu_forward_kernel(const T* x, T* y, std::int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float r = fmaxf(to_f32(x[i]), 0.0f);
+    y[i] = from_f32<T>(r * r);
+  }
+}
+template <class T>
+__global__ void squared_relu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_t n) {
+  GRID_STRIDE(i, n) dx[i] = from_f32<T>(to_f32(dy[i]) * (2.0f * fmaxf(to_f32(x[i]), 0.0f)));
+}
+
 // tanh: tanhf (2 ulp, no -use_fast_math). Backward from the output y, as (1 − y)(1 + y) like
 // kernels/cpu/src/tanh.cpp: 1 − y is exact for |y| ≥ ½, so 1 − y² keeps its digits near ±1, where
 // 1 − y·y would cancel.
@@ -251,6 +263,18 @@ void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_
     TESSERA_CUDA_FLOAT_SWITCH(t, T, gelu_backward_kernel<T, false><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
   }
   check_launch("gelu_backward");
+}
+
+void squared_relu_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, squared_relu_forward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n));
+  check_launch("squared_relu_forward");
+}
+
+void squared_relu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, squared_relu_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), n));
+  check_launch("squared_relu_backward");
 }
 
 void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream) {

@@ -1,4 +1,4 @@
-// Transformer MLP: fc1 (C → ffn) → GELU → fc2 (ffn → C). Under tensor parallelism fc1 is
+// Transformer MLP: fc1 (C → ffn) → GELU (or squared ReLU) → fc2 (ffn → C). Under tensor parallelism fc1 is
 // column-parallel and fc2 row-parallel, so GELU acts on this rank's slice of ffn and the only
 // communication is fc2's all-reduce in forward and fc1's (copy_to_tp) in backward. With
 // sequence_parallel the input and output are this rank's token rows [N/tp, C]:
@@ -19,6 +19,7 @@ struct MlpOptions {
   float init_std = 0.02f, output_init_std = 0.02f;
   bool sequence_parallel = false;
   bool swiglu = false;  // fc1 → [x0 | x1] → silu(x0)·x1 instead of GELU
+  bool squared_relu = false;  // max(x, 0)² instead of GELU (not with swiglu)
   bool bias = true;     // fc1 and fc2 biases
 };
 
@@ -32,7 +33,7 @@ class Mlp : public Module {
   static ModuleCost cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
-  bool swiglu_;
+  bool swiglu_, squared_relu_;
   ColumnParallelLinear fc1_;
   RowParallelLinear fc2_;
 };

@@ -35,6 +35,7 @@ struct TransformerOptions {
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
   bool apply_layernorm_1p = false;  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's --apply-layernorm-1p)
   bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;
+  bool squared_relu = false;  // the MLP's max(x, 0)² instead of GELU (Megatron's --squared-relu)
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.

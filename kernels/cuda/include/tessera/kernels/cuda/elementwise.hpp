@@ -20,6 +20,9 @@ void arange_mod(std::int32_t* out, std::int64_t n, std::int64_t start, std::int6
 // erf: the exact GELU x·Φ(x); else the tanh form.
 void gelu_forward(Float t, const void* x, void* y, std::int64_t n, bool erf, cudaStream_t stream);
 void gelu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, bool erf, cudaStream_t stream);
+// Squared ReLU: y = max(x, 0)², dx = dy·2·max(x, 0) (dx may alias dy).
+void squared_relu_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
+void squared_relu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t n, cudaStream_t stream);
 // y = tanh(x); dx = dy·(1 − y²) from the output y (dx may alias dy).
 void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
 void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream);
