@@ -121,8 +121,6 @@ Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
   return {micro_batch_size, o_.seq_length, o_.hidden_size};
 }
 
-Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens) { return embed(ctx, tokens, Tensor()); }
-
 Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;

@@ -93,9 +93,8 @@ class GptModel : public Model, public Generator {
 
  private:
   // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
-  // parallelism this rank's token rows [B·T/tp, C].
-  Tensor embed(StepContext& ctx, const Tensor& tokens);
-  // The same with each token's position given (i32 [B·T]; generation steps: each row's own).
+  // parallelism this rank's token rows [B·T/tp, C]. Positions: undefined → 0 … T − 1 in each row;
+  // else each token's (i32 [B·T]: the data's position_ids, a generation step's row positions).
   Tensor embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions);
   // Inference: the final hidden states of tokens [B,T] (through the final norm), with ctx's cache
   // if any; `positions` undefined: 0 … T − 1.

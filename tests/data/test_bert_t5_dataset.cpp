@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bert_dataset.hpp"
+#include "data_source.hpp"
 #include "expect_error.hpp"
 #include "mapping_cache.hpp"
 #include "masking.hpp"
@@ -720,10 +721,6 @@ namespace {
 PluginPtr<DataSource> make_source(const std::string& plugin, const std::string& data_path, const Tokenizer* tok,
                                   std::int64_t seq, std::int64_t dec_seq, const std::string& extra = "",
                                   const FieldSpecs& model_fields = {}) {
-  static std::vector<std::unique_ptr<Config>> keep;  // the section must outlive the factory call only
-  keep.push_back(std::make_unique<Config>(Config::from_string(
-      fmt::format("[data]\nplugin = \"{}\"\ndata_path = '{}'\nsplit = \"90,10,0\"\n{}", plugin, data_path, extra),
-      "test config")));
   DataRequest r;
   r.seq_length = seq;
   r.decoder_seq_length = dec_seq;
@@ -734,10 +731,8 @@ PluginPtr<DataSource> make_source(const std::string& plugin, const std::string& 
   r.vocab_size = tok ? tok->vocab_size() : 0;
   r.eod_token = kSep;
   r.model_fields = model_fields;
-  keep.back()->section("data").declare("plugin");  // read by the app to choose the plugin
-  auto source = create_plugin<DataSource>("data", plugin, keep.back()->section("data"), r);
-  keep.back()->check_no_unknown_keys();
-  return source;
+  return test::make_data_source(plugin, fmt::format("data_path = '{}'\nsplit = \"90,10,0\"\n{}", data_path, extra), r,
+                                "test config");
 }
 
 // Fills a SampleView over one sample's worth of each field and returns the buffers.

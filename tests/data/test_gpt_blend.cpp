@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "../apps/tessera_cli.hpp"
+#include "data_source.hpp"
 #include "expect_error.hpp"
 #include "test_util.hpp"
 #include "tessera/config.hpp"
@@ -176,10 +177,13 @@ std::string write_constant(const TempDir& dir, const std::string& name, std::int
   return dir / name;
 }
 
+PluginPtr<DataSource> gpt_indexed_source(const std::string& data_toml, const DataRequest& r,
+                                         const std::string& file = "blend.toml") {
+  return test::make_data_source("gpt_indexed", data_toml, r, file);
+}
+
 PluginPtr<DataSource> make_source(const std::string& data_toml, std::int64_t train, std::int64_t valid,
                                   std::int64_t test = 0, bool test_optional = false) {
-  static std::vector<std::unique_ptr<Config>> keep;
-  keep.push_back(std::make_unique<Config>(Config::from_string("[data]\nplugin = \"gpt_indexed\"\n" + data_toml, "blend.toml")));
   DataRequest r;
   r.seq_length = 16;
   r.seed = 1234;
@@ -189,10 +193,7 @@ PluginPtr<DataSource> make_source(const std::string& data_toml, std::int64_t tra
   r.test_split_optional = test_optional;
   r.eod_token = 0;
   r.vocab_size = 10;
-  keep.back()->section("data").declare("plugin");
-  auto source = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
-  keep.back()->check_no_unknown_keys();
-  return source;
+  return gpt_indexed_source(data_toml, r);
 }
 
 // The token of each of the first n samples of a split (all its tokens are equal).
@@ -306,14 +307,10 @@ TEST_CASE("an optional test split too small for one sample is left empty; asked 
 TEST_CASE("data.reset_* need a model that reads the field they add, or documents would attend each other", "[unit]") {
   const FieldSpecs gpt_core{{"tokens", DType::i32, {16}}, {"labels", DType::i32, {16}}, {"loss_mask", DType::f32, {16}}};
   const auto build = [&](const std::string& keys, const FieldSpecs& model_fields) {
-    static std::vector<std::unique_ptr<Config>> keep;
-    keep.push_back(std::make_unique<Config>(
-        Config::from_string("[data]\nplugin = \"gpt_indexed\"\ndata_path = \"unread\"\n" + keys, "resets.toml")));
     DataRequest r;
     r.seq_length = 16;
     r.model_fields = model_fields;
-    keep.back()->section("data").declare("plugin");
-    return create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    return gpt_indexed_source("data_path = \"unread\"\n" + keys, r, "resets.toml");
   };
   CHECK_THAT(message_of<ConfigError>([&] { build("reset_attention_mask = true", gpt_core); }),
              Catch::Contains("data.reset_attention_mask in resets.toml") && Catch::Contains("document_start") &&
@@ -351,10 +348,7 @@ TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's defa
   CHECK(std::equal(head.begin() + 20, head.end(), ours.end() - 5));
 
   // The plugin: samples are windows of the documents 1, 2, …, L − 1, eod in doc_idx order.
-  static std::vector<std::unique_ptr<Config>> keep;
   const auto source = [&](const std::string& keys, std::int64_t vocab) {
-    keep.push_back(std::make_unique<Config>(
-        Config::from_string("[data]\nplugin = \"gpt_indexed\"\nmock_data = true\n" + keys, "mock.toml")));
     DataRequest r;
     r.seq_length = 64;
     r.seed = 1234;
@@ -362,10 +356,7 @@ TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's defa
     r.num_samples[1] = 20;
     r.eod_token = 50256;
     r.vocab_size = vocab;
-    keep.back()->section("data").declare("plugin");
-    auto s = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
-    keep.back()->check_no_unknown_keys();
-    return s;
+    return gpt_indexed_source("mock_data = true\n" + keys, r, "mock.toml");
   };
   auto mock = source("", 50257);
   call_plugin(mock, [](DataSource& d) { d.open(); });
@@ -397,8 +388,6 @@ TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's defa
   CHECK(mock->describe().find("train 96900 docs") != std::string::npos);
   // An optional test split that gets no documents ("99,1,0") is left empty, as for files.
   {
-    keep.push_back(std::make_unique<Config>(Config::from_string(
-        "[data]\nplugin = \"gpt_indexed\"\nmock_data = true\nsplit = \"99,1,0\"\n", "mock.toml")));
     DataRequest r;
     r.seq_length = 64;
     r.num_samples[0] = 10;
@@ -406,8 +395,7 @@ TEST_CASE("data.mock_data: Megatron-Core's mock corpus, its lengths numpy's defa
     r.test_split_optional = true;
     r.eod_token = 50256;
     r.vocab_size = 50257;
-    keep.back()->section("data").declare("plugin");
-    auto no_test = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
+    auto no_test = gpt_indexed_source("mock_data = true\nsplit = \"99,1,0\"\n", r, "mock.toml");
     call_plugin(no_test, [](DataSource& d) { d.open(); });
     CHECK(no_test->split(Split::test).size() == 0);
   }

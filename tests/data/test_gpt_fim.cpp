@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "data_source.hpp"
 #include "expect_error.hpp"
 #include "gpt_dataset.hpp"
 #include "gpt_fim.hpp"
@@ -384,10 +385,6 @@ TEST_CASE("FIM statistics: fim_rate and fim_spm_rate over many samples", "[unit]
 namespace {
 
 PluginPtr<DataSource> make_source(const std::string& data_path, const Tokenizer* tok, const std::string& extra) {
-  static std::vector<std::unique_ptr<Config>> keep;
-  keep.push_back(std::make_unique<Config>(Config::from_string(
-      fmt::format("[data]\nplugin = \"gpt_indexed\"\ndata_path = '{}'\nsplit = \"90,10,0\"\n{}", data_path, extra),
-      "fim.toml")));
   DataRequest r;
   r.seq_length = 32;
   r.seed = 1234;
@@ -396,10 +393,8 @@ PluginPtr<DataSource> make_source(const std::string& data_path, const Tokenizer*
   r.tokenizer = tok;
   r.vocab_size = tok ? tok->vocab_size() : 0;
   r.eod_token = tok ? tok->eod() : kEod;
-  keep.back()->section("data").declare("plugin");
-  auto source = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
-  keep.back()->check_no_unknown_keys();
-  return source;
+  return test::make_data_source("gpt_indexed", fmt::format("data_path = '{}'\nsplit = \"90,10,0\"\n{}", data_path, extra),
+                                r, "fim.toml");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "data_source.hpp"
 #include "gpt_dataset.hpp"
 #include "test_util.hpp"
 #include "tessera/config.hpp"
@@ -330,8 +331,6 @@ TEST_CASE("blending indices: cached by a name from the weights, prefixes, size a
 namespace {
 
 PluginPtr<DataSource> make_source(const std::string& data_toml) {
-  static std::vector<std::unique_ptr<Config>> keep;
-  keep.push_back(std::make_unique<Config>(Config::from_string("[data]\nplugin = \"gpt_indexed\"\n" + data_toml, "c.toml")));
   DataRequest r;
   r.seq_length = 16;
   r.seed = 1234;
@@ -339,10 +338,7 @@ PluginPtr<DataSource> make_source(const std::string& data_toml) {
   r.num_samples[1] = 20;
   r.eod_token = 0;
   r.vocab_size = 1000;
-  keep.back()->section("data").declare("plugin");
-  auto source = create_plugin<DataSource>("data", "gpt_indexed", keep.back()->section("data"), r);
-  keep.back()->check_no_unknown_keys();
-  return source;
+  return test::make_data_source("gpt_indexed", data_toml, r, "c.toml");
 }
 
 }  // namespace
