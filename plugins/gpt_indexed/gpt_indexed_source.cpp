@@ -144,21 +144,16 @@ class GptIndexedSource : public DataSource {
   std::string describe() const override {
     if (!opened_) return "gpt_indexed (not opened)";
     std::string out;
-    if (mock_) {
+    if (mock_ || (!per_split_ && !blend_.weighted)) {  // one set of documents, split
       auto gpt = [&](int s) { return static_cast<const GptDataset*>(splits_[s].get()); };
       auto docs = [&](int s) { return gpt(s)->doc_end() - gpt(s)->doc_begin(); };
-      out = fmt::format("mock data (Megatron-Core's MockGPTDataset: {} documents 1, 2, …, eod of 1 … {} tokens); split "
-                        "\"{}\": train {} docs / {} samples, valid {} / {}, test {} / {}",
-                        kMockDocuments, kMockMaxLength - 1, split_, docs(0), gpt(0)->size(), docs(1), gpt(1)->size(),
-                        docs(2), gpt(2)->size());
-    } else if (!per_split_ && !blend_.weighted) {
-      const auto& data = *data_.begin()->second;
-      auto gpt = [&](int s) { return static_cast<const GptDataset*>(splits_[s].get()); };
-      auto docs = [&](int s) { return gpt(s)->doc_end() - gpt(s)->doc_begin(); };
-      out = fmt::format("{} ({} documents, {} tokens); split \"{}\": train {} docs / {} samples, valid {} / {}, "
-                        "test {} / {}",
-                        blend_.prefixes[0], data.num_sequences(), data.total_tokens(), split_, docs(0), gpt(0)->size(),
-                        docs(1), gpt(1)->size(), docs(2), gpt(2)->size());
+      const std::string what =
+          mock_ ? fmt::format("mock data (Megatron-Core's MockGPTDataset: {} documents 1, 2, …, eod of 1 … {} tokens)",
+                              kMockDocuments, kMockMaxLength - 1)
+                : fmt::format("{} ({} documents, {} tokens)", blend_.prefixes[0], data_.begin()->second->num_sequences(),
+                              data_.begin()->second->total_tokens());
+      out = fmt::format("{}; split \"{}\": train {} docs / {} samples, valid {} / {}, test {} / {}", what, split_, docs(0),
+                        gpt(0)->size(), docs(1), gpt(1)->size(), docs(2), gpt(2)->size());
     } else {
       out = per_split_ ? "per-split data paths" : fmt::format("a blend of {} datasets, split \"{}\"", blend_.prefixes.size(), split_);
       for (int s = 0; s < 3; ++s) {
