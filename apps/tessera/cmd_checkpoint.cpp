@@ -24,9 +24,10 @@ namespace {
 
 struct CheckpointArgs {
   std::string to = "hf", from = "hf", architecture, input, output;
-  // reshard: the new layout; unset sizes keep the checkpoint's (vpp and the split rank only while pp
-  // stays the same: they are counted in pipeline stages).
+  // reshard: the new layout; unset sizes keep the checkpoint's (vpp, the split rank and uneven stages
+  // only while pp stays the same: they are counted in pipeline stages).
   std::optional<int> tp, pp, dp, vpp, split_rank;
+  std::optional<std::int64_t> first_stage_layers, last_stage_layers;
   std::optional<std::int64_t> bucket_size;
   std::string optimizer;
   std::optional<bool> sequence_parallel;
@@ -53,6 +54,8 @@ int run_reshard(const CheckpointArgs& a) {
   to.vpp = a.vpp.value_or(same_pp ? static_cast<int>(m.virtual_pipeline) : 1);
   to.pipeline_split_rank =
       a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
+  to.first_stage_layers = a.first_stage_layers.value_or(same_pp ? m.first_stage_layers : 0);
+  to.last_stage_layers = a.last_stage_layers.value_or(same_pp ? m.last_stage_layers : 0);
   to.bucket_size = a.bucket_size.value_or(m.bucket_size);
   to.optimizer = a.optimizer;
   to.sequence_parallel = a.sequence_parallel;
@@ -62,7 +65,8 @@ int run_reshard(const CheckpointArgs& a) {
     r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
   } catch (const ConfigError& e) {  // the parallel.* keys it names are this command's options
     throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank, "
-                                  "--sequence-parallel and --bucket-size, [model] keys with --set)",
+                                  "--first-stage-layers, --last-stage-layers, --sequence-parallel and --bucket-size, "
+                                  "[model] keys with --set)",
                                   e.what()));
   }
   out.commit();
@@ -139,6 +143,14 @@ RegisterCommand reg{
                        "pipeline_model_parallel_split_rank, T5's first decoder stage (default: the checkpoint's if pp "
                        "stays, else none)")
            ->check(CLI::Range(0, 4096));
+       res->add_option("--first-stage-layers", a->first_stage_layers,
+                       "parallel.decoder_first_pipeline_num_layers, the first stage's layers; 0: an even share "
+                       "(default: the checkpoint's if pp stays, else 0)")
+           ->check(CLI::Range(std::int64_t{0}, std::int64_t{100000}));
+       res->add_option("--last-stage-layers", a->last_stage_layers,
+                       "parallel.decoder_last_pipeline_num_layers, the last stage's layers; 0: an even share "
+                       "(default: the checkpoint's if pp stays, else 0)")
+           ->check(CLI::Range(std::int64_t{0}, std::int64_t{100000}));
        res->add_option("--bucket-size", a->bucket_size,
                        "parallel.bucket_size of the new layout: distributed_adam's shards follow it (default: the "
                        "checkpoint's)")

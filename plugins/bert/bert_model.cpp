@@ -7,6 +7,7 @@
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/parallel/pipeline_layers.hpp"
 
 namespace tessera::bert {
 
@@ -34,7 +35,6 @@ BertModel::BertModel(const BertOptions& o, std::shared_ptr<const Parallel> paral
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
   first_stage_ = stage == 0;
   last_stage_ = stage == pp - 1;
-  const std::int64_t per_chunk = t.num_layers / (pp * vpp);
   if (first_stage_ || last_stage_) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", t.padded_vocab_size,
                                                                 t.hidden_size, t.init_method_std, t.seed, tp_,
@@ -57,10 +57,11 @@ BertModel::BertModel(const BertOptions& o, std::shared_ptr<const Parallel> paral
       if (tokentype_embeddings_) tokentype_embeddings_->reduce_grad_over_tp = true;
     }
   }
+  const ParallelSizes sizes = parallel_ ? parallel_->layout.sizes() : ParallelSizes{};
   for (int c = 0; c < vpp; ++c) {
-    const std::int64_t first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
+    const LayerRange layers = chunk_layers(t.num_layers, sizes, stage, c);  // checked by the plugin
     chunks_.push_back(std::make_unique<TransformerBlock>(
-        bert_block_options(o, tp_, sequence_parallel_, first_layer, per_chunk, last_stage_ && c == vpp - 1), t.seed));
+        bert_block_options(o, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1), t.seed));
   }
   if (last_stage_) heads_ = std::make_unique<Heads>(o, tp_);
 }

@@ -9,7 +9,7 @@ class ConfigSection;
 
 namespace tessera::bert {
 
-BertOptions read_bert_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
-                              std::int64_t pp, std::int64_t vpp, bool sequence_parallel);
+BertOptions read_bert_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                              const ParallelSizes& sizes);
 
 }  // namespace tessera::bert

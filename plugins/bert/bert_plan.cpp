@@ -53,7 +53,7 @@ class BertPlanner : public ModelPlanner {
  public:
   BertPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
     refuse_pipeline_split(c.sizes.pipeline_split_rank, "bert");
-    o_ = read_bert_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
+    o_ = read_bert_options(s, c.vocab_size, 0, sizes_);
     spec_.model = "bert";
     spec_.block = [o = o_](bool sp, std::int64_t first_layer, std::int64_t count, bool ends_model) {
       return bert_block_options(o, nullptr, sp, first_layer, count, ends_model);

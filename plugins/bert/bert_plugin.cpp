@@ -12,7 +12,7 @@ namespace {
 std::unique_ptr<Model> make_bert_model(const ConfigSection& s, const ModelContext& context) {
   const ParallelSizes p = context.sizes();
   refuse_pipeline_split(p.pipeline_split_rank, "bert");
-  const auto options = read_bert_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  const auto options = read_bert_options(s, context.vocab_size, context.seed, p);
   return std::make_unique<BertModel>(options, context.parallel, context.compute_dtype);
 }
 

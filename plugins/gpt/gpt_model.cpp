@@ -11,6 +11,7 @@
 #include "tessera/nn/init.hpp"
 #include "tessera/nn/kv_cache.hpp"
 #include "tessera/ops.hpp"
+#include "tessera/parallel/pipeline_layers.hpp"
 
 namespace tessera::gpt {
 
@@ -47,7 +48,6 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
   first_stage_ = stage == 0;
   last_stage_ = stage == pp - 1;
-  const std::int64_t per_chunk = o.num_layers / (pp * vpp);  // the plugin checked that pp·vpp divides it
   const bool tied = !o.untie_embeddings_and_output_weights;
   if (first_stage_ || (last_stage_ && tied)) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
@@ -70,11 +70,13 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
                                                        Shape{o.max_position_embeddings, o.hidden_size});
     init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
   }
-  // Global layer indices: names, initialisation and dropout masks do not depend on the split.
+  // Global layer indices: names, initialisation and dropout masks do not depend on the split (the
+  // plugin checked it: parallel/pipeline_layers.hpp).
+  const ParallelSizes sizes = parallel_ ? parallel_->layout.sizes() : ParallelSizes{};
   for (int c = 0; c < vpp; ++c) {
-    const std::int64_t first_layer = (static_cast<std::int64_t>(c) * pp + stage) * per_chunk;
+    const LayerRange layers = chunk_layers(o.num_layers, sizes, stage, c);
     chunks_.push_back(std::make_unique<TransformerBlock>(
-        gpt_block_options(o, tp_, sequence_parallel_, first_layer, per_chunk, last_stage_ && c == vpp - 1), o.seed));
+        gpt_block_options(o, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1), o.seed));
   }
   mark_token_shard_grads();
 }

@@ -14,7 +14,7 @@ namespace tessera::gpt {
 // Reads every [model] key (docs/configs.md) and checks it against the tensor- and pipeline-parallel
 // sizes: ConfigError naming the key and its origin for anything the model cannot be built with.
 // The vocabulary is padded to a multiple of make_vocab_size_divisible_by × tp (Megatron-LM).
-GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed, std::int64_t tp,
-                            std::int64_t pp, std::int64_t vpp, bool sequence_parallel);
+GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                            const ParallelSizes& sizes);
 
 }  // namespace tessera::gpt

@@ -27,7 +27,7 @@ class GptPlanner : public ModelPlanner {
  public:
   GptPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
     refuse_pipeline_split(c.sizes.pipeline_split_rank, "gpt");
-    o_ = read_gpt_options(s, c.vocab_size, 0, sizes_.tp, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel);
+    o_ = read_gpt_options(s, c.vocab_size, 0, sizes_);
     spec_.model = "gpt";
     spec_.block = [o = o_](bool sp, std::int64_t first_layer, std::int64_t count, bool ends_model) {
       return gpt_block_options(o, nullptr, sp, first_layer, count, ends_model);

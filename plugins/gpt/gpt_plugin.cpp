@@ -13,7 +13,7 @@ namespace {
 std::unique_ptr<Model> make_gpt_model(const ConfigSection& s, const ModelContext& context) {
   const ParallelSizes p = context.sizes();
   refuse_pipeline_split(p.pipeline_split_rank, "gpt");
-  const auto options = read_gpt_options(s, context.vocab_size, context.seed, p.tp, p.pp, p.vpp, p.sequence_parallel);
+  const auto options = read_gpt_options(s, context.vocab_size, context.seed, p);
   return std::make_unique<GptModel>(options, context.parallel, context.compute_dtype);
 }
 

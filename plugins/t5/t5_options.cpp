@@ -42,6 +42,10 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
         "parallel.virtual_pipeline_model_parallel_size = {}: the interleaved schedule is not supported for the t5 "
         "encoder-decoder (as in Megatron-LM); use the 1f1b schedule with pipeline_model_parallel_split_rank",
         p.vpp));
+  if (p.first_stage_layers > 0 || p.last_stage_layers > 0)
+    throw ConfigError("parallel.decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the t5 "
+                      "encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank (encoder "
+                      "layers evenly before it, decoder layers evenly from it on), not by uneven stages");
   if (pp > 1 && p.pipeline_split_rank == 0)
     throw ConfigError(fmt::format(
         "parallel.pipeline_model_parallel_size = {} needs parallel.pipeline_model_parallel_split_rank for the t5 "

@@ -21,6 +21,8 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   big.world_size = 8;
   big.tensor_parallel = big.pipeline_parallel = big.data_parallel = 2;
   big.virtual_pipeline = 2;
+  big.first_stage_layers = 2;  // uneven pipeline stages
+  big.last_stage_layers = 6;
   big.sequence_parallel = true;
   big.optimizer = "distributed_adam";
   // Later records: the schedule, a batch ramp, a fresh optimizer's offset, no optimizer files.

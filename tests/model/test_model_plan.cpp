@@ -82,7 +82,7 @@ constexpr std::int64_t kT5DecoderSeq = 8;
 
 std::string config_text(const TestModel& model, std::int64_t heads, std::int64_t groups, int tp, int pp,
                         std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                        int split = 0) {
+                        int split = 0, std::int64_t first_stage_layers = 0) {
   std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
   if (model.plugin == "t5") own = fmt::format("decoder_num_layers = 3\ndecoder_seq_length = {}\n", kT5DecoderSeq);
   // T5 is multi-head only and reads no num_query_groups.
@@ -104,13 +104,14 @@ tensor_model_parallel_size = {}
 pipeline_model_parallel_size = {}
 pipeline_model_parallel_split_rank = {}
 sequence_parallel = {}
+decoder_first_pipeline_num_layers = {}
 [training]
 micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
 {}
-)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, micro, global,
+)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, first_stage_layers, micro, global,
                      pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
 
@@ -171,19 +172,22 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
 }
 
 // Every (stage, tp rank) of tp × pp × dp against the plan.
-// T5 under pipeline parallelism splits at `split` (encoder stages [0, split)).
+// T5 under pipeline parallelism splits at `split` (encoder stages [0, split)); GPT and BERT may put
+// `first_stage_layers` of their 4 on the first stage (uneven stages).
 void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t groups, int tp, int pp, int dp,
                   std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                  int split = 0) {
-  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {}", model_kind.name(),
-                   heads, groups, tp, pp, dp, micro, global, recompute, sp, split));
-  const std::string text = config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split);
+                  int split = 0, std::int64_t first_stage_layers = 0) {
+  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {} first stage {}",
+                   model_kind.name(), heads, groups, tp, pp, dp, micro, global, recompute, sp, split,
+                   first_stage_layers));
+  const std::string text =
+      config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split, first_stage_layers);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
   const std::int64_t m = plan.num_microbatches;
   REQUIRE(m == global / (micro * dp));
-  const ParallelSizes sizes{tp, pp, 1, sp, split};
+  const ParallelSizes sizes{tp, pp, 1, sp, split, first_stage_layers};
   const ParallelLayout any = ParallelLayout::make(0, world, sizes);
 
   for (int stage = 0; stage < pp; ++stage)
@@ -296,6 +300,13 @@ TEST_CASE("the plan equals every stage and tp rank of the model, measured in one
   SECTION("sequence parallel with selective recompute, tp 2") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\"", true);
   }
+  SECTION("uneven stages: 1 + 3 layers, tp 2 · pp 2 · dp 2, sequence parallel") {
+    check_layout(kGpt, 4, 2, 2, 2, 2, 1, 8, "", true, 0, 1);
+  }
+  SECTION("uneven stages: 2 + 1 + 1 layers, pp 3, full recompute") {
+    check_layout(kGpt, 4, 4, 1, 3, 1, 1, 6, "recompute_granularity = \"full\"\nrecompute_method = \"uniform\"", false,
+                 0, 2);
+  }
 }
 
 TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
@@ -333,6 +344,7 @@ TEST_CASE("the BERT plan equals every stage and tp rank of the model, measured i
     check_layout(kBertNoBinaryHead, 4, 4, 2, 2, 1, 2, 8, "", true);
   }
   SECTION("without the binary head: one process") { check_layout(kBertNoBinaryHead, 4, 4, 1, 1, 1, 2, 6); }
+  SECTION("uneven stages: 3 + 1 layers, tp 2 · pp 2") { check_layout(kBert, 4, 4, 2, 2, 1, 2, 8, "", false, 0, 3); }
 }
 
 TEST_CASE("the T5 plan equals every tp rank of the model, measured in one process", "[unit]") {
@@ -644,4 +656,38 @@ TEST_CASE("parallel.num_layers_per_virtual_pipeline_stage gives Megatron-LM's vi
                    "[parallel]\npipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 1", "w.toml"));
              }),
              Catch::Contains("needs model.num_layers"));
+}
+
+TEST_CASE("uneven pipeline stages: Megatron-LM's old and new names, and what they cannot combine with", "[unit]") {
+  const auto sizes = [](const std::string& parallel) {
+    return read_parallel_sizes(Config::from_string("[model]\nnum_layers = 24\n[parallel]\n" + parallel, "u.toml"));
+  };
+  const ParallelSizes old_names =
+      sizes("pipeline_model_parallel_size = 4\ndecoder_first_pipeline_num_layers = 3\ndecoder_last_pipeline_num_layers = 5");
+  CHECK(old_names.first_stage_layers == 3);
+  CHECK(old_names.last_stage_layers == 5);
+  const ParallelSizes new_names =
+      sizes("pipeline_model_parallel_size = 4\nnum_layers_in_first_pipeline_stage = 3\nnum_layers_in_last_pipeline_stage = 5");
+  CHECK(new_names.first_stage_layers == 3);
+  CHECK(new_names.last_stage_layers == 5);
+  CHECK(sizes("pipeline_model_parallel_size = 4").first_stage_layers == 0);
+  const auto error = [&](const std::string& parallel) { return message_of<ConfigError>([&] { sizes(parallel); }); };
+  CHECK_THAT(error("decoder_first_pipeline_num_layers = 3\nnum_layers_in_first_pipeline_stage = 3"),
+             Catch::Contains("parallel.decoder_first_pipeline_num_layers (in u.toml) and "
+                             "parallel.num_layers_in_first_pipeline_stage (in u.toml)") &&
+                 Catch::Contains("give one"));
+  CHECK_THAT(error("pipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 3\n"
+                   "decoder_last_pipeline_num_layers = 6"),
+             Catch::Contains("num_layers_per_virtual_pipeline_stage (in u.toml) assumes even pipeline stages"));
+  CHECK_THAT(error("decoder_last_pipeline_num_layers = -1"), Catch::Contains("decoder_last_pipeline_num_layers"));
+  // T5 splits its stacks at the split rank only.
+  CHECK_THAT(message_of<ConfigError>([] {
+               make_plan(Config::from_string(config_text(kT5, 4, 4, 1, 2, 1, 4, "", false, 1, 1)), PlanRequest{2, kVocab});
+             }),
+             Catch::Contains("the t5 encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank"));
+  // The model's own check: the rest must split over the stages between.
+  CHECK_THAT(message_of<ConfigError>([] {
+               make_plan(Config::from_string(config_text(kGpt, 4, 4, 1, 3, 1, 4, "", false, 0, 1)), PlanRequest{3, kVocab});
+             }),
+             Catch::Contains("model.num_layers (4)") && Catch::Contains("the other 2 pipeline stage(s) share the remaining 3 layers"));
 }

@@ -8,6 +8,8 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
                     tp2·dp2 with sequence parallelism (which the trainer refuses to resume across);
   another optimizer: distributed_adam dp2 -> adam tp2 -> distributed_adam dp2 (--optimizer);
   a virtual pipeline: pp2·vpp2 (interleaved) -> tp2;
+  uneven pipeline stages: pp2 with 1 + 3 layers -> pp2 with 3 + 1 (and resuming with even stages is
+                    refused, naming the reshard);
   with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
                     embeds too; the last stage's tied copies);
   with --llama (CONFIG a Llama-style GQA run, untied output layer): tp2·pp2 -> tp1·pp1, and
@@ -196,6 +198,20 @@ def main():
     if "--tp 1 --pp 2 --dp 1 --vpp 1" not in out:
         sys.exit(f"resuming pp2·vpp2 at pp2: the suggested reshard does not name --vpp 1:\n{out}")
     print("resuming pp2·vpp2 at pp2: refused, the suggested reshard names --vpp 1")
+
+    # Uneven pipeline stages: pp2 with 1 + 3 layers -> pp2 with 3 + 1 (--first-stage-layers 3, the
+    # other stage's layers moved between the ranks' files).
+    def first_stage(n):
+        return ["--set", f"parallel.decoder_first_pipeline_num_layers={n}"]
+    full, uneven = runs.checkpoint_at_5("adam_pp2_1_3", 2, layout_sets(pp=2) + first_stage(1))
+    moved, _ = runs.reshard(uneven, "adam_pp2_3_1", ["--first-stage-layers", "3"])
+    runs.resume_matches("adam pp2 (1 + 3 layers) -> pp2 (3 + 1)", full, 2, layout_sets(pp=2) + first_stage(3), moved)
+    # Resumed with even stages: refused, the suggested reshard names the stage layers.
+    out = runs.train(2, layout_sets(pp=2) + ["--set", "training.train_iters=10", "--set", f"checkpoint.load={uneven}"],
+                     expect_ok=False)
+    if "first 1, last even stage layers" not in out or "--first-stage-layers 0 --last-stage-layers 0" not in out:
+        sys.exit(f"resuming pp2 (1 + 3 layers) with even stages: the refusal does not name the stages:\n{out}")
+    print("resuming pp2 (1 + 3 layers) with even stages: refused, the suggested reshard names --first-stage-layers")
 
     # Bad input: named, nothing written.
     expect_error(runs, ckpt, "bad_tp3", ["--tp", "3"], ["tensor_model_parallel_size", "tp 3"], "tp 3 with 4 heads")

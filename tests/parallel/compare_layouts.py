@@ -6,8 +6,10 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, sp, ov, bs, opt, rc, dev, prec) — tp/pp/vp
-and split (pipeline_model_parallel_split_rank, encoder-decoders) map to [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, sp, ov, bs, opt, rc, dev, prec) —
+tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders) and first/last (uneven pipeline
+stages: decoder_first_pipeline_num_layers, and num_layers_in_last_pipeline_stage, Megatron-LM's newer
+name) map to [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
@@ -131,6 +133,11 @@ def run(cmd):
     precision = re.search(r"precision: (\w+) activations", p.stdout)
     values["precision"] = precision.group(1) if precision else "fp32"
     values["held"] = (int(held.group(1)), int(held.group(2))) if held else None
+    # The layers rank 0's model holds ("layer 0, layers 3–4") and the layout's uneven stages.
+    stage0 = re.search(r"pipeline stage 0 of \d+ \((.*)\)\s*$", p.stdout, re.M)
+    values["stage0_layers"] = sum(int(b) - int(a) + 1 if b else 1
+                                  for a, b in re.findall(r"layers? (\d+)(?:–(\d+))?", stage0.group(1))) if stage0 else None
+    values["layout"] = (re.search(r"layout: (.*)", p.stdout) or re.search("$", "")).group(0)
     return values
 
 
@@ -201,6 +208,8 @@ def main():
             base.pop("buckets")
             base.pop("held")
             base.pop("precision")
+            base.pop("stage0_layers")
+            base.pop("layout")
             state = base.pop("state")
             bases[prec] = (base, state, os.path.join(workdir, folder))
         return bases[prec]
@@ -222,7 +231,9 @@ def main():
         sets = []
         for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
                           ("vp", "virtual_pipeline_model_parallel_size"),
-                          ("split", "pipeline_model_parallel_split_rank")):
+                          ("split", "pipeline_model_parallel_split_rank"),
+                          ("first", "decoder_first_pipeline_num_layers"),
+                          ("last", "num_layers_in_last_pipeline_stage")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:
@@ -257,6 +268,14 @@ def main():
                 sys.exit(f"{layout}: optimizer state {state} elements per rank with {buckets} buckets; "
                          f"one process's Adam holds {base_state}, so about {base_state / dp:.0f} expected")
         held = got.pop("held")
+        # Uneven stages (first=, last=) must reach the layout and the model, not fall back to even.
+        stage0_layers, layout_line = got.pop("stage0_layers"), got.pop("layout")
+        if "first" in opts and stage0_layers != int(opts["first"]):
+            sys.exit(f"{layout}: the first stage's model holds {stage0_layers} layers, not {opts['first']}")
+        for key, stage in (("first", "first"), ("last", "last")):
+            n = int(opts.get(key, "0"))
+            if n and f"{stage} stage {n} layer" not in layout_line:
+                sys.exit(f"{layout}: the layout line does not give the {stage} stage {n} layers: {layout_line}")
         if got.pop("precision") != prec:  # else a layout silently in fp32 might pass as bf16 noise
             sys.exit(f"{layout}: the log does not say it trained in {prec}")
         if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:

@@ -27,12 +27,9 @@ struct ModelContext {
   // boundaries carry it.
   DType compute_dtype = DType::f32;
 
-  // The run's tp, pp, vpp, sequence parallelism and split rank (one process: the defaults).
-  ParallelSizes sizes() const {
-    if (!parallel) return {};
-    const ParallelLayout& l = parallel->layout;
-    return {l.tp(), l.pp(), l.vpp(), l.sequence_parallel(), l.pipeline_split_rank()};
-  }
+  // The run's tp, pp, vpp, sequence parallelism, split rank and uneven stages (one process: the
+  // defaults).
+  ParallelSizes sizes() const { return parallel ? parallel->layout.sizes() : ParallelSizes{}; }
 };
 
 // One tensor passed between pipeline stages: its shape for a microbatch, and its dtype.

@@ -6,12 +6,14 @@
 
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
+#include "tessera/parallel/pipeline_layers.hpp"
 
 namespace tessera {
 
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
-                                            std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
-                                            const std::string& model) {
+                                            const ParallelSizes& sizes, const std::string& model) {
+  const std::int64_t tp = sizes.tp;
+  const bool sequence_parallel = sizes.sequence_parallel;
   TransformerOptions o;
   o.num_layers = s.get_int("num_layers", 2, 1, 100000);
   o.hidden_size = s.get_int("hidden_size", 64, 1, 1 << 20);
@@ -43,12 +45,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
                                   "parallel.tensor_model_parallel_size ({}), or 1 (multi-query attention: the "
                                   "single K/V head is replicated on every tensor-parallel rank)",
                                   o.num_query_groups, s.origin("num_query_groups"), tp));
-  if (o.num_layers % (pp * vpp) != 0)
-    throw ConfigError(fmt::format("model.num_layers ({}) in {} must be a multiple of parallel.pipeline_model_parallel_size "
-                                  "({}){}: every pipeline stage{} holds the same number of layers",
-                                  o.num_layers, s.origin("num_layers"), pp,
-                                  vpp > 1 ? fmt::format(" × parallel.virtual_pipeline_model_parallel_size ({})", vpp) : "",
-                                  vpp > 1 ? " chunk" : ""));
+  check_pipeline_layers(o.num_layers, sizes, s.origin("num_layers"));
   // Sequence parallelism splits each microbatch's B·T token rows evenly over tp; like Megatron-LM,
   // require tp to divide the sequence length, which covers every micro batch size.
   if (sequence_parallel && o.seq_length % tp != 0)
@@ -56,7 +53,9 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
                                   "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
                                   "equal share of every microbatch's tokens",
                                   o.seq_length, s.origin("seq_length"), tp));
-  o.recompute = read_recompute_options(s, o.num_layers / (pp * vpp));
+  // Full recompute's groups must fit every stage's model chunks (with uneven stages, each size).
+  for (int stage = 0; stage < sizes.pp; ++stage)
+    o.recompute = read_recompute_options(s, stage_layers(o.num_layers, sizes, stage) / sizes.vpp);
   if (vocab_size <= 0) throw ConfigError(model + ": the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

@@ -29,6 +29,7 @@
 #include "tessera/nn/tied_lm_head.hpp"
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
+#include "tessera/parallel/pipeline_layers.hpp"
 
 namespace tessera {
 
@@ -59,7 +60,8 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   check_countable(o, b, spec.model);
   const std::int64_t t = layout.tp(), p = layout.pp(), v = layout.vpp();
   const std::int64_t virtual_stage = chunk * p + layout.pp_rank(), virtual_stages = p * v;
-  const std::int64_t per = o.num_layers / virtual_stages, first_layer = virtual_stage * per;
+  const LayerRange layers = chunk_layers(o.num_layers, sizes, layout.pp_rank(), chunk);
+  const std::int64_t per = layers.count, first_layer = layers.first;
   const bool first = virtual_stage == 0, last = virtual_stage == virtual_stages - 1;
 
   const std::int64_t h = o.hidden_size, T = o.seq_length, N = b * T, Vt = o.padded_vocab_size / t;

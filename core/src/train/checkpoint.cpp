@@ -145,6 +145,8 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                  {"data_parallel_size", m.data_parallel},
                  {"virtual_pipeline_model_parallel_size", m.virtual_pipeline},
                  {"sequence_parallel", m.sequence_parallel}};
+  if (m.first_stage_layers > 0) j["layout"]["decoder_first_pipeline_num_layers"] = m.first_stage_layers;
+  if (m.last_stage_layers > 0) j["layout"]["decoder_last_pipeline_num_layers"] = m.last_stage_layers;
   j["bucket_size"] = m.bucket_size;
   j["global_batch_size"] = m.global_batch_size;
   j["seed"] = m.seed;
@@ -245,6 +247,10 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.pipeline_parallel = integer(l, "pipeline_model_parallel_size", 1, "layout.");
   m.data_parallel = integer(l, "data_parallel_size", 1, "layout.");
   m.virtual_pipeline = integer(l, "virtual_pipeline_model_parallel_size", 1, "layout.");
+  if (l.contains("decoder_first_pipeline_num_layers"))
+    m.first_stage_layers = integer(l, "decoder_first_pipeline_num_layers", 1, "layout.");
+  if (l.contains("decoder_last_pipeline_num_layers"))
+    m.last_stage_layers = integer(l, "decoder_last_pipeline_num_layers", 1, "layout.");
   const nlohmann::json& sp = field(l, "sequence_parallel", "layout.");
   if (!sp.is_boolean()) throw bad(fmt::format("'layout.sequence_parallel' is {}; expected true or false", detail::describe_json(sp)));
   m.sequence_parallel = sp.get<bool>();

@@ -47,6 +47,8 @@ std::string describe_sizes(const ParallelSizes& s, int dp) {
   std::string text = fmt::format("tp {} · pp {} · dp {}", s.tp, s.pp, dp);
   if (s.vpp > 1) text += fmt::format(" (vpp {})", s.vpp);
   if (s.pipeline_split_rank > 0) text += fmt::format(" (split rank {})", s.pipeline_split_rank);
+  if (s.first_stage_layers > 0) text += fmt::format(" (first stage {} layers)", s.first_stage_layers);
+  if (s.last_stage_layers > 0) text += fmt::format(" (last stage {} layers)", s.last_stage_layers);
   if (s.sequence_parallel && s.tp > 1) text += " (sequence parallel)";
   return text;
 }
@@ -139,6 +141,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   from.tp = static_cast<int>(meta.tensor_parallel);
   from.pp = static_cast<int>(meta.pipeline_parallel);
   from.vpp = static_cast<int>(meta.virtual_pipeline);
+  from.first_stage_layers = meta.first_stage_layers;
+  from.last_stage_layers = meta.last_stage_layers;
   from.sequence_parallel = meta.sequence_parallel;
   const int from_dp = static_cast<int>(meta.data_parallel);
   ParallelSizes to = from;
@@ -147,6 +151,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   to.pp = target.pp;
   to.vpp = target.vpp;
   to.pipeline_split_rank = target.pipeline_split_rank;
+  to.first_stage_layers = target.first_stage_layers;
+  to.last_stage_layers = target.last_stage_layers;
   const std::int64_t bucket_size = target.bucket_size > 0 ? target.bucket_size : meta.bucket_size;
   const std::string from_text = describe_sizes(from, from_dp), to_text = describe_sizes(to, target.dp);
   if (target.tp < 1 || target.pp < 1 || target.dp < 1 || target.vpp < 1)
@@ -176,6 +182,18 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   else
     new_settings.push_back(fmt::format("parallel.virtual_pipeline_model_parallel_size={}", to.vpp));
   new_settings.push_back(fmt::format("parallel.pipeline_model_parallel_split_rank={}", to.pipeline_split_rank));
+  // Uneven stages under the name the config uses (Megatron-LM's old or new one); 0: even.
+  const ConfigSection parallel = config.section("parallel");
+  new_settings.push_back(fmt::format("parallel.{}={}",
+                                     parallel.has("num_layers_in_first_pipeline_stage")
+                                         ? "num_layers_in_first_pipeline_stage"
+                                         : "decoder_first_pipeline_num_layers",
+                                     to.first_stage_layers));
+  new_settings.push_back(fmt::format("parallel.{}={}",
+                                     parallel.has("num_layers_in_last_pipeline_stage")
+                                         ? "num_layers_in_last_pipeline_stage"
+                                         : "decoder_last_pipeline_num_layers",
+                                     to.last_stage_layers));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
   if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
@@ -335,6 +353,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   m.pipeline_parallel = target.pp;
   m.data_parallel = target.dp;
   m.virtual_pipeline = target.vpp;
+  m.first_stage_layers = target.first_stage_layers;
+  m.last_stage_layers = target.last_stage_layers;
   m.sequence_parallel = to.sequence_parallel;
   m.bucket_size = bucket_size;
   m.optimizer = optimizer;

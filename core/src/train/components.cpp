@@ -20,6 +20,34 @@ PluginPtr<Tokenizer> build_tokenizer(const Config& config) {
   return create_plugin<Tokenizer>("tokenizer", plugin_name(s), s);
 }
 
+namespace {
+
+// Uneven pipeline stages: Megatron-LM's --decoder-first-pipeline-num-layers and
+// --decoder-last-pipeline-num-layers, renamed --num-layers-in-first-pipeline-stage and
+// --num-layers-in-last-pipeline-stage in later versions; either name, not both. 0: an even share.
+// The model checks them against its layers (pipeline_layers.hpp).
+std::int64_t read_stage_layers(const ConfigSection& p, const char* key, const char* alias) {
+  if (p.has(key) && p.has(alias))
+    throw ConfigError(fmt::format("parallel.{} (in {}) and parallel.{} (in {}) are one setting under Megatron-LM's old "
+                                  "and new names: give one",
+                                  key, p.origin(key), alias, p.origin(alias)));
+  const char* used = p.has(alias) ? alias : key;
+  return p.get_int(used, 0, 0, 100000);
+}
+
+void read_uneven_stages(const ConfigSection& p, ParallelSizes& sizes) {
+  sizes.first_stage_layers =
+      read_stage_layers(p, "decoder_first_pipeline_num_layers", "num_layers_in_first_pipeline_stage");
+  sizes.last_stage_layers = read_stage_layers(p, "decoder_last_pipeline_num_layers", "num_layers_in_last_pipeline_stage");
+  if ((sizes.first_stage_layers > 0 || sizes.last_stage_layers > 0) && p.has("num_layers_per_virtual_pipeline_stage"))
+    throw ConfigError(fmt::format("parallel.num_layers_per_virtual_pipeline_stage (in {}) assumes even pipeline stages: "
+                                  "with parallel.decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers "
+                                  "give parallel.virtual_pipeline_model_parallel_size instead",
+                                  p.origin("num_layers_per_virtual_pipeline_stage")));
+}
+
+}  // namespace
+
 ParallelSizes read_parallel_sizes(const Config& config) {
   ConfigSection p = config.section("parallel");
   ParallelSizes sizes;
@@ -50,6 +78,7 @@ ParallelSizes read_parallel_sizes(const Config& config) {
                                     "per stage, which needs parallel.pipeline_model_parallel_size > 1",
                                     per_chunk, p.origin("num_layers_per_virtual_pipeline_stage"), sizes.vpp));
   }
+  read_uneven_stages(p, sizes);
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

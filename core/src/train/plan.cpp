@@ -29,6 +29,8 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
   // misspelt known key stays undeclared, so check_no_unknown_keys() rejects it as `train` would.
   const std::vector<std::string> known = {"tensor_model_parallel_size", "pipeline_model_parallel_size",
                                           "virtual_pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage",
+                                          "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
+                                          "num_layers_in_first_pipeline_stage", "num_layers_in_last_pipeline_stage",
                                           "sequence_parallel",
                                           "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank"};
   for (const std::string& key : p.keys())

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tessera/nn/recompute.hpp"
+#include "tessera/parallel/parallel_layout.hpp"
 #include "tessera/nn/transformer_block.hpp"
 
 namespace tessera {
@@ -42,13 +43,12 @@ struct TransformerOptions {
   std::int64_t rotary_dim() const;
 };
 
-// Reads every such [model] key (docs/configs.md) and checks it against the layout: ConfigError
-// naming the key and its origin for anything the model cannot be built with. The vocabulary is
-// padded to a multiple of make_vocab_size_divisible_by × tp (Megatron-LM). `model` names the plugin
-// in messages.
+// Reads every such [model] key (docs/configs.md) and checks it against the layout's sizes:
+// ConfigError naming the key and its origin for anything the model cannot be built with (the layers'
+// split over pipeline stages: parallel/pipeline_layers.hpp). The vocabulary is padded to a multiple
+// of make_vocab_size_divisible_by × tp (Megatron-LM). `model` names the plugin in messages.
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
-                                            std::int64_t tp, std::int64_t pp, std::int64_t vpp, bool sequence_parallel,
-                                            const std::string& model);
+                                            const ParallelSizes& sizes, const std::string& model);
 
 // [model] kv_channels (Megatron-LM's --kv-channels), ≥ 1; unset, hidden_size / num_attention_heads,
 // which must divide (ConfigError naming the keys otherwise).

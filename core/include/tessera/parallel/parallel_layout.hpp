@@ -9,6 +9,7 @@
 // Everything here is a pure function of (world rank, world size, tp, pp, vpp), so it is tested
 // without MPI; process_groups.hpp turns the rank lists into communicators.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct ParallelSizes {
   // pipeline_model_parallel_split_rank (Megatron-LM, encoder-decoder models): stages [0, s) hold the
   // encoder, [s, pp) the decoder; 0: no split. The embedding group then holds stage s too.
   int pipeline_split_rank = 0;
+  // Uneven pipeline stages (Megatron-LM's --decoder-first-pipeline-num-layers and
+  // --decoder-last-pipeline-num-layers): the transformer layers of the first / last stage, the other
+  // stages sharing the rest evenly; 0: an even share (pipeline_layers.hpp).
+  std::int64_t first_stage_layers = 0, last_stage_layers = 0;
 };
 
 class ParallelLayout {
@@ -42,6 +47,7 @@ class ParallelLayout {
   int vpp() const { return sizes_.vpp; }
   bool sequence_parallel() const { return sizes_.sequence_parallel; }
   int pipeline_split_rank() const { return sizes_.pipeline_split_rank; }  // 0: none
+  const ParallelSizes& sizes() const { return sizes_; }
 
   int tp_rank() const { return tp_rank_; }
   int dp_rank() const { return dp_rank_; }

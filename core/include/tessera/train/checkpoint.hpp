@@ -64,6 +64,9 @@ struct CheckpointMetadata {
   std::string optimizer;              // the optimizer plugin whose state the files hold
   std::int64_t world_size = 1, tensor_parallel = 1, pipeline_parallel = 1, data_parallel = 1, virtual_pipeline = 1;
   bool sequence_parallel = false;
+  // Uneven pipeline stages (ParallelSizes): the first / last stage's layers; 0, and absent from the
+  // file, for an even split.
+  std::int64_t first_stage_layers = 0, last_stage_layers = 0;
   std::int64_t bucket_size = 0, global_batch_size = 0;
   std::uint64_t seed = 0;
   std::string config;  // the run's resolved config (TOML), for the record

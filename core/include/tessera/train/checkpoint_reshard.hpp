@@ -25,6 +25,8 @@ namespace tessera {
 struct ReshardLayout {
   int tp = 1, pp = 1, dp = 1, vpp = 1;
   int pipeline_split_rank = 0;   // encoder-decoder models with pp > 1 (0: none)
+  // Uneven pipeline stages: the first / last stage's layers (0: an even share; ParallelSizes).
+  std::int64_t first_stage_layers = 0, last_stage_layers = 0;
   std::int64_t bucket_size = 0;  // parallel.bucket_size of the new layout (distributed_adam's shards follow it)
   // Another optimizer plugin whose state has the same slots (adam <-> distributed_adam); empty: the
   // checkpoint's.
