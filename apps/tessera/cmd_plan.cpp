@@ -11,6 +11,7 @@
 #include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/train/checkpoint_args.hpp"
 #include "tessera/train/plan.hpp"
 
 namespace tessera::app {
@@ -194,7 +195,9 @@ RegisterCommand reg{{"plan",
                        sub.add_flag("--json", a->json, "print the plan as JSON");
                        return [a] {
                          log_state().level = LogLevel::warn;
-                         const Config config = with_plugin_defaults(Config::load(a->config, a->overrides));
+                         // A run with checkpoint.use_checkpoint_args trains its checkpoint's model: plan that one.
+                         const Config config =
+                             with_plugin_defaults(with_checkpoint_args(Config::load(a->config, a->overrides)));
                          const Plan plan = make_plan(config, {a->ranks, a->vocab_size});
                          a->json ? print_json(plan) : print_text(plan);
                          return 0;

@@ -2,7 +2,10 @@
 #include "tessera/config.hpp"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "closest_match.hpp"
 #include "config_data.hpp"
@@ -131,6 +134,45 @@ Config Config::with_default(const std::string& section, const std::string& key, 
     t->insert(key, value);
     data->origins[section + "." + key] = origin;
   }
+  return Config(std::move(data));
+}
+
+Config Config::with_section_from(const Config& from, const std::string& name, const std::string& origin,
+                                 const std::vector<std::string>& keep, std::vector<std::string>& changed) const {
+  auto data = std::make_shared<ConfigData>();
+  data->root = data_->root;
+  data->source = data_->source;
+  data->directory = data_->directory;
+  data->origins = data_->origins;
+  const toml::table empty;
+  const toml::table* theirs = from.data_->root[name].as_table();
+  const toml::table* ours = data_->root[name].as_table();
+  if (!theirs) theirs = &empty;
+  if (!ours) ours = &empty;
+  const auto kept = [&](std::string_view key) {
+    return std::find(keep.begin(), keep.end(), key) != keep.end() && ours->contains(key);
+  };
+  toml::table merged;
+  std::set<std::string> keys;
+  for (auto&& [key, value] : *ours) keys.insert(std::string(key.str()));
+  for (auto&& [key, value] : *theirs) keys.insert(std::string(key.str()));
+  for (const std::string& key : keys) {
+    const toml::node* mine = ours->get(key);
+    const toml::node* chosen = kept(key) ? mine : theirs->get(key);
+    if (chosen) merged.insert(key, *chosen);
+    if (!kept(key)) {
+      data->origins[name + "." + key] = origin;
+      const auto whole = [](const toml::node* n) {  // the whole value (toml_value_text shortens it)
+        std::ostringstream os;
+        if (n) n->visit([&](auto&& concrete) { os << concrete; });
+        return os.str();
+      };
+      if (!mine || !chosen || mine->type() != chosen->type() || whole(mine) != whole(chosen))
+        changed.push_back(fmt::format("{}.{}: {} → {}", name, key, mine ? toml_value_text(*mine) : "unset",
+                                      chosen ? toml_value_text(*chosen) : "unset"));
+    }
+  }
+  data->root.insert_or_assign(name, std::move(merged));
   return Config(std::move(data));
 }
 

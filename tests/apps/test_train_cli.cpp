@@ -48,6 +48,44 @@ TEST_CASE("train then generate through the command line", "[unit]") {
   CHECK(run_tessera(greedy).output == run_tessera(greedy).output);
 }
 
+TEST_CASE("checkpoint.use_checkpoint_args takes the model and tokenizer from the checkpoint", "[unit]") {
+  // Megatron-LM's --use-checkpoint-args with --finetune: a run whose config describes another model
+  // (hidden 32, a tokenizer whose files do not exist) fine-tunes a hidden-48 checkpoint.
+  Workspace w;
+  const Run first = run_tessera("train " + w.config + " --set model.hidden_size=48 --set training.train_iters=2");
+  INFO(first.output);
+  REQUIRE(first.ok());
+  const std::string finetune = "train " + w.config +
+                               " --set checkpoint.finetune=true --set model.hidden_dropout=0.2"
+                               " --set training.train_iters=2 --set checkpoint.load=" + w.save();
+  TempDir out;
+  const std::string out_save = out / "save";
+  const Run with = run_tessera(finetune + " --set tokenizer.plugin=gpt2_bpe --set tokenizer.vocab_file=absent.json"
+                               " --set checkpoint.use_checkpoint_args=true --set checkpoint.save=" + out_save);
+  INFO(with.output);
+  REQUIRE(with.ok());
+  CHECK(with.has("checkpoint.use_checkpoint_args: [model] and [tokenizer] from " + w.save()));
+  CHECK(with.has("model.hidden_size: 32 → 48"));
+  CHECK(with.has("tokenizer.plugin: \"gpt2_bpe\" → \"byte\""));
+  CHECK(!with.has("model.hidden_dropout:"));  // how the run trains stays the run's
+  CHECK(with.has("GPT: 2 layers, hidden 48"));
+  // The run saves the model it trained: the checkpoint's architecture, its own dropout.
+  std::ifstream saved(out_save + "/config.toml");
+  std::stringstream text;
+  text << saved.rdbuf();
+  CHECK(text.str().find("hidden_size = 48") != std::string::npos);
+  CHECK(text.str().find("hidden_dropout = 0.2") != std::string::npos);
+  // Without it the config's model does not fit the checkpoint's weights: named.
+  const Run without = run_tessera(finetune + " --set checkpoint.save=" + out_save + "_without");
+  INFO(without.output);
+  CHECK(without.clean_error());
+  CHECK(without.has("is f32[257, 48] but the model needs f32[257, 32]"));
+  // It needs checkpoint.load.
+  const Run no_load = run_tessera("train " + w.config + " --set checkpoint.use_checkpoint_args=true");
+  CHECK(no_load.clean_error());
+  CHECK(no_load.has("checkpoint.use_checkpoint_args = true (--set) needs checkpoint.load"));
+}
+
 TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
   // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
   // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.

@@ -171,3 +171,35 @@ TEST_CASE("check_no_unknown_keys_in checks the named sections only", "[unit]") {
   config.section("model").get_int("typo", 0, 0, 10);
   CHECK_NOTHROW(config.check_no_unknown_keys_in({"model"}));  // [training] taken as it is
 }
+
+TEST_CASE("with_section_from: another config's section, some keys kept, every change reported", "[unit]") {
+  const Config run = Config::from_string("[model]\nhidden_size = 32\nswiglu = true\nhidden_dropout = 0.3\n"
+                                         "[training]\nlr = 1.0\n",
+                                         "run.toml");
+  const Config saved = Config::from_string("[model]\nhidden_size = 48\nnum_layers = 6\nhidden_dropout = 0.1\n"
+                                           "name = \"a long name that toml_value_text would shorten in a message, "
+                                           "and the whole of it is compared\"\n",
+                                           "saved.toml");
+  std::vector<std::string> changed;
+  const Config merged = run.with_section_from(saved, "model", "ckpt/", {"hidden_dropout", "absent_key"}, changed);
+  ConfigSection m = merged.section("model");
+  CHECK(m.get_int("hidden_size", 0, 0, 100) == 48);
+  CHECK(m.get_int("num_layers", 0, 0, 100) == 6);
+  CHECK(!m.has("swiglu"));                                  // the saved section does not set it: unset
+  CHECK(m.get_float("hidden_dropout", 0, 0, 1) == 0.3);     // kept: the run's
+  CHECK(!m.has("absent_key"));                              // kept only where the run sets it
+  CHECK(merged.section("training").get_float("lr", 0, 0, 10) == 1.0);  // other sections untouched
+  CHECK(m.origin("hidden_size") == "ckpt/");
+  CHECK(m.origin("hidden_dropout") == "run.toml");
+  REQUIRE(changed.size() == 4);
+  CHECK(changed[0] == "model.hidden_size: 32 → 48");
+  CHECK(changed[1].rfind("model.name: unset → \"a long name", 0) == 0);
+  CHECK(changed[2] == "model.num_layers: unset → 6");
+  CHECK(changed[3] == "model.swiglu: true → unset");
+  // The same values report nothing; a section neither has stays absent.
+  changed.clear();
+  merged.with_section_from(merged, "model", "again", {}, changed);
+  CHECK(changed.empty());
+  CHECK(!run.with_section_from(saved, "tokenizer", "ckpt/", {}, changed).section("tokenizer").has("plugin"));
+  CHECK(changed.empty());
+}

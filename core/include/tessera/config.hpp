@@ -79,6 +79,13 @@ class Config {
   Config with_default(const std::string& section, const std::string& key, const std::string& value,
                       const std::string& origin) const;
 
+  // A copy in which section `name` is `from`'s (its keys recorded as coming from `origin`), except
+  // the keys in `keep`, which stay this config's where this config sets them. Each key whose value
+  // changes is reported in `changed` as "name.key: old → new" ("unset" for a side without it). Keys
+  // declared so far are not carried over.
+  Config with_section_from(const Config& from, const std::string& name, const std::string& origin,
+                           const std::vector<std::string>& keep, std::vector<std::string>& changed) const;
+
   // Asking for a section declares it (an empty or absent section is then not an error).
   ConfigSection section(const std::string& name) const;
   bool has_section(const std::string& name) const;

@@ -20,6 +20,7 @@
 #include "tessera/plugin.hpp"
 #include "tessera/parallel/gather_stages.hpp"
 #include "tessera/train/checkpoint.hpp"
+#include "tessera/train/checkpoint_args.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/pipeline_executor.hpp"
 #include "tessera/train/run_report.hpp"
@@ -192,6 +193,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.finetune = ck.get_bool("finetune", false);
   o.no_load_optim = ck.get_bool("no_load_optim", false);
   o.no_save_optim = ck.get_bool("no_save_optim", false);
+  ck.get_bool("use_checkpoint_args", false);  // applied when the trainer was made (with_checkpoint_args)
   for (const auto& [key, on] : {std::pair{"finetune", o.finetune}, std::pair{"no_load_optim", o.no_load_optim}})
     if (on && o.load_dir.empty())
       throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose weights it "
@@ -209,7 +211,10 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
 }  // namespace
 
 Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
-    : config_(std::move(config)), evaluation_only_(evaluation_only.has_value()) {
+    // Evaluation takes its model from the config (its --load names the weights); training may take
+    // it from checkpoint.load (checkpoint.use_checkpoint_args).
+    : config_(evaluation_only ? std::move(config) : with_checkpoint_args(config)),
+      evaluation_only_(evaluation_only.has_value()) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);
   // Evaluation reads no [checkpoint] key (its --load names the weights).
