@@ -11,8 +11,10 @@ rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_emb
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
 there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); "qk_layernorm" (the
 same norm over each head's channels of q and k, before rotary positions); "layernorm_1p" (LayerNorm
-scaling by 1 + weight); "squared_relu" (the MLP's relu(x)²); and "positions": "none" (NoPE: neither
-the table nor rotary positions).
+scaling by 1 + weight); "squared_relu" (the MLP's relu(x)²); "positions": "none" (NoPE: neither
+the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
+--apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
+as ParallelTransformerLayer.forward picks `residual`).
 """
 import json
 import math
@@ -87,15 +89,17 @@ def main(directory):
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)
         s = s.masked_fill(~causal, float("-inf"))
         ctx = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + linear(ctx, f"{n}.attention.output")
-        m = linear(norm(x, f"{n}.ln2"), f"{n}.mlp.fc1")
+        post = opts.get("post_ln_residual", False)
+        x = (a if post else x) + linear(ctx, f"{n}.attention.output")
+        a2 = norm(x, f"{n}.ln2")
+        m = linear(a2, f"{n}.mlp.fc1")
         if opts.get("swiglu", False):
             x0, x1 = torch.chunk(m, 2, dim=-1)
             m = F.silu(x0) * x1
         else:
             # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
             m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate="tanh")
-        x = x + linear(m, f"{n}.mlp.fc2")
+        x = (a2 if post else x) + linear(m, f"{n}.mlp.fc2")
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]
     logits = x @ head.t()  # padded vocabulary

@@ -180,6 +180,14 @@ TEST_CASE("GPT with apply_layernorm_1p (every LayerNorm scaling by 1 + γ, q/k n
                              R"({"layernorm_1p": true, "qk_layernorm": true})", "_layernorm_1p"});
 }
 
+TEST_CASE("GPT with residuals from the norms' outputs (apply_residual_connection_post_layernorm) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2, {"apply_residual_connection_post_layernorm = true", R"({"post_ln_residual": true})",
+                             "_post_ln_residual"});
+  check_against_torch(4, 2, {fmt::format("{}\napply_residual_connection_post_layernorm = true", kLlamaToml),
+                             fmt::format(R"({{{}, "post_ln_residual": true}})", kLlamaJson), "_llama_post_ln_residual"});
+}
+
 TEST_CASE("GPT with a squared-ReLU MLP (squared_relu, Nemotron-4's) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"squared_relu = true", R"({"squared_relu": true})", "_squared_relu"});
 }

@@ -41,6 +41,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   };
   if (o.qk_layernorm) throw refuse("qk_layernorm", "it has no norms on q and k");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
+  if (o.residual_post_norm)
+    throw refuse("apply_residual_connection_post_layernorm", "its residuals are the sublayers' inputs, not their norms'");
   if (s.llama()) {
     if (!o.rope)
       throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",

@@ -68,6 +68,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
                                    std::uint64_t seed, std::int64_t layer_index)
     : tp_(checked(o).attention.tp),
       sequence_parallel_(o.attention.sequence_parallel),
+      residual_post_norm_(o.residual_post_norm),
       norm1_(o.spec.norm.build(name + ".ln1", o.attention.hidden, o.layernorm_epsilon)),
       attention_(name + ".attention", attention_options(o, o.spec.self_attention, layer_index), seed),
       attention_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 1)),
@@ -128,32 +129,36 @@ std::int64_t TransformerLayer::element_offset(const StepContext& ctx, const Tens
 
 Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in) {
   const std::int64_t offset = element_offset(ctx, x);
-  Tensor a = attention_dropout_.forward(ctx, attention_.forward(ctx, norm1_->forward(ctx, x), in), offset);
-  ops::add(a, x, a);  // h = x + a, written over a (a is ours)
-  if (cross_attention_) {
-    Tensor c = cross_dropout_.forward(ctx, cross_attention_->forward(ctx, cross_norm_->forward(ctx, a), in), offset);
-    ops::add(c, a, c);
-    a = c;
-  }
-  Tensor m = mlp_dropout_.forward(ctx, mlp_->forward(ctx, norm2_->forward(ctx, a)), offset);
-  ops::add(m, a, m);
-  return m;
+  // residual + dropout(sublayer(norm(input))), the residual being the input or (residual_post_norm)
+  // the norm's output; written over the sublayer's output (ours).
+  const auto sublayer = [&](Module& norm, const auto& run, Dropout& dropout, const Tensor& input) {
+    const Tensor normed = norm.forward(ctx, input);
+    Tensor out = dropout.forward(ctx, run(normed), offset);
+    ops::add(out, residual_post_norm_ ? normed : input, out);
+    return out;
+  };
+  Tensor h = sublayer(*norm1_, [&](const Tensor& t) { return attention_.forward(ctx, t, in); }, attention_dropout_, x);
+  if (cross_attention_)
+    h = sublayer(*cross_norm_, [&](const Tensor& t) { return cross_attention_->forward(ctx, t, in); }, cross_dropout_, h);
+  return sublayer(*norm2_, [&](const Tensor& t) { return mlp_->forward(ctx, t); }, mlp_dropout_, h);
 }
 
 Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
   const std::int64_t offset = element_offset(ctx, dy);
-  // dh = dy + d(mlp branch)/dh
-  Tensor dh = norm2_->backward(ctx, mlp_->backward(ctx, mlp_dropout_.backward(ctx, dy, offset)));
-  ops::add(dh, dy, dh);
-  if (cross_attention_) {
-    Tensor dc = cross_norm_->backward(
-        ctx, cross_attention_->backward(ctx, cross_dropout_.backward(ctx, dh, offset), in, dmemory));
-    ops::add(dc, dh, dc);
-    dh = dc;
-  }
-  Tensor dx = norm1_->backward(ctx, attention_.backward(ctx, attention_dropout_.backward(ctx, dh, offset), in, nullptr));
-  ops::add(dx, dh, dx);
-  return dx;
+  // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]
+  const auto sublayer = [&](Module& norm, const auto& run, Dropout& dropout, const Tensor& d_out) {
+    Tensor d_normed = run(dropout.backward(ctx, d_out, offset));
+    if (residual_post_norm_) ops::add(d_normed, d_out, d_normed);
+    Tensor d_input = norm.backward(ctx, d_normed);
+    if (!residual_post_norm_) ops::add(d_input, d_out, d_input);
+    return d_input;
+  };
+  Tensor dh = sublayer(*norm2_, [&](const Tensor& t) { return mlp_->backward(ctx, t); }, mlp_dropout_, dy);
+  if (cross_attention_)
+    dh = sublayer(*cross_norm_, [&](const Tensor& t) { return cross_attention_->backward(ctx, t, in, dmemory); },
+                  cross_dropout_, dh);
+  return sublayer(*norm1_, [&](const Tensor& t) { return attention_.backward(ctx, t, in, nullptr); },
+                  attention_dropout_, dh);
 }
 
 }  // namespace tessera

@@ -56,6 +56,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   // Full recompute's groups must fit every stage's model chunks (with uneven stages, each size).
   for (int stage = 0; stage < sizes.pp; ++stage)
     o.recompute = read_recompute_options(s, stage_layers(o.num_layers, sizes, stage) / sizes.vpp);
+  o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
   if (vocab_size <= 0) throw ConfigError(model + ": the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that
@@ -184,6 +185,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
+  l.residual_post_norm = o.residual_post_norm;
   l.attention.dropout = o.attention_dropout;
   b.name = "layers";
   b.first_layer = first_layer;

@@ -3,6 +3,8 @@
 //   h = x + dropout(self_attention(norm1(x)))                   [ln1, attention]
 //   h = h + dropout(cross_attention(cross_norm(h), memory))     [cross_ln, cross_attention] (spec.cross_attention)
 //   y = h + dropout(mlp(norm2(h)))                              [ln2, mlp]
+// With residual_post_norm (Megatron-LM's --apply-residual-connection-post-layernorm) each sublayer
+// adds its norm's output instead of its input: h = norm1(x) + dropout(self_attention(norm1(x))), ….
 // The self-attention is causal (GPT) or padding-masked (BERT, T5's encoder); cross-attention adds a
 // second input, the memory (T5's decoder). The norm and the MLP are factories with a cost (NormSpec,
 // MlpSpec): LayerNorm and the GELU MLP by default, and a plugin may hand in its own modules
@@ -55,6 +57,7 @@ struct TransformerLayerOptions {
   std::int64_t ffn_hidden = 0;
   float layernorm_epsilon = 1e-5f;
   float hidden_dropout = 0.0f;
+  bool residual_post_norm = false;  // the residuals are the norms' outputs (header comment)
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
   // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and
@@ -83,6 +86,7 @@ class TransformerLayer : public Module {
 
   TpGroup tp_;
   bool sequence_parallel_;
+  bool residual_post_norm_;
   std::unique_ptr<Module> norm1_;
   Attention attention_;
   Dropout attention_dropout_;

@@ -25,6 +25,9 @@ struct TransformerOptions {
   float hidden_dropout = 0.0f, attention_dropout = 0.0f, init_method_std = 0.02f, layernorm_epsilon = 1e-5f;
   std::uint64_t seed = 1234;
   RecomputeOptions recompute;  // Megatron-LM's recompute_* keys (nn/recompute.hpp)
+  // apply_residual_connection_post_layernorm: each sublayer's residual is its norm's output, not its
+  // input (Megatron-LM's --apply-residual-connection-post-layernorm).
+  bool residual_post_norm = false;
   // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The
   // defaults are GPT-2's, which BERT and T5 keep.
   // position_embedding_type: "learned_absolute" (a position table: learned_positions), "rope"
