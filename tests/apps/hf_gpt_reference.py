@@ -59,7 +59,9 @@ def gelu_new(x):
 
 def gpt2_like(cfg, w, ids):
     bigcode = cfg["model_type"] == "gpt_bigcode"
-    assert cfg["activation_function"] in ("gelu_new", "gelu_pytorch_tanh")
+    assert cfg["activation_function"] in ("gelu_new", "gelu_pytorch_tanh", "gelu")
+    # HF's "gelu" is torch's exact erf form (Tessera's bias_gelu_fusion = false).
+    act = torch.nn.functional.gelu if cfg["activation_function"] == "gelu" else gelu_new
     C, H, L = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
     D, T, eps = C // H, len(ids), cfg["layer_norm_epsilon"]
     mq = bigcode and cfg.get("multi_query", True)
@@ -84,7 +86,7 @@ def gpt2_like(cfg, w, ids):
             k, v = kv.split(D, dim=-1)
         x = x + linear(causal_attention(q, k, v), p + "attn.c_proj")
         m = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
-        x = x + linear(gelu_new(linear(m, p + "mlp.c_fc")), p + "mlp.c_proj")
+        x = x + linear(act(linear(m, p + "mlp.c_fc")), p + "mlp.c_proj")
     x = layer_norm(x, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], eps)
     head = w["transformer.wte.weight"] if cfg.get("tie_word_embeddings", True) else w["lm_head.weight"]
     return x @ head.t()

@@ -210,6 +210,21 @@ TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits 
   CHECK(tessera::test::read_text(w.dir / "ln1p_imported/config.toml").find("apply_layernorm_1p") == std::string::npos);
 }
 
+TEST_CASE("the exact GELU (bias_gelu_fusion = false) exports as HF's \"gelu\" and imports back to it") {
+  // Megatron-LM's --no-bias-gelu-fusion computes F.gelu, the erf form: HF's "gelu", and the imported
+  // model keeps the form. (The logits' tolerance here does not tell the two forms apart on this
+  // model; test_gpt_reference checks the form's numbers against PyTorch.)
+  CliWorkspace w;
+  train(w, w.dir / "erf", "--set model.bias_gelu_fusion=false");
+  const std::string config = export_round_trip(w, w.dir / "erf", "erf");
+  CHECK(config.find("\"activation_function\": \"gelu\"") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "erf_imported/config.toml").find("bias_gelu_fusion = false") !=
+        std::string::npos);
+  // openai_gelu keeps the tanh form whatever the fusion (Megatron's openai_gelu).
+  train(w, w.dir / "openai", "--set model.bias_gelu_fusion=false --set model.openai_gelu=true");
+  CHECK(export_round_trip(w, w.dir / "openai", "openai").find("\"gelu_pytorch_tanh\"") != std::string::npos);
+}
+
 TEST_CASE("gpt2_bpe tokenizer files travel: vocab.json and merges.txt exported and imported") {
   CliWorkspace w;
   train(w, w.dir / "bpe",

@@ -14,7 +14,8 @@ same norm over each head's channels of q and k, before rotary positions); "layer
 scaling by 1 + weight); "squared_relu" (the MLP's relu(x)²); "positions": "none" (NoPE: neither
 the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
-as ParallelTransformerLayer.forward picks `residual`).
+as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
+Megatron-LM's MLP without its fused bias-GELU).
 """
 import json
 import math
@@ -98,7 +99,8 @@ def main(directory):
             m = F.silu(x0) * x1
         else:
             # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
-            m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate="tanh")
+            gelu = "none" if opts.get("exact_gelu", False) else "tanh"
+            m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate=gelu)
         x = (a2 if post else x) + linear(m, f"{n}.mlp.fc2")
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]

@@ -188,6 +188,12 @@ TEST_CASE("GPT with residuals from the norms' outputs (apply_residual_connection
                              fmt::format(R"({{{}, "post_ln_residual": true}})", kLlamaJson), "_llama_post_ln_residual"});
 }
 
+TEST_CASE("GPT with the exact GELU (bias_gelu_fusion = false, Megatron's F.gelu) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2, {"bias_gelu_fusion = false", R"({"exact_gelu": true})", "_exact_gelu"});
+  // openai_gelu is the tanh form, fused or not.
+  check_against_torch(4, 2, {"bias_gelu_fusion = false\nopenai_gelu = true", "{}", "_openai_gelu"});
+}
+
 TEST_CASE("GPT with a squared-ReLU MLP (squared_relu, Nemotron-4's) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"squared_relu = true", R"({"squared_relu": true})", "_squared_relu"});
 }

@@ -92,6 +92,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.rotary_interleaved = o.rotary_interleaved;
   s.rope_scaling_factor = o.rope_scaling_factor;
   s.layernorm_1p = o.apply_layernorm_1p;
+  s.exact_gelu = o.exact_gelu;
   s.tied = !o.untie_embeddings_and_output_weights;
   return s;
 }
@@ -136,8 +137,9 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["n_layer"] = s.layers;
     j["n_head"] = s.heads;
     j["n_inner"] = s.ffn;
-    // Tessera's GELU is the tanh form: gpt2's "gelu_new", gpt_bigcode's "gelu_pytorch_tanh".
-    j["activation_function"] = bigcode ? "gelu_pytorch_tanh" : "gelu_new";
+    // Tessera's GELU is the tanh form (gpt2's "gelu_new", gpt_bigcode's "gelu_pytorch_tanh"), or the
+    // exact one ("gelu") with bias_gelu_fusion = false.
+    j["activation_function"] = s.exact_gelu ? "gelu" : bigcode ? "gelu_pytorch_tanh" : "gelu_new";
     j["resid_pdrop"] = s.dropout;
     j["embd_pdrop"] = s.dropout;
     j["attn_pdrop"] = s.attention_dropout;
@@ -278,8 +280,10 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.attention_dropout = r.number("attn_pdrop", 0.0);
     s.tied = r.flag("tie_word_embeddings", true);
     const std::string act = r.text("activation_function", bigcode ? "gelu_pytorch_tanh" : "gelu_new");
-    if (act != "gelu_new" && act != "gelu_pytorch_tanh")
-      r.require("activation_function", false, "the tanh GELU (\"gelu_new\", \"gelu_pytorch_tanh\")");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
+      r.require("activation_function", false,
+                "the tanh GELU (\"gelu_new\", \"gelu_pytorch_tanh\") or the exact one (\"gelu\")");
+    s.exact_gelu = act == "gelu";
     if (r.has("scale_attn_weights")) r.require("scale_attn_weights", r.flag("scale_attn_weights", true), "true");
     if (r.has("scale_attn_by_inverse_layer_idx"))
       r.require("scale_attn_by_inverse_layer_idx", !r.flag("scale_attn_by_inverse_layer_idx", false), "false");
@@ -317,6 +321,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
+    if (s.exact_gelu) t += "bias_gelu_fusion = false\n";  // Megatron-LM's F.gelu: the exact form
   }
   if (!s.tied) t += "untie_embeddings_and_output_weights = true\n";
   return t;

@@ -20,6 +20,7 @@ RowParallelOptions fc2_options(const MlpOptions& o) {
 Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)
     : swiglu_(o.swiglu),
       squared_relu_(o.squared_relu),
+      gelu_(o.gelu),
       fc1_(name + ".fc1", fc1_options(o), seed, tp),
       fc2_(name + ".fc2", fc2_options(o), seed, tp) {
   if (o.swiglu && o.squared_relu) throw ConfigError("an MLP is SwiGLU or squared ReLU, not both");
@@ -48,7 +49,7 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
     ops::swiglu_forward(h, a);
   } else {
     a = h.new_empty(h.shape());
-    squared_relu_ ? ops::squared_relu_forward(h, a) : ops::gelu_forward(h, a);
+    squared_relu_ ? ops::squared_relu_forward(h, a) : ops::gelu_forward(h, a, gelu_);
   }
   if (ctx.training) ctx.store().save(this, SavedTensor{h});
   return fc2_.forward(ctx, a);
@@ -63,7 +64,7 @@ Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
     return fc1_.backward(ctx, dh);
   }
   // In place: da is ours.
-  squared_relu_ ? ops::squared_relu_backward(da, h, da) : ops::gelu_backward(da, h, da);
+  squared_relu_ ? ops::squared_relu_backward(da, h, da) : ops::gelu_backward(da, h, da, gelu_);
   return fc1_.backward(ctx, da);
 }
 

@@ -59,6 +59,7 @@ MlpOptions mlp_options(const TransformerLayerOptions& o) {
   MlpOptions m{o.attention.hidden, o.ffn_hidden, o.attention.init_std, o.attention.output_init_std,
                o.attention.sequence_parallel};
   m.bias = o.attention.bias;
+  m.gelu = o.gelu;
   return m;
 }
 

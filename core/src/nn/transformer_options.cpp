@@ -57,6 +57,10 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   for (int stage = 0; stage < sizes.pp; ++stage)
     o.recompute = read_recompute_options(s, stage_layers(o.num_layers, sizes, stage) / sizes.vpp);
   o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
+  // Megatron-LM's MLP GELU: its fused bias-GELU (the default) is the tanh form, F.gelu without the
+  // fusion the exact erf form, and --openai-gelu the tanh form either way.
+  const bool openai_gelu = s.get_bool("openai_gelu", false);
+  o.exact_gelu = !s.get_bool("bias_gelu_fusion", true) && !openai_gelu;
   if (vocab_size <= 0) throw ConfigError(model + ": the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that
@@ -186,6 +190,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
   l.residual_post_norm = o.residual_post_norm;
+  l.gelu = o.exact_gelu ? ops::GeluForm::erf : ops::GeluForm::tanh;
   l.attention.dropout = o.attention_dropout;
   b.name = "layers";
   b.first_layer = first_layer;

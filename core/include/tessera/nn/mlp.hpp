@@ -11,6 +11,7 @@
 #pragma once
 #include "tessera/nn/column_parallel_linear.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
+#include "tessera/ops.hpp"
 
 namespace tessera {
 
@@ -20,6 +21,7 @@ struct MlpOptions {
   bool sequence_parallel = false;
   bool swiglu = false;  // fc1 → [x0 | x1] → silu(x0)·x1 instead of GELU
   bool squared_relu = false;  // max(x, 0)² instead of GELU (not with swiglu)
+  ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU's form (Megatron's fused bias-GELU: tanh)
   bool bias = true;     // fc1 and fc2 biases
 };
 
@@ -34,6 +36,7 @@ class Mlp : public Module {
 
  private:
   bool swiglu_, squared_relu_;
+  ops::GeluForm gelu_;
   ColumnParallelLinear fc1_;
   RowParallelLinear fc2_;
 };

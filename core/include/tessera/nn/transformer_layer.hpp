@@ -58,6 +58,7 @@ struct TransformerLayerOptions {
   float layernorm_epsilon = 1e-5f;
   float hidden_dropout = 0.0f;
   bool residual_post_norm = false;  // the residuals are the norms' outputs (header comment)
+  ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU MLP's form
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
   // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and

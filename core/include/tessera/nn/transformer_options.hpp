@@ -28,6 +28,9 @@ struct TransformerOptions {
   // apply_residual_connection_post_layernorm: each sublayer's residual is its norm's output, not its
   // input (Megatron-LM's --apply-residual-connection-post-layernorm).
   bool residual_post_norm = false;
+  // The GELU MLP's exact erf form instead of the tanh one: Megatron-LM computes F.gelu with
+  // --no-bias-gelu-fusion (bias_gelu_fusion = false) unless --openai-gelu (openai_gelu = true).
+  bool exact_gelu = false;
   // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The
   // defaults are GPT-2's, which BERT and T5 keep.
   // position_embedding_type: "learned_absolute" (a position table: learned_positions), "rope"

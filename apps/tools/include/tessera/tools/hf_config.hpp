@@ -25,6 +25,8 @@ struct HfGptShape {
   double rope_scaling_factor = 0.0;
   // Tessera's apply_layernorm_1p (export only): LayerNorm weights γ written as 1 + γ.
   bool layernorm_1p = false;
+  // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.
+  bool exact_gelu = false;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   bool llama() const { return architecture == "llama"; }
 };
