@@ -30,7 +30,8 @@ namespace {
 struct PreprocessArgs {
   PreprocessOptions options;
   std::string tokenizer = kDefaultTokenizer;
-  std::string vocab_file, merges_file, tokenizer_file, eod_token;
+  std::string vocab_file, merges_file, tokenizer_file, tokenizer_model, eod_token;
+  std::optional<bool> add_bos;  // sentencepiece's, set by --tokenizer-type Llama2Tokenizer
   bool parse_special_tokens = false;
   // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
   std::optional<bool> lower_case, strip_accents;
@@ -43,11 +44,12 @@ struct PreprocessArgs {
   bool no_progress = false;
 };
 
-// Megatron-LM's --tokenizer-type names → (plugin, lower_case it implies).
+// Megatron-LM's --tokenizer-type names → (plugin, lower_case it implies, add_bos it implies).
 struct MegatronTokenizerType {
   const char* name;
   const char* plugin;
   std::optional<bool> lower_case;
+  std::optional<bool> add_bos = std::nullopt;
 };
 constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"BertWordPieceLowerCase", "bert_wordpiece", true},
@@ -55,6 +57,9 @@ constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"GPT2BPETokenizer", "gpt2_bpe", std::nullopt},
     {"TokenizerFromFile", "hf_tokenizer", std::nullopt},
     {"NullTokenizer", "null", std::nullopt},
+    // SentencePiece models: Llama2Tokenizer puts the bos id before each document.
+    {"GPTSentencePieceTokenizer", "sentencepiece", std::nullopt},
+    {"Llama2Tokenizer", "sentencepiece", std::nullopt, true},
 };
 
 // Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
@@ -66,6 +71,7 @@ void resolve_tokenizer_type(PreprocessArgs& a) {
                                     *a.lower_case ? "" : "no-"));
     a.tokenizer = t.plugin;
     if (t.lower_case) a.lower_case = t.lower_case;
+    if (t.add_bos) a.add_bos = t.add_bos;
     return;
   }
 }
@@ -88,6 +94,8 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (!a.vocab_file.empty()) text += "vocab_file = " + toml_string(a.vocab_file) + "\n";
   if (!a.merges_file.empty()) text += "merges_file = " + toml_string(a.merges_file) + "\n";
   if (!a.tokenizer_file.empty()) text += "tokenizer_file = " + toml_string(a.tokenizer_file) + "\n";
+  if (!a.tokenizer_model.empty()) text += "tokenizer_model = " + toml_string(a.tokenizer_model) + "\n";
+  if (a.add_bos) text += fmt::format("add_bos = {}\n", *a.add_bos);
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
   if (!a.eod_token.empty()) text += "eod_token = " + toml_string(a.eod_token) + "\n";
   if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
@@ -95,7 +103,7 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (a.vocab_extra_ids) text += fmt::format("vocab_extra_ids = {}\n", *a.vocab_extra_ids);
   if (a.vocab_size) text += fmt::format("vocab_size = {}\n", *a.vocab_size);
   return Config::from_string(text, "the flags --tokenizer, --vocab-file, --merges-file, --tokenizer-file, "
-                                   "--parse-special-tokens, --eod-token, "
+                                   "--tokenizer-model, --parse-special-tokens, --eod-token, "
                                    "--[no-]lower-case, --[no-]strip-accents, --vocab-extra-ids, --vocab-size");
 }
 
@@ -114,14 +122,17 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
                  "Inputs are JSONL; each line's string under this key is one document (e.g. text)");
   sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
                  "Tokenizer plugin, e.g. gpt2_bpe, hf_tokenizer, bert_wordpiece or byte (`tessera plugins` lists them); "
-                 "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer, TokenizerFromFile and "
-                 "NullTokenizer are accepted too")
+                 "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer, TokenizerFromFile, "
+                 "NullTokenizer, GPTSentencePieceTokenizer and Llama2Tokenizer (sentencepiece, add_bos) are accepted "
+                 "too")
       ->capture_default_str();
   sub.add_option("--vocab-file", args->vocab_file,
                  "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");
   sub.add_option("--merges-file", args->merges_file, "[tokenizer] merges_file (gpt2_bpe: merges.txt or vocab.bpe)");
   sub.add_option("--tokenizer-file", args->tokenizer_file,
                  "[tokenizer] tokenizer_file (hf_tokenizer: a Hugging Face tokenizer.json)");
+  sub.add_option("--tokenizer-model", args->tokenizer_model,
+                 "[tokenizer] tokenizer_model (sentencepiece: a SentencePiece tokenizer.model)");
   sub.add_option("--eod-token", args->eod_token,
                  "[tokenizer] eod_token (hf_tokenizer: the end-of-document token's text, e.g. <|end_of_text|>)");
   sub.add_option("--vocab-size", args->vocab_size,

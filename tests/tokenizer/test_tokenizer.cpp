@@ -367,7 +367,7 @@ TEST_CASE("null tokenizer (Megatron-LM's NullTokenizer): ids as numbers, vocab_s
 
 TEST_CASE("tokenizer plugins: unknown names, missing keys, and tokenizer files that do not parse", "[unit]") {
   TempDir dir;
-  CHECK(message_of<PluginError>([] { test::make_tokenizer("sentencepiece"); }).find("gpt2_bpe") != std::string::npos);
+  CHECK(message_of<PluginError>([] { test::make_tokenizer("wordlevel_unigram"); }).find("gpt2_bpe") != std::string::npos);
   CHECK(message_of<ConfigError>([] { test::make_tokenizer("gpt2_bpe"); }).find("needs vocab_file") != std::string::npos);
   // A plugin reads only its own keys: gpt2_bpe's files are unknown keys to `byte`.
   CHECK(message_of<ConfigError>([&] { test::make_tokenizer("byte", dir / "v.json"); })

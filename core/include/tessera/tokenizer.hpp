@@ -1,6 +1,7 @@
 // Tokenizer interface that tokenizer plugins implement (kind `tokenizer`; Tessera ships `gpt2_bpe`,
 // GPT-2's byte-level BPE, `hf_tokenizer`, Hugging Face tokenizer.json files with a byte-level BPE,
-// `bert_wordpiece`, BERT's WordPiece, `byte`, and `null`, Megatron-LM's NullTokenizer, in plugins/). A config chooses one with
+// `sentencepiece`, SentencePiece models through libsentencepiece, `bert_wordpiece`, BERT's WordPiece,
+// `byte`, and `null`, Megatron-LM's NullTokenizer, in plugins/). A config chooses one with
 // `[tokenizer] plugin = "..."`; the plugin reads and checks its own keys from that section.
 #pragma once
 #include <cstdint>
