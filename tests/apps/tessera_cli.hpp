@@ -44,17 +44,12 @@ inline CliRun run_tessera(const std::string& args) {
   return tessera_cli(argv);
 }
 
-// A corpus and a config that trains a 1-layer GPT on it in a second or two.
-struct CliWorkspace {
-  TempDir dir;
-  std::string config;
-  explicit CliWorkspace(const std::string& extra_toml = "") {
-    const CliRun p = tessera_cli({"preprocess", "--no-progress", "--tokenizer", "byte", "--input",
-                                  TESSERA_SOURCE_DIR "/core/src/nn", "--output-prefix", dir / "corpus"});
-    INFO(p.output);
-    REQUIRE(p.ok());
-    config = dir / "run.toml";
-    std::ofstream(config) << fmt::format(R"(
+// A config that trains a small GPT (2 layers, hidden 32, MQA, seq 32) for 6 iterations on `data_path`
+// with the tokenizer `tokenizer_keys` ("plugin = \"byte\""), saving to `save`; `extra_toml` is
+// appended (whole sections).
+inline std::string small_gpt_run_toml(const std::string& tokenizer_keys, const std::string& data_path,
+                                      const std::string& save, const std::string& extra_toml = "") {
+  return fmt::format(R"(
 [model]
 plugin = "gpt"
 num_layers = 2
@@ -63,7 +58,7 @@ num_attention_heads = 2
 num_query_groups = 1
 seq_length = 32
 [tokenizer]
-plugin = "byte"
+{}
 [data]
 plugin = "gpt_indexed"
 data_path = "{}"
@@ -80,7 +75,20 @@ lr = 3e-3
 [checkpoint]
 save = "{}"
 {}
-)", dir / "corpus", dir / "save", extra_toml);
+)", tokenizer_keys, data_path, save, extra_toml);
+}
+
+// A corpus and a config that trains a small GPT on it in a second or two.
+struct CliWorkspace {
+  TempDir dir;
+  std::string config;
+  explicit CliWorkspace(const std::string& extra_toml = "") {
+    const CliRun p = tessera_cli({"preprocess", "--no-progress", "--tokenizer", "byte", "--input",
+                                  TESSERA_SOURCE_DIR "/core/src/nn", "--output-prefix", dir / "corpus"});
+    INFO(p.output);
+    REQUIRE(p.ok());
+    config = dir / "run.toml";
+    std::ofstream(config) << small_gpt_run_toml("plugin = \"byte\"", dir / "corpus", dir / "save", extra_toml);
   }
   std::string save() const { return dir / "save"; }
 };

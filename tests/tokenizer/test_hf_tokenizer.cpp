@@ -562,34 +562,12 @@ TEST_CASE("hf_tokenizer end to end: preprocess, train with FIM, the saved copy o
                                     "--output-prefix", dir / "corpus"});
   INFO(p.output);
   REQUIRE(p.ok());
-  test::write_text(dir / "run.toml", fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = 1
-hidden_size = 32
-num_attention_heads = 2
-seq_length = 32
-[tokenizer]
-plugin = "hf_tokenizer"
-tokenizer_file = "{}"
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "80,20,0"
-fim_rate = 0.5
-[training]
-micro_batch_size = 2
-global_batch_size = 4
-train_iters = 2
-eval_interval = 2
-eval_iters = 1
-[optimizer]
-plugin = "adam"
-lr = 3e-3
-[checkpoint]
-save = "{}"
-)", hf_file("starcoder.json"), dir / "corpus", dir / "save"));
-  const auto t = test::tessera_cli({"train", dir / "run.toml"});
+  test::write_text(dir / "run.toml",
+                   test::small_gpt_run_toml(fmt::format("plugin = \"hf_tokenizer\"\ntokenizer_file = \"{}\"",
+                                                        hf_file("starcoder.json")),
+                                            dir / "corpus", dir / "save"));
+  const auto t = test::tessera_cli({"train", dir / "run.toml", "--set", "data.fim_rate=0.5", "--set",
+                                    "training.train_iters=2", "--set", "training.eval_interval=2"});
   INFO(t.output);
   REQUIRE(t.ok());
   // The saved model carries its own copy of tokenizer.json (file_keys), named relative to its folder.

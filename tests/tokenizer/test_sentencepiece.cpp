@@ -137,34 +137,12 @@ TEST_CASE("sentencepiece end to end: Llama2Tokenizer data, training, the saved m
   expected.push_back(2);
   CHECK(ds.sequence_int32(files) == expected);  // b.txt sorts last
   CHECK(ds.sequence_int32(0).front() == 1);
-  test::write_text(dir / "run.toml", fmt::format(R"(
-[model]
-plugin = "gpt"
-num_layers = 1
-hidden_size = 32
-num_attention_heads = 2
-seq_length = 32
-[tokenizer]
-plugin = "sentencepiece"
-tokenizer_model = "{}"
-add_bos = true
-[data]
-plugin = "gpt_indexed"
-data_path = "{}"
-split = "80,20,0"
-[training]
-micro_batch_size = 2
-global_batch_size = 4
-train_iters = 2
-eval_interval = 2
-eval_iters = 1
-[optimizer]
-plugin = "adam"
-lr = 3e-3
-[checkpoint]
-save = "{}"
-)", dir / "tokenizer.model", dir / "corpus", dir / "save"));
-  const auto t = test::tessera_cli({"train", dir / "run.toml"});
+  test::write_text(dir / "run.toml",
+                   test::small_gpt_run_toml(fmt::format("plugin = \"sentencepiece\"\ntokenizer_model = \"{}\"\nadd_bos = true",
+                                                        dir / "tokenizer.model"),
+                                            dir / "corpus", dir / "save"));
+  const auto t = test::tessera_cli({"train", dir / "run.toml", "--set", "training.train_iters=2", "--set",
+                                    "training.eval_interval=2"});
   INFO(t.output);
   REQUIRE(t.ok());
   // The saved model carries its own copy of the SentencePiece model and works without the original.
