@@ -42,11 +42,7 @@ const BertWordPieceTokenizer& uncased() {
 }
 
 PluginPtr<Tokenizer> from_config(const std::string& keys, const std::string& vocab) {
-  const Config c = Config::from_string(
-      fmt::format("[tokenizer]\nplugin = \"bert_wordpiece\"\nvocab_file = '{}'\n{}", vocab, keys), "t.toml");
-  auto tok = build_tokenizer(c);
-  c.check_no_unknown_keys();
-  return tok;
+  return test::make_tokenizer_with_keys("bert_wordpiece", fmt::format("vocab_file = '{}'\n{}", vocab, keys), "t.toml");
 }
 
 // The reference ids of each file for one lower_case/strip_accents setting.

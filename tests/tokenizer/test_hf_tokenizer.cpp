@@ -20,6 +20,7 @@
 #include "gpt2_pretokenizer.hpp"
 #include "hf_regex.hpp"
 #include "hf_tokenizer.hpp"
+#include "make_tokenizer.hpp"
 #include "tessera_cli.hpp"
 #include "test_util.hpp"
 #include "tessera/config.hpp"
@@ -174,12 +175,7 @@ std::string error_for(F edit) {
   return msg;
 }
 
-PluginPtr<Tokenizer> make_plugin(const std::string& keys) {
-  const Config config = Config::from_string("[tokenizer]\nplugin = \"hf_tokenizer\"\n" + keys, "test tokenizer");
-  auto t = build_tokenizer(config);
-  config.check_no_unknown_keys();
-  return t;
-}
+PluginPtr<Tokenizer> make_plugin(const std::string& keys) { return test::make_tokenizer_with_keys("hf_tokenizer", keys); }
 
 }  // namespace
 

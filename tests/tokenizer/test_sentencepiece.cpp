@@ -15,6 +15,7 @@
 #include "tessera/data/indexed_dataset.hpp"
 #include "tessera/error.hpp"
 #include "tessera/train/components.hpp"
+#include "make_tokenizer.hpp"
 #include "tessera_cli.hpp"
 #include "test_util.hpp"
 
@@ -49,12 +50,7 @@ const test::TempDir& reference_dir() {
 
 std::string model(const std::string& name) { return reference_dir() / ("models/" + name + ".model"); }
 
-PluginPtr<Tokenizer> make(const std::string& keys) {
-  const Config c = Config::from_string("[tokenizer]\nplugin = \"sentencepiece\"\n" + keys, "t.toml");
-  auto tok = build_tokenizer(c);
-  c.check_no_unknown_keys();
-  return tok;
-}
+PluginPtr<Tokenizer> make(const std::string& keys) { return test::make_tokenizer_with_keys("sentencepiece", keys, "t.toml"); }
 
 }  // namespace
 

@@ -131,19 +131,20 @@ void Trainer::load_checkpoint() {
                        last > 0 ? std::to_string(last) : "even");
   };
   const ParallelSizes& sizes = layout.sizes();
-  const std::string saved_stages = stages(meta.first_stage_layers, meta.last_stage_layers),
-                    run_stages = stages(sizes.first_stage_layers, sizes.last_stage_layers);
+  const bool same_stages =
+      meta.first_stage_layers == sizes.first_stage_layers && meta.last_stage_layers == sizes.last_stage_layers;
   if (tp != layout.tp() || pp != layout.pp() || (dp != layout.dp() && loads_optimizer) || vpp != layout.vpp() ||
-      saved_stages != run_stages)
+      !same_stages)
     throw ConfigError(fmt::format(
         "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{} and {} stage "
         "layers, this run has {}/{}/{}/{} and {}: {} needs the same layout; `tessera checkpoint reshard {} --tp {} "
         "--pp {} --dp {} --vpp {}{}{} OUT` rewrites it for this one (docs/checkpoints.md)",
-        dir.string(), tp, pp, dp, vpp, saved_stages, layout.tp(), layout.pp(), layout.dp(), layout.vpp(), run_stages,
+        dir.string(), tp, pp, dp, vpp, stages(meta.first_stage_layers, meta.last_stage_layers), layout.tp(), layout.pp(),
+        layout.dp(), layout.vpp(), stages(sizes.first_stage_layers, sizes.last_stage_layers),
         loads_optimizer ? "resuming" : "loading its weights (all but the data-parallel size)", dir.string(), layout.tp(),
         layout.pp(), layout.dp(), layout.vpp(),
         layout.pipeline_split_rank() > 0 ? fmt::format(" --split-rank {}", layout.pipeline_split_rank()) : "",
-        saved_stages != run_stages ? fmt::format(" --first-stage-layers {} --last-stage-layers {}",
+        !same_stages ? fmt::format(" --first-stage-layers {} --last-stage-layers {}",
                                                  sizes.first_stage_layers, sizes.last_stage_layers)
                                    : ""));
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
