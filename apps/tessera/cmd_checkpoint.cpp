@@ -28,6 +28,7 @@ struct CheckpointArgs {
   // only while pp stays the same: they are counted in pipeline stages).
   std::optional<int> tp, pp, dp, vpp, split_rank;
   std::optional<std::int64_t> first_stage_layers, last_stage_layers;
+  std::optional<bool> embedding_in_split, loss_in_split;
   std::optional<std::int64_t> bucket_size;
   std::string optimizer;
   std::optional<bool> sequence_parallel;
@@ -56,6 +57,8 @@ int run_reshard(const CheckpointArgs& a) {
       a.split_rank.value_or(same_pp ? static_cast<int>(read_parallel_sizes(saved.config).pipeline_split_rank) : 0);
   to.first_stage_layers = a.first_stage_layers.value_or(same_pp ? m.first_stage_layers : 0);
   to.last_stage_layers = a.last_stage_layers.value_or(same_pp ? m.last_stage_layers : 0);
+  to.embedding_in_split = a.embedding_in_split.value_or(same_pp && m.embedding_in_split);
+  to.loss_in_split = a.loss_in_split.value_or(same_pp && m.loss_in_split);
   to.bucket_size = a.bucket_size.value_or(m.bucket_size);
   to.optimizer = a.optimizer;
   to.sequence_parallel = a.sequence_parallel;
@@ -65,7 +68,8 @@ int run_reshard(const CheckpointArgs& a) {
     r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
   } catch (const ConfigError& e) {  // the parallel.* keys it names are this command's options
     throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank, "
-                                  "--first-stage-layers, --last-stage-layers, --sequence-parallel and --bucket-size, "
+                                  "--first-stage-layers, --last-stage-layers, --account-for-embedding, --account-for-loss, "
+                                  "--sequence-parallel and --bucket-size, "
                                   "[model] keys with --set)",
                                   e.what()));
   }
@@ -151,6 +155,12 @@ RegisterCommand reg{
                        "parallel.decoder_last_pipeline_num_layers, the last stage's layers; 0: an even share "
                        "(default: the checkpoint's if pp stays, else 0)")
            ->check(CLI::Range(std::int64_t{0}, std::int64_t{100000}));
+       res->add_option("--account-for-embedding", a->embedding_in_split,
+                       "true or false: parallel.account_for_embedding_in_pipeline_split, the embedding counted as a "
+                       "layer of the first stage (default: the checkpoint's if pp stays, else false)");
+       res->add_option("--account-for-loss", a->loss_in_split,
+                       "true or false: parallel.account_for_loss_in_pipeline_split, the loss counted as a layer of "
+                       "the last stage (default: the checkpoint's if pp stays, else false)");
        res->add_option("--bucket-size", a->bucket_size,
                        "parallel.bucket_size of the new layout: distributed_adam's shards follow it (default: the "
                        "checkpoint's)")

@@ -46,6 +46,10 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
     throw ConfigError("parallel.decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the t5 "
                       "encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank (encoder "
                       "layers evenly before it, decoder layers evenly from it on), not by uneven stages");
+  if (p.embedding_in_split || p.loss_in_split)
+    throw ConfigError("parallel.account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split: the "
+                      "t5 encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank, not by "
+                      "counting the embedding or loss as layers");
   if (pp > 1 && p.pipeline_split_rank == 0)
     throw ConfigError(fmt::format(
         "parallel.pipeline_model_parallel_size = {} needs parallel.pipeline_model_parallel_split_rank for the t5 "

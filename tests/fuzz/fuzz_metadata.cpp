@@ -37,8 +37,23 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   ramped.param_schedule->lr.wsd_decay_samples = 8;
   ramped.scheduler_samples = ramped.consumed_samples;
   ramped.optimizer_saved = false;
-  t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big), checkpoint_metadata_json(ramped)};
+  // The embedding and loss counted as layers of the pipeline split.
+  CheckpointMetadata counted = one;
+  counted.world_size = counted.pipeline_parallel = 2;
+  counted.embedding_in_split = counted.loss_in_split = true;
+  t.seeds = {checkpoint_metadata_json(one), checkpoint_metadata_json(big), checkpoint_metadata_json(ramped),
+             checkpoint_metadata_json(counted)};
   t.parse = [](const fuzz::Bytes& text) { parse_checkpoint_metadata(text, "fuzz/metadata.json"); };
   t.iterations = 12000;
   fuzz::run_fuzz(t);
+
+  // The seeds' layouts read back as written (absent keys: even stages, nothing counted).
+  for (const CheckpointMetadata& m : {one, big, counted}) {
+    const CheckpointMetadata back = parse_checkpoint_metadata(checkpoint_metadata_json(m), "seed/metadata.json");
+    CHECK(back.first_stage_layers == m.first_stage_layers);
+    CHECK(back.last_stage_layers == m.last_stage_layers);
+    CHECK(back.embedding_in_split == m.embedding_in_split);
+    CHECK(back.loss_in_split == m.loss_in_split);
+    CHECK(back.virtual_pipeline == m.virtual_pipeline);
+  }
 }

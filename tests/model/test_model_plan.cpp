@@ -82,7 +82,7 @@ constexpr std::int64_t kT5DecoderSeq = 8;
 
 std::string config_text(const TestModel& model, std::int64_t heads, std::int64_t groups, int tp, int pp,
                         std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                        int split = 0, std::int64_t first_stage_layers = 0) {
+                        int split = 0, std::int64_t first_stage_layers = 0, bool counted = false) {
   std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
   if (model.plugin == "t5") own = fmt::format("decoder_num_layers = 3\ndecoder_seq_length = {}\n", kT5DecoderSeq);
   // T5 is multi-head only and reads no num_query_groups.
@@ -105,13 +105,15 @@ pipeline_model_parallel_size = {}
 pipeline_model_parallel_split_rank = {}
 sequence_parallel = {}
 decoder_first_pipeline_num_layers = {}
+account_for_embedding_in_pipeline_split = {}
+account_for_loss_in_pipeline_split = {}
 [training]
 micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
 {}
-)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, first_stage_layers, micro, global,
+)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, first_stage_layers, counted, counted, micro, global,
                      pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
 
@@ -173,21 +175,23 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
 
 // Every (stage, tp rank) of tp × pp × dp against the plan.
 // T5 under pipeline parallelism splits at `split` (encoder stages [0, split)); GPT and BERT may put
-// `first_stage_layers` of their 4 on the first stage (uneven stages).
+// `first_stage_layers` of their 4 on the first stage (uneven stages), or count the embedding and loss
+// as layers of the split (`counted`).
 void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t groups, int tp, int pp, int dp,
                   std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                  int split = 0, std::int64_t first_stage_layers = 0) {
-  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {} first stage {}",
+                  int split = 0, std::int64_t first_stage_layers = 0, bool counted = false) {
+  INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {} first stage {} "
+                   "embedding and loss counted {}",
                    model_kind.name(), heads, groups, tp, pp, dp, micro, global, recompute, sp, split,
-                   first_stage_layers));
+                   first_stage_layers, counted));
   const std::string text =
-      config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split, first_stage_layers);
+      config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split, first_stage_layers, counted);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
   const std::int64_t m = plan.num_microbatches;
   REQUIRE(m == global / (micro * dp));
-  const ParallelSizes sizes{tp, pp, 1, sp, split, first_stage_layers};
+  const ParallelSizes sizes{tp, pp, 1, sp, split, first_stage_layers, 0, counted, counted};
   const ParallelLayout any = ParallelLayout::make(0, world, sizes);
 
   for (int stage = 0; stage < pp; ++stage)
@@ -307,6 +311,9 @@ TEST_CASE("the plan equals every stage and tp rank of the model, measured in one
     check_layout(kGpt, 4, 4, 1, 3, 1, 1, 6, "recompute_granularity = \"full\"\nrecompute_method = \"uniform\"", false,
                  0, 2);
   }
+  SECTION("the embedding and loss counted: 1 + 2 + 1 layers, tp 2 · pp 3, sequence parallel") {
+    check_layout(kGpt, 4, 2, 2, 3, 1, 1, 6, "", true, 0, 0, true);
+  }
 }
 
 TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
@@ -345,6 +352,9 @@ TEST_CASE("the BERT plan equals every stage and tp rank of the model, measured i
   }
   SECTION("without the binary head: one process") { check_layout(kBertNoBinaryHead, 4, 4, 1, 1, 1, 2, 6); }
   SECTION("uneven stages: 3 + 1 layers, tp 2 · pp 2") { check_layout(kBert, 4, 4, 2, 2, 1, 2, 8, "", false, 0, 3); }
+  SECTION("the embedding and loss counted: 1 + 2 + 1 layers, pp 3") {
+    check_layout(kBert, 4, 4, 1, 3, 1, 2, 8, "", false, 0, 0, true);
+  }
 }
 
 TEST_CASE("the T5 plan equals every tp rank of the model, measured in one process", "[unit]") {
@@ -680,11 +690,25 @@ TEST_CASE("uneven pipeline stages: Megatron-LM's old and new names, and what the
                    "decoder_last_pipeline_num_layers = 6"),
              Catch::Contains("num_layers_per_virtual_pipeline_stage (in u.toml) assumes even pipeline stages"));
   CHECK_THAT(error("decoder_last_pipeline_num_layers = -1"), Catch::Contains("decoder_last_pipeline_num_layers"));
+  // The embedding and loss counted as layers: read, and not with layers per virtual stage.
+  const ParallelSizes counted = sizes("pipeline_model_parallel_size = 2\naccount_for_embedding_in_pipeline_split = true");
+  CHECK(counted.embedding_in_split);
+  CHECK_FALSE(counted.loss_in_split);
+  CHECK(sizes("account_for_loss_in_pipeline_split = true").loss_in_split);
+  CHECK_THAT(error("pipeline_model_parallel_size = 2\nnum_layers_per_virtual_pipeline_stage = 3\n"
+                   "account_for_loss_in_pipeline_split = true"),
+             Catch::Contains("num_layers_per_virtual_pipeline_stage (in u.toml) counts model.num_layers only"));
+  CHECK_THAT(error("account_for_loss_in_pipeline_split = 1"), Catch::Contains("account_for_loss_in_pipeline_split"));
   // T5 splits its stacks at the split rank only.
   CHECK_THAT(message_of<ConfigError>([] {
                make_plan(Config::from_string(config_text(kT5, 4, 4, 1, 2, 1, 4, "", false, 1, 1)), PlanRequest{2, kVocab});
              }),
              Catch::Contains("the t5 encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank"));
+  CHECK_THAT(message_of<ConfigError>([] {
+               make_plan(Config::from_string(config_text(kT5, 4, 4, 1, 2, 1, 4, "", false, 1, 0, true)),
+                         PlanRequest{2, kVocab});
+             }),
+             Catch::Contains("not by counting the embedding or loss as layers"));
   // The model's own check: the rest must split over the stages between.
   CHECK_THAT(message_of<ConfigError>([] {
                make_plan(Config::from_string(config_text(kGpt, 4, 4, 1, 3, 1, 4, "", false, 0, 1)), PlanRequest{3, kVocab});

@@ -209,9 +209,27 @@ def main():
     # Resumed with even stages: refused, the suggested reshard names the stage layers.
     out = runs.train(2, layout_sets(pp=2) + ["--set", "training.train_iters=10", "--set", f"checkpoint.load={uneven}"],
                      expect_ok=False)
-    if "first 1, last even stage layers" not in out or "--first-stage-layers 0 --last-stage-layers 0" not in out:
+    if "(stage layers: first 1, last even)" not in out or "--first-stage-layers 0 --last-stage-layers 0" not in out:
         sys.exit(f"resuming pp2 (1 + 3 layers) with even stages: the refusal does not name the stages:\n{out}")
     print("resuming pp2 (1 + 3 layers) with even stages: refused, the suggested reshard names --first-stage-layers")
+
+    # The embedding and loss counted as layers: pp3 holds 1 + 2 + 1 of the 4 layers -> pp2, evenly
+    # (the counting resets with pp, as uneven stages do): the layers move between the ranks' files.
+    counted = ["--set", "parallel.account_for_embedding_in_pipeline_split=true",
+               "--set", "parallel.account_for_loss_in_pipeline_split=true"]
+    full, counted3 = runs.checkpoint_at_5("adam_pp3_counted", 3, layout_sets(pp=3) + counted)
+    to_pp2, _ = runs.reshard(counted3, "adam_pp3_counted_pp2", ["--pp", "2"])
+    runs.resume_matches("adam pp3 (embedding and loss counted: 1 + 2 + 1 layers) -> pp2", full, 2, layout_sets(pp=2),
+                        to_pp2)
+    # Resumed with the same layers given as uneven stages: refused, the suggested reshard names the counting.
+    out = runs.train(3, layout_sets(pp=3) + first_stage(1) + ["--set", "parallel.decoder_last_pipeline_num_layers=1",
+                                                              "--set", "training.train_iters=10",
+                                                              "--set", f"checkpoint.load={counted3}"], expect_ok=False)
+    if ("(stage layers: even, counting the embedding and loss)" not in out
+            or "--account-for-embedding false --account-for-loss false" not in out):
+        sys.exit(f"resuming pp3 (embedding and loss counted) as uneven stages: the refusal does not name them:\n{out}")
+    print("resuming pp3 (embedding and loss counted) as uneven stages 1 + 2 + 1: refused, the suggested reshard names "
+          "--account-for-embedding")
 
     # Bad input: named, nothing written.
     expect_error(runs, ckpt, "bad_tp3", ["--tp", "3"], ["tensor_model_parallel_size", "tp 3"], "tp 3 with 4 heads")

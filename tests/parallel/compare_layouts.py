@@ -6,10 +6,12 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, sp, ov, bs, opt, rc, dev, prec) —
-tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders) and first/last (uneven pipeline
-stages: decoder_first_pipeline_num_layers, and num_layers_in_last_pipeline_stage, Megatron-LM's newer
-name) map to [parallel] overrides, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, emb, loss, s0, sp, ov, bs, opt,
+rc, dev, prec) — tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders) and first/last
+(uneven pipeline stages: decoder_first_pipeline_num_layers, and num_layers_in_last_pipeline_stage,
+Megatron-LM's newer name) map to [parallel] overrides, emb=1 / loss=1 count the embedding / loss as a
+layer of the split (account_for_embedding/loss_in_pipeline_split), s0=N requires the first stage's
+model to hold N transformer layers, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
@@ -240,6 +242,10 @@ def main():
             # Megatron pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp; keep
             # the padded size (and so the model) the one-process run's (the config must use 128).
             sets += ["--set", f"model.make_vocab_size_divisible_by={128 // int(opts['tp'])}"]
+        for key, name in (("emb", "account_for_embedding_in_pipeline_split"),
+                          ("loss", "account_for_loss_in_pipeline_split")):
+            if opts.get(key) == "1":
+                sets += ["--set", f"parallel.{name}=true"]
         if opts.get("sp") == "1":
             sets += ["--set", "parallel.sequence_parallel=true"]
         if opts.get("ov") == "1":
@@ -270,12 +276,16 @@ def main():
         held = got.pop("held")
         # Uneven stages (first=, last=) must reach the layout and the model, not fall back to even.
         stage0_layers, layout_line = got.pop("stage0_layers"), got.pop("layout")
-        if "first" in opts and stage0_layers != int(opts["first"]):
-            sys.exit(f"{layout}: the first stage's model holds {stage0_layers} layers, not {opts['first']}")
+        expected_stage0 = opts.get("s0", opts.get("first"))
+        if expected_stage0 is not None and stage0_layers != int(expected_stage0):
+            sys.exit(f"{layout}: the first stage's model holds {stage0_layers} layers, not {expected_stage0}")
         for key, stage in (("first", "first"), ("last", "last")):
             n = int(opts.get(key, "0"))
             if n and f"{stage} stage {n} layer" not in layout_line:
                 sys.exit(f"{layout}: the layout line does not give the {stage} stage {n} layers: {layout_line}")
+        for key, what in (("emb", "embedding"), ("loss", "loss")):
+            if opts.get(key) == "1" and f"the {what} counted as a layer" not in layout_line:
+                sys.exit(f"{layout}: the layout line does not count the {what} as a layer: {layout_line}")
         if got.pop("precision") != prec:  # else a layout silently in fp32 might pass as bf16 noise
             sys.exit(f"{layout}: the log does not say it trained in {prec}")
         if "pp" in opts and int(opts["pp"]) > 1 and "vp" not in opts:

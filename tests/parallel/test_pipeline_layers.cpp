@@ -2,8 +2,9 @@
 // transcription of Megatron-Core's rule (transformer_block.py get_num_layers_to_build and
 // transformer_layer.py get_transformer_layer_offset, with --num-layers-in-first/last-pipeline-stage,
 // formerly --decoder-first/last-pipeline-num-layers), over every split of up to 24 layers on up to 6
-// stages with up to 3 model chunks each; that every layer is held exactly once, round by round in
-// stage order (the order the interleaved schedule runs the chunks in); and the errors.
+// stages with up to 3 model chunks each, and with the embedding and/or loss counted as layers
+// (--account-for-embedding/loss-in-pipeline-split); that every layer is held exactly once, round by
+// round in stage order (the order the interleaved schedule runs the chunks in); and the errors.
 #include <set>
 #include <vector>
 
@@ -53,6 +54,31 @@ std::int64_t megatron_offset(std::int64_t L, std::int64_t pp, std::int64_t vpp, 
   const std::int64_t per_rank = L / pp;
   if (vpp > 1) return vp_stage * (L / vpp) + rank * (per_rank / vpp);
   return rank * per_rank;
+}
+
+// Megatron-Core with account_for_embedding_in_pipeline_split (e) / account_for_loss_in_pipeline_split
+// (l): get_num_layers_to_build and get_transformer_layer_offset's even branch.
+std::int64_t megatron_counted_layers_to_build(std::int64_t L, std::int64_t pp, std::int64_t vpp, bool e, bool l,
+                                              std::int64_t rank, std::int64_t vp_stage) {
+  const std::int64_t n = L + e + l;
+  std::int64_t to_build = vpp > 1 ? n / pp / vpp : n / pp;
+  if (e && rank == 0 && vp_stage == 0) to_build -= 1;  // is_pipeline_first_stage(ignore_virtual=False)
+  if (l && rank == pp - 1 && vp_stage == vpp - 1) to_build -= 1;
+  return to_build;
+}
+
+std::int64_t megatron_counted_offset(std::int64_t L, std::int64_t pp, std::int64_t vpp, bool e, bool l,
+                                     std::int64_t rank, std::int64_t vp_stage) {
+  const std::int64_t n = L + e + l, per_rank = n / pp;
+  std::int64_t offset = 0;
+  if (vpp > 1) {
+    offset = vp_stage * (n / vpp) + rank * (per_rank / vpp);
+    if (e && !(vp_stage == 0 && rank == 0)) offset -= 1;
+  } else {
+    offset = rank * per_rank;
+    if (e && rank != 0) offset -= 1;
+  }
+  return offset;
 }
 
 bool splits(std::int64_t L, const ParallelSizes& s) {
@@ -105,6 +131,59 @@ TEST_CASE("pipeline layers: Megatron-Core's split, every layer once, round by ro
   REQUIRE(checked > uneven_checked);
 }
 
+TEST_CASE("pipeline layers: the embedding and loss counted as layers, as Megatron-Core counts them", "[unit]") {
+  int checked = 0, empty_chunks = 0;
+  for (std::int64_t L = 1; L <= 24; ++L)
+    for (int pp = 1; pp <= 6; ++pp)
+      for (int vpp = 1; vpp <= 3; ++vpp)
+        for (const bool e : {false, true})
+          for (const bool l : {false, true}) {
+            if ((vpp > 1 && pp == 1) || (!e && !l)) continue;
+            const ParallelSizes s{.pp = pp, .vpp = vpp, .embedding_in_split = e, .loss_in_split = l};
+            CAPTURE(L, pp, vpp, e, l);
+            // Megatron-LM asserts that pp divides the layers counted and vpp each stage's.
+            const std::int64_t n = L + e + l;
+            REQUIRE(splits(L, s) == (n % pp == 0 && (n / pp) % vpp == 0));
+            if (!splits(L, s)) continue;
+            ++checked;
+            std::int64_t next = 0;
+            for (int c = 0; c < vpp; ++c)
+              for (int stage = 0; stage < pp; ++stage) {
+                CAPTURE(stage, c);
+                const LayerRange r = chunk_layers(L, s, stage, c);
+                REQUIRE(r.count == megatron_counted_layers_to_build(L, pp, vpp, e, l, stage, c));
+                REQUIRE(r.count >= 0);
+                if (r.count == 0) ++empty_chunks;
+                REQUIRE(r.first == next);  // round by round, stages in order
+                next += r.count;
+                if (r.count > 0) REQUIRE(r.first == megatron_counted_offset(L, pp, vpp, e, l, stage, c));
+              }
+            REQUIRE(next == L);
+            std::int64_t held = 0;
+            for (int stage = 0; stage < pp; ++stage) held += stage_layers(L, s, stage);
+            REQUIRE(held == L);
+          }
+  REQUIRE(checked > 100);
+  REQUIRE(empty_chunks > 0);  // a chunk of one counted layer holds the embedding (loss) alone
+}
+
+TEST_CASE("pipeline layers: the header's example with the embedding and loss counted", "[unit]") {
+  const ParallelSizes s{.pp = 4, .embedding_in_split = true, .loss_in_split = true};
+  check_pipeline_layers(6, s, "test");
+  const std::vector<std::int64_t> layers = {1, 2, 2, 1}, first = {0, 1, 3, 5};
+  for (int stage = 0; stage < 4; ++stage) {
+    REQUIRE(stage_layers(6, s, stage) == layers[stage]);
+    REQUIRE(chunk_layers(6, s, stage, 0).first == first[stage]);
+  }
+  // Two chunks per stage, 2 layers and both counted: the embedding and the loss each fill a chunk.
+  const ParallelSizes v{.pp = 2, .vpp = 2, .embedding_in_split = true, .loss_in_split = true};
+  check_pipeline_layers(2, v, "test");
+  REQUIRE(chunk_layers(2, v, 0, 0).count == 0);
+  REQUIRE(chunk_layers(2, v, 1, 0).first == 0);
+  REQUIRE(chunk_layers(2, v, 0, 1).first == 1);
+  REQUIRE(chunk_layers(2, v, 1, 1).count == 0);
+}
+
 TEST_CASE("pipeline layers: the header's example", "[unit]") {
   const ParallelSizes s{.pp = 3, .vpp = 2, .first_stage_layers = 2, .last_stage_layers = 6};
   check_pipeline_layers(12, s, "test");
@@ -146,6 +225,22 @@ TEST_CASE("pipeline layers: errors name the keys", "[unit]") {
                Contains("need parallel.pipeline_model_parallel_size > 1"));
   REQUIRE_THAT(message_of<ConfigError>([] {
                  check_pipeline_layers(4, {.pp = 2, .pipeline_split_rank = 1, .last_stage_layers = 2}, "run.toml");
+               }),
+               Contains("parallel.pipeline_model_parallel_split_rank"));
+  // The embedding or loss counted: pp·vpp must divide the layers counted; not with uneven stages.
+  REQUIRE_THAT(message_of<ConfigError>([] {
+                 check_pipeline_layers(6, {.pp = 2, .vpp = 2, .embedding_in_split = true}, "run.toml");
+               }),
+               Contains("model.num_layers (6) in run.toml with parallel.account_for_embedding_in_pipeline_split = "
+                        "true: the 7 layers counted must be a multiple of parallel.pipeline_model_parallel_size (2) "
+                        "× parallel.virtual_pipeline_model_parallel_size (2)"));
+  REQUIRE_THAT(message_of<ConfigError>([] {
+                 check_pipeline_layers(6, {.pp = 2, .first_stage_layers = 2, .loss_in_split = true}, "run.toml");
+               }),
+               Contains("parallel.account_for_loss_in_pipeline_split = true cannot be combined with "
+                        "parallel.decoder_first_pipeline_num_layers"));
+  REQUIRE_THAT(message_of<ConfigError>([] {
+                 check_pipeline_layers(6, {.pp = 2, .pipeline_split_rank = 1, .embedding_in_split = true}, "run.toml");
                }),
                Contains("parallel.pipeline_model_parallel_split_rank"));
 }

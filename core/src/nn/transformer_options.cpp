@@ -1,5 +1,6 @@
 #include "tessera/nn/transformer_options.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -53,9 +54,15 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
                                   "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
                                   "equal share of every microbatch's tokens",
                                   o.seq_length, s.origin("seq_length"), tp));
-  // Full recompute's groups must fit every stage's model chunks (with uneven stages, each size).
-  for (int stage = 0; stage < sizes.pp; ++stage)
-    o.recompute = read_recompute_options(s, stage_layers(o.num_layers, sizes, stage) / sizes.vpp);
+  // Full recompute's groups must fit every stage's model chunks (with uneven stages, each size; with
+  // the embedding or loss counted, the stage's largest chunk: its one-layer-shorter first or last
+  // chunk ends on a shorter group, and a chunk without layers recomputes nothing).
+  for (int stage = 0; stage < sizes.pp; ++stage) {
+    std::int64_t largest_chunk = 0;
+    for (int c = 0; c < sizes.vpp; ++c)
+      largest_chunk = std::max(largest_chunk, chunk_layers(o.num_layers, sizes, stage, c).count);
+    if (largest_chunk > 0) o.recompute = read_recompute_options(s, largest_chunk);
+  }
   o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
   // Megatron-LM's MLP GELU: its fused bias-GELU (the default) is the tanh form, F.gelu without the
   // fusion the exact erf form, and --openai-gelu the tanh form either way.

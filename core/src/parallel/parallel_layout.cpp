@@ -117,6 +117,8 @@ std::string ParallelLayout::str() const {
   const auto layers = [](std::int64_t n) { return fmt::format("{} layer{}", n, n == 1 ? "" : "s"); };
   if (sizes_.first_stage_layers > 0) uneven += ", first stage " + layers(sizes_.first_stage_layers);
   if (sizes_.last_stage_layers > 0) uneven += ", last stage " + layers(sizes_.last_stage_layers);
+  if (sizes_.embedding_in_split) uneven += ", the embedding counted as a layer";
+  if (sizes_.loss_in_split) uneven += ", the loss counted as a layer";
   return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}{}{}); rank {} = (tp {}, dp {}, pp {})",
                      world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
                      sizes_.pipeline_split_rank > 0 ? fmt::format(", split rank {}", sizes_.pipeline_split_rank) : "",

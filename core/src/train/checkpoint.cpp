@@ -147,6 +147,8 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                  {"sequence_parallel", m.sequence_parallel}};
   if (m.first_stage_layers > 0) j["layout"]["decoder_first_pipeline_num_layers"] = m.first_stage_layers;
   if (m.last_stage_layers > 0) j["layout"]["decoder_last_pipeline_num_layers"] = m.last_stage_layers;
+  if (m.embedding_in_split) j["layout"]["account_for_embedding_in_pipeline_split"] = true;
+  if (m.loss_in_split) j["layout"]["account_for_loss_in_pipeline_split"] = true;
   j["bucket_size"] = m.bucket_size;
   j["global_batch_size"] = m.global_batch_size;
   j["seed"] = m.seed;
@@ -251,9 +253,16 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
     m.first_stage_layers = integer(l, "decoder_first_pipeline_num_layers", 1, "layout.");
   if (l.contains("decoder_last_pipeline_num_layers"))
     m.last_stage_layers = integer(l, "decoder_last_pipeline_num_layers", 1, "layout.");
-  const nlohmann::json& sp = field(l, "sequence_parallel", "layout.");
-  if (!sp.is_boolean()) throw bad(fmt::format("'layout.sequence_parallel' is {}; expected true or false", detail::describe_json(sp)));
-  m.sequence_parallel = sp.get<bool>();
+  const auto boolean = [&](const char* key) {
+    const nlohmann::json& v = field(l, key, "layout.");
+    if (!v.is_boolean())
+      throw bad(fmt::format("'layout.{}' is {}; expected true or false", key, detail::describe_json(v)));
+    return v.get<bool>();
+  };
+  if (l.contains("account_for_embedding_in_pipeline_split"))
+    m.embedding_in_split = boolean("account_for_embedding_in_pipeline_split");
+  if (l.contains("account_for_loss_in_pipeline_split")) m.loss_in_split = boolean("account_for_loss_in_pipeline_split");
+  m.sequence_parallel = boolean("sequence_parallel");
   m.bucket_size = integer(j, "bucket_size", 1);
   m.global_batch_size = integer(j, "global_batch_size", 1);
   const nlohmann::json& seed = field(j, "seed", "");

@@ -49,6 +49,8 @@ std::string describe_sizes(const ParallelSizes& s, int dp) {
   if (s.pipeline_split_rank > 0) text += fmt::format(" (split rank {})", s.pipeline_split_rank);
   if (s.first_stage_layers > 0) text += fmt::format(" (first stage {} layers)", s.first_stage_layers);
   if (s.last_stage_layers > 0) text += fmt::format(" (last stage {} layers)", s.last_stage_layers);
+  if (s.embedding_in_split) text += " (embedding counted as a layer)";
+  if (s.loss_in_split) text += " (loss counted as a layer)";
   if (s.sequence_parallel && s.tp > 1) text += " (sequence parallel)";
   return text;
 }
@@ -143,6 +145,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   from.vpp = static_cast<int>(meta.virtual_pipeline);
   from.first_stage_layers = meta.first_stage_layers;
   from.last_stage_layers = meta.last_stage_layers;
+  from.embedding_in_split = meta.embedding_in_split;
+  from.loss_in_split = meta.loss_in_split;
   from.sequence_parallel = meta.sequence_parallel;
   const int from_dp = static_cast<int>(meta.data_parallel);
   ParallelSizes to = from;
@@ -153,6 +157,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   to.pipeline_split_rank = target.pipeline_split_rank;
   to.first_stage_layers = target.first_stage_layers;
   to.last_stage_layers = target.last_stage_layers;
+  to.embedding_in_split = target.embedding_in_split;
+  to.loss_in_split = target.loss_in_split;
   const std::int64_t bucket_size = target.bucket_size > 0 ? target.bucket_size : meta.bucket_size;
   const std::string from_text = describe_sizes(from, from_dp), to_text = describe_sizes(to, target.dp);
   if (target.tp < 1 || target.pp < 1 || target.dp < 1 || target.vpp < 1)
@@ -168,7 +174,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
     if (o.rfind("model.", 0) != 0)
       throw ConfigError(fmt::format("reshard --set {}: only [model] keys (model.key=value, e.g. "
                                     "model.make_vocab_size_divisible_by=64); the layout is set by --tp, --pp, --dp, "
-                                    "--vpp, --split-rank, --sequence-parallel and --bucket-size, the optimizer by "
+                                    "--vpp, --split-rank, --first-stage-layers, --last-stage-layers, --account-for-embedding, "
+                                    "--account-for-loss, --sequence-parallel and --bucket-size, the optimizer by "
                                     "--optimizer, and the rest of the run's config must stay the checkpoint's",
                                     quote_untrusted(o)));
   std::vector<std::string> new_settings = overrides;
@@ -194,6 +201,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                                          ? "num_layers_in_last_pipeline_stage"
                                          : "decoder_last_pipeline_num_layers",
                                      to.last_stage_layers));
+  new_settings.push_back(fmt::format("parallel.account_for_embedding_in_pipeline_split={}", to.embedding_in_split));
+  new_settings.push_back(fmt::format("parallel.account_for_loss_in_pipeline_split={}", to.loss_in_split));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
   if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
@@ -355,6 +364,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   m.virtual_pipeline = target.vpp;
   m.first_stage_layers = target.first_stage_layers;
   m.last_stage_layers = target.last_stage_layers;
+  m.embedding_in_split = target.embedding_in_split;
+  m.loss_in_split = target.loss_in_split;
   m.sequence_parallel = to.sequence_parallel;
   m.bucket_size = bucket_size;
   m.optimizer = optimizer;

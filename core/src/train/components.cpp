@@ -46,6 +46,19 @@ void read_uneven_stages(const ConfigSection& p, ParallelSizes& sizes) {
                                   p.origin("num_layers_per_virtual_pipeline_stage")));
 }
 
+// Megatron-LM's --account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split: the
+// embedding (the loss) counts as a layer of the split (pipeline_layers.hpp checks the layers).
+void read_counted_split(const ConfigSection& p, ParallelSizes& sizes) {
+  sizes.embedding_in_split = p.get_bool("account_for_embedding_in_pipeline_split", false);
+  sizes.loss_in_split = p.get_bool("account_for_loss_in_pipeline_split", false);
+  if ((sizes.embedding_in_split || sizes.loss_in_split) && p.has("num_layers_per_virtual_pipeline_stage"))
+    throw ConfigError(fmt::format("parallel.num_layers_per_virtual_pipeline_stage (in {}) counts model.num_layers "
+                                  "only: with parallel.account_for_embedding_in_pipeline_split / "
+                                  "account_for_loss_in_pipeline_split give parallel.virtual_pipeline_model_parallel_size "
+                                  "instead",
+                                  p.origin("num_layers_per_virtual_pipeline_stage")));
+}
+
 }  // namespace
 
 ParallelSizes read_parallel_sizes(const Config& config) {
@@ -79,6 +92,7 @@ ParallelSizes read_parallel_sizes(const Config& config) {
                                     per_chunk, p.origin("num_layers_per_virtual_pipeline_stage"), sizes.vpp));
   }
   read_uneven_stages(p, sizes);
+  read_counted_split(p, sizes);
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

@@ -67,6 +67,8 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.virtual_pipeline = layout.vpp();
         meta.first_stage_layers = layout.sizes().first_stage_layers;
         meta.last_stage_layers = layout.sizes().last_stage_layers;
+        meta.embedding_in_split = layout.sizes().embedding_in_split;
+        meta.loss_in_split = layout.sizes().loss_in_split;
         meta.sequence_parallel = layout.sequence_parallel();
         meta.bucket_size = options_.bucket_size;
         meta.global_batch_size = options_.global_batch_size;
@@ -124,29 +126,37 @@ void Trainer::load_checkpoint() {
                      vpp = meta.virtual_pipeline;
   // finetune and no_load_optim read the model files only, which do not depend on dp.
   const bool loads_optimizer = !options_.finetune && !options_.no_load_optim;
-  // The stages' layers, which the model files follow: "even", or uneven as "first 2, last even".
-  const auto stages = [](std::int64_t first, std::int64_t last) {
+  // The stages' layers, which the model files follow: "even", uneven as "first 2, last even", or
+  // "even, counting the embedding".
+  const auto stages = [](std::int64_t first, std::int64_t last, bool embedding, bool loss) {
+    if (embedding || loss)
+      return fmt::format("even, counting the {}", embedding && loss ? "embedding and loss" : embedding ? "embedding" : "loss");
     if (first == 0 && last == 0) return std::string("even");
     return fmt::format("first {}, last {}", first > 0 ? std::to_string(first) : "even",
                        last > 0 ? std::to_string(last) : "even");
   };
   const ParallelSizes& sizes = layout.sizes();
   const bool same_stages =
-      meta.first_stage_layers == sizes.first_stage_layers && meta.last_stage_layers == sizes.last_stage_layers;
+      meta.first_stage_layers == sizes.first_stage_layers && meta.last_stage_layers == sizes.last_stage_layers &&
+      meta.embedding_in_split == sizes.embedding_in_split && meta.loss_in_split == sizes.loss_in_split;
   if (tp != layout.tp() || pp != layout.pp() || (dp != layout.dp() && loads_optimizer) || vpp != layout.vpp() ||
       !same_stages)
     throw ConfigError(fmt::format(
-        "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{} and {} stage "
-        "layers, this run has {}/{}/{}/{} and {}: {} needs the same layout; `tessera checkpoint reshard {} --tp {} "
+        "checkpoint {} was saved with tensor/pipeline/data/virtual-pipeline parallel sizes {}/{}/{}/{} (stage layers: "
+        "{}), this run has {}/{}/{}/{} (stage layers: {}): {} needs the same layout; `tessera checkpoint reshard {} --tp {} "
         "--pp {} --dp {} --vpp {}{}{} OUT` rewrites it for this one (docs/checkpoints.md)",
-        dir.string(), tp, pp, dp, vpp, stages(meta.first_stage_layers, meta.last_stage_layers), layout.tp(), layout.pp(),
-        layout.dp(), layout.vpp(), stages(sizes.first_stage_layers, sizes.last_stage_layers),
+        dir.string(), tp, pp, dp, vpp,
+        stages(meta.first_stage_layers, meta.last_stage_layers, meta.embedding_in_split, meta.loss_in_split), layout.tp(),
+        layout.pp(), layout.dp(), layout.vpp(),
+        stages(sizes.first_stage_layers, sizes.last_stage_layers, sizes.embedding_in_split, sizes.loss_in_split),
         loads_optimizer ? "resuming" : "loading its weights (all but the data-parallel size)", dir.string(), layout.tp(),
         layout.pp(), layout.dp(), layout.vpp(),
         layout.pipeline_split_rank() > 0 ? fmt::format(" --split-rank {}", layout.pipeline_split_rank()) : "",
-        !same_stages ? fmt::format(" --first-stage-layers {} --last-stage-layers {}",
-                                                 sizes.first_stage_layers, sizes.last_stage_layers)
-                                   : ""));
+        !same_stages ? fmt::format(" --first-stage-layers {} --last-stage-layers {} --account-for-embedding {} "
+                                   "--account-for-loss {}",
+                                   sizes.first_stage_layers, sizes.last_stage_layers, sizes.embedding_in_split,
+                                   sizes.loss_in_split)
+                     : ""));
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
   const auto load_model_file = [&] {
     const fs::path path = dir / checkpoint_model_file(t, p);

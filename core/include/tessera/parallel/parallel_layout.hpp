@@ -30,6 +30,10 @@ struct ParallelSizes {
   // --decoder-last-pipeline-num-layers): the transformer layers of the first / last stage, the other
   // stages sharing the rest evenly; 0: an even share (pipeline_layers.hpp).
   std::int64_t first_stage_layers = 0, last_stage_layers = 0;
+  // Megatron-LM's --account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split:
+  // the embedding (the loss) counts as one layer of an even split, so the first (last) model chunk
+  // holds one transformer layer fewer (pipeline_layers.hpp).
+  bool embedding_in_split = false, loss_in_split = false;
 };
 
 class ParallelLayout {

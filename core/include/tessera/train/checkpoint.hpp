@@ -67,6 +67,9 @@ struct CheckpointMetadata {
   // Uneven pipeline stages (ParallelSizes): the first / last stage's layers; 0, and absent from the
   // file, for an even split.
   std::int64_t first_stage_layers = 0, last_stage_layers = 0;
+  // The embedding / loss counted as a layer of the split (ParallelSizes); false, and absent from the
+  // file, when not.
+  bool embedding_in_split = false, loss_in_split = false;
   std::int64_t bucket_size = 0, global_batch_size = 0;
   std::uint64_t seed = 0;
   std::string config;  // the run's resolved config (TOML), for the record

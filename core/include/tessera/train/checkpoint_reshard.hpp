@@ -27,6 +27,7 @@ struct ReshardLayout {
   int pipeline_split_rank = 0;   // encoder-decoder models with pp > 1 (0: none)
   // Uneven pipeline stages: the first / last stage's layers (0: an even share; ParallelSizes).
   std::int64_t first_stage_layers = 0, last_stage_layers = 0;
+  bool embedding_in_split = false, loss_in_split = false;  // the embedding / loss counted in the split
   std::int64_t bucket_size = 0;  // parallel.bucket_size of the new layout (distributed_adam's shards follow it)
   // Another optimizer plugin whose state has the same slots (adam <-> distributed_adam); empty: the
   // checkpoint's.
