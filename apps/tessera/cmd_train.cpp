@@ -2,6 +2,7 @@
 #include "command.hpp"
 #include "plugin_defaults.hpp"
 #include "tessera/config.hpp"
+#include "tessera/train/checkpoint_args.hpp"
 #include "tessera/train/trainer.hpp"
 
 namespace tessera::app {
@@ -19,7 +20,11 @@ RegisterCommand reg{{"train",
                        sub.add_option("--set", args->overrides, "override a key: section.key=value (repeatable)");
                        return [args] {
                          auto train = [&] {
-                           Trainer trainer(with_plugin_defaults(Config::load(args->config, args->overrides)));
+                           // The checkpoint's model and layout first (checkpoint.use_checkpoint_args,
+                           // use_mp_args_from_checkpoint_args): the default plugins follow them (a
+                           // pipeline's schedule).
+                           Trainer trainer(
+                               with_plugin_defaults(with_checkpoint_args(Config::load(args->config, args->overrides))));
                            trainer.train();
                            return 0;
                          };

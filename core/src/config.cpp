@@ -139,6 +139,23 @@ Config Config::with_default(const std::string& section, const std::string& key, 
 
 Config Config::with_section_from(const Config& from, const std::string& name, const std::string& origin,
                                  const std::vector<std::string>& keep, std::vector<std::string>& changed) const {
+  const auto theirs = [&](const std::string& key, bool ours_sets_it) {
+    return !(ours_sets_it && std::find(keep.begin(), keep.end(), key) != keep.end());
+  };
+  return with_merged_section(from, name, origin, theirs, changed);
+}
+
+Config Config::with_keys_from(const Config& from, const std::string& name, const std::string& origin,
+                              const std::vector<std::string>& take, std::vector<std::string>& changed) const {
+  const auto theirs = [&](const std::string& key, bool) {
+    return std::find(take.begin(), take.end(), key) != take.end();
+  };
+  return with_merged_section(from, name, origin, theirs, changed);
+}
+
+Config Config::with_merged_section(const Config& from, const std::string& name, const std::string& origin,
+                                   const std::function<bool(const std::string&, bool)>& theirs_wins,
+                                   std::vector<std::string>& changed) const {
   auto data = std::make_shared<ConfigData>();
   data->root = data_->root;
   data->source = data_->source;
@@ -149,9 +166,7 @@ Config Config::with_section_from(const Config& from, const std::string& name, co
   const toml::table* ours = data_->root[name].as_table();
   if (!theirs) theirs = &empty;
   if (!ours) ours = &empty;
-  const auto kept = [&](std::string_view key) {
-    return std::find(keep.begin(), keep.end(), key) != keep.end() && ours->contains(key);
-  };
+  const auto kept = [&](const std::string& key) { return !theirs_wins(key, ours->contains(key)); };
   toml::table merged;
   std::set<std::string> keys;
   for (auto&& [key, value] : *ours) keys.insert(std::string(key.str()));

@@ -86,6 +86,37 @@ TEST_CASE("checkpoint.use_checkpoint_args takes the model and tokenizer from the
   CHECK(no_load.has("checkpoint.use_checkpoint_args = true (--set) needs checkpoint.load"));
 }
 
+TEST_CASE("checkpoint.use_mp_args_from_checkpoint_args takes the parallel layout from the checkpoint", "[unit]") {
+  // Megatron-LM's --use-mp-args-from-checkpoint-args: a config written for tp 2 resumes, in one
+  // process, the checkpoint one process saved.
+  Workspace w;
+  const Run first = run_tessera("train " + w.config + " --set training.train_iters=2 --set checkpoint.save_interval=2");
+  INFO(first.output);
+  REQUIRE(first.ok());
+  TempDir out;
+  const std::string resume = "train " + w.config + " --set training.train_iters=3 --set checkpoint.load=" + w.save() +
+                             " --set parallel.tensor_model_parallel_size=2 --set checkpoint.save=" + (out / "save") +
+                             " --set optimizer.use_checkpoint_opt_param_scheduler=true";
+  const Run with = run_tessera(resume + " --set checkpoint.use_mp_args_from_checkpoint_args=true");
+  INFO(with.output);
+  REQUIRE(with.ok());
+  CHECK(with.has("checkpoint.use_mp_args_from_checkpoint_args: the tensor- and pipeline-parallel layout from " +
+                 w.save()));
+  CHECK(with.has("parallel.tensor_model_parallel_size: 2 → unset"));
+  CHECK(with.has("resumed from checkpoint"));
+  CHECK(with.has("iteration        3/       3"));
+  // Without it the config's layout needs two processes: named.
+  const Run without = run_tessera(resume);
+  INFO(without.output);
+  CHECK(without.clean_error());
+  CHECK(without.has("tensor_model_parallel_size"));
+  // It needs checkpoint.load.
+  const Run no_load = run_tessera("train " + w.config + " --set checkpoint.use_mp_args_from_checkpoint_args=true");
+  CHECK(no_load.clean_error());
+  CHECK(no_load.has("checkpoint.use_mp_args_from_checkpoint_args = true (--set) needs checkpoint.load: the checkpoint "
+                    "whose parallel layout the run takes"));
+}
+
 TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
   // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
   // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.

@@ -203,3 +203,32 @@ TEST_CASE("with_section_from: another config's section, some keys kept, every ch
   CHECK(!run.with_section_from(saved, "tokenizer", "ckpt/", {}, changed).section("tokenizer").has("plugin"));
   CHECK(changed.empty());
 }
+
+TEST_CASE("with_keys_from: the listed keys from another config's section, unset where it lacks them", "[unit]") {
+  const Config run = Config::from_string("[parallel]\ntensor_model_parallel_size = 2\nsequence_parallel = true\n"
+                                         "decoder_first_pipeline_num_layers = 3\n",
+                                         "run.toml");
+  const Config saved = Config::from_string("[parallel]\npipeline_model_parallel_size = 2\nbucket_size = 8\n"
+                                           "num_layers_in_first_pipeline_stage = 1\n",
+                                           "saved.toml");
+  std::vector<std::string> changed;
+  const Config merged = run.with_keys_from(
+      saved, "parallel", "ckpt/",
+      {"tensor_model_parallel_size", "pipeline_model_parallel_size", "decoder_first_pipeline_num_layers",
+       "num_layers_in_first_pipeline_stage"},
+      changed);
+  ConfigSection p = merged.section("parallel");
+  CHECK(!p.has("tensor_model_parallel_size"));  // taken: the saved section does not set it
+  CHECK(p.get_int("pipeline_model_parallel_size", 0, 0, 100) == 2);
+  CHECK(!p.has("decoder_first_pipeline_num_layers"));  // one name replaced by the other
+  CHECK(p.get_int("num_layers_in_first_pipeline_stage", 0, 0, 100) == 1);
+  CHECK(p.get_bool("sequence_parallel", false));  // not listed: the run's
+  CHECK(!p.has("bucket_size"));                   // not listed: the saved value stays out
+  CHECK(p.origin("pipeline_model_parallel_size") == "ckpt/");
+  CHECK(p.origin("sequence_parallel") == "run.toml");
+  REQUIRE(changed.size() == 4);
+  CHECK(changed[0] == "parallel.decoder_first_pipeline_num_layers: 3 → unset");
+  CHECK(changed[1] == "parallel.num_layers_in_first_pipeline_stage: unset → 1");
+  CHECK(changed[2] == "parallel.pipeline_model_parallel_size: unset → 2");
+  CHECK(changed[3] == "parallel.tensor_model_parallel_size: 2 → unset");
+}

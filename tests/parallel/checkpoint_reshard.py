@@ -212,6 +212,11 @@ def main():
     if "(stage layers: first 1, last even)" not in out or "--first-stage-layers 0 --last-stage-layers 0" not in out:
         sys.exit(f"resuming pp2 (1 + 3 layers) with even stages: the refusal does not name the stages:\n{out}")
     print("resuming pp2 (1 + 3 layers) with even stages: refused, the suggested reshard names --first-stage-layers")
+    # checkpoint.use_mp_args_from_checkpoint_args: the same config resumes it, the split taken from
+    # the checkpoint (as every [parallel] layout key: this config's pp 1 and even stages give way).
+    mp_args = ["--set", "checkpoint.use_mp_args_from_checkpoint_args=true"]
+    runs.resume_matches("adam pp2 (1 + 3 layers), resumed by a pp1 config with use_mp_args_from_checkpoint_args",
+                        full, 2, layout_sets() + mp_args, uneven)
 
     # The embedding and loss counted as layers: pp3 holds 1 + 2 + 1 of the 4 layers -> pp2, evenly
     # (the counting resets with pp, as uneven stages do): the layers move between the ranks' files.

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +86,10 @@ class Config {
   // declared so far are not carried over.
   Config with_section_from(const Config& from, const std::string& name, const std::string& origin,
                            const std::vector<std::string>& keep, std::vector<std::string>& changed) const;
+  // The other way round: a copy whose section `name` is this config's except the keys in `take`,
+  // which are `from`'s (unset where `from` does not set them), reported as above.
+  Config with_keys_from(const Config& from, const std::string& name, const std::string& origin,
+                        const std::vector<std::string>& take, std::vector<std::string>& changed) const;
 
   // Asking for a section declares it (an empty or absent section is then not an error).
   ConfigSection section(const std::string& name) const;
@@ -109,6 +114,11 @@ class Config {
 
  private:
   explicit Config(std::shared_ptr<ConfigData> data);
+  // with_section_from and with_keys_from: section `name` with `from`'s value of each key for which
+  // `theirs(key, ours_sets_it)` holds.
+  Config with_merged_section(const Config& from, const std::string& name, const std::string& origin,
+                             const std::function<bool(const std::string&, bool)>& theirs,
+                             std::vector<std::string>& changed) const;
   std::shared_ptr<ConfigData> data_;
 };
 

@@ -16,24 +16,46 @@ const std::vector<std::string> kRunKeys = {"hidden_dropout",        "attention_d
                                            "recompute_granularity", "recompute_method",     "recompute_num_layers",
                                            "recompute_activations"};
 
+// [parallel] keys that decide which rank holds which weights: the layout a checkpoint's files follow
+// (the data-parallel size is what the world size leaves).
+const std::vector<std::string> kModelParallelKeys = {
+    "tensor_model_parallel_size",         "pipeline_model_parallel_size",
+    "virtual_pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage",
+    "pipeline_model_parallel_split_rank",  "decoder_first_pipeline_num_layers",
+    "decoder_last_pipeline_num_layers",    "num_layers_in_first_pipeline_stage",
+    "num_layers_in_last_pipeline_stage",   "account_for_embedding_in_pipeline_split",
+    "account_for_loss_in_pipeline_split"};
+
 }  // namespace
 
 Config with_checkpoint_args(const Config& config) {
   const ConfigSection ck = config.section("checkpoint");
-  if (!ck.get_bool("use_checkpoint_args", false)) return config;
+  const bool model_args = ck.get_bool("use_checkpoint_args", false);
+  const bool mp_args = ck.get_bool("use_mp_args_from_checkpoint_args", false);
+  if (!model_args && !mp_args) return config;
+  const char* key = model_args ? "use_checkpoint_args" : "use_mp_args_from_checkpoint_args";
   const std::string load = ck.get_string("load", "");
   if (load.empty())
-    throw ConfigError(fmt::format("checkpoint.use_checkpoint_args = true ({}) needs checkpoint.load: the checkpoint "
-                                  "whose model and tokenizer the run takes",
-                                  ck.origin("use_checkpoint_args")));
+    throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose {} the run "
+                                  "takes",
+                                  key, ck.origin(key), model_args ? "model and tokenizer" : "parallel layout"));
   const SavedModel saved = open_saved_model(load);
-  const std::string origin = fmt::format("{} (checkpoint.use_checkpoint_args)", saved.folder.string());
-  std::vector<std::string> changed;
-  Config out = config.with_section_from(saved.config, "model", origin, kRunKeys, changed);
-  out = out.with_section_from(saved.config, "tokenizer", origin, {}, changed);
-  log_info("checkpoint.use_checkpoint_args: [model] and [tokenizer] from {}{}{}", saved.describe(),
-           changed.empty() ? ", as the config has them" : "; changed: ",
-           fmt::join(changed, "; "));
+  Config out = config;
+  if (model_args) {
+    const std::string origin = fmt::format("{} (checkpoint.use_checkpoint_args)", saved.folder.string());
+    std::vector<std::string> changed;
+    out = out.with_section_from(saved.config, "model", origin, kRunKeys, changed);
+    out = out.with_section_from(saved.config, "tokenizer", origin, {}, changed);
+    log_info("checkpoint.use_checkpoint_args: [model] and [tokenizer] from {}{}{}", saved.describe(),
+             changed.empty() ? ", as the config has them" : "; changed: ", fmt::join(changed, "; "));
+  }
+  if (mp_args) {
+    const std::string origin = fmt::format("{} (checkpoint.use_mp_args_from_checkpoint_args)", saved.folder.string());
+    std::vector<std::string> changed;
+    out = out.with_keys_from(saved.config, "parallel", origin, kModelParallelKeys, changed);
+    log_info("checkpoint.use_mp_args_from_checkpoint_args: the tensor- and pipeline-parallel layout from {}{}{}",
+             saved.describe(), changed.empty() ? ", as the config has it" : "; changed: ", fmt::join(changed, "; "));
+  }
   return out;
 }
 

@@ -20,7 +20,6 @@
 #include "tessera/plugin.hpp"
 #include "tessera/parallel/gather_stages.hpp"
 #include "tessera/train/checkpoint.hpp"
-#include "tessera/train/checkpoint_args.hpp"
 #include "tessera/train/iteration.hpp"
 #include "tessera/train/pipeline_executor.hpp"
 #include "tessera/train/run_report.hpp"
@@ -193,7 +192,9 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   o.finetune = ck.get_bool("finetune", false);
   o.no_load_optim = ck.get_bool("no_load_optim", false);
   o.no_save_optim = ck.get_bool("no_save_optim", false);
-  ck.get_bool("use_checkpoint_args", false);  // applied when the trainer was made (with_checkpoint_args)
+  // Applied by the caller before the trainer was made (with_checkpoint_args).
+  ck.get_bool("use_checkpoint_args", false);
+  ck.get_bool("use_mp_args_from_checkpoint_args", false);
   for (const auto& [key, on] : {std::pair{"finetune", o.finetune}, std::pair{"no_load_optim", o.no_load_optim}})
     if (on && o.load_dir.empty())
       throw ConfigError(fmt::format("checkpoint.{} = true ({}) needs checkpoint.load: the checkpoint whose weights it "
@@ -211,9 +212,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
 }  // namespace
 
 Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
-    // Evaluation takes its model from the config (its --load names the weights); training may take
-    // it from checkpoint.load (checkpoint.use_checkpoint_args).
-    : config_(evaluation_only ? std::move(config) : with_checkpoint_args(config)),
+    : config_(std::move(config)),
       evaluation_only_(evaluation_only.has_value()) {
   parallel_ = read_parallel(config_);
   options_ = read_training(config_, parallel_->layout);

@@ -91,7 +91,9 @@ class Trainer {
   // Builds tokenizer, model, optimizer and data source from the config; rejects unknown keys and
   // checks the model's batch fields against the data plugin's before any file is opened (the data
   // is opened last) or any work is done. Threads per rank: [training] num_threads, or with 0 (the default) the machine's cores
-  // divided by the ranks the launcher put on it.
+  // divided by the ranks the launcher put on it. The config is taken as it is: checkpoint.use_checkpoint_args
+  // and use_mp_args_from_checkpoint_args are the caller's to apply (train/checkpoint_args.hpp), before
+  // the app's default plugins, which follow the model and layout they change (tessera train does).
   explicit Trainer(Config config, std::optional<EvaluationOnly> evaluation_only = std::nullopt);
   TrainingRecord train();
   double evaluate(Split split, std::int64_t iterations);
