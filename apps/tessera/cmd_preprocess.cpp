@@ -32,6 +32,8 @@ struct PreprocessArgs {
   std::string tokenizer = kDefaultTokenizer;
   std::string vocab_file, merges_file, tokenizer_file, tokenizer_model, eod_token;
   std::optional<bool> add_bos;  // sentencepiece's, set by --tokenizer-type Llama2Tokenizer
+  // sentencepiece's Megatron-LM special tokens, set by --tokenizer-type SentencePieceTokenizer
+  std::optional<bool> added_special_tokens;
   bool parse_special_tokens = false;
   // WordPiece (bert_wordpiece) keys, written to [tokenizer] only when given.
   std::optional<bool> lower_case, strip_accents;
@@ -44,12 +46,14 @@ struct PreprocessArgs {
   bool no_progress = false;
 };
 
-// Megatron-LM's --tokenizer-type names → (plugin, lower_case it implies, add_bos it implies).
+// Megatron-LM's --tokenizer-type names → (plugin, lower_case it implies, add_bos and
+// added_special_tokens it implies).
 struct MegatronTokenizerType {
   const char* name;
   const char* plugin;
   std::optional<bool> lower_case;
   std::optional<bool> add_bos = std::nullopt;
+  std::optional<bool> added_special_tokens = std::nullopt;
 };
 constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"BertWordPieceLowerCase", "bert_wordpiece", true},
@@ -57,9 +61,11 @@ constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"GPT2BPETokenizer", "gpt2_bpe", std::nullopt},
     {"TokenizerFromFile", "hf_tokenizer", std::nullopt},
     {"NullTokenizer", "null", std::nullopt},
-    // SentencePiece models: Llama2Tokenizer puts the bos id before each document.
+    // SentencePiece models: Llama2Tokenizer puts the bos id before each document;
+    // SentencePieceTokenizer adds <CLS>, <SEP>, <EOD>, <MASK>… (BERT, T5).
     {"GPTSentencePieceTokenizer", "sentencepiece", std::nullopt},
     {"Llama2Tokenizer", "sentencepiece", std::nullopt, true},
+    {"SentencePieceTokenizer", "sentencepiece", std::nullopt, std::nullopt, true},
 };
 
 // Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
@@ -72,6 +78,7 @@ void resolve_tokenizer_type(PreprocessArgs& a) {
     a.tokenizer = t.plugin;
     if (t.lower_case) a.lower_case = t.lower_case;
     if (t.add_bos) a.add_bos = t.add_bos;
+    if (t.added_special_tokens) a.added_special_tokens = t.added_special_tokens;
     return;
   }
 }
@@ -96,6 +103,7 @@ Config tokenizer_config(const PreprocessArgs& a) {
   if (!a.tokenizer_file.empty()) text += "tokenizer_file = " + toml_string(a.tokenizer_file) + "\n";
   if (!a.tokenizer_model.empty()) text += "tokenizer_model = " + toml_string(a.tokenizer_model) + "\n";
   if (a.add_bos) text += fmt::format("add_bos = {}\n", *a.add_bos);
+  if (a.added_special_tokens) text += fmt::format("added_special_tokens = {}\n", *a.added_special_tokens);
   if (a.parse_special_tokens) text += "parse_special_tokens = true\n";
   if (!a.eod_token.empty()) text += "eod_token = " + toml_string(a.eod_token) + "\n";
   if (a.lower_case) text += fmt::format("lower_case = {}\n", *a.lower_case);
@@ -123,8 +131,8 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
                  "Tokenizer plugin, e.g. gpt2_bpe, hf_tokenizer, bert_wordpiece or byte (`tessera plugins` lists them); "
                  "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer, TokenizerFromFile, "
-                 "NullTokenizer, GPTSentencePieceTokenizer and Llama2Tokenizer (sentencepiece, add_bos) are accepted "
-                 "too")
+                 "NullTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer (sentencepiece, add_bos) and "
+                 "SentencePieceTokenizer (sentencepiece, added_special_tokens) are accepted too")
       ->capture_default_str();
   sub.add_option("--vocab-file", args->vocab_file,
                  "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");
@@ -150,8 +158,8 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   auto* strip = sub.add_flag("--strip-accents,!--no-strip-accents", args->strip_accents_flag,
                              "bert_wordpiece: [tokenizer] strip_accents (default: as lower_case)");
   auto* extra = sub.add_option("--vocab-extra-ids", args->vocab_extra_ids_flag,
-                               "bert_wordpiece: [tokenizer] vocab_extra_ids, T5's <extra_id_N> sentinels appended to "
-                               "the vocabulary (default 0)")
+                               "bert_wordpiece and sentencepiece with SentencePieceTokenizer: [tokenizer] "
+                               "vocab_extra_ids, T5's <extra_id_N> sentinels appended to the vocabulary (default 0)")
                     ->check(CLI::NonNegativeNumber);
   sub.add_flag("--split-sentences", args->split_sentences,
                "One item per sentence, documents in the index's doc_idx (for BERT and T5 data; see docs/preprocess.md "

@@ -14,12 +14,15 @@ const Tokenizer& need_tokenizer(const Tokenizer* t, const std::string& plugin) {
   return *t;
 }
 
-std::int32_t need_token(const Tokenizer& t, const std::string& token, const std::string& plugin,
-                        const std::string& why) {
-  const auto id = t.special_token(token);
+using Role = Tokenizer::Role;
+
+std::int32_t need_token(const Tokenizer& t, Role role, const std::string& plugin, const std::string& why) {
+  const std::string token = Tokenizer::wordpiece_name(role);
+  const auto id = t.role(role);
   if (!id)
     throw ConfigError(fmt::format("{}: tokenizer '{}' has no {} token, which {}; use a WordPiece vocabulary that has "
-                                  "it (tokenizer plugin 'bert_wordpiece')",
+                                  "it (tokenizer plugin 'bert_wordpiece'), or a SentencePiece model with Megatron-LM's "
+                                  "special tokens (plugin 'sentencepiece', added_special_tokens = true)",
                                   plugin, t.name(), token, why));
   if (*id < 0 || *id >= t.vocab_size())
     throw ConfigError(fmt::format("{}: tokenizer '{}' gives {} the id {}, outside its vocabulary of {}", plugin,
@@ -27,8 +30,8 @@ std::int32_t need_token(const Tokenizer& t, const std::string& token, const std:
   return *id;
 }
 
-std::int32_t optional_token(const Tokenizer& t, const std::string& token) {
-  const auto id = t.special_token(token);
+std::int32_t optional_token(const Tokenizer& t, Role role) {
+  const auto id = t.role(role);
   return id ? *id : -1;
 }
 
@@ -37,10 +40,10 @@ std::int32_t optional_token(const Tokenizer& t, const std::string& token) {
 BertTokenIds bert_token_ids(const Tokenizer* tokenizer, const std::string& plugin) {
   const Tokenizer& t = need_tokenizer(tokenizer, plugin);
   BertTokenIds ids;
-  ids.cls = need_token(t, "[CLS]", plugin, "starts every BERT sample");
-  ids.sep = need_token(t, "[SEP]", plugin, "ends each BERT segment");
-  ids.mask = need_token(t, "[MASK]", plugin, "replaces masked tokens");
-  ids.pad = need_token(t, "[PAD]", plugin, "pads samples to seq_length");
+  ids.cls = need_token(t, Role::cls, plugin, "starts every BERT sample");
+  ids.sep = need_token(t, Role::sep, plugin, "ends each BERT segment");
+  ids.mask = need_token(t, Role::mask, plugin, "replaces masked tokens");
+  ids.pad = need_token(t, Role::pad, plugin, "pads samples to seq_length");
   ids.vocab_size = t.vocab_size();
   return ids;
 }
@@ -48,11 +51,11 @@ BertTokenIds bert_token_ids(const Tokenizer* tokenizer, const std::string& plugi
 T5TokenIds t5_token_ids(const Tokenizer* tokenizer, std::int64_t sentinels_needed, const std::string& plugin) {
   const Tokenizer& t = need_tokenizer(tokenizer, plugin);
   T5TokenIds ids;
-  ids.pad = need_token(t, "[PAD]", plugin, "pads samples to their lengths");
-  ids.bos = need_token(t, "[BOS]", plugin, "starts every T5 decoder input (Megatron's bos_token_id)");
-  ids.eos = need_token(t, "[EOS]", plugin, "ends every T5 target (Megatron's eos_token_id)");
-  ids.cls = optional_token(t, "[CLS]");
-  ids.sep = optional_token(t, "[SEP]");
+  ids.pad = need_token(t, Role::pad, plugin, "pads samples to their lengths");
+  ids.bos = need_token(t, Role::bos, plugin, "starts every T5 decoder input (Megatron's bos_token_id)");
+  ids.eos = need_token(t, Role::eos, plugin, "ends every T5 target (Megatron's eos_token_id)");
+  ids.cls = optional_token(t, Role::cls);
+  ids.sep = optional_token(t, Role::sep);
   ids.vocab_size = t.vocab_size();
   for (std::int64_t n = 0;; ++n) {
     const auto id = t.special_token(fmt::format("<extra_id_{}>", n));

@@ -52,6 +52,20 @@ std::string model(const std::string& name) { return reference_dir() / ("models/"
 
 PluginPtr<Tokenizer> make(const std::string& keys) { return test::make_tokenizer_with_keys("sentencepiece", keys, "t.toml"); }
 
+// The licence's paragraphs as documents: folder/a_000.txt, a_001.txt, …; returns how many.
+int write_licence_paragraphs(const std::filesystem::path& folder) {
+  std::filesystem::create_directories(folder);
+  const std::string licence = test::read_text("/usr/share/common-licenses/Apache-2.0");
+  int files = 0;
+  for (std::size_t pos = 0; pos < licence.size();) {
+    std::size_t end = licence.find("\n\n", pos);
+    end = end == std::string::npos ? licence.size() : end + 2;
+    test::write_text(folder / fmt::format("a_{:03}.txt", files++), licence.substr(pos, end - pos));
+    pos = end;
+  }
+  return files;
+}
+
 }  // namespace
 
 TEST_CASE("sentencepiece: BPE with byte fallback and unigram models encode and decode as SentencePiece", "[reference]") {
@@ -107,16 +121,8 @@ TEST_CASE("sentencepiece: bad keys, files and ids are clear errors", "[reference
 TEST_CASE("sentencepiece end to end: Llama2Tokenizer data, training, the saved model's copy, generate", "[reference]") {
   const test::TempDir dir;
   std::filesystem::copy_file(model("bpe"), dir / "tokenizer.model");
-  std::filesystem::create_directories(dir / "src");
-  // The licence's paragraphs as documents (a_00.txt …), and one with text outside the model's pieces.
-  const std::string licence = test::read_text("/usr/share/common-licenses/Apache-2.0");
-  int files = 0;
-  for (std::size_t pos = 0; pos < licence.size();) {
-    std::size_t end = licence.find("\n\n", pos);
-    end = end == std::string::npos ? licence.size() : end + 2;
-    test::write_text(dir / fmt::format("src/a_{:03}.txt", files++), licence.substr(pos, end - pos));
-    pos = end;
-  }
+  // The licence's paragraphs as documents, and one with text outside the model's pieces.
+  const int files = write_licence_paragraphs(dir / "src");
   REQUIRE(files > 20);
   test::write_text(dir / "src/b.txt", "Übersetzung — naïve café\n");
   const auto p = test::tessera_cli({"preprocess", "--no-progress", "--input", dir / "src", "--tokenizer-type",
@@ -148,4 +154,101 @@ TEST_CASE("sentencepiece end to end: Llama2Tokenizer data, training, the saved m
   INFO(g.output);
   CHECK(g.ok());
   CHECK(g.has("Licensed under"));
+}
+
+TEST_CASE("sentencepiece with Megatron-LM's special tokens (SentencePieceTokenizer) encodes and decodes as Megatron",
+          "[reference]") {
+  using Role = Tokenizer::Role;
+  const json reference = json::parse(test::read_text(reference_dir() / "models/reference.json")).at("megatron");
+  for (const std::string name : {"bpe", "unigram", "specials"}) {
+    INFO(name);
+    const json& r = reference.at(name);
+    const auto tok = make(fmt::format("tokenizer_model = '{}'\nadded_special_tokens = true\nvocab_extra_ids = 12\n",
+                                      model(name)));
+    CHECK(tok->vocab_size() == r.at("vocab_size").get<std::int64_t>());
+    CHECK(tok->eod() == r.at("eod").get<std::int32_t>());  // <EOD>, not the model's eos
+    for (const auto& [role, key] : {std::pair{Role::cls, "cls"}, std::pair{Role::sep, "sep"},
+                                    std::pair{Role::mask, "mask"}, std::pair{Role::pad, "pad"},
+                                    std::pair{Role::bos, "bos"}, std::pair{Role::eos, "eos"}}) {
+      INFO(key);
+      CHECK(tok->role(role) == r.at(key).get<std::int32_t>());
+    }
+    CHECK(tok->special_token("<CLS>") == r.at("cls").get<std::int32_t>());
+    const auto sentinels = r.at("sentinels").get<std::vector<std::int32_t>>();
+    REQUIRE(sentinels.size() == 12);
+    for (std::size_t n = 0; n < sentinels.size(); ++n) CHECK(tok->special_token(fmt::format("<extra_id_{}>", n)) == sentinels[n]);
+    CHECK(!tok->special_token("<extra_id_12>").has_value());
+    int cases = 0;
+    for (const json& c : r.at("cases")) {
+      INFO(c.at("text").get<std::string>());
+      const auto ids = tok->encode(c.at("text").get<std::string>());
+      CHECK(ids == c.at("ids").get<std::vector<std::int32_t>>());
+      CHECK(tok->decode(ids) == c.at("decoded").get<std::string>());
+      ++cases;
+    }
+    CHECK(cases > static_cast<int>(kTexts.size()));  // and the texts with special tokens
+  }
+  // The model's own pieces serve where it has them: the specials model's pad and <MASK>.
+  CHECK(reference.at("specials").at("pad") == 3);
+  CHECK(reference.at("specials").at("mask") == 4);
+  CHECK(reference.at("bpe").at("pad") == 404);  // no pad piece: <PAD> added
+  // Without the key the WordPiece names of the roles are not found, and BERT's data says what to set.
+  const auto plain = make(fmt::format("tokenizer_model = '{}'\n", model("bpe")));
+  CHECK(!plain->role(Role::cls).has_value());
+  CHECK_THAT(message_of<ConfigError>([] { make(fmt::format("tokenizer_model = '{}'\nvocab_extra_ids = 3\n", model("bpe"))); }),
+             Contains("tokenizer.vocab_extra_ids = 3 (in t.toml)") && Contains("added_special_tokens = true"));
+  const auto tok = make(fmt::format("tokenizer_model = '{}'\nadded_special_tokens = true\n", model("bpe")));
+  CHECK(tok->decode({400}) == " <CLS> ");
+  CHECK_THAT(message_of<Error>([&] { tok->decode({405}); }), Contains("cannot decode id 405"));
+}
+
+TEST_CASE("sentencepiece end to end: SentencePieceTokenizer sentences train BERT and T5", "[reference]") {
+  const test::TempDir dir;
+  const std::string tokenizer_model = model("bpe");
+  REQUIRE(write_licence_paragraphs(dir / "src") > 20);
+  const auto p = test::tessera_cli({"preprocess", "--no-progress", "--input", dir / "src",
+                                    "--tokenizer-type", "SentencePieceTokenizer", "--tokenizer-model", tokenizer_model,
+                                    "--vocab-extra-ids", "100", "--split-sentences", "--output-prefix",
+                                    dir / "sentences", "--workers", "1"});
+  INFO(p.output);
+  REQUIRE(p.ok());
+  CHECK(p.has("tokenizer sentencepiece (vocab 505, no EOD appended)"));  // 400 pieces + 5 added + 100 sentinels
+  const auto run = [&](const std::string& model_keys, const std::string& data_plugin, const std::string& name) {
+    test::write_text(dir / (name + ".toml"), fmt::format(R"(
+[model]
+{}
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 32
+[tokenizer]
+plugin = "sentencepiece"
+tokenizer_model = "{}"
+added_special_tokens = true
+vocab_extra_ids = 100
+[data]
+plugin = "{}"
+data_path = "{}"
+split = "90,10,0"
+[training]
+micro_batch_size = 2
+global_batch_size = 4
+train_iters = 2
+eval_interval = 2
+eval_iters = 1
+[optimizer]
+plugin = "adam"
+lr = 3e-3
+)",
+                                                         model_keys, tokenizer_model, data_plugin, dir / "sentences"));
+    return test::tessera_cli({"train", dir / (name + ".toml")});
+  };
+  const auto bert = run("plugin = \"bert\"", "bert_indexed", "bert");
+  INFO(bert.output);
+  CHECK(bert.ok());
+  CHECK(bert.has("iteration        2/       2"));
+  const auto t5 = run("plugin = \"t5\"\ndecoder_seq_length = 16", "t5_indexed", "t5");
+  INFO(t5.output);
+  CHECK(t5.ok());
+  CHECK(t5.has("iteration        2/       2"));
 }

@@ -29,6 +29,24 @@ class Tokenizer {
   // Id of a special token by its text, if the tokenizer has it. Whether encode() turns such text in
   // its input into the id is the tokenizer's own option (parse_special_tokens for Tessera's two).
   virtual std::optional<std::int32_t> special_token(std::string_view text) const = 0;
+  // The special tokens BERT's and T5's data build samples with (Megatron-LM's tokenizer.cls, sep,
+  // mask, pad, bos and eos properties).
+  enum class Role { cls, sep, mask, pad, bos, eos };
+  // The id of a role, if the tokenizer has it. By default the token of WordPiece's name for it
+  // ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "[BOS]", "[EOS]"); a tokenizer whose names differ says so
+  // (sentencepiece's Megatron-LM special tokens: <CLS>, …).
+  virtual std::optional<std::int32_t> role(Role r) const { return special_token(wordpiece_name(r)); }
+  static const char* wordpiece_name(Role r) {
+    switch (r) {
+      case Role::cls: return "[CLS]";
+      case Role::sep: return "[SEP]";
+      case Role::mask: return "[MASK]";
+      case Role::pad: return "[PAD]";
+      case Role::bos: return "[BOS]";
+      case Role::eos: return "[EOS]";
+    }
+    return "";
+  }
   virtual std::string name() const = 0;
   // The keys of its [tokenizer] section that name files it read (vocabularies, merges, models): a
   // saved model copies them beside its config (train/saved_model.hpp), so it works after they are gone.
