@@ -18,15 +18,17 @@ def apply_scaling(freqs, factor, low_freq_factor=1, high_freq_factor=4, original
     return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
 
 
-def rotary(t, dim, base, interleaved, offset=0, scaling_factor=0.0):
+def rotary(t, dim, base, interleaved, offset=0, scaling_factor=0.0, interpolation=1.0):
     """t [B,T,H,D] at positions offset…offset+T−1: the first `dim` channels rotated (pairs of halves,
     or of neighbours when interleaved), the rest passed through; scaling_factor > 0: Llama 3.1's
-    frequencies."""
+    frequencies; interpolation: the positions divided by it (Megatron-Core's
+    seq_len_interpolation_factor, RotaryEmbedding.forward's `seq *= 1 / factor`)."""
     T = t.shape[1]
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
     if scaling_factor > 0:
         inv_freq = apply_scaling(inv_freq, scaling_factor)
-    freqs = torch.outer(torch.arange(offset, offset + T, dtype=torch.float64), inv_freq)
+    seq = torch.arange(offset, offset + T, dtype=torch.float64) * (1.0 / interpolation)
+    freqs = torch.outer(seq, inv_freq)
     emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
     cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
     rot, rest = t[..., :dim], t[..., dim:]

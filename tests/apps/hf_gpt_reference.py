@@ -116,14 +116,17 @@ def llama3_inv_freq(inv_freq, rs):
 
 def llama(cfg, w, ids):
     rs = cfg.get("rope_scaling")
-    assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] == "llama3")
+    assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] in ("llama3", "linear"))
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
     D, T, eps = cfg.get("head_dim", C // H), len(ids), cfg["rms_norm_eps"]
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
-    if rs is not None:
+    positions = torch.arange(T, dtype=torch.float64)
+    if rs is not None and rs["rope_type"] == "llama3":
         inv_freq = llama3_inv_freq(inv_freq, rs)
-    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+    if rs is not None and rs["rope_type"] == "linear":  # LlamaLinearScalingRotaryEmbedding: t / factor
+        positions = positions / rs["factor"]
+    freqs = torch.outer(positions, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
 

@@ -200,6 +200,18 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(scaled.find("\"factor\": 32") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "scaled_imported/config.toml").find("use_rope_scaling = true") !=
         std::string::npos);
+  // Linear position interpolation (Megatron's --rotary-seq-len-interpolation-factor): rope_scaling
+  // "linear", checked against PyTorch with Hugging Face's formula, imported back; not with Llama 3.1's.
+  train(w, w.dir / "interpolated", llama + " --set model.rotary_seq_len_interpolation_factor=4");
+  const std::string interpolated = export_round_trip(w, w.dir / "interpolated", "interpolated");
+  CHECK(interpolated.find("\"rope_type\": \"linear\"") != std::string::npos);
+  CHECK(interpolated.find("\"factor\": 4") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "interpolated_imported/config.toml")
+            .find("rotary_seq_len_interpolation_factor = 4") != std::string::npos);
+  train(w, w.dir / "both", llama + " --set model.rotary_seq_len_interpolation_factor=4 --set model.use_rope_scaling=true");
+  const CliRun both = run_tessera("checkpoint export --to hf " + w.dir / "both" + " " + w.dir / "both_hf");
+  CHECK(both.clean_error());
+  CHECK(both.has("model.rotary_seq_len_interpolation_factor"));
 }
 
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {

@@ -15,7 +15,8 @@ scaling by 1 + weight); "squared_relu" (the MLP's relu(x)²); "positions": "none
 the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
-Megatron-LM's MLP without its fused bias-GELU).
+Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
+--rotary-seq-len-interpolation-factor).
 """
 import json
 import math
@@ -83,8 +84,9 @@ def main(directory):
         if opts.get("qk_layernorm", False):  # Megatron-Core: per head, before the rotary embedding
             q, k = norm(q, f"{n}.attention.q_layernorm"), norm(k, f"{n}.attention.k_layernorm")
         if rope:
-            scale = opts.get("rope_scaling_factor", 0.0)
-            q, k = rotary(q, rot_dim, base, interleaved, 0, scale), rotary(k, rot_dim, base, interleaved, 0, scale)
+            scale, interp = opts.get("rope_scaling_factor", 0.0), opts.get("rotary_interpolation", 1.0)
+            q = rotary(q, rot_dim, base, interleaved, 0, scale, interp)
+            k = rotary(k, rot_dim, base, interleaved, 0, scale, interp)
         k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # [B,H,T,D]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)

@@ -141,6 +141,13 @@ TEST_CASE("Llama-style GPT with Llama 3.1's rope scaling (use_rope_scaling, fact
                        "_llama_rope_scaling"});
 }
 
+TEST_CASE("Llama-style GPT with linear position interpolation (rotary_seq_len_interpolation_factor 4) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nrotary_seq_len_interpolation_factor = 4.0", kLlamaToml),
+                       fmt::format(R"({{{}, "rotary_interpolation": 4.0}})", kLlamaJson), "_llama_interpolation"});
+}
+
 TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent 0.5 equals PyTorch", "[reference]") {
   check_against_torch(4, 4, {"position_embedding_type = \"rope\"\nrotary_percent = 0.5",
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});

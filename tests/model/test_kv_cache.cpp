@@ -40,10 +40,10 @@ const char* const kLlama =
     "num_query_groups = 2\nposition_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
     "untie_embeddings_and_output_weights = true\nadd_bias_linear = false\nrotary_percent = 0.5\n";
 // q/k norms before the rotation, which a cached step applies to its one token too; and Llama 3.1's
-// scaled rotary frequencies at each step's position.
+// scaled rotary frequencies at each step's interpolated position.
 const char* const kQkNorm =
     "num_query_groups = 2\nposition_embedding_type = \"rope\"\nqk_layernorm = true\nadd_bias_linear = false\n"
-    "add_qkv_bias = true\nuse_rope_scaling = true\nrotary_base = 500000.0\n";
+    "add_qkv_bias = true\nuse_rope_scaling = true\nrotary_base = 500000.0\nrotary_seq_len_interpolation_factor = 2.5\n";
 
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 

@@ -373,6 +373,19 @@ for (B, T, H, D, dim, il, base, offset, factor) in [
          {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D, "base": base,
           "offset": offset, "scaling": factor}, x=x, dy=dy, y=y, dx=xd.grad)
 
+# Linear position interpolation (--rotary-seq-len-interpolation-factor), alone and with Llama 3.1's.
+for (B, T, H, D, dim, il, base, offset, factor, interp) in [
+        (2, 9, 2, 16, 16, False, 10000.0, 0, 0.0, 4.0), (1, 5, 3, 64, 32, True, 500000.0, 700, 0.0, 2.5),
+        (1, 4, 1, 128, 128, False, 500000.0, 9000, 8.0, 2.0)]:
+    x = grandn(B, T, H * D)
+    dy = grandn(B, T, H * D)
+    xd = d(x)
+    y = rotary(xd.reshape(B, T, H, D), dim, base, il, offset, factor, interp).reshape(B, T, H * D)
+    y.backward(dy.double())
+    case("rope", f"B{B} T{T} H{H} D{D} dim{dim} il{int(il)} base{base:g} off{offset} llama3 x{factor:g} interp{interp:g}",
+         {"B": B, "T": T, "H": H, "D": D, "dim": dim, "interleaved": il, "width": H * D, "base": base,
+          "offset": offset, "scaling": factor, "interpolation": interp}, x=x, dy=dy, y=y, dx=xd.grad)
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f, indent=1)
 print(f"reference_ops.py: wrote {len(cases)} cases to {OUT}")

@@ -621,26 +621,29 @@ void swiglu_cases(std::vector<OpCase>& cases) {
 
 void rope_cases(std::vector<OpCase>& cases) {
   Rng rng(33);
-  // (B, T, H, D, rotary dim, interleaved, row width, position offset, base, Llama 3.1 scaling factor)
+  // (B, T, H, D, rotary dim, interleaved, row width, position offset, base, Llama 3.1 scaling factor,
+  // position interpolation factor)
   struct R {
     I64 B, T, H, D, dim;
     bool interleaved;
     I64 width, offset;
-    double base = 10000.0, scaling = 0.0;
+    double base = 10000.0, scaling = 0.0, interpolation = 1.0;
   };
   for (const R& r : {R{1, 1, 1, 2, 2, false, 2, 0}, R{2, 5, 3, 8, 4, true, 24, 0}, R{2, 7, 2, 16, 8, false, 64, 3},
                      R{3, 65, 4, 32, 32, true, 128, 0}, R{2, 300, 2, 64, 64, false, 256, 0},
-                     R{2, 9, 2, 128, 128, false, 256, 9000, 500000.0, 8.0}}) {
+                     R{2, 9, 2, 128, 128, false, 256, 9000, 500000.0, 8.0},
+                     R{2, 9, 2, 32, 32, true, 64, 5, 10000.0, 0.0, 4.0}}) {
     const I64 n = r.B * r.T * r.width;
     const Vec x = rng.uniform(n, -2, 2);
-    const ops::RopeShape s{r.B, r.T, r.H, r.D, r.width, r.dim, r.base, r.interleaved, r.offset, r.scaling};
+    const ops::RopeShape s{r.B, r.T, r.H, r.D, r.width, r.dim, r.base, r.interleaved, r.offset, r.scaling, r.interpolation};
     const auto rotate = [=](Vec v, bool inverse) {
       const I64 half = r.dim / 2;
       for (I64 row = 0; row < r.B * r.T; ++row)
         for (I64 h = 0; h < r.H; ++h)
           for (I64 i = 0; i < half; ++i) {
             // The frequencies from the header the kernels share (checked against PyTorch in test_ops).
-            const double angle = static_cast<double>(r.offset + row % r.T) * rope_inv_freq(i, r.dim, r.base, r.scaling);
+            const double angle = static_cast<double>(r.offset + row % r.T) / r.interpolation *
+                                 rope_inv_freq(i, r.dim, r.base, r.scaling);
             const double c = std::cos(angle), sn = inverse ? -std::sin(angle) : std::sin(angle);
             const I64 a = row * r.width + h * r.D + (r.interleaved ? 2 * i : i), b = a + (r.interleaved ? 1 : half);
             const double va = v[a], vb = v[b];

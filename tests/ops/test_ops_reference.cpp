@@ -179,13 +179,14 @@ TEST_CASE("swiglu forward and backward match torch", "[unit][reference]") {
   }
 }
 
-TEST_CASE("rope forward and backward match torch (Megatron-Core's apply_rotary_pos_emb, and apply_scaling)",
+TEST_CASE("rope forward and backward match torch (Megatron-Core's apply_rotary_pos_emb, apply_scaling and position "
+          "interpolation)",
           "[unit][reference]") {
   Checker check{"rope"};
   for (const auto& c : reference_cases("rope")) {
     const auto& p = c.params;
-    ops::RopeShape s{p["B"], p["T"], p["H"], p["D"], p["width"], p["dim"], p["base"], p["interleaved"], p["offset"],
-                     p.value("scaling", 0.0)};
+    ops::RopeShape s{p["B"],      p["T"],     p["H"],           p["D"], p["width"], p["dim"], p["base"], p["interleaved"],
+                     p["offset"], p.value("scaling", 0.0), p.value("interpolation", 1.0)};
     Tensor y = c.load("x");
     ops::rope_forward(s, y);  // in place; columns past H·D untouched
     check(c, "y", y);

@@ -55,6 +55,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
     if (o.add_qkv_bias)
       throw refuse("add_qkv_bias", "llama's attention has no biases (Qwen2's q, k, v biases are not exported)");
+    if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
+      throw refuse("rotary_seq_len_interpolation_factor",
+                   "llama's rope_scaling is one kind, Llama 3.1's (use_rope_scaling) or linear, not both");
     if (o.kv_channels * o.num_attention_heads != o.hidden_size) s.kv_channels = o.kv_channels;  // HF's head_dim
   } else {
     if (o.rope) throw refuse("position_embedding_type", "it has learned positions, this model rotary ones (use llama)");
@@ -91,6 +94,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
   s.rope_scaling_factor = o.rope_scaling_factor;
+  s.rope_interpolation = o.rotary_interpolation;
   s.layernorm_1p = o.apply_layernorm_1p;
   s.exact_gelu = o.exact_gelu;
   s.tied = !o.untie_embeddings_and_output_weights;
@@ -119,6 +123,8 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
                            {"low_freq_factor", C::kLowFreqFactor},
                            {"high_freq_factor", C::kHighFreqFactor},
                            {"original_max_position_embeddings", static_cast<std::int64_t>(C::kOriginalContext)}};
+    } else if (s.rope_interpolation != 1.0) {
+      j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", s.rope_interpolation}};
     } else {
       j["rope_scaling"] = nullptr;
     }
@@ -211,16 +217,18 @@ struct Reader {
   }
 };
 
-// Llama 3.1's rope_scaling, with the constants Megatron-Core's apply_scaling fixes
-// (tessera/rope_frequency.hpp): its factor. Any other scaling has no Tessera equivalent.
-double llama3_rope_scaling(const Reader& r) {
+// llama's rope_scaling into `s`: Llama 3.1's, with the constants Megatron-Core's apply_scaling fixes
+// (tessera/rope_frequency.hpp), or linear interpolation (positions divided by the factor). Any other
+// scaling has no Tessera equivalent.
+void read_rope_scaling(const Reader& r, HfGptShape& s) {
   using C = RopeScalingConstants;
   const nlohmann::json& v = r.j.at("rope_scaling");
   const auto refuse = [&] {
     return r.bad("rope_scaling",
-                 fmt::format("is {}: Tessera's GPT has plain rotary positions (null) or Llama 3.1's scaling only "
+                 fmt::format("is {}: Tessera's GPT has plain rotary positions (null), linear interpolation "
+                             "({{\"rope_type\": \"linear\", \"factor\": f}}) or Llama 3.1's scaling "
                              "({{\"rope_type\": \"llama3\", \"factor\": f, \"low_freq_factor\": {}, "
-                             "\"high_freq_factor\": {}, \"original_max_position_embeddings\": {}}})",
+                             "\"high_freq_factor\": {}, \"original_max_position_embeddings\": {}}}) only",
                              detail::describe_json(v), C::kLowFreqFactor, C::kHighFreqFactor, C::kOriginalContext));
   };
   if (!v.is_object()) throw refuse();
@@ -230,11 +238,15 @@ double llama3_rope_scaling(const Reader& r) {
   };
   const std::string type = !text("rope_type").empty() ? text("rope_type") : text("type");
   const double factor = number("factor");
+  if (type == "linear" && factor > 0.0 && factor <= 1e6) {
+    s.rope_interpolation = factor;
+    return;
+  }
   if (type != "llama3" || !(factor >= 1.0 && factor <= 1e6) || number("low_freq_factor") != C::kLowFreqFactor ||
       number("high_freq_factor") != C::kHighFreqFactor ||
       number("original_max_position_embeddings") != C::kOriginalContext)
     throw refuse();
-  return factor;
+  s.rope_scaling_factor = factor;
 }
 
 }  // namespace
@@ -262,7 +274,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.tied = r.flag("tie_word_embeddings", false);
     s.attention_dropout = r.number("attention_dropout", 0.0);
     r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
-    if (r.has("rope_scaling")) s.rope_scaling_factor = llama3_rope_scaling(r);
+    if (r.has("rope_scaling")) read_rope_scaling(r, s);
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
@@ -319,6 +331,8 @@ std::string tessera_model_toml(const HfGptShape& s) {
                      toml_float(s.rotary_base), toml_float(s.norm_epsilon));
     if (s.rope_scaling_factor > 0.0)
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
+    if (s.rope_interpolation != 1.0)
+      t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";  // Megatron-LM's F.gelu: the exact form

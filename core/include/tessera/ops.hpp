@@ -98,6 +98,9 @@ struct RopeShape {
   // > 0: Llama 3.1's frequency scaling by this factor (tessera/rope_frequency.hpp; Megatron's
   // --use-rope-scaling --rope-scaling-factor).
   double scaling_factor = 0.0;
+  // Positions divided by this factor before rotating (Megatron-Core's
+  // --rotary-seq-len-interpolation-factor, Hugging Face's "linear" rope_scaling); 1: none.
+  double interpolation = 1.0;
 };
 void rope_forward(const RopeShape& s, Tensor& x);
 // The transpose (rotation by −angle): x's gradient from the rotated tensor's, in place.

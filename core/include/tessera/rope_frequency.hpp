@@ -4,6 +4,7 @@
 // Megatron's fixed low_freq_factor 1, high_freq_factor 4 and original context 8192,
 //   λ < 8192/4:  f;   λ > 8192/1:  f/factor;
 //   between:     (1 − s)·f/factor + s·f,  s = (8192/λ − 1) / (4 − 1).
+// rope_angle below divides positions by Megatron-Core's --rotary-seq-len-interpolation-factor.
 // Header-only so that the CPU kernel and the CUDA kernel (host and device) compute the same.
 #pragma once
 #include <cmath>
@@ -26,6 +27,13 @@ inline TESSERA_HOST_DEVICE double rope_inv_freq(std::int64_t i, std::int64_t dim
   if (wavelength > C::kOriginalContext / C::kLowFreqFactor) return f / scaling_factor;
   const double s = (C::kOriginalContext / wavelength - C::kLowFreqFactor) / (C::kHighFreqFactor - C::kLowFreqFactor);
   return (1.0 - s) * f / scaling_factor + s * f;
+}
+
+// The rotation angle of channel pair i at `position`, Megatron-Core's RotaryEmbedding: the position
+// divided by the sequence-length interpolation factor (1: none), times the frequency.
+inline TESSERA_HOST_DEVICE double rope_angle(std::int64_t position, std::int64_t i, std::int64_t dim, double base,
+                                             double scaling_factor, double interpolation) {
+  return static_cast<double>(position) / interpolation * rope_inv_freq(i, dim, base, scaling_factor);
 }
 
 }  // namespace tessera

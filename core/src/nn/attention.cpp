@@ -177,8 +177,17 @@ void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backw
 void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
   if (rotary_.dim == 0) return;
   const std::int64_t B = q.size(0), T = q.size(1);
-  ops::RopeShape r{B, T, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, 0,
-                   rotary_.scaling_factor};
+  ops::RopeShape r{B,
+                   T,
+                   heads_,
+                   head_dim_,
+                   heads_ * head_dim_,
+                   rotary_.dim,
+                   rotary_.base,
+                   rotary_.interleaved,
+                   0,
+                   rotary_.scaling_factor,
+                   rotary_.interpolation};
   inverse ? ops::rope_backward(r, q) : ops::rope_forward(r, q);
   r.H = groups_;
   r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
@@ -266,8 +275,17 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     const std::int64_t pos = cache.length(b);
     TESSERA_CHECK_SHAPE(pos < L, "attention: row {} of the key/value cache is full ({} tokens)", b, L);
     if (rotary_.dim > 0) {  // each row at its own position
-      ops::RopeShape r{1, 1, heads_, head_dim_, heads_ * head_dim_, rotary_.dim, rotary_.base, rotary_.interleaved, pos,
-                       rotary_.scaling_factor};
+      ops::RopeShape r{1,
+                       1,
+                       heads_,
+                       head_dim_,
+                       heads_ * head_dim_,
+                       rotary_.dim,
+                       rotary_.base,
+                       rotary_.interleaved,
+                       pos,
+                       rotary_.scaling_factor,
+                       rotary_.interpolation};
       Tensor qb = q.rows(b, b + 1);
       ops::rope_forward(r, qb);
       r.H = groups_;

@@ -118,6 +118,15 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
                                     s.origin("use_rope_scaling")));
     o.rope_scaling_factor = s.get_float("rope_scaling_factor", 8.0, 1.0, 1e6);
   }
+  // Megatron-Core's --rotary-seq-len-interpolation-factor: linear position interpolation (positions
+  // divided by it), for a model trained on shorter sequences.
+  if (s.has("rotary_seq_len_interpolation_factor")) {
+    if (positions != "rope")
+      throw ConfigError(fmt::format("model.rotary_seq_len_interpolation_factor (in {}) divides rotary positions: it "
+                                    "needs model.position_embedding_type = \"rope\"",
+                                    s.origin("rotary_seq_len_interpolation_factor")));
+    o.rotary_interpolation = s.get_float("rotary_seq_len_interpolation_factor", 1.0, 1e-6, 1e6);
+  }
   if (o.rope) {
     const std::int64_t dim = o.rotary_dim();
     if (dim < 2 || dim % 2 != 0)
@@ -185,6 +194,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;
   l.attention.rotary.scaling_factor = o.rope_scaling_factor;
+  l.attention.rotary.interpolation = o.rotary_interpolation;
   if (o.rms_norm) l.spec.norm = rms_norm_spec();
   if (o.apply_layernorm_1p) l.spec.norm = layer_norm_1p_spec();
   if (o.qk_layernorm) {

@@ -89,6 +89,8 @@ void check_rope(const char* op, const RopeShape& s, const Tensor& x) {
                       s.base, s.position_offset);
   TESSERA_CHECK_SHAPE(s.scaling_factor >= 0.0 && std::isfinite(s.scaling_factor),
                       "{}: scaling factor {} must be finite and ≥ 0 (0: none)", op, s.scaling_factor);
+  TESSERA_CHECK_SHAPE(s.interpolation > 0.0 && std::isfinite(s.interpolation),
+                      "{}: position interpolation factor {} must be finite and > 0 (1: none)", op, s.interpolation);
   TESSERA_CHECK_SHAPE(x.numel() == s.B * s.T * s.row_width,
                       "{}: x must be [B,T,W] = [{}, {}, {}], got {}", op, s.B, s.T, s.row_width, shape_str(x.shape()));
 }

@@ -81,6 +81,7 @@ struct AttentionOptions {
     double base = 10000.0;
     bool interleaved = false;
     double scaling_factor = 0.0;  // > 0: Llama 3.1's frequency scaling (use_rope_scaling)
+    double interpolation = 1.0;   // positions divided by it (rotary_seq_len_interpolation_factor)
   } rotary{};
   // Channels of each head (Megatron-LM's kv_channels): 0 → hidden / heads. Otherwise the query and
   // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.

@@ -23,6 +23,9 @@ struct HfGptShape {
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
   double rope_scaling_factor = 0.0;
+  // llama's rope_scaling {"rope_type": "linear", "factor": f} (positions divided by f): Tessera's
+  // rotary_seq_len_interpolation_factor f; 1: none.
+  double rope_interpolation = 1.0;
   // Tessera's apply_layernorm_1p (export only): LayerNorm weights γ written as 1 + γ.
   bool layernorm_1p = false;
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.

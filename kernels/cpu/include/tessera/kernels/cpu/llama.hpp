@@ -17,8 +17,10 @@ void rms_norm_backward(const float* dy, const float* x, const float* w, const fl
 void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F);
 void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F);
 
-// scaling_factor > 0: Llama 3.1's frequencies (tessera/rope_frequency.hpp).
+// scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none)
+// (tessera/rope_frequency.hpp).
 void rope(float* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W, std::int64_t dim,
-          double base, double scaling_factor, bool interleaved, std::int64_t position_offset, bool inverse);
+          double base, double scaling_factor, double interpolation, bool interleaved, std::int64_t position_offset,
+          bool inverse);
 
 }  // namespace tessera::cpu
