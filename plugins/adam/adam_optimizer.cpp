@@ -29,8 +29,9 @@ class Adam : public Optimizer {
   void step(const UpdateRates& rates, float grad_scale) override {
     ops::AdamParams a = adam_params(s_, rates.lr, grad_scale, ++step_);
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      a.weight_decay = params_[i]->weight_decay ? rates.weight_decay : 0.0f;
       Parameter& p = *params_[i];
+      a.lr = rates.lr_for(p);
+      a.weight_decay = p.weight_decay ? rates.weight_decay : 0.0f;
       ops::adam_step(p.value, p.grad, m_[i], v_[i], a, p.compute.defined() ? &p.compute : nullptr);
     }
   }

@@ -96,6 +96,7 @@ class DistributedAdam : public Optimizer {
   void step(const UpdateRates& rates, float grad_scale) override {
     ops::AdamParams a = adam_params(s_, rates.lr, grad_scale, ++step_);
     for (Piece& p : pieces_) {
+      a.lr = rates.lr_for(*p.param);
       a.weight_decay = p.param->weight_decay ? rates.weight_decay : 0.0f;
       ops::adam_step(p.value, p.grad, p.m, p.v, a, p.copy.defined() ? &p.copy : nullptr);
     }

@@ -64,6 +64,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     init_normal(output_layer_->value, o.init_method_std, o.seed, output_layer_->name, tp_rank(tp_) * rows * o.hidden_size);
     output_layer_->tp_split_dim = 0;
     output_layer_->unpadded_rows = o.vocab_size;
+    output_layer_->embedding_or_output = true;  // [optimizer] decoupled_lr
   }
   if (first_stage_ && o.learned_positions) {
     position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",

@@ -117,6 +117,16 @@ TEST_CASE("checkpoint.use_mp_args_from_checkpoint_args takes the parallel layout
                     "whose parallel layout the run takes"));
 }
 
+TEST_CASE("optimizer.decoupled_lr shows on the iteration line after the learning rate, as Megatron-Core's", "[unit]") {
+  Workspace w;
+  const Run t = run_tessera("train " + w.config + " --set training.train_iters=2 --set optimizer.lr_decay_style=\"constant\" "
+                            "--set optimizer.decoupled_lr=0.006");
+  INFO(t.output);
+  REQUIRE(t.ok());
+  CHECK(t.has("learning rate: 3.000E-03 | decoupled learning rate: 6.000E-03 | global batch size:"));
+  CHECK(t.has("the embedding and output layer at decoupled_lr 0.006"));
+}
+
 TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
   // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
   // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.

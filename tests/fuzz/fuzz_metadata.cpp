@@ -35,6 +35,8 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
   ramped.param_schedule = OptimizerParamSchedule{};
   ramped.param_schedule->lr.style = "WSD";
   ramped.param_schedule->lr.wsd_decay_samples = 8;
+  ramped.param_schedule->decoupled_lr = 5e-3;  // the embedding's and output layer's own rate
+  ramped.param_schedule->decoupled_min_lr = 5e-4;
   ramped.scheduler_samples = ramped.consumed_samples;
   ramped.optimizer_saved = false;
   // The embedding and loss counted as layers of the pipeline split.
@@ -56,4 +58,9 @@ TEST_CASE("fuzz: checkpoint metadata.json", "[fuzz]") {
     CHECK(back.loss_in_split == m.loss_in_split);
     CHECK(back.virtual_pipeline == m.virtual_pipeline);
   }
+  const CheckpointMetadata back = parse_checkpoint_metadata(checkpoint_metadata_json(ramped), "seed/metadata.json");
+  REQUIRE(back.param_schedule);
+  CHECK(back.param_schedule->decoupled_lr == 5e-3);
+  CHECK(back.param_schedule->decoupled_min_lr == 5e-4);
+  CHECK_FALSE(parse_checkpoint_metadata(checkpoint_metadata_json(one), "seed/metadata.json").param_schedule.has_value());
 }

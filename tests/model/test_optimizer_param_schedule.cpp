@@ -278,6 +278,79 @@ TEST_CASE("the optimizer applies the scheduled weight decay of each update", "[u
   CHECK(none[1] != rising[1]);
 }
 
+TEST_CASE("decoupled_lr: the embedding and output layer run the schedule with their own peak and floor", "[unit]") {
+  // Megatron-Core's --decoupled-lr / --decoupled-min-lr: the same warmup and decay, another max_lr
+  // and min_lr (min_lr by default) for the parameters it marks is_embedding_or_output_parameter.
+  const OptimizerParamSchedule s = read({"optimizer.lr=1e-3", "optimizer.min_lr=1e-4", "optimizer.decoupled_lr=5e-3",
+                                         "optimizer.decoupled_min_lr=5e-4", "optimizer.lr_warmup_iters=2",
+                                         "optimizer.lr_decay_style=\"cosine\""});
+  REQUIRE(s.decoupled());
+  MegatronScheduler decoupled{0.0, 5e-3, 5e-4, 2 * 8, 20 * 8, "cosine"}, plain{0.0, 1e-3, 1e-4, 2 * 8, 20 * 8, "cosine"};
+  for (std::int64_t n = 0; n <= 24 * 8; n += 4) {
+    decoupled.num_steps = plain.num_steps = n;
+    CHECK(s.decoupled_schedule().at(n) == Approx(decoupled.get_lr()).epsilon(1e-12));
+    CHECK(s.lr.at(n) == Approx(plain.get_lr()).epsilon(1e-12));
+  }
+  CHECK(read({"optimizer.min_lr=1e-4", "optimizer.decoupled_lr=5e-3"}).decoupled_min_lr == 1e-4);
+  CHECK_FALSE(read({}).decoupled());
+  CHECK_THAT(message_of<ConfigError>([] { read({"optimizer.decoupled_min_lr=1e-5"}); }),
+             Catch::Contains("optimizer.decoupled_min_lr (--set) is the floor of optimizer.decoupled_lr, which is not set"));
+  CHECK_THAT(message_of<ConfigError>([] { read({"optimizer.decoupled_lr=1e-5", "optimizer.min_lr=1e-4", "optimizer.lr=1e-3"}); }),
+             Catch::Contains("optimizer.decoupled_min_lr = 0.0001 (its default, optimizer.min_lr) is above "
+                             "optimizer.decoupled_lr = 1e-05"));
+  CHECK_THAT(s.describe(), Catch::Contains("the embedding and output layer at decoupled_lr 0.005 (min 0.0005)"));
+  OptimizerParamSchedule other = s;
+  other.decoupled_lr = 6e-3;
+  CHECK(schedule_differences(s, other) == std::vector<std::string>{"decoupled_lr: 0.005 in the checkpoint, 0.006 here"});
+  other.decoupled_lr = -1;
+  CHECK(schedule_differences(s, other) == std::vector<std::string>{"decoupled_lr: 0.005 in the checkpoint, none here"});
+
+  // One Adam update at a constant rate: the word embeddings and an untied output layer move by
+  // decoupled_lr / lr = 4 times as much as without it (Adam's step and its decoupled weight decay are
+  // both proportional to the rate), every other parameter exactly as without it.
+  log_state().level = LogLevel::warn;
+  const auto update = [](const std::vector<std::string>& more) {
+    std::vector<std::string> keys = {"optimizer.lr_decay_style=\"constant\"", "optimizer.weight_decay=0.1",
+                                     "model.untie_embeddings_and_output_weights=true"};
+    keys.insert(keys.end(), more.begin(), more.end());
+    Trainer t(Config::from_string(small_gpt_run(2, "cpu", 1), "test.toml", keys));
+    std::vector<Parameter*> params;
+    t.model().collect_parameters(params);
+    const auto before = values(params);
+    t.train_step(1);
+    std::vector<std::pair<std::string, std::vector<double>>> deltas;
+    const auto after = values(params);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      std::vector<double> d(after[i].size());
+      for (std::size_t k = 0; k < d.size(); ++k) d[k] = double(after[i][k]) - double(before[i][k]);
+      deltas.emplace_back(params[i]->embedding_or_output ? params[i]->name : "", d);
+    }
+    return deltas;
+  };
+  const auto base = update({});
+  const auto faster = update({"optimizer.decoupled_lr=0.012"});
+  REQUIRE(base.size() == faster.size());
+  std::vector<std::string> marked;
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    const auto& [name, d] = faster[i];
+    if (name.empty()) {
+      CHECK(d == base[i].second);
+      continue;
+    }
+    marked.push_back(name);
+    double err = 0, ref = 0;
+    for (std::size_t k = 0; k < d.size(); ++k) {
+      err += std::pow(d[k] - 4.0 * base[i].second[k], 2);
+      ref += std::pow(4.0 * base[i].second[k], 2);
+    }
+    INFO(name);
+    CHECK(ref > 0);
+    CHECK(std::sqrt(err / ref) < 1e-4);
+  }
+  std::sort(marked.begin(), marked.end());
+  CHECK(marked == std::vector<std::string>{"embedding.word_embeddings.weight", "output_layer.weight"});
+}
+
 TEST_CASE("a resumed run keeps its checkpoint's schedule unless a key says which to follow", "[unit]") {
   log_state().level = LogLevel::warn;
   test::TempDir dir;

@@ -52,6 +52,19 @@ std::string model(const std::string& name) { return reference_dir() / ("models/"
 
 PluginPtr<Tokenizer> make(const std::string& keys) { return test::make_tokenizer_with_keys("sentencepiece", keys, "t.toml"); }
 
+// Each reference case's text encodes to its ids and they decode to its text; returns how many.
+int check_reference_cases(const Tokenizer& tok, const json& cases) {
+  int checked = 0;
+  for (const json& c : cases) {
+    INFO(c.at("text").get<std::string>());
+    const auto ids = tok.encode(c.at("text").get<std::string>());
+    CHECK(ids == c.at("ids").get<std::vector<std::int32_t>>());
+    CHECK(tok.decode(ids) == c.at("decoded").get<std::string>());
+    ++checked;
+  }
+  return checked;
+}
+
 // The licence's paragraphs as documents: folder/a_000.txt, a_001.txt, …; returns how many.
 int write_licence_paragraphs(const std::filesystem::path& folder) {
   std::filesystem::create_directories(folder);
@@ -81,15 +94,7 @@ TEST_CASE("sentencepiece: BPE with byte fallback and unigram models encode and d
     CHECK(!tok->special_token("<|endoftext|>").has_value());
     CHECK(tok->name() == "sentencepiece");
     CHECK(tok->file_keys() == std::vector<std::string>{"tokenizer_model"});
-    int cases = 0;
-    for (const json& c : r.at("cases")) {
-      INFO(c.at("text").get<std::string>());
-      const auto ids = tok->encode(c.at("text").get<std::string>());
-      CHECK(ids == c.at("ids").get<std::vector<std::int32_t>>());
-      CHECK(tok->decode(ids) == c.at("decoded").get<std::string>());
-      ++cases;
-    }
-    CHECK(cases == static_cast<int>(kTexts.size()));
+    CHECK(check_reference_cases(*tok, r.at("cases")) == static_cast<int>(kTexts.size()));
     // Llama2Tokenizer: the bos id first, then the same pieces.
     const auto llama = make(fmt::format("tokenizer_model = '{}'\nadd_bos = true\n", model(name)));
     const json& first = r.at("cases").at(0);
@@ -178,15 +183,7 @@ TEST_CASE("sentencepiece with Megatron-LM's special tokens (SentencePieceTokeniz
     REQUIRE(sentinels.size() == 12);
     for (std::size_t n = 0; n < sentinels.size(); ++n) CHECK(tok->special_token(fmt::format("<extra_id_{}>", n)) == sentinels[n]);
     CHECK(!tok->special_token("<extra_id_12>").has_value());
-    int cases = 0;
-    for (const json& c : r.at("cases")) {
-      INFO(c.at("text").get<std::string>());
-      const auto ids = tok->encode(c.at("text").get<std::string>());
-      CHECK(ids == c.at("ids").get<std::vector<std::int32_t>>());
-      CHECK(tok->decode(ids) == c.at("decoded").get<std::string>());
-      ++cases;
-    }
-    CHECK(cases > static_cast<int>(kTexts.size()));  // and the texts with special tokens
+    CHECK(check_reference_cases(*tok, r.at("cases")) > static_cast<int>(kTexts.size()));  // and the special texts
   }
   // The model's own pieces serve where it has them: the specials model's pad and <MASK>.
   CHECK(reference.at("specials").at("pad") == 3);

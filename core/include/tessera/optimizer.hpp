@@ -31,6 +31,10 @@ struct OptimizerContext {
 struct UpdateRates {
   float lr = 0.0f;
   float weight_decay = 0.0f;  // for parameters with Parameter::weight_decay; the others take none
+  // Megatron-Core's --decoupled-lr: the rate of the parameters with Parameter::embedding_or_output,
+  // on its own schedule; negative: lr.
+  float decoupled_lr = -1.0f;
+  float lr_for(const Parameter& p) const { return p.embedding_or_output && decoupled_lr >= 0.0f ? decoupled_lr : lr; }
 };
 
 class Optimizer {

@@ -24,6 +24,14 @@ bool is_cross(const AttentionOptions& o) { return o.kind == AttentionKind::cross
 std::int64_t head_dim(const AttentionOptions& o) { return o.kv_channels > 0 ? o.kv_channels : o.hidden / o.heads; }
 std::int64_t query_width(const AttentionOptions& o) { return o.heads * head_dim(o); }  // = hidden without kv_channels
 
+// The rotation of the query heads of B rows of T tokens from `position` on (the keys' takes the
+// groups' count and the [K | V] row width).
+ops::RopeShape query_rope(const AttentionOptions::Rotary& r, std::int64_t heads, std::int64_t head_dim, std::int64_t B,
+                          std::int64_t T, std::int64_t position) {
+  return {B, T, heads, head_dim, heads * head_dim, r.dim, r.base, r.interleaved, position, r.scaling_factor,
+          r.interpolation};
+}
+
 // Called from the first member initialiser, so that no member is computed or built from options
 // that are not valid: a bad shape is a ConfigError rather than a division error.
 const AttentionOptions& checked(const AttentionOptions& o) {
@@ -177,17 +185,7 @@ void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backw
 void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
   if (rotary_.dim == 0) return;
   const std::int64_t B = q.size(0), T = q.size(1);
-  ops::RopeShape r{B,
-                   T,
-                   heads_,
-                   head_dim_,
-                   heads_ * head_dim_,
-                   rotary_.dim,
-                   rotary_.base,
-                   rotary_.interleaved,
-                   0,
-                   rotary_.scaling_factor,
-                   rotary_.interpolation};
+  ops::RopeShape r = query_rope(rotary_, heads_, head_dim_, B, T, 0);
   inverse ? ops::rope_backward(r, q) : ops::rope_forward(r, q);
   r.H = groups_;
   r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
@@ -275,17 +273,7 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     const std::int64_t pos = cache.length(b);
     TESSERA_CHECK_SHAPE(pos < L, "attention: row {} of the key/value cache is full ({} tokens)", b, L);
     if (rotary_.dim > 0) {  // each row at its own position
-      ops::RopeShape r{1,
-                       1,
-                       heads_,
-                       head_dim_,
-                       heads_ * head_dim_,
-                       rotary_.dim,
-                       rotary_.base,
-                       rotary_.interleaved,
-                       pos,
-                       rotary_.scaling_factor,
-                       rotary_.interpolation};
+      ops::RopeShape r = query_rope(rotary_, heads_, head_dim_, 1, 1, pos);
       Tensor qb = q.rows(b, b + 1);
       ops::rope_forward(r, qb);
       r.H = groups_;

@@ -14,6 +14,7 @@ VocabParallelEmbedding::VocabParallelEmbedding(std::string name, std::int64_t vo
       first_id_(tp_rank(tp_) * weight_.value.size(0)) {
   init_normal(weight_.value, init_std, seed, weight_.name, first_id_ * hidden);
   weight_.tp_split_dim = 0;
+  weight_.embedding_or_output = true;  // the word embeddings ([optimizer] decoupled_lr)
 }
 
 ModuleCost VocabParallelEmbedding::cost(std::int64_t vocab, std::int64_t hidden, std::int64_t rows, std::int64_t tp,

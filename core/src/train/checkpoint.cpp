@@ -168,6 +168,10 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                                 {"wd_incr_steps", ps.weight_decay.incr_samples},
                                 {"wd_incr_style", ps.weight_decay.style},
                                 {"num_steps", m.scheduler_samples}};
+    if (ps.decoupled()) {  // Megatron-Core keeps these in its param groups, not the scheduler's record
+      j["opt_param_scheduler"]["decoupled_lr"] = ps.decoupled_lr;
+      j["opt_param_scheduler"]["decoupled_min_lr"] = ps.decoupled_min_lr;
+    }
   }
   return j.dump(2) + "\n";
 }
@@ -320,6 +324,13 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
     ps.weight_decay.end = number(o, "end_wd", p);
     ps.weight_decay.incr_samples = integer(o, "wd_incr_steps", 1, p);
     ps.weight_decay.style = choice(o, "wd_incr_style", p, {"constant", "linear", "cosine"});
+    if (o.contains("decoupled_lr")) {
+      ps.decoupled_lr = number(o, "decoupled_lr", p);
+      ps.decoupled_min_lr = number(o, "decoupled_min_lr", p);
+      if (ps.decoupled_min_lr > ps.decoupled_lr)
+        throw bad(fmt::format("'opt_param_scheduler.decoupled_min_lr' {} is above decoupled_lr {}", ps.decoupled_min_lr,
+                              ps.decoupled_lr));
+    }
     const std::int64_t num_steps = integer(o, "num_steps", 0, p);
     // What the config reader refuses, a record refuses too (use_checkpoint_opt_param_scheduler runs on it).
     if (ps.lr.min_lr > ps.lr.lr || ps.lr.init_lr > ps.lr.lr)

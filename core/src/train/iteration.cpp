@@ -170,7 +170,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     const double c = s.clip_grad / (r.grad_norm + 1e-6);
     if (c < 1.0) coeff = c;
   }
-  optimizer.step(UpdateRates{static_cast<float>(s.lr), static_cast<float>(s.weight_decay)},
+  optimizer.step(UpdateRates{static_cast<float>(s.lr), static_cast<float>(s.weight_decay),
+                             static_cast<float>(s.decoupled_lr)},
                  static_cast<float>(coeff / s.loss_scale));
   return r;
 }

@@ -85,6 +85,9 @@ std::string OptimizerParamSchedule::describe() const {
   else
     out += fmt::format(", then {} decay to min_lr {:g} at {}", lr.style, lr.min_lr,
                        point(static_cast<double>(lr.decay_samples)));
+  if (decoupled())
+    out += fmt::format("; the embedding and output layer at decoupled_lr {:g} (min {:g})", decoupled_lr,
+                       decoupled_min_lr);
   if (weight_decay.style == "constant") return out + fmt::format("; weight decay {:g}", weight_decay.end);
   return out + fmt::format("; weight decay {} from {:g} to {:g} over {}", weight_decay.style, weight_decay.start,
                            weight_decay.end, length(static_cast<double>(weight_decay.incr_samples)));
@@ -104,6 +107,23 @@ OptimizerParamSchedule read_optimizer_param_schedule(const Config& config, const
     throw ConfigError(fmt::format("optimizer.min_lr = {} ({}) is above optimizer.lr = {}: the schedule decays from lr "
                                   "down to min_lr",
                                   lr.min_lr, s.origin("min_lr"), lr.lr));
+  // Megatron-Core's decoupled rate for the embedding and output layer; its floor defaults to min_lr.
+  if (s.has("decoupled_lr")) {
+    out.decoupled_lr = s.get_float("decoupled_lr", 0.0, 0.0, 10.0);
+    out.decoupled_min_lr = s.get_float("decoupled_min_lr", lr.min_lr, 0.0, 10.0);
+    if (out.decoupled_min_lr > out.decoupled_lr)
+      throw ConfigError(fmt::format("optimizer.decoupled_min_lr = {} ({}) is above optimizer.decoupled_lr = {} ({}): "
+                                    "the embedding's and output layer's rate decays from decoupled_lr down to "
+                                    "decoupled_min_lr",
+                                    out.decoupled_min_lr,
+                                    s.has("decoupled_min_lr") ? s.origin("decoupled_min_lr")
+                                                              : "its default, optimizer.min_lr",
+                                    out.decoupled_lr, s.origin("decoupled_lr")));
+  } else if (s.has("decoupled_min_lr")) {
+    throw ConfigError(fmt::format("optimizer.decoupled_min_lr ({}) is the floor of optimizer.decoupled_lr, which is "
+                                  "not set",
+                                  s.origin("decoupled_min_lr")));
+  }
   lr.init_lr = s.get_float("lr_warmup_init", 0.0, 0.0, 10.0);
   if (lr.init_lr > lr.lr)
     throw ConfigError(fmt::format("optimizer.lr_warmup_init = {} ({}) is above optimizer.lr = {}: the warmup rises "
@@ -240,6 +260,10 @@ std::vector<std::string> schedule_differences(const OptimizerParamSchedule& a, c
     value("min_lr", x.min_lr, y.min_lr);
     length("lr decay", static_cast<double>(x.decay_samples), static_cast<double>(y.decay_samples));
   }
+  value("decoupled_lr", a.decoupled() ? fmt::format("{}", a.decoupled_lr) : std::string("none"),
+        b.decoupled() ? fmt::format("{}", b.decoupled_lr) : std::string("none"));
+  if (a.decoupled() && b.decoupled() && (x.style != "constant" || y.style != "constant"))
+    value("decoupled_min_lr", a.decoupled_min_lr, b.decoupled_min_lr);
   if (x.style == "WSD" && y.style == "WSD") {
     length("WSD anneal", static_cast<double>(x.wsd_decay_samples), static_cast<double>(y.wsd_decay_samples));
     value("lr_wsd_decay_style", x.wsd_style, y.wsd_style);

@@ -22,11 +22,13 @@ void log_iteration(const IterationLine& l) {
   // Megatron's order and "num zeros: {:.1f}" (a count its parsers read as a float).
   std::string statistics = l.num_zeros_in_grad >= 0 ? fmt::format(" num zeros: {:.1f} |", l.num_zeros_in_grad) : "";
   if (l.params_norm >= 0) statistics += fmt::format(" params norm: {:.6E} |", l.params_norm);
+  const std::string decoupled =
+      l.decoupled_lr >= 0 ? fmt::format(" decoupled learning rate: {:.3E} |", l.decoupled_lr) : std::string();
   log_info(" iteration {:>8}/{:>8} | consumed samples: {:>10} | elapsed time per iteration (ms): {:.1f} | "
-           "learning rate: {:.3E} | global batch size: {:>5} |{} grad norm: {:.6E} |{}{} "
+           "learning rate: {:.3E} |{} global batch size: {:>5} |{} grad norm: {:.6E} |{}{} "
            "tokens/s: {:.0f} | GFLOP/s: {:.1f} |",
-           l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, l.global_batch_size, losses,
-           l.grad_norm, statistics, scaler, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
+           l.iteration, l.train_iters, l.consumed_samples, l.ms_per_iteration, l.lr, decoupled, l.global_batch_size,
+           losses, l.grad_norm, statistics, scaler, l.tokens_per_iteration / s, l.flops_per_iteration / s / 1e9);
 }
 
 void log_validation(std::int64_t iteration, double loss, const std::vector<std::pair<std::string, double>>& loss_parts) {

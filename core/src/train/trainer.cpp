@@ -363,6 +363,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.num_microbatches = batch / (micro * dp);
   s.micro_batch_size = micro;
   s.lr = learning_rate(iteration);
+  s.decoupled_lr = decoupled_learning_rate(iteration);
   s.weight_decay = weight_decay(iteration);
   s.loss_scale = scaler_.scale();
   s.skip_nonfinite = scaler_.skips_nonfinite();
@@ -540,6 +541,7 @@ TrainingRecord Trainer::train() {
       window_loss = {};
       line.params_norm = params_norm;
       line.num_zeros_in_grad = last_num_zeros_;
+      line.decoupled_lr = decoupled_learning_rate(it + 1);  // as the rate: the scheduler's after this step
       if (scaler_.active()) {
         line.loss_scale = scale;
         line.skipped_iterations = window_skipped;

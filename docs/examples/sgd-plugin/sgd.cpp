@@ -21,11 +21,12 @@ class Sgd : public tessera::Optimizer {
     for (auto* p : params_) velocity_.push_back(tessera::Tensor::zeros(p->value.shape()));
   }
   // Plain SGD: no weight decay (rates.weight_decay is the schedule's, for optimizers that apply one).
+  // rates.lr_for(p): the embedding's and output layer's own rate with [optimizer] decoupled_lr.
   void step(const tessera::UpdateRates& rates, float grad_scale) override {
     for (std::size_t i = 0; i < params_.size(); ++i) {
       tessera::ops::scale(velocity_[i], momentum_);                    // v = μ·v
       tessera::ops::axpy(grad_scale, params_[i]->grad, velocity_[i]);  //   + clip·g
-      tessera::ops::axpy(-rates.lr, velocity_[i], params_[i]->value);  // w -= lr·v
+      tessera::ops::axpy(-rates.lr_for(*params_[i]), velocity_[i], params_[i]->value);  // w -= lr·v
     }
   }
   std::int64_t state_elements() const override { return tessera::count_elements(params_); }

@@ -40,6 +40,10 @@ struct Parameter {
   // An optimizer that updates shards of the masters and gathers only the compute copies (mixed
   // precision distributed_adam) must gather this one's masters too.
   bool forward_reads_value = false;
+  // The input embedding's and the output layer's weights (Megatron-Core's
+  // is_embedding_or_output_parameter: the word embeddings, an untied output layer, the tied head's
+  // copy): with [optimizer] decoupled_lr they learn at that rate (UpdateRates::lr_for).
+  bool embedding_or_output = false;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

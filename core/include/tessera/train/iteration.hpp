@@ -21,6 +21,7 @@ struct IterationSettings {
   std::int64_t num_microbatches = 1;  // on this rank: global batch / (micro batch · dp)
   std::int64_t micro_batch_size = 1;  // sequences per microbatch (the size of what stages exchange)
   double lr = 1e-4, weight_decay = 0.0;  // the rates this update applies (the schedule's)
+  double decoupled_lr = -1.0;  // the embedding's and output layer's ([optimizer] decoupled_lr); negative: lr
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
   bool overlap_grad_reduce = false;  // start each gradient bucket's dp all-reduce during the last backward

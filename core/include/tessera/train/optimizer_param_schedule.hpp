@@ -38,6 +38,17 @@ struct WeightDecaySchedule {
 struct OptimizerParamSchedule {
   LrSchedule lr;
   WeightDecaySchedule weight_decay;
+  // Megatron-Core's --decoupled-lr / --decoupled-min-lr: the input embedding's and output layer's
+  // rate (Parameter::embedding_or_output) runs the lr schedule with these as its peak and floor;
+  // negative: no decoupled rate.
+  double decoupled_lr = -1.0, decoupled_min_lr = 0.0;
+  bool decoupled() const { return decoupled_lr >= 0.0; }
+  LrSchedule decoupled_schedule() const {
+    LrSchedule d = lr;
+    d.lr = decoupled_lr;
+    d.min_lr = decoupled_min_lr;
+    return d;
+  }
   std::int64_t samples_per_iteration = 1;  // the global batch
   bool counts_samples = false;             // a run by samples (training.train_samples): describe() in samples
 
@@ -51,7 +62,7 @@ struct RunLength {
   std::int64_t train_iters = 1, global_batch_size = 1, train_samples = 0;
 };
 
-// The [optimizer] schedule keys: lr, min_lr, lr_decay_style, lr_warmup_iters | lr_warmup_fraction,
+// The [optimizer] schedule keys: lr, min_lr, decoupled_lr, decoupled_min_lr, lr_decay_style, lr_warmup_iters | lr_warmup_fraction,
 // lr_warmup_init, lr_decay_iters, lr_wsd_decay_style, lr_wsd_decay_iters, weight_decay,
 // start_weight_decay, end_weight_decay, weight_decay_incr_style; with train_samples the lengths are
 // lr_warmup_samples, lr_decay_samples, lr_wsd_decay_samples instead of the _iters keys (as

@@ -25,6 +25,9 @@ struct IterationLine {
   // With [logging] log_num_zeros_in_grad: the gradient's elements equal to 0 (Megatron's "num
   // zeros", before params norm); shown when ≥ 0 (not for a skipped step).
   double num_zeros_in_grad = -1.0;
+  // With [optimizer] decoupled_lr: the embedding's and output layer's rate (Megatron-Core's
+  // "decoupled learning rate", after the learning rate); shown when ≥ 0.
+  double decoupled_lr = -1.0;
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,

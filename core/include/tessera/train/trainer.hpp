@@ -120,6 +120,11 @@ class Trainer {
   // (iterations skipped by the loss scaler do not advance it), so the first update of a warmup
   // applies rate 0. For iterations not yet trained.
   double learning_rate(std::int64_t iteration) const { return param_schedule_.lr.at(scheduled_samples_before(iteration)); }
+  // The embedding's and output layer's rate ([optimizer] decoupled_lr), counted alike; -1 without one.
+  double decoupled_learning_rate(std::int64_t iteration) const {
+    return param_schedule_.decoupled() ? param_schedule_.decoupled_schedule().at(scheduled_samples_before(iteration))
+                                       : -1.0;
+  }
   // The weight decay that iteration `iteration`'s update applies, counted as the learning rate.
   double weight_decay(std::int64_t iteration) const {
     return param_schedule_.weight_decay.at(scheduled_samples_before(iteration));
