@@ -184,6 +184,8 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
   return {{}, head_loss(ctx, x, batch), {}};
 }
 
+std::optional<double> GptModel::loss_tokens(const Batch& batch) const { return ops::sum(batch.get("loss_mask")); }
+
 double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
   // V: this rank's vocabulary shard, ids [first, first + V).
   const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;

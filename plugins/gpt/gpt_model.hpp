@@ -75,6 +75,7 @@ class GptModel : public Model, public Generator {
   // parallel null: one process.
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype = DType::f32);
   FieldSpecs batch_fields() const override;
+  std::optional<double> loss_tokens(const Batch& batch) const override;  // the loss_mask's sum
   void collect_parameters(std::vector<Parameter*>& out) override;
   // One tensor crosses every stage boundary: the hidden state (activation_shape).
   StageOutput forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs,

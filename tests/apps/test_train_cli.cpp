@@ -127,6 +127,17 @@ TEST_CASE("optimizer.decoupled_lr shows on the iteration line after the learning
   CHECK(t.has("the embedding and output layer at decoupled_lr 0.006"));
 }
 
+TEST_CASE("training.calculate_per_token_loss: a model whose loss it cannot count is refused, naming it", "[unit]") {
+  Workspace w;
+  const Run gpt = run_tessera("train " + w.config + " --set training.train_iters=1 --set training.calculate_per_token_loss=true");
+  INFO(gpt.output);
+  CHECK(gpt.ok());
+  const Run bert = run_tessera("train " + w.config + " --set training.calculate_per_token_loss=true --set model.plugin=\"bert\"");
+  INFO(bert.output);
+  CHECK(bert.clean_error());
+  CHECK(bert.has("training.calculate_per_token_loss = true (--set): the bert model's loss is not a mean over tokens"));
+}
+
 TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
   // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
   // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.

@@ -17,8 +17,12 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/train/components.hpp"
+#include "tessera/train/iteration.hpp"
 #include "tessera/train/trainer.hpp"
+#include "gpt_batch.hpp"
 #include "test_util.hpp"
+#include "tiny_gpt.hpp"
 #include "training_corpus.hpp"
 
 using namespace tessera;
@@ -107,6 +111,67 @@ TEST_CASE("gradient accumulation equals one large microbatch", "[unit]") {
     CHECK(std::abs(one.losses[i] - four.losses[i]) / one.losses[i] < 1e-5);
     CHECK(std::abs(one.grad_norms[i] - four.grad_norms[i]) / one.grad_norms[i] < 1e-4);
   }
+}
+
+TEST_CASE("calculate_per_token_loss: microbatches weighed by their tokens equal one microbatch of them all", "[unit]") {
+  // Megatron-Core's --calculate-per-token-loss: the loss summed over the global batch's tokens and
+  // divided by their count. Three sequences whose loss masks keep 16, 3 and 9 of their 16 tokens:
+  // three microbatches per token equal one microbatch of all three (its mean is over all 28
+  // tokens), in the loss and in every gradient; the mean of the three microbatches' means does not.
+  constexpr std::int64_t kVocab = 37, T = 16;
+  const std::vector<std::int64_t> kept = {16, 3, 9};
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> token(0, kVocab - 1);
+  Batch all = gpt_batch(Tensor::empty({3, T}, DType::i32), Tensor::empty({3, T}, DType::i32), Tensor::zeros({3, T}));
+  for (std::int64_t i = 0; i < 3 * T; ++i) {
+    all.get("tokens").data<std::int32_t>()[i] = token(rng);
+    all.get("labels").data<std::int32_t>()[i] = token(rng);
+    all.get("loss_mask").data<float>()[i] = (i % T) < kept[static_cast<std::size_t>(i / T)] ? 1.0f : 0.0f;
+  }
+  const auto rows = [&](std::int64_t first, std::int64_t count) {
+    Batch b;
+    for (const char* name : {"tokens", "labels", "loss_mask"}) b.set(name, all.get(name).rows(first, first + count).clone());
+    return b;
+  };
+  const auto run = [&](std::int64_t micro, bool per_token) {
+    auto model = test::make_tiny_gpt(kVocab, "hidden_dropout = 0.0\nattention_dropout = 0.0\n");
+    std::vector<Parameter*> params;
+    model->collect_parameters(params);
+    auto parallel = Parallel::single();
+    auto optimizer = build_optimizer(Config::from_string("[optimizer]\nplugin = \"adam\"\n"), params,
+                                     OptimizerContext{parallel, nullptr});
+    IterationSettings s;
+    s.num_microbatches = 3 / micro;
+    s.micro_batch_size = micro;
+    s.lr = 0.0;  // the gradients are compared, not the update
+    s.clip_grad = 0.0;
+    s.per_token_loss = per_token;
+    const IterationResult r =
+        run_iteration(*model, params, *optimizer, [&](std::int64_t m) { return rows(m * micro, micro); }, s, *parallel);
+    std::vector<std::vector<float>> grads;
+    for (const Parameter* p : params) grads.push_back(p->grad.to_vector<float>());
+    return std::make_pair(r.loss, grads);
+  };
+  const auto relative = [](const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      for (std::size_t k = 0; k < a[i].size(); ++k) {
+        err += std::pow(double(a[i][k]) - double(b[i][k]), 2);
+        ref += std::pow(double(b[i][k]), 2);
+      }
+    return std::sqrt(err / ref);
+  };
+  const auto [whole_loss, whole] = run(3, false);
+  const auto [per_token_loss, per_token] = run(1, true);
+  const auto [mean_loss, mean] = run(1, false);
+  CHECK(per_token_loss == Approx(whole_loss).epsilon(1e-6));
+  CHECK(relative(per_token, whole) < 1e-5);
+  CHECK(std::abs(mean_loss - whole_loss) > 1e-3 * whole_loss);  // the microbatches' means differ
+  CHECK(relative(mean, whole) > 1e-2);
+  // One microbatch of them all: per token or not, the same.
+  const auto [whole_per_token_loss, whole_per_token] = run(3, true);
+  CHECK(whole_per_token_loss == Approx(whole_loss).epsilon(1e-6));
+  CHECK(relative(whole_per_token, whole) < 1e-6);
 }
 
 TEST_CASE("the loss falls and validation runs", "[unit]") {

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,11 @@ class Model {
   // The names of StageOutput::loss_parts as the log shows them ("lm loss", "sop loss"); empty: the
   // loss is logged as one "lm loss".
   virtual std::vector<std::string> loss_part_names() const { return {}; }
+  // The tokens the loss of `batch` averages over (GPT: its loss_mask's sum; Megatron-Core's
+  // num_tokens), for [training] calculate_per_token_loss, which weighs each microbatch's mean loss by
+  // its share of the global batch's tokens; nullopt (the default): the model's loss is not such a
+  // mean, and the trainer refuses the key.
+  virtual std::optional<double> loss_tokens(const Batch& /*batch*/) const { return std::nullopt; }
   // `micro_batch_size` random samples the model accepts, on the host, for benchmarks without data:
   // by default i32 fields hold random ids below vocab_size and every other field ones (every
   // position real and predicted); a model with fields of another range (BERT's token types and

@@ -81,6 +81,25 @@ double global_grad_zeros(const std::vector<Parameter*>& params, Optimizer& optim
   return global_sum(params, optimizer, parallel, ShardField::grad, count_zeros);
 }
 
+std::vector<double> per_token_weights(const Model& model, const std::function<Batch(std::int64_t)>& microbatch,
+                                      std::int64_t count, std::int64_t global_microbatches, const Parallel& parallel,
+                                      std::vector<Batch>& read) {
+  std::vector<double> tokens(static_cast<std::size_t>(count), 0.0);
+  if (parallel.layout.pp_rank() == parallel.layout.pp() - 1)
+    for (std::int64_t m = 0; m < count; ++m) {
+      read.push_back(microbatch(m));
+      const std::optional<double> n = model.loss_tokens(read.back());
+      if (!n) throw Error("calculate_per_token_loss: the model does not count the tokens of its loss");
+      tokens[static_cast<std::size_t>(m)] = *n;
+    }
+  double total = 0;
+  for (double n : tokens) total += n;
+  total = all_reduce_sum(*parallel.groups.dp, all_reduce_sum(*parallel.groups.pp, total));
+  std::vector<double> weights;
+  for (double n : tokens) weights.push_back(total > 0 ? n * static_cast<double>(global_microbatches) / total : 0.0);
+  return weights;
+}
+
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {
   if (schedule) {
     std::vector<PipelineStep> steps = schedule->training_steps(spec);
@@ -121,12 +140,21 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   pass.seed = s.seed;
   pass.iteration = s.iteration;
   pass.loss_grad_scale = static_cast<float>(s.loss_scale / static_cast<double>(total_microbatches));
+  // Per-token loss: the microbatches are counted before the pipeline runs (the first backward needs
+  // the global count).
+  std::vector<Batch> counted;
+  if (s.per_token_loss)
+    pass.microbatch_weights =
+        per_token_weights(model, microbatch, s.num_microbatches, total_microbatches, parallel, counted);
   pass.micro_batch_size = s.micro_batch_size;
   pass.device = params.empty() ? Device::cpu() : params.front()->value.device();
   pass.global_microbatch = [&](std::int64_t m) { return m * dp.size() + dp.rank(); };  // dropout as one process
   if (reducer) pass.grad_listener = &*reducer;
   const ScheduleSpec spec{parallel.layout.pp(), parallel.layout.pp_rank(), s.num_microbatches, parallel.layout.vpp()};
-  const PipelineRun run = run_pipeline_steps(model, iteration_steps(schedule, spec), microbatch, pass, parallel);
+  const auto batch_of = [&](std::int64_t m) {
+    return counted.empty() ? microbatch(m) : counted.at(static_cast<std::size_t>(m));
+  };
+  const PipelineRun run = run_pipeline_steps(model, iteration_steps(schedule, spec), batch_of, pass, parallel);
   // Replicated tensors whose gradient each tp rank computed from its own heads (MQA's K/V) are
   // summed over tp once per iteration, after all microbatches (inside backward they would be
   // re-summed with every microbatch's +=), and before the data-parallel sum. Likewise the tied

@@ -47,13 +47,16 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
   std::map<Key, InFlight> in_flight;
   std::map<Key, std::vector<Tensor>> outputs, input_grads;  // produced, until sent
   std::vector<CommRequest> sends;  // in flight; each keeps its tensor alive until it completes
+  const auto weight = [&](std::int64_t m) {
+    return pass.microbatch_weights.empty() ? 1.0 : pass.microbatch_weights.at(static_cast<std::size_t>(m));
+  };
   auto context = [&](std::int64_t m, ActivationStore& store) {
     StepContext ctx{store};
     ctx.training = pass.training;
     ctx.seed = pass.seed;
     ctx.iteration = pass.iteration;
     ctx.microbatch = pass.global_microbatch(m);
-    ctx.loss_grad_scale = pass.loss_grad_scale;
+    ctx.loss_grad_scale = static_cast<float>(pass.loss_grad_scale * weight(m));
     return ctx;
   };
   // Virtual stage c·pp + stage sends across boundary c·pp + stage and receives across the one before.
@@ -153,9 +156,9 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         StepContext ctx = context(m, f.store);
         StageOutput out = model.forward_stage(ctx, microbatch(m), f.inputs, s.chunk);
         f.inputs.clear();
-        run.loss_sum += out.loss;
+        run.loss_sum += out.loss * weight(m);
         if (run.loss_part_sums.size() < out.loss_parts.size()) run.loss_part_sums.resize(out.loss_parts.size(), 0.0);
-        for (std::size_t i = 0; i < out.loss_parts.size(); ++i) run.loss_part_sums[i] += out.loss_parts[i];
+        for (std::size_t i = 0; i < out.loss_parts.size(); ++i) run.loss_part_sums[i] += out.loss_parts[i] * weight(m);
         if (!out.activations.empty()) outputs[key] = std::move(out.activations);
         std::int64_t held = 0, held_microbatches = 0;
         for (const auto& [_, g] : in_flight) {

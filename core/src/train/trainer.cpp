@@ -177,6 +177,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   std::int64_t threads = t.get_int("num_threads", 0, 0, 4096);
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
   o.num_threads = static_cast<int>(threads);
+  o.per_token_loss = t.get_bool("calculate_per_token_loss", false);
 
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
@@ -234,6 +235,12 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);
   model_->collect_parameters(params_);
+  if (options_.per_token_loss && !model_->loss_tokens(model_->example_batch(1, tokenizer_->vocab_size(), 0)))
+    throw ConfigError(fmt::format("training.calculate_per_token_loss = true ({}): the {} model's loss is not a mean "
+                                  "over tokens the trainer can count (GPT's is; BERT's and T5's keep Megatron-LM's "
+                                  "per-microbatch mean)",
+                                  config_.section("training").origin("calculate_per_token_loss"),
+                                  plugin_name(config_.section("model"))));
   // Built (and initialised) on the host, then moved once, as PyTorch's model.to(device).
   move_parameters(params_, device_);
   // Mixed precision: the values stay the f32 masters; forward and backward read bf16/f16 copies.
@@ -371,6 +378,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.seed = options_.seed;
   s.overlap_grad_reduce = options_.overlap_grad_reduce;
   s.count_zeros_in_grad = options_.log_num_zeros_in_grad;
+  s.per_token_loss = options_.per_token_loss;
   const std::int64_t first = consumed_samples_;
   // As Megatron-LM's sampler: step m reads a block of micro·dp consecutive samples and dp rank r
   // takes the r-th micro-sized slice, so all ranks together read what one process would.
@@ -432,10 +440,17 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
   pass.training = false;
   pass.micro_batch_size = micro;
   pass.device = device_;
+  const auto batch = [&](std::int64_t k) {
+    return batch_to(make_batch(ds, fields, (dp_rank + k * dp) * micro, micro), device_);
+  };
+  // calculate_per_token_loss: the validation loss is the mean over its tokens too.
+  std::vector<Batch> counted;
+  if (options_.per_token_loss)
+    pass.microbatch_weights = per_token_weights(*model_, batch, spec.num_microbatches, batches, *parallel_, counted);
   const PipelineRun run = run_pipeline_steps(
       *model_, forward_only_steps(spec),
-      [&](std::int64_t k) { return batch_to(make_batch(ds, fields, (dp_rank + k * dp) * micro, micro), device_); },
-      pass, *parallel_);
+      [&](std::int64_t k) { return counted.empty() ? batch(k) : counted.at(static_cast<std::size_t>(k)); }, pass,
+      *parallel_);
   const double total = all_reduce_sum(*parallel_->groups.dp, all_reduce_sum(*parallel_->groups.pp, run.loss_sum));
   last_eval_parts_ = mean_loss_parts(*parallel_, run.loss_part_sums, model_->loss_part_names().size(),
                                      static_cast<double>(batches));

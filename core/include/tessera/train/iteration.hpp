@@ -22,6 +22,10 @@ struct IterationSettings {
   std::int64_t micro_batch_size = 1;  // sequences per microbatch (the size of what stages exchange)
   double lr = 1e-4, weight_decay = 0.0;  // the rates this update applies (the schedule's)
   double decoupled_lr = -1.0;  // the embedding's and output layer's ([optimizer] decoupled_lr); negative: lr
+  // [training] calculate_per_token_loss (Megatron-Core's --calculate-per-token-loss): the objective
+  // is the loss summed over the global batch's tokens divided by their count (Model::loss_tokens),
+  // not the mean of the microbatches' means; the reported loss likewise.
+  bool per_token_loss = false;
   double clip_grad = 1.0;  // 0: no clipping
   std::uint64_t seed = 1234;
   bool overlap_grad_reduce = false;  // start each gradient bucket's dp all-reduce during the last backward
@@ -62,6 +66,16 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
                               const std::function<Batch(std::int64_t)>& microbatch, const IterationSettings& s,
                               const Parallel& parallel, const Schedule* schedule = nullptr,
                               GradBuckets* buckets = nullptr);
+
+// Per-token loss ([training] calculate_per_token_loss): the weight of each of this rank's `count`
+// microbatches — its tokens (Model::loss_tokens) × `global_microbatches` / the tokens of all the
+// microbatches over pp and dp — so that the mean over the global batch's microbatches, each counted
+// with its weight, is the mean over its tokens. The last pipeline stage reads the microbatches to
+// count them and leaves them in `read` for the run (the other stages' weights are 0: they have no
+// loss). Collective over pp and dp.
+std::vector<double> per_token_weights(const Model& model, const std::function<Batch(std::int64_t)>& microbatch,
+                                      std::int64_t count, std::int64_t global_microbatches, const Parallel& parallel,
+                                      std::vector<Batch>& read);
 
 // The steps of one iteration on this rank: the schedule's (validated), or gradient accumulation.
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec);

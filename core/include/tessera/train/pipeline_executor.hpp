@@ -26,6 +26,10 @@ struct PipelinePass {
   std::uint64_t seed = 0;
   std::int64_t iteration = 0;
   float loss_grad_scale = 1.0f;
+  // Per-token loss ([training] calculate_per_token_loss): microbatch m's loss counts
+  // microbatch_weights[m] times in the objective and in PipelineRun's sums (its loss_grad_scale is
+  // multiplied by it); empty: once each.
+  std::vector<double> microbatch_weights;
   std::int64_t micro_batch_size = 1;
   // This rank's microbatch m → the index of that microbatch in the whole global batch (dropout
   // masks depend on it, so that every layout draws the one-process masks).
@@ -36,7 +40,9 @@ struct PipelinePass {
 };
 
 struct PipelineRun {
-  double loss_sum = 0;  // Σ of this stage's microbatch losses (non-zero on the last stage only)
+  // Σ of this stage's microbatch losses, each times its PipelinePass::microbatch_weights (non-zero on
+  // the last stage only)
+  double loss_sum = 0;
   std::vector<double> loss_part_sums;  // Σ of their parts (StageOutput::loss_parts), where the model has parts
   std::int64_t peak_microbatches_held = 0;  // most (microbatch, chunk) pairs with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once

@@ -39,6 +39,9 @@ struct TrainingOptions {
   std::uint64_t seed = 1234;
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;
+  // [training] calculate_per_token_loss (Megatron-Core's --calculate-per-token-loss): the loss and
+  // its gradient averaged over the global batch's tokens, not over its microbatches' means.
+  bool per_token_loss = false;
   bool overlap_grad_reduce = false;
   std::int64_t bucket_size = kDefaultGradBucketSize;  // elements per data-parallel gradient bucket
   std::string save_dir;         // empty: do not save
