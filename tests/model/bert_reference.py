@@ -2,7 +2,9 @@
 
 Reads <dir>/tessera.safetensors (weights under Tessera's names, the batch, the model shape) and
 writes <dir>/torch.safetensors with the loss, its two terms and every parameter's gradient, in
-float64 (stored as float32). Attention ignores padded keys; labels −1 are not predicted.
+float64 (stored as float32). Attention ignores padded keys; labels −1 are not predicted. The shape's
+sixth and seventh values: residuals from the norms' outputs (Megatron-LM's
+--apply-residual-connection-post-layernorm), and the MLP's exact erf GELU (--no-bias-gelu-fusion).
 """
 import math
 import sys
@@ -25,6 +27,8 @@ def main(directory):
     keep = t["padding_mask"].bool()  # [B,T]
     B, T = tokens.shape
     D = int(t["shape"][4])  # channels per head (kv_channels): the attention projections are H·D wide
+    post = len(t["shape"]) > 5 and bool(t["shape"][5])
+    gelu = "none" if len(t["shape"]) > 6 and bool(t["shape"][6]) else "tanh"
 
     x = p["embedding.word_embeddings.weight"][tokens] + p["embedding.position_embeddings.weight"][torch.arange(T)]
     if binary:
@@ -40,10 +44,10 @@ def main(directory):
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)
         s = s.masked_fill(~keep[:, None, None, :], float("-inf"))
         ctx = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + F.linear(ctx, p[f"{n}.attention.output.weight"], p[f"{n}.attention.output.bias"])
-        m = F.layer_norm(x, (C,), p[f"{n}.ln2.weight"], p[f"{n}.ln2.bias"], eps)
-        m = F.gelu(F.linear(m, p[f"{n}.mlp.fc1.weight"], p[f"{n}.mlp.fc1.bias"]), approximate="tanh")
-        x = x + F.linear(m, p[f"{n}.mlp.fc2.weight"], p[f"{n}.mlp.fc2.bias"])
+        x = (a if post else x) + F.linear(ctx, p[f"{n}.attention.output.weight"], p[f"{n}.attention.output.bias"])
+        a2 = F.layer_norm(x, (C,), p[f"{n}.ln2.weight"], p[f"{n}.ln2.bias"], eps)
+        m = F.gelu(F.linear(a2, p[f"{n}.mlp.fc1.weight"], p[f"{n}.mlp.fc1.bias"]), approximate=gelu)
+        x = (a2 if post else x) + F.linear(m, p[f"{n}.mlp.fc2.weight"], p[f"{n}.mlp.fc2.bias"])
     x = F.layer_norm(x, (C,), p["final_layernorm.weight"], p["final_layernorm.bias"], eps)
 
     h = F.gelu(F.linear(x, p["lm_head.dense.weight"], p["lm_head.dense.bias"]))  # exact, as Megatron's BertLMHead

@@ -31,8 +31,9 @@ struct Built {
   PluginPtr<Model> model;
   std::vector<Parameter*> params;
 };
-// kv_channels 0: hidden / heads.
-Built build_bert(bool binary_head, DType compute = DType::f32, std::int64_t kv_channels = 0) {
+// kv_channels 0: hidden / heads. `extra`: more [model] keys.
+Built build_bert(bool binary_head, DType compute = DType::f32, std::int64_t kv_channels = 0,
+                 const std::string& extra = "") {
   Config config = Config::from_string(fmt::format(R"(
 [model]
 plugin = "bert"
@@ -44,7 +45,8 @@ make_vocab_size_divisible_by = 16
 init_method_std = 0.1
 bert_binary_head = {}
 {}
-)", L, C, H, T, binary_head, kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : ""));
+{}
+)", L, C, H, T, binary_head, kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : "", extra));
   ConfigSection s = config.section("model");
   Built b{create_plugin<Model>("model", s.get_string("plugin"), s, ModelContext{vocab, 7, nullptr, compute}), {}};
   config.check_no_unknown_keys();
@@ -100,8 +102,13 @@ StageOutput step(Model& model, const Batch& batch) {
   return out;
 }
 
-void check_against_torch(bool binary_head, std::int64_t kv_channels = 0) {
-  Built built = build_bert(binary_head, DType::f32, kv_channels);
+// post_ln_residual: model.apply_residual_connection_post_layernorm (the original BERT's residuals
+// from the norms' outputs); exact_gelu: model.bias_gelu_fusion = false (the MLP's erf GELU).
+void check_against_torch(bool binary_head, std::int64_t kv_channels = 0, bool post_ln_residual = false,
+                         bool exact_gelu = false) {
+  Built built = build_bert(binary_head, DType::f32, kv_channels,
+                           fmt::format("apply_residual_connection_post_layernorm = {}\nbias_gelu_fusion = {}",
+                                       post_ln_residual, !exact_gelu));
   const std::int64_t D = kv_channels > 0 ? kv_channels : C / H;
   auto& model = built.model;
   const std::vector<Parameter*>& params = built.params;
@@ -109,11 +116,13 @@ void check_against_torch(bool binary_head, std::int64_t kv_channels = 0) {
   const StageOutput out = step(*model, batch);
   REQUIRE(out.loss_parts.size() == (binary_head ? 2u : 0u));
 
-  const std::string dir = fmt::format("bert_reference_binary{}_kv{}", binary_head, D);
+  const std::string dir =
+      fmt::format("bert_reference_binary{}_kv{}_post{}_erf{}", binary_head, D, post_ln_residual, exact_gelu);
   std::filesystem::create_directories(dir);
   NamedTensors saved;
   for (Parameter* p : params) saved.emplace_back(p->name, p->value);
-  saved.emplace_back("shape", Tensor::from<std::int32_t>({5}, {int(L), int(C), int(H), int(binary_head), int(D)}));
+  saved.emplace_back("shape", Tensor::from<std::int32_t>({7}, {int(L), int(C), int(H), int(binary_head), int(D),
+                                                               int(post_ln_residual), int(exact_gelu)}));
   for (const char* f : {"tokens", "labels", "loss_mask", "padding_mask", "types", "is_random"})
     saved.emplace_back(f, batch.get(f));
   save_safetensors(dir + "/tessera.safetensors", saved);
@@ -140,6 +149,13 @@ TEST_CASE("BERT loss and gradients equal PyTorch, with padding: binary head", "[
 TEST_CASE("BERT loss and gradients equal PyTorch, with padding: no binary head", "[reference]") {
   check_against_torch(false);
 }
+TEST_CASE("BERT with residuals from the norms' outputs and the exact GELU (original BERT) equals PyTorch",
+          "[reference]") {
+  // Megatron-LM's --apply-residual-connection-post-layernorm and --no-bias-gelu-fusion on BERT.
+  check_against_torch(true, 0, true, false);
+  check_against_torch(true, 0, false, true);
+}
+
 TEST_CASE("BERT with kv_channels (heads of 20 channels, not 48 / 4) equals PyTorch", "[reference]") {
   check_against_torch(true, 20);
 }
