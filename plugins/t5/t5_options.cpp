@@ -90,6 +90,7 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
   t.layernorm_epsilon = static_cast<float>(s.get_float("layernorm_epsilon", 1e-5, 0.0, 1.0));
   const std::int64_t divisible_by = s.get_int("make_vocab_size_divisible_by", 128, 1, 1 << 20);
   t.kv_channels = read_kv_channels(s, t.hidden_size, t.num_attention_heads);
+  read_residual_and_gelu(s, t);  // post-LN residuals (every sublayer, cross-attention too) and the GELU
   const auto require_tp_divides = [&](const char* key, std::int64_t value) {
     if (value % tp != 0)
       throw ConfigError(fmt::format("model.{} ({}) in {} must be a multiple of parallel.tensor_model_parallel_size ({})",

@@ -31,6 +31,10 @@ def main(directory):
     B, Te = enc.shape
     Td = dec.shape[1]
     D = int(t["shape"][4])  # channels per head (kv_channels): the attention projections are H·D wide
+    # Megatron-LM's --apply-residual-connection-post-layernorm (every sublayer adds its norm's output,
+    # the decoder's cross-attention too) and --no-bias-gelu-fusion (the MLP's erf GELU).
+    post = len(t["shape"]) > 5 and bool(t["shape"][5])
+    gelu = "none" if len(t["shape"]) > 6 and bool(t["shape"][6]) else "tanh"
     wte, wpe = p["embedding.word_embeddings.weight"], p["embedding.position_embeddings.weight"]
 
     def ln(x, name):
@@ -54,14 +58,18 @@ def main(directory):
         return linear(ctx, f"{name}.output")
 
     def mlp(x, name):
-        return linear(F.gelu(linear(x, f"{name}.fc1"), approximate="tanh"), f"{name}.fc2")
+        return linear(F.gelu(linear(x, f"{name}.fc1"), approximate=gelu), f"{name}.fc2")
+
+    def residual(x, normed):  # what a sublayer adds its output to
+        return normed if post else x
 
     x = wte[enc] + wpe[torch.arange(Te)]
     for i in range(Le):
         n = f"encoder.layers.{i}"
         a = ln(x, f"{n}.ln1")
-        x = x + attention(a, a, f"{n}.attention", key_keep=keep)
-        x = x + mlp(ln(x, f"{n}.ln2"), f"{n}.mlp")
+        x = residual(x, a) + attention(a, a, f"{n}.attention", key_keep=keep)
+        a2 = ln(x, f"{n}.ln2")
+        x = residual(x, a2) + mlp(a2, f"{n}.mlp")
     memory = ln(x, "encoder.final_layernorm")
 
     y = wte[dec] + wpe[torch.arange(Td)]
@@ -69,9 +77,11 @@ def main(directory):
         n = f"decoder.layers.{i}"
         a = ln(y, f"{n}.ln1")
         # As Megatron-LM: causal and padded decoder keys masked (plugins/t5 masks causally only).
-        y = y + attention(a, a, f"{n}.attention", key_keep=dec_keep, causal=True)
-        y = y + attention(ln(y, f"{n}.cross_ln"), memory, f"{n}.cross_attention", key_keep=keep)
-        y = y + mlp(ln(y, f"{n}.ln2"), f"{n}.mlp")
+        y = residual(y, a) + attention(a, a, f"{n}.attention", key_keep=dec_keep, causal=True)
+        c = ln(y, f"{n}.cross_ln")
+        y = residual(y, c) + attention(c, memory, f"{n}.cross_attention", key_keep=keep)
+        a2 = ln(y, f"{n}.ln2")
+        y = residual(y, a2) + mlp(a2, f"{n}.mlp")
     y = ln(y, "decoder.final_layernorm")
 
     logits = y @ wte.t() + p["lm_head.bias"]  # padded vocabulary

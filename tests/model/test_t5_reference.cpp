@@ -36,8 +36,9 @@ auto make_model(Config& config, std::int64_t vocab, std::shared_ptr<const Parall
 
 namespace {
 
-// kv_channels 0: hidden / heads.
-void check_t5_against_torch(std::int64_t kv_channels) {
+// kv_channels 0: hidden / heads. post_ln_residual: apply_residual_connection_post_layernorm;
+// exact_gelu: bias_gelu_fusion = false.
+void check_t5_against_torch(std::int64_t kv_channels, bool post_ln_residual = false, bool exact_gelu = false) {
   const std::int64_t Le = 2, Ld = 3, C = 48, H = 4, Te = 13, Td = 9, vocab = 101;
   const std::int64_t D = kv_channels > 0 ? kv_channels : C / H;
   // encoder_seq_length (the alias of seq_length) and encoder_num_layers (of num_layers).
@@ -52,8 +53,11 @@ encoder_seq_length = {}
 decoder_seq_length = {}
 make_vocab_size_divisible_by = 16
 init_method_std = 0.1
+apply_residual_connection_post_layernorm = {}
+bias_gelu_fusion = {}
 {}
-)", Le, Ld, C, H, Te, Td, kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : ""));
+)", Le, Ld, C, H, Te, Td, post_ln_residual, !exact_gelu,
+                                                  kv_channels > 0 ? fmt::format("kv_channels = {}", kv_channels) : ""));
   auto model = make_model(config, vocab);
   REQUIRE(model->seq_length() == Te);
   REQUIRE(model->decoder_seq_length() == Td);
@@ -77,11 +81,12 @@ init_method_std = 0.1
   REQUIRE(store.empty());
   REQUIRE(out.loss_parts.empty());
 
-  const std::string dir = fmt::format("t5_reference_kv{}", D);
+  const std::string dir = fmt::format("t5_reference_kv{}_post{}_erf{}", D, post_ln_residual, exact_gelu);
   std::filesystem::create_directories(dir);
   NamedTensors saved;
   for (Parameter* p : params) saved.emplace_back(p->name, p->value);
-  saved.emplace_back("shape", Tensor::from<std::int32_t>({5}, {int(Le), int(Ld), int(C), int(H), int(D)}));
+  saved.emplace_back("shape", Tensor::from<std::int32_t>({7}, {int(Le), int(Ld), int(C), int(H), int(D),
+                                                               int(post_ln_residual), int(exact_gelu)}));
   for (const char* f : {"enc_tokens", "dec_tokens", "labels", "loss_mask", "enc_padding_mask", "dec_padding_mask"})
     saved.emplace_back(f, batch.get(f));
   save_safetensors(dir + "/tessera.safetensors", saved);
@@ -102,6 +107,11 @@ init_method_std = 0.1
 }  // namespace
 
 TEST_CASE("T5 loss and gradients equal PyTorch, with padding", "[reference]") { check_t5_against_torch(0); }
+TEST_CASE("T5 with residuals from the norms' outputs (cross-attention too) and the exact GELU equals PyTorch",
+          "[reference]") {
+  check_t5_against_torch(0, true, false);
+  check_t5_against_torch(0, false, true);
+}
 
 TEST_CASE("T5 with kv_channels (heads of 20 channels, not 48 / 4) equals PyTorch", "[reference]") {
   check_t5_against_torch(20);

@@ -11,6 +11,12 @@
 
 namespace tessera {
 
+void read_residual_and_gelu(const ConfigSection& s, TransformerOptions& o) {
+  o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
+  const bool openai_gelu = s.get_bool("openai_gelu", false);
+  o.exact_gelu = !s.get_bool("bias_gelu_fusion", true) && !openai_gelu;
+}
+
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                                             const ParallelSizes& sizes, const std::string& model) {
   const std::int64_t tp = sizes.tp;
@@ -63,11 +69,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
       largest_chunk = std::max(largest_chunk, chunk_layers(o.num_layers, sizes, stage, c).count);
     if (largest_chunk > 0) o.recompute = read_recompute_options(s, largest_chunk);
   }
-  o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
-  // Megatron-LM's MLP GELU: its fused bias-GELU (the default) is the tanh form, F.gelu without the
-  // fusion the exact erf form, and --openai-gelu the tanh form either way.
-  const bool openai_gelu = s.get_bool("openai_gelu", false);
-  o.exact_gelu = !s.get_bool("bias_gelu_fusion", true) && !openai_gelu;
+  read_residual_and_gelu(s, o);
   if (vocab_size <= 0) throw ConfigError(model + ": the tokenizer reported an empty vocabulary");
   o.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp so that

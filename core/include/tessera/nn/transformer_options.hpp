@@ -57,6 +57,12 @@ struct TransformerOptions {
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                                             const ParallelSizes& sizes, const std::string& model);
 
+// The layers' residual and GELU keys every transformer takes (read_transformer_options reads them;
+// T5 too): apply_residual_connection_post_layernorm, and the MLP's GELU from bias_gelu_fusion and
+// openai_gelu (Megatron-LM's fused bias-GELU is the tanh form, F.gelu without the fusion the exact
+// erf form, --openai-gelu the tanh form either way).
+void read_residual_and_gelu(const ConfigSection& s, TransformerOptions& o);
+
 // [model] kv_channels (Megatron-LM's --kv-channels), ≥ 1; unset, hidden_size / num_attention_heads,
 // which must divide (ConfigError naming the keys otherwise).
 std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, std::int64_t num_attention_heads);
