@@ -10,6 +10,7 @@
 // write <prefix>_<key>_document.*; give Megatron <output-prefix> as its data path). See
 // tessera/tools/preprocess.hpp for what a document is, and docs/preprocess.md.
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -21,6 +22,7 @@
 #include "tessera/tools/preprocess.hpp"
 #include "tessera/tools/progress_bar.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/quote.hpp"
 #include "tessera/tokenizer.hpp"
 #include "tessera/train/components.hpp"
 
@@ -66,7 +68,36 @@ constexpr MegatronTokenizerType kMegatronTypes[] = {
     {"GPTSentencePieceTokenizer", "sentencepiece", std::nullopt},
     {"Llama2Tokenizer", "sentencepiece", std::nullopt, true},
     {"SentencePieceTokenizer", "sentencepiece", std::nullopt, std::nullopt, true},
+    // Megatron-Core's HuggingFaceTokenizer: --tokenizer-model names a folder; its tokenizer.json.
+    {"HuggingFaceTokenizer", "hf_tokenizer", std::nullopt},
 };
+
+// HuggingFaceTokenizer's --tokenizer-model: a Hugging Face model folder (AutoTokenizer's
+// pretrained_model_name_or_path) whose tokenizer.json hf_tokenizer reads, or that file itself.
+void resolve_hf_model_folder(PreprocessArgs& a) {
+  namespace fs = std::filesystem;
+  if (a.tokenizer_model.empty()) return;
+  if (!a.tokenizer_file.empty())
+    throw ConfigError("preprocess: --tokenizer-type HuggingFaceTokenizer takes --tokenizer-model (a model folder) or "
+                      "--tokenizer-file (its tokenizer.json), not both");
+  std::error_code ec;
+  const fs::path model = a.tokenizer_model;
+  if (fs::is_directory(model, ec)) {
+    if (!fs::is_regular_file(model / "tokenizer.json", ec))
+      throw ConfigError(fmt::format("preprocess: --tokenizer-model {} has no tokenizer.json: Tessera reads a Hugging "
+                                    "Face fast tokenizer's file (a hub name must be downloaded first, e.g. with "
+                                    "huggingface-cli download)",
+                                    quote_untrusted(a.tokenizer_model)));
+    a.tokenizer_file = (model / "tokenizer.json").string();
+  } else if (fs::is_regular_file(model, ec)) {
+    a.tokenizer_file = a.tokenizer_model;
+  } else {
+    throw ConfigError(fmt::format("preprocess: --tokenizer-model {} is neither a folder nor a file (a hub name must be "
+                                  "downloaded first: Tessera reads the folder's tokenizer.json)",
+                                  quote_untrusted(a.tokenizer_model)));
+  }
+  a.tokenizer_model.clear();
+}
 
 // Resolves a Megatron tokenizer type into the plugin name and lower_case; other names are plugins.
 void resolve_tokenizer_type(PreprocessArgs& a) {
@@ -76,6 +107,7 @@ void resolve_tokenizer_type(PreprocessArgs& a) {
       throw ConfigError(fmt::format("preprocess: --tokenizer-type {} and --{}lower-case contradict each other", t.name,
                                     *a.lower_case ? "" : "no-"));
     a.tokenizer = t.plugin;
+    if (std::string(t.name) == "HuggingFaceTokenizer") resolve_hf_model_folder(a);
     if (t.lower_case) a.lower_case = t.lower_case;
     if (t.add_bos) a.add_bos = t.add_bos;
     if (t.added_special_tokens) a.added_special_tokens = t.added_special_tokens;
@@ -131,8 +163,9 @@ std::function<int()> setup_preprocess(CLI::App& sub) {
   sub.add_option("--tokenizer,--tokenizer-type", args->tokenizer,
                  "Tokenizer plugin, e.g. gpt2_bpe, hf_tokenizer, bert_wordpiece or byte (`tessera plugins` lists them); "
                  "Megatron-LM's BertWordPieceLowerCase, BertWordPieceCase, GPT2BPETokenizer, TokenizerFromFile, "
-                 "NullTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer (sentencepiece, add_bos) and "
-                 "SentencePieceTokenizer (sentencepiece, added_special_tokens) are accepted too")
+                 "NullTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer (sentencepiece, add_bos), "
+                 "SentencePieceTokenizer (sentencepiece, added_special_tokens) and HuggingFaceTokenizer (hf_tokenizer "
+                 "with --tokenizer-model a model folder) are accepted too")
       ->capture_default_str();
   sub.add_option("--vocab-file", args->vocab_file,
                  "[tokenizer] vocab_file (gpt2_bpe: vocab.json or encoder.json; bert_wordpiece: vocab.txt)");

@@ -530,6 +530,21 @@ TEST_CASE("tessera preprocess --tokenizer hf_tokenizer --tokenizer-file", "[refe
                                            "--output-prefix", dir / "out2"});
   INFO(megatron.output);
   CHECK(megatron.ok());
+  // Megatron-Core's HuggingFaceTokenizer: --tokenizer-model names a model folder; its tokenizer.json.
+  std::filesystem::create_directories(dir / "starcoder_model");
+  std::filesystem::copy_file(hf_file("starcoder.json"), dir / "starcoder_model/tokenizer.json");
+  const auto folder = test::tessera_cli({"preprocess", "--no-progress", "--input", dir / "src", "--tokenizer-type",
+                                         "HuggingFaceTokenizer", "--tokenizer-model", dir / "starcoder_model",
+                                         "--output-prefix", dir / "out_folder"});
+  INFO(folder.output);
+  REQUIRE(folder.ok());
+  IndexedDataset from_folder(dir / "out_folder");
+  for (std::int64_t i = 0; i < 3; ++i) CHECK(from_folder.sequence_int32(i) == ds.sequence_int32(i));
+  const auto no_file = test::tessera_cli({"preprocess", "--no-progress", "--input", dir / "src", "--tokenizer-type",
+                                          "HuggingFaceTokenizer", "--tokenizer-model", dir / "src",
+                                          "--output-prefix", dir / "out_nofile"});
+  CHECK(no_file.clean_error());
+  CHECK(no_file.has("has no tokenizer.json"));
   json j = small_tokenizer_json();
   j["added_tokens"] = json::array();
   j["model"]["vocab"].erase("<|endoftext|>");
