@@ -1,5 +1,5 @@
 // tessera checkpoint export --to hf CHECKPOINT OUT/ and tessera checkpoint import --from hf HF_FOLDER
-// OUT/: Hugging Face model folders (gpt2, gpt_bigcode, llama) from Tessera's saved models of any
+// OUT/: Hugging Face model folders (gpt2, gpt_bigcode, llama, mistral, qwen2) from Tessera's saved models of any
 // layout and back (tools/hf_export.hpp, tools/hf_import.hpp). tessera checkpoint reshard CHECKPOINT
 // --tp N --pp M [--dp K] OUT/: a resumable checkpoint for another layout (train/checkpoint_reshard.hpp).
 // docs/checkpoints.md. OUT/ is written completely or not at all, and must not exist or be empty.
@@ -114,9 +114,9 @@ RegisterCommand reg{
        CLI::App* exp = sub.add_subcommand("export", "write a saved model as a Hugging Face model folder");
        exp->add_option("--to", a->to, "the format to write: hf")->capture_default_str()->check(CLI::IsMember({"hf"}));
        exp->add_option("--architecture", a->architecture,
-                       "gpt2, gpt_bigcode or llama (default: llama for a Llama-style model, gpt2 for multi-head "
-                       "attention, gpt_bigcode for multi-query)")
-           ->check(CLI::IsMember({"gpt2", "gpt_bigcode", "llama"}));
+                       "gpt2, gpt_bigcode, llama, mistral or qwen2 (default: llama for a Llama-style model, qwen2 for "
+                       "one with add_qkv_bias, gpt2 for multi-head attention, gpt_bigcode for multi-query)")
+           ->check(CLI::IsMember({"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2"}));
        exp->add_option("CHECKPOINT", a->input,
                        "a saved model: a [checkpoint] save folder (final weights, else its latest checkpoint) or a "
                        "checkpoint folder iter_XXXXXXX of any layout")

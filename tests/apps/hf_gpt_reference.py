@@ -2,7 +2,9 @@
 """A Hugging Face model folder read the way transformers reads it, without transformers.
 
 Plain PyTorch GPT-2 (GPT2LMHeadModel), GPTBigCode (GPTBigCodeForCausalLM, multi-query or multi-head)
-and Llama (LlamaForCausalLM) forward passes written from transformers' modelling code: its parameter
+and Llama (LlamaForCausalLM; MistralForCausalLM without a sliding window, and Qwen2ForCausalLM, whose
+q/k/v projections have biases, are the same layers) forward passes written from transformers'
+modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
 queries, RMSNorm, SwiGLU, tied or untied heads. Computed in float64.
@@ -133,13 +135,20 @@ def llama(cfg, w, ids):
     def rope(t):  # [heads, T, D]
         return t * cos + rotate_half(t) * sin
 
+    assert cfg["model_type"] == "llama" or not cfg.get("sliding_window")  # mistral and qwen2: full attention
+    assert not cfg.get("use_sliding_window", False)
+
+    def proj(a, name):  # qwen2's q_proj, k_proj and v_proj have biases
+        y = a @ w[name + ".weight"].t()
+        return y + w[name + ".bias"] if name + ".bias" in w else y
+
     x = w["model.embed_tokens.weight"][ids]
     for i in range(L):
         p = f"model.layers.{i}."
         a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = rope((a @ w[p + "self_attn.q_proj.weight"].t()).view(T, H, D).transpose(0, 1))
-        k = rope((a @ w[p + "self_attn.k_proj.weight"].t()).view(T, G, D).transpose(0, 1))
-        v = (a @ w[p + "self_attn.v_proj.weight"].t()).view(T, G, D).transpose(0, 1)
+        q = rope(proj(a, p + "self_attn.q_proj").view(T, H, D).transpose(0, 1))
+        k = rope(proj(a, p + "self_attn.k_proj").view(T, G, D).transpose(0, 1))
+        v = proj(a, p + "self_attn.v_proj").view(T, G, D).transpose(0, 1)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
         x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].t()
         m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
@@ -155,7 +164,7 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    ref = (llama if cfg["model_type"] == "llama" else gpt2_like)(cfg, w, ids)
+    ref = (llama if cfg["model_type"] in ("llama", "mistral", "qwen2") else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"
     rel = ((ours - ref).abs().max() / ref.abs().max()).item()

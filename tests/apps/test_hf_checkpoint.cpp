@@ -208,6 +208,37 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(interpolated.find("\"factor\": 4") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "interpolated_imported/config.toml")
             .find("rotary_seq_len_interpolation_factor = 4") != std::string::npos);
+  // Qwen2: a Llama-style model with biases on q, k and v (add_qkv_bias) exports as qwen2, with its
+  // biases (rotated with their rows when the rotary pairs are interleaved), and imports back.
+  train(w, w.dir / "qwen2", llama + " --set model.add_qkv_bias=true --set model.rotary_interleaved=true");
+  const std::string qwen2 = export_round_trip(w, w.dir / "qwen2", "qwen2");
+  CHECK(qwen2.find("\"model_type\": \"qwen2\"") != std::string::npos);
+  CHECK(qwen2.find("\"use_sliding_window\": false") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "qwen2_imported/config.toml").find("add_qkv_bias = true") != std::string::npos);
+  // Mistral: llama's layers; exported on request, imported back as the same model.
+  const std::string mistral = export_round_trip(w, w.dir / "llama", "mistral", "--architecture mistral");
+  CHECK(mistral.find("\"model_type\": \"mistral\"") != std::string::npos);
+  CHECK(mistral.find("\"sliding_window\": null") != std::string::npos);
+  // A window shorter than the context (Mistral 7B v0.1's 4096 of 32768) is attention Tessera does
+  // not compute: refused, naming the key; one that covers the context imports.
+  std::string windowed = mistral;
+  windowed.replace(windowed.find("\"sliding_window\": null"), 22, "\"sliding_window\": 16");
+  tessera::test::write_text(w.dir / "mistral_hf/config.json", windowed);
+  const CliRun window = run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "windowed");
+  CHECK(window.clean_error());
+  CHECK(window.has("sliding_window"));
+  windowed.replace(windowed.find("\"sliding_window\": 16"), 20, "\"sliding_window\": 32");
+  tessera::test::write_text(w.dir / "mistral_hf/config.json", windowed);
+  CHECK(run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "whole_window").ok());
+  // Biases qwen2 has and llama lacks, and the reverse: refused, naming the key.
+  const CliRun llama_bias = run_tessera("checkpoint export --to hf --architecture llama " + w.dir / "qwen2" + " " +
+                                        w.dir / "qwen2_as_llama");
+  CHECK(llama_bias.clean_error());
+  CHECK(llama_bias.has("model.add_qkv_bias"));
+  const CliRun qwen2_no_bias = run_tessera("checkpoint export --to hf --architecture qwen2 " + w.dir / "llama" + " " +
+                                           w.dir / "llama_as_qwen2");
+  CHECK(qwen2_no_bias.clean_error());
+  CHECK(qwen2_no_bias.has("qwen2's q, k and v projections have biases"));
   train(w, w.dir / "both", llama + " --set model.rotary_seq_len_interpolation_factor=4 --set model.use_rope_scaling=true");
   const CliRun both = run_tessera("checkpoint export --to hf " + w.dir / "both" + " " + w.dir / "both_hf");
   CHECK(both.clean_error());

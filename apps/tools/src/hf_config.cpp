@@ -29,11 +29,11 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   const bool llama_style = o.rope || o.rms_norm || o.swiglu;
   HfGptShape s;
   s.architecture = !requested.empty() ? requested
-                   : llama_style      ? "llama"
+                   : llama_style      ? (o.add_qkv_bias ? "qwen2" : "llama")
                    : o.num_query_groups == o.num_attention_heads ? "gpt2"
                                                                  : "gpt_bigcode";
-  if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && s.architecture != "llama")
-    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode or llama",
+  if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
+    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral or qwen2",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -53,8 +53,14 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
-    if (o.add_qkv_bias)
-      throw refuse("add_qkv_bias", "llama's attention has no biases (Qwen2's q, k, v biases are not exported)");
+    if (o.add_qkv_bias && !s.qkv_bias())
+      throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 has them on q, k and v: "
+                                               "--architecture qwen2)",
+                                               s.architecture));
+    if (!o.add_qkv_bias && s.qkv_bias())
+      throw refuse("add_qkv_bias", "qwen2's q, k and v projections have biases (add_qkv_bias = true)");
+    if (s.qkv_bias() && o.kv_channels * o.num_attention_heads != o.hidden_size)
+      throw refuse("kv_channels", "qwen2's heads have hidden_size / num_attention_heads channels");
     if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
       throw refuse("rotary_seq_len_interpolation_factor",
                    "llama's rope_scaling is one kind, Llama 3.1's (use_rope_scaling) or linear, not both");
@@ -104,8 +110,10 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
 std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std::string>& extra) {
   nlohmann::ordered_json j;
   if (s.llama()) {
-    j["architectures"] = {"LlamaForCausalLM"};
-    j["model_type"] = "llama";
+    j["architectures"] = {s.architecture == "qwen2"     ? "Qwen2ForCausalLM"
+                          : s.architecture == "mistral" ? "MistralForCausalLM"
+                                                        : "LlamaForCausalLM"};
+    j["model_type"] = s.architecture;
     j["vocab_size"] = s.vocab;
     j["hidden_size"] = s.hidden;
     j["intermediate_size"] = s.ffn;
@@ -129,10 +137,15 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["rope_scaling"] = nullptr;
     }
     j["hidden_act"] = "silu";
-    j["attention_bias"] = false;
-    j["mlp_bias"] = false;
     j["attention_dropout"] = s.attention_dropout;
-    j["pretraining_tp"] = 1;
+    if (s.architecture == "llama") {
+      j["attention_bias"] = false;
+      j["mlp_bias"] = false;
+      j["pretraining_tp"] = 1;
+    } else {  // every position attends to all before it: no sliding window
+      j["sliding_window"] = nullptr;
+      if (s.architecture == "qwen2") j["use_sliding_window"] = false;
+    }
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
     j["architectures"] = {bigcode ? "GPTBigCodeForCausalLM" : "GPT2LMHeadModel"};
@@ -258,9 +271,10 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   HfGptShape s;
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
-    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode and llama models");
-  if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && s.architecture != "llama")
-    throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama)",
+    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral and qwen2 models");
+  if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
+    throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
+                                  "mistral, qwen2)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -277,6 +291,13 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     if (r.has("rope_scaling")) read_rope_scaling(r, s);
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
+    // Mistral's and Qwen2's sliding-window attention: Tessera attends to every earlier position, the
+    // same only where the window covers the whole context.
+    if (s.architecture == "qwen2" && r.flag("use_sliding_window", false))
+      r.require("use_sliding_window", false, "false (full causal attention)");
+    if (s.architecture == "mistral" && r.has("sliding_window") && r.size("sliding_window") < s.positions)
+      r.require("sliding_window", false,
+                fmt::format("null or at least max_position_embeddings ({}): full causal attention", s.positions));
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
     if (r.has("head_dim") && r.size("head_dim") * s.heads != s.hidden) s.kv_channels = r.size("head_dim");
   } else {
@@ -333,6 +354,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
     if (s.rope_interpolation != 1.0)
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
+    if (s.qkv_bias()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";  // Megatron-LM's F.gelu: the exact form

@@ -102,15 +102,30 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       const Tensor& kv = get(layer(i, "attention.key_value.weight"));
       Tensor q = get(layer(i, "attention.query.weight")), k = slice_rows(kv, 0, s.groups * D),
              v = slice_rows(kv, s.groups * D, 2 * s.groups * D);
+      // qwen2's biases on q, k and v (Tessera's add_qkv_bias), rotated with their rows.
+      Tensor qb, kb, vb;
+      if (s.qkv_bias()) {
+        const Tensor& kvb = get(layer(i, "attention.key_value.bias"));
+        qb = get(layer(i, "attention.query.bias"));
+        kb = slice_rows(kvb, 0, s.groups * D);
+        vb = slice_rows(kvb, s.groups * D, 2 * s.groups * D);
+      }
       if (s.rotary_interleaved) {
         q = permute_rows(q, rotary_to_hf(s.heads, D));
         k = permute_rows(k, rotary_to_hf(s.groups, D));
+        if (s.qkv_bias()) {
+          qb = permute_rows(qb, rotary_to_hf(s.heads, D));
+          kb = permute_rows(kb, rotary_to_hf(s.groups, D));
+        }
       }
       const Tensor& fc1 = get(layer(i, "mlp.fc1.weight"));
       out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
       out.emplace_back(p + "self_attn.q_proj.weight", q);
+      if (s.qkv_bias()) out.emplace_back(p + "self_attn.q_proj.bias", qb);
       out.emplace_back(p + "self_attn.k_proj.weight", k);
+      if (s.qkv_bias()) out.emplace_back(p + "self_attn.k_proj.bias", kb);
       out.emplace_back(p + "self_attn.v_proj.weight", v);
+      if (s.qkv_bias()) out.emplace_back(p + "self_attn.v_proj.bias", vb);
       out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
       out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
       out.emplace_back(p + "mlp.gate_proj.weight", slice_rows(fc1, 0, s.ffn));
@@ -188,6 +203,11 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       out[layer(i, "attention.query.weight")] = take(p + "self_attn.q_proj.weight", {H * D, C});
       Tensor k = take(p + "self_attn.k_proj.weight", {G * D, C}), v = take(p + "self_attn.v_proj.weight", {G * D, C});
       out[layer(i, "attention.key_value.weight")] = cat_rows({k, v});
+      if (s.qkv_bias()) {
+        out[layer(i, "attention.query.bias")] = take(p + "self_attn.q_proj.bias", {H * D});
+        Tensor kb = take(p + "self_attn.k_proj.bias", {G * D}), vb = take(p + "self_attn.v_proj.bias", {G * D});
+        out[layer(i, "attention.key_value.bias")] = cat_rows({kb, vb});
+      }
       out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
       Tensor gate = take(p + "mlp.gate_proj.weight", {F, C}), up = take(p + "mlp.up_proj.weight", {F, C});

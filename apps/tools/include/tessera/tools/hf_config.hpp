@@ -13,7 +13,7 @@ namespace tessera {
 
 // One GPT as both sides describe it.
 struct HfGptShape {
-  std::string architecture;  // "gpt2", "gpt_bigcode" or "llama"
+  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral" or "qwen2"
   std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
   double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0, rotary_base = 10000.0;
   bool tied = true;
@@ -31,7 +31,10 @@ struct HfGptShape {
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.
   bool exact_gelu = false;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
-  bool llama() const { return architecture == "llama"; }
+  // The Llama family: llama; mistral (llama's layers, here without a sliding window); qwen2 (biases
+  // on q, k and v: Tessera's add_qkv_bias).
+  bool llama() const { return architecture == "llama" || architecture == "mistral" || architecture == "qwen2"; }
+  bool qkv_bias() const { return architecture == "qwen2"; }
 };
 
 // The HF architecture a Tessera GPT maps to: `requested` ("" = choose: llama for a Llama-style model,
