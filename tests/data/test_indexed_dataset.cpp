@@ -350,15 +350,19 @@ TEST_CASE("a FIFO or other non-regular file as .idx or .bin is refused at once, 
     std::filesystem::copy_file(dir / "good.bin", prefix + ".bin");
     std::filesystem::remove(prefix + ext);
     REQUIRE(::mkfifo((prefix + ext).c_str(), 0600) == 0);
-    // Without the check, open() waits for a writer for ever; this thread plays that writer after a
-    // while, so a regression fails (it was blocked) rather than hangs the test.
+    // Without the check, open() waits for a writer for ever; this thread plays that writer when the
+    // reader is still not done after 2 s, so a regression fails (it was blocked) rather than hangs
+    // the test. (Opening the writer any earlier would also succeed during the instant the checked,
+    // non-blocking open holds the FIFO, and call that blocking.)
     std::atomic<bool> done{false}, was_blocked{false};
     std::thread unblock([&] {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-      while (!done && std::chrono::steady_clock::now() < until) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (!done && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (done) return;
+      was_blocked = true;
+      for (int tries = 0; tries < 250 && !done; ++tries) {
         const int fd = ::open((prefix + ext).c_str(), O_WRONLY | O_NONBLOCK);
-        if (fd >= 0) {  // only succeeds while a reader is waiting in open()
-          was_blocked = true;
+        if (fd >= 0) {  // succeeds once the reader is in open()
           ::close(fd);
           return;
         }
