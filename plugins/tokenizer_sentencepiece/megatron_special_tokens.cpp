@@ -29,18 +29,14 @@ MegatronSpecialTokens::MegatronSpecialTokens(const sentencepiece::SentencePieceP
 }
 
 std::int32_t MegatronSpecialTokens::add(const sentencepiece::SentencePieceProcessor& sp, const std::string& text) {
-  std::int32_t id = -1;
-  if (const auto known = find(text)) {
-    id = *known;
-  } else {
+  std::optional<std::int32_t> id = find(text);  // added before (a role given the same piece twice)
+  if (!id) {
     const int piece = sp.PieceToId(text);  // unknown text gives the unk id, whose piece differs
     id = piece >= 0 && sp.IdToPiece(piece) == text ? piece : static_cast<std::int32_t>(vocab_size_++);
+    tokens_.push_back({text, *id});
   }
-  bool listed = false;
-  for (const Token& t : tokens_) listed = listed || t.text == text;
-  if (!listed) tokens_.push_back({text, id});
-  by_id_[id] = text;
-  return id;
+  by_id_[*id] = text;
+  return *id;
 }
 
 std::optional<std::int32_t> MegatronSpecialTokens::find(std::string_view text) const {

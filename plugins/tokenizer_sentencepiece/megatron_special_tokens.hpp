@@ -7,8 +7,8 @@
 //
 // Encoding finds them in the text — the earliest first; of two found at one place (a token that
 // begins another), the one added first, as in Megatron-LM — and encodes the text between them with
-// the model. Decoding writes the text before each special token, a space, the
-// token's text and a space.
+// the model. Decoding writes the text before each special token, a space, the token's text and a
+// space.
 #pragma once
 #include <cstdint>
 #include <functional>
