@@ -136,10 +136,7 @@ class T5Planner : public ModelPlanner {
   }
 
  private:
-  static std::string layers(const T5StackPart& part) {
-    return part.count == 1 ? fmt::format("layer {}", part.first_layer)
-                           : fmt::format("layers {}–{}", part.first_layer, part.first_layer + part.count - 1);
-  }
+  static std::string layers(const T5StackPart& part) { return layers_text(part.first_layer, part.count); }
   // Both stacks over both lengths, for check_countable's bound (an overestimate).
   TransformerOptions countable() const {
     TransformerOptions t = o_.t;

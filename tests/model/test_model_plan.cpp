@@ -709,6 +709,15 @@ TEST_CASE("uneven pipeline stages: Megatron-LM's old and new names, and what the
                          PlanRequest{2, kVocab});
              }),
              Catch::Contains("not by counting the embedding or loss as layers"));
+  // 4 layers, the embedding and loss counted, pp 2 · vpp 3: chunks of one counted layer, the first
+  // holding the embedding alone and the last the loss alone.
+  const Plan counted_plan = make_plan(Config::from_string(config_text(kGpt, 4, 4, 1, 2, 1, 4, "", false, 0, 0, true),
+                                                          "c.toml", {"parallel.virtual_pipeline_model_parallel_size=3",
+                                                                     "schedule.plugin=\"interleaved\""}),
+                                      PlanRequest{2, kVocab});
+  CHECK(counted_plan.stages.at(0).chunks.at(0).contents == "no layers, embeddings");
+  CHECK(counted_plan.stages.at(1).chunks.at(0).contents == "layer 0");
+  CHECK(counted_plan.stages.at(1).chunks.at(2).contents.rfind("no layers, final norm", 0) == 0);
   // The model's own check: the rest must split over the stages between.
   CHECK_THAT(message_of<ConfigError>([] {
                make_plan(Config::from_string(config_text(kGpt, 4, 4, 1, 3, 1, 4, "", false, 0, 1)), PlanRequest{3, kVocab});

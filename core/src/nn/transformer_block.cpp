@@ -44,10 +44,14 @@ void TransformerBlock::collect_parameters(std::vector<Parameter*>& out) {
   if (final_norm_) final_norm_->collect_parameters(out);
 }
 
+std::string layers_text(std::int64_t first, std::int64_t count) {
+  if (count <= 0) return "no layers";
+  if (count == 1) return fmt::format("layer {}", first);
+  return fmt::format("layers {}–{}", first, first + count - 1);
+}
+
 std::string TransformerBlock::describe() const {
-  if (layers_.empty()) return "no layers";
-  if (layers_.size() == 1) return fmt::format("layer {}", o_.first_layer);
-  return fmt::format("layers {}–{}", o_.first_layer, o_.first_layer + o_.num_layers - 1);
+  return layers_text(o_.first_layer, static_cast<std::int64_t>(layers_.size()));
 }
 
 bool TransformerBlock::sequence_parallel(const StepContext& ctx) const {

@@ -27,6 +27,7 @@
 
 #include "tessera/error.hpp"
 #include "tessera/nn/tied_lm_head.hpp"
+#include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_cross_entropy.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 #include "tessera/parallel/pipeline_layers.hpp"
@@ -69,8 +70,7 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   const std::int64_t Ns = sp ? N / t : N;  // token rows held between tensor-parallel regions
 
   ModelChunkCost c;
-  c.contents = per == 1 ? fmt::format("layer {}", first_layer)
-                        : fmt::format("layers {}–{}", first_layer, first_layer + per - 1);
+  c.contents = layers_text(first_layer, per);
   if (first) c.contents += ", embeddings";
   if (last)
     c.contents += (o.untie_embeddings_and_output_weights ? ", final norm, output layer"

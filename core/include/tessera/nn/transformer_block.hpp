@@ -37,6 +37,10 @@ struct TransformerBlockOptions {
   std::string final_norm;  // parameter name prefix of a norm after the last layer ("final_layernorm"); "" none
 };
 
+// `count` layers from global layer `first`: "layers 4–7", "layer 4", or "no layers" (a pipeline
+// chunk that holds only the embedding or the loss).
+std::string layers_text(std::int64_t first, std::int64_t count);
+
 class TransformerBlock {
  public:
   TransformerBlock(const TransformerBlockOptions& o, std::uint64_t seed);
@@ -52,7 +56,7 @@ class TransformerBlock {
   // On shape s (s.memory_seq: the cross-attention memory's length). Counts the memory and masks the
   // block keeps for backward once, and the segments' inputs under full recompute.
   static ModuleCost cost(const TransformerBlockOptions& o, const CostShape& s);
-  // "layers 4–7" (for describe() and plan tables)
+  // "layers 4–7" (for describe() and plan tables): layers_text of its layers
   std::string describe() const;
 
  private:
