@@ -563,6 +563,23 @@ TEST_CASE("kv_channels: the plan and the model count heads·kv_channels-wide pro
   CHECK_THAT(model->describe(), Catch::Contains("kv_channels 12"));
 }
 
+TEST_CASE("BigCode's attention_head_type (StarCoder's --attention-head-type) sets the key/value heads", "[unit]") {
+  // The plan of 4 heads with attention_head_type equals that with num_query_groups 1 (multiquery) or
+  // 4 (multihead); K/V parameters differ between the two, so the comparison can fail.
+  const auto plan = [](const std::string& groups_line) {
+    std::string text = config_text(kGpt, 4, 4, 1, 1, 2, 4);
+    text.replace(text.find("num_query_groups = 4\n"), 21, groups_line);
+    return make_plan(Config::from_string(text, "bc.toml"), PlanRequest{1, kVocab}).stages.at(0).parameters;
+  };
+  CHECK(plan("attention_head_type = \"multiquery\"\n") == plan("num_query_groups = 1\n"));
+  CHECK(plan("attention_head_type = \"multihead\"\n") == plan("num_query_groups = 4\n"));
+  CHECK(plan("num_query_groups = 1\n") != plan("num_query_groups = 4\n"));
+  CHECK_THAT(message_of<ConfigError>([&] { plan("attention_head_type = \"multiquery\"\nnum_query_groups = 1\n"); }),
+             Catch::Contains("model.attention_head_type (in bc.toml) and model.num_query_groups (in bc.toml)"));
+  CHECK_THAT(message_of<ConfigError>([&] { plan("attention_head_type = \"multi_query\"\n"); }),
+             Catch::Contains("attention_head_type") && Catch::Contains("multihead, multiquery"));
+}
+
 TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {
   using Catch::Contains;
   // config_text's GPT (h 32, 4 heads of 8) with `extra` in [model], from "llama.toml", on tp ranks.

@@ -25,7 +25,20 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
   o.num_layers = s.get_int("num_layers", 2, 1, 100000);
   o.hidden_size = s.get_int("hidden_size", 64, 1, 1 << 20);
   o.num_attention_heads = s.get_int("num_attention_heads", 4, 1, 1 << 16);
-  o.num_query_groups = s.get_int("num_query_groups", o.num_attention_heads, 1, o.num_attention_heads);
+  // BigCode's Megatron-LM fork (StarCoder's scripts): --attention-head-type multiquery | multihead,
+  // the two ends of num_query_groups.
+  if (s.has("attention_head_type")) {
+    if (s.has("num_query_groups"))
+      throw ConfigError(fmt::format("model.attention_head_type (in {}) and model.num_query_groups (in {}) both set the "
+                                    "key/value heads: give one",
+                                    s.origin("attention_head_type"), s.origin("num_query_groups")));
+    o.num_query_groups =
+        s.get_choice("attention_head_type", "multihead", {"multihead", "multiquery"}) == "multiquery"
+            ? 1
+            : o.num_attention_heads;
+  } else {
+    o.num_query_groups = s.get_int("num_query_groups", o.num_attention_heads, 1, o.num_attention_heads);
+  }
   o.ffn_hidden_size = s.get_int("ffn_hidden_size", 4 * o.hidden_size, 1, 1 << 24);
   o.seq_length = s.get_int("seq_length", 64, 1, 1 << 20);
   o.max_position_embeddings = s.get_int("max_position_embeddings", o.seq_length, o.seq_length, 1 << 20);
