@@ -154,6 +154,22 @@ TEST_CASE("tensorboard_dir: event files with Megatron's tags equal the run's log
   for (const auto& s : events3["scalars"]) steps3[s["tag"]].push_back(s["step"]);
   CHECK(steps3["lm loss"] == std::vector<std::int64_t>{3, 6});
   CHECK(steps3["learning-rate"] == std::vector<std::int64_t>{3, 6});
+  CHECK(steps3.count("decoupled-learning-rate") == 0);
+
+  // optimizer.decoupled_lr: Megatron-Core's "decoupled-learning-rate" too, the value the line shows.
+  const std::string tbd = w.dir / "tbd";
+  const CliRun decoupled = tessera_cli({"train", w.config, "--set", "training.train_iters=2", "--set",
+                                        "checkpoint.save=" + (w.dir / "saved"), "--set", "logging.tensorboard_dir=" + tbd,
+                                        "--set", "optimizer.lr_decay_style=\"constant\"", "--set",
+                                        "optimizer.decoupled_lr=0.006"});
+  INFO(decoupled.output);
+  REQUIRE(decoupled.ok());
+  std::vector<double> decoupled_values;
+  const nlohmann::json events_decoupled = dump_events(tbd);
+  for (const auto& s : events_decoupled["scalars"])
+    if (s["tag"] == "decoupled-learning-rate") decoupled_values.push_back(s["value"].get<double>());
+  REQUIRE(decoupled_values.size() == 2);
+  CHECK(decoupled_values[0] == Approx(0.006));  // a constant rate
 
   // A second run into the same folder (a resume, say) adds its own file.
   const CliRun again = tessera_cli({"train", w.config, "--set", "training.train_iters=2", "--set",

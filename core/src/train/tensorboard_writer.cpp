@@ -171,6 +171,7 @@ void add_scalar_pair(TensorBoardWriter& w, const std::string& tag, double value,
 void write_iteration(TensorBoardWriter& w, const IterationLine& l) {
   const std::int64_t it = l.iteration, samples = l.consumed_samples;
   add_scalar_pair(w, "learning-rate", l.lr, it, samples);
+  if (l.decoupled_lr >= 0) add_scalar_pair(w, "decoupled-learning-rate", l.decoupled_lr, it, samples);
   add_scalar_pair(w, "batch-size", static_cast<double>(l.global_batch_size), it, samples);
   if (l.loss_parts.empty()) add_scalar_pair(w, "lm loss", l.loss, it, samples);
   for (const auto& [name, value] : l.loss_parts) add_scalar_pair(w, name, value, it, samples);

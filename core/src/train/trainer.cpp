@@ -541,6 +541,7 @@ TrainingRecord Trainer::train() {
       if (scaler_.active()) own.loss_scale = scale;
       own.params_norm = params_norm;
       own.num_zeros_in_grad = last_num_zeros_;
+      own.decoupled_lr = decoupled_learning_rate(it + 1);
       write_iteration(*tensorboard, own);
     }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.

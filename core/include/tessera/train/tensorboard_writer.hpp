@@ -55,7 +55,8 @@ class TensorBoardWriter {
 
 // The trainer's numbers as scalars with Megatron-LM's tags (its training_log and
 // evaluate_and_print_results). write_iteration: one iteration's own values, as Megatron writes them
-// every tensorboard_log_interval iterations — "learning-rate", "batch-size", each loss ("lm loss",
+// every tensorboard_log_interval iterations — "learning-rate" (and "decoupled-learning-rate" with
+// [optimizer] decoupled_lr), "batch-size", each loss ("lm loss",
 // or the model's loss parts: "lm loss", "sop loss", …), "loss-scale" (1 without a loss scaler),
 // "grad-norm", each with its "<tag> vs samples" twin (step: consumed samples); `line` holds that
 // iteration's values (ms_per_iteration unused). write_iteration_time: "iteration-time", seconds per
