@@ -41,21 +41,25 @@ Config with_checkpoint_args(const Config& config) {
                                   key, ck.origin(key), model_args ? "model and tokenizer" : "parallel layout"));
   const SavedModel saved = open_saved_model(load);
   Config out = config;
-  if (model_args) {
-    const std::string origin = fmt::format("{} (checkpoint.use_checkpoint_args)", saved.folder.string());
+  // Takes what `merge` copies from the checkpoint's config (its values named as coming from the
+  // checkpoint's folder through `flag`) and logs every value that changed.
+  const auto take = [&](const char* flag, const char* what, const auto& merge) {
+    const std::string origin = fmt::format("{} (checkpoint.{})", saved.folder.string(), flag);
     std::vector<std::string> changed;
-    out = out.with_section_from(saved.config, "model", origin, kRunKeys, changed);
-    out = out.with_section_from(saved.config, "tokenizer", origin, {}, changed);
-    log_info("checkpoint.use_checkpoint_args: [model] and [tokenizer] from {}{}{}", saved.describe(),
-             changed.empty() ? ", as the config has them" : "; changed: ", fmt::join(changed, "; "));
-  }
-  if (mp_args) {
-    const std::string origin = fmt::format("{} (checkpoint.use_mp_args_from_checkpoint_args)", saved.folder.string());
-    std::vector<std::string> changed;
-    out = out.with_keys_from(saved.config, "parallel", origin, kModelParallelKeys, changed);
-    log_info("checkpoint.use_mp_args_from_checkpoint_args: the tensor- and pipeline-parallel layout from {}{}{}",
-             saved.describe(), changed.empty() ? ", as the config has it" : "; changed: ", fmt::join(changed, "; "));
-  }
+    out = merge(origin, changed);
+    log_info("checkpoint.{}: {} from {}{}{}", flag, what, saved.describe(),
+             changed.empty() ? ", as the config has it" : "; changed: ", fmt::join(changed, "; "));
+  };
+  if (model_args)
+    take("use_checkpoint_args", "[model] and [tokenizer]", [&](const std::string& origin, std::vector<std::string>& changed) {
+      return out.with_section_from(saved.config, "model", origin, kRunKeys, changed)
+          .with_section_from(saved.config, "tokenizer", origin, {}, changed);
+    });
+  if (mp_args)
+    take("use_mp_args_from_checkpoint_args", "the tensor- and pipeline-parallel layout",
+         [&](const std::string& origin, std::vector<std::string>& changed) {
+           return out.with_keys_from(saved.config, "parallel", origin, kModelParallelKeys, changed);
+         });
   return out;
 }
 
