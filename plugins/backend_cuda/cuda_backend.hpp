@@ -135,6 +135,8 @@ class CudaBackend final : public Backend {
   void axpy(float alpha, const Tensor& x, Tensor& y) override;
   void add_bias(Tensor& y, const Tensor& bias) override;
   void scale(Tensor& x, float s) override;
+  void scale_rows(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void row_dot(const Tensor& a, const Tensor& b, Tensor& out) override;
   void sum(const Tensor& x, Tensor& out, bool accumulate) override;
   void sum_squares(const Tensor& x, Tensor& out, bool accumulate) override;
   void count_zeros(const Tensor& x, Tensor& out, bool accumulate) override;

@@ -73,6 +73,18 @@ void CudaBackend::add_bias(Tensor& y, const Tensor& bias) {
 
 void CudaBackend::scale(Tensor& x, float s) { cuda::scale(float_of(x, "scale"), x.device_raw(), s, x.numel(), stream()); }
 
+void CudaBackend::scale_rows(const Tensor& x, const Tensor& w, Tensor& out) {
+  const std::int64_t N = w.numel();
+  cuda::scale_rows(float_of(x, "scale_rows"), x.device_raw(), w.device_data<float>(), out.device_raw(), N,
+                   N == 0 ? 0 : x.numel() / N, stream());
+}
+
+void CudaBackend::row_dot(const Tensor& a, const Tensor& b, Tensor& out) {
+  const std::int64_t N = out.numel();
+  cuda::row_dot(float_of(a, "row_dot"), a.device_raw(), b.device_raw(), out.device_data<float>(), N,
+                N == 0 ? 0 : a.numel() / N, stream());
+}
+
 void CudaBackend::sum(const Tensor& x, Tensor& out, bool accumulate) {
   Workspace ws(reduce_workspace_bytes(x.numel()), stream());
   cuda::sum(float_of(x, "sum"), x.device_raw(), x.numel(), false, out.device_data<double>(), accumulate, ws.get(), stream());

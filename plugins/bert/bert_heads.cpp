@@ -24,12 +24,6 @@ Tensor tanh(const Tensor& x) {
   return y;
 }
 
-Tensor to_dtype(const Tensor& x, DType dtype) {
-  if (x.dtype() == dtype) return x;
-  Tensor y = x.new_empty(x.shape(), dtype);
-  ops::cast(x, y);
-  return y;
-}
 
 }  // namespace
 
@@ -102,7 +96,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
     Tensor first = h2.new_empty({B, C});
     ops::copy_2d(h2, 0, T * C, first, 0, C, B, C);
     Tensor p2 = tanh(hd.pooler->forward(ctx, first));
-    Tensor logits = to_dtype(hd.binary->forward(ctx, p2), DType::f32);
+    Tensor logits = ops::cast_to(hd.binary->forward(ctx, p2), DType::f32);
     Tensor order = batch.get("is_random").reshape({B});
     Tensor ones = Tensor::full({B}, 1.0f, logits.device());
     Tensor losses = logits.new_empty({B});
@@ -110,7 +104,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
                                static_cast<float>(ctx.loss_grad_scale / static_cast<double>(B)));
     l.sop = ops::sum(losses) / static_cast<double>(B);
     if (ctx.training) {  // logits now hold their gradient
-      Tensor dp2 = hd.binary->backward(ctx, to_dtype(logits, p2.dtype()));
+      Tensor dp2 = hd.binary->backward(ctx, ops::cast_to(logits, p2.dtype()));
       ops::tanh_backward(dp2, p2, dp2);
       Tensor dfirst = hd.pooler->backward(ctx, dp2);
       // Into each sequence's first row only: B row adds, no [N, C] buffer.

@@ -3,8 +3,8 @@
 
 Plain PyTorch GPT-2 (GPT2LMHeadModel), GPTBigCode (GPTBigCodeForCausalLM, multi-query or multi-head)
 and Llama (LlamaForCausalLM; MistralForCausalLM without a sliding window, and Qwen2ForCausalLM, whose
-q/k/v projections have biases, are the same layers) forward passes written from transformers'
-modelling code: its parameter
+q/k/v projections have biases, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures
+of experts) forward passes written from transformers' modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
 queries, RMSNorm, SwiGLU, tied or untied heads. Computed in float64.
@@ -116,6 +116,22 @@ def llama3_inv_freq(inv_freq, rs):
     return torch.where(medium, smoothed, out)
 
 
+def sparse_moe(cfg, w, p, m):
+    """MixtralSparseMoeBlock: softmax over the router's logits, the top num_experts_per_tok, their
+    weights renormalised to sum to 1, each expert w2(silu(w1 x) · w3 x)."""
+    assert not cfg.get("router_jitter_noise")
+    probs = (m @ w[p + "gate.weight"].t()).softmax(-1)
+    weights, chosen = torch.topk(probs, cfg["num_experts_per_tok"], dim=-1)
+    weights = weights / weights.sum(-1, keepdim=True)
+    out = torch.zeros_like(m)
+    for e in range(cfg["num_local_experts"]):
+        e_p = f"{p}experts.{e}."
+        expert = torch.nn.functional.silu(m @ w[e_p + "w1.weight"].t()) * (m @ w[e_p + "w3.weight"].t())
+        expert = expert @ w[e_p + "w2.weight"].t()
+        out = out + ((chosen == e) * weights).sum(-1, keepdim=True) * expert
+    return out
+
+
 def llama(cfg, w, ids):
     rs = cfg.get("rope_scaling")
     assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] in ("llama3", "linear"))
@@ -152,6 +168,9 @@ def llama(cfg, w, ids):
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
         x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].t()
         m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        if cfg["model_type"] == "mixtral":
+            x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
+            continue
         gate = torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].t())
         x = x + (gate * (m @ w[p + "mlp.up_proj.weight"].t())) @ w[p + "mlp.down_proj.weight"].t()
     x = rms_norm(x, w["model.norm.weight"], eps)
@@ -164,7 +183,7 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    ref = (llama if cfg["model_type"] in ("llama", "mistral", "qwen2") else gpt2_like)(cfg, w, ids)
+    ref = (llama if cfg["model_type"] in ("llama", "mistral", "qwen2", "mixtral") else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"
     rel = ((ours - ref).abs().max() / ref.abs().max()).item()

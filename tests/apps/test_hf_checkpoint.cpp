@@ -215,6 +215,24 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(qwen2.find("\"model_type\": \"qwen2\"") != std::string::npos);
   CHECK(qwen2.find("\"use_sliding_window\": false") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "qwen2_imported/config.toml").find("add_qkv_bias = true") != std::string::npos);
+  // Mixtral: a Llama-style model with mixture-of-experts MLPs (num_experts) exports as mixtral, its
+  // router and SwiGLU experts as block_sparse_moe's gate and w1/w3/w2, checked against PyTorch with
+  // Mixtral's routing (softmax, top-k, renormalised), and imports back.
+  train(w, w.dir / "mixtral",
+        llama + " --set model.num_experts=4 --set model.moe_router_topk=2 --set model.moe_ffn_hidden_size=24 "
+                "--set model.moe_aux_loss_coeff=0.01");
+  const std::string mixtral = export_round_trip(w, w.dir / "mixtral", "mixtral");
+  CHECK(mixtral.find("\"model_type\": \"mixtral\"") != std::string::npos);
+  CHECK(mixtral.find("\"num_local_experts\": 4") != std::string::npos);
+  CHECK(mixtral.find("\"num_experts_per_tok\": 2") != std::string::npos);
+  CHECK(mixtral.find("\"intermediate_size\": 24") != std::string::npos);
+  const std::string mixtral_toml = tessera::test::read_text(w.dir / "mixtral_imported/config.toml");
+  CHECK(mixtral_toml.find("num_experts = 4") != std::string::npos);
+  CHECK(mixtral_toml.find("moe_ffn_hidden_size = 24") != std::string::npos);
+  // A dense model is not a mixtral, nor pre-softmax routing (Mixtral renormalises the chosen weights).
+  r = run_tessera("checkpoint export --to hf --architecture mixtral " + w.dir / "llama" + " " + w.dir / "not_mixtral");
+  CHECK(r.clean_error());
+  CHECK(r.has("model.num_experts"));
   // Mistral: llama's layers; exported on request, imported back as the same model.
   const std::string mistral = export_round_trip(w, w.dir / "llama", "mistral", "--architecture mistral");
   CHECK(mistral.find("\"model_type\": \"mistral\"") != std::string::npos);
@@ -369,6 +387,14 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   fs::copy_file(dir / "save/model.safetensors", dir / "nope/model.safetensors");
   fails("checkpoint export --to hf " + w.dir / "nope" + " " + w.dir / "o4",
         {"model.position_embedding_type", "it has learned positions, this model none"}, w.dir / "o4");
+  // Mixture-of-experts MLPs fit none of them either.
+  fs::create_directories(dir / "moe");
+  std::string moe_config = tessera::test::read_text(w.dir / "save/config.toml");
+  moe_config.replace(moe_config.find("[model]\n"), 8, "[model]\nnum_experts = 4\n");
+  tessera::test::write_text(w.dir / "moe/config.toml", moe_config);
+  fs::copy_file(dir / "save/model.safetensors", dir / "moe/model.safetensors");
+  fails("checkpoint export --to hf " + w.dir / "moe" + " " + w.dir / "o5",
+        {"model.num_experts", "its MLPs are dense (no mixture of experts; mixtral has them)"}, w.dir / "o5");
 
   REQUIRE(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "hf").ok());
   const auto hf_copy = [&](const std::string& name) {

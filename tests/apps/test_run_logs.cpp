@@ -181,6 +181,50 @@ TEST_CASE("tensorboard_dir: event files with Megatron's tags equal the run's log
   CHECK(n == 2);
 }
 
+TEST_CASE("mixture-of-experts router losses: after the loss on every line, its window's mean, and in TensorBoard",
+          "[unit]") {
+  tessera::test::CliWorkspace w;
+  const std::string tb = w.dir / "tb";
+  // Per-iteration load_balancing_loss and z_loss of a run's lines.
+  const auto lines = [&](const std::string& interval, const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"train", w.config, "--set", "training.train_iters=6", "--set",
+                                  "logging.log_interval=" + interval, "--set", "checkpoint.save=" + (w.dir / ("s" + interval)),
+                                  "--set", "model.num_experts=4", "--set", "model.moe_aux_loss_coeff=0.01", "--set",
+                                  "model.moe_z_loss_coeff=0.001"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliRun t = tessera_cli(args);
+    INFO(t.output);
+    REQUIRE(t.ok());
+    static const std::regex line(R"(iteration\s+(\d+)/.*\| lm loss: \S+ \| load_balancing_loss: (\S+) \| z_loss: (\S+) \| grad norm:)");
+    std::map<int, std::pair<double, double>> out;
+    for (std::sregex_iterator m(t.output.begin(), t.output.end(), line), end; m != end; ++m)
+      out[std::stoi((*m)[1])] = {std::stod((*m)[2]), std::stod((*m)[3])};
+    return out;
+  };
+  const auto every = lines("1", {"--set", "logging.tensorboard_dir=" + tb}), third = lines("3", {});
+  REQUIRE(every.size() == 6);
+  REQUIRE(third.size() == 2);
+  for (const int it : {3, 6}) {
+    INFO("iteration " << it);
+    CHECK(third.at(it).first ==
+          Approx((every.at(it - 2).first + every.at(it - 1).first + every.at(it).first) / 3).epsilon(2e-6));
+    CHECK(third.at(it).second ==
+          Approx((every.at(it - 2).second + every.at(it - 1).second + every.at(it).second) / 3).epsilon(2e-6));
+  }
+  // A router spreading its tokens about evenly is near 1 (its value for a perfectly balanced one).
+  CHECK(every.at(1).first == Approx(1.0).epsilon(0.2));
+  // TensorBoard: Megatron-LM's tags, each iteration's own value.
+  std::map<std::string, std::vector<double>> scalars;
+  const nlohmann::json events = dump_events(tb);  // kept: a range-for over a temporary's member dangles
+  for (const auto& s : events["scalars"]) scalars[s["tag"].get<std::string>()].push_back(s["value"].get<double>());
+  REQUIRE(scalars["load_balancing_loss"].size() == 6);
+  REQUIRE(scalars["z_loss"].size() == 6);
+  for (int it = 1; it <= 6; ++it) {
+    CHECK(scalars["load_balancing_loss"][it - 1] == Approx(every.at(it).first).epsilon(2e-6));
+    CHECK(scalars["z_loss"][it - 1] == Approx(every.at(it).second).epsilon(2e-6));
+  }
+}
+
 TEST_CASE("a model with several loss terms writes each, and its validation", "[unit]") {
   tessera::test::TempDir dir;
   {

@@ -16,7 +16,11 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
---rotary-seq-len-interpolation-factor).
+--rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax"} (every
+MLP a mixture of experts as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax
+over the top-k logits, or the top-k of the softmax with pre_softmax; the load-balancing and z-losses
+added to the objective, not to the reported loss; their values without the coefficients, summed over
+the layers, are written as "load_balancing_loss" and "z_loss").
 """
 import json
 import math
@@ -74,6 +78,41 @@ def main(directory):
     if opts.get("positions", "rope" if rope else "learned_absolute") == "learned_absolute":
         x = x + p["embedding.position_embeddings.weight"][torch.arange(T)]
     causal = torch.ones(T, T, dtype=torch.bool).tril()
+
+    def mlp(h, prefix):
+        m = linear(h, f"{prefix}.fc1")
+        if opts.get("swiglu", False):
+            x0, x1 = torch.chunk(m, 2, dim=-1)
+            m = F.silu(x0) * x1
+        else:
+            # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
+            gelu = "none" if opts.get("exact_gelu", False) else "tanh"
+            m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate=gelu)
+        return linear(m, f"{prefix}.fc2")
+
+    moe = opts.get("moe")
+    router_losses = []  # (load balancing, z) of each layer, without the coefficients
+
+    def mixture(h, prefix):
+        E, k = moe["experts"], moe["topk"]
+        rows = h.reshape(-1, C)
+        logits = rows @ p[f"{prefix}.router.weight"].t()
+        scores = logits.softmax(-1)
+        if moe.get("pre_softmax", False):
+            probs, chosen = torch.topk(scores, k, dim=-1)
+        else:
+            top, chosen = torch.topk(logits, k, dim=-1)
+            probs = top.softmax(-1)
+        out = torch.zeros_like(rows)
+        for e in range(E):
+            tok, slot = (chosen == e).nonzero(as_tuple=True)
+            if len(tok):
+                out = out.index_add(0, tok, probs[tok, slot].unsqueeze(-1) * mlp(rows[tok], f"{prefix}.experts.{e}"))
+        n = rows.shape[0]
+        counts = F.one_hot(chosen, E).sum((0, 1)).double()
+        router_losses.append(((scores.sum(0) * counts).sum() * E / (k * n * n), torch.logsumexp(logits, -1).pow(2).mean()))
+        return out.reshape(h.shape)
+
     for i in range(L):
         n = f"layers.{i}"
         a = norm(x, f"{n}.ln1")
@@ -95,22 +134,20 @@ def main(directory):
         post = opts.get("post_ln_residual", False)
         x = (a if post else x) + linear(ctx, f"{n}.attention.output")
         a2 = norm(x, f"{n}.ln2")
-        m = linear(a2, f"{n}.mlp.fc1")
-        if opts.get("swiglu", False):
-            x0, x1 = torch.chunk(m, 2, dim=-1)
-            m = F.silu(x0) * x1
-        else:
-            # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
-            gelu = "none" if opts.get("exact_gelu", False) else "tanh"
-            m = torch.relu(m) ** 2 if opts.get("squared_relu", False) else F.gelu(m, approximate=gelu)
-        x = (a2 if post else x) + linear(m, f"{n}.mlp.fc2")
+        x = (a2 if post else x) + (mixture(a2, f"{n}.mlp") if moe else mlp(a2, f"{n}.mlp"))
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]
     logits = x @ head.t()  # padded vocabulary
     losses = F.cross_entropy(logits.reshape(B * T, -1), labels.reshape(-1), reduction="none")
     loss = (losses * mask.reshape(-1)).sum() / mask.sum()
-    loss.backward()
+    objective = loss
+    for balance, z in router_losses:
+        objective = objective + moe.get("aux", 0.0) * balance + moe.get("z", 0.0) * z
+    objective.backward()
     out = {"loss": loss.detach().reshape(1)}
+    if moe:
+        out["load_balancing_loss"] = sum(b for b, _ in router_losses).detach().reshape(1)
+        out["z_loss"] = sum(z for _, z in router_losses).detach().reshape(1)
     out.update({f"grad:{k}": v.grad for k, v in params.items()})
     reference_io.save(f"{directory}/torch.safetensors", {k: v.float() for k, v in out.items()})
 

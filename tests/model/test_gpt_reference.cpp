@@ -66,6 +66,8 @@ init_method_std = 0.1
   }
   ActivationStore store;
   StepContext ctx{store};
+  StepMetrics metrics;
+  ctx.metrics = &metrics;
   const double loss = model->forward_loss(ctx, batch);
   model->backward(ctx);
   REQUIRE(store.empty());
@@ -87,6 +89,15 @@ init_method_std = 0.1
   const double torch_loss = ref.tensors.at("loss").item(0);
   INFO("tessera loss " << loss << ", torch loss " << torch_loss);
   CHECK(std::abs(loss - torch_loss) / std::abs(torch_loss) < 1e-5);
+  // Mixture-of-experts layers report their router losses (without coefficients) once per layer.
+  for (const std::string& name : model->metric_names()) {
+    INFO(name);
+    REQUIRE(metrics.sums.count(name) == 1);
+    CHECK(metrics.sums.at(name).second == L);
+    const double want = ref.tensors.at(name).item(0);
+    CHECK(std::abs(metrics.sums.at(name).first - want) < 1e-5 * std::abs(want));
+  }
+  CHECK(metrics.sums.size() == model->metric_names().size());
   for (Parameter* p : params) {
     const Tensor& want = ref.tensors.at("grad:" + p->name);
     // A gradient that is zero in exact arithmetic (k_layernorm's bias: adding one vector to every
@@ -221,4 +232,22 @@ TEST_CASE("Llama-style GPT with multi-query attention and biases equals PyTorch"
   check_against_torch(4, 1, {"position_embedding_type = \"rope\"\nnormalization = \"RMSNorm\"\nswiglu = true\n"
                              "untie_embeddings_and_output_weights = true",
                              R"({"rope": true, "rms_norm": true, "swiglu": true, "untied": true})", "_llama_mqa_bias"});
+}
+
+TEST_CASE("GPT with mixture-of-experts MLPs (top-2 of 4, load-balancing and z-losses) equals PyTorch", "[reference]") {
+  check_against_torch(4, 4,
+                      {"num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_aux_loss_coeff = 0.5\n"
+                       "moe_z_loss_coeff = 0.01",
+                       R"({"moe": {"experts": 4, "topk": 2, "aux": 0.5, "z": 0.01}})", "_moe"});
+}
+
+TEST_CASE("Llama-style GPT with mixture-of-experts SwiGLU experts (pre-softmax top-3 of 5) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 5\nmoe_router_topk = 3\nmoe_router_pre_softmax = true\n"
+                                   "moe_aux_loss_coeff = 0.1",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 5, "topk": 3, "aux": 0.1, "pre_softmax": true}}}})",
+                                   kLlamaJson),
+                       "_llama_moe"});
 }

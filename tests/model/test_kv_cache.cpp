@@ -45,6 +45,9 @@ const char* const kQkNorm =
     "num_query_groups = 2\nposition_embedding_type = \"rope\"\nqk_layernorm = true\nadd_bias_linear = false\n"
     "add_qkv_bias = true\nuse_rope_scaling = true\nrotary_base = 500000.0\nrotary_seq_len_interpolation_factor = 2.5\n";
 
+// Mixture-of-experts MLPs: a cached step routes its one token as the whole sequence routes it.
+const char* const kMoe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n";
+
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
 std::vector<float> row_of(const Tensor& logits, std::int64_t b) {
@@ -105,8 +108,8 @@ double check_greedy(Generator& g, std::vector<std::int32_t> ids) {
 
 }  // namespace
 
-TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm}) {
+TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms, MoE", "[unit]") {
+  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -120,7 +123,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 }
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm}) {
+  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();

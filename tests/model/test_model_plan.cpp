@@ -505,6 +505,13 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
   SECTION("squared ReLU MLP: tp 2 · pp 2, sequence parallel") {
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, "squared_relu = true", true);
   }
+  SECTION("mixture of experts: one process; tp 2 · pp 2; sequence parallel; SwiGLU experts") {
+    const std::string moe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24";
+    check_layout(kGpt, 4, 4, 1, 1, 1, 2, 4, moe);
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe);
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe, true);
+    check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nnum_experts = 3\nmoe_router_topk = 1", true);
+  }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");
   }
@@ -580,23 +587,29 @@ TEST_CASE("BigCode's attention_head_type (StarCoder's --attention-head-type) set
              Catch::Contains("attention_head_type") && Catch::Contains("multihead, multiquery"));
 }
 
+namespace {
+// config_text's GPT (h 32, 4 heads of 8) with `extra` in [model], as if read from `file`, on tp ranks.
+Config gpt_config(const std::string& extra, const std::string& file, int tp) {
+  return Config::from_string(config_text(kGpt, 4, 2, tp, 1, 2, 4, extra), file);
+}
+// The ConfigError the plan gives for it; the model refuses it the same way (built for one process
+// when tp = 1).
+std::string refused_config(const std::string& extra, const std::string& file, int tp) {
+  try {
+    make_plan(gpt_config(extra, file, tp), PlanRequest{tp, kVocab});
+  } catch (const ConfigError& e) {
+    if (tp == 1) CHECK_THROWS_AS(build_model(gpt_config(extra, file, 1), kVocab, 7), ConfigError);
+    return e.what();
+  }
+  FAIL("no ConfigError for: " << extra);
+  return "";
+}
+}  // namespace
+
 TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {
   using Catch::Contains;
-  // config_text's GPT (h 32, 4 heads of 8) with `extra` in [model], from "llama.toml", on tp ranks.
-  const auto config = [](const std::string& extra, int tp = 1) {
-    return Config::from_string(config_text(kGpt, 4, 2, tp, 1, 2, 4, extra), "llama.toml");
-  };
-  const auto refused = [&](const std::string& extra, int tp = 1) -> std::string {
-    try {
-      make_plan(config(extra, tp), PlanRequest{tp, kVocab});
-    } catch (const ConfigError& e) {
-      // The model refuses it the same way (built for one process when tp = 1).
-      if (tp == 1) CHECK_THROWS_AS(build_model(config(extra), kVocab, 7), ConfigError);
-      return e.what();
-    }
-    FAIL("no ConfigError for: " << extra);
-    return "";
-  };
+  const auto config = [](const std::string& extra, int tp = 1) { return gpt_config(extra, "llama.toml", tp); };
+  const auto refused = [](const std::string& extra, int tp = 1) { return refused_config(extra, "llama.toml", tp); };
   for (const char* value : {"0", "1.5", "-0.5"}) {
     const std::string msg = refused(std::string("position_embedding_type = \"rope\"\nrotary_percent = ") + value);
     CHECK_THAT(msg, Contains("model.rotary_percent") && Contains("llama.toml") && Contains("(0, 1]"));
@@ -637,6 +650,29 @@ TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and wh
   small.replace(small.find("ffn_hidden_size = 48\n"), 21, "");
   CHECK_THROWS_WITH(make_plan(with(small, "hidden_size = 32", "hidden_size = 16"), PlanRequest{1, kVocab}),
                     Contains("swiglu") && Contains("set model.ffn_hidden_size"));
+}
+
+TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the top-k experts", "[unit]") {
+  using Catch::Contains;
+  const auto config = [](const std::string& extra, int tp = 1) { return gpt_config(extra, "moe.toml", tp); };
+  const auto refused = [](const std::string& extra, int tp = 1) { return refused_config(extra, "moe.toml", tp); };
+  CHECK_THAT(refused("moe_router_topk = 2"), Contains("model.moe_router_topk") && Contains("moe.toml") &&
+                                                 Contains("model.num_experts is not set"));
+  CHECK_THAT(refused("num_experts = 2\nmoe_router_topk = 3"), Contains("moe_router_topk") && Contains("moe.toml"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"sinkhorn\""),
+             Contains("moe_router_load_balancing_type") && Contains("aux_loss, none"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"none\"\nmoe_aux_loss_coeff = 0.1"),
+             Contains("moe_aux_loss_coeff") && Contains("\"none\""));
+  CHECK_THAT(refused("num_experts = 4\nmoe_ffn_hidden_size = 25", 2),
+             Contains("model.moe_ffn_hidden_size 25") && Contains("tensor_model_parallel_size (2)"));
+  // Megatron-LM's accounting: each token through top-k experts of moe_ffn_hidden_size, so 4 experts
+  // of 24 with top-2 cost what one dense MLP of 48 (config_text's ffn_hidden_size) does.
+  PluginPtr<Model> dense = build_model(config(""), kVocab, 7);
+  PluginPtr<Model> moe = build_model(config("num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24"), kVocab, 7);
+  PluginPtr<Model> top1 = build_model(config("num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24"), kVocab, 7);
+  CHECK(moe->flops_per_iteration(6) == dense->flops_per_iteration(6));
+  CHECK(top1->flops_per_iteration(6) < dense->flops_per_iteration(6));
+  CHECK_THAT(moe->describe(), Contains("mixture of 4 experts (top 2, expert ffn 24)"));
 }
 
 TEST_CASE("memory_warning: the largest stage's plan against the memory available, per process", "[unit]") {

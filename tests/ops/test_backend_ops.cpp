@@ -1094,6 +1094,47 @@ void elementwise_cases(std::vector<OpCase>& cases) {
   }
 }
 
+// Mixture-of-experts dispatch: scale_rows (f32 weights per row; in place too) and row_dot (f32 out).
+void row_cases(std::vector<OpCase>& cases) {
+  Rng rng(31);
+  for (const auto& [N, C] : std::vector<std::pair<I64, I64>>{{1, 1}, {7, 33}, {0, 5}, {300, 257}}) {
+    const Shape shape{N, C};
+    const Vec x = rng.uniform(N * C), y = rng.uniform(N * C), w = rng.uniform(N);
+    for (const bool in_place : {false, true}) {
+      OpCase s{"scale_rows", shape_str(shape) + (in_place ? " in place" : "")};
+      s.dtypes = kFloat;
+      s.run = [=](Device d, DType t) {
+        Tensor in = put(shape, in_dtype(x, t), d, t);
+        Tensor out = in_place ? in : poisoned(shape, d, t);
+        ops::scale_rows(in, put({N}, w, d, DType::f32), out);
+        return Outputs{{"out", out}};
+      };
+      s.reference = [=](DType t) {
+        Vec out = in_dtype(x, t);
+        for (I64 i = 0; i < N * C; ++i) out[i] *= w[i / C];
+        return Expected{{"out", out}};
+      };
+      s.tol = kElementwise;
+      cases.push_back(s);
+    }
+    OpCase r{"row_dot", shape_str(shape)};
+    r.dtypes = kFloat;
+    r.run = [=](Device d, DType t) {
+      Tensor out = poisoned({N}, d, DType::f32);
+      ops::row_dot(put(shape, in_dtype(x, t), d, t), put(shape, in_dtype(y, t), d, t), out);
+      return Outputs{{"out", out}};
+    };
+    r.reference = [=](DType t) {
+      const Vec a = in_dtype(x, t), b = in_dtype(y, t);
+      Vec out(static_cast<std::size_t>(N), 0.0);
+      for (I64 i = 0; i < N * C; ++i) out[i / C] += a[i] * b[i];
+      return Expected{{"out", out}};
+    };
+    r.tol = accumulation(C);
+    cases.push_back(r);
+  }
+}
+
 // Copies move bits: every dtype, compared exactly (the 16-bit float types as bit patterns).
 void copy_cases(std::vector<OpCase>& cases) {
   Rng rng(19);
@@ -1550,6 +1591,7 @@ std::vector<OpCase> all_cases() {
   embedding_cases(cases);
   cross_entropy_cases(cases);
   elementwise_cases(cases);
+  row_cases(cases);
   copy_cases(cases);
   cast_cases(cases);
   reduction_cases(cases);

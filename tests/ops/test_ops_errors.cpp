@@ -88,6 +88,12 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                                                          Contains("[4, 15]"));
   REQUIRE_THROWS_WITH(ops::tanh_forward(Tensor::zeros({4, 8}, DType::i32), yy),
                       Contains("tanh_forward") && Contains("float dtype"));
+  // Mixture-of-experts dispatch (x [4,8]): one f32 weight per row, row_dot's out f32 [rows].
+  Tensor three = Tensor::zeros({3});
+  REQUIRE_THROWS_WITH(ops::scale_rows(x, three, yy), Contains("scale_rows") && Contains("'w'") && Contains("one weight per row"));
+  REQUIRE_THROWS_WITH(ops::scale_rows(x, Tensor::zeros({4}, DType::bf16), yy), Contains("scale_rows") && Contains("'w'"));
+  REQUIRE_THROWS_WITH(ops::row_dot(x, bad_y, mean), Contains("row_dot") && Contains("[4, 15]"));
+  REQUIRE_THROWS_WITH(ops::row_dot(x, yy, three), Contains("row_dot") && Contains("'out'"));
   // Llama-style ops (x [4,8]).
   REQUIRE_THROWS_WITH(ops::rms_norm_forward(x, ln_w, 1e-5f, yy, rstd), Contains("rms_norm_forward") && Contains("'w'"));
   Tensor rms_w = Tensor::zeros({8}), rstd3 = Tensor::zeros({3});

@@ -29,11 +29,11 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   const bool llama_style = o.rope || o.rms_norm || o.swiglu;
   HfGptShape s;
   s.architecture = !requested.empty() ? requested
-                   : llama_style      ? (o.add_qkv_bias ? "qwen2" : "llama")
+                   : llama_style      ? (o.moe.router.experts > 0 ? "mixtral" : o.add_qkv_bias ? "qwen2" : "llama")
                    : o.num_query_groups == o.num_attention_heads ? "gpt2"
                                                                  : "gpt_bigcode";
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
-    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral or qwen2",
+    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2 or mixtral",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -41,6 +41,14 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   };
   if (o.qk_layernorm) throw refuse("qk_layernorm", "it has no norms on q and k");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
+  if (o.moe.router.experts > 0 && !s.mixtral())
+    throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral has them)");
+  if (s.mixtral()) {
+    if (o.moe.router.experts == 0)
+      throw refuse("num_experts", "its MLPs are mixtures of experts, this model's dense (llama has dense MLPs)");
+    if (o.moe.router.pre_softmax)
+      throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts");
+  }
   if (o.residual_post_norm)
     throw refuse("apply_residual_connection_post_layernorm", "its residuals are the sublayers' inputs, not their norms'");
   if (s.llama()) {
@@ -90,7 +98,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.hidden = o.hidden_size;
   s.heads = o.num_attention_heads;
   s.groups = o.num_query_groups;
-  s.ffn = o.ffn_hidden_size;
+  s.ffn = s.mixtral() ? o.moe.ffn_hidden : o.ffn_hidden_size;
+  s.experts = o.moe.router.experts;
+  s.experts_per_token = o.moe.router.topk;
   s.vocab = o.vocab_size;
   s.positions = o.max_position_embeddings;
   s.norm_epsilon = tidy(o.layernorm_epsilon);
@@ -112,6 +122,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
   if (s.llama()) {
     j["architectures"] = {s.architecture == "qwen2"     ? "Qwen2ForCausalLM"
                           : s.architecture == "mistral" ? "MistralForCausalLM"
+                          : s.mixtral()                 ? "MixtralForCausalLM"
                                                         : "LlamaForCausalLM"};
     j["model_type"] = s.architecture;
     j["vocab_size"] = s.vocab;
@@ -145,6 +156,11 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     } else {  // every position attends to all before it: no sliding window
       j["sliding_window"] = nullptr;
       if (s.architecture == "qwen2") j["use_sliding_window"] = false;
+    }
+    if (s.mixtral()) {
+      j["num_local_experts"] = s.experts;
+      j["num_experts_per_tok"] = s.experts_per_token;
+      j["router_jitter_noise"] = 0.0;
     }
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
@@ -271,10 +287,10 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   HfGptShape s;
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
-    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral and qwen2 models");
+    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2 and mixtral models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2)",
+                                  "mistral, qwen2, mixtral)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -295,9 +311,18 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     // same only where the window covers the whole context.
     if (s.architecture == "qwen2" && r.flag("use_sliding_window", false))
       r.require("use_sliding_window", false, "false (full causal attention)");
-    if (s.architecture == "mistral" && r.has("sliding_window") && r.size("sliding_window") < s.positions)
+    if ((s.architecture == "mistral" || s.mixtral()) && r.has("sliding_window") && r.size("sliding_window") < s.positions)
       r.require("sliding_window", false,
                 fmt::format("null or at least max_position_embeddings ({}): full causal attention", s.positions));
+    if (s.mixtral()) {  // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md)
+      s.experts = r.size("num_local_experts");
+      s.experts_per_token = r.size("num_experts_per_tok", 2);
+      if (s.experts_per_token > s.experts)
+        throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts (num_local_experts)",
+                                                       s.experts_per_token, s.experts));
+      if (r.has("router_jitter_noise"))
+        r.require("router_jitter_noise", r.number("router_jitter_noise", 0.0) == 0.0, "0 (no router noise)");
+    }
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
     if (r.has("head_dim") && r.size("head_dim") * s.heads != s.hidden) s.kv_channels = r.size("head_dim");
   } else {
@@ -355,6 +380,9 @@ std::string tessera_model_toml(const HfGptShape& s) {
     if (s.rope_interpolation != 1.0)
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
     if (s.qkv_bias()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
+    if (s.mixtral())
+      t += fmt::format("num_experts = {}\nmoe_router_topk = {}\nmoe_ffn_hidden_size = {}\n", s.experts,
+                       s.experts_per_token, s.ffn);
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";  // Megatron-LM's F.gelu: the exact form

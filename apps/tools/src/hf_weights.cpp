@@ -118,7 +118,6 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
           kb = permute_rows(kb, rotary_to_hf(s.groups, D));
         }
       }
-      const Tensor& fc1 = get(layer(i, "mlp.fc1.weight"));
       out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
       out.emplace_back(p + "self_attn.q_proj.weight", q);
       if (s.qkv_bias()) out.emplace_back(p + "self_attn.q_proj.bias", qb);
@@ -128,6 +127,20 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       if (s.qkv_bias()) out.emplace_back(p + "self_attn.v_proj.bias", vb);
       out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
       out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
+      // SwiGLU's fc1 is [gate; up]: llama's gate_proj and up_proj, each mixtral expert's w1 and w3.
+      if (s.mixtral()) {
+        out.emplace_back(p + "block_sparse_moe.gate.weight", get(layer(i, "mlp.router.weight")));
+        for (std::int64_t e = 0; e < s.experts; ++e) {
+          const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
+          const std::string theirs = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
+          const Tensor& fc1 = get(ours + "fc1.weight");
+          out.emplace_back(theirs + "w1.weight", slice_rows(fc1, 0, s.ffn));
+          out.emplace_back(theirs + "w2.weight", get(ours + "fc2.weight"));
+          out.emplace_back(theirs + "w3.weight", slice_rows(fc1, s.ffn, 2 * s.ffn));
+        }
+        continue;
+      }
+      const Tensor& fc1 = get(layer(i, "mlp.fc1.weight"));
       out.emplace_back(p + "mlp.gate_proj.weight", slice_rows(fc1, 0, s.ffn));
       out.emplace_back(p + "mlp.up_proj.weight", slice_rows(fc1, s.ffn, 2 * s.ffn));
       out.emplace_back(p + "mlp.down_proj.weight", get(layer(i, "mlp.fc2.weight")));
@@ -210,10 +223,21 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       }
       out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
+      hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
+      if (s.mixtral()) {
+        out[layer(i, "mlp.router.weight")] = take(p + "block_sparse_moe.gate.weight", {s.experts, C});
+        for (std::int64_t e = 0; e < s.experts; ++e) {
+          const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
+          const std::string theirs = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
+          Tensor gate = take(theirs + "w1.weight", {F, C}), up = take(theirs + "w3.weight", {F, C});
+          out[ours + "fc1.weight"] = cat_rows({gate, up});
+          out[ours + "fc2.weight"] = take(theirs + "w2.weight", {C, F});
+        }
+        continue;
+      }
       Tensor gate = take(p + "mlp.gate_proj.weight", {F, C}), up = take(p + "mlp.up_proj.weight", {F, C});
       out[layer(i, "mlp.fc1.weight")] = cat_rows({gate, up});
       out[layer(i, "mlp.fc2.weight")] = take(p + "mlp.down_proj.weight", {C, F});
-      hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
     }
     out["final_layernorm.weight"] = take("model.norm.weight", {C});
   } else {

@@ -142,6 +142,8 @@ class Backend {
   virtual void axpy(float alpha, const Tensor& x, Tensor& y) = 0;
   virtual void add_bias(Tensor& y, const Tensor& bias) = 0;
   virtual void scale(Tensor& x, float s) = 0;
+  virtual void scale_rows(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  virtual void row_dot(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   virtual void sum(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void sum_squares(const Tensor& x, Tensor& out, bool accumulate) = 0;
   virtual void masked_sum(const Tensor& values, const Tensor& mask, Tensor& out, bool accumulate) = 0;

@@ -93,6 +93,8 @@ class ModelPlanner {
   // How many loss terms the model logs apart (Model::loss_part_names): each iteration all-reduces
   // them over pp and dp.
   virtual std::int64_t loss_parts() const { return 0; }
+  // Model::metric_names().size() (its statistics are (sum, count) pairs reduced over pp and dp).
+  virtual std::int64_t metrics() const { return 0; }
   // Model FLOPs of one iteration over `sequences` sequences: Model::flops_per_iteration's formula.
   virtual double flops_per_iteration(std::int64_t sequences) const = 0;
   virtual std::string describe() const = 0;

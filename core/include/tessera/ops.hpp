@@ -208,11 +208,16 @@ void add(const Tensor& a, const Tensor& b, Tensor& out);  // out may alias a or 
 void axpy(float alpha, const Tensor& x, Tensor& y);        // y += alpha·x
 void add_bias(Tensor& y, const Tensor& bias);              // y[N,C] += bias[C] on every row
 void scale(Tensor& x, float s);                            // x *= s
+// Row-wise, for mixture-of-experts routing: x, out [N, C] of one float dtype (out may alias x), w and
+// out of row_dot f32 [N]. scale_rows: out[n,:] = w[n]·x[n,:]; row_dot: out[n] = Σ_c a[n,c]·b[n,c].
+void scale_rows(const Tensor& x, const Tensor& w, Tensor& out);
+void row_dot(const Tensor& a, const Tensor& b, Tensor& out);
 // Any dtype, both the same. The one op whose tensors may be on two devices: a host↔device copy.
 void copy(const Tensor& src, Tensor& dst);
 // dst = src converted between float dtypes (f32, bf16, f16; to 16 bits: round to nearest even), same
-// element count.
+// element count. cast_to: src in `dtype`, src itself when it already is, else a new tensor beside it.
 void cast(const Tensor& src, Tensor& dst);
+Tensor cast_to(const Tensor& src, DType dtype);
 // Strided block copy of rows × cols elements (any dtype, both the same; offsets and strides in
 // elements of the flattened tensors): dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c].
 // Interleaves all-gathered shards, slices columns, packs buffers — without host loops.

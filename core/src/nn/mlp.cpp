@@ -9,11 +9,14 @@ namespace {
 ColumnParallelOptions fc1_options(const MlpOptions& o) {
   ColumnParallelOptions c{o.hidden, o.swiglu ? 2 * o.ffn_hidden : o.ffn_hidden, o.bias, o.init_std};
   c.sequence_parallel = o.sequence_parallel;
+  c.reduce_input_grad = o.reduce;
   if (o.swiglu) c.blocks = 2;  // [x0 | x1], each half split over tp
   return c;
 }
 RowParallelOptions fc2_options(const MlpOptions& o) {
-  return {o.ffn_hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
+  RowParallelOptions r{o.ffn_hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
+  r.reduce_output = o.reduce;
+  return r;
 }
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "tessera/nn/row_parallel_linear.hpp"
 
+#include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/ops.hpp"
 
@@ -8,6 +9,7 @@ namespace tessera {
 RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions& o, std::uint64_t seed, TpGroup tp)
     : tp_(std::move(tp)),
       sequence_parallel_(o.sequence_parallel),
+      reduce_output_(o.reduce_output),
       weight_(name + ".weight", {o.out, tp_shard_size(o.in, tp_, (name + " input size").c_str())}) {
   const std::int64_t cols = weight_.value.size(1);
   if (tp_size(tp_) == 1) {
@@ -20,6 +22,9 @@ RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions&
     }
   }
   weight_.tp_split_dim = 1;
+  if (o.sequence_parallel && !o.reduce_output)
+    throw ConfigError(name + ": a row-parallel layer that leaves its output unreduced cannot scatter it over "
+                             "sequence-parallel ranks");
   if (o.bias) bias_ = std::make_unique<Parameter>(name + ".bias", Shape{o.out}, /*decay=*/false);
 }
 
@@ -28,7 +33,7 @@ ModuleCost RowParallelLinear::cost(const RowParallelOptions& o, std::int64_t row
   c.parameters = plan_add(plan_mul(o.out, o.in / tp), o.bias ? o.out : 0);
   c.parameter_tensors = o.bias ? 2 : 1;
   c.saved_elements = plan_mul(rows, o.in / tp);
-  if (tp == 1) return c;
+  if (tp == 1 || !o.reduce_output) return c;
   const CollectiveCount output{1, plan_mul(rows, o.out)};
   if (o.sequence_parallel) {
     c.forward.reduce_scatter += output;
@@ -50,6 +55,8 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
   Tensor y = x.new_empty(shape);
   if (tp_size(tp_) == 1) {
     ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
+  } else if (!reduce_output_) {
+    ops::linear_forward(x, weight_.weight(), bias_ && tp_rank(tp_) == 0 ? &bias_->weight() : nullptr, y);
   } else {
     ops::linear_forward(x, weight_.weight(), nullptr, y);
     if (sequence_parallel_applies(sequence_parallel_, tp_, ctx))

@@ -29,6 +29,14 @@ MlpSpec squared_relu_mlp_spec() {
   return mlp_spec("squared_relu", [](MlpOptions& o) { o.squared_relu = true; });
 }
 
+MlpSpec moe_mlp_spec(const MoeOptions& moe) {
+  return {"moe",
+          [moe](const std::string& layer, const MlpOptions& o, std::uint64_t seed, TpGroup tp) -> std::unique_ptr<Module> {
+            return std::make_unique<MoeLayer>(layer, o, moe, seed, std::move(tp));
+          },
+          [moe](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return MoeLayer::cost(o, moe, rows, tp); }};
+}
+
 MlpSpec gelu_mlp_spec() {
   return mlp_spec("gelu", [](MlpOptions&) {});
 }

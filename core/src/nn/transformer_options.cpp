@@ -188,6 +188,41 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   o.qk_layernorm = s.get_bool("qk_layernorm", false);
 }
 
+void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
+  static const char* const kMoeKeys[] = {"moe_router_topk",        "moe_ffn_hidden_size", "moe_router_load_balancing_type",
+                                         "moe_aux_loss_coeff",     "moe_z_loss_coeff",    "moe_router_pre_softmax"};
+  if (!s.has("num_experts")) {
+    for (const char* key : kMoeKeys)
+      if (s.has(key))
+        throw ConfigError(fmt::format("model.{} (in {}) configures mixture-of-experts layers, but model.num_experts is "
+                                      "not set: set it, or drop the key",
+                                      key, s.origin(key)));
+    return;
+  }
+  MoeOptions& m = o.moe;
+  m.router.experts = s.get_int("num_experts", 0, 1, 1 << 16);
+  m.router.topk = s.get_int("moe_router_topk", 2, 1, m.router.experts);
+  m.ffn_hidden = s.get_int("moe_ffn_hidden_size", o.ffn_hidden_size, 1, 1 << 24);
+  if (m.ffn_hidden % tp != 0)
+    throw ConfigError(fmt::format("model.moe_ffn_hidden_size {} ({}) must be a multiple of "
+                                  "parallel.tensor_model_parallel_size ({}): each expert's MLP splits over tp",
+                                  m.ffn_hidden, s.has("moe_ffn_hidden_size") ? "in " + s.origin("moe_ffn_hidden_size")
+                                                                            : "ffn_hidden_size's",
+                                  tp));
+  const bool balance = s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "none"}) == "aux_loss";
+  m.router.load_balancing = balance;
+  m.router.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
+  if (!balance && m.router.aux_loss_coeff != 0.0)
+    throw ConfigError(fmt::format("model.moe_aux_loss_coeff = {} (in {}) with moe_router_load_balancing_type = "
+                                  "\"none\" (in {}): the coefficient would be ignored; drop one of them",
+                                  m.router.aux_loss_coeff, s.origin("moe_aux_loss_coeff"),
+                                  s.origin("moe_router_load_balancing_type")));
+  m.router.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
+  m.router.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
+  m.swiglu = o.swiglu;
+  m.squared_relu = o.squared_relu;
+}
+
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
   if (pipeline_split_rank != 0)
     throw ConfigError(fmt::format("parallel.pipeline_model_parallel_split_rank ({}) is for encoder-decoder models (t5); "
@@ -218,6 +253,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   }
   if (o.swiglu) l.spec.mlp = swiglu_mlp_spec();
   if (o.squared_relu) l.spec.mlp = squared_relu_mlp_spec();
+  if (o.moe.router.experts > 0) l.spec.mlp = moe_mlp_spec(o.moe);
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
@@ -242,7 +278,10 @@ double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t
   const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
   const double d = static_cast<double>(o.kv_channels);
   const double h_q = d * static_cast<double>(o.num_attention_heads), h_kv = d * groups;
-  const double ffn = static_cast<double>(o.ffn_hidden_size);
+  // Mixture of experts: each token through top-k experts of moe_ffn_hidden_size (Megatron-LM's
+  // num_experts_routed_to; the router's h·E is not counted, as there).
+  const double ffn = o.moe.router.experts > 0 ? static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk)
+                                              : static_cast<double>(o.ffn_hidden_size);
   const double f = 3.0;
   const double mlp_matrices = o.swiglu ? 3.0 : 2.0;  // SwiGLU: fc1's two halves and fc2
   const double per_layer = 2.0 * B * s * h * (h_q + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h_q * h /*out*/ +

@@ -39,7 +39,9 @@ namespace tessera {
 void check_countable(const TransformerOptions& o, std::int64_t micro_batch, const std::string& model) {
   const long double h = o.hidden_size, F = o.ffn_hidden_size, T = o.seq_length, b = micro_batch;
   const long double V = o.padded_vocab_size, H = o.num_attention_heads, L = o.num_layers;
-  const long double per_layer = 4 * h * h + 3 * F * h + b * T * (10 * h + 2 * F) + b * H * T;
+  const long double E = o.moe.router.experts, k = o.moe.router.topk, Fm = o.moe.ffn_hidden;  // E = 0: dense
+  const long double per_layer = 4 * h * h + 3 * F * h + b * T * (10 * h + 2 * F) + b * H * T +
+                                E * (3 * Fm * h + h) + b * T * k * (3 * Fm + 2 * h + 2);
   const long double total = L * per_layer + V * h * (2 + b * T) + o.max_position_embeddings * h;
   if (total > static_cast<long double>(std::int64_t{1} << 58))
     throw ConfigError(fmt::format(

@@ -39,6 +39,29 @@ void scale(Tensor& x, float s) {
   detail::backend_for("scale", {{"x", &x}}, x.dtype()).scale(x, s);
 }
 
+void scale_rows(const Tensor& x, const Tensor& w, Tensor& out) {
+  const char* op = "scale_rows";
+  detail::require_float(op, "x", x);
+  require(op, "out", out, x.dtype());
+  require_numel(op, "out", out, x.numel(), "x " + shape_str(x.shape()));
+  const std::int64_t N = detail::rows_of(op, "x", x);
+  require(op, "w", w);
+  require_numel(op, "w", w, N, "one weight per row of x " + shape_str(x.shape()));
+  detail::backend_for(op, {{"x", &x}, {"w", &w}, {"out", &out}}, x.dtype()).scale_rows(x, w, out);
+}
+
+void row_dot(const Tensor& a, const Tensor& b, Tensor& out) {
+  const char* op = "row_dot";
+  detail::require_float(op, "a", a);
+  require(op, "b", b, a.dtype());
+  TESSERA_CHECK_SHAPE(a.shape() == b.shape(), "{}: a {} and b {} differ in shape", op, shape_str(a.shape()),
+                      shape_str(b.shape()));
+  const std::int64_t N = detail::rows_of(op, "a", a);
+  require(op, "out", out);
+  require_numel(op, "out", out, N, "one per row of a " + shape_str(a.shape()));
+  detail::backend_for(op, {{"a", &a}, {"b", &b}, {"out", &out}}, a.dtype()).row_dot(a, b, out);
+}
+
 void copy(const Tensor& src, Tensor& dst) {
   const char* op = "copy";
   require(op, "src", src, src.dtype());  // any dtype, as long as both match
@@ -63,6 +86,13 @@ void cast(const Tensor& src, Tensor& dst) {
     if (t != DType::f32 && !backend.supports(op, t))
       throw ShapeError(fmt::format("cast: the {} backend does not run this op in {}", backend.name(), dtype_name(t)));
   backend.cast(src, dst);
+}
+
+Tensor cast_to(const Tensor& src, DType dtype) {
+  if (src.dtype() == dtype) return src;
+  Tensor dst = src.new_empty(src.shape(), dtype);
+  cast(src, dst);
+  return dst;
 }
 
 void copy_2d(const Tensor& src, std::int64_t src_offset, std::int64_t src_stride, Tensor& dst,

@@ -37,6 +37,22 @@ std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double
   return total;
 }
 
+std::vector<double> mean_metrics(const Parallel& parallel, const std::vector<std::string>& names,
+                                 const StepMetrics& metrics) {
+  if (names.empty()) return {};
+  std::vector<double> sums;  // (Σ value, count) of each name, by position: every rank's names agree
+  for (const std::string& name : names) {
+    const auto it = metrics.sums.find(name);
+    sums.push_back(it == metrics.sums.end() ? 0.0 : it->second.first);
+    sums.push_back(it == metrics.sums.end() ? 0.0 : it->second.second);
+  }
+  const std::vector<double> total =
+      all_reduce_sum(*parallel.groups.dp, all_reduce_sum(*parallel.groups.pp, std::move(sums)));
+  std::vector<double> out;
+  for (std::size_t i = 0; i < names.size(); ++i) out.push_back(total[2 * i + 1] > 0 ? total[2 * i] / total[2 * i + 1] : 0.0);
+  return out;
+}
+
 namespace {
 
 using ShardField = Optimizer::ShardField;
@@ -180,6 +196,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.loss = all_reduce_sum(dp, all_reduce_sum(*parallel.groups.pp, run.loss_sum)) / static_cast<double>(total_microbatches);
   r.loss_parts = mean_loss_parts(parallel, run.loss_part_sums, model.loss_part_names().size(),
                                  static_cast<double>(total_microbatches));
+  r.metrics = mean_metrics(parallel, model.metric_names(), run.metrics);
   // The norm of the scaled gradients, all-reduced: every rank sees the same value, so every rank
   // takes (or skips) the step alike.
   r.grad_norm = global_grad_norm(params, optimizer, parallel) / s.loss_scale;

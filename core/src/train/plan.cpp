@@ -222,6 +222,9 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});
     const std::int64_t parts = planner->loss_parts();
     if (parts > 0) add_traffic(st, "pp", pp, "all_reduce", "the loss's terms (scalars)", {1, parts});
+    const std::int64_t metrics = planner->metrics();
+    if (metrics > 0)
+      add_traffic(st, "pp", pp, "all_reduce", "the model's statistics (sums and counts)", {1, 2 * metrics});
     if (dp > 1) {
       if (optimizer_planner) {
         for (const OptimizerCollective& c : optimizer_planner->dp_traffic(stage_parameters))
@@ -232,6 +235,8 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     }
     add_traffic(st, "dp", dp, "all_reduce", "loss (a scalar)", {1, 1});
     if (parts > 0) add_traffic(st, "dp", dp, "all_reduce", "the loss's terms (scalars)", {1, parts});
+    if (metrics > 0)
+      add_traffic(st, "dp", dp, "all_reduce", "the model's statistics (sums and counts)", {1, 2 * metrics});
     // The embedding group: the first and last stages, and an encoder-decoder's split rank.
     const int embedding_group = static_cast<int>(stage_layouts[s].group_ranks(GroupKind::embedding).size());
     add_traffic(st, "embedding", embedding_group, "all_reduce",

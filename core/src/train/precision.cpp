@@ -49,7 +49,7 @@ void check_precision_supported(const PrecisionOptions& p, Device device) {
       "gelu_backward", "squared_relu_forward", "squared_relu_backward", "tanh_forward", "tanh_backward", "rms_norm_forward", "rms_norm_backward", "swiglu_forward",
       "swiglu_backward", "rope_forward", "rope_backward", "dropout_forward", "dropout_backward", "attention_forward",
       "attention_backward", "embedding_forward", "embedding_backward", "embedding_shard_forward",
-      "embedding_shard_backward", "add", "axpy", "add_bias", "scale", "cast", "sum_squares"};
+      "embedding_shard_backward", "add", "axpy", "add_bias", "scale", "scale_rows", "row_dot", "cast", "sum_squares"};
   const Backend& backend = backend_of(device);
   std::vector<std::string> missing;
   for (const char* op : kOps)

@@ -175,6 +175,7 @@ void write_iteration(TensorBoardWriter& w, const IterationLine& l) {
   add_scalar_pair(w, "batch-size", static_cast<double>(l.global_batch_size), it, samples);
   if (l.loss_parts.empty()) add_scalar_pair(w, "lm loss", l.loss, it, samples);
   for (const auto& [name, value] : l.loss_parts) add_scalar_pair(w, name, value, it, samples);
+  for (const auto& [name, value] : l.metrics) w.add_scalar(name, value, it);  // as Megatron's track_moe_metrics
   add_scalar_pair(w, "loss-scale", l.loss_scale > 0 ? l.loss_scale : 1.0, it, samples);
   add_scalar_pair(w, "grad-norm", l.grad_norm, it, samples);
   if (l.num_zeros_in_grad >= 0) add_scalar_pair(w, "num-zeros", l.num_zeros_in_grad, it, samples);

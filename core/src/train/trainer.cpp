@@ -69,6 +69,14 @@ class WindowMean {
 };
 
 // The model's loss parts with their names, for the log.
+// The model's training statistics with their names, for the log.
+std::vector<std::pair<std::string, double>> named_metrics(const Model& model, const std::vector<double>& values) {
+  const std::vector<std::string> names = model.metric_names();
+  std::vector<std::pair<std::string, double>> out;
+  for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) out.emplace_back(names[i], values[i]);
+  return out;
+}
+
 std::vector<std::pair<std::string, double>> named_loss_parts(const Model& model, const std::vector<double>& values) {
   const std::vector<std::string> names = model.loss_part_names();
   std::vector<std::pair<std::string, double>> out;
@@ -400,6 +408,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   last_step_skipped_ = r.skipped;
   last_num_zeros_ = r.num_zeros_in_grad;
   last_loss_parts_ = r.loss_parts;
+  last_metrics_ = r.metrics;
   if (r.skipped) ++skipped_iterations_;
   reductions_overlapped_ = r.reductions_overlapped;
   peak_microbatches_held_ = std::max(peak_microbatches_held_, r.peak_microbatches_held);
@@ -495,7 +504,7 @@ TrainingRecord Trainer::train() {
   std::int64_t window_iters = 0, window_skipped = 0;
   // As Megatron-LM's training_log: a line's losses are the means over its window's iterations whose
   // step was taken (the loss scaler's skipped ones left out); the grad norm is the line's iteration's.
-  WindowMean window_loss;
+  WindowMean window_loss, window_metrics;  // the line's means (window_metrics: its parts only)
   std::int64_t iterations = options_.train_iters - start_iteration_;  // in this run
   // Graceful stop: from here on SIGTERM/SIGINT (and exit_signal) are a request, looked at between
   // iterations; before, they end the process as usual (nothing is trained yet).
@@ -522,7 +531,10 @@ TrainingRecord Trainer::train() {
     rec.batch_sizes.push_back(last_batch_);
     ++window_iters;
     window_skipped += last_step_skipped_ ? 1 : 0;
-    if (!last_step_skipped_) window_loss.add(loss, last_loss_parts_);
+    if (!last_step_skipped_) {
+      window_loss.add(loss, last_loss_parts_);
+      window_metrics.add(0.0, last_metrics_);
+    }
     rec.losses.push_back(loss);
     rec.grad_norms.push_back(norm);
     rec.learning_rates.push_back(lr);
@@ -542,19 +554,25 @@ TrainingRecord Trainer::train() {
       own.params_norm = params_norm;
       own.num_zeros_in_grad = last_num_zeros_;
       own.decoupled_lr = decoupled_learning_rate(it + 1);
+      own.metrics = named_metrics(*model_, last_metrics_);
       write_iteration(*tensorboard, own);
     }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
     rec.stop_reason = it < options_.train_iters ? stop_reason(it, signals) : std::string();
     if (it % options_.log_interval == 0 || it == options_.train_iters || !rec.stop_reason.empty()) {
       // A window of skipped steps only (fp16 overflows) shows this iteration's losses.
-      if (window_loss.empty()) window_loss.add(loss, last_loss_parts_);
+      if (window_loss.empty()) {
+        window_loss.add(loss, last_loss_parts_);
+        window_metrics.add(0.0, last_metrics_);
+      }
       const double n = static_cast<double>(window_iters);
       IterationLine line{it, options_.train_iters, consumed_samples_, last_batch_,
                          1000.0 * window_seconds / n, lr, window_loss.loss(), norm,
                          window_tokens / n, window_flops / n, 0.0, 0, named_loss_parts(*model_, window_loss.parts())};
+      line.metrics = named_metrics(*model_, window_metrics.parts());
       window_tokens = window_flops = 0;
       window_loss = {};
+      window_metrics = {};
       line.params_norm = params_norm;
       line.num_zeros_in_grad = last_num_zeros_;
       line.decoupled_lr = decoupled_learning_rate(it + 1);  // as the rate: the scheduler's after this step

@@ -376,6 +376,12 @@ void CpuBackend::add_bias(Tensor& y, const Tensor& bias) {
   cpu::add_bias(in_out(y).get(), in(bias).get(), rows_of(y), bias.size(0));
 }
 void CpuBackend::scale(Tensor& x, float s) { cpu::scale(in_out(x).get(), s, x.numel()); }
+void CpuBackend::scale_rows(const Tensor& x, const Tensor& w, Tensor& o) {
+  cpu::scale_rows(in(x).get(), f32(w), out(o).get(), w.numel(), w.numel() == 0 ? 0 : x.numel() / w.numel());
+}
+void CpuBackend::row_dot(const Tensor& a, const Tensor& b, Tensor& o) {
+  cpu::row_dot(in(a).get(), in(b).get(), f32(o), o.numel(), o.numel() == 0 ? 0 : a.numel() / o.numel());
+}
 
 namespace {
 void store_scalar(Tensor& out, double value, bool accumulate) {

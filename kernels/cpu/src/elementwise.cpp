@@ -35,6 +35,25 @@ void scale(float* x, float s, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
+void scale_rows(const float* x, const float* w, float* out, std::int64_t N, std::int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (std::int64_t i = 0; i < N; ++i) {
+    const float s = w[i];
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c) out[i * C + c] = s * x[i * C + c];
+  }
+}
+
+void row_dot(const float* a, const float* b, float* out, std::int64_t N, std::int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (std::int64_t i = 0; i < N; ++i) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t c = 0; c < C; ++c) s += a[i * C + c] * b[i * C + c];
+    out[i] = s;
+  }
+}
+
 void copy(const float* src, float* dst, std::int64_t n) {
   if (src == dst || n == 0) return;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)

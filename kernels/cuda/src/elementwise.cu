@@ -161,6 +161,23 @@ template <class T>
 __global__ void scale_kernel(T* x, float s, std::int64_t n) {
   GRID_STRIDE(i, n) x[i] = from_f32<T>(to_f32(x[i]) * s);
 }
+template <class T>
+__global__ void scale_rows_kernel(const T* x, const float* w, T* out, std::int64_t N, std::int64_t C) {
+  GRID_STRIDE(i, N * C) out[i] = from_f32<T>(to_f32(x[i]) * w[i / C]);
+}
+// One warp a row: lanes stride over the columns, then warp_sum.
+template <class T>
+__global__ void row_dot_kernel(const T* a, const T* b, float* out, std::int64_t N, std::int64_t C) {
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
+  const int lane = threadIdx.x % 32;
+  for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; row < N;
+       row += warps) {
+    float s = 0.0f;
+    for (std::int64_t c = lane; c < C; c += 32) s += to_f32(a[row * C + c]) * to_f32(b[row * C + c]);
+    s = warp_sum(s);
+    if (lane == 0) out[row] = s;
+  }
+}
 
 // Column sums: block (bx, by) sums column bx·32 + lane over rows by·rows_per_block … (+ rows_per_block),
 // 32 columns × 8 row-lanes per block, then a fixed tree over the 8 lanes.
@@ -321,6 +338,18 @@ void scale(Float t, void* x, float s, std::int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, T, scale_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<T*>(x), s, n));
   check_launch("scale");
+}
+
+void scale_rows(Float t, const void* x, const float* w, void* out, std::int64_t N, std::int64_t C, cudaStream_t stream) {
+  if (N * C == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, scale_rows_kernel<T><<<grid_for(N * C, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(x), w, static_cast<T*>(out), N, C));
+  check_launch("scale_rows");
+}
+
+void row_dot(Float t, const void* a, const void* b, float* out, std::int64_t N, std::int64_t C, cudaStream_t stream) {
+  if (N == 0) return;  // C = 0 writes zeros
+  TESSERA_CUDA_FLOAT_SWITCH(t, T, row_dot_kernel<T><<<grid_for(N * 32, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(a), static_cast<const T*>(b), out, N, C));
+  check_launch("row_dot");
 }
 
 std::size_t column_sum_workspace_bytes(std::int64_t N, std::int64_t C) {

@@ -23,6 +23,9 @@ struct MlpOptions {
   bool squared_relu = false;  // max(x, 0)² instead of GELU (not with swiglu)
   ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU's form (Megatron's fused bias-GELU: tanh)
   bool bias = true;     // fc1 and fc2 biases
+  // false (not with sequence_parallel): neither fc1's input gradient nor fc2's output is summed over
+  // tp; the caller sums several MLPs' partial results and reduces once (mixture-of-experts layers).
+  bool reduce = true;
 };
 
 class Mlp : public Module {

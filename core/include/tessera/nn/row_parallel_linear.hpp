@@ -10,6 +10,10 @@
 // Backward all-gathers dy; the bias gradient is then taken from the full dy, so it is complete and
 // equal on every rank and needs no reduction over tp (Megatron-LM sums per-shard bias gradients
 // over tp instead; same result, one all-reduce more).
+//
+// reduce_output = false (tp > 1, not with sequence_parallel): y is this rank's partial sum, the bias
+// added on tp rank 0 only, for a caller that sums several layers' outputs and reduces once (the
+// experts of a mixture-of-experts layer).
 #pragma once
 #include <memory>
 
@@ -24,6 +28,7 @@ struct RowParallelOptions {
   bool bias = true;
   float init_std = 0.02f;
   bool sequence_parallel = false;
+  bool reduce_output = true;
 };
 
 class RowParallelLinear : public Module {
@@ -40,7 +45,7 @@ class RowParallelLinear : public Module {
 
  private:
   TpGroup tp_;
-  bool sequence_parallel_;
+  bool sequence_parallel_, reduce_output_;
   Parameter weight_;
   std::unique_ptr<Parameter> bias_;
 };

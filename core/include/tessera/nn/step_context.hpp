@@ -1,6 +1,8 @@
 // What a module's forward and backward need to know about the step they run in.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "tessera/nn/activation_store.hpp"
 
@@ -16,6 +18,19 @@ class GradReadyListener {
  public:
   virtual ~GradReadyListener() = default;
   virtual void grad_ready(Parameter& p) = 0;
+};
+
+// Training statistics modules report, by name (Model::metric_names lists a model's): each report
+// adds a value and a count of one, and the trainer logs Σ values / Σ counts over the iteration's
+// microbatches, pipeline stages and data-parallel ranks (mixture-of-experts layers' router losses:
+// the mean over layers and microbatches, as Megatron-LM's track_moe_metrics).
+struct StepMetrics {
+  std::map<std::string, std::pair<double, double>> sums;  // name → (Σ value, count)
+  void add(const std::string& name, double value) {
+    auto& [total, count] = sums[name];
+    total += value;
+    count += 1;
+  }
 };
 
 struct StepContext {
@@ -43,6 +58,9 @@ struct StepContext {
 
   // Set on the last microbatch of an iteration when gradients are reduced across ranks.
   GradReadyListener* grad_listener = nullptr;
+  // Where training steps report statistics (null: nobody listens). Modules report from backward,
+  // which runs once per microbatch even when recompute runs forward twice.
+  StepMetrics* metrics = nullptr;
 
   // The same step (seed, iteration, microbatch, …: the same dropout masks) saving into `other`:
   // activation recompute runs a layer's forward again into a scratch store. A copy, so that no

@@ -27,6 +27,7 @@
 #include "tessera/nn/attention.hpp"
 #include "tessera/nn/dropout.hpp"
 #include "tessera/nn/mlp.hpp"
+#include "tessera/nn/moe.hpp"
 #include "tessera/nn/norm_spec.hpp"
 
 namespace tessera {
@@ -41,6 +42,7 @@ struct MlpSpec {
 MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
 MlpSpec swiglu_mlp_spec();   // Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order)
 MlpSpec squared_relu_mlp_spec();  // Mlp: fc1 → max(x, 0)² → fc2 (Megatron's --squared-relu; Nemotron-4)
+MlpSpec moe_mlp_spec(const MoeOptions& moe);  // MoeLayer: top-k routed experts (nn/moe.hpp)
 
 struct LayerSpec {
   AttentionKind self_attention = AttentionKind::causal_self;  // causal_self or padded_self

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tessera/nn/moe.hpp"
 #include "tessera/nn/recompute.hpp"
 #include "tessera/parallel/parallel_layout.hpp"
 #include "tessera/nn/transformer_block.hpp"
@@ -46,6 +47,9 @@ struct TransformerOptions {
   bool squared_relu = false;  // the MLP's max(x, 0)² instead of GELU (Megatron's --squared-relu)
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
+  // Mixture of experts (read_moe_options; moe.router.experts = 0: dense MLPs). Every layer's MLP is
+  // then a MoeLayer whose experts take the swiglu / squared_relu activation.
+  MoeOptions moe;
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
@@ -75,6 +79,13 @@ std::int64_t read_kv_channels(const ConfigSection& s, std::int64_t hidden_size, 
 // read_transformer_options from the same section with the same tp), ConfigError naming key and
 // origin for a value the model cannot be built with.
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
+
+// Megatron-Core's mixture-of-experts [model] keys (GPT; docs/moe.md): num_experts (unset: dense),
+// moe_router_topk (2), moe_ffn_hidden_size (ffn_hidden_size), moe_router_load_balancing_type
+// ("aux_loss" | "none"), moe_aux_loss_coeff (0), moe_z_loss_coeff (0), moe_router_pre_softmax
+// (false); read after the activation keys. ConfigError naming key and origin for a value the model
+// cannot be built with, or for a moe_* key without num_experts.
+void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
 
 // A model of one stack of layers (GPT, BERT) refuses parallel.pipeline_model_parallel_split_rank,
 // which only an encoder-decoder can use: ConfigError naming `model`.

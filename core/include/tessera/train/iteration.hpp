@@ -45,6 +45,9 @@ double global_params_norm(const std::vector<Parameter*>& params, Optimizer& opti
 struct IterationResult {
   double loss = 0;       // mean of all microbatches' losses, over every data-parallel rank
   std::vector<double> loss_parts;  // the same mean of each part (Model::loss_part_names()), if the model has parts
+  // Model::metric_names()'s statistics: Σ reported values / Σ reports over every microbatch, stage
+  // and data-parallel rank.
+  std::vector<double> metrics;
   double grad_norm = 0;  // of the whole model, before clipping (unscaled)
   bool skipped = false;  // non-finite gradients with skip_nonfinite: no optimizer step was taken
   // With count_zeros_in_grad, of a step taken: the gradient elements equal to 0 (global_grad_zeros,
@@ -89,6 +92,10 @@ std::vector<double> all_reduce_sum(Communicator& group, std::vector<double> valu
 // stage holds the sums, the others pass zeros. `parts`: how many the model has.
 std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double> sums, std::size_t parts,
                                     double microbatches);
+// Each of `names` (Model::metric_names) as Σ reported values / Σ reports over pp and dp (0 where
+// nothing reported it).
+std::vector<double> mean_metrics(const Parallel& parallel, const std::vector<std::string>& names,
+                                 const StepMetrics& metrics);
 
 // ‖grad‖ of the whole model (counts_in_grad_norm on each rank, summed over tp and pp), from the
 // optimizer's reduced shards when it takes its gradients by reduce-scatter (ZeRO). Collective.

@@ -44,6 +44,7 @@ struct PipelineRun {
   // the last stage only)
   double loss_sum = 0;
   std::vector<double> loss_part_sums;  // Σ of their parts (StageOutput::loss_parts), where the model has parts
+  StepMetrics metrics;  // what this rank's modules reported in backward (training only)
   std::int64_t peak_microbatches_held = 0;  // most (microbatch, chunk) pairs with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once
   // Wall time of the whole step list and the part spent blocked in receives: waiting for a

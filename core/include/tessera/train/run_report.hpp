@@ -28,6 +28,9 @@ struct IterationLine {
   // With [optimizer] decoupled_lr: the embedding's and output layer's rate (Megatron-Core's
   // "decoupled learning rate", after the learning rate); shown when ≥ 0.
   double decoupled_lr = -1.0;
+  // Model::metric_names()'s statistics (mixture-of-experts router losses), shown after the losses
+  // as Megatron-LM's " load_balancing_loss: … |".
+  std::vector<std::pair<std::string, double>> metrics;
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,

@@ -189,6 +189,7 @@ class Trainer {
   bool last_step_skipped_ = false;
   double last_num_zeros_ = -1;  // of the last step, with log_num_zeros_in_grad (−1: not counted)
   std::vector<double> last_loss_parts_, last_eval_parts_;  // of the last step / evaluation (Model::loss_part_names)
+  std::vector<double> last_metrics_;                       // of the last step (Model::metric_names)
   std::int64_t start_iteration_ = 0;  // the checkpoint's iteration when resuming
   std::int64_t reductions_overlapped_ = 0;  // in the last iteration
   double reduce_wait_seconds_ = 0;          // summed over iterations

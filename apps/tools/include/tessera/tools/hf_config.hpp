@@ -1,6 +1,6 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
-// of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query) and `llama`
-// (LlamaForCausalLM) on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md) on the
+// of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
+// (LlamaForCausalLM, and its kin mistral and qwen2) and `mixtral` (MixtralForCausalLM) on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md) on the
 // other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
 #include <cstdint>
@@ -13,7 +13,7 @@ namespace tessera {
 
 // One GPT as both sides describe it.
 struct HfGptShape {
-  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral" or "qwen2"
+  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2" or "mixtral"
   std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
   double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0, rotary_base = 10000.0;
   bool tied = true;
@@ -30,10 +30,16 @@ struct HfGptShape {
   bool layernorm_1p = false;
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.
   bool exact_gelu = false;
+  // mixtral's sparse MLPs: num_local_experts (Tessera's num_experts; 0: dense) and
+  // num_experts_per_tok (moe_router_topk), each expert of `ffn` (moe_ffn_hidden_size).
+  std::int64_t experts = 0, experts_per_token = 0;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   // The Llama family: llama; mistral (llama's layers, here without a sliding window); qwen2 (biases
-  // on q, k and v: Tessera's add_qkv_bias).
-  bool llama() const { return architecture == "llama" || architecture == "mistral" || architecture == "qwen2"; }
+  // on q, k and v: Tessera's add_qkv_bias); mixtral (mistral's with mixture-of-experts MLPs).
+  bool llama() const {
+    return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || mixtral();
+  }
+  bool mixtral() const { return architecture == "mixtral"; }
   bool qkv_bias() const { return architecture == "qwen2"; }
 };
 

@@ -10,6 +10,8 @@ void add(const float* a, const float* b, float* out, std::int64_t n);   // out =
 void axpy(float alpha, const float* x, float* y, std::int64_t n);       // y += alpha·x
 void add_bias(float* y, const float* bias, std::int64_t N, std::int64_t C);  // y[n,:] += bias
 void scale(float* x, float s, std::int64_t n);                          // x *= s
+void scale_rows(const float* x, const float* w, float* out, std::int64_t N, std::int64_t C);  // out[n,:] = w[n]·x[n,:]
+void row_dot(const float* a, const float* b, float* out, std::int64_t N, std::int64_t C);  // out[n] = a[n,:]·b[n,:]
 void copy(const float* src, float* dst, std::int64_t n);
 // Sums below give the same bits whatever the thread count (fixed blocks, added in order).
 double sum(const float* x, std::int64_t n);

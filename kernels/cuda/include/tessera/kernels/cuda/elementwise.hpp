@@ -35,6 +35,9 @@ void axpy(Float t, float alpha, const void* x, void* y, std::int64_t n, cudaStre
 // y[N,C] += bias[C] on every row.
 void add_bias(Float t, void* y, const void* bias, std::int64_t N, std::int64_t C, cudaStream_t stream);
 void scale(Float t, void* x, float s, std::int64_t n, cudaStream_t stream);
+// out[n,:] = w[n]·x[n,:] (out may alias x); row_dot: out[n] = Σ_c a[n,c]·b[n,c] in f32. w, row_dot's out f32.
+void scale_rows(Float t, const void* x, const float* w, void* out, std::int64_t N, std::int64_t C, cudaStream_t stream);
+void row_dot(Float t, const void* a, const void* b, float* out, std::int64_t N, std::int64_t C, cudaStream_t stream);
 
 // db[C] (type db_t) += Σ_rows dy[N,C] (type t), in a fixed order: per-block partial sums in f32 in
 // `workspace` (column_sum_workspace_bytes), then one pass over the partials.

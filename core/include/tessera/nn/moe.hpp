@@ -1,0 +1,58 @@
+// Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless, no expert
+// parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
+// runs on its tokens only, and the token's output is the probability-weighted sum of its experts'.
+// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's.
+//
+// Tensor parallelism splits every expert as a dense MLP (fc1 by columns, fc2 by rows; Megatron-Core
+// with expert_model_parallel_size 1): each rank computes its partial outputs of all experts, the
+// weighted sum happens on the partials and one all-reduce (sequence parallel: one reduce-scatter)
+// completes the layer, as a dense MLP's. The router is replicated: its input is the full token set
+// on every rank (under sequence parallelism the layer all-gathers the rows first, as Megatron's
+// allgather token dispatcher), so every rank routes alike; the gradient of the routing
+// probabilities, partial on each rank, is summed over tp (N·k numbers) before the router's backward.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/nn/mlp.hpp"
+#include "tessera/nn/moe_routing.hpp"
+
+namespace tessera {
+
+struct MoeOptions {
+  MoeRouterOptions router;           // router.experts = 0: a dense MLP
+  std::int64_t ffn_hidden = 0;       // each expert's (moe_ffn_hidden_size)
+  bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
+};
+
+class MoeLayer : public Module {
+ public:
+  // `layer`: the dense MLP's options (hidden, init, bias, GELU form, sequence parallelism), whose
+  // ffn and activation `moe` replaces for the experts.
+  MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOptions& moe, std::uint64_t seed, TpGroup tp);
+  void collect_parameters(std::vector<Parameter*>& out) override;
+  // x [B,T,C] (sequence parallel: [B·T/tp, C]) → the same shape.
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // On `rows` token rows (all of them) on one of `tp` ranks. Dropless routing sends rows·k rows
+  // through the experts whatever the routing, so the cost does not depend on the data.
+  static ModuleCost cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp);
+
+ private:
+  static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe);
+  std::int64_t hidden_;
+  bool sequence_parallel_;
+  MoeOptions moe_;
+  TpGroup tp_;
+  Parameter router_;
+  std::vector<std::unique_ptr<Mlp>> experts_;
+};
+
+// What a MoeLayer reports to StepContext::metrics in training, under Megatron-LM's names: the
+// load-balancing loss (load_balancing_type "aux_loss") and the z-loss (z_loss_coeff > 0), each
+// without its coefficient (1 is a perfectly balanced router for the first).
+inline const std::string kLoadBalancingLoss = "load_balancing_loss", kZLoss = "z_loss";
+std::vector<std::string> moe_metric_names(const MoeOptions& moe);
+
+}  // namespace tessera

@@ -1,0 +1,50 @@
+// Top-k token routing of a mixture-of-experts layer (Megatron-Core's TopKRouter, dropless), on the
+// host: the router's logits [N, E] are E numbers per token, small next to the experts' work, and
+// the per-expert token lists that the dispatch needs are host data anyway (as Megatron's
+// tokens_per_expert, which its grouped GEMM reads on the host).
+//
+// For token t with logits l (E experts, k of them chosen):
+//   scores      = softmax(l) over all experts (the load-balancing loss's probabilities);
+//   chosen      = the k largest logits, largest first (ties: the lower expert index);
+//   probs       = softmax(l[chosen]) — or, with pre_softmax, scores[chosen] unnormalised;
+//   output      = Σ_j probs_j · expert_{chosen_j}(x_t).
+// Losses added to the objective (Megatron-Core's, applied through MoEAuxLossAutoScaler, whose
+// gradient scale is the main loss's, here StepContext::loss_grad_scale):
+//   load balancing (aux_loss_coeff): coeff · E / (k · N²) · Σ_e count_e · Σ_t scores[t, e], count_e
+//     the tokens routed to e (switch_load_balancing_loss_func; counts carry no gradient);
+//   z-loss (z_loss_coeff): coeff · mean_t logsumexp(l_t)² (ST-MoE).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace tessera {
+
+struct MoeRouterOptions {
+  std::int64_t experts = 0, topk = 2;
+  bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
+  bool load_balancing = true;   // load_balancing_type "aux_loss" (false: "none")
+  double aux_loss_coeff = 0.0;  // its weight in the objective (0 with "none")
+  double z_loss_coeff = 0.0;
+};
+
+struct MoeRouting {
+  std::int64_t tokens = 0, experts = 0, topk = 0;
+  std::vector<std::int32_t> chosen;  // [N·k] expert of each (token, slot), largest logit first
+  std::vector<float> probs;          // [N·k] the output's weights
+  std::vector<float> scores;         // [N·E] softmax over all experts
+  std::vector<float> logsumexp;      // [N]
+  // Per expert: the tokens routed to it (ascending) and, for each, its slot j (0 … k−1).
+  std::vector<std::vector<std::int32_t>> expert_tokens, expert_slots;
+  double load_balancing_loss = 0.0;  // Σ_e count_e · Σ_t scores · E / (k · N²), without the coefficient
+  double z_loss = 0.0;               // mean_t logsumexp², without the coefficient
+};
+
+// Routes N tokens from their f32 logits [N, E].
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o);
+
+// d(objective)/d(logits) [N·E] from d(objective)/d(probs) [N·k] (already scaled by the main loss's
+// gradient scale) plus the load-balancing and z-losses' gradients scaled by `loss_grad_scale`.
+std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<float>& dprobs, const MoeRouterOptions& o,
+                                      float loss_grad_scale);
+
+}  // namespace tessera
