@@ -98,6 +98,12 @@ bool ConfigSection::is_string(const std::string& key) const {
   return n && n->is_string();
 }
 
+bool ConfigSection::is_array(const std::string& key) const {
+  const toml::table* t = data_->root.get_as<toml::table>(name_);
+  const toml::node* n = t ? t->get(key) : nullptr;
+  return n && n->is_array();
+}
+
 std::int64_t ConfigSection::get_int(const std::string& key) const {
   const toml::node* n = find(*data_, name_, key);
   if (!n) throw missing(*data_, name_, key);

@@ -28,9 +28,12 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
-    parts.push_back(fmt::format("mixture of {} experts (top {}{}, expert ffn {})", o.moe.router.experts,
+    parts.push_back(fmt::format("mixture of {} experts (top {}{}, expert ffn {}){}", o.moe.router.experts,
                                 o.moe.router.topk, o.moe.router.pre_softmax ? " of the softmax" : "",
-                                o.moe.ffn_hidden));
+                                o.moe.ffn_hidden,
+                                o.moe_layer_pattern.empty()
+                                    ? ""
+                                    : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));

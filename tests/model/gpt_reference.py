@@ -16,9 +16,10 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
---rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax"} (every
-MLP a mixture of experts as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax
-over the top-k logits, or the top-k of the softmax with pre_softmax; the load-balancing and z-losses
+--rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
+"layers"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
+the top-k of the softmax times "scale" with pre_softmax; the load-balancing and z-losses
 added to the objective, not to the reported loss; their values without the coefficients, summed over
 the layers, are written as "load_balancing_loss" and "z_loss").
 """
@@ -100,6 +101,7 @@ def main(directory):
         scores = logits.softmax(-1)
         if moe.get("pre_softmax", False):
             probs, chosen = torch.topk(scores, k, dim=-1)
+            probs = probs * moe.get("scale", 1.0)
         else:
             top, chosen = torch.topk(logits, k, dim=-1)
             probs = top.softmax(-1)
@@ -134,7 +136,8 @@ def main(directory):
         post = opts.get("post_ln_residual", False)
         x = (a if post else x) + linear(ctx, f"{n}.attention.output")
         a2 = norm(x, f"{n}.ln2")
-        x = (a2 if post else x) + (mixture(a2, f"{n}.mlp") if moe else mlp(a2, f"{n}.mlp"))
+        routed = moe and moe.get("layers", [1] * L)[i]
+        x = (a2 if post else x) + (mixture(a2, f"{n}.mlp") if routed else mlp(a2, f"{n}.mlp"))
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]
     logits = x @ head.t()  # padded vocabulary

@@ -28,6 +28,7 @@ namespace {
 // Llama-style [model] keys and the options.json gpt_reference.py reads for them.
 struct Llama {
   std::string toml, json, name;
+  std::int64_t moe_layers = 2;  // of the 2 layers, those with mixture-of-experts MLPs
 };
 
 void check_against_torch(std::int64_t heads, std::int64_t groups, const Llama& llama = {}) {
@@ -93,7 +94,7 @@ init_method_std = 0.1
   for (const std::string& name : model->metric_names()) {
     INFO(name);
     REQUIRE(metrics.sums.count(name) == 1);
-    CHECK(metrics.sums.at(name).second == L);
+    CHECK(metrics.sums.at(name).second == llama.moe_layers);
     const double want = ref.tensors.at(name).item(0);
     CHECK(std::abs(metrics.sums.at(name).first - want) < 1e-5 * std::abs(want));
   }
@@ -250,4 +251,16 @@ TEST_CASE("Llama-style GPT with mixture-of-experts SwiGLU experts (pre-softmax t
                        fmt::format(R"({{{}, "moe": {{"experts": 5, "topk": 3, "aux": 0.1, "pre_softmax": true}}}})",
                                    kLlamaJson),
                        "_llama_moe"});
+}
+
+TEST_CASE("GPT with a mixture of experts in layer 0 only (moe_layer_freq), pre-softmax top-2 scaled by 2.5, equals "
+          "PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2,
+                      {"num_experts = 3\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 32\nmoe_layer_freq = 2\n"
+                       "moe_router_pre_softmax = true\nmoe_router_topk_scaling_factor = 2.5\nmoe_aux_loss_coeff = 0.2\n"
+                       "moe_z_loss_coeff = 0.05",
+                       R"({"moe": {"experts": 3, "topk": 2, "aux": 0.2, "z": 0.05, "pre_softmax": true, "scale": 2.5,
+                                   "layers": [1, 0]}})",
+                       "_moe_freq", 1});
 }

@@ -511,6 +511,9 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe);
     check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe, true);
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nnum_experts = 3\nmoe_router_topk = 1", true);
+    // Dense and MoE layers mixed (moe_layer_freq), over pipeline stages.
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe + "\nmoe_layer_freq = 3");
+    check_layout(kGpt, 4, 4, 1, 2, 1, 2, 8, moe + "\nmoe_layer_freq = [0, 1, 1, 0]", true);
   }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");
@@ -663,6 +666,13 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
              Contains("moe_router_load_balancing_type") && Contains("aux_loss, none"));
   CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"none\"\nmoe_aux_loss_coeff = 0.1"),
              Contains("moe_aux_loss_coeff") && Contains("\"none\""));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_topk_scaling_factor = 2.0"),
+             Contains("moe_router_topk_scaling_factor") && Contains("moe_router_pre_softmax = true"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_layer_freq = [1, 0]"),
+             Contains("model.moe_layer_freq") && Contains("moe.toml") && Contains("4 values of 0"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_layer_freq = [0, 0, 0, 0]"), Contains("at least one 1"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_layer_freq = 5"), Contains("moe_layer_freq"));
+  CHECK_THAT(refused("moe_layer_freq = 2"), Contains("model.num_experts is not set"));
   CHECK_THAT(refused("num_experts = 4\nmoe_ffn_hidden_size = 25", 2),
              Contains("model.moe_ffn_hidden_size 25") && Contains("tensor_model_parallel_size (2)"));
   // Megatron-LM's accounting: each token through top-k experts of moe_ffn_hidden_size, so 4 experts
@@ -672,6 +682,11 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
   PluginPtr<Model> top1 = build_model(config("num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24"), kVocab, 7);
   CHECK(moe->flops_per_iteration(6) == dense->flops_per_iteration(6));
   CHECK(top1->flops_per_iteration(6) < dense->flops_per_iteration(6));
+  // Half the layers dense (ffn 48), half of 4 top-1 experts of 24: the mean of the two.
+  PluginPtr<Model> half = build_model(
+      config("num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\nmoe_layer_freq = 2"), kVocab, 7);
+  CHECK(half->flops_per_iteration(6) == Approx((dense->flops_per_iteration(6) + top1->flops_per_iteration(6)) / 2));
+  CHECK_THAT(half->describe(), Contains("in 2 of 4 layers"));
   CHECK_THAT(moe->describe(), Contains("mixture of 4 experts (top 2, expert ffn 24)"));
 }
 

@@ -32,6 +32,8 @@ class ConfigSection {
   std::vector<std::string> keys() const;
   // Whether the key is set to a string; unlike has(), this does not declare it.
   bool is_string(const std::string& key) const;
+  // Whether the key is set to an array (a key that takes a number or a list); does not declare it.
+  bool is_array(const std::string& key) const;
 
   // Required (throw ConfigError when missing) and defaulted forms. Integers accept TOML
   // integers only; floats accept integers and floats. Ranges are inclusive.

@@ -42,6 +42,13 @@ void Mlp::collect_parameters(std::vector<Parameter*>& out) {
   fc2_.collect_parameters(out);
 }
 
+void Mlp::report_grads_final(StepContext& ctx) {
+  std::vector<Parameter*> params;  // backward's order: fc2, then fc1
+  fc2_.collect_parameters(params);
+  fc1_.collect_parameters(params);
+  for (Parameter* p : params) ctx.grad_ready(*p);
+}
+
 Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
   Tensor h = fc1_.forward(ctx, x);
   Tensor a;

@@ -155,9 +155,7 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
     Mlp& expert = *experts_[static_cast<std::size_t>(e)];
     const Tensor& ids = s.ids[static_cast<std::size_t>(e)];
     if (!ids.defined()) {  // no tokens: its gradient is final as it is
-      std::vector<Parameter*> params;
-      expert.collect_parameters(params);
-      for (Parameter* p : params) ctx.grad_ready(*p);
+      expert.report_grads_final(ctx);
       continue;
     }
     Tensor dye = dy_rows.new_empty({ids.numel(), hidden_});

@@ -40,8 +40,9 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
       const std::int32_t e = order[static_cast<std::size_t>(j)];
       const auto at = static_cast<std::size_t>(t * k + j);
       r.chosen[at] = e;
-      r.probs[at] = o.pre_softmax ? s[e]
-                                  : static_cast<float>(std::exp(static_cast<double>(l[e]) - l[order[0]]) / chosen_sum);
+      r.probs[at] = o.pre_softmax
+                        ? static_cast<float>(o.topk_scaling_factor * s[e])
+                        : static_cast<float>(std::exp(static_cast<double>(l[e]) - l[order[0]]) / chosen_sum);
       r.expert_tokens[static_cast<std::size_t>(e)].push_back(static_cast<std::int32_t>(t));
       r.expert_slots[static_cast<std::size_t>(e)].push_back(static_cast<std::int32_t>(j));
     }
@@ -83,7 +84,7 @@ std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<flo
     const std::int32_t* chosen = r.chosen.data() + t * k;
     std::copy(balance.begin(), balance.end(), dscores.begin());
     if (o.pre_softmax) {
-      for (std::int64_t j = 0; j < k; ++j) dscores[static_cast<std::size_t>(chosen[j])] += dp[j];
+      for (std::int64_t j = 0; j < k; ++j) dscores[static_cast<std::size_t>(chosen[j])] += o.topk_scaling_factor * dp[j];
     } else {  // probs = softmax(logits[chosen]): d logits_j = p_j (dp_j − Σ p·dp)
       double dot = 0.0;
       for (std::int64_t j = 0; j < k; ++j) dot += static_cast<double>(p[j]) * dp[j];

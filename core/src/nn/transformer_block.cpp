@@ -9,10 +9,11 @@ namespace tessera {
 
 namespace {
 
-// Every layer's options, with the block's recompute applied.
-TransformerLayerOptions layer_options(const TransformerBlockOptions& o) {
+// Global layer i's options, with the block's recompute applied.
+TransformerLayerOptions layer_options(const TransformerBlockOptions& o, std::int64_t layer) {
   TransformerLayerOptions l = o.layer;
   l.attention.recompute_core = o.recompute.granularity == RecomputeOptions::Granularity::selective;
+  if (o.mlp_of_layer) l.spec.mlp = o.mlp_of_layer(layer);
   return l;
 }
 
@@ -25,9 +26,8 @@ bool sequence_parallel_built(const TransformerBlockOptions& o) {
 TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, std::uint64_t seed) : o_(o) {
   if (o.num_layers < 0 || o.first_layer < 0)
     throw ConfigError(fmt::format("TransformerBlock '{}': {} layers from layer {}", o.name, o.num_layers, o.first_layer));
-  const TransformerLayerOptions lo = layer_options(o);
   for (std::int64_t i = o.first_layer; i < o.first_layer + o.num_layers; ++i)
-    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("{}.{}", o.name, i), lo, seed, i));
+    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("{}.{}", o.name, i), layer_options(o, i), seed, i));
   segments_ = recompute_segments(o.recompute, layers_.size());
   if (!o.final_norm.empty()) {
     final_norm_ = o.layer.spec.norm.build(o.final_norm, o.layer.attention.hidden, o.layer.layernorm_epsilon);
@@ -61,14 +61,21 @@ bool TransformerBlock::sequence_parallel(const StepContext& ctx) const {
 ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostShape& s) {
   const bool sp = o.layer.attention.sequence_parallel && s.tp > 1;
   const std::int64_t h = o.layer.attention.hidden, rows = s.held_rows(sp);
-  const ModuleCost layer = TransformerLayer::cost(layer_options(o), s);
+  // Every layer's cost when they are alike (a chunk without layers may start past the last one).
+  const ModuleCost layer = o.mlp_of_layer ? ModuleCost{} : TransformerLayer::cost(layer_options(o, o.first_layer), s);
   ModuleCost c;
   for (const RecomputeSegment& seg : recompute_segments(o.recompute, static_cast<std::size_t>(o.num_layers))) {
     const auto n = static_cast<std::int64_t>(seg.count);
-    ModuleCost part = layer.times(n);
+    ModuleCost part;
+    if (o.mlp_of_layer) {  // layers that differ: each its own
+      for (std::int64_t i = 0; i < n; ++i)
+        part += TransformerLayer::cost(layer_options(o, o.first_layer + static_cast<std::int64_t>(seg.first) + i), s);
+    } else {
+      part = layer.times(n);
+    }
     if (seg.recompute) {
+      part.recompute += part.forward;
       part.saved_elements = plan_mul(rows, h);  // the segment's input; its layers save into a scratch store
-      part.recompute += layer.forward.times(n);
     }
     c += part;
   }

@@ -189,8 +189,9 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 }
 
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
-  static const char* const kMoeKeys[] = {"moe_router_topk",        "moe_ffn_hidden_size", "moe_router_load_balancing_type",
-                                         "moe_aux_loss_coeff",     "moe_z_loss_coeff",    "moe_router_pre_softmax"};
+  static const char* const kMoeKeys[] = {"moe_router_topk",    "moe_ffn_hidden_size",   "moe_router_load_balancing_type",
+                                         "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
+                                         "moe_layer_freq",     "moe_router_topk_scaling_factor"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -219,8 +220,38 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                   s.origin("moe_router_load_balancing_type")));
   m.router.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
   m.router.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
+  if (s.has("moe_router_topk_scaling_factor")) {
+    m.router.topk_scaling_factor = s.get_float("moe_router_topk_scaling_factor", 1.0, 1e-6, 1e6);
+    if (!m.router.pre_softmax)
+      throw ConfigError(fmt::format("model.moe_router_topk_scaling_factor (in {}) scales the chosen experts' "
+                                    "softmax weights: it needs model.moe_router_pre_softmax = true (Megatron-LM's "
+                                    "rule)",
+                                    s.origin("moe_router_topk_scaling_factor")));
+  }
+  // Megatron-Core's moe_layer_freq: every N-th layer from layer 0, or one 0/1 flag per layer.
+  const std::size_t L = static_cast<std::size_t>(o.num_layers);
+  if (s.is_array("moe_layer_freq")) {
+    const std::vector<std::int64_t> flags = s.get_int_list("moe_layer_freq");
+    if (flags.size() != L || std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }) ||
+        std::count(flags.begin(), flags.end(), 1) == 0)
+      throw ConfigError(fmt::format("model.moe_layer_freq (in {}) as an array has one flag per layer: {} values of 0 "
+                                    "(dense) or 1 (mixture of experts), at least one 1",
+                                    s.origin("moe_layer_freq"), L));
+    for (std::int64_t f : flags) o.moe_layer_pattern.push_back(f == 1);
+  } else if (s.has("moe_layer_freq")) {
+    const std::int64_t every = s.get_int("moe_layer_freq", 1, 1, std::max<std::int64_t>(1, o.num_layers));
+    for (std::size_t i = 0; i < L; ++i) o.moe_layer_pattern.push_back(static_cast<std::int64_t>(i) % every == 0);
+  }
+  if (std::all_of(o.moe_layer_pattern.begin(), o.moe_layer_pattern.end(), [](bool b) { return b; }))
+    o.moe_layer_pattern.clear();  // every layer
   m.swiglu = o.swiglu;
   m.squared_relu = o.squared_relu;
+}
+
+std::int64_t TransformerOptions::moe_layers() const {
+  std::int64_t n = 0;
+  for (std::int64_t i = 0; i < num_layers; ++i) n += moe_layer(i) ? 1 : 0;
+  return n;
 }
 
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {
@@ -253,7 +284,13 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   }
   if (o.swiglu) l.spec.mlp = swiglu_mlp_spec();
   if (o.squared_relu) l.spec.mlp = squared_relu_mlp_spec();
-  if (o.moe.router.experts > 0) l.spec.mlp = moe_mlp_spec(o.moe);
+  if (o.moe.router.experts > 0 && o.moe_layer_pattern.empty()) {
+    l.spec.mlp = moe_mlp_spec(o.moe);
+  } else if (o.moe.router.experts > 0) {  // some layers dense
+    b.mlp_of_layer = [moe = moe_mlp_spec(o.moe), dense = l.spec.mlp, o](std::int64_t layer) {
+      return o.moe_layer(layer) ? moe : dense;
+    };
+  }
   l.ffn_hidden = o.ffn_hidden_size;
   l.layernorm_epsilon = o.layernorm_epsilon;
   l.hidden_dropout = o.hidden_dropout;
@@ -278,10 +315,13 @@ double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t
   const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
   const double d = static_cast<double>(o.kv_channels);
   const double h_q = d * static_cast<double>(o.num_attention_heads), h_kv = d * groups;
-  // Mixture of experts: each token through top-k experts of moe_ffn_hidden_size (Megatron-LM's
-  // num_experts_routed_to; the router's h·E is not counted, as there).
-  const double ffn = o.moe.router.experts > 0 ? static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk)
-                                              : static_cast<double>(o.ffn_hidden_size);
+  // Mixture of experts: each token through top-k experts of moe_ffn_hidden_size in the moe_layers(),
+  // ffn_hidden_size in the others (Megatron-LM's num_experts_routed_to and its MoE layer pattern;
+  // the router's h·E is not counted, as there).
+  const double moe_layers = static_cast<double>(o.moe_layers());
+  const double ffn = (moe_layers * static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk) +
+                      (static_cast<double>(o.num_layers) - moe_layers) * static_cast<double>(o.ffn_hidden_size)) /
+                     static_cast<double>(std::max<std::int64_t>(1, o.num_layers));  // the layers' mean
   const double f = 3.0;
   const double mlp_matrices = o.swiglu ? 3.0 : 2.0;  // SwiGLU: fc1's two halves and fc2
   const double per_layer = 2.0 * B * s * h * (h_q + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h_q * h /*out*/ +

@@ -34,6 +34,10 @@ class Mlp : public Module {
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // For a caller that skips backward (an expert no token was routed to): the gradients are final as
+  // they are. Reported in the order backward reports them, which every data-parallel rank must
+  // reproduce (the overlapped gradient all-reduces start in that order).
+  void report_grads_final(StepContext& ctx);
   // On `rows` token rows on one of `tp` ranks: fc1's input, the activation's input and output.
   static ModuleCost cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp);
 

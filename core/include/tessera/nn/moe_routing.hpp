@@ -6,7 +6,8 @@
 // For token t with logits l (E experts, k of them chosen):
 //   scores      = softmax(l) over all experts (the load-balancing loss's probabilities);
 //   chosen      = the k largest logits, largest first (ties: the lower expert index);
-//   probs       = softmax(l[chosen]) — or, with pre_softmax, scores[chosen] unnormalised;
+//   probs       = softmax(l[chosen]) — or, with pre_softmax, scores[chosen] unnormalised, times
+//                 topk_scaling_factor (DeepSeek-V2's routed scaling);
 //   output      = Σ_j probs_j · expert_{chosen_j}(x_t).
 // Losses added to the objective (Megatron-Core's, applied through MoEAuxLossAutoScaler, whose
 // gradient scale is the main loss's, here StepContext::loss_grad_scale):
@@ -22,6 +23,7 @@ namespace tessera {
 struct MoeRouterOptions {
   std::int64_t experts = 0, topk = 2;
   bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
+  double topk_scaling_factor = 1.0;  // pre_softmax's probs times this (moe_router_topk_scaling_factor)
   bool load_balancing = true;   // load_balancing_type "aux_loss" (false: "none")
   double aux_loss_coeff = 0.0;  // its weight in the objective (0 with "none")
   double z_loss_coeff = 0.0;

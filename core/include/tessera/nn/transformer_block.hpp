@@ -19,6 +19,7 @@
 // needs) and in backward runs its layers' forward again into a scratch store, then their backward:
 // the same ops on the same input, so gradients are bit-identical to keeping everything.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct TransformerBlockOptions {
   std::int64_t num_layers = 0;
   RecomputeOptions recompute;
   std::string final_norm;  // parameter name prefix of a norm after the last layer ("final_layernorm"); "" none
+  // The MLP of global layer i where layers differ (mixture-of-experts layers every few layers,
+  // Megatron-Core's moe_layer_freq); empty: every layer's is layer.spec.mlp.
+  std::function<MlpSpec(std::int64_t layer)> mlp_of_layer;
 };
 
 // `count` layers from global layer `first`: "layers 4–7", "layer 4", or "no layers" (a pipeline

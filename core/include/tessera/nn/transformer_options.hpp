@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tessera/nn/moe.hpp"
 #include "tessera/nn/recompute.hpp"
@@ -47,9 +48,16 @@ struct TransformerOptions {
   bool squared_relu = false;  // the MLP's max(x, 0)² instead of GELU (Megatron's --squared-relu)
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
-  // Mixture of experts (read_moe_options; moe.router.experts = 0: dense MLPs). Every layer's MLP is
-  // then a MoeLayer whose experts take the swiglu / squared_relu activation.
+  // Mixture of experts (read_moe_options; moe.router.experts = 0: dense MLPs). The MLP of each layer
+  // moe_layer(i) names is then a MoeLayer whose experts take the swiglu / squared_relu activation;
+  // moe_layer_pattern (Megatron-Core's moe_layer_freq) marks them, empty: every layer.
   MoeOptions moe;
+  std::vector<bool> moe_layer_pattern;
+  bool moe_layer(std::int64_t layer) const {
+    return moe.router.experts > 0 &&
+           (moe_layer_pattern.empty() || moe_layer_pattern.at(static_cast<std::size_t>(layer)));
+  }
+  std::int64_t moe_layers() const;  // how many layers moe_layer names
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
@@ -83,7 +91,8 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 // Megatron-Core's mixture-of-experts [model] keys (GPT; docs/moe.md): num_experts (unset: dense),
 // moe_router_topk (2), moe_ffn_hidden_size (ffn_hidden_size), moe_router_load_balancing_type
 // ("aux_loss" | "none"), moe_aux_loss_coeff (0), moe_z_loss_coeff (0), moe_router_pre_softmax
-// (false); read after the activation keys. ConfigError naming key and origin for a value the model
+// (false), moe_router_topk_scaling_factor (1; with pre_softmax), moe_layer_freq (1: every layer; N:
+// layers 0, N, 2N, …; or an array of num_layers 0/1 flags); read after the activation keys. ConfigError naming key and origin for a value the model
 // cannot be built with, or for a moe_* key without num_experts.
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
 
