@@ -17,9 +17,10 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
-the top-k of the softmax times "scale" with pre_softmax; the load-balancing and z-losses
+the top-k of the softmax times "scale" with pre_softmax; plus the MLP "shared_expert" on every
+token with "shared"; the load-balancing and z-losses
 added to the objective, not to the reported loss; their values without the coefficients, summed over
 the layers, are written as "load_balancing_loss" and "z_loss").
 """
@@ -110,6 +111,8 @@ def main(directory):
             tok, slot = (chosen == e).nonzero(as_tuple=True)
             if len(tok):
                 out = out.index_add(0, tok, probs[tok, slot].unsqueeze(-1) * mlp(rows[tok], f"{prefix}.experts.{e}"))
+        if moe.get("shared"):
+            out = out + mlp(rows, f"{prefix}.shared_expert")
         n = rows.shape[0]
         counts = F.one_hot(chosen, E).sum((0, 1)).double()
         router_losses.append(((scores.sum(0) * counts).sum() * E / (k * n * n), torch.logsumexp(logits, -1).pow(2).mean()))

@@ -253,14 +253,14 @@ TEST_CASE("Llama-style GPT with mixture-of-experts SwiGLU experts (pre-softmax t
                        "_llama_moe"});
 }
 
-TEST_CASE("GPT with a mixture of experts in layer 0 only (moe_layer_freq), pre-softmax top-2 scaled by 2.5, equals "
-          "PyTorch",
+TEST_CASE("GPT with a mixture of experts in layer 0 only (moe_layer_freq), pre-softmax top-2 scaled by 2.5, a shared "
+          "expert, equals PyTorch",
           "[reference]") {
   check_against_torch(4, 2,
                       {"num_experts = 3\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 32\nmoe_layer_freq = 2\n"
                        "moe_router_pre_softmax = true\nmoe_router_topk_scaling_factor = 2.5\nmoe_aux_loss_coeff = 0.2\n"
-                       "moe_z_loss_coeff = 0.05",
+                       "moe_z_loss_coeff = 0.05\nmoe_shared_expert_intermediate_size = 40",
                        R"({"moe": {"experts": 3, "topk": 2, "aux": 0.2, "z": 0.05, "pre_softmax": true, "scale": 2.5,
-                                   "layers": [1, 0]}})",
+                                   "layers": [1, 0], "shared": 40}})",
                        "_moe_freq", 1});
 }

@@ -514,6 +514,9 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     // Dense and MoE layers mixed (moe_layer_freq), over pipeline stages.
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe + "\nmoe_layer_freq = 3");
     check_layout(kGpt, 4, 4, 1, 2, 1, 2, 8, moe + "\nmoe_layer_freq = [0, 1, 1, 0]", true);
+    // A shared expert (its input the layer's rows, held once), tp with and without sequence parallelism.
+    check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + "\nmoe_shared_expert_intermediate_size = 16");
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe + "\nmoe_shared_expert_intermediate_size = 16", true);
   }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");
@@ -687,6 +690,14 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
       config("num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\nmoe_layer_freq = 2"), kVocab, 7);
   CHECK(half->flops_per_iteration(6) == Approx((dense->flops_per_iteration(6) + top1->flops_per_iteration(6)) / 2));
   CHECK_THAT(half->describe(), Contains("in 2 of 4 layers"));
+  // A shared expert of 24 beside one top-1 expert of 24: what a dense MLP of 48 costs (Megatron-LM's
+  // shared_expert_ffn_hidden_size term).
+  PluginPtr<Model> shared = build_model(config("num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\n"
+                                               "moe_shared_expert_intermediate_size = 24"),
+                                        kVocab, 7);
+  CHECK(shared->flops_per_iteration(6) == dense->flops_per_iteration(6));
+  CHECK_THAT(refused("num_experts = 4\nmoe_shared_expert_intermediate_size = 25", 2),
+             Contains("moe_shared_expert_intermediate_size 25") && Contains("tensor_model_parallel_size (2)"));
   CHECK_THAT(moe->describe(), Contains("mixture of 4 experts (top 2, expert ffn 24)"));
 }
 

@@ -50,6 +50,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
       throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts");
     if (!o.moe_layer_pattern.empty())
       throw refuse("moe_layer_freq", "every one of its layers is a mixture of experts");
+    if (o.moe.shared_ffn_hidden > 0)
+      throw refuse("moe_shared_expert_intermediate_size", "it has no shared expert");
   }
   if (o.residual_post_norm)
     throw refuse("apply_residual_connection_post_layernorm", "its residuals are the sublayers' inputs, not their norms'");

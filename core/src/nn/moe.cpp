@@ -41,9 +41,9 @@ std::vector<std::string> moe_metric_names(const MoeOptions& moe) {
   return names;
 }
 
-MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& moe) {
+MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn) {
   MlpOptions e = layer;
-  e.ffn_hidden = moe.ffn_hidden;
+  e.ffn_hidden = ffn;
   e.swiglu = moe.swiglu;
   e.squared_relu = moe.squared_relu;
   e.sequence_parallel = false;  // the layer gathers the rows once for all experts
@@ -62,19 +62,22 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
     throw ConfigError(fmt::format("{}: {} experts with top-{} routing (topk must be in [1, experts])", name,
                                   moe.router.experts, moe.router.topk));
   init_normal(router_.value, layer.init_std, seed, router_.name);
-  const MlpOptions e = expert_options(layer, moe);
+  const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
   for (std::int64_t i = 0; i < moe.router.experts; ++i)
     experts_.push_back(std::make_unique<Mlp>(fmt::format("{}.experts.{}", name, i), e, seed, tp_));
+  if (moe.shared_ffn_hidden > 0)
+    shared_ = std::make_unique<Mlp>(name + ".shared_expert", expert_options(layer, moe, moe.shared_ffn_hidden), seed, tp_);
 }
 
 void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&router_);
   for (auto& e : experts_) e->collect_parameters(out);
+  if (shared_) shared_->collect_parameters(out);
 }
 
 ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp) {
   const std::int64_t E = moe.router.experts, routed = plan_mul(rows, moe.router.topk), C = layer.hidden;
-  const MlpOptions eo = expert_options(layer, moe);
+  const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
   ModuleCost c;
   c.parameters = plan_add(plan_mul(E, C), plan_mul(E, Mlp::cost(eo, 0, tp).parameters));
@@ -82,6 +85,12 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   // Every token row, the experts' saved tensors for rows·k rows, their outputs, ids and weights.
   c.saved_elements = plan_add(plan_add(plan_mul(rows, C), expert.saved_elements),
                               plan_add(plan_mul(routed, C), plan_mul(routed, 2)));
+  if (moe.shared_ffn_hidden > 0) {  // every row; its input is the rows kept above (held once)
+    const ModuleCost shared = Mlp::cost(expert_options(layer, moe, moe.shared_ffn_hidden), rows, tp);
+    c.parameters = plan_add(c.parameters, shared.parameters);
+    c.parameter_tensors += shared.parameter_tensors;
+    c.saved_elements = plan_add(c.saved_elements, shared.saved_elements - plan_mul(rows, C));
+  }
   if (tp == 1) return c;
   const CollectiveCount all_rows{1, plan_mul(rows, C)};
   if (layer.sequence_parallel) {
@@ -128,6 +137,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
     s.weights[static_cast<std::size_t>(e)] = weights;
     s.outputs[static_cast<std::size_t>(e)] = ye;
   }
+  if (shared_) ops::add(sum, ops::cast_to(shared_->forward(ctx, x_rows), DType::f32), sum);
   Tensor y = ops::cast_to(sum, x_rows.dtype());
   if (sp) {
     y = reduce_scatter_to_sequence_parallel_forward(y, tp_);
@@ -170,6 +180,7 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
     ops::scale_rows(dye, s.weights[static_cast<std::size_t>(e)], dye);
     ops::embedding_backward(ids, expert.backward(ctx, dye), dx_sum);
   }
+  if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);
   if (tp_size(tp_) > 1) {  // each rank's expert outputs were partial sums
     Tensor t = on_device(dprobs, dy_rows);
     reduce_from_tp_forward(t, tp_);

@@ -191,7 +191,8 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
   static const char* const kMoeKeys[] = {"moe_router_topk",    "moe_ffn_hidden_size",   "moe_router_load_balancing_type",
                                          "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
-                                         "moe_layer_freq",     "moe_router_topk_scaling_factor"};
+                                         "moe_layer_freq",     "moe_router_topk_scaling_factor",
+                                         "moe_shared_expert_intermediate_size"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -210,6 +211,11 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                   m.ffn_hidden, s.has("moe_ffn_hidden_size") ? "in " + s.origin("moe_ffn_hidden_size")
                                                                             : "ffn_hidden_size's",
                                   tp));
+  m.shared_ffn_hidden = s.get_int("moe_shared_expert_intermediate_size", 0, 1, 1 << 24);
+  if (m.shared_ffn_hidden % tp != 0)
+    throw ConfigError(fmt::format("model.moe_shared_expert_intermediate_size {} (in {}) must be a multiple of "
+                                  "parallel.tensor_model_parallel_size ({}): the shared expert splits over tp",
+                                  m.shared_ffn_hidden, s.origin("moe_shared_expert_intermediate_size"), tp));
   const bool balance = s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "none"}) == "aux_loss";
   m.router.load_balancing = balance;
   m.router.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
@@ -315,11 +321,12 @@ double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t
   const double groups = static_cast<double>(o.num_query_groups > 0 ? o.num_query_groups : o.num_attention_heads);
   const double d = static_cast<double>(o.kv_channels);
   const double h_q = d * static_cast<double>(o.num_attention_heads), h_kv = d * groups;
-  // Mixture of experts: each token through top-k experts of moe_ffn_hidden_size in the moe_layers(),
+  // Mixture of experts: each token through top-k experts of moe_ffn_hidden_size (and the shared
+  // expert, as Megatron-LM's shared_expert_ffn_hidden_size) in the moe_layers(),
   // ffn_hidden_size in the others (Megatron-LM's num_experts_routed_to and its MoE layer pattern;
   // the router's h·E is not counted, as there).
   const double moe_layers = static_cast<double>(o.moe_layers());
-  const double ffn = (moe_layers * static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk) +
+  const double ffn = (moe_layers * static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk + o.moe.shared_ffn_hidden) +
                       (static_cast<double>(o.num_layers) - moe_layers) * static_cast<double>(o.ffn_hidden_size)) /
                      static_cast<double>(std::max<std::int64_t>(1, o.num_layers));  // the layers' mean
   const double f = 3.0;

@@ -1,7 +1,9 @@
 // Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless, no expert
 // parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
 // runs on its tokens only, and the token's output is the probability-weighted sum of its experts'.
-// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's.
+// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's. A shared
+// expert (Megatron-Core's SharedExpertMLP, DeepSeek's and Qwen-MoE's) is one more MLP every token
+// passes through, its output added: <name>.shared_expert.fc1/fc2.
 //
 // Tensor parallelism splits every expert as a dense MLP (fc1 by columns, fc2 by rows; Megatron-Core
 // with expert_model_parallel_size 1): each rank computes its partial outputs of all experts, the
@@ -23,6 +25,7 @@ namespace tessera {
 struct MoeOptions {
   MoeRouterOptions router;           // router.experts = 0: a dense MLP
   std::int64_t ffn_hidden = 0;       // each expert's (moe_ffn_hidden_size)
+  std::int64_t shared_ffn_hidden = 0;  // the shared expert's (moe_shared_expert_intermediate_size); 0: none
   bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
 };
 
@@ -40,13 +43,15 @@ class MoeLayer : public Module {
   static ModuleCost cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp);
 
  private:
-  static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe);
+  // An expert's options (ffn: the routed experts' or the shared one's).
+  static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn);
   std::int64_t hidden_;
   bool sequence_parallel_;
   MoeOptions moe_;
   TpGroup tp_;
   Parameter router_;
   std::vector<std::unique_ptr<Mlp>> experts_;
+  std::unique_ptr<Mlp> shared_;  // null without a shared expert
 };
 
 // What a MoeLayer reports to StepContext::metrics in training, under Megatron-LM's names: the
