@@ -59,6 +59,52 @@ def rotary(t, dim, base, interleaved):
     return torch.cat((rot * cos + half * sin, rest), -1)
 
 
+class MoE(nn.Module):
+    """Megatron-Core's MoELayer as PyTorch users write it (Mixtral's and Megatron's local dispatch): a
+    router, top-k experts run on their tokens (index_select / index_add_), the load-balancing and
+    z-losses added to the objective, an optional shared expert. `mlp(x, fc1, fc2)` is the activation."""
+
+    def __init__(self, C, o, bias, mlp):
+        super().__init__()
+        m = o["moe"]
+        self.E, self.k, self.mlp = m["experts"], m["topk"], mlp
+        self.pre_softmax, self.scale = m.get("pre_softmax", False), m.get("scale", 1.0)
+        self.aux, self.z = m.get("aux", 0.0), m.get("z", 0.0)
+        width = lambda f: 2 * f if o.get("swiglu", False) else f  # noqa: E731
+        self.router = nn.Linear(C, self.E, bias=False)
+        self.fc1 = nn.ModuleList(nn.Linear(C, width(m["ffn"]), bias=bias) for _ in range(self.E))
+        self.fc2 = nn.ModuleList(nn.Linear(m["ffn"], C, bias=bias) for _ in range(self.E))
+        shared = m.get("shared", 0)
+        self.shared = (nn.Linear(C, width(shared), bias=bias), nn.Linear(shared, C, bias=bias)) if shared else None
+        if self.shared:
+            self.shared_modules = nn.ModuleList(self.shared)
+        self.router_loss = None
+
+    def forward(self, x):
+        rows = x.reshape(-1, x.shape[-1])
+        logits = self.router(rows).float()
+        scores = logits.softmax(-1)
+        if self.pre_softmax:
+            probs, chosen = torch.topk(scores, self.k, dim=-1)
+            probs = probs * self.scale
+        else:
+            top, chosen = torch.topk(logits, self.k, dim=-1)
+            probs = top.softmax(-1)
+        out = torch.zeros_like(rows)
+        for e in range(self.E):
+            tok, slot = (chosen == e).nonzero(as_tuple=True)
+            if len(tok):
+                y = self.mlp(rows.index_select(0, tok), self.fc1[e], self.fc2[e])
+                out = out.index_add(0, tok, (probs[tok, slot].unsqueeze(-1) * y).to(out.dtype))
+        if self.shared:
+            out = out + self.mlp(rows, *self.shared)
+        n = rows.shape[0]
+        counts = torch.bincount(chosen.flatten(), minlength=self.E).float()
+        self.router_loss = (self.aux * (scores.sum(0) * counts).sum() * self.E / (self.k * n * n) +
+                            self.z * torch.logsumexp(logits, -1).pow(2).mean())
+        return out.view(x.shape)
+
+
 class Block(nn.Module):
     """A pre-LayerNorm layer; causal (GPT) or attending to every token (BERT: no padding in a benchmark).
     `llama` (tessera bench's --llama, GPT only): ffn width, rope, RMSNorm, SwiGLU, biases (docs/llama.md)."""
@@ -84,15 +130,19 @@ class Block(nn.Module):
         self.proj = nn.Linear(C, C, bias=bias)
         self.fc1 = nn.Linear(C, 2 * F_ if self.swiglu else F_, bias=bias)
         self.fc2 = nn.Linear(F_, C, bias=bias)
+        self.moe = MoE(C, o, bias, self.activation) if o.get("moe") else None
 
-    def mlp(self, x):
-        h = self.fc1(x)
+    def activation(self, x, fc1, fc2):
+        h = fc1(x)
         if self.swiglu:
             x0, x1 = torch.chunk(h, 2, dim=-1)
-            return self.fc2(F.silu(x0) * x1)
+            return fc2(F.silu(x0) * x1)
         if self.squared_relu:
-            return self.fc2(torch.relu(h) ** 2)
-        return self.fc2(F.gelu(h, approximate="tanh"))
+            return fc2(torch.relu(h) ** 2)
+        return fc2(F.gelu(h, approximate="tanh"))
+
+    def mlp(self, x):
+        return self.moe(x) if self.moe is not None else self.activation(x, self.fc1, self.fc2)
 
     def forward(self, x, mask):
         B, T, C = x.shape
@@ -126,7 +176,9 @@ class GPT(nn.Module):
         o = llama or {}
         self.wte = nn.Embedding(V, C)
         self.wpe = nn.Embedding(T, C) if o.get("learned_positions", not o.get("rope", False)) else None
-        self.blocks = nn.ModuleList(Block(C, H, G, llama=o) for _ in range(L))
+        # Mixture-of-experts layers where o["moe"]["layers"] flags them (every layer without the list).
+        flags = o["moe"].get("layers") or [1] * L if o.get("moe") else [0] * L
+        self.blocks = nn.ModuleList(Block(C, H, G, llama=o if flags[i] else {**o, "moe": None}) for i in range(L))
         self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
@@ -140,7 +192,11 @@ class GPT(nn.Module):
             x = b(x, self.mask)
         x = self.ln_f(x)
         logits = self.head(x) if self.head is not None else x @ self.wte.weight.t()  # untied or tied head
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        # Mixture-of-experts layers' router losses join the objective's gradient, not the reported value
+        # (as Tessera logs the LM loss): r − r.detach() is 0 with r's gradient.
+        router = sum(b.moe.router_loss for b in self.blocks if b.moe is not None)
+        return loss + (router - router.detach()) if torch.is_tensor(router) else loss
 
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
@@ -184,7 +240,8 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias, qkv_bias, qk_layernorm, squared_relu)")
+                   "untied, bias, qkv_bias, qk_layernorm, squared_relu, and moe: {experts, topk, ffn, shared, "
+                   "pre_softmax, scale, aux, z})")
     return p
 
 

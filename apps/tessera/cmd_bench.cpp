@@ -186,6 +186,21 @@ int bench_child(const BenchArgs& a) {
                   {"qkv_bias", m.get_bool("add_bias_linear", true) || m.get_bool("add_qkv_bias", false)},
                   {"qk_layernorm", m.get_bool("qk_layernorm", false)},
                   {"squared_relu", m.get_bool("squared_relu", false)}};
+    if (m.has("num_experts")) {  // mixture-of-experts layers (docs/moe.md), which layers as moe_layer_freq says
+      const std::int64_t every = m.is_array("moe_layer_freq") ? 0 : m.get_int("moe_layer_freq", 1);
+      std::vector<std::int64_t> flags = every > 0 ? std::vector<std::int64_t>{} : m.get_int_list("moe_layer_freq");
+      for (std::int64_t i = 0; every > 0 && i < layers; ++i) flags.push_back(i % every == 0 ? 1 : 0);
+      const bool balance = m.get_string("moe_router_load_balancing_type", "aux_loss") == "aux_loss";
+      j["llama"]["moe"] = {{"experts", m.get_int("num_experts")},
+                           {"topk", m.get_int("moe_router_topk", 2)},
+                           {"ffn", m.get_int("moe_ffn_hidden_size", j["llama"]["ffn"].get<std::int64_t>())},
+                           {"shared", m.get_int("moe_shared_expert_intermediate_size", 0)},
+                           {"pre_softmax", m.get_bool("moe_router_pre_softmax", false)},
+                           {"scale", m.get_float("moe_router_topk_scaling_factor", 1.0)},
+                           {"aux", balance ? m.get_float("moe_aux_loss_coeff", 0.0) : 0.0},
+                           {"z", m.get_float("moe_z_loss_coeff", 0.0)},
+                           {"layers", flags}};
+    }
   }
   fmt::print("{}\n", j.dump());
   return 0;
