@@ -13,7 +13,9 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
   with --t5 (CONFIG a T5 run): pp2 split 1 -> pp1 -> tp2·pp2 split 1 (the decoder's first stage
                     embeds too; the last stage's tied copies);
   with --llama (CONFIG a Llama-style GQA run, untied output layer): tp2·pp2 -> tp1·pp1, and
-                    distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp).
+                    distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp);
+  with --moe (CONFIG a mixture-of-experts run): the same two reshards (the router, the experts' and
+                    the shared expert's tp shards).
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
 does not divide the layers, --set of a key outside [model] or of one the model does not read, a
@@ -21,7 +23,7 @@ missing model shard, a model larger than the memory at hand, a truncated optimiz
 weights (which load into any layout as they are), an OUT that is not empty — each fails naming the key or file, and leaves no OUT behind; a reshard that changes the
 padded vocabulary warns and still resumes.
 
-usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5|--llama] MPIEXEC...
+usage: checkpoint_reshard.py TESSERA CONFIG WORKDIR [--t5|--llama|--moe] MPIEXEC...
 """
 import os
 import re
@@ -29,7 +31,9 @@ import shutil
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z_]+: \S+ \|)* grad norm: (\S+) \|")
+# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md).
+STATISTIC = re.compile(r" ([a-z]+(?:_[a-z]+)+): (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 COMMON = ["--set", "optimizer.lr_decay_iters=10"]  # the same schedule for 5 and 10 iterations
 BUCKETS = 2000  # elements: several gradient buckets for distributed_adam's shards
@@ -61,6 +65,8 @@ def values(out):
     for m in LINE.finditer(out):
         it = m.group(1)
         v[f"lr@{it}"], v[f"loss@{it}"], v[f"grad_norm@{it}"] = m.group(2), m.group(3), m.group(4)
+        for s in STATISTIC.finditer(m.group(0)):  # mixture-of-experts router losses
+            v[f"{s.group(1)}@{it}"] = s.group(2)
     for m in VALID.finditer(out):
         v[f"valid@{m.group(1)}"] = m.group(2)
     return v
@@ -143,7 +149,7 @@ def llama_chain(runs):
 
 def main():
     tessera, config, workdir = sys.argv[1:4]
-    chain = {"--t5": t5_chain, "--llama": llama_chain}.get(sys.argv[4])
+    chain = {"--t5": t5_chain, "--llama": llama_chain, "--moe": llama_chain}.get(sys.argv[4])
     runs = Runs(tessera, config, workdir, sys.argv[5 if chain else 4:])
     if chain:
         chain(runs)

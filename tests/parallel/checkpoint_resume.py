@@ -26,8 +26,10 @@ import shutil
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|"
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z_]+: \S+ \|)* grad norm: (\S+) \|"
                   r"(?: loss scale: (\S+) \| number of skipped iterations:\s+(\d+) \|)?")
+# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md).
+STATISTIC = re.compile(r" ([a-z]+(?:_[a-z]+)+): (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 # Same LR schedule for the 5-iteration run as for the 10-iteration ones (its default follows train_iters).
 COMMON = ["--set", "optimizer.lr_decay_iters=10"]
@@ -72,6 +74,8 @@ def values(out):
     for m in LINE.finditer(out):
         it = m.group(1)
         v[f"lr@{it}"], v[f"loss@{it}"], v[f"grad_norm@{it}"] = m.group(2), m.group(3), m.group(4)
+        for s in STATISTIC.finditer(m.group(0)):  # mixture-of-experts router losses
+            v[f"{s.group(1)}@{it}"] = s.group(2)
         if m.group(5) is not None:
             v[f"loss_scale@{it}"], v[f"skipped@{it}"] = m.group(5), m.group(6)
     for m in VALID.finditer(out):

@@ -31,7 +31,7 @@ import time
 
 from mpi_processes import descendants, world_rank
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \| grad norm: (\S+) \|")
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z_]+: \S+ \|)* grad norm: (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 EXITING = re.compile(r"exiting program at iteration (\d+): (.*)")
 LONG = ["--set", "training.train_iters=20000", "--set", "training.eval_interval=4"]
