@@ -190,7 +190,7 @@ int bench_child(const BenchArgs& a) {
       const std::int64_t every = m.is_array("moe_layer_freq") ? 0 : m.get_int("moe_layer_freq", 1);
       std::vector<std::int64_t> flags = every > 0 ? std::vector<std::int64_t>{} : m.get_int_list("moe_layer_freq");
       for (std::int64_t i = 0; every > 0 && i < layers; ++i) flags.push_back(i % every == 0 ? 1 : 0);
-      const bool balance = m.get_string("moe_router_load_balancing_type", "aux_loss") == "aux_loss";
+      const bool balance = m.get_string("moe_router_load_balancing_type", "aux_loss") != "none";
       j["llama"]["moe"] = {{"experts", m.get_int("num_experts")},
                            {"topk", m.get_int("moe_router_topk", 2)},
                            {"ffn", m.get_int("moe_ffn_hidden_size", j["llama"]["ffn"].get<std::int64_t>())},

@@ -17,12 +17,13 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers", "shared"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared", "seq"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax times "scale" with pre_softmax; plus the MLP "shared_expert" on every
-token with "shared"; the load-balancing and z-losses
+token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
+sequence_load_balancing_loss_func; the load-balancing and z-losses
 added to the objective, not to the reported loss; their values without the coefficients, summed over
-the layers, are written as "load_balancing_loss" and "z_loss").
+the layers, are written as "load_balancing_loss" (with "seq": "seq_load_balancing_loss") and "z_loss").
 """
 import json
 import math
@@ -113,9 +114,11 @@ def main(directory):
                 out = out.index_add(0, tok, probs[tok, slot].unsqueeze(-1) * mlp(rows[tok], f"{prefix}.experts.{e}"))
         if moe.get("shared"):
             out = out + mlp(rows, f"{prefix}.shared_expert")
-        n = rows.shape[0]
-        counts = F.one_hot(chosen, E).sum((0, 1)).double()
-        router_losses.append(((scores.sum(0) * counts).sum() * E / (k * n * n), torch.logsumexp(logits, -1).pow(2).mean()))
+        groups = B if moe.get("seq", False) else 1  # rows are [B·T], one sequence after another
+        n = rows.shape[0] // groups
+        counts = F.one_hot(chosen, E).view(groups, n, k, E).sum((1, 2)).double()
+        balance = (scores.view(groups, n, E).sum(1) * counts).sum() * E / (k * n * n) / groups
+        router_losses.append((balance, torch.logsumexp(logits, -1).pow(2).mean()))
         return out.reshape(h.shape)
 
     for i in range(L):
@@ -152,7 +155,8 @@ def main(directory):
     objective.backward()
     out = {"loss": loss.detach().reshape(1)}
     if moe:
-        out["load_balancing_loss"] = sum(b for b, _ in router_losses).detach().reshape(1)
+        balance_name = "seq_load_balancing_loss" if moe.get("seq", False) else "load_balancing_loss"
+        out[balance_name] = sum(b for b, _ in router_losses).detach().reshape(1)
         out["z_loss"] = sum(z for _, z in router_losses).detach().reshape(1)
     out.update({f"grad:{k}": v.grad for k, v in params.items()})
     reference_io.save(f"{directory}/torch.safetensors", {k: v.float() for k, v in out.items()})

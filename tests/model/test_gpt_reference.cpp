@@ -264,3 +264,12 @@ TEST_CASE("GPT with a mixture of experts in layer 0 only (moe_layer_freq), pre-s
                                    "layers": [1, 0], "shared": 40}})",
                        "_moe_freq", 1});
 }
+
+TEST_CASE("GPT with mixture-of-experts MLPs and DeepSeek's per-sequence load-balancing loss (seq_aux_loss) equals "
+          "PyTorch",
+          "[reference]") {
+  check_against_torch(4, 4,
+                      {"num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_aux_loss_coeff = 0.5\n"
+                       "moe_router_load_balancing_type = \"seq_aux_loss\"",
+                       R"({"moe": {"experts": 4, "topk": 2, "aux": 0.5, "seq": true}})", "_moe_seq"});
+}

@@ -36,7 +36,7 @@ Tensor on_device(const std::vector<T>& values, const Tensor& like) {
 std::vector<std::string> moe_metric_names(const MoeOptions& moe) {
   std::vector<std::string> names;
   if (moe.router.experts == 0) return names;
-  if (moe.router.load_balancing) names.push_back(kLoadBalancingLoss);
+  if (moe.router.load_balancing) names.push_back(moe.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss);
   if (moe.router.z_loss_coeff > 0) names.push_back(kZLoss);
   return names;
 }
@@ -113,7 +113,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   Tensor logits = x_rows.new_empty({N, E});
   ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
-  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router), {}, {}, {}};
+  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length), {}, {}, {}};
 
   Tensor sum = x_rows.new_zeros({N, hidden_}, DType::f32);  // Σ_j probs_j · expert_j(x), f32
   s.ids.resize(static_cast<std::size_t>(E));
@@ -152,7 +152,9 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
 Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   MoeSaved s = ctx.store().take<MoeSaved>(this);
   if (ctx.metrics) {  // Megatron-LM's tracked values: the losses without their coefficients
-    if (moe_.router.load_balancing) ctx.metrics->add(kLoadBalancingLoss, s.routing.load_balancing_loss);
+    if (moe_.router.load_balancing)
+      ctx.metrics->add(moe_.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss,
+                       s.routing.load_balancing_loss);
     if (moe_.router.z_loss_coeff > 0) ctx.metrics->add(kZLoss, s.routing.z_loss);
   }
   const bool sp = sequence_parallel_applies(sequence_parallel_, tp_, ctx);

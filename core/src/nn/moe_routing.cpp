@@ -8,7 +8,7 @@
 
 namespace tessera {
 
-MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o) {
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence) {
   const std::int64_t E = o.experts, k = o.topk;
   if (E < 1 || k < 1 || k > E) throw ConfigError("MoE routing: topk must be in [1, experts]");
   MoeRouting r;
@@ -48,16 +48,25 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
     }
   }
   if (tokens > 0) {
+    // Groups of consecutive tokens: each sequence (per_sequence), else the whole batch.
+    const std::int64_t G = o.per_sequence && sequence > 0 && tokens % sequence == 0 ? sequence : tokens;
+    const std::int64_t groups = tokens / G;
+    r.group_tokens = G;
+    r.group_counts.assign(static_cast<std::size_t>(groups * E), 0);
+    for (std::size_t i = 0; i < r.chosen.size(); ++i)
+      ++r.group_counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) / k / G * E + r.chosen[i])];
     double balance = 0.0, z = 0.0;
-    for (std::int64_t e = 0; e < E; ++e) {
-      double p = 0.0;
-      for (std::int64_t t = 0; t < tokens; ++t) p += r.scores[static_cast<std::size_t>(t * E + e)];
-      balance += p * static_cast<double>(r.expert_tokens[static_cast<std::size_t>(e)].size());
-    }
+    for (std::int64_t g = 0; g < groups; ++g)
+      for (std::int64_t e = 0; e < E; ++e) {
+        double p = 0.0;
+        for (std::int64_t t = g * G; t < (g + 1) * G; ++t) p += r.scores[static_cast<std::size_t>(t * E + e)];
+        balance += p * static_cast<double>(r.group_counts[static_cast<std::size_t>(g * E + e)]);
+      }
     for (float v : r.logsumexp) z += static_cast<double>(v) * v;
-    const double n = static_cast<double>(tokens);
-    r.load_balancing_loss = balance * static_cast<double>(E) / (static_cast<double>(k) * n * n);
-    r.z_loss = z / n;
+    const double n = static_cast<double>(G);
+    r.load_balancing_loss =
+        balance * static_cast<double>(E) / (static_cast<double>(k) * n * n * static_cast<double>(groups));
+    r.z_loss = z / static_cast<double>(tokens);
   }
   return r;
 }
@@ -68,13 +77,14 @@ std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<flo
   std::vector<float> dlogits(static_cast<std::size_t>(N * E), 0.0f);
   if (N == 0) return dlogits;
   const double n = static_cast<double>(N);
-  // d(aux)/d(scores[t, e]) = coeff · E · count_e / (k · N²), the same for every token.
-  std::vector<double> balance(static_cast<std::size_t>(E), 0.0);
+  // d(aux)/d(scores[t, e]) = coeff · E · count_ge / (k · G² · groups) for token t of group g (of G
+  // tokens), the same for every token of a group.
+  const std::int64_t G = r.group_tokens, groups = N / G;
+  std::vector<double> balance(static_cast<std::size_t>(groups * E), 0.0);
   if (o.aux_loss_coeff != 0.0)
-    for (std::int64_t e = 0; e < E; ++e)
-      balance[static_cast<std::size_t>(e)] = loss_grad_scale * o.aux_loss_coeff * static_cast<double>(E) *
-                                             static_cast<double>(r.expert_tokens[static_cast<std::size_t>(e)].size()) /
-                                             (static_cast<double>(k) * n * n);
+    for (std::size_t i = 0; i < balance.size(); ++i)
+      balance[i] = loss_grad_scale * o.aux_loss_coeff * static_cast<double>(E) * static_cast<double>(r.group_counts[i]) /
+                   (static_cast<double>(k) * static_cast<double>(G) * static_cast<double>(G) * static_cast<double>(groups));
   std::vector<double> dscores(static_cast<std::size_t>(E));
   for (std::int64_t t = 0; t < N; ++t) {
     const float* s = r.scores.data() + t * E;
@@ -82,7 +92,8 @@ std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<flo
     const float* dp = dprobs.data() + t * k;
     const float* p = r.probs.data() + t * k;
     const std::int32_t* chosen = r.chosen.data() + t * k;
-    std::copy(balance.begin(), balance.end(), dscores.begin());
+    const auto group = balance.begin() + (t / G) * E;
+    std::copy(group, group + E, dscores.begin());
     if (o.pre_softmax) {
       for (std::int64_t j = 0; j < k; ++j) dscores[static_cast<std::size_t>(chosen[j])] += o.topk_scaling_factor * dp[j];
     } else {  // probs = softmax(logits[chosen]): d logits_j = p_j (dp_j − Σ p·dp)

@@ -216,8 +216,11 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
     throw ConfigError(fmt::format("model.moe_shared_expert_intermediate_size {} (in {}) must be a multiple of "
                                   "parallel.tensor_model_parallel_size ({}): the shared expert splits over tp",
                                   m.shared_ffn_hidden, s.origin("moe_shared_expert_intermediate_size"), tp));
-  const bool balance = s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "none"}) == "aux_loss";
+  const std::string balance_type =
+      s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "seq_aux_loss", "none"});
+  const bool balance = balance_type != "none";
   m.router.load_balancing = balance;
+  m.router.per_sequence = balance_type == "seq_aux_loss";
   m.router.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
   if (!balance && m.router.aux_loss_coeff != 0.0)
     throw ConfigError(fmt::format("model.moe_aux_loss_coeff = {} (in {}) with moe_router_load_balancing_type = "

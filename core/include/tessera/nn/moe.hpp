@@ -55,9 +55,11 @@ class MoeLayer : public Module {
 };
 
 // What a MoeLayer reports to StepContext::metrics in training, under Megatron-LM's names: the
-// load-balancing loss (load_balancing_type "aux_loss") and the z-loss (z_loss_coeff > 0), each
-// without its coefficient (1 is a perfectly balanced router for the first).
-inline const std::string kLoadBalancingLoss = "load_balancing_loss", kZLoss = "z_loss";
+// load-balancing loss (load_balancing_type "aux_loss"; "seq_load_balancing_loss" with
+// "seq_aux_loss") and the z-loss (z_loss_coeff > 0), each without its coefficient (1 is a perfectly
+// balanced router for the first).
+inline const std::string kLoadBalancingLoss = "load_balancing_loss", kSeqLoadBalancingLoss = "seq_load_balancing_loss",
+                         kZLoss = "z_loss";
 std::vector<std::string> moe_metric_names(const MoeOptions& moe);
 
 }  // namespace tessera

@@ -12,7 +12,9 @@
 // Losses added to the objective (Megatron-Core's, applied through MoEAuxLossAutoScaler, whose
 // gradient scale is the main loss's, here StepContext::loss_grad_scale):
 //   load balancing (aux_loss_coeff): coeff · E / (k · N²) · Σ_e count_e · Σ_t scores[t, e], count_e
-//     the tokens routed to e (switch_load_balancing_loss_func; counts carry no gradient);
+//     the tokens routed to e (switch_load_balancing_loss_func; counts carry no gradient); per
+//     sequence (load_balancing_type "seq_aux_loss", DeepSeek-V2's): the same over each sequence's
+//     T tokens, averaged over the sequences (sequence_load_balancing_loss_func);
 //   z-loss (z_loss_coeff): coeff · mean_t logsumexp(l_t)² (ST-MoE).
 #pragma once
 #include <cstdint>
@@ -24,7 +26,8 @@ struct MoeRouterOptions {
   std::int64_t experts = 0, topk = 2;
   bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
   double topk_scaling_factor = 1.0;  // pre_softmax's probs times this (moe_router_topk_scaling_factor)
-  bool load_balancing = true;   // load_balancing_type "aux_loss" (false: "none")
+  bool load_balancing = true;   // load_balancing_type "aux_loss" or "seq_aux_loss" (false: "none")
+  bool per_sequence = false;    // "seq_aux_loss": the load-balancing loss over each sequence
   double aux_loss_coeff = 0.0;  // its weight in the objective (0 with "none")
   double z_loss_coeff = 0.0;
 };
@@ -37,12 +40,17 @@ struct MoeRouting {
   std::vector<float> logsumexp;      // [N]
   // Per expert: the tokens routed to it (ascending) and, for each, its slot j (0 … k−1).
   std::vector<std::vector<std::int32_t>> expert_tokens, expert_slots;
+  // The load-balancing loss's groups of consecutive tokens (a sequence each with per_sequence, else
+  // all N) and each group's count of tokens routed to each expert [groups · E].
+  std::int64_t group_tokens = 0;
+  std::vector<std::int64_t> group_counts;
   double load_balancing_loss = 0.0;  // Σ_e count_e · Σ_t scores · E / (k · N²), without the coefficient
   double z_loss = 0.0;               // mean_t logsumexp², without the coefficient
 };
 
-// Routes N tokens from their f32 logits [N, E].
-MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o);
+// Routes N tokens from their f32 logits [N, E]; `sequence`: tokens per sequence (rows are whole
+// sequences one after another), for per_sequence (ignored where it does not divide N: one group).
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence = 0);
 
 // d(objective)/d(logits) [N·E] from d(objective)/d(probs) [N·k] (already scaled by the main loss's
 // gradient scale) plus the load-balancing and z-losses' gradients scaled by `loss_grad_scale`.

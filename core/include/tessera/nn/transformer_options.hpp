@@ -90,7 +90,7 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 
 // Megatron-Core's mixture-of-experts [model] keys (GPT; docs/moe.md): num_experts (unset: dense),
 // moe_router_topk (2), moe_ffn_hidden_size (ffn_hidden_size), moe_router_load_balancing_type
-// ("aux_loss" | "none"), moe_aux_loss_coeff (0), moe_z_loss_coeff (0), moe_router_pre_softmax
+// ("aux_loss" | "seq_aux_loss" | "none"), moe_aux_loss_coeff (0), moe_z_loss_coeff (0), moe_router_pre_softmax
 // (false), moe_router_topk_scaling_factor (1; with pre_softmax), moe_shared_expert_intermediate_size
 // (unset: no shared expert), moe_layer_freq (1: every layer; N:
 // layers 0, N, 2N, …; or an array of num_layers 0/1 flags); read after the activation keys. ConfigError naming key and origin for a value the model
