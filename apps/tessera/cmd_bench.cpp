@@ -26,6 +26,7 @@
 #include "tessera/error.hpp"
 #include "tessera/logging.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/nn/transformer_options.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/subprocess.hpp"
 #include "tessera/train/components.hpp"
@@ -170,35 +171,33 @@ int bench_child(const BenchArgs& a) {
                       {"batch", B},
                       {"params", count_elements(params)}};
   if (plugin == "gpt") {
-    // GPT's MLP width and Llama-style keys (docs/llama.md), for benchmarks/pytorch_gpt.py's --llama.
-    const bool swiglu = m.get_bool("swiglu", false);
-    const std::int64_t h = m.get_int("hidden_size");
-    j["llama"] = {{"ffn", m.get_int("ffn_hidden_size", swiglu ? static_cast<std::int64_t>(4.0 * h * 2 / 3 / 64) * 64 : 4 * h)},
-                  {"rope", m.get_string("position_embedding_type", "learned_absolute") == "rope"},
-                  {"learned_positions", m.get_string("position_embedding_type", "learned_absolute") == "learned_absolute"},
-                  {"rotary_percent", m.get_float("rotary_percent", 1.0)},
-                  {"rotary_base", m.get_float("rotary_base", 10000.0)},
-                  {"rotary_interleaved", m.get_bool("rotary_interleaved", false)},
-                  {"rms_norm", m.get_string("normalization", "LayerNorm") == "RMSNorm"},
-                  {"swiglu", swiglu},
-                  {"untied", m.get_bool("untie_embeddings_and_output_weights", false)},
-                  {"bias", m.get_bool("add_bias_linear", true)},
-                  {"qkv_bias", m.get_bool("add_bias_linear", true) || m.get_bool("add_qkv_bias", false)},
-                  {"qk_layernorm", m.get_bool("qk_layernorm", false)},
-                  {"squared_relu", m.get_bool("squared_relu", false)}};
-    if (m.has("num_experts")) {  // mixture-of-experts layers (docs/moe.md), which layers as moe_layer_freq says
-      const std::int64_t every = m.is_array("moe_layer_freq") ? 0 : m.get_int("moe_layer_freq", 1);
-      std::vector<std::int64_t> flags = every > 0 ? std::vector<std::int64_t>{} : m.get_int_list("moe_layer_freq");
-      for (std::int64_t i = 0; every > 0 && i < layers; ++i) flags.push_back(i % every == 0 ? 1 : 0);
-      const bool balance = m.get_string("moe_router_load_balancing_type", "aux_loss") != "none";
-      j["llama"]["moe"] = {{"experts", m.get_int("num_experts")},
-                           {"topk", m.get_int("moe_router_topk", 2)},
-                           {"ffn", m.get_int("moe_ffn_hidden_size", j["llama"]["ffn"].get<std::int64_t>())},
-                           {"shared", m.get_int("moe_shared_expert_intermediate_size", 0)},
-                           {"pre_softmax", m.get_bool("moe_router_pre_softmax", false)},
-                           {"scale", m.get_float("moe_router_topk_scaling_factor", 1.0)},
-                           {"aux", balance ? m.get_float("moe_aux_loss_coeff", 0.0) : 0.0},
-                           {"z", m.get_float("moe_z_loss_coeff", 0.0)},
+    // GPT's MLP width, Llama-style (docs/llama.md) and mixture-of-experts (docs/moe.md) options, as
+    // the model read them, for benchmarks/pytorch_gpt.py's --llama.
+    const TransformerOptions o = read_gpt_style_options(m, tokenizer->vocab_size(), 0, ParallelSizes{});
+    j["llama"] = {{"ffn", o.ffn_hidden_size},
+                  {"rope", o.rope},
+                  {"learned_positions", o.learned_positions},
+                  {"rotary_percent", o.rotary_percent},
+                  {"rotary_base", o.rotary_base},
+                  {"rotary_interleaved", o.rotary_interleaved},
+                  {"rms_norm", o.rms_norm},
+                  {"swiglu", o.swiglu},
+                  {"untied", o.untie_embeddings_and_output_weights},
+                  {"bias", o.add_bias_linear},
+                  {"qkv_bias", o.add_bias_linear || o.add_qkv_bias},
+                  {"qk_layernorm", o.qk_layernorm},
+                  {"squared_relu", o.squared_relu}};
+    if (o.moe.router.experts > 0) {
+      std::vector<int> flags;
+      for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.moe_layer(i) ? 1 : 0);
+      j["llama"]["moe"] = {{"experts", o.moe.router.experts},
+                           {"topk", o.moe.router.topk},
+                           {"ffn", o.moe.ffn_hidden},
+                           {"shared", o.moe.shared_ffn_hidden},
+                           {"pre_softmax", o.moe.router.pre_softmax},
+                           {"scale", o.moe.router.topk_scaling_factor},
+                           {"aux", o.moe.router.aux_loss_coeff},
+                           {"z", o.moe.router.z_loss_coeff},
                            {"layers", flags}};
     }
   }

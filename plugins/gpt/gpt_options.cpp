@@ -4,10 +4,7 @@ namespace tessera::gpt {
 
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                             const ParallelSizes& sizes) {
-  GptOptions o = read_transformer_options(s, vocab_size, seed, sizes, "gpt");
-  read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
-  read_moe_options(s, o, sizes.tp);          // mixture of experts (docs/moe.md)
-  return o;
+  return read_gpt_style_options(s, vocab_size, seed, sizes);
 }
 
 }  // namespace tessera::gpt

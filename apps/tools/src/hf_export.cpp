@@ -25,9 +25,7 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
   StagedFolder staged(out, "the export folder");
   auto tokenizer = build_tokenizer(saved.config);
   const std::int64_t vocab = tokenizer->vocab_size();
-  TransformerOptions o = read_transformer_options(model_section, vocab, 0, ParallelSizes{}, "gpt");
-  read_llama_style_options(model_section, o, 1);
-  read_moe_options(model_section, o, 1);
+  const TransformerOptions o = read_gpt_style_options(model_section, vocab, 0, ParallelSizes{});
   HfGptShape shape = hf_shape_for_export(o, architecture, saved.config.source());
   shape.bos = shape.eos = tokenizer->eod();
 

@@ -10,26 +10,50 @@ namespace tessera {
 
 namespace {
 
-// What backward needs: the routed tokens, and per expert its token ids, weights and (partial) output.
+// The N·k routed (token, slot) pairs in expert order — expert e's are [first[e], first[e + 1]) — with
+// their token ids and routing weights on the device: one copy each per layer, each expert a slice.
+struct Dispatch {
+  std::vector<std::int64_t> first;            // E + 1 offsets
+  std::vector<std::int32_t> tokens, slots;    // [N·k] on the host
+  Tensor ids, weights;                        // [N·k] i32, f32 on the device
+  std::int64_t count(std::int64_t e) const { return first[e + 1] - first[e]; }
+  Tensor ids_of(std::int64_t e) const { return ids.rows(first[e], first[e + 1]); }
+  Tensor weights_of(std::int64_t e) const { return weights.rows(first[e], first[e + 1]); }
+};
+
+Dispatch dispatch(const MoeRouting& r, const Tensor& like) {
+  Dispatch d;
+  std::vector<float> w;
+  d.first.push_back(0);
+  for (std::int64_t e = 0; e < r.experts; ++e) {
+    const auto& tokens = r.expert_tokens[static_cast<std::size_t>(e)];
+    const auto& slots = r.expert_slots[static_cast<std::size_t>(e)];
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+      w.push_back(r.probs[static_cast<std::size_t>(tokens[i] * r.topk + slots[i])]);
+    d.tokens.insert(d.tokens.end(), tokens.begin(), tokens.end());
+    d.slots.insert(d.slots.end(), slots.begin(), slots.end());
+    d.first.push_back(static_cast<std::int64_t>(d.tokens.size()));
+  }
+  const auto n = static_cast<std::int64_t>(d.tokens.size());
+  d.ids = Tensor::from<std::int32_t>({n}, d.tokens).to(like.device());
+  d.weights = Tensor::from<float>({n}, w).to(like.device());
+  return d;
+}
+
+// What backward needs: every token row, the routing, its dispatch and each expert's (partial) output.
 struct MoeSaved {
-  Tensor x;  // [N, C], every token row
+  Tensor x;  // [N, C]
   MoeRouting routing;
-  std::vector<Tensor> ids, weights, outputs;  // per expert; undefined for an expert without tokens
+  Dispatch dispatch;
+  std::vector<Tensor> outputs;  // per expert; undefined for an expert without tokens
   std::vector<Tensor> tensors() const {
-    std::vector<Tensor> all{x};
-    for (const auto* list : {&ids, &weights, &outputs})
-      for (const Tensor& t : *list)
-        if (t.defined()) all.push_back(t);
+    std::vector<Tensor> all{x, dispatch.ids, dispatch.weights};
+    for (const Tensor& t : outputs)
+      if (t.defined()) all.push_back(t);
     return all;
   }
 };
 
-
-// A host vector as a tensor on `like`'s device.
-template <typename T>
-Tensor on_device(const std::vector<T>& values, const Tensor& like) {
-  return Tensor::from<T>({static_cast<std::int64_t>(values.size())}, values).to(like.device());
-}
 
 }  // namespace
 
@@ -113,28 +137,20 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   Tensor logits = x_rows.new_empty({N, E});
   ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
-  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length), {}, {}, {}};
+  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length), {}, {}};
+  s.dispatch = dispatch(s.routing, x_rows);
 
   Tensor sum = x_rows.new_zeros({N, hidden_}, DType::f32);  // Σ_j probs_j · expert_j(x), f32
-  s.ids.resize(static_cast<std::size_t>(E));
-  s.weights.resize(static_cast<std::size_t>(E));
   s.outputs.resize(static_cast<std::size_t>(E));
   for (std::int64_t e = 0; e < E; ++e) {
-    const auto& tokens = s.routing.expert_tokens[static_cast<std::size_t>(e)];
-    if (tokens.empty()) continue;
-    const auto& slots = s.routing.expert_slots[static_cast<std::size_t>(e)];
-    std::vector<float> w(tokens.size());
-    for (std::size_t i = 0; i < tokens.size(); ++i)
-      w[i] = s.routing.probs[static_cast<std::size_t>(tokens[i] * moe_.router.topk + slots[i])];
-    const Tensor ids = on_device(tokens, x_rows), weights = on_device(w, x_rows);
+    if (s.dispatch.count(e) == 0) continue;
+    const Tensor ids = s.dispatch.ids_of(e);
     Tensor xe = x_rows.new_empty({ids.numel(), hidden_});
     ops::embedding_forward(ids, x_rows, xe);  // gather the expert's rows
     Tensor ye = experts_[static_cast<std::size_t>(e)]->forward(ctx, xe);
     Tensor weighted = ye.new_empty(ye.shape());
-    ops::scale_rows(ye, weights, weighted);
+    ops::scale_rows(ye, s.dispatch.weights_of(e), weighted);
     ops::embedding_backward(ids, weighted, sum);  // scatter-add: an expert sees a token once
-    s.ids[static_cast<std::size_t>(e)] = ids;
-    s.weights[static_cast<std::size_t>(e)] = weights;
     s.outputs[static_cast<std::size_t>(e)] = ye;
   }
   if (shared_) ops::add(sum, ops::cast_to(shared_->forward(ctx, x_rows), DType::f32), sum);
@@ -161,33 +177,31 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   const Tensor dy_rows = (sp ? reduce_scatter_to_sequence_parallel_backward(dy, tp_) : reduce_from_tp_backward(dy))
                              .reshape({-1, hidden_});
   const std::int64_t N = s.routing.tokens, E = moe_.router.experts, k = moe_.router.topk;
-  std::vector<float> dprobs(static_cast<std::size_t>(N * k), 0.0f);
+  const Dispatch& d = s.dispatch;
+  // d(weight) = dy · expert output of every routed pair, in dispatch order, read once.
+  Tensor dweights = dy_rows.new_empty({d.ids.numel()}, DType::f32);
   Tensor dx_sum = dy_rows.new_zeros({N, hidden_}, DType::f32);  // the experts' (partial) input gradient
   for (std::int64_t e = 0; e < E; ++e) {
     Mlp& expert = *experts_[static_cast<std::size_t>(e)];
-    const Tensor& ids = s.ids[static_cast<std::size_t>(e)];
-    if (!ids.defined()) {  // no tokens: its gradient is final as it is
+    if (d.count(e) == 0) {  // no tokens: its gradient is final as it is
       expert.report_grads_final(ctx);
       continue;
     }
+    const Tensor ids = d.ids_of(e);
     Tensor dye = dy_rows.new_empty({ids.numel(), hidden_});
     ops::embedding_forward(ids, dy_rows, dye);
-    Tensor dp = dye.new_empty({ids.numel()}, DType::f32);
-    ops::row_dot(dye, s.outputs[static_cast<std::size_t>(e)], dp);  // d(prob) = dy · expert output
-    const std::vector<float> dp_host = dp.to_vector<float>();
-    const auto& tokens = s.routing.expert_tokens[static_cast<std::size_t>(e)];
-    const auto& slots = s.routing.expert_slots[static_cast<std::size_t>(e)];
-    for (std::size_t i = 0; i < tokens.size(); ++i)
-      dprobs[static_cast<std::size_t>(tokens[i] * k + slots[i])] = dp_host[i];
-    ops::scale_rows(dye, s.weights[static_cast<std::size_t>(e)], dye);
+    Tensor dw = dweights.rows(d.first[e], d.first[e + 1]);
+    ops::row_dot(dye, s.outputs[static_cast<std::size_t>(e)], dw);
+    ops::scale_rows(dye, d.weights_of(e), dye);
     ops::embedding_backward(ids, expert.backward(ctx, dye), dx_sum);
   }
   if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);
-  if (tp_size(tp_) > 1) {  // each rank's expert outputs were partial sums
-    Tensor t = on_device(dprobs, dy_rows);
-    reduce_from_tp_forward(t, tp_);
-    dprobs = t.to_vector<float>();
-  }
+  // Each rank's expert outputs were partial sums; every rank dispatched alike.
+  reduce_from_tp_forward(dweights, tp_);
+  const std::vector<float> dweights_host = dweights.to_vector<float>();
+  std::vector<float> dprobs(static_cast<std::size_t>(N * k), 0.0f);
+  for (std::size_t i = 0; i < d.tokens.size(); ++i)
+    dprobs[static_cast<std::size_t>(d.tokens[i] * k + d.slots[i])] = dweights_host[i];
   const std::vector<float> dlogits_host = router_logits_grad(s.routing, dprobs, moe_.router, ctx.loss_grad_scale);
   const Tensor dlogits = ops::cast_to(Tensor::from<float>({N, E}, dlogits_host).to(dy_rows.device()), s.x.dtype());
   Tensor dx_router = s.x.new_empty(s.x.shape());

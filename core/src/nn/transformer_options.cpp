@@ -257,6 +257,14 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
   m.squared_relu = o.squared_relu;
 }
 
+TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                                          const ParallelSizes& sizes) {
+  TransformerOptions o = read_transformer_options(s, vocab_size, seed, sizes, "gpt");
+  read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
+  read_moe_options(s, o, sizes.tp);          // mixture of experts (docs/moe.md)
+  return o;
+}
+
 std::int64_t TransformerOptions::moe_layers() const {
   std::int64_t n = 0;
   for (std::int64_t i = 0; i < num_layers; ++i) n += moe_layer(i) ? 1 : 0;

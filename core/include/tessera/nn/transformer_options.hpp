@@ -97,6 +97,12 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 // cannot be built with, or for a moe_* key without num_experts.
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
 
+// A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options and
+// read_moe_options — the gpt plugin's keys, and what tools reading a saved GPT's config need
+// (Hugging Face export, tessera bench's PyTorch twin).
+TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
+                                          const ParallelSizes& sizes);
+
 // A model of one stack of layers (GPT, BERT) refuses parallel.pipeline_model_parallel_split_rank,
 // which only an encoder-decoder can use: ConfigError naming `model`.
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model);
