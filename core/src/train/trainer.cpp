@@ -68,17 +68,10 @@ class WindowMean {
   std::int64_t n_ = 0;
 };
 
-// The model's loss parts with their names, for the log.
-// The model's training statistics with their names, for the log.
-std::vector<std::pair<std::string, double>> named_metrics(const Model& model, const std::vector<double>& values) {
-  const std::vector<std::string> names = model.metric_names();
-  std::vector<std::pair<std::string, double>> out;
-  for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) out.emplace_back(names[i], values[i]);
-  return out;
-}
-
-std::vector<std::pair<std::string, double>> named_loss_parts(const Model& model, const std::vector<double>& values) {
-  const std::vector<std::string> names = model.loss_part_names();
+// Values with their names, for the log: the model's loss parts (Model::loss_part_names) or its
+// training statistics (Model::metric_names).
+std::vector<std::pair<std::string, double>> named(const std::vector<std::string>& names,
+                                                  const std::vector<double>& values) {
   std::vector<std::pair<std::string, double>> out;
   for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) out.emplace_back(names[i], values[i]);
   return out;
@@ -468,7 +461,7 @@ double Trainer::evaluate(Split split, std::int64_t iterations) {
 
 double Trainer::evaluate_and_log(Split split, const std::string& where) {
   const double loss = evaluate(split, options_.eval_iters);
-  log_validation(where, loss, named_loss_parts(*model_, last_eval_parts_));
+  log_validation(where, loss, named(model_->loss_part_names(), last_eval_parts_));
   return loss;
 }
 
@@ -549,12 +542,12 @@ TrainingRecord Trainer::train() {
     // values (the printed line's losses are window means; iteration-time comes with the line).
     if (tensorboard && it % options_.tensorboard_log_interval == 0) {
       IterationLine own{it, options_.train_iters, consumed_samples_, last_batch_, 0.0, lr, loss, norm,
-                        tokens, flops, 0.0, 0, named_loss_parts(*model_, last_loss_parts_)};
+                        tokens, flops, 0.0, 0, named(model_->loss_part_names(), last_loss_parts_)};
       if (scaler_.active()) own.loss_scale = scale;
       own.params_norm = params_norm;
       own.num_zeros_in_grad = last_num_zeros_;
       own.decoupled_lr = decoupled_learning_rate(it + 1);
-      own.metrics = named_metrics(*model_, last_metrics_);
+      own.metrics = named(model_->metric_names(), last_metrics_);
       write_iteration(*tensorboard, own);
     }
     // Graceful stop (graceful_stop.hpp), decided before the line so that the last iteration is logged.
@@ -568,8 +561,8 @@ TrainingRecord Trainer::train() {
       const double n = static_cast<double>(window_iters);
       IterationLine line{it, options_.train_iters, consumed_samples_, last_batch_,
                          1000.0 * window_seconds / n, lr, window_loss.loss(), norm,
-                         window_tokens / n, window_flops / n, 0.0, 0, named_loss_parts(*model_, window_loss.parts())};
-      line.metrics = named_metrics(*model_, window_metrics.parts());
+                         window_tokens / n, window_flops / n, 0.0, 0, named(model_->loss_part_names(), window_loss.parts())};
+      line.metrics = named(model_->metric_names(), window_metrics.parts());
       window_tokens = window_flops = 0;
       window_loss = {};
       window_metrics = {};
@@ -594,7 +587,7 @@ TrainingRecord Trainer::train() {
     }
     if (tensorboard && !rec.valid_losses.empty() && rec.valid_losses.back().first == it)
       write_validation(*tensorboard, it, consumed_samples_, rec.valid_losses.back().second,
-                       named_loss_parts(*model_, last_eval_parts_));
+                       named(model_->loss_part_names(), last_eval_parts_));
     rec.last_iteration = it;
     if (rec.stop_reason.empty()) continue;
     // As Megatron-LM's checkpoint_and_decide_exit: a resumable checkpoint of this iteration, then out.
