@@ -173,7 +173,7 @@ int bench_child(const BenchArgs& a) {
   if (plugin == "gpt") {
     // GPT's MLP width, Llama-style (docs/llama.md) and mixture-of-experts (docs/moe.md) options, as
     // the model read them, for benchmarks/pytorch_gpt.py's --llama.
-    const TransformerOptions o = read_gpt_style_options(m, tokenizer->vocab_size(), 0, ParallelSizes{});
+    const TransformerOptions o = read_gpt_style_options(m, tokenizer->vocab_size(), 0, ParallelSizes{}, plugin);
     j["llama"] = {{"ffn", o.ffn_hidden_size},
                   {"rope", o.rope},
                   {"learned_positions", o.learned_positions},

@@ -4,7 +4,7 @@ namespace tessera::gpt {
 
 GptOptions read_gpt_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                             const ParallelSizes& sizes) {
-  return read_gpt_style_options(s, vocab_size, seed, sizes);
+  return read_gpt_style_options(s, vocab_size, seed, sizes, "gpt");
 }
 
 }  // namespace tessera::gpt

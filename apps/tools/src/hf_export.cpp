@@ -25,7 +25,7 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
   StagedFolder staged(out, "the export folder");
   auto tokenizer = build_tokenizer(saved.config);
   const std::int64_t vocab = tokenizer->vocab_size();
-  const TransformerOptions o = read_gpt_style_options(model_section, vocab, 0, ParallelSizes{});
+  const TransformerOptions o = read_gpt_style_options(model_section, vocab, 0, ParallelSizes{}, plugin);
   HfGptShape shape = hf_shape_for_export(o, architecture, saved.config.source());
   shape.bos = shape.eos = tokenizer->eod();
 

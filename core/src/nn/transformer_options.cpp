@@ -258,8 +258,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
 }
 
 TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
-                                          const ParallelSizes& sizes) {
-  TransformerOptions o = read_transformer_options(s, vocab_size, seed, sizes, "gpt");
+                                          const ParallelSizes& sizes, const std::string& model) {
+  TransformerOptions o = read_transformer_options(s, vocab_size, seed, sizes, model);
   read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
   read_moe_options(s, o, sizes.tp);          // mixture of experts (docs/moe.md)
   return o;

@@ -99,9 +99,9 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
 
 // A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options and
 // read_moe_options — the gpt plugin's keys, and what tools reading a saved GPT's config need
-// (Hugging Face export, tessera bench's PyTorch twin).
+// (Hugging Face export, tessera bench's PyTorch twin). `model` names the plugin in messages.
 TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
-                                          const ParallelSizes& sizes);
+                                          const ParallelSizes& sizes, const std::string& model);
 
 // A model of one stack of layers (GPT, BERT) refuses parallel.pipeline_model_parallel_split_rank,
 // which only an encoder-decoder can use: ConfigError naming `model`.
