@@ -28,11 +28,15 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
-    parts.push_back(fmt::format("mixture of {} experts (top {}{}, expert ffn {}{}){}", o.moe.router.experts,
+    parts.push_back(fmt::format("mixture of {} experts (top {}{}, expert ffn {}{}{}){}", o.moe.router.experts,
                                 o.moe.router.topk, o.moe.router.pre_softmax ? " of the softmax" : "",
                                 o.moe.ffn_hidden,
                                 o.moe.shared_ffn_hidden > 0 ? fmt::format(", shared expert ffn {}", o.moe.shared_ffn_hidden)
                                                             : "",
+                                o.moe.router.capacity_factor > 0
+                                    ? fmt::format(", capacity factor {}, dropping by {}", o.moe.router.capacity_factor,
+                                                  o.moe.router.drop_by_position ? "position" : "probs")
+                                    : "",
                                 o.moe_layer_pattern.empty()
                                     ? ""
                                     : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));

@@ -21,7 +21,11 @@ Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (position
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax times "scale" with pre_softmax; plus the MLP "shared_expert" on every
 token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
-sequence_load_balancing_loss_func; the load-balancing and z-losses
+sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
+topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
+largest weights (its topk over the experts' gate column), or with "drop": "position" the earliest
+(a cumulative count, where Megatron's topk over a 0/1 mask leaves ties to the kernel), the dropped
+weights zeroed, the load-balancing counts taken before the cut; the load-balancing and z-losses
 added to the objective, not to the reported loss; their values without the coefficients, summed over
 the layers, are written as "load_balancing_loss" (with "seq": "seq_load_balancing_loss") and "z_loss").
 """
@@ -107,6 +111,15 @@ def main(directory):
         else:
             top, chosen = torch.topk(logits, k, dim=-1)
             probs = top.softmax(-1)
+        if moe.get("capacity"):
+            capacity = min(math.ceil(rows.shape[0] * k / E * moe["capacity"]), rows.shape[0])
+            routed = torch.zeros_like(logits).scatter(1, chosen, 1.0)
+            if moe.get("drop") == "position":
+                keep = routed * (routed.cumsum(0) <= capacity)
+            else:
+                gates = torch.zeros_like(logits).scatter(1, chosen, probs.detach())
+                keep = routed * torch.zeros_like(logits).scatter(0, torch.topk(gates, capacity, dim=0).indices, 1.0)
+            probs = probs * keep.gather(1, chosen)
         out = torch.zeros_like(rows)
         for e in range(E):
             tok, slot = (chosen == e).nonzero(as_tuple=True)

@@ -273,3 +273,22 @@ TEST_CASE("GPT with mixture-of-experts MLPs and DeepSeek's per-sequence load-bal
                        "moe_router_load_balancing_type = \"seq_aux_loss\"",
                        R"({"moe": {"experts": 4, "topk": 2, "aux": 0.5, "seq": true}})", "_moe_seq"});
 }
+
+// 39 tokens routed to 2 of 4 experts: capacity factor 0.5 leaves each expert 10 of its ~20 tokens,
+// 0.75 leaves 15 (tests/model/test_moe_routing.cpp checks the cut itself).
+TEST_CASE("GPT with mixture-of-experts MLPs dropping tokens over capacity (by probs, by position) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 4,
+                      {"num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_aux_loss_coeff = 0.5\n"
+                       "moe_expert_capacity_factor = 0.5",
+                       R"({"moe": {"experts": 4, "topk": 2, "aux": 0.5, "capacity": 0.5}})", "_moe_drop_probs"});
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 4\nmoe_router_topk = 2\nmoe_router_pre_softmax = true\n"
+                                   "moe_expert_capacity_factor = 0.75\nmoe_token_drop_policy = \"position\"\n"
+                                   "moe_z_loss_coeff = 0.01",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 4, "topk": 2, "pre_softmax": true, "capacity": 0.75,
+                                   "drop": "position", "z": 0.01}}}})",
+                                   kLlamaJson),
+                       "_llama_moe_drop_position"});
+}

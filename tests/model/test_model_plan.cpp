@@ -699,6 +699,32 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
   CHECK_THAT(refused("num_experts = 4\nmoe_shared_expert_intermediate_size = 25", 2),
              Contains("moe_shared_expert_intermediate_size 25") && Contains("tensor_model_parallel_size (2)"));
   CHECK_THAT(moe->describe(), Contains("mixture of 4 experts (top 2, expert ffn 24)"));
+  // Token dropping (moe_expert_capacity_factor, moe_token_drop_policy).
+  CHECK_THAT(refused("num_experts = 4\nmoe_expert_capacity_factor = 0"),
+             Contains("model.moe_expert_capacity_factor = 0") && Contains("moe.toml") && Contains("dropless"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_token_drop_policy = \"position\""),
+             Contains("model.moe_token_drop_policy") && Contains("moe_expert_capacity_factor > 0"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_expert_capacity_factor = 1.0\nmoe_token_drop_policy = \"random\""),
+             Contains("moe_token_drop_policy") && Contains("probs, position"));
+  CHECK_THAT(refused("moe_expert_capacity_factor = 1.0"), Contains("model.num_experts is not set"));
+  PluginPtr<Model> dropping =
+      build_model(config("num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_expert_capacity_factor = 1.5\n"
+                         "moe_token_drop_policy = \"position\""),
+                  kVocab, 7);
+  CHECK_THAT(dropping->describe(), Contains("capacity factor 1.5, dropping by position"));
+  CHECK(dropping->flops_per_iteration(6) == moe->flops_per_iteration(6));  // Megatron-LM counts the routing
+  // A negative factor is dropless, as Megatron-LM's.
+  CHECK_THAT(build_model(config("num_experts = 4\nmoe_expert_capacity_factor = -1"), kVocab, 7)->describe(),
+             !Contains("capacity"));
+  // The plan holds the most rows the capacity lets through: below 1 fewer than dropless, above 1 all.
+  const auto activations = [&](const std::string& extra) {
+    return make_plan(gpt_config("num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n" + extra, "moe.toml", 1),
+                     PlanRequest{1, kVocab})
+        .stages[0]
+        .peak_held_elements;
+  };
+  CHECK(activations("moe_expert_capacity_factor = 0.5") < activations(""));
+  CHECK(activations("moe_expert_capacity_factor = 2.0") == activations(""));
 }
 
 TEST_CASE("memory_warning: the largest stage's plan against the memory available, per process", "[unit]") {

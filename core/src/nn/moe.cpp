@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/ops.hpp"
@@ -100,7 +102,9 @@ void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
 }
 
 ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp) {
-  const std::int64_t E = moe.router.experts, routed = plan_mul(rows, moe.router.topk), C = layer.hidden;
+  // Dropless: rows·k routed rows whatever the routing; with token dropping at most E·capacity.
+  const std::int64_t E = moe.router.experts, C = layer.hidden;
+  const std::int64_t routed = std::min(plan_mul(rows, moe.router.topk), plan_mul(E, expert_capacity(rows, moe.router)));
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
   ModuleCost c;

@@ -8,6 +8,47 @@
 
 namespace tessera {
 
+std::int64_t expert_capacity(std::int64_t tokens, const MoeRouterOptions& o) {
+  const std::int64_t routed = tokens * o.topk;
+  if (o.capacity_factor <= 0.0) return routed;
+  // Megatron-Core: ceil((num_tokens / num_experts) * capacity_factor), num_tokens the routed pairs.
+  const double capacity =
+      std::ceil(static_cast<double>(routed) / static_cast<double>(o.experts) * o.capacity_factor);
+  return std::min<std::int64_t>(routed, static_cast<std::int64_t>(capacity));
+}
+
+namespace {
+
+// Cuts each expert's token list to the capacity: the largest probs (the earlier token on a tie),
+// or the earliest tokens; the lists stay in token order.
+void drop_over_capacity(MoeRouting& r, const MoeRouterOptions& o) {
+  r.capacity = expert_capacity(r.tokens, o);
+  for (std::int64_t e = 0; e < r.experts; ++e) {
+    auto& tokens = r.expert_tokens[static_cast<std::size_t>(e)];
+    auto& slots = r.expert_slots[static_cast<std::size_t>(e)];
+    const auto count = static_cast<std::int64_t>(tokens.size());
+    if (count <= r.capacity) continue;
+    std::vector<std::size_t> keep(tokens.size());
+    std::iota(keep.begin(), keep.end(), std::size_t{0});
+    if (!o.drop_by_position) {
+      const auto prob = [&](std::size_t i) { return r.probs[static_cast<std::size_t>(tokens[i] * r.topk + slots[i])]; };
+      std::stable_sort(keep.begin(), keep.end(), [&](std::size_t a, std::size_t b) { return prob(a) > prob(b); });
+    }
+    keep.resize(static_cast<std::size_t>(r.capacity));
+    std::sort(keep.begin(), keep.end());
+    std::vector<std::int32_t> kept_tokens, kept_slots;
+    for (std::size_t i : keep) {
+      kept_tokens.push_back(tokens[i]);
+      kept_slots.push_back(slots[i]);
+    }
+    r.dropped += count - r.capacity;
+    tokens = std::move(kept_tokens);
+    slots = std::move(kept_slots);
+  }
+}
+
+}  // namespace
+
 MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence) {
   const std::int64_t E = o.experts, k = o.topk;
   if (E < 1 || k < 1 || k > E) throw ConfigError("MoE routing: topk must be in [1, experts]");
@@ -68,6 +109,7 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
         balance * static_cast<double>(E) / (static_cast<double>(k) * n * n * static_cast<double>(groups));
     r.z_loss = z / static_cast<double>(tokens);
   }
+  drop_over_capacity(r, o);  // after the counts: the load-balancing loss sees the routing before the cut
   return r;
 }
 

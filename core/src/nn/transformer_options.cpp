@@ -192,7 +192,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
   static const char* const kMoeKeys[] = {"moe_router_topk",    "moe_ffn_hidden_size",   "moe_router_load_balancing_type",
                                          "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
                                          "moe_layer_freq",     "moe_router_topk_scaling_factor",
-                                         "moe_shared_expert_intermediate_size"};
+                                         "moe_shared_expert_intermediate_size", "moe_expert_capacity_factor",
+                                         "moe_token_drop_policy"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -236,6 +237,23 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                     "softmax weights: it needs model.moe_router_pre_softmax = true (Megatron-LM's "
                                     "rule)",
                                     s.origin("moe_router_topk_scaling_factor")));
+  }
+  // Token dropping: Megatron-LM's --moe-expert-capacity-factor (a negative value: dropless, as there).
+  if (s.has("moe_expert_capacity_factor")) {
+    const double factor = s.get_float("moe_expert_capacity_factor", 0.0, -1e9, 1e6);
+    if (factor == 0.0)
+      throw ConfigError(fmt::format("model.moe_expert_capacity_factor = 0 (in {}) would drop every token: give a "
+                                    "factor > 0 (1.0: each expert takes its even share N·k/E), or a negative value "
+                                    "or none for dropless routing",
+                                    s.origin("moe_expert_capacity_factor")));
+    m.router.capacity_factor = std::max(factor, 0.0);
+  }
+  if (s.has("moe_token_drop_policy")) {
+    m.router.drop_by_position = s.get_choice("moe_token_drop_policy", "probs", {"probs", "position"}) == "position";
+    if (m.router.capacity_factor <= 0.0)
+      throw ConfigError(fmt::format("model.moe_token_drop_policy (in {}) chooses the tokens a full expert drops, but "
+                                    "routing is dropless: set model.moe_expert_capacity_factor > 0, or drop the key",
+                                    s.origin("moe_token_drop_policy")));
   }
   // Megatron-Core's moe_layer_freq: every N-th layer from layer 0, or one 0/1 flag per layer.
   const std::size_t L = static_cast<std::size_t>(o.num_layers);

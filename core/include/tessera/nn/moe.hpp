@@ -1,5 +1,5 @@
-// Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless, no expert
-// parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
+// Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless or with token
+// dropping, no expert parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
 // runs on its tokens only, and the token's output is the probability-weighted sum of its experts'.
 // Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's. A shared
 // expert (Megatron-Core's SharedExpertMLP, DeepSeek's and Qwen-MoE's) is one more MLP every token
@@ -39,7 +39,8 @@ class MoeLayer : public Module {
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
   // On `rows` token rows (all of them) on one of `tp` ranks. Dropless routing sends rows·k rows
-  // through the experts whatever the routing, so the cost does not depend on the data.
+  // through the experts whatever the routing, so the cost does not depend on the data; with token
+  // dropping it is the most the capacity lets through.
   static ModuleCost cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp);
 
  private:

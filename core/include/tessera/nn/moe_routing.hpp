@@ -16,6 +16,11 @@
 //     sequence (load_balancing_type "seq_aux_loss", DeepSeek-V2's): the same over each sequence's
 //     T tokens, averaged over the sequences (sequence_load_balancing_loss_func);
 //   z-loss (z_loss_coeff): coeff · mean_t logsumexp(l_t)² (ST-MoE).
+// Token dropping (capacity_factor > 0; Megatron-Core's topk_softmax_with_capacity): each expert
+// takes at most capacity = ⌈N·k / E · capacity_factor⌉ of the tokens routed to it — those with the
+// largest probs (ties: the earlier token), or with drop_by_position the earliest — and a dropped
+// (token, slot) adds nothing to the output (its prob is not renormalised away: the kept slots keep
+// theirs). The load-balancing loss counts the routing before the capacity cut, as Megatron-Core's.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -30,7 +35,13 @@ struct MoeRouterOptions {
   bool per_sequence = false;    // "seq_aux_loss": the load-balancing loss over each sequence
   double aux_loss_coeff = 0.0;  // its weight in the objective (0 with "none")
   double z_loss_coeff = 0.0;
+  double capacity_factor = 0.0;  // > 0: token dropping (moe_expert_capacity_factor); 0: dropless
+  bool drop_by_position = false; // a full expert keeps its earliest tokens (moe_token_drop_policy "position")
 };
+
+// The most tokens one expert takes from N routed to top-k of E with token dropping
+// (Megatron-Core's get_capacity over N·k routed pairs); N·k (no limit) when dropless.
+std::int64_t expert_capacity(std::int64_t tokens, const MoeRouterOptions& o);
 
 struct MoeRouting {
   std::int64_t tokens = 0, experts = 0, topk = 0;
@@ -38,7 +49,9 @@ struct MoeRouting {
   std::vector<float> probs;          // [N·k] the output's weights
   std::vector<float> scores;         // [N·E] softmax over all experts
   std::vector<float> logsumexp;      // [N]
-  // Per expert: the tokens routed to it (ascending) and, for each, its slot j (0 … k−1).
+  // Per expert: the tokens routed to it and kept (ascending) and, for each, its slot j (0 … k−1).
+  // A (token, slot) pair that its expert dropped is in neither; its probs entry stays (the
+  // softmax's backward needs it) but weighs nothing.
   std::vector<std::vector<std::int32_t>> expert_tokens, expert_slots;
   // The load-balancing loss's groups of consecutive tokens (a sequence each with per_sequence, else
   // all N) and each group's count of tokens routed to each expert [groups · E].
@@ -46,6 +59,8 @@ struct MoeRouting {
   std::vector<std::int64_t> group_counts;
   double load_balancing_loss = 0.0;  // Σ_e count_e · Σ_t scores · E / (k · N²), without the coefficient
   double z_loss = 0.0;               // mean_t logsumexp², without the coefficient
+  std::int64_t capacity = 0;         // expert_capacity(tokens)
+  std::int64_t dropped = 0;          // (token, slot) pairs over their expert's capacity
 };
 
 // Routes N tokens from their f32 logits [N, E]; `sequence`: tokens per sequence (rows are whole

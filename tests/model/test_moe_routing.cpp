@@ -1,0 +1,110 @@
+// Token dropping of the mixture-of-experts router (nn/moe_routing.hpp) on hand-made logits: the
+// capacity as Megatron-Core's get_capacity, which tokens each drop policy keeps, the load-balancing
+// counts before the cut, and the logits' gradient through a cut routing against finite differences.
+// (tests/model/test_gpt_reference.cpp checks whole models with dropping against PyTorch.)
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "tessera/nn/moe_routing.hpp"
+
+using namespace tessera;
+
+namespace {
+
+MoeRouterOptions options(std::int64_t experts, std::int64_t topk, double capacity_factor, bool by_position = false) {
+  MoeRouterOptions o;
+  o.experts = experts;
+  o.topk = topk;
+  o.capacity_factor = capacity_factor;
+  o.drop_by_position = by_position;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("expert_capacity: Megatron-Core's ceil(N·k / E · factor), N·k when dropless", "[unit]") {
+  CHECK(expert_capacity(39, options(4, 2, 0.5)) == 10);   // 19.5 · 0.5 = 9.75
+  CHECK(expert_capacity(39, options(4, 2, 1.0)) == 20);
+  CHECK(expert_capacity(8, options(8, 2, 1.25)) == 3);    // 2 · 1.25 = 2.5
+  CHECK(expert_capacity(64, options(8, 2, 1.0)) == 16);
+  CHECK(expert_capacity(39, options(4, 2, 0.0)) == 78);   // dropless: no limit
+  CHECK(expert_capacity(5, options(4, 1, 100.0)) == 5);   // never more than the routed pairs
+}
+
+TEST_CASE("token dropping keeps each full expert's largest-weight tokens, or its earliest", "[unit]") {
+  // Four tokens all preferring expert 0 of 2 (top-1), by margins 1, 3, 2, 0.5; one token for expert 1.
+  // Pre-softmax probs (sigmoid of the margin) differ, so the probs policy has no ties.
+  const std::vector<float> logits{1, 0, 3, 0, 2, 0, 0.5f, 0, 0, 1};
+  MoeRouterOptions o = options(2, 1, 1.0);  // capacity ⌈5 · 1 / 2⌉ = 3
+  o.pre_softmax = true;
+  o.aux_loss_coeff = 1.0;
+  const MoeRouting dropless = route_tokens(logits.data(), 5, options(2, 1, 0.0, false));
+  CHECK(dropless.dropped == 0);
+  CHECK(dropless.expert_tokens[0] == std::vector<std::int32_t>{0, 1, 2, 3});
+
+  const MoeRouting by_probs = route_tokens(logits.data(), 5, o);
+  CHECK(by_probs.capacity == 3);
+  CHECK(by_probs.dropped == 1);
+  CHECK(by_probs.expert_tokens[0] == std::vector<std::int32_t>{0, 1, 2});  // token 3 (margin 0.5) dropped
+  CHECK(by_probs.expert_tokens[1] == std::vector<std::int32_t>{4});
+  CHECK(by_probs.expert_slots[0] == std::vector<std::int32_t>{0, 0, 0});
+
+  o.capacity_factor = 0.5;  // capacity ⌈1.25⌉ = 2: tokens 1 and 2 have the largest weights
+  CHECK(route_tokens(logits.data(), 5, o).expert_tokens[0] == std::vector<std::int32_t>{1, 2});
+  o.drop_by_position = true;  // the earliest two
+  const MoeRouting by_position = route_tokens(logits.data(), 5, o);
+  CHECK(by_position.expert_tokens[0] == std::vector<std::int32_t>{0, 1});
+  CHECK(by_position.dropped == 2);
+  // The load-balancing loss counts the routing before the cut: 4 tokens for expert 0, 1 for expert 1.
+  CHECK(by_position.group_counts == std::vector<std::int64_t>{4, 1});
+  CHECK(by_position.load_balancing_loss == Approx(dropless.load_balancing_loss));
+  // Dropped pairs keep their probs (the softmax's backward needs them).
+  CHECK(by_position.probs == by_probs.probs);
+}
+
+TEST_CASE("the logits' gradient through a cut routing equals finite differences", "[unit]") {
+  // 6 tokens, top-2 of 3 experts, capacity ⌈6·2/3 · 0.5⌉ = 2: some slots are dropped, and a dropped
+  // slot's logit still moves its token's kept weight through the top-k softmax.
+  const std::int64_t N = 6, E = 3, k = 2;
+  std::vector<float> logits{0.3f, -0.2f, 0.9f, 1.1f, 0.4f, -0.7f, -0.5f, 0.8f, 0.1f,
+                            0.6f, 0.2f, 0.0f,  -0.3f, 0.5f, 0.7f, 0.9f, -0.1f, 0.35f};
+  for (bool pre_softmax : {false, true}) {
+    INFO("pre_softmax " << pre_softmax);
+    MoeRouterOptions o = options(E, k, 0.5);
+    o.pre_softmax = pre_softmax;
+    o.aux_loss_coeff = 0.3;
+    o.z_loss_coeff = 0.2;
+    const MoeRouting r = route_tokens(logits.data(), N, o);
+    REQUIRE(r.dropped > 0);
+    // objective = Σ over kept pairs of c_tj · probs_tj + the router losses, c_tj fixed weights.
+    std::vector<float> c(static_cast<std::size_t>(N * k));
+    for (std::size_t i = 0; i < c.size(); ++i) c[i] = 0.25f + 0.1f * static_cast<float>(i % 5);
+    const auto objective = [&](const std::vector<float>& l) {
+      const MoeRouting q = route_tokens(l.data(), N, o);
+      double f = o.aux_loss_coeff * q.load_balancing_loss + o.z_loss_coeff * q.z_loss;
+      for (std::int64_t e = 0; e < E; ++e)
+        for (std::size_t i = 0; i < q.expert_tokens[e].size(); ++i) {
+          const std::size_t at = static_cast<std::size_t>(q.expert_tokens[e][i] * k + q.expert_slots[e][i]);
+          f += c[at] * q.probs[at];
+        }
+      return f;
+    };
+    std::vector<float> dprobs(static_cast<std::size_t>(N * k), 0.0f);  // zero for the dropped pairs
+    for (std::int64_t e = 0; e < E; ++e)
+      for (std::size_t i = 0; i < r.expert_tokens[e].size(); ++i) {
+        const std::size_t at = static_cast<std::size_t>(r.expert_tokens[e][i] * k + r.expert_slots[e][i]);
+        dprobs[at] = c[at];
+      }
+    const std::vector<float> grad = router_logits_grad(r, dprobs, o, 1.0f);
+    const float h = 1e-3f;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      std::vector<float> up = logits, down = logits;
+      up[i] += h;
+      down[i] -= h;
+      INFO("logit " << i);
+      CHECK(grad[i] == Approx((objective(up) - objective(down)) / (2 * h)).margin(2e-3));
+    }
+  }
+}
