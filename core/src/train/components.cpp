@@ -146,6 +146,16 @@ PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& l
 Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, std::int64_t first, std::int64_t count) {
   if (first < 0 || count < 0 || count > dataset.size() - first)  // first + count could overflow
     throw Error(fmt::format("{} samples from sample {} requested from a dataset of {} samples", count, first, dataset.size()));
+  std::vector<std::int64_t> indices(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) indices[static_cast<std::size_t>(i)] = first + i;
+  return make_batch(dataset, fields, indices);
+}
+
+Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, const std::vector<std::int64_t>& indices) {
+  const auto count = static_cast<std::int64_t>(indices.size());
+  for (std::int64_t index : indices)
+    if (index < 0 || index >= dataset.size())
+      throw Error(fmt::format("sample {} requested from a dataset of {} samples", index, dataset.size()));
   Batch b;
   std::vector<Tensor> tensors;
   for (const FieldSpec& f : fields) {
@@ -159,7 +169,7 @@ Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, std::int64_t 
     SampleView view;
     for (std::size_t k = 0; k < fields.size(); ++k)
       view.add(fields[k], tensors[k].rows(i, i + 1).raw());
-    dataset.sample(first + i, view);
+    dataset.sample(indices[static_cast<std::size_t>(i)], view);
   }
   return b;
 }

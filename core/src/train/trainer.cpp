@@ -179,6 +179,7 @@ TrainingOptions read_training(const Config& config, const ParallelLayout& layout
   if (threads == 0) threads = std::max<std::int64_t>(1, std::max(1u, std::thread::hardware_concurrency()) / local_ranks());
   o.num_threads = static_cast<int>(threads);
   o.per_token_loss = t.get_bool("calculate_per_token_loss", false);
+  o.data_sampler = read_data_sampler_options(config);
 
   ConfigSection opt = config.section("optimizer");
   o.clip_grad = opt.get_float("clip_grad", 1.0, 0.0, 1e30);
@@ -324,6 +325,9 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   check_batch_fields(model_->batch_fields(), plugin_label(model_), data_->fields(), plugin_label(data_));
   if (!options_.save_dir.empty() && !evaluation_only_) claim_save_folder();
   call_plugin(data_, [](DataSource& d) { d.open(); });  // its errors tagged like the factory's
+  if (!evaluation_only_)
+    sampler_.emplace(options_.data_sampler, data_->split(Split::train).size(), options_.micro_batch_size,
+                     parallel_->layout.dp());
   if (!options_.load_dir.empty() && !evaluation_only_ && !nothing_to_load_)
     run_on_all_or_throw(*parallel_->groups.world, "loading checkpoint.load = " + options_.load_dir,
                         [&] { load_checkpoint(); });
@@ -331,6 +335,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
 
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
+  if (sampler_ && options_.data_sampler.cyclic) log_info("data order (training.dataloader_type): {}", sampler_->describe());
   log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
   if (optimizer_) {
     log_info("optimizer: {}", optimizer_->describe());
@@ -381,13 +386,13 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   s.count_zeros_in_grad = options_.log_num_zeros_in_grad;
   s.per_token_loss = options_.per_token_loss;
   const std::int64_t first = consumed_samples_;
-  // As Megatron-LM's sampler: step m reads a block of micro·dp consecutive samples and dp rank r
-  // takes the r-th micro-sized slice, so all ranks together read what one process would.
+  // As Megatron-LM's samplers (train/data_sampler.hpp): step m's microbatches follow the samples of
+  // the m earlier micro·dp blocks.
   IterationResult r = run_iteration(
       *model_, params_, *optimizer_,
       [&](std::int64_t m) {
         const auto t0 = Clock::now();  // the data loader's share of the step, logged at the end
-        Batch b = make_batch(train, fields, first + (m * dp + dp_rank) * micro, micro);
+        Batch b = make_batch(train, fields, sampler_->microbatch(first + m * micro * dp, dp_rank));
         data_seconds_ += seconds_since(t0);
         return batch_to(std::move(b), device_);
       },

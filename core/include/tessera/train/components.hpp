@@ -41,5 +41,7 @@ PluginPtr<Schedule> build_schedule(const Config& config, const ParallelLayout& l
 // Stacks samples [first, first + count) of a dataset into one microbatch: one [count, ...] tensor
 // per field the data source produces (DataSource::fields).
 Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, std::int64_t first, std::int64_t count);
+// The same for the samples at `indices`, in that order.
+Batch make_batch(const Dataset& dataset, const FieldSpecs& fields, const std::vector<std::int64_t>& indices);
 
 }  // namespace tessera

@@ -30,7 +30,7 @@ struct IterationLine {
   double decoupled_lr = -1.0;
   // Model::metric_names()'s statistics (mixture-of-experts router losses), shown after the losses
   // as Megatron-LM's " load_balancing_loss: … |".
-  std::vector<std::pair<std::string, double>> metrics;
+  std::vector<std::pair<std::string, double>> metrics{};
 };
 void log_iteration(const IterationLine& line);
 void log_validation(std::int64_t iteration, double loss,

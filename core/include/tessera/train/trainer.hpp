@@ -13,6 +13,7 @@
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/batch_ramp.hpp"
 #include "tessera/train/components.hpp"
+#include "tessera/train/data_sampler.hpp"
 #include "tessera/train/graceful_stop.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/loss_scaler.hpp"
@@ -37,6 +38,7 @@ struct TrainingOptions {
   bool log_params_norm = false;  // [logging] log_params_norm: the parameters' L2 norm after each step
   bool log_num_zeros_in_grad = false;  // [logging] log_num_zeros_in_grad: zeros in each step's gradient
   std::uint64_t seed = 1234;
+  DataSamplerOptions data_sampler;  // [training] dataloader_type, data_sharding: the training samples' order
   int num_threads = 1;  // CPU threads per rank ([training] num_threads; 0 there = cores / local ranks)
   double clip_grad = 1.0;
   // [training] calculate_per_token_loss (Megatron-Core's --calculate-per-token-loss): the loss and
@@ -169,6 +171,7 @@ class Trainer {
   ScheduleOnResume schedule_on_resume_ = ScheduleOnResume::must_match;
   PluginPtr<Tokenizer> tokenizer_;
   PluginPtr<DataSource> data_;
+  std::optional<DataSampler> sampler_;  // which training samples each step reads (training only)
   PluginPtr<Model> model_;
   std::vector<Parameter*> params_;
   Device device_;  // where parameters, activations and batches live
