@@ -28,8 +28,14 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
-    parts.push_back(fmt::format("mixture of {} experts (top {}{}, expert ffn {}{}{}){}", o.moe.router.experts,
-                                o.moe.router.topk, o.moe.router.pre_softmax ? " of the softmax" : "",
+    parts.push_back(fmt::format("mixture of {} experts (top {}{}{}, expert ffn {}{}{}){}", o.moe.router.experts,
+                                o.moe.router.topk,
+                                o.moe.router.sigmoid       ? " of the sigmoid scores"
+                                : o.moe.router.pre_softmax ? " of the softmax"
+                                                           : "",
+                                o.moe.router.num_groups > 0 ? fmt::format(" in {} of {} expert groups", o.moe.router.group_topk,
+                                                                          o.moe.router.num_groups)
+                                                            : "",
                                 o.moe.ffn_hidden,
                                 o.moe.shared_ffn_hidden > 0 ? fmt::format(", shared expert ffn {}", o.moe.shared_ffn_hidden)
                                                             : "",

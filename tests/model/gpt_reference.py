@@ -17,9 +17,12 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers", "shared", "seq"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
-the top-k of the softmax times "scale" with pre_softmax; plus the MLP "shared_expert" on every
+the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
+(Megatron-Core's topk_routing_with_score_function), times "scale"; "groups" and "group_topk": the
+top-k among the experts of the group_topk best of "groups" groups (group_limited_topk), the
+load-balancing counts then the plain top-k's; plus the MLP "shared_expert" on every
 token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
 sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
 topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
@@ -104,13 +107,31 @@ def main(directory):
         E, k = moe["experts"], moe["topk"]
         rows = h.reshape(-1, C)
         logits = rows @ p[f"{prefix}.router.weight"].t()
-        scores = logits.softmax(-1)
-        if moe.get("pre_softmax", False):
-            probs, chosen = torch.topk(scores, k, dim=-1)
-            probs = probs * moe.get("scale", 1.0)
+
+        def topk(s, limit_groups=True):  # Megatron-Core's compute_topk, with group_limited_topk
+            if not (limit_groups and moe.get("groups")):
+                return torch.topk(s, k, dim=-1)
+            G, g = moe["groups"], moe["group_topk"]
+            group_scores = s.view(-1, G, E // G).topk(k // g, dim=-1)[0].sum(-1)
+            group_mask = torch.zeros_like(group_scores).scatter(1, torch.topk(group_scores, g, dim=-1)[1], 1)
+            mask = group_mask.unsqueeze(-1).expand(-1, G, E // G).reshape(-1, E)
+            return torch.topk(s.masked_fill(~mask.bool(), float("-inf")), k, dim=-1)
+
+        if moe.get("sigmoid", False):  # topk_routing_with_score_function, score_function "sigmoid"
+            sig = torch.sigmoid(logits)
+            top, chosen = topk(sig)
+            probs = top / (top.sum(-1, keepdim=True) + 1e-20) if k > 1 else top
+            scores = sig / (sig.sum(-1, keepdim=True) + 1e-20) if k > 1 else sig
         else:
-            top, chosen = torch.topk(logits, k, dim=-1)
-            probs = top.softmax(-1)
+            scores = logits.softmax(-1)
+            if moe.get("pre_softmax", False):
+                probs, chosen = topk(scores)
+            else:
+                top, chosen = topk(logits)
+                probs = top.softmax(-1)
+        probs = probs * moe.get("scale", 1.0)
+        # The load-balancing counts: the plain top-k of its probabilities (compute_routing_scores_for_aux_loss).
+        counted = torch.topk(scores, k, dim=-1)[1] if moe.get("groups") else chosen
         if moe.get("capacity"):
             capacity = min(math.ceil(rows.shape[0] * k / E * moe["capacity"]), rows.shape[0])
             routed = torch.zeros_like(logits).scatter(1, chosen, 1.0)
@@ -129,7 +150,7 @@ def main(directory):
             out = out + mlp(rows, f"{prefix}.shared_expert")
         groups = B if moe.get("seq", False) else 1  # rows are [B·T], one sequence after another
         n = rows.shape[0] // groups
-        counts = F.one_hot(chosen, E).view(groups, n, k, E).sum((1, 2)).double()
+        counts = F.one_hot(counted, E).view(groups, n, k, E).sum((1, 2)).double()
         balance = (scores.view(groups, n, E).sum(1) * counts).sum() * E / (k * n * n) / groups
         router_losses.append((balance, torch.logsumexp(logits, -1).pow(2).mean()))
         return out.reshape(h.shape)
@@ -171,7 +192,8 @@ def main(directory):
         balance_name = "seq_load_balancing_loss" if moe.get("seq", False) else "load_balancing_loss"
         out[balance_name] = sum(b for b, _ in router_losses).detach().reshape(1)
         out["z_loss"] = sum(z for _, z in router_losses).detach().reshape(1)
-    out.update({f"grad:{k}": v.grad for k, v in params.items()})
+    # An expert no token reached has no gradient in torch; its gradient is zero.
+    out.update({f"grad:{k}": v.grad if v.grad is not None else torch.zeros_like(v) for k, v in params.items()})
     reference_io.save(f"{directory}/torch.safetensors", {k: v.float() for k, v in out.items()})
 
 

@@ -274,6 +274,32 @@ TEST_CASE("GPT with mixture-of-experts MLPs and DeepSeek's per-sequence load-bal
                        R"({"moe": {"experts": 4, "topk": 2, "aux": 0.5, "seq": true}})", "_moe_seq"});
 }
 
+// DeepSeek-V3's router: sigmoid scores, top-4 of 8 experts from the best 2 of 4 groups (each
+// scored by its top 2), scaled by 2.5, a shared expert; the softmax router limited to 1 of 3
+// groups; top-1 sigmoid.
+TEST_CASE("GPT with mixture-of-experts routers by sigmoid scores and by expert groups equals PyTorch", "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 8\nmoe_router_topk = 4\nmoe_ffn_hidden_size = 16\n"
+                                   "moe_router_score_function = \"sigmoid\"\nmoe_router_num_groups = 4\n"
+                                   "moe_router_group_topk = 2\nmoe_router_topk_scaling_factor = 2.5\n"
+                                   "moe_aux_loss_coeff = 0.3\nmoe_z_loss_coeff = 0.01\n"
+                                   "moe_shared_expert_intermediate_size = 24",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 8, "topk": 4, "sigmoid": true, "groups": 4,
+                                   "group_topk": 2, "scale": 2.5, "aux": 0.3, "z": 0.01, "shared": 24}}}})",
+                                   kLlamaJson),
+                       "_moe_sigmoid_groups"});
+  check_against_torch(4, 4,
+                      {"num_experts = 6\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_router_num_groups = 3\n"
+                       "moe_router_group_topk = 1\nmoe_aux_loss_coeff = 0.5\nmoe_z_loss_coeff = 0.01",
+                       R"({"moe": {"experts": 6, "topk": 2, "groups": 3, "group_topk": 1, "aux": 0.5, "z": 0.01}})",
+                       "_moe_groups"});
+  check_against_torch(4, 4,
+                      {"num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\n"
+                       "moe_router_score_function = \"sigmoid\"\nmoe_aux_loss_coeff = 0.5",
+                       R"({"moe": {"experts": 4, "topk": 1, "sigmoid": true, "aux": 0.5}})", "_moe_sigmoid_top1"});
+}
+
 // 39 tokens routed to 2 of 4 experts: capacity factor 0.5 leaves each expert 10 of its ~20 tokens,
 // 0.75 leaves 15 (tests/model/test_moe_routing.cpp checks the cut itself).
 TEST_CASE("GPT with mixture-of-experts MLPs dropping tokens over capacity (by probs, by position) equals PyTorch",

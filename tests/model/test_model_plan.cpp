@@ -699,6 +699,21 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
   CHECK_THAT(refused("num_experts = 4\nmoe_shared_expert_intermediate_size = 25", 2),
              Contains("moe_shared_expert_intermediate_size 25") && Contains("tensor_model_parallel_size (2)"));
   CHECK_THAT(moe->describe(), Contains("mixture of 4 experts (top 2, expert ffn 24)"));
+  // Sigmoid scores and group-limited routing (DeepSeek-V3's).
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_score_function = \"tanh\""),
+             Contains("model.moe_router_score_function") && Contains("softmax, sigmoid"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_num_groups = 2"),
+             Contains("model.moe_router_num_groups") && Contains("moe.toml") && Contains("model.moe_router_group_topk too"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_num_groups = 3\nmoe_router_group_topk = 1"),
+             Contains("split the experts evenly"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_topk = 2\nmoe_router_num_groups = 4\nmoe_router_group_topk = 1"),
+             Contains("topk / group_topk experts"));  // one expert per group cannot give 2
+  CHECK_THAT(refused("moe_router_score_function = \"sigmoid\""), Contains("model.num_experts is not set"));
+  CHECK_THAT(build_model(config("num_experts = 8\nmoe_router_topk = 4\nmoe_router_score_function = \"sigmoid\"\n"
+                                "moe_router_num_groups = 4\nmoe_router_group_topk = 2\nmoe_router_topk_scaling_factor = 2.5"),
+                         kVocab, 7)
+                 ->describe(),
+             Contains("mixture of 8 experts (top 4 of the sigmoid scores in 2 of 4 expert groups"));
   // Token dropping (moe_expert_capacity_factor, moe_token_drop_policy).
   CHECK_THAT(refused("num_experts = 4\nmoe_expert_capacity_factor = 0"),
              Contains("model.moe_expert_capacity_factor = 0") && Contains("moe.toml") && Contains("dropless"));

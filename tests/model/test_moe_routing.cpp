@@ -1,6 +1,7 @@
-// Token dropping of the mixture-of-experts router (nn/moe_routing.hpp) on hand-made logits: the
-// capacity as Megatron-Core's get_capacity, which tokens each drop policy keeps, the load-balancing
-// counts before the cut, and the logits' gradient through a cut routing against finite differences.
+// The mixture-of-experts router (nn/moe_routing.hpp) on hand-made logits: token dropping's capacity
+// as Megatron-Core's get_capacity, which tokens each drop policy keeps, the load-balancing counts
+// before the cut; group-limited routing's choice; and the logits' gradient through a cut routing
+// (softmax and sigmoid scores, with and without groups) against finite differences.
 // (tests/model/test_gpt_reference.cpp checks whole models with dropping against PyTorch.)
 #include <catch2/catch.hpp>
 
@@ -64,16 +65,42 @@ TEST_CASE("token dropping keeps each full expert's largest-weight tokens, or its
   CHECK(by_position.probs == by_probs.probs);
 }
 
+TEST_CASE("group-limited routing chooses among the best groups' experts", "[unit]") {
+  // 6 experts in 3 groups of 2, top-2 from the best group (group_topk 1), groups scored by their top
+  // k / group_topk = 2 logits: group 0 (3 + 0) = 3, group 1 (2.5 + 2.5) = 5, group 2 (4 − 3) = 1.
+  // Unlimited, the top-2 would be experts 4 and 0.
+  const std::vector<float> logits{3, 0, 2.5f, 2.5f, 4, -3};
+  MoeRouterOptions o = options(6, 2, 0.0);
+  CHECK(route_tokens(logits.data(), 1, o).chosen == std::vector<std::int32_t>{4, 0});
+  o.num_groups = 3;
+  o.group_topk = 1;
+  const MoeRouting r = route_tokens(logits.data(), 1, o);
+  CHECK(r.chosen == std::vector<std::int32_t>{2, 3});
+  // The load-balancing counts are the plain top-k's (Megatron-Core's compute_routing_scores_for_aux_loss).
+  CHECK(r.group_counts == std::vector<std::int64_t>{1, 0, 0, 0, 1, 0});
+  // Sigmoid scores: the chosen two weigh s / (s_2 + s_3), equal here.
+  o.sigmoid = true;
+  CHECK(route_tokens(logits.data(), 1, o).probs == std::vector<float>{0.5f, 0.5f});
+}
+
 TEST_CASE("the logits' gradient through a cut routing equals finite differences", "[unit]") {
   // 6 tokens, top-2 of 3 experts, capacity ⌈6·2/3 · 0.5⌉ = 2: some slots are dropped, and a dropped
   // slot's logit still moves its token's kept weight through the top-k softmax.
   const std::int64_t N = 6, E = 3, k = 2;
   std::vector<float> logits{0.3f, -0.2f, 0.9f, 1.1f, 0.4f, -0.7f, -0.5f, 0.8f, 0.1f,
                             0.6f, 0.2f, 0.0f,  -0.3f, 0.5f, 0.7f, 0.9f, -0.1f, 0.35f};
-  for (bool pre_softmax : {false, true}) {
-    INFO("pre_softmax " << pre_softmax);
+  // Softmax after / before the top-k, sigmoid scores (scaled), and each with group-limited routing
+  // (3 groups of 1 expert, the best 2 groups).
+  for (int variant = 0; variant < 6; ++variant) {
+    INFO("variant " << variant);
     MoeRouterOptions o = options(E, k, 0.5);
-    o.pre_softmax = pre_softmax;
+    o.pre_softmax = variant % 3 == 1;
+    o.sigmoid = variant % 3 == 2;
+    if (o.sigmoid) o.topk_scaling_factor = 2.5;
+    if (variant >= 3) {
+      o.num_groups = 3;
+      o.group_topk = 2;
+    }
     o.aux_loss_coeff = 0.3;
     o.z_loss_coeff = 0.2;
     const MoeRouting r = route_tokens(logits.data(), N, o);

@@ -48,6 +48,10 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
       throw refuse("num_experts", "its MLPs are mixtures of experts, this model's dense (llama has dense MLPs)");
     if (o.moe.router.pre_softmax)
       throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts");
+    if (o.moe.router.sigmoid)
+      throw refuse("moe_router_score_function", "its router's scores are a softmax");
+    if (o.moe.router.num_groups > 0)
+      throw refuse("moe_router_num_groups", "its router chooses among all experts");
     if (!o.moe_layer_pattern.empty())
       throw refuse("moe_layer_freq", "every one of its layers is a mixture of experts");
     if (o.moe.shared_ffn_hidden > 0)

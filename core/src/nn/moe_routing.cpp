@@ -49,6 +49,48 @@ void drop_over_capacity(MoeRouting& r, const MoeRouterOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// What token t's scores are divided by to make the load-balancing loss's probabilities: 1 for the
+// softmax (already a distribution) and for one sigmoid choice, else Σ_e sigmoid + 1e-20 (Megatron-Core's
+// compute_routing_scores_for_aux_loss).
+double balance_normaliser(const MoeRouting& r, const MoeRouterOptions& o, std::int64_t t) {
+  if (!o.sigmoid || o.topk == 1) return 1.0;
+  const float* s = r.scores.data() + t * r.experts;
+  return std::accumulate(s, s + r.experts, 0.0) + 1e-20;
+}
+
+// The k entries of `key` [E] to route to, largest first (ties: the lower index), among the experts
+// of the group_topk best groups when routing is group-limited.
+void choose_experts(const float* key, const MoeRouterOptions& o, bool limit_groups, std::vector<std::int32_t>& order) {
+  const std::int64_t E = o.experts, k = o.topk;
+  const auto larger = [&](std::int32_t a, std::int32_t b) { return key[a] > key[b] || (key[a] == key[b] && a < b); };
+  std::iota(order.begin(), order.end(), 0);
+  auto candidates_end = order.end();
+  if (limit_groups && o.num_groups > 0) {
+    const std::int64_t G = o.num_groups, per_group = E / G, best = k / o.group_topk;
+    std::vector<double> group_score(static_cast<std::size_t>(G));
+    std::vector<float> top(static_cast<std::size_t>(per_group));
+    for (std::int64_t g = 0; g < G; ++g) {
+      std::copy(key + g * per_group, key + (g + 1) * per_group, top.begin());
+      std::partial_sort(top.begin(), top.begin() + best, top.end(), std::greater<float>());
+      group_score[static_cast<std::size_t>(g)] = std::accumulate(top.begin(), top.begin() + best, 0.0);
+    }
+    std::vector<std::int32_t> groups(static_cast<std::size_t>(G));
+    std::iota(groups.begin(), groups.end(), 0);
+    std::partial_sort(groups.begin(), groups.begin() + o.group_topk, groups.end(), [&](std::int32_t a, std::int32_t b) {
+      return group_score[a] > group_score[b] || (group_score[a] == group_score[b] && a < b);
+    });
+    std::vector<char> allowed(static_cast<std::size_t>(G), 0);
+    for (std::int64_t i = 0; i < o.group_topk; ++i) allowed[static_cast<std::size_t>(groups[i])] = 1;
+    candidates_end = std::stable_partition(order.begin(), order.end(),
+                                           [&](std::int32_t e) { return allowed[static_cast<std::size_t>(e / per_group)] != 0; });
+  }
+  std::partial_sort(order.begin(), order.begin() + k, candidates_end, larger);
+}
+
+}  // namespace
+
 MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence) {
   const std::int64_t E = o.experts, k = o.topk;
   if (E < 1 || k < 1 || k > E) throw ConfigError("MoE routing: topk must be in [1, experts]");
@@ -60,32 +102,49 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
   r.probs.resize(r.chosen.size());
   r.scores.resize(static_cast<std::size_t>(tokens * E));
   r.logsumexp.resize(static_cast<std::size_t>(tokens));
+  r.logits.resize(r.scores.size());
   r.expert_tokens.assign(static_cast<std::size_t>(E), {});
   r.expert_slots.assign(static_cast<std::size_t>(E), {});
+  // With group-limited routing the load-balancing counts are the plain top-k's (balance_chosen).
+  const bool separate_balance = o.num_groups > 0;
+  std::vector<std::int32_t> balance_chosen(separate_balance ? r.chosen.size() : 0);
   std::vector<std::int32_t> order(static_cast<std::size_t>(E));
+  std::vector<float> balance_scores(static_cast<std::size_t>(E));
   for (std::int64_t t = 0; t < tokens; ++t) {
     const float* l = logits + t * E;
     float* s = r.scores.data() + t * E;
     const float top = *std::max_element(l, l + E);
     double sum = 0.0;
     for (std::int64_t e = 0; e < E; ++e) sum += std::exp(static_cast<double>(l[e]) - top);
-    for (std::int64_t e = 0; e < E; ++e) s[e] = static_cast<float>(std::exp(static_cast<double>(l[e]) - top) / sum);
     r.logsumexp[static_cast<std::size_t>(t)] = static_cast<float>(top + std::log(sum));
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](std::int32_t a, std::int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-    // probs: softmax over the chosen logits (the first is the largest), or the chosen scores.
-    double chosen_sum = 0.0;
-    for (std::int64_t j = 0; j < k; ++j) chosen_sum += std::exp(static_cast<double>(l[order[j]]) - l[order[0]]);
+    for (std::int64_t e = 0; e < E; ++e)
+      s[e] = o.sigmoid ? static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(l[e]))))
+                       : static_cast<float>(std::exp(static_cast<double>(l[e]) - top) / sum);
+    std::copy(l, l + E, r.logits.begin() + t * E);
+    // Selection by the logits (softmax after the top-k), else by the scores.
+    const float* key = o.sigmoid || o.pre_softmax ? s : l;
+    choose_experts(key, o, true, order);
+    double chosen_sum = 0.0;  // the softmax over the chosen logits (the first is the largest), or Σ sigmoid
+    for (std::int64_t j = 0; j < k; ++j)
+      chosen_sum += o.sigmoid ? static_cast<double>(s[order[j]]) : std::exp(static_cast<double>(l[order[j]]) - l[order[0]]);
     for (std::int64_t j = 0; j < k; ++j) {
       const std::int32_t e = order[static_cast<std::size_t>(j)];
       const auto at = static_cast<std::size_t>(t * k + j);
       r.chosen[at] = e;
-      r.probs[at] = o.pre_softmax
-                        ? static_cast<float>(o.topk_scaling_factor * s[e])
-                        : static_cast<float>(std::exp(static_cast<double>(l[e]) - l[order[0]]) / chosen_sum);
+      double p = 0.0;
+      if (o.sigmoid)
+        p = k > 1 ? s[e] / (chosen_sum + 1e-20) : s[e];
+      else if (o.pre_softmax)
+        p = s[e];
+      else
+        p = std::exp(static_cast<double>(l[e]) - l[order[0]]) / chosen_sum;
+      r.probs[at] = static_cast<float>(o.topk_scaling_factor * p);
       r.expert_tokens[static_cast<std::size_t>(e)].push_back(static_cast<std::int32_t>(t));
       r.expert_slots[static_cast<std::size_t>(e)].push_back(static_cast<std::int32_t>(j));
+    }
+    if (separate_balance) {
+      choose_experts(s, o, false, order);  // the plain top-k of the scores
+      std::copy(order.begin(), order.begin() + k, balance_chosen.begin() + t * k);
     }
   }
   if (tokens > 0) {
@@ -94,15 +153,16 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
     const std::int64_t groups = tokens / G;
     r.group_tokens = G;
     r.group_counts.assign(static_cast<std::size_t>(groups * E), 0);
-    for (std::size_t i = 0; i < r.chosen.size(); ++i)
-      ++r.group_counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) / k / G * E + r.chosen[i])];
+    const std::vector<std::int32_t>& counted = separate_balance ? balance_chosen : r.chosen;
+    for (std::size_t i = 0; i < counted.size(); ++i)
+      ++r.group_counts[static_cast<std::size_t>(static_cast<std::int64_t>(i) / k / G * E + counted[i])];
+    std::vector<double> p(static_cast<std::size_t>(groups * E), 0.0);  // Σ_t of each group's probabilities
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      const double norm = balance_normaliser(r, o, t);
+      for (std::int64_t e = 0; e < E; ++e) p[static_cast<std::size_t>(t / G * E + e)] += r.scores[static_cast<std::size_t>(t * E + e)] / norm;
+    }
     double balance = 0.0, z = 0.0;
-    for (std::int64_t g = 0; g < groups; ++g)
-      for (std::int64_t e = 0; e < E; ++e) {
-        double p = 0.0;
-        for (std::int64_t t = g * G; t < (g + 1) * G; ++t) p += r.scores[static_cast<std::size_t>(t * E + e)];
-        balance += p * static_cast<double>(r.group_counts[static_cast<std::size_t>(g * E + e)]);
-      }
+    for (std::size_t i = 0; i < p.size(); ++i) balance += p[i] * static_cast<double>(r.group_counts[i]);
     for (float v : r.logsumexp) z += static_cast<double>(v) * v;
     const double n = static_cast<double>(G);
     r.load_balancing_loss =
@@ -118,9 +178,9 @@ std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<flo
   const std::int64_t N = r.tokens, E = r.experts, k = r.topk;
   std::vector<float> dlogits(static_cast<std::size_t>(N * E), 0.0f);
   if (N == 0) return dlogits;
-  const double n = static_cast<double>(N);
-  // d(aux)/d(scores[t, e]) = coeff · E · count_ge / (k · G² · groups) for token t of group g (of G
-  // tokens), the same for every token of a group.
+  const double n = static_cast<double>(N), scale = o.topk_scaling_factor;
+  // d(aux)/d(probability[t, e]) = coeff · E · count_ge / (k · G² · groups) for token t of group g
+  // (of G tokens), the same for every token of a group.
   const std::int64_t G = r.group_tokens, groups = N / G;
   std::vector<double> balance(static_cast<std::size_t>(groups * E), 0.0);
   if (o.aux_loss_coeff != 0.0)
@@ -130,25 +190,44 @@ std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<flo
   std::vector<double> dscores(static_cast<std::size_t>(E));
   for (std::int64_t t = 0; t < N; ++t) {
     const float* s = r.scores.data() + t * E;
+    const float* l = r.logits.data() + t * E;
     float* dl = dlogits.data() + t * E;
     const float* dp = dprobs.data() + t * k;
     const float* p = r.probs.data() + t * k;
     const std::int32_t* chosen = r.chosen.data() + t * k;
     const auto group = balance.begin() + (t / G) * E;
-    std::copy(group, group + E, dscores.begin());
-    if (o.pre_softmax) {
-      for (std::int64_t j = 0; j < k; ++j) dscores[static_cast<std::size_t>(chosen[j])] += o.topk_scaling_factor * dp[j];
-    } else {  // probs = softmax(logits[chosen]): d logits_j = p_j (dp_j − Σ p·dp)
-      double dot = 0.0;
-      for (std::int64_t j = 0; j < k; ++j) dot += static_cast<double>(p[j]) * dp[j];
-      for (std::int64_t j = 0; j < k; ++j) dl[chosen[j]] += static_cast<float>(p[j] * (dp[j] - dot));
+    const double lse = r.logsumexp[static_cast<std::size_t>(t)];
+    // dscores: the objective's gradient with respect to the scores (softmax or sigmoid).
+    const double norm = balance_normaliser(r, o, t);
+    double balance_dot = 0.0;  // through the probabilities' normalisation over all experts
+    if (norm != 1.0)
+      for (std::int64_t e = 0; e < E; ++e) balance_dot += group[e] * s[e] / norm;
+    for (std::int64_t e = 0; e < E; ++e) dscores[static_cast<std::size_t>(e)] = (group[e] - balance_dot) / norm;
+    if (o.sigmoid) {  // probs = scale · s[chosen] / Σ s[chosen] (k > 1), or scale · s
+      double sum = 1e-20, dot = 0.0;
+      for (std::int64_t j = 0; j < k; ++j) sum += s[chosen[j]];
+      for (std::int64_t j = 0; j < k; ++j) dot += static_cast<double>(dp[j]) * s[chosen[j]];
+      for (std::int64_t j = 0; j < k; ++j)
+        dscores[static_cast<std::size_t>(chosen[j])] += k > 1 ? scale * (dp[j] / sum - dot / (sum * sum)) : scale * dp[j];
+      for (std::int64_t e = 0; e < E; ++e)
+        dl[e] += static_cast<float>(dscores[static_cast<std::size_t>(e)] * s[e] * (1.0 - s[e]));
+    } else {
+      if (o.pre_softmax) {
+        for (std::int64_t j = 0; j < k; ++j) dscores[static_cast<std::size_t>(chosen[j])] += scale * dp[j];
+      } else {  // probs = scale · softmax(logits[chosen]): d logits_j = u_j (g_j − Σ u·g), u = probs / scale, g = scale · dp
+        double dot = 0.0;
+        for (std::int64_t j = 0; j < k; ++j) dot += static_cast<double>(p[j]) * dp[j];
+        for (std::int64_t j = 0; j < k; ++j) dl[chosen[j]] += static_cast<float>(p[j] * (dp[j] - dot / scale));
+      }
+      double dot = 0.0;  // the softmax over all experts
+      for (std::int64_t e = 0; e < E; ++e) dot += s[e] * dscores[static_cast<std::size_t>(e)];
+      for (std::int64_t e = 0; e < E; ++e) dl[e] += static_cast<float>(s[e] * (dscores[static_cast<std::size_t>(e)] - dot));
     }
-    double dot = 0.0;  // the softmax over all experts
-    for (std::int64_t e = 0; e < E; ++e) dot += s[e] * dscores[static_cast<std::size_t>(e)];
-    // z-loss: d(mean_t lse_t²)/d(l[t, e]) = 2 · lse_t · scores[t, e] / N.
-    const double z = loss_grad_scale * o.z_loss_coeff * 2.0 * r.logsumexp[static_cast<std::size_t>(t)] / n;
-    for (std::int64_t e = 0; e < E; ++e)
-      dl[e] += static_cast<float>(s[e] * (dscores[static_cast<std::size_t>(e)] - dot) + z * s[e]);
+    // z-loss: d(mean_t lse_t²)/d(l[t, e]) = 2 · lse_t · softmax(l_t)_e / N.
+    if (o.z_loss_coeff != 0.0) {
+      const double z = loss_grad_scale * o.z_loss_coeff * 2.0 * lse / n;
+      for (std::int64_t e = 0; e < E; ++e) dl[e] += static_cast<float>(z * std::exp(static_cast<double>(l[e]) - lse));
+    }
   }
   return dlogits;
 }

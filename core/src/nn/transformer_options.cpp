@@ -193,7 +193,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                          "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
                                          "moe_layer_freq",     "moe_router_topk_scaling_factor",
                                          "moe_shared_expert_intermediate_size", "moe_expert_capacity_factor",
-                                         "moe_token_drop_policy"};
+                                         "moe_token_drop_policy", "moe_router_score_function",
+                                         "moe_router_num_groups", "moe_router_group_topk"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -230,13 +231,36 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                   s.origin("moe_router_load_balancing_type")));
   m.router.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
   m.router.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
+  // DeepSeek-V3's sigmoid scores (pre_softmax is accepted and has no effect there, as in Megatron-LM).
+  m.router.sigmoid = s.get_choice("moe_router_score_function", "softmax", {"softmax", "sigmoid"}) == "sigmoid";
   if (s.has("moe_router_topk_scaling_factor")) {
     m.router.topk_scaling_factor = s.get_float("moe_router_topk_scaling_factor", 1.0, 1e-6, 1e6);
-    if (!m.router.pre_softmax)
+    if (!m.router.pre_softmax && !m.router.sigmoid)
       throw ConfigError(fmt::format("model.moe_router_topk_scaling_factor (in {}) scales the chosen experts' "
-                                    "softmax weights: it needs model.moe_router_pre_softmax = true (Megatron-LM's "
-                                    "rule)",
+                                    "scores: it needs model.moe_router_pre_softmax = true or "
+                                    "model.moe_router_score_function = \"sigmoid\" (the softmax over the chosen "
+                                    "logits already sums to 1)",
                                     s.origin("moe_router_topk_scaling_factor")));
+  }
+  // Group-limited routing (Megatron-Core's moe_router_num_groups / moe_router_group_topk).
+  if (s.has("moe_router_num_groups") || s.has("moe_router_group_topk")) {
+    if (!s.has("moe_router_num_groups") || !s.has("moe_router_group_topk"))
+      throw ConfigError(fmt::format("model.{} (in {}) needs model.{} too: group-limited routing picks "
+                                    "moe_router_group_topk of moe_router_num_groups expert groups",
+                                    s.has("moe_router_num_groups") ? "moe_router_num_groups" : "moe_router_group_topk",
+                                    s.origin(s.has("moe_router_num_groups") ? "moe_router_num_groups"
+                                                                             : "moe_router_group_topk"),
+                                    s.has("moe_router_num_groups") ? "moe_router_group_topk" : "moe_router_num_groups"));
+    const std::int64_t E = m.router.experts, k = m.router.topk;
+    const std::int64_t groups = s.get_int("moe_router_num_groups", 1, 1, E);
+    const std::int64_t chosen = s.get_int("moe_router_group_topk", 1, 1, groups);
+    if (E % groups != 0 || k % chosen != 0 || k / chosen > E / groups)
+      throw ConfigError(fmt::format("model.moe_router_num_groups = {} and moe_router_group_topk = {} (in {}) with {} "
+                                    "experts, top-{}: the groups must split the experts evenly, the chosen groups "
+                                    "must divide topk, and each chosen group must hold topk / group_topk experts",
+                                    groups, chosen, s.origin("moe_router_num_groups"), E, k));
+    m.router.num_groups = groups;
+    m.router.group_topk = chosen;
   }
   // Token dropping: Megatron-LM's --moe-expert-capacity-factor (a negative value: dropless, as there).
   if (s.has("moe_expert_capacity_factor")) {

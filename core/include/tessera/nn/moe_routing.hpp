@@ -3,12 +3,22 @@
 // the per-expert token lists that the dispatch needs are host data anyway (as Megatron's
 // tokens_per_expert, which its grouped GEMM reads on the host).
 //
-// For token t with logits l (E experts, k of them chosen):
+// For token t with logits l (E experts, k of them chosen), with the softmax score function:
 //   scores      = softmax(l) over all experts (the load-balancing loss's probabilities);
 //   chosen      = the k largest logits, largest first (ties: the lower expert index);
-//   probs       = softmax(l[chosen]) — or, with pre_softmax, scores[chosen] unnormalised, times
-//                 topk_scaling_factor (DeepSeek-V2's routed scaling);
+//   probs       = softmax(l[chosen]) — or, with pre_softmax, scores[chosen] unnormalised —
+//                 times topk_scaling_factor (DeepSeek-V2's routed scaling);
 //   output      = Σ_j probs_j · expert_{chosen_j}(x_t).
+// With the sigmoid score function (DeepSeek-V3's; Megatron-Core's score_function "sigmoid"):
+//   scores = sigmoid(l); chosen = the k largest scores; probs = scores[chosen] / Σ scores[chosen]
+//   (k > 1; the score itself when k = 1) times topk_scaling_factor; the load-balancing loss's
+//   probabilities are the scores normalised over all experts (k > 1).
+// Group-limited routing (num_groups G, group_topk g; DeepSeek's device-limited routing,
+// Megatron-Core's group_limited_topk): the E experts are G groups of consecutive experts, each
+// group scored by the sum of its k/g largest selection scores (the logits, or the scores with
+// pre_softmax or sigmoid); the k are chosen from the g best groups only. The load-balancing loss
+// then counts the plain top-k of its probabilities, as Megatron-Core's
+// compute_routing_scores_for_aux_loss (without groups: the routing's own counts).
 // Losses added to the objective (Megatron-Core's, applied through MoEAuxLossAutoScaler, whose
 // gradient scale is the main loss's, here StepContext::loss_grad_scale):
 //   load balancing (aux_loss_coeff): coeff · E / (k · N²) · Σ_e count_e · Σ_t scores[t, e], count_e
@@ -29,8 +39,10 @@ namespace tessera {
 
 struct MoeRouterOptions {
   std::int64_t experts = 0, topk = 2;
+  bool sigmoid = false;         // score function "sigmoid" (moe_router_score_function), else softmax
+  std::int64_t num_groups = 0, group_topk = 0;  // group-limited routing (0: none)
   bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
-  double topk_scaling_factor = 1.0;  // pre_softmax's probs times this (moe_router_topk_scaling_factor)
+  double topk_scaling_factor = 1.0;  // probs times this (moe_router_topk_scaling_factor)
   bool load_balancing = true;   // load_balancing_type "aux_loss" or "seq_aux_loss" (false: "none")
   bool per_sequence = false;    // "seq_aux_loss": the load-balancing loss over each sequence
   double aux_loss_coeff = 0.0;  // its weight in the objective (0 with "none")
@@ -47,14 +59,16 @@ struct MoeRouting {
   std::int64_t tokens = 0, experts = 0, topk = 0;
   std::vector<std::int32_t> chosen;  // [N·k] expert of each (token, slot), largest logit first
   std::vector<float> probs;          // [N·k] the output's weights
-  std::vector<float> scores;         // [N·E] softmax over all experts
+  std::vector<float> scores;         // [N·E] the score function over all experts (softmax or sigmoid)
   std::vector<float> logsumexp;      // [N]
+  std::vector<float> logits;         // [N·E] (the z-loss's gradient needs their softmax)
   // Per expert: the tokens routed to it and kept (ascending) and, for each, its slot j (0 … k−1).
   // A (token, slot) pair that its expert dropped is in neither; its probs entry stays (the
   // softmax's backward needs it) but weighs nothing.
   std::vector<std::vector<std::int32_t>> expert_tokens, expert_slots;
   // The load-balancing loss's groups of consecutive tokens (a sequence each with per_sequence, else
-  // all N) and each group's count of tokens routed to each expert [groups · E].
+  // all N) and each group's count of tokens routed to each expert [groups · E] (before any capacity
+  // cut; with group-limited routing, of the plain top-k).
   std::int64_t group_tokens = 0;
   std::vector<std::int64_t> group_counts;
   double load_balancing_loss = 0.0;  // Σ_e count_e · Σ_t scores · E / (k · N²), without the coefficient
