@@ -108,7 +108,8 @@ int bench_child(const BenchArgs& a) {
   // Mixed precision as in training: f32 master weights, bf16/f16 copies that forward and backward
   // read, written by the optimizer's pass.
   make_compute_copies(params, precision.compute);
-  auto optimizer = build_optimizer(config, params);
+  const std::vector<Parameter*> trainable = trainable_parameters(params);
+  auto optimizer = build_optimizer(config, trainable);
   const std::int64_t B = config.section("training").get_int("micro_batch_size", 4, 1, 1 << 20);
   const std::int64_t T = model->seq_length();
   // One batch of random samples the model accepts (Model::example_batch), moved once.
@@ -129,7 +130,7 @@ int bench_child(const BenchArgs& a) {
     s.loss_scale = scaler.scale();
     s.skip_nonfinite = scaler.skips_nonfinite();
     const auto t0 = std::chrono::steady_clock::now();
-    const IterationResult r = run_iteration(*model, params, *optimizer, [&](std::int64_t) { return batch; }, s, *single);
+    const IterationResult r = run_iteration(*model, trainable, *optimizer, [&](std::int64_t) { return batch; }, s, *single);
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     scaler.update(r.skipped);
     loss = r.loss;
@@ -169,7 +170,7 @@ int bench_child(const BenchArgs& a) {
                        }()},
                       {"seq", T},
                       {"batch", B},
-                      {"params", count_elements(params)}};
+                      {"params", count_elements(trainable)}};
   if (plugin == "gpt") {
     // GPT's MLP width, Llama-style (docs/llama.md) and mixture-of-experts (docs/moe.md) options, as
     // the model read them, for benchmarks/pytorch_gpt.py's --llama.

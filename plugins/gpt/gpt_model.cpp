@@ -28,7 +28,7 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
-    parts.push_back(fmt::format("mixture of {} experts (top {}{}{}, expert ffn {}{}{}){}", o.moe.router.experts,
+    parts.push_back(fmt::format("mixture of {} experts (top {}{}{}, expert ffn {}{}{}{}){}", o.moe.router.experts,
                                 o.moe.router.topk,
                                 o.moe.router.sigmoid       ? " of the sigmoid scores"
                                 : o.moe.router.pre_softmax ? " of the softmax"
@@ -39,6 +39,9 @@ std::string llama_style_description(const GptOptions& o) {
                                 o.moe.ffn_hidden,
                                 o.moe.shared_ffn_hidden > 0 ? fmt::format(", shared expert ffn {}", o.moe.shared_ffn_hidden)
                                                             : "",
+                                o.moe.router.expert_bias
+                                    ? fmt::format(", expert bias (rate {})", o.moe.router.bias_update_rate)
+                                    : "",
                                 o.moe.router.capacity_factor > 0
                                     ? fmt::format(", capacity factor {}, dropping by {}", o.moe.router.capacity_factor,
                                                   o.moe.router.drop_by_position ? "position" : "probs")

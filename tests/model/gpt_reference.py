@@ -17,12 +17,14 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
 (Megatron-Core's topk_routing_with_score_function), times "scale"; "groups" and "group_topk": the
 top-k among the experts of the group_topk best of "groups" groups (group_limited_topk), the
-load-balancing counts then the plain top-k's; plus the MLP "shared_expert" on every
+load-balancing counts then the plain top-k's; "bias": the sigmoid scores plus the buffer
+"router.expert_bias" choose the experts, the unbiased scores weigh them (the counts the plain
+top-k's too); plus the MLP "shared_expert" on every
 token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
 sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
 topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
@@ -119,7 +121,11 @@ def main(directory):
 
         if moe.get("sigmoid", False):  # topk_routing_with_score_function, score_function "sigmoid"
             sig = torch.sigmoid(logits)
-            top, chosen = topk(sig)
+            if moe.get("bias", False):  # the expert bias chooses; the unbiased scores weigh
+                _, chosen = topk(sig + p[f"{prefix}.router.expert_bias"].detach())
+                top = sig.gather(1, chosen)
+            else:
+                top, chosen = topk(sig)
             probs = top / (top.sum(-1, keepdim=True) + 1e-20) if k > 1 else top
             scores = sig / (sig.sum(-1, keepdim=True) + 1e-20) if k > 1 else sig
         else:
@@ -131,7 +137,7 @@ def main(directory):
                 probs = top.softmax(-1)
         probs = probs * moe.get("scale", 1.0)
         # The load-balancing counts: the plain top-k of its probabilities (compute_routing_scores_for_aux_loss).
-        counted = torch.topk(scores, k, dim=-1)[1] if moe.get("groups") else chosen
+        counted = torch.topk(scores, k, dim=-1)[1] if moe.get("groups") or moe.get("bias") else chosen
         if moe.get("capacity"):
             capacity = min(math.ceil(rows.shape[0] * k / E * moe["capacity"]), rows.shape[0])
             routed = torch.zeros_like(logits).scatter(1, chosen, 1.0)

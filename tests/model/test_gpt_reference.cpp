@@ -298,6 +298,14 @@ TEST_CASE("GPT with mixture-of-experts routers by sigmoid scores and by expert g
                       {"num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\n"
                        "moe_router_score_function = \"sigmoid\"\nmoe_aux_loss_coeff = 0.5",
                        R"({"moe": {"experts": 4, "topk": 1, "sigmoid": true, "aux": 0.5}})", "_moe_sigmoid_top1"});
+  // With the expert bias (aux-loss-free balancing): the test gives every 1-D tensor random values,
+  // the bias included, so it changes which experts are chosen; it has no gradient.
+  check_against_torch(4, 4,
+                      {"num_experts = 6\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n"
+                       "moe_router_score_function = \"sigmoid\"\nmoe_router_enable_expert_bias = true\n"
+                       "moe_router_load_balancing_type = \"seq_aux_loss\"\nmoe_aux_loss_coeff = 0.5",
+                       R"({"moe": {"experts": 6, "topk": 2, "sigmoid": true, "bias": true, "seq": true, "aux": 0.5}})",
+                       "_moe_expert_bias"});
 }
 
 // 39 tokens routed to 2 of 4 experts: capacity factor 0.5 leaves each expert 10 of its ~20 tokens,

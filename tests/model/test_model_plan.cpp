@@ -709,6 +709,20 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
   CHECK_THAT(refused("num_experts = 4\nmoe_router_topk = 2\nmoe_router_num_groups = 4\nmoe_router_group_topk = 1"),
              Contains("topk / group_topk experts"));  // one expert per group cannot give 2
   CHECK_THAT(refused("moe_router_score_function = \"sigmoid\""), Contains("model.num_experts is not set"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_enable_expert_bias = true"),
+             Contains("model.moe_router_enable_expert_bias") && Contains("moe.toml") &&
+                 Contains("moe_router_score_function = \"sigmoid\""));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_score_function = \"sigmoid\"\nmoe_router_bias_update_rate = 0.1"),
+             Contains("model.moe_router_bias_update_rate") && Contains("moe_router_enable_expert_bias = true"));
+  {
+    PluginPtr<Model> biased = build_model(
+        config("num_experts = 4\nmoe_router_score_function = \"sigmoid\"\nmoe_router_enable_expert_bias = true"), kVocab, 7);
+    CHECK_THAT(biased->describe(), Contains("expert bias (rate 0.001)"));
+    std::vector<Parameter*> params;
+    biased->collect_parameters(params);
+    const auto buffers = static_cast<std::int64_t>(params.size() - trainable_parameters(params).size());
+    CHECK(buffers == 4);  // one [E] bias per MoE layer, not trained
+  }
   CHECK_THAT(build_model(config("num_experts = 8\nmoe_router_topk = 4\nmoe_router_score_function = \"sigmoid\"\n"
                                 "moe_router_num_groups = 4\nmoe_router_group_topk = 2\nmoe_router_topk_scaling_factor = 2.5"),
                          kVocab, 7)

@@ -6,8 +6,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
+#include "tessera/nn/activation_store.hpp"
+#include "tessera/nn/moe.hpp"
 #include "tessera/nn/moe_routing.hpp"
 
 using namespace tessera;
@@ -81,6 +84,79 @@ TEST_CASE("group-limited routing chooses among the best groups' experts", "[unit
   // Sigmoid scores: the chosen two weigh s / (s_2 + s_3), equal here.
   o.sigmoid = true;
   CHECK(route_tokens(logits.data(), 1, o).probs == std::vector<float>{0.5f, 0.5f});
+}
+
+TEST_CASE("the expert bias chooses by biased scores, weighs by the unbiased ones, and moves by sign(mean − count)",
+          "[unit]") {
+  // Routing: sigmoid scores of logits 2, 1, 0, −1 are 0.88, 0.73, 0.5, 0.27; a bias of +1 on expert 3
+  // routes to experts 3 and 0, weighted 0.27 / 1.15 and 0.88 / 1.15.
+  const std::vector<float> logits{2, 1, 0, -1};
+  MoeRouterOptions o = options(4, 2, 0.0);
+  o.sigmoid = true;
+  o.expert_bias = true;
+  const std::vector<float> bias{0, 0, 0, 1};
+  const MoeRouting r = route_tokens(logits.data(), 1, o, 0, bias.data());
+  CHECK(r.chosen == std::vector<std::int32_t>{3, 0});
+  const double s0 = 1 / (1 + std::exp(-2.0)), s3 = 1 / (1 + std::exp(1.0));
+  CHECK(r.probs[0] == Approx(s3 / (s0 + s3)));
+  CHECK(r.probs[1] == Approx(s0 / (s0 + s3)));
+  const std::vector<std::int64_t> unbiased_top2{1, 1, 0, 0};  // the load-balancing counts: unbiased
+  CHECK(r.group_counts == unbiased_top2);
+
+  // The layer: two microbatches of 6 tokens reported in backward, then one update from the totals.
+  MlpOptions layer;
+  layer.hidden = 8;
+  layer.ffn_hidden = 16;
+  layer.init_std = layer.output_init_std = 0.5f;
+  MoeOptions moe;
+  moe.router = options(4, 1, 0.0);
+  moe.router.sigmoid = true;
+  moe.router.expert_bias = true;
+  moe.router.bias_update_rate = 0.25;
+  moe.ffn_hidden = 16;
+  MoeLayer mixture("mlp", layer, moe, 5, nullptr);
+  std::vector<Parameter*> params;
+  mixture.collect_parameters(params);
+  Parameter* expert_bias = nullptr;
+  for (Parameter* q : params)
+    if (q->name == "mlp.router.expert_bias") expert_bias = q;
+  REQUIRE(expert_bias != nullptr);
+  CHECK_FALSE(expert_bias->trainable);
+  CHECK(trainable_parameters(params).size() == params.size() - 1);
+  ActivationStore store;
+  BufferStatistics statistics;
+  std::vector<double> routed(4, 0.0);  // what each expert took, from the routing itself
+  for (int m = 0; m < 2; ++m) {
+    StepContext ctx{store};
+    ctx.buffer_statistics = &statistics;
+    ctx.seq_length = 6;
+    std::mt19937 rng(100 + static_cast<unsigned>(m));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> values(6 * 8);
+    for (float& v : values) v = normal(rng);
+    const Tensor x = Tensor::from<float>({1, 6, 8}, values);
+    const Tensor y = mixture.forward(ctx, x);
+    mixture.backward(ctx, Tensor::full(y.shape(), 1.0f));
+    // The same routing outside the layer: logits = x · routerᵀ.
+    const std::vector<float> xs = x.to_vector<float>(), w = params.front()->value.to_vector<float>();
+    std::vector<float> l(6 * 4, 0.0f);
+    for (int t = 0; t < 6; ++t)
+      for (int e = 0; e < 4; ++e)
+        for (int c = 0; c < 8; ++c) l[static_cast<std::size_t>(t * 4 + e)] += xs[static_cast<std::size_t>(t * 8 + c)] * w[static_cast<std::size_t>(e * 8 + c)];
+    const std::vector<float> zero(4, 0.0f);
+    const MoeRouting q = route_tokens(l.data(), 6, moe.router, 6, zero.data());
+    for (int e = 0; e < 4; ++e) routed[static_cast<std::size_t>(e)] += static_cast<double>(q.expert_tokens[static_cast<std::size_t>(e)].size());
+  }
+  REQUIRE(statistics.entries.size() == 1);
+  const BufferStatistics::Entry& entry = statistics.entries.at("mlp.router.expert_bias");
+  CHECK(entry.sums == routed);
+  entry.apply(entry.sums);  // one process: the totals are the sums
+  const std::vector<float> moved = expert_bias->value.to_vector<float>();
+  for (int e = 0; e < 4; ++e) {
+    const double offset = 12.0 / 4 - routed[static_cast<std::size_t>(e)];
+    CHECK(moved[static_cast<std::size_t>(e)] == static_cast<float>(offset > 0 ? 0.25 : offset < 0 ? -0.25 : 0.0));
+  }
+  CHECK(expert_bias->grad.to_vector<float>() == std::vector<float>(4, 0.0f));  // never a gradient
 }
 
 TEST_CASE("the logits' gradient through a cut routing equals finite differences", "[unit]") {

@@ -77,13 +77,29 @@ MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& m
   return e;
 }
 
+void MoeLayer::update_expert_bias(const std::vector<double>& tokens_per_expert) {
+  // bias += rate · sign(mean − count), in f32 as Megatron-Core's get_updated_expert_bias.
+  double mean = 0.0;
+  for (double c : tokens_per_expert) mean += c;
+  mean /= static_cast<double>(tokens_per_expert.size());
+  std::vector<float> bias = expert_bias_.value.to_vector<float>();
+  const auto rate = static_cast<float>(moe_.router.bias_update_rate);
+  for (std::size_t e = 0; e < bias.size(); ++e) {
+    const double offset = mean - tokens_per_expert[e];
+    bias[e] += static_cast<float>((offset > 0) - (offset < 0)) * rate;
+  }
+  ops::copy(Tensor::from<float>(expert_bias_.value.shape(), bias).to(expert_bias_.value.device()), expert_bias_.value);
+}
+
 MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOptions& moe, std::uint64_t seed,
                    TpGroup tp)
     : hidden_(layer.hidden),
       sequence_parallel_(layer.sequence_parallel),
       moe_(moe),
       tp_(std::move(tp)),
-      router_(name + ".router.weight", {moe.router.experts, layer.hidden}) {
+      router_(name + ".router.weight", {moe.router.experts, layer.hidden}),
+      expert_bias_(name + ".router.expert_bias", {moe.router.experts}, /*decay=*/false) {
+  expert_bias_.trainable = false;
   if (moe.router.experts < 1 || moe.router.topk < 1 || moe.router.topk > moe.router.experts)
     throw ConfigError(fmt::format("{}: {} experts with top-{} routing (topk must be in [1, experts])", name,
                                   moe.router.experts, moe.router.topk));
@@ -97,6 +113,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
 
 void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&router_);
+  if (moe_.router.expert_bias) out.push_back(&expert_bias_);
   for (auto& e : experts_) e->collect_parameters(out);
   if (shared_) shared_->collect_parameters(out);
 }
@@ -141,7 +158,8 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   Tensor logits = x_rows.new_empty({N, E});
   ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
-  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length), {}, {}};
+  const std::vector<float> bias = moe_.router.expert_bias ? expert_bias_.value.to_vector<float>() : std::vector<float>();
+  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data()), {}, {}};
   s.dispatch = dispatch(s.routing, x_rows);
 
   Tensor sum = x_rows.new_zeros({N, hidden_}, DType::f32);  // Σ_j probs_j · expert_j(x), f32
@@ -176,6 +194,12 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
       ctx.metrics->add(moe_.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss,
                        s.routing.load_balancing_loss);
     if (moe_.router.z_loss_coeff > 0) ctx.metrics->add(kZLoss, s.routing.z_loss);
+  }
+  if (moe_.router.expert_bias && ctx.buffer_statistics) {  // the tokens each expert took
+    std::vector<double> counts(static_cast<std::size_t>(moe_.router.experts));
+    for (std::int64_t e = 0; e < moe_.router.experts; ++e)
+      counts[static_cast<std::size_t>(e)] = static_cast<double>(s.dispatch.count(e));
+    ctx.buffer_statistics->add(expert_bias_.name, counts, [this](const std::vector<double>& total) { update_expert_bias(total); });
   }
   const bool sp = sequence_parallel_applies(sequence_parallel_, tp_, ctx);
   const Tensor dy_rows = (sp ? reduce_scatter_to_sequence_parallel_backward(dy, tp_) : reduce_from_tp_backward(dy))

@@ -91,7 +91,8 @@ void choose_experts(const float* key, const MoeRouterOptions& o, bool limit_grou
 
 }  // namespace
 
-MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence) {
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence,
+                        const float* expert_bias) {
   const std::int64_t E = o.experts, k = o.topk;
   if (E < 1 || k < 1 || k > E) throw ConfigError("MoE routing: topk must be in [1, experts]");
   MoeRouting r;
@@ -105,8 +106,11 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
   r.logits.resize(r.scores.size());
   r.expert_tokens.assign(static_cast<std::size_t>(E), {});
   r.expert_slots.assign(static_cast<std::size_t>(E), {});
-  // With group-limited routing the load-balancing counts are the plain top-k's (balance_chosen).
-  const bool separate_balance = o.num_groups > 0;
+  // With group-limited routing or an expert bias the load-balancing counts are the plain top-k's
+  // (balance_chosen).
+  if (o.expert_bias && expert_bias == nullptr) throw Error("MoE routing: expert bias enabled but not given");
+  const bool separate_balance = o.num_groups > 0 || o.expert_bias;
+  std::vector<float> biased(o.expert_bias ? static_cast<std::size_t>(E) : 0);
   std::vector<std::int32_t> balance_chosen(separate_balance ? r.chosen.size() : 0);
   std::vector<std::int32_t> order(static_cast<std::size_t>(E));
   std::vector<float> balance_scores(static_cast<std::size_t>(E));
@@ -121,8 +125,12 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
       s[e] = o.sigmoid ? static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(l[e]))))
                        : static_cast<float>(std::exp(static_cast<double>(l[e]) - top) / sum);
     std::copy(l, l + E, r.logits.begin() + t * E);
-    // Selection by the logits (softmax after the top-k), else by the scores.
+    // Selection by the logits (softmax after the top-k), else by the scores (plus the expert bias).
     const float* key = o.sigmoid || o.pre_softmax ? s : l;
+    if (o.expert_bias) {
+      for (std::int64_t e = 0; e < E; ++e) biased[static_cast<std::size_t>(e)] = s[e] + expert_bias[e];
+      key = biased.data();
+    }
     choose_experts(key, o, true, order);
     double chosen_sum = 0.0;  // the softmax over the chosen logits (the first is the largest), or Σ sigmoid
     for (std::int64_t j = 0; j < k; ++j)

@@ -10,6 +10,13 @@ std::int64_t count_elements(const std::vector<Parameter*>& params) {
   return n;
 }
 
+std::vector<Parameter*> trainable_parameters(const std::vector<Parameter*>& params) {
+  std::vector<Parameter*> out;
+  for (Parameter* p : params)
+    if (p->trainable) out.push_back(p);
+  return out;
+}
+
 void move_parameters(const std::vector<Parameter*>& params, Device device) {
   for (Parameter* p : params) {
     p->value = p->value.to(device);
@@ -19,7 +26,7 @@ void move_parameters(const std::vector<Parameter*>& params, Device device) {
 
 void make_compute_copies(const std::vector<Parameter*>& params, DType dtype) {
   for (Parameter* p : params) {
-    if (dtype == DType::f32) {
+    if (dtype == DType::f32 || !p->trainable) {  // a buffer is read as f32 (its module's host step)
       p->compute = Tensor();
       continue;
     }

@@ -194,7 +194,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                          "moe_layer_freq",     "moe_router_topk_scaling_factor",
                                          "moe_shared_expert_intermediate_size", "moe_expert_capacity_factor",
                                          "moe_token_drop_policy", "moe_router_score_function",
-                                         "moe_router_num_groups", "moe_router_group_topk"};
+                                         "moe_router_num_groups", "moe_router_group_topk",
+                                         "moe_router_enable_expert_bias", "moe_router_bias_update_rate"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -241,6 +242,19 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                     "model.moe_router_score_function = \"sigmoid\" (the softmax over the chosen "
                                     "logits already sums to 1)",
                                     s.origin("moe_router_topk_scaling_factor")));
+  }
+  // DeepSeek-V3's aux-loss-free balancing: a per-expert bias on the routing scores.
+  m.router.expert_bias = s.get_bool("moe_router_enable_expert_bias", false);
+  if (m.router.expert_bias && !m.router.sigmoid)
+    throw ConfigError(fmt::format("model.moe_router_enable_expert_bias (in {}) biases sigmoid routing scores: it needs "
+                                  "model.moe_router_score_function = \"sigmoid\" (Megatron-LM's rule)",
+                                  s.origin("moe_router_enable_expert_bias")));
+  if (s.has("moe_router_bias_update_rate")) {
+    m.router.bias_update_rate = s.get_float("moe_router_bias_update_rate", 1e-3, 0.0, 1e6);
+    if (!m.router.expert_bias)
+      throw ConfigError(fmt::format("model.moe_router_bias_update_rate (in {}) moves the expert bias: it needs "
+                                    "model.moe_router_enable_expert_bias = true",
+                                    s.origin("moe_router_bias_update_rate")));
   }
   // Group-limited routing (Megatron-Core's moe_router_num_groups / moe_router_group_topk).
   if (s.has("moe_router_num_groups") || s.has("moe_router_group_topk")) {

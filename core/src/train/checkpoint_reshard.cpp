@@ -28,7 +28,8 @@ namespace {
 // One rank's model of a layout, built offline: what it holds is what that rank's files hold.
 struct RankModel {
   PluginPtr<Model> model;
-  std::vector<Parameter*> params;
+  std::vector<Parameter*> params;     // every saved tensor
+  std::vector<Parameter*> trainable;  // those with optimizer state (Parameter::trainable)
 };
 
 RankModel build_rank_model(const Config& config, std::int64_t vocab, const ParallelSizes& sizes, int tp_rank,
@@ -40,6 +41,7 @@ RankModel build_rank_model(const Config& config, std::int64_t vocab, const Paral
     throw ConfigError(fmt::format("the model does not fit {}: {}", layout, e.what()));
   }
   r.model->collect_parameters(r.params);
+  r.trainable = trainable_parameters(r.params);
   return r;
 }
 
@@ -252,7 +254,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       for (Parameter* param : rank.params) targets.emplace_back(param->name, param->value);
       restore_tensors(load_safetensors(model_file).tensors, targets, model_file.string(),
                       " (the checkpoint's config and weights disagree)");
-      ParameterSlots slots = zero_slots(rank.params, num_slots);
+      ParameterSlots slots = zero_slots(rank.trainable, num_slots);
       const int dp_files = !has_state ? 0 : format && format->replicated_over_dp() ? 1 : from_dp;  // replicas: rank 0's
       for (int d = 0; d < dp_files; ++d) {
         const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
@@ -273,7 +275,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                                           state.tensors.size() - (saves_step ? 1 : 0)));
           continue;
         }
-        OptimizerRankPosition at{rank.params, from.tp, from_dp, d, meta.bucket_size};
+        OptimizerRankPosition at{rank.trainable, from.tp, from_dp, d, meta.bucket_size};
         try {
           format->unpack(state.tensors, at, slots);
         } catch (const FormatError& e) {
@@ -282,7 +284,9 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       }
       for (Parameter* param : rank.params) {
         values[param->name].push_back(param->value);
-        slot_shards[param->name].push_back(slots.at(param->name));
+        // A buffer has no optimizer slots: empty ones, never written.
+        slot_shards[param->name].push_back(param->trainable ? slots.at(param->name)
+                                                            : ParameterSlots::mapped_type(num_slots));
       }
       if (t == 0) first = std::move(rank);
     }
@@ -314,7 +318,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       RankModel rank = build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text);
       // Every [model] key was read by the model built (a --set typo would otherwise be saved and fail later).
       if (p == 0 && t == 0) to_config.check_no_unknown_keys_in({"model"});
-      ParameterSlots slots = zero_slots(rank.params, num_slots);
+      ParameterSlots slots = zero_slots(rank.trainable, num_slots);
       NamedTensors tensors;
       for (Parameter* param : rank.params) {
         auto it = whole.find(param->name);
@@ -332,7 +336,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
           ops::copy(split ? tp_shard_of(fitted, param->tp_split_dim, param->tp_split_blocks, t, to.tp) : fitted, dst);
         };
         cut(it->second.value, param->value);
-        for (std::size_t s = 0; s < num_slots; ++s) cut(it->second.slots[s], slots.at(param->name)[s]);
+        if (param->trainable)
+          for (std::size_t s = 0; s < num_slots; ++s) cut(it->second.slots[s], slots.at(param->name)[s]);
         tensors.emplace_back(param->name, param->value);
       }
       save_safetensors(result.checkpoint / checkpoint_model_file(t, p), tensors,
@@ -342,7 +347,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       for (int d = 0; d < (has_state ? target.dp : 0); ++d) {
         NamedTensors state;
         if (write_format)
-          state = write_format->pack(slots, OptimizerRankPosition{rank.params, to.tp, target.dp, d, bucket_size});
+          state = write_format->pack(slots, OptimizerRankPosition{rank.trainable, to.tp, target.dp, d, bucket_size});
         if (saves_step) state.emplace_back("step", step_tensor(state_steps));
         save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer}});

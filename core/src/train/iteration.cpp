@@ -53,6 +53,19 @@ std::vector<double> mean_metrics(const Parallel& parallel, const std::vector<std
   return out;
 }
 
+void apply_buffer_statistics(const Parallel& parallel, const BufferStatistics& statistics) {
+  if (statistics.entries.empty()) return;
+  std::vector<double> sums;  // every entry's, in name order: the same buffers on every dp rank of a stage
+  for (const auto& [name, entry] : statistics.entries) sums.insert(sums.end(), entry.sums.begin(), entry.sums.end());
+  const std::vector<double> total = all_reduce_sum(*parallel.groups.dp, std::move(sums));
+  std::size_t at = 0;
+  for (const auto& [name, entry] : statistics.entries) {
+    entry.apply(std::vector<double>(total.begin() + static_cast<std::ptrdiff_t>(at),
+                                    total.begin() + static_cast<std::ptrdiff_t>(at + entry.sums.size())));
+    at += entry.sums.size();
+  }
+}
+
 namespace {
 
 using ShardField = Optimizer::ShardField;
@@ -197,6 +210,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   r.loss_parts = mean_loss_parts(parallel, run.loss_part_sums, model.loss_part_names().size(),
                                  static_cast<double>(total_microbatches));
   r.metrics = mean_metrics(parallel, model.metric_names(), run.metrics);
+  apply_buffer_statistics(parallel, run.buffer_statistics);  // before a possible skip, as Megatron-LM's
   // The norm of the scaled gradients, all-reduced: every rank sees the same value, so every rank
   // takes (or skips) the step alike.
   r.grad_norm = global_grad_norm(params, optimizer, parallel) / s.loss_scale;

@@ -57,7 +57,10 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
     ctx.iteration = pass.iteration;
     ctx.microbatch = pass.global_microbatch(m);
     ctx.loss_grad_scale = static_cast<float>(pass.loss_grad_scale * weight(m));
-    if (pass.training) ctx.metrics = &run.metrics;
+    if (pass.training) {
+      ctx.metrics = &run.metrics;
+      ctx.buffer_statistics = &run.buffer_statistics;
+    }
     return ctx;
   };
   // Virtual stage c·pp + stage sends across boundary c·pp + stage and receives across the one before.

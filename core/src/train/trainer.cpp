@@ -237,6 +237,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   tokenizer_ = build_tokenizer(config_);
   model_ = build_model(config_, tokenizer_->vocab_size(), options_.seed, parallel_, options_.precision.compute);
   model_->collect_parameters(params_);
+  trainable_params_ = trainable_parameters(params_);
   if (options_.per_token_loss && !model_->loss_tokens(model_->example_batch(1, tokenizer_->vocab_size(), 0)))
     throw ConfigError(fmt::format("training.calculate_per_token_loss = true ({}): the {} model's loss is not a mean "
                                   "over tokens the trainer can count (GPT's is; BERT's and T5's keep Megatron-LM's "
@@ -250,10 +251,10 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   scaler_ = LossScaler(options_.loss_scaler);
   // Before the optimizer sees the parameters: their grads move into the bucket buffer.
   if (parallel_->layout.dp() > 1 && !evaluation_only_)
-    grad_buckets_ = std::make_unique<GradBuckets>(params_, options_.bucket_size, parallel_->layout.tp() > 1,
+    grad_buckets_ = std::make_unique<GradBuckets>(trainable_params_, options_.bucket_size, parallel_->layout.tp() > 1,
                                                   parallel_->layout.dp());
   if (!evaluation_only_) {
-    optimizer_ = build_optimizer(config_, params_, OptimizerContext{parallel_, grad_buckets_.get()});
+    optimizer_ = build_optimizer(config_, trainable_params_, OptimizerContext{parallel_, grad_buckets_.get()});
   } else {  // no optimizer: its section's keys are the training run's, not checked here
     ConfigSection opt = config_.section("optimizer");
     for (const std::string& key : opt.keys()) opt.declare(key);
@@ -336,7 +337,7 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
   log_info("config {}:\n{}", config_.source(), config_.dump());
   log_info("{}", model_->describe());
   if (sampler_ && options_.data_sampler.cyclic) log_info("data order (training.dataloader_type): {}", sampler_->describe());
-  log_info("parameters: {} ({:.2f} M)", count_elements(params_), count_elements(params_) / 1e6);
+  log_info("parameters: {} ({:.2f} M)", count_elements(trainable_params_), count_elements(trainable_params_) / 1e6);
   if (optimizer_) {
     log_info("optimizer: {}", optimizer_->describe());
     log_info("optimizer state: {} elements on this rank", optimizer_->state_elements());
@@ -389,7 +390,7 @@ std::pair<double, double> Trainer::train_step(std::int64_t iteration) {
   // As Megatron-LM's samplers (train/data_sampler.hpp): step m's microbatches follow the samples of
   // the m earlier micro·dp blocks.
   IterationResult r = run_iteration(
-      *model_, params_, *optimizer_,
+      *model_, trainable_params_, *optimizer_,
       [&](std::int64_t m) {
         const auto t0 = Clock::now();  // the data loader's share of the step, logged at the end
         Batch b = make_batch(train, fields, sampler_->microbatch(first + m * micro * dp, dp_rank));
@@ -537,7 +538,7 @@ TrainingRecord Trainer::train() {
     rec.grad_norms.push_back(norm);
     rec.learning_rates.push_back(lr);
     // Megatron-LM's --log-params-norm: the norm of the weights this step left (a collective).
-    const double params_norm = options_.log_params_norm ? global_params_norm(params_, *optimizer_, *parallel_) : -1.0;
+    const double params_norm = options_.log_params_norm ? global_params_norm(trainable_params_, *optimizer_, *parallel_) : -1.0;
     if (options_.log_params_norm) rec.params_norms.push_back(params_norm);
     if (options_.log_num_zeros_in_grad) rec.num_zeros_in_grad.push_back(last_num_zeros_);
     rec.skipped.push_back(last_step_skipped_);

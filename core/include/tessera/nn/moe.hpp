@@ -1,7 +1,12 @@
 // Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless or with token
 // dropping, no expert parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
 // runs on its tokens only, and the token's output is the probability-weighted sum of its experts'.
-// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's. A shared
+// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's; with the
+// expert bias the buffer <name>.router.expert_bias [E] (Parameter::trainable = false, zeros at
+// first), which the layer moves after every training iteration by bias_update_rate · sign(mean − count_e)
+// of the tokens routed to each expert over the global batch (DeepSeek-V3's aux-loss-free balancing,
+// Megatron-Core's get_updated_expert_bias; the counts summed over microbatches and data-parallel
+// ranks by the trainer, StepContext::buffer_statistics). A shared
 // expert (Megatron-Core's SharedExpertMLP, DeepSeek's and Qwen-MoE's) is one more MLP every token
 // passes through, its output added: <name>.shared_expert.fc1/fc2.
 //
@@ -43,6 +48,9 @@ class MoeLayer : public Module {
   // dropping it is the most the capacity lets through.
   static ModuleCost cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp);
 
+  // The expert bias's step from one iteration's token counts per expert (over the global batch).
+  void update_expert_bias(const std::vector<double>& tokens_per_expert);
+
  private:
   // An expert's options (ffn: the routed experts' or the shared one's).
   static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn);
@@ -51,6 +59,7 @@ class MoeLayer : public Module {
   MoeOptions moe_;
   TpGroup tp_;
   Parameter router_;
+  Parameter expert_bias_;  // [E]; collected only with moe_.router.expert_bias
   std::vector<std::unique_ptr<Mlp>> experts_;
   std::unique_ptr<Mlp> shared_;  // null without a shared expert
 };

@@ -19,6 +19,10 @@
 // pre_softmax or sigmoid); the k are chosen from the g best groups only. The load-balancing loss
 // then counts the plain top-k of its probabilities, as Megatron-Core's
 // compute_routing_scores_for_aux_loss (without groups: the routing's own counts).
+// The expert bias (DeepSeek-V3's aux-loss-free balancing, sigmoid scores only): the k are chosen
+// by scores + bias[e] (groups too), their weights taken from the unbiased scores; the
+// load-balancing counts are then the plain top-k's as well. The bias is a buffer its layer updates
+// after each iteration (MoeLayer).
 // Losses added to the objective (Megatron-Core's, applied through MoEAuxLossAutoScaler, whose
 // gradient scale is the main loss's, here StepContext::loss_grad_scale):
 //   load balancing (aux_loss_coeff): coeff · E / (k · N²) · Σ_e count_e · Σ_t scores[t, e], count_e
@@ -41,6 +45,8 @@ struct MoeRouterOptions {
   std::int64_t experts = 0, topk = 2;
   bool sigmoid = false;         // score function "sigmoid" (moe_router_score_function), else softmax
   std::int64_t num_groups = 0, group_topk = 0;  // group-limited routing (0: none)
+  bool expert_bias = false;        // moe_router_enable_expert_bias (sigmoid scores only)
+  double bias_update_rate = 1e-3;  // moe_router_bias_update_rate
   bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
   double topk_scaling_factor = 1.0;  // probs times this (moe_router_topk_scaling_factor)
   bool load_balancing = true;   // load_balancing_type "aux_loss" or "seq_aux_loss" (false: "none")
@@ -79,7 +85,9 @@ struct MoeRouting {
 
 // Routes N tokens from their f32 logits [N, E]; `sequence`: tokens per sequence (rows are whole
 // sequences one after another), for per_sequence (ignored where it does not divide N: one group).
-MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence = 0);
+// `expert_bias` [E]: the expert bias (with o.expert_bias; null otherwise).
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence = 0,
+                        const float* expert_bias = nullptr);
 
 // d(objective)/d(logits) [N·E] from d(objective)/d(probs) [N·k] (already scaled by the main loss's
 // gradient scale) plus the load-balancing and z-losses' gradients scaled by `loss_grad_scale`.

@@ -44,12 +44,20 @@ struct Parameter {
   // is_embedding_or_output_parameter: the word embeddings, an untied output layer, the tied head's
   // copy): with [optimizer] decoupled_lr they learn at that rate (UpdateRates::lr_for).
   bool embedding_or_output = false;
+  // false: a buffer, not a trainable weight (the MoE router's expert bias): saved, loaded, resharded
+  // and moved to the device with the parameters, but without gradient, optimizer state, norm or
+  // data-parallel reduction. Its module updates it from statistics the trainer sums over the
+  // data-parallel ranks (StepContext::buffer_statistics). The trainer, tessera bench and the
+  // reshard hand optimizers trainable_parameters() only.
+  bool trainable = true;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}
 };
 
 std::int64_t count_elements(const std::vector<Parameter*>& params);
+// The trainable ones (Parameter::trainable), in order.
+std::vector<Parameter*> trainable_parameters(const std::vector<Parameter*>& params);
 // Moves every parameter's value and gradient to `device` (modules build them on the host).
 void move_parameters(const std::vector<Parameter*>& params, Device device);
 // Mixed precision: gives every parameter a `compute` copy in `dtype` (bf16 or f16) cast from its

@@ -1,8 +1,10 @@
 // What a module's forward and backward need to know about the step they run in.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "tessera/nn/activation_store.hpp"
 
@@ -30,6 +32,25 @@ struct StepMetrics {
     auto& [total, count] = sums[name];
     total += value;
     count += 1;
+  }
+};
+
+// Statistics modules gather over an iteration for their buffers (Parameter::trainable = false): each
+// report adds to the buffer's sums; after the last microbatch the trainer sums them over the
+// data-parallel ranks and calls `apply` once, whether or not the optimizer steps (Megatron-Core's
+// finalize_model_grads hook; the MoE router's expert bias from its token counts).
+struct BufferStatistics {
+  struct Entry {
+    std::vector<double> sums;
+    std::function<void(const std::vector<double>&)> apply;
+  };
+  std::map<std::string, Entry> entries;  // by buffer name: the same order on every data-parallel rank
+  void add(const std::string& buffer, const std::vector<double>& values,
+           std::function<void(const std::vector<double>&)> apply) {
+    Entry& e = entries[buffer];
+    if (e.sums.empty()) e.sums.assign(values.size(), 0.0);
+    for (std::size_t i = 0; i < values.size() && i < e.sums.size(); ++i) e.sums[i] += values[i];
+    e.apply = std::move(apply);
   }
 };
 
@@ -61,6 +82,8 @@ struct StepContext {
   // Where training steps report statistics (null: nobody listens). Modules report from backward,
   // which runs once per microbatch even when recompute runs forward twice.
   StepMetrics* metrics = nullptr;
+  // Where training steps report their buffers' statistics (null: nobody listens); from backward too.
+  BufferStatistics* buffer_statistics = nullptr;
 
   // The same step (seed, iteration, microbatch, …: the same dropout masks) saving into `other`:
   // activation recompute runs a layer's forward again into a scratch store. A copy, so that no

@@ -96,6 +96,9 @@ std::vector<double> mean_loss_parts(const Parallel& parallel, std::vector<double
 // nothing reported it).
 std::vector<double> mean_metrics(const Parallel& parallel, const std::vector<std::string>& names,
                                  const StepMetrics& metrics);
+// Sums the buffers' statistics of an iteration over the data-parallel ranks and hands each its
+// total (BufferStatistics::apply).
+void apply_buffer_statistics(const Parallel& parallel, const BufferStatistics& statistics);
 
 // ‖grad‖ of the whole model (counts_in_grad_norm on each rank, summed over tp and pp), from the
 // optimizer's reduced shards when it takes its gradients by reduce-scatter (ZeRO). Collective.

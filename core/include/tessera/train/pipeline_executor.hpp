@@ -45,6 +45,7 @@ struct PipelineRun {
   double loss_sum = 0;
   std::vector<double> loss_part_sums;  // Σ of their parts (StageOutput::loss_parts), where the model has parts
   StepMetrics metrics;  // what this rank's modules reported in backward (training only)
+  BufferStatistics buffer_statistics;  // likewise, for their buffers (applied by run_iteration)
   std::int64_t peak_microbatches_held = 0;  // most (microbatch, chunk) pairs with saved activations at once
   std::int64_t peak_held_elements = 0;      // most activation elements saved at once
   // Wall time of the whole step list and the part spent blocked in receives: waiting for a

@@ -173,7 +173,8 @@ class Trainer {
   PluginPtr<DataSource> data_;
   std::optional<DataSampler> sampler_;  // which training samples each step reads (training only)
   PluginPtr<Model> model_;
-  std::vector<Parameter*> params_;
+  std::vector<Parameter*> params_;            // every tensor saved with the model, buffers included
+  std::vector<Parameter*> trainable_params_;  // those the optimizer, gradients and norms see
   Device device_;  // where parameters, activations and batches live
   std::unique_ptr<GradBuckets> grad_buckets_;  // with dp > 1: every grad is a view into it
   PluginPtr<Optimizer> optimizer_;
