@@ -30,7 +30,8 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.moe.router.experts > 0)
     parts.push_back(fmt::format("mixture of {} experts (top {}{}{}, expert ffn {}{}{}{}){}", o.moe.router.experts,
                                 o.moe.router.topk,
-                                o.moe.router.sigmoid       ? " of the sigmoid scores"
+                                o.moe.router.sinkhorn      ? " Sinkhorn-balanced"
+                                : o.moe.router.sigmoid     ? " of the sigmoid scores"
                                 : o.moe.router.pre_softmax ? " of the softmax"
                                                            : "",
                                 o.moe.router.num_groups > 0 ? fmt::format(" in {} of {} expert groups", o.moe.router.group_topk,

@@ -17,14 +17,16 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias", "sinkhorn"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
 (Megatron-Core's topk_routing_with_score_function), times "scale"; "groups" and "group_topk": the
 top-k among the experts of the group_topk best of "groups" groups (group_limited_topk), the
 load-balancing counts then the plain top-k's; "bias": the sigmoid scores plus the buffer
 "router.expert_bias" choose the experts, the unbiased scores weigh them (the counts the plain
-top-k's too); plus the MLP "shared_expert" on every
+top-k's too); "sinkhorn": Megatron-Core's sinkhorn_load_balancing in training (the top-k of the
+Sinkhorn-balanced exp(logits), weighted by sigmoid for top-1 or the softmax for top-k); plus the MLP
+"shared_expert" on every
 token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
 sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
 topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
@@ -119,7 +121,20 @@ def main(directory):
             mask = group_mask.unsqueeze(-1).expand(-1, G, E // G).reshape(-1, E)
             return torch.topk(s.masked_fill(~mask.bool(), float("-inf")), k, dim=-1)
 
-        if moe.get("sigmoid", False):  # topk_routing_with_score_function, score_function "sigmoid"
+        if moe.get("sinkhorn", False):  # sinkhorn_load_balancing (a training step)
+            scores = torch.sigmoid(logits) if k == 1 else logits.softmax(-1)
+            with torch.no_grad():
+                cost = torch.exp(logits)
+                d0, d1 = torch.ones(cost.shape[0], dtype=cost.dtype), torch.ones(E, dtype=cost.dtype)
+                error, d1_old = 1e9, d1
+                while error > 1e-4:
+                    d0 = (1 / d0.shape[0]) * 1 / (torch.sum(d1 * cost, 1) + 1e-8)
+                    d1 = (1 / d1.shape[0]) * 1 / (torch.sum(d0.unsqueeze(1) * cost, 0) + 1e-8)
+                    error = torch.mean(torch.abs(d1_old - d1))
+                    d1_old = d1
+                chosen = torch.topk(d1 * cost * d0.unsqueeze(1), k, dim=1)[1]
+            probs = scores.gather(1, chosen)
+        elif moe.get("sigmoid", False):  # topk_routing_with_score_function, score_function "sigmoid"
             sig = torch.sigmoid(logits)
             if moe.get("bias", False):  # the expert bias chooses; the unbiased scores weigh
                 _, chosen = topk(sig + p[f"{prefix}.router.expert_bias"].detach())

@@ -308,6 +308,21 @@ TEST_CASE("GPT with mixture-of-experts routers by sigmoid scores and by expert g
                        "_moe_expert_bias"});
 }
 
+// Sinkhorn routing (Megatron-Core's sinkhorn_load_balancing), top-1 by sigmoid and top-2 by softmax,
+// with the z-loss.
+TEST_CASE("GPT with Sinkhorn-routed mixture-of-experts MLPs equals PyTorch", "[reference]") {
+  check_against_torch(4, 4,
+                      {"num_experts = 4\nmoe_router_topk = 1\nmoe_ffn_hidden_size = 24\n"
+                       "moe_router_load_balancing_type = \"sinkhorn\"\nmoe_z_loss_coeff = 0.01",
+                       R"({"moe": {"experts": 4, "topk": 1, "sinkhorn": true, "z": 0.01}})", "_moe_sinkhorn_top1"});
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 6\nmoe_router_topk = 2\nmoe_router_load_balancing_type = "
+                                   "\"sinkhorn\"",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 6, "topk": 2, "sinkhorn": true}}}})", kLlamaJson),
+                       "_llama_moe_sinkhorn"});
+}
+
 // 39 tokens routed to 2 of 4 experts: capacity factor 0.5 leaves each expert 10 of its ~20 tokens,
 // 0.75 leaves 15 (tests/model/test_moe_routing.cpp checks the cut itself).
 TEST_CASE("GPT with mixture-of-experts MLPs dropping tokens over capacity (by probs, by position) equals PyTorch",

@@ -665,8 +665,16 @@ TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the
   CHECK_THAT(refused("moe_router_topk = 2"), Contains("model.moe_router_topk") && Contains("moe.toml") &&
                                                  Contains("model.num_experts is not set"));
   CHECK_THAT(refused("num_experts = 2\nmoe_router_topk = 3"), Contains("moe_router_topk") && Contains("moe.toml"));
-  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"sinkhorn\""),
-             Contains("moe_router_load_balancing_type") && Contains("aux_loss, none"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"switch\""),
+             Contains("moe_router_load_balancing_type") && Contains("aux_loss, seq_aux_loss, sinkhorn, none"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"sinkhorn\"\nmoe_aux_loss_coeff = 0.1"),
+             Contains("moe_aux_loss_coeff") && Contains("\"sinkhorn\"") && Contains("no load-balancing loss"));
+  CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"sinkhorn\"\nmoe_router_score_function = \"sigmoid\""),
+             Contains("model.moe_router_score_function") && Contains("Sinkhorn routing has its own scores"));
+  CHECK_THAT(build_model(config("num_experts = 4\nmoe_router_topk = 1\nmoe_router_load_balancing_type = \"sinkhorn\""),
+                         kVocab, 7)
+                 ->describe(),
+             Contains("Sinkhorn-balanced"));
   CHECK_THAT(refused("num_experts = 4\nmoe_router_load_balancing_type = \"none\"\nmoe_aux_loss_coeff = 0.1"),
              Contains("moe_aux_loss_coeff") && Contains("\"none\""));
   CHECK_THAT(refused("num_experts = 4\nmoe_router_topk_scaling_factor = 2.0"),

@@ -68,6 +68,25 @@ TEST_CASE("token dropping keeps each full expert's largest-weight tokens, or its
   CHECK(by_position.probs == by_probs.probs);
 }
 
+TEST_CASE("Sinkhorn routing balances the choice in training and not outside it", "[unit]") {
+  // Every token prefers expert 0 (logit 2 against 0): plain top-1 sends all four there; the
+  // Sinkhorn-balanced matrix (each row and column scaled to equal sums) spreads them, two each.
+  const std::vector<float> logits{2, 0, 2.1f, 0, 1.9f, 0, 2.05f, 0};
+  MoeRouterOptions o = options(2, 1, 0.0);
+  o.sinkhorn = true;
+  const MoeRouting evaluated = route_tokens(logits.data(), 4, o, 0, nullptr, /*training=*/false);
+  CHECK(evaluated.expert_tokens[0].size() == 4);
+  const MoeRouting trained = route_tokens(logits.data(), 4, o, 0, nullptr, /*training=*/true);
+  CHECK(trained.expert_tokens[0].size() == 2);
+  CHECK(trained.expert_tokens[1].size() == 2);
+  // The two weakest preferences (tokens 2 and 0, logits 1.9 and 2) move to expert 1.
+  const std::vector<std::int32_t> moved{0, 2};
+  CHECK(trained.expert_tokens[1] == moved);
+  // The weights are the sigmoid of the chosen logit (top-1), unnormalised: token 0's of logit 0.
+  CHECK(trained.probs[0] == Approx(0.5));
+  CHECK(trained.probs[1] == Approx(1 / (1 + std::exp(-2.1))));
+}
+
 TEST_CASE("group-limited routing chooses among the best groups' experts", "[unit]") {
   // 6 experts in 3 groups of 2, top-2 from the best group (group_topk 1), groups scored by their top
   // k / group_topk = 2 logits: group 0 (3 + 0) = 3, group 1 (2.5 + 2.5) = 5, group 2 (4 − 3) = 1.
@@ -166,18 +185,20 @@ TEST_CASE("the logits' gradient through a cut routing equals finite differences"
   std::vector<float> logits{0.3f, -0.2f, 0.9f, 1.1f, 0.4f, -0.7f, -0.5f, 0.8f, 0.1f,
                             0.6f, 0.2f, 0.0f,  -0.3f, 0.5f, 0.7f, 0.9f, -0.1f, 0.35f};
   // Softmax after / before the top-k, sigmoid scores (scaled), and each with group-limited routing
-  // (3 groups of 1 expert, the best 2 groups).
-  for (int variant = 0; variant < 6; ++variant) {
+  // (3 groups of 1 expert, the best 2 groups); Sinkhorn.
+  // Variant 6: Sinkhorn routing (its balanced choice, softmax weights; no load-balancing loss).
+  for (int variant = 0; variant < 7; ++variant) {
     INFO("variant " << variant);
     MoeRouterOptions o = options(E, k, 0.5);
-    o.pre_softmax = variant % 3 == 1;
+    o.pre_softmax = variant % 3 == 1 && variant < 6;
     o.sigmoid = variant % 3 == 2;
     if (o.sigmoid) o.topk_scaling_factor = 2.5;
-    if (variant >= 3) {
+    if (variant >= 3 && variant < 6) {
       o.num_groups = 3;
       o.group_topk = 2;
     }
-    o.aux_loss_coeff = 0.3;
+    o.sinkhorn = variant == 6;
+    o.aux_loss_coeff = o.sinkhorn ? 0.0 : 0.3;
     o.z_loss_coeff = 0.2;
     const MoeRouting r = route_tokens(logits.data(), N, o);
     REQUIRE(r.dropped > 0);

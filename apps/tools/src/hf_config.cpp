@@ -50,6 +50,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
       throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts");
     if (o.moe.router.sigmoid)
       throw refuse("moe_router_score_function", "its router's scores are a softmax");
+    if (o.moe.router.sinkhorn)
+      throw refuse("moe_router_load_balancing_type", "its router weighs the chosen experts by a renormalised softmax, "
+                                                     "not Sinkhorn routing's scores");
     if (o.moe.router.expert_bias)
       throw refuse("moe_router_enable_expert_bias", "its router has no expert bias");
     if (o.moe.router.num_groups > 0)

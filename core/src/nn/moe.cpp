@@ -159,7 +159,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
   const std::vector<float> bias = moe_.router.expert_bias ? expert_bias_.value.to_vector<float>() : std::vector<float>();
-  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data()), {}, {}};
+  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data(), ctx.training), {}, {}};
   s.dispatch = dispatch(s.routing, x_rows);
 
   Tensor sum = x_rows.new_zeros({N, hidden_}, DType::f32);  // Σ_j probs_j · expert_j(x), f32

@@ -51,6 +51,48 @@ void drop_over_capacity(MoeRouting& r, const MoeRouterOptions& o) {
 
 namespace {
 
+// Sinkhorn routing's scores are the sigmoid (top-1) or the softmax over all experts (top-k), the
+// chosen entries unnormalised: the sigmoid and pre-softmax paths' formulas.
+MoeRouterOptions score_options(const MoeRouterOptions& o) {
+  MoeRouterOptions e = o;
+  if (o.sinkhorn) {
+    e.sigmoid = o.topk == 1;
+    e.pre_softmax = o.topk > 1;
+  }
+  return e;
+}
+
+// Megatron-Core's sinkhorn(): cost = exp(logits); d0 = 1 / (N · (cost · d1 + ε)), d1 = 1 / (E ·
+// (d0 · cost + ε)) until mean |Δd1| ≤ 1e-4; the balanced matrix d1 · cost · d0 [N·E].
+std::vector<float> sinkhorn_balanced(const float* logits, std::int64_t N, std::int64_t E) {
+  const double eps = 1e-8, tol = 1e-4;
+  std::vector<double> cost(static_cast<std::size_t>(N * E)), d0(static_cast<std::size_t>(N), 1.0),
+      d1(static_cast<std::size_t>(E), 1.0);
+  for (std::size_t i = 0; i < cost.size(); ++i) cost[i] = std::exp(static_cast<double>(logits[i]));
+  for (double error = 1e9; error > tol;) {
+    for (std::int64_t t = 0; t < N; ++t) {
+      double sum = 0.0;
+      for (std::int64_t e = 0; e < E; ++e) sum += d1[static_cast<std::size_t>(e)] * cost[static_cast<std::size_t>(t * E + e)];
+      d0[static_cast<std::size_t>(t)] = 1.0 / static_cast<double>(N) / (sum + eps);
+    }
+    error = 0.0;
+    for (std::int64_t e = 0; e < E; ++e) {
+      double sum = 0.0;
+      for (std::int64_t t = 0; t < N; ++t) sum += d0[static_cast<std::size_t>(t)] * cost[static_cast<std::size_t>(t * E + e)];
+      const double next = 1.0 / static_cast<double>(E) / (sum + eps);
+      error += std::abs(d1[static_cast<std::size_t>(e)] - next);
+      d1[static_cast<std::size_t>(e)] = next;
+    }
+    error /= static_cast<double>(E);
+  }
+  std::vector<float> balanced(cost.size());
+  for (std::int64_t t = 0; t < N; ++t)
+    for (std::int64_t e = 0; e < E; ++e)
+      balanced[static_cast<std::size_t>(t * E + e)] = static_cast<float>(
+          d1[static_cast<std::size_t>(e)] * cost[static_cast<std::size_t>(t * E + e)] * d0[static_cast<std::size_t>(t)]);
+  return balanced;
+}
+
 // What token t's scores are divided by to make the load-balancing loss's probabilities: 1 for the
 // softmax (already a distribution) and for one sigmoid choice, else Σ_e sigmoid + 1e-20 (Megatron-Core's
 // compute_routing_scores_for_aux_loss).
@@ -91,8 +133,9 @@ void choose_experts(const float* key, const MoeRouterOptions& o, bool limit_grou
 
 }  // namespace
 
-MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence,
-                        const float* expert_bias) {
+MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& options, std::int64_t sequence,
+                        const float* expert_bias, bool training) {
+  const MoeRouterOptions o = score_options(options);
   const std::int64_t E = o.experts, k = o.topk;
   if (E < 1 || k < 1 || k > E) throw ConfigError("MoE routing: topk must be in [1, experts]");
   MoeRouting r;
@@ -113,7 +156,7 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
   std::vector<float> biased(o.expert_bias ? static_cast<std::size_t>(E) : 0);
   std::vector<std::int32_t> balance_chosen(separate_balance ? r.chosen.size() : 0);
   std::vector<std::int32_t> order(static_cast<std::size_t>(E));
-  std::vector<float> balance_scores(static_cast<std::size_t>(E));
+  const std::vector<float> balanced = o.sinkhorn && training ? sinkhorn_balanced(logits, tokens, E) : std::vector<float>();
   for (std::int64_t t = 0; t < tokens; ++t) {
     const float* l = logits + t * E;
     float* s = r.scores.data() + t * E;
@@ -125,8 +168,10 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
       s[e] = o.sigmoid ? static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(l[e]))))
                        : static_cast<float>(std::exp(static_cast<double>(l[e]) - top) / sum);
     std::copy(l, l + E, r.logits.begin() + t * E);
-    // Selection by the logits (softmax after the top-k), else by the scores (plus the expert bias).
+    // Selection by the logits (softmax after the top-k), else by the scores (plus the expert bias),
+    // or in Sinkhorn training by the balanced matrix.
     const float* key = o.sigmoid || o.pre_softmax ? s : l;
+    if (!balanced.empty()) key = balanced.data() + t * E;
     if (o.expert_bias) {
       for (std::int64_t e = 0; e < E; ++e) biased[static_cast<std::size_t>(e)] = s[e] + expert_bias[e];
       key = biased.data();
@@ -181,8 +226,9 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
   return r;
 }
 
-std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<float>& dprobs, const MoeRouterOptions& o,
-                                      float loss_grad_scale) {
+std::vector<float> router_logits_grad(const MoeRouting& r, const std::vector<float>& dprobs,
+                                      const MoeRouterOptions& options, float loss_grad_scale) {
+  const MoeRouterOptions o = score_options(options);
   const std::int64_t N = r.tokens, E = r.experts, k = r.topk;
   std::vector<float> dlogits(static_cast<std::size_t>(N * E), 0.0f);
   if (N == 0) return dlogits;

@@ -220,18 +220,27 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
                                   "parallel.tensor_model_parallel_size ({}): the shared expert splits over tp",
                                   m.shared_ffn_hidden, s.origin("moe_shared_expert_intermediate_size"), tp));
   const std::string balance_type =
-      s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "seq_aux_loss", "none"});
-  const bool balance = balance_type != "none";
+      s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "seq_aux_loss", "sinkhorn", "none"});
+  const bool balance = balance_type == "aux_loss" || balance_type == "seq_aux_loss";
+  m.router.sinkhorn = balance_type == "sinkhorn";
   m.router.load_balancing = balance;
   m.router.per_sequence = balance_type == "seq_aux_loss";
   m.router.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
   if (!balance && m.router.aux_loss_coeff != 0.0)
     throw ConfigError(fmt::format("model.moe_aux_loss_coeff = {} (in {}) with moe_router_load_balancing_type = "
-                                  "\"none\" (in {}): the coefficient would be ignored; drop one of them",
-                                  m.router.aux_loss_coeff, s.origin("moe_aux_loss_coeff"),
+                                  "\"{}\" (in {}): there is no load-balancing loss to weigh; drop one of them",
+                                  m.router.aux_loss_coeff, s.origin("moe_aux_loss_coeff"), balance_type,
                                   s.origin("moe_router_load_balancing_type")));
   m.router.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
   m.router.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
+  if (m.router.sinkhorn)
+    for (const char* key : {"moe_router_score_function", "moe_router_num_groups", "moe_router_group_topk",
+                            "moe_router_topk_scaling_factor"})
+      if (s.has(key))
+        throw ConfigError(fmt::format("model.{} (in {}) with moe_router_load_balancing_type = \"sinkhorn\": Sinkhorn "
+                                      "routing has its own scores (sigmoid for top-1, softmax for top-k) and chooses "
+                                      "among all experts; drop the key",
+                                      key, s.origin(key)));
   // DeepSeek-V3's sigmoid scores (pre_softmax is accepted and has no effect there, as in Megatron-LM).
   m.router.sigmoid = s.get_choice("moe_router_score_function", "softmax", {"softmax", "sigmoid"}) == "sigmoid";
   if (s.has("moe_router_topk_scaling_factor")) {

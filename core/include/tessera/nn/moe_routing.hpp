@@ -19,6 +19,11 @@
 // pre_softmax or sigmoid); the k are chosen from the g best groups only. The load-balancing loss
 // then counts the plain top-k of its probabilities, as Megatron-Core's
 // compute_routing_scores_for_aux_loss (without groups: the routing's own counts).
+// Sinkhorn routing (load_balancing_type "sinkhorn", Megatron-Core's sinkhorn_load_balancing, from
+// BASE layers): in training the k experts are the top-k of the Sinkhorn-balanced matrix
+// diag(d0) · exp(l) · diag(d1) of the microbatch (d0, d1 iterated until d1 moves less than 1e-4 on
+// average), outside training the top-k of the scores; the weights are the scores of the chosen —
+// sigmoid(l) for k = 1, the softmax over all experts for k > 1 — unnormalised.
 // The expert bias (DeepSeek-V3's aux-loss-free balancing, sigmoid scores only): the k are chosen
 // by scores + bias[e] (groups too), their weights taken from the unbiased scores; the
 // load-balancing counts are then the plain top-k's as well. The bias is a buffer its layer updates
@@ -46,6 +51,7 @@ struct MoeRouterOptions {
   bool sigmoid = false;         // score function "sigmoid" (moe_router_score_function), else softmax
   std::int64_t num_groups = 0, group_topk = 0;  // group-limited routing (0: none)
   bool expert_bias = false;        // moe_router_enable_expert_bias (sigmoid scores only)
+  bool sinkhorn = false;           // load_balancing_type "sinkhorn" (no load-balancing loss)
   double bias_update_rate = 1e-3;  // moe_router_bias_update_rate
   bool pre_softmax = false;     // probs from the softmax over all experts (moe_router_pre_softmax)
   double topk_scaling_factor = 1.0;  // probs times this (moe_router_topk_scaling_factor)
@@ -86,8 +92,9 @@ struct MoeRouting {
 // Routes N tokens from their f32 logits [N, E]; `sequence`: tokens per sequence (rows are whole
 // sequences one after another), for per_sequence (ignored where it does not divide N: one group).
 // `expert_bias` [E]: the expert bias (with o.expert_bias; null otherwise).
+// `training`: Sinkhorn routing balances in training only.
 MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRouterOptions& o, std::int64_t sequence = 0,
-                        const float* expert_bias = nullptr);
+                        const float* expert_bias = nullptr, bool training = true);
 
 // d(objective)/d(logits) [N·E] from d(objective)/d(probs) [N·k] (already scaled by the main loss's
 // gradient scale) plus the load-balancing and z-losses' gradients scaled by `loss_grad_scale`.
