@@ -47,10 +47,6 @@ void drop_over_capacity(MoeRouting& r, const MoeRouterOptions& o) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Sinkhorn routing's scores are the sigmoid (top-1) or the softmax over all experts (top-k), the
 // chosen entries unnormalised: the sigmoid and pre-softmax paths' formulas.
 MoeRouterOptions score_options(const MoeRouterOptions& o) {
@@ -63,13 +59,15 @@ MoeRouterOptions score_options(const MoeRouterOptions& o) {
 }
 
 // Megatron-Core's sinkhorn(): cost = exp(logits); d0 = 1 / (N · (cost · d1 + ε)), d1 = 1 / (E ·
-// (d0 · cost + ε)) until mean |Δd1| ≤ 1e-4; the balanced matrix d1 · cost · d0 [N·E].
+// (d0 · cost + ε)) until mean |Δd1| ≤ 1e-4; the balanced matrix d1 · cost · d0 [N·E]. It converges
+// in tens of rounds; the cap only keeps non-finite logits from looping forever.
 std::vector<float> sinkhorn_balanced(const float* logits, std::int64_t N, std::int64_t E) {
   const double eps = 1e-8, tol = 1e-4;
+  std::int64_t rounds = 0;
   std::vector<double> cost(static_cast<std::size_t>(N * E)), d0(static_cast<std::size_t>(N), 1.0),
       d1(static_cast<std::size_t>(E), 1.0);
   for (std::size_t i = 0; i < cost.size(); ++i) cost[i] = std::exp(static_cast<double>(logits[i]));
-  for (double error = 1e9; error > tol;) {
+  for (double error = 1e9; error > tol && rounds < 100000; ++rounds) {
     for (std::int64_t t = 0; t < N; ++t) {
       double sum = 0.0;
       for (std::int64_t e = 0; e < E; ++e) sum += d1[static_cast<std::size_t>(e)] * cost[static_cast<std::size_t>(t * E + e)];
