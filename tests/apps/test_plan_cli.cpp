@@ -192,6 +192,7 @@ TEST_CASE("every config shipped in configs/ plans, with the published sizes wher
       {"gpt/llama-tiny.toml", 1, 50257, ""},
       {"gpt/llama2-7b.toml", 4, 32000, "6,738,415,616 parameters"},  // Llama-2-7B's count
       {"gpt/mixtral-tiny.toml", 1, 50257, ""},
+      {"gpt/deepseek-moe-tiny.toml", 1, 50257, ""},
       {"gpt/mixtral-8x7b.toml", 64, 32000, "46,702,792,704 parameters"},  // Mixtral 8x7B's count
       {"bert/tiny.toml", 1, 30522, ""},
       {"bert/bert-base.toml", 1, 30522, ""},
