@@ -28,28 +28,9 @@ std::string llama_style_description(const GptOptions& o) {
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
-    parts.push_back(fmt::format("mixture of {} experts (top {}{}{}, expert ffn {}{}{}{}){}", o.moe.router.experts,
-                                o.moe.router.topk,
-                                o.moe.router.sinkhorn      ? " Sinkhorn-balanced"
-                                : o.moe.router.sigmoid     ? " of the sigmoid scores"
-                                : o.moe.router.pre_softmax ? " of the softmax"
-                                                           : "",
-                                o.moe.router.num_groups > 0 ? fmt::format(" in {} of {} expert groups", o.moe.router.group_topk,
-                                                                          o.moe.router.num_groups)
-                                                            : "",
-                                o.moe.ffn_hidden,
-                                o.moe.shared_ffn_hidden > 0 ? fmt::format(", shared expert ffn {}", o.moe.shared_ffn_hidden)
-                                                            : "",
-                                o.moe.router.expert_bias
-                                    ? fmt::format(", expert bias (rate {})", o.moe.router.bias_update_rate)
-                                    : "",
-                                o.moe.router.capacity_factor > 0
-                                    ? fmt::format(", capacity factor {}, dropping by {}", o.moe.router.capacity_factor,
-                                                  o.moe.router.drop_by_position ? "position" : "probs")
-                                    : "",
-                                o.moe_layer_pattern.empty()
-                                    ? ""
-                                    : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
+    parts.push_back(describe_moe(o.moe) + (o.moe_layer_pattern.empty()
+                                               ? ""
+                                               : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));

@@ -48,6 +48,14 @@ bool gnuplot_here() {
   return false;
 }
 
+// Two numbers per iteration line of a run's output, by `line` (groups: iteration, first, second).
+std::map<int, std::pair<double, double>> iteration_pairs(const std::string& output, const std::regex& line) {
+  std::map<int, std::pair<double, double>> out;
+  for (std::sregex_iterator m(output.begin(), output.end(), line), end; m != end; ++m)
+    out[std::stoi((*m)[1])] = {std::stod((*m)[2]), std::stod((*m)[3])};
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("crc32c and the TFRecord framing", "[unit]") {
@@ -84,10 +92,7 @@ TEST_CASE("a line's loss is the mean over its log window, as Megatron-LM's train
     INFO(t.output);
     REQUIRE(t.ok());
     static const std::regex line(R"(iteration\s+(\d+)/.*\| lm loss: (\S+) \| grad norm: (\S+) \|)");
-    std::map<int, std::pair<double, double>> out;
-    for (std::sregex_iterator m(t.output.begin(), t.output.end(), line), end; m != end; ++m)
-      out[std::stoi((*m)[1])] = {std::stod((*m)[2]), std::stod((*m)[3])};
-    return out;
+    return iteration_pairs(t.output, line);
   };
   const auto every = lines("1"), third = lines("3");
   REQUIRE(every.size() == 6);
@@ -196,10 +201,7 @@ TEST_CASE("mixture-of-experts router losses: after the loss on every line, its w
     INFO(t.output);
     REQUIRE(t.ok());
     static const std::regex line(R"(iteration\s+(\d+)/.*\| lm loss: \S+ \| load_balancing_loss: (\S+) \| z_loss: (\S+) \| grad norm:)");
-    std::map<int, std::pair<double, double>> out;
-    for (std::sregex_iterator m(t.output.begin(), t.output.end(), line), end; m != end; ++m)
-      out[std::stoi((*m)[1])] = {std::stod((*m)[2]), std::stod((*m)[3])};
-    return out;
+    return iteration_pairs(t.output, line);
   };
   const auto every = lines("1", {"--set", "logging.tensorboard_dir=" + tb}), third = lines("3", {});
   REQUIRE(every.size() == 6);

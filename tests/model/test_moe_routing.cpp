@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "tessera/error.hpp"
 #include "tessera/nn/activation_store.hpp"
 #include "tessera/nn/moe.hpp"
 #include "tessera/nn/moe_routing.hpp"
@@ -35,6 +36,13 @@ TEST_CASE("expert_capacity: Megatron-Core's ceil(N·k / E · factor), N·k when 
   CHECK(expert_capacity(64, options(8, 2, 1.0)) == 16);
   CHECK(expert_capacity(39, options(4, 2, 0.0)) == 78);   // dropless: no limit
   CHECK(expert_capacity(5, options(4, 1, 100.0)) == 5);   // never more than the routed pairs
+  // The rows the experts take (the plan's): E · capacity below N·k, N·k otherwise, even where
+  // E · capacity would pass 64 bits; N·k past 64 bits is the plan's ConfigError.
+  CHECK(expert_rows(39, options(4, 2, 0.5)) == 40);
+  CHECK(expert_rows(39, options(4, 2, 0.0)) == 78);
+  const std::int64_t huge = std::int64_t{1} << 60;
+  CHECK(expert_rows(huge, options(64, 2, 1.5)) == 2 * huge);
+  CHECK_THROWS_AS(expert_rows(huge, options(64, 16, 0.0)), ConfigError);
 }
 
 TEST_CASE("token dropping keeps each full expert's largest-weight tokens, or its earliest", "[unit]") {

@@ -1,8 +1,7 @@
 #include "tessera/nn/moe.hpp"
 
 #include <fmt/format.h>
-
-#include <algorithm>
+#include <fmt/ranges.h>
 
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
@@ -67,6 +66,25 @@ std::vector<std::string> moe_metric_names(const MoeOptions& moe) {
   return names;
 }
 
+std::string describe_moe(const MoeOptions& moe) {
+  const MoeRouterOptions& r = moe.router;
+  std::string routing = fmt::format("top {}", r.topk);
+  if (r.sinkhorn)
+    routing += " Sinkhorn-balanced";
+  else if (r.sigmoid)
+    routing += " of the sigmoid scores";
+  else if (r.pre_softmax)
+    routing += " of the softmax";
+  if (r.num_groups > 0) routing += fmt::format(" in {} of {} expert groups", r.group_topk, r.num_groups);
+  std::vector<std::string> parts{routing, fmt::format("expert ffn {}", moe.ffn_hidden)};
+  if (moe.shared_ffn_hidden > 0) parts.push_back(fmt::format("shared expert ffn {}", moe.shared_ffn_hidden));
+  if (r.expert_bias) parts.push_back(fmt::format("expert bias (rate {})", r.bias_update_rate));
+  if (r.capacity_factor > 0)
+    parts.push_back(fmt::format("capacity factor {}, dropping by {}", r.capacity_factor,
+                                r.drop_by_position ? "position" : "probs"));
+  return fmt::format("mixture of {} experts ({})", r.experts, fmt::join(parts, ", "));
+}
+
 MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn) {
   MlpOptions e = layer;
   e.ffn_hidden = ffn;
@@ -121,7 +139,7 @@ void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
 ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp) {
   // Dropless: rows·k routed rows whatever the routing; with token dropping at most E·capacity.
   const std::int64_t E = moe.router.experts, C = layer.hidden;
-  const std::int64_t routed = std::min(plan_mul(rows, moe.router.topk), plan_mul(E, expert_capacity(rows, moe.router)));
+  const std::int64_t routed = expert_rows(rows, moe.router);
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
   ModuleCost c;

@@ -5,16 +5,25 @@
 #include <numeric>
 
 #include "tessera/error.hpp"
+#include "tessera/plan_count.hpp"
 
 namespace tessera {
 
 std::int64_t expert_capacity(std::int64_t tokens, const MoeRouterOptions& o) {
-  const std::int64_t routed = tokens * o.topk;
+  const std::int64_t routed = plan_mul(tokens, o.topk);  // checked: tessera plan passes huge shapes
   if (o.capacity_factor <= 0.0) return routed;
   // Megatron-Core: ceil((num_tokens / num_experts) * capacity_factor), num_tokens the routed pairs.
   const double capacity =
       std::ceil(static_cast<double>(routed) / static_cast<double>(o.experts) * o.capacity_factor);
-  return std::min<std::int64_t>(routed, static_cast<std::int64_t>(capacity));
+  return capacity >= static_cast<double>(routed) ? routed : static_cast<std::int64_t>(capacity);
+}
+
+std::int64_t expert_rows(std::int64_t tokens, const MoeRouterOptions& o) {
+  const std::int64_t routed = plan_mul(tokens, o.topk), capacity = expert_capacity(tokens, o);
+  // E · capacity only where it is below the routed pairs (it cannot overflow there).
+  return static_cast<double>(o.experts) * static_cast<double>(capacity) < static_cast<double>(routed)
+             ? o.experts * capacity
+             : routed;
 }
 
 namespace {
@@ -150,7 +159,7 @@ MoeRouting route_tokens(const float* logits, std::int64_t tokens, const MoeRoute
   // With group-limited routing or an expert bias the load-balancing counts are the plain top-k's
   // (balance_chosen).
   if (o.expert_bias && expert_bias == nullptr) throw Error("MoE routing: expert bias enabled but not given");
-  const bool separate_balance = o.num_groups > 0 || o.expert_bias;
+  const bool separate_balance = o.load_balancing && (o.num_groups > 0 || o.expert_bias);
   std::vector<float> biased(o.expert_bias ? static_cast<std::size_t>(E) : 0);
   std::vector<std::int32_t> balance_chosen(separate_balance ? r.chosen.size() : 0);
   std::vector<std::int32_t> order(static_cast<std::size_t>(E));

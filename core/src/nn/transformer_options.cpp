@@ -188,6 +188,102 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   o.qk_layernorm = s.get_bool("qk_layernorm", false);
 }
 
+namespace {
+
+// The router's keys of read_moe_options (docs/moe.md): load balancing, scores, scaling, expert bias,
+// groups and token dropping, each checked against the others.
+MoeRouterOptions read_router_options(const ConfigSection& s, std::int64_t E, std::int64_t k) {
+  MoeRouterOptions r;
+  r.experts = E;
+  r.topk = k;
+  const std::string balance_type =
+      s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "seq_aux_loss", "sinkhorn", "none"});
+  const bool balance = balance_type == "aux_loss" || balance_type == "seq_aux_loss";
+  r.sinkhorn = balance_type == "sinkhorn";
+  r.load_balancing = balance;
+  r.per_sequence = balance_type == "seq_aux_loss";
+  r.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
+  if (!balance && r.aux_loss_coeff != 0.0)
+    throw ConfigError(fmt::format("model.moe_aux_loss_coeff = {} (in {}) with moe_router_load_balancing_type = "
+                                  "\"{}\" (in {}): there is no load-balancing loss to weigh; drop one of them",
+                                  r.aux_loss_coeff, s.origin("moe_aux_loss_coeff"), balance_type,
+                                  s.origin("moe_router_load_balancing_type")));
+  r.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
+  r.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
+  if (r.sinkhorn)
+    for (const char* key : {"moe_router_score_function", "moe_router_num_groups", "moe_router_group_topk",
+                            "moe_router_topk_scaling_factor"})
+      if (s.has(key))
+        throw ConfigError(fmt::format("model.{} (in {}) with moe_router_load_balancing_type = \"sinkhorn\": Sinkhorn "
+                                      "routing has its own scores (sigmoid for top-1, softmax for top-k) and chooses "
+                                      "among all experts; drop the key",
+                                      key, s.origin(key)));
+  // DeepSeek-V3's sigmoid scores (pre_softmax is accepted and has no effect there, as in Megatron-LM).
+  r.sigmoid = s.get_choice("moe_router_score_function", "softmax", {"softmax", "sigmoid"}) == "sigmoid";
+  if (s.has("moe_router_topk_scaling_factor")) {
+    r.topk_scaling_factor = s.get_float("moe_router_topk_scaling_factor", 1.0, 1e-6, 1e6);
+    if (!r.pre_softmax && !r.sigmoid)
+      throw ConfigError(fmt::format("model.moe_router_topk_scaling_factor (in {}) scales the chosen experts' "
+                                    "scores: it needs model.moe_router_pre_softmax = true or "
+                                    "model.moe_router_score_function = \"sigmoid\" (the softmax over the chosen "
+                                    "logits already sums to 1)",
+                                    s.origin("moe_router_topk_scaling_factor")));
+  }
+  // DeepSeek-V3's aux-loss-free balancing: a per-expert bias on the routing scores.
+  r.expert_bias = s.get_bool("moe_router_enable_expert_bias", false);
+  if (r.expert_bias && !r.sigmoid)
+    throw ConfigError(fmt::format("model.moe_router_enable_expert_bias (in {}) biases sigmoid routing scores: it needs "
+                                  "model.moe_router_score_function = \"sigmoid\" (Megatron-LM's rule)",
+                                  s.origin("moe_router_enable_expert_bias")));
+  if (s.has("moe_router_bias_update_rate")) {
+    r.bias_update_rate = s.get_float("moe_router_bias_update_rate", 1e-3, 0.0, 1e6);
+    if (!r.expert_bias)
+      throw ConfigError(fmt::format("model.moe_router_bias_update_rate (in {}) moves the expert bias: it needs "
+                                    "model.moe_router_enable_expert_bias = true",
+                                    s.origin("moe_router_bias_update_rate")));
+  }
+  // Group-limited routing (Megatron-Core's moe_router_num_groups / moe_router_group_topk).
+  const bool has_groups = s.has("moe_router_num_groups"), has_group_topk = s.has("moe_router_group_topk");
+  if (has_groups != has_group_topk) {
+    const char* given = has_groups ? "moe_router_num_groups" : "moe_router_group_topk";
+    const char* missing = has_groups ? "moe_router_group_topk" : "moe_router_num_groups";
+    throw ConfigError(fmt::format("model.{} (in {}) needs model.{} too: group-limited routing picks "
+                                  "moe_router_group_topk of moe_router_num_groups expert groups",
+                                  given, s.origin(given), missing));
+  }
+  if (has_groups) {
+    const std::int64_t groups = s.get_int("moe_router_num_groups", 1, 1, E);
+    const std::int64_t chosen = s.get_int("moe_router_group_topk", 1, 1, groups);
+    if (E % groups != 0 || k % chosen != 0 || k / chosen > E / groups)
+      throw ConfigError(fmt::format("model.moe_router_num_groups = {} and moe_router_group_topk = {} (in {}) with {} "
+                                    "experts, top-{}: the groups must split the experts evenly, the chosen groups "
+                                    "must divide topk, and each chosen group must hold topk / group_topk experts",
+                                    groups, chosen, s.origin("moe_router_num_groups"), E, k));
+    r.num_groups = groups;
+    r.group_topk = chosen;
+  }
+  // Token dropping: Megatron-LM's --moe-expert-capacity-factor (a negative value: dropless, as there).
+  if (s.has("moe_expert_capacity_factor")) {
+    const double factor = s.get_float("moe_expert_capacity_factor", 0.0, -1e9, 1e6);
+    if (factor == 0.0)
+      throw ConfigError(fmt::format("model.moe_expert_capacity_factor = 0 (in {}) would drop every token: give a "
+                                    "factor > 0 (1.0: each expert takes its even share N·k/E), or a negative value "
+                                    "or none for dropless routing",
+                                    s.origin("moe_expert_capacity_factor")));
+    r.capacity_factor = std::max(factor, 0.0);
+  }
+  if (s.has("moe_token_drop_policy")) {
+    r.drop_by_position = s.get_choice("moe_token_drop_policy", "probs", {"probs", "position"}) == "position";
+    if (r.capacity_factor <= 0.0)
+      throw ConfigError(fmt::format("model.moe_token_drop_policy (in {}) chooses the tokens a full expert drops, but "
+                                    "routing is dropless: set model.moe_expert_capacity_factor > 0, or drop the key",
+                                    s.origin("moe_token_drop_policy")));
+  }
+  return r;
+}
+
+}  // namespace
+
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
   static const char* const kMoeKeys[] = {"moe_router_topk",    "moe_ffn_hidden_size",   "moe_router_load_balancing_type",
                                          "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
@@ -219,89 +315,7 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
     throw ConfigError(fmt::format("model.moe_shared_expert_intermediate_size {} (in {}) must be a multiple of "
                                   "parallel.tensor_model_parallel_size ({}): the shared expert splits over tp",
                                   m.shared_ffn_hidden, s.origin("moe_shared_expert_intermediate_size"), tp));
-  const std::string balance_type =
-      s.get_choice("moe_router_load_balancing_type", "aux_loss", {"aux_loss", "seq_aux_loss", "sinkhorn", "none"});
-  const bool balance = balance_type == "aux_loss" || balance_type == "seq_aux_loss";
-  m.router.sinkhorn = balance_type == "sinkhorn";
-  m.router.load_balancing = balance;
-  m.router.per_sequence = balance_type == "seq_aux_loss";
-  m.router.aux_loss_coeff = s.get_float("moe_aux_loss_coeff", 0.0, 0.0, 1e6);
-  if (!balance && m.router.aux_loss_coeff != 0.0)
-    throw ConfigError(fmt::format("model.moe_aux_loss_coeff = {} (in {}) with moe_router_load_balancing_type = "
-                                  "\"{}\" (in {}): there is no load-balancing loss to weigh; drop one of them",
-                                  m.router.aux_loss_coeff, s.origin("moe_aux_loss_coeff"), balance_type,
-                                  s.origin("moe_router_load_balancing_type")));
-  m.router.z_loss_coeff = s.get_float("moe_z_loss_coeff", 0.0, 0.0, 1e6);
-  m.router.pre_softmax = s.get_bool("moe_router_pre_softmax", false);
-  if (m.router.sinkhorn)
-    for (const char* key : {"moe_router_score_function", "moe_router_num_groups", "moe_router_group_topk",
-                            "moe_router_topk_scaling_factor"})
-      if (s.has(key))
-        throw ConfigError(fmt::format("model.{} (in {}) with moe_router_load_balancing_type = \"sinkhorn\": Sinkhorn "
-                                      "routing has its own scores (sigmoid for top-1, softmax for top-k) and chooses "
-                                      "among all experts; drop the key",
-                                      key, s.origin(key)));
-  // DeepSeek-V3's sigmoid scores (pre_softmax is accepted and has no effect there, as in Megatron-LM).
-  m.router.sigmoid = s.get_choice("moe_router_score_function", "softmax", {"softmax", "sigmoid"}) == "sigmoid";
-  if (s.has("moe_router_topk_scaling_factor")) {
-    m.router.topk_scaling_factor = s.get_float("moe_router_topk_scaling_factor", 1.0, 1e-6, 1e6);
-    if (!m.router.pre_softmax && !m.router.sigmoid)
-      throw ConfigError(fmt::format("model.moe_router_topk_scaling_factor (in {}) scales the chosen experts' "
-                                    "scores: it needs model.moe_router_pre_softmax = true or "
-                                    "model.moe_router_score_function = \"sigmoid\" (the softmax over the chosen "
-                                    "logits already sums to 1)",
-                                    s.origin("moe_router_topk_scaling_factor")));
-  }
-  // DeepSeek-V3's aux-loss-free balancing: a per-expert bias on the routing scores.
-  m.router.expert_bias = s.get_bool("moe_router_enable_expert_bias", false);
-  if (m.router.expert_bias && !m.router.sigmoid)
-    throw ConfigError(fmt::format("model.moe_router_enable_expert_bias (in {}) biases sigmoid routing scores: it needs "
-                                  "model.moe_router_score_function = \"sigmoid\" (Megatron-LM's rule)",
-                                  s.origin("moe_router_enable_expert_bias")));
-  if (s.has("moe_router_bias_update_rate")) {
-    m.router.bias_update_rate = s.get_float("moe_router_bias_update_rate", 1e-3, 0.0, 1e6);
-    if (!m.router.expert_bias)
-      throw ConfigError(fmt::format("model.moe_router_bias_update_rate (in {}) moves the expert bias: it needs "
-                                    "model.moe_router_enable_expert_bias = true",
-                                    s.origin("moe_router_bias_update_rate")));
-  }
-  // Group-limited routing (Megatron-Core's moe_router_num_groups / moe_router_group_topk).
-  if (s.has("moe_router_num_groups") || s.has("moe_router_group_topk")) {
-    if (!s.has("moe_router_num_groups") || !s.has("moe_router_group_topk"))
-      throw ConfigError(fmt::format("model.{} (in {}) needs model.{} too: group-limited routing picks "
-                                    "moe_router_group_topk of moe_router_num_groups expert groups",
-                                    s.has("moe_router_num_groups") ? "moe_router_num_groups" : "moe_router_group_topk",
-                                    s.origin(s.has("moe_router_num_groups") ? "moe_router_num_groups"
-                                                                             : "moe_router_group_topk"),
-                                    s.has("moe_router_num_groups") ? "moe_router_group_topk" : "moe_router_num_groups"));
-    const std::int64_t E = m.router.experts, k = m.router.topk;
-    const std::int64_t groups = s.get_int("moe_router_num_groups", 1, 1, E);
-    const std::int64_t chosen = s.get_int("moe_router_group_topk", 1, 1, groups);
-    if (E % groups != 0 || k % chosen != 0 || k / chosen > E / groups)
-      throw ConfigError(fmt::format("model.moe_router_num_groups = {} and moe_router_group_topk = {} (in {}) with {} "
-                                    "experts, top-{}: the groups must split the experts evenly, the chosen groups "
-                                    "must divide topk, and each chosen group must hold topk / group_topk experts",
-                                    groups, chosen, s.origin("moe_router_num_groups"), E, k));
-    m.router.num_groups = groups;
-    m.router.group_topk = chosen;
-  }
-  // Token dropping: Megatron-LM's --moe-expert-capacity-factor (a negative value: dropless, as there).
-  if (s.has("moe_expert_capacity_factor")) {
-    const double factor = s.get_float("moe_expert_capacity_factor", 0.0, -1e9, 1e6);
-    if (factor == 0.0)
-      throw ConfigError(fmt::format("model.moe_expert_capacity_factor = 0 (in {}) would drop every token: give a "
-                                    "factor > 0 (1.0: each expert takes its even share N·k/E), or a negative value "
-                                    "or none for dropless routing",
-                                    s.origin("moe_expert_capacity_factor")));
-    m.router.capacity_factor = std::max(factor, 0.0);
-  }
-  if (s.has("moe_token_drop_policy")) {
-    m.router.drop_by_position = s.get_choice("moe_token_drop_policy", "probs", {"probs", "position"}) == "position";
-    if (m.router.capacity_factor <= 0.0)
-      throw ConfigError(fmt::format("model.moe_token_drop_policy (in {}) chooses the tokens a full expert drops, but "
-                                    "routing is dropless: set model.moe_expert_capacity_factor > 0, or drop the key",
-                                    s.origin("moe_token_drop_policy")));
-  }
+  m.router = read_router_options(s, m.router.experts, m.router.topk);
   // Megatron-Core's moe_layer_freq: every N-th layer from layer 0, or one 0/1 flag per layer.
   const std::size_t L = static_cast<std::size_t>(o.num_layers);
   if (s.is_array("moe_layer_freq")) {

@@ -24,7 +24,7 @@ DataSamplerOptions read_data_sampler_options(const Config& config) {
 }
 
 DataSampler::DataSampler(const DataSamplerOptions& options, std::int64_t total, std::int64_t micro, std::int64_t dp)
-    : options_(options), total_(total), micro_(micro), dp_(dp) {
+    : options_(options), micro_(micro), dp_(dp) {
   const std::int64_t block = micro * dp;
   epoch_samples_ = total / block * block;
   order_size_ = options.data_sharding ? total / block * micro : total / micro * micro;

@@ -71,5 +71,7 @@ class MoeLayer : public Module {
 inline const std::string kLoadBalancingLoss = "load_balancing_loss", kSeqLoadBalancingLoss = "seq_load_balancing_loss",
                          kZLoss = "z_loss";
 std::vector<std::string> moe_metric_names(const MoeOptions& moe);
+// The run's model line for such layers: "mixture of E experts (top k …, expert ffn F, …)".
+std::string describe_moe(const MoeOptions& moe);
 
 }  // namespace tessera

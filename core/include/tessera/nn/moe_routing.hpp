@@ -66,6 +66,9 @@ struct MoeRouterOptions {
 // The most tokens one expert takes from N routed to top-k of E with token dropping
 // (Megatron-Core's get_capacity over N·k routed pairs); N·k (no limit) when dropless.
 std::int64_t expert_capacity(std::int64_t tokens, const MoeRouterOptions& o);
+// The most (token, expert) pairs the experts take from N tokens: N·k dropless, at most E·capacity
+// with token dropping (what the plan holds activations for).
+std::int64_t expert_rows(std::int64_t tokens, const MoeRouterOptions& o);
 
 struct MoeRouting {
   std::int64_t tokens = 0, experts = 0, topk = 0;

@@ -43,7 +43,7 @@ class DataSampler {
  private:
   const std::vector<std::int64_t>& order(std::int64_t epoch) const;  // this epoch's, made once
   DataSamplerOptions options_;
-  std::int64_t total_, micro_, dp_;
+  std::int64_t micro_, dp_;
   std::int64_t epoch_samples_;  // cyclic: samples read per epoch (⌊total / (micro·dp)⌋·micro·dp)
   std::int64_t order_size_;     // cyclic: the permutation's length (a bucket, or the whole)
   mutable std::int64_t cached_epoch_ = -1;
