@@ -57,6 +57,11 @@ class DistributedAdam : public Optimizer {
       return;
     }
     if (!context.parallel) throw Error("distributed_adam: gradient buckets without a parallel layout");
+    if (context.parallel->layout.ep() > 1)
+      throw ConfigError(fmt::format("optimizer.plugin = distributed_adam with parallel.expert_model_parallel_size = {}: "
+                                    "sharding the experts' optimizer state over their expert-data-parallel group is "
+                                    "not built yet; use optimizer.plugin = adam (docs/moe.md)",
+                                    context.parallel->layout.ep()));
     dp_ = context.parallel->groups.dp;
     tp_rank_ = context.parallel->layout.tp_rank();
     if (buckets_->shards() != dp_->size())

@@ -78,10 +78,13 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   // Global layer indices: names, initialisation and dropout masks do not depend on the split (the
   // plugin checked it: parallel/pipeline_layers.hpp).
   const ParallelSizes sizes = parallel_ ? parallel_->layout.sizes() : ParallelSizes{};
+  GptOptions built = o;  // with the expert-parallel group, which the options read from [model] lack
+  if (parallel_) built.moe.expert_group = parallel_->groups.ep;
   for (int c = 0; c < vpp; ++c) {
     const LayerRange layers = chunk_layers(o.num_layers, sizes, stage, c);
     chunks_.push_back(std::make_unique<TransformerBlock>(
-        gpt_block_options(o, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1), o.seed));
+        gpt_block_options(built, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1),
+        o.seed));
   }
   mark_token_shard_grads();
 }
@@ -379,12 +382,19 @@ double GptModel::flops_per_iteration(std::int64_t sequences) const { return gpt_
 std::string GptModel::describe() const {
   std::string layers;
   for (const auto& c : chunks_) layers += (layers.empty() ? "" : ", ") + c->describe();
+  const int ep = parallel_ ? parallel_->layout.ep() : 1;
+  std::string experts;
+  if (ep > 1) {
+    const std::int64_t local = o_.moe.router.experts / ep, first = parallel_->layout.ep_rank() * local;
+    experts = fmt::format(", expert parallel {} (experts {}–{} of {} here)", ep, first, first + local - 1,
+                          o_.moe.router.experts);
+  }
   return fmt::format("GPT: {} layers, hidden {}, {} heads ({} query groups), ffn {}, seq {}, vocab {} (padded {}){}, "
-                     "tensor parallel {}{}, pipeline stage {} of {} ({})",
+                     "tensor parallel {}{}{}, pipeline stage {} of {} ({})",
                      o_.num_layers, o_.hidden_size, o_.num_attention_heads,
                      o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads, o_.ffn_hidden_size,
                      o_.seq_length, o_.vocab_size, o_.padded_vocab_size, llama_style_description(o_), tp_size(tp_),
-                     sequence_parallel_ && tp_size(tp_) > 1 ? " with sequence parallelism" : "",
+                     sequence_parallel_ && tp_size(tp_) > 1 ? " with sequence parallelism" : "", experts,
                      parallel_ ? parallel_->layout.pp_rank() : 0, parallel_ ? parallel_->layout.pp() : 1, layers);
 }
 

@@ -28,17 +28,17 @@ class GptPlanner : public ModelPlanner {
   GptPlanner(const ConfigSection& s, const ModelPlanContext& c) : sizes_(c.sizes) {
     refuse_pipeline_split(c.sizes.pipeline_split_rank, "gpt");
     o_ = read_gpt_options(s, c.vocab_size, 0, sizes_);
-    spec_.model = "gpt";
-    spec_.block = [o = o_](bool sp, std::int64_t first_layer, std::int64_t count, bool ends_model) {
-      return gpt_block_options(o, nullptr, sp, first_layer, count, ends_model);
-    };
+    spec_ = spec_of(o_);
+    GptOptions whole = o_;  // every expert, whatever the expert-parallel split
+    whole.moe.expert_parallel = 1;
+    whole_ = {whole, spec_of(whole)};
   }
 
   ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {
     return transformer_chunk_cost(o_, sizes_, spec_, layout, chunk, b);
   }
 
-  std::int64_t total_parameters() const override { return transformer_total_parameters(o_, spec_); }
+  std::int64_t total_parameters() const override { return transformer_total_parameters(whole_.first, whole_.second); }
 
   std::int64_t seq_length() const override { return o_.seq_length; }
   std::int64_t metrics() const override { return static_cast<std::int64_t>(moe_metric_names(o_.moe).size()); }
@@ -52,11 +52,20 @@ class GptPlanner : public ModelPlanner {
   }
 
  private:
+  static TransformerPlanSpec spec_of(const GptOptions& o) {
+    TransformerPlanSpec spec;
+    spec.model = "gpt";
+    spec.block = [o](bool sp, std::int64_t first_layer, std::int64_t count, bool ends_model) {
+      return gpt_block_options(o, nullptr, sp, first_layer, count, ends_model);
+    };
+    return spec;
+  }
   std::int64_t query_groups() const { return o_.num_query_groups > 0 ? o_.num_query_groups : o_.num_attention_heads; }
 
   GptOptions o_;
   ParallelSizes sizes_;
   TransformerPlanSpec spec_;
+  std::pair<GptOptions, TransformerPlanSpec> whole_;  // for total_parameters
 };
 
 std::unique_ptr<ModelPlanner> make_gpt_plan(const ConfigSection& s, const ModelPlanContext& context) {

@@ -50,6 +50,10 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
     throw ConfigError("parallel.account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split: the "
                       "t5 encoder-decoder splits its stacks by parallel.pipeline_model_parallel_split_rank, not by "
                       "counting the embedding or loss as layers");
+  if (p.ep > 1)
+    throw ConfigError(fmt::format("parallel.expert_model_parallel_size = {}: the t5 model has no mixture-of-experts "
+                                  "layers to split (the gpt model has: model.num_experts); set it to 1",
+                                  p.ep));
   if (pp > 1 && p.pipeline_split_rank == 0)
     throw ConfigError(fmt::format(
         "parallel.pipeline_model_parallel_size = {} needs parallel.pipeline_model_parallel_split_rank for the t5 "

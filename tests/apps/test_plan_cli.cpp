@@ -211,6 +211,44 @@ TEST_CASE("every config shipped in configs/ plans, with the published sizes wher
   }
 }
 
+TEST_CASE("expert parallelism: the plan splits the experts per rank, and bad sizes are clear errors", "[unit]") {
+  const std::string mixtral = TESSERA_SOURCE_DIR "/configs/gpt/mixtral-8x7b.toml";
+  const std::string tiny = TESSERA_SOURCE_DIR "/configs/gpt/mixtral-tiny.toml";  // 8 experts
+  // Mixtral 8x7B on 64 ranks with ep 8: the model's count is whole, each rank holds one expert per
+  // layer (a fraction of what ep 1 holds), and the plan says what it leaves out.
+  const Run ep8 = run_tessera(fmt::format("plan {} --ranks 64 --vocab-size 32000 --json", mixtral));
+  const Run ep1 = run_tessera(
+      fmt::format("plan {} --ranks 64 --vocab-size 32000 --json --set parallel.expert_model_parallel_size=1", mixtral));
+  INFO(ep8.output);
+  REQUIRE(ep8.exited_with(0));
+  REQUIRE(ep1.exited_with(0));
+  const auto j8 = nlohmann::json::parse(ep8.output), j1 = nlohmann::json::parse(ep1.output);
+  CHECK(j8["total_parameters"] == 46'702'792'704LL);
+  CHECK(j1["total_parameters"] == 46'702'792'704LL);
+  const std::int64_t per_rank8 = j8["stages"][0]["parameters"], per_rank1 = j1["stages"][0]["parameters"];
+  // Stage 0 holds 8 layers: 7 of each layer's 8 experts (3·4096·7168 elements each, tp 2) fewer.
+  CHECK(per_rank1 - per_rank8 == 8LL * 7 * 3 * 4096 * 14336 / 2);
+  CHECK_THAT(run_tessera(fmt::format("plan {} --ranks 64 --vocab-size 32000", mixtral)).output,
+             Catch::Contains("parallel.expert_model_parallel_size = 8: each rank holds"));
+
+  const Run not_dividing_dp = run_tessera(fmt::format("plan {} --ranks 6 --vocab-size 50257 --set parallel.expert_model_parallel_size=4", tiny));
+  CHECK_THAT(not_dividing_dp.output, Catch::Contains("expert_model_parallel_size 4 must divide the data-parallel size 6"));
+  const Run not_dividing_experts =
+      run_tessera(fmt::format("plan {} --ranks 6 --vocab-size 50257 --set parallel.expert_model_parallel_size=3 --set "
+                              "training.global_batch_size=48",
+                              tiny));
+  CHECK_THAT(not_dividing_experts.output,
+             Catch::Contains("model.num_experts 8 (in ") &&
+                 Catch::Contains("must be a multiple of parallel.expert_model_parallel_size (3)"));
+  const Run dense = run_tessera(fmt::format("plan {}/configs/gpt/tiny.toml --ranks 2 --vocab-size 50257 --set parallel.expert_model_parallel_size=2",
+                                            TESSERA_SOURCE_DIR));
+  CHECK_THAT(dense.output, Catch::Contains("model.num_experts is not set"));
+  const Run bert = run_tessera(fmt::format("plan {}/configs/bert/tiny.toml --ranks 2 --vocab-size 30522 --set parallel.expert_model_parallel_size=2",
+                                           TESSERA_SOURCE_DIR));
+  CHECK_THAT(bert.output, Catch::Contains("the bert model has no mixture-of-experts layers"));
+  for (const Run* r : {&not_dividing_dp, &not_dividing_experts, &dense, &bert}) CHECK_FALSE(r->exited_with(0));
+}
+
 TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {
   for (const std::string sets : {"--set model.hidden_size=1048576 --set model.num_attention_heads=16 --set "
                                  "model.ffn_hidden_size=16777216 --set model.num_layers=100000",

@@ -9,8 +9,13 @@ as strings, the checkpoint folder must be complete (no .tmp left, latest_checkpo
 another optimizer, another bucket size, a truncated optimizer file and a bucket size that changes
 distributed_adam's shard shapes must each fail with a message naming the mismatch or the file.
 
-usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors] LAYOUT...
-LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, opt, dev, prec: dev=sim trains on
+With --ep-errors (the first layout must use expert parallelism), its checkpoint resumed with another
+expert-parallel size, resharded, or trained with distributed_adam must each fail naming the reason,
+and its weights must load with checkpoint.finetune in one process.
+
+usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors | --ep-errors] LAYOUT...
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, ep, opt, dev, prec: ep sets
+parallel.expert_model_parallel_size; dev=sim trains on
 the simulated device, so checkpoints are saved from and restored into device memory; prec=bf16 or
 prec=fp16 trains in mixed precision, whose f32 master weights, gradients and Adam state are what a
 checkpoint holds and the bf16/f16 compute copies are remade from them on resume; fp16 runs
@@ -46,7 +51,8 @@ FP16_SCALER = {"initial_loss_scale": 2 ** 24, "hysteresis": 1, "loss_scale_windo
 
 def command(tessera, config, mpiexec, opts, sets):
     args = [tessera, "train", config] + COMMON + sets
-    for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size")):
+    for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
+                      ("ep", "expert_model_parallel_size")):
         if key in opts:
             args += ["--set", f"parallel.{name}={opts[key]}"]
     if opts.get("opt") == "dist":
@@ -135,13 +141,39 @@ def expect_error(cmd, needles, what):
     print(f"{what}: fails naming {needles}")
 
 
+def check_ep_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
+    """The refusals around a checkpoint saved with expert parallelism (docs/moe.md)."""
+    ep = opts.get("ep")
+    if ep is None:
+        sys.exit("--ep-errors needs the first layout to set ep")
+    resume = ["--set", "training.train_iters=10", "--set", f"checkpoint.load={ckpt}"]
+    no_ep = {k: v for k, v in opts.items() if k != "ep"}
+    expect_error(command(tessera, config, mpiexec, no_ep, resume),
+                 [f"expert_model_parallel_size {ep}, this run has 1", "checkpoint.finetune = true"],
+                 f"ep {ep} checkpoint resumed with ep 1")
+    out = os.path.join(workdir, "ckpt_resharded_ep")
+    shutil.rmtree(out, ignore_errors=True)
+    expect_error([tessera, "checkpoint", "reshard", os.path.join(ckpt, "iter_0000005"), "--dp", "1", out],
+                 [f"saved with parallel.expert_model_parallel_size {ep}", "not built yet"], "reshard of an ep checkpoint")
+    expect_error(cmd(["--set", "training.train_iters=1", "--set", "optimizer.plugin=distributed_adam"]),
+                 ["distributed_adam with parallel.expert_model_parallel_size"], "distributed_adam with ep")
+    # The model files hold every expert: one process fine-tunes from them (all experts, checked).
+    tuned = run(command(tessera, config, mpiexec, {"np": "1"},
+                        ["--set", "training.train_iters=1", "--set", f"checkpoint.load={ckpt}",
+                         "--set", "checkpoint.finetune=true"])).stdout
+    if "checkpoint.finetune: the weights of checkpoint" not in tuned:
+        sys.exit(f"finetune from the ep checkpoint in one process did not load it:\n{tuned}")
+    print("ep checkpoint: its weights fine-tune in one process")
+
+
 def main():
     tessera, config, workdir = sys.argv[1:4]
     rest = sys.argv[4:]
     split = rest.index("--")
     mpiexec, layouts = rest[:split], rest[split + 1:]
     errors = "--errors" in layouts
-    layouts = [l for l in layouts if l != "--errors"]
+    ep_errors = "--ep-errors" in layouts
+    layouts = [l for l in layouts if l not in ("--errors", "--ep-errors")]
     first_ckpt = None
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
@@ -192,6 +224,8 @@ def main():
         if first_ckpt is None:
             first_ckpt = (opts, ckpt, cmd)
 
+    if ep_errors:
+        check_ep_errors(tessera, config, mpiexec, workdir, *first_ckpt)
     if not errors:
         return
     opts, ckpt, cmd = first_ckpt

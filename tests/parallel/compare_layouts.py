@@ -6,10 +6,10 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, emb, loss, s0, sp, ov, bs, opt,
-rc, dev, prec) — tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders) and first/last
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, ep, emb, loss, s0, sp, ov, bs,
+opt, rc, dev, prec) — tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders), first/last
 (uneven pipeline stages: decoder_first_pipeline_num_layers, and num_layers_in_last_pipeline_stage,
-Megatron-LM's newer name) map to [parallel] overrides, emb=1 / loss=1 count the embedding / loss as a
+Megatron-LM's newer name) and ep (expert_model_parallel_size) map to [parallel] overrides, emb=1 / loss=1 count the embedding / loss as a
 layer of the split (account_for_embedding/loss_in_pipeline_split), s0=N requires the first stage's
 model to hold N transformer layers, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
@@ -236,7 +236,8 @@ def main():
                           ("vp", "virtual_pipeline_model_parallel_size"),
                           ("split", "pipeline_model_parallel_split_rank"),
                           ("first", "decoder_first_pipeline_num_layers"),
-                          ("last", "num_layers_in_last_pipeline_stage")):
+                          ("last", "num_layers_in_last_pipeline_stage"),
+                          ("ep", "expert_model_parallel_size")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "expect_error.hpp"
+#include "shape_only_communicator.hpp"
 #include "tessera/parallel/local_communicator.hpp"
 #include "tessera/train/grad_buckets.hpp"
 #include "tessera/train/gradient_reducer.hpp"
@@ -89,6 +90,48 @@ TEST_CASE("gradient buckets: parameters summed over tp first are bucketed apart 
   CHECK(plans[3].params == std::vector<std::size_t>{D, A});
   CHECK(plans[3].after_tp_reduce);
   for (int i = 0; i < 3; ++i) CHECK_FALSE(plans[i].after_tp_reduce);
+}
+
+TEST_CASE("gradient buckets: expert-parallel parameters get buckets of their own, last, summed over expert dp",
+          "[unit]") {
+  Params p;
+  p[C].expert_parallel = true;
+  p[A].expert_parallel = true;
+  p[D].reduce_grad_over_tp = true;
+  // The others (tp-reduced ones after them), then c and a apart, still in backward order.
+  auto plans = plan_grad_buckets(p.list, 64, true);
+  REQUIRE(plans.size() == 4);
+  CHECK(plans[0].params == std::vector<std::size_t>{E, B});
+  CHECK(plans[1].params == std::vector<std::size_t>{D});
+  CHECK(plans[1].after_tp_reduce);
+  CHECK(plans[2].params == std::vector<std::size_t>{C});  // 2000 elements: a bucket of its own
+  CHECK(plans[3].params == std::vector<std::size_t>{A});
+  for (int i = 0; i < 4; ++i) CHECK(plans[i].expert_parallel == (i >= 2));
+  plans = plan_grad_buckets(p.list, 1'000'000, false);  // one bucket of each kind
+  REQUIRE(plans.size() == 2);
+  CHECK(plans[0].params == std::vector<std::size_t>{E, D, B});
+  CHECK(plans[1].params == std::vector<std::size_t>{C, A});
+  CHECK(plans[1].expert_parallel);
+
+  // The reducer sums expert buckets over the expert-data-parallel group, the rest over dp.
+  auto tally = std::make_shared<test::Tally>();
+  test::ShapeOnlyCommunicator dp("dp", 0, 4, tally), expert_dp("expert_dp", 0, 2, tally);
+  GradBuckets buckets(p.list, 1'000'000, false);
+  GradientReducer r(buckets, dp, true, nullptr, &expert_dp);
+  r.grad_ready(p[C]);
+  r.grad_ready(p[A]);
+  CHECK(r.started(1));
+  CHECK_FALSE(r.started(0));
+  r.finish();
+  CHECK((*tally)[{"expert_dp", "all_reduce"}].calls == 1);
+  CHECK((*tally)[{"expert_dp", "all_reduce"}].elements == buckets.buckets()[1].data.numel());
+  CHECK((*tally)[{"dp", "all_reduce"}].calls == 1);
+  CHECK((*tally)[{"dp", "all_reduce"}].elements == buckets.buckets()[0].data.numel());
+
+  // No bucket sums over both tp and the expert group.
+  p[C].reduce_grad_over_tp = true;
+  CHECK_THAT(message_of<Error>([&] { plan_grad_buckets(p.list, 64, true); }),
+             Catch::Contains("'c' is expert-parallel and summed over tp"));
 }
 
 TEST_CASE("gradient buckets: every grad becomes a view of its bucket, values and shapes kept", "[unit]") {

@@ -135,6 +135,54 @@ TEST_CASE("layout: invariants for every divisible (world, tp, pp) up to 24 ranks
       }
 }
 
+TEST_CASE("layout: expert parallelism splits the data-parallel dimension", "[unit]") {
+  // 16 ranks as tp 2 · dp 4 · pp 2 with ep 2, by hand from rank = tp + 2·(dp + 4·pp): ep groups pair
+  // consecutive dp ranks, expert-dp groups the dp ranks of one parity.
+  auto l = ParallelLayout::make(11, 16, {.tp = 2, .pp = 2, .ep = 2});  // (tp 1, dp 1, pp 1)
+  REQUIRE(l.dp() == 4);
+  CHECK(l.ep() == 2);
+  CHECK(l.ep_rank() == 1);
+  CHECK(l.expert_dp_rank() == 0);
+  CHECK(l.group_ranks(GroupKind::ep) == std::vector<int>{9, 11});
+  CHECK(l.group_ranks(GroupKind::expert_dp) == std::vector<int>{11, 15});
+  CHECK(l.all_groups(GroupKind::ep) ==
+        Groups{{0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {13, 15}});
+  CHECK(l.all_groups(GroupKind::expert_dp) ==
+        Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}});
+  CHECK(l.str() == "world 16 = tp 2 × dp 4 × pp 2 (vpp 1, sequence parallel off, expert parallel 2 (rank 1 of it)); "
+                   "rank 11 = (tp 1, dp 1, pp 1)");
+  // ep = dp: one expert-dp rank each; ep = 1: the ep group is the rank alone, expert dp is dp.
+  auto all = ParallelLayout::make(5, 8, {.ep = 8});
+  CHECK(all.group_ranks(GroupKind::ep) == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(all.group_ranks(GroupKind::expert_dp) == std::vector<int>{5});
+  auto none = ParallelLayout::make(5, 8, {});
+  CHECK(none.group_ranks(GroupKind::ep) == std::vector<int>{5});
+  CHECK(none.group_ranks(GroupKind::expert_dp) == none.group_ranks(GroupKind::dp));
+  // Invariants: the groups partition the world; a rank's index in each is its ep / expert-dp rank.
+  for (int world : {4, 8, 12, 16})
+    for (int ep : {1, 2, 4})
+      for (int tp : {1, 2}) {
+        if (world % tp != 0 || (world / tp) % ep != 0) continue;
+        CAPTURE(world, ep, tp);
+        for (GroupKind kind : {GroupKind::ep, GroupKind::expert_dp}) {
+          std::multiset<int> seen;
+          for (const auto& g : ParallelLayout::make(0, world, {.tp = tp, .ep = ep}).all_groups(kind))
+            seen.insert(g.begin(), g.end());
+          REQUIRE(static_cast<int>(seen.size()) == world);
+          REQUIRE(std::set<int>(seen.begin(), seen.end()).size() == seen.size());
+        }
+        for (int r = 0; r < world; ++r) {
+          auto x = ParallelLayout::make(r, world, {.tp = tp, .ep = ep});
+          REQUIRE(x.group_ranks(GroupKind::ep)[x.ep_rank()] == r);
+          REQUIRE(x.group_ranks(GroupKind::expert_dp)[x.expert_dp_rank()] == r);
+        }
+      }
+  auto msg = message_of<ConfigError>([] { ParallelLayout::make(0, 6, {.ep = 4}); });
+  CHECK_THAT(msg, Catch::Contains("expert_model_parallel_size 4 must divide the data-parallel size 6"));
+  CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 2, {.ep = 0}); }),
+             Catch::Contains("expert_model_parallel_size must be at least 1"));
+}
+
 TEST_CASE("layout: bad sizes are ConfigErrors naming the sizes", "[unit]") {
   auto msg = message_of<ConfigError>([] { ParallelLayout::make(0, 6, {.tp = 2, .pp = 2}); });
   REQUIRE_THAT(msg, Catch::Contains("world size 6 is not divisible by tensor_model_parallel_size (2) × "

@@ -11,44 +11,89 @@ namespace tessera {
 
 namespace {
 
-// The N·k routed (token, slot) pairs in expert order — expert e's are [first[e], first[e + 1]) — with
-// their token ids and routing weights on the device: one copy each per layer, each expert a slice.
-struct Dispatch {
-  std::vector<std::int64_t> first;            // E + 1 offsets
-  std::vector<std::int32_t> tokens, slots;    // [N·k] on the host
-  Tensor ids, weights;                        // [N·k] i32, f32 on the device
-  std::int64_t count(std::int64_t e) const { return first[e + 1] - first[e]; }
-  Tensor ids_of(std::int64_t e) const { return ids.rows(first[e], first[e + 1]); }
-  Tensor weights_of(std::int64_t e) const { return weights.rows(first[e], first[e + 1]); }
+// Each routed (row, slot) pair's expert (−1: dropped by its expert's capacity) and weight, for the
+// rows of one rank or, under expert parallelism, of the whole group (rank q's rows after rank q−1's).
+struct RoutedTable {
+  std::int64_t rows = 0, topk = 0;
+  std::vector<float> expert, weight;  // [rows·k]; the expert index as a float (exact below 2^24)
 };
 
-Dispatch dispatch(const MoeRouting& r, const Tensor& like) {
-  Dispatch d;
-  std::vector<float> w;
-  d.first.push_back(0);
+RoutedTable routed_table(const MoeRouting& r) {
+  RoutedTable t{r.tokens, r.topk, std::vector<float>(static_cast<std::size_t>(r.tokens * r.topk), -1.0f), r.probs};
   for (std::int64_t e = 0; e < r.experts; ++e) {
     const auto& tokens = r.expert_tokens[static_cast<std::size_t>(e)];
     const auto& slots = r.expert_slots[static_cast<std::size_t>(e)];
     for (std::size_t i = 0; i < tokens.size(); ++i)
-      w.push_back(r.probs[static_cast<std::size_t>(tokens[i] * r.topk + slots[i])]);
-    d.tokens.insert(d.tokens.end(), tokens.begin(), tokens.end());
-    d.slots.insert(d.slots.end(), slots.begin(), slots.end());
-    d.first.push_back(static_cast<std::int64_t>(d.tokens.size()));
+      t.expert[static_cast<std::size_t>(tokens[i] * r.topk + slots[i])] = static_cast<float>(e);
   }
-  const auto n = static_cast<std::int64_t>(d.tokens.size());
-  d.ids = Tensor::from<std::int32_t>({n}, d.tokens).to(like.device());
-  d.weights = Tensor::from<float>({n}, w).to(like.device());
+  return t;
+}
+
+// Every rank's table, in rank order (one all-gather of [expert | weight] per rank).
+RoutedTable gather_table(const RoutedTable& own, const TpGroup& ep, Device device) {
+  const int P = tp_size(ep);
+  if (P == 1) return own;
+  const auto n = static_cast<std::int64_t>(own.expert.size());
+  std::vector<float> packed(own.expert);
+  packed.insert(packed.end(), own.weight.begin(), own.weight.end());
+  Tensor all = Tensor::empty({P * 2 * n}, DType::f32, device);
+  ep->all_gather(Tensor::from<float>({2 * n}, packed).to(device), all);
+  const std::vector<float> host = all.to_vector<float>();
+  RoutedTable t{own.rows * P, own.topk, {}, {}};
+  for (int q = 0; q < P; ++q) {
+    const auto at = host.begin() + static_cast<std::ptrdiff_t>(2 * n * q);
+    t.expert.insert(t.expert.end(), at, at + n);
+    t.weight.insert(t.weight.end(), at + n, at + 2 * n);
+  }
+  return t;
+}
+
+// The routed pairs of experts [first_expert, first_expert + count) in expert order — expert i's
+// are [first[i], first[i + 1]), rows ascending — with their rows and weights on the device: one copy
+// each per layer, each expert a slice.
+struct Dispatch {
+  std::vector<std::int64_t> first;  // count + 1 offsets
+  std::vector<std::int64_t> pairs;  // [pairs] row · k + slot, into the table
+  Tensor ids, weights;              // [pairs] i32 rows, f32 weights on the device
+  std::int64_t count(std::int64_t i) const { return first[i + 1] - first[i]; }
+  Tensor ids_of(std::int64_t i) const { return ids.rows(first[i], first[i + 1]); }
+  Tensor weights_of(std::int64_t i) const { return weights.rows(first[i], first[i + 1]); }
+};
+
+Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device) {
+  std::vector<std::vector<std::int64_t>> per_expert(static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < t.expert.size(); ++i) {
+    const auto local = static_cast<std::int64_t>(t.expert[i]) - first_expert;
+    if (t.expert[i] >= 0 && local >= 0 && local < count) per_expert[static_cast<std::size_t>(local)].push_back(static_cast<std::int64_t>(i));
+  }
+  Dispatch d;
+  std::vector<std::int32_t> rows;
+  std::vector<float> w;
+  d.first.push_back(0);
+  for (const auto& pairs : per_expert) {
+    for (std::int64_t pair : pairs) {
+      d.pairs.push_back(pair);
+      rows.push_back(static_cast<std::int32_t>(pair / t.topk));
+      w.push_back(t.weight[static_cast<std::size_t>(pair)]);
+    }
+    d.first.push_back(static_cast<std::int64_t>(d.pairs.size()));
+  }
+  const auto n = static_cast<std::int64_t>(d.pairs.size());
+  d.ids = Tensor::from<std::int32_t>({n}, rows).to(device);
+  d.weights = Tensor::from<float>({n}, w).to(device);
   return d;
 }
 
 // What backward needs: every token row, the routing, its dispatch and each expert's (partial) output.
 struct MoeSaved {
   Tensor x;  // [N, C]
+  Tensor x_group;  // expert parallelism: the group's rows [ep·N, C] (else x)
   MoeRouting routing;
   Dispatch dispatch;
   std::vector<Tensor> outputs;  // per expert; undefined for an expert without tokens
   std::vector<Tensor> tensors() const {
     std::vector<Tensor> all{x, dispatch.ids, dispatch.weights};
+    if (!x_group.same_memory(x)) all.push_back(x_group);
     for (const Tensor& t : outputs)
       if (t.defined()) all.push_back(t);
     return all;
@@ -115,6 +160,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
       sequence_parallel_(layer.sequence_parallel),
       moe_(moe),
       tp_(std::move(tp)),
+      ep_(moe.expert_group),
       router_(name + ".router.weight", {moe.router.experts, layer.hidden}),
       expert_bias_(name + ".router.expert_bias", {moe.router.experts}, /*decay=*/false) {
   expert_bias_.trainable = false;
@@ -123,8 +169,20 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
                                   moe.router.experts, moe.router.topk));
   init_normal(router_.value, layer.init_std, seed, router_.name);
   const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
-  for (std::int64_t i = 0; i < moe.router.experts; ++i)
+  const int ep = tp_size(ep_);
+  if (moe.router.experts % ep != 0)
+    throw ConfigError(fmt::format("{}: {} experts do not split over {} expert-parallel ranks", name,
+                                  moe.router.experts, ep));
+  const std::int64_t local = moe.router.experts / ep;
+  first_expert_ = tp_rank(ep_) * local;
+  for (std::int64_t i = first_expert_; i < first_expert_ + local; ++i) {
     experts_.push_back(std::make_unique<Mlp>(fmt::format("{}.experts.{}", name, i), e, seed, tp_));
+    if (ep > 1) {
+      std::vector<Parameter*> params;
+      experts_.back()->collect_parameters(params);
+      for (Parameter* param : params) param->expert_parallel = true;
+    }
+  }
   if (moe.shared_ffn_hidden > 0)
     shared_ = std::make_unique<Mlp>(name + ".shared_expert", expert_options(layer, moe, moe.shared_ffn_hidden), seed, tp_);
 }
@@ -138,15 +196,19 @@ void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
 
 ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp) {
   // Dropless: rows·k routed rows whatever the routing; with token dropping at most E·capacity.
-  const std::int64_t E = moe.router.experts, C = layer.hidden;
+  // Under expert parallelism this rank's E/ep experts take the group's ep·rows rows: rows·k of
+  // them when the router spreads tokens evenly (the figure planned), at most E·capacity with
+  // token dropping.
+  const std::int64_t E = moe.router.experts, C = layer.hidden, ep = moe.expert_parallel;
   const std::int64_t routed = expert_rows(rows, moe.router);
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
   ModuleCost c;
-  c.parameters = plan_add(plan_mul(E, C), plan_mul(E, Mlp::cost(eo, 0, tp).parameters));
-  c.parameter_tensors = 1 + E * expert.parameter_tensors;
-  // Every token row, the experts' saved tensors for rows·k rows, their outputs, ids and weights.
-  c.saved_elements = plan_add(plan_add(plan_mul(rows, C), expert.saved_elements),
+  c.parameters = plan_add(plan_mul(E, C), plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters));
+  c.parameter_tensors = 1 + E / ep * expert.parameter_tensors;
+  // Every token row (and the group's, with ep), the experts' saved tensors for rows·k rows, their
+  // outputs, ids and weights.
+  c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep > 1 ? 1 + ep : 1), C), expert.saved_elements),
                               plan_add(plan_mul(routed, C), plan_mul(routed, 2)));
   if (moe.shared_ffn_hidden > 0) {  // every row; its input is the rows kept above (held once)
     const ModuleCost shared = Mlp::cost(expert_options(layer, moe, moe.shared_ffn_hidden), rows, tp);
@@ -177,22 +239,29 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
   const std::vector<float> bias = moe_.router.expert_bias ? expert_bias_.value.to_vector<float>() : std::vector<float>();
-  MoeSaved s{x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data(), ctx.training), {}, {}};
-  s.dispatch = dispatch(s.routing, x_rows);
+  MoeSaved s{x_rows, x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data(), ctx.training),
+             {}, {}};
+  // Expert parallelism: the group's rows, each rank's after the previous one's.
+  const bool ep = tp_size(ep_) > 1;
+  if (ep) s.x_group = all_gather_rows(x_rows, ep_, "expert-parallel dispatch");
+  const auto local = static_cast<std::int64_t>(experts_.size());
+  s.dispatch = dispatch(gather_table(routed_table(s.routing), ep_, x_rows.device()), first_expert_, local, x_rows.device());
 
-  Tensor sum = x_rows.new_zeros({N, hidden_}, DType::f32);  // Σ_j probs_j · expert_j(x), f32
-  s.outputs.resize(static_cast<std::size_t>(E));
-  for (std::int64_t e = 0; e < E; ++e) {
+  // Σ_j probs_j · expert_j(x), f32, over the group's rows (this rank's experts' share of it).
+  Tensor sum = x_rows.new_zeros({s.x_group.size(0), hidden_}, DType::f32);
+  s.outputs.resize(static_cast<std::size_t>(local));
+  for (std::int64_t e = 0; e < local; ++e) {
     if (s.dispatch.count(e) == 0) continue;
     const Tensor ids = s.dispatch.ids_of(e);
     Tensor xe = x_rows.new_empty({ids.numel(), hidden_});
-    ops::embedding_forward(ids, x_rows, xe);  // gather the expert's rows
+    ops::embedding_forward(ids, s.x_group, xe);  // gather the expert's rows
     Tensor ye = experts_[static_cast<std::size_t>(e)]->forward(ctx, xe);
     Tensor weighted = ye.new_empty(ye.shape());
     ops::scale_rows(ye, s.dispatch.weights_of(e), weighted);
     ops::embedding_backward(ids, weighted, sum);  // scatter-add: an expert sees a token once
     s.outputs[static_cast<std::size_t>(e)] = ye;
   }
+  if (ep) sum = reduce_scatter_rows(sum, ep_, "expert-parallel combine");  // this rank's rows, every expert's
   if (shared_) ops::add(sum, ops::cast_to(shared_->forward(ctx, x_rows), DType::f32), sum);
   Tensor y = ops::cast_to(sum, x_rows.dtype());
   if (sp) {
@@ -213,41 +282,52 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
                        s.routing.load_balancing_loss);
     if (moe_.router.z_loss_coeff > 0) ctx.metrics->add(kZLoss, s.routing.z_loss);
   }
-  if (moe_.router.expert_bias && ctx.buffer_statistics) {  // the tokens each expert took
+  if (moe_.router.expert_bias && ctx.buffer_statistics) {  // the tokens each expert took from this rank's rows
     std::vector<double> counts(static_cast<std::size_t>(moe_.router.experts));
     for (std::int64_t e = 0; e < moe_.router.experts; ++e)
-      counts[static_cast<std::size_t>(e)] = static_cast<double>(s.dispatch.count(e));
+      counts[static_cast<std::size_t>(e)] = static_cast<double>(s.routing.expert_tokens[static_cast<std::size_t>(e)].size());
     ctx.buffer_statistics->add(expert_bias_.name, counts, [this](const std::vector<double>& total) { update_expert_bias(total); });
   }
   const bool sp = sequence_parallel_applies(sequence_parallel_, tp_, ctx);
   const Tensor dy_rows = (sp ? reduce_scatter_to_sequence_parallel_backward(dy, tp_) : reduce_from_tp_backward(dy))
                              .reshape({-1, hidden_});
   const std::int64_t N = s.routing.tokens, E = moe_.router.experts, k = moe_.router.topk;
+  const bool ep = tp_size(ep_) > 1;
+  const Tensor dy_group = ep ? all_gather_rows(dy_rows, ep_, "expert-parallel combine backward") : dy_rows;
+  const std::int64_t rows = dy_group.size(0);
   const Dispatch& d = s.dispatch;
   // d(weight) = dy · expert output of every routed pair, in dispatch order, read once.
   Tensor dweights = dy_rows.new_empty({d.ids.numel()}, DType::f32);
-  Tensor dx_sum = dy_rows.new_zeros({N, hidden_}, DType::f32);  // the experts' (partial) input gradient
-  for (std::int64_t e = 0; e < E; ++e) {
-    Mlp& expert = *experts_[static_cast<std::size_t>(e)];
-    if (d.count(e) == 0) {  // no tokens: its gradient is final as it is
+  Tensor dx_sum = dy_rows.new_zeros({rows, hidden_}, DType::f32);  // the experts' (partial) input gradient
+  for (std::size_t e = 0; e < experts_.size(); ++e) {
+    Mlp& expert = *experts_[e];
+    const auto i = static_cast<std::int64_t>(e);
+    if (d.count(i) == 0) {  // no tokens: its gradient is final as it is
       expert.report_grads_final(ctx);
       continue;
     }
-    const Tensor ids = d.ids_of(e);
+    const Tensor ids = d.ids_of(i);
     Tensor dye = dy_rows.new_empty({ids.numel(), hidden_});
-    ops::embedding_forward(ids, dy_rows, dye);
+    ops::embedding_forward(ids, dy_group, dye);
     Tensor dw = dweights.rows(d.first[e], d.first[e + 1]);
-    ops::row_dot(dye, s.outputs[static_cast<std::size_t>(e)], dw);
-    ops::scale_rows(dye, d.weights_of(e), dye);
+    ops::row_dot(dye, s.outputs[e], dw);
+    ops::scale_rows(dye, d.weights_of(i), dye);
     ops::embedding_backward(ids, expert.backward(ctx, dye), dx_sum);
   }
-  if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);
-  // Each rank's expert outputs were partial sums; every rank dispatched alike.
-  reduce_from_tp_forward(dweights, tp_);
+  // Each pair's weight gradient, at its (row, slot) of the group's table; under expert parallelism
+  // only the rank holding the pair's expert has it (the others add zeros), and each rank keeps its
+  // rows'. Each rank's expert outputs were partial sums over tp; every tp rank dispatched alike.
   const std::vector<float> dweights_host = dweights.to_vector<float>();
-  std::vector<float> dprobs(static_cast<std::size_t>(N * k), 0.0f);
-  for (std::size_t i = 0; i < d.tokens.size(); ++i)
-    dprobs[static_cast<std::size_t>(d.tokens[i] * k + d.slots[i])] = dweights_host[i];
+  std::vector<float> dpairs(static_cast<std::size_t>(rows * k), 0.0f);
+  for (std::size_t i = 0; i < d.pairs.size(); ++i) dpairs[static_cast<std::size_t>(d.pairs[i])] = dweights_host[i];
+  Tensor dprobs_dev = Tensor::from<float>({rows * k}, dpairs).to(dy_rows.device());
+  if (ep) {
+    dprobs_dev = reduce_scatter_rows(dprobs_dev.reshape({rows, k}), ep_, "expert-parallel dispatch backward").reshape({N * k});
+    dx_sum = reduce_scatter_rows(dx_sum, ep_, "expert-parallel dispatch backward");
+  }
+  reduce_from_tp_forward(dprobs_dev, tp_);
+  if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);
+  const std::vector<float> dprobs = dprobs_dev.to_vector<float>();
   const std::vector<float> dlogits_host = router_logits_grad(s.routing, dprobs, moe_.router, ctx.loss_grad_scale);
   const Tensor dlogits = ops::cast_to(Tensor::from<float>({N, E}, dlogits_host).to(dy_rows.device()), s.x.dtype());
   Tensor dx_router = s.x.new_empty(s.x.shape());

@@ -42,6 +42,8 @@ Tensor token_rows(const Tensor& x, const char* op) {
   return x.reshape({x.numel() / x.size(-1), x.size(-1)});
 }
 
+}  // namespace
+
 Tensor all_gather_rows(const Tensor& x, const TpGroup& tp, const char* op) {
   Tensor rows = token_rows(x, op);
   const int n = tp_size(tp);
@@ -59,8 +61,6 @@ Tensor reduce_scatter_rows(const Tensor& x, const TpGroup& tp, const char* op) {
   tp->reduce_scatter(rows, out);  // block r of the flat input is rank r's rows
   return out;
 }
-
-}  // namespace
 
 Tensor gather_from_sequence_parallel_forward(const Tensor& shard, const TpGroup& tp) {
   return all_gather_rows(shard, tp, "gather_from_sequence_parallel_forward");

@@ -284,7 +284,8 @@ MoeRouterOptions read_router_options(const ConfigSection& s, std::int64_t E, std
 
 }  // namespace
 
-void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
+void read_moe_options(const ConfigSection& s, TransformerOptions& o, const ParallelSizes& sizes) {
+  const std::int64_t tp = sizes.tp;
   static const char* const kMoeKeys[] = {"moe_router_topk",    "moe_ffn_hidden_size",   "moe_router_load_balancing_type",
                                          "moe_aux_loss_coeff", "moe_z_loss_coeff",      "moe_router_pre_softmax",
                                          "moe_layer_freq",     "moe_router_topk_scaling_factor",
@@ -298,11 +299,21 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_
         throw ConfigError(fmt::format("model.{} (in {}) configures mixture-of-experts layers, but model.num_experts is "
                                       "not set: set it, or drop the key",
                                       key, s.origin(key)));
+    if (sizes.ep > 1)
+      throw ConfigError(fmt::format("parallel.expert_model_parallel_size = {} splits the experts of mixture-of-experts "
+                                    "layers over data-parallel ranks, but model.num_experts is not set: set it, or "
+                                    "drop the key",
+                                    sizes.ep));
     return;
   }
   MoeOptions& m = o.moe;
   m.router.experts = s.get_int("num_experts", 0, 1, 1 << 16);
   m.router.topk = s.get_int("moe_router_topk", 2, 1, m.router.experts);
+  if (m.router.experts % sizes.ep != 0)
+    throw ConfigError(fmt::format("model.num_experts {} (in {}) must be a multiple of parallel.expert_model_parallel_size "
+                                  "({}): each expert-parallel rank holds an equal share of the experts",
+                                  m.router.experts, s.origin("num_experts"), sizes.ep));
+  m.expert_parallel = sizes.ep;
   m.ffn_hidden = s.get_int("moe_ffn_hidden_size", o.ffn_hidden_size, 1, 1 << 24);
   if (m.ffn_hidden % tp != 0)
     throw ConfigError(fmt::format("model.moe_ffn_hidden_size {} ({}) must be a multiple of "
@@ -340,7 +351,7 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
                                           const ParallelSizes& sizes, const std::string& model) {
   TransformerOptions o = read_transformer_options(s, vocab_size, seed, sizes, model);
   read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
-  read_moe_options(s, o, sizes.tp);          // mixture of experts (docs/moe.md)
+  read_moe_options(s, o, sizes);             // mixture of experts (docs/moe.md)
   return o;
 }
 

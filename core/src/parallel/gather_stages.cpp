@@ -84,4 +84,14 @@ NamedTensors gather_to_first_stage(const NamedTensors& local, Communicator& pp) 
   return all;
 }
 
+NamedTensors gather_experts_to_first_rank(const NamedTensors& local, const std::vector<bool>& expert, Communicator& ep) {
+  if (expert.size() != local.size())
+    throw Error(fmt::format("gather_experts_to_first_rank: {} flags for {} tensors", expert.size(), local.size()));
+  if (ep.rank() == 0) return gather_to_first_stage(local, ep);
+  NamedTensors experts;
+  for (std::size_t i = 0; i < local.size(); ++i)
+    if (expert[i]) experts.push_back(local[i]);
+  return gather_to_first_stage(experts, ep);
+}
+
 }  // namespace tessera

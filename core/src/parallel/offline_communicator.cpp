@@ -29,6 +29,8 @@ std::shared_ptr<const Parallel> offline_parallel(int world_rank, int world_size,
   groups.dp = group(GroupKind::dp);
   groups.pp = group(GroupKind::pp);
   groups.embedding = group(GroupKind::embedding);
+  groups.ep = group(GroupKind::ep);
+  groups.expert_dp = group(GroupKind::expert_dp);
   return std::make_shared<const Parallel>(Parallel{layout, std::move(groups)});
 }
 

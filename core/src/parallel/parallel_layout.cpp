@@ -14,6 +14,8 @@ const char* group_kind_name(GroupKind kind) {
     case GroupKind::dp: return "dp";
     case GroupKind::pp: return "pp";
     case GroupKind::embedding: return "embedding";
+    case GroupKind::ep: return "ep";
+    case GroupKind::expert_dp: return "expert_dp";
   }
   return "?";
 }
@@ -26,6 +28,7 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
   at_least_one("tensor_model_parallel_size", sizes.tp);
   at_least_one("pipeline_model_parallel_size", sizes.pp);
   at_least_one("virtual_pipeline_model_parallel_size", sizes.vpp);
+  at_least_one("expert_model_parallel_size", sizes.ep);
   const long long model = static_cast<long long>(sizes.tp) * sizes.pp;
   if (world_size % model != 0)
     throw ConfigError(fmt::format(
@@ -52,6 +55,12 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
   l.world_ = world_size;
   l.rank_ = world_rank;
   l.dp_ = static_cast<int>(world_size / model);
+  if (l.dp_ % sizes.ep != 0)
+    throw ConfigError(fmt::format(
+        "expert_model_parallel_size {} must divide the data-parallel size {} (world size {} / "
+        "(tensor_model_parallel_size {} × pipeline_model_parallel_size {})): the experts are split over "
+        "data-parallel ranks",
+        sizes.ep, l.dp_, world_size, sizes.tp, sizes.pp));
   l.tp_rank_ = world_rank % sizes.tp;
   l.dp_rank_ = (world_rank / sizes.tp) % l.dp_;
   l.pp_rank_ = world_rank / (sizes.tp * l.dp_);
@@ -82,6 +91,12 @@ std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) c
     case GroupKind::pp:
       for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(world_rank_of(t, d, i));
       break;
+    case GroupKind::ep:
+      for (int i = 0; i < sizes_.ep; ++i) ranks.push_back(world_rank_of(t, d - d % sizes_.ep + i, p));
+      break;
+    case GroupKind::expert_dp:
+      for (int i = 0; i < dp_ / sizes_.ep; ++i) ranks.push_back(world_rank_of(t, i * sizes_.ep + d % sizes_.ep, p));
+      break;
     case GroupKind::embedding: {
       std::vector<int> stages{0};
       if (sizes_.pipeline_split_rank > 0) stages.push_back(sizes_.pipeline_split_rank);
@@ -105,6 +120,8 @@ std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
     for (int d = 0; d < dp_; ++d)
       for (int t = 0; t < sizes_.tp; ++t) {
         bool representative = (kind == GroupKind::tp && t == 0) || (kind == GroupKind::dp && d == 0) ||
+                              (kind == GroupKind::ep && d % sizes_.ep == 0) ||
+                              (kind == GroupKind::expert_dp && d < sizes_.ep) ||
                               ((kind == GroupKind::pp || kind == GroupKind::embedding) && p == 0);
         if (representative) groups.push_back(group_at(kind, t, d, p));
       }
@@ -113,16 +130,17 @@ std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
 }
 
 std::string ParallelLayout::str() const {
-  std::string uneven;
+  std::string details;
   const auto layers = [](std::int64_t n) { return fmt::format("{} layer{}", n, n == 1 ? "" : "s"); };
-  if (sizes_.first_stage_layers > 0) uneven += ", first stage " + layers(sizes_.first_stage_layers);
-  if (sizes_.last_stage_layers > 0) uneven += ", last stage " + layers(sizes_.last_stage_layers);
-  if (sizes_.embedding_in_split) uneven += ", the embedding counted as a layer";
-  if (sizes_.loss_in_split) uneven += ", the loss counted as a layer";
+  if (sizes_.first_stage_layers > 0) details += ", first stage " + layers(sizes_.first_stage_layers);
+  if (sizes_.last_stage_layers > 0) details += ", last stage " + layers(sizes_.last_stage_layers);
+  if (sizes_.embedding_in_split) details += ", the embedding counted as a layer";
+  if (sizes_.loss_in_split) details += ", the loss counted as a layer";
+  if (sizes_.ep > 1) details += fmt::format(", expert parallel {} (rank {} of it)", sizes_.ep, ep_rank());
   return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}{}{}); rank {} = (tp {}, dp {}, pp {})",
                      world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
                      sizes_.pipeline_split_rank > 0 ? fmt::format(", split rank {}", sizes_.pipeline_split_rank) : "",
-                     uneven,
+                     details,
                      rank_, tp_rank_, dp_rank_, pp_rank_);
 }
 

@@ -11,6 +11,8 @@ Communicator& ProcessGroups::group(GroupKind kind) const {
     case GroupKind::dp: c = &dp; break;
     case GroupKind::pp: c = &pp; break;
     case GroupKind::embedding: c = &embedding; break;
+    case GroupKind::ep: c = &ep; break;
+    case GroupKind::expert_dp: c = &expert_dp; break;
   }
   if (c == nullptr || *c == nullptr)
     throw CommError(fmt::format("this rank is in no {} group (middle pipeline stages hold no embedding)",
@@ -38,6 +40,8 @@ ProcessGroups build_process_groups(const ParallelLayout& layout, std::shared_ptr
   g.dp = split_for(layout, *world, GroupKind::dp);
   g.pp = split_for(layout, *world, GroupKind::pp);
   g.embedding = split_for(layout, *world, GroupKind::embedding);
+  g.ep = split_for(layout, *world, GroupKind::ep);
+  g.expert_dp = split_for(layout, *world, GroupKind::expert_dp);
   g.world = std::move(world);
   return g;
 }

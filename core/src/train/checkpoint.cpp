@@ -3,6 +3,8 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -74,6 +76,25 @@ void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTens
   }
 }
 
+void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& targets, std::int64_t others,
+                      const std::string& what) {
+  std::set<std::string> own;
+  for (const auto& [name, _] : targets) own.insert(name);
+  std::int64_t dropped = 0;
+  for (auto it = saved.begin(); it != saved.end();) {
+    if (!own.count(it->first) && it->first.find(".experts.") != std::string::npos) {
+      it = saved.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  if (dropped != others)
+    throw FormatError(fmt::format("{}: holds {} tensors of experts this rank does not hold, expected {} (the other "
+                                  "expert-parallel ranks' experts)",
+                                  what, dropped, others));
+}
+
 CheckpointFolder open_checkpoint(const std::filesystem::path& load, const std::string& what) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -116,10 +137,27 @@ std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const 
   return step;
 }
 
-std::string tensor_parallel_split_json(const std::vector<Parameter*>& params) {
+std::string tensor_parallel_split_json(const std::vector<Parameter*>& params, const NamedTensors& other_experts) {
   nlohmann::json j = nlohmann::json::object();
-  for (const Parameter* p : params)
+  // Experts of one layer are alike: another rank's expert is split as this rank's of the same role.
+  static const std::regex expert_index(R"(\.experts\.\d+\.)");
+  const auto role = [](const std::string& name) { return std::regex_replace(name, expert_index, ".experts.*."); };
+  std::map<std::string, const Parameter*> experts_by_role;
+  std::set<std::string> own;
+  for (const Parameter* p : params) {
+    own.insert(p->name);
     if (p->tp_split_dim >= 0) j[p->name] = {p->tp_split_dim, p->tp_split_blocks};
+    if (p->expert_parallel) experts_by_role.emplace(role(p->name), p);
+  }
+  for (const auto& [name, _] : other_experts) {
+    if (own.count(name)) continue;
+    const auto it = experts_by_role.find(role(name));
+    if (it == experts_by_role.end())
+      throw Error(fmt::format("saving a checkpoint: '{}' came from another expert-parallel rank but is no expert's tensor "
+                              "this rank has a counterpart of",
+                              name));
+    if (it->second->tp_split_dim >= 0) j[name] = {it->second->tp_split_dim, it->second->tp_split_blocks};
+  }
   return j.dump();
 }
 
@@ -145,6 +183,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                  {"data_parallel_size", m.data_parallel},
                  {"virtual_pipeline_model_parallel_size", m.virtual_pipeline},
                  {"sequence_parallel", m.sequence_parallel}};
+  if (m.expert_parallel > 1) j["layout"]["expert_model_parallel_size"] = m.expert_parallel;
   if (m.first_stage_layers > 0) j["layout"]["decoder_first_pipeline_num_layers"] = m.first_stage_layers;
   if (m.last_stage_layers > 0) j["layout"]["decoder_last_pipeline_num_layers"] = m.last_stage_layers;
   if (m.embedding_in_split) j["layout"]["account_for_embedding_in_pipeline_split"] = true;
@@ -253,6 +292,7 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.pipeline_parallel = integer(l, "pipeline_model_parallel_size", 1, "layout.");
   m.data_parallel = integer(l, "data_parallel_size", 1, "layout.");
   m.virtual_pipeline = integer(l, "virtual_pipeline_model_parallel_size", 1, "layout.");
+  if (l.contains("expert_model_parallel_size")) m.expert_parallel = integer(l, "expert_model_parallel_size", 1, "layout.");
   if (l.contains("decoder_first_pipeline_num_layers"))
     m.first_stage_layers = integer(l, "decoder_first_pipeline_num_layers", 1, "layout.");
   if (l.contains("decoder_last_pipeline_num_layers"))

@@ -140,6 +140,13 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const CheckpointMetadata& meta = source.meta;
   const fs::path meta_path = source.dir / "metadata.json";
 
+  // Expert parallelism: each data-parallel rank's optimizer file holds its own experts' state, which
+  // this rewrite does not merge yet.
+  if (meta.expert_parallel > 1)
+    throw ConfigError(fmt::format("{}: saved with parallel.expert_model_parallel_size {}; resharding such a checkpoint "
+                                  "is not built yet (resume it in its own layout, or load its weights in any layout "
+                                  "with checkpoint.finetune = true or checkpoint.no_load_optim = true)",
+                                  source.dir.string(), meta.expert_parallel));
   // The layouts. The source's sizes are the metadata's; its split rank is its config's.
   ParallelSizes from = read_parallel_sizes(config);
   from.tp = static_cast<int>(meta.tensor_parallel);

@@ -93,6 +93,9 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   }
   read_uneven_stages(p, sizes);
   read_counted_split(p, sizes);
+  // Megatron-Core's --expert-model-parallel-size: the layout checks that it divides dp, the model
+  // that it divides model.num_experts.
+  sizes.ep = static_cast<int>(p.get_int("expert_model_parallel_size", 1, 1, 1 << 16));
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

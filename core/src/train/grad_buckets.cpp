@@ -25,21 +25,32 @@ std::vector<GradBucketPlan> plan_grad_buckets(const std::vector<Parameter*>& par
   const std::int64_t bucket_multiple = kAlign * shards;  // dp equal, aligned shards
   std::vector<GradBucketPlan> plans;
   // Two passes when separating: first every parameter summed over dp only, then those summed over
-  // tp first. Each pass walks the parameters in backward order.
-  for (const bool late : {false, true}) {
-    if (late && !separate_tp_reduced) break;
+  // tp first; then the expert-parallel parameters (summed over the expert-data-parallel group), if
+  // any. Each pass walks the parameters in backward order.
+  enum class Pass { dp, after_tp, expert };
+  for (const Pass pass : {Pass::dp, Pass::after_tp, Pass::expert}) {
+    if (pass == Pass::after_tp && !separate_tp_reduced) continue;
+    const bool late = pass == Pass::after_tp;
     GradBucketPlan cur;
-    cur.after_tp_reduce = late;
+    const auto fresh = [&] {
+      cur = GradBucketPlan{};
+      cur.after_tp_reduce = late;
+      cur.expert_parallel = pass == Pass::expert;
+    };
+    fresh();
     auto close = [&] {
       if (cur.params.empty()) return;
       cur.numel = (cur.numel + bucket_multiple - 1) / bucket_multiple * bucket_multiple;
       plans.push_back(std::move(cur));
-      cur = GradBucketPlan{};
-      cur.after_tp_reduce = late;
+      fresh();
     };
     for (std::size_t k = params.size(); k-- > 0;) {
       const Parameter& p = *params[k];
-      if (separate_tp_reduced && p.reduce_grad_over_tp != late) continue;
+      if (p.expert_parallel != (pass == Pass::expert)) continue;
+      if (p.expert_parallel && p.reduce_grad_over_tp)
+        throw Error(fmt::format("gradient buckets: '{}' is expert-parallel and summed over tp: no bucket sums both",
+                                p.name));
+      if (separate_tp_reduced && !p.expert_parallel && p.reduce_grad_over_tp != late) continue;
       const std::int64_t n = p.grad.numel();
       const std::int64_t offset = align_up(cur.numel);
       if (!cur.params.empty() && offset + n > bucket_size) close();
@@ -75,6 +86,7 @@ GradBuckets::GradBuckets(const std::vector<Parameter*>& params, std::int64_t buc
     Bucket b;
     b.data = buffer_.rows(begin, begin + plan.numel);
     b.after_tp_reduce = plan.after_tp_reduce;
+    b.expert_parallel = plan.expert_parallel;
     for (std::size_t j = 0; j < plan.params.size(); ++j) {
       Parameter& p = *params[plan.params[j]];
       const std::int64_t n = p.grad.numel();

@@ -10,14 +10,19 @@
 namespace tessera {
 
 GradientReducer::GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap,
-                                 std::vector<Tensor>* scatter_into)
+                                 std::vector<Tensor>* scatter_into, Communicator* expert_dp)
     : buckets_(buckets),
       dp_(dp),
+      expert_dp_(expert_dp ? *expert_dp : dp),
       overlap_(overlap),
       scatter_into_(scatter_into),
       reported_(buckets.num_params(), false),
       ready_(buckets.size(), 0),
       started_(buckets.size(), false) {
+  if (scatter_into_ && expert_dp_.size() != dp_.size())
+    for (const GradBuckets::Bucket& b : buckets.buckets())
+      if (b.expert_parallel)
+        throw Error("gradient reducer: expert-parallel gradients are not sharded by a distributed optimizer");
   if (scatter_into_ && scatter_into_->size() != buckets.size())
     throw Error(fmt::format("gradient reducer: {} gradient shards for {} buckets", scatter_into_->size(), buckets.size()));
 }
@@ -32,10 +37,11 @@ GradientReducer::~GradientReducer() {
 
 void GradientReducer::start(std::size_t bucket) {
   started_[bucket] = true;
+  Communicator& group = buckets_.buckets()[bucket].expert_parallel ? expert_dp_ : dp_;
   if (scatter_into_)
-    pending_.push_back(dp_.start_reduce_scatter(buckets_.data(bucket), scatter_into_->at(bucket)));
+    pending_.push_back(group.start_reduce_scatter(buckets_.data(bucket), scatter_into_->at(bucket)));
   else
-    pending_.push_back(dp_.start_all_reduce(buckets_.data(bucket)));
+    pending_.push_back(group.start_all_reduce(buckets_.data(bucket)));
 }
 
 void GradientReducer::poll() {

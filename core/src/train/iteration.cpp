@@ -78,16 +78,23 @@ using Reduction = void (*)(const Tensor&, Tensor&, bool);
 double global_sum(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
                   ShardField field, Reduction reduce) {
   Tensor Parameter::*member = field == ShardField::grad ? &Parameter::grad : &Parameter::value;
+  // Expert-parallel parameters apart: each expert-parallel rank holds other experts, so their sum
+  // is summed over the ep group too.
   Tensor device_sum =
-      params.empty() ? Tensor::zeros({1}, DType::f64) : (params.front()->*member).new_zeros({1}, DType::f64);
+      params.empty() ? Tensor::zeros({2}, DType::f64) : (params.front()->*member).new_zeros({2}, DType::f64);
+  Tensor dense_sum = device_sum.rows(0, 1), expert_sum = device_sum.rows(1, 2);
   const bool shards = optimizer.gradient_shards() != nullptr;
   if (shards) {
-    optimizer.visit_shards(field, [&](const Tensor& piece) { reduce(piece, device_sum, /*accumulate=*/true); });
+    optimizer.visit_shards(field, [&](const Tensor& piece) { reduce(piece, dense_sum, /*accumulate=*/true); });
   } else {
     for (const Parameter* p : params)
-      if (counts_in_grad_norm(*p, parallel.layout.tp_rank())) reduce(p->*member, device_sum, /*accumulate=*/true);
+      if (counts_in_grad_norm(*p, parallel.layout.tp_rank()))
+        reduce(p->*member, p->expert_parallel ? expert_sum : dense_sum, /*accumulate=*/true);
   }
-  double total = device_sum.item();
+  const std::vector<double> sums = device_sum.to_vector<double>();  // one read
+  double total = sums[0];
+  if (parallel.groups.ep && parallel.groups.ep->size() > 1) total += all_reduce_sum(*parallel.groups.ep, sums[1]);
+  else total += sums[1];
   if (shards) total = all_reduce_sum(*parallel.groups.dp, total);
   total = all_reduce_sum(*parallel.groups.tp, total);
   return all_reduce_sum(*parallel.groups.pp, total);
@@ -164,7 +171,8 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
   const std::int64_t total_microbatches = s.num_microbatches * dp.size();
   std::optional<GradientReducer> reducer;
   // A distributed optimizer (ZeRO) takes its gradient shards by reduce-scatter instead.
-  if (dp.size() > 1) reducer.emplace(*buckets, dp, s.overlap_grad_reduce, optimizer.gradient_shards());
+  if (dp.size() > 1)
+    reducer.emplace(*buckets, dp, s.overlap_grad_reduce, optimizer.gradient_shards(), parallel.groups.expert_dp.get());
   PipelinePass pass;
   pass.seed = s.seed;
   pass.iteration = s.iteration;

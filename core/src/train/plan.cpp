@@ -32,12 +32,20 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
                                           "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
                                           "num_layers_in_first_pipeline_stage", "num_layers_in_last_pipeline_stage",
                                           "sequence_parallel",
-                                          "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank"};
+                                          "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank",
+                                          "expert_model_parallel_size"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
       p.declare(key);
       notes.push_back(fmt::format("parallel.{} is not modelled by the plan", key));
     }
+  if (sizes.ep > 1)
+    notes.push_back(fmt::format(
+        "parallel.expert_model_parallel_size = {}: each rank holds (and its optimizer state and gradients count) "
+        "num_experts / {} experts, and its experts' activations assume evenly routed tokens; the expert-parallel "
+        "all-gathers and reduce-scatters of the token rows, and the experts' gradients summed over dp / {} ranks "
+        "instead of dp, are not modelled",
+        sizes.ep, sizes.ep, sizes.ep));
   return sizes;
 }
 

@@ -777,12 +777,18 @@ void Trainer::save_final() const {
   // (each once: the LM head's copy of the embedding stays behind) are collected on the first
   // stage; data-parallel replicas are identical, so world rank 0 writes.
   NamedTensors tensors;
+  std::vector<bool> expert;
   for (const Parameter* p : params_) {
     Tensor full = gather_saved_tensor(*p, p->value, parallel_->groups.tp);
-    if (p->stage_tie != Parameter::StageTie::copy) tensors.emplace_back(p->name, full);
+    if (p->stage_tie == Parameter::StageTie::copy) continue;
+    tensors.emplace_back(p->name, full);
+    expert.push_back(p->expert_parallel);
   }
   const ParallelLayout& layout = parallel_->layout;
-  if (layout.tp_rank() != 0 || layout.dp_rank() != 0) return;
+  if (layout.tp_rank() != 0 || layout.expert_dp_rank() != 0) return;
+  // Expert parallelism: data-parallel rank 0 collects the experts of its expert-parallel group.
+  if (layout.ep() > 1) tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
+  if (layout.dp_rank() != 0) return;
   tensors = gather_to_first_stage(tensors, *parallel_->groups.pp);
   if (layout.rank() != 0) return;
   std::filesystem::create_directories(options_.save_dir);

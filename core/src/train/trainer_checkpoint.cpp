@@ -7,6 +7,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/logging.hpp"
+#include "tessera/parallel/gather_stages.hpp"
 #include "tessera/quote.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/saved_model.hpp"
@@ -15,6 +16,17 @@
 namespace tessera {
 
 namespace fs = std::filesystem;
+
+NamedTensors Trainer::model_tensors_with_all_experts() const {
+  NamedTensors tensors;
+  std::vector<bool> expert;
+  for (const Parameter* param : params_) {
+    tensors.emplace_back(param->name, param->value);
+    expert.push_back(param->expert_parallel);
+  }
+  if (parallel_->layout.ep() == 1) return tensors;
+  return gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
+}
 
 void Trainer::save_checkpoint(std::int64_t iteration) const {
   const ParallelLayout& layout = parallel_->layout;
@@ -32,13 +44,15 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
   try {
     const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
     run_on_all_or_throw(world, fmt::format("saving checkpoint {}", final_dir.string()), [&] {
-      if (d == 0) {  // data-parallel replicas hold the same parameters: one file per (tp, pp) shard
-        NamedTensors tensors;
-        for (const Parameter* param : params_) tensors.emplace_back(param->name, param->value);
+      // Data-parallel replicas hold the same parameters: one file per (tp, pp) shard, with every
+      // expert collected from the expert-parallel group of data-parallel rank 0.
+      NamedTensors tensors;
+      if (layout.expert_dp_rank() == 0) tensors = model_tensors_with_all_experts();
+      if (d == 0) {
         save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
                          {{"format", "tessera-checkpoint"},
                           {"iteration", std::to_string(iteration)},
-                          {kTensorParallelSplitKey, tensor_parallel_split_json(params_)}});
+                          {kTensorParallelSplitKey, tensor_parallel_split_json(params_, tensors)}});
       }
       // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
       // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
@@ -65,6 +79,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.pipeline_parallel = layout.pp();
         meta.data_parallel = layout.dp();
         meta.virtual_pipeline = layout.vpp();
+        meta.expert_parallel = layout.ep();
         meta.first_stage_layers = layout.sizes().first_stage_layers;
         meta.last_stage_layers = layout.sizes().last_stage_layers;
         meta.embedding_in_split = layout.sizes().embedding_in_split;
@@ -110,7 +125,9 @@ void Trainer::load_checkpoint() {
     if (!fs::exists(load / "metadata.json", ec) && !fs::exists(load / kLatestCheckpointFile, ec) &&
         fs::is_regular_file(load / "config.toml", ec) && fs::is_regular_file(load / "model.safetensors", ec)) {
       const SavedModel saved = open_saved_model(load);
-      load_saved_weights(saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, false});
+      // Under expert parallelism the file also holds the other ranks' experts.
+      load_saved_weights(saved, params_,
+                         SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1 && layout.ep() == 1, false});
       log_info("checkpoint.load = {} holds final weights only (no resumable checkpoint): training starts at iteration "
                "1 from them with a fresh optimizer",
                options_.load_dir);
@@ -135,6 +152,13 @@ void Trainer::load_checkpoint() {
     return fmt::format("first {}, last {}", first > 0 ? std::to_string(first) : "even",
                        last > 0 ? std::to_string(last) : "even");
   };
+  // The model files hold every expert; the optimizer files hold each rank's own experts' state.
+  if (loads_optimizer && meta.expert_parallel != layout.ep())
+    throw ConfigError(fmt::format("checkpoint {} was saved with parallel.expert_model_parallel_size {}, this run has {}: "
+                                  "resuming needs the same (its optimizer files hold each rank's experts' state); "
+                                  "checkpoint.finetune = true or checkpoint.no_load_optim = true load its weights in "
+                                  "any expert-parallel size",
+                                  dir.string(), meta.expert_parallel, layout.ep()));
   const ParallelSizes& sizes = layout.sizes();
   const bool same_stages =
       meta.first_stage_layers == sizes.first_stage_layers && meta.last_stage_layers == sizes.last_stage_layers &&
@@ -161,8 +185,14 @@ void Trainer::load_checkpoint() {
   const auto load_model_file = [&] {
     const fs::path path = dir / checkpoint_model_file(t, p);
     NamedTensors targets;
-    for (Parameter* param : params_) targets.emplace_back(param->name, param->value);
-    restore_tensors(load_safetensors(path).tensors, targets, path.string());
+    std::int64_t experts_here = 0;
+    for (Parameter* param : params_) {
+      targets.emplace_back(param->name, param->value);
+      experts_here += param->expert_parallel ? 1 : 0;
+    }
+    std::map<std::string, Tensor> saved = load_safetensors(path).tensors;
+    if (layout.ep() > 1) keep_own_experts(saved, targets, experts_here * (layout.ep() - 1), path.string());
+    restore_tensors(saved, targets, path.string());
   };
   if (options_.finetune) {  // Megatron-LM's --finetune: the weights, nothing of the run's state
     load_model_file();

@@ -17,6 +17,17 @@
 // on every rank (under sequence parallelism the layer all-gathers the rows first, as Megatron's
 // allgather token dispatcher), so every rank routes alike; the gradient of the routing
 // probabilities, partial on each rank, is summed over tp (N·k numbers) before the router's backward.
+//
+// Expert parallelism (MoeOptions::expert_group of ep ranks, Megatron-Core's
+// expert_model_parallel_size with the allgather token dispatcher): rank q of the group holds the
+// experts [q·E/ep, (q+1)·E/ep) only (their parameters marked Parameter::expert_parallel), under
+// their global names. Every rank routes its own tokens, then the group all-gathers the token rows
+// and each token's chosen experts and weights; each rank runs its experts on the rows of every rank
+// routed to them, and a reduce-scatter over the group hands each rank the sum for its own rows.
+// Backward mirrors it: the output gradient is all-gathered, the input gradient and the routing
+// weights' gradient reduce-scattered back to the rows' ranks. The router, the shared expert and the
+// losses stay per rank, as without expert parallelism, so every layout computes what one process
+// does.
 #pragma once
 #include <memory>
 #include <string>
@@ -32,6 +43,10 @@ struct MoeOptions {
   std::int64_t ffn_hidden = 0;       // each expert's (moe_ffn_hidden_size)
   std::int64_t shared_ffn_hidden = 0;  // the shared expert's (moe_shared_expert_intermediate_size); 0: none
   bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
+  // Expert parallelism: the ep size (parallel.expert_model_parallel_size, which the plan reads) and,
+  // in a built model, its group (null: one rank).
+  int expert_parallel = 1;
+  std::shared_ptr<Communicator> expert_group;
 };
 
 class MoeLayer : public Module {
@@ -58,9 +73,11 @@ class MoeLayer : public Module {
   bool sequence_parallel_;
   MoeOptions moe_;
   TpGroup tp_;
+  TpGroup ep_;                      // the expert-parallel group; null or one rank: every expert here
+  std::int64_t first_expert_ = 0;   // the global index of experts_[0]
   Parameter router_;
   Parameter expert_bias_;  // [E]; collected only with moe_.router.expert_bias
-  std::vector<std::unique_ptr<Mlp>> experts_;
+  std::vector<std::unique_ptr<Mlp>> experts_;  // this rank's: E / ep of them
   std::unique_ptr<Mlp> shared_;  // null without a shared expert
 };
 

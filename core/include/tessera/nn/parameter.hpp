@@ -50,6 +50,11 @@ struct Parameter {
   // data-parallel ranks (StepContext::buffer_statistics). The trainer, tessera bench and the
   // reshard hand optimizers trainable_parameters() only.
   bool trainable = true;
+  // Expert parallelism: an expert's weight that one rank of the expert-parallel group holds (the
+  // others hold other experts). Its gradient is summed over the expert-data-parallel group (the
+  // ranks holding the same experts) instead of dp, it counts in the norms on every expert-parallel
+  // rank, and saved files collect it from them. Set only with expert_model_parallel_size > 1.
+  bool expert_parallel = false;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}

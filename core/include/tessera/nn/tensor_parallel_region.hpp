@@ -56,6 +56,12 @@ struct SequenceShard {
 };
 SequenceShard sequence_shard(std::int64_t tokens, const TpGroup& tp);
 
+// Row collectives over any group (null or one rank: x as rows [rows, C], no copy); `op` names the
+// caller in shape errors. all_gather_rows: [n, C] → [size·n, C], every rank's rows in rank order;
+// reduce_scatter_rows: [size·n, C] → [n, C], block r summed over the group on rank r.
+Tensor all_gather_rows(const Tensor& x, const TpGroup& group, const char* op);
+Tensor reduce_scatter_rows(const Tensor& x, const TpGroup& group, const char* op);
+
 // f: shard [..., C] (n rows) → [tp·n, C], every rank's rows in rank order.
 Tensor gather_from_sequence_parallel_forward(const Tensor& shard, const TpGroup& tp);
 // f backward: d(full) [..., C] (N rows, this rank's partial gradient) → [N/tp, C], the sum over tp

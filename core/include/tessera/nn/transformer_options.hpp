@@ -95,7 +95,7 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 // (unset: no shared expert), moe_layer_freq (1: every layer; N:
 // layers 0, N, 2N, …; or an array of num_layers 0/1 flags); read after the activation keys. ConfigError naming key and origin for a value the model
 // cannot be built with, or for a moe_* key without num_experts.
-void read_moe_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp);
+void read_moe_options(const ConfigSection& s, TransformerOptions& o, const ParallelSizes& sizes);
 
 // A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options and
 // read_moe_options — the gpt plugin's keys, and what tools reading a saved GPT's config need

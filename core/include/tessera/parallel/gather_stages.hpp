@@ -11,4 +11,9 @@ namespace tessera {
 // stages need not know each other's parameters.
 NamedTensors gather_to_first_stage(const NamedTensors& local, Communicator& pp);
 
+// Expert parallelism: collective over `ep`; rank 0 of the group gets `local` followed by the
+// tensors of every other rank that `expert` (one flag per tensor of `local`) marks — each rank's own
+// experts — and every other rank an empty list.
+NamedTensors gather_experts_to_first_rank(const NamedTensors& local, const std::vector<bool>& expert, Communicator& ep);
+
 }  // namespace tessera

@@ -6,7 +6,14 @@
 // ranks with tp 2, pp 4 (dp 2): tp groups [0,1] [2,3] …, dp groups [0,2] [1,3] [4,6] …, pp groups
 // [0,4,8,12] [1,5,9,13] …. docs/parallelism.md has a worked table.
 //
-// Everything here is a pure function of (world rank, world size, tp, pp, vpp), so it is tested
+// Expert parallelism (Megatron-Core's expert_model_parallel_size, ep) splits the data-parallel
+// dimension further for the mixture-of-experts layers' experts: consecutive data-parallel ranks form
+// an expert-parallel group (ep_rank = dp_rank mod ep), each holding E/ep of the experts, and the
+// ranks holding the same experts (dp_rank / ep varying) form the expert-data-parallel group that
+// sums their gradients. With tp 1, dp 4, ep 2: ep groups [0,1] [2,3], expert-dp groups [0,2] [1,3]
+// (Megatron-Core's "tp-ep-dp-pp" order with expert tp equal to tp).
+//
+// Everything here is a pure function of (world rank, world size, sizes), so it is tested
 // without MPI; process_groups.hpp turns the rank lists into communicators.
 #pragma once
 #include <cstdint>
@@ -15,7 +22,7 @@
 
 namespace tessera {
 
-enum class GroupKind { tp, dp, pp, embedding };
+enum class GroupKind { tp, dp, pp, embedding, ep, expert_dp };
 const char* group_kind_name(GroupKind kind);
 
 struct ParallelSizes {
@@ -34,12 +41,14 @@ struct ParallelSizes {
   // the embedding (the loss) counts as one layer of an even split, so the first (last) model chunk
   // holds one transformer layer fewer (pipeline_layers.hpp).
   bool embedding_in_split = false, loss_in_split = false;
+  int ep = 1;  // expert_model_parallel_size: must divide the data-parallel size (last: positional
+               // initialisers of the fields above keep their meaning)
 };
 
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, world_rank is outside [0, world_size), vpp > 1 without pipeline parallelism, or the
+  // tp·pp, ep does not divide the data-parallel size, world_rank is outside [0, world_size), vpp > 1 without pipeline parallelism, or the
   // split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
 
@@ -49,6 +58,7 @@ class ParallelLayout {
   int pp() const { return sizes_.pp; }
   int dp() const { return dp_; }
   int vpp() const { return sizes_.vpp; }
+  int ep() const { return sizes_.ep; }
   bool sequence_parallel() const { return sizes_.sequence_parallel; }
   int pipeline_split_rank() const { return sizes_.pipeline_split_rank; }  // 0: none
   const ParallelSizes& sizes() const { return sizes_; }
@@ -56,6 +66,8 @@ class ParallelLayout {
   int tp_rank() const { return tp_rank_; }
   int dp_rank() const { return dp_rank_; }
   int pp_rank() const { return pp_rank_; }
+  int ep_rank() const { return dp_rank_ % sizes_.ep; }         // which experts this rank holds
+  int expert_dp_rank() const { return dp_rank_ / sizes_.ep; }  // among the ranks holding the same ones
   bool is_first_stage() const { return pp_rank_ == 0; }
   bool is_last_stage() const { return pp_rank_ == sizes_.pp - 1; }
   // World ranks of the neighbouring stages; they wrap around as in Megatron-LM.
@@ -68,7 +80,9 @@ class ParallelLayout {
   // World ranks of the group of `kind` that contains this rank, in group-rank order. The embedding
   // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1; with
   // a pipeline split rank s, {first, s, last}: the decoder's first stage embeds too), used to reduce
-  // tied embedding grads; it is empty for the other stages, which are in none.
+  // tied embedding grads; it is empty for the other stages, which are in none. The ep group is the
+  // ep consecutive data-parallel ranks around this one, the expert_dp group the dp/ep ranks of the
+  // same ep rank (both one rank when ep = 1 and dp = ep respectively).
   std::vector<int> group_ranks(GroupKind kind) const;
   // Every group of `kind` in the world, ordered by their first rank.
   std::vector<std::vector<int>> all_groups(GroupKind kind) const;

@@ -16,6 +16,8 @@ struct ProcessGroups {
   std::shared_ptr<Communicator> dp;
   std::shared_ptr<Communicator> pp;
   std::shared_ptr<Communicator> embedding;  // nullptr on middle pipeline stages
+  std::shared_ptr<Communicator> ep;         // expert parallel (one rank without it)
+  std::shared_ptr<Communicator> expert_dp;  // the ranks holding this rank's experts (dp without ep)
 
   Communicator& group(GroupKind kind) const;  // throws CommError for a missing embedding group
 };

@@ -23,6 +23,12 @@ std::string checkpoint_model_file(int tp_rank, int pp_rank);                  //
 std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank);  // optimizer_tp{t}_pp{p}_dp{d}.safetensors
 inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iteration.txt";
 
+// Expert parallelism: a model file holds every expert (MoeLayer's `…experts.<e>.…` tensors), this
+// rank only its own; drops the others from `saved` and checks that there were `others` of them (a
+// FormatError naming `what` otherwise).
+void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& targets, std::int64_t others,
+                      const std::string& what);
+
 // Copies saved[name] into each target tensor (f32, in place, so views into it stay valid). Throws
 // FormatError, prefixed with `what`, naming a missing or unexpected tensor, a dtype or a shape that
 // differs; `hint` (may be empty) is appended to shape mismatches to say what changes shapes.
@@ -38,7 +44,9 @@ std::string read_text(const std::filesystem::path& path);
 // depend on the layout: MQA's K/V is split at tp = 1 but replicated at tp = 2), so that the shards can
 // be joined without rebuilding the model in that layout: {"name": [dim, blocks], ...} for split tensors.
 inline constexpr const char* kTensorParallelSplitKey = "tensor_parallel_split";
-std::string tensor_parallel_split_json(const std::vector<Parameter*>& params);
+// `other_experts`: under expert parallelism, the tensors of the other ranks' experts saved beside
+// `params` (each split as this rank's expert of the same role).
+std::string tensor_parallel_split_json(const std::vector<Parameter*>& params, const NamedTensors& other_experts = {});
 
 // metadata.json of a checkpoint folder: what resuming checks against the run's settings.
 struct CheckpointMetadata {
@@ -70,6 +78,9 @@ struct CheckpointMetadata {
   // The embedding / loss counted as a layer of the split (ParallelSizes); false, and absent from the
   // file, when not.
   bool embedding_in_split = false, loss_in_split = false;
+  // expert_model_parallel_size; 1, and absent from the file, without expert parallelism. The model
+  // files hold every expert whatever it is; the optimizer files follow it.
+  std::int64_t expert_parallel = 1;
   std::int64_t bucket_size = 0, global_batch_size = 0;
   std::uint64_t seed = 0;
   std::string config;  // the run's resolved config (TOML), for the record

@@ -23,6 +23,9 @@
 // bucketed apart, after all others, in buckets marked after_tp_reduce: their gradient is complete
 // only once the trainer has summed it over tp after the last microbatch, so those buckets can start
 // only then, and keeping them apart lets every other bucket start during backward.
+//
+// Expert-parallel parameters (Parameter::expert_parallel) always get buckets of their own, last,
+// marked expert_parallel: the ranks that sum them are the expert-data-parallel group, not dp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +45,7 @@ struct GradBucketPlan {
   std::vector<std::int64_t> offsets;  // element offset of each one's gradient in the bucket
   std::int64_t numel = 0;             // elements the bucket's all-reduce covers (padding included)
   bool after_tp_reduce = false;       // holds reduce_grad_over_tp parameters only
+  bool expert_parallel = false;       // holds Parameter::expert_parallel ones only (summed over expert dp)
 };
 
 // Pure planning (no allocation), for GradBuckets and for tests. bucket_size >= 1, shards >= 1.
@@ -68,6 +72,7 @@ class GradBuckets {
     std::vector<std::int64_t> offsets;  // each one's gradient's offset in `data`
     Tensor data;                        // f32 [numel]: a view of the flat buffer; the params' grads are views of it
     bool after_tp_reduce = false;
+    bool expert_parallel = false;  // summed over the expert-data-parallel group, not dp
   };
 
   // Allocates the buffer and re-points every parameter's grad into it (current values kept).

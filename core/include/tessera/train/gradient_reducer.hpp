@@ -30,7 +30,9 @@ class GradientReducer : public GradReadyListener {
   // keeps the books (the all-reduces are no-ops), which is what tests observe.
   // `scatter_into` (a distributed optimizer's gradient shards, one per bucket, numel / dp each):
   // reduce-scatter each bucket into it instead of all-reducing (ZeRO); null: all-reduce.
-  GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap, std::vector<Tensor>* scatter_into = nullptr);
+  // `expert_dp`: the group that sums the expert_parallel buckets (null: dp).
+  GradientReducer(GradBuckets& buckets, Communicator& dp, bool overlap, std::vector<Tensor>* scatter_into = nullptr,
+                  Communicator* expert_dp = nullptr);
   ~GradientReducer() override;
   void grad_ready(Parameter& p) override;
   void finish();
@@ -44,6 +46,7 @@ class GradientReducer : public GradReadyListener {
 
   GradBuckets& buckets_;
   Communicator& dp_;
+  Communicator& expert_dp_;
   bool overlap_;
   std::vector<Tensor>* scatter_into_;
   std::vector<CommRequest> pending_;
