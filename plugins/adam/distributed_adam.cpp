@@ -13,7 +13,8 @@
 // each rank's f32 master weights are then fresh on its own shard only, and gather_master_weights()
 // all-gathers them (f32) when the trainer is about to save them.
 //
-// With dp = 1 there are no buckets and this is plain Adam over whole tensors.
+// With dp = 1 there are no buckets and this is plain Adam over whole tensors. Under expert parallelism
+// the experts' buckets split over their expert-data-parallel group (dp / ep ranks) instead of dp.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -57,28 +58,25 @@ class DistributedAdam : public Optimizer {
       return;
     }
     if (!context.parallel) throw Error("distributed_adam: gradient buckets without a parallel layout");
-    if (context.parallel->layout.ep() > 1)
-      throw ConfigError(fmt::format("optimizer.plugin = distributed_adam with parallel.expert_model_parallel_size = {}: "
-                                    "sharding the experts' optimizer state over their expert-data-parallel group is "
-                                    "not built yet; use optimizer.plugin = adam (docs/moe.md)",
-                                    context.parallel->layout.ep()));
     dp_ = context.parallel->groups.dp;
+    expert_dp_ = context.parallel->groups.expert_dp ? context.parallel->groups.expert_dp : dp_;
     tp_rank_ = context.parallel->layout.tp_rank();
     if (buckets_->shards() != dp_->size())
       throw Error(fmt::format("distributed_adam: gradient buckets split into {} shards for {} data-parallel ranks",
                               buckets_->shards(), dp_->size()));
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
-      const std::int64_t n = buckets_->buckets()[b].data.numel() / dp_->size();
+      Communicator& group = group_of(b);
+      const std::int64_t n = buckets_->buckets()[b].data.numel() / group.size();
       const Tensor& like = buckets_->buckets()[b].data;  // on the parameters' device
       shards_.push_back(like.new_zeros({n}));
       staged_.push_back(like.new_zeros({n}));    // updated parameters of this shard, padding zero
       if (compute_dtype_ != DType::f32) {        // mixed precision: the copies are what step() gathers
         staged_copies_.push_back(like.new_zeros({n}, compute_dtype_));
-        gathered_copies_.push_back(like.new_zeros({n * dp_->size()}, compute_dtype_));
+        gathered_copies_.push_back(like.new_zeros({n * group.size()}, compute_dtype_));
       }
       state_.push_back(like.new_zeros({2, n}));  // m and v of this rank's shard, padding included
       const Tensor m = state_.back().rows(0, 1).reshape({n}), v = state_.back().rows(1, 2).reshape({n});
-      for (const ShardPiece& sp : buckets_->shard_pieces(b, dp_->rank())) {
+      for (const ShardPiece& sp : buckets_->shard_pieces(b, group.rank(), group.size())) {
         const std::int64_t lo = sp.shard_offset, hi = sp.shard_offset + sp.count;
         pieces_.push_back({sp.param, flat(sp.param->value).rows(sp.param_offset, sp.param_offset + sp.count),
                            shards_.back().rows(lo, hi), m.rows(lo, hi), v.rows(lo, hi), staged_.back().rows(lo, hi),
@@ -93,9 +91,9 @@ class DistributedAdam : public Optimizer {
 
   std::vector<Tensor>* gradient_shards() override { return buckets_ ? &shards_ : nullptr; }
 
-  void visit_shards(ShardField field, const std::function<void(const Tensor&)>& visit) const override {
+  void visit_shards(ShardField field, const std::function<void(const Tensor&, const Parameter&)>& visit) const override {
     for (const Piece& p : pieces_)
-      if (counts_in_grad_norm(*p.param, tp_rank_)) visit(field == ShardField::grad ? p.grad : p.value);
+      if (counts_in_grad_norm(*p.param, tp_rank_)) visit(field == ShardField::grad ? p.grad : p.value, *p.param);
   }
 
   void step(const UpdateRates& rates, float grad_scale) override {
@@ -146,8 +144,11 @@ class DistributedAdam : public Optimizer {
   }
 
   std::string describe() const override {
-    return fmt::format("{}), state sharded over {} data-parallel ranks (ZeRO-1): {} moment elements on this rank",
-                       describe_adam(s_), dp_ ? dp_->size() : 1, state_elements());
+    const std::string experts = expert_dp_ && expert_dp_->size() != dp_->size()
+                                    ? fmt::format(" (the experts' over their {} expert-data-parallel ranks)", expert_dp_->size())
+                                    : "";
+    return fmt::format("{}), state sharded over {} data-parallel ranks{} (ZeRO-1): {} moment elements on this rank",
+                       describe_adam(s_), dp_ ? dp_->size() : 1, experts, state_elements());
   }
 
  private:
@@ -160,7 +161,7 @@ class DistributedAdam : public Optimizer {
     for (Piece& p : pieces_) ops::copy(p.value, p.staged);
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
       Tensor& all = buckets_->data(b);
-      dp_->all_gather(staged_[b], all);
+      group_of(b).all_gather(staged_[b], all);
       const GradBuckets::Bucket& bucket = buckets_->buckets()[b];
       for (std::size_t j = 0; j < bucket.params.size(); ++j) {
         Parameter& p = *bucket.params[j];
@@ -173,7 +174,7 @@ class DistributedAdam : public Optimizer {
   // Mixed precision: the compute copies only, which step() wrote into staged_copies_.
   void gather_copies() {
     for (std::size_t b = 0; b < buckets_->size(); ++b) {
-      dp_->all_gather(staged_copies_[b], gathered_copies_[b]);
+      group_of(b).all_gather(staged_copies_[b], gathered_copies_[b]);
       const GradBuckets::Bucket& bucket = buckets_->buckets()[b];
       for (std::size_t j = 0; j < bucket.params.size(); ++j) {
         Parameter& p = *bucket.params[j];
@@ -194,10 +195,16 @@ class DistributedAdam : public Optimizer {
           Tensor dst = whole.rows(p.param_offset, p.param_offset + p.value.numel());
           ops::copy(p.value, dst);
         }
-      dp_->all_reduce(whole, ReduceOp::sum);
+      (param->expert_parallel ? *expert_dp_ : *dp_).all_reduce(whole, ReduceOp::sum);
       Tensor dst = flat(param->value);
       ops::copy(whole, dst);
     }
+  }
+
+  // The ranks that share bucket b's shards: dp, or for the experts' buckets the ranks holding the
+  // same experts (expert parallelism).
+  Communicator& group_of(std::size_t b) const {
+    return buckets_->buckets()[b].expert_parallel ? *expert_dp_ : *dp_;
   }
 
   // bf16/f16 when the parameters carry compute copies (all the same dtype), else f32.
@@ -216,6 +223,7 @@ class DistributedAdam : public Optimizer {
   AdamSettings s_;
   GradBuckets* buckets_;
   std::shared_ptr<Communicator> dp_;
+  std::shared_ptr<Communicator> expert_dp_;  // the experts' buckets' shard group (dp without expert parallelism)
   int tp_rank_ = 0;
   std::vector<Tensor> shards_;  // per bucket: this rank's reduce-scattered gradients
   std::vector<Tensor> staged_;  // per bucket: this rank's updated parameters, the all-gather's input

@@ -63,9 +63,12 @@ class Optimizer {
   // counts (tensor-parallel replicas on tp rank 0 only, pipeline tied copies never). The trainer's
   // statistics of the whole model — grad norm, params norm ([logging] log_params_norm, whose values
   // only a shard's owner holds fresh in mixed precision), zeros in the gradient
-  // (log_num_zeros_in_grad) — reduce what it visits on the device and sum that over dp, tp and pp.
+  // (log_num_zeros_in_grad) — reduce what it visits on the device and sum that over dp, tp and pp
+  // (an expert-parallel parameter's pieces over the expert-data-parallel and expert-parallel groups:
+  // hence the parameter each piece belongs to).
   enum class ShardField { grad, value };
-  virtual void visit_shards(ShardField /*field*/, const std::function<void(const Tensor&)>& /*visit*/) const {}
+  virtual void visit_shards(ShardField /*field*/,
+                            const std::function<void(const Tensor& piece, const Parameter& of)>& /*visit*/) const {}
   // Elements of optimizer state held by this process (memory accounting and tests).
   virtual std::int64_t state_elements() const = 0;
   // Checkpoints: this rank's state as named tensors (views are fine; the trainer writes them to

@@ -119,9 +119,12 @@ std::vector<ShardPiece> pieces_of(const std::vector<Parameter*>& params, const s
 
 }  // namespace
 
-std::vector<ShardPiece> GradBuckets::shard_pieces(std::size_t b, int shard) const {
+std::vector<ShardPiece> GradBuckets::shard_pieces(std::size_t b, int shard, int shards) const {
   const Bucket& bucket = buckets_.at(b);
-  return pieces_of(bucket.params, bucket.offsets, bucket.data.numel(), shards_, shard);
+  if (shards < 1 || bucket.data.numel() % (kAlign * shards) != 0)
+    throw Error(fmt::format("gradient bucket {} of {} elements does not split into {} aligned shards", b,
+                            bucket.data.numel(), shards));
+  return pieces_of(bucket.params, bucket.offsets, bucket.data.numel(), shards, shard);
 }
 
 std::vector<ShardPiece> plan_shard_pieces(const GradBucketPlan& plan, const std::vector<Parameter*>& params,

@@ -19,10 +19,6 @@ GradientReducer::GradientReducer(GradBuckets& buckets, Communicator& dp, bool ov
       reported_(buckets.num_params(), false),
       ready_(buckets.size(), 0),
       started_(buckets.size(), false) {
-  if (scatter_into_ && expert_dp_.size() != dp_.size())
-    for (const GradBuckets::Bucket& b : buckets.buckets())
-      if (b.expert_parallel)
-        throw Error("gradient reducer: expert-parallel gradients are not sharded by a distributed optimizer");
   if (scatter_into_ && scatter_into_->size() != buckets.size())
     throw Error(fmt::format("gradient reducer: {} gradient shards for {} buckets", scatter_into_->size(), buckets.size()));
 }

@@ -79,23 +79,28 @@ double global_sum(const std::vector<Parameter*>& params, Optimizer& optimizer, c
                   ShardField field, Reduction reduce) {
   Tensor Parameter::*member = field == ShardField::grad ? &Parameter::grad : &Parameter::value;
   // Expert-parallel parameters apart: each expert-parallel rank holds other experts, so their sum
-  // is summed over the ep group too.
+  // is summed over the ep group too (and, as shards, over the expert-data-parallel group first).
   Tensor device_sum =
       params.empty() ? Tensor::zeros({2}, DType::f64) : (params.front()->*member).new_zeros({2}, DType::f64);
   Tensor dense_sum = device_sum.rows(0, 1), expert_sum = device_sum.rows(1, 2);
   const bool shards = optimizer.gradient_shards() != nullptr;
   if (shards) {
-    optimizer.visit_shards(field, [&](const Tensor& piece) { reduce(piece, dense_sum, /*accumulate=*/true); });
+    optimizer.visit_shards(field, [&](const Tensor& piece, const Parameter& of) {
+      reduce(piece, of.expert_parallel ? expert_sum : dense_sum, /*accumulate=*/true);
+    });
   } else {
     for (const Parameter* p : params)
       if (counts_in_grad_norm(*p, parallel.layout.tp_rank()))
         reduce(p->*member, p->expert_parallel ? expert_sum : dense_sum, /*accumulate=*/true);
   }
   const std::vector<double> sums = device_sum.to_vector<double>();  // one read
-  double total = sums[0];
-  if (parallel.groups.ep && parallel.groups.ep->size() > 1) total += all_reduce_sum(*parallel.groups.ep, sums[1]);
-  else total += sums[1];
-  if (shards) total = all_reduce_sum(*parallel.groups.dp, total);
+  double dense = sums[0], experts = sums[1];
+  if (shards) dense = all_reduce_sum(*parallel.groups.dp, dense);
+  if (parallel.layout.ep() > 1) {  // else there are no expert-parallel parameters
+    if (shards) experts = all_reduce_sum(*parallel.groups.expert_dp, experts);
+    experts = all_reduce_sum(*parallel.groups.ep, experts);
+  }
+  double total = dense + experts;
   total = all_reduce_sum(*parallel.groups.tp, total);
   return all_reduce_sum(*parallel.groups.pp, total);
 }

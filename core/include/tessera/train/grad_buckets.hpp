@@ -82,7 +82,10 @@ class GradBuckets {
   int shards() const { return shards_; }
   // The parameter pieces in shard `shard` of bucket b (elements [shard·n, (shard+1)·n) of its
   // data, n = numel / shards), in bucket order; padding belongs to no piece.
-  std::vector<ShardPiece> shard_pieces(std::size_t b, int shard) const;
+  std::vector<ShardPiece> shard_pieces(std::size_t b, int shard) const { return shard_pieces(b, shard, shards_); }
+  // The same for `shards` equal shards (which must divide numel / 16): an expert-parallel bucket
+  // splits over its expert-data-parallel group, dp / ep ranks.
+  std::vector<ShardPiece> shard_pieces(std::size_t b, int shard, int shards) const;
 
   const std::vector<Bucket>& buckets() const { return buckets_; }
   // Bucket b's flat gradients, for the all-reduce that sums them in place.
