@@ -9,7 +9,10 @@ the peak microbatches the first stage held, and rank 0's optimizer state (dpNz: 
 1/dp of Adam's). Prints a Markdown table for docs/benchmarks.md.
 
 usage: /usr/bin/python3 benchmarks/parallel_scaling.py [--config configs/gpt/gpt2-124m.toml]
-           [--global-batch 16] [--iters 3] [--layouts 1 tp2 tp4 pp2 pp4 dp2 dp4] [--no-pytorch]
+           [--global-batch 16] [--iters 3] [--layouts 1 tp2 tp4 pp2 pp4 dp2 dp4 dp2e2] [--no-pytorch]
+           [--set KEY=VALUE ...]
+A layout is 1, tpN, ppN, ppNvV (interleaved), dpN, with eM for expert_model_parallel_size M (mixture-of-experts
+configs) and z for distributed_adam: dp4e2z.
 Needs a preprocessed corpus at the config's data_path (README's first command makes one).
 """
 import argparse
@@ -36,23 +39,26 @@ def layout_of(name):
     """'tp2' → (ranks, overrides); 'pp2v3': pp 2 with 3 model chunks per rank (interleaved)."""
     if name == "1":
         return 1, {}
-    m = re.fullmatch(r"(tp|pp|dp)(\d+)(?:v(\d+))?(z?)", name)
+    m = re.fullmatch(r"(tp|pp|dp)(\d+)(?:v(\d+))?(?:e(\d+))?(z?)", name)
     if not m:
-        sys.exit(f"unknown layout {name!r}: use 1, tpN, ppN, ppNvV, dpN or dpNz (distributed_adam)")
+        sys.exit(f"unknown layout {name!r}: use 1, tpN, ppN, ppNvV, dpN, dpNeM (expert parallel M) or …z "
+                 "(distributed_adam)")
     kind, n = m.group(1), int(m.group(2))
     key = {"tp": "tensor_model_parallel_size", "pp": "pipeline_model_parallel_size", "dp": None}[kind]
     overrides = {f"parallel.{key}": n} if key else {}
     if m.group(3):
         overrides["parallel.virtual_pipeline_model_parallel_size"] = int(m.group(3))
     if m.group(4):
+        overrides["parallel.expert_model_parallel_size"] = int(m.group(4))
+    if m.group(5):
         overrides["optimizer.plugin"] = "distributed_adam"
     return n, overrides
 
 
-def run_layout(config, name, global_batch, iters):
+def run_layout(config, name, global_batch, iters, extra_sets=()):
     ranks, overrides = layout_of(name)
     sets = {"training.train_iters": iters, "training.global_batch_size": global_batch, "training.eval_interval": 0,
-            "logging.log_interval": 1, **overrides}
+            "logging.log_interval": 1, **dict(s.split("=", 1) for s in extra_sets), **overrides}
     cmd = ([] if ranks == 1 else MPIRUN + ["-np", str(ranks)]) + [TESSERA, "train", config]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
@@ -94,10 +100,11 @@ def main():
     a.add_argument("--layouts", nargs="+",
                    default=["1", "tp2", "tp4", "pp2", "pp4", "dp2", "dp4", "pp2v2", "pp2v3", "dp2z", "dp4z"])
     a.add_argument("--no-pytorch", action="store_true")
+    a.add_argument("--set", action="append", default=[], help="KEY=VALUE config override for every layout")
     args = a.parse_args()
     results = []
     for name in args.layouts:
-        r = run_layout(args.config, name, args.global_batch, args.iters)
+        r = run_layout(args.config, name, args.global_batch, args.iters, args.set)
         print(json.dumps(r), flush=True)
         results.append(r)
     base = next((r for r in results if r["layout"] == "1"), results[0])

@@ -58,6 +58,10 @@ struct ModelChunkCost {
   // Sequence parallelism: the all-gathers and reduce-scatters that replace the all-reduces above
   // (elements: the gathered output, the scattered input), forward, backward and recompute together.
   CollectiveCount tp_all_gather, tp_reduce_scatter;
+  // Expert parallelism: the all-gathers and reduce-scatters over the ep group (every phase), and
+  // the experts' parameters (tensors, elements; part of `parameters`), summed over the
+  // expert-data-parallel group rather than dp.
+  CollectiveCount ep_all_gather, ep_reduce_scatter, expert_parameters;
 
   // Adds a module's figures (module_cost.hpp): all-reduces by phase, all-gathers and
   // reduce-scatters of every phase together.
@@ -73,6 +77,11 @@ struct ModelChunkCost {
       tp_all_gather += c->all_gather;
       tp_reduce_scatter += c->reduce_scatter;
     }
+    for (const Collectives* c : {&m.ep_forward, &m.ep_backward, &m.ep_recompute}) {
+      ep_all_gather += c->all_gather;
+      ep_reduce_scatter += c->reduce_scatter;
+    }
+    expert_parameters += m.expert_parameters;
     return *this;
   }
 };

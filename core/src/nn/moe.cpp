@@ -216,6 +216,17 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
     c.parameter_tensors += shared.parameter_tensors;
     c.saved_elements = plan_add(c.saved_elements, shared.saved_elements - plan_mul(rows, C));
   }
+  if (ep > 1) {
+    const std::int64_t k = moe.router.topk, group_rows = plan_mul(rows, ep);
+    c.expert_parameters = {E / ep * expert.parameter_tensors, plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters)};
+    // Forward: the routing table (expert and weight of each pair) and the rows all-gathered, the
+    // weighted sums reduce-scattered; backward: the output gradient all-gathered, the input
+    // gradient and the routing weights' gradient reduce-scattered.
+    c.ep_forward.all_gather += {2, plan_add(plan_mul(plan_mul(group_rows, k), 2), plan_mul(group_rows, C))};
+    c.ep_forward.reduce_scatter += {1, plan_mul(group_rows, C)};
+    c.ep_backward.all_gather += {1, plan_mul(group_rows, C)};
+    c.ep_backward.reduce_scatter += {2, plan_add(plan_mul(group_rows, k), plan_mul(group_rows, C))};
+  }
   if (tp == 1) return c;
   const CollectiveCount all_rows{1, plan_mul(rows, C)};
   if (layer.sequence_parallel) {

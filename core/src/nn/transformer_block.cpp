@@ -75,6 +75,7 @@ ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostSh
     }
     if (seg.recompute) {
       part.recompute += part.forward;
+      part.ep_recompute += part.ep_forward;
       part.saved_elements = plan_mul(rows, h);  // the segment's input; its layers save into a scratch store
     }
     c += part;

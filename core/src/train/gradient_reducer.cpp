@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/ops.hpp"
 #include "tessera/parallel/abort.hpp"
 
 namespace tessera {
@@ -34,6 +35,10 @@ GradientReducer::~GradientReducer() {
 void GradientReducer::start(std::size_t bucket) {
   started_[bucket] = true;
   Communicator& group = buckets_.buckets()[bucket].expert_parallel ? expert_dp_ : dp_;
+  if (group.size() == 1) {  // the experts' group when ep = dp: one rank holds them, nothing to sum
+    if (scatter_into_) ops::copy(buckets_.data(bucket), scatter_into_->at(bucket));
+    return;
+  }
   if (scatter_into_)
     pending_.push_back(group.start_reduce_scatter(buckets_.data(bucket), scatter_into_->at(bucket)));
   else

@@ -41,10 +41,10 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
     }
   if (sizes.ep > 1)
     notes.push_back(fmt::format(
-        "parallel.expert_model_parallel_size = {}: each rank holds (and its optimizer state and gradients count) "
-        "num_experts / {} experts, and its experts' activations assume evenly routed tokens; the expert-parallel "
-        "all-gathers and reduce-scatters of the token rows, and the experts' gradients summed over dp / {} ranks "
-        "instead of dp, are not modelled",
+        "parallel.expert_model_parallel_size = {}: each rank holds num_experts / {} experts, whose gradients "
+        "(and distributed_adam state) go over the expert_dp group of dp / {} ranks; their activations assume the "
+        "router spreads tokens evenly (a rank's experts take rows·k of the group's rows; dropless routing can send "
+        "them up to ep times as many)",
         sizes.ep, sizes.ep, sizes.ep));
   return sizes;
 }
@@ -131,6 +131,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   ConfigSection opt = config.section("optimizer");
   plan.optimizer = plugin_name(opt);
   PluginPtr<OptimizerPlanner> optimizer_planner = make_optimizer_planner(opt, plan.optimizer, layout.dp());
+  // Expert parallelism: the experts' state and gradients live on the expert-data-parallel group.
+  const int expert_dp = layout.dp() / layout.ep();
+  PluginPtr<OptimizerPlanner> expert_planner =
+      layout.ep() > 1 ? make_optimizer_planner(opt, plan.optimizer, expert_dp) : nullptr;
   if (optimizer_planner) {
     plan.optimizer_state_rule = optimizer_planner->state_rule();
     for (std::string& note : optimizer_planner->notes()) plan.notes.push_back(std::move(note));
@@ -159,10 +163,14 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     st.stage = s;
     st.chunks = costs[s];
     CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied, tp_gather, tp_scatter;
+    CollectiveCount expert_tensors, ep_gather, ep_scatter;
     for (const ModelChunkCost& c : st.chunks) {
       st.parameters = plan_add(st.parameters, c.parameters);
       st.activation_elements = plan_add(st.activation_elements, c.activation_elements);
-      tensors += {c.parameter_tensors, c.parameters};
+      tensors += {c.parameter_tensors - c.expert_parameters.calls, c.parameters - c.expert_parameters.elements};
+      expert_tensors += c.expert_parameters;
+      ep_gather += c.ep_all_gather;
+      ep_scatter += c.ep_reduce_scatter;
       tp_forward += c.tp_forward;
       tp_backward += c.tp_backward;
       tp_recompute += c.tp_recompute;
@@ -174,7 +182,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     }
     st.gradients = st.parameters;  // every parameter carries a gradient of its shape
     const StageParameters stage_parameters{tensors.calls, tensors.elements};
+    const StageParameters expert_parameters{expert_tensors.calls, expert_tensors.elements};
     if (optimizer_planner) st.optimizer_state = optimizer_planner->state_elements(stage_parameters);
+    if (expert_planner && expert_tensors.calls > 0)
+      st.optimizer_state = plan_add(st.optimizer_state, expert_planner->state_elements(expert_parameters));
 
     // The schedule's steps for this stage, walked as the pipeline executor walks them: a pass's
     // activations are held from its forward to its backward, and the peak is taken after forwards.
@@ -225,6 +236,21 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
                 "gradients of tensors replicated over tp that each rank computes in part (MQA's K/V, norms and "
                 "embeddings under sequence parallelism)", tp_replicated);
     add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
+    add_traffic(st, "ep", layout.ep(), "all_gather",
+                "mixture-of-experts token rows and routing (forward), output gradients (backward), per microbatch",
+                times(ep_gather, m));
+    add_traffic(st, "ep", layout.ep(), "reduce_scatter",
+                "mixture-of-experts outputs (forward), input and routing-weight gradients (backward)", times(ep_scatter, m));
+    if (expert_tensors.calls > 0) {
+      if (expert_planner && expert_dp > 1) {
+        for (const OptimizerCollective& c : expert_planner->dp_traffic(expert_parameters))
+          add_traffic(st, "expert_dp", expert_dp, c.op, c.what + " (the experts')", c.count);
+      } else {
+        add_traffic(st, "expert_dp", expert_dp, "all_reduce", "the experts' gradients, one all-reduce per tensor",
+                    expert_tensors);
+      }
+      add_traffic(st, "ep", layout.ep(), "all_reduce", "the experts' part of the gradient norm (a scalar)", {1, 1});
+    }
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
     add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);
     add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});

@@ -55,6 +55,11 @@ struct ModuleCost {
   // Per microbatch: collectives of forward, of backward, and of the forward that activation
   // recompute runs again during backward.
   Collectives forward, backward, recompute;
+  // Expert parallelism: the mixture-of-experts layers' collectives over the ep group, by phase as
+  // above, and the experts' parameters (tensors, elements), whose gradients are summed over the
+  // expert-data-parallel group instead of dp.
+  Collectives ep_forward, ep_backward, ep_recompute;
+  CollectiveCount expert_parameters;
 
   ModuleCost& operator+=(const ModuleCost& o) {
     parameters = plan_add(parameters, o.parameters);
@@ -64,6 +69,10 @@ struct ModuleCost {
     forward += o.forward;
     backward += o.backward;
     recompute += o.recompute;
+    ep_forward += o.ep_forward;
+    ep_backward += o.ep_backward;
+    ep_recompute += o.ep_recompute;
+    expert_parameters += o.expert_parameters;
     return *this;
   }
   ModuleCost times(std::int64_t k) const {
@@ -75,6 +84,10 @@ struct ModuleCost {
     c.forward = forward.times(k);
     c.backward = backward.times(k);
     c.recompute = recompute.times(k);
+    c.ep_forward = ep_forward.times(k);
+    c.ep_backward = ep_backward.times(k);
+    c.ep_recompute = ep_recompute.times(k);
+    c.expert_parameters = expert_parameters.times(k);
     return c;
   }
 };
