@@ -26,7 +26,7 @@ struct CheckpointArgs {
   std::string to = "hf", from = "hf", architecture, input, output;
   // reshard: the new layout; unset sizes keep the checkpoint's (vpp, the split rank and uneven stages
   // only while pp stays the same: they are counted in pipeline stages).
-  std::optional<int> tp, pp, dp, vpp, split_rank;
+  std::optional<int> tp, pp, dp, vpp, split_rank, ep;
   std::optional<std::int64_t> first_stage_layers, last_stage_layers;
   std::optional<bool> embedding_in_split, loss_in_split;
   std::optional<std::int64_t> bucket_size;
@@ -51,6 +51,7 @@ int run_reshard(const CheckpointArgs& a) {
   to.tp = a.tp.value_or(static_cast<int>(m.tensor_parallel));
   to.pp = a.pp.value_or(static_cast<int>(m.pipeline_parallel));
   to.dp = a.dp.value_or(static_cast<int>(m.data_parallel));
+  to.ep = a.ep.value_or(static_cast<int>(m.expert_parallel));
   const bool same_pp = to.pp == m.pipeline_parallel;
   to.vpp = a.vpp.value_or(same_pp ? static_cast<int>(m.virtual_pipeline) : 1);
   to.pipeline_split_rank =
@@ -67,7 +68,7 @@ int run_reshard(const CheckpointArgs& a) {
   try {
     r = reshard_checkpoint(source, with_plugin_defaults(saved.config), to, a.overrides, out.path());
   } catch (const ConfigError& e) {  // the parallel.* keys it names are this command's options
-    throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --vpp, --split-rank, "
+    throw ConfigError(fmt::format("{} (reshard sets parallel.* with --tp, --pp, --dp, --ep, --vpp, --split-rank, "
                                   "--first-stage-layers, --last-stage-layers, --account-for-embedding, --account-for-loss, "
                                   "--sequence-parallel and --bucket-size, "
                                   "[model] keys with --set)",
@@ -83,7 +84,9 @@ int run_reshard(const CheckpointArgs& a) {
   log_info("resharded checkpoint {} (iteration {}, tp {} · pp {} · dp {}) to tp {} · pp {} · dp {}{} in {}: resume "
            "with checkpoint.load={} and these parallel sizes",
            source.dir.string(), m.iteration, m.tensor_parallel, m.pipeline_parallel, m.data_parallel, to.tp, to.pp,
-           to.dp, to.vpp > 1 ? fmt::format(" (vpp {})", to.vpp) : "", a.output, a.output);
+           to.dp,
+           (to.vpp > 1 ? fmt::format(" (vpp {})", to.vpp) : "") + (to.ep > 1 ? fmt::format(" (ep {})", to.ep) : ""),
+           a.output, a.output);
   if (r.meta.optimizer != m.optimizer)
     log_info("the optimizer state is now {}'s: resume with optimizer.plugin = \"{}\"", r.meta.optimizer, r.meta.optimizer);
   return 0;
@@ -141,6 +144,10 @@ RegisterCommand reg{
        res->add_option("--tp", a->tp, "tensor_model_parallel_size (default: the checkpoint's)")->check(CLI::Range(1, 4096));
        res->add_option("--pp", a->pp, "pipeline_model_parallel_size (default: the checkpoint's)")->check(CLI::Range(1, 4096));
        res->add_option("--dp", a->dp, "data-parallel size (default: the checkpoint's)")->check(CLI::Range(1, 1 << 20));
+       res->add_option("--ep", a->ep,
+                       "expert_model_parallel_size, the experts split over ep data-parallel ranks; must divide dp "
+                       "(default: the checkpoint's)")
+           ->check(CLI::Range(1, 1 << 16));
        res->add_option("--vpp", a->vpp,
                        "virtual_pipeline_model_parallel_size (default: the checkpoint's if pp stays, else 1)")
            ->check(CLI::Range(1, 64));

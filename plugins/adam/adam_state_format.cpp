@@ -4,7 +4,9 @@
 //   adam:             "{param}.exp_avg", "{param}.exp_avg_sq", each shaped as the parameter;
 //   distributed_adam: with dp = 1 "{param}.moments" = [2, numel]; with dp > 1 "bucket.{b}.moments" =
 //                     [2, n / dp], dp rank r's shard of gradient bucket b (plan_grad_buckets with the
-//                     run's bucket size, tp > 1 bucketing tp-reduced parameters apart, as the trainer).
+//                     run's bucket size, tp > 1 bucketing tp-reduced parameters apart, as the trainer);
+//                     under expert parallelism the experts' buckets split over the dp / ep ranks
+//                     holding the same experts instead.
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
@@ -74,8 +76,16 @@ class DistributedAdamStateFormat : public OptimizerStateFormat {
     }
     const std::vector<GradBucketPlan> plans = plan_grad_buckets(at.params, at.bucket_size, at.tp > 1, at.dp);
     for (std::size_t b = 0; b < plans.size(); ++b)
-      out.emplace_back(fmt::format("bucket.{}.moments", b), Tensor::zeros({2, plans[b].numel / at.dp}));
+      out.emplace_back(fmt::format("bucket.{}.moments", b), Tensor::zeros({2, plans[b].numel / shards(plans[b], at)}));
     return out;
+  }
+
+  // How many ranks share bucket `plan`'s shards, and which of them this one is.
+  static int shards(const GradBucketPlan& plan, const OptimizerRankPosition& at) {
+    return plan.expert_parallel ? at.dp / at.ep : at.dp;
+  }
+  static int shard(const GradBucketPlan& plan, const OptimizerRankPosition& at) {
+    return plan.expert_parallel ? at.dp_rank / at.ep : at.dp_rank;
   }
 
   // f(file range, slot range) for every run of elements that one of the file's tensors (as layout()
@@ -95,7 +105,7 @@ class DistributedAdamStateFormat : public OptimizerStateFormat {
     for (std::size_t b = 0; b < plans.size(); ++b) {
       const Tensor& both = files[b].second;
       const std::int64_t n = both.size(1);
-      for (const ShardPiece& piece : plan_shard_pieces(plans[b], at.params, at.dp, at.dp_rank))
+      for (const ShardPiece& piece : plan_shard_pieces(plans[b], at.params, shards(plans[b], at), shard(plans[b], at)))
         for (int s = 0; s < 2; ++s)
           f(both.rows(s, s + 1).reshape({n}).rows(piece.shard_offset, piece.shard_offset + piece.count),
             flat(slots.at(piece.param->name)[s]).rows(piece.param_offset, piece.param_offset + piece.count));

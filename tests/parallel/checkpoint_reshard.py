@@ -15,7 +15,10 @@ loss within 1e-5 relative (another layout sums in another order). Chains:
   with --llama (CONFIG a Llama-style GQA run, untied output layer): tp2·pp2 -> tp1·pp1, and
                     distributed_adam dp2 -> tp2 (the [K | V] blocks split by tp);
   with --moe (CONFIG a mixture-of-experts run): the same two reshards (the router, the experts' and
-                    the shared expert's tp shards).
+                    the shared expert's tp shards);
+  with --moe-ep (CONFIG a mixture-of-experts run of 4 experts): expert parallelism, adam ep2·dp4 ->
+                    one process -> ep4·dp4 (each rank's experts' moments gathered, then split anew),
+                    distributed_adam ep2·dp4 (the experts' buckets sharded over pairs) -> tp2·ep2·dp2.
 Each layout keeps the padded vocabulary of the others (make_vocab_size_divisible_by = 128 / tp, set
 on the reshard with --set as on the run). Then errors: a tp that does not divide the heads, a pp that
 does not divide the layers, --set of a key outside [model] or of one the model does not read, a
@@ -39,8 +42,9 @@ COMMON = ["--set", "optimizer.lr_decay_iters=10"]  # the same schedule for 5 and
 BUCKETS = 2000  # elements: several gradient buckets for distributed_adam's shards
 
 
-def layout_sets(tp=1, pp=1, dist=False, bucket=None, vpp=1, split=0):
+def layout_sets(tp=1, pp=1, dist=False, bucket=None, vpp=1, split=0, ep=1):
     sets = ["--set", f"parallel.tensor_model_parallel_size={tp}", "--set", f"parallel.pipeline_model_parallel_size={pp}",
+            "--set", f"parallel.expert_model_parallel_size={ep}",
             "--set", f"parallel.virtual_pipeline_model_parallel_size={vpp}",
             "--set", f"parallel.pipeline_model_parallel_split_rank={split}",
             "--set", f"model.make_vocab_size_divisible_by={128 // tp}"]
@@ -147,9 +151,24 @@ def llama_chain(runs):
                         tp2)
 
 
+def moe_ep_chain(runs):
+    full, ckpt = runs.checkpoint_at_5("ep_ep2dp4", 4, layout_sets(ep=2))
+    one, _ = runs.reshard(ckpt, "ep_one", ["--dp", "1", "--ep", "1"])
+    runs.resume_matches("adam ep2·dp4 -> one process", full, 1, layout_sets(), one)
+    four, _ = runs.reshard(one, "ep_ep4", ["--dp", "4", "--ep", "4"])
+    runs.resume_matches("adam ep2·dp4 -> one process -> ep4·dp4", full, 4, layout_sets(ep=4), four)
+    full, dist = runs.checkpoint_at_5("ep_dist_ep2dp4", 4, layout_sets(ep=2, dist=True, bucket=BUCKETS))
+    tp2, _ = runs.reshard(dist, "ep_dist_tp2ep2", ["--tp", "2", "--dp", "2", "--ep", "2",
+                                                   "--set", "model.make_vocab_size_divisible_by=64"])
+    runs.resume_matches("distributed_adam ep2·dp4 -> tp2·ep2·dp2", full, 4,
+                        layout_sets(tp=2, ep=2, dist=True, bucket=BUCKETS), tp2)
+    expect_error(runs, dist, "ep_bad", ["--dp", "4", "--ep", "3"], ["expert_model_parallel_size 3", "--ep"],
+                 "reshard to an ep that does not divide dp")
+
+
 def main():
     tessera, config, workdir = sys.argv[1:4]
-    chain = {"--t5": t5_chain, "--llama": llama_chain, "--moe": llama_chain}.get(sys.argv[4])
+    chain = {"--t5": t5_chain, "--llama": llama_chain, "--moe": llama_chain, "--moe-ep": moe_ep_chain}.get(sys.argv[4])
     runs = Runs(tessera, config, workdir, sys.argv[5 if chain else 4:])
     if chain:
         chain(runs)

@@ -27,6 +27,9 @@ struct OptimizerRankPosition {
   int tp = 1;                      // tensor-parallel size (tp > 1 buckets reduce_grad_over_tp apart)
   int dp = 1, dp_rank = 0;         // data-parallel size and this rank's place in it
   std::int64_t bucket_size = 0;    // parallel.bucket_size
+  // expert_model_parallel_size: the experts' buckets (GradBucketPlan::expert_parallel) are split
+  // over the dp / ep ranks holding the same experts, this rank being dp_rank / ep of them.
+  int ep = 1;
 };
 
 // Parameter name → its state slots (OptimizerStateFormat::slots() order), each f32 with the

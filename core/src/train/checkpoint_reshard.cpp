@@ -32,11 +32,14 @@ struct RankModel {
   std::vector<Parameter*> trainable;  // those with optimizer state (Parameter::trainable)
 };
 
+// Under expert parallelism `ep_rank` says which experts the rank holds (the layout is built with
+// dp = ep, which is all that the model depends on).
 RankModel build_rank_model(const Config& config, std::int64_t vocab, const ParallelSizes& sizes, int tp_rank,
-                           int pp_rank, const std::string& layout) {
+                           int pp_rank, const std::string& layout, int ep_rank = 0) {
   RankModel r;
   try {
-    r.model = build_model(config, vocab, 0, offline_parallel(tp_rank + sizes.tp * pp_rank, sizes.tp * sizes.pp, sizes));
+    const int world_rank = tp_rank + sizes.tp * (ep_rank + sizes.ep * pp_rank);
+    r.model = build_model(config, vocab, 0, offline_parallel(world_rank, sizes.tp * sizes.ep * sizes.pp, sizes));
   } catch (const ConfigError& e) {
     throw ConfigError(fmt::format("the model does not fit {}: {}", layout, e.what()));
   }
@@ -54,6 +57,7 @@ std::string describe_sizes(const ParallelSizes& s, int dp) {
   if (s.embedding_in_split) text += " (embedding counted as a layer)";
   if (s.loss_in_split) text += " (loss counted as a layer)";
   if (s.sequence_parallel && s.tp > 1) text += " (sequence parallel)";
+  if (s.ep > 1) text += fmt::format(" (expert parallel {})", s.ep);
   return text;
 }
 
@@ -140,13 +144,6 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const CheckpointMetadata& meta = source.meta;
   const fs::path meta_path = source.dir / "metadata.json";
 
-  // Expert parallelism: each data-parallel rank's optimizer file holds its own experts' state, which
-  // this rewrite does not merge yet.
-  if (meta.expert_parallel > 1)
-    throw ConfigError(fmt::format("{}: saved with parallel.expert_model_parallel_size {}; resharding such a checkpoint "
-                                  "is not built yet (resume it in its own layout, or load its weights in any layout "
-                                  "with checkpoint.finetune = true or checkpoint.no_load_optim = true)",
-                                  source.dir.string(), meta.expert_parallel));
   // The layouts. The source's sizes are the metadata's; its split rank is its config's.
   ParallelSizes from = read_parallel_sizes(config);
   from.tp = static_cast<int>(meta.tensor_parallel);
@@ -157,6 +154,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   from.embedding_in_split = meta.embedding_in_split;
   from.loss_in_split = meta.loss_in_split;
   from.sequence_parallel = meta.sequence_parallel;
+  from.ep = static_cast<int>(meta.expert_parallel);
   const int from_dp = static_cast<int>(meta.data_parallel);
   ParallelSizes to = from;
   to.sequence_parallel = target.sequence_parallel.value_or(from.sequence_parallel);
@@ -168,6 +166,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   to.last_stage_layers = target.last_stage_layers;
   to.embedding_in_split = target.embedding_in_split;
   to.loss_in_split = target.loss_in_split;
+  to.ep = target.ep;
   const std::int64_t bucket_size = target.bucket_size > 0 ? target.bucket_size : meta.bucket_size;
   const std::string from_text = describe_sizes(from, from_dp), to_text = describe_sizes(to, target.dp);
   if (target.tp < 1 || target.pp < 1 || target.dp < 1 || target.vpp < 1)
@@ -183,7 +182,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
     if (o.rfind("model.", 0) != 0)
       throw ConfigError(fmt::format("reshard --set {}: only [model] keys (model.key=value, e.g. "
                                     "model.make_vocab_size_divisible_by=64); the layout is set by --tp, --pp, --dp, "
-                                    "--vpp, --split-rank, --first-stage-layers, --last-stage-layers, --account-for-embedding, "
+                                    "--ep, --vpp, --split-rank, --first-stage-layers, --last-stage-layers, --account-for-embedding, "
                                     "--account-for-loss, --sequence-parallel and --bucket-size, the optimizer by "
                                     "--optimizer, and the rest of the run's config must stay the checkpoint's",
                                     quote_untrusted(o)));
@@ -213,6 +212,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   new_settings.push_back(fmt::format("parallel.account_for_embedding_in_pipeline_split={}", to.embedding_in_split));
   new_settings.push_back(fmt::format("parallel.account_for_loss_in_pipeline_split={}", to.loss_in_split));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
+  new_settings.push_back(fmt::format("parallel.expert_model_parallel_size={}", to.ep));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
   if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
   const Config to_config = Config::from_string(config.dump(), config.source(), new_settings);
@@ -250,20 +250,36 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   // taken from the first; the trainer keeps the copies equal.
   std::map<std::string, WholeTensor> whole;
   bool saves_step = true;
+  // Expert parallelism: each expert-parallel rank's model holds the same dense parameters and its own
+  // experts; a model file holds every expert, an optimizer file its rank's experts' state.
+  const bool replicated = format && format->replicated_over_dp();
   for (int p = 0; p < from.pp; ++p) {
     std::map<std::string, std::vector<Tensor>> values;
     std::map<std::string, std::vector<ParameterSlots::mapped_type>> slot_shards;
-    RankModel first;
+    std::vector<RankModel> first;
     for (int t = 0; t < from.tp; ++t) {
-      RankModel rank = build_rank_model(config, vocab, from, t, p, "the checkpoint's layout " + from_text);
+      std::vector<RankModel> ranks;
+      std::vector<ParameterSlots> rank_slots;
       const fs::path model_file = source.dir / checkpoint_model_file(t, p);
-      NamedTensors targets;
-      for (Parameter* param : rank.params) targets.emplace_back(param->name, param->value);
-      restore_tensors(load_safetensors(model_file).tensors, targets, model_file.string(),
-                      " (the checkpoint's config and weights disagree)");
-      ParameterSlots slots = zero_slots(rank.trainable, num_slots);
-      const int dp_files = !has_state ? 0 : format && format->replicated_over_dp() ? 1 : from_dp;  // replicas: rank 0's
+      const std::map<std::string, Tensor> model_tensors = load_safetensors(model_file).tensors;
+      for (int e = 0; e < from.ep; ++e) {
+        ranks.push_back(build_rank_model(config, vocab, from, t, p, "the checkpoint's layout " + from_text, e));
+        NamedTensors targets;
+        std::int64_t experts_here = 0;
+        for (Parameter* param : ranks.back().params) {
+          targets.emplace_back(param->name, param->value);
+          experts_here += param->expert_parallel ? 1 : 0;
+        }
+        std::map<std::string, Tensor> saved = model_tensors;  // handles: the data is shared
+        if (from.ep > 1) keep_own_experts(saved, targets, experts_here * (from.ep - 1), model_file.string());
+        restore_tensors(saved, targets, model_file.string(), " (the checkpoint's config and weights disagree)");
+        rank_slots.push_back(zero_slots(ranks.back().trainable, num_slots));
+      }
+      // Replicas: each expert-parallel rank's first data-parallel rank (dp rank e holds ep rank e's experts).
+      const int dp_files = !has_state ? 0 : replicated ? from.ep : from_dp;
       for (int d = 0; d < dp_files; ++d) {
+        const RankModel& rank = ranks[static_cast<std::size_t>(d % from.ep)];
+        ParameterSlots& slots = rank_slots[static_cast<std::size_t>(d % from.ep)];
         const fs::path file = source.dir / checkpoint_optimizer_file(t, p, d);
         SafetensorsFile state = load_safetensors(file);
         // Not every optimizer counts steps (the SGD example saves none): the new files follow the old.
@@ -282,22 +298,34 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                                           state.tensors.size() - (saves_step ? 1 : 0)));
           continue;
         }
-        OptimizerRankPosition at{rank.trainable, from.tp, from_dp, d, meta.bucket_size};
+        OptimizerRankPosition at{rank.trainable, from.tp, from_dp, d, meta.bucket_size, from.ep};
         try {
           format->unpack(state.tensors, at, slots);
         } catch (const FormatError& e) {
           throw FormatError(fmt::format("{}: {}", file.string(), e.what()));
         }
       }
-      for (Parameter* param : rank.params) {
-        values[param->name].push_back(param->value);
-        // A buffer has no optimizer slots: empty ones, never written.
-        slot_shards[param->name].push_back(param->trainable ? slots.at(param->name)
-                                                            : ParameterSlots::mapped_type(num_slots));
-      }
-      if (t == 0) first = std::move(rank);
+      for (std::size_t e = 0; e < ranks.size(); ++e)
+        for (Parameter* param : ranks[e].params) {
+          if (e > 0 && !param->expert_parallel) continue;  // the dense ones: ep rank 0's
+          values[param->name].push_back(param->value);
+          // A buffer has no optimizer slots: empty ones, never written.
+          ParameterSlots::mapped_type slots(num_slots);
+          if (param->trainable) slots = rank_slots[e].at(param->name);
+          // A dense parameter's state sharded over every data-parallel rank: each ep rank's files
+          // filled its shards, the rest are zero.
+          if (param->trainable && !param->expert_parallel && !replicated)
+            for (std::size_t other = 1; other < ranks.size(); ++other)
+              for (std::size_t s = 0; s < num_slots; ++s) ops::add(slots[s], rank_slots[other].at(param->name)[s], slots[s]);
+          slot_shards[param->name].push_back(std::move(slots));
+        }
+      if (t == 0) first = std::move(ranks);
     }
-    for (const Parameter* param : first.params) {
+    for (const Parameter* param : [&] {
+           std::vector<const Parameter*> all;
+           for (const RankModel& r : first) all.insert(all.end(), r.params.begin(), r.params.end());
+           return all;
+         }()) {
       if (whole.count(param->name)) continue;
       const bool split = from.tp > 1 && param->tp_split_dim >= 0;
       const auto join = [&](const std::vector<Tensor>& shards) {
@@ -322,39 +350,47 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   std::set<std::string> used, padding_changed;
   for (int p = 0; p < to.pp; ++p) {
     for (int t = 0; t < to.tp; ++t) {
-      RankModel rank = build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text);
-      // Every [model] key was read by the model built (a --set typo would otherwise be saved and fail later).
-      if (p == 0 && t == 0) to_config.check_no_unknown_keys_in({"model"});
-      ParameterSlots slots = zero_slots(rank.trainable, num_slots);
-      NamedTensors tensors;
-      for (Parameter* param : rank.params) {
-        auto it = whole.find(param->name);
-        if (it == whole.end())
-          throw FormatError(fmt::format("{}: the model in the new layout has a parameter '{}' that the checkpoint does "
-                                        "not hold (did an override change the model?)",
-                                        meta_path.string(), param->name));
-        used.insert(param->name);
-        const bool split = to.tp > 1 && param->tp_split_dim >= 0;
-        Shape shape = param->value.shape();
-        if (split) shape[static_cast<std::size_t>(param->tp_split_dim)] *= to.tp;
-        if (it->second.value.shape() != shape) padding_changed.insert(param->name);
-        const auto cut = [&](const Tensor& w, Tensor& dst) {
-          const Tensor fitted = fit_whole(w, *param, shape, it->second.file);
-          ops::copy(split ? tp_shard_of(fitted, param->tp_split_dim, param->tp_split_blocks, t, to.tp) : fitted, dst);
-        };
-        cut(it->second.value, param->value);
-        if (param->trainable)
-          for (std::size_t s = 0; s < num_slots; ++s) cut(it->second.slots[s], slots.at(param->name)[s]);
-        tensors.emplace_back(param->name, param->value);
+      std::vector<RankModel> ranks;  // one per expert-parallel rank
+      std::vector<ParameterSlots> rank_slots;
+      NamedTensors tensors;  // the model file: ep rank 0's parameters and every other rank's experts
+      for (int e = 0; e < to.ep; ++e) {
+        ranks.push_back(build_rank_model(to_config, vocab, to, t, p, "the new layout " + to_text, e));
+        RankModel& rank = ranks.back();
+        // Every [model] key was read by the model built (a --set typo would otherwise be saved and fail later).
+        if (p == 0 && t == 0 && e == 0) to_config.check_no_unknown_keys_in({"model"});
+        rank_slots.push_back(zero_slots(rank.trainable, num_slots));
+        ParameterSlots& slots = rank_slots.back();
+        for (Parameter* param : rank.params) {
+          auto it = whole.find(param->name);
+          if (it == whole.end())
+            throw FormatError(fmt::format("{}: the model in the new layout has a parameter '{}' that the checkpoint does "
+                                          "not hold (did an override change the model?)",
+                                          meta_path.string(), param->name));
+          used.insert(param->name);
+          const bool split = to.tp > 1 && param->tp_split_dim >= 0;
+          Shape shape = param->value.shape();
+          if (split) shape[static_cast<std::size_t>(param->tp_split_dim)] *= to.tp;
+          if (it->second.value.shape() != shape) padding_changed.insert(param->name);
+          const auto cut = [&](const Tensor& w, Tensor& dst) {
+            const Tensor fitted = fit_whole(w, *param, shape, it->second.file);
+            ops::copy(split ? tp_shard_of(fitted, param->tp_split_dim, param->tp_split_blocks, t, to.tp) : fitted, dst);
+          };
+          cut(it->second.value, param->value);
+          if (param->trainable)
+            for (std::size_t s = 0; s < num_slots; ++s) cut(it->second.slots[s], slots.at(param->name)[s]);
+          if (e == 0 || param->expert_parallel) tensors.emplace_back(param->name, param->value);
+        }
       }
       save_safetensors(result.checkpoint / checkpoint_model_file(t, p), tensors,
                        {{"format", "tessera-checkpoint"},
                         {"iteration", std::to_string(meta.iteration)},
-                        {kTensorParallelSplitKey, tensor_parallel_split_json(rank.params)}});
+                        {kTensorParallelSplitKey, tensor_parallel_split_json(ranks.front().params, tensors)}});
       for (int d = 0; d < (has_state ? target.dp : 0); ++d) {
+        const auto e = static_cast<std::size_t>(d % to.ep);
         NamedTensors state;
         if (write_format)
-          state = write_format->pack(slots, OptimizerRankPosition{rank.trainable, to.tp, target.dp, d, bucket_size});
+          state = write_format->pack(rank_slots[e], OptimizerRankPosition{ranks[e].trainable, to.tp, target.dp, d,
+                                                                           bucket_size, to.ep});
         if (saves_step) state.emplace_back("step", step_tensor(state_steps));
         save_safetensors(result.checkpoint / checkpoint_optimizer_file(t, p, d), state,
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer}});
@@ -379,6 +415,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   m.embedding_in_split = target.embedding_in_split;
   m.loss_in_split = target.loss_in_split;
   m.sequence_parallel = to.sequence_parallel;
+  m.expert_parallel = to.ep;
   m.bucket_size = bucket_size;
   m.optimizer = optimizer;
   // The saved config keeps its tokenizer files relative to the folder; they are copied along.

@@ -155,10 +155,11 @@ void Trainer::load_checkpoint() {
   // The model files hold every expert; the optimizer files hold each rank's own experts' state.
   if (loads_optimizer && meta.expert_parallel != layout.ep())
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.expert_model_parallel_size {}, this run has {}: "
-                                  "resuming needs the same (its optimizer files hold each rank's experts' state); "
+                                  "resuming needs the same (its optimizer files hold each rank's experts' state): "
+                                  "`tessera checkpoint reshard {} --ep {} OUT` rewrites it for this one, and "
                                   "checkpoint.finetune = true or checkpoint.no_load_optim = true load its weights in "
                                   "any expert-parallel size",
-                                  dir.string(), meta.expert_parallel, layout.ep()));
+                                  dir.string(), meta.expert_parallel, layout.ep(), dir.string(), layout.ep()));
   const ParallelSizes& sizes = layout.sizes();
   const bool same_stages =
       meta.first_stage_layers == sizes.first_stage_layers && meta.last_stage_layers == sizes.last_stage_layers &&

@@ -24,6 +24,7 @@ namespace tessera {
 
 struct ReshardLayout {
   int tp = 1, pp = 1, dp = 1, vpp = 1;
+  int ep = 1;                    // expert_model_parallel_size (must divide dp)
   int pipeline_split_rank = 0;   // encoder-decoder models with pp > 1 (0: none)
   // Uneven pipeline stages: the first / last stage's layers (0: an even share; ParallelSizes).
   std::int64_t first_stage_layers = 0, last_stage_layers = 0;
