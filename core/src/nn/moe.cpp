@@ -63,8 +63,9 @@ struct Dispatch {
 Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device) {
   std::vector<std::vector<std::int64_t>> per_expert(static_cast<std::size_t>(count));
   for (std::size_t i = 0; i < t.expert.size(); ++i) {
+    if (t.expert[i] < 0) continue;  // dropped
     const auto local = static_cast<std::int64_t>(t.expert[i]) - first_expert;
-    if (t.expert[i] >= 0 && local >= 0 && local < count) per_expert[static_cast<std::size_t>(local)].push_back(static_cast<std::int64_t>(i));
+    if (local >= 0 && local < count) per_expert[static_cast<std::size_t>(local)].push_back(static_cast<std::int64_t>(i));
   }
   Dispatch d;
   std::vector<std::int32_t> rows;
