@@ -93,6 +93,22 @@ RECOMPUTE = {
 # rounding noise as large as the bias itself (measured: 1.3 relative with tp; 3e-4 in fp32).
 BF16_TOLERANCE = {"tp": (5e-4, 1.5e-2, 0.4), "no tp": (1e-4, 1e-3, 0.03)}
 
+# Mixture-of-experts router statistics (the load-balancing and z-losses the log shows) in bf16: each is
+# a mean over the microbatch's tokens of a function of the router's bf16 logits, and the
+# load-balancing loss weighs each expert by its count of routed tokens — a count that moves by one
+# when a last-bit difference flips a (token, expert) choice near a tie. Any layout changes which
+# roundings happen (dp: the f32 gradient sums, so the bf16 weight copies; tp: the partial GEMMs;
+# ep: the experts' GEMM row counts), so their noise is bf16's own: measured on 2026-12-02 over the
+# moe_ep, moe_freq and moe_sigmoid configs (dp, tp, pp, ep, tp·ep·sp, ZeRO), worst 2.3e-4 without tp
+# and 2.1e-3 with it, against 2.0e-3 (load balancing) and 3.2e-3 (z-loss) between one process in
+# bf16 and in fp32. The bound is 5e-3 for both classes; a real error (another seed, a wrong
+# coefficient) moves them by percents.
+ROUTER_STATISTICS = {"loss_load_balancing_loss", "loss_seq_load_balancing_loss", "loss_z_loss"}
+ROUTER_BF16_TOLERANCE = 5e-3
+# And the zeros in the gradient are not compared for such models in bf16: an expert no token
+# reached has an all-zero gradient, so one flipped choice that empties or fills an expert moves the
+# count by the expert's size (measured: 3,960 elements at iteration 6 of moe_sigmoid, dp2).
+
 
 # Zeros in the gradient (logging.log_num_zeros_in_grad) are elements, not a float: a layout must
 # count every element once (tensor-parallel replicas and tied copies once, ZeRO shards all), so the
@@ -161,7 +177,8 @@ def read_safetensors(path):
 
 def weight_differences(got_dir, base_dir, layout, skip_key_bias=False):
     """{name: relative L2 difference} between two saved final weights (gathered over tp, vocab padding
-    dropped); with skip_key_bias, of the value half of attention.key_value.bias only ([keys; values]).
+    dropped); with skip_key_bias (bf16), of the value half of attention.key_value.bias only ([keys;
+    values]), and without the MoE expert bias.
     attention.k_layernorm.bias (qk_layernorm with LayerNorm) is never compared: like the key bias, it
     adds one vector to every key, which moves no softmax, so its true gradient is zero and its values
     are Adam's steps on rounding noise in any precision."""
@@ -172,6 +189,11 @@ def weight_differences(got_dir, base_dir, layout, skip_key_bias=False):
     out = {}
     for name, (shape, values) in base.items():
         if name.endswith("attention.k_layernorm.bias"):
+            continue
+        # bf16: the MoE expert bias moves by ±rate on the sign of (mean − count) per expert; one
+        # routing choice flipped by bf16 noise can reverse a sign (see ROUTER_STATISTICS), so it is
+        # compared in fp32 only (measured: 0.16 relative after 10 iterations, moe_sigmoid dp2).
+        if skip_key_bias and name.endswith("router.expert_bias"):
             continue
         if got[name][0] != shape:
             sys.exit(f"{layout}: saved {name} has shape {got[name][0]}, one process {shape}")
@@ -320,7 +342,8 @@ def main():
             if kind == "num_zeros":
                 # A count: within ZEROS_SLACK elements (see there), not a relative tolerance.
                 kinds[kind] = max(kinds.get(kind, 0.0), abs(got[k] - v))
-                if abs(got[k] - v) > ZEROS_SLACK:
+                routed = any(r.split("@")[0] in ROUTER_STATISTICS for r in base)
+                if abs(got[k] - v) > ZEROS_SLACK and not (prec != "fp32" and routed):
                     sys.exit(f"{layout}: {k} = {got[k]!r}, one process in {prec} {v!r} (more than {ZEROS_SLACK} "
                              f"elements apart)")
                 continue
@@ -328,6 +351,8 @@ def main():
             kinds[kind] = max(kinds.get(kind, 0.0), rel)
             worst[prec] = max(worst.get(prec, 0.0), rel)
             bound = norm_tol if kind == "grad_norm" else loss_tol
+            if prec != "fp32" and kind in ROUTER_STATISTICS:
+                bound = ROUTER_BF16_TOLERANCE
             if rel > bound:
                 sys.exit(f"{layout}: {k} = {got[k]!r}, one process in {prec} {v!r} (relative difference {rel:.2e} > "
                          f"{bound})")
