@@ -10,7 +10,8 @@ another optimizer, another bucket size, a truncated optimizer file and a bucket 
 distributed_adam's shard shapes must each fail with a message naming the mismatch or the file.
 
 With --ep-errors (the first layout must use expert parallelism), its checkpoint resumed with another
-expert-parallel size must fail naming the reason (and the keys that load it anyway), and its weights
+expert-parallel size must fail naming the reason (and the keys that load it anyway), `tessera
+evaluate` of it must print one validation loss in one process and under ep 2 and 4, and its weights
 must load with checkpoint.finetune in one process.
 
 usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors | --ep-errors] LAYOUT...
@@ -151,6 +152,20 @@ def check_ep_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
     expect_error(command(tessera, config, mpiexec, no_ep, resume),
                  [f"expert_model_parallel_size {ep}, this run has 1", "checkpoint.finetune = true"],
                  f"ep {ep} checkpoint resumed with ep 1")
+    # `tessera evaluate` of the checkpoint: the same validation loss in one process and under ep 2
+    # and 4 (each rank loading its own experts from the model file).
+    evaluated = []
+    for sets, np in (([], "1"), (["--set", "parallel.expert_model_parallel_size=2"], opts["np"]),
+                     (["--set", "parallel.expert_model_parallel_size=4"], "4")):
+        cmd = [tessera, "evaluate", config, "--split", "valid", "--load", os.path.join(ckpt, "iter_0000005")] + sets
+        out = run(cmd if np == "1" else mpiexec + ["-np", np] + cmd).stdout
+        m = re.search(r"validation loss at iteration 5 on validation set \| lm loss value: (\S+)", out)
+        if not m:
+            sys.exit(f"evaluate of the ep checkpoint printed no validation line:\n{out}")
+        evaluated.append(m.group(1))
+    if len(set(evaluated)) != 1:
+        sys.exit(f"evaluate of the ep checkpoint in one process, ep 2 and ep 4 printed {evaluated}")
+    print(f"ep checkpoint: evaluates to {evaluated[0]} in one process, ep 2 and ep 4")
     # The model files hold every expert: one process fine-tunes from them (all experts, checked).
     tuned = run(command(tessera, config, mpiexec, {"np": "1"},
                         ["--set", "training.train_iters=1", "--set", f"checkpoint.load={ckpt}",

@@ -475,8 +475,9 @@ void Trainer::load_weights(const SavedModel& saved) {
   const ParallelLayout& layout = parallel_->layout;
   std::vector<std::string> padding_zeroed;
   run_on_all_or_throw(*parallel_->groups.world, "loading " + saved.describe(), [&] {
-    padding_zeroed = load_saved_weights(saved, params_,
-                                        SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, true});
+    // A pipeline stage, or an expert-parallel rank, holds part of the saved tensors.
+    padding_zeroed = load_saved_weights(
+        saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1 && layout.ep() == 1, true});
   });
   refresh_compute_copies(params_);
   log_info("loaded the weights of {}", saved.describe());
