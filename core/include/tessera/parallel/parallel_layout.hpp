@@ -48,8 +48,8 @@ struct ParallelSizes {
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, ep does not divide the data-parallel size, world_rank is outside [0, world_size), vpp > 1 without pipeline parallelism, or the
-  // split rank is not a stage in [1, pp) (or comes with vpp > 1).
+  // tp·pp, ep does not divide the data-parallel size, world_rank is outside [0, world_size), vpp > 1
+  // without pipeline parallelism, or the split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
 
   int world_size() const { return world_; }
