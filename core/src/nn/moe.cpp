@@ -52,6 +52,7 @@ RoutedTable gather_table(const RoutedTable& own, const TpGroup& ep, Device devic
 // are [first[i], first[i + 1]), rows ascending — with their rows and weights on the device: one copy
 // each per layer, each expert a slice.
 struct Dispatch {
+  std::int64_t table_rows = 0;      // the table's rows (this rank's, or the group's)
   std::vector<std::int64_t> first;  // count + 1 offsets
   std::vector<std::int64_t> pairs;  // [pairs] row · k + slot, into the table
   Tensor ids, weights;              // [pairs] i32 rows, f32 weights on the device
@@ -60,7 +61,10 @@ struct Dispatch {
   Tensor weights_of(std::int64_t i) const { return weights.rows(first[i], first[i + 1]); }
 };
 
-Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device) {
+// `buffer_row`: where each table row sits in the rows the experts read (the all-to-all dispatcher's
+// received buffer); null: the table's own order.
+Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device,
+                  const std::vector<std::int64_t>* buffer_row = nullptr) {
   std::vector<std::vector<std::int64_t>> per_expert(static_cast<std::size_t>(count));
   for (std::size_t i = 0; i < t.expert.size(); ++i) {
     if (t.expert[i] < 0) continue;  // dropped
@@ -68,13 +72,15 @@ Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t 
     if (local >= 0 && local < count) per_expert[static_cast<std::size_t>(local)].push_back(static_cast<std::int64_t>(i));
   }
   Dispatch d;
+  d.table_rows = t.rows;
   std::vector<std::int32_t> rows;
   std::vector<float> w;
   d.first.push_back(0);
   for (const auto& pairs : per_expert) {
     for (std::int64_t pair : pairs) {
       d.pairs.push_back(pair);
-      rows.push_back(static_cast<std::int32_t>(pair / t.topk));
+      const std::int64_t row = pair / t.topk;
+      rows.push_back(static_cast<std::int32_t>(buffer_row ? (*buffer_row)[static_cast<std::size_t>(row)] : row));
       w.push_back(t.weight[static_cast<std::size_t>(pair)]);
     }
     d.first.push_back(static_cast<std::int64_t>(d.pairs.size()));
@@ -85,12 +91,93 @@ Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t 
   return d;
 }
 
+// The all-to-all dispatcher's plan, from the group's routing table (rank q's rows q·N … q·N + N − 1):
+// which of this rank's rows each rank's experts take, and where the rows this rank receives go.
+struct Exchange {
+  int rank = 0;
+  std::vector<Tensor> send_rows;      // per rank r: this rank's rows (i32, ascending) r's experts take
+  std::vector<std::int64_t> first;    // per rank q: where q's rows start in the received buffer (P + 1)
+  std::vector<std::int64_t> buffer_row;  // per table row: its row in the received buffer, or −1
+  std::int64_t sent(int r) const { return send_rows[static_cast<std::size_t>(r)].numel(); }
+  std::int64_t received(int q) const { return first[q + 1] - first[q]; }
+};
+
+Exchange plan_exchange(const RoutedTable& t, const TpGroup& ep, std::int64_t experts_per_rank, Device device) {
+  const int P = tp_size(ep);
+  Exchange x;
+  x.rank = tp_rank(ep);
+  const std::int64_t N = t.rows / P;
+  std::vector<std::vector<std::int32_t>> sends(static_cast<std::size_t>(P));
+  x.buffer_row.assign(static_cast<std::size_t>(t.rows), -1);
+  x.first.push_back(0);
+  std::int64_t received = 0;
+  std::vector<char> to(static_cast<std::size_t>(P));
+  for (int q = 0; q < P; ++q) {
+    for (std::int64_t token = 0; token < N; ++token) {
+      const std::int64_t row = q * N + token;
+      std::fill(to.begin(), to.end(), 0);
+      for (std::int64_t s = 0; s < t.topk; ++s) {
+        const float e = t.expert[static_cast<std::size_t>(row * t.topk + s)];
+        if (e >= 0) to[static_cast<std::size_t>(static_cast<std::int64_t>(e) / experts_per_rank)] = 1;
+      }
+      if (q == x.rank)
+        for (int r = 0; r < P; ++r)
+          if (to[static_cast<std::size_t>(r)]) sends[static_cast<std::size_t>(r)].push_back(static_cast<std::int32_t>(token));
+      if (to[static_cast<std::size_t>(x.rank)]) x.buffer_row[static_cast<std::size_t>(row)] = received++;
+    }
+    x.first.push_back(received);
+  }
+  for (const auto& rows : sends)
+    x.send_rows.push_back(Tensor::from<std::int32_t>({static_cast<std::int64_t>(rows.size())}, rows).to(device));
+  return x;
+}
+
+// rows [N, C] → the received buffer [Σ_q received(q), C]: each rank's rows that this rank's experts
+// take, in rank order (this rank's own copied, the others' by point-to-point transfers).
+Tensor exchange_rows(const Tensor& rows, const Exchange& x, Communicator& ep) {
+  const std::int64_t C = rows.size(1);
+  Tensor buffer = rows.new_empty({x.first.back(), C});
+  std::vector<P2POp> ops;
+  for (int r = 0; r < ep.size(); ++r) {
+    if (x.sent(r) == 0) continue;
+    Tensor out = r == x.rank ? buffer.rows(x.first[r], x.first[r + 1]) : rows.new_empty({x.sent(r), C});
+    ops::embedding_forward(x.send_rows[static_cast<std::size_t>(r)], rows, out);
+    if (r != x.rank) ops.push_back({P2POp::Kind::send, out, r});
+  }
+  for (int q = 0; q < ep.size(); ++q)
+    if (q != x.rank && x.received(q) > 0) ops.push_back({P2POp::Kind::recv, buffer.rows(x.first[q], x.first[q + 1]), q});
+  for (CommRequest& r : ep.start_batch(std::move(ops))) r.wait();
+  return buffer;
+}
+
+// The way back: `partial` [buffer rows, C] (f32 sums over this rank's experts) → [N, C] f32, each row
+// the sum over the ranks that took it, added in rank order.
+Tensor combine_rows(const Tensor& partial, const Exchange& x, Communicator& ep, std::int64_t tokens) {
+  const std::int64_t C = partial.size(1);
+  std::vector<Tensor> back(static_cast<std::size_t>(ep.size()));
+  std::vector<P2POp> ops;
+  for (int q = 0; q < ep.size(); ++q)
+    if (q != x.rank && x.received(q) > 0) ops.push_back({P2POp::Kind::send, partial.rows(x.first[q], x.first[q + 1]), q});
+  for (int r = 0; r < ep.size(); ++r) {
+    if (x.sent(r) == 0) continue;
+    Tensor& b = back[static_cast<std::size_t>(r)];
+    b = r == x.rank ? partial.rows(x.first[r], x.first[r + 1]) : partial.new_empty({x.sent(r), C});
+    if (r != x.rank) ops.push_back({P2POp::Kind::recv, b, r});
+  }
+  for (CommRequest& r : ep.start_batch(std::move(ops))) r.wait();
+  Tensor out = partial.new_zeros({tokens, C});
+  for (int r = 0; r < ep.size(); ++r)
+    if (x.sent(r) > 0) ops::embedding_backward(x.send_rows[static_cast<std::size_t>(r)], back[static_cast<std::size_t>(r)], out);
+  return out;
+}
+
 // What backward needs: every token row, the routing, its dispatch and each expert's (partial) output.
 struct MoeSaved {
   Tensor x;  // [N, C]
-  Tensor x_group;  // expert parallelism: the group's rows [ep·N, C] (else x)
+  Tensor x_group;  // expert parallelism: the group's rows [ep·N, C], or the all-to-all's received rows (else x)
   MoeRouting routing;
   Dispatch dispatch;
+  Exchange exchange;  // the all-to-all dispatcher's
   std::vector<Tensor> outputs;  // per expert; undefined for an expert without tokens
   std::vector<Tensor> tensors() const {
     std::vector<Tensor> all{x, dispatch.ids, dispatch.weights};
@@ -125,6 +212,7 @@ std::string describe_moe(const MoeOptions& moe) {
   std::vector<std::string> parts{routing, fmt::format("expert ffn {}", moe.ffn_hidden)};
   if (moe.shared_ffn_hidden > 0) parts.push_back(fmt::format("shared expert ffn {}", moe.shared_ffn_hidden));
   if (r.expert_bias) parts.push_back(fmt::format("expert bias (rate {})", r.bias_update_rate));
+  if (moe.alltoall && moe.expert_parallel > 1) parts.push_back("all-to-all token dispatch");
   if (r.capacity_factor > 0)
     parts.push_back(fmt::format("capacity factor {}, dropping by {}", r.capacity_factor,
                                 r.drop_by_position ? "position" : "probs"));
@@ -220,13 +308,18 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   if (ep > 1) {
     const std::int64_t k = moe.router.topk, group_rows = plan_mul(rows, ep);
     c.expert_parameters = {E / ep * expert.parameter_tensors, plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters)};
-    // Forward: the routing table (expert and weight of each pair) and the rows all-gathered, the
-    // weighted sums reduce-scattered; backward: the output gradient all-gathered, the input
-    // gradient and the routing weights' gradient reduce-scattered.
-    c.ep_forward.all_gather += {2, plan_add(plan_mul(plan_mul(group_rows, k), 2), plan_mul(group_rows, C))};
-    c.ep_forward.reduce_scatter += {1, plan_mul(group_rows, C)};
-    c.ep_backward.all_gather += {1, plan_mul(group_rows, C)};
-    c.ep_backward.reduce_scatter += {2, plan_add(plan_mul(group_rows, k), plan_mul(group_rows, C))};
+    // Forward: the routing table (expert and weight of each pair) all-gathered; backward: the
+    // routing weights' gradient reduce-scattered. The allgather dispatcher also all-gathers the
+    // rows and the output gradient and reduce-scatters the outputs and the input gradient; the
+    // alltoall dispatcher's point-to-point rows depend on the routing and are not counted.
+    c.ep_forward.all_gather += {1, plan_mul(plan_mul(group_rows, k), 2)};
+    c.ep_backward.reduce_scatter += {1, plan_mul(group_rows, k)};
+    if (!moe.alltoall) {
+      c.ep_forward.all_gather += {1, plan_mul(group_rows, C)};
+      c.ep_forward.reduce_scatter += {1, plan_mul(group_rows, C)};
+      c.ep_backward.all_gather += {1, plan_mul(group_rows, C)};
+      c.ep_backward.reduce_scatter += {1, plan_mul(group_rows, C)};
+    }
   }
   if (tp == 1) return c;
   const CollectiveCount all_rows{1, plan_mul(rows, C)};
@@ -253,11 +346,18 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   const std::vector<float> bias = moe_.router.expert_bias ? expert_bias_.value.to_vector<float>() : std::vector<float>();
   MoeSaved s{x_rows, x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data(), ctx.training),
              {}, {}};
-  // Expert parallelism: the group's rows, each rank's after the previous one's.
-  const bool ep = tp_size(ep_) > 1;
-  if (ep) s.x_group = all_gather_rows(x_rows, ep_, "expert-parallel dispatch");
+  // Expert parallelism: the group's rows, each rank's after the previous one's (allgather), or the
+  // rows this rank's experts take from each rank (alltoall).
+  const bool ep = tp_size(ep_) > 1, alltoall = ep && moe_.alltoall;
   const auto local = static_cast<std::int64_t>(experts_.size());
-  s.dispatch = dispatch(gather_table(routed_table(s.routing), ep_, x_rows.device()), first_expert_, local, x_rows.device());
+  const RoutedTable table = gather_table(routed_table(s.routing), ep_, x_rows.device());
+  if (alltoall) {
+    s.exchange = plan_exchange(table, ep_, local, x_rows.device());
+    s.x_group = exchange_rows(x_rows, s.exchange, *ep_);
+  } else if (ep) {
+    s.x_group = all_gather_rows(x_rows, ep_, "expert-parallel dispatch");
+  }
+  s.dispatch = dispatch(table, first_expert_, local, x_rows.device(), alltoall ? &s.exchange.buffer_row : nullptr);
 
   // Σ_j probs_j · expert_j(x), f32, over the group's rows (this rank's experts' share of it).
   Tensor sum = x_rows.new_zeros({s.x_group.size(0), hidden_}, DType::f32);
@@ -273,7 +373,10 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
     ops::embedding_backward(ids, weighted, sum);  // scatter-add: an expert sees a token once
     s.outputs[static_cast<std::size_t>(e)] = ye;
   }
-  if (ep) sum = reduce_scatter_rows(sum, ep_, "expert-parallel combine");  // this rank's rows, every expert's
+  if (alltoall)  // this rank's rows, every expert's
+    sum = combine_rows(sum, s.exchange, *ep_, N);
+  else if (ep)
+    sum = reduce_scatter_rows(sum, ep_, "expert-parallel combine");
   if (shared_) ops::add(sum, ops::cast_to(shared_->forward(ctx, x_rows), DType::f32), sum);
   Tensor y = ops::cast_to(sum, x_rows.dtype());
   if (sp) {
@@ -304,13 +407,14 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   const Tensor dy_rows = (sp ? reduce_scatter_to_sequence_parallel_backward(dy, tp_) : reduce_from_tp_backward(dy))
                              .reshape({-1, hidden_});
   const std::int64_t N = s.routing.tokens, E = moe_.router.experts, k = moe_.router.topk;
-  const bool ep = tp_size(ep_) > 1;
-  const Tensor dy_group = ep ? all_gather_rows(dy_rows, ep_, "expert-parallel combine backward") : dy_rows;
-  const std::int64_t rows = dy_group.size(0);
+  const bool ep = tp_size(ep_) > 1, alltoall = ep && moe_.alltoall;
+  const Tensor dy_group = alltoall ? exchange_rows(dy_rows, s.exchange, *ep_)
+                          : ep     ? all_gather_rows(dy_rows, ep_, "expert-parallel combine backward")
+                                   : dy_rows;
   const Dispatch& d = s.dispatch;
   // d(weight) = dy · expert output of every routed pair, in dispatch order, read once.
   Tensor dweights = dy_rows.new_empty({d.ids.numel()}, DType::f32);
-  Tensor dx_sum = dy_rows.new_zeros({rows, hidden_}, DType::f32);  // the experts' (partial) input gradient
+  Tensor dx_sum = dy_rows.new_zeros({dy_group.size(0), hidden_}, DType::f32);  // the experts' (partial) input gradient
   for (std::size_t e = 0; e < experts_.size(); ++e) {
     Mlp& expert = *experts_[e];
     const auto i = static_cast<std::int64_t>(e);
@@ -330,12 +434,14 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   // only the rank holding the pair's expert has it (the others add zeros), and each rank keeps its
   // rows'. Each rank's expert outputs were partial sums over tp; every tp rank dispatched alike.
   const std::vector<float> dweights_host = dweights.to_vector<float>();
+  const std::int64_t rows = d.table_rows;
   std::vector<float> dpairs(static_cast<std::size_t>(rows * k), 0.0f);
   for (std::size_t i = 0; i < d.pairs.size(); ++i) dpairs[static_cast<std::size_t>(d.pairs[i])] = dweights_host[i];
   Tensor dprobs_dev = Tensor::from<float>({rows * k}, dpairs).to(dy_rows.device());
   if (ep) {
     dprobs_dev = reduce_scatter_rows(dprobs_dev.reshape({rows, k}), ep_, "expert-parallel dispatch backward").reshape({N * k});
-    dx_sum = reduce_scatter_rows(dx_sum, ep_, "expert-parallel dispatch backward");
+    dx_sum = alltoall ? combine_rows(dx_sum, s.exchange, *ep_, N)
+                      : reduce_scatter_rows(dx_sum, ep_, "expert-parallel dispatch backward");
   }
   reduce_from_tp_forward(dprobs_dev, tp_);
   if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);

@@ -292,7 +292,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                          "moe_shared_expert_intermediate_size", "moe_expert_capacity_factor",
                                          "moe_token_drop_policy", "moe_router_score_function",
                                          "moe_router_num_groups", "moe_router_group_topk",
-                                         "moe_router_enable_expert_bias", "moe_router_bias_update_rate"};
+                                         "moe_router_enable_expert_bias", "moe_router_bias_update_rate",
+                                         "moe_token_dispatcher_type"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -314,6 +315,9 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                   "({}): each expert-parallel rank holds an equal share of the experts",
                                   m.router.experts, s.origin("num_experts"), sizes.ep));
   m.expert_parallel = sizes.ep;
+  // Megatron-LM's --moe-token-dispatcher-type: how tokens reach the experts of other expert-parallel
+  // ranks (the same numbers either way; without expert parallelism there is nothing to send).
+  m.alltoall = s.get_choice("moe_token_dispatcher_type", "allgather", {"allgather", "alltoall"}) == "alltoall";
   m.ffn_hidden = s.get_int("moe_ffn_hidden_size", o.ffn_hidden_size, 1, 1 << 24);
   if (m.ffn_hidden % tp != 0)
     throw ConfigError(fmt::format("model.moe_ffn_hidden_size {} ({}) must be a multiple of "

@@ -25,7 +25,9 @@
 // and each token's chosen experts and weights; each rank runs its experts on the rows of every rank
 // routed to them, and a reduce-scatter over the group hands each rank the sum for its own rows.
 // Backward mirrors it: the output gradient is all-gathered, the input gradient and the routing
-// weights' gradient reduce-scattered back to the rows' ranks. The router, the shared expert and the
+// weights' gradient reduce-scattered back to the rows' ranks. With the all-to-all dispatcher
+// (MoeOptions::alltoall) the rows and their outputs and gradients travel point-to-point instead, each
+// only to the ranks whose experts take it (every rank knows which from the gathered routing table). The router, the shared expert and the
 // losses stay per rank, as without expert parallelism, so every layout computes what one process
 // does.
 #pragma once
@@ -47,6 +49,11 @@ struct MoeOptions {
   // in a built model, its group (null: one rank).
   int expert_parallel = 1;
   std::shared_ptr<Communicator> expert_group;
+  // moe_token_dispatcher_type "alltoall": each rank sends each other rank only its token rows that
+  // rank's experts take (point-to-point, as Megatron-Core's all-to-all dispatcher), and gets their
+  // outputs back the same way; "allgather" (false, Megatron-LM's default): every rank gathers every
+  // row. The routing table and the routing weights' gradient go by all-gather / reduce-scatter either way.
+  bool alltoall = false;
 };
 
 class MoeLayer : public Module {
