@@ -1,0 +1,88 @@
+// The mixture-of-experts dispatch bookkeeping (nn/moe_dispatch.hpp) on hand-made routings: the
+// routing table (dropped pairs −1), the dispatch of a range of experts in expert order with rows
+// ascending, and the all-to-all dispatcher's plan — which rows each rank sends where (each row once
+// per rank holding one of its experts, so at most min(k, ranks) copies) and where received rows land.
+// (The exchanges themselves run under mpirun: tests/parallel's test_layouts_moe_ep_alltoall.)
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "tessera/nn/moe_dispatch.hpp"
+
+using namespace tessera;
+
+namespace {
+
+// 3 tokens, 4 experts, top 2: token 0 → experts 1, 2; token 1 → 0 and (dropped) 3; token 2 → 3, 2.
+MoeRouting hand_routing() {
+  MoeRouting r;
+  r.tokens = 3;
+  r.experts = 4;
+  r.topk = 2;
+  r.probs = {0.6f, 0.4f, 0.7f, 0.3f, 0.9f, 0.1f};
+  r.expert_tokens = {{1}, {0}, {0, 2}, {2}};
+  r.expert_slots = {{0}, {0}, {1, 1}, {0}};
+  return r;
+}
+
+std::vector<std::int32_t> ints(const Tensor& t) { return t.to_vector<std::int32_t>(); }
+
+}  // namespace
+
+TEST_CASE("moe dispatch: the routing table and one rank's experts' pairs", "[unit]") {
+  const RoutedTable t = routed_table(hand_routing());
+  CHECK(t.rows == 3);
+  CHECK(t.expert == std::vector<float>{1, 2, 0, -1, 3, 2});
+  CHECK(t.weight == std::vector<float>{0.6f, 0.4f, 0.7f, 0.3f, 0.9f, 0.1f});
+
+  const Dispatch all = dispatch(t, 0, 4, Device::cpu());  // every expert, in expert order
+  CHECK(all.first == std::vector<std::int64_t>{0, 1, 2, 4, 5});
+  CHECK(all.pairs == std::vector<std::int64_t>{2, 0, 1, 5, 4});  // row·k + slot; the dropped pair 3 nowhere
+  CHECK(ints(all.ids) == std::vector<std::int32_t>{1, 0, 0, 2, 2});
+  CHECK(all.weights.to_vector<float>() == std::vector<float>{0.7f, 0.6f, 0.4f, 0.1f, 0.9f});
+  CHECK(all.table_rows == 3);
+
+  const Dispatch upper = dispatch(t, 2, 2, Device::cpu());  // experts 2 and 3 only
+  CHECK(upper.first == std::vector<std::int64_t>{0, 2, 3});
+  CHECK(ints(upper.ids) == std::vector<std::int32_t>{0, 2, 2});
+  // Through a buffer: rows 0 and 2 sit at 1 and 0.
+  const std::vector<std::int64_t> buffer_row{1, -1, 0};
+  CHECK(ints(dispatch(t, 2, 2, Device::cpu(), &buffer_row).ids) == std::vector<std::int32_t>{1, 0, 0});
+}
+
+TEST_CASE("moe dispatch: the all-to-all plan sends each row once to each rank whose experts take it", "[unit]") {
+  // Two ranks of 2 experts each (rank 0: experts 0, 1; rank 1: 2, 3), each with the hand routing's
+  // 3 tokens: the group table has rank 0's rows 0-2, then rank 1's rows 3-5 routed alike.
+  RoutedTable own = routed_table(hand_routing());
+  RoutedTable group{6, 2, own.expert, own.weight};
+  group.expert.insert(group.expert.end(), own.expert.begin(), own.expert.end());
+  group.weight.insert(group.weight.end(), own.weight.begin(), own.weight.end());
+
+  const Exchange r0 = plan_exchange(group, 2, 0, 2, Device::cpu());
+  // Rank 0's rows for rank 0's experts: token 0 (expert 1), token 1 (expert 0); for rank 1's: token 0
+  // (expert 2) and token 2 (experts 3 and 2: once). Token 1's dropped pair sends nothing.
+  CHECK(ints(r0.send_rows[0]) == std::vector<std::int32_t>{0, 1});
+  CHECK(ints(r0.send_rows[1]) == std::vector<std::int32_t>{0, 2});
+  // Received: its own two rows, then rank 1's tokens 0 and 1.
+  CHECK(r0.first == std::vector<std::int64_t>{0, 2, 4});
+  CHECK(r0.buffer_row == std::vector<std::int64_t>{0, 1, -1, 2, 3, -1});
+
+  const Exchange r1 = plan_exchange(group, 2, 1, 2, Device::cpu());
+  CHECK(ints(r1.send_rows[0]) == std::vector<std::int32_t>{0, 1});
+  CHECK(ints(r1.send_rows[1]) == std::vector<std::int32_t>{0, 2});
+  CHECK(r1.first == std::vector<std::int64_t>{0, 2, 4});
+  CHECK(r1.buffer_row == std::vector<std::int64_t>{0, -1, 1, 2, -1, 3});
+  // What rank q sends to rank r is what r expects from q, row for row.
+  CHECK(r0.sent(1) == r1.received(0));
+  CHECK(r1.sent(0) == r0.received(1));
+
+  // The dispatch through the buffer reads the received rows: rank 1's experts 2 and 3.
+  const Dispatch d = dispatch(group, 2, 2, Device::cpu(), &r1.buffer_row);
+  CHECK(d.first == std::vector<std::int64_t>{0, 4, 6});
+  CHECK(ints(d.ids) == std::vector<std::int32_t>{0, 1, 2, 3, 1, 3});
+
+  // One rank holding everything: every row with a kept pair, once.
+  const Exchange alone = plan_exchange(own, 1, 0, 4, Device::cpu());
+  CHECK(ints(alone.send_rows[0]) == std::vector<std::int32_t>{0, 1, 2});
+  CHECK(alone.buffer_row == std::vector<std::int64_t>{0, 1, 2});
+}
