@@ -17,7 +17,7 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
 --rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
-"layers", "shared", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias", "sinkhorn"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
+"layers", "shared", "shared_gate", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias", "sinkhorn"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
 (Megatron-Core's topk_routing_with_score_function), times "scale"; "groups" and "group_topk": the
@@ -27,7 +27,7 @@ load-balancing counts then the plain top-k's; "bias": the sigmoid scores plus th
 top-k's too); "sinkhorn": Megatron-Core's sinkhorn_load_balancing in training (the top-k of the
 Sinkhorn-balanced exp(logits), weighted by sigmoid for top-1 or the softmax for top-k); plus the MLP
 "shared_expert" on every
-token with "shared"; "seq": the load-balancing loss per sequence, averaged, as
+token with "shared" (scaled per token by sigmoid(x · shared_expert.gate_weight) with "shared_gate"); "seq": the load-balancing loss per sequence, averaged, as
 sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
 topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
 largest weights (its topk over the experts' gate column), or with "drop": "position" the earliest
@@ -168,7 +168,10 @@ def main(directory):
             if len(tok):
                 out = out.index_add(0, tok, probs[tok, slot].unsqueeze(-1) * mlp(rows[tok], f"{prefix}.experts.{e}"))
         if moe.get("shared"):
-            out = out + mlp(rows, f"{prefix}.shared_expert")
+            shared = mlp(rows, f"{prefix}.shared_expert")
+            if moe.get("shared_gate"):  # Qwen-MoE's / SharedExpertMLP's gate: sigmoid(x · w) per token
+                shared = torch.sigmoid(rows @ p[f"{prefix}.shared_expert.gate_weight"].t()) * shared
+            out = out + shared
         groups = B if moe.get("seq", False) else 1  # rows are [B·T], one sequence after another
         n = rows.shape[0] // groups
         counts = F.one_hot(counted, E).view(groups, n, k, E).sum((1, 2)).double()

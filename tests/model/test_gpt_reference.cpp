@@ -265,6 +265,20 @@ TEST_CASE("GPT with a mixture of experts in layer 0 only (moe_layer_freq), pre-s
                        "_moe_freq", 1});
 }
 
+// Qwen-MoE's gated shared expert (moe_shared_expert_gate: the shared expert's output times sigmoid(x · w)
+// per token), SwiGLU experts, the gate weight's gradient included.
+TEST_CASE("GPT with mixture-of-experts MLPs and a gated shared expert equals PyTorch", "[reference]") {
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 16\n"
+                                   "moe_aux_loss_coeff = 0.1\nmoe_shared_expert_intermediate_size = 24\n"
+                                   "moe_shared_expert_gate = true",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 4, "topk": 2, "aux": 0.1, "shared": 24,
+                                   "shared_gate": true}}}})",
+                                   kLlamaJson),
+                       "_moe_shared_gate"});
+}
+
 TEST_CASE("GPT with mixture-of-experts MLPs and DeepSeek's per-sequence load-balancing loss (seq_aux_loss) equals "
           "PyTorch",
           "[reference]") {

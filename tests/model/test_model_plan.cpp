@@ -531,6 +531,7 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     check_layout(kGpt, 4, 4, 1, 1, 4, 2, 16, moe, false, 0, 0, false, 2);
     check_layout(kGpt, 4, 2, 2, 2, 2, 2, 16, moe + "\nmoe_shared_expert_intermediate_size = 16", true, 0, 0, false, 2);
     check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe + "\nmoe_shared_expert_intermediate_size = 16", true);
+    check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + "\nmoe_shared_expert_intermediate_size = 16\nmoe_shared_expert_gate = true");
   }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");

@@ -1,5 +1,7 @@
 #include "tessera/nn/moe.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -20,8 +22,12 @@ struct MoeSaved {
   Dispatch dispatch;
   Exchange exchange;  // the all-to-all dispatcher's
   std::vector<Tensor> outputs;  // per expert; undefined for an expert without tokens
+  // The shared expert's gate: its (partial) output before the gate and sigmoid(x · w) per token.
+  Tensor shared_out, gate;
+  std::vector<float> gate_host;
   std::vector<Tensor> tensors() const {
     std::vector<Tensor> all{x, dispatch.ids, dispatch.weights};
+    if (shared_out.defined()) all.insert(all.end(), {shared_out, gate});
     if (!x_group.same_memory(x)) all.push_back(x_group);
     for (const Tensor& t : outputs)
       if (t.defined()) all.push_back(t);
@@ -51,7 +57,8 @@ std::string describe_moe(const MoeOptions& moe) {
     routing += " of the softmax";
   if (r.num_groups > 0) routing += fmt::format(" in {} of {} expert groups", r.group_topk, r.num_groups);
   std::vector<std::string> parts{routing, fmt::format("expert ffn {}", moe.ffn_hidden)};
-  if (moe.shared_ffn_hidden > 0) parts.push_back(fmt::format("shared expert ffn {}", moe.shared_ffn_hidden));
+  if (moe.shared_ffn_hidden > 0)
+    parts.push_back(fmt::format("{}shared expert ffn {}", moe.shared_gate ? "gated " : "", moe.shared_ffn_hidden));
   if (r.expert_bias) parts.push_back(fmt::format("expert bias (rate {})", r.bias_update_rate));
   if (moe.alltoall && moe.expert_parallel > 1) parts.push_back("all-to-all token dispatch");
   if (r.capacity_factor > 0)
@@ -92,6 +99,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
       tp_(std::move(tp)),
       ep_(moe.expert_group),
       router_(name + ".router.weight", {moe.router.experts, layer.hidden}),
+      shared_gate_(name + ".shared_expert.gate_weight", {1, layer.hidden}),
       expert_bias_(name + ".router.expert_bias", {moe.router.experts}, /*decay=*/false) {
   expert_bias_.trainable = false;
   if (moe.router.experts < 1 || moe.router.topk < 1 || moe.router.topk > moe.router.experts)
@@ -115,6 +123,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
   }
   if (moe.shared_ffn_hidden > 0)
     shared_ = std::make_unique<Mlp>(name + ".shared_expert", expert_options(layer, moe, moe.shared_ffn_hidden), seed, tp_);
+  if (moe.shared_gate) init_normal(shared_gate_.value, layer.init_std, seed, shared_gate_.name);
 }
 
 void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
@@ -122,6 +131,7 @@ void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
   if (moe_.router.expert_bias) out.push_back(&expert_bias_);
   for (auto& e : experts_) e->collect_parameters(out);
   if (shared_) shared_->collect_parameters(out);
+  if (moe_.shared_gate) out.push_back(&shared_gate_);
 }
 
 ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::int64_t rows, std::int64_t tp) {
@@ -145,6 +155,12 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
     c.parameters = plan_add(c.parameters, shared.parameters);
     c.parameter_tensors += shared.parameter_tensors;
     c.saved_elements = plan_add(c.saved_elements, shared.saved_elements - plan_mul(rows, C));
+    if (moe.shared_gate) {  // its [1, C] weight; the shared output and the gate kept; d(gate) over tp
+      c.parameters = plan_add(c.parameters, C);
+      c.parameter_tensors += 1;
+      c.saved_elements = plan_add(c.saved_elements, plan_add(plan_mul(rows, C), rows));
+      if (tp > 1) c.backward.all_reduce += {1, rows};
+    }
   }
   if (ep > 1) {
     const std::int64_t k = moe.router.topk, group_rows = plan_mul(rows, ep);
@@ -218,7 +234,21 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
     sum = combine_rows(sum, s.exchange, *ep_, N);
   else if (ep)
     sum = reduce_scatter_rows(sum, ep_, "expert-parallel combine");
-  if (shared_) ops::add(sum, ops::cast_to(shared_->forward(ctx, x_rows), DType::f32), sum);
+  if (shared_) {
+    Tensor shared = shared_->forward(ctx, x_rows);
+    if (moe_.shared_gate) {  // sigmoid(x · w) per token, on the host as the router's scores
+      Tensor logit = x_rows.new_empty({N, 1});
+      ops::linear_forward(x_rows, shared_gate_.weight(), nullptr, logit);
+      s.gate_host = ops::cast_to(logit, DType::f32).to_vector<float>();
+      for (float& g : s.gate_host) g = 1.0f / (1.0f + std::exp(-g));
+      s.gate = Tensor::from<float>({N}, s.gate_host).to(x_rows.device());
+      s.shared_out = shared;
+      Tensor gated = shared.new_empty(shared.shape());
+      ops::scale_rows(shared, s.gate, gated);
+      shared = gated;
+    }
+    ops::add(sum, ops::cast_to(shared, DType::f32), sum);
+  }
   Tensor y = ops::cast_to(sum, x_rows.dtype());
   if (sp) {
     y = reduce_scatter_to_sequence_parallel_forward(y, tp_);
@@ -285,13 +315,32 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
                       : reduce_scatter_rows(dx_sum, ep_, "expert-parallel dispatch backward");
   }
   reduce_from_tp_forward(dprobs_dev, tp_);
-  if (shared_) ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dy_rows), DType::f32), dx_sum);
+  Tensor dx_gate;  // the gate's input gradient (whole on every tp rank, as the router's)
+  if (shared_) {
+    Tensor dshared = dy_rows;
+    if (moe_.shared_gate) {
+      // d(gate) = dy · shared output per token (partial over tp, summed), then through the sigmoid.
+      Tensor dgate = dy_rows.new_empty({N}, DType::f32);
+      ops::row_dot(dy_rows, s.shared_out, dgate);
+      reduce_from_tp_forward(dgate, tp_);
+      std::vector<float> dlogit = dgate.to_vector<float>();
+      for (std::size_t t = 0; t < dlogit.size(); ++t) dlogit[t] *= s.gate_host[t] * (1.0f - s.gate_host[t]);
+      const Tensor dlogit_dev = ops::cast_to(Tensor::from<float>({N, 1}, dlogit).to(dy_rows.device()), s.x.dtype());
+      dx_gate = s.x.new_empty(s.x.shape());
+      ops::linear_backward(dlogit_dev, s.x, shared_gate_.weight(), &dx_gate, &shared_gate_.grad, nullptr);
+      ctx.grad_ready(shared_gate_);
+      dshared = dy_rows.new_empty(dy_rows.shape());
+      ops::scale_rows(dy_rows, s.gate, dshared);
+    }
+    ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dshared), DType::f32), dx_sum);
+  }
   const std::vector<float> dprobs = dprobs_dev.to_vector<float>();
   const std::vector<float> dlogits_host = router_logits_grad(s.routing, dprobs, moe_.router, ctx.loss_grad_scale);
   const Tensor dlogits = ops::cast_to(Tensor::from<float>({N, E}, dlogits_host).to(dy_rows.device()), s.x.dtype());
   Tensor dx_router = s.x.new_empty(s.x.shape());
   ops::linear_backward(dlogits, s.x, router_.weight(), &dx_router, &router_.grad, nullptr);
   ctx.grad_ready(router_);
+  if (dx_gate.defined()) ops::add(dx_router, dx_gate, dx_router);
 
   Tensor dx = ops::cast_to(dx_sum, dy.dtype());
   if (sp) {

@@ -293,7 +293,7 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                          "moe_token_drop_policy", "moe_router_score_function",
                                          "moe_router_num_groups", "moe_router_group_topk",
                                          "moe_router_enable_expert_bias", "moe_router_bias_update_rate",
-                                         "moe_token_dispatcher_type"};
+                                         "moe_token_dispatcher_type", "moe_shared_expert_gate"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -330,6 +330,13 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
     throw ConfigError(fmt::format("model.moe_shared_expert_intermediate_size {} (in {}) must be a multiple of "
                                   "parallel.tensor_model_parallel_size ({}): the shared expert splits over tp",
                                   m.shared_ffn_hidden, s.origin("moe_shared_expert_intermediate_size"), tp));
+  // Megatron-Core's SharedExpertMLP gate (Qwen-MoE's shared_expert_gate): the shared expert's output
+  // times sigmoid(x · w) per token.
+  m.shared_gate = s.get_bool("moe_shared_expert_gate", false);
+  if (m.shared_gate && m.shared_ffn_hidden == 0)
+    throw ConfigError(fmt::format("model.moe_shared_expert_gate (in {}) gates the shared expert, but there is none: "
+                                  "set model.moe_shared_expert_intermediate_size, or drop the key",
+                                  s.origin("moe_shared_expert_gate")));
   m.router = read_router_options(s, m.router.experts, m.router.topk);
   // Megatron-Core's moe_layer_freq: every N-th layer from layer 0, or one 0/1 flag per layer.
   const std::size_t L = static_cast<std::size_t>(o.num_layers);

@@ -8,7 +8,10 @@
 // Megatron-Core's get_updated_expert_bias; the counts summed over microbatches and data-parallel
 // ranks by the trainer, StepContext::buffer_statistics). A shared
 // expert (Megatron-Core's SharedExpertMLP, DeepSeek's and Qwen-MoE's) is one more MLP every token
-// passes through, its output added: <name>.shared_expert.fc1/fc2.
+// passes through, its output added: <name>.shared_expert.fc1/fc2; with its gate (Qwen-MoE's,
+// SharedExpertMLP's gate_weight) the output is first scaled per token by sigmoid(x · w), w the
+// parameter <name>.shared_expert.gate_weight [1, C] (replicated over tp; its gradient, from the
+// partial outputs, is summed over tp as the routing weights' is).
 //
 // Tensor parallelism splits every expert as a dense MLP (fc1 by columns, fc2 by rows; Megatron-Core
 // with expert_model_parallel_size 1): each rank computes its partial outputs of all experts, the
@@ -44,6 +47,7 @@ struct MoeOptions {
   MoeRouterOptions router;           // router.experts = 0: a dense MLP
   std::int64_t ffn_hidden = 0;       // each expert's (moe_ffn_hidden_size)
   std::int64_t shared_ffn_hidden = 0;  // the shared expert's (moe_shared_expert_intermediate_size); 0: none
+  bool shared_gate = false;  // moe_shared_expert_gate: the shared expert's output times sigmoid(x · w) per token
   bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
   // Expert parallelism: the ep size (parallel.expert_model_parallel_size, which the plan reads) and,
   // in a built model, its group (null: one rank).
@@ -86,6 +90,7 @@ class MoeLayer : public Module {
   Parameter expert_bias_;  // [E]; collected only with moe_.router.expert_bias
   std::vector<std::unique_ptr<Mlp>> experts_;  // this rank's: E / ep of them
   std::unique_ptr<Mlp> shared_;  // null without a shared expert
+  Parameter shared_gate_;        // [1, C]; collected only with moe_.shared_gate
 };
 
 // What a MoeLayer reports to StepContext::metrics in training, under Megatron-LM's names: the
