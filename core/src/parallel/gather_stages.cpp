@@ -26,17 +26,17 @@ std::string describe_tensors(const NamedTensors& tensors) {
   return header;
 }
 
-NamedTensors receive_tensors(Communicator& pp, int stage) {
+NamedTensors receive_tensors(Communicator& group, int rank) {
   Tensor header_size = Tensor::empty({1}, DType::i64);
-  pp.recv(header_size, stage, 0);
+  group.recv(header_size, rank, 0);
   Tensor header = Tensor::empty({header_size.data<std::int64_t>()[0]}, DType::u8);
-  pp.recv(header, stage, 1);
+  group.recv(header, rank, 1);
   std::istringstream lines(std::string(header.data<std::uint8_t>(), header.data<std::uint8_t>() + header.numel()));
   NamedTensors out;
   std::int64_t total = 0;
   for (std::string line; std::getline(lines, line);) {
     const auto tab = line.find('\t');
-    if (tab == std::string::npos) throw CommError(fmt::format("stage {} sent a malformed tensor list", stage));
+    if (tab == std::string::npos) throw CommError(fmt::format("rank {} of {} sent a malformed tensor list", rank, group.describe()));
     Shape shape;
     std::istringstream dims(line.substr(tab + 1));
     for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
@@ -44,7 +44,7 @@ NamedTensors receive_tensors(Communicator& pp, int stage) {
     total += out.back().second.numel();
   }
   Tensor data = Tensor::empty({total});
-  pp.recv(data, stage, 2);
+  group.recv(data, rank, 2);
   std::int64_t offset = 0;
   for (auto& [_, t] : out) {
     std::copy_n(data.data<float>() + offset, t.numel(), t.data<float>());
@@ -53,7 +53,7 @@ NamedTensors receive_tensors(Communicator& pp, int stage) {
   return out;
 }
 
-void send_tensors(const NamedTensors& tensors, Communicator& pp) {
+void send_tensors(const NamedTensors& tensors, Communicator& group) {
   const std::string text = describe_tensors(tensors);
   Tensor header = Tensor::empty({static_cast<std::int64_t>(text.size())}, DType::u8);
   std::copy(text.begin(), text.end(), header.data<std::uint8_t>());
@@ -66,32 +66,32 @@ void send_tensors(const NamedTensors& tensors, Communicator& pp) {
     ops::copy(t.reshape({t.numel()}), dst);  // from the device, if the parameters are on one
     offset += t.numel();
   }
-  pp.send(Tensor::from<std::int64_t>({1}, {header.numel()}), 0, 0);
-  pp.send(header, 0, 1);
-  pp.send(data, 0, 2);
+  group.send(Tensor::from<std::int64_t>({1}, {header.numel()}), 0, 0);
+  group.send(header, 0, 1);
+  group.send(data, 0, 2);
 }
 
 }  // namespace
 
-NamedTensors gather_to_first_stage(const NamedTensors& local, Communicator& pp) {
-  if (pp.rank() != 0) {
-    send_tensors(local, pp);
+NamedTensors gather_to_first_rank(const NamedTensors& local, Communicator& group) {
+  if (group.rank() != 0) {
+    send_tensors(local, group);
     return {};
   }
   NamedTensors all = local;
-  for (int stage = 1; stage < pp.size(); ++stage)
-    for (auto& named : receive_tensors(pp, stage)) all.push_back(std::move(named));
+  for (int rank = 1; rank < group.size(); ++rank)
+    for (auto& named : receive_tensors(group, rank)) all.push_back(std::move(named));
   return all;
 }
 
 NamedTensors gather_experts_to_first_rank(const NamedTensors& local, const std::vector<bool>& expert, Communicator& ep) {
   if (expert.size() != local.size())
     throw Error(fmt::format("gather_experts_to_first_rank: {} flags for {} tensors", expert.size(), local.size()));
-  if (ep.rank() == 0) return gather_to_first_stage(local, ep);
+  if (ep.rank() == 0) return gather_to_first_rank(local, ep);
   NamedTensors experts;
   for (std::size_t i = 0; i < local.size(); ++i)
     if (expert[i]) experts.push_back(local[i]);
-  return gather_to_first_stage(experts, ep);
+  return gather_to_first_rank(experts, ep);
 }
 
 }  // namespace tessera

@@ -790,7 +790,7 @@ void Trainer::save_final() const {
   // Expert parallelism: data-parallel rank 0 collects the experts of its expert-parallel group.
   if (layout.ep() > 1) tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
   if (layout.dp_rank() != 0) return;
-  tensors = gather_to_first_stage(tensors, *parallel_->groups.pp);
+  tensors = gather_to_first_rank(tensors, *parallel_->groups.pp);
   if (layout.rank() != 0) return;
   std::filesystem::create_directories(options_.save_dir);
   const std::filesystem::path dir(options_.save_dir);
