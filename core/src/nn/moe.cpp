@@ -301,14 +301,14 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
     ops::scale_rows(dye, d.weights_of(i), dye);
     ops::embedding_backward(ids, expert.backward(ctx, dye), dx_sum);
   }
-  // Each pair's weight gradient, at its (row, slot) of the group's table; under expert parallelism
-  // only the rank holding the pair's expert has it (the others add zeros), and each rank keeps its
-  // rows'. Each rank's expert outputs were partial sums over tp; every tp rank dispatched alike.
-  const std::vector<float> dweights_host = dweights.to_vector<float>();
+  // Each pair's weight gradient, placed on the device at its (row, slot) of the group's table (a pair
+  // appears once: the scatter-add is a placement); under expert parallelism only the rank holding
+  // the pair's expert has it (the others add zeros), and each rank keeps its rows'. Each rank's
+  // expert outputs were partial sums over tp; every tp rank dispatched alike. Read once, below.
   const std::int64_t rows = d.table_rows;
-  std::vector<float> dpairs(static_cast<std::size_t>(rows * k), 0.0f);
-  for (std::size_t i = 0; i < d.pairs.size(); ++i) dpairs[static_cast<std::size_t>(d.pairs[i])] = dweights_host[i];
-  Tensor dprobs_dev = Tensor::from<float>({rows * k}, dpairs).to(dy_rows.device());
+  Tensor dprobs_dev = dy_rows.new_zeros({rows * k, 1}, DType::f32);
+  ops::embedding_backward(d.pair_ids, dweights.reshape({d.pair_ids.numel(), 1}), dprobs_dev);
+  dprobs_dev = dprobs_dev.reshape({rows * k});
   if (ep) {
     dprobs_dev = reduce_scatter_rows(dprobs_dev.reshape({rows, k}), ep_, "expert-parallel dispatch backward").reshape({N * k});
     dx_sum = alltoall ? combine_rows(dx_sum, s.exchange, *ep_, N)

@@ -60,6 +60,7 @@ Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t 
   const auto n = static_cast<std::int64_t>(d.pairs.size());
   d.ids = Tensor::from<std::int32_t>({n}, rows).to(device);
   d.weights = Tensor::from<float>({n}, w).to(device);
+  d.pair_ids = Tensor::from<std::int32_t>({n}, std::vector<std::int32_t>(d.pairs.begin(), d.pairs.end())).to(device);
   return d;
 }
 

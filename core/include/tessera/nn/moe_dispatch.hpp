@@ -35,6 +35,7 @@ struct Dispatch {
   std::vector<std::int64_t> first;  // count + 1 offsets
   std::vector<std::int64_t> pairs;  // [pairs] row · k + slot, into the table
   Tensor ids, weights;              // [pairs] i32 rows, f32 weights on the device
+  Tensor pair_ids;                  // `pairs` as i32 on the device (backward places each pair's gradient)
   std::int64_t count(std::int64_t i) const { return first[i + 1] - first[i]; }
   Tensor ids_of(std::int64_t i) const { return ids.rows(first[i], first[i + 1]); }
   Tensor weights_of(std::int64_t i) const { return weights.rows(first[i], first[i + 1]); }
