@@ -1,12 +1,14 @@
 // The mixture-of-experts dispatch bookkeeping (nn/moe_dispatch.hpp) on hand-made routings: the
 // routing table (dropped pairs −1), the dispatch of a range of experts in expert order with rows
 // ascending, and the all-to-all dispatcher's plan — which rows each rank sends where (each row once
-// per rank holding one of its experts, so at most min(k, ranks) copies) and where received rows land.
+// per rank holding one of its experts, so at most min(k, ranks) copies) and where received rows land;
+// the expert-tensor names that checkpoints rely on (nn/moe.hpp).
 // (The exchanges themselves run under mpirun: tests/parallel's test_layouts_moe_ep_alltoall.)
 #include <catch2/catch.hpp>
 
 #include <vector>
 
+#include "tessera/nn/moe.hpp"
 #include "tessera/nn/moe_dispatch.hpp"
 
 using namespace tessera;
@@ -85,4 +87,14 @@ TEST_CASE("moe dispatch: the all-to-all plan sends each row once to each rank wh
   const Exchange alone = plan_exchange(own, 1, 0, 4, Device::cpu());
   CHECK(ints(alone.send_rows[0]) == std::vector<std::int32_t>{0, 1, 2});
   CHECK(alone.buffer_row == std::vector<std::int64_t>{0, 1, 2});
+}
+
+TEST_CASE("moe dispatch: experts' tensors are recognised by name, and named by role", "[unit]") {
+  CHECK(is_expert_tensor("layers.3.mlp.experts.12.fc1.weight"));
+  CHECK_FALSE(is_expert_tensor("layers.3.mlp.router.weight"));
+  CHECK_FALSE(is_expert_tensor("layers.3.mlp.shared_expert.fc1.weight"));
+  CHECK(expert_role("layers.3.mlp.experts.12.fc1.weight") == "layers.3.mlp.experts.*.fc1.weight");
+  CHECK(expert_role("layers.3.mlp.experts.0.fc2.bias") == expert_role("layers.3.mlp.experts.7.fc2.bias"));
+  CHECK(expert_role("layers.13.mlp.experts.1.fc2.bias") != expert_role("layers.3.mlp.experts.1.fc2.bias"));
+  CHECK(expert_role("layers.3.mlp.router.weight") == "layers.3.mlp.router.weight");
 }

@@ -46,6 +46,17 @@ std::vector<std::string> moe_metric_names(const MoeOptions& moe) {
   return names;
 }
 
+bool is_expert_tensor(const std::string& name) { return name.find(kExpertsNamePart) != std::string::npos; }
+
+std::string expert_role(const std::string& name) {
+  const std::size_t at = name.find(kExpertsNamePart);
+  if (at == std::string::npos) return name;
+  const std::size_t index = at + std::string(kExpertsNamePart).size();
+  std::size_t end = index;
+  while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+  return name.substr(0, index) + "*" + name.substr(end);
+}
+
 std::string describe_moe(const MoeOptions& moe) {
   const MoeRouterOptions& r = moe.router;
   std::string routing = fmt::format("top {}", r.topk);
@@ -114,7 +125,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
   const std::int64_t local = moe.router.experts / ep;
   first_expert_ = tp_rank(ep_) * local;
   for (std::int64_t i = first_expert_; i < first_expert_ + local; ++i) {
-    experts_.push_back(std::make_unique<Mlp>(fmt::format("{}.experts.{}", name, i), e, seed, tp_));
+    experts_.push_back(std::make_unique<Mlp>(fmt::format("{}{}{}", name, kExpertsNamePart, i), e, seed, tp_));
     if (ep > 1) {
       std::vector<Parameter*> params;
       experts_.back()->collect_parameters(params);

@@ -4,7 +4,6 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -15,6 +14,7 @@
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"
+#include "tessera/nn/moe.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/quote.hpp"
 
@@ -82,7 +82,7 @@ void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& 
   for (const auto& [name, _] : targets) own.insert(name);
   std::int64_t dropped = 0;
   for (auto it = saved.begin(); it != saved.end();) {
-    if (!own.count(it->first) && it->first.find(".experts.") != std::string::npos) {
+    if (!own.count(it->first) && is_expert_tensor(it->first)) {
       it = saved.erase(it);
       ++dropped;
     } else {
@@ -140,18 +140,16 @@ std::int64_t read_step_tensor(const std::map<std::string, Tensor>& saved, const 
 std::string tensor_parallel_split_json(const std::vector<Parameter*>& params, const NamedTensors& other_experts) {
   nlohmann::json j = nlohmann::json::object();
   // Experts of one layer are alike: another rank's expert is split as this rank's of the same role.
-  static const std::regex expert_index(R"(\.experts\.\d+\.)");
-  const auto role = [](const std::string& name) { return std::regex_replace(name, expert_index, ".experts.*."); };
   std::map<std::string, const Parameter*> experts_by_role;
   std::set<std::string> own;
   for (const Parameter* p : params) {
     own.insert(p->name);
     if (p->tp_split_dim >= 0) j[p->name] = {p->tp_split_dim, p->tp_split_blocks};
-    if (p->expert_parallel) experts_by_role.emplace(role(p->name), p);
+    if (p->expert_parallel) experts_by_role.emplace(expert_role(p->name), p);
   }
   for (const auto& [name, _] : other_experts) {
     if (own.count(name)) continue;
-    const auto it = experts_by_role.find(role(name));
+    const auto it = experts_by_role.find(expert_role(name));
     if (it == experts_by_role.end())
       throw Error(fmt::format("saving a checkpoint: '{}' came from another expert-parallel rank but is no expert's tensor "
                               "this rank has a counterpart of",

@@ -100,6 +100,13 @@ class MoeLayer : public Module {
 inline const std::string kLoadBalancingLoss = "load_balancing_loss", kSeqLoadBalancingLoss = "seq_load_balancing_loss",
                          kZLoss = "z_loss";
 std::vector<std::string> moe_metric_names(const MoeOptions& moe);
+
+// Expert e's parameters are named <layer>.experts.<e>.<…>. Under expert parallelism the files that
+// hold every expert (checkpoint model files) are read and described by these: whether a tensor is an
+// expert's, and its role — the name with the expert index as '*' (the experts of a layer are alike).
+inline constexpr const char* kExpertsNamePart = ".experts.";
+bool is_expert_tensor(const std::string& name);
+std::string expert_role(const std::string& name);
 // The run's model line for such layers: "mixture of E experts (top k …, expert ffn F, …)".
 std::string describe_moe(const MoeOptions& moe);
 

@@ -23,7 +23,7 @@ std::string checkpoint_model_file(int tp_rank, int pp_rank);                  //
 std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank);  // optimizer_tp{t}_pp{p}_dp{d}.safetensors
 inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iteration.txt";
 
-// Expert parallelism: a model file holds every expert (MoeLayer's `…experts.<e>.…` tensors), this
+// Expert parallelism: a model file holds every expert (nn/moe.hpp's is_expert_tensor), this
 // rank only its own; drops the others from `saved` and checks that there were `others` of them (a
 // FormatError naming `what` otherwise).
 void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& targets, std::int64_t others,
