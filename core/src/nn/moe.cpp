@@ -14,6 +14,45 @@ namespace tessera {
 
 namespace {
 
+// The shared expert's gate (MoeOptions::shared_gate): its (partial) output before the gate and
+// sigmoid(x · w) per token, on the device and on the host (the sigmoid runs there, as the router's).
+struct SharedGateSaved {
+  Tensor shared_out, gate;
+  std::vector<float> gate_host;
+};
+
+// `shared` (the shared expert's partial output on the rows x) times sigmoid(x · w) per token.
+Tensor shared_gate_forward(const Tensor& x, const Parameter& w, const Tensor& shared, SharedGateSaved& s) {
+  Tensor logit = x.new_empty({x.size(0), 1});
+  ops::linear_forward(x, w.weight(), nullptr, logit);
+  s.gate_host = ops::cast_to(logit, DType::f32).to_vector<float>();
+  for (float& g : s.gate_host) g = 1.0f / (1.0f + std::exp(-g));
+  s.gate = Tensor::from<float>({x.size(0)}, s.gate_host).to(x.device());
+  s.shared_out = shared;
+  Tensor gated = shared.new_empty(shared.shape());
+  ops::scale_rows(shared, s.gate, gated);
+  return gated;
+}
+
+// Its backward: returns the shared expert's output gradient; adds w's gradient and sets dx to the
+// gate's input gradient (whole on every tp rank: d(gate) = dy · shared output per token is summed
+// over tp first, the outputs being partial).
+Tensor shared_gate_backward(const Tensor& dy, const Tensor& x, Parameter& w, const SharedGateSaved& s,
+                            const TpGroup& tp, Tensor& dx) {
+  const std::int64_t N = x.size(0);
+  Tensor dgate = dy.new_empty({N}, DType::f32);
+  ops::row_dot(dy, s.shared_out, dgate);
+  reduce_from_tp_forward(dgate, tp);
+  std::vector<float> dlogit = dgate.to_vector<float>();
+  for (std::size_t t = 0; t < dlogit.size(); ++t) dlogit[t] *= s.gate_host[t] * (1.0f - s.gate_host[t]);
+  const Tensor dlogit_dev = ops::cast_to(Tensor::from<float>({N, 1}, dlogit).to(dy.device()), x.dtype());
+  dx = x.new_empty(x.shape());
+  ops::linear_backward(dlogit_dev, x, w.weight(), &dx, &w.grad, nullptr);
+  Tensor dshared = dy.new_empty(dy.shape());
+  ops::scale_rows(dy, s.gate, dshared);
+  return dshared;
+}
+
 // What backward needs: every token row, the routing, its dispatch and each expert's (partial) output.
 struct MoeSaved {
   Tensor x;  // [N, C]
@@ -22,12 +61,10 @@ struct MoeSaved {
   Dispatch dispatch;
   Exchange exchange;  // the all-to-all dispatcher's
   std::vector<Tensor> outputs;  // per expert; undefined for an expert without tokens
-  // The shared expert's gate: its (partial) output before the gate and sigmoid(x · w) per token.
-  Tensor shared_out, gate;
-  std::vector<float> gate_host;
+  SharedGateSaved shared_gate;
   std::vector<Tensor> tensors() const {
     std::vector<Tensor> all{x, dispatch.ids, dispatch.weights};
-    if (shared_out.defined()) all.insert(all.end(), {shared_out, gate});
+    if (shared_gate.shared_out.defined()) all.insert(all.end(), {shared_gate.shared_out, shared_gate.gate});
     if (!x_group.same_memory(x)) all.push_back(x_group);
     for (const Tensor& t : outputs)
       if (t.defined()) all.push_back(t);
@@ -247,17 +284,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
     sum = reduce_scatter_rows(sum, ep_, "expert-parallel combine");
   if (shared_) {
     Tensor shared = shared_->forward(ctx, x_rows);
-    if (moe_.shared_gate) {  // sigmoid(x · w) per token, on the host as the router's scores
-      Tensor logit = x_rows.new_empty({N, 1});
-      ops::linear_forward(x_rows, shared_gate_.weight(), nullptr, logit);
-      s.gate_host = ops::cast_to(logit, DType::f32).to_vector<float>();
-      for (float& g : s.gate_host) g = 1.0f / (1.0f + std::exp(-g));
-      s.gate = Tensor::from<float>({N}, s.gate_host).to(x_rows.device());
-      s.shared_out = shared;
-      Tensor gated = shared.new_empty(shared.shape());
-      ops::scale_rows(shared, s.gate, gated);
-      shared = gated;
-    }
+    if (moe_.shared_gate) shared = shared_gate_forward(x_rows, shared_gate_, shared, s.shared_gate);
     ops::add(sum, ops::cast_to(shared, DType::f32), sum);
   }
   Tensor y = ops::cast_to(sum, x_rows.dtype());
@@ -330,18 +357,8 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   if (shared_) {
     Tensor dshared = dy_rows;
     if (moe_.shared_gate) {
-      // d(gate) = dy · shared output per token (partial over tp, summed), then through the sigmoid.
-      Tensor dgate = dy_rows.new_empty({N}, DType::f32);
-      ops::row_dot(dy_rows, s.shared_out, dgate);
-      reduce_from_tp_forward(dgate, tp_);
-      std::vector<float> dlogit = dgate.to_vector<float>();
-      for (std::size_t t = 0; t < dlogit.size(); ++t) dlogit[t] *= s.gate_host[t] * (1.0f - s.gate_host[t]);
-      const Tensor dlogit_dev = ops::cast_to(Tensor::from<float>({N, 1}, dlogit).to(dy_rows.device()), s.x.dtype());
-      dx_gate = s.x.new_empty(s.x.shape());
-      ops::linear_backward(dlogit_dev, s.x, shared_gate_.weight(), &dx_gate, &shared_gate_.grad, nullptr);
+      dshared = shared_gate_backward(dy_rows, s.x, shared_gate_, s.shared_gate, tp_, dx_gate);
       ctx.grad_ready(shared_gate_);
-      dshared = dy_rows.new_empty(dy_rows.shape());
-      ops::scale_rows(dy_rows, s.gate, dshared);
     }
     ops::add(dx_sum, ops::cast_to(shared_->backward(ctx, dshared), DType::f32), dx_sum);
   }
