@@ -321,11 +321,9 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
         }
       if (t == 0) first = std::move(ranks);
     }
-    for (const Parameter* param : [&] {
-           std::vector<const Parameter*> all;
-           for (const RankModel& r : first) all.insert(all.end(), r.params.begin(), r.params.end());
-           return all;
-         }()) {
+    std::vector<const Parameter*> stage_params;  // every ep rank's (the dense ones repeat: joined once)
+    for (const RankModel& r : first) stage_params.insert(stage_params.end(), r.params.begin(), r.params.end());
+    for (const Parameter* param : stage_params) {
       if (whole.count(param->name)) continue;
       const bool split = from.tp > 1 && param->tp_split_dim >= 0;
       const auto join = [&](const std::vector<Tensor>& shards) {
