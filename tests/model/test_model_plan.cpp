@@ -271,8 +271,12 @@ void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t 
       for (const PlanTraffic& t : sp.traffic) predicted[{t.group, t.op}] += t.count;
       // Receives mirror the neighbours' sends; the world group is not used by an iteration.
       Tally measured;
+      // The all-to-all token dispatcher's point-to-point rows depend on the routing, which the plan
+      // does not count (its routing collectives it does).
+      const bool alltoall = recompute.find("alltoall") != std::string::npos;
       for (const auto& [key, count] : *tally)
-        if (key.second != "recv" && key.first != "world") measured[key] = count;
+        if (key.second != "recv" && key.first != "world" && !(alltoall && key == std::pair<std::string, std::string>{"ep", "send"}))
+          measured[key] = count;
       for (const auto& [key, count] : predicted) {
         INFO(key.first << " " << key.second);
         if (key.first == "dp" || key.first == "expert_dp") {
@@ -529,6 +533,7 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     // sequence parallelism and a shared expert.
     check_layout(kGpt, 4, 4, 1, 1, 2, 2, 8, moe, false, 0, 0, false, 2);
     check_layout(kGpt, 4, 4, 1, 1, 4, 2, 16, moe, false, 0, 0, false, 2);
+    check_layout(kGpt, 4, 4, 1, 1, 2, 2, 8, moe + "\nmoe_token_dispatcher_type = \"alltoall\"", false, 0, 0, false, 2);
     check_layout(kGpt, 4, 2, 2, 2, 2, 2, 16, moe + "\nmoe_shared_expert_intermediate_size = 16", true, 0, 0, false, 2);
     check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe + "\nmoe_shared_expert_intermediate_size = 16", true);
     check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + "\nmoe_shared_expert_intermediate_size = 16\nmoe_shared_expert_gate = true");
