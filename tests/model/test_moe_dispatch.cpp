@@ -2,14 +2,18 @@
 // routing table (dropped pairs −1), the dispatch of a range of experts in expert order with rows
 // ascending, and the all-to-all dispatcher's plan — which rows each rank sends where (each row once
 // per rank holding one of its experts, so at most min(k, ranks) copies) and where received rows land;
-// the expert-tensor names that checkpoints rely on (nn/moe.hpp).
+// the expert-tensor names that checkpoints rely on (nn/moe.hpp), and one rank restoring its own
+// experts from a model file that holds every expert (train/checkpoint.hpp's restore_model_file).
 // (The exchanges themselves run under mpirun: tests/parallel's test_layouts_moe_ep_alltoall.)
 #include <catch2/catch.hpp>
 
 #include <vector>
 
+#include "expect_error.hpp"
+#include "tessera/error.hpp"
 #include "tessera/nn/moe.hpp"
 #include "tessera/nn/moe_dispatch.hpp"
+#include "tessera/train/checkpoint.hpp"
 
 using namespace tessera;
 
@@ -97,4 +101,29 @@ TEST_CASE("moe dispatch: experts' tensors are recognised by name, and named by r
   CHECK(expert_role("layers.3.mlp.experts.0.fc2.bias") == expert_role("layers.3.mlp.experts.7.fc2.bias"));
   CHECK(expert_role("layers.13.mlp.experts.1.fc2.bias") != expert_role("layers.3.mlp.experts.1.fc2.bias"));
   CHECK(expert_role("layers.3.mlp.router.weight") == "layers.3.mlp.router.weight");
+}
+
+TEST_CASE("moe dispatch: a model file with every expert restores one expert-parallel rank's own", "[unit]") {
+  // Rank 1 of 2 holds expert 1 of a layer's two; the file (as rank 0 of the group wrote it) both.
+  Parameter router("layers.0.mlp.router.weight", {2, 3}), mine("layers.0.mlp.experts.1.fc1.weight", {4, 3});
+  mine.expert_parallel = true;
+  const std::vector<Parameter*> params{&router, &mine};
+  const std::map<std::string, Tensor> file{{router.name, Tensor::full({2, 3}, 1.0f)},
+                                           {mine.name, Tensor::full({4, 3}, 2.0f)},
+                                           {"layers.0.mlp.experts.0.fc1.weight", Tensor::full({4, 3}, 3.0f)}};
+  restore_model_file(file, params, 2, "model_tp0_pp0.safetensors");
+  CHECK(router.value.item(0) == 1.0);
+  CHECK(mine.value.item(0) == 2.0);
+  // Without expert parallelism every tensor must be this rank's.
+  CHECK_THAT(message_of<FormatError>([&] { restore_model_file(file, params, 1, "model_tp0_pp0.safetensors"); }),
+             Catch::Contains("experts.0.fc1.weight") && Catch::Contains("this run does not"));
+  // The other rank's expert missing, or one too many: the file is not what the layout wrote.
+  std::map<std::string, Tensor> short_file = file;
+  short_file.erase("layers.0.mlp.experts.0.fc1.weight");
+  CHECK_THAT(message_of<FormatError>([&] { restore_model_file(short_file, params, 2, "model_tp0_pp0.safetensors"); }),
+             Catch::Contains("model_tp0_pp0.safetensors: holds 0 tensors of experts this rank does not hold, expected 1"));
+  std::map<std::string, Tensor> long_file = file;
+  long_file.emplace("layers.0.mlp.experts.2.fc1.weight", Tensor::full({4, 3}, 4.0f));
+  CHECK_THAT(message_of<FormatError>([&] { restore_model_file(long_file, params, 2, "model_tp0_pp0.safetensors"); }),
+             Catch::Contains("holds 2 tensors of experts this rank does not hold, expected 1"));
 }

@@ -76,23 +76,29 @@ void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTens
   }
 }
 
-void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& targets, std::int64_t others,
-                      const std::string& what) {
+void restore_model_file(std::map<std::string, Tensor> saved, const std::vector<Parameter*>& params, int ep,
+                        const std::string& what, const std::string& hint) {
+  NamedTensors targets;
   std::set<std::string> own;
-  for (const auto& [name, _] : targets) own.insert(name);
-  std::int64_t dropped = 0;
-  for (auto it = saved.begin(); it != saved.end();) {
-    if (!own.count(it->first) && is_expert_tensor(it->first)) {
-      it = saved.erase(it);
-      ++dropped;
-    } else {
-      ++it;
-    }
+  std::int64_t experts_here = 0;
+  for (Parameter* p : params) {
+    targets.emplace_back(p->name, p->value);
+    own.insert(p->name);
+    experts_here += p->expert_parallel ? 1 : 0;
   }
-  if (dropped != others)
-    throw FormatError(fmt::format("{}: holds {} tensors of experts this rank does not hold, expected {} (the other "
-                                  "expert-parallel ranks' experts)",
-                                  what, dropped, others));
+  if (ep > 1) {
+    std::int64_t others = 0;
+    for (auto it = saved.begin(); it != saved.end();) {
+      const bool other_expert = !own.count(it->first) && is_expert_tensor(it->first);
+      others += other_expert ? 1 : 0;
+      it = other_expert ? saved.erase(it) : std::next(it);
+    }
+    if (others != experts_here * (ep - 1))
+      throw FormatError(fmt::format("{}: holds {} tensors of experts this rank does not hold, expected {} (the other "
+                                    "{} expert-parallel ranks' experts)",
+                                    what, others, experts_here * (ep - 1), ep - 1));
+  }
+  restore_tensors(saved, targets, what, hint);
 }
 
 CheckpointFolder open_checkpoint(const std::filesystem::path& load, const std::string& what) {

@@ -264,15 +264,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
       const std::map<std::string, Tensor> model_tensors = load_safetensors(model_file).tensors;
       for (int e = 0; e < from.ep; ++e) {
         ranks.push_back(build_rank_model(config, vocab, from, t, p, "the checkpoint's layout " + from_text, e));
-        NamedTensors targets;
-        std::int64_t experts_here = 0;
-        for (Parameter* param : ranks.back().params) {
-          targets.emplace_back(param->name, param->value);
-          experts_here += param->expert_parallel ? 1 : 0;
-        }
-        std::map<std::string, Tensor> saved = model_tensors;  // handles: the data is shared
-        if (from.ep > 1) keep_own_experts(saved, targets, experts_here * (from.ep - 1), model_file.string());
-        restore_tensors(saved, targets, model_file.string(), " (the checkpoint's config and weights disagree)");
+        restore_model_file(model_tensors, ranks.back().params, from.ep, model_file.string(),  // handles: data shared
+                           " (the checkpoint's config and weights disagree)");
         rank_slots.push_back(zero_slots(ranks.back().trainable, num_slots));
       }
       // Replicas: each expert-parallel rank's first data-parallel rank (dp rank e holds ep rank e's experts).

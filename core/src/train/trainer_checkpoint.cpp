@@ -185,15 +185,7 @@ void Trainer::load_checkpoint() {
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
   const auto load_model_file = [&] {
     const fs::path path = dir / checkpoint_model_file(t, p);
-    NamedTensors targets;
-    std::int64_t experts_here = 0;
-    for (Parameter* param : params_) {
-      targets.emplace_back(param->name, param->value);
-      experts_here += param->expert_parallel ? 1 : 0;
-    }
-    std::map<std::string, Tensor> saved = load_safetensors(path).tensors;
-    if (layout.ep() > 1) keep_own_experts(saved, targets, experts_here * (layout.ep() - 1), path.string());
-    restore_tensors(saved, targets, path.string());
+    restore_model_file(load_safetensors(path).tensors, params_, layout.ep(), path.string());
   };
   if (options_.finetune) {  // Megatron-LM's --finetune: the weights, nothing of the run's state
     load_model_file();

@@ -23,11 +23,12 @@ std::string checkpoint_model_file(int tp_rank, int pp_rank);                  //
 std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank);  // optimizer_tp{t}_pp{p}_dp{d}.safetensors
 inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iteration.txt";
 
-// Expert parallelism: a model file holds every expert (nn/moe.hpp's is_expert_tensor), this
-// rank only its own; drops the others from `saved` and checks that there were `others` of them (a
-// FormatError naming `what` otherwise).
-void keep_own_experts(std::map<std::string, Tensor>& saved, const NamedTensors& targets, std::int64_t others,
-                      const std::string& what);
+// Restores `params` (their values) from one checkpoint model file's tensors. Under expert
+// parallelism (ep > 1) the file holds every expert (nn/moe.hpp's is_expert_tensor) and this rank
+// only its own: the others are left out, after checking that there are ep − 1 times this rank's
+// experts of them. FormatErrors name `what`; `hint` is appended to a mismatch's message.
+void restore_model_file(std::map<std::string, Tensor> saved, const std::vector<Parameter*>& params, int ep,
+                        const std::string& what, const std::string& hint = "");
 
 // Copies saved[name] into each target tensor (f32, in place, so views into it stay valid). Throws
 // FormatError, prefixed with `what`, naming a missing or unexpected tensor, a dtype or a shape that
