@@ -344,8 +344,11 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   // the pair's expert has it (the others add zeros), and each rank keeps its rows'. Each rank's
   // expert outputs were partial sums over tp; every tp rank dispatched alike. Read once, below.
   const std::int64_t rows = d.table_rows;
+  const auto pairs = static_cast<std::int64_t>(d.pairs.size());
+  const Tensor pair_ids =
+      Tensor::from<std::int32_t>({pairs}, std::vector<std::int32_t>(d.pairs.begin(), d.pairs.end())).to(dy_rows.device());
   Tensor dprobs_dev = dy_rows.new_zeros({rows * k, 1}, DType::f32);
-  ops::embedding_backward(d.pair_ids, dweights.reshape({d.pair_ids.numel(), 1}), dprobs_dev);
+  ops::embedding_backward(pair_ids, dweights.reshape({pairs, 1}), dprobs_dev);
   dprobs_dev = dprobs_dev.reshape({rows * k});
   if (ep) {
     dprobs_dev = reduce_scatter_rows(dprobs_dev.reshape({rows, k}), ep_, "expert-parallel dispatch backward").reshape({N * k});

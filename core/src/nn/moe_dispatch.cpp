@@ -17,7 +17,7 @@ RoutedTable routed_table(const MoeRouting& r) {
   return t;
 }
 
-RoutedTable gather_table(const RoutedTable& own, const TpGroup& ep, Device device) {
+RoutedTable gather_table(RoutedTable own, const TpGroup& ep, Device device) {
   const int P = tp_size(ep);
   if (P == 1) return own;
   const auto n = static_cast<std::int64_t>(own.expert.size());
@@ -60,7 +60,6 @@ Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t 
   const auto n = static_cast<std::int64_t>(d.pairs.size());
   d.ids = Tensor::from<std::int32_t>({n}, rows).to(device);
   d.weights = Tensor::from<float>({n}, w).to(device);
-  d.pair_ids = Tensor::from<std::int32_t>({n}, std::vector<std::int32_t>(d.pairs.begin(), d.pairs.end())).to(device);
   return d;
 }
 

@@ -25,7 +25,7 @@ struct RoutedTable {
 RoutedTable routed_table(const MoeRouting& r);
 
 // Every rank's table, in rank order (one all-gather of [expert | weight] per rank).
-RoutedTable gather_table(const RoutedTable& own, const TpGroup& ep, Device device);
+RoutedTable gather_table(RoutedTable own, const TpGroup& ep, Device device);
 
 // The routed pairs of experts [first_expert, first_expert + count) in expert order — expert i's
 // are [first[i], first[i + 1]), rows ascending — with their rows and weights on the device: one copy
@@ -35,7 +35,6 @@ struct Dispatch {
   std::vector<std::int64_t> first;  // count + 1 offsets
   std::vector<std::int64_t> pairs;  // [pairs] row · k + slot, into the table
   Tensor ids, weights;              // [pairs] i32 rows, f32 weights on the device
-  Tensor pair_ids;                  // `pairs` as i32 on the device (backward places each pair's gradient)
   std::int64_t count(std::int64_t i) const { return first[i + 1] - first[i]; }
   Tensor ids_of(std::int64_t i) const { return ids.rows(first[i], first[i + 1]); }
   Tensor weights_of(std::int64_t i) const { return weights.rows(first[i], first[i + 1]); }
