@@ -12,6 +12,7 @@
 #include "tessera/io/json_input.hpp"
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/gather_parameter.hpp"
+#include "tessera/nn/moe.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/quote.hpp"
 #include "tessera/train/checkpoint.hpp"
@@ -214,7 +215,7 @@ std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::
                 param->value);
   }
   for (const auto& [name, f] : found)
-    if (layout.whole_model && !used.count(name))
+    if (layout.whole_model && !used.count(name) && !(layout.ep > 1 && is_expert_tensor(name)))
       throw FormatError(fmt::format("{}: tensor {} is not used by the model ({} parameters expected) {}", f.file,
                                     quote_untrusted(name), params.size(), kDisagree));
   return padding_zeroed;

@@ -475,9 +475,8 @@ void Trainer::load_weights(const SavedModel& saved) {
   const ParallelLayout& layout = parallel_->layout;
   std::vector<std::string> padding_zeroed;
   run_on_all_or_throw(*parallel_->groups.world, "loading " + saved.describe(), [&] {
-    // A pipeline stage, or an expert-parallel rank, holds part of the saved tensors.
     padding_zeroed = load_saved_weights(
-        saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1 && layout.ep() == 1, true});
+        saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, true, layout.ep()});
   });
   refresh_compute_copies(params_);
   log_info("loaded the weights of {}", saved.describe());

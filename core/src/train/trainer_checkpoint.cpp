@@ -125,9 +125,7 @@ void Trainer::load_checkpoint() {
     if (!fs::exists(load / "metadata.json", ec) && !fs::exists(load / kLatestCheckpointFile, ec) &&
         fs::is_regular_file(load / "config.toml", ec) && fs::is_regular_file(load / "model.safetensors", ec)) {
       const SavedModel saved = open_saved_model(load);
-      // Under expert parallelism the file also holds the other ranks' experts.
-      load_saved_weights(saved, params_,
-                         SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1 && layout.ep() == 1, false});
+      load_saved_weights(saved, params_, SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, false, layout.ep()});
       log_info("checkpoint.load = {} holds final weights only (no resumable checkpoint): training starts at iteration "
                "1 from them with a fresh optimizer",
                options_.load_dir);

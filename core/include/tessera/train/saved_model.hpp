@@ -43,7 +43,8 @@ void load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& 
 // of another layout — tensor-parallel rank `tp_rank` of `tp_size` takes its shard of each split
 // tensor (Parameter::tp_split_dim, tp_split_blocks; the vocabulary padded as this layout pads it) —
 // whatever layout wrote the files. `whole_model` false (a pipeline stage): the files may hold tensors
-// that are not among `params` (the other stages'). `keep_padding`: where the files hold exactly this
+// that are not among `params` (the other stages'); under expert parallelism (`ep` > 1) they hold the
+// other ranks' experts too, which are not counted as unused. `keep_padding`: where the files hold exactly this
 // layout's padded rows (a checkpoint of a layout with the same padded vocabulary), the padding rows
 // are loaded too — the loss sees the padded logits (as Megatron-LM's), so evaluating reproduces
 // training only with them. Returns the names of the tensors whose padding rows were not in the files
@@ -52,6 +53,8 @@ struct SavedWeightsTarget {
   int tp_rank = 0, tp_size = 1;
   bool whole_model = true;
   bool keep_padding = false;
+  // Expert parallelism: the files hold every expert, this rank its own; the others' are not "unused".
+  int ep = 1;
 };
 std::vector<std::string> load_saved_weights(const SavedModel& saved, const std::vector<Parameter*>& params,
                                             const SavedWeightsTarget& target);
