@@ -117,10 +117,12 @@ RegisterCommand reg{
        CLI::App* exp = sub.add_subcommand("export", "write a saved model as a Hugging Face model folder");
        exp->add_option("--to", a->to, "the format to write: hf")->capture_default_str()->check(CLI::IsMember({"hf"}));
        exp->add_option("--architecture", a->architecture,
-                       "gpt2, gpt_bigcode, llama, mistral, qwen2 or mixtral (default: llama for a Llama-style model, "
-                       "qwen2 for one with add_qkv_bias, mixtral for one with num_experts, gpt2 for multi-head "
-                       "attention, gpt_bigcode for multi-query)")
-           ->check(CLI::IsMember({"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "mixtral"}));
+                       "gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, mixtral, qwen2_moe or qwen3_moe (default: "
+                       "llama for a Llama-style model, qwen2 for one with add_qkv_bias, qwen3 for one with "
+                       "qk_layernorm; with num_experts qwen3_moe with qk_layernorm, qwen2_moe with add_qkv_bias or "
+                       "a shared expert, else mixtral; gpt2 for multi-head attention, gpt_bigcode for multi-query)")
+           ->check(CLI::IsMember(
+               {"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"}));
        exp->add_option("CHECKPOINT", a->input,
                        "a saved model: a [checkpoint] save folder (final weights, else its latest checkpoint) or a "
                        "checkpoint folder iter_XXXXXXX of any layout")

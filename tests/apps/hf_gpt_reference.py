@@ -2,9 +2,12 @@
 """A Hugging Face model folder read the way transformers reads it, without transformers.
 
 Plain PyTorch GPT-2 (GPT2LMHeadModel), GPTBigCode (GPTBigCodeForCausalLM, multi-query or multi-head)
-and Llama (LlamaForCausalLM; MistralForCausalLM without a sliding window, and Qwen2ForCausalLM, whose
-q/k/v projections have biases, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures
-of experts) forward passes written from transformers' modelling code: its parameter
+and Llama (LlamaForCausalLM; MistralForCausalLM without a sliding window, Qwen2ForCausalLM, whose
+q/k/v projections have biases, and Qwen3ForCausalLM, whose q and k heads pass RMSNorms before the
+rotation, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures of experts, and so are
+Qwen2MoeForCausalLM's — with a gated shared expert — and Qwen3MoeForCausalLM's, except the layers
+mlp_only_layers and decoder_sparse_step leave dense) forward passes written from transformers'
+modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
 queries, RMSNorm, SwiGLU, tied or untied heads. Computed in float64.
@@ -132,12 +135,42 @@ def sparse_moe(cfg, w, p, m):
     return out
 
 
+def qwen_sparse_moe(cfg, w, p, m):
+    """Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: the softmax over all experts' logits, its top
+    num_experts_per_tok entries (renormalised only with norm_topk_prob), each expert
+    down_proj(silu(gate_proj x) · up_proj x); qwen2_moe adds sigmoid(shared_expert_gate x) times the
+    shared expert."""
+    probs = (m @ w[p + "gate.weight"].t()).softmax(-1)
+    weights, chosen = torch.topk(probs, cfg["num_experts_per_tok"], dim=-1)
+    if cfg.get("norm_topk_prob", False):
+        weights = weights / weights.sum(-1, keepdim=True)
+    out = torch.zeros_like(m)
+    for e in range(cfg["num_experts"]):
+        out = out + ((chosen == e) * weights).sum(-1, keepdim=True) * swiglu(w, f"{p}experts.{e}.", m)
+    if cfg["model_type"] == "qwen2_moe":
+        gate = torch.sigmoid(m @ w[p + "shared_expert_gate.weight"].t())
+        out = out + gate * swiglu(w, p + "shared_expert.", m)
+    return out
+
+
+def swiglu(w, p, m):
+    return (torch.nn.functional.silu(m @ w[p + "gate_proj.weight"].t()) * (m @ w[p + "up_proj.weight"].t())) @ w[
+        p + "down_proj.weight"
+    ].t()
+
+
+def qwen_sparse_layer(cfg, i):
+    """Qwen2MoeDecoderLayer's choice: sparse unless listed in mlp_only_layers, every decoder_sparse_step-th."""
+    return i not in cfg.get("mlp_only_layers", []) and (i + 1) % cfg.get("decoder_sparse_step", 1) == 0
+
+
 def llama(cfg, w, ids):
     rs = cfg.get("rope_scaling")
     assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] in ("llama3", "linear"))
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
-    D, T, eps = cfg.get("head_dim", C // H), len(ids), cfg["rms_norm_eps"]
+    kind = cfg["model_type"]
+    D, T, eps = cfg.get("head_dim", 128 if kind == "qwen3" else C // H), len(ids), cfg["rms_norm_eps"]
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
     positions = torch.arange(T, dtype=torch.float64)
     if rs is not None and rs["rope_type"] == "llama3":
@@ -153,6 +186,14 @@ def llama(cfg, w, ids):
 
     assert cfg["model_type"] == "llama" or not cfg.get("sliding_window")  # mistral and qwen2: full attention
     assert not cfg.get("use_sliding_window", False)
+    assert not cfg.get("attention_bias", False)
+    qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
+
+    def heads(a, name, n):  # the projection as [n, T, D], normalised per head in qwen3
+        y = proj(a, p + f"self_attn.{name}_proj").view(T, n, D)
+        if qk_norm and name in "qk":
+            y = rms_norm(y, w[p + f"self_attn.{name}_norm.weight"], eps)
+        return y.transpose(0, 1)
 
     def proj(a, name):  # qwen2's q_proj, k_proj and v_proj have biases
         y = a @ w[name + ".weight"].t()
@@ -162,17 +203,16 @@ def llama(cfg, w, ids):
     for i in range(L):
         p = f"model.layers.{i}."
         a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = rope(proj(a, p + "self_attn.q_proj").view(T, H, D).transpose(0, 1))
-        k = rope(proj(a, p + "self_attn.k_proj").view(T, G, D).transpose(0, 1))
-        v = proj(a, p + "self_attn.v_proj").view(T, G, D).transpose(0, 1)
+        q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
         x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].t()
         m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        if cfg["model_type"] == "mixtral":
+        if kind == "mixtral":
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
-            continue
-        gate = torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].t())
-        x = x + (gate * (m @ w[p + "mlp.up_proj.weight"].t())) @ w[p + "mlp.down_proj.weight"].t()
+        elif kind in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
+            x = x + qwen_sparse_moe(cfg, w, p + "mlp.", m)
+        else:
+            x = x + swiglu(w, p + "mlp.", m)
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else w["lm_head.weight"]
     return x @ head.t()
@@ -183,7 +223,8 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    ref = (llama if cfg["model_type"] in ("llama", "mistral", "qwen2", "mixtral") else gpt2_like)(cfg, w, ids)
+    llama_family = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe")
+    ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"
     rel = ((ours - ref).abs().max() / ref.abs().max()).item()

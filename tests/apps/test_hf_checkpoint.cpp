@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+
+#include <nlohmann/json.hpp>
 
 #include "tessera/generation.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -114,6 +117,19 @@ std::string export_round_trip(const CliWorkspace& w, const std::string& save, co
   return json_text(hf + "/config.json");
 }
 
+// A Llama-style model on the workspace's config (GQA, untied head).
+const std::string kLlama =
+    "--set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.position_embedding_type=rope "
+    "--set model.normalization=RMSNorm --set model.swiglu=true --set model.ffn_hidden_size=48 "
+    "--set model.add_bias_linear=false --set model.untie_embeddings_and_output_weights=true";
+
+// Rewrites `hf`/config.json through `change`.
+void edit_config_json(const std::string& hf, const std::function<void(nlohmann::json&)>& change) {
+  nlohmann::json j = nlohmann::json::parse(json_text(hf + "/config.json"));
+  change(j);
+  tessera::test::write_text(hf + "/config.json", j.dump(2));
+}
+
 bool no_temporary_folders(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().find(".tmp-") != std::string::npos) return false;
@@ -169,10 +185,7 @@ TEST_CASE("gpt_bigcode export: multi-query (and multi-head with --architecture) 
 
 TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch; interleaved rope permuted") {
   CliWorkspace w;
-  const std::string llama =
-      "--set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.position_embedding_type=rope "
-      "--set model.normalization=RMSNorm --set model.swiglu=true --set model.ffn_hidden_size=48 "
-      "--set model.add_bias_linear=false --set model.untie_embeddings_and_output_weights=true";
+  const std::string llama = kLlama;
   train(w, w.dir / "llama", llama + " --set model.attention_dropout=0.25");
   const std::string config = export_round_trip(w, w.dir / "llama", "llama");
   CHECK(config.find("\"attention_dropout\": 0.25") != std::string::npos);
@@ -261,6 +274,89 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const CliRun both = run_tessera("checkpoint export --to hf " + w.dir / "both" + " " + w.dir / "both_hf");
   CHECK(both.clean_error());
   CHECK(both.has("model.rotary_seq_len_interpolation_factor"));
+}
+
+TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and dense layers, qwen3_moe, against PyTorch") {
+  CliWorkspace w;
+  // Qwen3: RMSNorms over each head of q and k (Tessera's qk_layernorm), here with interleaved rotary
+  // pairs (the norms' weights permuted with the rows) and heads wider than hidden / heads.
+  train(w, w.dir / "qwen3", kLlama + " --set model.qk_layernorm=true --set model.rotary_interleaved=true "
+                                     "--set model.kv_channels=12");
+  const std::string qwen3 = export_round_trip(w, w.dir / "qwen3", "qwen3");
+  CHECK(qwen3.find("\"model_type\": \"qwen3\"") != std::string::npos);
+  CHECK(qwen3.find("\"head_dim\": 12") != std::string::npos);
+  CHECK(qwen3.find("\"attention_bias\": false") != std::string::npos);
+  CHECK(tessera::test::read_text(w.dir / "qwen3_imported/config.toml").find("qk_layernorm = true") != std::string::npos);
+  // transformers 5 writes rope_theta inside "rope_parameters": read as the same model.
+  edit_config_json(w.dir / "qwen3_hf", [](nlohmann::json& j) {
+    j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", j["rope_theta"]}};
+    j.erase("rope_theta");
+    j.erase("rope_scaling");
+  });
+  CliRun r = run_tessera("checkpoint import --from hf " + w.dir / "qwen3_hf" + " " + w.dir / "qwen3_v5");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  check_logits(w.dir / "qwen3_v5", w.dir / "qwen3_hf", w.dir / "qwen3_v5.f32");
+
+  // Qwen2-MoE: q/k/v biases, a dense first layer (mlp_only_layers), the chosen experts' softmax
+  // weights unnormalised (norm_topk_prob false: Tessera's pre-softmax routing) and a shared expert
+  // gated by sigmoid(x · w).
+  const std::string moe = " --set model.num_experts=4 --set model.moe_router_topk=2 --set model.moe_ffn_hidden_size=24 "
+                          "--set model.moe_aux_loss_coeff=0.01";
+  train(w, w.dir / "qwen2_moe",
+        kLlama + moe + " --set model.add_qkv_bias=true --set model.moe_router_pre_softmax=true "
+                       "--set model.moe_shared_expert_intermediate_size=40 --set model.moe_shared_expert_gate=true "
+                       "--set model.moe_layer_freq=[0,1]");
+  const std::string qwen2_moe = export_round_trip(w, w.dir / "qwen2_moe", "qwen2_moe");
+  const nlohmann::json q2 = nlohmann::json::parse(qwen2_moe);
+  CHECK(q2["model_type"] == "qwen2_moe");
+  CHECK(q2["norm_topk_prob"] == false);
+  CHECK(q2["shared_expert_intermediate_size"] == 40);
+  CHECK(q2["moe_intermediate_size"] == 24);
+  CHECK(q2["intermediate_size"] == 48);  // the dense layer's
+  CHECK(q2["mlp_only_layers"] == nlohmann::json::array({0}));
+  const std::string q2_toml = tessera::test::read_text(w.dir / "qwen2_moe_imported/config.toml");
+  CHECK(q2_toml.find("moe_router_pre_softmax = true") != std::string::npos);
+  CHECK(q2_toml.find("moe_shared_expert_gate = true") != std::string::npos);
+  CHECK(q2_toml.find("moe_layer_freq = [0, 1]") != std::string::npos);
+  // transformers' other way of making layer 0 dense: decoder_sparse_step 2 (layers 1, 3, … sparse).
+  edit_config_json(w.dir / "qwen2_moe_hf", [](nlohmann::json& j) {
+    j["decoder_sparse_step"] = 2;
+    j["mlp_only_layers"] = nlohmann::json::array();
+  });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_moe_hf" + " " + w.dir / "qwen2_moe_step");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "qwen2_moe_step/config.toml").find("moe_layer_freq = [0, 1]") !=
+        std::string::npos);
+  check_logits(w.dir / "qwen2_moe_step", w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_step.f32");
+
+  // Qwen3-MoE: q/k norms, every layer sparse, top-k renormalised (norm_topk_prob), no shared expert.
+  train(w, w.dir / "qwen3_moe", kLlama + moe + " --set model.qk_layernorm=true");
+  const std::string qwen3_moe = export_round_trip(w, w.dir / "qwen3_moe", "qwen3_moe");
+  const nlohmann::json q3 = nlohmann::json::parse(qwen3_moe);
+  CHECK(q3["model_type"] == "qwen3_moe");
+  CHECK(q3["norm_topk_prob"] == true);
+  CHECK(q3["num_experts"] == 4);
+  CHECK(q3["mlp_only_layers"] == nlohmann::json::array());
+  CHECK(!q3.contains("shared_expert_intermediate_size"));
+
+  // What an architecture cannot express: refused, naming the key.
+  const auto refused = [&](const std::string& args, const std::string& key) {
+    const CliRun e = run_tessera("checkpoint export --to hf " + args + " " + w.dir / "refused");
+    INFO(e.output);
+    CHECK(e.clean_error());
+    CHECK(e.has(key));
+    CHECK(!fs::exists(w.dir / "refused"));
+  };
+  refused("--architecture qwen2_moe " + w.dir / "qwen3_moe", "model.qk_layernorm");       // qwen2 has no q/k norms
+  train(w, w.dir / "qk_bias", kLlama + " --set model.qk_layernorm=true --set model.add_qkv_bias=true");
+  refused(w.dir / "qk_bias", "model.add_qkv_bias");  // qwen3's attention_bias would bias o_proj too
+  refused("--architecture qwen3_moe " + w.dir / "qwen3", "model.num_experts");            // dense
+  refused("--architecture mixtral " + w.dir / "qwen2_moe", "model.moe_router_pre_softmax");  // mixtral renormalises
+  train(w, w.dir / "no_shared", kLlama + moe + " --set model.add_qkv_bias=true");
+  refused("--architecture qwen2_moe " + w.dir / "no_shared", "model.moe_shared_expert_intermediate_size");
+  refused("--architecture qwen3_moe " + w.dir / "qwen2_moe", "model.qk_layernorm");
 }
 
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {
@@ -394,7 +490,7 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   tessera::test::write_text(w.dir / "moe/config.toml", moe_config);
   fs::copy_file(dir / "save/model.safetensors", dir / "moe/model.safetensors");
   fails("checkpoint export --to hf " + w.dir / "moe" + " " + w.dir / "o5",
-        {"model.num_experts", "its MLPs are dense (no mixture of experts; mixtral has them)"}, w.dir / "o5");
+        {"model.num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe and qwen3_moe have them)"}, w.dir / "o5");
 
   REQUIRE(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "hf").ok());
   const auto hf_copy = [&](const std::string& name) {

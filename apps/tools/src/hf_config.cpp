@@ -1,5 +1,6 @@
 #include "tessera/tools/hf_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -23,45 +24,74 @@ std::string toml_float(double v) {
   return s;
 }
 
+// The routers Mixtral's and the Qwen MoEs' configs can express: a softmax over every expert's logit,
+// the top k, their weights renormalised (Mixtral; the Qwen MoEs with norm_topk_prob) or not (the
+// Qwen MoEs without: Tessera's pre-softmax routing, unscaled); qwen2_moe's gated shared expert.
+template <class Refuse>
+void check_exportable_router(const TransformerOptions& o, const HfGptShape& s, const Refuse& refuse) {
+  const MoeRouterOptions& r = o.moe.router;
+  if (r.experts == 0)
+    throw refuse("num_experts", "its MLPs are mixtures of experts, this model's dense (llama, qwen2 and qwen3 have "
+                                "dense MLPs)");
+  if (r.sigmoid) throw refuse("moe_router_score_function", "its router's scores are a softmax");
+  if (r.sinkhorn)
+    throw refuse("moe_router_load_balancing_type",
+                 "its router weighs the chosen experts by a softmax, not Sinkhorn routing's scores");
+  if (r.expert_bias) throw refuse("moe_router_enable_expert_bias", "its router has no expert bias");
+  if (r.num_groups > 0) throw refuse("moe_router_num_groups", "its router chooses among all experts");
+  if (r.topk_scaling_factor != 1.0)
+    throw refuse("moe_router_topk_scaling_factor", "its routing weights are not scaled");
+  if (s.mixtral()) {
+    if (r.pre_softmax)
+      throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts (qwen2_moe "
+                                             "and qwen3_moe can leave them unnormalised)");
+    if (!o.moe_layer_pattern.empty())
+      throw refuse("moe_layer_freq", "every one of its layers is a mixture of experts (the Qwen MoEs can have dense ones)");
+  }
+  if (s.architecture != "qwen2_moe" && o.moe.shared_ffn_hidden > 0)
+    throw refuse("moe_shared_expert_intermediate_size", "it has no shared expert (qwen2_moe has a gated one)");
+  if (s.architecture == "qwen2_moe" && o.moe.shared_ffn_hidden == 0)
+    throw refuse("moe_shared_expert_intermediate_size", "every layer of it has a shared expert");
+  if (s.architecture == "qwen2_moe" && !o.moe.shared_gate)
+    throw refuse("moe_shared_expert_gate", "its shared expert's output is gated (moe_shared_expert_gate = true)");
+}
+
+const char* hf_causal_lm_class(const std::string& architecture) {
+  static const std::map<std::string, const char*> classes = {
+      {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
+      {"qwen3_moe", "Qwen3MoeForCausalLM"}};
+  return classes.at(architecture);
+}
+
 }  // namespace
 
 HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& requested, const std::string& source) {
   const bool llama_style = o.rope || o.rms_norm || o.swiglu;
+  const bool experts = o.moe.router.experts > 0;
   HfGptShape s;
   s.architecture = !requested.empty() ? requested
-                   : llama_style      ? (o.moe.router.experts > 0 ? "mixtral" : o.add_qkv_bias ? "qwen2" : "llama")
+                   : llama_style ? (o.qk_layernorm ? (experts ? "qwen3_moe" : "qwen3")
+                                    : experts      ? (o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral")
+                                    : o.add_qkv_bias ? "qwen2"
+                                                     : "llama")
                    : o.num_query_groups == o.num_attention_heads ? "gpt2"
                                                                  : "gpt_bigcode";
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
-    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2 or mixtral",
+    throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
+                                  "mixtral, qwen2_moe or qwen3_moe",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
                                    source, why, s.architecture));
   };
-  if (o.qk_layernorm) throw refuse("qk_layernorm", "it has no norms on q and k");
+  if (o.qk_layernorm && !s.qk_norm()) throw refuse("qk_layernorm", "it has no norms on q and k (qwen3 has them)");
+  if (!o.qk_layernorm && s.qk_norm())
+    throw refuse("qk_layernorm", "its attention normalises each head of q and k (qk_layernorm = true)");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
-  if (o.moe.router.experts > 0 && !s.mixtral())
-    throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral has them)");
-  if (s.mixtral()) {
-    if (o.moe.router.experts == 0)
-      throw refuse("num_experts", "its MLPs are mixtures of experts, this model's dense (llama has dense MLPs)");
-    if (o.moe.router.pre_softmax)
-      throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts");
-    if (o.moe.router.sigmoid)
-      throw refuse("moe_router_score_function", "its router's scores are a softmax");
-    if (o.moe.router.sinkhorn)
-      throw refuse("moe_router_load_balancing_type", "its router weighs the chosen experts by a renormalised softmax, "
-                                                     "not Sinkhorn routing's scores");
-    if (o.moe.router.expert_bias)
-      throw refuse("moe_router_enable_expert_bias", "its router has no expert bias");
-    if (o.moe.router.num_groups > 0)
-      throw refuse("moe_router_num_groups", "its router chooses among all experts");
-    if (!o.moe_layer_pattern.empty())
-      throw refuse("moe_layer_freq", "every one of its layers is a mixture of experts");
-    if (o.moe.shared_ffn_hidden > 0)
-      throw refuse("moe_shared_expert_intermediate_size", "it has no shared expert");
-  }
+  if (experts && !s.moe())
+    throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe and qwen3_moe have them)");
+  if (s.moe()) check_exportable_router(o, s, refuse);
   if (o.residual_post_norm)
     throw refuse("apply_residual_connection_post_layernorm", "its residuals are the sublayers' inputs, not their norms'");
   if (s.llama()) {
@@ -74,14 +104,19 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
-    if (o.add_qkv_bias && !s.qkv_bias())
-      throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 has them on q, k and v: "
-                                               "--architecture qwen2)",
+    // qwen2 and qwen2_moe have biases on q, k and v (transformers before qwen2_moe's "qkv_bias" key
+    // reads them always); qwen3's attention_bias would put one on o_proj too, which Tessera lacks.
+    const bool biases = s.architecture == "qwen2" || s.architecture == "qwen2_moe";
+    if (o.add_qkv_bias && !biases)
+      throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 and qwen2_moe have them on q, k and "
+                                               "v)",
                                                s.architecture));
-    if (!o.add_qkv_bias && s.qkv_bias())
-      throw refuse("add_qkv_bias", "qwen2's q, k and v projections have biases (add_qkv_bias = true)");
-    if (s.qkv_bias() && o.kv_channels * o.num_attention_heads != o.hidden_size)
-      throw refuse("kv_channels", "qwen2's heads have hidden_size / num_attention_heads channels");
+    if (!o.add_qkv_bias && biases)
+      throw refuse("add_qkv_bias",
+                   fmt::format("{}'s q, k and v projections have biases (add_qkv_bias = true)", s.architecture));
+    s.qkv_bias = biases;
+    if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
+      throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
     if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
       throw refuse("rotary_seq_len_interpolation_factor",
                    "llama's rope_scaling is one kind, Llama 3.1's (use_rope_scaling) or linear, not both");
@@ -111,9 +146,15 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.hidden = o.hidden_size;
   s.heads = o.num_attention_heads;
   s.groups = o.num_query_groups;
-  s.ffn = s.mixtral() ? o.moe.ffn_hidden : o.ffn_hidden_size;
-  s.experts = o.moe.router.experts;
-  s.experts_per_token = o.moe.router.topk;
+  s.ffn = o.ffn_hidden_size;
+  if (s.moe()) {
+    s.experts = o.moe.router.experts;
+    s.experts_per_token = o.moe.router.topk;
+    s.expert_ffn = o.moe.ffn_hidden;
+    s.norm_topk_prob = !o.moe.router.pre_softmax;
+    s.shared_ffn = o.moe.shared_ffn_hidden;
+    s.moe_layers = o.moe_layer_pattern;
+  }
   s.vocab = o.vocab_size;
   s.positions = o.max_position_embeddings;
   s.norm_epsilon = tidy(o.layernorm_epsilon);
@@ -133,14 +174,11 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
 std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std::string>& extra) {
   nlohmann::ordered_json j;
   if (s.llama()) {
-    j["architectures"] = {s.architecture == "qwen2"     ? "Qwen2ForCausalLM"
-                          : s.architecture == "mistral" ? "MistralForCausalLM"
-                          : s.mixtral()                 ? "MixtralForCausalLM"
-                                                        : "LlamaForCausalLM"};
+    j["architectures"] = {hf_causal_lm_class(s.architecture)};
     j["model_type"] = s.architecture;
     j["vocab_size"] = s.vocab;
     j["hidden_size"] = s.hidden;
-    j["intermediate_size"] = s.ffn;
+    j["intermediate_size"] = s.mixtral() ? s.expert_ffn : s.ffn;  // the Qwen MoEs': their dense layers'
     j["num_hidden_layers"] = s.layers;
     j["num_attention_heads"] = s.heads;
     j["num_key_value_heads"] = s.groups;
@@ -168,12 +206,26 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["pretraining_tp"] = 1;
     } else {  // every position attends to all before it: no sliding window
       j["sliding_window"] = nullptr;
-      if (s.architecture == "qwen2") j["use_sliding_window"] = false;
+      if (s.architecture != "mistral" && !s.mixtral()) j["use_sliding_window"] = false;
     }
+    if (s.qk_norm()) j["attention_bias"] = false;  // qwen3's would be on q, k, v and o
+    if (s.architecture == "qwen2_moe") j["qkv_bias"] = s.qkv_bias;
     if (s.mixtral()) {
       j["num_local_experts"] = s.experts;
       j["num_experts_per_tok"] = s.experts_per_token;
       j["router_jitter_noise"] = 0.0;
+    }
+    if (s.qwen_moe()) {
+      j["num_experts"] = s.experts;
+      j["num_experts_per_tok"] = s.experts_per_token;
+      j["moe_intermediate_size"] = s.expert_ffn;
+      j["norm_topk_prob"] = s.norm_topk_prob;
+      if (s.architecture == "qwen2_moe") j["shared_expert_intermediate_size"] = s.shared_ffn;
+      // Layer i is sparse unless listed (transformers also needs (i + 1) % decoder_sparse_step == 0).
+      j["decoder_sparse_step"] = 1;
+      j["mlp_only_layers"] = nlohmann::ordered_json::array();
+      for (std::int64_t i = 0; i < s.layers; ++i)
+        if (!s.moe_layer(i)) j["mlp_only_layers"].push_back(i);
     }
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
@@ -262,11 +314,11 @@ struct Reader {
 // llama's rope_scaling into `s`: Llama 3.1's, with the constants Megatron-Core's apply_scaling fixes
 // (tessera/rope_frequency.hpp), or linear interpolation (positions divided by the factor). Any other
 // scaling has no Tessera equivalent.
-void read_rope_scaling(const Reader& r, HfGptShape& s) {
+void read_rope_scaling(const Reader& r, HfGptShape& s, const std::string& key) {
   using C = RopeScalingConstants;
-  const nlohmann::json& v = r.j.at("rope_scaling");
+  const nlohmann::json& v = r.j.at(key);
   const auto refuse = [&] {
-    return r.bad("rope_scaling",
+    return r.bad(key,
                  fmt::format("is {}: Tessera's GPT has plain rotary positions (null), linear interpolation "
                              "({{\"rope_type\": \"linear\", \"factor\": f}}) or Llama 3.1's scaling "
                              "({{\"rope_type\": \"llama3\", \"factor\": f, \"low_freq_factor\": {}, "
@@ -291,6 +343,43 @@ void read_rope_scaling(const Reader& r, HfGptShape& s) {
   s.rope_scaling_factor = factor;
 }
 
+// transformers 5's "rope_parameters": rope_theta and the scaling in one object ("rope_type":
+// "default" for none).
+void read_rope_parameters(const Reader& r, HfGptShape& s) {
+  const nlohmann::json& v = r.j.at("rope_parameters");
+  if (!v.is_object())
+    throw r.bad("rope_parameters", fmt::format("is {}, expected an object", detail::describe_json(v)));
+  const Reader inner{v, r.path};
+  s.rotary_base = inner.number("rope_theta", s.rotary_base);
+  if (inner.text("rope_type", inner.text("type", "default")) != "default") read_rope_scaling(r, s, "rope_parameters");
+}
+
+// qwen2_moe's and qwen3_moe's experts, with transformers' defaults for a missing key.
+void read_qwen_moe(const Reader& r, HfGptShape& s) {
+  const bool qwen2 = s.architecture == "qwen2_moe";
+  s.experts = r.size("num_experts", qwen2 ? 60 : 128);
+  s.experts_per_token = r.size("num_experts_per_tok", qwen2 ? 4 : 8);
+  s.expert_ffn = r.size("moe_intermediate_size", qwen2 ? 1408 : 768);
+  s.norm_topk_prob = r.flag("norm_topk_prob", false);
+  if (qwen2) s.shared_ffn = r.size("shared_expert_intermediate_size", 5632);
+  // transformers' rule: layer i is sparse unless in mlp_only_layers, and only if (i + 1) % step == 0.
+  const std::int64_t step = r.size("decoder_sparse_step", 1);
+  std::vector<bool> sparse(static_cast<std::size_t>(s.layers));
+  for (std::int64_t i = 0; i < s.layers; ++i) sparse[static_cast<std::size_t>(i)] = (i + 1) % step == 0;
+  if (r.has("mlp_only_layers")) {
+    const nlohmann::json& v = r.j.at("mlp_only_layers");
+    if (!v.is_array()) throw r.bad("mlp_only_layers", fmt::format("is {}, expected a list of layer numbers",
+                                                                  detail::describe_json(v)));
+    for (const nlohmann::json& i : v) {
+      if (!i.is_number_unsigned() || i.get<std::uint64_t>() >= static_cast<std::uint64_t>(s.layers))
+        throw r.bad("mlp_only_layers", fmt::format("holds {}, expected layer numbers 0 … {}", detail::describe_json(i),
+                                                   s.layers - 1));
+      sparse[i.get<std::size_t>()] = false;
+    }
+  }
+  if (std::find(sparse.begin(), sparse.end(), false) != sparse.end()) s.moe_layers = sparse;
+}
+
 }  // namespace
 
 HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
@@ -300,10 +389,11 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   HfGptShape s;
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
-    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2 and mixtral models");
+    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, mixtral, "
+                              "qwen2_moe and qwen3_moe models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2, mixtral)",
+                                  "mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -317,27 +407,36 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.tied = r.flag("tie_word_embeddings", false);
     s.attention_dropout = r.number("attention_dropout", 0.0);
     r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
-    if (r.has("rope_scaling")) read_rope_scaling(r, s);
+    if (r.has("rope_scaling")) read_rope_scaling(r, s, "rope_scaling");
+    if (r.has("rope_parameters")) read_rope_parameters(r, s);
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
-    // Mistral's and Qwen2's sliding-window attention: Tessera attends to every earlier position, the
-    // same only where the window covers the whole context.
-    if (s.architecture == "qwen2" && r.flag("use_sliding_window", false))
+    s.qkv_bias = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && r.flag("qkv_bias", true));
+    // Sliding-window attention: Tessera attends to every earlier position, the same only where the
+    // window covers the whole context (Mistral's, Mixtral's) or is off (the Qwens' use_sliding_window).
+    if (s.architecture.rfind("qwen", 0) == 0 && r.flag("use_sliding_window", false))
       r.require("use_sliding_window", false, "false (full causal attention)");
     if ((s.architecture == "mistral" || s.mixtral()) && r.has("sliding_window") && r.size("sliding_window") < s.positions)
       r.require("sliding_window", false,
                 fmt::format("null or at least max_position_embeddings ({}): full causal attention", s.positions));
-    if (s.mixtral()) {  // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md)
+    // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md).
+    if (s.mixtral()) {
       s.experts = r.size("num_local_experts");
       s.experts_per_token = r.size("num_experts_per_tok", 2);
-      if (s.experts_per_token > s.experts)
-        throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts (num_local_experts)",
-                                                       s.experts_per_token, s.experts));
+      s.expert_ffn = s.ffn;
       if (r.has("router_jitter_noise"))
         r.require("router_jitter_noise", r.number("router_jitter_noise", 0.0) == 0.0, "0 (no router noise)");
     }
-    // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels.
-    if (r.has("head_dim") && r.size("head_dim") * s.heads != s.hidden) s.kv_channels = r.size("head_dim");
+    if (s.qwen_moe()) read_qwen_moe(r, s);
+    if (s.moe() && s.experts_per_token > s.experts)
+      throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts ({})", s.experts_per_token,
+                                                     s.experts, s.mixtral() ? "num_local_experts" : "num_experts"));
+    // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels (qwen3's default
+    // is 128).
+    if (r.has("head_dim") || s.architecture == "qwen3") {
+      const std::int64_t head_dim = r.size("head_dim", 128);
+      if (head_dim * s.heads != s.hidden) s.kv_channels = head_dim;
+    }
   } else {
     const bool bigcode = s.architecture == "gpt_bigcode";
     s.hidden = r.size("n_embd");
@@ -392,10 +491,19 @@ std::string tessera_model_toml(const HfGptShape& s) {
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
     if (s.rope_interpolation != 1.0)
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
-    if (s.qkv_bias()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
-    if (s.mixtral())
+    if (s.qkv_bias) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
+    if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
+    if (s.moe())
       t += fmt::format("num_experts = {}\nmoe_router_topk = {}\nmoe_ffn_hidden_size = {}\n", s.experts,
-                       s.experts_per_token, s.ffn);
+                       s.experts_per_token, s.expert_ffn);
+    if (s.moe() && !s.norm_topk_prob) t += "moe_router_pre_softmax = true\n";
+    if (s.shared_ffn > 0)
+      t += fmt::format("moe_shared_expert_intermediate_size = {}\nmoe_shared_expert_gate = true\n", s.shared_ffn);
+    if (!s.moe_layers.empty()) {
+      std::string flags;
+      for (bool sparse : s.moe_layers) flags += fmt::format("{}{}", flags.empty() ? "" : ", ", sparse ? 1 : 0);
+      t += fmt::format("moe_layer_freq = [{}]\n", flags);
+    }
   } else {
     t += fmt::format("layernorm_epsilon = {}\n", toml_float(s.norm_epsilon));
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";  // Megatron-LM's F.gelu: the exact form

@@ -85,6 +85,14 @@ Order bigcode_heads(std::int64_t heads, std::int64_t D) {
 
 std::string layer(std::int64_t i, const char* rest) { return fmt::format("layers.{}.{}", i, rest); }
 
+// A SwiGLU MLP's fc1 [gate; up] (each F rows) and fc2 as HF's gate_proj, up_proj and down_proj under
+// `theirs` (llama's MLPs, the Qwen MoEs' experts and shared expert).
+void swiglu_to_hf(NamedTensors& out, const std::string& theirs, const Tensor& fc1, const Tensor& fc2, std::int64_t F) {
+  out.emplace_back(theirs + "gate_proj.weight", slice_rows(fc1, 0, F));
+  out.emplace_back(theirs + "up_proj.weight", slice_rows(fc1, F, 2 * F));
+  out.emplace_back(theirs + "down_proj.weight", fc2);
+}
+
 }  // namespace
 
 NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::string, Tensor>& tessera) {
@@ -104,7 +112,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
              v = slice_rows(kv, s.groups * D, 2 * s.groups * D);
       // qwen2's biases on q, k and v (Tessera's add_qkv_bias), rotated with their rows.
       Tensor qb, kb, vb;
-      if (s.qkv_bias()) {
+      if (s.qkv_bias) {
         const Tensor& kvb = get(layer(i, "attention.key_value.bias"));
         qb = get(layer(i, "attention.query.bias"));
         kb = slice_rows(kvb, 0, s.groups * D);
@@ -113,19 +121,28 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       if (s.rotary_interleaved) {
         q = permute_rows(q, rotary_to_hf(s.heads, D));
         k = permute_rows(k, rotary_to_hf(s.groups, D));
-        if (s.qkv_bias()) {
+        if (s.qkv_bias) {
           qb = permute_rows(qb, rotary_to_hf(s.heads, D));
           kb = permute_rows(kb, rotary_to_hf(s.groups, D));
         }
       }
       out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
       out.emplace_back(p + "self_attn.q_proj.weight", q);
-      if (s.qkv_bias()) out.emplace_back(p + "self_attn.q_proj.bias", qb);
+      if (s.qkv_bias) out.emplace_back(p + "self_attn.q_proj.bias", qb);
       out.emplace_back(p + "self_attn.k_proj.weight", k);
-      if (s.qkv_bias()) out.emplace_back(p + "self_attn.k_proj.bias", kb);
+      if (s.qkv_bias) out.emplace_back(p + "self_attn.k_proj.bias", kb);
       out.emplace_back(p + "self_attn.v_proj.weight", v);
-      if (s.qkv_bias()) out.emplace_back(p + "self_attn.v_proj.bias", vb);
+      if (s.qkv_bias) out.emplace_back(p + "self_attn.v_proj.bias", vb);
       out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
+      if (s.qk_norm()) {  // qwen3's norms over each head's channels, permuted with the rows they scale
+        Tensor qn = get(layer(i, "attention.q_layernorm.weight")), kn = get(layer(i, "attention.k_layernorm.weight"));
+        if (s.rotary_interleaved) {
+          qn = permute_rows(qn, rotary_to_hf(1, D));
+          kn = permute_rows(kn, rotary_to_hf(1, D));
+        }
+        out.emplace_back(p + "self_attn.q_norm.weight", qn);
+        out.emplace_back(p + "self_attn.k_norm.weight", kn);
+      }
       out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
       // SwiGLU's fc1 is [gate; up]: llama's gate_proj and up_proj, each mixtral expert's w1 and w3.
       if (s.mixtral()) {
@@ -134,16 +151,27 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
           const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
           const std::string theirs = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
           const Tensor& fc1 = get(ours + "fc1.weight");
-          out.emplace_back(theirs + "w1.weight", slice_rows(fc1, 0, s.ffn));
+          out.emplace_back(theirs + "w1.weight", slice_rows(fc1, 0, s.expert_ffn));
           out.emplace_back(theirs + "w2.weight", get(ours + "fc2.weight"));
-          out.emplace_back(theirs + "w3.weight", slice_rows(fc1, s.ffn, 2 * s.ffn));
+          out.emplace_back(theirs + "w3.weight", slice_rows(fc1, s.expert_ffn, 2 * s.expert_ffn));
         }
         continue;
       }
-      const Tensor& fc1 = get(layer(i, "mlp.fc1.weight"));
-      out.emplace_back(p + "mlp.gate_proj.weight", slice_rows(fc1, 0, s.ffn));
-      out.emplace_back(p + "mlp.up_proj.weight", slice_rows(fc1, s.ffn, 2 * s.ffn));
-      out.emplace_back(p + "mlp.down_proj.weight", get(layer(i, "mlp.fc2.weight")));
+      if (s.moe_layer(i)) {  // the Qwen MoEs: gate, experts.E, qwen2_moe's shared_expert and its gate
+        out.emplace_back(p + "mlp.gate.weight", get(layer(i, "mlp.router.weight")));
+        for (std::int64_t e = 0; e < s.experts; ++e) {
+          const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
+          swiglu_to_hf(out, fmt::format("{}mlp.experts.{}.", p, e), get(ours + "fc1.weight"), get(ours + "fc2.weight"),
+                       s.expert_ffn);
+        }
+        if (s.shared_ffn > 0) {
+          swiglu_to_hf(out, p + "mlp.shared_expert.", get(layer(i, "mlp.shared_expert.fc1.weight")),
+                       get(layer(i, "mlp.shared_expert.fc2.weight")), s.shared_ffn);
+          out.emplace_back(p + "mlp.shared_expert_gate.weight", get(layer(i, "mlp.shared_expert.gate_weight")));
+        }
+        continue;
+      }
+      swiglu_to_hf(out, p + "mlp.", get(layer(i, "mlp.fc1.weight")), get(layer(i, "mlp.fc2.weight")), s.ffn);
     }
     out.emplace_back("model.norm.weight", get("final_layernorm.weight"));
     if (!s.tied) out.emplace_back("lm_head.weight", get("output_layer.weight"));
@@ -206,7 +234,8 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
                                     Tensor::empty(shape).str()));
     return t;
   };
-  const std::int64_t D = s.head_dim(), C = s.hidden, V = s.vocab, F = s.ffn, H = s.heads, G = s.groups;
+  const std::int64_t D = s.head_dim(), C = s.hidden, V = s.vocab, F = s.ffn, EF = s.expert_ffn, H = s.heads,
+                     G = s.groups;
   std::map<std::string, Tensor> out;
   if (llama) {
     out["embedding.word_embeddings.weight"] = take("model.embed_tokens.weight", {V, C});
@@ -216,12 +245,16 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       out[layer(i, "attention.query.weight")] = take(p + "self_attn.q_proj.weight", {H * D, C});
       Tensor k = take(p + "self_attn.k_proj.weight", {G * D, C}), v = take(p + "self_attn.v_proj.weight", {G * D, C});
       out[layer(i, "attention.key_value.weight")] = cat_rows({k, v});
-      if (s.qkv_bias()) {
+      if (s.qkv_bias) {
         out[layer(i, "attention.query.bias")] = take(p + "self_attn.q_proj.bias", {H * D});
         Tensor kb = take(p + "self_attn.k_proj.bias", {G * D}), vb = take(p + "self_attn.v_proj.bias", {G * D});
         out[layer(i, "attention.key_value.bias")] = cat_rows({kb, vb});
       }
       out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
+      if (s.qk_norm()) {
+        out[layer(i, "attention.q_layernorm.weight")] = take(p + "self_attn.q_norm.weight", {D});
+        out[layer(i, "attention.k_layernorm.weight")] = take(p + "self_attn.k_norm.weight", {D});
+      }
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
       hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
       if (s.mixtral()) {
@@ -229,15 +262,29 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         for (std::int64_t e = 0; e < s.experts; ++e) {
           const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
           const std::string theirs = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
-          Tensor gate = take(theirs + "w1.weight", {F, C}), up = take(theirs + "w3.weight", {F, C});
+          Tensor gate = take(theirs + "w1.weight", {EF, C}), up = take(theirs + "w3.weight", {EF, C});
           out[ours + "fc1.weight"] = cat_rows({gate, up});
-          out[ours + "fc2.weight"] = take(theirs + "w2.weight", {C, F});
+          out[ours + "fc2.weight"] = take(theirs + "w2.weight", {C, EF});
         }
         continue;
       }
-      Tensor gate = take(p + "mlp.gate_proj.weight", {F, C}), up = take(p + "mlp.up_proj.weight", {F, C});
-      out[layer(i, "mlp.fc1.weight")] = cat_rows({gate, up});
-      out[layer(i, "mlp.fc2.weight")] = take(p + "mlp.down_proj.weight", {C, F});
+      // HF's gate_proj, up_proj, down_proj under `theirs` (F rows each) as Tessera's fc1, fc2 under `ours`.
+      const auto swiglu = [&](const std::string& ours, const std::string& theirs, std::int64_t rows) {
+        Tensor gate = take(theirs + "gate_proj.weight", {rows, C}), up = take(theirs + "up_proj.weight", {rows, C});
+        out[ours + "fc1.weight"] = cat_rows({gate, up});
+        out[ours + "fc2.weight"] = take(theirs + "down_proj.weight", {C, rows});
+      };
+      if (s.moe_layer(i)) {
+        out[layer(i, "mlp.router.weight")] = take(p + "mlp.gate.weight", {s.experts, C});
+        for (std::int64_t e = 0; e < s.experts; ++e)
+          swiglu(fmt::format("layers.{}.mlp.experts.{}.", i, e), fmt::format("{}mlp.experts.{}.", p, e), EF);
+        if (s.shared_ffn > 0) {
+          swiglu(layer(i, "mlp.shared_expert."), p + "mlp.shared_expert.", s.shared_ffn);
+          out[layer(i, "mlp.shared_expert.gate_weight")] = take(p + "mlp.shared_expert_gate.weight", {1, C});
+        }
+        continue;
+      }
+      swiglu(layer(i, "mlp."), p + "mlp.", F);
     }
     out["final_layernorm.weight"] = take("model.norm.weight", {C});
   } else {

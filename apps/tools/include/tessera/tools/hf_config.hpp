@@ -1,11 +1,13 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
-// (LlamaForCausalLM, and its kin mistral and qwen2) and `mixtral` (MixtralForCausalLM) on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md) on the
-// other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
+// (LlamaForCausalLM, and its kin mistral, qwen2 and qwen3) and the mixtures of experts `mixtral`,
+// `qwen2_moe` and `qwen3_moe` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
+// docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "tessera/nn/transformer_options.hpp"
 
@@ -13,7 +15,7 @@ namespace tessera {
 
 // One GPT as both sides describe it.
 struct HfGptShape {
-  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2" or "mixtral"
+  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"
   std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
   double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0, rotary_base = 10000.0;
   bool tied = true;
@@ -30,17 +32,39 @@ struct HfGptShape {
   bool layernorm_1p = false;
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.
   bool exact_gelu = false;
-  // mixtral's sparse MLPs: num_local_experts (Tessera's num_experts; 0: dense) and
-  // num_experts_per_tok (moe_router_topk), each expert of `ffn` (moe_ffn_hidden_size).
-  std::int64_t experts = 0, experts_per_token = 0;
+  // Biases on q, k and v (Tessera's add_qkv_bias): qwen2's always, qwen2_moe's unless its config
+  // says "qkv_bias": false.
+  bool qkv_bias = false;
+  // The sparse MLPs: num_experts (mixtral's num_local_experts; 0: dense) and num_experts_per_tok
+  // (moe_router_topk), each expert of `expert_ffn` (moe_ffn_hidden_size; mixtral's
+  // intermediate_size, the Qwen MoEs' moe_intermediate_size).
+  std::int64_t experts = 0, experts_per_token = 0, expert_ffn = 0;
+  // The Qwen MoEs: the routing weights renormalised over the chosen experts (norm_topk_prob: Tessera's
+  // default routing; false: the chosen entries of the softmax over all experts, Tessera's
+  // moe_router_pre_softmax); qwen2_moe's gated shared expert of `shared_ffn`
+  // (shared_expert_intermediate_size: moe_shared_expert_intermediate_size with moe_shared_expert_gate);
+  // which layers are mixtures (Tessera's moe_layer_freq; the others dense MLPs of `ffn`, the Qwen
+  // MoEs' intermediate_size), empty: every layer.
+  bool norm_topk_prob = true;
+  std::int64_t shared_ffn = 0;
+  std::vector<bool> moe_layers;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   // The Llama family: llama; mistral (llama's layers, here without a sliding window); qwen2 (biases
-  // on q, k and v: Tessera's add_qkv_bias); mixtral (mistral's with mixture-of-experts MLPs).
+  // on q, k and v: Tessera's add_qkv_bias); qwen3 (RMSNorms over each head of q and k: Tessera's
+  // qk_layernorm); mixtral (mistral's with mixture-of-experts MLPs); qwen2_moe and qwen3_moe (qwen2's
+  // and qwen3's with mixture-of-experts MLPs).
   bool llama() const {
-    return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || mixtral();
+    return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || architecture == "qwen3" ||
+           moe();
   }
   bool mixtral() const { return architecture == "mixtral"; }
-  bool qkv_bias() const { return architecture == "qwen2"; }
+  bool qwen_moe() const { return architecture == "qwen2_moe" || architecture == "qwen3_moe"; }
+  bool moe() const { return mixtral() || qwen_moe(); }
+  bool qk_norm() const { return architecture == "qwen3" || architecture == "qwen3_moe"; }
+  // Whether layer i's MLP is a mixture of experts.
+  bool moe_layer(std::int64_t i) const {
+    return moe() && (moe_layers.empty() || moe_layers.at(static_cast<std::size_t>(i)));
+  }
 };
 
 // The HF architecture a Tessera GPT maps to: `requested` ("" = choose: llama for a Llama-style model,

@@ -19,7 +19,7 @@ struct HfExportResult {
 };
 
 // saved.config must name its plugins (the app's defaults applied). `architecture`: "" (choose) or
-// gpt2, gpt_bigcode, llama. `out` must not exist or be empty (StagedFolder): the folder appears
+// gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe. `out` must not exist or be empty (StagedFolder): the folder appears
 // complete or not at all. ConfigError for a model that is not a GPT or does not fit the architecture.
 HfExportResult export_hf(const SavedModel& saved, const std::filesystem::path& out, const std::string& architecture);
 

@@ -7,7 +7,12 @@
 //   llama        q/k/v/o_proj, gate_proj/up_proj = the two halves of Tessera's SwiGLU fc1 [x0 | x1]
 //                (silu(x0)·x1), down_proj = fc2; RMSNorm weights; untied lm_head. Tessera's
 //                non-interleaved rotary layout (rotate_half) is HF's; an interleaved model's q/k rows
-//                are permuted into it on export.
+//                are permuted into it on export. qwen2 adds q/k/v_proj biases, qwen3 q_norm and k_norm
+//                (Tessera's q_layernorm / k_layernorm, permuted with the rows they scale).
+//   mixtral      block_sparse_moe.gate = the router, experts.E.w1/w3 = the halves of fc1, w2 = fc2.
+//   qwen2_moe,   mlp.gate = the router, mlp.experts.E.gate_proj/up_proj/down_proj as llama's MLP;
+//   qwen3_moe    qwen2_moe's mlp.shared_expert.* and mlp.shared_expert_gate [1, C] = Tessera's
+//                shared_expert.fc1/fc2 and shared_expert.gate_weight; dense layers as llama's.
 // Pure rearrangements: a round trip reproduces every tensor's bytes.
 #pragma once
 #include <map>
