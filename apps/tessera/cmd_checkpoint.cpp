@@ -23,7 +23,7 @@ namespace tessera::app {
 namespace {
 
 struct CheckpointArgs {
-  std::string to = "hf", from = "hf", architecture, input, output;
+  std::string to = "hf", from = "hf", architecture, input, output, dtype = "f32";
   // reshard: the new layout; unset sizes keep the checkpoint's (vpp, the split rank and uneven stages
   // only while pp stays the same: they are counted in pipeline stages).
   std::optional<int> tp, pp, dp, vpp, split_rank, ep;
@@ -95,9 +95,10 @@ int run_reshard(const CheckpointArgs& a) {
 int run_export(const CheckpointArgs& a) {
   SavedModel saved = open_saved_model(a.input);
   saved.config = with_plugin_defaults(saved.config);
-  const HfExportResult r = export_hf(saved, a.output, a.architecture);
-  log_info("exported {} as a Hugging Face {} model ({} tensors) to {}", saved.describe(), r.architecture, r.tensors,
-           a.output);
+  const DType dtype = a.dtype == "bf16" ? DType::bf16 : a.dtype == "f16" ? DType::f16 : DType::f32;
+  const HfExportResult r = export_hf(saved, a.output, a.architecture, dtype);
+  log_info("exported {} as a Hugging Face {} model ({} tensors, {}) to {}", saved.describe(), r.architecture, r.tensors,
+           a.dtype, a.output);
   return 0;
 }
 
@@ -123,6 +124,11 @@ RegisterCommand reg{
                        "a shared expert, else mixtral; gpt2 for multi-head attention, gpt_bigcode for multi-query)")
            ->check(CLI::IsMember(
                {"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"}));
+       exp->add_option("--dtype", a->dtype,
+                       "the weights' type in model.safetensors: f32, or bf16 / f16 rounded to nearest even (config.json's "
+                       "torch_dtype says which)")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"f32", "bf16", "f16"}));
        exp->add_option("CHECKPOINT", a->input,
                        "a saved model: a [checkpoint] save folder (final weights, else its latest checkpoint) or a "
                        "checkpoint folder iter_XXXXXXX of any layout")

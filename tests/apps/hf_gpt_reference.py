@@ -29,6 +29,11 @@ import torch
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 
 
+def bf16_to_f64(raw, shape):
+    """bfloat16 is float32's upper half: widened by shifting the 16 bits up."""
+    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape).astype(np.float64)
+
+
 def load_safetensors(path):
     """The safetensors format: u64 header length, JSON header, raw little-endian data."""
     with open(path, "rb") as f:
@@ -41,8 +46,11 @@ def load_safetensors(path):
         if name == "__metadata__":
             continue
         begin, end = e["data_offsets"]
-        arr = np.frombuffer(data[begin:end], dtype=DTYPES[e["dtype"]]).reshape(e["shape"])
-        out[name] = torch.from_numpy(arr.astype(np.float64))
+        if e["dtype"] == "BF16":
+            arr = bf16_to_f64(data[begin:end], e["shape"])
+        else:
+            arr = np.frombuffer(data[begin:end], dtype=DTYPES[e["dtype"]]).reshape(e["shape"]).astype(np.float64)
+        out[name] = torch.from_numpy(arr)
     return out
 
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -357,6 +358,42 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   train(w, w.dir / "no_shared", kLlama + moe + " --set model.add_qkv_bias=true");
   refused("--architecture qwen2_moe " + w.dir / "no_shared", "model.moe_shared_expert_intermediate_size");
   refused("--architecture qwen3_moe " + w.dir / "qwen2_moe", "model.qk_layernorm");
+}
+
+TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to nearest even; read back by PyTorch and import") {
+  CliWorkspace w;
+  train(w, w.dir / "llama", kLlama);
+  for (const auto& [flag, dtype, torch_dtype] : {std::tuple{"f32", DType::f32, "float32"},
+                                                  std::tuple{"bf16", DType::bf16, "bfloat16"},
+                                                  std::tuple{"f16", DType::f16, "float16"}}) {
+    INFO(flag);
+    const std::string hf = w.dir / (std::string("hf_") + flag);
+    CliRun r = run_tessera("checkpoint export --to hf --dtype " + std::string(flag) + " " + w.dir / "llama" + " " + hf);
+    INFO(r.output);
+    REQUIRE(r.ok());
+    CHECK(json_text(hf + "/config.json").find(fmt::format("\"torch_dtype\": \"{}\"", torch_dtype)) != std::string::npos);
+    if (dtype == DType::f32) continue;
+    const SafetensorsFile wide = load_safetensors(w.dir / "hf_f32/model.safetensors"), narrow = load_safetensors(hf + "/model.safetensors");
+    REQUIRE(wide.tensors.size() == narrow.tensors.size());
+    for (const auto& [name, t] : wide.tensors) {
+      INFO(name);
+      REQUIRE(narrow.tensors.count(name) == 1);
+      const Tensor& u = narrow.tensors.at(name);
+      REQUIRE(u.dtype() == dtype);
+      Tensor expected = Tensor::empty(t.shape(), dtype);
+      ops::cast(t, expected);
+      CHECK(std::memcmp(u.raw(), expected.raw(), expected.nbytes()) == 0);
+    }
+    // Imported (widened exactly), Tessera's logits equal the PyTorch model's on the narrow file.
+    r = run_tessera("checkpoint import --from hf " + hf + " " + hf + "_imported");
+    INFO(r.output);
+    REQUIRE(r.ok());
+    check_logits(hf + "_imported", hf, hf + ".f32");
+  }
+  const CliRun bad = run_tessera("checkpoint export --to hf --dtype fp8 " + w.dir / "llama" + " " + w.dir / "fp8");
+  CHECK(!bad.ok());
+  CHECK(bad.has("--dtype"));
+  CHECK(!fs::exists(w.dir / "fp8"));
 }
 
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {

@@ -260,7 +260,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
   if (s.bos >= 0) j["bos_token_id"] = s.bos;
   if (s.eos >= 0) j["eos_token_id"] = s.eos;
   j["use_cache"] = true;
-  j["torch_dtype"] = "float32";
+  j["torch_dtype"] = s.torch_dtype;
   for (const auto& [key, value] : extra) j[key] = nlohmann::ordered_json::parse(value);
   return j.dump(2) + "\n";
 }

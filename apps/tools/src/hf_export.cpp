@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/error.hpp"
+#include "tessera/ops.hpp"
 #include "tessera/quote.hpp"
 #include "tessera/tools/hf_config.hpp"
 #include "tessera/tools/hf_tokenizer_files.hpp"
@@ -16,11 +17,13 @@ namespace tessera {
 
 namespace fs = std::filesystem;
 
-HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std::string& architecture) {
+HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std::string& architecture, DType dtype) {
+  if (dtype != DType::f32 && dtype != DType::bf16 && dtype != DType::f16)
+    throw ConfigError(fmt::format("export writes f32, bf16 or f16 weights, not {}", dtype_name(dtype)));
   const ConfigSection model_section = saved.config.section("model");
   const std::string plugin = model_section.get_string("plugin", "");
   if (plugin != "gpt")
-    throw ConfigError(fmt::format("{}: its model.plugin is {}, but export supports gpt models: gpt2, gpt_bigcode, llama",
+    throw ConfigError(fmt::format("{}: its model.plugin is {}, but export supports gpt models only",
                                   saved.describe(), quote_untrusted(plugin)));
   StagedFolder staged(out, "the export folder");
   auto tokenizer = build_tokenizer(saved.config);
@@ -28,6 +31,7 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
   const TransformerOptions o = read_gpt_style_options(model_section, vocab, 0, ParallelSizes{}, plugin);
   HfGptShape shape = hf_shape_for_export(o, architecture, saved.config.source());
   shape.bos = shape.eos = tokenizer->eod();
+  shape.torch_dtype = dtype == DType::bf16 ? "bfloat16" : dtype == DType::f16 ? "float16" : "float32";
 
   auto model = build_model(saved.config, vocab, 0);
   std::vector<Parameter*> params;
@@ -39,7 +43,14 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
     if (p->unpadded_rows >= 0) t = t.rows(0, p->unpadded_rows).clone();  // the real vocabulary only
     tessera.emplace(p->name, std::move(t));
   }
-  const NamedTensors hf = hf_tensors_from_tessera(shape, tessera);
+  NamedTensors hf = hf_tensors_from_tessera(shape, tessera);
+  if (dtype != DType::f32) {  // rounded to nearest even, as torch's .to(torch.bfloat16)
+    for (auto& [name, t] : hf) {
+      Tensor narrow = Tensor::empty(t.shape(), dtype);
+      ops::cast(t, narrow);
+      t = std::move(narrow);
+    }
+  }
   // transformers refuses a safetensors file without format "pt" in its metadata.
   save_safetensors(staged.path() / "model.safetensors", hf, {{"format", "pt"}});
   const HfTokenizerFiles files = write_hf_tokenizer_files(saved.config, *tokenizer, staged.path(), shape.positions);

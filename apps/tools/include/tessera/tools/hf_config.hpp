@@ -21,6 +21,7 @@ struct HfGptShape {
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown
+  std::string torch_dtype = "float32";  // the weights' (export: config.json's torch_dtype)
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
