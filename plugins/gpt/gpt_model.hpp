@@ -76,7 +76,7 @@ class GptModel : public Model, public Generator {
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype = DType::f32);
   FieldSpecs batch_fields() const override;
   std::optional<double> loss_tokens(const Batch& batch) const override;  // the loss_mask's sum
-  std::vector<std::string> metric_names() const override { return moe_metric_names(o_.moe); }  // router losses
+  std::vector<std::string> metric_names() const override { return moe_metric_names(o_.moe, o_.moe_layer_indices()); }
   void collect_parameters(std::vector<Parameter*>& out) override;
   // One tensor crosses every stage boundary: the hidden state (activation_shape).
   StageOutput forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs,

@@ -41,7 +41,7 @@ class GptPlanner : public ModelPlanner {
   std::int64_t total_parameters() const override { return transformer_total_parameters(whole_.first, whole_.second); }
 
   std::int64_t seq_length() const override { return o_.seq_length; }
-  std::int64_t metrics() const override { return static_cast<std::int64_t>(moe_metric_names(o_.moe).size()); }
+  std::int64_t metrics() const override { return static_cast<std::int64_t>(moe_metric_names(o_.moe, o_.moe_layer_indices()).size()); }
 
   double flops_per_iteration(std::int64_t sequences) const override { return gpt_flops_per_iteration(o_, sequences); }
 

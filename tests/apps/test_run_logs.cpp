@@ -227,6 +227,67 @@ TEST_CASE("mixture-of-experts router losses: after the loss on every line, its w
   }
 }
 
+TEST_CASE("moe_per_layer_logging: each mixture layer's router losses in TensorBoard, their mean the line's; pp2 alike",
+          "[unit]") {
+  tessera::test::CliWorkspace w;
+  // Layers 0, 2 and 3 are mixtures, layer 1 dense.
+  const std::vector<std::string> model{"--set", "training.train_iters=3", "--set", "model.num_layers=4",
+                                       "--set", "model.num_experts=4", "--set", "model.moe_layer_freq=[1,0,1,1]",
+                                       "--set", "model.moe_aux_loss_coeff=0.01", "--set", "model.moe_z_loss_coeff=0.001",
+                                       "--set", "model.moe_per_layer_logging=true"};
+  const auto train = [&](const std::string& name, std::vector<std::string> launcher) {
+    std::vector<std::string> args{"train", w.config, "--set", "checkpoint.save=" + (w.dir / ("s_" + name)), "--set",
+                                  "logging.tensorboard_dir=" + (w.dir / ("tb_" + name))};
+    args.insert(args.end(), model.begin(), model.end());
+    std::string output;
+    if (launcher.empty()) {
+      const CliRun t = tessera_cli(args);
+      INFO(t.output);
+      REQUIRE(t.ok());
+      output = t.output;
+    } else {
+      launcher.push_back(tessera::test::kTesseraBinary);
+      launcher.insert(launcher.end(), args.begin(), args.end());
+      launcher.insert(launcher.end(), {"--set", "parallel.pipeline_model_parallel_size=2"});
+      int status = 0;
+      output = tessera::test::run_command(launcher, &status, true);
+      INFO(output);
+      REQUIRE(status == 0);
+    }
+    CHECK(output.find("moe/") == std::string::npos);  // per-layer values are not on the line
+    std::map<std::string, std::vector<double>> scalars;
+    const nlohmann::json events = dump_events(w.dir / ("tb_" + name));
+    for (const auto& s : events["scalars"]) scalars[s["tag"].get<std::string>()].push_back(s["value"].get<double>());
+    return scalars;
+  };
+  auto one = train("one", {});
+  for (const std::string loss : {"load_balancing_loss", "z_loss"}) {
+    INFO(loss);
+    CHECK(one.count("moe/" + loss + "_layer_1") == 0);  // the dense layer
+    REQUIRE(one[loss].size() == 3);
+    for (const int layer : {0, 2, 3}) REQUIRE(one["moe/" + loss + "_layer_" + std::to_string(layer)].size() == 3);
+    for (std::size_t it = 0; it < 3; ++it) {
+      const double mean = (one["moe/" + loss + "_layer_0"][it] + one["moe/" + loss + "_layer_2"][it] +
+                           one["moe/" + loss + "_layer_3"][it]) / 3;
+      CHECK(one[loss][it] == Approx(mean).epsilon(1e-6));
+    }
+    // The layers route differently: their values are not one number copied.
+    CHECK(one["moe/" + loss + "_layer_0"][0] != one["moe/" + loss + "_layer_2"][0]);
+  }
+#ifdef TESSERA_MPIEXEC_PATH
+  // Two pipeline stages (layers 0–1, 2–3): each layer's values as one process's.
+  auto pp2 = train("pp2", {"/usr/bin/env", "OMP_NUM_THREADS=1", TESSERA_MPIEXEC_PATH, "--allow-run-as-root",
+                           "--oversubscribe", "-np", "2"});
+  for (const std::string loss : {"load_balancing_loss", "z_loss"})
+    for (const int layer : {0, 2, 3}) {
+      const std::string tag = "moe/" + loss + "_layer_" + std::to_string(layer);
+      INFO(tag);
+      REQUIRE(pp2[tag].size() == 3);
+      for (std::size_t it = 0; it < 3; ++it) CHECK(pp2[tag][it] == Approx(one[tag][it]).epsilon(1e-5));
+    }
+#endif
+}
+
 TEST_CASE("a model with several loss terms writes each, and its validation", "[unit]") {
   tessera::test::TempDir dir;
   {

@@ -95,8 +95,9 @@ class Model {
   // loss is logged as one "lm loss".
   virtual std::vector<std::string> loss_part_names() const { return {}; }
   // The statistics its modules report to StepContext::metrics in training (GPT with mixture-of-
-  // experts layers: "load_balancing_loss", "z_loss"), logged after the losses in this order. Every
-  // rank's model lists the same names (they are reduced over pp and dp by position).
+  // experts layers: "load_balancing_loss", "z_loss"), logged after the losses in this order; a name
+  // with a '/' ("moe/z_loss_layer_3") goes to TensorBoard only. Every rank's model lists the same
+  // names (they are reduced over pp and dp by position).
   virtual std::vector<std::string> metric_names() const { return {}; }
   // The tokens the loss of `batch` averages over (GPT: its loss_mask's sum; Megatron-Core's
   // num_tokens), for [training] calculate_per_token_loss, which weighs each microbatch's mean loss by

@@ -75,11 +75,19 @@ struct MoeSaved {
 
 }  // namespace
 
-std::vector<std::string> moe_metric_names(const MoeOptions& moe) {
+std::string moe_layer_metric_name(const std::string& name, std::int64_t layer) {
+  return fmt::format("moe/{}_layer_{}", name, layer);
+}
+
+std::vector<std::string> moe_metric_names(const MoeOptions& moe, const std::vector<std::int64_t>& moe_layers) {
   std::vector<std::string> names;
   if (moe.router.experts == 0) return names;
   if (moe.router.load_balancing) names.push_back(moe.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss);
   if (moe.router.z_loss_coeff > 0) names.push_back(kZLoss);
+  if (!moe.per_layer_logging) return names;
+  const std::size_t totals = names.size();
+  for (std::size_t n = 0; n < totals; ++n)
+    for (std::int64_t layer : moe_layers) names.push_back(moe_layer_metric_name(names[n], layer));
   return names;
 }
 
@@ -142,6 +150,7 @@ void MoeLayer::update_expert_bias(const std::vector<double>& tokens_per_expert) 
 MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOptions& moe, std::uint64_t seed,
                    TpGroup tp)
     : hidden_(layer.hidden),
+      layer_index_(layer.layer_index),
       sequence_parallel_(layer.sequence_parallel),
       moe_(moe),
       tp_(std::move(tp)),
@@ -301,10 +310,13 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
 Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   MoeSaved s = ctx.store().take<MoeSaved>(this);
   if (ctx.metrics) {  // Megatron-LM's tracked values: the losses without their coefficients
+    const auto report = [&](const std::string& name, double value) {
+      ctx.metrics->add(name, value);
+      if (moe_.per_layer_logging) ctx.metrics->add(moe_layer_metric_name(name, layer_index_), value);
+    };
     if (moe_.router.load_balancing)
-      ctx.metrics->add(moe_.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss,
-                       s.routing.load_balancing_loss);
-    if (moe_.router.z_loss_coeff > 0) ctx.metrics->add(kZLoss, s.routing.z_loss);
+      report(moe_.router.per_sequence ? kSeqLoadBalancingLoss : kLoadBalancingLoss, s.routing.load_balancing_loss);
+    if (moe_.router.z_loss_coeff > 0) report(kZLoss, s.routing.z_loss);
   }
   if (moe_.router.expert_bias && ctx.buffer_statistics) {  // the tokens each expert took from this rank's rows
     std::vector<double> counts(static_cast<std::size_t>(moe_.router.experts));

@@ -63,11 +63,12 @@ AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKi
   return a;
 }
 
-MlpOptions mlp_options(const TransformerLayerOptions& o) {
+MlpOptions mlp_options(const TransformerLayerOptions& o, std::int64_t layer_index) {
   MlpOptions m{o.attention.hidden, o.ffn_hidden, o.attention.init_std, o.attention.output_init_std,
                o.attention.sequence_parallel};
   m.bias = o.attention.bias;
   m.gelu = o.gelu;
+  m.layer_index = layer_index;
   return m;
 }
 
@@ -83,7 +84,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
       attention_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 1)),
       cross_dropout_(o.hidden_dropout, site(o, (std::int64_t{1} << 32) + layer_index)),
       norm2_(o.spec.norm.build(name + ".ln2", o.attention.hidden, o.layernorm_epsilon)),
-      mlp_(o.spec.mlp.build(name + ".mlp", mlp_options(o), seed, o.attention.tp)),
+      mlp_(o.spec.mlp.build(name + ".mlp", mlp_options(o, layer_index), seed, o.attention.tp)),
       mlp_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 2)) {
   if (o.spec.cross_attention) {
     cross_norm_ = o.spec.norm.build(name + ".cross_ln", o.attention.hidden, o.layernorm_epsilon);
@@ -122,7 +123,7 @@ ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostSh
     c += Attention::cost(attention_options(o, AttentionKind::cross, 0), s);
   }
   c += norm;
-  c += o.spec.mlp.cost(mlp_options(o), s.tokens(), s.tp);
+  c += o.spec.mlp.cost(mlp_options(o, -1), s.tokens(), s.tp);
   if (sp) {
     const std::int64_t norms = o.spec.cross_attention ? 3 : 2;
     c.tp_replicated_grads += {plan_mul(norms, norm.parameter_tensors), plan_mul(norms, norm.parameters)};

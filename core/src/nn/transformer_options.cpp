@@ -293,7 +293,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                          "moe_token_drop_policy", "moe_router_score_function",
                                          "moe_router_num_groups", "moe_router_group_topk",
                                          "moe_router_enable_expert_bias", "moe_router_bias_update_rate",
-                                         "moe_token_dispatcher_type", "moe_shared_expert_gate"};
+                                         "moe_token_dispatcher_type", "moe_shared_expert_gate",
+                                         "moe_per_layer_logging"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -333,6 +334,7 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
   // Megatron-Core's SharedExpertMLP gate (Qwen-MoE's shared_expert_gate): the shared expert's output
   // times sigmoid(x · w) per token.
   m.shared_gate = s.get_bool("moe_shared_expert_gate", false);
+  m.per_layer_logging = s.get_bool("moe_per_layer_logging", false);
   if (m.shared_gate && m.shared_ffn_hidden == 0)
     throw ConfigError(fmt::format("model.moe_shared_expert_gate (in {}) gates the shared expert, but there is none: "
                                   "set model.moe_shared_expert_intermediate_size, or drop the key",
@@ -366,10 +368,13 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
   return o;
 }
 
-std::int64_t TransformerOptions::moe_layers() const {
-  std::int64_t n = 0;
-  for (std::int64_t i = 0; i < num_layers; ++i) n += moe_layer(i) ? 1 : 0;
-  return n;
+std::int64_t TransformerOptions::moe_layers() const { return static_cast<std::int64_t>(moe_layer_indices().size()); }
+
+std::vector<std::int64_t> TransformerOptions::moe_layer_indices() const {
+  std::vector<std::int64_t> layers;
+  for (std::int64_t i = 0; i < num_layers; ++i)
+    if (moe_layer(i)) layers.push_back(i);
+  return layers;
 }
 
 void refuse_pipeline_split(int pipeline_split_rank, const std::string& model) {

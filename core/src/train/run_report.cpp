@@ -19,7 +19,10 @@ void log_iteration(const IterationLine& l) {
     losses.clear();
     for (const auto& [name, value] : l.loss_parts) losses += fmt::format(" {}: {:.6E} |", name, value);
   }
-  for (const auto& [name, value] : l.metrics) losses += fmt::format(" {}: {:.6E} |", name, value);
+  // A statistic named like a TensorBoard folder ("moe/…_layer_i", per layer) goes to TensorBoard
+  // only, as Megatron-Core's per-layer MoE logging.
+  for (const auto& [name, value] : l.metrics)
+    if (name.find('/') == std::string::npos) losses += fmt::format(" {}: {:.6E} |", name, value);
   // Megatron's order and "num zeros: {:.1f}" (a count its parsers read as a float).
   std::string statistics = l.num_zeros_in_grad >= 0 ? fmt::format(" num zeros: {:.1f} |", l.num_zeros_in_grad) : "";
   if (l.params_norm >= 0) statistics += fmt::format(" params norm: {:.6E} |", l.params_norm);

@@ -26,6 +26,9 @@ struct MlpOptions {
   // false (not with sequence_parallel): neither fc1's input gradient nor fc2's output is summed over
   // tp; the caller sums several MLPs' partial results and reduces once (mixture-of-experts layers).
   bool reduce = true;
+  // The transformer layer's index in the whole model (-1: none); mixture-of-experts layers tag their
+  // per-layer statistics with it.
+  std::int64_t layer_index = -1;
 };
 
 class Mlp : public Module {

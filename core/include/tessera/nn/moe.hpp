@@ -58,6 +58,9 @@ struct MoeOptions {
   // outputs back the same way; "allgather" (false, Megatron-LM's default): every rank gathers every
   // row. The routing table and the routing weights' gradient go by all-gather / reduce-scatter either way.
   bool alltoall = false;
+  // moe_per_layer_logging (Megatron-Core's): each layer also reports its own statistics, under
+  // moe_layer_metric_name (TensorBoard only).
+  bool per_layer_logging = false;
 };
 
 class MoeLayer : public Module {
@@ -81,6 +84,7 @@ class MoeLayer : public Module {
   // An expert's options (ffn: the routed experts' or the shared one's).
   static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn);
   std::int64_t hidden_;
+  std::int64_t layer_index_;  // in the whole model (per-layer statistics)
   bool sequence_parallel_;
   MoeOptions moe_;
   TpGroup tp_;
@@ -99,7 +103,11 @@ class MoeLayer : public Module {
 // balanced router for the first).
 inline const std::string kLoadBalancingLoss = "load_balancing_loss", kSeqLoadBalancingLoss = "seq_load_balancing_loss",
                          kZLoss = "z_loss";
-std::vector<std::string> moe_metric_names(const MoeOptions& moe);
+// With per_layer_logging each layer reports its own too, as "moe/<name>_layer_<i>" (Megatron-Core's
+// TensorBoard tags; i the layer's index in the whole model); `moe_layers` lists the model's mixture
+// layers, for those names (Model::metric_names: every rank lists every layer's).
+std::string moe_layer_metric_name(const std::string& name, std::int64_t layer);
+std::vector<std::string> moe_metric_names(const MoeOptions& moe, const std::vector<std::int64_t>& moe_layers = {});
 
 // Expert e's parameters are named <layer>.experts.<e>.<…>. Under expert parallelism the files that
 // hold every expert (checkpoint model files) are read and described by these: whether a tensor is an

@@ -58,6 +58,7 @@ struct TransformerOptions {
            (moe_layer_pattern.empty() || moe_layer_pattern.at(static_cast<std::size_t>(layer)));
   }
   std::int64_t moe_layers() const;  // how many layers moe_layer names
+  std::vector<std::int64_t> moe_layer_indices() const;  // which
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
