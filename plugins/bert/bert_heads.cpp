@@ -10,11 +10,13 @@ namespace {
 
 LinearOptions square(const BertOptions& o) { return {o.t.hidden_size, o.t.hidden_size, true, o.t.init_method_std}; }
 
-// Megatron-LM's BertLMHead applies torch.nn.functional.gelu: the exact (erf) form, where the MLP's
-// fused bias-GELU is the tanh one.
-Tensor gelu(const Tensor& x) {
+// Megatron-LM's BertLMHead applies torch.nn.functional.gelu — the exact (erf) form, where the MLP's
+// fused bias-GELU is the tanh one — or with --openai-gelu the tanh form.
+ops::GeluForm head_gelu(const BertOptions& o) { return o.t.openai_gelu ? ops::GeluForm::tanh : ops::GeluForm::erf; }
+
+Tensor gelu(const Tensor& x, ops::GeluForm form) {
   Tensor y = x.new_empty(x.shape());
-  ops::gelu_forward(x, y, ops::GeluForm::erf);
+  ops::gelu_forward(x, y, form);
   return y;
 }
 
@@ -62,7 +64,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
 
   // Masked LM: transform, then the tied, vocab-parallel head with its bias; labels −1 are not predicted.
   Tensor t1 = hd.lm_dense.forward(ctx, h2);
-  Tensor t2 = gelu(t1);
+  Tensor t2 = gelu(t1, head_gelu(o_));
   Tensor t3 = hd.lm_norm.forward(ctx, t2);
   Tensor labels = batch.get("labels").reshape({N});
   Tensor mask = batch.get("loss_mask").reshape({N});
@@ -87,7 +89,7 @@ BertModel::HeadLosses BertModel::head_losses(StepContext& ctx, const Tensor& h, 
     // Each rank's gradient covers its vocabulary columns: summed over tp before the replicated transform.
     copy_to_tp_backward(lm.dh, tp_);
     Tensor dt2 = hd.lm_norm.backward(ctx, lm.dh);
-    ops::gelu_backward(dt2, t1, dt2, ops::GeluForm::erf);
+    ops::gelu_backward(dt2, t1, dt2, head_gelu(o_));
     dh = hd.lm_dense.backward(ctx, dt2);
   }
 

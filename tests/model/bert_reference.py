@@ -29,6 +29,8 @@ def main(directory):
     D = int(t["shape"][4])  # channels per head (kv_channels): the attention projections are H·D wide
     post = len(t["shape"]) > 5 and bool(t["shape"][5])
     gelu = "none" if len(t["shape"]) > 6 and bool(t["shape"][6]) else "tanh"
+    # BertLMHead: F.gelu (erf), or openai_gelu (tanh) with --openai-gelu
+    head_gelu = "tanh" if len(t["shape"]) > 7 and bool(t["shape"][7]) else "none"
 
     x = p["embedding.word_embeddings.weight"][tokens] + p["embedding.position_embeddings.weight"][torch.arange(T)]
     if binary:
@@ -50,7 +52,7 @@ def main(directory):
         x = (a2 if post else x) + F.linear(m, p[f"{n}.mlp.fc2.weight"], p[f"{n}.mlp.fc2.bias"])
     x = F.layer_norm(x, (C,), p["final_layernorm.weight"], p["final_layernorm.bias"], eps)
 
-    h = F.gelu(F.linear(x, p["lm_head.dense.weight"], p["lm_head.dense.bias"]))  # exact, as Megatron's BertLMHead
+    h = F.gelu(F.linear(x, p["lm_head.dense.weight"], p["lm_head.dense.bias"]), approximate=head_gelu)
     h = F.layer_norm(h, (C,), p["lm_head.layernorm.weight"], p["lm_head.layernorm.bias"], eps)
     logits = h @ p["embedding.word_embeddings.weight"].t() + p["lm_head.bias"]  # padded vocabulary
     flat = mask.reshape(-1)

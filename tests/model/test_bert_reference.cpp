@@ -103,12 +103,14 @@ StageOutput step(Model& model, const Batch& batch) {
 }
 
 // post_ln_residual: model.apply_residual_connection_post_layernorm (the original BERT's residuals
-// from the norms' outputs); exact_gelu: model.bias_gelu_fusion = false (the MLP's erf GELU).
+// from the norms' outputs); exact_gelu: model.bias_gelu_fusion = false (the MLP's erf GELU);
+// openai_gelu: model.openai_gelu (the tanh GELU in the LM head too).
 void check_against_torch(bool binary_head, std::int64_t kv_channels = 0, bool post_ln_residual = false,
-                         bool exact_gelu = false) {
+                         bool exact_gelu = false, bool openai_gelu = false) {
   Built built = build_bert(binary_head, DType::f32, kv_channels,
-                           fmt::format("apply_residual_connection_post_layernorm = {}\nbias_gelu_fusion = {}",
-                                       post_ln_residual, !exact_gelu));
+                           fmt::format("apply_residual_connection_post_layernorm = {}\nbias_gelu_fusion = {}\n"
+                                       "openai_gelu = {}",
+                                       post_ln_residual, !exact_gelu, openai_gelu));
   const std::int64_t D = kv_channels > 0 ? kv_channels : C / H;
   auto& model = built.model;
   const std::vector<Parameter*>& params = built.params;
@@ -117,12 +119,13 @@ void check_against_torch(bool binary_head, std::int64_t kv_channels = 0, bool po
   REQUIRE(out.loss_parts.size() == (binary_head ? 2u : 0u));
 
   const std::string dir =
-      fmt::format("bert_reference_binary{}_kv{}_post{}_erf{}", binary_head, D, post_ln_residual, exact_gelu);
+      fmt::format("bert_reference_binary{}_kv{}_post{}_erf{}_openai{}", binary_head, D, post_ln_residual, exact_gelu,
+                  openai_gelu);
   std::filesystem::create_directories(dir);
   NamedTensors saved;
   for (Parameter* p : params) saved.emplace_back(p->name, p->value);
-  saved.emplace_back("shape", Tensor::from<std::int32_t>({7}, {int(L), int(C), int(H), int(binary_head), int(D),
-                                                               int(post_ln_residual), int(exact_gelu)}));
+  saved.emplace_back("shape", Tensor::from<std::int32_t>({8}, {int(L), int(C), int(H), int(binary_head), int(D),
+                                                               int(post_ln_residual), int(exact_gelu), int(openai_gelu)}));
   for (const char* f : {"tokens", "labels", "loss_mask", "padding_mask", "types", "is_random"})
     saved.emplace_back(f, batch.get(f));
   save_safetensors(dir + "/tessera.safetensors", saved);
@@ -154,6 +157,11 @@ TEST_CASE("BERT with residuals from the norms' outputs and the exact GELU (origi
   // Megatron-LM's --apply-residual-connection-post-layernorm and --no-bias-gelu-fusion on BERT.
   check_against_torch(true, 0, true, false);
   check_against_torch(true, 0, false, true);
+}
+
+TEST_CASE("BERT with openai_gelu: the tanh GELU in the LM head too, as Megatron-LM's BertLMHead, equals PyTorch",
+          "[reference]") {
+  check_against_torch(true, 0, false, false, true);
 }
 
 TEST_CASE("BERT with kv_channels (heads of 20 channels, not 48 / 4) equals PyTorch", "[reference]") {

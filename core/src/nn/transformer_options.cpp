@@ -13,8 +13,8 @@ namespace tessera {
 
 void read_residual_and_gelu(const ConfigSection& s, TransformerOptions& o) {
   o.residual_post_norm = s.get_bool("apply_residual_connection_post_layernorm", false);
-  const bool openai_gelu = s.get_bool("openai_gelu", false);
-  o.exact_gelu = !s.get_bool("bias_gelu_fusion", true) && !openai_gelu;
+  o.openai_gelu = s.get_bool("openai_gelu", false);
+  o.exact_gelu = !s.get_bool("bias_gelu_fusion", true) && !o.openai_gelu;
 }
 
 TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,

@@ -33,6 +33,8 @@ struct TransformerOptions {
   // The GELU MLP's exact erf form instead of the tanh one: Megatron-LM computes F.gelu with
   // --no-bias-gelu-fusion (bias_gelu_fusion = false) unless --openai-gelu (openai_gelu = true).
   bool exact_gelu = false;
+  // --openai-gelu: the tanh form everywhere, also in BERT's LM head (whose GELU is otherwise F.gelu's erf).
+  bool openai_gelu = false;
   // Llama-style blocks (read_llama_style_options, docs/llama.md; Megatron-Core's key names). The
   // defaults are GPT-2's, which BERT and T5 keep.
   // position_embedding_type: "learned_absolute" (a position table: learned_positions), "rope"
