@@ -121,9 +121,10 @@ RegisterCommand reg{
                        "gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, mixtral, qwen2_moe or qwen3_moe (default: "
                        "llama for a Llama-style model, qwen2 for one with add_qkv_bias, qwen3 for one with "
                        "qk_layernorm; with num_experts qwen3_moe with qk_layernorm, qwen2_moe with add_qkv_bias or "
-                       "a shared expert, else mixtral; gpt2 for multi-head attention, gpt_bigcode for multi-query)")
-           ->check(CLI::IsMember(
-               {"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"}));
+                       "a shared expert, else mixtral; gpt2 for multi-head attention, gpt_bigcode for multi-query); "
+                       "a bert model exports as megatron-bert")
+           ->check(CLI::IsMember({"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe",
+                                  "qwen3_moe", "megatron-bert"}));
        exp->add_option("--dtype", a->dtype,
                        "the weights' type in model.safetensors: f32, or bf16 / f16 rounded to nearest even (config.json's "
                        "torch_dtype says which)")

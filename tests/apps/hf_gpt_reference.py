@@ -17,6 +17,16 @@ queries, RMSNorm, SwiGLU, tied or untied heads. Computed in float64.
 TOKENS: comma-separated token ids of one sequence; LOGITS: raw little-endian f32 [T, vocab] from
 Tessera, row t the logits after tokens[0..t]. Prints the largest difference relative to the
 largest logit and exits 1 when it exceeds 1e-5.
+
+    hf_gpt_reference.py bert HF_FOLDER BATCH LM_LOSS SOP_LOSS
+
+A megatron-bert folder (MegatronBertForPreTraining or MegatronBertForMaskedLM, written from
+transformers' modeling_megatron_bert: pre-LayerNorm layers, no embedding LayerNorm, the encoder's
+final LayerNorm, the LM head's dense → hidden_act → LayerNorm → tied decoder + bias, the pooler's
+tanh and seq_relationship) on BATCH (a safetensors file with tokens, types, labels, loss_mask,
+padding_mask and is_random as Tessera's BERT reads them): its masked-LM loss (mean over loss_mask)
+and sentence-order loss against Tessera's, each within 1e-5 relative, and the token distributions at
+the positions BATCH's "probs:<b·T + t>" give (Tessera's softmax) within 1e-5; exits 1 otherwise.
 """
 import json
 import math
@@ -26,7 +36,7 @@ import sys
 import numpy as np
 import torch
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
 
 
 def bf16_to_f64(raw, shape):
@@ -34,13 +44,14 @@ def bf16_to_f64(raw, shape):
     return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape).astype(np.float64)
 
 
-def load_safetensors(path):
+def load_safetensors(path, file_format="pt"):
     """The safetensors format: u64 header length, JSON header, raw little-endian data."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
         data = f.read()
-    assert header.get("__metadata__", {}).get("format") == "pt", "transformers needs metadata format 'pt'"
+    if file_format == "pt":
+        assert header.get("__metadata__", {}).get("format") == "pt", "transformers needs metadata format 'pt'"
     out = {}
     for name, e in header.items():
         if name == "__metadata__":
@@ -226,7 +237,75 @@ def llama(cfg, w, ids):
     return x @ head.t()
 
 
+def hf_gelu(cfg):
+    return gelu_new if cfg["hidden_act"] in ("gelu_new", "gelu_pytorch_tanh") else torch.nn.functional.gelu
+
+
+def megatron_bert(cfg, w, batch):
+    """MegatronBertForPreTraining's (or ForMaskedLM's) losses: masked LM over loss_mask, sentence order."""
+    assert cfg.get("position_embedding_type", "absolute") == "absolute"
+    act = hf_gelu(cfg)
+    C, H, L, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"], cfg["layer_norm_eps"]
+    D = C // H
+    tokens, types = batch["tokens"].long(), batch["types"].long()
+    B, T = tokens.shape
+    keep = batch["padding_mask"] > 0
+    e = "bert.embeddings."
+    x = w[e + "word_embeddings.weight"][tokens] + w[e + "position_embeddings.weight"][:T]
+    # MegatronBertForMaskedLM is given no token types (zeros); the pretraining model reads them.
+    pretraining = "cls.seq_relationship.weight" in w
+    x = x + w[e + "token_type_embeddings.weight"][types if pretraining else torch.zeros_like(types)]
+    # get_extended_attention_mask: (1 − mask) · finfo.min added to every query's scores of a padded key.
+    additive = (~keep).double()[:, None, None, :] * torch.finfo(torch.float64).min
+
+    def linear(a, name):
+        return a @ w[name + ".weight"].t() + w[name + ".bias"]
+
+    def ln(a, name):
+        return layer_norm(a, w[name + ".weight"], w[name + ".bias"], eps)
+
+    for i in range(L):
+        p = f"bert.encoder.layer.{i}."
+        a = ln(x, p + "attention.ln")
+        q, k, v = (linear(a, p + f"attention.self.{n}").view(B, T, H, D).transpose(1, 2) for n in ("query", "key", "value"))
+        s = q @ k.transpose(-1, -2) / math.sqrt(D) + additive
+        ctx = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + linear(ctx, p + "attention.output.dense")
+        m = ln(x, p + "ln")
+        x = x + linear(act(linear(m, p + "intermediate.dense")), p + "output.dense")
+    x = ln(x, "bert.encoder.ln")
+    h = ln(act(linear(x, "cls.predictions.transform.dense")), "cls.predictions.transform.LayerNorm")
+    logits = h @ w[e + "word_embeddings.weight"].t() + w["cls.predictions.bias"]
+    mask = batch["loss_mask"].reshape(-1)
+    losses = torch.nn.functional.cross_entropy(logits.reshape(B * T, -1), batch["labels"].long().reshape(-1).clamp(min=0),
+                                               reduction="none")
+    lm = ((losses * mask).sum() / mask.sum()).item()
+    # Tessera's whole distribution at some positions ("probs:<b·T + t>"): the largest difference.
+    probs = logits.reshape(B * T, -1).softmax(-1)
+    worst = max(((probs[int(k.split(":")[1])] - v).abs().max().item() for k, v in batch.items() if k.startswith("probs:")),
+                default=0.0)
+    sop = 0.0
+    if pretraining:
+        pooled = torch.tanh(linear(x[:, 0], "bert.pooler.dense"))
+        order = linear(pooled, "cls.seq_relationship")
+        sop = torch.nn.functional.cross_entropy(order, batch["is_random"].long().reshape(-1)).item()
+    return lm, sop, worst
+
+
+def bert_main(folder, batch_path, lm_tessera, sop_tessera):
+    cfg = json.load(open(f"{folder}/config.json"))
+    assert cfg["model_type"] == "megatron-bert"
+    lm, sop, worst = megatron_bert(cfg, load_safetensors(f"{folder}/model.safetensors"),
+                                   load_safetensors(batch_path, "tessera"))
+    rel = max(abs(lm - lm_tessera) / abs(lm), abs(sop - sop_tessera) / abs(sop) if sop else abs(sop_tessera))
+    print(f"megatron-bert: lm loss {lm:.8f} (Tessera {lm_tessera:.8f}), sop loss {sop:.8f} (Tessera {sop_tessera:.8f}), "
+          f"largest relative difference {rel:.3g}; token probabilities at most {worst:.3g} apart")
+    sys.exit(0 if rel <= 1e-5 and worst <= 1e-5 else 1)
+
+
 def main():
+    if sys.argv[1] == "bert":
+        bert_main(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
     folder, tokens, logits_path = sys.argv[1:4]
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")

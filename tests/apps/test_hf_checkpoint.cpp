@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -396,6 +397,208 @@ TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to neares
   CHECK(!fs::exists(w.dir / "fp8"));
 }
 
+namespace {
+
+// Tessera's BERT losses (masked LM, sentence order) from the saved model `load` on a padded batch,
+// against the PyTorch MegatronBert model on the HF folder `hf` (hf_gpt_reference.py bert): within
+// 1e-5 relative.
+void check_bert_losses(const std::string& load, const std::string& hf, const std::string& scratch) {
+  SavedModel saved = open_saved_model(load);
+  auto tokenizer = build_tokenizer(saved.config);
+  const std::int64_t vocab = tokenizer->vocab_size();
+  auto model = build_model(saved.config, vocab, 0);
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  load_saved_weights(saved, params);
+  // Three sequences of 32, 20 and 9 real tokens, then padding; token types 0 then 1; the real
+  // tokens all predicted, each as another random token.
+  constexpr std::int64_t B = 3, T = 32;
+  const std::int64_t lengths[B] = {32, 20, 9};
+  Tensor tokens = Tensor::zeros({B, T}, DType::i32), types = Tensor::zeros({B, T}, DType::i32);
+  Tensor labels = Tensor::zeros({B, T}, DType::i32), loss_mask = Tensor::zeros({B, T});
+  Tensor padding = Tensor::zeros({B, T}, DType::u8), is_random = Tensor::zeros({B, 1}, DType::i32);
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(vocab - 1));
+  for (std::int64_t b = 0; b < B; ++b) {
+    is_random.data<std::int32_t>()[b] = static_cast<std::int32_t>(b % 2);
+    for (std::int64_t t = 0; t < lengths[b]; ++t) {
+      tokens.data<std::int32_t>()[b * T + t] = token(rng);
+      types.data<std::int32_t>()[b * T + t] = t >= lengths[b] / 2 ? 1 : 0;
+      labels.data<std::int32_t>()[b * T + t] = token(rng);
+      loss_mask.data<float>()[b * T + t] = 1.0f;
+      padding.data<std::uint8_t>()[b * T + t] = 1;
+    }
+  }
+  Batch batch;
+  NamedTensors fields{{"tokens", tokens}, {"types", types},       {"labels", labels},
+                      {"loss_mask", loss_mask}, {"padding_mask", padding}, {"is_random", is_random}};
+  for (const auto& [name, t] : fields) batch.set(name, t);
+  ActivationStore store;
+  StepContext ctx{store};
+  ctx.training = false;
+  const StageOutput out = model->forward_stage(ctx, batch, {}, 0);
+  const double lm = out.loss_parts.empty() ? out.loss : out.loss_parts[0];
+  const double sop = out.loss_parts.size() > 1 ? out.loss_parts[1] : 0.0;
+  // The losses alone hardly see small changes of large logits. Each position's whole distribution:
+  // with that position the only one predicted, the LM head's bias gradient is softmax − one-hot.
+  Parameter* bias = nullptr;
+  for (Parameter* p : params)
+    if (p->name == "lm_head.bias") bias = p;
+  REQUIRE(bias != nullptr);
+  for (const auto& [b, t] : {std::pair<std::int64_t, std::int64_t>{0, 5}, {1, 17}, {2, 8}}) {
+    Batch one = batch;
+    Tensor mask = Tensor::zeros({B, T});
+    mask.data<float>()[b * T + t] = 1.0f;
+    one.set("loss_mask", mask);
+    for (Parameter* p : params) p->grad.fill_(0.0f);
+    ActivationStore s;
+    StepContext train{s};
+    model->forward_stage(train, one, {}, 0);
+    model->backward(train);
+    Tensor probs = bias->grad.to(Device::cpu()).clone();
+    probs.data<float>()[labels.data<std::int32_t>()[b * T + t]] += 1.0f;
+    fields.emplace_back(fmt::format("probs:{}", b * T + t), probs);
+  }
+  save_safetensors(scratch, fields, {{"format", "tessera"}});
+  int status = 0;
+  const std::string report = tessera::test::run_command(
+      {"/usr/bin/python3", TESSERA_SOURCE_DIR "/tests/apps/hf_gpt_reference.py", "bert", hf, scratch,
+       fmt::format("{:.17g}", lm), fmt::format("{:.17g}", sop)},
+      &status, true);
+  INFO(report);
+  CHECK(status == 0);
+  std::printf("%s", report.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("BERT exports as megatron-bert: PyTorch's MegatronBert gives Tessera's losses; import → export byte-identical") {
+  CliWorkspace w;
+  // A small BERT on the sentences of Debian's licence texts (tests/parallel/bert_run.toml's corpus),
+  // its vocabulary unpadded: the losses' softmax then spans the same tokens as the exported model's
+  // (export cuts the padding rows, whose logits Tessera's loss also normalises over). Large initial
+  // weights make the GELU's two forms tell apart: with the wrong one in PyTorch the token
+  // probabilities were 4.3·10⁻⁵ or more apart (at most 5.9·10⁻⁷ with the right one); at
+  // init_method_std 0.02 neither they nor the losses (2.0·10⁻⁸) saw it.
+  for (const char* ext : {".bin", ".idx"})
+    fs::copy_file(std::string(TESSERA_SOURCE_DIR "/tests/parallel/corpus/licenses_sentences") + ext,
+                  w.dir / (std::string("sentences") + ext));
+  const std::string config = w.dir / "bert.toml";
+  tessera::test::write_text(config, fmt::format(R"([model]
+plugin = "bert"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 32
+make_vocab_size_divisible_by = 1
+init_method_std = 0.5
+[tokenizer]
+plugin = "bert_wordpiece"
+vocab_file = "{}"
+[data]
+plugin = "bert_indexed"
+data_path = "{}"
+split = "90,10,0"
+[training]
+micro_batch_size = 2
+global_batch_size = 4
+train_iters = 3
+eval_interval = 3
+eval_iters = 1
+[optimizer]
+plugin = "adam"
+lr = 3e-3
+)", TESSERA_BERT_VOCAB, w.dir / "sentences"));
+  const auto train_bert = [&](const std::string& save, const std::string& overrides) {
+    const CliRun r = run_tessera("train " + config + " --set checkpoint.save=" + save + " " + overrides);
+    INFO(r.output);
+    REQUIRE(r.ok());
+  };
+  // An imported folder pads the vocabulary as any Tessera model (docs/checkpoints.md): without the
+  // padding its losses are HF's.
+  const auto unpadded = [](const std::string& imported) {
+    std::string toml = tessera::test::read_text(imported + "/config.toml");
+    toml.replace(toml.find("[model]\n"), 8, "[model]\nmake_vocab_size_divisible_by = 1\n");
+    tessera::test::write_text(imported + "/config.toml", toml);
+    return imported;
+  };
+  // Export, losses against PyTorch, import, export again (the same bytes), the imported model's losses.
+  const auto round_trip = [&](const std::string& name) {
+    const std::string save = w.dir / name, hf = w.dir / (name + "_hf"), imported = w.dir / (name + "_imported");
+    CliRun r = run_tessera("checkpoint export --to hf " + save + " " + hf);
+    INFO(r.output);
+    REQUIRE(r.ok());
+    check_bert_losses(save, hf, w.dir / (name + "_batch.safetensors"));
+    r = run_tessera("checkpoint import --from hf " + hf + " " + imported);
+    INFO(r.output);
+    REQUIRE(r.ok());
+    r = run_tessera("checkpoint export --to hf " + imported + " " + w.dir / (name + "_again"));
+    INFO(r.output);
+    REQUIRE(r.ok());
+    require_same_tensors(hf + "/model.safetensors", w.dir / (name + "_again/model.safetensors"));
+    check_bert_losses(unpadded(imported), hf, w.dir / (name + "_batch2.safetensors"));
+    return nlohmann::json::parse(json_text(hf + "/config.json"));
+  };
+
+  // The exact GELU in the MLP and the LM head: hidden_act "gelu"; the sentence-order head: pretraining.
+  train_bert(w.dir / "erf", "--set model.bias_gelu_fusion=false");
+  const nlohmann::json erf = round_trip("erf");
+  CHECK(erf["model_type"] == "megatron-bert");
+  CHECK(erf["architectures"] == nlohmann::json::array({"MegatronBertForPreTraining"}));
+  CHECK(erf["hidden_act"] == "gelu");
+  CHECK(erf["layer_norm_eps"] == 1e-5);
+  // BertTokenizer's files: vocab.txt and tokenizer_config.json.
+  CHECK(tessera::test::read_text(w.dir / "erf_hf/vocab.txt") == tessera::test::read_text(TESSERA_BERT_VOCAB));
+  CHECK(json_text(w.dir / "erf_hf/tokenizer_config.json").find("\"BertTokenizer\"") != std::string::npos);
+
+  // openai_gelu: the tanh form in both (hidden_act "gelu_new"); without the binary head: masked LM only.
+  train_bert(w.dir / "tanh", "--set model.openai_gelu=true --set model.bert_binary_head=false");
+  const nlohmann::json tanh = round_trip("tanh");
+  CHECK(tanh["hidden_act"] == "gelu_new");
+  CHECK(tanh["architectures"] == nlohmann::json::array({"MegatronBertForMaskedLM"}));
+  CHECK(tessera::test::read_text(w.dir / "tanh_imported/config.toml").find("bert_binary_head = false") !=
+        std::string::npos);
+  // A masked-LM file's token type 0 (HF adds it to every token) joins the position embeddings.
+  const std::string typed = w.dir / "typed_hf";
+  fs::copy(w.dir / "tanh_hf", typed);
+  SafetensorsFile f = load_safetensors(typed + "/model.safetensors");
+  NamedTensors changed;
+  for (auto& [name, t] : f.tensors) {
+    if (name == "bert.embeddings.token_type_embeddings.weight")
+      for (std::int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = 0.01f * static_cast<float>(i % 7) - 0.03f;
+    changed.emplace_back(name, t);
+  }
+  save_safetensors(typed + "/model.safetensors", changed, {{"format", "pt"}});
+  CliRun r = run_tessera("checkpoint import --from hf " + typed + " " + w.dir / "typed_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  check_bert_losses(unpadded(w.dir / "typed_imported"), typed, w.dir / "typed_batch.safetensors");
+
+  // A folder from the Hub (no "tessera_tokenizer" key): vocab.txt read by bert_wordpiece, lowercased
+  // as tokenizer_config.json says.
+  const std::string hub = w.dir / "hub_hf";
+  fs::copy(w.dir / "erf_hf", hub);
+  edit_config_json(hub, [](nlohmann::json& j) { j.erase("tessera_tokenizer"); });
+  r = run_tessera("checkpoint import --from hf " + hub + " " + w.dir / "hub_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  const std::string hub_toml = tessera::test::read_text(w.dir / "hub_imported/config.toml");
+  CHECK(hub_toml.find("plugin = \"bert_wordpiece\"") != std::string::npos);
+  CHECK(hub_toml.find("lower_case = true") != std::string::npos);
+  check_bert_losses(unpadded(w.dir / "hub_imported"), hub, w.dir / "hub_batch.safetensors");
+
+  // Megatron-LM's default BERT (the tanh GELU in the MLP, the exact one in the head) has no HF
+  // hidden_act: refused, naming the key, and no folder is left.
+  train_bert(w.dir / "default", "");
+  r = run_tessera("checkpoint export --to hf " + w.dir / "default" + " " + w.dir / "default_hf");
+  CHECK(r.clean_error());
+  CHECK(r.has("model.bias_gelu_fusion"));
+  CHECK(!fs::exists(w.dir / "default_hf"));
+  r = run_tessera("checkpoint export --to hf --architecture llama " + w.dir / "erf" + " " + w.dir / "bert_as_llama");
+  CHECK(r.clean_error());
+  CHECK(r.has("megatron-bert"));
+}
+
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {
   CliWorkspace w;
   train(w, w.dir / "ln1p", "--set model.apply_layernorm_1p=true");
@@ -499,11 +702,11 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   CHECK(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "empty").ok());
 
   // Another model kind.
-  fs::create_directories(dir / "bert");
-  tessera::test::write_text(w.dir / "bert/config.toml", "[model]\nplugin = \"bert\"\n[tokenizer]\nplugin = \"byte\"\n");
-  fs::copy_file(dir / "save/model.safetensors", dir / "bert/model.safetensors");
-  fails("checkpoint export --to hf " + w.dir / "bert" + " " + w.dir / "o1",
-        {"export supports gpt models: gpt2, gpt_bigcode, llama", "bert"}, w.dir / "o1");
+  fs::create_directories(dir / "t5");
+  tessera::test::write_text(w.dir / "t5/config.toml", "[model]\nplugin = \"t5\"\n[tokenizer]\nplugin = \"byte\"\n");
+  fs::copy_file(dir / "save/model.safetensors", dir / "t5/model.safetensors");
+  fails("checkpoint export --to hf " + w.dir / "t5" + " " + w.dir / "o1",
+        {"export supports gpt and bert models only", "t5"}, w.dir / "o1");
   // A checkpoint shard missing.
   fs::remove(dir / "save/iter_0000003/model_tp0_pp0.safetensors");
   fails("checkpoint export --to hf " + w.dir / "save/iter_0000003" + " " + w.dir / "o2", {"model_tp0_pp0.safetensors"},

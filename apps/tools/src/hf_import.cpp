@@ -13,6 +13,7 @@
 #include "tessera/logging.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/quote.hpp"
+#include "tessera/tools/hf_bert.hpp"
 #include "tessera/tools/hf_config.hpp"
 #include "tessera/tools/hf_tokenizer_files.hpp"
 #include "tessera/tools/hf_weights.hpp"
@@ -111,32 +112,47 @@ HfImportResult import_hf(const fs::path& folder, const fs::path& out) {
                                   folder.string()));
   const fs::path config_path = folder / "config.json";
   const std::string config_text = read_whole_file(config_path, "Hugging Face config", kMaxJsonBytes);
-  HfGptShape shape = parse_hf_config(config_text, config_path.string());
+  const nlohmann::json config_json = detail::parse_untrusted_json(config_text, config_path.string());
+  // BERT (megatron-bert) or a GPT of one of the architectures parse_hf_config reads.
+  const bool bert = config_json.is_object() && config_json.contains("model_type") &&
+                    config_json.at("model_type") == kHfBertModelType;
+  HfGptShape shape;
+  HfBertShape bert_shape;
+  if (bert)
+    bert_shape = parse_hf_bert_config(config_text, config_path.string());
+  else
+    shape = parse_hf_config(config_text, config_path.string());
+  const std::int64_t config_vocab = bert ? bert_shape.vocab : shape.vocab;
   if (!fs::exists(folder / "model.safetensors", ec) && !fs::exists(folder / "model.safetensors.index.json", ec))
     refuse_pickles(folder);
   StagedFolder staged(out, "the import folder");
 
   const ImportedTokenizer tok = import_hf_tokenizer(folder, config_text, staged.path());
-  const std::string model_toml = tessera_model_toml(shape);
-  const Config build_config = Config::from_string(model_toml + "\n" + tok.toml_absolute, (staged.path() / "config.toml").string());
-  const std::int64_t vocab = build_tokenizer(build_config)->vocab_size();
-  if (shape.vocab < vocab)
+  const Config tokenizer_config = Config::from_string(tok.toml_absolute, (staged.path() / "config.toml").string());
+  const std::int64_t vocab = build_tokenizer(tokenizer_config)->vocab_size();
+  if (config_vocab < vocab)
     throw FormatError(fmt::format("{}: 'vocab_size' {} is smaller than the tokenizer's {} tokens", config_path.string(),
-                                  shape.vocab, vocab));
+                                  config_vocab, vocab));
 
   std::string where;
-  std::map<std::string, Tensor> tensors = tessera_tensors_from_hf(shape, read_hf_weights(folder, where), where);
-  if (shape.vocab > vocab) {
+  std::map<std::string, Tensor> hf_tensors = read_hf_weights(folder, where);
+  // A megatron-bert file with the sentence-order head is MegatronBertForPreTraining's.
+  if (bert) bert_shape.binary_head = hf_tensors.count("cls.seq_relationship.weight") > 0;
+  std::map<std::string, Tensor> tensors = bert ? tessera_bert_tensors_from_hf(bert_shape, std::move(hf_tensors), where)
+                                               : tessera_tensors_from_hf(shape, std::move(hf_tensors), where);
+  const std::string model_toml = bert ? tessera_bert_model_toml(bert_shape) : tessera_model_toml(shape);
+  const std::string architecture = bert ? std::string(kHfBertModelType) : shape.architecture;
+  if (config_vocab > vocab) {
     // Padding rows (Megatron-style vocabularies) beyond the tokenizer's tokens: Tessera pads itself.
     log_warn("{}: vocab_size {} is larger than the tokenizer's {} tokens; the {} rows past them are dropped",
-             config_path.string(), shape.vocab, vocab, shape.vocab - vocab);
-    for (const char* name : {"embedding.word_embeddings.weight", "output_layer.weight"})
+             config_path.string(), config_vocab, vocab, config_vocab - vocab);
+    for (const char* name : {"embedding.word_embeddings.weight", "output_layer.weight", "lm_head.bias"})
       if (auto it = tensors.find(name); it != tensors.end()) it->second = it->second.rows(0, vocab).clone();
   }
   NamedTensors named(tensors.begin(), tensors.end());
   save_safetensors(staged.path() / "model.safetensors", named, {{"format", "tessera"}, {"source", folder.string()}});
   write_file_atomically(staged.path() / "config.toml",
-                        fmt::format("# Imported from the Hugging Face {} model {}\n{}\n{}", shape.architecture,
+                        fmt::format("# Imported from the Hugging Face {} model {}\n{}\n{}", architecture,
                                     folder.string(), model_toml, tok.toml));
 
   // What generate does with the folder: every parameter there with its shape, nothing else.
@@ -146,7 +162,7 @@ HfImportResult import_hf(const fs::path& folder, const fs::path& out) {
   model->collect_parameters(params);
   load_saved_weights(saved, params);
   staged.commit();
-  return {shape.architecture, tok.plugin, named.size()};
+  return {architecture, tok.plugin, named.size()};
 }
 
 }  // namespace tessera

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/error.hpp"
+#include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
 #include "tessera/train/checkpoint.hpp"
@@ -21,6 +22,7 @@ std::string hf_file_name(const std::string& plugin, const std::string& key, cons
   if (plugin == "gpt2_bpe" && key == "vocab_file") return "vocab.json";
   if (plugin == "gpt2_bpe" && key == "merges_file") return "merges.txt";
   if (plugin == "hf_tokenizer" && key == "tokenizer_file") return "tokenizer.json";
+  if (plugin == "bert_wordpiece" && key == "vocab_file") return "vocab.txt";
   return own_name;
 }
 
@@ -73,6 +75,13 @@ HfTokenizerFiles write_hf_tokenizer_files(const Config& config, const Tokenizer&
   nlohmann::ordered_json tc;
   if (plugin == "gpt2_bpe") tc["tokenizer_class"] = "GPT2Tokenizer";
   if (plugin == "hf_tokenizer") tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  if (plugin == "bert_wordpiece") {  // BertTokenizer finds [CLS], [SEP], [MASK], … in vocab.txt itself
+    tc["tokenizer_class"] = "BertTokenizer";
+    tc["do_lower_case"] = s.get_bool("lower_case", true);
+    tc["model_max_length"] = max_length;
+    write_file_atomically(folder / "tokenizer_config.json", tc.dump(2) + "\n");
+    tc = nlohmann::ordered_json();
+  }
   if (!tc.empty()) {
     const std::string eod = tokenizer.decode({tokenizer.eod()});
     if (!eod.empty()) tc["eos_token"] = tc["bos_token"] = tc["unk_token"] = eod;
@@ -117,6 +126,23 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
                                         (hf_folder / name).string()));
         files.emplace_back(key, name);
       }
+  } else if (j.is_object() && j.contains("model_type") && j.at("model_type") == "megatron-bert" && there("vocab.txt")) {
+    // BERT's WordPiece vocabulary (its tokenizer.json, if any, is a WordPiece one, which hf_tokenizer
+    // does not read); BertTokenizer's do_lower_case from tokenizer_config.json, true by default.
+    plugin = "bert_wordpiece";
+    files = {{"vocab_file", "vocab.txt"}};
+    bool lower_case = true;
+    if (there("tokenizer_config.json")) {
+      const std::string tc_path = (hf_folder / "tokenizer_config.json").string();
+      const nlohmann::json tc = detail::parse_untrusted_json(read_whole_file(tc_path, "tokenizer config", 1 << 24), tc_path);
+      if (tc.is_object() && tc.contains("do_lower_case")) {
+        if (!tc.at("do_lower_case").is_boolean())
+          throw FormatError(fmt::format("{}: 'do_lower_case' is {}, expected true or false", tc_path,
+                                        detail::describe_json(tc.at("do_lower_case"))));
+        lower_case = tc.at("do_lower_case").get<bool>();
+      }
+    }
+    settings_toml = fmt::format("lower_case = {}\n", lower_case);
   } else if (there("tokenizer.json")) {
     plugin = "hf_tokenizer";
     files = {{"tokenizer_file", "tokenizer.json"}};
@@ -124,8 +150,9 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
     plugin = "gpt2_bpe";
     files = {{"vocab_file", "vocab.json"}, {"merges_file", "merges.txt"}};
   } else {
-    throw FormatError(fmt::format("{} has no tokenizer Tessera reads: expected tokenizer.json (hf_tokenizer) or "
-                                  "vocab.json and merges.txt (gpt2_bpe)",
+    throw FormatError(fmt::format("{} has no tokenizer Tessera reads: expected tokenizer.json (hf_tokenizer), "
+                                  "vocab.json and merges.txt (gpt2_bpe), or a megatron-bert's vocab.txt "
+                                  "(bert_wordpiece)",
                                   hf_folder.string()));
   }
   ImportedTokenizer out;
