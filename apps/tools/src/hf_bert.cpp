@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "hf_common.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
@@ -14,26 +15,10 @@ namespace tessera {
 
 namespace {
 
-double tidy(float f) { return std::stod(fmt::format("{}", f)); }
-
-std::string toml_float(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
-}
+using hf::slice_rows;
+using hf::toml_float;
 
 std::string layer(std::int64_t i, const char* rest) { return fmt::format("layers.{}.{}", i, rest); }
-
-Tensor slice_rows(const Tensor& t, std::int64_t begin, std::int64_t end) { return t.rows(begin, end).clone(); }
-
-Tensor cat_rows(const Tensor& a, const Tensor& b) {
-  Shape shape = a.shape();
-  shape[0] += b.size(0);
-  Tensor out = Tensor::empty(shape);
-  std::memcpy(out.raw(), a.raw(), a.nbytes());
-  std::memcpy(static_cast<char*>(out.raw()) + a.nbytes(), b.raw(), b.nbytes());
-  return out;
-}
 
 }  // namespace
 
@@ -63,16 +48,7 @@ HfBertShape hf_bert_shape_for_export(const TransformerOptions& o, bool binary_he
                  "while its LM head has the exact one: train with bias_gelu_fusion = false (the exact GELU in both) "
                  "or openai_gelu = true (the tanh form in both)");
   HfBertShape s;
-  s.layers = o.num_layers;
-  s.hidden = o.hidden_size;
-  s.heads = o.num_attention_heads;
-  s.ffn = o.ffn_hidden_size;
-  s.vocab = o.vocab_size;
-  s.positions = o.max_position_embeddings;
-  s.norm_epsilon = tidy(o.layernorm_epsilon);
-  s.init_std = tidy(o.init_method_std);
-  s.dropout = tidy(o.hidden_dropout);
-  s.attention_dropout = tidy(o.attention_dropout);
+  s.set_from(o);
   s.binary_head = binary_head;
   s.hidden_act = o.openai_gelu ? "gelu_new" : "gelu";
   return s;
@@ -234,16 +210,7 @@ NamedTensors hf_bert_tensors_from_tessera(const HfBertShape& s, const std::map<s
 std::map<std::string, Tensor> tessera_bert_tensors_from_hf(const HfBertShape& s, std::map<std::string, Tensor> hf,
                                                            const std::string& where) {
   const auto take = [&](const std::string& name, const Shape& shape) {
-    auto it = hf.find(name);
-    if (it == hf.end())
-      throw FormatError(fmt::format("{}: no tensor '{}', which a megatron-bert model with this config.json has", where,
-                                    name));
-    Tensor t = std::move(it->second);
-    hf.erase(it);
-    if (t.shape() != shape)
-      throw FormatError(fmt::format("{}: tensor '{}' is {}, config.json makes it {}", where, name, t.str(),
-                                    Tensor::empty(shape).str()));
-    return t;
+    return hf::take_tensor(hf, name, shape, where, kHfBertModelType);
   };
   const std::int64_t C = s.hidden, V = s.vocab, F = s.ffn;
   std::map<std::string, Tensor> out;
@@ -273,8 +240,8 @@ std::map<std::string, Tensor> tessera_bert_tensors_from_hf(const HfBertShape& s,
     out[layer(i, "attention.query.bias")] = take(p + "attention.self.query.bias", {C});
     Tensor kw = take(p + "attention.self.key.weight", {C, C}), vw = take(p + "attention.self.value.weight", {C, C});
     Tensor kb = take(p + "attention.self.key.bias", {C}), vb = take(p + "attention.self.value.bias", {C});
-    out[layer(i, "attention.key_value.weight")] = cat_rows(kw, vw);
-    out[layer(i, "attention.key_value.bias")] = cat_rows(kb, vb);
+    out[layer(i, "attention.key_value.weight")] = hf::cat_rows({kw, vw});
+    out[layer(i, "attention.key_value.bias")] = hf::cat_rows({kb, vb});
     out[layer(i, "attention.output.weight")] = take(p + "attention.output.dense.weight", {C, C});
     out[layer(i, "attention.output.bias")] = take(p + "attention.output.dense.bias", {C});
     out[layer(i, "ln2.weight")] = take(p + "ln.weight", {C});

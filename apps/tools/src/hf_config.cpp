@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "hf_common.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/json_input.hpp"
 #include "tessera/quote.hpp"
@@ -15,14 +16,8 @@ namespace tessera {
 
 namespace {
 
-// A float setting as its shortest decimal (1e-5f → 1e-05, not 9.99999974738e-06).
-double tidy(float f) { return std::stod(fmt::format("{}", f)); }
-
-std::string toml_float(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
-}
+const auto tidy = hf::shortest_decimal;
+using hf::toml_float;
 
 // The routers Mixtral's and the Qwen MoEs' configs can express: a softmax over every expert's logit,
 // the top k, their weights renormalised (Mixtral; the Qwen MoEs with norm_topk_prob) or not (the
@@ -65,6 +60,19 @@ const char* hf_causal_lm_class(const std::string& architecture) {
 }
 
 }  // namespace
+
+void HfTransformerDims::set_from(const TransformerOptions& o) {
+  layers = o.num_layers;
+  hidden = o.hidden_size;
+  heads = o.num_attention_heads;
+  ffn = o.ffn_hidden_size;
+  vocab = o.vocab_size;
+  positions = o.max_position_embeddings;
+  norm_epsilon = tidy(o.layernorm_epsilon);
+  init_std = tidy(o.init_method_std);
+  dropout = tidy(o.hidden_dropout);
+  attention_dropout = tidy(o.attention_dropout);
+}
 
 HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& requested, const std::string& source) {
   const bool llama_style = o.rope || o.rms_norm || o.swiglu;
@@ -142,11 +150,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                               "model's {} (llama has head_dim)",
                                               o.hidden_size / o.num_attention_heads, o.kv_channels));
   }
-  s.layers = o.num_layers;
-  s.hidden = o.hidden_size;
-  s.heads = o.num_attention_heads;
+  s.set_from(o);
   s.groups = o.num_query_groups;
-  s.ffn = o.ffn_hidden_size;
   if (s.moe()) {
     s.experts = o.moe.router.experts;
     s.experts_per_token = o.moe.router.topk;
@@ -155,12 +160,6 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     s.shared_ffn = o.moe.shared_ffn_hidden;
     s.moe_layers = o.moe_layer_pattern;
   }
-  s.vocab = o.vocab_size;
-  s.positions = o.max_position_embeddings;
-  s.norm_epsilon = tidy(o.layernorm_epsilon);
-  s.init_std = tidy(o.init_method_std);
-  s.dropout = tidy(o.hidden_dropout);
-  s.attention_dropout = tidy(o.attention_dropout);
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
   s.rope_scaling_factor = o.rope_scaling_factor;

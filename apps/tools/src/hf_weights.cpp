@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "hf_common.hpp"
 #include "tessera/error.hpp"
 #include "tessera/quote.hpp"
 
@@ -27,20 +28,8 @@ Tensor transpose2(const Tensor& t) {
   return out;
 }
 
-Tensor cat_rows(const std::vector<Tensor>& parts) {
-  Shape shape = parts.at(0).shape();
-  shape[0] = 0;
-  for (const Tensor& p : parts) shape[0] += p.size(0);
-  Tensor out = Tensor::empty(shape);
-  char* dst = static_cast<char*>(out.raw());
-  for (const Tensor& p : parts) {
-    std::memcpy(dst, p.raw(), p.nbytes());
-    dst += p.nbytes();
-  }
-  return out;
-}
-
-Tensor slice_rows(const Tensor& t, std::int64_t begin, std::int64_t end) { return t.rows(begin, end).clone(); }
+using hf::cat_rows;
+using hf::slice_rows;
 
 // 1 + γ: a LayerNorm1P weight (apply_layernorm_1p) as a plain LayerNorm's.
 Tensor plus_one(const Tensor& t) {
@@ -223,16 +212,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
     hf = std::move(renamed);
   }
   const auto take = [&](const std::string& name, const Shape& shape) {
-    auto it = hf.find(name);
-    if (it == hf.end())
-      throw FormatError(fmt::format("{}: no tensor '{}', which a {} model with this config.json has", where, name,
-                                    s.architecture));
-    Tensor t = std::move(it->second);
-    hf.erase(it);
-    if (t.shape() != shape)
-      throw FormatError(fmt::format("{}: tensor '{}' is {}, config.json makes it {}", where, name, t.str(),
-                                    Tensor::empty(shape).str()));
-    return t;
+    return hf::take_tensor(hf, name, shape, where, s.architecture);
   };
   const std::int64_t D = s.head_dim(), C = s.hidden, V = s.vocab, F = s.ffn, EF = s.expert_ffn, H = s.heads,
                      G = s.groups;

@@ -10,14 +10,13 @@
 
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/transformer_options.hpp"
+#include "tessera/tools/hf_config.hpp"
 
 namespace tessera {
 
 inline constexpr const char* kHfBertModelType = "megatron-bert";
 
-struct HfBertShape {
-  std::int64_t layers = 0, hidden = 0, heads = 0, ffn = 0, vocab = 0, positions = 0;
-  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0;
+struct HfBertShape : HfTransformerDims {
   // The sentence-order head: the pooler, seq_relationship and token-type embeddings (Tessera's
   // bert_binary_head). Import decides it by the file's tensors (cls.seq_relationship.weight).
   bool binary_head = true;
@@ -25,8 +24,7 @@ struct HfBertShape {
   // bias_gelu_fusion = false) or "gelu_new" (tanh; openai_gelu = true).
   std::string hidden_act = "gelu";
   bool layernorm_1p = false;  // export only: LayerNorm weights γ written as 1 + γ
-  std::int64_t bos = -1, eos = -1, pad = -1;  // token ids, -1: unknown
-  std::string torch_dtype = "float32";
+  std::int64_t pad = -1;  // token id, -1: unknown
   std::string architecture() const { return binary_head ? "MegatronBertForPreTraining" : "MegatronBertForMaskedLM"; }
 };
 

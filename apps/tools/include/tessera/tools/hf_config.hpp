@@ -14,14 +14,22 @@
 namespace tessera {
 
 // One GPT as both sides describe it.
-struct HfGptShape {
+// What every transformer both sides describe has (GPTs here, BERT in hf_bert.hpp).
+struct HfTransformerDims {
+  std::int64_t layers = 0, hidden = 0, heads = 0, ffn = 0, vocab = 0, positions = 0;
+  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0;
+  std::int64_t bos = -1, eos = -1;      // token ids, -1: unknown
+  std::string torch_dtype = "float32";  // the weights' (export: config.json's torch_dtype)
+  // Export: the sizes and settings of `o` (floats as their shortest decimals).
+  void set_from(const TransformerOptions& o);
+};
+
+struct HfGptShape : HfTransformerDims {
   std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"
-  std::int64_t layers = 0, hidden = 0, heads = 0, groups = 0, ffn = 0, vocab = 0, positions = 0;
-  double norm_epsilon = 1e-5, init_std = 0.02, dropout = 0.0, attention_dropout = 0.0, rotary_base = 10000.0;
+  std::int64_t groups = 0;
+  double rotary_base = 10000.0;
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
-  std::int64_t bos = -1, eos = -1;  // token ids, -1: unknown
-  std::string torch_dtype = "float32";  // the weights' (export: config.json's torch_dtype)
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
