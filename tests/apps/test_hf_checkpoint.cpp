@@ -332,6 +332,25 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   CHECK(tessera::test::read_text(w.dir / "qwen2_moe_step/config.toml").find("moe_layer_freq = [0, 1]") !=
         std::string::npos);
   check_logits(w.dir / "qwen2_moe_step", w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_step.f32");
+  // transformers' newer "qkv_bias": false (no biases on q, k and v): imported without add_qkv_bias,
+  // exported back with the key and the same tensors.
+  const std::string nobias = w.dir / "qwen2_moe_nobias";
+  fs::copy(w.dir / "qwen2_moe_hf", nobias);
+  edit_config_json(nobias, [](nlohmann::json& j) { j["qkv_bias"] = false; });
+  NamedTensors unbiased;
+  for (auto& [name, t] : load_safetensors(nobias + "/model.safetensors").tensors)
+    if (name.find("_proj.bias") == std::string::npos) unbiased.emplace_back(name, t);
+  save_safetensors(nobias + "/model.safetensors", unbiased, {{"format", "pt"}});
+  r = run_tessera("checkpoint import --from hf " + nobias + " " + nobias + "_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(nobias + "_imported/config.toml").find("add_qkv_bias") == std::string::npos);
+  check_logits(nobias + "_imported", nobias, nobias + ".f32");
+  r = run_tessera("checkpoint export --to hf " + nobias + "_imported " + nobias + "_again");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(nlohmann::json::parse(json_text(nobias + "_again/config.json"))["qkv_bias"] == false);
+  require_same_tensors(nobias + "/model.safetensors", nobias + "_again/model.safetensors");
 
   // Qwen3-MoE: q/k norms, every layer sparse, top-k renormalised (norm_topk_prob), no shared expert.
   train(w, w.dir / "qwen3_moe", kLlama + moe + " --set model.qk_layernorm=true");

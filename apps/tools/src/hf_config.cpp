@@ -112,16 +112,16 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
-    // qwen2 and qwen2_moe have biases on q, k and v (transformers before qwen2_moe's "qkv_bias" key
-    // reads them always); qwen3's attention_bias would put one on o_proj too, which Tessera lacks.
-    const bool biases = s.architecture == "qwen2" || s.architecture == "qwen2_moe";
+    // qwen2 has biases on q, k and v; qwen2_moe too unless its config says "qkv_bias": false (a key
+    // transformers reads since 2025; older versions expect the biases). qwen3's attention_bias would
+    // put one on o_proj too, which Tessera lacks.
+    const bool biases = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && o.add_qkv_bias);
     if (o.add_qkv_bias && !biases)
       throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 and qwen2_moe have them on q, k and "
                                                "v)",
                                                s.architecture));
-    if (!o.add_qkv_bias && biases)
-      throw refuse("add_qkv_bias",
-                   fmt::format("{}'s q, k and v projections have biases (add_qkv_bias = true)", s.architecture));
+    if (!o.add_qkv_bias && s.architecture == "qwen2")
+      throw refuse("add_qkv_bias", "qwen2's q, k and v projections have biases (add_qkv_bias = true)");
     s.qkv_bias = biases;
     if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
