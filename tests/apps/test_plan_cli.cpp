@@ -194,6 +194,9 @@ TEST_CASE("every config shipped in configs/ plans, with the published sizes wher
       {"gpt/mixtral-tiny.toml", 1, 50257, ""},
       {"gpt/deepseek-moe-tiny.toml", 1, 50257, ""},
       {"gpt/mixtral-8x7b.toml", 64, 32000, "46,702,792,704 parameters"},  // Mixtral 8x7B's count
+      // Qwen3-30B-A3B's: 2·V·C + L·(attention C·H·D + 2·C·G·D + H·D·C + 2·D, norms 2·C, router E·C,
+      // experts 3·E·C·F) + C with V 151936, C 2048, L 48, H 32, G 4, D 128, E 128, F 768.
+      {"gpt/qwen3-30b-a3b.toml", 64, 151936, "30,532,122,624 parameters"},
       {"bert/tiny.toml", 1, 30522, ""},
       {"bert/bert-base.toml", 1, 30522, ""},
       {"bert/bert-345m.toml", 1, 30522, ""},
