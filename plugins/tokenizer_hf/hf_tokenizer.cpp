@@ -7,6 +7,7 @@
 
 #include "byte_level_bpe.hpp"
 #include "gpt2_pretokenizer.hpp"
+#include "hf_normalizer.hpp"
 #include "hf_regex.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
@@ -305,7 +306,9 @@ HfTokenizer::HfTokenizer(const std::string& file, HfTokenizerOptions options) : 
   // --- normalizer, pre_tokenizer, post_processor, decoder, truncation, padding
   if (const json* n = Reader::get(root, "normalizer")) {
     r.object(*n, "normalizer");
-    r.unsupported("normalizer.type", n->contains("type") ? (*n)["type"] : json(), "null (no normalizer)");
+    const json type = n->contains("type") ? (*n)["type"] : json();
+    if (type != "NFC") r.unsupported("normalizer.type", type, "null (no normalizer) or NFC");
+    nfc_ = true;
   }
   const json* pre = Reader::get(root, "pre_tokenizer");
   if (!pre) r.fail("pre_tokenizer", "is null; a byte-level BPE needs a ByteLevel pre-tokenizer");
@@ -498,6 +501,10 @@ void HfTokenizer::encode_segment(std::string_view text, std::vector<std::int32_t
 
 void HfTokenizer::encode_into(std::string_view text, std::vector<std::int32_t>& out) const {
   if (!options_.parse_special_tokens || added_.empty()) {
+    if (nfc_) {
+      encode_segment(nfc_normalize(text), out);
+      return;
+    }
     encode_segment(text, out);
     return;
   }
@@ -507,9 +514,16 @@ void HfTokenizer::encode_into(std::string_view text, std::vector<std::int32_t>& 
     std::int32_t id;
   };
   thread_local std::vector<Segment> segments, refined;
+  thread_local std::deque<std::string> normalized;  // the NFC text segments (a deque: views stay valid)
   segments.clear();
+  normalized.clear();
   segments.push_back({text, -1});
   for (int k = 0; k < 2; ++k) {
+    // Hugging Face's order: the tokens with "normalized": false are cut out of the raw text, the
+    // normalizer runs on the segments left, and the others are cut out of those.
+    if (k == 1 && nfc_)
+      for (Segment& seg : segments)
+        if (seg.id < 0) seg.text = normalized.emplace_back(nfc_normalize(seg.text));
     const auto& pass = pass_[k];
     const auto& first = first_byte_[k];
     if (pass.empty()) continue;

@@ -5,7 +5,8 @@
 //   1. added_tokens are cut out of the text first, by exact match, leftmost then longest first — those
 //      with "normalized": false in a first pass, the others in the segments left (Hugging Face's two
 //      tries) — and become their ids; parse_special_tokens = false leaves their text ordinary text.
-//   2. Each remaining segment goes through the pre_tokenizer: Digits, ByteLevel and Split, alone or in
+//   2. With the NFC normalizer (Qwen2's, Qwen3's) each segment left by the first pass is composed
+//      (hf_normalizer.hpp) before the second. Each remaining segment goes through the pre_tokenizer: Digits, ByteLevel and Split, alone or in
 //      a Sequence, with Hugging Face's split behaviours (Isolated, Removed, MergedWithPrevious,
 //      MergedWithNext, Contiguous, invert). ByteLevel with use_regex runs the hand-written GPT-2
 //      pre-tokenizer (gpt2_pretokenizer.hpp), and so does a Split whose regex is exactly GPT-2's; other
@@ -17,7 +18,7 @@
 //
 // Everything else a tokenizer.json can say that would change ids is refused with a FormatError naming
 // the file and the JSON path: another model (WordPiece, Unigram, ...), byte_fallback, dropout, a
-// normalizer, a pre-tokenizer other than the three above or a ByteLevel that is not the last step, a
+// normalizer other than NFC, a pre-tokenizer other than the three above or a ByteLevel that is not the last step, a
 // post_processor that adds tokens, a decoder other than ByteLevel, truncation or padding, added tokens
 // with lstrip / rstrip / single_word, and regex constructs whose meaning differs between Oniguruma and
 // PCRE2.
@@ -95,6 +96,7 @@ class HfTokenizer : public Tokenizer {
   std::unique_ptr<ByteLevelBpe> bpe_;
   std::vector<Step> steps_;
   bool ignore_merges_ = false;
+  bool nfc_ = false;  // normalizer NFC: each text segment composed (hf_normalizer.hpp) before pre-tokenizing
   std::vector<Added> added_;
   std::unordered_map<std::string, std::int32_t> added_id_;
   std::unordered_map<std::int32_t, std::string> added_bytes_;  // id -> the bytes an added token decodes to
