@@ -618,6 +618,57 @@ lr = 3e-3
   CHECK(r.has("megatron-bert"));
 }
 
+TEST_CASE("a SentencePiece tokenizer travels as tokenizer.model, and a Hub folder with one imports with it") {
+  CliWorkspace w;
+  // A small BPE SentencePiece model (as Llama 2's, with BOS first) trained on a licence text.
+  int status = 0;
+  const std::string made = tessera::test::run_command(
+      {"/usr/bin/python3", "-c",
+       "import sentencepiece as s, sys; s.SentencePieceTrainer.train(input='/usr/share/common-licenses/Apache-2.0', "
+       "model_prefix=sys.argv[1], model_type='bpe', vocab_size=300, character_coverage=1.0, num_threads=1, "
+       "minloglevel=2)",
+       w.dir / "sp"},
+      &status, true);
+  INFO(made);
+  REQUIRE(status == 0);
+  train(w, w.dir / "llama_sp",
+        kLlama + " --set tokenizer.plugin=sentencepiece --set tokenizer.tokenizer_model=" + w.dir / "sp.model" +
+            " --set tokenizer.add_bos=true");
+  CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "llama_sp" + " " + w.dir / "sp_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "sp_hf/tokenizer.model") == tessera::test::read_text(w.dir / "sp.model"));
+  const nlohmann::json tc = nlohmann::json::parse(json_text(w.dir / "sp_hf/tokenizer_config.json"));
+  CHECK(tc["tokenizer_class"] == "LlamaTokenizer");
+  CHECK(tc["add_bos_token"] == true);
+  // The Hub's form: no "tessera_tokenizer" key, tokenizer.model beside a tokenizer.json hf_tokenizer
+  // cannot read (Llama 2's byte-fallback conversion): the sentencepiece plugin, BOS as
+  // tokenizer_config.json says.
+  edit_config_json(w.dir / "sp_hf", [](nlohmann::json& j) { j.erase("tessera_tokenizer"); });
+  tessera::test::write_text(w.dir / "sp_hf/tokenizer.json",
+                            R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {}, "merges": []}})");
+  r = run_tessera("checkpoint import --from hf " + w.dir / "sp_hf" + " " + w.dir / "sp_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  const SavedModel original = open_saved_model(w.dir / "llama_sp"), imported = open_saved_model(w.dir / "sp_imported");
+  const std::string toml = tessera::test::read_text(w.dir / "sp_imported/config.toml");
+  CHECK(toml.find("plugin = \"sentencepiece\"") != std::string::npos);
+  CHECK(toml.find("add_bos = true") != std::string::npos);
+  const std::string text = "Licensed under the Apache License, Version 2.0";
+  const std::vector<std::int32_t> ids = build_tokenizer(original.config)->encode(text);
+  CHECK(ids.size() > 3);
+  CHECK(build_tokenizer(imported.config)->encode(text) == ids);
+  check_logits(w.dir / "sp_imported", w.dir / "sp_hf", w.dir / "sp_logits.f32");
+  // Without add_bos_token, a LlamaTokenizer adds BOS (its default); another class does not.
+  nlohmann::json no_key = tc;
+  no_key.erase("add_bos_token");
+  tessera::test::write_text(w.dir / "sp_hf/tokenizer_config.json", no_key.dump());
+  r = run_tessera("checkpoint import --from hf " + w.dir / "sp_hf" + " " + w.dir / "sp_default");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "sp_default/config.toml").find("add_bos = true") != std::string::npos);
+}
+
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {
   CliWorkspace w;
   train(w, w.dir / "ln1p", "--set model.apply_layernorm_1p=true");

@@ -23,6 +23,7 @@ std::string hf_file_name(const std::string& plugin, const std::string& key, cons
   if (plugin == "gpt2_bpe" && key == "merges_file") return "merges.txt";
   if (plugin == "hf_tokenizer" && key == "tokenizer_file") return "tokenizer.json";
   if (plugin == "bert_wordpiece" && key == "vocab_file") return "vocab.txt";
+  if (plugin == "sentencepiece" && key == "tokenizer_model") return "tokenizer.model";
   return own_name;
 }
 
@@ -75,6 +76,12 @@ HfTokenizerFiles write_hf_tokenizer_files(const Config& config, const Tokenizer&
   nlohmann::ordered_json tc;
   if (plugin == "gpt2_bpe") tc["tokenizer_class"] = "GPT2Tokenizer";
   if (plugin == "hf_tokenizer") tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  if (plugin == "sentencepiece" && !s.get_bool("added_special_tokens", false)) {
+    // LlamaTokenizer reads tokenizer.model; BOS first as the plugin's add_bos says (Llama-2's, Mistral's).
+    tc["tokenizer_class"] = "LlamaTokenizer";
+    tc["add_bos_token"] = s.get_bool("add_bos", false);
+    tc["add_eos_token"] = false;
+  }
   if (plugin == "bert_wordpiece") {  // BertTokenizer finds [CLS], [SEP], [MASK], … in vocab.txt itself
     tc["tokenizer_class"] = "BertTokenizer";
     tc["do_lower_case"] = s.get_bool("lower_case", true);
@@ -143,6 +150,26 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
       }
     }
     settings_toml = fmt::format("lower_case = {}\n", lower_case);
+  } else if (there("tokenizer.model")) {
+    // A SentencePiece model (Llama 2's, Mistral's, Mixtral's, Gemma's folders; their tokenizer.json is
+    // a byte-fallback conversion of it): the sentencepiece plugin, BOS first as tokenizer_config.json's
+    // add_bos_token says (LlamaTokenizer's default: true).
+    plugin = "sentencepiece";
+    files = {{"tokenizer_model", "tokenizer.model"}};
+    bool add_bos = false;
+    if (there("tokenizer_config.json")) {
+      const std::string tc_path = (hf_folder / "tokenizer_config.json").string();
+      const nlohmann::json tc = detail::parse_untrusted_json(read_whole_file(tc_path, "tokenizer config", 1 << 24), tc_path);
+      if (tc.is_object() && tc.contains("add_bos_token")) {
+        if (!tc.at("add_bos_token").is_boolean())
+          throw FormatError(fmt::format("{}: 'add_bos_token' is {}, expected true or false", tc_path,
+                                        detail::describe_json(tc.at("add_bos_token"))));
+        add_bos = tc.at("add_bos_token").get<bool>();
+      } else if (tc.is_object() && tc.contains("tokenizer_class") && tc.at("tokenizer_class").is_string()) {
+        add_bos = tc.at("tokenizer_class").get<std::string>().rfind("Llama", 0) == 0;
+      }
+    }
+    settings_toml = fmt::format("add_bos = {}\n", add_bos);
   } else if (there("tokenizer.json")) {
     plugin = "hf_tokenizer";
     files = {{"tokenizer_file", "tokenizer.json"}};
@@ -150,9 +177,9 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
     plugin = "gpt2_bpe";
     files = {{"vocab_file", "vocab.json"}, {"merges_file", "merges.txt"}};
   } else {
-    throw FormatError(fmt::format("{} has no tokenizer Tessera reads: expected tokenizer.json (hf_tokenizer), "
-                                  "vocab.json and merges.txt (gpt2_bpe), or a megatron-bert's vocab.txt "
-                                  "(bert_wordpiece)",
+    throw FormatError(fmt::format("{} has no tokenizer Tessera reads: expected tokenizer.model (sentencepiece), "
+                                  "tokenizer.json (hf_tokenizer), vocab.json and merges.txt (gpt2_bpe), or a "
+                                  "megatron-bert's vocab.txt (bert_wordpiece)",
                                   hf_folder.string()));
   }
   ImportedTokenizer out;
