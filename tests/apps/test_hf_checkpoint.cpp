@@ -132,6 +132,43 @@ void edit_config_json(const std::string& hf, const std::function<void(nlohmann::
   tessera::test::write_text(hf + "/config.json", j.dump(2));
 }
 
+// Copies the HF folder `hf` to `packed` with each layer's experts as transformers 5 saves them when
+// it does not restore the original format: mlp.experts.gate_up_proj [E, 2F, C] (each expert's gate
+// rows, then its up rows) and mlp.experts.down_proj [E, C, F], Mixtral's block_sparse_moe renamed mlp.
+void pack_experts(const std::string& hf, const std::string& packed, std::int64_t layers, std::int64_t experts) {
+  fs::copy(hf, packed);
+  SafetensorsFile f = load_safetensors(packed + "/model.safetensors");
+  auto& t = f.tensors;
+  for (std::int64_t l = 0; l < layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    const bool mixtral = t.count(p + "block_sparse_moe.gate.weight") > 0;
+    const std::string from = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    if (!t.count(from + "gate.weight")) continue;  // a dense layer
+    const auto name = [&](std::int64_t e, const char* mixtral_name, const char* qwen_name) {
+      return fmt::format("{}experts.{}.{}.weight", from, e, mixtral ? mixtral_name : qwen_name);
+    };
+    const Tensor& g0 = t.at(name(0, "w1", "gate_proj"));
+    const std::int64_t F = g0.size(0), C = g0.size(1);
+    Tensor gate_up = Tensor::empty({experts, 2 * F, C}), down = Tensor::empty({experts, C, F});
+    for (std::int64_t e = 0; e < experts; ++e) {
+      const Tensor &gate = t.at(name(e, "w1", "gate_proj")), &up = t.at(name(e, "w3", "up_proj")),
+                   &d = t.at(name(e, "w2", "down_proj"));
+      char* dst = static_cast<char*>(gate_up.raw()) + e * 2 * gate.nbytes();
+      std::memcpy(dst, gate.raw(), gate.nbytes());
+      std::memcpy(dst + gate.nbytes(), up.raw(), up.nbytes());
+      std::memcpy(static_cast<char*>(down.raw()) + e * d.nbytes(), d.raw(), d.nbytes());
+      for (const char* part : {"w1", "w2", "w3", "gate_proj", "up_proj", "down_proj"})
+        t.erase(fmt::format("{}experts.{}.{}.weight", from, e, part));
+    }
+    Tensor router = t.at(from + "gate.weight");
+    t.erase(from + "gate.weight");
+    t[p + "mlp.gate.weight"] = router;
+    t[p + "mlp.experts.gate_up_proj"] = gate_up;
+    t[p + "mlp.experts.down_proj"] = down;
+  }
+  save_safetensors(packed + "/model.safetensors", NamedTensors(t.begin(), t.end()), {{"format", "pt"}});
+}
+
 bool no_temporary_folders(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().find(".tmp-") != std::string::npos) return false;
@@ -244,6 +281,13 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const std::string mixtral_toml = tessera::test::read_text(w.dir / "mixtral_imported/config.toml");
   CHECK(mixtral_toml.find("num_experts = 4") != std::string::npos);
   CHECK(mixtral_toml.find("moe_ffn_hidden_size = 24") != std::string::npos);
+  // transformers 5's packed experts import as the same model.
+  pack_experts(w.dir / "mixtral_hf", w.dir / "mixtral_packed", 2, 4);
+  r = run_tessera("checkpoint import --from hf " + w.dir / "mixtral_packed" + " " + w.dir / "mixtral_packed_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(w.dir / "mixtral_imported/model.safetensors", w.dir / "mixtral_packed_imported/model.safetensors");
+  check_logits(w.dir / "mixtral_packed_imported", w.dir / "mixtral_hf", w.dir / "mixtral_packed.f32");
   // A dense model is not a mixtral, nor pre-softmax routing (Mixtral renormalises the chosen weights).
   r = run_tessera("checkpoint export --to hf --architecture mixtral " + w.dir / "llama" + " " + w.dir / "not_mixtral");
   CHECK(r.clean_error());
@@ -321,6 +365,13 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   CHECK(q2_toml.find("moe_router_pre_softmax = true") != std::string::npos);
   CHECK(q2_toml.find("moe_shared_expert_gate = true") != std::string::npos);
   CHECK(q2_toml.find("moe_layer_freq = [0, 1]") != std::string::npos);
+  // transformers 5's packed experts (the shared expert stays per-projection): the same model.
+  pack_experts(w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_packed", 2, 4);
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_moe_packed" + " " + w.dir / "qwen2_moe_packed_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(w.dir / "qwen2_moe_imported/model.safetensors",
+                       w.dir / "qwen2_moe_packed_imported/model.safetensors");
   // transformers' other way of making layer 0 dense: decoder_sparse_step 2 (layers 1, 3, … sparse).
   edit_config_json(w.dir / "qwen2_moe_hf", [](nlohmann::json& j) {
     j["decoder_sparse_step"] = 2;

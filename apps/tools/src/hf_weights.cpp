@@ -237,6 +237,30 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       }
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
       hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
+      // HF's gate_proj, up_proj, down_proj under `theirs` (F rows each) as Tessera's fc1, fc2 under `ours`.
+      const auto swiglu = [&](const std::string& ours, const std::string& theirs, std::int64_t rows) {
+        Tensor gate = take(theirs + "gate_proj.weight", {rows, C}), up = take(theirs + "up_proj.weight", {rows, C});
+        out[ours + "fc1.weight"] = cat_rows({gate, up});
+        out[ours + "fc2.weight"] = take(theirs + "down_proj.weight", {C, rows});
+      };
+      // transformers 5's packed experts (files saved with save_original_format = false, and newer
+      // releases): mlp.experts.gate_up_proj [E, 2F, C], each expert's [gate; up] (Tessera's fc1), and
+      // mlp.experts.down_proj [E, C, F]; Mixtral's block_sparse_moe is mlp there too.
+      if (s.moe_layer(i) && hf.count(p + "mlp.experts.gate_up_proj")) {
+        out[layer(i, "mlp.router.weight")] = take(p + "mlp.gate.weight", {s.experts, C});
+        const Tensor gate_up = take(p + "mlp.experts.gate_up_proj", {s.experts, 2 * EF, C});
+        const Tensor down = take(p + "mlp.experts.down_proj", {s.experts, C, EF});
+        for (std::int64_t e = 0; e < s.experts; ++e) {
+          const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
+          out[ours + "fc1.weight"] = gate_up.rows(e, e + 1).reshape({2 * EF, C}).clone();
+          out[ours + "fc2.weight"] = down.rows(e, e + 1).reshape({C, EF}).clone();
+        }
+        if (s.shared_ffn > 0) {
+          swiglu(layer(i, "mlp.shared_expert."), p + "mlp.shared_expert.", s.shared_ffn);
+          out[layer(i, "mlp.shared_expert.gate_weight")] = take(p + "mlp.shared_expert_gate.weight", {1, C});
+        }
+        continue;
+      }
       if (s.mixtral()) {
         out[layer(i, "mlp.router.weight")] = take(p + "block_sparse_moe.gate.weight", {s.experts, C});
         for (std::int64_t e = 0; e < s.experts; ++e) {
@@ -248,12 +272,6 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         }
         continue;
       }
-      // HF's gate_proj, up_proj, down_proj under `theirs` (F rows each) as Tessera's fc1, fc2 under `ours`.
-      const auto swiglu = [&](const std::string& ours, const std::string& theirs, std::int64_t rows) {
-        Tensor gate = take(theirs + "gate_proj.weight", {rows, C}), up = take(theirs + "up_proj.weight", {rows, C});
-        out[ours + "fc1.weight"] = cat_rows({gate, up});
-        out[ours + "fc2.weight"] = take(theirs + "down_proj.weight", {C, rows});
-      };
       if (s.moe_layer(i)) {
         out[layer(i, "mlp.router.weight")] = take(p + "mlp.gate.weight", {s.experts, C});
         for (std::int64_t e = 0; e < s.experts; ++e)
