@@ -190,7 +190,8 @@ def llama(cfg, w, ids):
     G = cfg.get("num_key_value_heads", H)
     kind = cfg["model_type"]
     D, T, eps = cfg.get("head_dim", 128 if kind == "qwen3" else C // H), len(ids), cfg["rms_norm_eps"]
-    inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    R = int(D * cfg.get("partial_rotary_factor", 1.0))  # Phi-3's rotary_ndims: rope on the first R channels
+    inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, R, 2, dtype=torch.float64) / R))
     positions = torch.arange(T, dtype=torch.float64)
     if rs is not None and rs["rope_type"] == "llama3":
         inv_freq = llama3_inv_freq(inv_freq, rs)
@@ -200,8 +201,9 @@ def llama(cfg, w, ids):
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
 
-    def rope(t):  # [heads, T, D]
-        return t * cos + rotate_half(t) * sin
+    def rope(t):  # [heads, T, D]: the first R channels rotated, the rest passed
+        rot, rest = t[..., :R], t[..., R:]
+        return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
 
     assert cfg["model_type"] == "llama" or not cfg.get("sliding_window")  # mistral and qwen2: full attention
     assert not cfg.get("use_sliding_window", False)
@@ -209,6 +211,10 @@ def llama(cfg, w, ids):
     qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
 
     def heads(a, name, n):  # the projection as [n, T, D], normalised per head in qwen3
+        if kind == "phi3":  # Phi3Attention: one qkv_proj, split [q (H·D) | k (G·D) | v (G·D)]
+            qkv = a @ w[p + "self_attn.qkv_proj.weight"].t()
+            start = {"q": 0, "k": H * D, "v": (H + G) * D}[name]
+            return qkv[..., start:start + n * D].view(T, n, D).transpose(0, 1)
         y = proj(a, p + f"self_attn.{name}_proj").view(T, n, D)
         if qk_norm and name in "qk":
             y = rms_norm(y, w[p + f"self_attn.{name}_norm.weight"], eps)
@@ -230,6 +236,9 @@ def llama(cfg, w, ids):
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
         elif kind in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
             x = x + qwen_sparse_moe(cfg, w, p + "mlp.", m)
+        elif kind == "phi3":  # Phi3MLP: gate_up_proj's output chunked into gate, up
+            gate, up = (m @ w[p + "mlp.gate_up_proj.weight"].t()).chunk(2, dim=-1)
+            x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].t()
         else:
             x = x + swiglu(w, p + "mlp.", m)
     x = rms_norm(x, w["model.norm.weight"], eps)
@@ -310,7 +319,7 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    llama_family = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe")
+    llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe")
     ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"

@@ -413,6 +413,19 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   CHECK(q3["mlp_only_layers"] == nlohmann::json::array());
   CHECK(!q3.contains("shared_expert_intermediate_size"));
 
+  // Phi-3 / Phi-4: fused qkv_proj and gate_up_proj, rope on a part of each head (partial_rotary_factor,
+  // Tessera's rotary_percent; Phi-4-mini's 0.75), hidden dropout as resid_pdrop.
+  train(w, w.dir / "phi3", kLlama + " --set model.rotary_percent=0.75 --set model.hidden_dropout=0.125");
+  const nlohmann::json phi3 = nlohmann::json::parse(export_round_trip(w, w.dir / "phi3", "phi3"));
+  CHECK(phi3["model_type"] == "phi3");
+  CHECK(phi3["partial_rotary_factor"] == 0.75);
+  CHECK(phi3["resid_pdrop"] == 0.125);
+  CHECK(tessera::test::read_text(w.dir / "phi3_imported/config.toml").find("rotary_percent = 0.75") != std::string::npos);
+  // A full-rotary Llama-style model exports as phi3 on request (Phi-4's shape), with GQA.
+  train(w, w.dir / "phi4", kLlama);
+  CHECK(nlohmann::json::parse(export_round_trip(w, w.dir / "phi4", "phi4", "--architecture phi3"))
+            ["partial_rotary_factor"] == 1.0);
+
   // What an architecture cannot express: refused, naming the key.
   const auto refused = [&](const std::string& args, const std::string& key) {
     const CliRun e = run_tessera("checkpoint export --to hf " + args + " " + w.dir / "refused");
@@ -429,6 +442,8 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   train(w, w.dir / "no_shared", kLlama + moe + " --set model.add_qkv_bias=true");
   refused("--architecture qwen2_moe " + w.dir / "no_shared", "model.moe_shared_expert_intermediate_size");
   refused("--architecture qwen3_moe " + w.dir / "qwen2_moe", "model.qk_layernorm");
+  refused("--architecture phi3 " + w.dir / "qwen3", "model.qk_layernorm");
+  refused("--architecture llama " + w.dir / "phi3", "model.rotary_percent");
 }
 
 TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to nearest even; read back by PyTorch and import") {

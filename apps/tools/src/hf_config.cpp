@@ -55,7 +55,7 @@ const char* hf_causal_lm_class(const std::string& architecture) {
   static const std::map<std::string, const char*> classes = {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
       {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
-      {"qwen3_moe", "Qwen3MoeForCausalLM"}};
+      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}};
   return classes.at(architecture);
 }
 
@@ -82,12 +82,13 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                    : llama_style ? (o.qk_layernorm ? (experts ? "qwen3_moe" : "qwen3")
                                     : experts      ? (o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral")
                                     : o.add_qkv_bias ? "qwen2"
+                                    : o.rotary_percent != 1.0 ? "phi3"
                                                      : "llama")
                    : o.num_query_groups == o.num_attention_heads ? "gpt2"
                                                                  : "gpt_bigcode";
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
-                                  "mixtral, qwen2_moe or qwen3_moe",
+                                  "phi3, mixtral, qwen2_moe or qwen3_moe",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -106,9 +107,12 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rope)
       throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",
                                                           o.learned_positions ? "a learned table" : "none"));
-    if (o.rotary_percent != 1.0)
-      throw refuse("rotary_percent", fmt::format("llama rotates every channel of a head (1.0), this model {}",
-                                                 o.rotary_percent));
+    if (o.rotary_percent != 1.0 && !s.phi3())
+      throw refuse("rotary_percent", fmt::format("{} rotates every channel of a head (1.0), this model {} (phi3 "
+                                                 "has a partial_rotary_factor)",
+                                                 s.architecture, o.rotary_percent));
+    if (o.rotary_percent != 1.0 && o.rotary_interleaved)
+      throw refuse("rotary_interleaved", "export permutes interleaved rotary pairs over whole heads only");
     if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
     if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
     if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
@@ -162,6 +166,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   }
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
+  s.rotary_percent = o.rotary_percent;
   s.rope_scaling_factor = o.rope_scaling_factor;
   s.rope_interpolation = o.rotary_interpolation;
   s.layernorm_1p = o.apply_layernorm_1p;
@@ -205,9 +210,15 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["pretraining_tp"] = 1;
     } else {  // every position attends to all before it: no sliding window
       j["sliding_window"] = nullptr;
-      if (s.architecture != "mistral" && !s.mixtral()) j["use_sliding_window"] = false;
+      if (s.architecture.rfind("qwen", 0) == 0) j["use_sliding_window"] = false;
     }
     if (s.qk_norm()) j["attention_bias"] = false;  // qwen3's would be on q, k, v and o
+    if (s.phi3()) {
+      j["partial_rotary_factor"] = s.rotary_percent;
+      j["original_max_position_embeddings"] = s.positions;
+      j["resid_pdrop"] = s.dropout;
+      j["embd_pdrop"] = s.dropout;
+    }
     if (s.architecture == "qwen2_moe") j["qkv_bias"] = s.qkv_bias;
     if (s.mixtral()) {
       j["num_local_experts"] = s.experts;
@@ -388,11 +399,11 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   HfGptShape s;
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
-    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, mixtral, "
+    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, mixtral, "
                               "qwen2_moe and qwen3_moe models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe)",
+                                  "mistral, qwen2, qwen3, phi3, mixtral, qwen2_moe, qwen3_moe)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -411,11 +422,20 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     s.qkv_bias = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && r.flag("qkv_bias", true));
+    if (s.phi3()) {
+      s.rotary_percent = r.number("partial_rotary_factor", 1.0);
+      if (!(s.rotary_percent > 0.0 && s.rotary_percent <= 1.0))
+        throw r.bad("partial_rotary_factor", fmt::format("is {}, expected in (0, 1]", s.rotary_percent));
+      s.dropout = r.number("resid_pdrop", 0.0);
+      if (r.has("embd_pdrop") && r.number("embd_pdrop", 0.0) != s.dropout)
+        r.require("embd_pdrop", false, fmt::format("one hidden dropout: embd_pdrop equal to resid_pdrop ({})", s.dropout));
+    }
     // Sliding-window attention: Tessera attends to every earlier position, the same only where the
     // window covers the whole context (Mistral's, Mixtral's) or is off (the Qwens' use_sliding_window).
     if (s.architecture.rfind("qwen", 0) == 0 && r.flag("use_sliding_window", false))
       r.require("use_sliding_window", false, "false (full causal attention)");
-    if ((s.architecture == "mistral" || s.mixtral()) && r.has("sliding_window") && r.size("sliding_window") < s.positions)
+    if ((s.architecture == "mistral" || s.mixtral() || s.phi3()) && r.has("sliding_window") &&
+        r.size("sliding_window") < s.positions)
       r.require("sliding_window", false,
                 fmt::format("null or at least max_position_embeddings ({}): full causal attention", s.positions));
     // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md).
@@ -492,6 +512,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
     if (s.qkv_bias) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
+    if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.moe())
       t += fmt::format("num_experts = {}\nmoe_router_topk = {}\nmoe_ffn_hidden_size = {}\n", s.experts,
                        s.experts_per_token, s.expert_ffn);

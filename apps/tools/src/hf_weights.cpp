@@ -116,6 +116,14 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         }
       }
       out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
+      if (s.phi3()) {  // one qkv_proj [q; k; v] and one gate_up_proj: Tessera's SwiGLU fc1 as it is
+        out.emplace_back(p + "self_attn.qkv_proj.weight", cat_rows({q, k, v}));
+        out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
+        out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
+        out.emplace_back(p + "mlp.gate_up_proj.weight", get(layer(i, "mlp.fc1.weight")));
+        out.emplace_back(p + "mlp.down_proj.weight", get(layer(i, "mlp.fc2.weight")));
+        continue;
+      }
       out.emplace_back(p + "self_attn.q_proj.weight", q);
       if (s.qkv_bias) out.emplace_back(p + "self_attn.q_proj.bias", qb);
       out.emplace_back(p + "self_attn.k_proj.weight", k);
@@ -222,6 +230,16 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
     for (std::int64_t i = 0; i < s.layers; ++i) {
       const std::string p = fmt::format("model.layers.{}.", i);
       out[layer(i, "ln1.weight")] = take(p + "input_layernorm.weight", {C});
+      if (s.phi3()) {
+        const Tensor qkv = take(p + "self_attn.qkv_proj.weight", {(H + 2 * G) * D, C});
+        out[layer(i, "attention.query.weight")] = slice_rows(qkv, 0, H * D);
+        out[layer(i, "attention.key_value.weight")] = slice_rows(qkv, H * D, (H + 2 * G) * D);
+        out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
+        out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
+        out[layer(i, "mlp.fc1.weight")] = take(p + "mlp.gate_up_proj.weight", {2 * F, C});
+        out[layer(i, "mlp.fc2.weight")] = take(p + "mlp.down_proj.weight", {C, F});
+        continue;
+      }
       out[layer(i, "attention.query.weight")] = take(p + "self_attn.q_proj.weight", {H * D, C});
       Tensor k = take(p + "self_attn.k_proj.weight", {G * D, C}), v = take(p + "self_attn.v_proj.weight", {G * D, C});
       out[layer(i, "attention.key_value.weight")] = cat_rows({k, v});

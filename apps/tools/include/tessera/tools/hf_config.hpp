@@ -1,6 +1,6 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
-// (LlamaForCausalLM, and its kin mistral, qwen2 and qwen3) and the mixtures of experts `mixtral`,
+// (LlamaForCausalLM, and its kin mistral, qwen2, qwen3 and phi3) and the mixtures of experts `mixtral`,
 // `qwen2_moe` and `qwen3_moe` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
 // docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
@@ -30,6 +30,7 @@ struct HfGptShape : HfTransformerDims {
   double rotary_base = 10000.0;
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
+  double rotary_percent = 1.0;      // phi3's partial_rotary_factor: the share of each head rope rotates
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
@@ -64,8 +65,11 @@ struct HfGptShape : HfTransformerDims {
   // and qwen3's with mixture-of-experts MLPs).
   bool llama() const {
     return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || architecture == "qwen3" ||
-           moe();
+           phi3() || moe();
   }
+  // Phi-3's, Phi-3.5's and Phi-4's layers: llama's with q, k and v in one qkv_proj and the SwiGLU's
+  // gate and up in one gate_up_proj, and a partial rotary factor.
+  bool phi3() const { return architecture == "phi3"; }
   bool mixtral() const { return architecture == "mixtral"; }
   bool qwen_moe() const { return architecture == "qwen2_moe" || architecture == "qwen3_moe"; }
   bool moe() const { return mixtral() || qwen_moe(); }
