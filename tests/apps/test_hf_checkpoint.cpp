@@ -733,6 +733,13 @@ TEST_CASE("a SentencePiece tokenizer travels as tokenizer.model, and a Hub folde
   INFO(r.output);
   REQUIRE(r.ok());
   CHECK(tessera::test::read_text(w.dir / "sp_default/config.toml").find("add_bos = true") != std::string::npos);
+  // A setting of the wrong type is an error naming the file and the key.
+  tessera::test::write_text(w.dir / "sp_hf/tokenizer_config.json", R"({"add_bos_token": "yes"})");
+  r = run_tessera("checkpoint import --from hf " + w.dir / "sp_hf" + " " + w.dir / "sp_bad");
+  CHECK(r.clean_error());
+  CHECK(r.has("tokenizer_config.json"));
+  CHECK(r.has("'add_bos_token'"));
+  CHECK(!fs::exists(w.dir / "sp_bad"));
 }
 
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {

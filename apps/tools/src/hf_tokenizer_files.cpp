@@ -51,6 +51,33 @@ bool plain_key(const std::string& k) {
   return !k.empty() && k.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
 }
 
+// The folder's tokenizer_config.json (an empty object without one).
+nlohmann::json tokenizer_config(const fs::path& folder) {
+  std::error_code ec;
+  const fs::path path = folder / "tokenizer_config.json";
+  if (!fs::is_regular_file(path, ec)) return nlohmann::json::object();
+  const nlohmann::json tc = detail::parse_untrusted_json(read_whole_file(path, "tokenizer config", 1 << 24), path.string());
+  if (!tc.is_object()) throw FormatError(fmt::format("{}: not a JSON object", path.string()));
+  return tc;
+}
+
+// Its boolean `key`, `fallback` without one; FormatError naming the file for another type.
+bool tokenizer_config_flag(const fs::path& folder, const char* key, bool fallback) {
+  const nlohmann::json tc = tokenizer_config(folder);
+  if (!tc.contains(key) || tc.at(key).is_null()) return fallback;
+  if (!tc.at(key).is_boolean())
+    throw FormatError(fmt::format("{}: '{}' is {}, expected true or false", (folder / "tokenizer_config.json").string(),
+                                  key, detail::describe_json(tc.at(key))));
+  return tc.at(key).get<bool>();
+}
+
+// Its tokenizer_class ("" without one).
+std::string tokenizer_config_class(const fs::path& folder) {
+  const nlohmann::json tc = tokenizer_config(folder);
+  return tc.contains("tokenizer_class") && tc.at("tokenizer_class").is_string() ? tc.at("tokenizer_class").get<std::string>()
+                                                                                 : "";
+}
+
 }  // namespace
 
 HfTokenizerFiles write_hf_tokenizer_files(const Config& config, const Tokenizer& tokenizer, const fs::path& folder,
@@ -138,38 +165,15 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
     // does not read); BertTokenizer's do_lower_case from tokenizer_config.json, true by default.
     plugin = "bert_wordpiece";
     files = {{"vocab_file", "vocab.txt"}};
-    bool lower_case = true;
-    if (there("tokenizer_config.json")) {
-      const std::string tc_path = (hf_folder / "tokenizer_config.json").string();
-      const nlohmann::json tc = detail::parse_untrusted_json(read_whole_file(tc_path, "tokenizer config", 1 << 24), tc_path);
-      if (tc.is_object() && tc.contains("do_lower_case")) {
-        if (!tc.at("do_lower_case").is_boolean())
-          throw FormatError(fmt::format("{}: 'do_lower_case' is {}, expected true or false", tc_path,
-                                        detail::describe_json(tc.at("do_lower_case"))));
-        lower_case = tc.at("do_lower_case").get<bool>();
-      }
-    }
-    settings_toml = fmt::format("lower_case = {}\n", lower_case);
+    settings_toml = fmt::format("lower_case = {}\n", tokenizer_config_flag(hf_folder, "do_lower_case", true));
   } else if (there("tokenizer.model")) {
     // A SentencePiece model (Llama 2's, Mistral's, Mixtral's, Gemma's folders; their tokenizer.json is
     // a byte-fallback conversion of it): the sentencepiece plugin, BOS first as tokenizer_config.json's
     // add_bos_token says (LlamaTokenizer's default: true).
     plugin = "sentencepiece";
     files = {{"tokenizer_model", "tokenizer.model"}};
-    bool add_bos = false;
-    if (there("tokenizer_config.json")) {
-      const std::string tc_path = (hf_folder / "tokenizer_config.json").string();
-      const nlohmann::json tc = detail::parse_untrusted_json(read_whole_file(tc_path, "tokenizer config", 1 << 24), tc_path);
-      if (tc.is_object() && tc.contains("add_bos_token")) {
-        if (!tc.at("add_bos_token").is_boolean())
-          throw FormatError(fmt::format("{}: 'add_bos_token' is {}, expected true or false", tc_path,
-                                        detail::describe_json(tc.at("add_bos_token"))));
-        add_bos = tc.at("add_bos_token").get<bool>();
-      } else if (tc.is_object() && tc.contains("tokenizer_class") && tc.at("tokenizer_class").is_string()) {
-        add_bos = tc.at("tokenizer_class").get<std::string>().rfind("Llama", 0) == 0;
-      }
-    }
-    settings_toml = fmt::format("add_bos = {}\n", add_bos);
+    const bool llama_class = tokenizer_config_class(hf_folder).rfind("Llama", 0) == 0;
+    settings_toml = fmt::format("add_bos = {}\n", tokenizer_config_flag(hf_folder, "add_bos_token", llama_class));
   } else if (there("tokenizer.json")) {
     plugin = "hf_tokenizer";
     files = {{"tokenizer_file", "tokenizer.json"}};
