@@ -230,6 +230,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
     for (std::int64_t i = 0; i < s.layers; ++i) {
       const std::string p = fmt::format("model.layers.{}.", i);
       out[layer(i, "ln1.weight")] = take(p + "input_layernorm.weight", {C});
+      hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
       if (s.phi3()) {
         const Tensor qkv = take(p + "self_attn.qkv_proj.weight", {(H + 2 * G) * D, C});
         out[layer(i, "attention.query.weight")] = slice_rows(qkv, 0, H * D);
@@ -254,7 +255,6 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         out[layer(i, "attention.k_layernorm.weight")] = take(p + "self_attn.k_norm.weight", {D});
       }
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
-      hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
       // HF's gate_proj, up_proj, down_proj under `theirs` (F rows each) as Tessera's fc1, fc2 under `ours`.
       const auto swiglu = [&](const std::string& ours, const std::string& theirs, std::int64_t rows) {
         Tensor gate = take(theirs + "gate_proj.weight", {rows, C}), up = take(theirs + "up_proj.weight", {rows, C});
