@@ -991,4 +991,31 @@ TEST_CASE("export of a tp2·pp2 checkpoint: shards joined, stages collected, equ
     CHECK(ft.find("holds final weights only") != std::string::npos);
   }
 }
+
+TEST_CASE("export of a tp2·ep2 qwen2_moe checkpoint: experts gathered, shards joined, equal to the final weights") {
+  CliWorkspace w;
+  const std::string save = w.dir / "moe";
+  std::vector<std::string> argv = {"/usr/bin/env", "OMP_NUM_THREADS=1", "OMP_WAIT_POLICY=PASSIVE", TESSERA_MPIEXEC_PATH,
+                                   "--allow-run-as-root", "--oversubscribe", "-np", "4", tessera::test::kTesseraBinary};
+  std::istringstream words(
+      "train " + w.config + " --set training.train_iters=3 --set checkpoint.save_interval=3 " + kLlama +
+      " --set model.num_experts=4 --set model.moe_ffn_hidden_size=24 --set model.add_qkv_bias=true" +
+      " --set model.moe_shared_expert_intermediate_size=40 --set model.moe_shared_expert_gate=true" +
+      " --set model.moe_layer_freq=[0,1] --set parallel.tensor_model_parallel_size=2" +
+      " --set parallel.expert_model_parallel_size=2 --set checkpoint.save=" + save);
+  for (std::string s; words >> s;) argv.push_back(s);
+  int status = 0;
+  const std::string out = tessera::test::run_command(argv, &status, true);
+  INFO(out);
+  REQUIRE(status == 0);
+  CliRun r = run_tessera("checkpoint export --to hf " + save + "/iter_0000003 " + save + "_ckpt_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(r.has("qwen2_moe"));
+  r = run_tessera("checkpoint export --to hf " + save + " " + save + "_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(save + "_ckpt_hf/model.safetensors", save + "_hf/model.safetensors");
+  check_logits(save + "/iter_0000003", save + "_ckpt_hf", save + "_logits.f32");
+}
 #endif
