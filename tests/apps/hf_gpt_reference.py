@@ -65,11 +65,14 @@ def load_safetensors(path, file_format="pt"):
     return out
 
 
-def causal_attention(q, k, v):
-    """q [H,T,D], k/v [H,T,D] → [T, H·D] (softmax(q kᵀ/√D + causal mask) v)."""
+def causal_attention(q, k, v, window=None):
+    """q [H,T,D], k/v [H,T,D] → [T, H·D] (softmax(q kᵀ/√D + causal mask) v); with a sliding window W
+    (Mistral's sliding_window) query i sees keys i − W < j ≤ i only."""
     T, D = q.shape[1], q.shape[2]
     s = q @ k.transpose(-1, -2) / math.sqrt(D)
     s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+    if window:
+        s = s.masked_fill(torch.tril(torch.ones(T, T, dtype=torch.bool), -window), float("-inf"))
     return (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(T, -1)
 
 
@@ -205,8 +208,9 @@ def llama(cfg, w, ids):
         rot, rest = t[..., :R], t[..., R:]
         return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
 
-    assert cfg["model_type"] == "llama" or not cfg.get("sliding_window")  # mistral and qwen2: full attention
-    assert not cfg.get("use_sliding_window", False)
+    window = cfg.get("sliding_window") if kind in ("mistral", "mixtral", "phi3") else None
+    assert kind != "llama" or not cfg.get("sliding_window")
+    assert not cfg.get("use_sliding_window", False)  # the Qwens: full attention
     assert not cfg.get("attention_bias", False)
     qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
 
@@ -230,7 +234,7 @@ def llama(cfg, w, ids):
         a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
         q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
-        x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].t()
+        x = x + causal_attention(q, k, v, window) @ w[p + "self_attn.o_proj.weight"].t()
         m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         if kind == "mixtral":
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)

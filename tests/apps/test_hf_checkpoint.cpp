@@ -296,17 +296,32 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const std::string mistral = export_round_trip(w, w.dir / "llama", "mistral", "--architecture mistral");
   CHECK(mistral.find("\"model_type\": \"mistral\"") != std::string::npos);
   CHECK(mistral.find("\"sliding_window\": null") != std::string::npos);
-  // A window shorter than the context (Mistral 7B v0.1's 4096 of 32768) is attention Tessera does
-  // not compute: refused, naming the key; one that covers the context imports.
+  // A window shorter than the context (Mistral 7B v0.1's 4096 of 32768) imports as window_size: the
+  // same logits as PyTorch's sliding-window mask; one that covers the context changes nothing.
   std::string windowed = mistral;
-  windowed.replace(windowed.find("\"sliding_window\": null"), 22, "\"sliding_window\": 16");
+  windowed.replace(windowed.find("\"sliding_window\": null"), 22, "\"sliding_window\": 6");
   tessera::test::write_text(w.dir / "mistral_hf/config.json", windowed);
-  const CliRun window = run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "windowed");
-  CHECK(window.clean_error());
-  CHECK(window.has("sliding_window"));
-  windowed.replace(windowed.find("\"sliding_window\": 16"), 20, "\"sliding_window\": 32");
+  r = run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "windowed");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "windowed/config.toml").find("window_size = [5, 0]") != std::string::npos);
+  check_logits(w.dir / "windowed", w.dir / "mistral_hf", w.dir / "windowed.f32");
+  // … and exports back with its sliding_window.
+  r = run_tessera("checkpoint export --to hf --architecture mistral " + w.dir / "windowed" + " " + w.dir / "windowed_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(json_text(w.dir / "windowed_hf/config.json").find("\"sliding_window\": 6") != std::string::npos);
+  require_same_tensors(w.dir / "mistral_hf/model.safetensors", w.dir / "windowed_hf/model.safetensors");
+  // llama has no window: refused, naming the key.
+  const CliRun llama_window =
+      run_tessera("checkpoint export --to hf --architecture llama " + w.dir / "windowed" + " " + w.dir / "windowed_llama");
+  CHECK(llama_window.clean_error());
+  CHECK(llama_window.has("model.window_size"));
+  windowed.replace(windowed.find("\"sliding_window\": 6"), 19, "\"sliding_window\": 32");
   tessera::test::write_text(w.dir / "mistral_hf/config.json", windowed);
-  CHECK(run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "whole_window").ok());
+  r = run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "whole_window");
+  CHECK(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "whole_window/config.toml").find("window_size") == std::string::npos);
   // Biases qwen2 has and llama lacks, and the reverse: refused, naming the key.
   const CliRun llama_bias = run_tessera("checkpoint export --to hf --architecture llama " + w.dir / "qwen2" + " " +
                                         w.dir / "qwen2_as_llama");

@@ -48,6 +48,10 @@ const char* const kQkNorm =
 // Mixture-of-experts MLPs: a cached step routes its one token as the whole sequence routes it.
 const char* const kMoe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n";
 
+// A sliding window of 5 keys (Mistral's sliding_window 5): prompts and steps past it attend their
+// last 5 positions only, each row at its own position.
+const std::string kWindow = std::string(kLlama) + "window_size = [4, 0]\n";
+
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
 std::vector<float> row_of(const Tensor& logits, std::int64_t b) {
@@ -108,8 +112,9 @@ double check_greedy(Generator& g, std::vector<std::int32_t> ids) {
 
 }  // namespace
 
-TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms, MoE", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe}) {
+TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms, MoE, sliding window",
+          "[unit]") {
+  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -123,7 +128,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 }
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
-  for (const char* extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe}) {
+  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();
@@ -423,4 +428,15 @@ TEST_CASE("KvCache::select_rows: one spare buffer for a row count, slots past a 
   cache.select_rows({0});  // a new row count: new buffers
   CHECK(cache.allocations() == 7);
   expect({b});
+}
+
+TEST_CASE("model.window_size: [left, 0] only, anything else an error naming the key", "[unit]") {
+  for (const char* bad : {"window_size = [4, 1]\n", "window_size = [-1, 0]\n", "window_size = 4\n", "window_size = [4]\n"}) {
+    INFO(bad);
+    const std::string msg = message_of<ConfigError>([&] { make_model(std::string(kLlama) + bad); });
+    CHECK(msg.find("model.window_size") != std::string::npos);
+    CHECK(msg.find("[left, right]") != std::string::npos);
+  }
+  // The model line names the window.
+  CHECK(make_model(kWindow)->describe().find("sliding window of 5 keys") != std::string::npos);
 }

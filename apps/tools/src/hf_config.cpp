@@ -129,6 +129,11 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     s.qkv_bias = biases;
     if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
+    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3())
+      throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral and phi3 have a "
+                                              "sliding_window)",
+                                              s.architecture));
+    s.sliding_window = o.window_left + 1;
     if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
       throw refuse("rotary_seq_len_interpolation_factor",
                    "llama's rope_scaling is one kind, Llama 3.1's (use_rope_scaling) or linear, not both");
@@ -208,8 +213,11 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["attention_bias"] = false;
       j["mlp_bias"] = false;
       j["pretraining_tp"] = 1;
-    } else {  // every position attends to all before it: no sliding window
-      j["sliding_window"] = nullptr;
+    } else {  // every position attends to all before it, or to a window of them
+      if (s.sliding_window > 0)
+        j["sliding_window"] = s.sliding_window;
+      else
+        j["sliding_window"] = nullptr;
       if (s.architecture.rfind("qwen", 0) == 0) j["use_sliding_window"] = false;
     }
     if (s.qk_norm()) j["attention_bias"] = false;  // qwen3's would be on q, k, v and o
@@ -434,10 +442,10 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     // window covers the whole context (Mistral's, Mixtral's) or is off (the Qwens' use_sliding_window).
     if (s.architecture.rfind("qwen", 0) == 0 && r.flag("use_sliding_window", false))
       r.require("use_sliding_window", false, "false (full causal attention)");
+    // A window shorter than the context is Tessera's window_size; a longer one changes nothing.
     if ((s.architecture == "mistral" || s.mixtral() || s.phi3()) && r.has("sliding_window") &&
         r.size("sliding_window") < s.positions)
-      r.require("sliding_window", false,
-                fmt::format("null or at least max_position_embeddings ({}): full causal attention", s.positions));
+      s.sliding_window = r.size("sliding_window");
     // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md).
     if (s.mixtral()) {
       s.experts = r.size("num_local_experts");
@@ -513,6 +521,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
     if (s.qkv_bias) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
+    if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);
     if (s.moe())
       t += fmt::format("num_experts = {}\nmoe_router_topk = {}\nmoe_ffn_hidden_size = {}\n", s.experts,
                        s.experts_per_token, s.expert_ffn);

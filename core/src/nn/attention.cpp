@@ -104,6 +104,7 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(head_dim(o)),
+      window_left_(o.window_left),
       rotary_(o.rotary),
       dropout_(o.dropout),
       dropout_site_(o.dropout_site),
@@ -192,8 +193,24 @@ void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
   inverse ? ops::rope_backward(r, kv) : ops::rope_forward(r, kv);
 }
 
+namespace {
+
+// The sliding window's first keys: row b's query i (at position start[b] + i) attends keys from
+// start[b] + i − left on (the op clamps a value ≤ 0 to no restriction).
+Tensor window_first_keys(std::int64_t B, std::int64_t T, std::int64_t left, const std::vector<std::int64_t>& start,
+                         Device device) {
+  Tensor first = Tensor::empty({B, T}, DType::i32);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < T; ++i)
+      first.data<std::int32_t>()[b * T + i] =
+          static_cast<std::int32_t>(std::max<std::int64_t>(0, start[static_cast<std::size_t>(b)] + i - left));
+  return first.to(device);
+}
+
+}  // namespace
+
 ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq,
-                                           std::int64_t Tk) const {
+                                           std::int64_t Tk, Device device) const {
   if (in.first_key.defined())
     TESSERA_CHECK_SHAPE(kind_ != AttentionKind::cross && in.first_key.dtype() == DType::i32 &&
                             in.first_key.shape() == Shape({B, Tq}),
@@ -202,7 +219,12 @@ ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64
   const Tensor& mask = kind_ == AttentionKind::cross ? in.memory_mask : in.key_mask;
   if (kind_ == AttentionKind::causal_self) {
     TESSERA_CHECK_SHAPE(!in.key_mask.defined(), "causal self-attention takes no key mask, got {}", in.key_mask.str());
-    return {Tensor(), in.first_key};
+    if (window_left_ < 0) return {Tensor(), in.first_key};
+    if (in.first_key.defined())
+      throw ConfigError("model.window_size with per-document attention masks (data.reset_attention_mask) is not built: "
+                        "the sliding window would have to be merged with each document's first key");
+    return {Tensor(), window_first_keys(B, Tq, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0),
+                                        device)};
   }
   if (kind_ == AttentionKind::padded_self)
     TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");
@@ -235,7 +257,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
     source = &in.memory;
   }
   const std::int64_t Tk = source->size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, x.device());
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
@@ -265,7 +287,11 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     const ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
     Tensor context = q.new_empty({B, T, s.Hq * s.D});
     Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
-    ops::attention_forward(s, q, kv, Tensor(), context, lse);
+    const Tensor first =
+        window_left_ < 0 ? Tensor()
+                         : window_first_keys(B, T, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0),
+                                             q.device());
+    ops::attention_forward(s, q, kv, ops::AttentionMask(Tensor(), first), context, lse);
     return context;
   }
   TESSERA_CHECK_SHAPE(T == 1, "attention: a cached step takes one token per row, got {}", q.str());
@@ -295,7 +321,13 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
   const ops::AttentionShape s{B, 1, Tk, heads_, groups_, head_dim_, false};
   Tensor context = q.new_empty({B, 1, s.Hq * s.D});
   Tensor lse = q.new_empty({B, s.Hq, 1}, DType::f32);
-  ops::attention_forward(s, q, keys, cache.step_key_mask(q.device()), context, lse);
+  Tensor first;  // each row's one query sits at its own position
+  if (window_left_ >= 0) {
+    std::vector<std::int64_t> positions;
+    for (std::int64_t b = 0; b < B; ++b) positions.push_back(cache.length(b));
+    first = window_first_keys(B, 1, window_left_, positions, q.device());
+  }
+  ops::attention_forward(s, q, keys, ops::AttentionMask(cache.step_key_mask(q.device()), first), context, lse);
   return context;
 }
 
@@ -305,7 +337,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   const Tensor& q = saved.q;
   const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, q.device());
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit

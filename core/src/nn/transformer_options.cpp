@@ -121,6 +121,15 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   if (!(o.rotary_base > 1.0))
     throw ConfigError(fmt::format("model.rotary_base ({}) in {} must be > 1", o.rotary_base, s.origin("rotary_base")));
   o.rotary_interleaved = s.get_bool("rotary_interleaved", false);
+  if (s.has("window_size")) {  // Megatron-Core's --window-size left,right (causal: right 0)
+    const std::vector<std::int64_t> w = s.is_array("window_size") ? s.get_int_list("window_size")
+                                                                   : std::vector<std::int64_t>{};
+    if (w.size() != 2 || w[0] < 0 || w[1] != 0)
+      throw ConfigError(fmt::format("model.window_size in {} is [left, right] with right = 0 (causal attention): query "
+                                    "i attends keys i − left … i (Mistral's sliding_window 4096 is [4095, 0])",
+                                    s.origin("window_size")));
+    o.window_left = w[0];
+  }
   // Megatron-Core's --use-rope-scaling (Llama 3.1 / 3.2) with --rope-scaling-factor (8 by default).
   const bool scaling = s.get_bool("use_rope_scaling", false);
   if (s.has("rope_scaling_factor") && !scaling)
@@ -394,6 +403,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.bias = o.add_bias_linear;
   l.attention.qkv_bias = o.add_bias_linear || o.add_qkv_bias;
   l.attention.kv_channels = o.kv_channels;
+  l.attention.window_left = o.window_left;
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;

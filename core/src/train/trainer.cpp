@@ -690,6 +690,11 @@ void Trainer::check_backend_features() const {
   const FieldSpecs fields = data_->fields();
   const bool document_masks = std::any_of(fields.begin(), fields.end(),
                                           [](const FieldSpec& f) { return f.name == "document_start"; });
+  if (m.has("window_size") && !backend_of(device_).supports_attention_first_key())
+    throw ConfigError(fmt::format("model.window_size in {}: the {} backend (training.device = {}) has no attention "
+                                  "kernel with per-query first keys yet, which the sliding window uses; train on the "
+                                  "CPU (docs/cuda.md)",
+                                  m.origin("window_size"), backend_of(device_).name(), device_.str()));
   if (document_masks && !backend_of(device_).supports_attention_first_key())
     throw ConfigError(fmt::format(
         "data.reset_attention_mask in {}: the {} backend (training.device = {}) has no attention kernel with "

@@ -86,6 +86,10 @@ struct AttentionOptions {
   // Channels of each head (Megatron-LM's kv_channels): 0 → hidden / heads. Otherwise the query and
   // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.
   std::int64_t kv_channels = 0;
+  // Causal self-attention over a sliding window: query i attends keys i − window_left … i
+  // (Megatron-Core's window_size [window_left, 0]); −1: every earlier key. Built as the op's
+  // first_key mask (ops::AttentionMask), in training and in cached generation alike.
+  std::int64_t window_left = -1;
   // Megatron-Core's qk_layernorm: this norm (the layers' LayerNorm or RMSNorm, epsilon qk_norm_eps)
   // over each head's channels of q and of the keys, one weight of head size shared by the heads
   // ("q_layernorm", "k_layernorm"), after the projections and before rotary positions. Each tp rank
@@ -130,12 +134,14 @@ class Attention : public Module {
   };
   // The mask the op gets (undefined parts: every key), checked against x's batch, the queries' and
   // the keys' lengths.
-  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk) const;
+  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk,
+                                  Device device) const;
 
   TpGroup tp_;
   AttentionKind kind_;
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
+  std::int64_t window_left_;                 // AttentionOptions::window_left
   AttentionOptions::Rotary rotary_;
   float dropout_;
   std::uint64_t dropout_site_;

@@ -50,6 +50,9 @@ struct TransformerOptions {
   bool squared_relu = false;  // the MLP's max(x, 0)² instead of GELU (Megatron's --squared-relu)
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
+  // Sliding-window attention (Megatron-Core's window_size [left, 0]): query i attends keys
+  // i − window_left … i only (Mistral's sliding_window = window_left + 1); −1: every earlier key.
+  std::int64_t window_left = -1;
   // Mixture of experts (read_moe_options; moe.router.experts = 0: dense MLPs). The MLP of each layer
   // moe_layer(i) names is then a MoeLayer whose experts take the swiglu / squared_relu activation;
   // moe_layer_pattern (Megatron-Core's moe_layer_freq) marks them, empty: every layer.

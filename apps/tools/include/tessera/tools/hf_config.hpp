@@ -31,6 +31,8 @@ struct HfGptShape : HfTransformerDims {
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   double rotary_percent = 1.0;      // phi3's partial_rotary_factor: the share of each head rope rotates
+  // mistral's, mixtral's and phi3's sliding_window (Tessera's window_size [sliding_window − 1, 0]); 0: none.
+  std::int64_t sliding_window = 0;
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
