@@ -138,6 +138,19 @@ TEST_CASE("training.calculate_per_token_loss: a model whose loss it cannot count
   CHECK(bert.has("training.calculate_per_token_loss = true (--set): the bert model's loss is not a mean over tokens"));
 }
 
+TEST_CASE("model.window_size trains, names itself on the model line, and is refused with document masks", "[unit]") {
+  Workspace w;
+  const Run t = run_tessera("train " + w.config + " --set training.train_iters=1 --set model.window_size=[7,0]");
+  INFO(t.output);
+  CHECK(t.ok());
+  CHECK(t.has("sliding window of 8 keys"));
+  const Run both = run_tessera("train " + w.config + " --set model.window_size=[7,0] --set data.reset_attention_mask=true");
+  INFO(both.output);
+  CHECK(both.clean_error());
+  CHECK(both.has("model.window_size"));
+  CHECK(both.has("data.reset_attention_mask"));
+}
+
 TEST_CASE("sequence_parallel with one tensor-parallel rank is accepted and changes nothing", "[unit]") {
   // Megatron-LM accepts --sequence-parallel with tp = 1 (it has nothing to split); so do we. The
   // error for a seq_length tp does not divide needs tp > 1, so mpirun: test_sequence_parallel_config_error.
