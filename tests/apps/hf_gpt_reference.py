@@ -188,11 +188,19 @@ def qwen_sparse_layer(cfg, i):
 
 def llama(cfg, w, ids):
     rs = cfg.get("rope_scaling")
-    assert cfg["hidden_act"] == "silu" and (rs is None or rs["rope_type"] in ("llama3", "linear"))
+    assert (cfg["hidden_act"] == "silu" or cfg["model_type"] == "starcoder2") and (
+        rs is None or rs["rope_type"] in ("llama3", "linear"))
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
     kind = cfg["model_type"]
-    D, T, eps = cfg.get("head_dim", 128 if kind == "qwen3" else C // H), len(ids), cfg["rms_norm_eps"]
+    starcoder2 = kind == "starcoder2"  # Starcoder2: LayerNorms with biases, a GELU MLP, use_bias
+    D, T = cfg.get("head_dim", 128 if kind == "qwen3" else C // H), len(ids)
+    eps = cfg["norm_epsilon"] if starcoder2 else cfg["rms_norm_eps"]
+
+    def norm(x, name):
+        if starcoder2:
+            return layer_norm(x, w[name + ".weight"], w[name + ".bias"], eps)
+        return rms_norm(x, w[name + ".weight"], eps)
     R = int(D * cfg.get("partial_rotary_factor", 1.0))  # Phi-3's rotary_ndims: rope on the first R channels
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, R, 2, dtype=torch.float64) / R))
     positions = torch.arange(T, dtype=torch.float64)
@@ -208,7 +216,7 @@ def llama(cfg, w, ids):
         rot, rest = t[..., :R], t[..., R:]
         return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
 
-    window = cfg.get("sliding_window") if kind in ("mistral", "mixtral", "phi3") else None
+    window = cfg.get("sliding_window") if kind in ("mistral", "mixtral", "phi3", "starcoder2") else None
     assert kind != "llama" or not cfg.get("sliding_window")
     assert not cfg.get("use_sliding_window", False)  # the Qwens: full attention
     assert not cfg.get("attention_bias", False)
@@ -231,12 +239,14 @@ def llama(cfg, w, ids):
     x = w["model.embed_tokens.weight"][ids]
     for i in range(L):
         p = f"model.layers.{i}."
-        a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        a = norm(x, p + "input_layernorm")
         q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
-        x = x + causal_attention(q, k, v, window) @ w[p + "self_attn.o_proj.weight"].t()
-        m = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        if kind == "mixtral":
+        x = x + proj(causal_attention(q, k, v, window), p + "self_attn.o_proj")
+        m = norm(x, p + "post_attention_layernorm")
+        if starcoder2:  # Starcoder2MLP: c_proj(act(c_fc(x)))
+            x = x + proj(hf_gelu(cfg)(proj(m, p + "mlp.c_fc")), p + "mlp.c_proj")
+        elif kind == "mixtral":
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
         elif kind in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
             x = x + qwen_sparse_moe(cfg, w, p + "mlp.", m)
@@ -245,7 +255,7 @@ def llama(cfg, w, ids):
             x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].t()
         else:
             x = x + swiglu(w, p + "mlp.", m)
-    x = rms_norm(x, w["model.norm.weight"], eps)
+    x = norm(x, "model.norm")
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else w["lm_head.weight"]
     return x @ head.t()
 
@@ -323,7 +333,7 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe")
+    llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe")
     ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"

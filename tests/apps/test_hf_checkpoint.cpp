@@ -757,6 +757,36 @@ TEST_CASE("a SentencePiece tokenizer travels as tokenizer.model, and a Hub folde
   CHECK(!fs::exists(w.dir / "sp_bad"));
 }
 
+TEST_CASE("starcoder2 export: rope with LayerNorm, a GELU MLP, biases and a sliding window, against PyTorch") {
+  CliWorkspace w;
+  // StarCoder2's shape: grouped queries, rotary positions, LayerNorms, the tanh GELU MLP, biases on
+  // every linear layer (use_bias), a sliding window, a tied head.
+  const std::string sc2 = "--set model.num_attention_heads=4 --set model.num_query_groups=2 "
+                          "--set model.position_embedding_type=rope --set model.window_size=[11,0]";
+  train(w, w.dir / "sc2", sc2);
+  const nlohmann::json j = nlohmann::json::parse(export_round_trip(w, w.dir / "sc2", "sc2"));
+  CHECK(j["model_type"] == "starcoder2");
+  CHECK(j["use_bias"] == true);
+  CHECK(j["sliding_window"] == 12);
+  CHECK(j["hidden_act"] == "gelu_pytorch_tanh");
+  CHECK(j["norm_epsilon"] == 1e-5);
+  CHECK(tessera::test::read_text(w.dir / "sc2_imported/config.toml").find("window_size = [11, 0]") != std::string::npos);
+  // Without biases (use_bias false) and with the exact GELU ("gelu").
+  train(w, w.dir / "sc2_plain", sc2 + " --set model.add_bias_linear=false --set model.bias_gelu_fusion=false");
+  const nlohmann::json plain = nlohmann::json::parse(export_round_trip(w, w.dir / "sc2_plain", "sc2_plain"));
+  CHECK(plain["use_bias"] == false);
+  CHECK(plain["hidden_act"] == "gelu");
+  const std::string plain_toml = tessera::test::read_text(w.dir / "sc2_plain_imported/config.toml");
+  CHECK(plain_toml.find("add_bias_linear = false") != std::string::npos);
+  CHECK(plain_toml.find("bias_gelu_fusion = false") != std::string::npos);
+  // RMSNorm is llama's, not starcoder2's.
+  train(w, w.dir / "sc2_rms", sc2 + " --set model.normalization=RMSNorm");
+  const CliRun r = run_tessera("checkpoint export --to hf --architecture starcoder2 " + w.dir / "sc2_rms" + " " +
+                               w.dir / "sc2_rms_hf");
+  CHECK(r.clean_error());
+  CHECK(r.has("model.normalization"));
+}
+
 TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits in PyTorch, imported as plain LayerNorm") {
   CliWorkspace w;
   train(w, w.dir / "ln1p", "--set model.apply_layernorm_1p=true");

@@ -55,7 +55,7 @@ const char* hf_causal_lm_class(const std::string& architecture) {
   static const std::map<std::string, const char*> classes = {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
       {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
-      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}};
+      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}, {"starcoder2", "Starcoder2ForCausalLM"}};
   return classes.at(architecture);
 }
 
@@ -79,7 +79,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   const bool experts = o.moe.router.experts > 0;
   HfGptShape s;
   s.architecture = !requested.empty() ? requested
-                   : llama_style ? (o.qk_layernorm ? (experts ? "qwen3_moe" : "qwen3")
+                   : llama_style ? (!o.rms_norm && !o.swiglu && !experts ? "starcoder2"
+                                    : o.qk_layernorm ? (experts ? "qwen3_moe" : "qwen3")
                                     : experts      ? (o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral")
                                     : o.add_qkv_bias ? "qwen2"
                                     : o.rotary_percent != 1.0 ? "phi3"
@@ -88,7 +89,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                                                  : "gpt_bigcode";
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
-                                  "phi3, mixtral, qwen2_moe or qwen3_moe",
+                                  "phi3, starcoder2, mixtral, qwen2_moe or qwen3_moe",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -113,13 +114,25 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                                  s.architecture, o.rotary_percent));
     if (o.rotary_percent != 1.0 && o.rotary_interleaved)
       throw refuse("rotary_interleaved", "export permutes interleaved rotary pairs over whole heads only");
-    if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
-    if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
-    if (o.add_bias_linear) throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
+    if (s.starcoder2()) {  // llama's attention, GPT-2's norms and MLP
+      if (o.rms_norm) throw refuse("normalization", "starcoder2 has LayerNorm, this model RMSNorm");
+      if (o.swiglu) throw refuse("swiglu", "starcoder2's MLP is GELU (c_fc, c_proj), this model's SwiGLU");
+      if (o.apply_layernorm_1p) throw refuse("apply_layernorm_1p", "starcoder2's LayerNorms are plain ones");
+      if (o.add_qkv_bias && !o.add_bias_linear)
+        throw refuse("add_qkv_bias", "starcoder2 has biases on every linear layer (use_bias) or on none");
+      if (o.kv_channels * o.num_attention_heads != o.hidden_size)
+        throw refuse("kv_channels", "starcoder2's heads have hidden_size / num_attention_heads channels");
+      s.linear_bias = o.add_bias_linear;
+    } else {
+      if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
+      if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
+      if (o.add_bias_linear)
+        throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
+    }
     // qwen2 has biases on q, k and v; qwen2_moe too unless its config says "qkv_bias": false (a key
     // transformers reads since 2025; older versions expect the biases). qwen3's attention_bias would
     // put one on o_proj too, which Tessera lacks.
-    const bool biases = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && o.add_qkv_bias);
+    const bool biases = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && o.add_qkv_bias) || s.linear_bias;
     if (o.add_qkv_bias && !biases)
       throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 and qwen2_moe have them on q, k and "
                                                "v)",
@@ -129,9 +142,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     s.qkv_bias = biases;
     if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
-    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3())
-      throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral and phi3 have a "
-                                              "sliding_window)",
+    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2())
+      throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral, phi3 and "
+                                              "starcoder2 have a sliding_window)",
                                               s.architecture));
     s.sliding_window = o.window_left + 1;
     if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
@@ -193,7 +206,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["num_key_value_heads"] = s.groups;
     j["head_dim"] = s.head_dim();
     j["max_position_embeddings"] = s.positions;
-    j["rms_norm_eps"] = s.norm_epsilon;
+    j[s.starcoder2() ? "norm_epsilon" : "rms_norm_eps"] = s.norm_epsilon;
     j["rope_theta"] = s.rotary_base;
     if (s.rope_scaling_factor > 0.0) {
       using C = RopeScalingConstants;
@@ -207,8 +220,14 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     } else {
       j["rope_scaling"] = nullptr;
     }
-    j["hidden_act"] = "silu";
+    // starcoder2's GELU: Tessera's tanh form, or the exact one with bias_gelu_fusion = false.
+    j["hidden_act"] = !s.starcoder2() ? "silu" : s.exact_gelu ? "gelu" : "gelu_pytorch_tanh";
     j["attention_dropout"] = s.attention_dropout;
+    if (s.starcoder2()) {
+      j["use_bias"] = s.linear_bias;
+      j["residual_dropout"] = s.dropout;
+      j["embedding_dropout"] = s.dropout;
+    }
     if (s.architecture == "llama") {
       j["attention_bias"] = false;
       j["mlp_bias"] = false;
@@ -372,6 +391,21 @@ void read_rope_parameters(const Reader& r, HfGptShape& s) {
   if (inner.text("rope_type", inner.text("type", "default")) != "default") read_rope_scaling(r, s, "rope_parameters");
 }
 
+// starcoder2's LayerNorms, GELU, biases and dropouts (Starcoder2Config's defaults for a missing key).
+void read_starcoder2(const Reader& r, HfGptShape& s) {
+  s.norm_epsilon = r.number("norm_epsilon", 1e-5);
+  const std::string act = r.text("hidden_act", "gelu_pytorch_tanh");
+  if (act != "gelu_pytorch_tanh" && act != "gelu_new" && act != "gelu")
+    r.require("hidden_act", false, "the tanh GELU (\"gelu_pytorch_tanh\", \"gelu_new\") or the exact one (\"gelu\")");
+  s.exact_gelu = act == "gelu";
+  s.linear_bias = r.flag("use_bias", true);
+  s.qkv_bias = s.linear_bias;
+  s.dropout = r.number("residual_dropout", 0.0);
+  if (r.has("embedding_dropout") && r.number("embedding_dropout", 0.0) != s.dropout)
+    r.require("embedding_dropout", false,
+              fmt::format("one hidden dropout: embedding_dropout equal to residual_dropout ({})", s.dropout));
+}
+
 // qwen2_moe's and qwen3_moe's experts, with transformers' defaults for a missing key.
 void read_qwen_moe(const Reader& r, HfGptShape& s) {
   const bool qwen2 = s.architecture == "qwen2_moe";
@@ -407,11 +441,11 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   HfGptShape s;
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
-    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, mixtral, "
+    throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, starcoder2, mixtral, "
                               "qwen2_moe and qwen3_moe models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2, qwen3, phi3, mixtral, qwen2_moe, qwen3_moe)",
+                                  "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -424,12 +458,13 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.rotary_base = r.number("rope_theta", 10000.0);
     s.tied = r.flag("tie_word_embeddings", false);
     s.attention_dropout = r.number("attention_dropout", 0.0);
-    r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
+    if (!s.starcoder2()) r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
     if (r.has("rope_scaling")) read_rope_scaling(r, s, "rope_scaling");
     if (r.has("rope_parameters")) read_rope_parameters(r, s);
     if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     s.qkv_bias = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && r.flag("qkv_bias", true));
+    if (s.starcoder2()) read_starcoder2(r, s);
     if (s.phi3()) {
       s.rotary_percent = r.number("partial_rotary_factor", 1.0);
       if (!(s.rotary_percent > 0.0 && s.rotary_percent <= 1.0))
@@ -443,7 +478,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     if (s.architecture.rfind("qwen", 0) == 0 && r.flag("use_sliding_window", false))
       r.require("use_sliding_window", false, "false (full causal attention)");
     // A window shorter than the context is Tessera's window_size; a longer one changes nothing.
-    if ((s.architecture == "mistral" || s.mixtral() || s.phi3()) && r.has("sliding_window") &&
+    if ((s.architecture == "mistral" || s.mixtral() || s.phi3() || s.starcoder2()) && r.has("sliding_window") &&
         r.size("sliding_window") < s.positions)
       s.sliding_window = r.size("sliding_window");
     // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md).
@@ -510,15 +545,22 @@ std::string tessera_model_toml(const HfGptShape& s) {
   t += fmt::format("init_method_std = {}\nhidden_dropout = {}\nattention_dropout = {}\n", toml_float(s.init_std),
                    toml_float(s.dropout), toml_float(s.attention_dropout));
   if (s.kv_channels > 0) t += fmt::format("kv_channels = {}\n", s.kv_channels);
-  if (s.llama()) {
+  if (s.starcoder2()) {  // rope with LayerNorm, a GELU MLP and biases (use_bias)
+    t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nlayernorm_epsilon = {}\n",
+                     toml_float(s.rotary_base), toml_float(s.norm_epsilon));
+    if (!s.linear_bias) t += "add_bias_linear = false\n";
+    if (s.exact_gelu) t += "bias_gelu_fusion = false\n";
+  } else if (s.llama()) {
     t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",
                      toml_float(s.rotary_base), toml_float(s.norm_epsilon));
+  }
+  if (s.llama()) {
     if (s.rope_scaling_factor > 0.0)
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
     if (s.rope_interpolation != 1.0)
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
-    if (s.qkv_bias) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
+    if (s.qkv_bias && !s.starcoder2()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);

@@ -116,6 +116,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         }
       }
       out.emplace_back(p + "input_layernorm.weight", get(layer(i, "ln1.weight")));
+      if (s.starcoder2()) out.emplace_back(p + "input_layernorm.bias", get(layer(i, "ln1.bias")));
       if (s.phi3()) {  // one qkv_proj [q; k; v] and one gate_up_proj: Tessera's SwiGLU fc1 as it is
         out.emplace_back(p + "self_attn.qkv_proj.weight", cat_rows({q, k, v}));
         out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
@@ -131,6 +132,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       out.emplace_back(p + "self_attn.v_proj.weight", v);
       if (s.qkv_bias) out.emplace_back(p + "self_attn.v_proj.bias", vb);
       out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
+      if (s.linear_bias) out.emplace_back(p + "self_attn.o_proj.bias", get(layer(i, "attention.output.bias")));
       if (s.qk_norm()) {  // qwen3's norms over each head's channels, permuted with the rows they scale
         Tensor qn = get(layer(i, "attention.q_layernorm.weight")), kn = get(layer(i, "attention.k_layernorm.weight"));
         if (s.rotary_interleaved) {
@@ -141,6 +143,14 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         out.emplace_back(p + "self_attn.k_norm.weight", kn);
       }
       out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
+      if (s.starcoder2()) {  // LayerNorm's bias; the GELU MLP as c_fc, c_proj
+        out.emplace_back(p + "post_attention_layernorm.bias", get(layer(i, "ln2.bias")));
+        out.emplace_back(p + "mlp.c_fc.weight", get(layer(i, "mlp.fc1.weight")));
+        if (s.linear_bias) out.emplace_back(p + "mlp.c_fc.bias", get(layer(i, "mlp.fc1.bias")));
+        out.emplace_back(p + "mlp.c_proj.weight", get(layer(i, "mlp.fc2.weight")));
+        if (s.linear_bias) out.emplace_back(p + "mlp.c_proj.bias", get(layer(i, "mlp.fc2.bias")));
+        continue;
+      }
       // SwiGLU's fc1 is [gate; up]: llama's gate_proj and up_proj, each mixtral expert's w1 and w3.
       if (s.mixtral()) {
         out.emplace_back(p + "block_sparse_moe.gate.weight", get(layer(i, "mlp.router.weight")));
@@ -171,6 +181,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       swiglu_to_hf(out, p + "mlp.", get(layer(i, "mlp.fc1.weight")), get(layer(i, "mlp.fc2.weight")), s.ffn);
     }
     out.emplace_back("model.norm.weight", get("final_layernorm.weight"));
+    if (s.starcoder2()) out.emplace_back("model.norm.bias", get("final_layernorm.bias"));
     if (!s.tied) out.emplace_back("lm_head.weight", get("output_layer.weight"));
     return out;
   }
@@ -230,6 +241,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
     for (std::int64_t i = 0; i < s.layers; ++i) {
       const std::string p = fmt::format("model.layers.{}.", i);
       out[layer(i, "ln1.weight")] = take(p + "input_layernorm.weight", {C});
+      if (s.starcoder2()) out[layer(i, "ln1.bias")] = take(p + "input_layernorm.bias", {C});
       hf.erase(p + "self_attn.rotary_emb.inv_freq");  // a buffer older transformers saved
       if (s.phi3()) {
         const Tensor qkv = take(p + "self_attn.qkv_proj.weight", {(H + 2 * G) * D, C});
@@ -250,11 +262,22 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         out[layer(i, "attention.key_value.bias")] = cat_rows({kb, vb});
       }
       out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
+      if (s.linear_bias) out[layer(i, "attention.output.bias")] = take(p + "self_attn.o_proj.bias", {C});
       if (s.qk_norm()) {
         out[layer(i, "attention.q_layernorm.weight")] = take(p + "self_attn.q_norm.weight", {D});
         out[layer(i, "attention.k_layernorm.weight")] = take(p + "self_attn.k_norm.weight", {D});
       }
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
+      if (s.starcoder2()) {
+        out[layer(i, "ln2.bias")] = take(p + "post_attention_layernorm.bias", {C});
+        out[layer(i, "mlp.fc1.weight")] = take(p + "mlp.c_fc.weight", {F, C});
+        out[layer(i, "mlp.fc2.weight")] = take(p + "mlp.c_proj.weight", {C, F});
+        if (s.linear_bias) {
+          out[layer(i, "mlp.fc1.bias")] = take(p + "mlp.c_fc.bias", {F});
+          out[layer(i, "mlp.fc2.bias")] = take(p + "mlp.c_proj.bias", {C});
+        }
+        continue;
+      }
       // HF's gate_proj, up_proj, down_proj under `theirs` (F rows each) as Tessera's fc1, fc2 under `ours`.
       const auto swiglu = [&](const std::string& ours, const std::string& theirs, std::int64_t rows) {
         Tensor gate = take(theirs + "gate_proj.weight", {rows, C}), up = take(theirs + "up_proj.weight", {rows, C});
@@ -303,6 +326,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       swiglu(layer(i, "mlp."), p + "mlp.", F);
     }
     out["final_layernorm.weight"] = take("model.norm.weight", {C});
+    if (s.starcoder2()) out["final_layernorm.bias"] = take("model.norm.bias", {C});
   } else {
     const bool conv1d = s.architecture == "gpt2";
     const auto lin = [&](const std::string& name, std::int64_t out_features, std::int64_t in_features) {

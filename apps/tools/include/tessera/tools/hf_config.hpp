@@ -1,6 +1,6 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
-// (LlamaForCausalLM, and its kin mistral, qwen2, qwen3 and phi3) and the mixtures of experts `mixtral`,
+// (LlamaForCausalLM, and its kin mistral, qwen2, qwen3, phi3 and starcoder2) and the mixtures of experts `mixtral`,
 // `qwen2_moe` and `qwen3_moe` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
 // docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
@@ -45,8 +45,10 @@ struct HfGptShape : HfTransformerDims {
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.
   bool exact_gelu = false;
   // Biases on q, k and v (Tessera's add_qkv_bias): qwen2's always, qwen2_moe's unless its config
-  // says "qkv_bias": false.
+  // says "qkv_bias": false; starcoder2's with use_bias.
   bool qkv_bias = false;
+  // starcoder2's use_bias: biases on o_proj, c_fc and c_proj too (and q, k, v: qkv_bias).
+  bool linear_bias = false;
   // The sparse MLPs: num_experts (mixtral's num_local_experts; 0: dense) and num_experts_per_tok
   // (moe_router_topk), each expert of `expert_ffn` (moe_ffn_hidden_size; mixtral's
   // intermediate_size, the Qwen MoEs' moe_intermediate_size).
@@ -67,8 +69,12 @@ struct HfGptShape : HfTransformerDims {
   // and qwen3's with mixture-of-experts MLPs).
   bool llama() const {
     return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || architecture == "qwen3" ||
-           phi3() || moe();
+           phi3() || starcoder2() || moe();
   }
+  // StarCoder2's layers: rope and grouped queries as llama's, with LayerNorms (weights and biases), a
+  // GELU MLP (c_fc, c_proj) and, with use_bias, biases on every linear layer (Tessera's
+  // add_bias_linear).
+  bool starcoder2() const { return architecture == "starcoder2"; }
   // Phi-3's, Phi-3.5's and Phi-4's layers: llama's with q, k and v in one qkv_proj and the SwiGLU's
   // gate and up in one gate_up_proj, and a partial rotary factor.
   bool phi3() const { return architecture == "phi3"; }
