@@ -169,6 +169,18 @@ void pack_experts(const std::string& hf, const std::string& packed, std::int64_t
   save_safetensors(packed + "/model.safetensors", NamedTensors(t.begin(), t.end()), {{"format", "pt"}});
 }
 
+// <name>_hf (2 layers, 4 experts) with its experts packed imports to <name>_imported's tensors, and
+// gives PyTorch's logits on the per-expert folder.
+void check_packed_import(const CliWorkspace& w, const std::string& name) {
+  const std::string packed = w.dir / (name + "_packed");
+  pack_experts(w.dir / (name + "_hf"), packed, 2, 4);
+  const CliRun r = run_tessera("checkpoint import --from hf " + packed + " " + packed + "_imported");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  require_same_tensors(w.dir / (name + "_imported/model.safetensors"), packed + "_imported/model.safetensors");
+  check_logits(packed + "_imported", w.dir / (name + "_hf"), packed + ".f32");
+}
+
 bool no_temporary_folders(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().find(".tmp-") != std::string::npos) return false;
@@ -281,13 +293,7 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const std::string mixtral_toml = tessera::test::read_text(w.dir / "mixtral_imported/config.toml");
   CHECK(mixtral_toml.find("num_experts = 4") != std::string::npos);
   CHECK(mixtral_toml.find("moe_ffn_hidden_size = 24") != std::string::npos);
-  // transformers 5's packed experts import as the same model.
-  pack_experts(w.dir / "mixtral_hf", w.dir / "mixtral_packed", 2, 4);
-  r = run_tessera("checkpoint import --from hf " + w.dir / "mixtral_packed" + " " + w.dir / "mixtral_packed_imported");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  require_same_tensors(w.dir / "mixtral_imported/model.safetensors", w.dir / "mixtral_packed_imported/model.safetensors");
-  check_logits(w.dir / "mixtral_packed_imported", w.dir / "mixtral_hf", w.dir / "mixtral_packed.f32");
+  check_packed_import(w, "mixtral");  // transformers 5's packed experts: the same model
   // A dense model is not a mixtral, nor pre-softmax routing (Mixtral renormalises the chosen weights).
   r = run_tessera("checkpoint export --to hf --architecture mixtral " + w.dir / "llama" + " " + w.dir / "not_mixtral");
   CHECK(r.clean_error());
@@ -380,13 +386,7 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   CHECK(q2_toml.find("moe_router_pre_softmax = true") != std::string::npos);
   CHECK(q2_toml.find("moe_shared_expert_gate = true") != std::string::npos);
   CHECK(q2_toml.find("moe_layer_freq = [0, 1]") != std::string::npos);
-  // transformers 5's packed experts (the shared expert stays per-projection): the same model.
-  pack_experts(w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_packed", 2, 4);
-  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_moe_packed" + " " + w.dir / "qwen2_moe_packed_imported");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  require_same_tensors(w.dir / "qwen2_moe_imported/model.safetensors",
-                       w.dir / "qwen2_moe_packed_imported/model.safetensors");
+  check_packed_import(w, "qwen2_moe");  // packed experts; the shared expert stays per-projection
   // transformers' other way of making layer 0 dense: decoder_sparse_step 2 (layers 1, 3, … sparse).
   edit_config_json(w.dir / "qwen2_moe_hf", [](nlohmann::json& j) {
     j["decoder_sparse_step"] = 2;
