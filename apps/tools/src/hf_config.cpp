@@ -84,7 +84,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
                                     : experts      ? (o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral")
                                     : o.add_qkv_bias ? "qwen2"
                                     : o.rotary_percent != 1.0 ? "phi3"
-                                                     : "llama")
+                                    : o.window_left >= 0      ? "mistral"
+                                                              : "llama")
                    : o.num_query_groups == o.num_attention_heads ? "gpt2"
                                                                  : "gpt_bigcode";
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
