@@ -302,6 +302,12 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   const std::string mistral = export_round_trip(w, w.dir / "llama", "mistral", "--architecture mistral");
   CHECK(mistral.find("\"model_type\": \"mistral\"") != std::string::npos);
   CHECK(mistral.find("\"sliding_window\": null") != std::string::npos);
+  // gpt2 has no sliding window: refused, naming the key.
+  train(w, w.dir / "gpt2_window", "--set model.num_query_groups=4 --set model.num_attention_heads=4 "
+                                  "--set model.window_size=[7,0]");
+  const CliRun gpt2_window = run_tessera("checkpoint export --to hf " + w.dir / "gpt2_window" + " " + w.dir / "gw_hf");
+  CHECK(gpt2_window.clean_error());
+  CHECK(gpt2_window.has("model.window_size"));
   // A window shorter than the context (Mistral 7B v0.1's 4096 of 32768) imports as window_size: the
   // same logits as PyTorch's sliding-window mask; one that covers the context changes nothing.
   std::string windowed = mistral;

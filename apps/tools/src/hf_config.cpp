@@ -154,6 +154,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (o.kv_channels * o.num_attention_heads != o.hidden_size) s.kv_channels = o.kv_channels;  // HF's head_dim
   } else {
     if (o.rope) throw refuse("position_embedding_type", "it has learned positions, this model rotary ones (use llama)");
+    if (o.window_left >= 0)
+      throw refuse("window_size", "it attends to every earlier position (mistral, mixtral, phi3 and starcoder2 have a "
+                                  "sliding_window)");
     if (!o.learned_positions) throw refuse("position_embedding_type", "it has learned positions, this model none");
     if (o.rms_norm) throw refuse("normalization", "it has LayerNorm, this model RMSNorm");
     if (o.swiglu) throw refuse("swiglu", "its MLP is GELU, this model's SwiGLU");

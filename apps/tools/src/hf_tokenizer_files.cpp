@@ -167,7 +167,7 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
     files = {{"vocab_file", "vocab.txt"}};
     settings_toml = fmt::format("lower_case = {}\n", tokenizer_config_flag(hf_folder, "do_lower_case", true));
   } else if (there("tokenizer.model")) {
-    // A SentencePiece model (Llama 2's, Mistral's, Mixtral's, Gemma's folders; their tokenizer.json is
+    // A SentencePiece model (Llama 2's, Mistral's, Mixtral's, Phi-3's folders; their tokenizer.json is
     // a byte-fallback conversion of it): the sentencepiece plugin, BOS first as tokenizer_config.json's
     // add_bos_token says (LlamaTokenizer's default: true).
     plugin = "sentencepiece";
