@@ -82,61 +82,36 @@ std::string hf_bert_config_json(const HfBertShape& s, const std::map<std::string
 
 HfBertShape parse_hf_bert_config(const std::string& text, const std::string& path) {
   const nlohmann::json j = detail::parse_untrusted_json(text, path);
-  const auto bad = [&](const std::string& key, const std::string& why) {
-    return FormatError(fmt::format("{}: '{}' {}", path, key, why));
-  };
-  const auto has = [&](const char* key) { return j.contains(key) && !j.at(key).is_null(); };
-  const auto size = [&](const char* key, std::int64_t fallback) {
-    if (!has(key)) return fallback;
-    const nlohmann::json& v = j.at(key);
-    if (!v.is_number_unsigned() || v.get<std::uint64_t>() < 1 || v.get<std::uint64_t>() > (1ull << 40))
-      throw bad(key, fmt::format("is {}, expected a positive integer", detail::describe_json(v)));
-    return v.get<std::int64_t>();
-  };
-  const auto number = [&](const char* key, double fallback) {
-    if (!has(key)) return fallback;
-    const nlohmann::json& v = j.at(key);
-    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
-      throw bad(key, fmt::format("is {}, expected a non-negative number", detail::describe_json(v)));
-    return v.get<double>();
-  };
-  const auto text_of = [&](const char* key, const std::string& fallback) {
-    if (!has(key)) return fallback;
-    if (!j.at(key).is_string()) throw bad(key, fmt::format("is {}, expected a string", detail::describe_json(j.at(key))));
-    return j.at(key).get<std::string>();
-  };
+  if (!j.is_object()) throw FormatError(fmt::format("{}: not a JSON object", path));
+  const hf::ConfigReader r{j, path, "Tessera's BERT"};
   // MegatronBertConfig's defaults for what a config.json leaves out.
   HfBertShape s;
-  s.vocab = size("vocab_size", 29056);
-  s.hidden = size("hidden_size", 1024);
-  s.layers = size("num_hidden_layers", 24);
-  s.heads = size("num_attention_heads", 16);
-  s.ffn = size("intermediate_size", 4096);
-  s.positions = size("max_position_embeddings", 512);
-  s.norm_epsilon = number("layer_norm_eps", 1e-12);
-  s.init_std = number("initializer_range", 0.02);
-  s.dropout = number("hidden_dropout_prob", 0.1);
-  s.attention_dropout = number("attention_probs_dropout_prob", 0.1);
-  s.hidden_act = text_of("hidden_act", "gelu");
+  s.vocab = r.size("vocab_size", 29056);
+  s.hidden = r.size("hidden_size", 1024);
+  s.layers = r.size("num_hidden_layers", 24);
+  s.heads = r.size("num_attention_heads", 16);
+  s.ffn = r.size("intermediate_size", 4096);
+  s.positions = r.size("max_position_embeddings", 512);
+  s.norm_epsilon = r.number("layer_norm_eps", 1e-12);
+  s.init_std = r.number("initializer_range", 0.02);
+  s.dropout = r.number("hidden_dropout_prob", 0.1);
+  s.attention_dropout = r.number("attention_probs_dropout_prob", 0.1);
+  s.hidden_act = r.text("hidden_act", "gelu");
   if (s.hidden_act == "gelu_pytorch_tanh") s.hidden_act = "gelu_new";  // the same tanh form
-  if (s.hidden_act != "gelu" && s.hidden_act != "gelu_new")
-    throw bad("hidden_act", fmt::format("is {}: Tessera's BERT has the exact GELU (\"gelu\") or the tanh form "
-                                        "(\"gelu_new\", \"gelu_pytorch_tanh\") only",
-                                        quote_untrusted(s.hidden_act)));
-  if (text_of("position_embedding_type", "absolute") != "absolute")
-    throw bad("position_embedding_type", "is not \"absolute\": Tessera's BERT has learned absolute positions only");
+  r.require("hidden_act", s.hidden_act == "gelu" || s.hidden_act == "gelu_new",
+            "the exact GELU (\"gelu\") or the tanh form (\"gelu_new\", \"gelu_pytorch_tanh\")");
+  if (r.has("position_embedding_type"))
+    r.require("position_embedding_type", r.text("position_embedding_type", "") == "absolute",
+              "learned absolute positions (\"absolute\")");
   if (s.hidden % s.heads != 0)
     throw FormatError(fmt::format("{}: hidden size {} is not a multiple of the {} attention heads", path, s.hidden,
                                   s.heads));
-  if (s.dropout >= 0.99) throw bad("hidden_dropout_prob", fmt::format("is {}, expected < 0.99", s.dropout));
+  if (s.dropout >= 0.99) throw r.bad("hidden_dropout_prob", fmt::format("is {}, expected < 0.99", s.dropout));
   if (s.attention_dropout >= 0.99)
-    throw bad("attention_probs_dropout_prob", fmt::format("is {}, expected < 0.99", s.attention_dropout));
-  const auto token = [&](const char* key) {
-    return has(key) && j.at(key).is_number_unsigned() ? j.at(key).get<std::int64_t>() : -1;
-  };
-  s.pad = token("pad_token_id");
-  s.bos = token("bos_token_id");
-  s.eos = token("eos_token_id");
+    throw r.bad("attention_probs_dropout_prob", fmt::format("is {}, expected < 0.99", s.attention_dropout));
+  s.pad = r.token("pad_token_id");
+  s.bos = r.token("bos_token_id");
+  s.eos = r.token("eos_token_id");
   return s;
 }
 

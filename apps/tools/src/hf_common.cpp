@@ -1,10 +1,12 @@
 #include "hf_common.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "tessera/error.hpp"
+#include "tessera/io/json_input.hpp"
 
 namespace tessera::hf {
 
@@ -29,6 +31,49 @@ std::string toml_float(double v) {
   std::string s = fmt::format("{}", v);
   if (s.find_first_of(".en") == std::string::npos) s += ".0";
   return s;
+}
+
+FormatError ConfigReader::bad(const std::string& key, const std::string& why) const {
+  return FormatError(fmt::format("{}: '{}' {}", path, key, why));
+}
+
+std::int64_t ConfigReader::size(const std::string& key, std::int64_t fallback) const {
+  if (!has(key)) {
+    if (fallback >= 0) return fallback;
+    throw bad(key, "is missing");
+  }
+  const auto& v = j.at(key);
+  if (!v.is_number_unsigned() || v.get<std::uint64_t>() < 1 || v.get<std::uint64_t>() > (1ull << 40))
+    throw bad(key, fmt::format("is {}, expected a positive integer", detail::describe_json(v)));
+  return v.get<std::int64_t>();
+}
+
+double ConfigReader::number(const std::string& key, double fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = j.at(key);
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+    throw bad(key, fmt::format("is {}, expected a non-negative number", detail::describe_json(v)));
+  return v.get<double>();
+}
+
+bool ConfigReader::flag(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  if (!j.at(key).is_boolean()) throw bad(key, fmt::format("is {}, expected true or false", detail::describe_json(j.at(key))));
+  return j.at(key).get<bool>();
+}
+
+std::string ConfigReader::text(const std::string& key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  if (!j.at(key).is_string()) throw bad(key, fmt::format("is {}, expected a string", detail::describe_json(j.at(key))));
+  return j.at(key).get<std::string>();
+}
+
+void ConfigReader::require(const std::string& key, bool ok, const std::string& expected) const {
+  if (!ok) throw bad(key, fmt::format("is {}: {} has {} only", detail::describe_json(j.at(key)), model, expected));
+}
+
+std::int64_t ConfigReader::token(const std::string& key) const {
+  return has(key) && j.at(key).is_number_unsigned() ? j.at(key).get<std::int64_t>() : -1;
 }
 
 Tensor take_tensor(std::map<std::string, Tensor>& tensors, const std::string& name, const Shape& shape,

@@ -74,20 +74,27 @@ void HfTransformerDims::set_from(const TransformerOptions& o) {
   attention_dropout = tidy(o.attention_dropout);
 }
 
+namespace {
+
+// The architecture that expresses the model's options (docs/checkpoints.md lists the rule), before
+// hf_shape_for_export checks every option against it.
+std::string natural_architecture(const TransformerOptions& o) {
+  const bool experts = o.moe.router.experts > 0;
+  if (!o.rope && !o.rms_norm && !o.swiglu) return o.num_query_groups == o.num_attention_heads ? "gpt2" : "gpt_bigcode";
+  if (!o.rms_norm && !o.swiglu && !experts) return "starcoder2";
+  if (o.qk_layernorm) return experts ? "qwen3_moe" : "qwen3";
+  if (experts) return o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral";
+  if (o.add_qkv_bias) return "qwen2";
+  if (o.rotary_percent != 1.0) return "phi3";
+  return o.window_left >= 0 ? "mistral" : "llama";
+}
+
+}  // namespace
+
 HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& requested, const std::string& source) {
-  const bool llama_style = o.rope || o.rms_norm || o.swiglu;
   const bool experts = o.moe.router.experts > 0;
   HfGptShape s;
-  s.architecture = !requested.empty() ? requested
-                   : llama_style ? (!o.rms_norm && !o.swiglu && !experts ? "starcoder2"
-                                    : o.qk_layernorm ? (experts ? "qwen3_moe" : "qwen3")
-                                    : experts      ? (o.add_qkv_bias || o.moe.shared_ffn_hidden > 0 ? "qwen2_moe" : "mixtral")
-                                    : o.add_qkv_bias ? "qwen2"
-                                    : o.rotary_percent != 1.0 ? "phi3"
-                                    : o.window_left >= 0      ? "mistral"
-                                                              : "llama")
-                   : o.num_query_groups == o.num_attention_heads ? "gpt2"
-                                                                 : "gpt_bigcode";
+  s.architecture = requested.empty() ? natural_architecture(o) : requested;
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
                                   "phi3, starcoder2, mixtral, qwen2_moe or qwen3_moe",
@@ -308,49 +315,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
 
 namespace {
 
-struct Reader {
-  const nlohmann::json& j;
-  const std::string& path;
-  FormatError bad(const std::string& key, const std::string& why) const {
-    return FormatError(fmt::format("{}: '{}' {}", path, key, why));
-  }
-  bool has(const std::string& key) const { return j.contains(key) && !j.at(key).is_null(); }
-  std::int64_t size(const std::string& key, std::int64_t fallback = -1) const {
-    if (!has(key)) {
-      if (fallback >= 0) return fallback;
-      throw bad(key, "is missing");
-    }
-    const auto& v = j.at(key);
-    if (!v.is_number_unsigned() || v.get<std::uint64_t>() < 1 || v.get<std::uint64_t>() > (1ull << 40))
-      throw bad(key, fmt::format("is {}, expected a positive integer", detail::describe_json(v)));
-    return v.get<std::int64_t>();
-  }
-  double number(const std::string& key, double fallback) const {
-    if (!has(key)) return fallback;
-    const auto& v = j.at(key);
-    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
-      throw bad(key, fmt::format("is {}, expected a non-negative number", detail::describe_json(v)));
-    return v.get<double>();
-  }
-  bool flag(const std::string& key, bool fallback) const {
-    if (!has(key)) return fallback;
-    if (!j.at(key).is_boolean()) throw bad(key, fmt::format("is {}, expected true or false", detail::describe_json(j.at(key))));
-    return j.at(key).get<bool>();
-  }
-  std::string text(const std::string& key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    if (!j.at(key).is_string()) throw bad(key, fmt::format("is {}, expected a string", detail::describe_json(j.at(key))));
-    return j.at(key).get<std::string>();
-  }
-  // A setting Tessera has one value of.
-  void require(const std::string& key, bool ok, const std::string& expected) const {
-    if (!ok)
-      throw bad(key, fmt::format("is {}: Tessera's GPT has {} only", detail::describe_json(j.at(key)), expected));
-  }
-  std::int64_t token(const std::string& key) const {
-    return has(key) && j.at(key).is_number_unsigned() ? j.at(key).get<std::int64_t>() : -1;
-  }
-};
+using Reader = hf::ConfigReader;
 
 // llama's rope_scaling into `s`: Llama 3.1's, with the constants Megatron-Core's apply_scaling fixes
 // (tessera/rope_frequency.hpp), or linear interpolation (positions divided by the factor). Any other

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "hf_common.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"
@@ -61,22 +62,6 @@ nlohmann::json tokenizer_config(const fs::path& folder) {
   return tc;
 }
 
-// Its boolean `key`, `fallback` without one; FormatError naming the file for another type.
-bool tokenizer_config_flag(const fs::path& folder, const char* key, bool fallback) {
-  const nlohmann::json tc = tokenizer_config(folder);
-  if (!tc.contains(key) || tc.at(key).is_null()) return fallback;
-  if (!tc.at(key).is_boolean())
-    throw FormatError(fmt::format("{}: '{}' is {}, expected true or false", (folder / "tokenizer_config.json").string(),
-                                  key, detail::describe_json(tc.at(key))));
-  return tc.at(key).get<bool>();
-}
-
-// Its tokenizer_class ("" without one).
-std::string tokenizer_config_class(const fs::path& folder) {
-  const nlohmann::json tc = tokenizer_config(folder);
-  return tc.contains("tokenizer_class") && tc.at("tokenizer_class").is_string() ? tc.at("tokenizer_class").get<std::string>()
-                                                                                 : "";
-}
 
 }  // namespace
 
@@ -135,6 +120,7 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
   std::string settings_toml;
   std::error_code ec;
   const auto there = [&](const std::string& name) { return fs::is_regular_file(hf_folder / name, ec); };
+  const std::string tokenizer_config_path = (hf_folder / "tokenizer_config.json").string();
   if (j.is_object() && j.contains(kTesseraTokenizerKey)) {
     const std::string where = fmt::format("{}: '{}'", config_path, kTesseraTokenizerKey);
     const nlohmann::json& t = j.at(kTesseraTokenizerKey);
@@ -165,15 +151,19 @@ ImportedTokenizer import_hf_tokenizer(const fs::path& hf_folder, const std::stri
     // does not read); BertTokenizer's do_lower_case from tokenizer_config.json, true by default.
     plugin = "bert_wordpiece";
     files = {{"vocab_file", "vocab.txt"}};
-    settings_toml = fmt::format("lower_case = {}\n", tokenizer_config_flag(hf_folder, "do_lower_case", true));
+    const nlohmann::json tc = tokenizer_config(hf_folder);
+    const hf::ConfigReader r{tc, tokenizer_config_path, "BertTokenizer"};
+    settings_toml = fmt::format("lower_case = {}\n", r.flag("do_lower_case", true));
   } else if (there("tokenizer.model")) {
     // A SentencePiece model (Llama 2's, Mistral's, Mixtral's, Phi-3's folders; their tokenizer.json is
     // a byte-fallback conversion of it): the sentencepiece plugin, BOS first as tokenizer_config.json's
     // add_bos_token says (LlamaTokenizer's default: true).
     plugin = "sentencepiece";
     files = {{"tokenizer_model", "tokenizer.model"}};
-    const bool llama_class = tokenizer_config_class(hf_folder).rfind("Llama", 0) == 0;
-    settings_toml = fmt::format("add_bos = {}\n", tokenizer_config_flag(hf_folder, "add_bos_token", llama_class));
+    const nlohmann::json tc = tokenizer_config(hf_folder);
+    const hf::ConfigReader r{tc, tokenizer_config_path, "LlamaTokenizer"};
+    const bool llama_class = r.text("tokenizer_class", "").rfind("Llama", 0) == 0;
+    settings_toml = fmt::format("add_bos = {}\n", r.flag("add_bos_token", llama_class));
   } else if (there("tokenizer.json")) {
     plugin = "hf_tokenizer";
     files = {{"tokenizer_file", "tokenizer.json"}};
