@@ -223,8 +223,11 @@ ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64
     if (in.first_key.defined())
       throw ConfigError("model.window_size with per-document attention masks (data.reset_attention_mask) is not built: "
                         "the sliding window would have to be merged with each document's first key");
-    return {Tensor(), window_first_keys(B, Tq, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0),
-                                        device)};
+    // The same [B, Tq] keys every forward and backward of a run's shape: built once.
+    if (!window_first_.defined() || window_first_.shape() != Shape({B, Tq}) || window_first_.device() != device)
+      window_first_ =
+          window_first_keys(B, Tq, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0), device);
+    return {Tensor(), window_first_};
   }
   if (kind_ == AttentionKind::padded_self)
     TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");

@@ -142,6 +142,7 @@ class Attention : public Module {
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   std::int64_t window_left_;                 // AttentionOptions::window_left
+  mutable Tensor window_first_;              // its first keys for the last training shape (checked_mask)
   AttentionOptions::Rotary rotary_;
   float dropout_;
   std::uint64_t dropout_site_;
