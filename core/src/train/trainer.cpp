@@ -674,8 +674,9 @@ std::string Trainer::stop_reason(std::int64_t it, const StopSignals& signals) co
   return {};
 }
 
-// What the model asks of the device that its backend may lack, found before any file is opened
-// (read after check_no_unknown_keys: the model plugin has read these keys, or they are not its).
+// What the model asks of the device that its backend may lack — and of the attention op that no
+// device has yet (a sliding window with per-document masks) — found before any file is opened (read
+// after check_no_unknown_keys: the model plugin has read these keys, or they are not its).
 void Trainer::check_backend_features() const {
   ConfigSection m = config_.section("model");
   const FieldSpecs fields = data_->fields();
