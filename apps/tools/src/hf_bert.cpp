@@ -1,6 +1,5 @@
 #include "tessera/tools/hf_bert.hpp"
 
-#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
