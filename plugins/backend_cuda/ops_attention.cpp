@@ -25,8 +25,8 @@ AttentionDims dims_of(const ops::AttentionShape& s, const ops::AttentionMask& ma
     throw Error(fmt::format("{}: attention dropout (model.attention_dropout = {}) runs on the CPU backend only; the "
                             "CUDA backend has no kernel for it yet: set model.attention_dropout = 0 on device cuda",
                             op, s.dropout));
-  // Per-query first keys (GPT's documents, the sliding window) have no CUDA kernel yet either.
-  if (mask.first_key.defined())
+  // Per-query first keys (GPT's documents) and the sliding window have no CUDA kernel yet either.
+  if (mask.first_key.defined() || s.window_left >= 0)
     throw Error(fmt::format("{}: per-query first keys (document masks, data.reset_attention_mask; the sliding window, "
                             "model.window_size) run on the CPU backend only; the CUDA backend has no kernel for them "
                             "yet: set data.reset_attention_mask = false and drop model.window_size on device cuda",

@@ -131,9 +131,10 @@ for n in (1, 7, 33 * 67, 100003):
     case("tanh", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
-def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None):
+def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1):
     """out and lse (−inf where a row attends no key; its out is 0) in float64. first_key [B,Tq]:
-    query i of row b attends keys j ≥ first_key[b, i] only."""
+    query i of row b attends keys j ≥ first_key[b, i] only. window_left ≥ 0: query i attends keys
+    j ≥ i − window_left only (Megatron-Core's sliding window, as its get_sliding_window_causal_mask)."""
     qh = q.view(B, Tq, Hq, D).transpose(1, 2)
     k = kv[..., : Hkv * D].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
     v = kv[..., Hkv * D:].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
@@ -145,6 +146,8 @@ def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None):
         allowed = allowed & (mask != 0).view(B, 1, 1, Tk)
     if first_key is not None:
         allowed = allowed & (torch.arange(Tk).view(1, 1, 1, Tk) >= first_key.view(B, 1, Tq, 1))
+    if window_left >= 0:
+        allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).triu(diagonal=-window_left)
     att = att.masked_fill(~allowed, float("-inf"))
     lse = torch.logsumexp(att, dim=-1)
     # A row with no key: softmax of zeros times 0, so that autograd sees no NaN.
@@ -251,6 +254,28 @@ for (B, T, Hq, Hkv, D, causal, docs, kind) in [
         arrays["key_mask"] = m
     case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
          {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal}, **arrays)
+
+# Sliding windows (window_left), alone and with documents' first keys: windows inside one key tile,
+# across tiles, of zero keys (each query attends itself), and wider than the sequence.
+for (B, T, Hq, Hkv, D, window, docs, kind) in [
+        (2, 70, 4, 2, 16, 5, False, "GQA window 5"), (1, 130, 2, 1, 32, 70, False, "MQA window 70"),
+        (1, 33, 2, 2, 8, 0, False, "MHA window 0"), (2, 13, 4, 4, 16, 40, False, "MHA window wider than T"),
+        (2, 130, 4, 2, 16, 9, True, "GQA window 9 documents"), (1, 70, 2, 1, 24, 64, True, "MQA window 64 documents")]:
+    q, kv, dout = randn(B, T, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, T, Hq * D)
+    first = None
+    if docs:
+        tokens = torch.randint(1, 9, (B, T))
+        tokens[torch.rand(B, T) < 0.03] = 0
+        tokens[0, 40] = 0
+        first = first_keys_of(tokens, 0)
+    qd, kvd = d(q), d(kv)
+    out, lse = attention_ref(qd, kvd, None, B, T, T, Hq, Hkv, D, True, first, window)
+    out.backward(dout.double())
+    arrays = dict(q=q, kv=kv, dout=dout, out=out, lse=lse, dq=qd.grad, dkv=kvd.grad)
+    if first is not None:
+        arrays["first_key"] = first
+    case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": True, "window_left": window}, **arrays)
 
 # ---- embedding -------------------------------------------------------------------------------
 for N in (1, 7, 33):

@@ -55,6 +55,14 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
     d.heads_total = total;
     REQUIRE_THROWS_WITH(ops::attention_forward(d, q, kv, Tensor(), o, lse), Contains("invalid dropout fields"));
   }
+  // The sliding window: −1 (none) or ≥ 0 keys back, with causal attention only.
+  for (auto [window, causal] : {std::pair{std::int64_t{-2}, true}, {std::int64_t{3}, false}}) {
+    ops::AttentionShape w = s;
+    w.window_left = window;
+    w.causal = causal;
+    REQUIRE_THROWS_WITH(ops::attention_forward(w, q, kv, Tensor(), o, lse),
+                        Contains("window_left=" + std::to_string(window)) && Contains("causal"));
+  }
   s.Tk = 5;  // causal needs Tq = Tk; cross-attention (not causal) allows it
   const Tensor kv5 = Tensor::zeros({1, 5, 32});
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse),

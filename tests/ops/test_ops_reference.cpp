@@ -223,12 +223,13 @@ bool same_infinities_then_zero(Tensor& ours, Tensor& ref) {
 
 }  // namespace
 
-TEST_CASE("attention (causal, padding-masked, documents, cross; MHA, GQA, MQA) forward and backward match torch",
+TEST_CASE("attention (causal, padding-masked, documents, sliding windows, cross; MHA, GQA, MQA) forward and backward match torch",
           "[unit][reference]") {
   Checker check{"attention"};
   for (const auto& c : reference_cases("attention")) {
     const auto& p = c.params;
     ops::AttentionShape s{p["B"], p["Tq"], p["Tk"], p["Hq"], p["Hkv"], p["D"], p["causal"]};
+    s.window_left = p.value("window_left", -1);
     Tensor q = c.load("q"), kv = c.load("kv"), dout = c.load("dout");
     const ops::AttentionMask mask(key_mask_of(c), c.has("first_key") ? c.load("first_key") : Tensor());
     Tensor out = Tensor::full(q.shape(), 123.0f), lse = Tensor::full({s.B, s.Hq, s.Tq}, 123.0f);

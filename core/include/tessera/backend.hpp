@@ -55,6 +55,8 @@ class Backend {
   // Whether attention takes AttentionMask::first_key (GPT's documents under
   // data.reset_attention_mask); the trainer refuses that setting before any work where it does not.
   virtual bool supports_attention_first_key() const { return true; }
+  // Whether attention takes AttentionShape::window_left (model.window_size); checked the same way.
+  virtual bool supports_attention_window() const { return true; }
   // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.

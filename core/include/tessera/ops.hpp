@@ -142,12 +142,16 @@ struct AttentionMask {
 // ((b·heads_total + head_offset + h)·Tq + i)·Tk + j) passes, and scaled by 1/(1−p); backward draws
 // the same mask again, so nothing more is saved. head_offset, heads_total: a tensor-parallel rank's
 // first head and the layer's heads (0: Hq), so that every layout draws the same masks.
+// window_left ≥ 0 (causal only): a sliding window, query t attends keys t − window_left … t
+// (Megatron-Core's window_size [window_left, 0]); it combines with first_key, each query taking the
+// later of the two first keys. −1: no window.
 struct AttentionShape {
   std::int64_t B, Tq, Tk, Hq, Hkv, D;
   bool causal = true;
   float dropout = 0.0f;
   std::uint64_t dropout_seed = 0;
   std::int64_t head_offset = 0, heads_total = 0;
+  std::int64_t window_left = -1;
 };
 void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& kv, const AttentionMask& mask,
                        Tensor& out, Tensor& lse);

@@ -116,6 +116,7 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
 
 ops::AttentionShape Attention::op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const {
   ops::AttentionShape s{B, T, Tk, heads_, groups_, head_dim_, kind_ == AttentionKind::causal_self};
+  if (kind_ == AttentionKind::causal_self) s.window_left = window_left_;
   if (ctx.training && dropout_ > 0.0f) {
     s.dropout = dropout_;
     s.dropout_seed = ctx.dropout_seed(dropout_site_);
@@ -195,22 +196,22 @@ void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
 
 namespace {
 
-// The sliding window's first keys: row b's query i (at position start[b] + i) attends keys from
-// start[b] + i − left on (the op clamps a value ≤ 0 to no restriction).
-Tensor window_first_keys(std::int64_t B, std::int64_t T, std::int64_t left, const std::vector<std::int64_t>& start,
-                         Device device) {
-  Tensor first = Tensor::empty({B, T}, DType::i32);
+// A cached step's sliding window: row b's one query, at position positions[b], attends keys from
+// positions[b] − left on (the op clamps a value ≤ 0 to no restriction). The rows sit at different
+// positions, so this is a first_key mask, not the op's causal window.
+Tensor window_first_keys(std::int64_t left, const std::vector<std::int64_t>& positions, Device device) {
+  const auto B = static_cast<std::int64_t>(positions.size());
+  Tensor first = Tensor::empty({B, 1}, DType::i32);
   for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t i = 0; i < T; ++i)
-      first.data<std::int32_t>()[b * T + i] =
-          static_cast<std::int32_t>(std::max<std::int64_t>(0, start[static_cast<std::size_t>(b)] + i - left));
+    first.data<std::int32_t>()[b] =
+        static_cast<std::int32_t>(std::max<std::int64_t>(0, positions[static_cast<std::size_t>(b)] - left));
   return first.to(device);
 }
 
 }  // namespace
 
 ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq,
-                                           std::int64_t Tk, Device device) const {
+                                           std::int64_t Tk) const {
   if (in.first_key.defined())
     TESSERA_CHECK_SHAPE(kind_ != AttentionKind::cross && in.first_key.dtype() == DType::i32 &&
                             in.first_key.shape() == Shape({B, Tq}),
@@ -219,15 +220,7 @@ ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64
   const Tensor& mask = kind_ == AttentionKind::cross ? in.memory_mask : in.key_mask;
   if (kind_ == AttentionKind::causal_self) {
     TESSERA_CHECK_SHAPE(!in.key_mask.defined(), "causal self-attention takes no key mask, got {}", in.key_mask.str());
-    if (window_left_ < 0) return {Tensor(), in.first_key};
-    if (in.first_key.defined())
-      throw ConfigError("model.window_size with per-document attention masks (data.reset_attention_mask) is not built: "
-                        "the sliding window would have to be merged with each document's first key");
-    // The same [B, Tq] keys every forward and backward of a run's shape: built once.
-    if (!window_first_.defined() || window_first_.shape() != Shape({B, Tq}) || window_first_.device() != device)
-      window_first_ =
-          window_first_keys(B, Tq, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0), device);
-    return {Tensor(), window_first_};
+    return {Tensor(), in.first_key};  // the sliding window is the op's (op_shape)
   }
   if (kind_ == AttentionKind::padded_self)
     TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");
@@ -260,7 +253,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
     source = &in.memory;
   }
   const std::int64_t Tk = source->size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, x.device());
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
@@ -287,14 +280,11 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     TESSERA_CHECK_SHAPE(T <= L, "attention: a prompt of {} tokens exceeds the key/value cache's {}", T, L);
     rotate(q, kv, false);  // positions 0 … T − 1
     ops::copy_2d(kv, 0, T * W, buf, 0, L * W, B, T * W);
-    const ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
+    ops::AttentionShape s{B, T, T, heads_, groups_, head_dim_, true};
+    s.window_left = window_left_;
     Tensor context = q.new_empty({B, T, s.Hq * s.D});
     Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
-    const Tensor first =
-        window_left_ < 0 ? Tensor()
-                         : window_first_keys(B, T, window_left_, std::vector<std::int64_t>(static_cast<std::size_t>(B), 0),
-                                             q.device());
-    ops::attention_forward(s, q, kv, ops::AttentionMask(Tensor(), first), context, lse);
+    ops::attention_forward(s, q, kv, ops::AttentionMask(), context, lse);
     return context;
   }
   TESSERA_CHECK_SHAPE(T == 1, "attention: a cached step takes one token per row, got {}", q.str());
@@ -328,7 +318,7 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
   if (window_left_ >= 0) {
     std::vector<std::int64_t> positions;
     for (std::int64_t b = 0; b < B; ++b) positions.push_back(cache.length(b));
-    first = window_first_keys(B, 1, window_left_, positions, q.device());
+    first = window_first_keys(window_left_, positions, q.device());
   }
   ops::attention_forward(s, q, keys, ops::AttentionMask(cache.step_key_mask(q.device()), first), context, lse);
   return context;
@@ -340,7 +330,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   const Tensor& q = saved.q;
   const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, q.device());
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit

@@ -19,6 +19,9 @@ void check_shape(const char* op, const AttentionShape& s) {
     throw ShapeError(fmt::format("{}: invalid dropout fields of AttentionShape: dropout={} (needs [0, 1)), head_offset={}, "
                                  "heads_total={} (this call's Hq={} heads must lie within the layer's)",
                                  op, s.dropout, s.head_offset, s.heads_total, s.Hq));
+  if (s.window_left < -1 || (s.window_left >= 0 && !s.causal))
+    throw ShapeError(fmt::format("{}: invalid AttentionShape window_left={} (−1 for none, or ≥ 0 with causal attention)",
+                                 op, s.window_left));
   if (s.causal && s.Tq != s.Tk)
     throw ShapeError(fmt::format("{}: causal attention needs as many queries as keys, got Tq={} Tk={}", op,
                                  s.Tq, s.Tk));

@@ -674,19 +674,14 @@ std::string Trainer::stop_reason(std::int64_t it, const StopSignals& signals) co
   return {};
 }
 
-// What the model asks of the device that its backend may lack — and of the attention op that no
-// device has yet (a sliding window with per-document masks) — found before any file is opened (read
+// What the model asks of the device that its backend may lack, found before any file is opened (read
 // after check_no_unknown_keys: the model plugin has read these keys, or they are not its).
 void Trainer::check_backend_features() const {
+  if (device_.is_cpu()) return;
   ConfigSection m = config_.section("model");
   const FieldSpecs fields = data_->fields();
   const bool document_masks = std::any_of(fields.begin(), fields.end(),
                                           [](const FieldSpec& f) { return f.name == "document_start"; });
-  if (document_masks && m.has("window_size"))
-    throw ConfigError(fmt::format("model.window_size in {} with data.reset_attention_mask in {} is not built: the "
-                                  "sliding window would have to be merged with each document's first key; drop one",
-                                  m.origin("window_size"), config_.section("data").origin("reset_attention_mask")));
-  if (device_.is_cpu()) return;
   // Evaluation drops nothing, but document masks apply to it too.
   if (!evaluation_only_ && m.has("attention_dropout") && m.get_float("attention_dropout", 0.0, 0.0, 1.0) > 0.0 &&
       !backend_of(device_).supports_attention_dropout())
@@ -695,10 +690,9 @@ void Trainer::check_backend_features() const {
         "dropout yet; set model.attention_dropout = 0, or train on the CPU (docs/cuda.md)",
         m.get_float("attention_dropout", 0.0, 0.0, 1.0), m.origin("attention_dropout"), backend_of(device_).name(),
         device_.str()));
-  if (m.has("window_size") && !backend_of(device_).supports_attention_first_key())
+  if (m.has("window_size") && !backend_of(device_).supports_attention_window())
     throw ConfigError(fmt::format("model.window_size in {}: the {} backend (training.device = {}) has no attention "
-                                  "kernel with per-query first keys yet, which the sliding window uses; train on the "
-                                  "CPU (docs/cuda.md)",
+                                  "kernel with a sliding window yet; train on the CPU (docs/cuda.md)",
                                   m.origin("window_size"), backend_of(device_).name(), device_.str()));
   if (document_masks && !backend_of(device_).supports_attention_first_key())
     throw ConfigError(fmt::format(

@@ -91,7 +91,8 @@ void check_ids(const char* op, const char* name, const Tensor& ids, std::int64_t
 }
 
 cpu::AttentionArgs attention_args(const ops::AttentionShape& s) {
-  return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal, s.dropout, s.dropout_seed, s.head_offset, s.heads_total};
+  return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal, s.dropout, s.dropout_seed, s.head_offset, s.heads_total,
+          s.window_left};
 }
 const std::uint8_t* mask_or_null(const Tensor& key_mask) {
   return key_mask.defined() ? key_mask.device_data<std::uint8_t>() : nullptr;

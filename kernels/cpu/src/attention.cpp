@@ -159,25 +159,35 @@ std::int64_t visible(bool causal, std::int64_t t, std::int64_t j0, std::int64_t 
   return causal ? std::clamp<std::int64_t>(t - j0 + 1, 0, nk) : nk;
 }
 
-// The first key of the tile at j0 that query row t of batch row b may attend (first_key null: 0),
-// clamped to [0, n] for the n visible ones.
-std::int64_t first_visible(const std::int32_t* first_key, std::int64_t b, std::int64_t Tq, std::int64_t t,
-                           std::int64_t j0, std::int64_t n) {
-  return first_key ? std::clamp<std::int64_t>(first_key[b * Tq + t] - j0, 0, n) : 0;
+// Where each query's keys begin: its document's first key (first_key[b,t]) or the sliding window's
+// t − window_left, whichever is later; 0 when neither applies.
+struct FirstKeys {
+  const std::int32_t* first_key;
+  std::int64_t Tq, window_left;
+  bool any() const { return first_key != nullptr || window_left >= 0; }
+  std::int64_t of(std::int64_t b, std::int64_t t) const {
+    const std::int64_t document = first_key ? first_key[b * Tq + t] : 0;
+    return window_left >= 0 ? std::max(document, t - window_left) : document;
+  }
+};
+
+// The first key of the tile at j0 that query row t of batch row b may attend, clamped to [0, n] for
+// the n visible ones.
+std::int64_t first_visible(const FirstKeys& first, std::int64_t b, std::int64_t t, std::int64_t j0, std::int64_t n) {
+  return first.any() ? std::clamp<std::int64_t>(first.of(b, t) - j0, 0, n) : 0;
 }
 
-// The smallest first_key of each (batch row, query tile), clamped to [0, Tk]: key tiles that end at
-// or before it hold nothing any of the tile's queries attends. All zero without first_key.
-std::vector<std::int64_t> tile_first_keys(const std::int32_t* first_key, std::int64_t B, std::int64_t Tq,
-                                          std::int64_t Tk) {
+// The smallest first key of each (batch row, query tile), clamped to [0, Tk]: key tiles that end at
+// or before it hold nothing any of the tile's queries attends. All zero without first keys.
+std::vector<std::int64_t> tile_first_keys(const FirstKeys& first, std::int64_t B, std::int64_t Tq, std::int64_t Tk) {
   const std::int64_t q_tiles = (Tq + kTile - 1) / kTile;
   std::vector<std::int64_t> out(static_cast<std::size_t>(B * q_tiles), 0);
-  if (!first_key) return out;
+  if (!first.any()) return out;
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
       std::int64_t m = Tk;
       for (std::int64_t t = qt * kTile; t < std::min(Tq, (qt + 1) * kTile); ++t)
-        m = std::min<std::int64_t>(m, std::max<std::int32_t>(first_key[b * Tq + t], 0));
+        m = std::min<std::int64_t>(m, std::max<std::int64_t>(first.of(b, t), 0));
       out[static_cast<std::size_t>(b * q_tiles + qt)] = m;
     }
   return out;
@@ -196,7 +206,8 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   const auto kt = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
   const auto vc = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * Tk * D));
   const ProbDropout drop(a);
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first_key, B, Tq, Tk);
+  const FirstKeys first{first_key, Tq, a.window_left};
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
@@ -227,7 +238,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
               float* sr = s.data() + r * kTile;
               // The row attends keys [lo, n) of the tile (and of those, the kept ones).
               const std::int64_t n = visible(a.causal, i0 + r, j0, nk);
-              const std::int64_t lo = first_visible(first_key, b, Tq, i0 + r, j0, n);
+              const std::int64_t lo = first_visible(first, b, i0 + r, j0, n);
               const float* keep_lo = keep ? keep + lo : nullptr;
               const float tile_max = kept_max(sr + lo, keep_lo, n - lo);
               if (tile_max == kNegInf) {  // nothing attended in this tile: the row's state is unchanged
@@ -277,7 +288,8 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
   // delta = rowsum(dout ∘ out) per (b, h, t): softmax backward's Σ_j p_j·dp_j without the probs.
   std::vector<float> delta(static_cast<std::size_t>(B * Hq * Tq));
   const ProbDropout drop(a);
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first_key, B, Tq, Tk);
+  const FirstKeys first{first_key, Tq, a.window_left};
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
@@ -324,7 +336,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
           // Causal: query tiles before this key tile see none of its keys (tiles align as Tq = Tk).
           for (std::int64_t i0 = a.causal ? j0 : 0; !none && i0 < Tq; i0 += kTile) {
             const std::int64_t mq = std::min(kTile, Tq - i0);
-            // No query of the tile attends a key this early (first_key).
+            // No query of the tile attends a key this early (documents, window).
             if (tile_first[static_cast<std::size_t>(b * q_tiles + i0 / kTile)] >= j0 + nk) continue;
             const float* qi = qh.data() + i0 * D;
             const float* doi = doh.data() + i0 * D;
@@ -334,7 +346,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
               float* pr = p.data() + r * kTile;
               const float L = lse_bh[i0 + r];
               const std::int64_t n = L == kNegInf ? 0 : visible(a.causal, i0 + r, j0, nk);
-              const std::int64_t lo = first_visible(first_key, b, Tq, i0 + r, j0, n);
+              const std::int64_t lo = first_visible(first, b, i0 + r, j0, n);
               exp_row(pr + lo, keep ? keep + lo : nullptr, pr + lo, n - lo, scale, L);
               std::fill(pr, pr + lo, 0.0f);
               std::fill(pr + n, pr + width, 0.0f);

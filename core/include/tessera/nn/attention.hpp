@@ -87,8 +87,9 @@ struct AttentionOptions {
   // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.
   std::int64_t kv_channels = 0;
   // Causal self-attention over a sliding window: query i attends keys i − window_left … i
-  // (Megatron-Core's window_size [window_left, 0]); −1: every earlier key. Built as the op's
-  // first_key mask (ops::AttentionMask), in training and in cached generation alike.
+  // (Megatron-Core's window_size [window_left, 0]); −1: every earlier key. The op's window
+  // (AttentionShape::window_left) in training and prefill, combined with documents' first keys; a
+  // first_key mask in cached steps, where each row's query sits at its own position.
   std::int64_t window_left = -1;
   // Megatron-Core's qk_layernorm: this norm (the layers' LayerNorm or RMSNorm, epsilon qk_norm_eps)
   // over each head's channels of q and of the keys, one weight of head size shared by the heads
@@ -134,15 +135,13 @@ class Attention : public Module {
   };
   // The mask the op gets (undefined parts: every key), checked against x's batch, the queries' and
   // the keys' lengths.
-  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk,
-                                  Device device) const;
+  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk) const;
 
   TpGroup tp_;
   AttentionKind kind_;
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   std::int64_t window_left_;                 // AttentionOptions::window_left
-  mutable Tensor window_first_;              // its first keys for the last training shape (checked_mask)
   AttentionOptions::Rotary rotary_;
   float dropout_;
   std::uint64_t dropout_site_;

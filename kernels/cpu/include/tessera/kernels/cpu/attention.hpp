@@ -6,7 +6,8 @@
 //   first_key         [B,Tq] i32, query i of row b attends keys j ≥ first_key[b,i]; null = from 0
 //   lse               [B,Hq,Tq]       log Σ_j exp(q·k_j/√D) over the attended keys; −∞ for a row
 //                                     with none (its output and gradients are 0)
-// causal needs Tq = Tk (query t attends keys j ≤ t). Forward writes out and lse; backward
+// causal needs Tq = Tk (query t attends keys j ≤ t); window_left ≥ 0 (causal only) also limits it
+// to keys j ≥ t − window_left, together with first_key. Forward writes out and lse; backward
 // recomputes each tile's probabilities from lse and overwrites dq and dkv. No [Tq,Tk] matrix
 // exists beyond one tile's scratch.
 // Results do not depend on the number of threads.
@@ -23,6 +24,7 @@ struct AttentionArgs {
   float dropout = 0.0f;
   std::uint64_t seed = 0;
   std::int64_t head_offset = 0, heads_total = 0;  // heads_total 0: Hq
+  std::int64_t window_left = -1;                  // −1: no sliding window
 };
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
