@@ -108,7 +108,8 @@ void CudaBackend::require_device(int index, const char* what) const {
 }
 
 bool CudaBackend::supports(std::string_view op, DType dtype) const {
-  return dtype_allowed(op, dtype);  // every op has kernels for every dtype ops.hpp allows it
+  // Every op has kernels for every dtype ops.hpp allows it, except the attention sink's gradient.
+  return op != "attention_sink_backward" && dtype_allowed(op, dtype);
 }
 
 // ---- memory -------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class CudaBackend final : public Backend {
   bool supports_attention_dropout() const override { return false; }   // ops_attention.cpp
   bool supports_attention_first_key() const override { return false; }  // ops_attention.cpp
   bool supports_attention_window() const override { return false; }     // ops_attention.cpp
+  bool supports_attention_sink() const override { return false; }       // ops_attention.cpp
   // 128M floats: the GPT-2 head's logits in 7 chunks of 2668 rows at B·T = 16384 (0.5 GB of f32).
   std::int64_t chunk_elements_hint() const override { return std::int64_t{128} << 20; }
   void set_tf32(bool on) override;
@@ -115,6 +116,8 @@ class CudaBackend final : public Backend {
   void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
                           const ops::AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq,
                           Tensor& dkv) override;
+  void attention_sink_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& out, const Tensor& lse,
+                               const Tensor& sink, Tensor& dsink) override;
   void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) override;
   void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
   void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) override;

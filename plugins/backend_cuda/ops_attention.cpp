@@ -31,6 +31,10 @@ AttentionDims dims_of(const ops::AttentionShape& s, const ops::AttentionMask& ma
                             "model.window_size) run on the CPU backend only; the CUDA backend has no kernel for them "
                             "yet: set data.reset_attention_mask = false and drop model.window_size on device cuda",
                             op));
+  if (mask.sink.defined())
+    throw Error(fmt::format("{}: attention sinks (model.softmax_type) run on the CPU backend only; the CUDA backend has "
+                            "no kernel for them yet: set model.softmax_type = \"vanilla\" on device cuda",
+                            op));
   return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal};
 }
 
@@ -57,6 +61,12 @@ void CudaBackend::attention_backward(const ops::AttentionShape& s, const Tensor&
   ::tessera::cuda::attention_backward(float_of(q, op), d, dout.device_raw(), q.device_raw(), kv.device_raw(),
                                       mask_or_null(mask.key_mask), out.device_raw(), lse.device_data<float>(),
                                       dq.device_raw(), dkv.device_raw(), ws.get(), stream());
+}
+
+void CudaBackend::attention_sink_backward(const ops::AttentionShape&, const Tensor&, const Tensor&, const Tensor&,
+                                          const Tensor&, Tensor&) {
+  throw Error("attention_sink_backward: attention sinks (model.softmax_type) run on the CPU backend only; the CUDA "
+              "backend has no kernel for them yet (docs/cuda.md)");
 }
 
 }  // namespace tessera::cuda

@@ -25,7 +25,13 @@ std::string llama_style_description(const GptOptions& o) {
   if (!o.rope && !o.learned_positions) parts.push_back("no position embedding");
   if (o.rms_norm) parts.push_back("RMSNorm");
   if (o.qk_layernorm) parts.push_back("q/k norms");
-  if (o.window_left >= 0) parts.push_back(fmt::format("sliding window of {} keys", o.window_left + 1));
+  if (o.window_left >= 0)
+    parts.push_back(fmt::format("sliding window of {} keys{}", o.window_left + 1,
+                                o.window_layer_pattern.empty()
+                                    ? ""
+                                    : fmt::format(" in {} of {} layers", o.window_layers(), o.num_layers)));
+  if (o.softmax_type == AttentionOptions::SoftmaxType::learnable) parts.push_back("learned attention sinks");
+  if (o.softmax_type == AttentionOptions::SoftmaxType::off_by_one) parts.push_back("off-by-one softmax");
   if (o.swiglu) parts.push_back("SwiGLU");
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)

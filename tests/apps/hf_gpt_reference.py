@@ -2,7 +2,7 @@
 """A Hugging Face model folder read the way transformers reads it, without transformers.
 
 Plain PyTorch GPT-2 (GPT2LMHeadModel), GPTBigCode (GPTBigCodeForCausalLM, multi-query or multi-head)
-and Llama (LlamaForCausalLM; MistralForCausalLM without a sliding window, Qwen2ForCausalLM, whose
+and Llama (LlamaForCausalLM; MistralForCausalLM with its sliding window, Qwen2ForCausalLM, whose
 q/k/v projections have biases, and Qwen3ForCausalLM, whose q and k heads pass RMSNorms before the
 rotation, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures of experts, and so are
 Qwen2MoeForCausalLM's — with a gated shared expert — and Qwen3MoeForCausalLM's, except the layers
@@ -218,7 +218,13 @@ def llama(cfg, w, ids):
 
     window = cfg.get("sliding_window") if kind in ("mistral", "mixtral", "phi3", "starcoder2") else None
     assert kind != "llama" or not cfg.get("sliding_window")
-    assert not cfg.get("use_sliding_window", False)  # the Qwens: full attention
+    # The Qwens (Qwen2Config and its kin): sliding_window only with use_sliding_window, and then in the
+    # layers layer_types marks "sliding_attention" — by default those from max_window_layers (28) on.
+    layer_types = [None] * L
+    if kind.startswith("qwen") and cfg.get("use_sliding_window", False) and cfg.get("sliding_window") is not None:
+        window = cfg["sliding_window"]
+        layer_types = cfg.get("layer_types") or [
+            "sliding_attention" if i >= cfg.get("max_window_layers", 28) else "full_attention" for i in range(L)]
     assert not cfg.get("attention_bias", False)
     qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
 
@@ -242,7 +248,8 @@ def llama(cfg, w, ids):
         a = norm(x, p + "input_layernorm")
         q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
-        x = x + proj(causal_attention(q, k, v, window), p + "self_attn.o_proj")
+        layer_window = None if layer_types[i] == "full_attention" else window
+        x = x + proj(causal_attention(q, k, v, layer_window), p + "self_attn.o_proj")
         m = norm(x, p + "post_attention_layernorm")
         if starcoder2:  # Starcoder2MLP: c_proj(act(c_fc(x)))
             x = x + proj(hf_gelu(cfg)(proj(m, p + "mlp.c_fc")), p + "mlp.c_proj")

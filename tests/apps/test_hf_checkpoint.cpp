@@ -279,6 +279,61 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(qwen2.find("\"model_type\": \"qwen2\"") != std::string::npos);
   CHECK(qwen2.find("\"use_sliding_window\": false") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "qwen2_imported/config.toml").find("add_qkv_bias = true") != std::string::npos);
+  // Qwen's per-layer sliding window (Megatron-Core's window_attn_skip_freq): a window of 6 keys in
+  // layer 1 only exports as use_sliding_window with layer_types and max_window_layers 1, gives
+  // PyTorch's logits with transformers' per-layer masks, and imports back.
+  train(w, w.dir / "qwen2_window", llama + " --set model.add_qkv_bias=true --set model.window_size=[5,0] "
+                                           "--set model.window_attn_skip_freq=[0,1]");
+  const std::string qwen2_window = export_round_trip(w, w.dir / "qwen2_window", "qwen2_window");
+  const nlohmann::json qw = nlohmann::json::parse(qwen2_window);
+  CHECK(qw["use_sliding_window"] == true);
+  CHECK(qw["sliding_window"] == 6);
+  CHECK(qw["max_window_layers"] == 1);
+  CHECK(qw["layer_types"] == nlohmann::json::array({"full_attention", "sliding_attention"}));
+  CHECK(tessera::test::read_text(w.dir / "qwen2_window_imported/config.toml").find("window_attn_skip_freq = [0, 1]") !=
+        std::string::npos);
+  // Without layer_types (transformers before 2025) max_window_layers picks the same layers; with
+  // layer_types, any layers: the window in layer 0 only is PyTorch's model too.
+  edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) { j.erase("layer_types"); });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_mwl");
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "qwen2_window_mwl/config.toml").find("window_attn_skip_freq = [0, 1]") !=
+        std::string::npos);
+  edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) {
+    j["layer_types"] = {"sliding_attention", "full_attention"};
+  });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_first");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "qwen2_window_first/config.toml").find("window_attn_skip_freq = [1, 0]") !=
+        std::string::npos);
+  check_logits(w.dir / "qwen2_window_first", w.dir / "qwen2_window_hf", w.dir / "qwen2_window_first.f32");
+  // use_sliding_window false: no window, whatever layer_types says (transformers drops sliding_window).
+  edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) { j["use_sliding_window"] = false; });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_off");
+  REQUIRE(r.ok());
+  CHECK(tessera::test::read_text(w.dir / "qwen2_window_off/config.toml").find("window_size") == std::string::npos);
+  check_logits(w.dir / "qwen2_window_off", w.dir / "qwen2_window_hf", w.dir / "qwen2_window_off.f32");
+  // Bad layer types are refused, naming the key; mistral (a Llama-style model's with a window) has
+  // one window for every layer.
+  edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) {
+    j["use_sliding_window"] = true;
+    j["layer_types"] = {"sliding_attention", "chunked_attention"};
+  });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_bad");
+  CHECK(r.clean_error());
+  CHECK(r.has("layer_types"));
+  CHECK(r.has("chunked_attention"));
+  train(w, w.dir / "llama_window_layers", llama + " --set model.window_size=[5,0] --set model.window_attn_skip_freq=2");
+  r = run_tessera("checkpoint export --to hf " + w.dir / "llama_window_layers" + " " + w.dir / "llama_window_layers_hf");
+  CHECK(r.clean_error());
+  CHECK(r.has("model.window_attn_skip_freq"));
+  CHECK(r.has("mistral"));
+  // Attention sinks have no Hugging Face architecture here: refused, naming the key.
+  train(w, w.dir / "llama_sinks", llama + " --set model.softmax_type=learnable");
+  r = run_tessera("checkpoint export --to hf " + w.dir / "llama_sinks" + " " + w.dir / "llama_sinks_hf");
+  CHECK(r.clean_error());
+  CHECK(r.has("model.softmax_type"));
   // Mixtral: a Llama-style model with mixture-of-experts MLPs (num_experts) exports as mixtral, its
   // router and SwiGLU experts as block_sparse_moe's gate and w1/w3/w2, checked against PyTorch with
   // Mixtral's routing (softmax, top-k, renormalised), and imports back.

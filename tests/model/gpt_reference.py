@@ -16,7 +16,11 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
---rotary-seq-len-interpolation-factor); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
+--rotary-seq-len-interpolation-factor); "window" (Megatron-Core's window_size [window, 0]: query i
+attends keys i − window … i, as get_sliding_window_causal_mask) in the layers "window_layers" flags 1
+(every layer without it: window_attn_skip_freq); "softmax_type" ("off-by-one": a zero logit beside each
+row's scores; "learnable": the layer's attention.softmax_offset, one logit per head — Megatron-Core's
+softmax_offset); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
 "layers", "shared", "shared_gate", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias", "sinkhorn"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
 as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
 the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
@@ -195,8 +199,17 @@ def main(directory):
         k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # [B,H,T,D]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)
-        s = s.masked_fill(~causal, float("-inf"))
-        ctx = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
+        allowed = causal
+        if opts.get("window", -1) >= 0 and opts.get("window_layers", [1] * L)[i]:
+            allowed = allowed & torch.ones(T, T, dtype=torch.bool).triu(-opts["window"])
+        s = s.masked_fill(~allowed, float("-inf"))
+        softmax_type = opts.get("softmax_type", "vanilla")
+        if softmax_type == "vanilla":
+            probs = s.softmax(-1)
+        else:  # the sink's column joins the softmax and leaves the probabilities
+            sink = p[f"{n}.attention.softmax_offset"] if softmax_type == "learnable" else torch.zeros(H, dtype=s.dtype)
+            probs = torch.cat([s, sink.view(1, H, 1, 1).expand(B, H, T, 1)], -1).softmax(-1)[..., :T]
+        ctx = (probs @ v).transpose(1, 2).reshape(B, T, H * D)
         post = opts.get("post_ln_residual", False)
         x = (a if post else x) + linear(ctx, f"{n}.attention.output")
         a2 = norm(x, f"{n}.ln2")

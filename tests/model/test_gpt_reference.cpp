@@ -177,6 +177,17 @@ TEST_CASE("GPT with q/k norms (qk_layernorm): LayerNorm with MHA, RMSNorm with r
                              fmt::format(R"({{{}, "qk_layernorm": true}})", kLlamaJson), "_llama_qk_layernorm"});
 }
 
+TEST_CASE("GPT with attention sinks (softmax_type learnable, off-by-one) and per-layer sliding windows equals PyTorch",
+          "[reference]") {
+  // Learned sinks (their gradient compared like any parameter's) with a window of 4 keys in the second
+  // layer only; the off-by-one softmax with a window of 6 in both, under Llama-style blocks.
+  check_against_torch(4, 2, {"softmax_type = \"learnable\"\nwindow_size = [3, 0]\nwindow_attn_skip_freq = [0, 1]",
+                             R"({"softmax_type": "learnable", "window": 3, "window_layers": [0, 1]})", "_sink_window"});
+  check_against_torch(4, 1, {fmt::format("{}\nsoftmax_type = \"off-by-one\"\nwindow_size = [5, 0]", kLlamaToml),
+                             fmt::format(R"({{{}, "softmax_type": "off-by-one", "window": 5}})", kLlamaJson),
+                             "_llama_off_by_one_window"});
+}
+
 TEST_CASE("GPT with apply_layernorm_1p (every LayerNorm scaling by 1 + γ, q/k norms too) equals PyTorch",
           "[reference]") {
   // γ starts at 0 (the identity scale); check_against_torch perturbs 1-D parameters, so γ ≠ 0 there

@@ -51,6 +51,11 @@ const char* const kMoe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_s
 // A sliding window of 5 keys (Mistral's sliding_window 5): prompts and steps past it attend their
 // last 5 positions only, each row at its own position.
 const std::string kWindow = std::string(kLlama) + "window_size = [4, 0]\n";
+// Attention sinks (Megatron-Core's softmax_type): learned per head, and the off-by-one softmax's zero.
+const std::string kSink = std::string(kLlama) + "softmax_type = \"learnable\"\n";
+const std::string kOffByOne = std::string(kGpt2) + "softmax_type = \"off-by-one\"\n";
+// The window in the second of the two layers only (Megatron-Core's window_attn_skip_freq).
+const std::string kWindowLayers = kWindow + "window_attn_skip_freq = [0, 1]\n";
 
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
@@ -112,9 +117,11 @@ double check_greedy(Generator& g, std::vector<std::int32_t> ids) {
 
 }  // namespace
 
-TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms, MoE, sliding window",
+TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-style, q/k norms, MoE, sliding windows, "
+          "sinks",
           "[unit]") {
-  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str()}) {
+  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
+                                  kSink.c_str(), kOffByOne.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -128,7 +135,8 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 }
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
-  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str()}) {
+  for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
+                                  kSink.c_str(), kOffByOne.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();
@@ -439,4 +447,45 @@ TEST_CASE("model.window_size: [left, 0] only, anything else an error naming the 
   }
   // The model line names the window.
   CHECK(make_model(kWindow)->describe().find("sliding window of 5 keys") != std::string::npos);
+}
+
+TEST_CASE("model.softmax_type: sinks on the model line, a learned one per head, bad values naming the key", "[unit]") {
+  auto learned = make_model(kSink);
+  CHECK(learned->describe().find("learned attention sinks") != std::string::npos);
+  std::vector<Parameter*> params;
+  learned->collect_parameters(params);
+  int sinks = 0;
+  for (const Parameter* p : params)
+    if (p->name.ends_with("attention.softmax_offset")) {
+      ++sinks;
+      CHECK(p->value.shape() == Shape{4});  // kLlama's 4 heads
+      CHECK_FALSE(p->weight_decay);
+    }
+  CHECK(sinks == 2);
+  CHECK(make_model(kOffByOne)->describe().find("off-by-one softmax") != std::string::npos);
+  const std::string msg = message_of<ConfigError>([&] { make_model("softmax_type = \"sink\"\n"); });
+  CHECK(msg.find("model.softmax_type") != std::string::npos);
+  CHECK(msg.find("off-by-one") != std::string::npos);
+}
+
+TEST_CASE("model.window_attn_skip_freq: Megatron-Core's layers without the window, bad values naming the key",
+          "[unit]") {
+  // N: every N-th layer counting from 1 attends every earlier key; flags: 1 for the window.
+  CHECK(make_model(kWindowLayers)->describe().find("sliding window of 5 keys in 1 of 2 layers") != std::string::npos);
+  CHECK(make_model(kWindow + "window_attn_skip_freq = 2\n")->describe().find("in 1 of 2 layers") != std::string::npos);
+  for (const char* every : {"window_attn_skip_freq = 3\n", "window_attn_skip_freq = [1, 1]\n"}) {
+    const std::string line = make_model(kWindow + every)->describe();
+    CHECK(line.find("sliding window of 5 keys") != std::string::npos);
+    CHECK(line.find(" of 2 layers") == std::string::npos);
+  }
+  // Without the window it picks nothing: refused, naming both keys.
+  std::string msg = message_of<ConfigError>([&] { make_model(std::string(kLlama) + "window_attn_skip_freq = 2\n"); });
+  CHECK(msg.find("model.window_attn_skip_freq") != std::string::npos);
+  CHECK(msg.find("model.window_size") != std::string::npos);
+  for (const char* bad : {"window_attn_skip_freq = [1, 0, 1]\n", "window_attn_skip_freq = [2, 0]\n",
+                          "window_attn_skip_freq = 0\n"}) {
+    INFO(bad);
+    msg = message_of<ConfigError>([&] { make_model(kWindow + bad); });
+    CHECK(msg.find("model.window_attn_skip_freq") != std::string::npos);
+  }
 }

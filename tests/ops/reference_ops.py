@@ -131,10 +131,12 @@ for n in (1, 7, 33 * 67, 100003):
     case("tanh", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
-def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1):
+def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1, sink=None):
     """out and lse (−inf where a row attends no key; its out is 0) in float64. first_key [B,Tq]:
     query i of row b attends keys j ≥ first_key[b, i] only. window_left ≥ 0: query i attends keys
-    j ≥ i − window_left only (Megatron-Core's sliding window, as its get_sliding_window_causal_mask)."""
+    j ≥ i − window_left only (Megatron-Core's sliding window, as its get_sliding_window_causal_mask).
+    sink [Hq]: one more logit in every row of head h's softmax, of value zero (Megatron-Core's
+    softmax_offset; gpt-oss's sinks): the probabilities of the keys drop it."""
     qh = q.view(B, Tq, Hq, D).transpose(1, 2)
     k = kv[..., : Hkv * D].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
     v = kv[..., Hkv * D:].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
@@ -149,6 +151,10 @@ def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, wi
     if window_left >= 0:
         allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).triu(diagonal=-window_left)
     att = att.masked_fill(~allowed, float("-inf"))
+    if sink is not None:  # every row has the sink: no row without a finite logit
+        full = torch.cat([att, sink.view(1, Hq, 1, 1).expand(B, Hq, Tq, 1)], dim=-1)
+        p = torch.softmax(full, dim=-1)[..., :Tk]
+        return (p @ v).transpose(1, 2).reshape(B, Tq, Hq * D), torch.logsumexp(full, dim=-1)
     lse = torch.logsumexp(att, dim=-1)
     # A row with no key: softmax of zeros times 0, so that autograd sees no NaN.
     any_key = allowed.any(dim=-1, keepdim=True)
@@ -276,6 +282,32 @@ for (B, T, Hq, Hkv, D, window, docs, kind) in [
         arrays["first_key"] = first
     case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
          {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": True, "window_left": window}, **arrays)
+
+# Attention sinks (Megatron-Core's softmax_type learnable; off-by-one is a zero sink): causal MHA and
+# GQA, with a window and documents, and padding-masked rows that attend no key but the sink. The
+# sinks are large enough, against the scores, to take a good share of each row.
+for (B, T, Hq, Hkv, D, causal, mask, window, docs, kind) in [
+        (2, 70, 4, 2, 16, True, None, -1, False, "GQA sink"), (1, 33, 2, 2, 8, True, None, -1, False, "MHA zero sink"),
+        (2, 130, 4, 1, 24, True, None, 9, True, "MQA sink window 9 documents"),
+        (2, 65, 4, 4, 16, False, "empty", -1, False, "MHA sink fully masked rows")]:
+    q, kv, dout = randn(B, T, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, T, Hq * D)
+    sink = torch.zeros(Hq) if "zero" in kind else randn(Hq) * 2.0 + 1.0
+    m = key_mask(mask, B, T)
+    first = None
+    if docs:
+        tokens = torch.randint(1, 9, (B, T))
+        tokens[torch.rand(B, T) < 0.03] = 0
+        first = first_keys_of(tokens, 0)
+    qd, kvd, sd = d(q), d(kv), d(sink)
+    out, lse = attention_ref(qd, kvd, m, B, T, T, Hq, Hkv, D, causal, first, window, sd)
+    out.backward(dout.double())
+    arrays = dict(q=q, kv=kv, dout=dout, out=out, lse=lse, dq=qd.grad, dkv=kvd.grad, sink=sink, dsink=sd.grad)
+    if m is not None:
+        arrays["key_mask"] = m
+    if first is not None:
+        arrays["first_key"] = first
+    case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal, "window_left": window}, **arrays)
 
 # ---- embedding -------------------------------------------------------------------------------
 for N in (1, 7, 33):

@@ -79,6 +79,15 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                       Contains("'first_key'") && Contains("i32"));
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), first_keys), o, lse),
                       Contains("'first_key'") && Contains("[1, 4]"));
+  // Sinks: f32 [Hq], one logit per head; their gradient the same.
+  const Tensor sink_short = Tensor::zeros({3}), sink_bf16 = Tensor::zeros({4}, DType::bf16);
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), Tensor(), sink_short), o, lse),
+                      Contains("'sink'") && Contains("[4]"));
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), Tensor(), sink_bf16), o, lse),
+                      Contains("'sink'") && Contains("f32"));
+  Tensor dsink_short = Tensor::zeros({3});
+  REQUIRE_THROWS_WITH(ops::attention_sink_backward(s, o, o, lse, Tensor::zeros({4}), dsink_short),
+                      Contains("attention_sink_backward") && Contains("'dsink'"));
   Tensor lse_probs = Tensor::zeros({1, 4, 4, 5});
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, Tensor(), o, lse_probs),
                       Contains("'lse'") && Contains("[B, Hq, Tq]"));

@@ -223,7 +223,7 @@ bool same_infinities_then_zero(Tensor& ours, Tensor& ref) {
 
 }  // namespace
 
-TEST_CASE("attention (causal, padding-masked, documents, sliding windows, cross; MHA, GQA, MQA) forward and backward match torch",
+TEST_CASE("attention (causal, padding-masked, documents, sliding windows, sinks, cross; MHA, GQA, MQA) forward and backward match torch",
           "[unit][reference]") {
   Checker check{"attention"};
   for (const auto& c : reference_cases("attention")) {
@@ -231,7 +231,8 @@ TEST_CASE("attention (causal, padding-masked, documents, sliding windows, cross;
     ops::AttentionShape s{p["B"], p["Tq"], p["Tk"], p["Hq"], p["Hkv"], p["D"], p["causal"]};
     s.window_left = p.value("window_left", -1);
     Tensor q = c.load("q"), kv = c.load("kv"), dout = c.load("dout");
-    const ops::AttentionMask mask(key_mask_of(c), c.has("first_key") ? c.load("first_key") : Tensor());
+    const ops::AttentionMask mask(key_mask_of(c), c.has("first_key") ? c.load("first_key") : Tensor(),
+                                  c.has("sink") ? c.load("sink") : Tensor());
     Tensor out = Tensor::full(q.shape(), 123.0f), lse = Tensor::full({s.B, s.Hq, s.Tq}, 123.0f);
     ops::attention_forward(s, q, kv, mask, out, lse);
     check(c, "out", out);
@@ -245,6 +246,12 @@ TEST_CASE("attention (causal, padding-masked, documents, sliding windows, cross;
     ops::attention_backward(s, dout, q, kv, mask, out, lse, dq, dkv);
     check(c, "dq", dq);
     check(c, "dkv", dkv);
+    if (mask.sink.defined()) {  // added into what the gradient holds (here 1 per head)
+      Tensor dsink = Tensor::full({s.Hq}, 1.0f);
+      ops::attention_sink_backward(s, dout, out, lse, mask.sink, dsink);
+      ops::axpy(-1.0f, Tensor::full({s.Hq}, 1.0f), dsink);
+      check(c, "dsink", dsink);
+    }
     // Run twice: bitwise the same (the order of every sum is fixed).
     Tensor out2 = Tensor::empty(q.shape()), lse2 = Tensor::empty(lse.shape());
     Tensor dq2 = Tensor::empty(q.shape()), dkv2 = Tensor::empty(kv.shape());

@@ -107,6 +107,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   if (!o.qk_layernorm && s.qk_norm())
     throw refuse("qk_layernorm", "its attention normalises each head of q and k (qk_layernorm = true)");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
+  if (o.softmax_type != AttentionOptions::SoftmaxType::vanilla)
+    throw refuse("softmax_type", "its attention softmax has no sink (gpt-oss's sinks are not an export target yet)");
   if (experts && !s.moe())
     throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe and qwen3_moe have them)");
   if (s.moe()) check_exportable_router(o, s, refuse);
@@ -150,11 +152,16 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     s.qkv_bias = biases;
     if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
-    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2())
-      throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral, phi3 and "
-                                              "starcoder2 have a sliding_window)",
+    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2() && !s.qwen())
+      throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral, phi3, "
+                                              "starcoder2 and the Qwens have a sliding_window)",
                                               s.architecture));
+    if (!o.window_layer_pattern.empty() && !s.qwen())
+      throw refuse("window_attn_skip_freq", fmt::format("{}'s sliding_window applies to every layer (the Qwens' "
+                                                        "layer_types pick the layers)",
+                                                        s.architecture));
     s.sliding_window = o.window_left + 1;
+    s.window_layers = o.window_layer_pattern;
     if (o.rope_scaling_factor > 0.0 && o.rotary_interpolation != 1.0)
       throw refuse("rotary_seq_len_interpolation_factor",
                    "llama's rope_scaling is one kind, Llama 3.1's (use_rope_scaling) or linear, not both");
@@ -204,6 +211,27 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   return s;
 }
 
+namespace {
+
+// The Qwens' window: use_sliding_window, and which layers have it. transformers reads layer_types;
+// versions before it (2025) read max_window_layers, the layers from it on having the window — the
+// same layers where the window starts after the first full ones, as it does in Qwen's configs.
+void write_qwen_window_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
+  j["use_sliding_window"] = s.sliding_window > 0;
+  if (s.sliding_window == 0) return;
+  std::int64_t full_first = 0;  // the leading layers without the window
+  while (full_first < s.layers && !s.window_layers.empty() && !s.window_layers[static_cast<std::size_t>(full_first)])
+    ++full_first;
+  j["max_window_layers"] = full_first;
+  j["layer_types"] = nlohmann::ordered_json::array();
+  for (std::int64_t i = 0; i < s.layers; ++i)
+    j["layer_types"].push_back(s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)]
+                                   ? "sliding_attention"
+                                   : "full_attention");
+}
+
+}  // namespace
+
 std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std::string>& extra) {
   nlohmann::ordered_json j;
   if (s.llama()) {
@@ -248,7 +276,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
         j["sliding_window"] = s.sliding_window;
       else
         j["sliding_window"] = nullptr;
-      if (s.architecture.rfind("qwen", 0) == 0) j["use_sliding_window"] = false;
+      if (s.qwen()) write_qwen_window_layers(s, j);
     }
     if (s.qk_norm()) j["attention_bias"] = false;  // qwen3's would be on q, k, v and o
     if (s.phi3()) {
@@ -361,6 +389,37 @@ void read_rope_parameters(const Reader& r, HfGptShape& s) {
 }
 
 // starcoder2's LayerNorms, GELU, biases and dropouts (Starcoder2Config's defaults for a missing key).
+// The Qwens' sliding window (transformers' Qwen2Config and kin): layer i has it where layer_types
+// says "sliding_attention", or without layer_types from max_window_layers (28 by default) on.
+void read_qwen_window_layers(const Reader& r, HfGptShape& s) {
+  const std::int64_t window = r.size("sliding_window");
+  std::vector<bool> sliding(static_cast<std::size_t>(s.layers));
+  if (r.has("layer_types")) {
+    const nlohmann::json& v = r.j.at("layer_types");
+    if (!v.is_array() || v.size() != sliding.size())
+      throw r.bad("layer_types", fmt::format("is {}, expected a list of {} layer types (one per layer)",
+                                             detail::describe_json(v), s.layers));
+    for (std::size_t i = 0; i < sliding.size(); ++i) {
+      if (v[i] != "sliding_attention" && v[i] != "full_attention")
+        throw r.bad("layer_types", fmt::format("holds {}, expected \"sliding_attention\" or \"full_attention\"",
+                                               detail::describe_json(v[i])));
+      sliding[i] = v[i] == "sliding_attention";
+    }
+  } else {
+    std::int64_t full_first = 28;  // transformers' default
+    if (r.j.contains("max_window_layers")) {
+      const nlohmann::json& m = r.j.at("max_window_layers");
+      if (!m.is_number_unsigned())
+        throw r.bad("max_window_layers", fmt::format("is {}, expected a layer count ≥ 0", detail::describe_json(m)));
+      full_first = static_cast<std::int64_t>(std::min<std::uint64_t>(m.get<std::uint64_t>(), 1u << 30));
+    }
+    for (std::int64_t i = 0; i < s.layers; ++i) sliding[static_cast<std::size_t>(i)] = i >= full_first;
+  }
+  if (window >= s.positions || std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
+  s.sliding_window = window;
+  if (std::find(sliding.begin(), sliding.end(), false) != sliding.end()) s.window_layers = sliding;
+}
+
 void read_starcoder2(const Reader& r, HfGptShape& s) {
   s.norm_epsilon = r.number("norm_epsilon", 1e-5);
   const std::string act = r.text("hidden_act", "gelu_pytorch_tanh");
@@ -442,14 +501,12 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
       if (r.has("embd_pdrop") && r.number("embd_pdrop", 0.0) != s.dropout)
         r.require("embd_pdrop", false, fmt::format("one hidden dropout: embd_pdrop equal to resid_pdrop ({})", s.dropout));
     }
-    // Sliding-window attention: Tessera attends to every earlier position, the same only where the
-    // window covers the whole context (Mistral's, Mixtral's) or is off (the Qwens' use_sliding_window).
-    if (s.architecture.rfind("qwen", 0) == 0 && r.flag("use_sliding_window", false))
-      r.require("use_sliding_window", false, "false (full causal attention)");
-    // A window shorter than the context is Tessera's window_size; a longer one changes nothing.
+    // A sliding window shorter than the context is Tessera's window_size; a longer one changes
+    // nothing. The Qwens have one only with use_sliding_window, in the layers their layer_types pick.
     if ((s.architecture == "mistral" || s.mixtral() || s.phi3() || s.starcoder2()) && r.has("sliding_window") &&
         r.size("sliding_window") < s.positions)
       s.sliding_window = r.size("sliding_window");
+    if (s.qwen() && r.flag("use_sliding_window", false) && r.has("sliding_window")) read_qwen_window_layers(r, s);
     // router_aux_loss_coef is training's, not the model's: not carried (docs/checkpoints.md).
     if (s.mixtral()) {
       s.experts = r.size("num_local_experts");
@@ -533,6 +590,11 @@ std::string tessera_model_toml(const HfGptShape& s) {
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);
+    if (!s.window_layers.empty()) {
+      std::string flags;
+      for (bool window : s.window_layers) flags += fmt::format("{}{}", flags.empty() ? "" : ", ", window ? 1 : 0);
+      t += fmt::format("window_attn_skip_freq = [{}]\n", flags);
+    }
     if (s.moe())
       t += fmt::format("num_experts = {}\nmoe_router_topk = {}\nmoe_ffn_hidden_size = {}\n", s.experts,
                        s.experts_per_token, s.expert_ffn);

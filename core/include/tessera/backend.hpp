@@ -55,8 +55,10 @@ class Backend {
   // Whether attention takes AttentionMask::first_key (GPT's documents under
   // data.reset_attention_mask); the trainer refuses that setting before any work where it does not.
   virtual bool supports_attention_first_key() const { return true; }
-  // Whether attention takes AttentionShape::window_left (model.window_size); checked the same way.
+  // Whether attention takes AttentionShape::window_left (model.window_size), and AttentionMask::sink
+  // (model.softmax_type); checked the same way.
   virtual bool supports_attention_window() const { return true; }
+  virtual bool supports_attention_sink() const { return true; }
   // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.
@@ -121,6 +123,8 @@ class Backend {
   virtual void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
                                   const ops::AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq,
                                   Tensor& dkv) = 0;
+  virtual void attention_sink_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& out,
+                                       const Tensor& lse, const Tensor& sink, Tensor& dsink) = 0;
   virtual void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) = 0;
   virtual void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
   virtual void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id,

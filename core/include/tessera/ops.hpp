@@ -118,10 +118,14 @@ void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx,
 //   first_key [B,Tq] i32  query i of batch row b attends only keys j ≥ first_key[b,i] (GPT's
 //                         documents under reset_attention_mask: the first token of i's document;
 //                         a value ≤ 0 restricts nothing, one past the keys leaves the row none)
+// and what every query also attends:
+//   sink      [Hq] f32      an attention sink (Megatron-Core's softmax_offset): a logit σ_h beside
+//                           each row's scaled scores in head h's softmax, whose value is zero —
+//                           p_j = exp(s_j)/(exp(σ_h) + Σ_k exp(s_k)); lse includes it
 struct AttentionMask {
-  AttentionMask(Tensor key_mask = {}, Tensor first_key = {})  // NOLINT: implicit from a key mask
-      : key_mask(std::move(key_mask)), first_key(std::move(first_key)) {}
-  Tensor key_mask, first_key;
+  AttentionMask(Tensor key_mask = {}, Tensor first_key = {}, Tensor sink = {})  // NOLINT: implicit from a key mask
+      : key_mask(std::move(key_mask)), first_key(std::move(first_key)), sink(std::move(sink)) {}
+  Tensor key_mask, first_key, sink;
 };
 
 // Scaled dot-product attention, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1): query
@@ -159,6 +163,12 @@ void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& k
 // masked keys get dkv = 0.
 void attention_backward(const AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
                         const AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dkv);
+// The sink's gradient, added into dsink [Hq] f32: dσ_h = −Σ_{b,t} exp(σ_h − lse[b,h,t]) · δ[b,h,t]
+// with δ = Σ_d dout[b,t,h,d]·out[b,t,h,d] (the sink's probability times the softmax backward's
+// row sum; dropout on the probabilities does not change it). attention_backward needs nothing more:
+// lse already holds the sink.
+void attention_sink_backward(const AttentionShape& s, const Tensor& dout, const Tensor& out, const Tensor& lse,
+                             const Tensor& sink, Tensor& dsink);
 
 // ---- embedding ------------------------------------------------------------------------------
 // out[N,C] = table[ids[N]] (ids i32 in [0, rows)); with `accumulate`, out += instead of =.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tessera/error.hpp"
+#include "tessera/nn/init.hpp"
 #include "tessera/nn/kv_cache.hpp"
 #include "tessera/nn/linear.hpp"
 #include "tessera/ops.hpp"
@@ -51,6 +52,8 @@ const AttentionOptions& checked(const AttentionOptions& o) {
     throw ConfigError(fmt::format("rotary position embeddings on {} channels of each {}-channel head: they must be an "
                                   "even number ≥ 2, at most the head size, and self-attention only",
                                   o.rotary.dim, head_dim(o)));
+  if (o.softmax_type != AttentionOptions::SoftmaxType::vanilla && is_cross(o))
+    throw ConfigError("attention sinks (softmax_type) are for self-attention only");
   if (is_cross(o) && o.sequence_parallel && tp > 1)
     throw ConfigError("cross-attention does not support sequence parallelism (its memory would need its own shards)");
   return o;
@@ -94,6 +97,18 @@ std::unique_ptr<Module> make_qk_norm(const std::string& name, const AttentionOpt
   for (Parameter* p : params) p->reduce_grad_over_tp = tp_size(o.tp) > 1;
   return norm;
 }
+
+// A learnable sink per head, split over tp with the heads; drawn as Megatron-Core's init_method
+// draws it, element h of the layer's whole vector the same in every layout.
+std::unique_ptr<Parameter> make_softmax_offset(const std::string& name, const AttentionOptions& o, std::uint64_t seed) {
+  if (o.softmax_type != AttentionOptions::SoftmaxType::learnable) return nullptr;
+  const std::int64_t local = o.heads / tp_size(o.tp);
+  auto p = std::make_unique<Parameter>(name, Shape{local}, /*decay=*/false);  // 1-D: no weight decay
+  init_normal(p->value, o.init_std, seed, p->name, tp_rank(o.tp) * local);
+  p->tp_split_dim = 0;
+  p->forward_reads_value = true;  // the op takes the f32 logits whatever the compute dtype
+  return p;
+}
 }  // namespace
 
 Attention::Attention(const std::string& name, const AttentionOptions& o, std::uint64_t seed)
@@ -105,6 +120,8 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(head_dim(o)),
       window_left_(o.window_left),
+      softmax_type_(o.softmax_type),
+      softmax_offset_(make_softmax_offset(name + ".softmax_offset", o, seed)),
       rotary_(o.rotary),
       dropout_(o.dropout),
       dropout_site_(o.dropout_site),
@@ -132,6 +149,14 @@ void Attention::collect_parameters(std::vector<Parameter*>& out) {
   key_value_->collect_parameters(out);
   if (k_norm_) k_norm_->collect_parameters(out);
   output_.collect_parameters(out);
+  if (softmax_offset_) out.push_back(softmax_offset_.get());
+}
+
+Tensor Attention::sink(Device device) const {
+  if (softmax_offset_) return softmax_offset_->value;
+  if (softmax_type_ == AttentionOptions::SoftmaxType::vanilla) return Tensor();
+  if (!zero_sink_.defined() || zero_sink_.device() != device) zero_sink_ = Tensor::zeros({heads_}).to(device);
+  return zero_sink_;
 }
 
 ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
@@ -151,6 +176,10 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   kv.saved_elements -= plan_mul(Nk, o.hidden);
   c += kv;
   c += RowParallelLinear::cost(output_options(o), N, t);  // keeps the context, which Saved shares
+  if (o.softmax_type == AttentionOptions::SoftmaxType::learnable) {  // the sink logits of this rank's heads
+    c.parameters = plan_add(c.parameters, o.heads / t);
+    c.parameter_tensors = plan_add(c.parameter_tensors, 1);
+  }
   if (o.qk_norm) {  // each head's rows of q and of the keys: a norm's input and statistics
     const std::int64_t k_heads = kv_replicated(o, t) ? 1 : groups_or_heads(o) / t;
     const ModuleCost q_norm = o.qk_norm->cost(D, plan_mul(N, o.heads / t));
@@ -211,7 +240,7 @@ Tensor window_first_keys(std::int64_t left, const std::vector<std::int64_t>& pos
 }  // namespace
 
 ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq,
-                                           std::int64_t Tk) const {
+                                           std::int64_t Tk, Device device) const {
   if (in.first_key.defined())
     TESSERA_CHECK_SHAPE(kind_ != AttentionKind::cross && in.first_key.dtype() == DType::i32 &&
                             in.first_key.shape() == Shape({B, Tq}),
@@ -220,14 +249,14 @@ ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64
   const Tensor& mask = kind_ == AttentionKind::cross ? in.memory_mask : in.key_mask;
   if (kind_ == AttentionKind::causal_self) {
     TESSERA_CHECK_SHAPE(!in.key_mask.defined(), "causal self-attention takes no key mask, got {}", in.key_mask.str());
-    return {Tensor(), in.first_key};  // the sliding window is the op's (op_shape)
+    return {Tensor(), in.first_key, sink(device)};  // the sliding window is the op's (op_shape)
   }
   if (kind_ == AttentionKind::padded_self)
     TESSERA_CHECK_SHAPE(mask.defined(), "padding-masked self-attention needs a key mask u8 [B,T]");
   if (mask.defined())
     TESSERA_CHECK_SHAPE(mask.dtype() == DType::u8 && mask.shape() == Shape({B, Tk}),
                         "{} expects a key mask u8 [{}, {}], got {}", attention_kind_name(kind_), B, Tk, mask.str());
-  return {mask, kind_ == AttentionKind::cross ? Tensor() : in.first_key};
+  return {mask, kind_ == AttentionKind::cross ? Tensor() : in.first_key, sink(device)};
 }
 
 Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
@@ -253,7 +282,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
     source = &in.memory;
   }
   const std::int64_t Tk = source->size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, x.device());
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
@@ -284,7 +313,7 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     s.window_left = window_left_;
     Tensor context = q.new_empty({B, T, s.Hq * s.D});
     Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
-    ops::attention_forward(s, q, kv, ops::AttentionMask(), context, lse);
+    ops::attention_forward(s, q, kv, ops::AttentionMask(Tensor(), Tensor(), sink(q.device())), context, lse);
     return context;
   }
   TESSERA_CHECK_SHAPE(T == 1, "attention: a cached step takes one token per row, got {}", q.str());
@@ -320,7 +349,8 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
     for (std::int64_t b = 0; b < B; ++b) positions.push_back(cache.length(b));
     first = window_first_keys(window_left_, positions, q.device());
   }
-  ops::attention_forward(s, q, keys, ops::AttentionMask(cache.step_key_mask(q.device()), first), context, lse);
+  ops::attention_forward(s, q, keys, ops::AttentionMask(cache.step_key_mask(q.device()), first, sink(q.device())),
+                         context, lse);
   return context;
 }
 
@@ -330,7 +360,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   const Tensor& q = saved.q;
   const Tensor& kv = saved.kv;
   const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk);
+  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, q.device());
   const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
@@ -343,6 +373,7 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   }
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
+  if (softmax_offset_) ops::attention_sink_backward(s, dcontext, context, lse, mask.sink, softmax_offset_->grad);
   rotate(dq, dkv, true);  // gradients of the norms' (or projections') outputs, before rotation
   normalize_qk(ctx, dq, dkv, /*backward=*/true);
   Tensor dx = query_.backward(ctx, dq);

@@ -14,6 +14,7 @@ TransformerLayerOptions layer_options(const TransformerBlockOptions& o, std::int
   TransformerLayerOptions l = o.layer;
   l.attention.recompute_core = o.recompute.granularity == RecomputeOptions::Granularity::selective;
   if (o.mlp_of_layer) l.spec.mlp = o.mlp_of_layer(layer);
+  if (o.window_of_layer) l.attention.window_left = o.window_of_layer(layer);
   return l;
 }
 
@@ -62,12 +63,12 @@ ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostSh
   const bool sp = o.layer.attention.sequence_parallel && s.tp > 1;
   const std::int64_t h = o.layer.attention.hidden, rows = s.held_rows(sp);
   // Every layer's cost when they are alike (a chunk without layers may start past the last one).
-  const ModuleCost layer = o.mlp_of_layer ? ModuleCost{} : TransformerLayer::cost(layer_options(o, o.first_layer), s);
+  const ModuleCost layer = o.layers_differ() ? ModuleCost{} : TransformerLayer::cost(layer_options(o, o.first_layer), s);
   ModuleCost c;
   for (const RecomputeSegment& seg : recompute_segments(o.recompute, static_cast<std::size_t>(o.num_layers))) {
     const auto n = static_cast<std::int64_t>(seg.count);
     ModuleCost part;
-    if (o.mlp_of_layer) {  // layers that differ: each its own
+    if (o.layers_differ()) {  // each its own
       for (std::int64_t i = 0; i < n; ++i)
         part += TransformerLayer::cost(layer_options(o, o.first_layer + static_cast<std::int64_t>(seg.first) + i), s);
     } else {

@@ -130,6 +130,32 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
                                     s.origin("window_size")));
     o.window_left = w[0];
   }
+  const std::string softmax = s.get_choice("softmax_type", "vanilla", {"vanilla", "off-by-one", "learnable"});
+  o.softmax_type = softmax == "learnable"    ? AttentionOptions::SoftmaxType::learnable
+                   : softmax == "off-by-one" ? AttentionOptions::SoftmaxType::off_by_one
+                                             : AttentionOptions::SoftmaxType::vanilla;
+  // Megatron-Core's window_attn_skip_freq: N, every N-th layer (counting from 1) attends every
+  // earlier key and the others the window; or one flag per layer, 1 for the window, 0 for all keys.
+  if (s.has("window_attn_skip_freq")) {
+    if (o.window_left < 0)
+      throw ConfigError(fmt::format("model.window_attn_skip_freq (in {}) picks the layers without the sliding window, "
+                                    "but there is none: set model.window_size, or drop the key",
+                                    s.origin("window_attn_skip_freq")));
+    const std::size_t L = static_cast<std::size_t>(o.num_layers);
+    if (s.is_array("window_attn_skip_freq")) {
+      const std::vector<std::int64_t> flags = s.get_int_list("window_attn_skip_freq");
+      if (flags.size() != L || std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }))
+        throw ConfigError(fmt::format("model.window_attn_skip_freq (in {}) as an array has one flag per layer: {} "
+                                      "values of 1 (sliding window) or 0 (every earlier key)",
+                                      s.origin("window_attn_skip_freq"), L));
+      for (std::int64_t f : flags) o.window_layer_pattern.push_back(f == 1);
+    } else {
+      const std::int64_t every = s.get_int("window_attn_skip_freq", 1, 1, std::int64_t{1} << 40);
+      for (std::size_t i = 0; i < L; ++i) o.window_layer_pattern.push_back(static_cast<std::int64_t>(i + 1) % every != 0);
+    }
+    if (std::all_of(o.window_layer_pattern.begin(), o.window_layer_pattern.end(), [](bool b) { return b; }))
+      o.window_layer_pattern.clear();  // every layer
+  }
   // Megatron-Core's --use-rope-scaling (Llama 3.1 / 3.2) with --rope-scaling-factor (8 by default).
   const bool scaling = s.get_bool("use_rope_scaling", false);
   if (s.has("rope_scaling_factor") && !scaling)
@@ -379,6 +405,12 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
 
 std::int64_t TransformerOptions::moe_layers() const { return static_cast<std::int64_t>(moe_layer_indices().size()); }
 
+std::int64_t TransformerOptions::window_layers() const {
+  if (window_left < 0) return 0;
+  if (window_layer_pattern.empty()) return num_layers;
+  return std::count(window_layer_pattern.begin(), window_layer_pattern.end(), true);
+}
+
 std::vector<std::int64_t> TransformerOptions::moe_layer_indices() const {
   std::vector<std::int64_t> layers;
   for (std::int64_t i = 0; i < num_layers; ++i)
@@ -404,6 +436,9 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.qkv_bias = o.add_bias_linear || o.add_qkv_bias;
   l.attention.kv_channels = o.kv_channels;
   l.attention.window_left = o.window_left;
+  l.attention.softmax_type = o.softmax_type;
+  if (!o.window_layer_pattern.empty())
+    b.window_of_layer = [o](std::int64_t layer) { return o.window_left_of(layer); };
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;

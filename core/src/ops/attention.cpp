@@ -44,6 +44,10 @@ void check_inputs(const char* op, const AttentionShape& s, const Tensor& q, cons
     require(op, "first_key", mask.first_key, DType::i32);
     require_shape(op, "first_key", mask.first_key, {s.B, s.Tq});
   }
+  if (mask.sink.defined()) {
+    require(op, "sink", mask.sink);  // f32 whatever q's dtype
+    require_shape(op, "sink", mask.sink, {s.Hq});
+  }
 }
 
 }  // namespace
@@ -57,7 +61,7 @@ void attention_forward(const AttentionShape& s, const Tensor& q, const Tensor& k
   require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
   detail::backend_for(op,
                       {{"q", &q}, {"kv", &kv}, {"key_mask", &mask.key_mask}, {"first_key", &mask.first_key},
-                       {"out", &out}, {"lse", &lse}},
+                       {"sink", &mask.sink}, {"out", &out}, {"lse", &lse}},
                       q.dtype())
       .attention_forward(s, q, kv, mask, out, lse);
 }
@@ -75,9 +79,29 @@ void attention_backward(const AttentionShape& s, const Tensor& dout, const Tenso
   require_rows_cols(op, "dkv", dkv, s.B * s.Tk, 2 * s.Hkv * s.D);
   detail::backend_for(op,
                       {{"dout", &dout}, {"q", &q}, {"kv", &kv}, {"key_mask", &mask.key_mask},
-                       {"first_key", &mask.first_key}, {"out", &out}, {"lse", &lse}, {"dq", &dq}, {"dkv", &dkv}},
+                       {"first_key", &mask.first_key}, {"sink", &mask.sink}, {"out", &out}, {"lse", &lse},
+                       {"dq", &dq}, {"dkv", &dkv}},
                       q.dtype())
       .attention_backward(s, dout, q, kv, mask, out, lse, dq, dkv);
+}
+
+void attention_sink_backward(const AttentionShape& s, const Tensor& dout, const Tensor& out, const Tensor& lse,
+                             const Tensor& sink, Tensor& dsink) {
+  const char* op = "attention_sink_backward";
+  check_shape(op, s);
+  detail::require_float(op, "out", out);
+  require(op, "dout", dout, out.dtype());
+  require_rows_cols(op, "dout", dout, s.B * s.Tq, s.Hq * s.D);
+  require_rows_cols(op, "out", out, s.B * s.Tq, s.Hq * s.D);
+  require(op, "lse", lse);
+  require_numel(op, "lse", lse, s.B * s.Hq * s.Tq, "[B, Hq, Tq]");
+  require(op, "sink", sink);
+  require_shape(op, "sink", sink, {s.Hq});
+  require(op, "dsink", dsink);
+  require_shape(op, "dsink", dsink, {s.Hq});
+  detail::backend_for(op, {{"dout", &dout}, {"out", &out}, {"lse", &lse}, {"sink", &sink}, {"dsink", &dsink}},
+                      out.dtype())
+      .attention_sink_backward(s, dout, out, lse, sink, dsink);
 }
 
 }  // namespace tessera::ops

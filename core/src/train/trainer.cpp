@@ -694,6 +694,13 @@ void Trainer::check_backend_features() const {
     throw ConfigError(fmt::format("model.window_size in {}: the {} backend (training.device = {}) has no attention "
                                   "kernel with a sliding window yet; train on the CPU (docs/cuda.md)",
                                   m.origin("window_size"), backend_of(device_).name(), device_.str()));
+  if (m.has("softmax_type") && m.get_string("softmax_type", "vanilla") != "vanilla" &&
+      !backend_of(device_).supports_attention_sink())
+    throw ConfigError(fmt::format("model.softmax_type = \"{}\" in {}: the {} backend (training.device = {}) has no "
+                                  "attention kernel with sinks yet; set it to \"vanilla\", or train on the CPU "
+                                  "(docs/cuda.md)",
+                                  m.get_string("softmax_type", "vanilla"), m.origin("softmax_type"),
+                                  backend_of(device_).name(), device_.str()));
   if (document_masks && !backend_of(device_).supports_attention_first_key())
     throw ConfigError(fmt::format(
         "data.reset_attention_mask in {}: the {} backend (training.device = {}) has no attention kernel with "

@@ -293,7 +293,8 @@ void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y
 void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
                                    const ops::AttentionMask& mask, Tensor& o, Tensor& lse) {
   cpu::attention_forward(attention_args(s), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
-                         first_key_or_null(mask.first_key), out(o).get(), f32(lse));
+                         first_key_or_null(mask.first_key), mask.sink.defined() ? f32(mask.sink) : nullptr,
+                         out(o).get(), f32(lse));
 }
 
 void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
@@ -301,6 +302,11 @@ void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& 
                                     const Tensor& lse, Tensor& dq, Tensor& dkv) {
   cpu::attention_backward(attention_args(s), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
                           first_key_or_null(mask.first_key), in(o).get(), f32(lse), out(dq).get(), out(dkv).get());
+}
+
+void CpuBackend::attention_sink_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& o,
+                                         const Tensor& lse, const Tensor& sink, Tensor& dsink) {
+  cpu::attention_sink_backward(attention_args(s), in(dout).get(), in(o).get(), f32(lse), f32(sink), f32(dsink));
 }
 
 void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& o, bool accumulate) {

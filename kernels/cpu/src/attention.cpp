@@ -196,7 +196,7 @@ std::vector<std::int64_t> tile_first_keys(const FirstKeys& first, std::int64_t B
 }  // namespace
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
-                       const std::int32_t* first_key, float* out, float* lse) {
+                       const std::int32_t* first_key, const float* sink, float* out, float* lse) {
   const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
   const std::int64_t qs = Hq * D, per_group = Hq / Hkv;
   const std::int64_t q_tiles = (Tq + kTile - 1) / kTile, k_tiles = (Tk + kTile - 1) / kTile;
@@ -264,9 +264,17 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
           }
           for (std::int64_t r = 0; r < mq; ++r) {
             float* orow = out + (b * Tq + i0 + r) * qs + h * D;
-            const float inv = sum[r] > 0.0f ? 1.0f / sum[r] : 0.0f;
+            // The sink joins the denominator at the end, as one more (valueless) tile.
+            float m = mx[r], total = sum[r], o_scale = 1.0f;
+            if (sink) {
+              const float m_new = std::max(m, sink[h]);
+              o_scale = std::exp(m - m_new);  // 0 for a row that attended no key
+              total = total * o_scale + std::exp(sink[h] - m_new);
+              m = m_new;
+            }
+            const float inv = total > 0.0f ? o_scale / total : 0.0f;
             for (std::int64_t d = 0; d < D; ++d) orow[d] = o[r * D + d] * inv;
-            lse[(b * Hq + h) * Tq + i0 + r] = sum[r] > 0.0f ? mx[r] + std::log(sum[r]) : kNegInf;
+            lse[(b * Hq + h) * Tq + i0 + r] = total > 0.0f ? m + std::log(total) : kNegInf;
           }
         }
       }
@@ -419,6 +427,25 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
             }
           }
     }
+  }
+}
+
+void attention_sink_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                             const float* sink, float* dsink) {
+  const std::int64_t B = a.B, Tq = a.Tq, Hq = a.Hq, D = a.D, qs = Hq * D;
+  // One head per task, its rows summed in order: the same bits for any thread count.
+#pragma omp parallel for schedule(static) if (B * Tq * qs > (1 << 16))
+  for (std::int64_t h = 0; h < Hq; ++h) {
+    double acc = 0.0;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < Tq; ++t) {
+        const float* dor = dout + (b * Tq + t) * qs + h * D;
+        const float* orow = out + (b * Tq + t) * qs + h * D;
+        double delta = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) delta += static_cast<double>(dor[d]) * orow[d];
+        acc += std::exp(static_cast<double>(sink[h]) - lse[(b * Hq + h) * Tq + t]) * delta;
+      }
+    dsink[h] -= static_cast<float>(acc);
   }
 }
 

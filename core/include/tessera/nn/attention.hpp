@@ -91,6 +91,12 @@ struct AttentionOptions {
   // (AttentionShape::window_left) in training and prefill, combined with documents' first keys; a
   // first_key mask in cached steps, where each row's query sits at its own position.
   std::int64_t window_left = -1;
+  // Megatron-Core's softmax_type: "vanilla" softmax; "off-by-one", a zero logit beside every row's
+  // scores (exp(s_j)/(1 + Σ exp(s_k))); "learnable", a trained logit per head there — an attention
+  // sink ("softmax_offset" [heads], normal(0, init_std) as Megatron-Core's init_method, tp-split
+  // with the heads, no weight decay). Self-attention only (ops::AttentionMask::sink).
+  enum class SoftmaxType { vanilla, off_by_one, learnable };
+  SoftmaxType softmax_type = SoftmaxType::vanilla;
   // Megatron-Core's qk_layernorm: this norm (the layers' LayerNorm or RMSNorm, epsilon qk_norm_eps)
   // over each head's channels of q and of the keys, one weight of head size shared by the heads
   // ("q_layernorm", "k_layernorm"), after the projections and before rotary positions. Each tp rank
@@ -135,13 +141,19 @@ class Attention : public Module {
   };
   // The mask the op gets (undefined parts: every key), checked against x's batch, the queries' and
   // the keys' lengths.
-  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk) const;
+  ops::AttentionMask checked_mask(const AttentionInputs& in, std::int64_t B, std::int64_t Tq, std::int64_t Tk,
+                                  Device device) const;
 
   TpGroup tp_;
   AttentionKind kind_;
   bool sequence_parallel_, recompute_core_;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   std::int64_t window_left_;                 // AttentionOptions::window_left
+  AttentionOptions::SoftmaxType softmax_type_;
+  std::unique_ptr<Parameter> softmax_offset_;  // learnable: this rank's heads' sink logits
+  mutable Tensor zero_sink_;                   // off-by-one: zeros [heads_] on the device last used
+  // The op's sink for this layer's softmax type (undefined: vanilla), f32 on `device`.
+  Tensor sink(Device device) const;
   AttentionOptions::Rotary rotary_;
   float dropout_;
   std::uint64_t dropout_site_;

@@ -39,6 +39,10 @@ struct TransformerBlockOptions {
   // The MLP of global layer i where layers differ (mixture-of-experts layers every few layers,
   // Megatron-Core's moe_layer_freq); empty: every layer's is layer.spec.mlp.
   std::function<MlpSpec(std::int64_t layer)> mlp_of_layer;
+  // The attention's window_left of global layer i where layers differ (Megatron-Core's
+  // window_attn_skip_freq); empty: every layer's is layer.attention.window_left.
+  std::function<std::int64_t(std::int64_t layer)> window_of_layer;
+  bool layers_differ() const { return mlp_of_layer || window_of_layer; }
 };
 
 // `count` layers from global layer `first`: "layers 4–7", "layer 4", or "no layers" (a pipeline

@@ -52,7 +52,17 @@ struct TransformerOptions {
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)
   // Sliding-window attention (Megatron-Core's window_size [left, 0]): query i attends keys
   // i − window_left … i only (Mistral's sliding_window = window_left + 1); −1: every earlier key.
+  // window_layer_pattern (Megatron-Core's window_attn_skip_freq) marks the layers with the window,
+  // the others attending every earlier key; empty: every layer.
   std::int64_t window_left = -1;
+  std::vector<bool> window_layer_pattern;
+  std::int64_t window_left_of(std::int64_t layer) const {
+    return window_layer_pattern.empty() || window_layer_pattern.at(static_cast<std::size_t>(layer)) ? window_left : -1;
+  }
+  std::int64_t window_layers() const;  // how many layers have the window
+  // Megatron-Core's softmax_type: "vanilla", "off-by-one" or "learnable" (attention sinks;
+  // AttentionOptions::SoftmaxType).
+  AttentionOptions::SoftmaxType softmax_type = AttentionOptions::SoftmaxType::vanilla;
   // Mixture of experts (read_moe_options; moe.router.experts = 0: dense MLPs). The MLP of each layer
   // moe_layer(i) names is then a MoeLayer whose experts take the swiglu / squared_relu activation;
   // moe_layer_pattern (Megatron-Core's moe_layer_freq) marks them, empty: every layer.

@@ -31,8 +31,12 @@ struct HfGptShape : HfTransformerDims {
   bool tied = true;
   bool rotary_interleaved = false;  // Tessera's layout of the file's q/k rows (export permutes to HF's)
   double rotary_percent = 1.0;      // phi3's partial_rotary_factor: the share of each head rope rotates
-  // mistral's, mixtral's and phi3's sliding_window (Tessera's window_size [sliding_window − 1, 0]); 0: none.
+  // The sliding_window of mistral, mixtral, phi3, starcoder2 and the Qwens (with use_sliding_window)
+  // (Tessera's window_size [sliding_window − 1, 0]); 0: none. The Qwens' layer_types (or, before it,
+  // max_window_layers) pick the layers that have it: window_layers (Tessera's window_attn_skip_freq
+  // flags), empty: every layer.
   std::int64_t sliding_window = 0;
+  std::vector<bool> window_layers;
   std::int64_t kv_channels = 0;     // llama's head_dim (Tessera's kv_channels); 0: hidden / heads
   // llama's rope_scaling {"rope_type": "llama3", "factor": f, …} (Llama 3.1, 3.2): Tessera's
   // use_rope_scaling with rope_scaling_factor f; 0: none.
@@ -78,6 +82,7 @@ struct HfGptShape : HfTransformerDims {
   // Phi-3's, Phi-3.5's and Phi-4's layers: llama's with q, k and v in one qkv_proj and the SwiGLU's
   // gate and up in one gate_up_proj, and a partial rotary factor.
   bool phi3() const { return architecture == "phi3"; }
+  bool qwen() const { return architecture.rfind("qwen", 0) == 0; }
   bool mixtral() const { return architecture == "mixtral"; }
   bool qwen_moe() const { return architecture == "qwen2_moe" || architecture == "qwen3_moe"; }
   bool moe() const { return mixtral() || qwen_moe(); }

@@ -59,6 +59,8 @@ class CpuBackend : public Backend {
   void attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q, const Tensor& kv,
                           const ops::AttentionMask& mask, const Tensor& out, const Tensor& lse, Tensor& dq,
                           Tensor& dkv) override;
+  void attention_sink_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& out, const Tensor& lse,
+                               const Tensor& sink, Tensor& dsink) override;
   void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out, bool accumulate) override;
   void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) override;
   void embedding_shard_forward(const Tensor& ids, const Tensor& table, std::int64_t first_id, Tensor& out) override;

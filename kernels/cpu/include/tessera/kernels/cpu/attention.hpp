@@ -4,6 +4,8 @@
 //   kv, dkv           [B,Tk,2·Hkv·D]  per token: keys of all groups, then values of all groups
 //   key_mask          [B,Tk] u8, nonzero = attend; null = every key
 //   first_key         [B,Tq] i32, query i of row b attends keys j ≥ first_key[b,i]; null = from 0
+//   sink              [Hq] f32, a logit in each head's softmax besides the keys, of value zero
+//                     (ops::AttentionMask::sink); null = none
 //   lse               [B,Hq,Tq]       log Σ_j exp(q·k_j/√D) over the attended keys; −∞ for a row
 //                                     with none (its output and gradients are 0)
 // causal needs Tq = Tk (query t attends keys j ≤ t); window_left ≥ 0 (causal only) also limits it
@@ -28,10 +30,14 @@ struct AttentionArgs {
 };
 
 void attention_forward(const AttentionArgs& a, const float* q, const float* kv, const std::uint8_t* key_mask,
-                       const std::int32_t* first_key, float* out, float* lse);
+                       const std::int32_t* first_key, const float* sink, float* out, float* lse);
 
 void attention_backward(const AttentionArgs& a, const float* dout, const float* q, const float* kv,
                         const std::uint8_t* key_mask, const std::int32_t* first_key, const float* out,
                         const float* lse, float* dq, float* dkv);
+
+// dsink[h] −= Σ_{b,t} exp(sink[h] − lse[b,h,t]) · Σ_d dout·out over head h's channels (ops.hpp).
+void attention_sink_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                             const float* sink, float* dsink);
 
 }  // namespace tessera::cpu
