@@ -41,8 +41,8 @@ void CudaBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx)
 
 void CudaBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {
   cuda::rope(float_of(x, inverse ? "rope_backward" : "rope_forward"), x.device_raw(), s.B, s.T, s.H, s.D, s.row_width,
-             s.rotary_dim, s.base, s.scaling_factor, s.interpolation, s.interleaved, s.position_offset, inverse,
-             stream());
+             s.rotary_dim, s.base, s.scaling_factor, s.interpolation, s.yarn, s.interleaved, s.position_offset,
+             inverse, stream());
 }
 
 void CudaBackend::tanh_forward(const Tensor& x, Tensor& y) {

@@ -20,8 +20,11 @@ std::string llama_style_description(const GptOptions& o) {
   std::vector<std::string> parts;
   if (o.kv_channels * o.num_attention_heads != o.hidden_size) parts.push_back(fmt::format("kv_channels {}", o.kv_channels));
   if (o.rope)
-    parts.push_back(fmt::format("rope on {} channels (base {}{})", o.rotary_dim(), o.rotary_base,
-                                o.rotary_interleaved ? ", interleaved" : ""));
+    parts.push_back(fmt::format("rope on {} channels (base {}{}{})", o.rotary_dim(), o.rotary_base,
+                                o.rotary_interleaved ? ", interleaved" : "",
+                                o.rope_yarn.factor > 0.0 ? fmt::format(", YaRN factor {} of {} positions",
+                                                                       o.rope_yarn.factor, o.rope_yarn.original_context)
+                                                         : ""));
   if (!o.rope && !o.learned_positions) parts.push_back("no position embedding");
   if (o.rms_norm) parts.push_back("RMSNorm");
   if (o.qk_layernorm) parts.push_back("q/k norms");

@@ -128,6 +128,35 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def yarn_inv_freq(inv_freq, rs, cfg, dim, base):
+    """Hugging Face's rope_type "yarn" (_compute_yarn_parameters): each frequency blended between
+    itself and itself / factor by a ramp over the pairs between the correction dims of beta_fast and
+    beta_slow turns in the original context; cos and sin times attention_factor. The factor as
+    config.json says: with original_max_position_embeddings, max_position_embeddings must be factor ×
+    it, where transformers versions that take the factor from that ratio agree."""
+    factor = rs["factor"]
+    original = rs.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+    assert "original_max_position_embeddings" not in rs or cfg["max_position_embeddings"] == factor * original
+
+    def get_mscale(scale, m=1.0):
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+    attention_factor = rs.get("attention_factor")
+    if attention_factor is None:
+        m, m_all = rs.get("mscale"), rs.get("mscale_all_dim")
+        attention_factor = get_mscale(factor, m) / get_mscale(factor, m_all) if m and m_all else get_mscale(factor)
+
+    def correction_dim(rotations):
+        return dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))
+    low, high = correction_dim(rs.get("beta_fast") or 32), correction_dim(rs.get("beta_slow") or 1)
+    if rs.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    extrapolation = 1 - ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    return inv_freq / factor * (1 - extrapolation) + inv_freq * extrapolation, attention_factor
+
+
 def llama3_inv_freq(inv_freq, rs):
     """Hugging Face's rope_type "llama3" (Llama 3.1, 3.2): long wavelengths divided by the factor,
     short ones kept, the band between blended."""
@@ -189,7 +218,7 @@ def qwen_sparse_layer(cfg, i):
 def llama(cfg, w, ids):
     rs = cfg.get("rope_scaling")
     assert (cfg["hidden_act"] == "silu" or cfg["model_type"] == "starcoder2") and (
-        rs is None or rs["rope_type"] in ("llama3", "linear"))
+        rs is None or rs["rope_type"] in ("llama3", "linear", "yarn"))
     C, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     G = cfg.get("num_key_value_heads", H)
     kind = cfg["model_type"]
@@ -208,9 +237,12 @@ def llama(cfg, w, ids):
         inv_freq = llama3_inv_freq(inv_freq, rs)
     if rs is not None and rs["rope_type"] == "linear":  # LlamaLinearScalingRotaryEmbedding: t / factor
         positions = positions / rs["factor"]
+    magnitude = 1.0
+    if rs is not None and rs["rope_type"] == "yarn":
+        inv_freq, magnitude = yarn_inv_freq(inv_freq, rs, cfg, R, cfg.get("rope_theta", 10000.0))
     freqs = torch.outer(positions, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = emb.cos() * magnitude, emb.sin() * magnitude
 
     def rope(t):  # [heads, T, D]: the first R channels rotated, the rest passed
         rot, rest = t[..., :R], t[..., R:]

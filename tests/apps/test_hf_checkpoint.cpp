@@ -272,6 +272,40 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(interpolated.find("\"factor\": 4") != std::string::npos);
   CHECK(tessera::test::read_text(w.dir / "interpolated_imported/config.toml")
             .find("rotary_seq_len_interpolation_factor = 4") != std::string::npos);
+  // YaRN (position_embedding_type = "yarn", gpt-oss's and Qwen's long-context rope): rope_scaling
+  // "yarn" with max_position_embeddings = factor × original (32 = 4 × 8), checked against PyTorch with
+  // Hugging Face's formula, imported back; DeepSeek's mscale / mscale_all_dim and an explicit
+  // attention_factor import as the same magnitudes; a config whose max_position_embeddings is not
+  // factor × original, which transformers versions read differently, is refused naming both.
+  train(w, w.dir / "yarn", llama + " --set model.position_embedding_type=yarn --set model.yarn_rotary_scaling_factor=4 "
+                                   "--set model.yarn_original_max_position_embeddings=8");
+  const std::string yarn = export_round_trip(w, w.dir / "yarn", "yarn");
+  const nlohmann::json yj = nlohmann::json::parse(yarn);
+  CHECK(yj["rope_scaling"]["rope_type"] == "yarn");
+  CHECK(yj["rope_scaling"]["factor"] == 4.0);
+  CHECK(yj["rope_scaling"]["original_max_position_embeddings"] == 8);
+  CHECK(yj["max_position_embeddings"] == 32);
+  CHECK(tessera::test::read_text(w.dir / "yarn_imported/config.toml").find("position_embedding_type = \"yarn\"") !=
+        std::string::npos);
+  for (const auto& [name, change] : std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>>{
+           {"mscale", [](nlohmann::json& j) { j["rope_scaling"]["mscale"] = 0.707; j["rope_scaling"]["mscale_all_dim"] = 0.3; }},
+           {"attention_factor", [](nlohmann::json& j) { j["rope_scaling"]["attention_factor"] = 1.25; }}}) {
+    INFO(name);
+    edit_config_json(w.dir / "yarn_hf", [&](nlohmann::json& j) {
+      j["rope_scaling"].erase("mscale");
+      j["rope_scaling"].erase("mscale_all_dim");
+      change(j);
+    });
+    r = run_tessera("checkpoint import --from hf " + w.dir / "yarn_hf" + " " + w.dir / ("yarn_" + name));
+    INFO(r.output);
+    REQUIRE(r.ok());
+    check_logits(w.dir / ("yarn_" + name), w.dir / "yarn_hf", w.dir / ("yarn_" + name + ".f32"));
+  }
+  edit_config_json(w.dir / "yarn_hf", [](nlohmann::json& j) { j["max_position_embeddings"] = 8; });
+  r = run_tessera("checkpoint import --from hf " + w.dir / "yarn_hf" + " " + w.dir / "yarn_ambiguous");
+  CHECK(r.clean_error());
+  CHECK(r.has("rope_scaling"));
+  CHECK(r.has("max_position_embeddings"));
   // Qwen2: a Llama-style model with biases on q, k and v (add_qkv_bias) exports as qwen2, with its
   // biases (rotated with their rows when the rotary pairs are interleaved), and imports back.
   train(w, w.dir / "qwen2", llama + " --set model.add_qkv_bias=true --set model.rotary_interleaved=true");

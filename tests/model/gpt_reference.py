@@ -16,7 +16,8 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
---rotary-seq-len-interpolation-factor); "window" (Megatron-Core's window_size [window, 0]: query i
+--rotary-seq-len-interpolation-factor); "yarn" (a dict of reference_rotary.yarn's arguments: YaRN's
+frequencies and magnitude, position_embedding_type = "yarn"); "window" (Megatron-Core's window_size [window, 0]: query i
 attends keys i − window … i, as get_sliding_window_causal_mask) in the layers "window_layers" flags 1
 (every layer without it: window_attn_skip_freq); "softmax_type" ("off-by-one": a zero logit beside each
 row's scores; "learnable": the layer's attention.softmax_offset, one logit per head — Megatron-Core's
@@ -194,8 +195,8 @@ def main(directory):
             q, k = norm(q, f"{n}.attention.q_layernorm"), norm(k, f"{n}.attention.k_layernorm")
         if rope:
             scale, interp = opts.get("rope_scaling_factor", 0.0), opts.get("rotary_interpolation", 1.0)
-            q = rotary(q, rot_dim, base, interleaved, 0, scale, interp)
-            k = rotary(k, rot_dim, base, interleaved, 0, scale, interp)
+            q = rotary(q, rot_dim, base, interleaved, 0, scale, interp, opts.get("yarn"))
+            k = rotary(k, rot_dim, base, interleaved, 0, scale, interp, opts.get("yarn"))
         k, v = k.repeat_interleave(H // G, dim=2), v.repeat_interleave(H // G, dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # [B,H,T,D]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(D)

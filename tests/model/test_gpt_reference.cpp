@@ -160,6 +160,30 @@ TEST_CASE("Llama-style GPT with linear position interpolation (rotary_seq_len_in
                        fmt::format(R"({{{}, "rotary_interpolation": 4.0}})", kLlamaJson), "_llama_interpolation"});
 }
 
+TEST_CASE("Llama-style GPT with YaRN positions (position_embedding_type yarn) equals PyTorch", "[reference]") {
+  // gpt-oss's settings (factor 32 of 4096 positions, base 150000, correction range rounded): on heads
+  // of 12 channels the ramp runs from pair 1 to pair 4 (weights 0, 1/3, 2/3, 1); and DeepSeek-style
+  // magnitudes (mscale, mscale_all_dim) with an unrounded range (pairs 2.74 to 5 of base 10000).
+  std::string yarn_toml = kLlamaToml;  // position_embedding_type = "yarn"
+  yarn_toml.replace(yarn_toml.find("\"rope\""), 6, "\"yarn\"");
+  check_against_torch(4, 2, {fmt::format("{}\nyarn_rotary_scaling_factor = 32.0\n"
+                                         "yarn_original_max_position_embeddings = 4096\nrotary_base = 150000.0",
+                                         yarn_toml),
+                             fmt::format(R"({{{}, "rotary_base": 150000.0, "yarn": {{"factor": 32.0, "original": 4096}}}})",
+                                         kLlamaJson),
+                             "_llama_yarn"});
+  check_against_torch(4, 4, {fmt::format("{}\nyarn_rotary_scaling_factor = 40.0\n"
+                                         "yarn_original_max_position_embeddings = 13535\n"
+                                         "yarn_mscale = 0.707\nyarn_mscale_all_dim = 0.3\n"
+                                         "yarn_correction_range_round_to_int = false",
+                                         yarn_toml),
+                             fmt::format(R"({{{}, "yarn": {{"factor": 40.0, "original": 13535, )"
+                                         R"("mscale": 0.707, "mscale_all_dim": 0.3, )"
+                                         R"("round_to_int": false}}}})",
+                                         kLlamaJson),
+                             "_llama_yarn_mscale"});
+}
+
 TEST_CASE("GPT with rope only (LayerNorm, GELU, tied, biases) and rotary_percent 0.5 equals PyTorch", "[reference]") {
   check_against_torch(4, 4, {"position_embedding_type = \"rope\"\nrotary_percent = 0.5",
                              R"({"rope": true, "rotary_percent": 0.5})", "_rope_half"});

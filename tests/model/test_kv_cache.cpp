@@ -51,6 +51,10 @@ const char* const kMoe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_s
 // A sliding window of 5 keys (Mistral's sliding_window 5): prompts and steps past it attend their
 // last 5 positions only, each row at its own position.
 const std::string kWindow = std::string(kLlama) + "window_size = [4, 0]\n";
+// YaRN positions (gpt-oss's factor and base): a cached step rotates its token at its own position.
+const std::string kYarnBlocks = "num_query_groups = 2\nposition_embedding_type = \"yarn\"\nrotary_base = 150000.0\n"
+                                "normalization = \"RMSNorm\"\nswiglu = true\nadd_bias_linear = false\n";
+const std::string kYarn = kYarnBlocks + "yarn_rotary_scaling_factor = 32.0\n";
 // Attention sinks (Megatron-Core's softmax_type): learned per head, and the off-by-one softmax's zero.
 const std::string kSink = std::string(kLlama) + "softmax_type = \"learnable\"\n";
 const std::string kOffByOne = std::string(kGpt2) + "softmax_type = \"off-by-one\"\n";
@@ -121,7 +125,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
           "sinks",
           "[unit]") {
   for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
-                                  kSink.c_str(), kOffByOne.c_str()}) {
+                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -136,7 +140,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
   for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
-                                  kSink.c_str(), kOffByOne.c_str()}) {
+                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();
@@ -447,6 +451,17 @@ TEST_CASE("model.window_size: [left, 0] only, anything else an error naming the 
   }
   // The model line names the window.
   CHECK(make_model(kWindow)->describe().find("sliding window of 5 keys") != std::string::npos);
+}
+
+TEST_CASE("position_embedding_type = \"yarn\": on the model line; its keys only with it, naming them", "[unit]") {
+  CHECK(make_model(kYarn)->describe().find("YaRN factor 32 of 4096 positions") != std::string::npos);
+  const std::string msg =
+      message_of<ConfigError>([&] { make_model(std::string(kLlama) + "yarn_rotary_scaling_factor = 4.0\n"); });
+  CHECK(msg.find("model.yarn_rotary_scaling_factor") != std::string::npos);
+  CHECK(msg.find("position_embedding_type = \"yarn\"") != std::string::npos);
+  const std::string below_one =
+      message_of<ConfigError>([&] { make_model(kYarnBlocks + "yarn_rotary_scaling_factor = 0.5\n"); });
+  CHECK(below_one.find("yarn_rotary_scaling_factor") != std::string::npos);
 }
 
 TEST_CASE("model.softmax_type: sinks on the model line, a learned one per head, bad values naming the key", "[unit]") {

@@ -622,20 +622,25 @@ void swiglu_cases(std::vector<OpCase>& cases) {
 void rope_cases(std::vector<OpCase>& cases) {
   Rng rng(33);
   // (B, T, H, D, rotary dim, interleaved, row width, position offset, base, Llama 3.1 scaling factor,
-  // position interpolation factor)
+  // position interpolation factor, YaRN)
   struct R {
     I64 B, T, H, D, dim;
     bool interleaved;
     I64 width, offset;
     double base = 10000.0, scaling = 0.0, interpolation = 1.0;
+    RopeYarn yarn{};
   };
+  RopeYarn gpt_oss_yarn;  // gpt-oss's: factor 32 of 4096 positions (its base 150000 below)
+  gpt_oss_yarn.factor = 32.0;
   for (const R& r : {R{1, 1, 1, 2, 2, false, 2, 0}, R{2, 5, 3, 8, 4, true, 24, 0}, R{2, 7, 2, 16, 8, false, 64, 3},
                      R{3, 65, 4, 32, 32, true, 128, 0}, R{2, 300, 2, 64, 64, false, 256, 0},
                      R{2, 9, 2, 128, 128, false, 256, 9000, 500000.0, 8.0},
-                     R{2, 9, 2, 32, 32, true, 64, 5, 10000.0, 0.0, 4.0}}) {
+                     R{2, 9, 2, 32, 32, true, 64, 5, 10000.0, 0.0, 4.0},
+                     R{2, 9, 2, 64, 64, false, 128, 3000, 150000.0, 0.0, 1.0, gpt_oss_yarn}}) {
     const I64 n = r.B * r.T * r.width;
     const Vec x = rng.uniform(n, -2, 2);
-    const ops::RopeShape s{r.B, r.T, r.H, r.D, r.width, r.dim, r.base, r.interleaved, r.offset, r.scaling, r.interpolation};
+    const ops::RopeShape s{r.B, r.T, r.H, r.D, r.width, r.dim, r.base, r.interleaved,
+                           r.offset, r.scaling, r.interpolation, r.yarn};
     const auto rotate = [=](Vec v, bool inverse) {
       const I64 half = r.dim / 2;
       for (I64 row = 0; row < r.B * r.T; ++row)
@@ -643,8 +648,9 @@ void rope_cases(std::vector<OpCase>& cases) {
           for (I64 i = 0; i < half; ++i) {
             // The frequencies from the header the kernels share (checked against PyTorch in test_ops).
             const double angle = static_cast<double>(r.offset + row % r.T) / r.interpolation *
-                                 rope_inv_freq(i, r.dim, r.base, r.scaling);
-            const double c = std::cos(angle), sn = inverse ? -std::sin(angle) : std::sin(angle);
+                                 rope_inv_freq(i, r.dim, r.base, r.scaling, r.yarn);
+            const double m = rope_magnitude(r.yarn);
+            const double c = m * std::cos(angle), sn = m * (inverse ? -std::sin(angle) : std::sin(angle));
             const I64 a = row * r.width + h * r.D + (r.interleaved ? 2 * i : i), b = a + (r.interleaved ? 1 : half);
             const double va = v[a], vb = v[b];
             v[a] = va * c - vb * sn;
@@ -654,8 +660,9 @@ void rope_cases(std::vector<OpCase>& cases) {
     };
     for (bool inverse : {false, true}) {
       OpCase f{inverse ? "rope_backward" : "rope_forward",
-               fmt::format("B={} T={} H={} D={} dim={}{} W={} offset={} base={} scaling={}", r.B, r.T, r.H, r.D, r.dim,
-                           r.interleaved ? " interleaved" : "", r.width, r.offset, r.base, r.scaling)};
+               fmt::format("B={} T={} H={} D={} dim={}{} W={} offset={} base={} scaling={} yarn={}", r.B, r.T, r.H, r.D,
+                           r.dim, r.interleaved ? " interleaved" : "", r.width, r.offset, r.base, r.scaling,
+                           r.yarn.factor)};
       f.dtypes = kFloat;
       f.run = [=](Device d, DType t) {
         Tensor y = put({r.B, r.T, r.width}, in_dtype(x, t), d, t);

@@ -205,6 +205,17 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.rotary_percent = o.rotary_percent;
   s.rope_scaling_factor = o.rope_scaling_factor;
   s.rope_interpolation = o.rotary_interpolation;
+  s.yarn = o.rope_yarn;
+  if (s.yarn.factor > 0.0) {
+    // max_position_embeddings = factor × the original context, which transformers versions that take
+    // the factor from that ratio and those that read "factor" agree on.
+    const double extended = s.yarn.factor * s.yarn.original_context;
+    if (extended != std::floor(extended) || extended > 1e15)
+      throw ConfigError(fmt::format("model.yarn_rotary_scaling_factor in {}: {} × {} original positions is not a whole "
+                                    "number of positions, which Hugging Face's max_position_embeddings needs",
+                                    source, s.yarn.factor, s.yarn.original_context));
+    s.positions = static_cast<std::int64_t>(extended);
+  }
   s.layernorm_1p = o.apply_layernorm_1p;
   s.exact_gelu = o.exact_gelu;
   s.tied = !o.untie_embeddings_and_output_weights;
@@ -212,6 +223,25 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
 }
 
 namespace {
+
+// YaRN as transformers' rope_scaling: its magnitude as mscale and mscale_all_dim when both are set
+// (transformers reads them only together), else as attention_factor unless it is the default
+// 0.1·ln(factor) + 1; truncate only when false (transformers before it always rounded).
+nlohmann::ordered_json yarn_rope_scaling(const RopeYarn& y) {
+  nlohmann::ordered_json v = {{"rope_type", "yarn"},
+                              {"factor", y.factor},
+                              {"original_max_position_embeddings", static_cast<std::int64_t>(y.original_context)},
+                              {"beta_fast", y.beta_fast},
+                              {"beta_slow", y.beta_slow}};
+  if (y.mscale != 0.0 && y.mscale_all_dim != 0.0) {
+    v["mscale"] = y.mscale;
+    v["mscale_all_dim"] = y.mscale_all_dim;
+  } else if (rope_magnitude(y) != yarn_get_mscale(y.factor, 1.0)) {
+    v["attention_factor"] = rope_magnitude(y);
+  }
+  if (!y.round_to_int) v["truncate"] = false;
+  return v;
+}
 
 // The Qwens' window: use_sliding_window, and which layers have it. transformers reads layer_types;
 // versions before it (2025) read max_window_layers, the layers from it on having the window — the
@@ -256,6 +286,8 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
                            {"original_max_position_embeddings", static_cast<std::int64_t>(C::kOriginalContext)}};
     } else if (s.rope_interpolation != 1.0) {
       j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", s.rope_interpolation}};
+    } else if (s.yarn.factor > 0.0) {
+      j["rope_scaling"] = yarn_rope_scaling(s.yarn);
     } else {
       j["rope_scaling"] = nullptr;
     }
@@ -345,6 +377,46 @@ namespace {
 
 using Reader = hf::ConfigReader;
 
+// rope_scaling {"rope_type": "yarn", …} (transformers' _compute_yarn_parameters) into s.yarn.
+void read_yarn(const Reader& r, const nlohmann::json& v, HfGptShape& s, const std::string& key) {
+  const Reader y{v, r.path};
+  RopeYarn& out = s.yarn;
+  out.factor = y.number("factor", 0.0);
+  if (!(out.factor >= 1.0 && out.factor <= 1e6))
+    throw r.bad(key, fmt::format("has YaRN factor {}, expected a number ≥ 1", out.factor));
+  out.original_context = static_cast<double>(s.positions);
+  if (v.contains("original_max_position_embeddings")) {
+    out.original_context = static_cast<double>(y.size("original_max_position_embeddings"));
+    // transformers versions differ here: some take the factor from max_position_embeddings over it.
+    if (static_cast<double>(s.positions) != out.factor * out.original_context)
+      throw r.bad(key, fmt::format("has YaRN factor {} with original_max_position_embeddings {}, but "
+                                   "max_position_embeddings is {}: transformers versions that take the factor from "
+                                   "their ratio and those that read \"factor\" build different models; set "
+                                   "max_position_embeddings to {} (factor × original) so that both agree",
+                                   out.factor, out.original_context, s.positions, out.factor * out.original_context));
+  }
+  out.beta_fast = y.has("beta_fast") ? y.number("beta_fast", 32.0) : 32.0;
+  out.beta_slow = y.has("beta_slow") ? y.number("beta_slow", 1.0) : 1.0;
+  out.round_to_int = y.flag("truncate", true);
+  // The magnitude: attention_factor, else mscale / mscale_all_dim when both are non-zero, else
+  // 0.1·ln(factor) + 1 (Tessera's mscale 1, mscale_all_dim 0).
+  out.mscale = 1.0;
+  out.mscale_all_dim = 0.0;
+  if (y.has("attention_factor")) {
+    const double a = y.number("attention_factor", 1.0);
+    if (a != yarn_get_mscale(out.factor, 1.0)) {
+      if (out.factor <= 1.0)
+        throw r.bad(key, fmt::format("has attention_factor {} with YaRN factor 1, which Tessera's yarn_mscale cannot "
+                                     "express",
+                                     a));
+      out.mscale = (a - 1.0) / (0.1 * std::log(out.factor));  // yarn_get_mscale(factor, mscale) = a
+    }
+  } else if (y.number("mscale", 0.0) != 0.0 && y.number("mscale_all_dim", 0.0) != 0.0) {
+    out.mscale = y.number("mscale", 1.0);
+    out.mscale_all_dim = y.number("mscale_all_dim", 0.0);
+  }
+}
+
 // llama's rope_scaling into `s`: Llama 3.1's, with the constants Megatron-Core's apply_scaling fixes
 // (tessera/rope_frequency.hpp), or linear interpolation (positions divided by the factor). Any other
 // scaling has no Tessera equivalent.
@@ -368,6 +440,10 @@ void read_rope_scaling(const Reader& r, HfGptShape& s, const std::string& key) {
   const double factor = number("factor");
   if (type == "linear" && factor > 0.0 && factor <= 1e6) {
     s.rope_interpolation = factor;
+    return;
+  }
+  if (type == "yarn") {
+    read_yarn(r, v, s, key);
     return;
   }
   if (type != "llama3" || !(factor >= 1.0 && factor <= 1e6) || number("low_freq_factor") != C::kLowFreqFactor ||
@@ -571,21 +647,30 @@ std::string tessera_model_toml(const HfGptShape& s) {
   t += fmt::format("init_method_std = {}\nhidden_dropout = {}\nattention_dropout = {}\n", toml_float(s.init_std),
                    toml_float(s.dropout), toml_float(s.attention_dropout));
   if (s.kv_channels > 0) t += fmt::format("kv_channels = {}\n", s.kv_channels);
+  const char* rotary = s.yarn.factor > 0.0 ? "yarn" : "rope";
   if (s.starcoder2()) {  // rope with LayerNorm, a GELU MLP and biases (use_bias)
-    t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nlayernorm_epsilon = {}\n",
+    t += fmt::format("position_embedding_type = \"{}\"\nrotary_base = {}\nlayernorm_epsilon = {}\n", rotary,
                      toml_float(s.rotary_base), toml_float(s.norm_epsilon));
     if (!s.linear_bias) t += "add_bias_linear = false\n";
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";
   } else if (s.llama()) {
-    t += fmt::format("position_embedding_type = \"rope\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
+    t += fmt::format("position_embedding_type = \"{}\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",
-                     toml_float(s.rotary_base), toml_float(s.norm_epsilon));
+                     rotary, toml_float(s.rotary_base), toml_float(s.norm_epsilon));
   }
   if (s.llama()) {
     if (s.rope_scaling_factor > 0.0)
       t += fmt::format("use_rope_scaling = true\nrope_scaling_factor = {}\n", toml_float(s.rope_scaling_factor));
     if (s.rope_interpolation != 1.0)
       t += fmt::format("rotary_seq_len_interpolation_factor = {}\n", toml_float(s.rope_interpolation));
+    if (s.yarn.factor > 0.0) {
+      const RopeYarn& y = s.yarn;
+      t += fmt::format("yarn_rotary_scaling_factor = {}\n"
+                       "yarn_original_max_position_embeddings = {}\nyarn_beta_fast = {}\nyarn_beta_slow = {}\n"
+                       "yarn_mscale = {}\nyarn_mscale_all_dim = {}\nyarn_correction_range_round_to_int = {}\n",
+                       toml_float(y.factor), static_cast<std::int64_t>(y.original_context), toml_float(y.beta_fast),
+                       toml_float(y.beta_slow), toml_float(y.mscale), toml_float(y.mscale_all_dim), y.round_to_int);
+    }
     if (s.qkv_bias && !s.starcoder2()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));

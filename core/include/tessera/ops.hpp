@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "tessera/rope_frequency.hpp"
 #include "tessera/tensor.hpp"
 
 namespace tessera::ops {
@@ -101,6 +102,9 @@ struct RopeShape {
   // Positions divided by this factor before rotating (Megatron-Core's
   // --rotary-seq-len-interpolation-factor, Hugging Face's "linear" rope_scaling); 1: none.
   double interpolation = 1.0;
+  // YaRN's frequencies and cos/sin magnitude (tessera/rope_frequency.hpp; factor 0: off; not with
+  // scaling_factor). The inverse rotation scales by the same magnitude: it is the transpose.
+  RopeYarn yarn{};
 };
 void rope_forward(const RopeShape& s, Tensor& x);
 // The transpose (rotation by −angle): x's gradient from the rotated tensor's, in place.

@@ -30,7 +30,7 @@ std::int64_t query_width(const AttentionOptions& o) { return o.heads * head_dim(
 ops::RopeShape query_rope(const AttentionOptions::Rotary& r, std::int64_t heads, std::int64_t head_dim, std::int64_t B,
                           std::int64_t T, std::int64_t position) {
   return {B, T, heads, head_dim, heads * head_dim, r.dim, r.base, r.interleaved, position, r.scaling_factor,
-          r.interpolation};
+          r.interpolation, r.yarn};
 }
 
 // Called from the first member initialiser, so that no member is computed or built from options

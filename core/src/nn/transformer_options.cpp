@@ -107,10 +107,37 @@ std::int64_t TransformerOptions::rotary_dim() const {
   return static_cast<std::int64_t>(static_cast<double>(kv_channels) * rotary_percent);
 }
 
+namespace {
+
+// Megatron-Core's YaRN keys (position_embedding_type = "yarn", as gpt-oss's config): only with it.
+void read_yarn_options(const ConfigSection& s, bool yarn, RopeYarn& y) {
+  static const char* const kKeys[] = {"yarn_rotary_scaling_factor", "yarn_original_max_position_embeddings",
+                                      "yarn_beta_fast", "yarn_beta_slow", "yarn_mscale", "yarn_mscale_all_dim",
+                                      "yarn_correction_range_round_to_int"};
+  if (!yarn) {
+    for (const char* key : kKeys)
+      if (s.has(key))
+        throw ConfigError(fmt::format("model.{} (in {}) is a YaRN setting: it needs model.position_embedding_type = "
+                                      "\"yarn\"",
+                                      key, s.origin(key)));
+    return;
+  }
+  y.factor = s.get_float("yarn_rotary_scaling_factor", 1.0, 1.0, 1e6);
+  y.original_context = static_cast<double>(s.get_int("yarn_original_max_position_embeddings", 4096, 1, 1LL << 40));
+  y.beta_fast = s.get_float("yarn_beta_fast", 32.0, 1e-6, 1e6);
+  y.beta_slow = s.get_float("yarn_beta_slow", 1.0, 1e-6, 1e6);
+  y.mscale = s.get_float("yarn_mscale", 1.0, 0.0, 1e6);
+  y.mscale_all_dim = s.get_float("yarn_mscale_all_dim", 0.0, 0.0, 1e6);
+  y.round_to_int = s.get_bool("yarn_correction_range_round_to_int", true);
+}
+
+}  // namespace
+
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
   const std::string positions =
-      s.get_choice("position_embedding_type", "learned_absolute", {"learned_absolute", "rope", "none"});
-  o.rope = positions == "rope";
+      s.get_choice("position_embedding_type", "learned_absolute", {"learned_absolute", "rope", "yarn", "none"});
+  o.rope = positions == "rope" || positions == "yarn";
+  read_yarn_options(s, positions == "yarn", o.rope_yarn);
   o.learned_positions = positions == "learned_absolute";
   o.rotary_percent = s.get_float("rotary_percent", 1.0);
   if (!(o.rotary_percent > 0.0 && o.rotary_percent <= 1.0))
@@ -444,6 +471,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.rotary.interleaved = o.rotary_interleaved;
   l.attention.rotary.scaling_factor = o.rope_scaling_factor;
   l.attention.rotary.interpolation = o.rotary_interpolation;
+  l.attention.rotary.yarn = o.rope_yarn;
   if (o.rms_norm) l.spec.norm = rms_norm_spec();
   if (o.apply_layernorm_1p) l.spec.norm = layer_norm_1p_spec();
   if (o.qk_layernorm) {

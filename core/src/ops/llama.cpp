@@ -91,6 +91,13 @@ void check_rope(const char* op, const RopeShape& s, const Tensor& x) {
                       "{}: scaling factor {} must be finite and ≥ 0 (0: none)", op, s.scaling_factor);
   TESSERA_CHECK_SHAPE(s.interpolation > 0.0 && std::isfinite(s.interpolation),
                       "{}: position interpolation factor {} must be finite and > 0 (1: none)", op, s.interpolation);
+  const RopeYarn& y = s.yarn;
+  TESSERA_CHECK_SHAPE(y.factor == 0.0 || (y.factor >= 1.0 && std::isfinite(y.factor) && s.scaling_factor == 0.0 &&
+                                          y.original_context > 0.0 && y.beta_fast > 0.0 && y.beta_slow > 0.0 &&
+                                          std::isfinite(y.mscale) && std::isfinite(y.mscale_all_dim)),
+                      "{}: YaRN factor {} (0: none; else ≥ 1, without Llama 3.1's scaling), original context {}, "
+                      "beta_fast {}, beta_slow {} (> 0)",
+                      op, y.factor, y.original_context, y.beta_fast, y.beta_slow);
   TESSERA_CHECK_SHAPE(x.numel() == s.B * s.T * s.row_width,
                       "{}: x must be [B,T,W] = [{}, {}, {}], got {}", op, s.B, s.T, s.row_width, shape_str(x.shape()));
 }

@@ -283,7 +283,7 @@ void CpuBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) 
 }
 void CpuBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {
   cpu::rope(in_out(x).get(), s.B, s.T, s.H, s.D, s.row_width, s.rotary_dim, s.base, s.scaling_factor, s.interpolation,
-            s.interleaved, s.position_offset, inverse);
+            s.yarn, s.interleaved, s.position_offset, inverse);
 }
 
 void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {

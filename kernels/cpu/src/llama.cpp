@@ -90,18 +90,21 @@ void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N,
 }
 
 void rope(float* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W, std::int64_t dim,
-          double base, double scaling_factor, double interpolation, bool interleaved, std::int64_t position_offset,
-          bool inverse) {
+          double base, double scaling_factor, double interpolation, const RopeYarn& yarn, bool interleaved,
+          std::int64_t position_offset, bool inverse) {
   const std::int64_t half = dim / 2;
   if (half == 0 || B * T == 0) return;
-  // cos/sin [T, half] for this call's positions (sin negated for the inverse rotation).
+  // cos/sin [T, half] for this call's positions (sin negated for the inverse rotation), both times
+  // YaRN's magnitude (1 without it).
   std::vector<float> cs(static_cast<std::size_t>(T * half)), sn(static_cast<std::size_t>(T * half));
+  const double magnitude = rope_magnitude(yarn);
 #pragma omp parallel for schedule(static) if (T * half > (1 << 12))
   for (std::int64_t t = 0; t < T; ++t)
     for (std::int64_t i = 0; i < half; ++i) {
-      const double angle = rope_angle(position_offset + t, i, dim, base, scaling_factor, interpolation);
-      cs[static_cast<std::size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
-      sn[static_cast<std::size_t>(t * half + i)] = static_cast<float>(inverse ? -std::sin(angle) : std::sin(angle));
+      const double angle = rope_angle(position_offset + t, i, dim, base, scaling_factor, interpolation, yarn);
+      cs[static_cast<std::size_t>(t * half + i)] = static_cast<float>(magnitude * std::cos(angle));
+      sn[static_cast<std::size_t>(t * half + i)] =
+          static_cast<float>(magnitude * (inverse ? -std::sin(angle) : std::sin(angle)));
     }
   const std::int64_t stride_a = interleaved ? 2 : 1, offset_b = interleaved ? 1 : half;
 #pragma omp parallel for schedule(static) if (B * T * H * dim > (1 << 14))

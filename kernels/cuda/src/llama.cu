@@ -89,15 +89,16 @@ __global__ void swiglu_backward_kernel(const T* dy, const T* x, T* dx, std::int6
 template <class T>
 __global__ void rope_kernel(T* x, std::int64_t BT, std::int64_t T_, std::int64_t H, std::int64_t D, std::int64_t W,
                             std::int64_t dim, double base, double scaling_factor, double interpolation,
-                            bool interleaved, std::int64_t position_offset, bool inverse) {
+                            RopeYarn yarn, bool interleaved, std::int64_t position_offset, bool inverse) {
   const std::int64_t half = dim / 2, n = BT * H * half;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
     const std::int64_t i = k % half, h = (k / half) % H, row = k / (half * H), t = row % T_;
-    const double angle = rope_angle(position_offset + t, i, dim, base, scaling_factor, interpolation);
+    const double angle = rope_angle(position_offset + t, i, dim, base, scaling_factor, interpolation, yarn);
     double sd, cd;
     sincos(angle, &sd, &cd);
-    const float c = static_cast<float>(cd), s = static_cast<float>(inverse ? -sd : sd);
+    const double m = rope_magnitude(yarn);  // YaRN's scale of cos and sin (1 without it)
+    const float c = static_cast<float>(m * cd), s = static_cast<float>(m * (inverse ? -sd : sd));
     T* xh = x + row * W + h * D;
     T* a = xh + (interleaved ? 2 * i : i);
     T* b = a + (interleaved ? 1 : half);
@@ -156,14 +157,14 @@ void swiglu_backward(Float t, const void* dy, const void* x, void* dx, std::int6
 }
 
 void rope(Float t, void* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W,
-          std::int64_t dim, double base, double scaling_factor, double interpolation, bool interleaved,
-          std::int64_t position_offset, bool inverse, cudaStream_t stream) {
+          std::int64_t dim, double base, double scaling_factor, double interpolation, const RopeYarn& yarn,
+          bool interleaved, std::int64_t position_offset, bool inverse, cudaStream_t stream) {
   const std::int64_t n = B * T * H * (dim / 2);
   if (n == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, E,
                             rope_kernel<E><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
                                 static_cast<E*>(x), B * T, T, H, D, W, dim, base, scaling_factor,
-                                interpolation, interleaved, position_offset, inverse));
+                                interpolation, yarn, interleaved, position_offset, inverse));
   check_launch("rope");
 }
 

@@ -82,6 +82,7 @@ struct AttentionOptions {
     bool interleaved = false;
     double scaling_factor = 0.0;  // > 0: Llama 3.1's frequency scaling (use_rope_scaling)
     double interpolation = 1.0;   // positions divided by it (rotary_seq_len_interpolation_factor)
+    RopeYarn yarn{};              // factor > 0: YaRN (position_embedding_type = "yarn")
   } rotary{};
   // Channels of each head (Megatron-LM's kv_channels): 0 → hidden / heads. Otherwise the query and
   // output projections are hidden ↔ heads·kv_channels wide, which need not be hidden.

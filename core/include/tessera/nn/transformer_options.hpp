@@ -43,6 +43,7 @@ struct TransformerOptions {
   double rotary_percent = 1.0, rotary_base = 10000.0;
   double rope_scaling_factor = 0.0;  // use_rope_scaling: rope_scaling_factor (Llama 3.1); 0: none
   double rotary_interpolation = 1.0;  // rotary_seq_len_interpolation_factor: positions divided by it; 1: none
+  RopeYarn rope_yarn;  // position_embedding_type = "yarn": YaRN's settings (yarn_* keys); factor 0: plain rope
   bool rotary_interleaved = false;
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
   bool apply_layernorm_1p = false;  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's --apply-layernorm-1p)

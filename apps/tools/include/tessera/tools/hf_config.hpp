@@ -44,6 +44,9 @@ struct HfGptShape : HfTransformerDims {
   // llama's rope_scaling {"rope_type": "linear", "factor": f} (positions divided by f): Tessera's
   // rotary_seq_len_interpolation_factor f; 1: none.
   double rope_interpolation = 1.0;
+  // rope_scaling {"rope_type": "yarn", …}: Tessera's position_embedding_type = "yarn" with these
+  // settings (factor 0: none).
+  RopeYarn yarn{};
   // Tessera's apply_layernorm_1p (export only): LayerNorm weights γ written as 1 + γ.
   bool layernorm_1p = false;
   // The MLP's exact erf GELU (Tessera's bias_gelu_fusion = false; HF's "gelu"), else the tanh form.

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "tessera/rope_frequency.hpp"
+
 namespace tessera::cpu {
 
 void rms_norm_forward(const float* x, const float* w, float eps, float* y, float* rstd, std::int64_t N,
@@ -17,10 +19,10 @@ void rms_norm_backward(const float* dy, const float* x, const float* w, const fl
 void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F);
 void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F);
 
-// scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none)
-// (tessera/rope_frequency.hpp).
+// scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none); yarn
+// (factor > 0): YaRN's frequencies and magnitude (tessera/rope_frequency.hpp).
 void rope(float* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W, std::int64_t dim,
-          double base, double scaling_factor, double interpolation, bool interleaved, std::int64_t position_offset,
-          bool inverse);
+          double base, double scaling_factor, double interpolation, const RopeYarn& yarn, bool interleaved,
+          std::int64_t position_offset, bool inverse);
 
 }  // namespace tessera::cpu

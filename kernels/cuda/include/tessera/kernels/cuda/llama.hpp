@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "tessera/kernels/cuda/float_type.hpp"
+#include "tessera/rope_frequency.hpp"
 
 namespace tessera::cuda {
 
@@ -18,10 +19,10 @@ void swiglu_forward(Float t, const void* x, void* y, std::int64_t N, std::int64_
 void swiglu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t N, std::int64_t F,
                      cudaStream_t stream);
 
-// scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none)
-// (tessera/rope_frequency.hpp).
+// scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none); yarn
+// (factor > 0): YaRN's frequencies and magnitude (tessera/rope_frequency.hpp).
 void rope(Float t, void* x, std::int64_t B, std::int64_t T, std::int64_t H, std::int64_t D, std::int64_t W,
-          std::int64_t dim, double base, double scaling_factor, double interpolation, bool interleaved,
-          std::int64_t position_offset, bool inverse, cudaStream_t stream);
+          std::int64_t dim, double base, double scaling_factor, double interpolation, const RopeYarn& yarn,
+          bool interleaved, std::int64_t position_offset, bool inverse, cudaStream_t stream);
 
 }  // namespace tessera::cuda
