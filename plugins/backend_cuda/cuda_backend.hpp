@@ -104,6 +104,8 @@ class CudaBackend final : public Backend {
   void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
   void tanh_forward(const Tensor& x, Tensor& y) override;
   void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) override;
+  void sigmoid_forward(const Tensor& x, Tensor& y) override;
+  void sigmoid_backward(const Tensor& dy, const Tensor& y, Tensor& dx) override;
   void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) override;
   void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                          Tensor& dw) override;

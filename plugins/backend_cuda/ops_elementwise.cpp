@@ -54,6 +54,15 @@ void CudaBackend::tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
                       stream());
 }
 
+void CudaBackend::sigmoid_forward(const Tensor& x, Tensor& y) {
+  cuda::sigmoid_forward(float_of(x, "sigmoid_forward"), x.device_raw(), y.device_raw(), x.numel(), stream());
+}
+
+void CudaBackend::sigmoid_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  cuda::sigmoid_backward(float_of(y, "sigmoid_backward"), dy.device_raw(), y.device_raw(), dx.device_raw(), y.numel(),
+                         stream());
+}
+
 void CudaBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) {
   cuda::dropout(float_of(x, "dropout"), x.device_raw(), y.device_raw(), x.numel(), p, seed, offset, stream());
 }

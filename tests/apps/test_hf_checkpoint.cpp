@@ -132,6 +132,16 @@ void edit_config_json(const std::string& hf, const std::function<void(nlohmann::
   tessera::test::write_text(hf + "/config.json", j.dump(2));
 }
 
+// Imports the HF folder `hf` (config.json edited) to `out`: its config.toml holds `toml_line`
+// (empty: not checked), and its logits are PyTorch's reading of `hf`.
+void import_edited(const std::string& hf, const std::string& out, const std::string& toml_line) {
+  const CliRun r = run_tessera("checkpoint import --from hf " + hf + " " + out);
+  INFO(r.output);
+  REQUIRE(r.ok());
+  if (!toml_line.empty()) CHECK(tessera::test::read_text(out + "/config.toml").find(toml_line) != std::string::npos);
+  check_logits(out, hf, out + ".f32");
+}
+
 // Copies the HF folder `hf` to `packed` with each layer's experts as transformers 5 saves them when
 // it does not restore the original format: mlp.experts.gate_up_proj [E, 2F, C] (each expert's gate
 // rows, then its up rows) and mlp.experts.down_proj [E, C, F], Mixtral's block_sparse_moe renamed mlp.
@@ -296,10 +306,7 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
       j["rope_scaling"].erase("mscale_all_dim");
       change(j);
     });
-    r = run_tessera("checkpoint import --from hf " + w.dir / "yarn_hf" + " " + w.dir / ("yarn_" + name));
-    INFO(r.output);
-    REQUIRE(r.ok());
-    check_logits(w.dir / ("yarn_" + name), w.dir / "yarn_hf", w.dir / ("yarn_" + name + ".f32"));
+    import_edited(w.dir / "yarn_hf", w.dir / ("yarn_" + name), "position_embedding_type = \"yarn\"");
   }
   edit_config_json(w.dir / "yarn_hf", [](nlohmann::json& j) { j["max_position_embeddings"] = 8; });
   r = run_tessera("checkpoint import --from hf " + w.dir / "yarn_hf" + " " + w.dir / "yarn_ambiguous");
@@ -336,18 +343,11 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) {
     j["layer_types"] = {"sliding_attention", "full_attention"};
   });
-  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_first");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  CHECK(tessera::test::read_text(w.dir / "qwen2_window_first/config.toml").find("window_attn_skip_freq = [1, 0]") !=
-        std::string::npos);
-  check_logits(w.dir / "qwen2_window_first", w.dir / "qwen2_window_hf", w.dir / "qwen2_window_first.f32");
+  import_edited(w.dir / "qwen2_window_hf", w.dir / "qwen2_window_first", "window_attn_skip_freq = [1, 0]");
   // use_sliding_window false: no window, whatever layer_types says (transformers drops sliding_window).
   edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) { j["use_sliding_window"] = false; });
-  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_window_hf" + " " + w.dir / "qwen2_window_off");
-  REQUIRE(r.ok());
+  import_edited(w.dir / "qwen2_window_hf", w.dir / "qwen2_window_off", "");
   CHECK(tessera::test::read_text(w.dir / "qwen2_window_off/config.toml").find("window_size") == std::string::npos);
-  check_logits(w.dir / "qwen2_window_off", w.dir / "qwen2_window_hf", w.dir / "qwen2_window_off.f32");
   // Bad layer types are refused, naming the key; mistral (a Llama-style model's with a window) has
   // one window for every layer.
   edit_config_json(w.dir / "qwen2_window_hf", [](nlohmann::json& j) {
@@ -402,11 +402,7 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   std::string windowed = mistral;
   windowed.replace(windowed.find("\"sliding_window\": null"), 22, "\"sliding_window\": 6");
   tessera::test::write_text(w.dir / "mistral_hf/config.json", windowed);
-  r = run_tessera("checkpoint import --from hf " + w.dir / "mistral_hf" + " " + w.dir / "windowed");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  CHECK(tessera::test::read_text(w.dir / "windowed/config.toml").find("window_size = [5, 0]") != std::string::npos);
-  check_logits(w.dir / "windowed", w.dir / "mistral_hf", w.dir / "windowed.f32");
+  import_edited(w.dir / "mistral_hf", w.dir / "windowed", "window_size = [5, 0]");
   // … and exports back with its sliding_window (mistral without asking: a Llama-style model with a window).
   r = run_tessera("checkpoint export --to hf " + w.dir / "windowed" + " " + w.dir / "windowed_hf");
   INFO(r.output);
@@ -455,10 +451,7 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
     j.erase("rope_theta");
     j.erase("rope_scaling");
   });
-  CliRun r = run_tessera("checkpoint import --from hf " + w.dir / "qwen3_hf" + " " + w.dir / "qwen3_v5");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  check_logits(w.dir / "qwen3_v5", w.dir / "qwen3_hf", w.dir / "qwen3_v5.f32");
+  import_edited(w.dir / "qwen3_hf", w.dir / "qwen3_v5", "");
 
   // Qwen2-MoE: q/k/v biases, a dense first layer (mlp_only_layers), the chosen experts' softmax
   // weights unnormalised (norm_topk_prob false: Tessera's pre-softmax routing) and a shared expert
@@ -487,12 +480,7 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
     j["decoder_sparse_step"] = 2;
     j["mlp_only_layers"] = nlohmann::json::array();
   });
-  r = run_tessera("checkpoint import --from hf " + w.dir / "qwen2_moe_hf" + " " + w.dir / "qwen2_moe_step");
-  INFO(r.output);
-  REQUIRE(r.ok());
-  CHECK(tessera::test::read_text(w.dir / "qwen2_moe_step/config.toml").find("moe_layer_freq = [0, 1]") !=
-        std::string::npos);
-  check_logits(w.dir / "qwen2_moe_step", w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_step.f32");
+  import_edited(w.dir / "qwen2_moe_hf", w.dir / "qwen2_moe_step", "moe_layer_freq = [0, 1]");
   // transformers' newer "qkv_bias": false (no biases on q, k and v): imported without add_qkv_bias,
   // exported back with the key and the same tensors.
   const std::string nobias = w.dir / "qwen2_moe_nobias";
@@ -502,7 +490,7 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   for (auto& [name, t] : load_safetensors(nobias + "/model.safetensors").tensors)
     if (name.find("_proj.bias") == std::string::npos) unbiased.emplace_back(name, t);
   save_safetensors(nobias + "/model.safetensors", unbiased, {{"format", "pt"}});
-  r = run_tessera("checkpoint import --from hf " + nobias + " " + nobias + "_imported");
+  CliRun r = run_tessera("checkpoint import --from hf " + nobias + " " + nobias + "_imported");
   INFO(r.output);
   REQUIRE(r.ok());
   CHECK(tessera::test::read_text(nobias + "_imported/config.toml").find("add_qkv_bias") == std::string::npos);

@@ -9,10 +9,12 @@
 #include "tessera/train/trainer.hpp"
 #include "training_corpus.hpp"
 
-inline tessera::TransferStats traffic_per_iteration(const std::string& device, int layers) {
+// `model_extra`: [model] keys added to the small GPT's.
+inline tessera::TransferStats traffic_per_iteration(const std::string& device, int layers,
+                                                    const std::string& model_extra = "") {
   using namespace tessera;
   const Device d = device_named(device);
-  Trainer t(Config::from_string(small_gpt_run(layers, device, 4), device + ".toml"));
+  Trainer t(Config::from_string(small_gpt_run(layers, device, 4, "", model_extra), device + ".toml"));
   t.train_step(1);
   const TransferStats before = backend_of(d).transfer_stats();
   t.train_step(2);

@@ -101,3 +101,13 @@ TEST_CASE("host-device copies and syncs per iteration are few and independent of
   CHECK(two.to_host == 2 * 2 + 1);
   CHECK(two.synchronizations == two.to_host);
 }
+
+TEST_CASE("the shared expert's gate runs on the device: no host copies beyond the ungated expert's", "[unit]") {
+  log_state().level = LogLevel::warn;
+  const std::string moe = "num_experts = 4\nmoe_router_topk = 2\nmoe_shared_expert_intermediate_size = 16\n";
+  const TransferStats ungated = traffic_per_iteration("sim", 2, moe);
+  const TransferStats gated = traffic_per_iteration("sim", 2, moe + "moe_shared_expert_gate = true\n");
+  CHECK(gated.to_device == ungated.to_device);
+  CHECK(gated.to_host == ungated.to_host);
+  CHECK(gated.synchronizations == ungated.synchronizations);
+}

@@ -66,8 +66,8 @@ split = "90,10,0"
 // The whole config of a short run of that GPT on `device` (2 microbatches of 2, Adam, seed 7);
 // `training_extra` is appended to [training] (e.g. a precision).
 inline std::string small_gpt_run(int num_layers, const std::string& device, std::int64_t train_iters,
-                                 const std::string& training_extra = "") {
-  return small_gpt_sections(num_layers) + fmt::format(R"(
+                                 const std::string& training_extra = "", const std::string& model_extra = "") {
+  return small_gpt_sections(num_layers, model_extra) + fmt::format(R"(
 [training]
 micro_batch_size = 2
 global_batch_size = 4

@@ -117,18 +117,19 @@ for n in (1, 7, 33 * 67, 100003):
         y.backward(dy.double())
         case(name, f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
-# ---- tanh ------------------------------------------------------------------------------------
-# Its own generator, so that the cases after it keep their data.
+# ---- tanh, sigmoid (backward from the output) ---------------------------------------------------
+# Their own generator, so that the cases after them keep their data.
 gen = torch.Generator().manual_seed(4321)
-for n in (1, 7, 33 * 67, 100003):
-    x = torch.randn(n, generator=gen, dtype=torch.float32) * 3.0
-    if n > 16:  # the tails, where 1 − y² is tiny, and around 0
-        x[:8] = torch.tensor([-30.0, -10.0, -5.0, -1e-4, 0.0, 1e-4, 10.0, 30.0])
-    dy = torch.randn(n, generator=gen, dtype=torch.float32)
-    xd = d(x)
-    y = torch.tanh(xd)
-    y.backward(dy.double())
-    case("tanh", f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
+for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
+    for n in (1, 7, 33 * 67, 100003):
+        x = torch.randn(n, generator=gen, dtype=torch.float32) * 3.0
+        if n > 16:  # the tails, where the derivative is tiny, and around 0 (and e^{−x} overflowing)
+            x[:9] = torch.tensor([-30.0, -10.0, -5.0, -1e-4, 0.0, 1e-4, 10.0, 30.0, -100.0])
+        dy = torch.randn(n, generator=gen, dtype=torch.float32)
+        xd = d(x)
+        y = fn(xd)
+        y.backward(dy.double())
+        case(name, f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
 def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1, sink=None):

@@ -465,48 +465,62 @@ void activation_cases(std::vector<OpCase>& cases) {
   }
 }
 
-// tanh_backward takes the forward's output y, so its y is tanh of random x rounded to the dtype
-// (|x| up to 5: y within 1e-4 of ±1, where 1 − y² must not cancel).
-void tanh_cases(std::vector<OpCase>& cases) {
+// The activations whose backward takes the forward's output y (tanh, the sigmoid), so its y is the
+// function of random x rounded to the dtype (|x| up to 5: tanh within 1e-4 of ±1, where 1 − y² must
+// not cancel).
+void output_activation_cases(std::vector<OpCase>& cases) {
+  using Forward = void (*)(const Tensor&, Tensor&);
+  using Backward = void (*)(const Tensor&, const Tensor&, Tensor&);
+  struct A {
+    std::string name;
+    Forward forward;
+    Backward backward;
+    double (*f)(double);
+    double (*grad_from_y)(double);
+  };
   Rng rng(24);
-  for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
-    const I64 n = shape_numel(shape);
-    const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
-    Vec y0(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) y0[i] = std::tanh(x[i]);
-    OpCase f{"tanh_forward", shape_str(shape)};
-    f.dtypes = kFloat;
-    f.run = [=](Device d, DType t) {
-      Tensor y = poisoned(shape, d, t);
-      ops::tanh_forward(put(shape, in_dtype(x, t), d, t), y);
-      return Outputs{{"y", y}};
-    };
-    f.reference = [=](DType t) {
-      const Vec xt = in_dtype(x, t);
-      Vec y(xt.size());
-      for (std::size_t i = 0; i < xt.size(); ++i) y[i] = std::tanh(xt[i]);
-      return Expected{{"y", y}};
-    };
-    // libm's tanhf and CUDA's (2 ulp), then the f32 store.
-    f.tol = {1e-7, 1e-6};
-    cases.push_back(f);
-    OpCase g{"tanh_backward", shape_str(shape)};
-    g.dtypes = kFloat;
-    g.run = [=](Device d, DType t) {
-      Tensor dx = poisoned(shape, d, t);
-      ops::tanh_backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(y0, t), d, t), dx);
-      return Outputs{{"dx", dx}};
-    };
-    g.reference = [=](DType t) {
-      const Vec yt = in_dtype(y0, t), dyt = in_dtype(dy, t);
-      Vec dx(yt.size());
-      for (std::size_t i = 0; i < yt.size(); ++i) dx[i] = dyt[i] * ref::tanh_grad_from_y(yt[i]);
-      return Expected{{"dx", dx}};
-    };
-    // (1 − y)(1 + y)·dy in f32: a few roundings, relative to each element.
-    g.tol = {1e-7, 1e-6};
-    cases.push_back(g);
-  }
+  for (const A& a : {A{"tanh", ops::tanh_forward, ops::tanh_backward, [](double x) { return std::tanh(x); },
+                       ref::tanh_grad_from_y},
+                     A{"sigmoid", ops::sigmoid_forward, ops::sigmoid_backward,
+                       [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, [](double y) { return y * (1.0 - y); }}})
+    for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
+      const I64 n = shape_numel(shape);
+      const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
+      Vec y0(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) y0[i] = a.f(x[i]);
+      OpCase f{a.name + "_forward", shape_str(shape)};
+      f.dtypes = kFloat;
+      f.run = [=](Device d, DType t) {
+        Tensor y = poisoned(shape, d, t);
+        a.forward(put(shape, in_dtype(x, t), d, t), y);
+        return Outputs{{"y", y}};
+      };
+      f.reference = [=](DType t) {
+        const Vec xt = in_dtype(x, t);
+        Vec y(xt.size());
+        for (std::size_t i = 0; i < xt.size(); ++i) y[i] = a.f(xt[i]);
+        return Expected{{"y", y}};
+      };
+      // libm's tanhf / expf and CUDA's (2 ulp), then the f32 store.
+      f.tol = {1e-7, 1e-6};
+      cases.push_back(f);
+      OpCase g{a.name + "_backward", shape_str(shape)};
+      g.dtypes = kFloat;
+      g.run = [=](Device d, DType t) {
+        Tensor dx = poisoned(shape, d, t);
+        a.backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(y0, t), d, t), dx);
+        return Outputs{{"dx", dx}};
+      };
+      g.reference = [=](DType t) {
+        const Vec yt = in_dtype(y0, t), dyt = in_dtype(dy, t);
+        Vec dx(yt.size());
+        for (std::size_t i = 0; i < yt.size(); ++i) dx[i] = dyt[i] * a.grad_from_y(yt[i]);
+        return Expected{{"dx", dx}};
+      };
+      // The derivative from y times dy in f32: a few roundings, relative to each element.
+      g.tol = {1e-7, 1e-6};
+      cases.push_back(g);
+    }
 }
 
 // ---- rms_norm, swiglu, rope (Llama-style blocks) -------------------------------------------------
@@ -1590,7 +1604,7 @@ std::vector<OpCase> all_cases() {
   linear_cases(cases);
   layer_norm_cases(cases);
   activation_cases(cases);
-  tanh_cases(cases);
+  output_activation_cases(cases);
   rms_norm_cases(cases);
   swiglu_cases(cases);
   rope_cases(cases);

@@ -135,19 +135,25 @@ TEST_CASE("gelu (exact, erf) forward and backward match torch", "[unit][referenc
   }
 }
 
-TEST_CASE("tanh forward and backward match torch", "[unit][reference]") {
-  Checker check{"tanh"};
-  for (const auto& c : reference_cases("tanh")) {
-    Tensor x = c.load("x"), dy = c.load("dy");
-    Tensor y = Tensor::full(x.shape(), 123.0f), dx = Tensor::full(x.shape(), 123.0f);
-    ops::tanh_forward(x, y);
-    check(c, "y", y);
-    // Backward from the output, as the pooler saves it.
-    ops::tanh_backward(dy, y, dx);
-    check(c, "dx", dx);
-    // In place, as a module saving memory would call it.
-    ops::tanh_backward(dy, y, dy);
-    check(c, "dx", dy);
+TEST_CASE("tanh and sigmoid forward and backward match torch", "[unit][reference]") {
+  using Forward = void (*)(const Tensor&, Tensor&);
+  using Backward = void (*)(const Tensor&, const Tensor&, Tensor&);
+  for (const auto& [name, forward, backward] :
+       {std::tuple<const char*, Forward, Backward>{"tanh", ops::tanh_forward, ops::tanh_backward},
+        {"sigmoid", ops::sigmoid_forward, ops::sigmoid_backward}}) {
+    Checker check{name};
+    for (const auto& c : reference_cases(name)) {
+      Tensor x = c.load("x"), dy = c.load("dy");
+      Tensor y = Tensor::full(x.shape(), 123.0f), dx = Tensor::full(x.shape(), 123.0f);
+      forward(x, y);
+      check(c, "y", y);
+      // Backward from the output, as the pooler and the shared expert's gate save it.
+      backward(dy, y, dx);
+      check(c, "dx", dx);
+      // In place, as a module saving memory would call it.
+      backward(dy, y, dy);
+      check(c, "dx", dy);
+    }
   }
 }
 

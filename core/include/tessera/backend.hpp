@@ -108,6 +108,8 @@ class Backend {
   virtual void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
   virtual void tanh_forward(const Tensor& x, Tensor& y) = 0;
   virtual void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) = 0;
+  virtual void sigmoid_forward(const Tensor& x, Tensor& y) = 0;
+  virtual void sigmoid_backward(const Tensor& dy, const Tensor& y, Tensor& dx) = 0;
   virtual void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) = 0;
   virtual void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                                  Tensor& dw) = 0;

@@ -69,6 +69,10 @@ void squared_relu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
 // (overwritten; dx may alias dy).
 void tanh_forward(const Tensor& x, Tensor& y);
 void tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
+// y = 1/(1 + e^{−x}) (the shared expert's gate). Backward from the OUTPUT y: dx = dy·y·(1 − y)
+// (overwritten; dx may alias dy).
+void sigmoid_forward(const Tensor& x, Tensor& y);
+void sigmoid_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
 
 // ---- Llama-style blocks (docs/llama.md) -----------------------------------------------------
 // RMSNorm over the last dim C (Llama, Megatron-Core's normalization = "RMSNorm"), in f32 whatever

@@ -15,19 +15,18 @@ namespace tessera {
 namespace {
 
 // The shared expert's gate (MoeOptions::shared_gate): its (partial) output before the gate and
-// sigmoid(x · w) per token, on the device and on the host (the sigmoid runs there, as the router's).
+// sigmoid(x · w) per token (f32 [N]), both on the device.
 struct SharedGateSaved {
   Tensor shared_out, gate;
-  std::vector<float> gate_host;
 };
 
 // `shared` (the shared expert's partial output on the rows x) times sigmoid(x · w) per token.
 Tensor shared_gate_forward(const Tensor& x, const Parameter& w, const Tensor& shared, SharedGateSaved& s) {
-  Tensor logit = x.new_empty({x.size(0), 1});
+  const std::int64_t N = x.size(0);
+  Tensor logit = x.new_empty({N, 1});
   ops::linear_forward(x, w.weight(), nullptr, logit);
-  s.gate_host = ops::cast_to(logit, DType::f32).to_vector<float>();
-  for (float& g : s.gate_host) g = 1.0f / (1.0f + std::exp(-g));
-  s.gate = Tensor::from<float>({x.size(0)}, s.gate_host).to(x.device());
+  s.gate = x.new_empty({N}, DType::f32);
+  ops::sigmoid_forward(ops::cast_to(logit, DType::f32), s.gate);
   s.shared_out = shared;
   Tensor gated = shared.new_empty(shared.shape());
   ops::scale_rows(shared, s.gate, gated);
@@ -43,11 +42,10 @@ Tensor shared_gate_backward(const Tensor& dy, const Tensor& x, Parameter& w, con
   Tensor dgate = dy.new_empty({N}, DType::f32);
   ops::row_dot(dy, s.shared_out, dgate);
   reduce_from_tp_forward(dgate, tp);
-  std::vector<float> dlogit = dgate.to_vector<float>();
-  for (std::size_t t = 0; t < dlogit.size(); ++t) dlogit[t] *= s.gate_host[t] * (1.0f - s.gate_host[t]);
-  const Tensor dlogit_dev = ops::cast_to(Tensor::from<float>({N, 1}, dlogit).to(dy.device()), x.dtype());
+  ops::sigmoid_backward(dgate, s.gate, dgate);  // the logit's gradient, in place
+  const Tensor dlogit = ops::cast_to(dgate, x.dtype()).reshape({N, 1});
   dx = x.new_empty(x.shape());
-  ops::linear_backward(dlogit_dev, x, w.weight(), &dx, &w.grad, nullptr);
+  ops::linear_backward(dlogit, x, w.weight(), &dx, &w.grad, nullptr);
   Tensor dshared = dy.new_empty(dy.shape());
   ops::scale_rows(dy, s.gate, dshared);
   return dshared;

@@ -266,6 +266,12 @@ void CpuBackend::tanh_forward(const Tensor& x, Tensor& y) { cpu::tanh_forward(in
 void CpuBackend::tanh_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
   cpu::tanh_backward(in(dy).get(), in(y).get(), out(dx).get(), y.numel());
 }
+void CpuBackend::sigmoid_forward(const Tensor& x, Tensor& y) {
+  cpu::sigmoid_forward(in(x).get(), out(y).get(), x.numel());
+}
+void CpuBackend::sigmoid_backward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  cpu::sigmoid_backward(in(dy).get(), in(y).get(), out(dx).get(), y.numel());
+}
 
 void CpuBackend::rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
   cpu::rms_norm_forward(in(x).get(), in(w).get(), eps, out(y).get(), f32(rstd), rows_of(x), cols_of(x));

@@ -138,6 +138,19 @@ __global__ void tanh_backward_kernel(const T* dy, const T* y, T* dx, std::int64_
   }
 }
 
+// The sigmoid as kernels/cpu/src/tanh.cpp computes it: 1/(1 + expf(−x)), backward y·(1 − y).
+template <class T>
+__global__ void sigmoid_forward_kernel(const T* x, T* y, std::int64_t n) {
+  GRID_STRIDE(i, n) y[i] = from_f32<T>(1.0f / (1.0f + expf(-to_f32(x[i]))));
+}
+template <class T>
+__global__ void sigmoid_backward_kernel(const T* dy, const T* y, T* dx, std::int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float yi = to_f32(y[i]);
+    dx[i] = from_f32<T>(to_f32(dy[i]) * (yi * (1.0f - yi)));
+  }
+}
+
 // The CPU's mask bit for bit (tessera/dropout_mask.hpp).
 template <class T>
 __global__ void dropout_kernel(const T* x, T* y, std::int64_t n, dropout::Key key, std::uint32_t threshold, float scale,
@@ -304,6 +317,22 @@ void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_
   if (n == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, T, tanh_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(y), static_cast<T*>(dx), n));
   check_launch("tanh_backward");
+}
+
+void sigmoid_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T,
+                            sigmoid_forward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+                                static_cast<const T*>(x), static_cast<T*>(y), n));
+  check_launch("sigmoid_forward");
+}
+
+void sigmoid_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  TESSERA_CUDA_FLOAT_SWITCH(t, T,
+                            sigmoid_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+                                static_cast<const T*>(dy), static_cast<const T*>(y), static_cast<T*>(dx), n));
+  check_launch("sigmoid_backward");
 }
 
 void dropout(Float t, const void* x, void* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset,

@@ -26,6 +26,9 @@ void squared_relu_backward(Float t, const void* dy, const void* x, void* dx, std
 // y = tanh(x); dx = dy·(1 − y²) from the output y (dx may alias dy).
 void tanh_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
 void tanh_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream);
+// y = 1/(1 + e^{−x}); dx = dy·y·(1 − y) from the output y (dx may alias dy).
+void sigmoid_forward(Float t, const void* x, void* y, std::int64_t n, cudaStream_t stream);
+void sigmoid_backward(Float t, const void* dy, const void* y, void* dx, std::int64_t n, cudaStream_t stream);
 // The CPU's counter-based mask (kernels/cpu/src/dropout.cpp) bit for bit.
 void dropout(Float t, const void* x, void* y, std::int64_t n, float p, std::uint64_t seed, std::int64_t offset,
              cudaStream_t stream);
