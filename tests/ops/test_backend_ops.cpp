@@ -403,16 +403,22 @@ void layer_norm_cases(std::vector<OpCase>& cases) {
   }
 }
 
-// The MLP's elementwise activations: GELU (tanh and erf forms) and squared ReLU, each with its
-// exact value and derivative as the reference.
+// The elementwise activations: GELU (tanh and erf forms) and squared ReLU, whose backward takes x,
+// and tanh and the sigmoid, whose backward takes the forward's output y — there the backward's y is
+// the function of random x rounded to the dtype (|x| up to 5: tanh within 1e-4 of ±1, where 1 − y²
+// must not cancel). Each with its exact value and derivative as the reference.
 struct Activation {
   const char* name;  // the ops' prefix: "<name>_forward", "<name>_backward"
   const char* label;
   std::function<void(const Tensor&, Tensor&)> forward;
   std::function<void(const Tensor&, const Tensor&, Tensor&)> backward;
   double (*value)(double);
-  double (*grad)(double);
+  double (*grad)(double);  // of x, or (from_output) of y
   int stream;  // its inputs' random stream: GELU's two forms share one, as they always have
+  bool from_output = false;
+  // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element; libm's
+  // tanhf / expf and CUDA's (2 ulp), then the f32 store.
+  Tol tol = {2e-6, 1e-5};
 };
 
 void activation_cases(std::vector<OpCase>& cases) {
@@ -423,13 +429,20 @@ void activation_cases(std::vector<OpCase>& cases) {
        [](const Tensor& dy, const Tensor& x, Tensor& dx) { ops::gelu_backward(dy, x, dx, ops::GeluForm::erf); },
        ref::gelu_erf, ref::gelu_erf_grad, 0},
       {"squared_relu", "", ops::squared_relu_forward, ops::squared_relu_backward,
-       [](double v) { return v > 0 ? v * v : 0.0; }, [](double v) { return v > 0 ? 2 * v : 0.0; }, 1}};
-  Rng streams[2] = {Rng(14), Rng(15)};
+       [](double v) { return v > 0 ? v * v : 0.0; }, [](double v) { return v > 0 ? 2 * v : 0.0; }, 1},
+      {"tanh", "", ops::tanh_forward, ops::tanh_backward, [](double v) { return std::tanh(v); },
+       ref::tanh_grad_from_y, 2, true, {1e-7, 1e-6}},
+      {"sigmoid", "", ops::sigmoid_forward, ops::sigmoid_backward, [](double v) { return 1.0 / (1.0 + std::exp(-v)); },
+       [](double y) { return y * (1.0 - y); }, 2, true, {1e-7, 1e-6}}};
+  Rng streams[3] = {Rng(14), Rng(15), Rng(24)};
   for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
     for (const Activation& a : activations) {
       const I64 n = shape_numel(shape);
       Rng& rng = streams[a.stream];
       const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
+      Vec grad_at = x;  // what backward reads: x, or the forward's output
+      if (a.from_output)
+        for (double& v : grad_at) v = a.value(v);
       const std::string label = shape_str(shape) + (*a.label ? std::string(" ") + a.label : std::string());
       OpCase f{std::string(a.name) + "_forward", label};
       f.dtypes = kFloat;
@@ -443,84 +456,25 @@ void activation_cases(std::vector<OpCase>& cases) {
         for (double& v : y) v = a.value(v);
         return Expected{{"y", y}};
       };
-      // A vectorised f32 exp (≈ 1e-7 relative) and a handful of f32 operations per element.
-      f.tol = {2e-6, 1e-5};
+      f.tol = a.tol;
       cases.push_back(f);
       OpCase g{std::string(a.name) + "_backward", label};
       g.dtypes = kFloat;
       g.run = [=](Device d, DType t) {
         Tensor dx = poisoned(shape, d, t);
-        a.backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(x, t), d, t), dx);
+        a.backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(grad_at, t), d, t), dx);
         return Outputs{{"dx", dx}};
       };
       g.reference = [=](DType t) {
-        const Vec xt = in_dtype(x, t), dyt = in_dtype(dy, t);
-        Vec dx(xt.size());
-        for (std::size_t i = 0; i < xt.size(); ++i) dx[i] = dyt[i] * a.grad(xt[i]);
+        const Vec at = in_dtype(grad_at, t), dyt = in_dtype(dy, t);
+        Vec dx(at.size());
+        for (std::size_t i = 0; i < at.size(); ++i) dx[i] = dyt[i] * a.grad(at[i]);
         return Expected{{"dx", dx}};
       };
-      g.tol = {2e-6, 1e-5};
+      g.tol = a.tol;
       cases.push_back(g);
     }
   }
-}
-
-// The activations whose backward takes the forward's output y (tanh, the sigmoid), so its y is the
-// function of random x rounded to the dtype (|x| up to 5: tanh within 1e-4 of ±1, where 1 − y² must
-// not cancel).
-void output_activation_cases(std::vector<OpCase>& cases) {
-  using Forward = void (*)(const Tensor&, Tensor&);
-  using Backward = void (*)(const Tensor&, const Tensor&, Tensor&);
-  struct A {
-    std::string name;
-    Forward forward;
-    Backward backward;
-    double (*f)(double);
-    double (*grad_from_y)(double);
-  };
-  Rng rng(24);
-  for (const A& a : {A{"tanh", ops::tanh_forward, ops::tanh_backward, [](double x) { return std::tanh(x); },
-                       ref::tanh_grad_from_y},
-                     A{"sigmoid", ops::sigmoid_forward, ops::sigmoid_backward,
-                       [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, [](double y) { return y * (1.0 - y); }}})
-    for (const Shape& shape : {Shape{37}, Shape{1}, Shape{5, 19}, kThreaded}) {
-      const I64 n = shape_numel(shape);
-      const Vec x = rng.uniform(n, -5, 5), dy = rng.uniform(n);
-      Vec y0(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) y0[i] = a.f(x[i]);
-      OpCase f{a.name + "_forward", shape_str(shape)};
-      f.dtypes = kFloat;
-      f.run = [=](Device d, DType t) {
-        Tensor y = poisoned(shape, d, t);
-        a.forward(put(shape, in_dtype(x, t), d, t), y);
-        return Outputs{{"y", y}};
-      };
-      f.reference = [=](DType t) {
-        const Vec xt = in_dtype(x, t);
-        Vec y(xt.size());
-        for (std::size_t i = 0; i < xt.size(); ++i) y[i] = a.f(xt[i]);
-        return Expected{{"y", y}};
-      };
-      // libm's tanhf / expf and CUDA's (2 ulp), then the f32 store.
-      f.tol = {1e-7, 1e-6};
-      cases.push_back(f);
-      OpCase g{a.name + "_backward", shape_str(shape)};
-      g.dtypes = kFloat;
-      g.run = [=](Device d, DType t) {
-        Tensor dx = poisoned(shape, d, t);
-        a.backward(put(shape, in_dtype(dy, t), d, t), put(shape, in_dtype(y0, t), d, t), dx);
-        return Outputs{{"dx", dx}};
-      };
-      g.reference = [=](DType t) {
-        const Vec yt = in_dtype(y0, t), dyt = in_dtype(dy, t);
-        Vec dx(yt.size());
-        for (std::size_t i = 0; i < yt.size(); ++i) dx[i] = dyt[i] * a.grad_from_y(yt[i]);
-        return Expected{{"dx", dx}};
-      };
-      // The derivative from y times dy in f32: a few roundings, relative to each element.
-      g.tol = {1e-7, 1e-6};
-      cases.push_back(g);
-    }
 }
 
 // ---- rms_norm, swiglu, rope (Llama-style blocks) -------------------------------------------------
@@ -1604,7 +1558,6 @@ std::vector<OpCase> all_cases() {
   linear_cases(cases);
   layer_norm_cases(cases);
   activation_cases(cases);
-  output_activation_cases(cases);
   rms_norm_cases(cases);
   swiglu_cases(cases);
   rope_cases(cases);
