@@ -43,13 +43,32 @@ class RMSNorm(nn.Module):
         return (self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps))).type_as(x)
 
 
-def rotary(t, dim, base, interleaved):
-    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D] (positions 0…T−1)."""
+def yarn_frequencies(inv_freq, dim, base, y):
+    """Megatron-Core's YarnRotaryEmbedding: the blended frequencies and the cos/sin magnitude."""
+    def correction_dim(rotations):
+        return dim * math.log(y["original"] / (rotations * 2 * math.pi)) / (2 * math.log(base))
+    low, high = correction_dim(y["beta_fast"]), correction_dim(y["beta_slow"])
+    if y["round_to_int"]:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    ramp = ((torch.arange(dim // 2, device=inv_freq.device) - low) / max(high - low, 0.001)).clamp(0, 1)
+
+    def mscale(m):
+        return 1.0 if y["factor"] <= 1 else 0.1 * m * math.log(y["factor"]) + 1.0
+    return inv_freq / y["factor"] * ramp + inv_freq * (1 - ramp), mscale(y["mscale"]) / mscale(y["mscale_all_dim"])
+
+
+def rotary(t, dim, base, interleaved, yarn=None):
+    """Megatron-Core's apply_rotary_pos_emb on t [B,T,H,D] (positions 0…T−1); `yarn`: its settings."""
     T = t.shape[1]
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32, device=t.device) / dim))
+    magnitude = 1.0
+    if yarn:
+        inv_freq, magnitude = yarn_frequencies(inv_freq, dim, base, yarn)
     freqs = torch.outer(torch.arange(T, dtype=torch.float32, device=t.device), inv_freq)
     emb = torch.stack((freqs, freqs), -1).view(T, -1) if interleaved else torch.cat((freqs, freqs), -1)
-    cos, sin = emb.cos()[None, :, None, :].to(t.dtype), emb.sin()[None, :, None, :].to(t.dtype)
+    cos = (emb.cos() * magnitude)[None, :, None, :].to(t.dtype)
+    sin = (emb.sin() * magnitude)[None, :, None, :].to(t.dtype)
     rot, rest = t[..., :dim], t[..., dim:]
     if interleaved:
         half = torch.stack((-rot[..., 1::2], rot[..., ::2]), -1).view(rot.shape)
@@ -109,9 +128,17 @@ class Block(nn.Module):
     """A pre-LayerNorm layer; causal (GPT) or attending to every token (BERT: no padding in a benchmark).
     `llama` (tessera bench's --llama, GPT only): ffn width, rope, RMSNorm, SwiGLU, biases (docs/llama.md)."""
 
-    def __init__(self, C, H, G, causal=True, llama=None):
+    def __init__(self, C, H, G, causal=True, llama=None, layer=0):
         super().__init__()
         o = llama or {}
+        # Megatron-Core's window_size in the layers window_attn_skip_freq leaves it (None: every key),
+        # its softmax_type's sinks and YaRN positions.
+        windowed = o.get("window") is not None and o.get("window_layers", [1] * (layer + 1))[layer]
+        self.window = o["window"] if windowed else None
+        softmax_type = o.get("softmax_type", "vanilla")
+        self.sink = nn.Parameter(torch.zeros(H)) if softmax_type == "learnable" else (
+            torch.zeros(H) if softmax_type == "off-by-one" else None)
+        self.yarn = o.get("yarn")
         self.H, self.G, self.D, self.causal = H, G, C // H, causal
         F_ = o.get("ffn", 4 * C)
         bias = o.get("bias", True)
@@ -153,18 +180,26 @@ class Block(nn.Module):
         if self.q_ln is not None:
             q, k = self.q_ln(q), self.k_ln(k)
         if self.rope:
-            q = rotary(q, self.rot_dim, self.rot_base, self.rot_interleaved)
-            k = rotary(k, self.rot_dim, self.rot_base, self.rot_interleaved)
+            q = rotary(q, self.rot_dim, self.rot_base, self.rot_interleaved, self.yarn)
+            k = rotary(k, self.rot_dim, self.rot_base, self.rot_interleaved, self.yarn)
         q = q.transpose(1, 2)
         k = k.transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
         v = v.reshape(B, T, self.G, self.D).transpose(1, 2).repeat_interleave(self.H // self.G, dim=1)
-        if x.is_cuda:  # the fused kernel PyTorch users run on GPUs
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        allowed = mask[:, :, :T, :T] != 0
+        if self.window is not None:
+            allowed = allowed & torch.ones(T, T, dtype=torch.bool, device=x.device).triu(-self.window)
+        if x.is_cuda and self.sink is None:  # the fused kernel PyTorch users run on GPUs
+            y = (F.scaled_dot_product_attention(q, k, v, is_causal=self.causal) if self.window is None
+                 else F.scaled_dot_product_attention(q, k, v, attn_mask=allowed))
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.D))
             if self.causal:
-                att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf"))
-            y = att.softmax(dim=-1) @ v
+                att = att.masked_fill(~allowed, float("-inf"))
+            if self.sink is not None:  # one more logit per head in every row, dropped after the softmax
+                sink = self.sink.to(att.device, att.dtype).view(1, -1, 1, 1).expand(B, -1, T, 1)
+                y = torch.cat([att, sink], -1).softmax(dim=-1)[..., :T] @ v
+            else:
+                y = att.softmax(dim=-1) @ v
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
         return x + self.mlp(self.ln2(x))
@@ -178,7 +213,8 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(T, C) if o.get("learned_positions", not o.get("rope", False)) else None
         # Mixture-of-experts layers where o["moe"]["layers"] flags them (every layer without the list).
         flags = o["moe"].get("layers") or [1] * L if o.get("moe") else [0] * L
-        self.blocks = nn.ModuleList(Block(C, H, G, llama=o if flags[i] else {**o, "moe": None}) for i in range(L))
+        self.blocks = nn.ModuleList(Block(C, H, G, llama=o if flags[i] else {**o, "moe": None}, layer=i)
+                                    for i in range(L))
         self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
@@ -240,8 +276,9 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias, qkv_bias, qk_layernorm, squared_relu, and moe: {experts, topk, ffn, shared, "
-                   "pre_softmax, scale, aux, z})")
+                   "untied, bias, qkv_bias, qk_layernorm, squared_relu, softmax_type, window, window_layers, "
+                   "yarn: {factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, round_to_int}, and moe: "
+                   "{experts, topk, ffn, shared, pre_softmax, scale, aux, z})")
     return p
 
 

@@ -187,7 +187,24 @@ int bench_child(const BenchArgs& a) {
                   {"bias", o.add_bias_linear},
                   {"qkv_bias", o.add_bias_linear || o.add_qkv_bias},
                   {"qk_layernorm", o.qk_layernorm},
-                  {"squared_relu", o.squared_relu}};
+                  {"squared_relu", o.squared_relu},
+                  {"softmax_type", o.softmax_type == AttentionOptions::SoftmaxType::learnable    ? "learnable"
+                                   : o.softmax_type == AttentionOptions::SoftmaxType::off_by_one ? "off-by-one"
+                                                                                                 : "vanilla"}};
+    if (o.window_left >= 0) {  // the sliding window and the layers that have it
+      std::vector<int> flags;
+      for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.window_left_of(i) >= 0 ? 1 : 0);
+      j["llama"]["window"] = o.window_left;
+      j["llama"]["window_layers"] = flags;
+    }
+    if (o.rope_yarn.factor > 0.0)
+      j["llama"]["yarn"] = {{"factor", o.rope_yarn.factor},
+                            {"original", o.rope_yarn.original_context},
+                            {"beta_fast", o.rope_yarn.beta_fast},
+                            {"beta_slow", o.rope_yarn.beta_slow},
+                            {"mscale", o.rope_yarn.mscale},
+                            {"mscale_all_dim", o.rope_yarn.mscale_all_dim},
+                            {"round_to_int", o.rope_yarn.round_to_int}};
     if (o.moe.router.experts > 0) {
       std::vector<int> flags;
       for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.moe_layer(i) ? 1 : 0);
