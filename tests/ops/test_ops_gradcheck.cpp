@@ -114,6 +114,38 @@ TEST_CASE("attention backward matches finite differences (MHA, GQA, MQA; causal,
   }
 }
 
+TEST_CASE("attention sinks' gradient matches finite differences, with probability dropout and a window", "[unit]") {
+  // The dropout masks are the same hash in every forward, so L is a smooth function of q, kv and
+  // the sinks; the sinks' gradient −Σ exp(σ − lse)·rowsum(dout∘out) holds with the dropped
+  // probabilities too (ops.hpp).
+  std::mt19937 rng(17);
+  for (const auto& [dropout, window] : {std::pair{0.0f, std::int64_t{-1}}, {0.3f, std::int64_t{2}}}) {
+    ops::AttentionShape s{2, 6, 6, 4, 2, 3, true};
+    s.dropout = dropout;
+    s.dropout_seed = 5;
+    s.window_left = window;
+    Tensor q = random({s.B, s.Tq, s.Hq * s.D}, rng), kv = random({s.B, s.Tk, 2 * s.Hkv * s.D}, rng);
+    Tensor sink = random({s.Hq}, rng, 1.0f, 0.5f), r = random({s.B, s.Tq, s.Hq * s.D}, rng);
+    Tensor out = Tensor::empty(q.shape()), lse = Tensor::empty({s.B, s.Hq, s.Tq});
+    auto L = [&] {
+      ops::attention_forward(s, q, kv, ops::AttentionMask(Tensor(), Tensor(), sink), out, lse);
+      return dot(out, r);
+    };
+    L();
+    Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape()), dsink = Tensor::zeros({s.Hq});
+    const ops::AttentionMask mask(Tensor(), Tensor(), sink);
+    ops::attention_backward(s, r, q, kv, mask, out, lse, dq, dkv);
+    ops::attention_sink_backward(s, r, out, lse, sink, dsink);
+    const double eq = fd_rel_err(q, dq, L, 1e-2f), ekv = fd_rel_err(kv, dkv, L, 1e-2f),
+                 es = fd_rel_err(sink, dsink, L, 1e-2f);
+    std::printf("finite differences attention sinks dropout %.1f window %ld: dq %.2e dkv %.2e dsink %.2e\n", dropout,
+                long(window), eq, ekv, es);
+    CHECK(eq < kFdTol);
+    CHECK(ekv < kFdTol);
+    CHECK(es < kFdTol);
+  }
+}
+
 TEST_CASE("gelu and cross-entropy backward match finite differences", "[unit]") {
   std::mt19937 rng(13);
   Tensor x = random({37}, rng, 2.0f), r = random({37}, rng), y = Tensor::empty({37});
