@@ -188,9 +188,7 @@ int bench_child(const BenchArgs& a) {
                   {"qkv_bias", o.add_bias_linear || o.add_qkv_bias},
                   {"qk_layernorm", o.qk_layernorm},
                   {"squared_relu", o.squared_relu},
-                  {"softmax_type", o.softmax_type == AttentionOptions::SoftmaxType::learnable    ? "learnable"
-                                   : o.softmax_type == AttentionOptions::SoftmaxType::off_by_one ? "off-by-one"
-                                                                                                 : "vanilla"}};
+                  {"softmax_type", softmax_type_name(o.softmax_type)}};
     if (o.window_left >= 0) {  // the sliding window and the layers that have it
       std::vector<int> flags;
       for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.window_left_of(i) >= 0 ? 1 : 0);

@@ -19,6 +19,15 @@ const char* attention_kind_name(AttentionKind k) {
   return "attention";
 }
 
+const char* softmax_type_name(AttentionOptions::SoftmaxType t) {
+  switch (t) {
+    case AttentionOptions::SoftmaxType::vanilla: return "vanilla";
+    case AttentionOptions::SoftmaxType::off_by_one: return "off-by-one";
+    case AttentionOptions::SoftmaxType::learnable: return "learnable";
+  }
+  return "vanilla";
+}
+
 namespace {
 std::int64_t groups_or_heads(const AttentionOptions& o) { return o.query_groups > 0 ? o.query_groups : o.heads; }
 bool is_cross(const AttentionOptions& o) { return o.kind == AttentionKind::cross; }

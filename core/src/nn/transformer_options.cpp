@@ -157,10 +157,10 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
                                     s.origin("window_size")));
     o.window_left = w[0];
   }
+  using Softmax = AttentionOptions::SoftmaxType;
   const std::string softmax = s.get_choice("softmax_type", "vanilla", {"vanilla", "off-by-one", "learnable"});
-  o.softmax_type = softmax == "learnable"    ? AttentionOptions::SoftmaxType::learnable
-                   : softmax == "off-by-one" ? AttentionOptions::SoftmaxType::off_by_one
-                                             : AttentionOptions::SoftmaxType::vanilla;
+  for (Softmax t : {Softmax::vanilla, Softmax::off_by_one, Softmax::learnable})
+    if (softmax == softmax_type_name(t)) o.softmax_type = t;
   // Megatron-Core's window_attn_skip_freq: N, every N-th layer (counting from 1) attends every
   // earlier key and the others the window; or one flag per layer, 1 for the window, 0 for all keys.
   if (s.has("window_attn_skip_freq")) {

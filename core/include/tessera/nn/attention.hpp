@@ -106,6 +106,10 @@ struct AttentionOptions {
   float qk_norm_eps = 1e-5f;
 };
 
+// Megatron-Core's spelling of a softmax type ("vanilla", "off-by-one", "learnable"), the
+// [model] softmax_type value.
+const char* softmax_type_name(AttentionOptions::SoftmaxType t);
+
 // What attention reads besides x: each kind checks the fields it uses at each call and ignores the
 // others (a decoder layer hands the same inputs to its self- and cross-attention).
 struct AttentionInputs {
