@@ -90,7 +90,7 @@ class MoE(nn.Module):
         self.pre_softmax, self.scale = m.get("pre_softmax", False), m.get("scale", 1.0)
         self.aux, self.z = m.get("aux", 0.0), m.get("z", 0.0)
         width = lambda f: 2 * f if o.get("swiglu", False) else f  # noqa: E731
-        self.router = nn.Linear(C, self.E, bias=False)
+        self.router = nn.Linear(C, self.E, bias=bias)  # Megatron-Core's router bias with add_bias_linear
         self.fc1 = nn.ModuleList(nn.Linear(C, width(m["ffn"]), bias=bias) for _ in range(self.E))
         self.fc2 = nn.ModuleList(nn.Linear(m["ffn"], C, bias=bias) for _ in range(self.E))
         shared = m.get("shared", 0)
@@ -143,6 +143,9 @@ class Block(nn.Module):
         F_ = o.get("ffn", 4 * C)
         bias = o.get("bias", True)
         self.swiglu = o.get("swiglu", False)
+        # The gated unit's quick GELU α, clamp and linear offset (quick_geglu, activation_func_clamp_value,
+        # glu_linear_offset; gpt-oss's 1.702, 7, 1); None: SwiGLU.
+        self.glu = o.get("glu")
         self.squared_relu = o.get("squared_relu", False)  # Megatron's --squared-relu
         self.rope = o.get("rope", False)
         self.rot_dim = int(self.D * o.get("rotary_percent", 1.0))
@@ -163,7 +166,11 @@ class Block(nn.Module):
         h = fc1(x)
         if self.swiglu:
             x0, x1 = torch.chunk(h, 2, dim=-1)
-            return fc2(F.silu(x0) * x1)
+            if self.glu is None:
+                return fc2(F.silu(x0) * x1)
+            if self.glu.get("clamp") is not None:
+                x0, x1 = x0.clamp(max=self.glu["clamp"]), x1.clamp(min=-self.glu["clamp"], max=self.glu["clamp"])
+            return fc2(x0 * torch.sigmoid(self.glu["alpha"] * x0) * (x1 + self.glu["offset"]))
         if self.squared_relu:
             return fc2(torch.relu(h) ** 2)
         return fc2(F.gelu(h, approximate="tanh"))
@@ -276,7 +283,8 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "untied, bias, qkv_bias, qk_layernorm, squared_relu, softmax_type, window, window_layers, "
+                   "glu: {alpha, clamp, offset}, untied, bias, qkv_bias, qk_layernorm, squared_relu, softmax_type, window, "
+                   "window_layers, "
                    "yarn: {factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, round_to_int}, and moe: "
                    "{experts, topk, ffn, shared, pre_softmax, scale, aux, z})")
     return p

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +190,10 @@ int bench_child(const BenchArgs& a) {
                   {"qk_layernorm", o.qk_layernorm},
                   {"squared_relu", o.squared_relu},
                   {"softmax_type", softmax_type_name(o.softmax_type)}};
+    if (o.swiglu && !(o.glu == GatedLinearUnit{}))  // quick GeGLU, clamps, offsets
+      j["llama"]["glu"] = {{"alpha", o.glu.alpha},
+                           {"clamp", std::isfinite(o.glu.clamp) ? nlohmann::json(o.glu.clamp) : nlohmann::json()},
+                           {"offset", o.glu.linear_offset}};
     if (o.window_left >= 0) {  // the sliding window and the layers that have it
       std::vector<int> flags;
       for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.window_left_of(i) >= 0 ? 1 : 0);

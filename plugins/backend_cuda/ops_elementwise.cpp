@@ -28,15 +28,15 @@ void CudaBackend::squared_relu_backward(const Tensor& dy, const Tensor& x, Tenso
                               x.numel(), stream());
 }
 
-void CudaBackend::swiglu_forward(const Tensor& x, Tensor& y) {
+void CudaBackend::swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g) {
   const std::int64_t F = y.size(-1);
-  cuda::swiglu_forward(float_of(x, "swiglu_forward"), x.device_raw(), y.device_raw(), y.numel() / F, F, stream());
+  cuda::swiglu_forward(float_of(x, "swiglu_forward"), x.device_raw(), y.device_raw(), y.numel() / F, F, g, stream());
 }
 
-void CudaBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+void CudaBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g) {
   const std::int64_t F = dy.size(-1);
   cuda::swiglu_backward(float_of(x, "swiglu_backward"), dy.device_raw(), x.device_raw(), dx.device_raw(),
-                        dy.numel() / F, F, stream());
+                        dy.numel() / F, F, g, stream());
 }
 
 void CudaBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {

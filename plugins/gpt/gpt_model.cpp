@@ -35,7 +35,7 @@ std::string llama_style_description(const GptOptions& o) {
                                     : fmt::format(" in {} of {} layers", o.window_layers(), o.num_layers)));
   if (o.softmax_type == AttentionOptions::SoftmaxType::learnable) parts.push_back("learned attention sinks");
   if (o.softmax_type == AttentionOptions::SoftmaxType::off_by_one) parts.push_back("off-by-one softmax");
-  if (o.swiglu) parts.push_back("SwiGLU");
+  if (o.swiglu) parts.push_back(describe_gated_linear_unit(o.glu));
   if (o.squared_relu) parts.push_back("squared ReLU");
   if (o.moe.router.experts > 0)
     parts.push_back(describe_moe(o.moe) + (o.moe_layer_pattern.empty()

@@ -6,7 +6,8 @@ and Llama (LlamaForCausalLM; MistralForCausalLM with its sliding window, Qwen2Fo
 q/k/v projections have biases, and Qwen3ForCausalLM, whose q and k heads pass RMSNorms before the
 rotation, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures of experts, and so are
 Qwen2MoeForCausalLM's — with a gated shared expert — and Qwen3MoeForCausalLM's, except the layers
-mlp_only_layers and decoder_sparse_step leave dense) forward passes written from transformers'
+mlp_only_layers and decoder_sparse_step leave dense; GptOssForCausalLM's attention has biases and a
+learned sink per head, its experts a clamped gated unit, packed) forward passes written from transformers'
 modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
@@ -65,14 +66,18 @@ def load_safetensors(path, file_format="pt"):
     return out
 
 
-def causal_attention(q, k, v, window=None):
+def causal_attention(q, k, v, window=None, sinks=None):
     """q [H,T,D], k/v [H,T,D] → [T, H·D] (softmax(q kᵀ/√D + causal mask) v); with a sliding window W
-    (Mistral's sliding_window) query i sees keys i − W < j ≤ i only."""
-    T, D = q.shape[1], q.shape[2]
+    (Mistral's sliding_window) query i sees keys i − W < j ≤ i only; with sinks [H] (gpt_oss's
+    eager_attention_forward) head h's logit sinks[h] joins each row's softmax and is dropped after."""
+    H, T, D = q.shape
     s = q @ k.transpose(-1, -2) / math.sqrt(D)
     s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
     if window:
         s = s.masked_fill(torch.tril(torch.ones(T, T, dtype=torch.bool), -window), float("-inf"))
+    if sinks is not None:
+        s = torch.cat([s, sinks.reshape(H, 1, 1).expand(H, T, 1)], dim=-1)
+        return (torch.softmax(s, dim=-1)[..., :-1] @ v).transpose(0, 1).reshape(T, -1)
     return (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(T, -1)
 
 
@@ -204,6 +209,42 @@ def qwen_sparse_moe(cfg, w, p, m):
     return out
 
 
+FP4_VALUES = [+0.0, +0.5, +1.0, +1.5, +2.0, +3.0, +4.0, +6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def gpt_oss_expert_weight(w, name):
+    """name, or its MXFP4 form as transformers' convert_moe_packed_tensors reads it: the E2M1 values
+    of each byte's low then high nibble, times 2^(scale − 127) per row of 32, the result transposed."""
+    if name in w:
+        return w[name]
+    blocks, scales = w[name + "_blocks"].long(), w[name + "_scales"].long() - 127
+    *prefix, G, B = blocks.shape
+    lut = torch.tensor(FP4_VALUES, dtype=torch.float64)
+    out = torch.empty(*prefix, G, 2 * B, dtype=torch.float64)
+    out[..., 0::2] = lut[blocks & 0x0F]
+    out[..., 1::2] = lut[blocks >> 4]
+    out = torch.ldexp(out, scales.unsqueeze(-1).double())
+    return out.reshape(*prefix, G * 2 * B).transpose(1, 2)
+
+
+def gpt_oss_moe(cfg, w, p, m):
+    """GptOssMLP: the router's logits (with its bias), their top num_experts_per_tok softmaxed; each
+    expert's packed gate_up_proj [C, 2F] (gate and up columns interleaved) with its bias, the gate
+    clamped above at 7 and up at ±7, (up + 1) · gate · σ(1.702 · gate), then down_proj [F, C] and its
+    bias (GptOssExperts)."""
+    logits = m @ w[p + "router.weight"].t() + w[p + "router.bias"]
+    top, chosen = torch.topk(logits, cfg["num_experts_per_tok"], dim=-1)
+    weights = top.softmax(-1)
+    out = torch.zeros_like(m)
+    gate_up_proj, down_proj = (gpt_oss_expert_weight(w, p + n) for n in ("experts.gate_up_proj", "experts.down_proj"))
+    for e in range(cfg["num_local_experts"]):
+        gate_up = m @ gate_up_proj[e] + w[p + "experts.gate_up_proj_bias"][e]
+        gate, up = gate_up[..., ::2].clamp(max=7.0), gate_up[..., 1::2].clamp(min=-7.0, max=7.0)
+        y = ((up + 1) * gate * torch.sigmoid(gate * 1.702)) @ down_proj[e]
+        out = out + ((chosen == e) * weights).sum(-1, keepdim=True) * (y + w[p + "experts.down_proj_bias"][e])
+    return out
+
+
 def swiglu(w, p, m):
     return (torch.nn.functional.silu(m @ w[p + "gate_proj.weight"].t()) * (m @ w[p + "up_proj.weight"].t())) @ w[
         p + "down_proj.weight"
@@ -257,7 +298,12 @@ def llama(cfg, w, ids):
         window = cfg["sliding_window"]
         layer_types = cfg.get("layer_types") or [
             "sliding_attention" if i >= cfg.get("max_window_layers", 28) else "full_attention" for i in range(L)]
-    assert not cfg.get("attention_bias", False)
+    gpt_oss = kind == "gpt_oss"  # GptOssConfig: layer_types (alternating from a window) with sliding_window
+    if gpt_oss:
+        window = cfg.get("sliding_window", 128)
+        layer_types = cfg.get("layer_types") or [
+            "sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(L)]
+    assert not cfg.get("attention_bias", False) or gpt_oss
     qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
 
     def heads(a, name, n):  # the projection as [n, T, D], normalised per head in qwen3
@@ -281,12 +327,15 @@ def llama(cfg, w, ids):
         q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
         layer_window = None if layer_types[i] == "full_attention" else window
-        x = x + proj(causal_attention(q, k, v, layer_window), p + "self_attn.o_proj")
+        sinks = w[p + "self_attn.sinks"] if gpt_oss else None
+        x = x + proj(causal_attention(q, k, v, layer_window, sinks), p + "self_attn.o_proj")
         m = norm(x, p + "post_attention_layernorm")
         if starcoder2:  # Starcoder2MLP: c_proj(act(c_fc(x)))
             x = x + proj(hf_gelu(cfg)(proj(m, p + "mlp.c_fc")), p + "mlp.c_proj")
         elif kind == "mixtral":
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
+        elif gpt_oss:
+            x = x + gpt_oss_moe(cfg, w, p + "mlp.", m)
         elif kind in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
             x = x + qwen_sparse_moe(cfg, w, p + "mlp.", m)
         elif kind == "phi3":  # Phi3MLP: gate_up_proj's output chunked into gate, up
@@ -372,7 +421,8 @@ def main():
     cfg = json.load(open(f"{folder}/config.json"))
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
-    llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe")
+    llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe",
+                    "gpt_oss")
     ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"

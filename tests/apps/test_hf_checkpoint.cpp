@@ -363,7 +363,7 @@ TEST_CASE("llama export: rope, RMSNorm, SwiGLU, GQA, untied head against PyTorch
   CHECK(r.clean_error());
   CHECK(r.has("model.window_attn_skip_freq"));
   CHECK(r.has("mistral"));
-  // Attention sinks have no Hugging Face architecture here: refused, naming the key.
+  // Attention sinks without gpt-oss's experts: no Hugging Face architecture has them, refused naming the key.
   train(w, w.dir / "llama_sinks", llama + " --set model.softmax_type=learnable");
   r = run_tessera("checkpoint export --to hf " + w.dir / "llama_sinks" + " " + w.dir / "llama_sinks_hf");
   CHECK(r.clean_error());
@@ -542,6 +542,111 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
   refused("--architecture qwen3_moe " + w.dir / "qwen2_moe", "model.qk_layernorm");
   refused("--architecture phi3 " + w.dir / "qwen3", "model.qk_layernorm");
   refused("--architecture llama " + w.dir / "phi3", "model.rotary_percent");
+}
+
+TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, YaRN and the clamped quick-GeGLU "
+          "experts against PyTorch; import refusals") {
+  CliWorkspace w;
+  // gpt-oss's blocks (heads wider than hidden / heads, as gpt-oss's 64 of 2880 / 64): exported as
+  // gpt_oss by default, the PyTorch reference reading its packed, interleaved experts.
+  const std::string oss =
+      "--set model.num_attention_heads=4 --set model.num_query_groups=2 --set model.kv_channels=12 "
+      "--set model.position_embedding_type=yarn --set model.yarn_rotary_scaling_factor=4 "
+      "--set model.yarn_original_max_position_embeddings=8 --set model.yarn_correction_range_round_to_int=false "
+      "--set model.normalization=RMSNorm --set model.quick_geglu=true --set model.activation_func_clamp_value=7.0 "
+      "--set model.glu_linear_offset=1.0 --set model.softmax_type=learnable --set model.window_size=[3,0] "
+      "--set model.window_attn_skip_freq=2 --set model.num_experts=4 --set model.moe_router_topk=2 "
+      "--set model.moe_ffn_hidden_size=32 --set model.untie_embeddings_and_output_weights=true";
+  train(w, w.dir / "gpt_oss", oss);
+  const nlohmann::json j = nlohmann::json::parse(export_round_trip(w, w.dir / "gpt_oss", "gpt_oss"));
+  CHECK(j["model_type"] == "gpt_oss");
+  CHECK(j["architectures"][0] == "GptOssForCausalLM");
+  CHECK(j["attention_bias"] == true);
+  CHECK(j["num_local_experts"] == 4);
+  CHECK(j["num_experts_per_tok"] == 2);
+  CHECK(j["intermediate_size"] == 32);
+  CHECK(j["head_dim"] == 12);
+  CHECK(j["sliding_window"] == 4);
+  CHECK(j["layer_types"] == nlohmann::json::array({"sliding_attention", "full_attention"}));
+  CHECK(j["rope_scaling"]["truncate"] == false);
+  CHECK(j["swiglu_limit"] == 7.0);
+  const std::string hf = w.dir / "gpt_oss_hf";
+  const std::string toml = tessera::test::read_text(w.dir / "gpt_oss_imported/config.toml");
+  for (const char* line : {"quick_geglu = true", "activation_func_clamp_value = 7.0", "glu_linear_offset = 1.0",
+                           "softmax_type = \"learnable\"", "window_size = [3, 0]", "window_attn_skip_freq = [1, 0]",
+                           "position_embedding_type = \"yarn\"", "num_experts = 4"}) {
+    INFO(line);
+    CHECK(toml.find(line) != std::string::npos);
+  }
+  CHECK(toml.find("add_bias_linear") == std::string::npos);  // the default: biases everywhere
+  // Without layer_types, GptOssConfig's alternation from a windowed first layer: the same model.
+  edit_config_json(hf, [](nlohmann::json& c) { c.erase("layer_types"); });
+  import_edited(hf, w.dir / "gpt_oss_default_layers", "window_attn_skip_freq = [1, 0]");
+
+  // What import cannot take: refused naming the key or tensor, nothing written.
+  const auto import_refused = [&](const std::string& folder, const std::string& what) {
+    const CliRun e = run_tessera("checkpoint import --from hf " + folder + " " + w.dir / "not_imported");
+    INFO(e.output);
+    CHECK(e.clean_error());
+    CHECK(e.has(what));
+    CHECK(!fs::exists(w.dir / "not_imported"));
+  };
+  const std::string limit = w.dir / "gpt_oss_limit";
+  fs::copy(hf, limit);
+  edit_config_json(limit, [](nlohmann::json& c) { c["swiglu_limit"] = 6.0; });
+  import_refused(limit, "swiglu_limit");
+  const std::string unbiased = w.dir / "gpt_oss_unbiased";
+  fs::copy(hf, unbiased);
+  edit_config_json(unbiased, [](nlohmann::json& c) { c["attention_bias"] = false; });
+  import_refused(unbiased, "attention_bias");
+  // OpenAI's released files: the experts in MXFP4 (…_blocks: two E2M1 values a byte, …_scales: a
+  // power of two per 32), here random bytes for layer 0's gate_up_proj and layer 1's down_proj,
+  // dequantized on import as transformers does; the reference dequantizes them its own way.
+  const std::string mxfp4 = w.dir / "gpt_oss_mxfp4";
+  fs::copy(hf, mxfp4);
+  SafetensorsFile f = load_safetensors(mxfp4 + "/model.safetensors");
+  std::mt19937 rng(11);
+  const auto quantized = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
+    Tensor blocks = Tensor::empty({4, rows, cols / 32, 16}, DType::u8), scales = Tensor::empty({4, rows, cols / 32}, DType::u8);
+    for (std::int64_t i = 0; i < blocks.numel(); ++i) blocks.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(rng());
+    for (std::int64_t i = 0; i < scales.numel(); ++i) scales.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(119 + rng() % 5);
+    f.tensors.erase(name);
+    f.tensors[name + "_blocks"] = blocks;
+    f.tensors[name + "_scales"] = scales;
+  };
+  quantized("model.layers.0.mlp.experts.gate_up_proj", 64, 32);  // [E, 2F, C/32, 16]: HF's [E, C, 2F] transposed
+  quantized("model.layers.1.mlp.experts.down_proj", 32, 32);     // [E, C, F/32, 16]: HF's [E, F, C] transposed
+  save_safetensors(mxfp4 + "/model.safetensors", NamedTensors(f.tensors.begin(), f.tensors.end()), {{"format", "pt"}});
+  import_edited(mxfp4, w.dir / "gpt_oss_mxfp4_imported", "quick_geglu = true");
+  // Blocks that are not bytes: refused naming the tensor.
+  const std::string not_bytes = w.dir / "gpt_oss_not_bytes";
+  fs::copy(hf, not_bytes);
+  SafetensorsFile g = load_safetensors(not_bytes + "/model.safetensors");
+  g.tensors["model.layers.0.mlp.experts.down_proj_blocks"] = Tensor::zeros({4, 32, 1, 16});
+  g.tensors["model.layers.0.mlp.experts.down_proj_scales"] = Tensor::zeros({4, 32, 1}, DType::u8);
+  g.tensors.erase("model.layers.0.mlp.experts.down_proj");
+  save_safetensors(not_bytes + "/model.safetensors", NamedTensors(g.tensors.begin(), g.tensors.end()), {{"format", "pt"}});
+  import_refused(not_bytes, "down_proj_blocks");
+
+  // What gpt_oss cannot express: refused naming the key.
+  const auto refused = [&](const std::string& save, const std::string& key) {
+    const CliRun e = run_tessera("checkpoint export --to hf --architecture gpt_oss " + save + " " + w.dir / "refused");
+    INFO(e.output);
+    CHECK(e.clean_error());
+    CHECK(e.has(key));
+    CHECK(!fs::exists(w.dir / "refused"));
+  };
+  train(w, w.dir / "oss_clamp6", oss + " --set model.activation_func_clamp_value=6.0");
+  refused(w.dir / "oss_clamp6", "model.activation_func_clamp_value");
+  train(w, w.dir / "oss_no_sinks", oss + " --set model.softmax_type=vanilla");
+  refused(w.dir / "oss_no_sinks", "model.softmax_type");
+  train(w, w.dir / "oss_no_bias", oss + " --set model.add_bias_linear=false");
+  refused(w.dir / "oss_no_bias", "model.add_bias_linear");
+  // Nor do the other architectures take gpt-oss's blocks.
+  const CliRun e = run_tessera("checkpoint export --to hf --architecture mixtral " + w.dir / "gpt_oss" + " " +
+                               w.dir / "refused");
+  CHECK(e.clean_error());
+  CHECK(e.has("model.quick_geglu"));
 }
 
 TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to nearest even; read back by PyTorch and import") {
@@ -1001,7 +1106,7 @@ TEST_CASE("checkpoint export/import: bad input is an error naming the file or ke
   tessera::test::write_text(w.dir / "moe/config.toml", moe_config);
   fs::copy_file(dir / "save/model.safetensors", dir / "moe/model.safetensors");
   fails("checkpoint export --to hf " + w.dir / "moe" + " " + w.dir / "o5",
-        {"model.num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe and qwen3_moe have them)"}, w.dir / "o5");
+        {"model.num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe, qwen3_moe and gpt_oss have them)"}, w.dir / "o5");
 
   REQUIRE(run_tessera("checkpoint export --to hf " + w.dir / "save" + " " + w.dir / "hf").ok());
   const auto hf_copy = [&](const std::string& name) {

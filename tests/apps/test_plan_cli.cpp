@@ -197,6 +197,11 @@ TEST_CASE("every config shipped in configs/ plans, with the published sizes wher
       // Qwen3-30B-A3B's: 2·V·C + L·(attention C·H·D + 2·C·G·D + H·D·C + 2·D, norms 2·C, router E·C,
       // experts 3·E·C·F) + C with V 151936, C 2048, L 48, H 32, G 4, D 128, E 128, F 768.
       {"gpt/qwen3-30b-a3b.toml", 64, 151936, "30,532,122,624 parameters"},
+      {"gpt/gpt-oss-tiny.toml", 1, 50257, ""},
+      // gpt-oss-20b's: 2·V·C + L·(q, k, v, o with biases H·D·C + H·D + 2·(G·D·C + G·D) + C·H·D + C,
+      // sinks H, norms 2·C, router E·C + E, experts E·(C·2F + 2F + F·C + C)) + C with V 201088,
+      // C 2880, L 24, H 64, G 8, D 64, E 32, F 2880.
+      {"gpt/gpt-oss-20b.toml", 64, 201088, "20,914,757,184 parameters"},
       {"bert/tiny.toml", 1, 30522, ""},
       {"bert/bert-base.toml", 1, 30522, ""},
       {"bert/bert-345m.toml", 1, 30522, ""},

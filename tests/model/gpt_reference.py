@@ -7,7 +7,10 @@ stored as float32) so that the comparison measures Tessera's error, not PyTorch'
 Llama-style blocks (docs/llama.md), from <dir>/options.json when it exists, written the way
 Megatron-Core computes them: "rope" (rotary positions instead of the learned table: rotary_percent,
 rotary_base, rotary_interleaved — core/models/common/embeddings/rotary_pos_embedding.py),
-"rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1), "untied" (the head
+"rms_norm" (w·x·rsqrt(mean(x²)+eps)), "swiglu" (fc1 → chunk(2) → silu(x0)·x1; with "glu": {"alpha",
+"clamp", "offset"} Megatron-Core's other gated units, x0 clamped above and x1 on both sides at
+"clamp", then x0·σ(alpha·x0)·(x1 + offset): quick_geglu, activation_func_clamp_value,
+glu_linear_offset), "untied" (the head
 is output_layer.weight) and "bias" (false: no linear biases; absent parameters are simply not
 there; "qkv_bias": true keeps the query's and key/value's, as add_qkv_bias); "qk_layernorm" (the
 same norm over each head's channels of q and k, before rotary positions); "layernorm_1p" (LayerNorm
@@ -23,7 +26,8 @@ attends keys i − window … i, as get_sliding_window_causal_mask) in the layer
 row's scores; "learnable": the layer's attention.softmax_offset, one logit per head — Megatron-Core's
 softmax_offset); "moe": {"experts", "topk", "aux", "z", "pre_softmax", "scale",
 "layers", "shared", "shared_gate", "seq", "capacity", "drop", "sigmoid", "groups", "group_topk", "bias", "sinkhorn"} (the MLPs of the layers flagged 1 in "layers", every layer without it, a mixture of experts
-as Megatron-Core's TopKRouter and switch_load_balancing_loss_func: softmax over the top-k logits, or
+as Megatron-Core's TopKRouter and switch_load_balancing_loss_func — the router's logits x·Wᵀ plus its
+bias where "bias" (add_bias_linear) gives the linears biases: softmax over the top-k logits, or
 the top-k of the softmax with pre_softmax, or with "sigmoid" the top-k sigmoid scores normalised
 (Megatron-Core's topk_routing_with_score_function), times "scale"; "groups" and "group_topk": the
 top-k among the experts of the group_topk best of "groups" groups (group_limited_topk), the
@@ -102,7 +106,13 @@ def main(directory):
         m = linear(h, f"{prefix}.fc1")
         if opts.get("swiglu", False):
             x0, x1 = torch.chunk(m, 2, dim=-1)
-            m = F.silu(x0) * x1
+            glu = opts.get("glu")
+            if glu is None:
+                m = F.silu(x0) * x1
+            else:  # Megatron-Core's mlp.py glu: clamps, the gate's x·σ(α·x), the linear half's offset
+                if glu.get("clamp") is not None:
+                    x0, x1 = x0.clamp(max=glu["clamp"]), x1.clamp(min=-glu["clamp"], max=glu["clamp"])
+                m = x0 * torch.sigmoid(glu.get("alpha", 1.0) * x0) * (x1 + glu.get("offset", 0.0))
         else:
             # "squared_relu": Megatron's --squared-relu, relu(x)²; else GELU's tanh form.
             gelu = "none" if opts.get("exact_gelu", False) else "tanh"
@@ -115,7 +125,7 @@ def main(directory):
     def mixture(h, prefix):
         E, k = moe["experts"], moe["topk"]
         rows = h.reshape(-1, C)
-        logits = rows @ p[f"{prefix}.router.weight"].t()
+        logits = linear(rows, f"{prefix}.router")  # with "bias": Megatron-Core's router bias
 
         def topk(s, limit_groups=True):  # Megatron-Core's compute_topk, with group_limited_topk
             if not (limit_groups and moe.get("groups")):

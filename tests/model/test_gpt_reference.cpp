@@ -248,6 +248,31 @@ TEST_CASE("GPT with the exact GELU (bias_gelu_fusion = false, Megatron's F.gelu)
   check_against_torch(4, 2, {"bias_gelu_fusion = false\nopenai_gelu = true", "{}", "_openai_gelu"});
 }
 
+TEST_CASE("GPT with Megatron-Core's other gated linear units (quick GeGLU, clamps, linear offset) equals PyTorch",
+          "[reference]") {
+  // Clamps small enough that fc1's outputs (init std 0.1) cross them on both sides.
+  check_against_torch(4, 2, {"quick_geglu = true\nactivation_func_clamp_value = 0.3\nglu_linear_offset = -0.5",
+                             R"({"swiglu": true, "glu": {"alpha": 1.702, "clamp": 0.3, "offset": -0.5}})", "_quick_geglu"});
+  check_against_torch(4, 2, {fmt::format("{}\nactivation_func_clamp_value = 0.4", kLlamaToml),
+                             fmt::format(R"({{{}, "glu": {{"clamp": 0.4}}}})", kLlamaJson), "_llama_swiglu_clamp"});
+}
+
+TEST_CASE("GPT with gpt-oss's blocks (quick GeGLU experts clamped with offset 1, router and expert biases, learned "
+          "sinks, windows in alternate layers, YaRN) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2, {"position_embedding_type = \"yarn\"\nyarn_rotary_scaling_factor = 4.0\n"
+                             "yarn_original_max_position_embeddings = 64\nyarn_correction_range_round_to_int = false\n"
+                             "normalization = \"RMSNorm\"\nquick_geglu = true\nactivation_func_clamp_value = 0.5\n"
+                             "glu_linear_offset = 1.0\nuntie_embeddings_and_output_weights = true\nnum_experts = 4\n"
+                             "moe_router_topk = 2\nmoe_ffn_hidden_size = 24\nsoftmax_type = \"learnable\"\n"
+                             "window_size = [4, 0]\nwindow_attn_skip_freq = 2",
+                             R"({"rope": true, "yarn": {"factor": 4.0, "original": 64, "round_to_int": false}, "rms_norm": true, "swiglu": true,
+                                 "glu": {"alpha": 1.702, "clamp": 0.5, "offset": 1.0}, "untied": true,
+                                 "moe": {"experts": 4, "topk": 2}, "softmax_type": "learnable", "window": 4,
+                                 "window_layers": [1, 0]})",
+                             "_gpt_oss"});
+}
+
 TEST_CASE("GPT with a squared-ReLU MLP (squared_relu, Nemotron-4's) equals PyTorch", "[reference]") {
   check_against_torch(4, 2, {"squared_relu = true", R"({"squared_relu": true})", "_squared_relu"});
 }

@@ -678,6 +678,34 @@ TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and wh
                     Contains("swiglu") && Contains("set model.ffn_hidden_size"));
 }
 
+TEST_CASE("gated unit keys (quick_geglu, activation_func_clamp_value, glu_linear_offset): errors name the key; the "
+          "model line and the plan say what was built",
+          "[unit]") {
+  using Catch::Contains;
+  const auto refused = [](const std::string& extra) { return refused_config(extra, "glu.toml", 1); };
+  CHECK_THAT(refused("swiglu = true\nquick_geglu = true"),
+             Contains("model.swiglu") && Contains("model.quick_geglu") && Contains("glu.toml"));
+  CHECK_THAT(refused("quick_geglu = true\nsquared_relu = true"),
+             Contains("model.quick_geglu") && Contains("model.squared_relu"));
+  CHECK_THAT(refused("activation_func_clamp_value = 7.0"),
+             Contains("model.activation_func_clamp_value") && Contains("glu.toml") && Contains("quick_geglu"));
+  CHECK_THAT(refused("glu_linear_offset = 1.0"), Contains("model.glu_linear_offset") && Contains("swiglu"));
+  CHECK_THAT(refused("swiglu = true\nactivation_func_clamp_value = 0.0"), Contains("model.activation_func_clamp_value"));
+  // gpt-oss's unit on the experts: described, and with the router bias the plan counts what is built.
+  const Config oss = gpt_config("quick_geglu = true\nactivation_func_clamp_value = 7.0\nglu_linear_offset = 1.0\n"
+                                "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 16",
+                                "glu.toml", 1);
+  PluginPtr<Model> model = build_model(oss, kVocab, 7);
+  CHECK_THAT(model->describe(), Contains("quick GeGLU (clamp 7, linear offset 1)"));
+  std::vector<Parameter*> params;
+  model->collect_parameters(params);
+  bool router_bias = false;
+  for (const Parameter* p : params)
+    router_bias = router_bias || (p->name == "layers.0.mlp.router.bias" && p->value.shape() == Shape{4});
+  CHECK(router_bias);
+  CHECK(make_plan(oss, PlanRequest{1, kVocab}).stages.at(0).parameters == count_elements(params));
+}
+
 TEST_CASE("mixture-of-experts keys: ConfigErrors naming the key; FLOPs count the top-k experts", "[unit]") {
   using Catch::Contains;
   const auto config = [](const std::string& extra, int tp = 1) { return gpt_config(extra, "moe.toml", tp); };

@@ -135,6 +135,7 @@ TEST_CASE("the expert bias chooses by biased scores, weighs by the unbiased ones
   layer.hidden = 8;
   layer.ffn_hidden = 16;
   layer.init_std = layer.output_init_std = 0.5f;
+  layer.bias = false;  // DeepSeek-V3's: no linear biases, so the router's logits are x · Wᵀ
   MoeOptions moe;
   moe.router = options(4, 1, 0.0);
   moe.router.sigmoid = true;

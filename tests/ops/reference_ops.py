@@ -401,6 +401,26 @@ for N in (1, 7, 33):
         y.backward(dy.double())
         case("swiglu", f"N{N} F{Fh}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
+# Megatron-Core's other gated linear units (mlp.py's glu): quick GELU's σ(1.702·a) on the gate, the
+# gate clamped above and the linear half on both sides at activation_func_clamp_value, and
+# glu_linear_offset added to the linear half (gpt-oss: 1.702, 7, 1). Inputs reach past the clamp,
+# and some sit exactly on it (torch.clamp passes their gradient).
+for (N, Fh, alpha, clamp, offset) in [(7, 67, 1.702, 7.0, 1.0), (33, 5, 1.0, 2.5, 0.0), (3, 1000, 1.702, None, 0.5),
+                                      (1, 64, 1.0, None, 1.0)]:
+    x = grandn(N, 2 * Fh, scale=6.0)
+    if clamp is not None:
+        x[:, ::7] = clamp
+        x[:, 3::11] = -clamp
+    dy = grandn(N, Fh)
+    xd = d(x)
+    x0, x1 = torch.chunk(xd, 2, dim=-1)
+    if clamp is not None:
+        x0, x1 = x0.clamp(max=clamp), x1.clamp(min=-clamp, max=clamp)
+    y = x0 * torch.sigmoid(alpha * x0) * (x1 + offset)
+    y.backward(dy.double())
+    case("swiglu", f"N{N} F{Fh} alpha{alpha} clamp{clamp} offset{offset}",
+         {"alpha": alpha, "clamp": clamp if clamp is not None else 0.0, "offset": offset}, x=x, dy=dy, y=y, dx=xd.grad)
+
 
 # (B, T, H, D, rotary dim, interleaved, extra columns per row (the values of a fused [K | V]), base, offset)
 for (B, T, H, D, dim, il, extra, base, offset) in [

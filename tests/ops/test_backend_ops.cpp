@@ -542,14 +542,22 @@ void rms_norm_cases(std::vector<OpCase>& cases) {
 
 void swiglu_cases(std::vector<OpCase>& cases) {
   Rng rng(32);
+  // SwiGLU, and gpt-oss's unit: quick GELU's σ(1.702·a), both halves clamped at 7, linear offset 1.
+  GatedLinearUnit oss;
+  oss.alpha = kQuickGeluAlpha;
+  oss.clamp = 7.0f;
+  oss.linear_offset = 1.0f;
+  for (const GatedLinearUnit& unit : {GatedLinearUnit{}, oss})
   for (auto [N, F] : {std::pair<I64, I64>{1, 1}, {5, 19}, {3, 64}, {kThreaded[0], kThreaded[1]}}) {
-    const Vec x = rng.uniform(N * 2 * F, -5, 5), dy = rng.uniform(N * F);
+    const Vec x = rng.uniform(N * 2 * F, -9, 9), dy = rng.uniform(N * F);
+    const double alpha = unit.alpha, c = unit.clamp, offset = unit.linear_offset;
     const auto sig = [](double a) { return 1.0 / (1.0 + std::exp(-a)); };
-    OpCase f{"swiglu_forward", fmt::format("N={} F={}", N, F)};
+    const std::string label = fmt::format("N={} F={} alpha={} clamp={} offset={}", N, F, alpha, c, offset);
+    OpCase f{"swiglu_forward", label};
     f.dtypes = kFloat;
     f.run = [=](Device d, DType t) {
       Tensor y = poisoned({N, F}, d, t);
-      ops::swiglu_forward(put({N, 2 * F}, in_dtype(x, t), d, t), y);
+      ops::swiglu_forward(put({N, 2 * F}, in_dtype(x, t), d, t), y, unit);
       return Outputs{{"y", y}};
     };
     f.reference = [=](DType t) {
@@ -557,18 +565,18 @@ void swiglu_cases(std::vector<OpCase>& cases) {
       Vec y(static_cast<std::size_t>(N * F));
       for (I64 i = 0; i < N; ++i)
         for (I64 k = 0; k < F; ++k) {
-          const double a = xt[i * 2 * F + k], b = xt[i * 2 * F + F + k];
-          y[i * F + k] = a * sig(a) * b;
+          const double a = std::min(xt[i * 2 * F + k], c), b = std::clamp(xt[i * 2 * F + F + k], -c, c);
+          y[i * F + k] = a * sig(alpha * a) * (b + offset);
         }
       return Expected{{"y", y}};
     };
     f.tol = {2e-6, 1e-5};
     cases.push_back(f);
-    OpCase g{"swiglu_backward", fmt::format("N={} F={}", N, F)};
+    OpCase g{"swiglu_backward", label};
     g.dtypes = kFloat;
     g.run = [=](Device d, DType t) {
       Tensor dx = poisoned({N, 2 * F}, d, t);
-      ops::swiglu_backward(put({N, F}, in_dtype(dy, t), d, t), put({N, 2 * F}, in_dtype(x, t), d, t), dx);
+      ops::swiglu_backward(put({N, F}, in_dtype(dy, t), d, t), put({N, 2 * F}, in_dtype(x, t), d, t), dx, unit);
       return Outputs{{"dx", dx}};
     };
     g.reference = [=](DType t) {
@@ -576,9 +584,10 @@ void swiglu_cases(std::vector<OpCase>& cases) {
       Vec dx(xt.size());
       for (I64 i = 0; i < N; ++i)
         for (I64 k = 0; k < F; ++k) {
-          const double a = xt[i * 2 * F + k], b = xt[i * 2 * F + F + k], s = sig(a), gr = dyt[i * F + k];
-          dx[i * 2 * F + k] = gr * b * s * (1 + a * (1 - s));
-          dx[i * 2 * F + F + k] = gr * a * s;
+          const double x0 = xt[i * 2 * F + k], x1 = xt[i * 2 * F + F + k], gr = dyt[i * F + k];
+          const double a = std::min(x0, c), b = std::clamp(x1, -c, c), s = sig(alpha * a);
+          dx[i * 2 * F + k] = x0 <= c ? gr * (b + offset) * s * (1 + alpha * a * (1 - s)) : 0.0;
+          dx[i * 2 * F + F + k] = x1 >= -c && x1 <= c ? gr * a * s : 0.0;
         }
       return Expected{{"dx", dx}};
     };

@@ -119,6 +119,13 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
   ops::swiglu_forward(x, y_half);  // [4, 8] → [4, 4]
   REQUIRE_THROWS_WITH(ops::swiglu_forward(x, y_odd), Contains("swiglu_forward") && Contains("[N, 2F]"));
   REQUIRE_THROWS_WITH(ops::swiglu_backward(y_half, x, y_half), Contains("swiglu_backward") && Contains("'dx'"));
+  GatedLinearUnit no_clamp;
+  no_clamp.clamp = 0.0f;
+  REQUIRE_THROWS_WITH(ops::swiglu_forward(x, y_half, no_clamp), Contains("swiglu_forward") && Contains("clamp > 0"));
+  GatedLinearUnit negative_alpha;
+  negative_alpha.alpha = -1.0f;
+  REQUIRE_THROWS_WITH(ops::swiglu_backward(y_half, x, x, negative_alpha),
+                      Contains("swiglu_backward") && Contains("alpha > 0"));
   ops::RopeShape rs{1, 4, 2, 4, 8, 4};
   ops::rope_forward(rs, x);
   rs.rotary_dim = 3;

@@ -158,14 +158,18 @@ TEST_CASE("rms_norm forward and backward match torch", "[unit][reference]") {
   }
 }
 
-TEST_CASE("swiglu forward and backward match torch", "[unit][reference]") {
+TEST_CASE("swiglu and the other gated linear units (quick GeGLU, clamps, linear offset) match torch", "[unit][reference]") {
   Checker check{"swiglu"};
   for (const auto& c : reference_cases("swiglu")) {
     Tensor x = c.load("x"), dy = c.load("dy");
     Tensor y = Tensor::full(dy.shape(), 123.0f), dx = Tensor::full(x.shape(), 123.0f);
-    ops::swiglu_forward(x, y);
+    GatedLinearUnit g;  // SwiGLU unless the case gives another unit (clamp 0: none)
+    g.alpha = c.params.value("alpha", 1.0f);
+    if (c.params.value("clamp", 0.0f) > 0.0f) g.clamp = c.params["clamp"];
+    g.linear_offset = c.params.value("offset", 0.0f);
+    ops::swiglu_forward(x, y, g);
     check(c, "y", y);
-    ops::swiglu_backward(dy, x, dx);
+    ops::swiglu_backward(dy, x, dx, g);
     check(c, "dx", dx);
   }
 }

@@ -36,7 +36,7 @@ void check_exportable_router(const TransformerOptions& o, const HfGptShape& s, c
   if (r.num_groups > 0) throw refuse("moe_router_num_groups", "its router chooses among all experts");
   if (r.topk_scaling_factor != 1.0)
     throw refuse("moe_router_topk_scaling_factor", "its routing weights are not scaled");
-  if (s.mixtral()) {
+  if (s.mixtral() || s.gpt_oss()) {
     if (r.pre_softmax)
       throw refuse("moe_router_pre_softmax", "its routing weights are renormalised over the chosen experts (qwen2_moe "
                                              "and qwen3_moe can leave them unnormalised)");
@@ -51,11 +51,27 @@ void check_exportable_router(const TransformerOptions& o, const HfGptShape& s, c
     throw refuse("moe_shared_expert_gate", "its shared expert's output is gated (moe_shared_expert_gate = true)");
 }
 
+// What gpt_oss's config cannot vary: the experts' gated unit, the learned sinks, biases on every
+// linear layer (the router's and the experts' are there whatever attention_bias says).
+template <class Refuse>
+void check_gpt_oss_blocks(const TransformerOptions& o, const Refuse& refuse) {
+  if (!o.swiglu || o.glu.alpha != kQuickGeluAlpha)
+    throw refuse("quick_geglu", "its experts' gated unit is the quick GELU's (quick_geglu = true)");
+  if (o.glu.clamp != static_cast<float>(kGptOssSwigluLimit))
+    throw refuse("activation_func_clamp_value", "its experts clamp their gated unit's halves at 7");
+  if (o.glu.linear_offset != 1.0f) throw refuse("glu_linear_offset", "its experts add 1 to the linear half");
+  if (o.softmax_type != AttentionOptions::SoftmaxType::learnable)
+    throw refuse("softmax_type", "its attention has a learned sink per head (softmax_type = \"learnable\")");
+  if (!o.add_bias_linear)
+    throw refuse("add_bias_linear", "its router, experts and attention projections have biases");
+}
+
 const char* hf_causal_lm_class(const std::string& architecture) {
   static const std::map<std::string, const char*> classes = {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
       {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
-      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}, {"starcoder2", "Starcoder2ForCausalLM"}};
+      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}, {"starcoder2", "Starcoder2ForCausalLM"},
+      {"gpt_oss", "GptOssForCausalLM"}};
   return classes.at(architecture);
 }
 
@@ -80,6 +96,7 @@ namespace {
 // hf_shape_for_export checks every option against it.
 std::string natural_architecture(const TransformerOptions& o) {
   const bool experts = o.moe.router.experts > 0;
+  if (o.swiglu && o.glu.alpha == kQuickGeluAlpha) return "gpt_oss";
   if (!o.rope && !o.rms_norm && !o.swiglu) return o.num_query_groups == o.num_attention_heads ? "gpt2" : "gpt_bigcode";
   if (!o.rms_norm && !o.swiglu && !experts) return "starcoder2";
   if (o.qk_layernorm) return experts ? "qwen3_moe" : "qwen3";
@@ -97,7 +114,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.architecture = requested.empty() ? natural_architecture(o) : requested;
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
-                                  "phi3, starcoder2, mixtral, qwen2_moe or qwen3_moe",
+                                  "phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe or gpt_oss",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -107,10 +124,21 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   if (!o.qk_layernorm && s.qk_norm())
     throw refuse("qk_layernorm", "its attention normalises each head of q and k (qk_layernorm = true)");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
-  if (o.softmax_type != AttentionOptions::SoftmaxType::vanilla)
-    throw refuse("softmax_type", "its attention softmax has no sink (gpt-oss's sinks are not an export target yet)");
+  if (s.gpt_oss()) {
+    check_gpt_oss_blocks(o, refuse);
+  } else {
+    if (o.swiglu && o.glu.alpha != 1.0f)
+      throw refuse("quick_geglu", "its gated MLP's activation is SiLU (SwiGLU; gpt_oss has the quick GELU)");
+    if (o.swiglu && std::isfinite(o.glu.clamp))
+      throw refuse("activation_func_clamp_value", "its gated MLP clamps nothing (gpt_oss clamps at 7)");
+    if (o.swiglu && o.glu.linear_offset != 0.0f)
+      throw refuse("glu_linear_offset", "its gated MLP adds no offset (gpt_oss adds 1)");
+    if (o.softmax_type != AttentionOptions::SoftmaxType::vanilla)
+      throw refuse("softmax_type", "its attention softmax has no sink (gpt_oss has learned ones)");
+  }
   if (experts && !s.moe())
-    throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe and qwen3_moe have them)");
+    throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe, qwen3_moe and gpt_oss "
+                                "have them)");
   if (s.moe()) check_exportable_router(o, s, refuse);
   if (o.residual_post_norm)
     throw refuse("apply_residual_connection_post_layernorm", "its residuals are the sublayers' inputs, not their norms'");
@@ -136,8 +164,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     } else {
       if (!o.rms_norm) throw refuse("normalization", "llama has \"RMSNorm\", this model LayerNorm");
       if (!o.swiglu) throw refuse("swiglu", "llama's MLP is SwiGLU (swiglu = true), this model's GELU");
-      if (o.add_bias_linear)
+      if (o.add_bias_linear && !s.gpt_oss())
         throw refuse("add_bias_linear", "llama's linear layers have no biases (add_bias_linear = false)");
+      s.linear_bias = s.gpt_oss();  // gpt_oss: attention_bias, on o_proj too
     }
     // qwen2 has biases on q, k and v; qwen2_moe too unless its config says "qkv_bias": false (a key
     // transformers reads since 2025; older versions expect the biases). qwen3's attention_bias would
@@ -150,15 +179,16 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.add_qkv_bias && s.architecture == "qwen2")
       throw refuse("add_qkv_bias", "qwen2's q, k and v projections have biases (add_qkv_bias = true)");
     s.qkv_bias = biases;
-    if (biases && o.kv_channels * o.num_attention_heads != o.hidden_size)
+    if (biases && !s.gpt_oss() && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
-    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2() && !s.qwen())
+    if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2() &&
+        !s.qwen() && !s.gpt_oss())
       throw refuse("window_size", fmt::format("{} attends to every earlier position (mistral, mixtral, phi3, "
-                                              "starcoder2 and the Qwens have a sliding_window)",
+                                              "starcoder2, the Qwens and gpt_oss have a sliding_window)",
                                               s.architecture));
-    if (!o.window_layer_pattern.empty() && !s.qwen())
+    if (!o.window_layer_pattern.empty() && !s.qwen() && !s.gpt_oss())
       throw refuse("window_attn_skip_freq", fmt::format("{}'s sliding_window applies to every layer (the Qwens' "
-                                                        "layer_types pick the layers)",
+                                                        "and gpt_oss's layer_types pick the layers)",
                                                         s.architecture));
     s.sliding_window = o.window_left + 1;
     s.window_layers = o.window_layer_pattern;
@@ -260,6 +290,26 @@ void write_qwen_window_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
                                    : "full_attention");
 }
 
+// gpt_oss: biases on q, k, v and o, the experts (both counts under both names OpenAI's and
+// transformers' configs use), the gated unit's clamp, and layer_types: each layer's window or full
+// attention. transformers builds the windowed mask whether or not a layer uses it, so a model
+// without a window states one as long as the context (a window that limits nothing).
+void write_gpt_oss_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
+  j["attention_bias"] = true;
+  j["num_local_experts"] = s.experts;
+  j["num_experts_per_tok"] = s.experts_per_token;
+  j["experts_per_token"] = s.experts_per_token;
+  j["swiglu_limit"] = kGptOssSwigluLimit;
+  j["sliding_window"] = s.sliding_window > 0 ? s.sliding_window : s.positions;
+  j["layer_types"] = nlohmann::ordered_json::array();
+  for (std::int64_t i = 0; i < s.layers; ++i)
+    j["layer_types"].push_back(
+        s.sliding_window > 0 && (s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)])
+            ? "sliding_attention"
+            : "full_attention");
+  j["output_router_logits"] = false;
+}
+
 }  // namespace
 
 std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std::string>& extra) {
@@ -269,7 +319,7 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
     j["model_type"] = s.architecture;
     j["vocab_size"] = s.vocab;
     j["hidden_size"] = s.hidden;
-    j["intermediate_size"] = s.mixtral() ? s.expert_ffn : s.ffn;  // the Qwen MoEs': their dense layers'
+    j["intermediate_size"] = s.mixtral() || s.gpt_oss() ? s.expert_ffn : s.ffn;  // the Qwen MoEs': their dense layers'
     j["num_hidden_layers"] = s.layers;
     j["num_attention_heads"] = s.heads;
     j["num_key_value_heads"] = s.groups;
@@ -303,6 +353,8 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["attention_bias"] = false;
       j["mlp_bias"] = false;
       j["pretraining_tp"] = 1;
+    } else if (s.gpt_oss()) {
+      write_gpt_oss_layers(s, j);
     } else {  // every position attends to all before it, or to a window of them
       if (s.sliding_window > 0)
         j["sliding_window"] = s.sliding_window;
@@ -464,12 +516,10 @@ void read_rope_parameters(const Reader& r, HfGptShape& s) {
   if (inner.text("rope_type", inner.text("type", "default")) != "default") read_rope_scaling(r, s, "rope_parameters");
 }
 
-// starcoder2's LayerNorms, GELU, biases and dropouts (Starcoder2Config's defaults for a missing key).
-// The Qwens' sliding window (transformers' Qwen2Config and kin): layer i has it where layer_types
-// says "sliding_attention", or without layer_types from max_window_layers (28 by default) on.
-void read_qwen_window_layers(const Reader& r, HfGptShape& s) {
-  const std::int64_t window = r.size("sliding_window");
-  std::vector<bool> sliding(static_cast<std::size_t>(s.layers));
+// A sliding window in the layers layer_types says "sliding_attention"; without layer_types in those
+// `sliding` flags (each architecture's default). sliding_window: `window` when the key is missing.
+void read_layer_types(const Reader& r, HfGptShape& s, std::vector<bool> sliding, std::int64_t window = -1) {
+  window = r.size("sliding_window", window);
   if (r.has("layer_types")) {
     const nlohmann::json& v = r.j.at("layer_types");
     if (!v.is_array() || v.size() != sliding.size())
@@ -481,7 +531,17 @@ void read_qwen_window_layers(const Reader& r, HfGptShape& s) {
                                                detail::describe_json(v[i])));
       sliding[i] = v[i] == "sliding_attention";
     }
-  } else {
+  }
+  if (window >= s.positions || std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
+  s.sliding_window = window;
+  if (std::find(sliding.begin(), sliding.end(), false) != sliding.end()) s.window_layers = sliding;
+}
+
+// The Qwens' sliding window (transformers' Qwen2Config and kin): layer i has it where layer_types
+// says "sliding_attention", or without layer_types from max_window_layers (28 by default) on.
+void read_qwen_window_layers(const Reader& r, HfGptShape& s) {
+  std::vector<bool> sliding(static_cast<std::size_t>(s.layers));
+  if (!r.has("layer_types")) {
     std::int64_t full_first = 28;  // transformers' default
     if (r.j.contains("max_window_layers")) {
       const nlohmann::json& m = r.j.at("max_window_layers");
@@ -491,9 +551,25 @@ void read_qwen_window_layers(const Reader& r, HfGptShape& s) {
     }
     for (std::int64_t i = 0; i < s.layers; ++i) sliding[static_cast<std::size_t>(i)] = i >= full_first;
   }
-  if (window >= s.positions || std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
-  s.sliding_window = window;
-  if (std::find(sliding.begin(), sliding.end(), false) != sliding.end()) s.window_layers = sliding;
+  read_layer_types(r, s, std::move(sliding));
+}
+
+// gpt_oss (transformers' GptOssConfig, its defaults for a missing key): experts of intermediate_size,
+// the window (128) in every other layer from the first unless layer_types says otherwise, biases on
+// q, k, v and o (attention_bias: the router's and experts' are there regardless, which Tessera's
+// add_bias_linear = false cannot leave alone), the clamp transformers fixes at 7.
+void read_gpt_oss(const Reader& r, HfGptShape& s) {
+  s.experts = r.size("num_local_experts", 128);
+  s.experts_per_token = r.size("num_experts_per_tok", r.size("experts_per_token", 4));
+  s.expert_ffn = s.ffn;
+  r.require("attention_bias", r.flag("attention_bias", true),
+            "true (the router and experts have biases, so Tessera's add_bias_linear puts them on attention too)");
+  r.require("swiglu_limit", r.number("swiglu_limit", kGptOssSwigluLimit) == kGptOssSwigluLimit,
+            fmt::format("{} (transformers' GptOssExperts clamps at it whatever the file says)", kGptOssSwigluLimit));
+  s.qkv_bias = s.linear_bias = true;
+  std::vector<bool> alternate(static_cast<std::size_t>(s.layers));
+  for (std::size_t i = 0; i < alternate.size(); ++i) alternate[i] = i % 2 == 0;
+  read_layer_types(r, s, std::move(alternate), 128);
 }
 
 void read_starcoder2(const Reader& r, HfGptShape& s) {
@@ -546,10 +622,10 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
     throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, starcoder2, mixtral, "
-                              "qwen2_moe and qwen3_moe models");
+                              "qwen2_moe, qwen3_moe and gpt_oss models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe)",
+                                  "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe, gpt_oss)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -557,15 +633,23 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     s.layers = r.size("num_hidden_layers");
     s.ffn = r.size("intermediate_size");
     s.groups = r.size("num_key_value_heads", s.heads);
-    s.positions = r.size("max_position_embeddings", 2048);
-    s.norm_epsilon = r.number("rms_norm_eps", 1e-6);
-    s.rotary_base = r.number("rope_theta", 10000.0);
+    // gpt_oss's defaults are GptOssConfig's (131072 positions, eps 1e-5, theta 150000).
+    s.positions = r.size("max_position_embeddings", s.gpt_oss() ? 131072 : 2048);
+    s.norm_epsilon = r.number("rms_norm_eps", s.gpt_oss() ? 1e-5 : 1e-6);
+    s.rotary_base = r.number("rope_theta", s.gpt_oss() ? 150000.0 : 10000.0);
     s.tied = r.flag("tie_word_embeddings", false);
     s.attention_dropout = r.number("attention_dropout", 0.0);
     if (!s.starcoder2()) r.require("hidden_act", r.text("hidden_act", "silu") == "silu", "\"silu\" (SwiGLU)");
     if (r.has("rope_scaling")) read_rope_scaling(r, s, "rope_scaling");
     if (r.has("rope_parameters")) read_rope_parameters(r, s);
-    if (r.has("attention_bias")) r.require("attention_bias", !r.flag("attention_bias", false), "false");
+    if (s.gpt_oss() && !j.contains("rope_scaling") && !j.contains("rope_parameters")) {
+      // GptOssConfig's default rope_scaling (an explicit null is plain rope).
+      const nlohmann::json yarn = {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
+                                   {"truncate", false}, {"original_max_position_embeddings", 4096}};
+      read_yarn(r, yarn, s, "rope_scaling");
+    }
+    if (r.has("attention_bias") && !s.gpt_oss())
+      r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     s.qkv_bias = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && r.flag("qkv_bias", true));
     if (s.starcoder2()) read_starcoder2(r, s);
@@ -592,13 +676,14 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
         r.require("router_jitter_noise", r.number("router_jitter_noise", 0.0) == 0.0, "0 (no router noise)");
     }
     if (s.qwen_moe()) read_qwen_moe(r, s);
+    if (s.gpt_oss()) read_gpt_oss(r, s);
     if (s.moe() && s.experts_per_token > s.experts)
       throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts ({})", s.experts_per_token,
-                                                     s.experts, s.mixtral() ? "num_local_experts" : "num_experts"));
+                                                     s.experts, s.qwen_moe() ? "num_experts" : "num_local_experts"));
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels (qwen3's default
-    // is 128).
-    if (r.has("head_dim") || s.architecture == "qwen3") {
-      const std::int64_t head_dim = r.size("head_dim", 128);
+    // is 128, gpt_oss's 64).
+    if (r.has("head_dim") || s.architecture == "qwen3" || s.gpt_oss()) {
+      const std::int64_t head_dim = r.size("head_dim", s.gpt_oss() ? 64 : 128);
       if (head_dim * s.heads != s.hidden) s.kv_channels = head_dim;
     }
   } else {
@@ -653,6 +738,11 @@ std::string tessera_model_toml(const HfGptShape& s) {
                      toml_float(s.rotary_base), toml_float(s.norm_epsilon));
     if (!s.linear_bias) t += "add_bias_linear = false\n";
     if (s.exact_gelu) t += "bias_gelu_fusion = false\n";
+  } else if (s.gpt_oss()) {  // biases everywhere (add_bias_linear's default), sinks, the experts' unit
+    t += fmt::format("position_embedding_type = \"{}\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
+                     "norm_epsilon = {}\nquick_geglu = true\nactivation_func_clamp_value = {}\n"
+                     "glu_linear_offset = 1.0\nsoftmax_type = \"learnable\"\n",
+                     rotary, toml_float(s.rotary_base), toml_float(s.norm_epsilon), toml_float(kGptOssSwigluLimit));
   } else if (s.llama()) {
     t += fmt::format("position_embedding_type = \"{}\"\nrotary_base = {}\nnormalization = \"RMSNorm\"\n"
                      "norm_epsilon = {}\nswiglu = true\nadd_bias_linear = false\n",
@@ -671,7 +761,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
                        toml_float(y.factor), static_cast<std::int64_t>(y.original_context), toml_float(y.beta_fast),
                        toml_float(y.beta_slow), toml_float(y.mscale), toml_float(y.mscale_all_dim), y.round_to_int);
     }
-    if (s.qkv_bias && !s.starcoder2()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
+    if (s.qkv_bias && !s.starcoder2() && !s.gpt_oss()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);

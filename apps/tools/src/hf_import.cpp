@@ -44,8 +44,14 @@ void refuse_pickles(const fs::path& folder) {
                                 folder.string()));
 }
 
+// A tensor as f32; MXFP4 quantized weights' bytes (gpt_oss's `…_blocks` and `…_scales`, u8) stay
+// as they are for the weight mapping to dequantize.
 Tensor to_f32(Tensor t, const std::string& file, const std::string& name) {
   if (t.dtype() == DType::f32) return t;
+  const auto ends_with = [&](const std::string& suffix) {
+    return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (t.dtype() == DType::u8 && (ends_with("_blocks") || ends_with("_scales"))) return t;
   if (t.dtype() != DType::bf16 && t.dtype() != DType::f16 && t.dtype() != DType::f64)
     throw FormatError(fmt::format("{}: tensor {} is {}, expected a floating-point type (f32, bf16, f16)", file,
                                   quote_untrusted(name), dtype_name(t.dtype())));

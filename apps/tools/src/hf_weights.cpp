@@ -1,6 +1,8 @@
 #include "tessera/tools/hf_weights.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -82,6 +84,97 @@ void swiglu_to_hf(NamedTensors& out, const std::string& theirs, const Tensor& fc
   out.emplace_back(theirs + "down_proj.weight", fc2);
 }
 
+// gpt_oss's packed experts against Tessera's per-expert MLPs (E experts of ffn F on width C). HF:
+// gate_up_proj [E, C, 2F], x @ it giving gate (even columns) and up (odd columns) interleaved, with
+// gate_up_proj_bias [E, 2F] alike; down_proj [E, F, C] (x @ it) and down_proj_bias [E, C]. Tessera:
+// fc1.weight [2F, C] rows [gate; up] and fc1.bias [2F], fc2.weight [C, F] and fc2.bias [C].
+struct GptOssExperts {
+  Tensor gate_up, gate_up_bias, down, down_bias;
+};
+
+GptOssExperts pack_gpt_oss_experts(std::int64_t E, std::int64_t F, std::int64_t C,
+                                   const std::function<const Tensor&(std::int64_t e, const char* part)>& expert) {
+  GptOssExperts h{Tensor::empty({E, C, 2 * F}), Tensor::empty({E, 2 * F}), Tensor::empty({E, F, C}),
+                  Tensor::empty({E, C})};
+  for (std::int64_t e = 0; e < E; ++e) {
+    const float *w1 = expert(e, "fc1.weight").data<float>(), *b1 = expert(e, "fc1.bias").data<float>();
+    const float *w2 = expert(e, "fc2.weight").data<float>(), *b2 = expert(e, "fc2.bias").data<float>();
+    float* gu = h.gate_up.data<float>() + e * C * 2 * F;
+    float* gub = h.gate_up_bias.data<float>() + e * 2 * F;
+    for (std::int64_t j = 0; j < 2 * F; ++j) {  // HF column j: gate j/2 (even j) or up j/2 (odd j)
+      const std::int64_t row = (j % 2 == 0 ? 0 : F) + j / 2;
+      for (std::int64_t c = 0; c < C; ++c) gu[c * 2 * F + j] = w1[row * C + c];
+      gub[j] = b1[row];
+    }
+    float* d = h.down.data<float>() + e * F * C;
+    for (std::int64_t f = 0; f < F; ++f)
+      for (std::int64_t c = 0; c < C; ++c) d[f * C + c] = w2[c * F + f];
+    std::memcpy(h.down_bias.data<float>() + e * C, b2, static_cast<std::size_t>(C) * sizeof(float));
+  }
+  return h;
+}
+
+// OpenAI's MXFP4 experts (the OCP microscaling format; transformers' convert_moe_packed_tensors): a
+// weight [E, A, B] stored transposed as `<name>_blocks` u8 [E, B, A/32, 16], two E2M1 values a byte
+// (low nibble first) along A, and `<name>_scales` u8 [E, B, A/32], each group of 32 values scaled
+// by 2^(scale − 127). Dequantized exactly into f32.
+Tensor dequantize_mxfp4(std::map<std::string, Tensor>& hf, const std::string& name, std::int64_t E, std::int64_t A,
+                        std::int64_t B, const std::string& where, const std::string& architecture) {
+  static constexpr float kE2M1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                      -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+  if (A % 32 != 0)
+    throw FormatError(fmt::format("{}: tensor '{}_blocks' quantizes rows of {} values, not a multiple of MXFP4's "
+                                  "groups of 32",
+                                  where, name, A));
+  const std::int64_t G = A / 32;
+  const Tensor blocks = hf::take_tensor(hf, name + "_blocks", {E, B, G, 16}, where, architecture);
+  const Tensor scales = hf::take_tensor(hf, name + "_scales", {E, B, G}, where, architecture);
+  for (const auto& [t, part] : {std::pair<const Tensor*, const char*>{&blocks, "_blocks"}, {&scales, "_scales"}})
+    if (t->dtype() != DType::u8)
+      throw FormatError(fmt::format("{}: tensor '{}{}' is {}, expected MXFP4's bytes (U8)", where, name, part,
+                                    dtype_name(t->dtype())));
+  Tensor out = Tensor::empty({E, A, B});
+  const std::uint8_t *q = blocks.data<std::uint8_t>(), *s = scales.data<std::uint8_t>();
+  float* o = out.data<float>();
+  for (std::int64_t e = 0; e < E; ++e)
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t g = 0; g < G; ++g) {
+        const int exponent = static_cast<int>(s[(e * B + b) * G + g]) - 127;
+        const std::uint8_t* bytes = q + ((e * B + b) * G + g) * 16;
+        for (std::int64_t i = 0; i < 16; ++i) {
+          const std::int64_t a = g * 32 + 2 * i;
+          o[(e * A + a) * B + b] = std::ldexp(kE2M1[bytes[i] & 0x0F], exponent);
+          o[(e * A + a + 1) * B + b] = std::ldexp(kE2M1[bytes[i] >> 4], exponent);
+        }
+      }
+  return out;
+}
+
+// The inverse: expert e's fc1/fc2 weights and biases, named by `name(e, part)`.
+void unpack_gpt_oss_experts(const GptOssExperts& h, std::int64_t E, std::int64_t F, std::int64_t C,
+                            std::map<std::string, Tensor>& out,
+                            const std::function<std::string(std::int64_t e, const char* part)>& name) {
+  for (std::int64_t e = 0; e < E; ++e) {
+    Tensor w1 = Tensor::empty({2 * F, C}), b1 = Tensor::empty({2 * F}), w2 = Tensor::empty({C, F}),
+           b2 = Tensor::empty({C});
+    const float* gu = h.gate_up.data<float>() + e * C * 2 * F;
+    const float* gub = h.gate_up_bias.data<float>() + e * 2 * F;
+    for (std::int64_t j = 0; j < 2 * F; ++j) {
+      const std::int64_t row = (j % 2 == 0 ? 0 : F) + j / 2;
+      for (std::int64_t c = 0; c < C; ++c) w1.data<float>()[row * C + c] = gu[c * 2 * F + j];
+      b1.data<float>()[row] = gub[j];
+    }
+    const float* d = h.down.data<float>() + e * F * C;
+    for (std::int64_t f = 0; f < F; ++f)
+      for (std::int64_t c = 0; c < C; ++c) w2.data<float>()[c * F + f] = d[f * C + c];
+    std::memcpy(b2.data<float>(), h.down_bias.data<float>() + e * C, static_cast<std::size_t>(C) * sizeof(float));
+    out[name(e, "fc1.weight")] = w1;
+    out[name(e, "fc1.bias")] = b1;
+    out[name(e, "fc2.weight")] = w2;
+    out[name(e, "fc2.bias")] = b2;
+  }
+}
+
 }  // namespace
 
 NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::string, Tensor>& tessera) {
@@ -142,6 +235,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         out.emplace_back(p + "self_attn.q_norm.weight", qn);
         out.emplace_back(p + "self_attn.k_norm.weight", kn);
       }
+      if (s.gpt_oss()) out.emplace_back(p + "self_attn.sinks", get(layer(i, "attention.softmax_offset")));
       out.emplace_back(p + "post_attention_layernorm.weight", get(layer(i, "ln2.weight")));
       if (s.starcoder2()) {  // LayerNorm's bias; the GELU MLP as c_fc, c_proj
         out.emplace_back(p + "post_attention_layernorm.bias", get(layer(i, "ln2.bias")));
@@ -149,6 +243,18 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         if (s.linear_bias) out.emplace_back(p + "mlp.c_fc.bias", get(layer(i, "mlp.fc1.bias")));
         out.emplace_back(p + "mlp.c_proj.weight", get(layer(i, "mlp.fc2.weight")));
         if (s.linear_bias) out.emplace_back(p + "mlp.c_proj.bias", get(layer(i, "mlp.fc2.bias")));
+        continue;
+      }
+      if (s.gpt_oss()) {  // the router with its bias; the experts packed
+        out.emplace_back(p + "mlp.router.weight", get(layer(i, "mlp.router.weight")));
+        out.emplace_back(p + "mlp.router.bias", get(layer(i, "mlp.router.bias")));
+        const GptOssExperts h = pack_gpt_oss_experts(s.experts, s.expert_ffn, C, [&](std::int64_t e, const char* part) -> const Tensor& {
+          return get(fmt::format("layers.{}.mlp.experts.{}.{}", i, e, part));
+        });
+        out.emplace_back(p + "mlp.experts.gate_up_proj", h.gate_up);
+        out.emplace_back(p + "mlp.experts.gate_up_proj_bias", h.gate_up_bias);
+        out.emplace_back(p + "mlp.experts.down_proj", h.down);
+        out.emplace_back(p + "mlp.experts.down_proj_bias", h.down_bias);
         continue;
       }
       // SwiGLU's fc1 is [gate; up]: llama's gate_proj and up_proj, each mixtral expert's w1 and w3.
@@ -267,6 +373,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         out[layer(i, "attention.q_layernorm.weight")] = take(p + "self_attn.q_norm.weight", {D});
         out[layer(i, "attention.k_layernorm.weight")] = take(p + "self_attn.k_norm.weight", {D});
       }
+      if (s.gpt_oss()) out[layer(i, "attention.softmax_offset")] = take(p + "self_attn.sinks", {H});
       out[layer(i, "ln2.weight")] = take(p + "post_attention_layernorm.weight", {C});
       if (s.starcoder2()) {
         out[layer(i, "ln2.bias")] = take(p + "post_attention_layernorm.bias", {C});
@@ -284,6 +391,24 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         out[ours + "fc1.weight"] = cat_rows({gate, up});
         out[ours + "fc2.weight"] = take(theirs + "down_proj.weight", {C, rows});
       };
+      if (s.gpt_oss()) {
+        out[layer(i, "mlp.router.weight")] = take(p + "mlp.router.weight", {s.experts, C});
+        out[layer(i, "mlp.router.bias")] = take(p + "mlp.router.bias", {s.experts});
+        // [E, A, B], or OpenAI's MXFP4 form of it.
+        const auto experts_weight = [&](const std::string& name, std::int64_t A, std::int64_t B) {
+          if (hf.count(name + "_blocks") || hf.count(name + "_scales"))
+            return dequantize_mxfp4(hf, name, s.experts, A, B, where, s.architecture);
+          return take(name, {s.experts, A, B});
+        };
+        const GptOssExperts h{experts_weight(p + "mlp.experts.gate_up_proj", C, 2 * EF),
+                              take(p + "mlp.experts.gate_up_proj_bias", {s.experts, 2 * EF}),
+                              experts_weight(p + "mlp.experts.down_proj", EF, C),
+                              take(p + "mlp.experts.down_proj_bias", {s.experts, C})};
+        unpack_gpt_oss_experts(h, s.experts, EF, C, out, [&](std::int64_t e, const char* part) {
+          return fmt::format("layers.{}.mlp.experts.{}.{}", i, e, part);
+        });
+        continue;
+      }
       // transformers 5's packed experts (files saved with save_original_format = false, and newer
       // releases): mlp.experts.gate_up_proj [E, 2F, C], each expert's [gate; up] (Tessera's fc1), and
       // mlp.experts.down_proj [E, C, F]; Mixtral's block_sparse_moe is mlp there too.

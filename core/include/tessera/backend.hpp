@@ -113,8 +113,8 @@ class Backend {
   virtual void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) = 0;
   virtual void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                                  Tensor& dw) = 0;
-  virtual void swiglu_forward(const Tensor& x, Tensor& y) = 0;
-  virtual void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
+  virtual void swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g) = 0;
+  virtual void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g) = 0;
   // rope_forward (inverse = false) and rope_backward (inverse = true), in place.
   virtual void rope(const ops::RopeShape& s, Tensor& x, bool inverse) = 0;
   virtual void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) = 0;

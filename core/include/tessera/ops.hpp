@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "tessera/gated_linear_unit.hpp"
 #include "tessera/rope_frequency.hpp"
 #include "tessera/tensor.hpp"
 
@@ -85,8 +86,10 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
 // SwiGLU in Megatron-Core's order: each row of x [N, 2F] is [x0 | x1] (fc1's two halves),
 // y [N,F] = silu(x0)·x1, silu(a) = a·σ(a). Backward: dx [N,2F] overwritten,
 // dx0 = dy·x1·σ(x0)·(1 + x0·(1 − σ(x0))), dx1 = dy·silu(x0).
-void swiglu_forward(const Tensor& x, Tensor& y);
-void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+// `g` makes it any of Megatron-Core's gated linear units: the gate's σ(α·a) (quick GeGLU: α = 1.702),
+// both halves clamped, an offset on the linear half (tessera/gated_linear_unit.hpp).
+void swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g = {});
+void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g = {});
 // Rotary position embedding (RoPE, Megatron-Core's rotary_pos_emb), in place on the head layout
 // attention uses: x [B,T,W] holds per token row H heads of D channels at columns [h·D, (h+1)·D)
 // (W ≥ H·D: the query [B,T,Hq·D], or the keys at the start of the fused kv [B,T,2·Hkv·D]; columns

@@ -34,7 +34,7 @@
 #include "tessera/error.hpp"
 
 // Bumped whenever an interface header in core/include/tessera changes incompatibly.
-#define TESSERA_PLUGIN_ABI_VERSION 21
+#define TESSERA_PLUGIN_ABI_VERSION 22
 
 namespace tessera {
 

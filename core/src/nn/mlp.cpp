@@ -1,5 +1,11 @@
 #include "tessera/nn/mlp.hpp"
 
+#include <cmath>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "tessera/error.hpp"
 #include "tessera/ops.hpp"
 
@@ -24,6 +30,7 @@ Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGro
     : swiglu_(o.swiglu),
       squared_relu_(o.squared_relu),
       gelu_(o.gelu),
+      glu_(o.glu),
       fc1_(name + ".fc1", fc1_options(o), seed, tp),
       fc2_(name + ".fc2", fc2_options(o), seed, tp) {
   if (o.swiglu && o.squared_relu) throw ConfigError("an MLP is SwiGLU or squared ReLU, not both");
@@ -56,7 +63,7 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
     Shape shape = h.shape();
     shape.back() /= 2;
     a = h.new_empty(shape);
-    ops::swiglu_forward(h, a);
+    ops::swiglu_forward(h, a, glu_);
   } else {
     a = h.new_empty(h.shape());
     squared_relu_ ? ops::squared_relu_forward(h, a) : ops::gelu_forward(h, a, gelu_);
@@ -70,12 +77,20 @@ Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
   Tensor h = ctx.store().take<SavedTensor>(this).x;
   if (swiglu_) {
     Tensor dh = h.new_empty(h.shape());
-    ops::swiglu_backward(da, h, dh);
+    ops::swiglu_backward(da, h, dh, glu_);
     return fc1_.backward(ctx, dh);
   }
   // In place: da is ours.
   squared_relu_ ? ops::squared_relu_backward(da, h, da) : ops::gelu_backward(da, h, da, gelu_);
   return fc1_.backward(ctx, da);
+}
+
+std::string describe_gated_linear_unit(const GatedLinearUnit& g) {
+  std::string name = g.alpha == 1.0f ? "SwiGLU" : g.alpha == kQuickGeluAlpha ? "quick GeGLU" : fmt::format("GLU of x·σ({}·x)", g.alpha);
+  std::vector<std::string> parts;
+  if (std::isfinite(g.clamp)) parts.push_back(fmt::format("clamp {}", g.clamp));
+  if (g.linear_offset != 0.0f) parts.push_back(fmt::format("linear offset {}", g.linear_offset));
+  return parts.empty() ? name : fmt::format("{} ({})", name, fmt::join(parts, ", "));
 }
 
 }  // namespace tessera

@@ -154,13 +154,17 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
       tp_(std::move(tp)),
       ep_(moe.expert_group),
       router_(name + ".router.weight", {moe.router.experts, layer.hidden}),
-      shared_gate_(name + ".shared_expert.gate_weight", {1, layer.hidden}),
-      expert_bias_(name + ".router.expert_bias", {moe.router.experts}, /*decay=*/false) {
+      router_has_bias_(layer.bias),
+      router_bias_(name + ".router.bias", {moe.router.experts}, /*decay=*/false),
+      expert_bias_(name + ".router.expert_bias", {moe.router.experts}, /*decay=*/false),
+      shared_gate_(name + ".shared_expert.gate_weight", {1, layer.hidden}) {
   expert_bias_.trainable = false;
   if (moe.router.experts < 1 || moe.router.topk < 1 || moe.router.topk > moe.router.experts)
     throw ConfigError(fmt::format("{}: {} experts with top-{} routing (topk must be in [1, experts])", name,
                                   moe.router.experts, moe.router.topk));
   init_normal(router_.value, layer.init_std, seed, router_.name);
+  // Megatron-Core's router bias (add_bias_linear), initialised as its weight (init_method).
+  if (layer.bias) init_normal(router_bias_.value, layer.init_std, seed, router_bias_.name);
   const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
   const int ep = tp_size(ep_);
   if (moe.router.experts % ep != 0)
@@ -183,6 +187,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
 
 void MoeLayer::collect_parameters(std::vector<Parameter*>& out) {
   out.push_back(&router_);
+  if (router_has_bias_) out.push_back(&router_bias_);
   if (moe_.router.expert_bias) out.push_back(&expert_bias_);
   for (auto& e : experts_) e->collect_parameters(out);
   if (shared_) shared_->collect_parameters(out);
@@ -199,8 +204,8 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
   ModuleCost c;
-  c.parameters = plan_add(plan_mul(E, C), plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters));
-  c.parameter_tensors = 1 + E / ep * expert.parameter_tensors;
+  c.parameters = plan_add(plan_mul(E, layer.bias ? C + 1 : C), plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters));
+  c.parameter_tensors = (layer.bias ? 2 : 1) + E / ep * expert.parameter_tensors;
   // Every token row (and the group's, with ep), the experts' saved tensors for rows·k rows, their
   // outputs, ids and weights.
   c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep > 1 ? 1 + ep : 1), C), expert.saved_elements),
@@ -253,7 +258,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   const Tensor x_rows = (sp ? gather_from_sequence_parallel_forward(x, tp_) : x).reshape({-1, hidden_});
   const std::int64_t N = x_rows.size(0), E = moe_.router.experts;
   Tensor logits = x_rows.new_empty({N, E});
-  ops::linear_forward(x_rows, router_.weight(), nullptr, logits);
+  ops::linear_forward(x_rows, router_.weight(), router_has_bias_ ? &router_bias_.weight() : nullptr, logits);
   const std::vector<float> logits_host = ops::cast_to(logits, DType::f32).to_vector<float>();
   const std::vector<float> bias = moe_.router.expert_bias ? expert_bias_.value.to_vector<float>() : std::vector<float>();
   MoeSaved s{x_rows, x_rows, route_tokens(logits_host.data(), N, moe_.router, ctx.seq_length, bias.data(), ctx.training),
@@ -379,8 +384,10 @@ Tensor MoeLayer::backward(StepContext& ctx, const Tensor& dy) {
   const std::vector<float> dlogits_host = router_logits_grad(s.routing, dprobs, moe_.router, ctx.loss_grad_scale);
   const Tensor dlogits = ops::cast_to(Tensor::from<float>({N, E}, dlogits_host).to(dy_rows.device()), s.x.dtype());
   Tensor dx_router = s.x.new_empty(s.x.shape());
-  ops::linear_backward(dlogits, s.x, router_.weight(), &dx_router, &router_.grad, nullptr);
+  ops::linear_backward(dlogits, s.x, router_.weight(), &dx_router, &router_.grad,
+                       router_has_bias_ ? &router_bias_.grad : nullptr);
   ctx.grad_ready(router_);
+  if (router_has_bias_) ctx.grad_ready(router_bias_);
   if (dx_gate.defined()) ops::add(dx_router, dx_gate, dx_router);
 
   Tensor dx = ops::cast_to(dx_sum, dy.dtype());

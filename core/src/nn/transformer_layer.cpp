@@ -68,6 +68,7 @@ MlpOptions mlp_options(const TransformerLayerOptions& o, std::int64_t layer_inde
                o.attention.sequence_parallel};
   m.bias = o.attention.bias;
   m.gelu = o.gelu;
+  m.glu = o.glu;
   m.layer_index = layer_index;
   return m;
 }

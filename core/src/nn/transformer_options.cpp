@@ -131,6 +131,24 @@ void read_yarn_options(const ConfigSection& s, bool yarn, RopeYarn& y) {
   y.round_to_int = s.get_bool("yarn_correction_range_round_to_int", true);
 }
 
+// Megatron-Core's gated linear units beyond SwiGLU (mlp.py's glu): quick_geglu (the gate's quick
+// GELU; an MLP of ffn_hidden_size 4h unless set, as Megatron-LM's default for any MLP but
+// SwiGLU's), activation_func_clamp_value and glu_linear_offset — both only on a gated MLP.
+void read_gated_linear_unit(const ConfigSection& s, bool quick_geglu, TransformerOptions& o) {
+  if (quick_geglu) {
+    o.swiglu = true;
+    o.glu.alpha = kQuickGeluAlpha;
+  }
+  for (const char* key : {"activation_func_clamp_value", "glu_linear_offset"})
+    if (s.has(key) && !o.swiglu)
+      throw ConfigError(fmt::format("model.{} (in {}) acts on a gated linear unit's halves: it needs model.swiglu or "
+                                    "model.quick_geglu = true",
+                                    key, s.origin(key)));
+  if (s.has("activation_func_clamp_value"))
+    o.glu.clamp = static_cast<float>(s.get_float("activation_func_clamp_value", 0.0, 1e-6, 1e30));
+  o.glu.linear_offset = static_cast<float>(s.get_float("glu_linear_offset", 0.0, -1e30, 1e30));
+}
+
 }  // namespace
 
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
@@ -227,11 +245,17 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   }
   o.swiglu = s.get_bool("swiglu", false);
   o.squared_relu = s.get_bool("squared_relu", false);
-  if (o.swiglu && o.squared_relu)
-    throw ConfigError(fmt::format("model.swiglu (in {}) and model.squared_relu (in {}) are two MLP activations: give "
-                                  "one",
-                                  s.origin("swiglu"), s.origin("squared_relu")));
-  if (o.swiglu && !s.has("ffn_hidden_size")) {
+  const bool quick_geglu = s.get_bool("quick_geglu", false);
+  for (const auto& [key, set] : {std::pair<const char*, bool>{"squared_relu", o.squared_relu}, {"quick_geglu", quick_geglu}})
+    if (set && o.swiglu)
+      throw ConfigError(fmt::format("model.swiglu (in {}) and model.{} (in {}) are two MLP activations: give one",
+                                    s.origin("swiglu"), key, s.origin(key)));
+  if (quick_geglu && o.squared_relu)
+    throw ConfigError(fmt::format("model.quick_geglu (in {}) and model.squared_relu (in {}) are two MLP activations: "
+                                  "give one",
+                                  s.origin("quick_geglu"), s.origin("squared_relu")));
+  read_gated_linear_unit(s, quick_geglu, o);
+  if (o.swiglu && !quick_geglu && !s.has("ffn_hidden_size")) {
     // Megatron-Core: int(4h·2/3 / 64)·64 when --ffn-hidden-size is not given.
     o.ffn_hidden_size = static_cast<std::int64_t>(4.0 * static_cast<double>(o.hidden_size) * 2.0 / 3.0 / 64.0) * 64;
     if (o.ffn_hidden_size <= 0)
@@ -492,6 +516,7 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.hidden_dropout = o.hidden_dropout;
   l.residual_post_norm = o.residual_post_norm;
   l.gelu = o.exact_gelu ? ops::GeluForm::erf : ops::GeluForm::tanh;
+  l.glu = o.glu;
   l.attention.dropout = o.attention_dropout;
   b.name = "layers";
   b.first_layer = first_layer;

@@ -57,24 +57,32 @@ void check_swiglu(const char* op, const char* yname, const Tensor& x, const Tens
                       "{}: x must be [N, 2F] = [{}, {}] (the halves x0 | x1) for {} {}, got {}", op, N, 2 * F, yname,
                       shape_str(y.shape()), shape_str(x.shape()));
 }
+void check_glu(const char* op, const GatedLinearUnit& g) {
+  if (!(g.alpha > 0.0f) || !std::isfinite(g.alpha) || !(g.clamp > 0.0f) || !std::isfinite(g.linear_offset))
+    throw ShapeError(fmt::format("{}: the gated linear unit needs alpha > 0 (got {}), clamp > 0 (got {}) and a finite "
+                                 "linear offset (got {})",
+                                 op, g.alpha, g.clamp, g.linear_offset));
+}
 }  // namespace
 
-void swiglu_forward(const Tensor& x, Tensor& y) {
+void swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g) {
   const char* op = "swiglu_forward";
   detail::require_float(op, "x", x);
   require(op, "y", y, x.dtype());
   check_swiglu(op, "y", x, y);
-  detail::backend_for(op, {{"x", &x}, {"y", &y}}, x.dtype()).swiglu_forward(x, y);
+  check_glu(op, g);
+  detail::backend_for(op, {{"x", &x}, {"y", &y}}, x.dtype()).swiglu_forward(x, y, g);
 }
 
-void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
+void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g) {
   const char* op = "swiglu_backward";
   detail::require_float(op, "x", x);
   require(op, "dy", dy, x.dtype());
   require(op, "dx", dx, x.dtype());
   check_swiglu(op, "dy", x, dy);
+  check_glu(op, g);
   require_numel(op, "dx", dx, x.numel(), "x " + shape_str(x.shape()));
-  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"dx", &dx}}, x.dtype()).swiglu_backward(dy, x, dx);
+  detail::backend_for(op, {{"dy", &dy}, {"x", &x}, {"dx", &dx}}, x.dtype()).swiglu_backward(dy, x, dx, g);
 }
 
 namespace {

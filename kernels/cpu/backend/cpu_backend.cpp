@@ -281,11 +281,11 @@ void CpuBackend::rms_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   cpu::rms_norm_backward(in(dy).get(), in(x).get(), in(w).get(), f32(rstd), out(dx).get(), in_out(dw).get(),
                          rows_of(x), cols_of(x));
 }
-void CpuBackend::swiglu_forward(const Tensor& x, Tensor& y) {
-  cpu::swiglu_forward(in(x).get(), out(y).get(), rows_of(y), cols_of(y));
+void CpuBackend::swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g) {
+  cpu::swiglu_forward(in(x).get(), out(y).get(), rows_of(y), cols_of(y), g);
 }
-void CpuBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
-  cpu::swiglu_backward(in(dy).get(), in(x).get(), out(dx).get(), rows_of(dy), cols_of(dy));
+void CpuBackend::swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g) {
+  cpu::swiglu_backward(in(dy).get(), in(x).get(), out(dx).get(), rows_of(dy), cols_of(dy), g);
 }
 void CpuBackend::rope(const ops::RopeShape& s, Tensor& x, bool inverse) {
   cpu::rope(in_out(x).get(), s.B, s.T, s.H, s.D, s.row_width, s.rotary_dim, s.base, s.scaling_factor, s.interpolation,

@@ -58,21 +58,18 @@ void rms_norm_backward(const float* dy, const float* x, const float* w, const fl
     for (std::int64_t c = 0; c < C; ++c) dw[c] += part[static_cast<std::size_t>(t) * C + c];
 }
 
-namespace {
-inline float sigmoid(float a) { return 1.0f / (1.0f + std::exp(-a)); }
-}  // namespace
-
-void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F) {
+void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F, const GatedLinearUnit& g) {
 #pragma omp parallel for schedule(static) if (N * F > (1 << 14))
   for (std::int64_t i = 0; i < N; ++i) {
     const float* x0 = x + i * 2 * F;
     const float* x1 = x0 + F;
     float* yi = y + i * F;
-    for (std::int64_t f = 0; f < F; ++f) yi[f] = x0[f] * sigmoid(x0[f]) * x1[f];
+    for (std::int64_t f = 0; f < F; ++f) yi[f] = glu_value(x0[f], x1[f], g);
   }
 }
 
-void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F) {
+void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F,
+                     const GatedLinearUnit& g) {
 #pragma omp parallel for schedule(static) if (N * F > (1 << 14))
   for (std::int64_t i = 0; i < N; ++i) {
     const float* x0 = x + i * 2 * F;
@@ -80,12 +77,7 @@ void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N,
     const float* dyi = dy + i * F;
     float* dx0 = dx + i * 2 * F;
     float* dx1 = dx0 + F;
-    for (std::int64_t f = 0; f < F; ++f) {
-      const float a = x0[f], s = sigmoid(a), g = dyi[f];
-      const float silu = a * s;
-      dx0[f] = g * x1[f] * s * (1.0f + a * (1.0f - s));
-      dx1[f] = g * silu;
-    }
+    for (std::int64_t f = 0; f < F; ++f) glu_grads(x0[f], x1[f], dyi[f], g, dx0[f], dx1[f]);
   }
 }
 

@@ -61,27 +61,25 @@ __global__ void rms_norm_dw_kernel(const T* dy, const T* x, const float* rstd, G
   dw[c] = from_f32<G>(to_f32(dw[c]) + s);
 }
 
-__device__ __forceinline__ float sigmoidf(float a) { return 1.0f / (1.0f + expf(-a)); }
-
 template <class T>
-__global__ void swiglu_forward_kernel(const T* x, T* y, std::int64_t N, std::int64_t F) {
+__global__ void swiglu_forward_kernel(const T* x, T* y, std::int64_t N, std::int64_t F, GatedLinearUnit g) {
   const std::int64_t n = N * F, stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t row = i / F, f = i - row * F;
-    const float a = to_f32(x[row * 2 * F + f]), b = to_f32(x[row * 2 * F + F + f]);
-    y[i] = from_f32<T>(a * sigmoidf(a) * b);
+    y[i] = from_f32<T>(glu_value(to_f32(x[row * 2 * F + f]), to_f32(x[row * 2 * F + F + f]), g));
   }
 }
 
 template <class T>
-__global__ void swiglu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_t N, std::int64_t F) {
+__global__ void swiglu_backward_kernel(const T* dy, const T* x, T* dx, std::int64_t N, std::int64_t F,
+                                       GatedLinearUnit g) {
   const std::int64_t n = N * F, stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t row = i / F, f = i - row * F;
-    const float a = to_f32(x[row * 2 * F + f]), b = to_f32(x[row * 2 * F + F + f]), g = to_f32(dy[i]);
-    const float s = sigmoidf(a);
-    dx[row * 2 * F + f] = from_f32<T>(g * b * s * (1.0f + a * (1.0f - s)));
-    dx[row * 2 * F + F + f] = from_f32<T>(g * a * s);
+    float d0 = 0.0f, d1 = 0.0f;
+    glu_grads(to_f32(x[row * 2 * F + f]), to_f32(x[row * 2 * F + F + f]), to_f32(dy[i]), g, d0, d1);
+    dx[row * 2 * F + f] = from_f32<T>(d0);
+    dx[row * 2 * F + F + f] = from_f32<T>(d1);
   }
 }
 
@@ -139,20 +137,21 @@ void rms_norm_backward(Float t, const void* dy, const void* x, const void* w, co
   check_launch("rms_norm_backward");
 }
 
-void swiglu_forward(Float t, const void* x, void* y, std::int64_t N, std::int64_t F, cudaStream_t stream) {
+void swiglu_forward(Float t, const void* x, void* y, std::int64_t N, std::int64_t F, const GatedLinearUnit& g,
+                    cudaStream_t stream) {
   if (N * F == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, T,
                             swiglu_forward_kernel<T><<<grid_for(N * F, kThreads), kThreads, 0, stream>>>(
-                                static_cast<const T*>(x), static_cast<T*>(y), N, F));
+                                static_cast<const T*>(x), static_cast<T*>(y), N, F, g));
   check_launch("swiglu_forward");
 }
 
 void swiglu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t N, std::int64_t F,
-                     cudaStream_t stream) {
+                     const GatedLinearUnit& g, cudaStream_t stream) {
   if (N * F == 0) return;
   TESSERA_CUDA_FLOAT_SWITCH(t, T,
                             swiglu_backward_kernel<T><<<grid_for(N * F, kThreads), kThreads, 0, stream>>>(
-                                static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), N, F));
+                                static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), N, F, g));
   check_launch("swiglu_backward");
 }
 

@@ -4,7 +4,8 @@
 // sequence_parallel the input and output are this rank's token rows [N/tp, C]:
 // fc1 all-gathers them, fc2 reduce-scatters (see column/row_parallel_linear.hpp).
 //
-// swiglu (Llama, Megatron-Core's order): fc1 (C → 2·ffn) → silu(x0)·x1 on its two halves → fc2.
+// swiglu (Llama, Megatron-Core's order): fc1 (C → 2·ffn) → silu(x0)·x1 on its two halves → fc2; or
+// any other gated linear unit of Megatron-Core's (MlpOptions::glu: quick GeGLU, clamps, offset).
 // fc1's output is two blocks each split over tp (ColumnParallelOptions::blocks = 2), so rank r
 // holds the matching rows [x0_r | x1_r] of both halves, as Megatron-Core's fc1 shard. bias = false
 // (add_bias_linear = false) drops both layers' biases.
@@ -20,6 +21,7 @@ struct MlpOptions {
   float init_std = 0.02f, output_init_std = 0.02f;
   bool sequence_parallel = false;
   bool swiglu = false;  // fc1 → [x0 | x1] → silu(x0)·x1 instead of GELU
+  GatedLinearUnit glu{};  // with swiglu: the unit (quick GeGLU, clamps, linear offset: gated_linear_unit.hpp)
   bool squared_relu = false;  // max(x, 0)² instead of GELU (not with swiglu)
   ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU's form (Megatron's fused bias-GELU: tanh)
   bool bias = true;     // fc1 and fc2 biases
@@ -47,8 +49,12 @@ class Mlp : public Module {
  private:
   bool swiglu_, squared_relu_;
   ops::GeluForm gelu_;
+  GatedLinearUnit glu_;
   ColumnParallelLinear fc1_;
   RowParallelLinear fc2_;
 };
+
+// The run's model line for a gated MLP: "SwiGLU", "quick GeGLU", "… (clamp 7, linear offset 1)".
+std::string describe_gated_linear_unit(const GatedLinearUnit& g);
 
 }  // namespace tessera

@@ -1,7 +1,8 @@
 // Mixture-of-experts MLP (Megatron-Core's MoELayer with its TopKRouter, dropless or with token
 // dropping, no expert parallelism): a router picks k of E expert MLPs for each token (nn/moe_routing.hpp), each expert
 // runs on its tokens only, and the token's output is the probability-weighted sum of its experts'.
-// Parameter names: <name>.router.weight [E, C], <name>.experts.<e>.fc1/fc2 as Mlp's; with the
+// Parameter names: <name>.router.weight [E, C] (and, with the layers' linear biases, add_bias_linear,
+// <name>.router.bias [E], as Megatron-Core's router and gpt-oss's), <name>.experts.<e>.fc1/fc2 as Mlp's; with the
 // expert bias the buffer <name>.router.expert_bias [E] (Parameter::trainable = false, zeros at
 // first), which the layer moves after every training iteration by bias_update_rate · sign(mean − count_e)
 // of the tokens routed to each expert over the global batch (DeepSeek-V3's aux-loss-free balancing,
@@ -91,6 +92,8 @@ class MoeLayer : public Module {
   TpGroup ep_;                      // the expert-parallel group; null or one rank: every expert here
   std::int64_t first_expert_ = 0;   // the global index of experts_[0]
   Parameter router_;
+  bool router_has_bias_;   // add_bias_linear: the router's logits x·Wᵀ + b, as Megatron-Core's (gpt-oss's)
+  Parameter router_bias_;  // [E]; collected only with router_has_bias_
   Parameter expert_bias_;  // [E]; collected only with moe_.router.expert_bias
   std::vector<std::unique_ptr<Mlp>> experts_;  // this rank's: E / ep of them
   std::unique_ptr<Mlp> shared_;  // null without a shared expert

@@ -40,7 +40,9 @@ struct MlpSpec {
   std::function<ModuleCost(const MlpOptions& o, std::int64_t rows, std::int64_t tp)> cost;
 };
 MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
-MlpSpec swiglu_mlp_spec();   // Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order)
+// Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order), or the gated linear
+// unit TransformerLayerOptions::glu names.
+MlpSpec swiglu_mlp_spec();
 MlpSpec squared_relu_mlp_spec();  // Mlp: fc1 → max(x, 0)² → fc2 (Megatron's --squared-relu; Nemotron-4)
 MlpSpec moe_mlp_spec(const MoeOptions& moe);  // MoeLayer: top-k routed experts (nn/moe.hpp)
 
@@ -61,6 +63,7 @@ struct TransformerLayerOptions {
   float hidden_dropout = 0.0f;
   bool residual_post_norm = false;  // the residuals are the norms' outputs (header comment)
   ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU MLP's form
+  GatedLinearUnit glu{};  // the gated MLP's unit (SwiGLU unless changed)
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
   // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and

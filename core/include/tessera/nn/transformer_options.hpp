@@ -47,7 +47,11 @@ struct TransformerOptions {
   bool rotary_interleaved = false;
   bool rms_norm = false;  // normalization = "RMSNorm" (else "LayerNorm")
   bool apply_layernorm_1p = false;  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's --apply-layernorm-1p)
+  // swiglu: the MLP's fc1 is a gated linear unit, SwiGLU unless `glu` says otherwise: quick_geglu
+  // (the gate's quick GELU, α = 1.702), activation_func_clamp_value and glu_linear_offset (gpt-oss's
+  // experts), all Megatron-Core's (tessera/gated_linear_unit.hpp).
   bool swiglu = false, untie_embeddings_and_output_weights = false, add_bias_linear = true;
+  GatedLinearUnit glu{};
   bool squared_relu = false;  // the MLP's max(x, 0)² instead of GELU (Megatron's --squared-relu)
   bool add_qkv_bias = false;  // biases on the query and key/value projections even without add_bias_linear
   bool qk_layernorm = false;  // the layers' norm over each head of q and k (Megatron-Core's qk_layernorm)

@@ -1,7 +1,7 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
 // (LlamaForCausalLM, and its kin mistral, qwen2, qwen3, phi3 and starcoder2) and the mixtures of experts `mixtral`,
-// `qwen2_moe` and `qwen3_moe` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
+// `qwen2_moe`, `qwen3_moe` and `gpt_oss` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
 // docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
 #include <cstdint>
@@ -25,7 +25,9 @@ struct HfTransformerDims {
 };
 
 struct HfGptShape : HfTransformerDims {
-  std::string architecture;  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"
+  // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe",
+  // "qwen3_moe", "gpt_oss"
+  std::string architecture;
   std::int64_t groups = 0;
   double rotary_base = 10000.0;
   bool tied = true;
@@ -78,6 +80,14 @@ struct HfGptShape : HfTransformerDims {
     return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || architecture == "qwen3" ||
            phi3() || starcoder2() || moe();
   }
+  // gpt-oss's layers (GptOssForCausalLM): llama's attention with biases on q, k, v and o and a learned
+  // sink per head (Tessera's softmax_type "learnable"), a sliding window in the layers layer_types
+  // picks, YaRN positions, and mixture-of-experts MLPs only: a router with a bias, its top k logits'
+  // softmax, and experts of gpt-oss's gated unit (quick GELU gate, both halves clamped at 7, the
+  // linear half plus 1: Tessera's quick_geglu, activation_func_clamp_value 7, glu_linear_offset 1)
+  // with biases, stored packed (gate_up_proj [E, C, 2F] with gate and up columns interleaved,
+  // down_proj [E, F, C]).
+  bool gpt_oss() const { return architecture == "gpt_oss"; }
   // StarCoder2's layers: rope and grouped queries as llama's, with LayerNorms (weights and biases), a
   // GELU MLP (c_fc, c_proj) and, with use_bias, biases on every linear layer (Tessera's
   // add_bias_linear).
@@ -88,13 +98,17 @@ struct HfGptShape : HfTransformerDims {
   bool qwen() const { return architecture.rfind("qwen", 0) == 0; }
   bool mixtral() const { return architecture == "mixtral"; }
   bool qwen_moe() const { return architecture == "qwen2_moe" || architecture == "qwen3_moe"; }
-  bool moe() const { return mixtral() || qwen_moe(); }
+  bool moe() const { return mixtral() || qwen_moe() || gpt_oss(); }
   bool qk_norm() const { return architecture == "qwen3" || architecture == "qwen3_moe"; }
   // Whether layer i's MLP is a mixture of experts.
   bool moe_layer(std::int64_t i) const {
     return moe() && (moe_layers.empty() || moe_layers.at(static_cast<std::size_t>(i)));
   }
 };
+
+// gpt_oss's clamp of the experts' gated unit (transformers' GptOssExperts.limit, config.json's
+// swiglu_limit): Tessera's activation_func_clamp_value.
+inline constexpr double kGptOssSwigluLimit = 7.0;
 
 // The HF architecture a Tessera GPT maps to: `requested` ("" = choose: llama for a Llama-style model,
 // gpt2 for multi-head attention, gpt_bigcode for multi-query), checked against the model's options.

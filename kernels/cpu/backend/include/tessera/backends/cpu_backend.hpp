@@ -52,8 +52,8 @@ class CpuBackend : public Backend {
   void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) override;
   void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                          Tensor& dw) override;
-  void swiglu_forward(const Tensor& x, Tensor& y) override;
-  void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override;
+  void swiglu_forward(const Tensor& x, Tensor& y, const GatedLinearUnit& g) override;
+  void swiglu_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const GatedLinearUnit& g) override;
   void rope(const ops::RopeShape& s, Tensor& x, bool inverse) override;
   void dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y, std::int64_t offset) override;
   void attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv, const ops::AttentionMask& mask,

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "tessera/gated_linear_unit.hpp"
 #include "tessera/rope_frequency.hpp"
 
 namespace tessera::cpu {
@@ -16,8 +17,9 @@ void rms_norm_forward(const float* x, const float* w, float eps, float* y, float
 void rms_norm_backward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                        std::int64_t N, std::int64_t C);
 
-void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F);
-void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F);
+void swiglu_forward(const float* x, float* y, std::int64_t N, std::int64_t F, const GatedLinearUnit& g);
+void swiglu_backward(const float* dy, const float* x, float* dx, std::int64_t N, std::int64_t F,
+                     const GatedLinearUnit& g);
 
 // scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none); yarn
 // (factor > 0): YaRN's frequencies and magnitude (tessera/rope_frequency.hpp).

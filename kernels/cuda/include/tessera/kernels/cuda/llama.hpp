@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "tessera/kernels/cuda/float_type.hpp"
+#include "tessera/gated_linear_unit.hpp"
 #include "tessera/rope_frequency.hpp"
 
 namespace tessera::cuda {
@@ -15,9 +16,10 @@ void rms_norm_forward(Float t, const void* x, const void* w, float eps, void* y,
 void rms_norm_backward(Float t, const void* dy, const void* x, const void* w, const float* rstd, void* dx, Float dw_t,
                        void* dw, std::int64_t N, std::int64_t C, cudaStream_t stream);
 
-void swiglu_forward(Float t, const void* x, void* y, std::int64_t N, std::int64_t F, cudaStream_t stream);
+void swiglu_forward(Float t, const void* x, void* y, std::int64_t N, std::int64_t F, const GatedLinearUnit& g,
+                    cudaStream_t stream);
 void swiglu_backward(Float t, const void* dy, const void* x, void* dx, std::int64_t N, std::int64_t F,
-                     cudaStream_t stream);
+                     const GatedLinearUnit& g, cudaStream_t stream);
 
 // scaling_factor > 0: Llama 3.1's frequencies; positions divided by `interpolation` (1: none); yarn
 // (factor > 0): YaRN's frequencies and magnitude (tessera/rope_frequency.hpp).
