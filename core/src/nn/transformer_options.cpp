@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tessera/config.hpp"
 #include "tessera/error.hpp"
@@ -246,14 +247,12 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
   o.swiglu = s.get_bool("swiglu", false);
   o.squared_relu = s.get_bool("squared_relu", false);
   const bool quick_geglu = s.get_bool("quick_geglu", false);
-  for (const auto& [key, set] : {std::pair<const char*, bool>{"squared_relu", o.squared_relu}, {"quick_geglu", quick_geglu}})
-    if (set && o.swiglu)
-      throw ConfigError(fmt::format("model.swiglu (in {}) and model.{} (in {}) are two MLP activations: give one",
-                                    s.origin("swiglu"), key, s.origin(key)));
-  if (quick_geglu && o.squared_relu)
-    throw ConfigError(fmt::format("model.quick_geglu (in {}) and model.squared_relu (in {}) are two MLP activations: "
-                                  "give one",
-                                  s.origin("quick_geglu"), s.origin("squared_relu")));
+  std::vector<std::string> activations;  // the MLP activations set: one at most
+  for (const auto& [key, set] : {std::pair<const char*, bool>{"swiglu", o.swiglu}, {"quick_geglu", quick_geglu},
+                                 {"squared_relu", o.squared_relu}})
+    if (set) activations.push_back(fmt::format("model.{} (in {})", key, s.origin(key)));
+  if (activations.size() > 1)
+    throw ConfigError(fmt::format("{} are MLP activations: give one", fmt::join(activations, " and ")));
   read_gated_linear_unit(s, quick_geglu, o);
   if (o.swiglu && !quick_geglu && !s.has("ffn_hidden_size")) {
     // Megatron-Core: int(4h·2/3 / 64)·64 when --ffn-hidden-size is not given.
