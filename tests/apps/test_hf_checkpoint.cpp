@@ -191,6 +191,15 @@ void check_packed_import(const CliWorkspace& w, const std::string& name) {
   check_logits(packed + "_imported", w.dir / (name + "_hf"), packed + ".f32");
 }
 
+// `tessera <command> <out>` fails cleanly, naming `what`, and writes nothing at `out`.
+void check_refused(const std::string& command, const std::string& out, const std::string& what) {
+  const CliRun e = run_tessera(command + " " + out);
+  INFO(e.output);
+  CHECK(e.clean_error());
+  CHECK(e.has(what));
+  CHECK(!fs::exists(out));
+}
+
 bool no_temporary_folders(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().find(".tmp-") != std::string::npos) return false;
@@ -526,11 +535,7 @@ TEST_CASE("Qwen export: qwen3's q/k norms, qwen2_moe's gated shared expert and d
 
   // What an architecture cannot express: refused, naming the key.
   const auto refused = [&](const std::string& args, const std::string& key) {
-    const CliRun e = run_tessera("checkpoint export --to hf " + args + " " + w.dir / "refused");
-    INFO(e.output);
-    CHECK(e.clean_error());
-    CHECK(e.has(key));
-    CHECK(!fs::exists(w.dir / "refused"));
+    check_refused("checkpoint export --to hf " + args, w.dir / "refused", key);
   };
   refused("--architecture qwen2_moe " + w.dir / "qwen3_moe", "model.qk_layernorm");       // qwen2 has no q/k norms
   train(w, w.dir / "qk_bias", kLlama + " --set model.qk_layernorm=true --set model.add_qkv_bias=true");
@@ -585,11 +590,7 @@ TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, Y
 
   // What import cannot take: refused naming the key or tensor, nothing written.
   const auto import_refused = [&](const std::string& folder, const std::string& what) {
-    const CliRun e = run_tessera("checkpoint import --from hf " + folder + " " + w.dir / "not_imported");
-    INFO(e.output);
-    CHECK(e.clean_error());
-    CHECK(e.has(what));
-    CHECK(!fs::exists(w.dir / "not_imported"));
+    check_refused("checkpoint import --from hf " + folder, w.dir / "not_imported", what);
   };
   const std::string limit = w.dir / "gpt_oss_limit";
   fs::copy(hf, limit);
@@ -630,11 +631,7 @@ TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, Y
 
   // What gpt_oss cannot express: refused naming the key.
   const auto refused = [&](const std::string& save, const std::string& key) {
-    const CliRun e = run_tessera("checkpoint export --to hf --architecture gpt_oss " + save + " " + w.dir / "refused");
-    INFO(e.output);
-    CHECK(e.clean_error());
-    CHECK(e.has(key));
-    CHECK(!fs::exists(w.dir / "refused"));
+    check_refused("checkpoint export --to hf --architecture gpt_oss " + save, w.dir / "refused", key);
   };
   train(w, w.dir / "oss_clamp6", oss + " --set model.activation_func_clamp_value=6.0");
   refused(w.dir / "oss_clamp6", "model.activation_func_clamp_value");
@@ -643,10 +640,8 @@ TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, Y
   train(w, w.dir / "oss_no_bias", oss + " --set model.add_bias_linear=false");
   refused(w.dir / "oss_no_bias", "model.add_bias_linear");
   // Nor do the other architectures take gpt-oss's blocks.
-  const CliRun e = run_tessera("checkpoint export --to hf --architecture mixtral " + w.dir / "gpt_oss" + " " +
-                               w.dir / "refused");
-  CHECK(e.clean_error());
-  CHECK(e.has("model.quick_geglu"));
+  check_refused("checkpoint export --to hf --architecture mixtral " + w.dir / "gpt_oss", w.dir / "refused",
+                "model.quick_geglu");
 }
 
 TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to nearest even; read back by PyTorch and import") {
