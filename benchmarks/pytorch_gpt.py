@@ -147,7 +147,8 @@ class Block(nn.Module):
         # glu_linear_offset; gpt-oss's 1.702, 7, 1); None: SwiGLU.
         self.glu = o.get("glu")
         self.squared_relu = o.get("squared_relu", False)  # Megatron's --squared-relu
-        self.rope = o.get("rope", False)
+        # Megatron-Core's no_rope_freq: no rotary positions in the layers "nope_layers" flags 1.
+        self.rope = o.get("rope", False) and not o.get("nope_layers", [0] * (layer + 1))[layer]
         self.rot_dim = int(self.D * o.get("rotary_percent", 1.0))
         self.rot_base, self.rot_interleaved = o.get("rotary_base", 10000.0), o.get("rotary_interleaved", False)
         norm = RMSNorm if o.get("rms_norm", False) else nn.LayerNorm
@@ -283,8 +284,8 @@ def arg_parser():
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--llama", default="", help="GPT only: JSON of the ffn width and Llama-style options "
                    "(ffn, rope, learned_positions, rotary_percent, rotary_base, rotary_interleaved, rms_norm, swiglu, "
-                   "glu: {alpha, clamp, offset}, untied, bias, qkv_bias, qk_layernorm, squared_relu, softmax_type, window, "
-                   "window_layers, "
+                   "glu: {alpha, clamp, offset}, nope_layers, untied, bias, qkv_bias, qk_layernorm, squared_relu, "
+                   "softmax_type, window, window_layers, "
                    "yarn: {factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, round_to_int}, and moe: "
                    "{experts, topk, ffn, shared, pre_softmax, scale, aux, z})")
     return p

@@ -194,6 +194,11 @@ int bench_child(const BenchArgs& a) {
       j["llama"]["glu"] = {{"alpha", o.glu.alpha},
                            {"clamp", std::isfinite(o.glu.clamp) ? nlohmann::json(o.glu.clamp) : nlohmann::json()},
                            {"offset", o.glu.linear_offset}};
+    if (!o.nope_layer_pattern.empty()) {  // no_rope_freq: the layers without rotary positions
+      std::vector<int> flags;
+      for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.rope_in_layer(i) ? 0 : 1);
+      j["llama"]["nope_layers"] = flags;
+    }
     if (o.window_left >= 0) {  // the sliding window and the layers that have it
       std::vector<int> flags;
       for (std::int64_t i = 0; i < o.num_layers; ++i) flags.push_back(o.window_left_of(i) >= 0 ? 1 : 0);

@@ -26,6 +26,9 @@ std::string llama_style_description(const GptOptions& o) {
                                                                        o.rope_yarn.factor, o.rope_yarn.original_context)
                                                          : ""));
   if (!o.rope && !o.learned_positions) parts.push_back("no position embedding");
+  if (!o.nope_layer_pattern.empty())
+    parts.push_back(fmt::format("no rope in {} of {} layers",
+                                std::count(o.nope_layer_pattern.begin(), o.nope_layer_pattern.end(), true), o.num_layers));
   if (o.rms_norm) parts.push_back("RMSNorm");
   if (o.qk_layernorm) parts.push_back("q/k norms");
   if (o.window_left >= 0)

@@ -7,7 +7,8 @@ q/k/v projections have biases, and Qwen3ForCausalLM, whose q and k heads pass RM
 rotation, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures of experts, and so are
 Qwen2MoeForCausalLM's — with a gated shared expert — and Qwen3MoeForCausalLM's, except the layers
 mlp_only_layers and decoder_sparse_step leave dense; GptOssForCausalLM's attention has biases and a
-learned sink per head, its experts a clamped gated unit, packed) forward passes written from transformers'
+learned sink per head, its experts a clamped gated unit, packed; SmolLM3ForCausalLM skips rotary
+positions in the layers no_rope_layers marks 0) forward passes written from transformers'
 modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
@@ -320,11 +321,20 @@ def llama(cfg, w, ids):
         y = a @ w[name + ".weight"].t()
         return y + w[name + ".bias"] if name + ".bias" in w else y
 
+    # SmolLM3Attention's use_rope = no_rope_layers[i] (else a NoPE layer every no_rope_layer_interval-th).
+    use_rope = [1] * L
+    if kind == "smollm3":
+        assert not cfg.get("use_sliding_window", False)
+        interval = cfg.get("no_rope_layer_interval", 4)
+        use_rope = cfg.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(L)]
+
     x = w["model.embed_tokens.weight"][ids]
     for i in range(L):
         p = f"model.layers.{i}."
         a = norm(x, p + "input_layernorm")
-        q, k, v = rope(heads(a, "q", H)), rope(heads(a, "k", G)), heads(a, "v", G)
+        q, k, v = heads(a, "q", H), heads(a, "k", G), heads(a, "v", G)
+        if use_rope[i]:
+            q, k = rope(q), rope(k)
         k, v = (t.repeat_interleave(H // G, dim=0) for t in (k, v))  # repeat_kv: head h reads group h // (H/G)
         layer_window = None if layer_types[i] == "full_attention" else window
         sinks = w[p + "self_attn.sinks"] if gpt_oss else None
@@ -422,7 +432,7 @@ def main():
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
     llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe",
-                    "gpt_oss")
+                    "gpt_oss", "smollm3")
     ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"

@@ -644,6 +644,37 @@ TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, Y
                 "model.quick_geglu");
 }
 
+TEST_CASE("smollm3 export: NoPE layers among rope ones (no_rope_freq) against PyTorch; import from the interval") {
+  CliWorkspace w;
+  train(w, w.dir / "smollm3", kLlama + " --set model.no_rope_freq=[0,1]");
+  const nlohmann::json j = nlohmann::json::parse(export_round_trip(w, w.dir / "smollm3", "smollm3"));
+  CHECK(j["model_type"] == "smollm3");
+  CHECK(j["architectures"][0] == "SmolLM3ForCausalLM");
+  CHECK(j["no_rope_layers"] == nlohmann::json::array({1, 0}));
+  CHECK(j["use_sliding_window"] == false);
+  CHECK(tessera::test::read_text(w.dir / "smollm3_imported/config.toml").find("no_rope_freq = [0, 1]") !=
+        std::string::npos);
+  // SmolLM3Config without the list: a NoPE layer every no_rope_layer_interval-th, counting from 1.
+  const std::string hf = w.dir / "smollm3_hf";
+  edit_config_json(hf, [](nlohmann::json& c) {
+    c.erase("no_rope_layers");
+    c["no_rope_layer_interval"] = 2;
+  });
+  import_edited(hf, w.dir / "smollm3_interval", "no_rope_freq = [0, 1]");
+  // The window and bad flags are refused on import; llama cannot say which layers skip rope.
+  const std::string bad = w.dir / "smollm3_bad";
+  fs::copy(hf, bad);
+  edit_config_json(bad, [](nlohmann::json& c) { c["no_rope_layers"] = {1, 2}; });
+  check_refused("checkpoint import --from hf " + bad, w.dir / "not_imported", "no_rope_layers");
+  edit_config_json(bad, [](nlohmann::json& c) {
+    c["no_rope_layers"] = {1, 0};
+    c["use_sliding_window"] = true;
+  });
+  check_refused("checkpoint import --from hf " + bad, w.dir / "not_imported", "use_sliding_window");
+  check_refused("checkpoint export --to hf --architecture llama " + w.dir / "smollm3", w.dir / "refused",
+                "model.no_rope_freq");
+}
+
 TEST_CASE("export --dtype bf16 / f16: the f32 export's tensors rounded to nearest even; read back by PyTorch and import") {
   CliWorkspace w;
   train(w, w.dir / "llama", kLlama);

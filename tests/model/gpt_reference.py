@@ -19,7 +19,8 @@ the table nor rotary positions); and "post_ln_residual" (Megatron-LM's
 --apply-residual-connection-post-layernorm: each sublayer adds its norm's output instead of its input,
 as ParallelTransformerLayer.forward picks `residual`); "exact_gelu" (the MLP's F.gelu, erf form, as
 Megatron-LM's MLP without its fused bias-GELU); "rotary_interpolation" (positions divided by it,
---rotary-seq-len-interpolation-factor); "yarn" (a dict of reference_rotary.yarn's arguments: YaRN's
+--rotary-seq-len-interpolation-factor); "nope_layers" (one flag per layer, 1: no rotary positions there,
+Megatron-Core's no_rope_freq); "yarn" (a dict of reference_rotary.yarn's arguments: YaRN's
 frequencies and magnitude, position_embedding_type = "yarn"); "window" (Megatron-Core's window_size [window, 0]: query i
 attends keys i − window … i, as get_sliding_window_causal_mask) in the layers "window_layers" flags 1
 (every layer without it: window_attn_skip_freq); "softmax_type" ("off-by-one": a zero logit beside each
@@ -203,7 +204,7 @@ def main(directory):
         v = kv[..., G * D:].reshape(B, T, G, D)
         if opts.get("qk_layernorm", False):  # Megatron-Core: per head, before the rotary embedding
             q, k = norm(q, f"{n}.attention.q_layernorm"), norm(k, f"{n}.attention.k_layernorm")
-        if rope:
+        if rope and not opts.get("nope_layers", [0] * L)[i]:  # Megatron-Core's no_rope_freq skips flagged layers
             scale, interp = opts.get("rope_scaling_factor", 0.0), opts.get("rotary_interpolation", 1.0)
             q = rotary(q, rot_dim, base, interleaved, 0, scale, interp, opts.get("yarn"))
             k = rotary(k, rot_dim, base, interleaved, 0, scale, interp, opts.get("yarn"))

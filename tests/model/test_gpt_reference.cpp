@@ -160,6 +160,16 @@ TEST_CASE("Llama-style GPT with linear position interpolation (rotary_seq_len_in
                        fmt::format(R"({{{}, "rotary_interpolation": 4.0}})", kLlamaJson), "_llama_interpolation"});
 }
 
+TEST_CASE("Llama-style GPT with NoPE layers among rope ones (no_rope_freq, SmolLM3's and Llama 4's) equals PyTorch",
+          "[reference]") {
+  // Megatron-Core's integer form: every 2nd layer counting from 1 (here layer 1 of 0–1) without rope;
+  // the list form the other way round.
+  check_against_torch(4, 2, {fmt::format("{}\nno_rope_freq = 2", kLlamaToml),
+                             fmt::format(R"({{{}, "nope_layers": [0, 1]}})", kLlamaJson), "_llama_nope_freq"});
+  check_against_torch(4, 2, {fmt::format("{}\nno_rope_freq = [1, 0]", kLlamaToml),
+                             fmt::format(R"({{{}, "nope_layers": [1, 0]}})", kLlamaJson), "_llama_nope_list"});
+}
+
 TEST_CASE("Llama-style GPT with YaRN positions (position_embedding_type yarn) equals PyTorch", "[reference]") {
   // gpt-oss's settings (factor 32 of 4096 positions, base 150000, correction range rounded): on heads
   // of 12 channels the ramp runs from pair 1 to pair 4 (weights 0, 1/3, 2/3, 1); and DeepSeek-style

@@ -60,6 +60,8 @@ const std::string kSink = std::string(kLlama) + "softmax_type = \"learnable\"\n"
 const std::string kOffByOne = std::string(kGpt2) + "softmax_type = \"off-by-one\"\n";
 // The window in the second of the two layers only (Megatron-Core's window_attn_skip_freq).
 const std::string kWindowLayers = kWindow + "window_attn_skip_freq = [0, 1]\n";
+// No rotary positions in the first of the two layers (Megatron-Core's no_rope_freq).
+const std::string kNope = std::string(kLlama) + "no_rope_freq = [1, 0]\n";
 
 auto make_model(const std::string& extra) { return test::make_tiny_gpt(kVocab, extra); }
 
@@ -125,7 +127,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
           "sinks",
           "[unit]") {
   for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
-                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str()}) {
+                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str(), kNope.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = require_generator(*model, "model plugin 'gpt'");
@@ -140,7 +142,7 @@ TEST_CASE("cached greedy generation equals uncached: GPT-2-style, MQA, Llama-sty
 
 TEST_CASE("a batch of prompts of different lengths equals each prompt generated alone", "[unit]") {
   for (const std::string extra : {kGpt2, kMqa, kLlama, kQkNorm, kMoe, kWindow.c_str(), kWindowLayers.c_str(),
-                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str()}) {
+                                  kSink.c_str(), kOffByOne.c_str(), kYarn.c_str(), kNope.c_str()}) {
     INFO("config: " << extra);
     auto model = make_model(extra);
     Generator& g = *model->generator();
@@ -481,6 +483,23 @@ TEST_CASE("model.softmax_type: sinks on the model line, a learned one per head, 
   const std::string msg = message_of<ConfigError>([&] { make_model("softmax_type = \"sink\"\n"); });
   CHECK(msg.find("model.softmax_type") != std::string::npos);
   CHECK(msg.find("off-by-one") != std::string::npos);
+}
+
+TEST_CASE("model.no_rope_freq: Megatron-Core's NoPE layers, bad values naming the key", "[unit]") {
+  CHECK(make_model(kNope)->describe().find("no rope in 1 of 2 layers") != std::string::npos);
+  CHECK(make_model(std::string(kLlama) + "no_rope_freq = 2\n")->describe().find("no rope in 1 of 2 layers") !=
+        std::string::npos);
+  CHECK(make_model(std::string(kLlama) + "no_rope_freq = [0, 0]\n")->describe().find("no rope") == std::string::npos);
+  std::string msg = message_of<ConfigError>([&] { make_model(std::string(kLlama) + "no_rope_freq = 3\n"); });
+  CHECK(msg.find("model.no_rope_freq = 3") != std::string::npos);
+  CHECK(msg.find("divide model.num_layers (2)") != std::string::npos);
+  for (const char* bad : {"no_rope_freq = [1, 0, 1]\n", "no_rope_freq = [2, 0]\n"}) {
+    msg = message_of<ConfigError>([&] { make_model(std::string(kLlama) + bad); });
+    CHECK(msg.find("one flag per layer: 2 values") != std::string::npos);
+  }
+  msg = message_of<ConfigError>([&] { make_model(std::string(kGpt2) + "no_rope_freq = 2\n"); });  // learned positions
+  CHECK(msg.find("model.no_rope_freq") != std::string::npos);
+  CHECK(msg.find("position_embedding_type") != std::string::npos);
 }
 
 TEST_CASE("model.window_attn_skip_freq: Megatron-Core's layers without the window, bad values naming the key",

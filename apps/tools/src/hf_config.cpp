@@ -71,7 +71,7 @@ const char* hf_causal_lm_class(const std::string& architecture) {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
       {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
       {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}, {"starcoder2", "Starcoder2ForCausalLM"},
-      {"gpt_oss", "GptOssForCausalLM"}};
+      {"gpt_oss", "GptOssForCausalLM"}, {"smollm3", "SmolLM3ForCausalLM"}};
   return classes.at(architecture);
 }
 
@@ -97,6 +97,7 @@ namespace {
 std::string natural_architecture(const TransformerOptions& o) {
   const bool experts = o.moe.router.experts > 0;
   if (o.swiglu && o.glu.alpha == kQuickGeluAlpha) return "gpt_oss";
+  if (!o.nope_layer_pattern.empty()) return "smollm3";
   if (!o.rope && !o.rms_norm && !o.swiglu) return o.num_query_groups == o.num_attention_heads ? "gpt2" : "gpt_bigcode";
   if (!o.rms_norm && !o.swiglu && !experts) return "starcoder2";
   if (o.qk_layernorm) return experts ? "qwen3_moe" : "qwen3";
@@ -114,7 +115,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.architecture = requested.empty() ? natural_architecture(o) : requested;
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
-                                  "phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe or gpt_oss",
+                                  "phi3, starcoder2, smollm3, mixtral, qwen2_moe, qwen3_moe or gpt_oss",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
@@ -136,6 +137,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (o.softmax_type != AttentionOptions::SoftmaxType::vanilla)
       throw refuse("softmax_type", "its attention softmax has no sink (gpt_oss has learned ones)");
   }
+  if (!o.nope_layer_pattern.empty() && !s.smollm3())
+    throw refuse("no_rope_freq", "it has rotary positions in every layer (smollm3 has NoPE layers)");
+  s.nope_layers = o.nope_layer_pattern;
   if (experts && !s.moe())
     throw refuse("num_experts", "its MLPs are dense (no mixture of experts; mixtral, qwen2_moe, qwen3_moe and gpt_oss "
                                 "have them)");
@@ -355,6 +359,14 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["pretraining_tp"] = 1;
     } else if (s.gpt_oss()) {
       write_gpt_oss_layers(s, j);
+    } else if (s.smollm3()) {  // no window; no_rope_layers: 1 where a layer has rotary positions
+      j["attention_bias"] = false;
+      j["mlp_bias"] = false;
+      j["use_sliding_window"] = false;
+      j["sliding_window"] = nullptr;
+      j["no_rope_layers"] = nlohmann::ordered_json::array();
+      for (std::int64_t i = 0; i < s.layers; ++i)
+        j["no_rope_layers"].push_back(s.nope_layers.empty() || !s.nope_layers[static_cast<std::size_t>(i)] ? 1 : 0);
     } else {  // every position attends to all before it, or to a window of them
       if (s.sliding_window > 0)
         j["sliding_window"] = s.sliding_window;
@@ -572,6 +584,30 @@ void read_gpt_oss(const Reader& r, HfGptShape& s) {
   read_layer_types(r, s, std::move(alternate), 128);
 }
 
+// SmolLM3 (transformers' SmolLM3Config): no_rope_layers, one entry per layer (at least), 1 where the
+// layer has rotary positions; without it a NoPE layer every no_rope_layer_interval (4) layers,
+// counting from 1. Its sliding window (use_sliding_window) is not read: refused.
+void read_smollm3(const Reader& r, HfGptShape& s) {
+  r.require("use_sliding_window", !r.flag("use_sliding_window", false), "false (SmolLM3's window is not imported)");
+  std::vector<bool> nope(static_cast<std::size_t>(s.layers));
+  if (r.has("no_rope_layers")) {
+    const nlohmann::json& v = r.j.at("no_rope_layers");
+    if (!v.is_array() || v.size() < nope.size())
+      throw r.bad("no_rope_layers", fmt::format("is {}, expected a list of {} flags (1: rotary positions, 0: none)",
+                                                detail::describe_json(v), s.layers));
+    for (std::size_t i = 0; i < nope.size(); ++i) {
+      if (v[i] != 0 && v[i] != 1)
+        throw r.bad("no_rope_layers", fmt::format("holds {}, expected 1 (rotary positions) or 0 (none)",
+                                                  detail::describe_json(v[i])));
+      nope[i] = v[i] == 0;
+    }
+  } else {
+    const std::int64_t every = r.size("no_rope_layer_interval", 4);
+    for (std::int64_t i = 0; i < s.layers; ++i) nope[static_cast<std::size_t>(i)] = (i + 1) % every == 0;
+  }
+  if (std::find(nope.begin(), nope.end(), true) != nope.end()) s.nope_layers = nope;
+}
+
 void read_starcoder2(const Reader& r, HfGptShape& s) {
   s.norm_epsilon = r.number("norm_epsilon", 1e-5);
   const std::string act = r.text("hidden_act", "gelu_pytorch_tanh");
@@ -622,10 +658,11 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
     throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, starcoder2, mixtral, "
-                              "qwen2_moe, qwen3_moe and gpt_oss models");
+                              "qwen2_moe, qwen3_moe, gpt_oss and smollm3 models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
-                                  "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe, gpt_oss)",
+                                  "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe, gpt_oss, "
+                                  "smollm3)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -677,6 +714,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     }
     if (s.qwen_moe()) read_qwen_moe(r, s);
     if (s.gpt_oss()) read_gpt_oss(r, s);
+    if (s.smollm3()) read_smollm3(r, s);
     if (s.moe() && s.experts_per_token > s.experts)
       throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts ({})", s.experts_per_token,
                                                      s.experts, s.qwen_moe() ? "num_experts" : "num_local_experts"));
@@ -765,6 +803,11 @@ std::string tessera_model_toml(const HfGptShape& s) {
     if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);
+    if (!s.nope_layers.empty()) {
+      std::string flags;
+      for (bool nope : s.nope_layers) flags += fmt::format("{}{}", flags.empty() ? "" : ", ", nope ? 1 : 0);
+      t += fmt::format("no_rope_freq = [{}]\n", flags);
+    }
     if (!s.window_layers.empty()) {
       std::string flags;
       for (bool window : s.window_layers) flags += fmt::format("{}{}", flags.empty() ? "" : ", ", window ? 1 : 0);

@@ -150,6 +150,35 @@ void read_gated_linear_unit(const ConfigSection& s, bool quick_geglu, Transforme
   o.glu.linear_offset = static_cast<float>(s.get_float("glu_linear_offset", 0.0, -1e30, 1e30));
 }
 
+// Megatron-Core's no_rope_freq (Llama 4's and SmolLM3's NoPE layers): N, rotary positions skipped in
+// every N-th layer counting from 1 (num_layers a multiple of N, as Megatron-Core asserts); or one
+// flag per layer, 1 to skip them.
+void read_no_rope_freq(const ConfigSection& s, TransformerOptions& o) {
+  if (!s.has("no_rope_freq")) return;
+  if (!o.rope)
+    throw ConfigError(fmt::format("model.no_rope_freq (in {}) picks the layers without rotary positions: it needs "
+                                  "model.position_embedding_type = \"rope\" or \"yarn\"",
+                                  s.origin("no_rope_freq")));
+  const std::size_t L = static_cast<std::size_t>(o.num_layers);
+  if (s.is_array("no_rope_freq")) {
+    const std::vector<std::int64_t> flags = s.get_int_list("no_rope_freq");
+    if (flags.size() != L || std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }))
+      throw ConfigError(fmt::format("model.no_rope_freq (in {}) as an array has one flag per layer: {} values of 1 "
+                                    "(no rotary positions) or 0 (rotary positions)",
+                                    s.origin("no_rope_freq"), L));
+    for (std::int64_t f : flags) o.nope_layer_pattern.push_back(f == 1);
+  } else {
+    const std::int64_t every = s.get_int("no_rope_freq", 1, 1, std::int64_t{1} << 40);
+    if (o.num_layers % every != 0)
+      throw ConfigError(fmt::format("model.no_rope_freq = {} (in {}) must divide model.num_layers ({}), as "
+                                    "Megatron-Core's; or give one flag per layer",
+                                    every, s.origin("no_rope_freq"), o.num_layers));
+    for (std::size_t i = 0; i < L; ++i) o.nope_layer_pattern.push_back(static_cast<std::int64_t>(i + 1) % every == 0);
+  }
+  if (std::none_of(o.nope_layer_pattern.begin(), o.nope_layer_pattern.end(), [](bool b) { return b; }))
+    o.nope_layer_pattern.clear();  // rotary positions in every layer
+}
+
 }  // namespace
 
 void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std::int64_t tp) {
@@ -202,6 +231,7 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
     if (std::all_of(o.window_layer_pattern.begin(), o.window_layer_pattern.end(), [](bool b) { return b; }))
       o.window_layer_pattern.clear();  // every layer
   }
+  read_no_rope_freq(s, o);
   // Megatron-Core's --use-rope-scaling (Llama 3.1 / 3.2) with --rope-scaling-factor (8 by default).
   const bool scaling = s.get_bool("use_rope_scaling", false);
   if (s.has("rope_scaling_factor") && !scaling)
@@ -489,6 +519,10 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.softmax_type = o.softmax_type;
   if (!o.window_layer_pattern.empty())
     b.window_of_layer = [o](std::int64_t layer) { return o.window_left_of(layer); };
+  if (!o.nope_layer_pattern.empty())
+    b.rope_of_layer = [nope = o.nope_layer_pattern](std::int64_t layer) {
+      return !nope.at(static_cast<std::size_t>(layer));
+    };
   l.attention.rotary.dim = o.rotary_dim();
   l.attention.rotary.base = o.rotary_base;
   l.attention.rotary.interleaved = o.rotary_interleaved;

@@ -42,7 +42,10 @@ struct TransformerBlockOptions {
   // The attention's window_left of global layer i where layers differ (Megatron-Core's
   // window_attn_skip_freq); empty: every layer's is layer.attention.window_left.
   std::function<std::int64_t(std::int64_t layer)> window_of_layer;
-  bool layers_differ() const { return mlp_of_layer || window_of_layer; }
+  // Whether layer `layer` (its index in the whole model) has the rotary positions layer.attention
+  // holds (false: none, a NoPE layer); unset: every layer.
+  std::function<bool(std::int64_t layer)> rope_of_layer;
+  bool layers_differ() const { return mlp_of_layer || window_of_layer || rope_of_layer; }
 };
 
 // `count` layers from global layer `first`: "layers 4–7", "layer 4", or "no layers" (a pipeline

@@ -65,6 +65,12 @@ struct TransformerOptions {
     return window_layer_pattern.empty() || window_layer_pattern.at(static_cast<std::size_t>(layer)) ? window_left : -1;
   }
   std::int64_t window_layers() const;  // how many layers have the window
+  // Megatron-Core's no_rope_freq: the layers flagged true have no rotary positions (NoPE layers among
+  // rope ones: Llama 4, SmolLM3); empty: rope in every layer.
+  std::vector<bool> nope_layer_pattern;
+  bool rope_in_layer(std::int64_t layer) const {
+    return rope && (nope_layer_pattern.empty() || !nope_layer_pattern.at(static_cast<std::size_t>(layer)));
+  }
   // Megatron-Core's softmax_type: "vanilla", "off-by-one" or "learnable" (attention sinks;
   // AttentionOptions::SoftmaxType).
   AttentionOptions::SoftmaxType softmax_type = AttentionOptions::SoftmaxType::vanilla;

@@ -1,7 +1,7 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
 // (LlamaForCausalLM, and its kin mistral, qwen2, qwen3, phi3 and starcoder2) and the mixtures of experts `mixtral`,
-// `qwen2_moe`, `qwen3_moe` and `gpt_oss` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
+// `qwen2_moe`, `qwen3_moe` and `gpt_oss`, and `smollm3` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
 // docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
 #include <cstdint>
@@ -26,7 +26,7 @@ struct HfTransformerDims {
 
 struct HfGptShape : HfTransformerDims {
   // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe",
-  // "qwen3_moe", "gpt_oss"
+  // "qwen3_moe", "gpt_oss", "smollm3"
   std::string architecture;
   std::int64_t groups = 0;
   double rotary_base = 10000.0;
@@ -78,8 +78,12 @@ struct HfGptShape : HfTransformerDims {
   // and qwen3's with mixture-of-experts MLPs).
   bool llama() const {
     return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" || architecture == "qwen3" ||
-           phi3() || starcoder2() || moe();
+           phi3() || starcoder2() || smollm3() || moe();
   }
+  // SmolLM3's layers: llama's, with rotary positions skipped in the layers no_rope_layers marks 0
+  // (Tessera's no_rope_freq flags, nope_layers: true where a layer has none).
+  bool smollm3() const { return architecture == "smollm3"; }
+  std::vector<bool> nope_layers;
   // gpt-oss's layers (GptOssForCausalLM): llama's attention with biases on q, k, v and o and a learned
   // sink per head (Tessera's softmax_type "learnable"), a sliding window in the layers layer_types
   // picks, YaRN positions, and mixture-of-experts MLPs only: a router with a bias, its top k logits'
