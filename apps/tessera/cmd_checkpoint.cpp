@@ -119,13 +119,15 @@ RegisterCommand reg{
        exp->add_option("--to", a->to, "the format to write: hf")->capture_default_str()->check(CLI::IsMember({"hf"}));
        exp->add_option("--architecture", a->architecture,
                        "gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, starcoder2, smollm3, mixtral, qwen2_moe, "
-                       "qwen3_moe or gpt_oss (default: gpt_oss for quick_geglu, smollm3 for no_rope_freq, starcoder2 for rope with LayerNorm and a GELU MLP, mistral for a "
+                       "qwen3_moe, gpt_oss or glm4_moe (default: gpt_oss for quick_geglu, smollm3 for no_rope_freq, "
+                       "glm4_moe for experts with sigmoid scores, starcoder2 for rope with LayerNorm and a GELU MLP, mistral for a "
                        "Llama-style model with window_size, llama for one without, qwen2 for one with add_qkv_bias, qwen3 for one with "
                        "qk_layernorm, phi3 for one with rotary_percent < 1; with num_experts qwen3_moe with qk_layernorm, qwen2_moe with add_qkv_bias or "
                        "a shared expert, else mixtral; gpt2 for multi-head attention, gpt_bigcode for multi-query); "
                        "a bert model exports as megatron-bert")
            ->check(CLI::IsMember({"gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2",
-                                  "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss", "megatron-bert"}));
+                                  "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss", "glm4_moe",
+                                  "megatron-bert"}));
        exp->add_option("--dtype", a->dtype,
                        "the weights' type in model.safetensors: f32, or bf16 / f16 rounded to nearest even (config.json's "
                        "torch_dtype says which)")

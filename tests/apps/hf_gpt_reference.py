@@ -8,7 +8,8 @@ rotation, are the same layers; MixtralForCausalLM's MLPs are sparse mixtures of 
 Qwen2MoeForCausalLM's — with a gated shared expert — and Qwen3MoeForCausalLM's, except the layers
 mlp_only_layers and decoder_sparse_step leave dense; GptOssForCausalLM's attention has biases and a
 learned sink per head, its experts a clamped gated unit, packed; SmolLM3ForCausalLM skips rotary
-positions in the layers no_rope_layers marks 0) forward passes written from transformers'
+positions in the layers no_rope_layers marks 0; Glm4MoeForCausalLM routes by sigmoid scores with a
+correction bias in expert groups, adds a shared expert, and rotates part of each head) forward passes written from transformers'
 modelling code: its parameter
 names, Conv1D's [in, out] weights in gpt2, c_attn's q/k/v split (GPTBigCode's per-head layout
 without multi_query), gelu_new (tanh), rotate_half rotary embeddings, repeat_kv for grouped
@@ -246,6 +247,29 @@ def gpt_oss_moe(cfg, w, p, m):
     return out
 
 
+def glm4_moe_sparse(cfg, w, p, m):
+    """Glm4MoeMoE: sigmoid scores of the gate; the choice by scores + e_score_correction_bias among the
+    topk_group best of n_group groups (each scored by its two best, the others masked to 0.0); the
+    chosen unbiased scores renormalised (norm_topk_prob) times routed_scaling_factor; each expert
+    SwiGLU; plus the shared_experts MLP on every token."""
+    scores = torch.sigmoid(m @ w[p + "gate.weight"].t())
+    choice = scores + w[p + "gate.e_score_correction_bias"]
+    E, k, G = cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg.get("n_group", 1)
+    group_scores = choice.view(-1, G, E // G).topk(2, dim=-1)[0].sum(dim=-1)
+    group_idx = torch.topk(group_scores, k=cfg.get("topk_group", 1), dim=-1)[1]
+    group_mask = torch.zeros_like(group_scores).scatter_(1, group_idx, 1)
+    score_mask = group_mask.unsqueeze(-1).expand(-1, G, E // G).reshape(-1, E)
+    chosen = torch.topk(choice.masked_fill(score_mask == 0, 0.0), k=k, dim=-1)[1]
+    weights = scores.gather(1, chosen)
+    if cfg.get("norm_topk_prob", True):
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+    weights = weights * cfg.get("routed_scaling_factor", 1.0)
+    out = torch.zeros_like(m)
+    for e in range(E):
+        out = out + ((chosen == e) * weights).sum(-1, keepdim=True) * swiglu(w, f"{p}experts.{e}.", m)
+    return out + swiglu(w, p + "shared_experts.", m)
+
+
 def swiglu(w, p, m):
     return (torch.nn.functional.silu(m @ w[p + "gate_proj.weight"].t()) * (m @ w[p + "up_proj.weight"].t())) @ w[
         p + "down_proj.weight"
@@ -272,7 +296,8 @@ def llama(cfg, w, ids):
         if starcoder2:
             return layer_norm(x, w[name + ".weight"], w[name + ".bias"], eps)
         return rms_norm(x, w[name + ".weight"], eps)
-    R = int(D * cfg.get("partial_rotary_factor", 1.0))  # Phi-3's rotary_ndims: rope on the first R channels
+    # Phi-3's and GLM-4.5's rotary_ndims: rope on the first R channels (Glm4MoeConfig's default 0.5)
+    R = int(D * cfg.get("partial_rotary_factor", 0.5 if kind == "glm4_moe" else 1.0))
     inv_freq = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, R, 2, dtype=torch.float64) / R))
     positions = torch.arange(T, dtype=torch.float64)
     if rs is not None and rs["rope_type"] == "llama3":
@@ -304,8 +329,9 @@ def llama(cfg, w, ids):
         window = cfg.get("sliding_window", 128)
         layer_types = cfg.get("layer_types") or [
             "sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(L)]
-    assert not cfg.get("attention_bias", False) or gpt_oss
-    qk_norm = kind in ("qwen3", "qwen3_moe")  # Qwen3Attention: q_norm / k_norm over each head, before rope
+    assert not cfg.get("attention_bias", False) or gpt_oss or kind == "glm4_moe"  # glm4_moe's: q, k, v only
+    # Qwen3Attention (Glm4MoeAttention with use_qk_norm): q_norm / k_norm over each head, before rope
+    qk_norm = kind in ("qwen3", "qwen3_moe") or (kind == "glm4_moe" and cfg.get("use_qk_norm", False))
 
     def heads(a, name, n):  # the projection as [n, T, D], normalised per head in qwen3
         if kind == "phi3":  # Phi3Attention: one qkv_proj, split [q (H·D) | k (G·D) | v (G·D)]
@@ -346,6 +372,8 @@ def llama(cfg, w, ids):
             x = x + sparse_moe(cfg, w, p + "block_sparse_moe.", m)
         elif gpt_oss:
             x = x + gpt_oss_moe(cfg, w, p + "mlp.", m)
+        elif kind == "glm4_moe" and i >= cfg.get("first_k_dense_replace", 1):
+            x = x + glm4_moe_sparse(cfg, w, p + "mlp.", m)
         elif kind in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
             x = x + qwen_sparse_moe(cfg, w, p + "mlp.", m)
         elif kind == "phi3":  # Phi3MLP: gate_up_proj's output chunked into gate, up
@@ -432,7 +460,7 @@ def main():
     w = load_safetensors(f"{folder}/model.safetensors")
     ids = torch.tensor([int(t) for t in tokens.split(",")])
     llama_family = ("llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe",
-                    "gpt_oss", "smollm3")
+                    "gpt_oss", "smollm3", "glm4_moe")
     ref = (llama if cfg["model_type"] in llama_family else gpt2_like)(cfg, w, ids)
     ours = torch.from_numpy(np.fromfile(logits_path, dtype="<f4").astype(np.float64)).view(len(ids), -1)
     assert ours.shape == ref.shape, f"Tessera's logits {tuple(ours.shape)}, the HF model's {tuple(ref.shape)}"

@@ -644,6 +644,64 @@ TEST_CASE("gpt_oss export: learned sinks, biases, windows in alternate layers, Y
                 "model.quick_geglu");
 }
 
+TEST_CASE("glm4_moe export: sigmoid routing with the expert bias in groups, scaled, a shared expert, a dense first "
+          "layer, q/k/v biases, q/k norms and half-rotary heads, against PyTorch; refusals") {
+  CliWorkspace w;
+  const std::string glm_base =
+      kLlama + " --set model.add_qkv_bias=true --set model.qk_layernorm=true --set model.rotary_percent=0.5 "
+               "--set model.num_experts=4 --set model.moe_ffn_hidden_size=24 "
+               "--set model.moe_router_score_function=sigmoid --set model.moe_router_enable_expert_bias=true "
+               "--set model.moe_router_bias_update_rate=0.05 --set model.moe_router_topk_scaling_factor=2.5 "
+               "--set model.moe_shared_expert_intermediate_size=24 --set model.moe_layer_freq=[0,1]";
+  const std::string glm = glm_base + " --set model.moe_router_topk=2 --set model.moe_router_num_groups=2 "
+                                     "--set model.moe_router_group_topk=1";
+  train(w, w.dir / "glm4_moe", glm);
+  const nlohmann::json j = nlohmann::json::parse(export_round_trip(w, w.dir / "glm4_moe", "glm4_moe"));
+  CHECK(j["model_type"] == "glm4_moe");
+  CHECK(j["architectures"][0] == "Glm4MoeForCausalLM");
+  CHECK(j["first_k_dense_replace"] == 1);
+  CHECK(j["n_group"] == 2);
+  CHECK(j["topk_group"] == 1);
+  CHECK(j["routed_scaling_factor"] == 2.5);
+  CHECK(j["n_shared_experts"] == 1);
+  CHECK(j["partial_rotary_factor"] == 0.5);
+  CHECK(j["attention_bias"] == true);
+  CHECK(j["use_qk_norm"] == true);
+  // The trained expert bias moved (its update rate 0.05), so PyTorch's choice used it.
+  const Tensor bias =
+      load_safetensors(w.dir / "glm4_moe_hf/model.safetensors").tensors.at("model.layers.1.mlp.gate.e_score_correction_bias");
+  bool moved = false;
+  for (std::int64_t e = 0; e < bias.numel(); ++e) moved = moved || bias.data<float>()[e] != 0.0f;
+  CHECK(moved);
+  const std::string toml = tessera::test::read_text(w.dir / "glm4_moe_imported/config.toml");
+  for (const char* line : {"moe_router_score_function = \"sigmoid\"", "moe_router_enable_expert_bias = true",
+                           "moe_router_num_groups = 2", "moe_shared_expert_gate = false", "moe_layer_freq = [0, 1]",
+                           "rotary_percent = 0.5", "qk_layernorm = true", "add_qkv_bias = true"}) {
+    INFO(line);
+    CHECK(toml.find(line) != std::string::npos);
+  }
+  check_packed_import(w, "glm4_moe");  // transformers 5's packed experts: the same model
+
+  const std::string hf = w.dir / "glm4_moe_hf", bad = w.dir / "glm4_moe_bad";
+  const auto import_refused = [&](const std::function<void(nlohmann::json&)>& change, const std::string& what) {
+    fs::remove_all(bad);
+    fs::copy(hf, bad);
+    edit_config_json(bad, change);
+    check_refused("checkpoint import --from hf " + bad, w.dir / "not_imported", what);
+  };
+  import_refused([](nlohmann::json& c) { c["norm_topk_prob"] = false; }, "norm_topk_prob");
+  import_refused([](nlohmann::json& c) { c["topk_group"] = 2; }, "topk_group");  // groups scored by k / 2 = 1 expert
+  import_refused([](nlohmann::json& c) { c["num_experts_per_tok"] = 1; }, "num_experts_per_tok");
+  import_refused([](nlohmann::json& c) { c["first_k_dense_replace"] = 2; }, "first_k_dense_replace");
+  // What glm4_moe cannot express: refused naming the key.
+  train(w, w.dir / "glm_top1", glm_base + " --set model.moe_router_topk=1");
+  check_refused("checkpoint export --to hf " + w.dir / "glm_top1", w.dir / "refused", "model.moe_router_topk");
+  train(w, w.dir / "glm_softmax", kLlama + " --set model.num_experts=4 --set model.moe_router_topk=2 "
+                                           "--set model.moe_ffn_hidden_size=24 --set model.moe_shared_expert_intermediate_size=24");
+  check_refused("checkpoint export --to hf --architecture glm4_moe " + w.dir / "glm_softmax", w.dir / "refused",
+                "model.moe_router_score_function");
+}
+
 TEST_CASE("smollm3 export: NoPE layers among rope ones (no_rope_freq) against PyTorch; import from the interval") {
   CliWorkspace w;
   train(w, w.dir / "smollm3", kLlama + " --set model.no_rope_freq=[0,1]");

@@ -22,13 +22,41 @@ using hf::toml_float;
 // The routers Mixtral's and the Qwen MoEs' configs can express: a softmax over every expert's logit,
 // the top k, their weights renormalised (Mixtral; the Qwen MoEs with norm_topk_prob) or not (the
 // Qwen MoEs without: Tessera's pre-softmax routing, unscaled); qwen2_moe's gated shared expert.
+// glm4_moe's router (HfGptShape): sigmoid scores; top-k of at least 2 (transformers renormalises a
+// single chosen score to 1, Tessera keeps it); expert groups scored by their two best experts
+// (Tessera's by topk / group_topk of them); an ungated shared expert a whole number of experts
+// wide; dense layers first only (first_k_dense_replace).
+template <class Refuse>
+void check_glm4_moe_router(const TransformerOptions& o, const Refuse& refuse) {
+  const MoeRouterOptions& r = o.moe.router;
+  if (!r.sigmoid) throw refuse("moe_router_score_function", "its router's scores are sigmoids (\"sigmoid\")");
+  if (r.topk < 2)
+    throw refuse("moe_router_topk", "it renormalises the chosen experts' scores, a single one to 1 (Tessera's "
+                                    "top-1 keeps the score): route to 2 experts or more");
+  if (r.num_groups > 0 && r.topk != 2 * r.group_topk)
+    throw refuse("moe_router_group_topk", fmt::format("its expert groups are scored by their two best experts, "
+                                                      "Tessera's by moe_router_topk / moe_router_group_topk = {}",
+                                                      static_cast<double>(r.topk) / static_cast<double>(r.group_topk)));
+  if (o.moe.shared_ffn_hidden == 0 || o.moe.shared_ffn_hidden % o.moe.ffn_hidden != 0)
+    throw refuse("moe_shared_expert_intermediate_size", "its shared expert is n_shared_experts ≥ 1 experts wide (a "
+                                                        "multiple of moe_ffn_hidden_size)");
+  if (o.moe.shared_gate) throw refuse("moe_shared_expert_gate", "its shared expert is not gated");
+  const auto first_moe = std::find(o.moe_layer_pattern.begin(), o.moe_layer_pattern.end(), true);
+  if (std::find(first_moe, o.moe_layer_pattern.end(), false) != o.moe_layer_pattern.end())
+    throw refuse("moe_layer_freq", "its dense layers come first, every later one a mixture (first_k_dense_replace)");
+}
+
 template <class Refuse>
 void check_exportable_router(const TransformerOptions& o, const HfGptShape& s, const Refuse& refuse) {
   const MoeRouterOptions& r = o.moe.router;
   if (r.experts == 0)
     throw refuse("num_experts", "its MLPs are mixtures of experts, this model's dense (llama, qwen2 and qwen3 have "
                                 "dense MLPs)");
-  if (r.sigmoid) throw refuse("moe_router_score_function", "its router's scores are a softmax");
+  if (s.glm4_moe()) {
+    check_glm4_moe_router(o, refuse);
+    return;
+  }
+  if (r.sigmoid) throw refuse("moe_router_score_function", "its router's scores are a softmax (glm4_moe's are sigmoids)");
   if (r.sinkhorn)
     throw refuse("moe_router_load_balancing_type",
                  "its router weighs the chosen experts by a softmax, not Sinkhorn routing's scores");
@@ -71,7 +99,7 @@ const char* hf_causal_lm_class(const std::string& architecture) {
       {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
       {"qwen3", "Qwen3ForCausalLM"},     {"mixtral", "MixtralForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"},
       {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"phi3", "Phi3ForCausalLM"}, {"starcoder2", "Starcoder2ForCausalLM"},
-      {"gpt_oss", "GptOssForCausalLM"}, {"smollm3", "SmolLM3ForCausalLM"}};
+      {"gpt_oss", "GptOssForCausalLM"}, {"smollm3", "SmolLM3ForCausalLM"}, {"glm4_moe", "Glm4MoeForCausalLM"}};
   return classes.at(architecture);
 }
 
@@ -98,6 +126,7 @@ std::string natural_architecture(const TransformerOptions& o) {
   const bool experts = o.moe.router.experts > 0;
   if (o.swiglu && o.glu.alpha == kQuickGeluAlpha) return "gpt_oss";
   if (!o.nope_layer_pattern.empty()) return "smollm3";
+  if (experts && o.moe.router.sigmoid) return "glm4_moe";
   if (!o.rope && !o.rms_norm && !o.swiglu) return o.num_query_groups == o.num_attention_heads ? "gpt2" : "gpt_bigcode";
   if (!o.rms_norm && !o.swiglu && !experts) return "starcoder2";
   if (o.qk_layernorm) return experts ? "qwen3_moe" : "qwen3";
@@ -115,13 +144,15 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
   s.architecture = requested.empty() ? natural_architecture(o) : requested;
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw ConfigError(fmt::format("--architecture {}: export writes gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, "
-                                  "phi3, starcoder2, smollm3, mixtral, qwen2_moe, qwen3_moe or gpt_oss",
+                                  "phi3, starcoder2, smollm3, mixtral, qwen2_moe, qwen3_moe, gpt_oss or glm4_moe",
                                   quote_untrusted(s.architecture)));
   const auto refuse = [&](const char* key, const std::string& why) {
     return ConfigError(fmt::format("model.{} in {}: {}, so this model cannot be exported as Hugging Face's {}", key,
                                    source, why, s.architecture));
   };
-  if (o.qk_layernorm && !s.qk_norm()) throw refuse("qk_layernorm", "it has no norms on q and k (qwen3 has them)");
+  if (o.qk_layernorm && !s.qk_norm() && !s.glm4_moe())
+    throw refuse("qk_layernorm", "it has no norms on q and k (qwen3 and glm4_moe have them)");
+  s.use_qk_norm = s.glm4_moe() && o.qk_layernorm;
   if (!o.qk_layernorm && s.qk_norm())
     throw refuse("qk_layernorm", "its attention normalises each head of q and k (qk_layernorm = true)");
   if (o.squared_relu) throw refuse("squared_relu", "its MLP activation is not squared ReLU");
@@ -150,7 +181,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.rope)
       throw refuse("position_embedding_type", fmt::format("llama has rotary positions (\"rope\"), this model {}",
                                                           o.learned_positions ? "a learned table" : "none"));
-    if (o.rotary_percent != 1.0 && !s.phi3())
+    if (o.rotary_percent != 1.0 && !s.phi3() && !s.glm4_moe())
       throw refuse("rotary_percent", fmt::format("{} rotates every channel of a head (1.0), this model {} (phi3 "
                                                  "has a partial_rotary_factor)",
                                                  s.architecture, o.rotary_percent));
@@ -175,7 +206,8 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     // qwen2 has biases on q, k and v; qwen2_moe too unless its config says "qkv_bias": false (a key
     // transformers reads since 2025; older versions expect the biases). qwen3's attention_bias would
     // put one on o_proj too, which Tessera lacks.
-    const bool biases = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && o.add_qkv_bias) || s.linear_bias;
+    const bool biases = s.architecture == "qwen2" || ((s.architecture == "qwen2_moe" || s.glm4_moe()) && o.add_qkv_bias) ||
+                        s.linear_bias;
     if (o.add_qkv_bias && !biases)
       throw refuse("add_qkv_bias", fmt::format("{}'s attention has no biases (qwen2 and qwen2_moe have them on q, k and "
                                                "v)",
@@ -183,7 +215,7 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     if (!o.add_qkv_bias && s.architecture == "qwen2")
       throw refuse("add_qkv_bias", "qwen2's q, k and v projections have biases (add_qkv_bias = true)");
     s.qkv_bias = biases;
-    if (biases && !s.gpt_oss() && o.kv_channels * o.num_attention_heads != o.hidden_size)
+    if (biases && !s.gpt_oss() && !s.glm4_moe() && o.kv_channels * o.num_attention_heads != o.hidden_size)
       throw refuse("kv_channels", fmt::format("{}'s heads have hidden_size / num_attention_heads channels", s.architecture));
     if (o.window_left >= 0 && s.architecture != "mistral" && !s.mixtral() && !s.phi3() && !s.starcoder2() &&
         !s.qwen() && !s.gpt_oss())
@@ -233,6 +265,9 @@ HfGptShape hf_shape_for_export(const TransformerOptions& o, const std::string& r
     s.norm_topk_prob = !o.moe.router.pre_softmax;
     s.shared_ffn = o.moe.shared_ffn_hidden;
     s.moe_layers = o.moe_layer_pattern;
+    s.routed_scaling = o.moe.router.topk_scaling_factor;
+    s.expert_groups = o.moe.router.num_groups;
+    s.group_topk = o.moe.router.group_topk;
   }
   s.rotary_base = o.rotary_base;
   s.rotary_interleaved = o.rotary_interleaved;
@@ -292,6 +327,25 @@ void write_qwen_window_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
     j["layer_types"].push_back(s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)]
                                    ? "sliding_attention"
                                    : "full_attention");
+}
+
+// glm4_moe: the attention's optional biases (q, k, v) and q/k norms, the partial rotary factor, the
+// experts, their router (HfGptShape) and the dense layers before them.
+void write_glm4_moe_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
+  j["attention_bias"] = s.qkv_bias;
+  j["use_qk_norm"] = s.use_qk_norm;
+  j["partial_rotary_factor"] = s.rotary_percent;
+  j["n_routed_experts"] = s.experts;
+  j["num_experts_per_tok"] = s.experts_per_token;
+  j["moe_intermediate_size"] = s.expert_ffn;
+  j["n_shared_experts"] = s.shared_ffn / s.expert_ffn;
+  j["routed_scaling_factor"] = s.routed_scaling;
+  j["n_group"] = std::max<std::int64_t>(1, s.expert_groups);
+  j["topk_group"] = std::max<std::int64_t>(1, s.group_topk);
+  j["norm_topk_prob"] = true;
+  std::int64_t dense_first = 0;
+  while (dense_first < s.layers && !s.moe_layer(dense_first)) ++dense_first;
+  j["first_k_dense_replace"] = dense_first;
 }
 
 // gpt_oss: biases on q, k, v and o, the experts (both counts under both names OpenAI's and
@@ -359,6 +413,8 @@ std::string hf_config_json(const HfGptShape& s, const std::map<std::string, std:
       j["pretraining_tp"] = 1;
     } else if (s.gpt_oss()) {
       write_gpt_oss_layers(s, j);
+    } else if (s.glm4_moe()) {
+      write_glm4_moe_layers(s, j);
     } else if (s.smollm3()) {  // no window; no_rope_layers: 1 where a layer has rotary positions
       j["attention_bias"] = false;
       j["mlp_bias"] = false;
@@ -584,6 +640,54 @@ void read_gpt_oss(const Reader& r, HfGptShape& s) {
   read_layer_types(r, s, std::move(alternate), 128);
 }
 
+// glm4_moe (transformers' Glm4MoeConfig, its defaults for a missing key; the router in HfGptShape).
+void read_glm4_moe(const Reader& r, HfGptShape& s) {
+  s.qkv_bias = r.flag("attention_bias", false);
+  s.use_qk_norm = r.flag("use_qk_norm", false);
+  s.rotary_percent = r.number("partial_rotary_factor", 0.5);
+  if (!(s.rotary_percent > 0.0 && s.rotary_percent <= 1.0))
+    throw r.bad("partial_rotary_factor", fmt::format("is {}, expected in (0, 1]", s.rotary_percent));
+  s.experts = r.size("n_routed_experts", 128);
+  s.experts_per_token = r.size("num_experts_per_tok", 8);
+  s.expert_ffn = r.size("moe_intermediate_size", 1408);
+  s.shared_ffn = r.size("n_shared_experts", 1) * s.expert_ffn;
+  s.routed_scaling = r.number("routed_scaling_factor", 1.0);
+  r.require("norm_topk_prob", r.flag("norm_topk_prob", true),
+            "true (Tessera's sigmoid routing renormalises the chosen experts' scores)");
+  if (s.experts_per_token < 2)
+    throw r.bad("num_experts_per_tok", "is 1: the renormalised weight of a single chosen expert is 1, which Tessera's "
+                                       "top-1 sigmoid routing (the score itself) is not");
+  const std::int64_t groups = r.size("n_group", 1), group_topk = r.size("topk_group", 1);
+  if (groups > 1) {
+    if (s.experts % groups != 0 || group_topk > groups)
+      throw r.bad("n_group", fmt::format("is {} with {} experts and topk_group {}: expected a divisor of the experts "
+                                         "and at least topk_group",
+                                         groups, s.experts, group_topk));
+    if (s.experts_per_token != 2 * group_topk)
+      throw r.bad("topk_group", fmt::format("is {} with num_experts_per_tok {}: transformers scores a group by its two "
+                                            "best experts, Tessera by num_experts_per_tok / topk_group of them, so "
+                                            "they agree only at num_experts_per_tok = 2 × topk_group",
+                                            group_topk, s.experts_per_token));
+    s.expert_groups = groups;
+    s.group_topk = group_topk;
+  }
+  std::int64_t dense_first = 1;  // first_k_dense_replace: Glm4MoeConfig's default 1; 0 allowed
+  if (r.j.contains("first_k_dense_replace")) {
+    const nlohmann::json& v = r.j.at("first_k_dense_replace");
+    if (!v.is_number_unsigned() || v.get<std::uint64_t>() > static_cast<std::uint64_t>(s.layers))
+      throw r.bad("first_k_dense_replace", fmt::format("is {}, expected 0 … {} (the dense layers before the mixtures)",
+                                                       detail::describe_json(v), s.layers));
+    dense_first = static_cast<std::int64_t>(v.get<std::uint64_t>());
+  }
+  if (dense_first >= s.layers)
+    throw r.bad("first_k_dense_replace", fmt::format("is {}: every one of the {} layers dense, no mixture of experts",
+                                                     dense_first, s.layers));
+  if (dense_first > 0) {
+    s.moe_layers.assign(static_cast<std::size_t>(s.layers), true);
+    for (std::int64_t i = 0; i < dense_first; ++i) s.moe_layers[static_cast<std::size_t>(i)] = false;
+  }
+}
+
 // SmolLM3 (transformers' SmolLM3Config): no_rope_layers, one entry per layer (at least), 1 where the
 // layer has rotary positions; without it a NoPE layer every no_rope_layer_interval (4) layers,
 // counting from 1. Its sliding window (use_sliding_window) is not read: refused.
@@ -658,11 +762,11 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
   s.architecture = r.text("model_type", "");
   if (s.architecture.empty())
     throw r.bad("model_type", "is missing: import reads gpt2, gpt_bigcode, llama, mistral, qwen2, qwen3, phi3, starcoder2, mixtral, "
-                              "qwen2_moe, qwen3_moe, gpt_oss and smollm3 models");
+                              "qwen2_moe, qwen3_moe, gpt_oss, glm4_moe and smollm3 models");
   if (s.architecture != "gpt2" && s.architecture != "gpt_bigcode" && !s.llama())
     throw FormatError(fmt::format("{}: 'model_type' {} is not an architecture import reads (gpt2, gpt_bigcode, llama, "
                                   "mistral, qwen2, qwen3, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe, gpt_oss, "
-                                  "smollm3)",
+                                  "glm4_moe, smollm3)",
                                   path, quote_untrusted(s.architecture)));
   if (s.llama()) {
     s.hidden = r.size("hidden_size");
@@ -685,7 +789,7 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
                                    {"truncate", false}, {"original_max_position_embeddings", 4096}};
       read_yarn(r, yarn, s, "rope_scaling");
     }
-    if (r.has("attention_bias") && !s.gpt_oss())
+    if (r.has("attention_bias") && !s.gpt_oss() && !s.glm4_moe())
       r.require("attention_bias", !r.flag("attention_bias", false), "false");
     if (r.has("mlp_bias")) r.require("mlp_bias", !r.flag("mlp_bias", false), "false");
     s.qkv_bias = s.architecture == "qwen2" || (s.architecture == "qwen2_moe" && r.flag("qkv_bias", true));
@@ -715,9 +819,13 @@ HfGptShape parse_hf_config(const std::string& text, const std::string& path) {
     if (s.qwen_moe()) read_qwen_moe(r, s);
     if (s.gpt_oss()) read_gpt_oss(r, s);
     if (s.smollm3()) read_smollm3(r, s);
+    if (s.glm4_moe()) read_glm4_moe(r, s);
     if (s.moe() && s.experts_per_token > s.experts)
       throw r.bad("num_experts_per_tok", fmt::format("is {}, more than the {} experts ({})", s.experts_per_token,
-                                                     s.experts, s.qwen_moe() ? "num_experts" : "num_local_experts"));
+                                                     s.experts,
+                                                     s.qwen_moe()   ? "num_experts"
+                                                     : s.glm4_moe() ? "n_routed_experts"
+                                                                    : "num_local_experts"));
     // A head_dim other than hidden_size / num_attention_heads: Tessera's kv_channels (qwen3's default
     // is 128, gpt_oss's 64).
     if (r.has("head_dim") || s.architecture == "qwen3" || s.gpt_oss()) {
@@ -800,7 +908,7 @@ std::string tessera_model_toml(const HfGptShape& s) {
                        toml_float(y.beta_slow), toml_float(y.mscale), toml_float(y.mscale_all_dim), y.round_to_int);
     }
     if (s.qkv_bias && !s.starcoder2() && !s.gpt_oss()) t += "add_qkv_bias = true\n";  // qwen2's biases on q, k and v
-    if (s.qk_norm()) t += "qk_layernorm = true\n";  // qwen3's RMSNorms over each head of q and k
+    if (s.has_qk_norm()) t += "qk_layernorm = true\n";  // qwen3's (glm4_moe's) RMSNorms over each head of q and k
     if (s.rotary_percent != 1.0) t += fmt::format("rotary_percent = {}\n", toml_float(s.rotary_percent));
     if (s.sliding_window > 0) t += fmt::format("window_size = [{}, 0]\n", s.sliding_window - 1);
     if (!s.nope_layers.empty()) {
@@ -818,7 +926,15 @@ std::string tessera_model_toml(const HfGptShape& s) {
                        s.experts_per_token, s.expert_ffn);
     if (s.moe() && !s.norm_topk_prob) t += "moe_router_pre_softmax = true\n";
     if (s.shared_ffn > 0)
-      t += fmt::format("moe_shared_expert_intermediate_size = {}\nmoe_shared_expert_gate = true\n", s.shared_ffn);
+      t += fmt::format("moe_shared_expert_intermediate_size = {}\nmoe_shared_expert_gate = {}\n", s.shared_ffn,
+                       !s.glm4_moe());
+    if (s.glm4_moe()) {  // sigmoid scores, the expert bias (e_score_correction_bias), groups, scaling
+      t += "moe_router_score_function = \"sigmoid\"\nmoe_router_enable_expert_bias = true\n";
+      if (s.routed_scaling != 1.0)
+        t += fmt::format("moe_router_topk_scaling_factor = {}\n", toml_float(s.routed_scaling));
+      if (s.expert_groups > 0)
+        t += fmt::format("moe_router_num_groups = {}\nmoe_router_group_topk = {}\n", s.expert_groups, s.group_topk);
+    }
     if (!s.moe_layers.empty()) {
       std::string flags;
       for (bool sparse : s.moe_layers) flags += fmt::format("{}{}", flags.empty() ? "" : ", ", sparse ? 1 : 0);

@@ -76,6 +76,11 @@ Order bigcode_heads(std::int64_t heads, std::int64_t D) {
 
 std::string layer(std::int64_t i, const char* rest) { return fmt::format("layers.{}.{}", i, rest); }
 
+// The shared expert's name in a layer: qwen2_moe's shared_expert, glm4_moe's shared_experts.
+std::string shared_expert_prefix(const HfGptShape& s) {
+  return s.glm4_moe() ? "mlp.shared_experts." : "mlp.shared_expert.";
+}
+
 // A SwiGLU MLP's fc1 [gate; up] (each F rows) and fc2 as HF's gate_proj, up_proj and down_proj under
 // `theirs` (llama's MLPs, the Qwen MoEs' experts and shared expert).
 void swiglu_to_hf(NamedTensors& out, const std::string& theirs, const Tensor& fc1, const Tensor& fc2, std::int64_t F) {
@@ -226,7 +231,7 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
       if (s.qkv_bias) out.emplace_back(p + "self_attn.v_proj.bias", vb);
       out.emplace_back(p + "self_attn.o_proj.weight", get(layer(i, "attention.output.weight")));
       if (s.linear_bias) out.emplace_back(p + "self_attn.o_proj.bias", get(layer(i, "attention.output.bias")));
-      if (s.qk_norm()) {  // qwen3's norms over each head's channels, permuted with the rows they scale
+      if (s.has_qk_norm()) {  // qwen3's norms over each head's channels, permuted with the rows they scale
         Tensor qn = get(layer(i, "attention.q_layernorm.weight")), kn = get(layer(i, "attention.k_layernorm.weight"));
         if (s.rotary_interleaved) {
           qn = permute_rows(qn, rotary_to_hf(1, D));
@@ -270,17 +275,23 @@ NamedTensors hf_tensors_from_tessera(const HfGptShape& s, const std::map<std::st
         }
         continue;
       }
-      if (s.moe_layer(i)) {  // the Qwen MoEs: gate, experts.E, qwen2_moe's shared_expert and its gate
+      if (s.moe_layer(i)) {  // the Qwen MoEs and glm4_moe: gate, experts.E, the shared expert
         out.emplace_back(p + "mlp.gate.weight", get(layer(i, "mlp.router.weight")));
+        if (s.glm4_moe()) {  // the expert bias (zeros for a router without one)
+          const auto bias = tessera.find(layer(i, "mlp.router.expert_bias"));
+          out.emplace_back(p + "mlp.gate.e_score_correction_bias",
+                           bias != tessera.end() ? bias->second : Tensor::zeros({s.experts}));
+        }
         for (std::int64_t e = 0; e < s.experts; ++e) {
           const std::string ours = fmt::format("layers.{}.mlp.experts.{}.", i, e);
           swiglu_to_hf(out, fmt::format("{}mlp.experts.{}.", p, e), get(ours + "fc1.weight"), get(ours + "fc2.weight"),
                        s.expert_ffn);
         }
-        if (s.shared_ffn > 0) {
-          swiglu_to_hf(out, p + "mlp.shared_expert.", get(layer(i, "mlp.shared_expert.fc1.weight")),
+        if (s.shared_ffn > 0) {  // qwen2_moe's shared_expert with its gate, glm4_moe's shared_experts
+          swiglu_to_hf(out, p + shared_expert_prefix(s), get(layer(i, "mlp.shared_expert.fc1.weight")),
                        get(layer(i, "mlp.shared_expert.fc2.weight")), s.shared_ffn);
-          out.emplace_back(p + "mlp.shared_expert_gate.weight", get(layer(i, "mlp.shared_expert.gate_weight")));
+          if (!s.glm4_moe())
+            out.emplace_back(p + "mlp.shared_expert_gate.weight", get(layer(i, "mlp.shared_expert.gate_weight")));
         }
         continue;
       }
@@ -369,7 +380,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       }
       out[layer(i, "attention.output.weight")] = take(p + "self_attn.o_proj.weight", {C, H * D});
       if (s.linear_bias) out[layer(i, "attention.output.bias")] = take(p + "self_attn.o_proj.bias", {C});
-      if (s.qk_norm()) {
+      if (s.has_qk_norm()) {
         out[layer(i, "attention.q_layernorm.weight")] = take(p + "self_attn.q_norm.weight", {D});
         out[layer(i, "attention.k_layernorm.weight")] = take(p + "self_attn.k_norm.weight", {D});
       }
@@ -412,8 +423,21 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
       // transformers 5's packed experts (files saved with save_original_format = false, and newer
       // releases): mlp.experts.gate_up_proj [E, 2F, C], each expert's [gate; up] (Tessera's fc1), and
       // mlp.experts.down_proj [E, C, F]; Mixtral's block_sparse_moe is mlp there too.
-      if (s.moe_layer(i) && hf.count(p + "mlp.experts.gate_up_proj")) {
+      // The router of the Qwen MoEs and glm4_moe, with glm4_moe's expert bias.
+      const auto router = [&] {
         out[layer(i, "mlp.router.weight")] = take(p + "mlp.gate.weight", {s.experts, C});
+        if (s.glm4_moe())
+          out[layer(i, "mlp.router.expert_bias")] = take(p + "mlp.gate.e_score_correction_bias", {s.experts});
+      };
+      // The shared expert: qwen2_moe's with its gate, glm4_moe's.
+      const auto shared = [&] {
+        if (s.shared_ffn == 0) return;
+        swiglu(layer(i, "mlp.shared_expert."), p + shared_expert_prefix(s), s.shared_ffn);
+        if (!s.glm4_moe())
+          out[layer(i, "mlp.shared_expert.gate_weight")] = take(p + "mlp.shared_expert_gate.weight", {1, C});
+      };
+      if (s.moe_layer(i) && hf.count(p + "mlp.experts.gate_up_proj")) {
+        router();
         const Tensor gate_up = take(p + "mlp.experts.gate_up_proj", {s.experts, 2 * EF, C});
         const Tensor down = take(p + "mlp.experts.down_proj", {s.experts, C, EF});
         for (std::int64_t e = 0; e < s.experts; ++e) {
@@ -421,10 +445,7 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
           out[ours + "fc1.weight"] = gate_up.rows(e, e + 1).reshape({2 * EF, C}).clone();
           out[ours + "fc2.weight"] = down.rows(e, e + 1).reshape({C, EF}).clone();
         }
-        if (s.shared_ffn > 0) {
-          swiglu(layer(i, "mlp.shared_expert."), p + "mlp.shared_expert.", s.shared_ffn);
-          out[layer(i, "mlp.shared_expert.gate_weight")] = take(p + "mlp.shared_expert_gate.weight", {1, C});
-        }
+        shared();
         continue;
       }
       if (s.mixtral()) {
@@ -439,13 +460,10 @@ std::map<std::string, Tensor> tessera_tensors_from_hf(const HfGptShape& s, std::
         continue;
       }
       if (s.moe_layer(i)) {
-        out[layer(i, "mlp.router.weight")] = take(p + "mlp.gate.weight", {s.experts, C});
+        router();
         for (std::int64_t e = 0; e < s.experts; ++e)
           swiglu(fmt::format("layers.{}.mlp.experts.{}.", i, e), fmt::format("{}mlp.experts.{}.", p, e), EF);
-        if (s.shared_ffn > 0) {
-          swiglu(layer(i, "mlp.shared_expert."), p + "mlp.shared_expert.", s.shared_ffn);
-          out[layer(i, "mlp.shared_expert.gate_weight")] = take(p + "mlp.shared_expert_gate.weight", {1, C});
-        }
+        shared();
         continue;
       }
       swiglu(layer(i, "mlp."), p + "mlp.", F);

@@ -1,7 +1,7 @@
 // The GPT shapes Hugging Face transformers and Tessera share, and their config files: config.json
 // of `gpt2` (GPT2LMHeadModel), `gpt_bigcode` (GPTBigCodeForCausalLM: MHA or multi-query), `llama`
 // (LlamaForCausalLM, and its kin mistral, qwen2, qwen3, phi3 and starcoder2) and the mixtures of experts `mixtral`,
-// `qwen2_moe`, `qwen3_moe` and `gpt_oss`, and `smollm3` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
+// `qwen2_moe`, `qwen3_moe`, `gpt_oss` and `glm4_moe`, and `smollm3` on one side, Tessera's [model] keys (docs/configs.md, docs/llama.md,
 // docs/moe.md) on the other. docs/checkpoints.md "Hugging Face export and import" lists the key names.
 #pragma once
 #include <cstdint>
@@ -26,7 +26,7 @@ struct HfTransformerDims {
 
 struct HfGptShape : HfTransformerDims {
   // "gpt2", "gpt_bigcode", "llama", "mistral", "qwen2", "qwen3", "phi3", "starcoder2", "mixtral", "qwen2_moe",
-  // "qwen3_moe", "gpt_oss", "smollm3"
+  // "qwen3_moe", "gpt_oss", "smollm3", "glm4_moe"
   std::string architecture;
   std::int64_t groups = 0;
   double rotary_base = 10000.0;
@@ -71,6 +71,15 @@ struct HfGptShape : HfTransformerDims {
   bool norm_topk_prob = true;
   std::int64_t shared_ffn = 0;
   std::vector<bool> moe_layers;
+  // glm4_moe's router (DeepSeek-V3's; transformers' Glm4MoeTopkRouter): sigmoid scores chosen with the
+  // expert bias (e_score_correction_bias: Tessera's router.expert_bias), in expert groups (n_group,
+  // topk_group: Tessera's moe_router_num_groups, moe_router_group_topk; 0: none), the chosen scores
+  // renormalised times routed_scaling_factor (moe_router_topk_scaling_factor); its shared expert
+  // ungated, n_shared_experts × moe_intermediate_size wide; its optional RMSNorms over each head of
+  // q and k (use_qk_norm: Tessera's qk_layernorm).
+  double routed_scaling = 1.0;
+  std::int64_t expert_groups = 0, group_topk = 0;
+  bool use_qk_norm = false;
   std::int64_t head_dim() const { return kv_channels > 0 ? kv_channels : hidden / heads; }
   // The Llama family: llama; mistral (llama's layers, here without a sliding window); qwen2 (biases
   // on q, k and v: Tessera's add_qkv_bias); qwen3 (RMSNorms over each head of q and k: Tessera's
@@ -102,7 +111,13 @@ struct HfGptShape : HfTransformerDims {
   bool qwen() const { return architecture.rfind("qwen", 0) == 0; }
   bool mixtral() const { return architecture == "mixtral"; }
   bool qwen_moe() const { return architecture == "qwen2_moe" || architecture == "qwen3_moe"; }
-  bool moe() const { return mixtral() || qwen_moe() || gpt_oss(); }
+  // GLM-4.5's and GLM-4.6's layers (Glm4MoeForCausalLM): llama's attention with optional biases on
+  // q, k and v, rope on a part of each head (partial_rotary_factor), the first layers dense, the
+  // rest mixtures of SwiGLU experts under the router above, with a shared expert.
+  bool glm4_moe() const { return architecture == "glm4_moe"; }
+  bool moe() const { return mixtral() || qwen_moe() || gpt_oss() || glm4_moe(); }
+  // Whether the file's attention has q_norm / k_norm (qwen3's always, glm4_moe's with use_qk_norm).
+  bool has_qk_norm() const { return qk_norm() || use_qk_norm; }
   bool qk_norm() const { return architecture == "qwen3" || architecture == "qwen3_moe"; }
   // Whether layer i's MLP is a mixture of experts.
   bool moe_layer(std::int64_t i) const {
