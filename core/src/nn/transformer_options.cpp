@@ -150,6 +150,20 @@ void read_gated_linear_unit(const ConfigSection& s, bool quick_geglu, Transforme
   o.glu.linear_offset = static_cast<float>(s.get_float("glu_linear_offset", 0.0, -1e30, 1e30));
 }
 
+// The list form of Megatron-Core's per-layer keys (window_attn_skip_freq, no_rope_freq): one flag of
+// 0 or 1 per layer; `one` and `zero` say what each means in the error.
+std::vector<bool> read_layer_flags(const ConfigSection& s, const std::string& key, std::int64_t layers, const char* one,
+                                   const char* zero) {
+  const std::vector<std::int64_t> flags = s.get_int_list(key);
+  if (static_cast<std::int64_t>(flags.size()) != layers ||
+      std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }))
+    throw ConfigError(fmt::format("model.{} (in {}) as an array has one flag per layer: {} values of 1 ({}) or 0 ({})",
+                                  key, s.origin(key), layers, one, zero));
+  std::vector<bool> out;
+  for (std::int64_t f : flags) out.push_back(f == 1);
+  return out;
+}
+
 // Megatron-Core's no_rope_freq (Llama 4's and SmolLM3's NoPE layers): N, rotary positions skipped in
 // every N-th layer counting from 1 (num_layers a multiple of N, as Megatron-Core asserts); or one
 // flag per layer, 1 to skip them.
@@ -161,12 +175,7 @@ void read_no_rope_freq(const ConfigSection& s, TransformerOptions& o) {
                                   s.origin("no_rope_freq")));
   const std::size_t L = static_cast<std::size_t>(o.num_layers);
   if (s.is_array("no_rope_freq")) {
-    const std::vector<std::int64_t> flags = s.get_int_list("no_rope_freq");
-    if (flags.size() != L || std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }))
-      throw ConfigError(fmt::format("model.no_rope_freq (in {}) as an array has one flag per layer: {} values of 1 "
-                                    "(no rotary positions) or 0 (rotary positions)",
-                                    s.origin("no_rope_freq"), L));
-    for (std::int64_t f : flags) o.nope_layer_pattern.push_back(f == 1);
+    o.nope_layer_pattern = read_layer_flags(s, "no_rope_freq", o.num_layers, "no rotary positions", "rotary positions");
   } else {
     const std::int64_t every = s.get_int("no_rope_freq", 1, 1, std::int64_t{1} << 40);
     if (o.num_layers % every != 0)
@@ -218,12 +227,8 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
                                     s.origin("window_attn_skip_freq")));
     const std::size_t L = static_cast<std::size_t>(o.num_layers);
     if (s.is_array("window_attn_skip_freq")) {
-      const std::vector<std::int64_t> flags = s.get_int_list("window_attn_skip_freq");
-      if (flags.size() != L || std::any_of(flags.begin(), flags.end(), [](std::int64_t f) { return f != 0 && f != 1; }))
-        throw ConfigError(fmt::format("model.window_attn_skip_freq (in {}) as an array has one flag per layer: {} "
-                                      "values of 1 (sliding window) or 0 (every earlier key)",
-                                      s.origin("window_attn_skip_freq"), L));
-      for (std::int64_t f : flags) o.window_layer_pattern.push_back(f == 1);
+      o.window_layer_pattern =
+          read_layer_flags(s, "window_attn_skip_freq", o.num_layers, "sliding window", "every earlier key");
     } else {
       const std::int64_t every = s.get_int("window_attn_skip_freq", 1, 1, std::int64_t{1} << 40);
       for (std::size_t i = 0; i < L; ++i) o.window_layer_pattern.push_back(static_cast<std::int64_t>(i + 1) % every != 0);
