@@ -37,7 +37,8 @@ load-balancing counts then the plain top-k's; "bias": the sigmoid scores plus th
 top-k's too); "sinkhorn": Megatron-Core's sinkhorn_load_balancing in training (the top-k of the
 Sinkhorn-balanced exp(logits), weighted by sigmoid for top-1 or the softmax for top-k); plus the MLP
 "shared_expert" on every
-token with "shared" (scaled per token by sigmoid(x · shared_expert.gate_weight) with "shared_gate"); "seq": the load-balancing loss per sequence, averaged, as
+token with "shared" (scaled per token by sigmoid(x · shared_expert.gate_weight) with "shared_gate"; its
+gated unit unclamped with "shared_clamp": false, activation_func_clamp_shared_expert); "seq": the load-balancing loss per sequence, averaged, as
 sequence_load_balancing_loss_func; "capacity": token dropping as Megatron-Core's
 topk_softmax_with_capacity, each expert keeping ceil(N·k/E·capacity) of its tokens, those of the
 largest weights (its topk over the experts' gate column), or with "drop": "position" the earliest
@@ -103,7 +104,7 @@ def main(directory):
         x = x + p["embedding.position_embeddings.weight"][torch.arange(T)]
     causal = torch.ones(T, T, dtype=torch.bool).tril()
 
-    def mlp(h, prefix):
+    def mlp(h, prefix, clamp=True):  # clamp: the gated unit's clamps, where "glu" has them
         m = linear(h, f"{prefix}.fc1")
         if opts.get("swiglu", False):
             x0, x1 = torch.chunk(m, 2, dim=-1)
@@ -111,7 +112,7 @@ def main(directory):
             if glu is None:
                 m = F.silu(x0) * x1
             else:  # Megatron-Core's mlp.py glu: clamps, the gate's x·σ(α·x), the linear half's offset
-                if glu.get("clamp") is not None:
+                if glu.get("clamp") is not None and clamp:
                     x0, x1 = x0.clamp(max=glu["clamp"]), x1.clamp(min=-glu["clamp"], max=glu["clamp"])
                 m = x0 * torch.sigmoid(glu.get("alpha", 1.0) * x0) * (x1 + glu.get("offset", 0.0))
         else:
@@ -184,7 +185,7 @@ def main(directory):
             if len(tok):
                 out = out.index_add(0, tok, probs[tok, slot].unsqueeze(-1) * mlp(rows[tok], f"{prefix}.experts.{e}"))
         if moe.get("shared"):
-            shared = mlp(rows, f"{prefix}.shared_expert")
+            shared = mlp(rows, f"{prefix}.shared_expert", moe.get("shared_clamp", True))
             if moe.get("shared_gate"):  # Qwen-MoE's / SharedExpertMLP's gate: sigmoid(x · w) per token
                 shared = torch.sigmoid(rows @ p[f"{prefix}.shared_expert.gate_weight"].t()) * shared
             out = out + shared

@@ -265,6 +265,17 @@ TEST_CASE("GPT with Megatron-Core's other gated linear units (quick GeGLU, clamp
                              R"({"swiglu": true, "glu": {"alpha": 1.702, "clamp": 0.3, "offset": -0.5}})", "_quick_geglu"});
   check_against_torch(4, 2, {fmt::format("{}\nactivation_func_clamp_value = 0.4", kLlamaToml),
                              fmt::format(R"({{{}, "glu": {{"clamp": 0.4}}}})", kLlamaJson), "_llama_swiglu_clamp"});
+  // DeepSeek-V4's: the routed experts clamped, the shared expert not
+  // (activation_func_clamp_shared_expert = false).
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nactivation_func_clamp_value = 0.3\nnum_experts = 4\nmoe_router_topk = 2\n"
+                                   "moe_ffn_hidden_size = 16\nmoe_shared_expert_intermediate_size = 24\n"
+                                   "activation_func_clamp_shared_expert = false",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "glu": {{"clamp": 0.3}}, "moe": {{"experts": 4, "topk": 2, "shared": 24,
+                                   "shared_clamp": false}}}})",
+                                   kLlamaJson),
+                       "_llama_moe_shared_unclamped"});
 }
 
 TEST_CASE("GPT with gpt-oss's blocks (quick GeGLU experts clamped with offset 1, router and expert biases, learned "

@@ -691,6 +691,14 @@ TEST_CASE("gated unit keys (quick_geglu, activation_func_clamp_value, glu_linear
              Contains("model.activation_func_clamp_value") && Contains("glu.toml") && Contains("quick_geglu"));
   CHECK_THAT(refused("glu_linear_offset = 1.0"), Contains("model.glu_linear_offset") && Contains("swiglu"));
   CHECK_THAT(refused("swiglu = true\nactivation_func_clamp_value = 0.0"), Contains("model.activation_func_clamp_value"));
+  // The shared expert's clamp switch: only with a mixture, a shared expert and a clamp.
+  CHECK_THAT(refused("swiglu = true\nactivation_func_clamp_value = 7.0\nactivation_func_clamp_shared_expert = false"),
+             Contains("model.activation_func_clamp_shared_expert") && Contains("num_experts is not set"));
+  const std::string moe = "swiglu = true\nnum_experts = 4\nmoe_ffn_hidden_size = 16\n";
+  CHECK_THAT(refused(moe + "moe_shared_expert_intermediate_size = 16\nactivation_func_clamp_shared_expert = false"),
+             Contains("model.activation_func_clamp_shared_expert") && Contains("model.activation_func_clamp_value"));
+  CHECK_THAT(refused(moe + "activation_func_clamp_value = 7.0\nactivation_func_clamp_shared_expert = false"),
+             Contains("model.moe_shared_expert_intermediate_size"));
   // gpt-oss's unit on the experts: described, and with the router bias the plan counts what is built.
   const Config oss = gpt_config("quick_geglu = true\nactivation_func_clamp_value = 7.0\nglu_linear_offset = 1.0\n"
                                 "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 16",

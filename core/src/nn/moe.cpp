@@ -131,6 +131,12 @@ MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& m
   return e;
 }
 
+MlpOptions MoeLayer::shared_expert_options(const MlpOptions& layer, const MoeOptions& moe) {
+  MlpOptions e = expert_options(layer, moe, moe.shared_ffn_hidden);
+  if (!moe.clamp_shared_expert) e.glu.clamp = GatedLinearUnit{}.clamp;
+  return e;
+}
+
 void MoeLayer::update_expert_bias(const std::vector<double>& tokens_per_expert) {
   // bias += rate · sign(mean − count), in f32 as Megatron-Core's get_updated_expert_bias.
   double mean = 0.0;
@@ -181,7 +187,7 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
     }
   }
   if (moe.shared_ffn_hidden > 0)
-    shared_ = std::make_unique<Mlp>(name + ".shared_expert", expert_options(layer, moe, moe.shared_ffn_hidden), seed, tp_);
+    shared_ = std::make_unique<Mlp>(name + ".shared_expert", shared_expert_options(layer, moe), seed, tp_);
   if (moe.shared_gate) init_normal(shared_gate_.value, layer.init_std, seed, shared_gate_.name);
 }
 
@@ -211,7 +217,7 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep > 1 ? 1 + ep : 1), C), expert.saved_elements),
                               plan_add(plan_mul(routed, C), plan_mul(routed, 2)));
   if (moe.shared_ffn_hidden > 0) {  // every row; its input is the rows kept above (held once)
-    const ModuleCost shared = Mlp::cost(expert_options(layer, moe, moe.shared_ffn_hidden), rows, tp);
+    const ModuleCost shared = Mlp::cost(shared_expert_options(layer, moe), rows, tp);
     c.parameters = plan_add(c.parameters, shared.parameters);
     c.parameter_tensors += shared.parameter_tensors;
     c.saved_elements = plan_add(c.saved_elements, shared.saved_elements - plan_mul(rows, C));

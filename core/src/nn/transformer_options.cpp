@@ -414,7 +414,7 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                          "moe_router_num_groups", "moe_router_group_topk",
                                          "moe_router_enable_expert_bias", "moe_router_bias_update_rate",
                                          "moe_token_dispatcher_type", "moe_shared_expert_gate",
-                                         "moe_per_layer_logging"};
+                                         "moe_per_layer_logging", "activation_func_clamp_shared_expert"};
   if (!s.has("num_experts")) {
     for (const char* key : kMoeKeys)
       if (s.has(key))
@@ -459,6 +459,14 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
     throw ConfigError(fmt::format("model.moe_shared_expert_gate (in {}) gates the shared expert, but there is none: "
                                   "set model.moe_shared_expert_intermediate_size, or drop the key",
                                   s.origin("moe_shared_expert_gate")));
+  // Megatron-Core's --no-activation-func-clamp-shared-expert (DeepSeek-V4's): the shared expert's
+  // gated unit without activation_func_clamp_value's clamps.
+  m.clamp_shared_expert = s.get_bool("activation_func_clamp_shared_expert", true);
+  if (s.has("activation_func_clamp_shared_expert") && (m.shared_ffn_hidden == 0 || !std::isfinite(o.glu.clamp)))
+    throw ConfigError(fmt::format("model.activation_func_clamp_shared_expert (in {}) says whether the shared expert "
+                                  "clamps its gated unit: it needs model.moe_shared_expert_intermediate_size and "
+                                  "model.activation_func_clamp_value",
+                                  s.origin("activation_func_clamp_shared_expert")));
   m.router = read_router_options(s, m.router.experts, m.router.topk);
   // Megatron-Core's moe_layer_freq: every N-th layer from layer 0, or one 0/1 flag per layer.
   const std::size_t L = static_cast<std::size_t>(o.num_layers);

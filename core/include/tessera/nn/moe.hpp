@@ -49,6 +49,9 @@ struct MoeOptions {
   std::int64_t ffn_hidden = 0;       // each expert's (moe_ffn_hidden_size)
   std::int64_t shared_ffn_hidden = 0;  // the shared expert's (moe_shared_expert_intermediate_size); 0: none
   bool shared_gate = false;  // moe_shared_expert_gate: the shared expert's output times sigmoid(x · w) per token
+  // activation_func_clamp_shared_expert (Megatron-Core's): false leaves the shared expert's gated unit
+  // unclamped (DeepSeek-V4's), the routed experts clamped.
+  bool clamp_shared_expert = true;
   bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
   // Expert parallelism: the ep size (parallel.expert_model_parallel_size, which the plan reads) and,
   // in a built model, its group (null: one rank).
@@ -84,6 +87,7 @@ class MoeLayer : public Module {
  private:
   // An expert's options (ffn: the routed experts' or the shared one's).
   static MlpOptions expert_options(const MlpOptions& layer, const MoeOptions& moe, std::int64_t ffn);
+  static MlpOptions shared_expert_options(const MlpOptions& layer, const MoeOptions& moe);
   std::int64_t hidden_;
   std::int64_t layer_index_;  // in the whole model (per-layer statistics)
   bool sequence_parallel_;
