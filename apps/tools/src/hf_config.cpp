@@ -312,6 +312,17 @@ nlohmann::ordered_json yarn_rope_scaling(const RopeYarn& y) {
   return v;
 }
 
+// transformers' layer_types (the Qwens', gpt_oss's): "sliding_attention" in the layers with the
+// window (all of them without window_layers), else "full_attention".
+nlohmann::ordered_json layer_types_json(const HfGptShape& s) {
+  nlohmann::ordered_json types = nlohmann::ordered_json::array();
+  for (std::int64_t i = 0; i < s.layers; ++i)
+    types.push_back(s.sliding_window > 0 && (s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)])
+                        ? "sliding_attention"
+                        : "full_attention");
+  return types;
+}
+
 // The Qwens' window: use_sliding_window, and which layers have it. transformers reads layer_types;
 // versions before it (2025) read max_window_layers, the layers from it on having the window — the
 // same layers where the window starts after the first full ones, as it does in Qwen's configs.
@@ -322,11 +333,7 @@ void write_qwen_window_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
   while (full_first < s.layers && !s.window_layers.empty() && !s.window_layers[static_cast<std::size_t>(full_first)])
     ++full_first;
   j["max_window_layers"] = full_first;
-  j["layer_types"] = nlohmann::ordered_json::array();
-  for (std::int64_t i = 0; i < s.layers; ++i)
-    j["layer_types"].push_back(s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)]
-                                   ? "sliding_attention"
-                                   : "full_attention");
+  j["layer_types"] = layer_types_json(s);
 }
 
 // glm4_moe: the attention's optional biases (q, k, v) and q/k norms, the partial rotary factor, the
@@ -359,12 +366,7 @@ void write_gpt_oss_layers(const HfGptShape& s, nlohmann::ordered_json& j) {
   j["experts_per_token"] = s.experts_per_token;
   j["swiglu_limit"] = kGptOssSwigluLimit;
   j["sliding_window"] = s.sliding_window > 0 ? s.sliding_window : s.positions;
-  j["layer_types"] = nlohmann::ordered_json::array();
-  for (std::int64_t i = 0; i < s.layers; ++i)
-    j["layer_types"].push_back(
-        s.sliding_window > 0 && (s.window_layers.empty() || s.window_layers[static_cast<std::size_t>(i)])
-            ? "sliding_attention"
-            : "full_attention");
+  j["layer_types"] = layer_types_json(s);
   j["output_router_logits"] = false;
 }
 

@@ -26,18 +26,22 @@ inline constexpr float kQuickGeluAlpha = 1.702f;  // Megatron-Core's quick_gelu:
 
 inline TESSERA_HOST_DEVICE float glu_sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
 
+// The clamped halves: a = min(x0, c), b = clamp(x1, −c, c).
+inline TESSERA_HOST_DEVICE float glu_gate(float x0, const GatedLinearUnit& g) { return x0 < g.clamp ? x0 : g.clamp; }
+inline TESSERA_HOST_DEVICE float glu_linear(float x1, const GatedLinearUnit& g) {
+  return x1 < -g.clamp ? -g.clamp : (x1 > g.clamp ? g.clamp : x1);
+}
+
 // y for one (gate x0, linear x1) pair.
 inline TESSERA_HOST_DEVICE float glu_value(float x0, float x1, const GatedLinearUnit& g) {
-  const float a = x0 < g.clamp ? x0 : g.clamp;
-  const float b = x1 < -g.clamp ? -g.clamp : (x1 > g.clamp ? g.clamp : x1);
-  return a * glu_sigmoid(g.alpha * a) * (b + g.linear_offset);
+  const float a = glu_gate(x0, g);
+  return a * glu_sigmoid(g.alpha * a) * (glu_linear(x1, g) + g.linear_offset);
 }
 
 // dy/dx0 and dy/dx1 times dy.
 inline TESSERA_HOST_DEVICE void glu_grads(float x0, float x1, float dy, const GatedLinearUnit& g, float& dx0,
                                           float& dx1) {
-  const float a = x0 < g.clamp ? x0 : g.clamp;
-  const float b = x1 < -g.clamp ? -g.clamp : (x1 > g.clamp ? g.clamp : x1);
+  const float a = glu_gate(x0, g), b = glu_linear(x1, g);
   const float s = glu_sigmoid(g.alpha * a);
   dx0 = x0 <= g.clamp ? dy * (b + g.linear_offset) * s * (1.0f + g.alpha * a * (1.0f - s)) : 0.0f;
   dx1 = x1 >= -g.clamp && x1 <= g.clamp ? dy * a * s : 0.0f;

@@ -530,8 +530,10 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   l.attention.kv_channels = o.kv_channels;
   l.attention.window_left = o.window_left;
   l.attention.softmax_type = o.softmax_type;
-  if (!o.window_layer_pattern.empty())
-    b.window_of_layer = [o](std::int64_t layer) { return o.window_left_of(layer); };
+  if (!o.window_layer_pattern.empty())  // the flags only, not a copy of every option
+    b.window_of_layer = [flags = o.window_layer_pattern, left = o.window_left](std::int64_t layer) {
+      return flags.at(static_cast<std::size_t>(layer)) ? left : std::int64_t{-1};
+    };
   if (!o.nope_layer_pattern.empty())
     b.rope_of_layer = [nope = o.nope_layer_pattern](std::int64_t layer) {
       return !nope.at(static_cast<std::size_t>(layer));
@@ -553,8 +555,8 @@ TransformerBlockOptions transformer_block_options(const TransformerOptions& o, T
   if (o.moe.router.experts > 0 && o.moe_layer_pattern.empty()) {
     l.spec.mlp = moe_mlp_spec(o.moe);
   } else if (o.moe.router.experts > 0) {  // some layers dense
-    b.mlp_of_layer = [moe = moe_mlp_spec(o.moe), dense = l.spec.mlp, o](std::int64_t layer) {
-      return o.moe_layer(layer) ? moe : dense;
+    b.mlp_of_layer = [moe = moe_mlp_spec(o.moe), dense = l.spec.mlp, flags = o.moe_layer_pattern](std::int64_t layer) {
+      return flags.at(static_cast<std::size_t>(layer)) ? moe : dense;
     };
   }
   l.ffn_hidden = o.ffn_hidden_size;
