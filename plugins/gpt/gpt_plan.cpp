@@ -31,6 +31,7 @@ class GptPlanner : public ModelPlanner {
     spec_ = spec_of(o_);
     GptOptions whole = o_;  // every expert, whatever the expert-parallel split
     whole.moe.expert_parallel = 1;
+    whole.moe.expert_tensor_parallel = 0;
     whole_ = {whole, spec_of(whole)};
   }
 

@@ -255,6 +255,32 @@ TEST_CASE("expert parallelism: the plan splits the experts per rank, and bad siz
                                            TESSERA_SOURCE_DIR));
   CHECK_THAT(bert.output, Catch::Contains("the bert model has no mixture-of-experts layers"));
   for (const Run* r : {&not_dividing_dp, &not_dividing_experts, &dense, &bert}) CHECK_FALSE(r->exited_with(0));
+
+  // Expert tensor parallel size 1 under tp 2, ep 2 (4 ranks): each rank 4 of the 8 experts whole
+  // (3·160·128 elements each) where the default splits them over tp — twice the expert weights per
+  // rank, 4 layers × 4 × 61440 / 2 more — with the model's count unchanged.
+  const std::string tp2ep2 = fmt::format("plan {} --ranks 4 --vocab-size 50257 --json --set "
+                                         "parallel.tensor_model_parallel_size=2 --set parallel.expert_model_parallel_size=2",
+                                         tiny);
+  const Run split = run_tessera(tp2ep2), whole = run_tessera(tp2ep2 + " --set parallel.expert_tensor_parallel_size=1");
+  INFO(whole.output);
+  REQUIRE(split.exited_with(0));
+  REQUIRE(whole.exited_with(0));
+  const auto js = nlohmann::json::parse(split.output), jw = nlohmann::json::parse(whole.output);
+  CHECK(jw["total_parameters"] == js["total_parameters"]);
+  CHECK(jw["stages"][0]["parameters"].get<std::int64_t>() - js["stages"][0]["parameters"].get<std::int64_t>() ==
+        4LL * 4 * 3 * 160 * 128 / 2);
+  const Run etp2 = run_tessera(fmt::format("plan {} --ranks 8 --vocab-size 50257 --set parallel.tensor_model_parallel_size=4 "
+                                           "--set parallel.expert_model_parallel_size=2 --set parallel.expert_tensor_parallel_size=2",
+                                           tiny));
+  CHECK_FALSE(etp2.exited_with(0));
+  CHECK_THAT(etp2.output, Catch::Contains("parallel.expert_tensor_parallel_size = 2 (in --set") &&
+                              Catch::Contains("must be 1") && Catch::Contains("tensor_model_parallel_size (4"));
+  const Run ep_not_tp = run_tessera(fmt::format("plan {} --ranks 4 --vocab-size 50257 --set parallel.tensor_model_parallel_size=2 "
+                                                "--set parallel.expert_tensor_parallel_size=1",
+                                                tiny));
+  CHECK_FALSE(ep_not_tp.exited_with(0));
+  CHECK_THAT(ep_not_tp.output, Catch::Contains("expert_model_parallel_size 1 must be a multiple of 2"));
 }
 
 TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {

@@ -84,7 +84,8 @@ constexpr std::int64_t kT5DecoderSeq = 8;
 
 std::string config_text(const TestModel& model, std::int64_t heads, std::int64_t groups, int tp, int pp,
                         std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                        int split = 0, std::int64_t first_stage_layers = 0, bool counted = false, int ep = 1) {
+                        int split = 0, std::int64_t first_stage_layers = 0, bool counted = false, int ep = 1,
+                        int etp = 0) {
   std::string own = model.plugin == "bert" ? fmt::format("bert_binary_head = {}\n", model.binary_head) : "";
   if (model.plugin == "t5") own = fmt::format("decoder_num_layers = 3\ndecoder_seq_length = {}\n", kT5DecoderSeq);
   // T5 is multi-head only and reads no num_query_groups.
@@ -110,13 +111,15 @@ decoder_first_pipeline_num_layers = {}
 account_for_embedding_in_pipeline_split = {}
 account_for_loss_in_pipeline_split = {}
 expert_model_parallel_size = {}
+{}
 [training]
 micro_batch_size = {}
 global_batch_size = {}
 [optimizer]
 plugin = "adam"
 {}
-)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, first_stage_layers, counted, counted, ep, micro,
+)", model.plugin, own, heads, query_groups, recompute, tp, pp, split, sp, first_stage_layers, counted, counted, ep,
+                     etp > 0 ? fmt::format("expert_tensor_parallel_size = {}", etp) : "", micro,
                      global,
                      pp > 1 ? "[schedule]\nplugin = \"1f1b\"" : "");  // core has no default schedule
 }
@@ -186,19 +189,20 @@ Batch random_batch(const TestModel& model, std::int64_t B, std::int64_t T, unsig
 // optimizer state and collective is.
 void check_layout(const TestModel& model_kind, std::int64_t heads, std::int64_t groups, int tp, int pp, int dp,
                   std::int64_t micro, std::int64_t global, const std::string& recompute = "", bool sp = false,
-                  int split = 0, std::int64_t first_stage_layers = 0, bool counted = false, int ep = 1) {
+                  int split = 0, std::int64_t first_stage_layers = 0, bool counted = false, int ep = 1,
+                  int etp = 0) {
   INFO(fmt::format("{}: heads {} groups {} tp {} pp {} dp {} micro {} global {} {} sp {} split {} first stage {} "
                    "embedding and loss counted {}",
                    model_kind.name(), heads, groups, tp, pp, dp, micro, global, recompute, sp, split,
                    first_stage_layers, counted));
   const std::string text =
-      config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split, first_stage_layers, counted, ep);
+      config_text(model_kind, heads, groups, tp, pp, micro, global, recompute, sp, split, first_stage_layers, counted, ep, etp);
   const int world = tp * pp * dp;
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{world, kVocab});
   REQUIRE(plan.stages.size() == static_cast<std::size_t>(pp));
   const std::int64_t m = plan.num_microbatches;
   REQUIRE(m == global / (micro * dp));
-  const ParallelSizes sizes{tp, pp, 1, sp, split, first_stage_layers, 0, counted, counted, ep};
+  const ParallelSizes sizes{tp, pp, 1, sp, split, first_stage_layers, 0, counted, counted, ep, etp == tp ? 0 : etp};
   const ParallelLayout any = ParallelLayout::make(0, world, sizes);
 
   for (int stage = 0; stage < pp; ++stage)
@@ -537,6 +541,14 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
     check_layout(kGpt, 4, 2, 2, 2, 2, 2, 16, moe + "\nmoe_shared_expert_intermediate_size = 16", true, 0, 0, false, 2);
     check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, moe + "\nmoe_shared_expert_intermediate_size = 16", true);
     check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + "\nmoe_shared_expert_intermediate_size = 16\nmoe_shared_expert_gate = true");
+    // Expert tensor parallel size 1: whole experts spread over the tp ranks (ep = tp), and over tp
+    // and dp (ep 4 of tp 2 · dp 2) with sequence parallelism, a shared expert, either dispatcher;
+    // an expert ffn that tp does not divide, over pipeline stages.
+    check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe, false, 0, 0, false, 2, 1);
+    check_layout(kGpt, 4, 2, 2, 1, 2, 2, 8, moe + "\nmoe_shared_expert_intermediate_size = 16", true, 0, 0, false, 4, 1);
+    check_layout(kGpt, 4, 2, 2, 1, 2, 2, 8, moe + "\nmoe_token_dispatcher_type = \"alltoall\"", true, 0, 0, false, 4, 1);
+    check_layout(kGpt, 4, 4, 2, 2, 2, 2, 16, "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 25", false, 0,
+                 0, false, 2, 1);
   }
   SECTION("biases on q, k, v only (add_qkv_bias): tp 2, GQA") {
     check_layout(kGpt, 4, 2, 2, 1, 1, 2, 4, kLlamaKeys + "\nadd_qkv_bias = true");

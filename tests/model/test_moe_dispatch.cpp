@@ -87,6 +87,19 @@ TEST_CASE("moe dispatch: the all-to-all plan sends each row once to each rank wh
   CHECK(d.first == std::vector<std::int64_t>{0, 4, 6});
   CHECK(ints(d.ids) == std::vector<std::int32_t>{0, 1, 2, 3, 1, 3});
 
+  // Expert tensor parallel size 1: two tp ranks (slices) over the same two dp ranks, one expert
+  // each, blocks alternating — slice 0 holds experts 0 (rank 0) and 2 (rank 1), slice 1 experts 1
+  // and 3 — and each slice exchanges only the rows of its own experts.
+  const Exchange s0 = plan_exchange(group, 2, 0, 1, Device::cpu(), 2, 0);
+  CHECK(ints(s0.send_rows[0]) == std::vector<std::int32_t>{1});     // token 1: expert 0
+  CHECK(ints(s0.send_rows[1]) == std::vector<std::int32_t>{0, 2});  // tokens 0 and 2: expert 2
+  CHECK(s0.first == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(s0.buffer_row == std::vector<std::int64_t>{-1, 0, -1, -1, 1, -1});
+  const Exchange s1 = plan_exchange(group, 2, 1, 1, Device::cpu(), 2, 1);
+  CHECK(ints(s1.send_rows[0]) == std::vector<std::int32_t>{0});  // token 0: expert 1
+  CHECK(ints(s1.send_rows[1]) == std::vector<std::int32_t>{2});  // token 2: expert 3
+  CHECK(s1.buffer_row == std::vector<std::int64_t>{-1, -1, 0, -1, -1, 1});
+
   // One rank holding everything: every row with a kept pair, once.
   const Exchange alone = plan_exchange(own, 1, 0, 4, Device::cpu());
   CHECK(ints(alone.send_rows[0]) == std::vector<std::int32_t>{0, 1, 2});

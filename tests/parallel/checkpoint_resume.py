@@ -14,9 +14,15 @@ expert-parallel size must fail naming the reason (and the keys that load it anyw
 evaluate` of it must print one validation loss in one process and under ep 2 and 4, and its weights
 must load with checkpoint.finetune in one process.
 
-usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors | --ep-errors] LAYOUT...
-LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, ep, opt, dev, prec: ep sets
-parallel.expert_model_parallel_size; dev=sim trains on
+With --etp-errors (the first layout must set tp=2 and etp=1: whole experts on each tp rank), its
+checkpoint resumed with the experts split over tp must fail naming the reason, `tessera evaluate` of it
+must print one validation loss in one process and under its own layout with and without etp=1,
+checkpoint.finetune must load it with the experts split over tp, and `tessera checkpoint reshard`
+must refuse it naming the setting.
+
+usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors | --ep-errors | --etp-errors] LAYOUT...
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, ep, etp, opt, dev, prec: ep sets
+parallel.expert_model_parallel_size, etp parallel.expert_tensor_parallel_size; dev=sim trains on
 the simulated device, so checkpoints are saved from and restored into device memory; prec=bf16 or
 prec=fp16 trains in mixed precision, whose f32 master weights, gradients and Adam state are what a
 checkpoint holds and the bf16/f16 compute copies are remade from them on resume; fp16 runs
@@ -53,7 +59,7 @@ FP16_SCALER = {"initial_loss_scale": 2 ** 24, "hysteresis": 1, "loss_scale_windo
 def command(tessera, config, mpiexec, opts, sets):
     args = [tessera, "train", config] + COMMON + sets
     for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
-                      ("ep", "expert_model_parallel_size")):
+                      ("ep", "expert_model_parallel_size"), ("etp", "expert_tensor_parallel_size")):
         if key in opts:
             args += ["--set", f"parallel.{name}={opts[key]}"]
     if opts.get("opt") == "dist":
@@ -175,6 +181,47 @@ def check_ep_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
     print("ep checkpoint: its weights fine-tune in one process")
 
 
+def check_etp_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
+    """A checkpoint saved with expert_tensor_parallel_size 1 (docs/moe.md): each model file holds every
+    expert whole, so readers join it in any layout; resuming needs the same setting."""
+    if opts.get("etp") != "1" or opts.get("tp") != "2":
+        sys.exit("--etp-errors needs the first layout to set tp=2 and etp=1")
+    split = dict(opts)
+    split.pop("etp")
+    resume = ["--set", "model.make_vocab_size_divisible_by=64", "--set", "training.train_iters=10",
+              "--set", f"checkpoint.load={ckpt}"]
+    expect_error(command(tessera, config, mpiexec, split, resume),
+                 ["expert_tensor_parallel_size 1, this run has 2", "checkpoint.finetune = true"],
+                 "etp 1 checkpoint resumed with the experts split over tp")
+    evaluated = []
+    layouts = (([], "1"),
+               (["--set", "parallel.tensor_model_parallel_size=2", "--set", "model.make_vocab_size_divisible_by=64",
+                 "--set", f"parallel.expert_model_parallel_size={opts['ep']}",
+                 "--set", "parallel.expert_tensor_parallel_size=1"], opts["np"]),
+               (["--set", "parallel.tensor_model_parallel_size=2", "--set", "model.make_vocab_size_divisible_by=64",
+                 "--set", f"parallel.expert_model_parallel_size={opts['ep']}"], opts["np"]))
+    for sets, np in layouts:
+        cmd = [tessera, "evaluate", config, "--split", "valid", "--load", os.path.join(ckpt, "iter_0000005")] + sets
+        out = run(cmd if np == "1" else mpiexec + ["-np", np] + cmd).stdout
+        m = re.search(r"validation loss at iteration 5 on validation set \| lm loss value: (\S+)", out)
+        if not m:
+            sys.exit(f"evaluate of the etp 1 checkpoint printed no validation line:\n{out}")
+        evaluated.append(float(m.group(1)))
+    # The experts' sums in another order across tp: equal to float rounding.
+    if max(evaluated) - min(evaluated) > 1e-5 * abs(evaluated[0]):
+        sys.exit(f"evaluate of the etp 1 checkpoint in one process, with etp 1 and with the experts split printed {evaluated}")
+    print(f"etp 1 checkpoint: evaluates to {evaluated} in one process, with etp 1 and with the experts split over tp")
+    tuned = run(command(tessera, config, mpiexec, split,
+                        ["--set", "model.make_vocab_size_divisible_by=64", "--set", "training.train_iters=1",
+                         "--set", f"checkpoint.load={ckpt}", "--set", "checkpoint.finetune=true"])).stdout
+    if "checkpoint.finetune: the weights of checkpoint" not in tuned:
+        sys.exit(f"finetune from the etp 1 checkpoint with the experts split over tp did not load it:\n{tuned}")
+    print("etp 1 checkpoint: its weights fine-tune with the experts split over tp")
+    expect_error([tessera, "checkpoint", "reshard", os.path.join(ckpt, "iter_0000005"), "--tp", "1",
+                  os.path.join(workdir, "resharded_etp")],
+                 ["expert_tensor_parallel_size = 1", "does not rewrite yet"], "reshard of an etp 1 checkpoint")
+
+
 def main():
     tessera, config, workdir = sys.argv[1:4]
     rest = sys.argv[4:]
@@ -182,7 +229,8 @@ def main():
     mpiexec, layouts = rest[:split], rest[split + 1:]
     errors = "--errors" in layouts
     ep_errors = "--ep-errors" in layouts
-    layouts = [l for l in layouts if l not in ("--errors", "--ep-errors")]
+    etp_errors = "--etp-errors" in layouts
+    layouts = [l for l in layouts if l not in ("--errors", "--ep-errors", "--etp-errors")]
     first_ckpt = None
     for layout in layouts:
         opts = dict(kv.split("=") for kv in layout.split(","))
@@ -235,6 +283,8 @@ def main():
 
     if ep_errors:
         check_ep_errors(tessera, config, mpiexec, workdir, *first_ckpt)
+    if etp_errors:
+        check_etp_errors(tessera, config, mpiexec, workdir, *first_ckpt)
     if not errors:
         return
     opts, ckpt, cmd = first_ckpt

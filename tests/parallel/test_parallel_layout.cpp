@@ -183,6 +183,56 @@ TEST_CASE("layout: expert parallelism splits the data-parallel dimension", "[uni
              Catch::Contains("expert_model_parallel_size must be at least 1"));
 }
 
+TEST_CASE("layout: expert tensor parallel size 1 spreads the experts over the tp ranks too", "[unit]") {
+  // tp 2 · dp 2, ep 4, etp 1, by hand: rank = tp + 2·dp; Megatron-Core's ep rank = rank (every rank
+  // a quarter of the experts); the token exchange runs between the dp ranks of one tp rank.
+  auto l = ParallelLayout::make(3, 4, {.tp = 2, .ep = 4, .etp = 1});  // (tp 1, dp 1)
+  CHECK(l.etp() == 1);
+  CHECK(l.expert_tp_slices() == 2);
+  CHECK(l.ep_dp() == 2);
+  CHECK(l.ep_rank() == 3);
+  CHECK(l.expert_dp_rank() == 0);
+  CHECK(l.group_ranks(GroupKind::ep) == std::vector<int>{1, 3});
+  CHECK(l.group_ranks(GroupKind::expert_dp) == std::vector<int>{3});
+  CHECK(l.str() == "world 4 = tp 2 × dp 2 × pp 1 (vpp 1, sequence parallel off, expert parallel 4 (rank 3 of it), "
+                   "expert tensor parallel 1); rank 3 = (tp 1, dp 1, pp 0)");
+  // ep = tp: the tp group is the expert-parallel group; the same experts on every dp rank.
+  auto tp_only = ParallelLayout::make(2, 4, {.tp = 2, .ep = 2, .etp = 1});  // (tp 0, dp 1)
+  CHECK(tp_only.ep_rank() == 0);
+  CHECK(tp_only.group_ranks(GroupKind::ep) == std::vector<int>{2});
+  CHECK(tp_only.group_ranks(GroupKind::expert_dp) == std::vector<int>{0, 2});
+  // Megatron-Core's expert grid ("tp-ep-dp-pp" with etp 1): within a stage, the rank's index i =
+  // tp_rank + tp · dp_rank gives ep rank i mod ep and expert-dp rank i / ep; the ep group here is
+  // its ranks of this tp rank, the expert-dp group its ranks of this ep rank.
+  for (int world : {4, 8, 16})
+    for (int tp : {2, 4})
+      for (int ep : {2, 4, 8})
+        for (int pp : {1, 2}) {
+          if (world % (tp * pp) != 0 || ep % tp != 0 || (world / tp / pp) % (ep / tp) != 0) continue;
+          CAPTURE(world, tp, ep, pp);
+          for (int r = 0; r < world; ++r) {
+            auto x = ParallelLayout::make(r, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1});
+            const int stage = tp * x.dp(), i = r % stage;
+            REQUIRE(x.ep_rank() == i % ep);
+            REQUIRE(x.expert_dp_rank() == i / ep);
+            for (int other : x.group_ranks(GroupKind::ep)) {
+              auto y = ParallelLayout::make(other, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1});
+              REQUIRE((y.expert_dp_rank() == x.expert_dp_rank() && y.tp_rank() == x.tp_rank() && y.pp_rank() == x.pp_rank()));
+            }
+            REQUIRE(x.group_ranks(GroupKind::ep).size() == static_cast<std::size_t>(ep / tp));
+            for (int other : x.group_ranks(GroupKind::expert_dp))
+              REQUIRE(ParallelLayout::make(other, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1}).ep_rank() == x.ep_rank());
+            REQUIRE(x.group_ranks(GroupKind::expert_dp).size() == static_cast<std::size_t>(stage / ep));
+          }
+        }
+  CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 8, {.tp = 4, .ep = 4, .etp = 2}); }),
+             Catch::Contains("expert_tensor_parallel_size 2 must be 1"));
+  CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 8, {.tp = 2, .ep = 3, .etp = 1}); }),
+             Catch::Contains("expert_model_parallel_size 3 must be a multiple of 2"));
+  CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 2, {.tp = 2, .ep = 4, .etp = 1}); }),
+             Catch::Contains("divides 2 × the data-parallel size 1"));
+}
+
 TEST_CASE("layout: bad sizes are ConfigErrors naming the sizes", "[unit]") {
   auto msg = message_of<ConfigError>([] { ParallelLayout::make(0, 6, {.tp = 2, .pp = 2}); });
   REQUIRE_THAT(msg, Catch::Contains("world size 6 is not divisible by tensor_model_parallel_size (2) × "

@@ -172,18 +172,29 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
   // Megatron-Core's router bias (add_bias_linear), initialised as its weight (init_method).
   if (layer.bias) init_normal(router_bias_.value, layer.init_std, seed, router_bias_.name);
   const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
-  const int ep = tp_size(ep_);
+  if (moe.expert_tensor_parallel == 1) {  // whole experts, other ones on each tp rank
+    expert_slices_ = tp_size(tp_);
+    expert_slice_ = tp_rank(tp_);
+  }
+  const int ep = expert_slices_ * tp_size(ep_);
   if (moe.router.experts % ep != 0)
     throw ConfigError(fmt::format("{}: {} experts do not split over {} expert-parallel ranks", name,
                                   moe.router.experts, ep));
   const std::int64_t local = moe.router.experts / ep;
-  first_expert_ = tp_rank(ep_) * local;
+  first_expert_ = (expert_slice_ + expert_slices_ * tp_rank(ep_)) * local;
+  const TpGroup expert_tp = expert_slices_ > 1 ? TpGroup{} : tp_;
   for (std::int64_t i = first_expert_; i < first_expert_ + local; ++i) {
-    experts_.push_back(std::make_unique<Mlp>(fmt::format("{}{}{}", name, kExpertsNamePart, i), e, seed, tp_));
+    experts_.push_back(std::make_unique<Mlp>(fmt::format("{}{}{}", name, kExpertsNamePart, i), e, seed, expert_tp));
     if (ep > 1) {
       std::vector<Parameter*> params;
       experts_.back()->collect_parameters(params);
-      for (Parameter* param : params) param->expert_parallel = true;
+      for (Parameter* param : params) {
+        param->expert_parallel = true;
+        if (expert_slices_ == 1) continue;
+        param->whole_on_one_tp_rank = true;  // built without a tp group: its linears' split is no tp split
+        param->tp_split_dim = -1;
+        param->tp_split_blocks = 1;
+      }
     }
   }
   if (moe.shared_ffn_hidden > 0)
@@ -205,17 +216,20 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   // Under expert parallelism this rank's E/ep experts take the group's ep·rows rows: rows·k of
   // them when the router spreads tokens evenly (the figure planned), at most E·capacity with
   // token dropping.
+  // Expert tensor parallel size 1: whole experts, each of the tp ranks (slices) taking its share of
+  // the rows; ep counts the slices, the token exchange runs over ep_dp data-parallel ranks.
   const std::int64_t E = moe.router.experts, C = layer.hidden, ep = moe.expert_parallel;
+  const std::int64_t slices = moe.expert_tensor_parallel == 1 ? tp : 1, etp = tp / slices, ep_dp = ep / slices;
   const std::int64_t routed = expert_rows(rows, moe.router);
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
-  const ModuleCost expert = Mlp::cost(eo, routed, tp);  // all routed rows through "one" expert
+  const ModuleCost expert = Mlp::cost(eo, routed / slices, etp);  // all routed rows through "one" expert
   ModuleCost c;
-  c.parameters = plan_add(plan_mul(E, layer.bias ? C + 1 : C), plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters));
+  c.parameters = plan_add(plan_mul(E, layer.bias ? C + 1 : C), plan_mul(E / ep, Mlp::cost(eo, 0, etp).parameters));
   c.parameter_tensors = (layer.bias ? 2 : 1) + E / ep * expert.parameter_tensors;
   // Every token row (and the group's, with ep), the experts' saved tensors for rows·k rows, their
   // outputs, ids and weights.
-  c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep > 1 ? 1 + ep : 1), C), expert.saved_elements),
-                              plan_add(plan_mul(routed, C), plan_mul(routed, 2)));
+  c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep_dp > 1 ? 1 + ep_dp : 1), C), expert.saved_elements),
+                              plan_add(plan_mul(routed / slices, C), plan_mul(routed / slices, 2)));
   if (moe.shared_ffn_hidden > 0) {  // every row; its input is the rows kept above (held once)
     const ModuleCost shared = Mlp::cost(shared_expert_options(layer, moe), rows, tp);
     c.parameters = plan_add(c.parameters, shared.parameters);
@@ -228,9 +242,10 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
       if (tp > 1) c.backward.all_reduce += {1, rows};
     }
   }
-  if (ep > 1) {
-    const std::int64_t k = moe.router.topk, group_rows = plan_mul(rows, ep);
-    c.expert_parameters = {E / ep * expert.parameter_tensors, plan_mul(E / ep, Mlp::cost(eo, 0, tp).parameters)};
+  if (ep > 1)
+    c.expert_parameters = {E / ep * expert.parameter_tensors, plan_mul(E / ep, Mlp::cost(eo, 0, etp).parameters)};
+  if (ep_dp > 1) {
+    const std::int64_t k = moe.router.topk, group_rows = plan_mul(rows, ep_dp);
     // Forward: the routing table (expert and weight of each pair) all-gathered; backward: the
     // routing weights' gradient reduce-scattered. The allgather dispatcher also all-gathers the
     // rows and the output gradient and reduce-scatters the outputs and the input gradient; the
@@ -275,7 +290,7 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   const auto local = static_cast<std::int64_t>(experts_.size());
   const RoutedTable table = gather_table(routed_table(s.routing), ep_, x_rows.device());
   if (alltoall) {
-    s.exchange = plan_exchange(table, tp_size(ep_), tp_rank(ep_), local, x_rows.device());
+    s.exchange = plan_exchange(table, tp_size(ep_), tp_rank(ep_), local, x_rows.device(), expert_slices_, expert_slice_);
     s.x_group = exchange_rows(x_rows, s.exchange, *ep_);
   } else if (ep) {
     s.x_group = all_gather_rows(x_rows, ep_, "expert-parallel dispatch");

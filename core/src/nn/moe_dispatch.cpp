@@ -63,7 +63,8 @@ Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t 
   return d;
 }
 
-Exchange plan_exchange(const RoutedTable& t, int ranks, int rank, std::int64_t experts_per_rank, Device device) {
+Exchange plan_exchange(const RoutedTable& t, int ranks, int rank, std::int64_t experts_per_rank, Device device,
+                       int slices, int slice) {
   const int P = ranks;
   Exchange x;
   x.rank = rank;
@@ -79,7 +80,9 @@ Exchange plan_exchange(const RoutedTable& t, int ranks, int rank, std::int64_t e
       std::fill(to.begin(), to.end(), 0);
       for (std::int64_t s = 0; s < t.topk; ++s) {
         const float e = t.expert[static_cast<std::size_t>(row * t.topk + s)];
-        if (e >= 0) to[static_cast<std::size_t>(static_cast<std::int64_t>(e) / experts_per_rank)] = 1;
+        if (e < 0) continue;
+        const std::int64_t block = static_cast<std::int64_t>(e) / experts_per_rank;
+        if (block % slices == slice) to[static_cast<std::size_t>(block / slices)] = 1;
       }
       if (q == x.rank)
         for (int r = 0; r < P; ++r)

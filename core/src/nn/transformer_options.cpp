@@ -436,13 +436,15 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
                                   "({}): each expert-parallel rank holds an equal share of the experts",
                                   m.router.experts, s.origin("num_experts"), sizes.ep));
   m.expert_parallel = sizes.ep;
+  m.expert_tensor_parallel = sizes.etp == 1 && tp > 1 ? 1 : 0;
   // Megatron-LM's --moe-token-dispatcher-type: how tokens reach the experts of other expert-parallel
   // ranks (the same numbers either way; without expert parallelism there is nothing to send).
   m.alltoall = s.get_choice("moe_token_dispatcher_type", "allgather", {"allgather", "alltoall"}) == "alltoall";
   m.ffn_hidden = s.get_int("moe_ffn_hidden_size", o.ffn_hidden_size, 1, 1 << 24);
-  if (m.ffn_hidden % tp != 0)
+  if (m.expert_tensor_parallel == 0 && m.ffn_hidden % tp != 0)
     throw ConfigError(fmt::format("model.moe_ffn_hidden_size {} ({}) must be a multiple of "
-                                  "parallel.tensor_model_parallel_size ({}): each expert's MLP splits over tp",
+                                  "parallel.tensor_model_parallel_size ({}): each expert's MLP splits over tp (or set "
+                                  "parallel.expert_tensor_parallel_size = 1: whole experts)",
                                   m.ffn_hidden, s.has("moe_ffn_hidden_size") ? "in " + s.origin("moe_ffn_hidden_size")
                                                                             : "ffn_hidden_size's",
                                   tp));

@@ -53,7 +53,7 @@ NamedTensors receive_tensors(Communicator& group, int rank) {
   return out;
 }
 
-void send_tensors(const NamedTensors& tensors, Communicator& group) {
+void send_tensors(const NamedTensors& tensors, Communicator& group, int to = 0) {
   const std::string text = describe_tensors(tensors);
   Tensor header = Tensor::empty({static_cast<std::int64_t>(text.size())}, DType::u8);
   std::copy(text.begin(), text.end(), header.data<std::uint8_t>());
@@ -66,9 +66,9 @@ void send_tensors(const NamedTensors& tensors, Communicator& group) {
     ops::copy(t.reshape({t.numel()}), dst);  // from the device, if the parameters are on one
     offset += t.numel();
   }
-  group.send(Tensor::from<std::int64_t>({1}, {header.numel()}), 0, 0);
-  group.send(header, 0, 1);
-  group.send(data, 0, 2);
+  group.send(Tensor::from<std::int64_t>({1}, {header.numel()}), to, 0);
+  group.send(header, to, 1);
+  group.send(data, to, 2);
 }
 
 }  // namespace
@@ -82,6 +82,12 @@ NamedTensors gather_to_first_rank(const NamedTensors& local, Communicator& group
   for (int rank = 1; rank < group.size(); ++rank)
     for (auto& named : receive_tensors(group, rank)) all.push_back(std::move(named));
   return all;
+}
+
+NamedTensors broadcast_from_first_rank(const NamedTensors& tensors, Communicator& group) {
+  if (group.rank() != 0) return receive_tensors(group, 0);
+  for (int rank = 1; rank < group.size(); ++rank) send_tensors(tensors, group, rank);
+  return tensors;
 }
 
 NamedTensors gather_experts_to_first_rank(const NamedTensors& local, const std::vector<bool>& expert, Communicator& ep) {

@@ -55,7 +55,17 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
   l.world_ = world_size;
   l.rank_ = world_rank;
   l.dp_ = static_cast<int>(world_size / model);
-  if (l.dp_ % sizes.ep != 0)
+  if (sizes.etp != 0 && sizes.etp != 1 && sizes.etp != sizes.tp)
+    throw ConfigError(fmt::format("expert_tensor_parallel_size {} must be 1 (experts whole, each tensor-parallel rank "
+                                  "holding others) or tensor_model_parallel_size ({}, experts split over tp)",
+                                  sizes.etp, sizes.tp));
+  if (sizes.etp == 1 && sizes.tp > 1 && (sizes.ep % sizes.tp != 0 || l.dp_ % (sizes.ep / sizes.tp) != 0))
+    throw ConfigError(fmt::format(
+        "expert_tensor_parallel_size 1 with tensor_model_parallel_size {}: expert_model_parallel_size {} must be a "
+        "multiple of {} that divides {} × the data-parallel size {} (world size {} / (tp {} × pp {})): the tp ranks "
+        "hold different experts, so the ep ranks are the tp group times ep / tp data-parallel ranks",
+        sizes.tp, sizes.ep, sizes.tp, sizes.tp, l.dp_, world_size, sizes.tp, sizes.pp));
+  if (l.dp_ % l.ep_dp() != 0)
     throw ConfigError(fmt::format(
         "expert_model_parallel_size {} must divide the data-parallel size {} (world size {} / "
         "(tensor_model_parallel_size {} × pipeline_model_parallel_size {})): the experts are split over "
@@ -92,10 +102,10 @@ std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) c
       for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(world_rank_of(t, d, i));
       break;
     case GroupKind::ep:
-      for (int i = 0; i < sizes_.ep; ++i) ranks.push_back(world_rank_of(t, d - d % sizes_.ep + i, p));
+      for (int i = 0; i < ep_dp(); ++i) ranks.push_back(world_rank_of(t, d - d % ep_dp() + i, p));
       break;
     case GroupKind::expert_dp:
-      for (int i = 0; i < dp_ / sizes_.ep; ++i) ranks.push_back(world_rank_of(t, i * sizes_.ep + d % sizes_.ep, p));
+      for (int i = 0; i < dp_ / ep_dp(); ++i) ranks.push_back(world_rank_of(t, i * ep_dp() + d % ep_dp(), p));
       break;
     case GroupKind::embedding: {
       std::vector<int> stages{0};
@@ -120,8 +130,8 @@ std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
     for (int d = 0; d < dp_; ++d)
       for (int t = 0; t < sizes_.tp; ++t) {
         bool representative = (kind == GroupKind::tp && t == 0) || (kind == GroupKind::dp && d == 0) ||
-                              (kind == GroupKind::ep && d % sizes_.ep == 0) ||
-                              (kind == GroupKind::expert_dp && d < sizes_.ep) ||
+                              (kind == GroupKind::ep && d % ep_dp() == 0) ||
+                              (kind == GroupKind::expert_dp && d < ep_dp()) ||
                               ((kind == GroupKind::pp || kind == GroupKind::embedding) && p == 0);
         if (representative) groups.push_back(group_at(kind, t, d, p));
       }
@@ -137,6 +147,7 @@ std::string ParallelLayout::str() const {
   if (sizes_.embedding_in_split) details += ", the embedding counted as a layer";
   if (sizes_.loss_in_split) details += ", the loss counted as a layer";
   if (sizes_.ep > 1) details += fmt::format(", expert parallel {} (rank {} of it)", sizes_.ep, ep_rank());
+  if (etp() != sizes_.tp) details += fmt::format(", expert tensor parallel {}", etp());
   return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}{}{}); rank {} = (tp {}, dp {}, pp {})",
                      world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
                      sizes_.pipeline_split_rank > 0 ? fmt::format(", split rank {}", sizes_.pipeline_split_rank) : "",

@@ -188,6 +188,7 @@ std::string checkpoint_metadata_json(const CheckpointMetadata& m) {
                  {"virtual_pipeline_model_parallel_size", m.virtual_pipeline},
                  {"sequence_parallel", m.sequence_parallel}};
   if (m.expert_parallel > 1) j["layout"]["expert_model_parallel_size"] = m.expert_parallel;
+  if (m.expert_tensor_parallel == 1) j["layout"]["expert_tensor_parallel_size"] = 1;
   if (m.first_stage_layers > 0) j["layout"]["decoder_first_pipeline_num_layers"] = m.first_stage_layers;
   if (m.last_stage_layers > 0) j["layout"]["decoder_last_pipeline_num_layers"] = m.last_stage_layers;
   if (m.embedding_in_split) j["layout"]["account_for_embedding_in_pipeline_split"] = true;
@@ -297,6 +298,13 @@ CheckpointMetadata parse_checkpoint_metadata(std::string_view text, const std::s
   m.data_parallel = integer(l, "data_parallel_size", 1, "layout.");
   m.virtual_pipeline = integer(l, "virtual_pipeline_model_parallel_size", 1, "layout.");
   if (l.contains("expert_model_parallel_size")) m.expert_parallel = integer(l, "expert_model_parallel_size", 1, "layout.");
+  if (l.contains("expert_tensor_parallel_size")) {
+    m.expert_tensor_parallel = integer(l, "expert_tensor_parallel_size", 1, "layout.");
+    if (m.expert_tensor_parallel != 1 || m.tensor_parallel == 1)
+      throw bad(fmt::format("layout.expert_tensor_parallel_size is {} with tensor_model_parallel_size {}: "
+                            "only 1 under tp > 1 is written (absent: the experts split over tp)",
+                            m.expert_tensor_parallel, m.tensor_parallel));
+  }
   if (l.contains("decoder_first_pipeline_num_layers"))
     m.first_stage_layers = integer(l, "decoder_first_pipeline_num_layers", 1, "layout.");
   if (l.contains("decoder_last_pipeline_num_layers"))

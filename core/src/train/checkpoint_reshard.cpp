@@ -144,8 +144,17 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const CheckpointMetadata& meta = source.meta;
   const fs::path meta_path = source.dir / "metadata.json";
 
+  // Expert tensor parallel size 1 puts whole experts on different tp ranks; moving them (and their
+  // optimizer state) to another layout is not built yet.
+  if (meta.expert_tensor_parallel == 1)
+    throw ConfigError(fmt::format("{}: the checkpoint was saved with parallel.expert_tensor_parallel_size = 1, which "
+                                  "`tessera checkpoint reshard` does not rewrite yet; tessera generate, evaluate and "
+                                  "checkpoint export read its weights in any layout, and checkpoint.finetune = true "
+                                  "with the same tensor and pipeline sizes (any expert sizes)",
+                                  meta_path.string()));
   // The layouts. The source's sizes are the metadata's; its split rank is its config's.
   ParallelSizes from = read_parallel_sizes(config);
+  from.etp = 0;  // as the metadata says (above): split over tp
   from.tp = static_cast<int>(meta.tensor_parallel);
   from.pp = static_cast<int>(meta.pipeline_parallel);
   from.vpp = static_cast<int>(meta.virtual_pipeline);
@@ -213,6 +222,8 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   new_settings.push_back(fmt::format("parallel.account_for_loss_in_pipeline_split={}", to.loss_in_split));
   new_settings.push_back(fmt::format("parallel.bucket_size={}", bucket_size));
   new_settings.push_back(fmt::format("parallel.expert_model_parallel_size={}", to.ep));
+  if (parallel.has("expert_tensor_parallel_size"))  // the experts stay split over tp
+    new_settings.push_back(fmt::format("parallel.expert_tensor_parallel_size={}", to.tp));
   new_settings.push_back(fmt::format("training.global_batch_size={}", meta.global_batch_size));
   if (!target.optimizer.empty()) new_settings.push_back("optimizer.plugin=" + toml_quoted(target.optimizer));
   const Config to_config = Config::from_string(config.dump(), config.source(), new_settings);

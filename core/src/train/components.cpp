@@ -96,6 +96,15 @@ ParallelSizes read_parallel_sizes(const Config& config) {
   // Megatron-Core's --expert-model-parallel-size: the layout checks that it divides dp, the model
   // that it divides model.num_experts.
   sizes.ep = static_cast<int>(p.get_int("expert_model_parallel_size", 1, 1, 1 << 16));
+  // Megatron-Core's --expert-tensor-parallel-size (default tp): 1 keeps every expert whole, the
+  // tensor-parallel ranks holding different ones; the layout checks it against tp and ep.
+  sizes.etp = static_cast<int>(p.get_int("expert_tensor_parallel_size", sizes.tp, 1, 1 << 16));
+  if (sizes.etp != 1 && sizes.etp != sizes.tp)
+    throw ConfigError(fmt::format("parallel.expert_tensor_parallel_size = {} (in {}) must be 1 (every expert whole, "
+                                  "the tensor-parallel ranks holding different ones) or "
+                                  "parallel.tensor_model_parallel_size ({}, each expert split over tp)",
+                                  sizes.etp, p.origin("expert_tensor_parallel_size"), sizes.tp));
+  if (sizes.etp == sizes.tp) sizes.etp = 0;
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

@@ -33,19 +33,20 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
                                           "num_layers_in_first_pipeline_stage", "num_layers_in_last_pipeline_stage",
                                           "sequence_parallel",
                                           "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank",
-                                          "expert_model_parallel_size"};
+                                          "expert_model_parallel_size", "expert_tensor_parallel_size"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
       p.declare(key);
       notes.push_back(fmt::format("parallel.{} is not modelled by the plan", key));
     }
+  const int ep_dp = sizes.etp == 1 ? sizes.ep / sizes.tp : sizes.ep;  // the data-parallel part of ep
   if (sizes.ep > 1)
     notes.push_back(fmt::format(
         "parallel.expert_model_parallel_size = {}: each rank holds num_experts / {} experts, whose gradients "
         "(and distributed_adam state) go over the expert_dp group of dp / {} ranks; their activations assume the "
-        "router spreads tokens evenly (a rank's experts take rows·k of the group's rows; dropless routing can send "
+        "router spreads tokens evenly (a rank's experts take rows·k{} of the group's rows; dropless routing can send "
         "them up to ep times as many)",
-        sizes.ep, sizes.ep, sizes.ep));
+        sizes.ep, sizes.ep, ep_dp, sizes.etp == 1 && sizes.tp > 1 ? " / tp" : ""));
   return sizes;
 }
 
@@ -132,7 +133,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
   plan.optimizer = plugin_name(opt);
   PluginPtr<OptimizerPlanner> optimizer_planner = make_optimizer_planner(opt, plan.optimizer, layout.dp());
   // Expert parallelism: the experts' state and gradients live on the expert-data-parallel group.
-  const int expert_dp = layout.dp() / layout.ep();
+  const int expert_dp = layout.dp() / layout.ep_dp();
   PluginPtr<OptimizerPlanner> expert_planner =
       layout.ep() > 1 ? make_optimizer_planner(opt, plan.optimizer, expert_dp) : nullptr;
   if (optimizer_planner) {
@@ -236,10 +237,10 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
                 "gradients of tensors replicated over tp that each rank computes in part (MQA's K/V, norms and "
                 "embeddings under sequence parallelism)", tp_replicated);
     add_traffic(st, "tp", tp, "all_reduce", "gradient norm (a scalar)", {1, 1});
-    add_traffic(st, "ep", layout.ep(), "all_gather",
+    add_traffic(st, "ep", layout.ep_dp(), "all_gather",
                 "mixture-of-experts token rows and routing (forward), output gradients (backward), per microbatch",
                 times(ep_gather, m));
-    add_traffic(st, "ep", layout.ep(), "reduce_scatter",
+    add_traffic(st, "ep", layout.ep_dp(), "reduce_scatter",
                 "mixture-of-experts outputs (forward), input and routing-weight gradients (backward)", times(ep_scatter, m));
     if (expert_tensors.calls > 0) {
       if (expert_planner && expert_dp > 1) {
@@ -249,7 +250,7 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
         add_traffic(st, "expert_dp", expert_dp, "all_reduce", "the experts' gradients, one all-reduce per tensor",
                     expert_tensors);
       }
-      add_traffic(st, "ep", layout.ep(), "all_reduce", "the experts' part of the gradient norm (a scalar)", {1, 1});
+      add_traffic(st, "ep", layout.ep_dp(), "all_reduce", "the experts' part of the gradient norm (a scalar)", {1, 1});
     }
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
     add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);

@@ -25,7 +25,17 @@ NamedTensors Trainer::model_tensors_with_all_experts() const {
     expert.push_back(param->expert_parallel);
   }
   if (parallel_->layout.ep() == 1) return tensors;
-  return gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
+  tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
+  if (parallel_->layout.expert_tp_slices() == 1) return tensors;
+  // Expert tensor parallel size 1: every tp rank's file holds every expert whole, so the tp ranks
+  // (data-parallel rank 0's; the other ranks here have nothing) share the experts they collected.
+  expert.resize(tensors.size(), true);
+  NamedTensors own_dense, own_experts;
+  for (std::size_t i = 0; i < tensors.size(); ++i) (expert[i] ? own_experts : own_dense).push_back(tensors[i]);
+  NamedTensors every_expert =
+      broadcast_from_first_rank(gather_to_first_rank(own_experts, *parallel_->groups.tp), *parallel_->groups.tp);
+  own_dense.insert(own_dense.end(), every_expert.begin(), every_expert.end());
+  return own_dense;
 }
 
 void Trainer::save_checkpoint(std::int64_t iteration) const {
@@ -80,6 +90,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.data_parallel = layout.dp();
         meta.virtual_pipeline = layout.vpp();
         meta.expert_parallel = layout.ep();
+        meta.expert_tensor_parallel = layout.expert_tp_slices() > 1 ? 1 : 0;
         meta.first_stage_layers = layout.sizes().first_stage_layers;
         meta.last_stage_layers = layout.sizes().last_stage_layers;
         meta.embedding_in_split = layout.sizes().embedding_in_split;
@@ -181,7 +192,19 @@ void Trainer::load_checkpoint() {
                                    sizes.loss_in_split)
                      : ""));
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
+  const std::int64_t etp_here = layout.expert_tp_slices() > 1 ? 1 : 0;
+  if (loads_optimizer && meta.expert_tensor_parallel != etp_here)
+    throw ConfigError(fmt::format("checkpoint {} was saved with parallel.expert_tensor_parallel_size {}, this run has "
+                                  "{}: resuming needs the same (its optimizer files hold each rank's experts' state, "
+                                  "which `tessera checkpoint reshard` does not move between them yet); "
+                                  "checkpoint.finetune = true or checkpoint.no_load_optim = true load its weights",
+                                  dir.string(), meta.expert_tensor_parallel == 1 ? 1 : tp, etp_here == 1 ? 1 : layout.tp()));
   const auto load_model_file = [&] {
+    if (meta.expert_tensor_parallel != etp_here) {  // the experts whole in one and split in the other: join, then cut
+      load_saved_weights(open_saved_model(dir), params_,
+                         SavedWeightsTarget{layout.tp_rank(), layout.tp(), layout.pp() == 1, true, layout.ep()});
+      return;
+    }
     const fs::path path = dir / checkpoint_model_file(t, p);
     restore_model_file(load_safetensors(path).tensors, params_, layout.ep(), path.string());
   };

@@ -22,6 +22,13 @@
 // allgather token dispatcher), so every rank routes alike; the gradient of the routing
 // probabilities, partial on each rank, is summed over tp (N·k numbers) before the router's backward.
 //
+// Expert tensor parallel size 1 (MoeOptions::expert_tensor_parallel, Megatron-Core's
+// --expert-tensor-parallel-size 1): the tp ranks hold different experts whole instead of a part of
+// each. Nothing else changes: every tp rank still routes the same rows, each sums the outputs of its
+// own experts, and the same all-reduce (reduce-scatter) completes the layer — a sum over experts
+// now where it was a sum over ffn shards. The routing weights' gradient, whole on the rank holding
+// the pair's expert and zero on the others, is summed over tp as before.
+//
 // Expert parallelism (MoeOptions::expert_group of ep ranks, Megatron-Core's
 // expert_model_parallel_size with the allgather token dispatcher): rank q of the group holds the
 // experts [q·E/ep, (q+1)·E/ep) only (their parameters marked Parameter::expert_parallel), under
@@ -57,6 +64,10 @@ struct MoeOptions {
   // in a built model, its group (null: one rank).
   int expert_parallel = 1;
   std::shared_ptr<Communicator> expert_group;
+  // expert_tensor_parallel_size: 0 splits every expert over tp (fc1 by columns, fc2 by rows); 1 keeps
+  // them whole, tp rank t holding the experts of expert-parallel rank t + tp · (its place in
+  // expert_group), which then spans ep / tp data-parallel ranks.
+  int expert_tensor_parallel = 0;
   // moe_token_dispatcher_type "alltoall": each rank sends each other rank only its token rows that
   // rank's experts take (point-to-point, as Megatron-Core's all-to-all dispatcher), and gets their
   // outputs back the same way; "allgather" (false, Megatron-LM's default): every rank gathers every
@@ -94,6 +105,8 @@ class MoeLayer : public Module {
   MoeOptions moe_;
   TpGroup tp_;
   TpGroup ep_;                      // the expert-parallel group; null or one rank: every expert here
+  // Expert tensor parallel size 1: the tp ranks holding different experts (tp; else 1), and this rank's place among them.
+  int expert_slices_ = 1, expert_slice_ = 0;
   std::int64_t first_expert_ = 0;   // the global index of experts_[0]
   Parameter router_;
   bool router_has_bias_;   // add_bias_linear: the router's logits x·Wᵀ + b, as Megatron-Core's (gpt-oss's)

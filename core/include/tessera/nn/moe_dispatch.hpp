@@ -57,8 +57,12 @@ struct Exchange {
 };
 
 // Rank `rank` of `ranks` (each holding `experts_per_rank` consecutive experts): a row goes to each
-// rank holding one of its kept pairs' experts once, so at most min(k, ranks) copies.
-Exchange plan_exchange(const RoutedTable& t, int ranks, int rank, std::int64_t experts_per_rank, Device device);
+// rank holding one of its kept pairs' experts once, so at most min(k, ranks) copies. With `slices`
+// > 1 (expert tensor parallel size 1) the blocks of experts_per_rank experts alternate between the
+// slices (tp ranks), rank q of slice s holding block s + slices · q; this exchange moves only slice
+// `slice`'s pairs, the other tp ranks exchanging theirs.
+Exchange plan_exchange(const RoutedTable& t, int ranks, int rank, std::int64_t experts_per_rank, Device device,
+                       int slices = 1, int slice = 0);
 
 // rows [N, C] → the received buffer [Σ_q received(q), C]: each rank's rows that this rank's experts
 // take, in rank order (this rank's own copied, the others' by point-to-point transfers).

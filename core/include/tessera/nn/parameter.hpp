@@ -55,6 +55,10 @@ struct Parameter {
   // ranks holding the same experts) instead of dp, it counts in the norms on every expert-parallel
   // rank, and saved files collect it from them. Set only with expert_model_parallel_size > 1.
   bool expert_parallel = false;
+  // Expert tensor parallel size 1: an expert's weight held whole by one rank of its tp group, the
+  // other tp ranks holding other experts. It counts in the norms on every tp rank (as a shard does),
+  // and saved files, which hold every expert on every tp rank, collect it over tp too.
+  bool whole_on_one_tp_rank = false;
 
   Parameter(std::string n, const Shape& shape, bool decay = true)
       : name(std::move(n)), value(Tensor::zeros(shape)), grad(Tensor::zeros(shape)), weight_decay(decay) {}
@@ -74,7 +78,7 @@ void refresh_compute_copies(const std::vector<Parameter*>& params);
 // on every rank, a tensor replicated over tp on rank 0 only, a pipeline stage's tied copy never —
 // so that the sum over tp and pp counts every element of the model once.
 inline bool counts_in_grad_norm(const Parameter& p, int tp_rank) {
-  return p.stage_tie != Parameter::StageTie::copy && (p.tp_split_dim >= 0 || tp_rank == 0);
+  return p.stage_tie != Parameter::StageTie::copy && (p.tp_split_dim >= 0 || p.whole_on_one_tp_rank || tp_rank == 0);
 }
 
 }  // namespace tessera

@@ -12,6 +12,9 @@ namespace tessera {
 // data, so the ranks need not know each other's parameters.
 NamedTensors gather_to_first_rank(const NamedTensors& local, Communicator& group);
 
+// Collective over `group`: every rank gets rank 0's `tensors` (the others pass anything, e.g. {}).
+NamedTensors broadcast_from_first_rank(const NamedTensors& tensors, Communicator& group);
+
 // Expert parallelism: collective over `ep`; rank 0 of the group gets `local` followed by the
 // tensors of every other rank that `expert` (one flag per tensor of `local`) marks — each rank's own
 // experts — and every other rank an empty list.

@@ -13,6 +13,14 @@
 // sums their gradients. With tp 1, dp 4, ep 2: ep groups [0,1] [2,3], expert-dp groups [0,2] [1,3]
 // (Megatron-Core's "tp-ep-dp-pp" order with expert tp equal to tp).
 //
+// Expert tensor parallel size 1 (Megatron-Core's expert_tensor_parallel_size, etp; Tessera takes 1 or
+// tp): the experts are not split over tp, the ranks of a tp group hold different experts whole
+// instead. Megatron-Core's expert-parallel group then spans the tp group and ep / tp consecutive
+// data-parallel ranks (ep a multiple of tp): ep_rank = tp_rank + tp · (dp_rank mod ep/tp). The ep
+// group here is its data-parallel part (the ep/tp ranks of the same tp rank that exchange token rows;
+// the tp group already shares them), the expert_dp group the dp / (ep/tp) ranks holding the same
+// experts. With tp 2, dp 2, ep 4, etp 1: ep groups [0,2] [1,3], each rank a quarter of the experts.
+//
 // Everything here is a pure function of (world rank, world size, sizes), so it is tested
 // without MPI; process_groups.hpp turns the rank lists into communicators.
 #pragma once
@@ -43,12 +51,16 @@ struct ParallelSizes {
   bool embedding_in_split = false, loss_in_split = false;
   int ep = 1;  // expert_model_parallel_size: must divide the data-parallel size (last: positional
                // initialisers of the fields above keep their meaning)
+  // expert_tensor_parallel_size: 0 (or tp) splits every expert over tp; 1 keeps experts whole, the
+  // tp ranks holding different ones (ep then a multiple of tp, ep / tp dividing dp).
+  int etp = 0;
 };
 
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, ep does not divide the data-parallel size, world_rank is outside [0, world_size), vpp > 1
+  // tp·pp, ep does not divide the data-parallel size (with etp 1: ep is not a multiple of tp, ep / tp
+  // does not divide it; etp neither 1 nor tp), world_rank is outside [0, world_size), vpp > 1
   // without pipeline parallelism, or the split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
 
@@ -66,8 +78,14 @@ class ParallelLayout {
   int tp_rank() const { return tp_rank_; }
   int dp_rank() const { return dp_rank_; }
   int pp_rank() const { return pp_rank_; }
-  int ep_rank() const { return dp_rank_ % sizes_.ep; }         // which experts this rank holds
-  int expert_dp_rank() const { return dp_rank_ / sizes_.ep; }  // among the ranks holding the same ones
+  // Expert tensor parallel size: tp (experts split over tp) or 1 (whole, other experts on each tp rank).
+  int etp() const { return sizes_.etp == 0 ? sizes_.tp : sizes_.etp; }
+  // The tp ranks holding different experts: 1, or tp with etp 1; the data-parallel part of ep is the rest.
+  int expert_tp_slices() const { return sizes_.tp / etp(); }
+  int ep_dp() const { return sizes_.ep / expert_tp_slices(); }
+  // Which experts this rank holds (of ep shares), and its place among the ranks holding the same ones.
+  int ep_rank() const { return tp_rank_ % expert_tp_slices() + expert_tp_slices() * (dp_rank_ % ep_dp()); }
+  int expert_dp_rank() const { return dp_rank_ / ep_dp(); }
   bool is_first_stage() const { return pp_rank_ == 0; }
   bool is_last_stage() const { return pp_rank_ == sizes_.pp - 1; }
   // World ranks of the neighbouring stages; they wrap around as in Megatron-LM.
@@ -81,8 +99,9 @@ class ParallelLayout {
   // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1; with
   // a pipeline split rank s, {first, s, last}: the decoder's first stage embeds too), used to reduce
   // tied embedding grads; it is empty for the other stages, which are in none. The ep group is the
-  // ep consecutive data-parallel ranks around this one, the expert_dp group the dp/ep ranks of the
-  // same ep rank (both one rank when ep = 1 and dp = ep respectively).
+  // ep consecutive data-parallel ranks around this one (ep / tp of them with etp 1), the expert_dp
+  // group the other dp / ep (dp / (ep / tp)) ranks of the same tp and ep rank (each one rank when ep
+  // = 1 and dp = ep respectively).
   std::vector<int> group_ranks(GroupKind kind) const;
   // Every group of `kind` in the world, ordered by their first rank.
   std::vector<std::vector<int>> all_groups(GroupKind kind) const;

@@ -82,6 +82,9 @@ struct CheckpointMetadata {
   // expert_model_parallel_size; 1, and absent from the file, without expert parallelism. The model
   // files hold every expert whatever it is; the optimizer files follow it.
   std::int64_t expert_parallel = 1;
+  // expert_tensor_parallel_size: 1 when the experts were whole under tp > 1 (each model file then
+  // holds them whole); 0, and absent from the file, when they were split over tp like the rest.
+  std::int64_t expert_tensor_parallel = 0;
   std::int64_t bucket_size = 0, global_batch_size = 0;
   std::uint64_t seed = 0;
   std::string config;  // the run's resolved config (TOML), for the record
