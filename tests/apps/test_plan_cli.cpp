@@ -276,11 +276,20 @@ TEST_CASE("expert parallelism: the plan splits the experts per rank, and bad siz
   CHECK_FALSE(etp2.exited_with(0));
   CHECK_THAT(etp2.output, Catch::Contains("parallel.expert_tensor_parallel_size = 2 (in --set") &&
                               Catch::Contains("must be 1") && Catch::Contains("tensor_model_parallel_size (4"));
-  const Run ep_not_tp = run_tessera(fmt::format("plan {} --ranks 4 --vocab-size 50257 --set parallel.tensor_model_parallel_size=2 "
-                                                "--set parallel.expert_tensor_parallel_size=1",
+  const Run ep_not_tp = run_tessera(fmt::format("plan {} --ranks 6 --vocab-size 50257 --set parallel.tensor_model_parallel_size=2 "
+                                                "--set parallel.expert_model_parallel_size=3 --set parallel.expert_tensor_parallel_size=1 "
+                                                "--set model.num_experts=6 --set training.global_batch_size=48",
                                                 tiny));
   CHECK_FALSE(ep_not_tp.exited_with(0));
-  CHECK_THAT(ep_not_tp.output, Catch::Contains("expert_model_parallel_size 1 must be a multiple of 2"));
+  CHECK_THAT(ep_not_tp.output, Catch::Contains("expert_model_parallel_size 3 must be 1 (every tp rank holding every expert) or a multiple of 2"));
+  // ep 1 under tp 2 with whole experts: every rank all 8 experts (each tp rank runs them on half the
+  // rows), their gradients summed over tp.
+  const Run replicas = run_tessera(fmt::format("plan {} --ranks 4 --vocab-size 50257 --set parallel.tensor_model_parallel_size=2 "
+                                               "--set parallel.expert_tensor_parallel_size=1",
+                                               tiny));
+  CHECK(replicas.exited_with(0));
+  CHECK_THAT(replicas.output, Catch::Contains("every tp rank holds every expert whole and runs them on its share of the rows") &&
+                                  Catch::Contains("summed over tp"));
 }
 
 TEST_CASE("plan of shapes whose counts do not fit 64 bits is an error, never a negative size", "[unit]") {

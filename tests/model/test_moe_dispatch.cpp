@@ -41,6 +41,13 @@ TEST_CASE("moe dispatch: the routing table and one rank's experts' pairs", "[uni
   CHECK(t.expert == std::vector<float>{1, 2, 0, -1, 3, 2});
   CHECK(t.weight == std::vector<float>{0.6f, 0.4f, 0.7f, 0.3f, 0.9f, 0.1f});
 
+  // The second of two shares of the 3 rows (rows 1 and 2; expert tensor parallel size 1 with ep 1:
+  // tp rank 1 of 2): their pairs only.
+  const Dispatch shared = dispatch(t, 0, 4, Device::cpu(), nullptr, RowShare{1, 2});
+  CHECK(shared.first == std::vector<std::int64_t>{0, 1, 1, 2, 3});
+  CHECK(shared.pairs == std::vector<std::int64_t>{2, 5, 4});
+  CHECK(dispatch(t, 0, 4, Device::cpu(), nullptr, RowShare{0, 2}).pairs == std::vector<std::int64_t>{0, 1});
+
   const Dispatch all = dispatch(t, 0, 4, Device::cpu());  // every expert, in expert order
   CHECK(all.first == std::vector<std::int64_t>{0, 1, 2, 4, 5});
   CHECK(all.pairs == std::vector<std::int64_t>{2, 0, 1, 5, 4});  // row·k + slot; the dropped pair 3 nowhere

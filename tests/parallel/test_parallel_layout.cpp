@@ -201,15 +201,29 @@ TEST_CASE("layout: expert tensor parallel size 1 spreads the experts over the tp
   CHECK(tp_only.ep_rank() == 0);
   CHECK(tp_only.group_ranks(GroupKind::ep) == std::vector<int>{2});
   CHECK(tp_only.group_ranks(GroupKind::expert_dp) == std::vector<int>{0, 2});
+  // ep 1: every tp rank holds every expert whole (replicated over tp, no expert grid).
+  auto none = ParallelLayout::make(1, 4, {.tp = 2, .ep = 1, .etp = 1});
+  CHECK(none.experts_whole_over_tp());
+  CHECK(none.expert_tp_slices() == 1);
+  CHECK(none.ep_rank() == 0);
+  CHECK(none.group_ranks(GroupKind::ep) == std::vector<int>{1});
+  CHECK(none.group_ranks(GroupKind::expert_dp) == none.group_ranks(GroupKind::dp));
   // Megatron-Core's expert grid ("tp-ep-dp-pp" with etp 1): within a stage, the rank's index i =
   // tp_rank + tp · dp_rank gives ep rank i mod ep and expert-dp rank i / ep; the ep group here is
-  // its ranks of this tp rank, the expert-dp group its ranks of this ep rank.
+  // its ranks of this tp rank, the expert-dp group its ranks of this ep rank, in that order.
   for (int world : {4, 8, 16})
     for (int tp : {2, 4})
       for (int ep : {2, 4, 8})
         for (int pp : {1, 2}) {
           if (world % (tp * pp) != 0 || ep % tp != 0 || (world / tp / pp) % (ep / tp) != 0) continue;
           CAPTURE(world, tp, ep, pp);
+          for (GroupKind kind : {GroupKind::ep, GroupKind::expert_dp}) {  // each partitions the world
+            std::multiset<int> seen;
+            for (const auto& g : ParallelLayout::make(0, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1}).all_groups(kind))
+              seen.insert(g.begin(), g.end());
+            REQUIRE(static_cast<int>(seen.size()) == world);
+            REQUIRE(std::set<int>(seen.begin(), seen.end()).size() == seen.size());
+          }
           for (int r = 0; r < world; ++r) {
             auto x = ParallelLayout::make(r, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1});
             const int stage = tp * x.dp(), i = r % stage;
@@ -220,15 +234,19 @@ TEST_CASE("layout: expert tensor parallel size 1 spreads the experts over the tp
               REQUIRE((y.expert_dp_rank() == x.expert_dp_rank() && y.tp_rank() == x.tp_rank() && y.pp_rank() == x.pp_rank()));
             }
             REQUIRE(x.group_ranks(GroupKind::ep).size() == static_cast<std::size_t>(ep / tp));
+            REQUIRE(x.group_ranks(GroupKind::ep)[x.dp_rank() % x.ep_dp()] == r);
             for (int other : x.group_ranks(GroupKind::expert_dp))
               REQUIRE(ParallelLayout::make(other, world, {.tp = tp, .pp = pp, .ep = ep, .etp = 1}).ep_rank() == x.ep_rank());
             REQUIRE(x.group_ranks(GroupKind::expert_dp).size() == static_cast<std::size_t>(stage / ep));
+            REQUIRE(x.group_ranks(GroupKind::expert_dp)[x.expert_dp_rank()] == r);
           }
         }
   CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 8, {.tp = 4, .ep = 4, .etp = 2}); }),
              Catch::Contains("expert_tensor_parallel_size 2 must be 1"));
   CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 8, {.tp = 2, .ep = 3, .etp = 1}); }),
-             Catch::Contains("expert_model_parallel_size 3 must be a multiple of 2"));
+             Catch::Contains("expert_model_parallel_size 3 must be 1 (every tp rank holding every expert) or a multiple of 2"));
+  CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.tp = 4, .ep = 2, .etp = 1}); }),
+             Catch::Contains("an ep between 1 and tp is not built"));
   CHECK_THAT(message_of<ConfigError>([] { ParallelLayout::make(0, 2, {.tp = 2, .ep = 4, .etp = 1}); }),
              Catch::Contains("divides 2 × the data-parallel size 1"));
 }

@@ -1,5 +1,6 @@
 #include "tessera/nn/moe.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -172,9 +173,10 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
   // Megatron-Core's router bias (add_bias_linear), initialised as its weight (init_method).
   if (layer.bias) init_normal(router_bias_.value, layer.init_std, seed, router_bias_.name);
   const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
-  if (moe.expert_tensor_parallel == 1) {  // whole experts, other ones on each tp rank
-    expert_slices_ = tp_size(tp_);
-    expert_slice_ = tp_rank(tp_);
+  if (moe.expert_tensor_parallel == 1) {  // whole experts, other ones on each tp rank (or a share of the rows)
+    expert_slices_ = std::min(tp_size(tp_), moe.expert_parallel);
+    expert_slice_ = tp_rank(tp_) % expert_slices_;
+    row_share_ = {tp_rank(tp_) / expert_slices_, tp_size(tp_) / expert_slices_};
   }
   const int ep = expert_slices_ * tp_size(ep_);
   if (moe.router.experts % ep != 0)
@@ -182,19 +184,20 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
                                   moe.router.experts, ep));
   const std::int64_t local = moe.router.experts / ep;
   first_expert_ = (expert_slice_ + expert_slices_ * tp_rank(ep_)) * local;
-  const TpGroup expert_tp = expert_slices_ > 1 ? TpGroup{} : tp_;
+  const TpGroup expert_tp = moe.expert_tensor_parallel == 1 ? TpGroup{} : tp_;
   for (std::int64_t i = first_expert_; i < first_expert_ + local; ++i) {
     experts_.push_back(std::make_unique<Mlp>(fmt::format("{}{}{}", name, kExpertsNamePart, i), e, seed, expert_tp));
-    if (ep > 1) {
-      std::vector<Parameter*> params;
-      experts_.back()->collect_parameters(params);
-      for (Parameter* param : params) {
-        param->expert_parallel = true;
-        if (expert_slices_ == 1) continue;
-        param->whole_on_one_tp_rank = true;  // built without a tp group: its linears' split is no tp split
-        param->tp_split_dim = -1;
-        param->tp_split_blocks = 1;
-      }
+    std::vector<Parameter*> params;
+    experts_.back()->collect_parameters(params);
+    for (Parameter* param : params) {
+      param->expert_parallel = ep > 1;
+      if (moe.expert_tensor_parallel != 1) continue;
+      param->tp_split_dim = -1;  // built without a tp group: its linears' split is no tp split
+      param->tp_split_blocks = 1;
+      // Other experts on the other tp ranks; or (ep 1) the same ones on every tp rank, each of which
+      // computes the gradient of its share of the rows, summed over tp as a norm's under sp.
+      param->whole_on_one_tp_rank = ep > 1;
+      param->reduce_grad_over_tp = ep == 1;
     }
   }
   if (moe.shared_ffn_hidden > 0)
@@ -216,10 +219,12 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   // Under expert parallelism this rank's E/ep experts take the group's ep·rows rows: rows·k of
   // them when the router spreads tokens evenly (the figure planned), at most E·capacity with
   // token dropping.
-  // Expert tensor parallel size 1: whole experts, each of the tp ranks (slices) taking its share of
-  // the rows; ep counts the slices, the token exchange runs over ep_dp data-parallel ranks.
+  // Expert tensor parallel size 1: whole experts, each of the tp ranks taking its share of the
+  // routed rows (other experts' or, with ep 1, other rows); the token exchange runs over ep_dp
+  // data-parallel ranks (ep / tp of them; none with ep 1).
   const std::int64_t E = moe.router.experts, C = layer.hidden, ep = moe.expert_parallel;
-  const std::int64_t slices = moe.expert_tensor_parallel == 1 ? tp : 1, etp = tp / slices, ep_dp = ep / slices;
+  const bool whole = moe.expert_tensor_parallel == 1;
+  const std::int64_t slices = whole ? tp : 1, etp = tp / slices, ep_dp = whole ? std::max<std::int64_t>(1, ep / tp) : ep;
   const std::int64_t routed = expert_rows(rows, moe.router);
   const MlpOptions eo = expert_options(layer, moe, moe.ffn_hidden);
   const ModuleCost expert = Mlp::cost(eo, routed / slices, etp);  // all routed rows through "one" expert
@@ -242,6 +247,8 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
       if (tp > 1) c.backward.all_reduce += {1, rows};
     }
   }
+  if (whole && ep == 1 && tp > 1)  // every tp rank's gradient of its rows, summed over tp
+    c.tp_replicated_grads += {E * expert.parameter_tensors, plan_mul(E, Mlp::cost(eo, 0, etp).parameters)};
   if (ep > 1)
     c.expert_parameters = {E / ep * expert.parameter_tensors, plan_mul(E / ep, Mlp::cost(eo, 0, etp).parameters)};
   if (ep_dp > 1) {
@@ -295,7 +302,8 @@ Tensor MoeLayer::forward(StepContext& ctx, const Tensor& x) {
   } else if (ep) {
     s.x_group = all_gather_rows(x_rows, ep_, "expert-parallel dispatch");
   }
-  s.dispatch = dispatch(table, first_expert_, local, x_rows.device(), alltoall ? &s.exchange.buffer_row : nullptr);
+  s.dispatch = dispatch(table, first_expert_, local, x_rows.device(), alltoall ? &s.exchange.buffer_row : nullptr,
+                        row_share_);
 
   // Σ_j probs_j · expert_j(x), f32, over the group's rows (this rank's experts' share of it).
   Tensor sum = x_rows.new_zeros({s.x_group.size(0), hidden_}, DType::f32);

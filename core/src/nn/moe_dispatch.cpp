@@ -36,9 +36,11 @@ RoutedTable gather_table(RoutedTable own, const TpGroup& ep, Device device) {
 }
 
 Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device,
-                  const std::vector<std::int64_t>* buffer_row) {
+                  const std::vector<std::int64_t>* buffer_row, RowShare share) {
   std::vector<std::vector<std::int64_t>> per_expert(static_cast<std::size_t>(count));
-  for (std::size_t i = 0; i < t.expert.size(); ++i) {
+  const auto first_pair = static_cast<std::size_t>(share.begin(t.rows) * t.topk);
+  const auto end_pair = static_cast<std::size_t>(share.end(t.rows) * t.topk);
+  for (std::size_t i = first_pair; i < end_pair; ++i) {
     if (t.expert[i] < 0) continue;  // dropped
     const auto local = static_cast<std::int64_t>(t.expert[i]) - first_expert;
     if (local >= 0 && local < count) per_expert[static_cast<std::size_t>(local)].push_back(static_cast<std::int64_t>(i));

@@ -59,11 +59,12 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
     throw ConfigError(fmt::format("expert_tensor_parallel_size {} must be 1 (experts whole, each tensor-parallel rank "
                                   "holding others) or tensor_model_parallel_size ({}, experts split over tp)",
                                   sizes.etp, sizes.tp));
-  if (sizes.etp == 1 && sizes.tp > 1 && (sizes.ep % sizes.tp != 0 || l.dp_ % (sizes.ep / sizes.tp) != 0))
+  if (sizes.etp == 1 && sizes.tp > 1 && sizes.ep > 1 && (sizes.ep % sizes.tp != 0 || l.dp_ % (sizes.ep / sizes.tp) != 0))
     throw ConfigError(fmt::format(
-        "expert_tensor_parallel_size 1 with tensor_model_parallel_size {}: expert_model_parallel_size {} must be a "
-        "multiple of {} that divides {} × the data-parallel size {} (world size {} / (tp {} × pp {})): the tp ranks "
-        "hold different experts, so the ep ranks are the tp group times ep / tp data-parallel ranks",
+        "expert_tensor_parallel_size 1 with tensor_model_parallel_size {}: expert_model_parallel_size {} must be 1 "
+        "(every tp rank holding every expert) or a multiple of {} that divides {} × the data-parallel size {} (world "
+        "size {} / (tp {} × pp {})): the tp ranks hold different whole experts, so the ep ranks are the tp group "
+        "times ep / tp data-parallel ranks (an ep between 1 and tp is not built)",
         sizes.tp, sizes.ep, sizes.tp, sizes.tp, l.dp_, world_size, sizes.tp, sizes.pp));
   if (l.dp_ % l.ep_dp() != 0)
     throw ConfigError(fmt::format(

@@ -39,14 +39,21 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
       p.declare(key);
       notes.push_back(fmt::format("parallel.{} is not modelled by the plan", key));
     }
-  const int ep_dp = sizes.etp == 1 ? sizes.ep / sizes.tp : sizes.ep;  // the data-parallel part of ep
+  // Expert tensor parallel size 1: whole experts; ep's data-parallel part is ep / tp.
+  const bool whole = sizes.etp == 1 && sizes.tp > 1;
   if (sizes.ep > 1)
     notes.push_back(fmt::format(
-        "parallel.expert_model_parallel_size = {}: each rank holds num_experts / {} experts, whose gradients "
+        "parallel.expert_model_parallel_size = {}: each rank holds num_experts / {} experts{}, whose gradients "
         "(and distributed_adam state) go over the expert_dp group of dp / {} ranks; their activations assume the "
         "router spreads tokens evenly (a rank's experts take rows·k{} of the group's rows; dropless routing can send "
         "them up to ep times as many)",
-        sizes.ep, sizes.ep, ep_dp, sizes.etp == 1 && sizes.tp > 1 ? " / tp" : ""));
+        sizes.ep, sizes.ep, whole ? " whole (expert_tensor_parallel_size 1)" : "", whole ? sizes.ep / sizes.tp : sizes.ep,
+        whole ? " / tp" : ""));
+  else if (whole)
+    notes.push_back(
+        "parallel.expert_tensor_parallel_size = 1 with expert_model_parallel_size 1: every tp rank holds every expert "
+        "whole and runs them on its share of the rows (1/tp; their activations assume the router spreads tokens "
+        "evenly); their gradients are summed over tp, as a norm's under sequence parallelism");
   return sizes;
 }
 

@@ -90,7 +90,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         meta.data_parallel = layout.dp();
         meta.virtual_pipeline = layout.vpp();
         meta.expert_parallel = layout.ep();
-        meta.expert_tensor_parallel = layout.expert_tp_slices() > 1 ? 1 : 0;
+        meta.expert_tensor_parallel = layout.experts_whole_over_tp() ? 1 : 0;
         meta.first_stage_layers = layout.sizes().first_stage_layers;
         meta.last_stage_layers = layout.sizes().last_stage_layers;
         meta.embedding_in_split = layout.sizes().embedding_in_split;
@@ -192,7 +192,7 @@ void Trainer::load_checkpoint() {
                                    sizes.loss_in_split)
                      : ""));
   const int t = layout.tp_rank(), p = layout.pp_rank(), d = layout.dp_rank();
-  const std::int64_t etp_here = layout.expert_tp_slices() > 1 ? 1 : 0;
+  const std::int64_t etp_here = layout.experts_whole_over_tp() ? 1 : 0;
   if (loads_optimizer && meta.expert_tensor_parallel != etp_here)
     throw ConfigError(fmt::format("checkpoint {} was saved with parallel.expert_tensor_parallel_size {}, this run has "
                                   "{}: resuming needs the same (its optimizer files hold each rank's experts' state, "

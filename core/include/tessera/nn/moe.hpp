@@ -26,7 +26,9 @@
 // --expert-tensor-parallel-size 1): the tp ranks hold different experts whole instead of a part of
 // each. Nothing else changes: every tp rank still routes the same rows, each sums the outputs of its
 // own experts, and the same all-reduce (reduce-scatter) completes the layer — a sum over experts
-// now where it was a sum over ffn shards. The routing weights' gradient, whole on the rank holding
+// now where it was a sum over ffn shards. With ep 1 every tp rank holds every expert and runs them on
+// its share of the rows (RowShare), so each routed pair still runs once; their gradients are then
+// summed over tp (Parameter::reduce_grad_over_tp). The routing weights' gradient, whole on the rank holding
 // the pair's expert and zero on the others, is summed over tp as before.
 //
 // Expert parallelism (MoeOptions::expert_group of ep ranks, Megatron-Core's
@@ -47,6 +49,7 @@
 #include <vector>
 
 #include "tessera/nn/mlp.hpp"
+#include "tessera/nn/moe_dispatch.hpp"
 #include "tessera/nn/moe_routing.hpp"
 
 namespace tessera {
@@ -66,7 +69,8 @@ struct MoeOptions {
   std::shared_ptr<Communicator> expert_group;
   // expert_tensor_parallel_size: 0 splits every expert over tp (fc1 by columns, fc2 by rows); 1 keeps
   // them whole, tp rank t holding the experts of expert-parallel rank t + tp · (its place in
-  // expert_group), which then spans ep / tp data-parallel ranks.
+  // expert_group), which then spans ep / tp data-parallel ranks — or, with ep 1, every expert, each
+  // tp rank taking its share of the rows.
   int expert_tensor_parallel = 0;
   // moe_token_dispatcher_type "alltoall": each rank sends each other rank only its token rows that
   // rank's experts take (point-to-point, as Megatron-Core's all-to-all dispatcher), and gets their
@@ -105,8 +109,10 @@ class MoeLayer : public Module {
   MoeOptions moe_;
   TpGroup tp_;
   TpGroup ep_;                      // the expert-parallel group; null or one rank: every expert here
-  // Expert tensor parallel size 1: the tp ranks holding different experts (tp; else 1), and this rank's place among them.
+  // Expert tensor parallel size 1: the tp ranks holding different experts (tp with ep > 1; else 1),
+  // this rank's place among them, and its share of the rows among the tp ranks holding its experts.
   int expert_slices_ = 1, expert_slice_ = 0;
+  RowShare row_share_;
   std::int64_t first_expert_ = 0;   // the global index of experts_[0]
   Parameter router_;
   bool router_has_bias_;   // add_bias_linear: the router's logits x·Wᵀ + b, as Megatron-Core's (gpt-oss's)

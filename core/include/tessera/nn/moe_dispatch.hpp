@@ -40,10 +40,20 @@ struct Dispatch {
   Tensor weights_of(std::int64_t i) const { return weights.rows(first[i], first[i + 1]); }
 };
 
-// This rank's experts' dispatch. `buffer_row`: where each table row sits in the rows the experts
-// read (the all-to-all dispatcher's received buffer); null: the table's own order.
+// Share `index` of `of` of a table's rows: [index·rows/of, (index+1)·rows/of). Expert tensor
+// parallel size 1 with ep 1: every tp rank holds every expert and runs them on its share of the
+// rows, which every tp rank routed alike.
+struct RowShare {
+  int index = 0, of = 1;
+  std::int64_t begin(std::int64_t rows) const { return rows * index / of; }
+  std::int64_t end(std::int64_t rows) const { return rows * (index + 1) / of; }
+};
+
+// This rank's experts' dispatch, of the pairs in its share of the rows. `buffer_row`: where each
+// table row sits in the rows the experts read (the all-to-all dispatcher's received buffer); null:
+// the table's own order.
 Dispatch dispatch(const RoutedTable& t, std::int64_t first_expert, std::int64_t count, Device device,
-                  const std::vector<std::int64_t>* buffer_row = nullptr);
+                  const std::vector<std::int64_t>* buffer_row = nullptr, RowShare share = {});
 
 // The all-to-all dispatcher's plan, from the group's routing table (rank q's rows q·N … q·N + N − 1):
 // which of this rank's rows each rank's experts take, and where the rows this rank receives go.

@@ -20,6 +20,9 @@
 // group here is its data-parallel part (the ep/tp ranks of the same tp rank that exchange token rows;
 // the tp group already shares them), the expert_dp group the dp / (ep/tp) ranks holding the same
 // experts. With tp 2, dp 2, ep 4, etp 1: ep groups [0,2] [1,3], each rank a quarter of the experts.
+// With ep 1 instead every tp rank holds every expert whole (no expert grid: the experts are
+// replicated over tp like a norm's weight, each tp rank running them on its share of the rows).
+// Megatron-Core also takes 1 < ep < tp there; Tessera does not (yet).
 //
 // Everything here is a pure function of (world rank, world size, sizes), so it is tested
 // without MPI; process_groups.hpp turns the rank lists into communicators.
@@ -59,8 +62,8 @@ struct ParallelSizes {
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, ep does not divide the data-parallel size (with etp 1: ep is not a multiple of tp, ep / tp
-  // does not divide it; etp neither 1 nor tp), world_rank is outside [0, world_size), vpp > 1
+  // tp·pp, ep does not divide the data-parallel size (with etp 1: ep neither 1 nor a multiple of tp,
+  // or ep / tp not dividing it; etp neither 1 nor tp), world_rank is outside [0, world_size), vpp > 1
   // without pipeline parallelism, or the split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
 
@@ -80,9 +83,11 @@ class ParallelLayout {
   int pp_rank() const { return pp_rank_; }
   // Expert tensor parallel size: tp (experts split over tp) or 1 (whole, other experts on each tp rank).
   int etp() const { return sizes_.etp == 0 ? sizes_.tp : sizes_.etp; }
-  // The tp ranks holding different experts: 1, or tp with etp 1; the data-parallel part of ep is the rest.
-  int expert_tp_slices() const { return sizes_.tp / etp(); }
-  int ep_dp() const { return sizes_.ep / expert_tp_slices(); }
+  bool experts_whole_over_tp() const { return etp() == 1 && sizes_.tp > 1; }
+  // The tp ranks holding different experts: tp with etp 1 and ep > 1 (ep then a multiple of tp);
+  // else 1 (experts split over tp, or with ep 1 every tp rank holding all of them whole).
+  int expert_tp_slices() const { return experts_whole_over_tp() && sizes_.ep > 1 ? sizes_.tp : 1; }
+  int ep_dp() const { return sizes_.ep / expert_tp_slices(); }  // the data-parallel part of ep
   // Which experts this rank holds (of ep shares), and its place among the ranks holding the same ones.
   int ep_rank() const { return tp_rank_ % expert_tp_slices() + expert_tp_slices() * (dp_rank_ % ep_dp()); }
   int expert_dp_rank() const { return dp_rank_ / ep_dp(); }
