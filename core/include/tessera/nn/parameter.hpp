@@ -20,7 +20,8 @@ struct Parameter {
   bool weight_decay = true;  // false for biases and norm weights (Megatron's default)
   // Tensor parallelism: the dim of the full tensor split across the tp group (-1: every tp rank
   // holds the whole tensor). A replicated tensor whose gradient each tp rank computes from its own
-  // part of the work (MQA's K/V, norms under sequence parallelism) sets reduce_grad_over_tp.
+  // part of the work (MQA's K/V, norms under sequence parallelism, whole experts under tp with
+  // expert_tensor_parallel_size 1 and ep 1) sets reduce_grad_over_tp.
   int tp_split_dim = -1;
   bool reduce_grad_over_tp = false;
   // The split dim is this many equal blocks, each split across tp (Megatron's partition stride):

@@ -55,7 +55,8 @@ struct ParallelSizes {
   int ep = 1;  // expert_model_parallel_size: must divide the data-parallel size (last: positional
                // initialisers of the fields above keep their meaning)
   // expert_tensor_parallel_size: 0 (or tp) splits every expert over tp; 1 keeps experts whole, the
-  // tp ranks holding different ones (ep then a multiple of tp, ep / tp dividing dp).
+  // tp ranks holding different ones (ep then a multiple of tp, ep / tp dividing dp) or, with ep 1,
+  // every tp rank all of them.
   int etp = 0;
 };
 
