@@ -148,6 +148,20 @@ def expect_error(cmd, needles, what):
     print(f"{what}: fails naming {needles}")
 
 
+def evaluated_losses(tessera, config, mpiexec, ckpt, layouts, what):
+    """`tessera evaluate` of the checkpoint's iteration 5 in each (--set list, process count) layout:
+    the validation losses printed, as strings."""
+    losses = []
+    for sets, np in layouts:
+        cmd = [tessera, "evaluate", config, "--split", "valid", "--load", os.path.join(ckpt, "iter_0000005")] + sets
+        out = run(cmd if np == "1" else mpiexec + ["-np", np] + cmd).stdout
+        m = re.search(r"validation loss at iteration 5 on validation set \| lm loss value: (\S+)", out)
+        if not m:
+            sys.exit(f"evaluate of the {what} checkpoint printed no validation line:\n{out}")
+        losses.append(m.group(1))
+    return losses
+
+
 def check_ep_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
     """The refusals around a checkpoint saved with expert parallelism (docs/moe.md)."""
     ep = opts.get("ep")
@@ -160,15 +174,9 @@ def check_ep_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
                  f"ep {ep} checkpoint resumed with ep 1")
     # `tessera evaluate` of the checkpoint: the same validation loss in one process and under ep 2
     # and 4 (each rank loading its own experts from the model file).
-    evaluated = []
-    for sets, np in (([], "1"), (["--set", "parallel.expert_model_parallel_size=2"], opts["np"]),
-                     (["--set", "parallel.expert_model_parallel_size=4"], "4")):
-        cmd = [tessera, "evaluate", config, "--split", "valid", "--load", os.path.join(ckpt, "iter_0000005")] + sets
-        out = run(cmd if np == "1" else mpiexec + ["-np", np] + cmd).stdout
-        m = re.search(r"validation loss at iteration 5 on validation set \| lm loss value: (\S+)", out)
-        if not m:
-            sys.exit(f"evaluate of the ep checkpoint printed no validation line:\n{out}")
-        evaluated.append(m.group(1))
+    evaluated = evaluated_losses(tessera, config, mpiexec, ckpt,
+                                 (([], "1"), (["--set", "parallel.expert_model_parallel_size=2"], opts["np"]),
+                                  (["--set", "parallel.expert_model_parallel_size=4"], "4")), "ep")
     if len(set(evaluated)) != 1:
         sys.exit(f"evaluate of the ep checkpoint in one process, ep 2 and ep 4 printed {evaluated}")
     print(f"ep checkpoint: evaluates to {evaluated[0]} in one process, ep 2 and ep 4")
@@ -193,20 +201,13 @@ def check_etp_errors(tessera, config, mpiexec, workdir, opts, ckpt, cmd):
     expect_error(command(tessera, config, mpiexec, split, resume),
                  ["expert_tensor_parallel_size 1, this run has 2", "checkpoint.finetune = true"],
                  "etp 1 checkpoint resumed with the experts split over tp")
-    evaluated = []
     layouts = (([], "1"),
                (["--set", "parallel.tensor_model_parallel_size=2", "--set", "model.make_vocab_size_divisible_by=64",
                  "--set", f"parallel.expert_model_parallel_size={opts['ep']}",
                  "--set", "parallel.expert_tensor_parallel_size=1"], opts["np"]),
                (["--set", "parallel.tensor_model_parallel_size=2", "--set", "model.make_vocab_size_divisible_by=64",
                  "--set", f"parallel.expert_model_parallel_size={opts['ep']}"], opts["np"]))
-    for sets, np in layouts:
-        cmd = [tessera, "evaluate", config, "--split", "valid", "--load", os.path.join(ckpt, "iter_0000005")] + sets
-        out = run(cmd if np == "1" else mpiexec + ["-np", np] + cmd).stdout
-        m = re.search(r"validation loss at iteration 5 on validation set \| lm loss value: (\S+)", out)
-        if not m:
-            sys.exit(f"evaluate of the etp 1 checkpoint printed no validation line:\n{out}")
-        evaluated.append(float(m.group(1)))
+    evaluated = [float(v) for v in evaluated_losses(tessera, config, mpiexec, ckpt, layouts, "etp 1")]
     # The experts' sums in another order across tp: equal to float rounding.
     if max(evaluated) - min(evaluated) > 1e-5 * abs(evaluated[0]):
         sys.exit(f"evaluate of the etp 1 checkpoint in one process, with etp 1 and with the experts split printed {evaluated}")

@@ -173,10 +173,13 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
   // Megatron-Core's router bias (add_bias_linear), initialised as its weight (init_method).
   if (layer.bias) init_normal(router_bias_.value, layer.init_std, seed, router_bias_.name);
   const MlpOptions e = expert_options(layer, moe, moe.ffn_hidden);
-  if (moe.expert_tensor_parallel == 1) {  // whole experts, other ones on each tp rank (or a share of the rows)
-    expert_slices_ = std::min(tp_size(tp_), moe.expert_parallel);
-    expert_slice_ = tp_rank(tp_) % expert_slices_;
-    row_share_ = {tp_rank(tp_) / expert_slices_, tp_size(tp_) / expert_slices_};
+  // Whole experts: other ones on each tp rank (ParallelLayout::expert_tp_slices), or with ep 1 all of
+  // them, each tp rank taking its share of the rows.
+  if (moe.expert_tensor_parallel == 1 && moe.expert_parallel > 1) {
+    expert_slices_ = tp_size(tp_);
+    expert_slice_ = tp_rank(tp_);
+  } else if (moe.expert_tensor_parallel == 1) {
+    row_share_ = {tp_rank(tp_), tp_size(tp_)};
   }
   const int ep = expert_slices_ * tp_size(ep_);
   if (moe.router.experts % ep != 0)

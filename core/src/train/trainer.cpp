@@ -797,13 +797,10 @@ void Trainer::save_final() const {
   }
   const ParallelLayout& layout = parallel_->layout;
   if (layout.expert_dp_rank() != 0) return;
-  // Expert parallelism: data-parallel rank 0 collects the experts of its expert-parallel group
-  // (with expert tensor parallel size 1, its tp rank 0 those of the whole tp group after).
-  if (layout.ep() > 1 && (layout.tp_rank() == 0 || layout.expert_tp_slices() > 1)) {
-    tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
-    expert.resize(tensors.size(), true);
-    if (layout.expert_tp_slices() > 1) tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.tp);
-  }
+  // Expert parallelism: data-parallel rank 0 (tp rank 0 of it) collects every expert. Other tp ranks
+  // take part only when they hold other experts (expert tensor parallel size 1).
+  if (layout.tp_rank() == 0 || layout.expert_tp_slices() > 1)
+    tensors = with_all_experts(std::move(tensors), std::move(expert), /*every_tp_rank=*/false);
   if (layout.tp_rank() != 0 || layout.dp_rank() != 0) return;
   tensors = gather_to_first_rank(tensors, *parallel_->groups.pp);
   if (layout.rank() != 0) return;

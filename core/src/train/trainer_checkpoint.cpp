@@ -17,19 +17,14 @@ namespace tessera {
 
 namespace fs = std::filesystem;
 
-NamedTensors Trainer::model_tensors_with_all_experts() const {
-  NamedTensors tensors;
-  std::vector<bool> expert;
-  for (const Parameter* param : params_) {
-    tensors.emplace_back(param->name, param->value);
-    expert.push_back(param->expert_parallel);
-  }
+NamedTensors Trainer::with_all_experts(NamedTensors tensors, std::vector<bool> expert, bool every_tp_rank) const {
   if (parallel_->layout.ep() == 1) return tensors;
   tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
   if (parallel_->layout.expert_tp_slices() == 1) return tensors;
-  // Expert tensor parallel size 1: every tp rank's file holds every expert whole, so the tp ranks
-  // (data-parallel rank 0's; the other ranks here have nothing) share the experts they collected.
+  // Expert tensor parallel size 1: the tp ranks (of data-parallel rank 0; the other ranks here have
+  // nothing) hold other experts; collect them on tp rank 0, or share them with every tp rank.
   expert.resize(tensors.size(), true);
+  if (!every_tp_rank) return gather_experts_to_first_rank(tensors, expert, *parallel_->groups.tp);
   NamedTensors own_dense, own_experts;
   for (std::size_t i = 0; i < tensors.size(); ++i) (expert[i] ? own_experts : own_dense).push_back(tensors[i]);
   NamedTensors every_expert =
@@ -57,7 +52,14 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
       // Data-parallel replicas hold the same parameters: one file per (tp, pp) shard, with every
       // expert collected from the expert-parallel group of data-parallel rank 0.
       NamedTensors tensors;
-      if (layout.expert_dp_rank() == 0) tensors = model_tensors_with_all_experts();
+      if (layout.expert_dp_rank() == 0) {
+        std::vector<bool> expert;
+        for (const Parameter* param : params_) {
+          tensors.emplace_back(param->name, param->value);
+          expert.push_back(param->expert_parallel);
+        }
+        tensors = with_all_experts(std::move(tensors), std::move(expert), /*every_tp_rank=*/true);
+      }
       if (d == 0) {
         save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
                          {{"format", "tessera-checkpoint"},

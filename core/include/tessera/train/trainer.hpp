@@ -154,9 +154,11 @@ class Trainer {
   // Resumable checkpoints (docs/checkpoints.md): <save>/iter_XXXXXXX/ written by every rank, renamed
   // into place after a barrier; and the resume from [checkpoint] load (same layout only).
   void save_checkpoint(std::int64_t iteration) const;
-  // This rank's parameter values (as saved: f32, its tp shard); under expert parallelism, on rank 0
-  // of the expert-parallel group, followed by the other ranks' experts. Collective over that group.
-  NamedTensors model_tensors_with_all_experts() const;
+  // Expert parallelism: `tensors` (`expert` flags an expert's) followed by the other ranks' experts
+  // on rank 0 of the expert-parallel group ({} on its other ranks) — with expert tensor parallel
+  // size 1 also those of the other tp ranks, on every tp rank (`every_tp_rank`: each writes a model
+  // file) or on tp rank 0. Collective over the ep group, and then over tp; without ep, `tensors`.
+  NamedTensors with_all_experts(NamedTensors tensors, std::vector<bool> expert, bool every_tp_rank) const;
   void load_checkpoint();
   void adopt_checkpoint_schedule(const CheckpointMetadata& meta, const std::filesystem::path& dir);
   // After iteration `it`: why the run stops now (empty: it goes on). The ranks agree (an all-reduce
