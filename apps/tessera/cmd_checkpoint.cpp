@@ -99,6 +99,10 @@ int run_export(const CheckpointArgs& a) {
   const HfExportResult r = export_hf(saved, a.output, a.architecture, dtype);
   log_info("exported {} as a Hugging Face {} model ({} tensors, {}) to {}", saved.describe(), r.architecture, r.tensors,
            a.dtype, a.output);
+  if (r.mtp_tensors_left_out > 0)
+    log_info("left out the {} tensors of the multi-token prediction depths (mtp.layers.*): {} has none; the exported "
+             "model predicts the next token as the saved one does",
+             r.mtp_tensors_left_out, r.architecture);
   return 0;
 }
 

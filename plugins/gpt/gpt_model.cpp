@@ -15,6 +15,40 @@
 
 namespace tessera::gpt {
 
+namespace {
+
+// Dropout sites of the multi-token prediction depths' embeddings (the model's is site 0; the
+// layers' nn/transformer_layer.hpp lists).
+constexpr std::uint64_t kMtpEmbeddingDropoutSites = std::uint64_t{4} << 32;
+
+// x [B,T] shifted `by` places left in each row, zeros shifted in (Megatron-Core's roll_tensor with
+// the rolled-in end zeroed).
+Tensor shifted_left(const Tensor& x, std::int64_t by) {
+  const std::int64_t B = x.size(0), T = x.size(1);
+  Tensor out = x.new_zeros({B, T});
+  if (by < T) ops::copy_2d(x, by, T, out, 0, T, B, T - by);
+  return out;
+}
+
+// A multi-token prediction depth's run for one microbatch: its store (the shared embedding and
+// head save there under their usual keys) and its loss, reported in backward.
+struct MtpRun {
+  std::unique_ptr<ActivationStore> store;
+  double loss = 0;
+  std::vector<Tensor> tensors() const { return store->tensors(); }
+};
+
+}  // namespace
+
+std::vector<std::string> gpt_metric_names(const GptOptions& o) {
+  std::vector<std::int64_t> moe_layers = o.moe_layer_indices();
+  if (o.num_layers > 0 && o.moe_layer(o.num_layers - 1))  // the depths' layers are built like the last
+    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) moe_layers.push_back(o.num_layers + d);
+  std::vector<std::string> names = moe_metric_names(o.moe, moe_layers);
+  for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) names.push_back(mtp_loss_name(d));
+  return names;
+}
+
 
 std::string llama_style_description(const GptOptions& o) {
   std::vector<std::string> parts;
@@ -45,6 +79,9 @@ std::string llama_style_description(const GptOptions& o) {
                                                ? ""
                                                : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
+  if (o.mtp_num_layers > 0)
+    parts.push_back(fmt::format("multi-token prediction of {} {} (loss weight {})", o.mtp_num_layers,
+                                o.mtp_num_layers == 1 ? "depth" : "depths", o.mtp_loss_scaling_factor));
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));
 }
@@ -65,14 +102,16 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
   first_stage_ = stage == 0;
   last_stage_ = stage == pp - 1;
-  const bool tied = !o.untie_embeddings_and_output_weights;
-  if (first_stage_ || (last_stage_ && tied)) {
+  const bool tied = !o.untie_embeddings_and_output_weights, mtp = o.mtp_num_layers > 0;
+  // The last stage needs the word embedding for the tied head or for the multi-token prediction's
+  // lookups, and the position table for the latter: with pp > 1 copies of the first stage's.
+  const auto stage_tie = [&] { return first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy; };
+  if (first_stage_ || (last_stage_ && (tied || mtp))) {
     word_embeddings_ = std::make_unique<VocabParallelEmbedding>("embedding.word_embeddings.weight", o.padded_vocab_size,
                                                                 o.hidden_size, o.init_method_std, o.seed, tp_,
                                                                 sequence_parallel_);
     word_embeddings_->weight().unpadded_rows = o.vocab_size;  // the padding depends on tp
-    if (tied && !(first_stage_ && last_stage_))
-      word_embeddings_->weight().stage_tie = first_stage_ ? Parameter::StageTie::owner : Parameter::StageTie::copy;
+    if ((tied || mtp) && !(first_stage_ && last_stage_)) word_embeddings_->weight().stage_tie = stage_tie();
   }
   if (last_stage_ && !tied) {
     // Megatron-Core's ColumnParallelLinear(h, padded_vocab, bias=False): this rank's vocabulary rows.
@@ -83,10 +122,11 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     output_layer_->unpadded_rows = o.vocab_size;
     output_layer_->embedding_or_output = true;  // [optimizer] decoupled_lr
   }
-  if (first_stage_ && o.learned_positions) {
+  if ((first_stage_ || (last_stage_ && mtp)) && o.learned_positions) {
     position_embeddings_ = std::make_unique<Parameter>("embedding.position_embeddings.weight",
                                                        Shape{o.max_position_embeddings, o.hidden_size});
     init_normal(position_embeddings_->value, o.init_method_std, o.seed, position_embeddings_->name);
+    if (mtp && !(first_stage_ && last_stage_)) position_embeddings_->stage_tie = stage_tie();
   }
   // Global layer indices: names, initialisation and dropout masks do not depend on the split (the
   // plugin checked it: parallel/pipeline_layers.hpp).
@@ -98,6 +138,14 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
     chunks_.push_back(std::make_unique<TransformerBlock>(
         gpt_block_options(built, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1),
         o.seed));
+  }
+  if (last_stage_) {
+    const TransformerBlockOptions last_layer =
+        gpt_block_options(built, tp_, sequence_parallel_, o.num_layers - 1, 1, /*ends_model=*/true);
+    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) {
+      mtp_.push_back(std::make_unique<MtpDepth>(o, d, mtp_block_options(last_layer, o.num_layers, d)));
+      mtp_dropouts_.emplace_back(o.hidden_dropout, kMtpEmbeddingDropoutSites + static_cast<std::uint64_t>(d));
+    }
   }
   mark_token_shard_grads();
 }
@@ -119,8 +167,12 @@ void GptModel::collect_parameters(std::vector<Parameter*>& out) {
     if (position_embeddings_) out.push_back(position_embeddings_.get());
   }
   for (auto& c : chunks_) c->collect_parameters(out);  // the last also holds the final norm
-  if (output_layer_) out.push_back(output_layer_.get());                                  // untied head
-  else if (last_stage_ && !first_stage_) word_embeddings_->collect_parameters(out);  // the tied head's copy
+  if (output_layer_) out.push_back(output_layer_.get());  // untied head
+  if (!first_stage_) {  // the last stage's copies: the tied head's, the multi-token prediction's
+    if (word_embeddings_) word_embeddings_->collect_parameters(out);
+    if (position_embeddings_) out.push_back(position_embeddings_.get());
+  }
+  for (auto& d : mtp_) d->collect_parameters(out);
 }
 
 FieldSpecs GptModel::batch_fields() const {
@@ -144,7 +196,7 @@ Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
   return {micro_batch_size, o_.seq_length, o_.hidden_size};
 }
 
-Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions) {
+Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions, Dropout& dropout) {
   TESSERA_CHECK_SHAPE(tokens.dim() == 2 && tokens.dtype() == DType::i32, "GPT expects tokens i32 [B,T], got {}", tokens.str());
   const std::int64_t B = tokens.size(0), T = tokens.size(1), C = o_.hidden_size;
   if (T > o_.max_position_embeddings && position_embeddings_)
@@ -171,8 +223,18 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& pos
     ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
     if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
   }
-  Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
+  Tensor y = dropout.forward(ctx, x, rows.first * C);
   return sp ? y : y.reshape({B, T, C});
+}
+
+void GptModel::embed_backward(StepContext& ctx, const Tensor& dy, Dropout& dropout) {
+  const std::int64_t C = o_.hidden_size, N = dy.numel() / C;  // sequence parallel: this rank's N rows
+  Tensor dx = dropout.backward(ctx, dy.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
+  word_embeddings_->backward(ctx, dx);
+  if (position_embeddings_) {
+    Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
+    ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  }
 }
 
 TransformerBlock& GptModel::chunk(int c) {
@@ -187,7 +249,7 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
   ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
   if (starts_model(c)) {
-    x = embed(ctx, tokens, batch.has("position_ids") ? batch.get("position_ids") : Tensor());
+    x = embed(ctx, tokens, batch.has("position_ids") ? batch.get("position_ids") : Tensor(), embedding_dropout_);
   } else {
     const Shape expected = activation_shape(tokens.size(0));
     TESSERA_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined() && inputs[0].shape() == expected &&
@@ -201,14 +263,66 @@ StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const 
   if (batch.has("document_start")) in.first_key = batch.get("document_start");
   x = block.forward(ctx, x, in);  // ending the model: through the final norm too
   if (!ends_model(c)) return {{x}, 0.0, {}};
-  return {{}, head_loss(ctx, x, batch), {}};
+  const HeadLoss main = head_loss(ctx, x, batch.get("labels"), batch.get("loss_mask"), 1.0f);
+  if (ctx.training) {
+    ctx.store().save(this, SavedTensor{main.dh});
+    if (!mtp_.empty()) mtp_forward(ctx, batch, x, in);
+  }
+  return {{}, main.loss, {}};
+}
+
+void GptModel::mtp_forward(StepContext& ctx, const Batch& batch, const Tensor& h0, const AttentionInputs& in) {
+  Tensor tokens = batch.get("tokens"), labels = batch.get("labels"), mask = batch.get("loss_mask");
+  const std::int64_t B = tokens.size(0), T = tokens.size(1);
+  Tensor positions;
+  if (batch.has("position_ids")) {
+    positions = batch.get("position_ids").reshape({B, T});
+  } else {
+    positions = tokens.new_empty({B, T}, DType::i32);
+    ops::arange_mod(positions, 0, T);
+  }
+  const float weight = static_cast<float>(o_.mtp_loss_scaling_factor / static_cast<double>(mtp_.size()));
+  Tensor h = h0;
+  for (std::size_t d = 0; d < mtp_.size(); ++d) {
+    // Depth d predicts, at position i, the label of position i + d + 1 from token i + d + 1.
+    tokens = shifted_left(tokens, 1);
+    positions = shifted_left(positions, 1);
+    labels = shifted_left(labels, 1);
+    mask = shifted_left(mask.reshape({B, T}), 1);
+    MtpRun run{std::make_unique<ActivationStore>()};
+    StepContext run_ctx = ctx.with_store(*run.store);
+    Tensor e = embed(run_ctx, tokens, positions.reshape({B * T}), mtp_dropouts_[d]);
+    h = mtp_[d]->forward(run_ctx, e, h, in);
+    HeadLoss depth = head_loss(run_ctx, h, labels, mask, weight);
+    run_ctx.store().save(this, SavedTensor{depth.dh});
+    run.loss = depth.loss;
+    ctx.store().save(mtp_[d].get(), std::move(run));
+  }
+}
+
+Tensor GptModel::mtp_backward(StepContext& ctx) {
+  Tensor dh;  // the gradient w.r.t. depth d's output from depth d + 1
+  for (std::size_t d = mtp_.size(); d-- > 0;) {
+    MtpRun run = ctx.store().take<MtpRun>(mtp_[d].get());
+    StepContext run_ctx = ctx.with_store(*run.store);
+    Tensor dy = run_ctx.store().take<SavedTensor>(this).x;
+    if (dh.defined()) ops::add(dy, dh, dy);
+    MtpDepth::Grads g = mtp_[d]->backward(run_ctx, dy);
+    embed_backward(run_ctx, g.de, mtp_dropouts_[d]);
+    if (!run.store->empty())
+      throw Error(fmt::format("GPT multi-token prediction depth {}: backward left saved activations behind", d + 1));
+    if (ctx.metrics) ctx.metrics->add(mtp_loss_name(static_cast<std::int64_t>(d)), run.loss);
+    dh = g.dh;
+  }
+  return dh;
 }
 
 std::optional<double> GptModel::loss_tokens(const Batch& batch) const { return ops::sum(batch.get("loss_mask")); }
 
-double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch) {
+GptModel::HeadLoss GptModel::head_loss(StepContext& ctx, const Tensor& h, const Tensor& labels_bt, const Tensor& mask_bt,
+                                       float weight) {
   // V: this rank's vocabulary shard, ids [first, first + V).
-  const std::int64_t N = batch.get("tokens").numel(), C = o_.hidden_size;
+  const std::int64_t N = labels_bt.numel(), C = o_.hidden_size;
   // The table in the compute dtype; its gradient f32.
   Parameter& head_param = head_weight();
   const Tensor& table = head_param.weight();
@@ -217,11 +331,11 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
   // The head needs whole rows: under sequence parallelism gather every rank's rows first.
   const bool sp = sequence_parallel(ctx);
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
-  Tensor labels = batch.get("labels").reshape({N});
-  Tensor mask = batch.get("loss_mask").reshape({N});
+  Tensor labels = labels_bt.reshape({N});
+  Tensor mask = mask_bt.reshape({N});
   const double mask_sum = ops::sum(mask);
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
-  const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale / mask_sum) : 0.0f;
+  const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale * weight / mask_sum) : 0.0f;
 
   TiedLmHead head;
   head.table = &table;
@@ -239,12 +353,12 @@ double GptModel::head_loss(StepContext& ctx, const Tensor& h, const Batch& batch
       dh = gather_from_sequence_parallel_backward(dh, tp_);
     else
       copy_to_tp_backward(dh, tp_);
-    ctx.store().save(this, SavedTensor{dh.reshape(h.shape())});
+    dh = dh.reshape(h.shape());
   }
   // Σ loss·mask / Σ mask
   Tensor total = losses.new_empty({1}, DType::f64);
   ops::masked_sum(losses, mask, total);
-  return mask_sum > 0 ? total.item() / mask_sum : 0.0;
+  return {mask_sum > 0 ? total.item() / mask_sum : 0.0, dh};
 }
 
 std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads, int c) {
@@ -252,15 +366,16 @@ std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector
   TESSERA_CHECK_SHAPE(ends_model(c) || (output_grads.size() == 1 && output_grads[0].defined()),
                       "a GPT stage before the last needs its output's gradient (one tensor), got {}",
                       output_grads.size());
-  Tensor dx = block.backward(ctx, ends_model(c) ? ctx.store().take<SavedTensor>(this).x : output_grads[0]).dx;
-  if (!starts_model(c)) return {dx};
-  const std::int64_t C = o_.hidden_size, N = dx.numel() / C;  // sequence parallel: this rank's N rows
-  dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
-  word_embeddings_->backward(ctx, dx);
-  if (position_embeddings_) {
-    Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
-    ops::embedding_backward(pos, dx, position_embeddings_->grad);
+  Tensor dy;
+  if (ends_model(c)) {
+    dy = ctx.store().take<SavedTensor>(this).x;
+    if (!mtp_.empty()) ops::add(dy, mtp_backward(ctx), dy);
+  } else {
+    dy = output_grads[0];
   }
+  Tensor dx = block.backward(ctx, dy).dx;
+  if (!starts_model(c)) return {dx};
+  embed_backward(ctx, dx, embedding_dropout_);
   return {};
 }
 
@@ -269,7 +384,7 @@ Tensor GptModel::inference_forward(StepContext& ctx, const Tensor& tokens, const
   ctx.allow_sequence_parallel = false;  // any B·T; nothing saved that sharding could shrink
   if (!first_stage_ || !last_stage_ || chunks_.size() != 1)
     throw Error("GPT inference needs the whole model in one process (pp = 1)");
-  return chunks_[0]->forward(ctx, embed(ctx, tokens, positions));  // through the final norm
+  return chunks_[0]->forward(ctx, embed(ctx, tokens, positions, embedding_dropout_));  // through the final norm
 }
 
 Tensor GptModel::head_logits(const Tensor& last) {

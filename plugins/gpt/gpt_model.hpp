@@ -32,6 +32,16 @@
 // initialised identically (initialisation is counter-based); the trainer sums the two copies'
 // gradients over the embedding group, so they stay equal.
 //
+// Multi-token prediction ([model] mtp_num_layers; gpt_mtp.hpp, docs/mtp.md): in training the last
+// stage runs the depths after the main head, depth d on the tokens, labels, loss mask and positions
+// shifted d + 1 places left (zeros shifted in, as Megatron-Core's roll_tensor), through the model's
+// own embedding (its dropout at a site of its own) and LM head; each depth's run saves into a store
+// of its own (the embedding and head save under one key per run). The loss returned stays the main
+// one; each depth's, weighted mtp_loss_scaling_factor / mtp_num_layers in the gradient, is reported
+// as the metric "mtp_<d+1> loss". With pp > 1 the last stage keeps copies of the word embedding
+// (untied too) and of the position table, tied to the first stage's (Parameter::stage_tie).
+// Evaluation and generation skip the depths (Megatron-Core's validation loss is the main one too).
+//
 // Llama-style blocks (docs/llama.md; Megatron-Core's [model] keys): position_embedding_type = "rope"
 // drops the learned position table (attention rotates q and k instead), normalization = "RMSNorm",
 // swiglu, add_bias_linear = false, and untie_embeddings_and_output_weights: the last stage holds
@@ -51,6 +61,8 @@
 #include "tessera/nn/transformer_block.hpp"
 #include "tessera/nn/vocab_parallel_embedding.hpp"
 
+#include "gpt_mtp.hpp"
+
 namespace tessera::gpt {
 
 // GPT reads the transformer keys every such model reads (nn/transformer_options.hpp).
@@ -66,6 +78,11 @@ TransformerBlockOptions gpt_block_options(const GptOptions& o, TpGroup tp, bool 
 // "" for a GPT-2 block), for describe().
 std::string llama_style_description(const GptOptions& o);
 
+// The model's metrics (Model::metric_names): the mixture-of-experts layers' router losses
+// (multi-token prediction layers built like a mixture-of-experts last layer included), then each
+// multi-token prediction depth's loss. Shared by the model and its plan.
+std::vector<std::string> gpt_metric_names(const GptOptions& o);
+
 // Model FLOPs of one training iteration over `sequences` sequences (Megatron-LM's accounting:
 // forward + backward, no recompute) — the model's and the plan's figure.
 double gpt_flops_per_iteration(const GptOptions& o, std::int64_t sequences);
@@ -76,7 +93,7 @@ class GptModel : public Model, public Generator {
   GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel, DType compute_dtype = DType::f32);
   FieldSpecs batch_fields() const override;
   std::optional<double> loss_tokens(const Batch& batch) const override;  // the loss_mask's sum
-  std::vector<std::string> metric_names() const override { return moe_metric_names(o_.moe, o_.moe_layer_indices()); }
+  std::vector<std::string> metric_names() const override { return gpt_metric_names(o_); }
   void collect_parameters(std::vector<Parameter*>& out) override;
   // One tensor crosses every stage boundary: the hidden state (activation_shape).
   StageOutput forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs,
@@ -94,10 +111,12 @@ class GptModel : public Model, public Generator {
   std::string describe() const override;
 
  private:
-  // First stage: tokens [B,T] → embeddings [B,T,C] (dropout applied); under sequence
-  // parallelism this rank's token rows [B·T/tp, C]. Positions: undefined → 0 … T − 1 in each row;
-  // else each token's (i32 [B·T]: the data's position_ids, a generation step's row positions).
-  Tensor embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions);
+  // First stage (and multi-token prediction): tokens [B,T] → embeddings [B,T,C] (`dropout`
+  // applied); under sequence parallelism this rank's token rows [B·T/tp, C]. Positions: undefined
+  // → 0 … T − 1 in each row; else each token's (i32 [B·T]: the data's position_ids, a generation
+  // step's row positions). embed_backward consumes what it saved.
+  Tensor embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions, Dropout& dropout);
+  void embed_backward(StepContext& ctx, const Tensor& dx, Dropout& dropout);
   // Inference: the final hidden states of tokens [B,T] (through the final norm), with ctx's cache
   // if any; `positions` undefined: 0 … T − 1.
   Tensor inference_forward(StepContext& ctx, const Tensor& tokens, const Tensor& positions);
@@ -105,8 +124,18 @@ class GptModel : public Model, public Generator {
   Tensor head_logits(const Tensor& last);
   friend class GptSession;
   // Last stage: the fused LM head and cross-entropy over the final hidden states [B,T,C] (under
-  // sequence parallelism this rank's rows [B·T/tp, C]).
-  double head_loss(StepContext& ctx, const Tensor& h, const Batch& batch);
+  // sequence parallelism this rank's rows [B·T/tp, C]) against labels and loss_mask [B,T]: the
+  // mean loss over the masked tokens and, in training, the gradient of `weight` times it w.r.t. h
+  // (h's shape; the head's own gradients are accumulated).
+  struct HeadLoss {
+    double loss = 0;
+    Tensor dh;
+  };
+  HeadLoss head_loss(StepContext& ctx, const Tensor& h, const Tensor& labels, const Tensor& mask, float weight);
+  // Multi-token prediction on the last stage, after the main head: forward saves each depth's run
+  // (MtpRun) on ctx's store; backward returns the gradient the depths send to the final hidden states.
+  void mtp_forward(StepContext& ctx, const Batch& batch, const Tensor& h, const AttentionInputs& in);
+  Tensor mtp_backward(StepContext& ctx);
   // Whether this step runs on sequence-parallel token shards.
   bool sequence_parallel(const StepContext& ctx) const;
   void mark_token_shard_grads();
@@ -124,12 +153,17 @@ class GptModel : public Model, public Generator {
   bool starts_model(int c) const { return first_stage_ && c == 0; }
   bool ends_model(int c) const { return last_stage_ && c == static_cast<int>(chunks_.size()) - 1; }
   TransformerBlock& chunk(int c);
-  // On the first stage the embedding, on the last the tied LM head (a copy unless also first).
+  // On the first stage the embedding, on the last the tied LM head or the multi-token prediction's
+  // embedding (a copy unless also first).
   std::unique_ptr<VocabParallelEmbedding> word_embeddings_;
-  std::unique_ptr<Parameter> position_embeddings_;  // first stage, learned positions only
+  // First stage, learned positions only (and a copy on the last with multi-token prediction).
+  std::unique_ptr<Parameter> position_embeddings_;
   std::unique_ptr<Parameter> output_layer_;         // last stage, untied head only
   Parameter& head_weight() { return output_layer_ ? *output_layer_ : word_embeddings_->weight(); }
   Dropout embedding_dropout_;
+  // Multi-token prediction (last stage): the depths and their embedding dropouts.
+  std::vector<std::unique_ptr<MtpDepth>> mtp_;
+  std::vector<Dropout> mtp_dropouts_;
 };
 
 }  // namespace tessera::gpt

@@ -8,6 +8,8 @@
 // token embedding and the position embedding on the first virtual stage, and on the last the fused
 // LM head tied to the token embedding, whose input gradient is all-reduced over tp during forward
 // (under sequence parallelism: the input all-gathered and the gradient reduce-scattered instead).
+// Multi-token prediction's depths, with their embedding lookups, heads and the last stage's table
+// copies, are gpt_mtp.cpp's (add_mtp_chunk_cost).
 // tests/model/test_model_plan.cpp builds the model for each stage and tensor-parallel rank and
 // requires exact equality; tests/nn/test_transformer_block.cpp checks the block's figures for every
 // layer spec.
@@ -36,13 +38,26 @@ class GptPlanner : public ModelPlanner {
   }
 
   ModelChunkCost chunk_cost(const ParallelLayout& layout, int chunk, std::int64_t b) const override {
-    return transformer_chunk_cost(o_, sizes_, spec_, layout, chunk, b);
+    ModelChunkCost c = transformer_chunk_cost(o_, sizes_, spec_, layout, chunk, b);
+    const int virtual_stage = chunk * layout.pp() + layout.pp_rank(), virtual_stages = layout.pp() * layout.vpp();
+    const bool sp = sizes_.sequence_parallel && layout.tp() > 1;
+    add_mtp_chunk_cost(c, o_, gpt_block_options(o_, nullptr, sp, o_.num_layers - 1, 1, /*ends_model=*/true),
+                       virtual_stage == 0, virtual_stage == virtual_stages - 1, b, layout.tp(), sp);
+    return c;
   }
 
-  std::int64_t total_parameters() const override { return transformer_total_parameters(whole_.first, whole_.second); }
+  std::int64_t total_parameters() const override {
+    const GptOptions& o = whole_.first;
+    std::int64_t n = transformer_total_parameters(o, whole_.second);
+    const TransformerBlockOptions last_layer = gpt_block_options(o, nullptr, false, o.num_layers - 1, 1, true);
+    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d)
+      n = plan_add(n, MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{1, o.seq_length, 0, 1})
+                          .parameters);
+    return n;
+  }
 
   std::int64_t seq_length() const override { return o_.seq_length; }
-  std::int64_t metrics() const override { return static_cast<std::int64_t>(moe_metric_names(o_.moe, o_.moe_layer_indices()).size()); }
+  std::int64_t metrics() const override { return static_cast<std::int64_t>(gpt_metric_names(o_).size()); }
 
   double flops_per_iteration(std::int64_t sequences) const override { return gpt_flops_per_iteration(o_, sequences); }
 

@@ -1067,6 +1067,22 @@ TEST_CASE("apply_layernorm_1p exports its LayerNorms as 1 + γ: the same logits 
   CHECK(tessera::test::read_text(w.dir / "ln1p_imported/config.toml").find("apply_layernorm_1p") == std::string::npos);
 }
 
+TEST_CASE("multi-token prediction depths are left out of an export, saying so; PyTorch gives Tessera's logits") {
+  CliWorkspace w;
+  train(w, w.dir / "mtp", kLlama + " --set model.mtp_num_layers=2");
+  const CliRun r = run_tessera("checkpoint export --to hf " + w.dir / "mtp" + " " + w.dir / "mtp_hf");
+  INFO(r.output);
+  REQUIRE(r.ok());
+  // Each depth: enorm, hnorm, eh_proj, the layer's ln1, query, key_value, output, ln2, fc1, fc2, and
+  // its final norm (RMSNorm, no biases): 11 tensors.
+  CHECK(r.output.find("left out the 22 tensors of the multi-token prediction depths") != std::string::npos);
+  for (const auto& [name, t] : load_safetensors(w.dir / "mtp_hf/model.safetensors").tensors) {
+    INFO(name);
+    CHECK(name.find("layers.2.") == std::string::npos);  // the workspace model's 2 layers only
+  }
+  check_logits(w.dir / "mtp", w.dir / "mtp_hf", w.dir / "mtp_logits.f32");
+}
+
 TEST_CASE("the exact GELU (bias_gelu_fusion = false) exports as HF's \"gelu\" and imports back to it") {
   // Megatron-LM's --no-bias-gelu-fusion computes F.gelu, the erf form: HF's "gelu", and the imported
   // model keeps the form. (The logits' tolerance here does not tell the two forms apart on this

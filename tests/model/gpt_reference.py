@@ -196,8 +196,7 @@ def main(directory):
         router_losses.append((balance, torch.logsumexp(logits, -1).pow(2).mean()))
         return out.reshape(h.shape)
 
-    for i in range(L):
-        n = f"layers.{i}"
+    def layer(x, n, i):  # layer i's flags (window, rope, moe), its parameters under n
         a = norm(x, f"{n}.ln1")
         q = linear(a, f"{n}.attention.query").view(B, T, H, D)
         kv = linear(a, f"{n}.attention.key_value")
@@ -227,17 +226,48 @@ def main(directory):
         x = (a if post else x) + linear(ctx, f"{n}.attention.output")
         a2 = norm(x, f"{n}.ln2")
         routed = moe and moe.get("layers", [1] * L)[i]
-        x = (a2 if post else x) + (mixture(a2, f"{n}.mlp") if routed else mlp(a2, f"{n}.mlp"))
+        return (a2 if post else x) + (mixture(a2, f"{n}.mlp") if routed else mlp(a2, f"{n}.mlp"))
+
+    for i in range(L):
+        x = layer(x, f"layers.{i}", i)
     x = norm(x, "final_layernorm")
     head = p["output_layer.weight"] if opts.get("untied", False) else p["embedding.word_embeddings.weight"]
-    logits = x @ head.t()  # padded vocabulary
-    losses = F.cross_entropy(logits.reshape(B * T, -1), labels.reshape(-1), reduction="none")
-    loss = (losses * mask.reshape(-1)).sum() / mask.sum()
+
+    def lm_loss(h, targets, weights):  # Σ cross-entropy·weights / Σ weights
+        logits = h @ head.t()  # padded vocabulary
+        losses = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), reduction="none")
+        return (losses * weights.reshape(-1)).sum() / weights.sum()
+
+    loss = lm_loss(x, labels, mask)
     objective = loss
+    # "mtp": {"layers": D, "scale": λ} — Megatron-Core's multi-token prediction: depth d rolls the
+    # tokens, positions, labels and loss mask one more place left (zeros rolled in), embeds the
+    # tokens with the model's embedding, joins enorm(embedding) and hnorm(previous depth's output)
+    # through eh_proj, runs a layer built like the last and its final_layernorm, and adds
+    # λ / D · its loss to the objective.
+    mtp = opts.get("mtp")
+    mtp_losses = []
+    if mtp:
+        def roll(t):
+            return torch.cat([t[:, 1:], torch.zeros_like(t[:, :1])], 1)
+
+        tok, pos, lab, msk, h = tokens, torch.arange(T).expand(B, T), labels, mask, x
+        for d in range(mtp["layers"]):
+            tok, pos, lab, msk = roll(tok), roll(pos), roll(lab), roll(msk)
+            e = p["embedding.word_embeddings.weight"][tok]
+            if opts.get("positions", "rope" if rope else "learned_absolute") == "learned_absolute":
+                e = e + p["embedding.position_embeddings.weight"][pos]
+            n = f"mtp.layers.{d}"
+            joined = torch.cat([norm(e, f"{n}.enorm"), norm(h, f"{n}.hnorm")], -1)
+            h = norm(layer(F.linear(joined, p[f"{n}.eh_proj.weight"]), n, L - 1), f"{n}.final_layernorm")
+            mtp_losses.append(lm_loss(h, lab, msk))
+            objective = objective + mtp.get("scale", 0.1) / mtp["layers"] * mtp_losses[-1]
     for balance, z in router_losses:
         objective = objective + moe.get("aux", 0.0) * balance + moe.get("z", 0.0) * z
     objective.backward()
     out = {"loss": loss.detach().reshape(1)}
+    for d, value in enumerate(mtp_losses):
+        out[f"mtp_{d + 1} loss"] = value.detach().reshape(1)
     if moe:
         balance_name = "seq_load_balancing_loss" if moe.get("seq", False) else "load_balancing_loss"
         out[balance_name] = sum(b for b, _ in router_losses).detach().reshape(1)

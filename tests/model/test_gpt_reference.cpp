@@ -28,7 +28,7 @@ namespace {
 // Llama-style [model] keys and the options.json gpt_reference.py reads for them.
 struct Llama {
   std::string toml, json, name;
-  std::int64_t moe_layers = 2;  // of the 2 layers, those with mixture-of-experts MLPs
+  std::int64_t moe_layers = 2;  // layers with mixture-of-experts MLPs (multi-token prediction's included)
 };
 
 void check_against_torch(std::int64_t heads, std::int64_t groups, const Llama& llama = {}) {
@@ -90,11 +90,12 @@ init_method_std = 0.1
   const double torch_loss = ref.tensors.at("loss").item(0);
   INFO("tessera loss " << loss << ", torch loss " << torch_loss);
   CHECK(std::abs(loss - torch_loss) / std::abs(torch_loss) < 1e-5);
-  // Mixture-of-experts layers report their router losses (without coefficients) once per layer.
+  // Mixture-of-experts layers report their router losses (without coefficients) once per layer,
+  // multi-token prediction depths their losses once.
   for (const std::string& name : model->metric_names()) {
     INFO(name);
     REQUIRE(metrics.sums.count(name) == 1);
-    CHECK(metrics.sums.at(name).second == llama.moe_layers);
+    CHECK(metrics.sums.at(name).second == (name.rfind("mtp_", 0) == 0 ? 1 : llama.moe_layers));
     const double want = ref.tensors.at(name).item(0);
     CHECK(std::abs(metrics.sums.at(name).first - want) < 1e-5 * std::abs(want));
   }
@@ -435,4 +436,26 @@ TEST_CASE("GPT with mixture-of-experts MLPs dropping tokens over capacity (by pr
                                    "drop": "position", "z": 0.01}}}})",
                                    kLlamaJson),
                        "_llama_moe_drop_position"});
+}
+
+// Megatron-Core's multi-token prediction (DeepSeek-V3): depths after the last layer, each predicting
+// one token further with the model's embedding (learned positions rolled too) and tied head; their
+// losses weighted in the objective, reported apart.
+TEST_CASE("GPT with multi-token prediction (2 depths, learned positions, tied head) equals PyTorch", "[reference]") {
+  check_against_torch(4, 2,
+                      {"mtp_num_layers = 2\nmtp_loss_scaling_factor = 0.3", R"({"mtp": {"layers": 2, "scale": 0.3}})",
+                       "_mtp"});
+}
+
+TEST_CASE("Llama-style GPT with multi-token prediction built like a mixture-of-experts last layer equals PyTorch",
+          "[reference]") {
+  // Layer 1 of 0–1 is a mixture of experts, so the depth's layer is one too: its router losses join
+  // the totals (2 layers report).
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 4\nmoe_router_topk = 2\nmoe_layer_freq = [0, 1]\n"
+                                   "moe_aux_loss_coeff = 0.1\nmtp_num_layers = 1",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 4, "topk": 2, "aux": 0.1, "layers": [0, 1]}}, "mtp": {{"layers": 1}}}})",
+                                   kLlamaJson),
+                       "_llama_moe_mtp", 2});
 }

@@ -569,6 +569,38 @@ TEST_CASE("the plan equals every stage and tp rank of a Llama-style GPT, measure
   }
 }
 
+TEST_CASE("the plan equals every stage and tp rank of a GPT with multi-token prediction, measured in one process",
+          "[unit]") {
+  log_state().level = LogLevel::warn;
+  const std::string mtp = "mtp_num_layers = 2";
+  SECTION("one process, two depths") { check_layout(kGpt, 4, 4, 1, 1, 1, 2, 6, mtp); }
+  SECTION("tp 2, dp 2") { check_layout(kGpt, 4, 2, 2, 1, 2, 2, 8, "mtp_num_layers = 1"); }
+  SECTION("pp 2: the last stage's copies of the word and position tables") { check_layout(kGpt, 4, 4, 1, 2, 1, 2, 8, mtp); }
+  SECTION("sequence parallel: tp 2 · pp 2, Llama-style (untied: a word-embedding copy only)") {
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, kLlamaKeys + "\n" + mtp, true);
+  }
+  SECTION("sequence parallel with full recompute, learned positions: tp 2 · pp 2") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8,
+                 mtp + "\nrecompute_granularity = \"full\"\nrecompute_method = \"uniform\"", true);
+  }
+  SECTION("a mixture-of-experts last layer, so depths of experts: tp 2 · pp 2, sequence parallel") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8,
+                 mtp + "\nnum_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_layer_freq = [0, 0, 0, 1]",
+                 true);
+  }
+  SECTION("whole-model parameters and FLOPs: the one-process model's") {
+    for (const std::string& keys : {mtp, kLlamaKeys + "\n" + mtp}) {
+      const std::string text = config_text(kGpt, 4, 2, 1, 1, 2, 6, keys);
+      const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
+      PluginPtr<Model> model = build_model(Config::from_string(text), kVocab, 7);
+      std::vector<Parameter*> params;
+      model->collect_parameters(params);
+      CHECK(plan.total_parameters == count_elements(params));
+      CHECK(plan.flops_per_iteration == model->flops_per_iteration(6));
+    }
+  }
+}
+
 TEST_CASE("a Llama-style GPT's plan counts its parameters and SwiGLU FLOPs as the trainer's model", "[unit]") {
   const std::string text = config_text(kGpt, 4, 2, 1, 1, 2, 6, kLlamaKeys);
   const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
@@ -647,6 +679,28 @@ std::string refused_config(const std::string& extra, const std::string& file, in
   return "";
 }
 }  // namespace
+
+TEST_CASE("multi-token prediction keys: ConfigErrors naming the key and its file; Megatron-LM's FLOPs", "[unit]") {
+  using Catch::Contains;
+  const auto refused = [](const std::string& extra) { return refused_config(extra, "mtp.toml", 1); };
+  CHECK_THAT(refused("mtp_num_layers = -1"), Contains("model.mtp_num_layers") && Contains("mtp.toml"));
+  // seq_length 12: depth 11 would have no position with a target.
+  CHECK_THAT(refused("mtp_num_layers = 11"), Contains("model.mtp_num_layers") && Contains("10"));
+  CHECK_THAT(refused("mtp_loss_scaling_factor = 0.2"),
+             Contains("model.mtp_loss_scaling_factor") && Contains("mtp.toml") && Contains("mtp_num_layers"));
+  CHECK_THAT(refused("mtp_num_layers = 1\nmtp_loss_scaling_factor = -1.0"), Contains("model.mtp_loss_scaling_factor"));
+
+  // Megatron-LM's num_floating_point_operations: each depth a layer like the last, 3h + 2h² per
+  // token for its norms and projection, and another LM head; forward and backward (× 3).
+  PluginPtr<Model> plain = build_model(gpt_config("", "mtp.toml", 1), kVocab, 7);
+  PluginPtr<Model> mtp = build_model(gpt_config("mtp_num_layers = 2\nmtp_loss_scaling_factor = 0.5", "mtp.toml", 1),
+                                     kVocab, 7);
+  CHECK_THAT(mtp->describe(), Contains("multi-token prediction of 2 depths (loss weight 0.5)"));
+  const double B = 6, s = 12, h = 32, hq = 32, hkv = 16, ffn = 48, V = 304;  // config_text's GQA 4 / 2, vocab 301 padded
+  const double layer = 2 * B * s * h * (hq + 2 * hkv) + 2 * B * s * hq * h + 2 * 2 * B * s * h * ffn + 4 * B * s * s * hq;
+  const double depth = 3 * (layer + 2 * B * s * (3 * h + 2 * h * h)) + 6 * B * s * h * V;
+  CHECK(mtp->flops_per_iteration(6) - plain->flops_per_iteration(6) == Approx(2 * depth).epsilon(1e-12));
+}
 
 TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {
   using Catch::Contains;

@@ -34,9 +34,10 @@ import shutil
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z_]+: \S+ \|)* grad norm: (\S+) \|")
-# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md).
-STATISTIC = re.compile(r" ([a-z]+(?:_[a-z]+)+): (\S+) \|")
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z0-9_ ]+: \S+ \|)* grad norm: (\S+) \|")
+# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md; "mtp_1 loss: Y |",
+# docs/mtp.md).
+STATISTIC = re.compile(r" ([a-z]+(?:_[a-z0-9]+)+(?: loss)?): (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 COMMON = ["--set", "optimizer.lr_decay_iters=10"]  # the same schedule for 5 and 10 iterations
 BUCKETS = 2000  # elements: several gradient buckets for distributed_adam's shards

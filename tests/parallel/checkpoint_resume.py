@@ -38,10 +38,11 @@ import shutil
 import subprocess
 import sys
 
-LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z_]+: \S+ \|)* grad norm: (\S+) \|"
+LINE = re.compile(r"iteration\s+(\d+)/.*\| learning rate: (\S+) \|.*\| lm loss: (\S+) \|(?: [a-z0-9_ ]+: \S+ \|)* grad norm: (\S+) \|"
                   r"(?: loss scale: (\S+) \| number of skipped iterations:\s+(\d+) \|)?")
-# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md).
-STATISTIC = re.compile(r" ([a-z]+(?:_[a-z]+)+): (\S+) \|")
+# The model's statistics after the loss ("load_balancing_loss: X |", docs/moe.md; "mtp_1 loss: Y |",
+# docs/mtp.md).
+STATISTIC = re.compile(r" ([a-z]+(?:_[a-z0-9]+)+(?: loss)?): (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \| lm loss value: (\S+)")
 # Same LR schedule for the 5-iteration run as for the 10-iteration ones (its default follows train_iters).
 COMMON = ["--set", "optimizer.lr_decay_iters=10"]

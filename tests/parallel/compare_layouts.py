@@ -35,9 +35,9 @@ import sys
 
 # The losses of an iteration line: "lm loss: X |", or each term of a model with several ("lm loss:
 # X | sop loss: Y |", BERT), then the model's statistics ("load_balancing_loss: Z |", mixture-of-experts
-# layers); of a validation line: "<term> value: X |" for each. Every term is compared.
+# layers; "mtp_1 loss: W |", multi-token prediction); of a validation line: "<term> value: X |" for each. Every term is compared.
 LINE = re.compile(r"iteration\s+(\d+)/.*global batch size:\s+\d+ \|(.*?) grad norm: (\S+) \|")
-TERM = re.compile(r" ([a-z][a-z_ ]*?): (\S+) \|")
+TERM = re.compile(r" ([a-z][a-z0-9_ ]*?): (\S+) \|")
 VALID = re.compile(r"validation loss at iteration (\d+) \|(.*)$", re.M)
 VALID_TERM = re.compile(r" ([a-z][a-z ]*?) value: (\S+) \|")
 

@@ -56,7 +56,12 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
   model->collect_parameters(params);
   load_saved_weights(saved, params);  // any layout: shards joined, stages collected, values checked
   std::map<std::string, Tensor> tessera;
+  std::size_t mtp_left_out = 0;
   for (const Parameter* p : params) {
+    if (p->name.rfind("mtp.", 0) == 0) {  // GPT's multi-token prediction depths (docs/mtp.md)
+      ++mtp_left_out;
+      continue;
+    }
     Tensor t = p->value.to(Device::cpu());
     if (p->unpadded_rows >= 0) t = t.rows(0, p->unpadded_rows).clone();  // the real vocabulary only
     tessera.emplace(p->name, std::move(t));
@@ -77,7 +82,7 @@ HfExportResult export_hf(const SavedModel& saved, const fs::path& out, const std
   write_file_atomically(staged.path() / "config.json",
                         bert ? hf_bert_config_json(bert_shape, extra) : hf_config_json(gpt, extra));
   staged.commit();
-  return {bert ? std::string(kHfBertModelType) : gpt.architecture, hf.size()};
+  return {bert ? std::string(kHfBertModelType) : gpt.architecture, hf.size(), mtp_left_out};
 }
 
 }  // namespace tessera

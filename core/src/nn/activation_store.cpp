@@ -35,4 +35,11 @@ std::int64_t ActivationStore::held_elements() const {
   return n;
 }
 
+std::vector<Tensor> ActivationStore::tensors() const {
+  std::vector<Tensor> out;
+  for (const auto& [owner, entry] : saved_)
+    for (Tensor& t : entry->tensors()) out.push_back(std::move(t));
+  return out;
+}
+
 }  // namespace tessera

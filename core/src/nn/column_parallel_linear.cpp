@@ -21,8 +21,6 @@ ColumnParallelLinear::ColumnParallelLinear(std::string name, const ColumnParalle
     : o_(o), tp_(std::move(tp)), weight_(name + ".weight", {local_rows(o, tp_, name), o.in}) {
   if (o.gather_output && o.blocks != 1)
     throw ConfigError(fmt::format("{}: gather_output needs blocks = 1", name));
-  if (o.gather_output && o.sequence_parallel)
-    throw ConfigError(fmt::format("{}: gather_output and sequence_parallel cannot be combined", name));
   const std::int64_t block_rows = weight_.value.size(0) / o.blocks;  // local rows per block
   const std::int64_t full_block_rows = o.out / o.blocks;
   for (int b = 0; b < o.blocks; ++b) {

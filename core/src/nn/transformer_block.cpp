@@ -29,7 +29,8 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, std::uint64
   if (o.num_layers < 0 || o.first_layer < 0)
     throw ConfigError(fmt::format("TransformerBlock '{}': {} layers from layer {}", o.name, o.num_layers, o.first_layer));
   for (std::int64_t i = o.first_layer; i < o.first_layer + o.num_layers; ++i)
-    layers_.push_back(std::make_unique<TransformerLayer>(fmt::format("{}.{}", o.name, i), layer_options(o, i), seed, i));
+    layers_.push_back(std::make_unique<TransformerLayer>(o.layer_name ? o.layer_name(i) : fmt::format("{}.{}", o.name, i),
+                                                         layer_options(o, i), seed, i));
   segments_ = recompute_segments(o.recompute, layers_.size());
   if (!o.final_norm.empty()) {
     final_norm_ = o.layer.spec.norm.build(o.final_norm, o.layer.attention.hidden, o.layer.layernorm_epsilon);

@@ -495,7 +495,19 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
   TransformerOptions o = read_transformer_options(s, vocab_size, seed, sizes, model);
   read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
   read_moe_options(s, o, sizes);             // mixture of experts (docs/moe.md)
+  read_mtp_options(s, o);                    // multi-token prediction (docs/mtp.md)
   return o;
+}
+
+void read_mtp_options(const ConfigSection& s, TransformerOptions& o) {
+  // Depth k predicts token i + k + 1 at position i: at k ≥ seq_length − 1 no position has a target.
+  o.mtp_num_layers = s.get_int("mtp_num_layers", 0, 0, std::max<std::int64_t>(0, o.seq_length - 2));
+  if (o.mtp_num_layers == 0 && s.has("mtp_loss_scaling_factor"))
+    throw ConfigError(fmt::format("model.mtp_loss_scaling_factor (in {}) weighs the multi-token prediction losses, "
+                                  "but model.mtp_num_layers is {}: set mtp_num_layers ≥ 1 or drop the key",
+                                  s.origin("mtp_loss_scaling_factor"),
+                                  s.has("mtp_num_layers") ? "0" : "unset"));
+  o.mtp_loss_scaling_factor = s.get_float("mtp_loss_scaling_factor", 0.1, 0.0, 1e6);
 }
 
 std::int64_t TransformerOptions::moe_layers() const { return static_cast<std::int64_t>(moe_layer_indices().size()); }
@@ -598,7 +610,20 @@ double transformer_flops_per_iteration(const TransformerOptions& o, std::int64_t
   const double mlp_matrices = o.swiglu ? 3.0 : 2.0;  // SwiGLU: fc1's two halves and fc2
   const double per_layer = 2.0 * B * s * h * (h_q + 2.0 * h_kv) /*q, kv*/ + 2.0 * B * s * h_q * h /*out*/ +
                            2.0 * mlp_matrices * B * s * h * ffn /*mlp*/ + 4.0 * B * s * s * h_q /*attention*/;
-  return f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
+  double total = f * l * per_layer + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size);
+  if (o.mtp_num_layers > 0) {
+    // Multi-token prediction, as Megatron-LM counts it: each depth one more layer like the last
+    // (dense or mixture of experts as the last), 2h² + 3h per token for the projection and the
+    // three norms, and another LM head.
+    const double last_ffn = o.moe_layer(o.num_layers - 1)
+                                ? static_cast<double>(o.moe.ffn_hidden * o.moe.router.topk + o.moe.shared_ffn_hidden)
+                                : static_cast<double>(o.ffn_hidden_size);
+    const double mtp_layer = per_layer + 2.0 * mlp_matrices * B * s * h * (last_ffn - ffn);
+    const double projection = 2.0 * B * s * (2.0 * h * h + 3.0 * h);
+    total += static_cast<double>(o.mtp_num_layers) *
+             (f * (mtp_layer + projection) + 6.0 * B * s * h * static_cast<double>(o.padded_vocab_size));
+  }
+  return total;
 }
 
 }  // namespace tessera

@@ -104,24 +104,30 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
       c.parameters = plan_add(c.parameters, heads.parameters);
       c.parameter_tensors = plan_add(c.parameter_tensors, heads.parameter_tensors);
     }
-    c.activation_elements = plan_add(c.activation_elements, plan_mul(Ns, h));  // the head's input gradient
-    const CollectiveCount rows{1, plan_mul(N, h)};
-    if (sp) c.tp_all_gather += rows;  // the final hidden states' rows
-    if (spec.head_gradient_all_reduced) {
-      if (t > 1) c.tp_forward += rows;  // the heads' input gradient, summed over the vocabulary shards
-    } else if (sp) {
-      c.tp_reduce_scatter += rows;  // its gradient
-    } else if (t > 1) {
-      c.tp_forward += rows;  // the head's input gradient, summed over the vocabulary shards
-    }
-    const std::int64_t chunk_rows = head_chunk_rows(Vt);
-    for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows)
-      c.tp_loss_statistics += vocab_parallel_cross_entropy_collectives(std::min(chunk_rows, N - r0), t);
+    add_lm_head_cost(c, N, h, Vt, t, sp, spec.head_gradient_all_reduced);
   }
   if (!o.untie_embeddings_and_output_weights && !(first && last) && (first || last))
     c.tied_embedding_grads = {1, plan_mul(Vt, h)};
   c.output_elements = last ? 0 : plan_mul(Ns, h);
   return c;
+}
+
+void add_lm_head_cost(ModelChunkCost& c, std::int64_t N, std::int64_t h, std::int64_t Vt, std::int64_t t, bool sp,
+                      bool gradient_all_reduced) {
+  const std::int64_t Ns = sp ? N / t : N;
+  c.activation_elements = plan_add(c.activation_elements, plan_mul(Ns, h));  // the head's input gradient
+  const CollectiveCount rows{1, plan_mul(N, h)};
+  if (sp) c.tp_all_gather += rows;  // the final hidden states' rows
+  if (gradient_all_reduced) {
+    if (t > 1) c.tp_forward += rows;  // the heads' input gradient, summed over the vocabulary shards
+  } else if (sp) {
+    c.tp_reduce_scatter += rows;  // its gradient
+  } else if (t > 1) {
+    c.tp_forward += rows;  // the head's input gradient, summed over the vocabulary shards
+  }
+  const std::int64_t chunk_rows = head_chunk_rows(Vt);
+  for (std::int64_t r0 = 0; r0 < N; r0 += chunk_rows)
+    c.tp_loss_statistics += vocab_parallel_cross_entropy_collectives(std::min(chunk_rows, N - r0), t);
 }
 
 std::int64_t transformer_total_parameters(const TransformerOptions& o, const TransformerPlanSpec& spec) {

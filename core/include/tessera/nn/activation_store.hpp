@@ -41,6 +41,10 @@ class ActivationStore {
   void clear() { saved_.clear(); }
   // Elements held by the saved tensors, each distinct tensor (by its data address) once.
   std::int64_t held_elements() const;
+  // Every saved tensor: a module that runs several times per microbatch (GPT's embedding, again for
+  // each multi-token prediction depth) saves each run into a store of its own, kept in this one by
+  // an entry whose tensors() are these.
+  std::vector<Tensor> tensors() const;
 
  private:
   struct EntryBase {

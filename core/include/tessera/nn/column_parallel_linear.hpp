@@ -6,7 +6,9 @@
 //
 // blocks > 1: the output is that many equal blocks each split across tp (the fused [K | V]
 // projection: rank r gets [K_r | V_r], the layout attention expects for its own query groups).
-// gather_output: all-gather the slices so every rank gets the full y (blocks must be 1).
+// gather_output: all-gather the slices so every rank gets the full y (blocks must be 1); with
+// sequence_parallel too, the whole [N, out] from the shard [N/tp, in] (GPT's multi-token
+// prediction projection, which then keeps its own rows, as Megatron-Core's eh_proj).
 // sequence_parallel (tp > 1; tensor_parallel_region.hpp): x is this rank's token
 // rows [N/tp, in]. Forward all-gathers the rows (f becomes all_gather) and saves only the shard;
 // backward all-gathers it again (as Megatron-LM does: an extra all-gather buys 1/tp of the memory)

@@ -31,7 +31,9 @@ namespace tessera {
 
 struct TransformerBlockOptions {
   TransformerLayerOptions layer;  // every layer's (attention.recompute_core is set from `recompute`)
-  std::string name = "layers";    // layer i is "<name>.<i>"
+  std::string name = "layers";    // layer i is "<name>.<i>" …
+  // … unless this names it (GPT's multi-token prediction layer num_layers + d: "mtp.layers.<d>").
+  std::function<std::string(std::int64_t layer)> layer_name;
   std::int64_t first_layer = 0;   // global index of the block's first layer
   std::int64_t num_layers = 0;
   RecomputeOptions recompute;

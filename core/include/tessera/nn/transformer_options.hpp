@@ -85,6 +85,13 @@ struct TransformerOptions {
   }
   std::int64_t moe_layers() const;  // how many layers moe_layer names
   std::vector<std::int64_t> moe_layer_indices() const;  // which
+  // Multi-token prediction (GPT; Megatron-Core's mtp_num_layers and mtp_loss_scaling_factor,
+  // docs/mtp.md): after the last layer, depth k = 1 … mtp_num_layers predicts the token k + 1 places
+  // further on with one more layer built like the last one (model layer index num_layers + k − 1);
+  // its losses, each a mean over its tokens, join the objective as
+  // mtp_loss_scaling_factor / mtp_num_layers · Σ_k loss_k. 0: none.
+  std::int64_t mtp_num_layers = 0;
+  double mtp_loss_scaling_factor = 0.1;
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
@@ -124,8 +131,13 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 // cannot be built with, or for a moe_* key without num_experts.
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, const ParallelSizes& sizes);
 
-// A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options and
-// read_moe_options — the gpt plugin's keys, and what tools reading a saved GPT's config need
+// Megatron-Core's multi-token prediction keys (GPT; docs/mtp.md): mtp_num_layers (0: none; below
+// seq_length) and mtp_loss_scaling_factor (0.1, ≥ 0; only with mtp_num_layers). ConfigError naming
+// key and origin otherwise.
+void read_mtp_options(const ConfigSection& s, TransformerOptions& o);
+
+// A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options,
+// read_moe_options and read_mtp_options — the gpt plugin's keys, and what tools reading a saved GPT's config need
 // (Hugging Face export, tessera bench's PyTorch twin). `model` names the plugin in messages.
 TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,
                                           const ParallelSizes& sizes, const std::string& model);

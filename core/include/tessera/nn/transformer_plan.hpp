@@ -47,6 +47,13 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
                                       const TransformerPlanSpec& spec, const ParallelLayout& layout, int chunk,
                                       std::int64_t b);
 
+// The fused LM head over N token rows on one of t ranks (its table apart): the input gradient it
+// keeps (this rank's rows), how that gradient crosses tp (gradient_all_reduced: the spec's
+// head_gradient_all_reduced) and the cross-entropy's statistics per chunk of rows. GPT's
+// multi-token prediction adds one per depth.
+void add_lm_head_cost(ModelChunkCost& c, std::int64_t N, std::int64_t h, std::int64_t Vt, std::int64_t t, bool sp,
+                      bool gradient_all_reduced);
+
 // Every tensor once (one process, no tied copy).
 std::int64_t transformer_total_parameters(const TransformerOptions& o, const TransformerPlanSpec& spec);
 

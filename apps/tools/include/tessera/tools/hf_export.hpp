@@ -17,6 +17,9 @@ namespace tessera {
 struct HfExportResult {
   std::string architecture;
   std::size_t tensors = 0;
+  // Multi-token prediction depths ([model] mtp_num_layers): tensors of the saved model no exported
+  // architecture has, left out (the exported model predicts the next token as the saved one does).
+  std::size_t mtp_tensors_left_out = 0;
 };
 
 // saved.config must name its plugins (the app's defaults applied). `architecture`: "" (choose) or
