@@ -226,6 +226,16 @@ class GPT(nn.Module):
         self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
+        # Multi-token prediction (o["mtp"] = {layers, scale}; Tessera's docs/mtp.md, Megatron-Core's):
+        # per depth enorm, hnorm, eh_proj (2C → C) and a block built like the last, with its final norm.
+        mtp = o.get("mtp") or {}
+        self.mtp_scale = mtp.get("scale", 0.1) / max(1, mtp.get("layers", 0))
+        norm = (lambda: RMSNorm(C)) if o.get("rms_norm", False) else (lambda: nn.LayerNorm(C))
+        self.mtp = nn.ModuleList(
+            nn.ModuleDict({"enorm": norm(), "hnorm": norm(), "eh_proj": nn.Linear(2 * C, C, bias=False),
+                           "block": Block(C, H, G, llama=o if flags[L - 1] else {**o, "moe": None}, layer=L - 1),
+                           "norm": norm()})
+            for _ in range(mtp.get("layers", 0)))
 
     def forward(self, idx, targets):
         T = idx.shape[1]
@@ -235,8 +245,24 @@ class GPT(nn.Module):
         for b in self.blocks:
             x = b(x, self.mask)
         x = self.ln_f(x)
-        logits = self.head(x) if self.head is not None else x @ self.wte.weight.t()  # untied or tied head
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+        def lm_loss(h, labels):
+            logits = self.head(h) if self.head is not None else h @ self.wte.weight.t()  # untied or tied head
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.reshape(-1), reduction="none")
+
+        loss = lm_loss(x, targets).mean()
+        # Each depth: inputs and targets one more place left (the rolled-in end masked out of its mean).
+        pos, extra = torch.arange(T, device=idx.device), 0
+        for i, d in enumerate(self.mtp):
+            shift = lambda t: torch.cat([t[:, i + 1:], torch.zeros_like(t[:, :i + 1])], 1)  # noqa: E731
+            e = self.wte(shift(idx))
+            if self.wpe is not None:
+                e = e + self.wpe(shift(pos.unsqueeze(0)).squeeze(0))
+            x = d["norm"](d["block"](d["eh_proj"](torch.cat([d["enorm"](e), d["hnorm"](x)], -1)), self.mask))
+            keep = (pos < T - i - 1).to(x.dtype).expand(idx.shape[0], T).reshape(-1)
+            extra = extra + self.mtp_scale * (lm_loss(x, shift(targets)) * keep).sum() / keep.sum()
+        if torch.is_tensor(extra):  # in the gradient, not in the reported loss (as Tessera logs it)
+            loss = loss + (extra - extra.detach())
         # Mixture-of-experts layers' router losses join the objective's gradient, not the reported value
         # (as Tessera logs the LM loss): r − r.detach() is 0 with r's gradient.
         router = sum(b.moe.router_loss for b in self.blocks if b.moe is not None)
@@ -287,7 +313,7 @@ def arg_parser():
                    "glu: {alpha, clamp, offset}, nope_layers, untied, bias, qkv_bias, qk_layernorm, squared_relu, "
                    "softmax_type, window, window_layers, "
                    "yarn: {factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, round_to_int}, and moe: "
-                   "{experts, topk, ffn, shared, pre_softmax, scale, aux, z})")
+                   "{experts, topk, ffn, shared, pre_softmax, scale, aux, z}, mtp: {layers, scale})")
     return p
 
 

@@ -226,6 +226,8 @@ int bench_child(const BenchArgs& a) {
                            {"z", o.moe.router.z_loss_coeff},
                            {"layers", flags}};
     }
+    if (o.mtp_num_layers > 0)  // multi-token prediction depths (docs/mtp.md)
+      j["llama"]["mtp"] = {{"layers", o.mtp_num_layers}, {"scale", o.mtp_loss_scaling_factor}};
   }
   fmt::print("{}\n", j.dump());
   return 0;

@@ -139,7 +139,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
         gpt_block_options(built, tp_, sequence_parallel_, layers.first, layers.count, last_stage_ && c == vpp - 1),
         o.seed));
   }
-  if (last_stage_) {
+  if (last_stage_ && o.mtp_num_layers > 0) {  // multi-token prediction depths, each built like the last layer
     const TransformerBlockOptions last_layer =
         gpt_block_options(built, tp_, sequence_parallel_, o.num_layers - 1, 1, /*ends_model=*/true);
     for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) {

@@ -2,7 +2,8 @@
 // (tests/model/gpt_reference.py, float64): the loss within 1e-5 relative and every parameter's
 // gradient within 1e-4 relative (‖ours − torch‖ / ‖torch‖), for MHA, GQA and MQA; and Llama-style
 // blocks (rope, RMSNorm, SwiGLU, untied output layer, no linear biases, GQA; docs/llama.md) with
-// rotary_percent 1 and 0.5, interleaved or not.
+// rotary_percent 1 and 0.5, interleaved or not; and the other Megatron-Core options below, multi-token
+// prediction among them (each depth's loss too).
 #include <cmath>
 #include <filesystem>
 #include <fstream>
