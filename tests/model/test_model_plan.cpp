@@ -343,6 +343,18 @@ TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
   }
   SECTION("full uniform 2, tp 2, GQA") { check_layout(kGpt, 4, 2, 2, 1, 1, 1, 3, full + "\"uniform\"\nrecompute_num_layers = 2"); }
   SECTION("full block 1, tp 2 · pp 2") { check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, full + "\"block\"\nrecompute_num_layers = 1"); }
+  SECTION("recompute_modules: the MLP, with and without the attention core; sequence parallel") {
+    const std::string modules = "recompute_granularity = \"selective\"\nrecompute_modules = ";
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, modules + "[\"mlp\"]");
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, modules + "[\"core_attn\", \"mlp\"]", true);
+    // Mixture-of-experts layers (layers 1 and 3; a shared expert): the whole layer; the experts'
+    // activations and the shared expert; with expert parallelism.
+    const std::string moe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n"
+                            "moe_shared_expert_intermediate_size = 16\nmoe_layer_freq = [0, 1, 0, 1]\n";
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe + modules + "[\"moe\", \"mlp\"]", true);
+    check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + modules + "[\"moe_act\", \"shared_experts\"]");
+    check_layout(kGpt, 4, 4, 1, 1, 2, 2, 8, moe + modules + "[\"moe_act\", \"core_attn\"]", false, 0, 0, false, 2);
+  }
   SECTION("full block 3, pp 1") { check_layout(kGpt, 4, 4, 1, 1, 1, 1, 3, full + "\"block\"\nrecompute_num_layers = 3"); }
 }
 

@@ -116,6 +116,12 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
         {"recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 1", layer - N * h},
         {"recompute_granularity = \"full\"\nrecompute_method = \"block\"\nrecompute_num_layers = 3",
          3 * (layer - N * h)},
+        // Megatron-Core's recompute_modules: the MLP keeps its input only (not fc1's output and
+        // GELU's), the attention core then kept unless listed.
+        {"recompute_granularity = \"selective\"\nrecompute_modules = [\"mlp\"]", kLayers * 2 * N * kFfn},
+        {"recompute_granularity = \"selective\"\nrecompute_modules = [\"core_attn\", \"mlp\"]",
+         kLayers * (lse + 2 * N * kFfn)},
+        {"recompute_activations = true\nrecompute_modules = [\"mlp\", \"core_attn\"]", kLayers * (lse + 2 * N * kFfn)},
     };
     for (const Case& c : cases) {
       INFO(c.toml);
@@ -132,6 +138,38 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
         CHECK(calls <= 1);
       }
     }
+  }
+}
+
+TEST_CASE("recompute_modules of mixture-of-experts layers: bit-identical gradients, fewer held activations", "[unit]") {
+  log_state().level = LogLevel::warn;
+  // Top-2 of 4 experts of ffn 24 and a shared expert of ffn 16 in every layer.
+  const std::string moe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n"
+                          "moe_shared_expert_intermediate_size = 16\nmoe_aux_loss_coeff = 0.01\n";
+  const std::string selective = "recompute_granularity = \"selective\"\nrecompute_modules = ";
+  const Result none = run_once(2, moe);
+  const std::int64_t N = kMicro * kSeq, routed = N * 2;
+  struct Case {
+    std::string modules;
+    std::int64_t saved_less;  // -1: only fewer
+  };
+  const std::int64_t lse = kMicro * kHeads * kSeq;
+  const std::vector<Case> cases = {
+      // A list without "core_attn" keeps the attention core (Megatron-Core's list replaces its default).
+      {"[\"moe_act\"]", kLayers * routed * 24},                  // the experts' GELU outputs
+      {"[\"shared_experts\"]", kLayers * 2 * N * 16},            // the shared expert's fc1 and GELU outputs
+      {"[\"core_attn\", \"moe_act\", \"shared_experts\"]", kLayers * (lse + routed * 24 + 2 * N * 16)},
+      {"[\"moe\"]", -1},                                        // the whole layer but its input
+  };
+  for (const Case& c : cases) {
+    INFO(c.modules);
+    const Result r = run_once(2, moe + selective + c.modules);
+    CHECK(r.loss == none.loss);
+    if (c.saved_less >= 0) CHECK(r.held == none.held - c.saved_less);
+    CHECK(r.held < none.held);
+    REQUIRE(r.grads.size() == none.grads.size());
+    for (std::size_t i = 0; i < r.grads.size(); ++i) CHECK(bitwise_equal(r.grads[i], none.grads[i]));
+    CHECK(r.ready == none.ready);
   }
 }
 
@@ -153,4 +191,19 @@ TEST_CASE("activation recompute: Megatron-LM's rules for the keys are ConfigErro
   CHECK_THAT(error("recompute_granularity = \"partial\""), Catch::Contains("recompute_granularity"));
   CHECK_THAT(error("recompute_activations = true\nrecompute_granularity = \"full\"\nrecompute_method = \"uniform\""),
              Catch::Contains("model.recompute_activations = true") && Catch::Contains("give one of them"));
+  // recompute_modules: selective only, known names, mixture-of-experts parts only with experts.
+  CHECK_THAT(error("recompute_modules = [\"mlp\"]"),
+             Catch::Contains("model.recompute_modules") && Catch::Contains("not set"));
+  CHECK_THAT(error("recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\nrecompute_modules = [\"mlp\"]"),
+             Catch::Contains("model.recompute_modules") && Catch::Contains("\"full\""));
+  const std::string selective = "recompute_granularity = \"selective\"\nrecompute_modules = ";
+  CHECK_THAT(error(selective + "[\"attention\"]"),
+             Catch::Contains("unknown module \"attention\"") && Catch::Contains("\"moe_act\""));
+  CHECK_THAT(error(selective + "[\"layernorm\"]"), Catch::Contains("\"layernorm\"") && Catch::Contains("not built"));
+  CHECK_THAT(error(selective + "[\"mla_up_proj\"]"), Catch::Contains("multi-latent attention"));
+  CHECK_THAT(error(selective + "[\"moe_act\"]"), Catch::Contains("model.num_experts is not set"));
+  const std::string moe = "num_experts = 4\nmoe_ffn_hidden_size = 24\n";
+  CHECK_THAT(error(moe + selective + "[\"shared_experts\"]"),
+             Catch::Contains("model.moe_shared_expert_intermediate_size"));
+  CHECK_THAT(error(moe + selective + "[\"moe\", \"moe_act\"]"), Catch::Contains("drop \"moe_act\""));
 }

@@ -22,6 +22,7 @@ ColumnParallelOptions fc1_options(const MlpOptions& o) {
 RowParallelOptions fc2_options(const MlpOptions& o) {
   RowParallelOptions r{o.ffn_hidden, o.hidden, o.bias, o.output_init_std, o.sequence_parallel};
   r.reduce_output = o.reduce;
+  r.keep_input = !o.recompute_activation;
   return r;
 }
 }  // namespace
@@ -29,6 +30,7 @@ RowParallelOptions fc2_options(const MlpOptions& o) {
 Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)
     : swiglu_(o.swiglu),
       squared_relu_(o.squared_relu),
+      recompute_activation_(o.recompute_activation),
       gelu_(o.gelu),
       glu_(o.glu),
       fc1_(name + ".fc1", fc1_options(o), seed, tp),
@@ -38,7 +40,7 @@ Mlp::Mlp(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGro
 
 ModuleCost Mlp::cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp) {
   ModuleCost c = ColumnParallelLinear::cost(fc1_options(o), rows, tp);
-  c += RowParallelLinear::cost(fc2_options(o), rows, tp);  // keeps GELU's output
+  c += RowParallelLinear::cost(fc2_options(o), rows, tp);  // keeps GELU's output (not when recomputing it)
   // The activation's input: GELU's [rows, ffn/tp], SwiGLU's [rows, 2·ffn/tp].
   c.saved_elements = plan_add(c.saved_elements, plan_mul(rows, (o.swiglu ? 2 : 1) * (o.ffn_hidden / tp)));
   return c;
@@ -56,8 +58,7 @@ void Mlp::report_grads_final(StepContext& ctx) {
   for (Parameter* p : params) ctx.grad_ready(*p);
 }
 
-Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
-  Tensor h = fc1_.forward(ctx, x);
+Tensor Mlp::activation(const Tensor& h) const {
   Tensor a;
   if (swiglu_) {
     Shape shape = h.shape();
@@ -68,13 +69,20 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
     a = h.new_empty(h.shape());
     squared_relu_ ? ops::squared_relu_forward(h, a) : ops::gelu_forward(h, a, gelu_);
   }
+  return a;
+}
+
+Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
+  Tensor h = fc1_.forward(ctx, x);
+  Tensor a = activation(h);
   if (ctx.training) ctx.store().save(this, SavedTensor{h});
   return fc2_.forward(ctx, a);
 }
 
 Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
-  Tensor da = fc2_.backward(ctx, dy);
   Tensor h = ctx.store().take<SavedTensor>(this).x;
+  // Recomputing the activation: fc2 kept nothing, its input is the activation of h again.
+  Tensor da = recompute_activation_ ? fc2_.backward(ctx, dy, activation(h)) : fc2_.backward(ctx, dy);
   if (swiglu_) {
     Tensor dh = h.new_empty(h.shape());
     ops::swiglu_backward(da, h, dh, glu_);

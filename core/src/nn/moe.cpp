@@ -9,6 +9,7 @@
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/nn/moe_dispatch.hpp"
+#include "tessera/nn/recomputed_module.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -129,11 +130,13 @@ MlpOptions MoeLayer::expert_options(const MlpOptions& layer, const MoeOptions& m
   e.squared_relu = moe.squared_relu;
   e.sequence_parallel = false;  // the layer gathers the rows once for all experts
   e.reduce = false;             // and reduces once
+  e.recompute_activation = moe.recompute_expert_activation;
   return e;
 }
 
 MlpOptions MoeLayer::shared_expert_options(const MlpOptions& layer, const MoeOptions& moe) {
   MlpOptions e = expert_options(layer, moe, moe.shared_ffn_hidden);
+  e.recompute_activation = false;  // "moe_act" is the routed experts' (Megatron-Core's)
   if (!moe.clamp_shared_expert) e.glu.clamp = GatedLinearUnit{}.clamp;
   return e;
 }
@@ -203,8 +206,10 @@ MoeLayer::MoeLayer(const std::string& name, const MlpOptions& layer, const MoeOp
       param->reduce_grad_over_tp = ep == 1;
     }
   }
-  if (moe.shared_ffn_hidden > 0)
+  if (moe.shared_ffn_hidden > 0) {
     shared_ = std::make_unique<Mlp>(name + ".shared_expert", shared_expert_options(layer, moe), seed, tp_);
+    if (moe.recompute_shared_expert) shared_ = std::make_unique<RecomputedModule>(std::move(shared_));
+  }
   if (moe.shared_gate) init_normal(shared_gate_.value, layer.init_std, seed, shared_gate_.name);
 }
 
@@ -239,7 +244,8 @@ ModuleCost MoeLayer::cost(const MlpOptions& layer, const MoeOptions& moe, std::i
   c.saved_elements = plan_add(plan_add(plan_mul(plan_mul(rows, ep_dp > 1 ? 1 + ep_dp : 1), C), expert.saved_elements),
                               plan_add(plan_mul(routed / slices, C), plan_mul(routed / slices, 2)));
   if (moe.shared_ffn_hidden > 0) {  // every row; its input is the rows kept above (held once)
-    const ModuleCost shared = Mlp::cost(shared_expert_options(layer, moe), rows, tp);
+    ModuleCost shared = Mlp::cost(shared_expert_options(layer, moe), rows, tp);
+    if (moe.recompute_shared_expert) shared = RecomputedModule::cost(shared, plan_mul(rows, C));
     c.parameters = plan_add(c.parameters, shared.parameters);
     c.parameter_tensors += shared.parameter_tensors;
     c.saved_elements = plan_add(c.saved_elements, shared.saved_elements - plan_mul(rows, C));

@@ -9,6 +9,52 @@
 
 namespace tessera {
 
+namespace {
+
+// Megatron-Core's recompute_modules (TransformerConfig.recompute_modules), for "selective".
+RecomputeModules read_recompute_modules(const ConfigSection& s, const std::string& granularity) {
+  RecomputeModules m;
+  if (!s.has("recompute_modules")) return m;
+  const std::string key = s.name() + ".recompute_modules";
+  const std::string where = s.origin("recompute_modules");
+  if (granularity != "selective")
+    throw ConfigError(fmt::format("{} (in {}) names what {}.recompute_granularity = \"selective\" recomputes, but "
+                                  "the granularity is {}",
+                                  key, where, s.name(), granularity.empty() ? "not set" : "\"" + granularity + "\""));
+  m.core_attn = false;
+  for (const std::string& name : s.get_string_list("recompute_modules", {})) {
+    if (name == "core_attn") m.core_attn = true;
+    else if (name == "mlp") m.mlp = true;
+    else if (name == "moe") m.moe = true;
+    else if (name == "shared_experts") m.shared_experts = true;
+    else if (name == "moe_act") m.moe_act = true;
+    else if (name == "layernorm" || name == "mla_up_proj")
+      throw ConfigError(fmt::format("{} (in {}): \"{}\" is Megatron-Core's but not built here ({}); the modules "
+                                    "are \"core_attn\", \"mlp\", \"moe\", \"shared_experts\" and \"moe_act\"",
+                                    key, where, name,
+                                    name == "layernorm" ? "the norms' outputs are kept as the next linear's input"
+                                                        : "there is no multi-latent attention"));
+    else
+      throw ConfigError(fmt::format("{} (in {}): unknown module \"{}\"; the modules are \"core_attn\", \"mlp\", "
+                                    "\"moe\", \"shared_experts\" and \"moe_act\"", key, where, name));
+  }
+  const bool mixture = m.moe || m.moe_act || m.shared_experts;
+  if (mixture && !s.has("num_experts"))
+    throw ConfigError(fmt::format("{} (in {}) names parts of mixture-of-experts layers (\"moe\", \"moe_act\", "
+                                  "\"shared_experts\"), but {}.num_experts is not set",
+                                  key, where, s.name()));
+  if (m.shared_experts && !s.has("moe_shared_expert_intermediate_size"))
+    throw ConfigError(fmt::format("{} (in {}) names \"shared_experts\", but the layers have no shared expert "
+                                  "({}.moe_shared_expert_intermediate_size is not set)", key, where, s.name()));
+  if (m.moe && (m.moe_act || m.shared_experts))
+    throw ConfigError(fmt::format("{} (in {}): \"moe\" recomputes the whole mixture-of-experts layer, its experts' "
+                                  "activations and shared expert included; drop \"{}\"",
+                                  key, where, m.moe_act ? "moe_act" : "shared_experts"));
+  return m;
+}
+
+}  // namespace
+
 RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per_chunk) {
   RecomputeOptions o;
   const std::string key = s.name() + ".";
@@ -24,6 +70,7 @@ RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per
   o.granularity = granularity == "full"        ? RecomputeOptions::Granularity::full
                   : granularity == "selective" ? RecomputeOptions::Granularity::selective
                                                : RecomputeOptions::Granularity::none;
+  o.modules = read_recompute_modules(s, granularity);
   const bool has_method = s.has("recompute_method"), has_num = s.has("recompute_num_layers");
   std::string method;
   if (has_method) method = s.get_choice("recompute_method", "uniform", {"uniform", "block"});
@@ -34,7 +81,8 @@ RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per
       throw ConfigError(fmt::format(
           "{0}recompute_method and {0}recompute_num_layers (in {1}) apply only to {0}recompute_granularity = "
           "\"full\"{2}", key, s.origin(has_method ? "recompute_method" : "recompute_num_layers"),
-          granularity == "selective" ? "; \"selective\" recomputes every layer's attention core and takes neither"
+          granularity == "selective" ? "; \"selective\" recomputes recompute_modules' parts of every layer and takes "
+                                       "neither"
                                      : ", which is not set"));
     return o;
   }

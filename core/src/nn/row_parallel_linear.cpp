@@ -1,5 +1,7 @@
 #include "tessera/nn/row_parallel_linear.hpp"
 
+#include <fmt/format.h>
+
 #include "tessera/error.hpp"
 #include "tessera/nn/init.hpp"
 #include "tessera/ops.hpp"
@@ -10,6 +12,7 @@ RowParallelLinear::RowParallelLinear(std::string name, const RowParallelOptions&
     : tp_(std::move(tp)),
       sequence_parallel_(o.sequence_parallel),
       reduce_output_(o.reduce_output),
+      keep_input_(o.keep_input),
       weight_(name + ".weight", {o.out, tp_shard_size(o.in, tp_, (name + " input size").c_str())}) {
   const std::int64_t cols = weight_.value.size(1);
   if (tp_size(tp_) == 1) {
@@ -32,7 +35,7 @@ ModuleCost RowParallelLinear::cost(const RowParallelOptions& o, std::int64_t row
   ModuleCost c;
   c.parameters = plan_add(plan_mul(o.out, o.in / tp), o.bias ? o.out : 0);
   c.parameter_tensors = o.bias ? 2 : 1;
-  c.saved_elements = plan_mul(rows, o.in / tp);
+  c.saved_elements = o.keep_input ? plan_mul(rows, o.in / tp) : 0;
   if (tp == 1 || !o.reduce_output) return c;
   const CollectiveCount output{1, plan_mul(rows, o.out)};
   if (o.sequence_parallel) {
@@ -65,12 +68,16 @@ Tensor RowParallelLinear::forward(StepContext& ctx, const Tensor& x) {
       reduce_from_tp_forward(y, tp_);
     if (bias_) ops::add_bias(y, bias_->weight());
   }
-  if (ctx.training) ctx.store().save(this, SavedTensor{x});
+  if (ctx.training && keep_input_) ctx.store().save(this, SavedTensor{x});
   return y;
 }
 
 Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy) {
-  Tensor x = ctx.store().take<SavedTensor>(this).x;
+  if (!keep_input_) throw Error(fmt::format("{}: built without keeping its input, its backward needs it given", weight_.name));
+  return backward(ctx, dy, ctx.store().take<SavedTensor>(this).x);
+}
+
+Tensor RowParallelLinear::backward(StepContext& ctx, const Tensor& dy, const Tensor& x) {
   Tensor dx = x.new_empty(x.shape());
   const Tensor dy_full = sequence_parallel_applies(sequence_parallel_, tp_, ctx)
                              ? reduce_scatter_to_sequence_parallel_backward(dy, tp_)

@@ -12,8 +12,9 @@ namespace {
 // Global layer i's options, with the block's recompute applied.
 TransformerLayerOptions layer_options(const TransformerBlockOptions& o, std::int64_t layer) {
   TransformerLayerOptions l = o.layer;
-  l.attention.recompute_core = o.recompute.granularity == RecomputeOptions::Granularity::selective;
+  l.attention.recompute_core = o.recompute.selective(&RecomputeModules::core_attn);
   if (o.mlp_of_layer) l.spec.mlp = o.mlp_of_layer(layer);
+  l.recompute_mlp = o.recompute.selective(l.spec.mlp.name == "moe" ? &RecomputeModules::moe : &RecomputeModules::mlp);
   if (o.window_of_layer) l.attention.window_left = o.window_of_layer(layer);
   if (o.rope_of_layer && !o.rope_of_layer(layer)) l.attention.rotary.dim = 0;
   return l;

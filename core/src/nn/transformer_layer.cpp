@@ -1,6 +1,7 @@
 #include "tessera/nn/transformer_layer.hpp"
 
 #include "tessera/error.hpp"
+#include "tessera/nn/recomputed_module.hpp"
 #include "tessera/ops.hpp"
 
 namespace tessera {
@@ -87,6 +88,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
       norm2_(o.spec.norm.build(name + ".ln2", o.attention.hidden, o.layernorm_epsilon)),
       mlp_(o.spec.mlp.build(name + ".mlp", mlp_options(o, layer_index), seed, o.attention.tp)),
       mlp_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 2)) {
+  if (o.recompute_mlp) mlp_ = std::make_unique<RecomputedModule>(std::move(mlp_));
   if (o.spec.cross_attention) {
     cross_norm_ = o.spec.norm.build(name + ".cross_ln", o.attention.hidden, o.layernorm_epsilon);
     cross_attention_ = std::make_unique<Attention>(name + ".cross_attention",
@@ -124,7 +126,8 @@ ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostSh
     c += Attention::cost(attention_options(o, AttentionKind::cross, 0), s);
   }
   c += norm;
-  c += o.spec.mlp.cost(mlp_options(o, -1), s.tokens(), s.tp);
+  const ModuleCost mlp = o.spec.mlp.cost(mlp_options(o, -1), s.tokens(), s.tp);
+  c += o.recompute_mlp ? RecomputedModule::cost(mlp, plan_mul(rows, h)) : mlp;
   if (sp) {
     const std::int64_t norms = o.spec.cross_attention ? 3 : 2;
     c.tp_replicated_grads += {plan_mul(norms, norm.parameter_tensors), plan_mul(norms, norm.parameters)};

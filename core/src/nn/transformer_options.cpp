@@ -488,6 +488,8 @@ void read_moe_options(const ConfigSection& s, TransformerOptions& o, const Paral
     o.moe_layer_pattern.clear();  // every layer
   m.swiglu = o.swiglu;
   m.squared_relu = o.squared_relu;
+  m.recompute_shared_expert = o.recompute.selective(&RecomputeModules::shared_experts);
+  m.recompute_expert_activation = o.recompute.selective(&RecomputeModules::moe_act);
 }
 
 TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t vocab_size, std::uint64_t seed,

@@ -28,6 +28,9 @@ struct MlpOptions {
   // false (not with sequence_parallel): neither fc1's input gradient nor fc2's output is summed over
   // tp; the caller sums several MLPs' partial results and reduces once (mixture-of-experts layers).
   bool reduce = true;
+  // Selective recompute of the activation (Megatron-Core's recompute_modules "moe_act", for
+  // experts): fc2's input is not kept but computed again from fc1's output in backward.
+  bool recompute_activation = false;
   // The transformer layer's index in the whole model (-1: none); mixture-of-experts layers tag their
   // per-layer statistics with it.
   std::int64_t layer_index = -1;
@@ -47,7 +50,8 @@ class Mlp : public Module {
   static ModuleCost cost(const MlpOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
-  bool swiglu_, squared_relu_;
+  Tensor activation(const Tensor& h) const;  // GELU, squared ReLU or the gated unit of fc1's output
+  bool swiglu_, squared_relu_, recompute_activation_;
   ops::GeluForm gelu_;
   GatedLinearUnit glu_;
   ColumnParallelLinear fc1_;

@@ -63,6 +63,10 @@ struct MoeOptions {
   // unclamped (DeepSeek-V4's), the routed experts clamped.
   bool clamp_shared_expert = true;
   bool swiglu = false, squared_relu = false;  // the experts' activation (else the layer's GELU)
+  // Selective recompute (recompute_modules, nn/recompute.hpp): "shared_experts" keeps only the
+  // shared expert's input (RecomputedModule), "moe_act" the experts' activations computed again in
+  // backward (MlpOptions::recompute_activation).
+  bool recompute_shared_expert = false, recompute_expert_activation = false;
   // Expert parallelism: the ep size (parallel.expert_model_parallel_size, which the plan reads) and,
   // in a built model, its group (null: one rank).
   int expert_parallel = 1;
@@ -119,7 +123,7 @@ class MoeLayer : public Module {
   Parameter router_bias_;  // [E]; collected only with router_has_bias_
   Parameter expert_bias_;  // [E]; collected only with moe_.router.expert_bias
   std::vector<std::unique_ptr<Mlp>> experts_;  // this rank's: E / ep of them
-  std::unique_ptr<Mlp> shared_;  // null without a shared expert
+  std::unique_ptr<Module> shared_;  // null without a shared expert; a RecomputedModule Mlp when recomputed
   Parameter shared_gate_;        // [1, C]; collected only with moe_.shared_gate
 };
 

@@ -1,6 +1,10 @@
 // Activation recompute, with Megatron-LM's arguments and rules (the [model] keys
 // recompute_granularity, recompute_method, recompute_num_layers; docs/configs.md):
-//   selective  every layer's attention core is recomputed in backward (AttentionOptions::recompute_core);
+//   selective  what recompute_modules names is recomputed in backward in every layer (Megatron-Core's
+//              list; default ["core_attn"]): "core_attn" the attention core
+//              (AttentionOptions::recompute_core), "mlp" the dense MLPs and "moe" the
+//              mixture-of-experts layers whole (RecomputedModule), "shared_experts" a mixture's shared
+//              expert, "moe_act" its experts' activations (MlpOptions::recompute_activation);
 //   full       layers are grouped into segments; a recomputed segment keeps only its input in forward
 //              and runs its layers' forward again in backward. "uniform" checkpoints groups of
 //              num_layers layers (each group's input); "block" checkpoints the first num_layers
@@ -14,15 +18,26 @@ namespace tessera {
 
 class ConfigSection;
 
+// recompute_modules: what selective recompute recomputes.
+struct RecomputeModules {
+  bool core_attn = true, mlp = false, moe = false, shared_experts = false, moe_act = false;
+};
+
 struct RecomputeOptions {
   enum class Granularity { none, selective, full } granularity = Granularity::none;
   enum class Method { uniform, block } method = Method::uniform;
   std::int64_t num_layers = 1;
+  RecomputeModules modules;  // with selective only
+  bool selective(bool RecomputeModules::*module) const {
+    return granularity == Granularity::selective && modules.*module;
+  }
 };
 
-// Reads the three keys from a model section and checks them against the layers of each model chunk:
-// a ConfigError naming the key and where it was set ("full" needs a method; "selective" and none
-// take neither; uniform groups must tile the chunk; block covers at most the chunk).
+// Reads the keys from a model section and checks them against the layers of each model chunk: a
+// ConfigError naming the key and where it was set ("full" needs a method; "selective" and none take
+// neither; uniform groups must tile the chunk; block covers at most the chunk; recompute_modules
+// only with "selective", its mixture-of-experts names only with num_experts, "shared_experts" only
+// with a shared expert, "moe" not with the parts it already recomputes).
 RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t layers_per_chunk);
 
 // A run of consecutive layers of a chunk: layers [first, first + count), recomputed or kept.

@@ -29,6 +29,9 @@ struct RowParallelOptions {
   float init_std = 0.02f;
   bool sequence_parallel = false;
   bool reduce_output = true;
+  // false: forward keeps nothing and backward takes the input from its caller, which recomputes it
+  // (an MLP recomputing its activation: MlpOptions::recompute_activation).
+  bool keep_input = true;
 };
 
 class RowParallelLinear : public Module {
@@ -39,13 +42,15 @@ class RowParallelLinear : public Module {
   // sequence parallel: x [N..., in/tp] → y [N/tp, out], this rank's token rows.
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  // Backward with forward's input x given (keep_input = false).
+  Tensor backward(StepContext& ctx, const Tensor& dy, const Tensor& x);
   Parameter& weight() { return weight_; }
   // On `rows` token rows on one of `tp` ranks.
   static ModuleCost cost(const RowParallelOptions& o, std::int64_t rows, std::int64_t tp);
 
  private:
   TpGroup tp_;
-  bool sequence_parallel_, reduce_output_;
+  bool sequence_parallel_, reduce_output_, keep_input_;
   Parameter weight_;
   std::unique_ptr<Parameter> bias_;
 };

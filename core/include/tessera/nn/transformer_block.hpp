@@ -30,7 +30,8 @@
 namespace tessera {
 
 struct TransformerBlockOptions {
-  TransformerLayerOptions layer;  // every layer's (attention.recompute_core is set from `recompute`)
+  // Every layer's (attention.recompute_core and recompute_mlp are set from `recompute`).
+  TransformerLayerOptions layer;
   std::string name = "layers";    // layer i is "<name>.<i>" …
   // … unless this names it (GPT's multi-token prediction layer num_layers + d: "mtp.layers.<d>").
   std::function<std::string(std::int64_t layer)> layer_name;

@@ -64,6 +64,9 @@ struct TransformerLayerOptions {
   bool residual_post_norm = false;  // the residuals are the norms' outputs (header comment)
   ops::GeluForm gelu = ops::GeluForm::tanh;  // the GELU MLP's form
   GatedLinearUnit glu{};  // the gated MLP's unit (SwiGLU unless changed)
+  // Selective recompute of the whole MLP (recompute_modules "mlp" for a dense one, "moe" for a
+  // mixture of experts; RecomputedModule): only its input is kept.
+  bool recompute_mlp = false;
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
   // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and

@@ -1,0 +1,29 @@
+// Selective recompute of one module (Megatron-Core's recompute_modules "mlp", "moe",
+// "shared_experts": its "normal checkpointing" kinds): in forward the wrapped module runs into a
+// scratch store that is dropped at once, so only its input is kept; in backward its forward runs
+// again into a scratch store from that input (the same ops, dropout masks and routing: bit-identical
+// results), then its backward. Inference passes straight through.
+#pragma once
+#include <memory>
+
+#include "tessera/nn/module.hpp"
+#include "tessera/nn/module_cost.hpp"
+
+namespace tessera {
+
+class RecomputedModule : public Module {
+ public:
+  explicit RecomputedModule(std::unique_ptr<Module> inner) : inner_(std::move(inner)) {}
+  void collect_parameters(std::vector<Parameter*>& out) override { inner_->collect_parameters(out); }
+  Tensor forward(StepContext& ctx, const Tensor& x) override;
+  Tensor backward(StepContext& ctx, const Tensor& dy) override;
+
+  // The wrapped module's figures with only its input kept (`input_elements`: what this rank holds of
+  // it) and its forward collectives run again in backward.
+  static ModuleCost cost(ModuleCost inner, std::int64_t input_elements);
+
+ private:
+  std::unique_ptr<Module> inner_;
+};
+
+}  // namespace tessera
