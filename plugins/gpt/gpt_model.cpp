@@ -49,7 +49,6 @@ std::vector<std::string> gpt_metric_names(const GptOptions& o) {
   return names;
 }
 
-
 std::string llama_style_description(const GptOptions& o) {
   std::vector<std::string> parts;
   if (o.kv_channels * o.num_attention_heads != o.hidden_size) parts.push_back(fmt::format("kv_channels {}", o.kv_channels));

@@ -123,8 +123,8 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
     decoder_stage_layers /= pp - split;
   }
   // Full recompute applies to each stack on each stage: its groups must fit both.
-  t.recompute = read_recompute_options(s, encoder_stage_layers);
-  read_recompute_options(s, decoder_stage_layers);
+  t.recompute = read_recompute_options(s, encoder_stage_layers, p.tp, p.sequence_parallel);
+  read_recompute_options(s, decoder_stage_layers, p.tp, p.sequence_parallel);
   if (vocab_size <= 0) throw ConfigError("t5: the tokenizer reported an empty vocabulary");
   t.vocab_size = vocab_size;
   // Megatron-LM pads the vocabulary to a multiple of make_vocab_size_divisible_by × tp.

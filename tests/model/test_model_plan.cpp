@@ -343,6 +343,11 @@ TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
   }
   SECTION("full uniform 2, tp 2, GQA") { check_layout(kGpt, 4, 2, 2, 1, 1, 1, 3, full + "\"uniform\"\nrecompute_num_layers = 2"); }
   SECTION("full block 1, tp 2 · pp 2") { check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, full + "\"block\"\nrecompute_num_layers = 1"); }
+  SECTION("full uniform with distribute_saved_activations: 1/tp of each group's input, tp 2 · pp 2, tp 4") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, full + "\"uniform\"\ndistribute_saved_activations = true");
+    check_layout(kGpt, 4, 4, 4, 1, 1, 1, 3,
+                 full + "\"block\"\nrecompute_num_layers = 2\ndistribute_saved_activations = true");
+  }
   SECTION("recompute_modules: the MLP, with and without the attention core; sequence parallel") {
     const std::string modules = "recompute_granularity = \"selective\"\nrecompute_modules = ";
     check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, modules + "[\"mlp\"]");

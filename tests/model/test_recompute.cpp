@@ -191,6 +191,11 @@ TEST_CASE("activation recompute: Megatron-LM's rules for the keys are ConfigErro
   CHECK_THAT(error("recompute_granularity = \"partial\""), Catch::Contains("recompute_granularity"));
   CHECK_THAT(error("recompute_activations = true\nrecompute_granularity = \"full\"\nrecompute_method = \"uniform\""),
              Catch::Contains("model.recompute_activations = true") && Catch::Contains("give one of them"));
+  // distribute_saved_activations: full only, over tp > 1 (one process here).
+  CHECK_THAT(error("recompute_granularity = \"selective\"\ndistribute_saved_activations = true"),
+             Catch::Contains("model.distribute_saved_activations") && Catch::Contains("\"selective\""));
+  CHECK_THAT(error("recompute_granularity = \"full\"\nrecompute_method = \"uniform\"\ndistribute_saved_activations = true"),
+             Catch::Contains("model.distribute_saved_activations") && Catch::Contains("tensor_model_parallel_size is 1"));
   // recompute_modules: selective only, known names, mixture-of-experts parts only with experts.
   CHECK_THAT(error("recompute_modules = [\"mlp\"]"),
              Catch::Contains("model.recompute_modules") && Catch::Contains("not set"));

@@ -17,7 +17,7 @@ model to hold N transformer layers, sp=1 turns on sequence parallelism, ov=1 ove
 backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, opt=dist uses the
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
-layer), rc=sel (selective), rc=mods (selective of recompute_modules core_attn, mlp and moe_act), rc=moe
+layer), rc=dist (full as rc=full with distribute_saved_activations), rc=sel (selective), rc=mods (selective of recompute_modules core_attn, mlp and moe_act), rc=moe
 (selective of mlp and moe: every MLP whole); the one-process run it is compared with recomputes nothing. dev=sim
 trains on the simulated device ([training] device = "sim"): its logged values and saved weights must
 equal, bit for bit, those of the same layout without dev= listed before it (and, like every layout,
@@ -57,6 +57,8 @@ RECOMPUTE = {
     "full2": model_sets(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=2),
     "block": model_sets(recompute_granularity="full", recompute_method="block", recompute_num_layers=1),
     "sel": model_sets(recompute_granularity="selective"),
+    "dist": model_sets(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=1,
+                       distribute_saved_activations="true"),
     # Megatron-Core's recompute_modules (TOML arrays through --set).
     "mods": model_sets(recompute_granularity="selective", recompute_modules='["core_attn","mlp","moe_act"]'),
     "moe": model_sets(recompute_granularity="selective", recompute_modules='["mlp","moe"]'),

@@ -55,7 +55,7 @@ RecomputeModules read_recompute_modules(const ConfigSection& s, const std::strin
 
 }  // namespace
 
-RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per_chunk) {
+RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per_chunk, int tp, bool sequence_parallel) {
   RecomputeOptions o;
   const std::string key = s.name() + ".";
   std::string granularity = s.get_choice("recompute_granularity", "", {"", "full", "selective"});
@@ -75,6 +75,22 @@ RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t per
   std::string method;
   if (has_method) method = s.get_choice("recompute_method", "uniform", {"uniform", "block"});
   o.method = method == "block" ? RecomputeOptions::Method::block : RecomputeOptions::Method::uniform;
+  o.distribute_saved_activations = s.get_bool("distribute_saved_activations", false);
+  if (o.distribute_saved_activations) {
+    const std::string where = s.origin("distribute_saved_activations");
+    if (granularity != "full")
+      throw ConfigError(fmt::format("{}distribute_saved_activations = true (in {}) splits what "
+                                    "{}recompute_granularity = \"full\" keeps, but the granularity is {}",
+                                    key, where, key, granularity.empty() ? "not set" : "\"" + granularity + "\""));
+    if (tp < 2)
+      throw ConfigError(fmt::format("{}distribute_saved_activations = true (in {}) splits the kept activations over "
+                                    "the tensor-parallel ranks, but parallel.tensor_model_parallel_size is {}",
+                                    key, where, tp));
+    if (sequence_parallel)
+      throw ConfigError(fmt::format("{}distribute_saved_activations = true (in {}) and parallel.sequence_parallel: "
+                                    "sequence parallelism already keeps 1/tp of the activations (as Megatron-LM, "
+                                    "they cannot be combined)", key, where));
+  }
   o.num_layers = s.get_int("recompute_num_layers", 1, 1, 100000);
   if (granularity != "full") {
     if (has_method || has_num)

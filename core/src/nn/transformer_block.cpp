@@ -81,6 +81,10 @@ ModuleCost TransformerBlock::cost(const TransformerBlockOptions& o, const CostSh
       part.recompute += part.forward;
       part.ep_recompute += part.ep_forward;
       part.saved_elements = plan_mul(rows, h);  // the segment's input; its layers save into a scratch store
+      if (o.recompute.distribute_saved_activations && s.tp > 1 && !sp) {  // 1/tp of it, all-gathered in backward
+        part.saved_elements = plan_mul(rows, h) / s.tp;
+        part.recompute.all_gather += {1, plan_mul(rows, h)};
+      }
     }
     c += part;
   }
@@ -120,7 +124,18 @@ Tensor TransformerBlock::forward_segment(StepContext& ctx, const RecomputeSegmen
   TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * C) == 0,
                       "{} recompute: layer input {} is not whole (shards of) sequences of ctx.seq_length = {} tokens",
                       o_.name, x.str(), ctx.seq_length);
-  ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, C})});
+  const int tp = tp_size(o_.layer.attention.tp);
+  if (o_.recompute.distribute_saved_activations && tp > 1 && shards == 1) {
+    // This rank's 1/tp of the flattened input (copied: the whole x need not stay alive).
+    const std::int64_t part = x.numel() / tp;
+    TESSERA_CHECK_SHAPE(part * tp == x.numel(), "{} distribute_saved_activations: input {} does not split into {} parts",
+                        o_.name, x.str(), tp);
+    Tensor mine = x.new_empty({part});
+    ops::copy_2d(x.reshape({x.numel()}), tp_rank(o_.layer.attention.tp) * part, part, mine, 0, part, 1, part);
+    ctx.store().save(&seg, DistributedInput{mine, x.numel() / (rows * C), rows});
+  } else {
+    ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, C})});
+  }
   // The same step (dropout masks) into a store dropped after each layer: only x stays.
   for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
     ActivationStore scratch;
@@ -155,7 +170,16 @@ Tensor TransformerBlock::backward_segment(StepContext& ctx, const RecomputeSegme
   // Rebuild the segment's saved tensors with the same ops on the same input, then the real
   // backward from the scratch store. The recompute forward reports no gradient (it computes none)
   // and saves nothing into the microbatch's store.
-  Tensor x = ctx.store().take<SavedTensor>(&seg).x;
+  Tensor x;
+  if (o_.recompute.distribute_saved_activations && tp_size(o_.layer.attention.tp) > 1 && !sequence_parallel(ctx)) {
+    const DistributedInput saved = ctx.store().take<DistributedInput>(&seg);
+    const std::int64_t C = o_.layer.attention.hidden, tp = tp_size(o_.layer.attention.tp);
+    Tensor whole = saved.part.new_empty({saved.part.numel() * tp});
+    o_.layer.attention.tp->all_gather(saved.part, whole);  // the chunks in rank order: the flattened input
+    x = whole.reshape({saved.sequences, saved.seq, C});
+  } else {
+    x = ctx.store().take<SavedTensor>(&seg).x;
+  }
   ActivationStore scratch;
   StepContext scratch_ctx = ctx.with_store(scratch);
   const std::int64_t C = o_.layer.attention.hidden;

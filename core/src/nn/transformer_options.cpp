@@ -81,7 +81,7 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
     std::int64_t largest_chunk = 0;
     for (int c = 0; c < sizes.vpp; ++c)
       largest_chunk = std::max(largest_chunk, chunk_layers(o.num_layers, sizes, stage, c).count);
-    if (largest_chunk > 0) o.recompute = read_recompute_options(s, largest_chunk);
+    if (largest_chunk > 0) o.recompute = read_recompute_options(s, largest_chunk, tp, sizes.sequence_parallel);
   }
   read_residual_and_gelu(s, o);
   if (vocab_size <= 0) throw ConfigError(model + ": the tokenizer reported an empty vocabulary");

@@ -28,6 +28,9 @@ struct RecomputeOptions {
   enum class Method { uniform, block } method = Method::uniform;
   std::int64_t num_layers = 1;
   RecomputeModules modules;  // with selective only
+  // Megatron-LM's --distribute-saved-activations (full only, tp > 1, not with sequence parallelism):
+  // each tp rank keeps 1/tp of a recomputed group's input (a flat chunk) and backward all-gathers it.
+  bool distribute_saved_activations = false;
   bool selective(bool RecomputeModules::*module) const {
     return granularity == Granularity::selective && modules.*module;
   }
@@ -37,8 +40,12 @@ struct RecomputeOptions {
 // ConfigError naming the key and where it was set ("full" needs a method; "selective" and none take
 // neither; uniform groups must tile the chunk; block covers at most the chunk; recompute_modules
 // only with "selective", its mixture-of-experts names only with num_experts, "shared_experts" only
-// with a shared expert, "moe" not with the parts it already recomputes).
-RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t layers_per_chunk);
+// with a shared expert, "moe" not with the parts it already recomputes; distribute_saved_activations
+// only with "full", tp > 1 and no sequence parallelism).
+// `tp` and `sequence_parallel` check distribute_saved_activations (its tp chunks of each sequence's
+// seq_length · hidden_size inputs must be whole).
+RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t layers_per_chunk, int tp = 1,
+                                        bool sequence_parallel = false);
 
 // A run of consecutive layers of a chunk: layers [first, first + count), recomputed or kept.
 struct RecomputeSegment {

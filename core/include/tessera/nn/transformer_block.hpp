@@ -74,6 +74,13 @@ class TransformerBlock {
   std::string describe() const;
 
  private:
+  // A recomputed segment's input under distribute_saved_activations: this rank's flat 1/tp chunk,
+  // and the [sequences, seq, C] shape the all-gathered chunks form again.
+  struct DistributedInput {
+    Tensor part;
+    std::int64_t sequences = 0, seq = 0;
+    std::vector<Tensor> tensors() const { return {part}; }
+  };
   struct SavedInputs {  // the layers' AttentionInputs, for backward and recompute
     Tensor key_mask, memory, memory_mask, first_key;
     std::vector<Tensor> tensors() const { return {key_mask, memory, memory_mask, first_key}; }
