@@ -1,5 +1,6 @@
 // Activation recompute, with Megatron-LM's arguments and rules (the [model] keys
-// recompute_granularity, recompute_method, recompute_num_layers; docs/configs.md):
+// recompute_granularity, recompute_method, recompute_num_layers, recompute_modules,
+// distribute_saved_activations; docs/configs.md):
 //   selective  what recompute_modules names is recomputed in backward in every layer (Megatron-Core's
 //              list; default ["core_attn"]): "core_attn" the attention core
 //              (AttentionOptions::recompute_core), "mlp" the dense MLPs and "moe" the
@@ -42,8 +43,8 @@ struct RecomputeOptions {
 // only with "selective", its mixture-of-experts names only with num_experts, "shared_experts" only
 // with a shared expert, "moe" not with the parts it already recomputes; distribute_saved_activations
 // only with "full", tp > 1 and no sequence parallelism).
-// `tp` and `sequence_parallel` check distribute_saved_activations (its tp chunks of each sequence's
-// seq_length · hidden_size inputs must be whole).
+// `tp` and `sequence_parallel`: the layout's, which distribute_saved_activations needs (tp > 1, no
+// sequence parallelism).
 RecomputeOptions read_recompute_options(const ConfigSection& s, std::int64_t layers_per_chunk, int tp = 1,
                                         bool sequence_parallel = false);
 
