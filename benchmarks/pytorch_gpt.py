@@ -226,8 +226,9 @@ class GPT(nn.Module):
         self.ln_f = RMSNorm(C) if o.get("rms_norm", False) else nn.LayerNorm(C)
         self.head = nn.Linear(C, V, bias=False) if o.get("untied", False) else None
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
-        # Multi-token prediction (o["mtp"] = {layers, scale}; Tessera's docs/mtp.md, Megatron-Core's):
-        # per depth enorm, hnorm, eh_proj (2C → C) and a block built like the last, with its final norm.
+        # Multi-token prediction (o["mtp"] = {layers, scale, repeated}; Tessera's docs/mtp.md,
+        # Megatron-Core's): per depth enorm, hnorm, eh_proj (2C → C) and a block built like the last,
+        # with its final norm; "repeated" (mtp_use_repeated_layer): one such module at every depth.
         mtp = o.get("mtp") or {}
         self.mtp_scale = mtp.get("scale", 0.1) / max(1, mtp.get("layers", 0))
         norm = (lambda: RMSNorm(C)) if o.get("rms_norm", False) else (lambda: nn.LayerNorm(C))
@@ -235,7 +236,8 @@ class GPT(nn.Module):
             nn.ModuleDict({"enorm": norm(), "hnorm": norm(), "eh_proj": nn.Linear(2 * C, C, bias=False),
                            "block": Block(C, H, G, llama=o if flags[L - 1] else {**o, "moe": None}, layer=L - 1),
                            "norm": norm()})
-            for _ in range(mtp.get("layers", 0)))
+            for _ in range(1 if mtp.get("repeated", False) and mtp.get("layers", 0) > 0 else mtp.get("layers", 0)))
+        self.mtp_depths = mtp.get("layers", 0)
 
     def forward(self, idx, targets):
         T = idx.shape[1]
@@ -253,7 +255,8 @@ class GPT(nn.Module):
         loss = lm_loss(x, targets).mean()
         # Each depth: inputs and targets one more place left (the rolled-in end masked out of its mean).
         pos, extra = torch.arange(T, device=idx.device), 0
-        for i, d in enumerate(self.mtp):
+        for i in range(self.mtp_depths):
+            d = self.mtp[min(i, len(self.mtp) - 1)]
             shift = lambda t: torch.cat([t[:, i + 1:], torch.zeros_like(t[:, :i + 1])], 1)  # noqa: E731
             e = self.wte(shift(idx))
             if self.wpe is not None:
@@ -313,7 +316,7 @@ def arg_parser():
                    "glu: {alpha, clamp, offset}, nope_layers, untied, bias, qkv_bias, qk_layernorm, squared_relu, "
                    "softmax_type, window, window_layers, "
                    "yarn: {factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, round_to_int}, and moe: "
-                   "{experts, topk, ffn, shared, pre_softmax, scale, aux, z}, mtp: {layers, scale})")
+                   "{experts, topk, ffn, shared, pre_softmax, scale, aux, z}, mtp: {layers, scale, repeated})")
     return p
 
 

@@ -227,7 +227,9 @@ int bench_child(const BenchArgs& a) {
                            {"layers", flags}};
     }
     if (o.mtp_num_layers > 0)  // multi-token prediction depths (docs/mtp.md)
-      j["llama"]["mtp"] = {{"layers", o.mtp_num_layers}, {"scale", o.mtp_loss_scaling_factor}};
+      j["llama"]["mtp"] = {{"layers", o.mtp_num_layers},
+                           {"scale", o.mtp_loss_scaling_factor},
+                           {"repeated", o.mtp_use_repeated_layer}};
   }
   fmt::print("{}\n", j.dump());
   return 0;

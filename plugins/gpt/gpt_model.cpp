@@ -43,7 +43,7 @@ struct MtpRun {
 std::vector<std::string> gpt_metric_names(const GptOptions& o) {
   std::vector<std::int64_t> moe_layers = o.moe_layer_indices();
   if (o.num_layers > 0 && o.moe_layer(o.num_layers - 1))  // the depths' layers are built like the last
-    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) moe_layers.push_back(o.num_layers + d);
+    for (std::int64_t d = 0; d < o.mtp_physical_layers(); ++d) moe_layers.push_back(o.num_layers + d);
   std::vector<std::string> names = moe_metric_names(o.moe, moe_layers);
   for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) names.push_back(mtp_loss_name(d));
   return names;
@@ -79,8 +79,9 @@ std::string llama_style_description(const GptOptions& o) {
                                                : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
   if (o.mtp_num_layers > 0)
-    parts.push_back(fmt::format("multi-token prediction of {} {} (loss weight {})", o.mtp_num_layers,
-                                o.mtp_num_layers == 1 ? "depth" : "depths", o.mtp_loss_scaling_factor));
+    parts.push_back(fmt::format("multi-token prediction of {} {}{} (loss weight {})", o.mtp_num_layers,
+                                o.mtp_num_layers == 1 ? "depth" : "depths",
+                                o.mtp_use_repeated_layer ? " sharing one layer" : "", o.mtp_loss_scaling_factor));
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));
 }
@@ -141,10 +142,10 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
   if (last_stage_ && o.mtp_num_layers > 0) {  // multi-token prediction depths, each built like the last layer
     const TransformerBlockOptions last_layer =
         gpt_block_options(built, tp_, sequence_parallel_, o.num_layers - 1, 1, /*ends_model=*/true);
-    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d) {
+    for (std::int64_t d = 0; d < o.mtp_physical_layers(); ++d)
       mtp_.push_back(std::make_unique<MtpDepth>(o, d, mtp_block_options(last_layer, o.num_layers, d)));
+    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d)
       mtp_dropouts_.emplace_back(o.hidden_dropout, kMtpEmbeddingDropoutSites + static_cast<std::uint64_t>(d));
-    }
   }
   mark_token_shard_grads();
 }
@@ -280,33 +281,48 @@ void GptModel::mtp_forward(StepContext& ctx, const Batch& batch, const Tensor& h
     positions = tokens.new_empty({B, T}, DType::i32);
     ops::arange_mod(positions, 0, T);
   }
-  const float weight = static_cast<float>(o_.mtp_loss_scaling_factor / static_cast<double>(mtp_.size()));
+  const float weight = static_cast<float>(o_.mtp_loss_scaling_factor / static_cast<double>(o_.mtp_num_layers));
   Tensor h = h0;
-  for (std::size_t d = 0; d < mtp_.size(); ++d) {
+  for (std::size_t d = 0; d < mtp_dropouts_.size(); ++d) {
     // Depth d predicts, at position i, the label of position i + d + 1 from token i + d + 1.
     tokens = shifted_left(tokens, 1);
     positions = shifted_left(positions, 1);
     labels = shifted_left(labels, 1);
     mask = shifted_left(mask.reshape({B, T}), 1);
     MtpRun run{std::make_unique<ActivationStore>()};
-    StepContext run_ctx = ctx.with_store(*run.store);
+    StepContext run_ctx = mtp_context(ctx, *run.store, d);
     Tensor e = embed(run_ctx, tokens, positions.reshape({B * T}), mtp_dropouts_[d]);
-    h = mtp_[d]->forward(run_ctx, e, h, in);
+    h = mtp_depth(d).forward(run_ctx, e, h, in);
     HeadLoss depth = head_loss(run_ctx, h, labels, mask, weight);
     run_ctx.store().save(this, SavedTensor{depth.dh});
     run.loss = depth.loss;
-    ctx.store().save(mtp_[d].get(), std::move(run));
+    ctx.store().save(&mtp_dropouts_[d], std::move(run));  // one key per depth, shared layer or not
   }
+}
+
+MtpDepth& GptModel::mtp_depth(std::size_t d) { return *mtp_[o_.mtp_use_repeated_layer ? 0 : d]; }
+
+StepContext GptModel::mtp_context(const StepContext& ctx, ActivationStore& store, std::size_t d) const {
+  StepContext c = ctx.with_store(store);
+  if (o_.mtp_use_repeated_layer && d > 0) {
+    // The shared layer's dropout sites are the same at every depth: a seed of the depth's own draws
+    // other masks.
+    c.seed = hash_name(ctx.seed + d, "mtp repeated layer");
+    // Backward runs the depths last to first, so depth 0 adds last to the shared gradients: only it
+    // may report them final.
+    c.grad_listener = nullptr;
+  }
+  return c;
 }
 
 Tensor GptModel::mtp_backward(StepContext& ctx) {
   Tensor dh;  // the gradient w.r.t. depth d's output from depth d + 1
-  for (std::size_t d = mtp_.size(); d-- > 0;) {
-    MtpRun run = ctx.store().take<MtpRun>(mtp_[d].get());
-    StepContext run_ctx = ctx.with_store(*run.store);
+  for (std::size_t d = mtp_dropouts_.size(); d-- > 0;) {
+    MtpRun run = ctx.store().take<MtpRun>(&mtp_dropouts_[d]);
+    StepContext run_ctx = mtp_context(ctx, *run.store, d);
     Tensor dy = run_ctx.store().take<SavedTensor>(this).x;
     if (dh.defined()) ops::add(dy, dh, dy);
-    MtpDepth::Grads g = mtp_[d]->backward(run_ctx, dy);
+    MtpDepth::Grads g = mtp_depth(d).backward(run_ctx, dy);
     embed_backward(run_ctx, g.de, mtp_dropouts_[d]);
     if (!run.store->empty())
       throw Error(fmt::format("GPT multi-token prediction depth {}: backward left saved activations behind", d + 1));

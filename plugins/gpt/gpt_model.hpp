@@ -40,6 +40,7 @@
 // one; each depth's, weighted mtp_loss_scaling_factor / mtp_num_layers in the gradient, is reported
 // as the metric "mtp_<d+1> loss". With pp > 1 the last stage keeps copies of the word embedding
 // (untied too) and of the position table, tied to the first stage's (Parameter::stage_tie).
+// mtp_use_repeated_layer: one MtpDepth applied at every depth (mtp_depth, mtp_context).
 // Evaluation and generation skip the depths (Megatron-Core's validation loss is the main one too).
 //
 // Llama-style blocks (docs/llama.md; Megatron-Core's [model] keys): position_embedding_type = "rope"
@@ -136,6 +137,9 @@ class GptModel : public Model, public Generator {
   // (MtpRun) on ctx's store; backward returns the gradient the depths send to the final hidden states.
   void mtp_forward(StepContext& ctx, const Batch& batch, const Tensor& h, const AttentionInputs& in);
   Tensor mtp_backward(StepContext& ctx);
+  // Depth d's layer (the one shared layer under mtp_use_repeated_layer) and its run's step context.
+  MtpDepth& mtp_depth(std::size_t d);
+  StepContext mtp_context(const StepContext& ctx, ActivationStore& store, std::size_t d) const;
   // Whether this step runs on sequence-parallel token shards.
   bool sequence_parallel(const StepContext& ctx) const;
   void mark_token_shard_grads();
@@ -162,8 +166,8 @@ class GptModel : public Model, public Generator {
   Parameter& head_weight() { return output_layer_ ? *output_layer_ : word_embeddings_->weight(); }
   Dropout embedding_dropout_;
   // Multi-token prediction (last stage): the depths and their embedding dropouts.
-  std::vector<std::unique_ptr<MtpDepth>> mtp_;
-  std::vector<Dropout> mtp_dropouts_;
+  std::vector<std::unique_ptr<MtpDepth>> mtp_;  // mtp_physical_layers() of them
+  std::vector<Dropout> mtp_dropouts_;           // the depths' embedding dropouts: mtp_num_layers
 };
 
 }  // namespace tessera::gpt

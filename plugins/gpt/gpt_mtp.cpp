@@ -151,13 +151,20 @@ void add_mtp_chunk_cost(ModelChunkCost& c, const TransformerOptions& o, const Tr
     c.parameter_tensors += tables;
     if (sp && positions > 0) c.tp_replicated_grads += {1, positions};
   }
-  c.contents += fmt::format(", multi-token prediction ({} {})", D, D == 1 ? "depth" : "depths");
+  c.contents += fmt::format(", multi-token prediction ({} {}{})", D, D == 1 ? "depth" : "depths",
+                            o.mtp_use_repeated_layer && D > 1 ? " sharing one layer" : "");
   for (std::int64_t d = 0; d < D; ++d) {
     ModuleCost lookup = VocabParallelEmbedding::cost(o.padded_vocab_size, h, N, tp, sp);
     lookup.parameters = lookup.parameter_tensors = 0;  // the model's table
     c += lookup;
     if (o.learned_positions) c.activation_elements = plan_add(c.activation_elements, Ns);  // position ids
-    c += MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{b, T, 0, tp});
+    ModuleCost depth = MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{b, T, 0, tp});
+    if (d >= o.mtp_physical_layers()) {  // the shared layer again: its activations, no weights of its own
+      depth.parameters = depth.parameter_tensors = 0;
+      depth.tp_replicated_grads = {};
+      depth.expert_parameters = {};
+    }
+    c += depth;
     add_lm_head_cost(c, N, h, Vt, tp, sp, /*gradient_all_reduced=*/false);
   }
 }

@@ -13,7 +13,8 @@
 //
 // Names: "mtp.layers.<d>.enorm", ".hnorm", ".eh_proj", ".final_layernorm", and the layer's own under
 // "mtp.layers.<d>" (ln1, attention, ln2, mlp). The layer is model layer num_layers + d for its
-// initialisation-independent indices: dropout sites and mixture-of-experts metrics.
+// initialisation-independent indices: dropout sites and mixture-of-experts metrics. Under
+// mtp_use_repeated_layer the model builds depth 0 only and applies it at every depth.
 #pragma once
 #include <memory>
 #include <string>
@@ -56,7 +57,8 @@ class MtpDepth {
 TransformerBlockOptions mtp_block_options(TransformerBlockOptions last_layer, std::int64_t num_layers,
                                           std::int64_t depth);
 
-// What the depths add to a chunk of `b` sequences: on the last virtual stage the depths themselves,
+// What the depths add to a chunk of `b` sequences: on the last virtual stage the depths themselves
+// (a shared layer's weights once),
 // each with an embedding lookup and an LM head, and (pp > 1) the copies of the embedding tables
 // there; on the first virtual stage the tables' gradients summed with those copies. `last_layer`:
 // the model's block of its last layer alone, ending the model, as the planner builds it.

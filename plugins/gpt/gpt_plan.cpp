@@ -50,7 +50,7 @@ class GptPlanner : public ModelPlanner {
     const GptOptions& o = whole_.first;
     std::int64_t n = transformer_total_parameters(o, whole_.second);
     const TransformerBlockOptions last_layer = gpt_block_options(o, nullptr, false, o.num_layers - 1, 1, true);
-    for (std::int64_t d = 0; d < o.mtp_num_layers; ++d)
+    for (std::int64_t d = 0; d < o.mtp_physical_layers(); ++d)
       n = plan_add(n, MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{1, o.seq_length, 0, 1})
                           .parameters);
     return n;

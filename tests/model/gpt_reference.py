@@ -240,11 +240,11 @@ def main(directory):
 
     loss = lm_loss(x, labels, mask)
     objective = loss
-    # "mtp": {"layers": D, "scale": λ} — Megatron-Core's multi-token prediction: depth d rolls the
+    # "mtp": {"layers": D, "scale": λ, "repeated": bool} — Megatron-Core's multi-token prediction: depth d rolls the
     # tokens, positions, labels and loss mask one more place left (zeros rolled in), embeds the
     # tokens with the model's embedding, joins enorm(embedding) and hnorm(previous depth's output)
     # through eh_proj, runs a layer built like the last and its final_layernorm, and adds
-    # λ / D · its loss to the objective.
+    # λ / D · its loss to the objective. "repeated" (mtp_use_repeated_layer): every depth uses depth 0's weights.
     mtp = opts.get("mtp")
     mtp_losses = []
     if mtp:
@@ -257,7 +257,7 @@ def main(directory):
             e = p["embedding.word_embeddings.weight"][tok]
             if opts.get("positions", "rope" if rope else "learned_absolute") == "learned_absolute":
                 e = e + p["embedding.position_embeddings.weight"][pos]
-            n = f"mtp.layers.{d}"
+            n = f"mtp.layers.{0 if mtp.get('repeated', False) else d}"
             joined = torch.cat([norm(e, f"{n}.enorm"), norm(h, f"{n}.hnorm")], -1)
             h = norm(layer(F.linear(joined, p[f"{n}.eh_proj.weight"]), n, L - 1), f"{n}.final_layernorm")
             mtp_losses.append(lm_loss(h, lab, msk))

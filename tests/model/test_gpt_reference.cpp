@@ -448,6 +448,14 @@ TEST_CASE("GPT with multi-token prediction (2 depths, learned positions, tied he
                        "_mtp"});
 }
 
+// mtp_use_repeated_layer: depth 0's weights at every depth, their gradients summed over the depths.
+TEST_CASE("GPT with multi-token prediction repeating one layer (3 depths, mtp_use_repeated_layer) equals PyTorch",
+          "[reference]") {
+  check_against_torch(4, 2,
+                      {"mtp_num_layers = 3\nmtp_use_repeated_layer = true",
+                       R"({"mtp": {"layers": 3, "repeated": true}})", "_mtp_repeated"});
+}
+
 TEST_CASE("Llama-style GPT with multi-token prediction built like a mixture-of-experts last layer equals PyTorch",
           "[reference]") {
   // Layer 1 of 0–1 is a mixture of experts, so the depth's layer is one too: its router losses join
@@ -459,4 +467,12 @@ TEST_CASE("Llama-style GPT with multi-token prediction built like a mixture-of-e
                        fmt::format(R"({{{}, "moe": {{"experts": 4, "topk": 2, "aux": 0.1, "layers": [0, 1]}}, "mtp": {{"layers": 1}}}})",
                                    kLlamaJson),
                        "_llama_moe_mtp", 2});
+  // The one shared layer of two depths is a mixture of experts: it reports at each depth (3 reports).
+  check_against_torch(4, 2,
+                      {fmt::format("{}\nnum_experts = 4\nmoe_router_topk = 2\nmoe_layer_freq = [0, 1]\n"
+                                   "moe_aux_loss_coeff = 0.1\nmtp_num_layers = 2\nmtp_use_repeated_layer = true",
+                                   kLlamaToml),
+                       fmt::format(R"({{{}, "moe": {{"experts": 4, "topk": 2, "aux": 0.1, "layers": [0, 1]}}, "mtp": {{"layers": 2, "repeated": true}}}})",
+                                   kLlamaJson),
+                       "_llama_moe_mtp_repeated", 3});
 }

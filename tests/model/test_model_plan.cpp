@@ -605,8 +605,19 @@ TEST_CASE("the plan equals every stage and tp rank of a GPT with multi-token pre
                  mtp + "\nnum_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_layer_freq = [0, 0, 0, 1]",
                  true);
   }
+  // mtp_use_repeated_layer: one depth's weights, every depth's activations.
+  const std::string repeated = "mtp_num_layers = 3\nmtp_use_repeated_layer = true";
+  SECTION("one layer repeated over three depths: one process, and tp 2 · pp 2 sequence parallel") {
+    check_layout(kGpt, 4, 4, 1, 1, 1, 2, 6, repeated);
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, kLlamaKeys + "\n" + repeated, true);
+  }
+  SECTION("one repeated mixture-of-experts layer: tp 2 · pp 2, sequence parallel") {
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8,
+                 repeated + "\nnum_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\nmoe_layer_freq = [0, 0, 0, 1]",
+                 true);
+  }
   SECTION("whole-model parameters and FLOPs: the one-process model's") {
-    for (const std::string& keys : {mtp, kLlamaKeys + "\n" + mtp}) {
+    for (const std::string& keys : {mtp, kLlamaKeys + "\n" + mtp, repeated}) {
       const std::string text = config_text(kGpt, 4, 2, 1, 1, 2, 6, keys);
       const Plan plan = make_plan(Config::from_string(text), PlanRequest{1, kVocab});
       PluginPtr<Model> model = build_model(Config::from_string(text), kVocab, 7);
@@ -706,6 +717,9 @@ TEST_CASE("multi-token prediction keys: ConfigErrors naming the key and its file
   CHECK_THAT(refused("mtp_loss_scaling_factor = 0.2"),
              Contains("model.mtp_loss_scaling_factor") && Contains("mtp.toml") && Contains("mtp_num_layers"));
   CHECK_THAT(refused("mtp_num_layers = 1\nmtp_loss_scaling_factor = -1.0"), Contains("model.mtp_loss_scaling_factor"));
+  CHECK_THAT(refused("mtp_use_repeated_layer = true"),
+             Contains("model.mtp_use_repeated_layer") && Contains("mtp.toml") && Contains("mtp_num_layers"));
+  CHECK_THAT(refused("mtp_num_layers = 2\nmtp_use_repeated_layer = 1"), Contains("model.mtp_use_repeated_layer"));
 
   // Megatron-LM's num_floating_point_operations: each depth a layer like the last, 3h + 2h² per
   // token for its norms and projection, and another LM head; forward and backward (× 3).
@@ -717,6 +731,18 @@ TEST_CASE("multi-token prediction keys: ConfigErrors naming the key and its file
   const double layer = 2 * B * s * h * (hq + 2 * hkv) + 2 * B * s * hq * h + 2 * 2 * B * s * h * ffn + 4 * B * s * s * hq;
   const double depth = 3 * (layer + 2 * B * s * (3 * h + 2 * h * h)) + 6 * B * s * h * V;
   CHECK(mtp->flops_per_iteration(6) - plain->flops_per_iteration(6) == Approx(2 * depth).epsilon(1e-12));
+  // A repeated layer computes as much as separate ones; it holds one depth's weights.
+  PluginPtr<Model> repeated = build_model(
+      gpt_config("mtp_num_layers = 2\nmtp_loss_scaling_factor = 0.5\nmtp_use_repeated_layer = true", "mtp.toml", 1),
+      kVocab, 7);
+  CHECK_THAT(repeated->describe(), Contains("multi-token prediction of 2 depths sharing one layer (loss weight 0.5)"));
+  CHECK(repeated->flops_per_iteration(6) == mtp->flops_per_iteration(6));
+  std::vector<Parameter*> separate, shared, none;
+  mtp->collect_parameters(separate);
+  repeated->collect_parameters(shared);
+  plain->collect_parameters(none);
+  CHECK(count_elements(separate) - count_elements(shared) == count_elements(shared) - count_elements(none));
+  for (Parameter* p : shared) CHECK(p->name.rfind("mtp.layers.1", 0) == std::string::npos);
 }
 
 TEST_CASE("bad Llama-style keys are ConfigErrors naming the key, its file and what is allowed", "[unit]") {

@@ -504,12 +504,17 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
 void read_mtp_options(const ConfigSection& s, TransformerOptions& o) {
   // Depth k predicts token i + k + 1 at position i: at k ≥ seq_length − 1 no position has a target.
   o.mtp_num_layers = s.get_int("mtp_num_layers", 0, 0, std::max<std::int64_t>(0, o.seq_length - 2));
-  if (o.mtp_num_layers == 0 && s.has("mtp_loss_scaling_factor"))
-    throw ConfigError(fmt::format("model.mtp_loss_scaling_factor (in {}) weighs the multi-token prediction losses, "
-                                  "but model.mtp_num_layers is {}: set mtp_num_layers ≥ 1 or drop the key",
-                                  s.origin("mtp_loss_scaling_factor"),
-                                  s.has("mtp_num_layers") ? "0" : "unset"));
+  for (const char* key : {"mtp_loss_scaling_factor", "mtp_use_repeated_layer"})
+    if (o.mtp_num_layers == 0 && s.has(key))
+      throw ConfigError(fmt::format("model.{} (in {}) {}, but model.mtp_num_layers is {}: set mtp_num_layers ≥ 1 or "
+                                    "drop the key",
+                                    key, s.origin(key),
+                                    std::string(key) == "mtp_loss_scaling_factor"
+                                        ? "weighs the multi-token prediction losses"
+                                        : "shares one multi-token prediction depth's weights",
+                                    s.has("mtp_num_layers") ? "0" : "unset"));
   o.mtp_loss_scaling_factor = s.get_float("mtp_loss_scaling_factor", 0.1, 0.0, 1e6);
+  o.mtp_use_repeated_layer = s.get_bool("mtp_use_repeated_layer", false);
 }
 
 std::int64_t TransformerOptions::moe_layers() const { return static_cast<std::int64_t>(moe_layer_indices().size()); }

@@ -3,6 +3,7 @@
 // tensor- and pipeline-parallel sizes with the same keys and ConfigErrors everywhere; the layers
 // those options describe; and Megatron-LM's model-FLOPs formula.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -92,6 +93,12 @@ struct TransformerOptions {
   // mtp_loss_scaling_factor / mtp_num_layers · Σ_k loss_k. 0: none.
   std::int64_t mtp_num_layers = 0;
   double mtp_loss_scaling_factor = 0.1;
+  // Megatron-Core's mtp_use_repeated_layer (Qwen3.5's mtp_share_layers): one depth's weights
+  // ("mtp.layers.0.*") applied at every depth, its gradients summed over them; each application
+  // draws its own dropout masks, as a second call of a layer does in Megatron-Core.
+  bool mtp_use_repeated_layer = false;
+  // The depths with weights of their own: 1 when repeated, else mtp_num_layers.
+  std::int64_t mtp_physical_layers() const { return mtp_use_repeated_layer ? std::min<std::int64_t>(1, mtp_num_layers) : mtp_num_layers; }
   // Channels of each head rotary positions rotate: int(kv_channels·rotary_percent); 0 without rope.
   std::int64_t rotary_dim() const;
 };
@@ -132,8 +139,8 @@ void read_llama_style_options(const ConfigSection& s, TransformerOptions& o, std
 void read_moe_options(const ConfigSection& s, TransformerOptions& o, const ParallelSizes& sizes);
 
 // Megatron-Core's multi-token prediction keys (GPT; docs/mtp.md): mtp_num_layers (0: none; below
-// seq_length) and mtp_loss_scaling_factor (0.1, ≥ 0; only with mtp_num_layers). ConfigError naming
-// key and origin otherwise.
+// seq_length), mtp_loss_scaling_factor (0.1, ≥ 0) and mtp_use_repeated_layer (false), the last two
+// only with mtp_num_layers. ConfigError naming key and origin otherwise.
 void read_mtp_options(const ConfigSection& s, TransformerOptions& o);
 
 // A decoder-only GPT's [model]: read_transformer_options, then read_llama_style_options,
