@@ -361,6 +361,17 @@ TEST_CASE("the plan equals the model with activation recompute", "[unit]") {
     check_layout(kGpt, 4, 4, 1, 1, 2, 2, 8, moe + modules + "[\"moe_act\", \"core_attn\"]", false, 0, 0, false, 2);
   }
   SECTION("full block 3, pp 1") { check_layout(kGpt, 4, 4, 1, 1, 1, 1, 3, full + "\"block\"\nrecompute_num_layers = 3"); }
+  SECTION("recompute_modules \"layernorm\": the norms' outputs; sequence parallel; MQA; with the MLPs recomputed") {
+    const std::string modules = "recompute_granularity = \"selective\"\nrecompute_modules = ";
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, modules + "[\"layernorm\"]");
+    check_layout(kGpt, 4, 2, 2, 2, 1, 2, 8, modules + "[\"core_attn\", \"layernorm\", \"mlp\"]", true);
+    check_layout(kGpt, 4, 1, 2, 1, 1, 2, 4, modules + "[\"layernorm\"]", true);  // K/V replicated over tp
+    // Mixture-of-experts layers keep their input unless recomputed whole.
+    const std::string moe = "num_experts = 4\nmoe_router_topk = 2\nmoe_ffn_hidden_size = 24\n"
+                            "moe_shared_expert_intermediate_size = 16\nmoe_layer_freq = [0, 1, 0, 1]\n";
+    check_layout(kGpt, 4, 4, 2, 2, 1, 2, 8, moe + modules + "[\"layernorm\", \"moe\", \"mlp\"]", true);
+    check_layout(kGpt, 4, 4, 2, 1, 1, 2, 4, moe + modules + "[\"layernorm\", \"moe_act\"]", true);
+  }
 }
 
 TEST_CASE("the BERT plan equals every stage and tp rank of the model, measured in one process", "[unit]") {
@@ -407,6 +418,10 @@ TEST_CASE("the T5 plan equals every tp rank of the model, measured in one proces
   }
   SECTION("kv_channels 12 (heads wider than h / heads), tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "kv_channels = 12"); }
   SECTION("selective recompute, tp 2") { check_layout(kT5, 4, 4, 2, 1, 1, 2, 4, "recompute_granularity = \"selective\""); }
+  SECTION("the norms' outputs recomputed (cross-attention's too), tp 2") {
+    check_layout(kT5, 4, 4, 2, 1, 1, 2, 4,
+                 "recompute_granularity = \"selective\"\nrecompute_modules = [\"core_attn\", \"layernorm\", \"mlp\"]");
+  }
   // Pipeline splits (4 encoder, 3 decoder layers): the split rank is also the last stage; a decoder
   // stage in the middle and the head's stage holding tied copies only; an encoder stage that ends the
   // encoder after receiving its input.

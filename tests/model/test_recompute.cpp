@@ -1,4 +1,5 @@
-// Activation recompute ([model] recompute_granularity / recompute_method / recompute_num_layers)
+// Activation recompute ([model] recompute_granularity / recompute_method / recompute_num_layers /
+// recompute_modules)
 // against no recompute on one GPT microbatch: every parameter gradient bitwise equal, the loss
 // equal, grad-ready reported once per parameter during backward, and the activations held after
 // forward smaller by exactly what the recomputed parts would have saved (gpt_plan.cpp's per-layer
@@ -122,6 +123,13 @@ TEST_CASE("activation recompute: bit-identical gradients, fewer held activations
         {"recompute_granularity = \"selective\"\nrecompute_modules = [\"core_attn\", \"mlp\"]",
          kLayers * (lse + 2 * N * kFfn)},
         {"recompute_activations = true\nrecompute_modules = [\"mlp\", \"core_attn\"]", kLayers * (lse + 2 * N * kFfn)},
+        // "layernorm": the attention's projections and fc1 keep no copy of their norm's output.
+        {"recompute_granularity = \"selective\"\nrecompute_modules = [\"layernorm\"]", kLayers * 2 * N * h},
+        {"recompute_granularity = \"selective\"\nrecompute_modules = [\"core_attn\", \"layernorm\"]",
+         kLayers * (lse + 2 * N * h)},
+        // With "mlp" the recomputed MLP keeps no input either: it gets the norm's output again.
+        {"recompute_granularity = \"selective\"\nrecompute_modules = [\"core_attn\", \"layernorm\", \"mlp\"]",
+         kLayers * (lse + 2 * N * h + 2 * N * kFfn)},
     };
     for (const Case& c : cases) {
       INFO(c.toml);
@@ -160,6 +168,10 @@ TEST_CASE("recompute_modules of mixture-of-experts layers: bit-identical gradien
       {"[\"shared_experts\"]", kLayers * 2 * N * 16},            // the shared expert's fc1 and GELU outputs
       {"[\"core_attn\", \"moe_act\", \"shared_experts\"]", kLayers * (lse + routed * 24 + 2 * N * 16)},
       {"[\"moe\"]", -1},                                        // the whole layer but its input
+      // The attention's input norm only: a mixture layer keeps its input (its router reads it in
+      // backward) unless it is recomputed whole.
+      {"[\"layernorm\"]", kLayers * N * kHidden},
+      {"[\"moe\", \"layernorm\"]", -1},
   };
   for (const Case& c : cases) {
     INFO(c.modules);
@@ -171,6 +183,10 @@ TEST_CASE("recompute_modules of mixture-of-experts layers: bit-identical gradien
     for (std::size_t i = 0; i < r.grads.size(); ++i) CHECK(bitwise_equal(r.grads[i], none.grads[i]));
     CHECK(r.ready == none.ready);
   }
+  // Recomputed whole, the mixture layer gets its norm's output again: neither it nor the attention
+  // keeps a copy.
+  const Result whole = run_once(2, moe + selective + "[\"moe\"]");
+  CHECK(run_once(2, moe + selective + "[\"moe\", \"layernorm\"]").held == whole.held - kLayers * 2 * N * kHidden);
 }
 
 TEST_CASE("activation recompute: Megatron-LM's rules for the keys are ConfigErrors naming them", "[unit]") {
@@ -204,8 +220,8 @@ TEST_CASE("activation recompute: Megatron-LM's rules for the keys are ConfigErro
   const std::string selective = "recompute_granularity = \"selective\"\nrecompute_modules = ";
   CHECK_THAT(error(selective + "[\"attention\"]"),
              Catch::Contains("unknown module \"attention\"") && Catch::Contains("\"moe_act\""));
-  CHECK_THAT(error(selective + "[\"layernorm\"]"), Catch::Contains("\"layernorm\"") && Catch::Contains("not built"));
-  CHECK_THAT(error(selective + "[\"mla_up_proj\"]"), Catch::Contains("multi-latent attention"));
+  CHECK_THAT(error(selective + "[\"mla_up_proj\"]"),
+             Catch::Contains("multi-latent attention") && Catch::Contains("\"layernorm\""));
   CHECK_THAT(error(selective + "[\"moe_act\"]"), Catch::Contains("model.num_experts is not set"));
   const std::string moe = "num_experts = 4\nmoe_ffn_hidden_size = 24\n";
   CHECK_THAT(error(moe + selective + "[\"shared_experts\"]"),

@@ -74,13 +74,14 @@ ColumnParallelOptions key_value_options(const AttentionOptions& o) {
   ColumnParallelOptions c{o.hidden, 2 * groups_or_heads(o) * head_dim(o), o.qkv_bias, o.init_std};
   c.blocks = 2;
   c.reduce_input_grad = false;
+  c.keep_input = o.keep_input || is_cross(o);  // cross: the memory, kept by the block
   return c;
 }
 
 std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionOptions& o, std::uint64_t seed) {
   const ColumnParallelOptions c = key_value_options(o);
   if (!kv_replicated(o, tp_size(o.tp))) return std::make_unique<ColumnParallelLinear>(name, c, seed, o.tp);
-  auto kv = std::make_unique<Linear>(name, LinearOptions{c.in, c.out, c.bias, c.init_std}, seed);
+  auto kv = std::make_unique<Linear>(name, LinearOptions{c.in, c.out, c.bias, c.init_std, c.keep_input}, seed);
   std::vector<Parameter*> params;
   kv->collect_parameters(params);
   for (Parameter* p : params) p->reduce_grad_over_tp = true;
@@ -90,6 +91,7 @@ std::unique_ptr<Module> make_key_value(const std::string& name, const AttentionO
 ColumnParallelOptions query_options(const AttentionOptions& o) {
   ColumnParallelOptions c{o.hidden, query_width(o), o.qkv_bias, o.init_std};
   c.reduce_input_grad = false;
+  c.keep_input = o.keep_input;
   return c;
 }
 
@@ -125,6 +127,7 @@ Attention::Attention(const std::string& name, const AttentionOptions& o, std::ui
       kind_(o.kind),
       sequence_parallel_(o.sequence_parallel),
       recompute_core_(o.recompute_core),
+      keep_input_(o.keep_input),
       heads_(o.heads / tp_size(o.tp)),
       groups_(std::max<std::int64_t>(1, groups_or_heads(o) / tp_size(o.tp))),
       head_dim_(head_dim(o)),
@@ -175,14 +178,14 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
   ModuleCost kv;
   if (kv_replicated(o, t)) {
     const ColumnParallelOptions k = key_value_options(o);
-    kv = Linear::cost({k.in, k.out, k.bias, k.init_std}, Nk);
+    kv = Linear::cost({k.in, k.out, k.bias, k.init_std, k.keep_input}, Nk);
     if (t > 1) kv.tp_replicated_grads += {kv.parameter_tensors, kv.parameters};
   } else {
     kv = ColumnParallelLinear::cost(key_value_options(o), Nk, t);
   }
-  // Self: the K/V projection keeps the same input as the query's. Cross: the memory, counted by
-  // the block.
-  kv.saved_elements -= plan_mul(Nk, o.hidden);
+  // Self: the K/V projection keeps the same input as the query's (or, without keep_input, neither
+  // keeps one). Cross: the memory, counted by the block.
+  kv.saved_elements = 0;
   c += kv;
   c += RowParallelLinear::cost(output_options(o), N, t);  // keeps the context, which Saved shares
   if (o.softmax_type == AttentionOptions::SoftmaxType::learnable) {  // the sink logits of this rank's heads
@@ -204,6 +207,7 @@ ModuleCost Attention::cost(const AttentionOptions& o, const CostShape& s) {
     if (o.sequence_parallel && !is_cross(o)) {
       c.forward.all_gather += rows;       // x's token rows, once for every projection
       c.backward.reduce_scatter += rows;  // the summed input gradient
+      if (!o.keep_input) c.backward.all_gather += rows;  // the recomputed input's rows again
     } else {
       c.backward.all_reduce += rows;
     }
@@ -268,19 +272,21 @@ ops::AttentionMask Attention::checked_mask(const AttentionInputs& in, std::int64
   return {mask, kind_ == AttentionKind::cross ? Tensor() : in.first_key, sink(device)};
 }
 
-Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
-  Tensor x;
+Tensor Attention::projections_input(const StepContext& ctx, const Tensor& x_in) const {
   if (sequence_parallel_applies(sequence_parallel_, tp_, ctx)) {
     Tensor rows = gather_from_sequence_parallel_forward(x_in, tp_);  // [B·T, C]
     const std::int64_t T = ctx.seq_length, N = rows.size(0);
     TESSERA_CHECK_SHAPE(T > 0 && N % T == 0,
                         "sequence-parallel attention needs ctx.seq_length (T = {}) to divide the {} gathered token rows",
                         T, N);
-    x = rows.reshape({N / T, T, rows.size(1)});
-  } else {
-    TESSERA_CHECK_SHAPE(x_in.dim() == 3, "attention expects x [B,T,C], got {}", x_in.str());
-    x = copy_to_tp_forward(x_in);
+    return rows.reshape({N / T, T, rows.size(1)});
   }
+  TESSERA_CHECK_SHAPE(x_in.dim() == 3, "attention expects x [B,T,C], got {}", x_in.str());
+  return copy_to_tp_forward(x_in);
+}
+
+Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionInputs& in) {
+  const Tensor x = projections_input(ctx, x_in);
   const std::int64_t B = x.size(0), T = x.size(1);
   const Tensor* source = &x;
   if (kind_ == AttentionKind::cross) {
@@ -363,7 +369,11 @@ Tensor Attention::cached_context(KvCache& cache, Tensor& q, Tensor& kv) {
   return context;
 }
 
-Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
+Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory,
+                           const Tensor& x_in) {
+  if (keep_input_ == x_in.defined())
+    throw Error(keep_input_ ? "attention: built to keep its input, backward takes none"
+                            : "attention: built without keeping its input (keep_input = false), backward needs it");
   Tensor dcontext = output_.backward(ctx, dy);
   Saved saved = ctx.store().take<Saved>(this);
   const Tensor& q = saved.q;
@@ -385,8 +395,15 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   if (softmax_offset_) ops::attention_sink_backward(s, dcontext, context, lse, mask.sink, softmax_offset_->grad);
   rotate(dq, dkv, true);  // gradients of the norms' (or projections') outputs, before rotation
   normalize_qk(ctx, dq, dkv, /*backward=*/true);
-  Tensor dx = query_.backward(ctx, dq);
-  Tensor dsource = key_value_->backward(ctx, dkv);
+  Tensor dx, dsource;
+  if (keep_input_) {
+    dx = query_.backward(ctx, dq);
+    dsource = key_value_->backward(ctx, dkv);
+  } else {  // the caller's recomputed input, seen again as forward's projections saw it
+    const Tensor x = projections_input(ctx, x_in);
+    dx = query_.backward_with_input(ctx, dq, x);
+    dsource = kind_ == AttentionKind::cross ? key_value_->backward(ctx, dkv) : key_value_->backward_with_input(ctx, dkv, x);
+  }
   if (kind_ == AttentionKind::cross) {
     TESSERA_CHECK_SHAPE(dmemory && dmemory->defined() && dmemory->shape() == dsource.shape(),
                         "cross-attention backward needs a memory gradient buffer {}", dsource.str());

@@ -43,12 +43,12 @@ ModuleCost ColumnParallelLinear::cost(const ColumnParallelOptions& o, std::int64
   ModuleCost c;
   c.parameters = plan_add(plan_mul(local, o.in), o.bias ? local : 0);
   c.parameter_tensors = o.bias ? 2 : 1;
-  c.saved_elements = plan_mul(sp ? rows / tp : rows, o.in);
+  c.saved_elements = o.keep_input ? plan_mul(sp ? rows / tp : rows, o.in) : 0;
   if (tp == 1) return c;
   const CollectiveCount input{1, plan_mul(rows, o.in)};
   if (sp) {
     c.forward.all_gather += input;   // the input rows
-    c.backward.all_gather += input;  // the saved shard again
+    c.backward.all_gather += input;  // the saved (or recomputed) shard again
   }
   if (o.gather_output) c.forward.all_gather += {1, plan_mul(rows, o.out)};
   if (o.reduce_input_grad) (sp ? c.backward.reduce_scatter : c.backward.all_reduce) += input;
@@ -67,7 +67,7 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
-  if (ctx.training) ctx.store().save(this, SavedTensor{x_in});  // under sequence parallelism: the shard only
+  if (ctx.training && o_.keep_input) ctx.store().save(this, SavedTensor{x_in});  // under sequence parallelism: the shard only
   const int n = tp_size(tp_);
   if (!o_.gather_output || n == 1) return y;
   // all_gather concatenates whole tensors: [tp, rows, out/tp] → interleave into [rows, out].
@@ -81,8 +81,11 @@ Tensor ColumnParallelLinear::forward(StepContext& ctx, const Tensor& x_in) {
 }
 
 Tensor ColumnParallelLinear::backward(StepContext& ctx, const Tensor& dy_in) {
+  return backward_with_input(ctx, dy_in, ctx.store().take<SavedTensor>(this).x);
+}
+
+Tensor ColumnParallelLinear::backward_with_input(StepContext& ctx, const Tensor& dy_in, const Tensor& saved) {
   const bool sp = sequence_parallel_applies(o_.sequence_parallel, tp_, ctx);
-  Tensor saved = ctx.store().take<SavedTensor>(this).x;
   const Tensor x = sp ? gather_from_sequence_parallel_forward(saved, tp_) : saved;
   Tensor dy = dy_in;
   if (o_.gather_output && tp_size(tp_) > 1) {

@@ -6,7 +6,7 @@
 namespace tessera {
 
 Linear::Linear(std::string name, const LinearOptions& o, std::uint64_t seed)
-    : weight_(name + ".weight", {o.out, o.in}) {
+    : keep_input_(o.keep_input), weight_(name + ".weight", {o.out, o.in}) {
   init_normal(weight_.value, o.init_std, seed, weight_.name);
   if (o.bias) bias_ = std::make_unique<Parameter>(name + ".bias", Shape{o.out}, /*decay=*/false);
 }
@@ -20,7 +20,7 @@ ModuleCost Linear::cost(const LinearOptions& o, std::int64_t rows) {
   ModuleCost c;
   c.parameters = plan_add(plan_mul(o.out, o.in), o.bias ? o.out : 0);
   c.parameter_tensors = o.bias ? 2 : 1;
-  c.saved_elements = plan_mul(rows, o.in);
+  c.saved_elements = o.keep_input ? plan_mul(rows, o.in) : 0;
   return c;
 }
 
@@ -29,12 +29,15 @@ Tensor Linear::forward(StepContext& ctx, const Tensor& x) {
   shape.back() = weight_.value.size(0);
   Tensor y = x.new_empty(shape);
   ops::linear_forward(x, weight_.weight(), bias_ ? &bias_->weight() : nullptr, y);
-  if (ctx.training) ctx.store().save(this, SavedTensor{x});
+  if (ctx.training && keep_input_) ctx.store().save(this, SavedTensor{x});
   return y;
 }
 
 Tensor Linear::backward(StepContext& ctx, const Tensor& dy) {
-  Tensor x = ctx.store().take<SavedTensor>(this).x;
+  return backward_with_input(ctx, dy, ctx.store().take<SavedTensor>(this).x);
+}
+
+Tensor Linear::backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x) {
   Tensor dx = x.new_empty(x.shape());
   ops::linear_backward(dy, x, weight_.weight(), &dx, &weight_.grad, bias_ ? &bias_->grad : nullptr);
   ctx.grad_ready(weight_);

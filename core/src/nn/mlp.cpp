@@ -17,6 +17,7 @@ ColumnParallelOptions fc1_options(const MlpOptions& o) {
   c.sequence_parallel = o.sequence_parallel;
   c.reduce_input_grad = o.reduce;
   if (o.swiglu) c.blocks = 2;  // [x0 | x1], each half split over tp
+  c.keep_input = o.keep_input;
   return c;
 }
 RowParallelOptions fc2_options(const MlpOptions& o) {
@@ -79,18 +80,24 @@ Tensor Mlp::forward(StepContext& ctx, const Tensor& x) {
   return fc2_.forward(ctx, a);
 }
 
-Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) {
+Tensor Mlp::backward_to_fc1(StepContext& ctx, const Tensor& dy) {
   Tensor h = ctx.store().take<SavedTensor>(this).x;
   // Recomputing the activation: fc2 kept nothing, its input is the activation of h again.
   Tensor da = recompute_activation_ ? fc2_.backward(ctx, dy, activation(h)) : fc2_.backward(ctx, dy);
   if (swiglu_) {
     Tensor dh = h.new_empty(h.shape());
     ops::swiglu_backward(da, h, dh, glu_);
-    return fc1_.backward(ctx, dh);
+    return dh;
   }
   // In place: da is ours.
   squared_relu_ ? ops::squared_relu_backward(da, h, da) : ops::gelu_backward(da, h, da, gelu_);
-  return fc1_.backward(ctx, da);
+  return da;
+}
+
+Tensor Mlp::backward(StepContext& ctx, const Tensor& dy) { return fc1_.backward(ctx, backward_to_fc1(ctx, dy)); }
+
+Tensor Mlp::backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x) {
+  return fc1_.backward_with_input(ctx, backward_to_fc1(ctx, dy), x);
 }
 
 std::string describe_gated_linear_unit(const GatedLinearUnit& g) {

@@ -11,6 +11,9 @@ namespace tessera {
 
 namespace {
 
+constexpr const char* kModuleNames =
+    "\"core_attn\", \"mlp\", \"moe\", \"shared_experts\", \"moe_act\" and \"layernorm\"";
+
 // Megatron-Core's recompute_modules (TransformerConfig.recompute_modules), for "selective".
 RecomputeModules read_recompute_modules(const ConfigSection& s, const std::string& granularity) {
   RecomputeModules m;
@@ -28,15 +31,14 @@ RecomputeModules read_recompute_modules(const ConfigSection& s, const std::strin
     else if (name == "moe") m.moe = true;
     else if (name == "shared_experts") m.shared_experts = true;
     else if (name == "moe_act") m.moe_act = true;
-    else if (name == "layernorm" || name == "mla_up_proj")
-      throw ConfigError(fmt::format("{} (in {}): \"{}\" is Megatron-Core's but not built here ({}); the modules "
-                                    "are \"core_attn\", \"mlp\", \"moe\", \"shared_experts\" and \"moe_act\"",
-                                    key, where, name,
-                                    name == "layernorm" ? "the norms' outputs are kept as the next linear's input"
-                                                        : "there is no multi-latent attention"));
+    else if (name == "layernorm") m.layernorm = true;
+    else if (name == "mla_up_proj")
+      throw ConfigError(fmt::format("{} (in {}): \"mla_up_proj\" is Megatron-Core's but not built here (there is "
+                                    "no multi-latent attention); the modules are {}",
+                                    key, where, kModuleNames));
     else
-      throw ConfigError(fmt::format("{} (in {}): unknown module \"{}\"; the modules are \"core_attn\", \"mlp\", "
-                                    "\"moe\", \"shared_experts\" and \"moe_act\"", key, where, name));
+      throw ConfigError(fmt::format("{} (in {}): unknown module \"{}\"; the modules are {}", key, where, name,
+                                    kModuleNames));
   }
   const bool mixture = m.moe || m.moe_act || m.shared_experts;
   if (mixture && !s.has("num_experts"))

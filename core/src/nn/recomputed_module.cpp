@@ -11,12 +11,15 @@ Tensor RecomputedModule::forward(StepContext& ctx, const Tensor& x) {
   ActivationStore scratch;
   StepContext run = ctx.with_store(scratch);
   Tensor y = inner_->forward(run, x);
-  ctx.store().save(this, SavedTensor{x});
+  if (keep_input_) ctx.store().save(this, SavedTensor{x});
   return y;
 }
 
 Tensor RecomputedModule::backward(StepContext& ctx, const Tensor& dy) {
-  const Tensor x = ctx.store().take<SavedTensor>(this).x;
+  return backward_with_input(ctx, dy, ctx.store().take<SavedTensor>(this).x);
+}
+
+Tensor RecomputedModule::backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x) {
   ActivationStore scratch;
   StepContext run = ctx.with_store(scratch);
   inner_->forward(run, x);  // its output is not needed: only what it saves

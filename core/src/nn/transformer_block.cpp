@@ -15,6 +15,7 @@ TransformerLayerOptions layer_options(const TransformerBlockOptions& o, std::int
   l.attention.recompute_core = o.recompute.selective(&RecomputeModules::core_attn);
   if (o.mlp_of_layer) l.spec.mlp = o.mlp_of_layer(layer);
   l.recompute_mlp = o.recompute.selective(l.spec.mlp.name == "moe" ? &RecomputeModules::moe : &RecomputeModules::mlp);
+  l.recompute_norms = o.recompute.selective(&RecomputeModules::layernorm);
   if (o.window_of_layer) l.attention.window_left = o.window_of_layer(layer);
   if (o.rope_of_layer && !o.rope_of_layer(layer)) l.attention.rotary.dim = 0;
   return l;

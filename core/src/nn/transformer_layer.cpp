@@ -53,6 +53,21 @@ const TransformerLayerOptions& checked(const TransformerLayerOptions& o) {
   return o;
 }
 
+// What a recomputed norm's consumer needs in backward: the norm's input (the tensor the norm keeps
+// too) and forward's sequence length.
+struct RecomputedNormInput {
+  Tensor x;
+  std::int64_t seq_length = 0;
+  std::vector<Tensor> tensors() const { return {x}; }
+};
+
+// recompute_norms reaches the MLP's norm when the MLP can take its input back: one of the dense Mlp
+// specs here (a spec from elsewhere may keep its input), or any MLP recomputed whole.
+bool recompute_pre_mlp_norm(const TransformerLayerOptions& o) {
+  const std::string& mlp = o.spec.mlp.name;
+  return o.recompute_norms && (o.recompute_mlp || mlp == "gelu" || mlp == "swiglu" || mlp == "squared_relu");
+}
+
 std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
   return o.dropout_site_base + static_cast<std::uint64_t>(offset);
 }
@@ -61,6 +76,7 @@ AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKi
   AttentionOptions a = o.attention;
   a.kind = kind;
   a.dropout_site = site(o, ((kind == AttentionKind::cross ? std::int64_t{3} : 2) << 32) + layer_index);
+  a.keep_input = !o.recompute_norms;
   return a;
 }
 
@@ -71,6 +87,8 @@ MlpOptions mlp_options(const TransformerLayerOptions& o, std::int64_t layer_inde
   m.gelu = o.gelu;
   m.glu = o.glu;
   m.layer_index = layer_index;
+  // A recomputed MLP runs whole inside RecomputedModule, which takes the input back instead.
+  m.keep_input = !(recompute_pre_mlp_norm(o) && !o.recompute_mlp);
   return m;
 }
 
@@ -81,6 +99,8 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
     : tp_(checked(o).attention.tp),
       sequence_parallel_(o.attention.sequence_parallel),
       residual_post_norm_(o.residual_post_norm),
+      recompute_norms_(o.recompute_norms),
+      recompute_pre_mlp_norm_(recompute_pre_mlp_norm(o)),
       norm1_(o.spec.norm.build(name + ".ln1", o.attention.hidden, o.layernorm_epsilon)),
       attention_(name + ".attention", attention_options(o, o.spec.self_attention, layer_index), seed),
       attention_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 1)),
@@ -88,7 +108,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
       norm2_(o.spec.norm.build(name + ".ln2", o.attention.hidden, o.layernorm_epsilon)),
       mlp_(o.spec.mlp.build(name + ".mlp", mlp_options(o, layer_index), seed, o.attention.tp)),
       mlp_dropout_(o.hidden_dropout, site(o, 2 * layer_index + 2)) {
-  if (o.recompute_mlp) mlp_ = std::make_unique<RecomputedModule>(std::move(mlp_));
+  if (o.recompute_mlp) mlp_ = std::make_unique<RecomputedModule>(std::move(mlp_), !recompute_pre_mlp_norm_);
   if (o.spec.cross_attention) {
     cross_norm_ = o.spec.norm.build(name + ".cross_ln", o.attention.hidden, o.layernorm_epsilon);
     cross_attention_ = std::make_unique<Attention>(name + ".cross_attention",
@@ -127,7 +147,8 @@ ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostSh
   }
   c += norm;
   const ModuleCost mlp = o.spec.mlp.cost(mlp_options(o, -1), s.tokens(), s.tp);
-  c += o.recompute_mlp ? RecomputedModule::cost(mlp, plan_mul(rows, h)) : mlp;
+  // Recomputed norms' outputs: the norms keep their inputs anyway, so the layer's copy costs nothing.
+  c += o.recompute_mlp ? RecomputedModule::cost(mlp, recompute_pre_mlp_norm(o) ? 0 : plan_mul(rows, h)) : mlp;
   if (sp) {
     const std::int64_t norms = o.spec.cross_attention ? 3 : 2;
     c.tp_replicated_grads += {plan_mul(norms, norm.parameter_tensors), plan_mul(norms, norm.parameters)};
@@ -144,34 +165,63 @@ std::int64_t TransformerLayer::element_offset(const StepContext& ctx, const Tens
 Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in) {
   const std::int64_t offset = element_offset(ctx, x);
   // residual + dropout(sublayer(norm(input))), the residual being the input or (residual_post_norm)
-  // the norm's output; written over the sublayer's output (ours).
-  const auto sublayer = [&](Module& norm, const auto& run, Dropout& dropout, const Tensor& input) {
-    const Tensor normed = norm.forward(ctx, input);
+  // the norm's output; written over the sublayer's output (ours). A recomputed norm's input is kept
+  // under the norm's slot (&norm1_ …): the same tensor the norm keeps, no extra memory.
+  const auto sublayer = [&](const std::unique_ptr<Module>& norm, bool recomputed, const auto& run, Dropout& dropout,
+                            const Tensor& input) {
+    const Tensor normed = norm->forward(ctx, input);
+    if (recomputed && ctx.training) ctx.store().save(&norm, RecomputedNormInput{input, ctx.seq_length});
     Tensor out = dropout.forward(ctx, run(normed), offset);
     ops::add(out, residual_post_norm_ ? normed : input, out);
     return out;
   };
-  Tensor h = sublayer(*norm1_, [&](const Tensor& t) { return attention_.forward(ctx, t, in); }, attention_dropout_, x);
+  Tensor h = sublayer(norm1_, recompute_norms_, [&](const Tensor& t) { return attention_.forward(ctx, t, in); },
+                      attention_dropout_, x);
   if (cross_attention_)
-    h = sublayer(*cross_norm_, [&](const Tensor& t) { return cross_attention_->forward(ctx, t, in); }, cross_dropout_, h);
-  return sublayer(*norm2_, [&](const Tensor& t) { return mlp_->forward(ctx, t); }, mlp_dropout_, h);
+    h = sublayer(cross_norm_, recompute_norms_, [&](const Tensor& t) { return cross_attention_->forward(ctx, t, in); },
+                 cross_dropout_, h);
+  return sublayer(norm2_, recompute_pre_mlp_norm_, [&](const Tensor& t) { return mlp_->forward(ctx, t); }, mlp_dropout_,
+                  h);
 }
 
 Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
   const std::int64_t offset = element_offset(ctx, dy);
-  // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]
-  const auto sublayer = [&](Module& norm, const auto& run, Dropout& dropout, const Tensor& d_out) {
-    Tensor d_normed = run(dropout.backward(ctx, d_out, offset));
+  // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]. A
+  // recomputed norm runs forward again (into a scratch store: the same op on the same input, a
+  // bit-identical output) for its consumer's backward, which gets it as `normed`.
+  // The consumer runs with forward's sequence length (sequence-parallel attention gathers the
+  // recomputed rows into sequences again; a backward step's context need not carry it).
+  const auto sublayer = [&](const std::unique_ptr<Module>& norm, bool recomputed, const auto& run, Dropout& dropout,
+                            const Tensor& d_out) {
+    Tensor normed;
+    StepContext at = ctx;
+    if (recomputed) {
+      const RecomputedNormInput saved = ctx.store().take<RecomputedNormInput>(&norm);
+      at.seq_length = saved.seq_length;
+      ActivationStore scratch;
+      StepContext again = at.with_store(scratch);
+      normed = norm->forward(again, saved.x);
+    }
+    Tensor d_normed = run(at, dropout.backward(ctx, d_out, offset), normed);
     if (residual_post_norm_) ops::add(d_normed, d_out, d_normed);
-    Tensor d_input = norm.backward(ctx, d_normed);
+    Tensor d_input = norm->backward(ctx, d_normed);
     if (!residual_post_norm_) ops::add(d_input, d_out, d_input);
     return d_input;
   };
-  Tensor dh = sublayer(*norm2_, [&](const Tensor& t) { return mlp_->backward(ctx, t); }, mlp_dropout_, dy);
+  Tensor dh = sublayer(
+      norm2_, recompute_pre_mlp_norm_,
+      [&](StepContext& c, const Tensor& t, const Tensor& x) {
+        return x.defined() ? mlp_->backward_with_input(c, t, x) : mlp_->backward(c, t);
+      },
+      mlp_dropout_, dy);
   if (cross_attention_)
-    dh = sublayer(*cross_norm_, [&](const Tensor& t) { return cross_attention_->backward(ctx, t, in, dmemory); },
+    dh = sublayer(cross_norm_, recompute_norms_,
+                  [&](StepContext& c, const Tensor& t, const Tensor& x) {
+                    return cross_attention_->backward(c, t, in, dmemory, x);
+                  },
                   cross_dropout_, dh);
-  return sublayer(*norm1_, [&](const Tensor& t) { return attention_.backward(ctx, t, in, nullptr); },
+  return sublayer(norm1_, recompute_norms_,
+                  [&](StepContext& c, const Tensor& t, const Tensor& x) { return attention_.backward(c, t, in, nullptr, x); },
                   attention_dropout_, dh);
 }
 

@@ -67,6 +67,10 @@ struct AttentionOptions {
   // op's own state (the log-sum-exp [B,H/tp,T]; the flash kernel never holds probabilities);
   // backward reruns the op on the saved q and kv (same op, same inputs: bit-identical gradients).
   bool recompute_core = false;
+  // false: the projections do not keep x (the norm's output); backward takes it from the caller,
+  // which recomputes it (recompute_modules "layernorm"). Under sequence parallelism backward gathers
+  // its rows again (Megatron-LM's linears re-gather their saved shard the same way).
+  bool keep_input = true;
   AttentionKind kind = AttentionKind::causal_self;
   bool bias = true;      // the output projection's bias (Megatron's add_bias_linear)
   bool qkv_bias = true;  // the query and key/value projections' (add_bias_linear or add_qkv_bias)
@@ -128,8 +132,10 @@ class Attention : public Module {
   // x [B,T,C] → [B,T,C]; sequence parallel: x [B·T/tp, C] → [B·T/tp, C] (needs ctx.seq_length).
   Tensor forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in);
   // The same `in` as forward. Cross-attention adds this rank's partial memory gradient into
-  // *dmemory ([B,Tk,C], zeroed by the caller; not reduced over tp).
-  Tensor backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory);
+  // *dmemory ([B,Tk,C], zeroed by the caller; not reduced over tp). x: forward's input again when
+  // built without keep_input (undefined otherwise).
+  Tensor backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory,
+                  const Tensor& x = Tensor());
   // Causal self-attention only (Module's one-input form).
   Tensor forward(StepContext& ctx, const Tensor& x) override { return forward(ctx, x, {}); }
   Tensor backward(StepContext& ctx, const Tensor& dy) override { return backward(ctx, dy, {}, nullptr); }
@@ -151,7 +157,9 @@ class Attention : public Module {
 
   TpGroup tp_;
   AttentionKind kind_;
-  bool sequence_parallel_, recompute_core_;
+  bool sequence_parallel_, recompute_core_, keep_input_;
+  // x as the projections take it: [B,T,C] (under sequence parallelism every rank's rows, gathered).
+  Tensor projections_input(const StepContext& ctx, const Tensor& x_in) const;
   std::int64_t heads_, groups_, head_dim_;  // heads_ and groups_ on this rank
   std::int64_t window_left_;                 // AttentionOptions::window_left
   AttentionOptions::SoftmaxType softmax_type_;

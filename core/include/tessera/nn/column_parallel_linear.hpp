@@ -33,6 +33,9 @@ struct ColumnParallelOptions {
   bool gather_output = false;
   bool reduce_input_grad = true;
   bool sequence_parallel = false;
+  // false: forward keeps nothing; backward_with_input takes x (as forward got it: under sequence
+  // parallelism the shard, gathered again) from the caller, which recomputes it.
+  bool keep_input = true;
 };
 
 class ColumnParallelLinear : public Module {
@@ -43,6 +46,7 @@ class ColumnParallelLinear : public Module {
   // sequence parallel: x [N/tp, in] → y [N, out/tp].
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Tensor backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x) override;
   Parameter& weight() { return weight_; }
   // On `rows` token rows (all of them: under sequence parallelism this rank's input is rows/tp) on
   // one of `tp` ranks.

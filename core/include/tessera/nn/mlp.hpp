@@ -31,6 +31,9 @@ struct MlpOptions {
   // Selective recompute of the activation (Megatron-Core's recompute_modules "moe_act", for
   // experts): fc2's input is not kept but computed again from fc1's output in backward.
   bool recompute_activation = false;
+  // false: fc1 does not keep its input (the norm's output); backward_with_input takes it from the
+  // caller, which recomputes it (recompute_modules "layernorm").
+  bool keep_input = true;
   // The transformer layer's index in the whole model (-1: none); mixture-of-experts layers tag their
   // per-layer statistics with it.
   std::int64_t layer_index = -1;
@@ -42,6 +45,7 @@ class Mlp : public Module {
   void collect_parameters(std::vector<Parameter*>& out) override;
   Tensor forward(StepContext& ctx, const Tensor& x) override;
   Tensor backward(StepContext& ctx, const Tensor& dy) override;
+  Tensor backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x) override;
   // For a caller that skips backward (an expert no token was routed to): the gradients are final as
   // they are. Reported in the order backward reports them, which every data-parallel rank must
   // reproduce (the overlapped gradient all-reduces start in that order).
@@ -51,6 +55,8 @@ class Mlp : public Module {
 
  private:
   Tensor activation(const Tensor& h) const;  // GELU, squared ReLU or the gated unit of fc1's output
+  // Through fc2 and the activation: fc1's output gradient.
+  Tensor backward_to_fc1(StepContext& ctx, const Tensor& dy);
   bool swiglu_, squared_relu_, recompute_activation_;
   ops::GeluForm gelu_;
   GatedLinearUnit glu_;

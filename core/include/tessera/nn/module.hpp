@@ -16,6 +16,10 @@ class Module {
   virtual void collect_parameters(std::vector<Parameter*>& out) = 0;
   virtual Tensor forward(StepContext& ctx, const Tensor& x) = 0;
   virtual Tensor backward(StepContext& ctx, const Tensor& dy) = 0;
+  // Backward of a module built not to keep its input (keep_input = false): forward's input x is
+  // handed back by the caller, which recomputes it (recompute_modules "layernorm": the norm's output
+  // feeding this module). Modules that always keep their input throw.
+  virtual Tensor backward_with_input(StepContext& ctx, const Tensor& dy, const Tensor& x);
 };
 
 }  // namespace tessera

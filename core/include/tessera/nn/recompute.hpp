@@ -5,7 +5,8 @@
 //              list; default ["core_attn"]): "core_attn" the attention core
 //              (AttentionOptions::recompute_core), "mlp" the dense MLPs and "moe" the
 //              mixture-of-experts layers whole (RecomputedModule), "shared_experts" a mixture's shared
-//              expert, "moe_act" its experts' activations (MlpOptions::recompute_activation);
+//              expert, "moe_act" its experts' activations (MlpOptions::recompute_activation),
+//              "layernorm" the norms' outputs (TransformerLayerOptions::recompute_norms);
 //   full       layers are grouped into segments; a recomputed segment keeps only its input in forward
 //              and runs its layers' forward again in backward. "uniform" checkpoints groups of
 //              num_layers layers (each group's input); "block" checkpoints the first num_layers
@@ -21,7 +22,7 @@ class ConfigSection;
 
 // recompute_modules: what selective recompute recomputes.
 struct RecomputeModules {
-  bool core_attn = true, mlp = false, moe = false, shared_experts = false, moe_act = false;
+  bool core_attn = true, mlp = false, moe = false, shared_experts = false, moe_act = false, layernorm = false;
 };
 
 struct RecomputeOptions {

@@ -67,6 +67,12 @@ struct TransformerLayerOptions {
   // Selective recompute of the whole MLP (recompute_modules "mlp" for a dense one, "moe" for a
   // mixture of experts; RecomputedModule): only its input is kept.
   bool recompute_mlp = false;
+  // Selective recompute of the norms' outputs (recompute_modules "layernorm"): the attention's and
+  // cross-attention's projections, and the MLP's first linear (or a recomputed MLP), keep no copy of
+  // their norm's output; backward runs the norm again on its input, which the norm keeps anyway.
+  // A mixture-of-experts MLP (or one of a spec from elsewhere) that is not recomputed whole keeps its
+  // input, so its norm's output is kept (recompute_pre_mlp_norm).
+  bool recompute_norms = false;
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
   // dropout_site_base + 2·2^32 + i (self), + 3·2^32 + i (cross). Two blocks of one model (T5's encoder and
@@ -96,6 +102,7 @@ class TransformerLayer : public Module {
   TpGroup tp_;
   bool sequence_parallel_;
   bool residual_post_norm_;
+  bool recompute_norms_, recompute_pre_mlp_norm_;  // recompute_norms; and it for norm2_
   std::unique_ptr<Module> norm1_;
   Attention attention_;
   Dropout attention_dropout_;
