@@ -256,6 +256,15 @@ def main():
             meta = json.load(f)
         if meta["iteration"] != 5 or meta["consumed_samples"] != 40:
             sys.exit(f"{layout}: metadata {meta}")
+        # adam's state is replicated over dp: only the first data-parallel rank of each set of experts
+        # writes it (ep of them, ep / tp with etp=1); distributed_adam: every rank its own shard.
+        tp_, pp_, ep_ = int(opts.get("tp", 1)), int(opts.get("pp", 1)), int(opts.get("ep", 1))
+        dp_ = int(opts["np"]) // (tp_ * pp_)
+        writers = dp_ if opts.get("opt") == "dist" else (ep_ // tp_ if opts.get("etp") == "1" and ep_ > 1 else ep_)
+        want = {f"optimizer_tp{t}_pp{p}_dp{d}.safetensors" for t in range(tp_) for p in range(pp_) for d in range(writers)}
+        have = {e for e in os.listdir(os.path.join(ckpt, "iter_0000005")) if e.startswith("optimizer_")}
+        if have != want:
+            sys.exit(f"{layout}: optimizer files {sorted(have)}, expected {sorted(want)}")
         scaler = check_loss_scaler(layout, full, meta) if opts.get("prec") == "fp16" else ""
         # generate joins the checkpoint's tp shards and pipeline stages offline: the same text as from
         # the final weights, which the trainer gathered over the ranks.

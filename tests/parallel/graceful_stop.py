@@ -16,7 +16,8 @@ single (one process):
     exit_signal = "SIGKILL", and exit_signal with exit_signal_handler = false, are ConfigErrors naming
     the keys.
 mpi (two data-parallel ranks under MPIEXEC): SIGTERM to world rank 1 only, then to world rank 0
-  only: the whole job stops after one iteration, saves one checkpoint (both ranks' optimizer files)
+  only (distributed_adam): the whole job stops after one iteration, saves one checkpoint (both ranks'
+  optimizer shards)
   and exits 0 — never a hang (each run has a time limit); and SIGUSR1 to the launcher (which forwards
   it to every rank) with exit_signal = "SIGUSR1".
 """
@@ -218,7 +219,9 @@ def single(tessera, config, workdir):
 def mpi(tessera, config, workdir, mpiexec):
     for rank in (1, 0):
         save = os.path.join(workdir, f"mpi_rank{rank}")
-        job = Job(mpiexec + ["-np", "2", tessera, "train", config] + LONG + ["--set", f"checkpoint.save={save}"])
+        # distributed_adam: each rank writes its own optimizer shard, so the files show both ranks saved.
+        job = Job(mpiexec + ["-np", "2", tessera, "train", config] + LONG +
+                  ["--set", f"checkpoint.save={save}", "--set", "optimizer.plugin=distributed_adam"])
         job.wait_for(r"iteration\s+3/")
         victims = [p for p in descendants(job.proc.pid) if world_rank(p) == rank]
         if not victims:

@@ -1,5 +1,6 @@
 #include "tessera/train/checkpoint.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera/config.hpp"
 #include "tessera/error.hpp"
 #include "tessera/io/input_file.hpp"
 #include "tessera/io/json_input.hpp"
@@ -48,6 +50,16 @@ std::string checkpoint_model_file(int tp_rank, int pp_rank) {
 
 std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank) {
   return fmt::format("optimizer_tp{}_pp{}_dp{}.safetensors", tp_rank, pp_rank, dp_rank);
+}
+
+PluginPtr<OptimizerStateFormat> optimizer_state_format(const Config& config, const std::string& name) {
+  for (const PluginInfo& info : available_plugins("optimizer_state"))
+    if (info.name == name) return create_plugin<OptimizerStateFormat>("optimizer_state", name, config.section("optimizer"));
+  return nullptr;
+}
+
+int checkpoint_optimizer_file_rank(bool replicated_over_dp, int dp_rank, int ep_dp) {
+  return replicated_over_dp ? dp_rank % std::max(1, ep_dp) : dp_rank;
 }
 
 void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTensors& targets, const std::string& what,

@@ -68,15 +68,6 @@ struct WholeTensor {
   std::string file;  // the first file it was read from, for messages
 };
 
-// The optimizer plugin's state format, or null for one that exports none (then its files must hold
-// nothing but "step": an optimizer without state, such as plain SGD).
-PluginPtr<OptimizerStateFormat> state_format(const Config& config, const std::string& optimizer) {
-  for (const PluginInfo& info : available_plugins("optimizer_state"))
-    if (info.name == optimizer)
-      return create_plugin<OptimizerStateFormat>("optimizer_state", optimizer, config.section("optimizer"));
-  return nullptr;
-}
-
 ParameterSlots zero_slots(const std::vector<Parameter*>& params, std::size_t slots) {
   ParameterSlots out;
   for (const Parameter* p : params) out[p->name].assign(slots, Tensor{});
@@ -236,7 +227,9 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const std::int64_t state_steps = meta.optimizer_steps - meta.optimizer_state_offset;
 
   const std::int64_t vocab = build_tokenizer(config)->vocab_size();
-  const PluginPtr<OptimizerStateFormat> format = state_format(config, meta.optimizer);
+  // Null for an optimizer that exports no format: then its files must hold nothing but "step" (an
+  // optimizer without state, such as plain SGD).
+  const PluginPtr<OptimizerStateFormat> format = optimizer_state_format(config, meta.optimizer);
   // A checkpoint saved with checkpoint.no_save_optim has weights only: so has its reshard.
   const bool has_state = meta.optimizer_saved;
   const std::size_t num_slots = format && has_state ? format->slots().size() : 0;
@@ -244,7 +237,7 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
   const std::string optimizer = target.optimizer.empty() ? meta.optimizer : target.optimizer;
   PluginPtr<OptimizerStateFormat> to_format;
   if (optimizer != meta.optimizer && has_state) {
-    to_format = state_format(config, optimizer);
+    to_format = optimizer_state_format(config, optimizer);
     const auto slots = [](const PluginPtr<OptimizerStateFormat>& f) {
       return f ? fmt::format("{}", fmt::join(f->slots(), ", ")) : std::string("none");
     };
@@ -387,7 +380,9 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                        {{"format", "tessera-checkpoint"},
                         {"iteration", std::to_string(meta.iteration)},
                         {kTensorParallelSplitKey, tensor_parallel_split_json(ranks.front().params, tensors)}});
-      for (int d = 0; d < (has_state ? target.dp : 0); ++d) {
+      // State replicated over dp: written by the first rank of each set of experts only.
+      const bool write_replicated = write_format && write_format->replicated_over_dp();
+      for (int d = 0; d < (has_state ? (write_replicated ? std::min(to.ep, target.dp) : target.dp) : 0); ++d) {
         const auto e = static_cast<std::size_t>(d % to.ep);
         NamedTensors state;
         if (write_format)

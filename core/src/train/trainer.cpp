@@ -260,6 +260,10 @@ Trainer::Trainer(Config config, std::optional<EvaluationOnly> evaluation_only)
     for (const std::string& key : opt.keys()) opt.declare(key);
   }
   optimizer_plugin_ = plugin_name(config_.section("optimizer"));
+  if (!evaluation_only_) {
+    const PluginPtr<OptimizerStateFormat> format = optimizer_state_format(config_, optimizer_plugin_);
+    optimizer_state_replicated_ = format && format->replicated_over_dp();
+  }
   schedule_ = build_schedule(config_, parallel_->layout);
   // A batch ramp changes the microbatches per iteration: each count must suit the schedule now,
   // not hours into the run.

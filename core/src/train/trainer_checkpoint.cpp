@@ -66,9 +66,9 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
                           {"iteration", std::to_string(iteration)},
                           {kTensorParallelSplitKey, tensor_parallel_split_json(params_, tensors)}});
       }
-      // Every rank writes its own optimizer state: distributed_adam's differs per dp rank; adam's is
-      // replicated over dp, so its dp > 0 files are redundant copies (simple and always correct).
-      if (!options_.no_save_optim)
+      // Optimizer state: distributed_adam's differs per dp rank, so every rank writes its own; adam's is
+      // replicated over dp, so only the first rank of each set of experts writes it.
+      if (!options_.no_save_optim && (!optimizer_state_replicated_ || layout.expert_dp_rank() == 0))
         save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
       if (world.rank() == 0) {
@@ -263,7 +263,9 @@ void Trainer::load_checkpoint() {
 
   load_model_file();
   if (loads_optimizer) {
-    const fs::path path = dir / checkpoint_optimizer_file(t, p, d);
+    const fs::path path =
+        dir / checkpoint_optimizer_file(t, p, checkpoint_optimizer_file_rank(optimizer_state_replicated_, d,
+                                                                             layout.ep_dp()));
     SafetensorsFile file = load_safetensors(path);
     const std::int64_t state_steps = meta.optimizer_steps - meta.optimizer_state_offset;
     if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != state_steps)

@@ -12,15 +12,30 @@
 
 #include "tessera/io/safetensors.hpp"
 #include "tessera/nn/parameter.hpp"
+#include "tessera/optimizer_state_format.hpp"
+#include "tessera/plugin.hpp"
 #include "tessera/train/batch_ramp.hpp"
 #include "tessera/train/optimizer_param_schedule.hpp"
 
 namespace tessera {
 
+class Config;
+
 // "iter_0000010", as Megatron-LM names its checkpoint folders.
 std::string checkpoint_dir_name(std::int64_t iteration);
 std::string checkpoint_model_file(int tp_rank, int pp_rank);                  // model_tp{t}_pp{p}.safetensors
 std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank);  // optimizer_tp{t}_pp{p}_dp{d}.safetensors
+
+// The "optimizer_state" format plugin of optimizer `name` (tessera/optimizer_state_format.hpp), or
+// null for an optimizer that exports none.
+PluginPtr<OptimizerStateFormat> optimizer_state_format(const Config& config, const std::string& name);
+// Optimizer state replicated over data parallelism (plain adam: OptimizerStateFormat::
+// replicated_over_dp) is written once per set of experts: only data-parallel ranks 0 … ep_dp − 1
+// (expert_dp_rank 0) write optimizer files, as Megatron-LM saves a non-distributed optimizer from
+// dp rank 0 only, and dp rank d reads the file of dp rank d mod ep_dp, which holds the same state.
+// Other state (distributed_adam's shards) is one file per rank. Checkpoints written before with a
+// file per rank load the same way.
+int checkpoint_optimizer_file_rank(bool replicated_over_dp, int dp_rank, int ep_dp);
 inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iteration.txt";
 
 // Restores `params` (their values) from one checkpoint model file's tensors. Under expert

@@ -184,6 +184,9 @@ class Trainer {
   std::unique_ptr<GradBuckets> grad_buckets_;  // with dp > 1: every grad is a view into it
   PluginPtr<Optimizer> optimizer_;
   std::string optimizer_plugin_;  // [optimizer] plugin, recorded in checkpoints
+  // Its state is the same on every data-parallel rank holding the same experts (plain adam): one
+  // optimizer file per set of experts (checkpoint_optimizer_file_rank).
+  bool optimizer_state_replicated_ = false;
   PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
   LossScaler scaler_;
