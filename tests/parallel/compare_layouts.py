@@ -18,8 +18,8 @@ backward, bs=N sets parallel.bucket_size (elements per gradient bucket) to N, op
 distributed_adam optimizer (whose per-rank state must be 1/dp of Adam's), rc turns on activation
 recompute ([model]): rc=full (uniform, 1 layer), rc=full2 (uniform, 2 layers), rc=block (block, 1
 layer), rc=dist (full as rc=full with distribute_saved_activations), rc=sel (selective), rc=mods (selective of recompute_modules core_attn, mlp and moe_act), rc=moe
-(selective of mlp and moe: every MLP whole), rc=ln (core_attn, layernorm and mlp: the norms' outputs
-too), rc=lnmoe (layernorm, mlp and moe); the one-process run it is compared with recomputes nothing. dev=sim
+(selective of mlp and moe: every MLP whole), rc=ln1 (layernorm: the norms' outputs), rc=ln (core_attn,
+layernorm and mlp), rc=lnmoe (layernorm, mlp and moe); the one-process run it is compared with recomputes nothing. dev=sim
 trains on the simulated device ([training] device = "sim"): its logged values and saved weights must
 equal, bit for bit, those of the same layout without dev= listed before it (and, like every layout,
 one process's within the tolerance). prec=bf16 trains in mixed precision ([training] precision =
@@ -63,7 +63,9 @@ RECOMPUTE = {
     # Megatron-Core's recompute_modules (TOML arrays through --set).
     "mods": model_sets(recompute_granularity="selective", recompute_modules='["core_attn","mlp","moe_act"]'),
     "moe": model_sets(recompute_granularity="selective", recompute_modules='["mlp","moe"]'),
-    # "layernorm": the norms' outputs too (with every MLP whole under "lnmoe").
+    # "layernorm": the norms' outputs (alone: fc1 takes its input back; with the attention core and
+    # every dense MLP whole; with every MLP whole under "lnmoe").
+    "ln1": model_sets(recompute_granularity="selective", recompute_modules='["layernorm"]'),
     "ln": model_sets(recompute_granularity="selective", recompute_modules='["core_attn","layernorm","mlp"]'),
     "lnmoe": model_sets(recompute_granularity="selective", recompute_modules='["layernorm","mlp","moe"]'),
 }

@@ -61,11 +61,19 @@ struct RecomputedNormInput {
   std::vector<Tensor> tensors() const { return {x}; }
 };
 
-// recompute_norms reaches the MLP's norm when the MLP can take its input back: one of the dense Mlp
-// specs here (a spec from elsewhere may keep its input), or any MLP recomputed whole.
+// recompute_norms applies to the norms here, which keep their input for their own backward (so the
+// layer's copy of it for the recompute costs nothing); a plugin's norm keeps its output's consumers
+// as they are.
+bool recompute_norms(const TransformerLayerOptions& o) {
+  const std::string& norm = o.spec.norm.name;
+  return o.recompute_norms && (norm == "layer_norm" || norm == "layer_norm_1p" || norm == "rms_norm");
+}
+
+// It reaches the MLP's norm when the MLP can take its input back: one of the dense Mlp specs here (a
+// spec from elsewhere may keep its input), or any MLP recomputed whole.
 bool recompute_pre_mlp_norm(const TransformerLayerOptions& o) {
   const std::string& mlp = o.spec.mlp.name;
-  return o.recompute_norms && (o.recompute_mlp || mlp == "gelu" || mlp == "swiglu" || mlp == "squared_relu");
+  return recompute_norms(o) && (o.recompute_mlp || mlp == "gelu" || mlp == "swiglu" || mlp == "squared_relu");
 }
 
 std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
@@ -76,7 +84,7 @@ AttentionOptions attention_options(const TransformerLayerOptions& o, AttentionKi
   AttentionOptions a = o.attention;
   a.kind = kind;
   a.dropout_site = site(o, ((kind == AttentionKind::cross ? std::int64_t{3} : 2) << 32) + layer_index);
-  a.keep_input = !o.recompute_norms;
+  a.keep_input = !recompute_norms(o);
   return a;
 }
 
@@ -99,7 +107,7 @@ TransformerLayer::TransformerLayer(const std::string& name, const TransformerLay
     : tp_(checked(o).attention.tp),
       sequence_parallel_(o.attention.sequence_parallel),
       residual_post_norm_(o.residual_post_norm),
-      recompute_norms_(o.recompute_norms),
+      recompute_norms_(recompute_norms(o)),
       recompute_pre_mlp_norm_(recompute_pre_mlp_norm(o)),
       norm1_(o.spec.norm.build(name + ".ln1", o.attention.hidden, o.layernorm_epsilon)),
       attention_(name + ".attention", attention_options(o, o.spec.self_attention, layer_index), seed),

@@ -71,7 +71,8 @@ struct TransformerLayerOptions {
   // cross-attention's projections, and the MLP's first linear (or a recomputed MLP), keep no copy of
   // their norm's output; backward runs the norm again on its input, which the norm keeps anyway.
   // A mixture-of-experts MLP (or one of a spec from elsewhere) that is not recomputed whole keeps its
-  // input, so its norm's output is kept (recompute_pre_mlp_norm).
+  // input, so its norm's output is kept (recompute_pre_mlp_norm); so does a norm from elsewhere,
+  // which need not keep its input.
   bool recompute_norms = false;
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):
