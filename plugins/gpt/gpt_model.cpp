@@ -79,9 +79,7 @@ std::string llama_style_description(const GptOptions& o) {
                                                : fmt::format(" in {} of {} layers", o.moe_layers(), o.num_layers)));
   if (o.untie_embeddings_and_output_weights) parts.push_back("untied output layer");
   if (o.mtp_num_layers > 0)
-    parts.push_back(fmt::format("multi-token prediction of {} {}{} (loss weight {})", o.mtp_num_layers,
-                                o.mtp_num_layers == 1 ? "depth" : "depths",
-                                o.mtp_use_repeated_layer && o.mtp_num_layers > 1 ? " sharing one layer" : "",
+    parts.push_back(fmt::format("multi-token prediction of {} (loss weight {})", describe_mtp_depths(o),
                                 o.mtp_loss_scaling_factor));
   if (!o.add_bias_linear) parts.push_back(o.add_qkv_bias ? "biases on q, k, v only" : "no linear biases");
   return parts.empty() ? "" : fmt::format(", {}", fmt::join(parts, ", "));

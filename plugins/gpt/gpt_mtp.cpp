@@ -37,6 +37,11 @@ void mark_token_shard(Module& norm) {
 
 std::string mtp_loss_name(std::int64_t depth) { return fmt::format("mtp_{} loss", depth + 1); }
 
+std::string describe_mtp_depths(const TransformerOptions& o) {
+  const std::int64_t D = o.mtp_num_layers;
+  return fmt::format("{} {}{}", D, D == 1 ? "depth" : "depths", o.mtp_use_repeated_layer && D > 1 ? " sharing one layer" : "");
+}
+
 TransformerBlockOptions mtp_block_options(TransformerBlockOptions b, std::int64_t num_layers, std::int64_t depth) {
   // Where layers differ, the depth's is the model's last layer.
   const std::int64_t last = num_layers - 1;
@@ -151,20 +156,12 @@ void add_mtp_chunk_cost(ModelChunkCost& c, const TransformerOptions& o, const Tr
     c.parameter_tensors += tables;
     if (sp && positions > 0) c.tp_replicated_grads += {1, positions};
   }
-  c.contents += fmt::format(", multi-token prediction ({} {}{})", D, D == 1 ? "depth" : "depths",
-                            o.mtp_use_repeated_layer && D > 1 ? " sharing one layer" : "");
+  c.contents += fmt::format(", multi-token prediction ({})", describe_mtp_depths(o));
   for (std::int64_t d = 0; d < D; ++d) {
-    ModuleCost lookup = VocabParallelEmbedding::cost(o.padded_vocab_size, h, N, tp, sp);
-    lookup.parameters = lookup.parameter_tensors = 0;  // the model's table
-    c += lookup;
+    c += VocabParallelEmbedding::cost(o.padded_vocab_size, h, N, tp, sp).without_parameters();  // the model's table
     if (o.learned_positions) c.activation_elements = plan_add(c.activation_elements, Ns);  // position ids
-    ModuleCost depth = MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{b, T, 0, tp});
-    if (d >= o.mtp_physical_layers()) {  // the shared layer again: its activations, no weights of its own
-      depth.parameters = depth.parameter_tensors = 0;
-      depth.tp_replicated_grads = {};
-      depth.expert_parameters = {};
-    }
-    c += depth;
+    const ModuleCost depth = MtpDepth::cost(o, mtp_block_options(last_layer, o.num_layers, d), CostShape{b, T, 0, tp});
+    c += d < o.mtp_physical_layers() ? depth : depth.without_parameters();  // the shared layer again
     add_lm_head_cost(c, N, h, Vt, tp, sp, /*gradient_all_reduced=*/false);
   }
 }

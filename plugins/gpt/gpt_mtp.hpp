@@ -66,6 +66,10 @@ void add_mtp_chunk_cost(ModelChunkCost& c, const TransformerOptions& o, const Tr
                         bool first_virtual_stage, bool last_virtual_stage, std::int64_t b, std::int64_t tp,
                         bool sequence_parallel);
 
+// "1 depth", "2 depths", "3 depths sharing one layer" (mtp_use_repeated_layer): the model's and the
+// plan's wording.
+std::string describe_mtp_depths(const TransformerOptions& o);
+
 // The log's name of depth d's loss: "mtp_<d + 1> loss", as Megatron-Core's.
 std::string mtp_loss_name(std::int64_t depth);
 

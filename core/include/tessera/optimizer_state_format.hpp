@@ -44,7 +44,7 @@ class OptimizerStateFormat {
   virtual std::vector<std::string> slots() const = 0;
   // True when the state is the same on every data-parallel rank holding the same experts (plain
   // adam): checkpoints then hold the files of expert_dp_rank 0 only (dp ranks 0 … ep_dp − 1;
-  // train/checkpoint.hpp's checkpoint_optimizer_file_rank), and the reshard reads those.
+  // train/checkpoint.hpp's OptimizerFiles), and the reshard reads those.
   virtual bool replicated_over_dp() const { return false; }
   // Copies what one rank's file (`saved`, its "step" aside) holds into `slots`, which holds zeroed
   // tensors for every parameter of `at`; with state sharded over dp, each dp rank's file fills its

@@ -34,7 +34,8 @@
 #include "tessera/error.hpp"
 
 // Bumped whenever an interface header in core/include/tessera changes incompatibly.
-// 23: Module::backward_with_input; keep_input in the linears', MLP's and attention's options.
+// 23: Module::backward_with_input; keep_input in the linears', MLP's and attention's options;
+// NormSpec::keeps_input, MlpSpec::takes_input_back.
 #define TESSERA_PLUGIN_ABI_VERSION 23
 
 namespace tessera {

@@ -10,7 +10,8 @@ NormSpec layer_norm_spec() {
           [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
             return std::make_unique<LayerNorm>(name, hidden, eps);
           },
-          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); },
+          /*keeps_input=*/true};
 }
 
 NormSpec layer_norm_1p_spec() {
@@ -18,7 +19,8 @@ NormSpec layer_norm_1p_spec() {
           [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
             return std::make_unique<LayerNorm>(name, hidden, eps, /*zero_centered_gamma=*/true);
           },
-          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); }};
+          [](std::int64_t hidden, std::int64_t rows) { return LayerNorm::cost(hidden, rows); },
+          /*keeps_input=*/true};
 }
 
 NormSpec rms_norm_spec() {
@@ -26,7 +28,8 @@ NormSpec rms_norm_spec() {
           [](const std::string& name, std::int64_t hidden, float eps) -> std::unique_ptr<Module> {
             return std::make_unique<RmsNorm>(name, hidden, eps);
           },
-          [](std::int64_t hidden, std::int64_t rows) { return RmsNorm::cost(hidden, rows); }};
+          [](std::int64_t hidden, std::int64_t rows) { return RmsNorm::cost(hidden, rows); },
+          /*keeps_input=*/true};
 }
 
 }  // namespace tessera

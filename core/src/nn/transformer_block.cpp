@@ -118,24 +118,17 @@ Tensor TransformerBlock::forward_segment(StepContext& ctx, const RecomputeSegmen
     for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) x = layers_[i]->forward(ctx, x, in);
     return x;
   }
-  // Saved as [·, T/shards, C] (a view): backward gets the sequence length back from it, which
-  // sequence-parallel attention needs and the backward pass's context does not carry.
-  const std::int64_t shards = sequence_parallel(ctx) ? tp_size(o_.layer.attention.tp) : 1;
-  const std::int64_t rows = ctx.seq_length / shards, C = o_.layer.attention.hidden;
-  TESSERA_CHECK_SHAPE(rows > 0 && rows * shards == ctx.seq_length && x.numel() % (rows * C) == 0,
-                      "{} recompute: layer input {} is not whole (shards of) sequences of ctx.seq_length = {} tokens",
-                      o_.name, x.str(), ctx.seq_length);
   const int tp = tp_size(o_.layer.attention.tp);
-  if (o_.recompute.distribute_saved_activations && tp > 1 && shards == 1) {
+  if (o_.recompute.distribute_saved_activations && tp > 1 && !sequence_parallel(ctx)) {
     // This rank's 1/tp of the flattened input (copied: the whole x need not stay alive).
     const std::int64_t part = x.numel() / tp;
     TESSERA_CHECK_SHAPE(part * tp == x.numel(), "{} distribute_saved_activations: input {} does not split into {} parts",
                         o_.name, x.str(), tp);
     Tensor mine = x.new_empty({part});
     ops::copy_2d(x.reshape({x.numel()}), tp_rank(o_.layer.attention.tp) * part, part, mine, 0, part, 1, part);
-    ctx.store().save(&seg, DistributedInput{mine, x.numel() / (rows * C), rows});
+    ctx.store().save(&seg, DistributedInput{mine, x.shape()});
   } else {
-    ctx.store().save(&seg, SavedTensor{x.reshape({-1, rows, C})});
+    ctx.store().save(&seg, SavedTensor{x});
   }
   // The same step (dropout masks) into a store dropped after each layer: only x stays.
   for (std::size_t i = seg.first; i < seg.first + seg.count; ++i) {
@@ -174,22 +167,14 @@ Tensor TransformerBlock::backward_segment(StepContext& ctx, const RecomputeSegme
   Tensor x;
   if (o_.recompute.distribute_saved_activations && tp_size(o_.layer.attention.tp) > 1 && !sequence_parallel(ctx)) {
     const DistributedInput saved = ctx.store().take<DistributedInput>(&seg);
-    const std::int64_t C = o_.layer.attention.hidden, tp = tp_size(o_.layer.attention.tp);
-    Tensor whole = saved.part.new_empty({saved.part.numel() * tp});
+    Tensor whole = saved.part.new_empty({saved.part.numel() * tp_size(o_.layer.attention.tp)});
     o_.layer.attention.tp->all_gather(saved.part, whole);  // the chunks in rank order: the flattened input
-    x = whole.reshape({saved.sequences, saved.seq, C});
+    x = whole.reshape(saved.shape);
   } else {
     x = ctx.store().take<SavedTensor>(&seg).x;
   }
   ActivationStore scratch;
-  StepContext scratch_ctx = ctx.with_store(scratch);
-  const std::int64_t C = o_.layer.attention.hidden;
-  if (sequence_parallel(ctx)) {
-    scratch_ctx.seq_length = x.size(1) * tp_size(o_.layer.attention.tp);
-    x = x.reshape({x.size(0) * x.size(1), C});
-  } else {
-    scratch_ctx.seq_length = x.size(1);
-  }
+  StepContext scratch_ctx = ctx.with_store(scratch);  // with forward's seq_length (StepContext)
   {
     StepContext recompute_ctx = scratch_ctx;
     recompute_ctx.grad_listener = nullptr;

@@ -18,7 +18,8 @@ MlpSpec mlp_spec(std::string name, void (*adjust)(MlpOptions&)) {
                     TpGroup tp) -> std::unique_ptr<Module> {
             return std::make_unique<Mlp>(layer, options(o), seed, std::move(tp));
           },
-          [options](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(options(o), rows, tp); }};
+          [options](const MlpOptions& o, std::int64_t rows, std::int64_t tp) { return Mlp::cost(options(o), rows, tp); },
+          /*takes_input_back=*/true};
 }
 }  // namespace
 
@@ -53,27 +54,13 @@ const TransformerLayerOptions& checked(const TransformerLayerOptions& o) {
   return o;
 }
 
-// What a recomputed norm's consumer needs in backward: the norm's input (the tensor the norm keeps
-// too) and forward's sequence length.
-struct RecomputedNormInput {
-  Tensor x;
-  std::int64_t seq_length = 0;
-  std::vector<Tensor> tensors() const { return {x}; }
-};
+// recompute_norms applies to norms that keep their input for their own backward (the layer's copy of
+// it for the recompute then costs nothing); another norm's consumers stay as they are.
+bool recompute_norms(const TransformerLayerOptions& o) { return o.recompute_norms && o.spec.norm.keeps_input; }
 
-// recompute_norms applies to the norms here, which keep their input for their own backward (so the
-// layer's copy of it for the recompute costs nothing); a plugin's norm keeps its output's consumers
-// as they are.
-bool recompute_norms(const TransformerLayerOptions& o) {
-  const std::string& norm = o.spec.norm.name;
-  return o.recompute_norms && (norm == "layer_norm" || norm == "layer_norm_1p" || norm == "rms_norm");
-}
-
-// It reaches the MLP's norm when the MLP can take its input back: one of the dense Mlp specs here (a
-// spec from elsewhere may keep its input), or any MLP recomputed whole.
+// It reaches the MLP's norm when the MLP can take its input back, or is recomputed whole.
 bool recompute_pre_mlp_norm(const TransformerLayerOptions& o) {
-  const std::string& mlp = o.spec.mlp.name;
-  return recompute_norms(o) && (o.recompute_mlp || mlp == "gelu" || mlp == "swiglu" || mlp == "squared_relu");
+  return recompute_norms(o) && (o.recompute_mlp || o.spec.mlp.takes_input_back);
 }
 
 std::uint64_t site(const TransformerLayerOptions& o, std::int64_t offset) {
@@ -178,7 +165,7 @@ Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const Attent
   const auto sublayer = [&](const std::unique_ptr<Module>& norm, bool recomputed, const auto& run, Dropout& dropout,
                             const Tensor& input) {
     const Tensor normed = norm->forward(ctx, input);
-    if (recomputed && ctx.training) ctx.store().save(&norm, RecomputedNormInput{input, ctx.seq_length});
+    if (recomputed && ctx.training) ctx.store().save(&norm, SavedTensor{input});
     Tensor out = dropout.forward(ctx, run(normed), offset);
     ops::add(out, residual_post_norm_ ? normed : input, out);
     return out;
@@ -197,20 +184,15 @@ Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const Atte
   // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]. A
   // recomputed norm runs forward again (into a scratch store: the same op on the same input, a
   // bit-identical output) for its consumer's backward, which gets it as `normed`.
-  // The consumer runs with forward's sequence length (sequence-parallel attention gathers the
-  // recomputed rows into sequences again; a backward step's context need not carry it).
   const auto sublayer = [&](const std::unique_ptr<Module>& norm, bool recomputed, const auto& run, Dropout& dropout,
                             const Tensor& d_out) {
     Tensor normed;
-    StepContext at = ctx;
     if (recomputed) {
-      const RecomputedNormInput saved = ctx.store().take<RecomputedNormInput>(&norm);
-      at.seq_length = saved.seq_length;
       ActivationStore scratch;
-      StepContext again = at.with_store(scratch);
-      normed = norm->forward(again, saved.x);
+      StepContext again = ctx.with_store(scratch);
+      normed = norm->forward(again, ctx.store().take<SavedTensor>(&norm).x);
     }
-    Tensor d_normed = run(at, dropout.backward(ctx, d_out, offset), normed);
+    Tensor d_normed = run(dropout.backward(ctx, d_out, offset), normed);
     if (residual_post_norm_) ops::add(d_normed, d_out, d_normed);
     Tensor d_input = norm->backward(ctx, d_normed);
     if (!residual_post_norm_) ops::add(d_input, d_out, d_input);
@@ -218,18 +200,14 @@ Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const Atte
   };
   Tensor dh = sublayer(
       norm2_, recompute_pre_mlp_norm_,
-      [&](StepContext& c, const Tensor& t, const Tensor& x) {
-        return x.defined() ? mlp_->backward_with_input(c, t, x) : mlp_->backward(c, t);
-      },
+      [&](const Tensor& t, const Tensor& x) { return x.defined() ? mlp_->backward_with_input(ctx, t, x) : mlp_->backward(ctx, t); },
       mlp_dropout_, dy);
   if (cross_attention_)
     dh = sublayer(cross_norm_, recompute_norms_,
-                  [&](StepContext& c, const Tensor& t, const Tensor& x) {
-                    return cross_attention_->backward(c, t, in, dmemory, x);
-                  },
+                  [&](const Tensor& t, const Tensor& x) { return cross_attention_->backward(ctx, t, in, dmemory, x); },
                   cross_dropout_, dh);
   return sublayer(norm1_, recompute_norms_,
-                  [&](StepContext& c, const Tensor& t, const Tensor& x) { return attention_.backward(c, t, in, nullptr, x); },
+                  [&](const Tensor& t, const Tensor& x) { return attention_.backward(ctx, t, in, nullptr, x); },
                   attention_dropout_, dh);
 }
 

@@ -1,6 +1,5 @@
 #include "tessera/train/checkpoint.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -56,10 +55,6 @@ PluginPtr<OptimizerStateFormat> optimizer_state_format(const Config& config, con
   for (const PluginInfo& info : available_plugins("optimizer_state"))
     if (info.name == name) return create_plugin<OptimizerStateFormat>("optimizer_state", name, config.section("optimizer"));
   return nullptr;
-}
-
-int checkpoint_optimizer_file_rank(bool replicated_over_dp, int dp_rank, int ep_dp) {
-  return replicated_over_dp ? dp_rank % std::max(1, ep_dp) : dp_rank;
 }
 
 void restore_tensors(const std::map<std::string, Tensor>& saved, const NamedTensors& targets, const std::string& what,

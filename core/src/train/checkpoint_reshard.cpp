@@ -272,8 +272,9 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                            " (the checkpoint's config and weights disagree)");
         rank_slots.push_back(zero_slots(ranks.back().trainable, num_slots));
       }
-      // Replicas: each expert-parallel rank's first data-parallel rank (dp rank e holds ep rank e's experts).
-      const int dp_files = !has_state ? 0 : replicated ? from.ep : from_dp;
+      // Replicas: each expert-parallel rank's first data-parallel rank (dp rank e holds ep rank e's experts;
+      // etp-1 checkpoints are refused above, so ep_dp is ep).
+      const int dp_files = has_state ? OptimizerFiles{replicated, from_dp, from.ep}.writers() : 0;
       for (int d = 0; d < dp_files; ++d) {
         const RankModel& rank = ranks[static_cast<std::size_t>(d % from.ep)];
         ParameterSlots& slots = rank_slots[static_cast<std::size_t>(d % from.ep)];
@@ -380,9 +381,10 @@ ReshardResult reshard_checkpoint(const CheckpointFolder& source, const Config& c
                        {{"format", "tessera-checkpoint"},
                         {"iteration", std::to_string(meta.iteration)},
                         {kTensorParallelSplitKey, tensor_parallel_split_json(ranks.front().params, tensors)}});
-      // State replicated over dp: written by the first rank of each set of experts only.
-      const bool write_replicated = write_format && write_format->replicated_over_dp();
-      for (int d = 0; d < (has_state ? (write_replicated ? std::min(to.ep, target.dp) : target.dp) : 0); ++d) {
+      // State replicated over dp: written by the first rank of each set of experts only (etp-1
+      // checkpoints are refused above, so ep_dp is ep).
+      const OptimizerFiles files{write_format && write_format->replicated_over_dp(), target.dp, to.ep};
+      for (int d = 0; d < (has_state ? files.writers() : 0); ++d) {
         const auto e = static_cast<std::size_t>(d % to.ep);
         NamedTensors state;
         if (write_format)

@@ -26,6 +26,7 @@ struct InFlight {
   ActivationStore store;
   std::vector<Tensor> inputs;        // received activations, until their forward
   std::vector<Tensor> output_grads;  // received gradients, until their backward
+  std::int64_t seq_length = 0;       // what the model set in forward, for its backward (StepContext)
 };
 
 }  // namespace
@@ -160,6 +161,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
         StepContext ctx = context(m, f.store);
         StageOutput out = model.forward_stage(ctx, microbatch(m), f.inputs, s.chunk);
         f.inputs.clear();
+        f.seq_length = ctx.seq_length;
         run.loss_sum += out.loss * weight(m);
         if (run.loss_part_sums.size() < out.loss_parts.size()) run.loss_part_sums.resize(out.loss_parts.size(), 0.0);
         for (std::size_t i = 0; i < out.loss_parts.size(); ++i) run.loss_part_sums[i] += out.loss_parts[i] * weight(m);
@@ -180,6 +182,7 @@ PipelineRun run_pipeline_steps(Model& model, const std::vector<PipelineStep>& st
           throw Error(fmt::format("pipeline stage {}: backward of microbatch {} (chunk {}) before its forward", stage, m,
                                   s.chunk));
         StepContext ctx = context(m, it->second.store);
+        ctx.seq_length = it->second.seq_length;
         if (m == last_microbatch) ctx.grad_listener = pass.grad_listener;  // backward only
         std::vector<Tensor> dx = model.backward_stage(ctx, it->second.output_grads, s.chunk);
         if (!it->second.store.empty())

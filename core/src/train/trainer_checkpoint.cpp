@@ -17,6 +17,11 @@ namespace tessera {
 
 namespace fs = std::filesystem;
 
+OptimizerFiles Trainer::optimizer_files() const {
+  const ParallelLayout& layout = parallel_->layout;
+  return {optimizer_state_replicated_, layout.dp(), layout.ep_dp()};
+}
+
 NamedTensors Trainer::with_all_experts(NamedTensors tensors, std::vector<bool> expert, bool every_tp_rank) const {
   if (parallel_->layout.ep() == 1) return tensors;
   tensors = gather_experts_to_first_rank(tensors, expert, *parallel_->groups.ep);
@@ -68,7 +73,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
       }
       // Optimizer state: distributed_adam's differs per dp rank, so every rank writes its own; adam's is
       // replicated over dp, so only the first rank of each set of experts writes it.
-      if (!options_.no_save_optim && (!optimizer_state_replicated_ || layout.expert_dp_rank() == 0))
+      if (!options_.no_save_optim && d < optimizer_files().writers())
         save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
       if (world.rank() == 0) {
@@ -263,9 +268,7 @@ void Trainer::load_checkpoint() {
 
   load_model_file();
   if (loads_optimizer) {
-    const fs::path path =
-        dir / checkpoint_optimizer_file(t, p, checkpoint_optimizer_file_rank(optimizer_state_replicated_, d,
-                                                                             layout.ep_dp()));
+    const fs::path path = dir / checkpoint_optimizer_file(t, p, optimizer_files().file_of(d));
     SafetensorsFile file = load_safetensors(path);
     const std::int64_t state_steps = meta.optimizer_steps - meta.optimizer_state_offset;
     if (file.tensors.count("step") && read_step_tensor(file.tensors, path.string()) != state_steps)

@@ -90,6 +90,15 @@ struct ModuleCost {
     c.expert_parameters = expert_parameters.times(k);
     return c;
   }
+  // The same module run again on weights counted elsewhere (a shared table or layer): its
+  // activations and collectives, none of its parameters.
+  ModuleCost without_parameters() const {
+    ModuleCost c = *this;
+    c.parameters = c.parameter_tensors = 0;
+    c.tp_replicated_grads = {};
+    c.expert_parameters = {};
+    return c;
+  }
 };
 
 }  // namespace tessera

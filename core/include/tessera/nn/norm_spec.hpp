@@ -16,6 +16,9 @@ struct NormSpec {
   std::string name;  // for messages and docs: "layer_norm"
   std::function<std::unique_ptr<Module>(const std::string& name, std::int64_t channels, float eps)> build;
   std::function<ModuleCost(std::int64_t channels, std::int64_t rows)> cost;
+  // Its module keeps its input for its backward (saved in the step's store): recompute_modules
+  // "layernorm" then recomputes its output from that input at no extra memory.
+  bool keeps_input = false;
 };
 NormSpec layer_norm_spec();     // LayerNorm (with bias)
 NormSpec layer_norm_1p_spec();  // LayerNorm scaling by 1 + γ, γ from 0 (Megatron's apply_layernorm_1p)

@@ -65,9 +65,10 @@ struct StepContext {
   // d(objective)/d(this microbatch's loss): 1/num_microbatches for gradient accumulation. Losses
   // that fuse their backward into forward (the LM head) need it at forward time.
   float loss_grad_scale = 1.0f;
-  // T of this microbatch's [B,T] tokens, set by the model. Under sequence parallelism the
-  // activations between tensor-parallel regions are flattened token rows [B·T/tp, C], and blocks
-  // that need whole sequences (attention) gather them and need T to see [B,T,C] again.
+  // T of this microbatch's [B,T] tokens, set by the model in forward; the pipeline executor hands
+  // it to the microbatch's backward step. Under sequence parallelism the activations between
+  // tensor-parallel regions are flattened token rows [B·T/tp, C], and blocks that need whole
+  // sequences (attention, also when a backward recomputes it) gather them and need T to see [B,T,C].
   std::int64_t seq_length = 0;
   // false: blocks built with sequence parallelism keep replicated activations in this step, as
   // without it. Generation turns it off: its B·T need not divide tp, and it saves no activations

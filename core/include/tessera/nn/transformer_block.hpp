@@ -75,10 +75,10 @@ class TransformerBlock {
 
  private:
   // A recomputed segment's input under distribute_saved_activations: this rank's flat 1/tp chunk,
-  // and the [sequences, seq, C] shape the all-gathered chunks form again.
+  // and the shape the all-gathered chunks form again.
   struct DistributedInput {
     Tensor part;
-    std::int64_t sequences = 0, seq = 0;
+    Shape shape;
     std::vector<Tensor> tensors() const { return {part}; }
   };
   struct SavedInputs {  // the layers' AttentionInputs, for backward and recompute

@@ -38,6 +38,9 @@ struct MlpSpec {
   std::function<std::unique_ptr<Module>(const std::string& name, const MlpOptions& o, std::uint64_t seed, TpGroup tp)>
       build;
   std::function<ModuleCost(const MlpOptions& o, std::int64_t rows, std::int64_t tp)> cost;
+  // Its module honours MlpOptions::keep_input = false (Module::backward_with_input), so
+  // recompute_modules "layernorm" can drop its norm's output.
+  bool takes_input_back = false;
 };
 MlpSpec gelu_mlp_spec();     // Mlp: fc1 → GELU (tanh) → fc2
 // Mlp: fc1 (C → 2·ffn) → silu(x0)·x1 → fc2 (Llama, Megatron-Core's order), or the gated linear
@@ -70,9 +73,9 @@ struct TransformerLayerOptions {
   // Selective recompute of the norms' outputs (recompute_modules "layernorm"): the attention's and
   // cross-attention's projections, and the MLP's first linear (or a recomputed MLP), keep no copy of
   // their norm's output; backward runs the norm again on its input, which the norm keeps anyway.
-  // A mixture-of-experts MLP (or one of a spec from elsewhere) that is not recomputed whole keeps its
-  // input, so its norm's output is kept (recompute_pre_mlp_norm); so does a norm from elsewhere,
-  // which need not keep its input.
+  // An MLP whose spec does not take its input back (a mixture of experts) and is not recomputed
+  // whole keeps its input, so its norm's output is kept (recompute_pre_mlp_norm); so does a norm
+  // whose spec does not keep its input (NormSpec::keeps_input).
   bool recompute_norms = false;
   // Dropout sites of layer i: dropout_site_base + 2i + 1 (attention), + 2i + 2 (MLP), and
   // dropout_site_base + 2^32 + i (cross-attention); the attention probabilities' (attention.dropout):

@@ -31,11 +31,16 @@ std::string checkpoint_optimizer_file(int tp_rank, int pp_rank, int dp_rank);  /
 PluginPtr<OptimizerStateFormat> optimizer_state_format(const Config& config, const std::string& name);
 // Optimizer state replicated over data parallelism (plain adam: OptimizerStateFormat::
 // replicated_over_dp) is written once per set of experts: only data-parallel ranks 0 … ep_dp − 1
-// (expert_dp_rank 0) write optimizer files, as Megatron-LM saves a non-distributed optimizer from
-// dp rank 0 only, and dp rank d reads the file of dp rank d mod ep_dp, which holds the same state.
-// Other state (distributed_adam's shards) is one file per rank. Checkpoints written before with a
-// file per rank load the same way.
-int checkpoint_optimizer_file_rank(bool replicated_over_dp, int dp_rank, int ep_dp);
+// (expert_dp_rank 0) of each (tp, pp) write optimizer files, as Megatron-LM saves a non-distributed
+// optimizer from dp rank 0 only, and dp rank d reads the file of dp rank d mod ep_dp, which holds
+// the same state. Other state (distributed_adam's shards) is one file per rank. Checkpoints written
+// before with a file per rank load the same way.
+struct OptimizerFiles {
+  bool replicated_over_dp = false;
+  int dp = 1, ep_dp = 1;  // the layout's data-parallel size and ParallelLayout::ep_dp
+  int writers() const { return replicated_over_dp ? ep_dp : dp; }  // dp ranks 0 … writers − 1 hold files
+  int file_of(int dp_rank) const { return dp_rank % writers(); }   // whose file dp rank dp_rank reads
+};
 inline constexpr const char* kLatestCheckpointFile = "latest_checkpointed_iteration.txt";
 
 // Restores `params` (their values) from one checkpoint model file's tensors. Under expert

@@ -12,6 +12,7 @@
 #include "tessera/config.hpp"
 #include "tessera/parallel/parallel.hpp"
 #include "tessera/train/batch_ramp.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/components.hpp"
 #include "tessera/train/data_sampler.hpp"
 #include "tessera/train/graceful_stop.hpp"
@@ -185,8 +186,9 @@ class Trainer {
   PluginPtr<Optimizer> optimizer_;
   std::string optimizer_plugin_;  // [optimizer] plugin, recorded in checkpoints
   // Its state is the same on every data-parallel rank holding the same experts (plain adam): one
-  // optimizer file per set of experts (checkpoint_optimizer_file_rank).
+  // optimizer file per set of experts (OptimizerFiles).
   bool optimizer_state_replicated_ = false;
+  OptimizerFiles optimizer_files() const;
   PluginPtr<Schedule> schedule_;  // null: gradient accumulation (pp = 1)
   std::int64_t consumed_samples_ = 0;
   LossScaler scaler_;
