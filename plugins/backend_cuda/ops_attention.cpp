@@ -31,6 +31,11 @@ AttentionDims dims_of(const ops::AttentionShape& s, const ops::AttentionMask& ma
                             "model.window_size) run on the CPU backend only; the CUDA backend has no kernel for them "
                             "yet: set data.reset_attention_mask = false and drop model.window_size on device cuda",
                             op));
+  if (mask.query_position.defined())
+    throw Error(fmt::format("{}: queries placed among the keys (context parallelism, parallel.context_parallel_size > 1) "
+                            "run on the CPU backend only; the CUDA backend has no kernel for them yet: set "
+                            "parallel.context_parallel_size = 1 on device cuda",
+                            op));
   if (mask.sink.defined())
     throw Error(fmt::format("{}: attention sinks (model.softmax_type) run on the CPU backend only; the CUDA backend has "
                             "no kernel for them yet: set model.softmax_type = \"vanilla\" on device cuda",

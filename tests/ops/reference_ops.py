@@ -132,8 +132,11 @@ for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
         case(name, f"n{n}", {}, x=x, dy=dy, y=y, dx=xd.grad)
 
 # ---- attention -------------------------------------------------------------------------------
-def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1, sink=None):
-    """out and lse (−inf where a row attends no key; its out is 0) in float64. first_key [B,Tq]:
+def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, window_left=-1, sink=None,
+                  query_position=None):
+    """out and lse (−inf where a row attends no key; its out is 0) in float64. query_position [Tq]:
+    where each query stands among the keys (causal: query i attends keys j ≤ query_position[i]; the
+    window counts back from there); None: query i at position i. first_key [B,Tq]:
     query i of row b attends keys j ≥ first_key[b, i] only. window_left ≥ 0: query i attends keys
     j ≥ i − window_left only (Megatron-Core's sliding window, as its get_sliding_window_causal_mask).
     sink [Hq]: one more logit in every row of head h's softmax, of value zero (Megatron-Core's
@@ -143,14 +146,16 @@ def attention_ref(q, kv, mask, B, Tq, Tk, Hq, Hkv, D, causal, first_key=None, wi
     v = kv[..., Hkv * D:].reshape(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
     att = (qh @ k.transpose(-1, -2)) / math.sqrt(D)
     allowed = torch.ones(B, 1, Tq, Tk, dtype=torch.bool)
+    position = torch.arange(Tq) if query_position is None else query_position.long()
+    keys = torch.arange(Tk).view(1, Tk)
     if causal:
-        allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).tril()
+        allowed = allowed & (keys <= position.view(Tq, 1))
     if mask is not None:
         allowed = allowed & (mask != 0).view(B, 1, 1, Tk)
     if first_key is not None:
         allowed = allowed & (torch.arange(Tk).view(1, 1, 1, Tk) >= first_key.view(B, 1, Tq, 1))
     if window_left >= 0:
-        allowed = allowed & torch.ones(Tq, Tk, dtype=torch.bool).triu(diagonal=-window_left)
+        allowed = allowed & (keys >= position.view(Tq, 1) - window_left)
     att = att.masked_fill(~allowed, float("-inf"))
     if sink is not None:  # every row has the sink: no row without a finite logit
         full = torch.cat([att, sink.view(1, Hq, 1, 1).expand(B, Hq, Tq, 1)], dim=-1)
@@ -309,6 +314,42 @@ for (B, T, Hq, Hkv, D, causal, mask, window, docs, kind) in [
         arrays["first_key"] = first
     case("attention", f"{kind} B{B} Tq{T} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
          {"B": B, "Tq": T, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": causal, "window_left": window}, **arrays)
+
+# Queries placed among the keys (query_position; context parallelism's chunks): rank r of cp holds
+# sequence chunks r and 2·cp − 1 − r of 2·cp, against all T keys; with GQA and MQA, documents,
+# windows, sinks, and an arbitrary increasing set of positions.
+def cp_positions(T, cp, r):
+    c = T // (2 * cp)
+    return torch.cat([torch.arange(r * c, (r + 1) * c), torch.arange((2 * cp - 1 - r) * c, (2 * cp - r) * c)])
+
+
+for (B, T, Hq, Hkv, D, positions, window, docs, sink, kind) in [
+        (2, 140, 4, 2, 16, cp_positions(140, 2, 0), -1, False, False, "GQA cp2 rank0"),
+        (1, 140, 2, 1, 24, cp_positions(140, 2, 1), -1, False, False, "MQA cp2 rank1"),
+        (2, 132, 4, 4, 8, cp_positions(132, 3, 1), 9, True, False, "MHA cp3 rank1 window 9 documents"),
+        (2, 96, 4, 2, 16, cp_positions(96, 4, 3), -1, True, True, "GQA cp4 rank3 documents sink"),
+        (1, 150, 2, 2, 8, torch.tensor([0, 3, 4, 5, 63, 64, 65, 100, 128, 129, 149]), 40, False, False,
+         "MHA scattered positions window 40")]:
+    Tq = positions.numel()
+    q, kv, dout = randn(B, Tq, Hq * D), randn(B, T, 2 * Hkv * D), randn(B, Tq, Hq * D)
+    first = None
+    if docs:
+        tokens = torch.randint(1, 9, (B, T))
+        tokens[torch.rand(B, T) < 0.03] = 0
+        tokens[0, T // 3] = 0
+        first = first_keys_of(tokens, 0)[:, positions.long()].contiguous()
+    sd = d(randn(Hq) * 2.0 + 1.0) if sink else None
+    qd, kvd = d(q), d(kv)
+    out, lse = attention_ref(qd, kvd, None, B, Tq, T, Hq, Hkv, D, True, first, window, sd, positions)
+    out.backward(dout.double())
+    arrays = dict(q=q, kv=kv, dout=dout, out=out, lse=lse, dq=qd.grad, dkv=kvd.grad,
+                  query_position=positions.to(torch.int32))
+    if first is not None:
+        arrays["first_key"] = first
+    if sink:
+        arrays.update(sink=sd.detach().float(), dsink=sd.grad)
+    case("attention", f"{kind} B{B} Tq{Tq} Tk{T} Hq{Hq} Hkv{Hkv} D{D}",
+         {"B": B, "Tq": Tq, "Tk": T, "Hq": Hq, "Hkv": Hkv, "D": D, "causal": True, "window_left": window}, **arrays)
 
 # ---- embedding -------------------------------------------------------------------------------
 for N in (1, 7, 33):

@@ -192,3 +192,54 @@ TEST_CASE("attention dropout draws each head's mask from the layer's head number
   ops::attention_forward(ops::AttentionShape{B, T, T, 4, 2, D, true}, q, kv, Tensor(), b, lse);
   CHECK(std::memcmp(a.data<float>(), b.data<float>(), a.nbytes()) == 0);
 }
+
+// Context parallelism's queries (AttentionMask::query_position: a rank's chunks of the sequence
+// against all keys) draw the masks of the whole attention: their rows of out, lse and dq are the
+// whole attention's, and their dkv is its dkv when only those rows carry a gradient.
+TEST_CASE("attention dropout with queries placed among the keys draws the whole attention's masks", "[unit]") {
+  std::mt19937 rng(41);
+  const std::int64_t B = 2, T = 136, D = 8, Hq = 4, Hkv = 2, Tq = T / 2;
+  const ops::AttentionShape whole = dropped({B, T, T, Hq, Hkv, D, true}, 0.25f, 17);
+  // cp 2, rank 1: chunks 1 and 2 of 4.
+  std::vector<std::int32_t> positions;
+  for (std::int64_t t = T / 4; t < 3 * T / 4; ++t) positions.push_back(static_cast<std::int32_t>(t));
+  Tensor q = random({B, T, Hq * D}, rng), kv = random({B, T, 2 * Hkv * D}, rng);
+  Tensor dout = Tensor::zeros({B, T, Hq * D}), dout_placed = random({B, Tq, Hq * D}, rng);
+  Tensor q_placed = Tensor::empty({B, Tq, Hq * D});
+  const std::int64_t row = Hq * D;
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < Tq; ++i) {
+      const std::int64_t t = b * T + positions[static_cast<std::size_t>(i)];
+      std::memcpy(q_placed.data<float>() + (b * Tq + i) * row, q.data<float>() + t * row, row * sizeof(float));
+      std::memcpy(dout.data<float>() + t * row, dout_placed.data<float>() + (b * Tq + i) * row, row * sizeof(float));
+    }
+  Tensor out = Tensor::empty(q.shape()), lse = Tensor::empty({B, Hq, T});
+  Tensor dq = Tensor::empty(q.shape()), dkv = Tensor::empty(kv.shape());
+  ops::attention_forward(whole, q, kv, Tensor(), out, lse);
+  ops::attention_backward(whole, dout, q, kv, Tensor(), out, lse, dq, dkv);
+
+  ops::AttentionShape placed = whole;
+  placed.Tq = Tq;
+  const ops::AttentionMask mask(Tensor(), Tensor(), Tensor(), Tensor::from<std::int32_t>({Tq}, positions));
+  Tensor out_p = Tensor::empty(q_placed.shape()), lse_p = Tensor::empty({B, Hq, Tq});
+  Tensor dq_p = Tensor::empty(q_placed.shape()), dkv_p = Tensor::empty(kv.shape());
+  ops::attention_forward(placed, q_placed, kv, mask, out_p, lse_p);
+  ops::attention_backward(placed, dout_placed, q_placed, kv, mask, out_p, lse_p, dq_p, dkv_p);
+  double worst = 0;
+  const auto near = [&worst](const float* a, const float* b, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]) / (1.0 + std::abs(b[i])));
+  };
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < Tq; ++i) {
+      const std::int64_t t = positions[static_cast<std::size_t>(i)];
+      near(out_p.data<float>() + (b * Tq + i) * row, out.data<float>() + (b * T + t) * row, row);
+      near(dq_p.data<float>() + (b * Tq + i) * row, dq.data<float>() + (b * T + t) * row, row);
+      for (std::int64_t h = 0; h < Hq; ++h)
+        near(lse_p.data<float>() + (b * Hq + h) * Tq + i, lse.data<float>() + (b * Hq + h) * T + t, 1);
+    }
+  near(dkv_p.data<float>(), dkv.data<float>(), dkv.numel());
+  std::printf("attention dropout, placed queries against the whole attention: worst difference %.1e\n", worst);
+  CHECK(worst < 1e-5);
+  // The keys past the last placed query get no gradient.
+  CHECK(dkv_p.data<float>()[(B * T - 1) * 2 * Hkv * D] == 0.0f);
+}

@@ -85,6 +85,19 @@ TEST_CASE("ops reject wrong shapes and dtypes with a clear message", "[unit]") {
                       Contains("'sink'") && Contains("[4]"));
   REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, ops::AttentionMask(Tensor(), Tensor(), sink_bf16), o, lse),
                       Contains("'sink'") && Contains("f32"));
+  // Placed queries: i32 [Tq], causal only, positions among the keys.
+  const auto placed = [](Tensor position) { return ops::AttentionMask(Tensor(), Tensor(), Tensor(), std::move(position)); };
+  REQUIRE_THROWS_WITH(ops::attention_forward(s, q, kv5, placed(Tensor::zeros({4}, DType::i32)), o, lse),
+                      Contains("'query_position'") && Contains("not causal"));
+  ops::AttentionShape causal5 = s;
+  causal5.causal = true;
+  REQUIRE_THROWS_WITH(ops::attention_forward(causal5, q, kv5, placed(Tensor::zeros({5}, DType::i32)), o, lse),
+                      Contains("'query_position'") && Contains("[4]"));
+  REQUIRE_THROWS_WITH(ops::attention_forward(causal5, q, kv5, placed(Tensor::zeros({4}, DType::u8)), o, lse),
+                      Contains("'query_position'") && Contains("i32"));
+  REQUIRE_THROWS_WITH(
+      ops::attention_forward(causal5, q, kv5, placed(Tensor::from<std::int32_t>({4}, {0, 1, 2, 5})), o, lse),
+      Contains("query_position[3] = 5") && Contains("[0, 5)"));
   Tensor dsink_short = Tensor::zeros({3});
   REQUIRE_THROWS_WITH(ops::attention_sink_backward(s, o, o, lse, Tensor::zeros({4}), dsink_short),
                       Contains("attention_sink_backward") && Contains("'dsink'"));

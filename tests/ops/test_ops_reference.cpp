@@ -218,7 +218,7 @@ bool same_infinities_then_zero(Tensor& ours, Tensor& ref) {
 
 }  // namespace
 
-TEST_CASE("attention (causal, padding-masked, documents, sliding windows, sinks, cross; MHA, GQA, MQA) forward and backward match torch",
+TEST_CASE("attention (causal, padding-masked, documents, sliding windows, sinks, cross, placed queries; MHA, GQA, MQA) forward and backward match torch",
           "[unit][reference]") {
   Checker check{"attention"};
   for (const auto& c : reference_cases("attention")) {
@@ -227,7 +227,8 @@ TEST_CASE("attention (causal, padding-masked, documents, sliding windows, sinks,
     s.window_left = p.value("window_left", -1);
     Tensor q = c.load("q"), kv = c.load("kv"), dout = c.load("dout");
     const ops::AttentionMask mask(key_mask_of(c), c.has("first_key") ? c.load("first_key") : Tensor(),
-                                  c.has("sink") ? c.load("sink") : Tensor());
+                                  c.has("sink") ? c.load("sink") : Tensor(),
+                                  c.has("query_position") ? c.load("query_position") : Tensor());
     Tensor out = Tensor::full(q.shape(), 123.0f), lse = Tensor::full({s.B, s.Hq, s.Tq}, 123.0f);
     ops::attention_forward(s, q, kv, mask, out, lse);
     check(c, "out", out);

@@ -133,10 +133,21 @@ void dropout_backward(const Tensor& dy, float p, std::uint64_t seed, Tensor& dx,
 //   sink      [Hq] f32      an attention sink (Megatron-Core's softmax_offset): a logit σ_h beside
 //                           each row's scaled scores in head h's softmax, whose value is zero —
 //                           p_j = exp(s_j)/(exp(σ_h) + Σ_k exp(s_k)); lse includes it
+// and where the queries sit among the keys (causal only):
+//   query_position [Tq] i32  query i stands at key position query_position[i] ∈ [0, Tk) of every
+//                           batch row: it attends keys j ≤ query_position[i], its sliding window
+//                           counts back from there, and its dropout counters are those of row
+//                           query_position[i] of the whole [Tk, Tk] attention. Context parallelism's
+//                           queries are a few chunks of the sequence against all its keys (Tq < Tk).
+//                           Undefined: query i at position i (Tq = Tk).
 struct AttentionMask {
-  AttentionMask(Tensor key_mask = {}, Tensor first_key = {}, Tensor sink = {})  // NOLINT: implicit from a key mask
-      : key_mask(std::move(key_mask)), first_key(std::move(first_key)), sink(std::move(sink)) {}
-  Tensor key_mask, first_key, sink;
+  AttentionMask(Tensor key_mask = {}, Tensor first_key = {}, Tensor sink = {},  // NOLINT: implicit from a key mask
+                Tensor query_position = {})
+      : key_mask(std::move(key_mask)),
+        first_key(std::move(first_key)),
+        sink(std::move(sink)),
+        query_position(std::move(query_position)) {}
+  Tensor key_mask, first_key, sink, query_position;
 };
 
 // Scaled dot-product attention, one code path for MHA (Hkv = Hq), GQA and MQA (Hkv = 1): query
@@ -149,7 +160,7 @@ struct AttentionMask {
 //   out      [B,Tq,Hq·D]
 //   lse      [B,Hq,Tq]            log Σ_j exp(q·k_jᵀ/√D) over the attended keys, saved for
 //                                 backward; −∞ for a row that attends no key (its out is 0)
-// causal: query t attends keys j ≤ t (needs Tq = Tk). The kernel is flash-style: keys in tiles,
+// causal: query t attends keys j ≤ t (needs Tq = Tk, unless the mask places the queries). The kernel is flash-style: keys in tiles,
 // an online softmax, and backward recomputes the probabilities from lse, so what backward needs
 // is q, kv, out and lse — never a [Tq,Tk] matrix.
 // Dropout on the probabilities (Megatron-LM's attention_dropout; 0 = off): probability p_ij of

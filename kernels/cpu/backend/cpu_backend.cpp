@@ -90,9 +90,15 @@ void check_ids(const char* op, const char* name, const Tensor& ids, std::int64_t
                                  : fmt::format("{}: {}[{}] = {} is negative", op, name, i, p[i]));
 }
 
-cpu::AttentionArgs attention_args(const ops::AttentionShape& s) {
+// The queries' positions among the keys (AttentionMask::query_position), checked to lie in [0, Tk).
+cpu::AttentionArgs attention_args(const char* op, const ops::AttentionShape& s, const ops::AttentionMask& mask = {}) {
+  const std::int32_t* position = nullptr;
+  if (mask.query_position.defined()) {
+    check_ids(op, "query_position", mask.query_position, s.Tk);
+    position = i32(mask.query_position);
+  }
   return {s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.D, s.causal, s.dropout, s.dropout_seed, s.head_offset, s.heads_total,
-          s.window_left};
+          s.window_left, position};
 }
 const std::uint8_t* mask_or_null(const Tensor& key_mask) {
   return key_mask.defined() ? key_mask.device_data<std::uint8_t>() : nullptr;
@@ -298,7 +304,7 @@ void CpuBackend::dropout(const Tensor& x, float p, std::uint64_t seed, Tensor& y
 
 void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q, const Tensor& kv,
                                    const ops::AttentionMask& mask, Tensor& o, Tensor& lse) {
-  cpu::attention_forward(attention_args(s), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
+  cpu::attention_forward(attention_args("attention_forward", s, mask), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
                          first_key_or_null(mask.first_key), mask.sink.defined() ? f32(mask.sink) : nullptr,
                          out(o).get(), f32(lse));
 }
@@ -306,13 +312,13 @@ void CpuBackend::attention_forward(const ops::AttentionShape& s, const Tensor& q
 void CpuBackend::attention_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& q,
                                     const Tensor& kv, const ops::AttentionMask& mask, const Tensor& o,
                                     const Tensor& lse, Tensor& dq, Tensor& dkv) {
-  cpu::attention_backward(attention_args(s), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
+  cpu::attention_backward(attention_args("attention_backward", s, mask), in(dout).get(), in(q).get(), in(kv).get(), mask_or_null(mask.key_mask),
                           first_key_or_null(mask.first_key), in(o).get(), f32(lse), out(dq).get(), out(dkv).get());
 }
 
 void CpuBackend::attention_sink_backward(const ops::AttentionShape& s, const Tensor& dout, const Tensor& o,
                                          const Tensor& lse, const Tensor& sink, Tensor& dsink) {
-  cpu::attention_sink_backward(attention_args(s), in(dout).get(), in(o).get(), f32(lse), f32(sink), f32(dsink));
+  cpu::attention_sink_backward(attention_args("attention_sink_backward", s), in(dout).get(), in(o).get(), f32(lse), f32(sink), f32(dsink));
 }
 
 void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, Tensor& o, bool accumulate) {

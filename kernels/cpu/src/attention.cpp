@@ -130,8 +130,26 @@ void pack_heads(const float* kv, std::int64_t offset, std::int64_t B, std::int64
       }
 }
 
+// Where each query stands among the keys: query_position[t], or t.
+struct QueryPositions {
+  const std::int32_t* position;
+  std::int64_t Tq;
+  std::int64_t of(std::int64_t t) const { return position ? position[t] : t; }
+  // The last position of each query tile: causal rows of the tile attend no key after it.
+  std::vector<std::int64_t> tile_last() const {
+    std::vector<std::int64_t> out;
+    for (std::int64_t i0 = 0; i0 < Tq; i0 += kTile) {
+      std::int64_t m = 0;
+      for (std::int64_t t = i0; t < std::min(Tq, i0 + kTile); ++t) m = std::max(m, of(t));
+      out.push_back(m);
+    }
+    return out;
+  }
+};
+
 // Dropout on the probabilities: the factor of each (query, key) pair, 1/(1−p) or 0, from the
-// pair's counter ((b·heads_total + head)·Tq + i)·Tk + j.
+// pair's counter ((b·heads_total + head)·Tq + i)·Tk + j, where i is the query's position (and Tq
+// is Tk when the queries are placed among the keys: the counters of the whole attention).
 struct ProbDropout {
   explicit ProbDropout(const AttentionArgs& a)
       : on(a.dropout > 0.0f),
@@ -140,9 +158,9 @@ struct ProbDropout {
         scale(dropout::scale_of(a.dropout)),
         heads(a.heads_total > 0 ? a.heads_total : a.Hq),
         head_offset(a.head_offset),
-        Tq(a.Tq),
+        Tq(a.query_position ? a.Tk : a.Tq),
         Tk(a.Tk) {}
-  // factors[j] for keys j0 … j0 + n − 1 of query i in head h of batch row b.
+  // factors[j] for keys j0 … j0 + n − 1 of the query at position i in head h of batch row b.
   void row(std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j0, std::int64_t n, float* factors) const {
     const std::int64_t first = ((b * heads + head_offset + h) * Tq + i) * Tk + j0;
     for (std::int64_t j = 0; j < n; ++j) factors[j] = dropout::hash24(first + j, key) >= threshold ? scale : 0.0f;
@@ -154,20 +172,21 @@ struct ProbDropout {
   std::int64_t heads, head_offset, Tq, Tk;
 };
 
-// Keys of tile [j0, j0 + nk) that query row t may attend: all, or (causal) those ≤ t.
+// Keys of tile [j0, j0 + nk) that the query at position t may attend: all, or (causal) those ≤ t.
 std::int64_t visible(bool causal, std::int64_t t, std::int64_t j0, std::int64_t nk) {
   return causal ? std::clamp<std::int64_t>(t - j0 + 1, 0, nk) : nk;
 }
 
 // Where each query's keys begin: its document's first key (first_key[b,t]) or the sliding window's
-// t − window_left, whichever is later; 0 when neither applies.
+// position − window_left, whichever is later; 0 when neither applies.
 struct FirstKeys {
   const std::int32_t* first_key;
-  std::int64_t Tq, window_left;
+  QueryPositions position;
+  std::int64_t window_left;
   bool any() const { return first_key != nullptr || window_left >= 0; }
   std::int64_t of(std::int64_t b, std::int64_t t) const {
-    const std::int64_t document = first_key ? first_key[b * Tq + t] : 0;
-    return window_left >= 0 ? std::max(document, t - window_left) : document;
+    const std::int64_t document = first_key ? first_key[b * position.Tq + t] : 0;
+    return window_left >= 0 ? std::max(document, position.of(t) - window_left) : document;
   }
 };
 
@@ -206,8 +225,9 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   const auto kt = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile));
   const auto vc = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(B * Hkv * Tk * D));
   const ProbDropout drop(a);
-  const FirstKeys first{first_key, Tq, a.window_left};
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk);
+  const QueryPositions position{a.query_position, Tq};
+  const FirstKeys first{first_key, position, a.window_left};
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk), tile_last = position.tile_last();
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
@@ -226,7 +246,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
           std::fill(o.begin(), o.begin() + mq * D, 0.0f);
           std::fill(mx.begin(), mx.end(), kNegInf);
           std::fill(sum.begin(), sum.end(), 0.0f);
-          const std::int64_t kend = a.causal ? i0 + mq : Tk;
+          const std::int64_t kend = a.causal ? tile_last[static_cast<std::size_t>(qt)] + 1 : Tk;
           const std::int64_t kbegin = tile_first[static_cast<std::size_t>(b * q_tiles + qt)] / kTile * kTile;
           for (std::int64_t j0 = kbegin; j0 < kend; j0 += kTile) {
             const std::int64_t nk = std::min(kTile, kend - j0), width = round_up(nk, detail::kLanes);
@@ -237,7 +257,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
             for (std::int64_t r = 0; r < mq; ++r) {
               float* sr = s.data() + r * kTile;
               // The row attends keys [lo, n) of the tile (and of those, the kept ones).
-              const std::int64_t n = visible(a.causal, i0 + r, j0, nk);
+              const std::int64_t n = visible(a.causal, position.of(i0 + r), j0, nk);
               const std::int64_t lo = first_visible(first, b, i0 + r, j0, n);
               const float* keep_lo = keep ? keep + lo : nullptr;
               const float tile_max = kept_max(sr + lo, keep_lo, n - lo);
@@ -252,7 +272,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
               std::fill(sr, sr + lo, 0.0f);
               // The softmax sums every probability; only the values' weights are dropped.
               if (drop.on) {
-                drop.row(b, h, i0 + r, j0, n, factors.data());
+                drop.row(b, h, position.of(i0 + r), j0, n, factors.data());
                 for (std::int64_t j = 0; j < n; ++j) sr[j] *= factors[j];
               }
               std::fill(sr + n, sr + width, 0.0f);
@@ -296,8 +316,9 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
   // delta = rowsum(dout ∘ out) per (b, h, t): softmax backward's Σ_j p_j·dp_j without the probs.
   std::vector<float> delta(static_cast<std::size_t>(B * Hq * Tq));
   const ProbDropout drop(a);
-  const FirstKeys first{first_key, Tq, a.window_left};
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk);
+  const QueryPositions position{a.query_position, Tq};
+  const FirstKeys first{first_key, position, a.window_left};
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk), tile_last = position.tile_last();
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
@@ -341,9 +362,10 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
           std::fill(dv.begin(), dv.begin() + nk * D, 0.0f);
           bool none = false;
           const float* keep = fill_keep(key_mask, b, Tk, j0, nk, width, keep_buf.data(), &none);
-          // Causal: query tiles before this key tile see none of its keys (tiles align as Tq = Tk).
-          for (std::int64_t i0 = a.causal ? j0 : 0; !none && i0 < Tq; i0 += kTile) {
+          for (std::int64_t i0 = 0; !none && i0 < Tq; i0 += kTile) {
             const std::int64_t mq = std::min(kTile, Tq - i0);
+            // Causal: the tile's queries all stand before this key tile.
+            if (a.causal && tile_last[static_cast<std::size_t>(i0 / kTile)] < j0) continue;
             // No query of the tile attends a key this early (documents, window).
             if (tile_first[static_cast<std::size_t>(b * q_tiles + i0 / kTile)] >= j0 + nk) continue;
             const float* qi = qh.data() + i0 * D;
@@ -353,7 +375,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
             for (std::int64_t r = 0; r < mq; ++r) {
               float* pr = p.data() + r * kTile;
               const float L = lse_bh[i0 + r];
-              const std::int64_t n = L == kNegInf ? 0 : visible(a.causal, i0 + r, j0, nk);
+              const std::int64_t n = L == kNegInf ? 0 : visible(a.causal, position.of(i0 + r), j0, nk);
               const std::int64_t lo = first_visible(first, b, i0 + r, j0, n);
               exp_row(pr + lo, keep ? keep + lo : nullptr, pr + lo, n - lo, scale, L);
               std::fill(pr, pr + lo, 0.0f);
@@ -365,7 +387,7 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
             if (drop.on) {
               for (std::int64_t r = 0; r < mq; ++r) {
                 float* fr = factors.data() + r * kTile;
-                drop.row(b, h, i0 + r, j0, width, fr);
+                drop.row(b, h, position.of(i0 + r), j0, width, fr);
                 for (std::int64_t j = 0; j < width; ++j) pd[r * kTile + j] = p[r * kTile + j] * fr[j];
               }
               pv = pd.data();
