@@ -12,6 +12,7 @@
 #include "tessera/nn/kv_cache.hpp"
 #include "tessera/ops.hpp"
 #include "tessera/parallel/pipeline_layers.hpp"
+#include "tessera/train/iteration.hpp"
 
 namespace tessera::gpt {
 
@@ -96,6 +97,7 @@ GptModel::GptModel(const GptOptions& o, std::shared_ptr<const Parallel> parallel
       compute_dtype_(compute_dtype),
       tp_(tp_group(parallel_)),
       sequence_parallel_(parallel_ && parallel_->layout.sequence_parallel()),
+      cp_(parallel_ && parallel_->layout.cp() > 1 ? parallel_->groups.cp : nullptr),
       embedding_dropout_(o.hidden_dropout, 0) {
   const int pp = parallel_ ? parallel_->layout.pp() : 1, stage = parallel_ ? parallel_->layout.pp_rank() : 0;
   const int vpp = parallel_ ? parallel_->layout.vpp() : 1;
@@ -189,10 +191,19 @@ std::vector<TensorSpec> GptModel::stage_boundary(std::int64_t micro_batch_size, 
 }
 
 Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
-  // Sequence parallelism: stages pass their token shards (the plugin checked that tp divides T).
-  if (sequence_parallel_ && tp_size(tp_) > 1)
-    return {micro_batch_size * o_.seq_length / tp_size(tp_), o_.hidden_size};
-  return {micro_batch_size, o_.seq_length, o_.hidden_size};
+  // Context parallelism: the rank's T/cp tokens of each sequence; sequence parallelism: stages pass
+  // their token shards of those (the plugin checked that cp and tp divide T).
+  const std::int64_t T = o_.seq_length / (cp_ ? cp_->size() : 1);
+  if (sequence_parallel_ && tp_size(tp_) > 1) return {micro_batch_size * T / tp_size(tp_), o_.hidden_size};
+  return {micro_batch_size, T, o_.hidden_size};
+}
+
+Batch GptModel::this_ranks_tokens(const Batch& batch) const {
+  if (!cp_) return batch;
+  Batch mine = batch;
+  for (const char* field : {"tokens", "labels", "loss_mask", "position_ids", "document_start"})
+    if (batch.has(field)) mine.set(field, cp_take_chunks(batch.get(field), cp_->size(), cp_->rank()));
+  return mine;
 }
 
 Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& positions, Dropout& dropout) {
@@ -206,15 +217,22 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& pos
   // their part of the one-process mask.
   const bool sp = sequence_parallel(ctx);
   const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
-  // Position ids of those rows: the given ones, or t of each row (b, t) of the flattened [B, T].
-  // With rope the positions enter in attention instead (at 0 … T − 1, as Megatron-Core's rotary
+  // Position ids of those rows: the given ones, or t of each row (b, t) of the flattened [B, T]
+  // (under context parallelism the position of the rank's token t in the whole sequence). With
+  // rope the positions enter in attention instead (at 0 … T − 1, as Megatron-Core's rotary
   // embedding ignores position_ids).
   if (position_embeddings_) {
     Tensor pos = positions;
+    const CpGroup& cp = active_context_parallel(ctx);
     if (pos.defined()) {
       TESSERA_CHECK_SHAPE(pos.dtype() == DType::i32 && pos.numel() == B * T,
                           "GPT: positions must be i32 [{}], got {}", B * T, pos.str());
       pos = pos.reshape({B * T}).rows(rows.first, rows.first + rows.rows);
+    } else if (cp) {
+      const std::vector<std::int32_t> mine = cp_token_positions(T * cp->size(), cp->size(), cp->rank());
+      std::vector<std::int32_t> host;
+      for (std::int64_t i = rows.first; i < rows.first + rows.rows; ++i) host.push_back(mine[static_cast<std::size_t>(i % T)]);
+      pos = Tensor::from<std::int32_t>({rows.rows}, host).to(tokens.device());
     } else {
       pos = tokens.new_empty({rows.rows}, DType::i32);
       ops::arange_mod(pos, rows.first, T);
@@ -222,13 +240,13 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& pos
     ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
     if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedTensor{pos});
   }
-  Tensor y = dropout.forward(ctx, x, rows.first * C);
+  Tensor y = dropout.forward(ctx, x, TokenRows::of(ctx, rows.first));
   return sp ? y : y.reshape({B, T, C});
 }
 
 void GptModel::embed_backward(StepContext& ctx, const Tensor& dy, Dropout& dropout) {
   const std::int64_t C = o_.hidden_size, N = dy.numel() / C;  // sequence parallel: this rank's N rows
-  Tensor dx = dropout.backward(ctx, dy.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
+  Tensor dx = dropout.backward(ctx, dy.reshape({N, C}), TokenRows::of(ctx, sequence_parallel(ctx) ? tp_rank(tp_) * N : 0));
   word_embeddings_->backward(ctx, dx);
   if (position_embeddings_) {
     Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
@@ -242,8 +260,10 @@ TransformerBlock& GptModel::chunk(int c) {
   return *chunks_[static_cast<std::size_t>(c)];
 }
 
-StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& batch, const std::vector<Tensor>& inputs, int c) {
+StageOutput GptModel::forward_stage(StepContext& ctx, const Batch& whole, const std::vector<Tensor>& inputs, int c) {
   TransformerBlock& block = chunk(c);
+  ctx.context_parallel = cp_;  // training and evaluation run on the rank's chunks of each sequence
+  const Batch batch = this_ranks_tokens(whole);
   const Tensor& tokens = batch.get("tokens");
   ctx.seq_length = tokens.size(1);  // sequence-parallel attention regroups rows into sequences
   Tensor x;
@@ -347,7 +367,9 @@ GptModel::HeadLoss GptModel::head_loss(StepContext& ctx, const Tensor& h, const 
   Tensor h2 = sp ? gather_from_sequence_parallel_forward(h, tp_) : h.reshape({N, C});  // else a view
   Tensor labels = labels_bt.reshape({N});
   Tensor mask = mask_bt.reshape({N});
-  const double mask_sum = ops::sum(mask);
+  // Under context parallelism the loss is the mean over every rank's tokens of the sequences.
+  const CpGroup& cp = active_context_parallel(ctx);
+  const double mask_sum = cp ? all_reduce_sum(*cp, ops::sum(mask)) : ops::sum(mask);
   // A microbatch with nothing to learn from (all masked) contributes neither loss nor gradient.
   const float grad_scale = mask_sum > 0 ? static_cast<float>(ctx.loss_grad_scale * weight / mask_sum) : 0.0f;
 
@@ -372,7 +394,8 @@ GptModel::HeadLoss GptModel::head_loss(StepContext& ctx, const Tensor& h, const 
   // Σ loss·mask / Σ mask
   Tensor total = losses.new_empty({1}, DType::f64);
   ops::masked_sum(losses, mask, total);
-  return {mask_sum > 0 ? total.item() / mask_sum : 0.0, dh};
+  const double loss_sum = cp ? all_reduce_sum(*cp, total.item()) : total.item();
+  return {mask_sum > 0 ? loss_sum / mask_sum : 0.0, dh};
 }
 
 std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector<Tensor>& output_grads, int c) {
@@ -380,6 +403,7 @@ std::vector<Tensor> GptModel::backward_stage(StepContext& ctx, const std::vector
   TESSERA_CHECK_SHAPE(ends_model(c) || (output_grads.size() == 1 && output_grads[0].defined()),
                       "a GPT stage before the last needs its output's gradient (one tensor), got {}",
                       output_grads.size());
+  ctx.context_parallel = cp_;
   Tensor dy;
   if (ends_model(c)) {
     dy = ctx.store().take<SavedTensor>(this).x;

@@ -149,6 +149,9 @@ class GptModel : public Model, public Generator {
   DType compute_dtype_;  // activations and stage boundaries
   TpGroup tp_;
   bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
+  CpGroup cp_;                      // context parallelism: null with cp = 1
+  // The rank's chunks of every sequence field of `batch` (itself without context parallelism).
+  Batch this_ranks_tokens(const Batch& batch) const;
   bool first_stage_ = true, last_stage_ = true;
   // Model chunks (one without a virtual pipeline): each a block of consecutive layers; the last
   // chunk of the last stage also holds the final LayerNorm.

@@ -37,6 +37,11 @@ T5Options read_t5_options(const ConfigSection& s, std::int64_t vocab_size, std::
     throw ConfigError("parallel.sequence_parallel = true: the t5 model does not support sequence parallelism "
                       "(its decoder's cross-attention attends to the whole encoder output, which sequence-parallel "
                       "layers would hold in token shards); set parallel.sequence_parallel = false");
+  if (p.cp > 1)
+    throw ConfigError(fmt::format("parallel.context_parallel_size = {}: the t5 model does not support context "
+                                  "parallelism (Tessera splits causal self-attention only; the gpt model takes it); "
+                                  "set it to 1",
+                                  p.cp));
   if (p.vpp > 1)
     throw ConfigError(fmt::format(
         "parallel.virtual_pipeline_model_parallel_size = {}: the interleaved schedule is not supported for the t5 "

@@ -6,11 +6,12 @@ within a relative tolerance, and the saved final weights (gathered over tensor-p
 equal the single-process weights.
 
 usage: compare_layouts.py TESSERA CONFIG WORKDIR TOLERANCE MPIEXEC... -- LAYOUT...
-LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, split, first, last, ep, etp, disp, emb, loss, s0, sp,
+LAYOUT: "np=2" or "np=8,tp=2,pp=2" (keys: np, tp, pp, vp, cp, split, first, last, ep, etp, disp, emb, loss, s0, sp,
 ov, bs, opt, rc, dev, prec) — tp/pp/vp, split (pipeline_model_parallel_split_rank, encoder-decoders), first/last
 (uneven pipeline stages: decoder_first_pipeline_num_layers, and num_layers_in_last_pipeline_stage,
-Megatron-LM's newer name), ep (expert_model_parallel_size) and etp (expert_tensor_parallel_size: with
-etp=1 the layout line must say so) map to [parallel] overrides, disp to model.moe_token_dispatcher_type,
+Megatron-LM's newer name), cp (context_parallel_size: the layout line must say so), ep
+(expert_model_parallel_size) and etp (expert_tensor_parallel_size: with etp=1 the layout line must say
+so) map to [parallel] overrides, disp to model.moe_token_dispatcher_type,
 emb=1 / loss=1 count the embedding / loss as a
 layer of the split (account_for_embedding/loss_in_pipeline_split), s0=N requires the first stage's
 model to hold N transformer layers, sp=1 turns on sequence parallelism, ov=1 overlaps the gradient all-reduce with
@@ -273,7 +274,8 @@ def main():
                           ("split", "pipeline_model_parallel_split_rank"),
                           ("first", "decoder_first_pipeline_num_layers"),
                           ("last", "num_layers_in_last_pipeline_stage"),
-                          ("ep", "expert_model_parallel_size"), ("etp", "expert_tensor_parallel_size")):
+                          ("ep", "expert_model_parallel_size"), ("etp", "expert_tensor_parallel_size"),
+                          ("cp", "context_parallel_size")):
             if key in opts:
                 sets += ["--set", f"parallel.{name}={opts[key]}"]
         if "tp" in opts:
@@ -323,6 +325,8 @@ def main():
             n = int(opts.get(key, "0"))
             if n and f"{stage} stage {n} layer" not in layout_line:
                 sys.exit(f"{layout}: the layout line does not give the {stage} stage {n} layers: {layout_line}")
+        if int(opts.get("cp", "1")) > 1 and f"cp {opts['cp']}" not in layout_line:
+            sys.exit(f"{layout}: the layout line does not give context parallel size {opts['cp']}: {layout_line}")
         if opts.get("etp") == "1" and int(opts.get("tp", "1")) > 1 and "expert tensor parallel 1" not in layout_line:
             sys.exit(f"{layout}: the layout line does not give expert tensor parallel 1: {layout_line}")
         for key, what in (("emb", "embedding"), ("loss", "loss")):

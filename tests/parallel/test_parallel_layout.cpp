@@ -289,3 +289,48 @@ TEST_CASE("layout: a pipeline split rank adds the decoder's first stage to the e
   CHECK_THROWS_WITH(ParallelLayout::make(0, 4, {.tp = 1, .pp = 2, .vpp = 2, .pipeline_split_rank = 1}),
                     Catch::Contains("cannot be combined with virtual_pipeline_model_parallel_size 2"));
 }
+
+TEST_CASE("layout: context parallelism sits between tp and dp (Megatron-Core's tp-cp-dp-pp)", "[unit]") {
+  // rank → (tp_rank, cp_rank, dp_rank, pp_rank), by hand from rank = tp + 2·(cp + 2·(dp + 2·pp)).
+  for (int r = 0; r < 16; ++r) {
+    CAPTURE(r);
+    auto l = ParallelLayout::make(r, 16, {.tp = 2, .pp = 2, .cp = 2});
+    REQUIRE(l.dp() == 2);
+    REQUIRE(l.cp() == 2);
+    REQUIRE(l.tp_rank() == r % 2);
+    REQUIRE(l.cp_rank() == (r / 2) % 2);
+    REQUIRE(l.dp_rank() == (r / 4) % 2);
+    REQUIRE(l.pp_rank() == r / 8);
+    REQUIRE(l.world_rank_of(l.tp_rank(), l.dp_rank(), l.pp_rank(), l.cp_rank()) == r);
+    REQUIRE(l.next_pipeline_rank() == (r + 8) % 16);
+  }
+  auto l = ParallelLayout::make(6, 16, {.tp = 2, .pp = 2, .cp = 2});
+  REQUIRE(l.all_groups(GroupKind::cp) ==
+          Groups{{0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {13, 15}});
+  REQUIRE(l.all_groups(GroupKind::dp) ==
+          Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}});
+  REQUIRE(l.all_groups(GroupKind::tp) ==
+          Groups{{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {14, 15}});
+  REQUIRE(l.group_ranks(GroupKind::cp) == std::vector<int>{4, 6});
+  REQUIRE(l.group_ranks(GroupKind::dp) == std::vector<int>{2, 6});
+  REQUIRE(l.group_ranks(GroupKind::pp) == std::vector<int>{6, 14});
+  REQUIRE(l.group_ranks(GroupKind::embedding) == std::vector<int>{6, 14});
+  REQUIRE(l.str() == "world 16 = tp 2 × cp 2 × dp 2 × pp 2 (vpp 1, sequence parallel off); rank 6 = (tp 0, cp 1, dp 1, pp 0)");
+  // Without it: one-rank cp groups, and the tp-dp-pp grid as before.
+  auto plain = ParallelLayout::make(6, 16, {.tp = 2, .pp = 2});
+  REQUIRE(plain.group_ranks(GroupKind::cp) == std::vector<int>{6});
+  REQUIRE(plain.dp_rank() == 3);
+  // Every group kind partitions the world.
+  for (GroupKind kind : {GroupKind::tp, GroupKind::cp, GroupKind::dp, GroupKind::pp}) {
+    std::set<int> seen;
+    for (const auto& g : l.all_groups(kind)) seen.insert(g.begin(), g.end());
+    REQUIRE(seen.size() == 16);
+  }
+  auto msg = message_of<ConfigError>([] { ParallelLayout::make(0, 6, {.tp = 2, .cp = 2}); });
+  REQUIRE_THAT(msg, Catch::Contains("world size 6 is not divisible by tensor_model_parallel_size (2) × "
+                                    "pipeline_model_parallel_size (1) × context_parallel_size (2) = 4"));
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 8, {.ep = 2, .cp = 2}); });
+  REQUIRE_THAT(msg, Catch::Contains("expert_model_parallel_size 2 with context_parallel_size 2"));
+  msg = message_of<ConfigError>([] { ParallelLayout::make(0, 4, {.cp = 0}); });
+  REQUIRE(msg == "context_parallel_size must be at least 1, got 0");
+}

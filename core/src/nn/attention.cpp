@@ -226,17 +226,43 @@ void Attention::normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backw
   ops::copy_2d(norm(*k_norm_, keys), 0, K, kv, 0, 2 * K, B * Tk, K);
 }
 
-void Attention::rotate(Tensor& q, Tensor& kv, bool inverse) const {
+void Attention::rotate(Tensor& q, Tensor& kv, bool inverse, const Communicator* cp) const {
   if (rotary_.dim == 0) return;
   const std::int64_t B = q.size(0), T = q.size(1);
-  ops::RopeShape r = query_rope(rotary_, heads_, head_dim_, B, T, 0);
-  inverse ? ops::rope_backward(r, q) : ops::rope_forward(r, q);
-  r.H = groups_;
-  r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
-  inverse ? ops::rope_backward(r, kv) : ops::rope_forward(r, kv);
+  // Rows [first, first + count) of each sequence from position `position` on.
+  const auto rotate_rows = [&](std::int64_t batch, std::int64_t first, std::int64_t count, std::int64_t position) {
+    const auto block = [&](Tensor& x) {
+      return batch == B ? x : x.reshape({B * T, x.size(2)}).rows(batch * T + first, batch * T + first + count)
+                                  .reshape({1, count, x.size(2)});
+    };
+    ops::RopeShape r = query_rope(rotary_, heads_, head_dim_, batch == B ? B : 1, count, position);
+    Tensor qb = block(q), kb = block(kv);
+    inverse ? ops::rope_backward(r, qb) : ops::rope_forward(r, qb);
+    r.H = groups_;
+    r.row_width = 2 * groups_ * head_dim_;  // the keys start each row of [K | V]
+    inverse ? ops::rope_backward(r, kb) : ops::rope_forward(r, kb);
+  };
+  if (!cp) return rotate_rows(B, 0, T, 0);
+  // The rank's two chunks of every sequence, each at its place in the whole sequence.
+  const std::vector<std::int32_t> positions = cp_token_positions(T * cp->size(), cp->size(), cp->rank());
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t half = 0; half < 2; ++half) rotate_rows(b, half * T / 2, T / 2, positions[half * T / 2]);
+}
+
+const CpGroup& Attention::context_parallel(const StepContext& ctx) const {
+  const CpGroup& cp = active_context_parallel(ctx);
+  if (cp && kind_ != AttentionKind::causal_self)
+    throw Error(fmt::format("context parallelism splits causal self-attention only, not {}", attention_kind_name(kind_)));
+  return cp;
 }
 
 namespace {
+
+// Under context parallelism: the queries' positions among the whole sequence's keys.
+Tensor query_positions(const Communicator& cp, std::int64_t local_length, Device device) {
+  const std::vector<std::int32_t> p = cp_token_positions(local_length * cp.size(), cp.size(), cp.rank());
+  return Tensor::from<std::int32_t>({local_length}, p).to(device);
+}
 
 // A cached step's sliding window: row b's one query, at position positions[b], attends keys from
 // positions[b] − left on (the op clamps a value ≤ 0 to no restriction). The rows sit at different
@@ -296,9 +322,7 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
                         in.memory.defined() ? in.memory.str() : "none");
     source = &in.memory;
   }
-  const std::int64_t Tk = source->size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, x.device());
-  const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
+  ops::AttentionMask mask = checked_mask(in, B, T, source->size(1), x.device());
   Tensor q = query_.forward(ctx, x);
   Tensor kv = key_value_->forward(ctx, *source);
   normalize_qk(ctx, q, kv, /*backward=*/false);
@@ -306,10 +330,15 @@ Tensor Attention::forward(StepContext& ctx, const Tensor& x_in, const AttentionI
     if (ctx.training) throw Error("attention: a key/value cache is for inference only (training = false)");
     return output_.forward(ctx, cached_context(*ctx.kv_cache, q, kv));
   }
-  rotate(q, kv, false);
+  // Context parallelism: this rank's queries against the whole sequences' keys.
+  const CpGroup& cp = context_parallel(ctx);
+  rotate(q, kv, false, cp.get());
+  const Tensor keys = cp ? cp_gather_sequence(kv, *cp) : kv;
+  if (cp) mask.query_position = query_positions(*cp, T, q.device());
+  const ops::AttentionShape s = op_shape(ctx, B, T, keys.size(1));
   Tensor context = q.new_empty({B, T, s.Hq * s.D});
   Tensor lse = q.new_empty({B, s.Hq, T}, DType::f32);
-  ops::attention_forward(s, q, kv, mask, context, lse);
+  ops::attention_forward(s, q, keys, mask, context, lse);
   // context is also the output projection's saved input: saving it here holds no extra bytes.
   if (ctx.training)
     ctx.store().save(this, recompute_core_ ? Saved{q, kv, Tensor(), Tensor()} : Saved{q, kv, context, lse});
@@ -377,10 +406,13 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   Tensor dcontext = output_.backward(ctx, dy);
   Saved saved = ctx.store().take<Saved>(this);
   const Tensor& q = saved.q;
-  const Tensor& kv = saved.kv;
-  const std::int64_t B = q.size(0), T = q.size(1), Tk = kv.size(1);
-  const ops::AttentionMask mask = checked_mask(in, B, T, Tk, q.device());
-  const ops::AttentionShape s = op_shape(ctx, B, T, Tk);
+  const std::int64_t B = q.size(0), T = q.size(1);
+  ops::AttentionMask mask = checked_mask(in, B, T, saved.kv.size(1), q.device());
+  // Context parallelism: the whole sequences' keys again, as forward gathered them.
+  const CpGroup& cp = context_parallel(ctx);
+  const Tensor kv = cp ? cp_gather_sequence(saved.kv, *cp) : saved.kv;
+  if (cp) mask.query_position = query_positions(*cp, T, q.device());
+  const ops::AttentionShape s = op_shape(ctx, B, T, kv.size(1));
   Tensor context, lse;
   if (recompute_core_) {  // selective recompute: the forward's output and lse again, bit for bit
     context = q.new_empty({B, T, s.Hq * s.D});
@@ -393,7 +425,8 @@ Tensor Attention::backward(StepContext& ctx, const Tensor& dy, const AttentionIn
   Tensor dq = q.new_empty(q.shape()), dkv = kv.new_empty(kv.shape());
   ops::attention_backward(s, dcontext, q, kv, mask, context, lse, dq, dkv);
   if (softmax_offset_) ops::attention_sink_backward(s, dcontext, context, lse, mask.sink, softmax_offset_->grad);
-  rotate(dq, dkv, true);  // gradients of the norms' (or projections') outputs, before rotation
+  if (cp) dkv = cp_reduce_scatter_sequence(dkv, *cp);  // every rank's part of this rank's keys' gradient
+  rotate(dq, dkv, true, cp.get());  // gradients of the norms' (or projections') outputs, before rotation
   normalize_qk(ctx, dq, dkv, /*backward=*/true);
   Tensor dx, dsource;
   if (keep_input_) {

@@ -151,14 +151,16 @@ ModuleCost TransformerLayer::cost(const TransformerLayerOptions& o, const CostSh
   return c;
 }
 
-// Where this rank's activation starts in the one-process [B·T, C] (0 unless sequence parallel):
-// rank r's shard of n·C elements starts at r·n·C.
-std::int64_t TransformerLayer::element_offset(const StepContext& ctx, const Tensor& t) const {
-  return sequence_parallel_applies(sequence_parallel_, tp_, ctx) ? tp_rank(tp_) * t.numel() : 0;
+// Where this rank's token rows sit in the one-process [B·T, C], for the dropout masks: under
+// sequence parallelism rank r's shard of n rows starts at row r·n of the rank's rows, and under
+// context parallelism those are pieces of the one-process rows.
+TokenRows TransformerLayer::token_rows(const StepContext& ctx, const Tensor& t) const {
+  const std::int64_t n = t.numel() / t.size(t.dim() - 1);
+  return TokenRows::of(ctx, sequence_parallel_applies(sequence_parallel_, tp_, ctx) ? tp_rank(tp_) * n : 0);
 }
 
 Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in) {
-  const std::int64_t offset = element_offset(ctx, x);
+  const TokenRows offset = token_rows(ctx, x);
   // residual + dropout(sublayer(norm(input))), the residual being the input or (residual_post_norm)
   // the norm's output; written over the sublayer's output (ours). A recomputed norm's input is kept
   // under the norm's slot (&norm1_ …): the same tensor the norm keeps, no extra memory.
@@ -180,7 +182,7 @@ Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const Attent
 }
 
 Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
-  const std::int64_t offset = element_offset(ctx, dy);
+  const TokenRows offset = token_rows(ctx, dy);
   // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]. A
   // recomputed norm runs forward again (into a scratch store: the same op on the same input, a
   // bit-identical output) for its consumer's backward, which gets it as `normed`.

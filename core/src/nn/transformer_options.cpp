@@ -74,6 +74,16 @@ TransformerOptions read_transformer_options(const ConfigSection& s, std::int64_t
                                   "({}) with parallel.sequence_parallel = true: each tensor-parallel rank holds an "
                                   "equal share of every microbatch's tokens",
                                   o.seq_length, s.origin("seq_length"), tp));
+  // Context parallelism cuts each sequence into 2·cp equal chunks, and sequence parallelism then
+  // splits a rank's share of every microbatch's tokens over tp (Megatron-Core checks the same).
+  if (sizes.cp > 1 && o.seq_length % (2 * sizes.cp) != 0)
+    throw ConfigError(fmt::format("model.seq_length ({}) in {} must be a multiple of 2 × parallel.context_parallel_size "
+                                  "({}): each context-parallel rank holds 2 of the 2·cp equal chunks of every sequence",
+                                  o.seq_length, s.origin("seq_length"), sizes.cp));
+  if (sizes.cp > 1 && sequence_parallel && (o.seq_length / sizes.cp) % tp != 0)
+    throw ConfigError(fmt::format("model.seq_length ({}) in {} / parallel.context_parallel_size ({}) must be a multiple "
+                                  "of parallel.tensor_model_parallel_size ({}) with parallel.sequence_parallel = true",
+                                  o.seq_length, s.origin("seq_length"), sizes.cp, tp));
   // Full recompute's groups must fit every stage's model chunks (with uneven stages, each size; with
   // the embedding or loss counted, the stage's largest chunk: its one-layer-shorter first or last
   // chunk ends on a shorter group, and a chunk without layers recomputes nothing).
@@ -498,6 +508,13 @@ TransformerOptions read_gpt_style_options(const ConfigSection& s, std::int64_t v
   read_llama_style_options(s, o, sizes.tp);  // rope, RMSNorm, SwiGLU, untied head, no biases (docs/llama.md)
   read_moe_options(s, o, sizes);             // mixture of experts (docs/moe.md)
   read_mtp_options(s, o);                    // multi-token prediction (docs/mtp.md)
+  // Context parallelism (docs/parallelism.md) is built for dense layers and one prediction.
+  if (sizes.cp > 1 && (o.moe.router.experts > 0 || o.mtp_num_layers > 0))
+    throw ConfigError(fmt::format("parallel.context_parallel_size = {} with model.{} (in {}): context parallelism with "
+                                  "{} is not built; set context_parallel_size = 1",
+                                  sizes.cp, o.moe.router.experts > 0 ? "num_experts" : "mtp_num_layers",
+                                  s.origin(o.moe.router.experts > 0 ? "num_experts" : "mtp_num_layers"),
+                                  o.moe.router.experts > 0 ? "mixture-of-experts layers" : "multi-token prediction"));
   return o;
 }
 

@@ -31,6 +31,7 @@ std::shared_ptr<const Parallel> offline_parallel(int world_rank, int world_size,
   groups.embedding = group(GroupKind::embedding);
   groups.ep = group(GroupKind::ep);
   groups.expert_dp = group(GroupKind::expert_dp);
+  groups.cp = group(GroupKind::cp);
   return std::make_shared<const Parallel>(Parallel{layout, std::move(groups)});
 }
 

@@ -16,6 +16,7 @@ const char* group_kind_name(GroupKind kind) {
     case GroupKind::embedding: return "embedding";
     case GroupKind::ep: return "ep";
     case GroupKind::expert_dp: return "expert_dp";
+    case GroupKind::cp: return "cp";
   }
   return "?";
 }
@@ -29,12 +30,18 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
   at_least_one("pipeline_model_parallel_size", sizes.pp);
   at_least_one("virtual_pipeline_model_parallel_size", sizes.vpp);
   at_least_one("expert_model_parallel_size", sizes.ep);
-  const long long model = static_cast<long long>(sizes.tp) * sizes.pp;
+  at_least_one("context_parallel_size", sizes.cp);
+  const long long model = static_cast<long long>(sizes.tp) * sizes.pp * sizes.cp;
   if (world_size % model != 0)
     throw ConfigError(fmt::format(
         "world size {} is not divisible by tensor_model_parallel_size ({}) × pipeline_model_parallel_size "
-        "({}) = {}: the data-parallel size would not be a whole number",
-        world_size, sizes.tp, sizes.pp, model));
+        "({}){} = {}: the data-parallel size would not be a whole number",
+        world_size, sizes.tp, sizes.pp,
+        sizes.cp > 1 ? fmt::format(" × context_parallel_size ({})", sizes.cp) : "", model));
+  if (sizes.cp > 1 && sizes.ep > 1)
+    throw ConfigError(fmt::format("expert_model_parallel_size {} with context_parallel_size {}: expert parallelism "
+                                  "under context parallelism is not built (set one of them to 1)",
+                                  sizes.ep, sizes.cp));
   if (sizes.vpp > 1 && sizes.pp == 1)
     throw ConfigError(fmt::format(
         "virtual_pipeline_model_parallel_size {} needs pipeline_model_parallel_size > 1, got 1", sizes.vpp));
@@ -73,26 +80,33 @@ ParallelLayout ParallelLayout::make(int world_rank, int world_size, const Parall
         "data-parallel ranks",
         sizes.ep, l.dp_, world_size, sizes.tp, sizes.pp));
   l.tp_rank_ = world_rank % sizes.tp;
-  l.dp_rank_ = (world_rank / sizes.tp) % l.dp_;
-  l.pp_rank_ = world_rank / (sizes.tp * l.dp_);
+  l.cp_rank_ = (world_rank / sizes.tp) % sizes.cp;
+  l.dp_rank_ = (world_rank / (sizes.tp * sizes.cp)) % l.dp_;
+  l.pp_rank_ = world_rank / (sizes.tp * sizes.cp * l.dp_);
   return l;
 }
 
-int ParallelLayout::world_rank_of(int tp_rank, int dp_rank, int pp_rank) const {
-  return tp_rank + sizes_.tp * (dp_rank + dp_ * pp_rank);
+int ParallelLayout::world_rank_of(int tp_rank, int dp_rank, int pp_rank, int cp_rank) const {
+  return tp_rank + sizes_.tp * (cp_rank + sizes_.cp * (dp_rank + dp_ * pp_rank));
 }
 
 int ParallelLayout::next_pipeline_rank() const {
-  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + 1) % sizes_.pp);
+  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + 1) % sizes_.pp, cp_rank_);
 }
 
 int ParallelLayout::prev_pipeline_rank() const {
-  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + sizes_.pp - 1) % sizes_.pp);
+  return world_rank_of(tp_rank_, dp_rank_, (pp_rank_ + sizes_.pp - 1) % sizes_.pp, cp_rank_);
 }
 
-std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) const {
+std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int c, int d, int p) const {
   std::vector<int> ranks;
+  const auto world_rank_of = [&](int tp_rank, int dp_rank, int pp_rank) {
+    return this->world_rank_of(tp_rank, dp_rank, pp_rank, c);
+  };
   switch (kind) {
+    case GroupKind::cp:
+      for (int i = 0; i < sizes_.cp; ++i) ranks.push_back(this->world_rank_of(t, d, p, i));
+      break;
     case GroupKind::tp:
       for (int i = 0; i < sizes_.tp; ++i) ranks.push_back(world_rank_of(i, d, p));
       break;
@@ -121,7 +135,7 @@ std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int d, int p) c
 }
 
 std::vector<int> ParallelLayout::group_ranks(GroupKind kind) const {
-  return group_at(kind, tp_rank_, dp_rank_, pp_rank_);
+  return group_at(kind, tp_rank_, cp_rank_, dp_rank_, pp_rank_);
 }
 
 std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
@@ -129,13 +143,14 @@ std::vector<std::vector<int>> ParallelLayout::all_groups(GroupKind kind) const {
   std::vector<std::vector<int>> groups;
   for (int p = 0; p < sizes_.pp; ++p)
     for (int d = 0; d < dp_; ++d)
-      for (int t = 0; t < sizes_.tp; ++t) {
-        bool representative = (kind == GroupKind::tp && t == 0) || (kind == GroupKind::dp && d == 0) ||
-                              (kind == GroupKind::ep && d % ep_dp() == 0) ||
-                              (kind == GroupKind::expert_dp && d < ep_dp()) ||
-                              ((kind == GroupKind::pp || kind == GroupKind::embedding) && p == 0);
-        if (representative) groups.push_back(group_at(kind, t, d, p));
-      }
+      for (int c = 0; c < sizes_.cp; ++c)
+        for (int t = 0; t < sizes_.tp; ++t) {
+          bool representative = (kind == GroupKind::tp && t == 0) || (kind == GroupKind::dp && d == 0) ||
+                                (kind == GroupKind::cp && c == 0) || (kind == GroupKind::ep && d % ep_dp() == 0) ||
+                                (kind == GroupKind::expert_dp && d < ep_dp()) ||
+                                ((kind == GroupKind::pp || kind == GroupKind::embedding) && p == 0);
+          if (representative) groups.push_back(group_at(kind, t, c, d, p));
+        }
   std::sort(groups.begin(), groups.end());
   return groups;
 }
@@ -149,11 +164,13 @@ std::string ParallelLayout::str() const {
   if (sizes_.loss_in_split) details += ", the loss counted as a layer";
   if (sizes_.ep > 1) details += fmt::format(", expert parallel {} (rank {} of it)", sizes_.ep, ep_rank());
   if (etp() != sizes_.tp) details += fmt::format(", expert tensor parallel {}", etp());
-  return fmt::format("world {} = tp {} × dp {} × pp {} (vpp {}, sequence parallel {}{}{}); rank {} = (tp {}, dp {}, pp {})",
-                     world_, sizes_.tp, dp_, sizes_.pp, sizes_.vpp, sizes_.sequence_parallel ? "on" : "off",
+  const bool cp = sizes_.cp > 1;
+  return fmt::format("world {} = tp {}{} × dp {} × pp {} (vpp {}, sequence parallel {}{}{}); rank {} = (tp {}{}, dp {}, pp {})",
+                     world_, sizes_.tp, cp ? fmt::format(" × cp {}", sizes_.cp) : "", dp_, sizes_.pp, sizes_.vpp,
+                     sizes_.sequence_parallel ? "on" : "off",
                      sizes_.pipeline_split_rank > 0 ? fmt::format(", split rank {}", sizes_.pipeline_split_rank) : "",
                      details,
-                     rank_, tp_rank_, dp_rank_, pp_rank_);
+                     rank_, tp_rank_, cp ? fmt::format(", cp {}", cp_rank_) : "", dp_rank_, pp_rank_);
 }
 
 }  // namespace tessera

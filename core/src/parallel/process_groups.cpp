@@ -13,6 +13,7 @@ Communicator& ProcessGroups::group(GroupKind kind) const {
     case GroupKind::embedding: c = &embedding; break;
     case GroupKind::ep: c = &ep; break;
     case GroupKind::expert_dp: c = &expert_dp; break;
+    case GroupKind::cp: c = &cp; break;
   }
   if (c == nullptr || *c == nullptr)
     throw CommError(fmt::format("this rank is in no {} group (middle pipeline stages hold no embedding)",
@@ -42,6 +43,7 @@ ProcessGroups build_process_groups(const ParallelLayout& layout, std::shared_ptr
   g.embedding = split_for(layout, *world, GroupKind::embedding);
   g.ep = split_for(layout, *world, GroupKind::ep);
   g.expert_dp = split_for(layout, *world, GroupKind::expert_dp);
+  g.cp = split_for(layout, *world, GroupKind::cp);
   g.world = std::move(world);
   return g;
 }

@@ -105,6 +105,12 @@ ParallelSizes read_parallel_sizes(const Config& config) {
                                   "parallel.tensor_model_parallel_size ({}, each expert split over tp)",
                                   sizes.etp, p.origin("expert_tensor_parallel_size"), sizes.tp));
   if (sizes.etp == sizes.tp) sizes.etp = 0;
+  // Megatron-Core's --context-parallel-size: each sequence split over cp ranks (the model checks
+  // that 2·cp divides seq_length). Tessera's exchange is Megatron-Core's --cp-comm-type all_gather
+  // (the keys and values gathered over the cp group); the other types move the same numbers by
+  // other routes and are not built.
+  sizes.cp = static_cast<int>(p.get_int("context_parallel_size", 1, 1, 1 << 16));
+  p.get_choice("cp_comm_type", "all_gather", {"all_gather"});
   // Megatron-LM's sequence parallelism; the model checks what it needs (tp dividing seq_length),
   // and with tp = 1 it changes nothing.
   sizes.sequence_parallel = p.get_bool("sequence_parallel", false);

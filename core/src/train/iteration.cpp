@@ -141,6 +141,19 @@ std::vector<double> per_token_weights(const Model& model, const std::function<Ba
   return weights;
 }
 
+void sum_over_context_parallel(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
+                               GradBuckets* buckets) {
+  if (parallel.layout.cp() == 1) return;
+  Communicator& cp = *parallel.groups.cp;
+  if (std::vector<Tensor>* shards = optimizer.gradient_shards(); shards && buckets) {
+    for (Tensor& shard : *shards) cp.all_reduce(shard);
+  } else if (buckets) {  // the parameters' gradients are views of the buckets
+    for (std::size_t b = 0; b < buckets->size(); ++b) cp.all_reduce(buckets->data(b));
+  } else {
+    for (Parameter* p : params) cp.all_reduce(p->grad);
+  }
+}
+
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec) {
   if (schedule) {
     std::vector<PipelineStep> steps = schedule->training_steps(spec);
@@ -214,6 +227,7 @@ IterationResult run_iteration(Model& model, const std::vector<Parameter*>& param
     r.reduce_wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.reductions_overlapped = reducer->started_during_backward();
   }
+  sum_over_context_parallel(params, optimizer, parallel, buckets);
   r.peak_microbatches_held = run.peak_microbatches_held;
   r.peak_held_elements = run.peak_held_elements;
   r.pipeline_seconds = run.seconds;

@@ -33,7 +33,8 @@ ParallelSizes read_sizes(const Config& config, std::vector<std::string>& notes) 
                                           "num_layers_in_first_pipeline_stage", "num_layers_in_last_pipeline_stage",
                                           "sequence_parallel",
                                           "overlap_grad_reduce", "communicator", "pipeline_model_parallel_split_rank",
-                                          "expert_model_parallel_size", "expert_tensor_parallel_size"};
+                                          "expert_model_parallel_size", "expert_tensor_parallel_size",
+                                          "context_parallel_size", "cp_comm_type"};
   for (const std::string& key : p.keys())
     if (std::find(known.begin(), known.end(), key) == known.end() && !detail::closest_match(key, known)) {
       p.declare(key);

@@ -805,7 +805,7 @@ void Trainer::save_final() const {
   // take part only when they hold other experts (expert tensor parallel size 1).
   if (layout.tp_rank() == 0 || layout.expert_tp_slices() > 1)
     tensors = with_all_experts(std::move(tensors), std::move(expert), /*every_tp_rank=*/false);
-  if (layout.tp_rank() != 0 || layout.dp_rank() != 0) return;
+  if (layout.tp_rank() != 0 || layout.dp_rank() != 0 || layout.cp_rank() != 0) return;
   tensors = gather_to_first_rank(tensors, *parallel_->groups.pp);
   if (layout.rank() != 0) return;
   std::filesystem::create_directories(options_.save_dir);

@@ -65,7 +65,9 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
         }
         tensors = with_all_experts(std::move(tensors), std::move(expert), /*every_tp_rank=*/true);
       }
-      if (d == 0) {
+      // Context-parallel ranks hold the same parameters and optimizer state too: cp rank 0 writes.
+      const bool writer = layout.cp_rank() == 0;
+      if (d == 0 && writer) {
         save_safetensors(tmp / checkpoint_model_file(t, p), tensors,
                          {{"format", "tessera-checkpoint"},
                           {"iteration", std::to_string(iteration)},
@@ -73,7 +75,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
       }
       // Optimizer state: distributed_adam's differs per dp rank, so every rank writes its own; adam's is
       // replicated over dp, so only the first rank of each set of experts writes it.
-      if (!options_.no_save_optim && d < optimizer_files().writers())
+      if (!options_.no_save_optim && d < optimizer_files().writers() && writer)
         save_safetensors(tmp / checkpoint_optimizer_file(t, p, d), optimizer_->state(),
                          {{"format", "tessera-checkpoint"}, {"optimizer", optimizer_plugin_}});
       if (world.rank() == 0) {
@@ -91,7 +93,7 @@ void Trainer::save_checkpoint(std::int64_t iteration) const {
           meta.loss_scale_growth_tracker = scaler.growth_tracker;
           meta.loss_scale_hysteresis_tracker = scaler.hysteresis_tracker;
         }
-        meta.world_size = world.size();
+        meta.world_size = world.size() / layout.cp();  // the files' layout: the same for any cp
         meta.tensor_parallel = layout.tp();
         meta.pipeline_parallel = layout.pp();
         meta.data_parallel = layout.dp();

@@ -38,6 +38,12 @@
 // head, at positions 0…T−1 of each sequence (self-attention only). What attention saves is the
 // rotated q and kv, so backward rotates dq and the keys' gradient back (ops::rope_backward).
 //
+// Context parallelism (StepContext::context_parallel, nn/context_parallel.hpp; causal
+// self-attention): x holds the rank's chunks of each sequence; q and kv are projected and rotated
+// at the tokens' positions, kv is all-gathered over cp into the whole sequences and the op attends
+// the rank's queries, placed at their positions, to every key. Only the rank's kv is saved: backward
+// gathers it again, and reduce-scatters the whole keys' and values' gradient back to their ranks.
+//
 // Generation with a key/value cache (ctx.kv_cache, nn/kv_cache.hpp; causal self-attention,
 // inference only): the prefill forward runs as usual and also copies its rotated keys and values
 // into the layer's cache buffer; a step ([B,1] tokens) rotates each row's q and k at that row's
@@ -48,6 +54,7 @@
 #include <optional>
 
 #include "tessera/nn/column_parallel_linear.hpp"
+#include "tessera/nn/context_parallel.hpp"
 #include "tessera/nn/norm_spec.hpp"
 #include "tessera/nn/row_parallel_linear.hpp"
 #include "tessera/ops.hpp"
@@ -172,8 +179,12 @@ class Attention : public Module {
   std::uint64_t dropout_site_;
   // The op's shape for this rank's heads; in a training step, with the probabilities' dropout.
   ops::AttentionShape op_shape(const StepContext& ctx, std::int64_t B, std::int64_t T, std::int64_t Tk) const;
-  // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients).
-  void rotate(Tensor& q, Tensor& kv, bool inverse) const;
+  // q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] rotated (inverse: the transpose, for gradients),
+  // at positions 0 … T − 1, or under context parallelism (cp) at the rank's tokens' positions.
+  void rotate(Tensor& q, Tensor& kv, bool inverse, const Communicator* cp = nullptr) const;
+  // ctx's context-parallel group (null: whole sequences); an error for other kinds than causal
+  // self-attention.
+  const CpGroup& context_parallel(const StepContext& ctx) const;
   // With qk_norm: q [B,T,Hq·D] and the keys of kv [B,T,2·Hkv·D] normalised per head in place of
   // them; with `backward`, dq and dkv taken back through the norms the same way.
   void normalize_qk(StepContext& ctx, Tensor& q, Tensor& kv, bool backward);

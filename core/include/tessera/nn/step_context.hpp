@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@ namespace tessera {
 
 struct Parameter;
 class KvCache;
+class Communicator;
 
 // Told when a parameter's gradient is final for the iteration (its module's backward ran on the
 // last microbatch), so the data-parallel reduction of that gradient can start while backward
@@ -74,6 +76,10 @@ struct StepContext {
   // without it. Generation turns it off: its B·T need not divide tp, and it saves no activations
   // that sharding could shrink. Training and evaluation steps leave it on.
   bool allow_sequence_parallel = true;
+  // Context parallelism (nn/context_parallel.hpp): the cp group whose ranks split this step's
+  // sequences, set by the model for training and evaluation steps (null, or one rank: whole
+  // sequences). seq_length is then the rank's share, T/cp.
+  std::shared_ptr<Communicator> context_parallel;
   // Generation with a key/value cache (nn/kv_cache.hpp; inference only, training = false): causal
   // self-attention layers write their keys and values there and attend to the cached ones.
   KvCache* kv_cache = nullptr;

@@ -101,7 +101,7 @@ class TransformerLayer : public Module {
   static ModuleCost cost(const TransformerLayerOptions& o, const CostShape& s);
 
  private:
-  std::int64_t element_offset(const StepContext& ctx, const Tensor& t) const;
+  TokenRows token_rows(const StepContext& ctx, const Tensor& t) const;
 
   TpGroup tp_;
   bool sequence_parallel_;

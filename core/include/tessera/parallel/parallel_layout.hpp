@@ -1,7 +1,9 @@
-// ParallelLayout: where one rank sits in the tp × dp × pp grid, computed from sizes alone.
+// ParallelLayout: where one rank sits in the tp × cp × dp × pp grid, computed from sizes alone.
 //
-// Rank order is Megatron-LM's "tp-dp-pp": tensor-parallel rank varies fastest, then data-parallel,
-// then pipeline, i.e.  rank = tp_rank + tp · (dp_rank + dp · pp_rank). Ranks of one tensor-parallel
+// Rank order is Megatron-LM's "tp-cp-dp-pp": tensor-parallel rank varies fastest, then context-
+// parallel, then data-parallel, then pipeline, i.e.
+//   rank = tp_rank + tp · (cp_rank + cp · (dp_rank + dp · pp_rank)).
+// With cp = 1 (the default) that is "tp-dp-pp". Ranks of one tensor-parallel
 // group are therefore neighbours (on one node), and a pipeline group strides by tp·dp. Example, 16
 // ranks with tp 2, pp 4 (dp 2): tp groups [0,1] [2,3] …, dp groups [0,2] [1,3] [4,6] …, pp groups
 // [0,4,8,12] [1,5,9,13] …. docs/parallelism.md has a worked table.
@@ -24,6 +26,12 @@
 // replicated over tp like a norm's weight, each tp rank running them on its share of the rows).
 // Megatron-Core also takes 1 < ep < tp there; Tessera does not (yet).
 //
+// Context parallelism (Megatron-Core's context_parallel_size, cp; nn/context_parallel.hpp): the cp
+// ranks of a group read the same micro batches and each holds 2 of the 2·cp chunks of every
+// sequence; their gradients are summed over the cp group before the data-parallel reduction. With
+// tp 2, cp 2, dp 2: cp groups [0,2] [1,3] [4,6] [5,7], dp groups [0,4] [1,5] [2,6] [3,7]. Expert
+// parallelism with cp > 1 is not built.
+//
 // Everything here is a pure function of (world rank, world size, sizes), so it is tested
 // without MPI; process_groups.hpp turns the rank lists into communicators.
 #pragma once
@@ -33,7 +41,7 @@
 
 namespace tessera {
 
-enum class GroupKind { tp, dp, pp, embedding, ep, expert_dp };
+enum class GroupKind { tp, dp, pp, embedding, ep, expert_dp, cp };
 const char* group_kind_name(GroupKind kind);
 
 struct ParallelSizes {
@@ -58,12 +66,14 @@ struct ParallelSizes {
   // tp ranks holding different ones (ep then a multiple of tp, ep / tp dividing dp) or, with ep 1,
   // every tp rank all of them.
   int etp = 0;
+  // context_parallel_size: each sequence split over cp ranks (nn/context_parallel.hpp).
+  int cp = 1;
 };
 
 class ParallelLayout {
  public:
   // Throws ConfigError, naming the sizes, when a size is < 1, world_size is not a multiple of
-  // tp·pp, ep does not divide the data-parallel size (with etp 1: ep neither 1 nor a multiple of tp,
+  // tp·cp·pp, ep > 1 comes with cp > 1, ep does not divide the data-parallel size (with etp 1: ep neither 1 nor a multiple of tp,
   // or ep / tp not dividing it; etp neither 1 nor tp), world_rank is outside [0, world_size), vpp > 1
   // without pipeline parallelism, or the split rank is not a stage in [1, pp) (or comes with vpp > 1).
   static ParallelLayout make(int world_rank, int world_size, const ParallelSizes& sizes);
@@ -75,6 +85,7 @@ class ParallelLayout {
   int dp() const { return dp_; }
   int vpp() const { return sizes_.vpp; }
   int ep() const { return sizes_.ep; }
+  int cp() const { return sizes_.cp; }
   bool sequence_parallel() const { return sizes_.sequence_parallel; }
   int pipeline_split_rank() const { return sizes_.pipeline_split_rank; }  // 0: none
   const ParallelSizes& sizes() const { return sizes_; }
@@ -82,6 +93,7 @@ class ParallelLayout {
   int tp_rank() const { return tp_rank_; }
   int dp_rank() const { return dp_rank_; }
   int pp_rank() const { return pp_rank_; }
+  int cp_rank() const { return cp_rank_; }
   // Expert tensor parallel size: tp (experts split over tp) or 1 (whole, other experts on each tp rank).
   int etp() const { return sizes_.etp == 0 ? sizes_.tp : sizes_.etp; }
   bool experts_whole_over_tp() const { return etp() == 1 && sizes_.tp > 1; }
@@ -99,10 +111,10 @@ class ParallelLayout {
   int prev_pipeline_rank() const;
 
   // The world rank at a grid position.
-  int world_rank_of(int tp_rank, int dp_rank, int pp_rank) const;
+  int world_rank_of(int tp_rank, int dp_rank, int pp_rank, int cp_rank = 0) const;
 
   // World ranks of the group of `kind` that contains this rank, in group-rank order. The embedding
-  // group is {first stage, last stage} of this rank's (tp, dp) position (one rank when pp = 1; with
+  // group is {first stage, last stage} of this rank's (tp, cp, dp) position (one rank when pp = 1; with
   // a pipeline split rank s, {first, s, last}: the decoder's first stage embeds too), used to reduce
   // tied embedding grads; it is empty for the other stages, which are in none. The ep group is the
   // ep consecutive data-parallel ranks around this one (ep / tp of them with etp 1), the expert_dp
@@ -117,10 +129,10 @@ class ParallelLayout {
 
  private:
   ParallelLayout() = default;
-  std::vector<int> group_at(GroupKind kind, int tp_rank, int dp_rank, int pp_rank) const;
+  std::vector<int> group_at(GroupKind kind, int tp_rank, int cp_rank, int dp_rank, int pp_rank) const;
   ParallelSizes sizes_;
   int world_ = 1, rank_ = 0, dp_ = 1;
-  int tp_rank_ = 0, dp_rank_ = 0, pp_rank_ = 0;
+  int tp_rank_ = 0, cp_rank_ = 0, dp_rank_ = 0, pp_rank_ = 0;
 };
 
 }  // namespace tessera

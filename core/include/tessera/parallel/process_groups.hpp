@@ -18,6 +18,7 @@ struct ProcessGroups {
   std::shared_ptr<Communicator> embedding;  // nullptr on middle pipeline stages
   std::shared_ptr<Communicator> ep;         // expert parallel (one rank without it)
   std::shared_ptr<Communicator> expert_dp;  // the ranks holding this rank's experts (dp without ep)
+  std::shared_ptr<Communicator> cp;         // context parallel (one rank without it)
 
   Communicator& group(GroupKind kind) const;  // throws CommError for a missing embedding group
 };

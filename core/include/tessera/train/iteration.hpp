@@ -80,6 +80,13 @@ std::vector<double> per_token_weights(const Model& model, const std::function<Ba
                                       std::int64_t count, std::int64_t global_microbatches, const Parallel& parallel,
                                       std::vector<Batch>& read);
 
+// Context parallelism: each cp rank's gradients cover its own tokens of the sequences; after the
+// data-parallel reduction (sums commute) they are summed over the cp group where that reduction
+// left them — the distributed optimizer's shards, the gradient buckets, or the gradients themselves
+// with one data-parallel rank. No-op with cp = 1.
+void sum_over_context_parallel(const std::vector<Parameter*>& params, Optimizer& optimizer, const Parallel& parallel,
+                               GradBuckets* buckets);
+
 // The steps of one iteration on this rank: the schedule's (validated), or gradient accumulation.
 std::vector<PipelineStep> iteration_steps(const Schedule* schedule, const ScheduleSpec& spec);
 
