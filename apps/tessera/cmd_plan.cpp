@@ -55,8 +55,8 @@ void print_text(const Plan& p) {
   fmt::print("tessera plan: {} on {} ranks\n\n", p.config, p.world_size);
   fmt::print("model      {}\n", p.model);
   fmt::print("           {} parameters in all (each tensor once)\n", grouped(p.total_parameters));
-  fmt::print("layout     world {} = tp {} × dp {} × pp {}{}\n", p.world_size, z.tp, p.dp, z.pp,
-             z.vpp > 1 ? fmt::format(" (vpp {}: {} model chunks per pipeline rank)", z.vpp, z.vpp) : "");
+  fmt::print("layout     world {} = tp {}{} × dp {} × pp {}{}\n", p.world_size, z.tp,
+             z.cp > 1 ? fmt::format(" × cp {}", z.cp) : "", p.dp, z.pp, z.vpp > 1 ? fmt::format(" (vpp {}: {} model chunks per pipeline rank)", z.vpp, z.vpp) : "");
   fmt::print("batch      global {} = micro {} × dp {} × {} microbatches per iteration; seq {}\n", p.global_batch_size,
              p.micro_batch_size, p.dp, p.num_microbatches, p.seq_length);
   fmt::print("schedule   {}\n", p.schedule);
@@ -132,6 +132,7 @@ void print_json(const Plan& p) {
   j["tp"] = p.sizes.tp;
   j["pp"] = p.sizes.pp;
   j["vpp"] = p.sizes.vpp;
+  j["cp"] = p.sizes.cp;
   j["dp"] = p.dp;
   j["vocab_size"] = p.vocab_size;
   j["seq_length"] = p.seq_length;

@@ -136,6 +136,65 @@ global_batch_size = 8
   CHECK(run_tessera(fmt::format("plan {} --ranks 0", config)).exited_with(105));
 }
 
+TEST_CASE("context parallelism: the plan counts a rank's T/cp tokens, and bad sizes are clear errors", "[unit]") {
+  TempDir dir;
+  const std::string config = dir / "run.toml";
+  std::ofstream(config) << R"(
+[model]
+plugin = "gpt"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 16
+[tokenizer]
+plugin = "byte"
+[data]
+plugin = "gpt_indexed"
+data_path = "not needed: every error comes before the data"
+[training]
+micro_batch_size = 2
+global_batch_size = 8
+)";
+  const Run one = run_tessera(fmt::format("plan {} --ranks 1 --json", config));
+  const Run cp2 = run_tessera(fmt::format("plan {} --ranks 2 --json --set parallel.context_parallel_size=2", config));
+  INFO(cp2.output);
+  REQUIRE(one.exited_with(0));
+  REQUIRE(cp2.exited_with(0));
+  const auto j1 = nlohmann::json::parse(one.output), j2 = nlohmann::json::parse(cp2.output);
+  CHECK(j2["cp"] == 2);
+  CHECK(j2["dp"] == 1);
+  // The same parameters; activations of half the tokens (every saved tensor is per token, or per
+  // token and head: attention's log-sum-exp).
+  CHECK(j2["stages"][0]["parameters"] == j1["stages"][0]["parameters"]);
+  CHECK(2 * j2["stages"][0]["activation_elements"].get<std::int64_t>() ==
+        j1["stages"][0]["activation_elements"].get<std::int64_t>());
+  CHECK_THAT(run_tessera(fmt::format("plan {} --ranks 2 --set parallel.context_parallel_size=2", config)).output,
+             Catch::Contains("tp 1 × cp 2 × dp 1") && Catch::Contains("keys and values of the whole sequences"));
+  // The bad sizes train refuses too (the messages are the shared readers').
+  const auto error = [&](const std::string& sets, int ranks = 2) {
+    const Run r = run_tessera(fmt::format("plan {} --ranks {} {}", config, ranks, sets));
+    CHECK(r.exited_with(1));
+    return r.output;
+  };
+  CHECK_THAT(error("--set parallel.context_parallel_size=3", 3),
+             Catch::Contains("model.seq_length (16)") && Catch::Contains("multiple of 2 × parallel.context_parallel_size (3)"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2 --set parallel.tensor_model_parallel_size=4 --set "
+                   "parallel.sequence_parallel=true --set model.seq_length=20", 8),
+             Catch::Contains("model.seq_length (20)") && Catch::Contains("/ parallel.context_parallel_size (2) must be a "
+                                                                          "multiple of parallel.tensor_model_parallel_size (4)"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2", 3),
+             Catch::Contains("× context_parallel_size (2) = 2: the data-parallel size would not be a whole number"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2 --set model.num_experts=4"),
+             Catch::Contains("parallel.context_parallel_size = 2 with model.num_experts") &&
+                 Catch::Contains("mixture-of-experts layers is not built"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2 --set model.mtp_num_layers=1"),
+             Catch::Contains("with model.mtp_num_layers") && Catch::Contains("multi-token prediction is not built"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2 --set parallel.cp_comm_type=p2p"),
+             Catch::Contains("cp_comm_type") && Catch::Contains("all_gather"));
+  CHECK_THAT(error("--set parallel.context_parallel_size=2 --vocab-size 100 --set model.plugin=bert"),
+             Catch::Contains("the bert model does not support context parallelism"));
+}
+
 TEST_CASE("a T5 pipeline split rank out of range, or missing, is a clear error", "[unit]") {
   // plan reads [parallel] and [model] with the code train uses (train/components.cpp, the t5 plugin's
   // options; test_t5_reference builds the model with these refusals), on any number of ranks.

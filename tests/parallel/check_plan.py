@@ -6,7 +6,7 @@ on stage 0 must equal "pipeline: stage 0 of P held at most K microbatches' activ
 tests/model/test_model_plan.cpp; pp = 1's held elements there against TrainingRecord.
 
 usage: check_plan.py TESSERA CONFIG WORKDIR MPIEXEC... -- LAYOUT...
-LAYOUT: "np=1" or "np=4,tp=2,pp=2" (np 1 runs without mpirun). Prints a predicted-vs-measured table.
+LAYOUT: "np=1" or "np=4,tp=2,pp=2" (keys np, tp, pp, cp; np 1 runs without mpirun). Prints a predicted-vs-measured table.
 """
 import json
 import re
@@ -35,6 +35,7 @@ def main():
         np_ = int(keys["np"])
         sets = ["--set", f"parallel.tensor_model_parallel_size={keys.get('tp', 1)}",
                 "--set", f"parallel.pipeline_model_parallel_size={keys.get('pp', 1)}",
+                "--set", f"parallel.context_parallel_size={keys.get('cp', 1)}",
                 "--set", "training.train_iters=2", "--set", "training.eval_interval=0"]
         plan = json.loads(run([tessera, "plan", config, "--ranks", str(np_), "--json"] + sets))
         stage0 = plan["stages"][0]

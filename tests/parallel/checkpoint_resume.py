@@ -21,8 +21,9 @@ checkpoint.finetune must load it with the experts split over tp, and `tessera ch
 must refuse it naming the setting.
 
 usage: checkpoint_resume.py TESSERA CONFIG WORKDIR MPIEXEC... -- [--errors | --ep-errors | --etp-errors] LAYOUT...
-LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, ep, etp, opt, dev, prec: ep sets
-parallel.expert_model_parallel_size, etp parallel.expert_tensor_parallel_size; dev=sim trains on
+LAYOUT: "np=1", "np=2,opt=dist", "np=4,tp=2,pp=2" (keys np, tp, pp, ep, etp, cp, opt, dev, prec: ep sets
+parallel.expert_model_parallel_size, etp parallel.expert_tensor_parallel_size, cp
+parallel.context_parallel_size; dev=sim trains on
 the simulated device, so checkpoints are saved from and restored into device memory; prec=bf16 or
 prec=fp16 trains in mixed precision, whose f32 master weights, gradients and Adam state are what a
 checkpoint holds and the bf16/f16 compute copies are remade from them on resume; fp16 runs
@@ -60,7 +61,8 @@ FP16_SCALER = {"initial_loss_scale": 2 ** 24, "hysteresis": 1, "loss_scale_windo
 def command(tessera, config, mpiexec, opts, sets):
     args = [tessera, "train", config] + COMMON + sets
     for key, name in (("tp", "tensor_model_parallel_size"), ("pp", "pipeline_model_parallel_size"),
-                      ("ep", "expert_model_parallel_size"), ("etp", "expert_tensor_parallel_size")):
+                      ("ep", "expert_model_parallel_size"), ("etp", "expert_tensor_parallel_size"),
+                      ("cp", "context_parallel_size")):
         if key in opts:
             args += ["--set", f"parallel.{name}={opts[key]}"]
     if opts.get("opt") == "dist":
@@ -259,7 +261,7 @@ def main():
         # adam's state is replicated over dp: only the first data-parallel rank of each set of experts
         # writes it (ep of them, ep / tp with etp=1); distributed_adam: every rank its own shard.
         tp_, pp_, ep_ = int(opts.get("tp", 1)), int(opts.get("pp", 1)), int(opts.get("ep", 1))
-        dp_ = int(opts["np"]) // (tp_ * pp_)
+        dp_ = int(opts["np"]) // (tp_ * pp_ * int(opts.get("cp", 1)))  # cp ranks write nothing more
         writers = dp_ if opts.get("opt") == "dist" else (ep_ // tp_ if opts.get("etp") == "1" and ep_ > 1 else ep_)
         want = {f"optimizer_tp{t}_pp{p}_dp{d}.safetensors" for t in range(tp_) for p in range(pp_) for d in range(writers)}
         have = {e for e in os.listdir(os.path.join(ckpt, "iter_0000005")) if e.startswith("optimizer_")}

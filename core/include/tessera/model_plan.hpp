@@ -62,6 +62,9 @@ struct ModelChunkCost {
   // the experts' parameters (tensors, elements; part of `parameters`), summed over the
   // expert-data-parallel group rather than dp.
   CollectiveCount ep_all_gather, ep_reduce_scatter, expert_parameters;
+  // Context parallelism: the keys and values of the whole sequences, all-gathered over cp in forward
+  // and again in backward (and in a full recompute's forward), and their gradients reduce-scattered.
+  CollectiveCount cp_all_gather, cp_reduce_scatter;
 
   // Adds a module's figures (module_cost.hpp): all-reduces by phase, all-gathers and
   // reduce-scatters of every phase together.

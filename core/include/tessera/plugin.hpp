@@ -36,7 +36,9 @@
 // Bumped whenever an interface header in core/include/tessera changes incompatibly.
 // 23: Module::backward_with_input; keep_input in the linears', MLP's and attention's options;
 // NormSpec::keeps_input, MlpSpec::takes_input_back.
-#define TESSERA_PLUGIN_ABI_VERSION 23
+// 24: context parallelism: StepContext::context_parallel, ParallelSizes::cp, ProcessGroups::cp,
+// AttentionMask::query_position, ModelChunkCost's cp collectives.
+#define TESSERA_PLUGIN_ABI_VERSION 24
 
 namespace tessera {
 

@@ -67,7 +67,8 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   const std::int64_t per = layers.count, first_layer = layers.first;
   const bool first = virtual_stage == 0, last = virtual_stage == virtual_stages - 1;
 
-  const std::int64_t h = o.hidden_size, T = o.seq_length, N = b * T, Vt = o.padded_vocab_size / t;
+  // Context parallelism: a rank holds T/cp tokens of every sequence.
+  const std::int64_t h = o.hidden_size, T = o.seq_length / sizes.cp, N = b * T, Vt = o.padded_vocab_size / t;
   const bool sp = sizes.sequence_parallel && t > 1;
   const std::int64_t Ns = sp ? N / t : N;  // token rows held between tensor-parallel regions
 
@@ -109,6 +110,16 @@ ModelChunkCost transformer_chunk_cost(const TransformerOptions& o, const Paralle
   if (!o.untie_embeddings_and_output_weights && !(first && last) && (first || last))
     c.tied_embedding_grads = {1, plan_mul(Vt, h)};
   c.output_elements = last ? 0 : plan_mul(Ns, h);
+  if (sizes.cp > 1 && per > 0) {
+    // Each layer's [K | V] rows of this rank's heads (MQA's one replicated group under tp).
+    const std::int64_t groups = o.num_query_groups < t ? 1 : o.num_query_groups / t;
+    const std::int64_t whole = plan_mul(plan_mul(b, o.seq_length), 2 * groups * o.kv_channels);
+    const bool full = o.recompute.granularity == RecomputeOptions::Granularity::full;
+    const std::int64_t recomputed =
+        !full ? 0 : o.recompute.method == RecomputeOptions::Method::block ? std::min(o.recompute.num_layers, per) : per;
+    c.cp_all_gather += {2 * per + recomputed, plan_mul(2 * per + recomputed, whole)};
+    c.cp_reduce_scatter += {per, plan_mul(per, whole)};
+  }
   return c;
 }
 

@@ -172,13 +172,15 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
     st.stage = s;
     st.chunks = costs[s];
     CollectiveCount tensors, tp_forward, tp_backward, tp_recompute, tp_loss, tp_replicated, tied, tp_gather, tp_scatter;
-    CollectiveCount expert_tensors, ep_gather, ep_scatter;
+    CollectiveCount expert_tensors, ep_gather, ep_scatter, cp_gather, cp_scatter;
     for (const ModelChunkCost& c : st.chunks) {
       st.parameters = plan_add(st.parameters, c.parameters);
       st.activation_elements = plan_add(st.activation_elements, c.activation_elements);
       tensors += {c.parameter_tensors - c.expert_parameters.calls, c.parameters - c.expert_parameters.elements};
       expert_tensors += c.expert_parameters;
       ep_gather += c.ep_all_gather;
+      cp_gather += c.cp_all_gather;
+      cp_scatter += c.cp_reduce_scatter;
       ep_scatter += c.ep_reduce_scatter;
       tp_forward += c.tp_forward;
       tp_backward += c.tp_backward;
@@ -260,6 +262,15 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
       }
       add_traffic(st, "ep", layout.ep_dp(), "all_reduce", "the experts' part of the gradient norm (a scalar)", {1, 1});
     }
+    const int cp = layout.cp();
+    add_traffic(st, "cp", cp, "all_gather", "keys and values of the whole sequences (forward, backward, recompute)",
+                times(cp_gather, m));
+    add_traffic(st, "cp", cp, "reduce_scatter", "gradients of the whole sequences' keys and values", times(cp_scatter, m));
+    if (s == pp - 1) add_traffic(st, "cp", cp, "all_reduce", "the loss's sum and token count (scalars)", times({2, 2}, m));
+    // After the dp reduction: distributed_adam's shards (1/dp of them), else every gradient.
+    const bool shards = plan.optimizer == "distributed_adam" && dp > 1;
+    add_traffic(st, "cp", cp, "all_reduce", "gradients (each rank's tokens' part), after the dp reduction",
+                shards ? CollectiveCount{tensors.calls, tensors.elements / dp} : tensors);
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);
     add_traffic(st, "pp", pp, "send", "activation gradients to the previous stage", sent_grads);
     add_traffic(st, "pp", pp, "all_reduce", "loss and gradient norm (scalars)", {2, 2});
