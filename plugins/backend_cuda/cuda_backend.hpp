@@ -68,6 +68,7 @@ class CudaBackend final : public Backend {
   bool supports_attention_first_key() const override { return false; }  // ops_attention.cpp
   bool supports_attention_window() const override { return false; }     // ops_attention.cpp
   bool supports_attention_sink() const override { return false; }       // ops_attention.cpp
+  bool supports_attention_query_position() const override { return false; }  // ops_attention.cpp
   // 128M floats: the GPT-2 head's logits in 7 chunks of 2668 rows at B·T = 16384 (0.5 GB of f32).
   std::int64_t chunk_elements_hint() const override { return std::int64_t{128} << 20; }
   void set_tf32(bool on) override;

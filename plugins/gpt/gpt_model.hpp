@@ -23,6 +23,13 @@
 // KvCache (nn/kv_cache.hpp) of the session's capacity per row (at most seq_length), then one token per row per step at the
 // row's own position (learned position rows or rope angles at that position).
 //
+// Context parallelism (the layout's cp group, nn/context_parallel.hpp): training and evaluation
+// steps set StepContext::context_parallel and run on the rank's chunks of every sequence (forward
+// takes them from the batch: this_ranks_tokens); positions are those in the whole sequence, the
+// layers' attention gathers the keys and values over cp, and the loss is the mean over every cp
+// rank's tokens. Stage boundaries carry [B, T/cp, C] (under sequence parallelism [B·T/cp/tp, C]).
+// Generation sets no cp group: whole sequences on every rank.
+//
 // Pipeline parallelism (the pp group): stage s of p holds layers [s·L/p, (s+1)·L/p); with a
 // virtual pipeline of v chunks per rank, chunk c of stage s is virtual stage c·p + s and holds
 // layers [(c·p + s)·L/(p·v), (c·p + s + 1)·L/(p·v)) (Megatron-LM's assignment). The first stage

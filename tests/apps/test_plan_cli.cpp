@@ -35,6 +35,24 @@ std::string error_of(const Run& r) {
   return e;
 }
 
+// A small GPT whose every size error comes before its data is read.
+constexpr const char* kTinyConfig = R"(
+[model]
+plugin = "gpt"
+num_layers = 2
+hidden_size = 32
+num_attention_heads = 4
+seq_length = 16
+[tokenizer]
+plugin = "byte"
+[data]
+plugin = "gpt_indexed"
+data_path = "not needed: every error comes before the data"
+[training]
+micro_batch_size = 2
+global_batch_size = 8
+)";
+
 }  // namespace
 
 TEST_CASE("plan of GPT-3 175B on 1,024 ranks", "[unit]") {
@@ -79,22 +97,7 @@ TEST_CASE("plan of GPT-3 175B on 1,024 ranks", "[unit]") {
 TEST_CASE("plan refuses what train refuses, with the same message", "[unit]") {
   TempDir dir;
   const std::string config = dir / "run.toml";
-  std::ofstream(config) << R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-seq_length = 16
-[tokenizer]
-plugin = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "not needed: every error comes before the data"
-[training]
-micro_batch_size = 2
-global_batch_size = 8
-)";
+  std::ofstream(config) << kTinyConfig;
   for (const std::string set : {"parallel.tensor_model_parallel_size=2", "training.global_batch_size=7",
                                 "model.num_query_groups=3"}) {
     INFO(set);
@@ -139,22 +142,7 @@ global_batch_size = 8
 TEST_CASE("context parallelism: the plan counts a rank's T/cp tokens, and bad sizes are clear errors", "[unit]") {
   TempDir dir;
   const std::string config = dir / "run.toml";
-  std::ofstream(config) << R"(
-[model]
-plugin = "gpt"
-num_layers = 2
-hidden_size = 32
-num_attention_heads = 4
-seq_length = 16
-[tokenizer]
-plugin = "byte"
-[data]
-plugin = "gpt_indexed"
-data_path = "not needed: every error comes before the data"
-[training]
-micro_batch_size = 2
-global_batch_size = 8
-)";
+  std::ofstream(config) << kTinyConfig;
   const Run one = run_tessera(fmt::format("plan {} --ranks 1 --json", config));
   const Run cp2 = run_tessera(fmt::format("plan {} --ranks 2 --json --set parallel.context_parallel_size=2", config));
   INFO(cp2.output);

@@ -59,6 +59,9 @@ class Backend {
   // (model.softmax_type); checked the same way.
   virtual bool supports_attention_window() const { return true; }
   virtual bool supports_attention_sink() const { return true; }
+  // Whether attention takes AttentionMask::query_position (context parallelism,
+  // parallel.context_parallel_size > 1); checked the same way.
+  virtual bool supports_attention_query_position() const { return true; }
   // How many elements a fused op's temporary buffer should hold (the LM head's chunk of logits):
   // on the CPU 8M floats keep the chunk's GEMMs fast and the memory peak low; a GPU wants larger
   // GEMMs (few launches, full tensor cores) and has the memory.

@@ -267,8 +267,12 @@ Plan make_plan(const Config& config, const PlanRequest& request) {
                 times(cp_gather, m));
     add_traffic(st, "cp", cp, "reduce_scatter", "gradients of the whole sequences' keys and values", times(cp_scatter, m));
     if (s == pp - 1) add_traffic(st, "cp", cp, "all_reduce", "the loss's sum and token count (scalars)", times({2, 2}, m));
-    // After the dp reduction: distributed_adam's shards (1/dp of them), else every gradient.
-    const bool shards = plan.optimizer == "distributed_adam" && dp > 1;
+    // After the dp reduction: a distributed optimizer's gradient shards (1/dp of them: its dp traffic
+    // reduce-scatters the gradients), else every gradient.
+    bool shards = false;
+    if (optimizer_planner && dp > 1 && cp > 1)
+      for (const OptimizerCollective& c : optimizer_planner->dp_traffic(stage_parameters))
+        shards |= c.op == "reduce_scatter";
     add_traffic(st, "cp", cp, "all_reduce", "gradients (each rank's tokens' part), after the dp reduction",
                 shards ? CollectiveCount{tensors.calls, tensors.elements / dp} : tensors);
     add_traffic(st, "pp", pp, "send", "activations to the next stage", sent_activations);

@@ -705,6 +705,12 @@ void Trainer::check_backend_features() const {
                                   "(docs/cuda.md)",
                                   m.get_string("softmax_type", "vanilla"), m.origin("softmax_type"),
                                   backend_of(device_).name(), device_.str()));
+  if (parallel_->layout.cp() > 1 && !backend_of(device_).supports_attention_query_position())
+    throw ConfigError(fmt::format("parallel.context_parallel_size = {} in {}: the {} backend (training.device = {}) has "
+                                  "no attention kernel for a rank's queries against the whole sequences' keys yet; "
+                                  "set it to 1, or train on the CPU (docs/cuda.md)",
+                                  parallel_->layout.cp(), config_.section("parallel").origin("context_parallel_size"),
+                                  backend_of(device_).name(), device_.str()));
   if (document_masks && !backend_of(device_).supports_attention_first_key())
     throw ConfigError(fmt::format(
         "data.reset_attention_mask in {}: the {} backend (training.device = {}) has no attention kernel with "
