@@ -28,7 +28,7 @@
 //
 // Context parallelism (Megatron-Core's context_parallel_size, cp; nn/context_parallel.hpp): the cp
 // ranks of a group read the same micro batches and each holds 2 of the 2·cp chunks of every
-// sequence; their gradients are summed over the cp group before the data-parallel reduction. With
+// sequence; their gradients are summed over the cp group after the data-parallel reduction. With
 // tp 2, cp 2, dp 2: cp groups [0,2] [1,3] [4,6] [5,7], dp groups [0,4] [1,5] [2,6] [3,7]. Expert
 // parallelism with cp > 1 is not built.
 //
