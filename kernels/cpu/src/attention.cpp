@@ -130,17 +130,35 @@ void pack_heads(const float* kv, std::int64_t offset, std::int64_t B, std::int64
       }
 }
 
+// Query rows [i0, i0 + mq) taken together: mq ≤ kTile.
+struct QueryTile {
+  std::int64_t i0, mq;
+};
+
 // Where each query stands among the keys: query_position[t], or t.
 struct QueryPositions {
   const std::int32_t* position;
   std::int64_t Tq;
   std::int64_t of(std::int64_t t) const { return position ? position[t] : t; }
-  // The last position of each query tile: causal rows of the tile attend no key after it.
-  std::vector<std::int64_t> tile_last() const {
+  // The query tiles: kTile rows each, but a tile ends where the positions jump (context
+  // parallelism's two chunks), so that its rows see the same keys and none walks the other
+  // chunk's. Without positions: [0, 64), [64, 128), ….
+  std::vector<QueryTile> tiles() const {
+    std::vector<QueryTile> out;
+    for (std::int64_t i0 = 0; i0 < Tq;) {
+      std::int64_t mq = 1;
+      while (mq < kTile && i0 + mq < Tq && of(i0 + mq) == of(i0 + mq - 1) + 1) ++mq;
+      out.push_back({i0, mq});
+      i0 += mq;
+    }
+    return out;
+  }
+  // The last position of each tile: causal rows of the tile attend no key after it.
+  std::vector<std::int64_t> tile_last(const std::vector<QueryTile>& tiles) const {
     std::vector<std::int64_t> out;
-    for (std::int64_t i0 = 0; i0 < Tq; i0 += kTile) {
+    for (const QueryTile& tile : tiles) {
       std::int64_t m = 0;
-      for (std::int64_t t = i0; t < std::min(Tq, i0 + kTile); ++t) m = std::max(m, of(t));
+      for (std::int64_t t = tile.i0; t < tile.i0 + tile.mq; ++t) m = std::max(m, of(t));
       out.push_back(m);
     }
     return out;
@@ -198,14 +216,16 @@ std::int64_t first_visible(const FirstKeys& first, std::int64_t b, std::int64_t 
 
 // The smallest first key of each (batch row, query tile), clamped to [0, Tk]: key tiles that end at
 // or before it hold nothing any of the tile's queries attends. All zero without first keys.
-std::vector<std::int64_t> tile_first_keys(const FirstKeys& first, std::int64_t B, std::int64_t Tq, std::int64_t Tk) {
-  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile;
+std::vector<std::int64_t> tile_first_keys(const FirstKeys& first, std::int64_t B, const std::vector<QueryTile>& tiles,
+                                          std::int64_t Tk) {
+  const auto q_tiles = static_cast<std::int64_t>(tiles.size());
   std::vector<std::int64_t> out(static_cast<std::size_t>(B * q_tiles), 0);
   if (!first.any()) return out;
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
       std::int64_t m = Tk;
-      for (std::int64_t t = qt * kTile; t < std::min(Tq, (qt + 1) * kTile); ++t)
+      const QueryTile& tile = tiles[static_cast<std::size_t>(qt)];
+      for (std::int64_t t = tile.i0; t < tile.i0 + tile.mq; ++t)
         m = std::min<std::int64_t>(m, std::max<std::int64_t>(first.of(b, t), 0));
       out[static_cast<std::size_t>(b * q_tiles + qt)] = m;
     }
@@ -218,7 +238,7 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
                        const std::int32_t* first_key, const float* sink, float* out, float* lse) {
   const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
   const std::int64_t qs = Hq * D, per_group = Hq / Hkv;
-  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile, k_tiles = (Tk + kTile - 1) / kTile;
+  const std::int64_t k_tiles = (Tk + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   // Not zeroed: transpose_tiles and pack_heads write every element (a cached generation step calls
   // this per token, where zero-filling the packed keys and values cost as much as the attention).
@@ -227,7 +247,9 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
   const ProbDropout drop(a);
   const QueryPositions position{a.query_position, Tq};
   const FirstKeys first{first_key, position, a.window_left};
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk), tile_last = position.tile_last();
+  const std::vector<QueryTile> tiles = position.tiles();
+  const auto q_tiles = static_cast<std::int64_t>(tiles.size());
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, tiles, Tk), tile_last = position.tile_last(tiles);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.get());
@@ -239,7 +261,8 @@ void attention_forward(const AttentionArgs& a, const float* q, const float* kv, 
     for (std::int64_t b = 0; b < B; ++b) {
       for (std::int64_t h = 0; h < Hq; ++h) {
         for (std::int64_t qt = 0; qt < q_tiles; ++qt) {
-          const std::int64_t g = h / per_group, i0 = qt * kTile, mq = std::min(kTile, Tq - i0);
+          const std::int64_t g = h / per_group, i0 = tiles[static_cast<std::size_t>(qt)].i0,
+                             mq = tiles[static_cast<std::size_t>(qt)].mq;
           const float* qrow = q + (b * Tq + i0) * qs + h * D;
           const float* kt_bg = kt.get() + (b * Hkv + g) * k_tiles * D * kTile;
           const float* v_bg = vc.get() + (b * Hkv + g) * Tk * D;
@@ -307,7 +330,6 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
                         const float* lse, float* dq, float* dkv) {
   const std::int64_t B = a.B, Tq = a.Tq, Tk = a.Tk, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
   const std::int64_t qs = Hq * D, kvs = 2 * Hkv * D, per_group = Hq / Hkv, k_tiles = (Tk + kTile - 1) / kTile;
-  const std::int64_t q_tiles = (Tq + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> kt(static_cast<std::size_t>(B * Hkv * k_tiles * D * kTile)), vt(kt.size());
   std::vector<float> kc(static_cast<std::size_t>(B * Hkv * Tk * D));
@@ -318,7 +340,9 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
   const ProbDropout drop(a);
   const QueryPositions position{a.query_position, Tq};
   const FirstKeys first{first_key, position, a.window_left};
-  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, Tq, Tk), tile_last = position.tile_last();
+  const std::vector<QueryTile> tiles = position.tiles();
+  const auto q_tiles = static_cast<std::int64_t>(tiles.size());
+  const std::vector<std::int64_t> tile_first = tile_first_keys(first, B, tiles, Tk), tile_last = position.tile_last(tiles);
 #pragma omp parallel if (B * Hq * Tq * Tk * D > (1 << 16))
   {
     transpose_tiles(kv, 0, B, Tk, Hkv, D, kt.data());
@@ -362,12 +386,12 @@ void attention_backward(const AttentionArgs& a, const float* dout, const float* 
           std::fill(dv.begin(), dv.begin() + nk * D, 0.0f);
           bool none = false;
           const float* keep = fill_keep(key_mask, b, Tk, j0, nk, width, keep_buf.data(), &none);
-          for (std::int64_t i0 = 0; !none && i0 < Tq; i0 += kTile) {
-            const std::int64_t mq = std::min(kTile, Tq - i0);
+          for (std::int64_t qt = 0; !none && qt < q_tiles; ++qt) {
+            const std::int64_t i0 = tiles[static_cast<std::size_t>(qt)].i0, mq = tiles[static_cast<std::size_t>(qt)].mq;
             // Causal: the tile's queries all stand before this key tile.
-            if (a.causal && tile_last[static_cast<std::size_t>(i0 / kTile)] < j0) continue;
+            if (a.causal && tile_last[static_cast<std::size_t>(qt)] < j0) continue;
             // No query of the tile attends a key this early (documents, window).
-            if (tile_first[static_cast<std::size_t>(b * q_tiles + i0 / kTile)] >= j0 + nk) continue;
+            if (tile_first[static_cast<std::size_t>(b * q_tiles + qt)] >= j0 + nk) continue;
             const float* qi = qh.data() + i0 * D;
             const float* doi = doh.data() + i0 * D;
             // P = exp(S·scale − lse), recomputed.
