@@ -152,14 +152,14 @@ Tensor BertModel::embed(StepContext& ctx, const Batch& batch) {
     ops::embedding_forward(types, tokentype_embeddings_->weight(), x, /*accumulate=*/true);
     if (ctx.training) ctx.store().save(tokentype_embeddings_.get(), SavedTensor{types});
   }
-  Tensor y = embedding_dropout_.forward(ctx, x, rows.first * C);
+  Tensor y = embedding_dropout_.forward(ctx, x, TokenRows{rows.first});
   return sp ? y : y.reshape({B, T, C});
 }
 
 void BertModel::embed_backward(StepContext& ctx, Tensor dx) {
   Tensor pos = ctx.store().take<SavedTensor>(position_embeddings_.get()).x;
   const std::int64_t N = pos.numel(), C = o_.t.hidden_size;  // sequence parallel: this rank's rows
-  dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), sequence_parallel(ctx) ? tp_rank(tp_) * N * C : 0);
+  dx = embedding_dropout_.backward(ctx, dx.reshape({N, C}), TokenRows{sequence_parallel(ctx) ? tp_rank(tp_) * N : 0});
   word_embeddings_->backward(ctx, dx);
   ops::embedding_backward(pos, dx, position_embeddings_->grad);
   if (tokentype_embeddings_)

@@ -201,8 +201,17 @@ Shape GptModel::activation_shape(std::int64_t micro_batch_size) const {
 Batch GptModel::this_ranks_tokens(const Batch& batch) const {
   if (!cp_) return batch;
   Batch mine = batch;
+  // Learned positions are those in the whole sequence: 0 … T − 1 unless the data gives its own
+  // (Megatron-LM's get_batch likewise slices position_ids it always has).
+  if (position_embeddings_ && !batch.has("position_ids")) {
+    const Tensor& tokens = batch.get("tokens");
+    Tensor positions = tokens.new_empty(tokens.shape(), DType::i32);
+    Tensor flat = positions.reshape({positions.numel()});
+    ops::arange_mod(flat, 0, tokens.size(1));
+    mine.set("position_ids", positions);
+  }
   for (const char* field : {"tokens", "labels", "loss_mask", "position_ids", "document_start"})
-    if (batch.has(field)) mine.set(field, cp_take_chunks(batch.get(field), cp_->size(), cp_->rank()));
+    if (mine.has(field)) mine.set(field, cp_take_chunks(mine.get(field), cp_->size(), cp_->rank()));
   return mine;
 }
 
@@ -217,22 +226,16 @@ Tensor GptModel::embed(StepContext& ctx, const Tensor& tokens, const Tensor& pos
   // their part of the one-process mask.
   const bool sp = sequence_parallel(ctx);
   const SequenceShard rows = sp ? sequence_shard(B * T, tp_) : SequenceShard{0, B * T};
-  // Position ids of those rows: the given ones, or t of each row (b, t) of the flattened [B, T]
-  // (under context parallelism the position of the rank's token t in the whole sequence). With
-  // rope the positions enter in attention instead (at 0 … T − 1, as Megatron-Core's rotary
-  // embedding ignores position_ids).
+  // Position ids of those rows: the given ones (under context parallelism always given: the
+  // rank's tokens' positions in the whole sequence, this_ranks_tokens), or t of each row (b, t) of
+  // the flattened [B, T]. With rope the positions enter in attention instead (at 0 … T − 1, as
+  // Megatron-Core's rotary embedding ignores position_ids).
   if (position_embeddings_) {
     Tensor pos = positions;
-    const CpGroup& cp = active_context_parallel(ctx);
     if (pos.defined()) {
       TESSERA_CHECK_SHAPE(pos.dtype() == DType::i32 && pos.numel() == B * T,
                           "GPT: positions must be i32 [{}], got {}", B * T, pos.str());
       pos = pos.reshape({B * T}).rows(rows.first, rows.first + rows.rows);
-    } else if (cp) {
-      const std::vector<std::int32_t> mine = cp_token_positions(T * cp->size(), cp->size(), cp->rank());
-      std::vector<std::int32_t> host;
-      for (std::int64_t i = rows.first; i < rows.first + rows.rows; ++i) host.push_back(mine[static_cast<std::size_t>(i % T)]);
-      pos = Tensor::from<std::int32_t>({rows.rows}, host).to(tokens.device());
     } else {
       pos = tokens.new_empty({rows.rows}, DType::i32);
       ops::arange_mod(pos, rows.first, T);

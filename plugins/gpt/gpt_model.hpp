@@ -157,7 +157,8 @@ class GptModel : public Model, public Generator {
   TpGroup tp_;
   bool sequence_parallel_ = false;  // the layout asks for it (no effect with tp = 1)
   CpGroup cp_;                      // context parallelism: null with cp = 1
-  // The rank's chunks of every sequence field of `batch` (itself without context parallelism).
+  // The rank's chunks of every sequence field of `batch`, the learned positions' ids made first where
+  // the data has none (`batch` itself without context parallelism).
   Batch this_ranks_tokens(const Batch& batch) const;
   bool first_stage_ = true, last_stage_ = true;
   // Model chunks (one without a virtual pipeline): each a block of consecutive layers; the last

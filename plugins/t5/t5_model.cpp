@@ -205,9 +205,9 @@ std::pair<Tensor, Tensor> T5Model::embed(StepContext& ctx, const Tensor* enc_tok
   ops::embedding_forward(pos, position_embeddings_->weight(), x, /*accumulate=*/true);
   // The dropout mask is one process's over [encoder rows; decoder rows]: the decoder's rows alone
   // (the split rank's stage) start past the encoder's B·Se rows.
-  const std::int64_t offset = enc_tokens ? 0 : B * o_.t.seq_length * C;
-  if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedEmbedding{pos, offset});
-  Tensor y = embedding_dropout_.forward(ctx, x, offset);
+  const TokenRows rows{enc_tokens ? 0 : B * o_.t.seq_length};
+  if (ctx.training) ctx.store().save(position_embeddings_.get(), SavedEmbedding{pos, rows.first});
+  Tensor y = embedding_dropout_.forward(ctx, x, rows);
   std::pair<Tensor, Tensor> out;
   if (Ne > 0) out.first = y.rows(0, Ne).reshape({B, Te, C});
   if (Nd > 0) out.second = y.rows(Ne, Ne + Nd).reshape({B, Td, C});
@@ -227,7 +227,7 @@ void T5Model::embed_backward(StepContext& ctx, const Tensor& d_enc, const Tensor
   } else {
     dx = (Ne > 0 ? d_enc : d_dec).reshape({Ne + Nd, C});
   }
-  dx = embedding_dropout_.backward(ctx, dx, saved.dropout_offset);
+  dx = embedding_dropout_.backward(ctx, dx, TokenRows{saved.dropout_first_row});
   word_embeddings_->backward(ctx, dx);
   ops::embedding_backward(saved.positions, dx, position_embeddings_->grad);
 }

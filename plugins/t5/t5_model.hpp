@@ -88,7 +88,7 @@ class T5Model : public Model {
  private:
   struct SavedEmbedding {  // the position ids of the rows looked up (the encoder's, then the decoder's)
     Tensor positions;
-    std::int64_t dropout_offset = 0;
+    std::int64_t dropout_first_row = 0;  // where the rows start in the dropout mask's [B·(Se + Sd), C]
     std::vector<Tensor> tensors() const { return {positions}; }
   };
   // The tokens of this stage's embedding lookups (null: not embedded here) → their embeddings, in

@@ -160,7 +160,7 @@ TokenRows TransformerLayer::token_rows(const StepContext& ctx, const Tensor& t) 
 }
 
 Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const AttentionInputs& in) {
-  const TokenRows offset = token_rows(ctx, x);
+  const TokenRows rows = token_rows(ctx, x);
   // residual + dropout(sublayer(norm(input))), the residual being the input or (residual_post_norm)
   // the norm's output; written over the sublayer's output (ours). A recomputed norm's input is kept
   // under the norm's slot (&norm1_ …): the same tensor the norm keeps, no extra memory.
@@ -168,7 +168,7 @@ Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const Attent
                             const Tensor& input) {
     const Tensor normed = norm->forward(ctx, input);
     if (recomputed && ctx.training) ctx.store().save(&norm, SavedTensor{input});
-    Tensor out = dropout.forward(ctx, run(normed), offset);
+    Tensor out = dropout.forward(ctx, run(normed), rows);
     ops::add(out, residual_post_norm_ ? normed : input, out);
     return out;
   };
@@ -182,7 +182,7 @@ Tensor TransformerLayer::forward(StepContext& ctx, const Tensor& x, const Attent
 }
 
 Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const AttentionInputs& in, Tensor* dmemory) {
-  const TokenRows offset = token_rows(ctx, dy);
+  const TokenRows rows = token_rows(ctx, dy);
   // d(input) = norm'ᵀ(d(sublayer branch) [+ dy with residual_post_norm]) [+ dy otherwise]. A
   // recomputed norm runs forward again (into a scratch store: the same op on the same input, a
   // bit-identical output) for its consumer's backward, which gets it as `normed`.
@@ -194,7 +194,7 @@ Tensor TransformerLayer::backward(StepContext& ctx, const Tensor& dy, const Atte
       StepContext again = ctx.with_store(scratch);
       normed = norm->forward(again, ctx.store().take<SavedTensor>(&norm).x);
     }
-    Tensor d_normed = run(dropout.backward(ctx, d_out, offset), normed);
+    Tensor d_normed = run(dropout.backward(ctx, d_out, rows), normed);
     if (residual_post_norm_) ops::add(d_normed, d_out, d_normed);
     Tensor d_input = norm->backward(ctx, d_normed);
     if (!residual_post_norm_) ops::add(d_input, d_out, d_input);

@@ -100,34 +100,33 @@ int ParallelLayout::prev_pipeline_rank() const {
 
 std::vector<int> ParallelLayout::group_at(GroupKind kind, int t, int c, int d, int p) const {
   std::vector<int> ranks;
-  const auto world_rank_of = [&](int tp_rank, int dp_rank, int pp_rank) {
-    return this->world_rank_of(tp_rank, dp_rank, pp_rank, c);
-  };
+  // Every group but cp's lies within one context-parallel rank.
+  const auto at = [&](int tp_rank, int dp_rank, int pp_rank) { return world_rank_of(tp_rank, dp_rank, pp_rank, c); };
   switch (kind) {
     case GroupKind::cp:
-      for (int i = 0; i < sizes_.cp; ++i) ranks.push_back(this->world_rank_of(t, d, p, i));
+      for (int i = 0; i < sizes_.cp; ++i) ranks.push_back(world_rank_of(t, d, p, i));
       break;
     case GroupKind::tp:
-      for (int i = 0; i < sizes_.tp; ++i) ranks.push_back(world_rank_of(i, d, p));
+      for (int i = 0; i < sizes_.tp; ++i) ranks.push_back(at(i, d, p));
       break;
     case GroupKind::dp:
-      for (int i = 0; i < dp_; ++i) ranks.push_back(world_rank_of(t, i, p));
+      for (int i = 0; i < dp_; ++i) ranks.push_back(at(t, i, p));
       break;
     case GroupKind::pp:
-      for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(world_rank_of(t, d, i));
+      for (int i = 0; i < sizes_.pp; ++i) ranks.push_back(at(t, d, i));
       break;
     case GroupKind::ep:
-      for (int i = 0; i < ep_dp(); ++i) ranks.push_back(world_rank_of(t, d - d % ep_dp() + i, p));
+      for (int i = 0; i < ep_dp(); ++i) ranks.push_back(at(t, d - d % ep_dp() + i, p));
       break;
     case GroupKind::expert_dp:
-      for (int i = 0; i < dp_ / ep_dp(); ++i) ranks.push_back(world_rank_of(t, i * ep_dp() + d % ep_dp(), p));
+      for (int i = 0; i < dp_ / ep_dp(); ++i) ranks.push_back(at(t, i * ep_dp() + d % ep_dp(), p));
       break;
     case GroupKind::embedding: {
       std::vector<int> stages{0};
       if (sizes_.pipeline_split_rank > 0) stages.push_back(sizes_.pipeline_split_rank);
       if (sizes_.pp - 1 != stages.back()) stages.push_back(sizes_.pp - 1);
       if (std::find(stages.begin(), stages.end(), p) != stages.end())
-        for (int s : stages) ranks.push_back(world_rank_of(t, d, s));
+        for (int s : stages) ranks.push_back(at(t, d, s));
       break;
     }
   }
