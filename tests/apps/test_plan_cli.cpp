@@ -2,6 +2,7 @@
 // JSON form, and sizes a run would refuse refused with `tessera train`'s own messages.
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <tuple>
 #include <vector>
@@ -158,6 +159,14 @@ TEST_CASE("context parallelism: the plan counts a rank's T/cp tokens, and bad si
         j1["stages"][0]["activation_elements"].get<std::int64_t>());
   CHECK_THAT(run_tessera(fmt::format("plan {} --ranks 2 --set parallel.context_parallel_size=2", config)).output,
              Catch::Contains("tp 1 × cp 2 × dp 1") && Catch::Contains("keys and values of the whole sequences"));
+  // The cp traffic, counted by hand: each of the 2 layers gathers the whole sequences' [K | V]
+  // (micro 2 × 16 tokens × 2·4 heads·8 channels = 2048 elements) in forward and again in backward,
+  // and reduce-scatters their gradient once, for each of the 4 microbatches.
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> cp_ops;
+  for (const auto& t : j2["stages"][0]["traffic"])
+    if (t["group"] == "cp" && t["op"] != "all_reduce") cp_ops[t["op"]] = {t["calls"], t["elements"]};
+  CHECK(cp_ops["all_gather"] == std::pair<std::int64_t, std::int64_t>{16, 16 * 2048});
+  CHECK(cp_ops["reduce_scatter"] == std::pair<std::int64_t, std::int64_t>{8, 8 * 2048});
   // The bad sizes train refuses too (the messages are the shared readers').
   const auto error = [&](const std::string& sets, int ranks = 2) {
     const Run r = run_tessera(fmt::format("plan {} --ranks {} {}", config, ranks, sets));
